@@ -1,0 +1,129 @@
+package state
+
+import (
+	"time"
+
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+// MessageType is the first byte of every Raft log entry the FSM applies. The
+// enum is append-only: never renumber or reuse a value.
+type MessageType uint8
+
+// Message types.
+const (
+	BootstrapType    MessageType = 0
+	TenantCreateType MessageType = 1
+	TenantDeleteType MessageType = 2
+	TokenCreateType  MessageType = 3
+	TokenDeleteType  MessageType = 4
+	PoolCreateType   MessageType = 5
+	PoolDeleteType   MessageType = 6
+	AppUpsertType    MessageType = 7
+	AppDeleteType    MessageType = 8
+	AppScaleType     MessageType = 9
+	AppRollbackType  MessageType = 10
+)
+
+// IgnoreUnknownTypeFlag marks a message that an older FSM that does not know
+// its type may skip instead of failing (as in Nomad).
+const IgnoreUnknownTypeFlag MessageType = 128
+
+// A Raft log entry is: one MessageType byte, then the JSON encoding of the
+// request struct of that type. Every time a request needs is carried in it
+// (Time), so that Apply is deterministic.
+
+// BootstrapRequest hands out the first admin token. It fails with a conflict
+// once any bootstrap has been applied.
+type BootstrapRequest struct {
+	Token Token // Role admin; SecretHash set by the API node
+	Time  time.Time
+}
+
+// TenantCreateRequest creates a tenant; conflict if the name is taken.
+type TenantCreateRequest struct {
+	Tenant Tenant
+	Time   time.Time
+}
+
+// TenantDeleteRequest deletes a tenant and its tokens; not found if absent,
+// conflict while it still has apps.
+type TenantDeleteRequest struct {
+	Name string
+}
+
+// TokenCreateRequest creates a token; the tenant (if any) must exist
+// (refused otherwise), the ID must be new (conflict).
+type TokenCreateRequest struct {
+	Token Token
+	Time  time.Time
+}
+
+// TokenDeleteRequest revokes a token. When Tenant is not "", the token must
+// belong to that tenant (not found otherwise).
+type TokenDeleteRequest struct {
+	ID     string
+	Tenant string
+}
+
+// PoolCreateRequest creates a pool; conflict if the name is taken.
+type PoolCreateRequest struct {
+	Pool Pool
+	Time time.Time
+}
+
+// PoolDeleteRequest deletes a pool; not found if absent, conflict while an
+// app names it in pools or failover_pools.
+type PoolDeleteRequest struct {
+	Name string
+}
+
+// AppUpsertRequest creates or updates an app. Spec has been validated and
+// normalized by the API node.
+//
+// Create (no app of that name in the tenant): version 1; Spec.Instances nil
+// means 1. Update: if the version fields differ from the current version, a
+// new version LatestVersion+1 is created and made current; Spec.Instances
+// nil keeps the current count.
+//
+// CAS: when CAS is non-nil the write happens only if the app's ModifyIndex
+// equals *CAS (0: the app must not exist), else conflict. Create is true for
+// POST: conflict if the app exists. Update is true for PUT without CAS: not
+// found if the app does not exist.
+//
+// The tenant must exist; every pool in Spec.Pools and Spec.FailoverPools
+// must exist and be allowed for the tenant; and the tenant's quota must hold
+// for the sum over its apps of instances, instances*cpu and
+// instances*memory. Failing these is refused (422).
+type AppUpsertRequest struct {
+	Tenant string
+	Spec   apitypes.AppSpec
+	CAS    *uint64
+	Create bool
+	Update bool
+	Time   time.Time
+}
+
+// AppDeleteRequest deletes an app and its versions. CAS as in AppUpsertRequest.
+type AppDeleteRequest struct {
+	Tenant string
+	Name   string
+	CAS    *uint64
+}
+
+// AppScaleRequest sets the desired instance count (quota checked).
+type AppScaleRequest struct {
+	Tenant    string
+	Name      string
+	Instances int
+	Time      time.Time
+}
+
+// AppRollbackRequest makes an earlier version current again, without a new
+// version number. Not found if the version does not exist.
+type AppRollbackRequest struct {
+	Tenant  string
+	Name    string
+	Version int
+	Time    time.Time
+}

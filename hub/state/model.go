@@ -1,0 +1,129 @@
+package state
+
+import (
+	"time"
+
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+// Meta carries the Raft indexes of an object's creation and last change.
+type Meta struct {
+	CreateIndex uint64
+	ModifyIndex uint64
+}
+
+// Tenant is an isolated owner of apps and tokens.
+type Tenant struct {
+	Name      string
+	Pools     []string // pools the tenant may use; empty: all
+	Quota     apitypes.Quota
+	CreatedAt time.Time
+	Meta
+}
+
+// Copy returns a deep copy.
+func (t *Tenant) Copy() *Tenant {
+	c := *t
+	c.Pools = append([]string(nil), t.Pools...)
+	return &c
+}
+
+// Token is an API token. Only the SHA-256 of its secret is stored.
+type Token struct {
+	ID         string // public accessor, used to list and revoke
+	Name       string
+	Role       apitypes.Role
+	Tenant     string // "" for admin tokens
+	SecretHash string // hex SHA-256 of the secret
+	CreatedAt  time.Time
+	Meta
+}
+
+// Copy returns a copy.
+func (t *Token) Copy() *Token { c := *t; return &c }
+
+// Pool is a named group of hosts.
+type Pool struct {
+	Name       string
+	Datacenter string
+	Region     string
+	Provider   string
+	Labels     map[string]string
+	CreatedAt  time.Time
+	Meta
+}
+
+// Copy returns a deep copy.
+func (p *Pool) Copy() *Pool {
+	c := *p
+	if p.Labels != nil {
+		c.Labels = make(map[string]string, len(p.Labels))
+		for k, v := range p.Labels {
+			c.Labels[k] = v
+		}
+	}
+	return &c
+}
+
+// App is the desired state of one app of one tenant. Spec is the current,
+// normalized spec (its version fields equal those of version Version);
+// Spec.Instances is never nil in the store.
+type App struct {
+	Tenant        string
+	Name          string
+	Spec          apitypes.AppSpec
+	Version       int // current version
+	LatestVersion int // highest version ever created
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	Meta
+}
+
+// Copy returns a deep copy.
+func (a *App) Copy() *App {
+	c := *a
+	c.Spec = copySpec(a.Spec)
+	return &c
+}
+
+// AppVersion is one immutable version of an app.
+type AppVersion struct {
+	Tenant    string
+	App       string
+	Version   int
+	Spec      apitypes.VersionSpec
+	CreatedAt time.Time
+	Index     uint64
+}
+
+func copySpec(s apitypes.AppSpec) apitypes.AppSpec {
+	c := s
+	c.Command = append([]string(nil), s.Command...)
+	if s.Env != nil {
+		c.Env = make(map[string]string, len(s.Env))
+		for k, v := range s.Env {
+			c.Env[k] = v
+		}
+	}
+	if s.Instances != nil {
+		n := *s.Instances
+		c.Instances = &n
+	}
+	c.Ports = append([]apitypes.Port(nil), s.Ports...)
+	if s.Health != nil {
+		h := *s.Health
+		h.Command = append([]string(nil), s.Health.Command...)
+		c.Health = &h
+	}
+	c.Pools = append([]string(nil), s.Pools...)
+	c.FailoverPools = append([]string(nil), s.FailoverPools...)
+	if s.Failover != nil {
+		f := *s.Failover
+		c.Failover = &f
+	}
+	if s.Strategy != nil {
+		st := *s.Strategy
+		c.Strategy = &st
+	}
+	return c
+}

@@ -1,0 +1,46 @@
+package apitypes
+
+import "time"
+
+// Tenant is an isolated owner of apps and tokens.
+type Tenant struct {
+	Name string `json:"name"`
+	// Pools limits the pools the tenant may deploy to; empty means every pool.
+	Pools []string `json:"pools,omitempty"`
+	Quota Quota    `json:"quota"`
+
+	CreatedAt   time.Time `json:"created_at"`
+	CreateIndex uint64    `json:"create_index"`
+	ModifyIndex uint64    `json:"modify_index"`
+}
+
+// Quota bounds what a tenant's apps may ask for in total. A zero field means
+// no limit.
+type Quota struct {
+	Instances int `json:"instances,omitempty"`
+	CPU       int `json:"cpu,omitempty"`    // millicores
+	Memory    int `json:"memory,omitempty"` // MB
+}
+
+// TenantRequest is the body of POST /v1/tenants.
+type TenantRequest struct {
+	Name  string   `json:"name"`
+	Pools []string `json:"pools,omitempty"`
+	Quota Quota    `json:"quota"`
+}
+
+// Validate checks the request without looking at cluster state.
+func (r *TenantRequest) Validate() error {
+	if err := CheckName("name", r.Name); err != nil {
+		return err
+	}
+	for _, p := range r.Pools {
+		if err := CheckName("pools", p); err != nil {
+			return err
+		}
+	}
+	if r.Quota.Instances < 0 || r.Quota.CPU < 0 || r.Quota.Memory < 0 {
+		return FieldError("quota", "quota values must not be negative")
+	}
+	return nil
+}
