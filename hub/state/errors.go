@@ -16,6 +16,9 @@ const (
 	KindNotFound Kind = 2 // 404
 	KindConflict Kind = 3 // 409
 	KindRefused  Kind = 4 // 422: valid input the cluster refuses (quota, unknown pool)
+	// KindUnavailable (503) is not produced by the FSM: the cluster returns
+	// it when no leader is known (cluster.ErrNoLeader).
+	KindUnavailable Kind = 5
 )
 
 // Error is an error with a Kind. The FSM returns *Error (or nil) from Apply.
@@ -41,6 +44,8 @@ var (
 	ErrNotFound = &Error{Kind: KindNotFound}
 	ErrConflict = &Error{Kind: KindConflict}
 	ErrRefused  = &Error{Kind: KindRefused}
+	// ErrUnavailable matches errors that mean "no leader, try again".
+	ErrUnavailable = &Error{Kind: KindUnavailable}
 )
 
 // Errorf returns an *Error of kind k.
