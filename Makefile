@@ -1,0 +1,47 @@
+# Wharf. `make run` starts a single-node Wharf (wharf dev); `make test` runs
+# the whole test suite as CI does. See README.md.
+GO        ?= go
+BIN       := bin/wharf
+PKGS      := ./...
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/wharf-platform/wharf/pkg/cli.Version=$(VERSION)
+
+.PHONY: build run test test-short e2e bench fuzz lint clean
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
+
+run: build
+	./$(BIN) dev
+
+# The whole suite: unit, loopback integration (real Raft clusters), fuzz
+# seeds, with the race detector. CI runs exactly this.
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout 20m $(PKGS)
+
+test-short:
+	$(GO) test -short -count=1 $(PKGS)
+
+# Longer multi-process suites.
+e2e: build
+	$(GO) test -count=1 -timeout 60m -tags e2e ./e2e/...
+
+# Go benchmarks and the side-by-side load tools; results go to e2e/BENCHMARKS.md.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./hub/... ./pkg/...
+	./e2e/bench/api.sh
+
+# Short coverage-guided fuzzing of every decoder.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzDecode$$ -fuzztime $(FUZZTIME) ./hub/state
+	$(GO) test -run '^$$' -fuzz FuzzApply$$ -fuzztime $(FUZZTIME) ./hub/state
+	$(GO) test -run '^$$' -fuzz FuzzDecodeAppSpec$$ -fuzztime $(FUZZTIME) ./hub/api
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet $(PKGS)
+
+clean:
+	rm -rf bin wharf-data
