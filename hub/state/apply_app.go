@@ -1,0 +1,252 @@
+package state
+
+import (
+	"fmt"
+
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+func (w *writer) app(tenant, name string) (*App, *Error) {
+	a, err := w.snap().App(nil, tenant, name)
+	if err != nil {
+		return nil, Errorf(KindInternal, "%v", err)
+	}
+	return a, nil
+}
+
+func casError(cas *uint64, a *App) *Error {
+	if cas == nil {
+		return nil
+	}
+	var have uint64
+	if a != nil {
+		have = a.ModifyIndex
+	}
+	if have != *cas {
+		if *cas == 0 {
+			return Errorf(KindConflict, "app %s already exists (cas=0)", a.Name)
+		}
+		return Errorf(KindConflict, "stale cas index %d: the app's modify index is %d", *cas, have)
+	}
+	return nil
+}
+
+func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
+	tenant, err := w.snap().Tenant(nil, r.Tenant)
+	if err != nil {
+		return Errorf(KindInternal, "%v", err)
+	}
+	if tenant == nil {
+		return &Error{Kind: KindRefused, Msg: "tenant " + r.Tenant + " does not exist", Field: "tenant"}
+	}
+	old, e := w.app(r.Tenant, r.Spec.Name)
+	if e != nil {
+		return e
+	}
+	if e := casError(r.CAS, old); e != nil {
+		return e
+	}
+	if r.Create && old != nil {
+		return &Error{Kind: KindConflict, Msg: "app " + r.Spec.Name + " already exists", Field: "name"}
+	}
+	if r.Update && old == nil {
+		return Errorf(KindNotFound, "app %s not found", r.Spec.Name)
+	}
+	if e := w.checkPools(tenant, "pools", r.Spec.Pools); e != nil {
+		return e
+	}
+	if e := w.checkPools(tenant, "failover_pools", r.Spec.FailoverPools); e != nil {
+		return e
+	}
+
+	app := &App{Tenant: r.Tenant, Name: r.Spec.Name, Spec: copySpec(r.Spec), UpdatedAt: r.Time}
+	newVersion := false
+	if old == nil {
+		if app.Spec.Instances == nil {
+			n := 1
+			app.Spec.Instances = &n
+		}
+		app.Version, app.LatestVersion, app.CreatedAt = 1, 1, r.Time
+		newVersion = true
+	} else {
+		if app.Spec.Instances == nil {
+			n := *old.Spec.Instances
+			app.Spec.Instances = &n
+		}
+		app.CreatedAt = old.CreatedAt
+		app.Version, app.LatestVersion = old.Version, old.LatestVersion
+		if !old.Spec.VersionFields().Equal(app.Spec.VersionFields()) {
+			app.LatestVersion++
+			app.Version = app.LatestVersion
+			newVersion = true
+		}
+	}
+	if e := w.checkQuota(tenant, app); e != nil {
+		return e
+	}
+	w.meta(&app.Meta, metaOf(old))
+	if newVersion {
+		v := &AppVersion{Tenant: app.Tenant, App: app.Name, Version: app.Version, Spec: app.Spec.VersionFields(), CreatedAt: r.Time, Index: w.index}
+		if e := w.insert(TableAppVersions, v); e != nil {
+			return e
+		}
+	}
+	return w.insert(TableApps, app)
+}
+
+func metaOf(a *App) *Meta {
+	if a == nil {
+		return nil
+	}
+	return &a.Meta
+}
+
+// checkPools refuses pools that do not exist or that the tenant may not use.
+func (w *writer) checkPools(t *Tenant, field string, pools []string) *Error {
+	for _, name := range pools {
+		p, err := w.snap().Pool(nil, name)
+		if err != nil {
+			return Errorf(KindInternal, "%v", err)
+		}
+		if p == nil {
+			return &Error{Kind: KindRefused, Msg: fmt.Sprintf("pool %s does not exist", name), Field: field}
+		}
+		if len(t.Pools) > 0 && !contains(t.Pools, name) {
+			return &Error{Kind: KindRefused, Msg: fmt.Sprintf("tenant %s may not use pool %s", t.Name, name), Field: field}
+		}
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// checkQuota refuses app (new or changed) when the tenant's apps together
+// would exceed its quota.
+func (w *writer) checkQuota(t *Tenant, app *App) *Error {
+	q := t.Quota
+	if q.Instances == 0 && q.CPU == 0 && q.Memory == 0 {
+		return nil
+	}
+	apps, err := w.snap().Apps(nil, t.Name)
+	if err != nil {
+		return Errorf(KindInternal, "%v", err)
+	}
+	var inst, cpu, mem int
+	add := func(a *App) {
+		n := *a.Spec.Instances
+		inst += n
+		cpu += n * a.Spec.CPU
+		mem += n * a.Spec.Memory
+	}
+	for _, a := range apps {
+		if a.Name != app.Name {
+			add(a)
+		}
+	}
+	add(app)
+	switch {
+	case q.Instances > 0 && inst > q.Instances:
+		return &Error{Kind: KindRefused, Field: "instances", Msg: fmt.Sprintf("quota exceeded: tenant %s would run %d instances, quota %d", t.Name, inst, q.Instances)}
+	case q.CPU > 0 && cpu > q.CPU:
+		return &Error{Kind: KindRefused, Field: "cpu", Msg: fmt.Sprintf("quota exceeded: tenant %s would use %d millicores, quota %d", t.Name, cpu, q.CPU)}
+	case q.Memory > 0 && mem > q.Memory:
+		return &Error{Kind: KindRefused, Field: "memory", Msg: fmt.Sprintf("quota exceeded: tenant %s would use %d MB, quota %d", t.Name, mem, q.Memory)}
+	}
+	return nil
+}
+
+func (w *writer) appDelete(r *AppDeleteRequest) *Error {
+	a, e := w.app(r.Tenant, r.Name)
+	if e != nil {
+		return e
+	}
+	if a == nil {
+		if r.CAS != nil && *r.CAS != 0 {
+			return Errorf(KindConflict, "stale cas index %d: the app does not exist", *r.CAS)
+		}
+		return Errorf(KindNotFound, "app %s not found", r.Name)
+	}
+	if e := casError(r.CAS, a); e != nil {
+		return e
+	}
+	versions, err := w.snap().AppVersions(nil, r.Tenant, r.Name)
+	if err != nil {
+		return Errorf(KindInternal, "%v", err)
+	}
+	for _, v := range versions {
+		if e := w.delete(TableAppVersions, v); e != nil {
+			return e
+		}
+	}
+	return w.delete(TableApps, a)
+}
+
+func (w *writer) appScale(r *AppScaleRequest) *Error {
+	a, e := w.app(r.Tenant, r.Name)
+	if e != nil {
+		return e
+	}
+	if a == nil {
+		return Errorf(KindNotFound, "app %s not found", r.Name)
+	}
+	if r.Instances < 0 || r.Instances > apitypes.MaxInstances {
+		return &Error{Kind: KindInvalid, Field: "instances", Msg: "instances out of range"}
+	}
+	n := a.Copy()
+	*n.Spec.Instances = r.Instances
+	n.UpdatedAt = r.Time
+	tenant, err := w.snap().Tenant(nil, r.Tenant)
+	if err != nil || tenant == nil {
+		return Errorf(KindInternal, "tenant %s of app %s is missing", r.Tenant, r.Name)
+	}
+	if e := w.checkQuota(tenant, n); e != nil {
+		return e
+	}
+	w.meta(&n.Meta, &a.Meta)
+	return w.insert(TableApps, n)
+}
+
+func (w *writer) appRollback(r *AppRollbackRequest) *Error {
+	a, e := w.app(r.Tenant, r.Name)
+	if e != nil {
+		return e
+	}
+	if a == nil {
+		return Errorf(KindNotFound, "app %s not found", r.Name)
+	}
+	v, err := w.snap().AppVersion(nil, r.Tenant, r.Name, r.Version)
+	if err != nil {
+		return Errorf(KindInternal, "%v", err)
+	}
+	if v == nil {
+		return &Error{Kind: KindNotFound, Field: "version", Msg: fmt.Sprintf("app %s has no version %d", r.Name, r.Version)}
+	}
+	if a.Version == r.Version {
+		return nil
+	}
+	n := a.Copy()
+	setVersionFields(&n.Spec, v.Spec)
+	n.Version = v.Version
+	n.UpdatedAt = r.Time
+	tenant, err := w.snap().Tenant(nil, r.Tenant)
+	if err != nil || tenant == nil {
+		return Errorf(KindInternal, "tenant %s of app %s is missing", r.Tenant, r.Name)
+	}
+	if e := w.checkQuota(tenant, n); e != nil {
+		return e
+	}
+	w.meta(&n.Meta, &a.Meta)
+	return w.insert(TableApps, n)
+}
+
+func setVersionFields(s *apitypes.AppSpec, v apitypes.VersionSpec) {
+	c := copySpec(apitypes.AppSpec{Command: v.Command, Env: v.Env, Ports: v.Ports, Health: v.Health})
+	s.Image, s.Command, s.Env, s.CPU, s.Memory, s.Ports, s.Health = v.Image, c.Command, c.Env, v.CPU, v.Memory, c.Ports, c.Health
+}

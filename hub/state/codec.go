@@ -1,0 +1,74 @@
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Encode makes a Raft log entry: the type byte, then the JSON request.
+func Encode(t MessageType, req any) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte(byte(t))
+	if err := json.NewEncoder(&buf).Encode(req); err != nil {
+		return nil, fmt.Errorf("encode %d: %w", t, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// newRequest returns a pointer to a zero request of type t, or nil when the
+// type is unknown.
+func newRequest(t MessageType) any {
+	switch t {
+	case BootstrapType:
+		return &BootstrapRequest{}
+	case TenantCreateType:
+		return &TenantCreateRequest{}
+	case TenantDeleteType:
+		return &TenantDeleteRequest{}
+	case TokenCreateType:
+		return &TokenCreateRequest{}
+	case TokenDeleteType:
+		return &TokenDeleteRequest{}
+	case PoolCreateType:
+		return &PoolCreateRequest{}
+	case PoolDeleteType:
+		return &PoolDeleteRequest{}
+	case AppUpsertType:
+		return &AppUpsertRequest{}
+	case AppDeleteType:
+		return &AppDeleteRequest{}
+	case AppScaleType:
+		return &AppScaleRequest{}
+	case AppRollbackType:
+		return &AppRollbackRequest{}
+	}
+	return nil
+}
+
+// ErrUnknownType is returned by Decode for a type this version does not know.
+var ErrUnknownType = errors.New("unknown message type")
+
+// Decode parses a log entry made by Encode. Unknown fields are accepted (a
+// newer node may have added some); malformed JSON, trailing data and
+// unknown types are errors. The ignore flag is stripped from the returned
+// type.
+func Decode(b []byte) (MessageType, any, error) {
+	if len(b) == 0 {
+		return 0, nil, errors.New("empty log entry")
+	}
+	t := MessageType(b[0]) &^ IgnoreUnknownTypeFlag
+	req := newRequest(t)
+	if req == nil {
+		return t, nil, fmt.Errorf("%w %d", ErrUnknownType, t)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b[1:]))
+	if err := dec.Decode(req); err != nil {
+		return t, nil, fmt.Errorf("decode message type %d: %w", t, err)
+	}
+	if dec.More() {
+		return t, nil, fmt.Errorf("decode message type %d: trailing data", t)
+	}
+	return t, req, nil
+}

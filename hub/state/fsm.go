@@ -1,0 +1,138 @@
+package state
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+
+	"github.com/hashicorp/go-memdb"
+	"github.com/hashicorp/raft"
+)
+
+// FSM applies committed Raft log entries to the Store. Apply is
+// deterministic: everything it needs travels in the entry.
+type FSM struct {
+	store *Store
+	log   *slog.Logger
+}
+
+var _ raft.FSM = (*FSM)(nil)
+
+// NewFSM returns an FSM that writes store.
+func NewFSM(store *Store, logger *slog.Logger) *FSM {
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &FSM{store: store, log: logger}
+}
+
+// Store returns the store the FSM writes.
+func (f *FSM) Store() *Store { return f.store }
+
+// Apply implements raft.FSM. It returns nil or a *Error. Either the whole
+// command is written or nothing is.
+func (f *FSM) Apply(l *raft.Log) interface{} {
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	if err := f.apply(l.Index, l.Data); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (f *FSM) apply(index uint64, data []byte) *Error {
+	t, req, err := Decode(data)
+	if err != nil {
+		if errors.Is(err, ErrUnknownType) && len(data) > 0 && MessageType(data[0])&IgnoreUnknownTypeFlag != 0 {
+			f.log.Debug("skipping unknown message type", "type", t, "index", index)
+			return nil
+		}
+		return &Error{Kind: KindInternal, Msg: err.Error()}
+	}
+	db, _ := f.store.current()
+	txn := db.Txn(true)
+	defer txn.Abort()
+	w := &writer{txn: txn, index: index}
+	if e := w.dispatch(req); e != nil {
+		return e
+	}
+	if len(w.touched) > 0 {
+		for t := range w.touched {
+			if err := txn.Insert(tableIndex, &IndexEntry{Table: t, Index: index}); err != nil {
+				return &Error{Kind: KindInternal, Msg: err.Error()}
+			}
+		}
+	}
+	txn.Commit()
+	return nil
+}
+
+// writer applies one command inside one write transaction.
+type writer struct {
+	txn     *memdb.Txn
+	index   uint64
+	touched map[string]bool
+}
+
+func (w *writer) dispatch(req any) *Error {
+	switch r := req.(type) {
+	case *BootstrapRequest:
+		return w.bootstrap(r)
+	case *TenantCreateRequest:
+		return w.tenantCreate(r)
+	case *TenantDeleteRequest:
+		return w.tenantDelete(r)
+	case *TokenCreateRequest:
+		return w.tokenCreate(r)
+	case *TokenDeleteRequest:
+		return w.tokenDelete(r)
+	case *PoolCreateRequest:
+		return w.poolCreate(r)
+	case *PoolDeleteRequest:
+		return w.poolDelete(r)
+	case *AppUpsertRequest:
+		return w.appUpsert(r)
+	case *AppDeleteRequest:
+		return w.appDelete(r)
+	case *AppScaleRequest:
+		return w.appScale(r)
+	case *AppRollbackRequest:
+		return w.appRollback(r)
+	}
+	return Errorf(KindInternal, "no handler for %T", req)
+}
+
+func (w *writer) insert(table string, obj any) *Error {
+	if err := w.txn.Insert(table, obj); err != nil {
+		return Errorf(KindInternal, "insert %s: %v", table, err)
+	}
+	w.touch(table)
+	return nil
+}
+
+func (w *writer) delete(table string, obj any) *Error {
+	if err := w.txn.Delete(table, obj); err != nil {
+		return Errorf(KindInternal, "delete %s: %v", table, err)
+	}
+	w.touch(table)
+	return nil
+}
+
+func (w *writer) touch(table string) {
+	if w.touched == nil {
+		w.touched = map[string]bool{}
+	}
+	w.touched[table] = true
+}
+
+func (w *writer) snap() *Snapshot { return &Snapshot{txn: w.txn} }
+
+func (w *writer) meta(m *Meta, existing *Meta) {
+	if existing != nil {
+		m.CreateIndex = existing.CreateIndex
+	} else {
+		m.CreateIndex = w.index
+	}
+	m.ModifyIndex = w.index
+}

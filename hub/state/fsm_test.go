@@ -1,0 +1,349 @@
+package state
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+	"github.com/hashicorp/raft"
+
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+// harness applies commands to a real FSM with increasing Raft indexes.
+type harness struct {
+	t     testing.TB
+	fsm   *FSM
+	index uint64
+}
+
+func newHarness(t testing.TB) *harness {
+	t.Helper()
+	s, err := NewStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &harness{t: t, fsm: NewFSM(s, nil)}
+}
+
+func (h *harness) apply(mt MessageType, req any) error {
+	h.t.Helper()
+	b, err := Encode(mt, req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.index++
+	if r := h.fsm.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: b}); r != nil {
+		return r.(error)
+	}
+	return nil
+}
+
+func (h *harness) must(mt MessageType, req any) {
+	h.t.Helper()
+	if err := h.apply(mt, req); err != nil {
+		h.t.Fatalf("apply %d: %v", mt, err)
+	}
+}
+
+func (h *harness) snap() *Snapshot { return h.fsm.Store().Snapshot() }
+
+func intp(n int) *int       { return &n }
+func u64p(n uint64) *uint64 { return &n }
+func spec(name, image string) apitypes.AppSpec {
+	s := apitypes.AppSpec{Name: name, Image: image}
+	s.Normalize()
+	return s
+}
+
+// fill writes one of every kind of object.
+func fill(h *harness) {
+	h.must(BootstrapType, &BootstrapRequest{Token: Token{ID: "root", Role: apitypes.RoleAdmin, SecretHash: "h0"}, Time: t0})
+	h.must(TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "acme", Quota: apitypes.Quota{Instances: 10}}, Time: t0})
+	h.must(TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "beta", Pools: []string{"aws-bj"}}, Time: t0})
+	h.must(TokenCreateType, &TokenCreateRequest{Token: Token{ID: "dev1", Role: apitypes.RoleDeveloper, Tenant: "acme", SecretHash: "h1"}, Time: t0})
+	h.must(PoolCreateType, &PoolCreateRequest{Pool: Pool{Name: "aws-bj", Datacenter: "dc1", Labels: map[string]string{"ssd": "yes"}}, Time: t0})
+	h.must(PoolCreateType, &PoolCreateRequest{Pool: Pool{Name: "vs-sh", Datacenter: "dc2"}, Time: t0})
+	s := spec("web", "web:1")
+	s.Pools = []string{"aws-bj"}
+	s.Instances = intp(3)
+	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: s, Create: true, Time: t0})
+	s.Image = "web:2"
+	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: s, Time: t0.Add(time.Minute)})
+}
+
+func TestCommands(t *testing.T) {
+	h := newHarness(t)
+	fill(h)
+	web := spec("web", "web:2")
+	tests := []struct {
+		name string
+		mt   MessageType
+		req  any
+		want error
+	}{
+		{"second bootstrap", BootstrapType, &BootstrapRequest{Token: Token{ID: "x", Role: apitypes.RoleAdmin, SecretHash: "hx"}}, ErrConflict},
+		{"tenant taken", TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "acme"}}, ErrConflict},
+		{"delete missing tenant", TenantDeleteType, &TenantDeleteRequest{Name: "nope"}, ErrNotFound},
+		{"delete tenant with apps", TenantDeleteType, &TenantDeleteRequest{Name: "acme"}, ErrConflict},
+		{"token for missing tenant", TokenCreateType, &TokenCreateRequest{Token: Token{ID: "t9", Role: apitypes.RoleViewer, Tenant: "nope", SecretHash: "h9"}}, ErrRefused},
+		{"token id taken", TokenCreateType, &TokenCreateRequest{Token: Token{ID: "dev1", Role: apitypes.RoleViewer, Tenant: "acme", SecretHash: "h8"}}, ErrConflict},
+		{"revoke other tenant's token", TokenDeleteType, &TokenDeleteRequest{ID: "dev1", Tenant: "beta"}, ErrNotFound},
+		{"pool taken", PoolCreateType, &PoolCreateRequest{Pool: Pool{Name: "aws-bj"}}, ErrConflict},
+		{"delete used pool", PoolDeleteType, &PoolDeleteRequest{Name: "aws-bj"}, ErrConflict},
+		{"delete missing pool", PoolDeleteType, &PoolDeleteRequest{Name: "nope"}, ErrNotFound},
+		{"create taken app", AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: web, Create: true}, ErrConflict},
+		{"update missing app", AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: spec("nope", "x"), Update: true}, ErrNotFound},
+		{"app of missing tenant", AppUpsertType, &AppUpsertRequest{Tenant: "nope", Spec: web}, ErrRefused},
+		{"unknown pool", AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: withPools(spec("db", "db:1"), "mars")}, ErrRefused},
+		{"pool not allowed", AppUpsertType, &AppUpsertRequest{Tenant: "beta", Spec: withPools(spec("db", "db:1"), "vs-sh")}, ErrRefused},
+		{"quota", AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: withInstances(spec("db", "db:1"), 8)}, ErrRefused},
+		{"scale over quota", AppScaleType, &AppScaleRequest{Tenant: "acme", Name: "web", Instances: 11}, ErrRefused},
+		{"stale cas", AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: web, CAS: u64p(1)}, ErrConflict},
+		{"cas 0 on existing", AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: web, CAS: u64p(0)}, ErrConflict},
+		{"rollback to missing version", AppRollbackType, &AppRollbackRequest{Tenant: "acme", Name: "web", Version: 7}, ErrNotFound},
+		{"scale missing app", AppScaleType, &AppScaleRequest{Tenant: "acme", Name: "nope", Instances: 1}, ErrNotFound},
+		{"delete missing app", AppDeleteType, &AppDeleteRequest{Tenant: "acme", Name: "nope"}, ErrNotFound},
+		{"delete stale cas", AppDeleteType, &AppDeleteRequest{Tenant: "acme", Name: "web", CAS: u64p(2)}, ErrConflict},
+		{"ok: cas 0 creates", AppUpsertType, &AppUpsertRequest{Tenant: "beta", Spec: spec("api", "api:1"), CAS: u64p(0)}, nil},
+		{"ok: scale", AppScaleType, &AppScaleRequest{Tenant: "acme", Name: "web", Instances: 10}, nil},
+		{"ok: revoke", TokenDeleteType, &TokenDeleteRequest{ID: "dev1", Tenant: "acme"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := h.snap().LatestIndex()
+			err := h.apply(tt.mt, tt.req)
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("got %v, want success", err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want kind %v", err, tt.want.(*Error).Kind)
+			}
+			if after := h.snap().LatestIndex(); after != before {
+				t.Fatalf("a refused command changed the store (index %d -> %d)", before, after)
+			}
+		})
+	}
+}
+
+func withPools(s apitypes.AppSpec, p ...string) apitypes.AppSpec { s.Pools = p; return s }
+func withInstances(s apitypes.AppSpec, n int) apitypes.AppSpec   { s.Instances = &n; return s }
+
+func TestVersionsAndRollback(t *testing.T) {
+	h := newHarness(t)
+	fill(h)
+	app, _ := h.snap().App(nil, "acme", "web")
+	if app.Version != 2 || app.LatestVersion != 2 || *app.Spec.Instances != 3 {
+		t.Fatalf("after image change: %+v", app)
+	}
+	// Changing only the instance count (nil keeps it) makes no new version.
+	s := app.Spec
+	s.Instances = nil
+	s.Pools = nil
+	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: s, CAS: u64p(app.ModifyIndex)})
+	app2, _ := h.snap().App(nil, "acme", "web")
+	if app2.Version != 2 || *app2.Spec.Instances != 3 || app2.ModifyIndex <= app.ModifyIndex || app2.CreateIndex != app.CreateIndex {
+		t.Fatalf("after placement change: %+v", app2)
+	}
+	h.must(AppRollbackType, &AppRollbackRequest{Tenant: "acme", Name: "web", Version: 1, Time: t0})
+	app3, _ := h.snap().App(nil, "acme", "web")
+	if app3.Version != 1 || app3.LatestVersion != 2 || app3.Spec.Image != "web:1" {
+		t.Fatalf("after rollback: %+v", app3)
+	}
+	vs, _ := h.snap().AppVersions(nil, "acme", "web")
+	if len(vs) != 2 || vs[0].Version != 1 || vs[1].Version != 2 || vs[1].Spec.Image != "web:2" {
+		t.Fatalf("versions: %+v", vs)
+	}
+	// Deploying version 1's spec again after rollback is still version 1.
+	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: app3.Spec})
+	if a, _ := h.snap().App(nil, "acme", "web"); a.Version != 1 || a.LatestVersion != 2 {
+		t.Fatalf("redeploy of current spec: %+v", a)
+	}
+	h.must(AppDeleteType, &AppDeleteRequest{Tenant: "acme", Name: "web"})
+	if vs, _ := h.snap().AppVersions(nil, "acme", "web"); len(vs) != 0 {
+		t.Fatalf("versions survive app delete: %+v", vs)
+	}
+	h.must(TenantDeleteType, &TenantDeleteRequest{Name: "acme"})
+	if toks, _ := h.snap().Tokens(nil, "acme"); len(toks) != 0 {
+		t.Fatalf("tenant delete left tokens: %+v", toks)
+	}
+}
+
+func TestUnknownTypes(t *testing.T) {
+	h := newHarness(t)
+	idx := h.snap().LatestIndex()
+	h.index++
+	if r := h.fsm.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: []byte{byte(IgnoreUnknownTypeFlag | 99), '{', '}'}}); r != nil {
+		t.Fatalf("ignorable unknown type: %v", r)
+	}
+	h.index++
+	r := h.fsm.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: []byte{99, '{', '}'}})
+	if !errors.Is(r.(error), &Error{Kind: KindInternal}) {
+		t.Fatalf("unknown type: %v", r)
+	}
+	if h.snap().LatestIndex() != idx {
+		t.Fatal("unknown types changed the store")
+	}
+}
+
+func TestBlockingQuery(t *testing.T) {
+	h := newHarness(t)
+	fill(h)
+	st := h.fsm.Store()
+	idx := st.Snapshot().Index(TablePools)
+	query := func(ws memdb.WatchSet, s *Snapshot) (uint64, error) {
+		_, err := s.Pools(ws)
+		return s.Index(TablePools), err
+	}
+	// Nothing changes: returns the current index when the context ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	got, err := st.Blocking(ctx, idx, query)
+	cancel()
+	if err != nil || got != idx {
+		t.Fatalf("timeout: %d %v, want %d", got, err, idx)
+	}
+	// A pool write wakes it with a higher index.
+	done := make(chan uint64)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		got, _ := st.Blocking(ctx, idx, query)
+		done <- got
+	}()
+	time.Sleep(20 * time.Millisecond)
+	h.must(PoolCreateType, &PoolCreateRequest{Pool: Pool{Name: "new"}})
+	select {
+	case got := <-done:
+		if got <= idx {
+			t.Fatalf("woke with index %d, want > %d", got, idx)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("blocking query not woken by a write")
+	}
+	// A restore wakes blocked queries too.
+	var buf bytes.Buffer
+	snapshotTo(t, h.fsm, &buf)
+	h.must(PoolCreateType, &PoolCreateRequest{Pool: Pool{Name: "newer"}})
+	idx = st.Snapshot().Index(TablePools)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		got, _ := st.Blocking(ctx, idx-1, func(ws memdb.WatchSet, s *Snapshot) (uint64, error) {
+			p, _ := s.Pool(ws, "newer")
+			if p == nil {
+				return idx, nil // gone: the restore happened
+			}
+			return idx - 1, nil
+		})
+		done <- got
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if err := h.fsm.Restore(nopCloser{&buf}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("blocking query not woken by a restore")
+	}
+}
+
+type nopCloser struct{ *bytes.Buffer }
+
+func (nopCloser) Close() error { return nil }
+
+type bufSink struct {
+	*bytes.Buffer
+	cancelled bool
+}
+
+func (s *bufSink) ID() string    { return "test" }
+func (s *bufSink) Cancel() error { s.cancelled = true; return nil }
+func (s *bufSink) Close() error  { return nil }
+
+func snapshotTo(t testing.TB, f *FSM, buf *bytes.Buffer) {
+	t.Helper()
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := snap.Persist(&bufSink{Buffer: buf}); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+}
+
+// dump returns every row of every table.
+func dump(t testing.TB, s *Store) map[string][]any {
+	t.Helper()
+	db, _ := s.current()
+	txn := db.Txn(false)
+	out := map[string][]any{}
+	for _, table := range snapshotTables {
+		it, err := txn.Get(table, "id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for obj := it.Next(); obj != nil; obj = it.Next() {
+			out[table] = append(out[table], obj)
+		}
+	}
+	return out
+}
+
+func TestSnapshotRestoreRoundTrip(t *testing.T) {
+	h := newHarness(t)
+	fill(h)
+	var buf bytes.Buffer
+	snapshotTo(t, h.fsm, &buf)
+	raw := append([]byte(nil), buf.Bytes()...)
+
+	h2 := newHarness(t)
+	h2.must(TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "stale"}}) // replaced by the restore
+	if err := h2.fsm.Restore(nopCloser{bytes.NewBuffer(raw)}); err != nil {
+		t.Fatal(err)
+	}
+	a, b := dump(t, h.fsm.Store()), dump(t, h2.fsm.Store())
+	if !reflect.DeepEqual(a, b) {
+		t.Fatalf("restored store differs:\n%v\n%v", a, b)
+	}
+	if len(a[TableAppVersions]) != 2 || len(a[tableMeta]) != 1 {
+		t.Fatalf("fill did not write every table: %v", a)
+	}
+	// A snapshot of the restored store is byte for byte the same.
+	var again bytes.Buffer
+	snapshotTo(t, h2.fsm, &again)
+	if !bytes.Equal(raw, again.Bytes()) {
+		t.Fatal("snapshot of restored store differs from the original snapshot")
+	}
+	// Truncated or corrupt snapshots are refused and change nothing.
+	for _, bad := range [][]byte{raw[:len(raw)/2], raw[:len(raw)-20], []byte(`{"format":2}`), []byte("garbage")} {
+		if err := h2.fsm.Restore(nopCloser{bytes.NewBuffer(bad)}); err == nil {
+			t.Fatalf("restore of %d bad bytes succeeded", len(bad))
+		}
+		if !reflect.DeepEqual(a, dump(t, h2.fsm.Store())) {
+			t.Fatal("a failed restore changed the store")
+		}
+	}
+}
+
+func TestDeterminism(t *testing.T) {
+	h1, h2 := newHarness(t), newHarness(t)
+	fill(h1)
+	fill(h2)
+	var b1, b2 bytes.Buffer
+	snapshotTo(t, h1.fsm, &b1)
+	snapshotTo(t, h2.fsm, &b2)
+	if !bytes.Equal(b1.Bytes(), b2.Bytes()) {
+		t.Fatal("the same log gave different snapshots")
+	}
+}

@@ -1,0 +1,64 @@
+package state
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/hashicorp/raft"
+)
+
+func seeds(f *testing.F) {
+	for _, s := range []struct {
+		t   MessageType
+		req any
+	}{
+		{TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "acme"}}},
+		{AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: spec("web", "web:1")}},
+		{AppScaleType, &AppScaleRequest{Tenant: "acme", Name: "web", Instances: 3}},
+	} {
+		b, err := Encode(s.t, s.req)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{7, '{', '"', 'S'})
+}
+
+func FuzzDecode(f *testing.F) {
+	seeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		mt, req, err := Decode(b)
+		if err != nil {
+			return
+		}
+		// Whatever decoded re-encodes and decodes to the same type.
+		again, err := Encode(mt, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if mt2, _, err := Decode(again); err != nil || mt2 != mt {
+			t.Fatalf("re-decode: %v %v", mt2, err)
+		}
+	})
+}
+
+func FuzzApply(f *testing.F) {
+	seeds(f)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h := newHarness(t)
+		fill(h)
+		before := dump(t, h.fsm.Store())
+		idx := h.snap().LatestIndex()
+		r := h.fsm.Apply(&raft.Log{Index: 1000, Type: raft.LogCommand, Data: b})
+		if r != nil {
+			if _, ok := r.(*Error); !ok {
+				t.Fatalf("Apply returned %T", r)
+			}
+			if h.snap().LatestIndex() != idx || !reflect.DeepEqual(before, dump(t, h.fsm.Store())) {
+				t.Fatal("a failed Apply changed the store")
+			}
+		}
+	})
+}

@@ -1,0 +1,74 @@
+package state
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// Table names, also used to ask for a table's index.
+const (
+	TableTenants     = "tenants"
+	TableTokens      = "tokens"
+	TablePools       = "pools"
+	TableApps        = "apps"
+	TableAppVersions = "app_versions"
+	tableIndex       = "index"
+	tableMeta        = "meta"
+)
+
+// IndexEntry records the last Raft index that changed a table.
+type IndexEntry struct {
+	Table string
+	Index uint64
+}
+
+// metaEntry is the singleton row with cluster-wide flags.
+type metaEntry struct {
+	ID             string // always "meta"
+	Bootstrapped   bool
+	BootstrapIndex uint64
+}
+
+func schema() *memdb.DBSchema {
+	str := func(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: field} }
+	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		TableTenants: {Name: TableTenants, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: str("Name")},
+		}},
+		TableTokens: {Name: TableTokens, Indexes: map[string]*memdb.IndexSchema{
+			"id":     {Name: "id", Unique: true, Indexer: str("ID")},
+			"hash":   {Name: "hash", Unique: true, Indexer: str("SecretHash")},
+			"tenant": {Name: "tenant", AllowMissing: true, Indexer: str("Tenant")},
+		}},
+		TablePools: {Name: TablePools, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: str("Name")},
+		}},
+		TableApps: {Name: TableApps, Indexes: map[string]*memdb.IndexSchema{
+			"id":     {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Tenant"), str("Name")}}},
+			"tenant": {Name: "tenant", Indexer: str("Tenant")},
+		}},
+		TableAppVersions: {Name: TableAppVersions, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+				str("Tenant"), str("App"), &memdb.IntFieldIndex{Field: "Version"}}}},
+			"app": {Name: "app", Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Tenant"), str("App")}}},
+		}},
+		tableIndex: {Name: tableIndex, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: str("Table")},
+		}},
+		tableMeta: {Name: tableMeta, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: str("ID")},
+		}},
+	}}
+}
+
+// tables lists the object tables in snapshot order.
+var objectTables = []string{TableTenants, TableTokens, TablePools, TableApps, TableAppVersions}
+
+func newDB() (*memdb.MemDB, error) {
+	db, err := memdb.NewMemDB(schema())
+	if err != nil {
+		return nil, fmt.Errorf("state schema: %w", err)
+	}
+	return db, nil
+}

@@ -1,0 +1,161 @@
+package state
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/hashicorp/go-memdb"
+	"github.com/hashicorp/raft"
+)
+
+// snapshotFormat is the version of the snapshot stream. A stream is JSON
+// lines: a header, one record per object (index and meta rows included),
+// and a trailer with the record count, so a truncated stream is detected.
+const snapshotFormat = 1
+
+type snapHeader struct {
+	Format int `json:"format"`
+}
+
+type snapRecord struct {
+	Table  string          `json:"t,omitempty"`
+	Object json.RawMessage `json:"o,omitempty"`
+	End    bool            `json:"end,omitempty"`
+	Count  int             `json:"count,omitempty"`
+}
+
+// snapshotTables lists every table in the order a snapshot writes them.
+var snapshotTables = append(append([]string(nil), objectTables...), tableIndex, tableMeta)
+
+func newObject(table string) any {
+	switch table {
+	case TableTenants:
+		return &Tenant{}
+	case TableTokens:
+		return &Token{}
+	case TablePools:
+		return &Pool{}
+	case TableApps:
+		return &App{}
+	case TableAppVersions:
+		return &AppVersion{}
+	case tableIndex:
+		return &IndexEntry{}
+	case tableMeta:
+		return &metaEntry{}
+	}
+	return nil
+}
+
+// Snapshot implements raft.FSM: it captures a read transaction; the
+// streaming happens in Persist, concurrently with further Applies.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	db, _ := f.store.current()
+	return &fsmSnapshot{txn: db.Txn(false)}, nil
+}
+
+type fsmSnapshot struct {
+	txn *memdb.Txn
+}
+
+// Persist implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := writeSnapshot(s.txn, sink); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+// Release implements raft.FSMSnapshot.
+func (s *fsmSnapshot) Release() {}
+
+func writeSnapshot(txn *memdb.Txn, w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	if err := enc.Encode(snapHeader{Format: snapshotFormat}); err != nil {
+		return err
+	}
+	n := 0
+	for _, table := range snapshotTables {
+		it, err := txn.Get(table, "id")
+		if err != nil {
+			return fmt.Errorf("snapshot %s: %w", table, err)
+		}
+		for obj := it.Next(); obj != nil; obj = it.Next() {
+			b, err := json.Marshal(obj)
+			if err != nil {
+				return fmt.Errorf("snapshot %s: %w", table, err)
+			}
+			if err := enc.Encode(snapRecord{Table: table, Object: b}); err != nil {
+				return err
+			}
+			n++
+		}
+	}
+	if err := enc.Encode(snapRecord{End: true, Count: n}); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// Restore implements raft.FSM: it builds a new database from the stream and
+// swaps it in only when the whole stream was read and checked.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	db, err := readSnapshot(rc)
+	if err != nil {
+		return err
+	}
+	f.store.replace(db)
+	return nil
+}
+
+func readSnapshot(r io.Reader) (*memdb.MemDB, error) {
+	db, err := newDB()
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bufio.NewReader(r))
+	var h snapHeader
+	if err := dec.Decode(&h); err != nil {
+		return nil, fmt.Errorf("snapshot header: %w", err)
+	}
+	if h.Format != snapshotFormat {
+		return nil, fmt.Errorf("snapshot format %d is not supported (want %d)", h.Format, snapshotFormat)
+	}
+	txn := db.Txn(true)
+	defer txn.Abort()
+	n := 0
+	for {
+		var rec snapRecord
+		if err := dec.Decode(&rec); err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("snapshot record %d: %w", n, err)
+		}
+		if rec.End {
+			if rec.Count != n {
+				return nil, fmt.Errorf("snapshot has %d records, trailer says %d", n, rec.Count)
+			}
+			break
+		}
+		obj := newObject(rec.Table)
+		if obj == nil {
+			return nil, fmt.Errorf("snapshot record %d: unknown table %q", n, rec.Table)
+		}
+		if err := json.Unmarshal(rec.Object, obj); err != nil {
+			return nil, fmt.Errorf("snapshot record %d (%s): %w", n, rec.Table, err)
+		}
+		if err := txn.Insert(rec.Table, obj); err != nil {
+			return nil, fmt.Errorf("snapshot record %d (%s): %w", n, rec.Table, err)
+		}
+		n++
+	}
+	txn.Commit()
+	return db, nil
+}
