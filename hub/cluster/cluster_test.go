@@ -1,0 +1,333 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"go.uber.org/goleak"
+
+	"github.com/wharf-platform/wharf/hub/state"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+// kvFSM is a replicated map; a command "k=v" sets a key, "!k" fails with a
+// conflict if k is set.
+type kvFSM struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+type kvCmd struct{ K, V string }
+
+func (f *kvFSM) Apply(l *raft.Log) interface{} {
+	var c kvCmd
+	if err := json.Unmarshal(l.Data, &c); err != nil {
+		return &state.Error{Kind: state.KindInvalid, Msg: err.Error()}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.m[c.K]; ok && c.V == "" {
+		return &state.Error{Kind: state.KindConflict, Msg: c.K + " is set"}
+	}
+	f.m[c.K] = c.V
+	return nil
+}
+
+func (f *kvFSM) get(k string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.m[k]
+}
+
+func (f *kvFSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b, err := json.Marshal(f.m)
+	return kvSnap(b), err
+}
+
+func (f *kvFSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	m := map[string]string{}
+	if err := json.NewDecoder(rc).Decode(&m); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	f.m = m
+	f.mu.Unlock()
+	return nil
+}
+
+type kvSnap []byte
+
+func (s kvSnap) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+func (s kvSnap) Release() {}
+
+type node struct {
+	c      *Cluster
+	fsm    *kvFSM
+	cfg    Config
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func logger() *slog.Logger {
+	if os.Getenv("WHARF_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func testConfig(t *testing.T, i int, key []byte, expect int, join []string) Config {
+	cfg := DefaultConfig()
+	ip := fmt.Sprintf("127.0.%d.%d", 100+i, 11+i)
+	cfg.NodeID, cfg.NodeName = fmt.Sprintf("id-%d", i), fmt.Sprintf("n%d", i)
+	cfg.DataDir = t.TempDir()
+	cfg.BootstrapExpect, cfg.Join, cfg.Key = expect, join, key
+	cfg.RaftAddr, cfg.GossipAddr = ip+":0", ip+":0"
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout, cfg.CommitTimeout = 100*time.Millisecond, 100*time.Millisecond, 50*time.Millisecond, 5*time.Millisecond
+	cfg.DeadServerGrace = time.Second
+	cfg.Logger = logger().With("n", i)
+	return cfg
+}
+
+func startNode(t *testing.T, cfg Config) *node {
+	t.Helper()
+	n := &node{fsm: &kvFSM{m: map[string]string{}}, cfg: cfg, done: make(chan error, 1)}
+	cfg.FSM = n.fsm
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.c = c
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go func() { n.done <- c.Run(ctx) }()
+	t.Cleanup(n.kill)
+	return n
+}
+
+func (n *node) kill() {
+	if n.cancel != nil {
+		n.cancel()
+		<-n.done
+		n.cancel = nil
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func cluster3(t *testing.T, key []byte) []*node {
+	var nodes []*node
+	var join []string
+	for i := 0; i < 3; i++ {
+		n := startNode(t, testConfig(t, i, key, 3, join))
+		if i == 0 {
+			join = []string{n.c.GossipAddr()}
+		}
+		nodes = append(nodes, n)
+	}
+	waitFor(t, 15*time.Second, "a ready leader", func() bool { return leaderOf(nodes) != nil })
+	return nodes
+}
+
+func leaderOf(nodes []*node) *node {
+	for _, n := range nodes {
+		if n.cancel != nil && n.c.IsLeader() && n.c.leaderReady.Load() {
+			return n
+		}
+	}
+	return nil
+}
+
+func apply(t *testing.T, n *node, k, v string) error {
+	t.Helper()
+	b, _ := json.Marshal(kvCmd{k, v})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := n.c.Apply(ctx, b)
+	return err
+}
+
+func TestClusterFormsForwardsAndFailsOver(t *testing.T) {
+	key, _ := ParseKey(GenerateKey())
+	nodes := cluster3(t, key)
+	for i, n := range nodes {
+		if err := apply(t, n, fmt.Sprintf("k%d", i), "v"); err != nil {
+			t.Fatalf("apply through n%d: %v", i, err)
+		}
+	}
+	// FSM errors come back typed through forwarding.
+	for _, n := range nodes {
+		if err := apply(t, n, "k0", ""); !errors.Is(err, state.ErrConflict) {
+			t.Fatalf("conflict through %s: %v", n.cfg.NodeName, err)
+		}
+	}
+	for _, n := range nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := n.c.ConsistentRead(ctx)
+		cancel()
+		if err != nil || n.fsm.get("k2") != "v" {
+			t.Fatalf("consistent read on %s: %v %q", n.cfg.NodeName, err, n.fsm.get("k2"))
+		}
+		if st := n.c.Status(); len(st.Peers) != 3 || st.Leader == "" {
+			t.Fatalf("status %+v", st)
+		}
+	}
+	old := leaderOf(nodes)
+	old.kill()
+	waitFor(t, 10*time.Second, "a new leader", func() bool { l := leaderOf(nodes); return l != nil && l != old })
+	l := leaderOf(nodes)
+	if err := apply(t, l, "after", "v"); err != nil {
+		t.Fatal(err)
+	}
+	// Restarted from its data dir, the old leader catches up.
+	cfg := old.cfg
+	cfg.RaftAddr, cfg.GossipAddr = old.c.RaftAddr(), old.c.GossipAddr()
+	cfg.Join = []string{l.c.GossipAddr()}
+	cfg.BootstrapExpect = 0
+	back := startNode(t, cfg)
+	waitFor(t, 10*time.Second, "the restarted node to catch up", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return back.c.ConsistentRead(ctx) == nil && back.fsm.get("after") == "v" && back.fsm.get("k0") == "v"
+	})
+}
+
+func TestPartitionedLeaderCannotServeReads(t *testing.T) {
+	key, _ := ParseKey(GenerateKey())
+	var mu sync.Mutex
+	cut := map[string]bool{}
+	var nodes []*node
+	var join []string
+	for i := 0; i < 3; i++ {
+		cfg := testConfig(t, i, key, 3, join)
+		self := fmt.Sprintf("127.0.%d.%d", 100+i, 11+i)
+		cfg.Blocked = func(remote string) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return cut[self] != cut[remote]
+		}
+		cfg.LeaderWait = time.Second
+		n := startNode(t, cfg)
+		if i == 0 {
+			join = []string{n.c.GossipAddr()}
+		}
+		nodes = append(nodes, n)
+	}
+	waitFor(t, 15*time.Second, "a leader", func() bool { return leaderOf(nodes) != nil })
+	old := leaderOf(nodes)
+	host, _, _ := splitHost(old.c.RaftAddr())
+	mu.Lock()
+	cut[host] = true
+	mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := old.c.ConsistentRead(ctx); err == nil {
+		t.Fatal("a partitioned leader served a linearizable read")
+	}
+	waitFor(t, 10*time.Second, "a new leader in the majority", func() bool {
+		for _, n := range nodes {
+			if n != old && n.c.IsLeader() && n.c.leaderReady.Load() {
+				return true
+			}
+		}
+		return false
+	})
+	for _, n := range nodes {
+		if n != old {
+			if err := apply(t, n, "maj", "v"); err != nil {
+				t.Fatalf("majority write: %v", err)
+			}
+			break
+		}
+	}
+	mu.Lock()
+	cut = map[string]bool{}
+	mu.Unlock()
+	waitFor(t, 10*time.Second, "the old leader to catch up after healing", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return old.c.ConsistentRead(ctx) == nil && old.fsm.get("maj") == "v"
+	})
+}
+
+func TestWrongKeyCannotJoin(t *testing.T) {
+	key, _ := ParseKey(GenerateKey())
+	other, _ := ParseKey(GenerateKey())
+	a := startNode(t, testConfig(t, 0, key, 1, nil))
+	waitFor(t, 10*time.Second, "a leader", func() bool { return leaderOf([]*node{a}) != nil })
+	b := startNode(t, testConfig(t, 1, other, 0, []string{a.c.GossipAddr()}))
+	time.Sleep(time.Second)
+	if n := len(a.c.Members()); n != 1 {
+		t.Fatalf("a node with another key joined gossip: %d members", n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if c, err := b.c.mux.dial(ctx, a.c.RaftAddr(), alpnRPC); err == nil {
+		c.Close()
+		t.Fatal("a node with another key completed a TLS handshake on the Raft port")
+	}
+}
+
+func TestDeadServerRemovedAfterGrace(t *testing.T) {
+	key, _ := ParseKey(GenerateKey())
+	nodes := cluster3(t, key)
+	var victim *node
+	for _, n := range nodes {
+		if !n.c.IsLeader() {
+			victim = n
+			break
+		}
+	}
+	victim.kill()
+	waitFor(t, 20*time.Second, "the dead node's removal", func() bool {
+		l := leaderOf(nodes)
+		return l != nil && len(l.c.Status().Peers) == 2
+	})
+}
+
+func TestParseKey(t *testing.T) {
+	for _, bad := range []string{"", "not base64!", "c2hvcnQ="} {
+		if _, err := ParseKey(bad); err == nil {
+			t.Errorf("ParseKey(%q) accepted", bad)
+		}
+	}
+	if _, err := ParseKey(GenerateKey()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func splitHost(addr string) (string, string, error) { return net.SplitHostPort(addr) }

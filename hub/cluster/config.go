@@ -1,0 +1,154 @@
+// Package cluster owns a hub node's membership in the hub cluster: Raft
+// (log in raft-wal, file snapshots), memberlist gossip, the cluster-key
+// mutual TLS between nodes, the internal RPC that forwards writes to the
+// leader, and read-index linearizable reads.
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// Config configures one node. DefaultConfig fills in production values.
+type Config struct {
+	// NodeID is the node's persistent, unique Raft server id. Required.
+	NodeID string
+	// NodeName is the node's human name (gossip name). Required.
+	NodeName string
+	// Datacenter is advertised in gossip metadata.
+	Datacenter string
+	// DataDir holds raft/ (log, stable store, snapshots). Required.
+	DataDir string
+	// BootstrapExpect is the number of servers that form a new cluster; 0
+	// means join only.
+	BootstrapExpect int
+	// Join lists gossip addresses to join.
+	Join []string
+	// Key is the raw 32-byte cluster key. Required.
+	Key []byte
+	// RaftAddr is the TCP bind address for Raft and internal RPC.
+	RaftAddr string
+	// GossipAddr is the TCP+UDP bind address for memberlist.
+	GossipAddr string
+	// Advertise is the IP other nodes use; "" means the bind IP, or the first
+	// non-loopback IPv4 when binding to all interfaces.
+	Advertise string
+	// HTTPAddr is this node's API address, published in gossip metadata.
+	HTTPAddr string
+	// Extra is published in gossip metadata as is.
+	Extra map[string]string
+	// FSM is the replicated state machine. Required.
+	FSM raft.FSM
+	// Logger receives the cluster's logs (Raft's and memberlist's too).
+	Logger *slog.Logger
+
+	// DeadServerGrace is how long a failed server stays a voter before the
+	// leader removes it. Zero means 2 minutes.
+	DeadServerGrace time.Duration
+	// LeaderWait bounds how long a request waits for a leader. Zero: 5 s.
+	LeaderWait time.Duration
+	// Raft timings; zero keeps the defaults set by DefaultConfig.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// SnapshotThreshold is the number of new log entries that triggers a
+	// snapshot. Zero: 8192.
+	SnapshotThreshold uint64
+	// Blocked, when set (tests only), cuts traffic to and from remote IPs
+	// for which it returns true.
+	Blocked func(remoteIP string) bool
+}
+
+// DefaultConfig returns production defaults.
+func DefaultConfig() Config {
+	return Config{
+		Datacenter:         "dc1",
+		DeadServerGrace:    2 * time.Minute,
+		LeaderWait:         5 * time.Second,
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
+		SnapshotThreshold:  8192,
+	}
+}
+
+// Validate checks required fields and fills zero values with defaults.
+func (c *Config) Validate() error {
+	d := DefaultConfig()
+	switch {
+	case c.NodeID == "":
+		return errors.New("cluster: NodeID is required")
+	case c.NodeName == "":
+		return errors.New("cluster: NodeName is required")
+	case c.DataDir == "":
+		return errors.New("cluster: DataDir is required")
+	case len(c.Key) != KeySize:
+		return fmt.Errorf("cluster: key must be %d bytes", KeySize)
+	case c.FSM == nil:
+		return errors.New("cluster: FSM is required")
+	}
+	for _, a := range []string{c.RaftAddr, c.GossipAddr} {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("cluster: address %q: %w", a, err)
+		}
+	}
+	if c.Datacenter == "" {
+		c.Datacenter = d.Datacenter
+	}
+	if c.DeadServerGrace == 0 {
+		c.DeadServerGrace = d.DeadServerGrace
+	}
+	if c.LeaderWait == 0 {
+		c.LeaderWait = d.LeaderWait
+	}
+	if c.HeartbeatTimeout == 0 {
+		c.HeartbeatTimeout = d.HeartbeatTimeout
+	}
+	if c.ElectionTimeout == 0 {
+		c.ElectionTimeout = d.ElectionTimeout
+	}
+	if c.LeaderLeaseTimeout == 0 {
+		c.LeaderLeaseTimeout = d.LeaderLeaseTimeout
+	}
+	if c.CommitTimeout == 0 {
+		c.CommitTimeout = d.CommitTimeout
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = d.SnapshotThreshold
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return nil
+}
+
+// advertiseIP picks the IP other nodes use to reach a service bound to bind.
+func advertiseIP(advertise, bind string) (string, error) {
+	if advertise != "" {
+		return advertise, nil
+	}
+	host, _, err := net.SplitHostPort(bind)
+	if err != nil {
+		return "", err
+	}
+	if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+		return host, nil
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", err
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+			return n.IP.String(), nil
+		}
+	}
+	return "127.0.0.1", nil
+}

@@ -1,0 +1,68 @@
+package cluster
+
+import (
+	"sort"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+func sortServers(s []raft.Server) {
+	sort.Slice(s, func(i, j int) bool { return s[i].ID < s[j].ID })
+}
+
+// reconcile runs on the leader: alive hub nodes that are not voters are
+// added; voters that left are removed at once, and voters not alive in
+// gossip are removed after DeadServerGrace.
+func (c *Cluster) reconcile() {
+	if !c.leaderReady.Load() {
+		return
+	}
+	f := c.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	inConfig := map[raft.ServerID]raft.ServerAddress{}
+	for _, s := range f.Configuration().Servers {
+		inConfig[s.ID] = s.Address
+	}
+	alive := map[raft.ServerID]bool{}
+	left := map[raft.ServerID]bool{}
+	for _, m := range c.Members() {
+		id := raft.ServerID(m.ID)
+		if m.Left {
+			left[id] = true
+			continue
+		}
+		if !m.Alive {
+			continue
+		}
+		alive[id] = true
+		if addr, ok := inConfig[id]; !ok || addr != raft.ServerAddress(m.RaftAddr) {
+			c.log.Info("adding hub node as voter", "node", m.Name, "addr", m.RaftAddr)
+			if err := c.raft.AddVoter(id, raft.ServerAddress(m.RaftAddr), 0, 10*time.Second).Error(); err != nil {
+				c.log.Warn("add voter", "node", m.Name, "err", err)
+			}
+		}
+	}
+	now := time.Now()
+	for id := range inConfig {
+		if id == raft.ServerID(c.cfg.NodeID) || alive[id] {
+			delete(c.deadSince, id)
+			continue
+		}
+		since, ok := c.deadSince[id]
+		if !ok {
+			c.deadSince[id] = now
+			since = now
+		}
+		if left[id] || now.Sub(since) >= c.cfg.DeadServerGrace {
+			c.log.Info("removing hub node", "id", id, "left", left[id], "dead_for", now.Sub(since).Round(time.Second))
+			if err := c.raft.RemoveServer(id, 0, 10*time.Second).Error(); err != nil {
+				c.log.Warn("remove server", "id", id, "err", err)
+				continue
+			}
+			delete(c.deadSince, id)
+		}
+	}
+}

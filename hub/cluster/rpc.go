@@ -1,0 +1,122 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/wharf-platform/wharf/hub/state"
+)
+
+// The internal RPC is HTTP/1.1 over the cluster-key mTLS connections of the
+// Raft port (ALPN wharf-rpc/1). Errors travel as a kind code plus a message.
+
+const maxRPCBody = 16 << 20
+
+type rpcError struct {
+	Kind  state.Kind `json:"kind"`
+	Msg   string     `json:"msg"`
+	Field string     `json:"field,omitempty"`
+}
+
+type rpcAnswer struct {
+	Index uint64    `json:"index"`
+	Error *rpcError `json:"error,omitempty"`
+}
+
+func toRPCError(err error) *rpcError {
+	if err == nil {
+		return nil
+	}
+	var se *state.Error
+	if errors.As(err, &se) {
+		msg := se.Msg
+		if se.Kind == state.KindUnavailable {
+			msg = err.Error()
+		}
+		return &rpcError{Kind: se.Kind, Msg: msg, Field: se.Field}
+	}
+	return &rpcError{Kind: state.KindInternal, Msg: err.Error()}
+}
+
+func (e *rpcError) err() error {
+	if e == nil {
+		return nil
+	}
+	if e.Kind == state.KindUnavailable {
+		return fmt.Errorf("%w (from leader: %s)", ErrNoLeader, e.Msg)
+	}
+	return &state.Error{Kind: e.Kind, Msg: e.Msg, Field: e.Field}
+}
+
+func (c *Cluster) startRPC() {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /apply", func(w http.ResponseWriter, r *http.Request) {
+		msg, err := io.ReadAll(io.LimitReader(r.Body, maxRPCBody))
+		if err != nil {
+			return
+		}
+		var ans rpcAnswer
+		if !c.IsLeader() {
+			ans.Error = toRPCError(ErrNoLeader)
+		} else {
+			var err error
+			ans.Index, err = c.applyLocal(r.Context(), msg)
+			ans.Error = toRPCError(err)
+		}
+		json.NewEncoder(w).Encode(ans)
+	})
+	mux.HandleFunc("POST /readindex", func(w http.ResponseWriter, r *http.Request) {
+		var ans rpcAnswer
+		var err error
+		ans.Index, err = c.readIndex()
+		ans.Error = toRPCError(err)
+		json.NewEncoder(w).Encode(ans)
+	})
+	c.rpcSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go c.rpcSrv.Serve(newChanListener(c.mux, c.mux.rpc))
+	c.rpcClient = &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return c.mux.dial(ctx, addr, alpnRPC)
+		},
+		MaxIdleConnsPerHost: 64,
+		IdleConnTimeout:     time.Minute,
+	}}
+}
+
+func (c *Cluster) call(ctx context.Context, addr, path string, body []byte) (uint64, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	resp, err := c.rpcClient.Do(req)
+	if err != nil {
+		// The request may have reached the leader: the outcome is unknown.
+		return 0, fmt.Errorf("%w: rpc to leader %s: %v", ErrNoLeader, addr, err)
+	}
+	defer resp.Body.Close()
+	var ans rpcAnswer
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxRPCBody)).Decode(&ans); err != nil {
+		return 0, fmt.Errorf("%w: rpc answer from %s: %v", ErrNoLeader, addr, err)
+	}
+	return ans.Index, ans.Error.err()
+}
+
+func (c *Cluster) forwardApply(ctx context.Context, addr string, msg []byte) (uint64, error) {
+	return c.call(ctx, addr, "/apply", msg)
+}
+
+func (c *Cluster) forwardReadIndex(ctx context.Context, addr string) (uint64, error) {
+	return c.call(ctx, addr, "/readindex", nil)
+}
