@@ -228,9 +228,8 @@ func (w *writer) appRollback(r *AppRollbackRequest) *Error {
 	if v == nil {
 		return &Error{Kind: KindNotFound, Field: "version", Msg: fmt.Sprintf("app %s has no version %d", r.Name, r.Version)}
 	}
-	if a.Version == r.Version {
-		return nil
-	}
+	// Rolling back to the current version still writes (a new modify
+	// index), so every successful command changes the store.
 	n := a.Copy()
 	setVersionFields(&n.Spec, v.Spec)
 	n.Version = v.Version

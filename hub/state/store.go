@@ -197,3 +197,20 @@ func (s *Snapshot) Bootstrapped() bool {
 	obj, err := s.txn.First(tableMeta, "id", "meta")
 	return err == nil && obj != nil && obj.(*metaEntry).Bootstrapped
 }
+
+// WatchIndex returns LatestIndex and adds to ws a channel that fires when
+// any table changes.
+func (s *Snapshot) WatchIndex(ws memdb.WatchSet) uint64 {
+	it, err := s.txn.Get(tableIndex, "id")
+	if err != nil {
+		return 0
+	}
+	ws.Add(it.WatchCh())
+	var max uint64
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		if e := obj.(*IndexEntry); e.Index > max {
+			max = e.Index
+		}
+	}
+	return max
+}

@@ -1,0 +1,38 @@
+package api
+
+import (
+	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+func tenantOut(t *state.Tenant) apitypes.Tenant {
+	c := t.Copy()
+	return apitypes.Tenant{Name: c.Name, Pools: c.Pools, Quota: c.Quota, CreatedAt: c.CreatedAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
+}
+
+func tokenOut(t *state.Token) apitypes.Token {
+	return apitypes.Token{ID: t.ID, Name: t.Name, Role: t.Role, Tenant: t.Tenant, CreatedAt: t.CreatedAt, CreateIndex: t.CreateIndex, ModifyIndex: t.ModifyIndex}
+}
+
+func poolOut(p *state.Pool) apitypes.Pool {
+	c := p.Copy()
+	return apitypes.Pool{Name: c.Name, Datacenter: c.Datacenter, Region: c.Region, Provider: c.Provider, Labels: c.Labels, CreatedAt: c.CreatedAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
+}
+
+func appOut(a *state.App) apitypes.App {
+	c := a.Copy()
+	return apitypes.App{AppSpec: c.Spec, Tenant: c.Tenant, Version: c.Version, LatestVersion: c.LatestVersion,
+		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
+}
+
+func versionOut(v *state.AppVersion) apitypes.AppVersion {
+	return apitypes.AppVersion{Version: v.Version, Spec: v.Spec, CreatedAt: v.CreatedAt, Index: v.Index}
+}
+
+func mapAll[S any, T any](in []*S, f func(*S) T) []T {
+	out := make([]T, 0, len(in))
+	for _, x := range in {
+		out = append(out, f(x))
+	}
+	return out
+}

@@ -1,0 +1,98 @@
+package api
+
+import (
+	"context"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+const (
+	defaultWait = 5 * time.Minute
+	maxWait     = 10 * time.Minute
+)
+
+// queryFn reads from a snapshot, registering what it read in ws, and
+// returns the answer and the index of the tables it read.
+type queryFn func(ws memdb.WatchSet, snap *state.Snapshot) (any, uint64, error)
+
+// query serves a read: linearizable unless ?stale, blocking when ?index=N
+// (until the answer's index exceeds N or ?wait passes), with X-Wharf-Index.
+func (s *Server) query(w http.ResponseWriter, r *http.Request, fn queryFn) error {
+	q := r.URL.Query()
+	var minIndex uint64
+	if v := q.Get("index"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return apitypes.FieldError("index", "index must be a non-negative integer")
+		}
+		minIndex = n
+	}
+	wait := defaultWait
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return apitypes.FieldError("wait", "wait must be a duration such as 30s")
+		}
+		wait = min(d, maxWait)
+	}
+	ctx := r.Context()
+	if !q.Has("stale") {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := s.cfg.Cluster.ConsistentRead(cctx)
+		cancel()
+		if err != nil {
+			return err
+		}
+	}
+	if minIndex > 0 {
+		// Spread the wake-ups of many watchers, as Consul does.
+		wait += time.Duration(rand.Int64N(int64(wait/16) + 1))
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, wait)
+		defer cancel()
+	}
+	var out any
+	idx, err := s.cfg.Store.Blocking(ctx, minIndex, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+		var idx uint64
+		var err error
+		out, idx, err = fn(ws, snap)
+		return idx, err
+	})
+	if err != nil {
+		return err
+	}
+	if r.Context().Err() != nil {
+		return nil // the client went away
+	}
+	w.Header().Set("X-Wharf-Index", strconv.FormatUint(max(idx, 1), 10))
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// apply commits a command and waits until the local store has applied it,
+// so the caller can read back what it wrote.
+func (s *Server) apply(ctx context.Context, t state.MessageType, req any) (uint64, error) {
+	msg, err := state.Encode(t, req)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	idx, err := s.cfg.Cluster.Apply(ctx, msg)
+	if err != nil {
+		return idx, err
+	}
+	_, err = s.cfg.Store.Blocking(ctx, idx-1, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+		return snap.WatchIndex(ws), nil
+	})
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	return idx, err
+}

@@ -1,0 +1,202 @@
+// Package api serves the hub's REST API under /v1: JSON in and out,
+// bearer-token auth with tenant-scoped roles, linearizable or stale reads,
+// blocking queries, and writes committed through the cluster.
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+// Cluster is what the API needs of the hub cluster.
+type Cluster interface {
+	// Apply commits a state command (state.Encode) and returns its Raft
+	// index and the FSM's answer (nil or *state.Error).
+	Apply(ctx context.Context, msg []byte) (uint64, error)
+	// ConsistentRead returns once the local store holds every write
+	// acknowledged before the call.
+	ConsistentRead(ctx context.Context) error
+	// Status describes the node and the cluster.
+	Status() apitypes.Status
+}
+
+// Config configures the API server.
+type Config struct {
+	Store   *state.Store
+	Cluster Cluster
+	// Logger: nil discards.
+	Logger *slog.Logger
+	// MaxBodyBytes bounds request bodies. Zero means 1 MiB.
+	MaxBodyBytes int64
+	// Registry, when set, receives the API's metrics.
+	Registry prometheus.Registerer
+	// Now returns the time stamped into commands. nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is the REST API.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	mux     *http.ServeMux
+	routes  []string
+	latency *prometheus.HistogramVec
+}
+
+// New returns an API server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Cluster == nil {
+		return nil, errors.New("api: Store and Cluster are required")
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "wharf_api_request_duration_seconds",
+		Help:    "REST API request latency by route and status code.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	}, []string{"route", "code"})
+	if cfg.Registry != nil {
+		if err := cfg.Registry.Register(s.latency); err != nil {
+			return nil, fmt.Errorf("api metrics: %w", err)
+		}
+	}
+	s.register()
+	return s, nil
+}
+
+// handler is an API handler: it writes a successful answer or returns an
+// error, which is written as JSON with its status.
+type handler func(w http.ResponseWriter, r *http.Request, p *principal) error
+
+// access says who may call a route at all; finer checks are in handlers.
+type access int
+
+const (
+	public access = iota // no token
+	authed               // any valid token
+)
+
+func (s *Server) handle(pattern string, a access, h handler) {
+	s.routes = append(s.routes, pattern)
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		var p *principal
+		var err error
+		if a == authed {
+			p, err = s.authenticate(r)
+		}
+		if err == nil {
+			err = h(sw, r, p)
+		}
+		if err != nil {
+			s.writeError(sw, r, err)
+		}
+		s.latency.WithLabelValues(pattern, strconv.Itoa(sw.status())).Observe(time.Since(start).Seconds())
+	})
+}
+
+// Routes lists every route pattern, for tests that must cover them all.
+func (s *Server) Routes() []string { return append([]string(nil), s.routes...) }
+
+// Handler returns the API's http.Handler; it answers /v1/ paths it does not
+// know with JSON 404 or 405.
+func (s *Server) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := s.mux.Handler(r); pattern != "" {
+			s.mux.ServeHTTP(w, r)
+			return
+		}
+		for _, m := range []string{"GET", "POST", "PUT", "DELETE"} {
+			alt := r.Clone(r.Context())
+			alt.Method = m
+			if _, pattern := s.mux.Handler(alt); pattern != "" {
+				s.writeError(w, r, &apitypes.Error{Status: http.StatusMethodNotAllowed, Message: fmt.Sprintf("method %s not allowed on %s", r.Method, r.URL.Path)})
+				return
+			}
+		}
+		s.writeError(w, r, &apitypes.Error{Status: http.StatusNotFound, Message: "no such endpoint: " + r.URL.Path})
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush lets streaming answers through.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusWriter) status() int {
+	if w.code == 0 {
+		return http.StatusOK
+	}
+	return w.code
+}
+
+func (s *Server) register() {
+	s.handle("GET /v1/status", public, s.status)
+	s.handle("POST /v1/bootstrap", public, s.bootstrap)
+
+	s.handle("GET /v1/tenants", authed, s.listTenants)
+	s.handle("POST /v1/tenants", authed, s.createTenant)
+	s.handle("GET /v1/tenants/{name}", authed, s.getTenant)
+	s.handle("DELETE /v1/tenants/{name}", authed, s.deleteTenant)
+
+	s.handle("GET /v1/tokens", authed, s.listTokens)
+	s.handle("POST /v1/tokens", authed, s.createToken)
+	s.handle("GET /v1/tokens/self", authed, s.selfToken)
+	s.handle("GET /v1/tokens/{id}", authed, s.getToken)
+	s.handle("DELETE /v1/tokens/{id}", authed, s.deleteToken)
+
+	s.handle("GET /v1/pools", authed, s.listPools)
+	s.handle("POST /v1/pools", authed, s.createPool)
+	s.handle("GET /v1/pools/{name}", authed, s.getPool)
+	s.handle("DELETE /v1/pools/{name}", authed, s.deletePool)
+
+	s.handle("GET /v1/apps", authed, s.listApps)
+	s.handle("POST /v1/apps", authed, s.createApp)
+	s.handle("GET /v1/apps/{name}", authed, s.getApp)
+	s.handle("PUT /v1/apps/{name}", authed, s.putApp)
+	s.handle("DELETE /v1/apps/{name}", authed, s.deleteApp)
+	s.handle("POST /v1/apps/{name}/scale", authed, s.scaleApp)
+	s.handle("POST /v1/apps/{name}/rollback", authed, s.rollbackApp)
+	s.handle("GET /v1/apps/{name}/versions", authed, s.appVersions)
+}

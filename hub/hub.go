@@ -1,0 +1,229 @@
+// Package hub is the composition root of a hub node: it wires the state
+// store and FSM, the Raft/gossip cluster and the HTTP API together, and runs
+// them. Nothing else in the hub constructs those parts.
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wharf-platform/wharf/hub/api"
+	"github.com/wharf-platform/wharf/hub/cluster"
+	"github.com/wharf-platform/wharf/hub/state"
+)
+
+// Hub is one running hub node.
+type Hub struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *state.Store
+	cluster *cluster.Cluster
+	api     *api.Server
+	httpLn  net.Listener
+	httpSrv *http.Server
+}
+
+// Run starts a hub node and runs it until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	h, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	return h.Run(ctx)
+}
+
+// New builds a hub node and binds its listeners (so addresses with port 0
+// are resolved when it returns); Run starts serving.
+func New(cfg Config) (*Hub, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	id, err := nodeID(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("node id: %w", err)
+	}
+	if cfg.NodeName == "" {
+		cfg.NodeName = defaultNodeName(id)
+	}
+	key, err := clusterKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger.With("node", cfg.NodeName)
+
+	store, err := state.NewStore()
+	if err != nil {
+		return nil, err
+	}
+	fsm := state.NewFSM(store, log.With("component", "fsm"))
+
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen http %s: %w", cfg.HTTPAddr, err)
+	}
+
+	ccfg := cluster.DefaultConfig()
+	ccfg.NodeID = id
+	ccfg.NodeName = cfg.NodeName
+	ccfg.Datacenter = cfg.Datacenter
+	ccfg.DataDir = cfg.DataDir
+	ccfg.BootstrapExpect = cfg.BootstrapExpect
+	ccfg.Join = cfg.Join
+	ccfg.Key = key
+	ccfg.RaftAddr = cfg.RaftAddr
+	ccfg.GossipAddr = cfg.GossipAddr
+	ccfg.Advertise = cfg.Advertise
+	ccfg.HTTPAddr = advertisedHTTP(cfg.Advertise, httpLn.Addr().String())
+	ccfg.FSM = fsm
+	ccfg.Logger = log.With("component", "cluster")
+	if t := cfg.Tuning; t != nil {
+		tune(&ccfg, t)
+	}
+	cl, err := cluster.New(ccfg)
+	if err != nil {
+		httpLn.Close()
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := api.New(api.Config{
+		Store:    store,
+		Cluster:  cl,
+		Logger:   log.With("component", "api"),
+		Registry: reg,
+	})
+	if err != nil {
+		httpLn.Close()
+		cl.Shutdown()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", srv.Handler())
+
+	return &Hub{
+		cfg:     cfg,
+		log:     log,
+		store:   store,
+		cluster: cl,
+		api:     srv,
+		httpLn:  httpLn,
+		httpSrv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute},
+	}, nil
+}
+
+func tune(c *cluster.Config, t *Tuning) {
+	if t.HeartbeatTimeout > 0 {
+		c.HeartbeatTimeout = t.HeartbeatTimeout
+	}
+	if t.ElectionTimeout > 0 {
+		c.ElectionTimeout = t.ElectionTimeout
+	}
+	if t.LeaderLeaseTimeout > 0 {
+		c.LeaderLeaseTimeout = t.LeaderLeaseTimeout
+	}
+	if t.CommitTimeout > 0 {
+		c.CommitTimeout = t.CommitTimeout
+	}
+	if t.DeadServerGrace > 0 {
+		c.DeadServerGrace = t.DeadServerGrace
+	}
+	if t.SnapshotThreshold > 0 {
+		c.SnapshotThreshold = t.SnapshotThreshold
+	}
+	c.Blocked = t.Blocked
+}
+
+// clusterKey returns the raw cluster key: the configured one, else one kept
+// in the data dir, else (single-node clusters only) a new one.
+func clusterKey(cfg Config) ([]byte, error) {
+	if cfg.ClusterKey != "" {
+		return cluster.ParseKey(cfg.ClusterKey)
+	}
+	s, err := loadOrCreate(cfg.DataDir, "cluster-key", func() (string, error) {
+		if cfg.BootstrapExpect != 1 {
+			return "", errors.New("--cluster-key (or WHARF_CLUSTER_KEY) is required unless --bootstrap-expect is 1; make one with `wharf keygen`")
+		}
+		return cluster.GenerateKey(), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cluster.ParseKey(s)
+}
+
+// advertisedHTTP turns the bound HTTP address into one other nodes and
+// clients can use.
+func advertisedHTTP(advertise, bound string) string {
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return bound
+	}
+	if advertise != "" {
+		host = advertise
+	} else if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// HTTPAddr returns the address the API listens on.
+func (h *Hub) HTTPAddr() string { return h.httpLn.Addr().String() }
+
+// Cluster returns the node's cluster membership (for tests and status).
+func (h *Hub) Cluster() *cluster.Cluster { return h.cluster }
+
+// Store returns the node's local state store replica.
+func (h *Hub) Store() *state.Store { return h.store }
+
+// Name returns the node's name.
+func (h *Hub) Name() string { return h.cfg.NodeName }
+
+// Run serves until ctx ends, then stops the HTTP server and the cluster.
+func (h *Hub) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	go func() { errc <- h.cluster.Run(ctx) }()
+	go func() {
+		err := h.httpSrv.Serve(h.httpLn)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		errc <- err
+	}()
+	h.log.Info("hub started", "http", h.HTTPAddr(), "raft", h.cluster.RaftAddr(), "gossip", h.cluster.GossipAddr(), "datacenter", h.cfg.Datacenter)
+
+	var first error
+	remaining := 2
+	select {
+	case <-ctx.Done():
+	case first = <-errc:
+		remaining--
+	}
+	cancel()
+	shutCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
+	defer done()
+	_ = h.httpSrv.Shutdown(shutCtx)
+	for ; remaining > 0; remaining-- {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	h.log.Info("hub stopped")
+	return first
+}

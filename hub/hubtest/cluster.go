@@ -1,0 +1,322 @@
+// Package hubtest runs real hub nodes in one test process: a Raft cluster of
+// several nodes over loopback TCP, each node on its own loopback IP so that
+// tests can cut the network between nodes, kill a node and restart it from
+// its data dir.
+package hubtest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wharf-platform/wharf/hub"
+	"github.com/wharf-platform/wharf/hub/cluster"
+)
+
+// Options tune a test cluster.
+type Options struct {
+	// Logger receives every node's logs; nil discards them (set
+	// WHARF_TEST_LOG=1 to see them on stderr).
+	Logger *slog.Logger
+	// DeadServerGrace is how long the leader waits before removing a dead
+	// node. Zero means 30 s.
+	DeadServerGrace time.Duration
+	// SnapshotThreshold makes Raft snapshot after this many entries. Zero
+	// keeps Raft's default.
+	SnapshotThreshold uint64
+	// Datacenters, when set, gives node i datacenter Datacenters[i%len].
+	Datacenters []string
+}
+
+// Cluster is a set of in-process hub nodes forming one Raft cluster.
+type Cluster struct {
+	t    testing.TB
+	opts Options
+	key  string
+	base string // "127.A.B." prefix shared by the nodes
+
+	mu    sync.Mutex
+	cut   map[[2]string]bool // pairs of IPs that cannot talk
+	Nodes []*Node
+}
+
+// Node is one hub node of a test cluster.
+type Node struct {
+	Index   int
+	IP      string
+	DataDir string
+
+	c      *Cluster
+	mu     sync.Mutex
+	hub    *hub.Hub
+	cancel context.CancelFunc
+	done   chan error
+	// Bound addresses, kept so a restart reuses them.
+	httpAddr, raftAddr, gossipAddr string
+}
+
+// New starts an n-node cluster (bootstrap-expect n) and waits for a leader.
+func New(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	if opts.DeadServerGrace == 0 {
+		opts.DeadServerGrace = 30 * time.Second
+	}
+	c := &Cluster{
+		t:    t,
+		opts: opts,
+		key:  cluster.GenerateKey(),
+		base: fmt.Sprintf("127.%d.%d.", 1+rand.IntN(250), 1+rand.IntN(250)),
+		cut:  map[[2]string]bool{},
+	}
+	for i := 0; i < n; i++ {
+		c.Nodes = append(c.Nodes, c.newNode(i))
+	}
+	var join []string
+	for i, nd := range c.Nodes {
+		nd.start(n, join)
+		if i == 0 {
+			join = []string{nd.gossipAddr}
+		}
+	}
+	t.Cleanup(c.Stop)
+	c.WaitLeader(15 * time.Second)
+	return c
+}
+
+func (c *Cluster) newNode(i int) *Node {
+	dir := filepath.Join(c.t.TempDir(), fmt.Sprintf("hub%d", i))
+	return &Node{Index: i, IP: fmt.Sprintf("%s%d", c.base, 10+i), DataDir: dir, c: c}
+}
+
+func (c *Cluster) logger() *slog.Logger {
+	if c.opts.Logger != nil {
+		return c.opts.Logger
+	}
+	if os.Getenv("WHARF_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func (n *Node) start(expect int, join []string) {
+	n.c.t.Helper()
+	addr := func(kept string) string {
+		if kept != "" {
+			return kept
+		}
+		return net.JoinHostPort(n.IP, "0")
+	}
+	dc := "dc1"
+	if d := n.c.opts.Datacenters; len(d) > 0 {
+		dc = d[n.Index%len(d)]
+	}
+	cfg := hub.Config{
+		NodeName:        fmt.Sprintf("hub%d", n.Index),
+		DataDir:         n.DataDir,
+		Datacenter:      dc,
+		BootstrapExpect: expect,
+		Join:            join,
+		ClusterKey:      n.c.key,
+		HTTPAddr:        addr(n.httpAddr),
+		QUICAddr:        net.JoinHostPort(n.IP, "0"),
+		RaftAddr:        addr(n.raftAddr),
+		GossipAddr:      addr(n.gossipAddr),
+		Advertise:       n.IP,
+		Logger:          n.c.logger().With("test_node", n.Index),
+		Tuning: &hub.Tuning{
+			HeartbeatTimeout:   100 * time.Millisecond,
+			ElectionTimeout:    100 * time.Millisecond,
+			LeaderLeaseTimeout: 50 * time.Millisecond,
+			CommitTimeout:      5 * time.Millisecond,
+			DeadServerGrace:    n.c.opts.DeadServerGrace,
+			SnapshotThreshold:  n.c.opts.SnapshotThreshold,
+			Blocked:            func(remote string) bool { return n.c.blocked(n.IP, remote) },
+		},
+	}
+	var h *hub.Hub
+	var err error
+	// A port freed by a killed node can take a moment to be bindable again.
+	for try := 0; try < 50; try++ {
+		if h, err = hub.New(cfg); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		n.c.t.Fatalf("start hub%d: %v", n.Index, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	n.mu.Lock()
+	n.hub, n.cancel, n.done = h, cancel, done
+	n.httpAddr = h.HTTPAddr()
+	n.raftAddr = h.Cluster().RaftAddr()
+	n.gossipAddr = h.Cluster().GossipAddr()
+	n.mu.Unlock()
+}
+
+// Hub returns the node's running hub, or nil while it is stopped.
+func (n *Node) Hub() *hub.Hub {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.hub
+}
+
+// URL returns the node's API base URL, e.g. http://127.1.2.10:41234.
+func (n *Node) URL() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return "http://" + n.httpAddr
+}
+
+// GossipAddr returns the node's gossip address.
+func (n *Node) GossipAddr() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.gossipAddr
+}
+
+// Running reports whether the node runs.
+func (n *Node) Running() bool { return n.Hub() != nil }
+
+// Kill stops the node abruptly: no graceful leave, as after kill -9 (the
+// process's sockets close, its data dir stays).
+func (c *Cluster) Kill(i int) {
+	c.t.Helper()
+	n := c.Nodes[i]
+	n.mu.Lock()
+	cancel, done := n.cancel, n.done
+	n.hub, n.cancel, n.done = nil, nil, nil
+	n.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		c.t.Fatalf("hub%d did not stop within 20s", i)
+	}
+}
+
+// Restart starts a killed node again from its data dir, on the same addresses.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	n := c.Nodes[i]
+	if n.Running() {
+		c.t.Fatalf("hub%d is running", i)
+	}
+	var join []string
+	for _, o := range c.Nodes {
+		if o != n && o.Running() {
+			join = append(join, o.GossipAddr())
+		}
+	}
+	n.start(0, join)
+}
+
+// Add starts a new node that joins the running cluster.
+func (c *Cluster) Add() *Node {
+	c.t.Helper()
+	n := c.newNode(len(c.Nodes))
+	c.mu.Lock()
+	c.Nodes = append(c.Nodes, n)
+	c.mu.Unlock()
+	var join []string
+	for _, o := range c.Nodes {
+		if o != n && o.Running() {
+			join = append(join, o.GossipAddr())
+		}
+	}
+	n.start(0, join)
+	return n
+}
+
+// Stop kills every node. It is registered as a test cleanup.
+func (c *Cluster) Stop() {
+	for i := range c.Nodes {
+		c.Kill(i)
+	}
+}
+
+// Partition cuts every link between the nodes in group and the others.
+func (c *Cluster) Partition(group ...int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in := map[int]bool{}
+	for _, i := range group {
+		in[i] = true
+	}
+	for i, a := range c.Nodes {
+		for j, b := range c.Nodes {
+			if in[i] != in[j] {
+				c.cut[[2]string{a.IP, b.IP}] = true
+			}
+		}
+	}
+}
+
+// Heal restores every link.
+func (c *Cluster) Heal() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cut = map[[2]string]bool{}
+}
+
+func (c *Cluster) blocked(local, remote string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cut[[2]string{local, remote}]
+}
+
+// Leader returns the node that is leader now, or nil.
+func (c *Cluster) Leader() *Node {
+	for _, n := range c.Nodes {
+		if h := n.Hub(); h != nil && h.Cluster().IsLeader() {
+			return n
+		}
+	}
+	return nil
+}
+
+// WaitLeader waits until exactly one running node reports itself leader and
+// it answers linearizable reads, and returns it.
+func (c *Cluster) WaitLeader(timeout time.Duration) *Node {
+	c.t.Helper()
+	var leader *Node
+	WaitFor(c.t, timeout, "a leader", func() bool {
+		leader = c.Leader()
+		if leader == nil {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return leader.Hub().Cluster().ConsistentRead(ctx) == nil
+	})
+	return leader
+}
+
+// WaitFor polls cond every 20 ms until it holds or timeout passes, then
+// fails the test naming what it waited for.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if cond() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,65 @@
+package hub
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// loadOrCreate returns the trimmed content of dir/name, creating it with
+// make() (mode 0600) when it does not exist yet. The write goes through a
+// temporary file and a rename so that a crash never leaves half a file.
+func loadOrCreate(dir, name string, make func() (string, error)) (string, error) {
+	path := filepath.Join(dir, name)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		v := strings.TrimSpace(string(b))
+		if v == "" {
+			return "", fmt.Errorf("%s is empty", path)
+		}
+		return v, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	v, err := make()
+	if err != nil {
+		return "", err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(v+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", err
+	}
+	return v, nil
+}
+
+// nodeID returns this node's persistent id (a random UUID-shaped string).
+func nodeID(dataDir string) (string, error) {
+	return loadOrCreate(dataDir, "node-id", func() (string, error) {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		h := hex.EncodeToString(b[:])
+		return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:], nil
+	})
+}
+
+// defaultNodeName is the hostname plus the first 6 characters of the node
+// id, so two nodes on one machine never collide.
+func defaultNodeName(id string) string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "hub"
+	}
+	host = strings.ToLower(strings.SplitN(host, ".", 2)[0])
+	return host + "-" + id[:6]
+}
