@@ -37,7 +37,7 @@ type AppSpec struct {
 type Port struct {
 	Name          string `json:"name,omitempty"`
 	ContainerPort int    `json:"container_port"`
-	Protocol      string `json:"protocol,omitempty"` // "tcp" (default) or "udp"
+	Protocol      string `json:"protocol,omitempty"`  // "tcp" (default) or "udp"
 	HostPort      int    `json:"host_port,omitempty"` // 0: chosen on the host
 }
 

@@ -1,0 +1,306 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+var wharfBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "wharf-e2e-bin")
+	if err != nil {
+		panic(err)
+	}
+	wharfBin = filepath.Join(dir, "wharf")
+	out, err := exec.Command("go", "build", "-o", wharfBin, "..").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build wharf: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePorts returns n distinct free TCP ports on 127.0.0.1 (also free for UDP
+// in practice: the kernel hands out ephemeral ports from one range).
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	var ls []net.Listener
+	var ports []int
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
+
+// proc is a wharf process the test started; it is killed at cleanup.
+type proc struct {
+	cmd  *exec.Cmd
+	args []string
+	out  *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func start(t *testing.T, env []string, args ...string) *proc {
+	t.Helper()
+	p := &proc{args: args, out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(wharfBin, args...)
+	p.cmd.Env = append(os.Environ(), env...)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() { p.kill(); p.wait(t) })
+	return p
+}
+
+// kill sends SIGKILL to the process the test started (by its PID).
+func (p *proc) kill() { _ = p.cmd.Process.Signal(syscall.SIGKILL) }
+
+func (p *proc) wait(t *testing.T) {
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		t.Errorf("wharf %v did not exit", p.args)
+	}
+}
+
+// cli runs the wharf CLI and returns its stdout, stderr and exit code.
+func cli(t *testing.T, env []string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, wharfBin, args...)
+	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir()), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("run wharf %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func getJSON(url string, out any) error {
+	c := &http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return json.Unmarshal(b, out)
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestThreeNodeClusterSurvivesKill9 follows the README: three `wharf hub`
+// processes with one cluster key, bootstrap, the CLI against them, kill -9
+// of the leader, a restart that catches up.
+func TestThreeNodeClusterSurvivesKill9(t *testing.T) {
+	keyOut, _, code := cli(t, nil, "keygen")
+	if code != 0 {
+		t.Fatalf("keygen exit %d", code)
+	}
+	env := []string{"WHARF_CLUSTER_KEY=" + strings.TrimSpace(keyOut)}
+	ports := freePorts(t, 12)
+	dir := t.TempDir()
+	type node struct {
+		name string
+		http string
+		args []string
+		p    *proc
+	}
+	var nodes []*node
+	for i := 0; i < 3; i++ {
+		pp := ports[i*4:]
+		n := &node{name: fmt.Sprintf("hub%d", i+1), http: fmt.Sprintf("127.0.0.1:%d", pp[0])}
+		n.args = []string{"hub", "--node-name", n.name, "--data-dir", filepath.Join(dir, n.name),
+			"--datacenter", fmt.Sprintf("dc%d", i+1), "--bootstrap-expect", "3",
+			"--join", fmt.Sprintf("127.0.0.1:%d", ports[3]),
+			"--http-addr", n.http, "--quic-addr", fmt.Sprintf("127.0.0.1:%d", pp[1]),
+			"--raft-addr", fmt.Sprintf("127.0.0.1:%d", pp[2]), "--gossip-addr", fmt.Sprintf("127.0.0.1:%d", pp[3])}
+		n.p = start(t, env, n.args...)
+		nodes = append(nodes, n)
+	}
+	leaderOf := func() *node {
+		for _, n := range nodes {
+			var st apitypes.Status
+			if n.p == nil || getJSON("http://"+n.http+"/v1/status", &st) != nil || st.State != "leader" {
+				continue
+			}
+			return n
+		}
+		return nil
+	}
+	waitFor(t, 30*time.Second, "a leader", func() bool { return leaderOf() != nil })
+
+	addr := "http://" + nodes[1].http
+	out, errOut, code := cli(t, []string{"WHARF_ADDR=" + addr}, "bootstrap", "-o", "json")
+	if code != 0 {
+		t.Fatalf("bootstrap: exit %d: %s", code, errOut)
+	}
+	var boot apitypes.BootstrapResponse
+	if err := json.Unmarshal([]byte(out), &boot); err != nil || boot.Token == "" {
+		t.Fatalf("bootstrap output %q: %v", out, err)
+	}
+	if _, errOut, code := cli(t, []string{"WHARF_ADDR=" + addr}, "bootstrap"); code != 1 || errOut == "" {
+		t.Fatalf("second bootstrap: exit %d, stderr %q; want 1 with the server's message", code, errOut)
+	}
+	cenv := []string{"WHARF_ADDR=" + addr, "WHARF_TOKEN=" + boot.Token}
+	mustCLI := func(env []string, args ...string) string {
+		t.Helper()
+		out, errOut, code := cli(t, env, args...)
+		if code != 0 {
+			t.Fatalf("wharf %v: exit %d: %s", args, code, errOut)
+		}
+		return out
+	}
+	mustCLI(cenv, "tenant", "create", "acme")
+	mustCLI(cenv, "pool", "create", "aws-bj", "--datacenter", "dc1")
+	mustCLI(cenv, "app", "deploy", "hello", "--image", "hello:1", "--instances", "2", "--tenant", "acme")
+	if _, _, code := cli(t, cenv, "tenant", "create", "acme"); code != 1 {
+		t.Fatalf("duplicate tenant: exit %d, want 1", code)
+	}
+	if _, _, code := cli(t, cenv, "tenant", "create"); code != 2 {
+		t.Fatalf("missing argument: exit %d, want 2", code)
+	}
+	if _, _, code := cli(t, cenv, "tenant", "frobnicate"); code != 2 {
+		t.Fatalf("unknown verb: exit %d, want 2", code)
+	}
+
+	// kill -9 the leader; the others elect a new one and keep serving.
+	old := leaderOf()
+	old.p.kill()
+	old.p.wait(t)
+	old.p = nil
+	t0 := time.Now()
+	waitFor(t, 15*time.Second, "a new leader", func() bool { return leaderOf() != nil })
+	t.Logf("new leader %s %s after kill -9 of %s", leaderOf().name, time.Since(t0), old.name)
+	var live *node
+	for _, n := range nodes {
+		if n.p != nil {
+			live = n
+		}
+	}
+	lenv := []string{"WHARF_ADDR=http://" + live.http, "WHARF_TOKEN=" + boot.Token}
+	mustCLI(lenv, "app", "scale", "hello", "5", "--tenant", "acme")
+	out = mustCLI(lenv, "app", "show", "hello", "--tenant", "acme", "-o", "json")
+	var app apitypes.App
+	if err := json.Unmarshal([]byte(out), &app); err != nil || app.Instances == nil || *app.Instances != 5 {
+		t.Fatalf("app after failover: %q (%v)", out, err)
+	}
+
+	// Restart the killed node with the same command line: it catches up.
+	old.p = start(t, env, old.args...)
+	oenv := []string{"WHARF_ADDR=http://" + old.http, "WHARF_TOKEN=" + boot.Token}
+	waitFor(t, 20*time.Second, "the restarted node to catch up", func() bool {
+		out, _, code := cli(t, oenv, "app", "show", "hello", "--tenant", "acme", "--stale", "-o", "json")
+		var a apitypes.App
+		return code == 0 && json.Unmarshal([]byte(out), &a) == nil && a.Instances != nil && *a.Instances == 5
+	})
+}
+
+var tokenLine = regexp.MustCompile(`WHARF_TOKEN=(\S+)`)
+
+// TestDevPrintsAddressAndToken runs `wharf dev` as `make run` does and uses
+// the CLI against it with the printed address and token; a second run over
+// the same data dir prints the same token.
+func TestDevPrintsAddressAndToken(t *testing.T) {
+	dir := t.TempDir()
+	port := freePorts(t, 1)[0]
+	addr := fmt.Sprintf("http://127.0.0.1:%d", port)
+	run := func() (string, *proc) {
+		p := start(t, nil, "dev", "--data-dir", filepath.Join(dir, "wharf-data"), "--http-addr", fmt.Sprintf("127.0.0.1:%d", port))
+		var tok string
+		waitFor(t, 30*time.Second, "wharf dev to print a token", func() bool {
+			m := tokenLine.FindStringSubmatch(p.out.String())
+			if m != nil {
+				tok = m[1]
+			}
+			return tok != ""
+		})
+		if !strings.Contains(p.out.String(), addr) {
+			t.Fatalf("wharf dev did not print the API address %s:\n%s", addr, p.out.String())
+		}
+		return tok, p
+	}
+	tok, p := run()
+	env := []string{"WHARF_ADDR=" + addr, "WHARF_TOKEN=" + tok}
+	out, errOut, code := cli(t, env, "pool", "ls", "-o", "json")
+	if code != 0 {
+		t.Fatalf("pool ls: exit %d %s", code, errOut)
+	}
+	var pools []apitypes.Pool
+	if err := json.Unmarshal([]byte(out), &pools); err != nil || len(pools) != 1 || pools[0].Name != "default" {
+		t.Fatalf("pools %q (%v): want the default pool", out, err)
+	}
+	// Ctrl-C stops it cleanly; a second run prints the same token.
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	p.wait(t)
+	tok2, _ := run()
+	if tok2 != tok {
+		t.Fatalf("second run printed token %q, first %q", tok2, tok)
+	}
+}

@@ -1,0 +1,13 @@
+// Command wharf is Wharf's one binary: hub, agent and CLI.
+package main
+
+import (
+	"os"
+
+	"github.com/wharf-platform/wharf/hub"
+	"github.com/wharf-platform/wharf/pkg/cli"
+)
+
+func main() {
+	os.Exit(cli.Main(hub.Command, nil))
+}

@@ -1,0 +1,209 @@
+// Package client is the Go client of Wharf's REST API. It imports nothing of
+// the hub; the CLI and the end-to-end tests use it.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+// DefaultAddress is the API address when nothing else is configured.
+const DefaultAddress = "http://127.0.0.1:7480"
+
+// Config configures a Client.
+type Config struct {
+	// Address is the hub's API base URL; a bare host:port gets http://.
+	Address string
+	// Token is the bearer token; "" for the endpoints that need none.
+	Token string
+	// HTTPClient: nil means a client with connection reuse and no timeout
+	// (blocking queries may wait minutes; use contexts).
+	HTTPClient *http.Client
+}
+
+// DefaultConfig reads WHARF_ADDR and WHARF_TOKEN.
+func DefaultConfig() Config {
+	c := Config{Address: os.Getenv("WHARF_ADDR"), Token: os.Getenv("WHARF_TOKEN")}
+	if c.Address == "" {
+		c.Address = DefaultAddress
+	}
+	return c
+}
+
+// Client talks to one hub node. It is safe for concurrent use.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *http.Client
+}
+
+// New returns a client.
+func New(cfg Config) (*Client, error) {
+	addr := cfg.Address
+	if addr == "" {
+		addr = DefaultAddress
+	}
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	u, err := url.Parse(strings.TrimRight(addr, "/"))
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("bad hub address %q", cfg.Address)
+	}
+	hc := cfg.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConns: 128, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}}
+	}
+	return &Client{base: u, token: cfg.Token, hc: hc}, nil
+}
+
+// Address returns the base URL.
+func (c *Client) Address() string { return c.base.String() }
+
+// QueryOptions tune reads.
+type QueryOptions struct {
+	Tenant    string        // admin tokens: the tenant to act on
+	Stale     bool          // serve from the node's replica without a leader check
+	WaitIndex uint64        // block until the index exceeds this
+	WaitTime  time.Duration // how long to block
+}
+
+// QueryMeta describes a read's answer.
+type QueryMeta struct {
+	LastIndex uint64
+}
+
+// WriteOptions tune writes.
+type WriteOptions struct {
+	Tenant string
+	CAS    *uint64 // write only if the object's modify index is still this
+}
+
+func (c *Client) url(path string, q url.Values) string {
+	u := *c.base
+	u.Path = c.base.Path + path
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func (o *QueryOptions) values() url.Values {
+	q := url.Values{}
+	if o == nil {
+		return q
+	}
+	if o.Tenant != "" {
+		q.Set("tenant", o.Tenant)
+	}
+	if o.Stale {
+		q.Set("stale", "")
+	}
+	if o.WaitIndex > 0 {
+		q.Set("index", strconv.FormatUint(o.WaitIndex, 10))
+	}
+	if o.WaitTime > 0 {
+		q.Set("wait", o.WaitTime.String())
+	}
+	return q
+}
+
+func (o *WriteOptions) values() url.Values {
+	q := url.Values{}
+	if o == nil {
+		return q
+	}
+	if o.Tenant != "" {
+		q.Set("tenant", o.Tenant)
+	}
+	if o.CAS != nil {
+		q.Set("cas", strconv.FormatUint(*o.CAS, 10))
+	}
+	return q
+}
+
+// do sends a request and decodes a 2xx JSON answer into out. Non-2xx
+// answers become *apitypes.Error.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, body, out any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path, q), rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return resp, err
+	}
+	if resp.StatusCode/100 != 2 {
+		e := &apitypes.Error{}
+		if json.Unmarshal(b, e) != nil || e.Message == "" {
+			e.Message = strings.TrimSpace(string(b))
+			if e.Message == "" {
+				e.Message = resp.Status
+			}
+		}
+		e.Status = resp.StatusCode
+		return resp, e
+	}
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return resp, fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+		}
+	}
+	return resp, nil
+}
+
+func meta(resp *http.Response) *QueryMeta {
+	m := &QueryMeta{}
+	if resp != nil {
+		m.LastIndex, _ = strconv.ParseUint(resp.Header.Get("X-Wharf-Index"), 10, 64)
+	}
+	return m
+}
+
+func get[T any](ctx context.Context, c *Client, path string, o *QueryOptions) (T, *QueryMeta, error) {
+	var out T
+	resp, err := c.do(ctx, http.MethodGet, path, o.values(), nil, &out)
+	return out, meta(resp), err
+}
+
+// Status returns the node's view of the cluster (no token needed).
+func (c *Client) Status(ctx context.Context) (*apitypes.Status, error) {
+	var st apitypes.Status
+	_, err := c.do(ctx, http.MethodGet, "/v1/status", nil, nil, &st)
+	return &st, err
+}
+
+// Bootstrap hands out the first admin token; it fails with 409 afterwards.
+func (c *Client) Bootstrap(ctx context.Context) (*apitypes.BootstrapResponse, error) {
+	var b apitypes.BootstrapResponse
+	_, err := c.do(ctx, http.MethodPost, "/v1/bootstrap", nil, nil, &b)
+	return &b, err
+}
