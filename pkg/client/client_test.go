@@ -1,0 +1,61 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+func TestErrorsOptionsAndIndex(t *testing.T) {
+	var gotQuery, gotAuth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotQuery, gotAuth = r.URL.RawQuery, r.Header.Get("Authorization")
+		switch r.URL.Path {
+		case "/v1/apps":
+			w.Header().Set("X-Wharf-Index", "42")
+			w.Write([]byte(`[{"name":"web","tenant":"acme","version":3}]`))
+		case "/v1/apps/web":
+			w.WriteHeader(409)
+			w.Write([]byte(`{"error":"stale cas index 1","field":""}`))
+		default:
+			w.WriteHeader(502)
+			w.Write([]byte("bad gateway"))
+		}
+	}))
+	defer srv.Close()
+	c, err := New(Config{Address: srv.URL, Token: "T"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	apps, meta, err := c.Apps().List(ctx, &QueryOptions{Tenant: "acme", Stale: true, WaitIndex: 7, WaitTime: 30 * time.Second})
+	if err != nil || len(apps) != 1 || apps[0].Version != 3 || meta.LastIndex != 42 {
+		t.Fatalf("list: %+v %+v %v", apps, meta, err)
+	}
+	if gotQuery != "index=7&stale=&tenant=acme&wait=30s" || gotAuth != "Bearer T" {
+		t.Fatalf("query %q auth %q", gotQuery, gotAuth)
+	}
+	cas := uint64(1)
+	_, _, _, err = c.Apps().Put(ctx, apitypes.AppSpec{Name: "web", Image: "i"}, &WriteOptions{CAS: &cas})
+	if apitypes.StatusOf(err) != 409 || gotQuery != "cas=1" {
+		t.Fatalf("put: %v (query %q)", err, gotQuery)
+	}
+	_, err = c.Status(ctx)
+	if apitypes.StatusOf(err) != 502 || err.Error() != "bad gateway" {
+		t.Fatalf("non-JSON error: %v", err)
+	}
+}
+
+func TestAddress(t *testing.T) {
+	c, err := New(Config{Address: "127.0.0.1:7480"})
+	if err != nil || c.Address() != "http://127.0.0.1:7480" {
+		t.Fatalf("%v %v", c, err)
+	}
+	if _, err := New(Config{Address: "http://"}); err == nil {
+		t.Fatal("empty host accepted")
+	}
+}
