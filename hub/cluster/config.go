@@ -74,7 +74,7 @@ func DefaultConfig() Config {
 		HeartbeatTimeout:   1000 * time.Millisecond,
 		ElectionTimeout:    1000 * time.Millisecond,
 		LeaderLeaseTimeout: 500 * time.Millisecond,
-		CommitTimeout:      50 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond, // followers learn commits this fast when idle
 		SnapshotThreshold:  8192,
 	}
 }
