@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -47,6 +48,11 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 			return err
 		}
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		if os.Getenv("GOGC") == "" {
+			// A hub's heap is small and its writes allocate briskly; trading
+			// memory for less GC measured ~15% more writes/s (e2e/BENCHMARKS.md).
+			debug.SetGCPercent(400)
+		}
 		return Run(ctx, cfg)
 	}
 }

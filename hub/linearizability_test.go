@@ -322,3 +322,28 @@ func doLinOp(ctx context.Context, r *rest, node string, in linInput) linOutput {
 	}
 	panic("unknown op kind")
 }
+
+// TestRegisterModelRejectsStaleRead shows the checker can fail: a read that
+// returns an older value after a newer write completed is refused.
+func TestRegisterModelRejectsStaleRead(t *testing.T) {
+	w := func(client int, v int, idx uint64, call, ret int64) porcupine.Operation {
+		return porcupine.Operation{ClientId: client, Input: linInput{Kind: opWrite, Key: "k", Value: v}, Output: linOutput{Value: v, Index: idx}, Call: call, Return: ret}
+	}
+	r := func(client int, v int, idx uint64, call, ret int64) porcupine.Operation {
+		return porcupine.Operation{ClientId: client, Input: linInput{Kind: opRead, Key: "k"}, Output: linOutput{Value: v, Index: idx}, Call: call, Return: ret}
+	}
+	good := []porcupine.Operation{w(0, 1, 10, 0, 1), w(0, 2, 11, 2, 3), r(1, 2, 11, 4, 5)}
+	stale := []porcupine.Operation{w(0, 1, 10, 0, 1), w(0, 2, 11, 2, 3), r(1, 1, 10, 4, 5)}
+	lostCAS := []porcupine.Operation{w(0, 1, 10, 0, 1),
+		{ClientId: 1, Input: linInput{Kind: opCAS, Key: "k", Value: 5, Expect: 10}, Output: linOutput{OK: false}, Call: 2, Return: 3}}
+	m := registerModel.ToModel()
+	if !porcupine.CheckOperations(m, good) {
+		t.Fatal("a linearizable history was refused")
+	}
+	if porcupine.CheckOperations(m, stale) {
+		t.Fatal("a stale read was accepted")
+	}
+	if porcupine.CheckOperations(m, lostCAS) {
+		t.Fatal("a CAS refused against the current index was accepted")
+	}
+}
