@@ -296,6 +296,16 @@ func TestDevPrintsAddressAndToken(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &pools); err != nil || len(pools) != 1 || pools[0].Name != "default" {
 		t.Fatalf("pools %q (%v): want the default pool", out, err)
 	}
+	// Prometheus metrics need no token and include the API's own series.
+	resp, err := http.Get(addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `wharf_api_request_duration_seconds_count{code="200",route="GET /v1/pools"}`) {
+		t.Fatalf("/metrics: %d, missing the API latency series:\n%.2000s", resp.StatusCode, body)
+	}
 	// Ctrl-C stops it cleanly; a second run prints the same token.
 	_ = p.cmd.Process.Signal(os.Interrupt)
 	p.wait(t)
