@@ -293,16 +293,6 @@ func (c *Cluster) Shutdown() error {
 	return c.shutdownErr
 }
 
-// Leave leaves the gossip pool gracefully, so the leader removes this node
-// at once, then shuts down.
-func (c *Cluster) Leave() error {
-	if c.IsLeader() {
-		_ = c.raft.LeadershipTransfer().Error()
-	}
-	_ = c.ml.Leave(2 * time.Second)
-	return c.Shutdown()
-}
-
 // RaftAddr returns the advertised Raft/RPC address.
 func (c *Cluster) RaftAddr() string { return c.raftAddr }
 
