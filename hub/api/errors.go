@@ -50,6 +50,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	if ae.Status == http.StatusServiceUnavailable {
 		w.Header().Set("Retry-After", "1")
+		var se *state.Error
+		if errors.As(err, &se) && se.NotSubmitted {
+			// The write never reached a leader: retrying cannot apply it twice.
+			w.Header().Set("X-Wharf-Not-Submitted", "true")
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(ae.Status)

@@ -28,6 +28,9 @@ import (
 // state.ErrUnavailable, which the API maps to 503.
 var ErrNoLeader = &state.Error{Kind: state.KindUnavailable, Msg: "no cluster leader"}
 
+// errNotSubmitted is ErrNoLeader for a request that never reached a leader.
+var errNotSubmitted = &state.Error{Kind: state.KindUnavailable, Msg: "no cluster leader", NotSubmitted: true}
+
 // Cluster is this node's membership in the hub cluster.
 type Cluster struct {
 	cfg        Config
@@ -47,6 +50,9 @@ type Cluster struct {
 	leaderReady atomic.Bool
 	hasState    atomic.Bool // Raft state exists: never bootstrap
 	kickCh      chan struct{}
+
+	membersMu sync.Mutex
+	members   map[string]Member // by gossip name, kept by the event delegate
 	deadSince   map[raft.ServerID]time.Time // leader loop only
 
 	shutdownOnce sync.Once
@@ -354,13 +360,13 @@ func (c *Cluster) leaderAddr(ctx context.Context) (string, error) {
 			return string(addr), nil
 		}
 		if time.Now().After(deadline) {
-			return "", ErrNoLeader
+			return "", errNotSubmitted
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+			return "", fmt.Errorf("%w: %v", errNotSubmitted, ctx.Err())
 		case <-c.stop:
-			return "", ErrNoLeader
+			return "", errNotSubmitted
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

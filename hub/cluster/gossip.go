@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"sort"
 	"strconv"
 
 	"github.com/hashicorp/memberlist"
@@ -42,14 +43,31 @@ func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (d *delegate) LocalState(join bool) []byte                { return nil }
 func (d *delegate) MergeRemoteState(buf []byte, join bool)     {}
 
-// events wakes the reconcile loop on membership changes.
+// events keeps the cluster's copy of the member list and wakes the
+// reconcile loop. memberlist calls it with its lock held, the only time a
+// *memberlist.Node may be read without racing memberlist's own updates.
 type events struct {
-	kick func()
+	c *Cluster
 }
 
-func (e events) NotifyJoin(*memberlist.Node)   { e.kick() }
-func (e events) NotifyLeave(*memberlist.Node)  { e.kick() }
-func (e events) NotifyUpdate(*memberlist.Node) { e.kick() }
+func (e events) NotifyJoin(n *memberlist.Node)   { e.c.setMember(n) }
+func (e events) NotifyLeave(n *memberlist.Node)  { e.c.setMember(n) }
+func (e events) NotifyUpdate(n *memberlist.Node) { e.c.setMember(n) }
+
+func (c *Cluster) setMember(n *memberlist.Node) {
+	var m Meta
+	if json.Unmarshal(n.Meta, &m) != nil || m.ID == "" {
+		return
+	}
+	mem := Member{Meta: m, Alive: n.State == memberlist.StateAlive || n.State == memberlist.StateSuspect, Left: n.State == memberlist.StateLeft}
+	c.membersMu.Lock()
+	if c.members == nil {
+		c.members = map[string]Member{}
+	}
+	c.members[n.Name] = mem
+	c.membersMu.Unlock()
+	c.kick()
+}
 
 func (c *Cluster) startGossip(advertise string, meta Meta) error {
 	host, portStr, err := net.SplitHostPort(c.cfg.GossipAddr)
@@ -78,7 +96,7 @@ func (c *Cluster) startGossip(advertise string, meta Meta) error {
 	mc.SecretKey = gossipKey(c.cfg.Key)
 	mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	mc.Delegate = &delegate{meta: b}
-	mc.Events = events{kick: c.kick}
+	mc.Events = events{c: c}
 	mc.LogOutput = logw
 	ml, err := memberlist.Create(mc)
 	if err != nil {
@@ -90,15 +108,14 @@ func (c *Cluster) startGossip(advertise string, meta Meta) error {
 	return nil
 }
 
-// Members returns the gossip members that are hub nodes.
+// Members returns the hub nodes gossip knows of, alive or not, sorted by name.
 func (c *Cluster) Members() []Member {
-	var out []Member
-	for _, n := range c.ml.Members() {
-		var m Meta
-		if json.Unmarshal(n.Meta, &m) != nil || m.ID == "" {
-			continue
-		}
-		out = append(out, Member{Meta: m, Alive: n.State == memberlist.StateAlive || n.State == memberlist.StateSuspect, Left: n.State == memberlist.StateLeft})
+	c.membersMu.Lock()
+	defer c.membersMu.Unlock()
+	out := make([]Member, 0, len(c.members))
+	for _, m := range c.members {
+		out = append(out, m)
 	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }

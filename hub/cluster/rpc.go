@@ -20,9 +20,10 @@ import (
 const maxRPCBody = 16 << 20
 
 type rpcError struct {
-	Kind  state.Kind `json:"kind"`
-	Msg   string     `json:"msg"`
-	Field string     `json:"field,omitempty"`
+	Kind         state.Kind `json:"kind"`
+	Msg          string     `json:"msg"`
+	Field        string     `json:"field,omitempty"`
+	NotSubmitted bool       `json:"not_submitted,omitempty"`
 }
 
 type rpcAnswer struct {
@@ -40,7 +41,7 @@ func toRPCError(err error) *rpcError {
 		if se.Kind == state.KindUnavailable {
 			msg = err.Error()
 		}
-		return &rpcError{Kind: se.Kind, Msg: msg, Field: se.Field}
+		return &rpcError{Kind: se.Kind, Msg: msg, Field: se.Field, NotSubmitted: se.NotSubmitted}
 	}
 	return &rpcError{Kind: state.KindInternal, Msg: err.Error()}
 }
@@ -50,7 +51,7 @@ func (e *rpcError) err() error {
 		return nil
 	}
 	if e.Kind == state.KindUnavailable {
-		return fmt.Errorf("%w (from leader: %s)", ErrNoLeader, e.Msg)
+		return &state.Error{Kind: e.Kind, Msg: "from leader: " + e.Msg, NotSubmitted: e.NotSubmitted}
 	}
 	return &state.Error{Kind: e.Kind, Msg: e.Msg, Field: e.Field}
 }
@@ -64,7 +65,7 @@ func (c *Cluster) startRPC() {
 		}
 		var ans rpcAnswer
 		if !c.IsLeader() {
-			ans.Error = toRPCError(ErrNoLeader)
+			ans.Error = toRPCError(errNotSubmitted)
 		} else {
 			var err error
 			ans.Index, err = c.applyLocal(r.Context(), msg)

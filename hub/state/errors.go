@@ -26,6 +26,9 @@ type Error struct {
 	Kind  Kind
 	Msg   string
 	Field string
+	// NotSubmitted (with KindUnavailable) says the command never reached a
+	// leader's log, so retrying it cannot apply it twice.
+	NotSubmitted bool
 }
 
 // Error implements error.
