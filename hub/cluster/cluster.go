@@ -52,8 +52,8 @@ type Cluster struct {
 	kickCh      chan struct{}
 
 	membersMu sync.Mutex
-	members   map[string]Member // by gossip name, kept by the event delegate
-	deadSince   map[raft.ServerID]time.Time // leader loop only
+	members   map[string]Member           // by gossip name, kept by the event delegate
+	deadSince map[raft.ServerID]time.Time // leader loop only
 
 	shutdownOnce sync.Once
 	shutdownErr  error
