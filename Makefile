@@ -6,7 +6,7 @@ PKGS      := ./...
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/wharf-platform/wharf/pkg/cli.Version=$(VERSION)
 
-.PHONY: build run test test-short e2e bench fuzz lint clean
+.PHONY: build run test test-short e2e bench fuzz lint proto clean
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
@@ -38,6 +38,15 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode$$ -fuzztime $(FUZZTIME) ./hub/state
 	$(GO) test -run '^$$' -fuzz FuzzApply$$ -fuzztime $(FUZZTIME) ./hub/state
 	$(GO) test -run '^$$' -fuzz FuzzDecodeAppSpec$$ -fuzztime $(FUZZTIME) ./hub/api
+	$(GO) test -run '^$$' -fuzz FuzzDecodeRequests$$ -fuzztime $(FUZZTIME) ./hub/api
+	$(GO) test -run '^$$' -fuzz FuzzParseJoinToken$$ -fuzztime $(FUZZTIME) ./pkg/pki
+	$(GO) test -run '^$$' -fuzz FuzzReadFrame$$ -fuzztime $(FUZZTIME) ./pkg/wire
+	$(GO) test -run '^$$' -fuzz FuzzDecodeEnvelope$$ -fuzztime $(FUZZTIME) ./pkg/wire
+
+# Regenerates pkg/wire from wire.proto (needs protobuf-compiler and
+# protoc-gen-go v1.36.12; the generated code is committed).
+proto:
+	./pkg/wire/gen.sh
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

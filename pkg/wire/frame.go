@@ -1,0 +1,154 @@
+// Package wire is the agent <-> hub protocol: protobuf messages (wire.proto,
+// generated code committed; `make proto` regenerates it), length-delimited
+// frames with a maximum size, stream kinds and error codes.
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// ProtocolVersion is carried in Hello and Welcome. Bump it only for changes
+// an older peer cannot ignore; new fields do not need it.
+const ProtocolVersion = 1
+
+// ALPN protocol of the agent gateway.
+const ALPN = "wharf-agent/1"
+
+// StreamKind is the first byte of every QUIC stream an agent opens.
+type StreamKind uint8
+
+// Stream kinds. Logs and metrics have their own streams so that a burst of
+// them never delays a heartbeat on the control stream.
+const (
+	StreamControl StreamKind = iota + 1
+	StreamEnroll
+	StreamLogs
+	StreamMetrics
+)
+
+// Code is a QUIC application error code for closing a stream or connection.
+type Code uint64
+
+// Error codes.
+const (
+	CodeOK            Code = 0
+	CodeProtocol      Code = 1 // unknown message, corrupt frame, unexpected message
+	CodeFrameTooLarge Code = 2
+	CodeUnauthorized  Code = 3 // bad token, revoked host, wrong certificate
+	CodeVersion       Code = 4 // unsupported protocol version
+	CodeShutdown      Code = 5 // the peer is going away
+	CodeInternal      Code = 6
+)
+
+// DefaultMaxFrame bounds a frame's body.
+const DefaultMaxFrame = 4 << 20
+
+// Frame errors.
+var (
+	ErrFrameTooLarge  = errors.New("frame too large")
+	ErrCorrupt        = errors.New("corrupt frame")
+	ErrUnknownMessage = errors.New("unknown message type")
+)
+
+// WriteFrame writes m as one frame: uvarint length, then its bytes.
+func WriteFrame(w io.Writer, m proto.Message) error {
+	body, err := proto.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("marshal %T: %w", m, err)
+	}
+	buf := make([]byte, binary.MaxVarintLen64, binary.MaxVarintLen64+len(body))
+	n := binary.PutUvarint(buf, uint64(len(body)))
+	buf = append(buf[:n], body...)
+	_, err = w.Write(buf)
+	return err
+}
+
+// ReadFrame reads one frame into m. A frame over maxSize fails with
+// ErrFrameTooLarge before its body is read or allocated; a truncated frame
+// with io.ErrUnexpectedEOF; bytes that are not m's encoding with ErrCorrupt.
+// A clean end of stream before a frame is io.EOF.
+func ReadFrame(r *bufio.Reader, maxSize int, m proto.Message) error {
+	size, err := binary.ReadUvarint(r)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return io.EOF
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("%w: bad length prefix", ErrCorrupt)
+	}
+	if size > uint64(maxSize) {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, size, maxSize)
+	}
+	body := make([]byte, size)
+	if _, err := io.ReadFull(r, body); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	if err := proto.Unmarshal(body, m); err != nil {
+		return fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	return nil
+}
+
+// Stream sends and receives Envelopes on one byte stream. Send is safe for
+// concurrent use; Recv is for one reader.
+type Stream struct {
+	r       *bufio.Reader
+	maxSize int
+
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// NewStream wraps rw; maxSize 0 means DefaultMaxFrame.
+func NewStream(rw io.ReadWriter, maxSize int) *Stream {
+	if maxSize == 0 {
+		maxSize = DefaultMaxFrame
+	}
+	return &Stream{r: bufio.NewReader(rw), w: rw, maxSize: maxSize}
+}
+
+// Send writes one envelope.
+func (s *Stream) Send(e *Envelope) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return WriteFrame(s.w, e)
+}
+
+// Recv reads one envelope. An envelope without a known message (from a
+// newer peer, or garbage that happens to parse) is ErrUnknownMessage: the
+// caller closes the stream with CodeProtocol.
+func (s *Stream) Recv() (*Envelope, error) {
+	e := &Envelope{}
+	if err := ReadFrame(s.r, s.maxSize, e); err != nil {
+		return nil, err
+	}
+	if e.Msg == nil {
+		return nil, ErrUnknownMessage
+	}
+	return e, nil
+}
+
+// CodeOf maps a frame error to the code to close the stream with.
+func CodeOf(err error) Code {
+	switch {
+	case err == nil:
+		return CodeOK
+	case errors.Is(err, ErrFrameTooLarge):
+		return CodeFrameTooLarge
+	case errors.Is(err, ErrCorrupt), errors.Is(err, ErrUnknownMessage), errors.Is(err, io.ErrUnexpectedEOF):
+		return CodeProtocol
+	}
+	return CodeInternal
+}
