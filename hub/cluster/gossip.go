@@ -24,8 +24,7 @@ type Meta struct {
 // Member is a gossip member with its metadata.
 type Member struct {
 	Meta
-	Alive bool
-	Left  bool
+	Alive bool // false once gossip declared it dead or it left
 }
 
 type delegate struct {
@@ -50,16 +49,18 @@ type events struct {
 	c *Cluster
 }
 
-func (e events) NotifyJoin(n *memberlist.Node)   { e.c.setMember(n) }
-func (e events) NotifyLeave(n *memberlist.Node)  { e.c.setMember(n) }
-func (e events) NotifyUpdate(n *memberlist.Node) { e.c.setMember(n) }
+// The Node memberlist passes does not carry the new state (memberlist
+// updates its own copy), so the callback says which it is.
+func (e events) NotifyJoin(n *memberlist.Node)   { e.c.setMember(n, true) }
+func (e events) NotifyLeave(n *memberlist.Node)  { e.c.setMember(n, false) }
+func (e events) NotifyUpdate(n *memberlist.Node) { e.c.setMember(n, true) }
 
-func (c *Cluster) setMember(n *memberlist.Node) {
+func (c *Cluster) setMember(n *memberlist.Node, alive bool) {
 	var m Meta
 	if json.Unmarshal(n.Meta, &m) != nil || m.ID == "" {
 		return
 	}
-	mem := Member{Meta: m, Alive: n.State == memberlist.StateAlive || n.State == memberlist.StateSuspect, Left: n.State == memberlist.StateLeft}
+	mem := Member{Meta: m, Alive: alive}
 	c.membersMu.Lock()
 	if c.members == nil {
 		c.members = map[string]Member{}

@@ -12,8 +12,7 @@ func sortServers(s []raft.Server) {
 }
 
 // reconcile runs on the leader: alive hub nodes that are not voters are
-// added; voters that left are removed at once, and voters not alive in
-// gossip are removed after DeadServerGrace.
+// added; voters not alive in gossip are removed after DeadServerGrace.
 func (c *Cluster) reconcile() {
 	if !c.leaderReady.Load() {
 		return
@@ -27,13 +26,8 @@ func (c *Cluster) reconcile() {
 		inConfig[s.ID] = s.Address
 	}
 	alive := map[raft.ServerID]bool{}
-	left := map[raft.ServerID]bool{}
 	for _, m := range c.Members() {
 		id := raft.ServerID(m.ID)
-		if m.Left {
-			left[id] = true
-			continue
-		}
 		if !m.Alive {
 			continue
 		}
@@ -56,8 +50,8 @@ func (c *Cluster) reconcile() {
 			c.deadSince[id] = now
 			since = now
 		}
-		if left[id] || now.Sub(since) >= c.cfg.DeadServerGrace {
-			c.log.Info("removing hub node", "id", id, "left", left[id], "dead_for", now.Sub(since).Round(time.Second))
+		if now.Sub(since) >= c.cfg.DeadServerGrace {
+			c.log.Info("removing hub node", "id", id, "dead_for", now.Sub(since).Round(time.Second))
 			if err := c.raft.RemoveServer(id, 0, 10*time.Second).Error(); err != nil {
 				c.log.Warn("remove server", "id", id, "err", err)
 				continue

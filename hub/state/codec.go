@@ -43,6 +43,20 @@ func newRequest(t MessageType) any {
 		return &AppScaleRequest{}
 	case AppRollbackType:
 		return &AppRollbackRequest{}
+	case AgentCACreateType:
+		return &AgentCACreateRequest{}
+	case JoinTokenCreateType:
+		return &JoinTokenCreateRequest{}
+	case JoinTokenDeleteType:
+		return &JoinTokenDeleteRequest{}
+	case HostEnrollType:
+		return &HostEnrollRequest{}
+	case HostStateType:
+		return &HostStateRequest{}
+	case HostDeleteType:
+		return &HostDeleteRequest{}
+	case EventRecordType:
+		return &EventRecordRequest{}
 	}
 	return nil
 }

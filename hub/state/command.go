@@ -12,17 +12,24 @@ type MessageType uint8
 
 // Message types.
 const (
-	BootstrapType    MessageType = 0
-	TenantCreateType MessageType = 1
-	TenantDeleteType MessageType = 2
-	TokenCreateType  MessageType = 3
-	TokenDeleteType  MessageType = 4
-	PoolCreateType   MessageType = 5
-	PoolDeleteType   MessageType = 6
-	AppUpsertType    MessageType = 7
-	AppDeleteType    MessageType = 8
-	AppScaleType     MessageType = 9
-	AppRollbackType  MessageType = 10
+	BootstrapType       MessageType = 0
+	TenantCreateType    MessageType = 1
+	TenantDeleteType    MessageType = 2
+	TokenCreateType     MessageType = 3
+	TokenDeleteType     MessageType = 4
+	PoolCreateType      MessageType = 5
+	PoolDeleteType      MessageType = 6
+	AppUpsertType       MessageType = 7
+	AppDeleteType       MessageType = 8
+	AppScaleType        MessageType = 9
+	AppRollbackType     MessageType = 10
+	AgentCACreateType   MessageType = 11
+	JoinTokenCreateType MessageType = 12
+	JoinTokenDeleteType MessageType = 13
+	HostEnrollType      MessageType = 14
+	HostStateType       MessageType = 15
+	HostDeleteType      MessageType = 16
+	EventRecordType     MessageType = 17
 )
 
 // IgnoreUnknownTypeFlag marks a message that an older FSM that does not know
@@ -126,4 +133,56 @@ type AppRollbackRequest struct {
 	Name    string
 	Version int
 	Time    time.Time
+}
+
+// AgentCACreateRequest stores the agent CA; conflict if one exists (the
+// first leader's wins).
+type AgentCACreateRequest struct {
+	CA   AgentCA
+	Time time.Time
+}
+
+// JoinTokenCreateRequest creates a join token. The pool must exist and the
+// agent CA too (refused otherwise).
+type JoinTokenCreateRequest struct {
+	Token JoinToken
+	Time  time.Time
+}
+
+// JoinTokenDeleteRequest revokes a join token; not found if absent.
+type JoinTokenDeleteRequest struct {
+	ID string
+}
+
+// HostEnrollRequest uses a join token to register a host. Refused (with an
+// event recorded by a separate EventRecordRequest from the gateway) when the
+// token is unknown, revoked, expired at Time, used up, or its secret hash
+// differs; conflict when the name is taken in the pool.
+type HostEnrollRequest struct {
+	TokenID    string
+	SecretHash string
+	Host       Host
+	Time       time.Time
+}
+
+// HostStateRequest changes a host's state and disconnected flag, recording
+// an event with Reason. Not found if the host is absent.
+type HostStateRequest struct {
+	ID           string
+	State        string
+	Disconnected bool
+	Reason       string
+	Time         time.Time
+}
+
+// HostDeleteRequest removes a host; its certificate stops working.
+type HostDeleteRequest struct {
+	ID   string
+	Time time.Time
+}
+
+// EventRecordRequest records an event that no other command records (a
+// refused enrollment, say).
+type EventRecordRequest struct {
+	Event Event
 }

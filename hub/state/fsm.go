@@ -73,6 +73,7 @@ type writer struct {
 	txn     *memdb.Txn
 	index   uint64
 	touched map[string]bool
+	events  int // events recorded by this command so far
 }
 
 func (w *writer) dispatch(req any) *Error {
@@ -99,6 +100,20 @@ func (w *writer) dispatch(req any) *Error {
 		return w.appScale(r)
 	case *AppRollbackRequest:
 		return w.appRollback(r)
+	case *AgentCACreateRequest:
+		return w.agentCACreate(r)
+	case *JoinTokenCreateRequest:
+		return w.joinTokenCreate(r)
+	case *JoinTokenDeleteRequest:
+		return w.joinTokenDelete(r)
+	case *HostEnrollRequest:
+		return w.hostEnroll(r)
+	case *HostStateRequest:
+		return w.hostState(r)
+	case *HostDeleteRequest:
+		return w.hostDelete(r)
+	case *EventRecordRequest:
+		return w.event(r.Event)
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }

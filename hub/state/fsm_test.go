@@ -76,6 +76,9 @@ func fill(h *harness) {
 	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: s, Create: true, Time: t0})
 	s.Image = "web:2"
 	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: s, Time: t0.Add(time.Minute)})
+	h.must(AgentCACreateType, &AgentCACreateRequest{CA: AgentCA{CertPEM: []byte("cert"), KeyPEM: []byte("key"), Fingerprint: "sha256:00"}, Time: t0})
+	h.must(JoinTokenCreateType, &JoinTokenCreateRequest{Token: JoinToken{ID: "jt1", Pool: "aws-bj", SecretHash: "sh", ExpiresAt: t0.Add(time.Hour), MaxUses: 2}, Time: t0})
+	h.must(HostEnrollType, &HostEnrollRequest{TokenID: "jt1", SecretHash: "sh", Host: Host{ID: "host1", Name: "n1", Inventory: Inventory{CPUs: 2, Labels: map[string]string{"ssd": "yes"}}}, Time: t0})
 }
 
 func TestCommands(t *testing.T) {
@@ -316,7 +319,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(a, b) {
 		t.Fatalf("restored store differs:\n%v\n%v", a, b)
 	}
-	if len(a[TableAppVersions]) != 2 || len(a[tableMeta]) != 1 {
+	if len(a[TableAppVersions]) != 2 || len(a[tableMeta]) != 1 || len(a[TableHosts]) != 1 || len(a[TableAgentCA]) != 1 || len(a[TableEvents]) != 1 {
 		t.Fatalf("fill did not write every table: %v", a)
 	}
 	// A snapshot of the restored store is byte for byte the same.

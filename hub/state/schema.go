@@ -13,6 +13,10 @@ const (
 	TablePools       = "pools"
 	TableApps        = "apps"
 	TableAppVersions = "app_versions"
+	TableAgentCA     = "agent_ca"
+	TableJoinTokens  = "join_tokens"
+	TableHosts       = "hosts"
+	TableEvents      = "events"
 	tableIndex       = "index"
 	tableMeta        = "meta"
 )
@@ -53,6 +57,22 @@ func schema() *memdb.DBSchema {
 				str("Tenant"), str("App"), &memdb.IntFieldIndex{Field: "Version"}}}},
 			"app": {Name: "app", Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Tenant"), str("App")}}},
 		}},
+		TableAgentCA: {Name: TableAgentCA, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: str("ID")},
+		}},
+		TableJoinTokens: {Name: TableJoinTokens, Indexes: map[string]*memdb.IndexSchema{
+			"id":   {Name: "id", Unique: true, Indexer: str("ID")},
+			"pool": {Name: "pool", Indexer: str("Pool")},
+		}},
+		TableHosts: {Name: TableHosts, Indexes: map[string]*memdb.IndexSchema{
+			"id":        {Name: "id", Unique: true, Indexer: str("ID")},
+			"pool":      {Name: "pool", Indexer: str("Pool")},
+			"pool_name": {Name: "pool_name", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Pool"), str("Name")}}},
+		}},
+		TableEvents: {Name: TableEvents, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
+				&memdb.UintFieldIndex{Field: "Index"}, &memdb.IntFieldIndex{Field: "Seq"}}}},
+		}},
 		tableIndex: {Name: tableIndex, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: str("Table")},
 		}},
@@ -63,7 +83,7 @@ func schema() *memdb.DBSchema {
 }
 
 // tables lists the object tables in snapshot order.
-var objectTables = []string{TableTenants, TableTokens, TablePools, TableApps, TableAppVersions}
+var objectTables = []string{TableTenants, TableTokens, TablePools, TableApps, TableAppVersions, TableAgentCA, TableJoinTokens, TableHosts, TableEvents}
 
 func newDB() (*memdb.MemDB, error) {
 	db, err := memdb.NewMemDB(schema())

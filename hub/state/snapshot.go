@@ -42,6 +42,14 @@ func newObject(table string) any {
 		return &App{}
 	case TableAppVersions:
 		return &AppVersion{}
+	case TableAgentCA:
+		return &AgentCA{}
+	case TableJoinTokens:
+		return &JoinToken{}
+	case TableHosts:
+		return &Host{}
+	case TableEvents:
+		return &Event{}
 	case tableIndex:
 		return &IndexEntry{}
 	case tableMeta:

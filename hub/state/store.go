@@ -214,3 +214,56 @@ func (s *Snapshot) WatchIndex(ws memdb.WatchSet) uint64 {
 	}
 	return max
 }
+
+const agentCAID = "agent-ca"
+
+// AgentCA returns the agent CA, or nil before the first leader made it.
+func (s *Snapshot) AgentCA(ws memdb.WatchSet) (*AgentCA, error) {
+	return first[AgentCA](s, ws, TableAgentCA, "id", agentCAID)
+}
+
+// JoinToken returns a join token.
+func (s *Snapshot) JoinToken(ws memdb.WatchSet, id string) (*JoinToken, error) {
+	return first[JoinToken](s, ws, TableJoinTokens, "id", id)
+}
+
+// JoinTokens returns every join token, sorted by ID.
+func (s *Snapshot) JoinTokens(ws memdb.WatchSet) ([]*JoinToken, error) {
+	return list[JoinToken](s, ws, TableJoinTokens, "id")
+}
+
+// Host returns a host.
+func (s *Snapshot) Host(ws memdb.WatchSet, id string) (*Host, error) {
+	return first[Host](s, ws, TableHosts, "id", id)
+}
+
+// HostByName returns the host of that name in a pool.
+func (s *Snapshot) HostByName(ws memdb.WatchSet, pool, name string) (*Host, error) {
+	return first[Host](s, ws, TableHosts, "pool_name", pool, name)
+}
+
+// Hosts returns every host, sorted by ID.
+func (s *Snapshot) Hosts(ws memdb.WatchSet) ([]*Host, error) {
+	return list[Host](s, ws, TableHosts, "id")
+}
+
+// Events returns the events recorded after index (0: all), oldest first.
+func (s *Snapshot) Events(ws memdb.WatchSet, after uint64) ([]*Event, error) {
+	it, err := s.txn.LowerBound(TableEvents, "id", after+1, 0)
+	if err != nil {
+		return nil, err
+	}
+	if ws != nil {
+		// LowerBound iterators carry no watch channel; watch the table.
+		all, err := s.txn.Get(TableEvents, "id")
+		if err != nil {
+			return nil, err
+		}
+		ws.Add(all.WatchCh())
+	}
+	var out []*Event
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		out = append(out, obj.(*Event))
+	}
+	return out, nil
+}

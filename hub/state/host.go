@@ -1,0 +1,94 @@
+package state
+
+import "time"
+
+// AgentCA is the CA that signs agent certificates. The first leader creates
+// it; it lives in Raft so that every hub node can issue certificates.
+type AgentCA struct {
+	ID          string // always "agent-ca"
+	CertPEM     []byte
+	KeyPEM      []byte
+	Fingerprint string
+	CreatedAt   time.Time
+	Meta
+}
+
+// JoinToken lets agents enroll into one pool. Only the secret's hash is
+// stored.
+type JoinToken struct {
+	ID         string
+	Pool       string
+	SecretHash string
+	ExpiresAt  time.Time // zero: never
+	MaxUses    int       // 0: unlimited
+	Used       int
+	CreatedAt  time.Time
+	Meta
+}
+
+// Copy returns a copy.
+func (t *JoinToken) Copy() *JoinToken { c := *t; return &c }
+
+// Host states (DESIGN.md section 3).
+const (
+	HostReady    = "ready"
+	HostSuspect  = "suspect"
+	HostDown     = "down"
+	HostDraining = "draining"
+	HostDrained  = "drained"
+)
+
+// Host is an enrolled agent's machine (or cluster).
+type Host struct {
+	ID           string
+	Name         string
+	Pool         string
+	Datacenter   string
+	State        string
+	Disconnected bool // the hub lost it but its pool peers still see it
+	Inventory    Inventory
+	EnrolledAt   time.Time
+	Meta
+}
+
+// Inventory is what an agent reports about its host.
+type Inventory struct {
+	Hostname    string
+	OS          string
+	Arch        string
+	CPUs        int
+	MemoryBytes uint64
+	DiskBytes   uint64
+	Addresses   []string
+	Drivers     []string
+	Provider    string
+	Region      string
+	Zone        string
+	Labels      map[string]string
+}
+
+// Copy returns a deep copy.
+func (h *Host) Copy() *Host {
+	c := *h
+	c.Inventory.Addresses = append([]string(nil), h.Inventory.Addresses...)
+	c.Inventory.Drivers = append([]string(nil), h.Inventory.Drivers...)
+	if h.Inventory.Labels != nil {
+		c.Inventory.Labels = make(map[string]string, len(h.Inventory.Labels))
+		for k, v := range h.Inventory.Labels {
+			c.Inventory.Labels[k] = v
+		}
+	}
+	return &c
+}
+
+// Event is something that happened, for `wharf events` and the console.
+// Its ID is the Raft index that recorded it (and a sequence within it).
+type Event struct {
+	Index   uint64
+	Seq     int
+	Time    time.Time
+	Type    string // e.g. "host.enrolled", "host.state", "join-token.refused"
+	Subject string // e.g. a host id
+	Pool    string
+	Message string
+}

@@ -1,0 +1,68 @@
+package state
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestEnrollment(t *testing.T) {
+	h := newHarness(t)
+	fill(h) // CA, pool aws-bj, token jt1 (2 uses, 1 h), host1 enrolled with it
+	enroll := func(id, name, tok, hash string, at time.Time) error {
+		return h.apply(HostEnrollType, &HostEnrollRequest{TokenID: tok, SecretHash: hash, Host: Host{ID: id, Name: name}, Time: at})
+	}
+	tests := []struct {
+		name string
+		err  error
+		do   func() error
+	}{
+		{"second CA", ErrConflict, func() error {
+			return h.apply(AgentCACreateType, &AgentCACreateRequest{CA: AgentCA{CertPEM: []byte("x")}})
+		}},
+		{"token for missing pool", ErrRefused, func() error {
+			return h.apply(JoinTokenCreateType, &JoinTokenCreateRequest{Token: JoinToken{ID: "jt9", Pool: "mars", SecretHash: "x"}})
+		}},
+		{"wrong secret", ErrRefused, func() error { return enroll("h2", "n2", "jt1", "nope", t0) }},
+		{"unknown token", ErrRefused, func() error { return enroll("h2", "n2", "jt7", "sh", t0) }},
+		{"expired", ErrRefused, func() error { return enroll("h2", "n2", "jt1", "sh", t0.Add(2*time.Hour)) }},
+		{"name taken in pool", ErrConflict, func() error { return enroll("h2", "n1", "jt1", "sh", t0) }},
+		{"second use", nil, func() error { return enroll("h2", "n2", "jt1", "sh", t0) }},
+		{"used up", ErrRefused, func() error { return enroll("h3", "n3", "jt1", "sh", t0) }},
+		{"state change", nil, func() error {
+			return h.apply(HostStateType, &HostStateRequest{ID: "host1", State: HostDown, Disconnected: true, Reason: "no heartbeat for 10s", Time: t0})
+		}},
+		{"bad state", ErrInvalid, func() error { return h.apply(HostStateType, &HostStateRequest{ID: "host1", State: "sleepy"}) }},
+		{"revoke", nil, func() error { return h.apply(JoinTokenDeleteType, &JoinTokenDeleteRequest{ID: "jt1"}) }},
+		{"revoked", ErrRefused, func() error { return enroll("h4", "n4", "jt1", "sh", t0) }},
+		{"remove host", nil, func() error { return h.apply(HostDeleteType, &HostDeleteRequest{ID: "host1", Time: t0}) }},
+		{"remove again", ErrNotFound, func() error { return h.apply(HostDeleteType, &HostDeleteRequest{ID: "host1"}) }},
+	}
+	for _, tt := range tests {
+		err := tt.do()
+		if (tt.err == nil) != (err == nil) || (tt.err != nil && !errors.Is(err, tt.err)) {
+			t.Fatalf("%s: got %v, want %v", tt.name, err, tt.err)
+		}
+	}
+	s := h.snap()
+	if h2, _ := s.Host(nil, "h2"); h2 == nil || h2.Pool != "aws-bj" || h2.Datacenter != "dc1" || h2.State != HostReady {
+		t.Fatalf("enrolled host: %+v", h2)
+	}
+	evs, _ := s.Events(nil, 0)
+	var types []string
+	for _, e := range evs {
+		types = append(types, e.Type)
+	}
+	want := []string{"host.enrolled", "host.enrolled", "host.state", "host.removed"}
+	if len(types) != len(want) {
+		t.Fatalf("events %v, want %v", types, want)
+	}
+	for i := range want {
+		if types[i] != want[i] {
+			t.Fatalf("events %v, want %v", types, want)
+		}
+	}
+	if later, _ := s.Events(nil, evs[1].Index); len(later) != 2 {
+		t.Fatalf("events after %d: %d, want 2", evs[1].Index, len(later))
+	}
+}
