@@ -220,6 +220,13 @@ func TestThreeNodeClusterSurvivesKill9(t *testing.T) {
 	mustCLI(cenv, "tenant", "create", "acme")
 	mustCLI(cenv, "pool", "create", "aws-bj", "--datacenter", "dc1")
 	mustCLI(cenv, "app", "deploy", "hello", "--image", "hello:1", "--instances", "2", "--tenant", "acme")
+	var jt apitypes.JoinToken
+	if out := mustCLI(cenv, "join-token", "create", "--pool", "aws-bj", "--uses", "3", "-o", "json"); json.Unmarshal([]byte(out), &jt) != nil || !strings.HasPrefix(jt.Token, "WJ1.") || jt.Uses != 3 {
+		t.Fatalf("join-token create: %q", out)
+	}
+	if out := mustCLI(cenv, "join-token", "ls"); !strings.Contains(out, jt.ID) {
+		t.Fatalf("join-token ls does not list %s:\n%s", jt.ID, out)
+	}
 	if _, _, code := cli(t, cenv, "tenant", "create", "acme"); code != 1 {
 		t.Fatalf("duplicate tenant: exit %d, want 1", code)
 	}

@@ -31,6 +31,7 @@ type Hub struct {
 	api     *api.Server
 	httpLn  net.Listener
 	httpSrv *http.Server
+	running chan struct{} // closed when Run starts: the node is wired
 }
 
 // Run starts a hub node and runs it until ctx ends.
@@ -89,6 +90,8 @@ func New(cfg Config) (*Hub, error) {
 	ccfg.HTTPAddr = advertisedHTTP(cfg.Advertise, httpLn.Addr().String())
 	ccfg.FSM = fsm
 	ccfg.Logger = log.With("component", "cluster")
+	h := &Hub{cfg: cfg, log: log, store: store, httpLn: httpLn, running: make(chan struct{})}
+	ccfg.OnLeader = h.leaderDuties
 	if t := cfg.Tuning; t != nil {
 		tune(&ccfg, t)
 	}
@@ -115,15 +118,9 @@ func New(cfg Config) (*Hub, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", srv.Handler())
 
-	return &Hub{
-		cfg:     cfg,
-		log:     log,
-		store:   store,
-		cluster: cl,
-		api:     srv,
-		httpLn:  httpLn,
-		httpSrv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute},
-	}, nil
+	h.cluster, h.api = cl, srv
+	h.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	return h, nil
 }
 
 func tune(c *cluster.Config, t *Tuning) {
@@ -197,6 +194,7 @@ func (h *Hub) Name() string { return h.cfg.NodeName }
 func (h *Hub) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	close(h.running)
 	errc := make(chan error, 2)
 	go func() { errc <- h.cluster.Run(ctx) }()
 	go func() {

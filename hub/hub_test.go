@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -198,4 +199,40 @@ func appsEqual(a, b []apitypes.App) bool {
 	x, _ := json.Marshal(a)
 	y, _ := json.Marshal(b)
 	return bytes.Equal(x, y)
+}
+
+func TestLeaderCreatesAgentCAAndJoinTokensPinIt(t *testing.T) {
+	c := hubtest.New(t, 3, hubtest.Options{})
+	admin := bootstrap(t, c)
+	url := c.Nodes[1].URL()
+	admin.must(t, "POST", url+"/v1/pools", apitypes.PoolRequest{Name: "aws-bj", Datacenter: "dc1"}, nil)
+	var jt apitypes.JoinToken
+	hubtest.WaitFor(t, 10*time.Second, "a join token (the agent CA exists)", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, _, err := admin.call(ctx, "POST", url+"/v1/join-tokens", apitypes.JoinTokenRequest{Pool: "aws-bj", TTL: apitypes.Duration(time.Hour), Uses: 1}, &jt)
+		return err == nil
+	})
+	// Every node holds the same CA, and the token pins it.
+	var fps []string
+	for _, n := range c.Nodes {
+		ca, err := n.Hub().Store().Snapshot().AgentCA(nil)
+		if err != nil || ca == nil {
+			t.Fatalf("hub%d has no agent CA: %v", n.Index, err)
+		}
+		fps = append(fps, ca.Fingerprint)
+	}
+	if fps[0] != fps[1] || fps[1] != fps[2] {
+		t.Fatalf("nodes disagree on the agent CA: %v", fps)
+	}
+	if !strings.Contains(jt.Token, strings.TrimPrefix(fps[0], "sha256:")) {
+		t.Fatalf("join token %q does not carry the CA fingerprint %s", jt.Token, fps[0])
+	}
+	// A new leader keeps the CA.
+	c.Kill(c.WaitLeader(5 * time.Second).Index)
+	l := c.WaitLeader(10 * time.Second)
+	ca, _ := l.Hub().Store().Snapshot().AgentCA(nil)
+	if ca == nil || ca.Fingerprint != fps[0] {
+		t.Fatal("the agent CA changed with the leader")
+	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
+	"github.com/wharf-platform/wharf/pkg/pki"
 )
 
 // fakeCluster is a single-node "cluster" that applies commands straight to
@@ -61,6 +62,8 @@ type fixture struct {
 	cluster *fakeCluster
 	api     *Server
 	tokens  map[string]string // "admin", "acme/tenant-admin", ... -> secret
+	// joinToken is the id of a join token for pool aws-bj.
+	joinToken string
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -91,7 +94,32 @@ func newFixture(t *testing.T) *fixture {
 		}
 		f.ok("admin", "PUT", "/v1/apps/web?tenant="+tenant, apitypes.AppSpec{Name: "web", Image: "web:1"}, nil)
 	}
+	// The agent CA (the leader makes it), a join token and an enrolled host.
+	ca, err := pki.NewCA("test agents", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.applyState(state.AgentCACreateType, &state.AgentCACreateRequest{CA: state.AgentCA{CertPEM: ca.CertPEM(), KeyPEM: ca.KeyPEM(), Fingerprint: ca.Fingerprint()}})
+	var jt apitypes.JoinToken
+	f.ok("admin", "POST", "/v1/join-tokens", apitypes.JoinTokenRequest{Pool: "aws-bj", Uses: 5}, &jt)
+	parsed, err := pki.ParseJoinToken(jt.Token)
+	if err != nil || parsed.CAFingerprint != ca.Fingerprint() {
+		t.Fatalf("join token %q does not pin the CA: %v", jt.Token, err)
+	}
+	f.joinToken = jt.ID
+	f.applyState(state.HostEnrollType, &state.HostEnrollRequest{TokenID: jt.ID, SecretHash: pki.HashSecret(parsed.Secret), Host: state.Host{ID: "host1", Name: "n1"}, Time: time.Now()})
 	return f
+}
+
+func (f *fixture) applyState(t state.MessageType, req any) {
+	f.t.Helper()
+	msg, err := state.Encode(t, req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := f.cluster.Apply(context.Background(), msg); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 // do sends a request as who ("" for no token) and returns status and body.
@@ -226,6 +254,7 @@ func TestRejectedWritesChangeNothing(t *testing.T) {
 func TestRBACMatrix(t *testing.T) {
 	type expect struct{ admin, tadmin, dev, viewer int }
 	all := func(c int) expect { return expect{c, c, c, c} }
+	adminOnly := func(c int) expect { return expect{c, 403, 403, 403} }
 	// Paths use {own} and {other}; for admin, {own} is tenant acme via ?tenant.
 	rows := []struct {
 		route  string
@@ -258,6 +287,14 @@ func TestRBACMatrix(t *testing.T) {
 		{"POST /v1/apps/{name}/scale", "POST", "/v1/apps/web/scale?tenant={t}", `{"instances":2}`, expect{200, 200, 200, 403}, expect{200, 404, 404, 403}},
 		{"POST /v1/apps/{name}/rollback", "POST", "/v1/apps/web/rollback?tenant={t}", `{"version":1}`, expect{200, 200, 200, 403}, expect{200, 404, 404, 403}},
 		{"GET /v1/apps/{name}/versions", "GET", "/v1/apps/web/versions?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
+		{"GET /v1/join-tokens", "GET", "/v1/join-tokens", "", adminOnly(200), adminOnly(200)},
+		{"POST /v1/join-tokens", "POST", "/v1/join-tokens", `{"pool":"aws-bj","ttl":"10m"}`, adminOnly(201), adminOnly(201)},
+		{"DELETE /v1/join-tokens/{id}", "DELETE", "/v1/join-tokens/{jt}", "", adminOnly(204), adminOnly(204)},
+		{"GET /v1/hosts", "GET", "/v1/hosts", "", adminOnly(200), adminOnly(200)},
+		{"GET /v1/hosts/{id}", "GET", "/v1/hosts/host1", "", adminOnly(200), adminOnly(200)},
+		{"POST /v1/hosts/{id}/drain", "POST", "/v1/hosts/host1/drain", "", adminOnly(200), adminOnly(200)},
+		{"DELETE /v1/hosts/{id}", "DELETE", "/v1/hosts/host1", "", adminOnly(204), adminOnly(204)},
+		{"GET /v1/events", "GET", "/v1/events", "", adminOnly(200), adminOnly(200)},
 	}
 	covered := map[string]bool{}
 	for _, r := range rows {
@@ -294,7 +331,7 @@ func TestRBACMatrix(t *testing.T) {
 					if r.route == "DELETE /v1/pools/{name}" && side == "other" {
 						f.ok("admin", "DELETE", "/v1/pools/vs-sh", nil, nil) // admin "other": already gone
 					}
-					rep := strings.NewReplacer("{t}", target, "{tok}", tok.ID, "{n}", strconv.Itoa(n))
+					rep := strings.NewReplacer("{t}", target, "{tok}", tok.ID, "{n}", strconv.Itoa(n), "{jt}", f.joinToken)
 					path, body := rep.Replace(r.path), rep.Replace(r.body)
 					var b any
 					if body != "" {
@@ -378,3 +415,39 @@ func TestAppLifecycle(t *testing.T) {
 }
 
 func ptr(n int) *int { return &n }
+
+func TestHostsAndEvents(t *testing.T) {
+	f := newFixture(t)
+	var hosts []apitypes.Host
+	f.ok("admin", "GET", "/v1/hosts?pool=aws-bj", nil, &hosts)
+	if len(hosts) != 1 || hosts[0].ID != "host1" || hosts[0].State != "ready" || hosts[0].Datacenter != "dc1" {
+		t.Fatalf("hosts %+v", hosts)
+	}
+	var h apitypes.Host
+	f.ok("admin", "POST", "/v1/hosts/host1/drain", nil, &h)
+	if h.State != "draining" {
+		t.Fatalf("drained host %+v", h)
+	}
+	var evs []apitypes.Event
+	f.ok("admin", "GET", "/v1/events", nil, &evs)
+	if len(evs) != 2 || evs[0].Type != "host.enrolled" || evs[1].Type != "host.state" || !strings.Contains(evs[1].Message, "draining") {
+		t.Fatalf("events %+v", evs)
+	}
+	var later []apitypes.Event
+	f.ok("admin", "GET", fmt.Sprintf("/v1/events?after=%d", evs[0].Index), nil, &later)
+	if len(later) != 1 {
+		t.Fatalf("events after %d: %+v", evs[0].Index, later)
+	}
+	if code, body, _ := f.do("admin", "POST", "/v1/join-tokens", `{"pool":"mars"}`); code != 422 {
+		t.Fatalf("join token for a missing pool: %d %s", code, body)
+	}
+	if code, body, _ := f.do("admin", "POST", "/v1/join-tokens", `{"pool":"aws-bj","ttl":"forever"}`); code != 400 {
+		t.Fatalf("bad ttl: %d %s", code, body)
+	}
+	f.ok("admin", "DELETE", "/v1/join-tokens/"+f.joinToken, nil, nil)
+	var toks []apitypes.JoinToken
+	f.ok("admin", "GET", "/v1/join-tokens", nil, &toks)
+	if len(toks) != 0 {
+		t.Fatalf("revoked token still listed: %+v", toks)
+	}
+}

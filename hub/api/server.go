@@ -199,4 +199,15 @@ func (s *Server) register() {
 	s.handle("POST /v1/apps/{name}/scale", authed, s.scaleApp)
 	s.handle("POST /v1/apps/{name}/rollback", authed, s.rollbackApp)
 	s.handle("GET /v1/apps/{name}/versions", authed, s.appVersions)
+
+	s.handle("GET /v1/join-tokens", authed, s.listJoinTokens)
+	s.handle("POST /v1/join-tokens", authed, s.createJoinToken)
+	s.handle("DELETE /v1/join-tokens/{id}", authed, s.deleteJoinToken)
+
+	s.handle("GET /v1/hosts", authed, s.listHosts)
+	s.handle("GET /v1/hosts/{id}", authed, s.getHost)
+	s.handle("POST /v1/hosts/{id}/drain", authed, s.drainHost)
+	s.handle("DELETE /v1/hosts/{id}", authed, s.deleteHost)
+
+	s.handle("GET /v1/events", authed, s.listEvents)
 }

@@ -473,12 +473,15 @@ func (c *Cluster) lastCommandAtOrBelow(idx uint64) uint64 {
 
 func (c *Cluster) watchLeadership(notify <-chan bool) {
 	defer c.wg.Done()
+	var term leaderTerm
+	defer term.end()
 	for {
 		select {
 		case <-c.stop:
 			return
 		case leader := <-notify:
 			c.leaderReady.Store(false)
+			term.end()
 			if !leader {
 				continue
 			}
@@ -489,6 +492,14 @@ func (c *Cluster) watchLeadership(notify <-chan bool) {
 					c.leaderReady.Store(true)
 					c.log.Info("leader ready", "index", c.raft.AppliedIndex())
 					c.kick()
+					if c.cfg.OnLeader != nil {
+						ctx := term.begin()
+						c.wg.Add(1)
+						go func() {
+							defer c.wg.Done()
+							c.cfg.OnLeader(ctx)
+						}()
+					}
 					break
 				}
 				select {
@@ -498,5 +509,23 @@ func (c *Cluster) watchLeadership(notify <-chan bool) {
 				}
 			}
 		}
+	}
+}
+
+// leaderTerm holds the context of the current term of leadership.
+type leaderTerm struct {
+	cancel context.CancelFunc
+}
+
+func (t *leaderTerm) begin() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.cancel = cancel
+	return ctx
+}
+
+func (t *leaderTerm) end() {
+	if t.cancel != nil {
+		t.cancel()
+		t.cancel = nil
 	}
 }

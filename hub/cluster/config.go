@@ -5,6 +5,7 @@
 package cluster
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -44,6 +45,9 @@ type Config struct {
 	Extra map[string]string
 	// FSM is the replicated state machine. Required.
 	FSM raft.FSM
+	// OnLeader, when set, runs each time this node becomes a ready leader
+	// (after its Barrier); its context ends when leadership is lost.
+	OnLeader func(ctx context.Context)
 	// Logger receives the cluster's logs (Raft's and memberlist's too).
 	Logger *slog.Logger
 

@@ -133,6 +133,9 @@ func (e *env) root(hub, agent Daemon) *cobra.Command {
 		e.tokenCmd(),
 		e.poolCmd(),
 		e.appCmd(),
+		e.joinTokenCmd(),
+		e.hostCmd(),
+		e.eventsCmd(),
 	)
 	return root
 }

@@ -189,3 +189,28 @@ func TestKeygen(t *testing.T) {
 		t.Fatalf("keygen printed %q and %q", a, b)
 	}
 }
+
+func TestJoinTokenAndHostCommands(t *testing.T) {
+	f, addr := newFakeAPI(t, map[string]func(http.ResponseWriter){
+		"POST /v1/join-tokens": jsonAnswer(201, apitypes.JoinToken{ID: "ab12", Token: "WJ1.x.ab12.s", Pool: "aws-bj"}),
+		"GET /v1/hosts": jsonAnswer(200, []apitypes.Host{
+			{ID: "h1", Name: "n1", Pool: "aws-bj", State: "ready"},
+			{ID: "h2", Name: "n2", Pool: "vs-sh", State: "down", Disconnected: true},
+		}),
+	})
+	out, stderr, code := run(t, "", "--addr", addr, "join-token", "create", "--pool", "aws-bj", "--ttl", "10m", "--uses", "2")
+	if code != 0 || !strings.Contains(out, "WJ1.x.ab12.s") {
+		t.Fatalf("join-token create: %d %q %q", code, out, stderr)
+	}
+	var req apitypes.JoinTokenRequest
+	if err := json.Unmarshal(f.last().body, &req); err != nil || req.Pool != "aws-bj" || req.TTL.D().Minutes() != 10 || req.Uses != 2 {
+		t.Fatalf("sent %s", f.last().body)
+	}
+	if _, _, code := run(t, "", "--addr", addr, "join-token", "create"); code != 2 {
+		t.Fatalf("join-token create without --pool: exit %d, want 2", code)
+	}
+	out, _, code = run(t, "", "--addr", addr, "host", "ls", "--pool", "vs-sh")
+	if code != 0 || strings.Contains(out, "n1") || !strings.Contains(out, "down (disconnected)") {
+		t.Fatalf("host ls --pool: %q", out)
+	}
+}

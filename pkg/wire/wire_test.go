@@ -163,4 +163,3 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 	})
 }
-

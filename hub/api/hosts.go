@@ -1,0 +1,185 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+	"github.com/wharf-platform/wharf/pkg/pki"
+)
+
+func joinTokenOut(t *state.JoinToken) apitypes.JoinToken {
+	return apitypes.JoinToken{ID: t.ID, Pool: t.Pool, ExpiresAt: t.ExpiresAt, Uses: t.MaxUses, Used: t.Used, CreatedAt: t.CreatedAt}
+}
+
+func hostOut(h *state.Host) apitypes.Host {
+	c := h.Copy()
+	i := c.Inventory
+	return apitypes.Host{ID: c.ID, Name: c.Name, Pool: c.Pool, Datacenter: c.Datacenter, State: c.State, Disconnected: c.Disconnected,
+		Hostname: i.Hostname, OS: i.OS, Arch: i.Arch, CPUs: i.CPUs, MemoryBytes: i.MemoryBytes, DiskBytes: i.DiskBytes,
+		Addresses: i.Addresses, Drivers: i.Drivers, Provider: i.Provider, Region: i.Region, Zone: i.Zone, Labels: i.Labels,
+		EnrolledAt: c.EnrolledAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
+}
+
+func eventOut(e *state.Event) apitypes.Event {
+	return apitypes.Event{Index: e.Index, Time: e.Time, Type: e.Type, Subject: e.Subject, Pool: e.Pool, Message: e.Message}
+}
+
+func requireAdmin(p *principal, what string) error {
+	if !p.admin() {
+		return errForbidden(what + " needs an admin token")
+	}
+	return nil
+}
+
+// Join tokens.
+
+func (s *Server) createJoinToken(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := requireAdmin(p, "creating join tokens"); err != nil {
+		return err
+	}
+	var req apitypes.JoinTokenRequest
+	if err := decodeBody(r, s.cfg.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	ca, err := s.cfg.Store.Snapshot().AgentCA(nil)
+	if err != nil {
+		return err
+	}
+	if ca == nil {
+		return &state.Error{Kind: state.KindUnavailable, Msg: "the agent CA does not exist yet (no leader has taken office); retry"}
+	}
+	tok, err := pki.NewJoinToken(ca.Fingerprint)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now().UTC()
+	st := state.JoinToken{ID: tok.ID, Pool: req.Pool, SecretHash: pki.HashSecret(tok.Secret), ExpiresAt: now.Add(req.TTL.D()), MaxUses: req.Uses}
+	if _, err := s.apply(r.Context(), state.JoinTokenCreateType, &state.JoinTokenCreateRequest{Token: st, Time: now}); err != nil {
+		return err
+	}
+	got, err := s.cfg.Store.Snapshot().JoinToken(nil, tok.ID)
+	if err != nil || got == nil {
+		return errNotFound("join token", tok.ID)
+	}
+	out := joinTokenOut(got)
+	out.Token = tok.String()
+	return writeJSON(w, http.StatusCreated, out)
+}
+
+func (s *Server) listJoinTokens(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := requireAdmin(p, "listing join tokens"); err != nil {
+		return err
+	}
+	return s.query(w, r, func(ws memdb.WatchSet, snap *state.Snapshot) (any, uint64, error) {
+		ts, err := snap.JoinTokens(ws)
+		return mapAll(ts, joinTokenOut), snap.Index(state.TableJoinTokens), err
+	})
+}
+
+func (s *Server) deleteJoinToken(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := requireAdmin(p, "revoking join tokens"); err != nil {
+		return err
+	}
+	if _, err := s.apply(r.Context(), state.JoinTokenDeleteType, &state.JoinTokenDeleteRequest{ID: r.PathValue("id")}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// Hosts.
+
+func (s *Server) listHosts(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := requireAdmin(p, "listing hosts"); err != nil {
+		return err
+	}
+	pool := r.URL.Query().Get("pool")
+	return s.query(w, r, func(ws memdb.WatchSet, snap *state.Snapshot) (any, uint64, error) {
+		hs, err := snap.Hosts(ws)
+		out := []apitypes.Host{}
+		for _, h := range hs {
+			if pool == "" || h.Pool == pool {
+				out = append(out, hostOut(h))
+			}
+		}
+		return out, snap.Index(state.TableHosts), err
+	})
+}
+
+func (s *Server) getHost(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := requireAdmin(p, "reading hosts"); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	return s.query(w, r, func(ws memdb.WatchSet, snap *state.Snapshot) (any, uint64, error) {
+		h, err := snap.Host(ws, id)
+		if err != nil {
+			return nil, 0, err
+		}
+		if h == nil {
+			return nil, 0, errNotFound("host", id)
+		}
+		return hostOut(h), snap.Index(state.TableHosts), nil
+	})
+}
+
+func (s *Server) drainHost(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := requireAdmin(p, "draining hosts"); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	h, err := s.cfg.Store.Snapshot().Host(nil, id)
+	if err != nil {
+		return err
+	}
+	if h == nil {
+		return errNotFound("host", id)
+	}
+	req := &state.HostStateRequest{ID: id, State: state.HostDraining, Disconnected: h.Disconnected, Reason: "drained by " + p.token.Name, Time: s.cfg.Now().UTC()}
+	if _, err := s.apply(r.Context(), state.HostStateType, req); err != nil {
+		return err
+	}
+	got, err := s.cfg.Store.Snapshot().Host(nil, id)
+	if err != nil || got == nil {
+		return errNotFound("host", id)
+	}
+	return writeJSON(w, http.StatusOK, hostOut(got))
+}
+
+func (s *Server) deleteHost(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := requireAdmin(p, "removing hosts"); err != nil {
+		return err
+	}
+	if _, err := s.apply(r.Context(), state.HostDeleteType, &state.HostDeleteRequest{ID: r.PathValue("id"), Time: s.cfg.Now().UTC()}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// Events.
+
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := requireAdmin(p, "reading events"); err != nil {
+		return err
+	}
+	var after uint64
+	if v := r.URL.Query().Get("after"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return apitypes.FieldError("after", "after must be an event index")
+		}
+		after = n
+	}
+	return s.query(w, r, func(ws memdb.WatchSet, snap *state.Snapshot) (any, uint64, error) {
+		es, err := snap.Events(ws, after)
+		return mapAll(es, eventOut), snap.Index(state.TableEvents), err
+	})
+}

@@ -1,0 +1,58 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/pkg/pki"
+)
+
+// leaderDuties runs while this node is the ready leader.
+func (h *Hub) leaderDuties(ctx context.Context) {
+	select { // Raft may elect a restarted node before New has returned.
+	case <-h.running:
+	case <-ctx.Done():
+		return
+	}
+	// The agent CA: the first leader makes it; a retry loop covers a term
+	// that ends or a write that times out.
+	for ctx.Err() == nil {
+		err := h.ensureAgentCA(ctx)
+		if err == nil {
+			return
+		}
+		h.log.Warn("create the agent CA", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (h *Hub) ensureAgentCA(ctx context.Context) error {
+	ca, err := h.store.Snapshot().AgentCA(nil)
+	if err != nil || ca != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	made, err := pki.NewCA("Wharf agent CA", now, 0)
+	if err != nil {
+		return err
+	}
+	msg, err := state.Encode(state.AgentCACreateType, &state.AgentCACreateRequest{
+		CA:   state.AgentCA{CertPEM: made.CertPEM(), KeyPEM: made.KeyPEM(), Fingerprint: made.Fingerprint()},
+		Time: now,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := h.cluster.Apply(ctx, msg); err != nil && !errors.Is(err, state.ErrConflict) {
+		return err
+	}
+	h.log.Info("agent CA created", "fingerprint", made.Fingerprint())
+	return nil
+}
