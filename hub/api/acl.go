@@ -148,7 +148,7 @@ func (s *Server) selfToken(w http.ResponseWriter, r *http.Request, p *principal)
 	return writeJSON(w, http.StatusOK, tokenOut(p.token))
 }
 
-// visibleToken returns the token id if p may manage it, else an error that
+// tokenFor returns the token id if p may manage it, else an error that
 // does not reveal whether it exists.
 func (s *Server) tokenFor(snap *state.Snapshot, ws memdb.WatchSet, p *principal, id string) (*state.Token, error) {
 	if !p.canManageTokens() {
@@ -166,9 +166,6 @@ func (s *Server) tokenFor(snap *state.Snapshot, ws memdb.WatchSet, p *principal,
 
 func (s *Server) getToken(w http.ResponseWriter, r *http.Request, p *principal) error {
 	id := r.PathValue("id")
-	if _, err := s.tokenFor(s.cfg.Store.Snapshot(), nil, p, id); err != nil {
-		return err
-	}
 	return s.query(w, r, func(ws memdb.WatchSet, snap *state.Snapshot) (any, uint64, error) {
 		t, err := s.tokenFor(snap, ws, p, id)
 		if err != nil {

@@ -202,9 +202,15 @@ func (w *writer) appScale(r *AppScaleRequest) *Error {
 	n := a.Copy()
 	*n.Spec.Instances = r.Instances
 	n.UpdatedAt = r.Time
-	tenant, err := w.snap().Tenant(nil, r.Tenant)
+	return w.replaceApp(a, n)
+}
+
+// replaceApp writes n, a changed copy of the stored app a, once the
+// tenant's quota allows it.
+func (w *writer) replaceApp(a, n *App) *Error {
+	tenant, err := w.snap().Tenant(nil, a.Tenant)
 	if err != nil || tenant == nil {
-		return Errorf(KindInternal, "tenant %s of app %s is missing", r.Tenant, r.Name)
+		return Errorf(KindInternal, "tenant %s of app %s is missing", a.Tenant, a.Name)
 	}
 	if e := w.checkQuota(tenant, n); e != nil {
 		return e
@@ -234,15 +240,7 @@ func (w *writer) appRollback(r *AppRollbackRequest) *Error {
 	setVersionFields(&n.Spec, v.Spec)
 	n.Version = v.Version
 	n.UpdatedAt = r.Time
-	tenant, err := w.snap().Tenant(nil, r.Tenant)
-	if err != nil || tenant == nil {
-		return Errorf(KindInternal, "tenant %s of app %s is missing", r.Tenant, r.Name)
-	}
-	if e := w.checkQuota(tenant, n); e != nil {
-		return e
-	}
-	w.meta(&n.Meta, &a.Meta)
-	return w.insert(TableApps, n)
+	return w.replaceApp(a, n)
 }
 
 func setVersionFields(s *apitypes.AppSpec, v apitypes.VersionSpec) {
