@@ -4,10 +4,11 @@ package main
 import (
 	"os"
 
+	"github.com/wharf-platform/wharf/agent"
 	"github.com/wharf-platform/wharf/hub"
 	"github.com/wharf-platform/wharf/pkg/cli"
 )
 
 func main() {
-	os.Exit(cli.Main(hub.Command, nil))
+	os.Exit(cli.Main(hub.Command, agent.Command))
 }

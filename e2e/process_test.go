@@ -313,6 +313,18 @@ func TestDevPrintsAddressAndToken(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `wharf_api_request_duration_seconds_count{code="200",route="GET /v1/pools"}`) {
 		t.Fatalf("/metrics: %d, missing the API latency series:\n%.2000s", resp.StatusCode, body)
 	}
+	// An agent enrols with a join token over QUIC and its host shows up.
+	var jt apitypes.JoinToken
+	out, errOut, code = cli(t, env, "join-token", "create", "--pool", "default", "-o", "json")
+	if code != 0 || json.Unmarshal([]byte(out), &jt) != nil {
+		t.Fatalf("join-token create: %d %q %q", code, out, errOut)
+	}
+	start(t, nil, "agent", "--hub", "127.0.0.1:7481", "--token", jt.Token, "--data-dir", filepath.Join(dir, "agent"), "--name", "dev-agent")
+	waitFor(t, 20*time.Second, "the agent's host to be listed ready", func() bool {
+		out, _, code := cli(t, env, "host", "ls", "-o", "json")
+		var hosts []apitypes.Host
+		return code == 0 && json.Unmarshal([]byte(out), &hosts) == nil && len(hosts) == 1 && hosts[0].Name == "dev-agent" && hosts[0].State == "ready"
+	})
 	// Ctrl-C stops it cleanly; a second run prints the same token.
 	_ = p.cmd.Process.Signal(os.Interrupt)
 	p.wait(t)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/wharf-platform/wharf/hub/api"
 	"github.com/wharf-platform/wharf/hub/cluster"
+	"github.com/wharf-platform/wharf/hub/gateway"
 	"github.com/wharf-platform/wharf/hub/state"
 )
 
@@ -29,6 +30,7 @@ type Hub struct {
 	store   *state.Store
 	cluster *cluster.Cluster
 	api     *api.Server
+	gateway *gateway.Gateway
 	httpLn  net.Listener
 	httpSrv *http.Server
 	running chan struct{} // closed when Run starts: the node is wired
@@ -118,7 +120,19 @@ func New(cfg Config) (*Hub, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", srv.Handler())
 
-	h.cluster, h.api = cl, srv
+	gw, err := gateway.New(gateway.Config{
+		Addr:     cfg.QUICAddr,
+		NodeName: cfg.NodeName,
+		Store:    store,
+		Apply:    cl.Apply,
+		Logger:   log.With("component", "gateway"),
+	})
+	if err != nil {
+		httpLn.Close()
+		cl.Shutdown()
+		return nil, err
+	}
+	h.cluster, h.api, h.gateway = cl, srv, gw
 	h.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	return h, nil
 }
@@ -181,6 +195,9 @@ func advertisedHTTP(advertise, bound string) string {
 // HTTPAddr returns the address the API listens on.
 func (h *Hub) HTTPAddr() string { return h.httpLn.Addr().String() }
 
+// QUICAddr returns the agent gateway's address.
+func (h *Hub) QUICAddr() string { return h.gateway.Addr() }
+
 // Cluster returns the node's cluster membership (for tests and status).
 func (h *Hub) Cluster() *cluster.Cluster { return h.cluster }
 
@@ -195,8 +212,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	close(h.running)
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- h.cluster.Run(ctx) }()
+	go func() { errc <- h.gateway.Run(ctx) }()
 	go func() {
 		err := h.httpSrv.Serve(h.httpLn)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -204,10 +222,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		}
 		errc <- err
 	}()
-	h.log.Info("hub started", "http", h.HTTPAddr(), "raft", h.cluster.RaftAddr(), "gossip", h.cluster.GossipAddr(), "datacenter", h.cfg.Datacenter)
+	h.log.Info("hub started", "http", h.HTTPAddr(), "quic", h.gateway.Addr(), "raft", h.cluster.RaftAddr(), "gossip", h.cluster.GossipAddr(), "datacenter", h.cfg.Datacenter)
 
 	var first error
-	remaining := 2
+	remaining := 3
 	select {
 	case <-ctx.Done():
 	case first = <-errc:

@@ -88,11 +88,5 @@ func (s *Server) apply(ctx context.Context, t state.MessageType, req any) (uint6
 	if err != nil {
 		return idx, err
 	}
-	_, err = s.cfg.Store.Blocking(ctx, idx-1, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
-		return snap.WatchIndex(ws), nil
-	})
-	if err == nil && ctx.Err() != nil {
-		err = ctx.Err()
-	}
-	return idx, err
+	return idx, s.cfg.Store.WaitIndex(ctx, idx)
 }

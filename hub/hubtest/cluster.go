@@ -178,6 +178,14 @@ func (n *Node) URL() string {
 	return "http://" + n.httpAddr
 }
 
+// QUICAddr returns the node's agent gateway address ("" while stopped).
+func (n *Node) QUICAddr() string {
+	if h := n.Hub(); h != nil {
+		return h.QUICAddr()
+	}
+	return ""
+}
+
 // GossipAddr returns the node's gossip address.
 func (n *Node) GossipAddr() string {
 	n.mu.Lock()

@@ -267,3 +267,15 @@ func (s *Snapshot) Events(ws memdb.WatchSet, after uint64) ([]*Event, error) {
 	}
 	return out, nil
 }
+
+// WaitIndex waits until the store holds the write of Raft index idx (every
+// successful command changes the store) or ctx ends.
+func (s *Store) WaitIndex(ctx context.Context, idx uint64) error {
+	_, err := s.Blocking(ctx, idx-1, func(ws memdb.WatchSet, snap *Snapshot) (uint64, error) {
+		return snap.WatchIndex(ws), nil
+	})
+	if err == nil && s.Snapshot().LatestIndex() < idx {
+		err = ctx.Err()
+	}
+	return err
+}

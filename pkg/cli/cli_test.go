@@ -90,7 +90,6 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"--addr", addr, "app", "scale", "web", "many"}, 2, "must be a number"},
 		{[]string{"--addr", addr, "token", "create", "--name", "x"}, 2, "role"},
 		{[]string{"--addr", "http://127.0.0.1:1", "status"}, 1, "Error:"},
-		{[]string{"agent"}, 2, "not available"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

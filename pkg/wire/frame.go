@@ -75,15 +75,9 @@ func WriteFrame(w io.Writer, m proto.Message) error {
 // with io.ErrUnexpectedEOF; bytes that are not m's encoding with ErrCorrupt.
 // A clean end of stream before a frame is io.EOF.
 func ReadFrame(r *bufio.Reader, maxSize int, m proto.Message) error {
-	size, err := binary.ReadUvarint(r)
+	size, err := readUvarint(r)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return io.EOF
-		}
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("%w: bad length prefix", ErrCorrupt)
+		return err
 	}
 	if size > uint64(maxSize) {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, size, maxSize)
@@ -151,4 +145,30 @@ func CodeOf(err error) Code {
 		return CodeProtocol
 	}
 	return CodeInternal
+}
+
+// readUvarint reads a length prefix. Unlike binary.ReadUvarint it tells an
+// overlong prefix (ErrCorrupt) from the transport's own errors (a reset
+// stream, a closed connection), which it returns as they are.
+func readUvarint(r io.ByteReader) (uint64, error) {
+	var x uint64
+	var shift uint
+	for i := 0; i < binary.MaxVarintLen64; i++ {
+		b, err := r.ReadByte()
+		if err != nil {
+			if i > 0 && errors.Is(err, io.EOF) {
+				return 0, io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		if b < 0x80 {
+			if i == binary.MaxVarintLen64-1 && b > 1 {
+				break
+			}
+			return x | uint64(b)<<shift, nil
+		}
+		x |= uint64(b&0x7f) << shift
+		shift += 7
+	}
+	return 0, fmt.Errorf("%w: bad length prefix", ErrCorrupt)
 }

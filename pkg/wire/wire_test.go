@@ -163,3 +163,19 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 	})
 }
+
+type failingReader struct{ err error }
+
+func (f failingReader) Read([]byte) (int, error) { return 0, f.err }
+
+// TestTransportErrorsPassThrough: a reset stream is not a corrupt frame.
+func TestTransportErrorsPassThrough(t *testing.T) {
+	boom := errors.New("stream reset by peer")
+	_, err := NewStream(struct {
+		io.Reader
+		io.Writer
+	}{failingReader{boom}, io.Discard}, 0).Recv()
+	if !errors.Is(err, boom) || errors.Is(err, ErrCorrupt) {
+		t.Fatalf("got %v, want the transport's error unchanged", err)
+	}
+}

@@ -1,0 +1,292 @@
+// Package agent is the Wharf agent: it enrols with a join token, then keeps
+// one QUIC connection to a hub node, sending heartbeats (and, in later
+// issues, running assignments, shipping logs and metrics, routing).
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/wharf-platform/wharf/pkg/pki"
+	"github.com/wharf-platform/wharf/pkg/wire"
+)
+
+// Version is the agent's version, reported to the hub.
+var Version = "dev"
+
+// Config configures an agent.
+type Config struct {
+	// Hubs lists hub nodes' gateway (QUIC) addresses. Required.
+	Hubs []string
+	// Token is the join token; needed only until the agent has enrolled.
+	Token string
+	// DataDir keeps the agent's identity. Required.
+	DataDir string
+	// Pool, when set, must be the join token's pool.
+	Pool string
+	// Name is the host's name in its pool. "" means the hostname.
+	Name string
+	// Labels are reported in the inventory.
+	Labels map[string]string
+	// Logger: nil discards.
+	Logger *slog.Logger
+}
+
+// Agent is a running agent.
+type Agent struct {
+	cfg       Config
+	log       *slog.Logger
+	id        *identity
+	connected atomic.Bool
+	acked     atomic.Uint64 // heartbeats acknowledged, for tests and /healthz
+}
+
+// ErrEnrollRefused is returned when the hub refuses the join token: the
+// agent exits non-zero with the hub's one-line reason.
+var ErrEnrollRefused = errors.New("enrolment refused")
+
+// New checks the config and loads (or, with a token, prepares to make) the
+// agent's identity.
+func New(cfg Config) (*Agent, error) {
+	if len(cfg.Hubs) == 0 {
+		return nil, errors.New("--hub is required")
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("--data-dir is required")
+	}
+	if cfg.Name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Name = h
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	id, err := loadIdentity(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if id == nil && cfg.Token == "" {
+		return nil, errors.New("this agent has not enrolled yet: give --token")
+	}
+	return &Agent{cfg: cfg, log: cfg.Logger, id: id}, nil
+}
+
+// HostID returns the agent's host id ("" before enrolment).
+func (a *Agent) HostID() string {
+	if a.id == nil {
+		return ""
+	}
+	return a.id.HostID
+}
+
+// Acked returns how many heartbeats the hub has acknowledged.
+func (a *Agent) Acked() uint64 { return a.acked.Load() }
+
+// Run enrols if needed, then stays connected to a hub node until ctx ends,
+// reconnecting with jittered exponential backoff.
+func (a *Agent) Run(ctx context.Context) error {
+	if a.id == nil {
+		if err := a.enroll(ctx); err != nil {
+			return err
+		}
+	}
+	backoff := 200 * time.Millisecond
+	for i := 0; ctx.Err() == nil; i++ {
+		hub := a.cfg.Hubs[i%len(a.cfg.Hubs)]
+		err := a.session(ctx, hub)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var ae *quic.ApplicationError
+		if errors.As(err, &ae) && wire.Code(ae.ErrorCode) == wire.CodeUnauthorized {
+			return fmt.Errorf("hub %s refused this agent: %s", hub, ae.ErrorMessage)
+		}
+		if a.connected.Swap(false) {
+			backoff = 200 * time.Millisecond
+		}
+		a.log.Warn("hub connection lost", "hub", hub, "err", err, "retry_in", backoff)
+		sleep := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(sleep):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+	return nil
+}
+
+func (a *Agent) dial(ctx context.Context, hub string, fingerprint string, cert *tls.Certificate) (*quic.Conn, error) {
+	tc := pki.PinnedTLSConfig(fingerprint, []string{wire.ALPN})
+	if cert != nil {
+		tc.Certificates = []tls.Certificate{*cert}
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return quic.DialAddr(dctx, hub, tc, &quic.Config{MaxIdleTimeout: 30 * time.Second, KeepAlivePeriod: 10 * time.Second})
+}
+
+func openStream(ctx context.Context, conn *quic.Conn, kind wire.StreamKind) (*quic.Stream, error) {
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := st.Write([]byte{byte(kind)}); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// enroll exchanges the join token and a CSR for a certificate.
+func (a *Agent) enroll(ctx context.Context) error {
+	tok, err := pki.ParseJoinToken(a.cfg.Token)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrEnrollRefused, err)
+	}
+	key, keyPEM, err := pki.NewAgentKey()
+	if err != nil {
+		return err
+	}
+	csr, err := pki.CreateCSR(key, a.cfg.Name)
+	if err != nil {
+		return err
+	}
+	var lastErr error
+	for _, hub := range a.cfg.Hubs {
+		conn, err := a.dial(ctx, hub, tok.CAFingerprint, nil)
+		if err != nil {
+			if errors.Is(err, pki.ErrCAMismatch) {
+				return fmt.Errorf("%w: hub %s: %v", ErrEnrollRefused, hub, err)
+			}
+			lastErr = err
+			continue
+		}
+		resp, err := a.enrollOn(ctx, conn, tok, csr)
+		conn.CloseWithError(0, "")
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		if resp.Error != nil {
+			return fmt.Errorf("%w: %s", ErrEnrollRefused, resp.Error.Message)
+		}
+		if err := saveIdentity(a.cfg.DataDir, resp.HostId, keyPEM, resp.CertPem, resp.CaPem); err != nil {
+			return err
+		}
+		if a.id, err = loadIdentity(a.cfg.DataDir); err != nil {
+			return err
+		}
+		if a.id.CAFP != tok.CAFingerprint {
+			return fmt.Errorf("%w: the hub sent a CA that is not the pinned one", ErrEnrollRefused)
+		}
+		a.log.Info("enrolled", "host", resp.HostId, "hub", hub)
+		return nil
+	}
+	return fmt.Errorf("enrol: no hub answered: %w", lastErr)
+}
+
+func (a *Agent) enrollOn(ctx context.Context, conn *quic.Conn, tok pki.JoinToken, csr []byte) (*wire.EnrollResponse, error) {
+	st, err := openStream(ctx, conn, wire.StreamEnroll)
+	if err != nil {
+		return nil, err
+	}
+	s := wire.NewStream(st, 0)
+	hostname, _ := os.Hostname()
+	req := &wire.EnrollRequest{JoinTokenId: tok.ID, JoinTokenSecret: tok.Secret, CsrDer: csr, Name: a.cfg.Name, Pool: a.cfg.Pool,
+		Inventory: &wire.Inventory{Hostname: hostname, Os: runtime.GOOS, Arch: runtime.GOARCH, Cpus: uint32(runtime.NumCPU()), Labels: a.cfg.Labels, AgentVersion: Version}}
+	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_EnrollRequest{EnrollRequest: req}}); err != nil {
+		return nil, err
+	}
+	env, err := s.Recv()
+	if err != nil {
+		return nil, err
+	}
+	resp := env.GetEnrollResponse()
+	if resp == nil {
+		if e := env.GetError(); e != nil {
+			return &wire.EnrollResponse{Error: e}, nil
+		}
+		return nil, fmt.Errorf("%w: want EnrollResponse", wire.ErrUnknownMessage)
+	}
+	return resp, nil
+}
+
+// session runs one connection: Hello, Welcome, heartbeats.
+func (a *Agent) session(ctx context.Context, hub string) error {
+	conn, err := a.dial(ctx, hub, a.id.CAFP, &a.id.Cert)
+	if err != nil {
+		return err
+	}
+	defer conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShutdown), "agent stopping")
+	st, err := openStream(ctx, conn, wire.StreamControl)
+	if err != nil {
+		return err
+	}
+	s := wire.NewStream(st, 0)
+	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Hello{Hello: &wire.Hello{ProtocolVersion: wire.ProtocolVersion, HostId: a.id.HostID, AgentVersion: Version}}}); err != nil {
+		return err
+	}
+	env, err := s.Recv()
+	if err != nil {
+		return err
+	}
+	welcome := env.GetWelcome()
+	if welcome == nil {
+		if e := env.GetError(); e != nil {
+			return &quic.ApplicationError{ErrorCode: quic.ApplicationErrorCode(e.Code), ErrorMessage: e.Message}
+		}
+		return fmt.Errorf("%w: want Welcome", wire.ErrUnknownMessage)
+	}
+	a.connected.Store(true)
+	a.log.Info("connected", "hub", hub, "node", welcome.HubNode)
+	interval := time.Duration(welcome.HeartbeatIntervalMs) * time.Millisecond
+	if interval <= 0 {
+		interval = time.Second
+	}
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			env, err := s.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			switch m := env.Msg.(type) {
+			case *wire.Envelope_HeartbeatAck:
+				a.acked.Add(1)
+			case *wire.Envelope_Error:
+				errc <- &quic.ApplicationError{ErrorCode: quic.ApplicationErrorCode(m.Error.Code), ErrorMessage: m.Error.Message}
+				return
+			}
+		}
+	}()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for seq := uint64(1); ; seq++ {
+		hb := &wire.Heartbeat{Seq: seq, SentUnixMs: time.Now().UnixMilli()}
+		if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Heartbeat{Heartbeat: hb}}); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return err
+		case <-t.C:
+		}
+	}
+}

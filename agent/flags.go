@@ -1,0 +1,55 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// Command registers the agent's flags (DESIGN.md section 8; flags of later
+// issues come with them) on fs and returns the function that runs it.
+func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
+	var cfg Config
+	var hubs []string
+	var labels, logLevel string
+	fs.StringArrayVar(&hubs, "hub", nil, "hub gateway (QUIC) address (repeatable, or comma-separated)")
+	fs.StringVar(&cfg.Token, "token", "", "join token (needed until the agent has enrolled)")
+	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/wharf-agent", "where the agent keeps its identity")
+	fs.StringVar(&cfg.Pool, "pool", "", "the pool to join (must match the join token's)")
+	fs.StringVar(&cfg.Name, "name", "", "host name, unique in its pool (default: hostname)")
+	fs.StringVar(&labels, "labels", "", "labels k=v,k2=v2")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return func(ctx context.Context) error {
+		for _, h := range hubs {
+			for _, a := range strings.Split(h, ",") {
+				if a = strings.TrimSpace(a); a != "" {
+					cfg.Hubs = append(cfg.Hubs, a)
+				}
+			}
+		}
+		if labels != "" {
+			cfg.Labels = map[string]string{}
+			for _, kv := range strings.Split(labels, ",") {
+				k, v, ok := strings.Cut(kv, "=")
+				if !ok || k == "" {
+					return fmt.Errorf("--labels %q: want k=v,k2=v2", labels)
+				}
+				cfg.Labels[k] = v
+			}
+		}
+		var level slog.Level
+		if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+			return err
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		a, err := New(cfg)
+		if err != nil {
+			return err
+		}
+		return a.Run(ctx)
+	}
+}

@@ -1,0 +1,161 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wharf-platform/wharf/agent"
+	"github.com/wharf-platform/wharf/hub/hubtest"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+	"github.com/wharf-platform/wharf/pkg/client"
+)
+
+// enrolCluster starts a 3-node hub, bootstraps it and makes pool aws-bj.
+func enrolCluster(t *testing.T) (*hubtest.Cluster, *client.Client) {
+	t.Helper()
+	c := hubtest.New(t, 3, hubtest.Options{})
+	ctx := context.Background()
+	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
+	boot, err := anon.Bootstrap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := client.New(client.Config{Address: c.Nodes[0].URL(), Token: boot.Token})
+	if _, err := admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "aws-bj", Datacenter: "dc1"}); err != nil {
+		t.Fatal(err)
+	}
+	return c, admin
+}
+
+func joinToken(t *testing.T, admin *client.Client, req apitypes.JoinTokenRequest) *apitypes.JoinToken {
+	t.Helper()
+	var jt *apitypes.JoinToken
+	hubtest.WaitFor(t, 10*time.Second, "a join token (the agent CA exists)", func() bool {
+		var err error
+		jt, err = admin.JoinTokens().Create(context.Background(), req)
+		return err == nil
+	})
+	return jt
+}
+
+func hubs(c *hubtest.Cluster) []string {
+	var out []string
+	for _, n := range c.Nodes {
+		if n.Running() {
+			out = append(out, n.QUICAddr())
+		}
+	}
+	return out
+}
+
+// startAgent runs an agent until the test ends.
+func startAgent(t *testing.T, cfg agent.Config) (*agent.Agent, <-chan error) {
+	t.Helper()
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("agent did not stop")
+		}
+	})
+	return a, done
+}
+
+func TestAgentEnrolsOverQUICAndHeartbeats(t *testing.T) {
+	c, admin := enrolCluster(t)
+	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "aws-bj", Uses: 1})
+	dir := t.TempDir()
+	a, _ := startAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: "node-1", Labels: map[string]string{"ssd": "yes"}})
+	hubtest.WaitFor(t, 15*time.Second, "heartbeats acknowledged", func() bool { return a.Acked() >= 2 })
+	hosts, _, err := admin.Hosts().List(context.Background(), nil)
+	if err != nil || len(hosts) != 1 {
+		t.Fatalf("hosts %+v %v", hosts, err)
+	}
+	h := hosts[0]
+	if h.ID != a.HostID() || h.Name != "node-1" || h.Pool != "aws-bj" || h.State != "ready" || h.Labels["ssd"] != "yes" || h.CPUs == 0 {
+		t.Fatalf("host %+v (agent says %s)", h, a.HostID())
+	}
+	// The token had one use: a second agent is refused with the hub's reason,
+	// and the refusal is an event.
+	b, err := agent.New(agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: t.TempDir(), Name: "node-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = b.Run(ctx)
+	if !errors.Is(err, agent.ErrEnrollRefused) || !strings.Contains(err.Error(), "used up") {
+		t.Fatalf("second use of a one-use token: %v", err)
+	}
+	evs, _, _ := admin.Events(context.Background(), 0, nil)
+	found := false
+	for _, e := range evs {
+		found = found || (e.Type == "join-token.refused" && strings.Contains(e.Message, "node-2"))
+	}
+	if !found {
+		t.Fatalf("no refusal event in %+v", evs)
+	}
+	// A removed host can no longer connect.
+	if err := admin.Hosts().Remove(context.Background(), a.HostID()); err != nil {
+		t.Fatal(err)
+	}
+	again, err := agent.New(agent.Config{Hubs: hubs(c), DataDir: dir, Name: "node-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel2()
+	if err := again.Run(ctx2); err == nil || !strings.Contains(err.Error(), "removed") {
+		t.Fatalf("removed host reconnecting: %v", err)
+	}
+}
+
+func TestEnrolmentRefusals(t *testing.T) {
+	c, admin := enrolCluster(t)
+	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "aws-bj"})
+	other, otherAdmin := enrolCluster(t)
+	foreign := joinToken(t, otherAdmin, apitypes.JoinTokenRequest{Pool: "aws-bj"})
+	_ = other
+
+	run := func(token string) error {
+		a, err := agent.New(agent.Config{Hubs: hubs(c), Token: token, DataDir: t.TempDir(), Name: "n"})
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return a.Run(ctx)
+	}
+	// A token of another cluster fails the CA pin before any secret is sent.
+	if err := run(foreign.Token); !errors.Is(err, agent.ErrEnrollRefused) || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("foreign token: %v", err)
+	}
+	// A revoked token.
+	if err := admin.JoinTokens().Revoke(context.Background(), jt.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(jt.Token); !errors.Is(err, agent.ErrEnrollRefused) || !strings.Contains(err.Error(), "revoked") {
+		t.Fatalf("revoked token: %v", err)
+	}
+	// Garbage.
+	if err := run("WJ1.nope"); !errors.Is(err, agent.ErrEnrollRefused) {
+		t.Fatalf("garbage token: %v", err)
+	}
+	// An expired token (1s TTL).
+	short := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "aws-bj", TTL: apitypes.Duration(time.Second)})
+	time.Sleep(1100 * time.Millisecond)
+	if err := run(short.Token); !errors.Is(err, agent.ErrEnrollRefused) || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired token: %v", err)
+	}
+}

@@ -1,0 +1,345 @@
+// Package gateway is the QUIC side of agents on a hub node: enrolment with a
+// join token and a CSR, then mTLS control connections carrying heartbeats.
+// Every hub node runs one; state changes go through the cluster.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/pkg/pki"
+	"github.com/wharf-platform/wharf/pkg/wire"
+)
+
+// Config configures a gateway.
+type Config struct {
+	// Addr is the UDP address to listen on.
+	Addr string
+	// NodeName is this hub node's name, told to agents.
+	NodeName string
+	// Store is the node's state replica (the agent CA, hosts, tokens).
+	Store *state.Store
+	// Apply commits a state command through the cluster.
+	Apply func(ctx context.Context, msg []byte) (uint64, error)
+	// Logger: nil discards.
+	Logger *slog.Logger
+	// CertTTL is the lifetime of agent certificates. Zero: 24 h.
+	CertTTL time.Duration
+	// HeartbeatInterval is told to agents. Zero: 1 s.
+	HeartbeatInterval time.Duration
+	// Now: nil means time.Now.
+	Now func() time.Time
+}
+
+// Gateway accepts agent connections.
+type Gateway struct {
+	cfg Config
+	log *slog.Logger
+	ln  *quic.Listener
+
+	certMu sync.Mutex
+	certFP string // fingerprint of the CA that issued cert
+	cert   *tls.Certificate
+
+	seenMu sync.Mutex
+	seen   map[string]time.Time // host id -> last heartbeat received here
+}
+
+// New binds the gateway's UDP socket.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Store == nil || cfg.Apply == nil {
+		return nil, errors.New("gateway: Store and Apply are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.CertTTL == 0 {
+		cfg.CertTTL = 24 * time.Hour
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, seen: map[string]time.Time{}}
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{wire.ALPN}, GetConfigForClient: g.tlsConfig}
+	ln, err := quic.ListenAddr(cfg.Addr, tlsConf, &quic.Config{
+		Allow0RTT:       false,
+		MaxIdleTimeout:  30 * time.Second,
+		KeepAlivePeriod: 10 * time.Second,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen quic %s: %w", cfg.Addr, err)
+	}
+	g.ln = ln
+	return g, nil
+}
+
+// Addr returns the bound UDP address.
+func (g *Gateway) Addr() string { return g.ln.Addr().String() }
+
+// LastSeen returns when this node last received a heartbeat from host.
+func (g *Gateway) LastSeen(hostID string) (time.Time, bool) {
+	g.seenMu.Lock()
+	defer g.seenMu.Unlock()
+	t, ok := g.seen[hostID]
+	return t, ok
+}
+
+// ca returns the agent CA from the store.
+func (g *Gateway) ca() (*pki.CA, error) {
+	rec, err := g.cfg.Store.Snapshot().AgentCA(nil)
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, errors.New("the agent CA does not exist yet")
+	}
+	return pki.ParseCA(rec.CertPEM, rec.KeyPEM)
+}
+
+// tlsConfig builds each handshake's config from the current agent CA: the
+// gateway presents a certificate from it and verifies client certificates
+// against it when given (enrolment connections have none).
+func (g *Gateway) tlsConfig(*tls.ClientHelloInfo) (*tls.Config, error) {
+	ca, err := g.ca()
+	if err != nil {
+		return nil, err
+	}
+	g.certMu.Lock()
+	defer g.certMu.Unlock()
+	if g.cert == nil || g.certFP != ca.Fingerprint() || time.Until(g.cert.Leaf.NotAfter) < time.Hour {
+		c, err := ca.IssueServer([]string{"gateway.wharf.internal"}, nil, g.cfg.Now(), 7*24*time.Hour)
+		if err != nil {
+			return nil, err
+		}
+		g.cert, g.certFP = &c, ca.Fingerprint()
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		NextProtos:   []string{wire.ALPN},
+		Certificates: []tls.Certificate{*g.cert},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    ca.Pool(),
+	}, nil
+}
+
+// Run accepts connections until ctx ends.
+func (g *Gateway) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer g.ln.Close()
+	for {
+		conn, err := g.ln.Accept(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("accept: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			g.serveConn(ctx, conn)
+		}()
+	}
+}
+
+func (g *Gateway) serveConn(ctx context.Context, conn *quic.Conn) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		<-ctx.Done()
+		conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShutdown), "hub node stopping")
+	}()
+	for {
+		st, err := conn.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		go g.serveStream(ctx, conn, st)
+	}
+}
+
+func (g *Gateway) serveStream(ctx context.Context, conn *quic.Conn, st *quic.Stream) {
+	var kind [1]byte
+	if _, err := io.ReadFull(st, kind[:]); err != nil {
+		st.CancelRead(quic.StreamErrorCode(wire.CodeProtocol))
+		return
+	}
+	s := wire.NewStream(st, 0)
+	var err error
+	switch wire.StreamKind(kind[0]) {
+	case wire.StreamEnroll:
+		err = g.enroll(ctx, s)
+		st.Close()
+		return
+	case wire.StreamControl:
+		err = g.control(ctx, conn, s)
+	default:
+		err = fmt.Errorf("%w: stream kind %d", wire.ErrUnknownMessage, kind[0])
+	}
+	code := wire.CodeOf(err)
+	var ce codeError
+	if errors.As(err, &ce) {
+		code = ce.code
+	}
+	if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
+		g.log.Debug("agent stream closed", "remote", conn.RemoteAddr(), "err", err)
+		_ = s.Send(&wire.Envelope{Msg: &wire.Envelope_Error{Error: &wire.Error{Code: uint32(code), Message: err.Error()}}})
+		conn.CloseWithError(quic.ApplicationErrorCode(code), err.Error())
+	}
+}
+
+// codeError carries the wire code to close with.
+type codeError struct {
+	code wire.Code
+	err  error
+}
+
+func (e codeError) Error() string { return e.err.Error() }
+func (e codeError) Unwrap() error { return e.err }
+
+func unauthorized(format string, args ...any) error {
+	return codeError{wire.CodeUnauthorized, fmt.Errorf(format, args...)}
+}
+
+func newHostID() string {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return "h-" + hex.EncodeToString(b)
+}
+
+func (g *Gateway) apply(ctx context.Context, t state.MessageType, req any) error {
+	msg, err := state.Encode(t, req)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	idx, err := g.cfg.Apply(ctx, msg)
+	if err != nil {
+		return err
+	}
+	return g.cfg.Store.WaitIndex(ctx, idx)
+}
+
+// enroll turns a join token and a CSR into a host and its certificate.
+func (g *Gateway) enroll(ctx context.Context, s *wire.Stream) error {
+	env, err := s.Recv()
+	if err != nil {
+		return err
+	}
+	req := env.GetEnrollRequest()
+	if req == nil {
+		return fmt.Errorf("%w: want EnrollRequest", wire.ErrUnknownMessage)
+	}
+	answer := func(e *wire.Error) error {
+		return s.Send(&wire.Envelope{Msg: &wire.Envelope_EnrollResponse{EnrollResponse: &wire.EnrollResponse{Error: e}}})
+	}
+	ca, err := g.ca()
+	if err != nil {
+		return answer(&wire.Error{Code: uint32(wire.CodeInternal), Message: err.Error()})
+	}
+	now := g.cfg.Now().UTC()
+	id := newHostID()
+	host := state.Host{ID: id, Name: req.Name, Inventory: inventoryOf(req.Inventory)}
+	err = g.apply(ctx, state.HostEnrollType, &state.HostEnrollRequest{TokenID: req.JoinTokenId, SecretHash: pki.HashSecret(req.JoinTokenSecret), Host: host, Time: now})
+	if err != nil {
+		msg := err.Error()
+		if errors.Is(err, state.ErrRefused) || errors.Is(err, state.ErrConflict) {
+			ev := state.Event{Time: now, Type: "join-token.refused", Subject: req.JoinTokenId, Message: fmt.Sprintf("enrolment of %q refused: %s", req.Name, msg)}
+			if rerr := g.apply(ctx, state.EventRecordType, &state.EventRecordRequest{Event: ev}); rerr != nil {
+				g.log.Warn("record refused enrolment", "err", rerr)
+			}
+		}
+		g.log.Info("enrolment refused", "name", req.Name, "token", req.JoinTokenId, "err", msg)
+		return answer(&wire.Error{Code: uint32(wire.CodeUnauthorized), Message: msg})
+	}
+	h, err := g.cfg.Store.Snapshot().Host(nil, id)
+	if err != nil || h == nil {
+		return answer(&wire.Error{Code: uint32(wire.CodeInternal), Message: "the host vanished after enrolment"})
+	}
+	cert, err := ca.SignAgentCSR(req.CsrDer, pki.AgentIdentity{HostID: id, Pool: h.Pool}, now, g.cfg.CertTTL)
+	if err != nil {
+		return answer(&wire.Error{Code: uint32(wire.CodeProtocol), Message: err.Error()})
+	}
+	g.log.Info("agent enrolled", "host", id, "name", h.Name, "pool", h.Pool)
+	return s.Send(&wire.Envelope{Msg: &wire.Envelope_EnrollResponse{EnrollResponse: &wire.EnrollResponse{CertPem: cert, CaPem: ca.CertPEM(), HostId: id}}})
+}
+
+// control serves an agent's control stream: Hello, then heartbeats.
+func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) error {
+	chains := conn.ConnectionState().TLS.VerifiedChains
+	if len(chains) == 0 {
+		return unauthorized("a control stream needs an agent certificate")
+	}
+	id, err := pki.IdentityFromCert(chains[0][0])
+	if err != nil {
+		return unauthorized("%v", err)
+	}
+	if h, _ := g.cfg.Store.Snapshot().Host(nil, id.HostID); h == nil {
+		return unauthorized("host %s was removed; enrol it again", id.HostID)
+	}
+	env, err := s.Recv()
+	if err != nil {
+		return err
+	}
+	hello := env.GetHello()
+	if hello == nil {
+		return fmt.Errorf("%w: want Hello", wire.ErrUnknownMessage)
+	}
+	if hello.ProtocolVersion != wire.ProtocolVersion {
+		return codeError{wire.CodeVersion, fmt.Errorf("protocol version %d is not supported (hub speaks %d)", hello.ProtocolVersion, wire.ProtocolVersion)}
+	}
+	if hello.HostId != id.HostID {
+		return unauthorized("hello names host %s, the certificate %s", hello.HostId, id.HostID)
+	}
+	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Welcome{Welcome: &wire.Welcome{
+		ProtocolVersion: wire.ProtocolVersion, HubNode: g.cfg.NodeName, HeartbeatIntervalMs: g.cfg.HeartbeatInterval.Milliseconds(),
+	}}}); err != nil {
+		return err
+	}
+	g.log.Debug("agent connected", "host", id.HostID, "remote", conn.RemoteAddr())
+	for {
+		env, err := s.Recv()
+		if err != nil {
+			return err
+		}
+		switch m := env.Msg.(type) {
+		case *wire.Envelope_Heartbeat:
+			g.seenMu.Lock()
+			g.seen[id.HostID] = g.cfg.Now()
+			g.seenMu.Unlock()
+			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_HeartbeatAck{HeartbeatAck: &wire.HeartbeatAck{Seq: m.Heartbeat.Seq, HubUnixMs: g.cfg.Now().UnixMilli()}}}); err != nil {
+				return err
+			}
+		case *wire.Envelope_Inventory, *wire.Envelope_AssignmentAck, *wire.Envelope_GossipReport:
+			// Consumed by later parts (inventory updates, assignments, liveness).
+		default:
+			return fmt.Errorf("%w: %T on the control stream", wire.ErrUnknownMessage, m)
+		}
+	}
+}
+
+func inventoryOf(in *wire.Inventory) state.Inventory {
+	if in == nil {
+		return state.Inventory{}
+	}
+	return state.Inventory{Hostname: in.Hostname, OS: in.Os, Arch: in.Arch, CPUs: int(in.Cpus), MemoryBytes: in.MemoryBytes, DiskBytes: in.DiskBytes,
+		Addresses: in.Addresses, Drivers: in.Drivers, Provider: in.Provider, Region: in.Region, Zone: in.Zone, Labels: in.Labels}
+}
