@@ -14,9 +14,9 @@ import (
 )
 
 // enrolCluster starts a 3-node hub, bootstraps it and makes pool aws-bj.
-func enrolCluster(t *testing.T) (*hubtest.Cluster, *client.Client) {
+func enrolCluster(t *testing.T) (*hubtest.Cluster, *client.Client, string) {
 	t.Helper()
-	c := hubtest.New(t, 3, hubtest.Options{})
+	c := hubtest.New(t, 3, hubtest.Options{SuspectAfter: time.Second, DownAfter: 2 * time.Second})
 	ctx := context.Background()
 	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
 	boot, err := anon.Bootstrap(ctx)
@@ -27,7 +27,7 @@ func enrolCluster(t *testing.T) (*hubtest.Cluster, *client.Client) {
 	if _, err := admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "aws-bj", Datacenter: "dc1"}); err != nil {
 		t.Fatal(err)
 	}
-	return c, admin
+	return c, admin, boot.Token
 }
 
 func joinToken(t *testing.T, admin *client.Client, req apitypes.JoinTokenRequest) *apitypes.JoinToken {
@@ -73,7 +73,7 @@ func startAgent(t *testing.T, cfg agent.Config) (*agent.Agent, <-chan error) {
 }
 
 func TestAgentEnrolsOverQUICAndHeartbeats(t *testing.T) {
-	c, admin := enrolCluster(t)
+	c, admin, _ := enrolCluster(t)
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "aws-bj", Uses: 1})
 	dir := t.TempDir()
 	a, _ := startAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: "node-1", Labels: map[string]string{"ssd": "yes"}})
@@ -122,9 +122,9 @@ func TestAgentEnrolsOverQUICAndHeartbeats(t *testing.T) {
 }
 
 func TestEnrolmentRefusals(t *testing.T) {
-	c, admin := enrolCluster(t)
+	c, admin, _ := enrolCluster(t)
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "aws-bj"})
-	other, otherAdmin := enrolCluster(t)
+	other, otherAdmin, _ := enrolCluster(t)
 	foreign := joinToken(t, otherAdmin, apitypes.JoinTokenRequest{Pool: "aws-bj"})
 	_ = other
 
@@ -157,5 +157,60 @@ func TestEnrolmentRefusals(t *testing.T) {
 	time.Sleep(1100 * time.Millisecond)
 	if err := run(short.Token); !errors.Is(err, agent.ErrEnrollRefused) || !strings.Contains(err.Error(), "expired") {
 		t.Fatalf("expired token: %v", err)
+	}
+}
+
+// TestHostLiveness: a stopped agent's host goes suspect, then down, within
+// --down-after; when it comes back its host is ready again. Killing the hub
+// node it is connected to moves it to another node without a new enrolment.
+func TestHostLiveness(t *testing.T) {
+	c, admin, token := enrolCluster(t)
+	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "aws-bj"})
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := agent.New(agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	state := func() string {
+		h, _, err := admin.Hosts().Get(context.Background(), a.HostID(), nil)
+		if err != nil {
+			return ""
+		}
+		return h.State
+	}
+	hubtest.WaitFor(t, 10*time.Second, "the host to be ready", func() bool { return a.HostID() != "" && state() == "ready" })
+	cancel() // the agent stops: no more heartbeats
+	<-done
+	stopped := time.Now()
+	hubtest.WaitFor(t, 10*time.Second, "the host to be down", func() bool { return state() == "down" })
+	t.Logf("down %s after the agent stopped (--down-after 2s)", time.Since(stopped).Round(10*time.Millisecond))
+	evs, _, _ := admin.Events(context.Background(), 0, nil)
+	var seq []string
+	for _, e := range evs {
+		if e.Type == "host.state" {
+			seq = append(seq, e.Message)
+		}
+	}
+	if len(seq) < 2 || !strings.Contains(seq[len(seq)-2], "suspect") || !strings.Contains(seq[len(seq)-1], "down") {
+		t.Fatalf("state events %q, want ready -> suspect -> down", seq)
+	}
+	// It comes back: ready again, same identity.
+	b, _ := startAgent(t, agent.Config{Hubs: hubs(c), DataDir: dir, Name: "n1"})
+	if b.HostID() != a.HostID() {
+		t.Fatalf("restarted agent has host id %s, want %s", b.HostID(), a.HostID())
+	}
+	hubtest.WaitFor(t, 10*time.Second, "the host to be ready again", func() bool { return state() == "ready" })
+	// Kill the hub node it talks to (the first it dials): it reconnects to
+	// another and stays ready, without enrolling again.
+	before := b.Acked()
+	c.Kill(0)
+	hubtest.WaitFor(t, 15*time.Second, "heartbeats through another hub node", func() bool { return b.Acked() > before+3 })
+	admin2, _ := client.New(client.Config{Address: c.Nodes[1].URL(), Token: token})
+	hs, _, err := admin2.Hosts().List(context.Background(), nil)
+	if err != nil || len(hs) != 1 || hs[0].State != "ready" {
+		t.Fatalf("after the hub node died: %+v %v", hs, err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/api"
 	"github.com/wharf-platform/wharf/hub/cluster"
 	"github.com/wharf-platform/wharf/hub/gateway"
+	"github.com/wharf-platform/wharf/hub/liveness"
 	"github.com/wharf-platform/wharf/hub/state"
 )
 
@@ -31,9 +32,11 @@ type Hub struct {
 	cluster *cluster.Cluster
 	api     *api.Server
 	gateway *gateway.Gateway
-	httpLn  net.Listener
-	httpSrv *http.Server
-	running chan struct{} // closed when Run starts: the node is wired
+	// liveness decides host states while this node leads.
+	liveness *liveness.Tracker
+	httpLn   net.Listener
+	httpSrv  *http.Server
+	running  chan struct{} // closed when Run starts: the node is wired
 }
 
 // Run starts a hub node and runs it until ctx ends.
@@ -93,6 +96,14 @@ func New(cfg Config) (*Hub, error) {
 	ccfg.FSM = fsm
 	ccfg.Logger = log.With("component", "cluster")
 	h := &Hub{cfg: cfg, log: log, store: store, httpLn: httpLn, running: make(chan struct{})}
+	h.liveness = liveness.New(liveness.Config{
+		SuspectAfter: cfg.SuspectAfter,
+		DownAfter:    cfg.DownAfter,
+		Store:        store,
+		Apply:        func(ctx context.Context, msg []byte) (uint64, error) { return h.cluster.Apply(ctx, msg) },
+		Logger:       log.With("component", "liveness"),
+	})
+	ccfg.RPC = map[string]http.Handler{rpcLiveness: h.liveness.Handler()}
 	ccfg.OnLeader = h.leaderDuties
 	if t := cfg.Tuning; t != nil {
 		tune(&ccfg, t)
@@ -212,9 +223,10 @@ func (h *Hub) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	close(h.running)
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	go func() { errc <- h.cluster.Run(ctx) }()
 	go func() { errc <- h.gateway.Run(ctx) }()
+	go func() { errc <- h.reportHeartbeats(ctx) }()
 	go func() {
 		err := h.httpSrv.Serve(h.httpLn)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -225,7 +237,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.log.Info("hub started", "http", h.HTTPAddr(), "quic", h.gateway.Addr(), "raft", h.cluster.RaftAddr(), "gossip", h.cluster.GossipAddr(), "datacenter", h.cfg.Datacenter)
 
 	var first error
-	remaining := 3
+	remaining := 4
 	select {
 	case <-ctx.Done():
 	case first = <-errc:

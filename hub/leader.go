@@ -2,9 +2,12 @@ package hub
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"sync"
 	"time"
 
+	"github.com/wharf-platform/wharf/hub/liveness"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/pkg/pki"
 )
@@ -16,18 +19,55 @@ func (h *Hub) leaderDuties(ctx context.Context) {
 	case <-ctx.Done():
 		return
 	}
-	// The agent CA: the first leader makes it; a retry loop covers a term
-	// that ends or a write that times out.
-	for ctx.Err() == nil {
-		err := h.ensureAgentCA(ctx)
-		if err == nil {
-			return
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// The agent CA: the first leader makes it; a retry loop covers a
+		// term that ends or a write that times out.
+		for ctx.Err() == nil {
+			err := h.ensureAgentCA(ctx)
+			if err == nil {
+				return
+			}
+			h.log.Warn("create the agent CA", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
 		}
-		h.log.Warn("create the agent CA", "err", err)
+	}()
+	h.liveness.Run(ctx)
+	wg.Wait()
+}
+
+// rpcLiveness is the internal RPC that carries heartbeat reports.
+const rpcLiveness = "liveness"
+
+// reportHeartbeats tells the leader, twice a second, which hosts this node
+// has heard from and how long ago.
+func (h *Hub) reportHeartbeats(ctx context.Context) error {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+			return nil
+		case <-t.C:
 		}
+		ages := h.gateway.Ages()
+		if len(ages) == 0 {
+			continue
+		}
+		body, err := json.Marshal(liveness.Report{AgesMs: ages})
+		if err != nil {
+			return err
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		if _, err := h.cluster.CallLeader(cctx, rpcLiveness, body); err != nil && ctx.Err() == nil {
+			h.log.Debug("heartbeat report", "err", err)
+		}
+		cancel()
 	}
 }
 

@@ -80,6 +80,9 @@ func (c *Cluster) startRPC() {
 		ans.Error = toRPCError(err)
 		json.NewEncoder(w).Encode(ans)
 	})
+	for name, h := range c.cfg.RPC {
+		mux.Handle("POST /x/"+name, h)
+	}
 	c.rpcSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go c.rpcSrv.Serve(newChanListener(c.mux, c.mux.rpc))
 	c.rpcClient = &http.Client{Transport: &http.Transport{
@@ -120,4 +123,59 @@ func (c *Cluster) forwardApply(ctx context.Context, addr string, msg []byte) (ui
 
 func (c *Cluster) forwardReadIndex(ctx context.Context, addr string) (uint64, error) {
 	return c.call(ctx, addr, "/readindex", nil)
+}
+
+// CallLeader posts body to the leader's handler name (Config.RPC) over the
+// internal RPC and returns its answer. On the leader it calls the handler
+// directly.
+func (c *Cluster) CallLeader(ctx context.Context, name string, body []byte) ([]byte, error) {
+	addr, err := c.leaderAddr(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, ok := c.cfg.RPC[name]
+	if !ok {
+		return nil, fmt.Errorf("no RPC handler %q", name)
+	}
+	if addr == c.raftAddr {
+		rec := &responseRecorder{header: http.Header{}}
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, "/x/"+name, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		h.ServeHTTP(rec, req)
+		return rec.body.Bytes(), rec.err()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/x/"+name, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.rpcClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("%w: rpc to leader %s: %v", ErrNoLeader, addr, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRPCBody))
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("rpc %s: %s: %s", name, resp.Status, bytes.TrimSpace(b))
+	}
+	return b, err
+}
+
+// responseRecorder captures a handler's answer for local calls.
+type responseRecorder struct {
+	header http.Header
+	body   bytes.Buffer
+	code   int
+}
+
+func (r *responseRecorder) Header() http.Header         { return r.header }
+func (r *responseRecorder) Write(b []byte) (int, error) { return r.body.Write(b) }
+func (r *responseRecorder) WriteHeader(code int)        { r.code = code }
+
+func (r *responseRecorder) err() error {
+	if r.code != 0 && r.code != http.StatusOK {
+		return fmt.Errorf("rpc: %d: %s", r.code, bytes.TrimSpace(r.body.Bytes()))
+	}
+	return nil
 }

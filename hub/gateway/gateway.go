@@ -98,6 +98,19 @@ func (g *Gateway) LastSeen(hostID string) (time.Time, bool) {
 	return t, ok
 }
 
+// Ages returns, for each host that sent this node a heartbeat, how long ago
+// the last one arrived.
+func (g *Gateway) Ages() map[string]int64 {
+	now := g.cfg.Now()
+	g.seenMu.Lock()
+	defer g.seenMu.Unlock()
+	out := make(map[string]int64, len(g.seen))
+	for id, t := range g.seen {
+		out[id] = now.Sub(t).Milliseconds()
+	}
+	return out
+}
+
 // ca returns the agent CA from the store.
 func (g *Gateway) ca() (*pki.CA, error) {
 	rec, err := g.cfg.Store.Snapshot().AgentCA(nil)

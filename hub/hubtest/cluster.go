@@ -34,6 +34,9 @@ type Options struct {
 	SnapshotThreshold uint64
 	// Datacenters, when set, gives node i datacenter Datacenters[i%len].
 	Datacenters []string
+	// SuspectAfter and DownAfter drive host liveness; zero keeps the hub's
+	// defaults (4 s, 10 s).
+	SuspectAfter, DownAfter time.Duration
 }
 
 // Cluster is a set of in-process hub nodes forming one Raft cluster.
@@ -130,6 +133,8 @@ func (n *Node) start(expect int, join []string) {
 		RaftAddr:        addr(n.raftAddr),
 		GossipAddr:      addr(n.gossipAddr),
 		Advertise:       n.IP,
+		SuspectAfter:    n.c.opts.SuspectAfter,
+		DownAfter:       n.c.opts.DownAfter,
 		Logger:          n.c.logger().With("test_node", n.Index),
 		Tuning: &hub.Tuning{
 			HeartbeatTimeout:   100 * time.Millisecond,
