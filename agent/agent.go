@@ -47,7 +47,7 @@ type Config struct {
 type Agent struct {
 	cfg       Config
 	log       *slog.Logger
-	id        *identity
+	id        atomic.Pointer[identity] // nil until enrolled
 	connected atomic.Bool
 	acked     atomic.Uint64 // heartbeats acknowledged, for tests and /healthz
 }
@@ -82,15 +82,17 @@ func New(cfg Config) (*Agent, error) {
 	if id == nil && cfg.Token == "" {
 		return nil, errors.New("this agent has not enrolled yet: give --token")
 	}
-	return &Agent{cfg: cfg, log: cfg.Logger, id: id}, nil
+	a := &Agent{cfg: cfg, log: cfg.Logger}
+	a.id.Store(id)
+	return a, nil
 }
 
 // HostID returns the agent's host id ("" before enrolment).
 func (a *Agent) HostID() string {
-	if a.id == nil {
-		return ""
+	if id := a.id.Load(); id != nil {
+		return id.HostID
 	}
-	return a.id.HostID
+	return ""
 }
 
 // Acked returns how many heartbeats the hub has acknowledged.
@@ -99,7 +101,7 @@ func (a *Agent) Acked() uint64 { return a.acked.Load() }
 // Run enrols if needed, then stays connected to a hub node until ctx ends,
 // reconnecting with jittered exponential backoff.
 func (a *Agent) Run(ctx context.Context) error {
-	if a.id == nil {
+	if a.id.Load() == nil {
 		if err := a.enroll(ctx); err != nil {
 			return err
 		}
@@ -184,15 +186,17 @@ func (a *Agent) enroll(ctx context.Context) error {
 		if resp.Error != nil {
 			return fmt.Errorf("%w: %s", ErrEnrollRefused, resp.Error.Message)
 		}
+		if ca, err := pki.ParseCertPEM(resp.CaPem); err != nil || pki.Fingerprint(ca) != tok.CAFingerprint {
+			return fmt.Errorf("%w: the hub sent a CA that is not the pinned one", ErrEnrollRefused)
+		}
 		if err := saveIdentity(a.cfg.DataDir, resp.HostId, keyPEM, resp.CertPem, resp.CaPem); err != nil {
 			return err
 		}
-		if a.id, err = loadIdentity(a.cfg.DataDir); err != nil {
+		id, err := loadIdentity(a.cfg.DataDir)
+		if err != nil {
 			return err
 		}
-		if a.id.CAFP != tok.CAFingerprint {
-			return fmt.Errorf("%w: the hub sent a CA that is not the pinned one", ErrEnrollRefused)
-		}
+		a.id.Store(id)
 		a.log.Info("enrolled", "host", resp.HostId, "hub", hub)
 		return nil
 	}
@@ -227,7 +231,8 @@ func (a *Agent) enrollOn(ctx context.Context, conn *quic.Conn, tok pki.JoinToken
 
 // session runs one connection: Hello, Welcome, heartbeats.
 func (a *Agent) session(ctx context.Context, hub string) error {
-	conn, err := a.dial(ctx, hub, a.id.CAFP, &a.id.Cert)
+	id := a.id.Load()
+	conn, err := a.dial(ctx, hub, id.CAFP, &id.Cert)
 	if err != nil {
 		return err
 	}
@@ -237,7 +242,7 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 		return err
 	}
 	s := wire.NewStream(st, 0)
-	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Hello{Hello: &wire.Hello{ProtocolVersion: wire.ProtocolVersion, HostId: a.id.HostID, AgentVersion: Version}}}); err != nil {
+	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Hello{Hello: &wire.Hello{ProtocolVersion: wire.ProtocolVersion, HostId: id.HostID, AgentVersion: Version}}}); err != nil {
 		return err
 	}
 	env, err := s.Recv()

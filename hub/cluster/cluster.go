@@ -154,7 +154,9 @@ func (c *Cluster) startRaft() error {
 	rc.SnapshotInterval = 30 * time.Second
 	rc.TrailingLogs = 4096
 	rc.MaxAppendEntries = 256
-	rc.BatchApplyCh = true
+	// Not BatchApplyCh: entries waiting in its buffered channel when Raft
+	// shuts down never get an answer, and their callers wait forever. The
+	// leader batches whatever is queued anyway (MaxAppendEntries).
 	has, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
 		return fmt.Errorf("read raft state: %w", err)
@@ -276,7 +278,13 @@ func (c *Cluster) Shutdown() error {
 			errs = append(errs, c.ml.Shutdown())
 		}
 		if c.rpcSrv != nil {
-			errs = append(errs, c.rpcSrv.Close())
+			// Raft is down, so in-flight handlers return at once; wait for
+			// them rather than leave them behind.
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+			if err := c.rpcSrv.Shutdown(ctx); err != nil {
+				c.rpcSrv.Close()
+			}
+			cancel()
 		}
 		if c.rpcClient != nil {
 			c.rpcClient.CloseIdleConnections()
@@ -381,7 +389,7 @@ func timeoutOf(ctx context.Context) time.Duration {
 
 func (c *Cluster) applyLocal(ctx context.Context, msg []byte) (uint64, error) {
 	f := c.raft.Apply(msg, timeoutOf(ctx))
-	if err := f.Error(); err != nil {
+	if err := c.await(ctx, f); err != nil {
 		// Not leader (any more), lost leadership or timed out: the entry may
 		// or may not commit. Clients retry; CAS makes that safe.
 		return 0, fmt.Errorf("%w: %v", ErrNoLeader, err)
@@ -399,7 +407,7 @@ func (c *Cluster) readIndex() (uint64, error) {
 		return 0, ErrNoLeader
 	}
 	idx := c.raft.AppliedIndex()
-	if err := c.raft.VerifyLeader().Error(); err != nil {
+	if err := c.await(context.Background(), c.raft.VerifyLeader()); err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrNoLeader, err)
 	}
 	return idx, nil
@@ -488,7 +496,7 @@ func (c *Cluster) watchLeadership(notify <-chan bool) {
 			// Barrier: apply everything earlier leaders committed before
 			// serving linearizable reads.
 			for c.IsLeader() {
-				if err := c.raft.Barrier(10 * time.Second).Error(); err == nil {
+				if err := c.await(context.Background(), c.raft.Barrier(10*time.Second)); err == nil {
 					c.leaderReady.Store(true)
 					c.log.Info("leader ready", "index", c.raft.AppliedIndex())
 					c.kick()
@@ -527,5 +535,21 @@ func (t *leaderTerm) end() {
 	if t.cancel != nil {
 		t.cancel()
 		t.cancel = nil
+	}
+}
+
+// await waits for a Raft future, but no longer than ctx or this node's
+// shutdown: Raft does not answer futures still queued in its buffered
+// channels when it shuts down, and their callers must not hang with it.
+func (c *Cluster) await(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.stop:
+		return raft.ErrRaftShutdown
 	}
 }

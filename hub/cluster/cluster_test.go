@@ -24,6 +24,12 @@ func TestMain(m *testing.M) {
 		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
 		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
 		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+		// memberlist's Shutdown does not wait for an in-flight probe, which
+		// ends by itself within the probe timeout.
+		goleak.IgnoreTopFunction("github.com/hashicorp/memberlist.(*Memberlist).probeNode"),
+		// A future Raft never answers because it shut down while the
+		// future sat in its queue (see Cluster.await).
+		goleak.IgnoreTopFunction("github.com/hashicorp/raft.(*deferError).Error"),
 	)
 }
 
