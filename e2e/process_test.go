@@ -313,6 +313,25 @@ func TestDevPrintsAddressAndToken(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `wharf_api_request_duration_seconds_count{code="200",route="GET /v1/pools"}`) {
 		t.Fatalf("/metrics: %d, missing the API latency series:\n%.2000s", resp.StatusCode, body)
 	}
+	// The hub serves the installer and its own binary, without a token.
+	resp, err = http.Get(addr + "/install.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(script), `HUB_URL="`+addr+`"`) || !strings.Contains(string(script), `HUB_GATEWAYS="127.0.0.1:7481"`) {
+		t.Fatalf("/install.sh: %d\n%s", resp.StatusCode, script)
+	}
+	resp, err = http.Get(addr + "/download/wharf-linux-amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if st, _ := os.Stat(wharfBin); resp.StatusCode != 200 || n != st.Size() {
+		t.Fatalf("/download: %d, %d bytes, want the %d-byte binary", resp.StatusCode, n, st.Size())
+	}
 	// An agent enrols with a join token over QUIC and its host shows up.
 	var jt apitypes.JoinToken
 	out, errOut, code = cli(t, env, "join-token", "create", "--pool", "default", "-o", "json")

@@ -22,6 +22,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/gateway"
 	"github.com/wharf-platform/wharf/hub/liveness"
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/installer"
 )
 
 // Hub is one running hub node.
@@ -92,7 +93,7 @@ func New(cfg Config) (*Hub, error) {
 	ccfg.RaftAddr = cfg.RaftAddr
 	ccfg.GossipAddr = cfg.GossipAddr
 	ccfg.Advertise = cfg.Advertise
-	ccfg.HTTPAddr = advertisedHTTP(cfg.Advertise, httpLn.Addr().String())
+	ccfg.HTTPAddr = advertisedAddr(cfg.Advertise, httpLn.Addr().String())
 	ccfg.FSM = fsm
 	ccfg.Logger = log.With("component", "cluster")
 	h := &Hub{cfg: cfg, log: log, store: store, httpLn: httpLn, running: make(chan struct{})}
@@ -108,9 +109,23 @@ func New(cfg Config) (*Hub, error) {
 	if t := cfg.Tuning; t != nil {
 		tune(&ccfg, t)
 	}
+	gw, err := gateway.New(gateway.Config{
+		Addr:     cfg.QUICAddr,
+		NodeName: cfg.NodeName,
+		Store:    store,
+		Apply:    func(ctx context.Context, msg []byte) (uint64, error) { return h.cluster.Apply(ctx, msg) },
+		Logger:   log.With("component", "gateway"),
+	})
+	if err != nil {
+		httpLn.Close()
+		return nil, err
+	}
+	h.gateway = gw
+	ccfg.Extra = map[string]string{metaQUIC: advertisedAddr(cfg.Advertise, gw.Addr())}
 	cl, err := cluster.New(ccfg)
 	if err != nil {
 		httpLn.Close()
+		gw.Close()
 		return nil, err
 	}
 
@@ -124,26 +139,18 @@ func New(cfg Config) (*Hub, error) {
 	})
 	if err != nil {
 		httpLn.Close()
+		gw.Close()
 		cl.Shutdown()
 		return nil, err
 	}
 	mux := http.NewServeMux()
+	inst := installer.Handler(h.gatewayAddrs)
+	mux.Handle("GET /install.sh", inst)
+	mux.Handle("GET /download/", inst)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", srv.Handler())
 
-	gw, err := gateway.New(gateway.Config{
-		Addr:     cfg.QUICAddr,
-		NodeName: cfg.NodeName,
-		Store:    store,
-		Apply:    cl.Apply,
-		Logger:   log.With("component", "gateway"),
-	})
-	if err != nil {
-		httpLn.Close()
-		cl.Shutdown()
-		return nil, err
-	}
-	h.cluster, h.api, h.gateway = cl, srv, gw
+	h.cluster, h.api = cl, srv
 	h.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	return h, nil
 }
@@ -188,9 +195,30 @@ func clusterKey(cfg Config) ([]byte, error) {
 	return cluster.ParseKey(s)
 }
 
-// advertisedHTTP turns the bound HTTP address into one other nodes and
-// clients can use.
-func advertisedHTTP(advertise, bound string) string {
+// metaQUIC is the gossip metadata key of a node's agent gateway address.
+const metaQUIC = "quic"
+
+// gatewayAddrs lists every hub node's agent gateway address, this one
+// first. Without --advertise and bound to all interfaces, this node's is
+// reached by the host name the client used to reach the API.
+func (h *Hub) gatewayAddrs(requestHost string) []string {
+	self := advertisedAddr(h.cfg.Advertise, h.gateway.Addr())
+	if host, port, err := net.SplitHostPort(h.gateway.Addr()); err == nil && h.cfg.Advertise == "" {
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() && requestHost != "" {
+			self = net.JoinHostPort(requestHost, port)
+		}
+	}
+	out := []string{self}
+	for _, m := range h.cluster.Members() {
+		if a := m.Extra[metaQUIC]; a != "" && a != self && m.Alive {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// advertisedAddr turns a bound address into one other hosts can use.
+func advertisedAddr(advertise, bound string) string {
 	host, port, err := net.SplitHostPort(bound)
 	if err != nil {
 		return bound

@@ -87,6 +87,9 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
+// Close releases the socket of a gateway that never ran.
+func (g *Gateway) Close() error { return g.ln.Close() }
+
 // Addr returns the bound UDP address.
 func (g *Gateway) Addr() string { return g.ln.Addr().String() }
 
