@@ -6,12 +6,14 @@ package agent
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -50,6 +52,7 @@ type Agent struct {
 	id        atomic.Pointer[identity] // nil until enrolled
 	connected atomic.Bool
 	acked     atomic.Uint64 // heartbeats acknowledged, for tests and /healthz
+	rotations atomic.Uint64
 }
 
 // ErrEnrollRefused is returned when the hub refuses the join token: the
@@ -112,6 +115,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		err := a.session(ctx, hub)
 		if ctx.Err() != nil {
 			return nil
+		}
+		if errors.Is(err, errRotated) {
+			i-- // same hub, new certificate, at once
+			continue
 		}
 		var ae *quic.ApplicationError
 		if errors.As(err, &ae) && wire.Code(ae.ErrorCode) == wire.CodeUnauthorized {
@@ -281,6 +288,8 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 	}()
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	renew := time.NewTimer(time.Until(renewAt(id.Cert.Leaf)))
+	defer renew.Stop()
 	for seq := uint64(1); ; seq++ {
 		hb := &wire.Heartbeat{Seq: seq, SentUnixMs: time.Now().UnixMilli()}
 		if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Heartbeat{Heartbeat: hb}}); err != nil {
@@ -291,7 +300,73 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 			return nil
 		case err := <-errc:
 			return err
+		case <-renew.C:
+			if err := a.renew(ctx, conn); err != nil {
+				a.log.Warn("certificate renewal", "err", err)
+				renew.Reset(10 * time.Second)
+				continue
+			}
+			return errRotated
 		case <-t.C:
 		}
 	}
 }
+
+// errRotated ends a session whose certificate was renewed: QUIC has no
+// post-handshake client auth, so the agent reconnects with the new one.
+var errRotated = errors.New("certificate renewed")
+
+// renewAt is two thirds into a certificate's lifetime (counted from its
+// issue, not from its backdated start).
+func renewAt(c *x509.Certificate) time.Time {
+	issued := c.NotBefore.Add(pki.Backdate)
+	return issued.Add(c.NotAfter.Sub(issued) * 2 / 3)
+}
+
+// renew asks the hub, over the current mTLS connection, for a certificate
+// for a new key, and keeps both on disk.
+func (a *Agent) renew(ctx context.Context, conn *quic.Conn) error {
+	key, keyPEM, err := pki.NewAgentKey()
+	if err != nil {
+		return err
+	}
+	csr, err := pki.CreateCSR(key, a.cfg.Name)
+	if err != nil {
+		return err
+	}
+	st, err := openStream(ctx, conn, wire.StreamRenew)
+	if err != nil {
+		return err
+	}
+	s := wire.NewStream(st, 0)
+	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_RenewRequest{RenewRequest: &wire.RenewRequest{CsrDer: csr}}}); err != nil {
+		return err
+	}
+	env, err := s.Recv()
+	if err != nil {
+		return err
+	}
+	resp := env.GetRenewResponse()
+	if resp == nil {
+		return fmt.Errorf("%w: want RenewResponse", wire.ErrUnknownMessage)
+	}
+	old := a.id.Load()
+	caPEM, err := os.ReadFile(filepath.Join(a.cfg.DataDir, fileCA))
+	if err != nil {
+		return err
+	}
+	if err := saveIdentity(a.cfg.DataDir, old.HostID, keyPEM, resp.CertPem, caPEM); err != nil {
+		return err
+	}
+	id, err := loadIdentity(a.cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	a.id.Store(id)
+	a.rotations.Add(1)
+	a.log.Info("certificate renewed", "until", id.Cert.Leaf.NotAfter)
+	return nil
+}
+
+// Rotations returns how many times the agent renewed its certificate.
+func (a *Agent) Rotations() uint64 { return a.rotations.Load() }

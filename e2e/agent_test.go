@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -215,4 +217,36 @@ func TestHostLiveness(t *testing.T) {
 		hs, _, err := admin2.Hosts().List(context.Background(), nil)
 		return err == nil && len(hs) == 1 && hs[0].State == "ready"
 	})
+}
+
+// TestCertificateRotation: with 3 s certificates the agent renews before
+// expiry, reconnects with the new one, and keeps heartbeating.
+func TestCertificateRotation(t *testing.T) {
+	c := hubtest.New(t, 3, hubtest.Options{AgentCertTTL: 3 * time.Second})
+	ctx := context.Background()
+	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
+	boot, err := anon.Bootstrap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := client.New(client.Config{Address: c.Nodes[0].URL(), Token: boot.Token})
+	if _, err := admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "p1"}); err != nil {
+		t.Fatal(err)
+	}
+	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p1"})
+	dir := t.TempDir()
+	a, _ := startAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: "r1"})
+	hubtest.WaitFor(t, 10*time.Second, "enrolment", func() bool { return a.Acked() > 0 })
+	first, _ := os.ReadFile(filepath.Join(dir, "agent.crt"))
+	hubtest.WaitFor(t, 15*time.Second, "two rotations", func() bool { return a.Rotations() >= 2 })
+	now, _ := os.ReadFile(filepath.Join(dir, "agent.crt"))
+	if string(first) == string(now) {
+		t.Fatal("the certificate on disk did not change")
+	}
+	before := a.Acked()
+	hubtest.WaitFor(t, 5*time.Second, "heartbeats on the renewed certificate", func() bool { return a.Acked() > before+2 })
+	h, _, err := admin.Hosts().Get(ctx, a.HostID(), nil)
+	if err != nil || h.State != "ready" {
+		t.Fatalf("host after rotations: %+v %v", h, err)
+	}
 }

@@ -58,6 +58,8 @@ type Tuning struct {
 	CommitTimeout      time.Duration
 	DeadServerGrace    time.Duration
 	SnapshotThreshold  uint64
+	// AgentCertTTL shortens agent certificates (to see them rotate).
+	AgentCertTTL time.Duration
 	// Blocked reports whether traffic to or from remoteIP is cut.
 	Blocked func(remoteIP string) bool
 }

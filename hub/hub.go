@@ -115,6 +115,7 @@ func New(cfg Config) (*Hub, error) {
 		Store:    store,
 		Apply:    func(ctx context.Context, msg []byte) (uint64, error) { return h.cluster.Apply(ctx, msg) },
 		Logger:   log.With("component", "gateway"),
+		CertTTL:  agentCertTTL(cfg.Tuning),
 	})
 	if err != nil {
 		httpLn.Close()
@@ -282,4 +283,11 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	h.log.Info("hub stopped")
 	return first
+}
+
+func agentCertTTL(t *Tuning) time.Duration {
+	if t == nil {
+		return 0 // the gateway's default
+	}
+	return t.AgentCertTTL
 }

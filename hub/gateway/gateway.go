@@ -202,6 +202,12 @@ func (g *Gateway) serveStream(ctx context.Context, conn *quic.Conn, st *quic.Str
 		err = g.enroll(ctx, s)
 		st.Close()
 		return
+	case wire.StreamRenew:
+		err = g.renew(conn, s)
+		if err == nil {
+			st.Close()
+			return
+		}
 	case wire.StreamControl:
 		err = g.control(ctx, conn, s)
 	default:
@@ -298,18 +304,55 @@ func (g *Gateway) enroll(ctx context.Context, s *wire.Stream) error {
 	return s.Send(&wire.Envelope{Msg: &wire.Envelope_EnrollResponse{EnrollResponse: &wire.EnrollResponse{CertPem: cert, CaPem: ca.CertPEM(), HostId: id}}})
 }
 
-// control serves an agent's control stream: Hello, then heartbeats.
-func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) error {
+// agentOf returns the identity of a connection's verified agent
+// certificate, if its host still exists.
+func (g *Gateway) agentOf(conn *quic.Conn) (pki.AgentIdentity, error) {
 	chains := conn.ConnectionState().TLS.VerifiedChains
 	if len(chains) == 0 {
-		return unauthorized("a control stream needs an agent certificate")
+		return pki.AgentIdentity{}, unauthorized("this stream needs an agent certificate")
 	}
 	id, err := pki.IdentityFromCert(chains[0][0])
 	if err != nil {
-		return unauthorized("%v", err)
+		return id, unauthorized("%v", err)
 	}
 	if h, _ := g.cfg.Store.Snapshot().Host(nil, id.HostID); h == nil {
-		return unauthorized("host %s was removed; enrol it again", id.HostID)
+		return id, unauthorized("host %s was removed; enrol it again", id.HostID)
+	}
+	return id, nil
+}
+
+// renew issues a fresh certificate, for the same identity, to an agent
+// whose current one is still valid.
+func (g *Gateway) renew(conn *quic.Conn, s *wire.Stream) error {
+	id, err := g.agentOf(conn)
+	if err != nil {
+		return err
+	}
+	env, err := s.Recv()
+	if err != nil {
+		return err
+	}
+	req := env.GetRenewRequest()
+	if req == nil {
+		return fmt.Errorf("%w: want RenewRequest", wire.ErrUnknownMessage)
+	}
+	ca, err := g.ca()
+	if err != nil {
+		return codeError{wire.CodeInternal, err}
+	}
+	cert, err := ca.SignAgentCSR(req.CsrDer, id, g.cfg.Now().UTC(), g.cfg.CertTTL)
+	if err != nil {
+		return codeError{wire.CodeProtocol, err}
+	}
+	g.log.Debug("agent certificate renewed", "host", id.HostID)
+	return s.Send(&wire.Envelope{Msg: &wire.Envelope_RenewResponse{RenewResponse: &wire.RenewResponse{CertPem: cert}}})
+}
+
+// control serves an agent's control stream: Hello, then heartbeats.
+func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) error {
+	id, err := g.agentOf(conn)
+	if err != nil {
+		return err
 	}
 	env, err := s.Recv()
 	if err != nil {

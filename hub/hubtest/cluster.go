@@ -37,6 +37,8 @@ type Options struct {
 	// SuspectAfter and DownAfter drive host liveness; zero keeps the hub's
 	// defaults (4 s, 10 s).
 	SuspectAfter, DownAfter time.Duration
+	// AgentCertTTL, when set, shortens agent certificates.
+	AgentCertTTL time.Duration
 }
 
 // Cluster is a set of in-process hub nodes forming one Raft cluster.
@@ -143,6 +145,7 @@ func (n *Node) start(expect int, join []string) {
 			CommitTimeout:      5 * time.Millisecond,
 			DeadServerGrace:    n.c.opts.DeadServerGrace,
 			SnapshotThreshold:  n.c.opts.SnapshotThreshold,
+			AgentCertTTL:       n.c.opts.AgentCertTTL,
 			Blocked:            func(remote string) bool { return n.c.blocked(n.IP, remote) },
 		},
 	}

@@ -115,6 +115,10 @@ func (c *CA) Pool() *x509.CertPool {
 	return p
 }
 
+// Backdate is how far before their issue certificates start, for clocks
+// that lag.
+const Backdate = time.Minute
+
 // AgentIdentity is who an agent certificate speaks for.
 type AgentIdentity struct {
 	HostID string
@@ -171,7 +175,7 @@ func (c *CA) SignAgentCSR(csrDER []byte, id AgentIdentity, now time.Time, ttl ti
 		SerialNumber: randomSerial(),
 		Subject:      pkix.Name{CommonName: id.HostID, OrganizationalUnit: []string{id.Pool}},
 		URIs:         []*url.URL{identityURI(id)},
-		NotBefore:    now.Add(-time.Minute),
+		NotBefore:    now.Add(-Backdate),
 		NotAfter:     now.Add(ttl),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},

@@ -31,6 +31,7 @@ const (
 	StreamEnroll
 	StreamLogs
 	StreamMetrics
+	StreamRenew // an enrolled agent asks for a new certificate
 )
 
 // Code is a QUIC application error code for closing a stream or connection.
