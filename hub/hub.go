@@ -104,7 +104,18 @@ func New(cfg Config) (*Hub, error) {
 		Apply:        func(ctx context.Context, msg []byte) (uint64, error) { return h.cluster.Apply(ctx, msg) },
 		Logger:       log.With("component", "liveness"),
 	})
-	ccfg.RPC = map[string]http.Handler{rpcLiveness: h.liveness.Handler()}
+	ccfg.RPC = map[string]http.Handler{
+		rpcLiveness: h.liveness.Handler(),
+		// Writes forwarded by followers, answered by this node's API when it
+		// leads (the API is built after the cluster, hence the indirection).
+		rpcAPI: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case <-h.running:
+				h.api.Handler().ServeHTTP(w, r)
+			case <-r.Context().Done():
+			}
+		}),
+	}
 	ccfg.OnLeader = h.leaderDuties
 	if t := cfg.Tuning; t != nil {
 		tune(&ccfg, t)
@@ -137,6 +148,8 @@ func New(cfg Config) (*Hub, error) {
 		Cluster:  cl,
 		Logger:   log.With("component", "api"),
 		Registry: reg,
+		NodeName: cfg.NodeName,
+		Forward:  func(w http.ResponseWriter, r *http.Request) bool { return cl.ProxyToLeader(w, r, rpcAPI) },
 	})
 	if err != nil {
 		httpLn.Close()
@@ -195,6 +208,9 @@ func clusterKey(cfg Config) ([]byte, error) {
 	}
 	return cluster.ParseKey(s)
 }
+
+// rpcAPI is the internal RPC that carries followers' write requests.
+const rpcAPI = "api"
 
 // metaQUIC is the gossip metadata key of a node's agent gateway address.
 const metaQUIC = "quic"

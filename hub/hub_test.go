@@ -250,3 +250,31 @@ func TestLeaderCreatesAgentCAAndJoinTokensPinIt(t *testing.T) {
 		t.Fatal("the agent CA changed with the leader")
 	}
 }
+
+// TestFollowersForwardWritesToTheLeader: a write sent to a follower is
+// answered by the leader (the follower proxies it over the internal RPC),
+// while reads are answered where they are sent.
+func TestFollowersForwardWritesToTheLeader(t *testing.T) {
+	c := hubtest.New(t, 3, hubtest.Options{})
+	admin := bootstrap(t, c)
+	leader := c.WaitLeader(5 * time.Second)
+	var follower *hubtest.Node
+	for _, n := range c.Nodes {
+		if n != leader {
+			follower = n
+			break
+		}
+	}
+	ctx := context.Background()
+	_, hdr, err := admin.call(ctx, "POST", follower.URL()+"/v1/tenants", apitypes.TenantRequest{Name: "fwd"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := hdr.Get("X-Wharf-Node"); got != leader.Hub().Name() {
+		t.Fatalf("write through %s answered by %q, want the leader %s", follower.Hub().Name(), got, leader.Hub().Name())
+	}
+	_, hdr, err = admin.call(ctx, "GET", follower.URL()+"/v1/tenants/fwd", nil, nil)
+	if err != nil || hdr.Get("X-Wharf-Node") != follower.Hub().Name() {
+		t.Fatalf("read through the follower: %v, answered by %q", err, hdr.Get("X-Wharf-Node"))
+	}
+}

@@ -43,7 +43,20 @@ type Config struct {
 	Registry prometheus.Registerer
 	// Now returns the time stamped into commands. nil means time.Now.
 	Now func() time.Time
+	// NodeName is sent in the X-Wharf-Node header of every answer.
+	NodeName string
+	// Forward, when set, may send a write request to the leader, which then
+	// answers it (so a follower need not wait to apply the write itself
+	// before answering). It returns whether it did. Requests it forwarded
+	// carry the ForwardedHeader and are never forwarded again.
+	Forward func(w http.ResponseWriter, r *http.Request) bool
 }
+
+// NodeHeader names the hub node that answered.
+const NodeHeader = "X-Wharf-Node"
+
+// ForwardedHeader marks a request a follower forwarded to the leader.
+const ForwardedHeader = "X-Wharf-Forwarded"
 
 // Server is the REST API.
 type Server struct {
@@ -100,6 +113,17 @@ func (s *Server) handle(pattern string, a access, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		if r.Method != http.MethodGet && s.cfg.Forward != nil && r.Header.Get(ForwardedHeader) == "" {
+			r.Header.Set(ForwardedHeader, "1")
+			if s.cfg.Forward(sw, r) {
+				s.latency.WithLabelValues(pattern, strconv.Itoa(sw.status())).Observe(time.Since(start).Seconds())
+				return
+			}
+			r.Header.Del(ForwardedHeader)
+		}
+		if s.cfg.NodeName != "" {
+			w.Header().Set(NodeHeader, s.cfg.NodeName)
+		}
 		var p *principal
 		var err error
 		if a == authed {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"time"
 
 	"github.com/wharf-platform/wharf/hub/state"
@@ -82,6 +83,7 @@ func (c *Cluster) startRPC() {
 	})
 	for name, h := range c.cfg.RPC {
 		mux.Handle("POST /x/"+name, h)
+		mux.Handle("/x/"+name+"/", http.StripPrefix("/x/"+name, h))
 	}
 	c.rpcSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go c.rpcSrv.Serve(newChanListener(c.mux, c.mux.rpc))
@@ -178,4 +180,34 @@ func (r *responseRecorder) err() error {
 		return fmt.Errorf("rpc: %d: %s", r.code, bytes.TrimSpace(r.body.Bytes()))
 	}
 	return nil
+}
+
+// ProxyToLeader sends r, as it is, to the leader's RPC handler name (its
+// path appended) and copies the answer to w. It returns false, having
+// written nothing, when this node is the leader or no leader is known.
+func (c *Cluster) ProxyToLeader(w http.ResponseWriter, r *http.Request, name string) bool {
+	if c.IsLeader() {
+		return false
+	}
+	addr, _ := c.raft.LeaderWithID()
+	if addr == "" {
+		return false
+	}
+	p := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = string(addr)
+			pr.Out.URL.Path = "/x/" + name + pr.In.URL.Path
+			pr.Out.Host = pr.In.Host
+		},
+		Transport: c.rpcClient.Transport,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(map[string]string{"error": fmt.Sprintf("no cluster leader: forward to %s: %v", addr, err)})
+		},
+	}
+	p.ServeHTTP(w, r)
+	return true
 }
