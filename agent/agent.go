@@ -160,6 +160,27 @@ func openStream(ctx context.Context, conn *quic.Conn, kind wire.StreamKind) (*qu
 	return st, nil
 }
 
+// exchange opens a stream of kind, sends req and returns the stream and the
+// first answer. An Error answer becomes a *quic.ApplicationError.
+func exchange(ctx context.Context, conn *quic.Conn, kind wire.StreamKind, req *wire.Envelope) (*wire.Stream, *wire.Envelope, error) {
+	st, err := openStream(ctx, conn, kind)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := wire.NewStream(st, 0)
+	if err := s.Send(req); err != nil {
+		return nil, nil, err
+	}
+	env, err := s.Recv()
+	if err != nil {
+		return nil, nil, err
+	}
+	if e := env.GetError(); e != nil {
+		return nil, nil, &quic.ApplicationError{ErrorCode: quic.ApplicationErrorCode(e.Code), ErrorMessage: e.Message}
+	}
+	return s, env, nil
+}
+
 // enroll exchanges the join token and a CSR for a certificate.
 func (a *Agent) enroll(ctx context.Context) error {
 	tok, err := pki.ParseJoinToken(a.cfg.Token)
@@ -211,26 +232,19 @@ func (a *Agent) enroll(ctx context.Context) error {
 }
 
 func (a *Agent) enrollOn(ctx context.Context, conn *quic.Conn, tok pki.JoinToken, csr []byte) (*wire.EnrollResponse, error) {
-	st, err := openStream(ctx, conn, wire.StreamEnroll)
-	if err != nil {
-		return nil, err
-	}
-	s := wire.NewStream(st, 0)
 	hostname, _ := os.Hostname()
 	req := &wire.EnrollRequest{JoinTokenId: tok.ID, JoinTokenSecret: tok.Secret, CsrDer: csr, Name: a.cfg.Name, Pool: a.cfg.Pool,
 		Inventory: &wire.Inventory{Hostname: hostname, Os: runtime.GOOS, Arch: runtime.GOARCH, Cpus: uint32(runtime.NumCPU()), Labels: a.cfg.Labels, AgentVersion: Version}}
-	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_EnrollRequest{EnrollRequest: req}}); err != nil {
-		return nil, err
+	_, env, err := exchange(ctx, conn, wire.StreamEnroll, &wire.Envelope{Msg: &wire.Envelope_EnrollRequest{EnrollRequest: req}})
+	var ae *quic.ApplicationError
+	if errors.As(err, &ae) {
+		return &wire.EnrollResponse{Error: &wire.Error{Code: uint32(ae.ErrorCode), Message: ae.ErrorMessage}}, nil
 	}
-	env, err := s.Recv()
 	if err != nil {
 		return nil, err
 	}
 	resp := env.GetEnrollResponse()
 	if resp == nil {
-		if e := env.GetError(); e != nil {
-			return &wire.EnrollResponse{Error: e}, nil
-		}
 		return nil, fmt.Errorf("%w: want EnrollResponse", wire.ErrUnknownMessage)
 	}
 	return resp, nil
@@ -244,23 +258,13 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 		return err
 	}
 	defer conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShutdown), "agent stopping")
-	st, err := openStream(ctx, conn, wire.StreamControl)
-	if err != nil {
-		return err
-	}
-	s := wire.NewStream(st, 0)
-	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Hello{Hello: &wire.Hello{ProtocolVersion: wire.ProtocolVersion, HostId: id.HostID, AgentVersion: Version}}}); err != nil {
-		return err
-	}
-	env, err := s.Recv()
+	hello := &wire.Hello{ProtocolVersion: wire.ProtocolVersion, HostId: id.HostID, AgentVersion: Version}
+	s, env, err := exchange(ctx, conn, wire.StreamControl, &wire.Envelope{Msg: &wire.Envelope_Hello{Hello: hello}})
 	if err != nil {
 		return err
 	}
 	welcome := env.GetWelcome()
 	if welcome == nil {
-		if e := env.GetError(); e != nil {
-			return &quic.ApplicationError{ErrorCode: quic.ApplicationErrorCode(e.Code), ErrorMessage: e.Message}
-		}
 		return fmt.Errorf("%w: want Welcome", wire.ErrUnknownMessage)
 	}
 	a.connected.Store(true)
@@ -334,15 +338,7 @@ func (a *Agent) renew(ctx context.Context, conn *quic.Conn) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStream(ctx, conn, wire.StreamRenew)
-	if err != nil {
-		return err
-	}
-	s := wire.NewStream(st, 0)
-	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_RenewRequest{RenewRequest: &wire.RenewRequest{CsrDer: csr}}}); err != nil {
-		return err
-	}
-	env, err := s.Recv()
+	_, env, err := exchange(ctx, conn, wire.StreamRenew, &wire.Envelope{Msg: &wire.Envelope_RenewRequest{RenewRequest: &wire.RenewRequest{CsrDer: csr}}})
 	if err != nil {
 		return err
 	}
