@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,6 +44,8 @@ type Config struct {
 	Labels map[string]string
 	// Logger: nil discards.
 	Logger *slog.Logger
+	// OnAck, when set, is told each heartbeat's round trip (benchmarks).
+	OnAck func(rtt time.Duration)
 }
 
 // Agent is a running agent.
@@ -274,6 +277,7 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 		interval = time.Second
 	}
 	errc := make(chan error, 1)
+	sent := &sendTimes{at: map[uint64]time.Time{}}
 	go func() {
 		for {
 			env, err := s.Recv()
@@ -284,6 +288,9 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 			switch m := env.Msg.(type) {
 			case *wire.Envelope_HeartbeatAck:
 				a.acked.Add(1)
+				if t := sent.take(m.HeartbeatAck.Seq); a.cfg.OnAck != nil && !t.IsZero() {
+					a.cfg.OnAck(time.Since(t))
+				}
 			case *wire.Envelope_Error:
 				errc <- &quic.ApplicationError{ErrorCode: quic.ApplicationErrorCode(m.Error.Code), ErrorMessage: m.Error.Message}
 				return
@@ -295,7 +302,9 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 	renew := time.NewTimer(time.Until(renewAt(id.Cert.Leaf)))
 	defer renew.Stop()
 	for seq := uint64(1); ; seq++ {
-		hb := &wire.Heartbeat{Seq: seq, SentUnixMs: time.Now().UnixMilli()}
+		now := time.Now()
+		sent.put(seq, now)
+		hb := &wire.Heartbeat{Seq: seq, SentUnixMs: now.UnixMilli()}
 		if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Heartbeat{Heartbeat: hb}}); err != nil {
 			return err
 		}
@@ -366,3 +375,25 @@ func (a *Agent) renew(ctx context.Context, conn *quic.Conn) error {
 
 // Rotations returns how many times the agent renewed its certificate.
 func (a *Agent) Rotations() uint64 { return a.rotations.Load() }
+
+// sendTimes remembers when recent heartbeats were sent (monotonic clock), to
+// time their acknowledgements.
+type sendTimes struct {
+	mu sync.Mutex
+	at map[uint64]time.Time
+}
+
+func (s *sendTimes) put(seq uint64, t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.at[seq] = t
+	delete(s.at, seq-64) // unacknowledged ones do not pile up
+}
+
+func (s *sendTimes) take(seq uint64) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.at[seq]
+	delete(s.at, seq)
+	return t
+}

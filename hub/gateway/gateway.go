@@ -79,6 +79,12 @@ func New(cfg Config) (*Gateway, error) {
 		Allow0RTT:       false,
 		MaxIdleTimeout:  30 * time.Second,
 		KeepAlivePeriod: 10 * time.Second,
+		// Agents send small messages; modest windows keep the memory of
+		// thousands of idle connections down.
+		InitialStreamReceiveWindow:     64 << 10,
+		InitialConnectionReceiveWindow: 128 << 10,
+		MaxIncomingStreams:             16,
+		MaxIncomingUniStreams:          -1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listen quic %s: %w", cfg.Addr, err)
@@ -174,12 +180,10 @@ func (g *Gateway) Run(ctx context.Context) error {
 }
 
 func (g *Gateway) serveConn(ctx context.Context, conn *quic.Conn) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		<-ctx.Done()
+	stop := context.AfterFunc(ctx, func() {
 		conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShutdown), "hub node stopping")
-	}()
+	})
+	defer stop()
 	for {
 		st, err := conn.AcceptStream(ctx)
 		if err != nil {
