@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,7 +55,8 @@ type Agent struct {
 	log       *slog.Logger
 	id        atomic.Pointer[identity] // nil until enrolled
 	connected atomic.Bool
-	acked     atomic.Uint64 // heartbeats acknowledged, for tests and /healthz
+	acked     atomic.Uint64            // heartbeats acknowledged, for tests and /healthz
+	hubs      atomic.Pointer[[]string] // the configured hubs plus those Welcome named
 	rotations atomic.Uint64
 }
 
@@ -90,6 +92,11 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger}
 	a.id.Store(id)
+	hubs := append([]string(nil), cfg.Hubs...)
+	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, fileHubs)); err == nil {
+		hubs = mergeHubs(hubs, strings.Fields(string(b)))
+	}
+	a.hubs.Store(&hubs)
 	return a, nil
 }
 
@@ -114,7 +121,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	backoff := 200 * time.Millisecond
 	for i := 0; ctx.Err() == nil; i++ {
-		hub := a.cfg.Hubs[i%len(a.cfg.Hubs)]
+		hubs := *a.hubs.Load()
+		hub := hubs[i%len(hubs)]
 		err := a.session(ctx, hub)
 		if ctx.Err() != nil {
 			return nil
@@ -199,7 +207,7 @@ func (a *Agent) enroll(ctx context.Context) error {
 		return err
 	}
 	var lastErr error
-	for _, hub := range a.cfg.Hubs {
+	for _, hub := range *a.hubs.Load() {
 		conn, err := a.dial(ctx, hub, tok.CAFingerprint, nil)
 		if err != nil {
 			if errors.Is(err, pki.ErrCAMismatch) {
@@ -271,6 +279,7 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 		return fmt.Errorf("%w: want Welcome", wire.ErrUnknownMessage)
 	}
 	a.connected.Store(true)
+	a.learnHubs(welcome.HubAddrs)
 	a.log.Info("connected", "hub", hub, "node", welcome.HubNode)
 	interval := time.Duration(welcome.HeartbeatIntervalMs) * time.Millisecond
 	if interval <= 0 {
@@ -396,4 +405,40 @@ func (s *sendTimes) take(seq uint64) time.Time {
 	t := s.at[seq]
 	delete(s.at, seq)
 	return t
+}
+
+// fileHubs keeps the hub addresses the agent learnt, for after a restart.
+const fileHubs = "hubs"
+
+// Hubs returns the hub addresses the agent knows.
+func (a *Agent) Hubs() []string { return append([]string(nil), *a.hubs.Load()...) }
+
+// learnHubs adds the hub nodes a Welcome named and remembers them on disk.
+func (a *Agent) learnHubs(addrs []string) {
+	old := *a.hubs.Load()
+	merged := mergeHubs(old, addrs)
+	if len(merged) == len(old) {
+		return
+	}
+	a.hubs.Store(&merged)
+	tmp := filepath.Join(a.cfg.DataDir, fileHubs+".tmp")
+	if err := os.WriteFile(tmp, []byte(strings.Join(merged, "\n")+"\n"), 0o600); err == nil {
+		os.Rename(tmp, filepath.Join(a.cfg.DataDir, fileHubs))
+	}
+}
+
+// mergeHubs appends to a the addresses of b it lacks, keeping a's order.
+func mergeHubs(a, b []string) []string {
+	out := append([]string(nil), a...)
+	seen := map[string]bool{}
+	for _, x := range a {
+		seen[x] = true
+	}
+	for _, x := range b {
+		if x != "" && !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
 }

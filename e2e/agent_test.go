@@ -250,3 +250,20 @@ func TestCertificateRotation(t *testing.T) {
 		t.Fatalf("host after rotations: %+v %v", h, err)
 	}
 }
+
+// TestAgentLearnsHubNodes: an agent given one hub node learns the others
+// from Welcome (and keeps them on disk), so it survives that node's death.
+func TestAgentLearnsHubNodes(t *testing.T) {
+	c, admin, _ := enrolCluster(t)
+	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "aws-bj"})
+	dir := t.TempDir()
+	a, _ := startAgent(t, agent.Config{Hubs: []string{c.Nodes[0].QUICAddr()}, Token: jt.Token, DataDir: dir, Name: "solo"})
+	hubtest.WaitFor(t, 10*time.Second, "the agent to learn all three hub nodes", func() bool { return len(a.Hubs()) == 3 })
+	saved, err := os.ReadFile(filepath.Join(dir, "hubs"))
+	if err != nil || len(strings.Fields(string(saved))) != 3 {
+		t.Fatalf("hubs file %q %v", saved, err)
+	}
+	before := a.Acked()
+	c.Kill(0)
+	hubtest.WaitFor(t, 15*time.Second, "heartbeats through a learnt hub node", func() bool { return a.Acked() > before+3 })
+}

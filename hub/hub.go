@@ -121,12 +121,14 @@ func New(cfg Config) (*Hub, error) {
 		tune(&ccfg, t)
 	}
 	gw, err := gateway.New(gateway.Config{
-		Addr:     cfg.QUICAddr,
-		NodeName: cfg.NodeName,
-		Store:    store,
-		Apply:    func(ctx context.Context, msg []byte) (uint64, error) { return h.cluster.Apply(ctx, msg) },
-		Logger:   log.With("component", "gateway"),
-		CertTTL:  agentCertTTL(cfg.Tuning),
+		Addr:           cfg.QUICAddr,
+		NodeName:       cfg.NodeName,
+		Store:          store,
+		Apply:          func(ctx context.Context, msg []byte) (uint64, error) { return h.cluster.Apply(ctx, msg) },
+		Logger:         log.With("component", "gateway"),
+		CertTTL:        agentCertTTL(cfg.Tuning),
+		HubAddrs:       func() []string { return h.gatewayAddrs("") },
+		ConsistentRead: func(ctx context.Context) error { return h.cluster.ConsistentRead(ctx) },
 	})
 	if err != nil {
 		httpLn.Close()

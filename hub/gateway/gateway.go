@@ -36,6 +36,14 @@ type Config struct {
 	Logger *slog.Logger
 	// CertTTL is the lifetime of agent certificates. Zero: 24 h.
 	CertTTL time.Duration
+	// ConsistentRead, when set, brings the local replica up to date before
+	// a connection's host is checked, so a host removed a moment ago on
+	// another node is refused here too. Without a leader the replica is
+	// used as it is.
+	ConsistentRead func(ctx context.Context) error
+	// HubAddrs, when set, lists every hub node's gateway address; agents
+	// learn it in Welcome so they can fail over to any node.
+	HubAddrs func() []string
 	// HeartbeatInterval is told to agents. Zero: 1 s.
 	HeartbeatInterval time.Duration
 	// Now: nil means time.Now.
@@ -319,6 +327,13 @@ func (g *Gateway) agentOf(conn *quic.Conn) (pki.AgentIdentity, error) {
 	if err != nil {
 		return id, unauthorized("%v", err)
 	}
+	if g.cfg.ConsistentRead != nil {
+		ctx, cancel := context.WithTimeout(conn.Context(), time.Second)
+		if err := g.cfg.ConsistentRead(ctx); err != nil {
+			g.log.Debug("checking the host on a possibly stale replica", "host", id.HostID, "err", err)
+		}
+		cancel()
+	}
 	if h, _ := g.cfg.Store.Snapshot().Host(nil, id.HostID); h == nil {
 		return id, unauthorized("host %s was removed; enrol it again", id.HostID)
 	}
@@ -372,9 +387,11 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 	if hello.HostId != id.HostID {
 		return unauthorized("hello names host %s, the certificate %s", hello.HostId, id.HostID)
 	}
-	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Welcome{Welcome: &wire.Welcome{
-		ProtocolVersion: wire.ProtocolVersion, HubNode: g.cfg.NodeName, HeartbeatIntervalMs: g.cfg.HeartbeatInterval.Milliseconds(),
-	}}}); err != nil {
+	welcome := &wire.Welcome{ProtocolVersion: wire.ProtocolVersion, HubNode: g.cfg.NodeName, HeartbeatIntervalMs: g.cfg.HeartbeatInterval.Milliseconds()}
+	if g.cfg.HubAddrs != nil {
+		welcome.HubAddrs = g.cfg.HubAddrs()
+	}
+	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Welcome{Welcome: welcome}}); err != nil {
 		return err
 	}
 	g.log.Debug("agent connected", "host", id.HostID, "remote", conn.RemoteAddr())
