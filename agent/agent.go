@@ -12,9 +12,9 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,6 +43,17 @@ type Config struct {
 	Name string
 	// Labels are reported in the inventory.
 	Labels map[string]string
+	// Provider, Region and Zone are reported in the inventory as given.
+	Provider, Region, Zone string
+	// Drivers lists the drivers this agent can run instances with.
+	Drivers []string
+	// GossipAddr is where the pool gossip listens. "" runs none.
+	GossipAddr string
+	// LocalAddr serves /healthz and /metrics. "" serves nothing.
+	LocalAddr string
+	// Advertise is the address other hosts use to reach this host's
+	// instances. "" means the host's first address.
+	Advertise string
 	// Logger: nil discards.
 	Logger *slog.Logger
 	// OnAck, when set, is told each heartbeat's round trip (benchmarks).
@@ -58,7 +69,17 @@ type Agent struct {
 	acked     atomic.Uint64            // heartbeats acknowledged, for tests and /healthz
 	hubs      atomic.Pointer[[]string] // the configured hubs plus those Welcome named
 	rotations atomic.Uint64
+	gossip    atomic.Pointer[gossip] // nil until the pool's key is known
+	cut       atomic.Bool            // fault injection: no hub reachable
 }
+
+// errCut ends sessions while the agent is cut off from the hub.
+var errCut = errors.New("cut off from the hub (fault injection)")
+
+// CutHub cuts this agent off from every hub node (true) or heals the cut,
+// while its pool gossip goes on: for tests of partitions, as a network
+// namespace would, in one process.
+func (a *Agent) CutHub(cut bool) { a.cut.Store(cut) }
 
 // ErrEnrollRefused is returned when the hub refuses the join token: the
 // agent exits non-zero with the hub's one-line reason.
@@ -119,6 +140,21 @@ func (a *Agent) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if a.cfg.LocalAddr != "" {
+		ln, err := net.Listen("tcp", a.cfg.LocalAddr)
+		if err != nil {
+			return fmt.Errorf("--local-addr: %w", err)
+		}
+		go a.serveLocal(ctx, ln)
+	}
+	if key := loadGossipKey(a.cfg.DataDir); key != nil {
+		a.ensureGossip(key, nil)
+	}
+	defer func() {
+		if g := a.gossip.Load(); g != nil {
+			g.stop()
+		}
+	}()
 	backoff := 200 * time.Millisecond
 	for i := 0; ctx.Err() == nil; i++ {
 		hubs := *a.hubs.Load()
@@ -243,9 +279,7 @@ func (a *Agent) enroll(ctx context.Context) error {
 }
 
 func (a *Agent) enrollOn(ctx context.Context, conn *quic.Conn, tok pki.JoinToken, csr []byte) (*wire.EnrollResponse, error) {
-	hostname, _ := os.Hostname()
-	req := &wire.EnrollRequest{JoinTokenId: tok.ID, JoinTokenSecret: tok.Secret, CsrDer: csr, Name: a.cfg.Name, Pool: a.cfg.Pool,
-		Inventory: &wire.Inventory{Hostname: hostname, Os: runtime.GOOS, Arch: runtime.GOARCH, Cpus: uint32(runtime.NumCPU()), Labels: a.cfg.Labels, AgentVersion: Version}}
+	req := &wire.EnrollRequest{JoinTokenId: tok.ID, JoinTokenSecret: tok.Secret, CsrDer: csr, Name: a.cfg.Name, Pool: a.cfg.Pool, Inventory: a.inventory()}
 	_, env, err := exchange(ctx, conn, wire.StreamEnroll, &wire.Envelope{Msg: &wire.Envelope_EnrollRequest{EnrollRequest: req}})
 	var ae *quic.ApplicationError
 	if errors.As(err, &ae) {
@@ -261,8 +295,46 @@ func (a *Agent) enrollOn(ctx context.Context, conn *quic.Conn, tok pki.JoinToken
 	return resp, nil
 }
 
+// ensureGossip starts the pool gossip with key if it does not run yet,
+// and joins peers.
+func (a *Agent) ensureGossip(key []byte, peers []string) {
+	if a.cfg.GossipAddr == "" || len(key) == 0 {
+		return
+	}
+	g := a.gossip.Load()
+	if g == nil {
+		var err error
+		g, err = startGossip(a.HostID(), a.cfg.GossipAddr, a.cfg.Advertise, key, a.log)
+		if err != nil {
+			a.log.Warn("pool gossip", "err", err)
+			return
+		}
+		a.gossip.Store(g)
+		if err := saveGossipKey(a.cfg.DataDir, key); err != nil {
+			a.log.Warn("keep the gossip key", "err", err)
+		}
+		a.log.Info("pool gossip started", "addr", g.Addr())
+	}
+	g.join(peers)
+}
+
+// GossipAddr returns where the pool gossip listens ("" when it does not).
+func (a *Agent) GossipAddr() string {
+	if g := a.gossip.Load(); g != nil {
+		return g.Addr()
+	}
+	return ""
+}
+
+// gossipReportEvery is how often the gossip view is sent even unchanged,
+// so that the hub's evidence of "peers see it alive" stays fresh.
+const gossipReportEvery = 2 * time.Second
+
 // session runs one connection: Hello, Welcome, heartbeats.
 func (a *Agent) session(ctx context.Context, hub string) error {
+	if a.cut.Load() {
+		return errCut
+	}
 	id := a.id.Load()
 	conn, err := a.dial(ctx, hub, id.CAFP, &id.Cert)
 	if err != nil {
@@ -280,6 +352,10 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 	}
 	a.connected.Store(true)
 	a.learnHubs(welcome.HubAddrs)
+	a.ensureGossip(welcome.GossipKey, welcome.PoolPeers)
+	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Inventory{Inventory: a.inventory()}}); err != nil {
+		return err
+	}
 	a.log.Info("connected", "hub", hub, "node", welcome.HubNode)
 	interval := time.Duration(welcome.HeartbeatIntervalMs) * time.Millisecond
 	if interval <= 0 {
@@ -310,12 +386,27 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 	defer t.Stop()
 	renew := time.NewTimer(time.Until(renewAt(id.Cert.Leaf)))
 	defer renew.Stop()
+	var lastFull time.Time
 	for seq := uint64(1); ; seq++ {
+		if a.cut.Load() {
+			return errCut
+		}
 		now := time.Now()
 		sent.put(seq, now)
 		hb := &wire.Heartbeat{Seq: seq, SentUnixMs: now.UnixMilli()}
 		if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Heartbeat{Heartbeat: hb}}); err != nil {
 			return err
+		}
+		if g := a.gossip.Load(); g != nil {
+			full := now.Sub(lastFull) >= gossipReportEvery
+			if r := g.report(full); r != nil {
+				if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_GossipReport{GossipReport: r}}); err != nil {
+					return err
+				}
+			}
+			if full {
+				lastFull = now
+			}
 		}
 		select {
 		case <-ctx.Done():

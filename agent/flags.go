@@ -22,6 +22,12 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 	fs.StringVar(&cfg.Pool, "pool", "", "the pool to join (must match the join token's)")
 	fs.StringVar(&cfg.Name, "name", "", "host name, unique in its pool (default: hostname)")
 	fs.StringVar(&labels, "labels", "", "labels k=v,k2=v2")
+	fs.StringVar(&cfg.GossipAddr, "gossip-addr", "0.0.0.0:7484", "pool gossip address (TCP and UDP); empty: no gossip")
+	fs.StringVar(&cfg.LocalAddr, "local-addr", "0.0.0.0:7485", "serves /healthz and /metrics; empty: none")
+	fs.StringVar(&cfg.Advertise, "advertise", "", "address other hosts use to reach this host's instances (default: its first address)")
+	fs.StringVar(&cfg.Provider, "provider", "", "cloud provider reported in the inventory (aws, aliyun, vsphere, openstack, baremetal)")
+	fs.StringVar(&cfg.Region, "region", "", "region reported in the inventory")
+	fs.StringVar(&cfg.Zone, "zone", "", "zone reported in the inventory")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return func(ctx context.Context) error {
 		for _, h := range hubs {

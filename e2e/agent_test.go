@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -266,4 +267,91 @@ func TestAgentLearnsHubNodes(t *testing.T) {
 	before := a.Acked()
 	c.Kill(0)
 	hubtest.WaitFor(t, 15*time.Second, "heartbeats through a learnt hub node", func() bool { return a.Acked() > before+3 })
+}
+
+// TestPoolGossip: agents of a pool gossip. One cut off from the hub only is
+// flagged disconnected while its peers see it; one that dies is down long
+// before --down-after, because its peers confirm it dead. Along the way,
+// inventory refreshed after enrolment and host show's connection details.
+func TestPoolGossip(t *testing.T) {
+	c := hubtest.New(t, 3, hubtest.Options{SuspectAfter: time.Second, DownAfter: 30 * time.Second})
+	ctx := context.Background()
+	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
+	boot, err := anon.Bootstrap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := client.New(client.Config{Address: c.Nodes[0].URL(), Token: boot.Token})
+	if _, err := admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "edge", Datacenter: "dc1"}); err != nil {
+		t.Fatal(err)
+	}
+	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "edge"})
+	var agents []*agent.Agent
+	var stops []context.CancelFunc
+	for i := range 3 {
+		a, err := agent.New(agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: t.TempDir(), Name: "g" + string(rune('0'+i)),
+			GossipAddr: "127.0.0.1:0", Zone: "z1", Provider: "baremetal"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		actx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- a.Run(actx) }()
+		stop := sync.OnceFunc(func() { cancel(); <-done })
+		t.Cleanup(stop)
+		agents = append(agents, a)
+		stops = append(stops, stop)
+	}
+	host := func(a *agent.Agent) apitypes.Host {
+		h, _, err := admin.Hosts().Get(ctx, a.HostID(), nil)
+		if err != nil {
+			return apitypes.Host{}
+		}
+		return *h
+	}
+	hubtest.WaitFor(t, 20*time.Second, "three ready hosts with their gossip addresses", func() bool {
+		for _, a := range agents {
+			if h := host(a); h.State != "ready" || h.GossipAddr == "" || h.GossipAddr != a.GossipAddr() || h.LastHeartbeat == nil {
+				return false
+			}
+		}
+		return true
+	})
+	h := host(agents[0])
+	if h.Zone != "z1" || h.Provider != "baremetal" || h.MemoryBytes == 0 || h.DiskBytes == 0 {
+		t.Fatalf("inventory not refreshed: %+v", h)
+	}
+	if h.LastHeartbeat == nil || time.Since(*h.LastHeartbeat) > 5*time.Second || h.HubNode == "" || h.CertNotAfter == nil || time.Until(*h.CertNotAfter) < time.Hour {
+		t.Fatalf("host show lacks its connection: last heartbeat %v, hub node %q, cert %v", h.LastHeartbeat, h.HubNode, h.CertNotAfter)
+	}
+
+	// Cut g0 off from the hub only: its peers still see it.
+	agents[0].CutHub(true)
+	hubtest.WaitFor(t, 15*time.Second, "g0 suspect and disconnected", func() bool {
+		h := host(agents[0])
+		return h.State == "suspect" && h.Disconnected
+	})
+	agents[0].CutHub(false)
+	hubtest.WaitFor(t, 15*time.Second, "g0 ready again, connected", func() bool {
+		h := host(agents[0])
+		return h.State == "ready" && !h.Disconnected
+	})
+
+	// g1 dies: its peers confirm it dead, so it is down far sooner than
+	// --down-after (30 s), and not flagged disconnected.
+	stops[1]()
+	died := time.Now()
+	hubtest.WaitFor(t, 15*time.Second, "g1 down through its peers' word", func() bool {
+		h := host(agents[1])
+		return h.State == "down" && !h.Disconnected
+	})
+	t.Logf("g1 down %s after it died (--suspect-after 1s, --down-after 30s)", time.Since(died).Round(10*time.Millisecond))
+	evs, _, _ := admin.Events(ctx, 0, nil)
+	found := false
+	for _, e := range evs {
+		found = found || (e.Subject == agents[1].HostID() && strings.Contains(e.Message, "pool peers confirm"))
+	}
+	if !found {
+		t.Fatalf("no event says g1's peers confirmed it dead: %+v", evs)
+	}
 }

@@ -332,18 +332,42 @@ func TestDevPrintsAddressAndToken(t *testing.T) {
 	if st, _ := os.Stat(wharfBin); resp.StatusCode != 200 || n != st.Size() {
 		t.Fatalf("/download: %d, %d bytes, want the %d-byte binary", resp.StatusCode, n, st.Size())
 	}
-	// An agent enrols with a join token over QUIC and its host shows up.
+	// wharf dev runs an agent of its own, in pool default.
+	waitFor(t, 20*time.Second, "the dev agent's host to be listed ready", func() bool {
+		out, _, code := cli(t, env, "host", "ls", "-o", "json")
+		var hosts []apitypes.Host
+		return code == 0 && json.Unmarshal([]byte(out), &hosts) == nil && len(hosts) == 1 && hosts[0].Name == "dev" && hosts[0].Pool == "default" && hosts[0].State == "ready"
+	})
+	// Another agent enrols with a join token over QUIC and its host shows up.
 	var jt apitypes.JoinToken
 	out, errOut, code = cli(t, env, "join-token", "create", "--pool", "default", "-o", "json")
 	if code != 0 || json.Unmarshal([]byte(out), &jt) != nil {
 		t.Fatalf("join-token create: %d %q %q", code, out, errOut)
 	}
-	start(t, nil, "agent", "--hub", "127.0.0.1:7481", "--token", jt.Token, "--data-dir", filepath.Join(dir, "agent"), "--name", "dev-agent")
+	start(t, nil, "agent", "--hub", "127.0.0.1:7481", "--token", jt.Token, "--data-dir", filepath.Join(dir, "agent"), "--name", "dev-agent",
+		"--gossip-addr", "127.0.0.1:0", "--local-addr", "127.0.0.1:0")
 	waitFor(t, 20*time.Second, "the agent's host to be listed ready", func() bool {
 		out, _, code := cli(t, env, "host", "ls", "-o", "json")
 		var hosts []apitypes.Host
-		return code == 0 && json.Unmarshal([]byte(out), &hosts) == nil && len(hosts) == 1 && hosts[0].Name == "dev-agent" && hosts[0].State == "ready"
+		if code != 0 || json.Unmarshal([]byte(out), &hosts) != nil || len(hosts) != 2 {
+			return false
+		}
+		for _, h := range hosts {
+			if h.State != "ready" {
+				return false
+			}
+		}
+		return true
 	})
+	// The dev agent answers on its local address.
+	resp, err = http.Get("http://127.0.0.1:7485/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("dev agent /healthz: %d", resp.StatusCode)
+	}
 	// Ctrl-C stops it cleanly; a second run prints the same token.
 	_ = p.cmd.Process.Signal(os.Interrupt)
 	p.wait(t)

@@ -106,6 +106,7 @@ func New(cfg Config) (*Hub, error) {
 	})
 	ccfg.RPC = map[string]http.Handler{
 		rpcLiveness: h.liveness.Handler(),
+		rpcHostInfo: h.liveness.InfoHandler(),
 		// Writes forwarded by followers, answered by this node's API when it
 		// leads (the API is built after the cluster, hence the indirection).
 		rpcAPI: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -152,6 +153,7 @@ func New(cfg Config) (*Hub, error) {
 		Registry: reg,
 		NodeName: cfg.NodeName,
 		Forward:  func(w http.ResponseWriter, r *http.Request) bool { return cl.ProxyToLeader(w, r, rpcAPI) },
+		HostConn: h.hostConn,
 	})
 	if err != nil {
 		httpLn.Close()

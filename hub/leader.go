@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wharf-platform/wharf/hub/api"
 	"github.com/wharf-platform/wharf/hub/liveness"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/pkg/pki"
@@ -55,11 +56,12 @@ func (h *Hub) reportHeartbeats(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		ages := h.gateway.Ages()
-		if len(ages) == 0 {
+		o := h.gateway.Observe()
+		if len(o.HeartbeatAges) == 0 && len(o.PeerAliveAges) == 0 && len(o.PeerDeadAges) == 0 {
 			continue
 		}
-		body, err := json.Marshal(liveness.Report{AgesMs: ages})
+		body, err := json.Marshal(liveness.Report{Node: h.cfg.NodeName, AgesMs: o.HeartbeatAges, CertTTLMs: o.CertTTLs,
+			PeerAliveAgesMs: o.PeerAliveAges, PeerDeadAgesMs: o.PeerDeadAges})
 		if err != nil {
 			return err
 		}
@@ -69,6 +71,42 @@ func (h *Hub) reportHeartbeats(ctx context.Context) error {
 		}
 		cancel()
 	}
+}
+
+// rpcHostInfo is the internal RPC that asks the leader about a host's
+// connection (last heartbeat, hub node, certificate expiry).
+const rpcHostInfo = "host-info"
+
+// hostInfo returns what the leader's tracker knows of a host's connection.
+func (h *Hub) hostInfo(ctx context.Context, id string) (liveness.Info, error) {
+	if h.cluster.IsLeader() {
+		return h.liveness.Info(id), nil
+	}
+	body, err := h.cluster.CallLeader(ctx, rpcHostInfo, []byte(id))
+	if err != nil {
+		return liveness.Info{}, err
+	}
+	var info liveness.Info
+	err = json.Unmarshal(body, &info)
+	return info, err
+}
+
+// hostConn adapts hostInfo for the API.
+func (h *Hub) hostConn(ctx context.Context, id string) (api.HostConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := h.hostInfo(ctx, id)
+	if err != nil {
+		return api.HostConn{}, err
+	}
+	opt := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		t = t.UTC().Round(time.Millisecond)
+		return &t
+	}
+	return api.HostConn{LastHeartbeat: opt(info.LastHeartbeat), HubNode: info.HubNode, CertNotAfter: opt(info.CertNotAfter)}, nil
 }
 
 func (h *Hub) ensureAgentCA(ctx context.Context) error {

@@ -21,7 +21,7 @@ func hostOut(h *state.Host) apitypes.Host {
 	return apitypes.Host{ID: c.ID, Name: c.Name, Pool: c.Pool, Datacenter: c.Datacenter, State: c.State, Disconnected: c.Disconnected,
 		Hostname: i.Hostname, OS: i.OS, Arch: i.Arch, CPUs: i.CPUs, MemoryBytes: i.MemoryBytes, DiskBytes: i.DiskBytes,
 		Addresses: i.Addresses, Drivers: i.Drivers, Provider: i.Provider, Region: i.Region, Zone: i.Zone, Labels: i.Labels,
-		EnrolledAt: c.EnrolledAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
+		GossipAddr: i.GossipAddr, Advertise: i.Advertise, EnrolledAt: c.EnrolledAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
 }
 
 func eventOut(e *state.Event) apitypes.Event {
@@ -126,7 +126,14 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request, p *principal) e
 		if h == nil {
 			return nil, 0, errNotFound("host", id)
 		}
-		return hostOut(h), snap.Index(state.TableHosts), nil
+		out := hostOut(h)
+		if s.cfg.HostConn != nil {
+			// Best effort: without a leader the host is shown without them.
+			if c, err := s.cfg.HostConn(r.Context(), id); err == nil {
+				out.LastHeartbeat, out.HubNode, out.CertNotAfter = c.LastHeartbeat, c.HubNode, c.CertNotAfter
+			}
+		}
+		return out, snap.Index(state.TableHosts), nil
 	})
 }
 

@@ -50,6 +50,17 @@ type Config struct {
 	// before answering). It returns whether it did. Requests it forwarded
 	// carry the ForwardedHeader and are never forwarded again.
 	Forward func(w http.ResponseWriter, r *http.Request) bool
+	// HostConn, when set, tells what the leader knows of a host's
+	// connection, for GET /v1/hosts/{id}.
+	HostConn func(ctx context.Context, hostID string) (HostConn, error)
+}
+
+// HostConn is a host's connection as the leader knows it; nil times are
+// unknown.
+type HostConn struct {
+	LastHeartbeat *time.Time
+	HubNode       string
+	CertNotAfter  *time.Time
 }
 
 // NodeHeader names the hub node that answered.

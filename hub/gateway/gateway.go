@@ -5,13 +5,17 @@ package gateway
 
 import (
 	"context"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
+	"reflect"
 	"sync"
 	"time"
 
@@ -61,7 +65,19 @@ type Gateway struct {
 	cert   *tls.Certificate
 
 	seenMu sync.Mutex
-	seen   map[string]time.Time // host id -> last heartbeat received here
+	seen   map[string]*agentConn // host id -> its connection's latest news
+	peers  map[string]*peerWord
+}
+
+// agentConn is what the gateway knows of one agent's connection to this node.
+type agentConn struct {
+	heartbeat    time.Time // last heartbeat received here
+	certNotAfter time.Time
+}
+
+// peerWord is when pool peers last called a host alive or dead here.
+type peerWord struct {
+	alive, dead time.Time
 }
 
 // New binds the gateway's UDP socket.
@@ -81,7 +97,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, seen: map[string]time.Time{}}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, seen: map[string]*agentConn{}, peers: map[string]*peerWord{}}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{wire.ALPN}, GetConfigForClient: g.tlsConfig}
 	ln, err := quic.ListenAddr(cfg.Addr, tlsConf, &quic.Config{
 		Allow0RTT:       false,
@@ -111,21 +127,55 @@ func (g *Gateway) Addr() string { return g.ln.Addr().String() }
 func (g *Gateway) LastSeen(hostID string) (time.Time, bool) {
 	g.seenMu.Lock()
 	defer g.seenMu.Unlock()
-	t, ok := g.seen[hostID]
-	return t, ok
+	c, ok := g.seen[hostID]
+	if !ok {
+		return time.Time{}, false
+	}
+	return c.heartbeat, true
 }
 
-// Ages returns, for each host that sent this node a heartbeat, how long ago
-// the last one arrived.
-func (g *Gateway) Ages() map[string]int64 {
+// Observations is what this node saw of agents, as ages in ms on its clock.
+type Observations struct {
+	HeartbeatAges map[string]int64 // host id -> since its last heartbeat here
+	CertTTLs      map[string]int64 // host id -> until its certificate expires
+	PeerAliveAges map[string]int64 // host id -> since a pool peer called it alive
+	PeerDeadAges  map[string]int64 // host id -> since a pool peer called it dead
+}
+
+// forgetAfter drops what a gateway remembers of hosts it has not heard of
+// for that long.
+const forgetAfter = time.Hour
+
+// Observe returns what this node saw of its agents.
+func (g *Gateway) Observe() Observations {
 	now := g.cfg.Now()
 	g.seenMu.Lock()
 	defer g.seenMu.Unlock()
-	out := make(map[string]int64, len(g.seen))
-	for id, t := range g.seen {
-		out[id] = now.Sub(t).Milliseconds()
+	o := Observations{HeartbeatAges: make(map[string]int64, len(g.seen)), CertTTLs: make(map[string]int64, len(g.seen))}
+	for id, c := range g.seen {
+		if now.Sub(c.heartbeat) > forgetAfter {
+			delete(g.seen, id)
+			continue
+		}
+		o.HeartbeatAges[id] = now.Sub(c.heartbeat).Milliseconds()
+		o.CertTTLs[id] = c.certNotAfter.Sub(now).Milliseconds()
 	}
-	return out
+	if len(g.peers) > 0 {
+		o.PeerAliveAges, o.PeerDeadAges = map[string]int64{}, map[string]int64{}
+	}
+	for id, w := range g.peers {
+		if now.Sub(w.alive) > forgetAfter && now.Sub(w.dead) > forgetAfter {
+			delete(g.peers, id)
+			continue
+		}
+		if !w.alive.IsZero() {
+			o.PeerAliveAges[id] = now.Sub(w.alive).Milliseconds()
+		}
+		if !w.dead.IsZero() {
+			o.PeerDeadAges[id] = now.Sub(w.dead).Milliseconds()
+		}
+	}
+	return o
 }
 
 // ca returns the agent CA from the store.
@@ -391,10 +441,12 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 	if g.cfg.HubAddrs != nil {
 		welcome.HubAddrs = g.cfg.HubAddrs()
 	}
+	welcome.GossipKey, welcome.PoolPeers = g.poolGossip(id)
 	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Welcome{Welcome: welcome}}); err != nil {
 		return err
 	}
 	g.log.Debug("agent connected", "host", id.HostID, "remote", conn.RemoteAddr())
+	notAfter := conn.ConnectionState().TLS.VerifiedChains[0][0].NotAfter
 	for {
 		env, err := s.Recv()
 		if err != nil {
@@ -403,16 +455,98 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 		switch m := env.Msg.(type) {
 		case *wire.Envelope_Heartbeat:
 			g.seenMu.Lock()
-			g.seen[id.HostID] = g.cfg.Now()
+			c := g.seen[id.HostID]
+			if c == nil {
+				c = &agentConn{}
+				g.seen[id.HostID] = c
+			}
+			c.heartbeat, c.certNotAfter = g.cfg.Now(), notAfter
 			g.seenMu.Unlock()
 			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_HeartbeatAck{HeartbeatAck: &wire.HeartbeatAck{Seq: m.Heartbeat.Seq, HubUnixMs: g.cfg.Now().UnixMilli()}}}); err != nil {
 				return err
 			}
-		case *wire.Envelope_Inventory, *wire.Envelope_AssignmentAck, *wire.Envelope_GossipReport:
-			// Consumed by later parts (inventory updates, assignments, liveness).
+		case *wire.Envelope_Inventory:
+			go g.updateInventory(ctx, id, m.Inventory)
+		case *wire.Envelope_GossipReport:
+			g.peerReport(id, m.GossipReport)
+		case *wire.Envelope_AssignmentAck:
+			// Consumed by the assignment loop (workloads).
 		default:
 			return fmt.Errorf("%w: %T on the control stream", wire.ErrUnknownMessage, m)
 		}
+	}
+}
+
+// maxPeerViews bounds how many peers one gossip report may describe.
+const maxPeerViews = 1024
+
+// peerReport records what an agent's gossip says of its pool peers. Only
+// hosts of the reporter's own pool count; views of itself are ignored.
+func (g *Gateway) peerReport(from pki.AgentIdentity, r *wire.GossipReport) {
+	if len(r.Peers) > maxPeerViews {
+		r.Peers = r.Peers[:maxPeerViews]
+	}
+	snap := g.cfg.Store.Snapshot()
+	now := g.cfg.Now()
+	g.seenMu.Lock()
+	defer g.seenMu.Unlock()
+	for _, p := range r.Peers {
+		if p.HostId == from.HostID || (p.State != "alive" && p.State != "dead") {
+			continue
+		}
+		if h, _ := snap.Host(nil, p.HostId); h == nil || h.Pool != from.Pool {
+			continue
+		}
+		w := g.peers[p.HostId]
+		if w == nil {
+			w = &peerWord{}
+			g.peers[p.HostId] = w
+		}
+		if p.State == "alive" {
+			w.alive = now
+		} else {
+			w.dead = now
+		}
+	}
+}
+
+// maxJoinPeers is how many pool peers a Welcome names for the agent's
+// gossip to join; gossip spreads the rest.
+const maxJoinPeers = 5
+
+// poolGossip returns the gossip key of the agent's pool (derived from the
+// agent CA's key, so every hub node derives the same one and no other pool
+// or cluster can join) and a few of its peers' gossip addresses.
+func (g *Gateway) poolGossip(id pki.AgentIdentity) ([]byte, []string) {
+	rec, err := g.cfg.Store.Snapshot().AgentCA(nil)
+	if err != nil || rec == nil {
+		return nil, nil
+	}
+	key, err := hkdf.Key(sha256.New, rec.KeyPEM, nil, "wharf pool gossip "+id.Pool, 32)
+	if err != nil {
+		return nil, nil
+	}
+	hosts, _ := g.cfg.Store.Snapshot().Hosts(nil)
+	var peers []string
+	for _, h := range hosts {
+		if h.Pool == id.Pool && h.ID != id.HostID && h.Inventory.GossipAddr != "" && h.State != state.HostDown {
+			peers = append(peers, h.Inventory.GossipAddr)
+		}
+	}
+	mrand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
+	return key, peers[:min(len(peers), maxJoinPeers)]
+}
+
+// updateInventory commits an agent's inventory when it differs from the
+// stored one (once per connection, off the control loop).
+func (g *Gateway) updateInventory(ctx context.Context, id pki.AgentIdentity, in *wire.Inventory) {
+	inv := inventoryOf(in)
+	h, err := g.cfg.Store.Snapshot().Host(nil, id.HostID)
+	if err != nil || h == nil || reflect.DeepEqual(h.Inventory, inv) {
+		return
+	}
+	if err := g.apply(ctx, state.HostInventoryType, &state.HostInventoryRequest{ID: id.HostID, Inventory: inv}); err != nil && ctx.Err() == nil {
+		g.log.Warn("host inventory", "host", id.HostID, "err", err)
 	}
 }
 
@@ -421,5 +555,6 @@ func inventoryOf(in *wire.Inventory) state.Inventory {
 		return state.Inventory{}
 	}
 	return state.Inventory{Hostname: in.Hostname, OS: in.Os, Arch: in.Arch, CPUs: int(in.Cpus), MemoryBytes: in.MemoryBytes, DiskBytes: in.DiskBytes,
-		Addresses: in.Addresses, Drivers: in.Drivers, Provider: in.Provider, Region: in.Region, Zone: in.Zone, Labels: in.Labels}
+		Addresses: in.Addresses, Drivers: in.Drivers, Provider: in.Provider, Region: in.Region, Zone: in.Zone, Labels: in.Labels,
+		GossipAddr: in.GossipAddr, Advertise: in.Advertise}
 }

@@ -1,6 +1,7 @@
 // Package liveness decides, on the leader, whether hosts are ready, suspect
-// or down from the heartbeats every hub node's gateway receives (DESIGN.md
-// section 3, "Host liveness and failover"). State changes go through Raft.
+// or down from the heartbeats every hub node's gateway receives and from what
+// agents' pool peers see over gossip (DESIGN.md section 3, "Host liveness
+// and failover"). State changes go through Raft.
 package liveness
 
 import (
@@ -29,9 +30,18 @@ type Config struct {
 
 // Tracker merges heartbeat reports and moves host states.
 type Tracker struct {
-	cfg  Config
-	mu   sync.Mutex
-	seen map[string]time.Time // host id -> last heartbeat, on this node's clock
+	cfg   Config
+	mu    sync.Mutex
+	hosts map[string]*seen
+}
+
+// seen is what the tracker knows of one host, on its own clock.
+type seen struct {
+	heartbeat    time.Time // last heartbeat any hub node received
+	node         string    // the hub node that received it
+	certNotAfter time.Time // the certificate the agent connected with
+	peerAlive    time.Time // last time a pool peer reported it alive
+	peerDead     time.Time // last time a pool peer reported it dead
 }
 
 // New returns a tracker.
@@ -42,15 +52,35 @@ func New(cfg Config) *Tracker {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Tracker{cfg: cfg, seen: map[string]time.Time{}}
+	return &Tracker{cfg: cfg, hosts: map[string]*seen{}}
 }
 
-// Report is what a hub node sends the leader: for each host connected to
-// it, how long ago (ms, on the sender's clock) its last heartbeat arrived.
-// Ages, not timestamps, so hub nodes' clocks need not agree.
+// Report is what a hub node sends the leader about the hosts connected to
+// it. Times are ages in ms on the sender's clock, not timestamps, so hub
+// nodes' clocks need not agree.
 type Report struct {
+	Node string `json:"node,omitempty"`
+	// AgesMs: host id -> how long ago its last heartbeat arrived.
 	AgesMs map[string]int64 `json:"ages_ms"`
+	// CertTTLMs: host id -> how long the certificate it connected with
+	// stays valid.
+	CertTTLMs map[string]int64 `json:"cert_ttl_ms,omitempty"`
+	// PeerAliveAgesMs and PeerDeadAgesMs: host id -> how long ago one of
+	// its pool peers last reported it alive (or dead) over gossip.
+	PeerAliveAgesMs map[string]int64 `json:"peer_alive_ages_ms,omitempty"`
+	PeerDeadAgesMs  map[string]int64 `json:"peer_dead_ages_ms,omitempty"`
 }
+
+func (t *Tracker) host(id string) *seen {
+	s := t.hosts[id]
+	if s == nil {
+		s = &seen{}
+		t.hosts[id] = s
+	}
+	return s
+}
+
+func ago(now time.Time, ms int64) time.Time { return now.Add(-time.Duration(ms) * time.Millisecond) }
 
 // Observe merges a report received now.
 func (t *Tracker) Observe(r Report) {
@@ -58,11 +88,42 @@ func (t *Tracker) Observe(r Report) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for id, age := range r.AgesMs {
-		at := now.Add(-time.Duration(age) * time.Millisecond)
-		if at.After(t.seen[id]) {
-			t.seen[id] = at
+		s := t.host(id)
+		if at := ago(now, age); at.After(s.heartbeat) {
+			s.heartbeat, s.node = at, r.Node
+			if ttl, ok := r.CertTTLMs[id]; ok {
+				s.certNotAfter = now.Add(time.Duration(ttl) * time.Millisecond)
+			}
 		}
 	}
+	for id, age := range r.PeerAliveAgesMs {
+		if s, at := t.host(id), ago(now, age); at.After(s.peerAlive) {
+			s.peerAlive = at
+		}
+	}
+	for id, age := range r.PeerDeadAgesMs {
+		if s, at := t.host(id), ago(now, age); at.After(s.peerDead) {
+			s.peerDead = at
+		}
+	}
+}
+
+// Info is what the leader knows of a host's connection right now.
+type Info struct {
+	LastHeartbeat time.Time `json:"last_heartbeat"`
+	HubNode       string    `json:"hub_node"`
+	CertNotAfter  time.Time `json:"cert_not_after"`
+}
+
+// Info returns what the tracker knows of host id (zero when nothing).
+func (t *Tracker) Info(id string) Info {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.hosts[id]
+	if s == nil {
+		return Info{}
+	}
+	return Info{LastHeartbeat: s.heartbeat, HubNode: s.node, CertNotAfter: s.certNotAfter}
 }
 
 // Handler serves reports posted by hub nodes (over the internal RPC).
@@ -78,24 +139,69 @@ func (t *Tracker) Handler() http.Handler {
 	})
 }
 
-// Next returns the state a host should be in, silent for since. Only the
-// heartbeat-driven states move; draining and drained are the admin's.
-func Next(current string, since, suspectAfter, downAfter time.Duration) string {
+// InfoHandler answers a request whose body is a host id with the Info of
+// that host (JSON).
+func (t *Tracker) InfoHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := io.ReadAll(io.LimitReader(r.Body, 256))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		json.NewEncoder(w).Encode(t.Info(string(id)))
+	})
+}
+
+// Observed is what the tracker knows about one host at one moment. A
+// duration below zero means "never".
+type Observed struct {
+	Since     time.Duration // since the last heartbeat any hub node received
+	PeerAlive time.Duration // since a pool peer last reported it alive
+	PeerDead  time.Duration // since a pool peer last reported it dead
+}
+
+// Verdict is a host's liveness state and disconnected flag.
+type Verdict struct {
+	State        string
+	Disconnected bool
+}
+
+// Next returns the verdict for a host in current state, given what was
+// observed. Only the heartbeat-driven states move; draining and drained are
+// the admin's, though their disconnected flag follows the evidence.
+//
+//   - Heartbeats within suspectAfter: ready, connected.
+//   - Silent for suspectAfter: suspect; for downAfter: down. A down host
+//     comes back only with a fresh heartbeat.
+//   - Silent for suspectAfter/2 while a pool peer's latest word is that the
+//     agent is dead: down at once (gossip confirmed the crash).
+//   - Silent for suspectAfter while a pool peer's latest word, from within
+//     suspectAfter, is that it is alive: disconnected (a partition between
+//     the host and the hub, not a crash).
+func Next(current string, o Observed, suspectAfter, downAfter time.Duration) Verdict {
+	aliveNewer := o.PeerAlive >= 0 && (o.PeerDead < 0 || o.PeerAlive < o.PeerDead)
+	deadNewer := o.PeerDead >= 0 && (o.PeerAlive < 0 || o.PeerDead < o.PeerAlive)
+	peersSeeIt := aliveNewer && o.PeerAlive < suspectAfter
+	peersConfirmDead := deadNewer && o.PeerDead < downAfter
+	v := Verdict{State: current, Disconnected: o.Since >= suspectAfter && peersSeeIt}
 	switch current {
 	case state.HostReady, state.HostSuspect, state.HostDown:
 	default:
-		return current
+		return v
 	}
 	switch {
-	case since >= downAfter:
-		return state.HostDown
-	case since >= suspectAfter:
-		if current == state.HostDown {
-			return state.HostDown // back only with a fresh heartbeat
+	case o.Since >= downAfter:
+		v.State = state.HostDown
+	case peersConfirmDead && o.Since >= suspectAfter/2:
+		v.State = state.HostDown
+	case o.Since >= suspectAfter:
+		if current != state.HostDown { // back only with a fresh heartbeat
+			v.State = state.HostSuspect
 		}
-		return state.HostSuspect
+	default:
+		v.State = state.HostReady
 	}
-	return state.HostReady
+	return v
 }
 
 // Run evaluates hosts until ctx ends (the leader's term). A new term starts
@@ -106,8 +212,8 @@ func (t *Tracker) Run(ctx context.Context) {
 	hosts, _ := t.cfg.Store.Snapshot().Hosts(nil)
 	t.mu.Lock()
 	for _, h := range hosts {
-		if start.After(t.seen[h.ID]) && h.State != state.HostDown {
-			t.seen[h.ID] = start
+		if s := t.host(h.ID); start.After(s.heartbeat) && h.State != state.HostDown {
+			s.heartbeat = start
 		}
 	}
 	t.mu.Unlock()
@@ -123,29 +229,41 @@ func (t *Tracker) Run(ctx context.Context) {
 	}
 }
 
+func since(now, t time.Time) time.Duration {
+	if t.IsZero() {
+		return -1
+	}
+	return now.Sub(t)
+}
+
 func (t *Tracker) evaluate(ctx context.Context) {
 	hosts, err := t.cfg.Store.Snapshot().Hosts(nil)
 	if err != nil {
 		return
 	}
 	now := t.cfg.Now()
+	live := make(map[string]bool, len(hosts))
 	for _, h := range hosts {
+		live[h.ID] = true
 		t.mu.Lock()
-		seen, ok := t.seen[h.ID]
+		s := *t.host(h.ID)
 		t.mu.Unlock()
-		if !ok {
-			seen = h.EnrolledAt // enrolled, never heard from
+		if s.heartbeat.IsZero() {
+			s.heartbeat = h.EnrolledAt // enrolled, never heard from
 		}
-		since := now.Sub(seen)
-		next := Next(h.State, since, t.cfg.SuspectAfter, t.cfg.DownAfter)
-		if next == h.State {
+		o := Observed{Since: now.Sub(s.heartbeat), PeerAlive: since(now, s.peerAlive), PeerDead: since(now, s.peerDead)}
+		v := Next(h.State, o, t.cfg.SuspectAfter, t.cfg.DownAfter)
+		if v.State == h.State && v.Disconnected == h.Disconnected {
 			continue
 		}
 		reason := "heartbeats resumed"
-		if next != state.HostReady {
-			reason = "no heartbeat for " + since.Round(100*time.Millisecond).String()
+		switch {
+		case v.State == state.HostDown && o.Since < t.cfg.DownAfter:
+			reason = "no heartbeat for " + o.Since.Round(100*time.Millisecond).String() + " and its pool peers confirm the agent dead"
+		case v.State != state.HostReady:
+			reason = "no heartbeat for " + o.Since.Round(100*time.Millisecond).String()
 		}
-		msg, err := state.Encode(state.HostStateType, &state.HostStateRequest{ID: h.ID, State: next, Disconnected: h.Disconnected, Reason: reason, Time: now.UTC()})
+		msg, err := state.Encode(state.HostStateType, &state.HostStateRequest{ID: h.ID, State: v.State, Disconnected: v.Disconnected, Reason: reason, Time: now.UTC()})
 		if err != nil {
 			continue
 		}
@@ -153,9 +271,16 @@ func (t *Tracker) evaluate(ctx context.Context) {
 		_, err = t.cfg.Apply(actx, msg)
 		cancel()
 		if err != nil {
-			t.cfg.Logger.Warn("host state", "host", h.ID, "to", next, "err", err)
+			t.cfg.Logger.Warn("host state", "host", h.ID, "to", v.State, "err", err)
 			continue
 		}
-		t.cfg.Logger.Info("host state", "host", h.Name, "from", h.State, "to", next, "reason", reason)
+		t.cfg.Logger.Info("host state", "host", h.Name, "from", h.State, "to", v.State, "disconnected", v.Disconnected, "reason", reason)
 	}
+	t.mu.Lock()
+	for id := range t.hosts { // removed hosts
+		if !live[id] {
+			delete(t.hosts, id)
+		}
+	}
+	t.mu.Unlock()
 }

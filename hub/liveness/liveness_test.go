@@ -9,34 +9,60 @@ import (
 
 func TestNext(t *testing.T) {
 	s, d := 4*time.Second, 10*time.Second
+	sec := func(n float64) time.Duration { return time.Duration(n * float64(time.Second)) }
+	const never = -1
 	tests := []struct {
-		from  string
-		since time.Duration
-		want  string
+		name      string
+		from      string
+		o         Observed
+		want      string
+		wantDisco bool
 	}{
-		{state.HostReady, time.Second, state.HostReady},
-		{state.HostReady, 5 * time.Second, state.HostSuspect},
-		{state.HostReady, 11 * time.Second, state.HostDown},
-		{state.HostSuspect, time.Second, state.HostReady},
-		{state.HostSuspect, 10 * time.Second, state.HostDown},
-		{state.HostDown, 5 * time.Second, state.HostDown},
-		{state.HostDown, time.Second, state.HostReady},
-		{state.HostDraining, time.Hour, state.HostDraining},
-		{state.HostDrained, 0, state.HostDrained},
+		{"fresh", state.HostReady, Observed{sec(1), never, never}, state.HostReady, false},
+		{"silent", state.HostReady, Observed{sec(5), never, never}, state.HostSuspect, false},
+		{"long silent", state.HostReady, Observed{sec(11), never, never}, state.HostDown, false},
+		{"back", state.HostSuspect, Observed{sec(1), never, never}, state.HostReady, false},
+		{"suspect to down", state.HostSuspect, Observed{sec(10), never, never}, state.HostDown, false},
+		{"down stays down", state.HostDown, Observed{sec(5), never, never}, state.HostDown, false},
+		{"down comes back", state.HostDown, Observed{sec(1), never, never}, state.HostReady, false},
+		{"draining is the admin's", state.HostDraining, Observed{time.Hour, never, never}, state.HostDraining, false},
+		{"drained", state.HostDrained, Observed{0, never, never}, state.HostDrained, false},
+		// Gossip.
+		{"peers confirm dead", state.HostReady, Observed{sec(2.5), sec(3), sec(0.5)}, state.HostDown, false},
+		{"peers confirm dead but the hub heard it just now", state.HostReady, Observed{sec(1), never, sec(0.5)}, state.HostReady, false},
+		{"peers' dead word is older than their alive word", state.HostReady, Observed{sec(2.5), sec(0.5), sec(3)}, state.HostReady, false},
+		{"partition: peers see it", state.HostReady, Observed{sec(5), sec(1), never}, state.HostSuspect, true},
+		{"partition, long: down and disconnected", state.HostSuspect, Observed{sec(12), sec(1), never}, state.HostDown, true},
+		{"peers' alive word is stale", state.HostReady, Observed{sec(5), sec(4.5), never}, state.HostSuspect, false},
+		{"draining and cut off", state.HostDraining, Observed{sec(5), sec(1), never}, state.HostDraining, true},
+		{"reconnected clears the flag", state.HostSuspect, Observed{sec(0.5), sec(0.5), never}, state.HostReady, false},
 	}
 	for _, tt := range tests {
-		if got := Next(tt.from, tt.since, s, d); got != tt.want {
-			t.Errorf("Next(%s, %s) = %s, want %s", tt.from, tt.since, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			got := Next(tt.from, tt.o, s, d)
+			if got.State != tt.want || got.Disconnected != tt.wantDisco {
+				t.Errorf("Next(%s, %+v) = %+v, want %s disconnected=%v", tt.from, tt.o, got, tt.want, tt.wantDisco)
+			}
+		})
 	}
 }
 
 func TestObserveKeepsTheNewest(t *testing.T) {
 	now := time.Unix(1000, 0)
 	tr := New(Config{Now: func() time.Time { return now }})
-	tr.Observe(Report{AgesMs: map[string]int64{"h1": 500}})
-	tr.Observe(Report{AgesMs: map[string]int64{"h1": 3000}}) // an older view from another node
-	if got := tr.seen["h1"]; !got.Equal(now.Add(-500 * time.Millisecond)) {
-		t.Fatalf("seen %v", got)
+	tr.Observe(Report{Node: "hub-a", AgesMs: map[string]int64{"h1": 500}, CertTTLMs: map[string]int64{"h1": 3600_000}})
+	tr.Observe(Report{Node: "hub-b", AgesMs: map[string]int64{"h1": 3000}}) // an older view from another node
+	tr.Observe(Report{PeerAliveAgesMs: map[string]int64{"h1": 200}, PeerDeadAgesMs: map[string]int64{"h1": 100}})
+	tr.Observe(Report{PeerDeadAgesMs: map[string]int64{"h1": 900}})
+	s := tr.hosts["h1"]
+	if !s.heartbeat.Equal(now.Add(-500*time.Millisecond)) || s.node != "hub-a" {
+		t.Fatalf("heartbeat %v from %q", s.heartbeat, s.node)
+	}
+	if !s.peerAlive.Equal(now.Add(-200*time.Millisecond)) || !s.peerDead.Equal(now.Add(-100*time.Millisecond)) {
+		t.Fatalf("peer views %v / %v", s.peerAlive, s.peerDead)
+	}
+	info := tr.Info("h1")
+	if info.HubNode != "hub-a" || !info.CertNotAfter.Equal(now.Add(time.Hour)) {
+		t.Fatalf("info %+v", info)
 	}
 }

@@ -1,6 +1,10 @@
 package state
 
-import "fmt"
+import (
+	"fmt"
+	"maps"
+	"slices"
+)
 
 func (w *writer) agentCACreate(r *AgentCACreateRequest) *Error {
 	old, err := w.snap().AgentCA(nil)
@@ -110,6 +114,23 @@ func (w *writer) hostState(r *HostStateRequest) *Error {
 		msg += ": " + r.Reason
 	}
 	return w.event(Event{Time: r.Time, Type: "host.state", Subject: h.ID, Pool: h.Pool, Message: msg})
+}
+
+func (w *writer) hostInventory(r *HostInventoryRequest) *Error {
+	h, err := w.snap().Host(nil, r.ID)
+	if err != nil {
+		return Errorf(KindInternal, "%v", err)
+	}
+	if h == nil {
+		return Errorf(KindNotFound, "host %s not found", r.ID)
+	}
+	n := h.Copy()
+	n.Inventory = r.Inventory
+	n.Inventory.Labels = maps.Clone(r.Inventory.Labels)
+	n.Inventory.Addresses = slices.Clone(r.Inventory.Addresses)
+	n.Inventory.Drivers = slices.Clone(r.Inventory.Drivers)
+	w.meta(&n.Meta, &h.Meta)
+	return w.insert(TableHosts, n)
 }
 
 func (w *writer) hostDelete(r *HostDeleteRequest) *Error {

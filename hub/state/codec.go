@@ -57,6 +57,8 @@ func newRequest(t MessageType) any {
 		return &HostDeleteRequest{}
 	case EventRecordType:
 		return &EventRecordRequest{}
+	case HostInventoryType:
+		return &HostInventoryRequest{}
 	}
 	return nil
 }

@@ -30,6 +30,7 @@ const (
 	HostStateType       MessageType = 15
 	HostDeleteType      MessageType = 16
 	EventRecordType     MessageType = 17
+	HostInventoryType   MessageType = 18
 )
 
 // IgnoreUnknownTypeFlag marks a message that an older FSM that does not know
@@ -179,6 +180,13 @@ type HostStateRequest struct {
 type HostDeleteRequest struct {
 	ID   string
 	Time time.Time
+}
+
+// HostInventoryRequest replaces a host's inventory with what its agent
+// reported after enrolment; not found if the host is absent.
+type HostInventoryRequest struct {
+	ID        string
+	Inventory Inventory
 }
 
 // EventRecordRequest records an event that no other command records (a

@@ -114,6 +114,8 @@ func (w *writer) dispatch(req any) *Error {
 		return w.hostDelete(r)
 	case *EventRecordRequest:
 		return w.event(r.Event)
+	case *HostInventoryRequest:
+		return w.hostInventory(r)
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }

@@ -65,6 +65,8 @@ type Inventory struct {
 	Region      string
 	Zone        string
 	Labels      map[string]string
+	GossipAddr  string // the agent's pool gossip address; "" when it runs none
+	Advertise   string // the address other hosts use to reach its instances
 }
 
 // Copy returns a deep copy.

@@ -32,6 +32,12 @@ func TestEnrollment(t *testing.T) {
 		{"state change", nil, func() error {
 			return h.apply(HostStateType, &HostStateRequest{ID: "host1", State: HostDown, Disconnected: true, Reason: "no heartbeat for 10s", Time: t0})
 		}},
+		{"inventory", nil, func() error {
+			return h.apply(HostInventoryType, &HostInventoryRequest{ID: "h2", Inventory: Inventory{CPUs: 8, MemoryBytes: 1 << 34, GossipAddr: "10.0.0.2:7484", Labels: map[string]string{"disk": "ssd"}}})
+		}},
+		{"inventory of a missing host", ErrNotFound, func() error {
+			return h.apply(HostInventoryType, &HostInventoryRequest{ID: "h9", Inventory: Inventory{CPUs: 1}})
+		}},
 		{"bad state", ErrInvalid, func() error { return h.apply(HostStateType, &HostStateRequest{ID: "host1", State: "sleepy"}) }},
 		{"revoke", nil, func() error { return h.apply(JoinTokenDeleteType, &JoinTokenDeleteRequest{ID: "jt1"}) }},
 		{"revoked", ErrRefused, func() error { return enroll("h4", "n4", "jt1", "sh", t0) }},
@@ -47,6 +53,8 @@ func TestEnrollment(t *testing.T) {
 	s := h.snap()
 	if h2, _ := s.Host(nil, "h2"); h2 == nil || h2.Pool != "aws-bj" || h2.Datacenter != "dc1" || h2.State != HostReady {
 		t.Fatalf("enrolled host: %+v", h2)
+	} else if h2.Inventory.CPUs != 8 || h2.Inventory.GossipAddr != "10.0.0.2:7484" || h2.Inventory.Labels["disk"] != "ssd" {
+		t.Fatalf("inventory not replaced: %+v", h2.Inventory)
 	}
 	evs, _ := s.Events(nil, 0)
 	var types []string

@@ -61,7 +61,14 @@ type Host struct {
 	Region       string            `json:"region,omitempty"`
 	Zone         string            `json:"zone,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
+	GossipAddr   string            `json:"gossip_addr,omitempty"`
+	Advertise    string            `json:"advertise,omitempty"`
 	EnrolledAt   time.Time         `json:"enrolled_at"`
+	// The connection, as the leader knows it: only GET /v1/hosts/{id}
+	// fills these in.
+	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
+	HubNode       string     `json:"hub_node,omitempty"`
+	CertNotAfter  *time.Time `json:"cert_not_after,omitempty"`
 	CreateIndex  uint64            `json:"create_index"`
 	ModifyIndex  uint64            `json:"modify_index"`
 }

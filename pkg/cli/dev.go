@@ -17,17 +17,17 @@ import (
 	"github.com/wharf-platform/wharf/pkg/client"
 )
 
-func (e *env) devCmd(hub Daemon) *cobra.Command {
+func (e *env) devCmd(hub, agent Daemon) *cobra.Command {
 	var dataDir, httpAddr string
 	c := &cobra.Command{
 		Use:   "dev",
-		Short: "Run Wharf on this machine: a single-node hub in ./wharf-data (and, later, one agent)",
+		Short: "Run Wharf on this machine: a single-node hub and one agent (pool default) in ./wharf-data",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if hub == nil {
 				return usagef("this build has no hub")
 			}
-			return fail(e.runDev(cmd.Context(), hub, dataDir, httpAddr))
+			return fail(e.runDev(cmd.Context(), hub, agent, dataDir, httpAddr))
 		},
 	}
 	c.Flags().StringVar(&dataDir, "data-dir", "./wharf-data", "where the dev hub keeps its state")
@@ -35,7 +35,7 @@ func (e *env) devCmd(hub Daemon) *cobra.Command {
 	return c
 }
 
-func (e *env) runDev(ctx context.Context, hub Daemon, dataDir, httpAddr string) error {
+func (e *env) runDev(ctx context.Context, hub, agent Daemon, dataDir, httpAddr string) error {
 	fs := pflag.NewFlagSet("hub", pflag.ContinueOnError)
 	run := hub(fs)
 	for k, v := range map[string]string{
@@ -72,14 +72,55 @@ func (e *env) runDev(ctx context.Context, hub Daemon, dataDir, httpAddr string) 
 		<-done
 		return fmt.Errorf("create the default pool: %w", err)
 	}
+	agentDone := make(chan error, 1)
+	if agent != nil {
+		if err := e.startDevAgent(ctx, admin, agent, dataDir, agentDone); err != nil {
+			cancel()
+			<-done
+			return err
+		}
+	}
 	fmt.Fprintf(e.stdout, "Wharf dev hub ready.\n  API:    %s\n  Token:  %s\n  export WHARF_ADDR=%s WHARF_TOKEN=%s\n", addr, token, addr, token)
-	// An agent in pool "default" joins here once agents exist.
 	select {
 	case <-ctx.Done():
 		return <-done
 	case err := <-done:
 		return err
+	case err := <-agentDone:
+		cancel()
+		<-done
+		if err == nil {
+			err = errors.New("the dev agent stopped")
+		}
+		return fmt.Errorf("dev agent: %w", err)
 	}
+}
+
+// startDevAgent runs one agent in pool default, its identity kept in
+// DATA_DIR/agent; the first run enrols it with a one-use join token.
+func (e *env) startDevAgent(ctx context.Context, admin *client.Client, agent Daemon, dataDir string, done chan<- error) error {
+	dir := filepath.Join(dataDir, "agent")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	flags := map[string]string{"data-dir": dir, "hub": "127.0.0.1:7481", "pool": "default", "name": "dev",
+		"gossip-addr": "127.0.0.1:7484", "local-addr": "127.0.0.1:7485", "log-level": "warn"}
+	if _, err := os.Stat(filepath.Join(dir, "host-id")); err != nil {
+		jt, err := admin.JoinTokens().Create(ctx, apitypes.JoinTokenRequest{Pool: "default", Uses: 1, TTL: apitypes.Duration(10 * time.Minute)})
+		if err != nil {
+			return fmt.Errorf("join token for the dev agent: %w", err)
+		}
+		flags["token"] = jt.Token
+	}
+	fs := pflag.NewFlagSet("agent", pflag.ContinueOnError)
+	run := agent(fs)
+	for k, v := range flags {
+		if err := fs.Set(k, v); err != nil {
+			return fmt.Errorf("dev agent flag %s: %w", k, err)
+		}
+	}
+	go func() { done <- run(ctx) }()
+	return nil
 }
 
 func waitLeader(ctx context.Context, c *client.Client, done <-chan error) error {

@@ -59,6 +59,22 @@ func (e *env) joinTokenCmd() *cobra.Command {
 	return group("join-token", "Manage agent join tokens", create, ls, revoke)
 }
 
+// ago formats an optional past time as "1.2s ago (2026-...)".
+func ago(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%s ago (%s)", time.Since(*t).Round(100*time.Millisecond), t.Format(time.RFC3339))
+}
+
+// until formats an optional future time as "in 23h59m (2026-...)".
+func until(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return fmt.Sprintf("in %s (%s)", time.Until(*t).Round(time.Second), t.Format(time.RFC3339))
+}
+
 func (e *env) hostCmd() *cobra.Command {
 	var pool string
 	ls := &cobra.Command{Use: "ls", Short: "List hosts", Args: cobra.NoArgs,
@@ -92,7 +108,10 @@ func (e *env) hostCmd() *cobra.Command {
 			return e.printKV(h, [][2]string{{"ID", h.ID}, {"Name", h.Name}, {"Pool", h.Pool}, {"Datacenter", h.Datacenter},
 				{"State", h.State}, {"Disconnected", strconv.FormatBool(h.Disconnected)}, {"OS/Arch", orDash(strings.Trim(h.OS+"/"+h.Arch, "/"))},
 				{"CPUs", strconv.Itoa(h.CPUs)}, {"Memory", fmt.Sprintf("%d MB", h.MemoryBytes>>20)}, {"Drivers", orDash(strings.Join(h.Drivers, ","))},
-				{"Addresses", orDash(strings.Join(h.Addresses, ","))}, {"Labels", labels(h.Labels)}, {"Enrolled", age(h.EnrolledAt) + " ago"}})
+				{"Disk", fmt.Sprintf("%d GB", h.DiskBytes>>30)}, {"Addresses", orDash(strings.Join(h.Addresses, ","))},
+				{"Provider", orDash(strings.Trim(h.Provider+" "+h.Region+" "+h.Zone, " "))}, {"Labels", labels(h.Labels)},
+				{"Enrolled", age(h.EnrolledAt) + " ago"}, {"Last heartbeat", ago(h.LastHeartbeat)}, {"Hub node", orDash(h.HubNode)},
+				{"Certificate expires", until(h.CertNotAfter)}})
 		})}
 	drain := &cobra.Command{Use: "drain ID", Short: "Mark a host draining", Args: cobra.ExactArgs(1),
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {

@@ -377,8 +377,12 @@ type Welcome struct {
 	HubAddrs            []string               `protobuf:"bytes,3,rep,name=hub_addrs,json=hubAddrs,proto3" json:"hub_addrs,omitempty"`
 	HeartbeatIntervalMs int64                  `protobuf:"varint,4,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
 	LeaseMs             int64                  `protobuf:"varint,5,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The key of the agent's pool gossip (memberlist), derived on the hub per
+	// pool; and a few pool peers' gossip addresses to join.
+	GossipKey     []byte   `protobuf:"bytes,6,opt,name=gossip_key,json=gossipKey,proto3" json:"gossip_key,omitempty"`
+	PoolPeers     []string `protobuf:"bytes,7,rep,name=pool_peers,json=poolPeers,proto3" json:"pool_peers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -444,6 +448,20 @@ func (x *Welcome) GetLeaseMs() int64 {
 		return x.LeaseMs
 	}
 	return 0
+}
+
+func (x *Welcome) GetGossipKey() []byte {
+	if x != nil {
+		return x.GossipKey
+	}
+	return nil
+}
+
+func (x *Welcome) GetPoolPeers() []string {
+	if x != nil {
+		return x.PoolPeers
+	}
+	return nil
 }
 
 type Heartbeat struct {
@@ -576,20 +594,24 @@ func (x *HeartbeatAck) GetLeaseMs() int64 {
 }
 
 type Inventory struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Hostname      string                 `protobuf:"bytes,1,opt,name=hostname,proto3" json:"hostname,omitempty"`
-	Os            string                 `protobuf:"bytes,2,opt,name=os,proto3" json:"os,omitempty"`
-	Arch          string                 `protobuf:"bytes,3,opt,name=arch,proto3" json:"arch,omitempty"`
-	Cpus          uint32                 `protobuf:"varint,4,opt,name=cpus,proto3" json:"cpus,omitempty"`
-	MemoryBytes   uint64                 `protobuf:"varint,5,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
-	DiskBytes     uint64                 `protobuf:"varint,6,opt,name=disk_bytes,json=diskBytes,proto3" json:"disk_bytes,omitempty"`
-	Addresses     []string               `protobuf:"bytes,7,rep,name=addresses,proto3" json:"addresses,omitempty"`
-	Drivers       []string               `protobuf:"bytes,8,rep,name=drivers,proto3" json:"drivers,omitempty"`
-	Provider      string                 `protobuf:"bytes,9,opt,name=provider,proto3" json:"provider,omitempty"`
-	Region        string                 `protobuf:"bytes,10,opt,name=region,proto3" json:"region,omitempty"`
-	Zone          string                 `protobuf:"bytes,11,opt,name=zone,proto3" json:"zone,omitempty"`
-	Labels        map[string]string      `protobuf:"bytes,12,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	AgentVersion  string                 `protobuf:"bytes,13,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Hostname     string                 `protobuf:"bytes,1,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Os           string                 `protobuf:"bytes,2,opt,name=os,proto3" json:"os,omitempty"`
+	Arch         string                 `protobuf:"bytes,3,opt,name=arch,proto3" json:"arch,omitempty"`
+	Cpus         uint32                 `protobuf:"varint,4,opt,name=cpus,proto3" json:"cpus,omitempty"`
+	MemoryBytes  uint64                 `protobuf:"varint,5,opt,name=memory_bytes,json=memoryBytes,proto3" json:"memory_bytes,omitempty"`
+	DiskBytes    uint64                 `protobuf:"varint,6,opt,name=disk_bytes,json=diskBytes,proto3" json:"disk_bytes,omitempty"`
+	Addresses    []string               `protobuf:"bytes,7,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	Drivers      []string               `protobuf:"bytes,8,rep,name=drivers,proto3" json:"drivers,omitempty"`
+	Provider     string                 `protobuf:"bytes,9,opt,name=provider,proto3" json:"provider,omitempty"`
+	Region       string                 `protobuf:"bytes,10,opt,name=region,proto3" json:"region,omitempty"`
+	Zone         string                 `protobuf:"bytes,11,opt,name=zone,proto3" json:"zone,omitempty"`
+	Labels       map[string]string      `protobuf:"bytes,12,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	AgentVersion string                 `protobuf:"bytes,13,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	// Where the agent's pool gossip listens ("" when it runs none).
+	GossipAddr string `protobuf:"bytes,14,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
+	// The address other hosts use to reach its instances (--advertise).
+	Advertise     string `protobuf:"bytes,15,opt,name=advertise,proto3" json:"advertise,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -711,6 +733,20 @@ func (x *Inventory) GetLabels() map[string]string {
 func (x *Inventory) GetAgentVersion() string {
 	if x != nil {
 		return x.AgentVersion
+	}
+	return ""
+}
+
+func (x *Inventory) GetGossipAddr() string {
+	if x != nil {
+		return x.GossipAddr
+	}
+	return ""
+}
+
+func (x *Inventory) GetAdvertise() string {
+	if x != nil {
+		return x.Advertise
 	}
 	return ""
 }
@@ -1574,13 +1610,17 @@ const file_wire_proto_rawDesc = "" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12#\n" +
 	"\ragent_version\x18\x03 \x01(\tR\fagentVersion\x126\n" +
-	"\x17last_assignment_version\x18\x04 \x01(\x04R\x15lastAssignmentVersion\"\xbb\x01\n" +
+	"\x17last_assignment_version\x18\x04 \x01(\x04R\x15lastAssignmentVersion\"\xf9\x01\n" +
 	"\aWelcome\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x19\n" +
 	"\bhub_node\x18\x02 \x01(\tR\ahubNode\x12\x1b\n" +
 	"\thub_addrs\x18\x03 \x03(\tR\bhubAddrs\x122\n" +
 	"\x15heartbeat_interval_ms\x18\x04 \x01(\x03R\x13heartbeatIntervalMs\x12\x19\n" +
-	"\blease_ms\x18\x05 \x01(\x03R\aleaseMs\"}\n" +
+	"\blease_ms\x18\x05 \x01(\x03R\aleaseMs\x12\x1d\n" +
+	"\n" +
+	"gossip_key\x18\x06 \x01(\fR\tgossipKey\x12\x1d\n" +
+	"\n" +
+	"pool_peers\x18\a \x03(\tR\tpoolPeers\"}\n" +
 	"\tHeartbeat\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12 \n" +
 	"\fsent_unix_ms\x18\x02 \x01(\x03R\n" +
@@ -1590,7 +1630,7 @@ const file_wire_proto_rawDesc = "" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1e\n" +
 	"\vhub_unix_ms\x18\x02 \x01(\x03R\thubUnixMs\x12#\n" +
 	"\rquorum_backed\x18\x03 \x01(\bR\fquorumBacked\x12\x19\n" +
-	"\blease_ms\x18\x04 \x01(\x03R\aleaseMs\"\xbf\x03\n" +
+	"\blease_ms\x18\x04 \x01(\x03R\aleaseMs\"\xfe\x03\n" +
 	"\tInventory\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
@@ -1606,7 +1646,10 @@ const file_wire_proto_rawDesc = "" +
 	" \x01(\tR\x06region\x12\x12\n" +
 	"\x04zone\x18\v \x01(\tR\x04zone\x12<\n" +
 	"\x06labels\x18\f \x03(\v2$.wharf.wire.v1.Inventory.LabelsEntryR\x06labels\x12#\n" +
-	"\ragent_version\x18\r \x01(\tR\fagentVersion\x1a9\n" +
+	"\ragent_version\x18\r \x01(\tR\fagentVersion\x12\x1f\n" +
+	"\vgossip_addr\x18\x0e \x01(\tR\n" +
+	"gossipAddr\x12\x1c\n" +
+	"\tadvertise\x18\x0f \x01(\tR\tadvertise\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"z\n" +

@@ -1,0 +1,116 @@
+// Package driver is the contract between the agent and the runtimes that run
+// instances (Docker, a supervised process, later Kubernetes). It is modelled
+// on database/sql/driver: a small interface, several implementations in
+// sub-packages, and one conformance suite (drivertest) that every
+// implementation, fake or real, must pass.
+//
+// A driver only runs and reports. Restart policy, health checks and the
+// assignment loop live in the agent; they call Start again when an instance
+// has exited and Stop when it is no longer assigned.
+package driver
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is returned by Inspect and Logs for an instance the driver does
+// not know on this host.
+var ErrNotFound = errors.New("instance not found")
+
+// Spec is one instance of one app version, as the agent asks a driver to run
+// it. A Spec never changes for a given InstanceID: a new version is a new
+// instance.
+type Spec struct {
+	InstanceID string // unique in the cluster; a DNS label (the container's hostname)
+	Tenant     string
+	App        string
+	Version    int
+	Image      string            // docker: required; exec: ignored
+	Command    []string          // docker: overrides the image's command when set; exec: required (argv)
+	Env        map[string]string // PORT is set by the driver (the first port's host port)
+	CPU        int               // millicores; 0: no limit
+	Memory     int               // MB; 0: no limit
+	Ports      []Port
+}
+
+// Port is a port the instance listens on.
+type Port struct {
+	Name          string
+	ContainerPort int    // docker: the port inside the container; exec: ignored
+	Protocol      string // "tcp" or "udp"; "" means tcp
+	HostPort      int    // 0: the driver picks a free port on the host
+}
+
+// State is what a driver sees of an instance.
+type State string
+
+// Instance states as drivers report them.
+const (
+	StateRunning State = "running" // the process or container runs
+	StateExited  State = "exited"  // it ran and stopped; ExitCode says how
+	StateCreated State = "created" // it exists but never ran (or start failed)
+)
+
+// Status is the observed state of one instance.
+type Status struct {
+	InstanceID string
+	Tenant     string
+	App        string
+	Version    int
+	State      State
+	ExitCode   int
+	// StartedAt and FinishedAt are zero when unknown.
+	StartedAt  time.Time
+	FinishedAt time.Time
+	// Ports maps each container port to the host port it is reachable on.
+	Ports map[int]int
+	// Address is HOST_IP:PORT of the first port (127.0.0.1 for loopback-only
+	// set-ups; the agent replaces the host part with its advertise address).
+	Address string
+}
+
+// LogLine is one line an instance wrote.
+type LogLine struct {
+	Time   time.Time
+	Stream string // "stdout" or "stderr"
+	Line   string // without the trailing newline
+}
+
+// LogOptions selects lines for Logs.
+type LogOptions struct {
+	Since  time.Time // zero: from the first retained line
+	Follow bool      // keep reading until ctx ends or the instance is removed
+}
+
+// Driver runs instances on one host. Implementations are safe for concurrent
+// use; operations on different instances never block each other for long.
+type Driver interface {
+	// Name is the driver's name as --driver and the inventory spell it.
+	Name() string
+
+	// Start makes the instance run. It is idempotent: an instance that runs
+	// already is left alone (that is how a restarted agent adopts it); an
+	// instance that exited is started again; a missing one is created.
+	// It returns once the runtime reports the instance running.
+	Start(ctx context.Context, spec Spec) (Status, error)
+
+	// Stop stops the instance (SIGTERM, then SIGKILL after grace) and removes
+	// it with everything the driver kept for it. Stopping a missing instance
+	// is not an error.
+	Stop(ctx context.Context, instanceID string, grace time.Duration) error
+
+	// Inspect reports one instance, or ErrNotFound.
+	Inspect(ctx context.Context, instanceID string) (Status, error)
+
+	// List reports every instance this driver runs for this host (and only
+	// for this host: two agents sharing one Docker daemon never see each
+	// other's containers). A restarted agent calls it to adopt what runs.
+	List(ctx context.Context) ([]Status, error)
+
+	// Logs calls fn for each line of the instance's output in order, until
+	// the lines run out (or, with Follow, until ctx ends or the instance is
+	// removed). An error from fn stops it and is returned.
+	Logs(ctx context.Context, instanceID string, opts LogOptions, fn func(LogLine) error) error
+}
