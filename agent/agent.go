@@ -155,7 +155,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			g.stop()
 		}
 	}()
-	backoff := 200 * time.Millisecond
+	// Full jitter, starting at 1 s: a hub node that restarts is not met by
+	// all its agents at the same instant.
+	const firstBackoff = time.Second
+	backoff := firstBackoff
 	for i := 0; ctx.Err() == nil; i++ {
 		hubs := *a.hubs.Load()
 		hub := hubs[i%len(hubs)]
@@ -172,10 +175,10 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("hub %s refused this agent: %s", hub, ae.ErrorMessage)
 		}
 		if a.connected.Swap(false) {
-			backoff = 200 * time.Millisecond
+			backoff = firstBackoff
 		}
-		a.log.Warn("hub connection lost", "hub", hub, "err", err, "retry_in", backoff)
-		sleep := backoff/2 + time.Duration(rand.Int64N(int64(backoff)))
+		sleep := time.Duration(rand.Int64N(int64(backoff)))
+		a.log.Warn("hub connection lost", "hub", hub, "err", err, "retry_in", sleep.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -191,7 +194,8 @@ func (a *Agent) dial(ctx context.Context, hub string, fingerprint string, cert *
 	if cert != nil {
 		tc.Certificates = []tls.Certificate{*cert}
 	}
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	// Generous: after a hub restart thousands of agents handshake at once.
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return quic.DialAddr(dctx, hub, tc, &quic.Config{MaxIdleTimeout: 30 * time.Second, KeepAlivePeriod: 10 * time.Second})
 }
@@ -207,6 +211,9 @@ func openStream(ctx context.Context, conn *quic.Conn, kind wire.StreamKind) (*qu
 	return st, nil
 }
 
+// answerTimeout bounds the wait for the hub's answer on a new stream.
+const answerTimeout = 15 * time.Second
+
 // exchange opens a stream of kind, sends req and returns the stream and the
 // first answer. An Error answer becomes a *quic.ApplicationError.
 func exchange(ctx context.Context, conn *quic.Conn, kind wire.StreamKind, req *wire.Envelope) (*wire.Stream, *wire.Envelope, error) {
@@ -218,10 +225,14 @@ func exchange(ctx context.Context, conn *quic.Conn, kind wire.StreamKind, req *w
 	if err := s.Send(req); err != nil {
 		return nil, nil, err
 	}
+	// A hub node that accepted the connection but never answers (overloaded,
+	// or without a leader for too long) must not hold the agent forever.
+	st.SetReadDeadline(time.Now().Add(answerTimeout))
 	env, err := s.Recv()
 	if err != nil {
 		return nil, nil, err
 	}
+	st.SetReadDeadline(time.Time{})
 	if e := env.GetError(); e != nil {
 		return nil, nil, &quic.ApplicationError{ErrorCode: quic.ApplicationErrorCode(e.Code), ErrorMessage: e.Message}
 	}
@@ -363,6 +374,12 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 	}
 	errc := make(chan error, 1)
 	sent := &sendTimes{at: map[uint64]time.Time{}}
+	// A hub node killed without a word (or cut off) leaves the QUIC
+	// connection open until its idle timeout; missing acknowledgements
+	// tell sooner.
+	silentAfter := max(5*interval, 5*time.Second)
+	var lastAck atomic.Int64
+	lastAck.Store(time.Now().UnixNano())
 	go func() {
 		for {
 			env, err := s.Recv()
@@ -373,6 +390,10 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 			switch m := env.Msg.(type) {
 			case *wire.Envelope_HeartbeatAck:
 				a.acked.Add(1)
+				lastAck.Store(time.Now().UnixNano())
+				if g := a.gossip.Load(); g != nil && len(m.HeartbeatAck.PoolPeers) > 0 {
+					go g.join(m.HeartbeatAck.PoolPeers)
+				}
 				if t := sent.take(m.HeartbeatAck.Seq); a.cfg.OnAck != nil && !t.IsZero() {
 					a.cfg.OnAck(time.Since(t))
 				}
@@ -392,6 +413,9 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 			return errCut
 		}
 		now := time.Now()
+		if since := now.Sub(time.Unix(0, lastAck.Load())); since > silentAfter {
+			return fmt.Errorf("hub node %s silent for %s", hub, since.Round(time.Millisecond))
+		}
 		sent.put(seq, now)
 		hb := &wire.Heartbeat{Seq: seq, SentUnixMs: now.UnixMilli()}
 		if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Heartbeat{Heartbeat: hb}}); err != nil {

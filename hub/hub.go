@@ -121,8 +121,14 @@ func New(cfg Config) (*Hub, error) {
 	if t := cfg.Tuning; t != nil {
 		tune(&ccfg, t)
 	}
+	resetKey, err := quicResetKey(cfg.DataDir)
+	if err != nil {
+		httpLn.Close()
+		return nil, err
+	}
 	gw, err := gateway.New(gateway.Config{
 		Addr:           cfg.QUICAddr,
+		ResetKey:       resetKey,
 		NodeName:       cfg.NodeName,
 		Store:          store,
 		Apply:          func(ctx context.Context, msg []byte) (uint64, error) { return h.cluster.Apply(ctx, msg) },

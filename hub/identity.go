@@ -63,3 +63,27 @@ func defaultNodeName(id string) string {
 	host = strings.ToLower(strings.SplitN(host, ".", 2)[0])
 	return host + "-" + id[:6]
 }
+
+// quicResetKey returns this node's persistent QUIC stateless reset key: a
+// node restarted on the same address then answers packets of connections it
+// lost with a stateless reset, and agents reconnect at once instead of
+// waiting for silence.
+func quicResetKey(dataDir string) (*[32]byte, error) {
+	s, err := loadOrCreate(dataDir, "quic-reset-key", func() (string, error) {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		return hex.EncodeToString(b[:]), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var k [32]byte
+	if b, err := hex.DecodeString(s); err != nil || len(b) != 32 {
+		return nil, fmt.Errorf("quic-reset-key in %s is not 32 hex bytes", dataDir)
+	} else {
+		copy(k[:], b)
+	}
+	return &k, nil
+}

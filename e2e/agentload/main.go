@@ -1,8 +1,12 @@
 // Command agentload runs N real agents (real QUIC connections and the real
 // agent code, in one process) against a hub, bounded in count and time, and
 // reports enrolment and connection times, heartbeat round trips and the hub
-// process's memory and CPU per agent.
+// process's memory and CPU per agent. With -wharf it starts the hub itself
+// (one node, on loopback, in a temporary data dir) and, after the steady
+// state, kills it with SIGKILL, starts it again on the same data dir and
+// times how long all agents take to be back.
 //
+//	agentload -wharf bin/wharf -n 1000 -duration 30s
 //	agentload -api http://127.0.0.1:7480 -token ADMIN -hub 127.0.0.1:7481 -hub-pid PID -n 1000 -duration 30s
 package main
 
@@ -35,6 +39,10 @@ type result struct {
 	HubRSSMB         float64 `json:"hub_rss_mb"`
 	HubRSSPerAgentKB float64 `json:"hub_rss_per_agent_kb"`
 	HubCPUPercent    float64 `json:"hub_cpu_percent_steady"`
+	// With -wharf: from the hub's SIGKILL until every agent had a
+	// heartbeat acknowledged by the restarted hub.
+	ReconnectAllSeconds float64 `json:"reconnect_all_after_hub_restart_seconds,omitempty"`
+	Reconnected         int     `json:"reconnected,omitempty"`
 }
 
 func main() {
@@ -44,14 +52,23 @@ func main() {
 	pid := flag.Int("hub-pid", 0, "hub process id, to read its memory and CPU")
 	n := flag.Int("n", 100, "agents (at most 20000)")
 	duration := flag.Duration("duration", 30*time.Second, "steady-state measurement (at most 5m)")
+	wharf := flag.String("wharf", "", "wharf binary: start (and later restart) the hub here instead of using -api/-hub/-token")
 	flag.Parse()
-	if *n < 1 || *n > 20000 || *duration > 5*time.Minute || *token == "" {
-		fmt.Fprintln(os.Stderr, "agentload: need -token, 1 <= -n <= 20000, -duration <= 5m")
+	if *n < 1 || *n > 20000 || *duration > 5*time.Minute || (*token == "" && *wharf == "") {
+		fmt.Fprintln(os.Stderr, "agentload: need -token or -wharf, 1 <= -n <= 20000, -duration <= 5m")
 		os.Exit(2)
 	}
 	raiseFileLimit()
 	ctx, cancel := context.WithTimeout(context.Background(), *duration+10*time.Minute)
 	defer cancel()
+	var h *hubProc
+	if *wharf != "" {
+		var err error
+		h, err = startHub(ctx, *wharf)
+		must(err)
+		defer h.stop()
+		*api, *hub, *token, *pid = h.api, h.quic, h.token, h.pid()
+	}
 
 	c, err := client.New(client.Config{Address: *api, Token: *token})
 	must(err)
@@ -139,6 +156,34 @@ func main() {
 		r.HubRSSMB = float64(rssKB(*pid)) / 1024
 		r.HubRSSPerAgentKB = float64(rssKB(*pid)) / float64(*n)
 		r.HubCPUPercent = float64(cpu1-cpu0) / 100 / t1.Sub(t0).Seconds() * 100
+	}
+	if h != nil {
+		before := make([]uint64, len(agents))
+		killed := time.Now()
+		must(h.restart(ctx))
+		fmt.Fprintf(os.Stderr, "agentload: hub restarted and leading %s after the kill\n", time.Since(killed).Round(time.Millisecond))
+		for i, a := range agents {
+			before[i] = a.Acked()
+		}
+		back := func() int {
+			k := 0
+			for i, a := range agents {
+				if a.Acked() > before[i]+1 { // +1: an ack may have been in flight at the kill
+					k++
+				}
+			}
+			return k
+		}
+		deadline := time.Now().Add(3 * time.Minute)
+		lastLog := time.Now()
+		for back() < *n && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			if time.Since(lastLog) >= 5*time.Second {
+				lastLog = time.Now()
+				fmt.Fprintf(os.Stderr, "agentload: %d of %d back %s after the kill\n", back(), *n, time.Since(killed).Round(time.Second))
+			}
+		}
+		r.Reconnected, r.ReconnectAllSeconds = back(), time.Since(killed).Seconds()
 	}
 	stop()
 	wg.Wait()

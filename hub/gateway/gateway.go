@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	mrand "math/rand/v2"
+	"net"
 	"reflect"
 	"sync"
 	"time"
@@ -52,17 +53,23 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// Now: nil means time.Now.
 	Now func() time.Time
+	// ResetKey, when set, is the QUIC stateless reset key. Kept across
+	// restarts, it lets a restarted node reset the connections it lost so
+	// their agents reconnect at once.
+	ResetKey *[32]byte
 }
 
 // Gateway accepts agent connections.
 type Gateway struct {
 	cfg Config
 	log *slog.Logger
+	tr  *quic.Transport
 	ln  *quic.Listener
 
-	certMu sync.Mutex
-	certFP string // fingerprint of the CA that issued cert
-	cert   *tls.Certificate
+	certMu   sync.Mutex
+	parsedCA *pki.CA
+	certFP   string // fingerprint of the CA that issued cert
+	cert     *tls.Certificate
 
 	seenMu sync.Mutex
 	seen   map[string]*agentConn // host id -> its connection's latest news
@@ -99,7 +106,18 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger, seen: map[string]*agentConn{}, peers: map[string]*peerWord{}}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{wire.ALPN}, GetConfigForClient: g.tlsConfig}
-	ln, err := quic.ListenAddr(cfg.Addr, tlsConf, &quic.Config{
+	uaddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("quic address %s: %w", cfg.Addr, err)
+	}
+	udp, err := net.ListenUDP("udp", uaddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen quic %s: %w", cfg.Addr, err)
+	}
+	// Long connection ids make even a bare heartbeat packet larger than
+	// the smallest one quic-go answers with a stateless reset (42 bytes).
+	g.tr = &quic.Transport{Conn: udp, StatelessResetKey: (*quic.StatelessResetKey)(cfg.ResetKey), ConnectionIDLength: 16}
+	ln, err := g.tr.Listen(tlsConf, &quic.Config{
 		Allow0RTT:       false,
 		MaxIdleTimeout:  30 * time.Second,
 		KeepAlivePeriod: 10 * time.Second,
@@ -111,6 +129,7 @@ func New(cfg Config) (*Gateway, error) {
 		MaxIncomingUniStreams:          -1,
 	})
 	if err != nil {
+		g.tr.Close()
 		return nil, fmt.Errorf("listen quic %s: %w", cfg.Addr, err)
 	}
 	g.ln = ln
@@ -118,7 +137,10 @@ func New(cfg Config) (*Gateway, error) {
 }
 
 // Close releases the socket of a gateway that never ran.
-func (g *Gateway) Close() error { return g.ln.Close() }
+func (g *Gateway) Close() error {
+	g.ln.Close()
+	return g.tr.Close()
+}
 
 // Addr returns the bound UDP address.
 func (g *Gateway) Addr() string { return g.ln.Addr().String() }
@@ -178,7 +200,7 @@ func (g *Gateway) Observe() Observations {
 	return o
 }
 
-// ca returns the agent CA from the store.
+// ca returns the agent CA from the store, parsed once.
 func (g *Gateway) ca() (*pki.CA, error) {
 	rec, err := g.cfg.Store.Snapshot().AgentCA(nil)
 	if err != nil {
@@ -187,12 +209,25 @@ func (g *Gateway) ca() (*pki.CA, error) {
 	if rec == nil {
 		return nil, errors.New("the agent CA does not exist yet")
 	}
-	return pki.ParseCA(rec.CertPEM, rec.KeyPEM)
+	g.certMu.Lock()
+	defer g.certMu.Unlock()
+	if g.parsedCA != nil && g.parsedCA.Fingerprint() == rec.Fingerprint {
+		return g.parsedCA, nil
+	}
+	ca, err := pki.ParseCA(rec.CertPEM, rec.KeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	g.parsedCA = ca
+	return ca, nil
 }
 
 // tlsConfig builds each handshake's config from the current agent CA: the
 // gateway presents a certificate from it and verifies client certificates
 // against it when given (enrolment connections have none).
+// A node that just started has no CA until its replica has caught up; its
+// handshakes fail until then and agents retry. (Waiting here instead stalls
+// quic-go's handshakes under a burst of thousands.)
 func (g *Gateway) tlsConfig(*tls.ClientHelloInfo) (*tls.Config, error) {
 	ca, err := g.ca()
 	if err != nil {
@@ -220,6 +255,7 @@ func (g *Gateway) tlsConfig(*tls.ClientHelloInfo) (*tls.Config, error) {
 func (g *Gateway) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer g.tr.Close()
 	defer g.ln.Close()
 	for {
 		conn, err := g.ln.Accept(ctx)
@@ -377,12 +413,22 @@ func (g *Gateway) agentOf(conn *quic.Conn) (pki.AgentIdentity, error) {
 	if err != nil {
 		return id, unauthorized("%v", err)
 	}
+	if h, _ := g.cfg.Store.Snapshot().Host(nil, id.HostID); h != nil {
+		// Known here. A removal this replica has not applied yet is caught
+		// at the next connection; the liveness of a removed host no longer
+		// matters.
+		return id, nil
+	}
+	// Unknown here: removed, or enrolled after what this replica has
+	// applied (a node that just restarted or joined). Only an up-to-date
+	// replica may say "removed"; otherwise the agent retries.
 	if g.cfg.ConsistentRead != nil {
-		ctx, cancel := context.WithTimeout(conn.Context(), time.Second)
-		if err := g.cfg.ConsistentRead(ctx); err != nil {
-			g.log.Debug("checking the host on a possibly stale replica", "host", id.HostID, "err", err)
-		}
+		ctx, cancel := context.WithTimeout(conn.Context(), 2*time.Second)
+		err := g.cfg.ConsistentRead(ctx)
 		cancel()
+		if err != nil {
+			return id, codeError{wire.CodeUnavailable, fmt.Errorf("this hub node cannot check host %s yet: %v", id.HostID, err)}
+		}
 	}
 	if h, _ := g.cfg.Store.Snapshot().Host(nil, id.HostID); h == nil {
 		return id, unauthorized("host %s was removed; enrol it again", id.HostID)
@@ -454,6 +500,11 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 		}
 		switch m := env.Msg.(type) {
 		case *wire.Envelope_Heartbeat:
+			// A host removed while connected is cut off as soon as this
+			// replica applies the removal.
+			if h, _ := g.cfg.Store.Snapshot().Host(nil, id.HostID); h == nil {
+				return unauthorized("host %s was removed; enrol it again", id.HostID)
+			}
 			g.seenMu.Lock()
 			c := g.seen[id.HostID]
 			if c == nil {
@@ -462,7 +513,11 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 			}
 			c.heartbeat, c.certNotAfter = g.cfg.Now(), notAfter
 			g.seenMu.Unlock()
-			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_HeartbeatAck{HeartbeatAck: &wire.HeartbeatAck{Seq: m.Heartbeat.Seq, HubUnixMs: g.cfg.Now().UnixMilli()}}}); err != nil {
+			ack := &wire.HeartbeatAck{Seq: m.Heartbeat.Seq, HubUnixMs: g.cfg.Now().UnixMilli()}
+			if len(welcome.GossipKey) > 0 && (m.Heartbeat.Seq <= 5 || m.Heartbeat.Seq%10 == 0) {
+				_, ack.PoolPeers = g.poolGossip(id)
+			}
+			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_HeartbeatAck{HeartbeatAck: ack}}); err != nil {
 				return err
 			}
 		case *wire.Envelope_Inventory:

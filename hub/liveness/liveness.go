@@ -160,6 +160,11 @@ type Observed struct {
 	PeerDead  time.Duration // since a pool peer last reported it dead
 }
 
+// PeerWordFresh is how long a pool peer's "alive" counts: agents repeat
+// their view every 2 s, so a few of those, and never less than
+// --suspect-after.
+const PeerWordFresh = 6 * time.Second
+
 // Verdict is a host's liveness state and disconnected flag.
 type Verdict struct {
 	State        string
@@ -176,12 +181,12 @@ type Verdict struct {
 //   - Silent for suspectAfter/2 while a pool peer's latest word is that the
 //     agent is dead: down at once (gossip confirmed the crash).
 //   - Silent for suspectAfter while a pool peer's latest word, from within
-//     suspectAfter, is that it is alive: disconnected (a partition between
+//     PeerWordFresh, is that it is alive: disconnected (a partition between
 //     the host and the hub, not a crash).
 func Next(current string, o Observed, suspectAfter, downAfter time.Duration) Verdict {
 	aliveNewer := o.PeerAlive >= 0 && (o.PeerDead < 0 || o.PeerAlive < o.PeerDead)
 	deadNewer := o.PeerDead >= 0 && (o.PeerAlive < 0 || o.PeerDead < o.PeerAlive)
-	peersSeeIt := aliveNewer && o.PeerAlive < suspectAfter
+	peersSeeIt := aliveNewer && o.PeerAlive < max(suspectAfter, PeerWordFresh)
 	peersConfirmDead := deadNewer && o.PeerDead < downAfter
 	v := Verdict{State: current, Disconnected: o.Since >= suspectAfter && peersSeeIt}
 	switch current {

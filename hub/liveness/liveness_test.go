@@ -33,7 +33,8 @@ func TestNext(t *testing.T) {
 		{"peers' dead word is older than their alive word", state.HostReady, Observed{sec(2.5), sec(0.5), sec(3)}, state.HostReady, false},
 		{"partition: peers see it", state.HostReady, Observed{sec(5), sec(1), never}, state.HostSuspect, true},
 		{"partition, long: down and disconnected", state.HostSuspect, Observed{sec(12), sec(1), never}, state.HostDown, true},
-		{"peers' alive word is stale", state.HostReady, Observed{sec(5), sec(4.5), never}, state.HostSuspect, false},
+		{"peers' alive word is stale", state.HostReady, Observed{sec(7), sec(6.5), never}, state.HostSuspect, false},
+		{"peers' alive word from 3s ago still counts", state.HostReady, Observed{sec(5), sec(3), never}, state.HostSuspect, true},
 		{"draining and cut off", state.HostDraining, Observed{sec(5), sec(1), never}, state.HostDraining, true},
 		{"reconnected clears the flag", state.HostSuspect, Observed{sec(0.5), sec(0.5), never}, state.HostReady, false},
 	}

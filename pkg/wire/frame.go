@@ -46,6 +46,7 @@ const (
 	CodeVersion       Code = 4 // unsupported protocol version
 	CodeShutdown      Code = 5 // the peer is going away
 	CodeInternal      Code = 6
+	CodeUnavailable   Code = 7 // the hub node cannot answer yet (no leader, replica behind): retry
 )
 
 // DefaultMaxFrame bounds a frame's body.

@@ -529,8 +529,12 @@ type HeartbeatAck struct {
 	Seq       uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
 	HubUnixMs int64                  `protobuf:"varint,2,opt,name=hub_unix_ms,json=hubUnixMs,proto3" json:"hub_unix_ms,omitempty"`
 	// The acking hub node heard from the Raft leader within the lease.
-	QuorumBacked  bool  `protobuf:"varint,3,opt,name=quorum_backed,json=quorumBacked,proto3" json:"quorum_backed,omitempty"`
-	LeaseMs       int64 `protobuf:"varint,4,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	QuorumBacked bool  `protobuf:"varint,3,opt,name=quorum_backed,json=quorumBacked,proto3" json:"quorum_backed,omitempty"`
+	LeaseMs      int64 `protobuf:"varint,4,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	// Now and then, a few pool peers' gossip addresses, so that agents that
+	// enrolled at the same moment (and learnt of no peer in Welcome) still
+	// find each other, and a pool split by a network cut heals.
+	PoolPeers     []string `protobuf:"bytes,5,rep,name=pool_peers,json=poolPeers,proto3" json:"pool_peers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -591,6 +595,13 @@ func (x *HeartbeatAck) GetLeaseMs() int64 {
 		return x.LeaseMs
 	}
 	return 0
+}
+
+func (x *HeartbeatAck) GetPoolPeers() []string {
+	if x != nil {
+		return x.PoolPeers
+	}
+	return nil
 }
 
 type Inventory struct {
@@ -1625,12 +1636,14 @@ const file_wire_proto_rawDesc = "" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12 \n" +
 	"\fsent_unix_ms\x18\x02 \x01(\x03R\n" +
 	"sentUnixMs\x12<\n" +
-	"\x1aapplied_assignment_version\x18\x03 \x01(\x04R\x18appliedAssignmentVersion\"\x80\x01\n" +
+	"\x1aapplied_assignment_version\x18\x03 \x01(\x04R\x18appliedAssignmentVersion\"\x9f\x01\n" +
 	"\fHeartbeatAck\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1e\n" +
 	"\vhub_unix_ms\x18\x02 \x01(\x03R\thubUnixMs\x12#\n" +
 	"\rquorum_backed\x18\x03 \x01(\bR\fquorumBacked\x12\x19\n" +
-	"\blease_ms\x18\x04 \x01(\x03R\aleaseMs\"\xfe\x03\n" +
+	"\blease_ms\x18\x04 \x01(\x03R\aleaseMs\x12\x1d\n" +
+	"\n" +
+	"pool_peers\x18\x05 \x03(\tR\tpoolPeers\"\xfe\x03\n" +
 	"\tInventory\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
