@@ -163,7 +163,7 @@ func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, p *principal)
 	if err != nil {
 		return err
 	}
-	if _, err := s.apply(r.Context(), state.AppDeleteType, &state.AppDeleteRequest{Tenant: tenant, Name: r.PathValue("name"), CAS: cas}); err != nil {
+	if _, err := s.apply(r.Context(), state.AppDeleteType, &state.AppDeleteRequest{Tenant: tenant, Name: r.PathValue("name"), CAS: cas, Time: s.cfg.Now().UTC()}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

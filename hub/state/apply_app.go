@@ -185,6 +185,9 @@ func (w *writer) appDelete(r *AppDeleteRequest) *Error {
 			return e
 		}
 	}
+	if e := w.stopAppInstances(r.Tenant, r.Name, r.Time); e != nil {
+		return e
+	}
 	return w.delete(TableApps, a)
 }
 

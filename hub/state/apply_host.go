@@ -144,6 +144,9 @@ func (w *writer) hostDelete(r *HostDeleteRequest) *Error {
 	if e := w.delete(TableHosts, h); e != nil {
 		return e
 	}
+	if e := w.dropHostInstances(h.ID); e != nil {
+		return e
+	}
 	return w.event(Event{Time: r.Time, Type: "host.removed", Subject: h.ID, Pool: h.Pool, Message: fmt.Sprintf("host %s removed from pool %s", h.Name, h.Pool)})
 }
 

@@ -59,6 +59,10 @@ func newRequest(t MessageType) any {
 		return &EventRecordRequest{}
 	case HostInventoryType:
 		return &HostInventoryRequest{}
+	case PlanApplyType:
+		return &PlanApplyRequest{}
+	case InstanceUpdateType:
+		return &InstanceUpdateRequest{}
 	}
 	return nil
 }

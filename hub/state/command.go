@@ -31,6 +31,8 @@ const (
 	HostDeleteType      MessageType = 16
 	EventRecordType     MessageType = 17
 	HostInventoryType   MessageType = 18
+	PlanApplyType       MessageType = 19
+	InstanceUpdateType  MessageType = 20
 )
 
 // IgnoreUnknownTypeFlag marks a message that an older FSM that does not know
@@ -117,6 +119,7 @@ type AppDeleteRequest struct {
 	Tenant string
 	Name   string
 	CAS    *uint64
+	Time   time.Time // when its instances were asked to stop
 }
 
 // AppScaleRequest sets the desired instance count (quota checked).

@@ -116,6 +116,10 @@ func (w *writer) dispatch(req any) *Error {
 		return w.event(r.Event)
 	case *HostInventoryRequest:
 		return w.hostInventory(r)
+	case *PlanApplyRequest:
+		return w.planApply(r)
+	case *InstanceUpdateRequest:
+		return w.instanceUpdate(r)
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }

@@ -46,6 +46,9 @@ type Host struct {
 	Datacenter   string
 	State        string
 	Disconnected bool // the hub lost it but its pool peers still see it
+	// AssignIndex is the Raft index of the last change to the set of
+	// instances assigned to the host: its agents' assignment version.
+	AssignIndex uint64
 	Inventory    Inventory
 	EnrolledAt   time.Time
 	Meta

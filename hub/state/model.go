@@ -74,6 +74,9 @@ type App struct {
 	Spec          apitypes.AppSpec
 	Version       int // current version
 	LatestVersion int // highest version ever created
+	// Pending explains, when set, why the scheduler could not place every
+	// instance the app wants.
+	Pending string
 	CreatedAt     time.Time
 	UpdatedAt     time.Time
 	Meta

@@ -46,6 +46,8 @@ func newObject(table string) any {
 		return &AgentCA{}
 	case TableJoinTokens:
 		return &JoinToken{}
+	case TableInstances:
+		return &Instance{}
 	case TableHosts:
 		return &Host{}
 	case TableEvents:

@@ -1,0 +1,352 @@
+package state
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// TableInstances holds every instance the scheduler placed.
+const TableInstances = "instances"
+
+// Desired states of an instance.
+const (
+	DesiredRun  = "run"
+	DesiredStop = "stop"
+)
+
+// Observed instance states (apitypes.Instance.State).
+const (
+	InstancePending  = "pending"
+	InstanceStarting = "starting"
+	InstanceRunning  = "running"
+	InstanceStopping = "stopping"
+	InstanceStopped  = "stopped"
+	InstanceFailed   = "failed"
+)
+
+// Instance is one placed copy of one app version on one host. The
+// scheduler sets what is desired; the host's agent reports what it sees.
+type Instance struct {
+	ID      string
+	Tenant  string
+	App     string
+	Version int
+	Host    string
+	CPU     int // millicores reserved on Host
+	Memory  int // MB reserved on Host
+
+	Desired    string // DesiredRun or DesiredStop
+	StopReason string
+
+	// Reported by the agent.
+	State    string
+	Ready    bool
+	Address  string
+	Restarts int
+	Message  string
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	Meta
+}
+
+// Copy returns a copy.
+func (i *Instance) Copy() *Instance { c := *i; return &c }
+
+// Live reports whether the instance holds resources and counts towards its
+// app: desired to run and not failed for good.
+func (i *Instance) Live() bool { return i.Desired == DesiredRun && i.State != InstanceFailed }
+
+func instanceSchema() *memdb.TableSchema {
+	str := func(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: field} }
+	return &memdb.TableSchema{Name: TableInstances, Indexes: map[string]*memdb.IndexSchema{
+		"id":   {Name: "id", Unique: true, Indexer: str("ID")},
+		"app":  {Name: "app", Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Tenant"), str("App")}}},
+		"host": {Name: "host", Indexer: str("Host")},
+	}}
+}
+
+// Instance returns an instance by id.
+func (s *Snapshot) Instance(ws memdb.WatchSet, id string) (*Instance, error) {
+	return first[Instance](s, ws, TableInstances, "id", id)
+}
+
+// Instances returns every instance, sorted by id.
+func (s *Snapshot) Instances(ws memdb.WatchSet) ([]*Instance, error) {
+	return list[Instance](s, ws, TableInstances, "id")
+}
+
+// AppInstances returns the instances of one app.
+func (s *Snapshot) AppInstances(ws memdb.WatchSet, tenant, app string) ([]*Instance, error) {
+	return list[Instance](s, ws, TableInstances, "app", tenant, app)
+}
+
+// HostInstances returns the instances placed on one host.
+func (s *Snapshot) HostInstances(ws memdb.WatchSet, host string) ([]*Instance, error) {
+	return list[Instance](s, ws, TableInstances, "host", host)
+}
+
+// PlanApplyRequest commits a scheduler plan. It is checked against the
+// state it is applied to (optimistic concurrency): if any placement no
+// longer fits its host (gone, not ready, not enough free CPU or memory), the
+// whole plan is refused with a conflict and the planner plans again.
+type PlanApplyRequest struct {
+	Place   []Instance // ID, Tenant, App, Version, Host, CPU, Memory
+	Stop    []InstanceStop
+	Pending []AppPending // one per app planned: "" clears its explanation
+	Time    time.Time
+}
+
+// InstanceStop asks for an instance to be stopped.
+type InstanceStop struct {
+	ID     string
+	Reason string
+}
+
+// AppPending records why an app has fewer instances than it wants.
+type AppPending struct {
+	Tenant, App string
+	Reason      string
+}
+
+// InstanceUpdateRequest carries what agents saw of their instances.
+// Updates of unknown instances are ignored (they may have been removed
+// meanwhile). An instance desired stopped that is reported stopped is
+// removed.
+type InstanceUpdateRequest struct {
+	Host    string // the reporting host: updates of other hosts' instances are ignored
+	Updates []InstanceUpdate
+	Time    time.Time
+}
+
+// InstanceUpdate is one instance's observed state.
+type InstanceUpdate struct {
+	ID       string
+	State    string
+	Ready    bool
+	Address  string
+	Restarts int
+	Message  string
+}
+
+// capacity returns a host's schedulable CPU (millicores) and memory (MB).
+func capacity(h *Host) (int, int) {
+	return h.Inventory.CPUs * 1000, int(h.Inventory.MemoryBytes >> 20)
+}
+
+// Schedulable reports whether new instances may go to a host.
+func Schedulable(h *Host) bool { return h.State == HostReady }
+
+func (w *writer) planApply(r *PlanApplyRequest) *Error {
+	snap := w.snap()
+	type use struct{ cpu, mem int }
+	used := map[string]*use{}
+	touched := map[string]bool{}
+	usage := func(host string) (*use, *Error) {
+		if u := used[host]; u != nil {
+			return u, nil
+		}
+		is, err := snap.HostInstances(nil, host)
+		if err != nil {
+			return nil, Errorf(KindInternal, "%v", err)
+		}
+		u := &use{}
+		for _, i := range is {
+			if i.Live() {
+				u.cpu += i.CPU
+				u.mem += i.Memory
+			}
+		}
+		used[host] = u
+		return u, nil
+	}
+	stopping := map[string]bool{}
+	for _, s := range r.Stop {
+		stopping[s.ID] = true
+	}
+	for _, s := range r.Stop {
+		i, err := snap.Instance(nil, s.ID)
+		if err != nil {
+			return Errorf(KindInternal, "%v", err)
+		}
+		if i == nil || i.Desired == DesiredStop {
+			continue
+		}
+		if u, e := usage(i.Host); e != nil {
+			return e
+		} else if i.Live() {
+			u.cpu -= i.CPU
+			u.mem -= i.Memory
+		}
+		n := i.Copy()
+		n.Desired, n.StopReason, n.UpdatedAt = DesiredStop, s.Reason, r.Time
+		if n.State == InstanceRunning || n.State == InstanceStarting {
+			n.State = InstanceStopping
+		}
+		w.meta(&n.Meta, &i.Meta)
+		if e := w.insert(TableInstances, n); e != nil {
+			return e
+		}
+		touched[i.Host] = true
+	}
+	for _, p := range r.Place {
+		if p.ID == "" || p.Host == "" || p.Tenant == "" || p.App == "" || p.Version < 1 {
+			return Errorf(KindInvalid, "placement %+v lacks id, host, tenant, app or version", p)
+		}
+		if old, err := snap.Instance(nil, p.ID); err != nil {
+			return Errorf(KindInternal, "%v", err)
+		} else if old != nil {
+			return Errorf(KindConflict, "stale plan: instance id %s is taken", p.ID)
+		}
+		h, err := snap.Host(nil, p.Host)
+		if err != nil {
+			return Errorf(KindInternal, "%v", err)
+		}
+		if h == nil {
+			return Errorf(KindConflict, "stale plan: host %s is gone", p.Host)
+		}
+		if !Schedulable(h) {
+			return Errorf(KindConflict, "stale plan: host %s is %s", h.Name, h.State)
+		}
+		u, e := usage(p.Host)
+		if e != nil {
+			return e
+		}
+		cpu, mem := capacity(h)
+		if u.cpu+p.CPU > cpu || u.mem+p.Memory > mem {
+			return Errorf(KindConflict, "stale plan: host %s has %dm CPU and %d MB free, the placement needs %dm and %d MB",
+				h.Name, cpu-u.cpu, mem-u.mem, p.CPU, p.Memory)
+		}
+		u.cpu += p.CPU
+		u.mem += p.Memory
+		n := p
+		n.Desired, n.State, n.Ready, n.Address, n.Restarts, n.Message = DesiredRun, InstancePending, false, "", 0, ""
+		n.CreatedAt, n.UpdatedAt = r.Time, r.Time
+		w.meta(&n.Meta, nil)
+		if e := w.insert(TableInstances, &n); e != nil {
+			return e
+		}
+		touched[p.Host] = true
+	}
+	for _, p := range r.Pending {
+		a, e := w.app(p.Tenant, p.App)
+		if e != nil {
+			return e
+		}
+		if a == nil || a.Pending == p.Reason {
+			continue
+		}
+		n := a.Copy()
+		n.Pending = p.Reason
+		w.meta(&n.Meta, &a.Meta)
+		if e := w.insert(TableApps, n); e != nil {
+			return e
+		}
+	}
+	return w.bumpAssignments(touched)
+}
+
+// bumpAssignments marks the assignments of hosts as changed at this index,
+// so their agents get the new set.
+func (w *writer) bumpAssignments(hosts map[string]bool) *Error {
+	for id := range hosts {
+		h, err := w.snap().Host(nil, id)
+		if err != nil {
+			return Errorf(KindInternal, "%v", err)
+		}
+		if h == nil {
+			continue
+		}
+		n := h.Copy()
+		n.AssignIndex = w.index
+		w.meta(&n.Meta, &h.Meta)
+		if e := w.insert(TableHosts, n); e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+func (w *writer) instanceUpdate(r *InstanceUpdateRequest) *Error {
+	snap := w.snap()
+	for _, u := range r.Updates {
+		switch u.State {
+		case InstancePending, InstanceStarting, InstanceRunning, InstanceStopping, InstanceStopped, InstanceFailed:
+		default:
+			return &Error{Kind: KindInvalid, Field: "state", Msg: fmt.Sprintf("unknown instance state %q", u.State)}
+		}
+		i, err := snap.Instance(nil, u.ID)
+		if err != nil {
+			return Errorf(KindInternal, "%v", err)
+		}
+		if i == nil || i.Host != r.Host {
+			continue
+		}
+		if i.Desired == DesiredStop && u.State == InstanceStopped {
+			if e := w.delete(TableInstances, i); e != nil {
+				return e
+			}
+			continue
+		}
+		n := i.Copy()
+		n.State, n.Ready, n.Address, n.Restarts, n.Message, n.UpdatedAt = u.State, u.Ready, u.Address, u.Restarts, u.Message, r.Time
+		if n.Desired == DesiredStop && n.State == InstanceRunning {
+			n.State = InstanceStopping
+		}
+		if *n == *i {
+			continue
+		}
+		w.meta(&n.Meta, &i.Meta)
+		if e := w.insert(TableInstances, n); e != nil {
+			return e
+		}
+		if u.State != i.State && (u.State == InstanceFailed || (i.State == InstanceRunning && u.State != InstanceStopping)) {
+			msg := fmt.Sprintf("instance %s of %s v%d: %s -> %s", i.ID, i.App, i.Version, i.State, u.State)
+			if u.Message != "" {
+				msg += ": " + u.Message
+			}
+			if e := w.event(Event{Time: r.Time, Type: "instance.state", Subject: i.ID, Message: msg}); e != nil {
+				return e
+			}
+		}
+	}
+	return nil
+}
+
+// dropHostInstances removes the instances of a removed host.
+func (w *writer) dropHostInstances(host string) *Error {
+	is, err := w.snap().HostInstances(nil, host)
+	if err != nil {
+		return Errorf(KindInternal, "%v", err)
+	}
+	for _, i := range is {
+		if e := w.delete(TableInstances, i); e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// stopAppInstances asks every instance of a deleted app to stop.
+func (w *writer) stopAppInstances(tenant, app string, at time.Time) *Error {
+	is, err := w.snap().AppInstances(nil, tenant, app)
+	if err != nil {
+		return Errorf(KindInternal, "%v", err)
+	}
+	touched := map[string]bool{}
+	for _, i := range is {
+		if i.Desired == DesiredStop {
+			continue
+		}
+		n := i.Copy()
+		n.Desired, n.StopReason, n.UpdatedAt = DesiredStop, "app deleted", at
+		w.meta(&n.Meta, &i.Meta)
+		if e := w.insert(TableInstances, n); e != nil {
+			return e
+		}
+		touched[i.Host] = true
+	}
+	return w.bumpAssignments(touched)
+}
