@@ -22,6 +22,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
@@ -51,6 +52,8 @@ type Config struct {
 	GossipAddr string
 	// LocalAddr serves /healthz and /metrics. "" serves nothing.
 	LocalAddr string
+	// Driver runs the host's instances. Nil: this agent runs none.
+	Driver driver.Driver
 	// Advertise is the address other hosts use to reach this host's
 	// instances. "" means the host's first address.
 	Advertise string
@@ -71,6 +74,7 @@ type Agent struct {
 	rotations atomic.Uint64
 	gossip    atomic.Pointer[gossip] // nil until the pool's key is known
 	cut       atomic.Bool            // fault injection: no hub reachable
+	sup       *supervisor            // nil without a driver
 }
 
 // errCut ends sessions while the agent is cut off from the hub.
@@ -146,6 +150,20 @@ func (a *Agent) Run(ctx context.Context) error {
 			return fmt.Errorf("--local-addr: %w", err)
 		}
 		go a.serveLocal(ctx, ln)
+	}
+	if a.cfg.Driver != nil {
+		host := ""
+		if a.cfg.Advertise != "" {
+			host = a.cfg.Advertise
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				host = h
+			}
+		}
+		a.sup = newSupervisor(a.cfg.Driver, a.cfg.DataDir, host, a.log.With("component", "supervisor"))
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); a.sup.Run(sctx) }()
+		defer func() { stop(); <-done }()
 	}
 	if key := loadGossipKey(a.cfg.DataDir); key != nil {
 		a.ensureGossip(key, nil)
@@ -353,6 +371,9 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 	}
 	defer conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShutdown), "agent stopping")
 	hello := &wire.Hello{ProtocolVersion: wire.ProtocolVersion, HostId: id.HostID, AgentVersion: Version}
+	if a.sup != nil {
+		hello.LastAssignmentVersion = a.sup.applied()
+	}
 	s, env, err := exchange(ctx, conn, wire.StreamControl, &wire.Envelope{Msg: &wire.Envelope_Hello{Hello: hello}})
 	if err != nil {
 		return err
@@ -366,6 +387,15 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 	a.ensureGossip(welcome.GossipKey, welcome.PoolPeers)
 	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Inventory{Inventory: a.inventory()}}); err != nil {
 		return err
+	}
+	var statusCh <-chan struct{}
+	if a.sup != nil {
+		statusCh = a.sup.notify
+		if r := a.sup.report(true); len(r.Instances) > 0 {
+			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_StatusReport{StatusReport: r}}); err != nil {
+				return err
+			}
+		}
 	}
 	a.log.Info("connected", "hub", hub, "node", welcome.HubNode)
 	interval := time.Duration(welcome.HeartbeatIntervalMs) * time.Millisecond
@@ -396,6 +426,19 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 				}
 				if t := sent.take(m.HeartbeatAck.Seq); a.cfg.OnAck != nil && !t.IsZero() {
 					a.cfg.OnAck(time.Since(t))
+				}
+			case *wire.Envelope_Assignments:
+				if a.sup == nil {
+					continue
+				}
+				if err := a.sup.assign(m.Assignments); err != nil {
+					a.log.Warn("keep assignments", "err", err)
+					continue
+				}
+				a.log.Debug("assignments", "version", m.Assignments.Version, "instances", len(m.Assignments.Instances))
+				if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_AssignmentAck{AssignmentAck: &wire.AssignmentAck{Version: m.Assignments.Version}}}); err != nil {
+					errc <- err
+					return
 				}
 			case *wire.Envelope_Error:
 				errc <- &quic.ApplicationError{ErrorCode: quic.ApplicationErrorCode(m.Error.Code), ErrorMessage: m.Error.Message}
@@ -432,19 +475,29 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 				lastFull = now
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-errc:
-			return err
-		case <-renew.C:
-			if err := a.renew(ctx, conn); err != nil {
-				a.log.Warn("certificate renewal", "err", err)
-				renew.Reset(10 * time.Second)
-				continue
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case err := <-errc:
+				return err
+			case <-statusCh:
+				if r := a.sup.report(false); len(r.Instances) > 0 {
+					if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_StatusReport{StatusReport: r}}); err != nil {
+						return err
+					}
+				}
+			case <-renew.C:
+				if err := a.renew(ctx, conn); err != nil {
+					a.log.Warn("certificate renewal", "err", err)
+					renew.Reset(10 * time.Second)
+					continue
+				}
+				return errRotated
+			case <-t.C:
+				break wait
 			}
-			return errRotated
-		case <-t.C:
 		}
 	}
 }

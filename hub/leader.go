@@ -38,6 +38,11 @@ func (h *Hub) leaderDuties(ctx context.Context) {
 			}
 		}
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		h.runPlanner(ctx)
+	}()
 	h.liveness.Run(ctx)
 	wg.Wait()
 }

@@ -287,6 +287,7 @@ func TestRBACMatrix(t *testing.T) {
 		{"POST /v1/apps/{name}/scale", "POST", "/v1/apps/web/scale?tenant={t}", `{"instances":2}`, expect{200, 200, 200, 403}, expect{200, 404, 404, 403}},
 		{"POST /v1/apps/{name}/rollback", "POST", "/v1/apps/web/rollback?tenant={t}", `{"version":1}`, expect{200, 200, 200, 403}, expect{200, 404, 404, 403}},
 		{"GET /v1/apps/{name}/versions", "GET", "/v1/apps/web/versions?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
+		{"GET /v1/apps/{name}/instances", "GET", "/v1/apps/web/instances?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
 		{"GET /v1/join-tokens", "GET", "/v1/join-tokens", "", adminOnly(200), adminOnly(200)},
 		{"POST /v1/join-tokens", "POST", "/v1/join-tokens", `{"pool":"aws-bj","ttl":"10m"}`, adminOnly(201), adminOnly(201)},
 		{"DELETE /v1/join-tokens/{id}", "DELETE", "/v1/join-tokens/{jt}", "", adminOnly(204), adminOnly(204)},

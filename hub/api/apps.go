@@ -56,7 +56,7 @@ func (s *Server) readApp(w http.ResponseWriter, r *http.Request, p *principal, f
 			return nil, 0, errNotFound("app", name)
 		}
 		out, err := fn(ws, snap, a)
-		return out, snap.Index(state.TableApps, state.TableAppVersions), err
+		return out, snap.Index(state.TableApps, state.TableAppVersions, state.TableInstances), err
 	})
 }
 
@@ -70,6 +70,25 @@ func (s *Server) appVersions(w http.ResponseWriter, r *http.Request, p *principa
 	return s.readApp(w, r, p, func(ws memdb.WatchSet, snap *state.Snapshot, a *state.App) (any, error) {
 		vs, err := snap.AppVersions(ws, a.Tenant, a.Name)
 		return mapAll(vs, versionOut), err
+	})
+}
+
+func (s *Server) appInstances(w http.ResponseWriter, r *http.Request, p *principal) error {
+	return s.readApp(w, r, p, func(ws memdb.WatchSet, snap *state.Snapshot, a *state.App) (any, error) {
+		is, err := snap.AppInstances(ws, a.Tenant, a.Name)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]apitypes.Instance, 0, len(is))
+		for _, i := range is {
+			name := ""
+			if h, _ := snap.Host(nil, i.Host); h != nil {
+				name = h.Name
+			}
+			out = append(out, apitypes.Instance{ID: i.ID, Host: i.Host, HostName: name, Version: i.Version, State: i.State, Ready: i.Ready,
+				Address: i.Address, Restarts: i.Restarts, Desired: i.Desired, Message: i.Message, CreatedAt: i.CreatedAt})
+		}
+		return out, nil
 	})
 }
 

@@ -21,7 +21,7 @@ func poolOut(p *state.Pool) apitypes.Pool {
 
 func appOut(a *state.App) apitypes.App {
 	c := a.Copy()
-	return apitypes.App{AppSpec: c.Spec, Tenant: c.Tenant, Version: c.Version, LatestVersion: c.LatestVersion,
+	return apitypes.App{AppSpec: c.Spec, Tenant: c.Tenant, Version: c.Version, LatestVersion: c.LatestVersion, Pending: c.Pending,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
 }
 

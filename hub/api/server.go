@@ -234,6 +234,7 @@ func (s *Server) register() {
 	s.handle("POST /v1/apps/{name}/scale", authed, s.scaleApp)
 	s.handle("POST /v1/apps/{name}/rollback", authed, s.rollbackApp)
 	s.handle("GET /v1/apps/{name}/versions", authed, s.appVersions)
+	s.handle("GET /v1/apps/{name}/instances", authed, s.appInstances)
 
 	s.handle("GET /v1/join-tokens", authed, s.listJoinTokens)
 	s.handle("POST /v1/join-tokens", authed, s.createJoinToken)

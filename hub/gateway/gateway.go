@@ -80,6 +80,7 @@ type Gateway struct {
 type agentConn struct {
 	heartbeat    time.Time // last heartbeat received here
 	certNotAfter time.Time
+	assignAcked  uint64 // assignment version the agent applied
 }
 
 // peerWord is when pool peers last called a host alive or dead here.
@@ -493,6 +494,21 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 	}
 	g.log.Debug("agent connected", "host", id.HostID, "remote", conn.RemoteAddr())
 	notAfter := conn.ConnectionState().TLS.VerifiedChains[0][0].NotAfter
+	pctx, stopPush := context.WithCancel(ctx)
+	defer stopPush()
+	go func() {
+		if err := g.pushAssignments(pctx, s, id, hello.LastAssignmentVersion); err != nil && pctx.Err() == nil {
+			g.log.Debug("assignments", "host", id.HostID, "err", err)
+			conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeOf(err)), err.Error())
+		}
+	}()
+	reports := make(chan *wire.StatusReport, 64)
+	defer close(reports)
+	go func() {
+		for r := range reports {
+			g.reportStatus(ctx, id, r)
+		}
+	}()
 	for {
 		env, err := s.Recv()
 		if err != nil {
@@ -524,8 +540,16 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 			go g.updateInventory(ctx, id, m.Inventory)
 		case *wire.Envelope_GossipReport:
 			g.peerReport(id, m.GossipReport)
+		case *wire.Envelope_StatusReport:
+			// In order, off the control loop: one report's commit never
+			// delays a heartbeat's ack.
+			select {
+			case reports <- m.StatusReport:
+			default:
+				return codeError{wire.CodeProtocol, errors.New("instance status reports arrive faster than they can be committed")}
+			}
 		case *wire.Envelope_AssignmentAck:
-			// Consumed by the assignment loop (workloads).
+			g.acked(id.HostID, m.AssignmentAck.Version)
 		default:
 			return fmt.Errorf("%w: %T on the control stream", wire.ErrUnknownMessage, m)
 		}

@@ -49,8 +49,8 @@ type Host struct {
 	// AssignIndex is the Raft index of the last change to the set of
 	// instances assigned to the host: its agents' assignment version.
 	AssignIndex uint64
-	Inventory    Inventory
-	EnrolledAt   time.Time
+	Inventory   Inventory
+	EnrolledAt  time.Time
 	Meta
 }
 

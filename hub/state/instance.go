@@ -238,9 +238,11 @@ func (w *writer) planApply(r *PlanApplyRequest) *Error {
 		if a == nil || a.Pending == p.Reason {
 			continue
 		}
+		// Pending is status, not spec: it leaves the app's modify index
+		// (its CAS token) alone; the table's index still moves, so
+		// blocking queries see it.
 		n := a.Copy()
 		n.Pending = p.Reason
-		w.meta(&n.Meta, &a.Meta)
 		if e := w.insert(TableApps, n); e != nil {
 			return e
 		}

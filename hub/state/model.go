@@ -76,9 +76,9 @@ type App struct {
 	LatestVersion int // highest version ever created
 	// Pending explains, when set, why the scheduler could not place every
 	// instance the app wants.
-	Pending string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	Pending   string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 	Meta
 }
 

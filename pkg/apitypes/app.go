@@ -287,6 +287,9 @@ type App struct {
 	Version int `json:"version"`
 	// LatestVersion is the highest version number ever created.
 	LatestVersion int `json:"latest_version"`
+	// Pending explains why some instances cannot be placed yet ("" when
+	// all are placed).
+	Pending string `json:"pending,omitempty"`
 
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
@@ -333,3 +336,20 @@ func (r *RollbackRequest) Validate() error {
 
 // String implements fmt.Stringer.
 func (a *App) String() string { return fmt.Sprintf("%s/%s v%d", a.Tenant, a.Name, a.Version) }
+
+// Instance is one instance of an app, as GET /v1/apps/{name}/instances
+// returns it.
+type Instance struct {
+	ID       string `json:"id"`
+	Host     string `json:"host"`
+	HostName string `json:"host_name"`
+	Version  int    `json:"version"`
+	// State: pending, starting, running, stopping, stopped or failed.
+	State     string    `json:"state"`
+	Ready     bool      `json:"ready"`
+	Address   string    `json:"address,omitempty"`
+	Restarts  int       `json:"restarts"`
+	Desired   string    `json:"desired"` // "run" or "stop"
+	Message   string    `json:"message,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}

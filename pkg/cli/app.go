@@ -206,7 +206,51 @@ func (e *env) appCmd() *cobra.Command {
 			}
 			return e.print(vs, []string{"VERSION", "IMAGE", "CPU", "MEMORY", "AGE"}, rows)
 		})}
-	return group("app", "Deploy and manage apps", deploy, ls, show, rm, scale, rollback, versions)
+	instancesCmd := &cobra.Command{Use: "instances NAME", Short: "List an app's instances", Args: cobra.ExactArgs(1),
+		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
+			is, _, err := c.Apps().Instances(cmd.Context(), args[0], e.query())
+			if err != nil {
+				return err
+			}
+			var rows [][]string
+			for _, i := range is {
+				st := i.State
+				if i.Desired == "stop" && i.State != "stopped" {
+					st += " (stopping)"
+				}
+				rows = append(rows, []string{i.ID, orDash(i.HostName), strconv.Itoa(i.Version), st, strconv.FormatBool(i.Ready), orDash(i.Address), strconv.Itoa(i.Restarts), age(i.CreatedAt)})
+			}
+			return e.print(is, []string{"ID", "HOST", "VERSION", "STATE", "READY", "ADDRESS", "RESTARTS", "AGE"}, rows)
+		})}
+	statusCmd := &cobra.Command{Use: "status NAME", Short: "Show an app's rollout: instances wanted, placed, ready, and why any are pending", Args: cobra.ExactArgs(1),
+		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
+			a, _, err := c.Apps().Get(cmd.Context(), args[0], e.query())
+			if err != nil {
+				return err
+			}
+			is, _, err := c.Apps().Instances(cmd.Context(), args[0], e.query())
+			if err != nil {
+				return err
+			}
+			running, ready, current := 0, 0, 0
+			for _, i := range is {
+				if i.Desired != "run" {
+					continue
+				}
+				if i.State == "running" {
+					running++
+				}
+				if i.Ready {
+					ready++
+				}
+				if i.Version == a.Version {
+					current++
+				}
+			}
+			return e.printKV(a, [][2]string{{"Name", a.Name}, {"Version", strconv.Itoa(a.Version)}, {"Wanted", strconv.Itoa(deref(a.Instances))},
+				{"Placed (current version)", strconv.Itoa(current)}, {"Running", strconv.Itoa(running)}, {"Ready", strconv.Itoa(ready)}, {"Pending", orDash(a.Pending)}})
+		})}
+	return group("app", "Deploy and manage apps", deploy, ls, show, rm, scale, rollback, versions, instancesCmd, statusCmd)
 }
 
 func deref(p *int) int {

@@ -165,3 +165,8 @@ func (a *Apps) Rollback(ctx context.Context, name string, version int, o *WriteO
 func (a *Apps) Versions(ctx context.Context, name string, o *QueryOptions) ([]apitypes.AppVersion, *QueryMeta, error) {
 	return get[[]apitypes.AppVersion](ctx, a.c, appPath(name, "/versions"), o)
 }
+
+// Instances lists an app's instances.
+func (a *Apps) Instances(ctx context.Context, name string, o *QueryOptions) ([]apitypes.Instance, *QueryMeta, error) {
+	return get[[]apitypes.Instance](ctx, a.c, appPath(name, "/instances"), o)
+}

@@ -43,6 +43,7 @@ type Envelope struct {
 	//	*Envelope_EnrollResponse
 	//	*Envelope_RenewRequest
 	//	*Envelope_RenewResponse
+	//	*Envelope_StatusReport
 	Msg           isEnvelope_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -211,6 +212,15 @@ func (x *Envelope) GetRenewResponse() *RenewResponse {
 	return nil
 }
 
+func (x *Envelope) GetStatusReport() *StatusReport {
+	if x != nil {
+		if x, ok := x.Msg.(*Envelope_StatusReport); ok {
+			return x.StatusReport
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Msg interface {
 	isEnvelope_Msg()
 }
@@ -271,6 +281,10 @@ type Envelope_RenewResponse struct {
 	RenewResponse *RenewResponse `protobuf:"bytes,14,opt,name=renew_response,json=renewResponse,proto3,oneof"`
 }
 
+type Envelope_StatusReport struct {
+	StatusReport *StatusReport `protobuf:"bytes,15,opt,name=status_report,json=statusReport,proto3,oneof"`
+}
+
 func (*Envelope_Hello) isEnvelope_Msg() {}
 
 func (*Envelope_Welcome) isEnvelope_Msg() {}
@@ -298,6 +312,8 @@ func (*Envelope_EnrollResponse) isEnvelope_Msg() {}
 func (*Envelope_RenewRequest) isEnvelope_Msg() {}
 
 func (*Envelope_RenewResponse) isEnvelope_Msg() {}
+
+func (*Envelope_StatusReport) isEnvelope_Msg() {}
 
 // Hello opens the control stream (agent -> hub).
 type Hello struct {
@@ -1594,12 +1610,144 @@ func (x *RenewResponse) GetCertPem() []byte {
 	return nil
 }
 
+// InstanceStatus is what an agent sees of one instance.
+type InstanceStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// pending, starting, running, stopping, stopped or failed.
+	State         string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Ready         bool   `protobuf:"varint,3,opt,name=ready,proto3" json:"ready,omitempty"`
+	Address       string `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
+	Restarts      uint32 `protobuf:"varint,5,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	Message       string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstanceStatus) Reset() {
+	*x = InstanceStatus{}
+	mi := &file_wire_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceStatus) ProtoMessage() {}
+
+func (x *InstanceStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceStatus.ProtoReflect.Descriptor instead.
+func (*InstanceStatus) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *InstanceStatus) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *InstanceStatus) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *InstanceStatus) GetReady() bool {
+	if x != nil {
+		return x.Ready
+	}
+	return false
+}
+
+func (x *InstanceStatus) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *InstanceStatus) GetRestarts() uint32 {
+	if x != nil {
+		return x.Restarts
+	}
+	return 0
+}
+
+func (x *InstanceStatus) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// StatusReport carries instance states that changed (agent -> hub); after
+// a (re)connection, all of them.
+type StatusReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Instances     []*InstanceStatus      `protobuf:"bytes,1,rep,name=instances,proto3" json:"instances,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusReport) Reset() {
+	*x = StatusReport{}
+	mi := &file_wire_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusReport) ProtoMessage() {}
+
+func (x *StatusReport) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusReport.ProtoReflect.Descriptor instead.
+func (*StatusReport) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *StatusReport) GetInstances() []*InstanceStatus {
+	if x != nil {
+		return x.Instances
+	}
+	return nil
+}
+
 var File_wire_proto protoreflect.FileDescriptor
 
 const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"wire.proto\x12\rwharf.wire.v1\"\xf8\x06\n" +
+	"wire.proto\x12\rwharf.wire.v1\"\xbc\a\n" +
 	"\bEnvelope\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.wharf.wire.v1.HelloH\x00R\x05hello\x122\n" +
 	"\awelcome\x18\x02 \x01(\v2\x16.wharf.wire.v1.WelcomeH\x00R\awelcome\x128\n" +
@@ -1615,7 +1763,8 @@ const file_wire_proto_rawDesc = "" +
 	"\x0eenroll_request\x18\v \x01(\v2\x1c.wharf.wire.v1.EnrollRequestH\x00R\renrollRequest\x12H\n" +
 	"\x0fenroll_response\x18\f \x01(\v2\x1d.wharf.wire.v1.EnrollResponseH\x00R\x0eenrollResponse\x12B\n" +
 	"\rrenew_request\x18\r \x01(\v2\x1b.wharf.wire.v1.RenewRequestH\x00R\frenewRequest\x12E\n" +
-	"\x0erenew_response\x18\x0e \x01(\v2\x1c.wharf.wire.v1.RenewResponseH\x00R\rrenewResponseB\x05\n" +
+	"\x0erenew_response\x18\x0e \x01(\v2\x1c.wharf.wire.v1.RenewResponseH\x00R\rrenewResponse\x12B\n" +
+	"\rstatus_report\x18\x0f \x01(\v2\x1b.wharf.wire.v1.StatusReportH\x00R\fstatusReportB\x05\n" +
 	"\x03msg\"\xa8\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
@@ -1729,7 +1878,16 @@ const file_wire_proto_rawDesc = "" +
 	"\fRenewRequest\x12\x17\n" +
 	"\acsr_der\x18\x01 \x01(\fR\x06csrDer\"*\n" +
 	"\rRenewResponse\x12\x19\n" +
-	"\bcert_pem\x18\x01 \x01(\fR\acertPemB*Z(github.com/wharf-platform/wharf/pkg/wireb\x06proto3"
+	"\bcert_pem\x18\x01 \x01(\fR\acertPem\"\x9c\x01\n" +
+	"\x0eInstanceStatus\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
+	"\x05ready\x18\x03 \x01(\bR\x05ready\x12\x18\n" +
+	"\aaddress\x18\x04 \x01(\tR\aaddress\x12\x1a\n" +
+	"\brestarts\x18\x05 \x01(\rR\brestarts\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\"K\n" +
+	"\fStatusReport\x12;\n" +
+	"\tinstances\x18\x01 \x03(\v2\x1d.wharf.wire.v1.InstanceStatusR\tinstancesB*Z(github.com/wharf-platform/wharf/pkg/wireb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
@@ -1743,7 +1901,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 	return file_wire_proto_rawDescData
 }
 
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_wire_proto_goTypes = []any{
 	(*Envelope)(nil),       // 0: wharf.wire.v1.Envelope
 	(*Hello)(nil),          // 1: wharf.wire.v1.Hello
@@ -1764,8 +1922,10 @@ var file_wire_proto_goTypes = []any{
 	(*EnrollResponse)(nil), // 16: wharf.wire.v1.EnrollResponse
 	(*RenewRequest)(nil),   // 17: wharf.wire.v1.RenewRequest
 	(*RenewResponse)(nil),  // 18: wharf.wire.v1.RenewResponse
-	nil,                    // 19: wharf.wire.v1.Inventory.LabelsEntry
-	nil,                    // 20: wharf.wire.v1.Instance.EnvEntry
+	(*InstanceStatus)(nil), // 19: wharf.wire.v1.InstanceStatus
+	(*StatusReport)(nil),   // 20: wharf.wire.v1.StatusReport
+	nil,                    // 21: wharf.wire.v1.Inventory.LabelsEntry
+	nil,                    // 22: wharf.wire.v1.Instance.EnvEntry
 }
 var file_wire_proto_depIdxs = []int32{
 	1,  // 0: wharf.wire.v1.Envelope.hello:type_name -> wharf.wire.v1.Hello
@@ -1782,19 +1942,21 @@ var file_wire_proto_depIdxs = []int32{
 	16, // 11: wharf.wire.v1.Envelope.enroll_response:type_name -> wharf.wire.v1.EnrollResponse
 	17, // 12: wharf.wire.v1.Envelope.renew_request:type_name -> wharf.wire.v1.RenewRequest
 	18, // 13: wharf.wire.v1.Envelope.renew_response:type_name -> wharf.wire.v1.RenewResponse
-	19, // 14: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
-	20, // 15: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
-	6,  // 16: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
-	7,  // 17: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
-	8,  // 18: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
-	11, // 19: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
-	5,  // 20: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
-	14, // 21: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	20, // 14: wharf.wire.v1.Envelope.status_report:type_name -> wharf.wire.v1.StatusReport
+	21, // 15: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
+	22, // 16: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
+	6,  // 17: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
+	7,  // 18: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
+	8,  // 19: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
+	11, // 20: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
+	5,  // 21: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
+	14, // 22: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
+	19, // 23: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -1817,6 +1979,7 @@ func file_wire_proto_init() {
 		(*Envelope_EnrollResponse)(nil),
 		(*Envelope_RenewRequest)(nil),
 		(*Envelope_RenewResponse)(nil),
+		(*Envelope_StatusReport)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1824,7 +1987,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

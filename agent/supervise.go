@@ -1,0 +1,391 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/pkg/wire"
+)
+
+// The supervisor converges the host to its assignments through the driver,
+// restarts what exits (with backoff), checks health, and queues status
+// changes for the hub. Assignments are kept on disk, so after a reboot
+// without the hub the host runs its instances again (offline autonomy).
+
+// fileAssignments keeps the last assignment set applied.
+const fileAssignments = "assignments.pb"
+
+const (
+	restartBackoffMin = time.Second
+	restartBackoffMax = 30 * time.Second
+	// maxQuickFailures: an instance that fails to start (or exits within
+	// quickExit) this many times in a row is reported failed, and the hub
+	// places it elsewhere.
+	maxQuickFailures = 5
+	quickExit        = 10 * time.Second
+	stopGrace        = 10 * time.Second
+)
+
+type supervisor struct {
+	drv       driver.Driver
+	log       *slog.Logger
+	dir       string
+	advertise string // host part of reported addresses
+
+	mu      sync.Mutex
+	desired *wire.Assignments
+	inst    map[string]*tracked
+	changed map[string]bool // instance ids whose status the hub has not heard
+	kick    chan struct{}
+	notify  chan struct{} // status changed
+}
+
+// istatus is an instance's status as reported to the hub.
+type istatus struct {
+	State    string
+	Ready    bool
+	Address  string
+	Restarts uint32
+	Message  string
+}
+
+// tracked is what the supervisor knows of one instance.
+type tracked struct {
+	status   istatus
+	started  time.Time
+	next     time.Time // earliest next start
+	backoff  time.Duration
+	failures int // quick failures in a row
+	healthOK int
+	healthNo int
+	lastHC   time.Time
+}
+
+func newSupervisor(drv driver.Driver, dir, advertise string, log *slog.Logger) *supervisor {
+	s := &supervisor{drv: drv, dir: dir, advertise: advertise, log: log, inst: map[string]*tracked{}, changed: map[string]bool{},
+		kick: make(chan struct{}, 1), notify: make(chan struct{}, 1)}
+	if b, err := os.ReadFile(filepath.Join(dir, fileAssignments)); err == nil {
+		var a wire.Assignments
+		if proto.Unmarshal(b, &a) == nil {
+			s.desired = &a
+		}
+	}
+	return s
+}
+
+// applied returns the version of the assignments on disk.
+func (s *supervisor) applied() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.desired == nil {
+		return 0
+	}
+	return s.desired.Version
+}
+
+// assign replaces the desired set (kept on disk first) and wakes the loop.
+func (s *supervisor) assign(a *wire.Assignments) error {
+	b, err := proto.Marshal(a)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(s.dir, fileAssignments+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(s.dir, fileAssignments)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.desired = a
+	s.mu.Unlock()
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// report returns the status changes not yet sent (all when full).
+func (s *supervisor) report(full bool) *wire.StatusReport {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := &wire.StatusReport{}
+	for id, t := range s.inst {
+		if full || s.changed[id] {
+			st := t.status
+			r.Instances = append(r.Instances, &wire.InstanceStatus{Id: id, State: st.State, Ready: st.Ready, Address: st.Address, Restarts: st.Restarts, Message: st.Message})
+		}
+	}
+	for id := range s.changed {
+		if _, ok := s.inst[id]; !ok { // stopped and forgotten
+			r.Instances = append(r.Instances, &wire.InstanceStatus{Id: id, State: "stopped"})
+		}
+	}
+	s.changed = map[string]bool{}
+	return r
+}
+
+// Run converges until ctx ends: at once on new assignments, else every
+// second.
+func (s *supervisor) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		s.converge(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+		case <-t.C:
+		}
+	}
+}
+
+func (s *supervisor) set(id string, t *tracked, st istatus) {
+	if t.status == st {
+		return
+	}
+	t.status = st
+	s.changed[id] = true
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (s *supervisor) converge(ctx context.Context) {
+	s.mu.Lock()
+	var want []*wire.Instance
+	if s.desired != nil {
+		want = s.desired.Instances
+	}
+	s.mu.Unlock()
+	wanted := map[string]bool{}
+	for _, in := range want {
+		wanted[in.Id] = true
+		s.keep(ctx, in)
+	}
+	// Whatever runs here and is not wanted stops: instances the hub moved
+	// elsewhere while this host was away, or that an app no longer has.
+	running, err := s.drv.List(ctx)
+	if err != nil {
+		s.log.Warn("list instances", "err", err)
+		return
+	}
+	for _, st := range running {
+		if wanted[st.InstanceID] {
+			continue
+		}
+		s.mu.Lock()
+		t := s.inst[st.InstanceID]
+		if t == nil {
+			t = &tracked{}
+			s.inst[st.InstanceID] = t
+		}
+		s.set(st.InstanceID, t, istatus{State: "stopping", Restarts: t.status.Restarts})
+		s.mu.Unlock()
+		if err := s.drv.Stop(ctx, st.InstanceID, stopGrace); err != nil {
+			s.log.Warn("stop", "instance", st.InstanceID, "err", err)
+			continue
+		}
+		s.log.Info("instance stopped", "instance", st.InstanceID)
+		s.mu.Lock()
+		delete(s.inst, st.InstanceID)
+		s.changed[st.InstanceID] = true
+		s.mu.Unlock()
+	}
+	s.mu.Lock()
+	for id := range s.inst { // tracked but neither wanted nor running
+		if !wanted[id] {
+			delete(s.inst, id)
+			s.changed[id] = true
+		}
+	}
+	s.mu.Unlock()
+}
+
+// keep makes one wanted instance run, restarting it with backoff, and
+// checks its health.
+func (s *supervisor) keep(ctx context.Context, in *wire.Instance) {
+	s.mu.Lock()
+	t := s.inst[in.Id]
+	if t == nil {
+		t = &tracked{backoff: restartBackoffMin, status: istatus{State: "pending"}}
+		s.inst[in.Id] = t
+	}
+	s.mu.Unlock()
+	st, err := s.drv.Inspect(ctx, in.Id)
+	if err == nil && st.State == driver.StateRunning {
+		s.health(ctx, in, t, st)
+		return
+	}
+	if err != nil && !errors.Is(err, driver.ErrNotFound) {
+		s.log.Warn("inspect", "instance", in.Id, "err", err)
+		return
+	}
+	now := time.Now()
+	if now.Before(t.next) {
+		return
+	}
+	s.mu.Lock()
+	restarts := t.status.Restarts
+	if !t.started.IsZero() {
+		restarts++
+		if now.Sub(t.started) < quickExit {
+			t.failures++
+		} else {
+			t.failures, t.backoff = 0, restartBackoffMin
+		}
+	}
+	if t.failures >= maxQuickFailures {
+		s.set(in.Id, t, istatus{State: "failed", Restarts: restarts, Message: fmt.Sprintf("exited %d times in a row within %s (last exit code %d)", t.failures, quickExit, st.ExitCode)})
+		t.next = now.Add(restartBackoffMax)
+		s.mu.Unlock()
+		return
+	}
+	s.set(in.Id, t, istatus{State: "starting", Restarts: restarts})
+	s.mu.Unlock()
+	got, err := s.drv.Start(ctx, specOf(in))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t.started = time.Now()
+	t.next = t.started.Add(t.backoff)
+	t.backoff = min(t.backoff*2, restartBackoffMax)
+	t.healthOK, t.healthNo = 0, 0
+	if err != nil {
+		t.failures++
+		s.set(in.Id, t, istatus{State: "starting", Restarts: restarts, Message: "start: " + err.Error()})
+		s.log.Warn("start", "instance", in.Id, "err", err)
+		return
+	}
+	s.log.Info("instance started", "instance", in.Id, "app", in.App, "version", in.Version, "address", got.Address)
+	s.set(in.Id, t, istatus{State: "running", Ready: in.Health == nil, Address: s.address(got.Address), Restarts: restarts})
+}
+
+// address puts the host's advertised address in front of a driver's port.
+func (s *supervisor) address(a string) string {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return a
+	}
+	if s.advertise != "" {
+		host = s.advertise
+	} else if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// health runs an instance's health check when due and updates readiness:
+// ready after one success, not ready after three failures in a row.
+func (s *supervisor) health(ctx context.Context, in *wire.Instance, t *tracked, st driver.Status) {
+	addr := s.address(st.Address)
+	s.mu.Lock()
+	cur := t.status
+	if cur.State != "running" || cur.Address != addr {
+		cur.State, cur.Address = "running", addr
+		if in.Health == nil {
+			cur.Ready = true
+		}
+		s.set(in.Id, t, cur)
+	}
+	hc := in.Health
+	interval := 2 * time.Second
+	if hc != nil && hc.IntervalMs > 0 {
+		interval = time.Duration(hc.IntervalMs) * time.Millisecond
+	}
+	due := hc != nil && time.Since(t.lastHC) >= interval
+	if due {
+		t.lastHC = time.Now()
+	}
+	s.mu.Unlock()
+	if !due {
+		return
+	}
+	ok, why := s.check(ctx, in, st)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur = t.status
+	if ok {
+		t.healthOK, t.healthNo = t.healthOK+1, 0
+		cur.Ready, cur.Message = true, ""
+	} else {
+		t.healthOK, t.healthNo = 0, t.healthNo+1
+		if t.healthNo >= 3 || !cur.Ready {
+			cur.Ready, cur.Message = false, "health check: "+why
+		}
+	}
+	s.set(in.Id, t, cur)
+}
+
+// check runs one HTTP or TCP health check against the instance's port.
+func (s *supervisor) check(ctx context.Context, in *wire.Instance, st driver.Status) (bool, string) {
+	hc := in.Health
+	timeout := 2 * time.Second
+	if hc.TimeoutMs > 0 {
+		timeout = time.Duration(hc.TimeoutMs) * time.Millisecond
+	}
+	port := int(hc.Port)
+	if hc.Tcp > 0 {
+		port = int(hc.Tcp)
+	}
+	hostPort := st.Ports[port]
+	if hostPort == 0 {
+		// exec instances listen on PORT; the driver reports it as the
+		// address.
+		_, p, _ := net.SplitHostPort(st.Address)
+		hostPort, _ = strconv.Atoi(p)
+	}
+	target := net.JoinHostPort("127.0.0.1", strconv.Itoa(hostPort))
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if hc.Http != "" {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+target+hc.Http, nil)
+		if err != nil {
+			return false, err.Error()
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, err.Error()
+		}
+		resp.Body.Close()
+		if resp.StatusCode < 200 || resp.StatusCode >= 400 {
+			return false, fmt.Sprintf("GET %s: %s", hc.Http, resp.Status)
+		}
+		return true, ""
+	}
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", target)
+	if err != nil {
+		return false, err.Error()
+	}
+	c.Close()
+	return true, ""
+}
+
+// specOf turns an assignment into what a driver runs.
+func specOf(in *wire.Instance) driver.Spec {
+	s := driver.Spec{InstanceID: in.Id, Tenant: in.Tenant, App: in.App, Version: int(in.Version), Image: in.Image,
+		Command: in.Command, CPU: int(in.Cpu), Memory: int(in.Memory), Env: map[string]string{}}
+	for k, v := range in.Env {
+		s.Env[k] = v
+	}
+	s.Env["WHARF_INSTANCE"], s.Env["WHARF_APP"], s.Env["WHARF_VERSION"] = in.Id, in.App, strconv.Itoa(int(in.Version))
+	for _, p := range in.Ports {
+		s.Ports = append(s.Ports, driver.Port{Name: p.Name, ContainerPort: int(p.ContainerPort), Protocol: p.Protocol, HostPort: int(p.HostPort)})
+	}
+	return s
+}

@@ -1,0 +1,188 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wharf-platform/wharf/agent"
+	"github.com/wharf-platform/wharf/agent/driver/fake"
+	"github.com/wharf-platform/wharf/hub/hubtest"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+	"github.com/wharf-platform/wharf/pkg/client"
+)
+
+// runAgent starts an agent and returns a stop function (idempotent).
+func runAgent(t *testing.T, cfg agent.Config) (*agent.Agent, func()) {
+	t.Helper()
+	a, err := agent.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	stop := sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	return a, stop
+}
+
+// TestWorkloadsWithFakeDriver drives the whole scheduling loop over real
+// Raft and real QUIC, with in-memory drivers: deploy, spread, scale up and
+// down, a crash restarted locally, a dead host's instances replaced and
+// stopped on its return, a rolling update, and deletion.
+func TestWorkloadsWithFakeDriver(t *testing.T) {
+	c := hubtest.New(t, 3, hubtest.Options{SuspectAfter: time.Second, DownAfter: 3 * time.Second})
+	ctx := context.Background()
+	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
+	boot, err := anon.Bootstrap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := client.New(client.Config{Address: c.Nodes[0].URL(), Token: boot.Token})
+	if _, err := admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "p", Datacenter: "dc1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
+	hostA, hostB := fake.NewHost(), fake.NewHost()
+	dirB := t.TempDir()
+	a, _ := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: t.TempDir(), Name: "a", Driver: fake.New(hostA)})
+	b, stopB := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dirB, Name: "b", Driver: fake.New(hostB)})
+	hubtest.WaitFor(t, 15*time.Second, "two ready hosts with their inventory", func() bool {
+		hs, _, err := admin.Hosts().List(ctx, nil)
+		if err != nil || len(hs) != 2 {
+			return false
+		}
+		for _, h := range hs {
+			if h.State != "ready" || h.MemoryBytes == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	w := &client.WriteOptions{Tenant: "acme"}
+	q := &client.QueryOptions{Tenant: "acme"}
+	spec := apitypes.AppSpec{Name: "web", Image: "web:1", Instances: intp(3), Ports: []apitypes.Port{{ContainerPort: 8080}},
+		Health: &apitypes.Health{TCP: 8080, Interval: apitypes.Duration(200 * time.Millisecond)}}
+	if _, err := admin.Apps().Create(ctx, spec, w); err != nil {
+		t.Fatal(err)
+	}
+	// live returns the instances desired to run, by host name, and whether
+	// all are running, ready and at version v.
+	live := func(v int) (map[string][]apitypes.Instance, int, bool) {
+		is, _, err := admin.Apps().Instances(ctx, "web", q)
+		if err != nil {
+			return nil, 0, false
+		}
+		by := map[string][]apitypes.Instance{}
+		n, ok := 0, true
+		for _, i := range is {
+			if i.Desired != "run" {
+				continue // stopping (or on a host that is away)
+			}
+			n++
+			by[i.HostName] = append(by[i.HostName], i)
+			ok = ok && i.State == "running" && i.Ready && i.Version == v && i.Address != ""
+		}
+		return by, n, ok
+	}
+	waitLive := func(what string, n, v int, also func(map[string][]apitypes.Instance) bool) {
+		t.Helper()
+		hubtest.WaitFor(t, 20*time.Second, what, func() bool {
+			by, got, ok := live(v)
+			return ok && got == n && (also == nil || also(by))
+		})
+	}
+	waitLive("3 instances running and ready, spread 2+1", 3, 1, func(by map[string][]apitypes.Instance) bool {
+		return len(by["a"])+len(by["b"]) == 3 && len(by["a"]) >= 1 && len(by["b"]) >= 1 && len(hostA.Running())+len(hostB.Running()) == 3
+	})
+
+	if _, err := admin.Apps().Scale(ctx, "web", 5, w); err != nil {
+		t.Fatal(err)
+	}
+	waitLive("5 instances", 5, 1, nil)
+	if _, err := admin.Apps().Scale(ctx, "web", 2, w); err != nil {
+		t.Fatal(err)
+	}
+	waitLive("2 instances, one per host, the others stopped on the hosts", 2, 1, func(by map[string][]apitypes.Instance) bool {
+		return len(by["a"]) == 1 && len(by["b"]) == 1 && len(hostA.Running()) == 1 && len(hostB.Running()) == 1
+	})
+
+	// A crash is restarted by the agent itself; the hub sees the restart.
+	id := hostA.Running()[0]
+	if err := hostA.Crash(id, 137); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitFor(t, 10*time.Second, "the crashed instance restarted", func() bool {
+		by, _, ok := live(1)
+		return ok && hostA.Started(id) == 2 && len(by["a"]) == 1 && by["a"][0].ID == id && by["a"][0].Restarts >= 1
+	})
+
+	// Host b dies: its instance is replaced on a; when b comes back, it
+	// stops the copy the hub replaced.
+	old := hostB.Running()[0]
+	stopB()
+	hubtest.WaitFor(t, 20*time.Second, "b's instance replaced on a", func() bool {
+		by, n, ok := live(1)
+		return ok && n == 2 && len(by["a"]) == 2
+	})
+	if got := hostB.Running(); len(got) != 1 || got[0] != old {
+		t.Fatalf("b's old copy should still run while b is away: %v", got)
+	}
+	b, _ = runAgent(t, agent.Config{Hubs: hubs(c), DataDir: dirB, Name: "b", Driver: fake.New(hostB)})
+	hubtest.WaitFor(t, 15*time.Second, "b back and its replaced copy stopped", func() bool { return b.Acked() > 0 && len(hostB.Running()) == 0 })
+
+	// Rolling update to version 2: ends with 2 ready instances of v2 and
+	// none of v1.
+	spec.Image = "web:2"
+	spec.Instances = nil
+	if _, _, _, err := admin.Apps().Put(ctx, spec, w); err != nil {
+		t.Fatal(err)
+	}
+	waitLive("2 instances of version 2", 2, 2, nil)
+	st, _, _ := admin.Apps().Get(ctx, "web", q)
+	if st.Version != 2 || st.Pending != "" {
+		t.Fatalf("app after the update: version %d, pending %q", st.Version, st.Pending)
+	}
+
+	// More than fits: pending, with the reason.
+	if _, err := admin.Apps().Scale(ctx, "web", 500, w); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitFor(t, 10*time.Second, "an explanation for the instances that do not fit", func() bool {
+		got, _, err := admin.Apps().Get(ctx, "web", q)
+		return err == nil && got.Pending != "" && containsAll(got.Pending, "cannot be placed", "no capacity in any pool")
+	})
+	if _, err := admin.Apps().Scale(ctx, "web", 1, w); err != nil {
+		t.Fatal(err)
+	}
+
+	// Deleting the app stops everything.
+	if err := admin.Apps().Delete(ctx, "web", w); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitFor(t, 15*time.Second, "every instance stopped", func() bool {
+		return len(hostA.Running()) == 0 && len(hostB.Running()) == 0
+	})
+	_ = a
+}
+
+func intp(n int) *int { return &n }
+
+func containsAll(s string, parts ...string) bool {
+	for _, p := range parts {
+		if !contains(s, p) {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+

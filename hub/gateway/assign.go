@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/pkg/pki"
+	"github.com/wharf-platform/wharf/pkg/wire"
+)
+
+// pushAssignments sends the host's agent the full set of instances it
+// should run whenever that set changes (the host's AssignIndex moves),
+// starting with the current one unless the agent already applied it.
+func (g *Gateway) pushAssignments(ctx context.Context, s *wire.Stream, id pki.AgentIdentity, applied uint64) error {
+	for {
+		ws := memdb.NewWatchSet()
+		snap := g.cfg.Store.Snapshot()
+		h, err := snap.Host(ws, id.HostID)
+		if err != nil {
+			return err
+		}
+		if h == nil {
+			return unauthorized("host %s was removed; enrol it again", id.HostID)
+		}
+		if h.AssignIndex != applied {
+			a, err := assignments(snap, h)
+			if err != nil {
+				return err
+			}
+			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Assignments{Assignments: a}}); err != nil {
+				return err
+			}
+			applied = h.AssignIndex
+		}
+		if err := ws.WatchCtx(ctx); err != nil {
+			return nil
+		}
+	}
+}
+
+// assignments builds a host's assignment set: every instance desired to
+// run there, with its version's spec.
+func assignments(snap *state.Snapshot, h *state.Host) (*wire.Assignments, error) {
+	is, err := snap.HostInstances(nil, h.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := &wire.Assignments{Version: h.AssignIndex}
+	for _, i := range is {
+		if i.Desired != state.DesiredRun {
+			continue
+		}
+		v, err := snap.AppVersion(nil, i.Tenant, i.App, i.Version)
+		if err != nil {
+			return nil, err
+		}
+		if v == nil {
+			continue // the app is being deleted
+		}
+		in := &wire.Instance{Id: i.ID, App: i.App, Tenant: i.Tenant, Version: uint32(i.Version), Image: v.Spec.Image,
+			Command: v.Spec.Command, Env: v.Spec.Env, Cpu: uint32(i.CPU), Memory: uint32(i.Memory), DesiredState: state.DesiredRun}
+		for _, p := range v.Spec.Ports {
+			in.Ports = append(in.Ports, &wire.Port{Name: p.Name, ContainerPort: uint32(p.ContainerPort), Protocol: p.Protocol, HostPort: uint32(p.HostPort)})
+		}
+		if hc := v.Spec.Health; hc != nil {
+			in.Health = &wire.Health{Http: hc.HTTP, Tcp: uint32(hc.TCP), Command: hc.Command, Port: uint32(hc.Port),
+				IntervalMs: hc.Interval.D().Milliseconds(), TimeoutMs: hc.Timeout.D().Milliseconds()}
+		}
+		out.Instances = append(out.Instances, in)
+	}
+	return out, nil
+}
+
+// reportStatus commits what an agent saw of its instances.
+func (g *Gateway) reportStatus(ctx context.Context, id pki.AgentIdentity, r *wire.StatusReport) {
+	if len(r.Instances) == 0 {
+		return
+	}
+	if len(r.Instances) > maxPeerViews {
+		r.Instances = r.Instances[:maxPeerViews]
+	}
+	req := &state.InstanceUpdateRequest{Host: id.HostID, Time: g.cfg.Now().UTC()}
+	for _, st := range r.Instances {
+		switch st.State {
+		case state.InstancePending, state.InstanceStarting, state.InstanceRunning, state.InstanceStopping, state.InstanceStopped, state.InstanceFailed:
+		default:
+			continue
+		}
+		msg := st.Message
+		if len(msg) > 512 {
+			msg = msg[:512]
+		}
+		req.Updates = append(req.Updates, state.InstanceUpdate{ID: st.Id, State: st.State, Ready: st.Ready, Address: st.Address, Restarts: int(st.Restarts), Message: msg})
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := g.apply(ctx, state.InstanceUpdateType, req); err != nil && ctx.Err() == nil {
+		g.log.Warn("instance status", "host", id.HostID, "err", err)
+	}
+}
+
+// acked records the assignment version a host's agent applied.
+func (g *Gateway) acked(hostID string, version uint64) {
+	g.seenMu.Lock()
+	defer g.seenMu.Unlock()
+	if c := g.seen[hostID]; c != nil && version > c.assignAcked {
+		c.assignAcked = version
+	}
+}
+
+// AssignmentAcked returns the assignment version a host's agent last
+// acknowledged on this node (0: none).
+func (g *Gateway) AssignmentAcked(hostID string) uint64 {
+	g.seenMu.Lock()
+	defer g.seenMu.Unlock()
+	if c := g.seen[hostID]; c != nil {
+		return c.assignAcked
+	}
+	return 0
+}
