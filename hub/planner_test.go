@@ -1,0 +1,211 @@
+package hub
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+// planHarness is a state store fed through the FSM, for planner tests.
+type planHarness struct {
+	t     *testing.T
+	fsm   *state.FSM
+	index uint64
+	ids   int
+}
+
+var pt0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+
+func newPlanHarness(t *testing.T) *planHarness {
+	s, err := state.NewStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &planHarness{t: t, fsm: state.NewFSM(s, nil)}
+	h.must(state.TenantCreateType, &state.TenantCreateRequest{Tenant: state.Tenant{Name: "acme"}, Time: pt0})
+	h.must(state.AgentCACreateType, &state.AgentCACreateRequest{CA: state.AgentCA{CertPEM: []byte("c"), KeyPEM: []byte("k"), Fingerprint: "f"}, Time: pt0})
+	return h
+}
+
+func (h *planHarness) must(mt state.MessageType, req any) {
+	h.t.Helper()
+	b, err := state.Encode(mt, req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.index++
+	if r := h.fsm.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: b}); r != nil {
+		h.t.Fatalf("apply %d: %v", mt, r)
+	}
+}
+
+func (h *planHarness) pool(name, dc string) {
+	h.must(state.PoolCreateType, &state.PoolCreateRequest{Pool: state.Pool{Name: name, Datacenter: dc}, Time: pt0})
+	h.must(state.JoinTokenCreateType, &state.JoinTokenCreateRequest{Token: state.JoinToken{ID: "jt-" + name, Pool: name, SecretHash: "s", ExpiresAt: pt0.Add(time.Hour)}, Time: pt0})
+}
+
+// host enrols a ready host with cpus and memMB.
+func (h *planHarness) host(id, pool string, cpus, memMB int) {
+	h.must(state.HostEnrollType, &state.HostEnrollRequest{TokenID: "jt-" + pool, SecretHash: "s", Time: pt0,
+		Host: state.Host{ID: id, Name: id, Inventory: state.Inventory{CPUs: cpus, MemoryBytes: uint64(memMB) << 20}}})
+}
+
+func (h *planHarness) app(spec apitypes.AppSpec) {
+	spec.Normalize()
+	h.must(state.AppUpsertType, &state.AppUpsertRequest{Tenant: "acme", Spec: spec, Time: pt0})
+}
+
+// plan builds a plan and commits it, returning it.
+func (h *planHarness) plan() *state.PlanApplyRequest {
+	h.t.Helper()
+	req, err := buildPlan(h.fsm.Store().Snapshot(), nil, pt0, func(app string) string { h.ids++; return fmt.Sprintf("%s-%d", app, h.ids) })
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if req != nil {
+		h.must(state.PlanApplyType, req)
+	}
+	return req
+}
+
+// report marks every live instance running and ready (as agents would).
+func (h *planHarness) reportAll(ready bool) {
+	is, _ := h.fsm.Store().Snapshot().Instances(nil)
+	by := map[string][]state.InstanceUpdate{}
+	for _, i := range is {
+		if i.Desired == state.DesiredRun {
+			by[i.Host] = append(by[i.Host], state.InstanceUpdate{ID: i.ID, State: state.InstanceRunning, Ready: ready})
+		}
+	}
+	for host, us := range by {
+		h.must(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: host, Updates: us, Time: pt0})
+	}
+}
+
+// placement returns host -> live instances of app (version v, 0: any).
+func (h *planHarness) placement(app string, v int) map[string]int {
+	is, _ := h.fsm.Store().Snapshot().AppInstances(nil, "acme", app)
+	out := map[string]int{}
+	for _, i := range is {
+		if i.Desired == state.DesiredRun && (v == 0 || i.Version == v) {
+			out[i.Host]++
+		}
+	}
+	return out
+}
+
+func n(i int) *int { return &i }
+
+func TestPlannerSpreadsThenPacks(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("p", "dc1")
+	h.host("h1", "p", 4, 8192)
+	h.host("h2", "p", 4, 8192)
+	h.host("h3", "p", 4, 4096)
+	h.app(apitypes.AppSpec{Name: "web", Image: "w", Instances: n(4), CPU: 500, Memory: 512})
+	h.plan()
+	got := h.placement("web", 0)
+	if got["h1"] != 2 || got["h2"] != 1 || got["h3"] != 1 {
+		t.Fatalf("4 instances over 3 hosts: %v, want one each and the 4th on the host with the most free memory (h1)", got)
+	}
+	if h.plan() != nil {
+		t.Fatal("a second plan on a converged state is not empty")
+	}
+}
+
+func TestPlannerPoolOrderAndPending(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("small", "dc1")
+	h.pool("big", "dc2")
+	h.pool("empty", "dc3")
+	h.host("s1", "small", 1, 1024)
+	h.host("b1", "big", 8, 16384)
+	h.app(apitypes.AppSpec{Name: "api", Image: "a", Instances: n(3), CPU: 400, Memory: 256, Pools: []string{"small", "big"}})
+	h.plan()
+	if got := h.placement("api", 0); got["s1"] != 2 || got["b1"] != 1 {
+		t.Fatalf("pool order: %v, want the first pool filled (2 fit) and the rest in the second", got)
+	}
+	h.app(apitypes.AppSpec{Name: "db", Image: "d", Instances: n(2), CPU: 100, Memory: 64, Pools: []string{"empty"}})
+	h.app(apitypes.AppSpec{Name: "huge", Image: "h", Instances: n(1), CPU: 64000, Memory: 64, Pools: []string{"big"}})
+	h.plan()
+	snap := h.fsm.Store().Snapshot()
+	db, _ := snap.App(nil, "acme", "db")
+	huge, _ := snap.App(nil, "acme", "huge")
+	if !strings.Contains(db.Pending, `no host in pool "empty"`) {
+		t.Fatalf("db pending %q", db.Pending)
+	}
+	if !strings.Contains(huge.Pending, `no capacity in pool "big": each instance needs 64000m CPU`) {
+		t.Fatalf("huge pending %q", huge.Pending)
+	}
+	// The host goes down: nothing placed there, said so.
+	h.must(state.HostStateType, &state.HostStateRequest{ID: "s1", State: state.HostDown, Time: pt0})
+	h.host("s2", "small", 1, 1024)
+	h.must(state.HostStateType, &state.HostStateRequest{ID: "s2", State: state.HostDraining, Time: pt0})
+	h.plan()
+	if got := h.placement("api", 0); got["s1"] != 0 || got["b1"] != 3 {
+		t.Fatalf("after s1 went down: %v, want its instances replaced in pool big (s2 is draining)", got)
+	}
+}
+
+func TestPlannerRollingUpdate(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("p", "dc1")
+	h.host("h1", "p", 8, 8192)
+	h.host("h2", "p", 8, 8192)
+	spec := apitypes.AppSpec{Name: "web", Image: "v1", Instances: n(3)}
+	h.app(spec)
+	h.plan()
+	h.reportAll(true)
+	spec.Image = "v2"
+	h.app(spec)
+	// Each round: the planner may add one v2 (surge 1) and stop a v1 only
+	// once a v2 is ready; never fewer than 3 ready.
+	for round := 0; round < 10; round++ {
+		h.plan()
+		ready := 0
+		is, _ := h.fsm.Store().Snapshot().AppInstances(nil, "acme", "web")
+		liveN := 0
+		for _, i := range is {
+			if i.Desired == state.DesiredRun {
+				liveN++
+				if i.Ready {
+					ready++
+				}
+			}
+		}
+		if ready < 3 {
+			t.Fatalf("round %d: %d ready, want at least 3", round, ready)
+		}
+		if liveN > 4 {
+			t.Fatalf("round %d: %d live, want at most 3+1 (surge)", round, liveN)
+		}
+		h.reportAll(true)
+	}
+	if v1, v2 := h.placement("web", 1), h.placement("web", 2); len(v1) != 0 || v2["h1"]+v2["h2"] != 3 {
+		t.Fatalf("after the rollout: v1 %v, v2 %v", v1, v2)
+	}
+}
+
+func TestPlannerRejectsStalePlan(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("p", "dc1")
+	h.host("h1", "p", 1, 1024)
+	h.app(apitypes.AppSpec{Name: "a", Image: "a", Instances: n(1), CPU: 800, Memory: 128})
+	stale, err := buildPlan(h.fsm.Store().Snapshot(), nil, pt0, func(string) string { return "a-stale" })
+	if err != nil || stale == nil {
+		t.Fatal(err)
+	}
+	h.plan() // someone else's plan takes the room first
+	b, _ := state.Encode(state.PlanApplyType, stale)
+	h.index++
+	r := h.fsm.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: b})
+	if err, _ := r.(error); err == nil || !strings.Contains(err.Error(), "stale plan") {
+		t.Fatalf("stale plan applied: %v", r)
+	}
+}
