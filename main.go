@@ -10,5 +10,6 @@ import (
 )
 
 func main() {
+	agent.Reexec() // the exec driver's instance supervisors are this binary too
 	os.Exit(cli.Main(hub.Command, agent.Command))
 }

@@ -52,8 +52,10 @@ type Config struct {
 	GossipAddr string
 	// LocalAddr serves /healthz and /metrics. "" serves nothing.
 	LocalAddr string
-	// Driver runs the host's instances. Nil: this agent runs none.
-	Driver driver.Driver
+	// NewDriver makes the driver that runs the host's instances, once the
+	// host id is known (drivers label what they run with it). Nil: this
+	// agent runs none.
+	NewDriver func(hostID string) (driver.Driver, error)
 	// Advertise is the address other hosts use to reach this host's
 	// instances. "" means the host's first address.
 	Advertise string
@@ -151,7 +153,11 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 		go a.serveLocal(ctx, ln)
 	}
-	if a.cfg.Driver != nil {
+	if a.cfg.NewDriver != nil {
+		drv, err := a.cfg.NewDriver(a.HostID())
+		if err != nil {
+			return fmt.Errorf("driver: %w", err)
+		}
 		host := ""
 		if a.cfg.Advertise != "" {
 			host = a.cfg.Advertise
@@ -159,7 +165,7 @@ func (a *Agent) Run(ctx context.Context) error {
 				host = h
 			}
 		}
-		a.sup = newSupervisor(a.cfg.Driver, a.cfg.DataDir, host, a.log.With("component", "supervisor"))
+		a.sup = newSupervisor(drv, a.cfg.DataDir, host, a.log.With("component", "supervisor"))
 		sctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); a.sup.Run(sctx) }()

@@ -15,7 +15,7 @@ import (
 func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 	var cfg Config
 	var hubs []string
-	var labels, logLevel string
+	var labels, logLevel, driverName string
 	fs.StringArrayVar(&hubs, "hub", nil, "hub gateway (QUIC) address (repeatable, or comma-separated)")
 	fs.StringVar(&cfg.Token, "token", "", "join token (needed until the agent has enrolled)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/wharf-agent", "where the agent keeps its identity")
@@ -28,6 +28,7 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 	fs.StringVar(&cfg.Provider, "provider", "", "cloud provider reported in the inventory (aws, aliyun, vsphere, openstack, baremetal)")
 	fs.StringVar(&cfg.Region, "region", "", "region reported in the inventory")
 	fs.StringVar(&cfg.Zone, "zone", "", "zone reported in the inventory")
+	fs.StringVar(&driverName, "driver", "", "docker or exec (default: docker if a daemon answers, else exec)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return func(ctx context.Context) error {
 		for _, h := range hubs {
@@ -52,6 +53,11 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 			return err
 		}
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+		newDriver, drivers, err := driverFactory(driverName, cfg.DataDir, cfg.Logger.With("component", "driver"))
+		if err != nil {
+			return err
+		}
+		cfg.NewDriver, cfg.Drivers = newDriver, drivers
 		a, err := New(cfg)
 		if err != nil {
 			return err

@@ -154,16 +154,28 @@ func (s *supervisor) Run(ctx context.Context) {
 	}
 }
 
+// gone forgets an instance that no longer runs; the hub hears "stopped".
+// Callers hold s.mu.
+func (s *supervisor) gone(id string) {
+	delete(s.inst, id)
+	s.changed[id] = true
+	s.wake()
+}
+
+func (s *supervisor) wake() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
 func (s *supervisor) set(id string, t *tracked, st istatus) {
 	if t.status == st {
 		return
 	}
 	t.status = st
 	s.changed[id] = true
-	select {
-	case s.notify <- struct{}{}:
-	default:
-	}
+	s.wake()
 }
 
 func (s *supervisor) converge(ctx context.Context) {
@@ -203,15 +215,13 @@ func (s *supervisor) converge(ctx context.Context) {
 		}
 		s.log.Info("instance stopped", "instance", st.InstanceID)
 		s.mu.Lock()
-		delete(s.inst, st.InstanceID)
-		s.changed[st.InstanceID] = true
+		s.gone(st.InstanceID)
 		s.mu.Unlock()
 	}
 	s.mu.Lock()
 	for id := range s.inst { // tracked but neither wanted nor running
 		if !wanted[id] {
-			delete(s.inst, id)
-			s.changed[id] = true
+			s.gone(id)
 		}
 	}
 	s.mu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/wharf-platform/wharf/agent"
 	"io"
 	"net"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 var wharfBin string
 
 func TestMain(m *testing.M) {
+	agent.Reexec() // this binary also supervises the exec driver's instances
 	dir, err := os.MkdirTemp("", "wharf-e2e-bin")
 	if err != nil {
 		panic(err)

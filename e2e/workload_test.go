@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wharf-platform/wharf/agent"
+	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/agent/driver/fake"
 	"github.com/wharf-platform/wharf/hub/hubtest"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
@@ -51,8 +52,8 @@ func TestWorkloadsWithFakeDriver(t *testing.T) {
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
 	hostA, hostB := fake.NewHost(), fake.NewHost()
 	dirB := t.TempDir()
-	a, _ := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: t.TempDir(), Name: "a", Driver: fake.New(hostA)})
-	b, stopB := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dirB, Name: "b", Driver: fake.New(hostB)})
+	a, _ := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: t.TempDir(), Name: "a", NewDriver: fakeDriver(hostA)})
+	b, stopB := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dirB, Name: "b", NewDriver: fakeDriver(hostB)})
 	hubtest.WaitFor(t, 15*time.Second, "two ready hosts with their inventory", func() bool {
 		hs, _, err := admin.Hosts().List(ctx, nil)
 		if err != nil || len(hs) != 2 {
@@ -134,7 +135,7 @@ func TestWorkloadsWithFakeDriver(t *testing.T) {
 	if got := hostB.Running(); len(got) != 1 || got[0] != old {
 		t.Fatalf("b's old copy should still run while b is away: %v", got)
 	}
-	b, _ = runAgent(t, agent.Config{Hubs: hubs(c), DataDir: dirB, Name: "b", Driver: fake.New(hostB)})
+	b, _ = runAgent(t, agent.Config{Hubs: hubs(c), DataDir: dirB, Name: "b", NewDriver: fakeDriver(hostB)})
 	hubtest.WaitFor(t, 15*time.Second, "b back and its replaced copy stopped", func() bool { return b.Acked() > 0 && len(hostB.Running()) == 0 })
 
 	// Rolling update to version 2: ends with 2 ready instances of v2 and
@@ -186,3 +187,7 @@ func containsAll(s string, parts ...string) bool {
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 
+
+func fakeDriver(h *fake.Host) func(string) (driver.Driver, error) {
+	return func(string) (driver.Driver, error) { return fake.New(h), nil }
+}

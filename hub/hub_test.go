@@ -190,8 +190,18 @@ func TestNodeAddedLaterGetsFullState(t *testing.T) {
 	for i := 0; i < 40; i++ { // enough to force snapshots and log compaction
 		admin.must(t, "PUT", url+fmt.Sprintf("/v1/apps/app%d?tenant=acme", i%10), apitypes.AppSpec{Name: fmt.Sprintf("app%d", i%10), Image: fmt.Sprintf("img:%d", i)}, nil)
 	}
+	// The planner may still be recording why these apps (with no host
+	// anywhere) are pending: wait until that settles.
 	var want []apitypes.App
-	admin.must(t, "GET", url+"/v1/apps", nil, &want)
+	hubtest.WaitFor(t, 10*time.Second, "every app's pending reason recorded", func() bool {
+		admin.must(t, "GET", url+"/v1/apps", nil, &want)
+		for _, a := range want {
+			if a.Pending == "" {
+				return false
+			}
+		}
+		return true
+	})
 
 	n := c.Add()
 	hubtest.WaitFor(t, 20*time.Second, "the new node to be a voter with the full state", func() bool {

@@ -60,6 +60,9 @@ ExecStart=/usr/local/bin/wharf $args
 Restart=always
 RestartSec=2
 LimitNOFILE=65536
+# The exec driver's instance supervisors outlive an agent restart and are
+# adopted by the next agent: stop only the agent's own process.
+KillMode=process
 
 [Install]
 WantedBy=multi-user.target

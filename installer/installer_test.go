@@ -53,7 +53,7 @@ func TestInstallScript(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"ExecStart=/usr/local/bin/wharf agent", "--token WJ1.abc.def.ghi", "--hub 10.1.0.1:7481", "--hub 10.1.0.2:7481", "--name web-1", "--labels ssd=yes", "Restart=always"} {
+	for _, s := range []string{"ExecStart=/usr/local/bin/wharf agent", "--token WJ1.abc.def.ghi", "--hub 10.1.0.1:7481", "--hub 10.1.0.2:7481", "--name web-1", "--labels ssd=yes", "Restart=always", "KillMode=process"} {
 		if !strings.Contains(string(unit), s) {
 			t.Errorf("unit lacks %q:\n%s", s, unit)
 		}

@@ -29,7 +29,7 @@ type Spec struct {
 	Version    int
 	Image      string            // docker: required; exec: ignored
 	Command    []string          // docker: overrides the image's command when set; exec: required (argv)
-	Env        map[string]string // PORT is set by the driver (the first port's host port)
+	Env        map[string]string // PORT is set by the driver: docker the first port's ContainerPort, exec its host port
 	CPU        int               // millicores; 0: no limit
 	Memory     int               // MB; 0: no limit
 	Ports      []Port
@@ -38,7 +38,7 @@ type Spec struct {
 // Port is a port the instance listens on.
 type Port struct {
 	Name          string
-	ContainerPort int    // docker: the port inside the container; exec: ignored
+	ContainerPort int    // docker: the port inside the container; exec: only the key in Status.Ports (0: the host port)
 	Protocol      string // "tcp" or "udp"; "" means tcp
 	HostPort      int    // 0: the driver picks a free port on the host
 }

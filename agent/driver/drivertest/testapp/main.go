@@ -1,0 +1,121 @@
+// Command testapp is the tiny HTTP server that the driver conformance suite
+// runs as an instance. It is static, has no dependencies and listens on $PORT
+// (default 8080).
+//
+//	/               version=$VERSION instance=$HOSTNAME hostname=<uname> pid=<pid> boot=<random>
+//	/env?k=NAME     the value of NAME (404 when unset)
+//	/healthz        200, or 500 when FAIL_HEALTH=1
+//	/log?line=X[&stream=stderr]  writes X and a newline to stdout (or stderr)
+//	/exit?code=N    exits with code N
+//	/spawn          starts a child copy of itself that sleeps forever; answers its pid
+//
+// The boot token changes with every process start, so a test can tell an
+// adopted instance from a restarted one.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+func main() {
+	if os.Getenv("TESTAPP_SLEEP") == "1" {
+		for { // not select{}: the runtime would call that a deadlock and exit
+			time.Sleep(time.Hour)
+		}
+	}
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	boot := hex.EncodeToString(b[:])
+	uname, _ := os.Hostname()
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprintf(w, "version=%s instance=%s hostname=%s pid=%d boot=%s\n",
+			os.Getenv("VERSION"), os.Getenv("HOSTNAME"), uname, os.Getpid(), boot)
+	})
+	mux.HandleFunc("/env", func(w http.ResponseWriter, r *http.Request) {
+		v, ok := os.LookupEnv(r.URL.Query().Get("k"))
+		if !ok {
+			http.Error(w, "unset", http.StatusNotFound)
+			return
+		}
+		fmt.Fprint(w, v)
+	})
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if os.Getenv("FAIL_HEALTH") == "1" {
+			http.Error(w, "unhealthy", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/log", func(w http.ResponseWriter, r *http.Request) {
+		out := os.Stdout
+		if r.URL.Query().Get("stream") == "stderr" {
+			out = os.Stderr
+		}
+		fmt.Fprintln(out, r.URL.Query().Get("line"))
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
+		code, err := strconv.Atoi(r.URL.Query().Get("code"))
+		if err != nil {
+			http.Error(w, "bad code", http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintln(w, "bye")
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			os.Exit(code)
+		}()
+	})
+	mux.HandleFunc("/spawn", func(w http.ResponseWriter, r *http.Request) {
+		self, err := os.Executable()
+		if err != nil {
+			self = os.Args[0]
+		}
+		cmd := exec.Command(self)
+		cmd.Env = append(os.Environ(), "TESTAPP_SLEEP=1")
+		if err := cmd.Start(); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		go func() { _ = cmd.Wait() }()
+		fmt.Fprint(w, cmd.Process.Pid)
+	})
+
+	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	fmt.Fprintf(os.Stdout, "testapp listening on :%s\n", port)
+	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}

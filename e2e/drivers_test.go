@@ -1,0 +1,187 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wharf-platform/wharf/agent"
+	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/driver/docker"
+	"github.com/wharf-platform/wharf/agent/driver/drivertest"
+	"github.com/wharf-platform/wharf/agent/driver/exec"
+	"github.com/wharf-platform/wharf/hub/hubtest"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+	"github.com/wharf-platform/wharf/pkg/client"
+)
+
+// TestWorkloadsDocker runs the workload flow on real containers: two agents
+// sharing one Docker daemon (their labels keep them apart).
+func TestWorkloadsDocker(t *testing.T) {
+	probe, err := docker.New(docker.Config{HostID: "probe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	perr := probe.Ping(ctx)
+	cancel()
+	if perr != nil {
+		if os.Getenv("WHARF_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("WHARF_REQUIRE_DOCKER=1 and no Docker daemon: %v", perr)
+		}
+		t.Skipf("no Docker daemon: %v", perr)
+	}
+	image := drivertest.BuildTestAppImage(t, probe.Client())
+	var mu sync.Mutex
+	var drivers []driver.Driver
+	t.Cleanup(func() { // whatever a failed test leaves, by these hosts' labels only
+		mu.Lock()
+		defer mu.Unlock()
+		for _, d := range drivers {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if l, err := d.List(ctx); err == nil {
+				for _, st := range l {
+					d.Stop(ctx, st.InstanceID, time.Second)
+				}
+			}
+			cancel()
+		}
+	})
+	newDriver := func(_ string) func(string) (driver.Driver, error) {
+		return func(hostID string) (driver.Driver, error) {
+			d, err := docker.New(docker.Config{HostID: hostID, PublishIP: "127.0.0.1"})
+			if err == nil {
+				mu.Lock()
+				drivers = append(drivers, d)
+				mu.Unlock()
+			}
+			return d, err
+		}
+	}
+	workloadFlow(t, newDriver, apitypes.AppSpec{Name: "hello", Image: image})
+}
+
+// TestWorkloadsExec runs the same flow with the exec driver: supervised
+// processes (in namespaces and a cgroup when root).
+func TestWorkloadsExec(t *testing.T) {
+	bin := drivertest.BuildTestApp(t)
+	newDriver := func(dir string) func(string) (driver.Driver, error) {
+		return func(hostID string) (driver.Driver, error) {
+			return exec.New(exec.Config{HostID: hostID, DataDir: dir, ShimEnv: []string{"GORACE=atexit_sleep_ms=0"}})
+		}
+	}
+	workloadFlow(t, newDriver, apitypes.AppSpec{Name: "hello", Command: []string{bin}})
+}
+
+// workloadFlow: two agents; deploy 2 instances with an HTTP health check,
+// reach each through its reported address, a crash restarted in place, a
+// rolling update to version 2 served by every instance, deletion.
+func workloadFlow(t *testing.T, newDriver func(dataDir string) func(string) (driver.Driver, error), spec apitypes.AppSpec) {
+	c := hubtest.New(t, 3, hubtest.Options{SuspectAfter: time.Second, DownAfter: 3 * time.Second})
+	ctx := context.Background()
+	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
+	boot, err := anon.Bootstrap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, _ := client.New(client.Config{Address: c.Nodes[0].URL(), Token: boot.Token})
+	if _, err := admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "p", Datacenter: "dc1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
+	for _, name := range []string{"a", "b"} {
+		dir := t.TempDir()
+		runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: name, NewDriver: newDriver(dir)})
+	}
+	hubtest.WaitFor(t, 20*time.Second, "two ready hosts with their inventory", func() bool {
+		hs, _, err := admin.Hosts().List(ctx, nil)
+		return err == nil && len(hs) == 2 && hs[0].State == "ready" && hs[1].State == "ready" && hs[0].MemoryBytes > 0 && hs[1].MemoryBytes > 0
+	})
+	w := &client.WriteOptions{Tenant: "acme"}
+	q := &client.QueryOptions{Tenant: "acme"}
+	spec.Instances = intp(2)
+	spec.Env = map[string]string{"VERSION": "1"}
+	spec.Ports = []apitypes.Port{{ContainerPort: 8080}}
+	spec.Health = &apitypes.Health{HTTP: "/healthz", Interval: apitypes.Duration(200 * time.Millisecond)}
+	hubtest.WaitFor(t, 15*time.Second, "the app created (hosts enrolled)", func() bool {
+		_, err := admin.Apps().Create(ctx, spec, w)
+		return err == nil
+	})
+	get := func(addr, path string) string {
+		hc := &http.Client{Timeout: 2 * time.Second}
+		resp, err := hc.Get("http://" + addr + path)
+		if err != nil {
+			return ""
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	// serving returns the ready instances that answer with version v.
+	serving := func(v int) []apitypes.Instance {
+		is, _, err := admin.Apps().Instances(ctx, "hello", q)
+		if err != nil {
+			return nil
+		}
+		var out []apitypes.Instance
+		for _, i := range is {
+			if i.Desired == "run" && i.Ready && i.Version == v && strings.Contains(get(i.Address, "/"), "version="+string(rune('0'+v))) {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	hubtest.WaitFor(t, 60*time.Second, "2 instances of version 1 serving, one per host", func() bool {
+		s := serving(1)
+		return len(s) == 2 && s[0].Host != s[1].Host
+	})
+
+	// The process exits: the agent restarts it in place.
+	victim := serving(1)[0]
+	get(victim.Address, "/exit?code=3")
+	hubtest.WaitFor(t, 30*time.Second, "the instance restarted and serving again", func() bool {
+		for _, i := range serving(1) {
+			if i.ID == victim.ID && i.Restarts >= 1 {
+				return true
+			}
+		}
+		return false
+	})
+
+	// Rolling update: version 2 everywhere, version 1 gone.
+	spec.Env = map[string]string{"VERSION": "2"}
+	spec.Instances = nil
+	if _, _, _, err := admin.Apps().Put(ctx, spec, w); err != nil {
+		t.Fatal(err)
+	}
+	var last []apitypes.Instance
+	defer func() {
+		if t.Failed() {
+			for _, i := range last {
+				t.Logf("instance %+v", i)
+			}
+		}
+	}()
+	hubtest.WaitFor(t, 60*time.Second, "2 instances of version 2 serving and none of version 1", func() bool {
+		is, _, err := admin.Apps().Instances(ctx, "hello", q)
+		last = is
+		return err == nil && len(is) == 2 && len(serving(2)) == 2
+	})
+
+	if err := admin.Apps().Delete(ctx, "hello", w); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitFor(t, 30*time.Second, "every instance gone", func() bool {
+		is, _, err := admin.Apps().Instances(ctx, "hello", q)
+		return err != nil || len(is) == 0
+	})
+}
