@@ -3,6 +3,7 @@
 GO        ?= go
 BIN       := bin/wharf
 PKGS      := ./...
+AGENTS    ?= 2000
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/wharf-platform/wharf/pkg/cli.Version=$(VERSION)
 
@@ -31,6 +32,7 @@ e2e: build
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./hub/... ./pkg/...
 	./e2e/bench/api.sh
+	$(GO) run ./e2e/agentload -wharf $(BIN) -n $(AGENTS) -duration 20s
 
 # Short coverage-guided fuzzing of every decoder.
 FUZZTIME ?= 30s

@@ -128,7 +128,10 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: "it failed: " + i.Message})
 				continue
 			}
-			if i.Version == a.Version {
+			// Instances of older versions, and those on hosts an admin
+			// drains, are replaced the way a rolling update replaces: a
+			// new one first, the old one once the new one is ready.
+			if i.Version == a.Version && u.h.State != state.HostDraining && u.h.State != state.HostDrained {
 				cur = append(cur, i)
 			} else {
 				old = append(old, i)
@@ -169,7 +172,11 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 			}
 			sort.SliceStable(old, func(x, y int) bool { return !old[x].Ready && old[y].Ready })
 			for _, i := range old[:max(0, min(k, len(old)))] {
-				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: fmt.Sprintf("replaced by version %d", a.Version)})
+				reason := fmt.Sprintf("replaced by version %d", a.Version)
+				if i.Version == a.Version {
+					reason = "its host is draining"
+				}
+				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: reason})
 				if u := use[i.Host]; u != nil {
 					u.cpu += i.CPU
 					u.mem += i.Memory

@@ -209,3 +209,26 @@ func TestPlannerRejectsStalePlan(t *testing.T) {
 		t.Fatalf("stale plan applied: %v", r)
 	}
 }
+
+func TestPlannerDrainsHostWithoutDroppingBelowReady(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("p", "dc1")
+	h.host("h1", "p", 8, 8192)
+	h.host("h2", "p", 8, 8192)
+	h.app(apitypes.AppSpec{Name: "web", Image: "v1", Instances: n(2)})
+	h.plan()
+	h.reportAll(true)
+	if got := h.placement("web", 0); got["h1"] != 1 || got["h2"] != 1 {
+		t.Fatalf("before the drain: %v", got)
+	}
+	h.must(state.HostStateType, &state.HostStateRequest{ID: "h1", State: state.HostDraining, Time: pt0})
+	h.plan() // a replacement on h2 first; h1's copy stays until it is ready
+	if got := h.placement("web", 0); got["h1"] != 1 || got["h2"] != 2 {
+		t.Fatalf("first step of the drain: %v", got)
+	}
+	h.reportAll(true)
+	h.plan()
+	if got := h.placement("web", 0); got["h1"] != 0 || got["h2"] != 2 {
+		t.Fatalf("after the drain: %v", got)
+	}
+}
