@@ -531,7 +531,7 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 			g.seenMu.Unlock()
 			ack := &wire.HeartbeatAck{Seq: m.Heartbeat.Seq, HubUnixMs: g.cfg.Now().UnixMilli()}
 			if len(welcome.GossipKey) > 0 && (m.Heartbeat.Seq <= 5 || m.Heartbeat.Seq%10 == 0) {
-				_, ack.PoolPeers = g.poolGossip(id)
+				ack.PoolPeers = g.poolPeers(id)
 			}
 			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_HeartbeatAck{HeartbeatAck: ack}}); err != nil {
 				return err
@@ -605,15 +605,33 @@ func (g *Gateway) poolGossip(id pki.AgentIdentity) ([]byte, []string) {
 	if err != nil {
 		return nil, nil
 	}
-	hosts, _ := g.cfg.Store.Snapshot().Hosts(nil)
+	return key, g.poolPeers(id)
+}
+
+// poolPeers returns up to maxJoinPeers gossip addresses of other hosts of
+// the agent's pool, picked at random, or none when the agent itself runs
+// no gossip.
+func (g *Gateway) poolPeers(id pki.AgentIdentity) []string {
+	snap := g.cfg.Store.Snapshot()
+	if self, _ := snap.Host(nil, id.HostID); self == nil || self.Inventory.GossipAddr == "" {
+		return nil
+	}
+	hosts, _ := snap.PoolHosts(nil, id.Pool)
 	var peers []string
+	// Reservoir sampling: one pass, no copy of a large pool.
+	seen := 0
 	for _, h := range hosts {
-		if h.Pool == id.Pool && h.ID != id.HostID && h.Inventory.GossipAddr != "" && h.State != state.HostDown {
+		if h.ID == id.HostID || h.Inventory.GossipAddr == "" || h.State == state.HostDown {
+			continue
+		}
+		seen++
+		if len(peers) < maxJoinPeers {
 			peers = append(peers, h.Inventory.GossipAddr)
+		} else if j := mrand.IntN(seen); j < maxJoinPeers {
+			peers[j] = h.Inventory.GossipAddr
 		}
 	}
-	mrand.Shuffle(len(peers), func(i, j int) { peers[i], peers[j] = peers[j], peers[i] })
-	return key, peers[:min(len(peers), maxJoinPeers)]
+	return peers
 }
 
 // updateInventory commits an agent's inventory when it differs from the

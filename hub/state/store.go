@@ -242,6 +242,11 @@ func (s *Snapshot) HostByName(ws memdb.WatchSet, pool, name string) (*Host, erro
 	return first[Host](s, ws, TableHosts, "pool_name", pool, name)
 }
 
+// PoolHosts returns the hosts of one pool.
+func (s *Snapshot) PoolHosts(ws memdb.WatchSet, pool string) ([]*Host, error) {
+	return list[Host](s, ws, TableHosts, "pool", pool)
+}
+
 // Hosts returns every host, sorted by ID.
 func (s *Snapshot) Hosts(ws memdb.WatchSet) ([]*Host, error) {
 	return list[Host](s, ws, TableHosts, "id")

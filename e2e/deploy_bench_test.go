@@ -1,0 +1,154 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os/exec"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wharf-platform/wharf/agent"
+	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/driver/docker"
+	"github.com/wharf-platform/wharf/agent/driver/drivertest"
+	"github.com/wharf-platform/wharf/hub/hubtest"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+	"github.com/wharf-platform/wharf/pkg/client"
+)
+
+// BenchmarkDeployLatency measures, on a real Docker host, the time from the
+// API call that creates a one-instance app to that instance reported ready
+// (its HTTP health check passed), against a bare `docker run` of the same
+// image until it answers HTTP, in the same run. make bench runs it.
+//
+//	go test -run '^$' -bench DeployLatency -benchtime 20x ./e2e
+func BenchmarkDeployLatency(b *testing.B) {
+	probe, err := docker.New(docker.Config{HostID: "probe"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer probe.Close()
+	ctx := context.Background()
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	perr := probe.Ping(pctx)
+	cancel()
+	if perr != nil {
+		b.Skipf("no Docker daemon: %v", perr)
+	}
+	image := drivertest.BuildTestAppImage(b, probe.Client())
+
+	b.Run("docker-run", func(b *testing.B) {
+		var ds []time.Duration
+		for i := 0; i < b.N; i++ {
+			name := fmt.Sprintf("wharf-bench-bare-%d", i)
+			start := time.Now()
+			out, err := exec.Command("docker", "run", "-d", "--rm", "--name", name, "-p", "127.0.0.1::8080", "--label", "wharf.bench=1", image).CombinedOutput()
+			if err != nil {
+				b.Fatalf("docker run: %v %s", err, out)
+			}
+			port, err := exec.Command("docker", "port", name, "8080/tcp").Output()
+			if err != nil {
+				b.Fatal(err)
+			}
+			addr := strings.TrimSpace(strings.Split(string(port), "\n")[0])
+			waitHTTP(b, "http://"+addr+"/healthz")
+			ds = append(ds, time.Since(start))
+			exec.Command("docker", "rm", "-f", name).Run()
+		}
+		report(b, ds)
+	})
+
+	b.Run("wharf", func(b *testing.B) {
+		c := hubtest.New(b, 1, hubtest.Options{})
+		anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
+		boot, err := anon.Bootstrap(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		admin, _ := client.New(client.Config{Address: c.Nodes[0].URL(), Token: boot.Token})
+		admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "p"})
+		admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"})
+		var jt *apitypes.JoinToken
+		hubtest.WaitFor(b, 10*time.Second, "a join token", func() bool {
+			jt, err = admin.JoinTokens().Create(ctx, apitypes.JoinTokenRequest{Pool: "p"})
+			return err == nil
+		})
+		var drv driver.Driver
+		a, err := agent.New(agent.Config{Hubs: []string{c.Nodes[0].QUICAddr()}, Token: jt.Token, DataDir: b.TempDir(), Name: "bench",
+			NewDriver: func(hostID string) (driver.Driver, error) {
+				d, err := docker.New(docker.Config{HostID: hostID, PublishIP: "127.0.0.1"})
+				drv = d
+				return d, err
+			}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		actx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- a.Run(actx) }()
+		defer func() { stop(); <-done }()
+		hubtest.WaitFor(b, 15*time.Second, "the host ready", func() bool {
+			hs, _, err := admin.Hosts().List(ctx, nil)
+			return err == nil && len(hs) == 1 && hs[0].State == "ready" && hs[0].MemoryBytes > 0
+		})
+		w := &client.WriteOptions{Tenant: "acme"}
+		var ds []time.Duration
+		for i := 0; i < b.N; i++ {
+			name := fmt.Sprintf("bench%d", i)
+			spec := apitypes.AppSpec{Name: name, Image: image, Instances: intp(1), Ports: []apitypes.Port{{ContainerPort: 8080}},
+				Health: &apitypes.Health{HTTP: "/healthz", Interval: apitypes.Duration(20 * time.Millisecond)}}
+			start := time.Now()
+			if _, err := admin.Apps().Create(ctx, spec, w); err != nil {
+				b.Fatal(err)
+			}
+			var index uint64
+			for {
+				is, meta, err := admin.Apps().Instances(ctx, name, &client.QueryOptions{Tenant: "acme", WaitIndex: index, WaitTime: 10 * time.Second})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(is) == 1 && is[0].Ready {
+					break
+				}
+				if time.Since(start) > 60*time.Second {
+					b.Fatalf("app %s not ready after 60s: %+v", name, is)
+				}
+				index = meta.LastIndex
+			}
+			ds = append(ds, time.Since(start))
+			admin.Apps().Delete(ctx, name, w)
+			hubtest.WaitFor(b, 30*time.Second, "the instance removed", func() bool {
+				l, err := drv.List(ctx)
+				return err == nil && len(l) == 0
+			})
+		}
+		report(b, ds)
+	})
+}
+
+func waitHTTP(b *testing.B, url string) {
+	deadline := time.Now().Add(30 * time.Second)
+	hc := &http.Client{Timeout: time.Second}
+	for time.Now().Before(deadline) {
+		if resp, err := hc.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	b.Fatalf("%s never answered", url)
+}
+
+// report sets the benchmark's metrics: p50 and p90 in ms.
+func report(b *testing.B, ds []time.Duration) {
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(ds[len(ds)/2]), "p50-ms")
+	b.ReportMetric(ms(ds[len(ds)*9/10]), "p90-ms")
+	b.ReportMetric(0, "ns/op")
+}
