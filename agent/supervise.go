@@ -138,13 +138,19 @@ func (s *supervisor) report(full bool) *wire.StatusReport {
 	return r
 }
 
-// Run converges until ctx ends: at once on new assignments, else every
-// second.
+// Run converges until ctx ends: at once on new assignments, every 50 ms
+// while an instance waits for its first passing health check (readiness
+// is what a deployment waits for), else every second.
 func (s *supervisor) Run(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
 		s.converge(ctx)
+		next := time.Second
+		if s.awaitingReady() {
+			next = 50 * time.Millisecond
+		}
+		t.Reset(next)
 		select {
 		case <-ctx.Done():
 			return
@@ -152,6 +158,20 @@ func (s *supervisor) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// awaitingReady reports whether an instance started in the last 30 s has
+// not passed its health check yet (after that, one that never gets ready
+// is checked at the normal pace).
+func (s *supervisor) awaitingReady() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.inst {
+		if (t.status.State == "running" || t.status.State == "starting") && !t.status.Ready && time.Since(t.started) < 30*time.Second {
+			return true
+		}
+	}
+	return false
 }
 
 // gone forgets an instance that no longer runs; the hub hears "stopped".
