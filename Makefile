@@ -30,7 +30,10 @@ e2e: build
 
 # Go benchmarks and the side-by-side load tools; results go to e2e/BENCHMARKS.md.
 bench: build
-	$(GO) test -run '^$$' -bench . -benchmem ./hub/... ./pkg/...
+	$(GO) test -run '^$$' -bench PutApp -benchmem ./hub
+	$(GO) test -run '^$$' -bench . -benchmem ./hub/state ./pkg/...
+	$(GO) test -run '^$$' -bench Placements -benchtime 1x ./hub
+	$(GO) test -run '^$$' -bench DeployLatency -benchtime 20x ./e2e
 	./e2e/bench/api.sh
 	$(GO) run ./e2e/agentload -wharf $(BIN) -n $(AGENTS) -duration 20s
 

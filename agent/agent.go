@@ -141,9 +141,25 @@ func (a *Agent) Acked() uint64 { return a.acked.Load() }
 // Run enrols if needed, then stays connected to a hub node until ctx ends,
 // reconnecting with jittered exponential backoff.
 func (a *Agent) Run(ctx context.Context) error {
-	if a.id.Load() == nil {
-		if err := a.enroll(ctx); err != nil {
-			return err
+	// Enrol; a refusal ends the agent, an unreachable or overloaded hub is
+	// retried with backoff.
+	for wait := time.Second; a.id.Load() == nil; wait = min(wait*2, 30*time.Second) {
+		err := a.enroll(ctx)
+		if err == nil || errors.Is(err, ErrEnrollRefused) || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			break
+		}
+		sleep := time.Duration(rand.Int64N(int64(wait)))
+		a.log.Warn("enrolment", "err", err, "retry_in", sleep.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(sleep):
 		}
 	}
 	if a.cfg.LocalAddr != "" {
@@ -294,6 +310,10 @@ func (a *Agent) enroll(ctx context.Context) error {
 			continue
 		}
 		if resp.Error != nil {
+			if wire.Code(resp.Error.Code) != wire.CodeUnauthorized {
+				lastErr = fmt.Errorf("hub %s: %s", hub, resp.Error.Message) // not a refusal: retry
+				continue
+			}
 			return fmt.Errorf("%w: %s", ErrEnrollRefused, resp.Error.Message)
 		}
 		if ca, err := pki.ParseCertPEM(resp.CaPem); err != nil || pki.Fingerprint(ca) != tok.CAFingerprint {

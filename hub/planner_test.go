@@ -14,7 +14,7 @@ import (
 
 // planHarness is a state store fed through the FSM, for planner tests.
 type planHarness struct {
-	t     *testing.T
+	t     testing.TB
 	fsm   *state.FSM
 	index uint64
 	ids   int
@@ -22,7 +22,7 @@ type planHarness struct {
 
 var pt0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 
-func newPlanHarness(t *testing.T) *planHarness {
+func newPlanHarness(t testing.TB) *planHarness {
 	s, err := state.NewStore()
 	if err != nil {
 		t.Fatal(err)
