@@ -186,8 +186,6 @@ func containsAll(s string, parts ...string) bool {
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
-
-
 func fakeDriver(h *fake.Host) func(string) (driver.Driver, error) {
 	return func(string) (driver.Driver, error) { return fake.New(h), nil }
 }

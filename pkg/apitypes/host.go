@@ -69,8 +69,8 @@ type Host struct {
 	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
 	HubNode       string     `json:"hub_node,omitempty"`
 	CertNotAfter  *time.Time `json:"cert_not_after,omitempty"`
-	CreateIndex  uint64            `json:"create_index"`
-	ModifyIndex  uint64            `json:"modify_index"`
+	CreateIndex   uint64     `json:"create_index"`
+	ModifyIndex   uint64     `json:"modify_index"`
 }
 
 // Event is one entry of GET /v1/events.
