@@ -98,9 +98,12 @@ func workloadFlow(t *testing.T, newDriver func(dataDir string) func(string) (dri
 		t.Fatal(err)
 	}
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
+	dirs := map[string]string{}
+	stops := map[string]func(){}
 	for _, name := range []string{"a", "b"} {
 		dir := t.TempDir()
-		runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: name, NewDriver: newDriver(dir)})
+		dirs[name] = dir
+		_, stops[name] = runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: name, NewDriver: newDriver(dir)})
 	}
 	hubtest.WaitFor(t, 20*time.Second, "two ready hosts with their inventory", func() bool {
 		hs, _, err := admin.Hosts().List(ctx, nil)
@@ -156,6 +159,33 @@ func workloadFlow(t *testing.T, newDriver func(dataDir string) func(string) (dri
 		}
 		return false
 	})
+
+	// The agent restarts (within --suspect-after's reach or not): its
+	// running instances are adopted, not restarted (same process: the test
+	// app's boot token does not change).
+	bootOf := func(i apitypes.Instance) string {
+		body := get(i.Address, "/")
+		if k := strings.Index(body, "boot="); k >= 0 {
+			return strings.Fields(body[k:])[0]
+		}
+		return ""
+	}
+	before := map[string]string{}
+	for _, i := range serving(1) {
+		before[i.ID] = bootOf(i)
+	}
+	stops["a"]()
+	again, _ := runAgent(t, agent.Config{Hubs: hubs(c), DataDir: dirs["a"], Name: "a", NewDriver: newDriver(dirs["a"])})
+	hubtest.WaitFor(t, 30*time.Second, "agent a back", func() bool { return again.Acked() > 2 })
+	after := serving(1)
+	if len(after) != 2 {
+		t.Fatalf("after the agent restart %d instances serve, want 2", len(after))
+	}
+	for _, i := range after {
+		if b := bootOf(i); b == "" || b != before[i.ID] {
+			t.Fatalf("instance %s was restarted by the agent restart (boot %q, before %q)", i.ID, b, before[i.ID])
+		}
+	}
 
 	// Rolling update: version 2 everywhere, version 1 gone.
 	spec.Env = map[string]string{"VERSION": "2"}

@@ -51,8 +51,8 @@ func TestWorkloadsWithFakeDriver(t *testing.T) {
 	}
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
 	hostA, hostB := fake.NewHost(), fake.NewHost()
-	dirB := t.TempDir()
-	a, _ := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: t.TempDir(), Name: "a", NewDriver: fakeDriver(hostA)})
+	dirA, dirB := t.TempDir(), t.TempDir()
+	a, stopA := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dirA, Name: "a", NewDriver: fakeDriver(hostA)})
 	b, stopB := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dirB, Name: "b", NewDriver: fakeDriver(hostB)})
 	hubtest.WaitFor(t, 15*time.Second, "two ready hosts with their inventory", func() bool {
 		hs, _, err := admin.Hosts().List(ctx, nil)
@@ -135,7 +135,8 @@ func TestWorkloadsWithFakeDriver(t *testing.T) {
 	if got := hostB.Running(); len(got) != 1 || got[0] != old {
 		t.Fatalf("b's old copy should still run while b is away: %v", got)
 	}
-	b, _ = runAgent(t, agent.Config{Hubs: hubs(c), DataDir: dirB, Name: "b", NewDriver: fakeDriver(hostB)})
+	var stopOldB func()
+	b, stopOldB = runAgent(t, agent.Config{Hubs: hubs(c), DataDir: dirB, Name: "b", NewDriver: fakeDriver(hostB)})
 	hubtest.WaitFor(t, 15*time.Second, "b back and its replaced copy stopped", func() bool { return b.Acked() > 0 && len(hostB.Running()) == 0 })
 
 	// Rolling update to version 2: ends with 2 ready instances of v2 and
@@ -150,6 +151,48 @@ func TestWorkloadsWithFakeDriver(t *testing.T) {
 	if st.Version != 2 || st.Pending != "" {
 		t.Fatalf("app after the update: version %d, pending %q", st.Version, st.Pending)
 	}
+
+	// Rollback: version 1 is current again (no new version number), and
+	// rolls out the same way.
+	if _, err := admin.Apps().Rollback(ctx, "web", 1, w); err != nil {
+		t.Fatal(err)
+	}
+	waitLive("2 instances of version 1 after the rollback", 2, 1, nil)
+
+	// Offline autonomy: an agent restarts while cut off from every hub
+	// node; it runs its assignments from disk, restarting a crashed
+	// instance itself.
+	x, hostX, dirX, stopX, name := a, hostA, dirA, stopA, "a"
+	if len(hostA.Running()) == 0 {
+		x, hostX, dirX, stopX, name = b, hostB, dirB, stopOldB, "b"
+	}
+	onX := hostX.Running()
+	x.CutHub(true)
+	hostX.Crash(onX[0], 1)
+	b2, err := agent.New(agent.Config{Hubs: hubs(c), DataDir: dirX, Name: name, NewDriver: fakeDriver(hostX)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2.CutHub(true)
+	stopB2 := func() {}
+	{
+		ctx2, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- b2.Run(ctx2) }()
+		stopB2 = sync.OnceFunc(func() { cancel(); <-done })
+		t.Cleanup(stopB2)
+	}
+	stopX()
+	hubtest.WaitFor(t, 10*time.Second, "the agent restarted its instance without a hub", func() bool {
+		got := hostX.Running()
+		t.Logf("%s running %v (was %v), started %d", name, got, onX, hostX.Started(onX[0]))
+		return len(got) == len(onX) && got[0] == onX[0] && hostX.Started(onX[0]) >= 2
+	})
+	if b2.Acked() != 0 {
+		t.Fatal("the cut-off agent reached a hub")
+	}
+	b2.CutHub(false)
+	hubtest.WaitFor(t, 15*time.Second, "the agent reconnected", func() bool { return b2.Acked() > 0 })
 
 	// More than fits: pending, with the reason.
 	if _, err := admin.Apps().Scale(ctx, "web", 500, w); err != nil {
