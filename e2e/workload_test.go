@@ -200,7 +200,7 @@ func TestWorkloadsWithFakeDriver(t *testing.T) {
 	}
 	hubtest.WaitFor(t, 10*time.Second, "an explanation for the instances that do not fit", func() bool {
 		got, _, err := admin.Apps().Get(ctx, "web", q)
-		return err == nil && got.Pending != "" && containsAll(got.Pending, "cannot be placed", "no capacity in any pool")
+		return err == nil && got.Pending != "" && containsAll(got.Pending, "cannot be placed", `no capacity in pool "p"`)
 	})
 	if _, err := admin.Apps().Scale(ctx, "web", 1, w); err != nil {
 		t.Fatal(err)

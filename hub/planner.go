@@ -6,13 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
 
+	"github.com/wharf-platform/wharf/hub/scheduler"
 	"github.com/wharf-platform/wharf/hub/state"
 )
 
@@ -105,12 +104,16 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 		}
 	}
 	req := &state.PlanApplyRequest{Time: now}
+	var toPlace []scheduler.App
+	wanted := map[string]int{}
+	current := map[string]*state.App{}
 	for _, a := range apps {
 		key := a.Tenant + "/" + a.Name
 		tenant, err := snap.Tenant(nil, a.Tenant)
 		if err != nil || tenant == nil {
 			continue
 		}
+		firstStop := len(req.Stop)
 		var cur, old []*state.Instance
 		for _, i := range byApp[key] {
 			if i.Desired != state.DesiredRun {
@@ -211,23 +214,56 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 			perHost[i.Host]--
 			cur = append(cur[:v], cur[v+1:]...)
 		}
-		pending := ""
-		if place > 0 {
-			pools := a.Spec.Pools
-			if len(pools) == 0 {
-				pools = tenant.Pools
+		if place <= 0 {
+			if a.Pending != "" {
+				req.Pending = append(req.Pending, state.AppPending{Tenant: a.Tenant, App: a.Name})
 			}
-			placed, why := placeInstances(a, key, pools, place, hosts, use)
-			for _, host := range placed {
-				req.Place = append(req.Place, state.Instance{ID: newID(a.Name), Tenant: a.Tenant, App: a.Name, Version: a.Version,
-					Host: host, CPU: a.Spec.CPU, Memory: a.Spec.Memory})
+			continue
+		}
+		cons, err := scheduler.ParseConstraints(a.Spec.Constraints)
+		if err != nil {
+			if why := "invalid constraints: " + err.Error(); why != a.Pending {
+				req.Pending = append(req.Pending, state.AppPending{Tenant: a.Tenant, App: a.Name, Reason: why})
 			}
-			if len(placed) < place {
-				pending = fmt.Sprintf("%d of %d instances cannot be placed: %s", place-len(placed), want, why)
+			continue
+		}
+		// The scheduler counts the app's live instances of this version
+		// itself (those on draining hosts included): ask it for that many
+		// plus what this round places.
+		stoppedNow := map[string]bool{}
+		for _, s := range req.Stop[firstStop:] {
+			stoppedNow[s.ID] = true
+		}
+		have := 0
+		for _, i := range byApp[key] {
+			if i.Desired == state.DesiredRun && i.Live() && i.Version == a.Version && use[i.Host] != nil && use[i.Host].h.State != state.HostDown && !stoppedNow[i.ID] {
+				have++
 			}
 		}
-		if pending != a.Pending {
-			req.Pending = append(req.Pending, state.AppPending{Tenant: a.Tenant, App: a.Name, Reason: pending})
+		toPlace = append(toPlace, scheduler.App{Key: scheduler.AppKey{Tenant: a.Tenant, Name: a.Name}, Version: a.Version, CPU: a.Spec.CPU, Memory: a.Spec.Memory,
+			Count: have + place, Pools: a.Spec.Pools, AllowedPools: tenant.Pools, Spread: a.Spec.Spread, Constraints: cons, FailoverPools: a.Spec.FailoverPools})
+		wanted[key] = want
+		current[key] = a
+	}
+	if len(toPlace) > 0 {
+		stops := make(map[string]bool, len(req.Stop))
+		for _, s := range req.Stop {
+			stops[s.ID] = true
+		}
+		plan := scheduler.New().Plan(newSchedState(snap.LatestIndex(), hosts, all, stops), toPlace, func() string { return "" })
+		for _, p := range plan.Place {
+			req.Place = append(req.Place, state.Instance{ID: newID(p.App.Name), Tenant: p.App.Tenant, App: p.App.Name, Version: p.Version,
+				Host: p.Host, CPU: p.CPU, Memory: p.Memory})
+		}
+		pending := map[string]string{}
+		for _, p := range plan.Pending {
+			key := p.App.String()
+			pending[key] = fmt.Sprintf("%d of %d instances cannot be placed: %s", p.Count, wanted[key], p.Reason)
+		}
+		for key, a := range current {
+			if pending[key] != a.Pending {
+				req.Pending = append(req.Pending, state.AppPending{Tenant: a.Tenant, App: a.Name, Reason: pending[key]})
+			}
 		}
 	}
 	if len(req.Place) == 0 && len(req.Stop) == 0 && len(req.Pending) == 0 {
@@ -236,71 +272,50 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 	return req, nil
 }
 
-// placeInstances picks hosts for n instances of app, trying pools in
-// order (all pools when pools is empty), and says why when it falls short.
-func placeInstances(a *state.App, key string, pools []string, n int, hosts []*state.Host, use map[string]*hostUse) ([]string, string) {
-	inPools := func(h *state.Host) bool { return len(pools) == 0 || slices.Contains(pools, h.Pool) }
-	var placed []string
-	var reasons []string
-	order := pools
-	if len(order) == 0 {
-		order = []string{""}
+// schedState adapts a planner's view of the state store to the
+// scheduler's read-only State.
+type schedState struct {
+	index  uint64
+	hosts  []scheduler.Host
+	byID   map[string]scheduler.Host
+	insts  []scheduler.Instance
+	onHost map[string][]scheduler.Instance
+	ids    map[string]bool
+}
+
+func (s *schedState) Index() uint64                   { return s.index }
+func (s *schedState) Hosts() []scheduler.Host         { return s.hosts }
+func (s *schedState) Instances() []scheduler.Instance { return s.insts }
+func (s *schedState) Host(id string) (scheduler.Host, bool) {
+	h, ok := s.byID[id]
+	return h, ok
+}
+func (s *schedState) HostInstances(host string) []scheduler.Instance { return s.onHost[host] }
+func (s *schedState) InstanceExists(id string) bool                  { return s.ids[id] }
+
+func schedHost(h *state.Host) scheduler.Host {
+	return scheduler.Host{ID: h.ID, Name: h.Name, Pool: h.Pool, Datacenter: h.Datacenter, Zone: h.Inventory.Zone,
+		Ready: state.Schedulable(h), Down: h.State == state.HostDown, Labels: h.Inventory.Labels,
+		CPU: h.Inventory.CPUs * 1000, Memory: int(h.Inventory.MemoryBytes >> 20)}
+}
+
+// newSchedState builds the scheduler's view: every host, and every
+// instance that holds resources except those this plan stops.
+func newSchedState(index uint64, hosts []*state.Host, all []*state.Instance, stopping map[string]bool) *schedState {
+	s := &schedState{index: index, byID: make(map[string]scheduler.Host, len(hosts)), onHost: map[string][]scheduler.Instance{}, ids: make(map[string]bool, len(all))}
+	for _, h := range hosts {
+		sh := schedHost(h)
+		s.hosts = append(s.hosts, sh)
+		s.byID[h.ID] = sh
 	}
-	for _, pool := range order {
-		var cands []*hostUse
-		seen, ready := 0, 0
-		for _, h := range hosts {
-			if (pool != "" && h.Pool != pool) || !inPools(h) {
-				continue
-			}
-			seen++
-			if !state.Schedulable(h) {
-				continue
-			}
-			ready++
-			cands = append(cands, use[h.ID])
+	for _, i := range all {
+		s.ids[i.ID] = true
+		if stopping[i.ID] || !i.Live() {
+			continue
 		}
-		name := pool
-		if name == "" {
-			name = "any pool"
-		} else {
-			name = fmt.Sprintf("pool %q", pool)
-		}
-		for len(placed) < n {
-			var best *hostUse
-			for _, u := range cands {
-				if u.cpu < a.Spec.CPU || u.mem < a.Spec.Memory {
-					continue
-				}
-				if best == nil || u.perApp[key] < best.perApp[key] ||
-					(u.perApp[key] == best.perApp[key] && (u.mem > best.mem || (u.mem == best.mem && u.h.ID < best.h.ID))) {
-					best = u
-				}
-			}
-			if best == nil {
-				break
-			}
-			best.cpu -= a.Spec.CPU
-			best.mem -= a.Spec.Memory
-			best.perApp[key]++
-			placed = append(placed, best.h.ID)
-		}
-		if len(placed) == n {
-			break
-		}
-		switch {
-		case seen == 0:
-			reasons = append(reasons, fmt.Sprintf("no host in %s", name))
-		case ready == 0:
-			reasons = append(reasons, fmt.Sprintf("no ready host in %s", name))
-		default:
-			freeCPU, freeMem := 0, 0
-			for _, u := range cands {
-				freeCPU, freeMem = max(freeCPU, u.cpu), max(freeMem, u.mem)
-			}
-			reasons = append(reasons, fmt.Sprintf("no capacity in %s: each instance needs %dm CPU and %d MB, the most free on one host is %dm and %d MB",
-				name, a.Spec.CPU, a.Spec.Memory, freeCPU, freeMem))
-		}
+		si := scheduler.Instance{ID: i.ID, App: scheduler.AppKey{Tenant: i.Tenant, Name: i.App}, Version: i.Version, Host: i.Host, CPU: i.CPU, Memory: i.Memory}
+		s.insts = append(s.insts, si)
+		s.onHost[i.Host] = append(s.onHost[i.Host], si)
 	}
-	return placed, strings.Join(reasons, "; ")
+	return s
 }

@@ -111,8 +111,8 @@ func TestPlannerSpreadsThenPacks(t *testing.T) {
 	h.app(apitypes.AppSpec{Name: "web", Image: "w", Instances: n(4), CPU: 500, Memory: 512})
 	h.plan()
 	got := h.placement("web", 0)
-	if got["h1"] != 2 || got["h2"] != 1 || got["h3"] != 1 {
-		t.Fatalf("4 instances over 3 hosts: %v, want one each and the 4th on the host with the most free memory (h1)", got)
+	if got["h1"] != 1 || got["h2"] != 1 || got["h3"] != 2 {
+		t.Fatalf("4 instances over 3 hosts: %v, want one each, then the 4th packed on the host with the least free memory that fits (h3)", got)
 	}
 	if h.plan() != nil {
 		t.Fatal("a second plan on a converged state is not empty")
@@ -140,7 +140,7 @@ func TestPlannerPoolOrderAndPending(t *testing.T) {
 	if !strings.Contains(db.Pending, `no host in pool "empty"`) {
 		t.Fatalf("db pending %q", db.Pending)
 	}
-	if !strings.Contains(huge.Pending, `no capacity in pool "big": each instance needs 64000m CPU`) {
+	if !strings.Contains(huge.Pending, `no capacity in pool "big": need 64000m CPU/64 MB`) {
 		t.Fatalf("huge pending %q", huge.Pending)
 	}
 	// The host goes down: nothing placed there, said so.
@@ -230,5 +230,29 @@ func TestPlannerDrainsHostWithoutDroppingBelowReady(t *testing.T) {
 	h.plan()
 	if got := h.placement("web", 0); got["h1"] != 0 || got["h2"] != 2 {
 		t.Fatalf("after the drain: %v", got)
+	}
+}
+
+func TestPlannerConstraintsAndZoneSpread(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("p", "dc1")
+	for i, zone := range []string{"a", "a", "b"} {
+		id := fmt.Sprintf("h%d", i+1)
+		h.must(state.HostEnrollType, &state.HostEnrollRequest{TokenID: "jt-p", SecretHash: "s", Time: pt0,
+			Host: state.Host{ID: id, Name: id, Inventory: state.Inventory{CPUs: 8, MemoryBytes: 8 << 30, Zone: zone, Labels: map[string]string{"disk": map[bool]string{true: "ssd", false: "hdd"}[i != 1]}}}})
+	}
+	h.app(apitypes.AppSpec{Name: "db", Image: "d", Instances: n(2), Constraints: []string{"label.disk=ssd"}})
+	h.app(apitypes.AppSpec{Name: "web", Image: "w", Instances: n(2), Spread: "zone"})
+	h.app(apitypes.AppSpec{Name: "bad", Image: "b", Instances: n(1), Constraints: []string{"label.x ~ y"}})
+	h.plan()
+	if got := h.placement("db", 0); got["h2"] != 0 || got["h1"]+got["h3"] != 2 {
+		t.Fatalf("db (disk=ssd) placed %v; h2 has hdd", got)
+	}
+	if got := h.placement("web", 0); got["h3"] != 1 {
+		t.Fatalf("web spread over zones: %v, want one in zone b (h3)", got)
+	}
+	bad, _ := h.fsm.Store().Snapshot().App(nil, "acme", "bad")
+	if !strings.Contains(bad.Pending, "invalid constraints") {
+		t.Fatalf("bad constraint pending %q", bad.Pending)
 	}
 }

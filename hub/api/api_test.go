@@ -179,6 +179,7 @@ func TestErrorClasses(t *testing.T) {
 		{"wrong type", "acme/developer", "POST", "/v1/apps", `{"name":"a","image":"i","instances":"two"}`, 400, "instances"},
 		{"bad name", "acme/developer", "POST", "/v1/apps", `{"name":"Bad_Name","image":"i"}`, 400, "name"},
 		{"out of range", "acme/developer", "POST", "/v1/apps", `{"name":"a","image":"i","instances":-1}`, 400, "instances"},
+		{"bad constraint", "acme/developer", "POST", "/v1/apps", `{"name":"a","image":"i","constraints":["label.gpu ~ yes"]}`, 400, "constraints"},
 		{"malformed json", "acme/developer", "POST", "/v1/apps", `{"name":`, 400, ""},
 		{"trailing data", "acme/developer", "POST", "/v1/apps", `{"name":"a","image":"i"} {}`, 400, ""},
 		{"empty body", "admin", "POST", "/v1/tenants", ``, 400, ""},

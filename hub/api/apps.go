@@ -6,6 +6,7 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 
+	"github.com/wharf-platform/wharf/hub/scheduler"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
@@ -107,6 +108,9 @@ func (s *Server) decodeSpec(r *http.Request, pathName string) (apitypes.AppSpec,
 	}
 	if err := spec.Validate(); err != nil {
 		return spec, err
+	}
+	if _, err := scheduler.ParseConstraints(spec.Constraints); err != nil {
+		return spec, apitypes.FieldError("constraints", "%v", err)
 	}
 	spec.Normalize()
 	return spec, nil

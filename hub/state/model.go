@@ -120,6 +120,7 @@ func copySpec(s apitypes.AppSpec) apitypes.AppSpec {
 	}
 	c.Pools = append([]string(nil), s.Pools...)
 	c.FailoverPools = append([]string(nil), s.FailoverPools...)
+	c.Constraints = append([]string(nil), s.Constraints...)
 	if s.Failover != nil {
 		f := *s.Failover
 		c.Failover = &f

@@ -26,8 +26,11 @@ type AppSpec struct {
 	Ports     []Port            `json:"ports,omitempty"`
 	Health    *Health           `json:"health,omitempty"`
 
-	Pools         []string  `json:"pools,omitempty"`
-	Spread        string    `json:"spread,omitempty"` // "", "host", "zone" or "datacenter"
+	Pools  []string `json:"pools,omitempty"`
+	Spread string   `json:"spread,omitempty"` // "", "host", "zone" or "datacenter"
+	// Constraints filter hosts: "zone!=b", "label.disk=ssd",
+	// "datacenter in (dc1,dc2)", "label.gpu exists".
+	Constraints   []string  `json:"constraints,omitempty"`
 	FailoverPools []string  `json:"failover_pools,omitempty"`
 	Failover      *Failover `json:"failover,omitempty"`
 	Strategy      *Strategy `json:"strategy,omitempty"`
@@ -187,6 +190,14 @@ func (s *AppSpec) Validate() error {
 	}
 	if err := checkPools("pools", s.Pools); err != nil {
 		return err
+	}
+	if len(s.Constraints) > 32 {
+		return FieldError("constraints", "at most 32 constraints")
+	}
+	for _, c := range s.Constraints {
+		if c == "" || len(c) > 256 {
+			return FieldError("constraints", "constraint %q must be 1 to 256 characters", c)
+		}
 	}
 	if err := checkPools("failover_pools", s.FailoverPools); err != nil {
 		return err
