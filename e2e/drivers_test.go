@@ -207,6 +207,33 @@ func workloadFlow(t *testing.T, newDriver func(dataDir string) func(string) (dri
 		return err == nil && len(is) == 2 && len(serving(2)) == 2
 	})
 
+	// Version 3 fails its health check: the rollout stops (version 2 keeps
+	// serving) and, with auto_revert, goes back to version 2.
+	spec.Env = map[string]string{"VERSION": "3", "FAIL_HEALTH": "1"}
+	spec.Strategy = &apitypes.Strategy{AutoRevert: true, HealthDeadline: apitypes.Duration(3 * time.Second)}
+	if _, _, _, err := admin.Apps().Put(ctx, spec, w); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitFor(t, 60*time.Second, "the failed version 3 reverted to version 2", func() bool {
+		a, _, err := admin.Apps().Get(ctx, "hello", q)
+		if err != nil || a.Version != 2 {
+			if len(serving(2)) < 1 { // never below N-1 ready while v3 is tried
+				t.Errorf("version 2 stopped serving during the failed rollout")
+			}
+			return false
+		}
+		is, _, err := admin.Apps().Instances(ctx, "hello", q)
+		return err == nil && len(is) == 2 && len(serving(2)) == 2
+	})
+	evs, _, _ := admin.Events(ctx, 0, nil)
+	reverted := false
+	for _, e := range evs {
+		reverted = reverted || e.Type == "app.reverted"
+	}
+	if !reverted {
+		t.Fatal("no app.reverted event")
+	}
+
 	if err := admin.Apps().Delete(ctx, "hello", w); err != nil {
 		t.Fatal(err)
 	}

@@ -140,6 +140,10 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 				old = append(old, i)
 			}
 		}
+		if rv, ok := failedUpdate(a, byApp[key], old, now); ok {
+			req.Revert = append(req.Revert, rv)
+			continue
+		}
 		want := 1
 		if a.Spec.Instances != nil {
 			want = *a.Spec.Instances
@@ -266,7 +270,7 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 			}
 		}
 	}
-	if len(req.Place) == 0 && len(req.Stop) == 0 && len(req.Pending) == 0 {
+	if len(req.Place) == 0 && len(req.Stop) == 0 && len(req.Pending) == 0 && len(req.Revert) == 0 {
 		return nil, nil
 	}
 	return req, nil
@@ -318,4 +322,45 @@ func newSchedState(index uint64, hosts []*state.Host, all []*state.Instance, sto
 		s.onHost[i.Host] = append(s.onHost[i.Host], si)
 	}
 	return s
+}
+
+// defaultHealthDeadline is how long a new version's instance may take to
+// get ready before an auto_revert update counts as failed.
+const defaultHealthDeadline = time.Minute
+
+// failedUpdate decides whether an update in progress (old versions still
+// live) with auto_revert has failed: an instance of the new version failed,
+// or was not ready within the health deadline of its placement. It returns
+// the revert to the newest old version.
+func failedUpdate(a *state.App, insts, old []*state.Instance, now time.Time) (state.AppRevert, bool) {
+	st := a.Spec.Strategy
+	if st == nil || !st.AutoRevert || len(old) == 0 {
+		return state.AppRevert{}, false
+	}
+	deadline := st.HealthDeadline.D()
+	if deadline <= 0 {
+		deadline = defaultHealthDeadline
+	}
+	reason := ""
+	for _, i := range insts {
+		if i.Version != a.Version || i.Desired != state.DesiredRun {
+			continue
+		}
+		if i.State == state.InstanceFailed {
+			reason = fmt.Sprintf("instance %s failed: %s", i.ID, i.Message)
+			break
+		}
+		if !i.Ready && now.Sub(i.CreatedAt) > deadline {
+			reason = fmt.Sprintf("instance %s not ready %s after its placement", i.ID, deadline)
+			break
+		}
+	}
+	if reason == "" {
+		return state.AppRevert{}, false
+	}
+	to := 0
+	for _, i := range old {
+		to = max(to, i.Version)
+	}
+	return state.AppRevert{Tenant: a.Tenant, App: a.Name, From: a.Version, To: to, Reason: reason}, true
 }

@@ -62,9 +62,12 @@ func (h *planHarness) app(spec apitypes.AppSpec) {
 }
 
 // plan builds a plan and commits it, returning it.
-func (h *planHarness) plan() *state.PlanApplyRequest {
+func (h *planHarness) plan() *state.PlanApplyRequest { return h.planAt(pt0) }
+
+// planAt plans as if at now.
+func (h *planHarness) planAt(now time.Time) *state.PlanApplyRequest {
 	h.t.Helper()
-	req, err := buildPlan(h.fsm.Store().Snapshot(), nil, pt0, func(app string) string { h.ids++; return fmt.Sprintf("%s-%d", app, h.ids) })
+	req, err := buildPlan(h.fsm.Store().Snapshot(), nil, now, func(app string) string { h.ids++; return fmt.Sprintf("%s-%d", app, h.ids) })
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -254,5 +257,61 @@ func TestPlannerConstraintsAndZoneSpread(t *testing.T) {
 	bad, _ := h.fsm.Store().Snapshot().App(nil, "acme", "bad")
 	if !strings.Contains(bad.Pending, "invalid constraints") {
 		t.Fatalf("bad constraint pending %q", bad.Pending)
+	}
+}
+
+func TestPlannerAutoRevert(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("p", "dc1")
+	h.host("h1", "p", 8, 8192)
+	spec := apitypes.AppSpec{Name: "web", Image: "v1", Instances: n(2),
+		Strategy: &apitypes.Strategy{AutoRevert: true, HealthDeadline: apitypes.Duration(30 * time.Second)}}
+	h.app(spec)
+	h.plan()
+	h.reportAll(true)
+	spec.Image = "v2"
+	h.app(spec)
+	h.plan()                // one v2 placed (surge 1), never ready
+	h.reportAll(false)      // marks every live instance not ready...
+	h.reportReadyVersion(1) // ...but v1 stays ready
+	if req := h.planAt(pt0.Add(10 * time.Second)); req != nil && len(req.Revert) > 0 {
+		t.Fatal("reverted before the health deadline")
+	}
+	req := h.planAt(pt0.Add(time.Minute))
+	if req == nil {
+		a, _ := h.fsm.Store().Snapshot().App(nil, "acme", "web")
+		is, _ := h.fsm.Store().Snapshot().AppInstances(nil, "acme", "web")
+		t.Logf("app v%d strategy %+v", a.Version, a.Spec.Strategy)
+		for _, i := range is {
+			t.Logf("instance %+v", *i)
+		}
+	}
+	if req == nil || len(req.Revert) != 1 || req.Revert[0].To != 1 {
+		t.Fatalf("no revert after the deadline: %+v", req)
+	}
+	a, _ := h.fsm.Store().Snapshot().App(nil, "acme", "web")
+	if a.Version != 1 || a.Spec.Image != "v1" {
+		t.Fatalf("after the revert: version %d image %s", a.Version, a.Spec.Image)
+	}
+	h.planAt(pt0.Add(time.Minute)) // the v2 instance is now the old one: stopped
+	if v2 := h.placement("web", 2); len(v2) != 0 {
+		t.Fatalf("v2 instances left after the revert: %v", v2)
+	}
+	if v1 := h.placement("web", 1); v1["h1"] != 2 {
+		t.Fatalf("v1 instances after the revert: %v", v1)
+	}
+}
+
+// reportReadyVersion marks the live instances of version v running and ready.
+func (h *planHarness) reportReadyVersion(v int) {
+	is, _ := h.fsm.Store().Snapshot().Instances(nil)
+	by := map[string][]state.InstanceUpdate{}
+	for _, i := range is {
+		if i.Desired == state.DesiredRun && i.Version == v {
+			by[i.Host] = append(by[i.Host], state.InstanceUpdate{ID: i.ID, State: state.InstanceRunning, Ready: true})
+		}
+	}
+	for host, us := range by {
+		h.must(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: host, Updates: us, Time: pt0})
 	}
 }

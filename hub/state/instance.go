@@ -96,7 +96,16 @@ type PlanApplyRequest struct {
 	Place   []Instance // ID, Tenant, App, Version, Host, CPU, Memory
 	Stop    []InstanceStop
 	Pending []AppPending // one per app planned: "" clears its explanation
+	Revert  []AppRevert  // failed updates to undo
 	Time    time.Time
+}
+
+// AppRevert makes version To of an app current again if the app is still
+// at version From (an update that failed, with auto_revert).
+type AppRevert struct {
+	Tenant, App string
+	From, To    int
+	Reason      string
 }
 
 // InstanceStop asks for an instance to be stopped.
@@ -247,7 +256,39 @@ func (w *writer) planApply(r *PlanApplyRequest) *Error {
 			return e
 		}
 	}
+	for _, rv := range r.Revert {
+		if e := w.revert(rv, r.Time); e != nil {
+			return e
+		}
+	}
 	return w.bumpAssignments(touched)
+}
+
+// revert undoes a failed update; a revert planned against an app that
+// moved on since is skipped.
+func (w *writer) revert(rv AppRevert, at time.Time) *Error {
+	a, e := w.app(rv.Tenant, rv.App)
+	if e != nil {
+		return e
+	}
+	if a == nil || a.Version != rv.From {
+		return nil
+	}
+	v, err := w.snap().AppVersion(nil, rv.Tenant, rv.App, rv.To)
+	if err != nil {
+		return Errorf(KindInternal, "%v", err)
+	}
+	if v == nil {
+		return nil
+	}
+	n := a.Copy()
+	setVersionFields(&n.Spec, v.Spec)
+	n.Version, n.UpdatedAt = v.Version, at
+	if e := w.replaceApp(a, n); e != nil {
+		return e
+	}
+	return w.event(Event{Time: at, Type: "app.reverted", Subject: rv.Tenant + "/" + rv.App,
+		Message: fmt.Sprintf("app %s: version %d failed (%s); back to version %d", rv.App, rv.From, rv.Reason, rv.To)})
 }
 
 // bumpAssignments marks the assignments of hosts as changed at this index,

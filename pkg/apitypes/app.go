@@ -75,6 +75,11 @@ type Strategy struct {
 	MaxUnavailable int    `json:"max_unavailable,omitempty"`
 	Canary         int    `json:"canary,omitempty"` // canary instances
 	Weight         int    `json:"weight,omitempty"` // canary share of traffic, percent
+	// AutoRevert makes an update that fails go back to the version it
+	// replaced: an instance of the new version failed, or was not ready
+	// within HealthDeadline (default 1m) of its placement.
+	AutoRevert     bool     `json:"auto_revert,omitempty"`
+	HealthDeadline Duration `json:"health_deadline,omitempty"`
 }
 
 // Defaults for resources when a spec leaves them out.
@@ -236,6 +241,9 @@ func (s *AppSpec) Validate() error {
 		}
 		if st.Weight < 0 || st.Weight > 100 {
 			return FieldError("strategy", "strategy.weight is a percentage, 0 to 100")
+		}
+		if st.HealthDeadline < 0 {
+			return FieldError("strategy", "strategy.health_deadline must not be negative")
 		}
 	}
 	return nil
