@@ -155,12 +155,29 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 				surge = 1
 			}
 		}
+		kind := "rolling"
+		if st := a.Spec.Strategy; st != nil && st.Type != "" {
+			kind = st.Type
+		}
 		place := want - len(cur)
-		if len(old) > 0 {
+		switch {
+		case len(old) > 0 && a.CanaryFrom != 0:
+			// Canary: a few instances of the new version beside the full
+			// old set, until an operator promotes or aborts.
+			canaries := 1
+			if st := a.Spec.Strategy; st != nil && st.Canary > 0 {
+				canaries = st.Canary
+			}
+			want = min(want, canaries)
+			place = want - len(cur)
+		case len(old) > 0 && kind == "blue-green":
+			// Blue-green: the whole new set at once; the old one stops
+			// when every new instance is ready.
+		case len(old) > 0:
 			place = min(place, want+surge-len(cur)-len(old))
 		}
 		// Old instances go as new ones become ready.
-		if len(old) > 0 {
+		if len(old) > 0 && a.CanaryFrom == 0 {
 			ready := 0
 			for _, i := range cur {
 				if i.Ready {
@@ -174,6 +191,9 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 				}
 			}
 			k := ready + readyOld + unavail - want
+			if kind == "blue-green" {
+				k = 0
+			}
 			if len(cur) >= want && ready >= want {
 				k = len(old) // the new version is complete
 			}

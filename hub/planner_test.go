@@ -315,3 +315,60 @@ func (h *planHarness) reportReadyVersion(v int) {
 		h.must(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: host, Updates: us, Time: pt0})
 	}
 }
+
+func TestPlannerCanaryAndBlueGreen(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("p", "dc1")
+	h.host("h1", "p", 8, 8192)
+	spec := apitypes.AppSpec{Name: "web", Image: "v1", Instances: n(4), Strategy: &apitypes.Strategy{Type: "canary", Canary: 1}}
+	h.app(spec)
+	h.plan()
+	h.reportAll(true)
+	spec.Image = "v2"
+	h.app(spec)
+	for i := 0; i < 3; i++ { // the canary waits for promote, old set untouched
+		h.plan()
+		h.reportAll(true)
+	}
+	if v1, v2 := h.placement("web", 1), h.placement("web", 2); v1["h1"] != 4 || v2["h1"] != 1 {
+		t.Fatalf("canary: v1 %v v2 %v, want 4 and 1", v1, v2)
+	}
+	// Abort: back to v1, the canary goes.
+	h.must(state.AppCanaryType, &state.AppCanaryRequest{Tenant: "acme", Name: "web", Time: pt0})
+	h.plan()
+	if v1, v2 := h.placement("web", 1), h.placement("web", 2); v1["h1"] != 4 || len(v2) != 0 {
+		t.Fatalf("after abort: v1 %v v2 %v", v1, v2)
+	}
+	// Another canary (v3), promoted: rolls out to all.
+	spec.Image = "v3"
+	h.app(spec)
+	h.plan()
+	h.reportAll(true)
+	h.must(state.AppCanaryType, &state.AppCanaryRequest{Tenant: "acme", Name: "web", Promote: true, Time: pt0})
+	for i := 0; i < 12; i++ {
+		h.plan()
+		h.reportAll(true)
+	}
+	if v1, v3 := h.placement("web", 1), h.placement("web", 3); len(v1) != 0 || v3["h1"] != 4 {
+		t.Fatalf("after promote: v1 %v v3 %v", v1, v3)
+	}
+
+	// Blue-green: the whole new set at once, the old stops when it is ready.
+	spec.Image = "v4"
+	spec.Strategy = &apitypes.Strategy{Type: "blue-green"}
+	h.app(spec)
+	h.plan()
+	if v3, v4 := h.placement("web", 3), h.placement("web", 4); v3["h1"] != 4 || v4["h1"] != 4 {
+		t.Fatalf("blue-green, first step: v3 %v v4 %v, want 4 and 4", v3, v4)
+	}
+	h.reportReadyVersion(3) // v4 not ready yet: nothing stops
+	h.plan()
+	if v3 := h.placement("web", 3); v3["h1"] != 4 {
+		t.Fatalf("blue-green stopped the old set before the new one was ready: %v", v3)
+	}
+	h.reportAll(true)
+	h.plan()
+	if v3, v4 := h.placement("web", 3), h.placement("web", 4); len(v3) != 0 || v4["h1"] != 4 {
+		t.Fatalf("blue-green, switched: v3 %v v4 %v", v3, v4)
+	}
+}

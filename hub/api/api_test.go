@@ -287,6 +287,8 @@ func TestRBACMatrix(t *testing.T) {
 		{"DELETE /v1/apps/{name}", "DELETE", "/v1/apps/d-{n}?tenant={t}", "", expect{204, 204, 204, 403}, expect{204, 404, 404, 403}},
 		{"POST /v1/apps/{name}/scale", "POST", "/v1/apps/web/scale?tenant={t}", `{"instances":2}`, expect{200, 200, 200, 403}, expect{200, 404, 404, 403}},
 		{"POST /v1/apps/{name}/rollback", "POST", "/v1/apps/web/rollback?tenant={t}", `{"version":1}`, expect{200, 200, 200, 403}, expect{200, 404, 404, 403}},
+		{"POST /v1/apps/{name}/promote", "POST", "/v1/apps/web/promote?tenant={t}", "", expect{409, 409, 409, 403}, expect{409, 404, 404, 403}},
+		{"POST /v1/apps/{name}/abort", "POST", "/v1/apps/web/abort?tenant={t}", "", expect{409, 409, 409, 403}, expect{409, 404, 404, 403}},
 		{"GET /v1/apps/{name}/versions", "GET", "/v1/apps/web/versions?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
 		{"GET /v1/apps/{name}/instances", "GET", "/v1/apps/web/instances?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
 		{"GET /v1/join-tokens", "GET", "/v1/join-tokens", "", adminOnly(200), adminOnly(200)},

@@ -226,3 +226,22 @@ func (s *Server) rollbackApp(w http.ResponseWriter, r *http.Request, p *principa
 	cmd := &state.AppRollbackRequest{Tenant: tenant, Name: name, Version: req.Version, Time: s.cfg.Now().UTC()}
 	return s.writeApp(w, r, tenant, name, http.StatusOK, state.AppRollbackType, cmd)
 }
+
+// promoteApp and abortApp end a canary update.
+func (s *Server) promoteApp(w http.ResponseWriter, r *http.Request, p *principal) error {
+	return s.endCanary(w, r, p, true)
+}
+
+func (s *Server) abortApp(w http.ResponseWriter, r *http.Request, p *principal) error {
+	return s.endCanary(w, r, p, false)
+}
+
+func (s *Server) endCanary(w http.ResponseWriter, r *http.Request, p *principal, promote bool) error {
+	tenant, err := appScope(r, p, true)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	cmd := &state.AppCanaryRequest{Tenant: tenant, Name: name, Promote: promote, Time: s.cfg.Now().UTC()}
+	return s.writeApp(w, r, tenant, name, http.StatusOK, state.AppCanaryType, cmd)
+}

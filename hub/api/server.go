@@ -235,6 +235,8 @@ func (s *Server) register() {
 	s.handle("POST /v1/apps/{name}/rollback", authed, s.rollbackApp)
 	s.handle("GET /v1/apps/{name}/versions", authed, s.appVersions)
 	s.handle("GET /v1/apps/{name}/instances", authed, s.appInstances)
+	s.handle("POST /v1/apps/{name}/promote", authed, s.promoteApp)
+	s.handle("POST /v1/apps/{name}/abort", authed, s.abortApp)
 
 	s.handle("GET /v1/join-tokens", authed, s.listJoinTokens)
 	s.handle("POST /v1/join-tokens", authed, s.createJoinToken)

@@ -75,10 +75,18 @@ func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
 		}
 		app.CreatedAt = old.CreatedAt
 		app.Version, app.LatestVersion = old.Version, old.LatestVersion
+		app.CanaryFrom = old.CanaryFrom
 		if !old.Spec.VersionFields().Equal(app.Spec.VersionFields()) {
 			app.LatestVersion++
 			app.Version = app.LatestVersion
 			newVersion = true
+			app.CanaryFrom = 0
+			if st := app.Spec.Strategy; st != nil && st.Type == "canary" {
+				app.CanaryFrom = old.Version
+				if old.CanaryFrom != 0 { // a canary replacing a canary: the base stays
+					app.CanaryFrom = old.CanaryFrom
+				}
+			}
 		}
 	}
 	if e := w.checkQuota(tenant, app); e != nil {
@@ -243,10 +251,43 @@ func (w *writer) appRollback(r *AppRollbackRequest) *Error {
 	setVersionFields(&n.Spec, v.Spec)
 	n.Version = v.Version
 	n.UpdatedAt = r.Time
+	n.CanaryFrom = 0
 	return w.replaceApp(a, n)
 }
 
 func setVersionFields(s *apitypes.AppSpec, v apitypes.VersionSpec) {
 	c := copySpec(apitypes.AppSpec{Command: v.Command, Env: v.Env, Ports: v.Ports, Health: v.Health})
 	s.Image, s.Command, s.Env, s.CPU, s.Memory, s.Ports, s.Health = v.Image, c.Command, c.Env, v.CPU, v.Memory, c.Ports, c.Health
+}
+
+func (w *writer) appCanary(r *AppCanaryRequest) *Error {
+	a, e := w.app(r.Tenant, r.Name)
+	if e != nil {
+		return e
+	}
+	if a == nil {
+		return Errorf(KindNotFound, "app %s not found", r.Name)
+	}
+	if a.CanaryFrom == 0 {
+		return Errorf(KindConflict, "app %s has no canary in progress", r.Name)
+	}
+	n := a.Copy()
+	n.CanaryFrom, n.UpdatedAt = 0, r.Time
+	msg := fmt.Sprintf("app %s: version %d promoted", a.Name, a.Version)
+	if !r.Promote {
+		v, err := w.snap().AppVersion(nil, r.Tenant, r.Name, a.CanaryFrom)
+		if err != nil {
+			return Errorf(KindInternal, "%v", err)
+		}
+		if v == nil {
+			return Errorf(KindNotFound, "app %s has no version %d", r.Name, a.CanaryFrom)
+		}
+		setVersionFields(&n.Spec, v.Spec)
+		n.Version = v.Version
+		msg = fmt.Sprintf("app %s: canary of version %d aborted; back to version %d", a.Name, a.Version, v.Version)
+	}
+	if e := w.replaceApp(a, n); e != nil {
+		return e
+	}
+	return w.event(Event{Time: r.Time, Type: "app.canary", Subject: r.Tenant + "/" + r.Name, Message: msg})
 }

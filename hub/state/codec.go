@@ -63,6 +63,8 @@ func newRequest(t MessageType) any {
 		return &PlanApplyRequest{}
 	case InstanceUpdateType:
 		return &InstanceUpdateRequest{}
+	case AppCanaryType:
+		return &AppCanaryRequest{}
 	}
 	return nil
 }

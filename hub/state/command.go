@@ -33,6 +33,7 @@ const (
 	HostInventoryType   MessageType = 18
 	PlanApplyType       MessageType = 19
 	InstanceUpdateType  MessageType = 20
+	AppCanaryType       MessageType = 21
 )
 
 // IgnoreUnknownTypeFlag marks a message that an older FSM that does not know
@@ -136,6 +137,16 @@ type AppRollbackRequest struct {
 	Tenant  string
 	Name    string
 	Version int
+	Time    time.Time
+}
+
+// AppCanaryRequest ends a canary update: Promote rolls the new version out
+// to every instance; otherwise (abort) the version the canary replaced is
+// current again. Conflict when no canary is in progress.
+type AppCanaryRequest struct {
+	Tenant  string
+	Name    string
+	Promote bool
 	Time    time.Time
 }
 

@@ -120,6 +120,8 @@ func (w *writer) dispatch(req any) *Error {
 		return w.planApply(r)
 	case *InstanceUpdateRequest:
 		return w.instanceUpdate(r)
+	case *AppCanaryRequest:
+		return w.appCanary(r)
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }

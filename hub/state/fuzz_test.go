@@ -18,6 +18,7 @@ func seeds(f *testing.F) {
 		{HostInventoryType, &HostInventoryRequest{ID: "host1", Inventory: Inventory{CPUs: 4, GossipAddr: "10.0.0.1:7484"}}},
 		{PlanApplyType, &PlanApplyRequest{Place: []Instance{{ID: "i-1", Tenant: "acme", App: "web", Version: 1, Host: "host1", CPU: 100, Memory: 64}},
 			Stop: []InstanceStop{{ID: "i-0", Reason: "scaled"}}, Pending: []AppPending{{Tenant: "acme", App: "web", Reason: "r"}}}},
+		{AppCanaryType, &AppCanaryRequest{Tenant: "acme", Name: "web", Promote: true}},
 		{InstanceUpdateType, &InstanceUpdateRequest{Host: "host1", Updates: []InstanceUpdate{{ID: "i-1", State: InstanceRunning, Ready: true}}}},
 	} {
 		b, err := Encode(s.t, s.req)

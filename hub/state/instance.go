@@ -283,7 +283,7 @@ func (w *writer) revert(rv AppRevert, at time.Time) *Error {
 	}
 	n := a.Copy()
 	setVersionFields(&n.Spec, v.Spec)
-	n.Version, n.UpdatedAt = v.Version, at
+	n.Version, n.UpdatedAt, n.CanaryFrom = v.Version, at, 0
 	if e := w.replaceApp(a, n); e != nil {
 		return e
 	}

@@ -76,9 +76,12 @@ type App struct {
 	LatestVersion int // highest version ever created
 	// Pending explains, when set, why the scheduler could not place every
 	// instance the app wants.
-	Pending   string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Pending string
+	// CanaryFrom, while a canary update waits for promote or abort, is the
+	// version it replaces (0: no canary in progress).
+	CanaryFrom int
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 	Meta
 }
 

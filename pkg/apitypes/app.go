@@ -306,6 +306,9 @@ type App struct {
 	Version int `json:"version"`
 	// LatestVersion is the highest version number ever created.
 	LatestVersion int `json:"latest_version"`
+	// CanaryFrom, while a canary update waits for promote or abort, is
+	// the version it replaces.
+	CanaryFrom int `json:"canary_from,omitempty"`
 	// Pending explains why some instances cannot be placed yet ("" when
 	// all are placed).
 	Pending string `json:"pending,omitempty"`

@@ -250,7 +250,25 @@ func (e *env) appCmd() *cobra.Command {
 			return e.printKV(a, [][2]string{{"Name", a.Name}, {"Version", strconv.Itoa(a.Version)}, {"Wanted", strconv.Itoa(deref(a.Instances))},
 				{"Placed (current version)", strconv.Itoa(current)}, {"Running", strconv.Itoa(running)}, {"Ready", strconv.Itoa(ready)}, {"Pending", orDash(a.Pending)}})
 		})}
-	return group("app", "Deploy and manage apps", deploy, ls, show, rm, scale, rollback, versions, instancesCmd, statusCmd)
+	promote := &cobra.Command{Use: "promote NAME", Short: "Roll a canary's version out to every instance", Args: cobra.ExactArgs(1),
+		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
+			a, err := c.Apps().Promote(cmd.Context(), args[0], e.write())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "app %s: version %d promoted\n", a.Name, a.Version)
+			return nil
+		})}
+	abort := &cobra.Command{Use: "abort NAME", Short: "End a canary: the version it replaced is current again", Args: cobra.ExactArgs(1),
+		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
+			a, err := c.Apps().Abort(cmd.Context(), args[0], e.write())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "app %s: canary aborted, back to version %d\n", a.Name, a.Version)
+			return nil
+		})}
+	return group("app", "Deploy and manage apps", deploy, ls, show, rm, scale, rollback, versions, instancesCmd, statusCmd, promote, abort)
 }
 
 func deref(p *int) int {

@@ -170,3 +170,17 @@ func (a *Apps) Versions(ctx context.Context, name string, o *QueryOptions) ([]ap
 func (a *Apps) Instances(ctx context.Context, name string, o *QueryOptions) ([]apitypes.Instance, *QueryMeta, error) {
 	return get[[]apitypes.Instance](ctx, a.c, appPath(name, "/instances"), o)
 }
+
+// Promote rolls a canary's version out to every instance.
+func (a *Apps) Promote(ctx context.Context, name string, o *WriteOptions) (*apitypes.App, error) {
+	var out apitypes.App
+	_, err := a.c.do(ctx, http.MethodPost, appPath(name, "/promote"), o.values(), nil, &out)
+	return &out, err
+}
+
+// Abort ends a canary, making the version it replaced current again.
+func (a *Apps) Abort(ctx context.Context, name string, o *WriteOptions) (*apitypes.App, error) {
+	var out apitypes.App
+	_, err := a.c.do(ctx, http.MethodPost, appPath(name, "/abort"), o.values(), nil, &out)
+	return &out, err
+}
