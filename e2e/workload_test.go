@@ -159,6 +159,32 @@ func TestWorkloadsWithFakeDriver(t *testing.T) {
 	}
 	waitLive("2 instances of version 1 after the rollback", 2, 1, nil)
 
+	// A canary: one instance of version 3 beside the two of version 1,
+	// until promoted through the API.
+	spec.Image = "web:3"
+	spec.Strategy = &apitypes.Strategy{Type: "canary", Canary: 1}
+	if _, _, _, err := admin.Apps().Put(ctx, spec, w); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitFor(t, 20*time.Second, "a canary of version 3 beside 2 of version 1", func() bool {
+		is, _, err := admin.Apps().Instances(ctx, "web", q)
+		if err != nil {
+			return false
+		}
+		v := map[int]int{}
+		for _, i := range is {
+			if i.Desired == "run" && i.Ready {
+				v[i.Version]++
+			}
+		}
+		return v[1] == 2 && v[3] == 1
+	})
+	if got, err := admin.Apps().Promote(ctx, "web", w); err != nil || got.CanaryFrom != 0 {
+		t.Fatalf("promote: %+v %v", got, err)
+	}
+	waitLive("2 instances of version 3 after the promotion", 2, 3, nil)
+	spec.Strategy = nil
+
 	// Offline autonomy: an agent restarts while cut off from every hub
 	// node; it runs its assignments from disk, restarting a crashed
 	// instance itself.
