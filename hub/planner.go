@@ -290,7 +290,21 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 			}
 		}
 	}
-	if len(req.Place) == 0 && len(req.Stop) == 0 && len(req.Pending) == 0 && len(req.Revert) == 0 {
+	// A draining host with no instance left (the last ones have reported
+	// stopped) and none placed there by this plan is drained.
+	occupied := map[string]bool{}
+	for _, i := range all {
+		occupied[i.Host] = true
+	}
+	for _, p := range req.Place {
+		occupied[p.Host] = true
+	}
+	for _, h := range hosts {
+		if h.State == state.HostDraining && !occupied[h.ID] {
+			req.Drained = append(req.Drained, h.ID)
+		}
+	}
+	if len(req.Place) == 0 && len(req.Stop) == 0 && len(req.Pending) == 0 && len(req.Revert) == 0 && len(req.Drained) == 0 {
 		return nil, nil
 	}
 	return req, nil

@@ -234,6 +234,14 @@ func TestPlannerDrainsHostWithoutDroppingBelowReady(t *testing.T) {
 	if got := h.placement("web", 0); got["h1"] != 0 || got["h2"] != 2 {
 		t.Fatalf("after the drain: %v", got)
 	}
+	if h1, _ := h.fsm.Store().Snapshot().Host(nil, "h1"); h1.State != state.HostDraining {
+		t.Fatalf("h1 is %s while its last instance is still stopping", h1.State)
+	}
+	h.must(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: "h1", Updates: h.stopped("h1"), Time: pt0})
+	h.plan()
+	if h1, _ := h.fsm.Store().Snapshot().Host(nil, "h1"); h1.State != state.HostDrained {
+		t.Fatalf("h1 is %s with nothing left, want drained", h1.State)
+	}
 }
 
 func TestPlannerConstraintsAndZoneSpread(t *testing.T) {
@@ -371,4 +379,16 @@ func TestPlannerCanaryAndBlueGreen(t *testing.T) {
 	if v3, v4 := h.placement("web", 3), h.placement("web", 4); len(v3) != 0 || v4["h1"] != 4 {
 		t.Fatalf("blue-green, switched: v3 %v v4 %v", v3, v4)
 	}
+}
+
+// stopped reports every instance on host that is desired stopped as stopped.
+func (h *planHarness) stopped(host string) []state.InstanceUpdate {
+	is, _ := h.fsm.Store().Snapshot().HostInstances(nil, host)
+	var out []state.InstanceUpdate
+	for _, i := range is {
+		if i.Desired == state.DesiredStop {
+			out = append(out, state.InstanceUpdate{ID: i.ID, State: state.InstanceStopped})
+		}
+	}
+	return out
 }

@@ -97,6 +97,7 @@ type PlanApplyRequest struct {
 	Stop    []InstanceStop
 	Pending []AppPending // one per app planned: "" clears its explanation
 	Revert  []AppRevert  // failed updates to undo
+	Drained []string     // draining hosts with nothing left: now drained
 	Time    time.Time
 }
 
@@ -258,6 +259,18 @@ func (w *writer) planApply(r *PlanApplyRequest) *Error {
 	}
 	for _, rv := range r.Revert {
 		if e := w.revert(rv, r.Time); e != nil {
+			return e
+		}
+	}
+	for _, id := range r.Drained {
+		h, err := w.snap().Host(nil, id)
+		if err != nil {
+			return Errorf(KindInternal, "%v", err)
+		}
+		if h == nil || h.State != HostDraining {
+			continue
+		}
+		if e := w.hostState(&HostStateRequest{ID: id, State: HostDrained, Disconnected: h.Disconnected, Reason: "no instance left", Time: r.Time}); e != nil {
 			return e
 		}
 	}
