@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -115,6 +116,7 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 		}
 		firstStop := len(req.Stop)
 		var cur, old []*state.Instance
+		var failedOn []string // hosts where an instance of the app kept crashing
 		for _, i := range byApp[key] {
 			if i.Desired != state.DesiredRun {
 				continue
@@ -129,6 +131,7 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 				continue
 			case i.State == state.InstanceFailed:
 				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: "it failed: " + i.Message})
+				failedOn = append(failedOn, u.h.Name)
 				continue
 			}
 			// Instances of older versions, and those on hosts an admin
@@ -264,6 +267,11 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 				have++
 			}
 		}
+		// A replacement for an instance that kept crashing goes to another
+		// host when the app has one to go to.
+		if len(failedOn) > 0 && otherHost(hosts, a.Spec.Pools, failedOn) {
+			cons = append(cons, scheduler.Constraint{Attr: "name", Op: scheduler.OpNotIn, Values: failedOn})
+		}
 		toPlace = append(toPlace, scheduler.App{Key: scheduler.AppKey{Tenant: a.Tenant, Name: a.Name}, Version: a.Version, CPU: a.Spec.CPU, Memory: a.Spec.Memory,
 			Count: have + place, Pools: a.Spec.Pools, AllowedPools: tenant.Pools, Spread: a.Spec.Spread, Constraints: cons, FailoverPools: a.Spec.FailoverPools})
 		wanted[key] = want
@@ -397,4 +405,15 @@ func failedUpdate(a *state.App, insts, old []*state.Instance, now time.Time) (st
 		to = max(to, i.Version)
 	}
 	return state.AppRevert{Tenant: a.Tenant, App: a.Name, From: a.Version, To: to, Reason: reason}, true
+}
+
+// otherHost reports whether a schedulable host outside avoid exists in
+// pools (any pool when empty).
+func otherHost(hosts []*state.Host, pools, avoid []string) bool {
+	for _, h := range hosts {
+		if state.Schedulable(h) && (len(pools) == 0 || slices.Contains(pools, h.Pool)) && !slices.Contains(avoid, h.Name) {
+			return true
+		}
+	}
+	return false
 }

@@ -392,3 +392,22 @@ func (h *planHarness) stopped(host string) []state.InstanceUpdate {
 	}
 	return out
 }
+
+func TestPlannerMovesCrashLoopingInstanceElsewhere(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("p", "dc1")
+	h.host("h1", "p", 8, 8192)
+	h.host("h2", "p", 8, 4096) // best fit prefers h2
+	h.app(apitypes.AppSpec{Name: "web", Image: "w", Instances: n(1)})
+	h.plan()
+	is, _ := h.fsm.Store().Snapshot().AppInstances(nil, "acme", "web")
+	if len(is) != 1 || is[0].Host != "h2" {
+		t.Fatalf("first placement %+v", is)
+	}
+	h.must(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: "h2", Time: pt0,
+		Updates: []state.InstanceUpdate{{ID: is[0].ID, State: state.InstanceFailed, Message: "exited 5 times in a row"}}})
+	h.plan()
+	if got := h.placement("web", 0); got["h1"] != 1 || got["h2"] != 0 {
+		t.Fatalf("replacement of a crash-looping instance: %v, want it on h1", got)
+	}
+}
