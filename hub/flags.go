@@ -2,10 +2,14 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
-	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -32,7 +36,14 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 	fs.DurationVar(&cfg.SuspectAfter, "suspect-after", cfg.SuspectAfter, "a host without heartbeat for this long is suspect")
 	fs.DurationVar(&cfg.DownAfter, "down-after", cfg.DownAfter, "a host without heartbeat for this long is down")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	var debugAddr string
+	fs.StringVar(&debugAddr, "debug-addr", "", "serve Go's /debug/pprof here (loopback only, for profiling; empty: off)")
 	return func(ctx context.Context) error {
+		if debugAddr != "" {
+			if err := serveDebug(ctx, debugAddr); err != nil {
+				return err
+			}
+		}
 		for _, j := range joins {
 			for _, a := range strings.Split(j, ",") {
 				if a = strings.TrimSpace(a); a != "" {
@@ -48,11 +59,29 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 			return err
 		}
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-		if os.Getenv("GOGC") == "" {
-			// A hub's heap is small and its writes allocate briskly; trading
-			// memory for less GC measured ~15% more writes/s (e2e/BENCHMARKS.md).
-			debug.SetGCPercent(400)
-		}
+		// Go's default GC percent: a hub holding thousands of agents pays
+		// for a larger one in RSS (GOGC=400 buys ~15% more API writes/s
+		// and cost ~40% more memory per agent; e2e/BENCHMARKS.md).
 		return Run(ctx, cfg)
 	}
+}
+
+// serveDebug serves net/http/pprof on a loopback address until ctx ends.
+func serveDebug(ctx context.Context, addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("--debug-addr %q: must be a loopback IP:PORT", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("--debug-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	context.AfterFunc(ctx, func() { srv.Close() })
+	go srv.Serve(ln)
+	return nil
 }

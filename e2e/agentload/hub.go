@@ -66,6 +66,9 @@ func (h *hubProc) launch() error {
 	h.cmd = exec.Command(h.bin, "hub", "--bootstrap-expect", "1", "--data-dir", h.dir, "--node-name", "load",
 		"--http-addr", fmt.Sprintf("127.0.0.1:%d", h.httpP), "--quic-addr", h.quic,
 		"--raft-addr", fmt.Sprintf("127.0.0.1:%d", h.raftP), "--gossip-addr", fmt.Sprintf("127.0.0.1:%d", h.gsP), "--log-level", "error")
+	if d := os.Getenv("AGENTLOAD_HUB_DEBUG"); d != "" {
+		h.cmd.Args = append(h.cmd.Args, "--debug-addr", d)
+	}
 	h.cmd.Stdout, h.cmd.Stderr = &h.log, &h.log
 	return h.cmd.Start()
 }

@@ -502,11 +502,13 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 			conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeOf(err)), err.Error())
 		}
 	}()
-	reports := make(chan *wire.StatusReport, 64)
-	defer close(reports)
-	go func() {
-		for r := range reports {
-			g.reportStatus(ctx, id, r)
+	// Status reports are committed in order by one goroutine, started with
+	// the first report: hosts without instances (most of a big fleet at
+	// any moment) cost none.
+	var reports chan *wire.StatusReport
+	defer func() {
+		if reports != nil {
+			close(reports)
 		}
 	}()
 	for {
@@ -543,6 +545,14 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 		case *wire.Envelope_StatusReport:
 			// In order, off the control loop: one report's commit never
 			// delays a heartbeat's ack.
+			if reports == nil {
+				reports = make(chan *wire.StatusReport, 64)
+				go func(reports <-chan *wire.StatusReport) {
+					for r := range reports {
+						g.reportStatus(ctx, id, r)
+					}
+				}(reports)
+			}
 			select {
 			case reports <- m.StatusReport:
 			default:
