@@ -59,24 +59,19 @@ func newInstanceID(app string) string {
 	return app + "-" + hex.EncodeToString(b)
 }
 
-// hostUse is a host as the planner sees it.
-type hostUse struct {
-	h        *state.Host
-	cpu, mem int            // free
-	perApp   map[string]int // live instances per tenant/app
-}
-
 // buildPlan returns the plan that moves every app towards its desired
 // state, or nil when nothing needs doing.
 //
 // Per app, in availability mode: instances on hosts that are down or gone,
-// and failed ones, are stopped and replaced. The current version gets its
-// desired count; during a rolling update (older versions still live) at
-// most max_surge extra instances run, and an old instance stops only when
-// a new one is ready, so that at least the desired count minus
-// max_unavailable stay ready. Placement: the app's pools in order (any
-// pool the tenant may use when it names none); within a pool, the host with
-// the fewest instances of the app, then the most free memory; ties by id.
+// and failed ones, are stopped and replaced (a crash-looping one on another
+// host when there is one). The current version gets its desired count;
+// during a rolling update (older versions, or instances on draining hosts,
+// still live) at most max_surge extra instances run, and an old instance
+// stops only when a new one is ready, so that at least the desired count
+// minus max_unavailable stay ready; canary and blue-green updates and
+// auto_revert are decided here too. Where new instances go is the
+// scheduler's choice (hub/scheduler): pools in order, spread, constraints,
+// best fit.
 func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID func(string) string) (*state.PlanApplyRequest, error) {
 	apps, err := snap.Apps(ws, "")
 	if err != nil {
@@ -90,19 +85,14 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 	if err != nil {
 		return nil, err
 	}
-	use := map[string]*hostUse{}
+	byHost := make(map[string]*state.Host, len(hosts))
 	for _, h := range hosts {
-		use[h.ID] = &hostUse{h: h, cpu: h.Inventory.CPUs * 1000, mem: int(h.Inventory.MemoryBytes >> 20), perApp: map[string]int{}}
+		byHost[h.ID] = h
 	}
 	byApp := map[string][]*state.Instance{}
 	for _, i := range all {
 		key := i.Tenant + "/" + i.App
 		byApp[key] = append(byApp[key], i)
-		if u := use[i.Host]; u != nil && i.Live() {
-			u.cpu -= i.CPU
-			u.mem -= i.Memory
-			u.perApp[key]++
-		}
 	}
 	req := &state.PlanApplyRequest{Time: now}
 	var toPlace []scheduler.App
@@ -121,23 +111,23 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 			if i.Desired != state.DesiredRun {
 				continue
 			}
-			u := use[i.Host]
+			h := byHost[i.Host]
 			switch {
-			case u == nil:
+			case h == nil:
 				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: "its host is gone"})
 				continue
-			case u.h.State == state.HostDown:
+			case h.State == state.HostDown:
 				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: "its host is down"})
 				continue
 			case i.State == state.InstanceFailed:
 				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: "it failed: " + i.Message})
-				failedOn = append(failedOn, u.h.Name)
+				failedOn = append(failedOn, h.Name)
 				continue
 			}
 			// Instances of older versions, and those on hosts an admin
 			// drains, are replaced the way a rolling update replaces: a
 			// new one first, the old one once the new one is ready.
-			if i.Version == a.Version && u.h.State != state.HostDraining && u.h.State != state.HostDrained {
+			if i.Version == a.Version && h.State != state.HostDraining && h.State != state.HostDrained {
 				cur = append(cur, i)
 			} else {
 				old = append(old, i)
@@ -207,10 +197,6 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 					reason = "its host is draining"
 				}
 				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: reason})
-				if u := use[i.Host]; u != nil {
-					u.cpu += i.CPU
-					u.mem += i.Memory
-				}
 			}
 		}
 		// Scale down: not ready first, then from the host with the most
@@ -263,7 +249,7 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 		}
 		have := 0
 		for _, i := range byApp[key] {
-			if i.Desired == state.DesiredRun && i.Live() && i.Version == a.Version && use[i.Host] != nil && use[i.Host].h.State != state.HostDown && !stoppedNow[i.ID] {
+			if i.Desired == state.DesiredRun && i.Live() && i.Version == a.Version && byHost[i.Host] != nil && byHost[i.Host].State != state.HostDown && !stoppedNow[i.ID] {
 				have++
 			}
 		}
