@@ -19,7 +19,14 @@ import (
 // enrolCluster starts a 3-node hub, bootstraps it and makes pool aws-bj.
 func enrolCluster(t *testing.T) (*hubtest.Cluster, *client.Client, string) {
 	t.Helper()
-	c := hubtest.New(t, 3, hubtest.Options{SuspectAfter: time.Second, DownAfter: 2 * time.Second})
+	return newCluster(t, hubtest.Options{SuspectAfter: time.Second, DownAfter: 2 * time.Second}, "aws-bj", "")
+}
+
+// newCluster starts a 3-node hub, bootstraps it, makes pool (in dc1) and,
+// when given, tenant; it returns an admin client of node 0 and its token.
+func newCluster(t *testing.T, opts hubtest.Options, pool, tenant string) (*hubtest.Cluster, *client.Client, string) {
+	t.Helper()
+	c := hubtest.New(t, 3, opts)
 	ctx := context.Background()
 	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
 	boot, err := anon.Bootstrap(ctx)
@@ -27,8 +34,13 @@ func enrolCluster(t *testing.T) (*hubtest.Cluster, *client.Client, string) {
 		t.Fatal(err)
 	}
 	admin, _ := client.New(client.Config{Address: c.Nodes[0].URL(), Token: boot.Token})
-	if _, err := admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "aws-bj", Datacenter: "dc1"}); err != nil {
+	if _, err := admin.Pools().Create(ctx, apitypes.PoolRequest{Name: pool, Datacenter: "dc1"}); err != nil {
 		t.Fatal(err)
+	}
+	if tenant != "" {
+		if _, err := admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: tenant}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return c, admin, boot.Token
 }
@@ -274,17 +286,8 @@ func TestAgentLearnsHubNodes(t *testing.T) {
 // before --down-after, because its peers confirm it dead. Along the way,
 // inventory refreshed after enrolment and host show's connection details.
 func TestPoolGossip(t *testing.T) {
-	c := hubtest.New(t, 3, hubtest.Options{SuspectAfter: time.Second, DownAfter: 30 * time.Second})
+	c, admin, _ := newCluster(t, hubtest.Options{SuspectAfter: time.Second, DownAfter: 30 * time.Second}, "edge", "")
 	ctx := context.Background()
-	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
-	boot, err := anon.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, _ := client.New(client.Config{Address: c.Nodes[0].URL(), Token: boot.Token})
-	if _, err := admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "edge", Datacenter: "dc1"}); err != nil {
-		t.Fatal(err)
-	}
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "edge"})
 	var agents []*agent.Agent
 	var stops []context.CancelFunc

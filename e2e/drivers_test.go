@@ -83,20 +83,8 @@ func TestWorkloadsExec(t *testing.T) {
 // reach each through its reported address, a crash restarted in place, a
 // rolling update to version 2 served by every instance, deletion.
 func workloadFlow(t *testing.T, newDriver func(dataDir string) func(string) (driver.Driver, error), spec apitypes.AppSpec) {
-	c := hubtest.New(t, 3, hubtest.Options{SuspectAfter: time.Second, DownAfter: 3 * time.Second})
+	c, admin, _ := newCluster(t, hubtest.Options{SuspectAfter: time.Second, DownAfter: 3 * time.Second}, "p", "acme")
 	ctx := context.Background()
-	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
-	boot, err := anon.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, _ := client.New(client.Config{Address: c.Nodes[0].URL(), Token: boot.Token})
-	if _, err := admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "p", Datacenter: "dc1"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"}); err != nil {
-		t.Fatal(err)
-	}
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
 	dirs := map[string]string{}
 	stops := map[string]func(){}

@@ -35,20 +35,8 @@ func runAgent(t *testing.T, cfg agent.Config) (*agent.Agent, func()) {
 // down, a crash restarted locally, a dead host's instances replaced and
 // stopped on its return, a rolling update, and deletion.
 func TestWorkloadsWithFakeDriver(t *testing.T) {
-	c := hubtest.New(t, 3, hubtest.Options{SuspectAfter: time.Second, DownAfter: 3 * time.Second})
+	c, admin, _ := newCluster(t, hubtest.Options{SuspectAfter: time.Second, DownAfter: 3 * time.Second}, "p", "acme")
 	ctx := context.Background()
-	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
-	boot, err := anon.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, _ := client.New(client.Config{Address: c.Nodes[0].URL(), Token: boot.Token})
-	if _, err := admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "p", Datacenter: "dc1"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"}); err != nil {
-		t.Fatal(err)
-	}
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
 	hostA, hostB := fake.NewHost(), fake.NewHost()
 	dirA, dirB := t.TempDir(), t.TempDir()
