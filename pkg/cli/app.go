@@ -53,11 +53,12 @@ func parsePort(s string) (apitypes.Port, error) {
 
 func (e *env) appCmd() *cobra.Command {
 	var (
-		file      string
-		spec      apitypes.AppSpec
-		instances int
-		ports     []string
-		envs      []string
+		file       string
+		spec       apitypes.AppSpec
+		instances  int
+		ports      []string
+		envs       []string
+		healthPath string
 	)
 	deploy := &cobra.Command{
 		Use:   "deploy [NAME] (--image IMG | --command CMD | -f wharf.yaml)",
@@ -83,6 +84,9 @@ func (e *env) appCmd() *cobra.Command {
 			}
 			if cmd.Flags().Changed("instances") {
 				s.Instances = &instances
+			}
+			if healthPath != "" {
+				s.Health = &apitypes.Health{HTTP: healthPath}
 			}
 			for _, p := range ports {
 				pp, err := parsePort(p)
@@ -130,6 +134,7 @@ func (e *env) appCmd() *cobra.Command {
 	f.StringArrayVar(&ports, "port", nil, "container port, e.g. 8080 or 53/udp (repeatable)")
 	f.StringArrayVar(&envs, "env", nil, "environment variable K=V (repeatable)")
 	f.StringSliceVar(&spec.Pools, "pool", nil, "pools in order of preference (repeatable)")
+	f.StringVar(&healthPath, "health-path", "", "HTTP health check path on the first port (an instance is ready once it answers 2xx/3xx)")
 
 	ls := &cobra.Command{Use: "ls", Short: "List apps", Args: cobra.NoArgs,
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, _ []string) error {

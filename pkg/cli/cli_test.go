@@ -105,7 +105,7 @@ func TestDeployFromFlagsAndManifest(t *testing.T) {
 	f, addr := newFakeAPI(t, map[string]func(http.ResponseWriter){
 		"PUT /v1/apps/hello": jsonAnswer(201, apitypes.App{AppSpec: apitypes.AppSpec{Name: "hello"}, Version: 1}),
 	})
-	out, stderr, code := run(t, "", "--addr", addr, "--token", "T", "--tenant", "acme", "app", "deploy", "hello", "--image", "hello:1", "--instances", "3", "--port", "8080", "--env", "A=b")
+	out, stderr, code := run(t, "", "--addr", addr, "--token", "T", "--tenant", "acme", "app", "deploy", "hello", "--image", "hello:1", "--instances", "3", "--port", "8080", "--env", "A=b", "--health-path", "/healthz")
 	if code != 0 || !strings.Contains(out, "created app hello version 1") {
 		t.Fatalf("deploy: %d %q %q", code, out, stderr)
 	}
@@ -114,7 +114,7 @@ func TestDeployFromFlagsAndManifest(t *testing.T) {
 	if err := json.Unmarshal(r.body, &spec); err != nil {
 		t.Fatal(err)
 	}
-	if r.query != "tenant=acme" || r.auth != "Bearer T" || spec.Image != "hello:1" || *spec.Instances != 3 || spec.Ports[0].ContainerPort != 8080 || spec.Env["A"] != "b" {
+	if r.query != "tenant=acme" || r.auth != "Bearer T" || spec.Image != "hello:1" || *spec.Instances != 3 || spec.Ports[0].ContainerPort != 8080 || spec.Env["A"] != "b" || spec.Health == nil || spec.Health.HTTP != "/healthz" {
 		t.Fatalf("sent %+v %+v", r, spec)
 	}
 
