@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wharf-platform/wharf/agent"
+	"github.com/wharf-platform/wharf/agent/driver/fake"
 	"github.com/wharf-platform/wharf/hub/hubtest"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/client"
@@ -235,21 +236,20 @@ func TestHostLiveness(t *testing.T) {
 // TestCertificateRotation: with 3 s certificates the agent renews before
 // expiry, reconnects with the new one, and keeps heartbeating.
 func TestCertificateRotation(t *testing.T) {
-	c := hubtest.New(t, 3, hubtest.Options{AgentCertTTL: 3 * time.Second})
+	c, admin, _ := newCluster(t, hubtest.Options{AgentCertTTL: 3 * time.Second}, "p1", "acme")
 	ctx := context.Background()
-	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
-	boot, err := anon.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, _ := client.New(client.Config{Address: c.Nodes[0].URL(), Token: boot.Token})
-	if _, err := admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "p1"}); err != nil {
-		t.Fatal(err)
-	}
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p1"})
 	dir := t.TempDir()
-	a, _ := startAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: "r1"})
+	host := fake.NewHost()
+	a, _ := startAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: "r1", NewDriver: fakeDriver(host)})
 	hubtest.WaitFor(t, 10*time.Second, "enrolment", func() bool { return a.Acked() > 0 })
+	// An instance runs before the rotations; moving to a new connection
+	// must not apply its assignment again (it is not restarted).
+	if _, err := admin.Apps().Create(ctx, apitypes.AppSpec{Name: "web", Image: "w"}, &client.WriteOptions{Tenant: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitFor(t, 10*time.Second, "the instance running", func() bool { return len(host.Running()) == 1 })
+	id := host.Running()[0]
 	first, _ := os.ReadFile(filepath.Join(dir, "agent.crt"))
 	hubtest.WaitFor(t, 15*time.Second, "two rotations", func() bool { return a.Rotations() >= 2 })
 	now, _ := os.ReadFile(filepath.Join(dir, "agent.crt"))
@@ -261,6 +261,9 @@ func TestCertificateRotation(t *testing.T) {
 	h, _, err := admin.Hosts().Get(ctx, a.HostID(), nil)
 	if err != nil || h.State != "ready" {
 		t.Fatalf("host after rotations: %+v %v", h, err)
+	}
+	if got := host.Running(); len(got) != 1 || got[0] != id || host.Started(id) != 1 {
+		t.Fatalf("after the rotations the host runs %v (%s started %d times), want %s started once", got, id, host.Started(id), id)
 	}
 }
 
