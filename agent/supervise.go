@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -368,6 +369,18 @@ func (s *supervisor) check(ctx context.Context, in *wire.Instance, st driver.Sta
 	if hc.TimeoutMs > 0 {
 		timeout = time.Duration(hc.TimeoutMs) * time.Millisecond
 	}
+	if len(hc.Command) > 0 {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		code, err := s.runCheck(ctx, in, st, hc.Command)
+		if err != nil {
+			return false, err.Error()
+		}
+		if code != 0 {
+			return false, fmt.Sprintf("%s exited %d", hc.Command[0], code)
+		}
+		return true, ""
+	}
 	port := int(hc.Port)
 	if hc.Tcp > 0 {
 		port = int(hc.Tcp)
@@ -418,4 +431,29 @@ func specOf(in *wire.Instance) driver.Spec {
 		s.Ports = append(s.Ports, driver.Port{Name: p.Name, ContainerPort: int(p.ContainerPort), Protocol: p.Protocol, HostPort: int(p.HostPort)})
 	}
 	return s
+}
+
+// runCheck runs a command health check in the instance when the driver can
+// (driver.Execer), else on the host with PORT set to the instance's port.
+func (s *supervisor) runCheck(ctx context.Context, in *wire.Instance, st driver.Status, argv []string) (int, error) {
+	if ex, ok := s.drv.(driver.Execer); ok {
+		return ex.Exec(ctx, in.Id, argv)
+	}
+	cmd := osexec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+	if _, port, err := net.SplitHostPort(st.Address); err == nil {
+		cmd.Env = append(cmd.Env, "PORT="+port)
+	}
+	for k, v := range in.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	err := cmd.Run()
+	var ee *osexec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return -1, err
+	}
+	return 0, nil
 }

@@ -114,3 +114,12 @@ type Driver interface {
 	// removed). An error from fn stops it and is returned.
 	Logs(ctx context.Context, instanceID string, opts LogOptions, fn func(LogLine) error) error
 }
+
+// Execer is implemented by drivers that can run a command inside an
+// instance (its container), for command health checks. The agent runs the
+// command on the host, with PORT set, for drivers without it (an exec
+// instance shares the host's network).
+type Execer interface {
+	// Exec runs argv in the instance and returns its exit code.
+	Exec(ctx context.Context, instanceID string, argv []string) (int, error)
+}

@@ -305,3 +305,34 @@ func (d *Driver) List(ctx context.Context) ([]driver.Status, error) {
 	}
 	return out, nil
 }
+
+var _ driver.Execer = (*Driver)(nil)
+
+// Exec implements driver.Execer: argv runs in the instance's container
+// (which must belong to this host) until it exits or ctx ends.
+func (d *Driver) Exec(ctx context.Context, instanceID string, argv []string) (int, error) {
+	if _, err := d.inspect(ctx, instanceID); err != nil {
+		return -1, err
+	}
+	ex, err := d.cli.ExecCreate(ctx, containerName(instanceID), client.ExecCreateOptions{Cmd: argv})
+	if err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", instanceID, err)
+	}
+	if _, err := d.cli.ExecStart(ctx, ex.ID, client.ExecStartOptions{Detach: true}); err != nil {
+		return -1, fmt.Errorf("exec in %s: %w", instanceID, err)
+	}
+	for {
+		res, err := d.cli.ExecInspect(ctx, ex.ID, client.ExecInspectOptions{})
+		if err != nil {
+			return -1, fmt.Errorf("exec in %s: %w", instanceID, err)
+		}
+		if !res.Running {
+			return res.ExitCode, nil
+		}
+		select {
+		case <-ctx.Done():
+			return -1, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

@@ -2,6 +2,8 @@ package docker_test
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"net/netip"
 	"os"
 	"strings"
@@ -132,6 +134,42 @@ func TestContainer(t *testing.T) {
 			if b.HostIP != netip.MustParseAddr("127.0.0.1") {
 				t.Errorf("port %s published on %s, want 127.0.0.1 only", port, b.HostIP)
 			}
+		}
+	}
+}
+
+// TestExec: a command runs inside the instance's container and its exit
+// code comes back (command health checks); another host's instance is not
+// found.
+func TestExec(t *testing.T) {
+	cli := daemon(t)
+	image := drivertest.BuildTestAppImage(t, cli)
+	d := newDriver(t, cli, docker.Config{HostID: drivertest.NewID("host-"), PublishIP: "127.0.0.1"})
+	other := newDriver(t, cli, docker.Config{HostID: drivertest.NewID("host-"), PublishIP: "127.0.0.1"})
+	for _, tt := range []struct {
+		env  map[string]string
+		want int
+	}{{nil, 0}, {map[string]string{"FAIL_HEALTH": "1"}, 1}} {
+		spec := driver.Spec{InstanceID: drivertest.NewID("i-"), Image: image, Env: tt.env, Ports: []driver.Port{{ContainerPort: 8080}}}
+		t.Cleanup(func() { _ = d.Stop(context.Background(), spec.InstanceID, time.Second) })
+		st, err := d.Start(ctx(t), spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		drivertest.WaitFor(t, 10*time.Second, func() (bool, string) {
+			resp, err := http.Get("http://" + st.Address + "/")
+			if err != nil {
+				return false, err.Error()
+			}
+			resp.Body.Close()
+			return true, ""
+		})
+		code, err := d.Exec(ctx(t), spec.InstanceID, []string{"/testapp", "check"})
+		if err != nil || code != tt.want {
+			t.Fatalf("exec with env %v: code %d err %v, want %d", tt.env, code, err, tt.want)
+		}
+		if _, err := other.Exec(ctx(t), spec.InstanceID, []string{"/testapp", "check"}); !errors.Is(err, driver.ErrNotFound) {
+			t.Fatalf("another host's driver ran a command in this instance: %v", err)
 		}
 	}
 }

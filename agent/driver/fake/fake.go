@@ -20,8 +20,9 @@ import (
 
 // Host is what survives an agent restart: the instances "running" on it.
 type Host struct {
-	mu   sync.Mutex
-	inst map[string]*instance
+	mu       sync.Mutex
+	inst     map[string]*instance
+	execCode int // what Exec returns
 }
 
 type instance struct {
@@ -160,4 +161,25 @@ func (h *Host) Running() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+var _ driver.Execer = (*Driver)(nil)
+
+// Exec implements driver.Execer: it returns the host's exec code (see
+// SetExecCode) for a running instance.
+func (d *Driver) Exec(_ context.Context, id string, _ []string) (int, error) {
+	d.h.mu.Lock()
+	defer d.h.mu.Unlock()
+	in := d.h.inst[id]
+	if in == nil || in.status.State != driver.StateRunning {
+		return -1, driver.ErrNotFound
+	}
+	return d.h.execCode, nil
+}
+
+// SetExecCode sets what Exec returns from now on (0 at first).
+func (h *Host) SetExecCode(code int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.execCode = code
 }

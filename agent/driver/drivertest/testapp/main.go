@@ -9,6 +9,9 @@
 //	/exit?code=N    exits with code N
 //	/spawn          starts a child copy of itself that sleeps forever; answers its pid
 //
+// "testapp check" is a command health check: it exits 0 when /healthz on
+// $PORT answers 200, else 1.
+//
 // The boot token changes with every process start, so a test can tell an
 // adopted instance from a restarted one.
 package main
@@ -28,6 +31,17 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "check" { // a command health check: GET /healthz
+		port := os.Getenv("PORT")
+		if port == "" {
+			port = "8080"
+		}
+		resp, err := http.Get("http://127.0.0.1:" + port + "/healthz")
+		if err != nil || resp.StatusCode != http.StatusOK {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv("TESTAPP_SLEEP") == "1" {
 		for { // not select{}: the runtime would call that a deadlock and exit
 			time.Sleep(time.Hour)

@@ -1,0 +1,58 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/wharf-platform/wharf/agent/driver/fake"
+	"github.com/wharf-platform/wharf/pkg/wire"
+)
+
+// ready returns the reported readiness of instance id ("" state if unknown).
+func readyOf(s *supervisor, id string) (string, bool) {
+	for _, st := range s.report(true).Instances {
+		if st.Id == id {
+			return st.State, st.Ready
+		}
+	}
+	return "", false
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestCommandHealthCheck: an instance is ready while its health command
+// exits 0 (run through the driver's Exec), and not ready after three
+// failures in a row; it comes back when the command passes again.
+func TestCommandHealthCheck(t *testing.T) {
+	host := fake.NewHost()
+	s := newSupervisor(fake.New(host), t.TempDir(), "", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	err := s.assign(&wire.Assignments{Version: 1, Instances: []*wire.Instance{{Id: "i1", App: "web", Tenant: "acme", Version: 1,
+		Ports: []*wire.Port{{ContainerPort: 8080}}, Health: &wire.Health{Command: []string{"check"}, IntervalMs: 10}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "ready", func() bool { st, ok := readyOf(s, "i1"); return st == "running" && ok })
+	host.SetExecCode(1)
+	waitUntil(t, "not ready after failing checks", func() bool { _, ok := readyOf(s, "i1"); return !ok })
+	host.SetExecCode(0)
+	waitUntil(t, "ready again", func() bool { _, ok := readyOf(s, "i1"); return ok })
+	if host.Started("i1") != 1 {
+		t.Fatalf("a failing health check restarted the instance (%d starts)", host.Started("i1"))
+	}
+}
