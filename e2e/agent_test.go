@@ -75,12 +75,16 @@ func startAgent(t *testing.T, cfg agent.Config) (*agent.Agent, <-chan error) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	done := make(chan error, 1) // Run's result, for the test to read
+	exited := make(chan struct{})
+	go func() {
+		done <- a.Run(ctx)
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-done:
+		case <-exited:
 		case <-time.After(10 * time.Second):
 			t.Error("agent did not stop")
 		}
@@ -92,7 +96,7 @@ func TestAgentEnrolsOverQUICAndHeartbeats(t *testing.T) {
 	c, admin, _ := enrolCluster(t)
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "aws-bj", Uses: 1})
 	dir := t.TempDir()
-	a, _ := startAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: "node-1", Labels: map[string]string{"ssd": "yes"}})
+	a, aDone := startAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: "node-1", Labels: map[string]string{"ssd": "yes"}})
 	hubtest.WaitFor(t, 15*time.Second, "heartbeats acknowledged", func() bool { return a.Acked() >= 2 })
 	hosts, _, err := admin.Hosts().List(context.Background(), nil)
 	if err != nil || len(hosts) != 1 {
@@ -122,9 +126,17 @@ func TestAgentEnrolsOverQUICAndHeartbeats(t *testing.T) {
 	if !found {
 		t.Fatalf("no refusal event in %+v", evs)
 	}
-	// A removed host can no longer connect.
+	// A removed host is cut off while connected, and can no longer connect.
 	if err := admin.Hosts().Remove(context.Background(), a.HostID()); err != nil {
 		t.Fatal(err)
+	}
+	select {
+	case err := <-aDone:
+		if err == nil || !strings.Contains(err.Error(), "removed") {
+			t.Fatalf("the connected agent of a removed host ended with %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connected agent of a removed host was not cut off")
 	}
 	again, err := agent.New(agent.Config{Hubs: hubs(c), DataDir: dir, Name: "node-1"})
 	if err != nil {

@@ -13,7 +13,9 @@ import (
 
 // pushAssignments sends the host's agent the full set of instances it
 // should run whenever that set changes (the host's AssignIndex moves),
-// starting with the current one unless the agent already applied it.
+// starting with the current one unless the agent already applied it. It
+// watches the host record, so it is also what cuts off a host removed
+// while connected, as soon as this replica applies the removal.
 func (g *Gateway) pushAssignments(ctx context.Context, s *wire.Stream, id pki.AgentIdentity, applied uint64) error {
 	for {
 		ws := memdb.NewWatchSet()

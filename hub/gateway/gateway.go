@@ -312,11 +312,7 @@ func (g *Gateway) serveStream(ctx context.Context, conn *quic.Conn, st *quic.Str
 	default:
 		err = fmt.Errorf("%w: stream kind %d", wire.ErrUnknownMessage, kind[0])
 	}
-	code := wire.CodeOf(err)
-	var ce codeError
-	if errors.As(err, &ce) {
-		code = ce.code
-	}
+	code := closeCode(err)
 	if err != nil && !errors.Is(err, io.EOF) && ctx.Err() == nil {
 		g.log.Debug("agent stream closed", "remote", conn.RemoteAddr(), "err", err)
 		_ = s.Send(&wire.Envelope{Msg: &wire.Envelope_Error{Error: &wire.Error{Code: uint32(code), Message: err.Error()}}})
@@ -332,6 +328,15 @@ type codeError struct {
 
 func (e codeError) Error() string { return e.err.Error() }
 func (e codeError) Unwrap() error { return e.err }
+
+// closeCode is the wire code to close a stream or connection with for err.
+func closeCode(err error) wire.Code {
+	var ce codeError
+	if errors.As(err, &ce) {
+		return ce.code
+	}
+	return wire.CodeOf(err)
+}
 
 func unauthorized(format string, args ...any) error {
 	return codeError{wire.CodeUnauthorized, fmt.Errorf(format, args...)}
@@ -499,7 +504,7 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 	go func() {
 		if err := g.pushAssignments(pctx, s, id, hello.LastAssignmentVersion); err != nil && pctx.Err() == nil {
 			g.log.Debug("assignments", "host", id.HostID, "err", err)
-			conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeOf(err)), err.Error())
+			conn.CloseWithError(quic.ApplicationErrorCode(closeCode(err)), err.Error())
 		}
 	}()
 	// Status reports are committed in order by one goroutine, started with
@@ -518,11 +523,6 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 		}
 		switch m := env.Msg.(type) {
 		case *wire.Envelope_Heartbeat:
-			// A host removed while connected is cut off as soon as this
-			// replica applies the removal.
-			if h, _ := g.cfg.Store.Snapshot().Host(nil, id.HostID); h == nil {
-				return unauthorized("host %s was removed; enrol it again", id.HostID)
-			}
 			g.seenMu.Lock()
 			c := g.seen[id.HostID]
 			if c == nil {
