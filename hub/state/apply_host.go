@@ -93,12 +93,9 @@ func (w *writer) hostState(r *HostStateRequest) *Error {
 	default:
 		return &Error{Kind: KindInvalid, Field: "state", Msg: fmt.Sprintf("unknown host state %q", r.State)}
 	}
-	h, err := w.snap().Host(nil, r.ID)
-	if err != nil {
-		return Errorf(KindInternal, "%v", err)
-	}
-	if h == nil {
-		return Errorf(KindNotFound, "host %s not found", r.ID)
+	h, e := w.host(r.ID)
+	if e != nil {
+		return e
 	}
 	n := h.Copy()
 	n.State, n.Disconnected = r.State, r.Disconnected
@@ -117,12 +114,9 @@ func (w *writer) hostState(r *HostStateRequest) *Error {
 }
 
 func (w *writer) hostInventory(r *HostInventoryRequest) *Error {
-	h, err := w.snap().Host(nil, r.ID)
-	if err != nil {
-		return Errorf(KindInternal, "%v", err)
-	}
-	if h == nil {
-		return Errorf(KindNotFound, "host %s not found", r.ID)
+	h, e := w.host(r.ID)
+	if e != nil {
+		return e
 	}
 	n := h.Copy()
 	n.Inventory = r.Inventory
@@ -134,12 +128,9 @@ func (w *writer) hostInventory(r *HostInventoryRequest) *Error {
 }
 
 func (w *writer) hostDelete(r *HostDeleteRequest) *Error {
-	h, err := w.snap().Host(nil, r.ID)
-	if err != nil {
-		return Errorf(KindInternal, "%v", err)
-	}
-	if h == nil {
-		return Errorf(KindNotFound, "host %s not found", r.ID)
+	h, e := w.host(r.ID)
+	if e != nil {
+		return e
 	}
 	if e := w.delete(TableHosts, h); e != nil {
 		return e
@@ -157,4 +148,16 @@ func (w *writer) event(ev Event) *Error {
 	ev.Seq = w.events
 	w.events++
 	return w.insert(TableEvents, &ev)
+}
+
+// host returns a host that must exist (not found otherwise).
+func (w *writer) host(id string) (*Host, *Error) {
+	h, err := w.snap().Host(nil, id)
+	if err != nil {
+		return nil, Errorf(KindInternal, "%v", err)
+	}
+	if h == nil {
+		return nil, Errorf(KindNotFound, "host %s not found", id)
+	}
+	return h, nil
 }
