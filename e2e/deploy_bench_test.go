@@ -26,19 +26,8 @@ import (
 //
 //	go test -run '^$' -bench DeployLatency -benchtime 20x ./e2e
 func BenchmarkDeployLatency(b *testing.B) {
-	probe, err := docker.New(docker.Config{HostID: "probe"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer probe.Close()
 	ctx := context.Background()
-	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	perr := probe.Ping(pctx)
-	cancel()
-	if perr != nil {
-		b.Skipf("no Docker daemon: %v", perr)
-	}
-	image := drivertest.BuildTestAppImage(b, probe.Client())
+	image := drivertest.BuildTestAppImage(b, dockerDaemon(b).Client())
 
 	b.Run("docker-run", func(b *testing.B) {
 		var ds []time.Duration

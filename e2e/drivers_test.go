@@ -23,21 +23,7 @@ import (
 // TestWorkloadsDocker runs the workload flow on real containers: two agents
 // sharing one Docker daemon (their labels keep them apart).
 func TestWorkloadsDocker(t *testing.T) {
-	probe, err := docker.New(docker.Config{HostID: "probe"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer probe.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	perr := probe.Ping(ctx)
-	cancel()
-	if perr != nil {
-		if os.Getenv("WHARF_REQUIRE_DOCKER") == "1" {
-			t.Fatalf("WHARF_REQUIRE_DOCKER=1 and no Docker daemon: %v", perr)
-		}
-		t.Skipf("no Docker daemon: %v", perr)
-	}
-	image := drivertest.BuildTestAppImage(t, probe.Client())
+	image := drivertest.BuildTestAppImage(t, dockerDaemon(t).Client())
 	var mu sync.Mutex
 	var drivers []driver.Driver
 	t.Cleanup(func() { // whatever a failed test leaves, by these hosts' labels only
@@ -229,4 +215,25 @@ func workloadFlow(t *testing.T, newDriver func(dataDir string) func(string) (dri
 		is, _, err := admin.Apps().Instances(ctx, "hello", q)
 		return err != nil || len(is) == 0
 	})
+}
+
+// dockerDaemon returns a driver on the local Docker daemon (closed at the
+// end of the test), or skips the test when none answers; with
+// WHARF_REQUIRE_DOCKER=1 (CI) it fails instead.
+func dockerDaemon(tb testing.TB) *docker.Driver {
+	tb.Helper()
+	probe, err := docker.New(docker.Config{HostID: "probe"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { probe.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := probe.Ping(ctx); err != nil {
+		if os.Getenv("WHARF_REQUIRE_DOCKER") == "1" {
+			tb.Fatalf("WHARF_REQUIRE_DOCKER=1 and no Docker daemon: %v", err)
+		}
+		tb.Skipf("no Docker daemon: %v", err)
+	}
+	return probe
 }

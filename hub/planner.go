@@ -312,7 +312,7 @@ type schedState struct {
 	byID   map[string]scheduler.Host
 	insts  []scheduler.Instance
 	onHost map[string][]scheduler.Instance
-	ids    map[string]bool
+	all    []*state.Instance
 }
 
 func (s *schedState) Index() uint64                   { return s.index }
@@ -323,7 +323,17 @@ func (s *schedState) Host(id string) (scheduler.Host, bool) {
 	return h, ok
 }
 func (s *schedState) HostInstances(host string) []scheduler.Instance { return s.onHost[host] }
-func (s *schedState) InstanceExists(id string) bool                  { return s.ids[id] }
+
+// InstanceExists serves scheduler.Check only, which the planner does not
+// call (the FSM re-checks plans itself): a scan, not a map built per plan.
+func (s *schedState) InstanceExists(id string) bool {
+	for _, i := range s.all {
+		if i.ID == id {
+			return true
+		}
+	}
+	return false
+}
 
 func schedHost(h *state.Host) scheduler.Host {
 	return scheduler.Host{ID: h.ID, Name: h.Name, Pool: h.Pool, Datacenter: h.Datacenter, Zone: h.Inventory.Zone,
@@ -334,14 +344,13 @@ func schedHost(h *state.Host) scheduler.Host {
 // newSchedState builds the scheduler's view: every host, and every
 // instance that holds resources except those this plan stops.
 func newSchedState(index uint64, hosts []*state.Host, all []*state.Instance, stopping map[string]bool) *schedState {
-	s := &schedState{index: index, byID: make(map[string]scheduler.Host, len(hosts)), onHost: map[string][]scheduler.Instance{}, ids: make(map[string]bool, len(all))}
+	s := &schedState{index: index, byID: make(map[string]scheduler.Host, len(hosts)), onHost: map[string][]scheduler.Instance{}, all: all}
 	for _, h := range hosts {
 		sh := schedHost(h)
 		s.hosts = append(s.hosts, sh)
 		s.byID[h.ID] = sh
 	}
 	for _, i := range all {
-		s.ids[i.ID] = true
 		if stopping[i.ID] || !i.Live() {
 			continue
 		}
