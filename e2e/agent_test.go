@@ -3,10 +3,12 @@ package e2e
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -373,3 +375,83 @@ func TestPoolGossip(t *testing.T) {
 		t.Fatalf("no event says g1's peers confirmed it dead: %+v", evs)
 	}
 }
+
+// TestEnrolmentRetriesWhileNoHubAnswers: an agent whose hub drops every
+// packet at first keeps trying to enrol (only a refusal ends it) and
+// enrols once packets flow.
+func TestEnrolmentRetriesWhileNoHubAnswers(t *testing.T) {
+	c, admin, _ := enrolCluster(t)
+	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "aws-bj"})
+	gate := newUDPGate(t, c.Nodes[0].QUICAddr())
+	a, done := startAgent(t, agent.Config{Hubs: []string{gate.addr()}, Token: jt.Token, DataDir: t.TempDir(), Name: "patient"})
+	select {
+	case err := <-done:
+		t.Fatalf("the agent gave up while no hub answered: %v", err)
+	case <-time.After(13 * time.Second): // past the first attempt's 10 s dial timeout
+	}
+	if a.Acked() != 0 {
+		t.Fatal("packets went through a closed gate")
+	}
+	gate.open.Store(true)
+	hubtest.WaitFor(t, 40*time.Second, "the agent enrolled once the hub answered", func() bool { return a.Acked() > 0 })
+}
+
+// udpGate relays UDP datagrams to target while open, and drops them
+// otherwise: a hub that is unreachable, then reachable, at one address.
+type udpGate struct {
+	pc   net.PacketConn
+	open atomic.Bool
+}
+
+func newUDPGate(t *testing.T, target string) *udpGate {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &udpGate{pc: pc}
+	t.Cleanup(func() { pc.Close() })
+	up, err := net.ResolveUDPAddr("udp", target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	conns := map[string]*net.UDPConn{} // client address -> its upstream socket
+	go func() {
+		buf := make([]byte, 64<<10)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if !g.open.Load() {
+				continue
+			}
+			mu.Lock()
+			uc := conns[from.String()]
+			if uc == nil {
+				if uc, err = net.DialUDP("udp", nil, up); err != nil {
+					mu.Unlock()
+					continue
+				}
+				conns[from.String()] = uc
+				t.Cleanup(func() { uc.Close() })
+				go func(uc *net.UDPConn, from net.Addr) { // replies back to the client
+					b := make([]byte, 64<<10)
+					for {
+						n, err := uc.Read(b)
+						if err != nil {
+							return
+						}
+						pc.WriteTo(b[:n], from)
+					}
+				}(uc, from)
+			}
+			mu.Unlock()
+			uc.Write(buf[:n])
+		}
+	}()
+	return g
+}
+
+func (g *udpGate) addr() string { return g.pc.LocalAddr().String() }
