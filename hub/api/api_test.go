@@ -290,6 +290,7 @@ func TestRBACMatrix(t *testing.T) {
 		{"POST /v1/apps/{name}/promote", "POST", "/v1/apps/web/promote?tenant={t}", "", expect{409, 409, 409, 403}, expect{409, 404, 404, 403}},
 		{"POST /v1/apps/{name}/abort", "POST", "/v1/apps/web/abort?tenant={t}", "", expect{409, 409, 409, 403}, expect{409, 404, 404, 403}},
 		{"GET /v1/apps/{name}/versions", "GET", "/v1/apps/web/versions?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
+		{"GET /v1/apps/{name}/history", "GET", "/v1/apps/web/history?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
 		{"GET /v1/apps/{name}/instances", "GET", "/v1/apps/web/instances?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
 		{"GET /v1/join-tokens", "GET", "/v1/join-tokens", "", adminOnly(200), adminOnly(200)},
 		{"POST /v1/join-tokens", "POST", "/v1/join-tokens", `{"pool":"aws-bj","ttl":"10m"}`, adminOnly(201), adminOnly(201)},
@@ -402,6 +403,11 @@ func TestAppLifecycle(t *testing.T) {
 	f.ok("acme/developer", "POST", "/v1/apps/api/rollback", apitypes.RollbackRequest{Version: 1}, &app)
 	if app.Version != 1 || app.Image != "api:1" || app.LatestVersion != 2 {
 		t.Fatalf("rollback: %+v", app)
+	}
+	var hist []apitypes.Deployment
+	f.ok("acme/viewer", "GET", "/v1/apps/api/history", nil, &hist)
+	if len(hist) != 3 || hist[0].Kind != "create" || hist[1].Kind != "update" || hist[2].Kind != "rollback" || hist[2].Version != 1 || hist[2].From != 2 {
+		t.Fatalf("history: %+v", hist)
 	}
 	f.ok("acme/developer", "DELETE", "/v1/apps/api", nil, nil)
 	if code, _, _ := f.do("acme/viewer", "GET", "/v1/apps/api", nil); code != 404 {

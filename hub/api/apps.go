@@ -57,7 +57,7 @@ func (s *Server) readApp(w http.ResponseWriter, r *http.Request, p *principal, f
 			return nil, 0, errNotFound("app", name)
 		}
 		out, err := fn(ws, snap, a)
-		return out, snap.Index(state.TableApps, state.TableAppVersions, state.TableInstances), err
+		return out, snap.Index(state.TableApps, state.TableAppVersions, state.TableInstances, state.TableDeployments), err
 	})
 }
 
@@ -71,6 +71,13 @@ func (s *Server) appVersions(w http.ResponseWriter, r *http.Request, p *principa
 	return s.readApp(w, r, p, func(ws memdb.WatchSet, snap *state.Snapshot, a *state.App) (any, error) {
 		vs, err := snap.AppVersions(ws, a.Tenant, a.Name)
 		return mapAll(vs, versionOut), err
+	})
+}
+
+func (s *Server) appHistory(w http.ResponseWriter, r *http.Request, p *principal) error {
+	return s.readApp(w, r, p, func(ws memdb.WatchSet, snap *state.Snapshot, a *state.App) (any, error) {
+		ds, err := snap.History(ws, a.Tenant, a.Name)
+		return mapAll(ds, deploymentOut), err
 	})
 }
 

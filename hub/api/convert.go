@@ -29,6 +29,11 @@ func versionOut(v *state.AppVersion) apitypes.AppVersion {
 	return apitypes.AppVersion{Version: v.Version, Spec: v.Spec, CreatedAt: v.CreatedAt, Index: v.Index}
 }
 
+func deploymentOut(d *state.Deployment) apitypes.Deployment {
+	return apitypes.Deployment{Index: d.Index, Kind: d.Kind, Version: d.Version, From: d.From, Instances: d.Instances,
+		Strategy: d.Strategy, Message: d.Message, Time: d.Time}
+}
+
 func mapAll[S any, T any](in []*S, f func(*S) T) []T {
 	out := make([]T, 0, len(in))
 	for _, x := range in {

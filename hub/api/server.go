@@ -234,6 +234,7 @@ func (s *Server) register() {
 	s.handle("POST /v1/apps/{name}/scale", authed, s.scaleApp)
 	s.handle("POST /v1/apps/{name}/rollback", authed, s.rollbackApp)
 	s.handle("GET /v1/apps/{name}/versions", authed, s.appVersions)
+	s.handle("GET /v1/apps/{name}/history", authed, s.appHistory)
 	s.handle("GET /v1/apps/{name}/instances", authed, s.appInstances)
 	s.handle("POST /v1/apps/{name}/promote", authed, s.promoteApp)
 	s.handle("POST /v1/apps/{name}/abort", authed, s.abortApp)

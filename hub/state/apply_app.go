@@ -99,6 +99,19 @@ func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
 			return e
 		}
 	}
+	switch {
+	case old == nil:
+		e = w.record(app, DeployCreate, 0, fmt.Sprintf("version 1 created with %d instances", *app.Spec.Instances), r.Time)
+	case newVersion && app.CanaryFrom != 0:
+		e = w.record(app, DeployCanary, old.Version, fmt.Sprintf("version %d as canary beside version %d", app.Version, app.CanaryFrom), r.Time)
+	case newVersion:
+		e = w.record(app, DeployUpdate, old.Version, fmt.Sprintf("version %d replaces version %d", app.Version, old.Version), r.Time)
+	case *app.Spec.Instances != *old.Spec.Instances:
+		e = w.record(app, DeployScale, old.Version, fmt.Sprintf("scaled from %d to %d instances", *old.Spec.Instances, *app.Spec.Instances), r.Time)
+	}
+	if e != nil {
+		return e
+	}
 	return w.insert(TableApps, app)
 }
 
@@ -196,6 +209,9 @@ func (w *writer) appDelete(r *AppDeleteRequest) *Error {
 	if e := w.stopAppInstances(r.Tenant, r.Name, r.Time); e != nil {
 		return e
 	}
+	if e := w.dropHistory(r.Tenant, r.Name); e != nil {
+		return e
+	}
 	return w.delete(TableApps, a)
 }
 
@@ -213,7 +229,10 @@ func (w *writer) appScale(r *AppScaleRequest) *Error {
 	n := a.Copy()
 	*n.Spec.Instances = r.Instances
 	n.UpdatedAt = r.Time
-	return w.replaceApp(a, n)
+	if e := w.replaceApp(a, n); e != nil {
+		return e
+	}
+	return w.record(n, DeployScale, a.Version, fmt.Sprintf("scaled from %d to %d instances", *a.Spec.Instances, r.Instances), r.Time)
 }
 
 // replaceApp writes n, a changed copy of the stored app a, once the
@@ -252,7 +271,10 @@ func (w *writer) appRollback(r *AppRollbackRequest) *Error {
 	n.Version = v.Version
 	n.UpdatedAt = r.Time
 	n.CanaryFrom = 0
-	return w.replaceApp(a, n)
+	if e := w.replaceApp(a, n); e != nil {
+		return e
+	}
+	return w.record(n, DeployRollback, a.Version, fmt.Sprintf("rolled back from version %d to version %d", a.Version, v.Version), r.Time)
 }
 
 func setVersionFields(s *apitypes.AppSpec, v apitypes.VersionSpec) {
@@ -287,6 +309,13 @@ func (w *writer) appCanary(r *AppCanaryRequest) *Error {
 		msg = fmt.Sprintf("app %s: canary of version %d aborted; back to version %d", a.Name, a.Version, v.Version)
 	}
 	if e := w.replaceApp(a, n); e != nil {
+		return e
+	}
+	kind := DeployPromote
+	if !r.Promote {
+		kind = DeployAbort
+	}
+	if e := w.record(n, kind, a.Version, msg, r.Time); e != nil {
 		return e
 	}
 	return w.event(Event{Time: r.Time, Type: "app.canary", Subject: r.Tenant + "/" + r.Name, Message: msg})

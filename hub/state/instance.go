@@ -300,8 +300,11 @@ func (w *writer) revert(rv AppRevert, at time.Time) *Error {
 	if e := w.replaceApp(a, n); e != nil {
 		return e
 	}
-	return w.event(Event{Time: at, Type: "app.reverted", Subject: rv.Tenant + "/" + rv.App,
-		Message: fmt.Sprintf("app %s: version %d failed (%s); back to version %d", rv.App, rv.From, rv.Reason, rv.To)})
+	msg := fmt.Sprintf("app %s: version %d failed (%s); back to version %d", rv.App, rv.From, rv.Reason, rv.To)
+	if e := w.record(n, DeployRevert, rv.From, msg, at); e != nil {
+		return e
+	}
+	return w.event(Event{Time: at, Type: "app.reverted", Subject: rv.Tenant + "/" + rv.App, Message: msg})
 }
 
 // bumpAssignments marks the assignments of hosts as changed at this index,

@@ -48,6 +48,8 @@ func newObject(table string) any {
 		return &JoinToken{}
 	case TableInstances:
 		return &Instance{}
+	case TableDeployments:
+		return &Deployment{}
 	case TableHosts:
 		return &Host{}
 	case TableEvents:

@@ -327,6 +327,19 @@ type AppVersion struct {
 	Index     uint64      `json:"index"`
 }
 
+// Deployment is one entry of GET /v1/apps/{name}/history: a change of the
+// app's current version or of its instance count.
+type Deployment struct {
+	Index     uint64    `json:"index"`
+	Kind      string    `json:"kind"` // create|update|canary|promote|abort|rollback|revert|scale
+	Version   int       `json:"version"`
+	From      int       `json:"from,omitempty"`
+	Instances int       `json:"instances"`
+	Strategy  string    `json:"strategy,omitempty"`
+	Message   string    `json:"message"`
+	Time      time.Time `json:"time"`
+}
+
 // ScaleRequest is the body of POST /v1/apps/{name}/scale.
 type ScaleRequest struct {
 	Instances *int `json:"instances"`

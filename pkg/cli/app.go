@@ -211,6 +211,18 @@ func (e *env) appCmd() *cobra.Command {
 			}
 			return e.print(vs, []string{"VERSION", "IMAGE", "CPU", "MEMORY", "AGE"}, rows)
 		})}
+	history := &cobra.Command{Use: "history NAME", Short: "Show an app's deployments, rollbacks and scalings", Args: cobra.ExactArgs(1),
+		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
+			ds, _, err := c.Apps().History(cmd.Context(), args[0], e.query())
+			if err != nil {
+				return err
+			}
+			var rows [][]string
+			for _, d := range ds {
+				rows = append(rows, []string{strconv.FormatUint(d.Index, 10), d.Kind, strconv.Itoa(d.Version), strconv.Itoa(d.Instances), orDash(d.Strategy), age(d.Time), d.Message})
+			}
+			return e.print(ds, []string{"INDEX", "KIND", "VERSION", "INSTANCES", "STRATEGY", "AGE", "MESSAGE"}, rows)
+		})}
 	instancesCmd := &cobra.Command{Use: "instances NAME", Short: "List an app's instances", Args: cobra.ExactArgs(1),
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			is, _, err := c.Apps().Instances(cmd.Context(), args[0], e.query())
@@ -273,7 +285,7 @@ func (e *env) appCmd() *cobra.Command {
 			fmt.Fprintf(e.stdout, "app %s: canary aborted, back to version %d\n", a.Name, a.Version)
 			return nil
 		})}
-	return group("app", "Deploy and manage apps", deploy, ls, show, rm, scale, rollback, versions, instancesCmd, statusCmd, promote, abort)
+	return group("app", "Deploy and manage apps", deploy, ls, show, rm, scale, rollback, versions, history, instancesCmd, statusCmd, promote, abort)
 }
 
 func deref(p *int) int {

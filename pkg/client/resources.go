@@ -161,6 +161,11 @@ func (a *Apps) Rollback(ctx context.Context, name string, version int, o *WriteO
 	return &out, err
 }
 
+// History lists an app's deployments and scalings, oldest first.
+func (a *Apps) History(ctx context.Context, name string, o *QueryOptions) ([]apitypes.Deployment, *QueryMeta, error) {
+	return get[[]apitypes.Deployment](ctx, a.c, appPath(name, "/history"), o)
+}
+
 // Versions lists an app's versions.
 func (a *Apps) Versions(ctx context.Context, name string, o *QueryOptions) ([]apitypes.AppVersion, *QueryMeta, error) {
 	return get[[]apitypes.AppVersion](ctx, a.c, appPath(name, "/versions"), o)
