@@ -32,7 +32,8 @@ e2e: build
 bench: build
 	$(GO) test -run '^$$' -bench PutApp -benchmem ./hub
 	$(GO) test -run '^$$' -bench . -benchmem ./hub/state ./pkg/...
-	$(GO) test -run '^$$' -bench Placements -benchtime 1x ./hub
+	$(GO) test -run '^$$' -bench 'Placements$$' -benchtime 1x ./hub
+	$(GO) test -run '^$$' -bench PlacementsRaft -benchtime 1x ./hub
 	$(GO) test -run '^$$' -bench DeployLatency -benchtime 20x ./e2e
 	./e2e/bench/api.sh
 	$(GO) run ./e2e/agentload -wharf $(BIN) -n $(AGENTS) -duration 20s

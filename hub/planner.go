@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"time"
@@ -19,12 +20,20 @@ import (
 // runPlanner keeps every app at its desired instances while this node
 // leads: it watches apps, hosts and instances, builds a plan from a
 // snapshot and commits it through Raft. A plan made stale by a concurrent
-// change is refused by the FSM and simply planned again.
+// change is refused by the FSM and simply planned again. Each round looks
+// only at the apps that may need work (see planner); every fullEvery, and
+// after a refused plan, it looks at all of them.
 func (h *Hub) runPlanner(ctx context.Context) {
+	p := newPlanner()
+	lastFull := time.Now()
 	for ctx.Err() == nil {
 		ws := memdb.NewWatchSet()
 		snap := h.store.Snapshot()
-		req, err := buildPlan(snap, ws, time.Now().UTC(), newInstanceID)
+		full := time.Since(lastFull) >= fullEvery
+		if full {
+			lastFull = time.Now()
+		}
+		req, err := p.build(snap, ws, time.Now().UTC(), newInstanceID, full)
 		if err != nil {
 			h.log.Warn("plan", "err", err)
 		} else if req != nil {
@@ -39,9 +48,11 @@ func (h *Hub) runPlanner(ctx context.Context) {
 				continue
 			case errors.Is(err, state.ErrConflict):
 				h.log.Debug("stale plan, planning again", "err", err)
+				p.invalidate()
 				continue
 			default:
 				h.log.Warn("commit plan", "err", err)
+				p.invalidate()
 			}
 		}
 		tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -49,6 +60,11 @@ func (h *Hub) runPlanner(ctx context.Context) {
 		cancel()
 	}
 }
+
+// fullEvery is how often the planner looks at every app, not only those
+// that changed: a safety net for changes no round noticed (a tenant's
+// pools, say).
+const fullEvery = time.Minute
 
 func newInstanceID(app string) string {
 	b := make([]byte, 4)
@@ -59,8 +75,36 @@ func newInstanceID(app string) string {
 	return app + "-" + hex.EncodeToString(b)
 }
 
-// buildPlan returns the plan that moves every app towards its desired
-// state, or nil when nothing needs doing.
+// planner builds plans round after round on the leader. It remembers what
+// it saw, so that a round reads only what changed since the last one
+// (Nomad queues evaluations for the same reason): apps written since,
+// apps whose instances were written since, apps on hosts whose state,
+// capacity or labels changed, apps still converging (an update in
+// progress, instances not ready) and, when capacity was freed or added
+// anywhere, apps with instances pending. Per-host allocation comes from
+// the host records the FSM keeps, so a round never reads every instance.
+type planner struct {
+	sched     *scheduler.Scheduler
+	index     uint64                 // snapshot index of the last round; 0: none
+	hosts     map[string]*state.Host // as seen in the last round
+	unsettled map[string]bool        // apps to look at again next round
+}
+
+func newPlanner() *planner {
+	return &planner{sched: scheduler.New(), hosts: map[string]*state.Host{}, unsettled: map[string]bool{}}
+}
+
+// invalidate makes the next round look at every app.
+func (p *planner) invalidate() { p.index = 0 }
+
+// buildPlan looks at every app once, with a fresh planner.
+func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID func(string) string) (*state.PlanApplyRequest, error) {
+	return newPlanner().build(snap, ws, now, newID, true)
+}
+
+// build returns the plan that moves the apps that may need work (every
+// app when full) towards their desired state, or nil when nothing needs
+// doing.
 //
 // Per app, in availability mode: instances on hosts that are down or gone,
 // and failed ones, are stopped and replaced (a crash-looping one on another
@@ -72,7 +116,8 @@ func newInstanceID(app string) string {
 // auto_revert are decided here too. Where new instances go is the
 // scheduler's choice (hub/scheduler): pools in order, spread, constraints,
 // best fit.
-func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID func(string) string) (*state.PlanApplyRequest, error) {
+func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID func(string) string, full bool) (*state.PlanApplyRequest, error) {
+	full = full || p.index == 0
 	apps, err := snap.Apps(ws, "")
 	if err != nil {
 		return nil, err
@@ -81,24 +126,34 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 	if err != nil {
 		return nil, err
 	}
-	all, err := snap.Instances(ws)
+	dirty, freed, err := p.changes(snap, ws, hosts, full)
 	if err != nil {
 		return nil, err
 	}
-	byHost := make(map[string]*state.Host, len(hosts))
-	for _, h := range hosts {
-		byHost[h.ID] = h
-	}
+	since := p.index
+	p.index = snap.LatestIndex()
+	byHost := p.hosts
 	byApp := map[string][]*state.Instance{}
-	for _, i := range all {
-		key := i.Tenant + "/" + i.App
-		byApp[key] = append(byApp[key], i)
+	var work []*state.App
+	for _, a := range apps {
+		key := a.Tenant + "/" + a.Name
+		if full || dirty[key] || p.unsettled[key] || a.ModifyIndex > since || (freed && a.Pending != "") {
+			work = append(work, a)
+		}
+	}
+	clear(p.unsettled)
+	for _, a := range work {
+		is, err := snap.AppInstances(nil, a.Tenant, a.Name)
+		if err != nil {
+			return nil, err
+		}
+		byApp[a.Tenant+"/"+a.Name] = is
 	}
 	req := &state.PlanApplyRequest{Time: now}
 	var toPlace []scheduler.App
 	wanted := map[string]int{}
 	current := map[string]*state.App{}
-	for _, a := range apps {
+	for _, a := range work {
 		key := a.Tenant + "/" + a.Name
 		tenant, err := snap.Tenant(nil, a.Tenant)
 		if err != nil || tenant == nil {
@@ -268,7 +323,11 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 		for _, s := range req.Stop {
 			stops[s.ID] = true
 		}
-		plan := scheduler.New().Plan(newSchedState(snap.LatestIndex(), hosts, all, stops), toPlace, func() string { return "" })
+		var listed []*state.Instance
+		for _, a := range toPlace {
+			listed = append(listed, byApp[a.Key.String()]...)
+		}
+		plan := p.sched.Plan(newSchedState(snap.LatestIndex(), hosts, listed, stops), toPlace, func() string { return "" })
 		for _, p := range plan.Place {
 			req.Place = append(req.Place, state.Instance{ID: newID(p.App.Name), Tenant: p.App.Tenant, App: p.App.Name, Version: p.Version,
 				Host: p.Host, CPU: p.CPU, Memory: p.Memory})
@@ -286,48 +345,137 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 	}
 	// A draining host with no instance left (the last ones have reported
 	// stopped) and none placed there by this plan is drained.
-	occupied := map[string]bool{}
-	for _, i := range all {
-		occupied[i.Host] = true
-	}
+	placedOn := map[string]bool{}
 	for _, p := range req.Place {
-		occupied[p.Host] = true
+		placedOn[p.Host] = true
 	}
 	for _, h := range hosts {
-		if h.State == state.HostDraining && !occupied[h.ID] {
+		if h.State != state.HostDraining || placedOn[h.ID] {
+			continue
+		}
+		if is, err := snap.HostInstances(nil, h.ID); err != nil {
+			return nil, err
+		} else if len(is) == 0 {
 			req.Drained = append(req.Drained, h.ID)
 		}
 	}
+	p.remember(work, byApp)
 	if len(req.Place) == 0 && len(req.Stop) == 0 && len(req.Pending) == 0 && len(req.Revert) == 0 && len(req.Drained) == 0 {
 		return nil, nil
 	}
 	return req, nil
 }
 
+// changes updates the planner's view of the hosts and returns the apps
+// that changes since its last round may concern, and whether capacity was
+// added or freed anywhere (pending apps may fit now).
+func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*state.Host, full bool) (map[string]bool, bool, error) {
+	dirty := map[string]bool{}
+	freed := full
+	onHost := func(id string) error {
+		is, err := snap.HostInstances(nil, id)
+		for _, i := range is {
+			dirty[i.Tenant+"/"+i.App] = true
+		}
+		return err
+	}
+	seen := make(map[string]bool, len(hosts))
+	for _, h := range hosts {
+		seen[h.ID] = true
+		old := p.hosts[h.ID]
+		if old == h { // store objects are immutable: same pointer, no change
+			continue
+		}
+		p.hosts[h.ID] = h
+		if full {
+			continue
+		}
+		switch {
+		case old == nil:
+			freed = true
+		case old.State != h.State || old.Pool != h.Pool || old.Datacenter != h.Datacenter ||
+			old.Inventory.CPUs != h.Inventory.CPUs || old.Inventory.MemoryBytes != h.Inventory.MemoryBytes ||
+			old.Inventory.Zone != h.Inventory.Zone || !maps.Equal(old.Inventory.Labels, h.Inventory.Labels):
+			freed = true
+			if err := onHost(h.ID); err != nil {
+				return nil, false, err
+			}
+		case h.AllocCPU < old.AllocCPU || h.AllocMemory < old.AllocMemory:
+			freed = true
+		}
+	}
+	for id := range p.hosts {
+		if !seen[id] {
+			delete(p.hosts, id)
+			freed = true
+			if err := onHost(id); err != nil {
+				return nil, false, err
+			}
+		}
+	}
+	if full {
+		return dirty, freed, nil
+	}
+	changed, err := snap.InstancesSince(ws, p.index)
+	if err != nil {
+		return nil, false, err
+	}
+	for _, i := range changed {
+		dirty[i.Tenant+"/"+i.App] = true
+	}
+	return dirty, freed, nil
+}
+
+// remember marks the apps of this round that must be looked at again even
+// if nothing they depend on changes: updates in progress with auto_revert,
+// whose health deadline passes with time. Everything else a round decides
+// waits for a write (an instance reported ready or failed, an app or host
+// changed, capacity freed), and the next round sees those.
+func (p *planner) remember(work []*state.App, byApp map[string][]*state.Instance) {
+	for _, a := range work {
+		if st := a.Spec.Strategy; st == nil || !st.AutoRevert {
+			continue
+		}
+		key := a.Tenant + "/" + a.Name
+		for _, i := range byApp[key] {
+			if i.Desired != state.DesiredRun {
+				continue
+			}
+			if h := p.hosts[i.Host]; i.Version != a.Version || h == nil || h.State != state.HostReady {
+				p.unsettled[key] = true
+				break
+			}
+		}
+	}
+}
+
 // schedState adapts a planner's view of the state store to the
-// scheduler's read-only State.
+// scheduler's read-only State: every host, with what instances the planner
+// does not list hold in Used, and the instances of the apps it plans.
 type schedState struct {
 	index  uint64
 	hosts  []scheduler.Host
-	byID   map[string]scheduler.Host
+	byID   map[string]int
 	insts  []scheduler.Instance
 	onHost map[string][]scheduler.Instance
-	all    []*state.Instance
 }
 
 func (s *schedState) Index() uint64                   { return s.index }
 func (s *schedState) Hosts() []scheduler.Host         { return s.hosts }
 func (s *schedState) Instances() []scheduler.Instance { return s.insts }
 func (s *schedState) Host(id string) (scheduler.Host, bool) {
-	h, ok := s.byID[id]
-	return h, ok
+	i, ok := s.byID[id]
+	if !ok {
+		return scheduler.Host{}, false
+	}
+	return s.hosts[i], true
 }
 func (s *schedState) HostInstances(host string) []scheduler.Instance { return s.onHost[host] }
 
 // InstanceExists serves scheduler.Check only, which the planner does not
-// call (the FSM re-checks plans itself): a scan, not a map built per plan.
+// call (the FSM re-checks plans itself): a scan of the listed instances.
 func (s *schedState) InstanceExists(id string) bool {
-	for _, i := range s.all {
+	for _, i := range s.insts {
 		if i.ID == id {
 			return true
 		}
@@ -338,20 +486,29 @@ func (s *schedState) InstanceExists(id string) bool {
 func schedHost(h *state.Host) scheduler.Host {
 	return scheduler.Host{ID: h.ID, Name: h.Name, Pool: h.Pool, Datacenter: h.Datacenter, Zone: h.Inventory.Zone,
 		Ready: state.Schedulable(h), Down: h.State == state.HostDown, Labels: h.Inventory.Labels,
-		CPU: h.Inventory.CPUs * 1000, Memory: int(h.Inventory.MemoryBytes >> 20)}
+		CPU: h.Inventory.CPUs * 1000, Memory: int(h.Inventory.MemoryBytes >> 20), UsedCPU: h.AllocCPU, UsedMemory: h.AllocMemory}
 }
 
-// newSchedState builds the scheduler's view: every host, and every
-// instance that holds resources except those this plan stops.
-func newSchedState(index uint64, hosts []*state.Host, all []*state.Instance, stopping map[string]bool) *schedState {
-	s := &schedState{index: index, byID: make(map[string]scheduler.Host, len(hosts)), onHost: map[string][]scheduler.Instance{}, all: all}
+// newSchedState builds the scheduler's view from every host and the
+// instances of the apps being planned, leaving out those this plan stops:
+// their resources are free to this plan, as the FSM, which applies the
+// stops first, agrees.
+func newSchedState(index uint64, hosts []*state.Host, listed []*state.Instance, stopping map[string]bool) *schedState {
+	s := &schedState{index: index, byID: make(map[string]int, len(hosts)), onHost: map[string][]scheduler.Instance{}}
+	s.hosts = make([]scheduler.Host, 0, len(hosts))
 	for _, h := range hosts {
-		sh := schedHost(h)
-		s.hosts = append(s.hosts, sh)
-		s.byID[h.ID] = sh
+		s.byID[h.ID] = len(s.hosts)
+		s.hosts = append(s.hosts, schedHost(h))
 	}
-	for _, i := range all {
-		if stopping[i.ID] || !i.Live() {
+	for _, i := range listed {
+		if !i.Live() {
+			continue
+		}
+		if x, ok := s.byID[i.Host]; ok { // listed: out of Used, counted by the scheduler
+			s.hosts[x].UsedCPU -= i.CPU
+			s.hosts[x].UsedMemory -= i.Memory
+		}
+		if stopping[i.ID] {
 			continue
 		}
 		si := scheduler.Instance{ID: i.ID, App: scheduler.AppKey{Tenant: i.Tenant, Name: i.App}, Version: i.Version, Host: i.Host, CPU: i.CPU, Memory: i.Memory}

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,10 +15,14 @@ import (
 
 // planHarness is a state store fed through the FSM, for planner tests.
 type planHarness struct {
-	t     testing.TB
-	fsm   *state.FSM
-	index uint64
-	ids   int
+	t       testing.TB
+	fsm     *state.FSM
+	index   uint64
+	ids     int
+	planner *planner // incremental, kept from round to round
+	// checkFull makes every round also plan every app from scratch and
+	// compare: a round that looks only at what changed must miss nothing.
+	checkFull bool
 }
 
 var pt0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -27,7 +32,7 @@ func newPlanHarness(t testing.TB) *planHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &planHarness{t: t, fsm: state.NewFSM(s, nil)}
+	h := &planHarness{t: t, fsm: state.NewFSM(s, nil), planner: newPlanner(), checkFull: true}
 	h.must(state.TenantCreateType, &state.TenantCreateRequest{Tenant: state.Tenant{Name: "acme"}, Time: pt0})
 	h.must(state.AgentCACreateType, &state.AgentCACreateRequest{CA: state.AgentCA{CertPEM: []byte("c"), KeyPEM: []byte("k"), Fingerprint: "f"}, Time: pt0})
 	return h
@@ -51,9 +56,11 @@ func (h *planHarness) pool(name, dc string) {
 }
 
 // host enrols a ready host with cpus and memMB.
-func (h *planHarness) host(id, pool string, cpus, memMB int) {
+func (h *planHarness) host(id, pool string, cpus, memMB int) { h.hostLabels(id, pool, cpus, memMB, nil) }
+
+func (h *planHarness) hostLabels(id, pool string, cpus, memMB int, labels map[string]string) {
 	h.must(state.HostEnrollType, &state.HostEnrollRequest{TokenID: "jt-" + pool, SecretHash: "s", Time: pt0,
-		Host: state.Host{ID: id, Name: id, Inventory: state.Inventory{CPUs: cpus, MemoryBytes: uint64(memMB) << 20}}})
+		Host: state.Host{ID: id, Name: id, Inventory: state.Inventory{CPUs: cpus, MemoryBytes: uint64(memMB) << 20, Labels: labels}}})
 }
 
 func (h *planHarness) app(spec apitypes.AppSpec) {
@@ -67,14 +74,45 @@ func (h *planHarness) plan() *state.PlanApplyRequest { return h.planAt(pt0) }
 // planAt plans as if at now.
 func (h *planHarness) planAt(now time.Time) *state.PlanApplyRequest {
 	h.t.Helper()
-	req, err := buildPlan(h.fsm.Store().Snapshot(), nil, now, func(app string) string { h.ids++; return fmt.Sprintf("%s-%d", app, h.ids) })
+	snap := h.fsm.Store().Snapshot()
+	req, err := h.planner.build(snap, nil, now, func(app string) string { h.ids++; return fmt.Sprintf("%s-%d", app, h.ids) }, false)
 	if err != nil {
 		h.t.Fatal(err)
+	}
+	if h.checkFull {
+		full, err := buildPlan(snap, nil, now, func(app string) string { return app + "-x" })
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if a, b := planSummary(req), planSummary(full); a != b {
+			h.t.Fatalf("incremental round differs from a full one:\n incremental %s\n full        %s", a, b)
+		}
 	}
 	if req != nil {
 		h.must(state.PlanApplyType, req)
 	}
 	return req
+}
+
+// planSummary describes a plan without its new instance ids.
+func planSummary(r *state.PlanApplyRequest) string {
+	if r == nil {
+		return "nil"
+	}
+	var place, stop, pend []string
+	for _, p := range r.Place {
+		place = append(place, fmt.Sprintf("%s/%s@%s", p.Tenant, p.App, p.Host))
+	}
+	for _, s := range r.Stop {
+		stop = append(stop, s.ID+":"+s.Reason)
+	}
+	for _, p := range r.Pending {
+		pend = append(pend, p.App+":"+p.Reason)
+	}
+	slices.Sort(place)
+	slices.Sort(stop)
+	slices.Sort(pend)
+	return fmt.Sprintf("place %v stop %v pending %v revert %v drained %v", place, stop, pend, r.Revert, r.Drained)
 }
 
 // report marks every live instance running and ready (as agents would).
@@ -409,5 +447,57 @@ func TestPlannerMovesCrashLoopingInstanceElsewhere(t *testing.T) {
 	h.plan()
 	if got := h.placement("web", 0); got["h1"] != 1 || got["h2"] != 0 {
 		t.Fatalf("replacement of a crash-looping instance: %v, want it on h1", got)
+	}
+}
+
+// The planner's rounds look only at what changed; these changes reach
+// apps that are otherwise settled (every instance ready, nothing to do).
+func TestPlannerRoundsSeeEveryChange(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("p", "dc1")
+	h.host("h1", "p", 2, 1024)
+	h.host("h2", "p", 2, 1024)
+	h.app(apitypes.AppSpec{Name: "big", Image: "b", Instances: n(2), CPU: 100, Memory: 1024})
+	h.plan()
+	h.reportAll(true)
+	h.app(apitypes.AppSpec{Name: "late", Image: "l", Instances: n(1), CPU: 100, Memory: 512})
+	if req := h.plan(); req == nil || len(req.Place) != 0 || len(req.Pending) != 1 {
+		t.Fatalf("no room for late: want it pending, got %s", planSummary(req))
+	}
+	if h.plan() != nil {
+		t.Fatal("a settled cluster plans again")
+	}
+	// Capacity freed by another app reaches the pending one.
+	h.must(state.AppScaleType, &state.AppScaleRequest{Tenant: "acme", Name: "big", Instances: 1, Time: pt0})
+	h.plan() // stops one of big
+	h.plan() // places late where it went
+	if got := h.placement("late", 0); len(got) != 1 {
+		t.Fatalf("late not placed once big freed a host: %v", got)
+	}
+	h.reportAll(true)
+	h.plan()
+	if h.plan() != nil {
+		t.Fatal("not settled")
+	}
+	// An instance of a settled app fails: it is replaced.
+	is, _ := h.fsm.Store().Snapshot().AppInstances(nil, "acme", "late")
+	h.must(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: is[0].Host, Time: pt0,
+		Updates: []state.InstanceUpdate{{ID: is[0].ID, State: state.InstanceFailed, Message: "exit 1"}}})
+	if req := h.plan(); req == nil || len(req.Stop) != 1 {
+		t.Fatalf("failed instance of a settled app: %s", planSummary(req))
+	}
+	h.reportAll(true)
+	h.plan()
+	// A settled app's host goes down: its instance moves.
+	is, _ = h.fsm.Store().Snapshot().AppInstances(nil, "acme", "big")
+	var live string
+	for _, i := range is {
+		if i.Desired == state.DesiredRun {
+			live = i.Host
+		}
+	}
+	h.must(state.HostStateType, &state.HostStateRequest{ID: live, State: state.HostDown, Time: pt0})
+	if req := h.plan(); req == nil || len(req.Stop) == 0 {
+		t.Fatalf("instances on a down host stay: %s", planSummary(req))
 	}
 }

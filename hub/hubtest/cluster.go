@@ -39,6 +39,10 @@ type Options struct {
 	SuspectAfter, DownAfter time.Duration
 	// AgentCertTTL, when set, shortens agent certificates.
 	AgentCertTTL time.Duration
+	// ProductionRaft keeps Raft's production timeouts (1 s heartbeat and
+	// election) instead of the fast test ones (100 ms), for benchmarks
+	// whose load would otherwise cost elections on a small machine.
+	ProductionRaft bool
 }
 
 // Cluster is a set of in-process hub nodes forming one Raft cluster.
@@ -148,6 +152,9 @@ func (n *Node) start(expect int, join []string) {
 			AgentCertTTL:       n.c.opts.AgentCertTTL,
 			Blocked:            func(remote string) bool { return n.c.blocked(n.IP, remote) },
 		},
+	}
+	if n.c.opts.ProductionRaft {
+		cfg.Tuning.HeartbeatTimeout, cfg.Tuning.ElectionTimeout, cfg.Tuning.LeaderLeaseTimeout, cfg.Tuning.CommitTimeout = 0, 0, 0, 0
 	}
 	var h *hub.Hub
 	var err error

@@ -84,7 +84,7 @@ func Check(st State, plan Plan) error {
 			u = &hostUse{}
 			if h, ok := st.Host(pl.Host); ok {
 				u.ok, u.down, u.ready = true, h.Down, h.schedulable()
-				u.freeCPU, u.freeMem = h.CPU, h.Memory
+				u.freeCPU, u.freeMem = h.CPU-h.UsedCPU, h.Memory-h.UsedMemory
 				for _, in := range st.HostInstances(pl.Host) {
 					if !in.Terminal {
 						u.freeCPU -= in.CPU

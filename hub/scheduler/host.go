@@ -24,6 +24,11 @@ type Host struct {
 	Labels map[string]string
 	CPU    int // capacity in millicores
 	Memory int // capacity in MB
+	// UsedCPU and UsedMemory are held by instances the State does not
+	// list (a caller that keeps per-host totals lists only the instances
+	// of the apps it plans); zero when every instance is listed.
+	UsedCPU    int
+	UsedMemory int
 }
 
 // Validate reports whether h can be scheduled onto.

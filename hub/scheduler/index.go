@@ -132,7 +132,7 @@ func (p *planner) reset(st State) {
 			p.pools = append(p.pools, pool{name: h.Pool})
 		}
 		p.pools[pi].hosts = append(p.pools[pi].hosts, ni)
-		n := node{host: h, freeCPU: h.CPU, freeMem: h.Memory, pool: pi, cell: -1}
+		n := node{host: h, freeCPU: h.CPU - h.UsedCPU, freeMem: h.Memory - h.UsedMemory, pool: pi, cell: -1}
 		n.dom[1] = p.domain(domKey{1, h.Datacenter, h.Zone})
 		n.dom[2] = p.domain(domKey{2, h.Datacenter, ""})
 		p.nodes = append(p.nodes, n)

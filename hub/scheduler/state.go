@@ -13,7 +13,9 @@ type State interface {
 	// Hosts returns every enrolled host, in any order.
 	Hosts() []Host
 	// Instances returns the instances that hold resources or count
-	// towards their apps, in any order. Terminal ones may be included;
+	// towards their apps, in any order: at least every instance of the
+	// apps being planned; what other instances hold may instead be in
+	// their hosts' UsedCPU and UsedMemory. Terminal ones may be included;
 	// they are ignored.
 	Instances() []Instance
 	// Host returns the host with the given id.

@@ -57,6 +57,9 @@ func (f *FSM) apply(index uint64, data []byte) *Error {
 	if e := w.dispatch(req); e != nil {
 		return e
 	}
+	if e := w.flushAlloc(); e != nil {
+		return e
+	}
 	if len(w.touched) > 0 {
 		for t := range w.touched {
 			if err := txn.Insert(tableIndex, &IndexEntry{Table: t, Index: index}); err != nil {
@@ -74,6 +77,9 @@ type writer struct {
 	index   uint64
 	touched map[string]bool
 	events  int // events recorded by this command so far
+	// alloc holds, per host, the CPU and memory this command's instance
+	// changes add (or release), for flushAlloc.
+	alloc map[string][2]int
 }
 
 func (w *writer) dispatch(req any) *Error {

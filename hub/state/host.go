@@ -49,6 +49,10 @@ type Host struct {
 	// AssignIndex is the Raft index of the last change to the set of
 	// instances assigned to the host: its agents' assignment version.
 	AssignIndex uint64
+	// AllocCPU (millicores) and AllocMemory (MB) are what the host's live
+	// instances hold (Instance.Live), kept by the FSM as instances change.
+	AllocCPU    int
+	AllocMemory int
 	Inventory   Inventory
 	EnrolledAt  time.Time
 	Meta

@@ -65,7 +65,30 @@ func instanceSchema() *memdb.TableSchema {
 		"id":   {Name: "id", Unique: true, Indexer: str("ID")},
 		"app":  {Name: "app", Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Tenant"), str("App")}}},
 		"host": {Name: "host", Indexer: str("Host")},
+		// Lets the planner find what changed since its last round.
+		"modify": {Name: "modify", Indexer: &memdb.UintFieldIndex{Field: "ModifyIndex"}},
 	}}
+}
+
+// InstancesSince returns the instances written after Raft index idx
+// (deletions are not seen), in index order.
+func (s *Snapshot) InstancesSince(ws memdb.WatchSet, idx uint64) ([]*Instance, error) {
+	it, err := s.txn.LowerBound(TableInstances, "modify", idx+1)
+	if err != nil {
+		return nil, err
+	}
+	if ws != nil {
+		all, err := s.txn.Get(TableInstances, "id")
+		if err != nil {
+			return nil, err
+		}
+		ws.Add(all.WatchCh())
+	}
+	var out []*Instance
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		out = append(out, obj.(*Instance))
+	}
+	return out, nil
 }
 
 // Instance returns an instance by id.
@@ -158,16 +181,15 @@ func (w *writer) planApply(r *PlanApplyRequest) *Error {
 		if u := used[host]; u != nil {
 			return u, nil
 		}
-		is, err := snap.HostInstances(nil, host)
+		// The host's allocation as of the start of this command: flushAlloc
+		// writes this command's changes only once it is done.
+		h, err := snap.Host(nil, host)
 		if err != nil {
 			return nil, Errorf(KindInternal, "%v", err)
 		}
 		u := &use{}
-		for _, i := range is {
-			if i.Live() {
-				u.cpu += i.CPU
-				u.mem += i.Memory
-			}
+		if h != nil {
+			u.cpu, u.mem = h.AllocCPU, h.AllocMemory
 		}
 		used[host] = u
 		return u, nil
@@ -196,7 +218,7 @@ func (w *writer) planApply(r *PlanApplyRequest) *Error {
 			n.State = InstanceStopping
 		}
 		w.meta(&n.Meta, &i.Meta)
-		if e := w.insert(TableInstances, n); e != nil {
+		if e := w.putInstance(i, n); e != nil {
 			return e
 		}
 		touched[i.Host] = true
@@ -235,7 +257,7 @@ func (w *writer) planApply(r *PlanApplyRequest) *Error {
 		n.Desired, n.State, n.Ready, n.Address, n.Restarts, n.Message = DesiredRun, InstancePending, false, "", 0, ""
 		n.CreatedAt, n.UpdatedAt = r.Time, r.Time
 		w.meta(&n.Meta, nil)
-		if e := w.insert(TableInstances, &n); e != nil {
+		if e := w.putInstance(nil, &n); e != nil {
 			return e
 		}
 		touched[p.Host] = true
@@ -344,7 +366,7 @@ func (w *writer) instanceUpdate(r *InstanceUpdateRequest) *Error {
 			continue
 		}
 		if i.Desired == DesiredStop && u.State == InstanceStopped {
-			if e := w.delete(TableInstances, i); e != nil {
+			if e := w.dropInstance(i); e != nil {
 				return e
 			}
 			continue
@@ -358,7 +380,7 @@ func (w *writer) instanceUpdate(r *InstanceUpdateRequest) *Error {
 			continue
 		}
 		w.meta(&n.Meta, &i.Meta)
-		if e := w.insert(TableInstances, n); e != nil {
+		if e := w.putInstance(i, n); e != nil {
 			return e
 		}
 		if u.State != i.State && (u.State == InstanceFailed || (i.State == InstanceRunning && u.State != InstanceStopping)) {
@@ -381,7 +403,7 @@ func (w *writer) dropHostInstances(host string) *Error {
 		return Errorf(KindInternal, "%v", err)
 	}
 	for _, i := range is {
-		if e := w.delete(TableInstances, i); e != nil {
+		if e := w.dropInstance(i); e != nil {
 			return e
 		}
 	}
@@ -402,10 +424,64 @@ func (w *writer) stopAppInstances(tenant, app string, at time.Time) *Error {
 		n := i.Copy()
 		n.Desired, n.StopReason, n.UpdatedAt = DesiredStop, "app deleted", at
 		w.meta(&n.Meta, &i.Meta)
-		if e := w.insert(TableInstances, n); e != nil {
+		if e := w.putInstance(i, n); e != nil {
 			return e
 		}
 		touched[i.Host] = true
 	}
 	return w.bumpAssignments(touched)
+}
+
+// putInstance writes n over old (nil for a new instance) and counts the
+// change in its host's allocation.
+func (w *writer) putInstance(old, n *Instance) *Error {
+	w.allocate(old, -1)
+	w.allocate(n, 1)
+	return w.insert(TableInstances, n)
+}
+
+// dropInstance deletes an instance and releases what it held.
+func (w *writer) dropInstance(old *Instance) *Error {
+	w.allocate(old, -1)
+	return w.delete(TableInstances, old)
+}
+
+// allocate adds (sign 1) or removes (sign -1) what a live instance holds
+// to its host's allocation, as a delta flushAlloc writes at the end of the
+// command.
+func (w *writer) allocate(i *Instance, sign int) {
+	if i == nil || !i.Live() {
+		return
+	}
+	if w.alloc == nil {
+		w.alloc = map[string][2]int{}
+	}
+	d := w.alloc[i.Host]
+	d[0] += sign * i.CPU
+	d[1] += sign * i.Memory
+	w.alloc[i.Host] = d
+}
+
+// flushAlloc writes the command's allocation changes into the host
+// records. Allocation is status, not spec: the hosts' modify indexes stay.
+func (w *writer) flushAlloc() *Error {
+	for id, d := range w.alloc {
+		if d == [2]int{} {
+			continue
+		}
+		h, err := w.snap().Host(nil, id)
+		if err != nil {
+			return Errorf(KindInternal, "%v", err)
+		}
+		if h == nil {
+			continue
+		}
+		n := h.Copy()
+		n.AllocCPU += d[0]
+		n.AllocMemory += d[1]
+		if e := w.insert(TableHosts, n); e != nil {
+			return e
+		}
+	}
+	return nil
 }

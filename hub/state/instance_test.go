@@ -83,3 +83,33 @@ func TestPlanApplyAndInstanceUpdates(t *testing.T) {
 		t.Fatalf("instances of a removed host remain: %d", len(is))
 	}
 }
+
+func TestInstancesSinceAndAllocation(t *testing.T) {
+	h := newHarness(t)
+	fill(h) // host1 holds i-1 (100m, 128 MB)
+	snap := h.snap()
+	host, _ := snap.Host(nil, "host1")
+	if host.AllocCPU != 100 || host.AllocMemory != 128 {
+		t.Fatalf("allocation after one placement: %dm %d MB", host.AllocCPU, host.AllocMemory)
+	}
+	base := h.index
+	h.must(PlanApplyType, &PlanApplyRequest{Place: []Instance{{ID: "i-2", Tenant: "acme", App: "web", Version: 2, Host: "host1", CPU: 200, Memory: 256}}, Time: t0})
+	h.must(InstanceUpdateType, &InstanceUpdateRequest{Host: "host1", Updates: []InstanceUpdate{{ID: "i-1", State: InstanceFailed, Message: "boom"}}, Time: t0})
+	since, _ := h.snap().InstancesSince(nil, base)
+	if len(since) != 2 || since[0].ID != "i-2" || since[1].ID != "i-1" {
+		t.Fatalf("instances since %d: %+v", base, since)
+	}
+	if s, _ := h.snap().InstancesSince(nil, h.index); len(s) != 0 {
+		t.Fatalf("nothing changed after the last index, got %d", len(s))
+	}
+	// A failed instance holds nothing; a stop releases at once.
+	host, _ = h.snap().Host(nil, "host1")
+	if host.AllocCPU != 200 || host.AllocMemory != 256 {
+		t.Fatalf("allocation after i-1 failed: %dm %d MB", host.AllocCPU, host.AllocMemory)
+	}
+	h.must(PlanApplyType, &PlanApplyRequest{Stop: []InstanceStop{{ID: "i-2", Reason: "test"}}, Time: t0})
+	host, _ = h.snap().Host(nil, "host1")
+	if host.AllocCPU != 0 || host.AllocMemory != 0 {
+		t.Fatalf("allocation after every instance stopped: %dm %d MB", host.AllocCPU, host.AllocMemory)
+	}
+}
