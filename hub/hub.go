@@ -153,13 +153,14 @@ func New(cfg Config) (*Hub, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := api.New(api.Config{
-		Store:    store,
-		Cluster:  cl,
-		Logger:   log.With("component", "api"),
-		Registry: reg,
-		NodeName: cfg.NodeName,
-		Forward:  func(w http.ResponseWriter, r *http.Request) bool { return cl.ProxyToLeader(w, r, rpcAPI) },
-		HostConn: h.hostConn,
+		Store:      store,
+		Cluster:    cl,
+		Logger:     log.With("component", "api"),
+		Registry:   reg,
+		NodeName:   cfg.NodeName,
+		AppsDomain: cfg.AppsDomain,
+		Forward:    func(w http.ResponseWriter, r *http.Request) bool { return cl.ProxyToLeader(w, r, rpcAPI) },
+		HostConn:   h.hostConn,
 	})
 	if err != nil {
 		httpLn.Close()

@@ -56,7 +56,9 @@ func (h *planHarness) pool(name, dc string) {
 }
 
 // host enrols a ready host with cpus and memMB.
-func (h *planHarness) host(id, pool string, cpus, memMB int) { h.hostLabels(id, pool, cpus, memMB, nil) }
+func (h *planHarness) host(id, pool string, cpus, memMB int) {
+	h.hostLabels(id, pool, cpus, memMB, nil)
+}
 
 func (h *planHarness) hostLabels(id, pool string, cpus, memMB int, labels map[string]string) {
 	h.must(state.HostEnrollType, &state.HostEnrollRequest{TokenID: "jt-" + pool, SecretHash: "s", Time: pt0,

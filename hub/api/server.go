@@ -43,6 +43,9 @@ type Config struct {
 	Registry prometheus.Registerer
 	// Now returns the time stamped into commands. nil means time.Now.
 	Now func() time.Time
+	// AppsDomain is the parent of apps' default routes
+	// (<app>.<tenant>.<apps-domain>). Empty means "localhost".
+	AppsDomain string
 	// NodeName is sent in the X-Wharf-Node header of every answer.
 	NodeName string
 	// Forward, when set, may send a write request to the leader, which then
@@ -91,6 +94,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.AppsDomain == "" {
+		cfg.AppsDomain = "localhost"
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -235,6 +241,13 @@ func (s *Server) register() {
 	s.handle("POST /v1/apps/{name}/rollback", authed, s.rollbackApp)
 	s.handle("GET /v1/apps/{name}/versions", authed, s.appVersions)
 	s.handle("GET /v1/apps/{name}/history", authed, s.appHistory)
+	s.handle("GET /v1/apps/{name}/routes", authed, s.appRoutes)
+	s.handle("POST /v1/apps/{name}/routes", authed, s.addRoute)
+	s.handle("DELETE /v1/apps/{name}/routes/{id}", authed, s.deleteRoute)
+	s.handle("GET /v1/routes", authed, s.listRoutes)
+	s.handle("GET /v1/certs", authed, s.listCerts)
+	s.handle("POST /v1/certs", authed, s.putCert)
+	s.handle("DELETE /v1/certs/{domain}", authed, s.deleteCert)
 	s.handle("GET /v1/apps/{name}/instances", authed, s.appInstances)
 	s.handle("POST /v1/apps/{name}/promote", authed, s.promoteApp)
 	s.handle("POST /v1/apps/{name}/abort", authed, s.abortApp)

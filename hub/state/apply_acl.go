@@ -102,6 +102,15 @@ func (w *writer) tenantDelete(r *TenantDeleteRequest) *Error {
 			return e
 		}
 	}
+	certs, err := s.TenantCerts(nil, r.Name)
+	if err != nil {
+		return Errorf(KindInternal, "%v", err)
+	}
+	for _, c := range certs {
+		if e := w.delete(TableCerts, c); e != nil {
+			return e
+		}
+	}
 	return w.delete(TableTenants, t)
 }
 

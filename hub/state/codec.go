@@ -37,6 +37,14 @@ func newRequest(t MessageType) any {
 		return &PoolDeleteRequest{}
 	case AppUpsertType:
 		return &AppUpsertRequest{}
+	case RouteAddType:
+		return &RouteAddRequest{}
+	case RouteDeleteType:
+		return &RouteDeleteRequest{}
+	case CertPutType:
+		return &CertPutRequest{}
+	case CertDeleteType:
+		return &CertDeleteRequest{}
 	case AppDeleteType:
 		return &AppDeleteRequest{}
 	case AppScaleType:

@@ -34,6 +34,10 @@ const (
 	PlanApplyType       MessageType = 19
 	InstanceUpdateType  MessageType = 20
 	AppCanaryType       MessageType = 21
+	RouteAddType        MessageType = 22
+	RouteDeleteType     MessageType = 23
+	CertPutType         MessageType = 24
+	CertDeleteType      MessageType = 25
 )
 
 // IgnoreUnknownTypeFlag marks a message that an older FSM that does not know

@@ -128,6 +128,14 @@ func (w *writer) dispatch(req any) *Error {
 		return w.instanceUpdate(r)
 	case *AppCanaryRequest:
 		return w.appCanary(r)
+	case *RouteAddRequest:
+		return w.routeAdd(r)
+	case *RouteDeleteRequest:
+		return w.routeDelete(r)
+	case *CertPutRequest:
+		return w.certPut(r)
+	case *CertDeleteRequest:
+		return w.certDelete(r)
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }

@@ -36,7 +36,10 @@ type metaEntry struct {
 
 func schema() *memdb.DBSchema {
 	str := func(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: field} }
+	routes, certs := routeSchemas()
 	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+		TableRoutes: routes,
+		TableCerts:  certs,
 		TableTenants: {Name: TableTenants, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: str("Name")},
 		}},
@@ -85,7 +88,7 @@ func schema() *memdb.DBSchema {
 }
 
 // tables lists the object tables in snapshot order.
-var objectTables = []string{TableTenants, TableTokens, TablePools, TableApps, TableAppVersions, TableAgentCA, TableJoinTokens, TableHosts, TableEvents, TableInstances, TableDeployments}
+var objectTables = []string{TableTenants, TableTokens, TablePools, TableApps, TableAppVersions, TableAgentCA, TableJoinTokens, TableHosts, TableEvents, TableInstances, TableDeployments, TableRoutes, TableCerts}
 
 func newDB() (*memdb.MemDB, error) {
 	db, err := memdb.NewMemDB(schema())

@@ -50,6 +50,10 @@ func newObject(table string) any {
 		return &Instance{}
 	case TableDeployments:
 		return &Deployment{}
+	case TableRoutes:
+		return &Route{}
+	case TableCerts:
+		return &Cert{}
 	case TableHosts:
 		return &Host{}
 	case TableEvents:

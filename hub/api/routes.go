@@ -1,0 +1,168 @@
+package api
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+	"strings"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+// Routes and certificates.
+
+func routeOut(r *state.Route) apitypes.Route {
+	return apitypes.Route{ID: r.ID, Tenant: r.Tenant, App: r.App, Host: r.Host, Path: r.Path, TCP: r.TCP, Port: r.Port,
+		TargetPort: r.TargetPort, CreatedAt: r.CreatedAt}
+}
+
+// DefaultRouteHost is an app's default route: <app>.<tenant>.<apps-domain>.
+func DefaultRouteHost(app, tenant, appsDomain string) string {
+	return app + "." + tenant + "." + appsDomain
+}
+
+func (s *Server) appRoutes(w http.ResponseWriter, r *http.Request, p *principal) error {
+	return s.readApp(w, r, p, func(ws memdb.WatchSet, snap *state.Snapshot, a *state.App) (any, error) {
+		rs, err := snap.AppRoutes(ws, a.Tenant, a.Name)
+		out := []apitypes.Route{{Tenant: a.Tenant, App: a.Name, Host: DefaultRouteHost(a.Name, a.Tenant, s.cfg.AppsDomain), Path: "/", Default: true}}
+		return append(out, mapAll(rs, routeOut)...), err
+	})
+}
+
+func (s *Server) listRoutes(w http.ResponseWriter, r *http.Request, p *principal) error {
+	tenant, err := tenantScope(r, p, false)
+	if err != nil {
+		return err
+	}
+	return s.query(w, r, func(ws memdb.WatchSet, snap *state.Snapshot) (any, uint64, error) {
+		var rs []*state.Route
+		var err error
+		if tenant == "" {
+			rs, err = snap.Routes(ws)
+		} else {
+			rs, err = snap.TenantRoutes(ws, tenant)
+		}
+		return mapAll(rs, routeOut), snap.Index(state.TableRoutes), err
+	})
+}
+
+func (s *Server) addRoute(w http.ResponseWriter, r *http.Request, p *principal) error {
+	tenant, err := appScope(r, p, true)
+	if err != nil {
+		return err
+	}
+	var req apitypes.RouteRequest
+	if err := decodeBody(r, s.cfg.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	req.Normalize()
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	// Names under the apps domain are the tenants' default routes: a
+	// tenant may add routes under its own part of it only.
+	if d := s.cfg.AppsDomain; !req.TCP && (req.Host == d || strings.HasSuffix(req.Host, "."+d)) && !strings.HasSuffix(req.Host, "."+tenant+"."+d) {
+		return apitypes.FieldError("host", "%s is under the apps domain %s: only names under %s.%s are yours", req.Host, d, tenant, d)
+	}
+	id, err := routeID()
+	if err != nil {
+		return err
+	}
+	rt := state.Route{ID: id, Tenant: tenant, App: r.PathValue("name"), Host: req.Host, Path: req.Path, TCP: req.TCP, Port: req.Port, TargetPort: req.TargetPort}
+	if _, err := s.apply(r.Context(), state.RouteAddType, &state.RouteAddRequest{Route: rt, Time: s.cfg.Now().UTC()}); err != nil {
+		return err
+	}
+	stored, err := s.cfg.Store.Snapshot().AppRoutes(nil, tenant, rt.App)
+	if err != nil {
+		return err
+	}
+	for _, x := range stored {
+		if x.ID == id {
+			return writeJSON(w, http.StatusCreated, routeOut(x))
+		}
+	}
+	return errNotFound("route", id) // deleted meanwhile
+}
+
+func (s *Server) deleteRoute(w http.ResponseWriter, r *http.Request, p *principal) error {
+	tenant, err := appScope(r, p, true)
+	if err != nil {
+		return err
+	}
+	cmd := &state.RouteDeleteRequest{Tenant: tenant, App: r.PathValue("name"), ID: r.PathValue("id")}
+	if _, err := s.apply(r.Context(), state.RouteDeleteType, cmd); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func routeID() (string, error) {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return "r-" + hex.EncodeToString(b), nil
+}
+
+func certOut(c *state.Cert) apitypes.Cert {
+	return apitypes.Cert{Tenant: c.Tenant, Domain: c.Domain, Names: c.Names, NotAfter: c.NotAfter, CreatedAt: c.CreatedAt}
+}
+
+func (s *Server) listCerts(w http.ResponseWriter, r *http.Request, p *principal) error {
+	tenant, err := tenantScope(r, p, false)
+	if err != nil {
+		return err
+	}
+	return s.query(w, r, func(ws memdb.WatchSet, snap *state.Snapshot) (any, uint64, error) {
+		var cs []*state.Cert
+		var err error
+		if tenant == "" {
+			cs, err = snap.Certs(ws)
+		} else {
+			cs, err = snap.TenantCerts(ws, tenant)
+		}
+		return mapAll(cs, certOut), snap.Index(state.TableCerts), err
+	})
+}
+
+func (s *Server) putCert(w http.ResponseWriter, r *http.Request, p *principal) error {
+	tenant, err := appScope(r, p, true)
+	if err != nil {
+		return err
+	}
+	var req apitypes.CertRequest
+	if err := decodeBody(r, s.cfg.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	now := s.cfg.Now().UTC()
+	names, notAfter, err := req.ParseCert(now)
+	if err != nil {
+		return err
+	}
+	if d := s.cfg.AppsDomain; strings.HasSuffix(req.Domain, "."+d) && !strings.HasSuffix(req.Domain, "."+tenant+"."+d) {
+		return apitypes.FieldError("domain", "%s is under the apps domain %s: only names under %s.%s are yours", req.Domain, d, tenant, d)
+	}
+	c := state.Cert{Tenant: tenant, Domain: req.Domain, CertPEM: []byte(req.Cert), KeyPEM: []byte(req.Key), Names: names, NotAfter: notAfter}
+	if _, err := s.apply(r.Context(), state.CertPutType, &state.CertPutRequest{Cert: c, Time: now}); err != nil {
+		return err
+	}
+	c.CreatedAt = now
+	return writeJSON(w, http.StatusCreated, certOut(&c))
+}
+
+func (s *Server) deleteCert(w http.ResponseWriter, r *http.Request, p *principal) error {
+	tenant, err := appScope(r, p, true)
+	if err != nil {
+		return err
+	}
+	domain := strings.ToLower(r.PathValue("domain"))
+	if _, err := s.apply(r.Context(), state.CertDeleteType, &state.CertDeleteRequest{Tenant: tenant, Domain: domain}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
