@@ -133,6 +133,8 @@ func (e *env) root(hub, agent Daemon) *cobra.Command {
 		e.tokenCmd(),
 		e.poolCmd(),
 		e.appCmd(),
+		e.routeCmd(),
+		e.certCmd(),
 		e.joinTokenCmd(),
 		e.hostCmd(),
 		e.eventsCmd(),
