@@ -136,6 +136,7 @@ func New(cfg Config) (*Hub, error) {
 		CertTTL:        agentCertTTL(cfg.Tuning),
 		HubAddrs:       func() []string { return h.gatewayAddrs("") },
 		ConsistentRead: func(ctx context.Context) error { return h.cluster.ConsistentRead(ctx) },
+		AppsDomain:     cfg.AppsDomain,
 	})
 	if err != nil {
 		httpLn.Close()

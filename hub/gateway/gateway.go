@@ -53,6 +53,10 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// Now: nil means time.Now.
 	Now func() time.Time
+	// AccessStats, when set, receives the routers' per-app counts.
+	AccessStats func(from pki.AgentIdentity, s *wire.AccessStats)
+	// AppsDomain is the parent of apps' default routes. Empty: "localhost".
+	AppsDomain string
 	// ResetKey, when set, is the QUIC stateless reset key. Kept across
 	// restarts, it lets a restarted node reset the connections it lost so
 	// their agents reconnect at once.
@@ -74,6 +78,8 @@ type Gateway struct {
 	seenMu sync.Mutex
 	seen   map[string]*agentConn // host id -> its connection's latest news
 	peers  map[string]*peerWord
+
+	routes routeTables
 }
 
 // agentConn is what the gateway knows of one agent's connection to this node.
@@ -81,6 +87,7 @@ type agentConn struct {
 	heartbeat    time.Time // last heartbeat received here
 	certNotAfter time.Time
 	assignAcked  uint64 // assignment version the agent applied
+	routeAcked   uint64 // route table version its router serves
 }
 
 // peerWord is when pool peers last called a host alive or dead here.
@@ -98,6 +105,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.CertTTL == 0 {
 		cfg.CertTTL = 24 * time.Hour
+	}
+	if cfg.AppsDomain == "" {
+		cfg.AppsDomain = "localhost"
 	}
 	if cfg.HeartbeatInterval == 0 {
 		cfg.HeartbeatInterval = time.Second
@@ -507,6 +517,12 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 			conn.CloseWithError(quic.ApplicationErrorCode(closeCode(err)), err.Error())
 		}
 	}()
+	go func() {
+		if err := g.pushRoutes(pctx, s, id); err != nil && pctx.Err() == nil {
+			g.log.Warn("routes", "host", id.HostID, "err", err)
+			conn.CloseWithError(quic.ApplicationErrorCode(closeCode(err)), err.Error())
+		}
+	}()
 	// Status reports are committed in order by one goroutine, started with
 	// the first report: hosts without instances (most of a big fleet at
 	// any moment) cost none.
@@ -560,6 +576,12 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 			}
 		case *wire.Envelope_AssignmentAck:
 			g.acked(id.HostID, m.AssignmentAck.Version)
+		case *wire.Envelope_RouteAck:
+			g.routeAcked(id.HostID, m.RouteAck.Version)
+		case *wire.Envelope_AccessStats:
+			if g.cfg.AccessStats != nil {
+				g.cfg.AccessStats(id, m.AccessStats)
+			}
 		default:
 			return fmt.Errorf("%w: %T on the control stream", wire.ErrUnknownMessage, m)
 		}

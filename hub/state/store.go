@@ -177,6 +177,23 @@ func (s *Snapshot) Index(tables ...string) uint64 {
 	return max
 }
 
+// WatchTables is Index that also adds to ws a watch firing when any of
+// tables next changes.
+func (s *Snapshot) WatchTables(ws memdb.WatchSet, tables ...string) uint64 {
+	var max uint64
+	for _, t := range tables {
+		ch, obj, err := s.txn.FirstWatch(tableIndex, "id", t)
+		if err != nil {
+			continue
+		}
+		ws.Add(ch)
+		if obj != nil && obj.(*IndexEntry).Index > max {
+			max = obj.(*IndexEntry).Index
+		}
+	}
+	return max
+}
+
 // LatestIndex returns the highest Raft index that changed anything.
 func (s *Snapshot) LatestIndex() uint64 {
 	it, err := s.txn.Get(tableIndex, "id")

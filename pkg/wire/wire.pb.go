@@ -44,6 +44,9 @@ type Envelope struct {
 	//	*Envelope_RenewRequest
 	//	*Envelope_RenewResponse
 	//	*Envelope_StatusReport
+	//	*Envelope_RouteTable
+	//	*Envelope_RouteAck
+	//	*Envelope_AccessStats
 	Msg           isEnvelope_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -221,6 +224,33 @@ func (x *Envelope) GetStatusReport() *StatusReport {
 	return nil
 }
 
+func (x *Envelope) GetRouteTable() *RouteTable {
+	if x != nil {
+		if x, ok := x.Msg.(*Envelope_RouteTable); ok {
+			return x.RouteTable
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetRouteAck() *RouteAck {
+	if x != nil {
+		if x, ok := x.Msg.(*Envelope_RouteAck); ok {
+			return x.RouteAck
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetAccessStats() *AccessStats {
+	if x != nil {
+		if x, ok := x.Msg.(*Envelope_AccessStats); ok {
+			return x.AccessStats
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Msg interface {
 	isEnvelope_Msg()
 }
@@ -285,6 +315,18 @@ type Envelope_StatusReport struct {
 	StatusReport *StatusReport `protobuf:"bytes,15,opt,name=status_report,json=statusReport,proto3,oneof"`
 }
 
+type Envelope_RouteTable struct {
+	RouteTable *RouteTable `protobuf:"bytes,16,opt,name=route_table,json=routeTable,proto3,oneof"`
+}
+
+type Envelope_RouteAck struct {
+	RouteAck *RouteAck `protobuf:"bytes,17,opt,name=route_ack,json=routeAck,proto3,oneof"`
+}
+
+type Envelope_AccessStats struct {
+	AccessStats *AccessStats `protobuf:"bytes,18,opt,name=access_stats,json=accessStats,proto3,oneof"`
+}
+
 func (*Envelope_Hello) isEnvelope_Msg() {}
 
 func (*Envelope_Welcome) isEnvelope_Msg() {}
@@ -314,6 +356,12 @@ func (*Envelope_RenewRequest) isEnvelope_Msg() {}
 func (*Envelope_RenewResponse) isEnvelope_Msg() {}
 
 func (*Envelope_StatusReport) isEnvelope_Msg() {}
+
+func (*Envelope_RouteTable) isEnvelope_Msg() {}
+
+func (*Envelope_RouteAck) isEnvelope_Msg() {}
+
+func (*Envelope_AccessStats) isEnvelope_Msg() {}
 
 // Hello opens the control stream (agent -> hub).
 type Hello struct {
@@ -1742,12 +1790,569 @@ func (x *StatusReport) GetInstances() []*InstanceStatus {
 	return nil
 }
 
+// RouteTable is everything the agent's router serves (hub -> agent),
+// versioned like assignments: each table replaces the previous one.
+type RouteTable struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Apps          []*RouteApp            `protobuf:"bytes,2,rep,name=apps,proto3" json:"apps,omitempty"`
+	Http          []*HTTPRoute           `protobuf:"bytes,3,rep,name=http,proto3" json:"http,omitempty"`
+	Tcp           []*TCPRoute            `protobuf:"bytes,4,rep,name=tcp,proto3" json:"tcp,omitempty"`
+	Certs         []*RouteCert           `protobuf:"bytes,5,rep,name=certs,proto3" json:"certs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RouteTable) Reset() {
+	*x = RouteTable{}
+	mi := &file_wire_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RouteTable) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RouteTable) ProtoMessage() {}
+
+func (x *RouteTable) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RouteTable.ProtoReflect.Descriptor instead.
+func (*RouteTable) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RouteTable) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RouteTable) GetApps() []*RouteApp {
+	if x != nil {
+		return x.Apps
+	}
+	return nil
+}
+
+func (x *RouteTable) GetHttp() []*HTTPRoute {
+	if x != nil {
+		return x.Http
+	}
+	return nil
+}
+
+func (x *RouteTable) GetTcp() []*TCPRoute {
+	if x != nil {
+		return x.Tcp
+	}
+	return nil
+}
+
+func (x *RouteTable) GetCerts() []*RouteCert {
+	if x != nil {
+		return x.Certs
+	}
+	return nil
+}
+
+// RouteApp is one app's ready instances and, during a canary, the share of
+// traffic per version.
+type RouteApp struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "tenant/app".
+	Key           string            `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Backends      []*Backend        `protobuf:"bytes,2,rep,name=backends,proto3" json:"backends,omitempty"`
+	Weights       map[uint32]uint32 `protobuf:"bytes,3,rep,name=weights,proto3" json:"weights,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RouteApp) Reset() {
+	*x = RouteApp{}
+	mi := &file_wire_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RouteApp) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RouteApp) ProtoMessage() {}
+
+func (x *RouteApp) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RouteApp.ProtoReflect.Descriptor instead.
+func (*RouteApp) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RouteApp) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *RouteApp) GetBackends() []*Backend {
+	if x != nil {
+		return x.Backends
+	}
+	return nil
+}
+
+func (x *RouteApp) GetWeights() map[uint32]uint32 {
+	if x != nil {
+		return x.Weights
+	}
+	return nil
+}
+
+type Backend struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Instance string                 `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	// IP:PORT.
+	Addr          string `protobuf:"bytes,2,opt,name=addr,proto3" json:"addr,omitempty"`
+	Version       uint32 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Backend) Reset() {
+	*x = Backend{}
+	mi := &file_wire_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Backend) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Backend) ProtoMessage() {}
+
+func (x *Backend) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Backend.ProtoReflect.Descriptor instead.
+func (*Backend) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Backend) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *Backend) GetAddr() string {
+	if x != nil {
+		return x.Addr
+	}
+	return ""
+}
+
+func (x *Backend) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type HTTPRoute struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Host          string                 `protobuf:"bytes,1,opt,name=host,proto3" json:"host,omitempty"`
+	Path          string                 `protobuf:"bytes,2,opt,name=path,proto3" json:"path,omitempty"`
+	App           string                 `protobuf:"bytes,3,opt,name=app,proto3" json:"app,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HTTPRoute) Reset() {
+	*x = HTTPRoute{}
+	mi := &file_wire_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HTTPRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HTTPRoute) ProtoMessage() {}
+
+func (x *HTTPRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HTTPRoute.ProtoReflect.Descriptor instead.
+func (*HTTPRoute) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *HTTPRoute) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *HTTPRoute) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *HTTPRoute) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+type TCPRoute struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Port          uint32                 `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	App           string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TCPRoute) Reset() {
+	*x = TCPRoute{}
+	mi := &file_wire_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TCPRoute) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TCPRoute) ProtoMessage() {}
+
+func (x *TCPRoute) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TCPRoute.ProtoReflect.Descriptor instead.
+func (*TCPRoute) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *TCPRoute) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *TCPRoute) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+type RouteCert struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Domain        string                 `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	CertPem       []byte                 `protobuf:"bytes,2,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
+	KeyPem        []byte                 `protobuf:"bytes,3,opt,name=key_pem,json=keyPem,proto3" json:"key_pem,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RouteCert) Reset() {
+	*x = RouteCert{}
+	mi := &file_wire_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RouteCert) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RouteCert) ProtoMessage() {}
+
+func (x *RouteCert) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RouteCert.ProtoReflect.Descriptor instead.
+func (*RouteCert) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *RouteCert) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *RouteCert) GetCertPem() []byte {
+	if x != nil {
+		return x.CertPem
+	}
+	return nil
+}
+
+func (x *RouteCert) GetKeyPem() []byte {
+	if x != nil {
+		return x.KeyPem
+	}
+	return nil
+}
+
+type RouteAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RouteAck) Reset() {
+	*x = RouteAck{}
+	mi := &file_wire_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RouteAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RouteAck) ProtoMessage() {}
+
+func (x *RouteAck) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RouteAck.ProtoReflect.Descriptor instead.
+func (*RouteAck) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RouteAck) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// AccessStats carries the router's per-app per-second counts (agent -> hub).
+type AccessStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seconds       []*AppSecond           `protobuf:"bytes,1,rep,name=seconds,proto3" json:"seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AccessStats) Reset() {
+	*x = AccessStats{}
+	mi := &file_wire_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AccessStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AccessStats) ProtoMessage() {}
+
+func (x *AccessStats) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AccessStats.ProtoReflect.Descriptor instead.
+func (*AccessStats) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *AccessStats) GetSeconds() []*AppSecond {
+	if x != nil {
+		return x.Seconds
+	}
+	return nil
+}
+
+type AppSecond struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	App      string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	Unix     int64                  `protobuf:"varint,2,opt,name=unix,proto3" json:"unix,omitempty"`
+	Requests uint64                 `protobuf:"varint,3,opt,name=requests,proto3" json:"requests,omitempty"`
+	// Responses by status class: [1xx, 2xx, 3xx, 4xx, 5xx].
+	Status   []uint64 `protobuf:"varint,4,rep,packed,name=status,proto3" json:"status,omitempty"`
+	BytesOut uint64   `protobuf:"varint,5,opt,name=bytes_out,json=bytesOut,proto3" json:"bytes_out,omitempty"`
+	// Counts per latency bucket; bounds in latency_bounds_ms.
+	Latency         []uint64  `protobuf:"varint,6,rep,packed,name=latency,proto3" json:"latency,omitempty"`
+	LatencyBoundsMs []float64 `protobuf:"fixed64,7,rep,packed,name=latency_bounds_ms,json=latencyBoundsMs,proto3" json:"latency_bounds_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *AppSecond) Reset() {
+	*x = AppSecond{}
+	mi := &file_wire_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppSecond) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppSecond) ProtoMessage() {}
+
+func (x *AppSecond) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppSecond.ProtoReflect.Descriptor instead.
+func (*AppSecond) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AppSecond) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *AppSecond) GetUnix() int64 {
+	if x != nil {
+		return x.Unix
+	}
+	return 0
+}
+
+func (x *AppSecond) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *AppSecond) GetStatus() []uint64 {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
+func (x *AppSecond) GetBytesOut() uint64 {
+	if x != nil {
+		return x.BytesOut
+	}
+	return 0
+}
+
+func (x *AppSecond) GetLatency() []uint64 {
+	if x != nil {
+		return x.Latency
+	}
+	return nil
+}
+
+func (x *AppSecond) GetLatencyBoundsMs() []float64 {
+	if x != nil {
+		return x.LatencyBoundsMs
+	}
+	return nil
+}
+
 var File_wire_proto protoreflect.FileDescriptor
 
 const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"wire.proto\x12\rwharf.wire.v1\"\xbc\a\n" +
+	"wire.proto\x12\rwharf.wire.v1\"\xf3\b\n" +
 	"\bEnvelope\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.wharf.wire.v1.HelloH\x00R\x05hello\x122\n" +
 	"\awelcome\x18\x02 \x01(\v2\x16.wharf.wire.v1.WelcomeH\x00R\awelcome\x128\n" +
@@ -1764,7 +2369,11 @@ const file_wire_proto_rawDesc = "" +
 	"\x0fenroll_response\x18\f \x01(\v2\x1d.wharf.wire.v1.EnrollResponseH\x00R\x0eenrollResponse\x12B\n" +
 	"\rrenew_request\x18\r \x01(\v2\x1b.wharf.wire.v1.RenewRequestH\x00R\frenewRequest\x12E\n" +
 	"\x0erenew_response\x18\x0e \x01(\v2\x1c.wharf.wire.v1.RenewResponseH\x00R\rrenewResponse\x12B\n" +
-	"\rstatus_report\x18\x0f \x01(\v2\x1b.wharf.wire.v1.StatusReportH\x00R\fstatusReportB\x05\n" +
+	"\rstatus_report\x18\x0f \x01(\v2\x1b.wharf.wire.v1.StatusReportH\x00R\fstatusReport\x12<\n" +
+	"\vroute_table\x18\x10 \x01(\v2\x19.wharf.wire.v1.RouteTableH\x00R\n" +
+	"routeTable\x126\n" +
+	"\troute_ack\x18\x11 \x01(\v2\x17.wharf.wire.v1.RouteAckH\x00R\brouteAck\x12?\n" +
+	"\faccess_stats\x18\x12 \x01(\v2\x1a.wharf.wire.v1.AccessStatsH\x00R\vaccessStatsB\x05\n" +
 	"\x03msg\"\xa8\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
@@ -1887,7 +2496,48 @@ const file_wire_proto_rawDesc = "" +
 	"\brestarts\x18\x05 \x01(\rR\brestarts\x12\x18\n" +
 	"\amessage\x18\x06 \x01(\tR\amessage\"K\n" +
 	"\fStatusReport\x12;\n" +
-	"\tinstances\x18\x01 \x03(\v2\x1d.wharf.wire.v1.InstanceStatusR\tinstancesB*Z(github.com/wharf-platform/wharf/pkg/wireb\x06proto3"
+	"\tinstances\x18\x01 \x03(\v2\x1d.wharf.wire.v1.InstanceStatusR\tinstances\"\xdc\x01\n" +
+	"\n" +
+	"RouteTable\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12+\n" +
+	"\x04apps\x18\x02 \x03(\v2\x17.wharf.wire.v1.RouteAppR\x04apps\x12,\n" +
+	"\x04http\x18\x03 \x03(\v2\x18.wharf.wire.v1.HTTPRouteR\x04http\x12)\n" +
+	"\x03tcp\x18\x04 \x03(\v2\x17.wharf.wire.v1.TCPRouteR\x03tcp\x12.\n" +
+	"\x05certs\x18\x05 \x03(\v2\x18.wharf.wire.v1.RouteCertR\x05certs\"\xcc\x01\n" +
+	"\bRouteApp\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x122\n" +
+	"\bbackends\x18\x02 \x03(\v2\x16.wharf.wire.v1.BackendR\bbackends\x12>\n" +
+	"\aweights\x18\x03 \x03(\v2$.wharf.wire.v1.RouteApp.WeightsEntryR\aweights\x1a:\n" +
+	"\fWeightsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\rR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"S\n" +
+	"\aBackend\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\tR\binstance\x12\x12\n" +
+	"\x04addr\x18\x02 \x01(\tR\x04addr\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\rR\aversion\"E\n" +
+	"\tHTTPRoute\x12\x12\n" +
+	"\x04host\x18\x01 \x01(\tR\x04host\x12\x12\n" +
+	"\x04path\x18\x02 \x01(\tR\x04path\x12\x10\n" +
+	"\x03app\x18\x03 \x01(\tR\x03app\"0\n" +
+	"\bTCPRoute\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\rR\x04port\x12\x10\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\"W\n" +
+	"\tRouteCert\x12\x16\n" +
+	"\x06domain\x18\x01 \x01(\tR\x06domain\x12\x19\n" +
+	"\bcert_pem\x18\x02 \x01(\fR\acertPem\x12\x17\n" +
+	"\akey_pem\x18\x03 \x01(\fR\x06keyPem\"$\n" +
+	"\bRouteAck\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"A\n" +
+	"\vAccessStats\x122\n" +
+	"\aseconds\x18\x01 \x03(\v2\x18.wharf.wire.v1.AppSecondR\aseconds\"\xc8\x01\n" +
+	"\tAppSecond\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12\x12\n" +
+	"\x04unix\x18\x02 \x01(\x03R\x04unix\x12\x1a\n" +
+	"\brequests\x18\x03 \x01(\x04R\brequests\x12\x16\n" +
+	"\x06status\x18\x04 \x03(\x04R\x06status\x12\x1b\n" +
+	"\tbytes_out\x18\x05 \x01(\x04R\bbytesOut\x12\x18\n" +
+	"\alatency\x18\x06 \x03(\x04R\alatency\x12*\n" +
+	"\x11latency_bounds_ms\x18\a \x03(\x01R\x0flatencyBoundsMsB*Z(github.com/wharf-platform/wharf/pkg/wireb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
@@ -1901,7 +2551,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 	return file_wire_proto_rawDescData
 }
 
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_wire_proto_goTypes = []any{
 	(*Envelope)(nil),       // 0: wharf.wire.v1.Envelope
 	(*Hello)(nil),          // 1: wharf.wire.v1.Hello
@@ -1924,8 +2574,18 @@ var file_wire_proto_goTypes = []any{
 	(*RenewResponse)(nil),  // 18: wharf.wire.v1.RenewResponse
 	(*InstanceStatus)(nil), // 19: wharf.wire.v1.InstanceStatus
 	(*StatusReport)(nil),   // 20: wharf.wire.v1.StatusReport
-	nil,                    // 21: wharf.wire.v1.Inventory.LabelsEntry
-	nil,                    // 22: wharf.wire.v1.Instance.EnvEntry
+	(*RouteTable)(nil),     // 21: wharf.wire.v1.RouteTable
+	(*RouteApp)(nil),       // 22: wharf.wire.v1.RouteApp
+	(*Backend)(nil),        // 23: wharf.wire.v1.Backend
+	(*HTTPRoute)(nil),      // 24: wharf.wire.v1.HTTPRoute
+	(*TCPRoute)(nil),       // 25: wharf.wire.v1.TCPRoute
+	(*RouteCert)(nil),      // 26: wharf.wire.v1.RouteCert
+	(*RouteAck)(nil),       // 27: wharf.wire.v1.RouteAck
+	(*AccessStats)(nil),    // 28: wharf.wire.v1.AccessStats
+	(*AppSecond)(nil),      // 29: wharf.wire.v1.AppSecond
+	nil,                    // 30: wharf.wire.v1.Inventory.LabelsEntry
+	nil,                    // 31: wharf.wire.v1.Instance.EnvEntry
+	nil,                    // 32: wharf.wire.v1.RouteApp.WeightsEntry
 }
 var file_wire_proto_depIdxs = []int32{
 	1,  // 0: wharf.wire.v1.Envelope.hello:type_name -> wharf.wire.v1.Hello
@@ -1943,20 +2603,30 @@ var file_wire_proto_depIdxs = []int32{
 	17, // 12: wharf.wire.v1.Envelope.renew_request:type_name -> wharf.wire.v1.RenewRequest
 	18, // 13: wharf.wire.v1.Envelope.renew_response:type_name -> wharf.wire.v1.RenewResponse
 	20, // 14: wharf.wire.v1.Envelope.status_report:type_name -> wharf.wire.v1.StatusReport
-	21, // 15: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
-	22, // 16: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
-	6,  // 17: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
-	7,  // 18: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
-	8,  // 19: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
-	11, // 20: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
-	5,  // 21: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
-	14, // 22: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
-	19, // 23: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	21, // 15: wharf.wire.v1.Envelope.route_table:type_name -> wharf.wire.v1.RouteTable
+	27, // 16: wharf.wire.v1.Envelope.route_ack:type_name -> wharf.wire.v1.RouteAck
+	28, // 17: wharf.wire.v1.Envelope.access_stats:type_name -> wharf.wire.v1.AccessStats
+	30, // 18: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
+	31, // 19: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
+	6,  // 20: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
+	7,  // 21: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
+	8,  // 22: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
+	11, // 23: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
+	5,  // 24: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
+	14, // 25: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
+	19, // 26: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
+	22, // 27: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
+	24, // 28: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
+	25, // 29: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
+	26, // 30: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
+	23, // 31: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
+	32, // 32: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
+	29, // 33: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -1980,6 +2650,9 @@ func file_wire_proto_init() {
 		(*Envelope_RenewRequest)(nil),
 		(*Envelope_RenewResponse)(nil),
 		(*Envelope_StatusReport)(nil),
+		(*Envelope_RouteTable)(nil),
+		(*Envelope_RouteAck)(nil),
+		(*Envelope_AccessStats)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1987,7 +2660,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
