@@ -63,6 +63,14 @@ type Config struct {
 	Logger *slog.Logger
 	// OnAck, when set, is told each heartbeat's round trip (benchmarks).
 	OnAck func(rtt time.Duration)
+	// DrainDelay is how long an instance the hub unassigned keeps running
+	// after it was ready, while routers drop it (deregistration delay).
+	// Zero: 2 s; negative: none.
+	DrainDelay time.Duration
+	// RouterHTTPAddr and RouterHTTPSAddr are where the router serves the
+	// pool's routes ("" serves none); TCP routes listen on the HTTP
+	// address's host.
+	RouterHTTPAddr, RouterHTTPSAddr string
 }
 
 // Agent is a running agent.
@@ -182,6 +190,12 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 		a.sup = newSupervisor(drv, a.cfg.DataDir, host, a.log.With("component", "supervisor"))
+		switch {
+		case a.cfg.DrainDelay == 0:
+			a.sup.drainDelay = 2 * time.Second
+		case a.cfg.DrainDelay > 0:
+			a.sup.drainDelay = a.cfg.DrainDelay
+		}
 		sctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); a.sup.Run(sctx) }()

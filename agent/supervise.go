@@ -44,6 +44,9 @@ type supervisor struct {
 	log       *slog.Logger
 	dir       string
 	advertise string // host part of reported addresses
+	// drainDelay is how long an unassigned ready instance keeps running
+	// before it is stopped (deregistration delay).
+	drainDelay time.Duration
 
 	mu      sync.Mutex
 	desired *wire.Assignments
@@ -72,6 +75,9 @@ type tracked struct {
 	healthOK int
 	healthNo int
 	lastHC   time.Time
+	// drainUntil, once an unwanted instance that was ready is to stop, is
+	// when it may: routers are dropping it meanwhile.
+	drainUntil time.Time
 }
 
 func newSupervisor(drv driver.Driver, dir, advertise string, log *slog.Logger) *supervisor {
@@ -171,6 +177,9 @@ func (s *supervisor) awaitingReady() bool {
 		if (t.status.State == "running" || t.status.State == "starting") && !t.status.Ready && time.Since(t.started) < 30*time.Second {
 			return true
 		}
+		if !t.drainUntil.IsZero() { // its stop is due soon
+			return true
+		}
 	}
 	return false
 }
@@ -228,8 +237,18 @@ func (s *supervisor) converge(ctx context.Context) {
 			t = &tracked{}
 			s.inst[st.InstanceID] = t
 		}
-		s.set(st.InstanceID, t, istatus{State: "stopping", Restarts: t.status.Restarts})
+		// A ready instance keeps serving for the drain delay: the routers,
+		// whose tables dropped it in the same Raft write that unassigned
+		// it, stop sending new requests, and those in flight finish.
+		if t.status.Ready && t.drainUntil.IsZero() && s.drainDelay > 0 {
+			t.drainUntil = time.Now().Add(s.drainDelay)
+		}
+		draining := time.Now().Before(t.drainUntil)
+		s.set(st.InstanceID, t, istatus{State: "stopping", Address: t.status.Address, Restarts: t.status.Restarts})
 		s.mu.Unlock()
+		if draining {
+			continue
+		}
 		if err := s.drv.Stop(ctx, st.InstanceID, stopGrace); err != nil {
 			s.log.Warn("stop", "instance", st.InstanceID, "err", err)
 			continue

@@ -22,6 +22,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/gateway"
 	"github.com/wharf-platform/wharf/hub/liveness"
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/hub/traffic"
 	"github.com/wharf-platform/wharf/installer"
 )
 
@@ -38,6 +39,10 @@ type Hub struct {
 	httpLn   net.Listener
 	httpSrv  *http.Server
 	running  chan struct{} // closed when Run starts: the node is wired
+	// traffic sums the routers' access counts while this node leads;
+	// relay holds those of this node's agents until sent to the leader.
+	traffic traffic.Store
+	relay   trafficRelay
 }
 
 // Run starts a hub node and runs it until ctx ends.
@@ -105,8 +110,10 @@ func New(cfg Config) (*Hub, error) {
 		Logger:       log.With("component", "liveness"),
 	})
 	ccfg.RPC = map[string]http.Handler{
-		rpcLiveness: h.liveness.Handler(),
-		rpcHostInfo: h.liveness.InfoHandler(),
+		rpcLiveness:     h.liveness.Handler(),
+		rpcHostInfo:     h.liveness.InfoHandler(),
+		rpcTraffic:      h.trafficHandler(),
+		rpcTrafficQuery: h.trafficQueryHandler(),
 		// Writes forwarded by followers, answered by this node's API when it
 		// leads (the API is built after the cluster, hence the indirection).
 		rpcAPI: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -137,6 +144,7 @@ func New(cfg Config) (*Hub, error) {
 		HubAddrs:       func() []string { return h.gatewayAddrs("") },
 		ConsistentRead: func(ctx context.Context) error { return h.cluster.ConsistentRead(ctx) },
 		AppsDomain:     cfg.AppsDomain,
+		AccessStats:    h.accessStats,
 	})
 	if err != nil {
 		httpLn.Close()
@@ -162,6 +170,7 @@ func New(cfg Config) (*Hub, error) {
 		AppsDomain: cfg.AppsDomain,
 		Forward:    func(w http.ResponseWriter, r *http.Request) bool { return cl.ProxyToLeader(w, r, rpcAPI) },
 		HostConn:   h.hostConn,
+		Traffic:    h.appTraffic,
 	})
 	if err != nil {
 		httpLn.Close()
@@ -280,10 +289,11 @@ func (h *Hub) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	close(h.running)
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	go func() { errc <- h.cluster.Run(ctx) }()
 	go func() { errc <- h.gateway.Run(ctx) }()
 	go func() { errc <- h.reportHeartbeats(ctx) }()
+	go func() { errc <- h.relayTraffic(ctx) }()
 	go func() {
 		err := h.httpSrv.Serve(h.httpLn)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -294,7 +304,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.log.Info("hub started", "http", h.HTTPAddr(), "quic", h.gateway.Addr(), "raft", h.cluster.RaftAddr(), "gossip", h.cluster.GossipAddr(), "datacenter", h.cfg.Datacenter)
 
 	var first error
-	remaining := 4
+	remaining := 5
 	select {
 	case <-ctx.Done():
 	case first = <-errc:

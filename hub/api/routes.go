@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -165,4 +166,36 @@ func (s *Server) deleteCert(w http.ResponseWriter, r *http.Request, p *principal
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// appStats serves an app's recent router counts: ?since=DURATION (default
+// 5m, at most 15m).
+func (s *Server) appStats(w http.ResponseWriter, r *http.Request, p *principal) error {
+	tenant, err := tenantScope(r, p, true)
+	if err != nil {
+		return err
+	}
+	since := 5 * time.Minute
+	if v := r.URL.Query().Get("since"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 || d > 15*time.Minute {
+			return apitypes.FieldError("since", "since must be a duration up to 15m")
+		}
+		since = d
+	}
+	name := r.PathValue("name")
+	if a, err := s.cfg.Store.Snapshot().App(nil, tenant, name); err != nil {
+		return err
+	} else if a == nil {
+		return errNotFound("app", name)
+	}
+	out := []apitypes.TrafficSecond{}
+	if s.cfg.Traffic != nil {
+		secs, err := s.cfg.Traffic(r.Context(), tenant+"/"+name, s.cfg.Now().Add(-since))
+		if err != nil {
+			return &apitypes.Error{Status: http.StatusServiceUnavailable, Message: "traffic counts: " + err.Error()}
+		}
+		out = append(out, secs...)
+	}
+	return writeJSON(w, http.StatusOK, out)
 }

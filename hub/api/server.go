@@ -43,6 +43,9 @@ type Config struct {
 	Registry prometheus.Registerer
 	// Now returns the time stamped into commands. nil means time.Now.
 	Now func() time.Time
+	// Traffic, when set, returns an app's ("tenant/app") per-second router
+	// counts since a time, for GET /v1/apps/{name}/stats.
+	Traffic func(ctx context.Context, app string, since time.Time) ([]apitypes.TrafficSecond, error)
 	// AppsDomain is the parent of apps' default routes
 	// (<app>.<tenant>.<apps-domain>). Empty means "localhost".
 	AppsDomain string
@@ -242,6 +245,7 @@ func (s *Server) register() {
 	s.handle("GET /v1/apps/{name}/versions", authed, s.appVersions)
 	s.handle("GET /v1/apps/{name}/history", authed, s.appHistory)
 	s.handle("GET /v1/apps/{name}/routes", authed, s.appRoutes)
+	s.handle("GET /v1/apps/{name}/stats", authed, s.appStats)
 	s.handle("POST /v1/apps/{name}/routes", authed, s.addRoute)
 	s.handle("DELETE /v1/apps/{name}/routes/{id}", authed, s.deleteRoute)
 	s.handle("GET /v1/routes", authed, s.listRoutes)

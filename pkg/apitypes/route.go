@@ -191,3 +191,17 @@ func covers(names []string, domain string) bool {
 	}
 	return false
 }
+
+// TrafficSecond is one app's traffic through the routers in one second
+// (GET /v1/apps/{name}/stats).
+type TrafficSecond struct {
+	App      string   `json:"app"` // "tenant/app"
+	Unix     int64    `json:"unix"`
+	Requests uint64   `json:"requests"`
+	Status   []uint64 `json:"status"` // responses by class: 1xx, 2xx, 3xx, 4xx, 5xx
+	BytesOut uint64   `json:"bytes_out"`
+	// Latency counts requests per bucket; BoundsMs are the buckets' upper
+	// bounds (a last, unbounded bucket follows).
+	Latency  []uint64  `json:"latency"`
+	BoundsMs []float64 `json:"bounds_ms"`
+}

@@ -115,3 +115,86 @@ func (e *env) certCmd() *cobra.Command {
 		})}
 	return group("cert", "Manage TLS certificates", add, ls, rm)
 }
+
+// statsCmd is `wharf app stats NAME`: the app's router traffic in 10 s
+// rows over the last minutes.
+func (e *env) statsCmd() *cobra.Command {
+	var since time.Duration
+	c := &cobra.Command{Use: "stats NAME", Short: "Show an app's traffic through the routers", Args: cobra.ExactArgs(1),
+		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
+			secs, _, err := c.Apps().Stats(cmd.Context(), args[0], since, e.query())
+			if err != nil {
+				return err
+			}
+			var rows [][]string
+			for _, r := range trafficRows(secs, 10) {
+				rows = append(rows, []string{time.Unix(r.Unix, 0).Format(time.TimeOnly), strconv.FormatUint(r.Requests, 10),
+					fmt.Sprintf("%.1f", float64(r.Requests)/10), class(r, 2), class(r, 3), class(r, 4), class(r, 5),
+					strconv.FormatUint(r.BytesOut, 10), quantile(r, 0.5), quantile(r, 0.99)})
+			}
+			return e.print(secs, []string{"TIME", "REQUESTS", "QPS", "2XX", "3XX", "4XX", "5XX", "BYTES", "P50", "P99"}, rows)
+		})}
+	c.Flags().DurationVar(&since, "since", 5*time.Minute, "how far back (at most 15m)")
+	return c
+}
+
+// trafficRows sums seconds into rows of width seconds.
+func trafficRows(secs []apitypes.TrafficSecond, width int64) []apitypes.TrafficSecond {
+	var out []apitypes.TrafficSecond
+	for _, s := range secs {
+		start := s.Unix - s.Unix%width
+		if len(out) == 0 || out[len(out)-1].Unix != start {
+			out = append(out, apitypes.TrafficSecond{Unix: start, BoundsMs: s.BoundsMs})
+		}
+		r := &out[len(out)-1]
+		r.Requests += s.Requests
+		r.BytesOut += s.BytesOut
+		for len(r.Status) < len(s.Status) {
+			r.Status = append(r.Status, 0)
+		}
+		for i, v := range s.Status {
+			r.Status[i] += v
+		}
+		for len(r.Latency) < len(s.Latency) {
+			r.Latency = append(r.Latency, 0)
+		}
+		for i, v := range s.Latency {
+			r.Latency[i] += v
+		}
+	}
+	return out
+}
+
+func class(r apitypes.TrafficSecond, c int) string {
+	if c-1 < len(r.Status) {
+		return strconv.FormatUint(r.Status[c-1], 10)
+	}
+	return "0"
+}
+
+// quantile reads q from a row's latency histogram: the upper bound of the
+// bucket holding it.
+func quantile(r apitypes.TrafficSecond, q float64) string {
+	var total uint64
+	for _, n := range r.Latency {
+		total += n
+	}
+	if total == 0 {
+		return "-"
+	}
+	rank := uint64(q*float64(total-1)) + 1
+	var seen uint64
+	for i, n := range r.Latency {
+		seen += n
+		if seen >= rank {
+			if i < len(r.BoundsMs) {
+				return fmt.Sprintf("<%gms", r.BoundsMs[i])
+			}
+			break
+		}
+	}
+	if len(r.BoundsMs) > 0 {
+		return fmt.Sprintf(">%gms", r.BoundsMs[len(r.BoundsMs)-1])
+	}
+	return "-"
+}

@@ -77,6 +77,7 @@ type QueryOptions struct {
 	Stale     bool          // serve from the node's replica without a leader check
 	WaitIndex uint64        // block until the index exceeds this
 	WaitTime  time.Duration // how long to block
+	Extra     url.Values    // endpoint-specific parameters
 }
 
 // QueryMeta describes a read's answer.
@@ -101,6 +102,9 @@ func (o *QueryOptions) values() url.Values {
 	q := url.Values{}
 	if o == nil {
 		return q
+	}
+	for k, v := range o.Extra {
+		q[k] = v
 	}
 	if o.Tenant != "" {
 		q.Set("tenant", o.Tenant)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
@@ -58,4 +59,15 @@ func (r *Certs) List(ctx context.Context, o *QueryOptions) ([]apitypes.Cert, *Qu
 func (r *Certs) Delete(ctx context.Context, domain string, o *WriteOptions) error {
 	_, err := r.c.do(ctx, http.MethodDelete, "/v1/certs/"+url.PathEscape(domain), o.values(), nil, nil)
 	return err
+}
+
+// Stats returns an app's per-second router counts over the last since.
+func (a *Apps) Stats(ctx context.Context, name string, since time.Duration, o *QueryOptions) ([]apitypes.TrafficSecond, *QueryMeta, error) {
+	q := o
+	if q == nil {
+		q = &QueryOptions{}
+	}
+	c := *q
+	c.Extra = url.Values{"since": {since.String()}}
+	return get[[]apitypes.TrafficSecond](ctx, a.c, appPath(name, "/stats"), &c)
 }
