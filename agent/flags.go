@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -29,6 +30,9 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 	fs.StringVar(&cfg.Region, "region", "", "region reported in the inventory")
 	fs.StringVar(&cfg.Zone, "zone", "", "zone reported in the inventory")
 	fs.StringVar(&driverName, "driver", "", "docker or exec (default: docker if a daemon answers, else exec)")
+	fs.StringVar(&cfg.RouterHTTPAddr, "router-http-addr", "0.0.0.0:7080", "router HTTP address (TCP routes listen on its host); empty: no router")
+	fs.StringVar(&cfg.RouterHTTPSAddr, "router-https-addr", "0.0.0.0:7443", "router HTTPS address; empty: none")
+	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 2*time.Second, "how long an unassigned instance keeps serving while routers drop it")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return func(ctx context.Context) error {
 		for _, h := range hubs {

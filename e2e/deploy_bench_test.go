@@ -139,5 +139,6 @@ func report(b *testing.B, ds []time.Duration) {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	b.ReportMetric(ms(ds[len(ds)/2]), "p50-ms")
 	b.ReportMetric(ms(ds[len(ds)*9/10]), "p90-ms")
+	b.ReportMetric(ms(ds[min(len(ds)-1, len(ds)*99/100)]), "p99-ms")
 	b.ReportMetric(0, "ns/op")
 }

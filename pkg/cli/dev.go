@@ -104,7 +104,8 @@ func (e *env) startDevAgent(ctx context.Context, admin *client.Client, agent Dae
 		return err
 	}
 	flags := map[string]string{"data-dir": dir, "hub": "127.0.0.1:7481", "pool": "default", "name": "dev",
-		"gossip-addr": "127.0.0.1:7484", "local-addr": "127.0.0.1:7485", "log-level": "warn"}
+		"gossip-addr": "127.0.0.1:7484", "local-addr": "127.0.0.1:7485", "log-level": "warn",
+		"router-http-addr": "127.0.0.1:7080", "router-https-addr": "127.0.0.1:7443"}
 	if _, err := os.Stat(filepath.Join(dir, "host-id")); err != nil {
 		jt, err := admin.JoinTokens().Create(ctx, apitypes.JoinTokenRequest{Pool: "default", Uses: 1, TTL: apitypes.Duration(10 * time.Minute)})
 		if err != nil {

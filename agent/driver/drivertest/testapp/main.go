@@ -9,6 +9,8 @@
 //	/exit?code=N    exits with code N
 //	/spawn          starts a child copy of itself that sleeps forever; answers its pid
 //
+// With TESTAPP_MODE=echo it is instead a raw TCP echo server on $PORT.
+//
 // "testapp check" is a command health check: it exits 0 when /healthz on
 // $PORT answers 200, else 1.
 //
@@ -21,6 +23,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -50,6 +54,10 @@ func main() {
 	port := os.Getenv("PORT")
 	if port == "" {
 		port = "8080"
+	}
+	if os.Getenv("TESTAPP_MODE") == "echo" { // a raw TCP echo server
+		echo(port)
+		return
 	}
 	var b [8]byte
 	_, _ = rand.Read(b[:])
@@ -131,5 +139,23 @@ func main() {
 	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+func echo(port string) {
+	ln, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			os.Exit(1)
+		}
+		go func() {
+			defer c.Close()
+			_, _ = io.Copy(c, c)
+		}()
 	}
 }
