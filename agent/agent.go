@@ -67,6 +67,9 @@ type Config struct {
 	// after it was ready, while routers drop it (deregistration delay).
 	// Zero: 2 s; negative: none.
 	DrainDelay time.Duration
+	// OnRoutes, when set, is told the route table version the router
+	// serves each time a table is applied (benchmarks).
+	OnRoutes func(version uint64)
 	// RouterHTTPAddr and RouterHTTPSAddr are where the router serves the
 	// pool's routes ("" serves none); TCP routes listen on the HTTP
 	// address's host.
@@ -85,6 +88,7 @@ type Agent struct {
 	gossip    atomic.Pointer[gossip] // nil until the pool's key is known
 	cut       atomic.Bool            // fault injection: no hub reachable
 	sup       *supervisor            // nil without a driver
+	lease     *lease
 }
 
 // errCut ends sessions while the agent is cut off from the hub.
@@ -125,7 +129,7 @@ func New(cfg Config) (*Agent, error) {
 	if id == nil && cfg.Token == "" {
 		return nil, errors.New("this agent has not enrolled yet: give --token")
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger}
+	a := &Agent{cfg: cfg, log: cfg.Logger, lease: openLease(cfg.DataDir)}
 	a.id.Store(id)
 	hubs := append([]string(nil), cfg.Hubs...)
 	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, fileHubs)); err == nil {
@@ -190,6 +194,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 		a.sup = newSupervisor(drv, a.cfg.DataDir, host, a.log.With("component", "supervisor"))
+		a.sup.lease = a.lease
 		switch {
 		case a.cfg.DrainDelay == 0:
 			a.sup.drainDelay = 2 * time.Second
@@ -464,7 +469,11 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 				if g := a.gossip.Load(); g != nil && len(m.HeartbeatAck.PoolPeers) > 0 {
 					go g.join(m.HeartbeatAck.PoolPeers)
 				}
-				if t := sent.take(m.HeartbeatAck.Seq); a.cfg.OnAck != nil && !t.IsZero() {
+				t := sent.take(m.HeartbeatAck.Seq)
+				if m.HeartbeatAck.QuorumBacked && !t.IsZero() {
+					a.lease.renew(time.Since(t))
+				}
+				if a.cfg.OnAck != nil && !t.IsZero() {
 					a.cfg.OnAck(time.Since(t))
 				}
 			case *wire.Envelope_Assignments:

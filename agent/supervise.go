@@ -47,6 +47,8 @@ type supervisor struct {
 	// drainDelay is how long an unassigned ready instance keeps running
 	// before it is stopped (deregistration delay).
 	drainDelay time.Duration
+	// lease fences instances of failover.mode fenced; nil: none are.
+	lease *lease
 
 	mu      sync.Mutex
 	desired *wire.Assignments
@@ -278,6 +280,10 @@ func (s *supervisor) keep(ctx context.Context, in *wire.Instance) {
 	}
 	s.mu.Unlock()
 	st, err := s.drv.Inspect(ctx, in.Id)
+	if in.FailoverMode == "fenced" && s.lease != nil && s.lease.expired(time.Duration(in.MaxDisconnectMs)*time.Millisecond) {
+		s.fence(ctx, in, t, err == nil && st.State == driver.StateRunning)
+		return
+	}
 	if err == nil && st.State == driver.StateRunning {
 		s.health(ctx, in, t, st)
 		return
@@ -323,6 +329,24 @@ func (s *supervisor) keep(ctx context.Context, in *wire.Instance) {
 	}
 	s.log.Info("instance started", "instance", in.Id, "app", in.App, "version", in.Version, "address", got.Address)
 	s.set(in.Id, t, istatus{State: "running", Ready: in.Health == nil, Address: s.address(got.Address), Restarts: restarts})
+}
+
+// fence stops a fenced instance whose lease ran out (or that has not been
+// renewed since boot) and keeps it stopped until the lease is renewed:
+// by then the hub may have replaced it elsewhere, and two copies must
+// never run at once.
+func (s *supervisor) fence(ctx context.Context, in *wire.Instance, t *tracked, running bool) {
+	if running {
+		s.log.Warn("lease expired: stopping fenced instance", "instance", in.Id, "app", in.App)
+		if err := s.drv.Stop(ctx, in.Id, stopGrace); err != nil {
+			s.log.Warn("stop", "instance", in.Id, "err", err)
+			return
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t.started, t.failures, t.next = time.Time{}, 0, time.Time{}
+	s.set(in.Id, t, istatus{State: "stopped", Restarts: t.status.Restarts, Message: "fenced: the host's lease is not renewed"})
 }
 
 // address puts the host's advertised address in front of a driver's port.

@@ -145,6 +145,8 @@ func New(cfg Config) (*Hub, error) {
 		ConsistentRead: func(ctx context.Context) error { return h.cluster.ConsistentRead(ctx) },
 		AppsDomain:     cfg.AppsDomain,
 		AccessStats:    h.accessStats,
+		QuorumBacked:   func() bool { return h.cluster.LeaderContact() < QuorumWindow },
+		QuorumWindow:   QuorumWindow,
 	})
 	if err != nil {
 		httpLn.Close()

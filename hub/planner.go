@@ -15,6 +15,7 @@ import (
 
 	"github.com/wharf-platform/wharf/hub/scheduler"
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
 // runPlanner keeps every app at its desired instances while this node
@@ -25,6 +26,8 @@ import (
 // after a refused plan, it looks at all of them.
 func (h *Hub) runPlanner(ctx context.Context) {
 	p := newPlanner()
+	p.tookOffice = time.Now()
+	p.lastRenewal = func(host string) time.Time { return h.liveness.Info(host).LastHeartbeat }
 	lastFull := time.Now()
 	for ctx.Err() == nil {
 		ws := memdb.NewWatchSet()
@@ -84,14 +87,19 @@ func newInstanceID(app string) string {
 // anywhere, apps with instances pending. Per-host allocation comes from
 // the host records the FSM keeps, so a round never reads every instance.
 type planner struct {
-	sched     *scheduler.Scheduler
-	index     uint64                 // snapshot index of the last round; 0: none
-	hosts     map[string]*state.Host // as seen in the last round
-	unsettled map[string]bool        // apps to look at again next round
+	// lastRenewal returns when a host's lease was last renewed as this
+	// leader knows it (zero: not since it took office); nil: never.
+	lastRenewal func(host string) time.Time
+	tookOffice  time.Time
+	fenceWait   map[string]bool // apps waiting for a lease to run out, this round
+	sched       *scheduler.Scheduler
+	index       uint64                 // snapshot index of the last round; 0: none
+	hosts       map[string]*state.Host // as seen in the last round
+	unsettled   map[string]bool        // apps to look at again next round
 }
 
 func newPlanner() *planner {
-	return &planner{sched: scheduler.New(), hosts: map[string]*state.Host{}, unsettled: map[string]bool{}}
+	return &planner{sched: scheduler.New(), hosts: map[string]*state.Host{}, unsettled: map[string]bool{}, fenceWait: map[string]bool{}}
 }
 
 // invalidate makes the next round look at every app.
@@ -142,6 +150,7 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		}
 	}
 	clear(p.unsettled)
+	clear(p.fenceWait)
 	for _, a := range work {
 		is, err := snap.AppInstances(nil, a.Tenant, a.Name)
 		if err != nil {
@@ -160,6 +169,10 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 			continue
 		}
 		firstStop := len(req.Stop)
+		fenced, maxDisconnect := false, time.Duration(0)
+		if f := a.Spec.Failover; f != nil && f.Mode == apitypes.FailoverFenced {
+			fenced, maxDisconnect = true, f.MaxDisconnect.D()
+		}
 		var cur, old []*state.Instance
 		var failedOn []string // hosts where an instance of the app kept crashing
 		for _, i := range byApp[key] {
@@ -170,6 +183,20 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 			switch {
 			case h == nil:
 				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: "its host is gone"})
+				continue
+			case fenced && h.State != state.HostReady && h.State != state.HostDraining && h.State != state.HostDrained:
+				// A fenced instance is replaced only once its agent has
+				// certainly stopped it: the lease has run out.
+				if left := p.leaseLeft(h.ID, maxDisconnect, now); left > 0 {
+					p.fenceWait[key] = true
+					if i.Version == a.Version {
+						cur = append(cur, i)
+					} else {
+						old = append(old, i)
+					}
+					continue
+				}
+				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: "its host's lease expired"})
 				continue
 			case h.State == state.HostDown:
 				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: "its host is down"})
@@ -308,6 +335,11 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 				have++
 			}
 		}
+		if p.fenceWait[key] {
+			// The scheduler would count a fenced instance on a down host
+			// as lost; it is not yet: place nothing more this round.
+			continue
+		}
 		// A replacement for an instance that kept crashing goes to another
 		// host when the app has one to go to.
 		if len(failedOn) > 0 && otherHost(hosts, a.Spec.Pools, failedOn) {
@@ -432,6 +464,9 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 // waits for a write (an instance reported ready or failed, an app or host
 // changed, capacity freed), and the next round sees those.
 func (p *planner) remember(work []*state.App, byApp map[string][]*state.Instance) {
+	for key := range p.fenceWait {
+		p.unsettled[key] = true
+	}
 	for _, a := range work {
 		if st := a.Spec.Strategy; st == nil || !st.AutoRevert {
 			continue
@@ -516,6 +551,35 @@ func newSchedState(index uint64, hosts []*state.Host, listed []*state.Instance, 
 		s.onHost[i.Host] = append(s.onHost[i.Host], si)
 	}
 	return s
+}
+
+// Fencing (DESIGN.md section 3, failover.mode fenced). An agent stops a
+// fenced instance once max_disconnect has passed since the sending of its
+// last heartbeat acknowledged by a hub node in touch with the leader
+// (QuorumWindow); the leader replaces it only after its own view of that
+// renewal (never earlier than when it took office) plus max_disconnect,
+// the agent's stop grace, the quorum window (a node cut off from the
+// leader may have renewed that much later) and a margin for clock drift.
+const (
+	// QuorumWindow: a hub node acks heartbeats as lease renewals only
+	// while it has heard from the leader within this.
+	QuorumWindow = 3 * time.Second
+	// FenceStopGrace is how long an agent's stop of a fenced instance may
+	// take (the drivers' stop grace).
+	FenceStopGrace = 10 * time.Second
+	fenceMargin    = 2 * time.Second
+)
+
+// leaseLeft returns how long until a host's fenced instances are certainly
+// stopped, as this leader sees it.
+func (p *planner) leaseLeft(host string, maxDisconnect time.Duration, now time.Time) time.Duration {
+	last := p.tookOffice
+	if p.lastRenewal != nil {
+		if t := p.lastRenewal(host); t.After(last) {
+			last = t
+		}
+	}
+	return last.Add(maxDisconnect + FenceStopGrace + QuorumWindow + fenceMargin).Sub(now)
 }
 
 // defaultHealthDeadline is how long a new version's instance may take to

@@ -23,6 +23,16 @@ type planHarness struct {
 	// checkFull makes every round also plan every app from scratch and
 	// compare: a round that looks only at what changed must miss nothing.
 	checkFull bool
+	renewals  map[string]time.Time // host -> last lease renewal the leader knows
+}
+
+// newPlanner makes a planner that took office at pt0 and learns lease
+// renewals from h.renewals.
+func (h *planHarness) newPlanner() *planner {
+	p := newPlanner()
+	p.tookOffice = pt0
+	p.lastRenewal = func(host string) time.Time { return h.renewals[host] }
+	return p
 }
 
 var pt0 = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -32,7 +42,8 @@ func newPlanHarness(t testing.TB) *planHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &planHarness{t: t, fsm: state.NewFSM(s, nil), planner: newPlanner(), checkFull: true}
+	h := &planHarness{t: t, fsm: state.NewFSM(s, nil), checkFull: true, renewals: map[string]time.Time{}}
+	h.planner = h.newPlanner()
 	h.must(state.TenantCreateType, &state.TenantCreateRequest{Tenant: state.Tenant{Name: "acme"}, Time: pt0})
 	h.must(state.AgentCACreateType, &state.AgentCACreateRequest{CA: state.AgentCA{CertPEM: []byte("c"), KeyPEM: []byte("k"), Fingerprint: "f"}, Time: pt0})
 	return h
@@ -82,7 +93,7 @@ func (h *planHarness) planAt(now time.Time) *state.PlanApplyRequest {
 		h.t.Fatal(err)
 	}
 	if h.checkFull {
-		full, err := buildPlan(snap, nil, now, func(app string) string { return app + "-x" })
+		full, err := h.newPlanner().build(snap, nil, now, func(app string) string { return app + "-x" }, true)
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -501,5 +512,45 @@ func TestPlannerRoundsSeeEveryChange(t *testing.T) {
 	h.must(state.HostStateType, &state.HostStateRequest{ID: live, State: state.HostDown, Time: pt0})
 	if req := h.plan(); req == nil || len(req.Stop) == 0 {
 		t.Fatalf("instances on a down host stay: %s", planSummary(req))
+	}
+}
+
+// A fenced app's instance on a lost host is replaced only once the
+// host's lease has certainly run out: last renewal + max_disconnect +
+// stop grace + quorum window + margin; an availability app's at once.
+func TestPlannerFencedWaitsForTheLease(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("p", "dc1")
+	h.host("h1", "p", 2, 2048)
+	h.host("h2", "p", 2, 2048)
+	fenced := &apitypes.Failover{Mode: apitypes.FailoverFenced, MaxDisconnect: apitypes.Duration(5 * time.Second)}
+	h.app(apitypes.AppSpec{Name: "db", Image: "d", Instances: n(1), CPU: 100, Memory: 128, Failover: fenced, Constraints: []string{"name=h1"}})
+	h.app(apitypes.AppSpec{Name: "web", Image: "w", Instances: n(1), CPU: 100, Memory: 128, Constraints: []string{"name=h1"}})
+	h.plan()
+	h.reportAll(true)
+	h.plan()
+	// Drop the constraints so the replacements may go to h2.
+	h.app(apitypes.AppSpec{Name: "db", Image: "d", Instances: n(1), CPU: 100, Memory: 128, Failover: fenced})
+	h.app(apitypes.AppSpec{Name: "web", Image: "w", Instances: n(1), CPU: 100, Memory: 128})
+	h.plan()
+	lost := pt0.Add(time.Minute)
+	h.renewals["h1"] = lost
+	h.must(state.HostStateType, &state.HostStateRequest{ID: "h1", State: state.HostDown, Time: lost})
+	req := h.planAt(lost.Add(11 * time.Second))
+	if got := h.placement("web", 0); got["h2"] != 1 {
+		t.Fatalf("availability app not replaced at once: %v (%s)", got, planSummary(req))
+	}
+	if got := h.placement("db", 0); got["h1"] != 1 || got["h2"] != 0 {
+		t.Fatalf("fenced app replaced before its lease ran out: %v", got)
+	}
+	deadline := lost.Add(5*time.Second + FenceStopGrace + QuorumWindow + fenceMargin)
+	h.planAt(deadline.Add(-time.Second))
+	if got := h.placement("db", 0); got["h2"] != 0 {
+		t.Fatalf("fenced app replaced a second before the deadline: %v", got)
+	}
+	h.planAt(deadline.Add(time.Second))
+	h.planAt(deadline.Add(time.Second))
+	if got := h.placement("db", 0); got["h1"] != 0 || got["h2"] != 1 {
+		t.Fatalf("fenced app not replaced after its lease ran out: %v", got)
 	}
 }

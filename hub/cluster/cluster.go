@@ -316,6 +316,21 @@ func (c *Cluster) GossipAddr() string { return c.gossipAddr }
 // IsLeader reports whether this node is the Raft leader.
 func (c *Cluster) IsLeader() bool { return c.raft.State() == raft.Leader }
 
+// LeaderContact reports how long ago this node last heard from the
+// leader: zero on the leader itself (which steps down once it loses a
+// quorum for longer than the leader lease), a large value when it never
+// has.
+func (c *Cluster) LeaderContact() time.Duration {
+	if c.raft.State() == raft.Leader {
+		return 0
+	}
+	last := c.raft.LastContact()
+	if last.IsZero() {
+		return time.Duration(1<<62 - 1)
+	}
+	return time.Since(last)
+}
+
 // Status describes this node and the cluster as it sees it.
 func (c *Cluster) Status() apitypes.Status {
 	names := map[string]string{}

@@ -7,6 +7,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
@@ -64,6 +65,11 @@ func assignments(snap *state.Snapshot, h *state.Host) (*wire.Assignments, error)
 		}
 		in := &wire.Instance{Id: i.ID, App: i.App, Tenant: i.Tenant, Version: uint32(i.Version), Image: v.Spec.Image,
 			Command: v.Spec.Command, Env: v.Spec.Env, Cpu: uint32(i.CPU), Memory: uint32(i.Memory), DesiredState: state.DesiredRun}
+		if a, err := snap.App(nil, i.Tenant, i.App); err != nil {
+			return nil, err
+		} else if a != nil && a.Spec.Failover != nil && a.Spec.Failover.Mode == apitypes.FailoverFenced {
+			in.FailoverMode, in.MaxDisconnectMs = apitypes.FailoverFenced, a.Spec.Failover.MaxDisconnect.D().Milliseconds()
+		}
 		for _, p := range v.Spec.Ports {
 			in.Ports = append(in.Ports, &wire.Port{Name: p.Name, ContainerPort: uint32(p.ContainerPort), Protocol: p.Protocol, HostPort: uint32(p.HostPort)})
 		}

@@ -53,6 +53,11 @@ type Config struct {
 	HeartbeatInterval time.Duration
 	// Now: nil means time.Now.
 	Now func() time.Time
+	// QuorumBacked, when set, tells whether this node is in touch with the
+	// Raft leader, so that its heartbeat acks renew fenced leases;
+	// QuorumWindow is told to agents as the lease granularity.
+	QuorumBacked func() bool
+	QuorumWindow time.Duration
 	// AccessStats, when set, receives the routers' per-app counts.
 	AccessStats func(from pki.AgentIdentity, s *wire.AccessStats)
 	// AppsDomain is the parent of apps' default routes. Empty: "localhost".
@@ -547,7 +552,8 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 			}
 			c.heartbeat, c.certNotAfter = g.cfg.Now(), notAfter
 			g.seenMu.Unlock()
-			ack := &wire.HeartbeatAck{Seq: m.Heartbeat.Seq, HubUnixMs: g.cfg.Now().UnixMilli()}
+			ack := &wire.HeartbeatAck{Seq: m.Heartbeat.Seq, HubUnixMs: g.cfg.Now().UnixMilli(), LeaseMs: g.cfg.QuorumWindow.Milliseconds(),
+				QuorumBacked: g.cfg.QuorumBacked != nil && g.cfg.QuorumBacked()}
 			if len(welcome.GossipKey) > 0 && (m.Heartbeat.Seq <= 5 || m.Heartbeat.Seq%10 == 0) {
 				ack.PoolPeers = g.poolPeers(id)
 			}

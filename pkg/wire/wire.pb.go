@@ -992,9 +992,14 @@ type Instance struct {
 	Ports   []*Port                `protobuf:"bytes,10,rep,name=ports,proto3" json:"ports,omitempty"`
 	Health  *Health                `protobuf:"bytes,11,opt,name=health,proto3" json:"health,omitempty"`
 	// "run" or "stop".
-	DesiredState  string `protobuf:"bytes,12,opt,name=desired_state,json=desiredState,proto3" json:"desired_state,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	DesiredState string `protobuf:"bytes,12,opt,name=desired_state,json=desiredState,proto3" json:"desired_state,omitempty"`
+	// "availability" (default) or "fenced": a fenced instance runs only
+	// while the agent's lease is renewed (quorum-backed heartbeat acks)
+	// within max_disconnect_ms.
+	FailoverMode    string `protobuf:"bytes,13,opt,name=failover_mode,json=failoverMode,proto3" json:"failover_mode,omitempty"`
+	MaxDisconnectMs int64  `protobuf:"varint,14,opt,name=max_disconnect_ms,json=maxDisconnectMs,proto3" json:"max_disconnect_ms,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -1109,6 +1114,20 @@ func (x *Instance) GetDesiredState() string {
 		return x.DesiredState
 	}
 	return ""
+}
+
+func (x *Instance) GetFailoverMode() string {
+	if x != nil {
+		return x.FailoverMode
+	}
+	return ""
+}
+
+func (x *Instance) GetMaxDisconnectMs() int64 {
+	if x != nil {
+		return x.MaxDisconnectMs
+	}
+	return 0
 }
 
 // Assignments is the full set of instances a host should run, versioned.
@@ -2437,7 +2456,7 @@ const file_wire_proto_rawDesc = "" +
 	"\vinterval_ms\x18\x05 \x01(\x03R\n" +
 	"intervalMs\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\xa3\x03\n" +
+	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\xf4\x03\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x16\n" +
@@ -2451,7 +2470,9 @@ const file_wire_proto_rawDesc = "" +
 	"\x05ports\x18\n" +
 	" \x03(\v2\x13.wharf.wire.v1.PortR\x05ports\x12-\n" +
 	"\x06health\x18\v \x01(\v2\x15.wharf.wire.v1.HealthR\x06health\x12#\n" +
-	"\rdesired_state\x18\f \x01(\tR\fdesiredState\x1a6\n" +
+	"\rdesired_state\x18\f \x01(\tR\fdesiredState\x12#\n" +
+	"\rfailover_mode\x18\r \x01(\tR\ffailoverMode\x12*\n" +
+	"\x11max_disconnect_ms\x18\x0e \x01(\x03R\x0fmaxDisconnectMs\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +

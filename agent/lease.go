@@ -1,0 +1,95 @@
+package agent
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// lease is the agent's fencing lease (DESIGN.md section 3, failover.mode
+// fenced): renewed by every heartbeat a hub node in touch with the Raft
+// leader acknowledges, measured on the machine's boot clock from the
+// sending of that heartbeat. It is kept on disk with the boot's id, so an
+// agent restart keeps it and a reboot voids it (a reboot counts as an
+// expired lease).
+type lease struct {
+	path string
+	boot string
+
+	mu      sync.Mutex
+	renewed time.Duration // boot clock at the renewing heartbeat's sending
+	valid   bool
+}
+
+const fileLease = "lease"
+
+// bootClock is CLOCK_BOOTTIME: monotonic, and it keeps counting while the
+// machine is suspended.
+func bootClock() time.Duration {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {
+		panic(fmt.Sprintf("clock_gettime(CLOCK_BOOTTIME): %v", err)) // cannot fail on Linux
+	}
+	return time.Duration(ts.Nano())
+}
+
+func bootID() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return strings.TrimSpace(string(b))
+}
+
+// openLease loads the lease kept in dir; one from another boot is void.
+func openLease(dir string) *lease {
+	l := &lease{path: filepath.Join(dir, fileLease), boot: bootID()}
+	b, err := os.ReadFile(l.path)
+	if err != nil {
+		return l
+	}
+	f := strings.Fields(string(b))
+	if len(f) != 2 || f[0] != l.boot || l.boot == "" {
+		return l
+	}
+	if ns, err := strconv.ParseInt(f[1], 10, 64); err == nil && time.Duration(ns) <= bootClock() {
+		l.renewed, l.valid = time.Duration(ns), true
+	}
+	return l
+}
+
+// renew records a renewal by a heartbeat sent ago.
+func (l *lease) renew(ago time.Duration) {
+	at := bootClock() - ago
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.valid && at <= l.renewed {
+		return
+	}
+	l.renewed, l.valid = at, true
+	// No fsync: a crash of the machine voids the lease anyway (new boot).
+	tmp := l.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(l.boot+" "+strconv.FormatInt(int64(at), 10)+"\n"), 0o600); err == nil {
+		_ = os.Rename(tmp, l.path)
+	}
+}
+
+// age returns the time since the last renewal; false when there was none
+// this boot.
+func (l *lease) age() (time.Duration, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.valid {
+		return 0, false
+	}
+	return bootClock() - l.renewed, true
+}
+
+// expired reports whether instances fenced with maxDisconnect must stop.
+func (l *lease) expired(maxDisconnect time.Duration) bool {
+	age, ok := l.age()
+	return !ok || age > maxDisconnect
+}
