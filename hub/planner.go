@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -91,7 +92,8 @@ type planner struct {
 	// leader knows it (zero: not since it took office); nil: never.
 	lastRenewal func(host string) time.Time
 	tookOffice  time.Time
-	fenceWait   map[string]bool // apps waiting for a lease to run out, this round
+	fenceWait   map[string]bool      // apps waiting for a lease to run out, this round
+	poolReady   map[string]time.Time // since when each pool has had a ready host
 	sched       *scheduler.Scheduler
 	index       uint64                 // snapshot index of the last round; 0: none
 	hosts       map[string]*state.Host // as seen in the last round
@@ -99,7 +101,7 @@ type planner struct {
 }
 
 func newPlanner() *planner {
-	return &planner{sched: scheduler.New(), hosts: map[string]*state.Host{}, unsettled: map[string]bool{}, fenceWait: map[string]bool{}}
+	return &planner{sched: scheduler.New(), hosts: map[string]*state.Host{}, unsettled: map[string]bool{}, fenceWait: map[string]bool{}, poolReady: map[string]time.Time{}}
 }
 
 // invalidate makes the next round look at every app.
@@ -151,6 +153,7 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 	}
 	clear(p.unsettled)
 	clear(p.fenceWait)
+	p.trackPools(hosts, now)
 	for _, a := range work {
 		is, err := snap.AppInstances(nil, a.Tenant, a.Name)
 		if err != nil {
@@ -174,6 +177,7 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 			fenced, maxDisconnect = true, f.MaxDisconnect.D()
 		}
 		var cur, old []*state.Instance
+		failback := false     // some instances move back from failover pools
 		var failedOn []string // hosts where an instance of the app kept crashing
 		for _, i := range byApp[key] {
 			if i.Desired != state.DesiredRun {
@@ -206,10 +210,13 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 				failedOn = append(failedOn, h.Name)
 				continue
 			}
-			// Instances of older versions, and those on hosts an admin
-			// drains, are replaced the way a rolling update replaces: a
-			// new one first, the old one once the new one is ready.
-			if i.Version == a.Version && h.State != state.HostDraining && h.State != state.HostDrained {
+			// Instances of older versions, those on hosts an admin drains
+			// and those failing back from a failover pool are replaced the
+			// way a rolling update replaces: a new one first, the old one
+			// once the new one is ready.
+			back := p.failingBack(a, i, h, now)
+			failback = failback || back
+			if i.Version == a.Version && h.State != state.HostDraining && h.State != state.HostDrained && !back {
 				cur = append(cur, i)
 			} else {
 				old = append(old, i)
@@ -275,8 +282,10 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 			sort.SliceStable(old, func(x, y int) bool { return !old[x].Ready && old[y].Ready })
 			for _, i := range old[:max(0, min(k, len(old)))] {
 				reason := fmt.Sprintf("replaced by version %d", a.Version)
-				if i.Version == a.Version {
+				if h := byHost[i.Host]; i.Version == a.Version && h != nil && (h.State == state.HostDraining || h.State == state.HostDrained) {
 					reason = "its host is draining"
+				} else if i.Version == a.Version {
+					reason = "failing back to pools " + strings.Join(a.Spec.Pools, ",")
 				}
 				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: reason})
 			}
@@ -334,6 +343,9 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 			if i.Desired == state.DesiredRun && i.Live() && i.Version == a.Version && byHost[i.Host] != nil && byHost[i.Host].State != state.HostDown && !stoppedNow[i.ID] {
 				have++
 			}
+		}
+		if failback { // only the app's own pools: no churn through failover pools
+			cons = append(cons, scheduler.Constraint{Attr: "pool", Op: scheduler.OpIn, Values: a.Spec.Pools})
 		}
 		if p.fenceWait[key] {
 			// The scheduler would count a fenced instance on a down host
@@ -569,6 +581,54 @@ const (
 	FenceStopGrace = 10 * time.Second
 	fenceMargin    = 2 * time.Second
 )
+
+// failingBack reports whether instance i, on host h, is in one of app a's
+// failover pools and should move back to its own pools: asked for by hand
+// after it was placed, or (failback auto) once one of the app's pools has
+// had ready hosts for the hold time.
+func (p *planner) failingBack(a *state.App, i *state.Instance, h *state.Host, now time.Time) bool {
+	if len(a.Spec.FailoverPools) == 0 || len(a.Spec.Pools) == 0 || !slices.Contains(a.Spec.FailoverPools, h.Pool) || slices.Contains(a.Spec.Pools, h.Pool) {
+		return false
+	}
+	if a.FailbackIndex > i.CreateIndex {
+		return true
+	}
+	f := a.Spec.Failover
+	if f == nil || f.Failback != "auto" {
+		return false
+	}
+	hold := f.FailbackHold.D()
+	if hold <= 0 {
+		hold = apitypes.DefaultFailbackHold
+	}
+	for _, pool := range a.Spec.Pools {
+		if since, ok := p.poolReady[pool]; ok && now.Sub(since) >= hold {
+			return true
+		}
+	}
+	p.unsettled[a.Tenant+"/"+a.Name] = true // the hold time runs
+	return false
+}
+
+// trackPools notes since when each pool has had a ready host.
+func (p *planner) trackPools(hosts []*state.Host, now time.Time) {
+	ready := map[string]bool{}
+	for _, h := range hosts {
+		if h.State == state.HostReady {
+			ready[h.Pool] = true
+		}
+	}
+	for pool := range p.poolReady {
+		if !ready[pool] {
+			delete(p.poolReady, pool)
+		}
+	}
+	for pool := range ready {
+		if _, ok := p.poolReady[pool]; !ok {
+			p.poolReady[pool] = now
+		}
+	}
+}
 
 // leaseLeft returns how long until a host's fenced instances are certainly
 // stopped, as this leader sees it.

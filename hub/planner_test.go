@@ -2,6 +2,7 @@ package hub
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -93,7 +94,9 @@ func (h *planHarness) planAt(now time.Time) *state.PlanApplyRequest {
 		h.t.Fatal(err)
 	}
 	if h.checkFull {
-		full, err := h.newPlanner().build(snap, nil, now, func(app string) string { return app + "-x" }, true)
+		fp := h.newPlanner()
+		maps.Copy(fp.poolReady, h.planner.poolReady) // what the leader has seen so far
+		full, err := fp.build(snap, nil, now, func(app string) string { return app + "-x" }, true)
 		if err != nil {
 			h.t.Fatal(err)
 		}
@@ -552,5 +555,53 @@ func TestPlannerFencedWaitsForTheLease(t *testing.T) {
 	h.planAt(deadline.Add(time.Second))
 	if got := h.placement("db", 0); got["h1"] != 0 || got["h2"] != 1 {
 		t.Fatalf("fenced app not replaced after its lease ran out: %v", got)
+	}
+}
+
+// Instances moved to a failover pool come back: with failback auto only
+// once the app's pool has stayed ready for the hold time (new copies
+// first, in the app's pool only); with failback manual only when asked.
+func TestPlannerFailback(t *testing.T) {
+	for _, mode := range []string{"auto", "manual"} {
+		t.Run(mode, func(t *testing.T) {
+			h := newPlanHarness(t)
+			h.pool("p1", "dc1")
+			h.pool("p2", "dc2")
+			h.host("h1", "p1", 2, 2048)
+			h.host("h2", "p2", 2, 2048)
+			h.app(apitypes.AppSpec{Name: "web", Image: "w", Instances: n(2), CPU: 100, Memory: 128, Pools: []string{"p1"}, FailoverPools: []string{"p2"},
+				Failover: &apitypes.Failover{Failback: mode, FailbackHold: apitypes.Duration(time.Minute)}})
+			h.plan()
+			h.reportAll(true)
+			h.must(state.HostStateType, &state.HostStateRequest{ID: "h1", State: state.HostDown, Time: pt0})
+			h.plan()
+			h.reportAll(true)
+			h.plan()
+			if got := h.placement("web", 0); got["h2"] != 2 || got["h1"] != 0 {
+				t.Fatalf("after p1 was lost: %v, want both on h2 (failover pool)", got)
+			}
+			back := pt0.Add(time.Hour)
+			h.must(state.HostStateType, &state.HostStateRequest{ID: "h1", State: state.HostReady, Time: back})
+			h.planAt(back)
+			h.planAt(back.Add(30 * time.Second))
+			if got := h.placement("web", 0); got["h1"] != 0 {
+				t.Fatalf("moved back before the hold time: %v", got)
+			}
+			h.planAt(back.Add(61 * time.Second))
+			if mode == "manual" {
+				if got := h.placement("web", 0); got["h1"] != 0 {
+					t.Fatalf("failback manual moved back by itself: %v", got)
+				}
+				h.must(state.AppFailbackType, &state.AppFailbackRequest{Tenant: "acme", Name: "web", Time: back})
+				h.planAt(back.Add(62 * time.Second))
+			}
+			for k := 0; k < 6; k++ { // new copies on h1 get ready, old ones stop
+				h.reportAll(true)
+				h.planAt(back.Add(time.Duration(63+k) * time.Second))
+			}
+			if got := h.placement("web", 0); got["h1"] != 2 || got["h2"] != 0 {
+				t.Fatalf("after failback: %v, want both on h1", got)
+			}
+		})
 	}
 }

@@ -235,6 +235,16 @@ func (s *Server) rollbackApp(w http.ResponseWriter, r *http.Request, p *principa
 }
 
 // promoteApp and abortApp end a canary update.
+func (s *Server) failbackApp(w http.ResponseWriter, r *http.Request, p *principal) error {
+	tenant, err := appScope(r, p, true)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	cmd := &state.AppFailbackRequest{Tenant: tenant, Name: name, Time: s.cfg.Now().UTC()}
+	return s.writeApp(w, r, tenant, name, http.StatusOK, state.AppFailbackType, cmd)
+}
+
 func (s *Server) promoteApp(w http.ResponseWriter, r *http.Request, p *principal) error {
 	return s.endCanary(w, r, p, true)
 }

@@ -246,6 +246,7 @@ func (s *Server) register() {
 	s.handle("GET /v1/apps/{name}/history", authed, s.appHistory)
 	s.handle("GET /v1/apps/{name}/routes", authed, s.appRoutes)
 	s.handle("GET /v1/apps/{name}/stats", authed, s.appStats)
+	s.handle("POST /v1/apps/{name}/failback", authed, s.failbackApp)
 	s.handle("POST /v1/apps/{name}/routes", authed, s.addRoute)
 	s.handle("DELETE /v1/apps/{name}/routes/{id}", authed, s.deleteRoute)
 	s.handle("GET /v1/routes", authed, s.listRoutes)

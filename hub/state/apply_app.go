@@ -323,3 +323,22 @@ func (w *writer) appCanary(r *AppCanaryRequest) *Error {
 	}
 	return w.event(Event{Time: r.Time, Type: "app.canary", Subject: r.Tenant + "/" + r.Name, Message: msg})
 }
+
+func (w *writer) appFailback(r *AppFailbackRequest) *Error {
+	a, e := w.app(r.Tenant, r.Name)
+	if e != nil {
+		return e
+	}
+	if a == nil {
+		return Errorf(KindNotFound, "app %s not found", r.Name)
+	}
+	if len(a.Spec.FailoverPools) == 0 {
+		return &Error{Kind: KindConflict, Field: "failover_pools", Msg: fmt.Sprintf("app %s has no failover pools to come back from", r.Name)}
+	}
+	n := a.Copy()
+	n.FailbackIndex, n.UpdatedAt = w.index, r.Time
+	if e := w.replaceApp(a, n); e != nil {
+		return e
+	}
+	return w.record(n, DeployFailback, a.Version, "failback to pools "+fmt.Sprint(a.Spec.Pools)+" requested", r.Time)
+}

@@ -45,6 +45,8 @@ func newRequest(t MessageType) any {
 		return &CertPutRequest{}
 	case CertDeleteType:
 		return &CertDeleteRequest{}
+	case AppFailbackType:
+		return &AppFailbackRequest{}
 	case AppDeleteType:
 		return &AppDeleteRequest{}
 	case AppScaleType:

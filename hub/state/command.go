@@ -38,6 +38,7 @@ const (
 	RouteDeleteType     MessageType = 23
 	CertPutType         MessageType = 24
 	CertDeleteType      MessageType = 25
+	AppFailbackType     MessageType = 26
 )
 
 // IgnoreUnknownTypeFlag marks a message that an older FSM that does not know
@@ -211,4 +212,11 @@ type HostInventoryRequest struct {
 // refused enrollment, say).
 type EventRecordRequest struct {
 	Event Event
+}
+
+// AppFailbackRequest asks for an app's instances in failover pools to move
+// back to its own pools (failback manual).
+type AppFailbackRequest struct {
+	Tenant, Name string
+	Time         time.Time
 }

@@ -23,6 +23,7 @@ const (
 	DeployRollback = "rollback" // an earlier version made current by a user
 	DeployRevert   = "revert"   // a failed update undone by auto_revert
 	DeployScale    = "scale"    // the instance count changed
+	DeployFailback = "failback" // instances asked back from failover pools
 )
 
 // Deployment is one entry of an app's history.

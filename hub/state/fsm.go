@@ -136,6 +136,8 @@ func (w *writer) dispatch(req any) *Error {
 		return w.certPut(r)
 	case *CertDeleteRequest:
 		return w.certDelete(r)
+	case *AppFailbackRequest:
+		return w.appFailback(r)
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }

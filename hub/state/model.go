@@ -80,8 +80,12 @@ type App struct {
 	// CanaryFrom, while a canary update waits for promote or abort, is the
 	// version it replaces (0: no canary in progress).
 	CanaryFrom int
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
+	// FailbackIndex is the Raft index of the last manual failback request
+	// (wharf app failback): instances in failover pools placed before it
+	// move back to the app's own pools.
+	FailbackIndex uint64
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
 	Meta
 }
 

@@ -66,7 +66,14 @@ type Failover struct {
 	Mode          string   `json:"mode,omitempty"` // "availability" (default) or "fenced"
 	MaxDisconnect Duration `json:"max_disconnect,omitempty"`
 	Failback      string   `json:"failback,omitempty"` // "manual" (default) or "auto"
+	// FailbackHold is how long the app's own pools must have stayed ready
+	// before auto failback moves instances back from failover pools, so
+	// nothing flaps. Zero: 5m.
+	FailbackHold Duration `json:"failback_hold,omitempty"`
 }
+
+// DefaultFailbackHold is FailbackHold's default.
+const DefaultFailbackHold = 5 * time.Minute
 
 // Strategy says how a new version replaces the old one.
 type Strategy struct {
@@ -218,8 +225,8 @@ func (s *AppSpec) Validate() error {
 		default:
 			return FieldError("failover", "failover.mode must be availability or fenced")
 		}
-		if f.MaxDisconnect < 0 {
-			return FieldError("failover", "failover.max_disconnect must not be negative")
+		if f.MaxDisconnect < 0 || f.FailbackHold < 0 {
+			return FieldError("failover", "failover.max_disconnect and failback_hold must not be negative")
 		}
 		if f.Mode == FailoverFenced && f.MaxDisconnect == 0 {
 			return FieldError("failover", "failover.mode fenced needs max_disconnect")

@@ -276,6 +276,14 @@ func (e *env) appCmd() *cobra.Command {
 			fmt.Fprintf(e.stdout, "app %s: version %d promoted\n", a.Name, a.Version)
 			return nil
 		})}
+	failback := &cobra.Command{Use: "failback NAME", Short: "Move instances in failover pools back to the app's own pools", Args: cobra.ExactArgs(1),
+		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
+			if _, err := c.Apps().Failback(cmd.Context(), args[0], e.write()); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "app %s: failing back to its own pools\n", args[0])
+			return nil
+		})}
 	abort := &cobra.Command{Use: "abort NAME", Short: "End a canary: the version it replaced is current again", Args: cobra.ExactArgs(1),
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			a, err := c.Apps().Abort(cmd.Context(), args[0], e.write())
@@ -285,7 +293,7 @@ func (e *env) appCmd() *cobra.Command {
 			fmt.Fprintf(e.stdout, "app %s: canary aborted, back to version %d\n", a.Name, a.Version)
 			return nil
 		})}
-	return group("app", "Deploy and manage apps", deploy, ls, show, rm, scale, rollback, versions, history, instancesCmd, statusCmd, promote, abort, e.statsCmd())
+	return group("app", "Deploy and manage apps", deploy, ls, show, rm, scale, rollback, versions, history, instancesCmd, statusCmd, promote, abort, failback, e.statsCmd())
 }
 
 func deref(p *int) int {

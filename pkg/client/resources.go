@@ -183,6 +183,14 @@ func (a *Apps) Promote(ctx context.Context, name string, o *WriteOptions) (*apit
 	return &out, err
 }
 
+// Failback moves the app's instances in failover pools back to its own
+// pools (failback manual).
+func (a *Apps) Failback(ctx context.Context, name string, o *WriteOptions) (*apitypes.App, error) {
+	var out apitypes.App
+	_, err := a.c.do(ctx, http.MethodPost, appPath(name, "/failback"), o.values(), nil, &out)
+	return &out, err
+}
+
 // Abort ends a canary, making the version it replaced current again.
 func (a *Apps) Abort(ctx context.Context, name string, o *WriteOptions) (*apitypes.App, error) {
 	var out apitypes.App
