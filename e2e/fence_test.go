@@ -42,7 +42,9 @@ func TestFencedSingletonNeverRunsTwice(t *testing.T) {
 	if _, err := admin.Apps().Create(ctx, spec, w); err != nil {
 		t.Fatal(err)
 	}
-	running := func(name string) bool { return slices.ContainsFunc(hosts[name].Running(), func(string) bool { return true }) }
+	running := func(name string) bool {
+		return slices.ContainsFunc(hosts[name].Running(), func(string) bool { return true })
+	}
 	hubtest.WaitFor(t, 20*time.Second, "db running on a", func() bool { return running("a") })
 	spec.Constraints = nil // free to move now
 	if _, _, _, err := admin.Apps().Put(ctx, spec, w); err != nil {

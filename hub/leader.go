@@ -38,10 +38,14 @@ func (h *Hub) leaderDuties(ctx context.Context) {
 			}
 		}
 	}()
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		h.runPlanner(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		h.watchDrills(ctx)
 	}()
 	h.liveness.Run(ctx)
 	wg.Wait()
@@ -66,7 +70,7 @@ func (h *Hub) reportHeartbeats(ctx context.Context) error {
 			continue
 		}
 		body, err := json.Marshal(liveness.Report{Node: h.cfg.NodeName, AgesMs: o.HeartbeatAges, CertTTLMs: o.CertTTLs,
-			PeerAliveAgesMs: o.PeerAliveAges, PeerDeadAgesMs: o.PeerDeadAges})
+			PeerAliveAgesMs: o.PeerAliveAges, PeerDeadAgesMs: o.PeerDeadAges, RouteAcks: o.RouteAcks})
 		if err != nil {
 			return err
 		}

@@ -147,7 +147,9 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 	var work []*state.App
 	for _, a := range apps {
 		key := a.Tenant + "/" + a.Name
-		if full || dirty[key] || p.unsettled[key] || a.ModifyIndex > since || (freed && a.Pending != "") {
+		// Capacity added or freed anywhere may let pending instances in, or
+		// instances in failover pools go home.
+		if full || dirty[key] || p.unsettled[key] || a.ModifyIndex > since || (freed && (a.Pending != "" || len(a.Spec.FailoverPools) > 0)) {
 			work = append(work, a)
 		}
 	}

@@ -580,6 +580,9 @@ func TestPlannerFailback(t *testing.T) {
 			if got := h.placement("web", 0); got["h2"] != 2 || got["h1"] != 0 {
 				t.Fatalf("after p1 was lost: %v, want both on h2 (failover pool)", got)
 			}
+			// h1's agent, back, reports its replaced copies stopped: they
+			// are gone before h1 is ready again.
+			h.must(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: "h1", Updates: h.stopped("h1"), Time: pt0})
 			back := pt0.Add(time.Hour)
 			h.must(state.HostStateType, &state.HostStateRequest{ID: "h1", State: state.HostReady, Time: back})
 			h.planAt(back)

@@ -309,6 +309,10 @@ func TestRBACMatrix(t *testing.T) {
 		{"POST /v1/hosts/{id}/drain", "POST", "/v1/hosts/host1/drain", "", adminOnly(200), adminOnly(200)},
 		{"DELETE /v1/hosts/{id}", "DELETE", "/v1/hosts/host1", "", adminOnly(204), adminOnly(204)},
 		{"GET /v1/events", "GET", "/v1/events", "", adminOnly(200), adminOnly(200)},
+		{"POST /v1/drills", "POST", "/v1/drills", `{"pool":"aws-bj","mode":"evacuate"}`, adminOnly(201), adminOnly(201)},
+		{"GET /v1/drills", "GET", "/v1/drills", "", adminOnly(200), adminOnly(200)},
+		{"GET /v1/drills/{id}", "GET", "/v1/drills/d-none", "", adminOnly(404), adminOnly(404)},
+		{"POST /v1/drills/{id}/end", "POST", "/v1/drills/d-none/end", "", adminOnly(404), adminOnly(404)},
 	}
 	covered := map[string]bool{}
 	for _, r := range rows {

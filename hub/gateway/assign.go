@@ -28,6 +28,9 @@ func (g *Gateway) pushAssignments(ctx context.Context, s *wire.Stream, id pki.Ag
 		if h == nil {
 			return unauthorized("host %s was removed; enrol it again", id.HostID)
 		}
+		if snap.CutOff(ws, id.HostID) {
+			return errCutOff
+		}
 		if h.AssignIndex != applied {
 			a, err := assignments(snap, h)
 			if err != nil {

@@ -174,10 +174,11 @@ func (g *Gateway) LastSeen(hostID string) (time.Time, bool) {
 
 // Observations is what this node saw of agents, as ages in ms on its clock.
 type Observations struct {
-	HeartbeatAges map[string]int64 // host id -> since its last heartbeat here
-	CertTTLs      map[string]int64 // host id -> until its certificate expires
-	PeerAliveAges map[string]int64 // host id -> since a pool peer called it alive
-	PeerDeadAges  map[string]int64 // host id -> since a pool peer called it dead
+	HeartbeatAges map[string]int64  // host id -> since its last heartbeat here
+	CertTTLs      map[string]int64  // host id -> until its certificate expires
+	PeerAliveAges map[string]int64  // host id -> since a pool peer called it alive
+	PeerDeadAges  map[string]int64  // host id -> since a pool peer called it dead
+	RouteAcks     map[string]uint64 // host id -> route table version its router serves
 }
 
 // forgetAfter drops what a gateway remembers of hosts it has not heard of
@@ -189,7 +190,7 @@ func (g *Gateway) Observe() Observations {
 	now := g.cfg.Now()
 	g.seenMu.Lock()
 	defer g.seenMu.Unlock()
-	o := Observations{HeartbeatAges: make(map[string]int64, len(g.seen)), CertTTLs: make(map[string]int64, len(g.seen))}
+	o := Observations{HeartbeatAges: make(map[string]int64, len(g.seen)), CertTTLs: make(map[string]int64, len(g.seen)), RouteAcks: map[string]uint64{}}
 	for id, c := range g.seen {
 		if now.Sub(c.heartbeat) > forgetAfter {
 			delete(g.seen, id)
@@ -197,6 +198,9 @@ func (g *Gateway) Observe() Observations {
 		}
 		o.HeartbeatAges[id] = now.Sub(c.heartbeat).Milliseconds()
 		o.CertTTLs[id] = c.certNotAfter.Sub(now).Milliseconds()
+		if c.routeAcked > 0 {
+			o.RouteAcks[id] = c.routeAcked
+		}
 	}
 	if len(g.peers) > 0 {
 		o.PeerAliveAges, o.PeerDeadAges = map[string]int64{}, map[string]int64{}
@@ -423,6 +427,10 @@ func (g *Gateway) enroll(ctx context.Context, s *wire.Stream) error {
 	return s.Send(&wire.Envelope{Msg: &wire.Envelope_EnrollResponse{EnrollResponse: &wire.EnrollResponse{CertPem: cert, CaPem: ca.CertPEM(), HostId: id}}})
 }
 
+// errCutOff refuses the agents of a cutoff drill's target: they retry
+// until the drill ends.
+var errCutOff = codeError{wire.CodeUnavailable, errors.New("a drill cuts this host off from the hub; retry later")}
+
 // agentOf returns the identity of a connection's verified agent
 // certificate, if its host still exists.
 func (g *Gateway) agentOf(conn *quic.Conn) (pki.AgentIdentity, error) {
@@ -433,6 +441,9 @@ func (g *Gateway) agentOf(conn *quic.Conn) (pki.AgentIdentity, error) {
 	id, err := pki.IdentityFromCert(chains[0][0])
 	if err != nil {
 		return id, unauthorized("%v", err)
+	}
+	if g.cfg.Store.Snapshot().CutOff(nil, id.HostID) {
+		return id, errCutOff
 	}
 	if h, _ := g.cfg.Store.Snapshot().Host(nil, id.HostID); h != nil {
 		// Known here. A removal this replica has not applied yet is caught

@@ -199,3 +199,13 @@ func (g *Gateway) RouteAcked(hostID string) uint64 {
 	}
 	return 0
 }
+
+// RouteVersion returns the current route table version of a pool's
+// routers.
+func (g *Gateway) RouteVersion(pool string) (uint64, error) {
+	t, err := g.routeTable(g.cfg.Store.Snapshot(), memdb.NewWatchSet(), pool)
+	if err != nil {
+		return 0, err
+	}
+	return t.Version, nil
+}

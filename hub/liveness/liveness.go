@@ -42,6 +42,7 @@ type seen struct {
 	certNotAfter time.Time // the certificate the agent connected with
 	peerAlive    time.Time // last time a pool peer reported it alive
 	peerDead     time.Time // last time a pool peer reported it dead
+	routeAcked   uint64    // route table version its router serves
 }
 
 // New returns a tracker.
@@ -69,6 +70,8 @@ type Report struct {
 	// its pool peers last reported it alive (or dead) over gossip.
 	PeerAliveAgesMs map[string]int64 `json:"peer_alive_ages_ms,omitempty"`
 	PeerDeadAgesMs  map[string]int64 `json:"peer_dead_ages_ms,omitempty"`
+	// RouteAcks: host id -> the route table version its router serves.
+	RouteAcks map[string]uint64 `json:"route_acks,omitempty"`
 }
 
 func (t *Tracker) host(id string) *seen {
@@ -101,6 +104,11 @@ func (t *Tracker) Observe(r Report) {
 			s.peerAlive = at
 		}
 	}
+	for id, v := range r.RouteAcks {
+		if s := t.host(id); v > s.routeAcked {
+			s.routeAcked = v
+		}
+	}
 	for id, age := range r.PeerDeadAgesMs {
 		if s, at := t.host(id), ago(now, age); at.After(s.peerDead) {
 			s.peerDead = at
@@ -113,6 +121,7 @@ type Info struct {
 	LastHeartbeat time.Time `json:"last_heartbeat"`
 	HubNode       string    `json:"hub_node"`
 	CertNotAfter  time.Time `json:"cert_not_after"`
+	RouteAcked    uint64    `json:"route_acked,omitempty"`
 }
 
 // Info returns what the tracker knows of host id (zero when nothing).
@@ -123,7 +132,7 @@ func (t *Tracker) Info(id string) Info {
 	if s == nil {
 		return Info{}
 	}
-	return Info{LastHeartbeat: s.heartbeat, HubNode: s.node, CertNotAfter: s.certNotAfter}
+	return Info{LastHeartbeat: s.heartbeat, HubNode: s.node, CertNotAfter: s.certNotAfter, RouteAcked: s.routeAcked}
 }
 
 // Handler serves reports posted by hub nodes (over the internal RPC).

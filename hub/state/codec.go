@@ -47,6 +47,12 @@ func newRequest(t MessageType) any {
 		return &CertDeleteRequest{}
 	case AppFailbackType:
 		return &AppFailbackRequest{}
+	case DrillStartType:
+		return &DrillStartRequest{}
+	case DrillReportType:
+		return &DrillReportRequest{}
+	case DrillEndType:
+		return &DrillEndRequest{}
 	case AppDeleteType:
 		return &AppDeleteRequest{}
 	case AppScaleType:

@@ -39,6 +39,9 @@ const (
 	CertPutType         MessageType = 24
 	CertDeleteType      MessageType = 25
 	AppFailbackType     MessageType = 26
+	DrillStartType      MessageType = 27
+	DrillReportType     MessageType = 28
+	DrillEndType        MessageType = 29
 )
 
 // IgnoreUnknownTypeFlag marks a message that an older FSM that does not know

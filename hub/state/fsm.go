@@ -138,6 +138,12 @@ func (w *writer) dispatch(req any) *Error {
 		return w.certDelete(r)
 	case *AppFailbackRequest:
 		return w.appFailback(r)
+	case *DrillStartRequest:
+		return w.drillStart(r)
+	case *DrillReportRequest:
+		return w.drillReport(r)
+	case *DrillEndRequest:
+		return w.drillEnd(r)
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }

@@ -86,3 +86,49 @@ func TestRoutesAndDomainOwnership(t *testing.T) {
 		t.Fatalf("a free domain: %v", err)
 	}
 }
+
+func TestDrills(t *testing.T) {
+	h := newHarness(t)
+	fill(h) // host1 in pool aws-bj runs i-1 of acme/web
+	start := func(id, pool, mode string) error {
+		return h.apply(DrillStartType, &DrillStartRequest{ID: id, Pool: pool, Mode: mode, Time: t0})
+	}
+	if err := start("d0", "vs-sh", DrillEvacuate); err == nil {
+		t.Fatal("a drill of a pool without hosts started")
+	}
+	if err := start("d1", "aws-bj", DrillEvacuate); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := h.snap().Drill(nil, "d1")
+	if d.State != DrillRunning || len(d.Hosts) != 1 || d.Instances["acme/web"] != 1 || d.DetectedMs != -1 {
+		t.Fatalf("drill: %+v", d)
+	}
+	if hst, _ := h.snap().Host(nil, "host1"); hst.State != HostDraining {
+		t.Fatalf("evacuated host is %s", hst.State)
+	}
+	if err := start("d2", "aws-bj", DrillCutoff); err == nil {
+		t.Fatal("a second drill started while one runs")
+	}
+	h.must(DrillReportType, &DrillReportRequest{ID: "d1", DetectedMs: 0, ScheduledMs: 120, ReadyMs: 900, RoutedMs: 950, FailedRequests: 0})
+	h.must(DrillEndType, &DrillEndRequest{ID: "d1", Time: t0})
+	d, _ = h.snap().Drill(nil, "d1")
+	if d.State != DrillEnded || d.ReadyMs != 900 {
+		t.Fatalf("ended drill: %+v", d)
+	}
+	if hst, _ := h.snap().Host(nil, "host1"); hst.State != HostReady {
+		t.Fatalf("host after the evacuation drill ended: %s", hst.State)
+	}
+	if err := h.apply(DrillEndType, &DrillEndRequest{ID: "d1", Time: t0}); err == nil {
+		t.Fatal("a drill ended twice")
+	}
+	if err := start("d3", "aws-bj", DrillCutoff); err != nil {
+		t.Fatal(err)
+	}
+	if !h.snap().CutOff(nil, "host1") {
+		t.Fatal("a cutoff drill does not cut its host off")
+	}
+	h.must(DrillEndType, &DrillEndRequest{ID: "d3", Time: t0})
+	if h.snap().CutOff(nil, "host1") {
+		t.Fatal("an ended cutoff drill still cuts its host off")
+	}
+}

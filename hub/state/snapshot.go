@@ -54,6 +54,8 @@ func newObject(table string) any {
 		return &Route{}
 	case TableCerts:
 		return &Cert{}
+	case TableDrills:
+		return &Drill{}
 	case TableHosts:
 		return &Host{}
 	case TableEvents:

@@ -134,6 +134,7 @@ func (e *env) root(hub, agent Daemon) *cobra.Command {
 		e.poolCmd(),
 		e.appCmd(),
 		e.routeCmd(),
+		e.drillCmd(),
 		e.certCmd(),
 		e.joinTokenCmd(),
 		e.hostCmd(),
