@@ -1,0 +1,111 @@
+package logship
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// killChildEnv names the directory a re-executed test binary appends to.
+const killChildEnv = "WHARF_LOGSHIP_KILL_CHILD_DIR"
+
+// killChild appends numbered lines until it is killed. After each Append
+// returns it prints "line N" to stdout, after each Ack "ack N".
+func killChild(dir string) {
+	fail := func(err error) {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(2)
+	}
+	b, err := Open(Config{Dir: dir, SegmentBytes: 4096})
+	if err != nil {
+		fail(err)
+	}
+	deadline := time.Now().Add(time.Minute) // never outlive a lost parent
+	for i := uint64(1); time.Now().Before(deadline); i++ {
+		if err := b.Append("inst", "stdout", fmt.Sprintf("line %d %s", i, strings.Repeat("x", int(i%97)))); err != nil {
+			fail(err)
+		}
+		fmt.Printf("line %d\n", i)
+		if i%500 == 0 {
+			if err := b.Ack(map[string]uint64{"inst": i - 250}); err != nil {
+				fail(err)
+			}
+			fmt.Printf("ack %d\n", i-250)
+		}
+	}
+	os.Exit(3)
+}
+
+func TestKill9LosesNothingReturned(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary")
+	}
+	// Different kill points land in different phases (write, rotation,
+	// ack persistence).
+	for _, killAt := range []uint64{700, 2100, 3777} {
+		t.Run(fmt.Sprint(killAt), func(t *testing.T) { killAndRecover(t, killAt) })
+	}
+}
+
+func killAndRecover(t *testing.T, killAt uint64) {
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), killChildEnv+"="+dir)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var lastLine, lastAck uint64
+	killed := false
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		var n uint64
+		if _, err := fmt.Sscanf(sc.Text(), "line %d", &n); err == nil {
+			lastLine = n
+		} else if _, err := fmt.Sscanf(sc.Text(), "ack %d", &n); err == nil {
+			lastAck = n
+		}
+		if !killed && lastLine >= killAt {
+			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			killed = true
+		}
+	}
+	err = cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("child did not die of SIGKILL: %v", err)
+	}
+
+	b := openT(t, testConfig(t, dir))
+	lines := readAll(t, b)
+	if len(lines) == 0 {
+		t.Fatal("nothing recovered")
+	}
+	first := lines[0].Seq
+	if first-1 < lastAck || (first-1)%250 != 0 {
+		t.Fatalf("first unacked seq %d, child reported ack %d", first, lastAck)
+	}
+	for i, l := range lines {
+		want := first + uint64(i)
+		if l.Seq != want || l.Text != fmt.Sprintf("line %d %s", want, strings.Repeat("x", int(want%97))) {
+			t.Fatalf("line %d: seq %d text %q, want seq %d", i, l.Seq, l.Text, want)
+		}
+	}
+	k := lines[len(lines)-1].Seq
+	t.Logf("child reported line %d, ack %d before SIGKILL; recovered %d..%d", lastLine, lastAck, first, k)
+	if k < lastLine {
+		t.Fatalf("recovered up to %d, child had Append return for %d", k, lastLine)
+	}
+	mustAppend(t, b, "inst", "stdout", "after")
+	equalKeys(t, "append after kill", readAll(t, b), []string{fmt.Sprintf("inst/stdout#%d:after", k+1)})
+}
