@@ -207,3 +207,18 @@ func removeCgroup(paths []string, timeout time.Duration) error {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// cgroupsUsable reports whether root holds the cgroup hierarchies an
+// isolated instance needs: the unified one, or every v1 controller. A
+// process started by `ip netns exec` sees a fresh /sys without them.
+func cgroupsUsable(root string) bool {
+	if cgroupV2(root) {
+		return true
+	}
+	for _, c := range v1Controllers {
+		if _, err := os.Stat(filepath.Join(root, c, "cgroup.procs")); err != nil {
+			return false
+		}
+	}
+	return true
+}

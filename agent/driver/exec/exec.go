@@ -134,10 +134,16 @@ func New(cfg Config) (*Driver, error) {
 	isolated := false
 	switch cfg.Isolation {
 	case IsolationAuto:
-		isolated = isolationAvailable()
+		isolated = isolationAvailable() && cgroupsUsable(cfg.CgroupRoot)
+		if isolationAvailable() && !isolated {
+			cfg.Logger.Warn("exec driver: no usable cgroup hierarchies under " + cfg.CgroupRoot + "; instances run as plain supervised processes")
+		}
 	case IsolationNamespaces:
 		if !isolationAvailable() {
 			return nil, errors.New("exec driver: namespaces and cgroups need root on Linux")
+		}
+		if !cgroupsUsable(cfg.CgroupRoot) {
+			return nil, fmt.Errorf("exec driver: no usable cgroup hierarchies under %s", cfg.CgroupRoot)
 		}
 		isolated = true
 	}

@@ -440,3 +440,23 @@ func field(body, key string) string {
 	}
 	return ""
 }
+
+// Without cgroup hierarchies (a process started by `ip netns exec` sees a
+// fresh /sys), auto isolation falls back to plain processes; asking for
+// namespaces is refused.
+func TestIsolationNeedsCgroups(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("isolation needs root")
+	}
+	empty := t.TempDir()
+	d, err := exec.New(exec.Config{HostID: "h", DataDir: t.TempDir(), CgroupRoot: empty})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Isolated() {
+		t.Fatal("isolated without cgroup hierarchies")
+	}
+	if _, err := exec.New(exec.Config{HostID: "h", DataDir: t.TempDir(), CgroupRoot: empty, Isolation: exec.IsolationNamespaces}); err == nil {
+		t.Fatal("namespaces granted without cgroup hierarchies")
+	}
+}

@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wharf-platform/wharf/agent/driver/drivertest"
+	"github.com/wharf-platform/wharf/e2e/netlab"
+	"github.com/wharf-platform/wharf/hub/cluster"
+	"github.com/wharf-platform/wharf/hub/hubtest"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+	"github.com/wharf-platform/wharf/pkg/client"
+)
+
+// multiHost is real wharf processes on netlab hosts: one hub node per
+// datacenter and agents in pools of their datacenters.
+type multiHost struct {
+	t     *testing.T
+	lab   *netlab.Lab
+	hubs  []*netlab.Host
+	admin *client.Client // through the last datacenter's hub node
+}
+
+// startHub runs `wharf hub` on h, the first of n nodes joining through
+// join ("" for the first).
+func startWharf(t *testing.T, h *netlab.Host, args ...string) {
+	t.Helper()
+	cmd := h.Command(context.Background(), wharfBin, args...)
+	if err := h.Start(cmd); err != nil {
+		t.Fatalf("start %s on %s: %v", args[0], h.Name(), err)
+	}
+}
+
+func newMultiHost(t *testing.T, dcs int, agentsPerDC int) (*multiHost, map[string][]*netlab.Host) {
+	netlab.Require(t)
+	m := &multiHost{t: t, lab: netlab.New(t, netlab.Options{})}
+	agents := map[string][]*netlab.Host{}
+	key := cluster.GenerateKey()
+	for i := 0; i < dcs; i++ {
+		dc := m.lab.AddDC(fmt.Sprintf("dc%d", i+1))
+		m.hubs = append(m.hubs, dc.AddHost(fmt.Sprintf("hub%d", i+1)))
+		for j := 0; j < agentsPerDC; j++ {
+			agents[dc.Name()] = append(agents[dc.Name()], dc.AddHost(fmt.Sprintf("a%d-%d", i+1, j+1)))
+		}
+	}
+	for i, h := range m.hubs {
+		ip := h.IP().String()
+		args := []string{"hub", "--node-name", h.Name(), "--data-dir", t.TempDir(), "--datacenter", fmt.Sprintf("dc%d", i+1),
+			"--bootstrap-expect", fmt.Sprint(len(m.hubs)), "--cluster-key", key, "--advertise", ip,
+			"--http-addr", ip + ":7480", "--quic-addr", ip + ":7481", "--raft-addr", ip + ":7482", "--gossip-addr", ip + ":7483",
+			"--suspect-after", "2s", "--down-after", "4s", "--log-level", "warn"}
+		if i > 0 {
+			args = append(args, "--join", m.hubs[0].IP().String()+":7483")
+		}
+		startWharf(t, h, args...)
+	}
+	last := m.hubs[len(m.hubs)-1]
+	anon, _ := client.New(client.Config{Address: "http://" + last.AddrPort(7480)})
+	var boot *apitypes.BootstrapResponse
+	hubtest.WaitFor(t, 60*time.Second, "the hub cluster elected a leader and bootstrapped", func() bool {
+		var err error
+		boot, err = anon.Bootstrap(context.Background())
+		return err == nil
+	})
+	m.admin, _ = client.New(client.Config{Address: "http://" + last.AddrPort(7480), Token: boot.Token})
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, dc := range m.lab.DCs() {
+			for _, h := range dc.Hosts() {
+				b, _ := os.ReadFile(h.LogPath())
+				if len(b) > 3000 {
+					b = b[len(b)-3000:]
+				}
+				t.Logf("--- %s log (tail):\n%s", h.Name(), b)
+			}
+		}
+	})
+	return m, agents
+}
+
+// hubAddrs is every hub node's gateway address, comma-separated.
+func (m *multiHost) hubAddrs() string {
+	var out []string
+	for _, h := range m.hubs {
+		out = append(out, h.AddrPort(7481))
+	}
+	return strings.Join(out, ",")
+}
+
+// startAgent runs `wharf agent` (exec driver) on h in pool.
+func (m *multiHost) startAgent(h *netlab.Host, pool, token string) {
+	ip := h.IP().String()
+	startWharf(m.t, h, "agent", "--hub", m.hubAddrs(), "--token", token, "--data-dir", m.t.TempDir(), "--pool", pool, "--name", h.Name(),
+		"--driver", "exec", "--advertise", ip, "--gossip-addr", ip+":7484", "--local-addr", ip+":7485",
+		"--router-http-addr", ip+":7080", "--router-https-addr", "", "--log-level", "warn")
+}
+
+// TestMultiHostDatacenterLoss: three hub nodes in three datacenters, an
+// agent in pool p1 (dc1) and one in p2 (dc2), real processes in network
+// namespaces. An app in p1 with failover pool p2; kill -9 every host of
+// dc1 (its agent and its hub node): the hub stays writable, and the app
+// serves from dc2. The times are logged (make bench repeats it).
+func TestMultiHostDatacenterLoss(t *testing.T) {
+	m, agents := newMultiHost(t, 3, 1)
+	ctx := context.Background()
+	bin := drivertest.BuildTestApp(t)
+	for i, p := range []string{"p1", "p2"} {
+		if _, err := m.admin.Pools().Create(ctx, apitypes.PoolRequest{Name: p, Datacenter: fmt.Sprintf("dc%d", i+1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range []string{"p1", "p2"} {
+		jt := joinToken(t, m.admin, apitypes.JoinTokenRequest{Pool: p})
+		m.startAgent(agents[fmt.Sprintf("dc%d", i+1)][0], p, jt.Token)
+	}
+	hubtest.WaitFor(t, 60*time.Second, "two ready hosts", func() bool {
+		hs, _, err := m.admin.Hosts().List(ctx, nil)
+		return err == nil && len(hs) == 2 && hs[0].State == "ready" && hs[1].State == "ready" && hs[0].MemoryBytes > 0 && hs[1].MemoryBytes > 0
+	})
+	w, q := &client.WriteOptions{Tenant: "acme"}, &client.QueryOptions{Tenant: "acme"}
+	spec := apitypes.AppSpec{Name: "web", Command: []string{bin}, Instances: intp(2), Pools: []string{"p1"}, FailoverPools: []string{"p2"},
+		Ports: []apitypes.Port{{ContainerPort: 8080}}, Health: &apitypes.Health{HTTP: "/healthz", Interval: apitypes.Duration(200 * time.Millisecond)}}
+	if _, err := m.admin.Apps().Create(ctx, spec, w); err != nil {
+		t.Fatal(err)
+	}
+	serving := func(dc string) int {
+		is, _, err := m.admin.Apps().Instances(ctx, "web", q)
+		if err != nil {
+			return 0
+		}
+		n := 0
+		hc := &http.Client{Timeout: time.Second}
+		for _, i := range is {
+			if i.Desired != "run" || !i.Ready || !strings.HasPrefix(i.HostName, "a"+strings.TrimPrefix(dc, "dc")+"-") {
+				continue
+			}
+			resp, err := hc.Get("http://" + i.Address + "/")
+			if err != nil {
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.HasPrefix(string(b), "version=") {
+				n++
+			}
+		}
+		return n
+	}
+	hubtest.WaitFor(t, 60*time.Second, "2 instances serving in dc1", func() bool { return serving("dc1") == 2 })
+
+	start := time.Now()
+	if err := m.lab.KillDC(m.lab.DCs()[0]); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitFor(t, 60*time.Second, "an instance serving in dc2", func() bool { return serving("dc2") >= 1 })
+	first := time.Since(start)
+	hubtest.WaitFor(t, 60*time.Second, "both instances serving in dc2", func() bool { return serving("dc2") == 2 })
+	all := time.Since(start)
+	t.Logf("dc1 lost (kill -9 of its hub node and agent): first instance serving from dc2 after %s, all after %s", first.Round(time.Millisecond), all.Round(time.Millisecond))
+	// The hub lost a node and stays writable.
+	if _, err := m.admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "after-loss"}); err != nil {
+		t.Fatalf("write after losing dc1: %v", err)
+	}
+}
