@@ -23,6 +23,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/router"
 	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
@@ -89,6 +90,7 @@ type Agent struct {
 	cut       atomic.Bool            // fault injection: no hub reachable
 	sup       *supervisor            // nil without a driver
 	lease     *lease
+	router    *router.Router // nil without router addresses
 }
 
 // errCut ends sessions while the agent is cut off from the hub.
@@ -130,6 +132,9 @@ func New(cfg Config) (*Agent, error) {
 		return nil, errors.New("this agent has not enrolled yet: give --token")
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, lease: openLease(cfg.DataDir)}
+	if a.router, err = newRouter(cfg); err != nil {
+		return nil, err
+	}
 	a.id.Store(id)
 	hubs := append([]string(nil), cfg.Hubs...)
 	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, fileHubs)); err == nil {
@@ -153,6 +158,14 @@ func (a *Agent) Acked() uint64 { return a.acked.Load() }
 // Run enrols if needed, then stays connected to a hub node until ctx ends,
 // reconnecting with jittered exponential backoff.
 func (a *Agent) Run(ctx context.Context) error {
+	// The router serves from the start (an empty table until the hub's
+	// first push) and releases its listeners whenever Run returns.
+	if a.router != nil {
+		rctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); _ = a.router.Run(rctx) }()
+		defer func() { stop(); <-done }()
+	}
 	// Enrol; a refusal ends the agent, an unreachable or overloaded hub is
 	// retried with backoff.
 	for wait := time.Second; a.id.Load() == nil; wait = min(wait*2, 30*time.Second) {
@@ -489,6 +502,12 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 					errc <- err
 					return
 				}
+			case *wire.Envelope_RouteTable:
+				v := a.applyRoutes(m.RouteTable)
+				if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_RouteAck{RouteAck: &wire.RouteAck{Version: v}}}); err != nil {
+					errc <- err
+					return
+				}
 			case *wire.Envelope_Error:
 				errc <- &quic.ApplicationError{ErrorCode: quic.ApplicationErrorCode(m.Error.Code), ErrorMessage: m.Error.Message}
 				return
@@ -512,6 +531,11 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 		hb := &wire.Heartbeat{Seq: seq, SentUnixMs: now.UnixMilli()}
 		if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Heartbeat{Heartbeat: hb}}); err != nil {
 			return err
+		}
+		if st := a.accessStats(); st != nil {
+			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_AccessStats{AccessStats: st}}); err != nil {
+				return err
+			}
 		}
 		if g := a.gossip.Load(); g != nil {
 			full := now.Sub(lastFull) >= gossipReportEvery

@@ -229,6 +229,7 @@ func (s *supervisor) converge(ctx context.Context) {
 		s.log.Warn("list instances", "err", err)
 		return
 	}
+	draining := map[string]bool{}
 	for _, st := range running {
 		if wanted[st.InstanceID] {
 			continue
@@ -245,10 +246,11 @@ func (s *supervisor) converge(ctx context.Context) {
 		if t.status.Ready && t.drainUntil.IsZero() && s.drainDelay > 0 {
 			t.drainUntil = time.Now().Add(s.drainDelay)
 		}
-		draining := time.Now().Before(t.drainUntil)
+		stillServing := time.Now().Before(t.drainUntil)
 		s.set(st.InstanceID, t, istatus{State: "stopping", Address: t.status.Address, Restarts: t.status.Restarts})
 		s.mu.Unlock()
-		if draining {
+		if stillServing {
+			draining[st.InstanceID] = true
 			continue
 		}
 		if err := s.drv.Stop(ctx, st.InstanceID, stopGrace); err != nil {
@@ -262,7 +264,7 @@ func (s *supervisor) converge(ctx context.Context) {
 	}
 	s.mu.Lock()
 	for id := range s.inst { // tracked but neither wanted nor running
-		if !wanted[id] {
+		if !wanted[id] && !draining[id] {
 			s.gone(id)
 		}
 	}

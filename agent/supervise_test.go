@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 
@@ -54,5 +55,34 @@ func TestCommandHealthCheck(t *testing.T) {
 	waitUntil(t, "ready again", func() bool { _, ok := readyOf(s, "i1"); return ok })
 	if host.Started("i1") != 1 {
 		t.Fatalf("a failing health check restarted the instance (%d starts)", host.Started("i1"))
+	}
+}
+
+// TestDrainDelay: a ready instance the hub unassigns keeps running for the
+// drain delay (routers drop it meanwhile), then stops; one never ready
+// stops at once.
+func TestDrainDelay(t *testing.T) {
+	host := fake.NewHost()
+	s := newSupervisor(fake.New(host), t.TempDir(), "", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.drainDelay = 700 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := s.assign(&wire.Assignments{Version: 1, Instances: []*wire.Instance{{Id: "i1", App: "web", Tenant: "acme", Version: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "i1 ready", func() bool { st, ok := readyOf(s, "i1"); return st == "running" && ok })
+	unassigned := time.Now()
+	if err := s.assign(&wire.Assignments{Version: 2}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "i1 reported stopping, not ready", func() bool { st, ok := readyOf(s, "i1"); return st == "stopping" && !ok })
+	if !slices.Contains(host.Running(), "i1") {
+		t.Fatal("i1 stopped before the drain delay")
+	}
+	waitUntil(t, "i1 stopped", func() bool { return !slices.Contains(host.Running(), "i1") })
+	if d := time.Since(unassigned); d < 700*time.Millisecond {
+		t.Fatalf("i1 stopped %s after it was unassigned, before the drain delay", d)
 	}
 }

@@ -48,7 +48,7 @@ func newCluster(t *testing.T, opts hubtest.Options, pool, tenant string) (*hubte
 	return c, admin, boot.Token
 }
 
-func joinToken(t *testing.T, admin *client.Client, req apitypes.JoinTokenRequest) *apitypes.JoinToken {
+func joinToken(t testing.TB, admin *client.Client, req apitypes.JoinTokenRequest) *apitypes.JoinToken {
 	t.Helper()
 	var jt *apitypes.JoinToken
 	hubtest.WaitFor(t, 10*time.Second, "a join token (the agent CA exists)", func() bool {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ import (
 // multiHost is real wharf processes on netlab hosts: one hub node per
 // datacenter and agents in pools of their datacenters.
 type multiHost struct {
-	t     *testing.T
+	t     testing.TB
 	lab   *netlab.Lab
 	hubs  []*netlab.Host
 	admin *client.Client // through the last datacenter's hub node
@@ -29,7 +30,7 @@ type multiHost struct {
 
 // startHub runs `wharf hub` on h, the first of n nodes joining through
 // join ("" for the first).
-func startWharf(t *testing.T, h *netlab.Host, args ...string) {
+func startWharf(t testing.TB, h *netlab.Host, args ...string) {
 	t.Helper()
 	cmd := h.Command(context.Background(), wharfBin, args...)
 	if err := h.Start(cmd); err != nil {
@@ -37,7 +38,7 @@ func startWharf(t *testing.T, h *netlab.Host, args ...string) {
 	}
 }
 
-func newMultiHost(t *testing.T, dcs int, agentsPerDC int) (*multiHost, map[string][]*netlab.Host) {
+func newMultiHost(t testing.TB, dcs int, agentsPerDC int, hubArgs ...string) (*multiHost, map[string][]*netlab.Host) {
 	netlab.Require(t)
 	m := &multiHost{t: t, lab: netlab.New(t, netlab.Options{})}
 	agents := map[string][]*netlab.Host{}
@@ -55,6 +56,7 @@ func newMultiHost(t *testing.T, dcs int, agentsPerDC int) (*multiHost, map[strin
 			"--bootstrap-expect", fmt.Sprint(len(m.hubs)), "--cluster-key", key, "--advertise", ip,
 			"--http-addr", ip + ":7480", "--quic-addr", ip + ":7481", "--raft-addr", ip + ":7482", "--gossip-addr", ip + ":7483",
 			"--suspect-after", "2s", "--down-after", "4s", "--log-level", "warn"}
+		args = append(args, hubArgs...) // later flags win
 		if i > 0 {
 			args = append(args, "--join", m.hubs[0].IP().String()+":7483")
 		}
@@ -107,9 +109,64 @@ func (m *multiHost) startAgent(h *netlab.Host, pool, token string) {
 // agent in pool p1 (dc1) and one in p2 (dc2), real processes in network
 // namespaces. An app in p1 with failover pool p2; kill -9 every host of
 // dc1 (its agent and its hub node): the hub stays writable, and the app
-// serves from dc2. The times are logged (make bench repeats it).
+// serves from dc2.
 func TestMultiHostDatacenterLoss(t *testing.T) {
-	m, agents := newMultiHost(t, 3, 1)
+	first, all := datacenterLoss(t)
+	t.Logf("dc1 lost (kill -9 of its hub node and agent): first instance serving from dc2 after %s, all after %s", first.Round(time.Millisecond), all.Round(time.Millisecond))
+}
+
+// BenchmarkDatacenterLoss repeats the datacenter loss with default
+// liveness settings (suspect 4 s, down 10 s) and reports p50 and p99 of
+// the time from the kill to the first instance serving from the other
+// datacenter and to all of them.
+//
+//	go test -run '^$' -bench DatacenterLoss -benchtime 10x ./e2e
+func BenchmarkDatacenterLoss(b *testing.B) {
+	var firsts, alls []time.Duration
+	for i := 0; i < b.N; i++ {
+		run := &scope{TB: b}
+		first, all := datacenterLoss(run, "--suspect-after", "4s", "--down-after", "10s")
+		run.close()
+		firsts, alls = append(firsts, first), append(alls, all)
+	}
+	quantiles(b, "serving", firsts)
+	quantiles(b, "all-ready", alls)
+}
+
+// scope runs the cleanups registered during one benchmark iteration at
+// its end (close), not at the end of the whole benchmark: each iteration's
+// lab and processes are gone before the next starts.
+type scope struct {
+	testing.TB
+	fns []func()
+}
+
+func (s *scope) Cleanup(f func()) { s.fns = append(s.fns, f) }
+
+func (s *scope) close() {
+	for i := len(s.fns) - 1; i >= 0; i-- {
+		s.fns[i]()
+	}
+	s.fns = nil
+}
+
+// quantiles reports p50 and p99 of ds as name-p50-ms and name-p99-ms.
+func quantiles(b *testing.B, name string, ds []time.Duration) {
+	if len(ds) == 0 {
+		return
+	}
+	sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(ds[len(ds)/2]), name+"-p50-ms")
+	b.ReportMetric(ms(ds[min(len(ds)-1, len(ds)*99/100)]), name+"-p99-ms")
+	b.ReportMetric(0, "ns/op")
+}
+
+// datacenterLoss runs the scenario and returns the time from the kill to
+// the first instance serving from dc2, and to all. hubArgs override the
+// hub nodes' liveness flags.
+func datacenterLoss(t testing.TB, hubArgs ...string) (time.Duration, time.Duration) {
+	m, agents := newMultiHost(t, 3, 1, hubArgs...)
 	ctx := context.Background()
 	bin := drivertest.BuildTestApp(t)
 	for i, p := range []string{"p1", "p2"} {
@@ -167,9 +224,76 @@ func TestMultiHostDatacenterLoss(t *testing.T) {
 	first := time.Since(start)
 	hubtest.WaitFor(t, 60*time.Second, "both instances serving in dc2", func() bool { return serving("dc2") == 2 })
 	all := time.Since(start)
-	t.Logf("dc1 lost (kill -9 of its hub node and agent): first instance serving from dc2 after %s, all after %s", first.Round(time.Millisecond), all.Round(time.Millisecond))
 	// The hub lost a node and stays writable.
 	if _, err := m.admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "after-loss"}); err != nil {
 		t.Fatalf("write after losing dc1: %v", err)
 	}
+	return first, all
+}
+
+// BenchmarkHostDeath: two agents in one pool (pool gossip on), default
+// liveness settings; an app with one instance per host. kill -9 one
+// agent host: its peers' gossip confirms it dead, the hub marks it down
+// early and the instance is replaced on the survivor. Reports p50/p99 of
+// the time from the kill to the app having all its instances ready again.
+//
+//	go test -run '^$' -bench HostDeath -benchtime 10x ./e2e
+func BenchmarkHostDeath(b *testing.B) {
+	var alls []time.Duration
+	for i := 0; i < b.N; i++ {
+		run := &scope{TB: b}
+		alls = append(alls, hostDeath(run, "--suspect-after", "4s", "--down-after", "10s"))
+		run.close()
+	}
+	quantiles(b, "all-ready", alls)
+}
+
+func hostDeath(t testing.TB, hubArgs ...string) time.Duration {
+	m, agents := newMultiHost(t, 3, 2, hubArgs...)
+	ctx := context.Background()
+	bin := drivertest.BuildTestApp(t)
+	if _, err := m.admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "p1", Datacenter: "dc1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	jt := joinToken(t, m.admin, apitypes.JoinTokenRequest{Pool: "p1"})
+	for _, h := range agents["dc1"] {
+		m.startAgent(h, "p1", jt.Token)
+	}
+	hubtest.WaitFor(t, 60*time.Second, "two ready hosts", func() bool {
+		hs, _, err := m.admin.Hosts().List(ctx, nil)
+		return err == nil && len(hs) == 2 && hs[0].State == "ready" && hs[1].State == "ready" && hs[0].MemoryBytes > 0 && hs[1].MemoryBytes > 0
+	})
+	w, q := &client.WriteOptions{Tenant: "acme"}, &client.QueryOptions{Tenant: "acme"}
+	spec := apitypes.AppSpec{Name: "web", Command: []string{bin}, Instances: intp(2), Pools: []string{"p1"},
+		Ports: []apitypes.Port{{ContainerPort: 8080}}, Health: &apitypes.Health{HTTP: "/healthz", Interval: apitypes.Duration(200 * time.Millisecond)}}
+	if _, err := m.admin.Apps().Create(ctx, spec, w); err != nil {
+		t.Fatal(err)
+	}
+	readyOn := func() map[string]int {
+		is, _, err := m.admin.Apps().Instances(ctx, "web", q)
+		out := map[string]int{}
+		if err != nil {
+			return out
+		}
+		for _, i := range is {
+			if i.Desired == "run" && i.Ready {
+				out[i.HostName]++
+			}
+		}
+		return out
+	}
+	victim, survivor := agents["dc1"][0], agents["dc1"][1]
+	hubtest.WaitFor(t, 60*time.Second, "one ready instance per host", func() bool {
+		r := readyOn()
+		return r[victim.Name()] == 1 && r[survivor.Name()] == 1
+	})
+	start := time.Now()
+	if err := victim.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitFor(t, 60*time.Second, "both instances ready on the survivor", func() bool { return readyOn()[survivor.Name()] == 2 })
+	return time.Since(start)
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wharf-platform/wharf/agent/driver/drivertest"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
@@ -347,7 +348,7 @@ func TestDevPrintsAddressAndToken(t *testing.T) {
 		t.Fatalf("join-token create: %d %q %q", code, out, errOut)
 	}
 	start(t, nil, "agent", "--hub", "127.0.0.1:7481", "--token", jt.Token, "--data-dir", filepath.Join(dir, "agent"), "--name", "dev-agent",
-		"--gossip-addr", "127.0.0.1:0", "--local-addr", "127.0.0.1:0")
+		"--gossip-addr", "127.0.0.1:0", "--local-addr", "127.0.0.1:0", "--router-http-addr", "127.0.0.1:0", "--router-https-addr", "")
 	waitFor(t, 20*time.Second, "the agent's host to be listed ready", func() bool {
 		out, _, code := cli(t, env, "host", "ls", "-o", "json")
 		var hosts []apitypes.Host
@@ -360,6 +361,37 @@ func TestDevPrintsAddressAndToken(t *testing.T) {
 			}
 		}
 		return true
+	})
+	// An app deployed in the dev tenant answers at once through the dev
+	// agent's router: http://hello.dev.localhost:7080/.
+	deploy := []string{"app", "deploy", "hello", "--port", "8080", "--health-path", "/healthz", "--tenant", "dev"}
+	if exec.Command("docker", "info").Run() == nil {
+		probe := dockerDaemon(t)
+		deploy = append(deploy, "--image", drivertest.BuildTestAppImage(t, probe.Client()))
+	} else {
+		deploy = append(deploy, "--command", drivertest.BuildTestApp(t))
+	}
+	if out, errOut, code := cli(t, env, deploy...); code != 0 {
+		t.Fatalf("deploy: %d %q %q", code, out, errOut)
+	}
+	waitFor(t, 60*time.Second, "hello through the dev router", func() bool {
+		req, _ := http.NewRequest("GET", "http://127.0.0.1:7080/", nil)
+		req.Host = "hello.dev.localhost:7080"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 200 && strings.HasPrefix(string(b), "version=")
+	})
+	// Exec instances outlive their agent by design: stop it first.
+	if out, errOut, code := cli(t, env, "app", "scale", "hello", "0", "--tenant", "dev"); code != 0 {
+		t.Fatalf("app scale: %d %q %q", code, out, errOut)
+	}
+	waitFor(t, 30*time.Second, "hello's instance gone", func() bool {
+		out, _, code := cli(t, env, "app", "instances", "hello", "--tenant", "dev", "-o", "json")
+		return code == 0 && (strings.TrimSpace(out) == "[]" || strings.TrimSpace(out) == "null")
 	})
 	// The dev agent answers on its local address.
 	resp, err = http.Get("http://127.0.0.1:7485/healthz")

@@ -167,10 +167,14 @@ func (h *Host) signal(sig syscall.Signal) error {
 	return errors.Join(errs...)
 }
 
-// Kill SIGKILLs the process group of every tracked process of the host
-// and waits until they are reaped (their Cmd.ProcessState is set).
+// Kill SIGKILLs the process group of every tracked process of the host,
+// and whatever else runs in its network namespace (processes those
+// started in sessions of their own: a dead machine takes everything with
+// it), and waits until the tracked ones are reaped (their
+// Cmd.ProcessState is set).
 func (h *Host) Kill() error {
 	err := h.signal(syscall.SIGKILL)
+	killNetnsPids(h.ns)
 	h.mu.Lock()
 	procs := append([]*proc(nil), h.procs...)
 	h.mu.Unlock()

@@ -578,7 +578,7 @@ func (l *Lab) cleanup() {
 
 	var errs []error
 	for _, h := range hosts {
-		errs = append(errs, h.Kill())
+		errs = append(errs, h.Kill()) // the namespace's strays too
 	}
 	if l.t.Failed() {
 		for _, h := range hosts {

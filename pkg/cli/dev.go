@@ -72,6 +72,11 @@ func (e *env) runDev(ctx context.Context, hub, agent Daemon, dataDir, httpAddr s
 		<-done
 		return fmt.Errorf("create the default pool: %w", err)
 	}
+	if _, err := admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "dev"}); err != nil && apitypes.StatusOf(err) != http.StatusConflict {
+		cancel()
+		<-done
+		return fmt.Errorf("create the dev tenant: %w", err)
+	}
 	agentDone := make(chan error, 1)
 	if agent != nil {
 		if err := e.startDevAgent(ctx, admin, agent, dataDir, agentDone); err != nil {
@@ -81,6 +86,7 @@ func (e *env) runDev(ctx context.Context, hub, agent Daemon, dataDir, httpAddr s
 		}
 	}
 	fmt.Fprintf(e.stdout, "Wharf dev hub ready.\n  API:    %s\n  Token:  %s\n  export WHARF_ADDR=%s WHARF_TOKEN=%s\n", addr, token, addr, token)
+	fmt.Fprintf(e.stdout, "  Deploy: wharf app deploy hello --image IMAGE --port 8080 --tenant dev\n  Then:   curl http://hello.dev.localhost:7080/\n")
 	select {
 	case <-ctx.Done():
 		return <-done

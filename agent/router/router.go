@@ -1,0 +1,503 @@
+// Package router is the agent's data plane (DESIGN.md section 4): an HTTP,
+// HTTPS and TCP reverse proxy whose table the hub pushes. A table maps
+// domains and path prefixes, and router TCP ports, to apps; an app is its
+// ready instances (anywhere: this host or others) and, during a canary,
+// the share of traffic per version. Apply swaps the whole table
+// atomically; in-flight requests finish on the instances they started on.
+//
+// The package knows nothing of the hub, protobuf or QUIC.
+package router
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config configures a router.
+type Config struct {
+	HTTPAddr  string // "" = no HTTP listener; ":0" picks a port
+	HTTPSAddr string // "" = no HTTPS listener
+	TCPBind   string // host TCP routes listen on; "" = all addresses
+	Logger    *slog.Logger
+	// AccessLog, when set, is called for each finished HTTP request and
+	// TCP connection.
+	AccessLog func(AccessEntry)
+	// DialTimeout bounds a connection to an instance. Zero: 2 s.
+	DialTimeout time.Duration
+	// Clock: nil means time.Now (stats use it).
+	Clock func() time.Time
+}
+
+// Table is everything a router serves, replaced whole by Apply.
+type Table struct {
+	Version uint64
+	Apps    []App
+	HTTP    []HTTPRoute
+	TCP     []TCPRoute
+	Certs   []Cert
+}
+
+// App is one app's ready instances. Weights (version -> weight), when set,
+// split traffic between versions; a version without instances gives its
+// share to the others.
+type App struct {
+	Key      string // "tenant/app"
+	Backends []Backend
+	Weights  map[uint32]uint32
+}
+
+// Backend is one ready instance.
+type Backend struct {
+	Instance string
+	Addr     string // IP:PORT
+	Version  uint32
+}
+
+// HTTPRoute sends a domain and path prefix to an app.
+type HTTPRoute struct {
+	Host string
+	Path string // prefix on segment boundaries; "" or "/" = everything
+	App  string
+}
+
+// TCPRoute sends a router port to an app.
+type TCPRoute struct {
+	Port int
+	App  string
+}
+
+// Cert is a certificate served by SNI for Domain ("*.example.com" covers
+// one label under example.com).
+type Cert struct {
+	Domain          string
+	CertPEM, KeyPEM []byte
+}
+
+// AccessEntry describes one finished request or TCP connection.
+type AccessEntry struct {
+	App, Instance, Method, Host, Path, RemoteAddr, RequestID string
+	Status                                                   int
+	BytesOut                                                 int64
+	Duration                                                 time.Duration
+	Time                                                     time.Time
+	TCP                                                      bool
+}
+
+// AppSecond is one app's traffic in one second.
+type AppSecond struct {
+	App                                                   string
+	Unix                                                  int64
+	Requests                                              uint64
+	Status1xx, Status2xx, Status3xx, Status4xx, Status5xx uint64
+	BytesOut                                              uint64
+	LatencyBuckets                                        []uint64 // per LatencyBounds, then one unbounded
+}
+
+// LatencyBounds are the upper bounds of the latency histogram's buckets.
+var LatencyBounds = []time.Duration{time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond, 25 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second, 5 * time.Second}
+
+// Router serves a table.
+type Router struct {
+	cfg             Config
+	log             *slog.Logger
+	table           atomic.Pointer[compiled]
+	httpLn, httpsLn net.Listener
+	transport       *http.Transport
+	proxy           *httputil.ReverseProxy
+
+	mu  sync.Mutex // TCP listeners
+	tcp map[int]*tcpListener
+
+	stats stats
+	wg    sync.WaitGroup
+}
+
+// New binds the router's listeners; Run serves them.
+func New(cfg Config) (*Router, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 2 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	r := &Router{cfg: cfg, log: cfg.Logger, tcp: map[int]*tcpListener{}}
+	r.table.Store(compile(&Table{}, nil))
+	r.transport = &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        1024,
+		MaxIdleConnsPerHost: 256,
+		IdleConnTimeout:     90 * time.Second,
+		ForceAttemptHTTP2:   false,
+	}
+	r.proxy = &httputil.ReverseProxy{
+		Rewrite:       r.rewrite,
+		Transport:     r.transport,
+		ErrorHandler:  r.proxyError,
+		FlushInterval: -1, // stream: long polls, server-sent events
+	}
+	var err error
+	if cfg.HTTPAddr != "" {
+		if r.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+			return nil, fmt.Errorf("router http: %w", err)
+		}
+	}
+	if cfg.HTTPSAddr != "" {
+		if r.httpsLn, err = net.Listen("tcp", cfg.HTTPSAddr); err != nil {
+			if r.httpLn != nil {
+				r.httpLn.Close()
+			}
+			return nil, fmt.Errorf("router https: %w", err)
+		}
+	}
+	return r, nil
+}
+
+// Addr returns the bound HTTP and HTTPS addresses (nil when none).
+func (r *Router) Addr() (httpAddr, httpsAddr net.Addr) {
+	if r.httpLn != nil {
+		httpAddr = r.httpLn.Addr()
+	}
+	if r.httpsLn != nil {
+		httpsAddr = r.httpsLn.Addr()
+	}
+	return httpAddr, httpsAddr
+}
+
+// Version is the version of the table being served.
+func (r *Router) Version() uint64 { return r.table.Load().version }
+
+// Run serves until ctx ends, then lets in-flight requests finish (at most
+// 10 s) and closes every listener.
+func (r *Router) Run(ctx context.Context) error {
+	var servers []*http.Server
+	serve := func(ln net.Listener, tlsOn bool) {
+		srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+			ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelDebug)}
+		if tlsOn {
+			// ServeTLS adds HTTP/2 (h2 by ALPN) to this config.
+			srv.TLSConfig = &tls.Config{GetCertificate: r.certificate, MinVersion: tls.VersionTLS12}
+		}
+		servers = append(servers, srv)
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			var err error
+			if tlsOn {
+				err = srv.ServeTLS(ln, "", "")
+			} else {
+				err = srv.Serve(ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				r.log.Warn("router listener", "err", err)
+			}
+		}()
+	}
+	if r.httpLn != nil {
+		serve(r.httpLn, false)
+	}
+	if r.httpsLn != nil {
+		serve(r.httpsLn, true)
+	}
+	<-ctx.Done()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		_ = s.Shutdown(sctx)
+	}
+	r.mu.Lock()
+	for port, l := range r.tcp {
+		l.close()
+		delete(r.tcp, port)
+	}
+	r.mu.Unlock()
+	r.wg.Wait()
+	r.transport.CloseIdleConnections()
+	return nil
+}
+
+// compiled is a table ready for lookups.
+type compiled struct {
+	version uint64
+	hosts   map[string][]HTTPRoute // by host, longest path first
+	apps    map[string]*appState
+	certs   map[string]*tls.Certificate
+}
+
+// appState picks backends for one app: smooth weighted round-robin over
+// versions, then round-robin within the version.
+type appState struct {
+	key      string
+	mu       sync.Mutex
+	versions []*versionSet
+	next     int
+}
+
+type versionSet struct {
+	version  uint32
+	weight   int
+	current  int
+	backends []Backend
+	next     int
+}
+
+func compile(t *Table, certs map[string]*tls.Certificate) *compiled {
+	c := &compiled{version: t.Version, hosts: map[string][]HTTPRoute{}, apps: map[string]*appState{}, certs: certs}
+	for _, a := range t.Apps {
+		st := &appState{key: a.Key}
+		by := map[uint32]*versionSet{}
+		for _, b := range a.Backends {
+			vs := by[b.Version]
+			if vs == nil {
+				vs = &versionSet{version: b.Version, weight: 1}
+				by[b.Version] = vs
+				st.versions = append(st.versions, vs)
+			}
+			vs.backends = append(vs.backends, b)
+		}
+		for _, vs := range st.versions {
+			if len(a.Weights) > 0 {
+				vs.weight = int(a.Weights[vs.version])
+			} else {
+				vs.weight = len(vs.backends) // equal per instance
+			}
+		}
+		sort.Slice(st.versions, func(i, j int) bool { return st.versions[i].version < st.versions[j].version })
+		c.apps[a.Key] = st
+	}
+	for _, rt := range t.HTTP {
+		h := strings.ToLower(rt.Host)
+		if rt.Path == "" {
+			rt.Path = "/"
+		}
+		c.hosts[h] = append(c.hosts[h], rt)
+	}
+	for h, rs := range c.hosts {
+		sort.SliceStable(rs, func(i, j int) bool { return len(rs[i].Path) > len(rs[j].Path) })
+		c.hosts[h] = rs
+	}
+	return c
+}
+
+// pick returns a backend of the app other than avoid ("" for any).
+func (a *appState) pick(avoid string) (Backend, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for tries := 0; tries < 2; tries++ {
+		// Smooth weighted round-robin over versions with weight.
+		var best *versionSet
+		total := 0
+		for _, vs := range a.versions {
+			if vs.weight <= 0 || len(vs.backends) == 0 {
+				continue
+			}
+			vs.current += vs.weight
+			total += vs.weight
+			if best == nil || vs.current > best.current {
+				best = vs
+			}
+		}
+		if best == nil {
+			return Backend{}, false
+		}
+		best.current -= total
+		for k := 0; k < len(best.backends); k++ {
+			b := best.backends[best.next%len(best.backends)]
+			best.next++
+			if b.Instance != avoid {
+				return b, true
+			}
+		}
+	}
+	return Backend{}, false
+}
+
+// Apply serves t from now on. Certificates that do not parse refuse the
+// whole table; a TCP port that cannot be bound is reported in the error
+// while everything else (its route excepted) is served.
+func (r *Router) Apply(t *Table) error {
+	certs := map[string]*tls.Certificate{}
+	for _, c := range t.Certs {
+		pair, err := tls.X509KeyPair(c.CertPEM, c.KeyPEM)
+		if err != nil {
+			return fmt.Errorf("certificate for %s: %w", c.Domain, err)
+		}
+		certs[strings.ToLower(c.Domain)] = &pair
+	}
+	r.table.Store(compile(t, certs))
+	return r.applyTCP(t.TCP)
+}
+
+// ServeHTTP implements http.Handler.
+func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	start := r.cfg.Clock()
+	tbl := r.table.Load()
+	host := strings.ToLower(req.Host)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(host, ".")
+	id := req.Header.Get("X-Request-Id")
+	if id == "" || len(id) > 128 || strings.ContainsAny(id, " \t\r\n") {
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id = hex.EncodeToString(b[:])
+		req.Header.Set("X-Request-Id", id)
+	}
+	w.Header().Set("X-Request-Id", id)
+	var app *appState
+	for _, rt := range tbl.hosts[host] {
+		if pathMatches(req.URL.Path, rt.Path) {
+			app = tbl.apps[rt.App]
+			if app == nil {
+				app = &appState{key: rt.App}
+			}
+			break
+		}
+	}
+	if app == nil {
+		http.Error(w, "no route for "+host, http.StatusNotFound)
+		return
+	}
+	b, ok := app.pick("")
+	rw := &countingWriter{ResponseWriter: w, status: http.StatusOK}
+	var tg *target
+	if !ok {
+		http.Error(rw, "no ready instance of "+app.key, http.StatusServiceUnavailable)
+		rw.status = http.StatusServiceUnavailable
+	} else {
+		proto := "http"
+		if req.TLS != nil {
+			proto = "https"
+		}
+		tg = &target{app: app, backend: b, proto: proto}
+		r.proxy.ServeHTTP(rw, req.WithContext(context.WithValue(req.Context(), targetKey{}, tg)))
+	}
+	d := r.cfg.Clock().Sub(start)
+	r.stats.add(app.key, start.Unix(), rw.status, rw.n, d)
+	if r.cfg.AccessLog != nil {
+		inst := ""
+		if tg != nil {
+			inst = tg.backend.Instance
+		}
+		r.cfg.AccessLog(AccessEntry{App: app.key, Instance: inst, Method: req.Method, Host: host, Path: req.URL.Path, RemoteAddr: req.RemoteAddr,
+			RequestID: id, Status: rw.status, BytesOut: rw.n, Duration: d, Time: start, TCP: false})
+	}
+}
+
+type targetKey struct{}
+
+type target struct {
+	app     *appState
+	backend Backend
+	proto   string
+	retried bool
+}
+
+func (r *Router) rewrite(pr *httputil.ProxyRequest) {
+	t := pr.In.Context().Value(targetKey{}).(*target)
+	pr.SetURL(&url.URL{Scheme: "http", Host: t.backend.Addr})
+	pr.Out.Host = pr.In.Host // the app sees the name it was called by
+	pr.SetXForwarded()
+	pr.Out.Header.Set("X-Forwarded-Proto", t.proto)
+	pr.Out.Header.Set("X-Request-Id", pr.In.Header.Get("X-Request-Id"))
+}
+
+// proxyError retries, once and on another instance, an idempotent request
+// without a body whose connection could not be made; anything else is 502.
+func (r *Router) proxyError(w http.ResponseWriter, req *http.Request, err error) {
+	t := req.Context().Value(targetKey{}).(*target)
+	var op *net.OpError
+	dialFailed := errors.As(err, &op) && op.Op == "dial"
+	if dialFailed && !t.retried && idempotent(req.Method) && (req.Body == nil || req.Body == http.NoBody || req.ContentLength == 0) {
+		if b, ok := t.app.pick(t.backend.Instance); ok && b.Instance != t.backend.Instance {
+			t.backend, t.retried = b, true
+			r.proxy.ServeHTTP(w, req)
+			return
+		}
+	}
+	r.log.Debug("proxy", "app", t.app.key, "instance", t.backend.Instance, "err", err)
+	w.WriteHeader(http.StatusBadGateway)
+}
+
+func idempotent(m string) bool {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// pathMatches reports whether p is under prefix on a segment boundary.
+func pathMatches(p, prefix string) bool {
+	if prefix == "/" || prefix == "" {
+		return true
+	}
+	return p == prefix || (strings.HasPrefix(p, prefix) && p[len(prefix)] == '/')
+}
+
+// certificate picks the certificate for a handshake's SNI: exact, then a
+// wildcard one label up; no default.
+func (r *Router) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	certs := r.table.Load().certs
+	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+	if c := certs[name]; c != nil {
+		return c, nil
+	}
+	if _, parent, ok := strings.Cut(name, "."); ok {
+		if c := certs["*."+parent]; c != nil {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("no certificate for %q", hello.ServerName)
+}
+
+// countingWriter records the status and the bytes written to the client.
+type countingWriter struct {
+	http.ResponseWriter
+	status int
+	n      int64
+	wrote  bool
+}
+
+func (c *countingWriter) WriteHeader(code int) {
+	if !c.wrote {
+		c.status, c.wrote = code, true
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	c.wrote = true
+	n, err := c.ResponseWriter.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+func (c *countingWriter) Flush() {
+	if f, ok := c.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController (and the proxy's upgrade handling)
+// reach the connection.
+func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }

@@ -1,0 +1,442 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wharf-platform/wharf/agent"
+	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/driver/drivertest"
+	"github.com/wharf-platform/wharf/agent/driver/exec"
+	"github.com/wharf-platform/wharf/hub/hubtest"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+	"github.com/wharf-platform/wharf/pkg/client"
+)
+
+// routerRig is a 3-node hub and two agents, each with its router on its
+// own loopback address (so both can listen on the same TCP route ports),
+// running the test app through the exec driver.
+type routerRig struct {
+	t      *testing.T
+	c      *hubtest.Cluster
+	admin  *client.Client
+	agents []*agent.Agent
+	names  []string
+	bin    string
+	w      *client.WriteOptions
+	q      *client.QueryOptions
+}
+
+func newRouterRig(t *testing.T) *routerRig {
+	c, admin, _ := newCluster(t, hubtest.Options{SuspectAfter: time.Second, DownAfter: 3 * time.Second}, "p", "acme")
+	r := &routerRig{t: t, c: c, admin: admin, bin: drivertest.BuildTestApp(t),
+		w: &client.WriteOptions{Tenant: "acme"}, q: &client.QueryOptions{Tenant: "acme"}}
+	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
+	for i, name := range []string{"a", "b"} {
+		dir := t.TempDir()
+		ip := fmt.Sprintf("127.0.%d.%d", 100+i, 2+i)
+		a, _ := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: name, DrainDelay: time.Second,
+			RouterHTTPAddr: ip + ":0", RouterHTTPSAddr: ip + ":0",
+			NewDriver: func(hostID string) (driver.Driver, error) {
+				return exec.New(exec.Config{HostID: hostID, DataDir: dir, ShimEnv: []string{"GORACE=atexit_sleep_ms=0"}})
+			}})
+		r.agents = append(r.agents, a)
+		r.names = append(r.names, name)
+	}
+	// Exec instances outlive their agent by design: delete the apps (and
+	// wait for their instances to stop) before the agents go.
+	t.Cleanup(func() {
+		ctx := context.Background()
+		as, _, _ := admin.Apps().List(ctx, r.q)
+		for _, a := range as {
+			_, _ = admin.Apps().Scale(ctx, a.Name, 0, r.w)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for _, a := range as {
+			for time.Now().Before(deadline) {
+				if is, _, err := admin.Apps().Instances(ctx, a.Name, r.q); err != nil || len(is) == 0 {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+	})
+	hubtest.WaitFor(t, 20*time.Second, "two ready hosts", func() bool {
+		hs, _, err := admin.Hosts().List(context.Background(), nil)
+		return err == nil && len(hs) == 2 && hs[0].State == "ready" && hs[1].State == "ready" && hs[0].MemoryBytes > 0 && hs[1].MemoryBytes > 0
+	})
+	return r
+}
+
+// deploy creates (or updates) an app of the test app.
+func (r *routerRig) deploy(spec apitypes.AppSpec) {
+	r.t.Helper()
+	spec.Command = []string{r.bin}
+	if spec.Ports == nil {
+		spec.Ports = []apitypes.Port{{ContainerPort: 8080}}
+	}
+	if spec.Health == nil {
+		spec.Health = &apitypes.Health{HTTP: "/healthz", Interval: apitypes.Duration(200 * time.Millisecond)}
+	}
+	hubtest.WaitFor(r.t, 15*time.Second, "app "+spec.Name+" written", func() bool {
+		_, _, _, err := r.admin.Apps().Put(context.Background(), spec, r.w)
+		return err == nil
+	})
+}
+
+// ready waits until app has n ready instances of version v (0: any).
+func (r *routerRig) ready(app string, v, n int) []apitypes.Instance {
+	r.t.Helper()
+	var out []apitypes.Instance
+	hubtest.WaitFor(r.t, 60*time.Second, fmt.Sprintf("%d ready instances of %s v%d", n, app, v), func() bool {
+		is, _, err := r.admin.Apps().Instances(context.Background(), app, r.q)
+		if err != nil {
+			return false
+		}
+		out = out[:0]
+		for _, i := range is {
+			if i.Desired == "run" && i.Ready && (v == 0 || i.Version == v) {
+				out = append(out, i)
+			}
+		}
+		return len(out) == n
+	})
+	return out
+}
+
+// httpVia sends a GET for host through agent i's router.
+func (r *routerRig) httpVia(i int, host, path string) (int, string, error) {
+	return r.requestVia(i, "GET", host, path)
+}
+
+// requestVia sends a request (no body) for host through agent i's router.
+func (r *routerRig) requestVia(i int, method, host, path string) (int, string, error) {
+	addr, _ := r.agents[i].RouterAddrs()
+	req, _ := http.NewRequest(method, "http://"+addr+path, nil)
+	req.Host = host
+	resp, err := routerClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+var routerClient = &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+
+// field returns the value of key in the test app's "k=v k=v" answer.
+func field(body, key string) string {
+	for _, f := range strings.Fields(body) {
+		if k, v, ok := strings.Cut(f, "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
+
+// TestRouter: two agents' routers serve the default route to instances
+// on both hosts; an unknown host is a 404; a canary at 10% gets 10% ± 3%
+// of 2,000 requests; a custom domain with an uploaded certificate answers
+// over HTTPS with that certificate; a TCP route carries a raw echo; an app
+// scaled to 0 is a 503.
+func TestRouter(t *testing.T) {
+	r := newRouterRig(t)
+	ctx := context.Background()
+	const host = "hello.acme.localhost"
+	r.deploy(apitypes.AppSpec{Name: "hello", Instances: intp(4), Env: map[string]string{"VERSION": "1"}})
+	insts := r.ready("hello", 1, 4)
+	// Which host runs which process: ask each instance directly.
+	hostOf := map[string]string{}
+	for _, i := range insts {
+		resp, err := routerClient.Get("http://" + i.Address + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		hostOf[field(string(b), "boot")] = i.HostName
+	}
+	for i := range r.agents {
+		seen := map[string]bool{}
+		hubtest.WaitFor(t, 10*time.Second, "router "+r.names[i]+" reaches instances on both hosts", func() bool {
+			code, body, err := r.httpVia(i, host, "/")
+			if err == nil && code == 200 {
+				seen[hostOf[field(body, "boot")]] = true
+			}
+			return seen["a"] && seen["b"]
+		})
+	}
+	if code, _, err := r.httpVia(0, "nobody.acme.localhost", "/"); err != nil || code != http.StatusNotFound {
+		t.Fatalf("unknown host: %d %v, want 404", code, err)
+	}
+
+	// Canary at 10%.
+	r.deploy(apitypes.AppSpec{Name: "hello", Env: map[string]string{"VERSION": "2"},
+		Strategy: &apitypes.Strategy{Type: "canary", Canary: 1, Weight: 10}})
+	r.ready("hello", 2, 1)
+	r.ready("hello", 1, 4)
+	hubtest.WaitFor(t, 10*time.Second, "the canary routed", func() bool {
+		for k := 0; k < 50; k++ {
+			if _, body, _ := r.httpVia(0, host, "/"); field(body, "version") == "2" {
+				return true
+			}
+		}
+		return false
+	})
+	var v2 atomic.Int64
+	var failed atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := 0; k < 250; k++ {
+				code, body, err := r.httpVia(w%2, host, "/")
+				switch {
+				case err != nil || code != 200:
+					failed.Add(1)
+				case field(body, "version") == "2":
+					v2.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d of 2000 canary requests failed", failed.Load())
+	}
+	t.Logf("the 10%% canary got %d of 2000 requests", v2.Load())
+	if share := float64(v2.Load()) / 2000; share < 0.07 || share > 0.13 {
+		t.Fatalf("the 10%% canary got %.1f%% of 2000 requests", share*100)
+	}
+	if _, err := r.admin.Apps().Promote(ctx, "hello", r.w); err != nil {
+		t.Fatal(err)
+	}
+
+	// A custom domain with an uploaded certificate, over HTTPS.
+	certPEM, keyPEM, pool := testCert(t, "www.example.com")
+	if _, err := r.admin.Routes().Add(ctx, "hello", apitypes.RouteRequest{Host: "www.example.com"}, r.w); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.admin.Certs().Add(ctx, apitypes.CertRequest{Domain: "www.example.com", Cert: certPEM, Key: keyPEM}, r.w); err != nil {
+		t.Fatal(err)
+	}
+	_, httpsAddr := r.agents[1].RouterAddrs()
+	tlsClient := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: pool, ServerName: "www.example.com"},
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, httpsAddr)
+		}}}
+	hubtest.WaitFor(t, 10*time.Second, "https://www.example.com through router b with the uploaded certificate", func() bool {
+		resp, err := tlsClient.Get("https://www.example.com/")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 200 && field(string(b), "version") == "2" && resp.TLS.PeerCertificates[0].DNSNames[0] == "www.example.com"
+	})
+
+	// A TCP route to an echo app.
+	r.deploy(apitypes.AppSpec{Name: "echo", Instances: intp(2), Env: map[string]string{"TESTAPP_MODE": "echo"},
+		Ports: []apitypes.Port{{ContainerPort: 5432}}, Health: &apitypes.Health{TCP: 5432, Interval: apitypes.Duration(200 * time.Millisecond)}})
+	r.ready("echo", 1, 2)
+	rt, err := r.admin.Routes().Add(ctx, "echo", apitypes.RouteRequest{TCP: true, TargetPort: 5432}, r.w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpAddr, _ := r.agents[0].RouterAddrs()
+	tcpAddr := net.JoinHostPort(strings.Split(httpAddr, ":")[0], fmt.Sprint(rt.Port))
+	hubtest.WaitFor(t, 10*time.Second, "a raw TCP echo through router a's port "+fmt.Sprint(rt.Port), func() bool {
+		conn, err := net.DialTimeout("tcp", tcpAddr, time.Second)
+		if err != nil {
+			return false
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(2 * time.Second))
+		if _, err := conn.Write([]byte("ping\n")); err != nil {
+			return false
+		}
+		b := make([]byte, 5)
+		_, err = io.ReadFull(conn, b)
+		return err == nil && string(b) == "ping\n"
+	})
+
+	// Scaled to 0: a fast 503.
+	if _, err := r.admin.Apps().Scale(ctx, "hello", 0, r.w); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitFor(t, 30*time.Second, "503 once hello has no instance", func() bool {
+		code, _, err := r.httpVia(0, host, "/")
+		return err == nil && code == http.StatusServiceUnavailable
+	})
+}
+
+// testCert makes a self-signed certificate for name and a pool trusting it.
+func testCert(t *testing.T, name string) (string, string, *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	kb, _ := x509.MarshalECPrivateKey(key)
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})),
+		string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})), pool
+}
+
+// load sends rate requests per second for host through the routers
+// (alternating) until stop is called, which returns how many were sent and
+// the failures.
+func (r *routerRig) load(host string, rate int) (stop func() (int, []string)) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // bounded even if never stopped
+	var mu sync.Mutex
+	var sent int
+	var failures []string
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second / time.Duration(rate))
+		defer t.Stop()
+		for k := 0; ; k++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			wg.Add(1)
+			go func(k int) {
+				defer wg.Done()
+				// Every other request is a POST, which the router never
+				// retries: only the drain keeps those whole.
+				method := "GET"
+				if k%2 == 1 {
+					method = "POST"
+				}
+				code, body, err := r.requestVia(k%len(r.agents), method, host, "/")
+				mu.Lock()
+				defer mu.Unlock()
+				sent++
+				if err != nil || code != 200 {
+					failures = append(failures, fmt.Sprintf("%s %s via %s: %d %v %q", time.Now().Format("15:04:05.000"), method, r.names[k%len(r.agents)], code, err, body))
+				}
+			}(k)
+		}
+	}()
+	return func() (int, []string) {
+		cancel()
+		<-done
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return sent, failures
+	}
+}
+
+// TestRouterZeroLoss: 50 requests/s through both routers during a rolling
+// update, a scale-down from 5 to 1 and a host drain: none fails.
+func TestRouterZeroLoss(t *testing.T) {
+	r := newRouterRig(t)
+	ctx := context.Background()
+	const host = "hello.acme.localhost"
+	r.deploy(apitypes.AppSpec{Name: "hello", Instances: intp(3), Env: map[string]string{"VERSION": "1"}})
+	r.ready("hello", 1, 3)
+	hubtest.WaitFor(t, 10*time.Second, "hello routed", func() bool {
+		code, _, err := r.httpVia(0, host, "/")
+		return err == nil && code == 200
+	})
+	check := func(what string, stop func() (int, []string)) {
+		t.Helper()
+		sent, failures := stop()
+		t.Logf("%s: %d requests, %d failed", what, sent, len(failures))
+		if len(failures) > 0 || sent < 100 {
+			t.Fatalf("%s: %d of %d requests failed:\n%s", what, len(failures), sent, strings.Join(failures, "\n"))
+		}
+	}
+	// left waits until app has exactly n instances desired to run, all of
+	// version v and ready, and no other instance left at all.
+	left := func(v, n int) {
+		hubtest.WaitFor(t, 90*time.Second, fmt.Sprintf("exactly %d instances of v%d, nothing else", n, v), func() bool {
+			is, _, err := r.admin.Apps().Instances(ctx, "hello", r.q)
+			if err != nil || len(is) != n {
+				return false
+			}
+			for _, i := range is {
+				if i.Version != v || !i.Ready || i.Desired != "run" {
+					return false
+				}
+			}
+			return true
+		})
+	}
+
+	stop := r.load(host, 50)
+	r.deploy(apitypes.AppSpec{Name: "hello", Env: map[string]string{"VERSION": "2"}, Strategy: &apitypes.Strategy{Type: "rolling", MaxSurge: 1}})
+	left(2, 3)
+	time.Sleep(2 * time.Second)
+	check("rolling update v1 -> v2", stop)
+
+	if _, err := r.admin.Apps().Scale(ctx, "hello", 5, r.w); err != nil {
+		t.Fatal(err)
+	}
+	left(2, 5)
+	stop = r.load(host, 50)
+	time.Sleep(time.Second)
+	if _, err := r.admin.Apps().Scale(ctx, "hello", 1, r.w); err != nil {
+		t.Fatal(err)
+	}
+	left(2, 1)
+	time.Sleep(2 * time.Second)
+	check("scale 5 -> 1", stop)
+
+	if _, err := r.admin.Apps().Scale(ctx, "hello", 4, r.w); err != nil {
+		t.Fatal(err)
+	}
+	left(2, 4)
+	stop = r.load(host, 50)
+	time.Sleep(time.Second)
+	if _, err := r.admin.Hosts().Drain(ctx, r.agents[0].HostID()); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitFor(t, 90*time.Second, "host a drained, 4 instances on b", func() bool {
+		is, _, err := r.admin.Apps().Instances(ctx, "hello", r.q)
+		if err != nil || len(is) != 4 {
+			return false
+		}
+		for _, i := range is {
+			if i.HostName != "b" || !i.Ready {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(2 * time.Second)
+	check("drain of host a", stop)
+}
