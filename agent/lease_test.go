@@ -63,10 +63,16 @@ func TestFencedInstanceRunsOnlyUnderLease(t *testing.T) {
 	}
 	s.lease.renew(0)
 	waitUntil(t, "db running once the lease is renewed", func() bool { st, _ := readyOf(s, "db"); return st == "running" })
-	waitUntil(t, "db stopped once the lease ran out", func() bool { st, _ := readyOf(s, "db"); return st == "stopped" && !slices.Contains(host.Running(), "db") })
+	waitUntil(t, "db stopped once the lease ran out", func() bool {
+		st, _ := readyOf(s, "db")
+		return st == "stopped" && !slices.Contains(host.Running(), "db")
+	})
 	if !slices.Contains(host.Running(), "web") {
 		t.Fatal("the lease stopped an availability instance")
 	}
 	s.lease.renew(0)
-	waitUntil(t, "db running again", func() bool { st, _ := readyOf(s, "db"); return st == "running" && slices.Contains(host.Running(), "db") })
+	waitUntil(t, "db running again", func() bool {
+		st, _ := readyOf(s, "db")
+		return st == "running" && slices.Contains(host.Running(), "db")
+	})
 }
