@@ -35,6 +35,9 @@ bench: build
 	$(GO) test -run '^$$' -bench 'Placements$$' -benchtime 1x ./hub
 	$(GO) test -run '^$$' -bench PlacementsRaft -benchtime 1x ./hub
 	$(GO) test -run '^$$' -bench DeployLatency -benchtime 20x ./e2e
+	$(GO) test -run '^$$' -bench RoutePush -benchtime 100x ./e2e
+	$(GO) test -run '^$$' -bench . -benchmem ./agent/router ./agent/logship
+	$(GO) test -run '^$$' -bench 'DatacenterLoss|HostDeath' -benchtime 10x ./e2e
 	./e2e/bench/api.sh
 	$(GO) run ./e2e/agentload -wharf $(BIN) -n $(AGENTS) -duration 20s
 
