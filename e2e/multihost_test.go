@@ -26,6 +26,7 @@ type multiHost struct {
 	lab   *netlab.Lab
 	hubs  []*netlab.Host
 	admin *client.Client // through the last datacenter's hub node
+	token string         // the admin token
 }
 
 // startHub runs `wharf hub` on h, the first of n nodes joining through
@@ -71,6 +72,7 @@ func newMultiHost(t testing.TB, dcs int, agentsPerDC int, hubArgs ...string) (*m
 		return err == nil
 	})
 	m.admin, _ = client.New(client.Config{Address: "http://" + last.AddrPort(7480), Token: boot.Token})
+	m.token = boot.Token
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
@@ -296,4 +298,75 @@ func hostDeath(t testing.TB, hubArgs ...string) time.Duration {
 	}
 	hubtest.WaitFor(t, 60*time.Second, "both instances ready on the survivor", func() bool { return readyOn()[survivor.Name()] == 2 })
 	return time.Since(start)
+}
+
+// TestMultiHostLeaderDatacenterLoss: the datacenter of the hub leader is
+// cut off from the others and its hub node killed while a client keeps
+// writing: a new leader is elected among the other two, the hub stays
+// writable, and every write acknowledged before, during and after is
+// there.
+func TestMultiHostLeaderDatacenterLoss(t *testing.T) {
+	m, _ := newMultiHost(t, 3, 0)
+	ctx := context.Background()
+	st, err := m.admin.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var leader *netlab.Host
+	for _, h := range m.hubs {
+		if h.Name() == st.Leader { // node names are the host names
+			leader = h
+		}
+	}
+	if leader == nil {
+		t.Fatalf("leader %q is none of the hub nodes", st.Leader)
+	}
+	// The client talks to a node outside the leader's datacenter.
+	var via *netlab.Host
+	for _, h := range m.hubs {
+		if h.DC() != leader.DC() {
+			via = h
+		}
+	}
+	admin, _ := client.New(client.Config{Address: "http://" + via.AddrPort(7480), Token: m.token})
+	var acked []string
+	write := func(i int) {
+		name := fmt.Sprintf("t%03d", i)
+		wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		if _, err := admin.Tenants().Create(wctx, apitypes.TenantRequest{Name: name}); err == nil {
+			acked = append(acked, name)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		write(i)
+	}
+	start := time.Now()
+	m.lab.Cut(leader.DC())
+	if err := leader.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 20; time.Since(start) < 20*time.Second && len(acked) < 40; i++ {
+		write(i)
+	}
+	if len(acked) < 40 {
+		t.Fatalf("only %d writes acknowledged in 20 s after the leader's datacenter was lost", len(acked))
+	}
+	t.Logf("leader %s (dc %s) lost: writing again %s later", leader.Name(), leader.DC().Name(), time.Since(start).Round(time.Millisecond))
+	ts, _, err := admin.Tenants().List(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, x := range ts {
+		have[x.Name] = true
+	}
+	for _, name := range acked {
+		if !have[name] {
+			t.Errorf("acknowledged write %s lost", name)
+		}
+	}
+	if st, err := admin.Status(ctx); err != nil || st.State == "" || st.Leader == "" {
+		t.Fatalf("status after the loss: %+v %v", st, err)
+	}
 }

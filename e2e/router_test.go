@@ -22,6 +22,7 @@ import (
 
 	"github.com/wharf-platform/wharf/agent"
 	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/driver/docker"
 	"github.com/wharf-platform/wharf/agent/driver/drivertest"
 	"github.com/wharf-platform/wharf/agent/driver/exec"
 	"github.com/wharf-platform/wharf/hub/hubtest"
@@ -38,24 +39,37 @@ type routerRig struct {
 	admin  *client.Client
 	agents []*agent.Agent
 	names  []string
-	bin    string
+	bin    string // the test app for the exec driver ...
+	image  string // ... or its image for docker
 	w      *client.WriteOptions
 	q      *client.QueryOptions
 }
 
-func newRouterRig(t *testing.T) *routerRig {
+// newRouterRig runs the test app through the exec driver, or with
+// kind "docker" as containers of a locally built image.
+func newRouterRig(t *testing.T, kind string) *routerRig {
 	c, admin, _ := newCluster(t, hubtest.Options{SuspectAfter: time.Second, DownAfter: 3 * time.Second}, "p", "acme")
-	r := &routerRig{t: t, c: c, admin: admin, bin: drivertest.BuildTestApp(t),
+	r := &routerRig{t: t, c: c, admin: admin,
 		w: &client.WriteOptions{Tenant: "acme"}, q: &client.QueryOptions{Tenant: "acme"}}
+	if kind == "docker" {
+		r.image = drivertest.BuildTestAppImage(t, dockerDaemon(t).Client())
+	} else {
+		r.bin = drivertest.BuildTestApp(t)
+	}
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
 	for i, name := range []string{"a", "b"} {
 		dir := t.TempDir()
 		ip := fmt.Sprintf("127.0.%d.%d", 100+i, 2+i)
+		newDriver := func(hostID string) (driver.Driver, error) {
+			return exec.New(exec.Config{HostID: hostID, DataDir: dir, ShimEnv: []string{"GORACE=atexit_sleep_ms=0"}})
+		}
+		if kind == "docker" {
+			newDriver = func(hostID string) (driver.Driver, error) {
+				return docker.New(docker.Config{HostID: hostID, PublishIP: "127.0.0.1"})
+			}
+		}
 		a, _ := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: name, DrainDelay: time.Second,
-			RouterHTTPAddr: ip + ":0", RouterHTTPSAddr: ip + ":0",
-			NewDriver: func(hostID string) (driver.Driver, error) {
-				return exec.New(exec.Config{HostID: hostID, DataDir: dir, ShimEnv: []string{"GORACE=atexit_sleep_ms=0"}})
-			}})
+			RouterHTTPAddr: ip + ":0", RouterHTTPSAddr: ip + ":0", NewDriver: newDriver})
 		r.agents = append(r.agents, a)
 		r.names = append(r.names, name)
 	}
@@ -87,7 +101,11 @@ func newRouterRig(t *testing.T) *routerRig {
 // deploy creates (or updates) an app of the test app.
 func (r *routerRig) deploy(spec apitypes.AppSpec) {
 	r.t.Helper()
-	spec.Command = []string{r.bin}
+	if r.image != "" {
+		spec.Image = r.image
+	} else {
+		spec.Command = []string{r.bin}
+	}
 	if spec.Ports == nil {
 		spec.Ports = []apitypes.Port{{ContainerPort: 8080}}
 	}
@@ -157,7 +175,12 @@ func field(body, key string) string {
 // over HTTPS with that certificate; a TCP route carries a raw echo; an app
 // scaled to 0 is a 503.
 func TestRouter(t *testing.T) {
-	r := newRouterRig(t)
+	for _, kind := range []string{"exec", "docker"} {
+		t.Run(kind, func(t *testing.T) { routerFlow(t, newRouterRig(t, kind)) })
+	}
+}
+
+func routerFlow(t *testing.T, r *routerRig) {
 	ctx := context.Background()
 	const host = "hello.acme.localhost"
 	r.deploy(apitypes.AppSpec{Name: "hello", Instances: intp(4), Env: map[string]string{"VERSION": "1"}})
@@ -226,6 +249,18 @@ func TestRouter(t *testing.T) {
 	if share := float64(v2.Load()) / 2000; share < 0.07 || share > 0.13 {
 		t.Fatalf("the 10%% canary got %.1f%% of 2000 requests", share*100)
 	}
+	// The routers' counts reach the hub: wharf app stats.
+	hubtest.WaitFor(t, 15*time.Second, "the canary's 2000 requests in the app's stats", func() bool {
+		secs, _, err := r.admin.Apps().Stats(ctx, "hello", 5*time.Minute, r.q)
+		var n, ok uint64
+		for _, s := range secs {
+			n += s.Requests
+			if len(s.Status) == 5 {
+				ok += s.Status[1]
+			}
+		}
+		return err == nil && n >= 2000 && ok >= 2000
+	})
 	if _, err := r.admin.Apps().Promote(ctx, "hello", r.w); err != nil {
 		t.Fatal(err)
 	}
@@ -363,7 +398,12 @@ func (r *routerRig) load(host string, rate int) (stop func() (int, []string)) {
 // TestRouterZeroLoss: 50 requests/s through both routers during a rolling
 // update, a scale-down from 5 to 1 and a host drain: none fails.
 func TestRouterZeroLoss(t *testing.T) {
-	r := newRouterRig(t)
+	for _, kind := range []string{"exec", "docker"} {
+		t.Run(kind, func(t *testing.T) { zeroLossFlow(t, newRouterRig(t, kind)) })
+	}
+}
+
+func zeroLossFlow(t *testing.T, r *routerRig) {
 	ctx := context.Background()
 	const host = "hello.acme.localhost"
 	r.deploy(apitypes.AppSpec{Name: "hello", Instances: intp(3), Env: map[string]string{"VERSION": "1"}})
