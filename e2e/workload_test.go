@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -40,8 +41,8 @@ func TestWorkloadsWithFakeDriver(t *testing.T) {
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
 	hostA, hostB := fake.NewHost(), fake.NewHost()
 	dirA, dirB := t.TempDir(), t.TempDir()
-	a, stopA := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dirA, Name: "a", NewDriver: fakeDriver(hostA)})
-	b, stopB := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dirB, Name: "b", NewDriver: fakeDriver(hostB)})
+	a, stopA := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dirA, Name: "a", DrainDelay: -1, NewDriver: fakeDriver(hostA)})
+	b, stopB := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dirB, Name: "b", DrainDelay: -1, NewDriver: fakeDriver(hostB)})
 	hubtest.WaitFor(t, 15*time.Second, "two ready hosts with their inventory", func() bool {
 		hs, _, err := admin.Hosts().List(ctx, nil)
 		if err != nil || len(hs) != 2 {
@@ -124,7 +125,7 @@ func TestWorkloadsWithFakeDriver(t *testing.T) {
 		t.Fatalf("b's old copy should still run while b is away: %v", got)
 	}
 	var stopOldB func()
-	b, stopOldB = runAgent(t, agent.Config{Hubs: hubs(c), DataDir: dirB, Name: "b", NewDriver: fakeDriver(hostB)})
+	b, stopOldB = runAgent(t, agent.Config{Hubs: hubs(c), DataDir: dirB, Name: "b", DrainDelay: -1, NewDriver: fakeDriver(hostB)})
 	hubtest.WaitFor(t, 15*time.Second, "b back and its replaced copy stopped", func() bool { return b.Acked() > 0 && len(hostB.Running()) == 0 })
 
 	// Rolling update to version 2: ends with 2 ready instances of v2 and
@@ -180,10 +181,30 @@ func TestWorkloadsWithFakeDriver(t *testing.T) {
 	if len(hostA.Running()) == 0 {
 		x, hostX, dirX, stopX, name = b, hostB, dirB, stopOldB, "b"
 	}
-	onX := hostX.Running()
+	// Let the promotion settle on x: it runs exactly what it is assigned
+	// (an instance being replaced would not come back from disk).
+	var onX []string
+	hubtest.WaitFor(t, 20*time.Second, name+" running exactly its assigned instances", func() bool {
+		is, _, err := admin.Apps().Instances(ctx, "web", q)
+		if err != nil {
+			return false
+		}
+		var want []string
+		for _, i := range is {
+			if i.HostName == name {
+				if i.Desired != "run" {
+					return false // still stopping
+				}
+				want = append(want, i.ID)
+			}
+		}
+		sort.Strings(want)
+		onX = hostX.Running()
+		return len(want) > 0 && strings.Join(want, ",") == strings.Join(onX, ",")
+	})
 	x.CutHub(true)
 	hostX.Crash(onX[0], 1)
-	b2, err := agent.New(agent.Config{Hubs: hubs(c), DataDir: dirX, Name: name, NewDriver: fakeDriver(hostX)})
+	b2, err := agent.New(agent.Config{Hubs: hubs(c), DataDir: dirX, Name: name, DrainDelay: -1, NewDriver: fakeDriver(hostX)})
 	if err != nil {
 		t.Fatal(err)
 	}

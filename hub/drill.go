@@ -19,7 +19,7 @@ import (
 func (h *Hub) watchDrills(ctx context.Context) {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
-	var routeNeed map[string]uint64 // pool -> table version with the ready replacements
+	var readyAt time.Time // when this leader saw the replacements ready
 	var routeFor string
 	for {
 		select {
@@ -37,9 +37,9 @@ func (h *Hub) watchDrills(ctx context.Context) {
 				continue
 			}
 			if routeFor != d.ID {
-				routeFor, routeNeed = d.ID, nil
+				routeFor, readyAt = d.ID, time.Time{}
 			}
-			r := h.measureDrill(snap, d, time.Now(), &routeNeed)
+			r := h.measureDrill(snap, d, time.Now(), &readyAt)
 			if r.DetectedMs == d.DetectedMs && r.ScheduledMs == d.ScheduledMs && r.ReadyMs == d.ReadyMs && r.RoutedMs == d.RoutedMs && r.FailedRequests == d.FailedRequests {
 				continue
 			}
@@ -57,7 +57,8 @@ func (h *Hub) watchDrills(ctx context.Context) {
 }
 
 // measureDrill returns the drill's report as of now.
-func (h *Hub) measureDrill(snap *state.Snapshot, d *state.Drill, now time.Time, routeNeed *map[string]uint64) *state.DrillReportRequest {
+func (h *Hub) measureDrill(snap *state.Snapshot, d *state.Drill, now time.Time, readyAtp *time.Time) *state.DrillReportRequest {
+	readyAt := *readyAtp
 	r := &state.DrillReportRequest{ID: d.ID, DetectedMs: d.DetectedMs, ScheduledMs: d.ScheduledMs, ReadyMs: d.ReadyMs, RoutedMs: d.RoutedMs}
 	since := max(0, now.Sub(d.StartedAt).Milliseconds())
 	hosts, err := snap.Hosts(nil)
@@ -118,28 +119,18 @@ func (h *Hub) measureDrill(snap *state.Snapshot, d *state.Drill, now time.Time, 
 		}
 	}
 	if r.ReadyMs >= 0 && r.RoutedMs < 0 {
-		if *routeNeed == nil {
-			need := map[string]uint64{}
-			for _, hst := range hosts {
-				if target[hst.ID] {
-					continue
-				}
-				if _, ok := need[hst.Pool]; !ok {
-					v, err := h.gateway.RouteVersion(hst.Pool)
-					if err != nil {
-						return r
-					}
-					need[hst.Pool] = v
-				}
-			}
-			*routeNeed = need
+		// Every router outside the target (that ever acked a table) must
+		// serve its node's latest table, as reported after readiness.
+		if readyAt.IsZero() {
+			*readyAtp = now
+			readyAt = now
 		}
 		routed := true
 		for _, hst := range hosts {
 			if target[hst.ID] || hst.State != state.HostReady {
 				continue
 			}
-			if info := h.liveness.Info(hst.ID); info.RouteAcked > 0 && info.RouteAcked < (*routeNeed)[hst.Pool] {
+			if info := h.liveness.Info(hst.ID); !info.RouteAt.IsZero() && (!info.RouteCurrent || !info.RouteAt.After(readyAt)) {
 				routed = false
 			}
 		}

@@ -70,7 +70,7 @@ func (h *Hub) reportHeartbeats(ctx context.Context) error {
 			continue
 		}
 		body, err := json.Marshal(liveness.Report{Node: h.cfg.NodeName, AgesMs: o.HeartbeatAges, CertTTLMs: o.CertTTLs,
-			PeerAliveAgesMs: o.PeerAliveAges, PeerDeadAgesMs: o.PeerDeadAges, RouteAcks: o.RouteAcks})
+			PeerAliveAgesMs: o.PeerAliveAges, PeerDeadAgesMs: o.PeerDeadAges, RouteCurrent: o.RouteCurrent})
 		if err != nil {
 			return err
 		}

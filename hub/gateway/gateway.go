@@ -93,6 +93,7 @@ type agentConn struct {
 	certNotAfter time.Time
 	assignAcked  uint64 // assignment version the agent applied
 	routeAcked   uint64 // route table version its router serves
+	pool         string
 }
 
 // peerWord is when pool peers last called a host alive or dead here.
@@ -174,11 +175,14 @@ func (g *Gateway) LastSeen(hostID string) (time.Time, bool) {
 
 // Observations is what this node saw of agents, as ages in ms on its clock.
 type Observations struct {
-	HeartbeatAges map[string]int64  // host id -> since its last heartbeat here
-	CertTTLs      map[string]int64  // host id -> until its certificate expires
-	PeerAliveAges map[string]int64  // host id -> since a pool peer called it alive
-	PeerDeadAges  map[string]int64  // host id -> since a pool peer called it dead
-	RouteAcks     map[string]uint64 // host id -> route table version its router serves
+	HeartbeatAges map[string]int64 // host id -> since its last heartbeat here
+	CertTTLs      map[string]int64 // host id -> until its certificate expires
+	PeerAliveAges map[string]int64 // host id -> since a pool peer called it alive
+	PeerDeadAges  map[string]int64 // host id -> since a pool peer called it dead
+	// RouteCurrent: host id -> whether its router serves the latest table
+	// this node made for its pool (hosts whose router never acked are
+	// left out).
+	RouteCurrent map[string]bool
 }
 
 // forgetAfter drops what a gateway remembers of hosts it has not heard of
@@ -190,7 +194,7 @@ func (g *Gateway) Observe() Observations {
 	now := g.cfg.Now()
 	g.seenMu.Lock()
 	defer g.seenMu.Unlock()
-	o := Observations{HeartbeatAges: make(map[string]int64, len(g.seen)), CertTTLs: make(map[string]int64, len(g.seen)), RouteAcks: map[string]uint64{}}
+	o := Observations{HeartbeatAges: make(map[string]int64, len(g.seen)), CertTTLs: make(map[string]int64, len(g.seen)), RouteCurrent: map[string]bool{}}
 	for id, c := range g.seen {
 		if now.Sub(c.heartbeat) > forgetAfter {
 			delete(g.seen, id)
@@ -199,7 +203,7 @@ func (g *Gateway) Observe() Observations {
 		o.HeartbeatAges[id] = now.Sub(c.heartbeat).Milliseconds()
 		o.CertTTLs[id] = c.certNotAfter.Sub(now).Milliseconds()
 		if c.routeAcked > 0 {
-			o.RouteAcks[id] = c.routeAcked
+			o.RouteCurrent[id] = c.routeAcked == g.routeVersionCached(c.pool)
 		}
 	}
 	if len(g.peers) > 0 {
@@ -561,7 +565,7 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 				c = &agentConn{}
 				g.seen[id.HostID] = c
 			}
-			c.heartbeat, c.certNotAfter = g.cfg.Now(), notAfter
+			c.heartbeat, c.certNotAfter, c.pool = g.cfg.Now(), notAfter, id.Pool
 			g.seenMu.Unlock()
 			ack := &wire.HeartbeatAck{Seq: m.Heartbeat.Seq, HubUnixMs: g.cfg.Now().UnixMilli(), LeaseMs: g.cfg.QuorumWindow.Milliseconds(),
 				QuorumBacked: g.cfg.QuorumBacked != nil && g.cfg.QuorumBacked()}

@@ -209,3 +209,14 @@ func (g *Gateway) RouteVersion(pool string) (uint64, error) {
 	}
 	return t.Version, nil
 }
+
+// routeVersionCached is the version of the latest table this node made for
+// pool (0: none yet). Callers hold seenMu; it takes only the table lock.
+func (g *Gateway) routeVersionCached(pool string) uint64 {
+	g.routes.mu.Lock()
+	defer g.routes.mu.Unlock()
+	if pt := g.routes.pools[pool]; pt != nil {
+		return pt.table.Version
+	}
+	return 0
+}

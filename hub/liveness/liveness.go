@@ -42,7 +42,8 @@ type seen struct {
 	certNotAfter time.Time // the certificate the agent connected with
 	peerAlive    time.Time // last time a pool peer reported it alive
 	peerDead     time.Time // last time a pool peer reported it dead
-	routeAcked   uint64    // route table version its router serves
+	routeCurrent bool      // its router serves its node's latest table ...
+	routeAt      time.Time // ... as of this report
 }
 
 // New returns a tracker.
@@ -70,8 +71,9 @@ type Report struct {
 	// its pool peers last reported it alive (or dead) over gossip.
 	PeerAliveAgesMs map[string]int64 `json:"peer_alive_ages_ms,omitempty"`
 	PeerDeadAgesMs  map[string]int64 `json:"peer_dead_ages_ms,omitempty"`
-	// RouteAcks: host id -> the route table version its router serves.
-	RouteAcks map[string]uint64 `json:"route_acks,omitempty"`
+	// RouteCurrent: host id -> whether its router serves the latest route
+	// table the reporting node made for its pool.
+	RouteCurrent map[string]bool `json:"route_current,omitempty"`
 }
 
 func (t *Tracker) host(id string) *seen {
@@ -104,10 +106,9 @@ func (t *Tracker) Observe(r Report) {
 			s.peerAlive = at
 		}
 	}
-	for id, v := range r.RouteAcks {
-		if s := t.host(id); v > s.routeAcked {
-			s.routeAcked = v
-		}
+	for id, cur := range r.RouteCurrent {
+		s := t.host(id)
+		s.routeCurrent, s.routeAt = cur, now
 	}
 	for id, age := range r.PeerDeadAgesMs {
 		if s, at := t.host(id), ago(now, age); at.After(s.peerDead) {
@@ -121,7 +122,8 @@ type Info struct {
 	LastHeartbeat time.Time `json:"last_heartbeat"`
 	HubNode       string    `json:"hub_node"`
 	CertNotAfter  time.Time `json:"cert_not_after"`
-	RouteAcked    uint64    `json:"route_acked,omitempty"`
+	RouteCurrent  bool      `json:"route_current,omitempty"`
+	RouteAt       time.Time `json:"route_at,omitzero"`
 }
 
 // Info returns what the tracker knows of host id (zero when nothing).
@@ -132,7 +134,7 @@ func (t *Tracker) Info(id string) Info {
 	if s == nil {
 		return Info{}
 	}
-	return Info{LastHeartbeat: s.heartbeat, HubNode: s.node, CertNotAfter: s.certNotAfter, RouteAcked: s.routeAcked}
+	return Info{LastHeartbeat: s.heartbeat, HubNode: s.node, CertNotAfter: s.certNotAfter, RouteCurrent: s.routeCurrent, RouteAt: s.routeAt}
 }
 
 // Handler serves reports posted by hub nodes (over the internal RPC).
