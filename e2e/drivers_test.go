@@ -74,10 +74,13 @@ func workloadFlow(t *testing.T, newDriver func(dataDir string) func(string) (dri
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
 	dirs := map[string]string{}
 	stops := map[string]func(){}
+	agents := map[string]*agent.Agent{}
 	for _, name := range []string{"a", "b"} {
 		dir := t.TempDir()
 		dirs[name] = dir
-		_, stops[name] = runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: name, NewDriver: newDriver(dir)})
+		var ag *agent.Agent
+		ag, stops[name] = runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: name, NewDriver: newDriver(dir)})
+		agents[name] = ag
 	}
 	hubtest.WaitFor(t, 20*time.Second, "two ready hosts with their inventory", func() bool {
 		hs, _, err := admin.Hosts().List(ctx, nil)
@@ -211,9 +214,23 @@ func workloadFlow(t *testing.T, newDriver func(dataDir string) func(string) (dri
 	if err := admin.Apps().Delete(ctx, "hello", w); err != nil {
 		t.Fatal(err)
 	}
-	hubtest.WaitFor(t, 30*time.Second, "every instance gone", func() bool {
-		is, _, err := admin.Apps().Instances(ctx, "hello", q)
-		return err != nil || len(is) == 0
+	// Gone from the hosts themselves, as the drivers see them (the app's
+	// record goes at once; its instances drain, then stop).
+	hubtest.WaitFor(t, 30*time.Second, "every instance stopped on both hosts", func() bool {
+		for name, ag := range agents {
+			d, err := newDriver(dirs[name])(ag.HostID())
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := d.List(ctx)
+			if c, ok := d.(interface{ Close() error }); ok {
+				c.Close()
+			}
+			if err != nil || len(l) > 0 {
+				return false
+			}
+		}
+		return true
 	})
 }
 
