@@ -23,6 +23,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/metrics"
 	"github.com/wharf-platform/wharf/agent/router"
 	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
@@ -68,6 +69,12 @@ type Config struct {
 	// after it was ready, while routers drop it (deregistration delay).
 	// Zero: 2 s; negative: none.
 	DrainDelay time.Duration
+	// Metrics samples the host and the instances (embedded cAdvisor; one
+	// per process) every MetricsInterval (zero: 10 s) and sends the
+	// samples to the hub. Off in the zero Config (the binary's --metrics
+	// defaults to on).
+	Metrics         bool
+	MetricsInterval time.Duration
 	// OnRoutes, when set, is told the route table version the router
 	// serves each time a table is applied (benchmarks).
 	OnRoutes func(version uint64)
@@ -90,7 +97,8 @@ type Agent struct {
 	cut       atomic.Bool            // fault injection: no hub reachable
 	sup       *supervisor            // nil without a driver
 	lease     *lease
-	router    *router.Router // nil without router addresses
+	router    *router.Router                    // nil without router addresses
+	metrics   atomic.Pointer[metrics.Collector] // nil until running
 }
 
 // errCut ends sessions while the agent is cut off from the hub.
@@ -207,6 +215,23 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		}
 		a.sup = newSupervisor(drv, a.cfg.DataDir, host, a.log.With("component", "supervisor"))
+		if a.cfg.Metrics {
+			c, err := metrics.New(metrics.Config{HostID: a.HostID(), Interval: a.cfg.MetricsInterval, Logger: a.log.With("component", "metrics"),
+				ExecCgroups: func() map[string]string { return a.sup.execCgroups(a.HostID()) }, ExecLabels: a.sup.execLabels})
+			if err != nil {
+				return fmt.Errorf("metrics: %w", err)
+			}
+			mctx, stop := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				if err := c.Run(mctx); err != nil {
+					a.log.Warn("metrics", "err", err)
+				}
+			}()
+			defer func() { stop(); <-done }()
+			a.metrics.Store(c)
+		}
 		a.sup.lease = a.lease
 		switch {
 		case a.cfg.DrainDelay == 0:
@@ -518,7 +543,7 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 	defer t.Stop()
 	renew := time.NewTimer(time.Until(renewAt(id.Cert.Leaf)))
 	defer renew.Stop()
-	var lastFull time.Time
+	var lastFull, lastMetrics time.Time
 	for seq := uint64(1); ; seq++ {
 		if a.cut.Load() {
 			return errCut
@@ -531,6 +556,11 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 		hb := &wire.Heartbeat{Seq: seq, SentUnixMs: now.UnixMilli()}
 		if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Heartbeat{Heartbeat: hb}}); err != nil {
 			return err
+		}
+		if m := a.metricsReport(&lastMetrics); m != nil {
+			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_MetricsReport{MetricsReport: m}}); err != nil {
+				return err
+			}
 		}
 		if st := a.accessStats(); st != nil {
 			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_AccessStats{AccessStats: st}}); err != nil {

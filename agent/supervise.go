@@ -502,3 +502,29 @@ func (s *supervisor) runCheck(ctx context.Context, in *wire.Instance, st driver.
 	}
 	return 0, nil
 }
+
+// execCgroups maps the instances this agent tracks to the cgroup the exec
+// driver gives them (relative to the cgroup mount), for metrics.
+func (s *supervisor) execCgroups(host string) map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]string{}
+	for id := range s.inst {
+		out[id] = "/wharf/" + host + "/" + id
+	}
+	return out
+}
+
+// execLabels names an instance's app and tenant from the assignments.
+func (s *supervisor) execLabels(id string) (string, string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.desired != nil {
+		for _, in := range s.desired.Instances {
+			if in.Id == id {
+				return in.App, in.Tenant
+			}
+		}
+	}
+	return "", ""
+}

@@ -28,6 +28,7 @@ const maxPendingSeconds = 100_000
 type trafficRelay struct {
 	mu      sync.Mutex
 	pending []traffic.Second
+	metrics []metricsBatch
 }
 
 // accessStats is the gateway's callback: one router's report.
@@ -54,9 +55,12 @@ func (h *Hub) relayTraffic(ctx context.Context) error {
 		case <-t.C:
 		}
 		h.relay.mu.Lock()
-		batch := h.relay.pending
-		h.relay.pending = nil
+		batch, mbatch := h.relay.pending, h.relay.metrics
+		h.relay.pending, h.relay.metrics = nil, nil
 		h.relay.mu.Unlock()
+		if len(mbatch) > 0 {
+			h.relayMetrics(ctx, mbatch)
+		}
 		if len(batch) == 0 {
 			continue
 		}
@@ -121,4 +125,21 @@ func (h *Hub) appTraffic(ctx context.Context, app string, since time.Time) ([]ap
 	var secs []apitypes.TrafficSecond
 	err = json.Unmarshal(out, &secs)
 	return secs, err
+}
+
+// relayMetrics hands samples to the leader's series.
+func (h *Hub) relayMetrics(ctx context.Context, batch []metricsBatch) {
+	if h.cluster.IsLeader() {
+		h.addMetrics(batch)
+		return
+	}
+	body, err := json.Marshal(batch)
+	if err != nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, err := h.cluster.CallLeader(cctx, rpcMetrics, body); err != nil && ctx.Err() == nil {
+		h.log.Debug("metrics relay", "err", err) // telemetry: dropped, not retried
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/cluster"
 	"github.com/wharf-platform/wharf/hub/gateway"
 	"github.com/wharf-platform/wharf/hub/liveness"
+	"github.com/wharf-platform/wharf/hub/series"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/hub/traffic"
 	"github.com/wharf-platform/wharf/installer"
@@ -43,6 +44,7 @@ type Hub struct {
 	// relay holds those of this node's agents until sent to the leader.
 	traffic traffic.Store
 	relay   trafficRelay
+	series  *series.Store // instances' and hosts' metrics while this node leads
 }
 
 // Run starts a hub node and runs it until ctx ends.
@@ -101,7 +103,7 @@ func New(cfg Config) (*Hub, error) {
 	ccfg.HTTPAddr = advertisedAddr(cfg.Advertise, httpLn.Addr().String())
 	ccfg.FSM = fsm
 	ccfg.Logger = log.With("component", "cluster")
-	h := &Hub{cfg: cfg, log: log, store: store, httpLn: httpLn, running: make(chan struct{})}
+	h := &Hub{cfg: cfg, log: log, store: store, httpLn: httpLn, running: make(chan struct{}), series: series.NewStore(0)}
 	h.liveness = liveness.New(liveness.Config{
 		SuspectAfter: cfg.SuspectAfter,
 		DownAfter:    cfg.DownAfter,
@@ -114,6 +116,8 @@ func New(cfg Config) (*Hub, error) {
 		rpcHostInfo:     h.liveness.InfoHandler(),
 		rpcTraffic:      h.trafficHandler(),
 		rpcTrafficQuery: h.trafficQueryHandler(),
+		rpcMetrics:      h.metricsHandler(),
+		rpcMetricsQuery: h.metricsQueryHandler(),
 		// Writes forwarded by followers, answered by this node's API when it
 		// leads (the API is built after the cluster, hence the indirection).
 		rpcAPI: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -145,6 +149,7 @@ func New(cfg Config) (*Hub, error) {
 		ConsistentRead: func(ctx context.Context) error { return h.cluster.ConsistentRead(ctx) },
 		AppsDomain:     cfg.AppsDomain,
 		AccessStats:    h.accessStats,
+		MetricsReport:  h.metricsReport,
 		QuorumBacked:   func() bool { return h.cluster.LeaderContact() < QuorumWindow },
 		QuorumWindow:   QuorumWindow,
 	})
@@ -162,7 +167,7 @@ func New(cfg Config) (*Hub, error) {
 	}
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), instanceCollector{h.series})
 	srv, err := api.New(api.Config{
 		Store:      store,
 		Cluster:    cl,
@@ -173,6 +178,7 @@ func New(cfg Config) (*Hub, error) {
 		Forward:    func(w http.ResponseWriter, r *http.Request) bool { return cl.ProxyToLeader(w, r, rpcAPI) },
 		HostConn:   h.hostConn,
 		Traffic:    h.appTraffic,
+		Metrics:    h.metrics,
 	})
 	if err != nil {
 		httpLn.Close()

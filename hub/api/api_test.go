@@ -293,6 +293,8 @@ func TestRBACMatrix(t *testing.T) {
 		{"GET /v1/apps/{name}/history", "GET", "/v1/apps/web/history?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
 		{"GET /v1/apps/{name}/instances", "GET", "/v1/apps/web/instances?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
 		{"POST /v1/apps/{name}/failback", "POST", "/v1/apps/web/failback?tenant={t}", "", expect{409, 409, 409, 403}, expect{409, 404, 404, 403}},
+		{"GET /v1/apps/{name}/metrics", "GET", "/v1/apps/web/metrics?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
+		{"GET /v1/hosts/{id}/metrics", "GET", "/v1/hosts/host1/metrics", "", adminOnly(200), adminOnly(200)},
 		{"GET /v1/apps/{name}/stats", "GET", "/v1/apps/web/stats?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
 		{"GET /v1/apps/{name}/routes", "GET", "/v1/apps/web/routes?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
 		{"POST /v1/apps/{name}/routes", "POST", "/v1/apps/web/routes?tenant={t}", `{"host":"r{n}.example.com"}`, expect{201, 201, 201, 403}, expect{201, 404, 404, 403}},

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -198,4 +199,88 @@ func (s *Server) appStats(w http.ResponseWriter, r *http.Request, p *principal) 
 		out = append(out, secs...)
 	}
 	return writeJSON(w, http.StatusOK, out)
+}
+
+// metricsRange reads ?from=&to= (RFC 3339 or Unix seconds; default the
+// last hour to now) and ?step= (a duration; default none).
+func (s *Server) metricsRange(r *http.Request) (time.Time, time.Time, time.Duration, error) {
+	now := s.cfg.Now()
+	from, to, step := now.Add(-time.Hour), now, time.Duration(0)
+	parse := func(field, v string, into *time.Time) error {
+		if v == "" {
+			return nil
+		}
+		if t, err := time.Parse(time.RFC3339, v); err == nil {
+			*into = t
+			return nil
+		}
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			*into = time.Unix(n, 0)
+			return nil
+		}
+		return apitypes.FieldError(field, "%s must be RFC 3339 or Unix seconds", field)
+	}
+	q := r.URL.Query()
+	if err := parse("from", q.Get("from"), &from); err != nil {
+		return from, to, step, err
+	}
+	if err := parse("to", q.Get("to"), &to); err != nil {
+		return from, to, step, err
+	}
+	if v := q.Get("step"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return from, to, step, apitypes.FieldError("step", "step must be a duration of at least 1s")
+		}
+		step = d
+	}
+	if to.Before(from) {
+		return from, to, step, apitypes.FieldError("to", "to is before from")
+	}
+	return from, to, step, nil
+}
+
+func (s *Server) readMetrics(w http.ResponseWriter, r *http.Request, app, host string) error {
+	from, to, step, err := s.metricsRange(r)
+	if err != nil {
+		return err
+	}
+	out := []apitypes.MetricSeries{}
+	if s.cfg.Metrics != nil {
+		ms, err := s.cfg.Metrics(r.Context(), app, host, from, to, step)
+		if err != nil {
+			return &apitypes.Error{Status: http.StatusServiceUnavailable, Message: "metrics: " + err.Error()}
+		}
+		out = append(out, ms...)
+	}
+	return writeJSON(w, http.StatusOK, out)
+}
+
+// appMetrics serves the series of an app's instances.
+func (s *Server) appMetrics(w http.ResponseWriter, r *http.Request, p *principal) error {
+	tenant, err := tenantScope(r, p, true)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	if a, err := s.cfg.Store.Snapshot().App(nil, tenant, name); err != nil {
+		return err
+	} else if a == nil {
+		return errNotFound("app", name)
+	}
+	return s.readMetrics(w, r, tenant+"/"+name, "")
+}
+
+// hostMetrics serves a host's series (admins).
+func (s *Server) hostMetrics(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if err := requireAdmin(p, "reading host metrics"); err != nil {
+		return err
+	}
+	id := r.PathValue("id")
+	if h, err := s.cfg.Store.Snapshot().Host(nil, id); err != nil {
+		return err
+	} else if h == nil {
+		return errNotFound("host", id)
+	}
+	return s.readMetrics(w, r, "", id)
 }

@@ -46,6 +46,9 @@ type Config struct {
 	// Traffic, when set, returns an app's ("tenant/app") per-second router
 	// counts since a time, for GET /v1/apps/{name}/stats.
 	Traffic func(ctx context.Context, app string, since time.Time) ([]apitypes.TrafficSecond, error)
+	// Metrics, when set, returns an app's ("tenant/app") or a host's
+	// series between from and to, every step (zero: every point).
+	Metrics func(ctx context.Context, app, host string, from, to time.Time, step time.Duration) ([]apitypes.MetricSeries, error)
 	// AppsDomain is the parent of apps' default routes
 	// (<app>.<tenant>.<apps-domain>). Empty means "localhost".
 	AppsDomain string
@@ -246,6 +249,8 @@ func (s *Server) register() {
 	s.handle("GET /v1/apps/{name}/history", authed, s.appHistory)
 	s.handle("GET /v1/apps/{name}/routes", authed, s.appRoutes)
 	s.handle("GET /v1/apps/{name}/stats", authed, s.appStats)
+	s.handle("GET /v1/apps/{name}/metrics", authed, s.appMetrics)
+	s.handle("GET /v1/hosts/{id}/metrics", authed, s.hostMetrics)
 	s.handle("POST /v1/apps/{name}/failback", authed, s.failbackApp)
 	s.handle("POST /v1/drills", authed, s.startDrill)
 	s.handle("GET /v1/drills", authed, s.listDrills)

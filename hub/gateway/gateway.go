@@ -58,6 +58,8 @@ type Config struct {
 	// QuorumWindow is told to agents as the lease granularity.
 	QuorumBacked func() bool
 	QuorumWindow time.Duration
+	// MetricsReport, when set, receives agents' metrics samples.
+	MetricsReport func(from pki.AgentIdentity, r *wire.MetricsReport)
 	// AccessStats, when set, receives the routers' per-app counts.
 	AccessStats func(from pki.AgentIdentity, s *wire.AccessStats)
 	// AppsDomain is the parent of apps' default routes. Empty: "localhost".
@@ -599,6 +601,10 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 			g.acked(id.HostID, m.AssignmentAck.Version)
 		case *wire.Envelope_RouteAck:
 			g.routeAcked(id.HostID, m.RouteAck.Version)
+		case *wire.Envelope_MetricsReport:
+			if g.cfg.MetricsReport != nil {
+				g.cfg.MetricsReport(id, m.MetricsReport)
+			}
 		case *wire.Envelope_AccessStats:
 			if g.cfg.AccessStats != nil {
 				g.cfg.AccessStats(id, m.AccessStats)

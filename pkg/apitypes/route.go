@@ -205,3 +205,17 @@ type TrafficSecond struct {
 	Latency  []uint64  `json:"latency"`
 	BoundsMs []float64 `json:"bounds_ms"`
 }
+
+// MetricSeries is one instance's or host's metrics over a range (GET
+// /v1/apps/{name}/metrics, GET /v1/hosts/{id}/metrics).
+type MetricSeries struct {
+	ID      string                   `json:"id"`
+	Host    string                   `json:"host,omitempty"`
+	Metrics map[string][]MetricPoint `json:"metrics"`
+}
+
+// MetricPoint is a value at a Unix time (seconds).
+type MetricPoint struct {
+	T int64   `json:"t"`
+	V float64 `json:"v"`
+}

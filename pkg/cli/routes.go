@@ -198,3 +198,37 @@ func quantile(r apitypes.TrafficSecond, q float64) string {
 	}
 	return "-"
 }
+
+// metricsCmd is `wharf app metrics NAME`: per instance, CPU (cores, over
+// the last minute) and memory now.
+func (e *env) metricsCmd() *cobra.Command {
+	return &cobra.Command{Use: "metrics NAME", Short: "Show an app's CPU and memory per instance", Args: cobra.ExactArgs(1),
+		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
+			ss, _, err := c.Apps().Metrics(cmd.Context(), args[0], e.query())
+			if err != nil {
+				return err
+			}
+			var rows [][]string
+			for _, s := range ss {
+				cpu, mem := "-", "-"
+				if pts := s.Metrics["container_cpu_usage_seconds_total"]; len(pts) >= 2 {
+					last := pts[len(pts)-1]
+					first := pts[0]
+					for _, p := range pts {
+						if p.T >= last.T-60 {
+							first = p
+							break
+						}
+					}
+					if last.T > first.T {
+						cpu = fmt.Sprintf("%.2f", (last.V-first.V)/float64(last.T-first.T))
+					}
+				}
+				if pts := s.Metrics["container_memory_working_set_bytes"]; len(pts) > 0 {
+					mem = fmt.Sprintf("%.1f MB", pts[len(pts)-1].V/(1<<20))
+				}
+				rows = append(rows, []string{s.ID, orDash(s.Host), cpu, mem})
+			}
+			return e.print(ss, []string{"INSTANCE", "HOST", "CPU (cores, 1m)", "MEMORY"}, rows)
+		})}
+}

@@ -71,3 +71,8 @@ func (a *Apps) Stats(ctx context.Context, name string, since time.Duration, o *Q
 	c.Extra = url.Values{"since": {since.String()}}
 	return get[[]apitypes.TrafficSecond](ctx, a.c, appPath(name, "/stats"), &c)
 }
+
+// Metrics returns the series of an app's instances over the last hour.
+func (a *Apps) Metrics(ctx context.Context, name string, o *QueryOptions) ([]apitypes.MetricSeries, *QueryMeta, error) {
+	return get[[]apitypes.MetricSeries](ctx, a.c, appPath(name, "/metrics"), o)
+}

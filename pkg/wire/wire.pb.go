@@ -47,6 +47,7 @@ type Envelope struct {
 	//	*Envelope_RouteTable
 	//	*Envelope_RouteAck
 	//	*Envelope_AccessStats
+	//	*Envelope_MetricsReport
 	Msg           isEnvelope_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -251,6 +252,15 @@ func (x *Envelope) GetAccessStats() *AccessStats {
 	return nil
 }
 
+func (x *Envelope) GetMetricsReport() *MetricsReport {
+	if x != nil {
+		if x, ok := x.Msg.(*Envelope_MetricsReport); ok {
+			return x.MetricsReport
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Msg interface {
 	isEnvelope_Msg()
 }
@@ -327,6 +337,10 @@ type Envelope_AccessStats struct {
 	AccessStats *AccessStats `protobuf:"bytes,18,opt,name=access_stats,json=accessStats,proto3,oneof"`
 }
 
+type Envelope_MetricsReport struct {
+	MetricsReport *MetricsReport `protobuf:"bytes,19,opt,name=metrics_report,json=metricsReport,proto3,oneof"`
+}
+
 func (*Envelope_Hello) isEnvelope_Msg() {}
 
 func (*Envelope_Welcome) isEnvelope_Msg() {}
@@ -362,6 +376,8 @@ func (*Envelope_RouteTable) isEnvelope_Msg() {}
 func (*Envelope_RouteAck) isEnvelope_Msg() {}
 
 func (*Envelope_AccessStats) isEnvelope_Msg() {}
+
+func (*Envelope_MetricsReport) isEnvelope_Msg() {}
 
 // Hello opens the control stream (agent -> hub).
 type Hello struct {
@@ -2366,12 +2382,282 @@ func (x *AppSecond) GetLatencyBoundsMs() []float64 {
 	return nil
 }
 
+// MetricsReport is one sample of the host and its instances (agent -> hub,
+// every sampling interval), cAdvisor's counters and gauges.
+type MetricsReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UnixMs        int64                  `protobuf:"varint,1,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
+	Host          *HostMetrics           `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
+	Instances     []*InstanceMetrics     `protobuf:"bytes,3,rep,name=instances,proto3" json:"instances,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricsReport) Reset() {
+	*x = MetricsReport{}
+	mi := &file_wire_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricsReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricsReport) ProtoMessage() {}
+
+func (x *MetricsReport) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricsReport.ProtoReflect.Descriptor instead.
+func (*MetricsReport) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *MetricsReport) GetUnixMs() int64 {
+	if x != nil {
+		return x.UnixMs
+	}
+	return 0
+}
+
+func (x *MetricsReport) GetHost() *HostMetrics {
+	if x != nil {
+		return x.Host
+	}
+	return nil
+}
+
+func (x *MetricsReport) GetInstances() []*InstanceMetrics {
+	if x != nil {
+		return x.Instances
+	}
+	return nil
+}
+
+type HostMetrics struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CpuSeconds    float64                `protobuf:"fixed64,1,opt,name=cpu_seconds,json=cpuSeconds,proto3" json:"cpu_seconds,omitempty"`
+	MemoryTotal   uint64                 `protobuf:"varint,2,opt,name=memory_total,json=memoryTotal,proto3" json:"memory_total,omitempty"`
+	MemoryUsed    uint64                 `protobuf:"varint,3,opt,name=memory_used,json=memoryUsed,proto3" json:"memory_used,omitempty"`
+	DiskTotal     uint64                 `protobuf:"varint,4,opt,name=disk_total,json=diskTotal,proto3" json:"disk_total,omitempty"`
+	DiskUsed      uint64                 `protobuf:"varint,5,opt,name=disk_used,json=diskUsed,proto3" json:"disk_used,omitempty"`
+	NetRxBytes    uint64                 `protobuf:"varint,6,opt,name=net_rx_bytes,json=netRxBytes,proto3" json:"net_rx_bytes,omitempty"`
+	NetTxBytes    uint64                 `protobuf:"varint,7,opt,name=net_tx_bytes,json=netTxBytes,proto3" json:"net_tx_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostMetrics) Reset() {
+	*x = HostMetrics{}
+	mi := &file_wire_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostMetrics) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostMetrics) ProtoMessage() {}
+
+func (x *HostMetrics) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostMetrics.ProtoReflect.Descriptor instead.
+func (*HostMetrics) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *HostMetrics) GetCpuSeconds() float64 {
+	if x != nil {
+		return x.CpuSeconds
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetMemoryTotal() uint64 {
+	if x != nil {
+		return x.MemoryTotal
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetMemoryUsed() uint64 {
+	if x != nil {
+		return x.MemoryUsed
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetDiskTotal() uint64 {
+	if x != nil {
+		return x.DiskTotal
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetDiskUsed() uint64 {
+	if x != nil {
+		return x.DiskUsed
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetNetRxBytes() uint64 {
+	if x != nil {
+		return x.NetRxBytes
+	}
+	return 0
+}
+
+func (x *HostMetrics) GetNetTxBytes() uint64 {
+	if x != nil {
+		return x.NetTxBytes
+	}
+	return 0
+}
+
+type InstanceMetrics struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Instance         string                 `protobuf:"bytes,1,opt,name=instance,proto3" json:"instance,omitempty"`
+	App              string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	Tenant           string                 `protobuf:"bytes,3,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	UnixMs           int64                  `protobuf:"varint,4,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
+	CpuSeconds       float64                `protobuf:"fixed64,5,opt,name=cpu_seconds,json=cpuSeconds,proto3" json:"cpu_seconds,omitempty"`
+	MemoryWorkingSet uint64                 `protobuf:"varint,6,opt,name=memory_working_set,json=memoryWorkingSet,proto3" json:"memory_working_set,omitempty"`
+	MemoryUsage      uint64                 `protobuf:"varint,7,opt,name=memory_usage,json=memoryUsage,proto3" json:"memory_usage,omitempty"`
+	NetRxBytes       uint64                 `protobuf:"varint,8,opt,name=net_rx_bytes,json=netRxBytes,proto3" json:"net_rx_bytes,omitempty"`
+	NetTxBytes       uint64                 `protobuf:"varint,9,opt,name=net_tx_bytes,json=netTxBytes,proto3" json:"net_tx_bytes,omitempty"`
+	FsUsageBytes     uint64                 `protobuf:"varint,10,opt,name=fs_usage_bytes,json=fsUsageBytes,proto3" json:"fs_usage_bytes,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *InstanceMetrics) Reset() {
+	*x = InstanceMetrics{}
+	mi := &file_wire_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceMetrics) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceMetrics) ProtoMessage() {}
+
+func (x *InstanceMetrics) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceMetrics.ProtoReflect.Descriptor instead.
+func (*InstanceMetrics) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *InstanceMetrics) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *InstanceMetrics) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *InstanceMetrics) GetTenant() string {
+	if x != nil {
+		return x.Tenant
+	}
+	return ""
+}
+
+func (x *InstanceMetrics) GetUnixMs() int64 {
+	if x != nil {
+		return x.UnixMs
+	}
+	return 0
+}
+
+func (x *InstanceMetrics) GetCpuSeconds() float64 {
+	if x != nil {
+		return x.CpuSeconds
+	}
+	return 0
+}
+
+func (x *InstanceMetrics) GetMemoryWorkingSet() uint64 {
+	if x != nil {
+		return x.MemoryWorkingSet
+	}
+	return 0
+}
+
+func (x *InstanceMetrics) GetMemoryUsage() uint64 {
+	if x != nil {
+		return x.MemoryUsage
+	}
+	return 0
+}
+
+func (x *InstanceMetrics) GetNetRxBytes() uint64 {
+	if x != nil {
+		return x.NetRxBytes
+	}
+	return 0
+}
+
+func (x *InstanceMetrics) GetNetTxBytes() uint64 {
+	if x != nil {
+		return x.NetTxBytes
+	}
+	return 0
+}
+
+func (x *InstanceMetrics) GetFsUsageBytes() uint64 {
+	if x != nil {
+		return x.FsUsageBytes
+	}
+	return 0
+}
+
 var File_wire_proto protoreflect.FileDescriptor
 
 const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"wire.proto\x12\rwharf.wire.v1\"\xf3\b\n" +
+	"wire.proto\x12\rwharf.wire.v1\"\xba\t\n" +
 	"\bEnvelope\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.wharf.wire.v1.HelloH\x00R\x05hello\x122\n" +
 	"\awelcome\x18\x02 \x01(\v2\x16.wharf.wire.v1.WelcomeH\x00R\awelcome\x128\n" +
@@ -2392,7 +2678,8 @@ const file_wire_proto_rawDesc = "" +
 	"\vroute_table\x18\x10 \x01(\v2\x19.wharf.wire.v1.RouteTableH\x00R\n" +
 	"routeTable\x126\n" +
 	"\troute_ack\x18\x11 \x01(\v2\x17.wharf.wire.v1.RouteAckH\x00R\brouteAck\x12?\n" +
-	"\faccess_stats\x18\x12 \x01(\v2\x1a.wharf.wire.v1.AccessStatsH\x00R\vaccessStatsB\x05\n" +
+	"\faccess_stats\x18\x12 \x01(\v2\x1a.wharf.wire.v1.AccessStatsH\x00R\vaccessStats\x12E\n" +
+	"\x0emetrics_report\x18\x13 \x01(\v2\x1c.wharf.wire.v1.MetricsReportH\x00R\rmetricsReportB\x05\n" +
 	"\x03msg\"\xa8\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
@@ -2558,7 +2845,39 @@ const file_wire_proto_rawDesc = "" +
 	"\x06status\x18\x04 \x03(\x04R\x06status\x12\x1b\n" +
 	"\tbytes_out\x18\x05 \x01(\x04R\bbytesOut\x12\x18\n" +
 	"\alatency\x18\x06 \x03(\x04R\alatency\x12*\n" +
-	"\x11latency_bounds_ms\x18\a \x03(\x01R\x0flatencyBoundsMsB*Z(github.com/wharf-platform/wharf/pkg/wireb\x06proto3"
+	"\x11latency_bounds_ms\x18\a \x03(\x01R\x0flatencyBoundsMs\"\x96\x01\n" +
+	"\rMetricsReport\x12\x17\n" +
+	"\aunix_ms\x18\x01 \x01(\x03R\x06unixMs\x12.\n" +
+	"\x04host\x18\x02 \x01(\v2\x1a.wharf.wire.v1.HostMetricsR\x04host\x12<\n" +
+	"\tinstances\x18\x03 \x03(\v2\x1e.wharf.wire.v1.InstanceMetricsR\tinstances\"\xf2\x01\n" +
+	"\vHostMetrics\x12\x1f\n" +
+	"\vcpu_seconds\x18\x01 \x01(\x01R\n" +
+	"cpuSeconds\x12!\n" +
+	"\fmemory_total\x18\x02 \x01(\x04R\vmemoryTotal\x12\x1f\n" +
+	"\vmemory_used\x18\x03 \x01(\x04R\n" +
+	"memoryUsed\x12\x1d\n" +
+	"\n" +
+	"disk_total\x18\x04 \x01(\x04R\tdiskTotal\x12\x1b\n" +
+	"\tdisk_used\x18\x05 \x01(\x04R\bdiskUsed\x12 \n" +
+	"\fnet_rx_bytes\x18\x06 \x01(\x04R\n" +
+	"netRxBytes\x12 \n" +
+	"\fnet_tx_bytes\x18\a \x01(\x04R\n" +
+	"netTxBytes\"\xcc\x02\n" +
+	"\x0fInstanceMetrics\x12\x1a\n" +
+	"\binstance\x18\x01 \x01(\tR\binstance\x12\x10\n" +
+	"\x03app\x18\x02 \x01(\tR\x03app\x12\x16\n" +
+	"\x06tenant\x18\x03 \x01(\tR\x06tenant\x12\x17\n" +
+	"\aunix_ms\x18\x04 \x01(\x03R\x06unixMs\x12\x1f\n" +
+	"\vcpu_seconds\x18\x05 \x01(\x01R\n" +
+	"cpuSeconds\x12,\n" +
+	"\x12memory_working_set\x18\x06 \x01(\x04R\x10memoryWorkingSet\x12!\n" +
+	"\fmemory_usage\x18\a \x01(\x04R\vmemoryUsage\x12 \n" +
+	"\fnet_rx_bytes\x18\b \x01(\x04R\n" +
+	"netRxBytes\x12 \n" +
+	"\fnet_tx_bytes\x18\t \x01(\x04R\n" +
+	"netTxBytes\x12$\n" +
+	"\x0efs_usage_bytes\x18\n" +
+	" \x01(\x04R\ffsUsageBytesB*Z(github.com/wharf-platform/wharf/pkg/wireb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
@@ -2572,41 +2891,44 @@ func file_wire_proto_rawDescGZIP() []byte {
 	return file_wire_proto_rawDescData
 }
 
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
 var file_wire_proto_goTypes = []any{
-	(*Envelope)(nil),       // 0: wharf.wire.v1.Envelope
-	(*Hello)(nil),          // 1: wharf.wire.v1.Hello
-	(*Welcome)(nil),        // 2: wharf.wire.v1.Welcome
-	(*Heartbeat)(nil),      // 3: wharf.wire.v1.Heartbeat
-	(*HeartbeatAck)(nil),   // 4: wharf.wire.v1.HeartbeatAck
-	(*Inventory)(nil),      // 5: wharf.wire.v1.Inventory
-	(*Port)(nil),           // 6: wharf.wire.v1.Port
-	(*Health)(nil),         // 7: wharf.wire.v1.Health
-	(*Instance)(nil),       // 8: wharf.wire.v1.Instance
-	(*Assignments)(nil),    // 9: wharf.wire.v1.Assignments
-	(*AssignmentAck)(nil),  // 10: wharf.wire.v1.AssignmentAck
-	(*PeerView)(nil),       // 11: wharf.wire.v1.PeerView
-	(*GossipReport)(nil),   // 12: wharf.wire.v1.GossipReport
-	(*HubNodes)(nil),       // 13: wharf.wire.v1.HubNodes
-	(*Error)(nil),          // 14: wharf.wire.v1.Error
-	(*EnrollRequest)(nil),  // 15: wharf.wire.v1.EnrollRequest
-	(*EnrollResponse)(nil), // 16: wharf.wire.v1.EnrollResponse
-	(*RenewRequest)(nil),   // 17: wharf.wire.v1.RenewRequest
-	(*RenewResponse)(nil),  // 18: wharf.wire.v1.RenewResponse
-	(*InstanceStatus)(nil), // 19: wharf.wire.v1.InstanceStatus
-	(*StatusReport)(nil),   // 20: wharf.wire.v1.StatusReport
-	(*RouteTable)(nil),     // 21: wharf.wire.v1.RouteTable
-	(*RouteApp)(nil),       // 22: wharf.wire.v1.RouteApp
-	(*Backend)(nil),        // 23: wharf.wire.v1.Backend
-	(*HTTPRoute)(nil),      // 24: wharf.wire.v1.HTTPRoute
-	(*TCPRoute)(nil),       // 25: wharf.wire.v1.TCPRoute
-	(*RouteCert)(nil),      // 26: wharf.wire.v1.RouteCert
-	(*RouteAck)(nil),       // 27: wharf.wire.v1.RouteAck
-	(*AccessStats)(nil),    // 28: wharf.wire.v1.AccessStats
-	(*AppSecond)(nil),      // 29: wharf.wire.v1.AppSecond
-	nil,                    // 30: wharf.wire.v1.Inventory.LabelsEntry
-	nil,                    // 31: wharf.wire.v1.Instance.EnvEntry
-	nil,                    // 32: wharf.wire.v1.RouteApp.WeightsEntry
+	(*Envelope)(nil),        // 0: wharf.wire.v1.Envelope
+	(*Hello)(nil),           // 1: wharf.wire.v1.Hello
+	(*Welcome)(nil),         // 2: wharf.wire.v1.Welcome
+	(*Heartbeat)(nil),       // 3: wharf.wire.v1.Heartbeat
+	(*HeartbeatAck)(nil),    // 4: wharf.wire.v1.HeartbeatAck
+	(*Inventory)(nil),       // 5: wharf.wire.v1.Inventory
+	(*Port)(nil),            // 6: wharf.wire.v1.Port
+	(*Health)(nil),          // 7: wharf.wire.v1.Health
+	(*Instance)(nil),        // 8: wharf.wire.v1.Instance
+	(*Assignments)(nil),     // 9: wharf.wire.v1.Assignments
+	(*AssignmentAck)(nil),   // 10: wharf.wire.v1.AssignmentAck
+	(*PeerView)(nil),        // 11: wharf.wire.v1.PeerView
+	(*GossipReport)(nil),    // 12: wharf.wire.v1.GossipReport
+	(*HubNodes)(nil),        // 13: wharf.wire.v1.HubNodes
+	(*Error)(nil),           // 14: wharf.wire.v1.Error
+	(*EnrollRequest)(nil),   // 15: wharf.wire.v1.EnrollRequest
+	(*EnrollResponse)(nil),  // 16: wharf.wire.v1.EnrollResponse
+	(*RenewRequest)(nil),    // 17: wharf.wire.v1.RenewRequest
+	(*RenewResponse)(nil),   // 18: wharf.wire.v1.RenewResponse
+	(*InstanceStatus)(nil),  // 19: wharf.wire.v1.InstanceStatus
+	(*StatusReport)(nil),    // 20: wharf.wire.v1.StatusReport
+	(*RouteTable)(nil),      // 21: wharf.wire.v1.RouteTable
+	(*RouteApp)(nil),        // 22: wharf.wire.v1.RouteApp
+	(*Backend)(nil),         // 23: wharf.wire.v1.Backend
+	(*HTTPRoute)(nil),       // 24: wharf.wire.v1.HTTPRoute
+	(*TCPRoute)(nil),        // 25: wharf.wire.v1.TCPRoute
+	(*RouteCert)(nil),       // 26: wharf.wire.v1.RouteCert
+	(*RouteAck)(nil),        // 27: wharf.wire.v1.RouteAck
+	(*AccessStats)(nil),     // 28: wharf.wire.v1.AccessStats
+	(*AppSecond)(nil),       // 29: wharf.wire.v1.AppSecond
+	(*MetricsReport)(nil),   // 30: wharf.wire.v1.MetricsReport
+	(*HostMetrics)(nil),     // 31: wharf.wire.v1.HostMetrics
+	(*InstanceMetrics)(nil), // 32: wharf.wire.v1.InstanceMetrics
+	nil,                     // 33: wharf.wire.v1.Inventory.LabelsEntry
+	nil,                     // 34: wharf.wire.v1.Instance.EnvEntry
+	nil,                     // 35: wharf.wire.v1.RouteApp.WeightsEntry
 }
 var file_wire_proto_depIdxs = []int32{
 	1,  // 0: wharf.wire.v1.Envelope.hello:type_name -> wharf.wire.v1.Hello
@@ -2627,27 +2949,30 @@ var file_wire_proto_depIdxs = []int32{
 	21, // 15: wharf.wire.v1.Envelope.route_table:type_name -> wharf.wire.v1.RouteTable
 	27, // 16: wharf.wire.v1.Envelope.route_ack:type_name -> wharf.wire.v1.RouteAck
 	28, // 17: wharf.wire.v1.Envelope.access_stats:type_name -> wharf.wire.v1.AccessStats
-	30, // 18: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
-	31, // 19: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
-	6,  // 20: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
-	7,  // 21: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
-	8,  // 22: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
-	11, // 23: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
-	5,  // 24: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
-	14, // 25: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
-	19, // 26: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
-	22, // 27: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
-	24, // 28: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
-	25, // 29: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
-	26, // 30: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
-	23, // 31: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
-	32, // 32: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
-	29, // 33: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	30, // 18: wharf.wire.v1.Envelope.metrics_report:type_name -> wharf.wire.v1.MetricsReport
+	33, // 19: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
+	34, // 20: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
+	6,  // 21: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
+	7,  // 22: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
+	8,  // 23: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
+	11, // 24: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
+	5,  // 25: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
+	14, // 26: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
+	19, // 27: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
+	22, // 28: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
+	24, // 29: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
+	25, // 30: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
+	26, // 31: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
+	23, // 32: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
+	35, // 33: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
+	29, // 34: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
+	31, // 35: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
+	32, // 36: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -2674,6 +2999,7 @@ func file_wire_proto_init() {
 		(*Envelope_RouteTable)(nil),
 		(*Envelope_RouteAck)(nil),
 		(*Envelope_AccessStats)(nil),
+		(*Envelope_MetricsReport)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2681,7 +3007,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   36,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

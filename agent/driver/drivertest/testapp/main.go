@@ -7,6 +7,7 @@
 //	/healthz        200, or 500 when FAIL_HEALTH=1
 //	/log?line=X[&stream=stderr]  writes X and a newline to stdout (or stderr)
 //	/exit?code=N    exits with code N
+//	/burn?s=N       keeps one core busy for N seconds
 //	/spawn          starts a child copy of itself that sleeps forever; answers its pid
 //
 // With TESTAPP_MODE=echo it is instead a raw TCP echo server on $PORT.
@@ -95,6 +96,20 @@ func main() {
 		}
 		fmt.Fprintln(out, r.URL.Query().Get("line"))
 		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/burn", func(w http.ResponseWriter, r *http.Request) {
+		secs, err := strconv.Atoi(r.URL.Query().Get("s"))
+		if err != nil || secs < 1 || secs > 60 {
+			http.Error(w, "bad s", http.StatusBadRequest)
+			return
+		}
+		go func() { // one core busy for secs seconds
+			end := time.Now().Add(time.Duration(secs) * time.Second)
+			for x := 0; time.Now().Before(end); x++ {
+				_ = x * x
+			}
+		}()
+		fmt.Fprintln(w, "burning")
 	})
 	mux.HandleFunc("/exit", func(w http.ResponseWriter, r *http.Request) {
 		code, err := strconv.Atoi(r.URL.Query().Get("code"))

@@ -1,0 +1,131 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/wharf-platform/wharf/agent"
+	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/driver/drivertest"
+	"github.com/wharf-platform/wharf/agent/driver/exec"
+	"github.com/wharf-platform/wharf/hub/hubtest"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+	"github.com/wharf-platform/wharf/pkg/client"
+)
+
+// TestInstanceMetrics: an agent samples its instances with the embedded
+// cAdvisor and sends the samples; the hub leader's Prometheus output
+// carries per-instance series labelled tenant/app/instance/host, scraped
+// and parsed here: a CPU-burning instance's counter rises between two
+// scrapes while an idle one's barely moves; the API serves the series.
+func TestInstanceMetrics(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("exec instances get a cgroup (which cAdvisor reads) only as root")
+	}
+	c, admin, _ := newCluster(t, hubtest.Options{}, "p", "acme")
+	ctx := context.Background()
+	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
+	dir := t.TempDir()
+	runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: "m", Metrics: true, MetricsInterval: time.Second,
+		NewDriver: func(hostID string) (driver.Driver, error) {
+			return exec.New(exec.Config{HostID: hostID, DataDir: dir, ShimEnv: []string{"GORACE=atexit_sleep_ms=0"}})
+		}})
+	w, q := &client.WriteOptions{Tenant: "acme"}, &client.QueryOptions{Tenant: "acme"}
+	bin := drivertest.BuildTestApp(t)
+	for _, name := range []string{"burn", "idle"} {
+		// A whole core each: the default 100m would cap the burner at 10%.
+		spec := apitypes.AppSpec{Name: name, Command: []string{bin}, Instances: intp(1), CPU: 1000, Ports: []apitypes.Port{{ContainerPort: 8080}},
+			Health: &apitypes.Health{HTTP: "/healthz", Interval: apitypes.Duration(200 * time.Millisecond)}}
+		hubtest.WaitFor(t, 20*time.Second, "app "+name+" created", func() bool {
+			_, err := admin.Apps().Create(ctx, spec, w)
+			return err == nil
+		})
+	}
+	t.Cleanup(func() { // exec instances outlive the agent: stop them first
+		for _, name := range []string{"burn", "idle"} {
+			admin.Apps().Scale(ctx, name, 0, w)
+		}
+		hubtest.WaitFor(t, 30*time.Second, "instances stopped", func() bool {
+			for _, name := range []string{"burn", "idle"} {
+				if is, _, err := admin.Apps().Instances(ctx, name, q); err == nil && len(is) > 0 {
+					return false
+				}
+			}
+			return true
+		})
+	})
+	var burnAddr string
+	hubtest.WaitFor(t, 30*time.Second, "both ready", func() bool {
+		n := 0
+		for _, name := range []string{"burn", "idle"} {
+			is, _, err := admin.Apps().Instances(ctx, name, q)
+			if err == nil && len(is) == 1 && is[0].Ready {
+				n++
+				if name == "burn" {
+					burnAddr = is[0].Address
+				}
+			}
+		}
+		return n == 2
+	})
+	// cpu scrapes every hub node's /metrics and returns the CPU counter of
+	// each app's instance, from the node that has them (the leader).
+	cpu := func() map[string]float64 {
+		out := map[string]float64{}
+		for _, n := range c.Nodes {
+			resp, err := http.Get(n.URL() + "/metrics")
+			if err != nil {
+				continue
+			}
+			parser := expfmt.NewTextParser(model.UTF8Validation)
+			fams, err := parser.TextToMetricFamilies(resp.Body)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatalf("parse %s/metrics: %v", n.URL(), err)
+			}
+			f := fams["container_cpu_usage_seconds_total"]
+			if f == nil {
+				continue
+			}
+			for _, m := range f.Metric {
+				labels := map[string]string{}
+				for _, l := range m.Label {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["tenant"] == "acme" && labels["instance"] != "" && labels["host"] != "" {
+					out[labels["app"]] = m.GetCounter().GetValue()
+				}
+			}
+		}
+		return out
+	}
+	hubtest.WaitFor(t, 30*time.Second, "both instances' CPU series on /metrics", func() bool {
+		got := cpu()
+		_, b := got["burn"]
+		_, i := got["idle"]
+		return b && i
+	})
+	if resp, err := http.Get("http://" + burnAddr + "/burn?s=8"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("start burning: %v %v", resp, err)
+	}
+	before := cpu()
+	time.Sleep(5 * time.Second)
+	after := cpu()
+	dBurn, dIdle := after["burn"]-before["burn"], after["idle"]-before["idle"]
+	t.Logf("over 5 s: burning instance +%.2f s CPU, idle +%.3f s", dBurn, dIdle)
+	if dBurn < 1.5 || dIdle > 0.3 {
+		t.Fatalf("CPU counters: burning +%.2f s, idle +%.3f s", dBurn, dIdle)
+	}
+	series, _, err := admin.Apps().Metrics(ctx, "burn", q)
+	if err != nil || len(series) != 1 || len(series[0].Metrics["container_cpu_usage_seconds_total"]) < 3 ||
+		len(series[0].Metrics["container_memory_working_set_bytes"]) == 0 || !strings.HasPrefix(series[0].ID, "burn-") {
+		t.Fatalf("app metrics API: %+v %v", series, err)
+	}
+}
