@@ -210,3 +210,13 @@ func saveGossipKey(dir string, key []byte) error {
 }
 
 var _ io.Writer = logWriter{}
+
+// gossipPeers is how many pool peers the gossip sees alive (0 without
+// gossip).
+func (a *Agent) gossipPeers() int {
+	g := a.gossip.Load()
+	if g == nil {
+		return 0
+	}
+	return max(0, g.ml.NumMembers()-1)
+}

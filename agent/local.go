@@ -20,6 +20,8 @@ type Health struct {
 	Acked     uint64   `json:"heartbeats_acked"`
 	Hubs      []string `json:"hubs"`
 	Gossip    string   `json:"gossip_addr,omitempty"`
+	// GossipPeers is how many pool peers the gossip sees alive.
+	GossipPeers int `json:"gossip_peers"`
 }
 
 // localHandler serves /healthz (200 while connected to a hub node, 503
@@ -45,10 +47,12 @@ func (a *Agent) localHandler() http.Handler {
 			}
 			return 0
 		}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wharf_agent_gossip_peers", Help: "Pool peers the gossip sees alive."},
+		func() float64 { return float64(a.gossipPeers()) }))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		h := Health{HostID: a.HostID(), Connected: a.connected.Load(), Acked: a.acked.Load(), Hubs: a.Hubs(), Gossip: a.GossipAddr()}
+		h := Health{HostID: a.HostID(), Connected: a.connected.Load(), Acked: a.acked.Load(), Hubs: a.Hubs(), Gossip: a.GossipAddr(), GossipPeers: a.gossipPeers()}
 		w.Header().Set("Content-Type", "application/json")
 		if !h.Connected {
 			w.WriteHeader(http.StatusServiceUnavailable)

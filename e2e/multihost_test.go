@@ -2,10 +2,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -292,12 +294,50 @@ func hostDeath(t testing.TB, hubArgs ...string) time.Duration {
 		r := readyOn()
 		return r[victim.Name()] == 1 && r[survivor.Name()] == 1
 	})
+	// The two agents must know each other through the pool gossip first
+	// (as hosts that have run for a while do).
+	hubtest.WaitFor(t, 30*time.Second, "the two agents gossiping", func() bool {
+		for _, h := range agents["dc1"] {
+			resp, err := http.Get("http://" + h.AddrPort(7485) + "/healthz")
+			if err != nil {
+				return false
+			}
+			var hl struct {
+				Peers int `json:"gossip_peers"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&hl)
+			resp.Body.Close()
+			if err != nil || hl.Peers < 1 {
+				return false
+			}
+		}
+		return true
+	})
 	start := time.Now()
 	if err := victim.Kill(); err != nil {
 		t.Fatal(err)
 	}
 	hubtest.WaitFor(t, 60*time.Second, "both instances ready on the survivor", func() bool { return readyOn()[survivor.Name()] == 2 })
-	return time.Since(start)
+	d := time.Since(start)
+	m.keepLogs()
+	return d
+}
+
+// keepLogs copies every host's log to $WHARF_KEEP_LOGS, when set, before
+// the lab (and its temporary directory) goes.
+func (m *multiHost) keepLogs() {
+	dir := os.Getenv("WHARF_KEEP_LOGS")
+	if dir == "" {
+		return
+	}
+	_ = os.MkdirAll(dir, 0o755)
+	for _, dc := range m.lab.DCs() {
+		for _, h := range dc.Hosts() {
+			if b, err := os.ReadFile(h.LogPath()); err == nil {
+				_ = os.WriteFile(filepath.Join(dir, h.Name()+".log"), b, 0o644)
+			}
+		}
+	}
 }
 
 // TestMultiHostLeaderDatacenterLoss: the datacenter of the hub leader is
