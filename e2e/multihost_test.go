@@ -410,3 +410,124 @@ func TestMultiHostLeaderDatacenterLoss(t *testing.T) {
 		t.Fatalf("status after the loss: %+v %v", st, err)
 	}
 }
+
+// TestMultiHostCutDatacenter cuts dc1 (its hub node and its agent) off
+// from the other datacenters without killing anything; the test process
+// still reaches both sides. A fenced singleton: dc1's agent stops its copy
+// once its lease runs out (its hub node lost the leader, so its acks no
+// longer renew), the replacement in dc2 starts only after that, and no
+// moment sees two copies answer; after the heal it stays single. The same
+// cut with an availability singleton: replaced at once (both copies may
+// answer meanwhile), and the cut-off copy stops once dc1 is back.
+func TestMultiHostCutDatacenter(t *testing.T) {
+	for _, mode := range []string{apitypes.FailoverFenced, apitypes.FailoverAvailability} {
+		t.Run(mode, func(t *testing.T) { cutDatacenter(t, mode) })
+	}
+}
+
+func cutDatacenter(t *testing.T, mode string) {
+	m, agents := newMultiHost(t, 3, 1)
+	ctx := context.Background()
+	bin := drivertest.BuildTestApp(t)
+	for i, p := range []string{"p1", "p2"} {
+		if _, err := m.admin.Pools().Create(ctx, apitypes.PoolRequest{Name: p, Datacenter: fmt.Sprintf("dc%d", i+1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range []string{"p1", "p2"} {
+		jt := joinToken(t, m.admin, apitypes.JoinTokenRequest{Pool: p})
+		m.startAgent(agents[fmt.Sprintf("dc%d", i+1)][0], p, jt.Token)
+	}
+	hubtest.WaitFor(t, 60*time.Second, "two ready hosts", func() bool {
+		hs, _, err := m.admin.Hosts().List(ctx, nil)
+		return err == nil && len(hs) == 2 && hs[0].State == "ready" && hs[1].State == "ready" && hs[0].MemoryBytes > 0 && hs[1].MemoryBytes > 0
+	})
+	const maxDisconnect = 3 * time.Second
+	w, q := &client.WriteOptions{Tenant: "acme"}, &client.QueryOptions{Tenant: "acme"}
+	spec := apitypes.AppSpec{Name: "db", Command: []string{bin}, Instances: intp(1), Pools: []string{"p1"}, FailoverPools: []string{"p2"},
+		Ports: []apitypes.Port{{ContainerPort: 8080}}, Health: &apitypes.Health{HTTP: "/healthz", Interval: apitypes.Duration(200 * time.Millisecond)},
+		Failover: &apitypes.Failover{Mode: mode, MaxDisconnect: apitypes.Duration(maxDisconnect)}}
+	if _, err := m.admin.Apps().Create(ctx, spec, w); err != nil {
+		t.Fatal(err)
+	}
+	var first string // the dc1 copy's address
+	hubtest.WaitFor(t, 60*time.Second, "the singleton serving in dc1", func() bool {
+		is, _, err := m.admin.Apps().Instances(ctx, "db", q)
+		if err != nil || len(is) != 1 || !is[0].Ready || !strings.HasPrefix(is[0].HostName, "a1-") {
+			return false
+		}
+		first = is[0].Address
+		return true
+	})
+	answers := func(addr string) bool {
+		hc := &http.Client{Timeout: 300 * time.Millisecond}
+		resp, err := hc.Get("http://" + addr + "/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}
+	var second string // the replacement's address, once placed
+	dc2Copy := func() string {
+		is, _, err := m.admin.Apps().Instances(ctx, "db", q)
+		if err != nil {
+			return second
+		}
+		for _, i := range is {
+			if strings.HasPrefix(i.HostName, "a2-") && i.Address != "" {
+				second = i.Address
+			}
+		}
+		return second
+	}
+	cut := time.Now()
+	m.lab.Cut(m.lab.DCs()[0])
+	var firstGone, secondUp time.Duration
+	both, firstServed := false, false
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) && (secondUp == 0 || (mode == apitypes.FailoverFenced && firstGone == 0)) {
+		a := answers(first)
+		b := dc2Copy() != "" && answers(second)
+		if a && b {
+			both = true
+		}
+		firstServed = firstServed || a
+		if !a && firstGone == 0 {
+			firstGone = time.Since(cut)
+		}
+		if b && secondUp == 0 {
+			secondUp = time.Since(cut)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%s: after the cut, dc1's copy answered: %v, stopped answering at %s; dc2's started at %s; both at once: %v", mode, firstServed,
+		firstGone.Round(10*time.Millisecond), secondUp.Round(10*time.Millisecond), both)
+	if secondUp == 0 {
+		t.Fatal("no replacement in dc2")
+	}
+	if mode == apitypes.FailoverAvailability && !firstServed {
+		t.Fatal("availability: dc1's copy did not keep serving during the cut")
+	}
+	if mode == apitypes.FailoverFenced {
+		if both || firstGone == 0 || firstGone > secondUp {
+			t.Fatalf("fenced: two copies answered at once (%v), or dc1's copy (gone at %s) outlived the replacement's start (%s)", both, firstGone, secondUp)
+		}
+		if firstGone < maxDisconnect-time.Second {
+			t.Fatalf("fenced: dc1's copy stopped %s after the cut, before max_disconnect", firstGone)
+		}
+	}
+	m.lab.Heal(m.lab.DCs()[0])
+	// After the heal: one copy, in dc2 (availability: dc1's agent stops
+	// the copy the hub replaced; fenced: it never restarts it).
+	hubtest.WaitFor(t, 60*time.Second, "only dc2's copy answering after the heal", func() bool {
+		return !answers(first) && answers(second)
+	})
+	time.Sleep(3 * time.Second)
+	if answers(first) {
+		t.Fatal("dc1's copy came back after the heal")
+	}
+}
