@@ -531,3 +531,114 @@ func cutDatacenter(t *testing.T, mode string) {
 		t.Fatal("dc1's copy came back after the heal")
 	}
 }
+
+// TestMultiHostDrills runs drills against real processes: a cutoff of
+// pool p1 (its agent refused by every hub node, the machines untouched)
+// moves the app to p2 and the report's ready time agrees with what the
+// test saw; ending it brings p1 back, and failback auto moves the app home
+// only after the hold time; an evacuation then moves it off p1 again
+// without ever dropping below one ready instance.
+func TestMultiHostDrills(t *testing.T) {
+	m, agents := newMultiHost(t, 3, 1)
+	ctx := context.Background()
+	bin := drivertest.BuildTestApp(t)
+	for i, p := range []string{"p1", "p2"} {
+		if _, err := m.admin.Pools().Create(ctx, apitypes.PoolRequest{Name: p, Datacenter: fmt.Sprintf("dc%d", i+1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range []string{"p1", "p2"} {
+		jt := joinToken(t, m.admin, apitypes.JoinTokenRequest{Pool: p})
+		m.startAgent(agents[fmt.Sprintf("dc%d", i+1)][0], p, jt.Token)
+	}
+	hubtest.WaitFor(t, 60*time.Second, "two ready hosts", func() bool {
+		hs, _, err := m.admin.Hosts().List(ctx, nil)
+		return err == nil && len(hs) == 2 && hs[0].State == "ready" && hs[1].State == "ready" && hs[0].MemoryBytes > 0 && hs[1].MemoryBytes > 0
+	})
+	const hold = 5 * time.Second
+	w, q := &client.WriteOptions{Tenant: "acme"}, &client.QueryOptions{Tenant: "acme"}
+	spec := apitypes.AppSpec{Name: "web", Command: []string{bin}, Instances: intp(2), Pools: []string{"p1"}, FailoverPools: []string{"p2"},
+		Ports: []apitypes.Port{{ContainerPort: 8080}}, Health: &apitypes.Health{HTTP: "/healthz", Interval: apitypes.Duration(200 * time.Millisecond)},
+		Failover: &apitypes.Failover{Failback: "auto", FailbackHold: apitypes.Duration(hold)}}
+	if _, err := m.admin.Apps().Create(ctx, spec, w); err != nil {
+		t.Fatal(err)
+	}
+	readyIn := func(prefix string) int {
+		is, _, err := m.admin.Apps().Instances(ctx, "web", q)
+		if err != nil {
+			return -1
+		}
+		n := 0
+		for _, i := range is {
+			if i.Desired == "run" && i.Ready && strings.HasPrefix(i.HostName, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+	hubtest.WaitFor(t, 60*time.Second, "2 ready in p1", func() bool { return readyIn("a1-") == 2 })
+
+	d, err := m.admin.Drills().Run(ctx, apitypes.DrillRequest{Pool: "p1", Mode: "cutoff"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	hubtest.WaitFor(t, 60*time.Second, "2 ready in p2", func() bool { return readyIn("a2-") == 2 })
+	saw := time.Since(start)
+	var rep *apitypes.Drill
+	hubtest.WaitFor(t, 20*time.Second, "the cutoff report", func() bool {
+		rep, _, err = m.admin.Drills().Get(ctx, d.ID, nil)
+		return err == nil && rep.RoutedMs >= 0
+	})
+	t.Logf("cutoff: detected %d ms, scheduled %d ms, ready %d ms, routed %d ms, failed %d; the test saw ready after %s",
+		rep.DetectedMs, rep.ScheduledMs, rep.ReadyMs, rep.RoutedMs, rep.FailedRequests, saw.Round(time.Millisecond))
+	if diff := time.Duration(rep.ReadyMs)*time.Millisecond - saw; diff > 2*time.Second || diff < -2*time.Second {
+		t.Fatalf("report: ready after %d ms; the test saw it after %s", rep.ReadyMs, saw)
+	}
+	if _, err := m.admin.Drills().End(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	ended := time.Now()
+	hubtest.WaitFor(t, 60*time.Second, "a1 ready again", func() bool {
+		hs, _, err := m.admin.Hosts().List(ctx, nil)
+		if err != nil {
+			return false
+		}
+		for _, h := range hs {
+			if strings.HasPrefix(h.Name, "a1-") && h.State == "ready" {
+				return true
+			}
+		}
+		return false
+	})
+	back := time.Now()
+	hubtest.WaitFor(t, 60*time.Second, "failback: 2 ready in p1, none in p2", func() bool {
+		if readyIn("a1-") > 0 && time.Since(back) < hold-time.Second {
+			t.Fatalf("failback %s after p1 came back, before the %s hold", time.Since(back), hold)
+		}
+		return readyIn("a1-") == 2 && readyIn("a2-") == 0
+	})
+	t.Logf("failback: p1 ready %s after the drill ended, the app home %s later (hold %s)", back.Sub(ended).Round(time.Millisecond), time.Since(back).Round(time.Millisecond), hold)
+
+	d, err = m.admin.Drills().Run(ctx, apitypes.DrillRequest{Pool: "p1", Mode: "evacuate"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitFor(t, 60*time.Second, "evacuated to p2", func() bool {
+		if readyIn("a1-")+readyIn("a2-") < 1 {
+			t.Fatal("no ready instance during the evacuation")
+		}
+		return readyIn("a2-") == 2 && readyIn("a1-") == 0
+	})
+	hubtest.WaitFor(t, 20*time.Second, "the evacuation report", func() bool {
+		rep, _, err = m.admin.Drills().Get(ctx, d.ID, nil)
+		return err == nil && rep.RoutedMs >= 0 && rep.DetectedMs == 0
+	})
+	t.Logf("evacuate: scheduled %d ms, ready %d ms, routed %d ms, failed %d", rep.ScheduledMs, rep.ReadyMs, rep.RoutedMs, rep.FailedRequests)
+	if _, err := m.admin.Drills().End(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+}
