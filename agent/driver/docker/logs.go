@@ -40,7 +40,10 @@ func (d *Driver) Logs(ctx context.Context, instanceID string, opts driver.LogOpt
 			return ctx.Err()
 		}
 		if err != nil {
-			if isNotFound(err) && opts.Follow {
+			// A followed container that is being removed ends the follow:
+			// the daemon says "not found", or (mid-removal, Docker 20.10)
+			// that it is dead or marked for removal.
+			if opts.Follow && (isNotFound(err) || strings.Contains(err.Error(), "dead or marked for removal")) {
 				return nil
 			}
 			return err
