@@ -112,16 +112,21 @@ func TestInstanceMetrics(t *testing.T) {
 		_, i := got["idle"]
 		return b && i
 	})
-	if resp, err := http.Get("http://" + burnAddr + "/burn?s=8"); err != nil || resp.StatusCode != 200 {
+	if resp, err := http.Get("http://" + burnAddr + "/burn?s=20"); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("start burning: %v %v", resp, err)
 	}
-	before := cpu()
-	time.Sleep(5 * time.Second)
-	after := cpu()
+	before, start := cpu(), time.Now()
+	var after map[string]float64
+	// A loaded machine (CI runs every package at once, with the race
+	// detector) gives the burner less than a core: wait for a second of it.
+	hubtest.WaitFor(t, 20*time.Second, "the burning instance's CPU counter up by 1 s", func() bool {
+		after = cpu()
+		return after["burn"]-before["burn"] >= 1
+	})
 	dBurn, dIdle := after["burn"]-before["burn"], after["idle"]-before["idle"]
-	t.Logf("over 5 s: burning instance +%.2f s CPU, idle +%.3f s", dBurn, dIdle)
-	if dBurn < 1.5 || dIdle > 0.3 {
-		t.Fatalf("CPU counters: burning +%.2f s, idle +%.3f s", dBurn, dIdle)
+	t.Logf("over %s: burning instance +%.2f s CPU, idle +%.3f s", time.Since(start).Round(time.Millisecond), dBurn, dIdle)
+	if dIdle > 0.3 {
+		t.Fatalf("the idle instance's CPU counter rose by %.3f s", dIdle)
 	}
 	series, _, err := admin.Apps().Metrics(ctx, "burn", q)
 	if err != nil || len(series) != 1 || len(series[0].Metrics["container_cpu_usage_seconds_total"]) < 3 ||

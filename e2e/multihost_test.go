@@ -109,6 +109,30 @@ func (m *multiHost) startAgent(h *netlab.Host, pool, token string) {
 		"--router-http-addr", ip+":7080", "--router-https-addr", "", "--log-level", "warn")
 }
 
+// poolsP1P2 creates tenant acme and pools p1 (dc1) and p2 (dc2), starts the
+// first agent of each of those datacenters in its pool and waits until
+// both hosts are ready.
+func (m *multiHost) poolsP1P2(agents map[string][]*netlab.Host) {
+	t, ctx := m.t, context.Background()
+	t.Helper()
+	for i, p := range []string{"p1", "p2"} {
+		if _, err := m.admin.Pools().Create(ctx, apitypes.PoolRequest{Name: p, Datacenter: fmt.Sprintf("dc%d", i+1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := m.admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range []string{"p1", "p2"} {
+		jt := joinToken(t, m.admin, apitypes.JoinTokenRequest{Pool: p})
+		m.startAgent(agents[fmt.Sprintf("dc%d", i+1)][0], p, jt.Token)
+	}
+	hubtest.WaitFor(t, 60*time.Second, "two ready hosts", func() bool {
+		hs, _, err := m.admin.Hosts().List(ctx, nil)
+		return err == nil && len(hs) == 2 && hs[0].State == "ready" && hs[1].State == "ready" && hs[0].MemoryBytes > 0 && hs[1].MemoryBytes > 0
+	})
+}
+
 // TestMultiHostDatacenterLoss: three hub nodes in three datacenters, an
 // agent in pool p1 (dc1) and one in p2 (dc2), real processes in network
 // namespaces. An app in p1 with failover pool p2; kill -9 every host of
@@ -173,22 +197,7 @@ func datacenterLoss(t testing.TB, hubArgs ...string) (time.Duration, time.Durati
 	m, agents := newMultiHost(t, 3, 1, hubArgs...)
 	ctx := context.Background()
 	bin := drivertest.BuildTestApp(t)
-	for i, p := range []string{"p1", "p2"} {
-		if _, err := m.admin.Pools().Create(ctx, apitypes.PoolRequest{Name: p, Datacenter: fmt.Sprintf("dc%d", i+1)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := m.admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"}); err != nil {
-		t.Fatal(err)
-	}
-	for i, p := range []string{"p1", "p2"} {
-		jt := joinToken(t, m.admin, apitypes.JoinTokenRequest{Pool: p})
-		m.startAgent(agents[fmt.Sprintf("dc%d", i+1)][0], p, jt.Token)
-	}
-	hubtest.WaitFor(t, 60*time.Second, "two ready hosts", func() bool {
-		hs, _, err := m.admin.Hosts().List(ctx, nil)
-		return err == nil && len(hs) == 2 && hs[0].State == "ready" && hs[1].State == "ready" && hs[0].MemoryBytes > 0 && hs[1].MemoryBytes > 0
-	})
+	m.poolsP1P2(agents)
 	w, q := &client.WriteOptions{Tenant: "acme"}, &client.QueryOptions{Tenant: "acme"}
 	spec := apitypes.AppSpec{Name: "web", Command: []string{bin}, Instances: intp(2), Pools: []string{"p1"}, FailoverPools: []string{"p2"},
 		Ports: []apitypes.Port{{ContainerPort: 8080}}, Health: &apitypes.Health{HTTP: "/healthz", Interval: apitypes.Duration(200 * time.Millisecond)}}
@@ -442,22 +451,7 @@ func cutDatacenter(t *testing.T, mode string) {
 	m, agents := newMultiHost(t, 3, 1)
 	ctx := context.Background()
 	bin := drivertest.BuildTestApp(t)
-	for i, p := range []string{"p1", "p2"} {
-		if _, err := m.admin.Pools().Create(ctx, apitypes.PoolRequest{Name: p, Datacenter: fmt.Sprintf("dc%d", i+1)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := m.admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"}); err != nil {
-		t.Fatal(err)
-	}
-	for i, p := range []string{"p1", "p2"} {
-		jt := joinToken(t, m.admin, apitypes.JoinTokenRequest{Pool: p})
-		m.startAgent(agents[fmt.Sprintf("dc%d", i+1)][0], p, jt.Token)
-	}
-	hubtest.WaitFor(t, 60*time.Second, "two ready hosts", func() bool {
-		hs, _, err := m.admin.Hosts().List(ctx, nil)
-		return err == nil && len(hs) == 2 && hs[0].State == "ready" && hs[1].State == "ready" && hs[0].MemoryBytes > 0 && hs[1].MemoryBytes > 0
-	})
+	m.poolsP1P2(agents)
 	const maxDisconnect = 3 * time.Second
 	w, q := &client.WriteOptions{Tenant: "acme"}, &client.QueryOptions{Tenant: "acme"}
 	spec := apitypes.AppSpec{Name: "db", Command: []string{bin}, Instances: intp(1), Pools: []string{"p1"}, FailoverPools: []string{"p2"},
@@ -555,22 +549,7 @@ func TestMultiHostDrills(t *testing.T) {
 	m, agents := newMultiHost(t, 3, 1)
 	ctx := context.Background()
 	bin := drivertest.BuildTestApp(t)
-	for i, p := range []string{"p1", "p2"} {
-		if _, err := m.admin.Pools().Create(ctx, apitypes.PoolRequest{Name: p, Datacenter: fmt.Sprintf("dc%d", i+1)}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := m.admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"}); err != nil {
-		t.Fatal(err)
-	}
-	for i, p := range []string{"p1", "p2"} {
-		jt := joinToken(t, m.admin, apitypes.JoinTokenRequest{Pool: p})
-		m.startAgent(agents[fmt.Sprintf("dc%d", i+1)][0], p, jt.Token)
-	}
-	hubtest.WaitFor(t, 60*time.Second, "two ready hosts", func() bool {
-		hs, _, err := m.admin.Hosts().List(ctx, nil)
-		return err == nil && len(hs) == 2 && hs[0].State == "ready" && hs[1].State == "ready" && hs[0].MemoryBytes > 0 && hs[1].MemoryBytes > 0
-	})
+	m.poolsP1P2(agents)
 	const hold = 5 * time.Second
 	w, q := &client.WriteOptions{Tenant: "acme"}, &client.QueryOptions{Tenant: "acme"}
 	spec := apitypes.AppSpec{Name: "web", Command: []string{bin}, Instances: intp(2), Pools: []string{"p1"}, FailoverPools: []string{"p2"},

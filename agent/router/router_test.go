@@ -157,10 +157,11 @@ func TestStatsAndAccessLog(t *testing.T) {
 	web := backend(t, "web")
 	var now atomic.Int64
 	now.Store(time.Unix(1000, 0).UnixNano())
-	var logged atomic.Int64
+	var logged, entries atomic.Int64
 	r := start(t, &Table{Apps: []App{{Key: "acme/web", Backends: []Backend{{Instance: "w", Addr: addr(web), Version: 1}}}},
 		HTTP: []HTTPRoute{{Host: "w.example.com", App: "acme/web"}, {Host: "x.example.com", App: "acme/none"}}},
 		Config{Clock: func() time.Time { return time.Unix(0, now.Load()) }, AccessLog: func(e AccessEntry) {
+			defer entries.Add(1)
 			if e.App == "acme/web" && e.Status == 200 && e.Instance == "w" {
 				logged.Add(1)
 			}
@@ -169,6 +170,10 @@ func TestStatsAndAccessLog(t *testing.T) {
 		get(t, r, "GET", "w.example.com", "/")
 	}
 	get(t, r, "GET", "x.example.com", "/")
+	// Counting and logging follow the response: wait for all four.
+	for deadline := time.Now().Add(5 * time.Second); entries.Load() < 4 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if got := r.TakeStats(); len(got) != 0 {
 		t.Fatalf("the current second was taken: %+v", got)
 	}
