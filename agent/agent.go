@@ -23,6 +23,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/logship"
 	"github.com/wharf-platform/wharf/agent/metrics"
 	"github.com/wharf-platform/wharf/agent/router"
 	"github.com/wharf-platform/wharf/pkg/pki"
@@ -75,6 +76,10 @@ type Config struct {
 	// defaults to on).
 	Metrics         bool
 	MetricsInterval time.Duration
+	// LogBufferBytes bounds the on-disk buffer of instance output not yet
+	// acknowledged by the hub (DataDir/logs). Zero: 256 MiB. When it is
+	// full the oldest lines are dropped and the drop is reported.
+	LogBufferBytes int64
 	// OnRoutes, when set, is told the route table version the router
 	// serves each time a table is applied (benchmarks).
 	OnRoutes func(version uint64)
@@ -99,6 +104,8 @@ type Agent struct {
 	lease     *lease
 	router    *router.Router                    // nil without router addresses
 	metrics   atomic.Pointer[metrics.Collector] // nil until running
+	logs      atomic.Pointer[logShipper]        // nil without a driver
+	hub       atomic.Value                      // string: the hub node of the current session
 }
 
 // errCut ends sessions while the agent is cut off from the hub.
@@ -239,10 +246,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		case a.cfg.DrainDelay > 0:
 			a.sup.drainDelay = a.cfg.DrainDelay
 		}
+		buf, err := logship.Open(logship.Config{Dir: filepath.Join(a.cfg.DataDir, "logs"), MaxBytes: a.cfg.LogBufferBytes,
+			Logger: a.log.With("component", "logship")})
+		if err != nil {
+			return fmt.Errorf("log buffer: %w", err)
+		}
+		defer buf.Close()
+		a.logs.Store(newLogShipper(buf, drv, a.log.With("component", "logs")))
 		sctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); a.sup.Run(sctx) }()
-		defer func() { stop(); <-done }()
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); a.sup.Run(sctx) }()
+		go func() { defer wg.Done(); a.captureLogs(sctx) }()
+		defer func() { stop(); wg.Wait() }()
 	}
 	if key := loadGossipKey(a.cfg.DataDir); key != nil {
 		a.ensureGossip(key, nil)
@@ -481,6 +497,13 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 		}
 	}
 	a.log.Info("connected", "hub", hub, "node", welcome.HubNode)
+	a.hub.Store(hub)
+	if ls := a.logs.Load(); ls != nil {
+		lctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); a.shipLogs(lctx, ls, conn) }()
+		defer func() { stop(); <-done }()
+	}
 	interval := time.Duration(welcome.HeartbeatIntervalMs) * time.Millisecond
 	if interval <= 0 {
 		interval = time.Second
@@ -601,6 +624,36 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 			case <-t.C:
 				break wait
 			}
+		}
+	}
+}
+
+// shipLogs ships logs on conn until ctx ends, opening a new logs stream
+// after a refused batch.
+func (a *Agent) shipLogs(ctx context.Context, ls *logShipper, conn *quic.Conn) {
+	for ctx.Err() == nil {
+		err := ls.ship(ctx, conn)
+		if ctx.Err() != nil || conn.Context().Err() != nil {
+			return
+		}
+		a.log.Warn("log shipping", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// captureLogs keeps every wanted instance's output followed.
+func (a *Agent) captureLogs(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		a.logs.Load().follow(ctx, a.sup.wanted())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

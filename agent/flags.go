@@ -33,6 +33,7 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 	fs.StringVar(&cfg.RouterHTTPAddr, "router-http-addr", "0.0.0.0:7080", "router HTTP address (TCP routes listen on its host); empty: no router")
 	fs.StringVar(&cfg.RouterHTTPSAddr, "router-https-addr", "0.0.0.0:7443", "router HTTPS address; empty: none")
 	fs.BoolVar(&cfg.Metrics, "metrics", true, "sample the host and the instances (embedded cAdvisor) and send the samples to the hub")
+	fs.Int64Var(&cfg.LogBufferBytes, "log-buffer-bytes", 256<<20, "bound of the on-disk buffer of instance output not yet acknowledged by the hub (oldest lines are dropped, and reported, when full)")
 	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 2*time.Second, "how long an unassigned instance keeps serving while routers drop it")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return func(ctx context.Context) error {

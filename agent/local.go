@@ -22,6 +22,13 @@ type Health struct {
 	Gossip    string   `json:"gossip_addr,omitempty"`
 	// GossipPeers is how many pool peers the gossip sees alive.
 	GossipPeers int `json:"gossip_peers"`
+	// Hub is the gateway address of the hub node the agent is connected
+	// to ("" when it is not).
+	Hub string `json:"hub,omitempty"`
+	// LogsUnacked is how many captured lines the hub has not acknowledged
+	// yet; LogsDropped how many the full buffer dropped, not yet reported.
+	LogsUnacked uint64 `json:"logs_unacked"`
+	LogsDropped uint64 `json:"logs_dropped"`
 }
 
 // localHandler serves /healthz (200 while connected to a hub node, 503
@@ -49,10 +56,25 @@ func (a *Agent) localHandler() http.Handler {
 		}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wharf_agent_gossip_peers", Help: "Pool peers the gossip sees alive."},
 		func() float64 { return float64(a.gossipPeers()) }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wharf_agent_logs_unacked", Help: "Captured log lines the hub has not acknowledged yet."},
+		func() float64 {
+			ls := a.logs.Load()
+			if ls == nil {
+				return 0
+			}
+			return float64(ls.buf.Stats().Unacked)
+		}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		h := Health{HostID: a.HostID(), Connected: a.connected.Load(), Acked: a.acked.Load(), Hubs: a.Hubs(), Gossip: a.GossipAddr(), GossipPeers: a.gossipPeers()}
+		if h.Connected {
+			h.Hub, _ = a.hub.Load().(string)
+		}
+		if ls := a.logs.Load(); ls != nil {
+			st := ls.buf.Stats()
+			h.LogsUnacked, h.LogsDropped = st.Unacked, st.Dropped
+		}
 		w.Header().Set("Content-Type", "application/json")
 		if !h.Connected {
 			w.WriteHeader(http.StatusServiceUnavailable)

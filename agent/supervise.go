@@ -515,6 +515,16 @@ func (s *supervisor) execCgroups(host string) map[string]string {
 	return out
 }
 
+// wanted returns the assigned instances.
+func (s *supervisor) wanted() []*wire.Instance {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.desired == nil {
+		return nil
+	}
+	return s.desired.Instances
+}
+
 // execLabels names an instance's app and tenant from the assignments.
 func (s *supervisor) execLabels(id string) (string, string) {
 	s.mu.Lock()

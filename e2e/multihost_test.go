@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -29,6 +30,7 @@ type multiHost struct {
 	hubs  []*netlab.Host
 	admin *client.Client // through the last datacenter's hub node
 	token string         // the admin token
+	args  map[*netlab.Host][]string // how each wharf process was started, to restart it
 }
 
 // startHub runs `wharf hub` on h, the first of n nodes joining through
@@ -43,7 +45,7 @@ func startWharf(t testing.TB, h *netlab.Host, args ...string) {
 
 func newMultiHost(t testing.TB, dcs int, agentsPerDC int, hubArgs ...string) (*multiHost, map[string][]*netlab.Host) {
 	netlab.Require(t)
-	m := &multiHost{t: t, lab: netlab.New(t, netlab.Options{})}
+	m := &multiHost{t: t, lab: netlab.New(t, netlab.Options{}), args: map[*netlab.Host][]string{}}
 	agents := map[string][]*netlab.Host{}
 	key := cluster.GenerateKey()
 	for i := 0; i < dcs; i++ {
@@ -63,6 +65,7 @@ func newMultiHost(t testing.TB, dcs int, agentsPerDC int, hubArgs ...string) (*m
 		if i > 0 {
 			args = append(args, "--join", m.hubs[0].IP().String()+":7483")
 		}
+		m.args[h] = args
 		startWharf(t, h, args...)
 	}
 	last := m.hubs[len(m.hubs)-1]
@@ -104,9 +107,33 @@ func (m *multiHost) hubAddrs() string {
 // startAgent runs `wharf agent` (exec driver) on h in pool.
 func (m *multiHost) startAgent(h *netlab.Host, pool, token string) {
 	ip := h.IP().String()
-	startWharf(m.t, h, "agent", "--hub", m.hubAddrs(), "--token", token, "--data-dir", m.t.TempDir(), "--pool", pool, "--name", h.Name(),
+	m.args[h] = []string{"agent", "--hub", m.hubAddrs(), "--token", token, "--data-dir", m.t.TempDir(), "--pool", pool, "--name", h.Name(),
 		"--driver", "exec", "--advertise", ip, "--gossip-addr", ip+":7484", "--local-addr", ip+":7485",
-		"--router-http-addr", ip+":7080", "--router-https-addr", "", "--log-level", "warn")
+		"--router-http-addr", ip+":7080", "--router-https-addr", "", "--log-level", "warn"}
+	startWharf(m.t, h, m.args[h]...)
+}
+
+// killWharf SIGKILLs the wharf process on h (only it: an agent's exec
+// instances live on) and waits until it is reaped.
+func (m *multiHost) killWharf(h *netlab.Host) {
+	m.t.Helper()
+	for _, cmd := range h.Processes() {
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			m.t.Fatalf("kill wharf on %s: %v", h.Name(), err)
+		}
+		select {
+		case <-h.Done(cmd):
+		case <-time.After(10 * time.Second):
+			m.t.Fatalf("wharf on %s not reaped 10s after SIGKILL", h.Name())
+		}
+	}
+}
+
+// restartWharf starts the wharf process of h again as it first was (same
+// data dir: the same node or agent).
+func (m *multiHost) restartWharf(h *netlab.Host) {
+	m.t.Helper()
+	startWharf(m.t, h, m.args[h]...)
 }
 
 // poolsP1P2 creates tenant acme and pools p1 (dc1) and p2 (dc2), starts the

@@ -3,6 +3,7 @@ package hub
 import (
 	"errors"
 	"fmt"
+	"github.com/wharf-platform/wharf/hub/logstore"
 	"log/slog"
 	"net"
 	"time"
@@ -39,6 +40,9 @@ type Config struct {
 	Advertise string
 	// AppsDomain is the parent domain of default routes. Default "localhost".
 	AppsDomain string
+	// LogRetention bounds each tenant's logs kept on this node, by size
+	// and age. Zero fields: 1 GiB and 7 days.
+	LogRetention logstore.Retention
 	// SuspectAfter and DownAfter drive host liveness (a later issue).
 	SuspectAfter time.Duration
 	DownAfter    time.Duration

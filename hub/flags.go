@@ -33,6 +33,8 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 	fs.StringVar(&cfg.GossipAddr, "gossip-addr", cfg.GossipAddr, "gossip (memberlist) address")
 	fs.StringVar(&cfg.Advertise, "advertise", "", "IP address other nodes use to reach this one")
 	fs.StringVar(&cfg.AppsDomain, "apps-domain", cfg.AppsDomain, "parent domain of apps' default routes")
+	fs.Int64Var(&cfg.LogRetention.MaxBytes, "log-retention-bytes", 1<<30, "logs kept per tenant on each hub node, in bytes (oldest dropped first)")
+	fs.DurationVar(&cfg.LogRetention.MaxAge, "log-retention-age", 7*24*time.Hour, "how long logs are kept")
 	fs.DurationVar(&cfg.SuspectAfter, "suspect-after", cfg.SuspectAfter, "a host without heartbeat for this long is suspect")
 	fs.DurationVar(&cfg.DownAfter, "down-after", cfg.DownAfter, "a host without heartbeat for this long is down")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +23,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/cluster"
 	"github.com/wharf-platform/wharf/hub/gateway"
 	"github.com/wharf-platform/wharf/hub/liveness"
+	"github.com/wharf-platform/wharf/hub/logstore"
 	"github.com/wharf-platform/wharf/hub/series"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/hub/traffic"
@@ -45,6 +48,12 @@ type Hub struct {
 	traffic traffic.Store
 	relay   trafficRelay
 	series  *series.Store // instances' and hosts' metrics while this node leads
+	// logs keeps the lines this node's agents shipped and the copies
+	// other nodes replicated here.
+	logs    *logstore.Store
+	logPeer logPeer
+	drains  *drainer
+	alerts  atomic.Pointer[alerting] // while this node leads
 }
 
 // Run starts a hub node and runs it until ctx ends.
@@ -112,12 +121,15 @@ func New(cfg Config) (*Hub, error) {
 		Logger:       log.With("component", "liveness"),
 	})
 	ccfg.RPC = map[string]http.Handler{
-		rpcLiveness:     h.liveness.Handler(),
-		rpcHostInfo:     h.liveness.InfoHandler(),
-		rpcTraffic:      h.trafficHandler(),
-		rpcTrafficQuery: h.trafficQueryHandler(),
-		rpcMetrics:      h.metricsHandler(),
-		rpcMetricsQuery: h.metricsQueryHandler(),
+		rpcLiveness:      h.liveness.Handler(),
+		rpcHostInfo:      h.liveness.InfoHandler(),
+		rpcTraffic:       h.trafficHandler(),
+		rpcTrafficQuery:  h.trafficQueryHandler(),
+		rpcMetrics:       h.metricsHandler(),
+		rpcMetricsQuery:  h.metricsQueryHandler(),
+		rpcLogsReplicate: h.logsReplicateHandler(),
+		rpcLogsQuery:     h.logsQueryHandler(),
+		rpcAlertsFiring:  h.alertsFiringHandler(),
 		// Writes forwarded by followers, answered by this node's API when it
 		// leads (the API is built after the cluster, hence the indirection).
 		rpcAPI: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -137,6 +149,12 @@ func New(cfg Config) (*Hub, error) {
 		httpLn.Close()
 		return nil, err
 	}
+	h.logs, err = logstore.Open(logstore.Config{Dir: filepath.Join(cfg.DataDir, "logs"), Default: cfg.LogRetention})
+	if err != nil {
+		httpLn.Close()
+		return nil, fmt.Errorf("log store: %w", err)
+	}
+	h.drains = newDrainer(h)
 	gw, err := gateway.New(gateway.Config{
 		Addr:           cfg.QUICAddr,
 		ResetKey:       resetKey,
@@ -150,6 +168,7 @@ func New(cfg Config) (*Hub, error) {
 		AppsDomain:     cfg.AppsDomain,
 		AccessStats:    h.accessStats,
 		MetricsReport:  h.metricsReport,
+		Logs:           h.acceptLogs,
 		QuorumBacked:   func() bool { return h.cluster.LeaderContact() < QuorumWindow },
 		QuorumWindow:   QuorumWindow,
 	})
@@ -169,16 +188,18 @@ func New(cfg Config) (*Hub, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), instanceCollector{h.series})
 	srv, err := api.New(api.Config{
-		Store:      store,
-		Cluster:    cl,
-		Logger:     log.With("component", "api"),
-		Registry:   reg,
-		NodeName:   cfg.NodeName,
-		AppsDomain: cfg.AppsDomain,
-		Forward:    func(w http.ResponseWriter, r *http.Request) bool { return cl.ProxyToLeader(w, r, rpcAPI) },
-		HostConn:   h.hostConn,
-		Traffic:    h.appTraffic,
-		Metrics:    h.metrics,
+		Store:        store,
+		Cluster:      cl,
+		Logger:       log.With("component", "api"),
+		Registry:     reg,
+		NodeName:     cfg.NodeName,
+		AppsDomain:   cfg.AppsDomain,
+		Forward:      func(w http.ResponseWriter, r *http.Request) bool { return cl.ProxyToLeader(w, r, rpcAPI) },
+		HostConn:     h.hostConn,
+		Traffic:      h.appTraffic,
+		Metrics:      h.metrics,
+		Logs:         h.appLogs,
+		FiringAlerts: h.firingAlerts,
 	})
 	if err != nil {
 		httpLn.Close()
@@ -297,11 +318,15 @@ func (h *Hub) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	close(h.running)
-	errc := make(chan error, 5)
+	defer h.logs.Close()
+	// Requests (log follows) end with the node.
+	h.httpSrv.BaseContext = func(net.Listener) context.Context { return ctx }
+	errc := make(chan error, 6)
 	go func() { errc <- h.cluster.Run(ctx) }()
 	go func() { errc <- h.gateway.Run(ctx) }()
 	go func() { errc <- h.reportHeartbeats(ctx) }()
 	go func() { errc <- h.relayTraffic(ctx) }()
+	go func() { errc <- h.drains.run(ctx) }()
 	go func() {
 		err := h.httpSrv.Serve(h.httpLn)
 		if errors.Is(err, http.ErrServerClosed) {
@@ -312,7 +337,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.log.Info("hub started", "http", h.HTTPAddr(), "quic", h.gateway.Addr(), "raft", h.cluster.RaftAddr(), "gossip", h.cluster.GossipAddr(), "datacenter", h.cfg.Datacenter)
 
 	var first error
-	remaining := 5
+	remaining := 6
 	select {
 	case <-ctx.Done():
 	case first = <-errc:

@@ -38,10 +38,14 @@ func (h *Hub) leaderDuties(ctx context.Context) {
 			}
 		}
 	}()
-	wg.Add(2)
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		h.runPlanner(ctx)
+	}()
+	go func() {
+		defer wg.Done()
+		h.runAlerts(ctx)
 	}()
 	go func() {
 		defer wg.Done()

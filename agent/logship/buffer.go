@@ -126,6 +126,16 @@ type instState struct {
 	next uint64 // next seq to assign
 }
 
+// seen notes a line of stream stamped ns.
+func (is *instState) seen(stream string, ns int64) {
+	if is.last == nil {
+		is.last = map[string]int64{}
+	}
+	if cur, ok := is.last[stream]; !ok || ns > cur {
+		is.last[stream] = ns
+	}
+}
+
 // cursor is the read position: a segment id and a byte offset in it. A
 // cursor whose segment was deleted continues at the next segment's start.
 type cursor struct {
@@ -231,6 +241,12 @@ func (b *Buffer) recover() error {
 			is := b.instance(name)
 			is.next = max(is.next, s+1)
 		}
+		for name, streams := range res.last {
+			is := b.instance(name)
+			for st, ns := range streams {
+				is.seen(st, ns)
+			}
+		}
 		if res.records == 0 && i != len(ids)-1 {
 			if err := os.Remove(path); err != nil {
 				return fmt.Errorf("remove empty segment: %w", err)
@@ -307,10 +323,55 @@ func (b *Buffer) Append(instance, stream, text string) error {
 	return b.appendPieces(instance, stream, splitLine(nil, text, b.cfg.MaxLineBytes, false))
 }
 
-// piece is one record-to-be.
+// piece is one record-to-be. A zero at means now; an empty stream means
+// appendPieces' stream.
 type piece struct {
 	text    string
 	partial bool
+	stream  string
+	at      time.Time
+}
+
+// Entry is one line for AppendBatch.
+type Entry struct {
+	Time   time.Time // when the runtime captured it; zero = now
+	Stream string
+	Text   string
+}
+
+// AppendBatch stores the lines of one instance, each split like Append's,
+// with one write per segment touched. Lines keep their own times and
+// streams: Last reports, per stream, the newest time stored, so a
+// restarted capturer resumes after it.
+func (b *Buffer) AppendBatch(instance string, entries []Entry) error {
+	var pieces []piece
+	for _, e := range entries {
+		if err := checkNames(instance, e.Stream); err != nil {
+			return err
+		}
+		n := len(pieces)
+		pieces = splitLine(pieces, e.Text, b.cfg.MaxLineBytes, false)
+		for i := n; i < len(pieces); i++ {
+			pieces[i].stream, pieces[i].at = e.Stream, e.Time
+		}
+	}
+	return b.appendPieces(instance, "", pieces)
+}
+
+// Last returns, per stream, the time of the newest line of instance the
+// buffer stored (also across restarts: it is kept in the state file, which
+// is written before any segment is deleted). A capturer that resumes after
+// these times neither loses nor repeats lines.
+func (b *Buffer) Last(instance string) map[string]time.Time {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]time.Time{}
+	if is := b.inst[instance]; is != nil {
+		for st, ns := range is.last {
+			out[st] = time.Unix(0, ns)
+		}
+	}
+	return out
 }
 
 func (b *Buffer) appendPieces(instance, stream string, pieces []piece) error {
@@ -334,6 +395,13 @@ func (b *Buffer) appendPieces(instance, stream string, pieces []piece) error {
 	b.wbuf, b.ends = b.wbuf[:0], b.ends[:0]
 	for i, p := range pieces {
 		l := Line{Instance: instance, Stream: stream, Seq: base + uint64(i), Time: now, Text: p.text, Partial: p.partial}
+		if p.stream != "" {
+			l.Stream = p.stream
+		}
+		if !p.at.IsZero() {
+			l.Time = p.at
+		}
+		is.seen(l.Stream, l.Time.UnixNano())
 		b.wbuf = appendRecord(b.wbuf, &l)
 		b.ends = append(b.ends, len(b.wbuf))
 	}
@@ -519,6 +587,8 @@ func (b *Buffer) saveState() error {
 	for name, is := range b.inst {
 		st[name] = is.persisted
 	}
+	// Maps are shared with the live state: writeState encodes them before
+	// this returns, under b.mu.
 	return writeState(b.cfg.Dir, st)
 }
 
@@ -577,6 +647,35 @@ func (b *Buffer) TakeDropped() map[string]DropInfo {
 		}
 	}
 	return m
+}
+
+// AckDropped forgets drops once reported: for each instance, the drops of
+// a report got from Dropped. Drops counted after that report stay (their
+// first seq is moved past the report's last).
+func (b *Buffer) AckDropped(reported map[string]DropInfo) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	changed := false
+	for name, r := range reported {
+		is := b.inst[name]
+		if is == nil || is.drop.Count == 0 || r.Count == 0 {
+			continue
+		}
+		changed = true
+		if is.drop.Count <= r.Count {
+			is.drop = DropInfo{}
+			continue
+		}
+		is.drop.Count -= r.Count
+		is.drop.First = max(is.drop.First, r.Last+1)
+	}
+	if !changed {
+		return nil
+	}
+	return b.saveState()
 }
 
 func (b *Buffer) dropped(take bool) map[string]DropInfo {

@@ -361,3 +361,83 @@ func TestConcurrentAppendReadAck(t *testing.T) {
 		t.Fatalf("stats after everything acked: %+v", st)
 	}
 }
+
+func TestAppendBatchKeepsTimesAndLastSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	b, err := Open(Config{Dir: dir, MaxLineBytes: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1700000000, 5)
+	err = b.AppendBatch("a/b/i1", []Entry{
+		{Time: t0, Stream: "stdout", Text: "one"},
+		{Time: t0.Add(time.Second), Stream: "stderr", Text: "two that is long"},
+		{Time: t0.Add(2 * time.Second), Stream: "stdout", Text: "three"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := b.Read(100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 4 || lines[1].Stream != "stderr" || !lines[1].Partial || !lines[1].Time.Equal(t0.Add(time.Second)) || lines[3].Text != "three" || lines[3].Seq != 4 {
+		t.Fatalf("lines: %+v", lines)
+	}
+	want := map[string]time.Time{"stdout": t0.Add(2 * time.Second), "stderr": t0.Add(time.Second)}
+	check := func(b *Buffer) {
+		t.Helper()
+		got := b.Last("a/b/i1")
+		if len(got) != 2 || !got["stdout"].Equal(want["stdout"]) || !got["stderr"].Equal(want["stderr"]) {
+			t.Fatalf("last = %v, want %v", got, want)
+		}
+	}
+	check(b)
+	// Acked and deleted segments: the state file must still know.
+	if err := b.Ack(map[string]uint64{"a/b/i1": 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err = Open(Config{Dir: dir, MaxLineBytes: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	check(b)
+	if n := b.Stats().Unacked; n != 0 {
+		t.Fatalf("unacked after restart = %d", n)
+	}
+}
+
+func TestAckDroppedKeepsLaterDrops(t *testing.T) {
+	cfg := testConfig(t, "")
+	cfg.MaxBytes, cfg.SegmentBytes = 4096, 512
+	b := openT(t, cfg)
+	flood := func(from, to int) {
+		for i := from; i <= to; i++ {
+			mustAppend(t, b, "a", "stdout", fmt.Sprintf("a line %d", i))
+		}
+	}
+	flood(1, 200)
+	report := b.Dropped()
+	if report["a"].Count == 0 {
+		t.Fatal("no drops to report")
+	}
+	flood(201, 400) // more drops after the report was taken
+	before := b.Dropped()["a"]
+	if err := b.AckDropped(report); err != nil {
+		t.Fatal(err)
+	}
+	after := b.Dropped()["a"]
+	if after.Count != before.Count-report["a"].Count || after.First != report["a"].Last+1 || after.Last != before.Last {
+		t.Fatalf("report %+v, before %+v, after %+v", report["a"], before, after)
+	}
+	if err := b.AckDropped(map[string]DropInfo{"a": after}); err != nil {
+		t.Fatal(err)
+	}
+	if d := b.Dropped(); len(d) != 0 {
+		t.Fatalf("drops left after acking all: %v", d)
+	}
+}

@@ -29,7 +29,8 @@ const (
 
 const (
 	segMagic   = "WLOGSEG1"
-	stateMagic = "WLOGSTA1"
+	stateMagic = "WLOGSTA2"
+	stateV1    = "WLOGSTA1" // without last times; still read
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -196,6 +197,7 @@ type persisted struct {
 	acked    uint64 // every seq <= acked was acknowledged by the hub
 	dropHigh uint64 // highest seq ever dropped unacked (guards seq reuse)
 	drop     DropInfo
+	last     map[string]int64 // stream → newest line time stored (Unix ns)
 }
 
 // encodeState encodes the state file: magic, uvarint count, per instance
@@ -215,14 +217,25 @@ func encodeState(st map[string]persisted) []byte {
 		for _, v := range []uint64{p.acked, p.dropHigh, p.drop.Count, p.drop.First, p.drop.Last} {
 			buf = binary.AppendUvarint(buf, v)
 		}
+		streams := make([]string, 0, len(p.last))
+		for st := range p.last {
+			streams = append(streams, st)
+		}
+		slices.Sort(streams)
+		buf = binary.AppendUvarint(buf, uint64(len(streams)))
+		for _, st := range streams {
+			buf = appendString(buf, st)
+			buf = binary.AppendVarint(buf, p.last[st])
+		}
 	}
 	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
 }
 
 func decodeState(buf []byte) (map[string]persisted, error) {
-	if len(buf) < len(stateMagic)+4 || string(buf[:len(stateMagic)]) != stateMagic {
+	if len(buf) < len(stateMagic)+4 || (string(buf[:len(stateMagic)]) != stateMagic && string(buf[:len(stateV1)]) != stateV1) {
 		return nil, fmt.Errorf("%w: bad state header", errCorrupt)
 	}
+	v1 := string(buf[:len(stateV1)]) == stateV1
 	body, sum := buf[:len(buf)-4], binary.LittleEndian.Uint32(buf[len(buf)-4:])
 	if crc32.Checksum(body, castagnoli) != sum {
 		return nil, fmt.Errorf("%w: state crc mismatch", errCorrupt)
@@ -238,6 +251,23 @@ func decodeState(buf []byte) (map[string]persisted, error) {
 		var p persisted
 		p.acked, p.dropHigh = d.uvarint(), d.uvarint()
 		p.drop.Count, p.drop.First, p.drop.Last = d.uvarint(), d.uvarint(), d.uvarint()
+		if !v1 {
+			k := d.uvarint()
+			if k > uint64(len(d.buf)) {
+				return nil, fmt.Errorf("%w: state stream count %d", errCorrupt, k)
+			}
+			for range k {
+				st := d.string(maxNameBytes)
+				ns := d.varint()
+				if d.err != nil {
+					return nil, d.err
+				}
+				if p.last == nil {
+					p.last = map[string]int64{}
+				}
+				p.last[st] = ns
+			}
+		}
 		if d.err != nil {
 			return nil, d.err
 		}

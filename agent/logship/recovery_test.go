@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 )
 
@@ -151,14 +152,14 @@ func TestRecoverCorruptStateAndForeignSegment(t *testing.T) {
 
 func TestStateCodecRoundTrip(t *testing.T) {
 	st := map[string]persisted{
-		"a": {acked: 5, dropHigh: 9, drop: DropInfo{Count: 3, First: 7, Last: 9}},
+		"a": {acked: 5, dropHigh: 9, drop: DropInfo{Count: 3, First: 7, Last: 9}, last: map[string]int64{"stdout": 1 << 60, "stderr": -5}},
 		"b": {acked: 1 << 40},
 	}
 	got, err := decodeState(encodeState(st))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(st) || got["a"] != st["a"] || got["b"] != st["b"] {
+	if len(got) != len(st) || !reflect.DeepEqual(got, st) {
 		t.Fatalf("round trip: %+v", got)
 	}
 	enc := encodeState(st)

@@ -61,6 +61,7 @@ func listSegments(dir string) ([]uint64, error) {
 type scanResult struct {
 	seg     *segment
 	maxSeq  map[string]uint64
+	last    map[string]map[string]int64 // instance → stream → newest time (ns)
 	torn    int64 // bytes cut from the tail
 	records int
 }
@@ -80,6 +81,7 @@ func scanSegment(path string, id uint64) (scanResult, error) {
 	res := scanResult{
 		seg:    &segment{id: id, path: path, ranges: map[string]seqRange{}},
 		maxSeq: map[string]uint64{},
+		last:   map[string]map[string]int64{},
 	}
 	if int64(len(data)) < segHeaderLen || string(data[:segHeaderLen]) != segMagic {
 		res.seg.size = int64(len(data))
@@ -103,6 +105,12 @@ func scanSegment(path string, id uint64) (scanResult, error) {
 		r.last = l.Seq
 		res.seg.ranges[l.Instance] = r
 		res.maxSeq[l.Instance] = l.Seq
+		if res.last[l.Instance] == nil {
+			res.last[l.Instance] = map[string]int64{}
+		}
+		if ns := l.Time.UnixNano(); ns > res.last[l.Instance][l.Stream] {
+			res.last[l.Instance][l.Stream] = ns
+		}
 		res.records++
 		pos += n
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/hashicorp/go-memdb"
 
@@ -174,8 +175,15 @@ func (s *Server) deleteHost(w http.ResponseWriter, r *http.Request, p *principal
 // Events.
 
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, p *principal) error {
-	if err := requireAdmin(p, "reading events"); err != nil {
-		return err
+	// Tenants read the events of their apps (subject "tenant/app"):
+	// canaries, dropped log lines, failing drains, alerts.
+	prefix := ""
+	if !p.admin() {
+		tenant, err := tenantScope(r, p, true)
+		if err != nil {
+			return err
+		}
+		prefix = tenant + "/"
 	}
 	var after uint64
 	if v := r.URL.Query().Get("after"); v != "" {
@@ -187,6 +195,15 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, p *principal
 	}
 	return s.query(w, r, func(ws memdb.WatchSet, snap *state.Snapshot) (any, uint64, error) {
 		es, err := snap.Events(ws, after)
+		if prefix != "" {
+			mine := es[:0:0]
+			for _, e := range es {
+				if strings.HasPrefix(e.Subject, prefix) {
+					mine = append(mine, e)
+				}
+			}
+			es = mine
+		}
 		return mapAll(es, eventOut), snap.Index(state.TableEvents), err
 	})
 }

@@ -49,6 +49,13 @@ type Config struct {
 	// Metrics, when set, returns an app's ("tenant/app") or a host's
 	// series between from and to, every step (zero: every point).
 	Metrics func(ctx context.Context, app, host string, from, to time.Time, step time.Duration) ([]apitypes.MetricSeries, error)
+	// Logs, when set, reads an app's logs (merged across the hub nodes)
+	// and hands them to emit in time order; with q.Follow it goes on with
+	// new lines until ctx ends.
+	Logs func(ctx context.Context, q apitypes.LogQuery, emit func([]apitypes.LogLine) error) error
+	// FiringAlerts, when set, returns the ids of the alert rules firing
+	// now (the leader's evaluator).
+	FiringAlerts func(ctx context.Context) ([]string, error)
 	// AppsDomain is the parent of apps' default routes
 	// (<app>.<tenant>.<apps-domain>). Empty means "localhost".
 	AppsDomain string
@@ -250,6 +257,13 @@ func (s *Server) register() {
 	s.handle("GET /v1/apps/{name}/routes", authed, s.appRoutes)
 	s.handle("GET /v1/apps/{name}/stats", authed, s.appStats)
 	s.handle("GET /v1/apps/{name}/metrics", authed, s.appMetrics)
+	s.handle("GET /v1/apps/{name}/logs", authed, s.appLogs)
+	s.handle("POST /v1/apps/{name}/log-drains", authed, s.addLogDrain)
+	s.handle("GET /v1/apps/{name}/log-drains", authed, s.listLogDrains)
+	s.handle("DELETE /v1/apps/{name}/log-drains/{id}", authed, s.deleteLogDrain)
+	s.handle("POST /v1/alerts", authed, s.addAlert)
+	s.handle("GET /v1/alerts", authed, s.listAlerts)
+	s.handle("DELETE /v1/alerts/{id}", authed, s.deleteAlert)
 	s.handle("GET /v1/hosts/{id}/metrics", authed, s.hostMetrics)
 	s.handle("POST /v1/apps/{name}/failback", authed, s.failbackApp)
 	s.handle("POST /v1/drills", authed, s.startDrill)

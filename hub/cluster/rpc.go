@@ -135,6 +135,25 @@ func (c *Cluster) CallLeader(ctx context.Context, name string, body []byte) ([]b
 	if err != nil {
 		return nil, err
 	}
+	b, err := c.CallNode(ctx, addr, name, body)
+	if err != nil && addr != c.raftAddr {
+		var re rpcStatusError
+		if !errors.As(err, &re) {
+			err = fmt.Errorf("%w: %v", ErrNoLeader, err)
+		}
+	}
+	return b, err
+}
+
+// rpcStatusError is a handler's non-200 answer.
+type rpcStatusError struct{ msg string }
+
+func (e rpcStatusError) Error() string { return e.msg }
+
+// CallNode posts body to handler name (Config.RPC) of the node whose
+// Raft/RPC address is addr, and returns its answer. For this node's own
+// address it calls the handler directly.
+func (c *Cluster) CallNode(ctx context.Context, addr, name string, body []byte) ([]byte, error) {
 	h, ok := c.cfg.RPC[name]
 	if !ok {
 		return nil, fmt.Errorf("no RPC handler %q", name)
@@ -154,14 +173,31 @@ func (c *Cluster) CallLeader(ctx context.Context, name string, body []byte) ([]b
 	}
 	resp, err := c.rpcClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("%w: rpc to leader %s: %v", ErrNoLeader, addr, err)
+		return nil, fmt.Errorf("rpc to %s: %w", addr, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxRPCBody))
 	if err == nil && resp.StatusCode != http.StatusOK {
-		err = fmt.Errorf("rpc %s: %s: %s", name, resp.Status, bytes.TrimSpace(b))
+		err = rpcStatusError{fmt.Sprintf("rpc %s: %s: %s", name, resp.Status, bytes.TrimSpace(b))}
 	}
 	return b, err
+}
+
+// Servers returns the Raft/RPC addresses of the servers in the Raft
+// configuration, this node's included.
+func (c *Cluster) Servers() []string {
+	f := c.raft.GetConfiguration()
+	if f.Error() != nil {
+		return []string{c.raftAddr}
+	}
+	var out []string
+	for _, s := range f.Configuration().Servers {
+		out = append(out, string(s.Address))
+	}
+	if len(out) == 0 {
+		out = []string{c.raftAddr}
+	}
+	return out
 }
 
 // responseRecorder captures a handler's answer for local calls.

@@ -60,6 +60,10 @@ type Config struct {
 	QuorumWindow time.Duration
 	// MetricsReport, when set, receives agents' metrics samples.
 	MetricsReport func(from pki.AgentIdentity, r *wire.MetricsReport)
+	// Logs, when set, takes agents' log batches on their logs streams; the
+	// batch is acknowledged when it returns nil, refused (to be resent)
+	// otherwise.
+	Logs func(ctx context.Context, from pki.AgentIdentity, b *wire.LogBatch) error
 	// AccessStats, when set, receives the routers' per-app counts.
 	AccessStats func(from pki.AgentIdentity, s *wire.AccessStats)
 	// AppsDomain is the parent of apps' default routes. Empty: "localhost".
@@ -334,6 +338,8 @@ func (g *Gateway) serveStream(ctx context.Context, conn *quic.Conn, st *quic.Str
 		}
 	case wire.StreamControl:
 		err = g.control(ctx, conn, s)
+	case wire.StreamLogs:
+		err = g.logs(ctx, conn, s)
 	default:
 		err = fmt.Errorf("%w: stream kind %d", wire.ErrUnknownMessage, kind[0])
 	}
@@ -342,6 +348,33 @@ func (g *Gateway) serveStream(ctx context.Context, conn *quic.Conn, st *quic.Str
 		g.log.Debug("agent stream closed", "remote", conn.RemoteAddr(), "err", err)
 		_ = s.Send(&wire.Envelope{Msg: &wire.Envelope_Error{Error: &wire.Error{Code: uint32(code), Message: err.Error()}}})
 		conn.CloseWithError(quic.ApplicationErrorCode(code), err.Error())
+	}
+}
+
+// logs answers one agent's log batches in order, each once it is kept.
+func (g *Gateway) logs(ctx context.Context, conn *quic.Conn, s *wire.Stream) error {
+	id, err := g.agentOf(conn)
+	if err != nil {
+		return err
+	}
+	for {
+		env, err := s.Recv()
+		if err != nil {
+			return err
+		}
+		b := env.GetLogBatch()
+		if b == nil {
+			return fmt.Errorf("%w: want LogBatch on the logs stream", wire.ErrUnknownMessage)
+		}
+		ack := &wire.LogAck{Id: b.Id}
+		if g.cfg.Logs == nil {
+			ack.Error = "this hub node keeps no logs"
+		} else if err := g.cfg.Logs(ctx, id, b); err != nil {
+			ack.Error = err.Error()
+		}
+		if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_LogAck{LogAck: ack}}); err != nil {
+			return err
+		}
 	}
 }
 

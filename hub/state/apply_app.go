@@ -212,6 +212,12 @@ func (w *writer) appDelete(r *AppDeleteRequest) *Error {
 	if e := w.dropHistory(r.Tenant, r.Name); e != nil {
 		return e
 	}
+	if e := w.dropAppDrains(r.Tenant, r.Name); e != nil {
+		return e
+	}
+	if e := w.dropAppAlerts(r.Tenant, r.Name); e != nil {
+		return e
+	}
 	if e := w.dropAppRoutes(r.Tenant, r.Name); e != nil {
 		return e
 	}

@@ -39,6 +39,14 @@ func newRequest(t MessageType) any {
 		return &AppUpsertRequest{}
 	case RouteAddType:
 		return &RouteAddRequest{}
+	case LogDrainAddType:
+		return &LogDrainAddRequest{}
+	case LogDrainDeleteType:
+		return &LogDrainDeleteRequest{}
+	case AlertAddType:
+		return &AlertAddRequest{}
+	case AlertDeleteType:
+		return &AlertDeleteRequest{}
 	case RouteDeleteType:
 		return &RouteDeleteRequest{}
 	case CertPutType:

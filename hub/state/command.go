@@ -42,6 +42,10 @@ const (
 	DrillStartType      MessageType = 27
 	DrillReportType     MessageType = 28
 	DrillEndType        MessageType = 29
+	LogDrainAddType     MessageType = 30
+	LogDrainDeleteType  MessageType = 31
+	AlertAddType        MessageType = 32
+	AlertDeleteType     MessageType = 33
 )
 
 // IgnoreUnknownTypeFlag marks a message that an older FSM that does not know

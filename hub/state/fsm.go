@@ -144,6 +144,14 @@ func (w *writer) dispatch(req any) *Error {
 		return w.drillReport(r)
 	case *DrillEndRequest:
 		return w.drillEnd(r)
+	case *LogDrainAddRequest:
+		return w.logDrainAdd(r)
+	case *LogDrainDeleteRequest:
+		return w.logDrainDelete(r)
+	case *AlertAddRequest:
+		return w.alertAdd(r)
+	case *AlertDeleteRequest:
+		return w.alertDelete(r)
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }

@@ -46,6 +46,10 @@ type Instance struct {
 	Address  string
 	Restarts int
 	Message  string
+	// RecentRestarts holds when (the reporting command's time, Unix ns)
+	// the last restarts were reported, newest first, for alert rules on
+	// restarts.
+	RecentRestarts [8]int64
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -54,6 +58,18 @@ type Instance struct {
 
 // Copy returns a copy.
 func (i *Instance) Copy() *Instance { c := *i; return &c }
+
+// RestartsSince counts the restarts reported at or after t (at most
+// len(RecentRestarts)).
+func (i *Instance) RestartsSince(t time.Time) int {
+	n := 0
+	for _, at := range i.RecentRestarts {
+		if at != 0 && at >= t.UnixNano() {
+			n++
+		}
+	}
+	return n
+}
 
 // Live reports whether the instance holds resources and counts towards its
 // app: desired to run and not failed for good.
@@ -372,6 +388,10 @@ func (w *writer) instanceUpdate(r *InstanceUpdateRequest) *Error {
 			continue
 		}
 		n := i.Copy()
+		for k := i.Restarts; k < u.Restarts && k < i.Restarts+len(n.RecentRestarts); k++ {
+			copy(n.RecentRestarts[1:], n.RecentRestarts[:])
+			n.RecentRestarts[0] = r.Time.UnixNano()
+		}
 		n.State, n.Ready, n.Address, n.Restarts, n.Message, n.UpdatedAt = u.State, u.Ready, u.Address, u.Restarts, u.Message, r.Time
 		if n.Desired == DesiredStop && n.State == InstanceRunning {
 			n.State = InstanceStopping

@@ -37,10 +37,13 @@ type metaEntry struct {
 func schema() *memdb.DBSchema {
 	str := func(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: field} }
 	routes, certs := routeSchemas()
+	drains, alerts := observeSchemas()
 	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
-		TableRoutes: routes,
-		TableCerts:  certs,
-		TableDrills: drillSchema(),
+		TableLogDrains: drains,
+		TableAlerts:    alerts,
+		TableRoutes:    routes,
+		TableCerts:     certs,
+		TableDrills:    drillSchema(),
 		TableTenants: {Name: TableTenants, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: str("Name")},
 		}},
@@ -89,7 +92,7 @@ func schema() *memdb.DBSchema {
 }
 
 // tables lists the object tables in snapshot order.
-var objectTables = []string{TableTenants, TableTokens, TablePools, TableApps, TableAppVersions, TableAgentCA, TableJoinTokens, TableHosts, TableEvents, TableInstances, TableDeployments, TableRoutes, TableCerts, TableDrills}
+var objectTables = []string{TableTenants, TableTokens, TablePools, TableApps, TableAppVersions, TableAgentCA, TableJoinTokens, TableHosts, TableEvents, TableInstances, TableDeployments, TableRoutes, TableCerts, TableDrills, TableLogDrains, TableAlerts}
 
 func newDB() (*memdb.MemDB, error) {
 	db, err := memdb.NewMemDB(schema())

@@ -56,6 +56,10 @@ func newObject(table string) any {
 		return &Cert{}
 	case TableDrills:
 		return &Drill{}
+	case TableLogDrains:
+		return &LogDrain{}
+	case TableAlerts:
+		return &Alert{}
 	case TableHosts:
 		return &Host{}
 	case TableEvents:

@@ -293,7 +293,7 @@ func (e *env) appCmd() *cobra.Command {
 			fmt.Fprintf(e.stdout, "app %s: canary aborted, back to version %d\n", a.Name, a.Version)
 			return nil
 		})}
-	return group("app", "Deploy and manage apps", deploy, ls, show, rm, scale, rollback, versions, history, instancesCmd, statusCmd, promote, abort, failback, e.statsCmd(), e.metricsCmd())
+	return group("app", "Deploy and manage apps", deploy, ls, show, rm, scale, rollback, versions, history, instancesCmd, statusCmd, promote, abort, failback, e.statsCmd(), e.metricsCmd(), e.logsCmd())
 }
 
 func deref(p *int) int {

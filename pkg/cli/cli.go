@@ -135,6 +135,8 @@ func (e *env) root(hub, agent Daemon) *cobra.Command {
 		e.appCmd(),
 		e.routeCmd(),
 		e.drillCmd(),
+		e.logDrainCmd(),
+		e.alertCmd(),
 		e.certCmd(),
 		e.joinTokenCmd(),
 		e.hostCmd(),

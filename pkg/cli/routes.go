@@ -51,7 +51,7 @@ func (e *env) routeCmd() *cobra.Command {
 					id = "(default)"
 				}
 				if r.TCP {
-					target = fmt.Sprintf("tcp :%d -> %s", r.Port, strconv.Itoa(r.TargetPort))
+					target = fmt.Sprintf("tcp :%d -> %d", r.Port, r.TargetPort)
 				}
 				rows = append(rows, []string{id, r.App, target})
 			}

@@ -48,6 +48,8 @@ type Envelope struct {
 	//	*Envelope_RouteAck
 	//	*Envelope_AccessStats
 	//	*Envelope_MetricsReport
+	//	*Envelope_LogBatch
+	//	*Envelope_LogAck
 	Msg           isEnvelope_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -261,6 +263,24 @@ func (x *Envelope) GetMetricsReport() *MetricsReport {
 	return nil
 }
 
+func (x *Envelope) GetLogBatch() *LogBatch {
+	if x != nil {
+		if x, ok := x.Msg.(*Envelope_LogBatch); ok {
+			return x.LogBatch
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetLogAck() *LogAck {
+	if x != nil {
+		if x, ok := x.Msg.(*Envelope_LogAck); ok {
+			return x.LogAck
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Msg interface {
 	isEnvelope_Msg()
 }
@@ -341,6 +361,14 @@ type Envelope_MetricsReport struct {
 	MetricsReport *MetricsReport `protobuf:"bytes,19,opt,name=metrics_report,json=metricsReport,proto3,oneof"`
 }
 
+type Envelope_LogBatch struct {
+	LogBatch *LogBatch `protobuf:"bytes,20,opt,name=log_batch,json=logBatch,proto3,oneof"`
+}
+
+type Envelope_LogAck struct {
+	LogAck *LogAck `protobuf:"bytes,21,opt,name=log_ack,json=logAck,proto3,oneof"`
+}
+
 func (*Envelope_Hello) isEnvelope_Msg() {}
 
 func (*Envelope_Welcome) isEnvelope_Msg() {}
@@ -378,6 +406,10 @@ func (*Envelope_RouteAck) isEnvelope_Msg() {}
 func (*Envelope_AccessStats) isEnvelope_Msg() {}
 
 func (*Envelope_MetricsReport) isEnvelope_Msg() {}
+
+func (*Envelope_LogBatch) isEnvelope_Msg() {}
+
+func (*Envelope_LogAck) isEnvelope_Msg() {}
 
 // Hello opens the control stream (agent -> hub).
 type Hello struct {
@@ -2652,12 +2684,293 @@ func (x *InstanceMetrics) GetFsUsageBytes() uint64 {
 	return 0
 }
 
+// LogBatch carries captured log lines on the logs stream (agent -> hub).
+// An agent may send several batches before their acks; the hub answers
+// each, in order, with a LogAck.
+type LogBatch struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Sources are "tenant/app/instance"; lines name theirs by index.
+	Sources []string   `protobuf:"bytes,2,rep,name=sources,proto3" json:"sources,omitempty"`
+	Lines   []*LogLine `protobuf:"bytes,3,rep,name=lines,proto3" json:"lines,omitempty"`
+	// Lines the agent's buffer dropped before they were acknowledged.
+	Drops         []*LogDrop `protobuf:"bytes,4,rep,name=drops,proto3" json:"drops,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogBatch) Reset() {
+	*x = LogBatch{}
+	mi := &file_wire_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogBatch) ProtoMessage() {}
+
+func (x *LogBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogBatch.ProtoReflect.Descriptor instead.
+func (*LogBatch) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *LogBatch) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *LogBatch) GetSources() []string {
+	if x != nil {
+		return x.Sources
+	}
+	return nil
+}
+
+func (x *LogBatch) GetLines() []*LogLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *LogBatch) GetDrops() []*LogDrop {
+	if x != nil {
+		return x.Drops
+	}
+	return nil
+}
+
+type LogLine struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Source   uint32                 `protobuf:"varint,1,opt,name=source,proto3" json:"source,omitempty"`
+	Stream   string                 `protobuf:"bytes,2,opt,name=stream,proto3" json:"stream,omitempty"`
+	Seq      uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	UnixNano int64                  `protobuf:"varint,4,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
+	// Bytes as captured: not necessarily UTF-8.
+	Text          []byte `protobuf:"bytes,5,opt,name=text,proto3" json:"text,omitempty"`
+	Partial       bool   `protobuf:"varint,6,opt,name=partial,proto3" json:"partial,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogLine) Reset() {
+	*x = LogLine{}
+	mi := &file_wire_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogLine) ProtoMessage() {}
+
+func (x *LogLine) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
+func (*LogLine) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *LogLine) GetSource() uint32 {
+	if x != nil {
+		return x.Source
+	}
+	return 0
+}
+
+func (x *LogLine) GetStream() string {
+	if x != nil {
+		return x.Stream
+	}
+	return ""
+}
+
+func (x *LogLine) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *LogLine) GetUnixNano() int64 {
+	if x != nil {
+		return x.UnixNano
+	}
+	return 0
+}
+
+func (x *LogLine) GetText() []byte {
+	if x != nil {
+		return x.Text
+	}
+	return nil
+}
+
+func (x *LogLine) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
+}
+
+type LogDrop struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        uint32                 `protobuf:"varint,1,opt,name=source,proto3" json:"source,omitempty"`
+	Count         uint64                 `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	First         uint64                 `protobuf:"varint,3,opt,name=first,proto3" json:"first,omitempty"`
+	Last          uint64                 `protobuf:"varint,4,opt,name=last,proto3" json:"last,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogDrop) Reset() {
+	*x = LogDrop{}
+	mi := &file_wire_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogDrop) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogDrop) ProtoMessage() {}
+
+func (x *LogDrop) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogDrop.ProtoReflect.Descriptor instead.
+func (*LogDrop) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *LogDrop) GetSource() uint32 {
+	if x != nil {
+		return x.Source
+	}
+	return 0
+}
+
+func (x *LogDrop) GetCount() uint64 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+func (x *LogDrop) GetFirst() uint64 {
+	if x != nil {
+		return x.First
+	}
+	return 0
+}
+
+func (x *LogDrop) GetLast() uint64 {
+	if x != nil {
+		return x.Last
+	}
+	return 0
+}
+
+// LogAck says batch id is kept where it survives the loss of any one hub
+// node. An error means it was not; the agent resends it later.
+type LogAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogAck) Reset() {
+	*x = LogAck{}
+	mi := &file_wire_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogAck) ProtoMessage() {}
+
+func (x *LogAck) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogAck.ProtoReflect.Descriptor instead.
+func (*LogAck) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *LogAck) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *LogAck) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_wire_proto protoreflect.FileDescriptor
 
 const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"wire.proto\x12\rwharf.wire.v1\"\xba\t\n" +
+	"wire.proto\x12\rwharf.wire.v1\"\xa4\n" +
+	"\n" +
 	"\bEnvelope\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.wharf.wire.v1.HelloH\x00R\x05hello\x122\n" +
 	"\awelcome\x18\x02 \x01(\v2\x16.wharf.wire.v1.WelcomeH\x00R\awelcome\x128\n" +
@@ -2679,7 +2992,9 @@ const file_wire_proto_rawDesc = "" +
 	"routeTable\x126\n" +
 	"\troute_ack\x18\x11 \x01(\v2\x17.wharf.wire.v1.RouteAckH\x00R\brouteAck\x12?\n" +
 	"\faccess_stats\x18\x12 \x01(\v2\x1a.wharf.wire.v1.AccessStatsH\x00R\vaccessStats\x12E\n" +
-	"\x0emetrics_report\x18\x13 \x01(\v2\x1c.wharf.wire.v1.MetricsReportH\x00R\rmetricsReportB\x05\n" +
+	"\x0emetrics_report\x18\x13 \x01(\v2\x1c.wharf.wire.v1.MetricsReportH\x00R\rmetricsReport\x126\n" +
+	"\tlog_batch\x18\x14 \x01(\v2\x17.wharf.wire.v1.LogBatchH\x00R\blogBatch\x120\n" +
+	"\alog_ack\x18\x15 \x01(\v2\x15.wharf.wire.v1.LogAckH\x00R\x06logAckB\x05\n" +
 	"\x03msg\"\xa8\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
@@ -2877,7 +3192,27 @@ const file_wire_proto_rawDesc = "" +
 	"\fnet_tx_bytes\x18\t \x01(\x04R\n" +
 	"netTxBytes\x12$\n" +
 	"\x0efs_usage_bytes\x18\n" +
-	" \x01(\x04R\ffsUsageBytesB*Z(github.com/wharf-platform/wharf/pkg/wireb\x06proto3"
+	" \x01(\x04R\ffsUsageBytes\"\x90\x01\n" +
+	"\bLogBatch\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x18\n" +
+	"\asources\x18\x02 \x03(\tR\asources\x12,\n" +
+	"\x05lines\x18\x03 \x03(\v2\x16.wharf.wire.v1.LogLineR\x05lines\x12,\n" +
+	"\x05drops\x18\x04 \x03(\v2\x16.wharf.wire.v1.LogDropR\x05drops\"\x96\x01\n" +
+	"\aLogLine\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\rR\x06source\x12\x16\n" +
+	"\x06stream\x18\x02 \x01(\tR\x06stream\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x04R\x03seq\x12\x1b\n" +
+	"\tunix_nano\x18\x04 \x01(\x03R\bunixNano\x12\x12\n" +
+	"\x04text\x18\x05 \x01(\fR\x04text\x12\x18\n" +
+	"\apartial\x18\x06 \x01(\bR\apartial\"a\n" +
+	"\aLogDrop\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\rR\x06source\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x04R\x05count\x12\x14\n" +
+	"\x05first\x18\x03 \x01(\x04R\x05first\x12\x12\n" +
+	"\x04last\x18\x04 \x01(\x04R\x04last\".\n" +
+	"\x06LogAck\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05errorB*Z(github.com/wharf-platform/wharf/pkg/wireb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
@@ -2891,7 +3226,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 	return file_wire_proto_rawDescData
 }
 
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 36)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_wire_proto_goTypes = []any{
 	(*Envelope)(nil),        // 0: wharf.wire.v1.Envelope
 	(*Hello)(nil),           // 1: wharf.wire.v1.Hello
@@ -2926,9 +3261,13 @@ var file_wire_proto_goTypes = []any{
 	(*MetricsReport)(nil),   // 30: wharf.wire.v1.MetricsReport
 	(*HostMetrics)(nil),     // 31: wharf.wire.v1.HostMetrics
 	(*InstanceMetrics)(nil), // 32: wharf.wire.v1.InstanceMetrics
-	nil,                     // 33: wharf.wire.v1.Inventory.LabelsEntry
-	nil,                     // 34: wharf.wire.v1.Instance.EnvEntry
-	nil,                     // 35: wharf.wire.v1.RouteApp.WeightsEntry
+	(*LogBatch)(nil),        // 33: wharf.wire.v1.LogBatch
+	(*LogLine)(nil),         // 34: wharf.wire.v1.LogLine
+	(*LogDrop)(nil),         // 35: wharf.wire.v1.LogDrop
+	(*LogAck)(nil),          // 36: wharf.wire.v1.LogAck
+	nil,                     // 37: wharf.wire.v1.Inventory.LabelsEntry
+	nil,                     // 38: wharf.wire.v1.Instance.EnvEntry
+	nil,                     // 39: wharf.wire.v1.RouteApp.WeightsEntry
 }
 var file_wire_proto_depIdxs = []int32{
 	1,  // 0: wharf.wire.v1.Envelope.hello:type_name -> wharf.wire.v1.Hello
@@ -2950,29 +3289,33 @@ var file_wire_proto_depIdxs = []int32{
 	27, // 16: wharf.wire.v1.Envelope.route_ack:type_name -> wharf.wire.v1.RouteAck
 	28, // 17: wharf.wire.v1.Envelope.access_stats:type_name -> wharf.wire.v1.AccessStats
 	30, // 18: wharf.wire.v1.Envelope.metrics_report:type_name -> wharf.wire.v1.MetricsReport
-	33, // 19: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
-	34, // 20: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
-	6,  // 21: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
-	7,  // 22: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
-	8,  // 23: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
-	11, // 24: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
-	5,  // 25: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
-	14, // 26: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
-	19, // 27: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
-	22, // 28: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
-	24, // 29: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
-	25, // 30: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
-	26, // 31: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
-	23, // 32: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
-	35, // 33: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
-	29, // 34: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
-	31, // 35: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
-	32, // 36: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
-	37, // [37:37] is the sub-list for method output_type
-	37, // [37:37] is the sub-list for method input_type
-	37, // [37:37] is the sub-list for extension type_name
-	37, // [37:37] is the sub-list for extension extendee
-	0,  // [0:37] is the sub-list for field type_name
+	33, // 19: wharf.wire.v1.Envelope.log_batch:type_name -> wharf.wire.v1.LogBatch
+	36, // 20: wharf.wire.v1.Envelope.log_ack:type_name -> wharf.wire.v1.LogAck
+	37, // 21: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
+	38, // 22: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
+	6,  // 23: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
+	7,  // 24: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
+	8,  // 25: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
+	11, // 26: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
+	5,  // 27: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
+	14, // 28: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
+	19, // 29: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
+	22, // 30: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
+	24, // 31: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
+	25, // 32: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
+	26, // 33: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
+	23, // 34: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
+	39, // 35: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
+	29, // 36: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
+	31, // 37: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
+	32, // 38: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
+	34, // 39: wharf.wire.v1.LogBatch.lines:type_name -> wharf.wire.v1.LogLine
+	35, // 40: wharf.wire.v1.LogBatch.drops:type_name -> wharf.wire.v1.LogDrop
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -3000,6 +3343,8 @@ func file_wire_proto_init() {
 		(*Envelope_RouteAck)(nil),
 		(*Envelope_AccessStats)(nil),
 		(*Envelope_MetricsReport)(nil),
+		(*Envelope_LogBatch)(nil),
+		(*Envelope_LogAck)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3007,7 +3352,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   36,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

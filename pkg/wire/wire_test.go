@@ -29,6 +29,8 @@ func every() []*Envelope {
 		{Msg: &Envelope_RenewRequest{RenewRequest: &RenewRequest{CsrDer: []byte{3}}}},
 		{Msg: &Envelope_RenewResponse{RenewResponse: &RenewResponse{CertPem: []byte("c2")}}},
 		{Msg: &Envelope_StatusReport{StatusReport: &StatusReport{Instances: []*InstanceStatus{{Id: "i1", State: "running", Ready: true, Address: "10.0.0.1:32768", Restarts: 2}}}}},
+		{Msg: &Envelope_LogBatch{LogBatch: &LogBatch{Id: 4, Sources: []string{"acme/web/i1"}, Lines: []*LogLine{{Source: 0, Stream: "stdout", Seq: 9, UnixNano: 1700000000000000001, Text: []byte("hi \xff"), Partial: true}}, Drops: []*LogDrop{{Source: 0, Count: 3, First: 2, Last: 4}}}}},
+		{Msg: &Envelope_LogAck{LogAck: &LogAck{Id: 4, Error: "no replica"}}},
 	}
 }
 

@@ -12,6 +12,11 @@
 //
 // With TESTAPP_MODE=echo it is instead a raw TCP echo server on $PORT.
 //
+// With TESTAPP_PRINT=N it also prints numbered lines "line 00000001 ..."
+// to stdout, N per second (0: as fast as it can), TESTAPP_PRINT_COUNT of
+// them (default unbounded), each TESTAPP_PRINT_SIZE bytes long with its
+// newline (default 32).
+//
 // "testapp check" is a command health check: it exits 0 when /healthz on
 // $PORT answers 200, else 1.
 //
@@ -20,6 +25,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -55,6 +61,9 @@ func main() {
 	port := os.Getenv("PORT")
 	if port == "" {
 		port = "8080"
+	}
+	if v, ok := os.LookupEnv("TESTAPP_PRINT"); ok {
+		go printLines(v, os.Getenv("TESTAPP_PRINT_COUNT"), os.Getenv("TESTAPP_PRINT_SIZE"))
 	}
 	if os.Getenv("TESTAPP_MODE") == "echo" { // a raw TCP echo server
 		echo(port)
@@ -173,4 +182,38 @@ func echo(port string) {
 			_, _ = io.Copy(c, c)
 		}()
 	}
+}
+
+// printLines writes numbered lines to stdout (see the package comment).
+func printLines(rateS, countS, sizeS string) {
+	rate, _ := strconv.Atoi(rateS)
+	count, err := strconv.Atoi(countS)
+	if err != nil || count <= 0 {
+		count = 1 << 62
+	}
+	size, err := strconv.Atoi(sizeS)
+	if err != nil || size < 15 {
+		size = 32
+	}
+	line := make([]byte, size)
+	for i := range line {
+		line[i] = 'x'
+	}
+	copy(line, "line ")
+	line[size-1] = '\n'
+	w := bufio.NewWriterSize(os.Stdout, 64<<10)
+	var tick *time.Ticker
+	if rate > 0 {
+		tick = time.NewTicker(time.Second / time.Duration(rate))
+		defer tick.Stop()
+	}
+	for n := 1; n <= count; n++ {
+		copy(line[5:], fmt.Sprintf("%08d ", n))
+		w.Write(line)
+		if tick != nil {
+			w.Flush()
+			<-tick.C
+		}
+	}
+	w.Flush()
 }

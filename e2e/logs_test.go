@@ -1,0 +1,235 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wharf-platform/wharf/agent"
+	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/driver/drivertest"
+	"github.com/wharf-platform/wharf/agent/driver/exec"
+	"github.com/wharf-platform/wharf/hub/hubtest"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+	"github.com/wharf-platform/wharf/pkg/client"
+)
+
+// readLogs reads an app's lines through one hub node's API.
+func readLogs(t *testing.T, c *client.Client, app string, o client.LogOptions) []apitypes.LogLine {
+	t.Helper()
+	var out []apitypes.LogLine
+	o.Tenant = "acme"
+	if err := c.Apps().Logs(context.Background(), app, o, func(l apitypes.LogLine) error {
+		out = append(out, l)
+		return nil
+	}); err != nil {
+		t.Fatalf("logs of %s: %v", app, err)
+	}
+	return out
+}
+
+// numbered returns, for lines "line 00000042 ...", how often each number
+// appears, and the highest.
+func numbered(lines []apitypes.LogLine) (map[int]int, int) {
+	seen, high := map[int]int{}, 0
+	for _, l := range lines {
+		var n int
+		if _, err := fmt.Sscanf(l.Line, "line %d", &n); err == nil {
+			seen[n]++
+			high = max(high, n)
+		}
+	}
+	return seen, high
+}
+
+// TestLogs: an exec instance's stdout and stderr reach the hub through the
+// agent's buffer and logs stream; every hub node answers with the lines
+// of all (merged, in order, each once); follow streams new lines; grep,
+// instance and since filter; a line longer than the agent's limit comes in
+// marked pieces; bad queries are refused; after the hub node the agent
+// shipped to dies, the lines are still all there (it copied them to a
+// second node before acknowledging).
+func TestLogs(t *testing.T) {
+	c, admin, token := newCluster(t, hubtest.Options{}, "p", "acme")
+	ctx := context.Background()
+	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
+	dir := t.TempDir()
+	a, _ := runAgent(t, agent.Config{Hubs: hubs(c)[:1], Token: jt.Token, DataDir: dir, Name: "l",
+		NewDriver: func(hostID string) (driver.Driver, error) {
+			return exec.New(exec.Config{HostID: hostID, DataDir: dir, ShimEnv: []string{"GORACE=atexit_sleep_ms=0"}})
+		}})
+	w, q := &client.WriteOptions{Tenant: "acme"}, &client.QueryOptions{Tenant: "acme"}
+	bin := drivertest.BuildTestApp(t)
+	const total = 300
+	spec := apitypes.AppSpec{Name: "talk", Command: []string{bin}, Instances: intp(1), Ports: []apitypes.Port{{ContainerPort: 8080}},
+		Env:    map[string]string{"TESTAPP_PRINT": "200", "TESTAPP_PRINT_COUNT": fmt.Sprint(total)},
+		Health: &apitypes.Health{HTTP: "/healthz", Interval: apitypes.Duration(200 * time.Millisecond)}}
+	hubtest.WaitFor(t, 20*time.Second, "app created", func() bool {
+		_, err := admin.Apps().Create(ctx, spec, w)
+		return err == nil
+	})
+	t.Cleanup(func() { // exec instances outlive the agent: stop them first
+		admin, _ := client.New(client.Config{Address: c.Nodes[len(c.Nodes)-1].URL(), Token: token}) // node 0 is killed below
+		hubtest.WaitFor(t, 30*time.Second, "instances stopped", func() bool {
+			admin.Apps().Scale(ctx, "talk", 0, w) // again: node 0 may have led
+			is, _, err := admin.Apps().Instances(ctx, "talk", q)
+			return err == nil && len(is) == 0
+		})
+	})
+	var inst apitypes.Instance
+	hubtest.WaitFor(t, 30*time.Second, "instance ready", func() bool {
+		is, _, err := admin.Apps().Instances(ctx, "talk", q)
+		if err == nil && len(is) == 1 && is[0].Ready {
+			inst = is[0]
+			return true
+		}
+		return false
+	})
+	nodes := make([]*client.Client, len(c.Nodes))
+	for i, n := range c.Nodes {
+		nodes[i], _ = client.New(client.Config{Address: n.URL(), Token: token})
+	}
+	hubtest.WaitFor(t, 30*time.Second, "every numbered line readable", func() bool {
+		seen, _ := numbered(readLogs(t, nodes[2], "talk", client.LogOptions{}))
+		return len(seen) == total
+	})
+	for i, n := range nodes {
+		lines := readLogs(t, n, "talk", client.LogOptions{})
+		seen, high := numbered(lines)
+		if len(seen) != total || high != total {
+			t.Fatalf("node %d: %d distinct numbers, highest %d; want %d", i, len(seen), high, total)
+		}
+		for num, k := range seen {
+			if k != 1 {
+				t.Fatalf("node %d: line %d appears %d times", i, num, k)
+			}
+		}
+		for j := 1; j < len(lines); j++ {
+			if lines[j].Time.Before(lines[j-1].Time) {
+				t.Fatalf("node %d: lines out of time order at %d", i, j)
+			}
+		}
+		if lines[0].Instance != inst.ID || lines[0].Stream != "stdout" || lines[0].Seq == 0 {
+			t.Fatalf("node %d: first line %+v", i, lines[0])
+		}
+	}
+
+	// Follow: lines written after the follow started arrive, stderr too.
+	fctx, cancel := context.WithCancel(ctx)
+	got := make(chan apitypes.LogLine, 100)
+	done := make(chan error, 1)
+	go func() {
+		done <- nodes[1].Apps().Logs(fctx, "talk", client.LogOptions{Tenant: "acme", Follow: true, Since: time.Second}, func(l apitypes.LogLine) error {
+			got <- l
+			return nil
+		})
+	}()
+	say := func(line, stream string) {
+		t.Helper()
+		resp, err := http.Get("http://" + inst.Address + "/log?stream=" + stream + "&line=" + url.QueryEscape(line))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	time.Sleep(500 * time.Millisecond)
+	say("followed-out", "stdout")
+	say("followed-err", "stderr")
+	want := map[string]string{"followed-out": "stdout", "followed-err": "stderr"}
+	deadline := time.After(20 * time.Second)
+	for len(want) > 0 {
+		select {
+		case l := <-got:
+			if s, ok := want[l.Line]; ok {
+				if l.Stream != s {
+					t.Fatalf("%q on stream %s, want %s", l.Line, l.Stream, s)
+				}
+				delete(want, l.Line)
+			}
+		case <-deadline:
+			t.Fatalf("follow: still waiting for %v", want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("follow ended with %v", err)
+	}
+
+	// Filters.
+	if g := readLogs(t, nodes[0], "talk", client.LogOptions{Grep: "followed-"}); len(g) != 2 {
+		t.Fatalf("grep: %d lines: %+v", len(g), g)
+	}
+	if g := readLogs(t, nodes[0], "talk", client.LogOptions{Instance: "nope"}); len(g) != 0 {
+		t.Fatalf("instance filter: %d lines", len(g))
+	}
+	if g := readLogs(t, nodes[0], "talk", client.LogOptions{Instance: inst.ID, Grep: "line 00000007 "}); len(g) != 1 {
+		t.Fatalf("instance+grep: %d lines", len(g))
+	}
+	if g := readLogs(t, nodes[0], "talk", client.LogOptions{Limit: 5}); len(g) != 5 || g[4].Line != "followed-err" && g[4].Line != "followed-out" {
+		t.Fatalf("tail 5: %+v", g)
+	}
+
+	// A line longer than the agent's 16 KiB limit: pieces, marked.
+	long := strings.Repeat("0123456789", 4000) // 40,000 bytes
+	say(long, "stdout")
+	var pieces []apitypes.LogLine
+	hubtest.WaitFor(t, 20*time.Second, "the long line's pieces", func() bool {
+		pieces = readLogs(t, nodes[0], "talk", client.LogOptions{Grep: "0123456789012345"})
+		return len(pieces) > 0 && !pieces[len(pieces)-1].Partial
+	})
+	var joined strings.Builder
+	for i, p := range pieces {
+		if p.Partial != (i < len(pieces)-1) || len(p.Line) > 16<<10 {
+			t.Fatalf("piece %d: partial %v, %d bytes", i, p.Partial, len(p.Line))
+		}
+		joined.WriteString(p.Line)
+	}
+	if len(pieces) != 3 || joined.String() != long {
+		t.Fatalf("long line came back as %d pieces, %d bytes", len(pieces), joined.Len())
+	}
+
+	// Bad queries change nothing and say why.
+	for _, bad := range []string{"since=yesterday", "since=-5m", "limit=0", "limit=1000001", "follow=maybe"} {
+		resp, err := http.Get(c.Nodes[0].URL() + "/v1/apps/talk/logs?tenant=acme&" + bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized { // no token: refused before anything else
+			t.Fatalf("%s without a token: %d", bad, resp.StatusCode)
+		}
+		req, _ := http.NewRequest("GET", c.Nodes[0].URL()+"/v1/apps/talk/logs?tenant=acme&"+bad, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Fatalf("%s: status %d, want 400", bad, resp.StatusCode)
+		}
+	}
+	if err := nodes[0].Apps().Logs(ctx, "nosuch", client.LogOptions{Tenant: "acme"}, func(apitypes.LogLine) error { return nil }); !isStatus(err, http.StatusNotFound) {
+		t.Fatalf("logs of a missing app: %v", err)
+	}
+
+	// The node the agent shipped to dies: every line is on another node.
+	if a.Hubs()[0] != c.Nodes[0].QUICAddr() {
+		t.Fatalf("agent ships to %v, the test expects node 0", a.Hubs())
+	}
+	c.Kill(0)
+	seen, _ := numbered(readLogs(t, nodes[1], "talk", client.LogOptions{}))
+	if len(seen) != total {
+		t.Fatalf("after losing the agent's hub node: %d of %d numbered lines", len(seen), total)
+	}
+}
+
+func isStatus(err error, code int) bool {
+	var e *apitypes.Error
+	return errors.As(err, &e) && e.Status == code
+}
