@@ -36,6 +36,8 @@ bench: build
 	$(GO) test -run '^$$' -bench PlacementsRaft -benchtime 1x ./hub
 	$(GO) test -run '^$$' -bench DeployLatency -benchtime 20x ./e2e
 	$(GO) test -run '^$$' -bench RoutePush -benchtime 100x ./e2e
+	$(GO) test -run '^$$' -bench LogShipping -benchtime 3x ./e2e
+	$(GO) test -run '^$$' -bench . -benchmem ./hub/logstore
 	$(GO) test -run '^$$' -bench . -benchmem ./agent/router ./agent/logship
 	$(GO) test -run '^$$' -bench 'DatacenterLoss|HostDeath' -benchtime 10x ./e2e
 	./e2e/bench/api.sh

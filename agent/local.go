@@ -28,7 +28,10 @@ type Health struct {
 	// LogsUnacked is how many captured lines the hub has not acknowledged
 	// yet; LogsDropped how many the full buffer dropped, not yet reported.
 	LogsUnacked uint64 `json:"logs_unacked"`
-	LogsDropped uint64 `json:"logs_dropped"`
+	// LogsCaptured counts the instance output lines captured since the
+	// agent started.
+	LogsCaptured uint64 `json:"logs_captured"`
+	LogsDropped  uint64 `json:"logs_dropped"`
 }
 
 // localHandler serves /healthz (200 while connected to a hub node, 503
@@ -73,7 +76,7 @@ func (a *Agent) localHandler() http.Handler {
 		}
 		if ls := a.logs.Load(); ls != nil {
 			st := ls.buf.Stats()
-			h.LogsUnacked, h.LogsDropped = st.Unacked, st.Dropped
+			h.LogsUnacked, h.LogsDropped, h.LogsCaptured = st.Unacked, st.Dropped, ls.captured.Load()
 		}
 		w.Header().Set("Content-Type", "application/json")
 		if !h.Connected {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/quic-go/quic-go"
 
@@ -46,6 +47,9 @@ type logShipper struct {
 	mu        sync.Mutex
 	capturing map[string]bool // instance ids being followed
 
+	// captured counts the lines (pieces) stored in the buffer.
+	captured atomic.Uint64
+
 	// reporting is set while a batch carrying drops awaits its ack, so
 	// pipelined batches do not report the same drops twice.
 	reporting atomic.Bool
@@ -80,7 +84,7 @@ func (l *logShipper) capture(ctx context.Context, id, src string) {
 		delete(l.capturing, id)
 		l.mu.Unlock()
 	}()
-	w := &captureWriter{buf: l.buf, src: src, log: l.log}
+	w := &captureWriter{buf: l.buf, src: src, log: l.log, captured: &l.captured}
 	stop := w.start()
 	defer stop()
 	for ctx.Err() == nil {
@@ -122,9 +126,10 @@ type captureWriter struct {
 	src string
 	log *slog.Logger
 
-	mu      sync.Mutex
-	pending []logship.Entry
-	failed  bool // the last append failed (logged once until one works)
+	mu       sync.Mutex
+	pending  []logship.Entry
+	failed   bool // the last append failed (logged once until one works)
+	captured *atomic.Uint64
 }
 
 func (w *captureWriter) start() (stop func()) {
@@ -169,6 +174,7 @@ func (w *captureWriter) flush() {
 		w.failed = true
 	case err == nil:
 		w.failed = false
+		w.captured.Add(uint64(len(w.pending)))
 	}
 	clear(w.pending)
 	w.pending = w.pending[:0]
@@ -236,6 +242,7 @@ func (l *logShipper) ship(ctx context.Context, conn *quic.Conn) error {
 		}
 	}()
 	var carry []logship.Line
+	var spare []*wire.LogLine
 	for id := uint64(1); ; id++ {
 		lines := carry
 		if len(lines) == 0 {
@@ -253,7 +260,7 @@ func (l *logShipper) ship(ctx context.Context, conn *quic.Conn) error {
 				l.reporting.Store(true)
 			}
 		}
-		b, p, n := batch(id, lines, drops)
+		b, p, n := batch(id, lines, drops, spare)
 		carry = lines[n:]
 		select {
 		case window <- p:
@@ -263,14 +270,15 @@ func (l *logShipper) ship(ctx context.Context, conn *quic.Conn) error {
 		if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_LogBatch{LogBatch: b}}); err != nil {
 			return err
 		}
+		spare = b.Lines // marshalled: the structs can carry the next batch
 	}
 }
 
 // batch builds a LogBatch from a prefix of lines (at most logBatchBytes of
 // text, at least one line) and the drops to report; it returns how many
-// lines it took.
-func batch(id uint64, lines []logship.Line, drops map[string]logship.DropInfo) (*wire.LogBatch, inflight, int) {
-	b := &wire.LogBatch{Id: id, Lines: make([]*wire.LogLine, 0, min(len(lines), logBatchLines))}
+// lines it took. It reuses the structs of spare, a sent batch's lines.
+func batch(id uint64, lines []logship.Line, drops map[string]logship.DropInfo, spare []*wire.LogLine) (*wire.LogBatch, inflight, int) {
+	b := &wire.LogBatch{Id: id, Lines: spare[:0]}
 	p := inflight{id: id, acks: map[string]uint64{}}
 	index := map[string]uint32{}
 	src := func(name string) uint32 {
@@ -289,8 +297,16 @@ func batch(id uint64, lines []logship.Line, drops map[string]logship.DropInfo) (
 		}
 		size += len(ln.Text)
 		n++
-		b.Lines = append(b.Lines, &wire.LogLine{Source: src(ln.Instance), Stream: ln.Stream, Seq: ln.Seq,
-			UnixNano: ln.Time.UnixNano(), Text: []byte(ln.Text), Partial: ln.Partial})
+		// The text's bytes, not a copy: marshalling only reads them.
+		text := unsafe.Slice(unsafe.StringData(ln.Text), len(ln.Text))
+		var wl *wire.LogLine
+		if n-1 < len(spare) {
+			wl = spare[n-1]
+		} else {
+			wl = &wire.LogLine{}
+		}
+		wl.Source, wl.Stream, wl.Seq, wl.UnixNano, wl.Text, wl.Partial = src(ln.Instance), ln.Stream, ln.Seq, ln.Time.UnixNano(), text, ln.Partial
+		b.Lines = append(b.Lines, wl)
 		p.acks[ln.Instance] = max(p.acks[ln.Instance], ln.Seq)
 	}
 	if len(drops) > 0 {

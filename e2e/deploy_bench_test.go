@@ -51,20 +51,7 @@ func BenchmarkDeployLatency(b *testing.B) {
 	})
 
 	b.Run("wharf", func(b *testing.B) {
-		c := hubtest.New(b, 1, hubtest.Options{})
-		anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
-		boot, err := anon.Bootstrap(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		admin, _ := client.New(client.Config{Address: c.Nodes[0].URL(), Token: boot.Token})
-		admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "p"})
-		admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"})
-		var jt *apitypes.JoinToken
-		hubtest.WaitFor(b, 10*time.Second, "a join token", func() bool {
-			jt, err = admin.JoinTokens().Create(ctx, apitypes.JoinTokenRequest{Pool: "p"})
-			return err == nil
-		})
+		c, admin, jt := benchCluster(b, 1)
 		var drv driver.Driver
 		a, err := agent.New(agent.Config{Hubs: []string{c.Nodes[0].QUICAddr()}, Token: jt.Token, DataDir: b.TempDir(), Name: "bench",
 			NewDriver: func(hostID string) (driver.Driver, error) {

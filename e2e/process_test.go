@@ -44,7 +44,7 @@ func TestMain(m *testing.M) {
 
 // freePorts returns n distinct free TCP ports on 127.0.0.1 (also free for UDP
 // in practice: the kernel hands out ephemeral ports from one range).
-func freePorts(t *testing.T, n int) []int {
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ls []net.Listener
 	var ports []int

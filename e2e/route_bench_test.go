@@ -22,20 +22,7 @@ import (
 func BenchmarkRoutePush(b *testing.B) {
 	const agents = 20
 	ctx := context.Background()
-	c := hubtest.New(b, 3, hubtest.Options{})
-	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
-	boot, err := anon.Bootstrap(ctx)
-	if err != nil {
-		b.Fatal(err)
-	}
-	admin, _ := client.New(client.Config{Address: c.Nodes[0].URL(), Token: boot.Token})
-	admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "p"})
-	admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"})
-	var jt *apitypes.JoinToken
-	hubtest.WaitFor(b, 10*time.Second, "a join token", func() bool {
-		jt, err = admin.JoinTokens().Create(ctx, apitypes.JoinTokenRequest{Pool: "p"})
-		return err == nil
-	})
+	c, admin, jt := benchCluster(b, 3)
 	w := &client.WriteOptions{Tenant: "acme"}
 	if _, err := admin.Apps().Create(ctx, apitypes.AppSpec{Name: "web", Image: "x", Instances: intp(0)}, w); err != nil {
 		b.Fatal(err)
@@ -99,4 +86,27 @@ func BenchmarkRoutePush(b *testing.B) {
 	}
 	b.StopTimer()
 	report(b, ds)
+}
+
+// benchCluster starts an n-node hub cluster in this process, bootstraps it
+// and creates pool p and tenant acme; it returns the cluster, an admin
+// client of node 0 and a join token of p.
+func benchCluster(b *testing.B, n int) (*hubtest.Cluster, *client.Client, *apitypes.JoinToken) {
+	b.Helper()
+	ctx := context.Background()
+	c := hubtest.New(b, n, hubtest.Options{})
+	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
+	boot, err := anon.Bootstrap(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	admin, _ := client.New(client.Config{Address: c.Nodes[0].URL(), Token: boot.Token})
+	admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "p"})
+	admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"})
+	var jt *apitypes.JoinToken
+	hubtest.WaitFor(b, 10*time.Second, "a join token", func() bool {
+		jt, err = admin.JoinTokens().Create(ctx, apitypes.JoinTokenRequest{Pool: "p"})
+		return err == nil
+	})
+	return c, admin, jt
 }

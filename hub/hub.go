@@ -149,7 +149,7 @@ func New(cfg Config) (*Hub, error) {
 		httpLn.Close()
 		return nil, err
 	}
-	h.logs, err = logstore.Open(logstore.Config{Dir: filepath.Join(cfg.DataDir, "logs"), Default: cfg.LogRetention})
+	h.logs, err = logstore.Open(logstore.Config{Dir: filepath.Join(cfg.DataDir, "logs"), Default: cfg.LogRetention, Logger: log.With("component", "logstore")})
 	if err != nil {
 		httpLn.Close()
 		return nil, fmt.Errorf("log store: %w", err)
@@ -174,6 +174,7 @@ func New(cfg Config) (*Hub, error) {
 	})
 	if err != nil {
 		httpLn.Close()
+		h.logs.Close()
 		return nil, err
 	}
 	h.gateway = gw
@@ -182,6 +183,7 @@ func New(cfg Config) (*Hub, error) {
 	if err != nil {
 		httpLn.Close()
 		gw.Close()
+		h.logs.Close()
 		return nil, err
 	}
 
@@ -205,6 +207,7 @@ func New(cfg Config) (*Hub, error) {
 		httpLn.Close()
 		gw.Close()
 		cl.Shutdown()
+		h.logs.Close()
 		return nil, err
 	}
 	mux := http.NewServeMux()
@@ -309,6 +312,9 @@ func (h *Hub) Cluster() *cluster.Cluster { return h.cluster }
 
 // Store returns the node's local state store replica.
 func (h *Hub) Store() *state.Store { return h.store }
+
+// LogStats returns the size of this node's log store.
+func (h *Hub) LogStats() logstore.Stats { return h.logs.Stats() }
 
 // Name returns the node's name.
 func (h *Hub) Name() string { return h.cfg.NodeName }

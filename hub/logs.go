@@ -94,8 +94,14 @@ func (h *Hub) logRecords(from pki.AgentIdentity, b *wire.LogBatch) ([]logstore.R
 			continue
 		}
 		s := srcs[l.Source]
-		recs = append(recs, logstore.Record{Time: time.Unix(0, l.UnixNano), Tenant: s.tenant, App: s.app, Instance: s.instance,
-			Stream: l.Stream, Seq: l.Seq, Line: string(l.Text), Partial: l.Partial})
+		r := logstore.Record{Time: time.Unix(0, l.UnixNano), Tenant: s.tenant, App: s.app, Instance: s.instance,
+			Stream: l.Stream, Seq: l.Seq, Line: string(l.Text), Partial: l.Partial}
+		if err := r.Validate(); err != nil {
+			// Resending would not make it valid: dropped, said so.
+			h.log.Warn("log line refused", "host", from.HostID, "source", b.Sources[l.Source], "seq", l.Seq, "err", err)
+			continue
+		}
+		recs = append(recs, r)
 	}
 	var drops []state.Event
 	for _, d := range b.Drops {
@@ -220,7 +226,11 @@ func (h *Hub) logsReplicateHandler() http.Handler {
 			recs = append(recs, logstore.Record{Time: time.Unix(0, l.UnixNano), Tenant: t, App: a, Instance: in, Stream: l.Stream, Seq: l.Seq, Line: string(l.Text), Partial: l.Partial})
 		}
 		if _, err := h.logs.Append(recs); err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			code := http.StatusInternalServerError
+			if errors.Is(err, logstore.ErrInvalid) {
+				code = http.StatusBadRequest
+			}
+			http.Error(w, err.Error(), code)
 		}
 	})
 }
@@ -262,7 +272,11 @@ func (h *Hub) logsQueryHandler() http.Handler {
 		}
 		recs, pos, err := h.logs.Query(q.store())
 		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
+			code := http.StatusInternalServerError
+			if errors.Is(err, logstore.ErrInvalid) {
+				code = http.StatusBadRequest
+			}
+			http.Error(w, err.Error(), code)
 			return
 		}
 		ans := logsAnswer{Lines: make([]apitypes.LogLine, len(recs)), Pos: pos}

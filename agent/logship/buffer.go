@@ -81,7 +81,8 @@ type Config struct {
 // ErrClosed is returned by operations on a closed Buffer or Writer.
 var ErrClosed = errors.New("logship: buffer closed")
 
-const readChunk = 64 << 10
+// readChunk is how much Read reads from a segment at once.
+const readChunk = 512 << 10
 
 func (c *Config) normalize() error {
 	if c.Dir == "" {
@@ -161,10 +162,16 @@ type Buffer struct {
 	wbuf   []byte
 	ends   []int
 	rbuf   []byte
-	dirty  bool // written since the last fsync
-	notify chan struct{}
-	done   chan struct{}
-	wg     sync.WaitGroup
+	names  map[string]string // instance and stream names Read interned
+	cache  lineCache         // the newest appended lines, for Read
+	wlines []Line            // the lines being appended
+	dirty  bool              // written since the last fsync
+	// stateDirty: acks not yet in the state file (persisted by the sync
+	// loop, or at once when a segment can be deleted).
+	stateDirty bool
+	notify     chan struct{}
+	done       chan struct{}
+	wg         sync.WaitGroup
 }
 
 // Open opens or creates the buffer in cfg.Dir and recovers its state: torn
@@ -182,6 +189,7 @@ func Open(cfg Config) (*Buffer, error) {
 		cfg:    cfg,
 		log:    cfg.Logger.With("component", "logship", "dir", cfg.Dir),
 		inst:   map[string]*instState{},
+		names:  map[string]string{},
 		notify: make(chan struct{}, 1),
 		done:   make(chan struct{}),
 	}
@@ -392,7 +400,7 @@ func (b *Buffer) appendPieces(instance, stream string, pieces []piece) error {
 	is := b.instance(instance)
 	now := b.cfg.Now()
 	base := is.next
-	b.wbuf, b.ends = b.wbuf[:0], b.ends[:0]
+	b.wbuf, b.ends, b.wlines = b.wbuf[:0], b.ends[:0], b.wlines[:0]
 	for i, p := range pieces {
 		l := Line{Instance: instance, Stream: stream, Seq: base + uint64(i), Time: now, Text: p.text, Partial: p.partial}
 		if p.stream != "" {
@@ -401,8 +409,10 @@ func (b *Buffer) appendPieces(instance, stream string, pieces []piece) error {
 		if !p.at.IsZero() {
 			l.Time = p.at
 		}
+		l.Time = time.Unix(0, l.Time.UnixNano()) // as Read decodes it
 		is.seen(l.Stream, l.Time.UnixNano())
 		b.wbuf = appendRecord(b.wbuf, &l)
+		b.wlines = append(b.wlines, l)
 		b.ends = append(b.ends, len(b.wbuf))
 	}
 	start := func(i int) int {
@@ -435,9 +445,15 @@ func (b *Buffer) appendPieces(instance, stream string, pieces []piece) error {
 		if rotated {
 			continue
 		}
+		at := act.size
 		if err := b.write(act, is, instance, data, base+uint64(i), base+uint64(j-1)); err != nil {
 			return err
 		}
+		for k := i; k < j; k++ {
+			off := at + int64(start(k)-start(i))
+			b.cache.add(cursor{id: act.id, off: off}, int64(b.ends[k]-start(k)), b.wlines[k])
+		}
+		clear(b.wlines[i:j]) // the cache holds them; drop these references
 		i = j
 	}
 	if b.cfg.Sync.EveryAppend {
@@ -583,6 +599,7 @@ func (b *Buffer) deleteAcked() {
 }
 
 func (b *Buffer) saveState() error {
+	b.stateDirty = false
 	st := make(map[string]persisted, len(b.inst))
 	for name, is := range b.inst {
 		st[name] = is.persisted
@@ -621,11 +638,30 @@ func (b *Buffer) Ack(acks map[string]uint64) error {
 	if !changed {
 		return nil
 	}
+	// The state file must say a segment's lines were acked before the
+	// segment goes (else their seqs could be handed out again). Other acks
+	// are persisted by the sync loop: a crash before that resends lines
+	// the hub has, which it drops by (instance, seq).
+	if !b.cfg.Sync.EveryAppend && !b.deletable() {
+		b.stateDirty = true
+		return nil
+	}
 	if err := b.saveState(); err != nil {
 		return fmt.Errorf("logship: persist acks: %w", err)
 	}
 	b.deleteAcked()
 	return nil
+}
+
+// deletable reports whether a segment other than the active one is fully
+// acked.
+func (b *Buffer) deletable() bool {
+	for _, s := range b.segs[:len(b.segs)-1] {
+		if b.fullyAcked(s) {
+			return true
+		}
+	}
+	return false
 }
 
 // Dropped returns, per instance, the lines dropped because the buffer was
@@ -734,6 +770,12 @@ func (b *Buffer) syncLoop() {
 		case <-t.C:
 		}
 		b.mu.Lock()
+		if b.stateDirty && !b.closed {
+			if err := b.saveState(); err != nil {
+				b.log.Error("persisting acks failed; acked lines may be resent after a restart", "err", err)
+				b.stateDirty = true
+			}
+		}
 		if !b.dirty || b.closed {
 			b.mu.Unlock()
 			continue

@@ -61,14 +61,18 @@
 // The state file holds, per instance, the acked seq, the highest seq ever
 // dropped and the drops not yet taken by TakeDropped:
 //
-//	"WLOGSTA1", uvarint count,
+//	"WLOGSTA2", uvarint count,
 //	count × (uvarint len, name, uvarint acked, uvarint dropHigh,
-//	         uvarint dropCount, uvarint dropFirst, uvarint dropLast),
+//	         uvarint dropCount, uvarint dropFirst, uvarint dropLast,
+//	         uvarint streams, streams × (uvarint len, stream, varint ns)),
 //	uint32 CRC32C of all preceding bytes
 //
 // It is replaced atomically (write state.tmp, fsync, rename, fsync the
-// directory) on every Ack that advances an acked seq, before a segment is
-// dropped, on TakeDropped and on Close. It only grows with the number of
+// directory) before a segment is dropped or deleted, by the sync loop when
+// acks advanced since the last write, on TakeDropped, AckDropped and on
+// Close. It also keeps, per instance and stream, the time of the newest
+// line stored (see Last). The previous format, "WLOGSTA1" without those
+// times, is still read. It only grows with the number of
 // instances (about 30 bytes each); nothing prunes it yet.
 //
 // # Recovery
@@ -115,10 +119,12 @@
 //     drops those as duplicates: the new lines are then lost too.
 //   - Power loss, SyncEveryAppend: nothing Append returned nil for is lost;
 //     each batch costs an fsync.
-//   - Acks are fsynced before Ack returns, so a restarted agent does not
-//     resend acked lines. The only resends are lines sent but not yet
-//     acked at the time of a crash, a reconnect (Rewind) or a corrupt
-//     state file; the hub drops them by (instance, seq).
+//   - Acks are persisted (state file, fsynced) by the background sync
+//     within SyncInterval, and at once when they make a segment deletable
+//     (and always at once with SyncEveryAppend). A restarted agent may
+//     resend lines acked within the last interval before a crash, and
+//     lines sent but not acked at a crash, a reconnect (Rewind) or a
+//     corrupt state file; the hub drops them by (instance, seq).
 //   - Segment deletions are made durable by the next state write; a
 //     deletion lost to power loss brings back a fully acked segment, whose
 //     lines Read skips, or a dropped one, whose lines are then resent.

@@ -28,13 +28,23 @@ func (b *Buffer) Read(max int) ([]Line, error) {
 			b.cur = cursor{id: seg.id + 1, off: segHeaderLen}
 			continue
 		}
+		if c, ok := b.cache.get(b.cur); ok {
+			b.cur.off += c.size
+			if is := b.inst[c.line.Instance]; is == nil || c.line.Seq > is.acked {
+				out = append(out, c.line)
+			}
+			continue
+		}
 		buf, err := b.readAt(seg, b.cur.off)
 		if err != nil {
 			return out, err
 		}
+		// One string for the chunk: lines' texts are its substrings.
+		sh := &sharedAt{shared: &shared{str: string(buf), names: b.names}}
 		pos := 0
 		for pos < len(buf) && len(out) < max {
-			l, n, err := decodeRecord(buf[pos:])
+			sh.off = pos
+			l, n, err := decodeRecordShared(buf[pos:], sh)
 			if errors.Is(err, errShort) && pos > 0 {
 				break // the rest is in the next chunk
 			}

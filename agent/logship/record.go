@@ -89,6 +89,20 @@ func recordLen(buf []byte) (int, error) {
 // its framed length. It never panics; a nil error guarantees the CRC matched
 // and the payload was consumed exactly.
 func decodeRecord(buf []byte) (Line, int, error) {
+	return decodeRecordShared(buf, nil)
+}
+
+// shared lets decodeRecordShared take strings without copying them: str
+// holds the same bytes as the buf given (a whole read chunk, converted
+// once), names the instance and stream names seen.
+type shared struct {
+	str   string
+	names map[string]string
+}
+
+// decodeRecordShared is decodeRecord taking Text as a substring of
+// sh.str at buf's offset off (when sh is set) and names from sh.names.
+func decodeRecordShared(buf []byte, sh *sharedAt) (Line, int, error) {
 	n, err := recordLen(buf)
 	if err != nil {
 		return Line{}, 0, err
@@ -100,15 +114,30 @@ func decodeRecord(buf []byte) (Line, int, error) {
 	if got, want := recordCRC(buf[:4], payload), binary.LittleEndian.Uint32(buf[4:]); got != want {
 		return Line{}, 0, fmt.Errorf("%w: crc %08x, want %08x", errCorrupt, got, want)
 	}
-	l, err := decodePayload(payload)
+	var d decoder
+	if sh != nil {
+		d.sh, d.off = sh.shared, sh.off+recHeaderLen
+	}
+	l, err := d.payload(payload)
 	if err != nil {
 		return Line{}, 0, err
 	}
 	return l, n, nil
 }
 
+// sharedAt is a shared chunk and the offset in it of the buf decoded.
+type sharedAt struct {
+	*shared
+	off int
+}
+
 func decodePayload(p []byte) (Line, error) {
-	d := decoder{buf: p}
+	var d decoder
+	return d.payload(p)
+}
+
+func (d *decoder) payload(p []byte) (Line, error) {
+	d.buf, d.start = p, len(p)
 	var l Line
 	if kind := d.byte(); kind != kindLine {
 		return Line{}, fmt.Errorf("%w: kind %d", errCorrupt, kind)
@@ -120,8 +149,8 @@ func decodePayload(p []byte) (Line, error) {
 	l.Partial = flags&flagPartial != 0
 	l.Seq = d.uvarint()
 	l.Time = time.Unix(0, d.varint())
-	l.Instance = d.string(maxNameBytes)
-	l.Stream = d.string(maxNameBytes)
+	l.Instance = d.name()
+	l.Stream = d.name()
 	l.Text = d.string(maxPayload)
 	if d.err != nil {
 		return Line{}, d.err
@@ -135,10 +164,39 @@ func decodePayload(p []byte) (Line, error) {
 	return l, nil
 }
 
-// decoder reads from buf; the first failure sticks in err.
+// decoder reads from buf; the first failure sticks in err. With sh set,
+// strings are taken from sh.str, where buf's first byte is at off.
 type decoder struct {
-	buf []byte
-	err error
+	buf   []byte
+	err   error
+	sh    *shared
+	off   int // offset in sh.str of the payload's start
+	start int // the payload's length
+}
+
+// name is string(maxNameBytes), interned in sh.names.
+func (d *decoder) name() string {
+	if d.sh == nil {
+		return d.string(maxNameBytes)
+	}
+	n := d.uvarint()
+	if d.err != nil {
+		return ""
+	}
+	if n > maxNameBytes || n > uint64(len(d.buf)) {
+		d.fail("string length")
+		return ""
+	}
+	b := d.buf[:n]
+	s, ok := d.sh.names[string(b)]
+	if !ok {
+		s = string(b)
+		if len(d.sh.names) < 1024 {
+			d.sh.names[s] = s
+		}
+	}
+	d.buf = d.buf[n:]
+	return s
 }
 
 func (d *decoder) fail(what string) {
@@ -187,7 +245,13 @@ func (d *decoder) string(limit int) string {
 		d.fail("string length")
 		return ""
 	}
-	s := string(d.buf[:n])
+	var s string
+	if d.sh != nil {
+		at := d.off + d.start - len(d.buf)
+		s = d.sh.str[at : at+int(n)]
+	} else {
+		s = string(d.buf[:n])
+	}
 	d.buf = d.buf[n:]
 	return s
 }

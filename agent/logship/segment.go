@@ -62,7 +62,7 @@ type scanResult struct {
 	seg     *segment
 	maxSeq  map[string]uint64
 	last    map[string]map[string]int64 // instance → stream → newest time (ns)
-	torn    int64 // bytes cut from the tail
+	torn    int64                       // bytes cut from the tail
 	records int
 }
 

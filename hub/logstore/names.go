@@ -38,6 +38,16 @@ func checkName(what, s string) error {
 	return nil
 }
 
+// Validate reports whether Append accepts r (Append refuses a whole call
+// for one invalid record, so a caller may filter with it first). The error
+// wraps ErrInvalid.
+func (r *Record) Validate() error {
+	if err := validate(r, nil); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return nil
+}
+
 // validate checks one record; prev is the record before it in the same
 // call (or nil), whose already validated names need no second look.
 func validate(r, prev *Record) error {

@@ -243,6 +243,12 @@ func TestInvalidStoresNothing(t *testing.T) {
 			mustAppend(t, s, 1, rec("a", 1, 1, "first"))
 			batch := []Record{rec("a", 2, 2, "ok"), rec("b", 1, 2, "ok"), rec("a", 3, 3, "bad"), rec("a", 4, 4, "ok")}
 			tc.mutate(&batch[2])
+			if err := batch[2].Validate(); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate: %v, want ErrInvalid about %s", err, tc.want)
+			}
+			if err := batch[1].Validate(); err != nil {
+				t.Fatalf("Validate of a valid record: %v", err)
+			}
 			n, err := s.Append(batch)
 			if n != 0 || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "record 2") {
 				t.Fatalf("append = %d, %v; want 0 and ErrInvalid about record 2: %s", n, err, tc.want)

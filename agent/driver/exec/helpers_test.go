@@ -199,3 +199,22 @@ func readFile(p string) (string, error) {
 	b, err := os.ReadFile(p)
 	return string(b), err
 }
+
+func TestParseStamp(t *testing.T) {
+	for _, s := range []string{"2026-05-07T21:09:36.123456789Z", "2026-05-07T21:09:36Z", "2026-05-07T21:09:36.1Z", "2024-02-29T00:00:00.000001Z",
+		"2026-05-07T21:09:36.123+02:00"} {
+		want, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := parseStamp([]byte(s))
+		if err != nil || !got.Equal(want) {
+			t.Errorf("%s: %v %v, want %v", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"2026-02-30T00:00:00Z", "2026-13-01T00:00:00Z", "2026-05-07T21:09:36.Z", "x", "2026-05-07T2a:09:36Z"} {
+		if _, err := parseStamp([]byte(s)); err == nil {
+			t.Errorf("%s parsed", s)
+		}
+	}
+}

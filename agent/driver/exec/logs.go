@@ -57,18 +57,66 @@ func copyLines(w io.Writer, r io.Reader, now func() time.Time) error {
 // parseLine parses one line of a log file (without its newline).
 func parseLine(b []byte, stream string) driver.LogLine {
 	ts, rest, ok := bytes.Cut(b, []byte(" "))
-	t, err := time.Parse(time.RFC3339Nano, string(ts))
+	t, err := parseStamp(ts)
 	if !ok || err != nil {
 		return driver.LogLine{Stream: stream, Line: string(b)}
 	}
 	return driver.LogLine{Time: t, Stream: stream, Line: string(bytes.TrimSuffix(rest, []byte("\r")))}
 }
 
+// parseStamp parses the supervisor's stamps, "2006-01-02T15:04:05.999999999Z"
+// (UTC, 1 to 9 fraction digits, or none), without time.Parse's generality;
+// anything else goes to time.Parse.
+func parseStamp(b []byte) (time.Time, error) {
+	num := func(b []byte) (int, bool) {
+		n := 0
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	if len(b) >= 20 && b[4] == '-' && b[7] == '-' && b[10] == 'T' && b[13] == ':' && b[16] == ':' && b[len(b)-1] == 'Z' {
+		y, ok1 := num(b[0:4])
+		mo, ok2 := num(b[5:7])
+		d, ok3 := num(b[8:10])
+		h, ok4 := num(b[11:13])
+		mi, ok5 := num(b[14:16])
+		s, ok6 := num(b[17:19])
+		frac := b[19 : len(b)-1]
+		ns, ok7 := 0, true
+		if len(frac) > 0 {
+			if frac[0] != '.' || len(frac) < 2 || len(frac) > 10 {
+				ok7 = false
+			} else {
+				ns, ok7 = num(frac[1:])
+				for i := len(frac) - 1; i < 9; i++ {
+					ns *= 10
+				}
+			}
+		}
+		if ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && ok7 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h < 24 && mi < 60 && s < 60 {
+			t := time.Date(y, time.Month(mo), d, h, mi, s, ns, time.UTC)
+			if t.Day() == d { // not Feb 30
+				return t, nil
+			}
+		}
+	}
+	return time.Parse(time.RFC3339Nano, string(b))
+}
+
+// tailChunk bounds one read of a log file, so that a follower catching up
+// with a large backlog holds a bounded buffer.
+const tailChunk = 1 << 20
+
 // tail reads the complete lines appended to one log file.
 type tail struct {
 	stream  string
 	f       *os.File
 	partial []byte
+	buf     []byte
 }
 
 func openTail(path, stream string) (*tail, error) {
@@ -100,11 +148,16 @@ func (t *tail) read(path string) ([]driver.LogLine, error) {
 		}
 		t.f = f
 	}
-	b, err := io.ReadAll(t.f)
-	if err != nil {
+	if t.buf == nil {
+		t.buf = make([]byte, tailChunk+2*maxLine) // a partial line is at most maxLine and its stamp
+	}
+	// The partial line first, then up to tailChunk new bytes.
+	b := append(t.buf[:0], t.partial...)
+	n, err := io.ReadFull(t.f, t.buf[len(b):len(b)+tailChunk])
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, err
 	}
-	b = append(t.partial, b...)
+	b = t.buf[:len(b)+n]
 	var out []driver.LogLine
 	for {
 		i := bytes.IndexByte(b, '\n')
@@ -114,7 +167,7 @@ func (t *tail) read(path string) ([]driver.LogLine, error) {
 		out = append(out, parseLine(b[:i], t.stream))
 		b = b[i+1:]
 	}
-	t.partial = append([]byte(nil), b...)
+	t.partial = append(t.partial[:0], b...)
 	return out, nil
 }
 
