@@ -106,6 +106,7 @@ type Agent struct {
 	metrics   atomic.Pointer[metrics.Collector] // nil until running
 	logs      atomic.Pointer[logShipper]        // nil without a driver
 	hub       atomic.Value                      // string: the hub node of the current session
+	access    *accessLines                      // the router's access lines, on their way to the log buffer
 }
 
 // errCut ends sessions while the agent is cut off from the hub.
@@ -147,7 +148,8 @@ func New(cfg Config) (*Agent, error) {
 		return nil, errors.New("this agent has not enrolled yet: give --token")
 	}
 	a := &Agent{cfg: cfg, log: cfg.Logger, lease: openLease(cfg.DataDir)}
-	if a.router, err = newRouter(cfg); err != nil {
+	a.access = newAccessLines()
+	if a.router, err = newRouter(cfg, a.access); err != nil {
 		return nil, err
 	}
 	a.id.Store(id)
@@ -255,9 +257,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		a.logs.Store(newLogShipper(buf, drv, a.log.With("component", "logs")))
 		sctx, stop := context.WithCancel(ctx)
 		var wg sync.WaitGroup
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); a.sup.Run(sctx) }()
 		go func() { defer wg.Done(); a.captureLogs(sctx) }()
+		go func() { defer wg.Done(); a.access.run(sctx, buf, a.HostID(), a.log.Warn) }()
 		defer func() { stop(); wg.Wait() }()
 	}
 	if key := loadGossipKey(a.cfg.DataDir); key != nil {

@@ -14,8 +14,9 @@ import (
 // hub pushes the table, versioned; the agent applies it and acknowledges,
 // and sends the router's per-app counts back once a second.
 
-// newRouter makes the router of cfg, nil when it serves nothing.
-func newRouter(cfg Config) (*router.Router, error) {
+// newRouter makes the router of cfg, nil when it serves nothing; its
+// access lines go to access.
+func newRouter(cfg Config, access *accessLines) (*router.Router, error) {
 	if cfg.RouterHTTPAddr == "" && cfg.RouterHTTPSAddr == "" {
 		return nil, nil
 	}
@@ -30,7 +31,7 @@ func newRouter(cfg Config) (*router.Router, error) {
 		}
 	}
 	return router.New(router.Config{HTTPAddr: cfg.RouterHTTPAddr, HTTPSAddr: cfg.RouterHTTPSAddr, TCPBind: bind,
-		Logger: cfg.Logger.With("component", "router")})
+		Logger: cfg.Logger.With("component", "router"), AccessLog: access.add})
 }
 
 // routerTable converts a pushed table.

@@ -261,6 +261,17 @@ func routerFlow(t *testing.T, r *routerRig) {
 		}
 		return err == nil && n >= 2000 && ok >= 2000
 	})
+	// And their access lines follow the app's logs (stream "router").
+	hubtest.WaitFor(t, 15*time.Second, "the canary's access lines in the app's logs", func() bool {
+		n := 0
+		err := r.admin.Apps().Logs(ctx, "hello", client.LogOptions{Tenant: "acme", Grep: `"GET /" 200`, Limit: 5000}, func(l apitypes.LogLine) error {
+			if l.Stream == "router" && strings.HasPrefix(l.Instance, "router-") && strings.Contains(l.Line, "instance=hello-") {
+				n++
+			}
+			return nil
+		})
+		return err == nil && n >= 2000
+	})
 	if _, err := r.admin.Apps().Promote(ctx, "hello", r.w); err != nil {
 		t.Fatal(err)
 	}
