@@ -25,9 +25,15 @@ type lease struct {
 	mu      sync.Mutex
 	renewed time.Duration // boot clock at the renewing heartbeat's sending
 	valid   bool
+	written time.Duration // the renewal last written to the file (0: none)
 }
 
 const fileLease = "lease"
+
+// leaseWriteEvery spaces the lease file's writes: a restarted agent reads
+// a renewal at most this much older than the last one, which only fences
+// its instances that much sooner (the safe side).
+const leaseWriteEvery = 2 * time.Second
 
 // bootClock is CLOCK_BOOTTIME: monotonic, and it keeps counting while the
 // machine is suspended.
@@ -70,6 +76,10 @@ func (l *lease) renew(ago time.Duration) {
 		return
 	}
 	l.renewed, l.valid = at, true
+	if l.written != 0 && at-l.written < leaseWriteEvery {
+		return
+	}
+	l.written = at
 	// No fsync: a crash of the machine voids the lease anyway (new boot).
 	tmp := l.path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(l.boot+" "+strconv.FormatInt(int64(at), 10)+"\n"), 0o600); err == nil {

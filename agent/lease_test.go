@@ -76,3 +76,31 @@ func TestFencedInstanceRunsOnlyUnderLease(t *testing.T) {
 		return st == "running" && slices.Contains(host.Running(), "db")
 	})
 }
+
+// TestLeaseFileWritesAreSpaced: renewals a heartbeat apart do not each
+// rewrite the file; what a restart reads is at most leaseWriteEvery older
+// than the last renewal (it fences sooner, never later).
+func TestLeaseFileWritesAreSpaced(t *testing.T) {
+	dir := t.TempDir()
+	l := openLease(dir)
+	l.renew(0)
+	first, _ := os.ReadFile(filepath.Join(dir, fileLease))
+	time.Sleep(50 * time.Millisecond)
+	l.renew(0)
+	if again, _ := os.ReadFile(filepath.Join(dir, fileLease)); string(again) != string(first) {
+		t.Fatal("a renewal 50ms after the last rewrote the lease file")
+	}
+	restarted := openLease(dir)
+	ra, _ := restarted.age()
+	la, _ := l.age()
+	if ra < la || ra > la+leaseWriteEvery {
+		t.Fatalf("restart reads a lease aged %s, the live one is %s", ra, la)
+	}
+	l.mu.Lock()
+	l.written -= leaseWriteEvery // as if the last write were 2s ago
+	l.mu.Unlock()
+	l.renew(0)
+	if again, _ := os.ReadFile(filepath.Join(dir, fileLease)); string(again) == string(first) {
+		t.Fatal("the file was not rewritten after leaseWriteEvery")
+	}
+}
