@@ -178,6 +178,9 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, p *principal
 	// Tenants read the events of their apps (subject "tenant/app"):
 	// canaries, dropped log lines, failing drains, alerts.
 	prefix := ""
+	if t := r.URL.Query().Get("tenant"); p.admin() && t != "" {
+		prefix = t + "/" // an admin looking at one tenant's
+	}
 	if !p.admin() {
 		tenant, err := tenantScope(r, p, true)
 		if err != nil {

@@ -135,7 +135,7 @@ func (e *env) hostCmd() *cobra.Command {
 
 func (e *env) eventsCmd() *cobra.Command {
 	var after uint64
-	c := &cobra.Command{Use: "events", Short: "List cluster events (host enrolment and state changes, ...)", Args: cobra.NoArgs,
+	c := &cobra.Command{Use: "events", Short: "List events (hosts, instances, drills; with a tenant: its apps' canaries, dropped log lines, drain failures, alerts)", Args: cobra.NoArgs,
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			evs, _, err := c.Events(cmd.Context(), after, e.query())
 			if err != nil {
