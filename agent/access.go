@@ -23,7 +23,9 @@ type accessLines struct {
 	dropped atomic.Uint64
 }
 
-func newAccessLines() *accessLines { return &accessLines{ch: make(chan router.AccessEntry, accessQueue)} }
+func newAccessLines() *accessLines {
+	return &accessLines{ch: make(chan router.AccessEntry, accessQueue)}
+}
 
 // add is the router's AccessLog callback.
 func (a *accessLines) add(e router.AccessEntry) {

@@ -28,8 +28,8 @@ type multiHost struct {
 	t     testing.TB
 	lab   *netlab.Lab
 	hubs  []*netlab.Host
-	admin *client.Client // through the last datacenter's hub node
-	token string         // the admin token
+	admin *client.Client            // through the last datacenter's hub node
+	token string                    // the admin token
 	args  map[*netlab.Host][]string // how each wharf process was started, to restart it
 }
 
@@ -108,8 +108,8 @@ func (m *multiHost) hubAddrs() string {
 func (m *multiHost) startAgent(h *netlab.Host, pool, token string) {
 	ip := h.IP().String()
 	m.args[h] = []string{"agent", "--hub", m.hubAddrs(), "--token", token, "--data-dir", m.t.TempDir(), "--pool", pool, "--name", h.Name(),
-		"--driver", "exec", "--advertise", ip, "--gossip-addr", ip+":7484", "--local-addr", ip+":7485",
-		"--router-http-addr", ip+":7080", "--router-https-addr", "", "--log-level", "warn"}
+		"--driver", "exec", "--advertise", ip, "--gossip-addr", ip + ":7484", "--local-addr", ip + ":7485",
+		"--router-http-addr", ip + ":7080", "--router-https-addr", "", "--log-level", "warn"}
 	startWharf(m.t, h, m.args[h]...)
 }
 

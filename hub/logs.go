@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 
@@ -37,6 +38,8 @@ const (
 	followPoll = 250 * time.Millisecond
 	// followRoundLimit bounds one node's answer in one follow round.
 	followRoundLimit = 100_000
+	// defaultLogLimit is a read's newest lines without ?limit.
+	defaultLogLimit = 10_000
 )
 
 // errNoReplica refuses a batch no second node could take: the agent keeps
@@ -250,7 +253,14 @@ type logsQuery struct {
 type logsAnswer struct {
 	Lines []apitypes.LogLine `json:"lines"`
 	Pos   uint64             `json:"pos"`
+	// Truncated: older matching lines were left out to keep the answer
+	// within logsAnswerBytes.
+	Truncated bool `json:"truncated,omitempty"`
 }
+
+// logsAnswerBytes bounds one node's answer (the internal RPC carries at
+// most 16 MiB): the newest lines that fit.
+const logsAnswerBytes = 12 << 20
 
 func (q logsQuery) store() logstore.Query {
 	s := logstore.Query{Tenant: q.Tenant, App: q.App, Instance: q.Instance, Grep: q.Grep, AfterPos: q.AfterPos, Limit: q.Limit}
@@ -279,9 +289,19 @@ func (h *Hub) logsQueryHandler() http.Handler {
 			http.Error(w, err.Error(), code)
 			return
 		}
-		ans := logsAnswer{Lines: make([]apitypes.LogLine, len(recs)), Pos: pos}
-		for i, r := range recs {
-			ans.Lines[i] = logLine(r)
+		// Newest first until the budget.
+		first, size := len(recs), 0
+		for first > 0 {
+			n := jsonSize(recs[first-1].Line) + 150 // the other fields
+			if size+n > logsAnswerBytes && first < len(recs) {
+				break
+			}
+			size += n
+			first--
+		}
+		ans := logsAnswer{Lines: make([]apitypes.LogLine, 0, len(recs)-first), Pos: pos, Truncated: first > 0}
+		for _, r := range recs[first:] {
+			ans.Lines = append(ans.Lines, logLine(r))
 		}
 		json.NewEncoder(w).Encode(ans)
 	})
@@ -364,8 +384,12 @@ func (h *Hub) appLogs(ctx context.Context, q apitypes.LogQuery, emit func([]apit
 		return errors.New("no hub node answered")
 	}
 	lines := mergeLogs(answers)
-	if q.Limit > 0 && len(lines) > q.Limit {
-		lines = lines[len(lines)-q.Limit:]
+	limit := q.Limit
+	if limit == 0 {
+		limit = defaultLogLimit
+	}
+	if len(lines) > limit {
+		lines = lines[len(lines)-limit:]
 	}
 	if err := emit(lines); err != nil || !q.Follow {
 		return err
@@ -412,4 +436,24 @@ func (h *Hub) appLogs(ctx context.Context, q apitypes.LogQuery, emit func([]apit
 			return err
 		}
 	}
+}
+
+// jsonSize bounds the length of s encoded as a JSON string by
+// encoding/json: escapes take up to 6 bytes, invalid UTF-8 bytes 6 each.
+func jsonSize(s string) int {
+	if utf8.ValidString(s) {
+		n := 2
+		for i := 0; i < len(s); i++ {
+			switch c := s[i]; {
+			case c < 0x20 || c == '<' || c == '>' || c == '&':
+				n += 6
+			case c == '"' || c == '\\':
+				n += 2
+			default:
+				n++
+			}
+		}
+		return n + 6*strings.Count(s, "\u2028") + 6*strings.Count(s, "\u2029")
+	}
+	return 6*len(s) + 2
 }

@@ -1,0 +1,78 @@
+package hub
+
+import (
+	"bytes"
+	"net/http/httptest"
+	"strings"
+
+	"encoding/json"
+	"github.com/wharf-platform/wharf/hub/logstore"
+	"testing"
+	"time"
+
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+func TestJSONSizeBoundsEncoding(t *testing.T) {
+	for _, s := range []string{"", "plain", `quote " and \ back`, "<html>&amp;", "tab\tnl\n\x01", "naïve ☃", "\xff\xfe bad", "line\u2028sep"} {
+		b, _ := json.Marshal(s)
+		if got := jsonSize(s); got < len(b) {
+			t.Errorf("jsonSize(%q) = %d < %d encoded", s, got, len(b))
+		}
+	}
+}
+
+// TestMergeLogs: answers of several nodes merge in time order, each
+// (instance, seq) once.
+func TestMergeLogs(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	l := func(inst string, seq uint64, sec int) apitypes.LogLine {
+		return apitypes.LogLine{Time: t0.Add(time.Duration(sec) * time.Second), Instance: inst, Seq: seq, Line: inst}
+	}
+	got := mergeLogs(map[string]logsAnswer{
+		"a": {Lines: []apitypes.LogLine{l("i1", 1, 1), l("i1", 2, 3), l("i2", 1, 2)}},
+		"b": {Lines: []apitypes.LogLine{l("i1", 2, 3), l("i2", 1, 2), l("i2", 2, 4)}},
+	})
+	want := []apitypes.LogLine{l("i1", 1, 1), l("i2", 1, 2), l("i1", 2, 3), l("i2", 2, 4)}
+	if len(got) != len(want) {
+		t.Fatalf("merged %d lines: %+v", len(got), got)
+	}
+	for i := range want {
+		if got[i].Instance != want[i].Instance || got[i].Seq != want[i].Seq {
+			t.Fatalf("line %d: %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// TestLogsAnswerBounded: one node's answer keeps the newest lines within
+// the internal RPC's limit and says it left older ones out.
+func TestLogsAnswerBounded(t *testing.T) {
+	s, err := logstore.Open(logstore.Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	t0 := time.Now()
+	var recs []logstore.Record
+	for i := 1; i <= 100; i++ { // 100 x 200 KiB
+		recs = append(recs, logstore.Record{Time: t0.Add(time.Duration(i) * time.Millisecond), Tenant: "acme", App: "web", Instance: "i1",
+			Stream: "stdout", Seq: uint64(i), Line: strings.Repeat("<", 200<<10)}) // escaped six-fold in JSON
+	}
+	if _, err := s.Append(recs); err != nil {
+		t.Fatal(err)
+	}
+	h := &Hub{logs: s}
+	body, _ := json.Marshal(logsQuery{Tenant: "acme", App: "web", Limit: 1000})
+	rec := httptest.NewRecorder()
+	h.logsQueryHandler().ServeHTTP(rec, httptest.NewRequest("POST", "/", bytes.NewReader(body)))
+	if rec.Code != 200 || rec.Body.Len() > 16<<20 {
+		t.Fatalf("status %d, %d bytes", rec.Code, rec.Body.Len())
+	}
+	var ans logsAnswer
+	if err := json.Unmarshal(rec.Body.Bytes(), &ans); err != nil {
+		t.Fatal(err)
+	}
+	if !ans.Truncated || len(ans.Lines) == 0 || len(ans.Lines) >= 100 || ans.Lines[len(ans.Lines)-1].Seq != 100 {
+		t.Fatalf("truncated %v, %d lines, last %d", ans.Truncated, len(ans.Lines), ans.Lines[len(ans.Lines)-1].Seq)
+	}
+}
