@@ -149,7 +149,8 @@ func New(cfg Config) (*Hub, error) {
 		httpLn.Close()
 		return nil, err
 	}
-	h.logs, err = logstore.Open(logstore.Config{Dir: filepath.Join(cfg.DataDir, "logs"), Default: cfg.LogRetention, Logger: log.With("component", "logstore")})
+	h.logs, err = logstore.Open(logstore.Config{Dir: filepath.Join(cfg.DataDir, "logs"), Default: cfg.LogRetention, Logger: log.With("component", "logstore"),
+		TenantLimits: tenantLogRetention(store)})
 	if err != nil {
 		httpLn.Close()
 		return nil, fmt.Errorf("log store: %w", err)

@@ -119,6 +119,18 @@ func (h *Hub) logRecords(from pki.AgentIdentity, b *wire.LogBatch) ([]logstore.R
 	return recs, drops
 }
 
+// tenantLogRetention reads a tenant's log retention from its quota (zero
+// fields: the node's defaults).
+func tenantLogRetention(store *state.Store) func(string) logstore.Retention {
+	return func(tenant string) logstore.Retention {
+		t, _ := store.Snapshot().Tenant(nil, tenant)
+		if t == nil {
+			return logstore.Retention{}
+		}
+		return logstore.Retention{MaxBytes: t.Quota.LogBytes, MaxAge: time.Duration(t.Quota.LogAge)}
+	}
+}
+
 // splitSource splits "tenant/app/instance".
 func splitSource(s string) (tenant, app, instance string, ok bool) {
 	tenant, rest, ok1 := strings.Cut(s, "/")

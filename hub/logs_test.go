@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bytes"
+	"github.com/wharf-platform/wharf/hub/state"
 	"net/http/httptest"
 	"strings"
 
@@ -74,5 +75,23 @@ func TestLogsAnswerBounded(t *testing.T) {
 	}
 	if !ans.Truncated || len(ans.Lines) == 0 || len(ans.Lines) >= 100 || ans.Lines[len(ans.Lines)-1].Seq != 100 {
 		t.Fatalf("truncated %v, %d lines, last %d", ans.Truncated, len(ans.Lines), ans.Lines[len(ans.Lines)-1].Seq)
+	}
+}
+
+// TestTenantLogRetention: a tenant's quota sets its log retention; zero
+// fields and unknown tenants fall back to the node's defaults.
+func TestTenantLogRetention(t *testing.T) {
+	h := newPlanHarness(t)
+	h.must(state.TenantCreateType, &state.TenantCreateRequest{Tenant: state.Tenant{Name: "small",
+		Quota: apitypes.Quota{LogBytes: 5 << 20, LogAge: apitypes.Duration(48 * time.Hour)}}, Time: pt0})
+	limits := tenantLogRetention(h.fsm.Store())
+	if got := limits("small"); got.MaxBytes != 5<<20 || got.MaxAge != 48*time.Hour {
+		t.Fatalf("small: %+v", got)
+	}
+	if got := limits("acme"); got != (logstore.Retention{}) {
+		t.Fatalf("acme (no log quota): %+v", got)
+	}
+	if got := limits("nobody"); got != (logstore.Retention{}) {
+		t.Fatalf("unknown tenant: %+v", got)
 	}
 }

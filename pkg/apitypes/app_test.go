@@ -77,3 +77,22 @@ func TestDurationJSON(t *testing.T) {
 		t.Fatalf("marshal: %s", b)
 	}
 }
+
+func TestTenantLogQuota(t *testing.T) {
+	for _, tc := range []struct {
+		q  Quota
+		ok bool
+	}{
+		{Quota{}, true},
+		{Quota{LogBytes: 1 << 20, LogAge: Duration(24 * time.Hour)}, true},
+		{Quota{LogBytes: -1}, false},
+		{Quota{LogBytes: 1000}, false},
+		{Quota{LogAge: Duration(-time.Second)}, false},
+		{Quota{LogAge: Duration(400 * 24 * time.Hour)}, false},
+	} {
+		r := TenantRequest{Name: "acme", Quota: tc.q}
+		if err := r.Validate(); (err == nil) != tc.ok {
+			t.Errorf("%+v: %v", tc.q, err)
+		}
+	}
+}

@@ -20,7 +20,14 @@ type Quota struct {
 	Instances int `json:"instances,omitempty"`
 	CPU       int `json:"cpu,omitempty"`    // millicores
 	Memory    int `json:"memory,omitempty"` // MB
+	// LogBytes and LogAge bound the tenant's logs each hub node keeps
+	// (oldest first); zero: the hub's --log-retention-bytes and -age.
+	LogBytes int64    `json:"log_bytes,omitempty"`
+	LogAge   Duration `json:"log_age,omitempty"`
 }
+
+// MaxLogAge bounds Quota.LogAge.
+const MaxLogAge = 366 * 24 * time.Hour
 
 // TenantRequest is the body of POST /v1/tenants.
 type TenantRequest struct {
@@ -39,8 +46,14 @@ func (r *TenantRequest) Validate() error {
 			return err
 		}
 	}
-	if r.Quota.Instances < 0 || r.Quota.CPU < 0 || r.Quota.Memory < 0 {
+	if r.Quota.Instances < 0 || r.Quota.CPU < 0 || r.Quota.Memory < 0 || r.Quota.LogBytes < 0 || r.Quota.LogAge < 0 {
 		return FieldError("quota", "quota values must not be negative")
+	}
+	if r.Quota.LogBytes != 0 && r.Quota.LogBytes < 1<<20 {
+		return FieldError("quota", "log_bytes must be at least 1 MiB (1048576)")
+	}
+	if time.Duration(r.Quota.LogAge) > MaxLogAge {
+		return FieldError("quota", "log_age must be at most 366 days")
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,9 +25,10 @@ func (e *env) api(fn func(cmd *cobra.Command, c *client.Client, args []string) e
 
 func (e *env) tenantCmd() *cobra.Command {
 	var req apitypes.TenantRequest
+	var logAge time.Duration
 	create := &cobra.Command{Use: "create NAME", Short: "Create a tenant", Args: cobra.ExactArgs(1),
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
-			req.Name = args[0]
+			req.Name, req.Quota.LogAge = args[0], apitypes.Duration(logAge)
 			t, err := c.Tenants().Create(cmd.Context(), req)
 			if err != nil {
 				return err
@@ -37,6 +39,8 @@ func (e *env) tenantCmd() *cobra.Command {
 	create.Flags().IntVar(&req.Quota.Instances, "quota-instances", 0, "most instances in all (0: no limit)")
 	create.Flags().IntVar(&req.Quota.CPU, "quota-cpu", 0, "most CPU millicores in all (0: no limit)")
 	create.Flags().IntVar(&req.Quota.Memory, "quota-memory", 0, "most memory MB in all (0: no limit)")
+	create.Flags().Int64Var(&req.Quota.LogBytes, "log-bytes", 0, "logs each hub node keeps for the tenant, in bytes (0: the hub's --log-retention-bytes)")
+	create.Flags().DurationVar(&logAge, "log-age", 0, "how long the tenant's logs are kept (0: the hub's --log-retention-age)")
 	ls := &cobra.Command{Use: "ls", Short: "List tenants", Args: cobra.NoArgs,
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			ts, _, err := c.Tenants().List(cmd.Context(), e.query())
