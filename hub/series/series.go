@@ -1,7 +1,9 @@
 // Package series keeps the recent metrics of instances and hosts on the hub
 // leader, outside Raft (telemetry a new leader rebuilds from the next
 // reports): one ring of points per series, 24 h at the agents' 10 s
-// sampling interval, read back in steps.
+// sampling interval, and behind it a coarse ring of 5-minute points (the
+// last value of each 5 minutes: right for counters, a sample for gauges)
+// for 7 days more; read back in steps.
 package series
 
 import (
@@ -38,23 +40,50 @@ type Owner struct {
 	Host   string // the host an instance runs on
 }
 
+// Downsampled points: one per CoarseStep, CoarseCapacity of them (7 days).
+const (
+	CoarseStep     = 5 * time.Minute
+	CoarseCapacity = 7 * 24 * 12
+)
+
 type ring struct {
-	pts  []Point
-	next int
-	full bool
+	pts    []Point
+	next   int
+	full   bool
+	size   int   // capacity
+	coarse *ring // where evicted points are downsampled; nil for the coarse ring itself
 }
+
+func newRing() *ring { return &ring{size: Capacity, coarse: &ring{size: CoarseCapacity}} }
 
 func (r *ring) add(p Point) {
 	if n := r.len(); n > 0 && r.at(n-1).Unix >= p.Unix {
 		return // out of order or repeated: keep the first
 	}
-	if len(r.pts) < Capacity {
+	if len(r.pts) < r.size {
 		r.pts = append(r.pts, p)
 		return
 	}
+	if r.coarse != nil {
+		r.coarse.fold(r.pts[r.next])
+	}
 	r.pts[r.next] = p
-	r.next = (r.next + 1) % Capacity
+	r.next = (r.next + 1) % r.size
 	r.full = true
+}
+
+// fold keeps p as its CoarseStep's point (the last one of the step wins).
+func (r *ring) fold(p Point) {
+	step := int64(CoarseStep / time.Second)
+	if n := r.len(); n > 0 && r.at(n-1).Unix/step == p.Unix/step {
+		i := n - 1
+		if r.full {
+			i = (r.next + n - 1) % r.size
+		}
+		r.pts[i] = p
+		return
+	}
+	r.add(p)
 }
 
 func (r *ring) len() int { return len(r.pts) }
@@ -64,7 +93,7 @@ func (r *ring) at(i int) Point {
 	if !r.full {
 		return r.pts[i]
 	}
-	return r.pts[(r.next+i)%Capacity]
+	return r.pts[(r.next+i)%r.size]
 }
 
 type entry struct {
@@ -103,7 +132,7 @@ func (s *Store) Add(o Owner, at time.Time, values map[string]float64) {
 	for m, v := range values {
 		r := e.metrics[m]
 		if r == nil {
-			r = &ring{}
+			r = newRing()
 			e.metrics[m] = r
 		}
 		r.add(Point{Unix: at.Unix(), Value: v})
@@ -136,8 +165,14 @@ func (s *Store) Query(match func(Owner) bool, from, to time.Time, step time.Dura
 		sr := Series{Owner: e.owner, ID: e.owner.ID, Host: e.owner.Host, Metrics: map[string][]Point{}}
 		for m, r := range e.metrics {
 			var pts []Point
+			all := make([]Point, 0, r.coarse.len()+r.len())
+			for i := 0; i < r.coarse.len(); i++ {
+				all = append(all, r.coarse.at(i))
+			}
 			for i := 0; i < r.len(); i++ {
-				p := r.at(i)
+				all = append(all, r.at(i))
+			}
+			for _, p := range all {
 				if p.Unix < from.Unix() || p.Unix > to.Unix() {
 					continue
 				}
