@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/wharf-platform/wharf/agent"
 	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/agent/driver/docker"
@@ -236,6 +239,16 @@ func logsFlow(t *testing.T, kind string) {
 		t.Fatalf("logs of a missing app: %v", err)
 	}
 
+	// The hubs count what they took in (Prometheus /metrics).
+	var accepted, replicated float64
+	for _, n := range c.Nodes {
+		accepted += scrape(t, n.URL(), "wharf_hub_log_lines_accepted_total")
+		replicated += scrape(t, n.URL(), "wharf_hub_log_batches_replicated_total")
+	}
+	if accepted < total || replicated < 1 {
+		t.Fatalf("/metrics: %v lines accepted, %v batches replicated", accepted, replicated)
+	}
+
 	// The node the agent shipped to dies: every line is on another node.
 	if a.Hubs()[0] != c.Nodes[0].QUICAddr() {
 		t.Fatalf("agent ships to %v, the test expects node 0", a.Hubs())
@@ -250,4 +263,29 @@ func logsFlow(t *testing.T, kind string) {
 func isStatus(err error, code int) bool {
 	var e *apitypes.Error
 	return errors.As(err, &e) && e.Status == code
+}
+
+// scrape returns the value of an unlabelled counter or gauge on a hub
+// node's /metrics (0 when absent).
+func scrape(t *testing.T, base, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fams[name]
+	if f == nil || len(f.Metric) == 0 {
+		return 0
+	}
+	m := f.Metric[0]
+	if m.Counter != nil {
+		return m.Counter.GetValue()
+	}
+	return m.Gauge.GetValue()
 }

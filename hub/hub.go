@@ -50,10 +50,11 @@ type Hub struct {
 	series  *series.Store // instances' and hosts' metrics while this node leads
 	// logs keeps the lines this node's agents shipped and the copies
 	// other nodes replicated here.
-	logs    *logstore.Store
-	logPeer logPeer
-	drains  *drainer
-	alerts  atomic.Pointer[alerting] // while this node leads
+	logs      *logstore.Store
+	logPeer   logPeer
+	logCounts logMetrics
+	drains    *drainer
+	alerts    atomic.Pointer[alerting] // while this node leads
 }
 
 // Run starts a hub node and runs it until ctx ends.
@@ -190,6 +191,7 @@ func New(cfg Config) (*Hub, error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), instanceCollector{h.series})
+	h.registerLogMetrics(reg)
 	srv, err := api.New(api.Config{
 		Store:        store,
 		Cluster:      cl,

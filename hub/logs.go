@@ -11,9 +11,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wharf-platform/wharf/hub/logstore"
@@ -42,6 +44,25 @@ const (
 	defaultLogLimit = 10_000
 )
 
+// logMetrics count this node's log intake.
+type logMetrics struct {
+	accepted, refused, replicated, replicaFailed atomic.Uint64
+}
+
+func (h *Hub) registerLogMetrics(reg prometheus.Registerer) {
+	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
+	}
+	reg.MustRegister(
+		counter("wharf_hub_log_lines_accepted_total", "Log lines this node's agents shipped and it acknowledged.", &h.logCounts.accepted),
+		counter("wharf_hub_log_lines_refused_total", "Log lines refused (not an instance of the agent, or invalid).", &h.logCounts.refused),
+		counter("wharf_hub_log_batches_replicated_total", "Log batches copied to a second node before the ack.", &h.logCounts.replicated),
+		counter("wharf_hub_log_replication_failures_total", "Log batches no second node took (the agent resends them).", &h.logCounts.replicaFailed),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wharf_hub_log_store_bytes", Help: "Bytes of this node's log store."},
+			func() float64 { return float64(h.logs.Stats().Bytes) }),
+	)
+}
+
 // errNoReplica refuses a batch no second node could take: the agent keeps
 // it and sends it again.
 var errNoReplica = errors.New("no other hub node took a copy")
@@ -55,8 +76,10 @@ func (h *Hub) acceptLogs(ctx context.Context, from pki.AgentIdentity, b *wire.Lo
 			return fmt.Errorf("keep logs: %w", err)
 		}
 		if err := h.replicateLogs(ctx, recs); err != nil {
+			h.logCounts.replicaFailed.Add(1)
 			return err
 		}
+		h.logCounts.accepted.Add(uint64(len(recs)))
 		h.drains.offer(recs)
 	}
 	for _, d := range drops {
@@ -88,6 +111,11 @@ func (h *Hub) logRecords(from pki.AgentIdentity, b *wire.LogBatch) ([]logstore.R
 		}
 		if !ok {
 			h.log.Warn("log lines refused: not an instance of this agent", "host", from.HostID, "source", s)
+			for _, l := range b.Lines {
+				if int(l.Source) == i {
+					h.logCounts.refused.Add(1)
+				}
+			}
 		}
 		srcs[i] = src{t, a, in, ok}
 	}
@@ -102,6 +130,7 @@ func (h *Hub) logRecords(from pki.AgentIdentity, b *wire.LogBatch) ([]logstore.R
 		if err := r.Validate(); err != nil {
 			// Resending would not make it valid: dropped, said so.
 			h.log.Warn("log line refused", "host", from.HostID, "source", b.Sources[l.Source], "seq", l.Seq, "err", err)
+			h.logCounts.refused.Add(1)
 			continue
 		}
 		recs = append(recs, r)
@@ -181,6 +210,7 @@ func (h *Hub) replicateLogs(ctx context.Context, recs []logstore.Record) error {
 		_, err := h.cluster.CallNode(cctx, p, rpcLogsReplicate, body)
 		cancel()
 		if err == nil {
+			h.logCounts.replicated.Add(1)
 			h.logPeer.mu.Lock()
 			h.logPeer.next = (first + i) % len(peers)
 			h.logPeer.mu.Unlock()
