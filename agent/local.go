@@ -96,3 +96,12 @@ func (a *Agent) serveLocal(ctx context.Context, ln net.Listener) {
 		a.log.Warn("local endpoint", "err", err)
 	}
 }
+
+// LogsCaptured counts the instance output lines captured since the agent
+// started (0 without a driver).
+func (a *Agent) LogsCaptured() uint64 {
+	if ls := a.logs.Load(); ls != nil {
+		return ls.captured.Load()
+	}
+	return 0
+}

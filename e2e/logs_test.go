@@ -289,3 +289,69 @@ func scrape(t *testing.T, base, name string) float64 {
 	}
 	return m.Gauge.GetValue()
 }
+
+// TestLogsDroppedReported: an agent cut off from the hub while its
+// instance floods a small log buffer drops the oldest lines; once it is
+// back, the loss reaches the tenant as a logs.dropped event naming the
+// instance and the seqs, and what survived is readable.
+func TestLogsDroppedReported(t *testing.T) {
+	c, admin, _ := newCluster(t, hubtest.Options{}, "p", "acme")
+	ctx := context.Background()
+	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
+	dir := t.TempDir()
+	a, _ := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: "small", LogBufferBytes: 256 << 10,
+		NewDriver: func(hostID string) (driver.Driver, error) {
+			return exec.New(exec.Config{HostID: hostID, DataDir: dir, ShimEnv: []string{"GORACE=atexit_sleep_ms=0"}})
+		}})
+	w, q := &client.WriteOptions{Tenant: "acme"}, &client.QueryOptions{Tenant: "acme"}
+	const total = 20000 // 2 MB of lines into a 256 KiB buffer
+	spec := apitypes.AppSpec{Name: "flood", Command: []string{drivertest.BuildTestApp(t)}, Instances: intp(1), Ports: []apitypes.Port{{ContainerPort: 8080}},
+		Env: map[string]string{"TESTAPP_PRINT": "2000", "TESTAPP_PRINT_COUNT": fmt.Sprint(total), "TESTAPP_PRINT_SIZE": "100"}}
+	t.Cleanup(func() {
+		a.CutHub(false)
+		hubtest.WaitFor(t, 30*time.Second, "instances stopped", func() bool {
+			admin.Apps().Scale(ctx, "flood", 0, w)
+			is, _, err := admin.Apps().Instances(ctx, "flood", q)
+			return err == nil && len(is) == 0
+		})
+	})
+	// 10 s of lines; the agent is cut off as soon as the instance runs.
+	if _, err := admin.Apps().Create(ctx, spec, w); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitFor(t, 30*time.Second, "the instance running", func() bool {
+		is, _, err := admin.Apps().Instances(ctx, "flood", q)
+		return err == nil && len(is) == 1 && is[0].State == "running"
+	})
+	a.CutHub(true)
+	hubtest.WaitFor(t, 30*time.Second, "the instance's last line captured", func() bool {
+		return a.LogsCaptured() >= total
+	})
+	a.CutHub(false)
+	tenant, _ := client.New(client.Config{Address: c.Nodes[1].URL(), Token: tenantToken(t, admin, "acme")})
+	var drop apitypes.Event
+	hubtest.WaitFor(t, 30*time.Second, "a logs.dropped event", func() bool {
+		evs, _, _ := tenant.Events(ctx, 0, nil)
+		for _, e := range evs {
+			if e.Type == "logs.dropped" && e.Subject == "acme/flood" {
+				drop = e
+				return true
+			}
+		}
+		return false
+	})
+	var n, first, last uint64
+	if _, err := fmt.Sscanf(drop.Message[strings.Index(drop.Message, "dropped "):], "dropped %d log lines", &n); err != nil || n == 0 {
+		t.Fatalf("event %q: %v", drop.Message, err)
+	}
+	if i := strings.Index(drop.Message, "(seq "); i < 0 {
+		t.Fatalf("event %q names no seqs", drop.Message)
+	} else if _, err := fmt.Sscanf(drop.Message[i:], "(seq %d-%d)", &first, &last); err != nil || last-first+1 != n {
+		t.Fatalf("event %q: seqs %d-%d for %d lines (%v)", drop.Message, first, last, n, err)
+	}
+	hubtest.WaitFor(t, 30*time.Second, "the survivors readable", func() bool {
+		seen, high := numbered(readLogs(t, admin, "flood", client.LogOptions{Limit: apitypes.MaxLogLimit}))
+		return high == total && len(seen)+int(n) >= total
+	})
+	t.Logf("dropped %d of %d lines (seqs %d-%d), reported", n, total, first, last)
+}
