@@ -53,6 +53,7 @@ type Hub struct {
 	logs      *logstore.Store
 	logPeer   logPeer
 	logCounts logMetrics
+	plans     *planMetrics
 	drains    *drainer
 	alerts    atomic.Pointer[alerting] // while this node leads
 }
@@ -113,7 +114,7 @@ func New(cfg Config) (*Hub, error) {
 	ccfg.HTTPAddr = advertisedAddr(cfg.Advertise, httpLn.Addr().String())
 	ccfg.FSM = fsm
 	ccfg.Logger = log.With("component", "cluster")
-	h := &Hub{cfg: cfg, log: log, store: store, httpLn: httpLn, running: make(chan struct{}), series: series.NewStore(0)}
+	h := &Hub{cfg: cfg, log: log, store: store, httpLn: httpLn, running: make(chan struct{}), series: series.NewStore(0), plans: newPlanMetrics()}
 	h.liveness = liveness.New(liveness.Config{
 		SuspectAfter: cfg.SuspectAfter,
 		DownAfter:    cfg.DownAfter,
@@ -192,6 +193,7 @@ func New(cfg Config) (*Hub, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), instanceCollector{h.series})
 	h.registerLogMetrics(reg)
+	h.registerInternals(reg)
 	srv, err := api.New(api.Config{
 		Store:        store,
 		Cluster:      cl,

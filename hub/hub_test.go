@@ -288,4 +288,3 @@ func TestFollowersForwardWritesToTheLeader(t *testing.T) {
 		t.Fatalf("read through the follower: %v, answered by %q", err, hdr.Get("X-Wharf-Node"))
 	}
 }
-

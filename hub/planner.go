@@ -37,7 +37,10 @@ func (h *Hub) runPlanner(ctx context.Context) {
 		if full {
 			lastFull = time.Now()
 		}
+		start := time.Now()
 		req, err := p.build(snap, ws, time.Now().UTC(), newInstanceID, full)
+		h.plans.build.Observe(time.Since(start).Seconds())
+		h.plans.rounds.Add(1)
 		if err != nil {
 			h.log.Warn("plan", "err", err)
 		} else if req != nil {
@@ -49,13 +52,18 @@ func (h *Hub) runPlanner(ctx context.Context) {
 			}
 			switch {
 			case err == nil:
+				h.plans.commits.Add(1)
+				h.plans.placed.Add(uint64(len(req.Place)))
+				h.plans.stopped.Add(uint64(len(req.Stop)))
 				continue
 			case errors.Is(err, state.ErrConflict):
 				h.log.Debug("stale plan, planning again", "err", err)
+				h.plans.conflicts.Add(1)
 				p.invalidate()
 				continue
 			default:
 				h.log.Warn("commit plan", "err", err)
+				h.plans.failures.Add(1)
 				p.invalidate()
 			}
 		}

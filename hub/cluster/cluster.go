@@ -307,6 +307,10 @@ func (c *Cluster) Shutdown() error {
 	return c.shutdownErr
 }
 
+// RaftStats returns Raft's own statistics (hashicorp/raft Stats: state,
+// term, last_log_index, commit_index, applied_index, last_contact, ...).
+func (c *Cluster) RaftStats() map[string]string { return c.raft.Stats() }
+
 // RaftAddr returns the advertised Raft/RPC address.
 func (c *Cluster) RaftAddr() string { return c.raftAddr }
 

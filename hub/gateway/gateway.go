@@ -18,6 +18,7 @@ import (
 	"net"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -91,6 +92,30 @@ type Gateway struct {
 	peers  map[string]*peerWord
 
 	routes routeTables
+
+	connections, heartbeats, logBatches atomic.Uint64
+}
+
+// Stats are the gateway's counters, for the hub's /metrics.
+type Stats struct {
+	Connections uint64 // QUIC connections accepted
+	Heartbeats  uint64 // heartbeats received
+	LogBatches  uint64 // log batches received
+	Agents      int    // agents heard from within the last 10 s
+}
+
+// Stats returns the gateway's counters.
+func (g *Gateway) Stats() Stats {
+	st := Stats{Connections: g.connections.Load(), Heartbeats: g.heartbeats.Load(), LogBatches: g.logBatches.Load()}
+	now := g.cfg.Now()
+	g.seenMu.Lock()
+	defer g.seenMu.Unlock()
+	for _, c := range g.seen {
+		if now.Sub(c.heartbeat) < 10*time.Second {
+			st.Agents++
+		}
+	}
+	return st
 }
 
 // agentConn is what the gateway knows of one agent's connection to this node.
@@ -304,6 +329,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 }
 
 func (g *Gateway) serveConn(ctx context.Context, conn *quic.Conn) {
+	g.connections.Add(1)
 	stop := context.AfterFunc(ctx, func() {
 		conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShutdown), "hub node stopping")
 	})
@@ -366,6 +392,7 @@ func (g *Gateway) logs(ctx context.Context, conn *quic.Conn, s *wire.Stream) err
 		if b == nil {
 			return fmt.Errorf("%w: want LogBatch on the logs stream", wire.ErrUnknownMessage)
 		}
+		g.logBatches.Add(1)
 		ack := &wire.LogAck{Id: b.Id}
 		if g.cfg.Logs == nil {
 			ack.Error = "this hub node keeps no logs"
@@ -594,6 +621,7 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 		}
 		switch m := env.Msg.(type) {
 		case *wire.Envelope_Heartbeat:
+			g.heartbeats.Add(1)
 			g.seenMu.Lock()
 			c := g.seen[id.HostID]
 			if c == nil {
