@@ -141,8 +141,14 @@ func TestRetryOnlyIdempotentDialFailures(t *testing.T) {
 		HTTP: []HTTPRoute{{Host: "w.example.com", App: "acme/web"}}}, Config{})
 	posts502 := 0
 	for i := 0; i < 10; i++ {
-		if resp, body := get(t, r, "GET", "w.example.com", "/"); resp.StatusCode != 200 || body != "live" {
+		resp, body := get(t, r, "GET", "w.example.com", "/")
+		if resp.StatusCode != 200 || body != "live" {
 			t.Fatalf("GET with one dead instance: %d %q", resp.StatusCode, body)
+		}
+		// A retried request carries one X-Forwarded-For entry (the
+		// client's address), not one per attempt.
+		if xff := resp.Header.Get("X-Saw-For"); xff != "127.0.0.1" {
+			t.Fatalf("X-Forwarded-For after a retry: %q", xff)
 		}
 		if resp, _ := get(t, r, "POST", "w.example.com", "/"); resp.StatusCode == http.StatusBadGateway {
 			posts502++
