@@ -128,29 +128,33 @@ type captureWriter struct {
 
 	mu       sync.Mutex
 	pending  []logship.Entry
-	failed   bool // the last append failed (logged once until one works)
+	timer    *time.Timer // flushes what is pending after captureFlush
+	failed   bool        // the last append failed (logged once until one works)
 	captured *atomic.Uint64
 }
 
+// start returns the function that flushes what is pending for good. An
+// idle instance costs no timer: one is armed by the first line pending.
 func (w *captureWriter) start() (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(captureFlush)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				w.flush()
-			}
+	return func() {
+		w.mu.Lock()
+		if w.timer != nil {
+			w.timer.Stop()
 		}
-	}()
-	return func() { close(done); w.flush() }
+		w.mu.Unlock()
+		w.flush()
+	}
 }
 
 func (w *captureWriter) add(line driver.LogLine) error {
 	w.mu.Lock()
+	if len(w.pending) == 0 {
+		if w.timer == nil {
+			w.timer = time.AfterFunc(captureFlush, w.flush)
+		} else {
+			w.timer.Reset(captureFlush)
+		}
+	}
 	w.pending = append(w.pending, logship.Entry{Time: line.Time, Stream: line.Stream, Text: line.Line})
 	full := len(w.pending) >= capturePieces
 	w.mu.Unlock()
