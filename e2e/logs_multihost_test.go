@@ -40,13 +40,7 @@ func TestMultiHostLogsZeroLoss(t *testing.T) {
 	if _, err := m.admin.Apps().Create(ctx, spec, w); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		m.admin.Apps().Scale(ctx, "talk", 0, w)
-		hubtest.WaitFor(t, 30*time.Second, "instance stopped", func() bool {
-			is, _, err := m.admin.Apps().Instances(ctx, "talk", q)
-			return err == nil && len(is) == 0
-		})
-	})
+	t.Cleanup(func() { scaleToZero(t, m.admin, "talk") })
 	hubtest.WaitFor(t, 60*time.Second, "the instance running", func() bool {
 		is, _, err := m.admin.Apps().Instances(ctx, "talk", q)
 		return err == nil && len(is) == 1 && is[0].Ready

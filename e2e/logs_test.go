@@ -91,13 +91,9 @@ func logsFlow(t *testing.T, kind string) {
 		_, err := admin.Apps().Create(ctx, spec, w)
 		return err == nil
 	})
-	t.Cleanup(func() { // exec instances outlive the agent: stop them first
+	t.Cleanup(func() {
 		admin, _ := client.New(client.Config{Address: c.Nodes[len(c.Nodes)-1].URL(), Token: token}) // node 0 is killed below
-		hubtest.WaitFor(t, 30*time.Second, "instances stopped", func() bool {
-			admin.Apps().Scale(ctx, "talk", 0, w) // again: node 0 may have led
-			is, _, err := admin.Apps().Instances(ctx, "talk", q)
-			return err == nil && len(is) == 0
-		})
+		scaleToZero(t, admin, "talk")
 	})
 	var inst apitypes.Instance
 	hubtest.WaitFor(t, 30*time.Second, "instance ready", func() bool {
@@ -316,11 +312,7 @@ func TestLogsDroppedReported(t *testing.T) {
 		Env: map[string]string{"TESTAPP_PRINT": "2000", "TESTAPP_PRINT_COUNT": fmt.Sprint(total), "TESTAPP_PRINT_SIZE": "100"}}
 	t.Cleanup(func() {
 		a.CutHub(false)
-		hubtest.WaitFor(t, 30*time.Second, "instances stopped", func() bool {
-			admin.Apps().Scale(ctx, "flood", 0, w)
-			is, _, err := admin.Apps().Instances(ctx, "flood", q)
-			return err == nil && len(is) == 0
-		})
+		scaleToZero(t, admin, "flood")
 	})
 	// 10 s of lines; the agent is cut off as soon as the instance runs.
 	if _, err := admin.Apps().Create(ctx, spec, w); err != nil {

@@ -59,13 +59,7 @@ func BenchmarkLogShipping(b *testing.B) {
 		w, q := &client.WriteOptions{Tenant: "acme"}, &client.QueryOptions{Tenant: "acme"}
 		spec := apitypes.AppSpec{Name: "flood", Command: []string{bin}, Instances: intp(1), Ports: []apitypes.Port{{ContainerPort: 8080}},
 			Env: map[string]string{"TESTAPP_PRINT": "0", "TESTAPP_PRINT_COUNT": strconv.Itoa(lines), "TESTAPP_PRINT_SIZE": strconv.Itoa(size)}}
-		b.Cleanup(func() { // exec instances outlive the agent: stop them first, also after a failure
-			hubtest.WaitFor(b, 30*time.Second, "instance stopped", func() bool {
-				admin.Apps().Scale(ctx, "flood", 0, w)
-				is, _, err := admin.Apps().Instances(ctx, "flood", q)
-				return err == nil && len(is) == 0
-			})
-		})
+		b.Cleanup(func() { scaleToZero(b, admin, "flood") })
 		cpu0, err := logbench.ProcCPU(cmd.Process.Pid)
 		if err != nil {
 			b.Fatal(err)
@@ -110,13 +104,7 @@ func BenchmarkLogShipping(b *testing.B) {
 		if out, err := exec.Command("cp", file, copied).CombinedOutput(); err != nil {
 			b.Fatalf("copy %s: %v %s", file, err, out)
 		}
-		if _, err := admin.Apps().Scale(ctx, "flood", 0, w); err != nil {
-			b.Fatal(err)
-		}
-		hubtest.WaitFor(b, 30*time.Second, "instance stopped", func() bool {
-			is, _, err := admin.Apps().Instances(ctx, "flood", q)
-			return err == nil && len(is) == 0
-		})
+		scaleToZero(b, admin, "flood")
 		data, err := os.ReadFile(copied)
 		if err != nil {
 			b.Fatal(err)

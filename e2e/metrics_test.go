@@ -48,19 +48,7 @@ func TestInstanceMetrics(t *testing.T) {
 			return err == nil
 		})
 	}
-	t.Cleanup(func() { // exec instances outlive the agent: stop them first
-		for _, name := range []string{"burn", "idle"} {
-			admin.Apps().Scale(ctx, name, 0, w)
-		}
-		hubtest.WaitFor(t, 30*time.Second, "instances stopped", func() bool {
-			for _, name := range []string{"burn", "idle"} {
-				if is, _, err := admin.Apps().Instances(ctx, name, q); err == nil && len(is) > 0 {
-					return false
-				}
-			}
-			return true
-		})
-	})
+	t.Cleanup(func() { scaleToZero(t, admin, "burn", "idle") })
 	var burnAddr string
 	hubtest.WaitFor(t, 30*time.Second, "both ready", func() bool {
 		n := 0

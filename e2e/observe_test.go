@@ -88,13 +88,7 @@ func TestLogDrainsAndAlerts(t *testing.T) {
 		_, err := admin.Apps().Create(ctx, spec, w)
 		return err == nil
 	})
-	t.Cleanup(func() {
-		hubtest.WaitFor(t, 30*time.Second, "instances stopped", func() bool {
-			admin.Apps().Scale(ctx, "talk", 0, w)
-			is, _, err := admin.Apps().Instances(ctx, "talk", q)
-			return err == nil && len(is) == 0
-		})
-	})
+	t.Cleanup(func() { scaleToZero(t, admin, "talk") })
 	got := &sink{lines: map[string]map[int]int{}, ids: map[string]int{}}
 
 	// Syslog over TCP, decoded by a real RFC 5424 / RFC 6587 parser.

@@ -252,6 +252,24 @@ func TestWorkloadsWithFakeDriver(t *testing.T) {
 
 func intp(n int) *int { return &n }
 
+// scaleToZero scales tenant acme's apps to 0 through c and waits until
+// their instances are gone (exec instances outlive their agent by
+// design: tests stop them before the agent goes, also after a failure,
+// so register it after the agent).
+func scaleToZero(tb testing.TB, c *client.Client, apps ...string) {
+	tb.Helper()
+	ctx, w, q := context.Background(), &client.WriteOptions{Tenant: "acme"}, &client.QueryOptions{Tenant: "acme"}
+	hubtest.WaitFor(tb, 30*time.Second, "instances stopped", func() bool {
+		for _, app := range apps {
+			c.Apps().Scale(ctx, app, 0, w) // again each time: a leader may have been lost
+			if is, _, err := c.Apps().Instances(ctx, app, q); err != nil || len(is) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func fakeDriver(h *fake.Host) func(string) (driver.Driver, error) {
 	return func(string) (driver.Driver, error) { return fake.New(h), nil }
 }

@@ -18,15 +18,9 @@ const maxGrep = 1024
 // {"time", "instance", "stream", "seq", "line"}; with follow, new lines
 // as they arrive until the client goes away.
 func (s *Server) appLogs(w http.ResponseWriter, r *http.Request, p *principal) error {
-	tenant, err := tenantScope(r, p, true)
+	tenant, name, err := s.existingApp(r, p)
 	if err != nil {
 		return err
-	}
-	name := r.PathValue("name")
-	if a, err := s.cfg.Store.Snapshot().App(nil, tenant, name); err != nil {
-		return err
-	} else if a == nil {
-		return errNotFound("app", name)
 	}
 	v := r.URL.Query()
 	q := apitypes.LogQuery{Tenant: tenant, App: name, Instance: v.Get("instance"), Grep: v.Get("grep")}

@@ -172,7 +172,7 @@ func (s *Server) deleteCert(w http.ResponseWriter, r *http.Request, p *principal
 // appStats serves an app's recent router counts: ?since=DURATION (default
 // 5m, at most 15m).
 func (s *Server) appStats(w http.ResponseWriter, r *http.Request, p *principal) error {
-	tenant, err := tenantScope(r, p, true)
+	tenant, name, err := s.existingApp(r, p)
 	if err != nil {
 		return err
 	}
@@ -183,12 +183,6 @@ func (s *Server) appStats(w http.ResponseWriter, r *http.Request, p *principal) 
 			return apitypes.FieldError("since", "since must be a duration up to 15m")
 		}
 		since = d
-	}
-	name := r.PathValue("name")
-	if a, err := s.cfg.Store.Snapshot().App(nil, tenant, name); err != nil {
-		return err
-	} else if a == nil {
-		return errNotFound("app", name)
 	}
 	out := []apitypes.TrafficSecond{}
 	if s.cfg.Traffic != nil {
@@ -258,17 +252,27 @@ func (s *Server) readMetrics(w http.ResponseWriter, r *http.Request, app, host s
 
 // appMetrics serves the series of an app's instances.
 func (s *Server) appMetrics(w http.ResponseWriter, r *http.Request, p *principal) error {
-	tenant, err := tenantScope(r, p, true)
+	tenant, name, err := s.existingApp(r, p)
 	if err != nil {
 		return err
 	}
-	name := r.PathValue("name")
-	if a, err := s.cfg.Store.Snapshot().App(nil, tenant, name); err != nil {
-		return err
-	} else if a == nil {
-		return errNotFound("app", name)
-	}
 	return s.readMetrics(w, r, tenant+"/"+name, "")
+}
+
+// existingApp returns the tenant in scope and the {name} of an app that
+// exists on this node's replica (not found otherwise), for reads of what
+// lives outside the state (counts, series, logs).
+func (s *Server) existingApp(r *http.Request, p *principal) (tenant, name string, err error) {
+	if tenant, err = tenantScope(r, p, true); err != nil {
+		return "", "", err
+	}
+	name = r.PathValue("name")
+	if a, err := s.cfg.Store.Snapshot().App(nil, tenant, name); err != nil {
+		return "", "", err
+	} else if a == nil {
+		return "", "", errNotFound("app", name)
+	}
+	return tenant, name, nil
 }
 
 // hostMetrics serves a host's series (admins).
