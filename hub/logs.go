@@ -195,6 +195,10 @@ func (h *Hub) replicateLogs(ctx context.Context, recs []logstore.Record) error {
 	if len(peers) == 0 {
 		return nil
 	}
+	// Peers gossip calls dead last: a cut-off one would hold every batch
+	// for the call's timeout.
+	dead := h.deadServers()
+	slices.SortStableFunc(peers, func(a, b string) int { return cmp.Compare(btoi(dead[a]), btoi(dead[b])) })
 	body, err := proto.Marshal(encodeRecords(recs))
 	if err != nil {
 		return err
@@ -219,6 +223,24 @@ func (h *Hub) replicateLogs(ctx context.Context, recs []logstore.Record) error {
 		errs = append(errs, err)
 	}
 	return fmt.Errorf("%w: %v", errNoReplica, errors.Join(errs...))
+}
+
+// deadServers returns the Raft addresses of the nodes gossip calls dead.
+func (h *Hub) deadServers() map[string]bool {
+	dead := map[string]bool{}
+	for _, m := range h.cluster.Members() {
+		if !m.Alive && m.RaftAddr != "" {
+			dead[m.RaftAddr] = true
+		}
+	}
+	return dead
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // logPeer remembers which peer took the last copy.
@@ -357,7 +379,13 @@ func logLine(r logstore.Record) apitypes.LogLine {
 // the answers by address; nodes that do not answer are left out (every
 // acknowledged line is on two nodes).
 func (h *Hub) queryNodes(ctx context.Context, q logsQuery, after map[string]uint64) map[string]logsAnswer {
-	servers := h.cluster.Servers()
+	dead := h.deadServers()
+	var servers []string
+	for _, s := range h.cluster.Servers() {
+		if !dead[s] { // every line is on two nodes; a dead one would only hold the read up
+			servers = append(servers, s)
+		}
+	}
 	out := make(map[string]logsAnswer, len(servers))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
