@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,13 +20,15 @@ import (
 	"github.com/wharf-platform/wharf/hub/state"
 )
 
-// Log drains: each hub node forwards the lines its own agents ship (not
-// the copies replicated to it, so a line is drained once) to the app's
-// drains, from a bounded queue per drain. A drain that fails is retried
-// with backoff; its failures, and lines dropped because its queue filled
-// while it failed, are recorded as events.
+// Log drains: each hub node forwards, per drain, the lines it took from its
+// own agents (primary records in its log store; the copies other nodes
+// replicated to it are theirs to drain, so a line is drained once), oldest
+// first, from a cursor it keeps on disk (<data-dir>/drains/<id>): a
+// restarted node goes on where it stopped. A drain that fails is retried
+// with backoff, its failures recorded as events. Delivery is at least once:
+// a crash between a send and the cursor's write sends that batch again
+// (Elasticsearch drops it by _id; Loki by identical entry).
 const (
-	drainQueueLines = 200_000 // per drain, on this node
 	drainBatchLines = 1000
 	drainBackoffMin = 500 * time.Millisecond
 	drainBackoffMax = 30 * time.Second
@@ -31,39 +37,35 @@ const (
 )
 
 type drainer struct {
-	h *Hub
-	// TLS, when set, is the TLS config of syslog+tls and https drains
-	// (tests trust their own CA); nil: the system roots.
-	opts drain.Options
+	h    *Hub
+	dir  string        // cursors
+	opts drain.Options // TLS config of syslog+tls and https drains (nil: the system roots)
 
 	mu      sync.Mutex
-	workers map[string]*drainWorker   // by drain id
-	byApp   map[string][]*drainWorker // by "tenant/app"
+	workers map[string]*drainWorker // by drain id
 }
 
 type drainWorker struct {
-	d      state.LogDrain
-	target drain.Target
-	q      chan []drain.Line
-	queued atomic.Int64 // lines in q
-	stop   context.CancelFunc
-	done   chan struct{}
-
-	dropped   atomic.Uint64 // lines dropped since the last event
-	lastEvent atomic.Int64  // Unix ns of the last event recorded
+	d         state.LogDrain
+	target    drain.Target
+	stop      context.CancelFunc
+	done      chan struct{}
+	lastEvent atomic.Int64 // Unix ns of the last event recorded
 }
 
 func newDrainer(h *Hub) *drainer {
-	return &drainer{h: h, workers: map[string]*drainWorker{}, byApp: map[string][]*drainWorker{}}
+	return &drainer{h: h, dir: filepath.Join(h.cfg.DataDir, "drains"), workers: map[string]*drainWorker{}}
 }
 
 // run keeps a worker per drain in the state until ctx ends.
 func (d *drainer) run(ctx context.Context) error {
+	if err := os.MkdirAll(d.dir, 0o700); err != nil {
+		return fmt.Errorf("drain cursors: %w", err)
+	}
 	defer d.stopAll()
 	for {
 		ws := memdb.NewWatchSet()
-		snap := d.h.store.Snapshot()
-		drains, err := snap.LogDrains(ws)
+		drains, err := d.h.store.Snapshot().LogDrains(ws)
 		if err != nil {
 			return err
 		}
@@ -88,6 +90,14 @@ func (d *drainer) reconcile(ctx context.Context, drains []*state.LogDrain) {
 			delete(d.workers, id)
 		}
 	}
+	// Cursors of drains that are gone.
+	if entries, err := os.ReadDir(d.dir); err == nil {
+		for _, e := range entries {
+			if want[e.Name()] == nil {
+				os.Remove(filepath.Join(d.dir, e.Name()))
+			}
+		}
+	}
 	for id, dr := range want {
 		if d.workers[id] != nil {
 			continue
@@ -98,14 +108,9 @@ func (d *drainer) reconcile(ctx context.Context, drains []*state.LogDrain) {
 			continue
 		}
 		wctx, stop := context.WithCancel(ctx)
-		w := &drainWorker{d: *dr, target: t, q: make(chan []drain.Line, 4096), stop: stop, done: make(chan struct{})}
+		w := &drainWorker{d: *dr, target: t, stop: stop, done: make(chan struct{})}
 		d.workers[id] = w
 		go func() { defer close(w.done); d.work(wctx, w) }()
-	}
-	d.byApp = map[string][]*drainWorker{}
-	for _, w := range d.workers {
-		k := w.d.Tenant + "/" + w.d.App
-		d.byApp[k] = append(d.byApp[k], w)
 	}
 }
 
@@ -117,108 +122,116 @@ func (d *drainer) stopAll() {
 		<-w.done
 		delete(d.workers, id)
 	}
-	d.byApp = map[string][]*drainWorker{}
 }
 
-// offer queues lines this node accepted from its agents for their apps'
-// drains; it never blocks.
-func (d *drainer) offer(recs []logstore.Record) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if len(d.byApp) == 0 {
-		return
+// cursor returns the Pos of the last line a drain handled on this node; a
+// drain new here starts at the store's present position (it forwards what
+// comes from now on).
+func (d *drainer) cursor(id string) (uint64, error) {
+	b, err := os.ReadFile(filepath.Join(d.dir, id))
+	if errors.Is(err, os.ErrNotExist) {
+		last := d.h.logs.Stats().LastPos
+		return last, d.saveCursor(id, last)
 	}
-	groups := map[string][]drain.Line{}
-	for _, r := range recs {
-		k := r.Tenant + "/" + r.App
-		if len(d.byApp[k]) == 0 {
-			continue
-		}
-		groups[k] = append(groups[k], drain.Line{Time: r.Time, Tenant: r.Tenant, App: r.App, Instance: r.Instance, Stream: r.Stream, Seq: r.Seq, Line: r.Line})
+	if err != nil {
+		return 0, err
 	}
-	for k, lines := range groups {
-		for _, w := range d.byApp[k] {
-			if w.queued.Load()+int64(len(lines)) > drainQueueLines {
-				w.dropped.Add(uint64(len(lines)))
-				continue
-			}
-			select {
-			case w.q <- lines:
-				w.queued.Add(int64(len(lines)))
-			default:
-				w.dropped.Add(uint64(len(lines)))
-			}
-		}
-	}
+	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 }
 
-// work sends one drain's queue, in order, retrying each batch until it is
-// delivered (or refused for good).
+func (d *drainer) saveCursor(id string, pos uint64) error {
+	path := filepath.Join(d.dir, id)
+	if err := os.WriteFile(path+".tmp", []byte(strconv.FormatUint(pos, 10)+"\n"), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}
+
+// work forwards one drain's lines, in order, each batch retried until it
+// is delivered (or refused for good).
 func (d *drainer) work(ctx context.Context, w *drainWorker) {
+	fail := func(err error) {
+		d.event(ctx, w, fmt.Sprintf("log drain %s (%s) of app %s: %v", w.d.ID, w.target, w.d.App, err), true)
+	}
 	s, err := drain.New(w.target, d.opts)
 	if err != nil {
-		d.event(ctx, w, "drain.failed", fmt.Sprintf("log drain %s (%s) of app %s: %v", w.d.ID, w.target, w.d.App, err), true)
+		fail(err)
 		return
 	}
 	defer s.Close()
-	for {
-		var batch []drain.Line
+	pos, err := d.cursor(w.d.ID)
+	for err != nil { // a broken cursor file or disk: say so, keep trying
+		fail(fmt.Errorf("cursor: %w", err))
 		select {
 		case <-ctx.Done():
 			return
-		case lines := <-w.q:
-			batch = lines
+		case <-time.After(drainBackoffMax):
 		}
-	more:
-		for len(batch) < drainBatchLines {
-			select {
-			case lines := <-w.q:
-				batch = append(batch, lines...)
-			default:
-				break more
+		pos, err = d.cursor(w.d.ID)
+	}
+	for ctx.Err() == nil {
+		recs, last, err := d.h.logs.Scan(w.d.Tenant, w.d.App, pos, true, drainBatchLines)
+		if err != nil {
+			if !errors.Is(err, logstore.ErrClosed) {
+				fail(err)
 			}
+			return
 		}
-		w.queued.Add(-int64(len(batch)))
-		d.deliver(ctx, w, s, batch)
-		if n := w.dropped.Swap(0); n > 0 {
-			d.event(ctx, w, "drain.dropped", fmt.Sprintf("log drain %s (%s) of app %s dropped %d lines: its queue on this hub node was full", w.d.ID, w.target, w.d.App, n), true)
+		if len(recs) == 0 {
+			if err := d.h.logs.Wait(ctx, last); err != nil {
+				return
+			}
+			continue
+		}
+		batch := make([]drain.Line, len(recs))
+		for i, r := range recs {
+			batch[i] = drain.Line{Time: r.Time, Tenant: r.Tenant, App: r.App, Instance: r.Instance, Stream: r.Stream, Seq: r.Seq, Line: r.Line}
+		}
+		if !d.deliver(ctx, w, s, batch) {
+			return
+		}
+		pos = recs[len(recs)-1].Pos
+		if err := d.saveCursor(w.d.ID, pos); err != nil {
+			fail(fmt.Errorf("cursor: %w (lines may be sent again after a restart)", err))
 		}
 	}
 }
 
-func (d *drainer) deliver(ctx context.Context, w *drainWorker, s drain.Sender, batch []drain.Line) {
+// deliver sends a batch until it is delivered or refused for good (true),
+// or ctx ends (false).
+func (d *drainer) deliver(ctx context.Context, w *drainWorker, s drain.Sender, batch []drain.Line) bool {
 	backoff := drainBackoffMin
 	for attempt := 1; ctx.Err() == nil; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		err := s.Send(actx, batch)
 		cancel()
 		if err == nil {
-			return
+			return true
 		}
 		if errors.Is(err, drain.ErrPermanent) {
-			d.event(ctx, w, "drain.failed", fmt.Sprintf("log drain %s (%s) of app %s refused %d lines for good: %v", w.d.ID, w.target, w.d.App, len(batch), err), true)
-			return
+			d.event(ctx, w, fmt.Sprintf("log drain %s (%s) of app %s refused %d lines for good: %v", w.d.ID, w.target, w.d.App, len(batch), err), true)
+			return true
 		}
-		d.event(ctx, w, "drain.failed", fmt.Sprintf("log drain %s (%s) of app %s: attempt %d: %v (retrying)", w.d.ID, w.target, w.d.App, attempt, err), false)
+		d.event(ctx, w, fmt.Sprintf("log drain %s (%s) of app %s: attempt %d: %v (retrying)", w.d.ID, w.target, w.d.App, attempt, err), false)
 		sleep := backoff/2 + rand.N(backoff/2+1)
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-time.After(sleep):
 		}
 		backoff = min(backoff*2, drainBackoffMax)
 	}
+	return false
 }
 
-// event records a drain's trouble, at most once per drainEventEvery unless
-// always.
-func (d *drainer) event(ctx context.Context, w *drainWorker, typ, msg string, always bool) {
+// event records a drain.failed event, at most once per drainEventEvery
+// unless always.
+func (d *drainer) event(ctx context.Context, w *drainWorker, msg string, always bool) {
 	now := time.Now().UnixNano()
-	last := w.lastEvent.Load()
-	if !always && now-last < int64(drainEventEvery) {
+	if !always && now-w.lastEvent.Load() < int64(drainEventEvery) {
 		return
 	}
 	w.lastEvent.Store(now)
 	d.h.log.Warn("log drain", "drain", w.d.ID, "msg", msg)
-	go d.h.recordEvent(context.WithoutCancel(ctx), state.Event{Type: typ, Subject: w.d.Tenant + "/" + w.d.App, Message: msg})
+	go d.h.recordEvent(context.WithoutCancel(ctx), state.Event{Type: "drain.failed", Subject: w.d.Tenant + "/" + w.d.App, Message: msg})
 }

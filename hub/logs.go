@@ -72,6 +72,9 @@ var errNoReplica = errors.New("no other hub node took a copy")
 func (h *Hub) acceptLogs(ctx context.Context, from pki.AgentIdentity, b *wire.LogBatch) error {
 	recs, drops := h.logRecords(from, b)
 	if len(recs) > 0 {
+		for i := range recs {
+			recs[i].Primary = true // this node drains them
+		}
 		if _, err := h.logs.Append(recs); err != nil {
 			return fmt.Errorf("keep logs: %w", err)
 		}
@@ -80,7 +83,6 @@ func (h *Hub) acceptLogs(ctx context.Context, from pki.AgentIdentity, b *wire.Lo
 			return err
 		}
 		h.logCounts.accepted.Add(uint64(len(recs)))
-		h.drains.offer(recs)
 	}
 	for _, d := range drops {
 		go h.recordEvent(context.WithoutCancel(ctx), d)

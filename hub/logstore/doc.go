@@ -60,7 +60,7 @@
 //	uint32 CRC32C of the 4 length bytes followed by the payload
 //	payload:
 //	  byte     kind = 1 (line)
-//	  byte     flags (bit 0: Partial; other bits must be 0)
+//	  byte     flags (bit 0: Partial, bit 1: Primary; other bits must be 0)
 //	  uvarint  pos (> 0)
 //	  uvarint  seq (> 0)
 //	  varint   time, Unix nanoseconds

@@ -250,6 +250,7 @@ func (qs *querier) visit(v *view, _ int64) error {
 		Seq:      v.seq,
 		Line:     string(v.line),
 		Partial:  v.partial,
+		Primary:  v.primary,
 		Pos:      v.pos,
 	}}
 	if full {

@@ -14,6 +14,7 @@ const (
 
 	kindLine    byte = 1
 	flagPartial byte = 1
+	flagPrimary byte = 2
 
 	// MaxLineBytes bounds Record.Line.
 	MaxLineBytes = 1 << 20
@@ -81,6 +82,9 @@ func appendRecord(dst []byte, r *Record, pos uint64) []byte {
 	if r.Partial {
 		flags |= flagPartial
 	}
+	if r.Primary {
+		flags |= flagPrimary
+	}
 	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0, kindLine, flags)
 	dst = binary.AppendUvarint(dst, pos)
 	dst = binary.AppendUvarint(dst, r.Seq)
@@ -115,6 +119,7 @@ func recordLen(buf []byte) (int, error) {
 // decoded from; queries filter views and copy only what they return.
 type view struct {
 	partial  bool
+	primary  bool
 	pos, seq uint64
 	t        int64 // Unix nanoseconds
 	instance []byte
@@ -151,10 +156,11 @@ func decodePayload(p []byte) (view, error) {
 		return view{}, fmt.Errorf("%w: kind %d", errCorrupt, kind)
 	}
 	flags := d.byte()
-	if flags&^flagPartial != 0 {
+	if flags&^(flagPartial|flagPrimary) != 0 {
 		return view{}, fmt.Errorf("%w: flags %#x", errCorrupt, flags)
 	}
 	v.partial = flags&flagPartial != 0
+	v.primary = flags&flagPrimary != 0
 	v.pos = d.uvarint()
 	v.seq = d.uvarint()
 	v.t = d.varint()
@@ -184,6 +190,7 @@ func (v *view) record(tenant, app string) Record {
 		Seq:      v.seq,
 		Line:     string(v.line),
 		Partial:  v.partial,
+		Primary:  v.primary,
 		Pos:      v.pos,
 	}
 }

@@ -25,6 +25,10 @@ type Record struct {
 	Seq     uint64
 	Line    string
 	Partial bool // a piece of a longer line (more pieces follow)
+	// Primary: this node took the line from its agent (not a copy another
+	// node replicated here). Log drains forward primary lines only, so
+	// each line is drained once.
+	Primary bool
 	// Pos is this node's append position, set by the store on Append,
 	// unique and increasing across the whole store, also across restarts.
 	// It is ignored on input.
