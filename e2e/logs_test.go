@@ -82,7 +82,7 @@ func logsFlow(t *testing.T, kind string) {
 	ctx := context.Background()
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
 	a, _ := runAgent(t, agent.Config{Hubs: hubs(c)[:1], Token: jt.Token, DataDir: dir, Name: "l", NewDriver: newDriver})
-	w, q := &client.WriteOptions{Tenant: "acme"}, &client.QueryOptions{Tenant: "acme"}
+	w := &client.WriteOptions{Tenant: "acme"}
 	const total = 300
 	spec.Name, spec.Instances, spec.Ports = "talk", intp(1), []apitypes.Port{{ContainerPort: 8080}}
 	spec.Env, spec.Health = map[string]string{"TESTAPP_PRINT": "200", "TESTAPP_PRINT_COUNT": fmt.Sprint(total)},
@@ -95,15 +95,7 @@ func logsFlow(t *testing.T, kind string) {
 		admin, _ := client.New(client.Config{Address: c.Nodes[len(c.Nodes)-1].URL(), Token: token}) // node 0 is killed below
 		scaleToZero(t, admin, "talk")
 	})
-	var inst apitypes.Instance
-	hubtest.WaitFor(t, 30*time.Second, "instance ready", func() bool {
-		is, _, err := admin.Apps().Instances(ctx, "talk", q)
-		if err == nil && len(is) == 1 && is[0].Ready {
-			inst = is[0]
-			return true
-		}
-		return false
-	})
+	inst := onlyInstance(t, admin, "talk")
 	nodes := make([]*client.Client, len(c.Nodes))
 	for i, n := range c.Nodes {
 		nodes[i], _ = client.New(client.Config{Address: n.URL(), Token: token})

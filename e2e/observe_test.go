@@ -273,15 +273,7 @@ func TestLogDrainsAndAlerts(t *testing.T) {
 	})
 
 	// The instance exits: a restart, the rule fires, then resolves.
-	var inst apitypes.Instance
-	hubtest.WaitFor(t, 30*time.Second, "instance ready", func() bool {
-		is, _, err := admin.Apps().Instances(ctx, "talk", q)
-		if err == nil && len(is) == 1 && is[0].Ready {
-			inst = is[0]
-			return true
-		}
-		return false
-	})
+	inst := onlyInstance(t, admin, "talk")
 	exited := time.Now()
 	if resp, err := http.Get("http://" + inst.Address + "/exit?code=3"); err == nil {
 		resp.Body.Close()

@@ -252,6 +252,22 @@ func TestWorkloadsWithFakeDriver(t *testing.T) {
 
 func intp(n int) *int { return &n }
 
+// onlyInstance waits until tenant acme's app has one instance, ready,
+// and returns it.
+func onlyInstance(tb testing.TB, c *client.Client, app string) apitypes.Instance {
+	tb.Helper()
+	var inst apitypes.Instance
+	hubtest.WaitFor(tb, 30*time.Second, app+"'s instance ready", func() bool {
+		is, _, err := c.Apps().Instances(context.Background(), app, &client.QueryOptions{Tenant: "acme"})
+		if err == nil && len(is) == 1 && is[0].Ready {
+			inst = is[0]
+			return true
+		}
+		return false
+	})
+	return inst
+}
+
 // scaleToZero scales tenant acme's apps to 0 through c and waits until
 // their instances are gone (exec instances outlive their agent by
 // design: tests stop them before the agent goes, also after a failure,
