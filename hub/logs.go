@@ -418,6 +418,16 @@ func (h *Hub) queryNodes(ctx context.Context, q logsQuery, after map[string]uint
 	return out
 }
 
+// truncated reports whether a node left older lines out of its answer.
+func truncated(answers map[string]logsAnswer) bool {
+	for _, a := range answers {
+		if a.Truncated {
+			return true
+		}
+	}
+	return false
+}
+
 // mergeLogs merges the nodes' answers in time order and drops copies.
 func mergeLogs(answers map[string]logsAnswer) []apitypes.LogLine {
 	var all []apitypes.LogLine
@@ -446,7 +456,7 @@ func mergeLogs(answers map[string]logsAnswer) []apitypes.LogLine {
 
 // appLogs answers GET /v1/apps/{name}/logs: the retained lines merged
 // across the nodes, then (follow) new ones as they arrive, until ctx ends.
-func (h *Hub) appLogs(ctx context.Context, q apitypes.LogQuery, emit func([]apitypes.LogLine) error) error {
+func (h *Hub) appLogs(ctx context.Context, q apitypes.LogQuery, emit func([]apitypes.LogLine, bool) error) error {
 	lq := logsQuery{Tenant: q.Tenant, App: q.App, Instance: q.Instance, Grep: q.Grep, Limit: q.Limit}
 	if !q.Since.IsZero() {
 		lq.Since = q.Since.UnixNano()
@@ -463,7 +473,7 @@ func (h *Hub) appLogs(ctx context.Context, q apitypes.LogQuery, emit func([]apit
 	if len(lines) > limit {
 		lines = lines[len(lines)-limit:]
 	}
-	if err := emit(lines); err != nil || !q.Follow {
+	if err := emit(lines, truncated(answers)); err != nil || !q.Follow {
 		return err
 	}
 	// Follow: per node, lines appended after its position; per instance,
@@ -504,7 +514,7 @@ func (h *Hub) appLogs(ctx context.Context, q apitypes.LogQuery, emit func([]apit
 		if len(fresh) == 0 {
 			continue
 		}
-		if err := emit(fresh); err != nil {
+		if err := emit(fresh, truncated(answers)); err != nil {
 			return err
 		}
 	}

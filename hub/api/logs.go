@@ -51,13 +51,15 @@ func (s *Server) appLogs(w http.ResponseWriter, r *http.Request, p *principal) e
 	if s.cfg.Logs == nil {
 		return &apitypes.Error{Status: http.StatusServiceUnavailable, Message: "this hub node keeps no logs"}
 	}
-	started := false
-	err = s.cfg.Logs(r.Context(), q, func(lines []apitypes.LogLine) error {
+	started, truncated := false, false
+	err = s.cfg.Logs(r.Context(), q, func(lines []apitypes.LogLine, cut bool) error {
 		if !started {
 			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.Header().Set("Trailer", apitypes.LogsTruncatedTrailer)
 			w.WriteHeader(http.StatusOK)
 			started = true
 		}
+		truncated = truncated || cut
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		for _, l := range lines {
@@ -75,6 +77,9 @@ func (s *Server) appLogs(w http.ResponseWriter, r *http.Request, p *principal) e
 	})
 	if err != nil && !started {
 		return &apitypes.Error{Status: http.StatusServiceUnavailable, Message: "logs: " + err.Error()}
+	}
+	if truncated {
+		w.Header().Set(apitypes.LogsTruncatedTrailer, "older matching lines were left out: narrow the query (--since, --grep, --instance, --tail)")
 	}
 	return nil
 }

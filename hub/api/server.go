@@ -50,9 +50,10 @@ type Config struct {
 	// series between from and to, every step (zero: every point).
 	Metrics func(ctx context.Context, app, host string, from, to time.Time, step time.Duration) ([]apitypes.MetricSeries, error)
 	// Logs, when set, reads an app's logs (merged across the hub nodes)
-	// and hands them to emit in time order; with q.Follow it goes on with
-	// new lines until ctx ends.
-	Logs func(ctx context.Context, q apitypes.LogQuery, emit func([]apitypes.LogLine) error) error
+	// and hands them to emit in time order, saying whether older matching
+	// lines were left out (an answer's size cap); with q.Follow it goes on
+	// with new lines until ctx ends.
+	Logs func(ctx context.Context, q apitypes.LogQuery, emit func(lines []apitypes.LogLine, truncated bool) error) error
 	// FiringAlerts, when set, returns the ids of the alert rules firing
 	// now (the leader's evaluator).
 	FiringAlerts func(ctx context.Context) ([]string, error)

@@ -25,5 +25,9 @@ type LogQuery struct {
 	Follow      bool      // then new lines until the request ends
 }
 
+// LogsTruncatedTrailer is the HTTP trailer of a log read that left older
+// matching lines out (each hub node's answer is bounded in size).
+const LogsTruncatedTrailer = "X-Wharf-Truncated"
+
 // MaxLogLimit bounds ?limit= of a log read.
 const MaxLogLimit = 100_000

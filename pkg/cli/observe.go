@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -24,7 +25,7 @@ func (e *env) logsCmd() *cobra.Command {
 			}
 			o.Tenant = e.tenant
 			enc := json.NewEncoder(e.stdout)
-			return c.Apps().Logs(cmd.Context(), args[0], o, func(l apitypes.LogLine) error {
+			err := c.Apps().Logs(cmd.Context(), args[0], o, func(l apitypes.LogLine) error {
 				if e.output == "json" {
 					return enc.Encode(l)
 				}
@@ -35,6 +36,11 @@ func (e *env) logsCmd() *cobra.Command {
 				_, err := fmt.Fprintf(e.stdout, "%s %s %s %s%s\n", l.Time.Format("2006-01-02T15:04:05.000Z07:00"), l.Instance, l.Stream, l.Line, more)
 				return err
 			})
+			if errors.Is(err, client.ErrLogsTruncated) {
+				fmt.Fprintf(e.stderr, "warning: %v\n", err)
+				return nil
+			}
+			return err
 		})}
 	cmd.Flags().BoolVarP(&o.Follow, "follow", "f", false, "keep printing new lines")
 	cmd.Flags().DurationVar(&o.Since, "since", 0, "only lines newer than this (e.g. 10m; default: all retained)")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -84,8 +85,15 @@ func (a *Apps) Logs(ctx context.Context, name string, o LogOptions, fn func(apit
 	if err := sc.Err(); err != nil && !(o.Follow && ctx.Err() != nil) {
 		return err
 	}
+	if v := resp.Trailer.Get(apitypes.LogsTruncatedTrailer); v != "" {
+		return fmt.Errorf("%w: %s", ErrLogsTruncated, v)
+	}
 	return nil
 }
+
+// ErrLogsTruncated is returned by Apps.Logs, after every line was handed
+// over, when older matching lines were left out.
+var ErrLogsTruncated = errors.New("logs truncated")
 
 // LogDrains is an app's log drains endpoint.
 type LogDrains struct{ c *Client }
