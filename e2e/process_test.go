@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/wharf-platform/wharf/agent"
 	"io"
 	"net"
 	"net/http"
@@ -19,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wharf-platform/wharf/agent"
 	"github.com/wharf-platform/wharf/agent/driver/drivertest"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )

@@ -3,10 +3,11 @@ package hub
 import (
 	"errors"
 	"fmt"
-	"github.com/wharf-platform/wharf/hub/logstore"
 	"log/slog"
 	"net"
 	"time"
+
+	"github.com/wharf-platform/wharf/hub/logstore"
 )
 
 // Config is everything a hub node needs. Zero values are documented per

@@ -2,15 +2,14 @@ package hub
 
 import (
 	"bytes"
-	"github.com/wharf-platform/wharf/hub/state"
+	"encoding/json"
 	"net/http/httptest"
 	"strings"
-
-	"encoding/json"
-	"github.com/wharf-platform/wharf/hub/logstore"
 	"testing"
 	"time"
 
+	"github.com/wharf-platform/wharf/hub/logstore"
+	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 

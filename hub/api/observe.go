@@ -3,9 +3,10 @@ package api
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"github.com/hashicorp/go-memdb"
 	"net/http"
 	"time"
+
+	"github.com/hashicorp/go-memdb"
 
 	"github.com/wharf-platform/wharf/hub/alert"
 	"github.com/wharf-platform/wharf/hub/drain"
