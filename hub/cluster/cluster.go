@@ -39,6 +39,7 @@ type Cluster struct {
 	mux        *mux
 	raft       *raft.Raft
 	logs       *wal.WAL
+	stable     *guardedStable // logs, as Raft's stable store
 	walMeta    *metadb.BoltMetaDB
 	trans      *raft.NetworkTransport
 	ml         *memberlist.Memberlist
@@ -164,7 +165,8 @@ func (c *Cluster) startRaft() error {
 	c.hasState.Store(has)
 	notify := make(chan bool, 8)
 	rc.NotifyCh = notify
-	r, err := raft.NewRaft(rc, c.fsm, logs, logs, snaps, c.trans)
+	c.stable = &guardedStable{StableStore: logs}
+	r, err := raft.NewRaft(rc, c.fsm, logs, c.stable, snaps, c.trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
@@ -273,6 +275,9 @@ func (c *Cluster) Shutdown() error {
 		var errs []error
 		if c.raft != nil {
 			errs = append(errs, c.raft.Shutdown().Error())
+		}
+		if c.stable != nil {
+			c.stable.close() // before the WAL: a heartbeat may still be storing a term
 		}
 		if c.ml != nil {
 			errs = append(errs, c.ml.Shutdown())
