@@ -10,7 +10,7 @@ import (
 // closedStore fails every write, as the WAL's metadata does once closed.
 type closedStore struct{ raft.StableStore }
 
-func (closedStore) Set([]byte, []byte) error        { return errors.New("closed") }
+func (closedStore) Set([]byte, []byte) error       { return errors.New("closed") }
 func (closedStore) SetUint64([]byte, uint64) error { return errors.New("closed") }
 
 func TestGuardedStableDropsWritesOnceClosed(t *testing.T) {
