@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -198,30 +197,18 @@ func (d *drainer) work(ctx context.Context, w *drainWorker) {
 }
 
 // deliver sends a batch until it is delivered or refused for good (true),
-// or ctx ends (false).
+// or ctx ends (false); each attempt is bounded by the sender's timeout.
 func (d *drainer) deliver(ctx context.Context, w *drainWorker, s drain.Sender, batch []drain.Line) bool {
-	backoff := drainBackoffMin
-	for attempt := 1; ctx.Err() == nil; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := s.Send(actx, batch)
-		cancel()
-		if err == nil {
-			return true
+	err := drain.Deliver(ctx, s, batch, drainBackoffMin, drainBackoffMax, func(attempt int, err error) {
+		if !errors.Is(err, drain.ErrPermanent) && ctx.Err() == nil {
+			d.event(ctx, w, fmt.Sprintf("log drain %s (%s) of app %s: attempt %d: %v (retrying)", w.d.ID, w.target, w.d.App, attempt, err), false)
 		}
-		if errors.Is(err, drain.ErrPermanent) {
-			d.event(ctx, w, fmt.Sprintf("log drain %s (%s) of app %s refused %d lines for good: %v", w.d.ID, w.target, w.d.App, len(batch), err), true)
-			return true
-		}
-		d.event(ctx, w, fmt.Sprintf("log drain %s (%s) of app %s: attempt %d: %v (retrying)", w.d.ID, w.target, w.d.App, attempt, err), false)
-		sleep := backoff/2 + rand.N(backoff/2+1)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(sleep):
-		}
-		backoff = min(backoff*2, drainBackoffMax)
+	})
+	if errors.Is(err, drain.ErrPermanent) {
+		d.event(ctx, w, fmt.Sprintf("log drain %s (%s) of app %s refused %d lines for good: %v", w.d.ID, w.target, w.d.App, len(batch), err), true)
+		return true
 	}
-	return false
+	return err == nil
 }
 
 // event records a drain.failed event, at most once per drainEventEvery
