@@ -72,9 +72,6 @@ func (h *Hub) runAlerts(ctx context.Context) {
 	}
 }
 
-// alertsNow returns the current alerting (set by runAlerts).
-func (h *Hub) alertsNow() *alerting { return h.alerts.Load() }
-
 func (h *Hub) alertTransition(ctx context.Context, a *alerting, tr alert.Transition) {
 	r := tr.Rule
 	subject := r.Tenant + "/" + r.App
@@ -247,7 +244,7 @@ func (h *Hub) firingAlerts(ctx context.Context) ([]string, error) {
 		return ids, json.Unmarshal(b, &ids)
 	}
 	ids := []string{}
-	if a := h.alertsNow(); a != nil {
+	if a := h.alerts.Load(); a != nil {
 		for _, t := range a.eval.Active() {
 			ids = append(ids, t.Rule.ID)
 		}

@@ -50,16 +50,12 @@ type logMetrics struct {
 }
 
 func (h *Hub) registerLogMetrics(reg prometheus.Registerer) {
-	counter := func(name, help string, v *atomic.Uint64) prometheus.Collector {
-		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
-	}
 	reg.MustRegister(
 		counter("wharf_hub_log_lines_accepted_total", "Log lines this node's agents shipped and it acknowledged.", &h.logCounts.accepted),
 		counter("wharf_hub_log_lines_refused_total", "Log lines refused (not an instance of the agent, or invalid).", &h.logCounts.refused),
 		counter("wharf_hub_log_batches_replicated_total", "Log batches copied to a second node before the ack.", &h.logCounts.replicated),
 		counter("wharf_hub_log_replication_failures_total", "Log batches no second node took (the agent resends them).", &h.logCounts.replicaFailed),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wharf_hub_log_store_bytes", Help: "Bytes of this node's log store."},
-			func() float64 { return float64(h.logs.Stats().Bytes) }),
+		gauge("wharf_hub_log_store_bytes", "Bytes of this node's log store.", func() float64 { return float64(h.logs.Stats().Bytes) }),
 	)
 }
 

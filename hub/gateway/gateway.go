@@ -96,26 +96,30 @@ type Gateway struct {
 	connections, heartbeats, logBatches atomic.Uint64
 }
 
-// Stats are the gateway's counters, for the hub's /metrics.
-type Stats struct {
-	Connections uint64 // QUIC connections accepted
-	Heartbeats  uint64 // heartbeats received
-	LogBatches  uint64 // log batches received
-	Agents      int    // agents heard from within the last 10 s
+// Counters are the gateway's running counts, for the hub's /metrics.
+type Counters struct {
+	Connections *atomic.Uint64 // QUIC connections accepted
+	Heartbeats  *atomic.Uint64 // heartbeats received
+	LogBatches  *atomic.Uint64 // log batches received
 }
 
-// Stats returns the gateway's counters.
-func (g *Gateway) Stats() Stats {
-	st := Stats{Connections: g.connections.Load(), Heartbeats: g.heartbeats.Load(), LogBatches: g.logBatches.Load()}
+// Counters returns the gateway's counters.
+func (g *Gateway) Counters() Counters {
+	return Counters{Connections: &g.connections, Heartbeats: &g.heartbeats, LogBatches: &g.logBatches}
+}
+
+// Agents counts the agents heard from within the last 10 s.
+func (g *Gateway) Agents() int {
 	now := g.cfg.Now()
 	g.seenMu.Lock()
 	defer g.seenMu.Unlock()
+	n := 0
 	for _, c := range g.seen {
 		if now.Sub(c.heartbeat) < 10*time.Second {
-			st.Agents++
+			n++
 		}
 	}
-	return st
+	return n
 }
 
 // agentConn is what the gateway knows of one agent's connection to this node.
