@@ -85,8 +85,7 @@ func (l *logShipper) capture(ctx context.Context, id, src string) {
 		l.mu.Unlock()
 	}()
 	w := &captureWriter{buf: l.buf, src: src, log: l.log, captured: &l.captured}
-	stop := w.start()
-	defer stop()
+	defer w.close()
 	for ctx.Err() == nil {
 		last := l.buf.Last(src)
 		var since time.Time
@@ -133,17 +132,15 @@ type captureWriter struct {
 	captured *atomic.Uint64
 }
 
-// start returns the function that flushes what is pending for good. An
-// idle instance costs no timer: one is armed by the first line pending.
-func (w *captureWriter) start() (stop func()) {
-	return func() {
-		w.mu.Lock()
-		if w.timer != nil {
-			w.timer.Stop()
-		}
-		w.mu.Unlock()
-		w.flush()
+// close flushes what is pending for good. (An idle instance costs no
+// timer: add arms one with the first line pending.)
+func (w *captureWriter) close() {
+	w.mu.Lock()
+	if w.timer != nil {
+		w.timer.Stop()
 	}
+	w.mu.Unlock()
+	w.flush()
 }
 
 func (w *captureWriter) add(line driver.LogLine) error {
