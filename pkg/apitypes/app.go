@@ -387,11 +387,24 @@ type Instance struct {
 	HostName string `json:"host_name"`
 	Version  int    `json:"version"`
 	// State: pending, starting, running, stopping, stopped or failed.
-	State     string    `json:"state"`
-	Ready     bool      `json:"ready"`
-	Address   string    `json:"address,omitempty"`
-	Restarts  int       `json:"restarts"`
-	Desired   string    `json:"desired"` // "run" or "stop"
-	Message   string    `json:"message,omitempty"`
+	State    string `json:"state"`
+	Ready    bool   `json:"ready"`
+	Address  string `json:"address,omitempty"`
+	Restarts int    `json:"restarts"`
+	Desired  string `json:"desired"` // "run" or "stop"
+	Message  string `json:"message,omitempty"`
+	// Reason is a short code for why the instance is not running or not
+	// ready (one of the Reason constants); "" when nothing is wrong.
+	Reason    string    `json:"reason,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
+
+// Reasons an instance is not running or not ready (Instance.Reason).
+const (
+	ReasonImagePull   = "image_pull"   // the image could not be pulled
+	ReasonStartFailed = "start_failed" // the driver could not start it (bad command, bad spec)
+	ReasonCrashLoop   = "crash_loop"   // it keeps exiting; restarts back off
+	ReasonUnhealthy   = "unhealthy"    // it runs but its health check fails
+	ReasonNoDriver    = "no_driver"    // no host of its pools has a driver that can run it
+	ReasonHostLost    = "host_lost"    // its host is down or cut off
+)

@@ -12,6 +12,9 @@ type Pool struct {
 	Region     string            `json:"region,omitempty"`
 	Provider   string            `json:"provider,omitempty"`
 	Labels     map[string]string `json:"labels,omitempty"`
+	// Drivers, when set, are the drivers the pool's hosts run (docker,
+	// exec, kubernetes): apps no driver of them can run are refused.
+	Drivers []string `json:"drivers,omitempty"`
 
 	CreatedAt   time.Time `json:"created_at"`
 	CreateIndex uint64    `json:"create_index"`
@@ -28,6 +31,8 @@ type PoolRequest struct {
 	Region     string            `json:"region,omitempty"`
 	Provider   string            `json:"provider,omitempty"`
 	Labels     map[string]string `json:"labels,omitempty"`
+	// Drivers, when set, are the drivers the pool's hosts run.
+	Drivers []string `json:"drivers,omitempty"`
 }
 
 // Validate checks the request without looking at cluster state. A pool
