@@ -25,6 +25,224 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// DesiredState is what the hub wants of an instance.
+type DesiredState int32
+
+const (
+	DesiredState_DESIRED_STATE_UNSPECIFIED DesiredState = 0
+	DesiredState_DESIRED_STATE_RUN         DesiredState = 1
+	DesiredState_DESIRED_STATE_STOP        DesiredState = 2
+)
+
+// Enum value maps for DesiredState.
+var (
+	DesiredState_name = map[int32]string{
+		0: "DESIRED_STATE_UNSPECIFIED",
+		1: "DESIRED_STATE_RUN",
+		2: "DESIRED_STATE_STOP",
+	}
+	DesiredState_value = map[string]int32{
+		"DESIRED_STATE_UNSPECIFIED": 0,
+		"DESIRED_STATE_RUN":         1,
+		"DESIRED_STATE_STOP":        2,
+	}
+)
+
+func (x DesiredState) Enum() *DesiredState {
+	p := new(DesiredState)
+	*p = x
+	return p
+}
+
+func (x DesiredState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DesiredState) Descriptor() protoreflect.EnumDescriptor {
+	return file_wire_proto_enumTypes[0].Descriptor()
+}
+
+func (DesiredState) Type() protoreflect.EnumType {
+	return &file_wire_proto_enumTypes[0]
+}
+
+func (x DesiredState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DesiredState.Descriptor instead.
+func (DesiredState) EnumDescriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{0}
+}
+
+// FailoverMode is what a lost host means for an instance.
+type FailoverMode int32
+
+const (
+	FailoverMode_FAILOVER_MODE_UNSPECIFIED  FailoverMode = 0 // availability
+	FailoverMode_FAILOVER_MODE_AVAILABILITY FailoverMode = 1
+	FailoverMode_FAILOVER_MODE_FENCED       FailoverMode = 2
+)
+
+// Enum value maps for FailoverMode.
+var (
+	FailoverMode_name = map[int32]string{
+		0: "FAILOVER_MODE_UNSPECIFIED",
+		1: "FAILOVER_MODE_AVAILABILITY",
+		2: "FAILOVER_MODE_FENCED",
+	}
+	FailoverMode_value = map[string]int32{
+		"FAILOVER_MODE_UNSPECIFIED":  0,
+		"FAILOVER_MODE_AVAILABILITY": 1,
+		"FAILOVER_MODE_FENCED":       2,
+	}
+)
+
+func (x FailoverMode) Enum() *FailoverMode {
+	p := new(FailoverMode)
+	*p = x
+	return p
+}
+
+func (x FailoverMode) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FailoverMode) Descriptor() protoreflect.EnumDescriptor {
+	return file_wire_proto_enumTypes[1].Descriptor()
+}
+
+func (FailoverMode) Type() protoreflect.EnumType {
+	return &file_wire_proto_enumTypes[1]
+}
+
+func (x FailoverMode) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FailoverMode.Descriptor instead.
+func (FailoverMode) EnumDescriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{1}
+}
+
+// InstanceState is what an agent sees of an instance.
+type InstanceState int32
+
+const (
+	InstanceState_INSTANCE_STATE_UNSPECIFIED InstanceState = 0
+	InstanceState_INSTANCE_STATE_PENDING     InstanceState = 1
+	InstanceState_INSTANCE_STATE_STARTING    InstanceState = 2
+	InstanceState_INSTANCE_STATE_RUNNING     InstanceState = 3
+	InstanceState_INSTANCE_STATE_STOPPING    InstanceState = 4
+	InstanceState_INSTANCE_STATE_STOPPED     InstanceState = 5
+	InstanceState_INSTANCE_STATE_FAILED      InstanceState = 6
+)
+
+// Enum value maps for InstanceState.
+var (
+	InstanceState_name = map[int32]string{
+		0: "INSTANCE_STATE_UNSPECIFIED",
+		1: "INSTANCE_STATE_PENDING",
+		2: "INSTANCE_STATE_STARTING",
+		3: "INSTANCE_STATE_RUNNING",
+		4: "INSTANCE_STATE_STOPPING",
+		5: "INSTANCE_STATE_STOPPED",
+		6: "INSTANCE_STATE_FAILED",
+	}
+	InstanceState_value = map[string]int32{
+		"INSTANCE_STATE_UNSPECIFIED": 0,
+		"INSTANCE_STATE_PENDING":     1,
+		"INSTANCE_STATE_STARTING":    2,
+		"INSTANCE_STATE_RUNNING":     3,
+		"INSTANCE_STATE_STOPPING":    4,
+		"INSTANCE_STATE_STOPPED":     5,
+		"INSTANCE_STATE_FAILED":      6,
+	}
+)
+
+func (x InstanceState) Enum() *InstanceState {
+	p := new(InstanceState)
+	*p = x
+	return p
+}
+
+func (x InstanceState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (InstanceState) Descriptor() protoreflect.EnumDescriptor {
+	return file_wire_proto_enumTypes[2].Descriptor()
+}
+
+func (InstanceState) Type() protoreflect.EnumType {
+	return &file_wire_proto_enumTypes[2]
+}
+
+func (x InstanceState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use InstanceState.Descriptor instead.
+func (InstanceState) EnumDescriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{2}
+}
+
+// Reason says why an instance is not running or not ready.
+type Reason int32
+
+const (
+	Reason_REASON_NONE         Reason = 0
+	Reason_REASON_IMAGE_PULL   Reason = 1 // the image could not be pulled
+	Reason_REASON_START_FAILED Reason = 2 // the driver could not start it
+	Reason_REASON_CRASH_LOOP   Reason = 3 // it keeps exiting; restarts back off
+	Reason_REASON_UNHEALTHY    Reason = 4 // it runs but its health check fails
+)
+
+// Enum value maps for Reason.
+var (
+	Reason_name = map[int32]string{
+		0: "REASON_NONE",
+		1: "REASON_IMAGE_PULL",
+		2: "REASON_START_FAILED",
+		3: "REASON_CRASH_LOOP",
+		4: "REASON_UNHEALTHY",
+	}
+	Reason_value = map[string]int32{
+		"REASON_NONE":         0,
+		"REASON_IMAGE_PULL":   1,
+		"REASON_START_FAILED": 2,
+		"REASON_CRASH_LOOP":   3,
+		"REASON_UNHEALTHY":    4,
+	}
+)
+
+func (x Reason) Enum() *Reason {
+	p := new(Reason)
+	*p = x
+	return p
+}
+
+func (x Reason) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Reason) Descriptor() protoreflect.EnumDescriptor {
+	return file_wire_proto_enumTypes[3].Descriptor()
+}
+
+func (Reason) Type() protoreflect.EnumType {
+	return &file_wire_proto_enumTypes[3]
+}
+
+func (x Reason) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Reason.Descriptor instead.
+func (Reason) EnumDescriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{3}
+}
+
 type Envelope struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -1046,8 +1264,11 @@ type Instance struct {
 	// within max_disconnect_ms.
 	FailoverMode    string `protobuf:"bytes,13,opt,name=failover_mode,json=failoverMode,proto3" json:"failover_mode,omitempty"`
 	MaxDisconnectMs int64  `protobuf:"varint,14,opt,name=max_disconnect_ms,json=maxDisconnectMs,proto3" json:"max_disconnect_ms,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Typed forms of desired_state and failover_mode (protocol 2 on).
+	Desired       DesiredState `protobuf:"varint,15,opt,name=desired,proto3,enum=wharf.wire.v1.DesiredState" json:"desired,omitempty"`
+	Failover      FailoverMode `protobuf:"varint,16,opt,name=failover,proto3,enum=wharf.wire.v1.FailoverMode" json:"failover,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -1176,6 +1397,20 @@ func (x *Instance) GetMaxDisconnectMs() int64 {
 		return x.MaxDisconnectMs
 	}
 	return 0
+}
+
+func (x *Instance) GetDesired() DesiredState {
+	if x != nil {
+		return x.Desired
+	}
+	return DesiredState_DESIRED_STATE_UNSPECIFIED
+}
+
+func (x *Instance) GetFailover() FailoverMode {
+	if x != nil {
+		return x.Failover
+	}
+	return FailoverMode_FAILOVER_MODE_UNSPECIFIED
 }
 
 // Assignments is the full set of instances a host should run, versioned.
@@ -1730,11 +1965,15 @@ type InstanceStatus struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	// pending, starting, running, stopping, stopped or failed.
-	State         string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
-	Ready         bool   `protobuf:"varint,3,opt,name=ready,proto3" json:"ready,omitempty"`
-	Address       string `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
-	Restarts      uint32 `protobuf:"varint,5,opt,name=restarts,proto3" json:"restarts,omitempty"`
-	Message       string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	State    string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Ready    bool   `protobuf:"varint,3,opt,name=ready,proto3" json:"ready,omitempty"`
+	Address  string `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
+	Restarts uint32 `protobuf:"varint,5,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	Message  string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	// Typed form of state (protocol 2 on), and why it is not running or
+	// not ready.
+	StateCode     InstanceState `protobuf:"varint,7,opt,name=state_code,json=stateCode,proto3,enum=wharf.wire.v1.InstanceState" json:"state_code,omitempty"`
+	Reason        Reason        `protobuf:"varint,8,opt,name=reason,proto3,enum=wharf.wire.v1.Reason" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1809,6 +2048,20 @@ func (x *InstanceStatus) GetMessage() string {
 		return x.Message
 	}
 	return ""
+}
+
+func (x *InstanceStatus) GetStateCode() InstanceState {
+	if x != nil {
+		return x.StateCode
+	}
+	return InstanceState_INSTANCE_STATE_UNSPECIFIED
+}
+
+func (x *InstanceStatus) GetReason() Reason {
+	if x != nil {
+		return x.Reason
+	}
+	return Reason_REASON_NONE
 }
 
 // StatusReport carries instance states that changed (agent -> hub); after
@@ -3058,7 +3311,7 @@ const file_wire_proto_rawDesc = "" +
 	"\vinterval_ms\x18\x05 \x01(\x03R\n" +
 	"intervalMs\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\xf4\x03\n" +
+	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\xe4\x04\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x16\n" +
@@ -3074,7 +3327,9 @@ const file_wire_proto_rawDesc = "" +
 	"\x06health\x18\v \x01(\v2\x15.wharf.wire.v1.HealthR\x06health\x12#\n" +
 	"\rdesired_state\x18\f \x01(\tR\fdesiredState\x12#\n" +
 	"\rfailover_mode\x18\r \x01(\tR\ffailoverMode\x12*\n" +
-	"\x11max_disconnect_ms\x18\x0e \x01(\x03R\x0fmaxDisconnectMs\x1a6\n" +
+	"\x11max_disconnect_ms\x18\x0e \x01(\x03R\x0fmaxDisconnectMs\x125\n" +
+	"\adesired\x18\x0f \x01(\x0e2\x1b.wharf.wire.v1.DesiredStateR\adesired\x127\n" +
+	"\bfailover\x18\x10 \x01(\x0e2\x1b.wharf.wire.v1.FailoverModeR\bfailover\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
@@ -3110,14 +3365,17 @@ const file_wire_proto_rawDesc = "" +
 	"\fRenewRequest\x12\x17\n" +
 	"\acsr_der\x18\x01 \x01(\fR\x06csrDer\"*\n" +
 	"\rRenewResponse\x12\x19\n" +
-	"\bcert_pem\x18\x01 \x01(\fR\acertPem\"\x9c\x01\n" +
+	"\bcert_pem\x18\x01 \x01(\fR\acertPem\"\x88\x02\n" +
 	"\x0eInstanceStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
 	"\x05ready\x18\x03 \x01(\bR\x05ready\x12\x18\n" +
 	"\aaddress\x18\x04 \x01(\tR\aaddress\x12\x1a\n" +
 	"\brestarts\x18\x05 \x01(\rR\brestarts\x12\x18\n" +
-	"\amessage\x18\x06 \x01(\tR\amessage\"K\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\x12;\n" +
+	"\n" +
+	"state_code\x18\a \x01(\x0e2\x1c.wharf.wire.v1.InstanceStateR\tstateCode\x12-\n" +
+	"\x06reason\x18\b \x01(\x0e2\x15.wharf.wire.v1.ReasonR\x06reason\"K\n" +
 	"\fStatusReport\x12;\n" +
 	"\tinstances\x18\x01 \x03(\v2\x1d.wharf.wire.v1.InstanceStatusR\tinstances\"\xdc\x01\n" +
 	"\n" +
@@ -3212,7 +3470,29 @@ const file_wire_proto_rawDesc = "" +
 	"\x04last\x18\x04 \x01(\x04R\x04last\".\n" +
 	"\x06LogAck\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05errorB*Z(github.com/wharf-platform/wharf/pkg/wireb\x06proto3"
+	"\x05error\x18\x02 \x01(\tR\x05error*\\\n" +
+	"\fDesiredState\x12\x1d\n" +
+	"\x19DESIRED_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11DESIRED_STATE_RUN\x10\x01\x12\x16\n" +
+	"\x12DESIRED_STATE_STOP\x10\x02*g\n" +
+	"\fFailoverMode\x12\x1d\n" +
+	"\x19FAILOVER_MODE_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aFAILOVER_MODE_AVAILABILITY\x10\x01\x12\x18\n" +
+	"\x14FAILOVER_MODE_FENCED\x10\x02*\xd8\x01\n" +
+	"\rInstanceState\x12\x1e\n" +
+	"\x1aINSTANCE_STATE_UNSPECIFIED\x10\x00\x12\x1a\n" +
+	"\x16INSTANCE_STATE_PENDING\x10\x01\x12\x1b\n" +
+	"\x17INSTANCE_STATE_STARTING\x10\x02\x12\x1a\n" +
+	"\x16INSTANCE_STATE_RUNNING\x10\x03\x12\x1b\n" +
+	"\x17INSTANCE_STATE_STOPPING\x10\x04\x12\x1a\n" +
+	"\x16INSTANCE_STATE_STOPPED\x10\x05\x12\x19\n" +
+	"\x15INSTANCE_STATE_FAILED\x10\x06*v\n" +
+	"\x06Reason\x12\x0f\n" +
+	"\vREASON_NONE\x10\x00\x12\x15\n" +
+	"\x11REASON_IMAGE_PULL\x10\x01\x12\x17\n" +
+	"\x13REASON_START_FAILED\x10\x02\x12\x15\n" +
+	"\x11REASON_CRASH_LOOP\x10\x03\x12\x14\n" +
+	"\x10REASON_UNHEALTHY\x10\x04B*Z(github.com/wharf-platform/wharf/pkg/wireb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
@@ -3226,96 +3506,105 @@ func file_wire_proto_rawDescGZIP() []byte {
 	return file_wire_proto_rawDescData
 }
 
+var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_wire_proto_goTypes = []any{
-	(*Envelope)(nil),        // 0: wharf.wire.v1.Envelope
-	(*Hello)(nil),           // 1: wharf.wire.v1.Hello
-	(*Welcome)(nil),         // 2: wharf.wire.v1.Welcome
-	(*Heartbeat)(nil),       // 3: wharf.wire.v1.Heartbeat
-	(*HeartbeatAck)(nil),    // 4: wharf.wire.v1.HeartbeatAck
-	(*Inventory)(nil),       // 5: wharf.wire.v1.Inventory
-	(*Port)(nil),            // 6: wharf.wire.v1.Port
-	(*Health)(nil),          // 7: wharf.wire.v1.Health
-	(*Instance)(nil),        // 8: wharf.wire.v1.Instance
-	(*Assignments)(nil),     // 9: wharf.wire.v1.Assignments
-	(*AssignmentAck)(nil),   // 10: wharf.wire.v1.AssignmentAck
-	(*PeerView)(nil),        // 11: wharf.wire.v1.PeerView
-	(*GossipReport)(nil),    // 12: wharf.wire.v1.GossipReport
-	(*HubNodes)(nil),        // 13: wharf.wire.v1.HubNodes
-	(*Error)(nil),           // 14: wharf.wire.v1.Error
-	(*EnrollRequest)(nil),   // 15: wharf.wire.v1.EnrollRequest
-	(*EnrollResponse)(nil),  // 16: wharf.wire.v1.EnrollResponse
-	(*RenewRequest)(nil),    // 17: wharf.wire.v1.RenewRequest
-	(*RenewResponse)(nil),   // 18: wharf.wire.v1.RenewResponse
-	(*InstanceStatus)(nil),  // 19: wharf.wire.v1.InstanceStatus
-	(*StatusReport)(nil),    // 20: wharf.wire.v1.StatusReport
-	(*RouteTable)(nil),      // 21: wharf.wire.v1.RouteTable
-	(*RouteApp)(nil),        // 22: wharf.wire.v1.RouteApp
-	(*Backend)(nil),         // 23: wharf.wire.v1.Backend
-	(*HTTPRoute)(nil),       // 24: wharf.wire.v1.HTTPRoute
-	(*TCPRoute)(nil),        // 25: wharf.wire.v1.TCPRoute
-	(*RouteCert)(nil),       // 26: wharf.wire.v1.RouteCert
-	(*RouteAck)(nil),        // 27: wharf.wire.v1.RouteAck
-	(*AccessStats)(nil),     // 28: wharf.wire.v1.AccessStats
-	(*AppSecond)(nil),       // 29: wharf.wire.v1.AppSecond
-	(*MetricsReport)(nil),   // 30: wharf.wire.v1.MetricsReport
-	(*HostMetrics)(nil),     // 31: wharf.wire.v1.HostMetrics
-	(*InstanceMetrics)(nil), // 32: wharf.wire.v1.InstanceMetrics
-	(*LogBatch)(nil),        // 33: wharf.wire.v1.LogBatch
-	(*LogLine)(nil),         // 34: wharf.wire.v1.LogLine
-	(*LogDrop)(nil),         // 35: wharf.wire.v1.LogDrop
-	(*LogAck)(nil),          // 36: wharf.wire.v1.LogAck
-	nil,                     // 37: wharf.wire.v1.Inventory.LabelsEntry
-	nil,                     // 38: wharf.wire.v1.Instance.EnvEntry
-	nil,                     // 39: wharf.wire.v1.RouteApp.WeightsEntry
+	(DesiredState)(0),       // 0: wharf.wire.v1.DesiredState
+	(FailoverMode)(0),       // 1: wharf.wire.v1.FailoverMode
+	(InstanceState)(0),      // 2: wharf.wire.v1.InstanceState
+	(Reason)(0),             // 3: wharf.wire.v1.Reason
+	(*Envelope)(nil),        // 4: wharf.wire.v1.Envelope
+	(*Hello)(nil),           // 5: wharf.wire.v1.Hello
+	(*Welcome)(nil),         // 6: wharf.wire.v1.Welcome
+	(*Heartbeat)(nil),       // 7: wharf.wire.v1.Heartbeat
+	(*HeartbeatAck)(nil),    // 8: wharf.wire.v1.HeartbeatAck
+	(*Inventory)(nil),       // 9: wharf.wire.v1.Inventory
+	(*Port)(nil),            // 10: wharf.wire.v1.Port
+	(*Health)(nil),          // 11: wharf.wire.v1.Health
+	(*Instance)(nil),        // 12: wharf.wire.v1.Instance
+	(*Assignments)(nil),     // 13: wharf.wire.v1.Assignments
+	(*AssignmentAck)(nil),   // 14: wharf.wire.v1.AssignmentAck
+	(*PeerView)(nil),        // 15: wharf.wire.v1.PeerView
+	(*GossipReport)(nil),    // 16: wharf.wire.v1.GossipReport
+	(*HubNodes)(nil),        // 17: wharf.wire.v1.HubNodes
+	(*Error)(nil),           // 18: wharf.wire.v1.Error
+	(*EnrollRequest)(nil),   // 19: wharf.wire.v1.EnrollRequest
+	(*EnrollResponse)(nil),  // 20: wharf.wire.v1.EnrollResponse
+	(*RenewRequest)(nil),    // 21: wharf.wire.v1.RenewRequest
+	(*RenewResponse)(nil),   // 22: wharf.wire.v1.RenewResponse
+	(*InstanceStatus)(nil),  // 23: wharf.wire.v1.InstanceStatus
+	(*StatusReport)(nil),    // 24: wharf.wire.v1.StatusReport
+	(*RouteTable)(nil),      // 25: wharf.wire.v1.RouteTable
+	(*RouteApp)(nil),        // 26: wharf.wire.v1.RouteApp
+	(*Backend)(nil),         // 27: wharf.wire.v1.Backend
+	(*HTTPRoute)(nil),       // 28: wharf.wire.v1.HTTPRoute
+	(*TCPRoute)(nil),        // 29: wharf.wire.v1.TCPRoute
+	(*RouteCert)(nil),       // 30: wharf.wire.v1.RouteCert
+	(*RouteAck)(nil),        // 31: wharf.wire.v1.RouteAck
+	(*AccessStats)(nil),     // 32: wharf.wire.v1.AccessStats
+	(*AppSecond)(nil),       // 33: wharf.wire.v1.AppSecond
+	(*MetricsReport)(nil),   // 34: wharf.wire.v1.MetricsReport
+	(*HostMetrics)(nil),     // 35: wharf.wire.v1.HostMetrics
+	(*InstanceMetrics)(nil), // 36: wharf.wire.v1.InstanceMetrics
+	(*LogBatch)(nil),        // 37: wharf.wire.v1.LogBatch
+	(*LogLine)(nil),         // 38: wharf.wire.v1.LogLine
+	(*LogDrop)(nil),         // 39: wharf.wire.v1.LogDrop
+	(*LogAck)(nil),          // 40: wharf.wire.v1.LogAck
+	nil,                     // 41: wharf.wire.v1.Inventory.LabelsEntry
+	nil,                     // 42: wharf.wire.v1.Instance.EnvEntry
+	nil,                     // 43: wharf.wire.v1.RouteApp.WeightsEntry
 }
 var file_wire_proto_depIdxs = []int32{
-	1,  // 0: wharf.wire.v1.Envelope.hello:type_name -> wharf.wire.v1.Hello
-	2,  // 1: wharf.wire.v1.Envelope.welcome:type_name -> wharf.wire.v1.Welcome
-	3,  // 2: wharf.wire.v1.Envelope.heartbeat:type_name -> wharf.wire.v1.Heartbeat
-	4,  // 3: wharf.wire.v1.Envelope.heartbeat_ack:type_name -> wharf.wire.v1.HeartbeatAck
-	5,  // 4: wharf.wire.v1.Envelope.inventory:type_name -> wharf.wire.v1.Inventory
-	9,  // 5: wharf.wire.v1.Envelope.assignments:type_name -> wharf.wire.v1.Assignments
-	10, // 6: wharf.wire.v1.Envelope.assignment_ack:type_name -> wharf.wire.v1.AssignmentAck
-	12, // 7: wharf.wire.v1.Envelope.gossip_report:type_name -> wharf.wire.v1.GossipReport
-	13, // 8: wharf.wire.v1.Envelope.hub_nodes:type_name -> wharf.wire.v1.HubNodes
-	14, // 9: wharf.wire.v1.Envelope.error:type_name -> wharf.wire.v1.Error
-	15, // 10: wharf.wire.v1.Envelope.enroll_request:type_name -> wharf.wire.v1.EnrollRequest
-	16, // 11: wharf.wire.v1.Envelope.enroll_response:type_name -> wharf.wire.v1.EnrollResponse
-	17, // 12: wharf.wire.v1.Envelope.renew_request:type_name -> wharf.wire.v1.RenewRequest
-	18, // 13: wharf.wire.v1.Envelope.renew_response:type_name -> wharf.wire.v1.RenewResponse
-	20, // 14: wharf.wire.v1.Envelope.status_report:type_name -> wharf.wire.v1.StatusReport
-	21, // 15: wharf.wire.v1.Envelope.route_table:type_name -> wharf.wire.v1.RouteTable
-	27, // 16: wharf.wire.v1.Envelope.route_ack:type_name -> wharf.wire.v1.RouteAck
-	28, // 17: wharf.wire.v1.Envelope.access_stats:type_name -> wharf.wire.v1.AccessStats
-	30, // 18: wharf.wire.v1.Envelope.metrics_report:type_name -> wharf.wire.v1.MetricsReport
-	33, // 19: wharf.wire.v1.Envelope.log_batch:type_name -> wharf.wire.v1.LogBatch
-	36, // 20: wharf.wire.v1.Envelope.log_ack:type_name -> wharf.wire.v1.LogAck
-	37, // 21: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
-	38, // 22: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
-	6,  // 23: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
-	7,  // 24: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
-	8,  // 25: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
-	11, // 26: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
-	5,  // 27: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
-	14, // 28: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
-	19, // 29: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
-	22, // 30: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
-	24, // 31: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
-	25, // 32: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
-	26, // 33: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
-	23, // 34: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
-	39, // 35: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
-	29, // 36: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
-	31, // 37: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
-	32, // 38: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
-	34, // 39: wharf.wire.v1.LogBatch.lines:type_name -> wharf.wire.v1.LogLine
-	35, // 40: wharf.wire.v1.LogBatch.drops:type_name -> wharf.wire.v1.LogDrop
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	5,  // 0: wharf.wire.v1.Envelope.hello:type_name -> wharf.wire.v1.Hello
+	6,  // 1: wharf.wire.v1.Envelope.welcome:type_name -> wharf.wire.v1.Welcome
+	7,  // 2: wharf.wire.v1.Envelope.heartbeat:type_name -> wharf.wire.v1.Heartbeat
+	8,  // 3: wharf.wire.v1.Envelope.heartbeat_ack:type_name -> wharf.wire.v1.HeartbeatAck
+	9,  // 4: wharf.wire.v1.Envelope.inventory:type_name -> wharf.wire.v1.Inventory
+	13, // 5: wharf.wire.v1.Envelope.assignments:type_name -> wharf.wire.v1.Assignments
+	14, // 6: wharf.wire.v1.Envelope.assignment_ack:type_name -> wharf.wire.v1.AssignmentAck
+	16, // 7: wharf.wire.v1.Envelope.gossip_report:type_name -> wharf.wire.v1.GossipReport
+	17, // 8: wharf.wire.v1.Envelope.hub_nodes:type_name -> wharf.wire.v1.HubNodes
+	18, // 9: wharf.wire.v1.Envelope.error:type_name -> wharf.wire.v1.Error
+	19, // 10: wharf.wire.v1.Envelope.enroll_request:type_name -> wharf.wire.v1.EnrollRequest
+	20, // 11: wharf.wire.v1.Envelope.enroll_response:type_name -> wharf.wire.v1.EnrollResponse
+	21, // 12: wharf.wire.v1.Envelope.renew_request:type_name -> wharf.wire.v1.RenewRequest
+	22, // 13: wharf.wire.v1.Envelope.renew_response:type_name -> wharf.wire.v1.RenewResponse
+	24, // 14: wharf.wire.v1.Envelope.status_report:type_name -> wharf.wire.v1.StatusReport
+	25, // 15: wharf.wire.v1.Envelope.route_table:type_name -> wharf.wire.v1.RouteTable
+	31, // 16: wharf.wire.v1.Envelope.route_ack:type_name -> wharf.wire.v1.RouteAck
+	32, // 17: wharf.wire.v1.Envelope.access_stats:type_name -> wharf.wire.v1.AccessStats
+	34, // 18: wharf.wire.v1.Envelope.metrics_report:type_name -> wharf.wire.v1.MetricsReport
+	37, // 19: wharf.wire.v1.Envelope.log_batch:type_name -> wharf.wire.v1.LogBatch
+	40, // 20: wharf.wire.v1.Envelope.log_ack:type_name -> wharf.wire.v1.LogAck
+	41, // 21: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
+	42, // 22: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
+	10, // 23: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
+	11, // 24: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
+	0,  // 25: wharf.wire.v1.Instance.desired:type_name -> wharf.wire.v1.DesiredState
+	1,  // 26: wharf.wire.v1.Instance.failover:type_name -> wharf.wire.v1.FailoverMode
+	12, // 27: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
+	15, // 28: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
+	9,  // 29: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
+	18, // 30: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
+	2,  // 31: wharf.wire.v1.InstanceStatus.state_code:type_name -> wharf.wire.v1.InstanceState
+	3,  // 32: wharf.wire.v1.InstanceStatus.reason:type_name -> wharf.wire.v1.Reason
+	23, // 33: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
+	26, // 34: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
+	28, // 35: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
+	29, // 36: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
+	30, // 37: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
+	27, // 38: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
+	43, // 39: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
+	33, // 40: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
+	35, // 41: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
+	36, // 42: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
+	38, // 43: wharf.wire.v1.LogBatch.lines:type_name -> wharf.wire.v1.LogLine
+	39, // 44: wharf.wire.v1.LogBatch.drops:type_name -> wharf.wire.v1.LogDrop
+	45, // [45:45] is the sub-list for method output_type
+	45, // [45:45] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -3351,13 +3640,14 @@ func file_wire_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      4,
 			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_wire_proto_goTypes,
 		DependencyIndexes: file_wire_proto_depIdxs,
+		EnumInfos:         file_wire_proto_enumTypes,
 		MessageInfos:      file_wire_proto_msgTypes,
 	}.Build()
 	File_wire_proto = out.File
