@@ -87,14 +87,24 @@ func (s *Server) appInstances(w http.ResponseWriter, r *http.Request, p *princip
 		if err != nil {
 			return nil, err
 		}
+		lost, err := snap.LostHosts(ws)
+		if err != nil {
+			return nil, err
+		}
 		out := make([]apitypes.Instance, 0, len(is))
 		for _, i := range is {
 			name := ""
 			if h, _ := snap.Host(nil, i.Host); h != nil {
 				name = h.Name
 			}
-			out = append(out, apitypes.Instance{ID: i.ID, Host: i.Host, HostName: name, Version: i.Version, State: i.State, Ready: i.Ready,
-				Address: i.Address, Restarts: i.Restarts, Desired: i.Desired, Message: i.Message, CreatedAt: i.CreatedAt})
+			o := apitypes.Instance{ID: i.ID, Host: i.Host, HostName: name, Version: i.Version, State: i.State, Ready: i.Ready,
+				Address: i.Address, Restarts: i.Restarts, Desired: i.Desired, Message: i.Message, CreatedAt: i.CreatedAt}
+			if lost[i.Host] && i.State != state.InstanceStopped {
+				// What the agent last said no longer holds: its host is
+				// down or cut off. Stopped stays stopped.
+				o.State, o.Ready, o.Reason = apitypes.InstanceLost, false, apitypes.ReasonHostLost
+			}
+			out = append(out, o)
 		}
 		return out, nil
 	})

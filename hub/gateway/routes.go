@@ -29,7 +29,7 @@ type poolTable struct {
 }
 
 // routeInputs are the tables a route table is built from.
-var routeInputs = []string{state.TableApps, state.TableInstances, state.TableRoutes, state.TableCerts, state.TableHosts}
+var routeInputs = []string{state.TableApps, state.TableInstances, state.TableRoutes, state.TableCerts, state.TableHosts, state.TableDrills}
 
 // routeTable returns pool's current route table, adding to ws a watch on
 // its inputs. Its version is the store index of the last change that
@@ -93,12 +93,14 @@ func buildRouteTable(snap *state.Snapshot, pool, appsDomain string) (*wire.Route
 	if err != nil {
 		return nil, err
 	}
-	down := map[string]bool{}
+	// Instances on lost hosts (down, or held by a cutoff drill) get no
+	// traffic: whatever they last reported no longer holds.
+	down, err := snap.LostHosts(nil)
+	if err != nil {
+		return nil, err
+	}
 	present := map[string]bool{} // apps with an instance in the pool
 	for _, h := range hosts {
-		if h.State == state.HostDown {
-			down[h.ID] = true
-		}
 		if h.Pool != pool {
 			continue
 		}

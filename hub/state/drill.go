@@ -83,6 +83,35 @@ func (s *Snapshot) CutOff(ws memdb.WatchSet, host string) bool {
 	return false
 }
 
+// LostHosts returns the hosts whose instances count as lost: hosts that
+// are down and hosts a running cutoff drill holds. Their instances are
+// reported lost and not ready, and routers never send to them, until the
+// host reports again.
+func (s *Snapshot) LostHosts(ws memdb.WatchSet) (map[string]bool, error) {
+	hosts, err := s.Hosts(ws)
+	if err != nil {
+		return nil, err
+	}
+	lost := map[string]bool{}
+	for _, h := range hosts {
+		if h.State == HostDown {
+			lost[h.ID] = true
+		}
+	}
+	ds, err := s.Drills(ws)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range ds {
+		if d.State == DrillRunning && d.Mode == DrillCutoff {
+			for _, h := range d.Hosts {
+				lost[h] = true
+			}
+		}
+	}
+	return lost, nil
+}
+
 // DrillStartRequest starts a drill on a pool or a datacenter; refused
 // while another drill runs, or when the target has no host.
 type DrillStartRequest struct {

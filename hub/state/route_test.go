@@ -127,8 +127,22 @@ func TestDrills(t *testing.T) {
 	if !h.snap().CutOff(nil, "host1") {
 		t.Fatal("a cutoff drill does not cut its host off")
 	}
+	if lost, err := h.snap().LostHosts(nil); err != nil || !lost["host1"] {
+		t.Fatalf("a cut-off host is not lost: %v %v", lost, err)
+	}
 	h.must(DrillEndType, &DrillEndRequest{ID: "d3", Time: t0})
 	if h.snap().CutOff(nil, "host1") {
 		t.Fatal("an ended cutoff drill still cuts its host off")
+	}
+	if lost, _ := h.snap().LostHosts(nil); lost["host1"] {
+		t.Fatal("a host is lost after its cutoff drill ended")
+	}
+	h.must(HostStateType, &HostStateRequest{ID: "host1", State: HostDown, Time: t0})
+	if lost, _ := h.snap().LostHosts(nil); !lost["host1"] {
+		t.Fatal("a down host is not lost")
+	}
+	h.must(HostStateType, &HostStateRequest{ID: "host1", State: HostReady, Time: t0})
+	if lost, _ := h.snap().LostHosts(nil); len(lost) != 0 {
+		t.Fatalf("lost hosts after the host reported again: %v", lost)
 	}
 }

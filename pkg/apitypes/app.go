@@ -386,7 +386,9 @@ type Instance struct {
 	Host     string `json:"host"`
 	HostName string `json:"host_name"`
 	Version  int    `json:"version"`
-	// State: pending, starting, running, stopping, stopped or failed.
+	// State: pending, starting, running, stopping, stopped, failed, or
+	// lost (InstanceLost: its host is down or cut off, so what it last
+	// reported no longer holds; never ready).
 	State    string `json:"state"`
 	Ready    bool   `json:"ready"`
 	Address  string `json:"address,omitempty"`
@@ -398,6 +400,10 @@ type Instance struct {
 	Reason    string    `json:"reason,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
+
+// InstanceLost is the state of an instance whose host is down or cut off,
+// until the host reports again.
+const InstanceLost = "lost"
 
 // Reasons an instance is not running or not ready (Instance.Reason).
 const (
