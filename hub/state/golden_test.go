@@ -1,0 +1,190 @@
+package state
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/wharf-platform/wharf/hub/alert"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+// Golden state: testdata/golden/<version>/ holds a Raft log and a snapshot
+// written by that version of the code, and state.json, what the store must
+// hold after either is loaded. Every later version must load every one of
+// them: an incompatible change of a stored type or command fails here.
+//
+//	go test ./hub/state -run TestGolden -update            rewrites state.json (review the diff)
+//	go test ./hub/state -run TestGolden -golden-new v2     records the current code's log and snapshot
+var (
+	update    = flag.Bool("update", false, "rewrite the expected state of the golden files")
+	goldenNew = flag.String("golden-new", "", "record a new golden version under testdata/golden/NAME")
+)
+
+// goldenCommands writes one of every kind of object the store holds.
+func goldenCommands() []struct {
+	t   MessageType
+	req any
+} {
+	web := spec("web", "web:1")
+	web.Pools = []string{"aws-bj"}
+	web.Instances = intp(2)
+	web.Ports = []apitypes.Port{{Name: "http", ContainerPort: 8080, Protocol: "http"}}
+	web.Health = &apitypes.Health{HTTP: "/healthz", Interval: apitypes.Duration(5 * time.Second)}
+	web.Failover = &apitypes.Failover{Mode: apitypes.FailoverFenced, MaxDisconnect: apitypes.Duration(30 * time.Second)}
+	web.Env = map[string]string{"MODE": "prod"}
+	web2 := web
+	web2.Image = "web:2"
+	job := spec("job", "")
+	job.Image = ""
+	job.Command = []string{"/bin/job", "--once"}
+	type cmd = struct {
+		t   MessageType
+		req any
+	}
+	return []cmd{
+		{BootstrapType, &BootstrapRequest{Token: Token{ID: "root", Role: apitypes.RoleAdmin, SecretHash: "h0"}, Time: t0}},
+		{TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "acme", Quota: apitypes.Quota{Instances: 10, LogBytes: 1 << 30}}, Time: t0}},
+		{TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "beta", Pools: []string{"aws-bj"}}, Time: t0}},
+		{TokenCreateType, &TokenCreateRequest{Token: Token{ID: "dev1", Role: apitypes.RoleDeveloper, Tenant: "acme", SecretHash: "h1"}, Time: t0}},
+		{PoolCreateType, &PoolCreateRequest{Pool: Pool{Name: "aws-bj", Datacenter: "dc1", Region: "cn-north-1", Provider: "aws", Labels: map[string]string{"ssd": "yes"}}, Time: t0}},
+		{PoolCreateType, &PoolCreateRequest{Pool: Pool{Name: "vs-sh", Datacenter: "dc2"}, Time: t0}},
+		{AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: web, Create: true, Time: t0}},
+		{AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: web2, Time: t0.Add(time.Minute)}},
+		{AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: job, Create: true, Time: t0.Add(time.Minute)}},
+		{AppScaleType, &AppScaleRequest{Tenant: "acme", Name: "web", Instances: 3, Time: t0.Add(2 * time.Minute)}},
+		{AgentCACreateType, &AgentCACreateRequest{CA: AgentCA{CertPEM: []byte("cert"), KeyPEM: []byte("key"), Fingerprint: "sha256:00"}, Time: t0}},
+		{JoinTokenCreateType, &JoinTokenCreateRequest{Token: JoinToken{ID: "jt1", Pool: "aws-bj", SecretHash: "sh", ExpiresAt: t0.Add(time.Hour), MaxUses: 2}, Time: t0}},
+		{HostEnrollType, &HostEnrollRequest{TokenID: "jt1", SecretHash: "sh", Host: Host{ID: "host1", Name: "n1", Inventory: Inventory{CPUs: 2, MemoryBytes: 4 << 30, Drivers: []string{"docker"}, Labels: map[string]string{"ssd": "yes"}}}, Time: t0}},
+		{HostEnrollType, &HostEnrollRequest{TokenID: "jt1", SecretHash: "sh", Host: Host{ID: "host2", Name: "n2", Inventory: Inventory{CPUs: 4, MemoryBytes: 8 << 30, Drivers: []string{"docker", "exec"}}}, Time: t0}},
+		{PlanApplyType, &PlanApplyRequest{Place: []Instance{
+			{ID: "i-1", Tenant: "acme", App: "web", Version: 2, Host: "host1", CPU: 100, Memory: 128},
+			{ID: "i-2", Tenant: "acme", App: "web", Version: 2, Host: "host2", CPU: 100, Memory: 128},
+		}, Time: t0}},
+		{InstanceUpdateType, &InstanceUpdateRequest{Host: "host1", Updates: []InstanceUpdate{{ID: "i-1", State: InstanceRunning, Ready: true, Address: "10.0.0.1:32768"}}, Time: t0.Add(3 * time.Minute)}},
+		{HostStateType, &HostStateRequest{ID: "host2", State: HostDown, Disconnected: true, Reason: "no heartbeat for 10s", Time: t0.Add(4 * time.Minute)}},
+		{RouteAddType, &RouteAddRequest{Route: Route{ID: "r1", Tenant: "acme", App: "web", Host: "www.acme.test", Path: "/"}, Time: t0}},
+		{RouteAddType, &RouteAddRequest{Route: Route{ID: "r2", Tenant: "acme", App: "web", TCP: true, Port: 30001, TargetPort: 8080}, Time: t0}},
+		{LogDrainAddType, &LogDrainAddRequest{Drain: LogDrain{ID: "d1", Tenant: "acme", App: "web", URL: "syslog+tls://logs.acme.test:6514"}, Time: t0}},
+		{AlertAddType, &AlertAddRequest{Rule: alert.Rule{ID: "a1", Tenant: "acme", App: "web", Metric: "cpu", Above: &alert.Threshold{Value: 80, Unit: alert.UnitPercent}, For: alert.Duration(time.Minute)}, Time: t0}},
+		{DrillStartType, &DrillStartRequest{ID: "dr1", Pool: "aws-bj", Mode: DrillCutoff, Time: t0.Add(5 * time.Minute)}},
+		{DrillReportType, &DrillReportRequest{ID: "dr1", DetectedMs: 4000, ScheduledMs: 4100, ReadyMs: 6000, RoutedMs: 6100}},
+		{DrillEndType, &DrillEndRequest{ID: "dr1", Time: t0.Add(6 * time.Minute)}},
+	}
+}
+
+// TestGolden loads every recorded log and snapshot with today's code.
+func TestGolden(t *testing.T) {
+	if *goldenNew != "" {
+		recordGolden(t, filepath.Join("testdata", "golden", *goldenNew))
+	}
+	dirs, err := filepath.Glob(filepath.Join("testdata", "golden", "*"))
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("no golden versions under testdata/golden: %v", err)
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			fromLog := newHarness(t)
+			replayLog(t, fromLog, filepath.Join(dir, "log.txt"))
+			fromSnap := newHarness(t)
+			f, err := os.Open(filepath.Join(dir, "snapshot.jsonl"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := fromSnap.fsm.Restore(f); err != nil {
+				t.Fatalf("restore the %s snapshot: %v", filepath.Base(dir), err)
+			}
+			got := stateJSON(t, fromLog.fsm.Store())
+			if snap := stateJSON(t, fromSnap.fsm.Store()); !bytes.Equal(got, snap) {
+				t.Fatalf("the log and the snapshot of %s load to different states:\nlog:\n%s\nsnapshot:\n%s", dir, got, snap)
+			}
+			want := filepath.Join(dir, "state.json")
+			if *update {
+				if err := os.WriteFile(want, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			exp, err := os.ReadFile(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, exp) {
+				t.Fatalf("%s loads to a different state than %s (a stored type or command changed incompatibly; if on purpose, -update and review):\n%s", dir, want, got)
+			}
+		})
+	}
+}
+
+// recordGolden writes the current code's log, snapshot and state.
+func recordGolden(t *testing.T, dir string) {
+	if _, err := os.Stat(dir); err == nil {
+		t.Fatalf("%s exists: golden versions are never rewritten", dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t)
+	var log bytes.Buffer
+	for _, c := range goldenCommands() {
+		b, err := Encode(c.t, c.req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.must(c.t, c.req)
+		fmt.Fprintf(&log, "%d %s", b[0], b[1:]) // the JSON ends with a newline
+	}
+	var snap bytes.Buffer
+	snapshotTo(t, h.fsm, &snap)
+	for name, b := range map[string][]byte{"log.txt": log.Bytes(), "snapshot.jsonl": snap.Bytes(), "state.json": stateJSON(t, h.fsm.Store())} {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// replayLog applies a golden log: one entry a line, "TYPE JSON".
+func replayLog(t *testing.T, h *harness, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for n := 1; sc.Scan(); n++ {
+		typ, body, ok := strings.Cut(sc.Text(), " ")
+		mt, err := strconv.ParseUint(typ, 10, 8)
+		if !ok || err != nil {
+			t.Fatalf("%s:%d: not TYPE JSON", path, n)
+		}
+		h.index++
+		entry := append([]byte{byte(mt)}, body...)
+		if r := h.fsm.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: entry}); r != nil {
+			t.Fatalf("%s:%d: apply: %v", path, n, r)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stateJSON is every row of every table as indented JSON.
+func stateJSON(t *testing.T, s *Store) []byte {
+	t.Helper()
+	b, err := json.MarshalIndent(dump(t, s), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(b, '\n')
+}
