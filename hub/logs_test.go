@@ -82,7 +82,7 @@ func TestLogsAnswerBounded(t *testing.T) {
 func TestTenantLogRetention(t *testing.T) {
 	h := newPlanHarness(t)
 	h.must(state.TenantCreateType, &state.TenantCreateRequest{Tenant: state.Tenant{Name: "small",
-		Quota: apitypes.Quota{LogBytes: 5 << 20, LogAge: apitypes.Duration(48 * time.Hour)}}, Time: pt0})
+		Quota: state.Quota{LogBytes: 5 << 20, LogAge: state.Duration(48 * time.Hour)}}, Time: pt0})
 	limits := tenantLogRetention(h.fsm.Store())
 	if got := limits("small"); got.MaxBytes != 5<<20 || got.MaxAge != 48*time.Hour {
 		t.Fatalf("small: %+v", got)

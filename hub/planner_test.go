@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -78,8 +79,24 @@ func (h *planHarness) hostLabels(id, pool string, cpus, memMB int, labels map[st
 }
 
 func (h *planHarness) app(spec apitypes.AppSpec) {
+	h.t.Helper()
 	spec.Normalize()
-	h.must(state.AppUpsertType, &state.AppUpsertRequest{Tenant: "acme", Spec: spec, Time: pt0})
+	h.must(state.AppUpsertType, &state.AppUpsertRequest{Tenant: "acme", Spec: storedSpec(h.t, spec), Time: pt0})
+}
+
+// storedSpec converts an API spec to the store's (the same JSON names),
+// as the API does.
+func storedSpec(t testing.TB, spec apitypes.AppSpec) state.AppSpec {
+	t.Helper()
+	b, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s state.AppSpec
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // plan builds a plan and commits it, returning it.

@@ -20,7 +20,7 @@ func (s *Server) bootstrap(w http.ResponseWriter, r *http.Request, _ *principal)
 	if err != nil {
 		return err
 	}
-	tok := state.Token{ID: id, Name: "bootstrap", Role: apitypes.RoleAdmin, SecretHash: hashSecret(secret)}
+	tok := state.Token{ID: id, Name: "bootstrap", Role: state.RoleAdmin, SecretHash: hashSecret(secret)}
 	if _, err := s.apply(r.Context(), state.BootstrapType, &state.BootstrapRequest{Token: tok, Time: s.cfg.Now().UTC()}); err != nil {
 		return err
 	}
@@ -50,7 +50,7 @@ func (s *Server) createTenant(w http.ResponseWriter, r *http.Request, p *princip
 	if err := req.Validate(); err != nil {
 		return err
 	}
-	t := state.Tenant{Name: req.Name, Pools: req.Pools, Quota: req.Quota}
+	t := state.Tenant{Name: req.Name, Pools: req.Pools, Quota: quotaIn(req.Quota)}
 	if _, err := s.apply(r.Context(), state.TenantCreateType, &state.TenantCreateRequest{Tenant: t, Time: s.cfg.Now().UTC()}); err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, p *principa
 	if err != nil {
 		return err
 	}
-	tok := state.Token{ID: id, Name: req.Name, Role: req.Role, Tenant: req.Tenant, SecretHash: hashSecret(secret)}
+	tok := state.Token{ID: id, Name: req.Name, Role: state.Role(req.Role), Tenant: req.Tenant, SecretHash: hashSecret(secret)}
 	if _, err := s.apply(r.Context(), state.TokenCreateType, &state.TokenCreateRequest{Token: tok, Time: s.cfg.Now().UTC()}); err != nil {
 		return err
 	}

@@ -161,7 +161,7 @@ func (s *Server) createApp(w http.ResponseWriter, r *http.Request, p *principal)
 	if err != nil {
 		return err
 	}
-	req := &state.AppUpsertRequest{Tenant: tenant, Spec: spec, Create: true, Time: s.cfg.Now().UTC()}
+	req := &state.AppUpsertRequest{Tenant: tenant, Spec: specIn(spec), Create: true, Time: s.cfg.Now().UTC()}
 	return s.writeApp(w, r, tenant, spec.Name, http.StatusCreated, state.AppUpsertType, req)
 }
 
@@ -190,7 +190,7 @@ func (s *Server) putApp(w http.ResponseWriter, r *http.Request, p *principal) er
 	if existed == nil {
 		code = http.StatusCreated
 	}
-	req := &state.AppUpsertRequest{Tenant: tenant, Spec: spec, CAS: cas, Time: s.cfg.Now().UTC()}
+	req := &state.AppUpsertRequest{Tenant: tenant, Spec: specIn(spec), CAS: cas, Time: s.cfg.Now().UTC()}
 	return s.writeApp(w, r, tenant, name, code, state.AppUpsertType, req)
 }
 

@@ -19,12 +19,12 @@ type principal struct {
 	token *state.Token
 }
 
-func (p *principal) admin() bool { return p.token.Role == apitypes.RoleAdmin }
+func (p *principal) admin() bool { return p.token.Role == state.RoleAdmin }
 
 // canWriteApps: admin, tenant-admin and developer.
 func (p *principal) canWriteApps() bool {
 	switch p.token.Role {
-	case apitypes.RoleAdmin, apitypes.RoleTenantAdmin, apitypes.RoleDeveloper:
+	case state.RoleAdmin, state.RoleTenantAdmin, state.RoleDeveloper:
 		return true
 	}
 	return false
@@ -32,7 +32,7 @@ func (p *principal) canWriteApps() bool {
 
 // canManageTokens: admin and tenant-admin.
 func (p *principal) canManageTokens() bool {
-	return p.token.Role == apitypes.RoleAdmin || p.token.Role == apitypes.RoleTenantAdmin
+	return p.token.Role == state.RoleAdmin || p.token.Role == state.RoleTenantAdmin
 }
 
 // hashSecret is how token secrets are stored.

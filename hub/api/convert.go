@@ -7,11 +7,11 @@ import (
 
 func tenantOut(t *state.Tenant) apitypes.Tenant {
 	c := t.Copy()
-	return apitypes.Tenant{Name: c.Name, Pools: c.Pools, Quota: c.Quota, CreatedAt: c.CreatedAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
+	return apitypes.Tenant{Name: c.Name, Pools: c.Pools, Quota: quotaOut(c.Quota), CreatedAt: c.CreatedAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
 }
 
 func tokenOut(t *state.Token) apitypes.Token {
-	return apitypes.Token{ID: t.ID, Name: t.Name, Role: t.Role, Tenant: t.Tenant, CreatedAt: t.CreatedAt, CreateIndex: t.CreateIndex, ModifyIndex: t.ModifyIndex}
+	return apitypes.Token{ID: t.ID, Name: t.Name, Role: apitypes.Role(t.Role), Tenant: t.Tenant, CreatedAt: t.CreatedAt, CreateIndex: t.CreateIndex, ModifyIndex: t.ModifyIndex}
 }
 
 func poolOut(p *state.Pool) apitypes.Pool {
@@ -21,12 +21,12 @@ func poolOut(p *state.Pool) apitypes.Pool {
 
 func appOut(a *state.App) apitypes.App {
 	c := a.Copy()
-	return apitypes.App{AppSpec: c.Spec, Tenant: c.Tenant, Version: c.Version, LatestVersion: c.LatestVersion, Pending: c.Pending, CanaryFrom: c.CanaryFrom,
+	return apitypes.App{AppSpec: specOut(c.Spec), Tenant: c.Tenant, Version: c.Version, LatestVersion: c.LatestVersion, Pending: c.Pending, CanaryFrom: c.CanaryFrom,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
 }
 
 func versionOut(v *state.AppVersion) apitypes.AppVersion {
-	return apitypes.AppVersion{Version: v.Version, Spec: v.Spec, CreatedAt: v.CreatedAt, Index: v.Index}
+	return apitypes.AppVersion{Version: v.Version, Spec: versionSpecOut(v.Spec), CreatedAt: v.CreatedAt, Index: v.Index}
 }
 
 func deploymentOut(d *state.Deployment) apitypes.Deployment {

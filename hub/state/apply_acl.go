@@ -2,15 +2,13 @@ package state
 
 import (
 	"time"
-
-	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
 func (w *writer) bootstrap(r *BootstrapRequest) *Error {
 	if w.snap().Bootstrapped() {
 		return Errorf(KindConflict, "ACL bootstrap already done")
 	}
-	if r.Token.Role != apitypes.RoleAdmin || r.Token.Tenant != "" {
+	if r.Token.Role != RoleAdmin || r.Token.Tenant != "" {
 		return Errorf(KindInvalid, "the bootstrap token must be an admin token")
 	}
 	if e := w.tokenInsert(r.Token, r.Time); e != nil {

@@ -2,8 +2,6 @@ package state
 
 import (
 	"fmt"
-
-	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
 func (w *writer) app(tenant, name string) (*App, *Error) {
@@ -232,7 +230,7 @@ func (w *writer) appScale(r *AppScaleRequest) *Error {
 	if a == nil {
 		return Errorf(KindNotFound, "app %s not found", r.Name)
 	}
-	if r.Instances < 0 || r.Instances > apitypes.MaxInstances {
+	if r.Instances < 0 || r.Instances > MaxInstances {
 		return &Error{Kind: KindInvalid, Field: "instances", Msg: "instances out of range"}
 	}
 	n := a.Copy()
@@ -286,8 +284,8 @@ func (w *writer) appRollback(r *AppRollbackRequest) *Error {
 	return w.record(n, DeployRollback, a.Version, fmt.Sprintf("rolled back from version %d to version %d", a.Version, v.Version), r.Time)
 }
 
-func setVersionFields(s *apitypes.AppSpec, v apitypes.VersionSpec) {
-	c := copySpec(apitypes.AppSpec{Command: v.Command, Env: v.Env, Ports: v.Ports, Health: v.Health})
+func setVersionFields(s *AppSpec, v VersionSpec) {
+	c := copySpec(AppSpec{Command: v.Command, Env: v.Env, Ports: v.Ports, Health: v.Health})
 	s.Image, s.Command, s.Env, s.CPU, s.Memory, s.Ports, s.Health = v.Image, c.Command, c.Env, v.CPU, v.Memory, c.Ports, c.Health
 }
 

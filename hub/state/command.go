@@ -2,8 +2,6 @@ package state
 
 import (
 	"time"
-
-	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
 // MessageType is the first byte of every Raft log entry the FSM applies. The
@@ -120,7 +118,7 @@ type PoolDeleteRequest struct {
 // instances*memory. Failing these is refused (422).
 type AppUpsertRequest struct {
 	Tenant string
-	Spec   apitypes.AppSpec
+	Spec   AppSpec
 	CAS    *uint64
 	Create bool
 	Update bool

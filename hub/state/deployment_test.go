@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"testing"
 	"time"
-
-	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
 func TestHistory(t *testing.T) {
@@ -20,11 +18,11 @@ func TestHistory(t *testing.T) {
 	h.must(AppRollbackType, &AppRollbackRequest{Tenant: "acme", Name: "web", Version: 1, Time: t0})
 	s.Instances = nil
 	s.Image = "web:3"
-	s.Strategy = &apitypes.Strategy{Type: "canary"}
+	s.Strategy = &Strategy{Type: "canary"}
 	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: s, Time: t0})
 	h.must(AppCanaryType, &AppCanaryRequest{Tenant: "acme", Name: "web", Promote: false, Time: t0})
 	s.Image = "web:4"
-	s.Strategy = &apitypes.Strategy{Type: "rolling"}
+	s.Strategy = &Strategy{Type: "rolling"}
 	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: s, Time: t0})
 	h.must(PlanApplyType, &PlanApplyRequest{Revert: []AppRevert{{Tenant: "acme", App: "web", From: 4, To: 1, Reason: "not ready"}}, Time: t0})
 

@@ -10,8 +10,6 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
-
-	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
 var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
@@ -56,18 +54,17 @@ func (h *harness) snap() *Snapshot { return h.fsm.Store().Snapshot() }
 
 func intp(n int) *int       { return &n }
 func u64p(n uint64) *uint64 { return &n }
-func spec(name, image string) apitypes.AppSpec {
-	s := apitypes.AppSpec{Name: name, Image: image}
-	s.Normalize()
-	return s
+func spec(name, image string) AppSpec {
+	// As the API stores it: normalized.
+	return AppSpec{Name: name, Image: image, CPU: 100, Memory: 128}
 }
 
 // fill writes one of every kind of object.
 func fill(h *harness) {
-	h.must(BootstrapType, &BootstrapRequest{Token: Token{ID: "root", Role: apitypes.RoleAdmin, SecretHash: "h0"}, Time: t0})
-	h.must(TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "acme", Quota: apitypes.Quota{Instances: 10}}, Time: t0})
+	h.must(BootstrapType, &BootstrapRequest{Token: Token{ID: "root", Role: RoleAdmin, SecretHash: "h0"}, Time: t0})
+	h.must(TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "acme", Quota: Quota{Instances: 10}}, Time: t0})
 	h.must(TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "beta", Pools: []string{"aws-bj"}}, Time: t0})
-	h.must(TokenCreateType, &TokenCreateRequest{Token: Token{ID: "dev1", Role: apitypes.RoleDeveloper, Tenant: "acme", SecretHash: "h1"}, Time: t0})
+	h.must(TokenCreateType, &TokenCreateRequest{Token: Token{ID: "dev1", Role: RoleDeveloper, Tenant: "acme", SecretHash: "h1"}, Time: t0})
 	h.must(PoolCreateType, &PoolCreateRequest{Pool: Pool{Name: "aws-bj", Datacenter: "dc1", Labels: map[string]string{"ssd": "yes"}}, Time: t0})
 	h.must(PoolCreateType, &PoolCreateRequest{Pool: Pool{Name: "vs-sh", Datacenter: "dc2"}, Time: t0})
 	s := spec("web", "web:1")
@@ -92,12 +89,12 @@ func TestCommands(t *testing.T) {
 		req  any
 		want error
 	}{
-		{"second bootstrap", BootstrapType, &BootstrapRequest{Token: Token{ID: "x", Role: apitypes.RoleAdmin, SecretHash: "hx"}}, ErrConflict},
+		{"second bootstrap", BootstrapType, &BootstrapRequest{Token: Token{ID: "x", Role: RoleAdmin, SecretHash: "hx"}}, ErrConflict},
 		{"tenant taken", TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "acme"}}, ErrConflict},
 		{"delete missing tenant", TenantDeleteType, &TenantDeleteRequest{Name: "nope"}, ErrNotFound},
 		{"delete tenant with apps", TenantDeleteType, &TenantDeleteRequest{Name: "acme"}, ErrConflict},
-		{"token for missing tenant", TokenCreateType, &TokenCreateRequest{Token: Token{ID: "t9", Role: apitypes.RoleViewer, Tenant: "nope", SecretHash: "h9"}}, ErrRefused},
-		{"token id taken", TokenCreateType, &TokenCreateRequest{Token: Token{ID: "dev1", Role: apitypes.RoleViewer, Tenant: "acme", SecretHash: "h8"}}, ErrConflict},
+		{"token for missing tenant", TokenCreateType, &TokenCreateRequest{Token: Token{ID: "t9", Role: RoleViewer, Tenant: "nope", SecretHash: "h9"}}, ErrRefused},
+		{"token id taken", TokenCreateType, &TokenCreateRequest{Token: Token{ID: "dev1", Role: RoleViewer, Tenant: "acme", SecretHash: "h8"}}, ErrConflict},
 		{"revoke other tenant's token", TokenDeleteType, &TokenDeleteRequest{ID: "dev1", Tenant: "beta"}, ErrNotFound},
 		{"pool taken", PoolCreateType, &PoolCreateRequest{Pool: Pool{Name: "aws-bj"}}, ErrConflict},
 		{"delete used pool", PoolDeleteType, &PoolDeleteRequest{Name: "aws-bj"}, ErrConflict},
@@ -139,8 +136,8 @@ func TestCommands(t *testing.T) {
 	}
 }
 
-func withPools(s apitypes.AppSpec, p ...string) apitypes.AppSpec { s.Pools = p; return s }
-func withInstances(s apitypes.AppSpec, n int) apitypes.AppSpec   { s.Instances = &n; return s }
+func withPools(s AppSpec, p ...string) AppSpec { s.Pools = p; return s }
+func withInstances(s AppSpec, n int) AppSpec   { s.Instances = &n; return s }
 
 func TestVersionsAndRollback(t *testing.T) {
 	h := newHarness(t)

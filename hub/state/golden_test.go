@@ -16,7 +16,6 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/wharf-platform/wharf/hub/alert"
-	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
 // Golden state: testdata/golden/<version>/ holds a Raft log and a snapshot
@@ -39,9 +38,9 @@ func goldenCommands() []struct {
 	web := spec("web", "web:1")
 	web.Pools = []string{"aws-bj"}
 	web.Instances = intp(2)
-	web.Ports = []apitypes.Port{{Name: "http", ContainerPort: 8080, Protocol: "http"}}
-	web.Health = &apitypes.Health{HTTP: "/healthz", Interval: apitypes.Duration(5 * time.Second)}
-	web.Failover = &apitypes.Failover{Mode: apitypes.FailoverFenced, MaxDisconnect: apitypes.Duration(30 * time.Second)}
+	web.Ports = []Port{{Name: "http", ContainerPort: 8080, Protocol: "http"}}
+	web.Health = &Health{HTTP: "/healthz", Interval: Duration(5 * time.Second)}
+	web.Failover = &Failover{Mode: FailoverFenced, MaxDisconnect: Duration(30 * time.Second)}
 	web.Env = map[string]string{"MODE": "prod"}
 	web2 := web
 	web2.Image = "web:2"
@@ -53,10 +52,10 @@ func goldenCommands() []struct {
 		req any
 	}
 	return []cmd{
-		{BootstrapType, &BootstrapRequest{Token: Token{ID: "root", Role: apitypes.RoleAdmin, SecretHash: "h0"}, Time: t0}},
-		{TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "acme", Quota: apitypes.Quota{Instances: 10, LogBytes: 1 << 30}}, Time: t0}},
+		{BootstrapType, &BootstrapRequest{Token: Token{ID: "root", Role: RoleAdmin, SecretHash: "h0"}, Time: t0}},
+		{TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "acme", Quota: Quota{Instances: 10, LogBytes: 1 << 30}}, Time: t0}},
 		{TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "beta", Pools: []string{"aws-bj"}}, Time: t0}},
-		{TokenCreateType, &TokenCreateRequest{Token: Token{ID: "dev1", Role: apitypes.RoleDeveloper, Tenant: "acme", SecretHash: "h1"}, Time: t0}},
+		{TokenCreateType, &TokenCreateRequest{Token: Token{ID: "dev1", Role: RoleDeveloper, Tenant: "acme", SecretHash: "h1"}, Time: t0}},
 		{PoolCreateType, &PoolCreateRequest{Pool: Pool{Name: "aws-bj", Datacenter: "dc1", Region: "cn-north-1", Provider: "aws", Labels: map[string]string{"ssd": "yes"}}, Time: t0}},
 		{PoolCreateType, &PoolCreateRequest{Pool: Pool{Name: "vs-sh", Datacenter: "dc2"}, Time: t0}},
 		{AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: web, Create: true, Time: t0}},

@@ -2,8 +2,6 @@ package state
 
 import (
 	"time"
-
-	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
 // Meta carries the Raft indexes of an object's creation and last change.
@@ -16,7 +14,7 @@ type Meta struct {
 type Tenant struct {
 	Name      string
 	Pools     []string // pools the tenant may use; empty: all
-	Quota     apitypes.Quota
+	Quota     Quota
 	CreatedAt time.Time
 	Meta
 }
@@ -32,7 +30,7 @@ func (t *Tenant) Copy() *Tenant {
 type Token struct {
 	ID         string // public accessor, used to list and revoke
 	Name       string
-	Role       apitypes.Role
+	Role       Role
 	Tenant     string // "" for admin tokens
 	SecretHash string // hex SHA-256 of the secret
 	CreatedAt  time.Time
@@ -71,7 +69,7 @@ func (p *Pool) Copy() *Pool {
 type App struct {
 	Tenant        string
 	Name          string
-	Spec          apitypes.AppSpec
+	Spec          AppSpec
 	Version       int // current version
 	LatestVersion int // highest version ever created
 	// Pending explains, when set, why the scheduler could not place every
@@ -101,12 +99,12 @@ type AppVersion struct {
 	Tenant    string
 	App       string
 	Version   int
-	Spec      apitypes.VersionSpec
+	Spec      VersionSpec
 	CreatedAt time.Time
 	Index     uint64
 }
 
-func copySpec(s apitypes.AppSpec) apitypes.AppSpec {
+func copySpec(s AppSpec) AppSpec {
 	c := s
 	c.Command = append([]string(nil), s.Command...)
 	if s.Env != nil {
@@ -119,7 +117,7 @@ func copySpec(s apitypes.AppSpec) apitypes.AppSpec {
 		n := *s.Instances
 		c.Instances = &n
 	}
-	c.Ports = append([]apitypes.Port(nil), s.Ports...)
+	c.Ports = append([]Port(nil), s.Ports...)
 	if s.Health != nil {
 		h := *s.Health
 		h.Command = append([]string(nil), s.Health.Command...)
