@@ -30,7 +30,9 @@ func TestDrills(t *testing.T) {
 	hostOf := map[string]*agent.Agent{}
 	for _, p := range []string{"p1", "p2"} {
 		jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: p})
-		hostOf[p], _ = runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: t.TempDir(), Name: "in-" + p, NewDriver: fakeDriver(fake.NewHost())})
+		// Both run a router: the cut-off one must not hold up routed_ms.
+		hostOf[p], _ = runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: t.TempDir(), Name: "in-" + p, NewDriver: fakeDriver(fake.NewHost()),
+			RouterHTTPAddr: "127.0.0.1:0"})
 	}
 	hubtest.WaitFor(t, 20*time.Second, "two ready hosts", func() bool {
 		hs, _, err := admin.Hosts().List(ctx, nil)
@@ -85,6 +87,17 @@ func TestDrills(t *testing.T) {
 	}
 	if h, _, _ := admin.Hosts().Get(ctx, hostOf["p1"].HostID(), nil); h.State == "ready" {
 		t.Fatal("the cut-off host is still ready")
+	}
+	// What the cut-off host last reported no longer holds: its instances
+	// are lost and not ready until it reports again.
+	is, _, err := admin.Apps().Instances(ctx, "web", q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range is {
+		if i.Host == hostOf["p1"].HostID() && (i.State != apitypes.InstanceLost || i.Ready || i.Reason != apitypes.ReasonHostLost) {
+			t.Fatalf("instance %s on the cut-off host: state %s, ready %v, reason %q (want lost, not ready, host_lost)", i.ID, i.State, i.Ready, i.Reason)
+		}
 	}
 	if _, err := admin.Drills().End(ctx, d.ID); err != nil {
 		t.Fatal(err)
