@@ -68,6 +68,20 @@ func TestFencedSingletonNeverRunsTwice(t *testing.T) {
 	fenced := time.Since(cut)
 	hubtest.WaitFor(t, 60*time.Second, "the replacement running on b", func() bool { return running("b") })
 	replaced := time.Since(cut)
+	// a is down: its old copy, stopped by its fence, is reported lost and
+	// never ready while a cannot say otherwise.
+	hubtest.WaitFor(t, 10*time.Second, "the fenced copy on a reported lost", func() bool {
+		is, _, err := admin.Apps().Instances(ctx, "db", &client.QueryOptions{Tenant: "acme"})
+		if err != nil {
+			return false // a leader election under load: ask again
+		}
+		for _, i := range is {
+			if i.Host == agents["a"].HostID() && (i.State != apitypes.InstanceLost || i.Ready) {
+				t.Fatalf("the fenced copy %s on the lost host: state %s, ready %v (want lost, not ready)", i.ID, i.State, i.Ready)
+			}
+		}
+		return true
+	})
 	t.Logf("cut: a stopped its copy after %s, b started the replacement after %s", fenced.Round(time.Millisecond), replaced.Round(time.Millisecond))
 	if fenced < maxDisconnect-time.Second {
 		t.Fatalf("a stopped its copy after %s, before max_disconnect %s", fenced, maxDisconnect)
