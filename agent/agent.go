@@ -26,12 +26,10 @@ import (
 	"github.com/wharf-platform/wharf/agent/logship"
 	"github.com/wharf-platform/wharf/agent/metrics"
 	"github.com/wharf-platform/wharf/agent/router"
+	"github.com/wharf-platform/wharf/internal/version"
 	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
-
-// Version is the agent's version, reported to the hub.
-var Version = "dev"
 
 // Config configures an agent.
 type Config struct {
@@ -472,7 +470,7 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 		return err
 	}
 	defer conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShutdown), "agent stopping")
-	hello := &wire.Hello{ProtocolVersion: wire.ProtocolVersion, HostId: id.HostID, AgentVersion: Version}
+	hello := &wire.Hello{ProtocolVersion: wire.ProtocolVersion, HostId: id.HostID, AgentVersion: version.Get().Version}
 	if a.sup != nil {
 		hello.LastAssignmentVersion = a.sup.applied()
 	}

@@ -777,5 +777,5 @@ func inventoryOf(in *wire.Inventory) state.Inventory {
 	}
 	return state.Inventory{Hostname: in.Hostname, OS: in.Os, Arch: in.Arch, CPUs: int(in.Cpus), MemoryBytes: in.MemoryBytes, DiskBytes: in.DiskBytes,
 		Addresses: in.Addresses, Drivers: in.Drivers, Provider: in.Provider, Region: in.Region, Zone: in.Zone, Labels: in.Labels,
-		GossipAddr: in.GossipAddr, Advertise: in.Advertise}
+		GossipAddr: in.GossipAddr, Advertise: in.Advertise, AgentVersion: in.AgentVersion}
 }
