@@ -52,3 +52,18 @@ func TestNegotiate(t *testing.T) {
 		})
 	}
 }
+
+func TestInstanceState(t *testing.T) {
+	for v := range wire.InstanceState_name {
+		s, ok := instanceState(wire.InstanceState(v))
+		if ok != (v != 0) || (ok && s == "") {
+			t.Errorf("%v: %q, %v", wire.InstanceState(v), s, ok)
+		}
+	}
+	if _, ok := instanceState(wire.InstanceState(99)); ok {
+		t.Error("a state from a newer agent was taken")
+	}
+	if s, _ := instanceState(wire.InstanceRunning); s != "running" {
+		t.Errorf("running is %q", s)
+	}
+}
