@@ -2,25 +2,32 @@ package e2e
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go"
 
 	"github.com/wharf-platform/wharf/agent"
 	"github.com/wharf-platform/wharf/hub/hubtest"
 	"github.com/wharf-platform/wharf/internal/version"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/client"
+	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
 // TestProtocolHandshake: over real QUIC, against a real hub node, an agent
 // of this build connects and its host shows its version; an agent that
 // speaks only an older protocol than the hub exits at once with the hub's
-// one-line advice; an agent that speaks only a newer one keeps retrying
-// (a rolling upgrade of the hub may be under way) and logs why.
+// one-line advice (an agent of a protocol 1 build is told with the one
+// code on which it stops); an agent that speaks only a newer one keeps
+// retrying (a rolling upgrade of the hub may be under way) and logs why.
 func TestProtocolHandshake(t *testing.T) {
 	c := hubtest.New(t, 1, hubtest.Options{})
 	ctx := context.Background()
@@ -37,12 +44,19 @@ func TestProtocolHandshake(t *testing.T) {
 	hubVersion := version.Get().Version
 
 	// This build: connected, and its version shown on its host.
-	cur, _ := startAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: t.TempDir(), Name: "current"})
+	curDir := t.TempDir()
+	cur, _ := startAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: curDir, Name: "current"})
 	hubtest.WaitFor(t, 15*time.Second, "heartbeats acknowledged", func() bool { return cur.Acked() >= 1 })
 	hubtest.WaitFor(t, 10*time.Second, "the host's agent version", func() bool {
 		h, _, err := admin.Hosts().Get(ctx, cur.HostID(), nil)
 		return err == nil && h.AgentVersion == hubVersion
 	})
+
+	// What an agent of a protocol 1 build sends: a version, no range.
+	code, msg := helloAsProtocol1(t, hubs(c)[0], curDir, cur.HostID())
+	if code != wire.CodeUnauthorized || !strings.Contains(msg, "speaks 1..1: upgrade the agent to at least "+hubVersion) {
+		t.Fatalf("a protocol 1 Hello: code %d, %q", code, msg)
+	}
 
 	// Too old: enrolment works (it has no protocol version), the control
 	// stream is refused, and the agent ends with the advice.
@@ -81,4 +95,56 @@ func TestProtocolHandshake(t *testing.T) {
 	if newer.Acked() != 0 {
 		t.Fatal("an agent newer than the hub got heartbeats acknowledged")
 	}
+}
+
+// helloAsProtocol1 opens a control stream with the agent identity kept in
+// dir and sends the Hello of a protocol 1 agent; it returns the code and
+// message of the hub's refusal.
+func helloAsProtocol1(t *testing.T, hub, dir, hostID string) (wire.Code, string) {
+	t.Helper()
+	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "agent.crt"), filepath.Join(dir, "agent.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := pki.ParseCertPEM(caPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := pki.PinnedTLSConfig(pki.Fingerprint(ca), []string{wire.ALPN})
+	tc.Certificates = []tls.Certificate{cert}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := quic.DialAddr(ctx, hub, tc, &quic.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseWithError(0, "")
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write([]byte{byte(wire.StreamControl)}); err != nil {
+		t.Fatal(err)
+	}
+	s := wire.NewStream(st, 0)
+	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Hello{Hello: &wire.Hello{ProtocolVersion: 1, HostId: hostID, AgentVersion: "v0.9"}}}); err != nil {
+		t.Fatal(err)
+	}
+	st.SetReadDeadline(time.Now().Add(10 * time.Second))
+	env, err := s.Recv()
+	// The refusal comes as an Error message, or as the connection's close
+	// when that overtakes it.
+	var ae *quic.ApplicationError
+	switch {
+	case err == nil && env.GetError() != nil:
+		return wire.Code(env.GetError().Code), env.GetError().Message
+	case errors.As(err, &ae):
+		return wire.Code(ae.ErrorCode), ae.ErrorMessage
+	}
+	t.Fatalf("a protocol 1 Hello got %v, %v; want a refusal", env, err)
+	return 0, ""
 }
