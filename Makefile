@@ -5,7 +5,7 @@ BIN       := bin/wharf
 PKGS      := ./...
 AGENTS    ?= 2000
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -X github.com/wharf-platform/wharf/pkg/cli.Version=$(VERSION)
+LDFLAGS   := -X github.com/wharf-platform/wharf/internal/version.version=$(VERSION)
 
 .PHONY: build run test test-short e2e bench fuzz lint proto clean
 

@@ -36,10 +36,22 @@ func TestImportRules(t *testing.T) {
 		// The API talks to the cluster through a small interface.
 		{module + "/hub/api", []string{module + "/hub/cluster", "github.com/hashicorp/memberlist"}, false},
 	}
+	// Packages that must build from the standard library alone: every
+	// part of the binary links them, and the linker stamps them.
+	stdOnly := map[string]bool{module + "/internal/version": true}
 	checked := 0
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		parts := strings.SplitN(line, "|", 3)
 		pkg, deps, imports := parts[0], parts[1], parts[2]
+		if stdOnly[pkg] {
+			checked++
+			delete(stdOnly, pkg)
+			for _, d := range strings.Fields(deps) {
+				if first, _, _ := strings.Cut(d, "/"); strings.Contains(first, ".") {
+					t.Errorf("%s imports %s: it may import only the standard library", pkg, d)
+				}
+			}
+		}
 		for _, r := range rules {
 			if pkg != strings.TrimSuffix(r.pkgPrefix, "/") && !strings.HasPrefix(pkg, r.pkgPrefix) {
 				continue
@@ -57,6 +69,9 @@ func TestImportRules(t *testing.T) {
 				}
 			}
 		}
+	}
+	for pkg := range stdOnly {
+		t.Errorf("%s is gone: update the standard-library-only rule", pkg)
 	}
 	if checked == 0 {
 		t.Fatal("no package matched any rule: the module path or layout changed")

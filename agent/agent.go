@@ -30,9 +30,6 @@ import (
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
-// Version is the agent's version, reported to the hub.
-var Version = "dev"
-
 // Config configures an agent.
 type Config struct {
 	// Hubs lists hub nodes' gateway (QUIC) addresses. Required.
@@ -87,6 +84,10 @@ type Config struct {
 	// pool's routes ("" serves none); TCP routes listen on the HTTP
 	// address's host.
 	RouterHTTPAddr, RouterHTTPSAddr string
+	// Protocols are the protocol versions the agent offers the hub. Zero:
+	// those this build speaks (tests offer others to act as an older or a
+	// newer agent).
+	Protocols wire.Range
 }
 
 // Agent is a running agent.
@@ -290,11 +291,19 @@ func (a *Agent) Run(ctx context.Context) error {
 		if errors.As(err, &ae) && wire.Code(ae.ErrorCode) == wire.CodeUnauthorized {
 			return fmt.Errorf("hub %s refused this agent: %s", hub, ae.ErrorMessage)
 		}
+		fatal, hubTooOld := versionRefusal(hub, err)
+		if fatal != nil {
+			return fatal
+		}
 		if a.connected.Swap(false) {
 			backoff = firstBackoff
 		}
 		sleep := time.Duration(rand.Int64N(int64(backoff)))
-		a.log.Warn("hub connection lost", "hub", hub, "err", err, "retry_in", sleep.Round(time.Millisecond))
+		if hubTooOld != "" {
+			a.log.Warn("hub too old for this agent; retrying, as a rolling upgrade of the hub may be under way", "hub", hub, "reason", hubTooOld, "retry_in", sleep.Round(time.Millisecond))
+		} else {
+			a.log.Warn("hub connection lost", "hub", hub, "err", err, "retry_in", sleep.Round(time.Millisecond))
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -472,10 +481,7 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 		return err
 	}
 	defer conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShutdown), "agent stopping")
-	hello := &wire.Hello{ProtocolVersion: wire.ProtocolVersion, HostId: id.HostID, AgentVersion: Version}
-	if a.sup != nil {
-		hello.LastAssignmentVersion = a.sup.applied()
-	}
+	hello := a.hello(id.HostID)
 	s, env, err := exchange(ctx, conn, wire.StreamControl, &wire.Envelope{Msg: &wire.Envelope_Hello{Hello: hello}})
 	if err != nil {
 		return err
@@ -483,6 +489,9 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 	welcome := env.GetWelcome()
 	if welcome == nil {
 		return fmt.Errorf("%w: want Welcome", wire.ErrUnknownMessage)
+	}
+	if err := a.checkWelcome(welcome); err != nil {
+		return err
 	}
 	a.connected.Store(true)
 	a.learnHubs(welcome.HubAddrs)

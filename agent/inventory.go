@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/wharf-platform/wharf/internal/version"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
@@ -29,7 +30,7 @@ func (a *Agent) inventory() *wire.Inventory {
 		Region:       a.cfg.Region,
 		Zone:         a.cfg.Zone,
 		Labels:       a.cfg.Labels,
-		AgentVersion: Version,
+		AgentVersion: version.Get().Version,
 		Advertise:    a.cfg.Advertise,
 	}
 	if g := a.gossip.Load(); g != nil {

@@ -52,20 +52,20 @@ func TestFencedInstanceRunsOnlyUnderLease(t *testing.T) {
 	go func() { defer close(done); s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	err := s.assign(&wire.Assignments{Version: 1, Instances: []*wire.Instance{
-		{Id: "db", App: "db", Tenant: "acme", Version: 1, FailoverMode: "fenced", MaxDisconnectMs: 1500},
+		{Id: "db", App: "db", Tenant: "acme", Version: 1, Failover: wire.FailoverFenced, MaxDisconnectMs: 1500},
 		{Id: "web", App: "web", Tenant: "acme", Version: 1}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "web running", func() bool { st, _ := readyOf(s, "web"); return st == "running" })
-	if st, _ := readyOf(s, "db"); st != "stopped" || host.Started("db") != 0 {
+	waitUntil(t, "web running", func() bool { st, _ := readyOf(s, "web"); return st == wire.InstanceRunning })
+	if st, _ := readyOf(s, "db"); st != wire.InstanceStopped || host.Started("db") != 0 {
 		t.Fatalf("fenced instance without a lease: %q, %d starts", st, host.Started("db"))
 	}
 	s.lease.renew(0)
-	waitUntil(t, "db running once the lease is renewed", func() bool { st, _ := readyOf(s, "db"); return st == "running" })
+	waitUntil(t, "db running once the lease is renewed", func() bool { st, _ := readyOf(s, "db"); return st == wire.InstanceRunning })
 	waitUntil(t, "db stopped once the lease ran out", func() bool {
 		st, _ := readyOf(s, "db")
-		return st == "stopped" && !slices.Contains(host.Running(), "db")
+		return st == wire.InstanceStopped && !slices.Contains(host.Running(), "db")
 	})
 	if !slices.Contains(host.Running(), "web") {
 		t.Fatal("the lease stopped an availability instance")
@@ -73,7 +73,7 @@ func TestFencedInstanceRunsOnlyUnderLease(t *testing.T) {
 	s.lease.renew(0)
 	waitUntil(t, "db running again", func() bool {
 		st, _ := readyOf(s, "db")
-		return st == "running" && slices.Contains(host.Running(), "db")
+		return st == wire.InstanceRunning && slices.Contains(host.Running(), "db")
 	})
 }
 

@@ -68,7 +68,7 @@ func (l *logShipper) follow(ctx context.Context, want []*wire.Instance) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, in := range want {
-		if l.capturing[in.Id] || in.DesiredState == "stop" {
+		if l.capturing[in.Id] || in.Desired == wire.DesiredStop {
 			continue
 		}
 		l.capturing[in.Id] = true

@@ -60,7 +60,7 @@ type supervisor struct {
 
 // istatus is an instance's status as reported to the hub.
 type istatus struct {
-	State    string
+	State    wire.InstanceState
 	Ready    bool
 	Address  string
 	Restarts uint32
@@ -88,6 +88,7 @@ func newSupervisor(drv driver.Driver, dir, advertise string, log *slog.Logger) *
 	if b, err := os.ReadFile(filepath.Join(dir, fileAssignments)); err == nil {
 		var a wire.Assignments
 		if proto.Unmarshal(b, &a) == nil {
+			wire.UpgradeLegacy(&a) // kept by an older build
 			s.desired = &a
 		}
 	}
@@ -135,12 +136,12 @@ func (s *supervisor) report(full bool) *wire.StatusReport {
 	for id, t := range s.inst {
 		if full || s.changed[id] {
 			st := t.status
-			r.Instances = append(r.Instances, &wire.InstanceStatus{Id: id, State: st.State, Ready: st.Ready, Address: st.Address, Restarts: st.Restarts, Message: st.Message})
+			r.Instances = append(r.Instances, &wire.InstanceStatus{Id: id, StateCode: st.State, Ready: st.Ready, Address: st.Address, Restarts: st.Restarts, Message: st.Message})
 		}
 	}
 	for id := range s.changed {
 		if _, ok := s.inst[id]; !ok { // stopped and forgotten
-			r.Instances = append(r.Instances, &wire.InstanceStatus{Id: id, State: "stopped"})
+			r.Instances = append(r.Instances, &wire.InstanceStatus{Id: id, StateCode: wire.InstanceStopped})
 		}
 	}
 	s.changed = map[string]bool{}
@@ -176,7 +177,7 @@ func (s *supervisor) awaitingReady() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range s.inst {
-		if (t.status.State == "running" || t.status.State == "starting") && !t.status.Ready && time.Since(t.started) < 30*time.Second {
+		if (t.status.State == wire.InstanceRunning || t.status.State == wire.InstanceStarting) && !t.status.Ready && time.Since(t.started) < 30*time.Second {
 			return true
 		}
 		if !t.drainUntil.IsZero() { // its stop is due soon
@@ -247,7 +248,7 @@ func (s *supervisor) converge(ctx context.Context) {
 			t.drainUntil = time.Now().Add(s.drainDelay)
 		}
 		stillServing := time.Now().Before(t.drainUntil)
-		s.set(st.InstanceID, t, istatus{State: "stopping", Address: t.status.Address, Restarts: t.status.Restarts})
+		s.set(st.InstanceID, t, istatus{State: wire.InstanceStopping, Address: t.status.Address, Restarts: t.status.Restarts})
 		s.mu.Unlock()
 		if stillServing {
 			draining[st.InstanceID] = true
@@ -277,12 +278,12 @@ func (s *supervisor) keep(ctx context.Context, in *wire.Instance) {
 	s.mu.Lock()
 	t := s.inst[in.Id]
 	if t == nil {
-		t = &tracked{backoff: restartBackoffMin, status: istatus{State: "pending"}}
+		t = &tracked{backoff: restartBackoffMin, status: istatus{State: wire.InstancePending}}
 		s.inst[in.Id] = t
 	}
 	s.mu.Unlock()
 	st, err := s.drv.Inspect(ctx, in.Id)
-	if in.FailoverMode == "fenced" && s.lease != nil && s.lease.expired(time.Duration(in.MaxDisconnectMs)*time.Millisecond) {
+	if in.Failover == wire.FailoverFenced && s.lease != nil && s.lease.expired(time.Duration(in.MaxDisconnectMs)*time.Millisecond) {
 		s.fence(ctx, in, t, err == nil && st.State == driver.StateRunning)
 		return
 	}
@@ -309,12 +310,12 @@ func (s *supervisor) keep(ctx context.Context, in *wire.Instance) {
 		}
 	}
 	if t.failures >= maxQuickFailures {
-		s.set(in.Id, t, istatus{State: "failed", Restarts: restarts, Message: fmt.Sprintf("exited %d times in a row within %s (last exit code %d)", t.failures, quickExit, st.ExitCode)})
+		s.set(in.Id, t, istatus{State: wire.InstanceFailed, Restarts: restarts, Message: fmt.Sprintf("exited %d times in a row within %s (last exit code %d)", t.failures, quickExit, st.ExitCode)})
 		t.next = now.Add(restartBackoffMax)
 		s.mu.Unlock()
 		return
 	}
-	s.set(in.Id, t, istatus{State: "starting", Restarts: restarts})
+	s.set(in.Id, t, istatus{State: wire.InstanceStarting, Restarts: restarts})
 	s.mu.Unlock()
 	got, err := s.drv.Start(ctx, specOf(in))
 	s.mu.Lock()
@@ -325,12 +326,12 @@ func (s *supervisor) keep(ctx context.Context, in *wire.Instance) {
 	t.healthOK, t.healthNo = 0, 0
 	if err != nil {
 		t.failures++
-		s.set(in.Id, t, istatus{State: "starting", Restarts: restarts, Message: "start: " + err.Error()})
+		s.set(in.Id, t, istatus{State: wire.InstanceStarting, Restarts: restarts, Message: "start: " + err.Error()})
 		s.log.Warn("start", "instance", in.Id, "err", err)
 		return
 	}
 	s.log.Info("instance started", "instance", in.Id, "app", in.App, "version", in.Version, "address", got.Address)
-	s.set(in.Id, t, istatus{State: "running", Ready: in.Health == nil, Address: s.address(got.Address), Restarts: restarts})
+	s.set(in.Id, t, istatus{State: wire.InstanceRunning, Ready: in.Health == nil, Address: s.address(got.Address), Restarts: restarts})
 }
 
 // fence stops a fenced instance whose lease ran out (or that has not been
@@ -348,7 +349,7 @@ func (s *supervisor) fence(ctx context.Context, in *wire.Instance, t *tracked, r
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t.started, t.failures, t.next = time.Time{}, 0, time.Time{}
-	s.set(in.Id, t, istatus{State: "stopped", Restarts: t.status.Restarts, Message: "fenced: the host's lease is not renewed"})
+	s.set(in.Id, t, istatus{State: wire.InstanceStopped, Restarts: t.status.Restarts, Message: "fenced: the host's lease is not renewed"})
 }
 
 // address puts the host's advertised address in front of a driver's port.
@@ -371,8 +372,8 @@ func (s *supervisor) health(ctx context.Context, in *wire.Instance, t *tracked, 
 	addr := s.address(st.Address)
 	s.mu.Lock()
 	cur := t.status
-	if cur.State != "running" || cur.Address != addr {
-		cur.State, cur.Address = "running", addr
+	if cur.State != wire.InstanceRunning || cur.Address != addr {
+		cur.State, cur.Address = wire.InstanceRunning, addr
 		if in.Health == nil {
 			cur.Ready = true
 		}

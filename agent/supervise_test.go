@@ -12,14 +12,15 @@ import (
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
-// ready returns the reported readiness of instance id ("" state if unknown).
-func readyOf(s *supervisor, id string) (string, bool) {
+// readyOf returns the reported state and readiness of instance id
+// (unspecified if unknown).
+func readyOf(s *supervisor, id string) (wire.InstanceState, bool) {
 	for _, st := range s.report(true).Instances {
 		if st.Id == id {
-			return st.State, st.Ready
+			return st.StateCode, st.Ready
 		}
 	}
-	return "", false
+	return wire.InstanceState_INSTANCE_STATE_UNSPECIFIED, false
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
@@ -48,7 +49,7 @@ func TestCommandHealthCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "ready", func() bool { st, ok := readyOf(s, "i1"); return st == "running" && ok })
+	waitUntil(t, "ready", func() bool { st, ok := readyOf(s, "i1"); return st == wire.InstanceRunning && ok })
 	host.SetExecCode(1)
 	waitUntil(t, "not ready after failing checks", func() bool { _, ok := readyOf(s, "i1"); return !ok })
 	host.SetExecCode(0)
@@ -72,12 +73,12 @@ func TestDrainDelay(t *testing.T) {
 	if err := s.assign(&wire.Assignments{Version: 1, Instances: []*wire.Instance{{Id: "i1", App: "web", Tenant: "acme", Version: 1}}}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "i1 ready", func() bool { st, ok := readyOf(s, "i1"); return st == "running" && ok })
+	waitUntil(t, "i1 ready", func() bool { st, ok := readyOf(s, "i1"); return st == wire.InstanceRunning && ok })
 	unassigned := time.Now()
 	if err := s.assign(&wire.Assignments{Version: 2}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "i1 reported stopping, not ready", func() bool { st, ok := readyOf(s, "i1"); return st == "stopping" && !ok })
+	waitUntil(t, "i1 reported stopping, not ready", func() bool { st, ok := readyOf(s, "i1"); return st == wire.InstanceStopping && !ok })
 	if !slices.Contains(host.Running(), "i1") {
 		t.Fatal("i1 stopped before the drain delay")
 	}

@@ -6,12 +6,14 @@ import (
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/internal/version"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request, _ *principal) error {
 	st := s.cfg.Cluster.Status()
 	st.Bootstrapped = s.cfg.Store.Snapshot().Bootstrapped()
+	st.Version = version.Get().Version
 	return writeJSON(w, http.StatusOK, st)
 }
 

@@ -22,7 +22,7 @@ func hostOut(h *state.Host) apitypes.Host {
 	return apitypes.Host{ID: c.ID, Name: c.Name, Pool: c.Pool, Datacenter: c.Datacenter, State: c.State, Disconnected: c.Disconnected,
 		Hostname: i.Hostname, OS: i.OS, Arch: i.Arch, CPUs: i.CPUs, MemoryBytes: i.MemoryBytes, DiskBytes: i.DiskBytes,
 		Addresses: i.Addresses, Drivers: i.Drivers, Provider: i.Provider, Region: i.Region, Zone: i.Zone, Labels: i.Labels,
-		GossipAddr: i.GossipAddr, Advertise: i.Advertise, EnrolledAt: c.EnrolledAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
+		GossipAddr: i.GossipAddr, Advertise: i.Advertise, AgentVersion: i.AgentVersion, EnrolledAt: c.EnrolledAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
 }
 
 func eventOut(e *state.Event) apitypes.Event {

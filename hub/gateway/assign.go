@@ -67,11 +67,11 @@ func assignments(snap *state.Snapshot, h *state.Host) (*wire.Assignments, error)
 			continue // the app is being deleted
 		}
 		in := &wire.Instance{Id: i.ID, App: i.App, Tenant: i.Tenant, Version: uint32(i.Version), Image: v.Spec.Image,
-			Command: v.Spec.Command, Env: v.Spec.Env, Cpu: uint32(i.CPU), Memory: uint32(i.Memory), DesiredState: state.DesiredRun}
+			Command: v.Spec.Command, Env: v.Spec.Env, Cpu: uint32(i.CPU), Memory: uint32(i.Memory), Desired: wire.DesiredRun}
 		if a, err := snap.App(nil, i.Tenant, i.App); err != nil {
 			return nil, err
 		} else if a != nil && a.Spec.Failover != nil && a.Spec.Failover.Mode == apitypes.FailoverFenced {
-			in.FailoverMode, in.MaxDisconnectMs = apitypes.FailoverFenced, a.Spec.Failover.MaxDisconnect.D().Milliseconds()
+			in.Failover, in.MaxDisconnectMs = wire.FailoverFenced, a.Spec.Failover.MaxDisconnect.D().Milliseconds()
 		}
 		for _, p := range v.Spec.Ports {
 			in.Ports = append(in.Ports, &wire.Port{Name: p.Name, ContainerPort: uint32(p.ContainerPort), Protocol: p.Protocol, HostPort: uint32(p.HostPort)})
@@ -95,16 +95,15 @@ func (g *Gateway) reportStatus(ctx context.Context, id pki.AgentIdentity, r *wir
 	}
 	req := &state.InstanceUpdateRequest{Host: id.HostID, Time: g.cfg.Now().UTC()}
 	for _, st := range r.Instances {
-		switch st.State {
-		case state.InstancePending, state.InstanceStarting, state.InstanceRunning, state.InstanceStopping, state.InstanceStopped, state.InstanceFailed:
-		default:
+		stateName, ok := instanceState(st.StateCode)
+		if !ok {
 			continue
 		}
 		msg := st.Message
 		if len(msg) > 512 {
 			msg = msg[:512]
 		}
-		req.Updates = append(req.Updates, state.InstanceUpdate{ID: st.Id, State: st.State, Ready: st.Ready, Address: st.Address, Restarts: int(st.Restarts), Message: msg})
+		req.Updates = append(req.Updates, state.InstanceUpdate{ID: st.Id, State: stateName, Ready: st.Ready, Address: st.Address, Restarts: int(st.Restarts), Message: msg})
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

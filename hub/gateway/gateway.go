@@ -579,13 +579,14 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 	if hello == nil {
 		return fmt.Errorf("%w: want Hello", wire.ErrUnknownMessage)
 	}
-	if hello.ProtocolVersion != wire.ProtocolVersion {
-		return codeError{wire.CodeVersion, fmt.Errorf("protocol version %d is not supported (hub speaks %d)", hello.ProtocolVersion, wire.ProtocolVersion)}
+	protocol, err := negotiate(hello)
+	if err != nil {
+		return err
 	}
 	if hello.HostId != id.HostID {
 		return unauthorized("hello names host %s, the certificate %s", hello.HostId, id.HostID)
 	}
-	welcome := &wire.Welcome{ProtocolVersion: wire.ProtocolVersion, HubNode: g.cfg.NodeName, HeartbeatIntervalMs: g.cfg.HeartbeatInterval.Milliseconds()}
+	welcome := &wire.Welcome{ProtocolVersion: protocol, HubNode: g.cfg.NodeName, HeartbeatIntervalMs: g.cfg.HeartbeatInterval.Milliseconds()}
 	if g.cfg.HubAddrs != nil {
 		welcome.HubAddrs = g.cfg.HubAddrs()
 	}
@@ -777,5 +778,5 @@ func inventoryOf(in *wire.Inventory) state.Inventory {
 	}
 	return state.Inventory{Hostname: in.Hostname, OS: in.Os, Arch: in.Arch, CPUs: int(in.Cpus), MemoryBytes: in.MemoryBytes, DiskBytes: in.DiskBytes,
 		Addresses: in.Addresses, Drivers: in.Drivers, Provider: in.Provider, Region: in.Region, Zone: in.Zone, Labels: in.Labels,
-		GossipAddr: in.GossipAddr, Advertise: in.Advertise}
+		GossipAddr: in.GossipAddr, Advertise: in.Advertise, AgentVersion: in.AgentVersion}
 }

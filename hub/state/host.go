@@ -74,6 +74,8 @@ type Inventory struct {
 	Labels      map[string]string
 	GossipAddr  string // the agent's pool gossip address; "" when it runs none
 	Advertise   string // the address other hosts use to reach its instances
+	// AgentVersion is the version of the agent's binary.
+	AgentVersion string
 }
 
 // Copy returns a deep copy.

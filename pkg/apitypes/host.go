@@ -63,7 +63,10 @@ type Host struct {
 	Labels       map[string]string `json:"labels,omitempty"`
 	GossipAddr   string            `json:"gossip_addr,omitempty"`
 	Advertise    string            `json:"advertise,omitempty"`
-	EnrolledAt   time.Time         `json:"enrolled_at"`
+	// AgentVersion is the version of the host's agent, as its inventory
+	// last said ("" until it has reported one).
+	AgentVersion string    `json:"agent_version"`
+	EnrolledAt   time.Time `json:"enrolled_at"`
 	// The connection, as the leader knows it: only GET /v1/hosts/{id}
 	// fills these in.
 	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`

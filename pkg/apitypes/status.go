@@ -10,8 +10,9 @@ type Status struct {
 	Peers  []Peer `json:"peers"`
 	Index  uint64 `json:"index"` // last Raft index applied on this node
 	// Bootstrapped reports whether the ACL bootstrap token has been handed out.
-	Bootstrapped bool   `json:"bootstrapped"`
-	Version      string `json:"version,omitempty"`
+	Bootstrapped bool `json:"bootstrapped"`
+	// Version is the version of this hub node's binary.
+	Version string `json:"version"`
 }
 
 // Peer is one voter of the hub's Raft configuration.

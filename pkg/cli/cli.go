@@ -14,11 +14,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/wharf-platform/wharf/internal/version"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
-
-// Version is set at build time (-ldflags -X).
-var Version = "dev"
 
 // Daemon registers a daemon's flags on fs and returns the function that
 // runs it with the parsed values.
@@ -102,7 +100,7 @@ func (e *env) root(hub, agent Daemon) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "wharf",
 		Short:         "Wharf: a multi-cloud container platform",
-		Version:       Version,
+		Version:       version.Get().Version,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -141,6 +139,7 @@ func (e *env) root(hub, agent Daemon) *cobra.Command {
 		e.joinTokenCmd(),
 		e.hostCmd(),
 		e.eventsCmd(),
+		e.versionCmd(),
 	)
 	return root
 }

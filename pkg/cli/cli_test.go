@@ -194,7 +194,7 @@ func TestJoinTokenAndHostCommands(t *testing.T) {
 		"POST /v1/join-tokens": jsonAnswer(201, apitypes.JoinToken{ID: "ab12", Token: "WJ1.x.ab12.s", Pool: "aws-bj"}),
 		"GET /v1/hosts": jsonAnswer(200, []apitypes.Host{
 			{ID: "h1", Name: "n1", Pool: "aws-bj", State: "ready"},
-			{ID: "h2", Name: "n2", Pool: "vs-sh", State: "down", Disconnected: true},
+			{ID: "h2", Name: "n2", Pool: "vs-sh", State: "down", Disconnected: true, AgentVersion: "v1.4.2"},
 		}),
 	})
 	out, stderr, code := run(t, "", "--addr", addr, "join-token", "create", "--pool", "aws-bj", "--ttl", "10m", "--uses", "2")
@@ -209,7 +209,7 @@ func TestJoinTokenAndHostCommands(t *testing.T) {
 		t.Fatalf("join-token create without --pool: exit %d, want 2", code)
 	}
 	out, _, code = run(t, "", "--addr", addr, "host", "ls", "--pool", "vs-sh")
-	if code != 0 || strings.Contains(out, "n1") || !strings.Contains(out, "down (disconnected)") {
+	if code != 0 || strings.Contains(out, "n1") || !strings.Contains(out, "down (disconnected)") || !strings.Contains(out, "AGENT") || !strings.Contains(out, "v1.4.2") {
 		t.Fatalf("host ls --pool: %q", out)
 	}
 }

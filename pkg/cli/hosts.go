@@ -94,9 +94,9 @@ func (e *env) hostCmd() *cobra.Command {
 				if h.Disconnected {
 					st += " (disconnected)"
 				}
-				rows = append(rows, []string{h.ID, h.Name, h.Pool, h.Datacenter, st, strconv.Itoa(h.CPUs), age(h.EnrolledAt)})
+				rows = append(rows, []string{h.ID, h.Name, h.Pool, h.Datacenter, st, strconv.Itoa(h.CPUs), orDash(h.AgentVersion), age(h.EnrolledAt)})
 			}
-			return e.print(shown, []string{"ID", "NAME", "POOL", "DATACENTER", "STATE", "CPUS", "AGE"}, rows)
+			return e.print(shown, []string{"ID", "NAME", "POOL", "DATACENTER", "STATE", "CPUS", "AGENT", "AGE"}, rows)
 		})}
 	ls.Flags().StringVar(&pool, "pool", "", "only hosts of this pool")
 	show := &cobra.Command{Use: "show ID", Short: "Show a host", Args: cobra.ExactArgs(1),
@@ -107,7 +107,7 @@ func (e *env) hostCmd() *cobra.Command {
 			}
 			return e.printKV(h, [][2]string{{"ID", h.ID}, {"Name", h.Name}, {"Pool", h.Pool}, {"Datacenter", h.Datacenter},
 				{"State", h.State}, {"Disconnected", strconv.FormatBool(h.Disconnected)}, {"OS/Arch", orDash(strings.Trim(h.OS+"/"+h.Arch, "/"))},
-				{"CPUs", strconv.Itoa(h.CPUs)}, {"Memory", fmt.Sprintf("%d MB", h.MemoryBytes>>20)}, {"Drivers", orDash(strings.Join(h.Drivers, ","))},
+				{"CPUs", strconv.Itoa(h.CPUs)}, {"Memory", fmt.Sprintf("%d MB", h.MemoryBytes>>20)}, {"Drivers", orDash(strings.Join(h.Drivers, ","))}, {"Agent version", orDash(h.AgentVersion)},
 				{"Disk", fmt.Sprintf("%d GB", h.DiskBytes>>30)}, {"Addresses", orDash(strings.Join(h.Addresses, ","))},
 				{"Provider", orDash(strings.Trim(h.Provider+" "+h.Region+" "+h.Zone, " "))}, {"Labels", labels(h.Labels)},
 				{"Enrolled", age(h.EnrolledAt) + " ago"}, {"Last heartbeat", ago(h.LastHeartbeat)}, {"Hub node", orDash(h.HubNode)},

@@ -14,10 +14,6 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// ProtocolVersion is carried in Hello and Welcome. Bump it only for changes
-// an older peer cannot ignore; new fields do not need it.
-const ProtocolVersion = 1
-
 // ALPN protocol of the agent gateway.
 const ALPN = "wharf-agent/1"
 
@@ -43,10 +39,12 @@ const (
 	CodeProtocol      Code = 1 // unknown message, corrupt frame, unexpected message
 	CodeFrameTooLarge Code = 2
 	CodeUnauthorized  Code = 3 // bad token, revoked host, wrong certificate
-	CodeVersion       Code = 4 // unsupported protocol version
+	CodeVersion       Code = 4 // unsupported protocol version (what protocol 1 hubs say; later ones say which side is too old)
 	CodeShutdown      Code = 5 // the peer is going away
 	CodeInternal      Code = 6
 	CodeUnavailable   Code = 7 // the hub node cannot answer yet (no leader, replica behind): retry
+	CodeAgentTooOld   Code = 8 // the agent speaks only protocols older than the hub's: upgrade the agent
+	CodeHubTooOld     Code = 9 // the hub speaks only protocols older than the agent's: upgrade the hub (retry meanwhile)
 )
 
 // DefaultMaxFrame bounds a frame's body.

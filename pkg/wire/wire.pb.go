@@ -631,12 +631,16 @@ func (*Envelope_LogAck) isEnvelope_Msg() {}
 
 // Hello opens the control stream (agent -> hub).
 type Hello struct {
-	state           protoimpl.MessageState `protogen:"open.v1"`
-	ProtocolVersion uint32                 `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
-	HostId          string                 `protobuf:"bytes,2,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
-	AgentVersion    string                 `protobuf:"bytes,3,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The protocol versions the agent speaks: protocol_min up to
+	// protocol_version. A Hello without protocol_min (protocol 1 agents)
+	// speaks protocol_version alone.
+	ProtocolVersion uint32 `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	HostId          string `protobuf:"bytes,2,opt,name=host_id,json=hostId,proto3" json:"host_id,omitempty"`
+	AgentVersion    string `protobuf:"bytes,3,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
 	// The assignment version the agent last applied: the hub resumes from it.
 	LastAssignmentVersion uint64 `protobuf:"varint,4,opt,name=last_assignment_version,json=lastAssignmentVersion,proto3" json:"last_assignment_version,omitempty"`
+	ProtocolMin           uint32 `protobuf:"varint,5,opt,name=protocol_min,json=protocolMin,proto3" json:"protocol_min,omitempty"`
 	unknownFields         protoimpl.UnknownFields
 	sizeCache             protoimpl.SizeCache
 }
@@ -699,14 +703,22 @@ func (x *Hello) GetLastAssignmentVersion() uint64 {
 	return 0
 }
 
+func (x *Hello) GetProtocolMin() uint32 {
+	if x != nil {
+		return x.ProtocolMin
+	}
+	return 0
+}
+
 // Welcome answers Hello (hub -> agent).
 type Welcome struct {
-	state               protoimpl.MessageState `protogen:"open.v1"`
-	ProtocolVersion     uint32                 `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
-	HubNode             string                 `protobuf:"bytes,2,opt,name=hub_node,json=hubNode,proto3" json:"hub_node,omitempty"`
-	HubAddrs            []string               `protobuf:"bytes,3,rep,name=hub_addrs,json=hubAddrs,proto3" json:"hub_addrs,omitempty"`
-	HeartbeatIntervalMs int64                  `protobuf:"varint,4,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
-	LeaseMs             int64                  `protobuf:"varint,5,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The protocol version of the connection: the highest both speak.
+	ProtocolVersion     uint32   `protobuf:"varint,1,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	HubNode             string   `protobuf:"bytes,2,opt,name=hub_node,json=hubNode,proto3" json:"hub_node,omitempty"`
+	HubAddrs            []string `protobuf:"bytes,3,rep,name=hub_addrs,json=hubAddrs,proto3" json:"hub_addrs,omitempty"`
+	HeartbeatIntervalMs int64    `protobuf:"varint,4,opt,name=heartbeat_interval_ms,json=heartbeatIntervalMs,proto3" json:"heartbeat_interval_ms,omitempty"`
+	LeaseMs             int64    `protobuf:"varint,5,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
 	// The key of the agent's pool gossip (memberlist), derived on the hub per
 	// pool; and a few pool peers' gossip addresses to join.
 	GossipKey     []byte   `protobuf:"bytes,6,opt,name=gossip_key,json=gossipKey,proto3" json:"gossip_key,omitempty"`
@@ -1245,27 +1257,22 @@ func (x *Health) GetTimeoutMs() int64 {
 }
 
 type Instance struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	App     string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
-	Tenant  string                 `protobuf:"bytes,3,opt,name=tenant,proto3" json:"tenant,omitempty"`
-	Version uint32                 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
-	Image   string                 `protobuf:"bytes,5,opt,name=image,proto3" json:"image,omitempty"`
-	Command []string               `protobuf:"bytes,6,rep,name=command,proto3" json:"command,omitempty"`
-	Env     map[string]string      `protobuf:"bytes,7,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Cpu     uint32                 `protobuf:"varint,8,opt,name=cpu,proto3" json:"cpu,omitempty"`
-	Memory  uint32                 `protobuf:"varint,9,opt,name=memory,proto3" json:"memory,omitempty"`
-	Ports   []*Port                `protobuf:"bytes,10,rep,name=ports,proto3" json:"ports,omitempty"`
-	Health  *Health                `protobuf:"bytes,11,opt,name=health,proto3" json:"health,omitempty"`
-	// "run" or "stop".
-	DesiredState string `protobuf:"bytes,12,opt,name=desired_state,json=desiredState,proto3" json:"desired_state,omitempty"`
-	// "availability" (default) or "fenced": a fenced instance runs only
-	// while the agent's lease is renewed (quorum-backed heartbeat acks)
-	// within max_disconnect_ms.
-	FailoverMode    string `protobuf:"bytes,13,opt,name=failover_mode,json=failoverMode,proto3" json:"failover_mode,omitempty"`
-	MaxDisconnectMs int64  `protobuf:"varint,14,opt,name=max_disconnect_ms,json=maxDisconnectMs,proto3" json:"max_disconnect_ms,omitempty"`
-	// Typed forms of desired_state and failover_mode (protocol 2 on).
-	Desired       DesiredState `protobuf:"varint,15,opt,name=desired,proto3,enum=wharf.wire.v1.DesiredState" json:"desired,omitempty"`
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	App             string                 `protobuf:"bytes,2,opt,name=app,proto3" json:"app,omitempty"`
+	Tenant          string                 `protobuf:"bytes,3,opt,name=tenant,proto3" json:"tenant,omitempty"`
+	Version         uint32                 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	Image           string                 `protobuf:"bytes,5,opt,name=image,proto3" json:"image,omitempty"`
+	Command         []string               `protobuf:"bytes,6,rep,name=command,proto3" json:"command,omitempty"`
+	Env             map[string]string      `protobuf:"bytes,7,rep,name=env,proto3" json:"env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Cpu             uint32                 `protobuf:"varint,8,opt,name=cpu,proto3" json:"cpu,omitempty"`
+	Memory          uint32                 `protobuf:"varint,9,opt,name=memory,proto3" json:"memory,omitempty"`
+	Ports           []*Port                `protobuf:"bytes,10,rep,name=ports,proto3" json:"ports,omitempty"`
+	Health          *Health                `protobuf:"bytes,11,opt,name=health,proto3" json:"health,omitempty"`
+	MaxDisconnectMs int64                  `protobuf:"varint,14,opt,name=max_disconnect_ms,json=maxDisconnectMs,proto3" json:"max_disconnect_ms,omitempty"`
+	Desired         DesiredState           `protobuf:"varint,15,opt,name=desired,proto3,enum=wharf.wire.v1.DesiredState" json:"desired,omitempty"`
+	// A fenced instance runs only while the agent's lease is renewed
+	// (quorum-backed heartbeat acks) within max_disconnect_ms.
 	Failover      FailoverMode `protobuf:"varint,16,opt,name=failover,proto3,enum=wharf.wire.v1.FailoverMode" json:"failover,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1376,20 +1383,6 @@ func (x *Instance) GetHealth() *Health {
 		return x.Health
 	}
 	return nil
-}
-
-func (x *Instance) GetDesiredState() string {
-	if x != nil {
-		return x.DesiredState
-	}
-	return ""
-}
-
-func (x *Instance) GetFailoverMode() string {
-	if x != nil {
-		return x.FailoverMode
-	}
-	return ""
 }
 
 func (x *Instance) GetMaxDisconnectMs() int64 {
@@ -1962,18 +1955,15 @@ func (x *RenewResponse) GetCertPem() []byte {
 
 // InstanceStatus is what an agent sees of one instance.
 type InstanceStatus struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	// pending, starting, running, stopping, stopped or failed.
-	State    string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
-	Ready    bool   `protobuf:"varint,3,opt,name=ready,proto3" json:"ready,omitempty"`
-	Address  string `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
-	Restarts uint32 `protobuf:"varint,5,opt,name=restarts,proto3" json:"restarts,omitempty"`
-	Message  string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
-	// Typed form of state (protocol 2 on), and why it is not running or
-	// not ready.
-	StateCode     InstanceState `protobuf:"varint,7,opt,name=state_code,json=stateCode,proto3,enum=wharf.wire.v1.InstanceState" json:"state_code,omitempty"`
-	Reason        Reason        `protobuf:"varint,8,opt,name=reason,proto3,enum=wharf.wire.v1.Reason" json:"reason,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Ready     bool                   `protobuf:"varint,3,opt,name=ready,proto3" json:"ready,omitempty"`
+	Address   string                 `protobuf:"bytes,4,opt,name=address,proto3" json:"address,omitempty"`
+	Restarts  uint32                 `protobuf:"varint,5,opt,name=restarts,proto3" json:"restarts,omitempty"`
+	Message   string                 `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	StateCode InstanceState          `protobuf:"varint,7,opt,name=state_code,json=stateCode,proto3,enum=wharf.wire.v1.InstanceState" json:"state_code,omitempty"`
+	// Why it is not running or not ready.
+	Reason        Reason `protobuf:"varint,8,opt,name=reason,proto3,enum=wharf.wire.v1.Reason" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2011,13 +2001,6 @@ func (*InstanceStatus) Descriptor() ([]byte, []int) {
 func (x *InstanceStatus) GetId() string {
 	if x != nil {
 		return x.Id
-	}
-	return ""
-}
-
-func (x *InstanceStatus) GetState() string {
-	if x != nil {
-		return x.State
 	}
 	return ""
 }
@@ -3248,12 +3231,13 @@ const file_wire_proto_rawDesc = "" +
 	"\x0emetrics_report\x18\x13 \x01(\v2\x1c.wharf.wire.v1.MetricsReportH\x00R\rmetricsReport\x126\n" +
 	"\tlog_batch\x18\x14 \x01(\v2\x17.wharf.wire.v1.LogBatchH\x00R\blogBatch\x120\n" +
 	"\alog_ack\x18\x15 \x01(\v2\x15.wharf.wire.v1.LogAckH\x00R\x06logAckB\x05\n" +
-	"\x03msg\"\xa8\x01\n" +
+	"\x03msg\"\xcb\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12#\n" +
 	"\ragent_version\x18\x03 \x01(\tR\fagentVersion\x126\n" +
-	"\x17last_assignment_version\x18\x04 \x01(\x04R\x15lastAssignmentVersion\"\xf9\x01\n" +
+	"\x17last_assignment_version\x18\x04 \x01(\x04R\x15lastAssignmentVersion\x12!\n" +
+	"\fprotocol_min\x18\x05 \x01(\rR\vprotocolMin\"\xf9\x01\n" +
 	"\aWelcome\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x19\n" +
 	"\bhub_node\x18\x02 \x01(\tR\ahubNode\x12\x1b\n" +
@@ -3311,7 +3295,7 @@ const file_wire_proto_rawDesc = "" +
 	"\vinterval_ms\x18\x05 \x01(\x03R\n" +
 	"intervalMs\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\xe4\x04\n" +
+	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\xc4\x04\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x16\n" +
@@ -3324,15 +3308,13 @@ const file_wire_proto_rawDesc = "" +
 	"\x06memory\x18\t \x01(\rR\x06memory\x12)\n" +
 	"\x05ports\x18\n" +
 	" \x03(\v2\x13.wharf.wire.v1.PortR\x05ports\x12-\n" +
-	"\x06health\x18\v \x01(\v2\x15.wharf.wire.v1.HealthR\x06health\x12#\n" +
-	"\rdesired_state\x18\f \x01(\tR\fdesiredState\x12#\n" +
-	"\rfailover_mode\x18\r \x01(\tR\ffailoverMode\x12*\n" +
+	"\x06health\x18\v \x01(\v2\x15.wharf.wire.v1.HealthR\x06health\x12*\n" +
 	"\x11max_disconnect_ms\x18\x0e \x01(\x03R\x0fmaxDisconnectMs\x125\n" +
 	"\adesired\x18\x0f \x01(\x0e2\x1b.wharf.wire.v1.DesiredStateR\adesired\x127\n" +
 	"\bfailover\x18\x10 \x01(\x0e2\x1b.wharf.wire.v1.FailoverModeR\bfailover\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"^\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\f\x10\rJ\x04\b\r\x10\x0eR\rdesired_stateR\rfailover_mode\"^\n" +
 	"\vAssignments\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x125\n" +
 	"\tinstances\x18\x02 \x03(\v2\x17.wharf.wire.v1.InstanceR\tinstances\")\n" +
@@ -3365,17 +3347,16 @@ const file_wire_proto_rawDesc = "" +
 	"\fRenewRequest\x12\x17\n" +
 	"\acsr_der\x18\x01 \x01(\fR\x06csrDer\"*\n" +
 	"\rRenewResponse\x12\x19\n" +
-	"\bcert_pem\x18\x01 \x01(\fR\acertPem\"\x88\x02\n" +
+	"\bcert_pem\x18\x01 \x01(\fR\acertPem\"\xff\x01\n" +
 	"\x0eInstanceStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
-	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +
 	"\x05ready\x18\x03 \x01(\bR\x05ready\x12\x18\n" +
 	"\aaddress\x18\x04 \x01(\tR\aaddress\x12\x1a\n" +
 	"\brestarts\x18\x05 \x01(\rR\brestarts\x12\x18\n" +
 	"\amessage\x18\x06 \x01(\tR\amessage\x12;\n" +
 	"\n" +
 	"state_code\x18\a \x01(\x0e2\x1c.wharf.wire.v1.InstanceStateR\tstateCode\x12-\n" +
-	"\x06reason\x18\b \x01(\x0e2\x15.wharf.wire.v1.ReasonR\x06reason\"K\n" +
+	"\x06reason\x18\b \x01(\x0e2\x15.wharf.wire.v1.ReasonR\x06reasonJ\x04\b\x02\x10\x03R\x05state\"K\n" +
 	"\fStatusReport\x12;\n" +
 	"\tinstances\x18\x01 \x03(\v2\x1d.wharf.wire.v1.InstanceStatusR\tinstances\"\xdc\x01\n" +
 	"\n" +

@@ -14,12 +14,12 @@ import (
 // every holds one envelope of each message type.
 func every() []*Envelope {
 	return []*Envelope{
-		{Msg: &Envelope_Hello{Hello: &Hello{ProtocolVersion: ProtocolVersion, HostId: "h1", AgentVersion: "dev", LastAssignmentVersion: 7}}},
-		{Msg: &Envelope_Welcome{Welcome: &Welcome{ProtocolVersion: 1, HubNode: "hub1", HubAddrs: []string{"10.0.0.1:7481"}, HeartbeatIntervalMs: 1000, LeaseMs: 10000, GossipKey: []byte("k"), PoolPeers: []string{"10.0.0.2:7484"}}}},
+		{Msg: &Envelope_Hello{Hello: &Hello{ProtocolVersion: ProtocolMax, ProtocolMin: ProtocolMin, HostId: "h1", AgentVersion: "dev", LastAssignmentVersion: 7}}},
+		{Msg: &Envelope_Welcome{Welcome: &Welcome{ProtocolVersion: ProtocolMax, HubNode: "hub1", HubAddrs: []string{"10.0.0.1:7481"}, HeartbeatIntervalMs: 1000, LeaseMs: 10000, GossipKey: []byte("k"), PoolPeers: []string{"10.0.0.2:7484"}}}},
 		{Msg: &Envelope_Heartbeat{Heartbeat: &Heartbeat{Seq: 3, SentUnixMs: 1700000000000, AppliedAssignmentVersion: 7}}},
 		{Msg: &Envelope_HeartbeatAck{HeartbeatAck: &HeartbeatAck{Seq: 3, QuorumBacked: true, LeaseMs: 10000, PoolPeers: []string{"10.0.0.2:7484"}}}},
 		{Msg: &Envelope_Inventory{Inventory: &Inventory{Hostname: "n1", Os: "linux", Arch: "amd64", Cpus: 2, MemoryBytes: 24 << 30, Drivers: []string{"docker", "exec"}, Labels: map[string]string{"ssd": "yes"}}}},
-		{Msg: &Envelope_Assignments{Assignments: &Assignments{Version: 9, Instances: []*Instance{{Id: "i1", App: "web", Tenant: "acme", Version: 2, Image: "web:2", Env: map[string]string{"A": "b"}, Ports: []*Port{{ContainerPort: 8080, Protocol: "tcp"}}, Health: &Health{Http: "/h", Port: 8080}, DesiredState: "run"}}}}},
+		{Msg: &Envelope_Assignments{Assignments: &Assignments{Version: 9, Instances: []*Instance{{Id: "i1", App: "web", Tenant: "acme", Version: 2, Image: "web:2", Env: map[string]string{"A": "b"}, Ports: []*Port{{ContainerPort: 8080, Protocol: "tcp"}}, Health: &Health{Http: "/h", Port: 8080}, Desired: DesiredRun, Failover: FailoverFenced, MaxDisconnectMs: 1500}}}}},
 		{Msg: &Envelope_AssignmentAck{AssignmentAck: &AssignmentAck{Version: 9}}},
 		{Msg: &Envelope_GossipReport{GossipReport: &GossipReport{Peers: []*PeerView{{HostId: "h2", State: "dead", Incarnation: 4}}}}},
 		{Msg: &Envelope_HubNodes{HubNodes: &HubNodes{Addrs: []string{"a:1", "b:2"}}}},
@@ -28,7 +28,7 @@ func every() []*Envelope {
 		{Msg: &Envelope_EnrollResponse{EnrollResponse: &EnrollResponse{CertPem: []byte("c"), CaPem: []byte("ca"), HostId: "h1"}}},
 		{Msg: &Envelope_RenewRequest{RenewRequest: &RenewRequest{CsrDer: []byte{3}}}},
 		{Msg: &Envelope_RenewResponse{RenewResponse: &RenewResponse{CertPem: []byte("c2")}}},
-		{Msg: &Envelope_StatusReport{StatusReport: &StatusReport{Instances: []*InstanceStatus{{Id: "i1", State: "running", Ready: true, Address: "10.0.0.1:32768", Restarts: 2}}}}},
+		{Msg: &Envelope_StatusReport{StatusReport: &StatusReport{Instances: []*InstanceStatus{{Id: "i1", StateCode: InstanceRunning, Ready: true, Address: "10.0.0.1:32768", Restarts: 2}}}}},
 		{Msg: &Envelope_LogBatch{LogBatch: &LogBatch{Id: 4, Sources: []string{"acme/web/i1"}, Lines: []*LogLine{{Source: 0, Stream: "stdout", Seq: 9, UnixNano: 1700000000000000001, Text: []byte("hi \xff"), Partial: true}}, Drops: []*LogDrop{{Source: 0, Count: 3, First: 2, Last: 4}}}}},
 		{Msg: &Envelope_LogAck{LogAck: &LogAck{Id: 4, Error: "no replica"}}},
 	}

@@ -1,0 +1,63 @@
+package wire
+
+import "fmt"
+
+// The protocol versions this build speaks, both ends included. An agent
+// offers its range in Hello; the hub picks the highest version in both
+// ranges and names it in Welcome. Bump ProtocolMax only for changes an
+// older peer cannot ignore; new fields do not need it.
+//
+// Protocol 2 carries instance states, desired states and failover modes as
+// enums where protocol 1 carried strings, whose field numbers are now
+// reserved. This build does not speak protocol 1: hub and agent ship in one
+// binary, so agents are upgraded with their hub, and a hub that no longer
+// writes the string fields would hand a protocol 1 agent assignments it
+// misreads (a fenced instance taken for an unfenced one).
+const (
+	ProtocolMin = 2
+	ProtocolMax = 2
+)
+
+// Range is a span of protocol versions, both ends included.
+type Range struct{ Min, Max uint32 }
+
+// Supported is the range this build speaks.
+func Supported() Range { return Range{Min: ProtocolMin, Max: ProtocolMax} }
+
+// String formats the range as "2..3".
+func (r Range) String() string { return fmt.Sprintf("%d..%d", r.Min, r.Max) }
+
+// Valid reports whether the range holds a version.
+func (r Range) Valid() bool { return r.Min > 0 && r.Min <= r.Max }
+
+// Contains reports whether v is in the range.
+func (r Range) Contains(v uint32) bool { return r.Min <= v && v <= r.Max }
+
+// Offer writes the range an agent speaks into its Hello.
+func (h *Hello) Offer(r Range) { h.ProtocolMin, h.ProtocolVersion = r.Min, r.Max }
+
+// Offered returns the range a Hello offers. A Hello without protocol_min
+// comes from a protocol 1 agent, which knew only protocol_version.
+func (h *Hello) Offered() Range {
+	if h.GetProtocolMin() == 0 {
+		return Range{Min: h.GetProtocolVersion(), Max: h.GetProtocolVersion()}
+	}
+	return Range{Min: h.GetProtocolMin(), Max: h.GetProtocolVersion()}
+}
+
+// Negotiate returns the highest version that both the hub's and the
+// agent's ranges hold, with CodeOK. When they share none the code says
+// which side must be upgraded: CodeAgentTooOld when the agent's range ends
+// below the hub's, CodeHubTooOld when it starts above it; an empty range
+// is CodeProtocol.
+func Negotiate(hub, agent Range) (uint32, Code) {
+	switch {
+	case !hub.Valid() || !agent.Valid():
+		return 0, CodeProtocol
+	case agent.Max < hub.Min:
+		return 0, CodeAgentTooOld
+	case agent.Min > hub.Max:
+		return 0, CodeHubTooOld
+	}
+	return min(hub.Max, agent.Max), CodeOK
+}
