@@ -9,12 +9,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-
-	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
 // Version is set at build time (-ldflags -X).
@@ -61,31 +61,26 @@ func Main(hub, agent Daemon) int {
 // Run runs the command tree with args and returns the exit code. Tests call
 // it directly.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, hub, agent Daemon) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, args: args}
 	root := e.root(hub, agent)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
 	}
 	var f failure
 	if errors.As(err, &f) {
-		var ae *apitypes.Error
-		if errors.As(err, &ae) {
-			msg := "Error: " + ae.Message
-			if ae.Field != "" {
-				msg += fmt.Sprintf(" (field %s)", ae.Field)
-			}
-			fmt.Fprintln(stderr, msg)
-		} else {
-			fmt.Fprintln(stderr, "Error:", err)
-		}
+		fmt.Fprintln(stderr, "Error:", e.explain(err))
 		return ExitFailed
 	}
 	fmt.Fprintln(stderr, "Error:", err)
-	fmt.Fprintln(stderr, "Run 'wharf --help' for usage.")
+	path := "wharf"
+	if cmd != nil {
+		path = cmd.CommandPath()
+	}
+	fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", path)
 	return ExitUsage
 }
 
@@ -93,9 +88,15 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	args           []string // the command line, for messages about it
 	addr, token    string
 	tenant, output string
 	stale          bool
+
+	// Set by client(), for messages about the connection.
+	addrUsed    string
+	addrDefault bool // no address was configured: the default was tried
+	tokenSet    bool
 }
 
 func (e *env) root(hub, agent Daemon) *cobra.Command {
@@ -145,21 +146,53 @@ func (e *env) root(hub, agent Daemon) *cobra.Command {
 	return root
 }
 
-// group makes a parent command that only holds subcommands.
+// group makes a parent command that only holds subcommands. Its first
+// argument must name one: anything else is reported as an unknown command
+// with the nearest names, before the flags meant for a subcommand are
+// looked at (so `app deplyo --image x` is not "unknown flag: --image").
 func group(use, short string, subs ...*cobra.Command) *cobra.Command {
 	c := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  cobra.ArbitraryArgs,
+		Use:                use,
+		Short:              short,
+		Args:               cobra.ArbitraryArgs,
+		FParseErrWhitelist: cobra.FParseErrWhitelist{UnknownFlags: true},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+				return unknownCommand(cmd, args[0])
 			}
 			return usagef("%s needs a subcommand: see '%s --help'", cmd.CommandPath(), cmd.CommandPath())
 		},
 	}
 	c.AddCommand(subs...)
 	return c
+}
+
+// unknownCommand is cobra's own wording for the root, for every level.
+func unknownCommand(cmd *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", name, cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, set only where it suggests itself
+	}
+	if s := cmd.SuggestionsFor(name); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return usageError{msg}
+}
+
+// negativeNumber returns the first argument of the command line that is a
+// negative number ("-3"), which the flag parser takes for a flag.
+func (e *env) negativeNumber() string {
+	for _, a := range e.args {
+		if a == "--" {
+			break
+		}
+		if len(a) > 1 && a[0] == '-' {
+			if _, err := strconv.Atoi(a[1:]); err == nil {
+				return a
+			}
+		}
+	}
+	return ""
 }
 
 func daemonCmd(name, short string, d Daemon) *cobra.Command {
