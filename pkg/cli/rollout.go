@@ -61,18 +61,31 @@ func newProgress(w io.Writer) *progress {
 func (p *progress) update(st appStatus) {
 	line := st.counts()
 	for _, pr := range st.Problems {
-		l := pr.line()
-		if p.problems[pr.ID] == l {
+		// The counts show instances on their way; a line is for an
+		// explanation, once per change of it (not per restart: an agent
+		// clears the message while it retries).
+		why := pr.why()
+		if why == "" {
 			continue
 		}
-		p.problems[pr.ID] = l
+		key := pr.State + "\x00" + why
+		if p.problems[pr.ID] == key {
+			continue
+		}
+		p.problems[pr.ID] = key
 		p.clear()
-		fmt.Fprintf(p.w, "  %s\n", l)
+		fmt.Fprintf(p.w, "  %s\n", pr.line())
 	}
 	if p.tty {
 		if !p.drawn || line != p.last {
 			p.clear()
-			fmt.Fprint(p.w, line)
+			// A line longer than the terminal wraps, and a wrapped line
+			// cannot be redrawn in place.
+			if n := width(p.w); n > 1 {
+				fmt.Fprint(p.w, shorten(line, n-1))
+			} else {
+				fmt.Fprint(p.w, line)
+			}
 			p.drawn = true
 		}
 	} else if line != p.last {
