@@ -52,10 +52,14 @@ type progress struct {
 	last     string
 	drawn    bool
 	problems map[string]string
+	// earlier is each instance's explanation before its current one: a
+	// driver's error is often followed by the agent's "gave up".
+	earlier map[string]string
+	whys    map[string]string
 }
 
 func newProgress(w io.Writer) *progress {
-	return &progress{w: w, tty: terminal(w), problems: map[string]string{}}
+	return &progress{w: w, tty: terminal(w), problems: map[string]string{}, earlier: map[string]string{}, whys: map[string]string{}}
 }
 
 func (p *progress) update(st appStatus) {
@@ -68,6 +72,10 @@ func (p *progress) update(st appStatus) {
 		if why == "" {
 			continue
 		}
+		if w := p.whys[pr.ID]; w != "" && w != why {
+			p.earlier[pr.ID] = w
+		}
+		p.whys[pr.ID] = why
 		key := pr.State + "\x00" + why
 		if p.problems[pr.ID] == key {
 			continue
@@ -208,7 +216,11 @@ func (e *env) waitRollout(ctx context.Context, c *client.Client, name string, ta
 		}
 		if p, ok := last.hopeless(); ok {
 			prog.done()
-			return app, &rolloutError{fmt.Sprintf("app %s version %d cannot run: instance %s\n%s", name, target, p.line(), e.rollbackHint(name, app))}
+			msg := fmt.Sprintf("app %s version %d cannot run: instance %s", name, target, p.line())
+			if w := prog.earlier[p.ID]; w != "" {
+				msg += "; before that: " + w
+			}
+			return app, &rolloutError{msg + "\n" + e.rollbackHint(name, app)}
 		}
 		switch {
 		case last.Pending == "":
