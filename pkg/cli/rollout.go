@@ -34,6 +34,12 @@ const watchWait = 15 * time.Second
 func (w *waitFlags) add(cmd *cobra.Command) {
 	cmd.Flags().BoolVar(&w.detach, "detach", false, "return once the hub has accepted the change, without waiting for the rollout")
 	cmd.Flags().DurationVar(&w.timeout, "timeout", defaultWaitTimeout, "how long to wait for the rollout before failing")
+	cmd.PreRunE = func(*cobra.Command, []string) error {
+		if w.timeout <= 0 {
+			return usagef("--timeout must be more than 0 (--detach does not wait at all)")
+		}
+		return nil
+	}
 }
 
 // rolloutError is a rollout that cannot succeed or did not in time. The
