@@ -108,6 +108,16 @@ func (p *progress) update(st appStatus) {
 	p.last = line
 }
 
+// note prints a line about the watch itself, once until it changes.
+func (p *progress) note(s string) {
+	if p.problems["\x00note"] == s {
+		return
+	}
+	p.problems["\x00note"] = s
+	p.clear()
+	fmt.Fprintf(p.w, "  (%s)\n", s)
+}
+
 // clear removes the line drawn in place, so something else can print.
 func (p *progress) clear() {
 	if p.tty && p.drawn {
@@ -169,8 +179,8 @@ func (e *env) waitRollout(ctx context.Context, c *client.Client, name string, ta
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			msg := fmt.Sprintf("timed out after %s waiting for app %s: %s", timeout, name, st)
-			if len(last.Problems) > 0 {
-				msg += "; " + last.Problems[0].line()
+			if p, ok := last.explained(); ok {
+				msg += "; " + p.line()
 			}
 			return &rolloutError{msg + "\n" + e.followHint(name)}
 		}
@@ -195,6 +205,7 @@ func (e *env) waitRollout(ctx context.Context, c *client.Client, name string, ta
 			if !retryable(err) {
 				return app, ended(err)
 			}
+			prog.note("retrying: " + e.explain(err))
 			index = 0
 			select {
 			case <-ctx.Done():

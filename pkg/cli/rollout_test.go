@@ -31,6 +31,7 @@ type rolloutHub struct {
 	blocking int // blocking queries seen
 	gets     int // requests of any kind to the app's endpoints
 	write    apitypes.App
+	noLeader int // answer this many reads of the instances with 503
 }
 
 func newRolloutHub(t *testing.T, write apitypes.App, snaps ...snap) (*rolloutHub, string) {
@@ -60,6 +61,13 @@ func newRolloutHub(t *testing.T, write apitypes.App, snaps ...snap) (*rolloutHub
 		idx, _ := strconv.Atoi(r.URL.Query().Get("index"))
 		h.mu.Lock()
 		h.gets++
+		if h.noLeader > 0 {
+			h.noLeader--
+			h.mu.Unlock()
+			w.WriteHeader(http.StatusServiceUnavailable)
+			json.NewEncoder(w).Encode(apitypes.Error{Message: "no leader"})
+			return
+		}
 		if idx > 0 {
 			h.blocking++
 			if r.URL.Query().Get("wait") == "" {
@@ -358,5 +366,20 @@ func TestProgressOneLinePerChange(t *testing.T) {
 	want := fmt.Sprintf("  hello-1 (version 1 on a1): starting: unhealthy: GET /healthz: 500\n%s\n%s\n", s1.counts(), s2.counts())
 	if b.String() != want {
 		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
+// A hub without a leader for a moment does not end the watch.
+func TestDeployRidesOutNoLeader(t *testing.T) {
+	h, addr := newRolloutHub(t, app(1, 1),
+		snap{app(1, 1), []apitypes.Instance{inst("hello-1", 1, "pending", false)}},
+		snap{app(1, 1), []apitypes.Instance{inst("hello-1", 1, "running", true)}},
+	)
+	h.mu.Lock()
+	h.noLeader = 1
+	h.mu.Unlock()
+	out, stderr, code := run(t, "", "--addr", addr, "app", "deploy", "hello", "--image", "hello:1", "--tenant", "acme")
+	if code != 0 || !strings.Contains(out, "(retrying: no leader)") || !strings.Contains(out, "1 instance ready") {
+		t.Fatalf("exit %d\n%s%s", code, out, stderr)
 	}
 }

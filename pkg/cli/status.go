@@ -147,6 +147,16 @@ func (s *appStatus) hopeless() (instanceProblem, bool) {
 	return instanceProblem{}, false
 }
 
+// explained returns the first problem that comes with an explanation.
+func (s *appStatus) explained() (instanceProblem, bool) {
+	for _, p := range s.Problems {
+		if p.why() != "" {
+			return p, true
+		}
+	}
+	return instanceProblem{}, false
+}
+
 // counts is the one-line progress of a rollout.
 func (s *appStatus) counts() string {
 	var b strings.Builder
