@@ -193,11 +193,11 @@ func (e *env) appCmd() *cobra.Command {
 		}}
 	scaleWait.add(scale)
 	// "-3" looks like a flag to the parser: say what is wrong with it.
-	scale.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+	scale.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		if n := e.negativeNumber(); n != "" {
 			return usagef("INSTANCES must be 0 or more, not %s (wharf app scale NAME INSTANCES)", n)
 		}
-		return usageError{err.Error()}
+		return flagError(cmd, err)
 	})
 	rollback := &cobra.Command{Use: "rollback NAME VERSION", Short: "Make an earlier version current again and wait until it runs", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -220,11 +220,11 @@ func (e *env) appCmd() *cobra.Command {
 			})(cmd, args)
 		}}
 	rollbackWait.add(rollback)
-	rollback.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+	rollback.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
 		if n := e.negativeNumber(); n != "" {
 			return usagef("VERSION must be 1 or more, not %s (wharf app rollback NAME VERSION)", n)
 		}
-		return usageError{err.Error()}
+		return flagError(cmd, err)
 	})
 	versions := &cobra.Command{Use: "versions NAME", Short: "List an app's versions; CURRENT marks the one that runs", Args: cobra.ExactArgs(1),
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {

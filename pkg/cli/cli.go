@@ -120,7 +120,7 @@ func (e *env) root(hub, agent Daemon) *cobra.Command {
 	pf.StringVar(&e.tenant, "tenant", "", "tenant to act on (admin tokens)")
 	pf.StringVarP(&e.output, "output", "o", "table", "output format: table, json or yaml")
 	pf.BoolVar(&e.stale, "stale", false, "read from the node's replica without asking the leader")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	root.SetFlagErrorFunc(flagError)
 
 	root.AddCommand(
 		daemonCmd("hub", "Run a hub node", hub),
@@ -177,6 +177,47 @@ func unknownCommand(cmd *cobra.Command, name string) error {
 		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
 	}
 	return usageError{msg}
+}
+
+// flagError is a flag the parser refused, with the nearest flag of the
+// command when the name looks mistyped.
+func flagError(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	name, ok := strings.CutPrefix(msg, "unknown flag: --")
+	if !ok {
+		return usageError{msg}
+	}
+	best, bestD := "", 3 // farther than 2 edits is not a typo
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if d := editDistance(name, f.Name); d < bestD {
+			best, bestD = f.Name, d
+		}
+	})
+	if best != "" {
+		msg += "\n\nDid you mean this?\n\t--" + best
+	}
+	return usageError{msg}
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // negativeNumber returns the first argument of the command line that is a

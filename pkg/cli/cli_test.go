@@ -228,6 +228,8 @@ func TestTyposAndNegativeNumbers(t *testing.T) {
 		{[]string{"app", "scale", "hello", "--", "-3"}, []string{"INSTANCES must be 0 or more, not -3"}},
 		{[]string{"app", "rollback", "hello", "-1"}, []string{"VERSION must be 1 or more, not -1"}},
 		{[]string{"app", "scale", "hello", "2", "--bogus"}, []string{"unknown flag: --bogus"}},
+		{[]string{"app", "deploy", "hello", "--imgae", "x"}, []string{"unknown flag: --imgae", "Did you mean this?\n\t--image"}},
+		{[]string{"app", "scale", "hello", "2", "--tenat", "acme"}, []string{"unknown flag: --tenat", "Did you mean this?\n\t--tenant"}},
 		{[]string{"app", "deploy", "hello", "--image", "x", "--timeout", "0s"}, []string{"--timeout must be more than 0"}},
 	}
 	for _, tt := range tests {
