@@ -183,10 +183,11 @@ func unknownCommand(cmd *cobra.Command, name string) error {
 // command when the name looks mistyped.
 func flagError(cmd *cobra.Command, err error) error {
 	msg := err.Error()
-	name, ok := strings.CutPrefix(msg, "unknown flag: --")
-	if !ok {
+	var ne *pflag.NotExistError
+	if !errors.As(err, &ne) || ne.GetSpecifiedShortnames() != "" {
 		return usageError{msg}
 	}
+	name := ne.GetSpecifiedName()
 	best, bestD := "", 3 // farther than 2 edits is not a typo
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
 		if d := editDistance(name, f.Name); d < bestD {
