@@ -260,7 +260,7 @@ func TestScaleWaits(t *testing.T) {
 			snap{app(1, 0), nil},
 		)
 		out, stderr, code := run(t, "", "--addr", addr, "app", "scale", "hello", "0", "--tenant", "acme")
-		if code != 0 || !strings.Contains(out, "2 instances stopping") || !strings.Contains(out, "1 instance stopping") || !strings.HasSuffix(out, "app hello: every instance stopped\n") {
+		if code != 0 || !strings.Contains(out, "version 1: scaling to 0, 2 instances left\n") || !strings.Contains(out, "version 1: scaling to 0, 1 instance left\n") || !strings.Contains(out, "scaling to 0, 0 instances left\n") || !strings.HasSuffix(out, "app hello: every instance stopped\n") {
 			t.Fatalf("exit %d\n%s%s", code, out, stderr)
 		}
 	})

@@ -164,6 +164,10 @@ func (s *appStatus) counts() string {
 	if s.CanaryFrom != 0 {
 		what = fmt.Sprintf("canary version %d (beside %d)", s.Version, s.CanaryFrom)
 	}
+	if s.Wanted == 0 {
+		fmt.Fprintf(&b, "%s: scaling to 0, %s left", what, plural(s.Placed+s.Others+s.Stopping, "instance"))
+		return b.String()
+	}
 	fmt.Fprintf(&b, "%s: %d/%d placed, %d/%d started, %d/%d ready", what, s.Placed, s.Wanted, s.Started, s.Wanted, s.Ready, s.Wanted)
 	if s.Others > 0 && s.CanaryFrom == 0 {
 		fmt.Fprintf(&b, "; %s of other versions still running", plural(s.Others, "instance"))
