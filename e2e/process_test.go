@@ -222,7 +222,7 @@ func TestThreeNodeClusterSurvivesKill9(t *testing.T) {
 	}
 	mustCLI(cenv, "tenant", "create", "acme")
 	mustCLI(cenv, "pool", "create", "aws-bj", "--datacenter", "dc1")
-	mustCLI(cenv, "app", "deploy", "hello", "--image", "hello:1", "--instances", "2", "--tenant", "acme")
+	mustCLI(cenv, "app", "deploy", "hello", "--image", "hello:1", "--instances", "2", "--tenant", "acme", "--detach")
 	var jt apitypes.JoinToken
 	if out := mustCLI(cenv, "join-token", "create", "--pool", "aws-bj", "--uses", "3", "-o", "json"); json.Unmarshal([]byte(out), &jt) != nil || !strings.HasPrefix(jt.Token, "WJ1.") || jt.Uses != 3 {
 		t.Fatalf("join-token create: %q", out)
@@ -255,7 +255,7 @@ func TestThreeNodeClusterSurvivesKill9(t *testing.T) {
 		}
 	}
 	lenv := []string{"WHARF_ADDR=http://" + live.http, "WHARF_TOKEN=" + boot.Token}
-	mustCLI(lenv, "app", "scale", "hello", "5", "--tenant", "acme")
+	mustCLI(lenv, "app", "scale", "hello", "5", "--tenant", "acme", "--detach")
 	out = mustCLI(lenv, "app", "show", "hello", "--tenant", "acme", "-o", "json")
 	var app apitypes.App
 	if err := json.Unmarshal([]byte(out), &app); err != nil || app.Instances == nil || *app.Instances != 5 {

@@ -59,10 +59,11 @@ func (e *env) appCmd() *cobra.Command {
 		ports      []string
 		envs       []string
 		healthPath string
+		wait       waitFlags
 	)
 	deploy := &cobra.Command{
 		Use:   "deploy [NAME] (--image IMG | --command CMD | -f wharf.yaml)",
-		Short: "Create or update an app (a new version when image, command, env, resources, ports or health change)",
+		Short: "Create or update an app and wait until it runs (a new version when image, command, env, resources, ports or health change)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s := spec
@@ -112,15 +113,14 @@ func (e *env) appCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if e.output != "table" {
-					return e.print(app, nil, nil)
+				if e.output == "table" {
+					if created {
+						fmt.Fprintf(e.stdout, "created app %s version %d\n", app.Name, app.Version)
+					} else {
+						fmt.Fprintf(e.stdout, "updated app %s: version %d\n", app.Name, app.Version)
+					}
 				}
-				if created {
-					fmt.Fprintf(e.stdout, "created app %s version %d\n", app.Name, app.Version)
-				} else {
-					fmt.Fprintf(e.stdout, "updated app %s: version %d\n", app.Name, app.Version)
-				}
-				return nil
+				return e.finish(cmd, c, wait, app, app.Version)
 			})(cmd, args)
 		},
 	}
@@ -135,6 +135,7 @@ func (e *env) appCmd() *cobra.Command {
 	f.StringArrayVar(&envs, "env", nil, "environment variable K=V (repeatable)")
 	f.StringSliceVar(&spec.Pools, "pool", nil, "pools in order of preference (repeatable)")
 	f.StringVar(&healthPath, "health-path", "", "HTTP health check path on the first port (an instance is ready once it answers 2xx/3xx)")
+	wait.add(deploy)
 
 	ls := &cobra.Command{Use: "ls", Short: "List apps", Args: cobra.NoArgs,
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, _ []string) error {
@@ -169,47 +170,84 @@ func (e *env) appCmd() *cobra.Command {
 			fmt.Fprintf(e.stdout, "deleted app %s\n", args[0])
 			return nil
 		})}
-	scale := &cobra.Command{Use: "scale NAME INSTANCES", Short: "Set the desired instance count", Args: cobra.ExactArgs(2),
+	var scaleWait, rollbackWait, promoteWait, abortWait waitFlags
+	scale := &cobra.Command{Use: "scale NAME INSTANCES", Short: "Set the desired instance count and wait until it runs", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			n, err := strconv.Atoi(args[1])
 			if err != nil {
 				return usagef("INSTANCES must be a number, not %q", args[1])
+			}
+			if n < 0 {
+				return usagef("INSTANCES must be 0 or more, not %d", n)
 			}
 			return e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
 				a, err := c.Apps().Scale(cmd.Context(), args[0], n, e.write())
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "scaled app %s to %d instances\n", a.Name, deref(a.Instances))
-				return nil
+				if e.output == "table" {
+					fmt.Fprintf(e.stdout, "scaled app %s to %s\n", a.Name, plural(deref(a.Instances), "instance"))
+				}
+				return e.finish(cmd, c, scaleWait, a, a.Version)
 			})(cmd, args)
 		}}
-	rollback := &cobra.Command{Use: "rollback NAME VERSION", Short: "Make an earlier version current again", Args: cobra.ExactArgs(2),
+	scaleWait.add(scale)
+	// "-3" looks like a flag to the parser: say what is wrong with it.
+	scale.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		if n := e.negativeNumber(); n != "" {
+			return usagef("INSTANCES must be 0 or more, not %s (wharf app scale NAME INSTANCES)", n)
+		}
+		return flagError(cmd, err)
+	})
+	rollback := &cobra.Command{Use: "rollback NAME VERSION", Short: "Make an earlier version current again and wait until it runs", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			v, err := strconv.Atoi(args[1])
 			if err != nil {
 				return usagef("VERSION must be a number, not %q", args[1])
+			}
+			if v < 1 {
+				return usagef("VERSION must be 1 or more, not %d", v)
 			}
 			return e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
 				a, err := c.Apps().Rollback(cmd.Context(), args[0], v, e.write())
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(e.stdout, "app %s is at version %d\n", a.Name, a.Version)
-				return nil
+				if e.output == "table" {
+					fmt.Fprintf(e.stdout, "app %s is at version %d\n", a.Name, a.Version)
+				}
+				return e.finish(cmd, c, rollbackWait, a, a.Version)
 			})(cmd, args)
 		}}
-	versions := &cobra.Command{Use: "versions NAME", Short: "List an app's versions", Args: cobra.ExactArgs(1),
+	rollbackWait.add(rollback)
+	rollback.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		if n := e.negativeNumber(); n != "" {
+			return usagef("VERSION must be 1 or more, not %s (wharf app rollback NAME VERSION)", n)
+		}
+		return flagError(cmd, err)
+	})
+	versions := &cobra.Command{Use: "versions NAME", Short: "List an app's versions; CURRENT marks the one that runs", Args: cobra.ExactArgs(1),
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			vs, _, err := c.Apps().Versions(cmd.Context(), args[0], e.query())
 			if err != nil {
 				return err
 			}
+			if e.output != "table" {
+				return e.print(vs, nil, nil)
+			}
+			a, _, err := c.Apps().Get(cmd.Context(), args[0], e.query())
+			if err != nil {
+				return err
+			}
 			var rows [][]string
 			for _, v := range vs {
-				rows = append(rows, []string{strconv.Itoa(v.Version), orDash(v.Spec.Image), fmt.Sprintf("%dm", v.Spec.CPU), fmt.Sprintf("%d MB", v.Spec.Memory), age(v.CreatedAt)})
+				what := v.Spec.Image
+				if what == "" {
+					what = strings.Join(v.Spec.Command, " ")
+				}
+				rows = append(rows, []string{versionMark(a, v.Version), strconv.Itoa(v.Version), orDash(what), fmt.Sprintf("%dm", v.Spec.CPU), fmt.Sprintf("%d MB", v.Spec.Memory), age(v.CreatedAt)})
 			}
-			return e.print(vs, []string{"VERSION", "IMAGE", "CPU", "MEMORY", "AGE"}, rows)
+			return e.print(vs, []string{"CURRENT", "VERSION", "IMAGE", "CPU", "MEMORY", "AGE"}, rows)
 		})}
 	history := &cobra.Command{Use: "history NAME", Short: "Show an app's deployments, rollbacks and scalings", Args: cobra.ExactArgs(1),
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
@@ -229,43 +267,19 @@ func (e *env) appCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var rows [][]string
-			for _, i := range is {
-				st := i.State
-				if i.Desired == "stop" && i.State != "stopped" {
-					st += " (stopping)"
-				}
-				rows = append(rows, []string{i.ID, orDash(i.HostName), strconv.Itoa(i.Version), st, strconv.FormatBool(i.Ready), orDash(i.Address), strconv.Itoa(i.Restarts), age(i.CreatedAt)})
-			}
-			return e.print(is, []string{"ID", "HOST", "VERSION", "STATE", "READY", "ADDRESS", "RESTARTS", "AGE"}, rows)
+			return e.printInstances(is)
 		})}
-	statusCmd := &cobra.Command{Use: "status NAME", Short: "Show an app's rollout: instances wanted, placed, ready, and why any are pending", Args: cobra.ExactArgs(1),
+	statusCmd := &cobra.Command{Use: "status NAME", Short: "Show an app's rollout: instances wanted, placed, started, ready, and why any are not", Args: cobra.ExactArgs(1),
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
-			a, _, err := c.Apps().Get(cmd.Context(), args[0], e.query())
-			if err != nil {
-				return err
-			}
 			is, _, err := c.Apps().Instances(cmd.Context(), args[0], e.query())
 			if err != nil {
 				return err
 			}
-			running, ready, current := 0, 0, 0
-			for _, i := range is {
-				if i.Desired != "run" {
-					continue
-				}
-				if i.State == "running" {
-					running++
-				}
-				if i.Ready {
-					ready++
-				}
-				if i.Version == a.Version {
-					current++
-				}
+			a, _, err := c.Apps().Get(cmd.Context(), args[0], e.query())
+			if err != nil {
+				return err
 			}
-			return e.printKV(a, [][2]string{{"Name", a.Name}, {"Version", strconv.Itoa(a.Version)}, {"Wanted", strconv.Itoa(deref(a.Instances))},
-				{"Placed (current version)", strconv.Itoa(current)}, {"Running", strconv.Itoa(running)}, {"Ready", strconv.Itoa(ready)}, {"Pending", orDash(a.Pending)}})
+			return e.printStatus(summarize(a, is))
 		})}
 	promote := &cobra.Command{Use: "promote NAME", Short: "Roll a canary's version out to every instance", Args: cobra.ExactArgs(1),
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
@@ -273,9 +287,12 @@ func (e *env) appCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "app %s: version %d promoted\n", a.Name, a.Version)
-			return nil
+			if e.output == "table" {
+				fmt.Fprintf(e.stdout, "app %s: version %d promoted\n", a.Name, a.Version)
+			}
+			return e.finish(cmd, c, promoteWait, a, a.Version)
 		})}
+	promoteWait.add(promote)
 	failback := &cobra.Command{Use: "failback NAME", Short: "Move instances in failover pools back to the app's own pools", Args: cobra.ExactArgs(1),
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			if _, err := c.Apps().Failback(cmd.Context(), args[0], e.write()); err != nil {
@@ -290,9 +307,12 @@ func (e *env) appCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "app %s: canary aborted, back to version %d\n", a.Name, a.Version)
-			return nil
+			if e.output == "table" {
+				fmt.Fprintf(e.stdout, "app %s: canary aborted, back to version %d\n", a.Name, a.Version)
+			}
+			return e.finish(cmd, c, abortWait, a, a.Version)
 		})}
+	abortWait.add(abort)
 	return group("app", "Deploy and manage apps", deploy, ls, show, rm, scale, rollback, versions, history, instancesCmd, statusCmd, promote, abort, failback, e.statsCmd(), e.metricsCmd(), e.logsCmd())
 }
 
@@ -313,4 +333,96 @@ func (e *env) printApps(v any, as []apitypes.App) error {
 		rows = append(rows, []string{a.Tenant, a.Name, strconv.Itoa(a.Version), strconv.Itoa(deref(a.Instances)), what, age(a.UpdatedAt)})
 	}
 	return e.print(v, []string{"TENANT", "NAME", "VERSION", "INSTANCES", "IMAGE", "UPDATED"}, rows)
+}
+
+// versionMark is the CURRENT column of `app versions`.
+func versionMark(a *apitypes.App, v int) string {
+	switch {
+	case v == a.Version && a.CanaryFrom != 0:
+		return "* (canary)"
+	case v == a.Version:
+		return "*"
+	case v == a.CanaryFrom:
+		return "* (canary base)"
+	}
+	return ""
+}
+
+// instanceState is the STATE column: the state, and "stopping" for an
+// instance told to stop that still runs.
+func instanceState(i apitypes.Instance) string {
+	if i.Desired == "stop" && i.State != "stopping" && !gone(i) {
+		return i.State + " (stopping)"
+	}
+	return i.State
+}
+
+// messageWidth is the MESSAGE column's width when the terminal's is not
+// known.
+const messageWidth = 60
+
+func (e *env) printInstances(is []apitypes.Instance) error {
+	if e.output != "table" {
+		return e.print(is, nil, nil)
+	}
+	var rows [][]string
+	for _, i := range is {
+		why := instanceProblem{Reason: i.Reason, Message: i.Message}.why()
+		rows = append(rows, []string{i.ID, orDash(i.HostName), strconv.Itoa(i.Version), instanceState(i), strconv.FormatBool(i.Ready), orDash(i.Address), strconv.Itoa(i.Restarts), age(i.CreatedAt), why})
+	}
+	header := []string{"ID", "HOST", "VERSION", "STATE", "READY", "ADDRESS", "RESTARTS", "AGE", "MESSAGE"}
+	// The message is the last column: it gets what the others leave.
+	room := messageWidth
+	if w := width(e.stdout); w > 0 {
+		used := 0
+		for col := 0; col < len(header)-1; col++ {
+			n := len(header[col])
+			for _, r := range rows {
+				n = max(n, len(r[col]))
+			}
+			used += n + 2
+		}
+		room = max(w-used, 20)
+	}
+	for _, r := range rows {
+		r[len(r)-1] = orDash(shorten(r[len(r)-1], room))
+	}
+	return e.print(is, header, rows)
+}
+
+func (e *env) printStatus(st appStatus) error {
+	if e.output != "table" {
+		return e.print(st, nil, nil)
+	}
+	version := strconv.Itoa(st.Version)
+	if st.CanaryFrom != 0 {
+		version += fmt.Sprintf(" (canary beside version %d)", st.CanaryFrom)
+	}
+	wanted := strconv.Itoa(st.Wanted)
+	if st.Wanted != st.Instances {
+		wanted += fmt.Sprintf(" (of %d)", st.Instances)
+	}
+	rolled := "no"
+	if st.Done {
+		rolled = "yes"
+	}
+	kv := [][2]string{{"Name", st.Name}, {"Version", version}, {"Wanted", wanted},
+		{"Placed", strconv.Itoa(st.Placed)}, {"Started", strconv.Itoa(st.Started)}, {"Ready", strconv.Itoa(st.Ready)}}
+	if st.Others > 0 {
+		kv = append(kv, [2]string{"Other versions", plural(st.Others, "instance") + " still running"})
+	}
+	if st.Stopping > 0 {
+		kv = append(kv, [2]string{"Stopping", plural(st.Stopping, "instance")})
+	}
+	kv = append(kv, [2]string{"Rolled out", rolled}, [2]string{"Pending", orDash(st.Pending)})
+	if err := e.printKV(st, kv); err != nil {
+		return err
+	}
+	if len(st.Problems) > 0 {
+		fmt.Fprintln(e.stdout, "Not ready:")
+		for _, p := range st.Problems {
+			fmt.Fprintf(e.stdout, "  %s\n", p.line())
+		}
+	}
+	return nil
 }

@@ -9,13 +9,14 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/wharf-platform/wharf/internal/version"
-	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
 // Daemon registers a daemon's flags on fs and returns the function that
@@ -59,31 +60,26 @@ func Main(hub, agent Daemon) int {
 // Run runs the command tree with args and returns the exit code. Tests call
 // it directly.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, hub, agent Daemon) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, args: args}
 	root := e.root(hub, agent)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return ExitOK
 	}
 	var f failure
 	if errors.As(err, &f) {
-		var ae *apitypes.Error
-		if errors.As(err, &ae) {
-			msg := "Error: " + ae.Message
-			if ae.Field != "" {
-				msg += fmt.Sprintf(" (field %s)", ae.Field)
-			}
-			fmt.Fprintln(stderr, msg)
-		} else {
-			fmt.Fprintln(stderr, "Error:", err)
-		}
+		fmt.Fprintln(stderr, "Error:", e.explain(err))
 		return ExitFailed
 	}
 	fmt.Fprintln(stderr, "Error:", err)
-	fmt.Fprintln(stderr, "Run 'wharf --help' for usage.")
+	path := "wharf"
+	if cmd != nil {
+		path = cmd.CommandPath()
+	}
+	fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", path)
 	return ExitUsage
 }
 
@@ -91,9 +87,15 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	args           []string // the command line, for messages about it
 	addr, token    string
 	tenant, output string
 	stale          bool
+
+	// Set by client(), for messages about the connection.
+	addrUsed    string
+	addrDefault bool // no address was configured: the default was tried
+	tokenSet    bool
 }
 
 func (e *env) root(hub, agent Daemon) *cobra.Command {
@@ -117,7 +119,7 @@ func (e *env) root(hub, agent Daemon) *cobra.Command {
 	pf.StringVar(&e.tenant, "tenant", "", "tenant to act on (admin tokens)")
 	pf.StringVarP(&e.output, "output", "o", "table", "output format: table, json or yaml")
 	pf.BoolVar(&e.stale, "stale", false, "read from the node's replica without asking the leader")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err.Error()} })
+	root.SetFlagErrorFunc(flagError)
 
 	root.AddCommand(
 		daemonCmd("hub", "Run a hub node", hub),
@@ -144,21 +146,95 @@ func (e *env) root(hub, agent Daemon) *cobra.Command {
 	return root
 }
 
-// group makes a parent command that only holds subcommands.
+// group makes a parent command that only holds subcommands. Its first
+// argument must name one: anything else is reported as an unknown command
+// with the nearest names, before the flags meant for a subcommand are
+// looked at (so `app deplyo --image x` is not "unknown flag: --image").
 func group(use, short string, subs ...*cobra.Command) *cobra.Command {
 	c := &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  cobra.ArbitraryArgs,
+		Use:                use,
+		Short:              short,
+		Args:               cobra.ArbitraryArgs,
+		FParseErrWhitelist: cobra.FParseErrWhitelist{UnknownFlags: true},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef("unknown command %q for %q", args[0], cmd.CommandPath())
+				return unknownCommand(cmd, args[0])
 			}
 			return usagef("%s needs a subcommand: see '%s --help'", cmd.CommandPath(), cmd.CommandPath())
 		},
 	}
 	c.AddCommand(subs...)
 	return c
+}
+
+// unknownCommand is cobra's own wording for the root, for every level.
+func unknownCommand(cmd *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", name, cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, set only where it suggests itself
+	}
+	if s := cmd.SuggestionsFor(name); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return usageError{msg}
+}
+
+// flagError is a flag the parser refused, with the nearest flag of the
+// command when the name looks mistyped.
+func flagError(cmd *cobra.Command, err error) error {
+	msg := err.Error()
+	var ne *pflag.NotExistError
+	if !errors.As(err, &ne) || ne.GetSpecifiedShortnames() != "" {
+		return usageError{msg}
+	}
+	name := ne.GetSpecifiedName()
+	best, bestD := "", 3 // farther than 2 edits is not a typo
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if d := editDistance(name, f.Name); d < bestD {
+			best, bestD = f.Name, d
+		}
+	})
+	if best != "" {
+		msg += "\n\nDid you mean this?\n\t--" + best
+	}
+	return usageError{msg}
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// negativeNumber returns the first argument of the command line that is a
+// negative number ("-3"), which the flag parser takes for a flag.
+func (e *env) negativeNumber() string {
+	for _, a := range e.args {
+		if a == "--" {
+			break
+		}
+		if len(a) > 1 && a[0] == '-' {
+			if _, err := strconv.Atoi(a[1:]); err == nil {
+				return a
+			}
+		}
+	}
+	return ""
 }
 
 func daemonCmd(name, short string, d Daemon) *cobra.Command {

@@ -105,7 +105,7 @@ func TestDeployFromFlagsAndManifest(t *testing.T) {
 	f, addr := newFakeAPI(t, map[string]func(http.ResponseWriter){
 		"PUT /v1/apps/hello": jsonAnswer(201, apitypes.App{AppSpec: apitypes.AppSpec{Name: "hello"}, Version: 1}),
 	})
-	out, stderr, code := run(t, "", "--addr", addr, "--token", "T", "--tenant", "acme", "app", "deploy", "hello", "--image", "hello:1", "--instances", "3", "--port", "8080", "--env", "A=b", "--health-path", "/healthz")
+	out, stderr, code := run(t, "", "--addr", addr, "--token", "T", "--tenant", "acme", "app", "deploy", "hello", "--image", "hello:1", "--instances", "3", "--port", "8080", "--env", "A=b", "--health-path", "/healthz", "--detach")
 	if code != 0 || !strings.Contains(out, "created app hello version 1") {
 		t.Fatalf("deploy: %d %q %q", code, out, stderr)
 	}
@@ -121,7 +121,7 @@ func TestDeployFromFlagsAndManifest(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "wharf.yaml")
 	os.WriteFile(good, []byte("name: hello\nimage: hello:2\ninstances: 2\nhealth:\n  http: /healthz\n  port: 8080\n  interval: 5s\n"), 0o644)
-	if out, stderr, code := run(t, "", "--addr", addr, "app", "deploy", "-f", good); code != 0 {
+	if out, stderr, code := run(t, "", "--addr", addr, "app", "deploy", "-f", good, "--detach"); code != 0 {
 		t.Fatalf("manifest deploy: %d %q %q", code, out, stderr)
 	}
 	if err := json.Unmarshal(f.last().body, &spec); err != nil || spec.Image != "hello:2" || spec.Health.Interval.D().Seconds() != 5 {
@@ -211,5 +211,78 @@ func TestJoinTokenAndHostCommands(t *testing.T) {
 	out, _, code = run(t, "", "--addr", addr, "host", "ls", "--pool", "vs-sh")
 	if code != 0 || strings.Contains(out, "n1") || !strings.Contains(out, "down (disconnected)") || !strings.Contains(out, "AGENT") || !strings.Contains(out, "v1.4.2") {
 		t.Fatalf("host ls --pool: %q", out)
+	}
+}
+
+func TestTyposAndNegativeNumbers(t *testing.T) {
+	tests := []struct {
+		args    []string
+		errLike []string
+	}{
+		{[]string{"app", "deplyo", "hello", "--image", "x"}, []string{`unknown command "deplyo" for "wharf app"`, "Did you mean this?\n\tdeploy", "Run 'wharf app --help'"}},
+		{[]string{"--tenant", "acme", "app", "scael", "hello", "3"}, []string{`unknown command "scael" for "wharf app"`, "Did you mean this?\n\tscale"}},
+		{[]string{"ap", "deploy", "hello", "--image", "x"}, []string{`unknown command "ap" for "wharf"`, "Did you mean this?\n\tapp"}},
+		{[]string{"tenant", "craete", "acme", "--quota-cpu", "5"}, []string{`unknown command "craete" for "wharf tenant"`, "Did you mean this?\n\tcreate"}},
+		{[]string{"app", "frobnicate"}, []string{`unknown command "frobnicate" for "wharf app"`}},
+		{[]string{"app", "scale", "hello", "-3"}, []string{"INSTANCES must be 0 or more, not -3"}},
+		{[]string{"app", "scale", "hello", "--", "-3"}, []string{"INSTANCES must be 0 or more, not -3"}},
+		{[]string{"app", "rollback", "hello", "-1"}, []string{"VERSION must be 1 or more, not -1"}},
+		{[]string{"app", "scale", "hello", "2", "--bogus"}, []string{"unknown flag: --bogus"}},
+		{[]string{"app", "deploy", "hello", "--imgae", "x"}, []string{"unknown flag: --imgae", "Did you mean this?\n\t--image"}},
+		{[]string{"app", "scale", "hello", "2", "--tenat", "acme"}, []string{"unknown flag: --tenat", "Did you mean this?\n\t--tenant"}},
+		{[]string{"app", "deploy", "hello", "--image", "x", "--timeout", "0s"}, []string{"--timeout must be more than 0"}},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, stderr, code := run(t, "", append([]string{"--addr", "http://127.0.0.1:1"}, tt.args...)...)
+			if code != 2 {
+				t.Fatalf("exit %d, want 2: %s", code, stderr)
+			}
+			for _, w := range tt.errLike {
+				if !strings.Contains(stderr, w) {
+					t.Fatalf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+			if strings.Contains(stderr, "shorthand") {
+				t.Fatalf("flag parser's wording leaked:\n%s", stderr)
+			}
+		})
+	}
+}
+
+func TestMessagesNameTheCLI(t *testing.T) {
+	_, addr := newFakeAPI(t, map[string]func(http.ResponseWriter){
+		"GET /v1/apps/hello": jsonAnswer(400, apitypes.Error{Message: "an admin token must name the tenant with ?tenant=NAME", Field: "tenant"}),
+		"GET /v1/apps":       jsonAnswer(401, apitypes.Error{Message: "missing token: send Authorization: Bearer TOKEN"}),
+		"GET /v1/pools":      jsonAnswer(401, apitypes.Error{Message: "invalid or revoked token"}),
+	})
+	t.Setenv("WHARF_TOKEN", "")
+	t.Setenv("WHARF_ADDR", "")
+	tests := []struct {
+		args     []string
+		want     string
+		mustNot  string
+		wantCode int
+	}{
+		{[]string{"--addr", addr, "--token", "T", "app", "show", "hello"}, "name the tenant with --tenant NAME", "?tenant", 1},
+		{[]string{"--addr", addr, "app", "ls"}, "set WHARF_TOKEN, pass --token, or run `wharf login`", "Bearer", 1},
+		{[]string{"--addr", addr, "--token", "T", "pool", "ls"}, "refused the token (invalid or revoked token): set WHARF_TOKEN or run `wharf login`", "Bearer", 1},
+		{[]string{"--addr", "http://127.0.0.1:1", "app", "ls"}, "cannot reach the hub at http://127.0.0.1:1: connection refused (is it running? `make run` starts one)", "WHARF_ADDR", 1},
+		{[]string{"--addr", "http://", "app", "ls"}, "set WHARF_ADDR, pass --addr, or run `wharf login`", "", 2},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, stderr, code := run(t, "", tt.args...)
+			if code != tt.wantCode || !strings.Contains(stderr, tt.want) || (tt.mustNot != "" && strings.Contains(stderr, tt.mustNot)) {
+				t.Fatalf("exit %d, stderr %q; want %d with %q", code, stderr, tt.wantCode, tt.want)
+			}
+		})
+	}
+	// Nothing configured: the default address was tried, so say how to
+	// configure one.
+	e := &env{addrUsed: defaultAddr, addrDefault: true}
+	_, err := http.Get("http://127.0.0.1:1/")
+	if msg := e.explain(err); !strings.Contains(msg, "cannot reach the hub at "+defaultAddr) || !strings.Contains(msg, "no hub address is configured: set WHARF_ADDR, pass --addr, or run `wharf login`") {
+		t.Fatalf("no address: %q", msg)
 	}
 }

@@ -75,11 +75,13 @@ func (e *env) client() (*client.Client, error) {
 	if err != nil {
 		return nil, fail(err)
 	}
-	cfg := client.Config{Address: first(e.addr, os.Getenv("WHARF_ADDR"), fc.Addr, defaultAddr), Token: first(e.token, os.Getenv("WHARF_TOKEN"), fc.Token)}
+	addr := first(e.addr, os.Getenv("WHARF_ADDR"), fc.Addr)
+	cfg := client.Config{Address: first(addr, defaultAddr), Token: first(e.token, os.Getenv("WHARF_TOKEN"), fc.Token)}
 	c, err := client.New(cfg)
 	if err != nil {
-		return nil, usageError{err.Error()}
+		return nil, usagef("%v: set WHARF_ADDR, pass --addr, or run `wharf login`", err)
 	}
+	e.addrUsed, e.addrDefault, e.tokenSet = c.Address(), addr == "", cfg.Token != ""
 	return c, nil
 }
 

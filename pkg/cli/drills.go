@@ -18,7 +18,7 @@ func (e *env) drillCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "drill %s started: %s of %s%s, %d hosts; follow it with wharf drill show %s\n", d.ID, d.Mode, d.Pool, d.Datacenter, len(d.Hosts), d.ID)
+			fmt.Fprintf(e.stdout, "drill %s started: %s of %s%s, %s; follow it with wharf drill show %s\n", d.ID, d.Mode, d.Pool, d.Datacenter, plural(len(d.Hosts), "host"), d.ID)
 			return nil
 		})}
 	run.Flags().StringVar(&req.Pool, "pool", "", "the pool to drill")

@@ -91,9 +91,17 @@ type WriteOptions struct {
 	CAS    *uint64 // write only if the object's modify index is still this
 }
 
+// url joins the base URL and path. path is already escaped (names in it
+// went through url.PathEscape): it becomes the raw path as is, so a name is
+// escaped once, never twice.
 func (c *Client) url(path string, q url.Values) string {
 	u := *c.base
-	u.Path = c.base.Path + path
+	raw := c.base.EscapedPath() + path
+	if p, err := url.PathUnescape(raw); err == nil {
+		u.Path, u.RawPath = p, raw
+	} else {
+		u.Path, u.RawPath = c.base.Path+path, ""
+	}
 	u.RawQuery = q.Encode()
 	return u.String()
 }

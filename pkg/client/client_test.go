@@ -59,3 +59,27 @@ func TestAddress(t *testing.T) {
 		t.Fatal("empty host accepted")
 	}
 }
+
+// TestNamesEscapedOnce: a name that needs escaping reaches the server's
+// router as typed, so the server's messages echo it as typed too.
+func TestNamesEscapedOnce(t *testing.T) {
+	mux := http.NewServeMux()
+	var got string
+	mux.HandleFunc("GET /v1/apps/{name}", func(w http.ResponseWriter, r *http.Request) {
+		got = r.PathValue("name")
+		w.Write([]byte(`{}`))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for _, base := range []string{srv.URL, srv.URL + "/"} {
+		c, err := New(Config{Address: base})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"hello", "Hello World", "a/b", "50%"} {
+			if _, _, err := c.Apps().Get(context.Background(), name, nil); err != nil || got != name {
+				t.Fatalf("base %s: sent %q, the server saw %q (%v)", base, name, got, err)
+			}
+		}
+	}
+}
