@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/wharf-platform/wharf/internal/seglog"
 )
 
 // Line is one captured log line (or one piece of an over-long line).
@@ -207,19 +209,19 @@ func Open(cfg Config) (*Buffer, error) {
 func (b *Buffer) recover() error {
 	dir := b.cfg.Dir
 	st, err := readState(dir)
-	if errors.Is(err, errCorrupt) {
+	if errors.Is(err, seglog.ErrCorrupt) {
 		b.log.Error("state file corrupt; acked lines still on disk will be resent", "err", err)
 		st = map[string]persisted{}
 	} else if err != nil {
 		return err
 	}
-	if err := os.Remove(filepath.Join(dir, stateTmp)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove stale state temp: %w", err)
+	if err := seglog.CleanState(filepath.Join(dir, stateName)); err != nil {
+		return err
 	}
 	for name, p := range st {
 		b.inst[name] = &instState{persisted: p, next: 1}
 	}
-	ids, err := listSegments(dir)
+	ids, err := seglog.ListSegments(dir)
 	if err != nil {
 		return err
 	}
@@ -227,7 +229,7 @@ func (b *Buffer) recover() error {
 		path := segPath(dir, id)
 		res, err := scanSegment(path, id)
 		switch {
-		case errors.Is(err, errBadHeader) && res.seg.size < segHeaderLen:
+		case errors.Is(err, errTornHeader):
 			b.log.Warn("removing segment with torn header", "segment", path)
 			if err := os.Remove(path); err != nil {
 				return fmt.Errorf("remove torn segment: %w", err)

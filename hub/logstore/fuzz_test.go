@@ -2,8 +2,6 @@ package logstore
 
 import (
 	"bytes"
-	"encoding/binary"
-	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -11,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/wharf-platform/wharf/internal/seglog"
 )
 
 func FuzzDecode(f *testing.F) {
@@ -28,8 +28,8 @@ func FuzzDecode(f *testing.F) {
 		if n < recHeaderLen || n > len(data) {
 			t.Fatalf("record length %d of %d bytes", n, len(data))
 		}
-		if recordCRC(data[:4], data[recHeaderLen:n]) != binary.LittleEndian.Uint32(data[4:]) {
-			t.Fatal("decoded a record whose crc does not match")
+		if _, _, err := seglog.ReadFrame(data[:n], maxPayload); err != nil {
+			t.Fatalf("decoded a record that is not a valid frame: %v", err)
 		}
 		// A decoded record re-encodes to exactly the bytes it came from.
 		if re := appendRecord(nil, &r, r.Pos); !bytes.Equal(re, data[:n]) {
@@ -90,11 +90,11 @@ func TestDecodeRejectsEveryBitFlip(t *testing.T) {
 // checks of recovery.
 func fixCRCs(data []byte) {
 	for p := 0; p+recHeaderLen <= len(data); {
-		n, err := recordLen(data[p:])
+		n, err := seglog.FrameLen(data[p:], maxPayload)
 		if err != nil || p+n > len(data) {
 			return
 		}
-		binary.LittleEndian.PutUint32(data[p+4:], recordCRC(data[p:p+4], data[p+recHeaderLen:p+n]))
+		seglog.EndFrame(data[p:p+n], 0)
 		p += n
 	}
 }
@@ -187,7 +187,7 @@ func FuzzDecodeFiles(f *testing.F) {
 			magic = stateMagic
 		}
 		buf := append([]byte(magic), body...)
-		buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
+		buf = seglog.Seal(buf)
 		if state {
 			if st, err := decodeState(buf); err == nil && !bytes.Equal(encodeState(st), buf) {
 				t.Fatal("state does not re-encode to its bytes")
