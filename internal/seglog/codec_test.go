@@ -1,6 +1,7 @@
 package seglog
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -109,20 +110,68 @@ func TestLineFormatRejects(t *testing.T) {
 	}
 }
 
-// FuzzLineDecode: a decoded line record re-encodes to the bytes it came
+// testFormats are the two layouts the logs use: the agent's (no
+// positions, one flag, large payloads) and the hub's.
+var testFormats = []LineFormat{
+	{Flags: 1, MaxName: 1024, MaxText: 1 << 24, MaxPayload: 1 << 24},
+	{Flags: 3, Pos: true, MaxName: 253, MaxText: 1 << 20, MaxPayload: 1<<20 + 4<<10},
+}
+
+func TestLineRejectsEveryBitFlip(t *testing.T) {
+	for _, f := range testFormats {
+		valid := f.Append(nil, 1, 77, 1<<33, -5, "inst", "stderr", "some text")
+		var l Line
+		if n, err := f.Decode(valid, &l); err != nil || n != len(valid) || l.Seq != 1<<33 || string(l.Text) != "some text" || l.Time != -5 {
+			t.Fatalf("pos %v: decode valid: %+v %d %v", f.Pos, l, n, err)
+		}
+		for i := range len(valid) * 8 {
+			bad := bytes.Clone(valid)
+			bad[i/8] ^= 1 << (i % 8)
+			if _, err := f.Decode(bad, &l); err == nil {
+				t.Fatalf("pos %v: bit %d flipped, still decoded", f.Pos, i)
+			}
+		}
+		for i := range valid {
+			if _, err := f.Decode(valid[:i], &l); err == nil {
+				t.Fatalf("pos %v: prefix of %d bytes decoded", f.Pos, i)
+			}
+		}
+	}
+}
+
+// FuzzLineDecode: the line decoder of either log's format never panics,
+// what it accepts is a valid frame that re-encodes to the bytes it came
 // from, and its size is what Size says.
 func FuzzLineDecode(f *testing.F) {
-	lf := LineFormat{Flags: 3, Pos: true, MaxName: 16, MaxText: 64, MaxPayload: 128}
-	f.Add(lf.Append(nil, 1, 5, 7, 1, "i", "stdout", "hello"))
-	f.Add([]byte("garbage that is no record"))
-	f.Fuzz(func(t *testing.T, data []byte) {
+	for i, lf := range testFormats {
+		valid := lf.Append(nil, 1, 42, 7, 1_000_000_002, "i", "stdout", "hello")
+		f.Add(i == 1, valid)
+		f.Add(i == 1, valid[:len(valid)-1])
+		f.Add(i == 1, append(bytes.Clone(valid), 0, 0, 0))
+	}
+	f.Add(false, make([]byte, 16))
+	f.Add(true, []byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4})
+	f.Fuzz(func(t *testing.T, hub bool, data []byte) {
+		lf := testFormats[0]
+		if hub {
+			lf = testFormats[1]
+		}
 		var l Line
 		n, err := lf.Decode(data, &l)
 		if err != nil {
+			if !errors.Is(err, ErrShort) && !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error wraps neither ErrShort nor ErrCorrupt: %v", err)
+			}
 			return
 		}
+		if n < FrameHeaderLen || n > len(data) {
+			t.Fatalf("record length %d of %d bytes", n, len(data))
+		}
+		if _, _, err := ReadFrame(data[:n], lf.MaxPayload); err != nil {
+			t.Fatalf("decoded a record that is not a valid frame: %v", err)
+		}
 		re := lf.Append(nil, l.Flags, l.Pos, l.Seq, l.Time, string(l.Instance), string(l.Stream), string(l.Text))
-		if string(re) != string(data[:n]) || lf.Size(l.Pos, l.Seq, l.Time, string(l.Instance), string(l.Stream), string(l.Text)) != n {
+		if !bytes.Equal(re, data[:n]) || lf.Size(l.Pos, l.Seq, l.Time, string(l.Instance), string(l.Stream), string(l.Text)) != n {
 			t.Fatalf("re-encoding differs:\n%x\n%x", re, data[:n])
 		}
 	})
