@@ -3,9 +3,10 @@
 // with SIGKILL (kill -9) at a point the parent picks from the child's
 // output, so the test can check what a crash at that point left on disk.
 //
-// The child side is the test package's TestMain: when the environment
-// variable the parent set is present, it does its work on the directory
-// named there, printing progress lines to stdout, and never returns.
+// The child side is the test package's TestMain (Run) or the test itself
+// (RunTest): when the environment variable the parent set is present, it
+// does its work on the directory named there, printing progress lines to
+// stdout, and never returns.
 package killtest
 
 import (
@@ -26,7 +27,14 @@ func Child(env string) string { return os.Getenv(env) }
 // died of that signal. It returns when the child is gone.
 func Run(t testing.TB, env, dir string, onLine func(line string) (kill bool)) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	RunTest(t, "", env, dir, onLine)
+}
+
+// RunTest is Run with the child running only the test named test (none
+// when empty), which is then the child's side.
+func RunTest(t testing.TB, test, env, dir string, onLine func(line string) (kill bool)) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$")
 	cmd.Env = append(os.Environ(), env+"="+dir)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
