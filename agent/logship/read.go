@@ -10,6 +10,9 @@ import (
 	"github.com/wharf-platform/wharf/internal/seglog"
 )
 
+// readChunk is how much Read reads from a segment at once.
+const readChunk = 512 << 10
+
 // Read returns up to max of the next unacked lines after the read cursor,
 // in append order, and advances the cursor past them. It does not block;
 // an empty result means nothing new. Lines returned together with an error

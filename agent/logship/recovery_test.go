@@ -171,3 +171,32 @@ func TestStateCodecRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenRemovesStateTemps: temporary state files that a crash left
+// (this version's and the older fixed name) are removed on Open and never
+// read as state.
+func TestOpenRemovesStateTemps(t *testing.T) {
+	cfg := testConfig(t, "")
+	b, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 3; i++ {
+		mustAppend(t, b, "a", "stdout", fmt.Sprint(i))
+	}
+	mustAck(t, b, map[string]uint64{"a": 2})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	leftovers := []string{filepath.Join(cfg.Dir, "state.tmp"), filepath.Join(cfg.Dir, "state.tmp4242")}
+	for _, p := range leftovers {
+		write(t, p, []byte("WLOGSTA2 half a state"))
+	}
+	b = openT(t, cfg)
+	equalKeys(t, "after reopen", readAll(t, b), []string{"a/stdout#3:3"})
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Fatalf("%s still there: %v", p, err)
+		}
+	}
+}
