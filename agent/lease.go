@@ -14,7 +14,7 @@ import (
 	"github.com/wharf-platform/wharf/internal/atomicfile"
 )
 
-// lease is the agent's fencing lease (DESIGN.md section 3, failover.mode
+// lease is the agent's fencing lease (for apps with failover.mode
 // fenced): renewed by every heartbeat a hub node in touch with the Raft
 // leader acknowledges, measured on the machine's boot clock from the
 // sending of that heartbeat. It is kept on disk with the boot's id, so an
