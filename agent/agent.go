@@ -26,6 +26,7 @@ import (
 	"github.com/wharf-platform/wharf/agent/logship"
 	"github.com/wharf-platform/wharf/agent/metrics"
 	"github.com/wharf-platform/wharf/agent/router"
+	"github.com/wharf-platform/wharf/internal/atomicfile"
 	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
@@ -544,7 +545,9 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 				}
 				t := sent.take(m.HeartbeatAck.Seq)
 				if m.HeartbeatAck.QuorumBacked && !t.IsZero() {
-					a.lease.renew(time.Since(t))
+					if err := a.lease.renew(time.Since(t)); err != nil {
+						a.log.Warn("lease renewed in memory only", "err", err)
+					}
 				}
 				if a.cfg.OnAck != nil && !t.IsZero() {
 					a.cfg.OnAck(time.Since(t))
@@ -701,11 +704,7 @@ func (a *Agent) renew(ctx context.Context, conn *quic.Conn) error {
 		return fmt.Errorf("%w: want RenewResponse", wire.ErrUnknownMessage)
 	}
 	old := a.id.Load()
-	caPEM, err := os.ReadFile(filepath.Join(a.cfg.DataDir, fileCA))
-	if err != nil {
-		return err
-	}
-	if err := saveIdentity(a.cfg.DataDir, old.HostID, keyPEM, resp.CertPem, caPEM); err != nil {
+	if err := saveIdentity(a.cfg.DataDir, old.HostID, keyPEM, resp.CertPem, old.CAPEM); err != nil {
 		return err
 	}
 	id, err := loadIdentity(a.cfg.DataDir)
@@ -757,9 +756,8 @@ func (a *Agent) learnHubs(addrs []string) {
 		return
 	}
 	a.hubs.Store(&merged)
-	tmp := filepath.Join(a.cfg.DataDir, fileHubs+".tmp")
-	if err := os.WriteFile(tmp, []byte(strings.Join(merged, "\n")+"\n"), 0o600); err == nil {
-		os.Rename(tmp, filepath.Join(a.cfg.DataDir, fileHubs))
+	if err := atomicfile.Write(filepath.Join(a.cfg.DataDir, fileHubs), []byte(strings.Join(merged, "\n")+"\n"), 0o600); err != nil {
+		a.log.Warn("hub addresses not remembered on disk", "err", err)
 	}
 }
 

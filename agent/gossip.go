@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/wharf-platform/wharf/internal/atomicfile"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
@@ -202,11 +203,7 @@ func saveGossipKey(dir string, key []byte) error {
 	if bytes.Equal(loadGossipKey(dir), key) {
 		return nil
 	}
-	tmp := filepath.Join(dir, fileGossipKey+".tmp")
-	if err := os.WriteFile(tmp, key, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, fileGossipKey))
+	return atomicfile.Write(filepath.Join(dir, fileGossipKey), key, 0o600)
 }
 
 var _ io.Writer = logWriter{}

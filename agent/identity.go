@@ -2,6 +2,7 @@ package agent
 
 import (
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/wharf-platform/wharf/internal/atomicfile"
 	"github.com/wharf-platform/wharf/pkg/pki"
 )
 
@@ -17,55 +19,111 @@ type identity struct {
 	HostID string
 	Cert   tls.Certificate
 	CAFP   string // fingerprint of the agent CA, pinned for every connection
+	CAPEM  []byte // the agent CA, kept across certificate renewals
 }
 
+// fileIdentity holds the whole identity (host id, key, certificate, CA)
+// in one file, replaced atomically: a crash leaves the old identity or the
+// new one, never a key of one and a certificate of the other.
+const fileIdentity = "identity"
+
+// The layout before fileIdentity: four files, each renamed into place on
+// its own. It is still read, and rewritten as fileIdentity.
 const (
-	fileKey    = "agent.key"
-	fileCert   = "agent.crt"
-	fileCA     = "ca.crt"
-	fileHostID = "host-id"
+	legacyKey    = "agent.key"
+	legacyCert   = "agent.crt"
+	legacyCA     = "ca.crt"
+	legacyHostID = "host-id"
 )
 
+// identityFile is the content of fileIdentity.
+type identityFile struct {
+	HostID  string `json:"host_id"`
+	KeyPEM  string `json:"key_pem"`
+	CertPEM string `json:"cert_pem"`
+	CAPEM   string `json:"ca_pem"`
+}
+
 // loadIdentity reads the identity from dir; (nil, nil) when not enrolled.
+// It removes what a crash during saveIdentity left behind (a temporary
+// copy holding a private key).
 func loadIdentity(dir string) (*identity, error) {
-	id, err := os.ReadFile(filepath.Join(dir, fileHostID))
+	path := filepath.Join(dir, fileIdentity)
+	if err := atomicfile.RemoveTemps(path); err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return loadLegacyIdentity(dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var f identityFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("agent identity %s: %w", path, err)
+	}
+	return parseIdentity(f.HostID, []byte(f.KeyPEM), []byte(f.CertPEM), []byte(f.CAPEM))
+}
+
+func parseIdentity(hostID string, keyPEM, certPEM, caPEM []byte) (*identity, error) {
+	if hostID == "" {
+		return nil, errors.New("agent identity: empty host id")
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("agent certificate: %w", err)
+	}
+	ca, err := pki.ParseCertPEM(caPEM)
+	if err != nil {
+		return nil, fmt.Errorf("agent CA: %w", err)
+	}
+	return &identity{HostID: hostID, Cert: cert, CAFP: pki.Fingerprint(ca), CAPEM: caPEM}, nil
+}
+
+// loadLegacyIdentity reads the four-file layout, rewrites it as one file
+// and removes the old files.
+func loadLegacyIdentity(dir string) (*identity, error) {
+	id, err := os.ReadFile(filepath.Join(dir, legacyHostID))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, fileCert), filepath.Join(dir, fileKey))
-	if err != nil {
-		return nil, fmt.Errorf("agent certificate: %w", err)
+	var pems [3][]byte
+	for i, name := range []string{legacyKey, legacyCert, legacyCA} {
+		if pems[i], err = os.ReadFile(filepath.Join(dir, name)); err != nil {
+			return nil, fmt.Errorf("agent identity: %w", err)
+		}
 	}
-	caPEM, err := os.ReadFile(filepath.Join(dir, fileCA))
+	ident, err := parseIdentity(strings.TrimSpace(string(id)), pems[0], pems[1], pems[2])
 	if err != nil {
 		return nil, err
 	}
-	ca, err := pki.ParseCertPEM(caPEM)
-	if err != nil {
-		return nil, fmt.Errorf("agent CA: %w", err)
+	if err := saveIdentity(dir, ident.HostID, pems[0], pems[1], pems[2]); err != nil {
+		return nil, err
 	}
-	return &identity{HostID: strings.TrimSpace(string(id)), Cert: cert, CAFP: pki.Fingerprint(ca)}, nil
+	// The new file takes precedence from now on, so an old file that
+	// cannot be removed is only clutter.
+	for _, name := range []string{legacyHostID, legacyKey, legacyCert, legacyCA} {
+		os.Remove(filepath.Join(dir, name))
+	}
+	return ident, nil
 }
 
-// saveIdentity writes the files, the host id last: it marks the set complete.
+// saveIdentity replaces the identity in dir as one unit (mode 0600: it
+// holds the private key).
 func saveIdentity(dir, hostID string, keyPEM, certPEM, caPEM []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{fileKey, keyPEM}, {fileCert, certPEM}, {fileCA, caPEM}, {fileHostID, []byte(hostID + "\n")}} {
-		tmp := filepath.Join(dir, f.name+".tmp")
-		if err := os.WriteFile(tmp, f.data, 0o600); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, f.name)); err != nil {
-			return err
-		}
+	b, err := json.Marshal(identityFile{HostID: hostID, KeyPEM: string(keyPEM), CertPEM: string(certPEM), CAPEM: string(caPEM)})
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(dir, fileIdentity), b, 0o600); err != nil {
+		return fmt.Errorf("save agent identity: %w", err)
 	}
 	return nil
 }

@@ -10,9 +10,11 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/wharf-platform/wharf/internal/atomicfile"
 )
 
-// lease is the agent's fencing lease (DESIGN.md section 3, failover.mode
+// lease is the agent's fencing lease (for apps with failover.mode
 // fenced): renewed by every heartbeat a hub node in touch with the Raft
 // leader acknowledges, measured on the machine's boot clock from the
 // sending of that heartbeat. It is kept on disk with the boot's id, so an
@@ -67,24 +69,26 @@ func openLease(dir string) *lease {
 	return l
 }
 
-// renew records a renewal by a heartbeat sent ago.
-func (l *lease) renew(ago time.Duration) {
+// renew records a renewal by a heartbeat sent ago. The error is that of
+// writing the lease file; the renewal counts in memory regardless.
+func (l *lease) renew(ago time.Duration) error {
 	at := bootClock() - ago
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.valid && at <= l.renewed {
-		return
+		return nil
 	}
 	l.renewed, l.valid = at, true
 	if l.written != 0 && at-l.written < leaseWriteEvery {
-		return
+		return nil
 	}
 	l.written = at
-	// No fsync: a crash of the machine voids the lease anyway (new boot).
-	tmp := l.path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(l.boot+" "+strconv.FormatInt(int64(at), 10)+"\n"), 0o600); err == nil {
-		_ = os.Rename(tmp, l.path)
+	// A crash of the machine voids the lease anyway (new boot); what the
+	// atomic write guards is an agent crash leaving half a file.
+	if err := atomicfile.Write(l.path, []byte(l.boot+" "+strconv.FormatInt(int64(at), 10)+"\n"), 0o600); err != nil {
+		return fmt.Errorf("write lease: %w", err)
 	}
+	return nil
 }
 
 // age returns the time since the last renewal; false when there was none

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/internal/atomicfile"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
@@ -111,11 +112,7 @@ func (s *supervisor) assign(a *wire.Assignments) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(s.dir, fileAssignments+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(s.dir, fileAssignments)); err != nil {
+	if err := atomicfile.Write(filepath.Join(s.dir, fileAssignments), b, 0o600); err != nil {
 		return err
 	}
 	s.mu.Lock()

@@ -264,11 +264,11 @@ func TestCertificateRotation(t *testing.T) {
 	}
 	hubtest.WaitFor(t, 10*time.Second, "the instance running", func() bool { return len(host.Running()) == 1 })
 	id := host.Running()[0]
-	first, _ := os.ReadFile(filepath.Join(dir, "agent.crt"))
+	first, _ := os.ReadFile(filepath.Join(dir, "identity"))
 	hubtest.WaitFor(t, 15*time.Second, "two rotations", func() bool { return a.Rotations() >= 2 })
-	now, _ := os.ReadFile(filepath.Join(dir, "agent.crt"))
+	now, _ := os.ReadFile(filepath.Join(dir, "identity"))
 	if string(first) == string(now) {
-		t.Fatal("the certificate on disk did not change")
+		t.Fatal("the identity (certificate) on disk did not change")
 	}
 	before := a.Acked()
 	hubtest.WaitFor(t, 5*time.Second, "heartbeats on the renewed certificate", func() bool { return a.Acked() > before+2 })

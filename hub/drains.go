@@ -17,6 +17,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/drain"
 	"github.com/wharf-platform/wharf/hub/logstore"
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/internal/atomicfile"
 )
 
 // Log drains: each hub node forwards, per drain, the lines it took from its
@@ -140,10 +141,7 @@ func (d *drainer) cursor(id string) (uint64, error) {
 
 func (d *drainer) saveCursor(id string, pos uint64) error {
 	path := filepath.Join(d.dir, id)
-	if err := os.WriteFile(path+".tmp", []byte(strconv.FormatUint(pos, 10)+"\n"), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(path+".tmp", path)
+	return atomicfile.Write(path, []byte(strconv.FormatUint(pos, 10)+"\n"), 0o600)
 }
 
 // work forwards one drain's lines, in order, each batch retried until it

@@ -9,11 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/wharf-platform/wharf/internal/atomicfile"
 )
 
 // loadOrCreate returns the trimmed content of dir/name, creating it with
-// make() (mode 0600) when it does not exist yet. The write goes through a
-// temporary file and a rename so that a crash never leaves half a file.
+// make() (mode 0600) when it does not exist yet. The write is atomic and
+// durable (internal/atomicfile): a crash never leaves half a file, and a
+// value handed out survives power loss.
 func loadOrCreate(dir, name string, make func() (string, error)) (string, error) {
 	path := filepath.Join(dir, name)
 	b, err := os.ReadFile(path)
@@ -31,11 +34,7 @@ func loadOrCreate(dir, name string, make func() (string, error)) (string, error)
 	if err != nil {
 		return "", err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(v+"\n"), 0o600); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := atomicfile.Write(path, []byte(v+"\n"), 0o600); err != nil {
 		return "", err
 	}
 	return v, nil

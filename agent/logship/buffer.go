@@ -9,7 +9,8 @@ import (
 	"slices"
 	"sync"
 	"time"
-	"unicode/utf8"
+
+	"github.com/wharf-platform/wharf/internal/seglog"
 )
 
 // Line is one captured log line (or one piece of an over-long line).
@@ -48,79 +49,8 @@ type Stats struct {
 	Dropped   uint64 // lines dropped and not yet taken by TakeDropped
 }
 
-// SyncPolicy says when appended data is fsynced.
-type SyncPolicy struct {
-	// EveryAppend fsyncs before every Append (or Writer.Write batch)
-	// returns.
-	EveryAppend bool
-	// Interval is the period of background fsyncs when EveryAppend is
-	// false; zero means DefaultSyncInterval.
-	Interval time.Duration
-}
-
-// DefaultSyncInterval is the background fsync period of the zero SyncPolicy.
-const DefaultSyncInterval = 200 * time.Millisecond
-
-// SyncEveryAppend returns the policy that fsyncs every append batch.
-func SyncEveryAppend() SyncPolicy { return SyncPolicy{EveryAppend: true} }
-
-// SyncInterval returns the policy that fsyncs at most every d.
-func SyncInterval(d time.Duration) SyncPolicy { return SyncPolicy{Interval: d} }
-
-// Config configures a Buffer. Zero values take the documented defaults.
-type Config struct {
-	Dir          string // where segments live (created)
-	MaxBytes     int64  // total on-disk bound, zero = 256 MiB, at least 1 KiB
-	SegmentBytes int64  // zero = 8 MiB; clamped to MaxBytes/4, at least 256
-	MaxLineBytes int    // zero = 16 KiB, between 4 and 1 MiB
-	Logger       *slog.Logger
-	Now          func() time.Time
-	Sync         SyncPolicy
-}
-
 // ErrClosed is returned by operations on a closed Buffer or Writer.
 var ErrClosed = errors.New("logship: buffer closed")
-
-// readChunk is how much Read reads from a segment at once.
-const readChunk = 512 << 10
-
-func (c *Config) normalize() error {
-	if c.Dir == "" {
-		return errors.New("config: empty dir")
-	}
-	if c.MaxBytes == 0 {
-		c.MaxBytes = 256 << 20
-	}
-	if c.MaxBytes < 1024 {
-		return fmt.Errorf("config: max bytes %d below 1024", c.MaxBytes)
-	}
-	if c.SegmentBytes == 0 {
-		c.SegmentBytes = 8 << 20
-	}
-	c.SegmentBytes = min(c.SegmentBytes, c.MaxBytes/4)
-	if c.SegmentBytes < 256 {
-		return fmt.Errorf("config: segment bytes %d below 256", c.SegmentBytes)
-	}
-	if c.MaxLineBytes == 0 {
-		c.MaxLineBytes = 16 << 10
-	}
-	if c.MaxLineBytes < utf8.UTFMax || c.MaxLineBytes > maxLineBytesLimit {
-		return fmt.Errorf("config: max line bytes %d out of range [%d, %d]", c.MaxLineBytes, utf8.UTFMax, maxLineBytesLimit)
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.Sync.Interval < 0 {
-		return fmt.Errorf("config: negative sync interval %v", c.Sync.Interval)
-	}
-	if !c.Sync.EveryAppend && c.Sync.Interval == 0 {
-		c.Sync.Interval = DefaultSyncInterval
-	}
-	return nil
-}
 
 type instState struct {
 	persisted
@@ -207,19 +137,19 @@ func Open(cfg Config) (*Buffer, error) {
 func (b *Buffer) recover() error {
 	dir := b.cfg.Dir
 	st, err := readState(dir)
-	if errors.Is(err, errCorrupt) {
+	if errors.Is(err, seglog.ErrCorrupt) {
 		b.log.Error("state file corrupt; acked lines still on disk will be resent", "err", err)
 		st = map[string]persisted{}
 	} else if err != nil {
 		return err
 	}
-	if err := os.Remove(filepath.Join(dir, stateTmp)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove stale state temp: %w", err)
+	if err := seglog.CleanState(filepath.Join(dir, stateName)); err != nil {
+		return err
 	}
 	for name, p := range st {
 		b.inst[name] = &instState{persisted: p, next: 1}
 	}
-	ids, err := listSegments(dir)
+	ids, err := seglog.ListSegments(dir)
 	if err != nil {
 		return err
 	}
@@ -227,7 +157,7 @@ func (b *Buffer) recover() error {
 		path := segPath(dir, id)
 		res, err := scanSegment(path, id)
 		switch {
-		case errors.Is(err, errBadHeader) && res.seg.size < segHeaderLen:
+		case errors.Is(err, errTornHeader):
 			b.log.Warn("removing segment with torn header", "segment", path)
 			if err := os.Remove(path); err != nil {
 				return fmt.Errorf("remove torn segment: %w", err)

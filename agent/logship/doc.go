@@ -35,9 +35,12 @@
 //
 // # On-disk format
 //
-// Config.Dir holds segment files named <16 hex digit id>.seg, a state file
-// "state" and transiently "state.tmp". All integers are little endian;
-// uvarint/varint are encoding/binary's.
+// The framing, the field codec, segment files and state files are
+// internal/seglog's (its doc.go has the common format); this buffer's own
+// parts follow. Config.Dir holds segment files named <16 hex digit
+// id>.seg, a state file "state" and transiently a temporary "state.tmp…"
+// while that is replaced. All integers are little endian; uvarint/varint
+// are encoding/binary's, in their shortest encoding.
 //
 // A segment starts with the 8-byte magic "WLOGSEG1", followed by records:
 //
@@ -67,8 +70,8 @@
 //	         uvarint streams, streams × (uvarint len, stream, varint ns)),
 //	uint32 CRC32C of all preceding bytes
 //
-// It is replaced atomically (write state.tmp, fsync, rename, fsync the
-// directory) before a segment is dropped or deleted, by the sync loop when
+// It is replaced atomically (internal/atomicfile: a temporary file, fsync,
+// rename, fsync of the directory) before a segment is dropped or deleted, by the sync loop when
 // acks advanced since the last write, on TakeDropped, AckDropped and on
 // Close. It also keeps, per instance and stream, the time of the newest
 // line stored (see Last). The previous format, "WLOGSTA1" without those
@@ -81,8 +84,9 @@
 // is short, has a bad length, a bad CRC, an undecodable payload or a seq
 // not above the previous one of its instance; the file is truncated there
 // (and fsynced), so a torn tail is dropped and never misread. A segment
-// shorter than its magic (torn creation) is deleted; one with a foreign
-// magic is renamed to *.corrupt and skipped. A corrupt state file is logged
+// shorter than its magic and a prefix of it (torn creation) is deleted;
+// any other with a foreign magic is renamed to *.corrupt and skipped.
+// Temporary state files left by a crash are removed. A corrupt state file is logged
 // and ignored: acked lines still on disk are then resent (never lost), and
 // seqs still continue after the last record on disk. Fully acked segments
 // are deleted; the read cursor starts at the oldest segment and Read skips

@@ -12,10 +12,12 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/wharf-platform/wharf/internal/killtest"
 )
 
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(killChildEnv); dir != "" {
+	if dir := killtest.Child(killChildEnv); dir != "" {
 		killChild(dir) // never returns
 	}
 	goleak.VerifyTestMain(m)

@@ -1,14 +1,13 @@
 package logship
 
 import (
-	"bufio"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/wharf-platform/wharf/internal/killtest"
 )
 
 // killChildEnv names the directory a re-executed test binary appends to.
@@ -54,37 +53,16 @@ func TestKill9LosesNothingReturned(t *testing.T) {
 
 func killAndRecover(t *testing.T, killAt uint64) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), killChildEnv+"="+dir)
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	var lastLine, lastAck uint64
-	killed := false
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
+	killtest.Run(t, killChildEnv, dir, func(line string) bool {
 		var n uint64
-		if _, err := fmt.Sscanf(sc.Text(), "line %d", &n); err == nil {
+		if _, err := fmt.Sscanf(line, "line %d", &n); err == nil {
 			lastLine = n
-		} else if _, err := fmt.Sscanf(sc.Text(), "ack %d", &n); err == nil {
+		} else if _, err := fmt.Sscanf(line, "ack %d", &n); err == nil {
 			lastAck = n
 		}
-		if !killed && lastLine >= killAt {
-			if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-				t.Fatal(err)
-			}
-			killed = true
-		}
-	}
-	err = cmd.Wait()
-	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("child did not die of SIGKILL: %v", err)
-	}
+		return lastLine >= killAt
+	})
 
 	b := openT(t, testConfig(t, dir))
 	lines := readAll(t, b)

@@ -6,7 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/wharf-platform/wharf/internal/seglog"
 )
+
+// readChunk is how much Read reads from a segment at once.
+const readChunk = 512 << 10
 
 // Read returns up to max of the next unacked lines after the read cursor,
 // in append order, and advances the cursor past them. It does not block;
@@ -45,7 +50,7 @@ func (b *Buffer) Read(max int) ([]Line, error) {
 		for pos < len(buf) && len(out) < max {
 			sh.off = pos
 			l, n, err := decodeRecordShared(buf[pos:], sh)
-			if errors.Is(err, errShort) && pos > 0 {
+			if errors.Is(err, seglog.ErrShort) && pos > 0 {
 				break // the rest is in the next chunk
 			}
 			if err != nil {

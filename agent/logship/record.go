@@ -2,19 +2,18 @@ package logship
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"hash/crc32"
 	"slices"
 	"time"
+
+	"github.com/wharf-platform/wharf/internal/seglog"
 )
 
 // On-disk encoding; see doc.go for the full description.
 const (
-	recHeaderLen = 8 // uint32 LE payload length + uint32 LE CRC32C
+	recHeaderLen = seglog.FrameHeaderLen
 	segHeaderLen = int64(len(segMagic))
 
-	kindLine    byte = 1
 	flagPartial byte = 1
 
 	// maxPayload bounds a record's payload independently of the current
@@ -33,57 +32,22 @@ const (
 	stateV1    = "WLOGSTA1" // without last times; still read
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-var (
-	// errShort means the bytes end before the record does: a torn tail
-	// when found at the end of a segment.
-	errShort = errors.New("short record")
-	// errCorrupt means the bytes are not a valid record.
-	errCorrupt = errors.New("corrupt record")
-)
-
-// recordCRC is the CRC32C of the 4 length bytes followed by the payload.
-func recordCRC(lenBytes, payload []byte) uint32 {
-	return crc32.Update(crc32.Checksum(lenBytes, castagnoli), castagnoli, payload)
-}
+// lineFormat is the layout of this buffer's records: no positions, one
+// flag (Partial).
+var lineFormat = seglog.LineFormat{Flags: flagPartial, MaxName: maxNameBytes, MaxText: maxPayload, MaxPayload: maxPayload}
 
 // appendRecord appends the framed encoding of l to dst.
 func appendRecord(dst []byte, l *Line) []byte {
-	start := len(dst)
-	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
 	var flags byte
 	if l.Partial {
 		flags |= flagPartial
 	}
-	dst = append(dst, kindLine, flags)
-	dst = binary.AppendUvarint(dst, l.Seq)
-	dst = binary.AppendVarint(dst, l.Time.UnixNano())
-	dst = appendString(dst, l.Instance)
-	dst = appendString(dst, l.Stream)
-	dst = appendString(dst, l.Text)
-	binary.LittleEndian.PutUint32(dst[start:], uint32(len(dst)-start-recHeaderLen))
-	binary.LittleEndian.PutUint32(dst[start+4:], recordCRC(dst[start:start+4], dst[start+recHeaderLen:]))
-	return dst
-}
-
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
+	return lineFormat.Append(dst, flags, 0, l.Seq, l.Time.UnixNano(), l.Instance, l.Stream, l.Text)
 }
 
 // recordLen returns the framed length announced by the header at the start
-// of buf, or errShort/errCorrupt.
-func recordLen(buf []byte) (int, error) {
-	if len(buf) < recHeaderLen {
-		return 0, errShort
-	}
-	plen := binary.LittleEndian.Uint32(buf)
-	if plen < 2 || plen > maxPayload {
-		return 0, fmt.Errorf("%w: payload length %d", errCorrupt, plen)
-	}
-	return recHeaderLen + int(plen), nil
-}
+// of buf, or an error wrapping seglog.ErrShort or seglog.ErrCorrupt.
+func recordLen(buf []byte) (int, error) { return seglog.FrameLen(buf, maxPayload) }
 
 // decodeRecord decodes the record at the start of buf and returns it with
 // its framed length. It never panics; a nil error guarantees the CRC matched
@@ -100,159 +64,40 @@ type shared struct {
 	names map[string]string
 }
 
-// decodeRecordShared is decodeRecord taking Text as a substring of
-// sh.str at buf's offset off (when sh is set) and names from sh.names.
-func decodeRecordShared(buf []byte, sh *sharedAt) (Line, int, error) {
-	n, err := recordLen(buf)
-	if err != nil {
-		return Line{}, 0, err
-	}
-	if len(buf) < n {
-		return Line{}, 0, errShort
-	}
-	payload := buf[recHeaderLen:n]
-	if got, want := recordCRC(buf[:4], payload), binary.LittleEndian.Uint32(buf[4:]); got != want {
-		return Line{}, 0, fmt.Errorf("%w: crc %08x, want %08x", errCorrupt, got, want)
-	}
-	var d decoder
-	if sh != nil {
-		d.sh, d.off = sh.shared, sh.off+recHeaderLen
-	}
-	l, err := d.payload(payload)
-	if err != nil {
-		return Line{}, 0, err
-	}
-	return l, n, nil
-}
-
 // sharedAt is a shared chunk and the offset in it of the buf decoded.
 type sharedAt struct {
 	*shared
 	off int
 }
 
-func decodePayload(p []byte) (Line, error) {
-	var d decoder
-	return d.payload(p)
+// decodeRecordShared is decodeRecord taking Text as a substring of
+// sh.str at buf's offset off (when sh is set) and names from sh.names.
+func decodeRecordShared(buf []byte, sh *sharedAt) (Line, int, error) {
+	var v seglog.Line
+	n, err := lineFormat.Decode(buf, &v)
+	if err != nil {
+		return Line{}, 0, err
+	}
+	l := Line{Seq: v.Seq, Time: time.Unix(0, v.Time), Partial: v.Flags&flagPartial != 0}
+	if sh == nil {
+		l.Instance, l.Stream, l.Text = string(v.Instance), string(v.Stream), string(v.Text)
+		return l, n, nil
+	}
+	l.Instance, l.Stream = sh.intern(v.Instance), sh.intern(v.Stream)
+	at := sh.off + recHeaderLen + v.TextOff
+	l.Text = sh.str[at : at+len(v.Text)]
+	return l, n, nil
 }
 
-func (d *decoder) payload(p []byte) (Line, error) {
-	d.buf, d.start = p, len(p)
-	var l Line
-	if kind := d.byte(); kind != kindLine {
-		return Line{}, fmt.Errorf("%w: kind %d", errCorrupt, kind)
-	}
-	flags := d.byte()
-	if flags&^flagPartial != 0 {
-		return Line{}, fmt.Errorf("%w: flags %#x", errCorrupt, flags)
-	}
-	l.Partial = flags&flagPartial != 0
-	l.Seq = d.uvarint()
-	l.Time = time.Unix(0, d.varint())
-	l.Instance = d.name()
-	l.Stream = d.name()
-	l.Text = d.string(maxPayload)
-	if d.err != nil {
-		return Line{}, d.err
-	}
-	if len(d.buf) != 0 {
-		return Line{}, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(d.buf))
-	}
-	if l.Seq == 0 || l.Instance == "" {
-		return Line{}, fmt.Errorf("%w: zero seq or empty instance", errCorrupt)
-	}
-	return l, nil
-}
-
-// decoder reads from buf; the first failure sticks in err. With sh set,
-// strings are taken from sh.str, where buf's first byte is at off.
-type decoder struct {
-	buf   []byte
-	err   error
-	sh    *shared
-	off   int // offset in sh.str of the payload's start
-	start int // the payload's length
-}
-
-// name is string(maxNameBytes), interned in sh.names.
-func (d *decoder) name() string {
-	if d.sh == nil {
-		return d.string(maxNameBytes)
-	}
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > maxNameBytes || n > uint64(len(d.buf)) {
-		d.fail("string length")
-		return ""
-	}
-	b := d.buf[:n]
-	s, ok := d.sh.names[string(b)]
+// intern returns b as a string, the same string for the same name.
+func (sh *shared) intern(b []byte) string {
+	s, ok := sh.names[string(b)]
 	if !ok {
 		s = string(b)
-		if len(d.sh.names) < 1024 {
-			d.sh.names[s] = s
+		if len(sh.names) < 1024 {
+			sh.names[s] = s
 		}
 	}
-	d.buf = d.buf[n:]
-	return s
-}
-
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: bad %s", errCorrupt, what)
-	}
-	d.buf = nil
-}
-
-func (d *decoder) byte() byte {
-	if len(d.buf) < 1 {
-		d.fail("byte")
-		return 0
-	}
-	c := d.buf[0]
-	d.buf = d.buf[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.buf)
-	if n <= 0 {
-		d.fail("uvarint")
-		return 0
-	}
-	d.buf = d.buf[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.buf)
-	if n <= 0 {
-		d.fail("varint")
-		return 0
-	}
-	d.buf = d.buf[n:]
-	return v
-}
-
-func (d *decoder) string(limit int) string {
-	n := d.uvarint()
-	if d.err != nil {
-		return ""
-	}
-	if n > uint64(limit) || n > uint64(len(d.buf)) {
-		d.fail("string length")
-		return ""
-	}
-	var s string
-	if d.sh != nil {
-		at := d.off + d.start - len(d.buf)
-		s = d.sh.str[at : at+int(n)]
-	} else {
-		s = string(d.buf[:n])
-	}
-	d.buf = d.buf[n:]
 	return s
 }
 
@@ -265,8 +110,8 @@ type persisted struct {
 }
 
 // encodeState encodes the state file: magic, uvarint count, per instance
-// (name, acked, dropHigh, drop count, drop first, drop last), CRC32C of all
-// preceding bytes as uint32 LE.
+// (name, acked, dropHigh, drop count, drop first, drop last, last times),
+// sealed with a CRC32C.
 func encodeState(st map[string]persisted) []byte {
 	names := make([]string, 0, len(st))
 	for n := range st {
@@ -274,57 +119,51 @@ func encodeState(st map[string]persisted) []byte {
 	}
 	slices.Sort(names)
 	buf := append([]byte(nil), stateMagic...)
-	buf = binary.AppendUvarint(buf, uint64(len(names)))
+	buf = appendUvarints(buf, uint64(len(names)))
 	for _, n := range names {
 		p := st[n]
-		buf = appendString(buf, n)
-		for _, v := range []uint64{p.acked, p.dropHigh, p.drop.Count, p.drop.First, p.drop.Last} {
-			buf = binary.AppendUvarint(buf, v)
-		}
+		buf = seglog.AppendString(buf, n)
+		buf = appendUvarints(buf, p.acked, p.dropHigh, p.drop.Count, p.drop.First, p.drop.Last)
 		streams := make([]string, 0, len(p.last))
 		for st := range p.last {
 			streams = append(streams, st)
 		}
 		slices.Sort(streams)
-		buf = binary.AppendUvarint(buf, uint64(len(streams)))
+		buf = appendUvarints(buf, uint64(len(streams)))
 		for _, st := range streams {
-			buf = appendString(buf, st)
+			buf = seglog.AppendString(buf, st)
 			buf = binary.AppendVarint(buf, p.last[st])
 		}
 	}
-	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
+	return seglog.Seal(buf)
 }
 
 func decodeState(buf []byte) (map[string]persisted, error) {
-	if len(buf) < len(stateMagic)+4 || (string(buf[:len(stateMagic)]) != stateMagic && string(buf[:len(stateV1)]) != stateV1) {
-		return nil, fmt.Errorf("%w: bad state header", errCorrupt)
+	magic, body, err := seglog.Unseal(buf, stateMagic, stateV1)
+	if err != nil {
+		return nil, err
 	}
-	v1 := string(buf[:len(stateV1)]) == stateV1
-	body, sum := buf[:len(buf)-4], binary.LittleEndian.Uint32(buf[len(buf)-4:])
-	if crc32.Checksum(body, castagnoli) != sum {
-		return nil, fmt.Errorf("%w: state crc mismatch", errCorrupt)
-	}
-	d := decoder{buf: body[len(stateMagic):]}
-	n := d.uvarint()
-	if n > uint64(len(d.buf)) {
-		return nil, fmt.Errorf("%w: state count %d", errCorrupt, n)
+	d := seglog.NewDecoder(body)
+	n := d.Uvarint()
+	if n > uint64(d.Len()) {
+		return nil, fmt.Errorf("%w: state count %d", seglog.ErrCorrupt, n)
 	}
 	st := make(map[string]persisted, n)
 	for range n {
-		name := d.string(maxNameBytes)
+		name := d.String(maxNameBytes)
 		var p persisted
-		p.acked, p.dropHigh = d.uvarint(), d.uvarint()
-		p.drop.Count, p.drop.First, p.drop.Last = d.uvarint(), d.uvarint(), d.uvarint()
-		if !v1 {
-			k := d.uvarint()
-			if k > uint64(len(d.buf)) {
-				return nil, fmt.Errorf("%w: state stream count %d", errCorrupt, k)
+		p.acked, p.dropHigh = d.Uvarint(), d.Uvarint()
+		p.drop.Count, p.drop.First, p.drop.Last = d.Uvarint(), d.Uvarint(), d.Uvarint()
+		if magic != stateV1 {
+			k := d.Uvarint()
+			if k > uint64(d.Len()) {
+				return nil, fmt.Errorf("%w: state stream count %d", seglog.ErrCorrupt, k)
 			}
 			for range k {
-				st := d.string(maxNameBytes)
-				ns := d.varint()
-				if d.err != nil {
-					return nil, d.err
+				st := d.String(maxNameBytes)
+				ns := d.Varint()
+				if d.Err() != nil {
+					return nil, d.Err()
 				}
 				if p.last == nil {
 					p.last = map[string]int64{}
@@ -332,13 +171,20 @@ func decodeState(buf []byte) (map[string]persisted, error) {
 				p.last[st] = ns
 			}
 		}
-		if d.err != nil {
-			return nil, d.err
+		if d.Err() != nil {
+			return nil, d.Err()
 		}
 		st[name] = p
 	}
-	if len(d.buf) != 0 {
-		return nil, fmt.Errorf("%w: state has trailing bytes", errCorrupt)
+	if err := d.Done(); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
 	}
 	return st, nil
+}
+
+func appendUvarints(dst []byte, vs ...uint64) []byte {
+	for _, v := range vs {
+		dst = binary.AppendUvarint(dst, v)
+	}
+	return dst
 }

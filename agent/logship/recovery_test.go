@@ -123,8 +123,10 @@ func write(t *testing.T, path string, data []byte) {
 	}
 }
 
-func TestRecoverCorruptStateAndForeignSegment(t *testing.T) {
-	cfg := testConfig(t, "")
+// threeLines leaves in cfg.Dir a closed buffer holding lines "1" to "3"
+// of instance a, acked up to ack.
+func threeLines(t *testing.T, cfg Config, ack uint64) {
+	t.Helper()
 	b, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -132,16 +134,21 @@ func TestRecoverCorruptStateAndForeignSegment(t *testing.T) {
 	for i := 1; i <= 3; i++ {
 		mustAppend(t, b, "a", "stdout", fmt.Sprint(i))
 	}
-	mustAck(t, b, map[string]uint64{"a": 1})
+	mustAck(t, b, map[string]uint64{"a": ack})
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestRecoverCorruptStateAndForeignSegment(t *testing.T) {
+	cfg := testConfig(t, "")
+	threeLines(t, cfg, 1)
 	// A corrupt state file loses the acks (lines are resent, never lost)
 	// but never the seqs; a file that is not a segment is moved aside.
 	write(t, filepath.Join(cfg.Dir, stateName), []byte("WLOGSTA1garbage"))
 	foreign := filepath.Join(cfg.Dir, fmt.Sprintf("%016x%s", 0x100, segSuffix))
 	write(t, foreign, []byte("this is not a segment at all"))
-	b = openT(t, cfg)
+	b := openT(t, cfg)
 	equalKeys(t, "after corrupt state", readAll(t, b), []string{"a/stdout#1:1", "a/stdout#2:2", "a/stdout#3:3"})
 	if _, err := os.Stat(foreign + ".corrupt"); err != nil {
 		t.Fatalf("foreign segment not moved aside: %v", err)
@@ -168,6 +175,25 @@ func TestStateCodecRoundTrip(t *testing.T) {
 		bad[i] ^= 1
 		if _, err := decodeState(bad); err == nil {
 			t.Fatalf("flipped byte %d accepted", i)
+		}
+	}
+}
+
+// TestOpenRemovesStateTemps: temporary state files that a crash left
+// (this version's and the older fixed name) are removed on Open and never
+// read as state.
+func TestOpenRemovesStateTemps(t *testing.T) {
+	cfg := testConfig(t, "")
+	threeLines(t, cfg, 2)
+	leftovers := []string{filepath.Join(cfg.Dir, "state.tmp"), filepath.Join(cfg.Dir, "state.tmp4242")}
+	for _, p := range leftovers {
+		write(t, p, []byte("WLOGSTA2 half a state"))
+	}
+	b := openT(t, cfg)
+	equalKeys(t, "after reopen", readAll(t, b), []string{"a/stdout#3:3"})
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Fatalf("%s still there: %v", p, err)
 		}
 	}
 }

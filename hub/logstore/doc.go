@@ -32,8 +32,11 @@
 //
 // # On-disk format
 //
-// Config.Dir holds the lock file "_lock" (flock'ed while open), the state
-// file "_state" (and transiently "_state.tmp"), and a directory per tenant
+// The framing, the field codec, segment files and state files are
+// internal/seglog's (its doc.go has the common format); this store's own
+// parts follow. Config.Dir holds the lock file "_lock" (flock'ed while
+// open), the state file "_state" (and transiently a temporary
+// "_state.tmp…" while that is replaced), and a directory per tenant
 // holding a directory per app:
 //
 //	<dir>/<tenant>/<app>/<16 hex digit id>.seg   a segment
@@ -46,7 +49,8 @@
 // empty, over 253 bytes, "." or "..", or containing NUL or '/'; names
 // starting with '_' never collide with the store's own files since '_' is
 // always escaped. Segment ids are unique in the store and never reused.
-// All integers are little endian; uvarint/varint are encoding/binary's.
+// All integers are little endian; uvarint/varint are encoding/binary's,
+// in their shortest encoding.
 //
 // A segment starts with a header naming its tenant and app (so a segment
 // is self-describing, even under a hashed directory name):
@@ -111,8 +115,8 @@
 //	         uvarint highest seq, varint last activity),
 //	uint32 CRC32C of all preceding bytes
 //
-// It is replaced atomically (write _state.tmp, fsync, rename, fsync the
-// directory) before retention deletes any segment file; a segment dropped
+// It is replaced atomically (internal/atomicfile: a temporary file, fsync,
+// rename, fsync of the directory) before retention deletes any segment file; a segment dropped
 // from the index whose deletion could not be made safe stays on disk and
 // is retried on the next pass.
 //
@@ -122,9 +126,10 @@
 // of the magic (creation cut short) is deleted; one with another magic, a
 // bad header or names that do not belong in its directory is renamed to
 // *.corrupt and skipped. A segment without a matching index is scanned and
-// truncated at the first record that is short, has a bad length or CRC, an
-// undecodable payload, or a pos or seq out of order: a torn tail after a
-// kill is dropped, never misread. Bit rot in the middle of a segment also
+// truncated (and fsynced) at the first record that is short, has a bad
+// length or CRC, an undecodable payload, or a pos or seq out of order: a
+// torn tail after a kill is dropped, never misread. Temporary state files
+// left by a crash are removed. Bit rot in the middle of a segment also
 // truncates there (later records of that segment are lost). Each
 // instance's highest seq is the maximum of the segments and the state
 // file; the last Pos likewise. A corrupt state file is logged and ignored

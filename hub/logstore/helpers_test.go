@@ -9,10 +9,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/wharf-platform/wharf/internal/killtest"
 )
 
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(killChildEnv); dir != "" {
+	if dir := killtest.Child(killChildEnv); dir != "" {
 		killChild(dir) // never returns
 	}
 	os.Exit(m.Run())

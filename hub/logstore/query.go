@@ -228,30 +228,30 @@ func hitCmp(a, b *hit) int {
 }
 
 func (qs *querier) visit(v *view, _ int64) error {
-	if v.pos <= qs.q.AfterPos || v.t < qs.since || v.t >= qs.until {
+	if v.Pos <= qs.q.AfterPos || v.Time < qs.since || v.Time >= qs.until {
 		return nil
 	}
-	if qs.instance != "" && string(v.instance) != qs.instance {
+	if qs.instance != "" && string(v.Instance) != qs.instance {
 		return nil
 	}
 	full := len(qs.heap) == qs.limit
-	if full && !newer(v.t, v.instance, v.seq, &qs.slab[qs.heap[0]]) {
+	if full && !newer(v.Time, v.Instance, v.Seq, &qs.slab[qs.heap[0]]) {
 		return nil
 	}
-	if len(qs.grep) > 0 && !bytes.Contains(v.line, qs.grep) {
+	if len(qs.grep) > 0 && !bytes.Contains(v.Text, qs.grep) {
 		return nil
 	}
-	h := hit{t: v.t, r: Record{
-		Time:     time.Unix(0, v.t),
+	h := hit{t: v.Time, r: Record{
+		Time:     time.Unix(0, v.Time),
 		Tenant:   qs.q.Tenant,
 		App:      qs.q.App,
-		Instance: qs.intern(v.instance),
-		Stream:   qs.intern(v.stream),
-		Seq:      v.seq,
-		Line:     string(v.line),
-		Partial:  v.partial,
-		Primary:  v.primary,
-		Pos:      v.pos,
+		Instance: qs.intern(v.Instance),
+		Stream:   qs.intern(v.Stream),
+		Seq:      v.Seq,
+		Line:     string(v.Text),
+		Partial:  v.Flags&flagPartial != 0,
+		Primary:  v.Flags&flagPrimary != 0,
+		Pos:      v.Pos,
 	}}
 	if full {
 		qs.slab[qs.heap[0]] = h

@@ -2,17 +2,16 @@ package logstore
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
-	"hash/crc32"
 	"time"
+
+	"github.com/wharf-platform/wharf/internal/seglog"
 )
 
 // On-disk encoding; see doc.go for the full description.
 const (
-	recHeaderLen = 8 // uint32 LE payload length + uint32 LE CRC32C
+	recHeaderLen = seglog.FrameHeaderLen
 
-	kindLine    byte = 1
 	flagPartial byte = 1
 	flagPrimary byte = 2
 
@@ -32,52 +31,21 @@ const (
 	stateMagic = "WHLOGST1"
 )
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-var (
-	// errShort means the bytes end before the record does: a torn tail
-	// when found at the end of a segment.
-	errShort = errors.New("short record")
-	// errCorrupt means the bytes are not a valid record (or index, state,
-	// header).
-	errCorrupt = errors.New("corrupt record")
-)
-
-// recordCRC is the CRC32C of the 4 length bytes followed by the payload.
-func recordCRC(lenBytes, payload []byte) uint32 {
-	return crc32.Update(crc32.Checksum(lenBytes, castagnoli), castagnoli, payload)
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
-}
-
-func varintLen(v int64) int {
-	u := uint64(v) << 1
-	if v < 0 {
-		u = ^u
-	}
-	return uvarintLen(u)
+// lineFormat is the layout of the store's records: with positions, and
+// the Partial and Primary flags. Tenant and App are not in records: the
+// segment header holds them.
+var lineFormat = seglog.LineFormat{
+	Flags: flagPartial | flagPrimary, Pos: true,
+	MaxName: MaxNameBytes, MaxText: MaxLineBytes, MaxPayload: maxPayload,
 }
 
 // recordSize is len(appendRecord(nil, r, pos)), computed without encoding.
 func recordSize(r *Record, pos uint64) int {
-	return recHeaderLen + 2 +
-		uvarintLen(pos) + uvarintLen(r.Seq) + varintLen(r.Time.UnixNano()) +
-		uvarintLen(uint64(len(r.Instance))) + len(r.Instance) +
-		uvarintLen(uint64(len(r.Stream))) + len(r.Stream) +
-		uvarintLen(uint64(len(r.Line))) + len(r.Line)
+	return lineFormat.Size(pos, r.Seq, r.Time.UnixNano(), r.Instance, r.Stream, r.Line)
 }
 
 // appendRecord appends the framed encoding of r, stored at pos, to dst.
-// Tenant and App are not encoded: the segment header holds them.
 func appendRecord(dst []byte, r *Record, pos uint64) []byte {
-	start := len(dst)
 	var flags byte
 	if r.Partial {
 		flags |= flagPartial
@@ -85,186 +53,40 @@ func appendRecord(dst []byte, r *Record, pos uint64) []byte {
 	if r.Primary {
 		flags |= flagPrimary
 	}
-	dst = append(dst, 0, 0, 0, 0, 0, 0, 0, 0, kindLine, flags)
-	dst = binary.AppendUvarint(dst, pos)
-	dst = binary.AppendUvarint(dst, r.Seq)
-	dst = binary.AppendVarint(dst, r.Time.UnixNano())
-	dst = appendString(dst, r.Instance)
-	dst = appendString(dst, r.Stream)
-	dst = appendString(dst, r.Line)
-	binary.LittleEndian.PutUint32(dst[start:], uint32(len(dst)-start-recHeaderLen))
-	binary.LittleEndian.PutUint32(dst[start+4:], recordCRC(dst[start:start+4], dst[start+recHeaderLen:]))
-	return dst
-}
-
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
-// recordLen returns the framed length announced by the header at the start
-// of buf, or errShort/errCorrupt.
-func recordLen(buf []byte) (int, error) {
-	if len(buf) < recHeaderLen {
-		return 0, errShort
-	}
-	plen := binary.LittleEndian.Uint32(buf)
-	if plen < 2 || plen > maxPayload {
-		return 0, fmt.Errorf("%w: payload length %d", errCorrupt, plen)
-	}
-	return recHeaderLen + int(plen), nil
+	return lineFormat.Append(dst, flags, pos, r.Seq, r.Time.UnixNano(), r.Instance, r.Stream, r.Line)
 }
 
 // view is a decoded record whose byte fields alias the buffer it was
 // decoded from; queries filter views and copy only what they return.
-type view struct {
-	partial  bool
-	primary  bool
-	pos, seq uint64
-	t        int64 // Unix nanoseconds
-	instance []byte
-	stream   []byte
-	line     []byte
-}
+type view = seglog.Line
 
-// decodeView decodes the record at the start of buf and returns it with its
-// framed length. It never panics; a nil error guarantees the CRC matched and
-// the payload was consumed exactly.
-func decodeView(buf []byte) (view, int, error) {
-	n, err := recordLen(buf)
-	if err != nil {
-		return view{}, 0, err
-	}
-	if len(buf) < n {
-		return view{}, 0, errShort
-	}
-	payload := buf[recHeaderLen:n]
-	if got, want := recordCRC(buf[:4], payload), binary.LittleEndian.Uint32(buf[4:]); got != want {
-		return view{}, 0, fmt.Errorf("%w: crc %08x, want %08x", errCorrupt, got, want)
-	}
-	v, err := decodePayload(payload)
-	if err != nil {
-		return view{}, 0, err
-	}
-	return v, n, nil
-}
-
-func decodePayload(p []byte) (view, error) {
-	d := decoder{buf: p}
-	var v view
-	if kind := d.byte(); kind != kindLine {
-		return view{}, fmt.Errorf("%w: kind %d", errCorrupt, kind)
-	}
-	flags := d.byte()
-	if flags&^(flagPartial|flagPrimary) != 0 {
-		return view{}, fmt.Errorf("%w: flags %#x", errCorrupt, flags)
-	}
-	v.partial = flags&flagPartial != 0
-	v.primary = flags&flagPrimary != 0
-	v.pos = d.uvarint()
-	v.seq = d.uvarint()
-	v.t = d.varint()
-	v.instance = d.bytes(MaxNameBytes)
-	v.stream = d.bytes(MaxNameBytes)
-	v.line = d.bytes(MaxLineBytes)
-	if d.err != nil {
-		return view{}, d.err
-	}
-	if len(d.buf) != 0 {
-		return view{}, fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(d.buf))
-	}
-	if v.pos == 0 || v.seq == 0 || len(v.instance) == 0 {
-		return view{}, fmt.Errorf("%w: zero pos, zero seq or empty instance", errCorrupt)
-	}
-	return v, nil
-}
-
-// record copies v into a Record of the given tenant and app.
-func (v *view) record(tenant, app string) Record {
+// toRecord copies v into a Record of the given tenant and app.
+func toRecord(v *view, tenant, app string) Record {
 	return Record{
-		Time:     time.Unix(0, v.t),
+		Time:     time.Unix(0, v.Time),
 		Tenant:   tenant,
 		App:      app,
-		Instance: string(v.instance),
-		Stream:   string(v.stream),
-		Seq:      v.seq,
-		Line:     string(v.line),
-		Partial:  v.partial,
-		Primary:  v.primary,
-		Pos:      v.pos,
+		Instance: string(v.Instance),
+		Stream:   string(v.Stream),
+		Seq:      v.Seq,
+		Line:     string(v.Text),
+		Partial:  v.Flags&flagPartial != 0,
+		Primary:  v.Flags&flagPrimary != 0,
+		Pos:      v.Pos,
 	}
 }
 
-// decodeRecord decodes the record at the start of buf (see decodeView);
-// Tenant and App are left empty.
+// decodeRecord decodes the record at the start of buf and returns it with
+// its framed length; Tenant and App are left empty. It never panics; a nil
+// error guarantees the CRC matched and the payload was consumed exactly.
 func decodeRecord(buf []byte) (Record, int, error) {
-	v, n, err := decodeView(buf)
+	var v view
+	n, err := lineFormat.Decode(buf, &v)
 	if err != nil {
 		return Record{}, 0, err
 	}
-	return v.record("", ""), n, nil
+	return toRecord(&v, "", ""), n, nil
 }
-
-// decoder reads from buf; the first failure sticks in err.
-type decoder struct {
-	buf []byte
-	err error
-}
-
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: bad %s", errCorrupt, what)
-	}
-	d.buf = nil
-}
-
-func (d *decoder) byte() byte {
-	if len(d.buf) < 1 {
-		d.fail("byte")
-		return 0
-	}
-	c := d.buf[0]
-	d.buf = d.buf[1:]
-	return c
-}
-
-// uvarint and varint accept only the shortest encoding, so every value
-// has exactly one encoding and decoded bytes re-encode to themselves.
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.buf)
-	if n <= 0 || n != uvarintLen(v) {
-		d.fail("uvarint")
-		return 0
-	}
-	d.buf = d.buf[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.buf)
-	if n <= 0 || n != varintLen(v) {
-		d.fail("varint")
-		return 0
-	}
-	d.buf = d.buf[n:]
-	return v
-}
-
-func (d *decoder) bytes(limit int) []byte {
-	n := d.uvarint()
-	if d.err != nil {
-		return nil
-	}
-	if n > uint64(limit) || n > uint64(len(d.buf)) {
-		d.fail("length")
-		return nil
-	}
-	b := d.buf[:n:n]
-	d.buf = d.buf[n:]
-	return b
-}
-
-func (d *decoder) string(limit int) string { return string(d.bytes(limit)) }
 
 // Segment header: magic, tenant, app, CRC32C of the preceding bytes.
 
@@ -273,31 +95,31 @@ const maxHeaderLen = len(segMagic) + 2*(2+MaxNameBytes) + 4
 
 func encodeHeader(tenant, app string) []byte {
 	buf := append(make([]byte, 0, maxHeaderLen), segMagic...)
-	buf = appendString(buf, tenant)
-	buf = appendString(buf, app)
-	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
+	buf = seglog.AppendString(buf, tenant)
+	buf = seglog.AppendString(buf, app)
+	return seglog.Seal(buf)
 }
 
 // decodeHeader decodes the segment header at the start of buf and returns
 // the names and the header's length.
 func decodeHeader(buf []byte) (tenant, app string, n int, err error) {
 	if len(buf) < len(segMagic) || string(buf[:len(segMagic)]) != segMagic {
-		return "", "", 0, fmt.Errorf("%w: bad segment magic", errCorrupt)
+		return "", "", 0, fmt.Errorf("%w: bad segment magic", seglog.ErrCorrupt)
 	}
-	d := decoder{buf: buf[len(segMagic):]}
-	tenant = d.string(MaxNameBytes)
-	app = d.string(MaxNameBytes)
-	if d.err != nil || len(d.buf) < 4 {
-		return "", "", 0, fmt.Errorf("%w: bad segment header", errCorrupt)
+	d := seglog.NewDecoder(buf[len(segMagic):])
+	tenant = d.String(MaxNameBytes)
+	app = d.String(MaxNameBytes)
+	if d.Err() != nil || d.Len() < 4 {
+		return "", "", 0, fmt.Errorf("%w: bad segment header", seglog.ErrCorrupt)
 	}
-	n = len(buf) - len(d.buf)
-	if crc32.Checksum(buf[:n], castagnoli) != binary.LittleEndian.Uint32(d.buf) {
-		return "", "", 0, fmt.Errorf("%w: segment header crc mismatch", errCorrupt)
+	n = len(segMagic) + d.Off() + 4
+	if _, _, err := seglog.Unseal(buf[:n], segMagic); err != nil {
+		return "", "", 0, fmt.Errorf("segment header: %w", err)
 	}
 	if checkName("tenant", tenant) != nil || checkName("app", app) != nil {
-		return "", "", 0, fmt.Errorf("%w: bad names in segment header", errCorrupt)
+		return "", "", 0, fmt.Errorf("%w: bad names in segment header", seglog.ErrCorrupt)
 	}
-	return tenant, app, n + 4, nil
+	return tenant, app, n, nil
 }
 
 // segIndex is the in-memory summary of a segment, also stored in its .idx
@@ -324,82 +146,69 @@ func encodeIndex(x *segIndex) []byte {
 	}
 	buf = binary.AppendUvarint(buf, uint64(len(x.inst)))
 	for name, seq := range x.inst {
-		buf = appendString(buf, name)
+		buf = seglog.AppendString(buf, name)
 		buf = binary.AppendUvarint(buf, seq)
 	}
-	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
+	return seglog.Seal(buf)
 }
 
 func decodeIndex(buf []byte) (*segIndex, error) {
-	body, err := checkedBody(buf, idxMagic)
+	_, body, err := seglog.Unseal(buf, idxMagic)
 	if err != nil {
 		return nil, err
 	}
-	d := decoder{buf: body}
+	d := seglog.NewDecoder(body)
 	x := &segIndex{
-		size:    int64(d.uvarint() & (1<<62 - 1)),
-		hdrLen:  int64(d.uvarint() & (1<<62 - 1)),
-		records: int64(d.uvarint() & (1<<62 - 1)),
+		size:    int64(d.Uvarint() & (1<<62 - 1)),
+		hdrLen:  int64(d.Uvarint() & (1<<62 - 1)),
+		records: int64(d.Uvarint() & (1<<62 - 1)),
 	}
-	nb := d.uvarint()
-	if d.err != nil {
-		return nil, d.err
+	nb := d.Uvarint()
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
-	if nb > uint64(len(d.buf)) || (nb == 0) != (x.records == 0) {
-		return nil, fmt.Errorf("%w: index block count %d", errCorrupt, nb)
+	if nb > uint64(d.Len()) || (nb == 0) != (x.records == 0) {
+		return nil, fmt.Errorf("%w: index block count %d", seglog.ErrCorrupt, nb)
 	}
 	x.blocks = make([]block, 0, nb)
 	prev := x.hdrLen - 1
 	for range nb {
-		b := block{off: int64(d.uvarint() & (1<<62 - 1)), minT: d.varint(), maxT: d.varint(), maxPos: d.uvarint()}
-		if d.err != nil {
-			return nil, d.err
+		b := block{off: int64(d.Uvarint() & (1<<62 - 1)), minT: d.Varint(), maxT: d.Varint(), maxPos: d.Uvarint()}
+		if err := d.Err(); err != nil {
+			return nil, err
 		}
 		if b.off <= prev || b.off >= x.size || b.minT > b.maxT || b.maxPos == 0 {
-			return nil, fmt.Errorf("%w: index block %+v", errCorrupt, b)
+			return nil, fmt.Errorf("%w: index block %+v", seglog.ErrCorrupt, b)
 		}
 		if len(x.blocks) == 0 && b.off != x.hdrLen {
-			return nil, fmt.Errorf("%w: first block at %d, header is %d bytes", errCorrupt, b.off, x.hdrLen)
+			return nil, fmt.Errorf("%w: first block at %d, header is %d bytes", seglog.ErrCorrupt, b.off, x.hdrLen)
 		}
 		prev = b.off
 		x.blocks = append(x.blocks, b)
 	}
-	ni := d.uvarint()
-	if ni > uint64(len(d.buf)) {
-		return nil, fmt.Errorf("%w: index instance count %d", errCorrupt, ni)
+	ni := d.Uvarint()
+	if ni > uint64(d.Len()) {
+		return nil, fmt.Errorf("%w: index instance count %d", seglog.ErrCorrupt, ni)
 	}
 	x.inst = make(map[string]uint64, ni)
 	for range ni {
-		name := d.string(MaxNameBytes)
-		seq := d.uvarint()
-		if d.err != nil {
-			return nil, d.err
+		name := d.String(MaxNameBytes)
+		seq := d.Uvarint()
+		if err := d.Err(); err != nil {
+			return nil, err
 		}
 		if name == "" || seq == 0 {
-			return nil, fmt.Errorf("%w: index instance %q seq %d", errCorrupt, name, seq)
+			return nil, fmt.Errorf("%w: index instance %q seq %d", seglog.ErrCorrupt, name, seq)
 		}
 		x.inst[name] = seq
 	}
-	if d.err != nil {
-		return nil, d.err
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
-	if len(d.buf) != 0 {
-		return nil, fmt.Errorf("%w: index has trailing bytes", errCorrupt)
+	if d.Len() != 0 {
+		return nil, fmt.Errorf("%w: index has trailing bytes", seglog.ErrCorrupt)
 	}
 	return x, nil
-}
-
-// checkedBody verifies magic and trailing CRC32C of a whole-file encoding
-// and returns the bytes between them.
-func checkedBody(buf []byte, magic string) ([]byte, error) {
-	if len(buf) < len(magic)+4 || string(buf[:len(magic)]) != magic {
-		return nil, fmt.Errorf("%w: bad %s header", errCorrupt, magic)
-	}
-	body, sum := buf[:len(buf)-4], binary.LittleEndian.Uint32(buf[len(buf)-4:])
-	if crc32.Checksum(body, castagnoli) != sum {
-		return nil, fmt.Errorf("%w: %s crc mismatch", errCorrupt, magic)
-	}
-	return body[len(magic):], nil
 }
 
 // instKey identifies an instance for dedup. Instance names are expected to
@@ -426,44 +235,44 @@ func encodeState(st *stateFile) []byte {
 	buf = binary.AppendUvarint(buf, uint64(len(st.insts)))
 	for i := range st.insts {
 		e := &st.insts[i]
-		buf = appendString(buf, e.key.tenant)
-		buf = appendString(buf, e.key.app)
-		buf = appendString(buf, e.key.instance)
+		buf = seglog.AppendString(buf, e.key.tenant)
+		buf = seglog.AppendString(buf, e.key.app)
+		buf = seglog.AppendString(buf, e.key.instance)
 		buf = binary.AppendUvarint(buf, e.maxSeq)
 		buf = binary.AppendVarint(buf, e.lastActive)
 	}
-	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
+	return seglog.Seal(buf)
 }
 
 func decodeState(buf []byte) (*stateFile, error) {
-	body, err := checkedBody(buf, stateMagic)
+	_, body, err := seglog.Unseal(buf, stateMagic)
 	if err != nil {
 		return nil, err
 	}
-	d := decoder{buf: body}
-	st := &stateFile{lastPos: d.uvarint()}
-	n := d.uvarint()
-	if d.err != nil {
-		return nil, d.err
+	d := seglog.NewDecoder(body)
+	st := &stateFile{lastPos: d.Uvarint()}
+	n := d.Uvarint()
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
-	if n > uint64(len(d.buf)) {
-		return nil, fmt.Errorf("%w: state count %d", errCorrupt, n)
+	if n > uint64(d.Len()) {
+		return nil, fmt.Errorf("%w: state count %d", seglog.ErrCorrupt, n)
 	}
 	st.insts = make([]instState, 0, n)
 	for range n {
 		var e instState
-		e.key.tenant = d.string(MaxNameBytes)
-		e.key.app = d.string(MaxNameBytes)
-		e.key.instance = d.string(MaxNameBytes)
-		e.maxSeq = d.uvarint()
-		e.lastActive = d.varint()
-		if d.err != nil {
-			return nil, d.err
+		e.key.tenant = d.String(MaxNameBytes)
+		e.key.app = d.String(MaxNameBytes)
+		e.key.instance = d.String(MaxNameBytes)
+		e.maxSeq = d.Uvarint()
+		e.lastActive = d.Varint()
+		if err := d.Err(); err != nil {
+			return nil, err
 		}
 		st.insts = append(st.insts, e)
 	}
-	if len(d.buf) != 0 {
-		return nil, fmt.Errorf("%w: state has trailing bytes", errCorrupt)
+	if d.Len() != 0 {
+		return nil, fmt.Errorf("%w: state has trailing bytes", seglog.ErrCorrupt)
 	}
 	return st, nil
 }

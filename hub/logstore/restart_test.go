@@ -312,3 +312,27 @@ func TestRecoveryCutsOutOfOrderRecords(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenRemovesStateTemps: temporary state files that a crash left
+// (this version's and the older fixed name) are removed on Open.
+func TestOpenRemovesStateTemps(t *testing.T) {
+	cfg, _ := testConfig(t, "")
+	s := openT(t, cfg)
+	mustAppend(t, s, 1, rec("i1", 1, 0, "one"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	leftovers := []string{filepath.Join(cfg.Dir, "_state.tmp"), filepath.Join(cfg.Dir, "_state.tmp777")}
+	for _, p := range leftovers {
+		if err := os.WriteFile(p, []byte("WHLOGST1 half"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = openT(t, cfg)
+	equalKeys(t, "after reopen", queryAll(t, s, "t1", "web"), []string{"i1#1:one"})
+	for _, p := range leftovers {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Fatalf("%s still there: %v", p, err)
+		}
+	}
+}

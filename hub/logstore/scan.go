@@ -36,10 +36,10 @@ func (s *Store) Scan(tenant, app string, afterPos uint64, primaryOnly bool, limi
 	var out []Record
 	var buf []byte
 	visit := func(v *view, _ int64) error {
-		if v.pos <= afterPos || (primaryOnly && !v.primary) {
+		if v.Pos <= afterPos || (primaryOnly && v.Flags&flagPrimary == 0) {
 			return nil
 		}
-		out = append(out, v.record(tenant, app))
+		out = append(out, toRecord(v, tenant, app))
 		if len(out) == limit {
 			return errScanFull
 		}

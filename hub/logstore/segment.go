@@ -4,20 +4,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
+
+	"github.com/wharf-platform/wharf/internal/seglog"
 )
 
 const (
-	segSuffix     = ".seg"
+	segSuffix     = seglog.SegmentSuffix
 	idxSuffix     = ".idx"
 	corruptSuffix = ".corrupt"
 	stateName     = "_state"
-	stateTmp      = "_state.tmp"
 	lockName      = "_lock"
 
 	// blockBytes is the granularity of the in-memory time/pos index: a
@@ -53,9 +52,7 @@ type segment struct {
 	f       *os.File          // open for writing while active; nil otherwise
 }
 
-func segPath(dir string, id uint64) string {
-	return filepath.Join(dir, fmt.Sprintf("%016x%s", id, segSuffix))
-}
+func segPath(dir string, id uint64) string { return seglog.SegmentPath(dir, id) }
 
 func idxPathOf(segPath string) string {
 	return strings.TrimSuffix(segPath, segSuffix) + idxSuffix
@@ -110,15 +107,10 @@ func createSegment(dir string, id uint64, tenant, app string) (*segment, error) 
 		return nil, fmt.Errorf("create app dir: %w", err)
 	}
 	path := segPath(dir, id)
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("create segment: %w", err)
-	}
 	hdr := encodeHeader(tenant, app)
-	if _, err := f.WriteAt(hdr, 0); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, fmt.Errorf("write segment header: %w", err)
+	f, err := seglog.CreateSegment(path, hdr, false)
+	if err != nil {
+		return nil, err
 	}
 	return &segment{id: id, path: path, hdrLen: int64(len(hdr)), size: int64(len(hdr)), inst: map[string]uint64{}, f: f}, nil
 }
@@ -132,15 +124,11 @@ func dirEntries(dir string) (segs []uint64, idx map[uint64]bool, maxID uint64, e
 	}
 	idx = map[uint64]bool{}
 	for _, e := range ents {
-		name := e.Name()
-		if len(name) < 16 || !e.Type().IsRegular() {
+		id, suffix, ok := seglog.ParseName(e.Name())
+		if !ok || !e.Type().IsRegular() {
 			continue
 		}
-		id, err := strconv.ParseUint(name[:16], 16, 64)
-		if err != nil {
-			continue
-		}
-		switch name[16:] {
+		switch suffix {
 		case segSuffix:
 			segs = append(segs, id)
 		case idxSuffix:
@@ -168,7 +156,7 @@ func readHeader(f *os.File) (tenant, app string, hdrLen int64, err error) {
 	}
 	tenant, app, hl, err := decodeHeader(buf[:n])
 	if err != nil {
-		if n < len(segMagic) && string(buf[:n]) == segMagic[:n] {
+		if seglog.TornHeader(buf[:n], segMagic) {
 			return "", "", 0, errTornCreate
 		}
 		return "", "", 0, fmt.Errorf("%w: %v", errForeign, err)
@@ -180,65 +168,25 @@ func readHeader(f *os.File) (tenant, app string, hdrLen int64, err error) {
 // magic was complete; it never held records and is deleted.
 var errTornCreate = errors.New("torn segment header")
 
-// readRecords reads the records stored in f between off and end, reading a
-// chunk at a time into *buf (grown as needed), and calls fn with each. It
-// returns the offset just past the last record fn accepted. The error is
-// errShort when the last record runs past end (a torn tail), errCorrupt
-// wrapped for bytes that do not decode, fn's error, or an I/O error.
+// readRecords reads the records stored in f between off and end (see
+// seglog.ReadFrames) and calls fn with each, decoded. It returns the offset
+// just past the last record fn accepted; the error wraps seglog.ErrShort
+// for a torn tail, seglog.ErrCorrupt for bytes that do not decode, or is
+// fn's error or an I/O error.
 func readRecords(f io.ReaderAt, off, end int64, chunk int, buf *[]byte, fn func(v *view, off int64) error) (int64, error) {
-	size := int64(chunk)
-	for off < end {
-		want := min(end-off, size)
-		if int64(cap(*buf)) < want {
-			*buf = make([]byte, want)
+	var v view
+	return seglog.ReadFrames(f, off, end, chunk, maxPayload, buf, func(payload []byte, off int64) error {
+		if err := lineFormat.DecodePayload(payload, &v); err != nil {
+			return err
 		}
-		b := (*buf)[:want]
-		n, err := f.ReadAt(b, off)
-		if int64(n) < want {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return off, fmt.Errorf("read at %d: %w", off, err)
-		}
-		p := 0
-		var v view // one per chunk: fn takes its address
-		for p < len(b) {
-			var rl int
-			v, rl, err = decodeView(b[p:])
-			if errors.Is(err, errShort) {
-				break
-			}
-			if err != nil {
-				return off + int64(p), err
-			}
-			if err := fn(&v, off+int64(p)); err != nil {
-				return off + int64(p), err
-			}
-			p += rl
-		}
-		if p == 0 {
-			if want == end-off {
-				return off, errShort
-			}
-			// One record is larger than the chunk; its header is
-			// complete since the chunk is.
-			rl, err := recordLen(b)
-			if err != nil {
-				return off, err
-			}
-			size = int64(rl)
-			continue
-		}
-		off += int64(p)
-		size = int64(chunk)
-	}
-	return off, nil
+		return fn(&v, off)
+	})
 }
 
 // errOrder marks a record that decodes but breaks the order this package
 // writes in (pos increasing per segment, seq increasing per instance): it
 // is treated as corruption.
-var errOrder = errors.New("record out of order")
+var errOrder = fmt.Errorf("%w: record out of order", seglog.ErrCorrupt)
 
 // scanSegment rebuilds the summary of a segment file from its records and
 // truncates anything after the last good one (a torn tail, or corruption).
@@ -248,86 +196,49 @@ func scanSegment(f *os.File, seg *segment, fileSize int64) (int64, error) {
 	// Pointers, so updating an instance's seq is a lookup that does not
 	// allocate; only a new instance does.
 	seqs := map[string]*uint64{}
-	var buf []byte
-	end, err := readRecords(f, seg.hdrLen, fileSize, readChunk, &buf, func(v *view, off int64) error {
-		if v.pos <= seg.maxPos {
+	var v view
+	end, err := seglog.Recover(f, seg.hdrLen, fileSize, readChunk, maxPayload, func(payload []byte, off int64) error {
+		if err := lineFormat.DecodePayload(payload, &v); err != nil {
+			return err
+		}
+		if v.Pos <= seg.maxPos {
 			return errOrder
 		}
-		if last := seqs[string(v.instance)]; last != nil {
-			if v.seq <= *last {
+		if last := seqs[string(v.Instance)]; last != nil {
+			if v.Seq <= *last {
 				return errOrder
 			}
-			*last = v.seq
+			*last = v.Seq
 		} else {
-			seq := v.seq
-			seqs[string(v.instance)] = &seq
+			seq := v.Seq
+			seqs[string(v.Instance)] = &seq
 		}
-		seg.add(off, v.t, v.pos)
+		seg.add(off, v.Time, v.Pos)
 		return nil
 	})
 	seg.inst = make(map[string]uint64, len(seqs))
 	for name, seq := range seqs {
 		seg.inst[name] = *seq
 	}
-	if err != nil && !errors.Is(err, errShort) && !errors.Is(err, errCorrupt) && !errors.Is(err, errOrder) {
+	if err != nil {
 		return 0, err
 	}
 	seg.size = end
-	if end == fileSize {
-		return 0, nil
-	}
-	if err := f.Truncate(end); err != nil {
-		return 0, fmt.Errorf("truncate torn tail: %w", err)
-	}
 	return fileSize - end, nil
 }
 
 // readState loads the state file; a missing file is an empty state.
 func readState(dir string) (*stateFile, error) {
-	data, err := os.ReadFile(filepath.Join(dir, stateName))
-	if errors.Is(err, fs.ErrNotExist) {
-		return &stateFile{}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read state: %w", err)
+	data, err := seglog.ReadState(filepath.Join(dir, stateName))
+	if err != nil || data == nil {
+		return &stateFile{}, err
 	}
 	return decodeState(data)
 }
 
-// writeState replaces the state file atomically and durably: temp file,
-// fsync, rename, fsync of the directory. It runs before segments are
-// deleted, so a deletion can never be durable without the seqs it held.
+// writeState replaces the state file atomically and durably. It runs
+// before segments are deleted, so a deletion can never be durable without
+// the seqs it held.
 func writeState(dir string, data []byte) error {
-	tmp := filepath.Join(dir, stateTmp)
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
-	if err != nil {
-		return fmt.Errorf("create state: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return fmt.Errorf("write state: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync state: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close state: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, stateName)); err != nil {
-		return fmt.Errorf("rename state: %w", err)
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open dir for sync: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir: %w", err)
-	}
-	return nil
+	return seglog.WriteState(filepath.Join(dir, stateName), data)
 }

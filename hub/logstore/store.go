@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/wharf-platform/wharf/internal/seglog"
 )
 
 // Record is one stored log line (or one piece of an over-long line).
@@ -227,14 +229,14 @@ func Open(cfg Config) (*Store, error) {
 func (s *Store) load() error {
 	dir := s.cfg.Dir
 	st, err := readState(dir)
-	if errors.Is(err, errCorrupt) {
+	if errors.Is(err, seglog.ErrCorrupt) {
 		s.log.Error("state file corrupt; seqs of deleted segments are forgotten", "err", err)
 		st = &stateFile{}
 	} else if err != nil {
 		return err
 	}
-	if err := os.Remove(filepath.Join(dir, stateTmp)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove stale state temp: %w", err)
+	if err := seglog.CleanState(filepath.Join(dir, stateName)); err != nil {
+		return err
 	}
 	s.pos = st.lastPos
 	now := s.cfg.Now().UnixNano()

@@ -8,6 +8,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/wharf-platform/wharf/internal/atomicfile"
 	"github.com/wharf-platform/wharf/pkg/client"
 )
 
@@ -62,11 +63,7 @@ func saveFileConfig(c fileConfig) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	tmp := p + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
-		return "", err
-	}
-	return p, os.Rename(tmp, p)
+	return p, atomicfile.Write(p, b, 0o600)
 }
 
 // client builds an API client: flag > environment > login config > default.

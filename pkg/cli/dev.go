@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/wharf-platform/wharf/internal/atomicfile"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/client"
 )
@@ -112,7 +113,11 @@ func (e *env) startDevAgent(ctx context.Context, admin *client.Client, agent Dae
 	flags := map[string]string{"data-dir": dir, "hub": "127.0.0.1:7481", "pool": "default", "name": "dev",
 		"gossip-addr": "127.0.0.1:7484", "local-addr": "127.0.0.1:7485", "log-level": "warn",
 		"router-http-addr": "127.0.0.1:7080", "router-https-addr": "127.0.0.1:7443"}
-	if _, err := os.Stat(filepath.Join(dir, "host-id")); err != nil {
+	// An enrolled agent keeps its identity in "identity" ("host-id" and
+	// three more files before that was one file).
+	_, errIdentity := os.Stat(filepath.Join(dir, "identity"))
+	_, errLegacy := os.Stat(filepath.Join(dir, "host-id"))
+	if errIdentity != nil && errLegacy != nil {
 		jt, err := admin.JoinTokens().Create(ctx, apitypes.JoinTokenRequest{Pool: "default", Uses: 1, TTL: apitypes.Duration(10 * time.Minute)})
 		if err != nil {
 			return fmt.Errorf("join token for the dev agent: %w", err)
@@ -159,7 +164,7 @@ func devToken(ctx context.Context, c *client.Client, dataDir string) (string, er
 	path := filepath.Join(dataDir, "dev-token")
 	b, err := c.Bootstrap(ctx)
 	if err == nil {
-		if err := os.WriteFile(path, []byte(b.Token+"\n"), 0o600); err != nil {
+		if err := atomicfile.Write(path, []byte(b.Token+"\n"), 0o600); err != nil {
 			return "", fmt.Errorf("save dev token: %w", err)
 		}
 		return b.Token, nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/internal/atomicfile"
 )
 
 // Files in an instance's directory, <DataDir>/exec/<instance id>/.
@@ -65,24 +66,7 @@ func writeState(dir string, st *state) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, fileState+".tmp*")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, fileState)); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
+	return atomicfile.Write(filepath.Join(dir, fileState), b, 0o600)
 }
 
 var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
