@@ -55,8 +55,10 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEnvelope$$ -fuzztime $(FUZZTIME) ./pkg/wire
 	$(GO) test -run '^$$' -fuzz FuzzParse$$ -fuzztime $(FUZZTIME) ./hub/drain
 	$(GO) test -run '^$$' -fuzz FuzzParseThreshold$$ -fuzztime $(FUZZTIME) ./hub/alert
-	$(GO) test -run '^$$' -fuzz FuzzDecode$$ -fuzztime $(FUZZTIME) ./agent/logship
-	$(GO) test -run '^$$' -fuzz FuzzDecode$$ -fuzztime $(FUZZTIME) ./hub/logstore
+	$(GO) test -run '^$$' -fuzz FuzzReadFrame$$ -fuzztime $(FUZZTIME) ./internal/seglog
+	$(GO) test -run '^$$' -fuzz FuzzLineDecode$$ -fuzztime $(FUZZTIME) ./internal/seglog
+	$(GO) test -run '^$$' -fuzz FuzzRoundTrip$$ -fuzztime $(FUZZTIME) ./hub/logstore
+	$(GO) test -run '^$$' -fuzz FuzzDecodeFiles$$ -fuzztime $(FUZZTIME) ./hub/logstore
 	$(GO) test -run '^$$' -fuzz FuzzRecover$$ -fuzztime $(FUZZTIME) ./hub/logstore
 
 # Regenerates pkg/wire from wire.proto (needs protobuf-compiler and
