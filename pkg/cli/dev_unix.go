@@ -39,7 +39,9 @@ func redirectStderr(path string) (restore func(), err error) {
 		return nil, fmt.Errorf("open the dev log: %w", err)
 	}
 	defer f.Close()
-	saved, err := unix.Dup(2)
+	// Close-on-exec: the exec driver's supervisors, which outlive this
+	// process, must not hold the terminal's (or a test's) stderr open.
+	saved, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("redirect stderr: %w", err)
 	}
