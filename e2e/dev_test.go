@@ -74,6 +74,7 @@ func TestDevQuickStartDocker(t *testing.T) {
 	}
 	d := newDevSetup(t, bin, "docker")
 	p := d.start(t)
+	removeDemoImage(t, cli, d.dataDir)
 	body := d.deployAndGet(t, p)
 	if n := len(devContainers(t, cli, d.dataDir)); n != 1 {
 		t.Fatalf("%d containers labelled with the data dir, want 1", n)
@@ -95,6 +96,22 @@ func TestDevQuickStartDocker(t *testing.T) {
 	if cs := devContainers(t, cli, d.dataDir); len(cs) != 0 {
 		t.Fatalf("containers left after wharf dev --clean: %v", cs)
 	}
+}
+
+// removeDemoImage removes, at the end of the test, the demo image wharf dev
+// built (named in its manifest), unless a container still uses it.
+func removeDemoImage(t *testing.T, cli *client.Client, dataDir string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dataDir, "hello.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, image, ok := strings.Cut(string(b), "\nimage: ")
+	image, _, _ = strings.Cut(image, "\n")
+	if !ok || !strings.HasPrefix(image, "wharf-demo:") {
+		t.Fatalf("no demo image in the manifest:\n%s", b)
+	}
+	t.Cleanup(func() { cli.ImageRemove(context.Background(), image, client.ImageRemoveOptions{}) })
 }
 
 // devSetup is one wharf dev: its binary, data dir and ports.
