@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,7 +15,7 @@ import (
 // release (or the process's end), so that one data dir serves one `wharf
 // dev` at a time and --clean never pulls instances from under a running one.
 func lockDataDir(dataDir string) (release func(), err error) {
-	path := dataDir + "/dev.lock"
+	path := filepath.Join(dataDir, "dev.lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", path, err)
