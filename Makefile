@@ -9,8 +9,10 @@ LDFLAGS   := -X github.com/wharf-platform/wharf/internal/version.version=$(VERSI
 
 .PHONY: build run test test-short e2e bench fuzz lint proto clean
 
+# Static (no cgo: the resolver and user lookups are Go's own), so that
+# `wharf dev` can run its demo app from a FROM scratch image of the binary.
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) .
 
 run: build
 	./$(BIN) dev
@@ -70,5 +72,8 @@ lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
 	$(GO) vet $(PKGS)
 
+# Stops what `wharf dev` started (containers, exec instances) before its
+# data goes; refuses, and removes nothing, while `make run` is running.
 clean:
+	if [ -x $(BIN) ] && [ -d wharf-data ]; then ./$(BIN) dev --clean; fi
 	rm -rf bin wharf-data

@@ -29,8 +29,8 @@ func dockerAnswers(log *slog.Logger) bool {
 
 // driverFactory returns the NewDriver of --driver: "docker", "exec", or
 // "" (docker when a daemon answers, else exec), and the drivers this host
-// can run for its inventory.
-func driverFactory(name, dataDir string, log *slog.Logger) (func(string) (driver.Driver, error), []string, error) {
+// can run for its inventory. Docker containers get labels besides wharf's.
+func driverFactory(name, dataDir string, labels map[string]string, log *slog.Logger) (func(string) (driver.Driver, error), []string, error) {
 	hasDocker := dockerAnswers(log)
 	available := []string{"exec"}
 	if hasDocker {
@@ -45,7 +45,7 @@ func driverFactory(name, dataDir string, log *slog.Logger) (func(string) (driver
 	switch name {
 	case "docker":
 		return func(hostID string) (driver.Driver, error) {
-			return docker.New(docker.Config{HostID: hostID, Logger: log})
+			return docker.New(docker.Config{HostID: hostID, Labels: labels, Logger: log})
 		}, available, nil
 	case "exec":
 		return func(hostID string) (driver.Driver, error) {

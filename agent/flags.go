@@ -17,6 +17,8 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 	var cfg Config
 	var hubs []string
 	var labels, logLevel, driverName string
+	var containerLabels []string
+	var stop bool
 	fs.StringArrayVar(&hubs, "hub", nil, "hub gateway (QUIC) address (repeatable, or comma-separated)")
 	fs.StringVar(&cfg.Token, "token", "", "join token (needed until the agent has enrolled)")
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/wharf-agent", "where the agent keeps its identity")
@@ -36,6 +38,8 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 	fs.Int64Var(&cfg.LogBufferBytes, "log-buffer-bytes", 256<<20, "bound of the on-disk buffer of instance output not yet acknowledged by the hub (oldest lines are dropped, and reported, when full)")
 	fs.DurationVar(&cfg.DrainDelay, "drain-delay", 2*time.Second, "how long an unassigned instance keeps serving while routers drop it")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringArrayVar(&containerLabels, "container-label", nil, "label k=v put on every container the docker driver creates (repeatable)")
+	fs.BoolVar(&stop, "stop-instances", false, "stop and remove this host's instances (of --driver, found through --data-dir) and exit, without contacting the hub")
 	return func(ctx context.Context) error {
 		for _, h := range hubs {
 			for _, a := range strings.Split(h, ",") {
@@ -59,9 +63,20 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 			return err
 		}
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-		newDriver, drivers, err := driverFactory(driverName, cfg.DataDir, cfg.Logger.With("component", "driver"))
+		extra := map[string]string{}
+		for _, kv := range containerLabels {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return fmt.Errorf("--container-label %q: want k=v", kv)
+			}
+			extra[k] = v
+		}
+		newDriver, drivers, err := driverFactory(driverName, cfg.DataDir, extra, cfg.Logger.With("component", "driver"))
 		if err != nil {
 			return err
+		}
+		if stop {
+			return stopInstances(ctx, cfg.DataDir, newDriver, cfg.Logger)
 		}
 		cfg.NewDriver, cfg.Drivers = newDriver, drivers
 		a, err := New(cfg)

@@ -124,7 +124,7 @@ func (e *env) root(hub, agent Daemon) *cobra.Command {
 	root.AddCommand(
 		daemonCmd("hub", "Run a hub node", hub),
 		daemonCmd("agent", "Run an agent", agent),
-		e.devCmd(hub, agent),
+		e.devCmd(hub, agent), e.demoCmd(),
 		e.keygenCmd(),
 		e.loginCmd(),
 		e.statusCmd(),

@@ -42,6 +42,10 @@ type Config struct {
 	// reachable from other hosts; 127.0.0.1 keeps instances loopback-only
 	// (the local router still reaches them).
 	PublishIP string
+	// Labels are put on every container besides the wharf.* ones (which
+	// win on a clash), so that a tool can find the containers of one
+	// setup, such as those of one `wharf dev` data dir. Nil: none.
+	Labels map[string]string
 	// Logger receives the driver's diagnostics. Nil: slog.Default().
 	Logger *slog.Logger
 }
@@ -199,7 +203,7 @@ func (d *Driver) create(ctx context.Context, spec driver.Spec) error {
 		Hostname:     spec.InstanceID,
 		Image:        spec.Image,
 		Env:          env(spec),
-		Labels:       labels(d.cfg.HostID, spec),
+		Labels:       labels(d.cfg.HostID, d.cfg.Labels, spec),
 		ExposedPorts: exposed,
 	}
 	if len(spec.Command) > 0 {

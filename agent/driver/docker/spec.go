@@ -33,14 +33,16 @@ const (
 // unique in the cluster, so the name is unique on any daemon.
 func containerName(instanceID string) string { return "wharf-" + instanceID }
 
-func labels(hostID string, spec driver.Spec) map[string]string {
-	l := map[string]string{
-		LabelInstance: spec.InstanceID,
-		LabelApp:      spec.App,
-		LabelTenant:   spec.Tenant,
-		LabelHost:     hostID,
-		LabelVersion:  strconv.Itoa(spec.Version),
+func labels(hostID string, extra map[string]string, spec driver.Spec) map[string]string {
+	l := make(map[string]string, len(extra)+6)
+	for k, v := range extra {
+		l[k] = v
 	}
+	l[LabelInstance] = spec.InstanceID
+	l[LabelApp] = spec.App
+	l[LabelTenant] = spec.Tenant
+	l[LabelHost] = hostID
+	l[LabelVersion] = strconv.Itoa(spec.Version)
 	if len(spec.Ports) > 0 {
 		l[LabelPort] = portKey(spec.Ports[0])
 	}

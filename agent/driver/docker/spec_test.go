@@ -16,9 +16,10 @@ import (
 
 func TestLabelsAndFilter(t *testing.T) {
 	tests := []struct {
-		name string
-		spec driver.Spec
-		want map[string]string
+		name  string
+		extra map[string]string
+		spec  driver.Spec
+		want  map[string]string
 	}{
 		{
 			name: "with ports",
@@ -33,10 +34,17 @@ func TestLabelsAndFilter(t *testing.T) {
 			want: map[string]string{LabelInstance: "i-2", LabelTenant: "t", LabelApp: "worker",
 				LabelHost: "h-1", LabelVersion: "1"},
 		},
+		{
+			name:  "extra labels, wharf's win",
+			extra: map[string]string{"wharf.dev": "/srv/wharf-data", LabelHost: "forged"},
+			spec:  driver.Spec{InstanceID: "i-3", Tenant: "t", App: "web", Version: 2},
+			want: map[string]string{"wharf.dev": "/srv/wharf-data", LabelInstance: "i-3", LabelTenant: "t",
+				LabelApp: "web", LabelHost: "h-1", LabelVersion: "2"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := labels("h-1", tt.spec); !reflect.DeepEqual(got, tt.want) {
+			if got := labels("h-1", tt.extra, tt.spec); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("labels = %v, want %v", got, tt.want)
 			}
 		})
