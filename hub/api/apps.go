@@ -94,7 +94,7 @@ func (s *Server) appInstances(w http.ResponseWriter, r *http.Request, p *princip
 				name = h.Name
 			}
 			out = append(out, apitypes.Instance{ID: i.ID, Host: i.Host, HostName: name, Version: i.Version, State: i.State, Ready: i.Ready,
-				Address: i.Address, Restarts: i.Restarts, Desired: i.Desired, Message: i.Message, CreatedAt: i.CreatedAt})
+				Address: i.Address, Restarts: i.Restarts, Desired: i.Desired, Message: i.Message, Reason: i.Reason, CreatedAt: i.CreatedAt})
 		}
 		return out, nil
 	})

@@ -119,9 +119,14 @@ func PoolRuns(declared []string, provider, workload string) Verdict {
 	return No
 }
 
-// NoPoolRunsError explains that no pool an app may use could ever run it.
-func NoPoolRunsError(workload string, pools []string) string {
-	return fmt.Sprintf("no pool the app may use (%s) runs %s: %s", strings.Join(pools, ", "), need(workload), needWhy(workload))
+// NoPoolRuns explains that none of pools runs workload; drivers[i] is
+// what PoolDrivers says pools[i] runs.
+func NoPoolRuns(workload string, pools []string, drivers [][]string) string {
+	parts := make([]string, len(pools))
+	for i, p := range pools {
+		parts[i] = fmt.Sprintf("pool %s runs %s", p, strings.Join(drivers[i], ","))
+	}
+	return fmt.Sprintf("%s, and no pool this app may use has one (%s)", needWhy(workload), strings.Join(parts, "; "))
 }
 
 // hostRuns reports whether h can run workload. A host that reports no
