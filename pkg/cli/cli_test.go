@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -211,5 +212,18 @@ func TestJoinTokenAndHostCommands(t *testing.T) {
 	out, _, code = run(t, "", "--addr", addr, "host", "ls", "--pool", "vs-sh")
 	if code != 0 || strings.Contains(out, "n1") || !strings.Contains(out, "down (disconnected)") {
 		t.Fatalf("host ls --pool: %q", out)
+	}
+}
+
+func TestPoolCreateDrivers(t *testing.T) {
+	f, addr := newFakeAPI(t, map[string]func(http.ResponseWriter){
+		"POST /v1/pools": jsonAnswer(201, apitypes.Pool{Name: "mixed", Datacenter: "dc1", Drivers: []string{"docker", "exec"}}),
+	})
+	if out, stderr, code := run(t, "", "--addr", addr, "pool", "create", "mixed", "--drivers", "docker,exec"); code != 0 {
+		t.Fatalf("pool create: %d %q %q", code, out, stderr)
+	}
+	var req apitypes.PoolRequest
+	if err := json.Unmarshal(f.last().body, &req); err != nil || !slices.Equal(req.Drivers, []string{"docker", "exec"}) {
+		t.Fatalf("sent %s", f.last().body)
 	}
 }
