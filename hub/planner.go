@@ -215,6 +215,10 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 			case h.State == state.HostDown:
 				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: "its host is down"})
 				continue
+			case i.Version == a.Version && !scheduler.HostRuns(h.Inventory.Drivers, scheduler.WorkloadOf(a.Spec.Image)):
+				// Its agent now runs another driver: it would back off forever.
+				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: "its host's drivers (" + strings.Join(h.Inventory.Drivers, ",") + ") cannot run it"})
+				continue
 			case i.State == state.InstanceFailed:
 				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: "it failed: " + i.Message})
 				failedOn = append(failedOn, h.Name)

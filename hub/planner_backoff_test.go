@@ -95,3 +95,25 @@ func TestPlannerPendingForMissingDriver(t *testing.T) {
 		t.Fatalf("placements once an exec host enrolled: %v", got)
 	}
 }
+
+// TestPlannerMovesInstanceOffHostThatCannotRunIt: a host whose agent
+// comes back with another driver cannot run the instances it has; they
+// are replaced on a host that can (not left to back off there forever).
+func TestPlannerMovesInstanceOffHostThatCannotRunIt(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("p", "dc1")
+	enrol := func(id string, drivers ...string) {
+		h.must(state.HostEnrollType, &state.HostEnrollRequest{TokenID: "jt-p", SecretHash: "s", Time: pt0,
+			Host: state.Host{ID: id, Name: id, Inventory: state.Inventory{CPUs: 4, MemoryBytes: 4 << 30, Drivers: drivers}}})
+	}
+	enrol("h1", "docker")
+	h.app(apitypes.AppSpec{Name: "web", Image: "w", Instances: n(1)})
+	h.plan()
+	h.reportAll(true)
+	enrol("h2", "docker")
+	h.must(state.HostInventoryType, &state.HostInventoryRequest{ID: "h1", Inventory: state.Inventory{CPUs: 4, MemoryBytes: 4 << 30, Drivers: []string{"exec"}}})
+	req := h.plan()
+	if req == nil || len(req.Stop) != 1 || !strings.Contains(req.Stop[0].Reason, "cannot run it") || len(req.Place) != 1 || req.Place[0].Host != "h2" {
+		t.Fatalf("want the instance moved from h1 (now exec) to h2, got %s", planSummary(req))
+	}
+}

@@ -111,4 +111,13 @@ func TestInstanceReason(t *testing.T) {
 	if len(is) != 1 || is[0].Reason != apitypes.ReasonImagePull || is[0].Message != "pull web:1: manifest unknown" {
 		t.Fatalf("instances %+v", is)
 	}
+	// A pending instance whose host's drivers cannot run it.
+	f.applyState(state.HostInventoryType, &state.HostInventoryRequest{ID: "host1", Inventory: state.Inventory{Drivers: []string{"exec"}}})
+	f.applyState(state.PlanApplyType, &state.PlanApplyRequest{Place: []state.Instance{{ID: "i-2", Tenant: "acme", App: "web", Version: 1, Host: "host1"}}})
+	f.ok("acme/viewer", "GET", "/v1/apps/web/instances", nil, &is)
+	for _, i := range is {
+		if want := map[string]string{"i-1": apitypes.ReasonImagePull, "i-2": apitypes.ReasonNoDriver}[i.ID]; i.Reason != want {
+			t.Fatalf("instance %s reason %q, want %q", i.ID, i.Reason, want)
+		}
+	}
 }

@@ -129,8 +129,11 @@ func NoPoolRuns(workload string, pools []string, drivers [][]string) string {
 	return fmt.Sprintf("%s, and no pool this app may use has one (%s)", needWhy(workload), strings.Join(parts, "; "))
 }
 
-// hostRuns reports whether h can run workload. A host that reports no
-// driver is not judged (an agent that predates driver reports).
-func hostRuns(h *Host, workload string) bool {
-	return len(h.Drivers) == 0 || RunsAny(h.Drivers, workload)
+// HostRuns reports whether a host whose agent reports drivers can run
+// workload. A host that reports no driver is not judged (an agent that
+// predates driver reports).
+func HostRuns(drivers []string, workload string) bool {
+	return len(drivers) == 0 || RunsAny(drivers, workload)
 }
+
+func hostRuns(h *Host, workload string) bool { return HostRuns(h.Drivers, workload) }
