@@ -60,9 +60,6 @@ func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
 	if e := w.checkPools(tenant, "failover_pools", r.Spec.FailoverPools); e != nil {
 		return e
 	}
-	if e := w.checkDrivers(tenant, r.Spec); e != nil {
-		return e
-	}
 
 	app := &App{Tenant: r.Tenant, Name: r.Spec.Name, Spec: copySpec(r.Spec), UpdatedAt: r.Time}
 	newVersion := false
@@ -92,6 +89,13 @@ func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
 					app.CanaryFrom = old.CanaryFrom
 				}
 			}
+		}
+	}
+	// What could run it changes only with its version or its pools: a
+	// scale or a strategy change of a running app is not judged again.
+	if newVersion || !slices.Equal(old.Spec.Pools, app.Spec.Pools) || !slices.Equal(old.Spec.FailoverPools, app.Spec.FailoverPools) {
+		if e := w.checkDrivers(tenant, app.Spec); e != nil {
+			return e
 		}
 	}
 	if e := w.checkQuota(tenant, app); e != nil {
