@@ -62,8 +62,12 @@ func TestInstanceReasonNoticedOnce(t *testing.T) {
 	s := spec("web", "web:3")
 	s.Pools = []string{"aws-bj"}
 	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: s, Time: t0.Add(2 * time.Minute)})
-	h.must(PlanApplyType, &PlanApplyRequest{Place: []Instance{{ID: "i-3", Tenant: "acme", App: "web", Version: 3, Host: "host1", CPU: 100, Memory: 128}}, Time: t0})
-	report("i-3", 0)
+	h.must(PlanApplyType, &PlanApplyRequest{Place: []Instance{
+		{ID: "i-3", Tenant: "acme", App: "web", Version: 3, Host: "host1", CPU: 100, Memory: 128},
+		{ID: "i-4", Tenant: "acme", App: "web", Version: 3, Host: "host1", CPU: 100, Memory: 128}}, Time: t0})
+	h.must(InstanceUpdateType, &InstanceUpdateRequest{Host: "host1", Time: t0, Updates: []InstanceUpdate{ // both in one report
+		{ID: "i-3", State: InstanceStarting, Message: pullErr, Reason: ReasonImagePull},
+		{ID: "i-4", State: InstanceStarting, Message: pullErr, Reason: ReasonImagePull}}})
 	if n := len(pulls()); n != 2 {
 		t.Fatalf("%d image pull events after version 3 failed to pull, want 2", n)
 	}
