@@ -45,8 +45,15 @@ func TestImportRules(t *testing.T) {
 		{module + "/hub/state", []string{"net", "net/http"}, true, false},
 		// The API talks to the cluster through a small interface.
 		{module + "/hub/api", []string{module + "/hub/cluster", "github.com/hashicorp/memberlist"}, false, false},
-		// What hub and agent share is below both and off the network.
-		{module + "/internal/", append([]string{module + "/hub", module + "/agent"}, networking...), false, false},
+		// What internal holds is below hub and agent; its storage parts
+		// are off the network (the demo app built into the CLI serves HTTP).
+		{module + "/internal/", []string{module + "/hub", module + "/agent"}, false, false},
+		{module + "/internal/seglog", networking, false, false},
+		{module + "/internal/atomicfile", networking, false, false},
+		{module + "/internal/killtest", networking, false, false},
+		// The store owns its types: an API change never changes what is on
+		// disk.
+		{module + "/hub/state", []string{module + "/pkg/apitypes"}, false, false},
 		// The log stores on both sides are storage only: no network, and
 		// not the wiring of the hub or the agent.
 		{module + "/agent/logship", append([]string{module + "/hub", module + "/agent"}, networking...), false, true},

@@ -29,19 +29,17 @@ func dockerAnswers(log *slog.Logger) bool {
 
 // driverFactory returns the NewDriver of --driver: "docker", "exec", or
 // "" (docker when a daemon answers, else exec), and the drivers this host
-// can run for its inventory. Docker containers get labels besides wharf's.
+// runs instances with for its inventory: the one chosen, since the hub
+// places on a host only what its reported drivers run. Docker containers
+// get labels besides wharf's.
 func driverFactory(name, dataDir string, labels map[string]string, log *slog.Logger) (func(string) (driver.Driver, error), []string, error) {
-	hasDocker := dockerAnswers(log)
-	available := []string{"exec"}
-	if hasDocker {
-		available = append([]string{"docker"}, available...)
-	}
 	if name == "" {
 		name = "exec"
-		if hasDocker {
+		if dockerAnswers(log) {
 			name = "docker"
 		}
 	}
+	available := []string{name}
 	switch name {
 	case "docker":
 		return func(hostID string) (driver.Driver, error) {

@@ -29,15 +29,23 @@ import (
 // fileAssignments keeps the last assignment set applied.
 const fileAssignments = "assignments.pb"
 
+// Restarts back off exponentially on the same instance id: an instance
+// that exits (or cannot start) waits restartBackoffMin, then twice as
+// long after each further failure, up to restartBackoffMax; one that ran
+// for backoffReset before it exited starts again from the minimum. The
+// hub keeps a backing-off instance where it is and hears why it does not
+// run (wire.Reason).
 const (
 	restartBackoffMin = time.Second
-	restartBackoffMax = 30 * time.Second
-	// maxQuickFailures: an instance that fails to start (or exits within
-	// quickExit) this many times in a row is reported failed, and the hub
-	// places it elsewhere.
-	maxQuickFailures = 5
-	quickExit        = 10 * time.Second
-	stopGrace        = 10 * time.Second
+	restartBackoffMax = 5 * time.Minute
+	backoffReset      = time.Minute
+	// crashLoopAfter exits in a row, each before backoffReset, make a
+	// crash loop.
+	crashLoopAfter = 3
+	stopGrace      = 10 * time.Second
+	// unhealthyGrace: a new instance failing its health check is only
+	// booting (not ready, no reason) for this long.
+	unhealthyGrace = 30 * time.Second
 )
 
 type supervisor struct {
@@ -50,6 +58,8 @@ type supervisor struct {
 	drainDelay time.Duration
 	// lease fences instances of failover.mode fenced; nil: none are.
 	lease *lease
+	// now is the supervisor's clock (time.Now; tests step their own).
+	now func() time.Time
 
 	mu      sync.Mutex
 	desired *wire.Assignments
@@ -66,15 +76,17 @@ type istatus struct {
 	Address  string
 	Restarts uint32
 	Message  string
+	Reason   wire.Reason // why it does not run or is not ready
 }
 
 // tracked is what the supervisor knows of one instance.
 type tracked struct {
 	status   istatus
-	started  time.Time
+	started  time.Time // when it was last started (or found running)
+	up       bool      // it was started (or found running) and has not been seen exited since
 	next     time.Time // earliest next start
 	backoff  time.Duration
-	failures int // quick failures in a row
+	failures int // exits and failed starts in a row, each before backoffReset
 	healthOK int
 	healthNo int
 	lastHC   time.Time
@@ -84,7 +96,7 @@ type tracked struct {
 }
 
 func newSupervisor(drv driver.Driver, dir, advertise string, log *slog.Logger) *supervisor {
-	s := &supervisor{drv: drv, dir: dir, advertise: advertise, log: log, inst: map[string]*tracked{}, changed: map[string]bool{},
+	s := &supervisor{drv: drv, dir: dir, advertise: advertise, log: log, now: time.Now, inst: map[string]*tracked{}, changed: map[string]bool{},
 		kick: make(chan struct{}, 1), notify: make(chan struct{}, 1)}
 	if b, err := os.ReadFile(filepath.Join(dir, fileAssignments)); err == nil {
 		var a wire.Assignments
@@ -133,7 +145,8 @@ func (s *supervisor) report(full bool) *wire.StatusReport {
 	for id, t := range s.inst {
 		if full || s.changed[id] {
 			st := t.status
-			r.Instances = append(r.Instances, &wire.InstanceStatus{Id: id, StateCode: st.State, Ready: st.Ready, Address: st.Address, Restarts: st.Restarts, Message: st.Message})
+			r.Instances = append(r.Instances, &wire.InstanceStatus{Id: id, StateCode: st.State, Ready: st.Ready, Address: st.Address, Restarts: st.Restarts,
+				Message: st.Message, Reason: st.Reason})
 		}
 	}
 	for id := range s.changed {
@@ -174,7 +187,7 @@ func (s *supervisor) awaitingReady() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range s.inst {
-		if (t.status.State == wire.InstanceRunning || t.status.State == wire.InstanceStarting) && !t.status.Ready && time.Since(t.started) < 30*time.Second {
+		if t.status.State == wire.InstanceRunning && !t.status.Ready && s.now().Sub(t.started) < 30*time.Second {
 			return true
 		}
 		if !t.drainUntil.IsZero() { // its stop is due soon
@@ -285,50 +298,92 @@ func (s *supervisor) keep(ctx context.Context, in *wire.Instance) {
 		return
 	}
 	if err == nil && st.State == driver.StateRunning {
+		s.mu.Lock()
+		if !t.up { // found running: adopted after an agent restart
+			t.up = true
+			if t.started.IsZero() {
+				t.started = s.now()
+			}
+		}
+		s.mu.Unlock()
 		s.health(ctx, in, t, st)
 		return
 	}
-	if err != nil && !errors.Is(err, driver.ErrNotFound) {
+	gone := errors.Is(err, driver.ErrNotFound)
+	if err != nil && !gone {
 		s.log.Warn("inspect", "instance", in.Id, "err", err)
 		return
 	}
-	now := time.Now()
-	if now.Before(t.next) {
-		return
-	}
+	now := s.now()
 	s.mu.Lock()
-	restarts := t.status.Restarts
-	if !t.started.IsZero() {
-		restarts++
-		if now.Sub(t.started) < quickExit {
-			t.failures++
-		} else {
-			t.failures, t.backoff = 0, restartBackoffMin
-		}
+	if t.up {
+		s.exited(in.Id, t, st, gone, now)
 	}
-	if t.failures >= maxQuickFailures {
-		s.set(in.Id, t, istatus{State: wire.InstanceFailed, Restarts: restarts, Message: fmt.Sprintf("exited %d times in a row within %s (last exit code %d)", t.failures, quickExit, st.ExitCode)})
-		t.next = now.Add(restartBackoffMax)
+	if now.Before(t.next) {
 		s.mu.Unlock()
 		return
 	}
-	s.set(in.Id, t, istatus{State: wire.InstanceStarting, Restarts: restarts})
+	cur := t.status
+	if !t.started.IsZero() {
+		cur.Restarts++
+	}
+	// Starting again keeps the reason and message of the last failure
+	// until the start's outcome replaces them.
+	cur.State, cur.Ready, cur.Address = wire.InstanceStarting, false, ""
+	s.set(in.Id, t, cur)
 	s.mu.Unlock()
 	got, err := s.drv.Start(ctx, specOf(in))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t.started = time.Now()
-	t.next = t.started.Add(t.backoff)
-	t.backoff = min(t.backoff*2, restartBackoffMax)
+	t.started = s.now()
 	t.healthOK, t.healthNo = 0, 0
 	if err != nil {
+		reason := wire.Reason_REASON_START_FAILED
+		if errors.Is(err, driver.ErrImagePull) {
+			reason = wire.Reason_REASON_IMAGE_PULL
+		}
 		t.failures++
-		s.set(in.Id, t, istatus{State: wire.InstanceStarting, Restarts: restarts, Message: "start: " + err.Error()})
-		s.log.Warn("start", "instance", in.Id, "err", err)
+		wait := s.backOff(t, t.started)
+		s.set(in.Id, t, istatus{State: wire.InstanceStarting, Restarts: cur.Restarts, Reason: reason, Message: err.Error()})
+		s.log.Warn("start", "instance", in.Id, "err", err, "retry_in", wait)
 		return
 	}
+	t.up = true
 	s.log.Info("instance started", "instance", in.Id, "app", in.App, "version", in.Version, "address", got.Address)
-	s.set(in.Id, t, istatus{State: wire.InstanceRunning, Ready: in.Health == nil, Address: s.address(got.Address), Restarts: restarts})
+	s.set(in.Id, t, istatus{State: wire.InstanceRunning, Ready: in.Health == nil, Address: s.address(got.Address), Restarts: cur.Restarts})
+}
+
+// exited records that an instance it started (or found running) no longer
+// runs and schedules its restart: a crash loop once it has exited
+// crashLoopAfter times in a row, each soon after its start. Callers hold
+// s.mu.
+func (s *supervisor) exited(id string, t *tracked, st driver.Status, gone bool, now time.Time) {
+	t.up = false
+	if now.Sub(t.started) >= backoffReset { // it ran well: start over
+		t.failures, t.backoff = 0, restartBackoffMin
+	}
+	t.failures++
+	wait := s.backOff(t, now)
+	how := fmt.Sprintf("exited with code %d", st.ExitCode)
+	if gone {
+		how = "vanished from the runtime"
+	}
+	cur := istatus{State: wire.InstanceStarting, Restarts: t.status.Restarts, Message: fmt.Sprintf("%s; restarting in %s", how, wait)}
+	if t.failures >= crashLoopAfter {
+		cur.Reason = wire.Reason_REASON_CRASH_LOOP
+		cur.Message = fmt.Sprintf("%s, %d times in a row; restarts back off (next in %s)", how, t.failures, wait)
+	}
+	s.set(id, t, cur)
+	s.log.Warn("instance exited", "instance", id, "code", st.ExitCode, "failures", t.failures, "restart_in", wait)
+}
+
+// backOff schedules t's next start from now and doubles its backoff, up
+// to restartBackoffMax; it returns the wait.
+func (s *supervisor) backOff(t *tracked, now time.Time) time.Duration {
+	wait := t.backoff
+	t.next = now.Add(wait)
+	t.backoff = min(t.backoff*2, restartBackoffMax)
+	return wait
 }
 
 // fence stops a fenced instance whose lease ran out (or that has not been
@@ -345,7 +400,7 @@ func (s *supervisor) fence(ctx context.Context, in *wire.Instance, t *tracked, r
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t.started, t.failures, t.next = time.Time{}, 0, time.Time{}
+	t.started, t.up, t.failures, t.next, t.backoff = time.Time{}, false, 0, time.Time{}, restartBackoffMin
 	s.set(in.Id, t, istatus{State: wire.InstanceStopped, Restarts: t.status.Restarts, Message: "fenced: the host's lease is not renewed"})
 }
 
@@ -381,9 +436,9 @@ func (s *supervisor) health(ctx context.Context, in *wire.Instance, t *tracked, 
 	if hc != nil && hc.IntervalMs > 0 {
 		interval = time.Duration(hc.IntervalMs) * time.Millisecond
 	}
-	due := hc != nil && time.Since(t.lastHC) >= interval
+	due := hc != nil && s.now().Sub(t.lastHC) >= interval
 	if due {
-		t.lastHC = time.Now()
+		t.lastHC = s.now()
 	}
 	s.mu.Unlock()
 	if !due {
@@ -395,11 +450,16 @@ func (s *supervisor) health(ctx context.Context, in *wire.Instance, t *tracked, 
 	cur = t.status
 	if ok {
 		t.healthOK, t.healthNo = t.healthOK+1, 0
-		cur.Ready, cur.Message = true, ""
+		cur.Ready, cur.Message, cur.Reason = true, "", wire.Reason_REASON_NONE
 	} else {
 		t.healthOK, t.healthNo = 0, t.healthNo+1
+		wasReady := cur.Ready
 		if t.healthNo >= 3 || !cur.Ready {
 			cur.Ready, cur.Message = false, "health check: "+why
+		}
+		// A new instance that is still booting is not unhealthy yet.
+		if t.healthNo >= 3 && (wasReady || s.now().Sub(t.started) >= unhealthyGrace) {
+			cur.Reason = wire.Reason_REASON_UNHEALTHY
 		}
 	}
 	s.set(in.Id, t, cur)

@@ -215,6 +215,10 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 			case h.State == state.HostDown:
 				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: "its host is down"})
 				continue
+			case i.Version == a.Version && !scheduler.HostRuns(h.Inventory.Drivers, scheduler.WorkloadOf(a.Spec.Image)):
+				// Its agent now runs another driver: it would back off forever.
+				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: "its host's drivers (" + strings.Join(h.Inventory.Drivers, ",") + ") cannot run it"})
+				continue
 			case i.State == state.InstanceFailed:
 				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: "it failed: " + i.Message})
 				failedOn = append(failedOn, h.Name)
@@ -368,7 +372,8 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 			cons = append(cons, scheduler.Constraint{Attr: "name", Op: scheduler.OpNotIn, Values: failedOn})
 		}
 		toPlace = append(toPlace, scheduler.App{Key: scheduler.AppKey{Tenant: a.Tenant, Name: a.Name}, Version: a.Version, CPU: a.Spec.CPU, Memory: a.Spec.Memory,
-			Count: have + place, Pools: a.Spec.Pools, AllowedPools: tenant.Pools, Spread: a.Spec.Spread, Constraints: cons, FailoverPools: a.Spec.FailoverPools})
+			Count: have + place, Pools: a.Spec.Pools, AllowedPools: tenant.Pools, Spread: a.Spec.Spread, Constraints: cons, FailoverPools: a.Spec.FailoverPools,
+			Workload: scheduler.WorkloadOf(a.Spec.Image)})
 		wanted[key] = want
 		current[key] = a
 	}
@@ -449,7 +454,8 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 			freed = true
 		case old.State != h.State || old.Pool != h.Pool || old.Datacenter != h.Datacenter ||
 			old.Inventory.CPUs != h.Inventory.CPUs || old.Inventory.MemoryBytes != h.Inventory.MemoryBytes ||
-			old.Inventory.Zone != h.Inventory.Zone || !maps.Equal(old.Inventory.Labels, h.Inventory.Labels):
+			old.Inventory.Zone != h.Inventory.Zone || !maps.Equal(old.Inventory.Labels, h.Inventory.Labels) ||
+			!slices.Equal(old.Inventory.Drivers, h.Inventory.Drivers):
 			freed = true
 			if err := onHost(h.ID); err != nil {
 				return nil, false, err
@@ -542,7 +548,7 @@ func (s *schedState) InstanceExists(id string) bool {
 
 func schedHost(h *state.Host) scheduler.Host {
 	return scheduler.Host{ID: h.ID, Name: h.Name, Pool: h.Pool, Datacenter: h.Datacenter, Zone: h.Inventory.Zone,
-		Ready: state.Schedulable(h), Down: h.State == state.HostDown, Labels: h.Inventory.Labels,
+		Ready: state.Schedulable(h), Down: h.State == state.HostDown, Labels: h.Inventory.Labels, Drivers: h.Inventory.Drivers,
 		CPU: h.Inventory.CPUs * 1000, Memory: int(h.Inventory.MemoryBytes >> 20), UsedCPU: h.AllocCPU, UsedMemory: h.AllocMemory}
 }
 
@@ -676,6 +682,10 @@ func failedUpdate(a *state.App, insts, old []*state.Instance, now time.Time) (st
 		}
 		if i.State == state.InstanceFailed {
 			reason = fmt.Sprintf("instance %s failed: %s", i.ID, i.Message)
+			break
+		}
+		if i.Reason != "" && i.Reason != state.ReasonUnhealthy { // its agent backs off: no use waiting
+			reason = fmt.Sprintf("instance %s cannot run (%s): %s", i.ID, i.Reason, i.Message)
 			break
 		}
 		if !i.Ready && now.Sub(i.CreatedAt) > deadline {

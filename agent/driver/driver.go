@@ -19,6 +19,36 @@ import (
 // not know on this host.
 var ErrNotFound = errors.New("instance not found")
 
+// Start failures, matched with errors.Is on what Start returns, so that
+// the agent can tell its hub why an instance does not run. The error's
+// text is the runtime's own (for a pull, the registry's).
+var (
+	// ErrImagePull: the instance's image could not be pulled.
+	ErrImagePull = errors.New("image pull failed")
+	// ErrStartFailed: the runtime refused to start the instance (a bad
+	// command or spec).
+	ErrStartFailed = errors.New("start failed")
+)
+
+// StartError is what Start returns when it could not start an instance:
+// Kind (ErrImagePull or ErrStartFailed) says why, Err is the cause.
+type StartError struct {
+	Kind error
+	Err  error
+}
+
+// Error returns the cause's text: the runtime's own words.
+func (e *StartError) Error() string { return e.Err.Error() }
+
+// Unwrap makes errors.Is match both the kind and the cause.
+func (e *StartError) Unwrap() []error { return []error{e.Kind, e.Err} }
+
+// ImagePullError wraps err, the failure to pull an instance's image.
+func ImagePullError(err error) error { return &StartError{Kind: ErrImagePull, Err: err} }
+
+// StartFailedError wraps err, the runtime's refusal to start an instance.
+func StartFailedError(err error) error { return &StartError{Kind: ErrStartFailed, Err: err} }
+
 // Spec is one instance of one app version, as the agent asks a driver to run
 // it. A Spec never changes for a given InstanceID: a new version is a new
 // instance.
@@ -93,7 +123,9 @@ type Driver interface {
 	// Start makes the instance run. It is idempotent: an instance that runs
 	// already is left alone (that is how a restarted agent adopts it); an
 	// instance that exited is started again; a missing one is created.
-	// It returns once the runtime reports the instance running.
+	// It returns once the runtime reports the instance running. An image
+	// that cannot be pulled is an error matching ErrImagePull; a command
+	// or spec the runtime refuses, one matching ErrStartFailed.
 	Start(ctx context.Context, spec Spec) (Status, error)
 
 	// Stop stops the instance (SIGTERM, then SIGKILL after grace) and removes

@@ -2,9 +2,11 @@ package api
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/hashicorp/go-memdb"
 
+	"github.com/wharf-platform/wharf/hub/scheduler"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/internal/version"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
@@ -239,7 +241,10 @@ func (s *Server) createPool(w http.ResponseWriter, r *http.Request, p *principal
 	if err := req.Validate(); err != nil {
 		return err
 	}
-	pool := state.Pool{Name: req.Name, Datacenter: req.Datacenter, Region: req.Region, Provider: req.Provider, Labels: req.Labels}
+	if err := checkDrivers(req.Drivers); err != nil {
+		return err
+	}
+	pool := state.Pool{Name: req.Name, Datacenter: req.Datacenter, Region: req.Region, Provider: req.Provider, Labels: req.Labels, Drivers: req.Drivers}
 	if _, err := s.apply(r.Context(), state.PoolCreateType, &state.PoolCreateRequest{Pool: pool, Time: s.cfg.Now().UTC()}); err != nil {
 		return err
 	}
@@ -248,6 +253,19 @@ func (s *Server) createPool(w http.ResponseWriter, r *http.Request, p *principal
 		return errNotFound("pool", req.Name)
 	}
 	return writeJSON(w, http.StatusCreated, poolOut(got))
+}
+
+// checkDrivers validates a pool's declared drivers.
+func checkDrivers(ds []string) error {
+	for i, d := range ds {
+		if !scheduler.KnownDriver(d) {
+			return apitypes.FieldError("drivers", "unknown driver %q: want docker, exec or kubernetes", d)
+		}
+		if slices.Contains(ds[:i], d) {
+			return apitypes.FieldError("drivers", "driver %q given twice", d)
+		}
+	}
+	return nil
 }
 
 func (s *Server) getPool(w http.ResponseWriter, r *http.Request, p *principal) error {

@@ -93,12 +93,15 @@ func (s *Server) appInstances(w http.ResponseWriter, r *http.Request, p *princip
 		}
 		out := make([]apitypes.Instance, 0, len(is))
 		for _, i := range is {
-			name := ""
+			name, reason := "", i.Reason
 			if h, _ := snap.Host(nil, i.Host); h != nil {
 				name = h.Name
+				if reason == "" && i.Desired == state.DesiredRun && i.State == state.InstancePending && !hostRuns(snap, a, i, h) {
+					reason = apitypes.ReasonNoDriver
+				}
 			}
 			o := apitypes.Instance{ID: i.ID, Host: i.Host, HostName: name, Version: i.Version, State: i.State, Ready: i.Ready,
-				Address: i.Address, Restarts: i.Restarts, Desired: i.Desired, Message: i.Message, CreatedAt: i.CreatedAt}
+				Address: i.Address, Restarts: i.Restarts, Desired: i.Desired, Message: i.Message, Reason: reason, CreatedAt: i.CreatedAt}
 			if lost[i.Host] && i.State != state.InstanceStopped {
 				// What the agent last said no longer holds: its host is
 				// down or cut off. Stopped stays stopped.
@@ -108,6 +111,21 @@ func (s *Server) appInstances(w http.ResponseWriter, r *http.Request, p *princip
 		}
 		return out, nil
 	})
+}
+
+// hostRuns reports whether host h's drivers run instance i of app a (a
+// pending instance on a host that cannot run it waits for the planner to
+// move it).
+func hostRuns(snap *state.Snapshot, a *state.App, i *state.Instance, h *state.Host) bool {
+	image := a.Spec.Image
+	if i.Version != a.Version {
+		v, err := snap.AppVersion(nil, a.Tenant, a.Name, i.Version)
+		if err != nil || v == nil {
+			return true
+		}
+		image = v.Spec.Image
+	}
+	return scheduler.HostRuns(h.Inventory.Drivers, scheduler.WorkloadOf(image))
 }
 
 // decodeSpec reads, validates and normalizes an app spec.

@@ -103,13 +103,30 @@ func (g *Gateway) reportStatus(ctx context.Context, id pki.AgentIdentity, r *wir
 		if len(msg) > 512 {
 			msg = msg[:512]
 		}
-		req.Updates = append(req.Updates, state.InstanceUpdate{ID: st.Id, State: stateName, Ready: st.Ready, Address: st.Address, Restarts: int(st.Restarts), Message: msg})
+		req.Updates = append(req.Updates, state.InstanceUpdate{ID: st.Id, State: stateName, Ready: st.Ready, Address: st.Address, Restarts: int(st.Restarts),
+			Message: msg, Reason: reasonOf(st.Reason)})
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := g.apply(ctx, state.InstanceUpdateType, req); err != nil && ctx.Err() == nil {
 		g.log.Warn("instance status", "host", id.HostID, "err", err)
 	}
+}
+
+// reasonOf converts the wire's reason to the state's; a reason this hub
+// does not know (a newer agent's) is dropped, the message still says it.
+func reasonOf(r wire.Reason) string {
+	switch r {
+	case wire.Reason_REASON_IMAGE_PULL:
+		return state.ReasonImagePull
+	case wire.Reason_REASON_START_FAILED:
+		return state.ReasonStartFailed
+	case wire.Reason_REASON_CRASH_LOOP:
+		return state.ReasonCrashLoop
+	case wire.Reason_REASON_UNHEALTHY:
+		return state.ReasonUnhealthy
+	}
+	return ""
 }
 
 // acked records the assignment version a host's agent applied.

@@ -42,6 +42,10 @@ type App struct {
 	Constraints  []Constraint
 	// FailoverPools are tried in order once Pools have no ready capacity.
 	FailoverPools []string
+	// Workload is what the app brings (WorkloadImage or WorkloadCommand):
+	// only hosts with a driver that runs it take its instances. "": any
+	// host.
+	Workload string
 }
 
 // Validate reports what is wrong with a.
@@ -60,6 +64,11 @@ func (a *App) Validate() error {
 	case "", SpreadHost, SpreadZone, SpreadDatacenter:
 	default:
 		errs = append(errs, fmt.Errorf("spread %q: want host, zone or datacenter", a.Spread))
+	}
+	switch a.Workload {
+	case "", WorkloadImage, WorkloadCommand:
+	default:
+		errs = append(errs, fmt.Errorf("workload %q: want image or command", a.Workload))
 	}
 	for i := range a.Constraints {
 		if err := a.Constraints[i].Validate(); err != nil {

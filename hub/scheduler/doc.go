@@ -9,7 +9,11 @@
 // caller), so a plan is a function of its inputs. The hub adapts its state
 // store to State and its app records to App.
 //
-// Placement follows DESIGN.md section 3: filter by pool, readiness,
-// free CPU and memory, and constraints; spread over hosts (and over zones
-// or datacenters when an app asks for it); then pack by free capacity.
+// Placement filters by pool, readiness, drivers (a host takes an app
+// only if one of its drivers runs it: an image on docker or kubernetes,
+// only a command on exec), free CPU and memory, and constraints; spreads
+// over hosts (and over zones or datacenters when an app asks for it);
+// then packs by free capacity. PoolRuns judges whether a pool could ever
+// run an app, from its declared drivers or its provider, never from its
+// current hosts.
 package scheduler

@@ -12,10 +12,28 @@ func (p *planner) explain(a *appCtx) string {
 	if len(a.prim)+len(a.fail) == 0 && len(parts) == 0 {
 		return "no host is enrolled in any pool"
 	}
+	names := append(append([]string(nil), a.prim...), a.fail...)
+	if a.runs != 0 {
+		hosts, runs := 0, 0
+		for _, name := range names {
+			if pi, ok := p.poolIDs[name]; ok {
+				for _, ni := range p.pools[pi].hosts {
+					hosts++
+					if p.nodes[ni].runs&a.runs != 0 {
+						runs++
+					}
+				}
+			}
+		}
+		if hosts > 0 && runs == 0 {
+			parts = append(parts, fmt.Sprintf("no host in pools %v runs %s (%s)", names, need(a.app.Workload), needWhy(a.app.Workload)))
+			return strings.Join(parts, "; ")
+		}
+	}
 	all := append(p.matchers[:0:0], a.cellM...)
 	all = append(all, a.hostM...)
 	excluded := make([]int, len(all))
-	for _, name := range append(append([]string(nil), a.prim...), a.fail...) {
+	for _, name := range names {
 		pi, ok := p.poolIDs[name]
 		if !ok {
 			parts = append(parts, fmt.Sprintf("no host in pool %q", name))
@@ -27,12 +45,16 @@ func (p *planner) explain(a *appCtx) string {
 			continue
 		}
 		clear(excluded)
-		left, best := 0, int32(-1)
+		left, best, noDriver := 0, int32(-1), 0
 		var bestScore float64
 	hosts:
 		for _, ni := range pl.hosts {
 			n := &p.nodes[ni]
 			if n.cell < 0 {
+				continue
+			}
+			if a.runs != 0 && n.runs&a.runs == 0 {
+				noDriver++
 				continue
 			}
 			for i := range all {
@@ -45,6 +67,9 @@ func (p *planner) explain(a *appCtx) string {
 			if s := a.closeness(n); best < 0 || s > bestScore {
 				best, bestScore = ni, s
 			}
+		}
+		if noDriver > 0 {
+			parts = append(parts, fmt.Sprintf("%s in pool %q cannot run it (need %s)", plural(noDriver, "ready host"), name, need(a.app.Workload)))
 		}
 		for i, k := range excluded {
 			if k > 0 {

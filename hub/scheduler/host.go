@@ -3,6 +3,7 @@ package scheduler
 import (
 	"errors"
 	"maps"
+	"slices"
 )
 
 // Host is a machine (or a whole Kubernetes cluster) as the scheduler sees
@@ -22,8 +23,12 @@ type Host struct {
 	// keeps its instances.
 	Down   bool
 	Labels map[string]string
-	CPU    int // capacity in millicores
-	Memory int // capacity in MB
+	// Drivers are the drivers the host's agent runs instances with
+	// (DriverDocker, ...): only apps one of them runs go there. Empty: not
+	// reported, and not judged.
+	Drivers []string
+	CPU     int // capacity in millicores
+	Memory  int // capacity in MB
 	// UsedCPU and UsedMemory are held by instances the State does not
 	// list (a caller that keeps per-host totals lists only the instances
 	// of the apps it plans); zero when every instance is listed.
@@ -46,6 +51,7 @@ func (h *Host) Validate() error {
 func (h *Host) Copy() *Host {
 	c := *h
 	c.Labels = maps.Clone(h.Labels)
+	c.Drivers = slices.Clone(h.Drivers)
 	return &c
 }
 

@@ -31,6 +31,7 @@ type node struct {
 	cell    int32    // the cell offering the host; -1 when it takes nothing new
 	dom     [3]int32 // spread domains by level: [1] zone, [2] datacenter
 	count   int32    // live instances of the app being scheduled (scratch)
+	runs    uint8    // workloads the host's drivers run (workloadBit)
 	// okStamp == planner.appStamp when ok holds whether the host passes
 	// the current app's host-level constraints: each host is matched
 	// once per app however often the scans pass it.
@@ -133,6 +134,11 @@ func (p *planner) reset(st State) {
 		}
 		p.pools[pi].hosts = append(p.pools[pi].hosts, ni)
 		n := node{host: h, freeCPU: h.CPU - h.UsedCPU, freeMem: h.Memory - h.UsedMemory, pool: pi, cell: -1}
+		for _, w := range []string{WorkloadImage, WorkloadCommand} {
+			if hostRuns(h, w) {
+				n.runs |= workloadBit(w)
+			}
+		}
 		n.dom[1] = p.domain(domKey{1, h.Datacenter, h.Zone})
 		n.dom[2] = p.domain(domKey{2, h.Datacenter, ""})
 		p.nodes = append(p.nodes, n)
@@ -189,6 +195,17 @@ func (p *planner) reset(st State) {
 	p.cellRank = resize(p.cellRank, len(p.cells))
 	p.stamp, p.appStamp = 0, 0
 	p.touched = p.touched[:0]
+}
+
+// workloadBit is a workload's bit in node.runs; 0 for "" (any host).
+func workloadBit(w string) uint8 {
+	switch w {
+	case WorkloadImage:
+		return 1
+	case WorkloadCommand:
+		return 2
+	}
+	return 0
 }
 
 // release drops the references into the State's data once a plan is

@@ -183,9 +183,13 @@ func (p *planner) firstFit(a *appCtx, ci int32) int32 {
 	return -1
 }
 
-// hostOK reports whether n passes the app's host-level constraints,
-// matching each host at most once per app.
+// hostOK reports whether n has a driver that runs the app and passes
+// the app's host-level constraints, matching each host at most once per
+// app.
 func (p *planner) hostOK(a *appCtx, n *node) bool {
+	if a.runs != 0 && n.runs&a.runs == 0 {
+		return false
+	}
 	if len(a.hostM) == 0 {
 		return true
 	}

@@ -66,6 +66,7 @@ type appCtx struct {
 	prim     []string  // pool names tried first, allowed ones only
 	fail     []string  // failover pool names, allowed ones only
 	notes    []string  // pools skipped because the tenant may not use them
+	runs     uint8     // workloadBit of the app's workload; 0: any host
 }
 
 func (p *planner) schedule(app *App, newID func() string, plan *Plan) {
@@ -75,7 +76,7 @@ func (p *planner) schedule(app *App, newID func() string, plan *Plan) {
 		}
 		return
 	}
-	a := appCtx{app: app, cpu: app.CPU, mem: app.Memory, level: app.spreadLevel()}
+	a := appCtx{app: app, cpu: app.CPU, mem: app.Memory, level: app.spreadLevel(), runs: workloadBit(app.Workload)}
 
 	// Count live instances; stop those whose host is gone or down.
 	p.live = p.live[:0]

@@ -2,6 +2,9 @@ package state
 
 import (
 	"fmt"
+	"slices"
+
+	"github.com/wharf-platform/wharf/hub/scheduler"
 )
 
 func (w *writer) app(tenant, name string) (*App, *Error) {
@@ -87,6 +90,13 @@ func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
 			}
 		}
 	}
+	// What could run it changes only with its version or its pools: a
+	// scale or a strategy change of a running app is not judged again.
+	if newVersion || !slices.Equal(old.Spec.Pools, app.Spec.Pools) || !slices.Equal(old.Spec.FailoverPools, app.Spec.FailoverPools) {
+		if e := w.checkDrivers(tenant, app.Spec); e != nil {
+			return e
+		}
+	}
 	if e := w.checkQuota(tenant, app); e != nil {
 		return e
 	}
@@ -135,6 +145,52 @@ func (w *writer) checkPools(t *Tenant, field string, pools []string) *Error {
 		}
 	}
 	return nil
+}
+
+// checkDrivers refuses an app that no pool it may use could ever run: a
+// pool could run it if its declared drivers can, else if its provider's
+// hosts can (scheduler.PoolRuns); a pool that says neither may, and the
+// app waits there with an explanation if no host fits.
+func (w *writer) checkDrivers(t *Tenant, spec AppSpec) *Error {
+	names := append(slices.Clone(spec.Pools), spec.FailoverPools...)
+	if len(spec.Pools) == 0 {
+		names = append(slices.Clone(t.Pools), spec.FailoverPools...)
+	}
+	var pools []*Pool
+	if len(spec.Pools) == 0 && len(t.Pools) == 0 { // every pool
+		all, err := w.snap().Pools(nil)
+		if err != nil {
+			return Errorf(KindInternal, "%v", err)
+		}
+		pools = all
+	}
+	for _, name := range names {
+		p, err := w.snap().Pool(nil, name)
+		if err != nil {
+			return Errorf(KindInternal, "%v", err)
+		}
+		if p != nil && !slices.ContainsFunc(pools, func(x *Pool) bool { return x.Name == name }) {
+			pools = append(pools, p)
+		}
+	}
+	if len(pools) == 0 {
+		return nil // nowhere to run yet: pending, with its explanation
+	}
+	workload := scheduler.WorkloadOf(spec.Image)
+	var refused []string
+	var drivers [][]string
+	for _, p := range pools {
+		if scheduler.PoolRuns(p.Drivers, p.Provider, workload) != scheduler.No {
+			return nil
+		}
+		refused = append(refused, p.Name)
+		drivers = append(drivers, scheduler.PoolDrivers(p.Drivers, p.Provider))
+	}
+	field := "image"
+	if workload == scheduler.WorkloadCommand {
+		field = "command"
+	}
+	return &Error{Kind: KindRefused, Field: field, Msg: scheduler.NoPoolRuns(workload, refused, drivers)}
 }
 
 func contains(list []string, s string) bool {

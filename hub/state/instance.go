@@ -16,7 +16,7 @@ const (
 	DesiredStop = "stop"
 )
 
-// Observed instance states (apitypes.Instance.State).
+// Observed instance states, as the API spells them.
 const (
 	InstancePending  = "pending"
 	InstanceStarting = "starting"
@@ -25,6 +25,24 @@ const (
 	InstanceStopped  = "stopped"
 	InstanceFailed   = "failed"
 )
+
+// Reasons an instance is not running or not ready (Instance.Reason),
+// spelled as the API spells them.
+const (
+	ReasonImagePull   = "image_pull"
+	ReasonStartFailed = "start_failed"
+	ReasonCrashLoop   = "crash_loop"
+	ReasonUnhealthy   = "unhealthy"
+)
+
+// validReason reports whether an agent may report r.
+func validReason(r string) bool {
+	switch r {
+	case "", ReasonImagePull, ReasonStartFailed, ReasonCrashLoop, ReasonUnhealthy:
+		return true
+	}
+	return false
+}
 
 // Instance is one placed copy of one app version on one host. The
 // scheduler sets what is desired; the host's agent reports what it sees.
@@ -46,6 +64,10 @@ type Instance struct {
 	Address  string
 	Restarts int
 	Message  string
+	// Reason is why the instance is not running or not ready (a Reason
+	// constant; "" when nothing is wrong). An instance with a reason is
+	// still the agent's to retry: it backs off on the same id.
+	Reason string
 	// RecentRestarts holds when (the reporting command's time, Unix ns)
 	// the last restarts were reported, newest first, for alert rules on
 	// restarts.
@@ -178,6 +200,7 @@ type InstanceUpdate struct {
 	Address  string
 	Restarts int
 	Message  string
+	Reason   string // a Reason constant or ""
 }
 
 // capacity returns a host's schedulable CPU (millicores) and memory (MB).
@@ -270,7 +293,7 @@ func (w *writer) planApply(r *PlanApplyRequest) *Error {
 		u.cpu += p.CPU
 		u.mem += p.Memory
 		n := p
-		n.Desired, n.State, n.Ready, n.Address, n.Restarts, n.Message = DesiredRun, InstancePending, false, "", 0, ""
+		n.Desired, n.State, n.Ready, n.Address, n.Restarts, n.Message, n.Reason = DesiredRun, InstancePending, false, "", 0, "", ""
 		n.CreatedAt, n.UpdatedAt = r.Time, r.Time
 		w.meta(&n.Meta, nil)
 		if e := w.putInstance(nil, &n); e != nil {
@@ -374,6 +397,9 @@ func (w *writer) instanceUpdate(r *InstanceUpdateRequest) *Error {
 		default:
 			return &Error{Kind: KindInvalid, Field: "state", Msg: fmt.Sprintf("unknown instance state %q", u.State)}
 		}
+		if !validReason(u.Reason) {
+			return &Error{Kind: KindInvalid, Field: "reason", Msg: fmt.Sprintf("unknown instance reason %q", u.Reason)}
+		}
 		i, err := snap.Instance(nil, u.ID)
 		if err != nil {
 			return Errorf(KindInternal, "%v", err)
@@ -392,7 +418,7 @@ func (w *writer) instanceUpdate(r *InstanceUpdateRequest) *Error {
 			copy(n.RecentRestarts[1:], n.RecentRestarts[:])
 			n.RecentRestarts[0] = r.Time.UnixNano()
 		}
-		n.State, n.Ready, n.Address, n.Restarts, n.Message, n.UpdatedAt = u.State, u.Ready, u.Address, u.Restarts, u.Message, r.Time
+		n.State, n.Ready, n.Address, n.Restarts, n.Message, n.Reason, n.UpdatedAt = u.State, u.Ready, u.Address, u.Restarts, u.Message, u.Reason, r.Time
 		if n.Desired == DesiredStop && n.State == InstanceRunning {
 			n.State = InstanceStopping
 		}
@@ -402,6 +428,11 @@ func (w *writer) instanceUpdate(r *InstanceUpdateRequest) *Error {
 		w.meta(&n.Meta, &i.Meta)
 		if e := w.putInstance(i, n); e != nil {
 			return e
+		}
+		if n.Reason != "" && n.Reason != i.Reason && n.Desired == DesiredRun {
+			if e := w.notice(n, r.Time); e != nil {
+				return e
+			}
 		}
 		if u.State != i.State && (u.State == InstanceFailed || (i.State == InstanceRunning && u.State != InstanceStopping)) {
 			msg := fmt.Sprintf("instance %s of %s v%d: %s -> %s", i.ID, i.App, i.Version, i.State, u.State)

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"slices"
 	"time"
 )
 
@@ -47,13 +48,17 @@ type Pool struct {
 	Region     string
 	Provider   string
 	Labels     map[string]string
-	CreatedAt  time.Time
+	// Drivers, when set, are the drivers the pool's hosts run: whether the
+	// pool could ever run an app is judged from them (else from Provider).
+	Drivers   []string
+	CreatedAt time.Time
 	Meta
 }
 
 // Copy returns a deep copy.
 func (p *Pool) Copy() *Pool {
 	c := *p
+	c.Drivers = slices.Clone(p.Drivers)
 	if p.Labels != nil {
 		c.Labels = make(map[string]string, len(p.Labels))
 		for k, v := range p.Labels {
@@ -82,8 +87,12 @@ type App struct {
 	// (wharf app failback): instances in failover pools placed before it
 	// move back to the app's own pools.
 	FailbackIndex uint64
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	// Noticed are the troubles (version and reason) already told to the
+	// tenant as an event, so that each is told once, not once per retry
+	// or per instance. The newest maxNoticed are kept.
+	Noticed   []Notice
+	CreatedAt time.Time
+	UpdatedAt time.Time
 	Meta
 }
 
@@ -91,8 +100,18 @@ type App struct {
 func (a *App) Copy() *App {
 	c := *a
 	c.Spec = copySpec(a.Spec)
+	c.Noticed = slices.Clone(a.Noticed)
 	return &c
 }
+
+// Notice is one trouble of one app version told to its tenant.
+type Notice struct {
+	Version int
+	Reason  string
+}
+
+// maxNoticed bounds App.Noticed.
+const maxNoticed = 16
 
 // AppVersion is one immutable version of an app.
 type AppVersion struct {

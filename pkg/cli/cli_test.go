@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -284,5 +285,18 @@ func TestMessagesNameTheCLI(t *testing.T) {
 	_, err := http.Get("http://127.0.0.1:1/")
 	if msg := e.explain(err); !strings.Contains(msg, "cannot reach the hub at "+defaultAddr) || !strings.Contains(msg, "no hub address is configured: set WHARF_ADDR, pass --addr, or run `wharf login`") {
 		t.Fatalf("no address: %q", msg)
+	}
+}
+
+func TestPoolCreateDrivers(t *testing.T) {
+	f, addr := newFakeAPI(t, map[string]func(http.ResponseWriter){
+		"POST /v1/pools": jsonAnswer(201, apitypes.Pool{Name: "mixed", Datacenter: "dc1", Drivers: []string{"docker", "exec"}}),
+	})
+	if out, stderr, code := run(t, "", "--addr", addr, "pool", "create", "mixed", "--drivers", "docker,exec"); code != 0 {
+		t.Fatalf("pool create: %d %q %q", code, out, stderr)
+	}
+	var req apitypes.PoolRequest
+	if err := json.Unmarshal(f.last().body, &req); err != nil || !slices.Equal(req.Drivers, []string{"docker", "exec"}) {
+		t.Fatalf("sent %s", f.last().body)
 	}
 }

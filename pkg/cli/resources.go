@@ -148,6 +148,7 @@ func (e *env) poolCmd() *cobra.Command {
 	create.Flags().StringVar(&req.Region, "region", "", "region")
 	create.Flags().StringVar(&req.Provider, "provider", "", "aws, aliyun, vsphere, openstack, baremetal or kubernetes")
 	create.Flags().StringArrayVar(&lbls, "label", nil, "label k=v (repeatable)")
+	create.Flags().StringSliceVar(&req.Drivers, "drivers", nil, "drivers the pool's hosts run: docker, exec, kubernetes (comma-separated); apps none of them runs are refused")
 	ls := &cobra.Command{Use: "ls", Short: "List pools", Args: cobra.NoArgs,
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, _ []string) error {
 			ps, _, err := c.Pools().List(cmd.Context(), e.query())

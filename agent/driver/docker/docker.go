@@ -159,7 +159,7 @@ func (d *Driver) inspect(ctx context.Context, instanceID string) (container.Insp
 // Start implements driver.Driver.
 func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, error) {
 	if spec.InstanceID == "" || spec.Image == "" {
-		return driver.Status{}, errors.New("docker: instance id and image required")
+		return driver.Status{}, driver.StartFailedError(errors.New("docker: instance id and image required (an app with only a command needs an exec host)"))
 	}
 	defer d.lock(spec.InstanceID)()
 
@@ -182,7 +182,11 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 		return st, nil // running already: leave it alone (adoption)
 	}
 	if _, err := d.cli.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
-		return status(c), fmt.Errorf("start %s: %w", spec.InstanceID, err)
+		err = fmt.Errorf("start %s: %w", spec.InstanceID, err)
+		if !cerrdefs.IsUnavailable(err) && ctx.Err() == nil {
+			err = driver.StartFailedError(err) // the daemon refused it: a bad command, say
+		}
+		return status(c), err
 	}
 	c, err = d.inspect(ctx, spec.InstanceID)
 	if err != nil {
@@ -244,11 +248,11 @@ func (d *Driver) ensureImage(ctx context.Context, image string) error {
 	d.log.Info("pulling image", "image", image)
 	resp, err := d.cli.ImagePull(ctx, image, client.ImagePullOptions{})
 	if err != nil {
-		return fmt.Errorf("pull %s: %w", image, err)
+		return driver.ImagePullError(fmt.Errorf("pull %s: %w", image, err))
 	}
 	defer resp.Close()
 	if err := resp.Wait(ctx); err != nil {
-		return fmt.Errorf("pull %s: %w", image, err)
+		return driver.ImagePullError(fmt.Errorf("pull %s: %w", image, err))
 	}
 	return nil
 }

@@ -283,7 +283,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 		return driver.Status{}, fmt.Errorf("exec: %w", err)
 	}
 	if len(spec.Command) == 0 {
-		return driver.Status{}, errors.New("exec: command required")
+		return driver.Status{}, driver.StartFailedError(errors.New("exec: command required (an app with an image needs a docker or kubernetes host)"))
 	}
 	defer d.lock(spec.InstanceID)()
 	dir := d.dir(spec.InstanceID)
@@ -333,7 +333,11 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 		return driver.Status{}, fmt.Errorf("exec: %w", err)
 	}
 	if err := d.launch(ctx, dir); err != nil {
-		return status(st), fmt.Errorf("exec: start %s: %w", spec.InstanceID, err)
+		err = fmt.Errorf("exec: start %s: %w", spec.InstanceID, err)
+		if ctx.Err() == nil {
+			err = driver.StartFailedError(err) // the command does not start
+		}
+		return status(st), err
 	}
 	if st, err = readState(dir); err != nil {
 		return driver.Status{}, err

@@ -23,6 +23,8 @@ type Host struct {
 	mu       sync.Mutex
 	inst     map[string]*instance
 	execCode int // what Exec returns
+	startErr error
+	attempts map[string]int // Start calls per instance id
 }
 
 type instance struct {
@@ -33,7 +35,7 @@ type instance struct {
 }
 
 // NewHost returns an empty host.
-func NewHost() *Host { return &Host{inst: map[string]*instance{}} }
+func NewHost() *Host { return &Host{inst: map[string]*instance{}, attempts: map[string]int{}} }
 
 // Driver is a fake driver on a Host.
 type Driver struct{ h *Host }
@@ -50,9 +52,13 @@ func (d *Driver) Name() string { return "fake" }
 func (d *Driver) Start(_ context.Context, spec driver.Spec) (driver.Status, error) {
 	d.h.mu.Lock()
 	defer d.h.mu.Unlock()
+	d.h.attempts[spec.InstanceID]++
 	in := d.h.inst[spec.InstanceID]
 	if in != nil && in.status.State == driver.StateRunning {
 		return in.status, nil
+	}
+	if d.h.startErr != nil {
+		return driver.Status{}, d.h.startErr
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -182,4 +188,21 @@ func (h *Host) SetExecCode(code int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.execCode = code
+}
+
+// FailStarts makes Start of an instance that does not run return err
+// (nil: start again), as a runtime that cannot pull an image or run a
+// command would (see driver.ImagePullError).
+func (h *Host) FailStarts(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.startErr = err
+}
+
+// Attempts returns how many times Start was called for an instance,
+// whether or not it started.
+func (h *Host) Attempts(id string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.attempts[id]
 }
