@@ -119,6 +119,13 @@ func New(cfg Config) (*Driver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	// The supervisors run in the instances' directories: a data dir
+	// relative to the agent's working directory would not be found there.
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("exec driver: data dir: %w", err)
+	}
+	cfg.DataDir = abs
 	if cfg.CgroupRoot == "" {
 		cfg.CgroupRoot = defaultCgroupRoot
 	}

@@ -460,3 +460,25 @@ func TestIsolationNeedsCgroups(t *testing.T) {
 		t.Fatal("namespaces granted without cgroup hierarchies")
 	}
 }
+
+// TestRelativeDataDir: a data dir given relative to the agent's working
+// directory still works (the supervisor runs elsewhere).
+func TestRelativeDataDir(t *testing.T) {
+	sp := spec(t, nil) // builds the test app from the module's directory
+	t.Chdir(t.TempDir())
+	hostID := drivertest.NewID("host-")
+	t.Cleanup(func() { removeHostCgroups(hostID) })
+	d, err := exec.New(exec.Config{HostID: hostID, DataDir: "agentdata", Isolation: exec.IsolationNone, ShimEnv: shimEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background(), sp.InstanceID, time.Second) })
+	st, err := d.Start(ctx(t), sp)
+	if err != nil {
+		t.Fatalf("start with a relative data dir: %v", err)
+	}
+	get(t, st.Address, "/")
+	if err := d.Stop(ctx(t), sp.InstanceID, time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
