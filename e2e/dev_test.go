@@ -194,6 +194,15 @@ func (d *devSetup) deployAndGet(t *testing.T, p *proc) string {
 	if _, errOut, code := cliBin(t, d.bin, d.env, deploy...); code != 0 {
 		t.Fatalf("wharf %v: exit %d: %s", deploy, code, errOut)
 	}
+	// The dev pool says what its host runs, so an app it cannot run is
+	// refused at deploy instead of pending forever.
+	out, errOut, code := cliBin(t, d.bin, d.env, "pool", "show", "default", "-o", "json")
+	var pool struct {
+		Drivers []string `json:"drivers"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &pool) != nil || len(pool.Drivers) != 1 || pool.Drivers[0] != d.args[2] {
+		t.Fatalf("pool default: exit %d, %s %s; want drivers [%s]", code, out, errOut, d.args[2])
+	}
 	var body string
 	waitFor(t, 2*time.Minute, "200 from the demo app through the router", func() bool {
 		code, b := getHost("http://"+d.router+"/", "hello.dev.localhost")
