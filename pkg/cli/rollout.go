@@ -82,6 +82,12 @@ func (p *progress) update(st appStatus) {
 			p.earlier[pr.ID] = w
 		}
 		p.whys[pr.ID] = why
+		if pr.State == "running" && pr.Reason == "" {
+			// A health check failing while the app starts is on its way,
+			// not a problem: the agent says unhealthy once its grace is
+			// over.
+			continue
+		}
 		key := pr.State + "\x00" + why
 		if p.problems[pr.ID] == key {
 			continue

@@ -383,3 +383,18 @@ func TestDeployRidesOutNoLeader(t *testing.T) {
 		t.Fatalf("exit %d\n%s%s", code, out, stderr)
 	}
 }
+
+// A health check that fails while the app starts (no reason yet: the
+// agent's grace is not over) is progress, not a problem line.
+func TestProgressQuietWhileStarting(t *testing.T) {
+	var b strings.Builder
+	p := newProgress(&b)
+	a := app(1, 1)
+	starting := inst("hello-1", 1, "running", false)
+	starting.Message = `health check: Get "http://127.0.0.1:1/healthz": EOF`
+	s := summarize(&a, []apitypes.Instance{starting})
+	p.update(s)
+	if want := s.counts() + "\n"; b.String() != want {
+		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
