@@ -15,14 +15,13 @@ import (
 // state (hosts down, restarts), the routers' counts (qps) and the series
 // (cpu and memory against the app's limits).
 func TestAlertValues(t *testing.T) {
-	ph := newPlanHarness(t)
+	ph := newFSMState(t)
 	ph.pool("p", "dc1")
 	ph.host("h1", "p", 4, 8192)
 	ph.host("h2", "p", 4, 8192)
 	ph.host("h3", "p", 4, 8192)
 	ph.must(state.HostStateType, &state.HostStateRequest{ID: "h2", State: state.HostDown, Reason: "test", Time: pt0})
 	ph.app(apitypes.AppSpec{Name: "web", Image: "i", Instances: intp(2), CPU: 500, Memory: 256})
-	ph.plan()
 	h := &Hub{store: ph.fsm.Store(), series: series.NewStore(0)}
 	now := time.Now()
 	th := func(s string) *alert.Threshold {

@@ -46,7 +46,7 @@ func TestDrainForwardsPrimaryLinesOnceAcrossRestarts(t *testing.T) {
 	}))
 	defer loki.Close()
 
-	ph := newPlanHarness(t)
+	ph := newFSMState(t)
 	ph.app(apitypes.AppSpec{Name: "web", Image: "i", Instances: intp(0)})
 	ph.must(state.LogDrainAddType, &state.LogDrainAddRequest{Drain: state.LogDrain{ID: "d-1", Tenant: "acme", App: "web", URL: "loki+" + loki.URL}, Time: pt0})
 	dir := t.TempDir()

@@ -24,6 +24,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/gateway"
 	"github.com/wharf-platform/wharf/hub/liveness"
 	"github.com/wharf-platform/wharf/hub/logstore"
+	"github.com/wharf-platform/wharf/hub/planner"
 	"github.com/wharf-platform/wharf/hub/series"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/hub/traffic"
@@ -53,7 +54,7 @@ type Hub struct {
 	logs      *logstore.Store
 	logPeer   logPeer
 	logCounts logMetrics
-	plans     *planMetrics
+	plans     *planner.Metrics
 	drains    *drainer
 	alerts    atomic.Pointer[alerting] // while this node leads
 }
@@ -114,7 +115,7 @@ func New(cfg Config) (*Hub, error) {
 	ccfg.HTTPAddr = advertisedAddr(cfg.Advertise, httpLn.Addr().String())
 	ccfg.FSM = fsm
 	ccfg.Logger = log.With("component", "cluster")
-	h := &Hub{cfg: cfg, log: log, store: store, httpLn: httpLn, running: make(chan struct{}), series: series.NewStore(0), plans: newPlanMetrics()}
+	h := &Hub{cfg: cfg, log: log, store: store, httpLn: httpLn, running: make(chan struct{}), series: series.NewStore(0), plans: planner.NewMetrics()}
 	h.liveness = liveness.New(liveness.Config{
 		SuspectAfter: cfg.SuspectAfter,
 		DownAfter:    cfg.DownAfter,
@@ -269,6 +270,13 @@ func clusterKey(cfg Config) ([]byte, error) {
 
 // rpcAPI is the internal RPC that carries followers' write requests.
 const rpcAPI = "api"
+
+// QuorumWindow: a hub node acks heartbeats as lease renewals only while
+// it has heard from the leader within this.
+const QuorumWindow = planner.QuorumWindow
+
+// FenceStopGrace is how long an agent's stop of a fenced instance may take.
+const FenceStopGrace = planner.FenceStopGrace
 
 // metaQUIC is the gossip metadata key of a node's agent gateway address.
 const metaQUIC = "quic"

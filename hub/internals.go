@@ -12,19 +12,6 @@ import (
 // planner (the API's request latencies are registered by hub/api, the log
 // intake by logs.go).
 
-// planMetrics count the planner's work while this node leads.
-type planMetrics struct {
-	rounds, commits, conflicts, failures, placed, stopped atomic.Uint64
-	build                                                 prometheus.Histogram
-}
-
-func newPlanMetrics() *planMetrics {
-	return &planMetrics{build: prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name: "wharf_planner_round_seconds", Help: "Time the leader's planner took to build a plan (one round).",
-		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 9),
-	})}
-}
-
 // counter exports v as a Prometheus counter.
 func counter(name, help string, v *atomic.Uint64) prometheus.Collector {
 	return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
@@ -35,15 +22,7 @@ func gauge(name, help string, f func() float64) prometheus.Collector {
 }
 
 func (h *Hub) registerInternals(reg prometheus.Registerer) {
-	p := h.plans
-	reg.MustRegister(p.build,
-		counter("wharf_planner_rounds_total", "Planner rounds on this node (while it led).", &p.rounds),
-		counter("wharf_planner_plans_committed_total", "Plans committed through Raft.", &p.commits),
-		counter("wharf_planner_plans_conflicted_total", "Plans the FSM refused as stale (planned again).", &p.conflicts),
-		counter("wharf_planner_plans_failed_total", "Plans that could not be committed (no quorum, timeout).", &p.failures),
-		counter("wharf_planner_instances_placed_total", "Instances placed by committed plans.", &p.placed),
-		counter("wharf_planner_instances_stopped_total", "Instances stopped by committed plans.", &p.stopped),
-	)
+	h.plans.Register(reg)
 	gs := h.gateway.Counters()
 	reg.MustRegister(
 		counter("wharf_gateway_connections_total", "Agent QUIC connections this node accepted.", gs.Connections),

@@ -9,6 +9,7 @@ import (
 
 	"github.com/wharf-platform/wharf/hub/api"
 	"github.com/wharf-platform/wharf/hub/liveness"
+	"github.com/wharf-platform/wharf/hub/planner"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/pkg/pki"
 )
@@ -41,7 +42,8 @@ func (h *Hub) leaderDuties(ctx context.Context) {
 	wg.Add(3)
 	go func() {
 		defer wg.Done()
-		h.runPlanner(ctx)
+		planner.New(planner.Config{State: h.store, Plans: h.cluster, Leases: h.liveness, Metrics: h.plans,
+			Logger: h.log.With("component", "planner")}).Run(ctx)
 	}()
 	go func() {
 		defer wg.Done()

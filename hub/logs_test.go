@@ -80,7 +80,7 @@ func TestLogsAnswerBounded(t *testing.T) {
 // TestTenantLogRetention: a tenant's quota sets its log retention; zero
 // fields and unknown tenants fall back to the node's defaults.
 func TestTenantLogRetention(t *testing.T) {
-	h := newPlanHarness(t)
+	h := newFSMState(t)
 	h.must(state.TenantCreateType, &state.TenantCreateRequest{Tenant: state.Tenant{Name: "small",
 		Quota: apitypes.Quota{LogBytes: 5 << 20, LogAge: apitypes.Duration(48 * time.Hour)}}, Time: pt0})
 	limits := tenantLogRetention(h.fsm.Store())

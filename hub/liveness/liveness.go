@@ -137,6 +137,10 @@ func (t *Tracker) Info(id string) Info {
 	return Info{LastHeartbeat: s.heartbeat, HubNode: s.node, CertNotAfter: s.certNotAfter, RouteCurrent: s.routeCurrent, RouteAt: s.routeAt}
 }
 
+// LastHeartbeat returns when host id last renewed its lease, as far as
+// this tracker knows (zero: not while it ran).
+func (t *Tracker) LastHeartbeat(id string) time.Time { return t.Info(id).LastHeartbeat }
+
 // Handler serves reports posted by hub nodes (over the internal RPC).
 func (t *Tracker) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
