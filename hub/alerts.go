@@ -80,14 +80,14 @@ func (h *Hub) alertTransition(ctx context.Context, a *alerting, tr alert.Transit
 	}
 	msg := fmt.Sprintf("alert %s on %s: %s %s %s (value %.4g)", r.ID, subject, r.Metric, r.Condition(), tr.State, tr.Value)
 	h.log.Info("alert", "rule", r.ID, "state", tr.State, "value", tr.Value)
-	go h.recordEvent(context.WithoutCancel(ctx), state.Event{Type: "alert." + string(tr.State), Subject: subject, Pool: r.Pool, Message: msg})
+	go h.events.Record(context.WithoutCancel(ctx), state.Event{Type: "alert." + string(tr.State), Subject: subject, Pool: r.Pool, Message: msg})
 	if r.Webhook != "" {
 		go func() {
 			nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), alertNotifyLimit)
 			defer cancel()
 			if err := a.notifier.Notify(nctx, r.Webhook, r.Secret, tr); err != nil {
 				h.log.Warn("alert webhook", "rule", r.ID, "err", err)
-				h.recordEvent(nctx, state.Event{Type: "alert.webhook_failed", Subject: subject, Pool: r.Pool,
+				h.events.Record(nctx, state.Event{Type: "alert.webhook_failed", Subject: subject, Pool: r.Pool,
 					Message: fmt.Sprintf("alert %s: webhook notification (%s) failed: %v", r.ID, tr.State, err)})
 			}
 		}()

@@ -220,5 +220,5 @@ func (d *drainer) event(ctx context.Context, w *drainWorker, msg string, always 
 	}
 	w.lastEvent.Store(now)
 	d.h.log.Warn("log drain", "drain", w.d.ID, "msg", msg)
-	go d.h.recordEvent(context.WithoutCancel(ctx), state.Event{Type: "drain.failed", Subject: w.d.Tenant + "/" + w.d.App, Message: msg})
+	go d.h.events.Record(context.WithoutCancel(ctx), state.Event{Type: "drain.failed", Subject: w.d.Tenant + "/" + w.d.App, Message: msg})
 }

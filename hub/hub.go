@@ -23,6 +23,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/cluster"
 	"github.com/wharf-platform/wharf/hub/gateway"
 	"github.com/wharf-platform/wharf/hub/liveness"
+	"github.com/wharf-platform/wharf/hub/logs"
 	"github.com/wharf-platform/wharf/hub/logstore"
 	"github.com/wharf-platform/wharf/hub/planner"
 	"github.com/wharf-platform/wharf/hub/series"
@@ -52,8 +53,9 @@ type Hub struct {
 	// logs keeps the lines this node's agents shipped and the copies
 	// other nodes replicated here.
 	logs      *logstore.Store
-	logPeer   logPeer
-	logCounts logMetrics
+	logSvc    *logs.Service
+	logCounts logs.Counts
+	events    eventLog
 	plans     *planner.Metrics
 	drains    *drainer
 	alerts    atomic.Pointer[alerting] // while this node leads
@@ -96,11 +98,40 @@ func New(cfg Config) (*Hub, error) {
 	}
 	fsm := state.NewFSM(store, log.With("component", "fsm"))
 
+	// Everything bound or opened so far is released if New fails.
+	var closers []func() error
+	ok := false
+	defer func() {
+		if !ok {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
+	}()
 	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen http %s: %w", cfg.HTTPAddr, err)
 	}
+	closers = append(closers, httpLn.Close)
+	// The gateway's socket is bound first: gossip tells the other nodes
+	// its address, and the gateway needs the cluster.
+	udp, err := listenUDP(cfg.QUICAddr)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, udp.Close)
+	resetKey, err := quicResetKey(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	logStore, err := logstore.Open(logstore.Config{Dir: filepath.Join(cfg.DataDir, "logs"), Default: cfg.LogRetention, Logger: log.With("component", "logstore"),
+		TenantLimits: logs.TenantRetention(store)})
+	if err != nil {
+		return nil, fmt.Errorf("log store: %w", err)
+	}
+	closers = append(closers, logStore.Close)
 
+	h := &Hub{cfg: cfg, log: log, store: store, httpLn: httpLn, running: make(chan struct{}), series: series.NewStore(0), plans: planner.NewMetrics(), logs: logStore}
 	ccfg := cluster.DefaultConfig()
 	ccfg.NodeID = id
 	ccfg.NodeName = cfg.NodeName
@@ -113,87 +144,78 @@ func New(cfg Config) (*Hub, error) {
 	ccfg.GossipAddr = cfg.GossipAddr
 	ccfg.Advertise = cfg.Advertise
 	ccfg.HTTPAddr = advertisedAddr(cfg.Advertise, httpLn.Addr().String())
+	ccfg.Extra = map[string]string{metaQUIC: advertisedAddr(cfg.Advertise, udp.LocalAddr().String())}
 	ccfg.FSM = fsm
 	ccfg.Logger = log.With("component", "cluster")
-	h := &Hub{cfg: cfg, log: log, store: store, httpLn: httpLn, running: make(chan struct{}), series: series.NewStore(0), plans: planner.NewMetrics()}
+	ccfg.OnLeader = h.leaderDuties
+	if t := cfg.Tuning; t != nil {
+		tune(&ccfg, t)
+	}
+	cl, err := cluster.New(ccfg)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, cl.Shutdown)
+	h.cluster = cl
+	h.events = eventLog{apply: cl, log: log.With("component", "events")}
+
 	h.liveness = liveness.New(liveness.Config{
 		SuspectAfter: cfg.SuspectAfter,
 		DownAfter:    cfg.DownAfter,
 		Store:        store,
-		Apply:        func(ctx context.Context, msg []byte) (uint64, error) { return h.cluster.Apply(ctx, msg) },
+		Apply:        cl.Apply,
 		Logger:       log.With("component", "liveness"),
 	})
-	ccfg.RPC = map[string]http.Handler{
-		rpcLiveness:      h.liveness.Handler(),
-		rpcHostInfo:      h.liveness.InfoHandler(),
-		rpcTraffic:       h.trafficHandler(),
-		rpcTrafficQuery:  h.trafficQueryHandler(),
-		rpcMetrics:       h.metricsHandler(),
-		rpcMetricsQuery:  h.metricsQueryHandler(),
-		rpcLogsReplicate: h.logsReplicateHandler(),
-		rpcLogsQuery:     h.logsQueryHandler(),
-		rpcAlertsFiring:  h.alertsFiringHandler(),
+	h.logSvc = logs.New(logs.Config{State: store, Store: logStore, Peers: cl, Events: h.events, Counts: &h.logCounts, Logger: log.With("component", "logs")})
+	h.drains = newDrainer(h)
+	err = cl.Handle(append(h.logSvc.Handlers(),
+		cluster.Raw(rpcLiveness, h.liveness.Handler()),
+		cluster.Raw(rpcHostInfo, h.liveness.InfoHandler()),
+		cluster.Raw(rpcTraffic, h.trafficHandler()),
+		cluster.Raw(rpcTrafficQuery, h.trafficQueryHandler()),
+		cluster.Raw(rpcMetrics, h.metricsHandler()),
+		cluster.Raw(rpcMetricsQuery, h.metricsQueryHandler()),
+		cluster.Raw(rpcAlertsFiring, h.alertsFiringHandler()),
 		// Writes forwarded by followers, answered by this node's API when it
-		// leads (the API is built after the cluster, hence the indirection).
-		rpcAPI: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// leads (the API is built last, hence the indirection).
+		cluster.Raw(rpcAPI, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-h.running:
 				h.api.Handler().ServeHTTP(w, r)
 			case <-r.Context().Done():
 			}
-		}),
-	}
-	ccfg.OnLeader = h.leaderDuties
-	if t := cfg.Tuning; t != nil {
-		tune(&ccfg, t)
-	}
-	resetKey, err := quicResetKey(cfg.DataDir)
+		})),
+	)...)
 	if err != nil {
-		httpLn.Close()
-		return nil, err
-	}
-	h.logs, err = logstore.Open(logstore.Config{Dir: filepath.Join(cfg.DataDir, "logs"), Default: cfg.LogRetention, Logger: log.With("component", "logstore"),
-		TenantLimits: tenantLogRetention(store)})
-	if err != nil {
-		httpLn.Close()
-		return nil, fmt.Errorf("log store: %w", err)
-	}
-	h.drains = newDrainer(h)
-	gw, err := gateway.New(gateway.Config{
-		Addr:           cfg.QUICAddr,
-		ResetKey:       resetKey,
-		NodeName:       cfg.NodeName,
-		Store:          store,
-		Apply:          func(ctx context.Context, msg []byte) (uint64, error) { return h.cluster.Apply(ctx, msg) },
-		Logger:         log.With("component", "gateway"),
-		CertTTL:        agentCertTTL(cfg.Tuning),
-		HubAddrs:       func() []string { return h.gatewayAddrs("") },
-		ConsistentRead: func(ctx context.Context) error { return h.cluster.ConsistentRead(ctx) },
-		AppsDomain:     cfg.AppsDomain,
-		AccessStats:    h.accessStats,
-		MetricsReport:  h.metricsReport,
-		Logs:           h.acceptLogs,
-		QuorumBacked:   func() bool { return h.cluster.LeaderContact() < QuorumWindow },
-		QuorumWindow:   QuorumWindow,
-	})
-	if err != nil {
-		httpLn.Close()
-		h.logs.Close()
-		return nil, err
-	}
-	h.gateway = gw
-	ccfg.Extra = map[string]string{metaQUIC: advertisedAddr(cfg.Advertise, gw.Addr())}
-	cl, err := cluster.New(ccfg)
-	if err != nil {
-		httpLn.Close()
-		gw.Close()
-		h.logs.Close()
 		return nil, err
 	}
 
+	gw, err := gateway.New(gateway.Config{
+		Conn:           udp,
+		ResetKey:       resetKey,
+		NodeName:       cfg.NodeName,
+		Store:          store,
+		Apply:          cl.Apply,
+		Logger:         log.With("component", "gateway"),
+		CertTTL:        agentCertTTL(cfg.Tuning),
+		HubAddrs:       func() []string { return h.gatewayAddrs("") },
+		ConsistentRead: cl.ConsistentRead,
+		AppsDomain:     cfg.AppsDomain,
+		AccessStats:    h.accessStats,
+		MetricsReport:  h.metricsReport,
+		Logs:           h.logSvc,
+		QuorumBacked:   func() bool { return cl.LeaderContact() < QuorumWindow },
+		QuorumWindow:   QuorumWindow,
+	})
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, gw.Close)
+	h.gateway = gw
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), instanceCollector{h.series})
-	h.registerLogMetrics(reg)
+	h.logCounts.Register(reg, logStore)
 	h.registerInternals(reg)
 	srv, err := api.New(api.Config{
 		Store:        store,
@@ -206,14 +228,10 @@ func New(cfg Config) (*Hub, error) {
 		HostConn:     h.hostConn,
 		Traffic:      h.appTraffic,
 		Metrics:      h.metrics,
-		Logs:         h.appLogs,
+		Logs:         h.logSvc,
 		FiringAlerts: h.firingAlerts,
 	})
 	if err != nil {
-		httpLn.Close()
-		gw.Close()
-		cl.Shutdown()
-		h.logs.Close()
 		return nil, err
 	}
 	mux := http.NewServeMux()
@@ -223,9 +241,23 @@ func New(cfg Config) (*Hub, error) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", srv.Handler())
 
-	h.cluster, h.api = cl, srv
+	h.api = srv
 	h.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	ok = true
 	return h, nil
+}
+
+// listenUDP binds the agent gateway's socket.
+func listenUDP(addr string) (*net.UDPConn, error) {
+	uaddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("quic address %s: %w", addr, err)
+	}
+	udp, err := net.ListenUDP("udp", uaddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen quic %s: %w", addr, err)
+	}
+	return udp, nil
 }
 
 func tune(c *cluster.Config, t *Tuning) {

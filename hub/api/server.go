@@ -49,11 +49,8 @@ type Config struct {
 	// Metrics, when set, returns an app's ("tenant/app") or a host's
 	// series between from and to, every step (zero: every point).
 	Metrics func(ctx context.Context, app, host string, from, to time.Time, step time.Duration) ([]apitypes.MetricSeries, error)
-	// Logs, when set, reads an app's logs (merged across the hub nodes)
-	// and hands them to emit in time order, saying whether older matching
-	// lines were left out (an answer's size cap); with q.Follow it goes on
-	// with new lines until ctx ends.
-	Logs func(ctx context.Context, q apitypes.LogQuery, emit func(lines []apitypes.LogLine, truncated bool) error) error
+	// Logs, when set, reads apps' logs for GET /v1/apps/{name}/logs.
+	Logs LogReader
 	// FiringAlerts, when set, returns the ids of the alert rules firing
 	// now (the leader's evaluator).
 	FiringAlerts func(ctx context.Context) ([]string, error)
@@ -70,6 +67,14 @@ type Config struct {
 	// HostConn, when set, tells what the leader knows of a host's
 	// connection, for GET /v1/hosts/{id}.
 	HostConn func(ctx context.Context, hostID string) (HostConn, error)
+}
+
+// LogReader reads an app's logs (merged across the hub nodes) and hands
+// them to emit in time order, saying whether older matching lines were
+// left out (an answer's size cap); with q.Follow it goes on with new lines
+// until ctx ends.
+type LogReader interface {
+	Read(ctx context.Context, q apitypes.LogQuery, emit func(lines []apitypes.LogLine, truncated bool) error) error
 }
 
 // HostConn is a host's connection as the leader knows it; nil times are

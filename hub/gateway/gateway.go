@@ -32,6 +32,10 @@ import (
 type Config struct {
 	// Addr is the UDP address to listen on.
 	Addr string
+	// Conn, when set, is the socket to serve on, bound by the caller
+	// (which then knows the address before the gateway is built); Addr is
+	// then unused.
+	Conn *net.UDPConn
 	// NodeName is this hub node's name, told to agents.
 	NodeName string
 	// Store is the node's state replica (the agent CA, hosts, tokens).
@@ -61,10 +65,8 @@ type Config struct {
 	QuorumWindow time.Duration
 	// MetricsReport, when set, receives agents' metrics samples.
 	MetricsReport func(from pki.AgentIdentity, r *wire.MetricsReport)
-	// Logs, when set, takes agents' log batches on their logs streams; the
-	// batch is acknowledged when it returns nil, refused (to be resent)
-	// otherwise.
-	Logs func(ctx context.Context, from pki.AgentIdentity, b *wire.LogBatch) error
+	// Logs, when set, takes agents' log batches on their logs streams.
+	Logs LogSink
 	// AccessStats, when set, receives the routers' per-app counts.
 	AccessStats func(from pki.AgentIdentity, s *wire.AccessStats)
 	// AppsDomain is the parent of apps' default routes. Empty: "localhost".
@@ -73,6 +75,12 @@ type Config struct {
 	// restarts, it lets a restarted node reset the connections it lost so
 	// their agents reconnect at once.
 	ResetKey *[32]byte
+}
+
+// LogSink takes an agent's log batch: it is acknowledged when Accept
+// returns nil, refused (to be resent) otherwise.
+type LogSink interface {
+	Accept(ctx context.Context, from pki.AgentIdentity, b *wire.LogBatch) error
 }
 
 // Gateway accepts agent connections.
@@ -158,13 +166,15 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger, seen: map[string]*agentConn{}, peers: map[string]*peerWord{}}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{wire.ALPN}, GetConfigForClient: g.tlsConfig}
-	uaddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("quic address %s: %w", cfg.Addr, err)
-	}
-	udp, err := net.ListenUDP("udp", uaddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen quic %s: %w", cfg.Addr, err)
+	udp := cfg.Conn
+	if udp == nil {
+		uaddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("quic address %s: %w", cfg.Addr, err)
+		}
+		if udp, err = net.ListenUDP("udp", uaddr); err != nil {
+			return nil, fmt.Errorf("listen quic %s: %w", cfg.Addr, err)
+		}
 	}
 	// Long connection ids make even a bare heartbeat packet larger than
 	// the smallest one quic-go answers with a stateless reset (42 bytes).
@@ -400,7 +410,7 @@ func (g *Gateway) logs(ctx context.Context, conn *quic.Conn, s *wire.Stream) err
 		ack := &wire.LogAck{Id: b.Id}
 		if g.cfg.Logs == nil {
 			ack.Error = "this hub node keeps no logs"
-		} else if err := g.cfg.Logs(ctx, id, b); err != nil {
+		} else if err := g.cfg.Logs.Accept(ctx, id, b); err != nil {
 			ack.Error = err.Error()
 		}
 		if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_LogAck{LogAck: ack}}); err != nil {
