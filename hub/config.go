@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/wharf-platform/wharf/hub/cluster"
 	"github.com/wharf-platform/wharf/hub/logstore"
 )
 
@@ -137,4 +138,44 @@ func (c *Config) Validate() error {
 		c.Logger = slog.Default()
 	}
 	return nil
+}
+
+func tune(c *cluster.Config, t *Tuning) {
+	if t.HeartbeatTimeout > 0 {
+		c.HeartbeatTimeout = t.HeartbeatTimeout
+	}
+	if t.ElectionTimeout > 0 {
+		c.ElectionTimeout = t.ElectionTimeout
+	}
+	if t.LeaderLeaseTimeout > 0 {
+		c.LeaderLeaseTimeout = t.LeaderLeaseTimeout
+	}
+	if t.CommitTimeout > 0 {
+		c.CommitTimeout = t.CommitTimeout
+	}
+	if t.DeadServerGrace > 0 {
+		c.DeadServerGrace = t.DeadServerGrace
+	}
+	if t.SnapshotThreshold > 0 {
+		c.SnapshotThreshold = t.SnapshotThreshold
+	}
+	c.Blocked = t.Blocked
+}
+
+// clusterKey returns the raw cluster key: the configured one, else one kept
+// in the data dir, else (single-node clusters only) a new one.
+func clusterKey(cfg Config) ([]byte, error) {
+	if cfg.ClusterKey != "" {
+		return cluster.ParseKey(cfg.ClusterKey)
+	}
+	s, err := loadOrCreate(cfg.DataDir, "cluster-key", func() (string, error) {
+		if cfg.BootstrapExpect != 1 {
+			return "", errors.New("--cluster-key (or WHARF_CLUSTER_KEY) is required unless --bootstrap-expect is 1; make one with `wharf keygen`")
+		}
+		return cluster.GenerateKey(), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cluster.ParseKey(s)
 }

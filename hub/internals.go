@@ -8,9 +8,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// The hub's own internals on /metrics: Raft, the agent gateway and the
-// planner (the API's request latencies are registered by hub/api, the log
-// intake by logs.go).
+// The hub's own internals on /metrics: Raft and the agent gateway (the
+// API's request latencies are registered by hub/api, the planner's by
+// hub/planner, the log intake's by hub/logs).
 
 // counter exports v as a Prometheus counter.
 func counter(name, help string, v *atomic.Uint64) prometheus.Collector {
@@ -22,7 +22,6 @@ func gauge(name, help string, f func() float64) prometheus.Collector {
 }
 
 func (h *Hub) registerInternals(reg prometheus.Registerer) {
-	h.plans.Register(reg)
 	gs := h.gateway.Counters()
 	reg.MustRegister(
 		counter("wharf_gateway_connections_total", "Agent QUIC connections this node accepted.", gs.Connections),

@@ -54,6 +54,15 @@ func (c Proto[M]) Unmarshal(b []byte) (M, error) {
 	return m, proto.Unmarshal(b, m)
 }
 
+// Text carries a string as the body's bytes.
+type Text struct{}
+
+// Marshal encodes s.
+func (Text) Marshal(s string) ([]byte, error) { return []byte(s), nil }
+
+// Unmarshal decodes b.
+func (Text) Unmarshal(b []byte) (string, error) { return string(b), nil }
+
 // None is the codec of an RPC that carries nothing on that side.
 type None struct{}
 

@@ -40,41 +40,65 @@ type Config struct {
 	NodeName string
 	// Store is the node's state replica (the agent CA, hosts, tokens).
 	Store *state.Store
-	// Apply commits a state command through the cluster.
-	Apply func(ctx context.Context, msg []byte) (uint64, error)
+	// Cluster commits state commands and keeps the replica current.
+	// Required.
+	Cluster Cluster
 	// Logger: nil discards.
 	Logger *slog.Logger
 	// CertTTL is the lifetime of agent certificates. Zero: 24 h.
 	CertTTL time.Duration
-	// ConsistentRead, when set, brings the local replica up to date before
-	// a connection's host is checked, so a host removed a moment ago on
-	// another node is refused here too. Without a leader the replica is
-	// used as it is.
-	ConsistentRead func(ctx context.Context) error
-	// HubAddrs, when set, lists every hub node's gateway address; agents
+	// Peers, when set, lists every hub node's gateway address; agents
 	// learn it in Welcome so they can fail over to any node.
-	HubAddrs func() []string
+	Peers Peers
 	// HeartbeatInterval is told to agents. Zero: 1 s.
 	HeartbeatInterval time.Duration
 	// Now: nil means time.Now.
 	Now func() time.Time
-	// QuorumBacked, when set, tells whether this node is in touch with the
-	// Raft leader, so that its heartbeat acks renew fenced leases;
-	// QuorumWindow is told to agents as the lease granularity.
-	QuorumBacked func() bool
+	// QuorumWindow is told to agents as the lease granularity: a heartbeat
+	// ack renews fenced leases only while this node heard from the Raft
+	// leader within it. Zero: acks never renew leases.
 	QuorumWindow time.Duration
-	// MetricsReport, when set, receives agents' metrics samples.
-	MetricsReport func(from pki.AgentIdentity, r *wire.MetricsReport)
+	// Metrics, when set, receives agents' metrics samples.
+	Metrics MetricsSink
 	// Logs, when set, takes agents' log batches on their logs streams.
 	Logs LogSink
-	// AccessStats, when set, receives the routers' per-app counts.
-	AccessStats func(from pki.AgentIdentity, s *wire.AccessStats)
+	// Access, when set, receives the routers' per-app counts.
+	Access AccessSink
 	// AppsDomain is the parent of apps' default routes. Empty: "localhost".
 	AppsDomain string
 	// ResetKey, when set, is the QUIC stateless reset key. Kept across
 	// restarts, it lets a restarted node reset the connections it lost so
 	// their agents reconnect at once.
 	ResetKey *[32]byte
+}
+
+// Cluster is what the gateway needs of the hub cluster.
+type Cluster interface {
+	// Apply commits a state command.
+	Apply(ctx context.Context, msg []byte) (uint64, error)
+	// ConsistentRead brings the local replica up to date before a
+	// connection's host is checked, so a host removed a moment ago on
+	// another node is refused here too. Without a leader the replica is
+	// used as it is.
+	ConsistentRead(ctx context.Context) error
+	// LeaderContact is how long since this node heard from the leader
+	// (0 on the leader).
+	LeaderContact() time.Duration
+}
+
+// Peers lists every hub node's gateway address, this one first.
+type Peers interface {
+	GatewayAddrs() []string
+}
+
+// MetricsSink takes an agent's metrics samples.
+type MetricsSink interface {
+	Report(from pki.AgentIdentity, r *wire.MetricsReport)
+}
+
+// AccessSink takes a router's per-app counts.
+type AccessSink interface {
+	Report(from pki.AgentIdentity, s *wire.AccessStats)
 }
 
 // LogSink takes an agent's log batch: it is acknowledged when Accept
@@ -146,8 +170,8 @@ type peerWord struct {
 
 // New binds the gateway's UDP socket.
 func New(cfg Config) (*Gateway, error) {
-	if cfg.Store == nil || cfg.Apply == nil {
-		return nil, errors.New("gateway: Store and Apply are required")
+	if cfg.Store == nil || cfg.Cluster == nil {
+		return nil, errors.New("gateway: Store and Cluster are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -456,7 +480,7 @@ func (g *Gateway) apply(ctx context.Context, t state.MessageType, req any) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	idx, err := g.cfg.Apply(ctx, msg)
+	idx, err := g.cfg.Cluster.Apply(ctx, msg)
 	if err != nil {
 		return err
 	}
@@ -534,13 +558,11 @@ func (g *Gateway) agentOf(conn *quic.Conn) (pki.AgentIdentity, error) {
 	// Unknown here: removed, or enrolled after what this replica has
 	// applied (a node that just restarted or joined). Only an up-to-date
 	// replica may say "removed"; otherwise the agent retries.
-	if g.cfg.ConsistentRead != nil {
-		ctx, cancel := context.WithTimeout(conn.Context(), 2*time.Second)
-		err := g.cfg.ConsistentRead(ctx)
-		cancel()
-		if err != nil {
-			return id, codeError{wire.CodeUnavailable, fmt.Errorf("this hub node cannot check host %s yet: %v", id.HostID, err)}
-		}
+	ctx, cancel := context.WithTimeout(conn.Context(), 2*time.Second)
+	err = g.cfg.Cluster.ConsistentRead(ctx)
+	cancel()
+	if err != nil {
+		return id, codeError{wire.CodeUnavailable, fmt.Errorf("this hub node cannot check host %s yet: %v", id.HostID, err)}
 	}
 	if h, _ := g.cfg.Store.Snapshot().Host(nil, id.HostID); h == nil {
 		return id, unauthorized("host %s was removed; enrol it again", id.HostID)
@@ -596,8 +618,8 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 		return unauthorized("hello names host %s, the certificate %s", hello.HostId, id.HostID)
 	}
 	welcome := &wire.Welcome{ProtocolVersion: wire.ProtocolVersion, HubNode: g.cfg.NodeName, HeartbeatIntervalMs: g.cfg.HeartbeatInterval.Milliseconds()}
-	if g.cfg.HubAddrs != nil {
-		welcome.HubAddrs = g.cfg.HubAddrs()
+	if g.cfg.Peers != nil {
+		welcome.HubAddrs = g.cfg.Peers.GatewayAddrs()
 	}
 	welcome.GossipKey, welcome.PoolPeers = g.poolGossip(id)
 	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Welcome{Welcome: welcome}}); err != nil {
@@ -645,7 +667,7 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 			c.heartbeat, c.certNotAfter, c.pool = g.cfg.Now(), notAfter, id.Pool
 			g.seenMu.Unlock()
 			ack := &wire.HeartbeatAck{Seq: m.Heartbeat.Seq, HubUnixMs: g.cfg.Now().UnixMilli(), LeaseMs: g.cfg.QuorumWindow.Milliseconds(),
-				QuorumBacked: g.cfg.QuorumBacked != nil && g.cfg.QuorumBacked()}
+				QuorumBacked: g.cfg.Cluster.LeaderContact() < g.cfg.QuorumWindow}
 			if len(welcome.GossipKey) > 0 && (m.Heartbeat.Seq <= 5 || m.Heartbeat.Seq%10 == 0) {
 				ack.PoolPeers = g.poolPeers(id)
 			}
@@ -677,12 +699,12 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 		case *wire.Envelope_RouteAck:
 			g.routeAcked(id.HostID, m.RouteAck.Version)
 		case *wire.Envelope_MetricsReport:
-			if g.cfg.MetricsReport != nil {
-				g.cfg.MetricsReport(id, m.MetricsReport)
+			if g.cfg.Metrics != nil {
+				g.cfg.Metrics.Report(id, m.MetricsReport)
 			}
 		case *wire.Envelope_AccessStats:
-			if g.cfg.AccessStats != nil {
-				g.cfg.AccessStats(id, m.AccessStats)
+			if g.cfg.Access != nil {
+				g.cfg.Access.Report(id, m.AccessStats)
 			}
 		default:
 			return fmt.Errorf("%w: %T on the control stream", wire.ErrUnknownMessage, m)
