@@ -210,7 +210,8 @@ func New(cfg Config) (*Hub, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), series.Collector{Store: metricsSvc.Store()})
 	logCounts.Register(reg, logStore)
 	plans.Register(reg)
-	h.registerInternals(reg)
+	cl.Register(reg)
+	gw.Register(reg)
 	srv, err := api.New(api.Config{
 		Store:      store,
 		Cluster:    cl,

@@ -128,18 +128,6 @@ type Gateway struct {
 	connections, heartbeats, logBatches atomic.Uint64
 }
 
-// Counters are the gateway's running counts, for the hub's /metrics.
-type Counters struct {
-	Connections *atomic.Uint64 // QUIC connections accepted
-	Heartbeats  *atomic.Uint64 // heartbeats received
-	LogBatches  *atomic.Uint64 // log batches received
-}
-
-// Counters returns the gateway's counters.
-func (g *Gateway) Counters() Counters {
-	return Counters{Connections: &g.connections, Heartbeats: &g.heartbeats, LogBatches: &g.logBatches}
-}
-
 // Agents counts the agents heard from within the last 10 s.
 func (g *Gateway) Agents() int {
 	now := g.cfg.Now()
