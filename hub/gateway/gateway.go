@@ -72,41 +72,6 @@ type Config struct {
 	ResetKey *[32]byte
 }
 
-// Cluster is what the gateway needs of the hub cluster.
-type Cluster interface {
-	// Apply commits a state command.
-	Apply(ctx context.Context, msg []byte) (uint64, error)
-	// ConsistentRead brings the local replica up to date before a
-	// connection's host is checked, so a host removed a moment ago on
-	// another node is refused here too. Without a leader the replica is
-	// used as it is.
-	ConsistentRead(ctx context.Context) error
-	// LeaderContact is how long since this node heard from the leader
-	// (0 on the leader).
-	LeaderContact() time.Duration
-}
-
-// Peers lists every hub node's gateway address, this one first.
-type Peers interface {
-	GatewayAddrs() []string
-}
-
-// MetricsSink takes an agent's metrics samples.
-type MetricsSink interface {
-	Report(from pki.AgentIdentity, r *wire.MetricsReport)
-}
-
-// AccessSink takes a router's per-app counts.
-type AccessSink interface {
-	Report(from pki.AgentIdentity, s *wire.AccessStats)
-}
-
-// LogSink takes an agent's log batch: it is acknowledged when Accept
-// returns nil, refused (to be resent) otherwise.
-type LogSink interface {
-	Accept(ctx context.Context, from pki.AgentIdentity, b *wire.LogBatch) error
-}
-
 // Gateway accepts agent connections.
 type Gateway struct {
 	cfg Config
