@@ -9,9 +9,10 @@ import (
 
 const module = "github.com/wharf-platform/wharf"
 
-// TestImportRules enforces the import rules of DESIGN.md section 7: pkg
+// TestImportRules enforces the import rules of the layout: pkg
 // imports neither hub nor agent; hub and agent never import each other;
-// providers import pkg only; the pure packages stay free of heavy deps.
+// providers import pkg only; the pure packages stay free of heavy deps;
+// feature packages under hub never import the hub root.
 func TestImportRules(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
@@ -58,7 +59,7 @@ func TestImportRules(t *testing.T) {
 			for _, d := range strings.Fields(list) {
 				for _, f := range r.forbidden {
 					if d == f || (!r.direct && strings.HasPrefix(d, f+"/")) {
-						t.Errorf("%s imports %s (forbidden by DESIGN.md section 7)", pkg, d)
+						t.Errorf("%s imports %s (forbidden by the layout)", pkg, d)
 					}
 				}
 			}

@@ -12,8 +12,8 @@ import (
 )
 
 // Config is everything a hub node needs. Zero values are documented per
-// field; DefaultConfig fills in the production defaults of DESIGN.md
-// section 8.
+// field; DefaultConfig fills in the production defaults (the flags'
+// defaults).
 type Config struct {
 	// NodeName is this node's name in the cluster. "" means the hostname plus
 	// a short id persisted in DataDir, so two nodes on one machine differ.
@@ -34,7 +34,7 @@ type Config struct {
 	ClusterKey string
 
 	HTTPAddr   string // REST API, console, /metrics. Default 0.0.0.0:7480.
-	QUICAddr   string // agent gateway (a later issue). Default 0.0.0.0:7481.
+	QUICAddr   string // agent gateway. Default 0.0.0.0:7481.
 	RaftAddr   string // Raft and internal RPC over TLS. Default 0.0.0.0:7482.
 	GossipAddr string // memberlist. Default 0.0.0.0:7483.
 	// Advertise is the IP other nodes use to reach this one. "" means the
@@ -45,7 +45,8 @@ type Config struct {
 	// LogRetention bounds each tenant's logs kept on this node, by size
 	// and age. Zero fields: 1 GiB and 7 days.
 	LogRetention logstore.Retention
-	// SuspectAfter and DownAfter drive host liveness (a later issue).
+	// SuspectAfter and DownAfter drive host liveness: a host without a
+	// heartbeat for that long is suspect, then down. Defaults 4 s and 10 s.
 	SuspectAfter time.Duration
 	DownAfter    time.Duration
 

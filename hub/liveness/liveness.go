@@ -1,7 +1,7 @@
 // Package liveness decides, on the leader, whether hosts are ready, suspect
 // or down from the heartbeats every hub node's gateway receives and from what
-// agents' pool peers see over gossip (DESIGN.md section 3, "Host liveness
-// and failover"). State changes go through Raft.
+// agents' pool peers see over gossip. State changes go through Raft. Every
+// node reports what its gateway saw to the leader (Reporter).
 package liveness
 
 import (
