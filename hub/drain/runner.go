@@ -42,11 +42,14 @@ type Snapshotter interface {
 
 // Lines is this node's log store, as the drains read it.
 type Lines interface {
-	// Scan returns up to limit records of an app after pos (primary
-	// ones only when primary), and the position scanned up to.
-	Scan(tenant, app string, after uint64, primary bool, limit int) ([]logstore.Record, uint64, error)
-	// Wait returns once the store holds a record after pos, or ctx ends.
+	// Scan returns, oldest first, up to limit records of an app after
+	// afterPos (primary ones only when primaryOnly), and the highest
+	// position in the store when it began.
+	Scan(tenant, app string, afterPos uint64, primaryOnly bool, limit int) ([]logstore.Record, uint64, error)
+	// Wait blocks until the store holds a record after pos, ctx ends or
+	// the store is closed (logstore.ErrClosed).
 	Wait(ctx context.Context, pos uint64) error
+	// Stats tells where a drain new on this node starts (LastPos).
 	Stats() logstore.Stats
 }
 
