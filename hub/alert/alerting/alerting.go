@@ -17,7 +17,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/state"
 )
 
-// The leader evaluates every rule every Every from the series, traffic
+// The leader evaluates every rule every few seconds from the series, traffic
 // counts and state it holds, and reports each firing and resolution as an
 // event and (when the rule has one) a signed webhook. A new leader starts
 // with no rule firing: a condition that still holds fires again after its
