@@ -34,7 +34,7 @@ e2e: build
 bench: build
 	$(GO) test -run '^$$' -bench PutApp -benchmem ./hub
 	$(GO) test -run '^$$' -bench . -benchmem ./hub/state ./pkg/...
-	$(GO) test -run '^$$' -bench 'Placements$$' -benchtime 1x ./hub
+	$(GO) test -run '^$$' -bench 'Placements$$' -benchtime 1x ./hub/planner
 	$(GO) test -run '^$$' -bench PlacementsRaft -benchtime 1x ./hub
 	$(GO) test -run '^$$' -bench DeployLatency -benchtime 20x ./e2e
 	$(GO) test -run '^$$' -bench RoutePush -benchtime 100x ./e2e

@@ -7,12 +7,13 @@ import (
 	"net"
 	"time"
 
+	"github.com/wharf-platform/wharf/hub/cluster"
 	"github.com/wharf-platform/wharf/hub/logstore"
 )
 
 // Config is everything a hub node needs. Zero values are documented per
-// field; DefaultConfig fills in the production defaults of DESIGN.md
-// section 8.
+// field; DefaultConfig fills in the production defaults (the flags'
+// defaults).
 type Config struct {
 	// NodeName is this node's name in the cluster. "" means the hostname plus
 	// a short id persisted in DataDir, so two nodes on one machine differ.
@@ -33,7 +34,7 @@ type Config struct {
 	ClusterKey string
 
 	HTTPAddr   string // REST API, console, /metrics. Default 0.0.0.0:7480.
-	QUICAddr   string // agent gateway (a later issue). Default 0.0.0.0:7481.
+	QUICAddr   string // agent gateway. Default 0.0.0.0:7481.
 	RaftAddr   string // Raft and internal RPC over TLS. Default 0.0.0.0:7482.
 	GossipAddr string // memberlist. Default 0.0.0.0:7483.
 	// Advertise is the IP other nodes use to reach this one. "" means the
@@ -44,7 +45,8 @@ type Config struct {
 	// LogRetention bounds each tenant's logs kept on this node, by size
 	// and age. Zero fields: 1 GiB and 7 days.
 	LogRetention logstore.Retention
-	// SuspectAfter and DownAfter drive host liveness (a later issue).
+	// SuspectAfter and DownAfter drive host liveness: a host without a
+	// heartbeat for that long is suspect, then down. Defaults 4 s and 10 s.
 	SuspectAfter time.Duration
 	DownAfter    time.Duration
 
@@ -137,4 +139,44 @@ func (c *Config) Validate() error {
 		c.Logger = slog.Default()
 	}
 	return nil
+}
+
+func tune(c *cluster.Config, t *Tuning) {
+	if t.HeartbeatTimeout > 0 {
+		c.HeartbeatTimeout = t.HeartbeatTimeout
+	}
+	if t.ElectionTimeout > 0 {
+		c.ElectionTimeout = t.ElectionTimeout
+	}
+	if t.LeaderLeaseTimeout > 0 {
+		c.LeaderLeaseTimeout = t.LeaderLeaseTimeout
+	}
+	if t.CommitTimeout > 0 {
+		c.CommitTimeout = t.CommitTimeout
+	}
+	if t.DeadServerGrace > 0 {
+		c.DeadServerGrace = t.DeadServerGrace
+	}
+	if t.SnapshotThreshold > 0 {
+		c.SnapshotThreshold = t.SnapshotThreshold
+	}
+	c.Blocked = t.Blocked
+}
+
+// clusterKey returns the raw cluster key: the configured one, else one kept
+// in the data dir, else (single-node clusters only) a new one.
+func clusterKey(cfg Config) ([]byte, error) {
+	if cfg.ClusterKey != "" {
+		return cluster.ParseKey(cfg.ClusterKey)
+	}
+	s, err := loadOrCreate(cfg.DataDir, "cluster-key", func() (string, error) {
+		if cfg.BootstrapExpect != 1 {
+			return "", errors.New("--cluster-key (or WHARF_CLUSTER_KEY) is required unless --bootstrap-expect is 1; make one with `wharf keygen`")
+		}
+		return cluster.GenerateKey(), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return cluster.ParseKey(s)
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// Command registers the hub's flags (DESIGN.md section 8) on fs and returns
+// Command registers the hub's flags on fs and returns
 // the function that runs a hub node with the parsed values. It has the shape
 // pkg/cli expects of a daemon.
 func Command(fs *pflag.FlagSet) func(ctx context.Context) error {

@@ -1,6 +1,8 @@
-// Package hub is the composition root of a hub node: it wires the state
-// store and FSM, the Raft/gossip cluster and the HTTP API together, and runs
-// them. Nothing else in the hub constructs those parts.
+// Package hub is the composition root of a hub node: it builds the state
+// store and FSM, the Raft/gossip cluster, the feature services and the
+// agent gateway and HTTP API that front them, in that order, and runs them:
+// some for the node's life, the others while it leads. Nothing else in the
+// hub constructs those parts, and no feature lives here.
 package hub
 
 import (
@@ -12,23 +14,37 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wharf-platform/wharf/hub/alert/alerting"
 	"github.com/wharf-platform/wharf/hub/api"
 	"github.com/wharf-platform/wharf/hub/cluster"
+	"github.com/wharf-platform/wharf/hub/drain"
+	"github.com/wharf-platform/wharf/hub/drill"
 	"github.com/wharf-platform/wharf/hub/gateway"
 	"github.com/wharf-platform/wharf/hub/liveness"
+	"github.com/wharf-platform/wharf/hub/logs"
 	"github.com/wharf-platform/wharf/hub/logstore"
+	"github.com/wharf-platform/wharf/hub/planner"
 	"github.com/wharf-platform/wharf/hub/series"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/hub/traffic"
 	"github.com/wharf-platform/wharf/installer"
 )
+
+// QuorumWindow: a hub node acks heartbeats as lease renewals only while
+// it has heard from the leader within this.
+const QuorumWindow = planner.QuorumWindow
+
+// FenceStopGrace is how long an agent's stop of a fenced instance may take.
+const FenceStopGrace = planner.FenceStopGrace
+
+// rpcAPI is the internal RPC that carries followers' write requests.
+const rpcAPI = "api"
 
 // Hub is one running hub node.
 type Hub struct {
@@ -36,26 +52,14 @@ type Hub struct {
 	log     *slog.Logger
 	store   *state.Store
 	cluster *cluster.Cluster
-	api     *api.Server
 	gateway *gateway.Gateway
-	// liveness decides host states while this node leads.
-	liveness *liveness.Tracker
-	httpLn   net.Listener
-	httpSrv  *http.Server
-	running  chan struct{} // closed when Run starts: the node is wired
-	// traffic sums the routers' access counts while this node leads;
-	// relay holds those of this node's agents until sent to the leader.
-	traffic traffic.Store
-	relay   trafficRelay
-	series  *series.Store // instances' and hosts' metrics while this node leads
-	// logs keeps the lines this node's agents shipped and the copies
-	// other nodes replicated here.
-	logs      *logstore.Store
-	logPeer   logPeer
-	logCounts logMetrics
-	plans     *planMetrics
-	drains    *drainer
-	alerts    atomic.Pointer[alerting] // while this node leads
+	api     *api.Server
+	logs    *logstore.Store
+	httpLn  net.Listener
+	httpSrv *http.Server
+	running chan struct{} // closed when Run starts: the node is wired
+	// node runs for the node's life; leader, afresh each term as leader.
+	node, leader []task
 }
 
 // Run starts a hub node and runs it until ctx ends.
@@ -88,18 +92,48 @@ func New(cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	log := cfg.Logger.With("node", cfg.NodeName)
+	logger := func(component string) *slog.Logger { return log.With("component", component) }
 
 	store, err := state.NewStore()
 	if err != nil {
 		return nil, err
 	}
-	fsm := state.NewFSM(store, log.With("component", "fsm"))
+	fsm := state.NewFSM(store, logger("fsm"))
 
+	// Everything bound or opened so far is released if New fails.
+	var closers []func() error
+	ok := false
+	defer func() {
+		if !ok {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
+	}()
 	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen http %s: %w", cfg.HTTPAddr, err)
 	}
+	closers = append(closers, httpLn.Close)
+	// The gateway's socket is bound first: gossip tells the other nodes
+	// its address, and the gateway needs the cluster.
+	udp, err := listenUDP(cfg.QUICAddr)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, udp.Close)
+	resetKey, err := quicResetKey(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	logStore, err := logstore.Open(logstore.Config{Dir: filepath.Join(cfg.DataDir, "logs"), Default: cfg.LogRetention, Logger: logger("logstore"),
+		TenantLimits: logs.TenantRetention(store)})
+	if err != nil {
+		return nil, fmt.Errorf("log store: %w", err)
+	}
+	closers = append(closers, logStore.Close)
 
+	h := &Hub{cfg: cfg, log: log, store: store, logs: logStore, httpLn: httpLn, running: make(chan struct{})}
 	ccfg := cluster.DefaultConfig()
 	ccfg.NodeID = id
 	ccfg.NodeName = cfg.NodeName
@@ -112,198 +146,116 @@ func New(cfg Config) (*Hub, error) {
 	ccfg.GossipAddr = cfg.GossipAddr
 	ccfg.Advertise = cfg.Advertise
 	ccfg.HTTPAddr = advertisedAddr(cfg.Advertise, httpLn.Addr().String())
+	ccfg.Extra = map[string]string{metaQUIC: advertisedAddr(cfg.Advertise, udp.LocalAddr().String())}
 	ccfg.FSM = fsm
-	ccfg.Logger = log.With("component", "cluster")
-	h := &Hub{cfg: cfg, log: log, store: store, httpLn: httpLn, running: make(chan struct{}), series: series.NewStore(0), plans: newPlanMetrics()}
-	h.liveness = liveness.New(liveness.Config{
-		SuspectAfter: cfg.SuspectAfter,
-		DownAfter:    cfg.DownAfter,
-		Store:        store,
-		Apply:        func(ctx context.Context, msg []byte) (uint64, error) { return h.cluster.Apply(ctx, msg) },
-		Logger:       log.With("component", "liveness"),
-	})
-	ccfg.RPC = map[string]http.Handler{
-		rpcLiveness:      h.liveness.Handler(),
-		rpcHostInfo:      h.liveness.InfoHandler(),
-		rpcTraffic:       h.trafficHandler(),
-		rpcTrafficQuery:  h.trafficQueryHandler(),
-		rpcMetrics:       h.metricsHandler(),
-		rpcMetricsQuery:  h.metricsQueryHandler(),
-		rpcLogsReplicate: h.logsReplicateHandler(),
-		rpcLogsQuery:     h.logsQueryHandler(),
-		rpcAlertsFiring:  h.alertsFiringHandler(),
-		// Writes forwarded by followers, answered by this node's API when it
-		// leads (the API is built after the cluster, hence the indirection).
-		rpcAPI: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ccfg.Logger = logger("cluster")
+	ccfg.OnLeader = h.leaderDuties
+	if t := cfg.Tuning; t != nil {
+		tune(&ccfg, t)
+	}
+	cl, err := cluster.New(ccfg)
+	if err != nil {
+		return nil, err
+	}
+	closers = append(closers, cl.Shutdown)
+	h.cluster = cl
+
+	// The features.
+	events := eventLog{apply: cl, log: logger("events")}
+	tracker := liveness.New(liveness.Config{SuspectAfter: cfg.SuspectAfter, DownAfter: cfg.DownAfter, Store: store, Apply: cl.Apply, Logger: logger("liveness")})
+	var logCounts logs.Counts
+	logSvc := logs.New(logs.Config{State: store, Store: logStore, Peers: cl, Events: events, Counts: &logCounts, Logger: logger("logs")})
+	trafficSvc := traffic.NewService(cl, logger("traffic"))
+	metricsSvc := series.NewService(cl, logger("metrics"))
+	alerts := alerting.New(alerting.Config{State: store, Traffic: trafficSvc.Store(), Series: metricsSvc.Store(), Events: events, Cluster: cl, Logger: logger("alerts")})
+	plans := planner.NewMetrics()
+	rpcs := [][]cluster.Handler{tracker.Handlers(), logSvc.Handlers(), trafficSvc.Handlers(), metricsSvc.Handlers(), alerts.Handlers(),
+		// Writes forwarded by followers, answered by this node's API when
+		// it leads (the API is built last, hence the indirection).
+		{cluster.Raw(rpcAPI, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			select {
 			case <-h.running:
 				h.api.Handler().ServeHTTP(w, r)
 			case <-r.Context().Done():
 			}
-		}),
-	}
-	ccfg.OnLeader = h.leaderDuties
-	if t := cfg.Tuning; t != nil {
-		tune(&ccfg, t)
-	}
-	resetKey, err := quicResetKey(cfg.DataDir)
-	if err != nil {
-		httpLn.Close()
-		return nil, err
-	}
-	h.logs, err = logstore.Open(logstore.Config{Dir: filepath.Join(cfg.DataDir, "logs"), Default: cfg.LogRetention, Logger: log.With("component", "logstore"),
-		TenantLimits: tenantLogRetention(store)})
-	if err != nil {
-		httpLn.Close()
-		return nil, fmt.Errorf("log store: %w", err)
-	}
-	h.drains = newDrainer(h)
-	gw, err := gateway.New(gateway.Config{
-		Addr:           cfg.QUICAddr,
-		ResetKey:       resetKey,
-		NodeName:       cfg.NodeName,
-		Store:          store,
-		Apply:          func(ctx context.Context, msg []byte) (uint64, error) { return h.cluster.Apply(ctx, msg) },
-		Logger:         log.With("component", "gateway"),
-		CertTTL:        agentCertTTL(cfg.Tuning),
-		HubAddrs:       func() []string { return h.gatewayAddrs("") },
-		ConsistentRead: func(ctx context.Context) error { return h.cluster.ConsistentRead(ctx) },
-		AppsDomain:     cfg.AppsDomain,
-		AccessStats:    h.accessStats,
-		MetricsReport:  h.metricsReport,
-		Logs:           h.acceptLogs,
-		QuorumBacked:   func() bool { return h.cluster.LeaderContact() < QuorumWindow },
-		QuorumWindow:   QuorumWindow,
-	})
-	if err != nil {
-		httpLn.Close()
-		h.logs.Close()
-		return nil, err
-	}
-	h.gateway = gw
-	ccfg.Extra = map[string]string{metaQUIC: advertisedAddr(cfg.Advertise, gw.Addr())}
-	cl, err := cluster.New(ccfg)
-	if err != nil {
-		httpLn.Close()
-		gw.Close()
-		h.logs.Close()
-		return nil, err
+		}))}}
+	for _, hs := range rpcs {
+		if err := cl.Handle(hs...); err != nil {
+			return nil, err
+		}
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), instanceCollector{h.series})
-	h.registerLogMetrics(reg)
-	h.registerInternals(reg)
-	srv, err := api.New(api.Config{
+	gw, err := gateway.New(gateway.Config{
+		Conn:         udp,
+		ResetKey:     resetKey,
+		NodeName:     cfg.NodeName,
 		Store:        store,
 		Cluster:      cl,
-		Logger:       log.With("component", "api"),
-		Registry:     reg,
-		NodeName:     cfg.NodeName,
+		Logger:       logger("gateway"),
+		CertTTL:      agentCertTTL(cfg.Tuning),
+		Peers:        gatewayPeers{h},
 		AppsDomain:   cfg.AppsDomain,
-		Forward:      func(w http.ResponseWriter, r *http.Request) bool { return cl.ProxyToLeader(w, r, rpcAPI) },
-		HostConn:     h.hostConn,
-		Traffic:      h.appTraffic,
-		Metrics:      h.metrics,
-		Logs:         h.appLogs,
-		FiringAlerts: h.firingAlerts,
+		Access:       trafficSvc,
+		Metrics:      metricsSvc,
+		Logs:         logSvc,
+		QuorumWindow: QuorumWindow,
 	})
 	if err != nil {
-		httpLn.Close()
-		gw.Close()
-		cl.Shutdown()
-		h.logs.Close()
 		return nil, err
 	}
+	closers = append(closers, gw.Close)
+	h.gateway = gw
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), series.Collector{Store: metricsSvc.Store()})
+	logCounts.Register(reg, logStore)
+	plans.Register(reg)
+	cl.Register(reg)
+	gw.Register(reg)
+	srv, err := api.New(api.Config{
+		Store:      store,
+		Cluster:    cl,
+		Logger:     logger("api"),
+		Registry:   reg,
+		NodeName:   cfg.NodeName,
+		AppsDomain: cfg.AppsDomain,
+		Forward:    leaderProxy{cl},
+		Hosts:      hostConns{tracker, cl},
+		Traffic:    trafficSvc,
+		Metrics:    metricsSvc,
+		Logs:       logSvc,
+		Alerts:     alerts,
+	})
+	if err != nil {
+		return nil, err
+	}
+	h.api = srv
 	mux := http.NewServeMux()
 	inst := installer.Handler(h.gatewayAddrs)
 	mux.Handle("GET /install.sh", inst)
 	mux.Handle("GET /download/", inst)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.Handle("/", srv.Handler())
-
-	h.cluster, h.api = cl, srv
 	h.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+
+	h.node = []task{
+		{"cluster", cl},
+		{"gateway", gw},
+		{"http", runFunc(h.serveHTTP)},
+		{"heartbeat reports", &liveness.Reporter{Node: cfg.NodeName, Gateway: gw, Cluster: cl, Logger: logger("liveness")}},
+		{"traffic relay", trafficSvc},
+		{"metrics relay", metricsSvc},
+		{"log drains", drain.NewRunner(drain.RunnerConfig{State: store, Lines: logStore, Events: events, Dir: filepath.Join(cfg.DataDir, "drains"), Logger: logger("drains")})},
+	}
+	h.leader = []task{
+		{"agent CA", agentCA{state: store, commit: cl, log: log}},
+		{"liveness", tracker},
+		{"planner", planner.New(planner.Config{State: store, Plans: cl, Leases: tracker, Metrics: plans, Logger: logger("planner")})},
+		{"alerts", alerts},
+		{"drills", drill.New(drill.Config{State: store, Commit: cl, Routes: tracker, Traffic: trafficSvc.Store(), Logger: logger("drills")})},
+	}
+	ok = true
 	return h, nil
-}
-
-func tune(c *cluster.Config, t *Tuning) {
-	if t.HeartbeatTimeout > 0 {
-		c.HeartbeatTimeout = t.HeartbeatTimeout
-	}
-	if t.ElectionTimeout > 0 {
-		c.ElectionTimeout = t.ElectionTimeout
-	}
-	if t.LeaderLeaseTimeout > 0 {
-		c.LeaderLeaseTimeout = t.LeaderLeaseTimeout
-	}
-	if t.CommitTimeout > 0 {
-		c.CommitTimeout = t.CommitTimeout
-	}
-	if t.DeadServerGrace > 0 {
-		c.DeadServerGrace = t.DeadServerGrace
-	}
-	if t.SnapshotThreshold > 0 {
-		c.SnapshotThreshold = t.SnapshotThreshold
-	}
-	c.Blocked = t.Blocked
-}
-
-// clusterKey returns the raw cluster key: the configured one, else one kept
-// in the data dir, else (single-node clusters only) a new one.
-func clusterKey(cfg Config) ([]byte, error) {
-	if cfg.ClusterKey != "" {
-		return cluster.ParseKey(cfg.ClusterKey)
-	}
-	s, err := loadOrCreate(cfg.DataDir, "cluster-key", func() (string, error) {
-		if cfg.BootstrapExpect != 1 {
-			return "", errors.New("--cluster-key (or WHARF_CLUSTER_KEY) is required unless --bootstrap-expect is 1; make one with `wharf keygen`")
-		}
-		return cluster.GenerateKey(), nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return cluster.ParseKey(s)
-}
-
-// rpcAPI is the internal RPC that carries followers' write requests.
-const rpcAPI = "api"
-
-// metaQUIC is the gossip metadata key of a node's agent gateway address.
-const metaQUIC = "quic"
-
-// gatewayAddrs lists every hub node's agent gateway address, this one
-// first. Without --advertise and bound to all interfaces, this node's is
-// reached by the host name the client used to reach the API.
-func (h *Hub) gatewayAddrs(requestHost string) []string {
-	self := advertisedAddr(h.cfg.Advertise, h.gateway.Addr())
-	if host, port, err := net.SplitHostPort(h.gateway.Addr()); err == nil && h.cfg.Advertise == "" {
-		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() && requestHost != "" {
-			self = net.JoinHostPort(requestHost, port)
-		}
-	}
-	out := []string{self}
-	for _, m := range h.cluster.Members() {
-		if a := m.Extra[metaQUIC]; a != "" && a != self && m.Alive {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// advertisedAddr turns a bound address into one other hosts can use.
-func advertisedAddr(advertise, bound string) string {
-	host, port, err := net.SplitHostPort(bound)
-	if err != nil {
-		return bound
-	}
-	if advertise != "" {
-		host = advertise
-	} else if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }
 
 // HTTPAddr returns the address the API listens on.
@@ -324,7 +276,8 @@ func (h *Hub) LogStats() logstore.Stats { return h.logs.Stats() }
 // Name returns the node's name.
 func (h *Hub) Name() string { return h.cfg.NodeName }
 
-// Run serves until ctx ends, then stops the HTTP server and the cluster.
+// Run serves until ctx ends or a part of the node stops, then stops the
+// rest (the cluster last shuts itself down) and closes the log store.
 func (h *Hub) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -332,39 +285,29 @@ func (h *Hub) Run(ctx context.Context) error {
 	defer h.logs.Close()
 	// Requests (log follows) end with the node.
 	h.httpSrv.BaseContext = func(net.Listener) context.Context { return ctx }
-	errc := make(chan error, 6)
-	go func() { errc <- h.cluster.Run(ctx) }()
-	go func() { errc <- h.gateway.Run(ctx) }()
-	go func() { errc <- h.reportHeartbeats(ctx) }()
-	go func() { errc <- h.relayTraffic(ctx) }()
-	go func() { errc <- h.drains.run(ctx) }()
-	go func() {
-		err := h.httpSrv.Serve(h.httpLn)
+	h.log.Info("hub started", "http", h.HTTPAddr(), "quic", h.gateway.Addr(), "raft", h.cluster.RaftAddr(), "gossip", h.cluster.GossipAddr(), "datacenter", h.cfg.Datacenter)
+	err := runAll(ctx, h.node)
+	h.log.Info("hub stopped")
+	return err
+}
+
+// serveHTTP serves the API until ctx ends, then shuts the server down.
+func (h *Hub) serveHTTP(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- h.httpSrv.Serve(h.httpLn) }()
+	select {
+	case err := <-errc:
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
-		errc <- err
-	}()
-	h.log.Info("hub started", "http", h.HTTPAddr(), "quic", h.gateway.Addr(), "raft", h.cluster.RaftAddr(), "gossip", h.cluster.GossipAddr(), "datacenter", h.cfg.Datacenter)
-
-	var first error
-	remaining := 6
-	select {
+		return err
 	case <-ctx.Done():
-	case first = <-errc:
-		remaining--
 	}
-	cancel()
 	shutCtx, done := context.WithTimeout(context.Background(), 5*time.Second)
 	defer done()
 	_ = h.httpSrv.Shutdown(shutCtx)
-	for ; remaining > 0; remaining-- {
-		if err := <-errc; err != nil && first == nil {
-			first = err
-		}
-	}
-	h.log.Info("hub stopped")
-	return first
+	<-errc
+	return nil
 }
 
 func agentCertTTL(t *Tuning) time.Duration {

@@ -128,9 +128,9 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request, p *principal) e
 			return nil, 0, errNotFound("host", id)
 		}
 		out := hostOut(h)
-		if s.cfg.HostConn != nil {
+		if s.cfg.Hosts != nil {
 			// Best effort: without a leader the host is shown without them.
-			if c, err := s.cfg.HostConn(r.Context(), id); err == nil {
+			if c, err := s.cfg.Hosts.HostConn(r.Context(), id); err == nil {
 				out.LastHeartbeat, out.HubNode, out.CertNotAfter = c.LastHeartbeat, c.HubNode, c.CertNotAfter
 			}
 		}

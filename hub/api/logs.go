@@ -52,7 +52,7 @@ func (s *Server) appLogs(w http.ResponseWriter, r *http.Request, p *principal) e
 		return &apitypes.Error{Status: http.StatusServiceUnavailable, Message: "this hub node keeps no logs"}
 	}
 	started, truncated := false, false
-	err = s.cfg.Logs(r.Context(), q, func(lines []apitypes.LogLine, cut bool) error {
+	err = s.cfg.Logs.Read(r.Context(), q, func(lines []apitypes.LogLine, cut bool) error {
 		if !started {
 			w.Header().Set("Content-Type", "application/x-ndjson")
 			w.Header().Set("Trailer", apitypes.LogsTruncatedTrailer)

@@ -171,8 +171,8 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, p *principal
 		return err
 	}
 	firing := map[string]bool{}
-	if s.cfg.FiringAlerts != nil {
-		if ids, err := s.cfg.FiringAlerts(r.Context()); err == nil {
+	if s.cfg.Alerts != nil {
+		if ids, err := s.cfg.Alerts.Firing(r.Context()); err == nil {
 			for _, id := range ids {
 				firing[id] = true
 			}

@@ -93,18 +93,25 @@ func mustJSON(t *testing.T, v any) []byte {
 	return b
 }
 
+// logsFunc reads logs with a function.
+type logsFunc func(ctx context.Context, q apitypes.LogQuery, emit func([]apitypes.LogLine, bool) error) error
+
+func (f logsFunc) Read(ctx context.Context, q apitypes.LogQuery, emit func([]apitypes.LogLine, bool) error) error {
+	return f(ctx, q, emit)
+}
+
 // TestLogsTruncatedTrailer: a read whose hub nodes left older lines out
 // says so in a trailer, which the client turns into ErrLogsTruncated after
 // handing over every line it got.
 func TestLogsTruncatedTrailer(t *testing.T) {
 	f := newFixture(t)
 	for _, cut := range []bool{false, true} {
-		f.api.cfg.Logs = func(ctx context.Context, q apitypes.LogQuery, emit func([]apitypes.LogLine, bool) error) error {
+		f.api.cfg.Logs = logsFunc(func(ctx context.Context, q apitypes.LogQuery, emit func([]apitypes.LogLine, bool) error) error {
 			if q.Tenant != "acme" || q.App != "web" || q.Grep != "x" {
 				t.Errorf("query %+v", q)
 			}
 			return emit([]apitypes.LogLine{{Instance: "i1", Seq: 1, Line: "x1"}, {Instance: "i1", Seq: 2, Line: "x2"}}, cut)
-		}
+		})
 		c, _ := client.New(client.Config{Address: f.srv.URL, Token: f.tokens["acme/viewer"]})
 		var got []string
 		err := c.Apps().Logs(context.Background(), "web", client.LogOptions{Grep: "x"}, func(l apitypes.LogLine) error {

@@ -186,7 +186,7 @@ func (s *Server) appStats(w http.ResponseWriter, r *http.Request, p *principal) 
 	}
 	out := []apitypes.TrafficSecond{}
 	if s.cfg.Traffic != nil {
-		secs, err := s.cfg.Traffic(r.Context(), tenant+"/"+name, s.cfg.Now().Add(-since))
+		secs, err := s.cfg.Traffic.Since(r.Context(), tenant+"/"+name, s.cfg.Now().Add(-since))
 		if err != nil {
 			return &apitypes.Error{Status: http.StatusServiceUnavailable, Message: "traffic counts: " + err.Error()}
 		}
@@ -241,7 +241,7 @@ func (s *Server) readMetrics(w http.ResponseWriter, r *http.Request, app, host s
 	}
 	out := []apitypes.MetricSeries{}
 	if s.cfg.Metrics != nil {
-		ms, err := s.cfg.Metrics(r.Context(), app, host, from, to, step)
+		ms, err := s.cfg.Metrics.Query(r.Context(), app, host, from, to, step)
 		if err != nil {
 			return &apitypes.Error{Status: http.StatusServiceUnavailable, Message: "metrics: " + err.Error()}
 		}

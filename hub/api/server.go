@@ -43,33 +43,63 @@ type Config struct {
 	Registry prometheus.Registerer
 	// Now returns the time stamped into commands. nil means time.Now.
 	Now func() time.Time
-	// Traffic, when set, returns an app's ("tenant/app") per-second router
-	// counts since a time, for GET /v1/apps/{name}/stats.
-	Traffic func(ctx context.Context, app string, since time.Time) ([]apitypes.TrafficSecond, error)
-	// Metrics, when set, returns an app's ("tenant/app") or a host's
-	// series between from and to, every step (zero: every point).
-	Metrics func(ctx context.Context, app, host string, from, to time.Time, step time.Duration) ([]apitypes.MetricSeries, error)
-	// Logs, when set, reads an app's logs (merged across the hub nodes)
-	// and hands them to emit in time order, saying whether older matching
-	// lines were left out (an answer's size cap); with q.Follow it goes on
-	// with new lines until ctx ends.
-	Logs func(ctx context.Context, q apitypes.LogQuery, emit func(lines []apitypes.LogLine, truncated bool) error) error
-	// FiringAlerts, when set, returns the ids of the alert rules firing
-	// now (the leader's evaluator).
-	FiringAlerts func(ctx context.Context) ([]string, error)
+	// Traffic, when set, serves GET /v1/apps/{name}/stats.
+	Traffic TrafficReader
+	// Metrics, when set, serves the metrics reads.
+	Metrics MetricsReader
+	// Logs, when set, reads apps' logs for GET /v1/apps/{name}/logs.
+	Logs LogReader
+	// Alerts, when set, tells which alert rules fire.
+	Alerts AlertReader
 	// AppsDomain is the parent of apps' default routes
 	// (<app>.<tenant>.<apps-domain>). Empty means "localhost".
 	AppsDomain string
 	// NodeName is sent in the X-Wharf-Node header of every answer.
 	NodeName string
-	// Forward, when set, may send a write request to the leader, which then
-	// answers it (so a follower need not wait to apply the write itself
-	// before answering). It returns whether it did. Requests it forwarded
-	// carry the ForwardedHeader and are never forwarded again.
-	Forward func(w http.ResponseWriter, r *http.Request) bool
-	// HostConn, when set, tells what the leader knows of a host's
-	// connection, for GET /v1/hosts/{id}.
-	HostConn func(ctx context.Context, hostID string) (HostConn, error)
+	// Forward, when set, may send write requests to the leader.
+	Forward Forwarder
+	// Hosts, when set, tells what the leader knows of hosts' connections,
+	// for GET /v1/hosts/{id}.
+	Hosts HostConns
+}
+
+// TrafficReader returns an app's ("tenant/app") per-second router counts
+// since a time.
+type TrafficReader interface {
+	Since(ctx context.Context, app string, since time.Time) ([]apitypes.TrafficSecond, error)
+}
+
+// MetricsReader returns an app's ("tenant/app") or a host's series
+// between from and to, every step (zero: every point).
+type MetricsReader interface {
+	Query(ctx context.Context, app, host string, from, to time.Time, step time.Duration) ([]apitypes.MetricSeries, error)
+}
+
+// AlertReader returns the ids of the alert rules firing now (the leader's
+// evaluator).
+type AlertReader interface {
+	Firing(ctx context.Context) ([]string, error)
+}
+
+// Forwarder may send a write request to the leader, which then answers it
+// (so a follower need not wait to apply the write itself before
+// answering). It returns whether it did. Requests it forwarded carry the
+// ForwardedHeader and are never forwarded again.
+type Forwarder interface {
+	Forward(w http.ResponseWriter, r *http.Request) bool
+}
+
+// HostConns tells what the leader knows of a host's connection.
+type HostConns interface {
+	HostConn(ctx context.Context, hostID string) (HostConn, error)
+}
+
+// LogReader reads an app's logs (merged across the hub nodes) and hands
+// them to emit in time order, saying whether older matching lines were
+// left out (an answer's size cap); with q.Follow it goes on with new lines
+// until ctx ends.
+type LogReader interface {
+	Read(ctx context.Context, q apitypes.LogQuery, emit func(lines []apitypes.LogLine, truncated bool) error) error
 }
 
 // HostConn is a host's connection as the leader knows it; nil times are
@@ -146,7 +176,7 @@ func (s *Server) handle(pattern string, a access, h handler) {
 		sw := &statusWriter{ResponseWriter: w}
 		if r.Method != http.MethodGet && s.cfg.Forward != nil && r.Header.Get(ForwardedHeader) == "" {
 			r.Header.Set(ForwardedHeader, "1")
-			if s.cfg.Forward(sw, r) {
+			if s.cfg.Forward.Forward(sw, r) {
 				s.latency.WithLabelValues(pattern, strconv.Itoa(sw.status())).Observe(time.Since(start).Seconds())
 				return
 			}

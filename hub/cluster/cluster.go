@@ -45,6 +45,8 @@ type Cluster struct {
 	ml         *memberlist.Memberlist
 	rpcSrv     *http.Server
 	rpcClient  *http.Client
+	rpcMu      sync.RWMutex
+	rpcs       map[string]http.Handler // by name, from Handle
 	raftAddr   string
 	gossipAddr string
 

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -46,9 +45,6 @@ type Config struct {
 	Extra map[string]string
 	// FSM is the replicated state machine. Required.
 	FSM raft.FSM
-	// RPC holds extra internal RPC handlers, reachable on the leader with
-	// CallLeader(name). Handlers run on whichever node is leader.
-	RPC map[string]http.Handler
 	// OnLeader, when set, runs each time this node becomes a ready leader
 	// (after its Barrier); its context ends when leadership is lost.
 	OnLeader func(ctx context.Context)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strings"
 	"time"
 
 	"github.com/wharf-platform/wharf/hub/state"
@@ -81,10 +82,7 @@ func (c *Cluster) startRPC() {
 		ans.Error = toRPCError(err)
 		json.NewEncoder(w).Encode(ans)
 	})
-	for name, h := range c.cfg.RPC {
-		mux.Handle("POST /x/"+name, h)
-		mux.Handle("/x/"+name+"/", http.StripPrefix("/x/"+name, h))
-	}
+	mux.HandleFunc("/x/", c.serveRPC)
 	c.rpcSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go c.rpcSrv.Serve(newChanListener(c.mux, c.mux.rpc))
 	c.rpcClient = &http.Client{Transport: &http.Transport{
@@ -94,6 +92,49 @@ func (c *Cluster) startRPC() {
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     time.Minute,
 	}}
+}
+
+// Handle registers the features' RPC handlers, each name once. Register
+// them before Run: until then, calls to them are answered 404.
+func (c *Cluster) Handle(hs ...Handler) error {
+	c.rpcMu.Lock()
+	defer c.rpcMu.Unlock()
+	if c.rpcs == nil {
+		c.rpcs = map[string]http.Handler{}
+	}
+	for _, h := range hs {
+		if h.Name == "" || strings.Contains(h.Name, "/") || h.http == nil {
+			return fmt.Errorf("rpc %q: a name without '/' and a handler are required", h.Name)
+		}
+		if c.rpcs[h.Name] != nil {
+			return fmt.Errorf("rpc %q registered twice", h.Name)
+		}
+		c.rpcs[h.Name] = h.http
+	}
+	return nil
+}
+
+func (c *Cluster) rpcHandler(name string) http.Handler {
+	c.rpcMu.RLock()
+	defer c.rpcMu.RUnlock()
+	return c.rpcs[name]
+}
+
+// serveRPC serves POST /x/NAME, and any method on /x/NAME/... (with
+// /x/NAME cut off the path) for the RPCs that proxy requests.
+func (c *Cluster) serveRPC(w http.ResponseWriter, r *http.Request) {
+	name, _, hasSub := strings.Cut(strings.TrimPrefix(r.URL.Path, "/x/"), "/")
+	h := c.rpcHandler(name)
+	switch {
+	case h == nil:
+		http.NotFound(w, r)
+	case hasSub:
+		http.StripPrefix("/x/"+name, h).ServeHTTP(w, r)
+	case r.Method != http.MethodPost:
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	default:
+		h.ServeHTTP(w, r)
+	}
 }
 
 func (c *Cluster) call(ctx context.Context, addr, path string, body []byte) (uint64, error) {
@@ -127,7 +168,7 @@ func (c *Cluster) forwardReadIndex(ctx context.Context, addr string) (uint64, er
 	return c.call(ctx, addr, "/readindex", nil)
 }
 
-// CallLeader posts body to the leader's handler name (Config.RPC) over the
+// CallLeader posts body to the leader's handler name (Handle) over the
 // internal RPC and returns its answer. On the leader it calls the handler
 // directly.
 func (c *Cluster) CallLeader(ctx context.Context, name string, body []byte) ([]byte, error) {
@@ -150,12 +191,12 @@ type rpcStatusError struct{ msg string }
 
 func (e rpcStatusError) Error() string { return e.msg }
 
-// CallNode posts body to handler name (Config.RPC) of the node whose
+// CallNode posts body to handler name (Handle) of the node whose
 // Raft/RPC address is addr, and returns its answer. For this node's own
 // address it calls the handler directly.
 func (c *Cluster) CallNode(ctx context.Context, addr, name string, body []byte) ([]byte, error) {
-	h, ok := c.cfg.RPC[name]
-	if !ok {
+	h := c.rpcHandler(name)
+	if h == nil {
 		return nil, fmt.Errorf("no RPC handler %q", name)
 	}
 	if addr == c.raftAddr {

@@ -7,7 +7,6 @@ import (
 	"github.com/hashicorp/go-memdb"
 
 	"github.com/wharf-platform/wharf/hub/state"
-	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
@@ -70,7 +69,7 @@ func assignments(snap *state.Snapshot, h *state.Host) (*wire.Assignments, error)
 			Command: v.Spec.Command, Env: v.Spec.Env, Cpu: uint32(i.CPU), Memory: uint32(i.Memory), Desired: wire.DesiredRun}
 		if a, err := snap.App(nil, i.Tenant, i.App); err != nil {
 			return nil, err
-		} else if a != nil && a.Spec.Failover != nil && a.Spec.Failover.Mode == apitypes.FailoverFenced {
+		} else if a != nil && a.Spec.Failover != nil && a.Spec.Failover.Mode == state.FailoverFenced {
 			in.Failover, in.MaxDisconnectMs = wire.FailoverFenced, a.Spec.Failover.MaxDisconnect.D().Milliseconds()
 		}
 		for _, p := range v.Spec.Ports {

@@ -32,41 +32,38 @@ import (
 type Config struct {
 	// Addr is the UDP address to listen on.
 	Addr string
+	// Conn, when set, is the socket to serve on, bound by the caller
+	// (which then knows the address before the gateway is built); Addr is
+	// then unused.
+	Conn *net.UDPConn
 	// NodeName is this hub node's name, told to agents.
 	NodeName string
 	// Store is the node's state replica (the agent CA, hosts, tokens).
 	Store *state.Store
-	// Apply commits a state command through the cluster.
-	Apply func(ctx context.Context, msg []byte) (uint64, error)
+	// Cluster commits state commands and keeps the replica current.
+	// Required.
+	Cluster Cluster
 	// Logger: nil discards.
 	Logger *slog.Logger
 	// CertTTL is the lifetime of agent certificates. Zero: 24 h.
 	CertTTL time.Duration
-	// ConsistentRead, when set, brings the local replica up to date before
-	// a connection's host is checked, so a host removed a moment ago on
-	// another node is refused here too. Without a leader the replica is
-	// used as it is.
-	ConsistentRead func(ctx context.Context) error
-	// HubAddrs, when set, lists every hub node's gateway address; agents
+	// Peers, when set, lists every hub node's gateway address; agents
 	// learn it in Welcome so they can fail over to any node.
-	HubAddrs func() []string
+	Peers Peers
 	// HeartbeatInterval is told to agents. Zero: 1 s.
 	HeartbeatInterval time.Duration
 	// Now: nil means time.Now.
 	Now func() time.Time
-	// QuorumBacked, when set, tells whether this node is in touch with the
-	// Raft leader, so that its heartbeat acks renew fenced leases;
-	// QuorumWindow is told to agents as the lease granularity.
-	QuorumBacked func() bool
+	// QuorumWindow is told to agents as the lease granularity: a heartbeat
+	// ack renews fenced leases only while this node heard from the Raft
+	// leader within it. Zero: acks never renew leases.
 	QuorumWindow time.Duration
-	// MetricsReport, when set, receives agents' metrics samples.
-	MetricsReport func(from pki.AgentIdentity, r *wire.MetricsReport)
-	// Logs, when set, takes agents' log batches on their logs streams; the
-	// batch is acknowledged when it returns nil, refused (to be resent)
-	// otherwise.
-	Logs func(ctx context.Context, from pki.AgentIdentity, b *wire.LogBatch) error
-	// AccessStats, when set, receives the routers' per-app counts.
-	AccessStats func(from pki.AgentIdentity, s *wire.AccessStats)
+	// Metrics, when set, receives agents' metrics samples.
+	Metrics MetricsSink
+	// Logs, when set, takes agents' log batches on their logs streams.
+	Logs LogSink
+	// Access, when set, receives the routers' per-app counts.
+	Access AccessSink
 	// AppsDomain is the parent of apps' default routes. Empty: "localhost".
 	AppsDomain string
 	// ResetKey, when set, is the QUIC stateless reset key. Kept across
@@ -94,18 +91,6 @@ type Gateway struct {
 	routes routeTables
 
 	connections, heartbeats, logBatches atomic.Uint64
-}
-
-// Counters are the gateway's running counts, for the hub's /metrics.
-type Counters struct {
-	Connections *atomic.Uint64 // QUIC connections accepted
-	Heartbeats  *atomic.Uint64 // heartbeats received
-	LogBatches  *atomic.Uint64 // log batches received
-}
-
-// Counters returns the gateway's counters.
-func (g *Gateway) Counters() Counters {
-	return Counters{Connections: &g.connections, Heartbeats: &g.heartbeats, LogBatches: &g.logBatches}
 }
 
 // Agents counts the agents heard from within the last 10 s.
@@ -138,8 +123,8 @@ type peerWord struct {
 
 // New binds the gateway's UDP socket.
 func New(cfg Config) (*Gateway, error) {
-	if cfg.Store == nil || cfg.Apply == nil {
-		return nil, errors.New("gateway: Store and Apply are required")
+	if cfg.Store == nil || cfg.Cluster == nil {
+		return nil, errors.New("gateway: Store and Cluster are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -158,13 +143,15 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger, seen: map[string]*agentConn{}, peers: map[string]*peerWord{}}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{wire.ALPN}, GetConfigForClient: g.tlsConfig}
-	uaddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
-	if err != nil {
-		return nil, fmt.Errorf("quic address %s: %w", cfg.Addr, err)
-	}
-	udp, err := net.ListenUDP("udp", uaddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen quic %s: %w", cfg.Addr, err)
+	udp := cfg.Conn
+	if udp == nil {
+		uaddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
+		if err != nil {
+			return nil, fmt.Errorf("quic address %s: %w", cfg.Addr, err)
+		}
+		if udp, err = net.ListenUDP("udp", uaddr); err != nil {
+			return nil, fmt.Errorf("listen quic %s: %w", cfg.Addr, err)
+		}
 	}
 	// Long connection ids make even a bare heartbeat packet larger than
 	// the smallest one quic-go answers with a stateless reset (42 bytes).
@@ -400,7 +387,7 @@ func (g *Gateway) logs(ctx context.Context, conn *quic.Conn, s *wire.Stream) err
 		ack := &wire.LogAck{Id: b.Id}
 		if g.cfg.Logs == nil {
 			ack.Error = "this hub node keeps no logs"
-		} else if err := g.cfg.Logs(ctx, id, b); err != nil {
+		} else if err := g.cfg.Logs.Accept(ctx, id, b); err != nil {
 			ack.Error = err.Error()
 		}
 		if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_LogAck{LogAck: ack}}); err != nil {
@@ -446,7 +433,7 @@ func (g *Gateway) apply(ctx context.Context, t state.MessageType, req any) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	idx, err := g.cfg.Apply(ctx, msg)
+	idx, err := g.cfg.Cluster.Apply(ctx, msg)
 	if err != nil {
 		return err
 	}
@@ -524,13 +511,11 @@ func (g *Gateway) agentOf(conn *quic.Conn) (pki.AgentIdentity, error) {
 	// Unknown here: removed, or enrolled after what this replica has
 	// applied (a node that just restarted or joined). Only an up-to-date
 	// replica may say "removed"; otherwise the agent retries.
-	if g.cfg.ConsistentRead != nil {
-		ctx, cancel := context.WithTimeout(conn.Context(), 2*time.Second)
-		err := g.cfg.ConsistentRead(ctx)
-		cancel()
-		if err != nil {
-			return id, codeError{wire.CodeUnavailable, fmt.Errorf("this hub node cannot check host %s yet: %v", id.HostID, err)}
-		}
+	ctx, cancel := context.WithTimeout(conn.Context(), 2*time.Second)
+	err = g.cfg.Cluster.ConsistentRead(ctx)
+	cancel()
+	if err != nil {
+		return id, codeError{wire.CodeUnavailable, fmt.Errorf("this hub node cannot check host %s yet: %v", id.HostID, err)}
 	}
 	if h, _ := g.cfg.Store.Snapshot().Host(nil, id.HostID); h == nil {
 		return id, unauthorized("host %s was removed; enrol it again", id.HostID)
@@ -587,8 +572,8 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 		return unauthorized("hello names host %s, the certificate %s", hello.HostId, id.HostID)
 	}
 	welcome := &wire.Welcome{ProtocolVersion: protocol, HubNode: g.cfg.NodeName, HeartbeatIntervalMs: g.cfg.HeartbeatInterval.Milliseconds()}
-	if g.cfg.HubAddrs != nil {
-		welcome.HubAddrs = g.cfg.HubAddrs()
+	if g.cfg.Peers != nil {
+		welcome.HubAddrs = g.cfg.Peers.GatewayAddrs()
 	}
 	welcome.GossipKey, welcome.PoolPeers = g.poolGossip(id)
 	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Welcome{Welcome: welcome}}); err != nil {
@@ -636,7 +621,7 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 			c.heartbeat, c.certNotAfter, c.pool = g.cfg.Now(), notAfter, id.Pool
 			g.seenMu.Unlock()
 			ack := &wire.HeartbeatAck{Seq: m.Heartbeat.Seq, HubUnixMs: g.cfg.Now().UnixMilli(), LeaseMs: g.cfg.QuorumWindow.Milliseconds(),
-				QuorumBacked: g.cfg.QuorumBacked != nil && g.cfg.QuorumBacked()}
+				QuorumBacked: g.cfg.Cluster.LeaderContact() < g.cfg.QuorumWindow}
 			if len(welcome.GossipKey) > 0 && (m.Heartbeat.Seq <= 5 || m.Heartbeat.Seq%10 == 0) {
 				ack.PoolPeers = g.poolPeers(id)
 			}
@@ -668,12 +653,12 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 		case *wire.Envelope_RouteAck:
 			g.routeAcked(id.HostID, m.RouteAck.Version)
 		case *wire.Envelope_MetricsReport:
-			if g.cfg.MetricsReport != nil {
-				g.cfg.MetricsReport(id, m.MetricsReport)
+			if g.cfg.Metrics != nil {
+				g.cfg.Metrics.Report(id, m.MetricsReport)
 			}
 		case *wire.Envelope_AccessStats:
-			if g.cfg.AccessStats != nil {
-				g.cfg.AccessStats(id, m.AccessStats)
+			if g.cfg.Access != nil {
+				g.cfg.Access.Report(id, m.AccessStats)
 			}
 		default:
 			return fmt.Errorf("%w: %T on the control stream", wire.ErrUnknownMessage, m)

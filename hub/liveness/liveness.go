@@ -1,15 +1,13 @@
 // Package liveness decides, on the leader, whether hosts are ready, suspect
 // or down from the heartbeats every hub node's gateway receives and from what
-// agents' pool peers see over gossip (DESIGN.md section 3, "Host liveness
-// and failover"). State changes go through Raft.
+// agents' pool peers see over gossip. State changes go through Raft. Every
+// node reports what its gateway saw to the leader (Reporter).
 package liveness
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
@@ -137,31 +135,9 @@ func (t *Tracker) Info(id string) Info {
 	return Info{LastHeartbeat: s.heartbeat, HubNode: s.node, CertNotAfter: s.certNotAfter, RouteCurrent: s.routeCurrent, RouteAt: s.routeAt}
 }
 
-// Handler serves reports posted by hub nodes (over the internal RPC).
-func (t *Tracker) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var rep Report
-		if err := json.NewDecoder(io.LimitReader(r.Body, 8<<20)).Decode(&rep); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		t.Observe(rep)
-		w.Write([]byte("{}"))
-	})
-}
-
-// InfoHandler answers a request whose body is a host id with the Info of
-// that host (JSON).
-func (t *Tracker) InfoHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id, err := io.ReadAll(io.LimitReader(r.Body, 256))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		json.NewEncoder(w).Encode(t.Info(string(id)))
-	})
-}
+// LastHeartbeat returns when host id last renewed its lease, as far as
+// this tracker knows (zero: not while it ran).
+func (t *Tracker) LastHeartbeat(id string) time.Time { return t.Info(id).LastHeartbeat }
 
 // Observed is what the tracker knows about one host at one moment. A
 // duration below zero means "never".
@@ -223,7 +199,7 @@ func Next(current string, o Observed, suspectAfter, downAfter time.Duration) Ver
 // Run evaluates hosts until ctx ends (the leader's term). A new term starts
 // by crediting every host with a heartbeat now, so a leader change never
 // marks hosts down by itself.
-func (t *Tracker) Run(ctx context.Context) {
+func (t *Tracker) Run(ctx context.Context) error {
 	start := t.cfg.Now()
 	hosts, _ := t.cfg.Store.Snapshot().Hosts(nil)
 	t.mu.Lock()
@@ -238,7 +214,7 @@ func (t *Tracker) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-tick.C:
 		}
 		t.evaluate(ctx)

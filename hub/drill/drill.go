@@ -1,22 +1,74 @@
-package hub
+// Package drill measures failover drills on the leader: from a drill's
+// start, the time until the hub noticed the target lost, placed and
+// readied the replacements and routed to them, and the requests that
+// failed meanwhile.
+package drill
 
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/wharf-platform/wharf/hub/liveness"
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/hub/traffic"
 )
 
-// watchDrills runs on the leader and measures the running drill (at most
+// Snapshotter hands out read-only views of the state store.
+type Snapshotter interface {
+	Snapshot() *state.Snapshot
+}
+
+// Committer commits a state command through Raft.
+type Committer interface {
+	Apply(ctx context.Context, msg []byte) (uint64, error)
+}
+
+// Routes tells what the leader knows of a host's connection (which route
+// table its router serves, and since when).
+type Routes interface {
+	Info(host string) liveness.Info
+}
+
+// Traffic is the leader's routers' counts.
+type Traffic interface {
+	Since(app string, since time.Time) []traffic.Second
+}
+
+// Config is what the drill runner needs; every field is required but
+// Logger (nil discards).
+type Config struct {
+	State   Snapshotter
+	Commit  Committer
+	Routes  Routes
+	Traffic Traffic
+	Logger  *slog.Logger
+}
+
+// Runner measures the running drill while this node leads.
+type Runner struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns the drill runner; Run it while this node leads.
+func New(cfg Config) *Runner {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{cfg: cfg, log: cfg.Logger}
+}
+
+// Run measures the running drill (at most
 // one runs at a time): from its start, the time until the hub noticed the
 // target lost (cutoff) or started moving off it (evacuate), until every
 // app that ran there had its instances placed elsewhere, until those were
 // ready, until every router outside the target served a table with them,
 // and the requests that failed meanwhile (5xx answers of those apps in
 // the routers' counts). Milestones are committed as they are reached.
-func (h *Hub) watchDrills(ctx context.Context) {
+func (h *Runner) Run(ctx context.Context) error {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	var readyAt time.Time // when this leader saw the replacements ready
@@ -24,10 +76,10 @@ func (h *Hub) watchDrills(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-t.C:
 		}
-		snap := h.store.Snapshot()
+		snap := h.cfg.State.Snapshot()
 		ds, err := snap.Drills(nil)
 		if err != nil {
 			continue
@@ -46,7 +98,7 @@ func (h *Hub) watchDrills(ctx context.Context) {
 			msg, err := state.Encode(state.DrillReportType, r)
 			if err == nil {
 				actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				_, err = h.cluster.Apply(actx, msg)
+				_, err = h.cfg.Commit.Apply(actx, msg)
 				cancel()
 			}
 			if err != nil && !errors.Is(err, context.Canceled) {
@@ -57,7 +109,7 @@ func (h *Hub) watchDrills(ctx context.Context) {
 }
 
 // measureDrill returns the drill's report as of now.
-func (h *Hub) measureDrill(snap *state.Snapshot, d *state.Drill, now time.Time, readyAtp *time.Time) *state.DrillReportRequest {
+func (h *Runner) measureDrill(snap *state.Snapshot, d *state.Drill, now time.Time, readyAtp *time.Time) *state.DrillReportRequest {
 	readyAt := *readyAtp
 	r := &state.DrillReportRequest{ID: d.ID, DetectedMs: d.DetectedMs, ScheduledMs: d.ScheduledMs, ReadyMs: d.ReadyMs, RoutedMs: d.RoutedMs}
 	since := max(0, now.Sub(d.StartedAt).Milliseconds())
@@ -130,7 +182,7 @@ func (h *Hub) measureDrill(snap *state.Snapshot, d *state.Drill, now time.Time, 
 			if target[hst.ID] || hst.State != state.HostReady {
 				continue
 			}
-			if info := h.liveness.Info(hst.ID); !info.RouteAt.IsZero() && (!info.RouteCurrent || !info.RouteAt.After(readyAt)) {
+			if info := h.cfg.Routes.Info(hst.ID); !info.RouteAt.IsZero() && (!info.RouteCurrent || !info.RouteAt.After(readyAt)) {
 				routed = false
 			}
 		}
@@ -140,7 +192,7 @@ func (h *Hub) measureDrill(snap *state.Snapshot, d *state.Drill, now time.Time, 
 	}
 	var failed uint64
 	for key := range d.Instances {
-		for _, s := range h.traffic.Since(key, d.StartedAt) {
+		for _, s := range h.cfg.Traffic.Since(key, d.StartedAt) {
 			if len(s.Status) == 5 {
 				failed += s.Status[4]
 			}

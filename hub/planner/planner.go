@@ -1,4 +1,7 @@
-package hub
+// Package planner is the leader's planner: round after round it turns the
+// apps' desired state into plans (hub/scheduler decides where instances go)
+// and commits them through Raft.
+package planner
 
 import (
 	"context"
@@ -6,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"sort"
@@ -16,54 +20,99 @@ import (
 
 	"github.com/wharf-platform/wharf/hub/scheduler"
 	"github.com/wharf-platform/wharf/hub/state"
-	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
-// runPlanner keeps every app at its desired instances while this node
-// leads: it watches apps, hosts and instances, builds a plan from a
-// snapshot and commits it through Raft. A plan made stale by a concurrent
-// change is refused by the FSM and simply planned again. Each round looks
-// only at the apps that may need work (see planner); every fullEvery, and
-// after a refused plan, it looks at all of them.
-func (h *Hub) runPlanner(ctx context.Context) {
+// Snapshotter hands out read-only views of the state store.
+type Snapshotter interface {
+	Snapshot() *state.Snapshot
+}
+
+// PlanSubmitter commits a state command (a plan) through Raft.
+type PlanSubmitter interface {
+	Apply(ctx context.Context, msg []byte) (uint64, error)
+}
+
+// Leases tells when a host's lease was last renewed as this leader knows
+// it (zero: not since it took office).
+type Leases interface {
+	LastHeartbeat(host string) time.Time
+}
+
+// Config is what a planner runner needs.
+type Config struct {
+	State  Snapshotter   // required
+	Plans  PlanSubmitter // required
+	Leases Leases        // nil: no renewal seen since taking office
+	// Metrics counts rounds and plans; nil: a private set nobody reads.
+	Metrics *Metrics
+	// Logger: nil discards.
+	Logger *slog.Logger
+}
+
+// Runner is the leader's planner loop.
+type Runner struct {
+	cfg Config
+}
+
+// New returns a planner runner; Run it while this node leads.
+func New(cfg Config) *Runner {
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{cfg: cfg}
+}
+
+// Run keeps every app at its desired instances until ctx ends: it watches
+// apps, hosts and instances, builds a plan from a snapshot and commits it
+// through Raft. A plan made stale by a concurrent change is refused by the
+// FSM and simply planned again. Each round looks only at the apps that may
+// need work (see planner); every fullEvery, and after a refused plan, it
+// looks at all of them.
+func (r *Runner) Run(ctx context.Context) error {
 	p := newPlanner()
 	p.tookOffice = time.Now()
-	p.lastRenewal = func(host string) time.Time { return h.liveness.Info(host).LastHeartbeat }
+	if r.cfg.Leases != nil {
+		p.lastRenewal = r.cfg.Leases.LastHeartbeat
+	}
+	m, log := r.cfg.Metrics, r.cfg.Logger
 	lastFull := time.Now()
 	for ctx.Err() == nil {
 		ws := memdb.NewWatchSet()
-		snap := h.store.Snapshot()
+		snap := r.cfg.State.Snapshot()
 		full := time.Since(lastFull) >= fullEvery
 		if full {
 			lastFull = time.Now()
 		}
 		start := time.Now()
 		req, err := p.build(snap, ws, time.Now().UTC(), newInstanceID, full)
-		h.plans.build.Observe(time.Since(start).Seconds())
-		h.plans.rounds.Add(1)
+		m.build.Observe(time.Since(start).Seconds())
+		m.rounds.Add(1)
 		if err != nil {
-			h.log.Warn("plan", "err", err)
+			log.Warn("plan", "err", err)
 		} else if req != nil {
 			msg, err := state.Encode(state.PlanApplyType, req)
 			if err == nil {
 				actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				_, err = h.cluster.Apply(actx, msg)
+				_, err = r.cfg.Plans.Apply(actx, msg)
 				cancel()
 			}
 			switch {
 			case err == nil:
-				h.plans.commits.Add(1)
-				h.plans.placed.Add(uint64(len(req.Place)))
-				h.plans.stopped.Add(uint64(len(req.Stop)))
+				m.commits.Add(1)
+				m.placed.Add(uint64(len(req.Place)))
+				m.stopped.Add(uint64(len(req.Stop)))
 				continue
 			case errors.Is(err, state.ErrConflict):
-				h.log.Debug("stale plan, planning again", "err", err)
-				h.plans.conflicts.Add(1)
+				log.Debug("stale plan, planning again", "err", err)
+				m.conflicts.Add(1)
 				p.invalidate()
 				continue
 			default:
-				h.log.Warn("commit plan", "err", err)
-				h.plans.failures.Add(1)
+				log.Warn("commit plan", "err", err)
+				m.failures.Add(1)
 				p.invalidate()
 			}
 		}
@@ -71,6 +120,7 @@ func (h *Hub) runPlanner(ctx context.Context) {
 		ws.WatchCtx(tctx)
 		cancel()
 	}
+	return nil
 }
 
 // fullEvery is how often the planner looks at every app, not only those
@@ -183,7 +233,7 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		}
 		firstStop := len(req.Stop)
 		fenced, maxDisconnect := false, time.Duration(0)
-		if f := a.Spec.Failover; f != nil && f.Mode == apitypes.FailoverFenced {
+		if f := a.Spec.Failover; f != nil && f.Mode == state.FailoverFenced {
 			fenced, maxDisconnect = true, f.MaxDisconnect.D()
 		}
 		var cur, old []*state.Instance
@@ -581,7 +631,7 @@ func newSchedState(index uint64, hosts []*state.Host, listed []*state.Instance, 
 	return s
 }
 
-// Fencing (DESIGN.md section 3, failover.mode fenced). An agent stops a
+// Fencing (failover.mode fenced). An agent stops a
 // fenced instance once max_disconnect has passed since the sending of its
 // last heartbeat acknowledged by a hub node in touch with the leader
 // (QuorumWindow); the leader replaces it only after its own view of that
@@ -615,7 +665,7 @@ func (p *planner) failingBack(a *state.App, i *state.Instance, h *state.Host, no
 	}
 	hold := f.FailbackHold.D()
 	if hold <= 0 {
-		hold = apitypes.DefaultFailbackHold
+		hold = state.DefaultFailbackHold
 	}
 	for _, pool := range a.Spec.Pools {
 		if since, ok := p.poolReady[pool]; ok && now.Sub(since) >= hold {

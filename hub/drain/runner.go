@@ -1,9 +1,10 @@
-package hub
+package drain
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,7 +15,6 @@ import (
 
 	"github.com/hashicorp/go-memdb"
 
-	"github.com/wharf-platform/wharf/hub/drain"
 	"github.com/wharf-platform/wharf/hub/logstore"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/internal/atomicfile"
@@ -36,10 +36,50 @@ const (
 	drainEventEvery = time.Minute
 )
 
-type drainer struct {
-	h    *Hub
-	dir  string        // cursors
-	opts drain.Options // TLS config of syslog+tls and https drains (nil: the system roots)
+// Snapshotter hands out read-only views of the state store.
+type Snapshotter interface {
+	Snapshot() *state.Snapshot
+}
+
+// Lines is this node's log store, as the drains read it.
+type Lines interface {
+	// Scan returns, oldest first, up to limit records of an app after
+	// afterPos (primary ones only when primaryOnly), and the highest
+	// position in the store when it began.
+	Scan(tenant, app string, afterPos uint64, primaryOnly bool, limit int) ([]logstore.Record, uint64, error)
+	// Wait blocks until the store holds a record after pos, ctx ends or
+	// the store is closed (logstore.ErrClosed).
+	Wait(ctx context.Context, pos uint64) error
+	// Stats tells where a drain new on this node starts (LastPos).
+	Stats() logstore.Stats
+}
+
+// Events records an event through Raft, best effort.
+type Events interface {
+	Record(ctx context.Context, ev state.Event)
+}
+
+// RunnerConfig is what a node's drain runner needs; every field is
+// required but Options and Logger.
+type RunnerConfig struct {
+	State  Snapshotter
+	Lines  Lines
+	Events Events
+	// Dir holds the cursors, one file per drain.
+	Dir string
+	// Options are the senders' (TLS config of syslog+tls and https
+	// drains; zero: the system roots).
+	Options Options
+	// Logger: nil discards.
+	Logger *slog.Logger
+}
+
+// Runner keeps a worker per log drain on this node.
+type Runner struct {
+	cfg  RunnerConfig
+	log  *slog.Logger
+	dir  string  // cursors
+	opts Options // TLS config of syslog+tls and https drains (nil: the system roots)
 
 	mu      sync.Mutex
 	workers map[string]*drainWorker // by drain id
@@ -47,25 +87,29 @@ type drainer struct {
 
 type drainWorker struct {
 	d         state.LogDrain
-	target    drain.Target
+	target    Target
 	stop      context.CancelFunc
 	done      chan struct{}
 	lastEvent atomic.Int64 // Unix ns of the last event recorded
 }
 
-func newDrainer(h *Hub) *drainer {
-	return &drainer{h: h, dir: filepath.Join(h.cfg.DataDir, "drains"), workers: map[string]*drainWorker{}}
+// NewRunner returns a node's drain runner.
+func NewRunner(cfg RunnerConfig) *Runner {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Runner{cfg: cfg, log: cfg.Logger, dir: cfg.Dir, opts: cfg.Options, workers: map[string]*drainWorker{}}
 }
 
-// run keeps a worker per drain in the state until ctx ends.
-func (d *drainer) run(ctx context.Context) error {
+// Run keeps a worker per drain in the state until ctx ends.
+func (d *Runner) Run(ctx context.Context) error {
 	if err := os.MkdirAll(d.dir, 0o700); err != nil {
 		return fmt.Errorf("drain cursors: %w", err)
 	}
 	defer d.stopAll()
 	for {
 		ws := memdb.NewWatchSet()
-		drains, err := d.h.store.Snapshot().LogDrains(ws)
+		drains, err := d.cfg.State.Snapshot().LogDrains(ws)
 		if err != nil {
 			return err
 		}
@@ -76,7 +120,7 @@ func (d *drainer) run(ctx context.Context) error {
 	}
 }
 
-func (d *drainer) reconcile(ctx context.Context, drains []*state.LogDrain) {
+func (d *Runner) reconcile(ctx context.Context, drains []*state.LogDrain) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	want := map[string]*state.LogDrain{}
@@ -102,9 +146,9 @@ func (d *drainer) reconcile(ctx context.Context, drains []*state.LogDrain) {
 		if d.workers[id] != nil {
 			continue
 		}
-		t, err := drain.Parse(dr.URL)
+		t, err := Parse(dr.URL)
 		if err != nil { // the API validated it; a newer URL syntax, say
-			d.h.log.Warn("log drain URL refused", "drain", id, "err", err)
+			d.log.Warn("log drain URL refused", "drain", id, "err", err)
 			continue
 		}
 		wctx, stop := context.WithCancel(ctx)
@@ -114,7 +158,7 @@ func (d *drainer) reconcile(ctx context.Context, drains []*state.LogDrain) {
 	}
 }
 
-func (d *drainer) stopAll() {
+func (d *Runner) stopAll() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for id, w := range d.workers {
@@ -127,10 +171,10 @@ func (d *drainer) stopAll() {
 // cursor returns the Pos of the last line a drain handled on this node; a
 // drain new here starts at the store's present position (it forwards what
 // comes from now on).
-func (d *drainer) cursor(id string) (uint64, error) {
+func (d *Runner) cursor(id string) (uint64, error) {
 	b, err := os.ReadFile(filepath.Join(d.dir, id))
 	if errors.Is(err, os.ErrNotExist) {
-		last := d.h.logs.Stats().LastPos
+		last := d.cfg.Lines.Stats().LastPos
 		return last, d.saveCursor(id, last)
 	}
 	if err != nil {
@@ -139,18 +183,18 @@ func (d *drainer) cursor(id string) (uint64, error) {
 	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 }
 
-func (d *drainer) saveCursor(id string, pos uint64) error {
+func (d *Runner) saveCursor(id string, pos uint64) error {
 	path := filepath.Join(d.dir, id)
 	return atomicfile.Write(path, []byte(strconv.FormatUint(pos, 10)+"\n"), 0o600)
 }
 
 // work forwards one drain's lines, in order, each batch retried until it
 // is delivered (or refused for good).
-func (d *drainer) work(ctx context.Context, w *drainWorker) {
+func (d *Runner) work(ctx context.Context, w *drainWorker) {
 	fail := func(err error) {
 		d.event(ctx, w, fmt.Sprintf("log drain %s (%s) of app %s: %v", w.d.ID, w.target, w.d.App, err), true)
 	}
-	s, err := drain.New(w.target, d.opts)
+	s, err := New(w.target, d.opts)
 	if err != nil {
 		fail(err)
 		return
@@ -167,7 +211,7 @@ func (d *drainer) work(ctx context.Context, w *drainWorker) {
 		pos, err = d.cursor(w.d.ID)
 	}
 	for ctx.Err() == nil {
-		recs, last, err := d.h.logs.Scan(w.d.Tenant, w.d.App, pos, true, drainBatchLines)
+		recs, last, err := d.cfg.Lines.Scan(w.d.Tenant, w.d.App, pos, true, drainBatchLines)
 		if err != nil {
 			if !errors.Is(err, logstore.ErrClosed) {
 				fail(err)
@@ -175,14 +219,14 @@ func (d *drainer) work(ctx context.Context, w *drainWorker) {
 			return
 		}
 		if len(recs) == 0 {
-			if err := d.h.logs.Wait(ctx, last); err != nil {
+			if err := d.cfg.Lines.Wait(ctx, last); err != nil {
 				return
 			}
 			continue
 		}
-		batch := make([]drain.Line, len(recs))
+		batch := make([]Line, len(recs))
 		for i, r := range recs {
-			batch[i] = drain.Line{Time: r.Time, Tenant: r.Tenant, App: r.App, Instance: r.Instance, Stream: r.Stream, Seq: r.Seq, Line: r.Line}
+			batch[i] = Line{Time: r.Time, Tenant: r.Tenant, App: r.App, Instance: r.Instance, Stream: r.Stream, Seq: r.Seq, Line: r.Line}
 		}
 		if !d.deliver(ctx, w, s, batch) {
 			return
@@ -196,13 +240,13 @@ func (d *drainer) work(ctx context.Context, w *drainWorker) {
 
 // deliver sends a batch until it is delivered or refused for good (true),
 // or ctx ends (false); each attempt is bounded by the sender's timeout.
-func (d *drainer) deliver(ctx context.Context, w *drainWorker, s drain.Sender, batch []drain.Line) bool {
-	err := drain.Deliver(ctx, s, batch, drainBackoffMin, drainBackoffMax, func(attempt int, err error) {
-		if !errors.Is(err, drain.ErrPermanent) && ctx.Err() == nil {
+func (d *Runner) deliver(ctx context.Context, w *drainWorker, s Sender, batch []Line) bool {
+	err := Deliver(ctx, s, batch, drainBackoffMin, drainBackoffMax, func(attempt int, err error) {
+		if !errors.Is(err, ErrPermanent) && ctx.Err() == nil {
 			d.event(ctx, w, fmt.Sprintf("log drain %s (%s) of app %s: attempt %d: %v (retrying)", w.d.ID, w.target, w.d.App, attempt, err), false)
 		}
 	})
-	if errors.Is(err, drain.ErrPermanent) {
+	if errors.Is(err, ErrPermanent) {
 		d.event(ctx, w, fmt.Sprintf("log drain %s (%s) of app %s refused %d lines for good: %v", w.d.ID, w.target, w.d.App, len(batch), err), true)
 		return true
 	}
@@ -211,12 +255,12 @@ func (d *drainer) deliver(ctx context.Context, w *drainWorker, s drain.Sender, b
 
 // event records a drain.failed event, at most once per drainEventEvery
 // unless always.
-func (d *drainer) event(ctx context.Context, w *drainWorker, msg string, always bool) {
+func (d *Runner) event(ctx context.Context, w *drainWorker, msg string, always bool) {
 	now := time.Now().UnixNano()
 	if !always && now-w.lastEvent.Load() < int64(drainEventEvery) {
 		return
 	}
 	w.lastEvent.Store(now)
-	d.h.log.Warn("log drain", "drain", w.d.ID, "msg", msg)
-	go d.h.recordEvent(context.WithoutCancel(ctx), state.Event{Type: "drain.failed", Subject: w.d.Tenant + "/" + w.d.App, Message: msg})
+	d.log.Warn("log drain", "drain", w.d.ID, "msg", msg)
+	go d.cfg.Events.Record(context.WithoutCancel(ctx), state.Event{Type: "drain.failed", Subject: w.d.Tenant + "/" + w.d.App, Message: msg})
 }

@@ -1,4 +1,4 @@
-package hub
+package alerting
 
 import (
 	"testing"
@@ -7,6 +7,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/alert"
 	"github.com/wharf-platform/wharf/hub/series"
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/hub/state/statetest"
 	"github.com/wharf-platform/wharf/hub/traffic"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
@@ -15,15 +16,16 @@ import (
 // state (hosts down, restarts), the routers' counts (qps) and the series
 // (cpu and memory against the app's limits).
 func TestAlertValues(t *testing.T) {
-	ph := newPlanHarness(t)
-	ph.pool("p", "dc1")
-	ph.host("h1", "p", 4, 8192)
-	ph.host("h2", "p", 4, 8192)
-	ph.host("h3", "p", 4, 8192)
-	ph.must(state.HostStateType, &state.HostStateRequest{ID: "h2", State: state.HostDown, Reason: "test", Time: pt0})
-	ph.app(apitypes.AppSpec{Name: "web", Image: "i", Instances: intp(2), CPU: 500, Memory: 256})
-	ph.plan()
-	h := &Hub{store: ph.fsm.Store(), series: series.NewStore(0)}
+	ph := statetest.New(t)
+	ph.Pool("p", "dc1")
+	ph.Host("h1", "p", 4, 8192, nil)
+	ph.Host("h2", "p", 4, 8192, nil)
+	ph.Host("h3", "p", 4, 8192, nil)
+	ph.Must(state.HostStateType, &state.HostStateRequest{ID: "h2", State: state.HostDown, Reason: "test", Time: statetest.T0})
+	ph.App(apitypes.AppSpec{Name: "web", Image: "i", Instances: intp(2), CPU: 500, Memory: 256})
+	var sums traffic.Store
+	ser := series.NewStore(0)
+	h := New(Config{State: ph.Store(), Traffic: &sums, Series: ser})
 	now := time.Now()
 	th := func(s string) *alert.Threshold {
 		v, err := alert.ParseThreshold(s)
@@ -34,7 +36,7 @@ func TestAlertValues(t *testing.T) {
 	}
 	check := func(r alert.Rule, want float64, wantOK bool) {
 		t.Helper()
-		got, ok := h.alertValue(r, now)
+		got, ok := h.value(r, now)
 		if ok != wantOK || (ok && (got < want*0.99 || got > want*1.01)) {
 			t.Errorf("%s %s: %v %v, want %v %v", r.Metric, r.Condition(), got, ok, want, wantOK)
 		}
@@ -46,19 +48,19 @@ func TestAlertValues(t *testing.T) {
 	for i := 1; i <= 10; i++ {
 		secs = append(secs, traffic.Second{App: "acme/web", Unix: now.Unix() - int64(i), Requests: 50})
 	}
-	h.traffic.Add(now, secs)
+	sums.Add(now, secs)
 	check(alert.Rule{Tenant: "acme", App: "web", Metric: alert.MetricQPS, Above: th("10")}, 50, true)
 
 	// cpu: one instance burns 0.25 core, the other 0.5, against a limit
 	// of 0.5 core: 75% on average. memory: 64 and 192 MiB of 256: 50%.
-	if got, ok := h.alertValue(alert.Rule{Tenant: "acme", App: "web", Metric: alert.MetricCPU, Above: th("80%")}, now); ok {
+	if got, ok := h.value(alert.Rule{Tenant: "acme", App: "web", Metric: alert.MetricCPU, Above: th("80%")}, now); ok {
 		t.Fatalf("cpu with no samples: %v", got)
 	}
 	for i, rate := range []float64{0.25, 0.5} {
 		o := series.Owner{Kind: "instance", ID: []string{"a", "b"}[i], App: "acme/web", Tenant: "acme"}
 		for s := 0; s <= 4; s++ {
 			at := now.Add(time.Duration(s-4) * 10 * time.Second)
-			h.series.Add(o, at, map[string]float64{series.CPUSeconds: 100 + rate*float64(s*10), series.MemoryWorkingSet: float64(64<<20) * float64(1+2*i)})
+			ser.Add(o, at, map[string]float64{series.CPUSeconds: 100 + rate*float64(s*10), series.MemoryWorkingSet: float64(64<<20) * float64(1+2*i)})
 		}
 	}
 	check(alert.Rule{Tenant: "acme", App: "web", Metric: alert.MetricCPU, Above: th("80%")}, 75, true)

@@ -1,4 +1,4 @@
-package hub
+package planner
 
 import (
 	"fmt"
@@ -12,12 +12,12 @@ import (
 // labelled disk=ssd) in 5 pools, then 1,000 apps of 100 instances (100m,
 // 64 MB; every fifth with the constraint label.disk=ssd) created one at a
 // time, each planned and its plan applied by the FSM (no Raft: this is the
-// planner and the state store; BenchmarkPlacementsRaft in bench_test.go
+// planner and the state store; BenchmarkPlacementsRaft in hub/bench_test.go
 // goes through a 3-node cluster). It reports placements per second over
 // the whole run and over its first and last 10% of apps, to show whether
 // planning slows down as the cluster fills.
 //
-//	go test -run '^$' -bench Placements -benchtime 1x ./hub
+//	go test -run '^$' -bench Placements -benchtime 1x ./hub/planner
 func BenchmarkPlacements(b *testing.B) {
 	const hosts, apps, per = 5000, 1000, 100
 	for i := 0; i < b.N; i++ {

@@ -1,15 +1,15 @@
-package hub
+package logs
 
 import (
-	"bytes"
+	"context"
 	"encoding/json"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wharf-platform/wharf/hub/logstore"
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/hub/state/statetest"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
@@ -29,7 +29,7 @@ func TestMergeLogs(t *testing.T) {
 	l := func(inst string, seq uint64, sec int) apitypes.LogLine {
 		return apitypes.LogLine{Time: t0.Add(time.Duration(sec) * time.Second), Instance: inst, Seq: seq, Line: inst}
 	}
-	got := mergeLogs(map[string]logsAnswer{
+	got := merge(map[string]answer{
 		"a": {Lines: []apitypes.LogLine{l("i1", 1, 1), l("i1", 2, 3), l("i2", 1, 2)}},
 		"b": {Lines: []apitypes.LogLine{l("i1", 2, 3), l("i2", 1, 2), l("i2", 2, 4)}},
 	})
@@ -61,16 +61,13 @@ func TestLogsAnswerBounded(t *testing.T) {
 	if _, err := s.Append(recs); err != nil {
 		t.Fatal(err)
 	}
-	h := &Hub{logs: s}
-	body, _ := json.Marshal(logsQuery{Tenant: "acme", App: "web", Limit: 1000})
-	rec := httptest.NewRecorder()
-	h.logsQueryHandler().ServeHTTP(rec, httptest.NewRequest("POST", "/", bytes.NewReader(body)))
-	if rec.Code != 200 || rec.Body.Len() > 16<<20 {
-		t.Fatalf("status %d, %d bytes", rec.Code, rec.Body.Len())
-	}
-	var ans logsAnswer
-	if err := json.Unmarshal(rec.Body.Bytes(), &ans); err != nil {
+	svc := New(Config{Store: s})
+	ans, err := svc.serveQuery(context.Background(), query{Tenant: "acme", App: "web", Limit: 1000})
+	if err != nil {
 		t.Fatal(err)
+	}
+	if b, _ := queryRPC.Resp.Marshal(ans); len(b) > 16<<20 {
+		t.Fatalf("answer of %d bytes", len(b))
 	}
 	if !ans.Truncated || len(ans.Lines) == 0 || len(ans.Lines) >= 100 || ans.Lines[len(ans.Lines)-1].Seq != 100 {
 		t.Fatalf("truncated %v, %d lines, last %d", ans.Truncated, len(ans.Lines), ans.Lines[len(ans.Lines)-1].Seq)
@@ -80,10 +77,10 @@ func TestLogsAnswerBounded(t *testing.T) {
 // TestTenantLogRetention: a tenant's quota sets its log retention; zero
 // fields and unknown tenants fall back to the node's defaults.
 func TestTenantLogRetention(t *testing.T) {
-	h := newPlanHarness(t)
-	h.must(state.TenantCreateType, &state.TenantCreateRequest{Tenant: state.Tenant{Name: "small",
-		Quota: state.Quota{LogBytes: 5 << 20, LogAge: state.Duration(48 * time.Hour)}}, Time: pt0})
-	limits := tenantLogRetention(h.fsm.Store())
+	h := statetest.New(t)
+	h.Must(state.TenantCreateType, &state.TenantCreateRequest{Tenant: state.Tenant{Name: "small",
+		Quota: state.Quota{LogBytes: 5 << 20, LogAge: state.Duration(48 * time.Hour)}}, Time: statetest.T0})
+	limits := TenantRetention(h.Store())
 	if got := limits("small"); got.MaxBytes != 5<<20 || got.MaxAge != 48*time.Hour {
 		t.Fatalf("small: %+v", got)
 	}

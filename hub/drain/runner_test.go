@@ -1,10 +1,9 @@
-package hub
+package drain
 
 import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/wharf-platform/wharf/hub/logstore"
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/hub/state/statetest"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
@@ -46,16 +46,16 @@ func TestDrainForwardsPrimaryLinesOnceAcrossRestarts(t *testing.T) {
 	}))
 	defer loki.Close()
 
-	ph := newPlanHarness(t)
-	ph.app(apitypes.AppSpec{Name: "web", Image: "i", Instances: intp(0)})
-	ph.must(state.LogDrainAddType, &state.LogDrainAddRequest{Drain: state.LogDrain{ID: "d-1", Tenant: "acme", App: "web", URL: "loki+" + loki.URL}, Time: pt0})
+	ph := statetest.New(t)
+	ph.App(apitypes.AppSpec{Name: "web", Image: "i", Instances: new(int)})
+	ph.Must(state.LogDrainAddType, &state.LogDrainAddRequest{Drain: state.LogDrain{ID: "d-1", Tenant: "acme", App: "web", URL: "loki+" + loki.URL}, Time: statetest.T0})
 	dir := t.TempDir()
 	logs, err := logstore.Open(logstore.Config{Dir: dir + "/logs"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer logs.Close()
-	h := &Hub{cfg: Config{DataDir: dir}, store: ph.fsm.Store(), logs: logs, log: slog.New(slog.DiscardHandler)}
+	cfg := RunnerConfig{State: ph.Store(), Lines: logs, Events: noEvents{}, Dir: dir + "/drains"}
 	var seq uint64
 	add := func(n int, primary bool, inst string) {
 		var recs []logstore.Record
@@ -71,7 +71,7 @@ func TestDrainForwardsPrimaryLinesOnceAcrossRestarts(t *testing.T) {
 	start := func() (stop func()) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
-		go func() { done <- newDrainer(h).run(ctx) }()
+		go func() { done <- NewRunner(cfg).Run(ctx) }()
 		return func() {
 			cancel()
 			if err := <-done; err != nil {
@@ -128,3 +128,7 @@ func TestDrainForwardsPrimaryLinesOnceAcrossRestarts(t *testing.T) {
 		}
 	}
 }
+
+type noEvents struct{}
+
+func (noEvents) Record(context.Context, state.Event) {}
