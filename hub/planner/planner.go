@@ -444,7 +444,11 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		pending := map[string]string{}
 		for _, p := range plan.Pending {
 			key := p.App.String()
-			pending[key] = fmt.Sprintf("%d of %d instances cannot be placed: %s", p.Count, wanted[key], p.Reason)
+			if wanted[key] == 1 {
+				pending[key] = "the instance cannot be placed: " + p.Reason
+			} else {
+				pending[key] = fmt.Sprintf("%d of %d instances cannot be placed: %s", p.Count, wanted[key], p.Reason)
+			}
 		}
 		for key, a := range current {
 			if pending[key] != a.Pending {

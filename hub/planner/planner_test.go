@@ -214,7 +214,7 @@ func TestPlannerPoolOrderAndPending(t *testing.T) {
 	if !strings.Contains(db.Pending, `no host in pool "empty"`) {
 		t.Fatalf("db pending %q", db.Pending)
 	}
-	if !strings.Contains(huge.Pending, `no capacity in pool "big": need 64000m CPU/64 MB`) {
+	if !strings.HasPrefix(huge.Pending, "the instance cannot be placed: ") || !strings.Contains(huge.Pending, `no capacity in pool "big": need 64000m CPU/64 MB`) {
 		t.Fatalf("huge pending %q", huge.Pending)
 	}
 	// The host goes down: nothing placed there, said so.
