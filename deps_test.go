@@ -56,7 +56,7 @@ func TestImportRules(t *testing.T) {
 		{module + "/internal/killtest", networking, false, false, nil},
 		// The store owns its types: an API change never changes what is on
 		// disk.
-		{module + "/hub/state", []string{module + "/pkg/apitypes"}, false, false, []string{module + "/hub/state/statetest"}},
+		{module + "/hub/state", []string{module + "/pkg/apitypes", module + "/hub/alert"}, false, false, []string{module + "/hub/state/statetest"}},
 		// The log stores on both sides are storage only: no network, and
 		// not the wiring of the hub or the agent.
 		{module + "/agent/logship", append([]string{module + "/hub", module + "/agent"}, networking...), false, true, nil},

@@ -120,15 +120,24 @@ func ruleIn(req apitypes.AlertRule) (alert.Rule, error) {
 	return rule, nil
 }
 
+// ruleStored is a validated rule as the store keeps it: thresholds in
+// their canonical text.
+func ruleStored(r alert.Rule) state.AlertRule {
+	out := state.AlertRule{ID: r.ID, Tenant: r.Tenant, App: r.App, Pool: r.Pool, Metric: string(r.Metric), For: state.Duration(r.For),
+		Webhook: r.Webhook, Secret: r.Secret}
+	if r.Above != nil {
+		out.Above = r.Above.String()
+	}
+	if r.Below != nil {
+		out.Below = r.Below.String()
+	}
+	return out
+}
+
 func ruleOut(a *state.Alert, firing bool) apitypes.AlertRule {
 	out := apitypes.AlertRule{ID: a.ID, Tenant: a.Tenant, App: a.App, Pool: a.Pool, Metric: string(a.Metric), For: time.Duration(a.For).String(),
 		Webhook: a.Webhook, CreatedAt: a.CreatedAt}
-	if a.Above != nil {
-		out.Above = a.Above.String()
-	}
-	if a.Below != nil {
-		out.Below = a.Below.String()
-	}
+	out.Above, out.Below = a.Above, a.Below
 	if firing {
 		out.State = "firing"
 	}
@@ -159,10 +168,10 @@ func (s *Server) addAlert(w http.ResponseWriter, r *http.Request, p *principal) 
 		return err
 	}
 	now := s.cfg.Now().UTC()
-	if _, err := s.apply(r.Context(), state.AlertAddType, &state.AlertAddRequest{Rule: rule, Time: now}); err != nil {
+	if _, err := s.apply(r.Context(), state.AlertAddType, &state.AlertAddRequest{Rule: ruleStored(rule), Time: now}); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, ruleOut(&state.Alert{Rule: rule, CreatedAt: now}, false))
+	return writeJSON(w, http.StatusCreated, ruleOut(&state.Alert{AlertRule: ruleStored(rule), CreatedAt: now}, false))
 }
 
 func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, p *principal) error {

@@ -15,7 +15,6 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/wharf-platform/wharf/hub/alert"
 )
 
 // Golden state: testdata/golden/<version>/ holds a Raft log and a snapshot
@@ -75,7 +74,7 @@ func goldenCommands() []struct {
 		{RouteAddType, &RouteAddRequest{Route: Route{ID: "r1", Tenant: "acme", App: "web", Host: "www.acme.test", Path: "/"}, Time: t0}},
 		{RouteAddType, &RouteAddRequest{Route: Route{ID: "r2", Tenant: "acme", App: "web", TCP: true, Port: 30001, TargetPort: 8080}, Time: t0}},
 		{LogDrainAddType, &LogDrainAddRequest{Drain: LogDrain{ID: "d1", Tenant: "acme", App: "web", URL: "syslog+tls://logs.acme.test:6514"}, Time: t0}},
-		{AlertAddType, &AlertAddRequest{Rule: alert.Rule{ID: "a1", Tenant: "acme", App: "web", Metric: "cpu", Above: &alert.Threshold{Value: 80, Unit: alert.UnitPercent}, For: alert.Duration(time.Minute)}, Time: t0}},
+		{AlertAddType, &AlertAddRequest{Rule: AlertRule{ID: "a1", Tenant: "acme", App: "web", Metric: "cpu", Above: "80%", For: Duration(time.Minute)}, Time: t0}},
 		{DrillStartType, &DrillStartRequest{ID: "dr1", Pool: "aws-bj", Mode: DrillCutoff, Time: t0.Add(5 * time.Minute)}},
 		{DrillReportType, &DrillReportRequest{ID: "dr1", DetectedMs: 4000, ScheduledMs: 4100, ReadyMs: 6000, RoutedMs: 6100}},
 		{DrillEndType, &DrillEndRequest{ID: "dr1", Time: t0.Add(6 * time.Minute)}},

@@ -4,8 +4,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-memdb"
-
-	"github.com/wharf-platform/wharf/hub/alert"
 )
 
 // Log drains and alert rules: what observability keeps in Raft. The lines
@@ -32,12 +30,28 @@ type LogDrain struct {
 	Meta
 }
 
-// Alert is an alert rule (hub/alert): on an app (tenant set) or a pool
-// (admins; tenant empty).
+// Alert is an alert rule: on an app (tenant set) or a pool (admins;
+// tenant empty). hub/alert validates and evaluates it.
 type Alert struct {
-	alert.Rule
+	AlertRule
 	CreatedAt time.Time
 	Meta
+}
+
+// AlertRule is an alert rule as stored (its JSON names are the stored
+// format). Exactly one of App and Pool, and of Above and Below, is set;
+// thresholds are in hub/alert's canonical text ("80%", "512MiB", "5").
+type AlertRule struct {
+	ID      string   `json:"id"`
+	Tenant  string   `json:"tenant,omitempty"`
+	App     string   `json:"app,omitempty"`
+	Pool    string   `json:"pool,omitempty"`
+	Metric  string   `json:"metric"`
+	Above   string   `json:"above,omitempty"`
+	Below   string   `json:"below,omitempty"`
+	For     Duration `json:"for"`
+	Webhook string   `json:"webhook,omitempty"`
+	Secret  string   `json:"secret,omitempty"`
 }
 
 func observeSchemas() (*memdb.TableSchema, *memdb.TableSchema) {
@@ -82,7 +96,7 @@ type LogDrainDeleteRequest struct {
 
 // AlertAddRequest adds a rule the API node validated.
 type AlertAddRequest struct {
-	Rule alert.Rule
+	Rule AlertRule
 	Time time.Time
 }
 
@@ -149,11 +163,15 @@ func (w *writer) dropAppDrains(tenant, app string) *Error {
 
 func (w *writer) alertAdd(r *AlertAddRequest) *Error {
 	rule := r.Rule
-	if err := rule.Validate(); err != nil {
-		return &Error{Kind: KindInvalid, Msg: err.Error()}
-	}
-	if rule.ID == "" {
+	switch {
+	case rule.ID == "":
 		return Errorf(KindInvalid, "alert rule lacks an id")
+	case (rule.App == "") == (rule.Pool == ""):
+		return Errorf(KindInvalid, "alert rule %s: exactly one of app and pool", rule.ID)
+	case (rule.Above == "") == (rule.Below == ""):
+		return Errorf(KindInvalid, "alert rule %s: exactly one of above and below", rule.ID)
+	case rule.Metric == "":
+		return Errorf(KindInvalid, "alert rule %s lacks a metric", rule.ID)
 	}
 	if old, err := first[Alert](w.snap(), nil, TableAlerts, "id", rule.ID); err != nil {
 		return Errorf(KindInternal, "%v", err)
@@ -190,7 +208,7 @@ func (w *writer) alertAdd(r *AlertAddRequest) *Error {
 	if n >= MaxAlertRules {
 		return Errorf(KindInvalid, "at most %d alert rules", MaxAlertRules)
 	}
-	return w.insert(TableAlerts, &Alert{Rule: rule, CreatedAt: r.Time})
+	return w.insert(TableAlerts, &Alert{AlertRule: rule, CreatedAt: r.Time})
 }
 
 func (w *writer) alertDelete(r *AlertDeleteRequest) *Error {

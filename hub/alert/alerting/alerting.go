@@ -116,8 +116,13 @@ func (x *Runner) Run(ctx context.Context) error {
 		for _, r := range rules {
 			seen[r.ID] = true
 			known[r.ID] = true
-			v, ok := x.value(r.Rule, now)
-			if tr := eval.Observe(r.Rule, now, v, ok); tr != nil {
+			rule, err := ruleOf(r.AlertRule)
+			if err != nil {
+				x.log.Debug("alert rule skipped", "err", err) // the API validated it: a newer build's rule
+				continue
+			}
+			v, ok := x.value(rule, now)
+			if tr := eval.Observe(rule, now, v, ok); tr != nil {
 				x.transition(ctx, *tr)
 			}
 		}
@@ -304,4 +309,24 @@ func (x *Runner) Firing(ctx context.Context) ([]string, error) {
 		}
 	}
 	return ids, nil
+}
+
+// ruleOf reads a stored rule back into the evaluator's terms.
+func ruleOf(r state.AlertRule) (alert.Rule, error) {
+	out := alert.Rule{ID: r.ID, Tenant: r.Tenant, App: r.App, Pool: r.Pool, Metric: alert.Metric(r.Metric), For: alert.Duration(r.For),
+		Webhook: r.Webhook, Secret: r.Secret}
+	for _, t := range []struct {
+		text string
+		dst  **alert.Threshold
+	}{{r.Above, &out.Above}, {r.Below, &out.Below}} {
+		if t.text == "" {
+			continue
+		}
+		th, err := alert.ParseThreshold(t.text)
+		if err != nil {
+			return alert.Rule{}, fmt.Errorf("alert rule %s: %w", r.ID, err)
+		}
+		*t.dst = &th
+	}
+	return out, out.Validate()
 }

@@ -72,3 +72,21 @@ func TestAlertValues(t *testing.T) {
 }
 
 func intp(n int) *int { return &n }
+
+// TestRuleOf: a stored rule reads back into the evaluator's terms; one the
+// evaluator cannot use is an error, not a rule.
+func TestRuleOf(t *testing.T) {
+	r, err := ruleOf(state.AlertRule{ID: "a1", Tenant: "acme", App: "web", Metric: "memory", Above: "512MiB", For: state.Duration(time.Minute)})
+	if err != nil || r.Above == nil || r.Above.Value != 512<<20 || r.Above.Unit != alert.UnitBytes || r.Below != nil || r.For != alert.Duration(time.Minute) {
+		t.Fatalf("ruleOf: %+v, %v", r, err)
+	}
+	for _, bad := range []state.AlertRule{
+		{ID: "a2", App: "web", Metric: "cpu", Above: "eighty"},
+		{ID: "a3", App: "web", Metric: "cpu", Above: "80%", Below: "10%"},
+		{ID: "a4", App: "web", Metric: "bogus", Above: "80%"},
+	} {
+		if _, err := ruleOf(bad); err == nil {
+			t.Errorf("ruleOf(%+v) accepted", bad)
+		}
+	}
+}
