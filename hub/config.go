@@ -33,7 +33,7 @@ type Config struct {
 	// BootstrapExpect 1: a key is generated and kept in DataDir.
 	ClusterKey string
 
-	HTTPAddr   string // REST API, console, /metrics. Default 0.0.0.0:7480.
+	HTTPAddr   string // REST API, /metrics, /install.sh. Default 0.0.0.0:7480.
 	QUICAddr   string // agent gateway. Default 0.0.0.0:7481.
 	RaftAddr   string // Raft and internal RPC over TLS. Default 0.0.0.0:7482.
 	GossipAddr string // memberlist. Default 0.0.0.0:7483.

@@ -47,7 +47,7 @@ func (e *ConflictError) Is(target error) bool { return target == ErrStalePlan }
 // and the host's capacity holds it together with the plan's other
 // placements there. It returns nil or a *ConflictError.
 //
-// This is the optimistic concurrency of DESIGN.md section 3: plans are
+// This is the optimistic concurrency of the planner: plans are
 // built on a snapshot and never applied blindly. Even when st.Index()
 // equals plan.BaseIndex the placements are verified: the check costs a
 // lookup per host and per placement, and a plan is only as good as the

@@ -17,7 +17,7 @@ type Host struct {
 	// Ready is true when the host takes new instances: its state is ready
 	// and no admin is draining it.
 	Ready bool
-	// Down is true when the host is known lost (DESIGN.md section 3): its
+	// Down is true when the host is known lost: its
 	// instances no longer count and are replaced elsewhere. A host that is
 	// only suspect is neither Ready nor Down: it takes nothing new but
 	// keeps its instances.

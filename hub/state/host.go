@@ -29,7 +29,7 @@ type JoinToken struct {
 // Copy returns a copy.
 func (t *JoinToken) Copy() *JoinToken { c := *t; return &c }
 
-// Host states (DESIGN.md section 3).
+// Host states.
 const (
 	HostReady    = "ready"
 	HostSuspect  = "suspect"

@@ -8,7 +8,7 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
-// Routes and certificates (DESIGN.md section 5): routes belong to an app,
+// Routes and certificates: routes belong to an app,
 // not to a version; a domain belongs to the tenant that first routes it or
 // uploads a certificate for it, and no other tenant may use it.
 const (
@@ -16,7 +16,7 @@ const (
 	TableCerts  = "certs"
 )
 
-// TCP route ports routers listen on (DESIGN.md section 2).
+// TCP route ports routers listen on.
 const (
 	TCPPortMin = 30000
 	TCPPortMax = 32767

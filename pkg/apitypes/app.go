@@ -55,7 +55,7 @@ type Health struct {
 	Timeout  Duration `json:"timeout,omitempty"`
 }
 
-// Failover modes (DESIGN.md section 3).
+// Failover modes.
 const (
 	FailoverAvailability = "availability"
 	FailoverFenced       = "fenced"

@@ -17,7 +17,7 @@ type RouteRequest struct {
 	TargetPort int    `json:"target_port,omitempty"` // 0: the app's first port
 }
 
-// TCP route ports (DESIGN.md section 2).
+// TCP route ports.
 const (
 	TCPPortMin = 30000
 	TCPPortMax = 32767
