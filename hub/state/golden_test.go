@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
-
 )
 
 // Golden state: testdata/golden/<version>/ holds a Raft log and a snapshot
