@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -102,14 +103,24 @@ func TestProtocolHandshake(t *testing.T) {
 // message of the hub's refusal.
 func helloAsProtocol1(t *testing.T, hub, dir, hostID string) (wire.Code, string) {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "agent.crt"), filepath.Join(dir, "agent.key"))
+	// The agent keeps its key, certificate and CA in one identity file.
+	b, err := os.ReadFile(filepath.Join(dir, "identity"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	caPEM, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	var id struct {
+		KeyPEM  string `json:"key_pem"`
+		CertPEM string `json:"cert_pem"`
+		CAPEM   string `json:"ca_pem"`
+	}
+	if err := json.Unmarshal(b, &id); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := tls.X509KeyPair([]byte(id.CertPEM), []byte(id.KeyPEM))
 	if err != nil {
 		t.Fatal(err)
 	}
+	caPEM := []byte(id.CAPEM)
 	ca, err := pki.ParseCertPEM(caPEM)
 	if err != nil {
 		t.Fatal(err)
