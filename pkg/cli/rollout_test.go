@@ -398,3 +398,16 @@ func TestProgressQuietWhileStarting(t *testing.T) {
 		t.Fatalf("got\n%s\nwant\n%s", b.String(), want)
 	}
 }
+
+// Scaling to 0 stops what could not start: its failures do not fail the
+// scale.
+func TestScaleToZeroIgnoresFailures(t *testing.T) {
+	st := appStatus{Version: 1, Wanted: 0, Problems: []instanceProblem{{ID: "hello-1", Version: 1, State: "starting", Reason: apitypes.ReasonStartFailed, Message: "exec: no such file"}}}
+	if p, bad := st.hopeless(); bad {
+		t.Fatalf("scale to 0 judged hopeless by %+v", p)
+	}
+	st.Wanted = 1
+	if _, bad := st.hopeless(); !bad {
+		t.Fatal("a start failure of a wanted instance is not hopeless")
+	}
+}

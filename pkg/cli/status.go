@@ -128,6 +128,9 @@ func (s *appStatus) rolledOut() bool {
 // rollout cannot succeed: it cannot be pulled, started or placed on any
 // host, or it keeps crashing.
 func (s *appStatus) hopeless() (instanceProblem, bool) {
+	if s.Wanted == 0 {
+		return instanceProblem{}, false // stopping: what failed to start goes too
+	}
 	for _, p := range s.Problems {
 		if p.Version != s.Version || p.Ready {
 			continue
