@@ -23,9 +23,11 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/lease"
 	"github.com/wharf-platform/wharf/agent/logship"
 	"github.com/wharf-platform/wharf/agent/metrics"
 	"github.com/wharf-platform/wharf/agent/router"
+	"github.com/wharf-platform/wharf/agent/supervisor"
 	"github.com/wharf-platform/wharf/internal/atomicfile"
 	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
@@ -102,8 +104,8 @@ type Agent struct {
 	rotations atomic.Uint64
 	gossip    atomic.Pointer[gossip] // nil until the pool's key is known
 	cut       atomic.Bool            // fault injection: no hub reachable
-	sup       *supervisor            // nil without a driver
-	lease     *lease
+	sup       *supervisor.Supervisor // nil without a driver
+	lease     *lease.Lease
 	router    *router.Router                    // nil without router addresses
 	metrics   atomic.Pointer[metrics.Collector] // nil until running
 	logs      atomic.Pointer[logShipper]        // nil without a driver
@@ -149,7 +151,7 @@ func New(cfg Config) (*Agent, error) {
 	if id == nil && cfg.Token == "" {
 		return nil, errors.New("this agent has not enrolled yet: give --token")
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, lease: openLease(cfg.DataDir)}
+	a := &Agent{cfg: cfg, log: cfg.Logger, lease: lease.Open(cfg.DataDir)}
 	a.access = newAccessLines()
 	if a.router, err = newRouter(cfg, a.access); err != nil {
 		return nil, err
@@ -225,10 +227,15 @@ func (a *Agent) Run(ctx context.Context) error {
 				host = h
 			}
 		}
-		a.sup = newSupervisor(drv, a.cfg.DataDir, host, a.log.With("component", "supervisor"))
+		drain := a.cfg.DrainDelay
+		if drain == 0 {
+			drain = 2 * time.Second
+		}
+		a.sup = supervisor.New(supervisor.Config{Driver: drv, Dir: a.cfg.DataDir, Advertise: host, DrainDelay: max(drain, 0), Lease: a.lease,
+			Logger: a.log.With("component", "supervisor")})
 		if a.cfg.Metrics {
 			c, err := metrics.New(metrics.Config{HostID: a.HostID(), Interval: a.cfg.MetricsInterval, Logger: a.log.With("component", "metrics"),
-				ExecCgroups: func() map[string]string { return a.sup.execCgroups(a.HostID()) }, ExecLabels: a.sup.execLabels})
+				ExecCgroups: func() map[string]string { return a.sup.ExecCgroups(a.HostID()) }, ExecLabels: a.sup.ExecLabels})
 			if err != nil {
 				return fmt.Errorf("metrics: %w", err)
 			}
@@ -243,13 +250,6 @@ func (a *Agent) Run(ctx context.Context) error {
 			defer func() { stop(); <-done }()
 			a.metrics.Store(c)
 		}
-		a.sup.lease = a.lease
-		switch {
-		case a.cfg.DrainDelay == 0:
-			a.sup.drainDelay = 2 * time.Second
-		case a.cfg.DrainDelay > 0:
-			a.sup.drainDelay = a.cfg.DrainDelay
-		}
 		buf, err := logship.Open(logship.Config{Dir: filepath.Join(a.cfg.DataDir, "logs"), MaxBytes: a.cfg.LogBufferBytes,
 			Logger: a.log.With("component", "logship")})
 		if err != nil {
@@ -260,7 +260,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		sctx, stop := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Add(3)
-		go func() { defer wg.Done(); a.sup.Run(sctx) }()
+		go func() { defer wg.Done(); _ = a.sup.Run(sctx) }()
 		go func() { defer wg.Done(); a.captureLogs(sctx) }()
 		go func() { defer wg.Done(); a.access.run(sctx, buf, a.HostID(), a.log.Warn) }()
 		defer func() { stop(); wg.Wait() }()
@@ -502,8 +502,8 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 	}
 	var statusCh <-chan struct{}
 	if a.sup != nil {
-		statusCh = a.sup.notify
-		if r := a.sup.report(true); len(r.Instances) > 0 {
+		statusCh = a.sup.Changed()
+		if r := a.sup.Report(true); len(r.Instances) > 0 {
 			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_StatusReport{StatusReport: r}}); err != nil {
 				return err
 			}
@@ -545,7 +545,7 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 				}
 				t := sent.take(m.HeartbeatAck.Seq)
 				if m.HeartbeatAck.QuorumBacked && !t.IsZero() {
-					if err := a.lease.renew(time.Since(t)); err != nil {
+					if err := a.lease.Renew(time.Since(t)); err != nil {
 						a.log.Warn("lease renewed in memory only", "err", err)
 					}
 				}
@@ -556,7 +556,7 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 				if a.sup == nil {
 					continue
 				}
-				if err := a.sup.assign(m.Assignments); err != nil {
+				if err := a.sup.Assign(m.Assignments); err != nil {
 					a.log.Warn("keep assignments", "err", err)
 					continue
 				}
@@ -624,7 +624,7 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 			case err := <-errc:
 				return err
 			case <-statusCh:
-				if r := a.sup.report(false); len(r.Instances) > 0 {
+				if r := a.sup.Report(false); len(r.Instances) > 0 {
 					if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_StatusReport{StatusReport: r}}); err != nil {
 						return err
 					}
@@ -664,7 +664,7 @@ func (a *Agent) captureLogs(ctx context.Context) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
 	for {
-		a.logs.Load().follow(ctx, a.sup.wanted())
+		a.logs.Load().follow(ctx, a.sup.Wanted())
 		select {
 		case <-ctx.Done():
 			return

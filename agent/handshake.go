@@ -29,7 +29,7 @@ func (a *Agent) hello(hostID string) *wire.Hello {
 	h := &wire.Hello{HostId: hostID, AgentVersion: version.Get().Version}
 	h.Offer(a.protocols())
 	if a.sup != nil {
-		h.LastAssignmentVersion = a.sup.applied()
+		h.LastAssignmentVersion = a.sup.Applied()
 	}
 	return h
 }
