@@ -12,7 +12,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,10 +23,7 @@ import (
 
 	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/agent/lease"
-	"github.com/wharf-platform/wharf/agent/logship"
-	"github.com/wharf-platform/wharf/agent/metrics"
 	"github.com/wharf-platform/wharf/agent/router"
-	"github.com/wharf-platform/wharf/agent/supervisor"
 	"github.com/wharf-platform/wharf/internal/atomicfile"
 	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
@@ -93,24 +89,25 @@ type Config struct {
 	Protocols wire.Range
 }
 
-// Agent is a running agent.
+// Agent is a running agent. New wires its parts; what the fields below
+// "state" hold changes while it runs.
 type Agent struct {
-	cfg       Config
-	log       *slog.Logger
+	cfg    Config
+	log    *slog.Logger
+	lease  *lease.Lease
+	router *router.Router // nil without router addresses
+	access *accessLines   // the router's access lines, on their way to the log buffer
+
+	// State.
 	id        atomic.Pointer[identity] // nil until enrolled
+	host      atomic.Pointer[host]     // nil until enrolled, and without a driver
 	connected atomic.Bool
 	acked     atomic.Uint64            // heartbeats acknowledged, for tests and /healthz
 	hubs      atomic.Pointer[[]string] // the configured hubs plus those Welcome named
 	rotations atomic.Uint64
 	gossip    atomic.Pointer[gossip] // nil until the pool's key is known
 	cut       atomic.Bool            // fault injection: no hub reachable
-	sup       *supervisor.Supervisor // nil without a driver
-	lease     *lease.Lease
-	router    *router.Router                    // nil without router addresses
-	metrics   atomic.Pointer[metrics.Collector] // nil until running
-	logs      atomic.Pointer[logShipper]        // nil without a driver
-	hub       atomic.Value                      // string: the hub node of the current session
-	access    *accessLines                      // the router's access lines, on their way to the log buffer
+	hub       atomic.Value           // string: the hub node of the current session
 }
 
 // errCut ends sessions while the agent is cut off from the hub.
@@ -151,11 +148,12 @@ func New(cfg Config) (*Agent, error) {
 	if id == nil && cfg.Token == "" {
 		return nil, errors.New("this agent has not enrolled yet: give --token")
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, lease: lease.Open(cfg.DataDir)}
-	a.access = newAccessLines()
-	if a.router, err = newRouter(cfg, a.access); err != nil {
+	access := newAccessLines()
+	r, err := newRouter(cfg, access)
+	if err != nil {
 		return nil, err
 	}
+	a := &Agent{cfg: cfg, log: cfg.Logger, lease: lease.Open(cfg.DataDir), router: r, access: access}
 	a.id.Store(id)
 	hubs := append([]string(nil), cfg.Hubs...)
 	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, fileHubs)); err == nil {
@@ -176,29 +174,53 @@ func (a *Agent) HostID() string {
 // Acked returns how many heartbeats the hub has acknowledged.
 func (a *Agent) Acked() uint64 { return a.acked.Load() }
 
-// Run enrols if needed, then stays connected to a hub node until ctx ends,
-// reconnecting with jittered exponential backoff.
+// Run enrols if needed, then runs the agent's parts until ctx ends: the
+// router (from the start, with an empty table until the hub's first
+// push), the local endpoints, the host's instances, the pool gossip and
+// the connection to a hub node.
 func (a *Agent) Run(ctx context.Context) error {
-	// The router serves from the start (an empty table until the hub's
-	// first push) and releases its listeners whenever Run returns.
+	var rr []runner
 	if a.router != nil {
-		rctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); _ = a.router.Run(rctx) }()
-		defer func() { stop(); <-done }()
+		rr = append(rr, bestEffort(a.log, "router", a.router))
 	}
-	// Enrol; a refusal ends the agent, an unreachable or overloaded hub is
-	// retried with backoff.
+	rr = append(rr, runFunc(a.runEnrolled))
+	return runAll(ctx, rr...)
+}
+
+// runEnrolled enrols if needed, then runs what needs the host id.
+func (a *Agent) runEnrolled(ctx context.Context) error {
+	if err := a.enrollLoop(ctx); err != nil || ctx.Err() != nil {
+		return err
+	}
+	h, err := a.newHost(a.HostID())
+	if err != nil {
+		return err
+	}
+	var rr []runner
+	if a.cfg.LocalAddr != "" {
+		rr = append(rr, runFunc(a.serveLocal))
+	}
+	if h != nil {
+		a.host.Store(h)
+		rr = append(rr, h)
+	}
+	if key := loadGossipKey(a.cfg.DataDir); key != nil {
+		a.ensureGossip(key, nil)
+	}
+	rr = append(rr, runFunc(a.stopGossip), runFunc(a.connect))
+	return runAll(ctx, rr...)
+}
+
+// enrollLoop enrols unless the agent has an identity: a refusal ends the
+// agent, an unreachable or overloaded hub is retried with backoff.
+func (a *Agent) enrollLoop(ctx context.Context) error {
 	for wait := time.Second; a.id.Load() == nil; wait = min(wait*2, 30*time.Second) {
 		err := a.enroll(ctx)
-		if err == nil || errors.Is(err, ErrEnrollRefused) || ctx.Err() != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			break
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil || errors.Is(err, ErrEnrollRefused) {
+			return err
 		}
 		sleep := time.Duration(rand.Int64N(int64(wait)))
 		a.log.Warn("enrolment", "err", err, "retry_in", sleep.Round(time.Millisecond))
@@ -208,71 +230,21 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-time.After(sleep):
 		}
 	}
-	if a.cfg.LocalAddr != "" {
-		ln, err := net.Listen("tcp", a.cfg.LocalAddr)
-		if err != nil {
-			return fmt.Errorf("--local-addr: %w", err)
-		}
-		go a.serveLocal(ctx, ln)
+	return nil
+}
+
+// stopGossip stops the pool gossip when ctx ends.
+func (a *Agent) stopGossip(ctx context.Context) error {
+	<-ctx.Done()
+	if g := a.gossip.Load(); g != nil {
+		g.stop()
 	}
-	if a.cfg.NewDriver != nil {
-		drv, err := a.cfg.NewDriver(a.HostID())
-		if err != nil {
-			return fmt.Errorf("driver: %w", err)
-		}
-		host := ""
-		if a.cfg.Advertise != "" {
-			host = a.cfg.Advertise
-			if h, _, err := net.SplitHostPort(host); err == nil {
-				host = h
-			}
-		}
-		drain := a.cfg.DrainDelay
-		if drain == 0 {
-			drain = 2 * time.Second
-		}
-		a.sup = supervisor.New(supervisor.Config{Driver: drv, Dir: a.cfg.DataDir, Advertise: host, DrainDelay: max(drain, 0), Lease: a.lease,
-			Logger: a.log.With("component", "supervisor")})
-		if a.cfg.Metrics {
-			c, err := metrics.New(metrics.Config{HostID: a.HostID(), Interval: a.cfg.MetricsInterval, Logger: a.log.With("component", "metrics"),
-				ExecCgroups: func() map[string]string { return a.sup.ExecCgroups(a.HostID()) }, ExecLabels: a.sup.ExecLabels})
-			if err != nil {
-				return fmt.Errorf("metrics: %w", err)
-			}
-			mctx, stop := context.WithCancel(ctx)
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				if err := c.Run(mctx); err != nil {
-					a.log.Warn("metrics", "err", err)
-				}
-			}()
-			defer func() { stop(); <-done }()
-			a.metrics.Store(c)
-		}
-		buf, err := logship.Open(logship.Config{Dir: filepath.Join(a.cfg.DataDir, "logs"), MaxBytes: a.cfg.LogBufferBytes,
-			Logger: a.log.With("component", "logship")})
-		if err != nil {
-			return fmt.Errorf("log buffer: %w", err)
-		}
-		defer buf.Close()
-		a.logs.Store(newLogShipper(buf, drv, a.log.With("component", "logs")))
-		sctx, stop := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		wg.Add(3)
-		go func() { defer wg.Done(); _ = a.sup.Run(sctx) }()
-		go func() { defer wg.Done(); a.captureLogs(sctx) }()
-		go func() { defer wg.Done(); a.access.run(sctx, buf, a.HostID(), a.log.Warn) }()
-		defer func() { stop(); wg.Wait() }()
-	}
-	if key := loadGossipKey(a.cfg.DataDir); key != nil {
-		a.ensureGossip(key, nil)
-	}
-	defer func() {
-		if g := a.gossip.Load(); g != nil {
-			g.stop()
-		}
-	}()
+	return nil
+}
+
+// connect stays connected to a hub node until ctx ends, reconnecting with
+// jittered exponential backoff; it fails only when retrying cannot help.
+func (a *Agent) connect(ctx context.Context) error {
 	// Full jitter, starting at 1 s: a hub node that restarts is not met by
 	// all its agents at the same instant.
 	const firstBackoff = time.Second
@@ -501,9 +473,10 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 		return err
 	}
 	var statusCh <-chan struct{}
-	if a.sup != nil {
-		statusCh = a.sup.Changed()
-		if r := a.sup.Report(true); len(r.Instances) > 0 {
+	h := a.host.Load()
+	if h != nil {
+		statusCh = h.sup.Changed()
+		if r := h.sup.Report(true); len(r.Instances) > 0 {
 			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_StatusReport{StatusReport: r}}); err != nil {
 				return err
 			}
@@ -511,7 +484,8 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 	}
 	a.log.Info("connected", "hub", hub, "node", welcome.HubNode)
 	a.hub.Store(hub)
-	if ls := a.logs.Load(); ls != nil {
+	if h != nil {
+		ls := h.logs
 		lctx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); a.shipLogs(lctx, ls, conn) }()
@@ -553,10 +527,10 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 					a.cfg.OnAck(time.Since(t))
 				}
 			case *wire.Envelope_Assignments:
-				if a.sup == nil {
+				if h == nil {
 					continue
 				}
-				if err := a.sup.Assign(m.Assignments); err != nil {
+				if err := h.sup.Assign(m.Assignments); err != nil {
 					a.log.Warn("keep assignments", "err", err)
 					continue
 				}
@@ -624,7 +598,7 @@ func (a *Agent) session(ctx context.Context, hub string) error {
 			case err := <-errc:
 				return err
 			case <-statusCh:
-				if r := a.sup.Report(false); len(r.Instances) > 0 {
+				if r := h.sup.Report(false); len(r.Instances) > 0 {
 					if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_StatusReport{StatusReport: r}}); err != nil {
 						return err
 					}
@@ -655,20 +629,6 @@ func (a *Agent) shipLogs(ctx context.Context, ls *logShipper, conn *quic.Conn) {
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
-		}
-	}
-}
-
-// captureLogs keeps every wanted instance's output followed.
-func (a *Agent) captureLogs(ctx context.Context) {
-	t := time.NewTicker(250 * time.Millisecond)
-	defer t.Stop()
-	for {
-		a.logs.Load().follow(ctx, a.sup.Wanted())
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
 		}
 	}
 }

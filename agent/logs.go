@@ -181,6 +181,21 @@ func (w *captureWriter) flush() {
 	w.pending = w.pending[:0]
 }
 
+// captureWanted keeps every wanted instance's output followed until ctx
+// ends.
+func (l *logShipper) captureWanted(ctx context.Context, wanted func() []*wire.Instance) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		l.follow(ctx, wanted())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // inflight is a sent batch awaiting its ack.
 type inflight struct {
 	id    uint64

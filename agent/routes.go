@@ -124,26 +124,3 @@ func (a *Agent) RouterAddrs() (string, string) {
 	}
 	return str(h), str(s)
 }
-
-// metricsReport returns the collector's latest sample when it is newer
-// than *last (nil otherwise).
-func (a *Agent) metricsReport(last *time.Time) *wire.MetricsReport {
-	c := a.metrics.Load()
-	if c == nil {
-		return nil
-	}
-	s := c.Latest()
-	if s.Time.IsZero() || !s.Time.After(*last) {
-		return nil
-	}
-	*last = s.Time
-	h := s.Host
-	r := &wire.MetricsReport{UnixMs: s.Time.UnixMilli(), Host: &wire.HostMetrics{CpuSeconds: h.CPUSeconds, MemoryTotal: h.MemoryTotal,
-		MemoryUsed: h.MemoryUsed, DiskTotal: h.DiskTotal, DiskUsed: h.DiskUsed, NetRxBytes: h.NetRxBytes, NetTxBytes: h.NetTxBytes}}
-	for _, i := range s.Instances {
-		r.Instances = append(r.Instances, &wire.InstanceMetrics{Instance: i.Instance, App: i.App, Tenant: i.Tenant, UnixMs: i.Timestamp.UnixMilli(),
-			CpuSeconds: i.CPUSeconds, MemoryWorkingSet: i.MemoryWorkingSet, MemoryUsage: i.MemoryUsage, NetRxBytes: i.NetRxBytes,
-			NetTxBytes: i.NetTxBytes, FsUsageBytes: i.FsUsageBytes})
-	}
-	return r
-}
