@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -216,4 +217,83 @@ func (a *Agent) gossipPeers() int {
 		return 0
 	}
 	return max(0, g.ml.NumMembers()-1)
+}
+
+// ensureGossip starts the pool gossip with key if it does not run yet,
+// and joins peers.
+func (a *Agent) ensureGossip(key []byte, peers []string) {
+	if a.cfg.GossipAddr == "" || len(key) == 0 {
+		return
+	}
+	g := a.gossip.Load()
+	if g == nil {
+		var err error
+		g, err = startGossip(a.HostID(), a.cfg.GossipAddr, a.cfg.Advertise, key, a.log)
+		if err != nil {
+			a.log.Warn("pool gossip", "err", err)
+			return
+		}
+		a.gossip.Store(g)
+		if err := saveGossipKey(a.cfg.DataDir, key); err != nil {
+			a.log.Warn("keep the gossip key", "err", err)
+		}
+		a.log.Info("pool gossip started", "addr", g.Addr())
+	}
+	g.join(peers)
+}
+
+// GossipAddr returns where the pool gossip listens ("" when it does not).
+func (a *Agent) GossipAddr() string {
+	if g := a.gossip.Load(); g != nil {
+		return g.Addr()
+	}
+	return ""
+}
+
+// gossipReportEvery is how often the gossip view is sent even unchanged,
+// so that the hub's evidence of "peers see it alive" stays fresh.
+const gossipReportEvery = 2 * time.Second
+
+// stopGossip stops the pool gossip when ctx ends.
+func (a *Agent) stopGossip(ctx context.Context) error {
+	<-ctx.Done()
+	if g := a.gossip.Load(); g != nil {
+		g.stop()
+	}
+	return nil
+}
+
+// registerGossip starts the pool gossip with the key Welcome gives and
+// joins the peers Welcome and acknowledgements name; it reports what the
+// gossip sees after heartbeats: on a change, and every
+// gossipReportEvery regardless.
+func (a *Agent) registerGossip(c *control) {
+	c.handle(&wire.Envelope_Welcome{}, func(_ context.Context, in inbound) error {
+		w := in.env.GetWelcome()
+		a.ensureGossip(w.GossipKey, w.PoolPeers)
+		return nil
+	})
+	c.handle(&wire.Envelope_HeartbeatAck{}, func(_ context.Context, in inbound) error {
+		if g := a.gossip.Load(); g != nil && len(in.env.GetHeartbeatAck().PoolPeers) > 0 {
+			go g.join(in.env.GetHeartbeatAck().PoolPeers)
+		}
+		return nil
+	})
+	c.send(func() feed {
+		var lastFull time.Time
+		return feed{tick: func(now time.Time) *wire.Envelope {
+			g := a.gossip.Load()
+			if g == nil {
+				return nil
+			}
+			full := now.Sub(lastFull) >= gossipReportEvery
+			if full {
+				lastFull = now
+			}
+			if r := g.report(full); r != nil {
+				return &wire.Envelope{Msg: &wire.Envelope_GossipReport{GossipReport: r}}
+			}
+			return nil
+		}}
+	})
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/wharf-platform/wharf/agent/logship"
 	"github.com/wharf-platform/wharf/agent/metrics"
 	"github.com/wharf-platform/wharf/agent/supervisor"
+	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
 // host is what runs the host's instances: built once the host id is
@@ -73,4 +75,30 @@ func (a *Agent) newHost(hostID string) (*host, error) {
 func (h *host) Run(ctx context.Context) error {
 	defer h.buf.Close()
 	return runAll(ctx, h.runners...)
+}
+
+// register makes the hub's assignments the supervisor's (acknowledged
+// once kept on disk), reports the instances' status (all of it to a new
+// hub node, then what changed) and ships the logs on each connection.
+func (h *host) register(c *control, log *slog.Logger) {
+	c.handle(&wire.Envelope_Assignments{}, func(_ context.Context, in inbound) error {
+		m := in.env.GetAssignments()
+		if err := h.sup.Assign(m); err != nil {
+			log.Warn("keep assignments", "err", err)
+			return nil
+		}
+		log.Debug("assignments", "version", m.Version, "instances", len(m.Instances))
+		return in.reply(&wire.Envelope{Msg: &wire.Envelope_AssignmentAck{AssignmentAck: &wire.AssignmentAck{Version: m.Version}}})
+	})
+	report := func(full bool) func() *wire.Envelope {
+		return func() *wire.Envelope {
+			if r := h.sup.Report(full); len(r.Instances) > 0 {
+				return &wire.Envelope{Msg: &wire.Envelope_StatusReport{StatusReport: r}}
+			}
+			return nil
+		}
+	}
+	c.send(func() feed {
+		return feed{first: report(true), changed: h.sup.Changed(), onChange: report(false), conn: h.logs.shipOn}
+	})
 }

@@ -196,6 +196,22 @@ func (l *logShipper) captureWanted(ctx context.Context, wanted func() []*wire.In
 	}
 }
 
+// shipOn ships logs on conn until ctx ends, opening a new logs stream
+// after a refused batch.
+func (l *logShipper) shipOn(ctx context.Context, conn *quic.Conn) {
+	for ctx.Err() == nil {
+		err := l.ship(ctx, conn)
+		if ctx.Err() != nil || conn.Context().Err() != nil {
+			return
+		}
+		l.log.Warn("log shipping", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // inflight is a sent batch awaiting its ack.
 type inflight struct {
 	id    uint64

@@ -29,3 +29,17 @@ func (a *Agent) metricsReport(last *time.Time) *wire.MetricsReport {
 	}
 	return r
 }
+
+// registerMetrics sends the collector's newest sample after a heartbeat
+// once per sample (the first one again to each new hub node).
+func (a *Agent) registerMetrics(c *control) {
+	c.send(func() feed {
+		var last time.Time
+		return feed{tick: func(time.Time) *wire.Envelope {
+			if m := a.metricsReport(&last); m != nil {
+				return &wire.Envelope{Msg: &wire.Envelope_MetricsReport{MetricsReport: m}}
+			}
+			return nil
+		}}
+	})
+}

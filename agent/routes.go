@@ -10,7 +10,7 @@ import (
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
-// The agent's router serves its pool's routes (DESIGN.md section 4): the
+// The agent's router serves its pool's routes: the
 // hub pushes the table, versioned; the agent applies it and acknowledges,
 // and sends the router's per-app counts back once a second.
 
@@ -123,4 +123,22 @@ func (a *Agent) RouterAddrs() (string, string) {
 		return x.String()
 	}
 	return str(h), str(s)
+}
+
+// registerRoutes gives the router the tables the hub pushes (each
+// acknowledged with the version served) and sends its per-app counts
+// after each heartbeat.
+func (a *Agent) registerRoutes(c *control) {
+	c.handle(&wire.Envelope_RouteTable{}, func(_ context.Context, in inbound) error {
+		v := a.applyRoutes(in.env.GetRouteTable())
+		return in.reply(&wire.Envelope{Msg: &wire.Envelope_RouteAck{RouteAck: &wire.RouteAck{Version: v}}})
+	})
+	c.send(func() feed {
+		return feed{tick: func(time.Time) *wire.Envelope {
+			if st := a.accessStats(); st != nil {
+				return &wire.Envelope{Msg: &wire.Envelope_AccessStats{AccessStats: st}}
+			}
+			return nil
+		}}
+	})
 }
