@@ -39,6 +39,10 @@ func TestImportRules(t *testing.T) {
 		{module + "/pkg/", []string{module + "/hub", module + "/agent", module + "/providers"}, false, false},
 		{module + "/hub/", []string{module + "/agent", module + "/providers"}, false, false},
 		{module + "/agent/", []string{module + "/hub", module + "/providers"}, false, false},
+		// The agent's features (supervisor, router, logship, metrics,
+		// drivers...) are wired by the agent root and never reach back
+		// into it.
+		{module + "/agent/", []string{module + "/agent"}, false, true},
 		{module + "/providers/", []string{module + "/hub", module + "/agent"}, false, false},
 		// The state store knows nothing of networking or of the API.
 		{module + "/hub/state", []string{module + "/hub/api", module + "/hub/cluster", "github.com/hashicorp/memberlist"}, false, false},
