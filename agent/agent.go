@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/gossip"
 	"github.com/wharf-platform/wharf/agent/lease"
 	"github.com/wharf-platform/wharf/agent/router"
 	"github.com/wharf-platform/wharf/pkg/wire"
@@ -99,9 +100,9 @@ type Agent struct {
 	acked     atomic.Uint64            // heartbeats acknowledged, for tests and /healthz
 	hubs      atomic.Pointer[[]string] // the configured hubs plus those Welcome named
 	rotations atomic.Uint64
-	gossip    atomic.Pointer[gossip] // nil until the pool's key is known
-	cut       atomic.Bool            // fault injection: no hub reachable
-	hub       atomic.Value           // string: the hub node of the current session
+	gossip    atomic.Pointer[gossip.Member] // nil until the pool's key is known
+	cut       atomic.Bool                   // fault injection: no hub reachable
+	hub       atomic.Value                  // string: the hub node of the current session
 }
 
 // CutHub cuts this agent off from every hub node (true) or heals the cut,
@@ -191,7 +192,7 @@ func (a *Agent) runEnrolled(ctx context.Context) error {
 		a.host.Store(h)
 		rr = append(rr, h)
 	}
-	if key := loadGossipKey(a.cfg.DataDir); key != nil {
+	if key := gossip.LoadKey(a.cfg.DataDir); key != nil {
 		a.ensureGossip(key, nil)
 	}
 	ctl := a.newControl(h)
@@ -210,8 +211,10 @@ func (a *Agent) newControl(h *host) *control {
 	a.registerInventory(c)
 	if h != nil {
 		h.register(c, a.log)
+		if h.metrics != nil {
+			registerMetrics(c, h.metrics)
+		}
 	}
-	a.registerMetrics(c)
-	a.registerRoutes(c)
+	registerRoutes(c, a.router, a.cfg.OnRoutes, a.log)
 	return c
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/logs"
 	"github.com/wharf-platform/wharf/agent/logship"
 	"github.com/wharf-platform/wharf/agent/metrics"
 	"github.com/wharf-platform/wharf/agent/supervisor"
@@ -21,7 +22,7 @@ type host struct {
 	drv     driver.Driver
 	sup     *supervisor.Supervisor
 	buf     *logship.Buffer
-	logs    *logShipper
+	logs    *logs.Shipper
 	metrics *metrics.Collector // nil unless Config.Metrics
 	runners []runner
 }
@@ -59,10 +60,10 @@ func (a *Agent) newHost(hostID string) (*host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("log buffer: %w", err)
 	}
-	h.logs = newLogShipper(h.buf, drv, a.log.With("component", "logs"))
+	h.logs = logs.New(h.buf, drv, a.log.With("component", "logs"))
 	h.runners = []runner{
 		h.sup,
-		runFunc(func(ctx context.Context) error { h.logs.captureWanted(ctx, h.sup.Wanted); return nil }),
+		runFunc(func(ctx context.Context) error { h.logs.CaptureWanted(ctx, h.sup.Wanted); return nil }),
 		runFunc(func(ctx context.Context) error { a.access.run(ctx, h.buf, hostID, a.log.Warn); return nil }),
 	}
 	if h.metrics != nil {
@@ -99,6 +100,6 @@ func (h *host) register(c *control, log *slog.Logger) {
 		}
 	}
 	c.send(func() feed {
-		return feed{first: report(true), changed: h.sup.Changed(), onChange: report(false), conn: h.logs.shipOn}
+		return feed{first: report(true), changed: h.sup.Changed(), onChange: report(false), conn: h.logs.ShipOn}
 	})
 }

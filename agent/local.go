@@ -77,7 +77,7 @@ func (a *Agent) localHandler() http.Handler {
 		}
 		if host := a.host.Load(); host != nil {
 			st := host.buf.Stats()
-			h.LogsUnacked, h.LogsDropped, h.LogsCaptured = st.Unacked, st.Dropped, host.logs.captured.Load()
+			h.LogsUnacked, h.LogsDropped, h.LogsCaptured = st.Unacked, st.Dropped, host.logs.Captured()
 		}
 		w.Header().Set("Content-Type", "application/json")
 		if !h.Connected {
@@ -108,7 +108,7 @@ func (a *Agent) serveLocal(ctx context.Context) error {
 // started (0 without a driver).
 func (a *Agent) LogsCaptured() uint64 {
 	if h := a.host.Load(); h != nil {
-		return h.logs.captured.Load()
+		return h.logs.Captured()
 	}
 	return 0
 }

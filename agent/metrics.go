@@ -3,17 +3,13 @@ package agent
 import (
 	"time"
 
+	"github.com/wharf-platform/wharf/agent/metrics"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
-// metricsReport returns the collector's latest sample when it is newer
-// than *last (nil otherwise).
-func (a *Agent) metricsReport(last *time.Time) *wire.MetricsReport {
-	host := a.host.Load()
-	if host == nil || host.metrics == nil {
-		return nil
-	}
-	c := host.metrics
+// metricsReport returns c's latest sample when it is newer than *last
+// (nil otherwise).
+func metricsReport(c *metrics.Collector, last *time.Time) *wire.MetricsReport {
 	s := c.Latest()
 	if s.Time.IsZero() || !s.Time.After(*last) {
 		return nil
@@ -30,14 +26,14 @@ func (a *Agent) metricsReport(last *time.Time) *wire.MetricsReport {
 	return r
 }
 
-// registerMetrics sends the collector's newest sample after a heartbeat
-// once per sample (the first one again to each new hub node).
-func (a *Agent) registerMetrics(c *control) {
+// registerMetrics sends m's newest sample after a heartbeat, once per
+// sample (the newest again to each new hub node).
+func registerMetrics(c *control, m *metrics.Collector) {
 	c.send(func() feed {
 		var last time.Time
 		return feed{tick: func(time.Time) *wire.Envelope {
-			if m := a.metricsReport(&last); m != nil {
-				return &wire.Envelope{Msg: &wire.Envelope_MetricsReport{MetricsReport: m}}
+			if r := metricsReport(m, &last); r != nil {
+				return &wire.Envelope{Msg: &wire.Envelope_MetricsReport{MetricsReport: r}}
 			}
 			return nil
 		}}
