@@ -42,6 +42,10 @@ func TestImportRules(t *testing.T) {
 		{module + "/pkg/", []string{module + "/hub", module + "/agent", module + "/providers"}, false, false, nil},
 		{module + "/hub/", []string{module + "/agent", module + "/providers"}, false, false, nil},
 		{module + "/agent/", []string{module + "/hub", module + "/providers"}, false, false, nil},
+		// The agent's features (supervisor, router, logship, metrics,
+		// drivers...) are wired by the agent root and never reach back
+		// into it.
+		{module + "/agent/", []string{module + "/agent"}, false, true, nil},
 		{module + "/providers/", []string{module + "/hub", module + "/agent"}, false, false, nil},
 		// The state store knows nothing of networking or of the API.
 		{module + "/hub/state", []string{module + "/hub/api", module + "/hub/cluster", "github.com/hashicorp/memberlist"}, false, false, nil},

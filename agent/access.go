@@ -18,6 +18,9 @@ import (
 // entries, newer ones are dropped and counted.
 const accessQueue = 16384
 
+// accessFlush is how long access lines wait to be written in a batch.
+const accessFlush = 20 * time.Millisecond
+
 type accessLines struct {
 	ch      chan router.AccessEntry
 	dropped atomic.Uint64
@@ -59,7 +62,7 @@ func (a *accessLines) run(ctx context.Context, buf *logship.Buffer, hostID strin
 			log("router access lines dropped: the log buffer fell behind", "lines", n)
 		}
 	}
-	t := time.NewTicker(captureFlush)
+	t := time.NewTicker(accessFlush)
 	defer t.Stop()
 	for {
 		select {

@@ -11,8 +11,7 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// Command registers the agent's flags (DESIGN.md section 8; flags of later
-// issues come with them) on fs and returns the function that runs it.
+// Command registers the agent's flags on fs and returns the function that runs it.
 func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 	var cfg Config
 	var hubs []string

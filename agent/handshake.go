@@ -28,8 +28,8 @@ func (a *Agent) protocols() wire.Range {
 func (a *Agent) hello(hostID string) *wire.Hello {
 	h := &wire.Hello{HostId: hostID, AgentVersion: version.Get().Version}
 	h.Offer(a.protocols())
-	if a.sup != nil {
-		h.LastAssignmentVersion = a.sup.applied()
+	if host := a.host.Load(); host != nil {
+		h.LastAssignmentVersion = host.sup.Applied()
 	}
 	return h
 }

@@ -88,3 +88,10 @@ func hostAddresses() []string {
 	}
 	return append(v4, v6...)
 }
+
+// registerInventory sends the inventory first in each session.
+func (a *Agent) registerInventory(c *control) {
+	c.send(func() feed {
+		return feed{first: func() *wire.Envelope { return &wire.Envelope{Msg: &wire.Envelope_Inventory{Inventory: a.inventory()}} }}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"time"
@@ -61,11 +62,11 @@ func (a *Agent) localHandler() http.Handler {
 		func() float64 { return float64(a.gossipPeers()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wharf_agent_logs_unacked", Help: "Captured log lines the hub has not acknowledged yet."},
 		func() float64 {
-			ls := a.logs.Load()
-			if ls == nil {
+			h := a.host.Load()
+			if h == nil {
 				return 0
 			}
-			return float64(ls.buf.Stats().Unacked)
+			return float64(h.buf.Stats().Unacked)
 		}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -74,9 +75,9 @@ func (a *Agent) localHandler() http.Handler {
 		if h.Connected {
 			h.Hub, _ = a.hub.Load().(string)
 		}
-		if ls := a.logs.Load(); ls != nil {
-			st := ls.buf.Stats()
-			h.LogsUnacked, h.LogsDropped, h.LogsCaptured = st.Unacked, st.Dropped, ls.captured.Load()
+		if host := a.host.Load(); host != nil {
+			st := host.buf.Stats()
+			h.LogsUnacked, h.LogsDropped, h.LogsCaptured = st.Unacked, st.Dropped, host.logs.Captured()
 		}
 		w.Header().Set("Content-Type", "application/json")
 		if !h.Connected {
@@ -87,21 +88,27 @@ func (a *Agent) localHandler() http.Handler {
 	return mux
 }
 
-// serveLocal serves the local endpoints on ln until ctx ends.
-func (a *Agent) serveLocal(ctx context.Context, ln net.Listener) {
+// serveLocal serves the local endpoints on Config.LocalAddr until ctx
+// ends.
+func (a *Agent) serveLocal(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.LocalAddr)
+	if err != nil {
+		return fmt.Errorf("--local-addr: %w", err)
+	}
 	srv := &http.Server{Handler: a.localHandler(), ReadHeaderTimeout: 5 * time.Second}
 	stop := context.AfterFunc(ctx, func() { srv.Close() })
 	defer stop()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		a.log.Warn("local endpoint", "err", err)
 	}
+	return nil
 }
 
 // LogsCaptured counts the instance output lines captured since the agent
 // started (0 without a driver).
 func (a *Agent) LogsCaptured() uint64 {
-	if ls := a.logs.Load(); ls != nil {
-		return ls.captured.Load()
+	if h := a.host.Load(); h != nil {
+		return h.logs.Captured()
 	}
 	return 0
 }

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"time"
 
@@ -10,7 +11,7 @@ import (
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
-// The agent's router serves its pool's routes (DESIGN.md section 4): the
+// The agent's router serves its pool's routes: the
 // hub pushes the table, versioned; the agent applies it and acknowledges,
 // and sends the router's per-app counts back once a second.
 
@@ -62,29 +63,27 @@ func routerTable(t *wire.RouteTable) *router.Table {
 	return out
 }
 
-// applyRoutes gives the router a pushed table and reports the version it
-// now serves; a table it refuses in part (a TCP port taken on this host)
-// still serves the rest.
-func (a *Agent) applyRoutes(t *wire.RouteTable) uint64 {
-	if a.router == nil {
+// applyRoutes gives r a pushed table and reports the version it now
+// serves; a table it refuses in part (a TCP port taken on this host)
+// still serves the rest. Without a router the version is acknowledged as
+// is.
+func applyRoutes(r *router.Router, t *wire.RouteTable, log *slog.Logger) uint64 {
+	if r == nil {
 		return t.Version
 	}
-	if err := a.router.Apply(routerTable(t)); err != nil {
-		a.log.Warn("route table", "version", t.Version, "err", err)
+	if err := r.Apply(routerTable(t)); err != nil {
+		log.Warn("route table", "version", t.Version, "err", err)
 	}
-	if a.cfg.OnRoutes != nil {
-		a.cfg.OnRoutes(a.router.Version())
-	}
-	return a.router.Version()
+	return r.Version()
 }
 
 // accessStats takes the router's finished seconds for the hub; nil when
 // there are none.
-func (a *Agent) accessStats() *wire.AccessStats {
-	if a.router == nil {
+func accessStats(r *router.Router) *wire.AccessStats {
+	if r == nil {
 		return nil
 	}
-	secs := a.router.TakeStats()
+	secs := r.TakeStats()
 	if len(secs) == 0 {
 		return nil
 	}
@@ -99,14 +98,6 @@ func (a *Agent) accessStats() *wire.AccessStats {
 			Latency: s.LatencyBuckets, LatencyBoundsMs: bounds})
 	}
 	return out
-}
-
-// runRouter serves until ctx ends.
-func (a *Agent) runRouter(ctx context.Context) error {
-	if a.router == nil {
-		return nil
-	}
-	return a.router.Run(ctx)
 }
 
 // RouterAddrs returns the router's bound HTTP and HTTPS addresses ("" when
@@ -125,25 +116,23 @@ func (a *Agent) RouterAddrs() (string, string) {
 	return str(h), str(s)
 }
 
-// metricsReport returns the collector's latest sample when it is newer
-// than *last (nil otherwise).
-func (a *Agent) metricsReport(last *time.Time) *wire.MetricsReport {
-	c := a.metrics.Load()
-	if c == nil {
-		return nil
-	}
-	s := c.Latest()
-	if s.Time.IsZero() || !s.Time.After(*last) {
-		return nil
-	}
-	*last = s.Time
-	h := s.Host
-	r := &wire.MetricsReport{UnixMs: s.Time.UnixMilli(), Host: &wire.HostMetrics{CpuSeconds: h.CPUSeconds, MemoryTotal: h.MemoryTotal,
-		MemoryUsed: h.MemoryUsed, DiskTotal: h.DiskTotal, DiskUsed: h.DiskUsed, NetRxBytes: h.NetRxBytes, NetTxBytes: h.NetTxBytes}}
-	for _, i := range s.Instances {
-		r.Instances = append(r.Instances, &wire.InstanceMetrics{Instance: i.Instance, App: i.App, Tenant: i.Tenant, UnixMs: i.Timestamp.UnixMilli(),
-			CpuSeconds: i.CPUSeconds, MemoryWorkingSet: i.MemoryWorkingSet, MemoryUsage: i.MemoryUsage, NetRxBytes: i.NetRxBytes,
-			NetTxBytes: i.NetTxBytes, FsUsageBytes: i.FsUsageBytes})
-	}
-	return r
+// registerRoutes gives r the tables the hub pushes (each acknowledged
+// with the version served; onRoutes, when set, is told it too) and sends
+// its per-app counts after each heartbeat.
+func registerRoutes(c *control, r *router.Router, onRoutes func(version uint64), log *slog.Logger) {
+	c.handle(&wire.Envelope_RouteTable{}, func(_ context.Context, in inbound) error {
+		v := applyRoutes(r, in.env.GetRouteTable(), log)
+		if r != nil && onRoutes != nil {
+			onRoutes(v)
+		}
+		return in.reply(&wire.Envelope{Msg: &wire.Envelope_RouteAck{RouteAck: &wire.RouteAck{Version: v}}})
+	})
+	c.send(func() feed {
+		return feed{tick: func(time.Time) *wire.Envelope {
+			if st := accessStats(r); st != nil {
+				return &wire.Envelope{Msg: &wire.Envelope_AccessStats{AccessStats: st}}
+			}
+			return nil
+		}}
+	})
 }

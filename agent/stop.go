@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/supervisor"
 )
 
 // stopInstances stops and removes every instance the driver holds for the
@@ -36,7 +37,7 @@ func stopInstances(ctx context.Context, dataDir string, newDriver func(string) (
 	}
 	var errs []error
 	for _, st := range list {
-		if err := drv.Stop(ctx, st.InstanceID, stopGrace); err != nil {
+		if err := drv.Stop(ctx, st.InstanceID, supervisor.StopGrace); err != nil {
 			errs = append(errs, err)
 			continue
 		}

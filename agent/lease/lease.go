@@ -1,4 +1,6 @@
-package agent
+// Package lease keeps the agent's fencing lease: renewed by acknowledged
+// heartbeats, measured on the boot clock, kept on disk for agent restarts.
+package lease
 
 import (
 	"fmt"
@@ -14,13 +16,13 @@ import (
 	"github.com/wharf-platform/wharf/internal/atomicfile"
 )
 
-// lease is the agent's fencing lease (for apps with failover.mode
+// Lease is the agent's fencing lease (for apps with failover.mode
 // fenced): renewed by every heartbeat a hub node in touch with the Raft
 // leader acknowledges, measured on the machine's boot clock from the
 // sending of that heartbeat. It is kept on disk with the boot's id, so an
 // agent restart keeps it and a reboot voids it (a reboot counts as an
 // expired lease).
-type lease struct {
+type Lease struct {
 	path string
 	boot string
 
@@ -30,7 +32,8 @@ type lease struct {
 	written time.Duration // the renewal last written to the file (0: none)
 }
 
-const fileLease = "lease"
+// File is the lease's file in the agent's data dir.
+const File = "lease"
 
 // leaseWriteEvery spaces the lease file's writes: a restarted agent reads
 // a renewal at most this much older than the last one, which only fences
@@ -52,9 +55,9 @@ func bootID() string {
 	return strings.TrimSpace(string(b))
 }
 
-// openLease loads the lease kept in dir; one from another boot is void.
-func openLease(dir string) *lease {
-	l := &lease{path: filepath.Join(dir, fileLease), boot: bootID()}
+// Open loads the lease kept in dir; one from another boot is void.
+func Open(dir string) *Lease {
+	l := &Lease{path: filepath.Join(dir, File), boot: bootID()}
 	b, err := os.ReadFile(l.path)
 	if err != nil {
 		return l
@@ -69,9 +72,9 @@ func openLease(dir string) *lease {
 	return l
 }
 
-// renew records a renewal by a heartbeat sent ago. The error is that of
+// Renew records a renewal by a heartbeat sent ago. The error is that of
 // writing the lease file; the renewal counts in memory regardless.
-func (l *lease) renew(ago time.Duration) error {
+func (l *Lease) Renew(ago time.Duration) error {
 	at := bootClock() - ago
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -91,9 +94,9 @@ func (l *lease) renew(ago time.Duration) error {
 	return nil
 }
 
-// age returns the time since the last renewal; false when there was none
+// Age returns the time since the last renewal; false when there was none
 // this boot.
-func (l *lease) age() (time.Duration, bool) {
+func (l *Lease) Age() (time.Duration, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.valid {
@@ -102,8 +105,8 @@ func (l *lease) age() (time.Duration, bool) {
 	return bootClock() - l.renewed, true
 }
 
-// expired reports whether instances fenced with maxDisconnect must stop.
-func (l *lease) expired(maxDisconnect time.Duration) bool {
-	age, ok := l.age()
+// Expired reports whether instances fenced with maxDisconnect must stop.
+func (l *Lease) Expired(maxDisconnect time.Duration) bool {
+	age, ok := l.Age()
 	return !ok || age > maxDisconnect
 }

@@ -1,9 +1,7 @@
-package agent
+package supervisor
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -14,8 +12,8 @@ import (
 
 // readyOf returns the reported state and readiness of instance id
 // (unspecified if unknown).
-func readyOf(s *supervisor, id string) (wire.InstanceState, bool) {
-	for _, st := range s.report(true).Instances {
+func readyOf(s *Supervisor, id string) (wire.InstanceState, bool) {
+	for _, st := range s.Report(true).Instances {
 		if st.Id == id {
 			return st.StateCode, st.Ready
 		}
@@ -39,12 +37,12 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // failures in a row; it comes back when the command passes again.
 func TestCommandHealthCheck(t *testing.T) {
 	host := fake.NewHost()
-	s := newSupervisor(fake.New(host), t.TempDir(), "", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New(Config{Driver: fake.New(host), Dir: t.TempDir()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	err := s.assign(&wire.Assignments{Version: 1, Instances: []*wire.Instance{{Id: "i1", App: "web", Tenant: "acme", Version: 1,
+	err := s.Assign(&wire.Assignments{Version: 1, Instances: []*wire.Instance{{Id: "i1", App: "web", Tenant: "acme", Version: 1,
 		Ports: []*wire.Port{{ContainerPort: 8080}}, Health: &wire.Health{Command: []string{"check"}, IntervalMs: 10}}}})
 	if err != nil {
 		t.Fatal(err)
@@ -64,18 +62,18 @@ func TestCommandHealthCheck(t *testing.T) {
 // stops at once.
 func TestDrainDelay(t *testing.T) {
 	host := fake.NewHost()
-	s := newSupervisor(fake.New(host), t.TempDir(), "", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := New(Config{Driver: fake.New(host), Dir: t.TempDir()})
 	s.drainDelay = 700 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	if err := s.assign(&wire.Assignments{Version: 1, Instances: []*wire.Instance{{Id: "i1", App: "web", Tenant: "acme", Version: 1}}}); err != nil {
+	if err := s.Assign(&wire.Assignments{Version: 1, Instances: []*wire.Instance{{Id: "i1", App: "web", Tenant: "acme", Version: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "i1 ready", func() bool { st, ok := readyOf(s, "i1"); return st == wire.InstanceRunning && ok })
 	unassigned := time.Now()
-	if err := s.assign(&wire.Assignments{Version: 2}); err != nil {
+	if err := s.Assign(&wire.Assignments{Version: 2}); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "i1 reported stopping, not ready", func() bool { st, ok := readyOf(s, "i1"); return st == wire.InstanceStopping && !ok })

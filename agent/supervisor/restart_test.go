@@ -1,10 +1,8 @@
-package agent
+package supervisor
 
 import (
 	"context"
 	"errors"
-	"io"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -18,7 +16,7 @@ import (
 // clocked is a supervisor on a fake host whose clock the test steps: the
 // test converges it by hand instead of running its loop.
 type clocked struct {
-	s    *supervisor
+	s    *Supervisor
 	host *fake.Host
 	now  time.Time
 }
@@ -26,9 +24,9 @@ type clocked struct {
 func newClocked(t *testing.T, ins ...*wire.Instance) *clocked {
 	t.Helper()
 	c := &clocked{host: fake.NewHost(), now: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)}
-	c.s = newSupervisor(fake.New(c.host), t.TempDir(), "", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c.s = New(Config{Driver: fake.New(c.host), Dir: t.TempDir()})
 	c.s.now = func() time.Time { return c.now }
-	if err := c.s.assign(&wire.Assignments{Version: 1, Instances: ins}); err != nil {
+	if err := c.s.Assign(&wire.Assignments{Version: 1, Instances: ins}); err != nil {
 		t.Fatal(err)
 	}
 	return c
@@ -36,7 +34,7 @@ func newClocked(t *testing.T, ins ...*wire.Instance) *clocked {
 
 // status returns what the hub would hear of instance id.
 func (c *clocked) status(id string) *wire.InstanceStatus {
-	for _, st := range c.s.report(true).Instances {
+	for _, st := range c.s.Report(true).Instances {
 		if st.Id == id {
 			return st
 		}

@@ -1,9 +1,7 @@
-package agent
+package supervisor
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
@@ -12,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wharf-platform/wharf/agent/driver/fake"
+	"github.com/wharf-platform/wharf/agent/lease"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
@@ -43,14 +42,14 @@ func TestAssignmentsOfAnOlderBuildKeepTheirFence(t *testing.T) {
 		file = protowire.AppendBytes(file, in)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, fileAssignments), file, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, FileAssignments), file, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	host := fake.NewHost()
-	s := newSupervisor(fake.New(host), dir, "", slog.New(slog.NewTextHandler(io.Discard, nil)))
-	s.lease = openLease(t.TempDir())
-	if s.applied() != 3 {
-		t.Fatalf("applied version %d, want 3 from the file", s.applied())
+	s := New(Config{Driver: fake.New(host), Dir: dir})
+	s.lease = lease.Open(t.TempDir())
+	if s.Applied() != 3 {
+		t.Fatalf("applied version %d, want 3 from the file", s.Applied())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -1,4 +1,6 @@
-package agent
+// Package logs captures the instances' output into the agent's on-disk
+// buffer (agent/logship) and ships it to the hub on logs streams.
+package logs
 
 import (
 	"context"
@@ -38,8 +40,8 @@ const (
 	captureRetry = time.Second
 )
 
-// logShipper captures and ships the instances' output.
-type logShipper struct {
+// Shipper captures and ships the instances' output.
+type Shipper struct {
 	buf *logship.Buffer
 	drv driver.Driver
 	log *slog.Logger
@@ -47,16 +49,16 @@ type logShipper struct {
 	mu        sync.Mutex
 	capturing map[string]bool // instance ids being followed
 
-	// captured counts the lines (pieces) stored in the buffer.
-	captured atomic.Uint64
+	captured atomic.Uint64 // lines (pieces) stored in the buffer
 
 	// reporting is set while a batch carrying drops awaits its ack, so
 	// pipelined batches do not report the same drops twice.
 	reporting atomic.Bool
 }
 
-func newLogShipper(buf *logship.Buffer, drv driver.Driver, log *slog.Logger) *logShipper {
-	return &logShipper{buf: buf, drv: drv, log: log, capturing: map[string]bool{}}
+// New makes a shipper of buf's lines that captures through drv.
+func New(buf *logship.Buffer, drv driver.Driver, log *slog.Logger) *Shipper {
+	return &Shipper{buf: buf, drv: drv, log: log, capturing: map[string]bool{}}
 }
 
 // source names an instance's lines in the buffer and on the wire.
@@ -64,7 +66,7 @@ func source(in *wire.Instance) string { return in.Tenant + "/" + in.App + "/" + 
 
 // follow starts capturing every wanted instance not yet followed; each
 // follow ends by itself when its instance is removed.
-func (l *logShipper) follow(ctx context.Context, want []*wire.Instance) {
+func (l *Shipper) follow(ctx context.Context, want []*wire.Instance) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, in := range want {
@@ -78,7 +80,7 @@ func (l *logShipper) follow(ctx context.Context, want []*wire.Instance) {
 
 // capture follows one instance's output into the buffer until the
 // instance is gone (its follow ends without error and it is not found).
-func (l *logShipper) capture(ctx context.Context, id, src string) {
+func (l *Shipper) capture(ctx context.Context, id, src string) {
 	defer func() {
 		l.mu.Lock()
 		delete(l.capturing, id)
@@ -181,6 +183,37 @@ func (w *captureWriter) flush() {
 	w.pending = w.pending[:0]
 }
 
+// CaptureWanted keeps every wanted instance's output followed until ctx
+// ends.
+func (l *Shipper) CaptureWanted(ctx context.Context, wanted func() []*wire.Instance) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		l.follow(ctx, wanted())
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ShipOn ships logs on conn until ctx ends, opening a new logs stream
+// after a refused batch.
+func (l *Shipper) ShipOn(ctx context.Context, conn *quic.Conn) {
+	for ctx.Err() == nil {
+		err := l.ship(ctx, conn)
+		if ctx.Err() != nil || conn.Context().Err() != nil {
+			return
+		}
+		l.log.Warn("log shipping", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 // inflight is a sent batch awaiting its ack.
 type inflight struct {
 	id    uint64
@@ -191,7 +224,7 @@ type inflight struct {
 // ship sends the buffer's lines on a logs stream of conn until the
 // connection or ctx ends, or the hub refuses a batch. Everything not
 // acknowledged is sent again on the next connection.
-func (l *logShipper) ship(ctx context.Context, conn *quic.Conn) error {
+func (l *Shipper) ship(ctx context.Context, conn *quic.Conn) error {
 	st, err := openStream(ctx, conn, wire.StreamLogs)
 	if err != nil {
 		return err
@@ -317,4 +350,19 @@ func batch(id uint64, lines []logship.Line, drops map[string]logship.DropInfo, s
 		}
 	}
 	return b, p, n
+}
+
+// Captured counts the lines (pieces) captured into the buffer.
+func (l *Shipper) Captured() uint64 { return l.captured.Load() }
+
+// openStream opens a stream of kind on conn.
+func openStream(ctx context.Context, conn *quic.Conn, kind wire.StreamKind) (*quic.Stream, error) {
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := st.Write([]byte{byte(kind)}); err != nil {
+		return nil, err
+	}
+	return st, nil
 }

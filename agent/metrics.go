@@ -1,0 +1,41 @@
+package agent
+
+import (
+	"time"
+
+	"github.com/wharf-platform/wharf/agent/metrics"
+	"github.com/wharf-platform/wharf/pkg/wire"
+)
+
+// metricsReport returns c's latest sample when it is newer than *last
+// (nil otherwise).
+func metricsReport(c *metrics.Collector, last *time.Time) *wire.MetricsReport {
+	s := c.Latest()
+	if s.Time.IsZero() || !s.Time.After(*last) {
+		return nil
+	}
+	*last = s.Time
+	h := s.Host
+	r := &wire.MetricsReport{UnixMs: s.Time.UnixMilli(), Host: &wire.HostMetrics{CpuSeconds: h.CPUSeconds, MemoryTotal: h.MemoryTotal,
+		MemoryUsed: h.MemoryUsed, DiskTotal: h.DiskTotal, DiskUsed: h.DiskUsed, NetRxBytes: h.NetRxBytes, NetTxBytes: h.NetTxBytes}}
+	for _, i := range s.Instances {
+		r.Instances = append(r.Instances, &wire.InstanceMetrics{Instance: i.Instance, App: i.App, Tenant: i.Tenant, UnixMs: i.Timestamp.UnixMilli(),
+			CpuSeconds: i.CPUSeconds, MemoryWorkingSet: i.MemoryWorkingSet, MemoryUsage: i.MemoryUsage, NetRxBytes: i.NetRxBytes,
+			NetTxBytes: i.NetTxBytes, FsUsageBytes: i.FsUsageBytes})
+	}
+	return r
+}
+
+// registerMetrics sends m's newest sample after a heartbeat, once per
+// sample (the newest again to each new hub node).
+func registerMetrics(c *control, m *metrics.Collector) {
+	c.send(func() feed {
+		var last time.Time
+		return feed{tick: func(time.Time) *wire.Envelope {
+			if r := metricsReport(m, &last); r != nil {
+				return &wire.Envelope{Msg: &wire.Envelope_MetricsReport{MetricsReport: r}}
+			}
+			return nil
+		}}
+	})
+}
