@@ -1,4 +1,4 @@
-// Package router is the agent's data plane (DESIGN.md section 4): an HTTP,
+// Package router is the agent's data plane: an HTTP,
 // HTTPS and TCP reverse proxy whose table the hub pushes. A table maps
 // domains and path prefixes, and router TCP ports, to apps; an app is its
 // ready instances (anywhere: this host or others) and, during a canary,
