@@ -19,6 +19,7 @@ import (
 
 	"github.com/wharf-platform/wharf/hub"
 	"github.com/wharf-platform/wharf/hub/cluster"
+	"github.com/wharf-platform/wharf/hub/hubtest/deadline"
 )
 
 // Options tune a test cluster.
@@ -226,8 +227,8 @@ func (c *Cluster) Kill(i int) {
 	cancel()
 	select {
 	case <-done:
-	case <-time.After(20 * time.Second):
-		c.t.Fatalf("hub%d did not stop within 20s", i)
+	case <-time.After(deadline.Scale(20 * time.Second)):
+		c.t.Fatalf("hub%d did not stop within %s", i, deadline.Scale(20*time.Second).Round(time.Second))
 	}
 }
 
@@ -328,17 +329,39 @@ func (c *Cluster) WaitLeader(timeout time.Duration) *Node {
 	return leader
 }
 
-// WaitFor polls cond every 20 ms until it holds or timeout passes, then
-// fails the test naming what it waited for.
+// WaitFor polls cond every 20 ms until it holds or the deadline passes,
+// then fails the test naming what it waited for. The deadline is timeout
+// stretched by Scale: callers state what an idle machine needs.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	timeout = deadline.Scale(timeout)
 	deadline := time.Now().Add(timeout)
 	for {
 		if cond() {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			t.Fatalf("timed out after %s waiting for %s", timeout.Round(time.Millisecond), what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// WaitUntil is WaitFor for a check that says what is still missing: it
+// polls until check returns nil and, on timeout, fails with the last
+// answer, so a failure shows the state the test saw rather than only what
+// it waited for.
+func WaitUntil(t testing.TB, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	timeout = deadline.Scale(timeout)
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s: %v", timeout.Round(time.Millisecond), what, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
