@@ -272,8 +272,10 @@ func (c *Cluster) Stop() {
 	}
 }
 
-// Partition cuts every link between the nodes in group and the others.
+// Partition cuts every link between the nodes in group and the others,
+// the connections already open across the cut included.
 func (c *Cluster) Partition(group ...int) {
+	defer c.enforce()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	in := map[int]bool{}
@@ -294,6 +296,19 @@ func (c *Cluster) Heal() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.cut = map[[2]string]bool{}
+}
+
+// enforce closes the open connections that the cut now refuses, on every
+// running node.
+func (c *Cluster) enforce() {
+	c.mu.Lock()
+	nodes := append([]*Node(nil), c.Nodes...)
+	c.mu.Unlock()
+	for _, n := range nodes {
+		if h := n.Hub(); h != nil {
+			h.Cluster().EnforceBlocked()
+		}
+	}
 }
 
 func (c *Cluster) blocked(local, remote string) bool {
