@@ -144,9 +144,9 @@ func (n *Node) start(expect int, join []string) {
 		DownAfter:       n.c.opts.DownAfter,
 		Logger:          n.c.logger().With("test_node", n.Index),
 		Tuning: &hub.Tuning{
-			HeartbeatTimeout:   100 * time.Millisecond,
-			ElectionTimeout:    100 * time.Millisecond,
-			LeaderLeaseTimeout: 50 * time.Millisecond,
+			HeartbeatTimeout:   raftTimeout(100 * time.Millisecond),
+			ElectionTimeout:    raftTimeout(100 * time.Millisecond),
+			LeaderLeaseTimeout: raftTimeout(50 * time.Millisecond),
 			CommitTimeout:      5 * time.Millisecond,
 			DeadServerGrace:    n.c.opts.DeadServerGrace,
 			SnapshotThreshold:  n.c.opts.SnapshotThreshold,
@@ -178,6 +178,16 @@ func (n *Node) start(expect int, join []string) {
 	n.raftAddr = h.Cluster().RaftAddr()
 	n.gossipAddr = h.Cluster().GossipAddr()
 	n.mu.Unlock()
+}
+
+// raftTimeout stretches the fast test Raft timeouts like the tests'
+// deadlines (at most tenfold: 100 ms becomes at most production's 1 s). On
+// a loaded machine or under the race detector a 100 ms election timeout
+// expires while the leader merely waits for a CPU, and the elections that
+// follow fail writes and drop the leader's telemetry in tests that are
+// not about elections.
+func raftTimeout(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * min(deadline.Slowdown(), 10))
 }
 
 // Hub returns the node's running hub, or nil while it is stopped.
