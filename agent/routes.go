@@ -125,6 +125,15 @@ func (a *Agent) RouterAddrs() (string, string) {
 	return str(h), str(s)
 }
 
+// RouterVersion returns the version of the route table the router serves
+// (0 before the first, or without a router).
+func (a *Agent) RouterVersion() uint64 {
+	if a.router == nil {
+		return 0
+	}
+	return a.router.Version()
+}
+
 // metricsReport returns the collector's latest sample when it is newer
 // than *last (nil otherwise).
 func (a *Agent) metricsReport(last *time.Time) *wire.MetricsReport {

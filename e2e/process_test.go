@@ -20,6 +20,7 @@ import (
 
 	"github.com/wharf-platform/wharf/agent"
 	"github.com/wharf-platform/wharf/agent/driver/drivertest"
+	"github.com/wharf-platform/wharf/hub/hubtest/deadline"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
@@ -39,6 +40,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	drivertest.Cleanup()
 	os.Exit(code)
 }
 
@@ -107,7 +109,7 @@ func (p *proc) kill() { _ = p.cmd.Process.Signal(syscall.SIGKILL) }
 func (p *proc) wait(t *testing.T) {
 	select {
 	case <-p.done:
-	case <-time.After(20 * time.Second):
+	case <-time.After(deadline.Scale(20 * time.Second)):
 		t.Errorf("wharf %v did not exit", p.args)
 	}
 }
@@ -115,7 +117,7 @@ func (p *proc) wait(t *testing.T) {
 // cli runs the wharf CLI and returns its stdout, stderr and exit code.
 func cli(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), deadline.Scale(30*time.Second))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, wharfBin, args...)
 	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir()), env...)
@@ -147,12 +149,15 @@ func getJSON(url string, out any) error {
 	return json.Unmarshal(b, out)
 }
 
+// waitFor polls cond until it holds; the deadline is timeout stretched
+// by deadline.Scale for a slow or loaded machine.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	timeout = deadline.Scale(timeout)
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			t.Fatalf("timed out after %s waiting for %s", timeout.Round(time.Millisecond), what)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

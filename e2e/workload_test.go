@@ -10,6 +10,7 @@ import (
 
 	"github.com/wharf-platform/wharf/agent"
 	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/driver/exec"
 	"github.com/wharf-platform/wharf/agent/driver/fake"
 	"github.com/wharf-platform/wharf/hub/hubtest"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
@@ -288,4 +289,64 @@ func scaleToZero(tb testing.TB, c *client.Client, apps ...string) {
 
 func fakeDriver(h *fake.Host) func(string) (driver.Driver, error) {
 	return func(string) (driver.Driver, error) { return fake.New(h), nil }
+}
+
+// stopLeftovers registers a cleanup that stops every instance that the
+// drivers returned by open (called at cleanup time) still list. Register
+// it before the test's agents: cleanups run last in, first out, so it runs
+// once they have stopped and cannot start anything again. Exec instances
+// outlive their agent by design and containers outlive the test process,
+// so without it a failed test leaves them running and listening.
+func stopLeftovers(t testing.TB, open func() []driver.Driver) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		for _, d := range open() {
+			l, err := d.List(ctx)
+			if err != nil {
+				t.Errorf("list leftover instances: %v", err)
+			}
+			for _, st := range l {
+				if err := d.Stop(ctx, st.InstanceID, time.Second); err != nil {
+					t.Errorf("stop leftover instance %s: %v", st.InstanceID, err)
+				}
+			}
+			if len(l) > 0 {
+				t.Logf("stopped %d instances left behind", len(l))
+			}
+			if c, ok := d.(interface{ Close() error }); ok {
+				c.Close()
+			}
+		}
+	})
+}
+
+// execDriver returns the exec driver factory for an agent whose data dir is
+// dir, and has every instance it started stopped at the end of the test
+// (stopLeftovers): call it before starting the agent.
+func execDriver(t *testing.T, dir string) func(string) (driver.Driver, error) {
+	t.Helper()
+	var mu sync.Mutex
+	hosts := map[string]bool{}
+	open := func(hostID string) (driver.Driver, error) {
+		return exec.New(exec.Config{HostID: hostID, DataDir: dir, ShimEnv: []string{"GORACE=atexit_sleep_ms=0"}})
+	}
+	stopLeftovers(t, func() []driver.Driver {
+		mu.Lock()
+		defer mu.Unlock()
+		var ds []driver.Driver
+		for id := range hosts {
+			if d, err := open(id); err == nil {
+				ds = append(ds, d)
+			}
+		}
+		return ds
+	})
+	return func(hostID string) (driver.Driver, error) {
+		mu.Lock()
+		hosts[hostID] = true
+		mu.Unlock()
+		return open(hostID)
+	}
 }
