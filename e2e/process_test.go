@@ -19,7 +19,10 @@ import (
 	"time"
 
 	"github.com/wharf-platform/wharf/agent"
+	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/driver/docker"
 	"github.com/wharf-platform/wharf/agent/driver/drivertest"
+	wexec "github.com/wharf-platform/wharf/agent/driver/exec"
 	"github.com/wharf-platform/wharf/hub/hubtest/deadline"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
@@ -284,6 +287,32 @@ var tokenLine = regexp.MustCompile(`WHARF_TOKEN=(\S+)`)
 // the same data dir prints the same token.
 func TestDevPrintsAddressAndToken(t *testing.T) {
 	dir := t.TempDir()
+	// Registered before the processes (so it runs after they are killed):
+	// the instance the test deploys on one of its two agents is stopped
+	// even when the test fails before scaling it to 0.
+	stopLeftovers(t, func() []driver.Driver {
+		var ds []driver.Driver
+		for _, agentDir := range []string{filepath.Join(dir, "wharf-data", "agent"), filepath.Join(dir, "agent")} {
+			b, err := os.ReadFile(filepath.Join(agentDir, "host-id"))
+			if err != nil {
+				continue // never enrolled: it started nothing
+			}
+			id := strings.TrimSpace(string(b))
+			if d, err := wexec.New(wexec.Config{HostID: id, DataDir: agentDir}); err == nil {
+				ds = append(ds, d)
+			}
+			if d, err := docker.New(docker.Config{HostID: id}); err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				if d.Ping(ctx) == nil {
+					ds = append(ds, d)
+				} else {
+					d.Close()
+				}
+				cancel()
+			}
+		}
+		return ds
+	})
 	port := freePorts(t, 1)[0]
 	addr := fmt.Sprintf("http://127.0.0.1:%d", port)
 	run := func() (string, *proc) {
