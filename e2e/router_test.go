@@ -197,9 +197,9 @@ func field(body, key string) string {
 
 // TestRouter: two agents' routers serve the default route to instances
 // on both hosts; an unknown host is a 404; a canary at 10% gets 200 of
-// 2,000 requests within five standard deviations; a custom domain with an uploaded certificate answers
-// over HTTPS with that certificate; a TCP route carries a raw echo; an app
-// scaled to 0 is a 503.
+// 2,000 requests within five standard deviations; a custom domain with an
+// uploaded certificate answers over HTTPS with that certificate; a TCP
+// route carries a raw echo; an app scaled to 0 is a 503.
 func TestRouter(t *testing.T) {
 	for _, kind := range []string{"exec", "docker"} {
 		t.Run(kind, func(t *testing.T) { routerFlow(t, newRouterRig(t, kind)) })
