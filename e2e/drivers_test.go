@@ -75,6 +75,13 @@ func workloadFlow(t *testing.T, newDriver func(dataDir string) func(string) (dri
 	dirs := map[string]string{}
 	stops := map[string]func(){}
 	agents := map[string]*agent.Agent{}
+	stopStrays(t, func() []string {
+		var ds []string
+		for _, d := range dirs {
+			ds = append(ds, d)
+		}
+		return ds
+	})
 	stopLeftovers(t, func() []driver.Driver {
 		var ds []driver.Driver
 		for name, ag := range agents {

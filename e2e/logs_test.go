@@ -83,6 +83,7 @@ func logsFlow(t *testing.T, kind string) {
 	ctx := context.Background()
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
 	var a *agent.Agent
+	stopStrays(t, func() []string { return []string{dir} })
 	stopLeftovers(t, func() []driver.Driver {
 		if a == nil || a.HostID() == "" {
 			return nil

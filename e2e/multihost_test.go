@@ -54,6 +54,13 @@ func newMultiHost(t testing.TB, dcs int, agentsPerDC int, hubArgs ...string) (*m
 	// design they outlive a killed agent) are stopped through the driver,
 	// which also removes their cgroups; the lab then removes what is left
 	// of its namespaces.
+	stopStrays(t, func() []string {
+		var ds []string
+		for _, d := range m.dirs {
+			ds = append(ds, d)
+		}
+		return ds
+	})
 	stopLeftovers(t, func() []driver.Driver {
 		var ds []driver.Driver
 		for h, dir := range m.dirs {

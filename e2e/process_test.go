@@ -290,6 +290,7 @@ func TestDevPrintsAddressAndToken(t *testing.T) {
 	// Registered before the processes (so it runs after they are killed):
 	// the instance the test deploys on one of its two agents is stopped
 	// even when the test fails before scaling it to 0.
+	stopStrays(t, func() []string { return []string{dir} })
 	stopLeftovers(t, func() []driver.Driver {
 		var ds []driver.Driver
 		for _, agentDir := range []string{filepath.Join(dir, "wharf-data", "agent"), filepath.Join(dir, "agent")} {

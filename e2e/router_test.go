@@ -60,6 +60,8 @@ func newRouterRig(t *testing.T, kind string) *routerRig {
 	}
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
 	var drivers []func(hostID string) (driver.Driver, error) // one per agent
+	var dirs []string
+	stopStrays(t, func() []string { return dirs })
 	stopLeftovers(t, func() []driver.Driver {
 		var ds []driver.Driver
 		for i, a := range r.agents {
@@ -73,6 +75,7 @@ func newRouterRig(t *testing.T, kind string) *routerRig {
 	})
 	for i, name := range []string{"a", "b"} {
 		dir := t.TempDir()
+		dirs = append(dirs, dir)
 		ip := fmt.Sprintf("127.0.%d.%d", 100+i, 2+i)
 		newDriver := func(hostID string) (driver.Driver, error) {
 			return exec.New(exec.Config{HostID: hostID, DataDir: dir, ShimEnv: []string{"GORACE=atexit_sleep_ms=0"}})

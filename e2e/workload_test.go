@@ -2,9 +2,16 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -332,6 +339,7 @@ func execDriver(t *testing.T, dir string) func(string) (driver.Driver, error) {
 	open := func(hostID string) (driver.Driver, error) {
 		return exec.New(exec.Config{HostID: hostID, DataDir: dir, ShimEnv: []string{"GORACE=atexit_sleep_ms=0"}})
 	}
+	stopStrays(t, func() []string { return []string{dir} })
 	stopLeftovers(t, func() []driver.Driver {
 		mu.Lock()
 		defer mu.Unlock()
@@ -349,4 +357,88 @@ func execDriver(t *testing.T, dir string) func(string) (driver.Driver, error) {
 		mu.Unlock()
 		return open(hostID)
 	}
+}
+
+// stopStrays registers a cleanup that kills, by PID, every exec supervisor
+// of an instance directory under one of the dirs (read at cleanup time),
+// with its instance's process group. Register it before stopLeftovers, so
+// that it runs after: what it still finds is an instance the driver lost
+// track of (its state names other processes, or is gone), which no Stop
+// can end. The supervisor carries its instance directory in its
+// environment (WHARF_EXEC_SHIM, set by the exec driver).
+func stopStrays(t testing.TB, dirs func() []string) {
+	t.Helper()
+	t.Cleanup(func() {
+		roots := dirs()
+		procs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, p := range procs {
+			env, err := os.ReadFile(p + "/environ")
+			if err != nil {
+				continue
+			}
+			var dir string
+			for _, kv := range strings.Split(string(env), "\x00") {
+				if v, ok := strings.CutPrefix(kv, "WHARF_EXEC_SHIM="); ok {
+					dir = v
+				}
+			}
+			if dir == "" || !slices.ContainsFunc(roots, func(r string) bool { return strings.HasPrefix(dir, r+string(filepath.Separator)) }) {
+				continue
+			}
+			pid, err := strconv.Atoi(filepath.Base(p))
+			if err != nil {
+				continue
+			}
+			// The instance leads its own process group, a child of the
+			// supervisor's.
+			if kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)); err == nil {
+				for _, k := range strings.Fields(string(kids)) {
+					if kid, err := strconv.Atoi(k); err == nil && kid > 1 {
+						_ = syscall.Kill(-kid, syscall.SIGKILL)
+						_ = syscall.Kill(kid, syscall.SIGKILL)
+					}
+				}
+			}
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Logf("killed the exec supervisor %d of %s and its instance: the driver had lost track of them", pid, dir)
+		}
+	})
+}
+
+// TestStopStrays: a supervisor whose instance directory lies under a
+// test's agent data dir is killed with its child at the end of the test,
+// even though no driver lists it.
+func TestStopStrays(t *testing.T) {
+	dir := t.TempDir()
+	cmd := osexec.Command("sh", "-c", "sleep 60 & wait")
+	cmd.Env = append(os.Environ(), "WHARF_EXEC_SHIM="+filepath.Join(dir, "exec", "web-1"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() }) // if the helper failed
+	var child int
+	hubtest.WaitFor(t, 5*time.Second, "the stray's child", func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			return false
+		}
+		child, _ = strconv.Atoi(f[0])
+		return child > 0
+	})
+	t.Run("with a stray", func(t *testing.T) {
+		stopStrays(t, func() []string { return []string{dir} })
+	})
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stray supervisor still runs")
+	}
+	hubtest.WaitFor(t, 5*time.Second, "its child gone", func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", child))
+		return err != nil
+	})
 }
