@@ -116,6 +116,15 @@ func (a *Agent) RouterAddrs() (string, string) {
 	return str(h), str(s)
 }
 
+// RouterVersion returns the version of the route table the router serves
+// (0 before the first, or without a router).
+func (a *Agent) RouterVersion() uint64 {
+	if a.router == nil {
+		return 0
+	}
+	return a.router.Version()
+}
+
 // registerRoutes gives r the tables the hub pushes (each acknowledged
 // with the version served; onRoutes, when set, is told it too) and sends
 // its per-app counts after each heartbeat.

@@ -8,6 +8,7 @@ import (
 	"github.com/wharf-platform/wharf/agent"
 	"github.com/wharf-platform/wharf/agent/driver/fake"
 	"github.com/wharf-platform/wharf/hub/hubtest"
+	"github.com/wharf-platform/wharf/hub/hubtest/deadline"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/client"
 )
@@ -82,8 +83,10 @@ func TestDrills(t *testing.T) {
 	if !(rep.DetectedMs <= rep.ScheduledMs && rep.ScheduledMs <= rep.ReadyMs && rep.ReadyMs <= rep.RoutedMs) {
 		t.Fatalf("milestones out of order: %+v", rep)
 	}
-	if diff := time.Duration(rep.ReadyMs)*time.Millisecond - sawReady; diff > 1500*time.Millisecond || diff < -1500*time.Millisecond {
-		t.Fatalf("the report says ready after %d ms, the test saw it after %s", rep.ReadyMs, sawReady)
+	// The test sees readiness through polling the API, which lags more on
+	// a loaded machine: the tolerance scales with the tests' deadlines.
+	if diff, tol := time.Duration(rep.ReadyMs)*time.Millisecond-sawReady, deadline.Scale(1500*time.Millisecond); diff > tol || diff < -tol {
+		t.Fatalf("the report says ready after %d ms, the test saw it after %s (tolerance %s)", rep.ReadyMs, sawReady, tol)
 	}
 	if h, _, _ := admin.Hosts().Get(ctx, hostOf["p1"].HostID(), nil); h.State == "ready" {
 		t.Fatal("the cut-off host is still ready")

@@ -12,9 +12,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/wharf-platform/wharf/agent"
-	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/agent/driver/drivertest"
-	"github.com/wharf-platform/wharf/agent/driver/exec"
 	"github.com/wharf-platform/wharf/hub/hubtest"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/client"
@@ -34,9 +32,7 @@ func TestInstanceMetrics(t *testing.T) {
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
 	dir := t.TempDir()
 	runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: "m", Metrics: true, MetricsInterval: time.Second,
-		NewDriver: func(hostID string) (driver.Driver, error) {
-			return exec.New(exec.Config{HostID: hostID, DataDir: dir, ShimEnv: []string{"GORACE=atexit_sleep_ms=0"}})
-		}})
+		NewDriver: execDriver(t, dir)})
 	w, q := &client.WriteOptions{Tenant: "acme"}, &client.QueryOptions{Tenant: "acme"}
 	bin := drivertest.BuildTestApp(t)
 	for _, name := range []string{"burn", "idle"} {

@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/agent/driver/drivertest"
+	"github.com/wharf-platform/wharf/agent/driver/exec"
 	"github.com/wharf-platform/wharf/e2e/netlab"
 	"github.com/wharf-platform/wharf/hub/cluster"
 	"github.com/wharf-platform/wharf/hub/hubtest"
@@ -31,6 +33,7 @@ type multiHost struct {
 	admin *client.Client            // through the last datacenter's hub node
 	token string                    // the admin token
 	args  map[*netlab.Host][]string // how each wharf process was started, to restart it
+	dirs  map[*netlab.Host]string   // each agent's data dir
 }
 
 // startHub runs `wharf hub` on h, the first of n nodes joining through
@@ -45,7 +48,40 @@ func startWharf(t testing.TB, h *netlab.Host, args ...string) {
 
 func newMultiHost(t testing.TB, dcs int, agentsPerDC int, hubArgs ...string) (*multiHost, map[string][]*netlab.Host) {
 	netlab.Require(t)
-	m := &multiHost{t: t, lab: netlab.New(t, netlab.Options{}), args: map[*netlab.Host][]string{}}
+	m := &multiHost{t: t, lab: netlab.New(t, netlab.Options{}), args: map[*netlab.Host][]string{}, dirs: map[*netlab.Host]string{}}
+	// Registered after the lab's own cleanup, so it runs before it: the
+	// agents go first, then the exec instances they leave running (by
+	// design they outlive a killed agent) are stopped through the driver,
+	// which also removes their cgroups; the lab then removes what is left
+	// of its namespaces.
+	stopStrays(t, func() []string {
+		var ds []string
+		for _, d := range m.dirs {
+			ds = append(ds, d)
+		}
+		return ds
+	})
+	stopLeftovers(t, func() []driver.Driver {
+		var ds []driver.Driver
+		for h, dir := range m.dirs {
+			for _, cmd := range h.Processes() {
+				_ = cmd.Process.Signal(syscall.SIGKILL)
+				select {
+				case <-h.Done(cmd):
+				case <-time.After(10 * time.Second):
+					t.Errorf("wharf on %s not reaped 10s after SIGKILL", h.Name())
+				}
+			}
+			id, err := os.ReadFile(filepath.Join(dir, "host-id"))
+			if err != nil {
+				continue // never enrolled: it started nothing
+			}
+			if d, err := exec.New(exec.Config{HostID: strings.TrimSpace(string(id)), DataDir: dir}); err == nil {
+				ds = append(ds, d)
+			}
+		}
+		return ds
+	})
 	agents := map[string][]*netlab.Host{}
 	key := cluster.GenerateKey()
 	for i := 0; i < dcs; i++ {
@@ -107,7 +143,8 @@ func (m *multiHost) hubAddrs() string {
 // startAgent runs `wharf agent` (exec driver) on h in pool.
 func (m *multiHost) startAgent(h *netlab.Host, pool, token string) {
 	ip := h.IP().String()
-	m.args[h] = []string{"agent", "--hub", m.hubAddrs(), "--token", token, "--data-dir", m.t.TempDir(), "--pool", pool, "--name", h.Name(),
+	m.dirs[h] = m.t.TempDir()
+	m.args[h] = []string{"agent", "--hub", m.hubAddrs(), "--token", token, "--data-dir", m.dirs[h], "--pool", pool, "--name", h.Name(),
 		"--driver", "exec", "--advertise", ip, "--gossip-addr", ip + ":7484", "--local-addr", ip + ":7485",
 		"--router-http-addr", ip + ":7080", "--router-https-addr", "", "--log-level", "warn"}
 	startWharf(m.t, h, m.args[h]...)

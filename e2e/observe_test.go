@@ -20,9 +20,7 @@ import (
 	"github.com/leodido/go-syslog/v4/rfc5424"
 
 	"github.com/wharf-platform/wharf/agent"
-	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/agent/driver/drivertest"
-	"github.com/wharf-platform/wharf/agent/driver/exec"
 	"github.com/wharf-platform/wharf/hub/alert"
 	"github.com/wharf-platform/wharf/hub/hubtest"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
@@ -74,10 +72,7 @@ func TestLogDrainsAndAlerts(t *testing.T) {
 	ctx := context.Background()
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
 	dir := t.TempDir()
-	runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: "d",
-		NewDriver: func(hostID string) (driver.Driver, error) {
-			return exec.New(exec.Config{HostID: hostID, DataDir: dir, ShimEnv: []string{"GORACE=atexit_sleep_ms=0"}})
-		}})
+	runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: dir, Name: "d", NewDriver: execDriver(t, dir)})
 	w, q := &client.WriteOptions{Tenant: "acme"}, &client.QueryOptions{Tenant: "acme"}
 	bin := drivertest.BuildTestApp(t)
 	const total = 100

@@ -19,7 +19,11 @@ import (
 	"time"
 
 	"github.com/wharf-platform/wharf/agent"
+	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/driver/docker"
 	"github.com/wharf-platform/wharf/agent/driver/drivertest"
+	wexec "github.com/wharf-platform/wharf/agent/driver/exec"
+	"github.com/wharf-platform/wharf/hub/hubtest/deadline"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
@@ -39,6 +43,7 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
+	drivertest.Cleanup()
 	os.Exit(code)
 }
 
@@ -107,7 +112,7 @@ func (p *proc) kill() { _ = p.cmd.Process.Signal(syscall.SIGKILL) }
 func (p *proc) wait(t *testing.T) {
 	select {
 	case <-p.done:
-	case <-time.After(20 * time.Second):
+	case <-time.After(deadline.Scale(20 * time.Second)):
 		t.Errorf("wharf %v did not exit", p.args)
 	}
 }
@@ -115,7 +120,7 @@ func (p *proc) wait(t *testing.T) {
 // cli runs the wharf CLI and returns its stdout, stderr and exit code.
 func cli(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), deadline.Scale(30*time.Second))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, wharfBin, args...)
 	cmd.Env = append(append(os.Environ(), "HOME="+t.TempDir()), env...)
@@ -147,12 +152,15 @@ func getJSON(url string, out any) error {
 	return json.Unmarshal(b, out)
 }
 
+// waitFor polls cond until it holds; the deadline is timeout stretched
+// by deadline.Scale for a slow or loaded machine.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	timeout = deadline.Scale(timeout)
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			t.Fatalf("timed out after %s waiting for %s", timeout.Round(time.Millisecond), what)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -279,6 +287,33 @@ var tokenLine = regexp.MustCompile(`WHARF_TOKEN=(\S+)`)
 // the same data dir prints the same token.
 func TestDevPrintsAddressAndToken(t *testing.T) {
 	dir := t.TempDir()
+	// Registered before the processes (so it runs after they are killed):
+	// the instance the test deploys on one of its two agents is stopped
+	// even when the test fails before scaling it to 0.
+	stopStrays(t, func() []string { return []string{dir} })
+	stopLeftovers(t, func() []driver.Driver {
+		var ds []driver.Driver
+		for _, agentDir := range []string{filepath.Join(dir, "wharf-data", "agent"), filepath.Join(dir, "agent")} {
+			b, err := os.ReadFile(filepath.Join(agentDir, "host-id"))
+			if err != nil {
+				continue // never enrolled: it started nothing
+			}
+			id := strings.TrimSpace(string(b))
+			if d, err := wexec.New(wexec.Config{HostID: id, DataDir: agentDir}); err == nil {
+				ds = append(ds, d)
+			}
+			if d, err := docker.New(docker.Config{HostID: id}); err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+				if d.Ping(ctx) == nil {
+					ds = append(ds, d)
+				} else {
+					d.Close()
+				}
+				cancel()
+			}
+		}
+		return ds
+	})
 	port := freePorts(t, 1)[0]
 	addr := fmt.Sprintf("http://127.0.0.1:%d", port)
 	run := func() (string, *proc) {

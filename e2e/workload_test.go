@@ -2,14 +2,22 @@ package e2e
 
 import (
 	"context"
+	"fmt"
+	"os"
+	osexec "os/exec"
+	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/wharf-platform/wharf/agent"
 	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/driver/exec"
 	"github.com/wharf-platform/wharf/agent/driver/fake"
 	"github.com/wharf-platform/wharf/hub/hubtest"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
@@ -288,4 +296,149 @@ func scaleToZero(tb testing.TB, c *client.Client, apps ...string) {
 
 func fakeDriver(h *fake.Host) func(string) (driver.Driver, error) {
 	return func(string) (driver.Driver, error) { return fake.New(h), nil }
+}
+
+// stopLeftovers registers a cleanup that stops every instance that the
+// drivers returned by open (called at cleanup time) still list. Register
+// it before the test's agents: cleanups run last in, first out, so it runs
+// once they have stopped and cannot start anything again. Exec instances
+// outlive their agent by design and containers outlive the test process,
+// so without it a failed test leaves them running and listening.
+func stopLeftovers(t testing.TB, open func() []driver.Driver) {
+	t.Helper()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		for _, d := range open() {
+			l, err := d.List(ctx)
+			if err != nil {
+				t.Errorf("list leftover instances: %v", err)
+			}
+			for _, st := range l {
+				if err := d.Stop(ctx, st.InstanceID, time.Second); err != nil {
+					t.Errorf("stop leftover instance %s: %v", st.InstanceID, err)
+				}
+			}
+			if len(l) > 0 {
+				t.Logf("stopped %d instances left behind", len(l))
+			}
+			if c, ok := d.(interface{ Close() error }); ok {
+				c.Close()
+			}
+		}
+	})
+}
+
+// execDriver returns the exec driver factory for an agent whose data dir is
+// dir, and has every instance it started stopped at the end of the test
+// (stopLeftovers): call it before starting the agent.
+func execDriver(t *testing.T, dir string) func(string) (driver.Driver, error) {
+	t.Helper()
+	var mu sync.Mutex
+	hosts := map[string]bool{}
+	open := func(hostID string) (driver.Driver, error) {
+		return exec.New(exec.Config{HostID: hostID, DataDir: dir, ShimEnv: []string{"GORACE=atexit_sleep_ms=0"}})
+	}
+	stopStrays(t, func() []string { return []string{dir} })
+	stopLeftovers(t, func() []driver.Driver {
+		mu.Lock()
+		defer mu.Unlock()
+		var ds []driver.Driver
+		for id := range hosts {
+			if d, err := open(id); err == nil {
+				ds = append(ds, d)
+			}
+		}
+		return ds
+	})
+	return func(hostID string) (driver.Driver, error) {
+		mu.Lock()
+		hosts[hostID] = true
+		mu.Unlock()
+		return open(hostID)
+	}
+}
+
+// stopStrays registers a cleanup that kills, by PID, every exec supervisor
+// of an instance directory under one of the dirs (read at cleanup time),
+// with its instance's process group. Register it before stopLeftovers, so
+// that it runs after: what it still finds is an instance the driver lost
+// track of (its state names other processes, or is gone), which no Stop
+// can end. The supervisor carries its instance directory in its
+// environment (WHARF_EXEC_SHIM, set by the exec driver).
+func stopStrays(t testing.TB, dirs func() []string) {
+	t.Helper()
+	t.Cleanup(func() {
+		roots := dirs()
+		procs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, p := range procs {
+			env, err := os.ReadFile(p + "/environ")
+			if err != nil {
+				continue
+			}
+			var dir string
+			for _, kv := range strings.Split(string(env), "\x00") {
+				if v, ok := strings.CutPrefix(kv, "WHARF_EXEC_SHIM="); ok {
+					dir = v
+				}
+			}
+			if dir == "" || !slices.ContainsFunc(roots, func(r string) bool { return strings.HasPrefix(dir, r+string(filepath.Separator)) }) {
+				continue
+			}
+			pid, err := strconv.Atoi(filepath.Base(p))
+			if err != nil {
+				continue
+			}
+			// The instance leads its own process group, a child of the
+			// supervisor's.
+			if kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)); err == nil {
+				for _, k := range strings.Fields(string(kids)) {
+					if kid, err := strconv.Atoi(k); err == nil && kid > 1 {
+						_ = syscall.Kill(-kid, syscall.SIGKILL)
+						_ = syscall.Kill(kid, syscall.SIGKILL)
+					}
+				}
+			}
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Logf("killed the exec supervisor %d of %s and its instance: the driver had lost track of them", pid, dir)
+		}
+	})
+}
+
+// TestStopStrays: a supervisor whose instance directory lies under a
+// test's agent data dir is killed with its child at the end of the test,
+// even though no driver lists it.
+func TestStopStrays(t *testing.T) {
+	dir := t.TempDir()
+	cmd := osexec.Command("sh", "-c", "sleep 60 & wait")
+	cmd.Env = append(os.Environ(), "WHARF_EXEC_SHIM="+filepath.Join(dir, "exec", "web-1"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() }) // if the helper failed
+	var child int
+	hubtest.WaitFor(t, 5*time.Second, "the stray's child", func() bool {
+		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			return false
+		}
+		child, _ = strconv.Atoi(f[0])
+		return child > 0
+	})
+	t.Run("with a stray", func(t *testing.T) {
+		stopStrays(t, func() []string { return []string{dir} })
+	})
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stray supervisor still runs")
+	}
+	hubtest.WaitFor(t, 5*time.Second, "its child gone", func() bool {
+		_, err := os.Stat(fmt.Sprintf("/proc/%d", child))
+		return err != nil
+	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/wharf-platform/wharf/hub/hubtest"
+	"github.com/wharf-platform/wharf/hub/hubtest/deadline"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
@@ -167,6 +168,13 @@ func TestLinearizability(t *testing.T) {
 	if raceEnabled {
 		runFor = 5 * time.Second
 	}
+	// hubtest stretches Raft's timeouts on a slow machine (at most
+	// tenfold); the run and the nemesis's pauses stretch alike, so faults
+	// keep their size relative to elections and the clients' pace keeps
+	// the history's length.
+	slow := min(deadline.Slowdown(), 10)
+	stretch := func(d time.Duration) time.Duration { return time.Duration(float64(d) * slow) }
+	runFor = stretch(runFor)
 	// Spread the operations over the whole run, so the faults hit them.
 	pace := runFor * clients / maxOps
 	ctx, cancel := context.WithTimeout(context.Background(), runFor)
@@ -239,12 +247,12 @@ func TestLinearizability(t *testing.T) {
 		defer close(nemesisDone)
 		rng := rand.New(rand.NewPCG(42, 1))
 		for i := 0; ctx.Err() == nil; i++ {
-			pause(ctx, 1500*time.Millisecond)
+			pause(ctx, stretch(1500*time.Millisecond))
 			switch i % 3 {
 			case 0:
 				if l := c.Leader(); l != nil {
 					c.Kill(l.Index)
-					pause(ctx, 700*time.Millisecond)
+					pause(ctx, stretch(700*time.Millisecond))
 					c.Restart(l.Index)
 				}
 			case 1:
@@ -253,11 +261,11 @@ func TestLinearizability(t *testing.T) {
 					victim = l.Index
 				}
 				c.Partition(victim)
-				pause(ctx, 1200*time.Millisecond)
+				pause(ctx, stretch(1200*time.Millisecond))
 				c.Heal()
 			case 2:
 				c.Partition(rng.IntN(len(c.Nodes)))
-				pause(ctx, 300*time.Millisecond)
+				pause(ctx, stretch(300*time.Millisecond))
 				c.Heal()
 			}
 		}

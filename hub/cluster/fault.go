@@ -71,3 +71,33 @@ func (f *faultConn) Close() error {
 	f.once.Do(func() { close(f.done) })
 	return err
 }
+
+// cut closes at once every connection whose remote IP blocked now refuses,
+// so that a partition also ends the streams already open across it (Raft's
+// pooled connections, the RPC client's), not only on their next read or
+// write or at the watchdog's next tick.
+func (m *mux) cut() {
+	if m.blocked == nil {
+		return
+	}
+	var victims []*trackedConn
+	m.connsMu.Lock()
+	for c := range m.conns {
+		if m.blocked(remoteIP(c)) {
+			victims = append(victims, c)
+		}
+	}
+	m.connsMu.Unlock()
+	for _, c := range victims {
+		c.Close()
+	}
+}
+
+// EnforceBlocked applies a change of Config.Blocked to the connections
+// already open: those it now refuses are closed at once. Tests call it
+// right after cutting the network.
+func (c *Cluster) EnforceBlocked() {
+	if c.mux != nil {
+		c.mux.cut()
+	}
+}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/wharf-platform/wharf/hub"
 	"github.com/wharf-platform/wharf/hub/cluster"
+	"github.com/wharf-platform/wharf/hub/hubtest/deadline"
 )
 
 // Options tune a test cluster.
@@ -143,9 +144,9 @@ func (n *Node) start(expect int, join []string) {
 		DownAfter:       n.c.opts.DownAfter,
 		Logger:          n.c.logger().With("test_node", n.Index),
 		Tuning: &hub.Tuning{
-			HeartbeatTimeout:   100 * time.Millisecond,
-			ElectionTimeout:    100 * time.Millisecond,
-			LeaderLeaseTimeout: 50 * time.Millisecond,
+			HeartbeatTimeout:   raftTimeout(100 * time.Millisecond),
+			ElectionTimeout:    raftTimeout(100 * time.Millisecond),
+			LeaderLeaseTimeout: raftTimeout(50 * time.Millisecond),
 			CommitTimeout:      5 * time.Millisecond,
 			DeadServerGrace:    n.c.opts.DeadServerGrace,
 			SnapshotThreshold:  n.c.opts.SnapshotThreshold,
@@ -177,6 +178,16 @@ func (n *Node) start(expect int, join []string) {
 	n.raftAddr = h.Cluster().RaftAddr()
 	n.gossipAddr = h.Cluster().GossipAddr()
 	n.mu.Unlock()
+}
+
+// raftTimeout stretches the fast test Raft timeouts like the tests'
+// deadlines (at most tenfold: 100 ms becomes at most production's 1 s). On
+// a loaded machine or under the race detector a 100 ms election timeout
+// expires while the leader merely waits for a CPU, and the elections that
+// follow fail writes and drop the leader's telemetry in tests that are
+// not about elections.
+func raftTimeout(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * min(deadline.Slowdown(), 10))
 }
 
 // Hub returns the node's running hub, or nil while it is stopped.
@@ -226,8 +237,8 @@ func (c *Cluster) Kill(i int) {
 	cancel()
 	select {
 	case <-done:
-	case <-time.After(20 * time.Second):
-		c.t.Fatalf("hub%d did not stop within 20s", i)
+	case <-time.After(deadline.Scale(20 * time.Second)):
+		c.t.Fatalf("hub%d did not stop within %s", i, deadline.Scale(20*time.Second).Round(time.Second))
 	}
 }
 
@@ -271,8 +282,10 @@ func (c *Cluster) Stop() {
 	}
 }
 
-// Partition cuts every link between the nodes in group and the others.
+// Partition cuts every link between the nodes in group and the others,
+// the connections already open across the cut included.
 func (c *Cluster) Partition(group ...int) {
+	defer c.enforce()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	in := map[int]bool{}
@@ -293,6 +306,19 @@ func (c *Cluster) Heal() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.cut = map[[2]string]bool{}
+}
+
+// enforce closes the open connections that the cut now refuses, on every
+// running node.
+func (c *Cluster) enforce() {
+	c.mu.Lock()
+	nodes := append([]*Node(nil), c.Nodes...)
+	c.mu.Unlock()
+	for _, n := range nodes {
+		if h := n.Hub(); h != nil {
+			h.Cluster().EnforceBlocked()
+		}
+	}
 }
 
 func (c *Cluster) blocked(local, remote string) bool {
@@ -328,17 +354,39 @@ func (c *Cluster) WaitLeader(timeout time.Duration) *Node {
 	return leader
 }
 
-// WaitFor polls cond every 20 ms until it holds or timeout passes, then
-// fails the test naming what it waited for.
+// WaitFor polls cond every 20 ms until it holds or the deadline passes,
+// then fails the test naming what it waited for. The deadline is timeout
+// stretched by Scale: callers state what an idle machine needs.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	timeout = deadline.Scale(timeout)
 	deadline := time.Now().Add(timeout)
 	for {
 		if cond() {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+			t.Fatalf("timed out after %s waiting for %s", timeout.Round(time.Millisecond), what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// WaitUntil is WaitFor for a check that says what is still missing: it
+// polls until check returns nil and, on timeout, fails with the last
+// answer, so a failure shows the state the test saw rather than only what
+// it waited for.
+func WaitUntil(t testing.TB, timeout time.Duration, what string, check func() error) {
+	t.Helper()
+	timeout = deadline.Scale(timeout)
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s: %v", timeout.Round(time.Millisecond), what, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
