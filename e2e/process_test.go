@@ -36,7 +36,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	wharfBin = filepath.Join(dir, "wharf")
-	out, err := exec.Command("go", "build", "-o", wharfBin, "..").CombinedOutput()
+	// Built as make build builds it: static, so that wharf dev can put it
+	// in a FROM scratch image.
+	build := exec.Command("go", "build", "-trimpath", "-o", wharfBin, "..")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := build.CombinedOutput()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "build wharf: %v\n%s", err, out)
 		os.Exit(1)
@@ -317,7 +321,7 @@ func TestDevPrintsAddressAndToken(t *testing.T) {
 	port := freePorts(t, 1)[0]
 	addr := fmt.Sprintf("http://127.0.0.1:%d", port)
 	run := func() (string, *proc) {
-		p := start(t, nil, "dev", "--data-dir", filepath.Join(dir, "wharf-data"), "--http-addr", fmt.Sprintf("127.0.0.1:%d", port))
+		p := start(t, nil, "dev", "--driver", "exec", "--data-dir", filepath.Join(dir, "wharf-data"), "--http-addr", fmt.Sprintf("127.0.0.1:%d", port))
 		var tok string
 		waitFor(t, 30*time.Second, "wharf dev to print a token", func() bool {
 			m := tokenLine.FindStringSubmatch(p.out.String())
@@ -399,13 +403,9 @@ func TestDevPrintsAddressAndToken(t *testing.T) {
 	})
 	// An app deployed in the dev tenant answers at once through the dev
 	// agent's router: http://hello.dev.localhost:7080/.
-	deploy := []string{"app", "deploy", "hello", "--port", "8080", "--health-path", "/healthz", "--tenant", "dev"}
-	if exec.Command("docker", "info").Run() == nil {
-		probe := dockerDaemon(t)
-		deploy = append(deploy, "--image", drivertest.BuildTestAppImage(t, probe.Client()))
-	} else {
-		deploy = append(deploy, "--command", drivertest.BuildTestApp(t))
-	}
+	// (The dev agent runs the exec driver here, so the app is a command.)
+	deploy := []string{"app", "deploy", "hello", "--port", "8080", "--health-path", "/healthz", "--tenant", "dev",
+		"--command", drivertest.BuildTestApp(t)}
 	if out, errOut, code := cli(t, env, deploy...); code != 0 {
 		t.Fatalf("deploy: %d %q %q", code, out, errOut)
 	}
