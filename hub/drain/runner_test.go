@@ -6,6 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -104,11 +108,32 @@ func TestDrainForwardsPrimaryLinesOnceAcrossRestarts(t *testing.T) {
 		}
 	}
 
+	// cursorAt waits until the drain's cursor on disk is at least pos: the
+	// runner has handled (and a graceful stop will not resend) what lies
+	// before it. A stop while a batch is in flight may resend it: drains
+	// deliver at least once.
+	cursorAt := func(pos uint64) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			b, err := os.ReadFile(filepath.Join(dir, "drains", "d-1"))
+			if got, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && perr == nil && got >= pos {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the drain's cursor did not reach %d: %q %v", pos, b, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
 	stop := start()
-	time.Sleep(100 * time.Millisecond) // the drain starts at the store's present position
-	add(50, true, "p")                 // taken from this node's agents
-	add(20, false, "r")                // replicated from another node: not ours
+	cursorAt(0)        // the drain starts at the store's present position
+	add(50, true, "p") // taken from this node's agents
+	last := logs.Stats().LastPos
+	add(20, false, "r") // replicated from another node: not ours
 	wait(50)
+	cursorAt(last)
 	stop()
 	add(10, true, "p") // while the node is down
 	stop = start()
