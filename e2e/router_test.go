@@ -551,17 +551,26 @@ func zeroLossFlow(t *testing.T, r *routerRig) {
 	if _, err := r.admin.Hosts().Drain(ctx, r.agents[0].HostID()); err != nil {
 		t.Fatal(err)
 	}
-	hubtest.WaitFor(t, 90*time.Second, "host a drained, 4 instances on b", func() bool {
+	hubtest.WaitUntil(t, 90*time.Second, "host a drained, 4 instances on b", func() error {
 		is, _, err := r.admin.Apps().Instances(ctx, "hello", r.q)
-		if err != nil || len(is) != 4 {
-			return false
+		if err != nil {
+			return err
 		}
+		ok := len(is) == 4
+		var seen []string
 		for _, i := range is {
-			if i.HostName != "b" || !i.Ready {
-				return false
-			}
+			ok = ok && i.HostName == "b" && i.Ready
+			seen = append(seen, fmt.Sprintf("%s on %s v%d %s/%s ready=%v restarts=%d %s %s", i.ID, i.HostName, i.Version, i.Desired, i.State, i.Ready, i.Restarts, i.Reason, i.Message))
 		}
-		return true
+		if !ok {
+			a, _, _ := r.admin.Apps().Get(ctx, "hello", r.q)
+			pending := ""
+			if a != nil {
+				pending = a.Pending
+			}
+			return fmt.Errorf("instances: %s; pending: %q", strings.Join(seen, "; "), pending)
+		}
+		return nil
 	})
 	time.Sleep(2 * time.Second)
 	check("drain of host a", stop)
