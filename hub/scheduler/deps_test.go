@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// TestImportsOnlyStdlib keeps the scheduler pure (STYLE.md rule 14): no
+// TestImportsOnlyStdlib keeps the scheduler pure: no
 // raft, memdb, quic-go, net/http, nor any other hub package.
 func TestImportsOnlyStdlib(t *testing.T) {
 	if testing.Short() {
