@@ -1,7 +1,6 @@
 package planner
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -12,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/hub/state/statetest"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
@@ -81,22 +81,7 @@ func (h *planHarness) hostLabels(id, pool string, cpus, memMB int, labels map[st
 func (h *planHarness) app(spec apitypes.AppSpec) {
 	h.t.Helper()
 	spec.Normalize()
-	h.must(state.AppUpsertType, &state.AppUpsertRequest{Tenant: "acme", Spec: storedSpec(h.t, spec), Time: pt0})
-}
-
-// storedSpec converts an API spec to the store's (the same JSON names),
-// as the API does.
-func storedSpec(t testing.TB, spec apitypes.AppSpec) state.AppSpec {
-	t.Helper()
-	b, err := json.Marshal(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s state.AppSpec
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	h.must(state.AppUpsertType, &state.AppUpsertRequest{Tenant: "acme", Spec: statetest.Spec(h.t, spec), Time: pt0})
 }
 
 // plan builds a plan and commits it, returning it.
