@@ -22,10 +22,11 @@ func (a *Agent) learnHubs(addrs []string) {
 	if len(merged) == len(old) {
 		return
 	}
-	a.hubs.Store(&merged)
+	// On disk first, so whoever sees the new list in memory finds it there too.
 	if err := atomicfile.Write(filepath.Join(a.cfg.DataDir, fileHubs), []byte(strings.Join(merged, "\n")+"\n"), 0o600); err != nil {
 		a.log.Warn("hub addresses not remembered on disk", "err", err)
 	}
+	a.hubs.Store(&merged)
 }
 
 // mergeHubs appends to a the addresses of b it lacks, keeping a's order.

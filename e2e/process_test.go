@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -31,6 +32,9 @@ var wharfBin string
 
 func TestMain(m *testing.M) {
 	agent.Reexec() // this binary also supervises the exec driver's instances
+	// Parts built without a logger (drivers made in a test's NewDriver) log
+	// to the default one: only their warnings are worth a test's output.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	dir, err := os.MkdirTemp("", "wharf-e2e-bin")
 	if err != nil {
 		panic(err)
