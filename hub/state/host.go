@@ -22,7 +22,10 @@ type JoinToken struct {
 	ExpiresAt  time.Time // zero: never
 	MaxUses    int       // 0: unlimited
 	Used       int
-	CreatedAt  time.Time
+	// Machine, when set, binds the token to one machine of a provisioned
+	// pool: the host that enrolls with it is that machine's host.
+	Machine   string
+	CreatedAt time.Time
 	Meta
 }
 
@@ -54,7 +57,10 @@ type Host struct {
 	AllocCPU    int
 	AllocMemory int
 	Inventory   Inventory
-	EnrolledAt  time.Time
+	// Machine is the provisioned machine this host runs on ("" when the
+	// host was enrolled by hand).
+	Machine    string
+	EnrolledAt time.Time
 	Meta
 }
 

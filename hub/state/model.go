@@ -50,7 +50,9 @@ type Pool struct {
 	Labels     map[string]string
 	// Drivers, when set, are the drivers the pool's hosts run: whether the
 	// pool could ever run an app is judged from them (else from Provider).
-	Drivers   []string
+	Drivers []string
+	// Provision, when set, makes the pool keep its own hosts (machines).
+	Provision *Provision
 	CreatedAt time.Time
 	Meta
 }
@@ -59,6 +61,11 @@ type Pool struct {
 func (p *Pool) Copy() *Pool {
 	c := *p
 	c.Drivers = slices.Clone(p.Drivers)
+	if p.Provision != nil {
+		pr := *p.Provision
+		pr.Template = slices.Clone(p.Provision.Template)
+		c.Provision = &pr
+	}
 	if p.Labels != nil {
 		c.Labels = make(map[string]string, len(p.Labels))
 		for k, v := range p.Labels {
