@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/wharf-platform/wharf/hub/state"
@@ -13,8 +14,7 @@ import (
 )
 
 // syncAccounts opens a client per account, again when the account
-// changes (which also forgets its backoff), and starts each account's
-// periodic listing.
+// changes (which also forgets its backoff).
 func (p *Provisioner) syncAccounts(ctx context.Context, x *index, now time.Time) {
 	for _, acct := range x.v.Accounts {
 		p.mu.Lock()
@@ -40,6 +40,12 @@ func (p *Provisioner) syncAccounts(ctx context.Context, x *index, now time.Time)
 				continue
 			}
 		}
+	}
+}
+
+// listDue starts the periodic listing of each account.
+func (p *Provisioner) listDue(ctx context.Context, x *index, now time.Time) {
+	for _, acct := range x.v.Accounts {
 		p.mu.Lock()
 		l := p.lists[acct.Name]
 		due := l == nil || now.Sub(l.at) >= p.cfg.ListEvery
@@ -50,15 +56,27 @@ func (p *Provisioner) syncAccounts(ctx context.Context, x *index, now time.Time)
 	}
 }
 
-// client returns an account's provider unless the account is backing off.
-func (p *Provisioner) client(name string, now time.Time) providers.Provider {
+// callable notes, at the start of a round, which accounts may be called
+// in it: every call a round starts sees the same answer, so the first to
+// fail does not shut out the others of its round (a listing would
+// otherwise always win the race against creates).
+func (p *Provisioner) callable(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	a := p.accounts[name]
-	if a == nil || a.prov == nil || now.Before(a.until) {
-		return nil
+	p.clients = map[string]providers.Provider{}
+	for name, a := range p.accounts {
+		if a.prov != nil && !now.Before(a.until) {
+			p.clients[name] = a.prov
+		}
 	}
-	return a.prov
+}
+
+// client returns an account's provider unless the account was backing
+// off when this round began.
+func (p *Provisioner) client(name string) providers.Provider {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.clients[name]
 }
 
 // backoff counts a failed call of an account begun at began: the delay
@@ -137,7 +155,7 @@ func (p *Provisioner) startCreate(ctx context.Context, x *index, m *state.Machin
 	if acct == nil || x.v.CAFingerprint == "" {
 		return
 	}
-	prov := p.client(acct.Name, p.cfg.Now())
+	prov := p.client(acct.Name)
 	if prov == nil {
 		return
 	}
@@ -212,7 +230,7 @@ func (p *Provisioner) startDelete(ctx context.Context, x *index, m *state.Machin
 		p.write(ctx, "remove machine "+m.ID, func(ctx context.Context) error { return p.cfg.Store.RemoveMachine(ctx, m.ID) })
 		return
 	}
-	prov := p.client(acct.Name, p.cfg.Now())
+	prov := p.client(acct.Name)
 	if prov == nil {
 		return
 	}
@@ -257,7 +275,7 @@ func (p *Provisioner) startDelete(ctx context.Context, x *index, m *state.Machin
 // template; the answer (or "cannot tell") is kept per template and
 // account version.
 func (p *Provisioner) startShape(ctx context.Context, x *index, pool *state.Pool, acct *state.ProviderAccount, key string) {
-	prov := p.client(acct.Name, p.cfg.Now())
+	prov := p.client(acct.Name)
 	if prov == nil {
 		return
 	}
@@ -287,7 +305,7 @@ func (p *Provisioner) startShape(ctx context.Context, x *index, pool *state.Pool
 
 // startList lists an account's machines of this cluster.
 func (p *Provisioner) startList(ctx context.Context, acct *state.ProviderAccount) {
-	prov := p.client(acct.Name, p.cfg.Now())
+	prov := p.client(acct.Name)
 	if prov == nil {
 		return
 	}
@@ -329,12 +347,12 @@ func (p *Provisioner) collect(ctx context.Context, x *index, now time.Time, view
 	p.mu.Lock()
 	lists := map[string]*listing{}
 	for name, l := range p.lists {
-		if l.doneSeq < viewSeq {
+		if l.doneSeq < viewSeq { // else it is looked at next round
 			lists[name] = l
 		}
 	}
 	p.mu.Unlock()
-	seen := map[string]bool{}
+	seen := map[string]bool{} // unknown cloud machines of the accounts looked at
 	for name, l := range lists {
 		acct := x.accounts[name]
 		if acct == nil {
@@ -345,7 +363,7 @@ func (p *Provisioner) collect(ctx context.Context, x *index, now time.Time, view
 				continue
 			}
 			if m := x.machines[c.MachineID]; m != nil || x.byCloud[name+"/"+c.ProviderID] != nil {
-				if m != nil && m.ProviderID == "" && m.Provider == name && m.State != state.MachineDeleting && !p.busy(m.ID) {
+				if m != nil && m.ProviderID == "" && m.Provider == name && m.State != state.MachineDeleting && !p.busy(m.ID, viewSeq) {
 					ch := Change{ID: m.ID, From: m.State, ProviderID: c.ProviderID, Error: m.Error, Time: now}
 					p.write(ctx, "machine "+m.ID+" provider id", func(ctx context.Context) error { return p.cfg.Store.SetMachine(ctx, ch) })
 				}
@@ -368,7 +386,8 @@ func (p *Provisioner) collect(ctx context.Context, x *index, now time.Time, view
 	}
 	p.mu.Lock()
 	for key := range p.orphans {
-		if !seen[key] {
+		acct, _, _ := strings.Cut(key, "/")
+		if _, looked := lists[acct]; looked && !seen[key] || x.accounts[acct] == nil {
 			delete(p.orphans, key)
 		}
 	}
@@ -376,7 +395,7 @@ func (p *Provisioner) collect(ctx context.Context, x *index, now time.Time, view
 }
 
 func (p *Provisioner) startOrphan(ctx context.Context, acct string, l *listing, c providers.Machine, age time.Duration) {
-	prov := p.client(acct, p.cfg.Now())
+	prov := p.client(acct)
 	if prov == nil {
 		return
 	}

@@ -60,6 +60,9 @@ type fakeStore struct {
 	events   []state.Event
 	clouds   map[string]*fakeCloud // by account name
 	openErr  error
+	// changed, when set, is called after every write, as the hub calls
+	// Wake on Raft changes.
+	changed func()
 	// hostCPUs and hostMemMB are what an enrolling host reports.
 	hostCPUs  int
 	hostMemMB int
@@ -74,6 +77,9 @@ func newFakeStore(now func() time.Time) *fakeStore {
 }
 
 func (s *fakeStore) bump(m *state.Meta, create bool) {
+	if s.changed != nil {
+		defer s.changed()
+	}
 	s.index++
 	if create {
 		m.CreateIndex = s.index
@@ -336,8 +342,10 @@ type fakeCloud struct {
 	store     *fakeStore
 	cluster   string
 	bootDelay time.Duration
-	shape     providers.Resources
-	shapeOK   bool
+	// latency is how long each call takes (0: none).
+	latency time.Duration
+	shape   providers.Resources
+	shapeOK bool
 
 	mu      sync.Mutex
 	seq     int
@@ -374,6 +382,12 @@ func (c *fakeCloud) begin(ctx context.Context, action string) (error, bool) {
 	c.calls[action]++
 	f := c.fault
 	c.mu.Unlock()
+	if c.latency > 0 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(c.latency):
+		}
+	}
 	if err := ctx.Err(); err != nil {
 		return err, false
 	}

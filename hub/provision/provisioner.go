@@ -29,8 +29,9 @@ type Provisioner struct {
 	seq      uint64          // orders view reads, listings and actions' ends
 	inflight map[string]bool // action keys: a machine id, "list/"+account, "shape/"+pool, "orphan/"+account+"/"+provider id
 	running  int
-	accounts map[string]*account // by name
-	lists    map[string]*listing // by account name
+	accounts map[string]*account           // by name
+	clients  map[string]providers.Provider // the accounts this round may call
+	lists    map[string]*listing           // by account name
 	shapes   map[string]shapeEntry
 	// doneSeq is, per machine id, seq when its last action ended;
 	// deletingSeq when this node first saw it deleting without a cloud id.
@@ -148,8 +149,10 @@ func (p *Provisioner) round(ctx context.Context) {
 	p.m.count(v.Machines)
 	p.observeReady(v)
 	p.syncAccounts(ctx, x, now)
+	p.callable(now)
+	p.listDue(ctx, x, now)
 	for _, m := range v.Machines {
-		if !p.busy(m.ID) {
+		if !p.busy(m.ID, viewSeq) {
 			p.machine(ctx, x, m, now)
 		}
 	}
@@ -203,10 +206,12 @@ func newIndex(v *View) *index {
 	return x
 }
 
-func (p *Provisioner) busy(key string) bool {
+// busy reports whether an action for key is in flight, or ended after
+// the view numbered viewSeq was read (the view is stale for it).
+func (p *Provisioner) busy(key string, viewSeq uint64) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.inflight[key]
+	return p.inflight[key] || p.doneSeq[key] > viewSeq
 }
 
 // start runs f in the background under key unless an action with that
