@@ -117,6 +117,7 @@ func (p *Provisioner) succeeded(name string) {
 	if a := p.accounts[name]; a != nil {
 		a.delay, a.until, a.refused = 0, time.Time{}, nil
 	}
+	delete(p.told, "provider/"+name)
 }
 
 // refused is the bad-credentials error that pauses an account, if any.
@@ -167,8 +168,8 @@ func (p *Provisioner) startCreate(ctx context.Context, x *index, m *state.Machin
 	}
 	token := pki.JoinToken{CAFingerprint: x.v.CAFingerprint, ID: m.JoinToken, Secret: p.cfg.Store.JoinSecret(m.ID)}
 	ud, err := p.cfg.UserData(pool.Name, m.ID, token.String())
-	if err != nil {
-		p.log.Warn("user data", "machine", m.ID, "err", err)
+	if err != nil { // the hub's own settings: retried every round, told once
+		p.tell(ctx, pool.Name, pool.Name, "user-data:"+err.Error(), "provision.failed", fmt.Sprintf("pool %s: user data: %v", pool.Name, err))
 		return
 	}
 	req := providers.CreateRequest{MachineID: m.ID, Cluster: p.cfg.Cluster, Pool: pool.Name, Template: tmpl, UserData: ud,
@@ -192,7 +193,6 @@ func (p *Provisioner) startCreate(ctx context.Context, x *index, m *state.Machin
 			p.set(ctx, &mc, state.MachineFailed, err.Error(), now)
 			p.cloudFailed(ctx, acct.Name, pool.Name, err)
 		default:
-			p.toldOK(pool.Name)
 			c := Change{ID: mc.ID, From: mc.State, State: state.MachineBooting, ProviderID: got.ProviderID, Time: now}
 			err := p.cfg.Store.SetMachine(ctx, c)
 			if isConflict(err) {
@@ -450,6 +450,8 @@ func (p *Provisioner) tell(ctx context.Context, subject, pool, key, typ, msg str
 }
 
 // toldOK forgets subject's last error: the next failure is told again.
+// A pool's is forgotten when one of its machines becomes ready, an
+// account's on its next successful call.
 func (p *Provisioner) toldOK(subject string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

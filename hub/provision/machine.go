@@ -28,7 +28,11 @@ func (p *Provisioner) machine(ctx context.Context, x *index, m *state.Machine, n
 			}
 			p.startCreate(ctx, x, m, pool)
 		case now.Sub(m.StateSince) >= p.bootTimeout(pool):
-			p.set(ctx, m, state.MachineDeleting, fmt.Sprintf("its agent did not enroll within %v", p.bootTimeout(pool)), now)
+			why := fmt.Sprintf("its agent did not enroll within %v", p.bootTimeout(pool))
+			if p.set(ctx, m, state.MachineDeleting, why, now) {
+				p.tell(ctx, pool.Name, pool.Name, "boot-timeout", "provision.failed",
+					fmt.Sprintf("pool %s: machine %s (%s) is replaced: %s", pool.Name, m.ID, m.ProviderID, why))
+			}
 		}
 	case state.MachineReady:
 		switch {

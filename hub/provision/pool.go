@@ -60,7 +60,7 @@ func (p *Provisioner) pool(ctx context.Context, x *index, pool *state.Pool, now 
 // from the next round's view of them.
 func (p *Provisioner) grow(ctx context.Context, x *index, pool *state.Pool, add, have int, pending []Demand, now time.Time) {
 	if x.v.CAFingerprint == "" {
-		p.log.Info("no agent CA yet: machines wait", "pool", pool.Name)
+		p.log.Debug("no agent CA yet: machines wait", "pool", pool.Name)
 		return
 	}
 	if x.accounts[pool.Provision.Provider] == nil {

@@ -171,6 +171,9 @@ func TestBootTimeoutReplaces(t *testing.T) {
 	if c, d := h.cloud.count("create"), h.cloud.count("delete"); c != 2 || d != 1 {
 		t.Errorf("%d creates, %d deletes; want 2 and 1", c, d)
 	}
+	if evs := h.store.eventsOf("provision.failed"); len(evs) != 1 || !strings.Contains(evs[0].Message, "did not enroll within 2m0s") {
+		t.Errorf("events %+v, want one telling the boot timeout", evs)
+	}
 }
 
 func TestUnknownMachinesDeletedAfterGrace(t *testing.T) {

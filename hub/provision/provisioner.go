@@ -99,7 +99,8 @@ func (p *Provisioner) reset() {
 }
 
 // Wake makes the loop look at the state now rather than at its next
-// tick. It never blocks.
+// tick. It never blocks. The hub calls it on changes to machines, hosts,
+// pools, provider accounts and apps' pending instances.
 func (p *Provisioner) Wake() {
 	select {
 	case p.wake <- struct{}{}:
@@ -109,7 +110,8 @@ func (p *Provisioner) Wake() {
 
 // Run keeps provisioned pools' machines until ctx ends (the end of this
 // node's term), then waits for its cloud calls to return (they share ctx)
-// and returns nil.
+// and returns nil. It starts from the state alone: a Provisioner may Run
+// again in a later term, one Run at a time.
 func (p *Provisioner) Run(ctx context.Context) error {
 	p.reset()
 	ctx, cancel := context.WithCancel(ctx)
@@ -271,7 +273,8 @@ func (p *Provisioner) set(ctx context.Context, m *state.Machine, to, errText str
 }
 
 // observeReady records the create-to-ready time of machines that became
-// ready during this term, whoever moved them (this loop or the FSM).
+// ready during this term, whoever moved them (this loop or the FSM), and
+// forgets their pools' last failure.
 func (p *Provisioner) observeReady(v *View) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -282,6 +285,7 @@ func (p *Provisioner) observeReady(v *View) {
 		p.seenReady[m.ID] = true
 		if !m.StateSince.Before(p.started) && !m.CreatedAt.IsZero() {
 			p.m.ready.Observe(m.StateSince.Sub(m.CreatedAt).Seconds())
+			delete(p.told, m.Pool) // the pool works again: its next failure is news
 		}
 	}
 }
