@@ -359,6 +359,13 @@ type fakeCloud struct {
 	noBoot map[string]bool
 	// enrollErrs are the enrolments the store refused.
 	enrollErrs []error
+	// inCall counts calls in progress; maxInCall is its peak; perMachine
+	// the peak of creates in progress for one machine id.
+	inCall, maxInCall int
+	machineCalls      map[string]int
+	maxPerMachine     int
+	// hang makes calls block until their context ends.
+	hang bool
 }
 
 type fakeVM struct {
@@ -380,8 +387,18 @@ func newFakeCloud(now func() time.Time, store *fakeStore, cluster string) *fakeC
 func (c *fakeCloud) begin(ctx context.Context, action string) (error, bool) {
 	c.mu.Lock()
 	c.calls[action]++
-	f := c.fault
+	f, hang := c.fault, c.hang
+	c.inCall++
+	c.maxInCall = max(c.maxInCall, c.inCall)
 	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.inCall--
+		c.mu.Unlock()
+	}()
+	if hang {
+		<-ctx.Done()
+	}
 	if c.latency > 0 {
 		select {
 		case <-ctx.Done():
@@ -427,6 +444,18 @@ func (c *fakeCloud) Check(ctx context.Context) error {
 }
 
 func (c *fakeCloud) Create(ctx context.Context, req providers.CreateRequest) (providers.Machine, error) {
+	c.mu.Lock()
+	if c.machineCalls == nil {
+		c.machineCalls = map[string]int{}
+	}
+	c.machineCalls[req.MachineID]++
+	c.maxPerMachine = max(c.maxPerMachine, c.machineCalls[req.MachineID])
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.machineCalls[req.MachineID]--
+		c.mu.Unlock()
+	}()
 	err, lose := c.begin(ctx, "create")
 	if err != nil {
 		return providers.Machine{}, err

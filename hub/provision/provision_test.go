@@ -614,3 +614,89 @@ func TestLeaderChangesAndLostAnswers(t *testing.T) {
 		})
 	}
 }
+
+func TestCallsBoundedAndOnePerMachine(t *testing.T) {
+	store := newFakeStore(time.Now)
+	cloud := newFakeCloud(time.Now, store, testCluster)
+	cloud.bootDelay, cloud.latency = 0, 10*time.Millisecond
+	store.addAccount(testAccount, cloud)
+	p, err := New(Config{Store: store, UserData: testUserData, Cluster: testCluster, Parallel: 4, Tick: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.changed = p.Wake
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- p.Run(ctx) }()
+	store.setPool(testPool, testAccount, 20, 20, time.Hour, time.Hour)
+	deadline := time.Now().Add(20 * time.Second)
+	for store.inState(state.MachineReady) != 20 && time.Now().Before(deadline) {
+		cloud.boot()
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+	cloud.mu.Lock()
+	defer cloud.mu.Unlock()
+	if store.inState(state.MachineReady) != 20 {
+		t.Fatalf("not ready: %d", store.inState(state.MachineReady))
+	}
+	if cloud.maxInCall > 4 || cloud.maxPerMachine != 1 {
+		t.Errorf("peak %d calls in flight (Parallel 4), %d creates at once for one machine", cloud.maxInCall, cloud.maxPerMachine)
+	}
+	if cloud.calls["create"] != 20 {
+		t.Errorf("%d creates for 20 machines", cloud.calls["create"])
+	}
+}
+
+func TestHungCallEndsAtItsTimeout(t *testing.T) {
+	h := newHarness(t)
+	h.cfg.CreateTimeout, h.cfg.CallTimeout = 50*time.Millisecond, 50*time.Millisecond
+	h.restart()
+	h.cloud.mu.Lock()
+	h.cloud.hang = true
+	h.cloud.mu.Unlock()
+	h.store.setPool(testPool, testAccount, 1, 1, time.Hour, time.Hour)
+	start := time.Now()
+	h.until("a timed out create", time.Second, 20, func() bool {
+		ms := h.store.machineList()
+		return len(ms) == 1 && strings.Contains(ms[0].Error, "deadline exceeded")
+	})
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("took %v", el)
+	}
+	h.cloud.mu.Lock()
+	h.cloud.hang = false
+	h.cloud.mu.Unlock()
+	h.settled(1)
+}
+
+func TestShrinkBelowMax(t *testing.T) {
+	h := newHarness(t)
+	h.store.setPool(testPool, testAccount, 3, 3, time.Hour, 10*time.Minute)
+	h.settled(3)
+	hosts := h.hostIDs()
+	h.store.setAlloc(hosts[0], 3000, 1024)
+	h.store.setAlloc(hosts[1], 1000, 1024)
+	// max_hosts 1: the idle host and the least loaded go, their
+	// instances drained first; the busiest stays.
+	h.store.setPool(testPool, testAccount, 0, 1, time.Hour, 10*time.Minute)
+	h.step(time.Second)
+	h.store.setAlloc(hosts[1], 0, 0) // the planner moved its instances
+	h.until("one machine", time.Second, 60, func() bool { return len(h.store.machineList()) == 1 })
+	if left := h.store.machineList()[0]; left.Host != hosts[0] {
+		t.Errorf("kept %s, want the busiest %s", left.Host, hosts[0])
+	}
+	h.consistent()
+}
+
+func TestDeletedPoolLosesItsMachines(t *testing.T) {
+	h := newHarness(t)
+	h.store.setPool(testPool, testAccount, 2, 2, time.Hour, 10*time.Minute)
+	h.settled(2)
+	h.store.mu.Lock()
+	delete(h.store.pools, testPool)
+	h.store.mu.Unlock()
+	h.until("no machine", time.Second, 60, func() bool { return len(h.store.machineList()) == 0 })
+	h.consistent()
+}
