@@ -88,16 +88,15 @@ func (p *Provisioner) backoff(name string, began time.Time, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	a := p.accounts[name]
-	if a == nil || began.Before(a.bumped) {
-		return
+	switch {
+	case a == nil:
+	case providers.KindOf(err) == providers.KindBadCredentials:
+		a.refused, a.until = err, now.Add(p.cfg.FailurePause)
+	case began.After(a.bumped): // else counted already
+		a.bumped = now
+		a.delay = min(max(2*a.delay, p.cfg.BackoffMin), p.cfg.BackoffMax)
+		a.until = now.Add(a.delay/2 + p.jitter(a.delay/2))
 	}
-	a.bumped = now
-	a.delay = min(max(2*a.delay, p.cfg.BackoffMin), p.cfg.BackoffMax)
-	wait := a.delay/2 + p.jitter(a.delay/2)
-	if providers.KindOf(err) == providers.KindBadCredentials {
-		wait, a.refused = p.cfg.FailurePause, err
-	}
-	a.until = now.Add(wait)
 }
 
 func (p *Provisioner) jitter(d time.Duration) time.Duration {

@@ -21,6 +21,8 @@ func (p *Provisioner) machine(ctx context.Context, x *index, m *state.Machine, n
 			p.set(ctx, m, state.MachineReady, "", now)
 		case pool == nil:
 			p.set(ctx, m, state.MachineDeleting, "its pool was deleted", now)
+		case pool.Provision == nil && m.State == state.MachineCreating:
+			p.set(ctx, m, state.MachineDeleting, "its pool no longer provisions machines", now)
 		case m.State == state.MachineCreating:
 			if err := p.refused(m.Provider, now); err != nil {
 				p.set(ctx, m, state.MachineFailed, err.Error(), now)

@@ -700,3 +700,17 @@ func TestDeletedPoolLosesItsMachines(t *testing.T) {
 	h.until("no machine", time.Second, 60, func() bool { return len(h.store.machineList()) == 0 })
 	h.consistent()
 }
+
+func TestPoolWithoutProvisionCreatesNothing(t *testing.T) {
+	h := newHarness(t)
+	h.store.setPool(testPool, testAccount, 2, 2, time.Hour, 10*time.Minute)
+	h.until("2 creating", time.Second, 3, func() bool { return h.store.inState(state.MachineCreating) == 2 })
+	h.store.mu.Lock()
+	h.store.pools[testPool].Provision = nil
+	h.store.mu.Unlock()
+	h.until("no machine", time.Second, 60, func() bool { return len(h.store.machineList()) == 0 })
+	h.consistent()
+	if n := h.cloud.count("create"); n != 0 {
+		t.Errorf("%d creates for a pool that no longer provisions", n)
+	}
+}
