@@ -42,4 +42,13 @@
 // Shape, else the pool's largest host); without a shape, one machine at a
 // time. Machines count toward min_hosts and max_hosts; hosts enrolled by
 // hand are never touched, though their free capacity is used.
+//
+// The hub wires it: Store reads the leader's state store and writes
+// through Raft (AddMachine creates the machine and its bound join token in
+// one command; SetMachine is a compare-and-set on the machine's state;
+// RemoveMachine drops machine, host and token; DrainHost is an admin's
+// drain), JoinSecret is an HMAC of the machine id under the cluster's data
+// key, Open unseals an account's credentials for providers.Open, and
+// UserData renders the cloud-init document with the hub's sorted addresses.
+// The leader runs Run for its term and calls Wake on relevant changes.
 package provision
