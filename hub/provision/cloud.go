@@ -357,6 +357,7 @@ func (p *Provisioner) collect(ctx context.Context, x *index, now time.Time, view
 		if acct == nil {
 			continue
 		}
+		p.vanished(ctx, x, name, l, now, viewSeq)
 		for _, c := range l.machines {
 			if c.State == providers.StateGone {
 				continue
@@ -391,6 +392,31 @@ func (p *Provisioner) collect(ctx context.Context, x *index, now time.Time, view
 		}
 	}
 	p.mu.Unlock()
+}
+
+// vanished has machines whose cloud machine is gone — terminated
+// outside Wharf, or a spot instance reclaimed — deleted (and so
+// replaced): those the listing shows gone, and ready ones it no longer
+// shows whose host is down too (two witnesses: a listing alone may lag
+// behind a create, or miss a page).
+func (p *Provisioner) vanished(ctx context.Context, x *index, acct string, l *listing, now time.Time, viewSeq uint64) {
+	byID := make(map[string]providers.Machine, len(l.machines))
+	for _, c := range l.machines {
+		byID[c.ProviderID] = c
+	}
+	for _, m := range x.v.Machines {
+		if m.Provider != acct || m.ProviderID == "" || m.State != state.MachineBooting && m.State != state.MachineReady {
+			continue
+		}
+		c, listed := byID[m.ProviderID]
+		gone := listed && c.State == providers.StateGone ||
+			!listed && m.State == state.MachineReady && l.at.Sub(m.StateSince) > p.cfg.OrphanGrace &&
+				x.hostOf[m.ID] != nil && x.hostOf[m.ID].State == state.HostDown
+		if gone && !p.busy(m.ID, viewSeq) && p.set(ctx, m, state.MachineDeleting, "its cloud machine "+m.ProviderID+" is gone", now) {
+			p.tell(ctx, m.Pool, m.Pool, "vanished", "provision.failed",
+				fmt.Sprintf("pool %s: machine %s (%s) was terminated outside Wharf; it is replaced", m.Pool, m.ID, m.ProviderID))
+		}
+	}
 }
 
 func (p *Provisioner) startOrphan(ctx context.Context, acct string, l *listing, c providers.Machine, age time.Duration) {
