@@ -133,6 +133,12 @@ func (p *Provisioner) Run(ctx context.Context) error {
 // round reads the state once, decides, and acts: store writes inline,
 // cloud calls started in the background (bounded, one per machine).
 func (p *Provisioner) round(ctx context.Context) {
+	// Numbered before the read: an action that ends after this number
+	// may have written what the view does not show.
+	p.mu.Lock()
+	p.seq++
+	viewSeq := p.seq
+	p.mu.Unlock()
 	vctx, cancel := context.WithTimeout(ctx, p.cfg.CallTimeout)
 	v, err := p.cfg.Store.View(vctx)
 	cancel()
@@ -142,10 +148,6 @@ func (p *Provisioner) round(ctx context.Context) {
 		}
 		return
 	}
-	p.mu.Lock()
-	p.seq++
-	viewSeq := p.seq
-	p.mu.Unlock()
 	now := p.cfg.Now()
 	x := newIndex(v)
 	p.m.count(v.Machines)
