@@ -17,10 +17,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/wharf-platform/wharf/agent/control"
 	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/agent/gossip"
+	"github.com/wharf-platform/wharf/agent/identity"
 	"github.com/wharf-platform/wharf/agent/lease"
 	"github.com/wharf-platform/wharf/agent/router"
+	"github.com/wharf-platform/wharf/agent/run"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
@@ -84,22 +87,25 @@ type Config struct {
 	Protocols wire.Range
 }
 
+// ErrEnrollRefused is returned when the hub refuses the join token: the
+// agent exits non-zero with the hub's one-line reason.
+var ErrEnrollRefused = identity.ErrRefused
+
 // Agent is a running agent. New wires its parts; what the fields below
 // "state" hold changes while it runs.
 type Agent struct {
 	cfg    Config
 	log    *slog.Logger
+	id     *identity.Keeper
 	lease  *lease.Lease
 	router *router.Router // nil without router addresses
 	access *accessLines   // the router's access lines, on their way to the log buffer
 
 	// State.
-	id        atomic.Pointer[identity] // nil until enrolled
-	host      atomic.Pointer[host]     // nil until enrolled, and without a driver
+	host      atomic.Pointer[host] // nil until enrolled, and without a driver
 	connected atomic.Bool
-	acked     atomic.Uint64            // heartbeats acknowledged, for tests and /healthz
-	hubs      atomic.Pointer[[]string] // the configured hubs plus those Welcome named
-	rotations atomic.Uint64
+	acked     atomic.Uint64                 // heartbeats acknowledged, for tests and /healthz
+	hubs      atomic.Pointer[[]string]      // the configured hubs plus those Welcome named
 	gossip    atomic.Pointer[gossip.Member] // nil until the pool's key is known
 	cut       atomic.Bool                   // fault injection: no hub reachable
 	hub       atomic.Value                  // string: the hub node of the current session
@@ -129,11 +135,11 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	id, err := loadIdentity(cfg.DataDir)
+	id, err := identity.Open(cfg.DataDir, cfg.Name, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
-	if id == nil && cfg.Token == "" {
+	if id.Current() == nil && cfg.Token == "" {
 		return nil, errors.New("this agent has not enrolled yet: give --token")
 	}
 	access := newAccessLines()
@@ -141,8 +147,7 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, lease: lease.Open(cfg.DataDir), router: r, access: access}
-	a.id.Store(id)
+	a := &Agent{cfg: cfg, log: cfg.Logger, id: id, lease: lease.Open(cfg.DataDir), router: r, access: access}
 	hubs := append([]string(nil), cfg.Hubs...)
 	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, fileHubs)); err == nil {
 		hubs = mergeHubs(hubs, strings.Fields(string(b)))
@@ -152,12 +157,10 @@ func New(cfg Config) (*Agent, error) {
 }
 
 // HostID returns the agent's host id ("" before enrolment).
-func (a *Agent) HostID() string {
-	if id := a.id.Load(); id != nil {
-		return id.HostID
-	}
-	return ""
-}
+func (a *Agent) HostID() string { return a.id.HostID() }
+
+// Rotations returns how many times the agent renewed its certificate.
+func (a *Agent) Rotations() uint64 { return a.id.Rotations() }
 
 // Acked returns how many heartbeats the hub has acknowledged.
 func (a *Agent) Acked() uint64 { return a.acked.Load() }
@@ -167,26 +170,27 @@ func (a *Agent) Acked() uint64 { return a.acked.Load() }
 // push), the local endpoints, the host's instances, the pool gossip and
 // the connection to a hub node.
 func (a *Agent) Run(ctx context.Context) error {
-	var rr []runner
+	var rr []run.Runner
 	if a.router != nil {
-		rr = append(rr, bestEffort(a.log, "router", a.router))
+		rr = append(rr, run.BestEffort(a.log, "router", a.router))
 	}
-	rr = append(rr, runFunc(a.runEnrolled))
-	return runAll(ctx, rr...)
+	rr = append(rr, run.Func(a.runEnrolled))
+	return run.All(ctx, rr...)
 }
 
 // runEnrolled enrols if needed, then runs what needs the host id.
 func (a *Agent) runEnrolled(ctx context.Context) error {
-	if err := a.enrollLoop(ctx); err != nil || ctx.Err() != nil {
+	e := identity.Enrolment{Token: a.cfg.Token, Pool: a.cfg.Pool, Hubs: *a.hubs.Load(), Inventory: a.inventory()}
+	if err := a.id.Enroll(ctx, e); err != nil || ctx.Err() != nil {
 		return err
 	}
 	h, err := a.newHost(a.HostID())
 	if err != nil {
 		return err
 	}
-	var rr []runner
+	var rr []run.Runner
 	if a.cfg.LocalAddr != "" {
-		rr = append(rr, runFunc(a.serveLocal))
+		rr = append(rr, run.Func(a.serveLocal))
 	}
 	if h != nil {
 		a.host.Store(h)
@@ -196,14 +200,14 @@ func (a *Agent) runEnrolled(ctx context.Context) error {
 		a.ensureGossip(key, nil)
 	}
 	ctl := a.newControl(h)
-	rr = append(rr, runFunc(a.stopGossip), runFunc(func(ctx context.Context) error { return a.connect(ctx, ctl) }))
-	return runAll(ctx, rr...)
+	rr = append(rr, run.Func(a.stopGossip), run.Func(func(ctx context.Context) error { return a.connect(ctx, ctl) }))
+	return run.All(ctx, rr...)
 }
 
 // newControl registers with the hub sessions what each feature handles
 // and sends: the order is that of the first messages of a session.
-func (a *Agent) newControl(h *host) *control {
-	c := newControl()
+func (a *Agent) newControl(h *host) *control.Control {
+	c := control.New()
 	a.handleSession(c)
 	a.registerHubs(c)
 	a.registerGossip(c)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/wharf-platform/wharf/agent/control"
 	"github.com/wharf-platform/wharf/agent/gossip"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
@@ -70,21 +71,21 @@ func (a *Agent) stopGossip(ctx context.Context) error {
 // joins the peers Welcome and acknowledgements name; it reports what the
 // gossip sees after heartbeats: on a change, and every
 // gossipReportEvery regardless.
-func (a *Agent) registerGossip(c *control) {
-	c.handle(&wire.Envelope_Welcome{}, func(_ context.Context, in inbound) error {
-		w := in.env.GetWelcome()
+func (a *Agent) registerGossip(c *control.Control) {
+	c.Handle(&wire.Envelope_Welcome{}, func(_ context.Context, in control.Inbound) error {
+		w := in.Env.GetWelcome()
 		a.ensureGossip(w.GossipKey, w.PoolPeers)
 		return nil
 	})
-	c.handle(&wire.Envelope_HeartbeatAck{}, func(_ context.Context, in inbound) error {
-		if g := a.gossip.Load(); g != nil && len(in.env.GetHeartbeatAck().PoolPeers) > 0 {
-			go g.Join(in.env.GetHeartbeatAck().PoolPeers)
+	c.Handle(&wire.Envelope_HeartbeatAck{}, func(_ context.Context, in control.Inbound) error {
+		if g := a.gossip.Load(); g != nil && len(in.Env.GetHeartbeatAck().PoolPeers) > 0 {
+			go g.Join(in.Env.GetHeartbeatAck().PoolPeers)
 		}
 		return nil
 	})
-	c.send(func() feed {
+	c.Send(func() control.Feed {
 		var lastFull time.Time
-		return feed{tick: func(now time.Time) *wire.Envelope {
+		return control.Feed{Tick: func(now time.Time) *wire.Envelope {
 			g := a.gossip.Load()
 			if g == nil {
 				return nil

@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/wharf-platform/wharf/agent/control"
 	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/agent/logs"
 	"github.com/wharf-platform/wharf/agent/logship"
 	"github.com/wharf-platform/wharf/agent/metrics"
+	"github.com/wharf-platform/wharf/agent/run"
 	"github.com/wharf-platform/wharf/agent/supervisor"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
@@ -24,7 +26,7 @@ type host struct {
 	buf     *logship.Buffer
 	logs    *logs.Shipper
 	metrics *metrics.Collector // nil unless Config.Metrics
-	runners []runner
+	runners []run.Runner
 }
 
 // newHost wires the driver, the supervisor, the log buffer and shipper
@@ -61,13 +63,13 @@ func (a *Agent) newHost(hostID string) (*host, error) {
 		return nil, fmt.Errorf("log buffer: %w", err)
 	}
 	h.logs = logs.New(h.buf, drv, a.log.With("component", "logs"))
-	h.runners = []runner{
+	h.runners = []run.Runner{
 		h.sup,
-		runFunc(func(ctx context.Context) error { h.logs.CaptureWanted(ctx, h.sup.Wanted); return nil }),
-		runFunc(func(ctx context.Context) error { a.access.run(ctx, h.buf, hostID, a.log.Warn); return nil }),
+		run.Func(func(ctx context.Context) error { h.logs.CaptureWanted(ctx, h.sup.Wanted); return nil }),
+		run.Func(func(ctx context.Context) error { a.access.run(ctx, h.buf, hostID, a.log.Warn); return nil }),
 	}
 	if h.metrics != nil {
-		h.runners = append(h.runners, bestEffort(a.log, "metrics", h.metrics))
+		h.runners = append(h.runners, run.BestEffort(a.log, "metrics", h.metrics))
 	}
 	return h, nil
 }
@@ -75,21 +77,21 @@ func (a *Agent) newHost(hostID string) (*host, error) {
 // Run runs the host's parts until ctx ends, then closes the log buffer.
 func (h *host) Run(ctx context.Context) error {
 	defer h.buf.Close()
-	return runAll(ctx, h.runners...)
+	return run.All(ctx, h.runners...)
 }
 
 // register makes the hub's assignments the supervisor's (acknowledged
 // once kept on disk), reports the instances' status (all of it to a new
 // hub node, then what changed) and ships the logs on each connection.
-func (h *host) register(c *control, log *slog.Logger) {
-	c.handle(&wire.Envelope_Assignments{}, func(_ context.Context, in inbound) error {
-		m := in.env.GetAssignments()
+func (h *host) register(c *control.Control, log *slog.Logger) {
+	c.Handle(&wire.Envelope_Assignments{}, func(_ context.Context, in control.Inbound) error {
+		m := in.Env.GetAssignments()
 		if err := h.sup.Assign(m); err != nil {
 			log.Warn("keep assignments", "err", err)
 			return nil
 		}
 		log.Debug("assignments", "version", m.Version, "instances", len(m.Instances))
-		return in.reply(&wire.Envelope{Msg: &wire.Envelope_AssignmentAck{AssignmentAck: &wire.AssignmentAck{Version: m.Version}}})
+		return in.Reply(&wire.Envelope{Msg: &wire.Envelope_AssignmentAck{AssignmentAck: &wire.AssignmentAck{Version: m.Version}}})
 	})
 	report := func(full bool) func() *wire.Envelope {
 		return func() *wire.Envelope {
@@ -99,7 +101,7 @@ func (h *host) register(c *control, log *slog.Logger) {
 			return nil
 		}
 	}
-	c.send(func() feed {
-		return feed{first: report(true), changed: h.sup.Changed(), onChange: report(false), conn: h.logs.ShipOn}
+	c.Send(func() control.Feed {
+		return control.Feed{First: report(true), Changed: h.sup.Changed(), OnChange: report(false), Conn: h.logs.ShipOn}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/wharf-platform/wharf/agent/control"
 	"github.com/wharf-platform/wharf/internal/atomicfile"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
@@ -46,9 +47,9 @@ func mergeHubs(a, b []string) []string {
 }
 
 // registerHubs learns the hub nodes each Welcome names.
-func (a *Agent) registerHubs(c *control) {
-	c.handle(&wire.Envelope_Welcome{}, func(_ context.Context, in inbound) error {
-		a.learnHubs(in.env.GetWelcome().HubAddrs)
+func (a *Agent) registerHubs(c *control.Control) {
+	c.Handle(&wire.Envelope_Welcome{}, func(_ context.Context, in control.Inbound) error {
+		a.learnHubs(in.Env.GetWelcome().HubAddrs)
 		return nil
 	})
 }

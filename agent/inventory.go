@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/wharf-platform/wharf/agent/control"
 	"github.com/wharf-platform/wharf/internal/version"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
@@ -90,8 +91,8 @@ func hostAddresses() []string {
 }
 
 // registerInventory sends the inventory first in each session.
-func (a *Agent) registerInventory(c *control) {
-	c.send(func() feed {
-		return feed{first: func() *wire.Envelope { return &wire.Envelope{Msg: &wire.Envelope_Inventory{Inventory: a.inventory()}} }}
+func (a *Agent) registerInventory(c *control.Control) {
+	c.Send(func() control.Feed {
+		return control.Feed{First: func() *wire.Envelope { return &wire.Envelope{Msg: &wire.Envelope_Inventory{Inventory: a.inventory()}} }}
 	})
 }

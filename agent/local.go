@@ -50,10 +50,10 @@ func (a *Agent) localHandler() http.Handler {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "wharf_agent_heartbeats_acked_total", Help: "Heartbeats the hub acknowledged."},
 		func() float64 { return float64(a.acked.Load()) }))
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "wharf_agent_cert_rotations_total", Help: "Certificate renewals."},
-		func() float64 { return float64(a.rotations.Load()) }))
+		func() float64 { return float64(a.id.Rotations()) }))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "wharf_agent_cert_not_after_seconds", Help: "When the agent's certificate expires (unix seconds)."},
 		func() float64 {
-			if id := a.id.Load(); id != nil && id.Cert.Leaf != nil {
+			if id := a.id.Current(); id != nil && id.Cert.Leaf != nil {
 				return float64(id.Cert.Leaf.NotAfter.Unix())
 			}
 			return 0

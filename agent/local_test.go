@@ -7,10 +7,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/wharf-platform/wharf/agent/identity"
 )
 
 func TestLocalEndpoints(t *testing.T) {
-	a := &Agent{}
+	a := &Agent{id: &identity.Keeper{}}
 	hubs := []string{"127.0.0.1:7481"}
 	a.hubs.Store(&hubs)
 	srv := httptest.NewServer(a.localHandler())

@@ -3,6 +3,7 @@ package agent
 import (
 	"time"
 
+	"github.com/wharf-platform/wharf/agent/control"
 	"github.com/wharf-platform/wharf/agent/metrics"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
@@ -28,10 +29,10 @@ func metricsReport(c *metrics.Collector, last *time.Time) *wire.MetricsReport {
 
 // registerMetrics sends m's newest sample after a heartbeat, once per
 // sample (the newest again to each new hub node).
-func registerMetrics(c *control, m *metrics.Collector) {
-	c.send(func() feed {
+func registerMetrics(c *control.Control, m *metrics.Collector) {
+	c.Send(func() control.Feed {
 		var last time.Time
-		return feed{tick: func(time.Time) *wire.Envelope {
+		return control.Feed{Tick: func(time.Time) *wire.Envelope {
 			if r := metricsReport(m, &last); r != nil {
 				return &wire.Envelope{Msg: &wire.Envelope_MetricsReport{MetricsReport: r}}
 			}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/wharf-platform/wharf/agent/control"
 	"github.com/wharf-platform/wharf/agent/router"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
@@ -128,16 +129,16 @@ func (a *Agent) RouterVersion() uint64 {
 // registerRoutes gives r the tables the hub pushes (each acknowledged
 // with the version served; onRoutes, when set, is told it too) and sends
 // its per-app counts after each heartbeat.
-func registerRoutes(c *control, r *router.Router, onRoutes func(version uint64), log *slog.Logger) {
-	c.handle(&wire.Envelope_RouteTable{}, func(_ context.Context, in inbound) error {
-		v := applyRoutes(r, in.env.GetRouteTable(), log)
+func registerRoutes(c *control.Control, r *router.Router, onRoutes func(version uint64), log *slog.Logger) {
+	c.Handle(&wire.Envelope_RouteTable{}, func(_ context.Context, in control.Inbound) error {
+		v := applyRoutes(r, in.Env.GetRouteTable(), log)
 		if r != nil && onRoutes != nil {
 			onRoutes(v)
 		}
-		return in.reply(&wire.Envelope{Msg: &wire.Envelope_RouteAck{RouteAck: &wire.RouteAck{Version: v}}})
+		return in.Reply(&wire.Envelope{Msg: &wire.Envelope_RouteAck{RouteAck: &wire.RouteAck{Version: v}}})
 	})
-	c.send(func() feed {
-		return feed{tick: func(time.Time) *wire.Envelope {
+	c.Send(func() control.Feed {
+		return control.Feed{Tick: func(time.Time) *wire.Envelope {
 			if st := accessStats(r); st != nil {
 				return &wire.Envelope{Msg: &wire.Envelope_AccessStats{AccessStats: st}}
 			}
