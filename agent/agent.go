@@ -12,16 +12,17 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/wharf-platform/wharf/agent/control"
 	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/agent/gossip"
+	"github.com/wharf-platform/wharf/agent/hubs"
 	"github.com/wharf-platform/wharf/agent/identity"
+	"github.com/wharf-platform/wharf/agent/inventory"
 	"github.com/wharf-platform/wharf/agent/lease"
+	"github.com/wharf-platform/wharf/agent/local"
 	"github.com/wharf-platform/wharf/agent/router"
 	"github.com/wharf-platform/wharf/agent/run"
 	"github.com/wharf-platform/wharf/pkg/wire"
@@ -97,6 +98,8 @@ type Agent struct {
 	cfg    Config
 	log    *slog.Logger
 	id     *identity.Keeper
+	hubs   *hubs.List // the configured hubs plus those Welcome named
+	inv    inventory.Config
 	lease  *lease.Lease
 	router *router.Router // nil without router addresses
 	access *accessLines   // the router's access lines, on their way to the log buffer
@@ -104,11 +107,10 @@ type Agent struct {
 	// State.
 	host      atomic.Pointer[host] // nil until enrolled, and without a driver
 	connected atomic.Bool
-	acked     atomic.Uint64                 // heartbeats acknowledged, for tests and /healthz
-	hubs      atomic.Pointer[[]string]      // the configured hubs plus those Welcome named
-	gossip    atomic.Pointer[gossip.Member] // nil until the pool's key is known
-	cut       atomic.Bool                   // fault injection: no hub reachable
-	hub       atomic.Value                  // string: the hub node of the current session
+	acked     atomic.Uint64               // heartbeats acknowledged, for tests and /healthz
+	gossip    atomic.Pointer[gossip.Pool] // nil until enrolled
+	cut       atomic.Bool                 // fault injection: no hub reachable
+	hub       atomic.Value                // string: the hub node of the current session
 }
 
 // CutHub cuts this agent off from every hub node (true) or heals the cut,
@@ -147,13 +149,10 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, id: id, lease: lease.Open(cfg.DataDir), router: r, access: access}
-	hubs := append([]string(nil), cfg.Hubs...)
-	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, fileHubs)); err == nil {
-		hubs = mergeHubs(hubs, strings.Fields(string(b)))
-	}
-	a.hubs.Store(&hubs)
-	return a, nil
+	inv := inventory.Config{DataDir: cfg.DataDir, Drivers: cfg.Drivers, Provider: cfg.Provider, Region: cfg.Region, Zone: cfg.Zone,
+		Labels: cfg.Labels, Advertise: cfg.Advertise}
+	return &Agent{cfg: cfg, log: cfg.Logger, id: id, hubs: hubs.Open(cfg.DataDir, cfg.Hubs, cfg.Logger), inv: inv,
+		lease: lease.Open(cfg.DataDir), router: r, access: access}, nil
 }
 
 // HostID returns the agent's host id ("" before enrolment).
@@ -161,6 +160,17 @@ func (a *Agent) HostID() string { return a.id.HostID() }
 
 // Rotations returns how many times the agent renewed its certificate.
 func (a *Agent) Rotations() uint64 { return a.id.Rotations() }
+
+// Hubs returns the hub addresses the agent knows.
+func (a *Agent) Hubs() []string { return a.hubs.All() }
+
+// GossipAddr returns where the pool gossip listens ("" when it does not).
+func (a *Agent) GossipAddr() string {
+	if g := a.gossip.Load(); g != nil {
+		return g.Addr()
+	}
+	return ""
+}
 
 // Acked returns how many heartbeats the hub has acknowledged.
 func (a *Agent) Acked() uint64 { return a.acked.Load() }
@@ -180,7 +190,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // runEnrolled enrols if needed, then runs what needs the host id.
 func (a *Agent) runEnrolled(ctx context.Context) error {
-	e := identity.Enrolment{Token: a.cfg.Token, Pool: a.cfg.Pool, Hubs: *a.hubs.Load(), Inventory: a.inventory()}
+	e := identity.Enrolment{Token: a.cfg.Token, Pool: a.cfg.Pool, Hubs: a.hubs.All(), Inventory: inventory.Of(a.inv, "")}
 	if err := a.id.Enroll(ctx, e); err != nil || ctx.Err() != nil {
 		return err
 	}
@@ -188,31 +198,35 @@ func (a *Agent) runEnrolled(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var rr []run.Runner
+	advertise := a.cfg.Advertise
+	if addrs := inventory.Addresses(); advertise == "" && len(addrs) > 0 {
+		advertise = addrs[0]
+	}
+	g := gossip.NewPool(gossip.PoolConfig{HostID: a.HostID(), Addr: a.cfg.GossipAddr, Advertise: advertise, Dir: a.cfg.DataDir, Logger: a.log})
+	a.gossip.Store(g)
+	g.Start(gossip.LoadKey(a.cfg.DataDir), nil)
+	rr := []run.Runner{g}
 	if a.cfg.LocalAddr != "" {
-		rr = append(rr, run.Func(a.serveLocal))
+		rr = append(rr, run.Func(func(ctx context.Context) error { return local.Serve(ctx, a.cfg.LocalAddr, a.status, a.log) }))
 	}
 	if h != nil {
 		a.host.Store(h)
 		rr = append(rr, h)
 	}
-	if key := gossip.LoadKey(a.cfg.DataDir); key != nil {
-		a.ensureGossip(key, nil)
-	}
-	ctl := a.newControl(h)
-	rr = append(rr, run.Func(a.stopGossip), run.Func(func(ctx context.Context) error { return a.connect(ctx, ctl) }))
+	ctl := a.newControl(h, g)
+	rr = append(rr, run.Func(func(ctx context.Context) error { return a.connect(ctx, ctl) }))
 	return run.All(ctx, rr...)
 }
 
 // newControl registers with the hub sessions what each feature handles
 // and sends: the order is that of the first messages of a session.
-func (a *Agent) newControl(h *host) *control.Control {
+func (a *Agent) newControl(h *host, g *gossip.Pool) *control.Control {
 	c := control.New()
 	a.handleSession(c)
-	a.registerHubs(c)
-	a.registerGossip(c)
+	a.hubs.Register(c)
+	g.Register(c)
 	registerLease(c, a.lease, a.log)
-	a.registerInventory(c)
+	inventory.Register(c, a.inv, g)
 	if h != nil {
 		h.register(c, a.log)
 		if h.metrics != nil {
@@ -221,4 +235,36 @@ func (a *Agent) newControl(h *host) *control.Control {
 	}
 	registerRoutes(c, a.router, a.cfg.OnRoutes, a.log)
 	return c
+}
+
+// Health is what GET /healthz on the agent's local address answers.
+type Health = local.Health
+
+// status is what the local endpoints show.
+func (a *Agent) status() local.Status {
+	s := local.Status{Health: Health{HostID: a.HostID(), Connected: a.connected.Load(), Acked: a.acked.Load(), Hubs: a.Hubs()},
+		CertRotations: a.id.Rotations()}
+	if s.Connected {
+		s.Hub, _ = a.hub.Load().(string)
+	}
+	if g := a.gossip.Load(); g != nil {
+		s.Gossip, s.GossipPeers = g.Addr(), g.Peers()
+	}
+	if h := a.host.Load(); h != nil {
+		st := h.buf.Stats()
+		s.LogsUnacked, s.LogsDropped, s.LogsCaptured = st.Unacked, st.Dropped, h.logs.Captured()
+	}
+	if id := a.id.Current(); id != nil && id.Cert.Leaf != nil {
+		s.CertNotAfter = id.Cert.Leaf.NotAfter
+	}
+	return s
+}
+
+// LogsCaptured counts the instance output lines captured since the agent
+// started (0 without a driver).
+func (a *Agent) LogsCaptured() uint64 {
+	if h := a.host.Load(); h != nil {
+		return h.logs.Captured()
+	}
+	return 0
 }

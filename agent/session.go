@@ -32,7 +32,7 @@ func (a *Agent) connect(ctx context.Context, ctl *control.Control) error {
 	const firstBackoff = time.Second
 	backoff := firstBackoff
 	for i := 0; ctx.Err() == nil; i++ {
-		hubs := *a.hubs.Load()
+		hubs := a.hubs.All()
 		hub := hubs[i%len(hubs)]
 		err := a.session(ctx, ctl, hub)
 		if ctx.Err() != nil {
