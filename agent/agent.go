@@ -9,6 +9,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -23,8 +24,9 @@ import (
 	"github.com/wharf-platform/wharf/agent/inventory"
 	"github.com/wharf-platform/wharf/agent/lease"
 	"github.com/wharf-platform/wharf/agent/local"
-	"github.com/wharf-platform/wharf/agent/router"
+	"github.com/wharf-platform/wharf/agent/routes"
 	"github.com/wharf-platform/wharf/agent/run"
+	"github.com/wharf-platform/wharf/agent/workload"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
@@ -101,22 +103,16 @@ type Agent struct {
 	hubs   *hubs.List // the configured hubs plus those Welcome named
 	inv    inventory.Config
 	lease  *lease.Lease
-	router *router.Router // nil without router addresses
-	access *accessLines   // the router's access lines, on their way to the log buffer
+	routes *routes.Routes
 
 	// State.
-	host      atomic.Pointer[host] // nil until enrolled, and without a driver
+	work      atomic.Pointer[workload.Workload] // nil until enrolled, and without a driver
+	gossip    atomic.Pointer[gossip.Pool]       // nil until enrolled
 	connected atomic.Bool
-	acked     atomic.Uint64               // heartbeats acknowledged, for tests and /healthz
-	gossip    atomic.Pointer[gossip.Pool] // nil until enrolled
-	cut       atomic.Bool                 // fault injection: no hub reachable
-	hub       atomic.Value                // string: the hub node of the current session
+	acked     atomic.Uint64 // heartbeats acknowledged, for tests and /healthz
+	cut       atomic.Bool   // fault injection: no hub reachable
+	hub       atomic.Value  // string: the hub node of the current session
 }
-
-// CutHub cuts this agent off from every hub node (true) or heals the cut,
-// while its pool gossip goes on: for tests of partitions, as a network
-// namespace would, in one process.
-func (a *Agent) CutHub(cut bool) { a.cut.Store(cut) }
 
 // New checks the config and loads (or, with a token, prepares to make) the
 // agent's identity.
@@ -144,48 +140,22 @@ func New(cfg Config) (*Agent, error) {
 	if id.Current() == nil && cfg.Token == "" {
 		return nil, errors.New("this agent has not enrolled yet: give --token")
 	}
-	access := newAccessLines()
-	r, err := newRouter(cfg, access)
+	r, err := routes.New(routes.Config{HTTPAddr: cfg.RouterHTTPAddr, HTTPSAddr: cfg.RouterHTTPSAddr, OnRoutes: cfg.OnRoutes, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
 	inv := inventory.Config{DataDir: cfg.DataDir, Drivers: cfg.Drivers, Provider: cfg.Provider, Region: cfg.Region, Zone: cfg.Zone,
 		Labels: cfg.Labels, Advertise: cfg.Advertise}
 	return &Agent{cfg: cfg, log: cfg.Logger, id: id, hubs: hubs.Open(cfg.DataDir, cfg.Hubs, cfg.Logger), inv: inv,
-		lease: lease.Open(cfg.DataDir), router: r, access: access}, nil
+		lease: lease.Open(cfg.DataDir), routes: r}, nil
 }
-
-// HostID returns the agent's host id ("" before enrolment).
-func (a *Agent) HostID() string { return a.id.HostID() }
-
-// Rotations returns how many times the agent renewed its certificate.
-func (a *Agent) Rotations() uint64 { return a.id.Rotations() }
-
-// Hubs returns the hub addresses the agent knows.
-func (a *Agent) Hubs() []string { return a.hubs.All() }
-
-// GossipAddr returns where the pool gossip listens ("" when it does not).
-func (a *Agent) GossipAddr() string {
-	if g := a.gossip.Load(); g != nil {
-		return g.Addr()
-	}
-	return ""
-}
-
-// Acked returns how many heartbeats the hub has acknowledged.
-func (a *Agent) Acked() uint64 { return a.acked.Load() }
 
 // Run enrols if needed, then runs the agent's parts until ctx ends: the
 // router (from the start, with an empty table until the hub's first
 // push), the local endpoints, the host's instances, the pool gossip and
 // the connection to a hub node.
 func (a *Agent) Run(ctx context.Context) error {
-	var rr []run.Runner
-	if a.router != nil {
-		rr = append(rr, run.BestEffort(a.log, "router", a.router))
-	}
-	rr = append(rr, run.Func(a.runEnrolled))
-	return run.All(ctx, rr...)
+	return run.All(ctx, run.BestEffort(a.log, "router", a.routes), run.Func(a.runEnrolled))
 }
 
 // runEnrolled enrols if needed, then runs what needs the host id.
@@ -194,7 +164,7 @@ func (a *Agent) runEnrolled(ctx context.Context) error {
 	if err := a.id.Enroll(ctx, e); err != nil || ctx.Err() != nil {
 		return err
 	}
-	h, err := a.newHost(a.HostID())
+	w, err := a.newWorkload(a.HostID())
 	if err != nil {
 		return err
 	}
@@ -209,31 +179,43 @@ func (a *Agent) runEnrolled(ctx context.Context) error {
 	if a.cfg.LocalAddr != "" {
 		rr = append(rr, run.Func(func(ctx context.Context) error { return local.Serve(ctx, a.cfg.LocalAddr, a.status, a.log) }))
 	}
-	if h != nil {
-		a.host.Store(h)
-		rr = append(rr, h)
+	if w != nil {
+		a.work.Store(w)
+		rr = append(rr, w)
 	}
-	ctl := a.newControl(h, g)
+	ctl := a.newControl(w, g)
 	rr = append(rr, run.Func(func(ctx context.Context) error { return a.connect(ctx, ctl) }))
 	return run.All(ctx, rr...)
 }
 
+// newWorkload makes what runs the host's instances, once the host id is
+// known (drivers label what they run with it); nil without a driver.
+func (a *Agent) newWorkload(hostID string) (*workload.Workload, error) {
+	if a.cfg.NewDriver == nil {
+		return nil, nil
+	}
+	drv, err := a.cfg.NewDriver(hostID)
+	if err != nil {
+		return nil, fmt.Errorf("driver: %w", err)
+	}
+	return workload.New(workload.Config{HostID: hostID, Driver: drv, DataDir: a.cfg.DataDir, Advertise: a.cfg.Advertise,
+		DrainDelay: a.cfg.DrainDelay, Lease: a.lease, Metrics: a.cfg.Metrics, MetricsInterval: a.cfg.MetricsInterval,
+		LogBufferBytes: a.cfg.LogBufferBytes, Lines: a.routes, Logger: a.log})
+}
+
 // newControl registers with the hub sessions what each feature handles
 // and sends: the order is that of the first messages of a session.
-func (a *Agent) newControl(h *host, g *gossip.Pool) *control.Control {
+func (a *Agent) newControl(w *workload.Workload, g *gossip.Pool) *control.Control {
 	c := control.New()
 	a.handleSession(c)
 	a.hubs.Register(c)
 	g.Register(c)
 	registerLease(c, a.lease, a.log)
 	inventory.Register(c, a.inv, g)
-	if h != nil {
-		h.register(c, a.log)
-		if h.metrics != nil {
-			registerMetrics(c, h.metrics)
-		}
+	if w != nil {
+		w.Register(c)
 	}
-	registerRoutes(c, a.router, a.cfg.OnRoutes, a.log)
+	a.routes.Register(c)
 	return c
 }
 
@@ -250,21 +232,12 @@ func (a *Agent) status() local.Status {
 	if g := a.gossip.Load(); g != nil {
 		s.Gossip, s.GossipPeers = g.Addr(), g.Peers()
 	}
-	if h := a.host.Load(); h != nil {
-		st := h.buf.Stats()
-		s.LogsUnacked, s.LogsDropped, s.LogsCaptured = st.Unacked, st.Dropped, h.logs.Captured()
+	if w := a.work.Load(); w != nil {
+		st, captured := w.LogStats()
+		s.LogsUnacked, s.LogsDropped, s.LogsCaptured = st.Unacked, st.Dropped, captured
 	}
 	if id := a.id.Current(); id != nil && id.Cert.Leaf != nil {
 		s.CertNotAfter = id.Cert.Leaf.NotAfter
 	}
 	return s
-}
-
-// LogsCaptured counts the instance output lines captured since the agent
-// started (0 without a driver).
-func (a *Agent) LogsCaptured() uint64 {
-	if h := a.host.Load(); h != nil {
-		return h.logs.Captured()
-	}
-	return 0
 }

@@ -28,8 +28,8 @@ func (a *Agent) protocols() wire.Range {
 func (a *Agent) hello(hostID string) *wire.Hello {
 	h := &wire.Hello{HostId: hostID, AgentVersion: version.Get().Version}
 	h.Offer(a.protocols())
-	if host := a.host.Load(); host != nil {
-		h.LastAssignmentVersion = host.sup.Applied()
+	if w := a.work.Load(); w != nil {
+		h.LastAssignmentVersion = w.Applied()
 	}
 	return h
 }

@@ -1,4 +1,9 @@
-package agent
+// Package routes connects the agent's router to the hub: it makes the
+// router of the configured addresses, applies the route tables the hub
+// pushes (versioned, each acknowledged with the version served), sends
+// the router's per-app counts back after heartbeats, and writes its
+// access lines to the host's log buffer.
+package routes
 
 import (
 	"context"
@@ -12,19 +17,36 @@ import (
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
-// The agent's router serves its pool's routes: the
-// hub pushes the table, versioned; the agent applies it and acknowledges,
-// and sends the router's per-app counts back once a second.
+// Config configures Routes.
+type Config struct {
+	// HTTPAddr and HTTPSAddr are where the router serves the pool's
+	// routes ("" serves none; both "": no router); TCP routes listen on
+	// the HTTP address's host.
+	HTTPAddr, HTTPSAddr string
+	// OnRoutes, when set, is told the route table version the router
+	// serves each time a table is applied (benchmarks).
+	OnRoutes func(version uint64)
+	Logger   *slog.Logger
+}
 
-// newRouter makes the router of cfg, nil when it serves nothing; its
-// access lines go to access.
-func newRouter(cfg Config, access *accessLines) (*router.Router, error) {
-	if cfg.RouterHTTPAddr == "" && cfg.RouterHTTPSAddr == "" {
-		return nil, nil
+// Routes is the agent's router and what feeds it.
+type Routes struct {
+	router   *router.Router // nil without router addresses
+	access   *access
+	onRoutes func(version uint64)
+	log      *slog.Logger
+}
+
+// New makes the router of cfg; it serves once Run runs, with an empty
+// table until the hub's first push.
+func New(cfg Config) (*Routes, error) {
+	r := &Routes{access: newAccess(), onRoutes: cfg.OnRoutes, log: cfg.Logger}
+	if cfg.HTTPAddr == "" && cfg.HTTPSAddr == "" {
+		return r, nil
 	}
 	bind := "0.0.0.0"
-	if cfg.RouterHTTPAddr != "" {
-		h, _, err := net.SplitHostPort(cfg.RouterHTTPAddr)
+	if cfg.HTTPAddr != "" {
+		h, _, err := net.SplitHostPort(cfg.HTTPAddr)
 		if err != nil {
 			return nil, fmt.Errorf("--router-http-addr: %w", err)
 		}
@@ -32,8 +54,22 @@ func newRouter(cfg Config, access *accessLines) (*router.Router, error) {
 			bind = h
 		}
 	}
-	return router.New(router.Config{HTTPAddr: cfg.RouterHTTPAddr, HTTPSAddr: cfg.RouterHTTPSAddr, TCPBind: bind,
-		Logger: cfg.Logger.With("component", "router"), AccessLog: access.add})
+	var err error
+	r.router, err = router.New(router.Config{HTTPAddr: cfg.HTTPAddr, HTTPSAddr: cfg.HTTPSAddr, TCPBind: bind,
+		Logger: cfg.Logger.With("component", "router"), AccessLog: r.access.add})
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Run serves the routes until ctx ends; without a router it returns at
+// once.
+func (r *Routes) Run(ctx context.Context) error {
+	if r.router == nil {
+		return nil
+	}
+	return r.router.Run(ctx)
 }
 
 // routerTable converts a pushed table.
@@ -64,11 +100,11 @@ func routerTable(t *wire.RouteTable) *router.Table {
 	return out
 }
 
-// applyRoutes gives r a pushed table and reports the version it now
+// apply gives r a pushed table and reports the version it now
 // serves; a table it refuses in part (a TCP port taken on this host)
 // still serves the rest. Without a router the version is acknowledged as
 // is.
-func applyRoutes(r *router.Router, t *wire.RouteTable, log *slog.Logger) uint64 {
+func apply(r *router.Router, t *wire.RouteTable, log *slog.Logger) uint64 {
 	if r == nil {
 		return t.Version
 	}
@@ -101,13 +137,13 @@ func accessStats(r *router.Router) *wire.AccessStats {
 	return out
 }
 
-// RouterAddrs returns the router's bound HTTP and HTTPS addresses ("" when
-// it serves none).
-func (a *Agent) RouterAddrs() (string, string) {
-	if a.router == nil {
+// Addrs returns the router's bound HTTP and HTTPS addresses ("" when it
+// serves none).
+func (r *Routes) Addrs() (string, string) {
+	if r.router == nil {
 		return "", ""
 	}
-	h, s := a.router.Addr()
+	h, s := r.router.Addr()
 	str := func(x net.Addr) string {
 		if x == nil {
 			return ""
@@ -117,29 +153,29 @@ func (a *Agent) RouterAddrs() (string, string) {
 	return str(h), str(s)
 }
 
-// RouterVersion returns the version of the route table the router serves
-// (0 before the first, or without a router).
-func (a *Agent) RouterVersion() uint64 {
-	if a.router == nil {
+// Version returns the version of the route table the router serves (0
+// before the first, or without a router).
+func (r *Routes) Version() uint64 {
+	if r.router == nil {
 		return 0
 	}
-	return a.router.Version()
+	return r.router.Version()
 }
 
-// registerRoutes gives r the tables the hub pushes (each acknowledged
-// with the version served; onRoutes, when set, is told it too) and sends
+// Register gives the router the tables the hub pushes (each acknowledged
+// with the version served; OnRoutes, when set, is told it too) and sends
 // its per-app counts after each heartbeat.
-func registerRoutes(c *control.Control, r *router.Router, onRoutes func(version uint64), log *slog.Logger) {
+func (r *Routes) Register(c *control.Control) {
 	c.Handle(&wire.Envelope_RouteTable{}, func(_ context.Context, in control.Inbound) error {
-		v := applyRoutes(r, in.Env.GetRouteTable(), log)
-		if r != nil && onRoutes != nil {
-			onRoutes(v)
+		v := apply(r.router, in.Env.GetRouteTable(), r.log)
+		if r.router != nil && r.onRoutes != nil {
+			r.onRoutes(v)
 		}
 		return in.Reply(&wire.Envelope{Msg: &wire.Envelope_RouteAck{RouteAck: &wire.RouteAck{Version: v}}})
 	})
 	c.Send(func() control.Feed {
 		return control.Feed{Tick: func(time.Time) *wire.Envelope {
-			if st := accessStats(r); st != nil {
+			if st := accessStats(r.router); st != nil {
 				return &wire.Envelope{Msg: &wire.Envelope_AccessStats{AccessStats: st}}
 			}
 			return nil
