@@ -1,9 +1,11 @@
-// Package agent is the Wharf agent's composition root: New wires the
-// features (the driver and supervisor, the router, log capture and
-// shipping, metrics, the pool gossip, the local endpoints) and Run runs
-// them. The agent enrols with a join token, then keeps one QUIC
-// connection to a hub node, whose control stream it dispatches to the
-// features that registered for each message kind.
+// Package agent is the Wharf agent's composition root. New constructs
+// the parts that live from the start (the identity, the hub addresses,
+// the router, the fencing lease); Run enrols if needed (agent/identity),
+// then runs what needs the host id (the workload, the pool gossip, the
+// local endpoints) and keeps one session with a hub node at a time,
+// dispatching its control stream to the features that registered each
+// message kind (agent/control). --stop-instances stops a host's
+// instances without a hub, before its data dir is wiped.
 package agent
 
 import (
