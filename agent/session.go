@@ -82,7 +82,12 @@ func (a *Agent) session(ctx context.Context, ctl *control.Control, hub string) e
 		return err
 	}
 	defer conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShutdown), "agent stopping")
-	s, env, err := hubconn.Exchange(ctx, conn, wire.StreamControl, &wire.Envelope{Msg: &wire.Envelope_Hello{Hello: a.hello(id.HostID)}})
+	offer := offered(a.cfg.Protocols)
+	var applied uint64
+	if w := a.work.Load(); w != nil {
+		applied = w.Applied()
+	}
+	s, env, err := hubconn.Exchange(ctx, conn, wire.StreamControl, &wire.Envelope{Msg: &wire.Envelope_Hello{Hello: hello(id.HostID, offer, applied)}})
 	if err != nil {
 		return err
 	}
@@ -90,7 +95,7 @@ func (a *Agent) session(ctx context.Context, ctl *control.Control, hub string) e
 	if welcome == nil {
 		return fmt.Errorf("%w: want Welcome", wire.ErrUnknownMessage)
 	}
-	if err := a.checkWelcome(welcome); err != nil {
+	if err := checkWelcome(offer, welcome); err != nil {
 		return err
 	}
 	a.connected.Store(true)
