@@ -19,8 +19,8 @@ var networking = []string{
 // TestImportRules enforces the layout's import rules: pkg imports neither
 // hub nor agent; hub and agent never import each other; providers import
 // pkg only; the pure packages stay free of heavy deps; what lives on disk
-// knows nothing of the network; feature packages under hub never import
-// the hub root.
+// knows nothing of the network; feature packages under hub and agent never
+// import their root.
 func TestImportRules(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
@@ -46,10 +46,17 @@ func TestImportRules(t *testing.T) {
 		{module + "/hub/provision", []string{module + "/agent", module + "/providers/aws", module + "/providers/aliyun",
 			module + "/providers/vsphere", module + "/providers/openstack", module + "/providers/ssh"}, false, false, nil},
 		{module + "/agent/", []string{module + "/hub", module + "/providers"}, false, false, nil},
-		// The agent's features (supervisor, router, logship, metrics,
-		// drivers...) are wired by the agent root and never reach back
-		// into it.
+		// The agent's features (identity, routes, workload, supervisor,
+		// router, logship, metrics, drivers...) are wired by the agent root
+		// and never reach back into it (agentFeatures below must each be
+		// checked by this rule).
 		{module + "/agent/", []string{module + "/agent"}, false, true, nil},
+		// What the features share to meet the root (the control-stream
+		// registry, runners, the hub dial) is below every other agent
+		// package.
+		{module + "/agent/control", []string{module + "/agent"}, false, false, nil},
+		{module + "/agent/run", []string{module + "/agent"}, false, false, nil},
+		{module + "/agent/hubconn", []string{module + "/agent"}, false, false, nil},
 		{module + "/providers/", []string{module + "/hub", module + "/agent"}, false, false, nil},
 		// The state store knows nothing of networking or of the API.
 		{module + "/hub/state", []string{module + "/hub/api", module + "/hub/cluster", "github.com/hashicorp/memberlist"}, false, false, nil},
@@ -77,6 +84,13 @@ func TestImportRules(t *testing.T) {
 	// Packages that must build from the standard library alone: every
 	// part of the binary links them, and the linker stamps them.
 	stdOnly := map[string]bool{module + "/internal/version": true}
+	// The agent's feature packages the never-import-the-root rule must
+	// see: a rename that left the rule checking nothing fails here.
+	agentFeatures := map[string]bool{}
+	for _, f := range []string{"control", "run", "hubconn", "identity", "hubs", "inventory", "local", "routes", "workload",
+		"gossip", "lease", "supervisor", "logs", "logship", "metrics", "router", "driver"} {
+		agentFeatures[module+"/agent/"+f] = true
+	}
 	checked := 0
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		parts := strings.SplitN(line, "|", 3)
@@ -95,6 +109,9 @@ func TestImportRules(t *testing.T) {
 				continue
 			}
 			checked++
+			if r.pkgPrefix == module+"/agent/" && slices.Equal(r.forbidden, []string{module + "/agent"}) {
+				delete(agentFeatures, pkg)
+			}
 			list := deps
 			if r.direct {
 				list = imports
@@ -107,6 +124,9 @@ func TestImportRules(t *testing.T) {
 				}
 			}
 		}
+	}
+	for pkg := range agentFeatures {
+		t.Errorf("%s is gone: update the agent's feature packages in this test", pkg)
 	}
 	for pkg := range stdOnly {
 		t.Errorf("%s is gone: update the standard-library-only rule", pkg)

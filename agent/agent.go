@@ -1,26 +1,34 @@
-// Package agent is the Wharf agent's composition root: New wires the
-// features (the driver and supervisor, the router, log capture and
-// shipping, metrics, the pool gossip, the local endpoints) and Run runs
-// them. The agent enrols with a join token, then keeps one QUIC
-// connection to a hub node, whose control stream it dispatches to the
-// features that registered for each message kind.
+// Package agent is the Wharf agent's composition root. New constructs
+// the parts that live from the start (the identity, the hub addresses,
+// the router, the fencing lease); Run enrols if needed (agent/identity),
+// then runs what needs the host id (the workload, the pool gossip, the
+// local endpoints) and keeps one session with a hub node at a time,
+// dispatching its control stream to the features that registered each
+// message kind (agent/control). --stop-instances stops a host's
+// instances without a hub, before its data dir is wiped.
 package agent
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/wharf-platform/wharf/agent/control"
 	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/agent/gossip"
+	"github.com/wharf-platform/wharf/agent/hubs"
+	"github.com/wharf-platform/wharf/agent/identity"
+	"github.com/wharf-platform/wharf/agent/inventory"
 	"github.com/wharf-platform/wharf/agent/lease"
-	"github.com/wharf-platform/wharf/agent/router"
+	"github.com/wharf-platform/wharf/agent/local"
+	"github.com/wharf-platform/wharf/agent/routes"
+	"github.com/wharf-platform/wharf/agent/run"
+	"github.com/wharf-platform/wharf/agent/workload"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
@@ -84,31 +92,29 @@ type Config struct {
 	Protocols wire.Range
 }
 
+// ErrEnrollRefused is returned when the hub refuses the join token: the
+// agent exits non-zero with the hub's one-line reason.
+var ErrEnrollRefused = identity.ErrRefused
+
 // Agent is a running agent. New wires its parts; what the fields below
 // "state" hold changes while it runs.
 type Agent struct {
 	cfg    Config
 	log    *slog.Logger
+	id     *identity.Keeper
+	hubs   *hubs.List // the configured hubs plus those Welcome named
+	inv    inventory.Config
 	lease  *lease.Lease
-	router *router.Router // nil without router addresses
-	access *accessLines   // the router's access lines, on their way to the log buffer
+	routes *routes.Routes
 
 	// State.
-	id        atomic.Pointer[identity] // nil until enrolled
-	host      atomic.Pointer[host]     // nil until enrolled, and without a driver
+	work      atomic.Pointer[workload.Workload] // nil until enrolled, and without a driver
+	gossip    atomic.Pointer[gossip.Pool]       // nil until enrolled
 	connected atomic.Bool
-	acked     atomic.Uint64            // heartbeats acknowledged, for tests and /healthz
-	hubs      atomic.Pointer[[]string] // the configured hubs plus those Welcome named
-	rotations atomic.Uint64
-	gossip    atomic.Pointer[gossip.Member] // nil until the pool's key is known
-	cut       atomic.Bool                   // fault injection: no hub reachable
-	hub       atomic.Value                  // string: the hub node of the current session
+	acked     atomic.Uint64 // heartbeats acknowledged, for tests and /healthz
+	cut       atomic.Bool   // fault injection: no hub reachable
+	hub       atomic.Value  // string: the hub node of the current session
 }
-
-// CutHub cuts this agent off from every hub node (true) or heals the cut,
-// while its pool gossip goes on: for tests of partitions, as a network
-// namespace would, in one process.
-func (a *Agent) CutHub(cut bool) { a.cut.Store(cut) }
 
 // New checks the config and loads (or, with a token, prepares to make) the
 // agent's identity.
@@ -129,92 +135,111 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	id, err := loadIdentity(cfg.DataDir)
+	id, err := identity.Open(cfg.DataDir, cfg.Name, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
-	if id == nil && cfg.Token == "" {
+	if id.Current() == nil && cfg.Token == "" {
 		return nil, errors.New("this agent has not enrolled yet: give --token")
 	}
-	access := newAccessLines()
-	r, err := newRouter(cfg, access)
+	r, err := routes.New(routes.Config{HTTPAddr: cfg.RouterHTTPAddr, HTTPSAddr: cfg.RouterHTTPSAddr, OnRoutes: cfg.OnRoutes, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
-	a := &Agent{cfg: cfg, log: cfg.Logger, lease: lease.Open(cfg.DataDir), router: r, access: access}
-	a.id.Store(id)
-	hubs := append([]string(nil), cfg.Hubs...)
-	if b, err := os.ReadFile(filepath.Join(cfg.DataDir, fileHubs)); err == nil {
-		hubs = mergeHubs(hubs, strings.Fields(string(b)))
-	}
-	a.hubs.Store(&hubs)
-	return a, nil
+	inv := inventory.Config{DataDir: cfg.DataDir, Drivers: cfg.Drivers, Provider: cfg.Provider, Region: cfg.Region, Zone: cfg.Zone,
+		Labels: cfg.Labels, Advertise: cfg.Advertise}
+	return &Agent{cfg: cfg, log: cfg.Logger, id: id, hubs: hubs.Open(cfg.DataDir, cfg.Hubs, cfg.Logger), inv: inv,
+		lease: lease.Open(cfg.DataDir), routes: r}, nil
 }
-
-// HostID returns the agent's host id ("" before enrolment).
-func (a *Agent) HostID() string {
-	if id := a.id.Load(); id != nil {
-		return id.HostID
-	}
-	return ""
-}
-
-// Acked returns how many heartbeats the hub has acknowledged.
-func (a *Agent) Acked() uint64 { return a.acked.Load() }
 
 // Run enrols if needed, then runs the agent's parts until ctx ends: the
 // router (from the start, with an empty table until the hub's first
 // push), the local endpoints, the host's instances, the pool gossip and
 // the connection to a hub node.
 func (a *Agent) Run(ctx context.Context) error {
-	var rr []runner
-	if a.router != nil {
-		rr = append(rr, bestEffort(a.log, "router", a.router))
-	}
-	rr = append(rr, runFunc(a.runEnrolled))
-	return runAll(ctx, rr...)
+	return run.All(ctx, run.BestEffort(a.log, "router", a.routes), run.Func(a.runEnrolled))
 }
 
 // runEnrolled enrols if needed, then runs what needs the host id.
 func (a *Agent) runEnrolled(ctx context.Context) error {
-	if err := a.enrollLoop(ctx); err != nil || ctx.Err() != nil {
+	e := identity.Enrolment{Token: a.cfg.Token, Pool: a.cfg.Pool, Hubs: a.hubs.All(), Inventory: inventory.Of(a.inv, "")}
+	if err := a.id.Enroll(ctx, e); err != nil || ctx.Err() != nil {
 		return err
 	}
-	h, err := a.newHost(a.HostID())
+	w, err := a.newWorkload(a.HostID())
 	if err != nil {
 		return err
 	}
-	var rr []runner
+	advertise := a.cfg.Advertise
+	if addrs := inventory.Addresses(); advertise == "" && len(addrs) > 0 {
+		advertise = addrs[0]
+	}
+	g := gossip.NewPool(gossip.PoolConfig{HostID: a.HostID(), Addr: a.cfg.GossipAddr, Advertise: advertise, Dir: a.cfg.DataDir, Logger: a.log})
+	a.gossip.Store(g)
+	g.Start(gossip.LoadKey(a.cfg.DataDir), nil)
+	rr := []run.Runner{g}
 	if a.cfg.LocalAddr != "" {
-		rr = append(rr, runFunc(a.serveLocal))
+		rr = append(rr, run.Func(func(ctx context.Context) error { return local.Serve(ctx, a.cfg.LocalAddr, a.status, a.log) }))
 	}
-	if h != nil {
-		a.host.Store(h)
-		rr = append(rr, h)
+	if w != nil {
+		a.work.Store(w)
+		rr = append(rr, w)
 	}
-	if key := gossip.LoadKey(a.cfg.DataDir); key != nil {
-		a.ensureGossip(key, nil)
+	ctl := a.newControl(w, g)
+	rr = append(rr, run.Func(func(ctx context.Context) error { return a.connect(ctx, ctl) }))
+	return run.All(ctx, rr...)
+}
+
+// newWorkload makes what runs the host's instances, once the host id is
+// known (drivers label what they run with it); nil without a driver.
+func (a *Agent) newWorkload(hostID string) (*workload.Workload, error) {
+	if a.cfg.NewDriver == nil {
+		return nil, nil
 	}
-	ctl := a.newControl(h)
-	rr = append(rr, runFunc(a.stopGossip), runFunc(func(ctx context.Context) error { return a.connect(ctx, ctl) }))
-	return runAll(ctx, rr...)
+	drv, err := a.cfg.NewDriver(hostID)
+	if err != nil {
+		return nil, fmt.Errorf("driver: %w", err)
+	}
+	return workload.New(workload.Config{HostID: hostID, Driver: drv, DataDir: a.cfg.DataDir, Advertise: a.cfg.Advertise,
+		DrainDelay: a.cfg.DrainDelay, Lease: a.lease, Metrics: a.cfg.Metrics, MetricsInterval: a.cfg.MetricsInterval,
+		LogBufferBytes: a.cfg.LogBufferBytes, Lines: a.routes, Logger: a.log})
 }
 
 // newControl registers with the hub sessions what each feature handles
 // and sends: the order is that of the first messages of a session.
-func (a *Agent) newControl(h *host) *control {
-	c := newControl()
+func (a *Agent) newControl(w *workload.Workload, g *gossip.Pool) *control.Control {
+	c := control.New()
 	a.handleSession(c)
-	a.registerHubs(c)
-	a.registerGossip(c)
+	a.hubs.Register(c)
+	g.Register(c)
 	registerLease(c, a.lease, a.log)
-	a.registerInventory(c)
-	if h != nil {
-		h.register(c, a.log)
-		if h.metrics != nil {
-			registerMetrics(c, h.metrics)
-		}
+	inventory.Register(c, a.inv, g)
+	if w != nil {
+		w.Register(c)
 	}
-	registerRoutes(c, a.router, a.cfg.OnRoutes, a.log)
+	a.routes.Register(c)
 	return c
+}
+
+// Health is what GET /healthz on the agent's local address answers.
+type Health = local.Health
+
+// status is what the local endpoints show.
+func (a *Agent) status() local.Status {
+	s := local.Status{Health: Health{HostID: a.HostID(), Connected: a.connected.Load(), Acked: a.acked.Load(), Hubs: a.Hubs()},
+		CertRotations: a.id.Rotations()}
+	if s.Connected {
+		s.Hub, _ = a.hub.Load().(string)
+	}
+	if g := a.gossip.Load(); g != nil {
+		s.Gossip, s.GossipPeers = g.Addr(), g.Peers()
+	}
+	if w := a.work.Load(); w != nil {
+		st, captured := w.LogStats()
+		s.LogsUnacked, s.LogsDropped, s.LogsCaptured = st.Unacked, st.Dropped, captured
+	}
+	if id := a.id.Current(); id != nil && id.Cert.Leaf != nil {
+		s.CertNotAfter = id.Cert.Leaf.NotAfter
+	}
+	return s
 }

@@ -15,30 +15,29 @@ import (
 // one-line advice (which version to upgrade to). Retrying cannot help.
 var ErrAgentTooOld = errors.New("agent too old for the hub")
 
-// protocols returns the protocol versions the agent offers.
-func (a *Agent) protocols() wire.Range {
-	if a.cfg.Protocols == (wire.Range{}) {
+// offered returns the protocol versions the agent offers: those of
+// Config.Protocols, or those this build speaks.
+func offered(configured wire.Range) wire.Range {
+	if configured == (wire.Range{}) {
 		return wire.Supported()
 	}
-	return a.cfg.Protocols
+	return configured
 }
 
 // hello opens a session: the host, the protocol versions the agent speaks,
-// its version (which the hub names in its advice when they share none).
-func (a *Agent) hello(hostID string) *wire.Hello {
-	h := &wire.Hello{HostId: hostID, AgentVersion: version.Get().Version}
-	h.Offer(a.protocols())
-	if host := a.host.Load(); host != nil {
-		h.LastAssignmentVersion = host.sup.Applied()
-	}
+// its version (which the hub names in its advice when they share none),
+// and the version of the assignments it keeps.
+func hello(hostID string, offer wire.Range, applied uint64) *wire.Hello {
+	h := &wire.Hello{HostId: hostID, AgentVersion: version.Get().Version, LastAssignmentVersion: applied}
+	h.Offer(offer)
 	return h
 }
 
 // checkWelcome refuses a hub's pick of a protocol this agent does not
 // speak (a hub that ignored the range).
-func (a *Agent) checkWelcome(w *wire.Welcome) error {
-	if r := a.protocols(); !r.Contains(w.ProtocolVersion) {
-		return fmt.Errorf("%w: the hub picked protocol %d; this agent speaks %v", wire.ErrUnknownMessage, w.ProtocolVersion, r)
+func checkWelcome(offer wire.Range, w *wire.Welcome) error {
+	if !offer.Contains(w.ProtocolVersion) {
+		return fmt.Errorf("%w: the hub picked protocol %d; this agent speaks %v", wire.ErrUnknownMessage, w.ProtocolVersion, offer)
 	}
 	return nil
 }

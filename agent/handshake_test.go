@@ -40,15 +40,17 @@ func TestVersionRefusal(t *testing.T) {
 }
 
 func TestCheckWelcome(t *testing.T) {
-	a := &Agent{}
-	if err := a.checkWelcome(&wire.Welcome{ProtocolVersion: wire.ProtocolMax}); err != nil {
+	if err := checkWelcome(offered(wire.Range{}), &wire.Welcome{ProtocolVersion: wire.ProtocolMax}); err != nil {
 		t.Fatalf("this build's version refused: %v", err)
 	}
-	if err := a.checkWelcome(&wire.Welcome{ProtocolVersion: wire.ProtocolMax + 1}); err == nil {
+	if err := checkWelcome(offered(wire.Range{}), &wire.Welcome{ProtocolVersion: wire.ProtocolMax + 1}); err == nil {
 		t.Fatal("a version outside the agent's range accepted")
 	}
-	a.cfg.Protocols = wire.Range{Min: 3, Max: 4}
-	if h := a.hello("h1"); h.Offered() != a.cfg.Protocols || h.AgentVersion == "" {
-		t.Fatalf("hello offers %v (agent version %q), want %v", h.Offered(), h.AgentVersion, a.cfg.Protocols)
+	configured := wire.Range{Min: 3, Max: 4}
+	if err := checkWelcome(offered(configured), &wire.Welcome{ProtocolVersion: 4}); err != nil {
+		t.Fatalf("a configured version refused: %v", err)
+	}
+	if h := hello("h1", offered(configured), 7); h.Offered() != configured || h.AgentVersion == "" || h.LastAssignmentVersion != 7 {
+		t.Fatalf("hello offers %v (agent version %q, assignments %d), want %v", h.Offered(), h.AgentVersion, h.LastAssignmentVersion, configured)
 	}
 }

@@ -10,21 +10,29 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/wharf-platform/wharf/agent/control"
+	"github.com/wharf-platform/wharf/agent/hubconn"
+	"github.com/wharf-platform/wharf/agent/identity"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
+
+// errRotated ends a session whose certificate was renewed: QUIC has no
+// post-handshake client auth, so the agent reconnects with the new one.
+var errRotated = errors.New("certificate renewed")
 
 // errCut ends sessions while the agent is cut off from the hub.
 var errCut = errors.New("cut off from the hub (fault injection)")
 
 // connect stays connected to a hub node until ctx ends, reconnecting with
 // jittered exponential backoff; it fails only when retrying cannot help.
-func (a *Agent) connect(ctx context.Context, ctl *control) error {
+func (a *Agent) connect(ctx context.Context, ctl *control.Control) error {
 	// Full jitter, starting at 1 s: a hub node that restarts is not met by
 	// all its agents at the same instant.
 	const firstBackoff = time.Second
 	backoff := firstBackoff
 	for i := 0; ctx.Err() == nil; i++ {
-		hubs := *a.hubs.Load()
+		hubs := a.hubs.All()
 		hub := hubs[i%len(hubs)]
 		err := a.session(ctx, ctl, hub)
 		if ctx.Err() != nil {
@@ -64,17 +72,22 @@ func (a *Agent) connect(ctx context.Context, ctl *control) error {
 // session runs one connection: Hello and Welcome, then heartbeats, with
 // what the hub sends dispatched to the features registered with ctl and
 // what they send up interleaved.
-func (a *Agent) session(ctx context.Context, ctl *control, hub string) error {
+func (a *Agent) session(ctx context.Context, ctl *control.Control, hub string) error {
 	if a.cut.Load() {
 		return errCut
 	}
-	id := a.id.Load()
-	conn, err := a.dial(ctx, hub, id.CAFP, &id.Cert)
+	id := a.id.Current()
+	conn, err := hubconn.Dial(ctx, hub, id.CAFP, &id.Cert)
 	if err != nil {
 		return err
 	}
 	defer conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShutdown), "agent stopping")
-	s, env, err := exchange(ctx, conn, wire.StreamControl, &wire.Envelope{Msg: &wire.Envelope_Hello{Hello: a.hello(id.HostID)}})
+	offer := offered(a.cfg.Protocols)
+	var applied uint64
+	if w := a.work.Load(); w != nil {
+		applied = w.Applied()
+	}
+	s, env, err := hubconn.Exchange(ctx, conn, wire.StreamControl, &wire.Envelope{Msg: &wire.Envelope_Hello{Hello: hello(id.HostID, offer, applied)}})
 	if err != nil {
 		return err
 	}
@@ -82,25 +95,22 @@ func (a *Agent) session(ctx context.Context, ctl *control, hub string) error {
 	if welcome == nil {
 		return fmt.Errorf("%w: want Welcome", wire.ErrUnknownMessage)
 	}
-	if err := a.checkWelcome(welcome); err != nil {
+	if err := checkWelcome(offer, welcome); err != nil {
 		return err
 	}
 	a.connected.Store(true)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	if err := ctl.dispatch(ctx, inbound{env: env, reply: s.Send}); err != nil {
+	if err := ctl.Dispatch(ctx, control.Inbound{Env: env, Reply: s.Send}); err != nil {
 		return err
 	}
-	feeds := make([]feed, len(ctl.feeds))
-	for i, f := range ctl.feeds {
-		feeds[i] = f()
-	}
+	feeds := ctl.Feeds()
 	for _, f := range feeds {
-		if f.first == nil {
+		if f.First == nil {
 			continue
 		}
-		if m := f.first(); m != nil {
+		if m := f.First(); m != nil {
 			if err := s.Send(m); err != nil {
 				return err
 			}
@@ -111,11 +121,11 @@ func (a *Agent) session(ctx context.Context, ctl *control, hub string) error {
 	// What a feed has to send on a change comes through one channel.
 	changes := make(chan func() *wire.Envelope)
 	for _, f := range feeds {
-		if f.conn != nil {
+		if f.Conn != nil {
 			wg.Add(1)
-			go func() { defer wg.Done(); f.conn(ctx, conn) }()
+			go func() { defer wg.Done(); f.Conn(ctx, conn) }()
 		}
-		if f.changed != nil {
+		if f.Changed != nil {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -123,12 +133,12 @@ func (a *Agent) session(ctx context.Context, ctl *control, hub string) error {
 					select {
 					case <-ctx.Done():
 						return
-					case <-f.changed:
+					case <-f.Changed:
 					}
 					select {
 					case <-ctx.Done():
 						return
-					case changes <- f.onChange:
+					case changes <- f.OnChange:
 					}
 				}
 			}()
@@ -154,12 +164,12 @@ func (a *Agent) session(ctx context.Context, ctl *control, hub string) error {
 				errc <- err
 				return
 			}
-			in := inbound{env: env, reply: s.Send}
+			in := control.Inbound{Env: env, Reply: s.Send}
 			if ack := env.GetHeartbeatAck(); ack != nil {
 				lastAck.Store(time.Now().UnixNano())
-				in.sent = sent.take(ack.Seq)
+				in.Sent = sent.take(ack.Seq)
 			}
-			if err := ctl.dispatch(ctx, in); err != nil {
+			if err := ctl.Dispatch(ctx, in); err != nil {
 				errc <- err
 				return
 			}
@@ -167,7 +177,7 @@ func (a *Agent) session(ctx context.Context, ctl *control, hub string) error {
 	}()
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	renew := time.NewTimer(time.Until(renewAt(id.Cert.Leaf)))
+	renew := time.NewTimer(time.Until(identity.RenewAt(id.Cert.Leaf)))
 	defer renew.Stop()
 	for seq := uint64(1); ; seq++ {
 		if a.cut.Load() {
@@ -183,10 +193,10 @@ func (a *Agent) session(ctx context.Context, ctl *control, hub string) error {
 			return err
 		}
 		for _, f := range feeds {
-			if f.tick == nil {
+			if f.Tick == nil {
 				continue
 			}
-			if m := f.tick(now); m != nil {
+			if m := f.Tick(now); m != nil {
 				if err := s.Send(m); err != nil {
 					return err
 				}
@@ -206,7 +216,7 @@ func (a *Agent) session(ctx context.Context, ctl *control, hub string) error {
 					}
 				}
 			case <-renew.C:
-				if err := a.renew(ctx, conn); err != nil {
+				if err := a.id.Renew(ctx, conn); err != nil {
 					a.log.Warn("certificate renewal", "err", err)
 					renew.Reset(10 * time.Second)
 					continue
@@ -222,15 +232,15 @@ func (a *Agent) session(ctx context.Context, ctl *control, hub string) error {
 // handleSession registers what the session itself does with the hub's
 // messages: an Error ends it; acknowledged heartbeats are counted and
 // timed.
-func (a *Agent) handleSession(c *control) {
-	c.handle(&wire.Envelope_Error{}, func(_ context.Context, in inbound) error {
-		e := in.env.GetError()
+func (a *Agent) handleSession(c *control.Control) {
+	c.Handle(&wire.Envelope_Error{}, func(_ context.Context, in control.Inbound) error {
+		e := in.Env.GetError()
 		return &quic.ApplicationError{ErrorCode: quic.ApplicationErrorCode(e.Code), ErrorMessage: e.Message}
 	})
-	c.handle(&wire.Envelope_HeartbeatAck{}, func(_ context.Context, in inbound) error {
+	c.Handle(&wire.Envelope_HeartbeatAck{}, func(_ context.Context, in control.Inbound) error {
 		a.acked.Add(1)
-		if a.cfg.OnAck != nil && !in.sent.IsZero() {
-			a.cfg.OnAck(time.Since(in.sent))
+		if a.cfg.OnAck != nil && !in.Sent.IsZero() {
+			a.cfg.OnAck(time.Since(in.Sent))
 		}
 		return nil
 	})

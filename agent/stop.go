@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/identity"
 	"github.com/wharf-platform/wharf/agent/supervisor"
 )
 
@@ -16,7 +17,7 @@ import (
 // before a host's data dir is wiped (instances outlive their agent, by
 // design). A data dir that never enrolled has nothing to stop.
 func stopInstances(ctx context.Context, dataDir string, newDriver func(string) (driver.Driver, error), log *slog.Logger) error {
-	id, err := loadIdentity(dataDir)
+	id, err := identity.Load(dataDir)
 	if err != nil {
 		return fmt.Errorf("stop instances: %w", err)
 	}

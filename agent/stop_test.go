@@ -5,9 +5,12 @@ import (
 	"io"
 	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/agent/driver/fake"
+	"github.com/wharf-platform/wharf/agent/identity"
+	"github.com/wharf-platform/wharf/pkg/pki"
 )
 
 // TestStopInstances: an enrolled data dir gets its host's driver and every
@@ -22,7 +25,7 @@ func TestStopInstances(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			if tt.enrolled {
-				save(t, dir, testIdentity(t, "h-7"))
+				enrol(t, dir, "h-7")
 			}
 			host := fake.NewHost()
 			ctx := context.Background()
@@ -44,5 +47,30 @@ func TestStopInstances(t *testing.T) {
 				t.Fatalf("running %d, driver for host %q; want %d, %q", n, gotHost, wantRunning, wantHost)
 			}
 		})
+	}
+}
+
+// enrol keeps in dir an identity for hostID, as enrolment would.
+func enrol(t testing.TB, dir, hostID string) {
+	t.Helper()
+	now := time.Now()
+	ca, err := pki.NewCA("ca", now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, keyPEM, err := pki.NewAgentKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := pki.CreateCSR(key, hostID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err := ca.SignAgentCSR(csr, pki.AgentIdentity{HostID: hostID, Pool: "p"}, now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := identity.Save(dir, hostID, keyPEM, certPEM, ca.CertPEM()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,4 +1,8 @@
-package agent
+// Package identity owns the agent's identity: what enrolment with a join
+// token gives it (a host id, a key and its certificate, the agent CA),
+// kept in its data dir as one file replaced atomically, and renewed over
+// an established connection before the certificate expires.
+package identity
 
 import (
 	"crypto/tls"
@@ -14,20 +18,20 @@ import (
 	"github.com/wharf-platform/wharf/pkg/pki"
 )
 
-// identity is what enrolment gives an agent, kept in its data dir.
-type identity struct {
+// Identity is what enrolment gives an agent, kept in its data dir.
+type Identity struct {
 	HostID string
 	Cert   tls.Certificate
 	CAFP   string // fingerprint of the agent CA, pinned for every connection
 	CAPEM  []byte // the agent CA, kept across certificate renewals
 }
 
-// fileIdentity holds the whole identity (host id, key, certificate, CA)
+// File holds the whole identity (host id, key, certificate, CA)
 // in one file, replaced atomically: a crash leaves the old identity or the
 // new one, never a key of one and a certificate of the other.
-const fileIdentity = "identity"
+const File = "identity"
 
-// The layout before fileIdentity: four files, each renamed into place on
+// The layout before File: four files, each renamed into place on
 // its own. It is still read, and rewritten as fileIdentity.
 const (
 	legacyKey    = "agent.key"
@@ -36,7 +40,7 @@ const (
 	legacyHostID = "host-id"
 )
 
-// identityFile is the content of fileIdentity.
+// identityFile is the content of File.
 type identityFile struct {
 	HostID  string `json:"host_id"`
 	KeyPEM  string `json:"key_pem"`
@@ -44,11 +48,11 @@ type identityFile struct {
 	CAPEM   string `json:"ca_pem"`
 }
 
-// loadIdentity reads the identity from dir; (nil, nil) when not enrolled.
-// It removes what a crash during saveIdentity left behind (a temporary
-// copy holding a private key).
-func loadIdentity(dir string) (*identity, error) {
-	path := filepath.Join(dir, fileIdentity)
+// Load reads the identity from dir; (nil, nil) when not enrolled. It
+// removes what a crash during Save left behind (a temporary copy holding
+// a private key).
+func Load(dir string) (*Identity, error) {
+	path := filepath.Join(dir, File)
 	if err := atomicfile.RemoveTemps(path); err != nil {
 		return nil, err
 	}
@@ -66,7 +70,7 @@ func loadIdentity(dir string) (*identity, error) {
 	return parseIdentity(f.HostID, []byte(f.KeyPEM), []byte(f.CertPEM), []byte(f.CAPEM))
 }
 
-func parseIdentity(hostID string, keyPEM, certPEM, caPEM []byte) (*identity, error) {
+func parseIdentity(hostID string, keyPEM, certPEM, caPEM []byte) (*Identity, error) {
 	if hostID == "" {
 		return nil, errors.New("agent identity: empty host id")
 	}
@@ -78,12 +82,12 @@ func parseIdentity(hostID string, keyPEM, certPEM, caPEM []byte) (*identity, err
 	if err != nil {
 		return nil, fmt.Errorf("agent CA: %w", err)
 	}
-	return &identity{HostID: hostID, Cert: cert, CAFP: pki.Fingerprint(ca), CAPEM: caPEM}, nil
+	return &Identity{HostID: hostID, Cert: cert, CAFP: pki.Fingerprint(ca), CAPEM: caPEM}, nil
 }
 
 // loadLegacyIdentity reads the four-file layout, rewrites it as one file
 // and removes the old files.
-func loadLegacyIdentity(dir string) (*identity, error) {
+func loadLegacyIdentity(dir string) (*Identity, error) {
 	id, err := os.ReadFile(filepath.Join(dir, legacyHostID))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -101,7 +105,7 @@ func loadLegacyIdentity(dir string) (*identity, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := saveIdentity(dir, ident.HostID, pems[0], pems[1], pems[2]); err != nil {
+	if err := Save(dir, ident.HostID, pems[0], pems[1], pems[2]); err != nil {
 		return nil, err
 	}
 	// The new file takes precedence from now on, so an old file that
@@ -112,9 +116,9 @@ func loadLegacyIdentity(dir string) (*identity, error) {
 	return ident, nil
 }
 
-// saveIdentity replaces the identity in dir as one unit (mode 0600: it
-// holds the private key).
-func saveIdentity(dir, hostID string, keyPEM, certPEM, caPEM []byte) error {
+// Save replaces the identity in dir as one unit (mode 0600: it holds the
+// private key).
+func Save(dir, hostID string, keyPEM, certPEM, caPEM []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
@@ -122,7 +126,7 @@ func saveIdentity(dir, hostID string, keyPEM, certPEM, caPEM []byte) error {
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.Write(filepath.Join(dir, fileIdentity), b, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, File), b, 0o600); err != nil {
 		return fmt.Errorf("save agent identity: %w", err)
 	}
 	return nil

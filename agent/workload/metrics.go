@@ -1,15 +1,21 @@
-package agent
+package workload
 
 import (
 	"time"
 
+	"github.com/wharf-platform/wharf/agent/control"
 	"github.com/wharf-platform/wharf/agent/metrics"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
+// sampler is the metrics collector as the control stream sees it.
+type sampler interface {
+	Latest() metrics.Sample
+}
+
 // metricsReport returns c's latest sample when it is newer than *last
 // (nil otherwise).
-func metricsReport(c *metrics.Collector, last *time.Time) *wire.MetricsReport {
+func metricsReport(c sampler, last *time.Time) *wire.MetricsReport {
 	s := c.Latest()
 	if s.Time.IsZero() || !s.Time.After(*last) {
 		return nil
@@ -28,10 +34,10 @@ func metricsReport(c *metrics.Collector, last *time.Time) *wire.MetricsReport {
 
 // registerMetrics sends m's newest sample after a heartbeat, once per
 // sample (the newest again to each new hub node).
-func registerMetrics(c *control, m *metrics.Collector) {
-	c.send(func() feed {
+func registerMetrics(c *control.Control, m sampler) {
+	c.Send(func() control.Feed {
 		var last time.Time
-		return feed{tick: func(time.Time) *wire.Envelope {
+		return control.Feed{Tick: func(time.Time) *wire.Envelope {
 			if r := metricsReport(m, &last); r != nil {
 				return &wire.Envelope{Msg: &wire.Envelope_MetricsReport{MetricsReport: r}}
 			}

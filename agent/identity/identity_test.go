@@ -1,4 +1,4 @@
-package agent
+package identity
 
 import (
 	"encoding/json"
@@ -40,14 +40,14 @@ func testIdentity(t testing.TB, hostID string) identityFile {
 
 func save(t testing.TB, dir string, f identityFile) {
 	t.Helper()
-	if err := saveIdentity(dir, f.HostID, []byte(f.KeyPEM), []byte(f.CertPEM), []byte(f.CAPEM)); err != nil {
+	if err := Save(dir, f.HostID, []byte(f.KeyPEM), []byte(f.CertPEM), []byte(f.CAPEM)); err != nil {
 		t.Fatal(err)
 	}
 }
 
 // sameIdentity fails unless got is exactly want: host id, certificate,
 // its key, and the CA, all of one identity.
-func sameIdentity(t testing.TB, got *identity, want identityFile) {
+func sameIdentity(t testing.TB, got *Identity, want identityFile) {
 	t.Helper()
 	w, err := parseIdentity(want.HostID, []byte(want.KeyPEM), []byte(want.CertPEM), []byte(want.CAPEM))
 	if err != nil {
@@ -64,22 +64,22 @@ func sameIdentity(t testing.TB, got *identity, want identityFile) {
 
 func TestIdentityRoundTripAndMode(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	if id, err := loadIdentity(dir); id != nil || err != nil {
+	if id, err := Load(dir); id != nil || err != nil {
 		t.Fatalf("not enrolled: %v %v", id, err)
 	}
 	a, b := testIdentity(t, "host-a"), testIdentity(t, "host-b")
 	save(t, dir, a)
-	got, err := loadIdentity(dir)
+	got, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameIdentity(t, got, a)
 	save(t, dir, b)
-	if got, err = loadIdentity(dir); err != nil {
+	if got, err = Load(dir); err != nil {
 		t.Fatal(err)
 	}
 	sameIdentity(t, got, b)
-	fi, err := os.Stat(filepath.Join(dir, fileIdentity))
+	fi, err := os.Stat(filepath.Join(dir, File))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("identity file: %v %v", fi, err)
 	}
@@ -94,7 +94,7 @@ func TestIdentityRejectsMismatchedKey(t *testing.T) {
 	a, b := testIdentity(t, "host-a"), testIdentity(t, "host-b")
 	a.KeyPEM = b.KeyPEM
 	save(t, dir, a)
-	if _, err := loadIdentity(dir); err == nil {
+	if _, err := Load(dir); err == nil {
 		t.Fatal("a certificate with another host's key loaded")
 	}
 }
@@ -109,16 +109,16 @@ func TestIdentityLegacyLayout(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := loadIdentity(dir)
+	got, err := Load(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameIdentity(t, got, a)
 	ents, _ := os.ReadDir(dir)
-	if len(ents) != 1 || ents[0].Name() != fileIdentity {
+	if len(ents) != 1 || ents[0].Name() != File {
 		t.Fatalf("after loading the old layout the data dir holds %v", ents)
 	}
-	if got, err = loadIdentity(dir); err != nil {
+	if got, err = Load(dir); err != nil {
 		t.Fatal(err)
 	}
 	sameIdentity(t, got, a)
@@ -148,7 +148,7 @@ func identityChild(dir string) {
 	deadline := time.Now().Add(time.Minute) // never outlive a lost parent
 	for n := 0; time.Now().Before(deadline); n++ {
 		f := ids[n%2]
-		if err := saveIdentity(filepath.Join(dir, "data"), f.HostID, []byte(f.KeyPEM), []byte(f.CertPEM), []byte(f.CAPEM)); err != nil {
+		if err := Save(filepath.Join(dir, "data"), f.HostID, []byte(f.KeyPEM), []byte(f.CertPEM), []byte(f.CAPEM)); err != nil {
 			fail(err)
 		}
 		fmt.Printf("saved %d\n", n)
@@ -183,7 +183,7 @@ func TestIdentityKill9OldOrNew(t *testing.T) {
 			fmt.Sscanf(line, "saved %d", &last)
 			return last >= killAt
 		})
-		got, err := loadIdentity(filepath.Join(dir, "data"))
+		got, err := Load(filepath.Join(dir, "data"))
 		if err != nil {
 			t.Fatalf("round %d: after kill -9 following save %d: %v", round, last, err)
 		}
@@ -196,7 +196,7 @@ func TestIdentityKill9OldOrNew(t *testing.T) {
 		if ents, _ := os.ReadDir(filepath.Join(dir, "data")); len(ents) != 1 {
 			t.Fatalf("round %d: data dir holds %d files after loading, want the identity only", round, len(ents))
 		}
-		if err := saveIdentity(filepath.Join(dir, "data"), got.HostID, []byte(want.KeyPEM), []byte(want.CertPEM), got.CAPEM); err != nil {
+		if err := Save(filepath.Join(dir, "data"), got.HostID, []byte(want.KeyPEM), []byte(want.CertPEM), got.CAPEM); err != nil {
 			t.Fatalf("round %d: saving after the crash: %v", round, err)
 		}
 	}

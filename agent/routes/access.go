@@ -1,4 +1,4 @@
-package agent
+package routes
 
 import (
 	"context"
@@ -21,17 +21,18 @@ const accessQueue = 16384
 // accessFlush is how long access lines wait to be written in a batch.
 const accessFlush = 20 * time.Millisecond
 
-type accessLines struct {
+// access holds the router's access lines on their way to the log buffer.
+type access struct {
 	ch      chan router.AccessEntry
 	dropped atomic.Uint64
 }
 
-func newAccessLines() *accessLines {
-	return &accessLines{ch: make(chan router.AccessEntry, accessQueue)}
+func newAccess() *access {
+	return &access{ch: make(chan router.AccessEntry, accessQueue)}
 }
 
 // add is the router's AccessLog callback.
-func (a *accessLines) add(e router.AccessEntry) {
+func (a *access) add(e router.AccessEntry) {
 	select {
 	case a.ch <- e:
 	default:
@@ -48,8 +49,10 @@ func accessLine(e router.AccessEntry) string {
 		e.Duration.Round(time.Microsecond), e.Host, e.RequestID, e.Instance)
 }
 
-// run writes entries to buf until ctx ends.
-func (a *accessLines) run(ctx context.Context, buf *logship.Buffer, hostID string, log func(msg string, args ...any)) {
+// WriteLines writes the router's access lines to buf, as those of the
+// instance "router-<hostID>" of each app, until ctx ends.
+func (r *Routes) WriteLines(ctx context.Context, buf *logship.Buffer, hostID string) {
+	a, log := r.access, r.log.Warn
 	byApp := map[string][]logship.Entry{}
 	flush := func() {
 		for app, es := range byApp {

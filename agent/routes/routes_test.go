@@ -1,0 +1,192 @@
+package routes
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wharf-platform/wharf/agent/control"
+	"github.com/wharf-platform/wharf/agent/logship"
+	"github.com/wharf-platform/wharf/agent/router"
+	"github.com/wharf-platform/wharf/pkg/wire"
+)
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func TestRouterTable(t *testing.T) {
+	in := &wire.RouteTable{Version: 9,
+		Apps: []*wire.RouteApp{{Key: "t/a", Backends: []*wire.Backend{{Instance: "a-1", Addr: "10.0.0.1:8080", Version: 2}},
+			Weights: map[uint32]uint32{1: 90, 2: 10}}},
+		Http:  []*wire.HTTPRoute{{Host: "a.example", Path: "/api", App: "t/a"}},
+		Tcp:   []*wire.TCPRoute{{Port: 30001, App: "t/a"}},
+		Certs: []*wire.RouteCert{{Domain: "a.example", CertPem: []byte("c"), KeyPem: []byte("k")}},
+	}
+	want := &router.Table{Version: 9,
+		Apps: []router.App{{Key: "t/a", Backends: []router.Backend{{Instance: "a-1", Addr: "10.0.0.1:8080", Version: 2}},
+			Weights: map[uint32]uint32{1: 90, 2: 10}}},
+		HTTP:  []router.HTTPRoute{{Host: "a.example", Path: "/api", App: "t/a"}},
+		TCP:   []router.TCPRoute{{Port: 30001, App: "t/a"}},
+		Certs: []router.Cert{{Domain: "a.example", CertPEM: []byte("c"), KeyPEM: []byte("k")}},
+	}
+	if got := routerTable(in); !reflect.DeepEqual(got, want) {
+		t.Fatalf("routerTable:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// pushTable dispatches a route table and returns the version acknowledged.
+func pushTable(t *testing.T, c *control.Control, version uint64) uint64 {
+	t.Helper()
+	var ack *wire.RouteAck
+	in := control.Inbound{Env: &wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: &wire.RouteTable{Version: version}}},
+		Reply: func(e *wire.Envelope) error { ack = e.GetRouteAck(); return nil }}
+	if err := c.Dispatch(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	if ack == nil {
+		t.Fatal("route table not acknowledged")
+	}
+	return ack.Version
+}
+
+// TestWithoutRouter: an agent without router addresses serves nothing
+// and acknowledges each table as is, so the hub does not push it again.
+func TestWithoutRouter(t *testing.T) {
+	r, err := New(Config{Logger: discard, OnRoutes: func(uint64) { t.Error("told of a table no router serves") }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := control.New()
+	r.Register(c)
+	if v := pushTable(t, c, 4); v != 4 || r.Version() != 0 {
+		t.Fatalf("acknowledged %d, serving %d; want 4, 0", v, r.Version())
+	}
+	if h, s := r.Addrs(); h != "" || s != "" {
+		t.Fatalf("addresses %q %q without a router", h, s)
+	}
+	if err := r.Run(context.Background()); err != nil {
+		t.Fatalf("Run without a router: %v", err)
+	}
+}
+
+// TestRouterServesAndLogsAccess: a pushed table is served and
+// acknowledged with its version; a request through it is counted for the
+// hub and becomes an access line of the app's in the log buffer.
+func TestRouterServesAndLogsAccess(t *testing.T) {
+	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hi") })}
+	bln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go backend.Serve(bln)
+	defer backend.Close()
+
+	var told []uint64
+	r, err := New(Config{HTTPAddr: "127.0.0.1:0", Logger: discard, OnRoutes: func(v uint64) { told = append(told, v) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	buf, err := logship.Open(logship.Config{Dir: t.TempDir(), Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer buf.Close()
+	wrote := make(chan struct{})
+	go func() { r.WriteLines(ctx, buf, "h-1"); close(wrote) }()
+
+	c := control.New()
+	r.Register(c)
+	table := &wire.RouteTable{Version: 3, Apps: []*wire.RouteApp{{Key: "t/a", Backends: []*wire.Backend{{Instance: "a-1", Addr: bln.Addr().String()}}}},
+		Http: []*wire.HTTPRoute{{Host: "a.example", App: "t/a"}}}
+	var ack *wire.RouteAck
+	in := control.Inbound{Env: &wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: table}},
+		Reply: func(e *wire.Envelope) error { ack = e.GetRouteAck(); return nil }}
+	if err := c.Dispatch(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if ack.GetVersion() != 3 || r.Version() != 3 || len(told) != 1 || told[0] != 3 {
+		t.Fatalf("ack %v, serving %d, told %v; want 3", ack, r.Version(), told)
+	}
+	httpAddr, _ := r.Addrs()
+	req, _ := http.NewRequest("GET", "http://"+httpAddr+"/x", nil)
+	req.Host = "a.example"
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "hi" {
+		t.Fatalf("through the router: %d %q", resp.StatusCode, body)
+	}
+
+	lines := waitLines(t, buf)
+	if lines[0].Instance != "t/a/router-h-1" || lines[0].Stream != "router" || !strings.Contains(lines[0].Text, `"GET /x" 200`) {
+		t.Fatalf("access line %+v", lines[0])
+	}
+	feeds := c.Feeds()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if st := feeds[0].Tick(time.Now()).GetAccessStats(); st != nil {
+			if st.Seconds[0].App != "t/a" || st.Seconds[0].Requests != 1 {
+				t.Fatalf("access stats %v", st)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no access stats after the second ended")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	<-wrote
+}
+
+func waitLines(t *testing.T, buf *logship.Buffer) []logship.Line {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	lines, err := buf.ReadWait(ctx, 10)
+	if err != nil || len(lines) == 0 {
+		t.Fatalf("no access line in the buffer: %v", err)
+	}
+	return lines
+}
+
+// TestAccessDropsWhenFull: the router never waits on the log buffer;
+// entries beyond the queue are dropped and counted.
+func TestAccessDropsWhenFull(t *testing.T) {
+	a := newAccess()
+	for range accessQueue + 5 {
+		a.add(router.AccessEntry{App: "t/a"})
+	}
+	if n := a.dropped.Load(); n != 5 {
+		t.Fatalf("dropped %d, want 5", n)
+	}
+}
+
+func TestAccessLine(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		e    router.AccessEntry
+		want string
+	}{
+		{"http", router.AccessEntry{RemoteAddr: "1.2.3.4:5", Method: "GET", Path: "/x", Status: 200, BytesOut: 2, Duration: 1500 * time.Microsecond,
+			Host: "a.example", RequestID: "r1", Instance: "a-1"}, `1.2.3.4:5 "GET /x" 200 2B 1.5ms host=a.example id=r1 instance=a-1`},
+		{"tcp", router.AccessEntry{TCP: true, RemoteAddr: "1.2.3.4:5", BytesOut: 10, Duration: time.Second, Instance: "a-1"}, `1.2.3.4:5 tcp 10B 1s instance=a-1`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := accessLine(tc.e); got != tc.want {
+				t.Fatalf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
