@@ -205,6 +205,20 @@ func (d *Driver) ownDir(instanceID string) (string, error) {
 	return dir, err
 }
 
+// statusAt is status(st), except that an instance whose processes are all
+// gone is judged again from a fresh read of its state file: its supervisor
+// may have recorded the exit, and ended, between the first read and the
+// liveness check.
+func statusAt(dir string, st *state) driver.Status {
+	s := status(st)
+	if s.State == driver.StateExited && !st.Exited {
+		if again, err := readState(dir); err == nil && again.Exited {
+			return status(again)
+		}
+	}
+	return s
+}
+
 // status is what an instance's state and its live processes say.
 func status(st *state) driver.Status {
 	s := driver.Status{
@@ -475,11 +489,11 @@ func ownGroup(pid int, start uint64) bool {
 
 // Inspect implements driver.Driver.
 func (d *Driver) Inspect(ctx context.Context, instanceID string) (driver.Status, error) {
-	_, st, err := d.own(instanceID)
+	dir, st, err := d.own(instanceID)
 	if err != nil {
 		return driver.Status{}, err
 	}
-	return status(st), nil
+	return statusAt(dir, st), nil
 }
 
 // List implements driver.Driver.
@@ -493,11 +507,11 @@ func (d *Driver) List(ctx context.Context) ([]driver.Status, error) {
 		if !e.IsDir() {
 			continue
 		}
-		_, st, err := d.own(e.Name())
+		dir, st, err := d.own(e.Name())
 		if err != nil {
 			continue // another host's, or half-created
 		}
-		out = append(out, status(st))
+		out = append(out, statusAt(dir, st))
 	}
 	return out, nil
 }
