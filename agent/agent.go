@@ -36,6 +36,10 @@ type Config struct {
 	Pool string
 	// Name is the host's name in its pool. "" means the hostname.
 	Name string
+	// MachineID is the provisioned machine this host runs on, as its
+	// install said; the hub checks it against the join token's machine.
+	// "" for hosts enrolled by hand.
+	MachineID string
 	// Labels are reported in the inventory.
 	Labels map[string]string
 	// Provider, Region and Zone are reported in the inventory as given.

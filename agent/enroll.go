@@ -94,7 +94,7 @@ func (a *Agent) enroll(ctx context.Context) error {
 }
 
 func (a *Agent) enrollOn(ctx context.Context, conn *quic.Conn, tok pki.JoinToken, csr []byte) (*wire.EnrollResponse, error) {
-	req := &wire.EnrollRequest{JoinTokenId: tok.ID, JoinTokenSecret: tok.Secret, CsrDer: csr, Name: a.cfg.Name, Pool: a.cfg.Pool, Inventory: a.inventory()}
+	req := &wire.EnrollRequest{JoinTokenId: tok.ID, JoinTokenSecret: tok.Secret, CsrDer: csr, Name: a.cfg.Name, Pool: a.cfg.Pool, MachineId: a.cfg.MachineID, Inventory: a.inventory()}
 	_, env, err := exchange(ctx, conn, wire.StreamEnroll, &wire.Envelope{Msg: &wire.Envelope_EnrollRequest{EnrollRequest: req}})
 	var ae *quic.ApplicationError
 	if errors.As(err, &ae) {

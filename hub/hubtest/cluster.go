@@ -20,6 +20,7 @@ import (
 	"github.com/wharf-platform/wharf/hub"
 	"github.com/wharf-platform/wharf/hub/cluster"
 	"github.com/wharf-platform/wharf/hub/hubtest/deadline"
+	"github.com/wharf-platform/wharf/providers"
 )
 
 // Options tune a test cluster.
@@ -44,6 +45,9 @@ type Options struct {
 	// election) instead of the fast test ones (100 ms), for benchmarks
 	// whose load would otherwise cost elections on a small machine.
 	ProductionRaft bool
+	// OpenProvider, when set, opens provider accounts for the API's
+	// credential check instead of the providers built into the binary.
+	OpenProvider func(providers.Account) (providers.Provider, error)
 }
 
 // Cluster is a set of in-process hub nodes forming one Raft cluster.
@@ -152,6 +156,7 @@ func (n *Node) start(expect int, join []string) {
 			SnapshotThreshold:  n.c.opts.SnapshotThreshold,
 			AgentCertTTL:       n.c.opts.AgentCertTTL,
 			Blocked:            func(remote string) bool { return n.c.blocked(n.IP, remote) },
+			OpenProvider:       n.c.opts.OpenProvider,
 		},
 	}
 	if n.c.opts.ProductionRaft {
