@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wharf-platform/wharf/hub/cluster"
 	"github.com/wharf-platform/wharf/hub/hubtest"
+	"github.com/wharf-platform/wharf/internal/seal"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/providers"
 )
@@ -154,4 +156,61 @@ func rawGet(t *testing.T, r *rest, url string) string {
 	}
 	b, _ := json.Marshal(v)
 	return string(b)
+}
+
+// TestKeyRotationReseals rotates the cluster key of a running 3-node
+// cluster: with the old key as --previous-cluster-key, the leader re-seals
+// every provider account under the new data key, on every node's replica,
+// and the accounts stay readable once the old key is dropped.
+func TestKeyRotationReseals(t *testing.T) {
+	c := hubtest.New(t, 3, hubtest.Options{
+		OpenProvider: func(providers.Account) (providers.Provider, error) { return okCloud{}, nil },
+	})
+	admin := bootstrap(t, c)
+	for _, name := range []string{"aws1", "aws2"} {
+		admin.must(t, "POST", c.Nodes[0].URL()+"/v1/providers", map[string]any{"name": name, "type": "aws",
+			"credentials": map[string]string{"access_key_id": "AKIA", "secret_access_key": "s"}}, nil)
+	}
+	keyID := func(clusterKey string) uint32 {
+		raw, err := cluster.ParseKey(clusterKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dk, err := seal.DeriveKey(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seal.KeyID(dk)
+	}
+	sealedUnder := func(want uint32) func() bool {
+		return func() bool {
+			for _, n := range c.Nodes {
+				accts, _ := n.Hub().Store().Snapshot().ProviderAccounts(nil)
+				if len(accts) != 2 {
+					return false
+				}
+				for _, a := range accts {
+					if id, _ := seal.SealedKeyID(a.SealedCredentials); id != want {
+						return false
+					}
+				}
+			}
+			return true
+		}
+	}
+	old := c.Key()
+	hubtest.WaitFor(t, 10*time.Second, "the accounts sealed under the first key on every node", sealedUnder(keyID(old)))
+
+	next := cluster.GenerateKey()
+	c.RotateKey(next, old)
+	hubtest.WaitFor(t, 20*time.Second, "the accounts re-sealed under the new key on every node", sealedUnder(keyID(next)))
+
+	// The old key can go: the accounts are still there and still "set".
+	c.RotateKey(next, "")
+	admin = newREST(t, admin.token)
+	var ps []apitypes.Provider
+	admin.must(t, "GET", c.Leader().URL()+"/v1/providers", nil, &ps)
+	if len(ps) != 2 || ps[0].Credentials != "set" {
+		t.Fatalf("providers after dropping the old key: %+v", ps)
+	}
 }
