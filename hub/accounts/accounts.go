@@ -102,8 +102,12 @@ func (r *Resealer) Run(ctx context.Context) error {
 }
 
 // Once re-seals every account not sealed under the current key and returns
-// the first failure (after trying them all).
+// the failures (after trying them all).
 func (r *Resealer) Once(ctx context.Context) error {
+	log := r.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	accts, err := r.State.Snapshot().ProviderAccounts(nil)
 	if err != nil {
 		return err
@@ -126,9 +130,12 @@ func (r *Resealer) Once(ctx context.Context) error {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		_, err = r.Commit.Apply(cctx, msg)
 		cancel()
-		if err != nil && !errors.Is(err, state.ErrConflict) && !errors.Is(err, state.ErrNotFound) {
-			// A conflict or a deletion: the account changed meanwhile and
-			// the watch sees it again.
+		switch {
+		case err == nil:
+			log.Info("re-sealed provider credentials under the current key", "provider", a.Name, "key", fmt.Sprintf("%08x", r.Keys.CurrentID()))
+		case errors.Is(err, state.ErrConflict), errors.Is(err, state.ErrNotFound):
+			// The account changed meanwhile; the watch sees it again.
+		default:
 			errs = append(errs, fmt.Errorf("provider %s: %w", a.Name, err))
 		}
 	}
