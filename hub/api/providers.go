@@ -194,7 +194,8 @@ func (s *Server) listMachines(w http.ResponseWriter, r *http.Request, p *princip
 }
 
 // provisionIn checks a pool's provision against its account's type (the
-// template) and returns it as stored: the template compacted, as given.
+// template) and returns it as stored: the template compacted, as given. A
+// pool that names no provider gets its account's type.
 func (s *Server) provisionIn(req *apitypes.PoolRequest) (*state.Provision, error) {
 	pr := req.Provision
 	if pr == nil {
@@ -210,6 +211,10 @@ func (s *Server) provisionIn(req *apitypes.PoolRequest) (*state.Provision, error
 	if req.Provider != "" && req.Provider != acct.Type {
 		return nil, &apitypes.Error{Status: http.StatusUnprocessableEntity, Field: "provider",
 			Message: fmt.Sprintf("pool provider %s differs from the type of provider account %s (%s)", req.Provider, acct.Name, acct.Type)}
+	}
+	if req.Provider == "" {
+		// What the pool could ever run is judged from its provider.
+		req.Provider = acct.Type
 	}
 	if _, err := providers.DecodeTemplate(acct.Type, pr.Template); err != nil {
 		return nil, apitypes.FieldError("provision.template", "%v", err)

@@ -173,6 +173,9 @@ func TestProvisionedPools(t *testing.T) {
 	if pr == nil || pr.Provider != "aws1" || pr.MinHosts != 1 || pr.MaxHosts != 3 || pr.ScaleDownAfter.D() != 10*time.Minute || pr.BootTimeout.D() != 10*time.Minute {
 		t.Fatalf("provision %+v", pr)
 	}
+	if p.Provider != "aws" {
+		t.Fatalf("a provisioned pool's provider is %q, want its account's type", p.Provider)
+	}
 	if string(pr.Template) != `{"instance_type":"t3.small","image":"ami-1","security_groups":"sg-1;sg-2"}` {
 		t.Fatalf("template stored as %s", pr.Template)
 	}
