@@ -22,7 +22,7 @@ func TestRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(plain) > 0 && bytes.Contains(s, plain) {
+		if len(plain) >= 8 && bytes.Contains(s, plain) { // shorter ones may occur by chance
 			t.Fatal("the sealed value holds the plain text")
 		}
 		if !r.IsCurrent(s) {
