@@ -93,7 +93,7 @@ func New(cfg Config) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	dataKeys, err := dataKeys(cfg)
+	keys, err := dataKeys(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +231,7 @@ func New(cfg Config) (*Hub, error) {
 		Metrics:      metricsSvc,
 		Logs:         logSvc,
 		Alerts:       alerts,
-		Keys:         dataKeys,
+		Keys:         keys,
 		OpenProvider: openProvider(cfg.Tuning),
 	})
 	if err != nil {
@@ -260,7 +260,7 @@ func New(cfg Config) (*Hub, error) {
 		{"liveness", tracker},
 		{"planner", planner.New(planner.Config{State: store, Plans: cl, Leases: tracker, Metrics: plans, Logger: logger("planner")})},
 		{"alerts", alerts},
-		{"provider credentials", &accounts.Resealer{State: store, Keys: dataKeys, Commit: cl, Logger: logger("accounts")}},
+		{"provider credentials", &accounts.Resealer{State: store, Keys: keys, Commit: cl, Logger: logger("accounts")}},
 		{"drills", drill.New(drill.Config{State: store, Commit: cl, Routes: tracker, Traffic: trafficSvc.Store(), Logger: logger("drills")})},
 	}
 	ok = true
