@@ -190,3 +190,24 @@ func TestPoolProvisionCommands(t *testing.T) {
 		t.Fatalf("machine ls: %q (query %q)", out, f.last().query)
 	}
 }
+
+func TestHostOfAMachine(t *testing.T) {
+	f, addr := newFakeAPI(t, map[string]func(http.ResponseWriter){
+		"GET /v1/hosts/h-1":    jsonAnswer(200, apitypes.Host{ID: "h-1", Name: "m-1", Pool: "auto", State: "ready", Machine: "m-1", ProviderID: "i-0abc"}),
+		"DELETE /v1/hosts/h-1": jsonAnswer(202, apitypes.Machine{ID: "m-1", State: "draining"}),
+		"GET /v1/hosts/h-2":    jsonAnswer(200, apitypes.Host{ID: "h-2", Name: "n2", Pool: "hand", State: "ready"}),
+		"DELETE /v1/hosts/h-2": func(w http.ResponseWriter) { w.WriteHeader(204) },
+	})
+	out, _, code := run(t, "", "--addr", addr, "host", "show", "h-1")
+	if code != 0 || !strings.Contains(out, "m-1 i-0abc") {
+		t.Fatalf("host show: %q", out)
+	}
+	out, _, code = run(t, "", "--addr", addr, "host", "rm", "h-1")
+	if code != 0 || f.last().method != "DELETE" || !strings.Contains(out, "runs on machine m-1") {
+		t.Fatalf("host rm of a machine's host: %d %q", code, out)
+	}
+	out, _, code = run(t, "", "--addr", addr, "host", "rm", "h-2")
+	if code != 0 || !strings.Contains(out, "removed host h-2") {
+		t.Fatalf("host rm: %d %q", code, out)
+	}
+}
