@@ -44,6 +44,10 @@ type Config struct {
 	Pool string
 	// Name is the host's name in its pool. "" means the hostname.
 	Name string
+	// MachineID is the provisioned machine this host runs on, as its
+	// install said; the hub checks it against the join token's machine.
+	// "" for hosts enrolled by hand.
+	MachineID string
 	// Labels are reported in the inventory.
 	Labels map[string]string
 	// Provider, Region and Zone are reported in the inventory as given.
@@ -162,7 +166,7 @@ func (a *Agent) Run(ctx context.Context) error {
 
 // runEnrolled enrols if needed, then runs what needs the host id.
 func (a *Agent) runEnrolled(ctx context.Context) error {
-	e := identity.Enrolment{Token: a.cfg.Token, Pool: a.cfg.Pool, Hubs: a.hubs.All(), Inventory: inventory.Of(a.inv, "")}
+	e := identity.Enrolment{Token: a.cfg.Token, Pool: a.cfg.Pool, MachineID: a.cfg.MachineID, Hubs: a.hubs.All(), Inventory: inventory.Of(a.inv, "")}
 	if err := a.id.Enroll(ctx, e); err != nil || ctx.Err() != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/wharf-agent", "where the agent keeps its identity")
 	fs.StringVar(&cfg.Pool, "pool", "", "the pool to join (must match the join token's)")
 	fs.StringVar(&cfg.Name, "name", "", "host name, unique in its pool (default: hostname)")
+	fs.StringVar(&cfg.MachineID, "machine-id", "", "the provisioned machine this host is (set by the install; checked against the join token)")
 	fs.StringVar(&labels, "labels", "", "labels k=v,k2=v2")
 	fs.StringVar(&cfg.GossipAddr, "gossip-addr", "0.0.0.0:7484", "pool gossip address (TCP and UDP); empty: no gossip")
 	fs.StringVar(&cfg.LocalAddr, "local-addr", "0.0.0.0:7485", "serves /healthz and /metrics; empty: none")

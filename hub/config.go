@@ -9,6 +9,7 @@ import (
 
 	"github.com/wharf-platform/wharf/hub/cluster"
 	"github.com/wharf-platform/wharf/hub/logstore"
+	"github.com/wharf-platform/wharf/providers"
 )
 
 // Config is everything a hub node needs. Zero values are documented per
@@ -32,6 +33,10 @@ type Config struct {
 	// encrypts gossip, Raft and internal RPC. "" is allowed only with
 	// BootstrapExpect 1: a key is generated and kept in DataDir.
 	ClusterKey string
+	// PreviousClusterKey, during a cluster key rotation, is the key the
+	// cluster had before: secrets sealed under its data key still open,
+	// and the leader re-seals them under the current one. "" means none.
+	PreviousClusterKey string
 
 	HTTPAddr   string // REST API, /metrics, /install.sh. Default 0.0.0.0:7480.
 	QUICAddr   string // agent gateway. Default 0.0.0.0:7481.
@@ -69,6 +74,9 @@ type Tuning struct {
 	AgentCertTTL time.Duration
 	// Blocked reports whether traffic to or from remoteIP is cut.
 	Blocked func(remoteIP string) bool
+	// OpenProvider replaces providers.Open for the API's credential check
+	// (a fake cloud).
+	OpenProvider func(providers.Account) (providers.Provider, error)
 }
 
 // DefaultConfig returns the production defaults.

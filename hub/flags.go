@@ -27,6 +27,7 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 	fs.IntVar(&cfg.BootstrapExpect, "bootstrap-expect", 0, "number of nodes that form a new cluster")
 	fs.StringArrayVar(&joins, "join", nil, "gossip address of a hub node to join (repeatable, or comma-separated)")
 	fs.StringVar(&cfg.ClusterKey, "cluster-key", "", "cluster key from `wharf keygen` (or WHARF_CLUSTER_KEY)")
+	fs.StringVar(&cfg.PreviousClusterKey, "previous-cluster-key", "", "during a key rotation, the cluster key before it: secrets sealed under it still open and are re-sealed (or WHARF_PREVIOUS_CLUSTER_KEY)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "REST API, /metrics and /install.sh address")
 	fs.StringVar(&cfg.QUICAddr, "quic-addr", cfg.QUICAddr, "agent gateway (QUIC) address")
 	fs.StringVar(&cfg.RaftAddr, "raft-addr", cfg.RaftAddr, "Raft and internal RPC address")
@@ -55,6 +56,9 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 		}
 		if cfg.ClusterKey == "" {
 			cfg.ClusterKey = os.Getenv("WHARF_CLUSTER_KEY")
+		}
+		if cfg.PreviousClusterKey == "" {
+			cfg.PreviousClusterKey = os.Getenv("WHARF_PREVIOUS_CLUSTER_KEY")
 		}
 		var level slog.Level
 		if err := level.UnmarshalText([]byte(logLevel)); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/wharf-platform/wharf/hub/accounts"
 	"github.com/wharf-platform/wharf/hub/alert/alerting"
 	"github.com/wharf-platform/wharf/hub/api"
 	"github.com/wharf-platform/wharf/hub/cluster"
@@ -34,6 +35,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/hub/traffic"
 	"github.com/wharf-platform/wharf/installer"
+	"github.com/wharf-platform/wharf/providers"
 )
 
 // QuorumWindow: a hub node acks heartbeats as lease renewals only while
@@ -88,6 +90,10 @@ func New(cfg Config) (*Hub, error) {
 		cfg.NodeName = defaultNodeName(id)
 	}
 	key, err := clusterKey(cfg)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := dataKeys(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -213,18 +219,20 @@ func New(cfg Config) (*Hub, error) {
 	cl.Register(reg)
 	gw.Register(reg)
 	srv, err := api.New(api.Config{
-		Store:      store,
-		Cluster:    cl,
-		Logger:     logger("api"),
-		Registry:   reg,
-		NodeName:   cfg.NodeName,
-		AppsDomain: cfg.AppsDomain,
-		Forward:    leaderProxy{cl},
-		Hosts:      hostConns{tracker, cl},
-		Traffic:    trafficSvc,
-		Metrics:    metricsSvc,
-		Logs:       logSvc,
-		Alerts:     alerts,
+		Store:        store,
+		Cluster:      cl,
+		Logger:       logger("api"),
+		Registry:     reg,
+		NodeName:     cfg.NodeName,
+		AppsDomain:   cfg.AppsDomain,
+		Forward:      leaderProxy{cl},
+		Hosts:        hostConns{tracker, cl},
+		Traffic:      trafficSvc,
+		Metrics:      metricsSvc,
+		Logs:         logSvc,
+		Alerts:       alerts,
+		Keys:         keys,
+		OpenProvider: openProvider(cfg.Tuning),
 	})
 	if err != nil {
 		return nil, err
@@ -252,6 +260,7 @@ func New(cfg Config) (*Hub, error) {
 		{"liveness", tracker},
 		{"planner", planner.New(planner.Config{State: store, Plans: cl, Leases: tracker, Metrics: plans, Logger: logger("planner")})},
 		{"alerts", alerts},
+		{"provider credentials", &accounts.Resealer{State: store, Keys: keys, Commit: cl, Logger: logger("accounts")}},
 		{"drills", drill.New(drill.Config{State: store, Commit: cl, Routes: tracker, Traffic: trafficSvc.Store(), Logger: logger("drills")})},
 	}
 	ok = true
@@ -308,6 +317,14 @@ func (h *Hub) serveHTTP(ctx context.Context) error {
 	_ = h.httpSrv.Shutdown(shutCtx)
 	<-errc
 	return nil
+}
+
+// openProvider is the opener of a test's fake cloud, nil in production.
+func openProvider(t *Tuning) func(providers.Account) (providers.Provider, error) {
+	if t == nil {
+		return nil
+	}
+	return t.OpenProvider
 }
 
 func agentCertTTL(t *Tuning) time.Duration {

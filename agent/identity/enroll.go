@@ -28,6 +28,9 @@ type Enrolment struct {
 	Hubs []string
 	// Inventory describes the host to the hub.
 	Inventory *wire.Inventory
+	// MachineID is the provisioned machine the install named ("" for a
+	// host enrolled by hand): the hub checks it against the token's.
+	MachineID string
 }
 
 // Enroll enrols unless the keeper has an identity: a refusal ends it with
@@ -67,7 +70,7 @@ func (k *Keeper) enroll(ctx context.Context, e Enrolment) error {
 	if err != nil {
 		return err
 	}
-	req := &wire.EnrollRequest{JoinTokenId: tok.ID, JoinTokenSecret: tok.Secret, CsrDer: csr, Name: k.name, Pool: e.Pool, Inventory: e.Inventory}
+	req := &wire.EnrollRequest{JoinTokenId: tok.ID, JoinTokenSecret: tok.Secret, CsrDer: csr, Name: k.name, Pool: e.Pool, MachineId: e.MachineID, Inventory: e.Inventory}
 	var lastErr error
 	for _, hub := range e.Hubs {
 		conn, err := hubconn.Dial(ctx, hub, tok.CAFingerprint, nil)

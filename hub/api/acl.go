@@ -244,7 +244,11 @@ func (s *Server) createPool(w http.ResponseWriter, r *http.Request, p *principal
 	if err := checkDrivers(req.Drivers); err != nil {
 		return err
 	}
-	pool := state.Pool{Name: req.Name, Datacenter: req.Datacenter, Region: req.Region, Provider: req.Provider, Labels: req.Labels, Drivers: req.Drivers}
+	prov, err := s.provisionIn(&req)
+	if err != nil {
+		return err
+	}
+	pool := state.Pool{Name: req.Name, Datacenter: req.Datacenter, Region: req.Region, Provider: req.Provider, Labels: req.Labels, Drivers: req.Drivers, Provision: prov}
 	if _, err := s.apply(r.Context(), state.PoolCreateType, &state.PoolCreateRequest{Pool: pool, Time: s.cfg.Now().UTC()}); err != nil {
 		return err
 	}
@@ -278,8 +282,49 @@ func (s *Server) getPool(w http.ResponseWriter, r *http.Request, p *principal) e
 		if x == nil || !s.poolVisible(snap, p, name) {
 			return nil, 0, errNotFound("pool", name)
 		}
-		return poolOut(x), snap.Index(state.TablePools), nil
+		out := poolOut(x)
+		if err := poolDetail(snap, ws, &out); err != nil {
+			return nil, 0, err
+		}
+		return out, snap.Index(state.TablePools, state.TableHosts, state.TableInstances, state.TableMachines), nil
 	})
+}
+
+// putPool replaces a pool with the whole pool in the body.
+func (s *Server) putPool(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if !p.admin() {
+		return errForbidden("changing pools needs an admin token")
+	}
+	name := r.PathValue("name")
+	var req apitypes.PoolRequest
+	if err := decodeBody(r, s.cfg.MaxBodyBytes, &req); err != nil {
+		return err
+	}
+	if req.Name == "" {
+		req.Name = name
+	}
+	if req.Name != name {
+		return apitypes.FieldError("name", "the body names pool %q, the path %q", req.Name, name)
+	}
+	if err := req.Validate(); err != nil {
+		return err
+	}
+	if err := checkDrivers(req.Drivers); err != nil {
+		return err
+	}
+	prov, err := s.provisionIn(&req)
+	if err != nil {
+		return err
+	}
+	pool := state.Pool{Name: req.Name, Datacenter: req.Datacenter, Region: req.Region, Provider: req.Provider, Labels: req.Labels, Drivers: req.Drivers, Provision: prov}
+	if _, err := s.apply(r.Context(), state.PoolUpdateType, &state.PoolUpdateRequest{Pool: pool, Time: s.cfg.Now().UTC()}); err != nil {
+		return err
+	}
+	got, err := s.cfg.Store.Snapshot().Pool(nil, name)
+	if err != nil || got == nil {
+		return errNotFound("pool", name)
+	}
+	return writeJSON(w, http.StatusOK, poolOut(got))
 }
 
 func (s *Server) deletePool(w http.ResponseWriter, r *http.Request, p *principal) error {

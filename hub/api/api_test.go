@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/internal/seal"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/pki"
 )
@@ -73,7 +74,11 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	fc := &fakeCluster{fsm: state.NewFSM(store, nil)}
-	s, err := New(Config{Store: store, Cluster: fc, MaxBodyBytes: 4096})
+	keys, err := seal.NewKeyring(seal.GenerateKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Store: store, Cluster: fc, MaxBodyBytes: 4096, Keys: keys, OpenProvider: openFakeCloud, ProviderCheckTimeout: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,6 +285,13 @@ func TestRBACMatrix(t *testing.T) {
 		{"POST /v1/pools", "POST", "/v1/pools", `{"name":"p-{n}"}`, expect{201, 403, 403, 403}, expect{201, 403, 403, 403}},
 		{"GET /v1/pools/{name}", "GET", "/v1/pools/aws-bj", "", all(200), all(200)},
 		{"DELETE /v1/pools/{name}", "DELETE", "/v1/pools/vs-sh", "", expect{204, 403, 403, 403}, expect{404, 403, 403, 403}},
+		{"PUT /v1/pools/{name}", "PUT", "/v1/pools/aws-bj", `{"datacenter":"dc1","labels":{"n":"{n}"}}`, adminOnly(200), adminOnly(200)},
+		{"GET /v1/providers", "GET", "/v1/providers", "", adminOnly(200), adminOnly(200)},
+		{"POST /v1/providers", "POST", "/v1/providers", `{"name":"p-{n}","type":"aws","credentials":{"access_key_id":"a","secret_access_key":"b"}}`, adminOnly(201), adminOnly(201)},
+		{"GET /v1/providers/{name}", "GET", "/v1/providers/none", "", adminOnly(404), adminOnly(404)},
+		{"PUT /v1/providers/{name}", "PUT", "/v1/providers/none", `{"type":"aws","credentials":{"access_key_id":"a","secret_access_key":"b"}}`, adminOnly(404), adminOnly(404)},
+		{"DELETE /v1/providers/{name}", "DELETE", "/v1/providers/none", "", adminOnly(404), adminOnly(404)},
+		{"GET /v1/machines", "GET", "/v1/machines", "", adminOnly(200), adminOnly(200)},
 		{"GET /v1/apps", "GET", "/v1/apps?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
 		{"POST /v1/apps", "POST", "/v1/apps?tenant={t}", `{"name":"a-{n}","image":"i"}`, expect{201, 201, 201, 403}, expect{201, 404, 404, 403}},
 		{"GET /v1/apps/{name}", "GET", "/v1/apps/web?tenant={t}", "", all(200), expect{200, 404, 404, 404}},

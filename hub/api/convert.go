@@ -16,7 +16,8 @@ func tokenOut(t *state.Token) apitypes.Token {
 
 func poolOut(p *state.Pool) apitypes.Pool {
 	c := p.Copy()
-	return apitypes.Pool{Name: c.Name, Datacenter: c.Datacenter, Region: c.Region, Provider: c.Provider, Labels: c.Labels, Drivers: c.Drivers, CreatedAt: c.CreatedAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
+	return apitypes.Pool{Name: c.Name, Datacenter: c.Datacenter, Region: c.Region, Provider: c.Provider, Labels: c.Labels, Drivers: c.Drivers,
+		Provision: provisionOut(c.Provision), CreatedAt: c.CreatedAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
 }
 
 func appOut(a *state.App) apitypes.App {

@@ -40,8 +40,10 @@ func FuzzDecodeRequests(f *testing.F) {
 	f.Add([]byte(`{"name":"acme","quota":{"instances":3}}`))
 	f.Add([]byte(`{"name":"ci","role":"developer","tenant":"acme"}`))
 	f.Add([]byte(`{"name":"aws-bj","datacenter":"dc1","labels":{"a":"b"}}`))
+	f.Add([]byte(`{"name":"auto","provision":{"provider":"aws1","template":{"image":"i"},"min_hosts":1,"max_hosts":3,"boot_timeout":"5m"}}`))
+	f.Add([]byte(`{"name":"aws1","type":"aws","endpoint":"http://127.0.0.1:9","credentials":{"access_key_id":"a"}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		targets := []interface{ Validate() error }{&apitypes.TenantRequest{}, &apitypes.TokenRequest{}, &apitypes.PoolRequest{}, &apitypes.ScaleRequest{}, &apitypes.RollbackRequest{}}
+		targets := []interface{ Validate() error }{&apitypes.TenantRequest{}, &apitypes.TokenRequest{}, &apitypes.PoolRequest{}, &apitypes.ScaleRequest{}, &apitypes.RollbackRequest{}, &apitypes.ProviderRequest{}}
 		for _, v := range targets {
 			if err := decodeJSON(b, v); err != nil {
 				if apitypes.StatusOf(err) != http.StatusBadRequest {

@@ -16,13 +16,20 @@ func joinTokenOut(t *state.JoinToken) apitypes.JoinToken {
 	return apitypes.JoinToken{ID: t.ID, Pool: t.Pool, ExpiresAt: t.ExpiresAt, Uses: t.MaxUses, Used: t.Used, CreatedAt: t.CreatedAt}
 }
 
-func hostOut(h *state.Host) apitypes.Host {
+// hostOut describes a host; snap names its machine's provider id.
+func hostOut(snap *state.Snapshot, h *state.Host) apitypes.Host {
 	c := h.Copy()
+	var providerID string
+	if c.Machine != "" {
+		if m, _ := snap.Machine(nil, c.Machine); m != nil {
+			providerID = m.ProviderID
+		}
+	}
 	i := c.Inventory
 	return apitypes.Host{ID: c.ID, Name: c.Name, Pool: c.Pool, Datacenter: c.Datacenter, State: c.State, Disconnected: c.Disconnected,
 		Hostname: i.Hostname, OS: i.OS, Arch: i.Arch, CPUs: i.CPUs, MemoryBytes: i.MemoryBytes, DiskBytes: i.DiskBytes,
 		Addresses: i.Addresses, Drivers: i.Drivers, Provider: i.Provider, Region: i.Region, Zone: i.Zone, Labels: i.Labels,
-		GossipAddr: i.GossipAddr, Advertise: i.Advertise, AgentVersion: i.AgentVersion, EnrolledAt: c.EnrolledAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
+		GossipAddr: i.GossipAddr, Advertise: i.Advertise, AgentVersion: i.AgentVersion, Machine: c.Machine, ProviderID: providerID, EnrolledAt: c.EnrolledAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
 }
 
 func eventOut(e *state.Event) apitypes.Event {
@@ -107,7 +114,7 @@ func (s *Server) listHosts(w http.ResponseWriter, r *http.Request, p *principal)
 		out := []apitypes.Host{}
 		for _, h := range hs {
 			if pool == "" || h.Pool == pool {
-				out = append(out, hostOut(h))
+				out = append(out, hostOut(snap, h))
 			}
 		}
 		return out, snap.Index(state.TableHosts), err
@@ -127,7 +134,7 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request, p *principal) e
 		if h == nil {
 			return nil, 0, errNotFound("host", id)
 		}
-		out := hostOut(h)
+		out := hostOut(snap, h)
 		if s.cfg.Hosts != nil {
 			// Best effort: without a leader the host is shown without them.
 			if c, err := s.cfg.Hosts.HostConn(r.Context(), id); err == nil {
@@ -154,22 +161,50 @@ func (s *Server) drainHost(w http.ResponseWriter, r *http.Request, p *principal)
 	if _, err := s.apply(r.Context(), state.HostStateType, req); err != nil {
 		return err
 	}
-	got, err := s.cfg.Store.Snapshot().Host(nil, id)
+	snap := s.cfg.Store.Snapshot()
+	got, err := snap.Host(nil, id)
 	if err != nil || got == nil {
 		return errNotFound("host", id)
 	}
-	return writeJSON(w, http.StatusOK, hostOut(got))
+	return writeJSON(w, http.StatusOK, hostOut(snap, got))
 }
 
 func (s *Server) deleteHost(w http.ResponseWriter, r *http.Request, p *principal) error {
 	if err := requireAdmin(p, "removing hosts"); err != nil {
 		return err
 	}
-	if _, err := s.apply(r.Context(), state.HostDeleteType, &state.HostDeleteRequest{ID: r.PathValue("id"), Time: s.cfg.Now().UTC()}); err != nil {
+	id := r.PathValue("id")
+	snap := s.cfg.Store.Snapshot()
+	if h, err := snap.Host(nil, id); err != nil {
+		return err
+	} else if h != nil && h.Machine != "" {
+		if m, _ := snap.Machine(nil, h.Machine); m != nil {
+			return s.retireMachine(w, r, m)
+		}
+	}
+	if _, err := s.apply(r.Context(), state.HostDeleteType, &state.HostDeleteRequest{ID: id, Time: s.cfg.Now().UTC()}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// retireMachine answers DELETE of a provisioned host: its machine is
+// marked draining, and the provisioning loop drains the host, deletes the
+// cloud machine, then forgets machine and host. 202 with the machine.
+func (s *Server) retireMachine(w http.ResponseWriter, r *http.Request, m *state.Machine) error {
+	if m.State != state.MachineDraining && m.State != state.MachineDeleting {
+		req := &state.MachineUpdateRequest{ID: m.ID, State: state.MachineDraining, Time: s.cfg.Now().UTC()}
+		if _, err := s.apply(r.Context(), state.MachineUpdateType, req); err != nil {
+			return err
+		}
+	}
+	got, err := s.cfg.Store.Snapshot().Machine(nil, m.ID)
+	if err != nil || got == nil {
+		w.WriteHeader(http.StatusNoContent) // deleted meanwhile
+		return nil
+	}
+	return writeJSON(w, http.StatusAccepted, machineOut(got))
 }
 
 // Events.

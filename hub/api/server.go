@@ -16,7 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/internal/seal"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
+	"github.com/wharf-platform/wharf/providers"
 )
 
 // Cluster is what the API needs of the hub cluster.
@@ -61,6 +63,15 @@ type Config struct {
 	// Hosts, when set, tells what the leader knows of hosts' connections,
 	// for GET /v1/hosts/{id}.
 	Hosts HostConns
+	// Keys seal provider credentials before they are committed. Nil:
+	// provider accounts cannot be written.
+	Keys *seal.Keyring
+	// ProviderCheckTimeout bounds the credential check of a provider
+	// account write. Zero means 15 s.
+	ProviderCheckTimeout time.Duration
+	// OpenProvider opens an account for its credential check. Nil means
+	// providers.Open (the types built into the binary).
+	OpenProvider func(providers.Account) (providers.Provider, error)
 }
 
 // TrafficReader returns an app's ("tenant/app") per-second router counts
@@ -141,6 +152,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.AppsDomain == "" {
 		cfg.AppsDomain = "localhost"
+	}
+	if cfg.OpenProvider == nil {
+		cfg.OpenProvider = providers.Open
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -274,7 +288,15 @@ func (s *Server) register() {
 	s.handle("GET /v1/pools", authed, s.listPools)
 	s.handle("POST /v1/pools", authed, s.createPool)
 	s.handle("GET /v1/pools/{name}", authed, s.getPool)
+	s.handle("PUT /v1/pools/{name}", authed, s.putPool)
 	s.handle("DELETE /v1/pools/{name}", authed, s.deletePool)
+
+	s.handle("GET /v1/providers", authed, s.listProviders)
+	s.handle("POST /v1/providers", authed, s.createProvider)
+	s.handle("GET /v1/providers/{name}", authed, s.getProvider)
+	s.handle("PUT /v1/providers/{name}", authed, s.putProvider)
+	s.handle("DELETE /v1/providers/{name}", authed, s.deleteProvider)
+	s.handle("GET /v1/machines", authed, s.listMachines)
 
 	s.handle("GET /v1/apps", authed, s.listApps)
 	s.handle("POST /v1/apps", authed, s.createApp)

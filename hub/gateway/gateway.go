@@ -460,7 +460,7 @@ func (g *Gateway) enroll(ctx context.Context, s *wire.Stream) error {
 	now := g.cfg.Now().UTC()
 	id := newHostID()
 	host := state.Host{ID: id, Name: req.Name, Inventory: inventoryOf(req.Inventory)}
-	err = g.apply(ctx, state.HostEnrollType, &state.HostEnrollRequest{TokenID: req.JoinTokenId, SecretHash: pki.HashSecret(req.JoinTokenSecret), Host: host, Time: now})
+	err = g.apply(ctx, state.HostEnrollType, &state.HostEnrollRequest{TokenID: req.JoinTokenId, SecretHash: pki.HashSecret(req.JoinTokenSecret), Host: host, MachineID: req.MachineId, Time: now})
 	if err != nil {
 		msg := err.Error()
 		if errors.Is(err, state.ErrRefused) || errors.Is(err, state.ErrConflict) {

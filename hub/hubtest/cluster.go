@@ -20,6 +20,7 @@ import (
 	"github.com/wharf-platform/wharf/hub"
 	"github.com/wharf-platform/wharf/hub/cluster"
 	"github.com/wharf-platform/wharf/hub/hubtest/deadline"
+	"github.com/wharf-platform/wharf/providers"
 )
 
 // Options tune a test cluster.
@@ -44,6 +45,9 @@ type Options struct {
 	// election) instead of the fast test ones (100 ms), for benchmarks
 	// whose load would otherwise cost elections on a small machine.
 	ProductionRaft bool
+	// OpenProvider, when set, opens provider accounts for the API's
+	// credential check instead of the providers built into the binary.
+	OpenProvider func(providers.Account) (providers.Provider, error)
 }
 
 // Cluster is a set of in-process hub nodes forming one Raft cluster.
@@ -51,7 +55,10 @@ type Cluster struct {
 	t    testing.TB
 	opts Options
 	key  string
-	base string // "127.A.B." prefix shared by the nodes
+	// previousKey is given to the nodes as their previous cluster key
+	// after RotateKey.
+	previousKey string
+	base        string // "127.A.B." prefix shared by the nodes
 
 	mu    sync.Mutex
 	cut   map[[2]string]bool // pairs of IPs that cannot talk
@@ -129,20 +136,21 @@ func (n *Node) start(expect int, join []string) {
 		dc = d[n.Index%len(d)]
 	}
 	cfg := hub.Config{
-		NodeName:        fmt.Sprintf("hub%d", n.Index),
-		DataDir:         n.DataDir,
-		Datacenter:      dc,
-		BootstrapExpect: expect,
-		Join:            join,
-		ClusterKey:      n.c.key,
-		HTTPAddr:        addr(n.httpAddr),
-		QUICAddr:        net.JoinHostPort(n.IP, "0"),
-		RaftAddr:        addr(n.raftAddr),
-		GossipAddr:      addr(n.gossipAddr),
-		Advertise:       n.IP,
-		SuspectAfter:    n.c.opts.SuspectAfter,
-		DownAfter:       n.c.opts.DownAfter,
-		Logger:          n.c.logger().With("test_node", n.Index),
+		NodeName:           fmt.Sprintf("hub%d", n.Index),
+		DataDir:            n.DataDir,
+		Datacenter:         dc,
+		BootstrapExpect:    expect,
+		Join:               join,
+		ClusterKey:         n.c.key,
+		PreviousClusterKey: n.c.previousKey,
+		HTTPAddr:           addr(n.httpAddr),
+		QUICAddr:           net.JoinHostPort(n.IP, "0"),
+		RaftAddr:           addr(n.raftAddr),
+		GossipAddr:         addr(n.gossipAddr),
+		Advertise:          n.IP,
+		SuspectAfter:       n.c.opts.SuspectAfter,
+		DownAfter:          n.c.opts.DownAfter,
+		Logger:             n.c.logger().With("test_node", n.Index),
 		Tuning: &hub.Tuning{
 			HeartbeatTimeout:   raftTimeout(100 * time.Millisecond),
 			ElectionTimeout:    raftTimeout(100 * time.Millisecond),
@@ -152,6 +160,7 @@ func (n *Node) start(expect int, join []string) {
 			SnapshotThreshold:  n.c.opts.SnapshotThreshold,
 			AgentCertTTL:       n.c.opts.AgentCertTTL,
 			Blocked:            func(remote string) bool { return n.c.blocked(n.IP, remote) },
+			OpenProvider:       n.c.opts.OpenProvider,
 		},
 	}
 	if n.c.opts.ProductionRaft {
@@ -256,6 +265,28 @@ func (c *Cluster) Restart(i int) {
 		}
 	}
 	n.start(0, join)
+}
+
+// Key returns the cluster key the nodes run with.
+func (c *Cluster) Key() string { return c.key }
+
+// RotateKey stops every node and starts them all again from their data
+// dirs with a new cluster key and previous as their previous cluster key
+// ("" for none), then waits for a leader: a cluster key rotation.
+func (c *Cluster) RotateKey(key, previous string) {
+	c.t.Helper()
+	c.Stop()
+	c.key, c.previousKey = key, previous
+	for _, n := range c.Nodes {
+		var join []string
+		for _, o := range c.Nodes {
+			if o != n {
+				join = append(join, o.GossipAddr())
+			}
+		}
+		n.start(0, join)
+	}
+	c.WaitLeader(15 * time.Second)
 }
 
 // Add starts a new node that joins the running cluster.

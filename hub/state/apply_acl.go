@@ -121,6 +121,9 @@ func (w *writer) poolCreate(r *PoolCreateRequest) *Error {
 		return &Error{Kind: KindConflict, Msg: "pool " + r.Pool.Name + " already exists", Field: "name"}
 	}
 	p := r.Pool.Copy()
+	if e := w.checkProvision(p); e != nil {
+		return e
+	}
 	p.CreatedAt = r.Time
 	w.meta(&p.Meta, nil)
 	return w.insert(TablePools, p)
@@ -134,6 +137,9 @@ func (w *writer) poolDelete(r *PoolDeleteRequest) *Error {
 	}
 	if p == nil {
 		return Errorf(KindNotFound, "pool %s not found", r.Name)
+	}
+	if ms, _ := s.Machines(nil, r.Name); len(ms) > 0 {
+		return Errorf(KindConflict, "pool %s still has %d machines; shrink it to 0 hosts and wait until they are deleted", r.Name, len(ms))
 	}
 	apps, err := s.Apps(nil, "")
 	if err != nil {

@@ -79,7 +79,10 @@ func (w *writer) hostEnroll(r *HostEnrollRequest) *Error {
 		return e
 	}
 	h := r.Host.Copy()
-	h.Pool, h.Datacenter, h.State, h.EnrolledAt = t.Pool, pool.Datacenter, HostReady, r.Time
+	h.Pool, h.Datacenter, h.State, h.EnrolledAt, h.Machine = t.Pool, pool.Datacenter, HostReady, r.Time, ""
+	if e := w.enrollMachine(t, r, h); e != nil {
+		return e
+	}
 	w.meta(&h.Meta, nil)
 	if e := w.insert(TableHosts, h); e != nil {
 		return e

@@ -89,6 +89,22 @@ func newRequest(t MessageType) any {
 		return &InstanceUpdateRequest{}
 	case AppCanaryType:
 		return &AppCanaryRequest{}
+	case ProviderCreateType:
+		return &ProviderCreateRequest{}
+	case ProviderUpdateType:
+		return &ProviderUpdateRequest{}
+	case ProviderDeleteType:
+		return &ProviderDeleteRequest{}
+	case PoolUpdateType:
+		return &PoolUpdateRequest{}
+	case MachineCreateType:
+		return &MachineCreateRequest{}
+	case MachineUpdateType:
+		return &MachineUpdateRequest{}
+	case MachineDeleteType:
+		return &MachineDeleteRequest{}
+	case ProviderResealType:
+		return &ProviderResealRequest{}
 	}
 	return nil
 }

@@ -44,6 +44,14 @@ const (
 	LogDrainDeleteType  MessageType = 31
 	AlertAddType        MessageType = 32
 	AlertDeleteType     MessageType = 33
+	ProviderCreateType  MessageType = 34
+	ProviderUpdateType  MessageType = 35
+	ProviderDeleteType  MessageType = 36
+	PoolUpdateType      MessageType = 37
+	MachineCreateType   MessageType = 38
+	MachineUpdateType   MessageType = 39
+	MachineDeleteType   MessageType = 40
+	ProviderResealType  MessageType = 41
 )
 
 // IgnoreUnknownTypeFlag marks a message that an older FSM that does not know
@@ -183,10 +191,16 @@ type JoinTokenDeleteRequest struct {
 // event recorded by a separate EventRecordRequest from the gateway) when the
 // token is unknown, revoked, expired at Time, used up, or its secret hash
 // differs; conflict when the name is taken in the pool.
+//
+// A token bound to a machine (JoinToken.Machine) makes the host that
+// machine's host and the machine ready; MachineID, the id the agent
+// reports, is only a cross-check: when set it must name the token's
+// machine (refused otherwise).
 type HostEnrollRequest struct {
 	TokenID    string
 	SecretHash string
 	Host       Host
+	MachineID  string
 	Time       time.Time
 }
 

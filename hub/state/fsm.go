@@ -152,6 +152,22 @@ func (w *writer) dispatch(req any) *Error {
 		return w.alertAdd(r)
 	case *AlertDeleteRequest:
 		return w.alertDelete(r)
+	case *ProviderCreateRequest:
+		return w.providerCreate(r)
+	case *ProviderUpdateRequest:
+		return w.providerUpdate(r)
+	case *ProviderDeleteRequest:
+		return w.providerDelete(r)
+	case *ProviderResealRequest:
+		return w.providerReseal(r)
+	case *PoolUpdateRequest:
+		return w.poolUpdate(r)
+	case *MachineCreateRequest:
+		return w.machineCreate(r)
+	case *MachineUpdateRequest:
+		return w.machineUpdate(r)
+	case *MachineDeleteRequest:
+		return w.machineDelete(r)
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }

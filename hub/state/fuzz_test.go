@@ -20,6 +20,15 @@ func seeds(f *testing.F) {
 			Stop: []InstanceStop{{ID: "i-0", Reason: "scaled"}}, Pending: []AppPending{{Tenant: "acme", App: "web", Reason: "r"}}}},
 		{AppCanaryType, &AppCanaryRequest{Tenant: "acme", Name: "web", Promote: true}},
 		{InstanceUpdateType, &InstanceUpdateRequest{Host: "host1", Updates: []InstanceUpdate{{ID: "i-1", State: InstanceRunning, Ready: true}}}},
+		{ProviderCreateType, &ProviderCreateRequest{Account: ProviderAccount{Name: "aws2", Type: "aws", SealedCredentials: []byte{1}}}},
+		{ProviderUpdateType, &ProviderUpdateRequest{Account: ProviderAccount{Name: "aws2", Type: "aws"}}},
+		{ProviderDeleteType, &ProviderDeleteRequest{Name: "aws2"}},
+		{ProviderResealType, &ProviderResealRequest{Name: "aws2", SealedCredentials: []byte{2}, ModifyIndex: 3}},
+		{PoolUpdateType, &PoolUpdateRequest{Pool: Pool{Name: "vs-sh", Provision: &Provision{Provider: "aws2", MaxHosts: 2}}}},
+		{MachineCreateType, &MachineCreateRequest{Machine: Machine{ID: "m1", Pool: "vs-sh"}, Token: JoinToken{ID: "t", SecretHash: "s"}}},
+		{MachineUpdateType, &MachineUpdateRequest{ID: "m1", State: MachineBooting, ProviderID: new(string), CAS: new(uint64)}},
+		{MachineDeleteType, &MachineDeleteRequest{ID: "m1"}},
+		{HostEnrollType, &HostEnrollRequest{TokenID: "t", SecretHash: "s", MachineID: "m1", Host: Host{ID: "h9", Name: "n9"}}},
 	} {
 		b, err := Encode(s.t, s.req)
 		if err != nil {

@@ -77,6 +77,20 @@ func goldenCommands() []struct {
 		{DrillStartType, &DrillStartRequest{ID: "dr1", Pool: "aws-bj", Mode: DrillCutoff, Time: t0.Add(5 * time.Minute)}},
 		{DrillReportType, &DrillReportRequest{ID: "dr1", DetectedMs: 4000, ScheduledMs: 4100, ReadyMs: 6000, RoutedMs: 6100}},
 		{DrillEndType, &DrillEndRequest{ID: "dr1", Time: t0.Add(6 * time.Minute)}},
+		// v2: a provider account, a provisioned pool, machines in several states.
+		{ProviderCreateType, &ProviderCreateRequest{Account: ProviderAccount{Name: "aws1", Type: "aws", Region: "us-east-1", Endpoint: "http://127.0.0.1:9000", Insecure: true, SealedCredentials: []byte{1, 0, 0, 0, 7, 'x'}}, Time: t0}},
+		{PoolCreateType, &PoolCreateRequest{Pool: Pool{Name: "auto", Datacenter: "dc1", Provider: "aws", Provision: &Provision{Provider: "aws1",
+			Template: json.RawMessage(`{"image":"ami-1","instance_type":"t3.small","security_groups":["sg-1","sg-2"]}`), MinHosts: 1, MaxHosts: 4,
+			ScaleDownAfter: Duration(10 * time.Minute), BootTimeout: Duration(10 * time.Minute)}}, Time: t0}},
+		{MachineCreateType, &MachineCreateRequest{Machine: Machine{ID: "m1", Pool: "auto"}, Token: JoinToken{ID: "mt1", SecretHash: "ms1", ExpiresAt: t0.Add(time.Hour)}, Time: t0}},
+		{MachineCreateType, &MachineCreateRequest{Machine: Machine{ID: "m2", Pool: "auto"}, Token: JoinToken{ID: "mt2", SecretHash: "ms2"}, Time: t0}},
+		{MachineUpdateType, &MachineUpdateRequest{ID: "m2", State: MachineBooting, ProviderID: strp("i-0002"), Time: t0.Add(time.Minute)}},
+		{MachineCreateType, &MachineCreateRequest{Machine: Machine{ID: "m3", Pool: "auto", State: MachineBooting, ProviderID: "i-0003"}, Token: JoinToken{ID: "mt3", SecretHash: "ms3"}, Time: t0}},
+		{HostEnrollType, &HostEnrollRequest{TokenID: "mt3", SecretHash: "ms3", MachineID: "m3", Host: Host{ID: "host3", Name: "m3", Inventory: Inventory{CPUs: 2, MemoryBytes: 2 << 30, Drivers: []string{"docker"}}}, Time: t0.Add(2 * time.Minute)}},
+		{MachineCreateType, &MachineCreateRequest{Machine: Machine{ID: "m4", Pool: "auto", State: MachineBooting, ProviderID: "i-0004"}, Token: JoinToken{ID: "mt4", SecretHash: "ms4"}, Time: t0}},
+		{MachineUpdateType, &MachineUpdateRequest{ID: "m4", State: MachineDraining, Time: t0.Add(3 * time.Minute)}},
+		{MachineCreateType, &MachineCreateRequest{Machine: Machine{ID: "m5", Pool: "auto"}, Token: JoinToken{ID: "mt5", SecretHash: "ms5"}, Time: t0}},
+		{MachineUpdateType, &MachineUpdateRequest{ID: "m5", State: MachineFailed, Error: strp("InsufficientInstanceCapacity: no t3.small in us-east-1a"), Time: t0.Add(4 * time.Minute)}},
 	}
 }
 

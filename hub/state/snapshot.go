@@ -62,6 +62,10 @@ func newObject(table string) any {
 		return &Alert{}
 	case TableHosts:
 		return &Host{}
+	case TableProviders:
+		return &ProviderAccount{}
+	case TableMachines:
+		return &Machine{}
 	case TableEvents:
 		return &Event{}
 	case tableIndex:

@@ -65,8 +65,12 @@ type Host struct {
 	Advertise    string            `json:"advertise,omitempty"`
 	// AgentVersion is the version of the host's agent, as its inventory
 	// last said ("" until it has reported one).
-	AgentVersion string    `json:"agent_version"`
-	EnrolledAt   time.Time `json:"enrolled_at"`
+	AgentVersion string `json:"agent_version"`
+	// Machine and ProviderID name the provisioned machine the host runs
+	// on ("" for hosts enrolled by hand).
+	Machine    string    `json:"machine,omitempty"`
+	ProviderID string    `json:"provider_id,omitempty"`
+	EnrolledAt time.Time `json:"enrolled_at"`
 	// The connection, as the leader knows it: only GET /v1/hosts/{id}
 	// fills these in.
 	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`

@@ -15,14 +15,37 @@ type Pool struct {
 	// Drivers, when set, are the drivers the pool's hosts run (docker,
 	// exec, kubernetes): apps no driver of them can run are refused.
 	Drivers []string `json:"drivers,omitempty"`
+	// Provision, when set, makes the pool keep its own hosts.
+	Provision *Provision `json:"provision,omitempty"`
+
+	// What GET /v1/pools/{name} adds: capacity and usage of its hosts,
+	// hosts and machines by state.
+	Capacity        *Capacity      `json:"capacity,omitempty"`
+	Usage           *Usage         `json:"usage,omitempty"`
+	HostsByState    map[string]int `json:"hosts_by_state,omitempty"`
+	MachinesByState map[string]int `json:"machines_by_state,omitempty"`
 
 	CreatedAt   time.Time `json:"created_at"`
 	CreateIndex uint64    `json:"create_index"`
 	ModifyIndex uint64    `json:"modify_index"`
 }
 
+// Capacity is what a pool's ready hosts offer: CPU in millicores, memory
+// in MB.
+type Capacity struct {
+	CPU    int `json:"cpu"`
+	Memory int `json:"memory"`
+}
+
+// Usage is what the live instances on a pool's hosts hold.
+type Usage struct {
+	CPU       int `json:"cpu"`
+	Memory    int `json:"memory"`
+	Instances int `json:"instances"`
+}
+
 // Providers a pool may name. "" means unspecified (hosts enrolled by hand).
-var Providers = []string{"", "aws", "aliyun", "vsphere", "openstack", "baremetal", "kubernetes"}
+var Providers = []string{"", "aws", "aliyun", "vsphere", "openstack", "ssh", "baremetal", "kubernetes"}
 
 // PoolRequest is the body of POST /v1/pools.
 type PoolRequest struct {
@@ -33,6 +56,9 @@ type PoolRequest struct {
 	Labels     map[string]string `json:"labels,omitempty"`
 	// Drivers, when set, are the drivers the pool's hosts run.
 	Drivers []string `json:"drivers,omitempty"`
+	// Provision, when set, makes the pool keep its own hosts; the pool's
+	// provider is then optional and, when given, the account's type.
+	Provision *Provision `json:"provision,omitempty"`
 }
 
 // Validate checks the request without looking at cluster state. A pool
@@ -55,7 +81,12 @@ func (r *PoolRequest) Validate() error {
 		ok = ok || p == r.Provider
 	}
 	if !ok {
-		return FieldError("provider", "unknown provider %q (aws, aliyun, vsphere, openstack, baremetal, kubernetes)", r.Provider)
+		return FieldError("provider", "unknown provider %q (aws, aliyun, vsphere, openstack, ssh, baremetal, kubernetes)", r.Provider)
+	}
+	if r.Provision != nil {
+		if err := r.Provision.Validate(); err != nil {
+			return err
+		}
 	}
 	return CheckLabels("labels", r.Labels)
 }

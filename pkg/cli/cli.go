@@ -37,8 +37,9 @@ func (f failure) Error() string { return f.err.Error() }
 func (f failure) Unwrap() error { return f.err }
 
 func fail(err error) error {
-	if err == nil {
-		return nil
+	var u usageError
+	if err == nil || errors.As(err, &u) {
+		return err // a usage mistake found once the hub answered
 	}
 	return failure{err}
 }
@@ -132,6 +133,8 @@ func (e *env) root(hub, agent Daemon) *cobra.Command {
 		e.tenantCmd(),
 		e.tokenCmd(),
 		e.poolCmd(),
+		e.providerCmd(),
+		e.machineCmd(),
 		e.appCmd(),
 		e.routeCmd(),
 		e.drillCmd(),

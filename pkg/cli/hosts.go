@@ -111,6 +111,7 @@ func (e *env) hostCmd() *cobra.Command {
 				{"Disk", fmt.Sprintf("%d GB", h.DiskBytes>>30)}, {"Addresses", orDash(strings.Join(h.Addresses, ","))},
 				{"Provider", orDash(strings.Trim(h.Provider+" "+h.Region+" "+h.Zone, " "))}, {"Labels", labels(h.Labels)},
 				{"Enrolled", age(h.EnrolledAt) + " ago"}, {"Last heartbeat", ago(h.LastHeartbeat)}, {"Hub node", orDash(h.HubNode)},
+				{"Machine", orDash(strings.TrimSpace(h.Machine + " " + h.ProviderID))},
 				{"Certificate expires", until(h.CertNotAfter)}})
 		})}
 	drain := &cobra.Command{Use: "drain ID", Short: "Mark a host draining", Args: cobra.ExactArgs(1),
@@ -124,8 +125,16 @@ func (e *env) hostCmd() *cobra.Command {
 		})}
 	rm := &cobra.Command{Use: "rm ID", Short: "Remove a host (its agent can no longer connect)", Args: cobra.ExactArgs(1),
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
+			h, _, err := c.Hosts().Get(cmd.Context(), args[0], e.query())
+			if err != nil {
+				return err
+			}
 			if err := c.Hosts().Remove(cmd.Context(), args[0]); err != nil {
 				return err
+			}
+			if h.Machine != "" {
+				fmt.Fprintf(e.stdout, "host %s runs on machine %s: it is drained, then the machine deleted and the host removed\n", args[0], h.Machine)
+				return nil
 			}
 			fmt.Fprintf(e.stdout, "removed host %s\n", args[0])
 			return nil

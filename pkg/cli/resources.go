@@ -125,65 +125,6 @@ func (e *env) tokenCmd() *cobra.Command {
 	return group("token", "Manage API tokens", create, ls, revoke)
 }
 
-func (e *env) poolCmd() *cobra.Command {
-	var req apitypes.PoolRequest
-	var lbls []string
-	create := &cobra.Command{Use: "create NAME", Short: "Create a pool", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			req.Name = args[0]
-			l, err := parseKV("--label", lbls)
-			if err != nil {
-				return err
-			}
-			req.Labels = l
-			return e.api(func(cmd *cobra.Command, c *client.Client, _ []string) error {
-				p, err := c.Pools().Create(cmd.Context(), req)
-				if err != nil {
-					return err
-				}
-				return e.printPools(p, []apitypes.Pool{*p})
-			})(cmd, args)
-		}}
-	create.Flags().StringVar(&req.Datacenter, "datacenter", "", "datacenter of the pool (default dc1)")
-	create.Flags().StringVar(&req.Region, "region", "", "region")
-	create.Flags().StringVar(&req.Provider, "provider", "", "aws, aliyun, vsphere, openstack, baremetal or kubernetes")
-	create.Flags().StringArrayVar(&lbls, "label", nil, "label k=v (repeatable)")
-	create.Flags().StringSliceVar(&req.Drivers, "drivers", nil, "drivers the pool's hosts run: docker, exec, kubernetes (comma-separated); apps none of them runs are refused")
-	ls := &cobra.Command{Use: "ls", Short: "List pools", Args: cobra.NoArgs,
-		RunE: e.api(func(cmd *cobra.Command, c *client.Client, _ []string) error {
-			ps, _, err := c.Pools().List(cmd.Context(), e.query())
-			if err != nil {
-				return err
-			}
-			return e.printPools(ps, ps)
-		})}
-	show := &cobra.Command{Use: "show NAME", Short: "Show a pool", Args: cobra.ExactArgs(1),
-		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
-			p, _, err := c.Pools().Get(cmd.Context(), args[0], e.query())
-			if err != nil {
-				return err
-			}
-			return e.printPools(p, []apitypes.Pool{*p})
-		})}
-	rm := &cobra.Command{Use: "rm NAME", Short: "Delete a pool", Args: cobra.ExactArgs(1),
-		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
-			if err := c.Pools().Delete(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "deleted pool %s\n", args[0])
-			return nil
-		})}
-	return group("pool", "Manage resource pools", create, ls, show, rm)
-}
-
-func (e *env) printPools(v any, ps []apitypes.Pool) error {
-	var rows [][]string
-	for _, p := range ps {
-		rows = append(rows, []string{p.Name, p.Datacenter, orDash(p.Region), orDash(p.Provider), labels(p.Labels), age(p.CreatedAt)})
-	}
-	return e.print(v, []string{"NAME", "DATACENTER", "REGION", "PROVIDER", "LABELS", "AGE"}, rows)
-}
-
 func parseKV(flag string, vals []string) (map[string]string, error) {
 	if len(vals) == 0 {
 		return nil, nil

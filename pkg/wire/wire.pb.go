@@ -1713,8 +1713,11 @@ type EnrollRequest struct {
 	Name            string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
 	Pool            string                 `protobuf:"bytes,5,opt,name=pool,proto3" json:"pool,omitempty"`
 	Inventory       *Inventory             `protobuf:"bytes,6,opt,name=inventory,proto3" json:"inventory,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// machine_id is the provisioned machine the agent says it runs on (from
+	// its install): the hub checks it against the join token's machine.
+	MachineId     string `protobuf:"bytes,7,opt,name=machine_id,json=machineId,proto3" json:"machine_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnrollRequest) Reset() {
@@ -1787,6 +1790,13 @@ func (x *EnrollRequest) GetInventory() *Inventory {
 		return x.Inventory
 	}
 	return nil
+}
+
+func (x *EnrollRequest) GetMachineId() string {
+	if x != nil {
+		return x.MachineId
+	}
+	return ""
 }
 
 type EnrollResponse struct {
@@ -3330,14 +3340,16 @@ const file_wire_proto_rawDesc = "" +
 	"\x05addrs\x18\x01 \x03(\tR\x05addrs\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessage\"\xd8\x01\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xf7\x01\n" +
 	"\rEnrollRequest\x12\"\n" +
 	"\rjoin_token_id\x18\x01 \x01(\tR\vjoinTokenId\x12*\n" +
 	"\x11join_token_secret\x18\x02 \x01(\tR\x0fjoinTokenSecret\x12\x17\n" +
 	"\acsr_der\x18\x03 \x01(\fR\x06csrDer\x12\x12\n" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x12\x12\n" +
 	"\x04pool\x18\x05 \x01(\tR\x04pool\x126\n" +
-	"\tinventory\x18\x06 \x01(\v2\x18.wharf.wire.v1.InventoryR\tinventory\"\xa4\x01\n" +
+	"\tinventory\x18\x06 \x01(\v2\x18.wharf.wire.v1.InventoryR\tinventory\x12\x1d\n" +
+	"\n" +
+	"machine_id\x18\a \x01(\tR\tmachineId\"\xa4\x01\n" +
 	"\x0eEnrollResponse\x12\x19\n" +
 	"\bcert_pem\x18\x01 \x01(\fR\acertPem\x12\x15\n" +
 	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem\x12\x17\n" +
