@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -132,12 +131,12 @@ type EC2 struct {
 	types   map[string]InstanceType
 	ttl     time.Duration
 	boot    BootFunc
-	ctx     context.Context // ends at Close
-	cancel  context.CancelFunc
+	stop    chan struct{} // closed by Close
 	wg      sync.WaitGroup // instance lives
 	closeMu sync.Once
 
 	mu             sync.Mutex
+	closed         bool
 	instances      map[string]*instance
 	order          []*instance // launch order, for pagination
 	tokens         map[string]*reservation
@@ -163,8 +162,7 @@ type instance struct {
 	Instance
 	seq          int64
 	terminatedAt time.Time
-	ctx          context.Context
-	cancel       context.CancelFunc
+	cancel       context.CancelFunc // ends the instance's life (Boot's ctx)
 }
 
 func (in *instance) snapshot() Instance {
@@ -184,6 +182,7 @@ func NewEC2(opts EC2Options) (*EC2, error) {
 		types:          maps.Clone(opts.InstanceTypes),
 		ttl:            opts.TerminatedTTL,
 		boot:           opts.Boot,
+		stop:           make(chan struct{}),
 		instances:      map[string]*instance{},
 		tokens:         map[string]*reservation{},
 		calls:          map[string]int{},
@@ -215,10 +214,7 @@ func NewEC2(opts EC2Options) (*EC2, error) {
 	if len(s.keys) == 0 {
 		s.keys = map[string]string{"AKIA" + randomHex(8): randomHex(20)}
 	}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serveHTTP))
-	s.srv.Config.BaseContext = func(net.Listener) context.Context { return s.ctx }
-	s.srv.Start()
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serveHTTP))
 	return s, nil
 }
 
@@ -238,7 +234,13 @@ func (s *EC2) Key() (id, secret string) {
 // until every Boot has returned.
 func (s *EC2) Close() {
 	s.closeMu.Do(func() {
-		s.cancel()
+		s.mu.Lock()
+		s.closed = true
+		close(s.stop)
+		for _, in := range s.order {
+			in.cancel()
+		}
+		s.mu.Unlock()
 		s.srv.Close()
 		s.wg.Wait()
 	})
@@ -449,6 +451,9 @@ func (s *EC2) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			t.Stop()
 			return
+		case <-s.stop:
+			t.Stop()
+			return
 		}
 	}
 	resp, aerr := s.call(action, handler, form)
@@ -556,15 +561,20 @@ func (s *EC2) pruneLocked(now time.Time) {
 // launchLocked starts an instance's life: pending for the boot delay,
 // then running with Boot called, until terminated or closed.
 func (s *EC2) launchLocked(in *instance) {
-	in.ctx, in.cancel = context.WithCancel(s.ctx)
+	// The instance's context is Boot's: it ends at terminate or Close.
+	ctx, cancel := context.WithCancel(context.Background())
+	in.cancel = cancel
+	if s.closed {
+		cancel() // a call that raced with Close: the instance never boots
+	}
 	s.instances[in.ID] = in
 	s.order = append(s.order, in)
 	delay := s.bootDelay
 	s.wg.Add(1)
-	go s.live(in, delay)
+	go s.live(ctx, in, delay)
 }
 
-func (s *EC2) live(in *instance, bootDelay time.Duration) {
+func (s *EC2) live(ctx context.Context, in *instance, bootDelay time.Duration) {
 	defer s.wg.Done()
 	t := time.NewTimer(bootDelay)
 	select {
@@ -578,28 +588,30 @@ func (s *EC2) live(in *instance, bootDelay time.Duration) {
 		snap := in.snapshot()
 		s.mu.Unlock()
 		if booting && s.boot != nil {
-			if err := s.boot(in.ctx, snap); err != nil {
+			if err := s.boot(ctx, snap); err != nil {
 				s.log.Debug("ec2 instance boot failed", "instance", in.ID, "error", err)
 				s.mu.Lock()
 				in.BootError = err.Error()
 				s.mu.Unlock()
 			}
 		}
-		<-in.ctx.Done()
-	case <-in.ctx.Done():
+		<-ctx.Done()
+	case <-ctx.Done():
 		t.Stop()
 	}
 	s.mu.Lock()
 	delay := s.terminateDelay
 	s.mu.Unlock()
-	if s.ctx.Err() != nil {
+	select {
+	case <-s.stop:
 		return // closing: nobody looks any more
+	default:
 	}
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
-		case <-s.ctx.Done():
+		case <-s.stop:
 			t.Stop()
 			return
 		}
