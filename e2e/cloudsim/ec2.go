@@ -131,7 +131,7 @@ type EC2 struct {
 	types   map[string]InstanceType
 	ttl     time.Duration
 	boot    BootFunc
-	stop    chan struct{} // closed by Close
+	stop    chan struct{}  // closed by Close
 	wg      sync.WaitGroup // instance lives
 	closeMu sync.Once
 
