@@ -33,7 +33,8 @@ type Options struct {
 
 // Lab is one throw-away network of datacenters and hosts. Its methods that
 // change the topology fail the test (t.Fatal) on error, so call them from
-// the test's goroutine; process methods return errors instead.
+// the test's goroutine; process methods return errors instead, and so do
+// TryAddHost and RemoveHost, which any goroutine may call.
 type Lab struct {
 	t      testing.TB
 	id     string
