@@ -159,7 +159,7 @@ func TestLifecycleAndBoot(t *testing.T) {
 	s, c := newSim(t, EC2Options{
 		BootDelay:      50 * time.Millisecond,
 		TerminateDelay: 50 * time.Millisecond,
-		TerminatedTTL:  200 * time.Millisecond,
+		TerminatedTTL:  time.Second,
 		Boot: func(ctx context.Context, in Instance) error {
 			booted.Add(1)
 			if in.State != StateRunning || !strings.HasPrefix(string(in.UserData), "#cloud-config") {
