@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,7 +33,8 @@ type Options struct {
 
 // Lab is one throw-away network of datacenters and hosts. Its methods that
 // change the topology fail the test (t.Fatal) on error, so call them from
-// the test's goroutine; process methods return errors instead.
+// the test's goroutine; process methods return errors instead, and so do
+// TryAddHost and RemoveHost, which any goroutine may call.
 type Lab struct {
 	t      testing.TB
 	id     string
@@ -59,6 +61,7 @@ type DC struct {
 	gw     netip.Addr
 
 	// guarded by lab.mu
+	added    int // hosts ever added: the next address is .added+2
 	hosts    []*Host
 	cutRules []rule
 	isoRules []rule // root namespace INPUT; nil unless isolated
@@ -376,21 +379,34 @@ func (d *DC) Hosts() []*Host {
 // address .2, .3, …, default route via the gateway. Host names are unique
 // in the lab.
 func (d *DC) AddHost(name string) *Host {
+	d.lab.t.Helper()
+	h, err := d.TryAddHost(name)
+	if err != nil {
+		d.lab.t.Fatalf("netlab: %v", err)
+	}
+	return h
+}
+
+// TryAddHost is AddHost returning its error instead of failing the test,
+// for code that adds hosts off the test's goroutine (a simulated cloud
+// booting a machine). Addresses are never reused within a datacenter,
+// even after RemoveHost.
+func (d *DC) TryAddHost(name string) (*Host, error) {
 	l := d.lab
-	l.t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if !validName(name) {
-		l.t.Fatalf("netlab: host name %q: want [a-z0-9-], at most 32", name)
-	}
-	if l.hosts[name] != nil {
-		l.t.Fatalf("netlab: host %q exists", name)
-	}
-	if len(d.hosts) >= 250 {
-		l.t.Fatalf("netlab: too many hosts in datacenter %s", d.name)
+	switch {
+	case l.closed:
+		return nil, fmt.Errorf("add host %q: lab closed", name)
+	case !validName(name):
+		return nil, fmt.Errorf("host name %q: want [a-z0-9-], at most 32", name)
+	case l.hosts[name] != nil:
+		return nil, fmt.Errorf("host %q exists", name)
+	case d.added >= 250:
+		return nil, fmt.Errorf("too many hosts in datacenter %s", d.name)
 	}
 	b := d.prefix.Addr().As4()
-	b[3] = byte(len(d.hosts) + 2)
+	b[3] = byte(d.added + 2)
 	h := &Host{
 		lab: l, dc: d, name: name,
 		ns:      nsPrefix + l.id + "-" + name,
@@ -400,14 +416,15 @@ func (d *DC) AddHost(name string) *Host {
 	}
 	f, err := os.OpenFile(h.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		l.t.Fatalf("netlab: host log: %v", err)
+		return nil, fmt.Errorf("host log: %w", err)
 	}
 	f.Close()
 	if _, err := run("ip", "netns", "add", h.ns); err != nil {
-		l.t.Fatalf("add netns %s: %v", h.ns, err)
+		return nil, fmt.Errorf("add netns %s: %w", h.ns, err)
 	}
 	// Registered now so that cleanup removes it even if the rest fails.
 	l.nhosts++
+	d.added++
 	l.hosts[name] = h
 	d.hosts = append(d.hosts, h)
 	if err := ipBatch("",
@@ -415,7 +432,7 @@ func (d *DC) AddHost(name string) *Host {
 		"link set "+h.veth+" master "+d.bridge,
 		"link set "+h.veth+" up",
 	); err != nil {
-		l.t.Fatalf("add veth %s: %v", h.veth, err)
+		return nil, fmt.Errorf("add veth %s: %w", h.veth, err)
 	}
 	if err := ipBatch(h.ns,
 		"link set lo up",
@@ -423,14 +440,33 @@ func (d *DC) AddHost(name string) *Host {
 		"link set eth0 up",
 		"route add default via "+d.gw.String(),
 	); err != nil {
-		l.t.Fatalf("configure netns %s: %v", h.ns, err)
+		return nil, fmt.Errorf("configure netns %s: %w", h.ns, err)
 	}
 	if d.isoRules != nil {
 		if err := l.isolateHost(h); err != nil {
-			l.t.Fatalf("netlab: add host %s to isolated %s: %v", name, d.name, err)
+			return nil, fmt.Errorf("add host %s to isolated %s: %w", name, d.name, err)
 		}
 	}
-	return h
+	return h, nil
+}
+
+// RemoveHost kills everything that runs in the host (as Kill) and deletes
+// its namespace, which takes its veth pair with it: a machine that was
+// deleted. Safe off the test's goroutine.
+func (l *Lab) RemoveHost(h *Host) error {
+	kerr := h.Kill()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.hosts[h.name] != h {
+		return kerr // removed already, or by the lab's cleanup
+	}
+	if _, err := run("ip", "netns", "del", h.ns); err != nil {
+		return errors.Join(kerr, fmt.Errorf("delete netns %s: %w", h.ns, err))
+	}
+	delete(l.hosts, h.name)
+	d := h.dc
+	d.hosts = slices.DeleteFunc(d.hosts, func(x *Host) bool { return x == h })
+	return kerr
 }
 
 // Cut drops all traffic between the datacenter and every other
