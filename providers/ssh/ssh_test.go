@@ -1,0 +1,392 @@
+package ssh
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/wharf-platform/wharf/installer"
+	"github.com/wharf-platform/wharf/providers"
+)
+
+// hub is a test hub's installer endpoints: the real install.sh, and a fake
+// agent as the binary (it appends its arguments to $WHARF_ROOT/agent.args
+// and sleeps), so an install is real but starts nothing of Wharf.
+type hub struct {
+	*httptest.Server
+	installs atomic.Int64 // GET /install.sh served
+}
+
+func startHub(t testing.TB, serveBinary bool) *hub {
+	t.Helper()
+	h := &hub{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /install.sh", func(w http.ResponseWriter, r *http.Request) {
+		h.installs.Add(1)
+		b, err := installer.Script("http://"+r.Host, []string{"10.1.0.1:7481"})
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Write(b)
+	})
+	if serveBinary {
+		mux.HandleFunc("GET /download/wharf-linux-"+runtime.GOARCH, func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte("#!/bin/sh\necho \"$*\" >>\"$WHARF_ROOT/agent.args\"\nexec sleep 300\n"))
+		})
+	}
+	h.Server = httptest.NewServer(mux)
+	t.Cleanup(h.Close)
+	return h
+}
+
+// userData is the cloud-config the hub would give machine id: the first
+// hub URL is dead, so the install has to go on to the second.
+func (h *hub) userData(t testing.TB, id string) []byte {
+	t.Helper()
+	b, err := installer.CloudConfig(installer.Join{
+		HubURLs:   []string{"http://127.0.0.1:" + strconv.Itoa(freePort(t)), h.URL},
+		Gateways:  []string{"10.1.0.1:7481", "10.2.0.1:7481"},
+		JoinToken: "WJ1.join-" + id,
+		MachineID: id,
+		Pool:      "metal",
+		Rounds:    1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// stopAgentsOnCleanup kills what an install on s left running if the test
+// did not uninstall it: the restart loop's process group, by its PID.
+func stopAgentsOnCleanup(t testing.TB, s *sshd) {
+	t.Cleanup(func() {
+		b, err := os.ReadFile(filepath.Join(s.Root, "var/lib/wharf-agent/agent.pid"))
+		if err != nil {
+			return
+		}
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+			syscall.Kill(-pid, syscall.SIGKILL)
+		}
+	})
+}
+
+func account(key []byte, pins map[string]string) providers.Account {
+	return providers.Account{Name: "metal", Type: "ssh", Credentials: providers.Credentials{User: "root", PrivateKey: string(key), HostKeyFingerprints: pins}}
+}
+
+func request(h *hub, t testing.TB, id string, hosts ...string) providers.CreateRequest {
+	return providers.CreateRequest{
+		MachineID: id, Cluster: "c1", Pool: "metal",
+		Template: providers.Template{Hosts: hosts},
+		UserData: h.userData(t, id),
+		Tags:     map[string]string{providers.TagCluster: "c1", providers.TagPool: "metal", providers.TagMachine: id},
+	}
+}
+
+func newProvider(t testing.TB, acct providers.Account) *Provider {
+	t.Helper()
+	p, err := New(acct, Options{DialTimeout: 5 * time.Second, CommandTimeout: 30 * time.Second, InstallTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func wantKind(t testing.TB, what string, err error, kind providers.Kind) {
+	t.Helper()
+	if providers.KindOf(err) != kind {
+		t.Fatalf("%s: %v (kind %q), want kind %q", what, err, providers.KindOf(err), kind)
+	}
+}
+
+func agentArgs(s *sshd) string {
+	b, _ := os.ReadFile(filepath.Join(s.Root, "agent.args"))
+	return string(b)
+}
+
+func TestCreateDescribeListDelete(t *testing.T) {
+	ctx := context.Background()
+	client, key := newKey(t)
+	h1, h2 := startSSHD(t, client.PublicKey()), startSSHD(t, client.PublicKey())
+	stopAgentsOnCleanup(t, h1)
+	stopAgentsOnCleanup(t, h2)
+	hub := startHub(t, true)
+	p := newProvider(t, account(key, map[string]string{h1.Addr: h1.Fingerprint, h2.Addr: h2.Fingerprint}))
+	if err := p.Check(ctx); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+
+	m1, err := p.Create(ctx, request(hub, t, "m-1", h1.Addr, h2.Addr))
+	if err != nil {
+		t.Fatalf("create m-1: %v", err)
+	}
+	if m1.ProviderID != h1.Addr || m1.MachineID != "m-1" || m1.State != providers.StateRunning || m1.Tags[providers.TagCluster] != "c1" {
+		t.Fatalf("m-1 = %+v, want running on %s", m1, h1.Addr)
+	}
+	if id, _ := os.ReadFile(filepath.Join(h1.Root, "var/lib/wharf-agent/machine-id")); string(id) != "m-1\n" {
+		t.Fatalf("machine-id on the host: %q", id)
+	}
+	waitFor(t, "the agent on h1", func() bool { return agentArgs(h1) != "" })
+	for _, want := range []string{"--token WJ1.join-m-1", "--machine-id m-1", "--pool metal", "--hub 10.1.0.1:7481 --hub 10.2.0.1:7481"} {
+		if !strings.Contains(agentArgs(h1), want) {
+			t.Errorf("agent args %q lack %q", agentArgs(h1), want)
+		}
+	}
+
+	// Idempotent: the same machine again is the same host, not a second install.
+	again, err := p.Create(ctx, request(hub, t, "m-1", h1.Addr, h2.Addr))
+	if err != nil || again.ProviderID != h1.Addr || again.State != providers.StateRunning {
+		t.Fatalf("create m-1 again: %+v %v", again, err)
+	}
+	if n := hub.installs.Load(); n != 1 {
+		t.Fatalf("install.sh fetched %d times, want 1", n)
+	}
+
+	// The next machine takes the next free host; then there is none.
+	m2, err := p.Create(ctx, request(hub, t, "m-2", h1.Addr, h2.Addr))
+	if err != nil || m2.ProviderID != h2.Addr {
+		t.Fatalf("create m-2: %+v %v, want it on %s", m2, err, h2.Addr)
+	}
+	_, err = p.Create(ctx, request(hub, t, "m-3", h1.Addr, h2.Addr))
+	wantKind(t, "create with no free host", err, providers.KindQuota)
+
+	list, err := p.List(ctx, "c1")
+	slices.SortFunc(list, func(a, b providers.Machine) int { return strings.Compare(a.MachineID, b.MachineID) })
+	if err != nil || len(list) != 2 || list[0].MachineID != "m-1" || list[1].MachineID != "m-2" || list[0].ProviderID != h1.Addr {
+		t.Fatalf("list c1: %+v %v", list, err)
+	}
+	if other, err := p.List(ctx, "c2"); err != nil || len(other) != 0 {
+		t.Fatalf("list of another cluster: %+v %v", other, err)
+	}
+	if d, err := p.Describe(ctx, h2.Addr); err != nil || d.State != providers.StateRunning || d.MachineID != "m-2" {
+		t.Fatalf("describe h2: %+v %v", d, err)
+	}
+
+	// Delete uninstalls: the loop and agent stop, the files go; twice is fine.
+	loop, _ := os.ReadFile(filepath.Join(h1.Root, "var/lib/wharf-agent/agent.pid"))
+	loopPID, _ := strconv.Atoi(strings.TrimSpace(string(loop)))
+	if loopPID <= 1 {
+		t.Fatalf("no restart loop PID on h1: %q", loop)
+	}
+	for i := 0; i < 2; i++ {
+		if err := p.Delete(ctx, h1.Addr); err != nil {
+			t.Fatalf("delete %d: %v", i+1, err)
+		}
+	}
+	waitFor(t, "the agent's loop to end", func() bool { return syscall.Kill(loopPID, 0) != nil })
+	for _, f := range []string{"var/lib/wharf-agent", "usr/local/bin/wharf", "usr/local/bin/wharf-agent-uninstall"} {
+		if h1.exists(f) {
+			t.Errorf("%s is still on h1 after delete", f)
+		}
+	}
+	if d, err := p.Describe(ctx, h1.Addr); err != nil || d.State != providers.StateGone {
+		t.Fatalf("describe h1 after delete: %+v %v", d, err)
+	}
+
+	// The freed host takes the next machine.
+	m3, err := p.Create(ctx, request(hub, t, "m-3", h1.Addr, h2.Addr))
+	if err != nil || m3.ProviderID != h1.Addr {
+		t.Fatalf("create m-3: %+v %v, want it on the freed %s", m3, err, h1.Addr)
+	}
+	for _, h := range []string{h1.Addr, h2.Addr} {
+		if err := p.Delete(ctx, h); err != nil {
+			t.Fatalf("delete %s: %v", h, err)
+		}
+	}
+}
+
+func TestHostKeyRefused(t *testing.T) {
+	ctx := context.Background()
+	client, key := newKey(t)
+	other, _ := newKey(t)
+	h := startSSHD(t, client.PublicKey())
+	hub := startHub(t, true)
+	for name, pins := range map[string]map[string]string{
+		"mismatch": {h.Addr: ssh.FingerprintSHA256(other.PublicKey())},
+		"unpinned": {"127.0.0.1:1": h.Fingerprint},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := newProvider(t, account(key, pins))
+			_, err := p.Create(ctx, request(hub, t, "m-1", h.Addr))
+			wantKind(t, "create", err, providers.KindHostKey)
+			if providers.Retryable(err) {
+				t.Fatal("a host key refusal is retryable; it needs an admin")
+			}
+			_, err = p.Describe(ctx, h.Addr)
+			wantKind(t, "describe", err, providers.KindHostKey)
+			wantKind(t, "delete", p.Delete(ctx, h.Addr), providers.KindHostKey)
+			// Nothing ran there: no marker, no download.
+			if h.exists("var/lib/wharf-agent") || h.exists("usr") {
+				t.Fatal("something was written on a host whose key was refused")
+			}
+			if n := hub.installs.Load(); n != 0 {
+				t.Fatalf("install.sh was fetched %d times", n)
+			}
+		})
+	}
+	// A whole `ssh-keygen -lf` line is a pin too.
+	p := newProvider(t, account(key, map[string]string{h.Addr: "256 " + h.Fingerprint + " root@host (ED25519)"}))
+	if d, err := p.Describe(ctx, h.Addr); err != nil || d.State != providers.StateGone {
+		t.Fatalf("describe with a pinned ssh-keygen line: %+v %v", d, err)
+	}
+}
+
+func TestUnreachableHost(t *testing.T) {
+	ctx := context.Background()
+	_, key := newKey(t)
+	hub := startHub(t, true)
+	dead := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	p := newProvider(t, account(key, map[string]string{dead: "SHA256:" + strings.Repeat("A", 43)}))
+	_, err := p.Create(ctx, request(hub, t, "m-1", dead))
+	wantKind(t, "create", err, providers.KindUnavailable)
+	_, err = p.Describe(ctx, dead)
+	wantKind(t, "describe", err, providers.KindUnavailable)
+	wantKind(t, "delete", p.Delete(ctx, dead), providers.KindUnavailable)
+	_, err = p.List(ctx, "c1")
+	wantKind(t, "list", err, providers.KindUnavailable)
+}
+
+func TestBadCredentials(t *testing.T) {
+	ctx := context.Background()
+	client, _ := newKey(t)
+	_, wrong := newKey(t)
+	h := startSSHD(t, client.PublicKey())
+	hub := startHub(t, true)
+	p := newProvider(t, account(wrong, map[string]string{h.Addr: h.Fingerprint}))
+	if err := p.Check(ctx); err != nil {
+		t.Fatalf("check of a well-formed key: %v", err)
+	}
+	_, err := p.Create(ctx, request(hub, t, "m-1", h.Addr))
+	wantKind(t, "create with a key the host does not accept", err, providers.KindBadCredentials)
+	if h.exists("var/lib/wharf-agent") || hub.installs.Load() != 0 {
+		t.Fatal("something ran with a refused key")
+	}
+
+	const secret = "c2VjcmV0LWtleS1tYXRlcmlhbA"
+	for name, creds := range map[string]providers.Credentials{
+		"garbage key": {User: "root", PrivateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\n" + secret + "\n-----END OPENSSH PRIVATE KEY-----\n", HostKeyFingerprints: map[string]string{h.Addr: h.Fingerprint}},
+		"no user":     {PrivateKey: string(wrong), HostKeyFingerprints: map[string]string{h.Addr: h.Fingerprint}},
+		"bad pin":     {User: "root", PrivateKey: string(wrong), HostKeyFingerprints: map[string]string{h.Addr: "MD5:aa:bb"}},
+		"pin no port": {User: "root", PrivateKey: string(wrong), HostKeyFingerprints: map[string]string{"10.0.0.1": h.Fingerprint}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := newProvider(t, providers.Account{Type: "ssh", Credentials: creds})
+			err := p.Check(ctx)
+			wantKind(t, "check", err, providers.KindBadCredentials)
+			if strings.Contains(err.Error(), secret) {
+				t.Fatalf("the error quotes the key: %v", err)
+			}
+			_, err = p.Create(ctx, request(hub, t, "m-1", h.Addr))
+			wantKind(t, "create", err, providers.KindBadCredentials)
+		})
+	}
+}
+
+func TestFailedInstallReportsStderrAndFreesTheHost(t *testing.T) {
+	ctx := context.Background()
+	client, key := newKey(t)
+	h := startSSHD(t, client.PublicKey())
+	stopAgentsOnCleanup(t, h)
+	hub := startHub(t, false) // install.sh, but no binary to download
+	p := newProvider(t, account(key, map[string]string{h.Addr: h.Fingerprint}))
+	_, err := p.Create(ctx, request(hub, t, "m-1", h.Addr))
+	var pe *providers.Error
+	if !errors.As(err, &pe) || !strings.Contains(pe.Message, "download of wharf-linux-"+runtime.GOARCH) || !strings.HasPrefix(pe.Code, "exit ") {
+		t.Fatalf("create with a failing install: %v, want an *Error with the install's stderr", err)
+	}
+	if strings.Contains(err.Error(), "WJ1.") {
+		t.Fatalf("the error quotes the join token: %v", err)
+	}
+	if h.exists("var/lib/wharf-agent") {
+		t.Fatal("the failed install left the host taken")
+	}
+	if d, err := p.Describe(ctx, h.Addr); err != nil || d.State != providers.StateGone {
+		t.Fatalf("describe after a failed install: %+v %v", d, err)
+	}
+}
+
+func TestOpenByType(t *testing.T) {
+	_, key := newKey(t)
+	p, err := providers.Open(account(key, map[string]string{"10.0.0.1:22": "SHA256:" + strings.Repeat("A", 43)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Check(context.Background()); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	if _, ok, err := p.Shape(context.Background(), providers.Template{Hosts: []string{"10.0.0.1:22"}}); ok || err != nil {
+		t.Fatalf("shape: %v %v, want unknown", ok, err)
+	}
+}
+
+func TestInstallScript(t *testing.T) {
+	for name, tc := range map[string]struct {
+		data, want, err string
+	}{
+		"argv":       {"#cloud-config\nruncmd:\n- [sh, -c, \"echo 'a b'\"]\n", "set -e\n'sh' '-c' 'echo '\\''a b'\\'''\n", ""},
+		"string":     {"#cloud-config\nruncmd:\n- echo hi\n- [echo, ho]\n", "set -e\necho hi\n'echo' 'ho'\n", ""},
+		"script":     {"#!/bin/sh\necho hi\n", "#!/bin/sh\necho hi\n", ""},
+		"no runcmd":  {"#cloud-config\npackages: [curl]\n", "", "no runcmd"},
+		"empty":      {"", "", "no user data"},
+		"other":      {"hello", "", "neither"},
+		"bad entry":  {"#cloud-config\nruncmd:\n- {a: b}\n", "", "entry 1"},
+		"empty argv": {"#cloud-config\nruncmd:\n- []\n", "", "entry 1"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			got, err := installScript([]byte(tc.data))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("%v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %q %v, want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestNormalizeFingerprint(t *testing.T) {
+	fp := "SHA256:" + strings.Repeat("x", 43)
+	for in, want := range map[string]string{
+		fp:                               fp,
+		fp + "=":                         fp,
+		"256 " + fp + " c@h (ED25519)":   fp,
+		"SHA256:short":                   "",
+		"MD5:12:34":                      "",
+		"":                               "",
+		"3072 " + fp + " root@h (RSA) x": fp,
+	} {
+		got, ok := normalizeFingerprint(in)
+		if got != want || ok != (want != "") {
+			t.Errorf("%q: %q %v, want %q", in, got, ok, want)
+		}
+	}
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
