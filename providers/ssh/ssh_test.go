@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -388,5 +389,86 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestCreateSkipsHandInstalledHostsAndResumesItsOwn(t *testing.T) {
+	ctx := context.Background()
+	client, key := newKey(t)
+	h1, h2, h3 := startSSHD(t, client.PublicKey()), startSSHD(t, client.PublicKey()), startSSHD(t, client.PublicKey())
+	for _, h := range []*sshd{h1, h2, h3} {
+		stopAgentsOnCleanup(t, h)
+	}
+	hub := startHub(t, true)
+	p := newProvider(t, account(key, map[string]string{h1.Addr: h1.Fingerprint, h2.Addr: h2.Fingerprint, h3.Addr: h3.Fingerprint}))
+
+	// h1 runs an agent installed by hand: never taken over.
+	if err := os.MkdirAll(filepath.Join(h1.Root, "var/lib/wharf-agent"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// h3 was taken for m-9 by a create whose install never finished.
+	if err := os.MkdirAll(filepath.Join(h3.Root, "var/lib/wharf-agent"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tags := "wharf-cluster=c1\nwharf-machine=m-9\nwharf-pool=metal\n"
+	if err := os.WriteFile(filepath.Join(h3.Root, "var/lib/wharf-agent/wharf-machine.tags"), []byte(tags), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := p.Describe(ctx, h3.Addr); err != nil || d.State != providers.StatePending || d.MachineID != "m-9" {
+		t.Fatalf("describe of a host being installed: %+v %v", d, err)
+	}
+
+	m, err := p.Create(ctx, request(hub, t, "m-1", h1.Addr, h2.Addr, h3.Addr))
+	if err != nil || m.ProviderID != h2.Addr {
+		t.Fatalf("create m-1: %+v %v, want it on %s (h1 has an agent of its own, h3 is m-9's)", m, err, h2.Addr)
+	}
+	if h1.exists("usr") {
+		t.Fatal("the hand-installed host was touched")
+	}
+	// A retry of m-9 finishes its install where it began, though h2 comes first.
+	m, err = p.Create(ctx, request(hub, t, "m-9", h2.Addr, h3.Addr))
+	if err != nil || m.ProviderID != h3.Addr || m.State != providers.StateRunning {
+		t.Fatalf("create m-9: %+v %v, want it running on %s", m, err, h3.Addr)
+	}
+	for _, h := range []string{h2.Addr, h3.Addr} {
+		if err := p.Delete(ctx, h); err != nil {
+			t.Fatalf("delete %s: %v", h, err)
+		}
+	}
+	if err := p.Delete(ctx, h1.Addr); err != nil || !h1.exists("var/lib/wharf-agent") {
+		t.Fatalf("delete of the hand-installed host: %v; it must stay as it is", err)
+	}
+}
+
+func TestConcurrentCreatesTakeDifferentHosts(t *testing.T) {
+	ctx := context.Background()
+	client, key := newKey(t)
+	h1, h2 := startSSHD(t, client.PublicKey()), startSSHD(t, client.PublicKey())
+	stopAgentsOnCleanup(t, h1)
+	stopAgentsOnCleanup(t, h2)
+	hub := startHub(t, true)
+	acct := account(key, map[string]string{h1.Addr: h1.Fingerprint, h2.Addr: h2.Fingerprint})
+	// Two providers, as two hub processes would have: only the hosts
+	// themselves can keep them apart.
+	ps := []*Provider{newProvider(t, acct), newProvider(t, acct)}
+	got := make([]providers.Machine, 2)
+	errs := make([]error, 2)
+	reqs := []providers.CreateRequest{request(hub, t, "m-0", h1.Addr, h2.Addr), request(hub, t, "m-1", h1.Addr, h2.Addr)}
+	var wg sync.WaitGroup
+	for i := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got[i], errs[i] = ps[i].Create(ctx, reqs[i])
+		}()
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil || got[0].ProviderID == got[1].ProviderID {
+		t.Fatalf("concurrent creates: %+v %v / %+v %v, want two hosts", got[0], errs[0], got[1], errs[1])
+	}
+	for _, h := range []string{h1.Addr, h2.Addr} {
+		if err := ps[0].Delete(ctx, h); err != nil {
+			t.Fatalf("delete %s: %v", h, err)
+		}
 	}
 }
