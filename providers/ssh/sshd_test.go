@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -67,12 +68,28 @@ type sshd struct {
 	dir         string
 }
 
-// startSSHD runs `sshd -D -e` with a config of its own in a temp dir that
-// lets authorized log in as root; it is stopped by its PID when the test
-// ends.
+// startSSHD runs `sshd -D -e` on loopback with a config of its own in a
+// temp dir that lets authorized log in as root; it is stopped by its PID
+// when the test ends.
 func startSSHD(t testing.TB, authorized ...ssh.PublicKey) *sshd {
 	t.Helper()
 	requireSSHD(t)
+	return launchSSHD(t, "127.0.0.1", freePort(t), func(cmd *exec.Cmd) error {
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		t.Cleanup(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+		})
+		return nil
+	}, exec.Command, authorized...)
+}
+
+// launchSSHD starts sshd listening on ip:port with command and start
+// (which must see to stopping it).
+func launchSSHD(t testing.TB, ip string, port int, start func(*exec.Cmd) error, command func(string, ...string) *exec.Cmd, authorized ...ssh.PublicKey) *sshd {
+	t.Helper()
 	// sshd refuses to start without its privilege separation directory,
 	// which the Debian package leaves to the init system.
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
@@ -94,11 +111,10 @@ func startSSHD(t testing.TB, authorized ...ssh.PublicKey) *sshd {
 	if err := os.MkdirAll(s.Root, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
-	s.Addr = fmt.Sprintf("127.0.0.1:%d", port)
+	s.Addr = net.JoinHostPort(ip, strconv.Itoa(port))
 	cfg := strings.Join([]string{
 		fmt.Sprintf("Port %d", port),
-		"ListenAddress 127.0.0.1",
+		"ListenAddress " + ip,
 		"HostKey " + filepath.Join(dir, "host_key"),
 		"PidFile none",
 		"AuthorizedKeysFile " + filepath.Join(dir, "authorized_keys"),
@@ -121,14 +137,12 @@ func startSSHD(t testing.TB, authorized ...ssh.PublicKey) *sshd {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(sshdPath, "-D", "-e", "-f", cfgPath)
+	cmd := command(sshdPath, "-D", "-e", "-f", cfgPath)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	if err := start(cmd); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
 		logf.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(filepath.Join(dir, "sshd.log"))
