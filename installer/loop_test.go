@@ -22,8 +22,9 @@ type fakeAgent struct {
 }
 
 func (f fakeAgent) script() string {
-	return "#!/bin/sh\necho \"$*\" >>" + filepath.Join(f.dir, "agent.args") +
-		"\necho $$ >" + filepath.Join(f.dir, "agent.pid") + "\nexec sleep 120\n"
+	// The PID goes first: once a run is counted, its PID is on disk.
+	return "#!/bin/sh\necho $$ >" + filepath.Join(f.dir, "agent.pid") +
+		"\necho \"$*\" >>" + filepath.Join(f.dir, "agent.args") + "\nexec sleep 120\n"
 }
 
 // runs lists the argument lines of every start of the fake agent.
@@ -104,7 +105,18 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+// alive reports whether pid runs; a zombie (an orphan its new parent has
+// not reaped yet) does not.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// pid (comm) STATE ...: comm may hold spaces, the state follows its ")".
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
+}
 
 func readPID(t testing.TB, path string) int {
 	t.Helper()

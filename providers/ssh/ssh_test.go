@@ -189,7 +189,7 @@ func TestCreateDescribeListDelete(t *testing.T) {
 			t.Fatalf("delete %d: %v", i+1, err)
 		}
 	}
-	waitFor(t, "the agent's loop to end", func() bool { return syscall.Kill(loopPID, 0) != nil })
+	waitFor(t, "the agent's loop to end", func() bool { return !alive(loopPID) })
 	for _, f := range []string{"var/lib/wharf-agent", "usr/local/bin/wharf", "usr/local/bin/wharf-agent-uninstall"} {
 		if h1.exists(f) {
 			t.Errorf("%s is still on h1 after delete", f)
@@ -379,6 +379,18 @@ func TestNormalizeFingerprint(t *testing.T) {
 			t.Errorf("%q: %q %v, want %q", in, got, ok, want)
 		}
 	}
+}
+
+// alive reports whether pid runs; a zombie (an orphan its new parent has
+// not reaped yet) does not.
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b) // pid (comm) STATE ...; comm may hold spaces
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
 }
 
 func waitFor(t testing.TB, what string, cond func() bool) {
