@@ -58,7 +58,7 @@ func (p *Provider) dial(ctx context.Context, host string) (*ssh.Client, error) {
 			return c, nil
 		case errors.As(err, &hk):
 			mismatch = append(mismatch, hk.got)
-		case strings.Contains(err.Error(), "no common algorithm for host key"):
+		case noHostKeyOfType(err):
 			// The host has no key of this type: try the next.
 		default:
 			return nil, err
@@ -106,7 +106,7 @@ func (p *Provider) handshake(ctx context.Context, host, want string, algos []str
 		conn.Close()
 		var hk *hostKeyError
 		switch {
-		case errors.As(err, &hk), strings.Contains(err.Error(), "no common algorithm for host key"):
+		case errors.As(err, &hk), noHostKeyOfType(err):
 			return nil, err
 		case strings.Contains(err.Error(), "unable to authenticate"):
 			return nil, &providers.Error{Kind: providers.KindBadCredentials, Code: "auth_failed",
@@ -116,6 +116,13 @@ func (p *Provider) handshake(ctx context.Context, host, want string, algos []str
 	}
 	conn.SetDeadline(time.Time{})
 	return ssh.NewClient(cc, chans, reqs), nil
+}
+
+// noHostKeyOfType reports whether err is the host having no key of the
+// types offered.
+func noHostKeyOfType(err error) bool {
+	var ne *ssh.AlgorithmNegotiationError
+	return errors.As(err, &ne) && ne.What == "host key"
 }
 
 // exitError is a remote command's non-zero exit.

@@ -1,7 +1,9 @@
 package ssh
 
 import (
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
 	"fmt"
@@ -64,7 +66,8 @@ func newKey(t testing.TB) (ssh.Signer, []byte) {
 type sshd struct {
 	Addr        string // 127.0.0.1:PORT
 	Root        string // WHARF_ROOT of its sessions
-	Fingerprint string // of its host key, SHA256:...
+	Fingerprint string // of its ed25519 host key, SHA256:...
+	ECDSA       string // the fingerprint of its second host key, ECDSA P-256
 	dir         string
 }
 
@@ -100,6 +103,21 @@ func launchSSHD(t testing.TB, ip string, port int, start func(*exec.Cmd) error, 
 	if err := os.WriteFile(filepath.Join(dir, "host_key"), hostPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecBlock, err := ssh.MarshalPrivateKey(ecKey, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "host_key_ecdsa"), pem.EncodeToMemory(ecBlock), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ecPub, err := ssh.NewPublicKey(&ecKey.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var auth strings.Builder
 	for _, k := range authorized {
 		auth.Write(ssh.MarshalAuthorizedKey(k))
@@ -107,7 +125,7 @@ func launchSSHD(t testing.TB, ip string, port int, start func(*exec.Cmd) error, 
 	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), []byte(auth.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s := &sshd{Root: filepath.Join(dir, "root"), Fingerprint: ssh.FingerprintSHA256(hostSigner.PublicKey()), dir: dir}
+	s := &sshd{Root: filepath.Join(dir, "root"), Fingerprint: ssh.FingerprintSHA256(hostSigner.PublicKey()), ECDSA: ssh.FingerprintSHA256(ecPub), dir: dir}
 	if err := os.MkdirAll(s.Root, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -116,6 +134,7 @@ func launchSSHD(t testing.TB, ip string, port int, start func(*exec.Cmd) error, 
 		fmt.Sprintf("Port %d", port),
 		"ListenAddress " + ip,
 		"HostKey " + filepath.Join(dir, "host_key"),
+		"HostKey " + filepath.Join(dir, "host_key_ecdsa"),
 		"PidFile none",
 		"AuthorizedKeysFile " + filepath.Join(dir, "authorized_keys"),
 		"UsePAM no",
