@@ -73,6 +73,22 @@ func TestInstallScript(t *testing.T) {
 	if strings.Contains(out, "WJ1.") {
 		t.Fatalf("install.sh printed the join token:\n%s", out)
 	}
+
+	// The uninstaller stops and disables the unit, then removes it all.
+	os.Remove(sysLog)
+	un := exec.Command(filepath.Join(root, "usr/local/bin/wharf-agent-uninstall"))
+	un.Env = append(os.Environ(), "PATH="+filepath.Join(filepath.Dir(sysLog), "bin")+":"+os.Getenv("PATH"))
+	if out, err := un.CombinedOutput(); err != nil {
+		t.Fatalf("uninstall: %v\n%s", err, out)
+	}
+	if calls, _ := os.ReadFile(sysLog); string(calls) != "disable --now wharf-agent.service\ndaemon-reload\n" {
+		t.Fatalf("systemctl calls of the uninstall %q", calls)
+	}
+	for _, p := range []string{"etc/systemd/system/wharf-agent.service", "usr/local/bin/wharf", "var/lib/wharf-agent"} {
+		if _, err := os.Stat(filepath.Join(root, p)); err == nil {
+			t.Errorf("%s is still there after uninstall", p)
+		}
+	}
 }
 
 func TestInstallScriptRefusesBadInput(t *testing.T) {

@@ -22,6 +22,9 @@
 // The hosts this provider answers for are the account's pinned hosts (it
 // may reach no others): List scans all of them, which needs no template
 // and survives a hub restart.
+//
+// Commands run with sh; for a user other than root they run through
+// `sudo -n`, so that user needs passwordless sudo.
 package ssh
 
 import (
