@@ -21,7 +21,7 @@
 //
 // The hosts this provider answers for are the account's pinned hosts (it
 // may reach no others): List scans all of them, which needs no template
-// and survives a hub restart.
+// and survives a hub restart; it leaves out the hosts it cannot read.
 //
 // Commands run with sh; for a user other than root they run through
 // `sudo -n`, so that user needs passwordless sudo.
@@ -88,9 +88,10 @@ type Provider struct {
 	opts    Options
 	log     *slog.Logger
 
-	mu    sync.Mutex
-	locks map[string]*sync.Mutex // per host
-	algos map[string][]string    // per host, the host key algorithms whose key matched its pin
+	mu       sync.Mutex
+	locks    map[string]*sync.Mutex // per host
+	installs map[string]string      // machine id -> the host its install began on
+	algos    map[string][]string    // per host, the host key algorithms whose key matched its pin
 }
 
 var _ providers.Provider = (*Provider)(nil)
@@ -104,12 +105,13 @@ func New(acct providers.Account, opts Options) (*Provider, error) {
 	}
 	opts = opts.withDefaults()
 	p := &Provider{
-		user:  acct.Credentials.User,
-		pins:  map[string]string{},
-		opts:  opts,
-		log:   opts.Logger.With("component", "provider-ssh", "account", acct.Name),
-		locks: map[string]*sync.Mutex{},
-		algos: map[string][]string{},
+		user:     acct.Credentials.User,
+		pins:     map[string]string{},
+		opts:     opts,
+		log:      opts.Logger.With("component", "provider-ssh", "account", acct.Name),
+		locks:    map[string]*sync.Mutex{},
+		installs: map[string]string{},
+		algos:    map[string][]string{},
 	}
 	p.credErr = p.parseCredentials(acct.Credentials)
 	return p, nil
@@ -199,10 +201,10 @@ func (p *Provider) Shape(ctx context.Context, t providers.Template) (providers.R
 // when installed, and installed again when a previous install did not
 // finish), else the first free host, in the template's order. The install
 // runs the runcmd of req.UserData (a #cloud-config document) or, when it
-// is a script (#!), the script. A host that cannot be read makes Create
-// fail (KindUnavailable) unless another holds the machine: it might hold
-// it, and installing a second copy elsewhere would break idempotency. No
-// free host left is KindQuota.
+// is a script (#!), the script. A host whose key or login is refused fails
+// the create (KindHostKey, KindBadCredentials); an unreachable one is
+// skipped unless this provider began the machine's install there. No free
+// host left is KindQuota, or KindUnavailable while a host is unreachable.
 func (p *Provider) Create(ctx context.Context, req providers.CreateRequest) (providers.Machine, error) {
 	if p.credErr != nil {
 		return providers.Machine{}, p.credErr
@@ -230,20 +232,27 @@ func (p *Provider) Create(ctx context.Context, req providers.CreateRequest) (pro
 			return p.install(ctx, hosts[i], req.MachineID, tags, script, true)
 		}
 	}
-	// A host that refused its key, or that cannot be read, might hold the
-	// machine: fail rather than risk a second copy. The host key error
-	// comes first: it needs an admin.
-	var first error
+	// A host that refused its key or this user needs an admin: fail. One
+	// that cannot be reached is skipped, unless this provider began this
+	// machine's install there (its answer lost): then it waits for that
+	// host rather than install a second copy elsewhere.
+	var down error
 	for i, err := range errs {
-		if err != nil && (first == nil || providers.KindOf(err) == providers.KindHostKey && providers.KindOf(first) != providers.KindHostKey) {
-			first = fmt.Errorf("host %s (cannot tell whether it holds machine %s; fix it or take it out of the template): %w", hosts[i], req.MachineID, err)
+		switch k := providers.KindOf(err); {
+		case err == nil:
+		case k == providers.KindHostKey || k == providers.KindBadCredentials:
+			return providers.Machine{}, fmt.Errorf("host %s: %w", hosts[i], err)
+		case p.began(req.MachineID) == hosts[i]:
+			return providers.Machine{}, fmt.Errorf("host %s, where machine %s's install began: %w", hosts[i], req.MachineID, err)
+		default:
+			p.log.Warn("create: host skipped", "host", hosts[i], "machine", req.MachineID, "err", err)
+			if down == nil {
+				down = fmt.Errorf("host %s: %w", hosts[i], err)
+			}
 		}
 	}
-	if first != nil {
-		return providers.Machine{}, first
-	}
 	for i, st := range states {
-		if st.taken {
+		if errs[i] != nil || st.taken {
 			continue
 		}
 		m, err := p.install(ctx, hosts[i], req.MachineID, tags, script, false)
@@ -252,9 +261,23 @@ func (p *Provider) Create(ctx context.Context, req providers.CreateRequest) (pro
 		}
 		return m, err
 	}
+	if down != nil { // it may be free when it is back
+		return providers.Machine{}, fmt.Errorf("no free host reachable: %w", down)
+	}
 	return providers.Machine{}, &providers.Error{Kind: providers.KindQuota, Code: "no_free_host",
 		Message: fmt.Sprintf("all %d hosts of the template already hold a wharf agent", len(hosts))}
 }
+
+// began is the host where this provider began machineID's install (""
+// when none).
+func (p *Provider) began(machineID string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.installs[machineID]
+}
+
+// freeTimeout bounds the undoing of a failed install.
+const freeTimeout = 30 * time.Second
 
 // errTaken: the host was taken between reading it and taking it.
 var errTaken = errors.New("host already taken")
@@ -273,6 +296,9 @@ func (p *Provider) install(ctx context.Context, host, machineID string, tags map
 	defer c.Close()
 	log := p.log.With("host", host, "machine", machineID)
 	log.Info("installing the agent")
+	p.mu.Lock()
+	p.installs[machineID] = host
+	p.mu.Unlock()
 	ictx, cancel := context.WithTimeout(ctx, p.opts.InstallTimeout)
 	defer cancel()
 	out, err := p.output(ictx, c, installAndReport(machineID, tags, script, held))
@@ -281,7 +307,11 @@ func (p *Provider) install(ctx context.Context, host, machineID string, tags map
 		return providers.Machine{}, errTaken
 	case err != nil:
 		log.Warn("install failed; freeing the host", "err", err)
-		p.free(host)
+		if p.free(host) {
+			p.mu.Lock()
+			delete(p.installs, machineID)
+			p.mu.Unlock()
+		}
 		return providers.Machine{}, fmt.Errorf("host %s: install: %w", host, err)
 	}
 	st := parseState(out)
@@ -294,19 +324,23 @@ func (p *Provider) install(ctx context.Context, host, machineID string, tags map
 }
 
 // free undoes a failed install on a fresh connection (the one that ran
-// it may be gone with the caller's context), bounded by CommandTimeout.
-func (p *Provider) free(host string) {
-	ctx, cancel := context.WithTimeout(context.Background(), p.opts.CommandTimeout)
+// it may be gone with the caller's context), bounded by freeTimeout: the
+// caller's deadline may have passed already. It reports whether the host
+// is free.
+func (p *Provider) free(host string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), min(p.opts.CommandTimeout, freeTimeout))
 	defer cancel()
 	c, err := p.dial(ctx, host)
 	if err != nil {
 		p.log.Warn("could not free the host after a failed install", "host", host, "err", err)
-		return
+		return false
 	}
 	defer c.Close()
 	if err := p.runShort(ctx, c, uninstallScript); err != nil {
 		p.log.Warn("could not free the host after a failed install", "host", host, "err", err)
+		return false
 	}
+	return true
 }
 
 // Delete runs the uninstall on the host. A host that holds no wharf
@@ -326,6 +360,13 @@ func (p *Provider) Delete(ctx context.Context, providerID string) error {
 	if err := p.runShort(ctx, c, uninstallScript); err != nil {
 		return fmt.Errorf("host %s: uninstall: %w", providerID, err)
 	}
+	p.mu.Lock()
+	for id, h := range p.installs {
+		if h == providerID {
+			delete(p.installs, id)
+		}
+	}
+	p.mu.Unlock()
 	p.log.Info("agent uninstalled", "host", providerID)
 	return nil
 }
@@ -350,21 +391,33 @@ func (p *Provider) Describe(ctx context.Context, providerID string) (providers.M
 }
 
 // List reads every pinned host and returns those holding a machine of
-// cluster. It fails when any pinned host cannot be read: a partial list
-// would make the machines there look deleted.
+// cluster. A host that cannot be read (unreachable, or refused) is left
+// out, with a warning: it is no evidence of a machine, and the caller
+// tells a lost machine by its host going down as well. When no host can be
+// read at all, List fails with the first host's error (in host order).
 func (p *Provider) List(ctx context.Context, cluster string) ([]providers.Machine, error) {
 	if p.credErr != nil {
 		return nil, p.credErr
 	}
 	states, errs := p.readHosts(ctx, p.hosts)
 	var out []providers.Machine
+	var first error
+	read := 0
 	for i, st := range states {
 		if errs[i] != nil {
-			return nil, fmt.Errorf("list: host %s: %w", p.hosts[i], errs[i])
+			p.log.Warn("list: host left out", "host", p.hosts[i], "err", errs[i])
+			if first == nil {
+				first = fmt.Errorf("list: host %s: %w", p.hosts[i], errs[i])
+			}
+			continue
 		}
+		read++
 		if st.tags[providers.TagCluster] == cluster {
 			out = append(out, st.machine(p.hosts[i]))
 		}
+	}
+	if read == 0 && first != nil {
+		return nil, first
 	}
 	return out, nil
 }

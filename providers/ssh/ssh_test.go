@@ -127,14 +127,16 @@ func TestCreateDescribeListDelete(t *testing.T) {
 	stopAgentsOnCleanup(t, h1)
 	stopAgentsOnCleanup(t, h2)
 	hub := startHub(t, true)
-	p := newProvider(t, account(key, map[string]string{h1.Addr: h1.Fingerprint, h2.Addr: h2.Fingerprint}))
+	// A third pinned host is down: List leaves it out.
+	dead := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	p := newProvider(t, account(key, map[string]string{h1.Addr: h1.Fingerprint, h2.Addr: h2.Fingerprint, dead: h1.Fingerprint}))
 	if err := p.Check(ctx); err != nil {
 		t.Fatalf("check: %v", err)
 	}
 
-	m1, err := p.Create(ctx, request(hub, t, "m-1", h1.Addr, h2.Addr))
+	m1, err := p.Create(ctx, request(hub, t, "m-1", dead, h1.Addr, h2.Addr))
 	if err != nil {
-		t.Fatalf("create m-1: %v", err)
+		t.Fatalf("create m-1 (the first host of the template down): %v", err)
 	}
 	if m1.ProviderID != h1.Addr || m1.MachineID != "m-1" || m1.State != providers.StateRunning || m1.Tags[providers.TagCluster] != "c1" {
 		t.Fatalf("m-1 = %+v, want running on %s", m1, h1.Addr)
@@ -150,7 +152,7 @@ func TestCreateDescribeListDelete(t *testing.T) {
 	}
 
 	// Idempotent: the same machine again is the same host, not a second install.
-	again, err := p.Create(ctx, request(hub, t, "m-1", h1.Addr, h2.Addr))
+	again, err := p.Create(ctx, request(hub, t, "m-1", dead, h1.Addr, h2.Addr))
 	if err != nil || again.ProviderID != h1.Addr || again.State != providers.StateRunning {
 		t.Fatalf("create m-1 again: %+v %v", again, err)
 	}
@@ -165,6 +167,8 @@ func TestCreateDescribeListDelete(t *testing.T) {
 	}
 	_, err = p.Create(ctx, request(hub, t, "m-3", h1.Addr, h2.Addr))
 	wantKind(t, "create with no free host", err, providers.KindQuota)
+	_, err = p.Create(ctx, request(hub, t, "m-3", h1.Addr, h2.Addr, dead))
+	wantKind(t, "create with no free host but one down", err, providers.KindUnavailable)
 
 	list, err := p.List(ctx, "c1")
 	slices.SortFunc(list, func(a, b providers.Machine) int { return strings.Compare(a.MachineID, b.MachineID) })
@@ -258,8 +262,10 @@ func TestHostKeyRefused(t *testing.T) {
 
 func TestUnreachableHost(t *testing.T) {
 	ctx := context.Background()
-	_, key := newKey(t)
+	client, key := newKey(t)
+	h := startSSHD(t, client.PublicKey())
 	hub := startHub(t, true)
+	// Chosen after every listener of the test is up, so none of them gets it.
 	dead := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	p := newProvider(t, account(key, map[string]string{dead: "SHA256:" + strings.Repeat("A", 43)}))
 	_, err := p.Create(ctx, request(hub, t, "m-1", dead))
@@ -268,7 +274,17 @@ func TestUnreachableHost(t *testing.T) {
 	wantKind(t, "describe", err, providers.KindUnavailable)
 	wantKind(t, "delete", p.Delete(ctx, dead), providers.KindUnavailable)
 	_, err = p.List(ctx, "c1")
-	wantKind(t, "list", err, providers.KindUnavailable)
+	wantKind(t, "list with its only host unreachable", err, providers.KindUnavailable)
+
+	// A host where this machine's install began (its answer lost) is waited
+	// for, not passed over for another.
+	p = newProvider(t, account(key, map[string]string{dead: "SHA256:" + strings.Repeat("A", 43), h.Addr: h.Fingerprint}))
+	p.installs["m-2"] = dead
+	_, err = p.Create(ctx, request(hub, t, "m-2", dead, h.Addr))
+	wantKind(t, "create of a machine begun on a host now down", err, providers.KindUnavailable)
+	if h.exists("var/lib/wharf-agent") || hub.installs.Load() != 0 {
+		t.Fatal("the machine was installed on another host")
+	}
 }
 
 func TestBadCredentials(t *testing.T) {
