@@ -82,7 +82,7 @@ if [ -f "$DATA/agent.pid" ]; then
 	case "$pid" in
 	"" | *[!0-9]*) ;;
 	*)
-		if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q "$DATA/run"; then
+		if [ -r "/proc/$pid/cmdline" ] && tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF "$DATA/run"; then
 			kill -TERM "-$pid" 2>/dev/null || true
 			n=0
 			while kill -0 "$pid" 2>/dev/null && [ $n -lt 50 ]; do

@@ -75,6 +75,7 @@ func (h *hub) userData(t testing.TB, id string) []byte {
 // stopAgentsOnCleanup kills what an install on s left running if the test
 // did not uninstall it: the restart loop's process group, by its PID.
 func stopAgentsOnCleanup(t testing.TB, s *sshd) {
+	t.Helper()
 	t.Cleanup(func() {
 		b, err := os.ReadFile(filepath.Join(s.Root, "var/lib/wharf-agent/agent.pid"))
 		if err != nil {
