@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"sync"
@@ -236,7 +237,7 @@ func (t *tailBuffer) String() string {
 // limitedWriter keeps the first n bytes and drops the rest, so a chatty
 // host cannot fill the hub's memory.
 type limitedWriter struct {
-	w interface{ Write([]byte) (int, error) }
+	w io.Writer
 	n int
 }
 
