@@ -7,6 +7,10 @@ import (
 	"github.com/wharf-platform/wharf/agent"
 	"github.com/wharf-platform/wharf/hub"
 	"github.com/wharf-platform/wharf/pkg/cli"
+
+	// The clouds a hub can create machines in: each registers itself with
+	// package providers (their SDKs are linked here, not where tests look).
+	_ "github.com/wharf-platform/wharf/providers/aws"
 )
 
 func main() {

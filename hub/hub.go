@@ -31,6 +31,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/logs"
 	"github.com/wharf-platform/wharf/hub/logstore"
 	"github.com/wharf-platform/wharf/hub/planner"
+	"github.com/wharf-platform/wharf/hub/provision"
 	"github.com/wharf-platform/wharf/hub/series"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/hub/traffic"
@@ -255,12 +256,25 @@ func New(cfg Config) (*Hub, error) {
 		{"metrics relay", metricsSvc},
 		{"log drains", drain.NewRunner(drain.RunnerConfig{State: store, Lines: logStore, Events: events, Dir: filepath.Join(cfg.DataDir, "drains"), Logger: logger("drains")})},
 	}
+	open := openProvider(cfg.Tuning)
+	if open == nil {
+		open = providers.Open
+	}
+	provMetrics := provision.NewMetrics()
+	provMetrics.Register(reg)
+	prov := provisioner{state: store, cfg: provision.Config{
+		Store:    &provisionStore{state: store, commit: cl, keys: keys, events: events, open: open, log: logger("provision")},
+		UserData: h.machineUserData,
+		Metrics:  provMetrics,
+		Logger:   logger("provision"),
+	}}
 	h.leader = []task{
 		{"agent CA", agentCA{state: store, commit: cl, log: log}},
 		{"liveness", tracker},
 		{"planner", planner.New(planner.Config{State: store, Plans: cl, Leases: tracker, Metrics: plans, Logger: logger("planner")})},
 		{"alerts", alerts},
 		{"provider credentials", &accounts.Resealer{State: store, Keys: keys, Commit: cl, Logger: logger("accounts")}},
+		{"provisioning", prov},
 		{"drills", drill.New(drill.Config{State: store, Commit: cl, Routes: tracker, Traffic: trafficSvc.Store(), Logger: logger("drills")})},
 	}
 	ok = true

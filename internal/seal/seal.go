@@ -13,6 +13,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -68,6 +69,7 @@ func GenerateKey() []byte {
 type key struct {
 	id   uint32
 	aead cipher.AEAD
+	mac  []byte // a subkey for Derive, never the sealing key itself
 }
 
 func newKey(raw []byte) (*key, error) {
@@ -82,7 +84,9 @@ func newKey(raw []byte) (*key, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &key{id: KeyID(raw), aead: aead}, nil
+	m := hmac.New(sha256.New, raw)
+	m.Write([]byte("wharf derive subkey v1"))
+	return &key{id: KeyID(raw), aead: aead, mac: m.Sum(nil)}, nil
 }
 
 // KeyID is the id a sealed value carries for a data key: the first four
@@ -122,6 +126,17 @@ func NewKeyring(current []byte, previous ...[]byte) (*Keyring, error) {
 		}
 	}
 	return r, nil
+}
+
+// Derive is a secret every holder of the current key computes alike, and
+// nobody without it can: HMAC-SHA256 of label and data under a subkey of
+// the current key. A key rotation changes what it gives.
+func (r *Keyring) Derive(label string, data []byte) []byte {
+	m := hmac.New(sha256.New, r.current.mac)
+	m.Write([]byte(label))
+	m.Write([]byte{0})
+	m.Write(data)
+	return m.Sum(nil)
 }
 
 // CurrentID is the id of the key Seal uses.

@@ -130,3 +130,19 @@ func TestDeriveKey(t *testing.T) {
 		t.Fatal("a 16-byte key was accepted")
 	}
 }
+
+func TestDerive(t *testing.T) {
+	a, b := GenerateKey(), GenerateKey()
+	ra, _ := NewKeyring(a)
+	ra2, _ := NewKeyring(a, b)
+	rb, _ := NewKeyring(b, a)
+	x := ra.Derive("join", []byte("m-1"))
+	if len(x) != 32 || !bytes.Equal(x, ra2.Derive("join", []byte("m-1"))) {
+		t.Fatal("one current key derives one secret")
+	}
+	for _, other := range [][]byte{ra.Derive("join", []byte("m-2")), ra.Derive("joim", []byte("m-1")), rb.Derive("join", []byte("m-1"))} {
+		if bytes.Equal(x, other) {
+			t.Fatal("another label, data or current key derived the same secret")
+		}
+	}
+}
