@@ -276,6 +276,15 @@ func (p *Provider) began(machineID string) string {
 	return p.installs[machineID]
 }
 
+// forget drops the record that machineID's install began on host.
+func (p *Provider) forget(machineID, host string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.installs[machineID] == host {
+		delete(p.installs, machineID)
+	}
+}
+
 // freeTimeout bounds the undoing of a failed install.
 const freeTimeout = 30 * time.Second
 
@@ -303,14 +312,13 @@ func (p *Provider) install(ctx context.Context, host, machineID string, tags map
 	defer cancel()
 	out, err := p.output(ictx, c, installAndReport(machineID, tags, script, held))
 	switch {
-	case isExit(err, exitTaken):
+	case isExit(err, exitTaken): // nothing of this machine was done there
+		p.forget(machineID, host)
 		return providers.Machine{}, errTaken
 	case err != nil:
 		log.Warn("install failed; freeing the host", "err", err)
 		if p.free(host) {
-			p.mu.Lock()
-			delete(p.installs, machineID)
-			p.mu.Unlock()
+			p.forget(machineID, host)
 		}
 		return providers.Machine{}, fmt.Errorf("host %s: install: %w", host, err)
 	}

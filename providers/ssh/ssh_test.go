@@ -504,6 +504,12 @@ func TestConcurrentCreatesTakeDifferentHosts(t *testing.T) {
 	if errs[0] != nil || errs[1] != nil || got[0].ProviderID == got[1].ProviderID {
 		t.Fatalf("concurrent creates: %+v %v / %+v %v, want two hosts", got[0], errs[0], got[1], errs[1])
 	}
+	for i := range ps {
+		// A host lost to the other create is not where this machine began.
+		if b := ps[i].began(reqs[i].MachineID); b != got[i].ProviderID {
+			t.Errorf("provider %d remembers machine %s begun on %s, want %s", i, reqs[i].MachineID, b, got[i].ProviderID)
+		}
+	}
 	for _, h := range []string{h1.Addr, h2.Addr} {
 		if err := ps[0].Delete(ctx, h); err != nil {
 			t.Fatalf("delete %s: %v", h, err)
