@@ -1,0 +1,242 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"strconv"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/wharf-platform/wharf/agent"
+	"github.com/wharf-platform/wharf/agent/driver/fake"
+	"github.com/wharf-platform/wharf/e2e/cloudsim"
+	"github.com/wharf-platform/wharf/hub/hubtest"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+	"github.com/wharf-platform/wharf/pkg/client"
+	"github.com/wharf-platform/wharf/providers"
+
+	_ "github.com/wharf-platform/wharf/providers/aws" // the real SDK against the simulator
+)
+
+// BenchmarkProvisionPool100 scales a provisioned pool from 0 to 100
+// machines in the EC2 simulator, through the real SDK and a real 3-node
+// hub, with two leader kills on the way. A machine "boots" after a fixed
+// delay into an agent of this process (real QUIC, real enrolment with the
+// join token and machine id its user data carries, a fake driver). It
+// reports the time from the first pending instance to 100 ready hosts
+// minus the boot delay, cloud API calls per machine, and duplicates and
+// leaks (both must be 0).
+//
+//	go test -run '^$' -bench ProvisionPool100 -benchtime 1x ./e2e
+func BenchmarkProvisionPool100(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		provisionPool100(b)
+	}
+}
+
+// userDataArgs finds an install option's values in a machine's user data.
+func userDataArgs(userData []byte, flag string) []string {
+	var doc struct {
+		RunCmd [][]string `json:"runcmd"`
+	}
+	if err := yaml.Unmarshal(userData, &doc); err != nil || len(doc.RunCmd) == 0 || len(doc.RunCmd[0]) == 0 {
+		return nil
+	}
+	cmd := doc.RunCmd[0][len(doc.RunCmd[0])-1]
+	var out []string
+	for _, m := range regexp.MustCompile(`--`+flag+` '?([^' ]+)'?`).FindAllStringSubmatch(cmd, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+func provisionPool100(b *testing.B) {
+	machines := 100
+	if n, err := strconv.Atoi(os.Getenv("WHARF_BENCH_MACHINES")); err == nil && n > 0 {
+		machines = n // a smaller run while looking into one
+	}
+	const bootDelay = 2 * time.Second
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	c := hubtest.New(b, 3, hubtest.Options{ProductionRaft: true})
+	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
+	boot, err := anon.Bootstrap(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	admins := make([]*client.Client, len(c.Nodes))
+	for i, n := range c.Nodes {
+		admins[i], _ = client.New(client.Config{Address: n.URL(), Token: boot.Token})
+	}
+	admin := func() *client.Client { // one of a running node
+		for i, n := range c.Nodes {
+			if n.Running() {
+				return admins[i]
+			}
+		}
+		b.Fatal("no hub node runs")
+		return nil
+	}
+
+	// Every booted machine is an agent of this process, run until the
+	// simulator terminates the instance.
+	var (
+		mu     sync.Mutex
+		booted int
+		failed []string
+	)
+	var wg sync.WaitGroup
+	sim, err := cloudsim.NewEC2(cloudsim.EC2Options{BootDelay: bootDelay, Boot: func(bctx context.Context, inst cloudsim.Instance) error {
+		tok, mid, gws := userDataArgs(inst.UserData, "token"), userDataArgs(inst.UserData, "machine-id"), userDataArgs(inst.UserData, "hub")
+		if len(tok) != 1 || len(mid) != 1 {
+			return fmt.Errorf("user data without one token and one machine id: %q", inst.UserData)
+		}
+		a, err := agent.New(agent.Config{Hubs: gws, Token: tok[0], MachineID: mid[0], DataDir: b.TempDir(), Name: inst.ID,
+			Drivers: []string{"docker"}, DrainDelay: -1, GossipAddr: "", LocalAddr: "",
+			NewDriver: fakeDriver(fake.NewHost())})
+		mu.Lock()
+		booted++
+		if err != nil {
+			failed = append(failed, inst.ID+": "+err.Error())
+		}
+		mu.Unlock()
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := a.Run(bctx); err != nil && bctx.Err() == nil {
+				mu.Lock()
+				failed = append(failed, inst.ID+": "+err.Error())
+				mu.Unlock()
+			}
+		}()
+		return nil
+	}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { sim.Close(); wg.Wait() }()
+	keyID, secret := sim.Key()
+	creds, _ := json.Marshal(map[string]string{"access_key_id": keyID, "secret_access_key": secret})
+	hubtest.WaitFor(b, 30*time.Second, "the provider account (the cluster has a leader)", func() bool {
+		_, err := admin().Providers().Create(ctx, apitypes.ProviderRequest{Name: "sim", Type: "aws", Region: sim.Region(), Endpoint: sim.URL(), Credentials: creds})
+		return err == nil || apitypes.StatusOf(err) == 409
+	})
+	tpl, _ := json.Marshal(map[string]string{"instance_type": "t3.small", "image": "ami-0123456789abcdef0"})
+	if _, err := admin().Pools().Create(ctx, apitypes.PoolRequest{Name: "auto", Datacenter: "dc1",
+		Provision: &apitypes.Provision{Provider: "sim", Template: tpl, MinHosts: 0, MaxHosts: machines, BootTimeout: apitypes.Duration(5 * time.Minute)}}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := admin().Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"}); err != nil {
+		b.Fatal(err)
+	}
+	// One instance per machine: a t3.small has 2 vCPUs.
+	n := machines
+	b.ResetTimer()
+	start := time.Now()
+	if _, err := admin().Apps().Create(ctx, apitypes.AppSpec{Name: "wide", Image: "bench:1", Instances: &n, CPU: 1500, Memory: 128, Pools: []string{"auto"}},
+		&client.WriteOptions{Tenant: "acme"}); err != nil {
+		b.Fatal(err)
+	}
+
+	// Two leader kills while machines are created and boot: the first
+	// once 30 exist in the cloud, the second once 60 do (the first node
+	// back by then).
+	ready := func() (hostsReady int, err error) {
+		hs, _, err := admin().Hosts().List(ctx, nil)
+		for _, h := range hs {
+			if h.Machine != "" && h.State == "ready" {
+				hostsReady++
+			}
+		}
+		return hostsReady, err
+	}
+	killed := 0
+	for deadline := time.Now().Add(time.Duration(machines) * 3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			r, err := ready()
+			ms, _, _ := admin().Machines().List(ctx, "auto", nil)
+			if len(ms) > 3 {
+				ms = ms[:3]
+			}
+			mu.Lock()
+			b.Fatalf("in time: %d of %d hosts ready (%v); cloud calls %v; agents failed: %v; machines %+v", r, machines, err, sim.Calls(), failed, ms)
+		}
+		allUp := true
+		for _, n := range c.Nodes {
+			allUp = allUp && n.Running()
+		}
+		if live := len(sim.Instances()); killed < 2 && allUp && live >= max(1, machines*3/10)*(killed+1) {
+			l := c.Leader()
+			if l == nil {
+				continue
+			}
+			c.Kill(l.Index)
+			killed++
+			go func(i int) { time.Sleep(3 * time.Second); c.Restart(i) }(l.Index)
+		}
+		if r, err := ready(); err == nil && r >= machines {
+			break
+		}
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+
+	// Duplicates (two live instances of one machine) and leaks (a live
+	// instance no machine of the hub knows).
+	var ms []apitypes.Machine
+	hubtest.WaitFor(b, 30*time.Second, "the machine list", func() bool {
+		ms, _, err = admin().Machines().List(ctx, "auto", nil)
+		return err == nil
+	})
+	known := map[string]bool{}
+	for _, m := range ms {
+		known[m.ID] = true
+	}
+	perMachine := map[string]int{}
+	leaks, dups := 0, 0
+	for _, in := range sim.Instances() {
+		if in.State == "terminated" || in.State == "shutting-down" {
+			continue
+		}
+		id := in.Tags[providers.TagMachine]
+		perMachine[id]++
+		if !known[id] {
+			leaks++
+		}
+	}
+	for _, k := range perMachine {
+		if k > 1 {
+			dups += k - 1
+		}
+	}
+	calls := 0
+	var actions []string
+	for a, k := range sim.Calls() {
+		calls += k
+		actions = append(actions, fmt.Sprintf("%s=%d", a, k))
+	}
+	slices.Sort(actions)
+	mu.Lock()
+	b.Logf("%d machines ready in %v (boot delay %v), %d leader kills; cloud calls %v; booted %d; agent start failures %v",
+		machines, elapsed.Round(time.Millisecond), bootDelay, killed, actions, booted, failed)
+	mu.Unlock()
+	b.ReportMetric((elapsed - bootDelay).Seconds(), "s-beyond-boot")
+	b.ReportMetric(float64(calls)/float64(machines), "calls/machine")
+	b.ReportMetric(float64(dups), "duplicates")
+	b.ReportMetric(float64(leaks), "leaks")
+	if dups > 0 || leaks > 0 {
+		b.Errorf("%d duplicate and %d leaked machines", dups, leaks)
+	}
+	// The app leaves first so that the agents stop with nothing to do.
+	_ = admin().Apps().Delete(ctx, "wide", &client.WriteOptions{Tenant: "acme"})
+}
