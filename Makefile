@@ -42,6 +42,8 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./hub/logstore
 	$(GO) test -run '^$$' -bench . -benchmem ./agent/router ./agent/logship
 	$(GO) test -run '^$$' -bench 'DatacenterLoss|HostDeath' -benchtime 10x ./e2e
+	$(GO) test -run '^$$' -bench Provision100 -benchtime 1x ./hub/provision
+	$(GO) test -run '^$$' -bench ProvisionPool100 -benchtime 1x ./e2e
 	./e2e/bench/api.sh
 	$(GO) run ./e2e/agentload -wharf $(BIN) -n $(AGENTS) -duration 20s
 
