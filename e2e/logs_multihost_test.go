@@ -55,7 +55,6 @@ func TestMultiHostLogsZeroLoss(t *testing.T) {
 		}
 		return h
 	}
-	start := time.Now()
 	time.Sleep(5 * time.Second)
 
 	t.Log("kill -9 the agent, restart it 2 s later")
@@ -89,37 +88,44 @@ func TestMultiHostLogsZeroLoss(t *testing.T) {
 	time.Sleep(20 * time.Second)
 	m.lab.HealHost(a1)
 
-	// The instance prints its last line at about 60 s; then the agent's
-	// buffer drains.
-	hubtest.WaitFor(t, 3*time.Minute, "the agent's buffer drained after the last line", func() bool {
+	// The instance prints its last line at about 60 s (later on a loaded
+	// machine); then the agent's buffer drains. Lines ship in order, so
+	// once the last one is stored and nothing is unacked, every line the
+	// hubs will ever have is there.
+	seen := map[int]int{}
+	copies := map[int][]apitypes.LogLine{}
+	hubtest.WaitUntil(t, 3*time.Minute, "the last line stored and the agent's buffer drained", func() error {
 		h := health()
-		return time.Since(start) > total/rate*time.Second+2*time.Second && h.Connected && h.LogsUnacked == 0
+		if !h.Connected || h.LogsUnacked != 0 {
+			return fmt.Errorf("agent connected %v, %d lines unacked", h.Connected, h.LogsUnacked)
+		}
+		cmd := osexec.Command(wharfBin, "app", "logs", "talk", "--tenant", "acme", "-o", "json", "--tail", "100000")
+		cmd.Env = append(os.Environ(), "WHARF_ADDR=http://"+m.hubs[2].AddrPort(7480), "WHARF_TOKEN="+m.token)
+		out, err := cmd.Output()
+		if err != nil {
+			return fmt.Errorf("wharf app logs: %v", err)
+		}
+		seen, copies = map[int]int{}, map[int][]apitypes.LogLine{}
+		sc := bufio.NewScanner(bytes.NewReader(out))
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var l apitypes.LogLine
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				t.Fatalf("wharf app logs -o json: %v: %q", err, sc.Text())
+			}
+			var n int
+			if _, err := fmt.Sscanf(l.Line, "line %d", &n); err == nil {
+				seen[n]++
+				copies[n] = append(copies[n], l)
+			}
+		}
+		if seen[total] == 0 {
+			return fmt.Errorf("line %d not stored yet (%d lines so far)", total, len(seen))
+		}
+		return nil
 	})
 	if h := health(); h.LogsDropped != 0 {
 		t.Fatalf("the agent dropped %d lines", h.LogsDropped)
-	}
-	var out []byte
-	hubtest.WaitFor(t, 30*time.Second, "wharf app logs answered", func() bool {
-		cmd := osexec.Command(wharfBin, "app", "logs", "talk", "--tenant", "acme", "-o", "json", "--tail", "100000")
-		cmd.Env = append(os.Environ(), "WHARF_ADDR=http://"+m.hubs[2].AddrPort(7480), "WHARF_TOKEN="+m.token)
-		var err error
-		out, err = cmd.Output()
-		return err == nil
-	})
-	seen := map[int]int{}
-	copies := map[int][]apitypes.LogLine{}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var l apitypes.LogLine
-		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-			t.Fatalf("wharf app logs -o json: %v: %q", err, sc.Text())
-		}
-		var n int
-		if _, err := fmt.Sscanf(l.Line, "line %d", &n); err == nil {
-			seen[n]++
-			copies[n] = append(copies[n], l)
-		}
 	}
 	var missing, dup []int
 	for n := 1; n <= total; n++ {
