@@ -25,7 +25,7 @@ run: build
 # seeds, with the race detector. CI runs exactly this.
 test:
 	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
+	$(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 10m $(SDK_PKGS)
 
 test-short:
