@@ -1,0 +1,107 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/hub/state/statetest"
+	"github.com/wharf-platform/wharf/pkg/pki"
+	"github.com/wharf-platform/wharf/pkg/wire"
+)
+
+// flakyCluster answers its first fails applies with err, then applies
+// through the FSM as a leader would (returning the store's latest index:
+// a status of an instance the store does not hold changes nothing).
+type flakyCluster struct {
+	st    *statetest.State
+	fails int
+	err   error
+
+	mu        sync.Mutex
+	calls     int
+	committed int
+}
+
+func (c *flakyCluster) Apply(ctx context.Context, msg []byte) (uint64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	if c.calls <= c.fails {
+		return 0, c.err
+	}
+	c.committed++
+	c.st.FSM.Apply(&raft.Log{Index: c.st.Store().Snapshot().LatestIndex() + 1, Type: raft.LogCommand, Data: msg})
+	return c.st.Store().Snapshot().LatestIndex(), nil
+}
+
+func (c *flakyCluster) ConsistentRead(context.Context) error { return nil }
+func (c *flakyCluster) LeaderContact() time.Duration         { return 0 }
+
+func (c *flakyCluster) count() (calls, committed int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls, c.committed
+}
+
+// TestStatusReportOutlivesAnElection: a status report whose commit finds
+// no leader is committed once one answers (the agent sends it only once);
+// one the cluster refuses for another reason is not retried.
+func TestStatusReportOutlivesAnElection(t *testing.T) {
+	noLeader := &state.Error{Kind: state.KindUnavailable, Msg: "no cluster leader"}
+	tests := []struct {
+		name      string
+		fails     int
+		err       error
+		wantCalls int
+	}{
+		{"committed at once", 0, nil, 1},
+		{"committed after an election", 4, noLeader, 5},
+		{"a refusal is not retried", 100, state.Errorf(state.KindInvalid, "bad"), 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := statetest.New(t)
+			c := &flakyCluster{st: st, fails: tt.fails, err: tt.err}
+			g := &Gateway{cfg: Config{Store: st.Store(), Cluster: c, Now: time.Now}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			g.reportStatus(context.Background(), pki.AgentIdentity{HostID: "h1"},
+				&wire.StatusReport{Instances: []*wire.InstanceStatus{{Id: "i1", StateCode: wire.InstanceRunning, Ready: true}}})
+			calls, committed := c.count()
+			if calls != tt.wantCalls {
+				t.Fatalf("%d commits tried, want %d", calls, tt.wantCalls)
+			}
+			if want := min(max(tt.wantCalls-tt.fails, 0), 1); committed != want {
+				t.Fatalf("committed %d times, want %d", committed, want)
+			}
+		})
+	}
+}
+
+// TestStatusRetryEndsWithTheConnection: retries stop when the agent's
+// connection ends.
+func TestStatusRetryEndsWithTheConnection(t *testing.T) {
+	st := statetest.New(t)
+	c := &flakyCluster{st: st, fails: 1000, err: &state.Error{Kind: state.KindUnavailable, Msg: "no cluster leader"}}
+	g := &Gateway{cfg: Config{Store: st.Store(), Cluster: c, Now: time.Now}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		g.reportStatus(ctx, pki.AgentIdentity{HostID: "h1"}, &wire.StatusReport{Instances: []*wire.InstanceStatus{{Id: "i1", StateCode: wire.InstanceRunning}}})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("reportStatus retried past its connection's end")
+	}
+	if n, _ := c.count(); n < 2 {
+		t.Fatalf("%d commits tried before the connection ended, want retries", n)
+	}
+}
