@@ -460,7 +460,11 @@ func (g *Gateway) enroll(ctx context.Context, s *wire.Stream) error {
 	now := g.cfg.Now().UTC()
 	id := newHostID()
 	host := state.Host{ID: id, Name: req.Name, Inventory: inventoryOf(req.Inventory)}
-	err = g.apply(ctx, state.HostEnrollType, &state.HostEnrollRequest{TokenID: req.JoinTokenId, SecretHash: pki.HashSecret(req.JoinTokenSecret), Host: host, MachineID: req.MachineId, Time: now})
+	err = g.commitEnrol(ctx, &state.HostEnrollRequest{TokenID: req.JoinTokenId, SecretHash: pki.HashSecret(req.JoinTokenSecret), Host: host, MachineID: req.MachineId, Time: now})
+	if errors.Is(err, state.ErrUnavailable) {
+		// Not a refusal: the agent tries again later.
+		return answer(&wire.Error{Code: uint32(wire.CodeUnavailable), Message: err.Error()})
+	}
 	if err != nil {
 		msg := err.Error()
 		if errors.Is(err, state.ErrRefused) || errors.Is(err, state.ErrConflict) {
@@ -483,6 +487,41 @@ func (g *Gateway) enroll(ctx context.Context, s *wire.Stream) error {
 	g.log.Info("agent enrolled", "host", id, "name", h.Name, "pool", h.Pool)
 	return s.Send(&wire.Envelope{Msg: &wire.Envelope_EnrollResponse{EnrollResponse: &wire.EnrollResponse{CertPem: cert, CaPem: ca.CertPEM(), HostId: id}}})
 }
+
+// commitEnrol commits an enrolment. Without a leader the command may
+// still have committed (the leader died before it answered), and a join
+// token is often single-use: a blind retry would be refused as used up
+// and the agent left without a certificate for the host it now has. The
+// host id is this request's own, so once a leader answers, the replica
+// tells whether the enrolment went through; only if it did not is it
+// tried again, up to enrolAttempts times.
+func (g *Gateway) commitEnrol(ctx context.Context, req *state.HostEnrollRequest) error {
+	err := g.apply(ctx, state.HostEnrollType, req)
+	backoff := statusRetryMin
+	for attempt := 1; errors.Is(err, state.ErrUnavailable) && attempt < enrolAttempts; attempt++ {
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, statusRetryMax)
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		rerr := g.cfg.Cluster.ConsistentRead(rctx)
+		cancel()
+		if rerr != nil {
+			continue // still no leader
+		}
+		if h, _ := g.cfg.Store.Snapshot().Host(nil, req.Host.ID); h != nil {
+			return nil
+		}
+		err = g.apply(ctx, state.HostEnrollType, req)
+	}
+	return err
+}
+
+// enrolAttempts bounds the tries of one enrolment's commit (about 20 s
+// of backoff): the agent retries a failed enrolment itself.
+const enrolAttempts = 15
 
 // errCutOff refuses the agents of a cutoff drill's target: they retry
 // until the drill ends.

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -16,13 +17,15 @@ import (
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
-// flakyCluster answers its first fails applies with err, then applies
+// flakyCluster answers its first fails applies with err (having applied
+// them when lost: a leader that died before it answered), then applies
 // through the FSM as a leader would (returning the store's latest index:
 // a status of an instance the store does not hold changes nothing).
 type flakyCluster struct {
 	st    *statetest.State
 	fails int
 	err   error
+	lost  bool
 
 	mu        sync.Mutex
 	calls     int
@@ -34,10 +37,16 @@ func (c *flakyCluster) Apply(ctx context.Context, msg []byte) (uint64, error) {
 	defer c.mu.Unlock()
 	c.calls++
 	if c.calls <= c.fails {
+		if c.lost {
+			c.st.FSM.Apply(&raft.Log{Index: c.st.Store().Snapshot().LatestIndex() + 1, Type: raft.LogCommand, Data: msg})
+		}
 		return 0, c.err
 	}
 	c.committed++
-	c.st.FSM.Apply(&raft.Log{Index: c.st.Store().Snapshot().LatestIndex() + 1, Type: raft.LogCommand, Data: msg})
+	r := c.st.FSM.Apply(&raft.Log{Index: c.st.Store().Snapshot().LatestIndex() + 1, Type: raft.LogCommand, Data: msg})
+	if err, ok := r.(*state.Error); ok && err != nil {
+		return 0, err
+	}
 	return c.st.Store().Snapshot().LatestIndex(), nil
 }
 
@@ -103,5 +112,45 @@ func TestStatusRetryEndsWithTheConnection(t *testing.T) {
 	}
 	if n, _ := c.count(); n < 2 {
 		t.Fatalf("%d commits tried before the connection ended, want retries", n)
+	}
+}
+
+// TestEnrolmentOutlivesAnElection: an enrolment whose commit lost its
+// answer to a leader's death is found committed, not retried (a
+// single-use token would refuse the retry); one that did not commit is
+// tried again; a refusal is final.
+func TestEnrolmentOutlivesAnElection(t *testing.T) {
+	noLeader := &state.Error{Kind: state.KindUnavailable, Msg: "no cluster leader"}
+	tests := []struct {
+		name       string
+		fails      int
+		lost       bool
+		secretHash string
+		wantCalls  int
+		wantErr    error
+	}{
+		{"committed, its answer lost", 1, true, "s", 1, nil},
+		{"not committed, tried again", 2, false, "s", 3, nil},
+		{"refused", 0, false, "wrong", 1, state.ErrRefused},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := statetest.New(t)
+			st.Pool("p1", "dc1")
+			c := &flakyCluster{st: st, fails: tt.fails, err: noLeader, lost: tt.lost}
+			g := &Gateway{cfg: Config{Store: st.Store(), Cluster: c, Now: time.Now}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+			err := g.commitEnrol(context.Background(), &state.HostEnrollRequest{TokenID: "jt-p1", SecretHash: tt.secretHash,
+				Host: state.Host{ID: "h-new", Name: "web-1"}, Time: statetest.T0})
+			if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Fatalf("commitEnrol: %v, want %v", err, tt.wantErr)
+			}
+			if calls, _ := c.count(); calls != tt.wantCalls {
+				t.Fatalf("%d commits tried, want %d", calls, tt.wantCalls)
+			}
+			h, _ := st.Store().Snapshot().Host(nil, "h-new")
+			if (h != nil) != (tt.wantErr == nil) {
+				t.Fatalf("host %+v after %v", h, err)
+			}
+		})
 	}
 }

@@ -194,7 +194,13 @@ func (n *Node) start(expect int, join []string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
+	go func() {
+		err := h.Run(ctx)
+		if ctx.Err() == nil { // not Kill: the node stopped by itself
+			n.c.t.Logf("hub%d stopped by itself: %v", n.Index, err)
+		}
+		done <- err
+	}()
 	n.mu.Lock()
 	n.hub, n.cancel, n.done = h, cancel, done
 	n.httpAddr = h.HTTPAddr()
