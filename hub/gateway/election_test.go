@@ -154,3 +154,41 @@ func TestEnrolmentOutlivesAnElection(t *testing.T) {
 		})
 	}
 }
+
+// TestEnrolmentRetriedOnAnotherNode: the agent asks another node when the
+// one that committed its enrolment died before answering; the same key
+// names the same host, so the retry, refused as a used-up single-use
+// token, finds the host and gets its certificate.
+func TestEnrolmentRetriedOnAnotherNode(t *testing.T) {
+	key, _, err := pki.NewAgentKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := pki.CreateCSR(key, "web-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := enrolHostID("jt-once", csr)
+	st := statetest.New(t)
+	st.Pool("p1", "dc1")
+	st.Must(state.JoinTokenCreateType, &state.JoinTokenCreateRequest{Token: state.JoinToken{ID: "jt-once", Pool: "p1", SecretHash: "s", MaxUses: 1}, Time: statetest.T0})
+	req := &state.HostEnrollRequest{TokenID: "jt-once", SecretHash: "s", Host: state.Host{ID: id, Name: "web-1"}, Time: statetest.T0}
+	st.Must(state.HostEnrollType, req) // the first node's commit, whose answer was lost
+
+	c := &flakyCluster{st: st}
+	g := &Gateway{cfg: Config{Store: st.Store(), Cluster: c, Now: time.Now}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if err := g.commitEnrol(context.Background(), req); err != nil {
+		t.Fatalf("the retry: %v, want the host found", err)
+	}
+	// Another key with the same token is a different host, and refused.
+	other, _, _ := pki.NewAgentKey()
+	csr2, _ := pki.CreateCSR(other, "web-2")
+	id2 := enrolHostID("jt-once", csr2)
+	if id2 == id || enrolHostID("jt-other", csr) == id || enrolHostID("jt-once", csr) != id {
+		t.Fatalf("host ids: %s, another key %s; want one per token and key", id, id2)
+	}
+	err = g.commitEnrol(context.Background(), &state.HostEnrollRequest{TokenID: "jt-once", SecretHash: "s", Host: state.Host{ID: id2, Name: "web-2"}, Time: statetest.T0})
+	if !errors.Is(err, state.ErrRefused) {
+		t.Fatalf("another key with the used-up token: %v, want refused", err)
+	}
+}
