@@ -77,6 +77,10 @@ type Tuning struct {
 	// OpenProvider replaces providers.Open for the API's credential check
 	// (a fake cloud).
 	OpenProvider func(providers.Account) (providers.Provider, error)
+	// AgentBinary is the wharf binary served at /download/wharf-OS-ARCH;
+	// "" serves this process's own executable (a test process is not the
+	// wharf binary).
+	AgentBinary string
 }
 
 // DefaultConfig returns the production defaults.

@@ -240,7 +240,7 @@ func New(cfg Config) (*Hub, error) {
 	}
 	h.api = srv
 	mux := http.NewServeMux()
-	inst := installer.Handler(h.gatewayAddrs)
+	inst := installer.Handler(h.gatewayAddrs, agentBinary(cfg.Tuning))
 	mux.Handle("GET /install.sh", inst)
 	mux.Handle("GET /download/", inst)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -339,6 +339,14 @@ func openProvider(t *Tuning) func(providers.Account) (providers.Provider, error)
 		return nil
 	}
 	return t.OpenProvider
+}
+
+// agentBinary is the binary served to installs: "" for this process's own.
+func agentBinary(t *Tuning) string {
+	if t == nil {
+		return ""
+	}
+	return t.AgentBinary
 }
 
 func agentCertTTL(t *Tuning) time.Duration {

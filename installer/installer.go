@@ -32,11 +32,13 @@ func Script(hubURL string, gateways []string) ([]byte, error) {
 	return []byte(b.String()), err
 }
 
-// Handler serves GET /install.sh and GET /download/wharf-linux-ARCH (this
-// process's own binary, when it is of that platform). gateways is called
-// per request, with the host name the client used, for the current gateway
-// addresses.
-func Handler(gateways func(requestHost string) []string) http.Handler {
+// Handler serves GET /install.sh and GET /download/wharf-linux-ARCH (the
+// wharf binary at binary, or this process's own when binary is "", if it
+// is of that platform). gateways is called per request, with the host
+// name the client used, for the current gateway addresses. A binary path
+// matters where this process is not the wharf binary (a test binary that
+// runs hub nodes in process).
+func Handler(gateways func(requestHost string) []string, binary string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /install.sh", func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
@@ -56,10 +58,13 @@ func Handler(gateways func(requestHost string) []string) http.Handler {
 			http.Error(w, "this hub serves only wharf-"+runtime.GOOS+"-"+runtime.GOARCH, http.StatusNotFound)
 			return
 		}
-		exe, err := os.Executable()
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
+		exe := binary
+		if exe == "" {
+			var err error
+			if exe, err = os.Executable(); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
 		}
 		w.Header().Set("Content-Type", "application/octet-stream")
 		http.ServeFile(w, r, exe)

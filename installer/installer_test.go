@@ -1,10 +1,13 @@
 package installer
 
 import (
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -17,7 +20,7 @@ func runScript(t *testing.T, args ...string) (root, systemctlLog, output string,
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("curl is not installed")
 	}
-	srv := httptest.NewServer(Handler(func(string) []string { return []string{"10.1.0.1:7481", "10.1.0.2:7481"} }))
+	srv := httptest.NewServer(Handler(func(string) []string { return []string{"10.1.0.1:7481", "10.1.0.2:7481"} }, ""))
 	t.Cleanup(srv.Close)
 	dir := t.TempDir()
 	root = filepath.Join(dir, "root")
@@ -121,5 +124,25 @@ func TestInstallScriptRefusesBadInput(t *testing.T) {
 func TestScriptRefusesUnsafeAddresses(t *testing.T) {
 	if _, err := Script("http://hub:7480", []string{"1.2.3.4:7481; rm -rf /"}); err == nil {
 		t.Fatal("an address with shell syntax was accepted")
+	}
+}
+
+// TestDownloadServesTheGivenBinary: a handler given a binary path serves
+// that file, not the running process's executable.
+func TestDownloadServesTheGivenBinary(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "wharf")
+	if err := os.WriteFile(bin, []byte("the wharf binary"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(Handler(func(string) []string { return nil }, bin))
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/download/wharf-" + runtime.GOOS + "-" + runtime.GOARCH)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || string(body) != "the wharf binary" {
+		t.Fatalf("GET download: %d %q, want 200 and the given file", resp.StatusCode, body)
 	}
 }

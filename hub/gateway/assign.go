@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -105,12 +106,39 @@ func (g *Gateway) reportStatus(ctx context.Context, id pki.AgentIdentity, r *wir
 		req.Updates = append(req.Updates, state.InstanceUpdate{ID: st.Id, State: stateName, Ready: st.Ready, Address: st.Address, Restarts: int(st.Restarts),
 			Message: msg, Reason: reasonOf(st.Reason)})
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if err := g.apply(ctx, state.InstanceUpdateType, req); err != nil && ctx.Err() == nil {
-		g.log.Warn("instance status", "host", id.HostID, "err", err)
+	// The agent sends each change once (everything only to a new
+	// connection): a report dropped while the cluster elects a leader
+	// would leave its instances as they were, e.g. starting forever. So
+	// while no leader answers, the commit is retried for as long as the
+	// connection lives, up to statusAttempts times; applying a status
+	// twice changes nothing.
+	backoff := statusRetryMin
+	for attempt := 1; ; attempt++ {
+		err := g.apply(ctx, state.InstanceUpdateType, req)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		if !errors.Is(err, state.ErrUnavailable) || attempt == statusAttempts {
+			g.log.Warn("instance status", "host", id.HostID, "attempts", attempt, "err", err)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, statusRetryMax)
 	}
 }
+
+// A status report's commit is retried without a leader this many times,
+// statusRetryMin apart at first, doubling up to statusRetryMax: about a
+// minute, longer than any election.
+const (
+	statusAttempts = 35
+	statusRetryMin = 50 * time.Millisecond
+	statusRetryMax = 2 * time.Second
+)
 
 // reasonOf converts the wire's reason to the state's; a reason this hub
 // does not know (a newer agent's) is dropped, the message still says it.

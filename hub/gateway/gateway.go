@@ -440,50 +440,6 @@ func (g *Gateway) apply(ctx context.Context, t state.MessageType, req any) error
 	return g.cfg.Store.WaitIndex(ctx, idx)
 }
 
-// enroll turns a join token and a CSR into a host and its certificate.
-func (g *Gateway) enroll(ctx context.Context, s *wire.Stream) error {
-	env, err := s.Recv()
-	if err != nil {
-		return err
-	}
-	req := env.GetEnrollRequest()
-	if req == nil {
-		return fmt.Errorf("%w: want EnrollRequest", wire.ErrUnknownMessage)
-	}
-	answer := func(e *wire.Error) error {
-		return s.Send(&wire.Envelope{Msg: &wire.Envelope_EnrollResponse{EnrollResponse: &wire.EnrollResponse{Error: e}}})
-	}
-	ca, err := g.ca()
-	if err != nil {
-		return answer(&wire.Error{Code: uint32(wire.CodeInternal), Message: err.Error()})
-	}
-	now := g.cfg.Now().UTC()
-	id := newHostID()
-	host := state.Host{ID: id, Name: req.Name, Inventory: inventoryOf(req.Inventory)}
-	err = g.apply(ctx, state.HostEnrollType, &state.HostEnrollRequest{TokenID: req.JoinTokenId, SecretHash: pki.HashSecret(req.JoinTokenSecret), Host: host, MachineID: req.MachineId, Time: now})
-	if err != nil {
-		msg := err.Error()
-		if errors.Is(err, state.ErrRefused) || errors.Is(err, state.ErrConflict) {
-			ev := state.Event{Time: now, Type: "join-token.refused", Subject: req.JoinTokenId, Message: fmt.Sprintf("enrolment of %q refused: %s", req.Name, msg)}
-			if rerr := g.apply(ctx, state.EventRecordType, &state.EventRecordRequest{Event: ev}); rerr != nil {
-				g.log.Warn("record refused enrolment", "err", rerr)
-			}
-		}
-		g.log.Info("enrolment refused", "name", req.Name, "token", req.JoinTokenId, "err", msg)
-		return answer(&wire.Error{Code: uint32(wire.CodeUnauthorized), Message: msg})
-	}
-	h, err := g.cfg.Store.Snapshot().Host(nil, id)
-	if err != nil || h == nil {
-		return answer(&wire.Error{Code: uint32(wire.CodeInternal), Message: "the host vanished after enrolment"})
-	}
-	cert, err := ca.SignAgentCSR(req.CsrDer, pki.AgentIdentity{HostID: id, Pool: h.Pool}, now, g.cfg.CertTTL)
-	if err != nil {
-		return answer(&wire.Error{Code: uint32(wire.CodeProtocol), Message: err.Error()})
-	}
-	g.log.Info("agent enrolled", "host", id, "name", h.Name, "pool", h.Pool)
-	return s.Send(&wire.Envelope{Msg: &wire.Envelope_EnrollResponse{EnrollResponse: &wire.EnrollResponse{CertPem: cert, CaPem: ca.CertPEM(), HostId: id}}})
-}
-
 // errCutOff refuses the agents of a cutoff drill's target: they retry
 // until the drill ends.
 var errCutOff = codeError{wire.CodeUnavailable, errors.New("a drill cuts this host off from the hub; retry later")}

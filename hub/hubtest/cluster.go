@@ -48,6 +48,15 @@ type Options struct {
 	// OpenProvider, when set, opens provider accounts for the API's
 	// credential check instead of the providers built into the binary.
 	OpenProvider func(providers.Account) (providers.Provider, error)
+	// BindIP, when set, is the one IP every node binds (HTTP, QUIC, Raft
+	// and gossip, on ports of its own) and advertises, instead of a
+	// loopback IP per node: e.g. a netlab datacenter's gateway, which the
+	// lab's hosts reach while 127.x stays the root namespace's own.
+	// Partition cannot separate nodes that share one IP.
+	BindIP string
+	// AgentBinary is the wharf binary the nodes serve at
+	// /download/wharf-OS-ARCH; "" serves the test binary itself.
+	AgentBinary string
 }
 
 // Cluster is a set of in-process hub nodes forming one Raft cluster.
@@ -110,7 +119,11 @@ func New(t testing.TB, n int, opts Options) *Cluster {
 
 func (c *Cluster) newNode(i int) *Node {
 	dir := filepath.Join(c.t.TempDir(), fmt.Sprintf("hub%d", i))
-	return &Node{Index: i, IP: fmt.Sprintf("%s%d", c.base, 10+i), DataDir: dir, c: c}
+	ip := fmt.Sprintf("%s%d", c.base, 10+i)
+	if c.opts.BindIP != "" {
+		ip = c.opts.BindIP
+	}
+	return &Node{Index: i, IP: ip, DataDir: dir, c: c}
 }
 
 func (c *Cluster) logger() *slog.Logger {
@@ -161,6 +174,7 @@ func (n *Node) start(expect int, join []string) {
 			AgentCertTTL:       n.c.opts.AgentCertTTL,
 			Blocked:            func(remote string) bool { return n.c.blocked(n.IP, remote) },
 			OpenProvider:       n.c.opts.OpenProvider,
+			AgentBinary:        n.c.opts.AgentBinary,
 		},
 	}
 	if n.c.opts.ProductionRaft {
@@ -180,7 +194,13 @@ func (n *Node) start(expect int, join []string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
+	go func() {
+		err := h.Run(ctx)
+		if ctx.Err() == nil { // not Kill: the node stopped by itself
+			n.c.t.Logf("hub%d stopped by itself: %v", n.Index, err)
+		}
+		done <- err
+	}()
 	n.mu.Lock()
 	n.hub, n.cancel, n.done = h, cancel, done
 	n.httpAddr = h.HTTPAddr()

@@ -3,8 +3,10 @@
 // namespace and address), and its user data's cloud-config runcmd runs
 // there with /bin/sh, as cloud-init would run it on first boot.
 //
-// A machine gets its own disk: the commands run in a private mount
-// namespace (unshare --mount) where /etc, /usr/local and /var are overlays
+// A machine gets its own disk and name: the commands run in a private
+// mount and UTS namespace (unshare --mount --uts), with the instance id as
+// host name (agents default their name to it, and names are unique in a
+// pool), where /etc, /usr/local and /var are overlays
 // whose upper layers live under Options.Dir/<instance id>/upper, so what a
 // machine installs (a binary in /usr/local/bin, a unit in
 // /etc/systemd/system, state in /var/lib) never touches this machine's
@@ -166,7 +168,7 @@ func (b *Booter) boot(ctx context.Context, m *Machine, inst cloudsim.Instance) e
 	if err != nil {
 		return fmt.Errorf("netboot: instance %s: %w", inst.ID, err)
 	}
-	if err := b.writeFiles(m.Dir, script); err != nil {
+	if err := b.writeFiles(m.Dir, inst.ID, script); err != nil {
 		return fmt.Errorf("netboot: instance %s: %w", inst.ID, err)
 	}
 	console, err := os.OpenFile(filepath.Join(m.Dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -179,7 +181,7 @@ func (b *Booter) boot(ctx context.Context, m *Machine, inst cloudsim.Instance) e
 		return fmt.Errorf("netboot: instance %s: %w", inst.ID, err)
 	}
 	m.Host = h
-	cmd := h.Command(ctx, "unshare", "--mount", "--propagation", "private", "/bin/sh", filepath.Join(m.Dir, "boot.sh"))
+	cmd := h.Command(ctx, "unshare", "--mount", "--uts", "--propagation", "private", "/bin/sh", filepath.Join(m.Dir, "boot.sh"))
 	cmd.Env = append(os.Environ(), b.opts.Env...)
 	cmd.Dir = m.Dir
 	cmd.Stdout, cmd.Stderr = console, console
@@ -204,7 +206,7 @@ func layerName(dir string) string { return strings.ReplaceAll(strings.Trim(dir, 
 
 // writeFiles lays out a machine's directory: the overlay layers, the boot
 // wrapper, runcmd and the systemctl stand-in.
-func (b *Booter) writeFiles(dir, script string) error {
+func (b *Booter) writeFiles(dir, hostname, script string) error {
 	var mounts strings.Builder
 	for _, o := range overlaid {
 		n := layerName(o)
@@ -220,9 +222,10 @@ func (b *Booter) writeFiles(dir, script string) error {
 		return err
 	}
 	boot := "#!/bin/sh\n" +
-		"# Runs in a private mount namespace: first the machine's own disk, then runcmd.\n" +
+		"# Runs in a private mount and UTS namespace: first the machine's own disk and name, then runcmd.\n" +
 		"set -e\n" +
 		mounts.String() +
+		"echo " + shellQuote(hostname) + " >/proc/sys/kernel/hostname\n" +
 		"export PATH=" + shellQuote(filepath.Join(dir, "bin")) + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n" +
 		"export HOME=/root\n" +
 		"cd /\n" +

@@ -98,7 +98,7 @@ func TestBootRunsUserDataInItsOwnHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	const id = "i-0123456789abcdef0"
-	userData := "#cloud-config\nruncmd:\n  - curl -sfL " + hub + "/install.sh | sh -s - WJ1.secret\n"
+	userData := "#cloud-config\nruncmd:\n  - curl -sfL " + hub + "/install.sh | sh -s - WJ1.secret\n  - hostname >/var/lib/fake/hostname\n"
 	ctx, terminate := context.WithCancel(context.Background())
 	defer terminate()
 	booted := make(chan error, 1)
@@ -130,6 +130,13 @@ func TestBootRunsUserDataInItsOwnHost(t *testing.T) {
 	}
 	if !strings.Contains(string(addr), m.Host.IP().String()+"/24") {
 		t.Fatalf("the agent saw %q, want the host's %s", addr, m.Host.IP())
+	}
+	// The machine is named after its instance; this machine keeps its name.
+	if name, _ := os.ReadFile(m.Path("/var/lib/fake/hostname")); string(name) != id+"\n" {
+		t.Fatalf("the machine's host name is %q, want %s", name, id)
+	}
+	if own, _ := os.Hostname(); own == id {
+		t.Fatal("the machine renamed this machine")
 	}
 	if args, _ := os.ReadFile(m.Path("/var/lib/fake/args")); string(args) != "token WJ1.secret\n" {
 		t.Fatalf("agent args %q", args)
