@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -185,18 +186,23 @@ func TestWait(t *testing.T) {
 }
 
 func TestCloseStopsBackgroundGoroutine(t *testing.T) {
-	before := runtime.NumGoroutine()
+	// Counted by name: other tests' goroutines come and go meanwhile.
+	loops := func() int {
+		buf := make([]byte, 1<<22)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "logstore.(*Store).enforceLoop")
+	}
+	before := loops()
 	cfg, _ := testConfig(t, "")
 	s, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustAppend(t, s, 1, rec("a", 1, 1, "x"))
-	if runtime.NumGoroutine() <= before {
-		t.Fatal("no background goroutine")
+	if loops() != before+1 {
+		t.Fatalf("%d retention loops running, want %d", loops(), before+1)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
+	waitFor(t, "the retention loop to exit", func() bool { return loops() == before })
 }
