@@ -236,7 +236,14 @@ func TestLogDrainsAndAlerts(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, recv := range []string{"syslog", "loki", "es"} {
-		hubtest.WaitFor(t, 30*time.Second, recv+" got every line", func() bool { return got.count(recv) == total })
+		hubtest.WaitUntil(t, 30*time.Second, recv+" got every line", func() error {
+			if n := got.count(recv); n != total {
+				got.mu.Lock()
+				defer got.mu.Unlock()
+				return fmt.Errorf("%s has %d of %d lines; receivers' complaints so far: %v", recv, n, total, got.errs)
+			}
+			return nil
+		})
 	}
 	got.mu.Lock()
 	for recv, m := range got.lines {
