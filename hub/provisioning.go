@@ -58,6 +58,13 @@ func (s *provisionStore) View(ctx context.Context) (*provision.View, error) {
 	if v.Hosts, err = snap.Hosts(nil); err != nil {
 		return nil, err
 	}
+	provisioned := false
+	for _, p := range v.Pools {
+		provisioned = provisioned || p.Provision != nil
+	}
+	if !provisioned { // nothing to grow or shrink: spare the scan of every instance
+		return v, nil
+	}
 	insts, err := snap.Instances(nil)
 	if err != nil {
 		return nil, err
@@ -275,6 +282,12 @@ func (r provisioner) Run(ctx context.Context) error {
 			if idx > last {
 				last = idx
 				p.Wake()
+				// A burst of writes (a big deploy) wakes the loop a few
+				// times a second, not once per entry.
+				select {
+				case <-ctx.Done():
+				case <-time.After(200 * time.Millisecond):
+				}
 			}
 		}
 	}()
