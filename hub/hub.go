@@ -256,14 +256,10 @@ func New(cfg Config) (*Hub, error) {
 		{"metrics relay", metricsSvc},
 		{"log drains", drain.NewRunner(drain.RunnerConfig{State: store, Lines: logStore, Events: events, Dir: filepath.Join(cfg.DataDir, "drains"), Logger: logger("drains")})},
 	}
-	open := openProvider(cfg.Tuning)
-	if open == nil {
-		open = providers.Open
-	}
 	provMetrics := provision.NewMetrics()
 	provMetrics.Register(reg)
 	prov := provisioner{state: store, cfg: provision.Config{
-		Store:    &provisionStore{state: store, commit: cl, keys: keys, events: events, open: open, log: logger("provision")},
+		Store:    &provisionStore{state: store, commit: cl, keys: keys, events: events, open: openProvider(cfg.Tuning)},
 		UserData: h.machineUserData,
 		Metrics:  provMetrics,
 		Logger:   logger("provision"),
@@ -334,9 +330,11 @@ func (h *Hub) serveHTTP(ctx context.Context) error {
 }
 
 // openProvider is the opener of a test's fake cloud, nil in production.
+// openProvider opens provider accounts: the clouds built into the binary,
+// unless a test's Tuning brings a fake one.
 func openProvider(t *Tuning) func(providers.Account) (providers.Provider, error) {
-	if t == nil {
-		return nil
+	if t == nil || t.OpenProvider == nil {
+		return providers.Open
 	}
 	return t.OpenProvider
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -31,7 +30,6 @@ type provisionStore struct {
 	keys   *seal.Keyring
 	events eventLog
 	open   func(providers.Account) (providers.Provider, error) // providers.Open unless a test's
-	log    *slog.Logger
 }
 
 var _ provision.Store = (*provisionStore)(nil)
