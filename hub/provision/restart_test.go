@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,13 +30,12 @@ func TestRestartAtEveryStep(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
-			crashed := 0
+			var crashed atomic.Bool // concurrent calls consult the fault
 			arm := func() {
 				h.cloud.setFault(func(action string) (error, bool) {
-					if action != tc.action || crashed > 0 {
+					if action != tc.action || !crashed.CompareAndSwap(false, true) {
 						return nil, false
 					}
-					crashed++
 					h.cancel() // the leader goes away mid-call
 					if tc.lose {
 						return nil, true
@@ -52,7 +52,7 @@ func TestRestartAtEveryStep(t *testing.T) {
 				arm()
 				h.store.setPool(testPool, testAccount, 1, 3, time.Minute, 10*time.Minute)
 			}
-			h.until("the crash", time.Second, 400, func() bool { return crashed > 0 })
+			h.until("the crash", time.Second, 400, func() bool { return crashed.Load() })
 			h.restart()
 			want := 2
 			if tc.shrink {
