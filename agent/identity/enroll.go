@@ -2,14 +2,19 @@ package identity
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
 	"github.com/wharf-platform/wharf/agent/hubconn"
+	"github.com/wharf-platform/wharf/internal/atomicfile"
 	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
@@ -62,7 +67,7 @@ func (k *Keeper) enroll(ctx context.Context, e Enrolment) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrRefused, err)
 	}
-	key, keyPEM, err := pki.NewAgentKey()
+	key, keyPEM, err := pendingKey(k.dir)
 	if err != nil {
 		return err
 	}
@@ -100,6 +105,9 @@ func (k *Keeper) enroll(ctx context.Context, e Enrolment) error {
 		if err := Save(k.dir, resp.HostId, keyPEM, resp.CertPem, resp.CaPem); err != nil {
 			return err
 		}
+		if err := os.Remove(filepath.Join(k.dir, PendingKeyFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			k.log.Warn("remove the enrolment key", "err", err)
+		}
 		if _, err := k.replace(); err != nil {
 			return err
 		}
@@ -107,6 +115,37 @@ func (k *Keeper) enroll(ctx context.Context, e Enrolment) error {
 		return nil
 	}
 	return fmt.Errorf("enrol: no hub answered: %w", lastErr)
+}
+
+// PendingKeyFile holds the key of an enrolment not yet answered. Every
+// attempt, in this process or after a restart, sends a CSR for the same
+// key, so the hub names the same host (its id comes from the token and the
+// key) and, when an earlier attempt committed but its answer was lost,
+// recognises the retry instead of refusing a single-use token that is now
+// used up (a provisioned machine's token always is). It goes once the
+// identity is saved.
+const PendingKeyFile = "enrol.key"
+
+// pendingKey returns the enrolment key kept in dir, making and keeping a
+// new one when there is none (or it does not parse).
+func pendingKey(dir string) (crypto.Signer, []byte, error) {
+	path := filepath.Join(dir, PendingKeyFile)
+	if b, err := os.ReadFile(path); err == nil {
+		if key, err := pki.ParseKeyPEM(b); err == nil {
+			return key, b, nil
+		}
+	}
+	key, keyPEM, err := pki.NewAgentKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	if err := atomicfile.Write(path, keyPEM, 0o600); err != nil {
+		return nil, nil, fmt.Errorf("keep the enrolment key: %w", err)
+	}
+	return key, keyPEM, nil
 }
 
 func enrollOn(ctx context.Context, conn *quic.Conn, req *wire.EnrollRequest) (*wire.EnrollResponse, error) {

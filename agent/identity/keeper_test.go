@@ -2,14 +2,17 @@ package identity
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +28,12 @@ type testHub struct {
 	ca    *pki.CA
 	token pki.JoinToken
 	addr  string
+
+	mu sync.Mutex
+	// drop is how many enrolments to commit but not answer (a hub that
+	// died before it could), keys the public keys of every CSR received.
+	drop int
+	keys []string
 }
 
 func newTestHub(t *testing.T) *testHub {
@@ -83,6 +92,20 @@ func (h *testHub) serve(conn *quic.Conn) {
 			if req.JoinTokenSecret != h.token.Secret {
 				refuse("join token unknown")
 				continue
+			}
+			csr, err := x509.ParseCertificateRequest(req.CsrDer)
+			if err != nil {
+				refuse(err.Error())
+				continue
+			}
+			h.mu.Lock()
+			h.keys = append(h.keys, string(csr.RawSubjectPublicKeyInfo))
+			drop := h.drop > 0
+			h.drop--
+			h.mu.Unlock()
+			if drop {
+				conn.CloseWithError(0, "")
+				return
 			}
 			cert, err := h.ca.SignAgentCSR(req.CsrDer, pki.AgentIdentity{HostID: "h-1", Pool: "p"}, time.Now(), time.Hour)
 			if err != nil {
@@ -156,6 +179,49 @@ func dialAs(ctx context.Context, addr string, id *Identity) (*quic.Conn, error) 
 	return quic.DialAddr(ctx, addr, tc, nil)
 }
 
+// TestEnrollRetriesWithTheSameKey: an enrolment whose answer is lost is
+// tried again with a CSR for the same key, by the same keeper and by a
+// keeper opened on the same dir after a restart, so that the hub, which
+// names the host after the token and the key, recognises a retry of an
+// enrolment it committed rather than refusing its used-up single-use
+// token. The key goes once the identity is saved.
+func TestEnrollRetriesWithTheSameKey(t *testing.T) {
+	hub := newTestHub(t)
+	hub.drop = 2
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	first, err := Open(dir, "n", discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := Enrolment{Token: hub.token.String(), Hubs: []string{hub.addr}}
+	if err := first.enroll(ctx, e); err == nil {
+		t.Fatal("an unanswered enrolment succeeded")
+	}
+	restarted, err := Open(dir, "n", discard) // the agent died and came back
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := restarted.Enroll(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	hub.mu.Lock()
+	keys := hub.keys
+	hub.mu.Unlock()
+	if len(keys) != 3 || keys[0] != keys[1] || keys[1] != keys[2] {
+		t.Fatalf("%d attempts; the same key each time: %v %v", len(keys), len(keys) == 3 && keys[0] == keys[1], len(keys) == 3 && keys[1] == keys[2])
+	}
+	pub, err := x509.MarshalPKIXPublicKey(restarted.Current().Cert.PrivateKey.(crypto.Signer).Public())
+	if err != nil || string(pub) != keys[0] {
+		t.Fatalf("the identity's key is not the one enrolled (%v)", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, PendingKeyFile)); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the enrolment key stays after enrolment: %v", err)
+	}
+}
+
 // TestEnrollRefused: a token the hub does not know, a malformed one, or
 // one pinning another CA ends enrolment at once with ErrRefused, and
 // nothing is written.
@@ -186,8 +252,14 @@ func TestEnrollRefused(t *testing.T) {
 			if !errors.Is(err, ErrRefused) || ctx.Err() != nil {
 				t.Fatalf("Enroll: %v, want %v at once", err, ErrRefused)
 			}
-			if ents, _ := os.ReadDir(dir); len(ents) != 0 || k.Current() != nil {
-				t.Fatalf("a refused enrolment left %d files, identity %v", len(ents), k.Current())
+			ents, _ := os.ReadDir(dir)
+			for _, e := range ents {
+				if e.Name() != PendingKeyFile {
+					t.Errorf("a refused enrolment left %s", e.Name())
+				}
+			}
+			if k.Current() != nil {
+				t.Fatalf("a refused enrolment left an identity")
 			}
 		})
 	}
