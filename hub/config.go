@@ -77,6 +77,12 @@ type Tuning struct {
 	// OpenProvider replaces providers.Open for the API's credential check
 	// (a fake cloud).
 	OpenProvider func(providers.Account) (providers.Provider, error)
+	// OrphanGrace and ProvisionListEvery replace the provisioning loop's
+	// grace before it deletes a cloud machine tagged with this cluster but
+	// unknown to it (4m) and how often it lists each account (30s), so
+	// that a test sees a leak swept in seconds.
+	OrphanGrace        time.Duration
+	ProvisionListEvery time.Duration
 	// AgentBinary is the wharf binary served at /download/wharf-OS-ARCH;
 	// "" serves this process's own executable (a test process is not the
 	// wharf binary).

@@ -264,6 +264,9 @@ func New(cfg Config) (*Hub, error) {
 		Metrics:  provMetrics,
 		Logger:   logger("provision"),
 	}}
+	if t := cfg.Tuning; t != nil {
+		prov.cfg.OrphanGrace, prov.cfg.ListEvery = t.OrphanGrace, t.ProvisionListEvery
+	}
 	h.leader = []task{
 		{"agent CA", agentCA{state: store, commit: cl, log: log}},
 		{"liveness", tracker},

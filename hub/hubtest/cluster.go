@@ -54,6 +54,9 @@ type Options struct {
 	// lab's hosts reach while 127.x stays the root namespace's own.
 	// Partition cannot separate nodes that share one IP.
 	BindIP string
+	// OrphanGrace and ProvisionListEvery shorten the provisioning loop's
+	// sweep of leaked cloud machines (4m grace, a listing every 30s).
+	OrphanGrace, ProvisionListEvery time.Duration
 	// AgentBinary is the wharf binary the nodes serve at
 	// /download/wharf-OS-ARCH; "" serves the test binary itself.
 	AgentBinary string
@@ -175,6 +178,8 @@ func (n *Node) start(expect int, join []string) {
 			Blocked:            func(remote string) bool { return n.c.blocked(n.IP, remote) },
 			OpenProvider:       n.c.opts.OpenProvider,
 			AgentBinary:        n.c.opts.AgentBinary,
+			OrphanGrace:        n.c.opts.OrphanGrace,
+			ProvisionListEvery: n.c.opts.ProvisionListEvery,
 		},
 	}
 	if n.c.opts.ProductionRaft {
