@@ -9,7 +9,9 @@ SDK_PKGS  := ./providers/aws
 RACE_PKGS := $(filter-out $(addprefix github.com/wharf-platform/wharf/,$(SDK_PKGS:./%=%)),$(shell $(GO) list ./...))
 AGENTS    ?= 2000
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -X github.com/wharf-platform/wharf/internal/version.version=$(VERSION)
+# -s -w: no symbol table or DWARF (stack traces keep their names). Every
+# provisioned machine downloads this binary from the hub.
+LDFLAGS   := -s -w -X github.com/wharf-platform/wharf/internal/version.version=$(VERSION)
 
 .PHONY: build run test test-short e2e bench fuzz lint proto clean
 
