@@ -13,6 +13,7 @@ import (
 	_ "github.com/wharf-platform/wharf/providers/aws"
 	_ "github.com/wharf-platform/wharf/providers/openstack"
 	_ "github.com/wharf-platform/wharf/providers/ssh"
+	_ "github.com/wharf-platform/wharf/providers/vsphere"
 )
 
 func main() {
