@@ -83,6 +83,11 @@ func TestImportRules(t *testing.T) {
 		// The AWS SDK is huge: only its provider links it (and the
 		// binary's root, which imports the provider to register it).
 		{module, []string{"github.com/aws/aws-sdk-go-v2", "github.com/aws/smithy-go"}, false, false, []string{module, module + "/providers/aws"}},
+		// So are gophercloud and govmomi: only their provider and the root
+		// link them (tests of e2e may run govmomi's in-process vCenter
+		// simulator, never the provider's code paths in other packages).
+		{module, []string{"github.com/gophercloud/gophercloud/v2"}, false, false, []string{module, module + "/providers/openstack"}},
+		{module, []string{"github.com/vmware/govmomi"}, false, false, []string{module, module + "/providers/vsphere"}},
 	}
 	// Packages that must build from the standard library alone: every
 	// part of the binary links them, and the linker stamps them.
