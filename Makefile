@@ -70,6 +70,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeFiles$$ -fuzztime $(FUZZTIME) ./hub/logstore
 	$(GO) test -run '^$$' -fuzz FuzzRecover$$ -fuzztime $(FUZZTIME) ./hub/logstore
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest$$ -fuzztime $(FUZZTIME) ./e2e/cloudsim
+	$(GO) test -run '^$$' -fuzz FuzzDecodeECSRequest$$ -fuzztime $(FUZZTIME) ./e2e/cloudsim
 
 # Regenerates pkg/wire from wire.proto (needs protobuf-compiler and
 # protoc-gen-go v1.36.12; the generated code is committed).
