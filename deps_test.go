@@ -83,6 +83,8 @@ func TestImportRules(t *testing.T) {
 		// The AWS SDK is huge: only its provider links it (and the
 		// binary's root, which imports the provider to register it).
 		{module, []string{"github.com/aws/aws-sdk-go-v2", "github.com/aws/smithy-go"}, false, false, []string{module, module + "/providers/aws"}},
+		// The same for the Alibaba Cloud SDK.
+		{module, []string{"github.com/aliyun/alibaba-cloud-sdk-go"}, false, false, []string{module, module + "/providers/aliyun"}},
 	}
 	// Packages that must build from the standard library alone: every
 	// part of the binary links them, and the linker stamps them.
