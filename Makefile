@@ -5,6 +5,8 @@ BIN       := bin/wharf
 PKGS      := ./...
 # The cloud SDK adapters are thin and single-threaded over huge generated
 # clients: they run without the race detector, everything else with it.
+# providers/aliyun runs with it: it makes an SDK client per call over one
+# shared transport, and the root and e2e packages race-build its SDK anyway.
 SDK_PKGS  := ./providers/aws
 RACE_PKGS := $(filter-out $(addprefix github.com/wharf-platform/wharf/,$(SDK_PKGS:./%=%)),$(shell $(GO) list ./...))
 AGENTS    ?= 2000
