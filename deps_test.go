@@ -88,6 +88,8 @@ func TestImportRules(t *testing.T) {
 		// simulator, never the provider's code paths in other packages).
 		{module, []string{"github.com/gophercloud/gophercloud/v2"}, false, false, []string{module, module + "/providers/openstack"}},
 		{module, []string{"github.com/vmware/govmomi"}, false, false, []string{module, module + "/providers/vsphere"}},
+		// The same for the Alibaba Cloud SDK.
+		{module, []string{"github.com/aliyun/alibaba-cloud-sdk-go"}, false, false, []string{module, module + "/providers/aliyun"}},
 	}
 	// Packages that must build from the standard library alone: every
 	// part of the binary links them, and the linker stamps them.
