@@ -176,6 +176,7 @@ func New(cfg Config) (*Hub, error) {
 	metricsSvc := series.NewService(cl, logger("metrics"))
 	alerts := alerting.New(alerting.Config{State: store, Traffic: trafficSvc.Store(), Series: metricsSvc.Store(), Events: events, Cluster: cl, Logger: logger("alerts")})
 	plans := planner.NewMetrics()
+	biller, budgets := newBilling(store, cl, nil, logger("billing"))
 	rpcs := [][]cluster.Handler{tracker.Handlers(), logSvc.Handlers(), trafficSvc.Handlers(), metricsSvc.Handlers(), alerts.Handlers(),
 		// Writes forwarded by followers, answered by this node's API when
 		// it leads (the API is built last, hence the indirection).
@@ -234,6 +235,7 @@ func New(cfg Config) (*Hub, error) {
 		Alerts:       alerts,
 		Keys:         keys,
 		OpenProvider: openProvider(cfg.Tuning),
+		Billing:      biller,
 	})
 	if err != nil {
 		return nil, err
@@ -274,6 +276,7 @@ func New(cfg Config) (*Hub, error) {
 		{"alerts", alerts},
 		{"provider credentials", &accounts.Resealer{State: store, Keys: keys, Commit: cl, Logger: logger("accounts")}},
 		{"provisioning", prov},
+		{"budgets", budgets},
 		{"drills", drill.New(drill.Config{State: store, Commit: cl, Routes: tracker, Traffic: trafficSvc.Store(), Logger: logger("drills")})},
 	}
 	ok = true

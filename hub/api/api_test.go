@@ -334,6 +334,13 @@ func TestRBACMatrix(t *testing.T) {
 		{"GET /v1/drills", "GET", "/v1/drills", "", adminOnly(200), adminOnly(200)},
 		{"GET /v1/drills/{id}", "GET", "/v1/drills/d-none", "", adminOnly(404), adminOnly(404)},
 		{"POST /v1/drills/{id}/end", "POST", "/v1/drills/d-none/end", "", adminOnly(404), adminOnly(404)},
+		{"POST /v1/plans", "POST", "/v1/plans", `{"name":"p-{n}","currency":"USD"}`, adminOnly(201), adminOnly(201)},
+		{"GET /v1/plans", "GET", "/v1/plans", "", all(200), all(200)},
+		{"GET /v1/plans/{name}", "GET", "/v1/plans/none", "", all(404), all(404)},
+		{"DELETE /v1/plans/{name}", "DELETE", "/v1/plans/none", "", adminOnly(404), adminOnly(404)},
+		{"PUT /v1/tenants/{name}", "PUT", "/v1/tenants/{t}", `{"budget_hard_stop":true}`, expect{200, 200, 403, 403}, expect{200, 404, 404, 404}},
+		{"GET /v1/bills", "GET", "/v1/bills?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
+		{"GET /v1/invoices", "GET", "/v1/invoices?tenant={t}", "", all(404), all(404)}, // no plan: no invoice
 	}
 	covered := map[string]bool{}
 	for _, r := range rows {

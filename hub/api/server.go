@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wharf-platform/wharf/hub/billing"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/internal/seal"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
@@ -72,6 +73,9 @@ type Config struct {
 	// OpenProvider opens an account for its credential check. Nil means
 	// providers.Open (the types built into the binary).
 	OpenProvider func(providers.Account) (providers.Provider, error)
+	// Billing prices usage for bills and invoices. Nil: a biller that sees
+	// no usage (plans and fees only).
+	Billing Biller
 }
 
 // TrafficReader returns an app's ("tenant/app") per-second router counts
@@ -155,6 +159,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.OpenProvider == nil {
 		cfg.OpenProvider = providers.Open
+	}
+	if cfg.Billing == nil {
+		cfg.Billing = billing.NewBiller(billing.BillerConfig{State: cfg.Store, Now: cfg.Now})
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -343,4 +350,5 @@ func (s *Server) register() {
 	s.handle("DELETE /v1/hosts/{id}", authed, s.deleteHost)
 
 	s.handle("GET /v1/events", authed, s.listEvents)
+	s.registerBilling()
 }

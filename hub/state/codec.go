@@ -105,6 +105,16 @@ func newRequest(t MessageType) any {
 		return &MachineDeleteRequest{}
 	case ProviderResealType:
 		return &ProviderResealRequest{}
+	case PlanCreateType:
+		return &PlanCreateRequest{}
+	case PlanDeleteType:
+		return &PlanDeleteRequest{}
+	case TenantUpdateType:
+		return &TenantUpdateRequest{}
+	case BudgetCheckType:
+		return &BudgetCheckRequest{}
+	case BudgetNotifiedType:
+		return &BudgetNotifiedRequest{}
 	}
 	return nil
 }

@@ -168,6 +168,16 @@ func (w *writer) dispatch(req any) *Error {
 		return w.machineUpdate(r)
 	case *MachineDeleteRequest:
 		return w.machineDelete(r)
+	case *PlanCreateRequest:
+		return w.planCreate(r)
+	case *PlanDeleteRequest:
+		return w.planDelete(r)
+	case *TenantUpdateRequest:
+		return w.tenantUpdate(r)
+	case *BudgetCheckRequest:
+		return w.budgetCheck(r)
+	case *BudgetNotifiedRequest:
+		return w.budgetNotified(r)
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }

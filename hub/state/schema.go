@@ -46,6 +46,7 @@ func schema() *memdb.DBSchema {
 		TableDrills:    drillSchema(),
 		TableProviders: providerSchema(),
 		TableMachines:  machineSchema(),
+		TablePlans:     planSchema(),
 		TableTenants: {Name: TableTenants, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: str("Name")},
 		}},
@@ -94,7 +95,7 @@ func schema() *memdb.DBSchema {
 }
 
 // tables lists the object tables in snapshot order.
-var objectTables = []string{TableTenants, TableTokens, TablePools, TableApps, TableAppVersions, TableAgentCA, TableJoinTokens, TableHosts, TableEvents, TableInstances, TableDeployments, TableRoutes, TableCerts, TableDrills, TableLogDrains, TableAlerts, TableProviders, TableMachines}
+var objectTables = []string{TableTenants, TableTokens, TablePools, TableApps, TableAppVersions, TableAgentCA, TableJoinTokens, TableHosts, TableEvents, TableInstances, TableDeployments, TableRoutes, TableCerts, TableDrills, TableLogDrains, TableAlerts, TableProviders, TableMachines, TablePlans}
 
 func newDB() (*memdb.MemDB, error) {
 	db, err := memdb.NewMemDB(schema())

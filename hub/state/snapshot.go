@@ -66,6 +66,8 @@ func newObject(table string) any {
 		return &ProviderAccount{}
 	case TableMachines:
 		return &Machine{}
+	case TablePlans:
+		return &Plan{}
 	case TableEvents:
 		return &Event{}
 	case tableIndex:

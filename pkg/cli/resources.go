@@ -65,7 +65,7 @@ func (e *env) tenantCmd() *cobra.Command {
 			fmt.Fprintf(e.stdout, "deleted tenant %s\n", args[0])
 			return nil
 		})}
-	return group("tenant", "Manage tenants (admin)", create, ls, show, rm)
+	return group("tenant", "Manage tenants (admin)", create, ls, show, rm, e.setPlanCmd(), e.setBudgetCmd())
 }
 
 func quota(n int) string {
