@@ -58,6 +58,7 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode$$ -fuzztime $(FUZZTIME) ./hub/state
 	$(GO) test -run '^$$' -fuzz FuzzApply$$ -fuzztime $(FUZZTIME) ./hub/state
+	$(GO) test -run '^$$' -fuzz FuzzMeterCommands$$ -fuzztime $(FUZZTIME) ./hub/state
 	$(GO) test -run '^$$' -fuzz FuzzDecodeAppSpec$$ -fuzztime $(FUZZTIME) ./hub/api
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRequests$$ -fuzztime $(FUZZTIME) ./hub/api
 	$(GO) test -run '^$$' -fuzz FuzzDecodePlan$$ -fuzztime $(FUZZTIME) ./hub/api

@@ -54,6 +54,8 @@ type Config struct {
 	Logs LogReader
 	// Alerts, when set, tells which alert rules fire.
 	Alerts AlertReader
+	// Usage, when set, serves GET /v1/usage.
+	Usage UsageReader
 	// AppsDomain is the parent of apps' default routes
 	// (<app>.<tenant>.<apps-domain>). Empty means "localhost".
 	AppsDomain string
@@ -316,6 +318,7 @@ func (s *Server) register() {
 	s.handle("GET /v1/apps/{name}/history", authed, s.appHistory)
 	s.handle("GET /v1/apps/{name}/routes", authed, s.appRoutes)
 	s.handle("GET /v1/apps/{name}/stats", authed, s.appStats)
+	s.handle("GET /v1/usage", authed, s.usage)
 	s.handle("GET /v1/apps/{name}/metrics", authed, s.appMetrics)
 	s.handle("GET /v1/apps/{name}/logs", authed, s.appLogs)
 	s.handle("POST /v1/apps/{name}/log-drains", authed, s.addLogDrain)

@@ -105,6 +105,10 @@ func newRequest(t MessageType) any {
 		return &MachineDeleteRequest{}
 	case ProviderResealType:
 		return &ProviderResealRequest{}
+	case UsageCountersType:
+		return &UsageCountersRequest{}
+	case CloseHourType:
+		return &CloseHourRequest{}
 	case PlanCreateType:
 		return &PlanCreateRequest{}
 	case PlanDeleteType:
