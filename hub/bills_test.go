@@ -42,9 +42,18 @@ func TestBudgetAlertsOnceThroughLeaderChange(t *testing.T) {
 	plan, budget, stop, hook := "flat", "0.01", true, hooks.URL+"/budget"
 	admin.must(t, "PUT", url+"/v1/tenants/acme", apitypes.TenantUpdate{Plan: &plan, Budget: &budget, BudgetHardStop: &stop, BudgetWebhook: &hook}, nil)
 
+	// Reads retry while the cluster has no leader (an election on a loaded
+	// machine answers 503).
+	read := func(path string, out any) {
+		t.Helper()
+		hubtest.WaitUntil(t, 30*time.Second, "GET "+path, func() error {
+			_, _, err := admin.call(t.Context(), "GET", url+path, nil, out)
+			return err
+		})
+	}
 	over := func() bool {
 		var ten apitypes.Tenant
-		admin.must(t, "GET", url+"/v1/tenants/acme", nil, &ten)
+		read("/v1/tenants/acme", &ten)
 		return ten.BudgetStatus != nil && ten.BudgetStatus.Over && len(ten.BudgetStatus.Alerts) == 2 &&
 			ten.BudgetStatus.Alerts[0].Notified && ten.BudgetStatus.Alerts[1].Notified
 	}
@@ -54,7 +63,7 @@ func TestBudgetAlertsOnceThroughLeaderChange(t *testing.T) {
 	}
 	budgetEvents := func() int {
 		var evs []apitypes.Event
-		admin.must(t, "GET", url+"/v1/events", nil, &evs)
+		read("/v1/events", &evs)
 		n := 0
 		for _, e := range evs {
 			if strings.HasPrefix(e.Type, "budget.") {
@@ -85,7 +94,12 @@ func TestBudgetAlertsOnceThroughLeaderChange(t *testing.T) {
 	}
 
 	// The hard stop: no new instances.
-	code, _, err := admin.call(t.Context(), "POST", leader.URL()+"/v1/apps?tenant=acme", apitypes.AppSpec{Name: "web", Image: "web:1"}, nil)
+	var code int
+	var err error
+	hubtest.WaitFor(t, 30*time.Second, "an answer from a leader", func() bool {
+		code, _, err = admin.call(t.Context(), "POST", url+"/v1/apps?tenant=acme", apitypes.AppSpec{Name: "web", Image: "web:1"}, nil)
+		return code != http.StatusServiceUnavailable
+	})
 	if code != http.StatusUnprocessableEntity || err == nil || !strings.Contains(err.Error(), "budget") {
 		t.Fatalf("new app over budget: %d %v", code, err)
 	}
