@@ -227,3 +227,19 @@ func (e *env) printInvoices(invs []apitypes.Invoice) error {
 	}
 	return e.print(invs, strings.Fields("TENANT MONTH PLAN ITEM QUANTITY UNIT UNIT_PRICE AMOUNT"), rows)
 }
+
+// budget is a tenant's budget column: the amount, with the hard stop and
+// the month's state when known.
+func budget(t apitypes.Tenant) string {
+	if t.Budget == "" {
+		return "-"
+	}
+	s := t.Budget
+	if t.BudgetHardStop {
+		s += " (hard stop)"
+	}
+	if st := t.BudgetStatus; st != nil && st.Over {
+		s += ", over"
+	}
+	return s
+}

@@ -25,7 +25,12 @@ func TestBillingCommands(t *testing.T) {
 		"GET /v1/bills": jsonAnswer(200, []apitypes.Bill{{Tenant: "acme", Day: "2026-12-01", Plan: "std", From: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
 			To: time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC), Total: "0.02", Currency: "USD", Final: true}}),
 		"GET /v1/invoices": func(w http.ResponseWriter) { jsonAnswer(200, inv)(w) },
+		"GET /v1/tenants/acme": jsonAnswer(200, apitypes.Tenant{Name: "acme", Plan: "std", Budget: "100.00", BudgetHardStop: true,
+			BudgetStatus: &apitypes.BudgetStatus{Month: "2026-12", Spent: "101.00", Over: true}}),
 	})
+	if out, _, code := run(t, "", "--addr", addr, "tenant", "show", "acme"); code != 0 || !strings.Contains(out, "PLAN") || !strings.Contains(out, "100.00 (hard stop), over") {
+		t.Fatalf("tenant show: %d %q", code, out)
+	}
 
 	out, stderr, code := run(t, "", "--addr", addr, "plan", "create", "std", "--currency", "USD", "--price", "instance_hour=0.01,egress_gb=0.09",
 		"--included", "egress_gb=10", "--monthly-fee", "5.00")
