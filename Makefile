@@ -53,6 +53,7 @@ bench: build
 	$(GO) test -run '^$$' -bench 'DatacenterLoss|HostDeath' -benchtime 10x ./e2e
 	$(GO) test -run '^$$' -bench Provision100 -benchtime 1x ./hub/provision
 	$(GO) test -run '^$$' -bench ProvisionPool100 -benchtime 1x ./e2e
+	$(GO) test -run '^$$' -bench Invoices100Tenants -benchtime 3x -benchmem ./hub/billing
 	./e2e/bench/api.sh
 	$(GO) run ./e2e/agentload -wharf $(BIN) -n $(AGENTS) -duration 20s
 
@@ -61,8 +62,10 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode$$ -fuzztime $(FUZZTIME) ./hub/state
 	$(GO) test -run '^$$' -fuzz FuzzApply$$ -fuzztime $(FUZZTIME) ./hub/state
+	$(GO) test -run '^$$' -fuzz FuzzMeterCommands$$ -fuzztime $(FUZZTIME) ./hub/state
 	$(GO) test -run '^$$' -fuzz FuzzDecodeAppSpec$$ -fuzztime $(FUZZTIME) ./hub/api
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRequests$$ -fuzztime $(FUZZTIME) ./hub/api
+	$(GO) test -run '^$$' -fuzz FuzzDecodePlan$$ -fuzztime $(FUZZTIME) ./hub/api
 	$(GO) test -run '^$$' -fuzz FuzzParseJoinToken$$ -fuzztime $(FUZZTIME) ./pkg/pki
 	$(GO) test -run '^$$' -fuzz FuzzReadFrame$$ -fuzztime $(FUZZTIME) ./pkg/wire
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEnvelope$$ -fuzztime $(FUZZTIME) ./pkg/wire
