@@ -80,7 +80,8 @@ type writer struct {
 	// alloc holds, per host, the CPU and memory this command's instance
 	// changes add (or release), for flushAlloc.
 	alloc map[string][2]int
-	m     meterScratch
+	// m is the command's time and what its metering wrote so far.
+	m meterScratch
 }
 
 func (w *writer) dispatch(req any) *Error {
