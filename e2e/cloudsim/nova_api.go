@@ -431,8 +431,11 @@ func (s *OpenStack) deleteServer(r *novaRequest, _ time.Time) (int, any, *novaEr
 func (s *OpenStack) listServers(r *novaRequest, _ time.Time) (int, any, *novaError) {
 	var nameRE *regexp.Regexp
 	if n := r.query.Get("name"); n != "" {
+		if len(n) > novaMaxField {
+			return 0, nil, novaBadRequest("Invalid input for query parameters name. Value: %s.", truncate(n, 64))
+		}
 		re, err := regexp.Compile(n)
-		if err != nil || len(n) > novaMaxField {
+		if err != nil {
 			return 0, nil, novaBadRequest("Invalid input for query parameters name. Value: %s.", truncate(n, 64))
 		}
 		nameRE = re
