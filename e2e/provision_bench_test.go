@@ -205,9 +205,12 @@ func provisionPool100(b *testing.B) {
 	for deadline := time.Now().Add(time.Duration(machines) * 3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			r, err := ready()
-			ms, _, _ := admin().Machines().List(ctx, "auto", nil)
-			if len(ms) > 3 {
-				ms = ms[:3]
+			all, _, _ := admin().Machines().List(ctx, "auto", nil)
+			var ms []apitypes.Machine // those not ready, which say why
+			for _, m := range all {
+				if m.State != "ready" && len(ms) < 10 {
+					ms = append(ms, m)
+				}
 			}
 			mu.Lock()
 			b.Fatalf("in time: %d of %d hosts ready (%v); cloud calls %v; agents failed: %v; machines %+v", r, machines, err, sim.Calls(), failed, ms)
