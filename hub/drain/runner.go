@@ -50,8 +50,9 @@ type Lines interface {
 	// Wait blocks until the store holds a record after pos, ctx ends or
 	// the store is closed (logstore.ErrClosed).
 	Wait(ctx context.Context, pos uint64) error
-	// Stats tells where a drain new on this node starts (LastPos).
-	Stats() logstore.Stats
+	// StartAt tells where a drain new on this node starts: before the
+	// first of the app's records stamped at or after since.
+	StartAt(tenant, app string, since time.Time) (uint64, error)
 }
 
 // Events records an event through Raft, best effort.
@@ -169,13 +170,18 @@ func (d *Runner) stopAll() {
 }
 
 // cursor returns the Pos of the last line a drain handled on this node; a
-// drain new here starts at the store's present position (it forwards what
-// comes from now on).
-func (d *Runner) cursor(id string) (uint64, error) {
+// drain new here starts with the app's lines stamped at or after the
+// drain's creation (a committed time, the same on every node), so lines
+// that reach this node before its runner sees the drain are not skipped.
+func (d *Runner) cursor(dr *state.LogDrain) (uint64, error) {
+	id := dr.ID
 	b, err := os.ReadFile(filepath.Join(d.dir, id))
 	if errors.Is(err, os.ErrNotExist) {
-		last := d.cfg.Lines.Stats().LastPos
-		return last, d.saveCursor(id, last)
+		start, err := d.cfg.Lines.StartAt(dr.Tenant, dr.App, dr.CreatedAt)
+		if err != nil {
+			return 0, err
+		}
+		return start, d.saveCursor(id, start)
 	}
 	if err != nil {
 		return 0, err
@@ -200,7 +206,7 @@ func (d *Runner) work(ctx context.Context, w *drainWorker) {
 		return
 	}
 	defer s.Close()
-	pos, err := d.cursor(w.d.ID)
+	pos, err := d.cursor(&w.d)
 	for err != nil { // a broken cursor file or disk: say so, keep trying
 		fail(fmt.Errorf("cursor: %w", err))
 		select {
@@ -208,7 +214,7 @@ func (d *Runner) work(ctx context.Context, w *drainWorker) {
 			return
 		case <-time.After(drainBackoffMax):
 		}
-		pos, err = d.cursor(w.d.ID)
+		pos, err = d.cursor(&w.d)
 	}
 	for ctx.Err() == nil {
 		recs, last, err := d.cfg.Lines.Scan(w.d.Tenant, w.d.App, pos, true, drainBatchLines)

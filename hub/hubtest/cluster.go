@@ -419,7 +419,7 @@ func (c *Cluster) WaitLeader(timeout time.Duration) *Node {
 // stretched by Scale: callers state what an idle machine needs.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	timeout = deadline.Scale(timeout)
+	timeout = scaledWithin(t, timeout)
 	deadline := time.Now().Add(timeout)
 	for {
 		if cond() {
@@ -432,13 +432,29 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// scaledWithin is timeout stretched to the machine (deadline.Scale) but
+// ending at least 30 s before the test binary's own deadline (-timeout),
+// so that a wait that cannot succeed fails with what it saw instead of the
+// binary panicking with only a goroutine dump.
+func scaledWithin(t testing.TB, timeout time.Duration) time.Duration {
+	timeout = deadline.Scale(timeout)
+	if d, ok := t.(interface{ Deadline() (time.Time, bool) }); ok {
+		if end, ok := d.Deadline(); ok {
+			if left := time.Until(end) - 30*time.Second; left < timeout {
+				timeout = max(left, time.Second)
+			}
+		}
+	}
+	return timeout
+}
+
 // WaitUntil is WaitFor for a check that says what is still missing: it
 // polls until check returns nil and, on timeout, fails with the last
 // answer, so a failure shows the state the test saw rather than only what
 // it waited for.
 func WaitUntil(t testing.TB, timeout time.Duration, what string, check func() error) {
 	t.Helper()
-	timeout = deadline.Scale(timeout)
+	timeout = scaledWithin(t, timeout)
 	deadline := time.Now().Add(timeout)
 	for {
 		err := check()
