@@ -32,12 +32,17 @@
 //
 // # Faults
 //
-// A test changes the simulator while it runs: Inject makes calls of an
-// action fail with a code (for the next N calls, or until ClearFaults),
-// Throttle and SetRate answer RequestLimitExceeded, SetLatency delays every
-// answer, LoseAnswers performs a call and then closes the connection
-// without an answer (the client sees a transport error and retries with
-// the same ClientToken), SetBootDelay and SetMaxInstances change how new
+// Every simulator (and the vSphere front) shares one fault injection,
+// Faults (see its Faults method): Fail makes the next N calls of an
+// action fail with a kind of fault (FaultThrottle, FaultQuota, FaultAuth,
+// FaultServer), which each simulator answers in its own cloud's words;
+// FaultHang gives no answer until the client gives up; FaultLose performs
+// a call and then closes the connection without an answer (the client
+// sees a transport error and retries with the same ClientToken); Inject
+// takes a cloud's own error code; SetRate throttles beyond a rate and
+// SetLatency delays every answer. The simulators' older methods (Inject,
+// Throttle, SetRate, SetLatency, LoseAnswers, ClearFaults) are kept as
+// short forms of these. SetBootDelay and SetMaxInstances change how new
 // instances boot and how many may live.
 //
 // # Observing
