@@ -234,8 +234,8 @@ func xmlName(s string) string {
 			b.WriteRune(c)
 		}
 	}
-	if b.Len() == 0 {
-		return "RuntimeFault"
+	if b.Len() == 0 || b.String()[0] >= '0' && b.String()[0] <= '9' {
+		return "RuntimeFault" // no name, or none an XML element may have
 	}
 	return b.String()
 }

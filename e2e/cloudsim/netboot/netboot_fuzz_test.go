@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // FuzzScript feeds arbitrary user data through the decoder every booted
@@ -20,9 +21,12 @@ func FuzzScript(f *testing.F) {
 		if s, err := Script([]byte(userData)); err == nil && !strings.HasPrefix(s, "#!") {
 			t.Fatalf("%q decoded to %q, not a script", userData, s)
 		}
+		if !utf8.ValidString(word) {
+			return // no JSON (or YAML) string holds it
+		}
 		argv, err := json.Marshal([]string{"echo", word})
 		if err != nil {
-			return // not UTF-8: no JSON string holds it
+			t.Fatal(err)
 		}
 		s, err := Script([]byte("#cloud-config\nruncmd:\n  - " + string(argv) + "\n"))
 		if err != nil {
