@@ -24,8 +24,10 @@
 //   - An instance is pending for the boot delay, then running; Terminate
 //     makes it shutting-down, then terminated after the terminate delay,
 //     and a terminated instance stays listed for TerminatedTTL.
-//   - Only known instance types run (InvalidParameterValue otherwise); a
-//     quota of live instances answers InstanceLimitExceeded.
+//   - Only known instance types run (InvalidParameterValue otherwise),
+//     and, when EC2Options.Images is set, only its images
+//     (InvalidAMIID.NotFound); a quota of live instances answers
+//     InstanceLimitExceeded.
 //   - DescribeInstances takes InstanceId.N, Filter.N (tag:K, tag-key,
 //     instance-state-name, instance-id, instance-type, ...) with * and ?
 //     wildcards, and pages with MaxResults and NextToken.

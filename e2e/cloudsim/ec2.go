@@ -71,6 +71,9 @@ type EC2Options struct {
 	Region string
 	// InstanceTypes are the types that run; nil is DefaultInstanceTypes.
 	InstanceTypes map[string]InstanceType
+	// Images are the AMI ids instances may run; nil runs any well-formed
+	// id (ami-...), as most tests need no catalogue.
+	Images []string
 	// MaxInstances is the quota of live (not terminated) instances;
 	// 0 is no quota.
 	MaxInstances int
@@ -120,6 +123,7 @@ type EC2 struct {
 	region  string
 	keys    map[string]string
 	types   map[string]InstanceType
+	images  map[string]bool // nil: any
 	ttl     time.Duration
 	hook    *bootHook
 	faults  *Faults
@@ -184,6 +188,12 @@ func NewEC2(opts EC2Options) (*EC2, error) {
 	}
 	if s.types == nil {
 		s.types = DefaultInstanceTypes()
+	}
+	if opts.Images != nil {
+		s.images = map[string]bool{}
+		for _, id := range opts.Images {
+			s.images[id] = true
+		}
 	}
 	if s.ttl == 0 {
 		s.ttl = time.Hour

@@ -17,11 +17,11 @@ import (
 // through the AWS SDK.
 func TestConformance(t *testing.T) {
 	providertest.Run(t, providertest.Harness{New: func(t *testing.T) *providertest.Cloud {
-		s := newSim(t, cloudsim.EC2Options{})
+		tmpl := request("x").Template
+		s := newSim(t, cloudsim.EC2Options{Images: []string{tmpl.Image}})
 		p := openFast(t, account(s))
 		wrong := account(s)
 		wrong.Credentials.SecretAccessKey = "not-the-" + testSecret[:5]
-		tmpl := request("x").Template
 		ec2Words := map[cloudsim.FaultKind]providertest.Words{
 			cloudsim.FaultAuth:     {Code: "UnauthorizedOperation", Message: "You are not authorized to perform this operation."},
 			cloudsim.FaultThrottle: {Code: "RequestLimitExceeded", Message: "Request limit exceeded."},
@@ -30,6 +30,8 @@ func TestConformance(t *testing.T) {
 		}
 		unknownType := tmpl
 		unknownType.InstanceType = "t3.gigantic"
+		unknownImage := tmpl
+		unknownImage.Image = "ami-00000000deadbeef0"
 		return &providertest.Cloud{
 			Provider:            p,
 			BadCredentials:      openFast(t, wrong),
@@ -52,6 +54,7 @@ func TestConformance(t *testing.T) {
 			Clear: s.ClearFaults,
 			Unknown: []providertest.Unknown{
 				{Part: "instance type", Template: unknownType, Words: "t3.gigantic"},
+				{Part: "image", Template: unknownImage, Words: "ami-00000000deadbeef0"},
 			},
 			AddUntagged: func(t testing.TB) {
 				// Run by hand, with the SDK, carrying no tags at all.
