@@ -107,4 +107,14 @@
 // ECSOptions.Boot is a BootFunc that sees the instance as an Instance
 // (ECSInstance.Instance), so that netboot boots ECS machines as it boots
 // EC2 ones.
+//
+// # OpenStack and vSphere
+//
+// NewOpenStack starts Keystone v3, Nova, Glance's and Neutron's lookups on
+// one port (see OpenStack). vSphere is govmomi's own in-process simulator
+// behind a VSphereFront, which counts SOAP calls and breaks them with the
+// same Faults; VSphereBooter boots the VMs that power on with what
+// cloud-init's VMware datasource reads: guestinfo.userdata and
+// guestinfo.metadata (whose instance-id and local-hostname the BootFunc
+// sees as Instance.InstanceID and Hostname).
 package cloudsim
