@@ -2,6 +2,7 @@ package cloudsim
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -66,4 +67,55 @@ func TestFaultsInjection(t *testing.T) {
 	if f.delay(ctx, nil) {
 		t.Fatal("a call outlived its client's context in the latency")
 	}
+}
+
+// TestFaultKindsInEachCloudsWords: one kind of fault, asked of every
+// simulator, is answered with that cloud's code and status; a hang gives
+// no answer until the client gives up.
+func TestFaultKindsInEachCloudsWords(t *testing.T) {
+	ec2, ec2c := newSim(t, EC2Options{})
+	ecs, ecsc := newECSSim(t, ECSOptions{})
+	nova, novac := newOpenStack(t, OpenStackOptions{})
+	for _, tc := range []struct {
+		kind           FaultKind
+		ec2Status      int
+		ec2Code        string
+		ecsStatus      int
+		ecsCode        string
+		novaStatus     int
+		novaWords      string
+		novaRetryAfter string
+	}{
+		{FaultThrottle, 503, "RequestLimitExceeded", 400, "Throttling.User", 429, "rate-limited", "1"},
+		{FaultQuota, 400, "InstanceLimitExceeded", 403, "QuotaExceed.ElasticQuota", 403, "Quota exceeded for instances", ""},
+		{FaultAuth, 403, "UnauthorizedOperation", 403, "Forbidden.RAM", 401, "requires authentication", ""},
+		{FaultServer, 500, "InternalError", 500, "InternalError", 500, "Unexpected API Error", ""},
+	} {
+		t.Run(tc.kind.String(), func(t *testing.T) {
+			ec2.Faults().Fail("DescribeRegions", tc.kind, 1)
+			if status, code := ec2c.fail("DescribeRegions", nil); status != tc.ec2Status || code != tc.ec2Code {
+				t.Errorf("EC2: %d %s, want %d %s", status, code, tc.ec2Status, tc.ec2Code)
+			}
+			ecs.Faults().Fail("DescribeRegions", tc.kind, 1)
+			if status, code := ecsc.fail("DescribeRegions", nil); status != tc.ecsStatus || code != tc.ecsCode {
+				t.Errorf("ECS: %d %s, want %d %s", status, code, tc.ecsStatus, tc.ecsCode)
+			}
+			nova.Faults().Fail("ListFlavors", tc.kind, 1)
+			status, hdr, body := novac.do("GET", "/compute/v2.1/flavors/detail", "")
+			if status != tc.novaStatus || !strings.Contains(string(body), tc.novaWords) || hdr.Get("Retry-After") != tc.novaRetryAfter {
+				t.Errorf("Nova: %d %s (Retry-After %q), want %d %q", status, body, hdr.Get("Retry-After"), tc.novaStatus, tc.novaWords)
+			}
+		})
+	}
+	// A hang holds the call until the client gives up.
+	ec2.Faults().Fail("", FaultHang, 0)
+	r := ec2c.request("DescribeRegions", nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, _, err := ec2c.do(r.WithContext(ctx)); err == nil || time.Since(start) < 200*time.Millisecond {
+		t.Fatalf("a hung call answered after %v: %v", time.Since(start), err)
+	}
+	ec2.ClearFaults()
+	ec2c.call("DescribeRegions", nil, nil)
 }
