@@ -79,6 +79,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest$$ -fuzztime $(FUZZTIME) ./e2e/cloudsim
 	$(GO) test -run '^$$' -fuzz FuzzDecodeNovaRequest$$ -fuzztime $(FUZZTIME) ./e2e/cloudsim
 	$(GO) test -run '^$$' -fuzz FuzzDecodeECSRequest$$ -fuzztime $(FUZZTIME) ./e2e/cloudsim
+	$(GO) test -run '^$$' -fuzz FuzzDecodeVSphereRequest$$ -fuzztime $(FUZZTIME) ./e2e/cloudsim
+	$(GO) test -run '^$$' -fuzz FuzzDecodeGuestinfo$$ -fuzztime $(FUZZTIME) ./e2e/cloudsim
+	$(GO) test -run '^$$' -fuzz FuzzScript$$ -fuzztime $(FUZZTIME) ./e2e/cloudsim/netboot
 
 # Regenerates pkg/wire from wire.proto (needs protobuf-compiler and
 # protoc-gen-go v1.36.12; the generated code is committed).

@@ -24,20 +24,27 @@
 //   - An instance is pending for the boot delay, then running; Terminate
 //     makes it shutting-down, then terminated after the terminate delay,
 //     and a terminated instance stays listed for TerminatedTTL.
-//   - Only known instance types run (InvalidParameterValue otherwise); a
-//     quota of live instances answers InstanceLimitExceeded.
+//   - Only known instance types run (InvalidParameterValue otherwise),
+//     and, when EC2Options.Images is set, only its images
+//     (InvalidAMIID.NotFound); a quota of live instances answers
+//     InstanceLimitExceeded.
 //   - DescribeInstances takes InstanceId.N, Filter.N (tag:K, tag-key,
 //     instance-state-name, instance-id, instance-type, ...) with * and ?
 //     wildcards, and pages with MaxResults and NextToken.
 //
 // # Faults
 //
-// A test changes the simulator while it runs: Inject makes calls of an
-// action fail with a code (for the next N calls, or until ClearFaults),
-// Throttle and SetRate answer RequestLimitExceeded, SetLatency delays every
-// answer, LoseAnswers performs a call and then closes the connection
-// without an answer (the client sees a transport error and retries with
-// the same ClientToken), SetBootDelay and SetMaxInstances change how new
+// Every simulator (and the vSphere front) shares one fault injection,
+// Faults (see its Faults method): Fail makes the next N calls of an
+// action fail with a kind of fault (FaultThrottle, FaultQuota, FaultAuth,
+// FaultServer), which each simulator answers in its own cloud's words;
+// FaultHang gives no answer until the client gives up; FaultLose performs
+// a call and then closes the connection without an answer (the client
+// sees a transport error and retries with the same ClientToken); Inject
+// takes a cloud's own error code; SetRate throttles beyond a rate and
+// SetLatency delays every answer. The simulators' older methods (Inject,
+// Throttle, SetRate, SetLatency, LoseAnswers, ClearFaults) are kept as
+// short forms of these. SetBootDelay and SetMaxInstances change how new
 // instances boot and how many may live.
 //
 // # Observing
@@ -100,4 +107,14 @@
 // ECSOptions.Boot is a BootFunc that sees the instance as an Instance
 // (ECSInstance.Instance), so that netboot boots ECS machines as it boots
 // EC2 ones.
+//
+// # OpenStack and vSphere
+//
+// NewOpenStack starts Keystone v3, Nova, Glance's and Neutron's lookups on
+// one port (see OpenStack). vSphere is govmomi's own in-process simulator
+// behind a VSphereFront, which counts SOAP calls and breaks them with the
+// same Faults; VSphereBooter boots the VMs that power on with what
+// cloud-init's VMware datasource reads: guestinfo.userdata and
+// guestinfo.metadata (whose instance-id and local-hostname the BootFunc
+// sees as Instance.InstanceID and Hostname).
 package cloudsim

@@ -71,6 +71,9 @@ type EC2Options struct {
 	Region string
 	// InstanceTypes are the types that run; nil is DefaultInstanceTypes.
 	InstanceTypes map[string]InstanceType
+	// Images are the AMI ids instances may run; nil runs any well-formed
+	// id (ami-...), as most tests need no catalogue.
+	Images []string
 	// MaxInstances is the quota of live (not terminated) instances;
 	// 0 is no quota.
 	MaxInstances int
@@ -106,20 +109,11 @@ type Instance struct {
 	LaunchTime     time.Time
 	Booted         bool   // Boot was called
 	BootError      string // what Boot returned, "" for nil
-}
-
-// Fault makes calls fail with an EC2 error code.
-type Fault struct {
-	// Action is the action it applies to ("" for every action).
-	Action string
-	// Code is the error code, e.g. InsufficientInstanceCapacity.
-	Code string
-	// Message is the error message; "" is a message like EC2's.
-	Message string
-	// Status is the HTTP status; 0 is EC2's for the code.
-	Status int
-	// Times is how many calls fail; 0 is every call until ClearFaults.
-	Times int
+	// InstanceID and Hostname are cloud-init's instance-id and
+	// local-hostname where the cloud gives them apart from the id
+	// (vSphere's guestinfo.metadata); "" elsewhere.
+	InstanceID string
+	Hostname   string
 }
 
 // EC2 is a running EC2 simulator.
@@ -129,10 +123,11 @@ type EC2 struct {
 	region  string
 	keys    map[string]string
 	types   map[string]InstanceType
+	images  map[string]bool // nil: any
 	ttl     time.Duration
-	boot    BootFunc
-	stop    chan struct{}  // closed by Close
-	wg      sync.WaitGroup // instance lives
+	hook    *bootHook
+	faults  *Faults
+	stop    chan struct{} // closed by Close
 	closeMu sync.Once
 
 	mu             sync.Mutex
@@ -141,14 +136,9 @@ type EC2 struct {
 	order          []*instance // launch order, for pagination
 	tokens         map[string]*reservation
 	seq            int64
-	calls          map[string]int
-	faults         []*Fault
-	lose           map[string]int
-	latency        time.Duration
 	bootDelay      time.Duration
 	terminateDelay time.Duration
 	maxInstances   int
-	bucket         *bucket
 }
 
 type reservation struct {
@@ -181,12 +171,10 @@ func NewEC2(opts EC2Options) (*EC2, error) {
 		keys:           maps.Clone(opts.Keys),
 		types:          maps.Clone(opts.InstanceTypes),
 		ttl:            opts.TerminatedTTL,
-		boot:           opts.Boot,
+		faults:         NewFaults(),
 		stop:           make(chan struct{}),
 		instances:      map[string]*instance{},
 		tokens:         map[string]*reservation{},
-		calls:          map[string]int{},
-		lose:           map[string]int{},
 		bootDelay:      opts.BootDelay,
 		terminateDelay: opts.TerminateDelay,
 		maxInstances:   opts.MaxInstances,
@@ -194,11 +182,18 @@ func NewEC2(opts EC2Options) (*EC2, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.hook = &bootHook{fn: opts.Boot, log: s.log, what: "ec2 instance"}
 	if s.region == "" {
 		s.region = "us-east-1"
 	}
 	if s.types == nil {
 		s.types = DefaultInstanceTypes()
+	}
+	if opts.Images != nil {
+		s.images = map[string]bool{}
+		for _, id := range opts.Images {
+			s.images[id] = true
+		}
 	}
 	if s.ttl == 0 {
 		s.ttl = time.Hour
@@ -242,58 +237,36 @@ func (s *EC2) Close() {
 		}
 		s.mu.Unlock()
 		s.srv.Close()
-		s.wg.Wait()
+		s.hook.wait()
 	})
 }
 
-// Inject adds a fault; faults are matched in the order they were added.
-func (s *EC2) Inject(f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = append(s.faults, &f)
-}
+// Faults is the simulator's fault injection and call counters: Fail
+// with a kind answers in EC2's words (RequestLimitExceeded,
+// InstanceLimitExceeded, UnauthorizedOperation, InternalError).
+func (s *EC2) Faults() *Faults { return s.faults }
+
+// Inject adds a fault with an EC2 error code; faults are matched in the
+// order they were added.
+func (s *EC2) Inject(f Fault) { s.faults.Inject(f) }
 
 // Throttle answers the next n calls of action ("" for any) with
 // RequestLimitExceeded.
-func (s *EC2) Throttle(action string, n int) {
-	s.Inject(Fault{Action: action, Code: "RequestLimitExceeded", Times: max(n, 1)})
-}
+func (s *EC2) Throttle(action string, n int) { s.faults.Fail(action, FaultThrottle, max(n, 1)) }
 
 // ClearFaults removes every fault, the rate limit and the lost answers.
-func (s *EC2) ClearFaults() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = nil
-	s.bucket = nil
-	clear(s.lose)
-}
+func (s *EC2) ClearFaults() { s.faults.Clear() }
 
 // SetRate answers RequestLimitExceeded to calls beyond perSecond (with
 // bursts of burst calls); perSecond <= 0 removes the limit.
-func (s *EC2) SetRate(perSecond float64, burst int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if perSecond <= 0 {
-		s.bucket = nil
-		return
-	}
-	s.bucket = &bucket{rate: perSecond, burst: float64(max(burst, 1)), tokens: float64(max(burst, 1)), last: time.Now()}
-}
+func (s *EC2) SetRate(perSecond float64, burst int) { s.faults.SetRate(perSecond, burst) }
 
 // SetLatency delays every answer by d.
-func (s *EC2) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.latency = d
-}
+func (s *EC2) SetLatency(d time.Duration) { s.faults.SetLatency(d) }
 
 // LoseAnswers makes the next n successful calls of action ("" for any)
 // take effect and then close the connection without an answer.
-func (s *EC2) LoseAnswers(action string, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.lose[action] += n
-}
+func (s *EC2) LoseAnswers(action string, n int) { s.faults.Lose(action, n) }
 
 // SetBootDelay changes the boot delay of instances launched from now on.
 func (s *EC2) SetBootDelay(d time.Duration) {
@@ -318,18 +291,10 @@ func (s *EC2) SetMaxInstances(n int) {
 
 // Calls returns how many authenticated calls each action received,
 // faulted ones included.
-func (s *EC2) Calls() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.calls)
-}
+func (s *EC2) Calls() map[string]int { return s.faults.Calls() }
 
 // ResetCalls sets every call count to zero.
-func (s *EC2) ResetCalls() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.calls)
-}
+func (s *EC2) ResetCalls() { s.faults.ResetCalls() }
 
 // Instances returns a snapshot of every instance still listed, in launch
 // order.
@@ -355,27 +320,12 @@ func (s *EC2) Instance(id string) (Instance, bool) {
 	return in.snapshot(), true
 }
 
-// bucket is a token bucket for SetRate.
-type bucket struct {
-	rate, burst, tokens float64
-	last                time.Time
-}
-
-func (b *bucket) take(now time.Time) bool {
-	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
 // apiError is an EC2 error answer.
 type apiError struct {
 	Status  int
 	Code    string
 	Message string
+	hang    bool // no answer at all (an injected FaultHang)
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -438,37 +388,24 @@ func (s *EC2) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	action := form.Get("Action")
 	handler, known := actions[action]
-	s.mu.Lock()
 	if known {
-		s.calls[action]++
+		s.faults.count(action)
 	}
-	latency := s.latency
-	s.mu.Unlock()
-	if latency > 0 {
-		t := time.NewTimer(latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-s.stop:
-			t.Stop()
-			return
-		}
+	if !s.faults.delay(r.Context(), s.stop) {
+		return
 	}
 	resp, aerr := s.call(action, handler, form)
 	s.log.Debug("ec2 call", "action", action, "error", errCode(aerr))
 	if aerr != nil {
+		if aerr.hang {
+			hang(r.Context(), s.stop)
+			return
+		}
 		writeError(w, reqID, aerr)
 		return
 	}
-	if s.takeLost(action) {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
+	if s.faults.lost(action) && dropAnswer(w) {
+		return
 	}
 	writeXML(w, reqID, resp)
 }
@@ -493,54 +430,47 @@ func (s *EC2) call(action string, handler actionFunc, form url.Values) (response
 	} else if v != EC2Version {
 		return nil, newError("InvalidParameterValue", "Unsupported Version %s; this endpoint speaks %s.", truncate(v, 32), EC2Version)
 	}
+	now := time.Now()
+	if f := s.faults.next(action, now); f != nil {
+		return nil, ec2Fault(f)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
-	if s.bucket != nil && !s.bucket.take(now) {
-		return nil, newError("RequestLimitExceeded", "%s", defaultMessages["RequestLimitExceeded"])
-	}
-	if aerr := s.faultLocked(action); aerr != nil {
-		return nil, aerr
-	}
 	s.pruneLocked(now)
 	return handler(s, form, now)
 }
 
-func (s *EC2) faultLocked(action string) *apiError {
-	for i, f := range s.faults {
-		if f.Action != "" && f.Action != action {
-			continue
-		}
-		if f.Times > 0 {
-			if f.Times--; f.Times == 0 {
-				s.faults = slices.Delete(s.faults, i, i+1)
-			}
-		}
-		e := newError(f.Code, "%s", f.Message)
-		if e.Message == "" {
-			e.Message = defaultMessages[f.Code]
-		}
-		if e.Message == "" {
-			e.Message = "Injected fault " + f.Code + "."
-		}
-		if f.Status != 0 {
-			e.Status = f.Status
-		}
-		return e
-	}
-	return nil
+// ec2Codes are EC2's words for the kinds of faults.
+var ec2Codes = map[FaultKind]string{
+	FaultThrottle: "RequestLimitExceeded",
+	FaultQuota:    "InstanceLimitExceeded",
+	FaultAuth:     "UnauthorizedOperation",
+	FaultServer:   "InternalError",
 }
 
-func (s *EC2) takeLost(action string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, a := range []string{action, ""} {
-		if s.lose[a] > 0 {
-			s.lose[a]--
-			return true
-		}
+// ec2Fault is an injected fault as EC2 answers it.
+func ec2Fault(f *Fault) *apiError {
+	if f.Kind == FaultHang {
+		return &apiError{hang: true}
 	}
-	return false
+	code := f.Code
+	if code == "" {
+		code = ec2Codes[f.Kind]
+	}
+	if code == "" {
+		code = "InternalError"
+	}
+	e := newError(code, "%s", f.Message)
+	if e.Message == "" {
+		e.Message = defaultMessages[code]
+	}
+	if e.Message == "" {
+		e.Message = "Injected fault " + code + "."
+	}
+	if f.Status != 0 {
+		e.Status = f.Status
+	}
+	return e
 }
 
 // pruneLocked forgets terminated instances older than the TTL (their
@@ -570,12 +500,10 @@ func (s *EC2) launchLocked(in *instance) {
 	s.instances[in.ID] = in
 	s.order = append(s.order, in)
 	delay := s.bootDelay
-	s.wg.Add(1)
-	go s.live(ctx, in, delay)
+	s.hook.live(func() { s.live(ctx, in, delay) })
 }
 
 func (s *EC2) live(ctx context.Context, in *instance, bootDelay time.Duration) {
-	defer s.wg.Done()
 	t := time.NewTimer(bootDelay)
 	select {
 	case <-t.C:
@@ -583,15 +511,14 @@ func (s *EC2) live(ctx context.Context, in *instance, bootDelay time.Duration) {
 		booting := in.State == StatePending
 		if booting {
 			in.State = StateRunning
-			in.Booted = s.boot != nil
+			in.Booted = s.hook.set()
 		}
 		snap := in.snapshot()
 		s.mu.Unlock()
-		if booting && s.boot != nil {
-			if err := s.boot(ctx, snap); err != nil {
-				s.log.Debug("ec2 instance boot failed", "instance", in.ID, "error", err)
+		if booting {
+			if msg := s.hook.boot(ctx, snap); msg != "" {
 				s.mu.Lock()
-				in.BootError = err.Error()
+				in.BootError = msg
 				s.mu.Unlock()
 			}
 		}

@@ -169,6 +169,9 @@ func (s *EC2) runInstances(form url.Values, now time.Time) (response, *apiError)
 		return nil, newError("InvalidParameterValue", "ClientToken must be at most %d ASCII characters.", maxClientToken)
 	}
 	req, aerr := decodeRun(form, s.types)
+	if aerr == nil && s.images != nil && !s.images[req.ImageID] {
+		aerr = newError("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", truncate(req.ImageID, 64))
+	}
 	if aerr != nil {
 		return nil, aerr
 	}

@@ -159,9 +159,9 @@ type ECS struct {
 	vsws    []ECSVSwitch
 	groups  []ECSSecurityGroup
 	images  []ECSImage
-	boot    BootFunc
-	stop    chan struct{}  // closed by Close
-	wg      sync.WaitGroup // instance lives
+	hook    *bootHook
+	faults  *Faults
+	stop    chan struct{} // closed by Close
 	closeMu sync.Once
 
 	mu           sync.Mutex
@@ -171,14 +171,9 @@ type ECS struct {
 	tokens       map[string]*ecsRun
 	nonces       ecsNonces
 	seq          int64
-	calls        map[string]int
-	faults       []*Fault
-	lose         map[string]int
-	latency      time.Duration
 	bootDelay    time.Duration
 	stopDelay    time.Duration
 	maxInstances int
-	bucket       *bucket
 }
 
 // ecsRun is what a ClientToken answers: the instances of its first call.
@@ -211,12 +206,10 @@ func NewECS(opts ECSOptions) (*ECS, error) {
 		vsws:         slices.Clone(opts.VSwitches),
 		groups:       slices.Clone(opts.SecurityGroups),
 		images:       slices.Clone(opts.Images),
-		boot:         opts.Boot,
+		faults:       NewFaults(),
 		stop:         make(chan struct{}),
 		instances:    map[string]*ecsInstance{},
 		tokens:       map[string]*ecsRun{},
-		calls:        map[string]int{},
-		lose:         map[string]int{},
 		bootDelay:    opts.BootDelay,
 		stopDelay:    opts.StopDelay,
 		maxInstances: opts.MaxInstances,
@@ -224,6 +217,7 @@ func NewECS(opts ECSOptions) (*ECS, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.hook = &bootHook{fn: opts.Boot, log: s.log, what: "ecs instance"}
 	if s.region == "" {
 		s.region = "cn-hangzhou"
 	}
@@ -291,60 +285,37 @@ func (s *ECS) Close() {
 		}
 		s.mu.Unlock()
 		s.srv.Close()
-		s.wg.Wait()
+		s.hook.wait()
 	})
 }
+
+// Faults is the simulator's fault injection and call counters: Fail
+// with a kind answers in ECS's words (Throttling.User,
+// QuotaExceed.ElasticQuota, Forbidden.RAM, InternalError).
+func (s *ECS) Faults() *Faults { return s.faults }
 
 // Inject adds a fault with an ECS error code (Throttling,
 // QuotaExceed.ElasticQuota, OperationDenied.NoStock, ...); faults are
 // matched in the order they were added.
-func (s *ECS) Inject(f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = append(s.faults, &f)
-}
+func (s *ECS) Inject(f Fault) { s.faults.Inject(f) }
 
 // Throttle answers the next n calls of action ("" for any) with
 // Throttling.User.
-func (s *ECS) Throttle(action string, n int) {
-	s.Inject(Fault{Action: action, Code: "Throttling.User", Times: max(n, 1)})
-}
+func (s *ECS) Throttle(action string, n int) { s.faults.Fail(action, FaultThrottle, max(n, 1)) }
 
 // ClearFaults removes every fault, the rate limit and the lost answers.
-func (s *ECS) ClearFaults() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = nil
-	s.bucket = nil
-	clear(s.lose)
-}
+func (s *ECS) ClearFaults() { s.faults.Clear() }
 
 // SetRate answers Throttling to calls beyond perSecond (with bursts of
 // burst calls); perSecond <= 0 removes the limit.
-func (s *ECS) SetRate(perSecond float64, burst int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if perSecond <= 0 {
-		s.bucket = nil
-		return
-	}
-	s.bucket = &bucket{rate: perSecond, burst: float64(max(burst, 1)), tokens: float64(max(burst, 1)), last: time.Now()}
-}
+func (s *ECS) SetRate(perSecond float64, burst int) { s.faults.SetRate(perSecond, burst) }
 
 // SetLatency delays every answer by d.
-func (s *ECS) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.latency = d
-}
+func (s *ECS) SetLatency(d time.Duration) { s.faults.SetLatency(d) }
 
 // LoseAnswers makes the next n successful calls of action ("" for any)
 // take effect and then close the connection without an answer.
-func (s *ECS) LoseAnswers(action string, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.lose[action] += n
-}
+func (s *ECS) LoseAnswers(action string, n int) { s.faults.Lose(action, n) }
 
 // SetBootDelay changes the boot delay of instances created from now on.
 func (s *ECS) SetBootDelay(d time.Duration) {
@@ -383,18 +354,10 @@ func (s *ECS) Stop(id string) error {
 
 // Calls returns how many authenticated calls each action received,
 // faulted ones included.
-func (s *ECS) Calls() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.calls)
-}
+func (s *ECS) Calls() map[string]int { return s.faults.Calls() }
 
 // ResetCalls sets every call count to zero.
-func (s *ECS) ResetCalls() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.calls)
-}
+func (s *ECS) ResetCalls() { s.faults.ResetCalls() }
 
 // Instances returns a snapshot of every instance not yet deleted, in
 // creation order.
@@ -447,35 +410,22 @@ func (s *ECS) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, reqID, eerr)
 		return
 	}
-	s.mu.Lock()
-	s.calls[action]++
-	latency := s.latency
-	s.mu.Unlock()
-	if latency > 0 {
-		t := time.NewTimer(latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-s.stop:
-			t.Stop()
-			return
-		}
+	s.faults.count(action)
+	if !s.faults.delay(r.Context(), s.stop) {
+		return
 	}
 	resp, eerr := s.call(action, spec, params)
 	s.log.Debug("ecs call", "action", action, "error", ecsCode(eerr))
 	if eerr != nil {
+		if eerr.hang {
+			hang(r.Context(), s.stop)
+			return
+		}
 		s.writeError(w, reqID, eerr)
 		return
 	}
-	if s.takeLost(action) {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
+	if s.faults.lost(action) && dropAnswer(w) {
+		return
 	}
 	ecsWriteJSON(w, reqID, resp)
 }
@@ -489,15 +439,11 @@ func ecsCode(e *ecsError) string {
 
 // call checks the rate and faults, then runs the action.
 func (s *ECS) call(action string, spec ecsSpec, p ecsParams) (ecsResponse, *ecsError) {
+	if f := s.faults.next(action, time.Now()); f != nil {
+		return nil, ecsFault(f)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := time.Now()
-	if s.bucket != nil && !s.bucket.take(now) {
-		return nil, ecsErr("Throttling", "")
-	}
-	if eerr := s.faultLocked(action); eerr != nil {
-		return nil, eerr
-	}
 	if spec.regional {
 		switch region := p["RegionId"]; {
 		case region == "":
@@ -509,35 +455,34 @@ func (s *ECS) call(action string, spec ecsSpec, p ecsParams) (ecsResponse, *ecsE
 	return spec.fn(s, p)
 }
 
-func (s *ECS) faultLocked(action string) *ecsError {
-	for i, f := range s.faults {
-		if f.Action != "" && f.Action != action {
-			continue
-		}
-		if f.Times > 0 {
-			if f.Times--; f.Times == 0 {
-				s.faults = slices.Delete(s.faults, i, i+1)
-			}
-		}
-		e := ecsErr(f.Code, "%s", f.Message)
-		if f.Status != 0 {
-			e.Status = f.Status
-		}
-		return e
-	}
-	return nil
+// ecsCodes are ECS's words for the kinds of faults.
+var ecsCodes = map[FaultKind]string{
+	FaultThrottle: "Throttling.User",
+	FaultQuota:    "QuotaExceed.ElasticQuota",
+	FaultAuth:     "Forbidden.RAM",
+	FaultServer:   "InternalError",
 }
 
-func (s *ECS) takeLost(action string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, a := range []string{action, ""} {
-		if s.lose[a] > 0 {
-			s.lose[a]--
-			return true
-		}
+// ecsFault is an injected fault as ECS answers it.
+func ecsFault(f *Fault) *ecsError {
+	if f.Kind == FaultHang {
+		return &ecsError{hang: true}
 	}
-	return false
+	code := f.Code
+	if code == "" && f.rate {
+		code = "Throttling" // the API's flow control, not the user's
+	}
+	if code == "" {
+		code = ecsCodes[f.Kind]
+	}
+	if code == "" {
+		code = "InternalError"
+	}
+	e := ecsErr(code, "%s", f.Message)
+	if f.Status != 0 {
+		e.Status = f.Status
+	}
+	return e
 }
 
 // createLocked starts an instance's life: Pending, Starting, then Running
@@ -551,8 +496,7 @@ func (s *ECS) createLocked(in *ecsInstance) {
 	s.instances[in.ID] = in
 	s.order = append(s.order, in)
 	delay := s.bootDelay
-	s.wg.Add(1)
-	go s.live(ctx, in, delay)
+	s.hook.live(func() { s.live(ctx, in, delay) })
 }
 
 // removeLocked deletes an instance: it leaves every answer.
@@ -597,7 +541,6 @@ func (s *ECS) wait(d time.Duration) bool {
 }
 
 func (s *ECS) live(ctx context.Context, in *ecsInstance, bootDelay time.Duration) {
-	defer s.wg.Done()
 	if ecsSleep(ctx, bootDelay/2) {
 		s.mu.Lock()
 		if in.Status == ECSPending {
@@ -609,15 +552,14 @@ func (s *ECS) live(ctx context.Context, in *ecsInstance, bootDelay time.Duration
 			booting := in.Status == ECSStarting
 			if booting {
 				in.Status = ECSRunning
-				in.Booted = s.boot != nil
+				in.Booted = s.hook.set()
 			}
 			view := in.snapshot().Instance()
 			s.mu.Unlock()
-			if booting && s.boot != nil {
-				if err := s.boot(ctx, view); err != nil {
-					s.log.Debug("ecs instance boot failed", "instance", in.ID, "error", err)
+			if booting {
+				if msg := s.hook.boot(ctx, view); msg != "" {
 					s.mu.Lock()
-					in.BootError = err.Error()
+					in.BootError = msg
 					s.mu.Unlock()
 				}
 			}

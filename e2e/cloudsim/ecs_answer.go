@@ -16,6 +16,7 @@ type ecsError struct {
 	Status  int
 	Code    string
 	Message string
+	hang    bool // no answer at all (an injected FaultHang)
 }
 
 func (e *ecsError) Error() string { return e.Code + ": " + e.Message }

@@ -167,9 +167,9 @@ type OpenStack struct {
 	images    []OpenStackResource
 	networks  []OpenStackResource
 	tokenTTL  time.Duration
-	boot      BootFunc
+	hook      *bootHook
+	faults    *Faults
 	stop      chan struct{}
-	wg        sync.WaitGroup
 	closeOnce sync.Once
 
 	mu          sync.Mutex
@@ -177,10 +177,6 @@ type OpenStack struct {
 	tokens      map[string]novaToken
 	servers     map[string]*novaServer
 	order       []*novaServer // creation order, for paging
-	calls       map[string]int
-	faults      []*NovaFault
-	lose        map[string]int
-	latency     time.Duration
 	bootDelay   time.Duration
 	deleteDelay time.Duration
 	maxServers  int
@@ -222,12 +218,10 @@ func NewOpenStack(opts OpenStackOptions) (*OpenStack, error) {
 		images:      slices.Clone(opts.Images),
 		networks:    slices.Clone(opts.Networks),
 		tokenTTL:    opts.TokenTTL,
-		boot:        opts.Boot,
+		faults:      NewFaults(),
 		stop:        make(chan struct{}),
 		tokens:      map[string]novaToken{},
 		servers:     map[string]*novaServer{},
-		calls:       map[string]int{},
-		lose:        map[string]int{},
 		bootDelay:   opts.BootDelay,
 		deleteDelay: opts.DeleteDelay,
 		maxServers:  opts.MaxInstances,
@@ -235,6 +229,7 @@ func NewOpenStack(opts OpenStackOptions) (*OpenStack, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.hook = &bootHook{fn: opts.Boot, log: s.log, what: "nova server"}
 	if s.region == "" {
 		s.region = "RegionOne"
 	}
@@ -289,46 +284,41 @@ func (s *OpenStack) Close() {
 		}
 		s.mu.Unlock()
 		s.srv.Close()
-		s.wg.Wait()
+		s.hook.wait()
 	})
 }
 
+// Faults is the simulator's fault injection and call counters: Fail
+// with a kind answers in Nova's words (429 with Retry-After: 1, 403
+// "Quota exceeded for instances", 401, 500); actions are the call names
+// of NovaFault.Call.
+func (s *OpenStack) Faults() *Faults { return s.faults }
+
 // Inject adds a fault; faults are matched in the order they were added.
 func (s *OpenStack) Inject(f NovaFault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = append(s.faults, &f)
+	s.faults.Inject(Fault{Action: f.Call, Status: f.Status, Message: f.Message, RetryAfter: f.RetryAfter, Times: f.Times})
 }
 
 // Throttle answers the next n calls of call ("" for any) with 429 and
 // Retry-After: retryAfter seconds.
 func (s *OpenStack) Throttle(call string, n, retryAfter int) {
-	s.Inject(NovaFault{Call: call, Status: http.StatusTooManyRequests, RetryAfter: retryAfter, Times: max(n, 1)})
+	s.faults.Inject(Fault{Action: call, Status: http.StatusTooManyRequests, RetryAfter: max(retryAfter, 0), Times: max(n, 1)})
 }
 
-// ClearFaults removes every fault and lost answer.
+// ClearFaults removes every fault, lost answer and boot failure to come.
 func (s *OpenStack) ClearFaults() {
+	s.faults.Clear()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.faults = nil
-	clear(s.lose)
 	s.failBoots = 0
 }
 
 // SetLatency delays every answer by d.
-func (s *OpenStack) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.latency = d
-}
+func (s *OpenStack) SetLatency(d time.Duration) { s.faults.SetLatency(d) }
 
 // LoseAnswers makes the next n successful calls of call ("" for any)
 // take effect and then close the connection without an answer.
-func (s *OpenStack) LoseAnswers(call string, n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.lose[call] += n
-}
+func (s *OpenStack) LoseAnswers(call string, n int) { s.faults.Lose(call, n) }
 
 // SetBootDelay changes the boot delay of servers created from now on.
 func (s *OpenStack) SetBootDelay(d time.Duration) {
@@ -366,18 +356,10 @@ func (s *OpenStack) ExpireTokens() {
 
 // Calls returns how many calls of each name were received (after the
 // token check), faulted ones included.
-func (s *OpenStack) Calls() map[string]int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return maps.Clone(s.calls)
-}
+func (s *OpenStack) Calls() map[string]int { return s.faults.Calls() }
 
 // ResetCalls sets every call count to zero.
-func (s *OpenStack) ResetCalls() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.calls)
-}
+func (s *OpenStack) ResetCalls() { s.faults.ResetCalls() }
 
 // Servers returns a snapshot of every server still listed, in creation
 // order.
@@ -402,39 +384,36 @@ func (s *OpenStack) Server(id string) (NovaServer, bool) {
 	return sv.snapshot(), true
 }
 
-// faultLocked returns the first fault that matches call, counting it.
-func (s *OpenStack) faultLocked(call string) *novaError {
-	for i, f := range s.faults {
-		if f.Call != "" && f.Call != call {
-			continue
-		}
-		if f.Times > 0 {
-			if f.Times--; f.Times == 0 {
-				s.faults = slices.Delete(s.faults, i, i+1)
+// novaFault is an injected fault as Nova answers it. A throttle says
+// Retry-After: 1 unless the fault gives its own (the rate limit's says
+// none).
+func novaFault(f *Fault) *novaError {
+	if f.Kind == FaultHang {
+		return &novaError{hang: true}
+	}
+	e := &novaError{Status: f.Status, Message: f.Message, RetryAfter: f.RetryAfter}
+	if e.Status == 0 {
+		switch f.Kind {
+		case FaultThrottle:
+			e.Status = http.StatusTooManyRequests
+			if e.RetryAfter == 0 && !f.rate {
+				e.RetryAfter = 1
 			}
-		}
-		e := &novaError{Status: f.Status, Message: f.Message, RetryAfter: f.RetryAfter}
-		if e.Status == 0 {
+		case FaultQuota:
+			e.Status = http.StatusForbidden
+			if e.Message == "" {
+				e.Message = "Quota exceeded for instances: Requested 1, but already used 10 of 10 instances"
+			}
+		case FaultAuth:
+			e.Status = http.StatusUnauthorized
+		default:
 			e.Status = http.StatusInternalServerError
 		}
-		if e.Message == "" {
-			e.Message = novaDefaultMessage(e.Status)
-		}
-		return e
 	}
-	return nil
-}
-
-func (s *OpenStack) takeLost(call string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, c := range []string{call, ""} {
-		if s.lose[c] > 0 {
-			s.lose[c]--
-			return true
-		}
+	if e.Message == "" {
+		e.Message = novaDefaultMessage(e.Status)
 	}
-	return false
+	return e
 }
 
 // liveLocked counts the servers the quota counts: every one not deleted.
@@ -463,12 +442,10 @@ func (s *OpenStack) launchLocked(sv *novaServer) {
 	s.servers[sv.ID] = sv
 	s.order = append(s.order, sv)
 	delay := s.bootDelay
-	s.wg.Add(1)
-	go s.live(ctx, sv, delay)
+	s.hook.live(func() { s.live(ctx, sv, delay) })
 }
 
 func (s *OpenStack) live(ctx context.Context, sv *novaServer, bootDelay time.Duration) {
-	defer s.wg.Done()
 	t := time.NewTimer(bootDelay)
 	select {
 	case <-t.C:
@@ -483,15 +460,14 @@ func (s *OpenStack) live(ctx context.Context, sv *novaServer, bootDelay time.Dur
 			booting = false
 		} else if booting {
 			sv.Status = NovaActive
-			sv.Booted = s.boot != nil
+			sv.Booted = s.hook.set()
 		}
 		inst := sv.instance()
 		s.mu.Unlock()
-		if booting && s.boot != nil {
-			if err := s.boot(ctx, inst); err != nil {
-				s.log.Debug("nova server boot failed", "server", sv.ID, "error", err)
+		if booting {
+			if msg := s.hook.boot(ctx, inst); msg != "" {
 				s.mu.Lock()
-				sv.BootError = err.Error()
+				sv.BootError = msg
 				s.mu.Unlock()
 			}
 		}

@@ -29,6 +29,7 @@ type novaError struct {
 	Message    string
 	RetryAfter int  // seconds; 0 sends no Retry-After
 	keystone   bool // Keystone's format (authentication and the token check)
+	hang       bool // no answer at all (an injected FaultHang)
 }
 
 func (e *novaError) Error() string { return strconv.Itoa(e.Status) + ": " + e.Message }
@@ -184,37 +185,24 @@ func (s *OpenStack) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		req.user = user
 	}
-	s.mu.Lock()
-	s.calls[rt.call]++
-	latency := s.latency
-	s.mu.Unlock()
-	if latency > 0 {
-		t := time.NewTimer(latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-s.stop:
-			t.Stop()
-			return
-		}
+	s.faults.count(rt.call)
+	if !s.faults.delay(r.Context(), s.stop) {
+		return
 	}
 	status, resp, nerr := s.call(rt, req, now)
 	if nerr != nil {
+		if nerr.hang {
+			hang(r.Context(), s.stop)
+			return
+		}
 		s.log.Debug("openstack call refused", "call", rt.call, "status", nerr.Status)
 		nerr.keystone = nerr.keystone || rt.keystone
 		writeNova(w, req.header, 0, nil, nerr)
 		return
 	}
 	s.log.Debug("openstack call", "call", rt.call, "status", status)
-	if s.takeLost(rt.call) {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
+	if s.faults.lost(rt.call) && dropAnswer(w) {
+		return
 	}
 	writeNova(w, req.header, status, resp, nil)
 }
@@ -222,15 +210,13 @@ func (s *OpenStack) serveHTTP(w http.ResponseWriter, r *http.Request) {
 // call checks the faults, then runs the call under the lock (Keystone's
 // takes it itself).
 func (s *OpenStack) call(rt novaRoute, req *novaRequest, now time.Time) (int, any, *novaError) {
-	s.mu.Lock()
-	if nerr := s.faultLocked(rt.call); nerr != nil {
-		s.mu.Unlock()
-		return 0, nil, nerr
+	if f := s.faults.next(rt.call, now); f != nil {
+		return 0, nil, novaFault(f)
 	}
 	if rt.keystone {
-		s.mu.Unlock()
 		return rt.handle(s, req, now)
 	}
+	s.mu.Lock()
 	defer s.mu.Unlock()
 	return rt.handle(s, req, now)
 }

@@ -5,15 +5,15 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,12 +32,9 @@ type VSphereFront struct {
 	srv    *httptest.Server
 	target *url.URL
 	client *http.Client
-
-	mu      sync.Mutex
-	calls   map[string]int
-	faults  []*VSphereFault
-	lose    map[string]int
-	latency time.Duration
+	faults *Faults
+	stop   chan struct{} // closed by Close: hung calls end
+	once   sync.Once
 }
 
 // VSphereFault answers calls of a SOAP method with a fault.
@@ -65,7 +62,7 @@ func NewVSphereFront(target string) (*VSphereFront, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} // the simulator's own certificate
 	tr.Proxy = nil
-	f := &VSphereFront{target: u, client: &http.Client{Transport: tr}, calls: map[string]int{}, lose: map[string]int{}}
+	f := &VSphereFront{target: u, client: &http.Client{Transport: tr}, faults: NewFaults(), stop: make(chan struct{})}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serveHTTP))
 	return f, nil
 }
@@ -74,45 +71,35 @@ func NewVSphereFront(target string) (*VSphereFront, error) {
 func (f *VSphereFront) URL() string { return f.srv.URL + f.target.Path }
 
 // Close stops the front (not the target).
-func (f *VSphereFront) Close() { f.srv.Close() }
+func (f *VSphereFront) Close() {
+	f.once.Do(func() { close(f.stop) })
+	f.srv.Close()
+}
+
+// Faults is the front's fault injection and call counters, by SOAP
+// method: Fail with a kind answers in vCenter's words (HTTP 429 from the
+// proxy before it, InsufficientResourcesFault, NoPermission,
+// SystemError).
+func (f *VSphereFront) Faults() *Faults { return f.faults }
 
 // Inject adds a fault; faults are matched in the order they were added.
 func (f *VSphereFront) Inject(v VSphereFault) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.faults = append(f.faults, &v)
+	f.faults.Inject(Fault{Action: v.Method, Code: v.Fault, Message: v.Message, Status: v.Status, Times: v.Times})
 }
 
 // ClearFaults removes every fault and lost answer.
-func (f *VSphereFront) ClearFaults() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.faults = nil
-	clear(f.lose)
-}
+func (f *VSphereFront) ClearFaults() { f.faults.Clear() }
 
 // LoseAnswers makes the next n calls of method ("" for any) reach the
 // target and then closes the connection without an answer.
-func (f *VSphereFront) LoseAnswers(method string, n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.lose[method] += n
-}
+func (f *VSphereFront) LoseAnswers(method string, n int) { f.faults.Lose(method, n) }
 
 // SetLatency delays every answer by d.
-func (f *VSphereFront) SetLatency(d time.Duration) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.latency = d
-}
+func (f *VSphereFront) SetLatency(d time.Duration) { f.faults.SetLatency(d) }
 
 // Calls returns how many calls of each SOAP method came through,
 // faulted ones included.
-func (f *VSphereFront) Calls() map[string]int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return maps.Clone(f.calls)
-}
+func (f *VSphereFront) Calls() map[string]int { return f.faults.Calls() }
 
 // soapMethod is the name of the first element in a SOAP envelope's
 // body: the method called.
@@ -139,42 +126,16 @@ func (f *VSphereFront) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	method := soapMethod(body)
-	f.mu.Lock()
-	f.calls[method]++
-	latency := f.latency
-	var fault *VSphereFault
-	for i, v := range f.faults {
-		if v.Method != "" && v.Method != method {
-			continue
-		}
-		fault = v
-		if v.Times > 0 {
-			if v.Times--; v.Times == 0 {
-				f.faults = slices.Delete(f.faults, i, i+1)
-			}
-		}
-		break
+	f.faults.count(method)
+	if !f.faults.delay(r.Context(), f.stop) {
+		return
 	}
-	lose := false
-	for _, m := range []string{method, ""} {
-		if f.lose[m] > 0 {
-			f.lose[m]--
-			lose = true
-			break
-		}
-	}
-	f.mu.Unlock()
-	if latency > 0 {
-		t := time.NewTimer(latency)
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			t.Stop()
+	if fault := f.faults.next(method, time.Now()); fault != nil {
+		if fault.Kind == FaultHang {
+			hang(r.Context(), f.stop)
 			return
 		}
-	}
-	if fault != nil {
-		writeSOAPFault(w, *fault)
+		writeSOAPFault(w, vsphereFault(fault))
 		return
 	}
 	out, err := http.NewRequestWithContext(r.Context(), r.Method, f.target.Scheme+"://"+f.target.Host+r.URL.RequestURI(), bytes.NewReader(body))
@@ -194,13 +155,8 @@ func (f *VSphereFront) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadGateway)
 		return
 	}
-	if lose {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				conn.Close()
-				return
-			}
-		}
+	if f.faults.lost(method) && dropAnswer(w) {
+		return
 	}
 	for k, v := range resp.Header {
 		if k != "Content-Length" {
@@ -210,6 +166,37 @@ func (f *VSphereFront) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(answer)))
 	w.WriteHeader(resp.StatusCode)
 	w.Write(answer)
+}
+
+// vsphereFaults are vCenter's words for the kinds of faults; a throttle
+// is the HTTP 429 of the proxy or load balancer before vCenter, which
+// has no rate limit of its own in SOAP.
+var vsphereFaults = map[FaultKind]string{
+	FaultQuota:  "InsufficientResourcesFault",
+	FaultAuth:   "NoPermission",
+	FaultServer: "SystemError",
+}
+
+// vsphereFault is an injected fault as vCenter (or its proxy) answers it.
+func vsphereFault(f *Fault) VSphereFault {
+	v := VSphereFault{Method: f.Action, Fault: f.Code, Message: f.Message, Status: f.Status}
+	switch {
+	case f.Kind == FaultThrottle && v.Status == 0:
+		v.Status = http.StatusTooManyRequests
+	case v.Fault == "":
+		v.Fault = vsphereFaults[f.Kind]
+	}
+	if v.Message == "" && v.Fault != "" {
+		v.Message = vsphereMessages[v.Fault]
+	}
+	return v
+}
+
+// vsphereMessages are fault strings as vCenter words them.
+var vsphereMessages = map[string]string{
+	"InsufficientResourcesFault": "Insufficient resources to satisfy configured failover level for vSphere HA.",
+	"NoPermission":               "Permission to perform this operation was denied.",
+	"SystemError":                "A general system error occurred: vpxd is not responding",
 }
 
 // writeSOAPFault answers as vCenter answers a fault: HTTP 500 with a
@@ -247,8 +234,8 @@ func xmlName(s string) string {
 			b.WriteRune(c)
 		}
 	}
-	if b.Len() == 0 {
-		return "RuntimeFault"
+	if b.Len() == 0 || b.String()[0] >= '0' && b.String()[0] <= '9' {
+		return "RuntimeFault" // no name, or none an XML element may have
 	}
 	return b.String()
 }
@@ -275,15 +262,19 @@ type VSphereBootOptions struct {
 
 // VSphereBooter boots vSphere VMs as they power on: it polls the VMs
 // and, for every new powered-on VM whose extraConfig has
-// guestinfo.userdata, calls Boot with the decoded user data (the
-// encoding in guestinfo.userdata.encoding: base64, gzip+base64 is
-// refused, none is plain) and the wharf-* keys as Tags. It is
-// stdlib-only: the govmomi side is the List function.
+// guestinfo.userdata, calls Boot with what cloud-init's VMware datasource
+// reads: the decoded user data (the encoding in
+// guestinfo.userdata.encoding: base64, gzip+base64 is refused, none is
+// plain), guestinfo.metadata's instance-id and local-hostname (same
+// encodings; a VM with user data but no metadata, or metadata without an
+// instance-id, is not booted: cloud-init would not run it as a new
+// instance), and the wharf-* keys as Tags. It is stdlib-only: the
+// govmomi side is the List function.
 type VSphereBooter struct {
 	opts   VSphereBootOptions
 	cancel context.CancelFunc
 	done   chan struct{}
-	wg     sync.WaitGroup
+	hook   *bootHook
 
 	mu     sync.Mutex
 	live   map[string]context.CancelFunc
@@ -300,7 +291,8 @@ func NewVSphereBooter(opts VSphereBootOptions) (*VSphereBooter, error) {
 		opts.Interval = 50 * time.Millisecond
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	b := &VSphereBooter{opts: opts, cancel: cancel, done: make(chan struct{}), live: map[string]context.CancelFunc{}, errors: map[string]string{}}
+	b := &VSphereBooter{opts: opts, cancel: cancel, done: make(chan struct{}), live: map[string]context.CancelFunc{}, errors: map[string]string{},
+		hook: &bootHook{fn: opts.Boot, log: slog.New(slog.DiscardHandler), what: "vsphere VM"}}
 	go b.run(ctx)
 	return b, nil
 }
@@ -314,7 +306,7 @@ func (b *VSphereBooter) Close() {
 		c()
 	}
 	b.mu.Unlock()
-	b.wg.Wait()
+	b.hook.wait()
 }
 
 // Error is why a VM was not booted, or what its Boot returned ("" for
@@ -358,6 +350,10 @@ func (b *VSphereBooter) sync(ctx context.Context, vms []VSphereVM) {
 		if !ok {
 			continue // not a machine of ours: nothing to run
 		}
+		var md GuestinfoMetadata
+		if err == nil {
+			md, err = DecodeGuestinfoMetadata(vm.ExtraConfig)
+		}
 		if err != nil {
 			if b.errors[vm.ID] == "" {
 				b.errors[vm.ID] = err.Error()
@@ -372,16 +368,15 @@ func (b *VSphereBooter) sync(ctx context.Context, vms []VSphereVM) {
 				tags[k] = v
 			}
 		}
-		inst := Instance{ID: vm.ID, Tags: tags, UserData: ud, State: StateRunning, PrivateIP: vm.IP, LaunchTime: time.Now(), Booted: true}
-		b.wg.Add(1)
-		go func() {
-			defer b.wg.Done()
-			if err := b.opts.Boot(vctx, inst); err != nil {
+		inst := Instance{ID: vm.ID, Tags: tags, UserData: ud, State: StateRunning, PrivateIP: vm.IP, LaunchTime: time.Now(), Booted: true,
+			InstanceID: md.InstanceID, Hostname: md.LocalHostname}
+		b.hook.live(func() {
+			if msg := b.hook.boot(vctx, inst); msg != "" {
 				b.mu.Lock()
-				b.errors[inst.ID] = err.Error()
+				b.errors[inst.ID] = msg
 				b.mu.Unlock()
 			}
-		}()
+		})
 	}
 	for id, cancel := range b.live {
 		if !on[id] {
@@ -395,20 +390,56 @@ func (b *VSphereBooter) sync(ctx context.Context, vms []VSphereVM) {
 // VMware datasource does: ok is false when there is none; the encoding
 // is base64 (or b64) or none.
 func DecodeGuestinfoUserData(extraConfig map[string]string) (userData []byte, ok bool, err error) {
-	v, ok := extraConfig["guestinfo.userdata"]
+	return guestinfo(extraConfig, "guestinfo.userdata")
+}
+
+// GuestinfoMetadata is what the simulated guest reads of
+// guestinfo.metadata: the keys cloud-init's VMware datasource uses to
+// tell one instance from another and name it.
+type GuestinfoMetadata struct {
+	InstanceID    string `json:"instance-id"`
+	LocalHostname string `json:"local-hostname"`
+}
+
+// DecodeGuestinfoMetadata reads guestinfo.metadata (with
+// guestinfo.metadata.encoding, as for the user data) as a JSON document,
+// which is the YAML subset cloud-init reads it as. A VM without it, or
+// without an instance-id in it, is an error: cloud-init would not see a
+// new instance and would not run the user data.
+func DecodeGuestinfoMetadata(extraConfig map[string]string) (GuestinfoMetadata, error) {
+	b, ok, err := guestinfo(extraConfig, "guestinfo.metadata")
+	switch {
+	case err != nil:
+		return GuestinfoMetadata{}, err
+	case !ok:
+		return GuestinfoMetadata{}, errors.New("guestinfo.metadata: none (cloud-init needs an instance-id)")
+	}
+	var md GuestinfoMetadata
+	if err := json.Unmarshal(b, &md); err != nil {
+		return GuestinfoMetadata{}, fmt.Errorf("guestinfo.metadata: not a JSON document: %w", err)
+	}
+	if md.InstanceID == "" {
+		return GuestinfoMetadata{}, errors.New("guestinfo.metadata: no instance-id")
+	}
+	return md, nil
+}
+
+// guestinfo reads one guestinfo key and decodes it by its .encoding key.
+func guestinfo(extraConfig map[string]string, key string) ([]byte, bool, error) {
+	v, ok := extraConfig[key]
 	if !ok {
 		return nil, false, nil
 	}
-	switch enc := extraConfig["guestinfo.userdata.encoding"]; enc {
+	switch enc := extraConfig[key+".encoding"]; enc {
 	case "base64", "b64":
 		b, err := base64.StdEncoding.DecodeString(v)
 		if err != nil {
-			return nil, true, fmt.Errorf("guestinfo.userdata: not base64: %w", err)
+			return nil, true, fmt.Errorf("%s: not base64: %w", key, err)
 		}
 		return b, true, nil
 	case "":
 		return []byte(v), true, nil
 	default:
-		return nil, true, fmt.Errorf("guestinfo.userdata.encoding %q is not simulated", truncate(enc, 32))
+		return nil, true, fmt.Errorf("%s.encoding %q is not simulated", key, truncate(enc, 32))
 	}
 }

@@ -95,13 +95,37 @@ func TestDecodeGuestinfoUserData(t *testing.T) {
 	}
 }
 
+func TestDecodeGuestinfoMetadata(t *testing.T) {
+	for _, tc := range []struct {
+		ec   map[string]string
+		want GuestinfoMetadata
+		err  string
+	}{
+		{map[string]string{"guestinfo.metadata": `{"instance-id":"m-1","local-hostname":"wharf-m-1"}`}, GuestinfoMetadata{InstanceID: "m-1", LocalHostname: "wharf-m-1"}, ""},
+		{map[string]string{"guestinfo.metadata": "eyJpbnN0YW5jZS1pZCI6Im0tMSJ9", "guestinfo.metadata.encoding": "base64"}, GuestinfoMetadata{InstanceID: "m-1"}, ""},
+		{map[string]string{}, GuestinfoMetadata{}, "none"},
+		{map[string]string{"guestinfo.metadata": `{"local-hostname":"h"}`}, GuestinfoMetadata{}, "no instance-id"},
+		{map[string]string{"guestinfo.metadata": "instance-id: m-1"}, GuestinfoMetadata{}, "not a JSON document"},
+		{map[string]string{"guestinfo.metadata": "x", "guestinfo.metadata.encoding": "gzip+base64"}, GuestinfoMetadata{}, "not simulated"},
+	} {
+		got, err := DecodeGuestinfoMetadata(tc.ec)
+		if got != tc.want || (err == nil) != (tc.err == "") || err != nil && !strings.Contains(err.Error(), tc.err) {
+			t.Errorf("%v → %+v %v, want %+v %q", tc.ec, got, err, tc.want, tc.err)
+		}
+	}
+}
+
 func TestVSphereBooter(t *testing.T) {
 	var mu sync.Mutex
 	vms := []VSphereVM{
-		{ID: "vm-1", PoweredOn: true, ExtraConfig: map[string]string{"guestinfo.userdata": "I2Nsb3VkLWNvbmZpZwo=", "guestinfo.userdata.encoding": "base64", "wharf-machine": "m1", "team": "x"}},
-		{ID: "vm-2", PoweredOn: false, ExtraConfig: map[string]string{"guestinfo.userdata": "I2Nsb3VkLWNvbmZpZwo=", "guestinfo.userdata.encoding": "base64"}},
+		{ID: "vm-1", PoweredOn: true, ExtraConfig: map[string]string{"guestinfo.userdata": "I2Nsb3VkLWNvbmZpZwo=", "guestinfo.userdata.encoding": "base64",
+			"guestinfo.metadata": `{"instance-id": "m1", "local-hostname": "wharf-m1"}`, "wharf-machine": "m1", "team": "x"}},
+		{ID: "vm-2", PoweredOn: false, ExtraConfig: map[string]string{"guestinfo.userdata": "I2Nsb3VkLWNvbmZpZwo=", "guestinfo.userdata.encoding": "base64",
+			"guestinfo.metadata": "eyJpbnN0YW5jZS1pZCI6Im0yIn0=", "guestinfo.metadata.encoding": "base64"}},
 		{ID: "vm-3", PoweredOn: true},
-		{ID: "vm-4", PoweredOn: true, ExtraConfig: map[string]string{"guestinfo.userdata": "%", "guestinfo.userdata.encoding": "base64"}},
+		{ID: "vm-4", PoweredOn: true, ExtraConfig: map[string]string{"guestinfo.userdata": "%", "guestinfo.userdata.encoding": "base64", "guestinfo.metadata": `{"instance-id": "m4"}`}},
+		// User data but no instance-id: cloud-init would not run it.
+		{ID: "vm-5", PoweredOn: true, ExtraConfig: map[string]string{"guestinfo.userdata": "#!/bin/sh\n"}},
 	}
 	booted := map[string]Instance{}
 	ended := map[string]bool{}
@@ -130,7 +154,8 @@ func TestVSphereBooter(t *testing.T) {
 	waitFor(t, "vm-1 to boot", func() bool { mu.Lock(); defer mu.Unlock(); return booted["vm-1"].ID != "" })
 	mu.Lock()
 	inst := booted["vm-1"]
-	if string(inst.UserData) != "#cloud-config\n" || inst.Tags["wharf-machine"] != "m1" || inst.Tags["team"] != "" || len(booted) != 1 {
+	if string(inst.UserData) != "#cloud-config\n" || inst.Tags["wharf-machine"] != "m1" || inst.Tags["team"] != "" || len(booted) != 1 ||
+		inst.InstanceID != "m1" || inst.Hostname != "wharf-m1" {
 		t.Fatalf("booted %+v", booted)
 	}
 	vms[1].PoweredOn = true
@@ -144,6 +169,14 @@ func TestVSphereBooter(t *testing.T) {
 	if e := b.Error("vm-4"); !strings.Contains(e, "base64") {
 		t.Fatalf("vm-4: %q", e)
 	}
+	if e := b.Error("vm-5"); !strings.Contains(e, "guestinfo.metadata") {
+		t.Fatalf("vm-5: %q", e)
+	}
+	mu.Lock()
+	if m2 := booted["vm-2"]; m2.InstanceID != "m2" || m2.Hostname != "" {
+		t.Fatalf("vm-2 booted as %+v", m2)
+	}
+	mu.Unlock()
 	b.Close()
 	mu.Lock()
 	defer mu.Unlock()

@@ -195,34 +195,26 @@ func TestCheckCredentials(t *testing.T) {
 	}
 }
 
-func TestCreateIdempotentWithTagsAndUserData(t *testing.T) {
+// TestRunInstances: what a create sends ECS besides the tags and user
+// data (the conformance suite checks those): the machine id as the
+// ClientToken, the instance name, the template's names resolved to ids
+// once (an id never looked up); the same id with another template is
+// ECS's IdempotentParameterMismatch; bad input never reaches ECS.
+func TestRunInstances(t *testing.T) {
 	s := newSim(t, cloudsim.ECSOptions{})
 	p := openT(t, account(s))
 	ctx := context.Background()
 	req := request("m-0001")
-	m, err := p.Create(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := p.Create(ctx, req) // the hub retrying after a restart
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.ProviderID == "" || again.ProviderID != m.ProviderID || m.MachineID != "m-0001" || m.State != providers.StatePending {
-		t.Fatalf("created %+v, then %+v", m, again)
+	for range 2 {
+		if m, err := p.Create(ctx, req); err != nil || m.State != providers.StatePending {
+			t.Fatalf("create: %+v %v", m, err)
+		}
 	}
 	insts := s.Instances()
 	if len(insts) != 1 {
 		t.Fatalf("%d instances, want 1", len(insts))
 	}
 	in := insts[0]
-	if string(in.UserData) != string(req.UserData) {
-		t.Fatalf("user data %q, want %q", in.UserData, req.UserData)
-	}
-	wantTags := map[string]string{"wharf-cluster": "c1", "wharf-pool": "ali-hz", "wharf-machine": "m-0001", "team": "infra"}
-	if fmt.Sprint(in.Tags) != fmt.Sprint(wantTags) || fmt.Sprint(m.Tags) != fmt.Sprint(wantTags) {
-		t.Fatalf("tags %v (machine %v), want %v", in.Tags, m.Tags, wantTags)
-	}
 	if in.ClientToken != "m-0001" || in.InstanceType != "ecs.g6.large" || in.ImageID != "ubuntu_22_04_x64_20G_alibase_20240130.vhd" ||
 		in.VSwitchID != "vsw-bp1wharf0000000000001" || in.SecurityGroupID != "sg-bp1wharf0000000000001" || in.Name != "ali-hz-m-0001" {
 		t.Fatalf("instance %+v", in)
@@ -236,7 +228,7 @@ func TestCreateIdempotentWithTagsAndUserData(t *testing.T) {
 	// IdempotentParameterMismatch: an admin's problem, not a second machine.
 	changed := request("m-0001")
 	changed.Template.InstanceType = "ecs.c6.large"
-	_, err = p.Create(ctx, changed)
+	_, err := p.Create(ctx, changed)
 	wantKind(t, err, providers.KindBadRequest, "IdempotentParameterMismatch")
 
 	tooMany := map[string]string{}
@@ -256,22 +248,6 @@ func TestCreateIdempotentWithTagsAndUserData(t *testing.T) {
 		mutate(&r)
 		_, err := p.Create(ctx, r)
 		if providers.KindOf(err) != providers.KindBadRequest {
-			t.Errorf("%s: %v", name, err)
-		}
-	}
-	for name, tc := range map[string]struct {
-		mutate func(*providers.CreateRequest)
-		words  string
-	}{
-		"unknown vSwitch name": {func(r *providers.CreateRequest) { r.Template.VSwitch = "nope" }, `no vSwitch named "nope"`},
-		"unknown group name":   {func(r *providers.CreateRequest) { r.Template.SecurityGroup = "nope" }, `no security group named "nope"`},
-		"unknown image":        {func(r *providers.CreateRequest) { r.Template.Image = "debian-12" }, `no image named "debian-12"`},
-	} {
-		r := request("m-0003")
-		tc.mutate(&r)
-		_, err := p.Create(ctx, r)
-		wantKind(t, err, providers.KindBadRequest, "InvalidTemplate")
-		if !strings.Contains(err.Error(), tc.words) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -306,37 +282,24 @@ func TestAmbiguousNames(t *testing.T) {
 }
 
 // TestLostAnswers: an answer lost within the SDK's attempts is absorbed
-// by its retry with the same ClientToken; when every attempt's answer is
-// lost the create fails as unavailable, and the hub's retry with the same
-// machine id finds the instance the lost calls made.
+// by its retry with the same ClientToken (the conformance suite checks
+// the hub's retry after every attempt's answer was lost).
 func TestLostAnswers(t *testing.T) {
 	s := newSim(t, cloudsim.ECSOptions{})
 	p := openT(t, account(s))
 	ctx := context.Background()
 	s.LoseAnswers("RunInstances", 1)
-	m, err := p.Create(ctx, request("m-1"))
-	if err != nil {
+	if _, err := p.Create(ctx, request("m-1")); err != nil {
 		t.Fatalf("a lost answer within three attempts: %v", err)
 	}
 	if n := len(s.Instances()); n != 1 || s.Calls()["RunInstances"] != 2 {
 		t.Fatalf("%d instances after %d calls, want 1 after 2", n, s.Calls()["RunInstances"])
 	}
-	s.LoseAnswers("RunInstances", maxAttempts)
-	_, err = p.Create(ctx, request("m-lost"))
-	wantKind(t, err, providers.KindUnavailable, "")
-	if !providers.Retryable(err) {
-		t.Fatalf("a lost answer is not retryable: %v", err)
-	}
-	again, err := p.Create(ctx, request("m-lost"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	insts := s.Instances()
-	if len(insts) != 2 || insts[0].ID != m.ProviderID || insts[1].ID != again.ProviderID {
-		t.Fatalf("instances %+v after lost answers and a retry, want two: %s %s", insts, m.ProviderID, again.ProviderID)
-	}
 }
 
+// TestDescribeListDelete: List pages, a running instance has addresses,
+// a deleted one is Stopping (stopped) until ECS deletes it, and one its
+// owner stopped is stopped.
 func TestDescribeListDelete(t *testing.T) {
 	s := newSim(t, cloudsim.ECSOptions{BootDelay: 100 * time.Millisecond, StopDelay: time.Second})
 	p := openT(t, account(s))
@@ -402,17 +365,8 @@ func TestDescribeListDelete(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := p.Delete(ctx, id); err != nil {
-		t.Fatalf("delete of a deleted instance: %v", err)
-	}
-	if err := p.Delete(ctx, "i-0123456789abcdef0123"); err != nil {
-		t.Fatalf("delete of an unknown instance: %v", err)
-	}
 	if list, err = p.List(ctx, "c1"); err != nil || len(list) != len(ours)-1 {
 		t.Fatalf("after a deletion: %d listed (%v), want %d", len(list), err, len(ours)-1)
-	}
-	if list, err = p.List(ctx, "nobody"); err != nil || len(list) != 0 {
-		t.Fatalf("list of another cluster: %v %v", list, err)
 	}
 	// Stopped by its owner in the console: stopped, not gone.
 	waitState(t, p, ours[1], providers.StateRunning)
@@ -565,23 +519,19 @@ func TestSDKRetries(t *testing.T) {
 	}
 }
 
+// TestTimeoutIsUnavailable: the per-attempt timeout bounds a call whose
+// context has no deadline (the conformance suite checks one with a
+// deadline), and a cancelled call is no cloud's refusal.
 func TestTimeoutIsUnavailable(t *testing.T) {
 	s := newSim(t, cloudsim.ECSOptions{})
 	p := openT(t, account(s))
 	s.SetLatency(5 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	err := p.Check(ctx)
-	wantKind(t, err, providers.KindUnavailable, "")
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("the call outlived its context: %v", d)
-	}
+	ctx := context.Background()
 	// The per-attempt timeout, with a context that has none.
 	p.timeout, p.attempts = 100*time.Millisecond, 1
-	wantKind(t, p.Check(context.Background()), providers.KindUnavailable, "")
+	wantKind(t, p.Check(ctx), providers.KindUnavailable, "")
 	s.SetLatency(0)
-	ctx, cancel = context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if err := p.Check(ctx); !errors.Is(err, context.Canceled) || providers.KindOf(err) != "" {
 		t.Fatalf("a cancelled call: %v (kind %q)", err, providers.KindOf(err))

@@ -165,7 +165,12 @@ func TestCheckCredentials(t *testing.T) {
 	wantKind(t, openFast(t, region).Check(ctx), providers.KindBadCredentials, "AuthFailure")
 }
 
-func TestCreateIdempotentWithTagsAndUserData(t *testing.T) {
+// TestRunInstances: what a create sends EC2 besides the tags and user
+// data (the conformance suite checks those): the machine id as the
+// ClientToken, a Name tag, the template's parts; the same id with
+// another template is EC2's IdempotentParameterMismatch; bad input never
+// reaches EC2.
+func TestRunInstances(t *testing.T) {
 	s := newSim(t, cloudsim.EC2Options{})
 	p := openFast(t, account(s))
 	ctx := context.Background()
@@ -174,21 +179,14 @@ func TestCreateIdempotentWithTagsAndUserData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	again, err := p.Create(ctx, req) // the hub retrying after a restart
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.ProviderID == "" || again.ProviderID != m.ProviderID || m.MachineID != "m-0001" || m.State != providers.StatePending {
-		t.Fatalf("created %+v, then %+v", m, again)
+	if m.State != providers.StatePending {
+		t.Fatalf("created %+v, want pending", m)
 	}
 	insts := s.Instances()
 	if len(insts) != 1 {
 		t.Fatalf("%d instances, want 1", len(insts))
 	}
 	in := insts[0]
-	if string(in.UserData) != string(req.UserData) {
-		t.Fatalf("user data %q, want %q", in.UserData, req.UserData)
-	}
 	wantTags := map[string]string{"wharf-cluster": "c1", "wharf-pool": "aws-bj", "wharf-machine": "m-0001", "team": "infra", "Name": "aws-bj-m-0001"}
 	if fmt.Sprint(in.Tags) != fmt.Sprint(wantTags) || fmt.Sprint(m.Tags) != fmt.Sprint(wantTags) {
 		t.Fatalf("tags %v (machine %v), want %v", in.Tags, m.Tags, wantTags)
@@ -197,10 +195,6 @@ func TestCreateIdempotentWithTagsAndUserData(t *testing.T) {
 		in.SubnetID != "subnet-12345678" || in.KeyName != "ops" || !slices.Equal(in.SecurityGroups, []string{"sg-12345678", "wharf-agents"}) {
 		t.Fatalf("instance %+v", in)
 	}
-	if n := s.Calls()["RunInstances"]; n != 2 {
-		t.Fatalf("%d RunInstances calls, want 2", n)
-	}
-
 	// The same machine id with another template is EC2's
 	// IdempotentParameterMismatch: an admin's problem, not a second machine.
 	changed := request("m-0001")
@@ -220,11 +214,13 @@ func TestCreateIdempotentWithTagsAndUserData(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if n := s.Calls()["RunInstances"]; n != 3 {
-		t.Fatalf("bad requests reached EC2: %d RunInstances calls, want 3", n)
+	if n := s.Calls()["RunInstances"]; n != 2 {
+		t.Fatalf("bad requests reached EC2: %d RunInstances calls, want 2", n)
 	}
 }
 
+// TestDescribeListDelete: List pages, a running machine has addresses,
+// and a terminated one stays listed while EC2 lists it.
 func TestDescribeListDelete(t *testing.T) {
 	s := newSim(t, cloudsim.EC2Options{BootDelay: 100 * time.Millisecond, TerminateDelay: 100 * time.Millisecond})
 	p := openFast(t, account(s))
@@ -273,19 +269,10 @@ func TestDescribeListDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, p, id, providers.StateGone)
-	if err := p.Delete(ctx, id); err != nil {
-		t.Fatalf("delete of a terminated instance: %v", err)
-	}
-	if err := p.Delete(ctx, "i-0123456789abcdef0"); err != nil {
-		t.Fatalf("delete of an unknown instance: %v", err)
-	}
 	_, err = p.Describe(ctx, "i-0123456789abcdef0")
 	wantKind(t, err, providers.KindNotFound, "InvalidInstanceID.NotFound")
 	if list, err = p.List(ctx, "c1"); err != nil || len(list) != len(ours) {
 		t.Fatalf("a terminated machine left the list at once: %d, %v", len(list), err)
-	}
-	if list, err = p.List(ctx, "nobody"); err != nil || len(list) != 0 {
-		t.Fatalf("list of another cluster: %v %v", list, err)
 	}
 }
 
@@ -399,39 +386,12 @@ func TestSDKRetries(t *testing.T) {
 	}
 }
 
-// TestLostAnswersThenHubRetry: every attempt's answer is lost, so the
-// create fails as unavailable; the hub's retry with the same machine id
-// finds the instance the lost calls made.
-func TestLostAnswersThenHubRetry(t *testing.T) {
+// TestCancelledIsPlain: a call its caller cancelled is no cloud's
+// refusal (the conformance suite covers a cloud that does not answer).
+func TestCancelledIsPlain(t *testing.T) {
 	s := newSim(t, cloudsim.EC2Options{})
 	p := openFast(t, account(s))
-	ctx := context.Background()
-	s.LoseAnswers("RunInstances", maxAttempts)
-	_, err := p.Create(ctx, request("m-lost"))
-	wantKind(t, err, providers.KindUnavailable, "")
-	if !providers.Retryable(err) {
-		t.Fatalf("a lost answer is not retryable: %v", err)
-	}
-	m, err := p.Create(ctx, request("m-lost"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	insts := s.Instances()
-	if len(insts) != 1 || insts[0].ID != m.ProviderID {
-		t.Fatalf("instances %+v after lost answers and a retry, want one: %s", insts, m.ProviderID)
-	}
-}
-
-func TestTimeoutIsUnavailable(t *testing.T) {
-	s := newSim(t, cloudsim.EC2Options{})
-	p := openFast(t, account(s))
-	s.SetLatency(5 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	err := p.Check(ctx)
-	wantKind(t, err, providers.KindUnavailable, "")
-	s.SetLatency(0)
-	ctx, cancel = context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := p.Check(ctx); !errors.Is(err, context.Canceled) || providers.KindOf(err) != "" {
 		t.Fatalf("a cancelled call: %v (kind %q)", err, providers.KindOf(err))

@@ -190,7 +190,11 @@ func TestCheckCredentials(t *testing.T) {
 	}
 }
 
-func TestCreateIdempotentWithMetadataAndUserData(t *testing.T) {
+// TestCreateServer: what a create sends Nova besides the metadata and
+// user data (the conformance suite checks those): the server's name, the
+// template resolved to ids once, by name or id; a lookup before every
+// create (Nova has no client token); bad input never reaches Nova.
+func TestCreateServer(t *testing.T) {
 	s := newSim(t, cloudsim.OpenStackOptions{})
 	p := openFast(t, account(s))
 	ctx := context.Background()
@@ -200,24 +204,10 @@ func TestCreateIdempotentWithMetadataAndUserData(t *testing.T) {
 		t.Fatal(err)
 	}
 	again, err := p.Create(ctx, req) // the hub retrying after a restart
-	if err != nil {
-		t.Fatal(err)
+	if err != nil || again.ProviderID != m.ProviderID || m.State != providers.StatePending {
+		t.Fatalf("created %+v, then %+v %v", m, again, err)
 	}
-	if m.ProviderID == "" || again.ProviderID != m.ProviderID || m.MachineID != "m-0001" || m.State != providers.StatePending {
-		t.Fatalf("created %+v, then %+v", m, again)
-	}
-	list := s.Servers()
-	if len(list) != 1 {
-		t.Fatalf("%d servers, want 1", len(list))
-	}
-	sv := list[0]
-	if string(sv.UserData) != string(req.UserData) {
-		t.Fatalf("user data %q, want %q", sv.UserData, req.UserData)
-	}
-	wantMD := map[string]string{"wharf-cluster": "c1", "wharf-pool": "os-sh", "wharf-machine": "m-0001", "team": "infra"}
-	if fmt.Sprint(sv.Metadata) != fmt.Sprint(wantMD) || fmt.Sprint(m.Tags) != fmt.Sprint(wantMD) || fmt.Sprint(again.Tags) != fmt.Sprint(wantMD) {
-		t.Fatalf("metadata %v (machine %v, again %v), want %v", sv.Metadata, m.Tags, again.Tags, wantMD)
-	}
+	sv := s.Servers()[0]
 	if sv.Name != "wharf-m-0001" || sv.FlavorID != "2" || sv.ImageID != s.Images()[0].ID || !slices.Equal(sv.Networks, []string{s.Networks()[0].ID}) {
 		t.Fatalf("server %+v", sv)
 	}
@@ -264,22 +254,6 @@ func TestCreateIdempotentWithMetadataAndUserData(t *testing.T) {
 	if n := len(s.Calls()); n != 0 {
 		t.Fatalf("bad requests reached OpenStack: %v", s.Calls())
 	}
-	for _, tc := range []struct {
-		mutate func(*providers.Template)
-		code   string
-	}{
-		{func(t *providers.Template) { t.Flavor = "m9.huge" }, "FlavorNotFound"},
-		{func(t *providers.Template) { t.Image = "windows-95" }, "ImageNotFound"},
-		{func(t *providers.Template) { t.Network = "public" }, "NetworkNotFound"},
-	} {
-		r := request("m-unknown")
-		tc.mutate(&r.Template)
-		_, err := p.Create(ctx, r)
-		wantKind(t, err, providers.KindBadRequest, tc.code)
-	}
-	if n := s.Calls()["CreateServer"]; n != 0 || len(s.Servers()) != 3 {
-		t.Fatalf("unknown names made servers: %d calls, %d servers", n, len(s.Servers()))
-	}
 }
 
 // TestLostAnswerAdoptsTheServer: the create's answer is lost (the server
@@ -302,35 +276,8 @@ func TestLostAnswerAdoptsTheServer(t *testing.T) {
 	}
 }
 
-// TestLostAnswersThenHubRetry: the create's answer is lost and the
-// provider has no attempt left, so the create fails as unavailable; the
-// hub's retry with the same machine id finds the server the lost call
-// made.
-func TestLostAnswersThenHubRetry(t *testing.T) {
-	s := newSim(t, cloudsim.OpenStackOptions{})
-	p := openFast(t, account(s))
-	ctx := context.Background()
-	p.attempts = 1
-	s.LoseAnswers("CreateServer", 1)
-	_, err := p.Create(ctx, request("m-lost"))
-	wantKind(t, err, providers.KindUnavailable, "")
-	if !providers.Retryable(err) {
-		t.Fatalf("a lost answer is not retryable: %v", err)
-	}
-	p.attempts = maxAttempts
-	m, err := p.Create(ctx, request("m-lost"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	list := s.Servers()
-	if len(list) != 1 || list[0].ID != m.ProviderID {
-		t.Fatalf("servers %+v after a lost answer and a retry, want one: %s", list, m.ProviderID)
-	}
-	if n := s.Calls()["CreateServer"]; n != 1 {
-		t.Fatalf("%d creates, want 1", n)
-	}
-}
-
+// TestDescribeListDelete: List pages, a running server has addresses,
+// and a deleted one is gone but still listed while Nova lists it.
 func TestDescribeListDelete(t *testing.T) {
 	s := newSim(t, cloudsim.OpenStackOptions{BootDelay: 100 * time.Millisecond, DeleteDelay: time.Second})
 	p := openFast(t, account(s))
@@ -385,18 +332,8 @@ func TestDescribeListDelete(t *testing.T) {
 		t.Fatalf("a deleting machine left the list at once: %d, %v", len(list), err)
 	}
 	waitGone(t, p, id)
-	if err := p.Delete(ctx, id); err != nil {
-		t.Fatalf("delete of a deleted server: %v", err)
-	}
-	unknown := "0b1c2d3e-0000-4000-8000-000000000000"
-	if err := p.Delete(ctx, unknown); err != nil {
-		t.Fatalf("delete of an unknown server: %v", err)
-	}
-	_, err = p.Describe(ctx, unknown)
+	_, err = p.Describe(ctx, id)
 	wantKind(t, err, providers.KindNotFound, "itemNotFound")
-	if list, err = p.List(ctx, "nobody"); err != nil || len(list) != 0 {
-		t.Fatalf("list of another cluster: %v %v", list, err)
-	}
 }
 
 // TestDescribeStates: a building server is pending; one Nova could not
@@ -603,19 +540,17 @@ func TestThrottling(t *testing.T) {
 	}
 }
 
+// TestTimeoutIsUnavailable: a List (paged, after the token) that meets a
+// slow Nova is unavailable within its deadline, and a cancelled call is
+// no cloud's refusal (the conformance suite covers a create).
 func TestTimeoutIsUnavailable(t *testing.T) {
 	s := newSim(t, cloudsim.OpenStackOptions{})
 	p := openFast(t, account(s))
-	s.SetLatency(5 * time.Second)
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	wantKind(t, p.Check(ctx), providers.KindUnavailable, "")
-	s.SetLatency(0)
 	if err := p.Check(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	s.SetLatency(5 * time.Second)
-	ctx, cancel = context.WithTimeout(context.Background(), 200*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	_, err := p.List(ctx, "c1")
 	wantKind(t, err, providers.KindUnavailable, "")

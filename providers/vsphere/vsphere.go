@@ -11,10 +11,14 @@
 // in the VM's extraConfig (not custom attributes, which need a vCenter
 // license and their field definitions created first): the keys
 // wharf-cluster, wharf-pool and wharf-machine, any other tag K as
-// wharf-tag.K, and the user data as guestinfo.userdata (base64) with
-// guestinfo.userdata.encoding=base64, which cloud-init's VMware
-// datasource reads. provider_id is the VM's managed object reference
-// value (vm-123).
+// wharf-tag.K, and what cloud-init's VMware datasource reads: the user
+// data as guestinfo.userdata (base64) with
+// guestinfo.userdata.encoding=base64, and guestinfo.metadata (base64 JSON,
+// guestinfo.metadata.encoding=base64) whose instance-id is the machine id
+// and local-hostname the VM's name (a clone of a template that once ran
+// keeps no instance-id of its own: without one cloud-init would take the
+// clone for the template and not run the user data). provider_id is the
+// VM's managed object reference value (vm-123).
 //
 // vSphere has no client token: Create looks the machine up (by name and
 // its wharf-machine key, over every VM vCenter holds) before every clone
@@ -31,6 +35,7 @@ package vsphere
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -65,6 +70,8 @@ const NamePrefix = "wharf-"
 const (
 	KeyUserData         = "guestinfo.userdata"
 	KeyUserDataEncoding = "guestinfo.userdata.encoding"
+	KeyMetadata         = "guestinfo.metadata"
+	KeyMetadataEncoding = "guestinfo.metadata.encoding"
 	// TagKeyPrefix stores a tag whose key does not start with wharf-,
 	// so that no tag can set a VMX option.
 	TagKeyPrefix = "wharf-tag."
@@ -231,9 +238,12 @@ func (p *Provider) Create(ctx context.Context, req providers.CreateRequest) (pro
 	if tags[providers.TagMachine] != req.MachineID {
 		return providers.Machine{}, badRequest("create: tag %s is %q, not the machine id %q", providers.TagMachine, tags[providers.TagMachine], req.MachineID)
 	}
-	extra := extraConfig(tags, req.UserData)
+	extra, err := extraConfig(req.MachineID, name, tags, req.UserData)
+	if err != nil {
+		return providers.Machine{}, err
+	}
 	var m providers.Machine
-	err := p.do(ctx, "clone "+name, func(vc *vim25.Client) error {
+	err = p.do(ctx, "clone "+name, func(vc *vim25.Client) error {
 		// No client token: what an earlier attempt made (its answer
 		// lost) is found by name and key before anything is made.
 		found, err := p.find(ctx, vc, name, req.MachineID)
@@ -574,9 +584,20 @@ func tagsOf(req providers.CreateRequest) map[string]string {
 	return tags
 }
 
+// metadata is guestinfo.metadata as cloud-init's VMware datasource reads
+// it (JSON is YAML too).
+type metadata struct {
+	InstanceID    string `json:"instance-id"`
+	LocalHostname string `json:"local-hostname"`
+}
+
 // extraConfig is what a clone carries: the tags (wharf-* as they are,
-// others below wharf-tag.) and the user data, base64.
-func extraConfig(tags map[string]string, userData []byte) []types.BaseOptionValue {
+// others below wharf-tag.), the metadata and the user data, base64.
+func extraConfig(machineID, name string, tags map[string]string, userData []byte) ([]types.BaseOptionValue, error) {
+	md, err := json.Marshal(metadata{InstanceID: machineID, LocalHostname: hostname(name)})
+	if err != nil {
+		return nil, err
+	}
 	var out []types.BaseOptionValue
 	for _, k := range slices.Sorted(maps.Keys(tags)) {
 		key := k
@@ -585,12 +606,27 @@ func extraConfig(tags map[string]string, userData []byte) []types.BaseOptionValu
 		}
 		out = append(out, &types.OptionValue{Key: key, Value: tags[k]})
 	}
+	out = append(out,
+		&types.OptionValue{Key: KeyMetadata, Value: base64.StdEncoding.EncodeToString(md)},
+		&types.OptionValue{Key: KeyMetadataEncoding, Value: "base64"})
 	if len(userData) > 0 {
 		out = append(out,
 			&types.OptionValue{Key: KeyUserData, Value: base64.StdEncoding.EncodeToString(userData)},
 			&types.OptionValue{Key: KeyUserDataEncoding, Value: "base64"})
 	}
-	return out
+	return out, nil
+}
+
+// hostname is a VM name as a host name: lower case letters, digits and
+// dashes, at most 63 of them, not starting or ending with a dash.
+func hostname(name string) string {
+	b := []byte(strings.ToLower(name))
+	for i, c := range b {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			b[i] = '-'
+		}
+	}
+	return strings.Trim(string(b[:min(len(b), 63)]), "-")
 }
 
 func extraValue(vm mo.VirtualMachine, key string) string {
