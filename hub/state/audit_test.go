@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 func auditEntry(n int) AuditEntry {
@@ -157,5 +159,31 @@ func TestAppLifecycle(t *testing.T) {
 	missing := AppLifecycleRequest{Tenant: "acme", Name: "nope", Time: t0}
 	if err := h.apply(AppRestartType, (*AppRestartRequest)(&missing)); !errors.As(err, &se) || se.Kind != KindNotFound {
 		t.Fatalf("restart of a missing app: %v, want not found", err)
+	}
+}
+
+// BenchmarkApplyAuditRecord measures the FSM's cost of one audit entry
+// in a full log (10,000 kept: every apply also drops the oldest), the
+// extra work each audited write brings to every hub node.
+func BenchmarkApplyAuditRecord(b *testing.B) {
+	h := newHarness(b)
+	batch := make([]AuditEntry, 0, 1000)
+	for i := range 1000 {
+		batch = append(batch, auditEntry(i))
+	}
+	for range DefaultAuditKeep / 1000 {
+		h.must(AuditRecordType, &AuditRecordRequest{Entries: batch})
+	}
+	msg, err := Encode(AuditRecordType, &AuditRecordRequest{Entries: []AuditEntry{auditEntry(0)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h.index++
+		if r := h.fsm.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: msg}); r != nil {
+			b.Fatal(r)
+		}
 	}
 }
