@@ -8,7 +8,8 @@
 // routes) are rate-limited per hub node so that an unauthenticated flood
 // cannot fill Raft; those beyond the limit are counted in
 // wharf_audit_entries_total{result="dropped"} and logged, not recorded.
-// The log keeps the newest Keep entries (10,000 by default).
+// The log keeps the newest Keep entries (10,000 by default; it may grow 1%
+// past Keep before the oldest are cut).
 package audit
 
 import (
