@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -32,26 +33,56 @@ func mutating(method string) bool {
 }
 
 // auditWriter holds a mutating request's answer until its audit entry is
-// committed: an answer the client sees always has its entry in Raft.
+// committed: an answer the client sees always has its entry in Raft. A
+// handler that flushes (a streaming answer) has the entry committed at its
+// first flush, with the status written so far, and streams from then on.
 type auditWriter struct {
 	w    http.ResponseWriter
 	code int
 	body bytes.Buffer
+	// finish commits the entry and sends what is held; done says it ran
+	// (writes pass through), failed that the entry failed on a success
+	// (the 503 was sent; writes are dropped).
+	finish       func(*auditWriter)
+	done, failed bool
 }
+
+// errAnswerWithheld ends the writes of a handler whose audit entry failed.
+var errAnswerWithheld = errors.New("the answer was withheld: its audit entry could not be committed")
 
 func (a *auditWriter) Header() http.Header { return a.w.Header() }
 
 func (a *auditWriter) WriteHeader(code int) {
-	if a.code == 0 {
+	switch {
+	case a.failed:
+	case a.done:
+		a.w.WriteHeader(code)
+	case a.code == 0:
 		a.code = code
 	}
 }
 
 func (a *auditWriter) Write(b []byte) (int, error) {
+	switch {
+	case a.failed:
+		return 0, errAnswerWithheld
+	case a.done:
+		return a.w.Write(b)
+	}
 	if a.code == 0 {
 		a.code = http.StatusOK
 	}
 	return a.body.Write(b)
+}
+
+// Flush commits the entry (once), then flushes what is written.
+func (a *auditWriter) Flush() {
+	if !a.done {
+		a.finish(a)
+	}
+	if f, ok := a.w.(http.Flusher); ok && !a.failed {
+		f.Flush()
+	}
 }
 
 func (a *auditWriter) status() int {
@@ -62,12 +93,13 @@ func (a *auditWriter) status() int {
 }
 
 // auditing returns the writer a handler writes to: an auditWriter for
-// audited requests (and it), else w itself (and nil).
-func (s *Server) auditing(w http.ResponseWriter, r *http.Request) (http.ResponseWriter, *auditWriter) {
+// audited requests (and it), else w itself (and nil). finish is called at
+// the first flush or when the handler returns.
+func (s *Server) auditing(w http.ResponseWriter, r *http.Request, finish func(*auditWriter)) (http.ResponseWriter, *auditWriter) {
 	if s.cfg.Audit == nil || !mutating(r.Method) {
 		return w, nil
 	}
-	aw := &auditWriter{w: w}
+	aw := &auditWriter{w: w, finish: finish}
 	return aw, aw
 }
 
@@ -76,6 +108,7 @@ func (s *Server) auditing(w http.ResponseWriter, r *http.Request) (http.Response
 // a 503 (the change may have been applied: the client must look before it
 // retries); a refusal is sent as it is, since it changed nothing.
 func (s *Server) finishAudit(aw *auditWriter, r *http.Request, pattern string, p *principal) {
+	aw.done = true
 	e := apitypes.AuditEntry{Time: s.cfg.Now().UTC(), Method: r.Method, Path: r.URL.Path, Status: aw.status(), Node: s.cfg.NodeName}
 	if p != nil {
 		e.Actor, e.ActorID, e.Role, e.Tenant = p.token.Name, p.token.ID, string(p.token.Role), p.token.Tenant
@@ -112,6 +145,7 @@ func (s *Server) finishAudit(aw *auditWriter, r *http.Request, pattern string, p
 	if err != nil {
 		s.log.Warn("audit entry not committed", "method", e.Method, "path", e.Path, "status", e.Status, "err", err)
 		if e.Status < 400 {
+			aw.failed = true
 			aw.w.Header().Del("X-Wharf-Index")
 			s.writeError(aw.w, r, &apitypes.Error{Status: http.StatusServiceUnavailable,
 				Message: "the request's audit entry could not be committed, so its answer is withheld; the change may have been applied: check before retrying (" + err.Error() + ")"})

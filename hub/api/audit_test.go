@@ -212,3 +212,48 @@ func TestAuditFailureWithholdsSuccess(t *testing.T) {
 		t.Fatalf("a read: %d", code)
 	}
 }
+
+// TestAuditStreamingAnswer: a mutating handler that streams (flushes)
+// has its entry committed at the first flush, then streams through.
+func TestAuditStreamingAnswer(t *testing.T) {
+	f := auditedFixture(t)
+	recorded := make(chan int, 1)
+	f.api.handle("POST /v1/apps/{name}/stream-test", authed, func(w http.ResponseWriter, r *http.Request, p *principal) error {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusOK)
+		w.Write([]byte("first "))
+		w.(http.Flusher).Flush()
+		es, err := f.api.cfg.Store.Snapshot().AuditLog(nil)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, e := range es {
+			if e.Path == r.URL.Path {
+				n++
+			}
+		}
+		recorded <- n
+		w.Write([]byte("second"))
+		return nil
+	})
+	code, body, _ := f.do("acme/developer", "POST", "/v1/apps/web/stream-test", nil)
+	if code != 200 || string(body) != "first second" {
+		t.Fatalf("streamed answer: %d %q", code, body)
+	}
+	if n := <-recorded; n != 1 {
+		t.Fatalf("at the first flush the log held %d entries of the request, want 1", n)
+	}
+	n := 0
+	for _, e := range f.audit("admin", "") {
+		if e.Path == "/v1/apps/web/stream-test" {
+			n++
+			if e.Status != 200 || e.Object != "web" || e.Actor != "developer" {
+				t.Fatalf("entry %+v", e)
+			}
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d entries for the streamed request, want 1", n)
+	}
+}

@@ -211,8 +211,8 @@ func (s *Server) handle(pattern string, a access, h handler) {
 		if s.cfg.NodeName != "" {
 			w.Header().Set(NodeHeader, s.cfg.NodeName)
 		}
-		out, aw := s.auditing(sw, r)
 		var p *principal
+		out, aw := s.auditing(sw, r, func(aw *auditWriter) { s.finishAudit(aw, r, pattern, p) })
 		var err error
 		if a == authed {
 			p, err = s.authenticate(r)
@@ -223,7 +223,7 @@ func (s *Server) handle(pattern string, a access, h handler) {
 		if err != nil {
 			s.writeError(out, r, err)
 		}
-		if aw != nil {
+		if aw != nil && !aw.done {
 			s.finishAudit(aw, r, pattern, p)
 		}
 		s.latency.WithLabelValues(pattern, strconv.Itoa(sw.status())).Observe(time.Since(start).Seconds())
