@@ -23,6 +23,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/accounts"
 	"github.com/wharf-platform/wharf/hub/alert/alerting"
 	"github.com/wharf-platform/wharf/hub/api"
+	"github.com/wharf-platform/wharf/hub/audit"
 	"github.com/wharf-platform/wharf/hub/billing"
 	"github.com/wharf-platform/wharf/hub/cluster"
 	"github.com/wharf-platform/wharf/hub/drain"
@@ -231,7 +232,12 @@ func New(cfg Config) (*Hub, error) {
 	meterMetrics.Register(reg)
 	cl.Register(reg)
 	gw.Register(reg)
+	auditLog, err := audit.New(audit.Config{Cluster: cl, Logger: logger("audit"), Registry: reg})
+	if err != nil {
+		return nil, err
+	}
 	srv, err := api.New(api.Config{
+		Audit:        auditLog,
 		Store:        store,
 		Cluster:      cl,
 		Logger:       logger("api"),

@@ -68,7 +68,9 @@ type fixture struct {
 	joinToken string
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture builds the fixture; opts may change the server's config
+// (their Cluster is the fixture's).
+func newFixture(t *testing.T, opts ...func(*Config)) *fixture {
 	t.Helper()
 	store, err := state.NewStore()
 	if err != nil {
@@ -83,7 +85,11 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{Store: store, Cluster: fc, MaxBodyBytes: 4096, Keys: keys, OpenProvider: openFakeCloud, ProviderCheckTimeout: 200 * time.Millisecond, Usage: meter})
+	cfg := Config{Store: store, Cluster: fc, MaxBodyBytes: 4096, Keys: keys, OpenProvider: openFakeCloud, ProviderCheckTimeout: 200 * time.Millisecond, Usage: meter}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,6 +334,12 @@ func TestRBACMatrix(t *testing.T) {
 		{"POST /v1/hosts/{id}/drain", "POST", "/v1/hosts/host1/drain", "", adminOnly(200), adminOnly(200)},
 		{"DELETE /v1/hosts/{id}", "DELETE", "/v1/hosts/host1", "", adminOnly(204), adminOnly(204)},
 		{"GET /v1/events", "GET", "/v1/events?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
+		{"POST /v1/apps/{name}/restart", "POST", "/v1/apps/web/restart?tenant={t}", "", expect{200, 200, 200, 403}, expect{200, 404, 404, 403}},
+		{"POST /v1/apps/{name}/stop", "POST", "/v1/apps/web/stop?tenant={t}", "", expect{200, 200, 200, 403}, expect{200, 404, 404, 403}},
+		{"POST /v1/apps/{name}/start", "POST", "/v1/apps/web/start?tenant={t}", "", expect{409, 409, 409, 403}, expect{409, 404, 404, 403}}, // not stopped
+		{"POST /v1/hosts/{id}/undrain", "POST", "/v1/hosts/host1/undrain", "", adminOnly(409), adminOnly(409)},                              // not draining
+		{"GET /v1/audit", "GET", "/v1/audit?tenant={t}", "", expect{200, 200, 403, 403}, expect{200, 404, 403, 403}},
+		{"GET /v1/openapi.json", "GET", "/v1/openapi.json", "", all(200), all(200)},
 		{"GET /v1/apps/{name}/logs", "GET", "/v1/apps/web/logs?tenant={t}", "", all(503), expect{503, 404, 404, 404}}, // the fixture keeps no logs
 		{"POST /v1/apps/{name}/log-drains", "POST", "/v1/apps/web/log-drains?tenant={t}", `{"url":"syslog://d{n}.example.com:514"}`, expect{201, 201, 201, 403}, expect{201, 404, 404, 403}},
 		{"GET /v1/apps/{name}/log-drains", "GET", "/v1/apps/web/log-drains?tenant={t}", "", all(200), expect{200, 404, 404, 404}},

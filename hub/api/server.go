@@ -78,6 +78,9 @@ type Config struct {
 	// Billing prices usage for bills and invoices. Nil: a biller that sees
 	// no usage (plans and fees only).
 	Billing Biller
+	// Audit, when set, records every mutating request (audit.go); the
+	// answer waits for the entry's commit.
+	Audit Auditor
 }
 
 // TrafficReader returns an app's ("tenant/app") per-second router counts
@@ -209,15 +212,19 @@ func (s *Server) handle(pattern string, a access, h handler) {
 			w.Header().Set(NodeHeader, s.cfg.NodeName)
 		}
 		var p *principal
+		out, aw := s.auditing(sw, r, func(aw *auditWriter) { s.finishAudit(aw, r, pattern, p) })
 		var err error
 		if a == authed {
 			p, err = s.authenticate(r)
 		}
 		if err == nil {
-			err = h(sw, r, p)
+			err = h(out, r, p)
 		}
 		if err != nil {
-			s.writeError(sw, r, err)
+			s.writeError(out, r, err)
+		}
+		if aw != nil && !aw.done {
+			s.finishAudit(aw, r, pattern, p)
 		}
 		s.latency.WithLabelValues(pattern, strconv.Itoa(sw.status())).Observe(time.Since(start).Seconds())
 	})
@@ -354,4 +361,5 @@ func (s *Server) register() {
 
 	s.handle("GET /v1/events", authed, s.listEvents)
 	s.registerBilling()
+	s.registerDay2()
 }

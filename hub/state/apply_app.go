@@ -73,6 +73,8 @@ func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
 		if app.Spec.Instances == nil {
 			n := *old.Spec.Instances
 			app.Spec.Instances = &n
+			// A stopped app stays stopped unless the spec names a count.
+			app.Stopped, app.StoppedInstances = old.Stopped, old.StoppedInstances
 		}
 		app.CreatedAt = old.CreatedAt
 		app.Version, app.LatestVersion = old.Version, old.LatestVersion
@@ -294,6 +296,7 @@ func (w *writer) appScale(r *AppScaleRequest) *Error {
 	}
 	n := a.Copy()
 	*n.Spec.Instances = r.Instances
+	n.Stopped, n.StoppedInstances = false, 0 // an explicit count ends a stop
 	n.UpdatedAt = r.Time
 	if e := w.replaceApp(a, n); e != nil {
 		return e

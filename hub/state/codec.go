@@ -119,6 +119,14 @@ func newRequest(t MessageType) any {
 		return &BudgetCheckRequest{}
 	case BudgetNotifiedType:
 		return &BudgetNotifiedRequest{}
+	case AuditRecordType:
+		return &AuditRecordRequest{}
+	case AppRestartType:
+		return &AppRestartRequest{}
+	case AppStopType:
+		return &AppStopRequest{}
+	case AppStartType:
+		return &AppStartRequest{}
 	}
 	return nil
 }

@@ -184,6 +184,14 @@ func (w *writer) dispatch(req any) *Error {
 		return w.budgetCheck(r)
 	case *BudgetNotifiedRequest:
 		return w.budgetNotified(r)
+	case *AuditRecordRequest:
+		return w.auditRecord(r)
+	case *AppRestartRequest:
+		return w.appLifecycle(AppRestartType, (*AppLifecycleRequest)(r))
+	case *AppStopRequest:
+		return w.appLifecycle(AppStopType, (*AppLifecycleRequest)(r))
+	case *AppStartRequest:
+		return w.appLifecycle(AppStartType, (*AppLifecycleRequest)(r))
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }

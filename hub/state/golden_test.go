@@ -107,6 +107,17 @@ func goldenCommands() []struct {
 		{TenantUpdateType, &TenantUpdateRequest{Name: "acme", Plan: strp("pro"), Budget: strp("100.00"), BudgetHardStop: boolp(true), BudgetWebhook: strp("https://hooks.acme.test/budget"), Time: t0.Add(70 * time.Minute)}},
 		{BudgetCheckType, &BudgetCheckRequest{Tenant: "acme", Month: "2026-11", Spent: "85.00", Percents: []int{80}, Time: t0.Add(2 * time.Hour)}},
 		{BudgetNotifiedType, &BudgetNotifiedRequest{Tenant: "acme", Month: "2026-11", Percent: 80}},
+		// v4-day2: the audit log (one entry dropped by its keep), an app
+		// restarted, an app stopped.
+		{AuditRecordType, &AuditRecordRequest{Entries: []AuditEntry{
+			{Time: t0, Actor: "bootstrap", ActorID: "root", Role: "admin", Method: "POST", Path: "/v1/tenants", Status: 201, Object: "acme", Node: "hub0"},
+			{Time: t0.Add(time.Second), Method: "POST", Path: "/v1/apps", Status: 401, Node: "hub1"},
+		}, Keep: 2}},
+		{AuditRecordType, &AuditRecordRequest{Entries: []AuditEntry{
+			{Time: t0.Add(2 * time.Second), Actor: "ci", ActorID: "dev1", Role: "developer", Tenant: "acme", Method: "POST", Path: "/v1/apps/web/stop", Status: 200, Object: "web", Node: "hub0"},
+		}, Keep: 2}},
+		{AppRestartType, &AppRestartRequest{Tenant: "acme", Name: "job", Time: t0.Add(3 * time.Hour)}},
+		{AppStopType, &AppStopRequest{Tenant: "acme", Name: "web", Time: t0.Add(3 * time.Hour)}},
 	}
 }
 

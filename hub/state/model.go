@@ -116,9 +116,13 @@ type App struct {
 	// Noticed are the troubles (version and reason) already told to the
 	// tenant as an event, so that each is told once, not once per retry
 	// or per instance. The newest maxNoticed are kept.
-	Noticed   []Notice
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Noticed []Notice
+	// Stopped is set by a stop (wharf app stop): Spec.Instances is zero
+	// and StoppedInstances the count a start brings back.
+	Stopped          bool `json:",omitempty"`
+	StoppedInstances int  `json:",omitempty"`
+	CreatedAt        time.Time
+	UpdatedAt        time.Time
 	Meta
 }
 

@@ -72,6 +72,8 @@ func newObject(table string) any {
 		return &Machine{}
 	case TablePlans:
 		return &Plan{}
+	case TableAudit:
+		return &AuditEntry{}
 	case TableEvents:
 		return &Event{}
 	case tableIndex:

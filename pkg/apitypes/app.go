@@ -319,6 +319,10 @@ type App struct {
 	// Pending explains why some instances cannot be placed yet ("" when
 	// all are placed).
 	Pending string `json:"pending,omitempty"`
+	// Stopped is set while the app is stopped (wharf app stop): it runs no
+	// instance, and a start brings back StoppedInstances.
+	Stopped          bool `json:"stopped,omitempty"`
+	StoppedInstances int  `json:"stopped_instances,omitempty"`
 
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`

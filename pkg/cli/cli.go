@@ -144,6 +144,7 @@ func (e *env) root(hub, agent Daemon) *cobra.Command {
 		e.joinTokenCmd(),
 		e.hostCmd(),
 		e.eventsCmd(),
+		e.auditCmd(),
 		e.usageCmd(),
 		e.planCmd(), e.billCmd(), e.invoiceCmd(),
 		e.versionCmd(),

@@ -139,7 +139,7 @@ func (e *env) hostCmd() *cobra.Command {
 			fmt.Fprintf(e.stdout, "removed host %s\n", args[0])
 			return nil
 		})}
-	return group("host", "Manage enrolled hosts", ls, show, drain, rm)
+	return group("host", "Manage enrolled hosts", ls, show, drain, e.hostUndrainCmd(), rm)
 }
 
 func (e *env) eventsCmd() *cobra.Command {

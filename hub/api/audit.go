@@ -1,0 +1,225 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/wharf-platform/wharf/hub/audit"
+	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+// Auditor commits an audit entry; it returns once the entry is committed
+// (or dropped by its own rate limit).
+type Auditor interface {
+	Record(ctx context.Context, e apitypes.AuditEntry) error
+}
+
+// mutating reports whether requests of this method are audited.
+func mutating(method string) bool {
+	switch method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
+		return true
+	}
+	return false
+}
+
+// auditWriter holds a mutating request's answer until its audit entry is
+// committed: an answer the client sees always has its entry in Raft. A
+// handler that flushes (a streaming answer) has the entry committed at its
+// first flush, with the status written so far, and streams from then on.
+type auditWriter struct {
+	w    http.ResponseWriter
+	code int
+	body bytes.Buffer
+	// finish commits the entry and sends what is held; done says it ran
+	// (writes pass through), failed that the entry failed on a success
+	// (the 503 was sent; writes are dropped).
+	finish       func(*auditWriter)
+	done, failed bool
+}
+
+// errAnswerWithheld ends the writes of a handler whose audit entry failed.
+var errAnswerWithheld = errors.New("the answer was withheld: its audit entry could not be committed")
+
+func (a *auditWriter) Header() http.Header { return a.w.Header() }
+
+func (a *auditWriter) WriteHeader(code int) {
+	switch {
+	case a.failed:
+	case a.done:
+		a.w.WriteHeader(code)
+	case a.code == 0:
+		a.code = code
+	}
+}
+
+func (a *auditWriter) Write(b []byte) (int, error) {
+	switch {
+	case a.failed:
+		return 0, errAnswerWithheld
+	case a.done:
+		return a.w.Write(b)
+	}
+	if a.code == 0 {
+		a.code = http.StatusOK
+	}
+	return a.body.Write(b)
+}
+
+// Flush commits the entry (once), then flushes what is written.
+func (a *auditWriter) Flush() {
+	if !a.done {
+		a.finish(a)
+	}
+	if f, ok := a.w.(http.Flusher); ok && !a.failed {
+		f.Flush()
+	}
+}
+
+func (a *auditWriter) status() int {
+	if a.code == 0 {
+		return http.StatusOK
+	}
+	return a.code
+}
+
+// auditing returns the writer a handler writes to: an auditWriter for
+// audited requests (and it), else w itself (and nil). finish is called at
+// the first flush or when the handler returns.
+func (s *Server) auditing(w http.ResponseWriter, r *http.Request, finish func(*auditWriter)) (http.ResponseWriter, *auditWriter) {
+	if s.cfg.Audit == nil || !mutating(r.Method) {
+		return w, nil
+	}
+	aw := &auditWriter{w: w, finish: finish}
+	return aw, aw
+}
+
+// finishAudit commits the request's audit entry, then sends the held
+// answer. When the entry cannot be committed, a successful answer becomes
+// a 503 (the change may have been applied: the client must look before it
+// retries); a refusal is sent as it is, since it changed nothing.
+func (s *Server) finishAudit(aw *auditWriter, r *http.Request, pattern string, p *principal) {
+	aw.done = true
+	e := apitypes.AuditEntry{Time: s.cfg.Now().UTC(), Method: r.Method, Path: r.URL.Path, Status: aw.status(), Node: s.cfg.NodeName}
+	if p != nil {
+		e.Actor, e.ActorID, e.Role, e.Tenant = p.token.Name, p.token.ID, string(p.token.Role), p.token.Tenant
+		if p.admin() {
+			e.Tenant = r.URL.Query().Get("tenant")
+		}
+	}
+	var answer struct {
+		ID     any    `json:"id"`
+		Name   string `json:"name"`
+		Tenant string `json:"tenant"`
+	}
+	if e.Status < 300 {
+		_ = json.Unmarshal(aw.body.Bytes(), &answer) // not every answer is an object
+	}
+	if e.Tenant == "" && p != nil && p.admin() {
+		e.Tenant = answer.Tenant
+	}
+	e.Object = pathObject(pattern, r)
+	if e.Object == "" {
+		switch id := answer.ID.(type) {
+		case string:
+			e.Object = id
+		case float64:
+			e.Object = strconv.FormatFloat(id, 'f', -1, 64)
+		}
+	}
+	if e.Object == "" {
+		e.Object = answer.Name
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 15*time.Second)
+	err := s.cfg.Audit.Record(ctx, e)
+	cancel()
+	if err != nil {
+		s.log.Warn("audit entry not committed", "method", e.Method, "path", e.Path, "status", e.Status, "err", err)
+		if e.Status < 400 {
+			aw.failed = true
+			aw.w.Header().Del("X-Wharf-Index")
+			s.writeError(aw.w, r, &apitypes.Error{Status: http.StatusServiceUnavailable,
+				Message: "the request's audit entry could not be committed, so its answer is withheld; the change may have been applied: check before retrying (" + err.Error() + ")"})
+			return
+		}
+	}
+	aw.w.WriteHeader(aw.status())
+	aw.w.Write(aw.body.Bytes())
+}
+
+// pathObject joins the values of the pattern's wildcards ("web",
+// "web/r-1"): the object a request on an existing object acts on.
+func pathObject(pattern string, r *http.Request) string {
+	var parts []string
+	for _, seg := range strings.Split(pattern, "/") {
+		if name, ok := strings.CutPrefix(seg, "{"); ok {
+			name = strings.TrimSuffix(strings.TrimSuffix(name, "}"), "...")
+			parts = append(parts, r.PathValue(name))
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// defaultAuditLimit and maxAuditLimit bound GET /v1/audit's answer.
+const (
+	defaultAuditLimit = 1000
+	maxAuditLimit     = state.DefaultAuditKeep
+)
+
+// listAudit serves GET /v1/audit[?since=1h|RFC3339][&tenant=T][&limit=N]:
+// the newest entries (at most limit) in the order they were recorded.
+// Admins see every entry (or a tenant's with ?tenant=); a tenant-admin
+// sees its tenant's; other roles are refused.
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, p *principal) error {
+	if !p.canManageTokens() {
+		return errForbidden("reading the audit log needs an admin or tenant-admin token")
+	}
+	tenant, err := tenantScope(r, p, false)
+	if err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	var since time.Time
+	if v := q.Get("since"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+			since = s.cfg.Now().Add(-d)
+		} else if t, err := time.Parse(time.RFC3339, v); err == nil {
+			since = t
+		} else {
+			return apitypes.FieldError("since", "since must be a duration such as 1h or an RFC 3339 time, not %q", v)
+		}
+	}
+	limit := defaultAuditLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxAuditLimit {
+			return apitypes.FieldError("limit", "limit must be between 1 and %d", maxAuditLimit)
+		}
+		limit = n
+	}
+	return s.query(w, r, func(ws memdb.WatchSet, snap *state.Snapshot) (any, uint64, error) {
+		es, err := snap.AuditLog(ws)
+		if err != nil {
+			return nil, 0, err
+		}
+		out := []apitypes.AuditEntry{}
+		for _, e := range es {
+			if (tenant == "" || e.Tenant == tenant) && !e.Time.Before(since) {
+				out = append(out, audit.Out(e))
+			}
+		}
+		if len(out) > limit {
+			out = out[len(out)-limit:]
+		}
+		return out, snap.Index(state.TableAudit), nil
+	})
+}

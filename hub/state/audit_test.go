@@ -1,0 +1,189 @@
+package state
+
+import (
+	"bytes"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+func auditEntry(n int) AuditEntry {
+	return AuditEntry{Time: t0.Add(time.Duration(n) * time.Second), Actor: "ci", ActorID: "tok-1", Role: "developer", Tenant: "acme",
+		Method: "POST", Path: "/v1/apps/web/scale", Status: 200, Object: "web", Node: "hub1"}
+}
+
+func auditSeqs(t *testing.T, h *harness) []uint64 {
+	t.Helper()
+	es, err := h.snap().AuditLog(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	for _, e := range es {
+		out = append(out, e.Seq)
+	}
+	return out
+}
+
+func TestAuditRecordNumbersAndKeeps(t *testing.T) {
+	h := newHarness(t)
+	h.must(AuditRecordType, &AuditRecordRequest{Entries: []AuditEntry{auditEntry(1), auditEntry(2)}, Keep: 3})
+	if got := auditSeqs(t, h); !reflect.DeepEqual(got, []uint64{1, 2}) {
+		t.Fatalf("seqs %v, want [1 2]", got)
+	}
+	es, _ := h.snap().AuditLog(nil)
+	if es[0].Index != 1 || es[1].Index != 1 || es[1].Path != "/v1/apps/web/scale" || es[1].Status != 200 {
+		t.Fatalf("entry %+v: want index 1 and the fields as sent", *es[1])
+	}
+	h.must(AuditRecordType, &AuditRecordRequest{Entries: []AuditEntry{auditEntry(3), auditEntry(4), auditEntry(5)}, Keep: 3})
+	if got := auditSeqs(t, h); !reflect.DeepEqual(got, []uint64{3, 4, 5}) {
+		t.Fatalf("after 5 entries with keep 3: seqs %v, want [3 4 5]", got)
+	}
+	// A larger keep later keeps more; numbering never restarts.
+	h.must(AuditRecordType, &AuditRecordRequest{Entries: []AuditEntry{auditEntry(6)}, Keep: 10})
+	if got := auditSeqs(t, h); !reflect.DeepEqual(got, []uint64{3, 4, 5, 6}) {
+		t.Fatalf("seqs %v, want [3 4 5 6]", got)
+	}
+	// A smaller one trims at once.
+	h.must(AuditRecordType, &AuditRecordRequest{Entries: []AuditEntry{auditEntry(7)}, Keep: 1})
+	if got := auditSeqs(t, h); !reflect.DeepEqual(got, []uint64{7}) {
+		t.Fatalf("seqs %v, want [7]", got)
+	}
+	if idx := h.snap().Index(TableAudit); idx != h.index {
+		t.Fatalf("audit table index %d, want %d", idx, h.index)
+	}
+
+	// Snapshot and restore keep the log and its numbering.
+	var buf bytes.Buffer
+	snapshotTo(t, h.fsm, &buf)
+	h2 := newHarness(t)
+	if err := h2.fsm.Restore(nopCloser{bytes.NewBuffer(buf.Bytes())}); err != nil {
+		t.Fatal(err)
+	}
+	h2.index = h.index
+	h2.must(AuditRecordType, &AuditRecordRequest{Entries: []AuditEntry{auditEntry(8)}})
+	if got := auditSeqs(t, h2); !reflect.DeepEqual(got, []uint64{7, 8}) {
+		t.Fatalf("after restore: seqs %v, want [7 8]", got)
+	}
+}
+
+func TestAuditDefaultKeep(t *testing.T) {
+	h := newHarness(t)
+	batch := make([]AuditEntry, 0, 1000)
+	for i := range 1000 {
+		batch = append(batch, auditEntry(i))
+	}
+	for range DefaultAuditKeep/1000 + 2 {
+		h.must(AuditRecordType, &AuditRecordRequest{Entries: batch})
+	}
+	seqs := auditSeqs(t, h)
+	if len(seqs) != DefaultAuditKeep || seqs[0] != 2001 {
+		t.Fatalf("%d entries from seq %d, want %d from 2001", len(seqs), seqs[0], DefaultAuditKeep)
+	}
+}
+
+func TestAppLifecycle(t *testing.T) {
+	h := newHarness(t)
+	fill(h) // acme/web: version 2, 3 instances
+	app := func() *App {
+		a, err := h.snap().App(nil, "acme", "web")
+		if err != nil || a == nil {
+			t.Fatalf("app: %v", err)
+		}
+		return a
+	}
+	lastKind := func() string {
+		ds, _ := h.snap().History(nil, "acme", "web")
+		return ds[len(ds)-1].Kind
+	}
+	req := func(at time.Duration) AppLifecycleRequest {
+		return AppLifecycleRequest{Tenant: "acme", Name: "web", Time: t0.Add(at)}
+	}
+
+	r := req(time.Hour)
+	h.must(AppRestartType, (*AppRestartRequest)(&r))
+	a := app()
+	if a.Version != 3 || a.LatestVersion != 3 || *a.Spec.Instances != 3 || lastKind() != DeployRestart {
+		t.Fatalf("after restart: version %d latest %d instances %d history %q; want 3, 3, 3, restart", a.Version, a.LatestVersion, *a.Spec.Instances, lastKind())
+	}
+	v2, _ := h.snap().AppVersion(nil, "acme", "web", 2)
+	v3, _ := h.snap().AppVersion(nil, "acme", "web", 3)
+	if v3 == nil || !v2.Spec.Equal(v3.Spec) {
+		t.Fatalf("restart's version 3 %+v differs from version 2 %+v", v3, v2)
+	}
+
+	h.must(AppStopType, (*AppStopRequest)(&r))
+	a = app()
+	if !a.Stopped || a.StoppedInstances != 3 || *a.Spec.Instances != 0 || lastKind() != DeployStop || a.Version != 3 {
+		t.Fatalf("after stop: %+v, history %q", a, lastKind())
+	}
+	for _, tt := range []struct {
+		name string
+		t    MessageType
+		req  any
+	}{
+		{"stop twice", AppStopType, (*AppStopRequest)(&r)},
+		{"restart while stopped", AppRestartType, (*AppRestartRequest)(&r)},
+	} {
+		var se *Error
+		if err := h.apply(tt.t, tt.req); !errors.As(err, &se) || se.Kind != KindConflict {
+			t.Fatalf("%s: %v, want a conflict", tt.name, err)
+		}
+	}
+	// An update that names no count keeps the app stopped.
+	s := a.Spec
+	s.Instances = nil
+	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: s, Time: t0.Add(2 * time.Hour)})
+	if a = app(); !a.Stopped || a.StoppedInstances != 3 {
+		t.Fatalf("a PUT without a count unstopped the app: %+v", a)
+	}
+
+	h.must(AppStartType, (*AppStartRequest)(&r))
+	a = app()
+	if a.Stopped || a.StoppedInstances != 0 || *a.Spec.Instances != 3 || lastKind() != DeployStart {
+		t.Fatalf("after start: %+v, history %q", a, lastKind())
+	}
+	var se *Error
+	if err := h.apply(AppStartType, (*AppStartRequest)(&r)); !errors.As(err, &se) || se.Kind != KindConflict {
+		t.Fatalf("start of a running app: %v, want a conflict", err)
+	}
+	// Scaling a stopped app ends the stop.
+	h.must(AppStopType, (*AppStopRequest)(&r))
+	h.must(AppScaleType, &AppScaleRequest{Tenant: "acme", Name: "web", Instances: 2, Time: t0})
+	if a = app(); a.Stopped || *a.Spec.Instances != 2 {
+		t.Fatalf("after scaling a stopped app: %+v", a)
+	}
+	missing := AppLifecycleRequest{Tenant: "acme", Name: "nope", Time: t0}
+	if err := h.apply(AppRestartType, (*AppRestartRequest)(&missing)); !errors.As(err, &se) || se.Kind != KindNotFound {
+		t.Fatalf("restart of a missing app: %v, want not found", err)
+	}
+}
+
+// BenchmarkApplyAuditRecord measures the FSM's cost of one audit entry
+// in a full log (10,000 kept: every apply also drops the oldest), the
+// extra work each audited write brings to every hub node.
+func BenchmarkApplyAuditRecord(b *testing.B) {
+	h := newHarness(b)
+	batch := make([]AuditEntry, 0, 1000)
+	for i := range 1000 {
+		batch = append(batch, auditEntry(i))
+	}
+	for range DefaultAuditKeep / 1000 {
+		h.must(AuditRecordType, &AuditRecordRequest{Entries: batch})
+	}
+	msg, err := Encode(AuditRecordType, &AuditRecordRequest{Entries: []AuditEntry{auditEntry(0)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h.index++
+		if r := h.fsm.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: msg}); r != nil {
+			b.Fatal(r)
+		}
+	}
+}
