@@ -107,6 +107,17 @@ func goldenCommands() []struct {
 		{TenantUpdateType, &TenantUpdateRequest{Name: "acme", Plan: strp("pro"), Budget: strp("100.00"), BudgetHardStop: boolp(true), BudgetWebhook: strp("https://hooks.acme.test/budget"), Time: t0.Add(70 * time.Minute)}},
 		{BudgetCheckType, &BudgetCheckRequest{Tenant: "acme", Month: "2026-11", Spent: "85.00", Percents: []int{80}, Time: t0.Add(2 * time.Hour)}},
 		{BudgetNotifiedType, &BudgetNotifiedRequest{Tenant: "acme", Month: "2026-11", Percent: 80}},
+		// v4-billfix: an agent's usage report committed through two nodes
+		// (counted once), a tenant with a plan deleted (its billing history
+		// kept), a budget webhook's sealed secret.
+		{UsageCountersType, &UsageCountersRequest{Node: "hub1", Seq: 8, Reports: []UsageReport{{Host: "host1", Seq: 3,
+			Counts: []UsageCount{{Tenant: "acme", App: "web", Start: t0.Add(time.Hour), Requests: 9, EgressBytes: 900}}}}, Time: t0.Add(63 * time.Minute)}},
+		{UsageCountersType, &UsageCountersRequest{Node: "hub0", Seq: 2, Reports: []UsageReport{{Host: "host1", Seq: 3,
+			Counts: []UsageCount{{Tenant: "acme", App: "web", Start: t0.Add(time.Hour), Requests: 9, EgressBytes: 900}}}}, Time: t0.Add(64 * time.Minute)}},
+		{TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "gone"}, Time: t0}},
+		{TenantUpdateType, &TenantUpdateRequest{Name: "gone", Plan: strp("std"), Time: t0.Add(10 * time.Minute)}},
+		{TenantDeleteType, &TenantDeleteRequest{Name: "gone", Time: t0.Add(150 * time.Minute)}},
+		{TenantUpdateType, &TenantUpdateRequest{Name: "acme", SealedBudgetSecret: &[]byte{1, 0, 0, 0, 9, 's'}, Time: t0.Add(3 * time.Hour)}},
 	}
 }
 
