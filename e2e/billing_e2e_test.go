@@ -155,15 +155,12 @@ func TestBillingEndToEnd(t *testing.T) {
 			}
 		}
 	}
+	// nodeOf is the node the agent reports to, as the agent itself tells.
 	nodeOf := func() int {
 		via := -1
 		hubtest.WaitFor(t, 20*time.Second, "the agent's hub node", func() bool {
-			h, _, err := api().Hosts().Get(ctx, a.HostID(), nil)
-			if err != nil || h.Disconnected {
-				return false
-			}
 			for _, n := range c.Nodes {
-				if n.Running() && h.HubNode == fmt.Sprintf("hub%d", n.Index) {
+				if addr := n.QUICAddr(); addr != "" && addr == a.Hub() {
 					via = n.Index
 				}
 			}

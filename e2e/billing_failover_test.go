@@ -96,24 +96,27 @@ func TestUsageExactlyOnceThroughNodeDeath(t *testing.T) {
 	waitCommitted("the first requests committed")
 	hubtest.WaitFor(t, 10*time.Second, "the agent's counts acknowledged", func() bool { return a.UsageUnacked() == 0 })
 
-	// The node the agent reports to.
-	via := -1
-	hubtest.WaitFor(t, 10*time.Second, "agent a's hub node", func() bool {
-		h, _, err := api().Hosts().Get(ctx, a.HostID(), nil)
-		if err != nil {
-			return false
-		}
+	// The node the agent reports to, as the agent itself tells.
+	nodeOf := func() int {
 		for _, n := range c.Nodes {
-			if h.HubNode == fmt.Sprintf("hub%d", n.Index) {
-				via = n.Index
+			if addr := n.QUICAddr(); addr != "" && addr == a.Hub() {
+				return n.Index
 			}
 		}
-		return via >= 0
-	})
+		return -1
+	}
+	via := -1
+	hubtest.WaitFor(t, 10*time.Second, "agent a's hub node", func() bool { via = nodeOf(); return via >= 0 })
 	c.Partition(via)
 	send(40)
-	hubtest.WaitFor(t, 15*time.Second, fmt.Sprintf("hub%d to hold the agent's report", via), func() bool {
-		return c.Nodes[via].Hub().UsageReportsPending() > 0
+	hubtest.WaitUntil(t, 15*time.Second, fmt.Sprintf("hub%d to hold the agent's report", via), func() error {
+		if now := nodeOf(); now != via {
+			return fmt.Errorf("the agent left hub%d for hub%d", via, now)
+		}
+		if c.Nodes[via].Hub().UsageReportsPending() == 0 {
+			return fmt.Errorf("hub%d holds no report (the agent holds %d requests)", via, a.UsageUnacked())
+		}
+		return nil
 	})
 	if a.UsageUnacked() == 0 {
 		t.Fatal("the agent forgot counts its hub node could not commit")
