@@ -569,6 +569,7 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 	// the first report: hosts without instances (most of a big fleet at
 	// any moment) cost none.
 	var reports chan *wire.StatusReport
+	usage := make(chan struct{}, maxUsageCommits)
 	defer func() {
 		if reports != nil {
 			close(reports)
@@ -633,15 +634,28 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 		case *wire.Envelope_UsageReport:
 			// Off the control loop: the commit waits for a batch. The
 			// agent sends one report at a time (and again only after a
-			// while without an ack), so these goroutines stay few.
-			if g.cfg.Usage != nil {
-				go g.commitUsage(pctx, s, id, m.UsageReport)
+			// while without an ack); past a few in flight, one is left
+			// unanswered, and the agent sends it again later.
+			if g.cfg.Usage == nil {
+				continue
+			}
+			select {
+			case usage <- struct{}{}:
+				go func(r *wire.UsageReport) {
+					defer func() { <-usage }()
+					g.commitUsage(pctx, s, id, r)
+				}(m.UsageReport)
+			default:
 			}
 		default:
 			return fmt.Errorf("%w: %T on the control stream", wire.ErrUnknownMessage, m)
 		}
 	}
 }
+
+// maxUsageCommits bounds the usage reports of one connection being
+// committed at once.
+const maxUsageCommits = 4
 
 // commitUsage commits an agent's usage report and acknowledges it once
 // committed; on failure the agent sends it again later.
