@@ -146,7 +146,7 @@ func New(cfg Config) (*Agent, error) {
 	if id.Current() == nil && cfg.Token == "" {
 		return nil, errors.New("this agent has not enrolled yet: give --token")
 	}
-	r, err := routes.New(routes.Config{HTTPAddr: cfg.RouterHTTPAddr, HTTPSAddr: cfg.RouterHTTPSAddr, OnRoutes: cfg.OnRoutes, Logger: cfg.Logger})
+	r, err := routes.New(routes.Config{HTTPAddr: cfg.RouterHTTPAddr, HTTPSAddr: cfg.RouterHTTPSAddr, OnRoutes: cfg.OnRoutes, DataDir: cfg.DataDir, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

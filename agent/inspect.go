@@ -33,6 +33,20 @@ func (a *Agent) LogsCaptured() uint64 {
 	return 0
 }
 
+// Hub returns the gateway address of the hub node of the current
+// session ("" while not connected).
+func (a *Agent) Hub() string {
+	if !a.connected.Load() {
+		return ""
+	}
+	h, _ := a.hub.Load().(string)
+	return h
+}
+
+// UsageUnacked returns the requests the router counted for metering that
+// the hub has not acknowledged as committed yet.
+func (a *Agent) UsageUnacked() uint64 { return a.routes.UsageUnacked() }
+
 // RouterAddrs returns the router's bound HTTP and HTTPS addresses ("" when
 // it serves none).
 func (a *Agent) RouterAddrs() (string, string) { return a.routes.Addrs() }

@@ -171,9 +171,8 @@ func TestMeteringExactlyOnce(t *testing.T) {
 		running("web", n)
 	}
 	// A follower cut off for two hours, then back. Not the node agent a
-	// (whose router the requests go through) talks to: an agent that
-	// leaves a node drops the access counts it had just sent there (agents
-	// do not send them again), which is not what this measures.
+	// (whose router the requests go through) talks to: the death of that
+	// node is TestUsageExactlyOnceThroughNodeDeath's.
 	leader := c.WaitLeader(15 * time.Second)
 	var viaNode string
 	hubtest.WaitFor(t, 10*time.Second, "agent a's hub node", func() bool {

@@ -1,43 +1,54 @@
 package hub
 
 import (
+	"context"
+	"math"
 	"strings"
 	"time"
 
 	"github.com/wharf-platform/wharf/hub/billing"
-	"github.com/wharf-platform/wharf/hub/gateway"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
-// meteredAccess hands routers' reports to the traffic relay and counts
-// their requests and response bytes for metering, for apps that exist.
-type meteredAccess struct {
-	traffic gateway.AccessSink
+// meteredUsage commits agents' usage reports for metering: the counts of
+// apps that exist (anything else an agent sends is dropped), each in its
+// metered hour.
+type meteredUsage struct {
 	counter *billing.Counter
 	state   *state.Store
 }
 
-func (a meteredAccess) Report(from pki.AgentIdentity, s *wire.AccessStats) {
-	a.traffic.Report(from, s)
-	snap := a.state.Snapshot()
+func (u meteredUsage) Commit(ctx context.Context, from pki.AgentIdentity, r *wire.UsageReport) error {
+	snap := u.state.Snapshot()
 	known := map[string]bool{}
-	for _, x := range s.Seconds {
-		tenant, app, ok := strings.Cut(x.App, "/")
-		if !ok || (x.Requests == 0 && x.BytesOut == 0) {
+	var counts []state.UsageCount
+	for _, c := range r.Counts {
+		tenant, app, ok := strings.Cut(c.App, "/")
+		if !ok || tenant == "" || app == "" || c.HourUnix <= 0 || (c.Requests == 0 && c.EgressBytes == 0) ||
+			c.Requests > math.MaxInt64 || c.EgressBytes > math.MaxInt64 {
 			continue
 		}
-		ok, seen := known[x.App]
+		ok, seen := known[c.App]
 		if !seen {
 			found, err := snap.App(nil, tenant, app)
 			ok = err == nil && found != nil
-			known[x.App] = ok
+			known[c.App] = ok
 		}
 		if ok {
-			a.counter.Add(tenant, app, time.Unix(x.Unix, 0), int64(x.Requests), int64(x.BytesOut), 0)
+			counts = append(counts, state.UsageCount{Tenant: tenant, App: app, Start: time.Unix(c.HourUnix, 0).UTC(),
+				Requests: int64(c.Requests), EgressBytes: int64(c.EgressBytes)})
 		}
 	}
+	if len(counts) == 0 {
+		return nil // nothing to count: the agent may forget it
+	}
+	err := u.counter.Report(ctx, from.HostID, r.Seq, counts)
+	if state.KindOf(err) == state.KindInvalid {
+		return nil // refused for good (logged by the counter): sending it again would not help
+	}
+	return err
 }
 
 // meteredLogs counts the bytes of the log lines the log path stored.

@@ -15,10 +15,6 @@ import (
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
-type sinkFunc func(*wire.AccessStats)
-
-func (f sinkFunc) Report(_ pki.AgentIdentity, s *wire.AccessStats) { f(s) }
-
 // fsmApply commits straight into a statetest store.
 type fsmApply struct {
 	st    *statetest.State
@@ -33,31 +29,54 @@ func (a *fsmApply) Apply(_ context.Context, msg []byte) (uint64, error) {
 	return a.index, nil
 }
 
-// TestMeteredAccess: routers' reports reach the traffic relay as they
-// are and are counted for metering, per tenant and app, for apps that
-// exist; log bytes are counted too.
-func TestMeteredAccess(t *testing.T) {
+// TestMeteredUsage: agents' usage reports are counted for metering, per
+// tenant, app and hour, for apps that exist; a report committed through
+// one node and sent again (its ack lost) through the same or another node
+// counts once; log bytes are counted too.
+func TestMeteredUsage(t *testing.T) {
 	st := statetest.New(t)
 	st.App(apitypes.AppSpec{Name: "web", Image: "web:1"})
-	now := time.Now()
-	counter, err := billing.NewCounter(billing.CounterConfig{Node: "hub0", State: st.Store(), Commit: &fsmApply{st: st}})
-	if err != nil {
+	hour := time.Now().Unix() - time.Now().Unix()%3600
+	ctx := context.Background()
+	commit := &fsmApply{st: st}
+	var nodes []*billing.Counter
+	for _, name := range []string{"hub0", "hub1"} {
+		c, err := billing.NewCounter(billing.CounterConfig{Node: name, State: st.Store(), Commit: commit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, c)
+	}
+	report := &wire.UsageReport{Seq: 7, Counts: []*wire.UsageCount{
+		{App: "acme/web", HourUnix: hour, Requests: 3, EgressBytes: 300},
+		{App: "acme/web", HourUnix: hour + 1, Requests: 2, EgressBytes: 200}, // counts in the hour that holds it
+		{App: "acme/nope", HourUnix: hour, Requests: 5, EgressBytes: 500},    // no such app
+		{App: "garbage", HourUnix: hour, Requests: 5},
+	}}
+	// commit reports through node i and flushes its batch.
+	commitVia := func(i int, r *wire.UsageReport) {
+		t.Helper()
+		errc := make(chan error, 1)
+		go func() {
+			errc <- meteredUsage{counter: nodes[i], state: st.Store()}.Commit(ctx, pki.AgentIdentity{HostID: "h1"}, r)
+		}()
+		waitPending(t, func() bool { return nodes[i].Pending() > 0 })
+		if err := nodes[i].Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-errc; err != nil {
+			t.Fatalf("commit via hub%d: %v", i, err)
+		}
+	}
+	commitVia(0, report)
+	commitVia(0, report) // the ack was lost: sent again to the same node
+	commitVia(1, report) // and to another one
+	meteredLogs{nodes[1]}.LogBytes("acme", "web", 42)
+	if err := nodes[1].Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	relayed := 0
-	m := meteredAccess{traffic: sinkFunc(func(s *wire.AccessStats) { relayed += len(s.Seconds) }), counter: counter, state: st.Store()}
-	m.Report(pki.AgentIdentity{HostID: "h1"}, &wire.AccessStats{Seconds: []*wire.AppSecond{
-		{App: "acme/web", Unix: now.Unix(), Requests: 3, BytesOut: 300},
-		{App: "acme/web", Unix: now.Unix() + 1, Requests: 2, BytesOut: 200},
-		{App: "acme/nope", Unix: now.Unix(), Requests: 5, BytesOut: 500}, // no such app
-		{App: "garbage", Unix: now.Unix(), Requests: 5},
-	}})
-	meteredLogs{counter}.LogBytes("acme", "web", 42)
-	if relayed != 4 {
-		t.Fatalf("%d seconds relayed, want all 4", relayed)
-	}
-	if err := counter.Flush(context.Background()); err != nil {
-		t.Fatal(err)
+	if seq, err := st.Store().Snapshot().UsageHostSeq("h1"); err != nil || seq != 7 {
+		t.Fatalf("last report of h1: %d (%v), want 7", seq, err)
 	}
 	rows, err := st.Store().Snapshot().OpenUsage("", time.Now().Unix(), 3600)
 	if err != nil {
@@ -74,5 +93,21 @@ func TestMeteredAccess(t *testing.T) {
 	}
 	if got.Requests != 5 || got.EgressBytes != 500 || got.LogBytes != 42 {
 		t.Fatalf("counted %+v, want 5 requests, 500 egress bytes, 42 log bytes", got)
+	}
+	// A report of nothing countable needs no commit.
+	if err := (meteredUsage{counter: nodes[0], state: st.Store()}).Commit(ctx, pki.AgentIdentity{HostID: "h1"}, &wire.UsageReport{Seq: 8,
+		Counts: []*wire.UsageCount{{App: "acme/nope", HourUnix: hour, Requests: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitPending polls cond (a report reaching a counter) for up to 5 s.
+func waitPending(t *testing.T, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(end) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -60,6 +60,7 @@ type Hub struct {
 	gateway *gateway.Gateway
 	api     *api.Server
 	logs    *logstore.Store
+	usage   *billing.Counter
 	httpLn  net.Listener
 	httpSrv *http.Server
 	running chan struct{} // closed when Run starts: the node is wired
@@ -177,6 +178,7 @@ func New(cfg Config) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
+	h.usage = usageCounts
 	meterMetrics := billing.NewMetrics()
 	meter, err := billing.NewMeter(billing.MeterConfig{State: store, Commit: cl, Hour: meterHour(cfg.Tuning), Metrics: meterMetrics, Logger: logger("metering")})
 	if err != nil {
@@ -187,7 +189,7 @@ func New(cfg Config) (*Hub, error) {
 	metricsSvc := series.NewService(cl, logger("metrics"))
 	alerts := alerting.New(alerting.Config{State: store, Traffic: trafficSvc.Store(), Series: metricsSvc.Store(), Events: events, Cluster: cl, Logger: logger("alerts")})
 	plans := planner.NewMetrics()
-	biller, budgets := newBilling(store, cl, meter, logger("billing"))
+	biller, budgets := newBilling(store, cl, meter, keys, logger("billing"))
 	rpcs := [][]cluster.Handler{tracker.Handlers(), logSvc.Handlers(), trafficSvc.Handlers(), metricsSvc.Handlers(), alerts.Handlers(),
 		// Writes forwarded by followers, answered by this node's API when
 		// it leads (the API is built last, hence the indirection).
@@ -214,7 +216,9 @@ func New(cfg Config) (*Hub, error) {
 		CertTTL:      agentCertTTL(cfg.Tuning),
 		Peers:        gatewayPeers{h},
 		AppsDomain:   cfg.AppsDomain,
-		Access:       meteredAccess{traffic: trafficSvc, counter: usageCounts, state: store},
+		Access:       trafficSvc,
+		Usage:        meteredUsage{counter: usageCounts, state: store},
+		UsageHour:    meterHour(cfg.Tuning),
 		Metrics:      metricsSvc,
 		Logs:         logSvc,
 		QuorumWindow: QuorumWindow,
@@ -317,6 +321,10 @@ func (h *Hub) Store() *state.Store { return h.store }
 
 // LogStats returns the size of this node's log store.
 func (h *Hub) LogStats() logstore.Stats { return h.logs.Stats() }
+
+// UsageReportsPending returns how many agents' usage reports this node
+// holds that are not committed yet (for tests).
+func (h *Hub) UsageReportsPending() int { return h.usage.Reports() }
 
 // Name returns the node's name.
 func (h *Hub) Name() string { return h.cfg.NodeName }

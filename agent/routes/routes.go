@@ -1,8 +1,10 @@
 // Package routes connects the agent's router to the hub: it makes the
 // router of the configured addresses, applies the route tables the hub
 // pushes (versioned, each acknowledged with the version served), sends
-// the router's per-app counts back after heartbeats, and writes its
-// access lines to the host's log buffer.
+// the router's per-app counts back after heartbeats (for the traffic
+// relay as they are, and for metering as usage reports kept until the hub
+// commits them: usage.go), and writes its access lines to the host's log
+// buffer.
 package routes
 
 import (
@@ -10,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/wharf-platform/wharf/agent/control"
@@ -26,7 +30,10 @@ type Config struct {
 	// OnRoutes, when set, is told the route table version the router
 	// serves each time a table is applied (benchmarks).
 	OnRoutes func(version uint64)
-	Logger   *slog.Logger
+	// DataDir keeps the usage counts the hub has not committed yet
+	// (usage.json); "" keeps them in memory only.
+	DataDir string
+	Logger  *slog.Logger
 }
 
 // Routes is the agent's router and what feeds it.
@@ -34,15 +41,35 @@ type Routes struct {
 	router   *router.Router // nil without router addresses
 	access   *access
 	onRoutes func(version uint64)
+	usage    *ledger
 	log      *slog.Logger
+
+	mu sync.Mutex
+	// recent are the router's finished seconds not yet sent to the
+	// traffic relay (the last recentSeconds of them).
+	recent []router.AppSecond
+	// metered: the hub node of the session takes usage reports.
+	metered bool
 }
+
+// recentSeconds is how old a second the traffic relay is still sent; the
+// relay is about now, metering keeps every count.
+const recentSeconds = 10
 
 // New makes the router of cfg; it serves once Run runs, with an empty
 // table until the hub's first push.
 func New(cfg Config) (*Routes, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
 	r := &Routes{access: newAccess(), onRoutes: cfg.OnRoutes, log: cfg.Logger}
 	if cfg.HTTPAddr == "" && cfg.HTTPSAddr == "" {
+		r.usage, _ = openLedger("")
 		return r, nil
+	}
+	var err error
+	if r.usage, err = openLedger(cfg.DataDir); err != nil {
+		return nil, err
 	}
 	bind := "0.0.0.0"
 	if cfg.HTTPAddr != "" {
@@ -54,7 +81,6 @@ func New(cfg Config) (*Routes, error) {
 			bind = h
 		}
 	}
-	var err error
 	r.router, err = router.New(router.Config{HTTPAddr: cfg.HTTPAddr, HTTPSAddr: cfg.HTTPSAddr, TCPBind: bind,
 		Logger: cfg.Logger.With("component", "router"), AccessLog: r.access.add})
 	if err != nil {
@@ -63,14 +89,69 @@ func New(cfg Config) (*Routes, error) {
 	return r, nil
 }
 
-// Run serves the routes until ctx ends; without a router it returns at
-// once.
+// Run serves the routes until ctx ends, and each second moves the
+// router's finished seconds into the usage ledger (connected or not) and
+// saves it; without a router it returns at once.
 func (r *Routes) Run(ctx context.Context) error {
 	if r.router == nil {
 		return nil
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	defer func() { cancel(); <-done }()
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		failing := false
+		for {
+			select {
+			case <-ctx.Done():
+				r.collect()
+				_ = r.usage.save()
+				return
+			case <-t.C:
+			}
+			r.collect()
+			if err := r.usage.save(); err != nil && !failing {
+				r.log.Warn("save usage counts (kept in memory, retried)", "err", err)
+				failing = true
+			} else if err == nil {
+				failing = false
+			}
+		}
+	}()
 	return r.router.Run(ctx)
 }
+
+// collect takes the router's finished seconds: into the usage ledger, and
+// the recent ones for the traffic relay.
+func (r *Routes) collect() {
+	if r.router == nil {
+		return
+	}
+	secs := r.router.TakeStats()
+	r.usage.add(secs)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.recent = append(r.recent, secs...)
+	cut := time.Now().Unix() - recentSeconds
+	r.recent = slices.DeleteFunc(r.recent, func(s router.AppSecond) bool { return s.Unix < cut })
+}
+
+// takeRecent returns, and forgets, the seconds for the traffic relay.
+func (r *Routes) takeRecent() []router.AppSecond {
+	r.collect()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.recent
+	r.recent = nil
+	return out
+}
+
+// UsageUnacked returns the requests counted for metering that the hub
+// has not acknowledged as committed yet.
+func (r *Routes) UsageUnacked() uint64 { return r.usage.unacked() }
 
 // routerTable converts a pushed table.
 func routerTable(t *wire.RouteTable) *router.Table {
@@ -114,13 +195,9 @@ func apply(r *router.Router, t *wire.RouteTable, log *slog.Logger) uint64 {
 	return r.Version()
 }
 
-// accessStats takes the router's finished seconds for the hub; nil when
-// there are none.
-func accessStats(r *router.Router) *wire.AccessStats {
-	if r == nil {
-		return nil
-	}
-	secs := r.TakeStats()
+// accessStats converts the router's finished seconds for the hub; nil
+// when there are none.
+func accessStats(secs []router.AppSecond) *wire.AccessStats {
 	if len(secs) == 0 {
 		return nil
 	}
@@ -164,8 +241,23 @@ func (r *Routes) Version() uint64 {
 
 // Register gives the router the tables the hub pushes (each acknowledged
 // with the version served; OnRoutes, when set, is told it too) and sends
-// its per-app counts after each heartbeat.
+// its per-app counts after each heartbeat: to the traffic relay, and as
+// usage reports until acknowledged.
 func (r *Routes) Register(c *control.Control) {
+	c.Handle(&wire.Envelope_Welcome{}, func(_ context.Context, in control.Inbound) error {
+		secs := in.Env.GetWelcome().GetUsageHourSeconds()
+		if secs > 0 {
+			r.usage.setHour(secs)
+		}
+		r.mu.Lock()
+		r.metered = secs > 0
+		r.mu.Unlock()
+		return nil
+	})
+	c.Handle(&wire.Envelope_UsageAck{}, func(_ context.Context, in control.Inbound) error {
+		r.usage.acked(in.Env.GetUsageAck().GetSeq())
+		return nil
+	})
 	c.Handle(&wire.Envelope_RouteTable{}, func(_ context.Context, in control.Inbound) error {
 		v := apply(r.router, in.Env.GetRouteTable(), r.log)
 		if r.router != nil && r.onRoutes != nil {
@@ -175,10 +267,33 @@ func (r *Routes) Register(c *control.Control) {
 	})
 	c.Send(func() control.Feed {
 		return control.Feed{Tick: func(time.Time) *wire.Envelope {
-			if st := accessStats(r.router); st != nil {
+			if st := accessStats(r.takeRecent()); st != nil {
 				return &wire.Envelope{Msg: &wire.Envelope_AccessStats{AccessStats: st}}
 			}
 			return nil
+		}}
+	})
+	c.Send(func() control.Feed {
+		// What this session sent: a new session sends the report again.
+		var sentSeq uint64
+		var sentAt time.Time
+		r.mu.Lock()
+		metered := r.metered
+		r.mu.Unlock()
+		return control.Feed{Tick: func(now time.Time) *wire.Envelope {
+			if !metered {
+				return nil // a hub node too old for usage reports: the ledger keeps them
+			}
+			rep, err := r.usage.report()
+			if err != nil {
+				r.log.Warn("usage report not sent: it cannot be saved", "err", err)
+				return nil
+			}
+			if rep == nil || (rep.Seq == sentSeq && now.Sub(sentAt) < resendAfter) {
+				return nil
+			}
+			sentSeq, sentAt = rep.Seq, now
+			return &wire.Envelope{Msg: &wire.Envelope_UsageReport{UsageReport: rep}}
 		}}
 	})
 }

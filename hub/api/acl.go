@@ -86,7 +86,7 @@ func (s *Server) deleteTenant(w http.ResponseWriter, r *http.Request, p *princip
 	if !p.admin() {
 		return errForbidden("deleting tenants needs an admin token")
 	}
-	if _, err := s.apply(r.Context(), state.TenantDeleteType, &state.TenantDeleteRequest{Name: r.PathValue("name")}); err != nil {
+	if _, err := s.apply(r.Context(), state.TenantDeleteType, &state.TenantDeleteRequest{Name: r.PathValue("name"), Time: s.cfg.Now().UTC()}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

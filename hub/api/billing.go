@@ -62,6 +62,9 @@ func tenantBilling(out *apitypes.Tenant, t *state.Tenant) {
 		out.PlanHistory = append(out.PlanHistory, apitypes.PlanPeriod{Plan: p.Plan, From: p.From})
 	}
 	out.Budget, out.BudgetHardStop, out.BudgetWebhook = t.Budget, t.BudgetHardStop, t.BudgetWebhook
+	if len(t.SealedBudgetSecret) > 0 {
+		out.BudgetWebhookSecret = "set"
+	}
 	if st := t.BudgetState; st != nil {
 		bs := &apitypes.BudgetStatus{Month: st.Month, Spent: st.Spent, Over: st.Over}
 		for _, a := range st.Alerts {
@@ -149,8 +152,8 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request, p *princip
 	if err := decodeBody(r, s.cfg.MaxBodyBytes, &req); err != nil {
 		return err
 	}
-	if req.Plan == nil && req.Budget == nil && req.BudgetHardStop == nil && req.BudgetWebhook == nil {
-		return &apitypes.Error{Status: http.StatusBadRequest, Message: "nothing to change: give plan, budget, budget_hard_stop or budget_webhook"}
+	if req.Plan == nil && req.Budget == nil && req.BudgetHardStop == nil && req.BudgetWebhook == nil && req.BudgetWebhookSecret == nil {
+		return &apitypes.Error{Status: http.StatusBadRequest, Message: "nothing to change: give plan, budget, budget_hard_stop, budget_webhook or budget_webhook_secret"}
 	}
 	if req.Plan != nil && !p.admin() {
 		return errForbidden("changing a tenant's plan needs an admin token")
@@ -190,6 +193,13 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request, p *princip
 		}
 	}
 	upd := &state.TenantUpdateRequest{Name: name, Plan: req.Plan, Budget: req.Budget, BudgetHardStop: req.BudgetHardStop, BudgetWebhook: req.BudgetWebhook, Time: s.cfg.Now().UTC()}
+	if req.BudgetWebhookSecret != nil {
+		sealed, err := s.sealWebhookSecret(t, req)
+		if err != nil {
+			return err
+		}
+		upd.SealedBudgetSecret = &sealed
+	}
 	if _, err := s.apply(r.Context(), state.TenantUpdateType, upd); err != nil {
 		return err
 	}
@@ -198,6 +208,28 @@ func (s *Server) updateTenant(w http.ResponseWriter, r *http.Request, p *princip
 		return errNotFound("tenant", name)
 	}
 	return writeJSON(w, http.StatusOK, tenantOut(got))
+}
+
+// sealWebhookSecret checks and seals a budget webhook's secret ("":
+// none, an empty result).
+func (s *Server) sealWebhookSecret(t *state.Tenant, req apitypes.TenantUpdate) ([]byte, error) {
+	secret := *req.BudgetWebhookSecret
+	if secret == "" {
+		return []byte{}, nil
+	}
+	hook := t.BudgetWebhook
+	if req.BudgetWebhook != nil {
+		hook = *req.BudgetWebhook
+	}
+	switch {
+	case hook == "":
+		return nil, apitypes.FieldError("budget_webhook_secret", "a secret signs the budget webhook: set budget_webhook too")
+	case len(secret) > billing.MaxWebhookSecret:
+		return nil, apitypes.FieldError("budget_webhook_secret", "budget_webhook_secret is at most %d bytes", billing.MaxWebhookSecret)
+	case s.cfg.Keys == nil:
+		return nil, errors.New("this hub has no data key to seal the webhook secret with")
+	}
+	return billing.SealWebhookSecret(s.cfg.Keys, t.Name, secret)
 }
 
 // checkBudget checks a budget amount against the currency of the plan the

@@ -14,6 +14,7 @@ import (
 
 	"github.com/wharf-platform/wharf/hub/billing"
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/internal/seal"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
@@ -50,7 +51,11 @@ func newBillingFixture(t *testing.T, usage billing.UsageSource) *fixture {
 	}
 	fc := &fakeCluster{fsm: state.NewFSM(store, nil)}
 	now := func() time.Time { return billNow }
-	s, err := New(Config{Store: store, Cluster: fc, Now: now, Billing: billing.NewBiller(billing.BillerConfig{State: store, Usage: usage, Now: now})})
+	keys, err := seal.NewKeyring(seal.GenerateKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Store: store, Cluster: fc, Now: now, Keys: keys, Billing: billing.NewBiller(billing.BillerConfig{State: store, Usage: usage, Now: now})})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +167,8 @@ func TestTenantPlanAndBudgetAPI(t *testing.T) {
 		{"budget zero", "admin", "/v1/tenants/acme", `{"budget":"0"}`, "budget", 400},
 		{"budget as a number", "admin", "/v1/tenants/acme", `{"budget":10}`, "budget", 400},
 		{"bad webhook", "admin", "/v1/tenants/acme", `{"budget_webhook":"ftp://x"}`, "budget_webhook", 400},
+		{"a secret without a webhook", "admin", "/v1/tenants/acme", `{"budget_webhook_secret":"s3cret"}`, "budget_webhook_secret", 400},
+		{"a secret too long", "admin", "/v1/tenants/acme", `{"budget_webhook":"https://h.example.com","budget_webhook_secret":"` + strings.Repeat("x", 257) + `"}`, "budget_webhook_secret", 400},
 		{"unknown field", "admin", "/v1/tenants/acme", `{"pools":["x"]}`, "pools", 400},
 		{"nothing", "admin", "/v1/tenants/acme", `{}`, "", 400},
 		{"unknown tenant", "admin", "/v1/tenants/nope", `{"plan":"std"}`, "", 404},

@@ -30,6 +30,10 @@ import (
 //     plan's included quantity counts the month's usage so far (under any
 //     plan), so a change never grants a second allowance.
 //   - A bill is final once every hour it covers is closed by metering.
+//   - A deleted tenant keeps its plan history (state.BillingTenant), ended
+//     at the first hour that starts after its deletion, so its bills and
+//     invoices stay readable and priced as before; a new tenant of the same
+//     name continues that history with its own plans.
 
 // UsageSource gives a tenant's usage in [from, to) as rows that each lie
 // within one hour (per app and hour); closed hours' rows are Final.
@@ -110,10 +114,16 @@ func MonthOf(t time.Time) time.Time {
 	return time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
 }
 
-// Periods parses a tenant's plan history.
+// Periods parses a tenant's plan history. A period without a plan (a
+// deleted tenant's history ends with one) has a nil Plan: its hours are
+// not billed.
 func Periods(t *state.Tenant) ([]Period, error) {
 	out := make([]Period, 0, len(t.Plans))
 	for _, pp := range t.Plans {
+		if pp.Plan == "" {
+			out = append(out, Period{From: pp.From.UTC()})
+			continue
+		}
 		p, err := ParsePlan(PlanSpec{Name: pp.Plan, Currency: pp.Currency, Prices: pp.Prices, Included: pp.Included, MonthlyFee: pp.MonthlyFee})
 		if err != nil {
 			return nil, fmt.Errorf("tenant %s plan %s: %w", t.Name, pp.Plan, err)
@@ -149,8 +159,10 @@ func (b *Biller) Bills(ctx context.Context, tenant string, first, last time.Time
 	return computeBills(tenant, periods, rows, first, last, closed), nil
 }
 
+// tenant returns the tenant's billing history: a deleted tenant's too, so
+// its bills and invoices stay readable.
 func (b *Biller) tenant(name string) (*state.Tenant, error) {
-	t, err := b.cfg.State.Snapshot().Tenant(nil, name)
+	t, err := b.cfg.State.Snapshot().BillingTenant(nil, name)
 	if err != nil {
 		return nil, err
 	}

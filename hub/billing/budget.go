@@ -23,7 +23,7 @@ import (
 // (budget.warning, budget.exceeded), once per month and threshold: a new
 // leader reads what was committed and never repeats one. The threshold's
 // webhook (the tenant's budget_webhook, posted by hub/alert's notifier, so
-// signed and retried like alert webhooks) is sent after the commit and
+// signed with the webhook's secret and retried like alert webhooks) is sent after the commit and
 // marked sent after it succeeded: a leader that dies in between makes the
 // next one send it again with the same delivery id (at least once; a
 // receiver drops duplicates by X-Wharf-Delivery).
@@ -60,7 +60,10 @@ type BudgetConfig struct {
 	Invoices Invoicer
 	Commit   Applier
 	Notifier Notifier
-	Every    time.Duration
+	// Keys open the webhooks' sealed secrets. Nil: a tenant's webhook
+	// that has a secret is not sent (never unsigned).
+	Keys  SecretKeys
+	Every time.Duration
 	// Closed, when set, tells when metering closes an hour (its closed
 	// horizon, looked at every second): a check follows at once.
 	Closed Horizon
@@ -154,6 +157,9 @@ func (b *Budgets) Check(ctx context.Context) error {
 	now := b.cfg.Now().UTC()
 	var errs []error
 	for _, t := range ts {
+		if err := b.reseal(ctx, t); err != nil {
+			errs = append(errs, fmt.Errorf("tenant %s: %w", t.Name, err))
+		}
 		if t.Budget == "" && (t.BudgetState == nil || !t.BudgetState.Over) {
 			continue
 		}
@@ -260,8 +266,16 @@ func (b *Budgets) notify(ctx context.Context, t *state.Tenant, month string) {
 				b.mu.Unlock()
 			}()
 			if t.BudgetWebhook != "" {
+				secret := ""
+				if len(t.SealedBudgetSecret) > 0 {
+					var err error
+					if secret, err = OpenWebhookSecret(b.cfg.Keys, t.Name, t.SealedBudgetSecret); err != nil {
+						b.log.Warn("budget webhook not sent", "tenant", t.Name, "percent", a.Percent, "err", err)
+						return // the next check tries again
+					}
+				}
 				nctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-				err := b.cfg.Notifier.Notify(nctx, t.BudgetWebhook, "", budgetTransition(t, month, a))
+				err := b.cfg.Notifier.Notify(nctx, t.BudgetWebhook, secret, budgetTransition(t, month, a))
 				cancel()
 				if err != nil {
 					b.log.Warn("budget webhook", "tenant", t.Name, "percent", a.Percent, "err", err)

@@ -37,19 +37,27 @@ package billing
 // instance record is dropped.
 //
 // Requests, egress and log bytes. Routers count requests and response
-// bytes per app per second and report them to the hub node their agent
-// is connected to; the log path counts the bytes of the lines it accepts
-// (acknowledged to the agent once a second node holds them). Each node
-// sums these per tenant, app and hour (Counter) and commits them through
-// Raft in batches, one UsageCounters entry per node every few seconds at
-// most, forwarded to the leader. A batch carries (node, seq); the FSM
-// remembers the last seq applied per node and ignores a batch that is not
-// newer, so a proposer that retries after a timeout or a leader change
-// never counts twice. A node keeps a batch until it is committed: a
-// leader loss loses none. What a node holds in memory dies with the node
-// itself, though: at most its last few seconds of counts, as agents do
-// not send access counts again. Counts that reach the FSM after their
-// hour closed count in the first hour still open.
+// bytes per app per second; the agent sums them per app and hour and
+// keeps them, on disk, until the hub says they are committed: it sends
+// them as usage reports, each with a sequence number of its own, to the
+// hub node it is connected to, and sends a report again on every new
+// connection (to that node or another) until a UsageAck names it. The log
+// path counts the bytes of the lines it accepts (acknowledged to the
+// agent once a second node holds them). Each node sums these per tenant,
+// app and hour (Counter) and commits them through Raft in batches, one
+// UsageCounters entry per node every few seconds at most, forwarded to
+// the leader; the agents' reports ride in the batch as they are and are
+// acknowledged to their agents once it commits. A batch carries (node,
+// seq) and each report (host, seq); the FSM remembers the last seq
+// applied per node and per host and ignores a batch or a report that is
+// not newer, so a proposer that retries after a timeout or a leader
+// change, or an agent whose ack was lost, never counts twice. A node
+// keeps a batch until it is committed: a leader loss loses none. The
+// death of the node an agent reports to loses none of the agent's
+// counts either: they are still the agent's, sent again to the next
+// node. What dies with a node is its own unbatched log-byte counts (the
+// last few seconds). Counts that reach the FSM after their hour closed
+// count in the first hour still open.
 //
 // Hours. The leader (Meter.Run) closes each hour once it ended and a grace
 // passed, one at a time and in order: a CloseHour command carries only

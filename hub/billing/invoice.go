@@ -53,7 +53,7 @@ func (b *Biller) Invoice(ctx context.Context, tenant string, month time.Time) (*
 	}
 	start := MonthOf(month)
 	end := start.AddDate(0, 1, 0)
-	if len(periods) == 0 || !periods[0].From.Before(end) {
+	if !hasPlan(periods, start, end) {
 		return nil, fmt.Errorf("tenant %s has no plan in %s: %w", tenant, start.Format("2006-01"), ErrNoPlan)
 	}
 	last := end.AddDate(0, 0, -1)
@@ -74,6 +74,19 @@ func (b *Biller) Invoice(ctx context.Context, tenant string, month time.Time) (*
 		bills = computeBills(tenant, periods, rows, start, last, closed)
 	}
 	return makeInvoice(tenant, start, periods, bills, !end.After(closed)), nil
+}
+
+// hasPlan reports whether a plan is in force at some hour of [start, end).
+func hasPlan(periods []Period, start, end time.Time) bool {
+	for i, p := range periods {
+		if p.Plan == nil || !p.From.Before(end) {
+			continue
+		}
+		if i+1 == len(periods) || periods[i+1].From.After(start) {
+			return true
+		}
+	}
+	return false
 }
 
 // makeInvoice sums bills into the invoice of the month from start.
@@ -144,15 +157,15 @@ func makeInvoice(tenant string, start time.Time, periods []Period, bills []Bill,
 }
 
 // Invoices returns every tenant's invoice of the month that has one (the
-// tenants with a plan in it), by tenant name.
+// tenants with a plan in it, deleted ones included), by tenant name.
 func (b *Biller) Invoices(ctx context.Context, month time.Time) ([]*Invoice, error) {
-	ts, err := b.cfg.State.Snapshot().Tenants(nil)
+	names, err := b.cfg.State.Snapshot().BillingTenantNames(nil)
 	if err != nil {
 		return nil, err
 	}
 	out := []*Invoice{}
-	for _, t := range ts {
-		inv, err := b.Invoice(ctx, t.Name, month)
+	for _, name := range names {
+		inv, err := b.Invoice(ctx, name, month)
 		if errors.Is(err, ErrNoPlan) || errors.Is(err, ErrNotFound) {
 			continue
 		}

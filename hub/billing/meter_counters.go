@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -47,8 +48,17 @@ type Counter struct {
 
 	mu       sync.Mutex
 	pending  map[countKey]*state.UsageCount
+	reports  []*agentReport // agents' reports waiting for a batch
 	inflight *state.UsageCountersRequest
-	seq      uint64 // the last sequence number used; 0 until the first batch
+	// waiting are the reports of the batch in flight.
+	waiting []*agentReport
+	seq     uint64 // the last sequence number used; 0 until the first batch
+}
+
+// agentReport is an agent's report and who waits for its commit.
+type agentReport struct {
+	r       state.UsageReport
+	waiters []chan error
 }
 
 type countKey struct {
@@ -103,6 +113,46 @@ func (c *Counter) Add(tenant, app string, at time.Time, requests, egress, logByt
 	x.LogBytes += max(logBytes, 0)
 }
 
+// Report adds an agent's report of counts to the next batch and returns
+// once the batch is committed (nil), or refused by the FSM (an error of
+// kind KindInvalid: sending it again would not help), or when ctx ends.
+// A report is counted once per (host, seq) however often it is reported,
+// here or to another node: the agent reports it again until it hears it
+// committed. What a node holds dies with it; the agent holds it too.
+func (c *Counter) Report(ctx context.Context, host string, seq uint64, counts []state.UsageCount) error {
+	if host == "" || seq == 0 {
+		return &state.Error{Kind: state.KindInvalid, Field: "seq", Msg: "a usage report needs its host and a sequence number above 0"}
+	}
+	hour := int64(c.cfg.Hour / time.Second)
+	counts = slices.Clone(counts)
+	for i := range counts {
+		h := counts[i].Start.Unix()
+		counts[i].Start = time.Unix(h-mod(h, hour), 0).UTC()
+	}
+	done := make(chan error, 1)
+	c.mu.Lock()
+	found := false
+	for _, list := range [][]*agentReport{c.reports, c.waiting} {
+		for _, a := range list {
+			if a.r.Host == host && a.r.Seq == seq {
+				// Sent again before its commit: one copy in the batch.
+				a.waiters = append(a.waiters, done)
+				found = true
+			}
+		}
+	}
+	if !found {
+		c.reports = append(c.reports, &agentReport{r: state.UsageReport{Host: host, Seq: seq, Counts: counts}, waiters: []chan error{done}})
+	}
+	c.mu.Unlock()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Run commits a batch every Every until ctx ends.
 func (c *Counter) Run(ctx context.Context) error {
 	t := time.NewTicker(c.cfg.Every)
@@ -145,9 +195,16 @@ func (c *Counter) Flush(ctx context.Context) error {
 	}
 	c.mu.Lock()
 	c.inflight = nil
+	waiting := c.waiting
+	c.waiting = nil
 	c.mu.Unlock()
+	for _, a := range waiting {
+		for _, w := range a.waiters {
+			w <- err
+		}
+	}
 	if err != nil { // the FSM refused it: retrying would not help
-		c.log.Error("usage counts refused, dropped", "seq", req.Seq, "counts", len(req.Counts), "err", err)
+		c.log.Error("usage counts refused, dropped", "seq", req.Seq, "counts", len(req.Counts), "reports", len(req.Reports), "err", err)
 	}
 	return nil
 }
@@ -160,7 +217,7 @@ func (c *Counter) batch() (*state.UsageCountersRequest, error) {
 	if c.inflight != nil {
 		return c.inflight, nil
 	}
-	if len(c.pending) == 0 {
+	if len(c.pending) == 0 && len(c.reports) == 0 {
 		return nil, nil
 	}
 	if c.seq == 0 {
@@ -195,6 +252,18 @@ func (c *Counter) batch() (*state.UsageCountersRequest, error) {
 		req.Counts = append(req.Counts, *c.pending[k])
 		delete(c.pending, k)
 	}
+	n := len(req.Counts)
+	taken := 0
+	for _, a := range c.reports {
+		if taken > 0 && n+len(a.r.Counts) > maxBatchCounts {
+			break
+		}
+		req.Reports = append(req.Reports, a.r)
+		c.waiting = append(c.waiting, a)
+		n += len(a.r.Counts)
+		taken++
+	}
+	c.reports = c.reports[taken:]
 	c.inflight = req
 	return req, nil
 }
@@ -205,8 +274,22 @@ func (c *Counter) Pending() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := len(c.pending)
+	for _, a := range c.reports {
+		n += len(a.r.Counts)
+	}
 	if c.inflight != nil {
 		n += len(c.inflight.Counts)
+		for _, r := range c.inflight.Reports {
+			n += len(r.Counts)
+		}
 	}
 	return n
+}
+
+// Reports returns how many agents' reports wait for their commit here,
+// in a batch or not yet (for tests).
+func (c *Counter) Reports() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.reports) + len(c.waiting)
 }

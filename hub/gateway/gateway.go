@@ -64,6 +64,12 @@ type Config struct {
 	Logs LogSink
 	// Access, when set, receives the routers' per-app counts.
 	Access AccessSink
+	// Usage, when set, commits the agents' usage reports; each committed
+	// report is acknowledged to its agent.
+	Usage UsageSink
+	// UsageHour is the metered hour told to agents (they sum their usage
+	// per hour of this length). Zero: one hour.
+	UsageHour time.Duration
 	// AppsDomain is the parent of apps' default routes. Empty: "localhost".
 	AppsDomain string
 	// ResetKey, when set, is the QUIC stateless reset key. Kept across
@@ -528,6 +534,14 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 		return unauthorized("hello names host %s, the certificate %s", hello.HostId, id.HostID)
 	}
 	welcome := &wire.Welcome{ProtocolVersion: protocol, HubNode: g.cfg.NodeName, HeartbeatIntervalMs: g.cfg.HeartbeatInterval.Milliseconds()}
+	if g.cfg.Usage != nil {
+		// Also says that this node takes usage reports.
+		hour := g.cfg.UsageHour
+		if hour <= 0 {
+			hour = time.Hour
+		}
+		welcome.UsageHourSeconds = int64(hour / time.Second)
+	}
 	if g.cfg.Peers != nil {
 		welcome.HubAddrs = g.cfg.Peers.GatewayAddrs()
 	}
@@ -555,6 +569,7 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 	// the first report: hosts without instances (most of a big fleet at
 	// any moment) cost none.
 	var reports chan *wire.StatusReport
+	usage := make(chan struct{}, maxUsageCommits)
 	defer func() {
 		if reports != nil {
 			close(reports)
@@ -616,10 +631,44 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 			if g.cfg.Access != nil {
 				g.cfg.Access.Report(id, m.AccessStats)
 			}
+		case *wire.Envelope_UsageReport:
+			// Off the control loop: the commit waits for a batch. The
+			// agent sends one report at a time (and again only after a
+			// while without an ack); past a few in flight, one is left
+			// unanswered, and the agent sends it again later.
+			if g.cfg.Usage == nil {
+				continue
+			}
+			select {
+			case usage <- struct{}{}:
+				go func(r *wire.UsageReport) {
+					defer func() { <-usage }()
+					g.commitUsage(pctx, s, id, r)
+				}(m.UsageReport)
+			default:
+			}
 		default:
 			return fmt.Errorf("%w: %T on the control stream", wire.ErrUnknownMessage, m)
 		}
 	}
+}
+
+// maxUsageCommits bounds the usage reports of one connection being
+// committed at once.
+const maxUsageCommits = 4
+
+// commitUsage commits an agent's usage report and acknowledges it once
+// committed; on failure the agent sends it again later.
+func (g *Gateway) commitUsage(ctx context.Context, s *wire.Stream, id pki.AgentIdentity, r *wire.UsageReport) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := g.cfg.Usage.Commit(ctx, id, r); err != nil {
+		if ctx.Err() == nil {
+			g.log.Debug("usage report not committed (the agent sends it again)", "host", id.HostID, "seq", r.Seq, "err", err)
+		}
+		return
+	}
+	_ = s.Send(&wire.Envelope{Msg: &wire.Envelope_UsageAck{UsageAck: &wire.UsageAck{Seq: r.Seq}}})
 }
 
 // maxPeerViews bounds how many peers one gossip report may describe.

@@ -46,3 +46,11 @@ type AccessSink interface {
 type LogSink interface {
 	Accept(ctx context.Context, from pki.AgentIdentity, b *wire.LogBatch) error
 }
+
+// UsageSink commits an agent's usage report: Commit returns nil once the
+// report is committed (counted once per host and seq, however often it
+// is committed), when the agent may forget it; an error leaves it to the
+// agent to send it again.
+type UsageSink interface {
+	Commit(ctx context.Context, from pki.AgentIdentity, r *wire.UsageReport) error
+}

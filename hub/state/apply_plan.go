@@ -1,6 +1,7 @@
 package state
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"time"
@@ -52,6 +53,9 @@ func (w *writer) tenantUpdate(r *TenantUpdateRequest) *Error {
 	if old == nil {
 		return Errorf(KindNotFound, "tenant %s not found", r.Name)
 	}
+	if r.ResealOf != nil && !bytes.Equal(old.SealedBudgetSecret, *r.ResealOf) {
+		return Errorf(KindConflict, "tenant %s's budget webhook secret changed meanwhile", r.Name)
+	}
 	t := old.Copy()
 	if r.Plan != nil {
 		if e := w.setPlan(t, *r.Plan, r.Time); e != nil {
@@ -67,6 +71,12 @@ func (w *writer) tenantUpdate(r *TenantUpdateRequest) *Error {
 	}
 	if r.BudgetWebhook != nil {
 		t.BudgetWebhook = *r.BudgetWebhook
+	}
+	if r.SealedBudgetSecret != nil {
+		t.SealedBudgetSecret = slices.Clone(*r.SealedBudgetSecret)
+	}
+	if t.BudgetWebhook == "" || len(t.SealedBudgetSecret) == 0 {
+		t.SealedBudgetSecret = nil
 	}
 	if t.Budget != "" && len(t.Plans) == 0 {
 		return &Error{Kind: KindInvalid, Field: "budget", Msg: fmt.Sprintf("tenant %s has no plan: a budget is in its plan's currency, so give it a plan first", t.Name)}

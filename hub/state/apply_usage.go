@@ -115,15 +115,22 @@ func (w *writer) usageCounters(r *UsageCountersRequest) *Error {
 	if r.Node == "" || r.Seq == 0 {
 		return &Error{Kind: KindInvalid, Field: "node", Msg: "a counter batch needs its node and a sequence number above 0"}
 	}
-	if len(r.Counts) > maxUsageCounts {
-		return &Error{Kind: KindInvalid, Field: "counts", Msg: fmt.Sprintf("%d counts in one batch (at most %d)", len(r.Counts), maxUsageCounts)}
-	}
-	for _, c := range r.Counts {
-		if c.Tenant == "" || c.App == "" || c.Start.IsZero() || c.Start.Unix() <= 0 {
-			return &Error{Kind: KindInvalid, Field: "counts", Msg: "a count needs a tenant, an app and its hour"}
+	n := len(r.Counts)
+	for _, rep := range r.Reports {
+		if rep.Host == "" || rep.Seq == 0 {
+			return &Error{Kind: KindInvalid, Field: "reports", Msg: "an agent's usage report needs its host and a sequence number above 0"}
 		}
-		if c.Requests < 0 || c.EgressBytes < 0 || c.LogBytes < 0 {
-			return &Error{Kind: KindInvalid, Field: "counts", Msg: fmt.Sprintf("negative count for %s/%s", c.Tenant, c.App)}
+		n += len(rep.Counts)
+	}
+	if n > maxUsageCounts {
+		return &Error{Kind: KindInvalid, Field: "counts", Msg: fmt.Sprintf("%d counts in one batch (at most %d)", n, maxUsageCounts)}
+	}
+	if e := checkCounts(r.Counts); e != nil {
+		return e
+	}
+	for _, rep := range r.Reports {
+		if e := checkCounts(rep.Counts); e != nil {
+			return e
 		}
 	}
 	old, err := w.txn.First(TableUsageBatches, "id", r.Node)
@@ -133,7 +140,42 @@ func (w *writer) usageCounters(r *UsageCountersRequest) *Error {
 	if old != nil && r.Seq <= old.(*UsageBatch).Seq {
 		return nil // a retry of a batch applied already
 	}
-	for _, c := range r.Counts {
+	if e := w.addCounts(r.Counts); e != nil {
+		return e
+	}
+	for _, rep := range r.Reports {
+		last, err := w.txn.First(TableUsageHosts, "id", rep.Host)
+		if err != nil {
+			return Errorf(KindInternal, "%v", err)
+		}
+		if last != nil && rep.Seq <= last.(*UsageHost).Seq {
+			continue // applied already, through this node or another
+		}
+		if e := w.addCounts(rep.Counts); e != nil {
+			return e
+		}
+		if e := w.insert(TableUsageHosts, &UsageHost{Host: rep.Host, Seq: rep.Seq}); e != nil {
+			return e
+		}
+	}
+	return w.insert(TableUsageBatches, &UsageBatch{Node: r.Node, Seq: r.Seq})
+}
+
+func checkCounts(cs []UsageCount) *Error {
+	for _, c := range cs {
+		if c.Tenant == "" || c.App == "" || c.Start.IsZero() || c.Start.Unix() <= 0 {
+			return &Error{Kind: KindInvalid, Field: "counts", Msg: "a count needs a tenant, an app and its hour"}
+		}
+		if c.Requests < 0 || c.EgressBytes < 0 || c.LogBytes < 0 {
+			return &Error{Kind: KindInvalid, Field: "counts", Msg: fmt.Sprintf("negative count for %s/%s", c.Tenant, c.App)}
+		}
+	}
+	return nil
+}
+
+// addCounts adds counts to their tenant's, app's and hour's counter.
+func (w *writer) addCounts(cs []UsageCount) *Error {
+	for _, c := range cs {
 		start := secs(c.Start)
 		obj, err := w.txn.First(TableUsageCounters, "id", c.Tenant, c.App, start)
 		if err != nil {
@@ -150,7 +192,7 @@ func (w *writer) usageCounters(r *UsageCountersRequest) *Error {
 			return e
 		}
 	}
-	return w.insert(TableUsageBatches, &UsageBatch{Node: r.Node, Seq: r.Seq})
+	return nil
 }
 
 func (w *writer) closeHour(r *CloseHourRequest) *Error {

@@ -86,6 +86,9 @@ type TenantCreateRequest struct {
 // conflict while it still has apps.
 type TenantDeleteRequest struct {
 	Name string
+	// Time is when it was deleted: its billing history (kept) ends at
+	// the next hour.
+	Time time.Time `json:",omitzero"`
 }
 
 // TokenCreateRequest creates a token; the tenant (if any) must exist

@@ -118,6 +118,17 @@ func goldenCommands() []struct {
 		}, Keep: 2}},
 		{AppRestartType, &AppRestartRequest{Tenant: "acme", Name: "job", Time: t0.Add(3 * time.Hour)}},
 		{AppStopType, &AppStopRequest{Tenant: "acme", Name: "web", Time: t0.Add(3 * time.Hour)}},
+		// v4-billfix: an agent's usage report committed through two nodes
+		// (counted once), a tenant with a plan deleted (its billing history
+		// kept), a budget webhook's sealed secret.
+		{UsageCountersType, &UsageCountersRequest{Node: "hub1", Seq: 8, Reports: []UsageReport{{Host: "host1", Seq: 3,
+			Counts: []UsageCount{{Tenant: "acme", App: "web", Start: t0.Add(time.Hour), Requests: 9, EgressBytes: 900}}}}, Time: t0.Add(63 * time.Minute)}},
+		{UsageCountersType, &UsageCountersRequest{Node: "hub0", Seq: 2, Reports: []UsageReport{{Host: "host1", Seq: 3,
+			Counts: []UsageCount{{Tenant: "acme", App: "web", Start: t0.Add(time.Hour), Requests: 9, EgressBytes: 900}}}}, Time: t0.Add(64 * time.Minute)}},
+		{TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "gone"}, Time: t0}},
+		{TenantUpdateType, &TenantUpdateRequest{Name: "gone", Plan: strp("std"), Time: t0.Add(10 * time.Minute)}},
+		{TenantDeleteType, &TenantDeleteRequest{Name: "gone", Time: t0.Add(150 * time.Minute)}},
+		{TenantUpdateType, &TenantUpdateRequest{Name: "acme", SealedBudgetSecret: &[]byte{1, 0, 0, 0, 9, 's'}, Time: t0.Add(3 * time.Hour)}},
 	}
 }
 

@@ -25,10 +25,13 @@ type Tenant struct {
 	// Budget is a monthly budget in the plan's currency ("100.00"); ""
 	// is none. With BudgetHardStop, nothing that adds instances is
 	// accepted while the month's total is at or over it.
-	Budget         string       `json:",omitempty"`
-	BudgetHardStop bool         `json:",omitempty"`
-	BudgetWebhook  string       `json:",omitempty"` // where budget alerts are posted
-	BudgetState    *BudgetState `json:",omitempty"`
+	Budget         string `json:",omitempty"`
+	BudgetHardStop bool   `json:",omitempty"`
+	BudgetWebhook  string `json:",omitempty"` // where budget alerts are posted
+	// SealedBudgetSecret is the budget webhook's signing secret, sealed
+	// with the data key (nil: posts are not signed).
+	SealedBudgetSecret []byte       `json:",omitempty"`
+	BudgetState        *BudgetState `json:",omitempty"`
 }
 
 // Copy returns a deep copy.
@@ -43,6 +46,7 @@ func (t *Tenant) Copy() *Tenant {
 		}
 	}
 	c.BudgetState = t.BudgetState.copy()
+	c.SealedBudgetSecret = slices.Clone(t.SealedBudgetSecret)
 	return &c
 }
 

@@ -135,7 +135,13 @@ type TenantUpdateRequest struct {
 	Budget         *string
 	BudgetHardStop *bool
 	BudgetWebhook  *string
-	Time           time.Time
+	// SealedBudgetSecret, when set, replaces the webhook's sealed secret
+	// (empty: removes it). A webhook set to "" loses its secret.
+	SealedBudgetSecret *[]byte `json:",omitempty"`
+	// ResealOf, when set, makes this a re-seal of the secret under a new
+	// key: refused (conflict) unless the sealed secret is still this one.
+	ResealOf *[]byte `json:",omitempty"`
+	Time     time.Time
 }
 
 // BudgetCheckRequest is the leader's budget check of a tenant's month:

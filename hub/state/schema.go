@@ -100,7 +100,7 @@ func schema() *memdb.DBSchema {
 }
 
 // tables lists the object tables in snapshot order.
-var objectTables = []string{TableTenants, TableTokens, TablePools, TableApps, TableAppVersions, TableAgentCA, TableJoinTokens, TableHosts, TableEvents, TableInstances, TableDeployments, TableRoutes, TableCerts, TableDrills, TableLogDrains, TableAlerts, TableProviders, TableMachines, TableUsage, TableUsageSegments, TableUsageCounters, TableUsageBatches, TablePlans, TableAudit}
+var objectTables = []string{TableTenants, TableTokens, TablePools, TableApps, TableAppVersions, TableAgentCA, TableJoinTokens, TableHosts, TableEvents, TableInstances, TableDeployments, TableRoutes, TableCerts, TableDrills, TableLogDrains, TableAlerts, TableProviders, TableMachines, TableUsage, TableUsageSegments, TableUsageCounters, TableUsageBatches, TablePlans, TableUsageHosts, TableBillingTenants, TableAudit}
 
 func newDB() (*memdb.MemDB, error) {
 	db, err := memdb.NewMemDB(schema())

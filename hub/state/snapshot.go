@@ -88,6 +88,10 @@ func newObject(table string) any {
 		return &UsageCounter{}
 	case TableUsageBatches:
 		return &UsageBatch{}
+	case TableUsageHosts:
+		return &UsageHost{}
+	case TableBillingTenants:
+		return &BillingTenant{}
 	case tableMeter:
 		return &meterEntry{}
 	}

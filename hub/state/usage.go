@@ -24,6 +24,11 @@ const (
 	// TableUsageBatches remembers, per hub node, the last counter batch
 	// applied, so that a retried batch is not counted twice.
 	TableUsageBatches = "usage_batches"
+	// TableUsageHosts remembers, per agent host, the last usage report
+	// applied, so that an agent's report that reaches the FSM again
+	// (resent to another hub node after the first one committed it, its
+	// acknowledgement lost) is not counted twice.
+	TableUsageHosts = "usage_hosts"
 	// tableMeter is the singleton row saying which hours are closed.
 	tableMeter = "meter"
 )
@@ -100,6 +105,12 @@ type UsageBatch struct {
 	Seq  uint64
 }
 
+// UsageHost is the last usage report applied from one agent host.
+type UsageHost struct {
+	Host string
+	Seq  uint64
+}
+
 // meterEntry is the singleton row of metering: every hour that ends at or
 // before ClosedThrough (Unix seconds; 0: none yet) is closed.
 type meterEntry struct {
@@ -114,13 +125,24 @@ const meterID = "meter"
 
 // UsageCountersRequest adds one hub node's batch of counts. Batches of a
 // node carry increasing Seq; a batch whose Seq is not above the last one
-// applied from that node is a retry and changes nothing. Counts for an
-// hour that is closed already count in the first open hour.
+// applied from that node is a retry and changes nothing. Reports are the
+// agents' own reports the node received, each applied once per (Host,
+// Seq): one whose Seq is not above the last applied from its host
+// changes nothing, whichever node proposed it. Counts for an hour that is
+// closed already count in the first open hour.
 type UsageCountersRequest struct {
-	Node   string
+	Node    string
+	Seq     uint64
+	Counts  []UsageCount
+	Reports []UsageReport `json:",omitempty"`
+	Time    time.Time
+}
+
+// UsageReport is one agent's report of counts: Seq increases per host.
+type UsageReport struct {
+	Host   string
 	Seq    uint64
 	Counts []UsageCount
-	Time   time.Time
 }
 
 // UsageCount is one app's counts in the hour starting at Start.
@@ -160,6 +182,10 @@ func usageSchemas() map[string]*memdb.TableSchema {
 		TableUsageBatches: {Name: TableUsageBatches, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: str("Node")},
 		}},
+		TableUsageHosts: {Name: TableUsageHosts, Indexes: map[string]*memdb.IndexSchema{
+			"id": {Name: "id", Unique: true, Indexer: str("Host")},
+		}},
+		TableBillingTenants: billingTenantSchema(),
 		tableMeter: {Name: tableMeter, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: str("ID")},
 		}},
@@ -224,6 +250,16 @@ func (s *Snapshot) UsageBatchSeq(node string) (uint64, error) {
 		return 0, err
 	}
 	return b.Seq, nil
+}
+
+// UsageHostSeq returns the Seq of the last usage report applied from an
+// agent host (0: none).
+func (s *Snapshot) UsageHostSeq(host string) (uint64, error) {
+	h, err := first[UsageHost](s, nil, TableUsageHosts, "id", host)
+	if err != nil || h == nil {
+		return 0, err
+	}
+	return h.Seq, nil
 }
 
 // ClosedUsage returns the closed rows of a tenant ("" for every tenant)

@@ -456,6 +456,16 @@ func TestUsageCountersOnce(t *testing.T) {
 		{"negative", &UsageCountersRequest{Node: "hub0", Seq: 10, Counts: []UsageCount{{Tenant: "acme", App: "web", Start: t0, Requests: -1}}}, ErrInvalid, 40},
 		{"no hour", &UsageCountersRequest{Node: "hub0", Seq: 10, Counts: []UsageCount{{Tenant: "acme", App: "web", Requests: 1}}}, ErrInvalid, 40},
 		{"no app", &UsageCountersRequest{Node: "hub0", Seq: 10, Counts: []UsageCount{{Tenant: "acme", Start: t0, Requests: 1}}}, ErrInvalid, 40},
+		// Agents' reports: once per (host, seq), whichever node proposes them.
+		{"an agent's report", &UsageCountersRequest{Node: "hub0", Seq: 10, Reports: []UsageReport{{Host: "h1", Seq: 3, Counts: []UsageCount{c}}}}, nil, 50},
+		{"the report again through another node", &UsageCountersRequest{Node: "hub1", Seq: 6, Reports: []UsageReport{{Host: "h1", Seq: 3, Counts: []UsageCount{c}}}}, nil, 50},
+		{"an older report, a newer one and another host's", &UsageCountersRequest{Node: "hub1", Seq: 7, Reports: []UsageReport{
+			{Host: "h1", Seq: 2, Counts: []UsageCount{c}}, {Host: "h1", Seq: 4, Counts: []UsageCount{c, c}}, {Host: "h2", Seq: 3, Counts: []UsageCount{c}}}}, nil, 80},
+		{"a report twice in one batch", &UsageCountersRequest{Node: "hub0", Seq: 11, Reports: []UsageReport{
+			{Host: "h2", Seq: 8, Counts: []UsageCount{c}}, {Host: "h2", Seq: 8, Counts: []UsageCount{c}}}}, nil, 90},
+		{"a report without its host", &UsageCountersRequest{Node: "hub0", Seq: 12, Reports: []UsageReport{{Seq: 9, Counts: []UsageCount{c}}}}, ErrInvalid, 90},
+		{"a report with a bad count", &UsageCountersRequest{Node: "hub0", Seq: 12, Counts: []UsageCount{c},
+			Reports: []UsageReport{{Host: "h2", Seq: 9, Counts: []UsageCount{{Tenant: "acme", App: "web", Start: t0, EgressBytes: -1}}}}}, ErrInvalid, 90},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -482,8 +492,13 @@ func TestUsageCountersOnce(t *testing.T) {
 			}
 		})
 	}
-	if seq, err := h.fsm.Store().Snapshot().UsageBatchSeq("hub0"); err != nil || seq != 9 {
-		t.Fatalf("hub0's last batch: %d %v, want 9", seq, err)
+	if seq, err := h.fsm.Store().Snapshot().UsageBatchSeq("hub0"); err != nil || seq != 11 {
+		t.Fatalf("hub0's last batch: %d %v, want 11", seq, err)
+	}
+	for host, want := range map[string]uint64{"h1": 4, "h2": 8, "h3": 0} {
+		if seq, err := h.fsm.Store().Snapshot().UsageHostSeq(host); err != nil || seq != want {
+			t.Fatalf("%s's last report: %d %v, want %d", host, seq, err, want)
+		}
 	}
 }
 

@@ -38,6 +38,10 @@ type TenantUpdate struct {
 	Budget         *string `json:"budget,omitempty"`
 	BudgetHardStop *bool   `json:"budget_hard_stop,omitempty"`
 	BudgetWebhook  *string `json:"budget_webhook,omitempty"`
+	// BudgetWebhookSecret signs the budget webhook's posts (X-Wharf-Signature:
+	// "sha256=" + hex HMAC-SHA256(secret, timestamp + "." + body)); "" removes
+	// it. It is never returned: reads show "set".
+	BudgetWebhookSecret *string `json:"budget_webhook_secret,omitempty"`
 }
 
 // PlanPeriod is one entry of a tenant's plan history.

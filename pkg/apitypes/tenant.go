@@ -15,12 +15,14 @@ type Tenant struct {
 
 	// Billing: the current plan (in force now or from the next hour), the
 	// plan history, and the monthly budget in the plan's currency.
-	Plan           string        `json:"plan,omitempty"`
-	PlanHistory    []PlanPeriod  `json:"plan_history,omitempty"`
-	Budget         string        `json:"budget,omitempty"`
-	BudgetHardStop bool          `json:"budget_hard_stop,omitempty"`
-	BudgetWebhook  string        `json:"budget_webhook,omitempty"`
-	BudgetStatus   *BudgetStatus `json:"budget_status,omitempty"`
+	Plan           string       `json:"plan,omitempty"`
+	PlanHistory    []PlanPeriod `json:"plan_history,omitempty"`
+	Budget         string       `json:"budget,omitempty"`
+	BudgetHardStop bool         `json:"budget_hard_stop,omitempty"`
+	BudgetWebhook  string       `json:"budget_webhook,omitempty"`
+	// BudgetWebhookSecret is "set" when the budget webhook is signed.
+	BudgetWebhookSecret string        `json:"budget_webhook_secret,omitempty"`
+	BudgetStatus        *BudgetStatus `json:"budget_status,omitempty"`
 }
 
 // Quota bounds what a tenant's apps may ask for in total. A zero field means

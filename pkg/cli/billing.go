@@ -98,11 +98,11 @@ func (e *env) setPlanCmd() *cobra.Command {
 }
 
 // setBudgetCmd is `wharf tenant set-budget TENANT AMOUNT|none [--hard-stop]
-// [--webhook URL]`.
+// [--webhook URL [--webhook-secret SECRET]]`.
 func (e *env) setBudgetCmd() *cobra.Command {
 	var hardStop bool
-	var webhook string
-	cmd := &cobra.Command{Use: "set-budget TENANT AMOUNT|none [--hard-stop] [--webhook URL]", Short: "Set a tenant's monthly budget, in its plan's currency",
+	var webhook, secret string
+	cmd := &cobra.Command{Use: "set-budget TENANT AMOUNT|none [--hard-stop] [--webhook URL [--webhook-secret SECRET]]", Short: "Set a tenant's monthly budget, in its plan's currency",
 		Args: cobra.ExactArgs(2),
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
 			amount := args[1]
@@ -112,6 +112,9 @@ func (e *env) setBudgetCmd() *cobra.Command {
 			upd := apitypes.TenantUpdate{Budget: &amount, BudgetHardStop: &hardStop}
 			if cmd.Flags().Changed("webhook") {
 				upd.BudgetWebhook = &webhook
+			}
+			if cmd.Flags().Changed("webhook-secret") {
+				upd.BudgetWebhookSecret = &secret
 			}
 			t, err := c.Tenants().Update(cmd.Context(), args[0], upd)
 			if err != nil {
@@ -133,6 +136,7 @@ func (e *env) setBudgetCmd() *cobra.Command {
 		})}
 	cmd.Flags().BoolVar(&hardStop, "hard-stop", false, "refuse new instances while the month's total is at or over the budget")
 	cmd.Flags().StringVar(&webhook, "webhook", "", "URL the 80% and 100% alerts are posted to (\"\" for none)")
+	cmd.Flags().StringVar(&secret, "webhook-secret", "", "secret the webhook's posts are signed with (X-Wharf-Signature, HMAC-SHA256; \"\" for none)")
 	return cmd
 }
 

@@ -59,6 +59,12 @@ func TestBillingCommands(t *testing.T) {
 		*upd.Budget != "100.00" || !*upd.BudgetHardStop || upd.BudgetWebhook != nil || upd.Plan != nil {
 		t.Fatalf("set-budget: %d %q sent %s", code, out, f.last().body)
 	}
+	_, _, code = run(t, "", "--addr", addr, "tenant", "set-budget", "acme", "100.00", "--webhook", "https://h.example.com/b", "--webhook-secret", "s3")
+	upd = apitypes.TenantUpdate{}
+	if code != 0 || json.Unmarshal(f.last().body, &upd) != nil || upd.BudgetWebhook == nil || *upd.BudgetWebhook != "https://h.example.com/b" ||
+		upd.BudgetWebhookSecret == nil || *upd.BudgetWebhookSecret != "s3" {
+		t.Fatalf("set-budget --webhook-secret: %d sent %s", code, f.last().body)
+	}
 
 	out, _, code = run(t, "", "--addr", addr, "--tenant", "acme", "bill", "ls", "--from", "2026-12-01", "--to", "2026-12-03")
 	q, _ := url.ParseQuery(f.last().query)

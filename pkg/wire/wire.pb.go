@@ -268,6 +268,8 @@ type Envelope struct {
 	//	*Envelope_MetricsReport
 	//	*Envelope_LogBatch
 	//	*Envelope_LogAck
+	//	*Envelope_UsageReport
+	//	*Envelope_UsageAck
 	Msg           isEnvelope_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -499,6 +501,24 @@ func (x *Envelope) GetLogAck() *LogAck {
 	return nil
 }
 
+func (x *Envelope) GetUsageReport() *UsageReport {
+	if x != nil {
+		if x, ok := x.Msg.(*Envelope_UsageReport); ok {
+			return x.UsageReport
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetUsageAck() *UsageAck {
+	if x != nil {
+		if x, ok := x.Msg.(*Envelope_UsageAck); ok {
+			return x.UsageAck
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Msg interface {
 	isEnvelope_Msg()
 }
@@ -587,6 +607,14 @@ type Envelope_LogAck struct {
 	LogAck *LogAck `protobuf:"bytes,21,opt,name=log_ack,json=logAck,proto3,oneof"`
 }
 
+type Envelope_UsageReport struct {
+	UsageReport *UsageReport `protobuf:"bytes,31,opt,name=usage_report,json=usageReport,proto3,oneof"`
+}
+
+type Envelope_UsageAck struct {
+	UsageAck *UsageAck `protobuf:"bytes,32,opt,name=usage_ack,json=usageAck,proto3,oneof"`
+}
+
 func (*Envelope_Hello) isEnvelope_Msg() {}
 
 func (*Envelope_Welcome) isEnvelope_Msg() {}
@@ -628,6 +656,10 @@ func (*Envelope_MetricsReport) isEnvelope_Msg() {}
 func (*Envelope_LogBatch) isEnvelope_Msg() {}
 
 func (*Envelope_LogAck) isEnvelope_Msg() {}
+
+func (*Envelope_UsageReport) isEnvelope_Msg() {}
+
+func (*Envelope_UsageAck) isEnvelope_Msg() {}
 
 // Hello opens the control stream (agent -> hub).
 type Hello struct {
@@ -721,10 +753,14 @@ type Welcome struct {
 	LeaseMs             int64    `protobuf:"varint,5,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
 	// The key of the agent's pool gossip (memberlist), derived on the hub per
 	// pool; and a few pool peers' gossip addresses to join.
-	GossipKey     []byte   `protobuf:"bytes,6,opt,name=gossip_key,json=gossipKey,proto3" json:"gossip_key,omitempty"`
-	PoolPeers     []string `protobuf:"bytes,7,rep,name=pool_peers,json=poolPeers,proto3" json:"pool_peers,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	GossipKey []byte   `protobuf:"bytes,6,opt,name=gossip_key,json=gossipKey,proto3" json:"gossip_key,omitempty"`
+	PoolPeers []string `protobuf:"bytes,7,rep,name=pool_peers,json=poolPeers,proto3" json:"pool_peers,omitempty"`
+	// The length of a metered hour in seconds: the agent sums its usage
+	// counts per hour of this length. Set only by a hub that takes
+	// UsageReport (0: send none).
+	UsageHourSeconds int64 `protobuf:"varint,20,opt,name=usage_hour_seconds,json=usageHourSeconds,proto3" json:"usage_hour_seconds,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -804,6 +840,13 @@ func (x *Welcome) GetPoolPeers() []string {
 		return x.PoolPeers
 	}
 	return nil
+}
+
+func (x *Welcome) GetUsageHourSeconds() int64 {
+	if x != nil {
+		return x.UsageHourSeconds
+	}
+	return 0
 }
 
 type Heartbeat struct {
@@ -3210,13 +3253,186 @@ func (x *LogAck) GetError() string {
 	return ""
 }
 
+// UsageReport carries what the agent's router counted for metering, per
+// app and metered hour (agent -> hub). Seq increases per agent; the agent
+// keeps a report, and sends it again on its next connection (to any hub
+// node) or after a while without an answer, until a UsageAck names its
+// seq. The hub counts each (host, seq) once, so a resend of a report it
+// committed already changes nothing.
+type UsageReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Counts        []*UsageCount          `protobuf:"bytes,2,rep,name=counts,proto3" json:"counts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageReport) Reset() {
+	*x = UsageReport{}
+	mi := &file_wire_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageReport) ProtoMessage() {}
+
+func (x *UsageReport) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageReport.ProtoReflect.Descriptor instead.
+func (*UsageReport) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *UsageReport) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *UsageReport) GetCounts() []*UsageCount {
+	if x != nil {
+		return x.Counts
+	}
+	return nil
+}
+
+type UsageCount struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "tenant/app".
+	App string `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	// The metered hour's first second (Unix seconds).
+	HourUnix      int64  `protobuf:"varint,2,opt,name=hour_unix,json=hourUnix,proto3" json:"hour_unix,omitempty"`
+	Requests      uint64 `protobuf:"varint,3,opt,name=requests,proto3" json:"requests,omitempty"`
+	EgressBytes   uint64 `protobuf:"varint,4,opt,name=egress_bytes,json=egressBytes,proto3" json:"egress_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageCount) Reset() {
+	*x = UsageCount{}
+	mi := &file_wire_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageCount) ProtoMessage() {}
+
+func (x *UsageCount) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageCount.ProtoReflect.Descriptor instead.
+func (*UsageCount) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *UsageCount) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *UsageCount) GetHourUnix() int64 {
+	if x != nil {
+		return x.HourUnix
+	}
+	return 0
+}
+
+func (x *UsageCount) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *UsageCount) GetEgressBytes() uint64 {
+	if x != nil {
+		return x.EgressBytes
+	}
+	return 0
+}
+
+// UsageAck says report seq is committed through Raft (hub -> agent): the
+// agent forgets it.
+type UsageAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UsageAck) Reset() {
+	*x = UsageAck{}
+	mi := &file_wire_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UsageAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UsageAck) ProtoMessage() {}
+
+func (x *UsageAck) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UsageAck.ProtoReflect.Descriptor instead.
+func (*UsageAck) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *UsageAck) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 var File_wire_proto protoreflect.FileDescriptor
 
 const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"wire.proto\x12\rwharf.wire.v1\"\xa4\n" +
-	"\n" +
+	"wire.proto\x12\rwharf.wire.v1\"\x9d\v\n" +
 	"\bEnvelope\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.wharf.wire.v1.HelloH\x00R\x05hello\x122\n" +
 	"\awelcome\x18\x02 \x01(\v2\x16.wharf.wire.v1.WelcomeH\x00R\awelcome\x128\n" +
@@ -3240,14 +3456,16 @@ const file_wire_proto_rawDesc = "" +
 	"\faccess_stats\x18\x12 \x01(\v2\x1a.wharf.wire.v1.AccessStatsH\x00R\vaccessStats\x12E\n" +
 	"\x0emetrics_report\x18\x13 \x01(\v2\x1c.wharf.wire.v1.MetricsReportH\x00R\rmetricsReport\x126\n" +
 	"\tlog_batch\x18\x14 \x01(\v2\x17.wharf.wire.v1.LogBatchH\x00R\blogBatch\x120\n" +
-	"\alog_ack\x18\x15 \x01(\v2\x15.wharf.wire.v1.LogAckH\x00R\x06logAckB\x05\n" +
+	"\alog_ack\x18\x15 \x01(\v2\x15.wharf.wire.v1.LogAckH\x00R\x06logAck\x12?\n" +
+	"\fusage_report\x18\x1f \x01(\v2\x1a.wharf.wire.v1.UsageReportH\x00R\vusageReport\x126\n" +
+	"\tusage_ack\x18  \x01(\v2\x17.wharf.wire.v1.UsageAckH\x00R\busageAckB\x05\n" +
 	"\x03msg\"\xcb\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
 	"\ahost_id\x18\x02 \x01(\tR\x06hostId\x12#\n" +
 	"\ragent_version\x18\x03 \x01(\tR\fagentVersion\x126\n" +
 	"\x17last_assignment_version\x18\x04 \x01(\x04R\x15lastAssignmentVersion\x12!\n" +
-	"\fprotocol_min\x18\x05 \x01(\rR\vprotocolMin\"\xf9\x01\n" +
+	"\fprotocol_min\x18\x05 \x01(\rR\vprotocolMin\"\xa7\x02\n" +
 	"\aWelcome\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x19\n" +
 	"\bhub_node\x18\x02 \x01(\tR\ahubNode\x12\x1b\n" +
@@ -3257,7 +3475,8 @@ const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"gossip_key\x18\x06 \x01(\fR\tgossipKey\x12\x1d\n" +
 	"\n" +
-	"pool_peers\x18\a \x03(\tR\tpoolPeers\"}\n" +
+	"pool_peers\x18\a \x03(\tR\tpoolPeers\x12,\n" +
+	"\x12usage_hour_seconds\x18\x14 \x01(\x03R\x10usageHourSeconds\"}\n" +
 	"\tHeartbeat\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12 \n" +
 	"\fsent_unix_ms\x18\x02 \x01(\x03R\n" +
@@ -3463,7 +3682,18 @@ const file_wire_proto_rawDesc = "" +
 	"\x04last\x18\x04 \x01(\x04R\x04last\".\n" +
 	"\x06LogAck\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
-	"\x05error\x18\x02 \x01(\tR\x05error*\\\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"R\n" +
+	"\vUsageReport\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x121\n" +
+	"\x06counts\x18\x02 \x03(\v2\x19.wharf.wire.v1.UsageCountR\x06counts\"z\n" +
+	"\n" +
+	"UsageCount\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12\x1b\n" +
+	"\thour_unix\x18\x02 \x01(\x03R\bhourUnix\x12\x1a\n" +
+	"\brequests\x18\x03 \x01(\x04R\brequests\x12!\n" +
+	"\fegress_bytes\x18\x04 \x01(\x04R\vegressBytes\"\x1c\n" +
+	"\bUsageAck\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq*\\\n" +
 	"\fDesiredState\x12\x1d\n" +
 	"\x19DESIRED_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11DESIRED_STATE_RUN\x10\x01\x12\x16\n" +
@@ -3500,7 +3730,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_wire_proto_goTypes = []any{
 	(DesiredState)(0),       // 0: wharf.wire.v1.DesiredState
 	(FailoverMode)(0),       // 1: wharf.wire.v1.FailoverMode
@@ -3543,9 +3773,12 @@ var file_wire_proto_goTypes = []any{
 	(*LogLine)(nil),         // 38: wharf.wire.v1.LogLine
 	(*LogDrop)(nil),         // 39: wharf.wire.v1.LogDrop
 	(*LogAck)(nil),          // 40: wharf.wire.v1.LogAck
-	nil,                     // 41: wharf.wire.v1.Inventory.LabelsEntry
-	nil,                     // 42: wharf.wire.v1.Instance.EnvEntry
-	nil,                     // 43: wharf.wire.v1.RouteApp.WeightsEntry
+	(*UsageReport)(nil),     // 41: wharf.wire.v1.UsageReport
+	(*UsageCount)(nil),      // 42: wharf.wire.v1.UsageCount
+	(*UsageAck)(nil),        // 43: wharf.wire.v1.UsageAck
+	nil,                     // 44: wharf.wire.v1.Inventory.LabelsEntry
+	nil,                     // 45: wharf.wire.v1.Instance.EnvEntry
+	nil,                     // 46: wharf.wire.v1.RouteApp.WeightsEntry
 }
 var file_wire_proto_depIdxs = []int32{
 	5,  // 0: wharf.wire.v1.Envelope.hello:type_name -> wharf.wire.v1.Hello
@@ -3569,35 +3802,38 @@ var file_wire_proto_depIdxs = []int32{
 	34, // 18: wharf.wire.v1.Envelope.metrics_report:type_name -> wharf.wire.v1.MetricsReport
 	37, // 19: wharf.wire.v1.Envelope.log_batch:type_name -> wharf.wire.v1.LogBatch
 	40, // 20: wharf.wire.v1.Envelope.log_ack:type_name -> wharf.wire.v1.LogAck
-	41, // 21: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
-	42, // 22: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
-	10, // 23: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
-	11, // 24: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
-	0,  // 25: wharf.wire.v1.Instance.desired:type_name -> wharf.wire.v1.DesiredState
-	1,  // 26: wharf.wire.v1.Instance.failover:type_name -> wharf.wire.v1.FailoverMode
-	12, // 27: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
-	15, // 28: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
-	9,  // 29: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
-	18, // 30: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
-	2,  // 31: wharf.wire.v1.InstanceStatus.state_code:type_name -> wharf.wire.v1.InstanceState
-	3,  // 32: wharf.wire.v1.InstanceStatus.reason:type_name -> wharf.wire.v1.Reason
-	23, // 33: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
-	26, // 34: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
-	28, // 35: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
-	29, // 36: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
-	30, // 37: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
-	27, // 38: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
-	43, // 39: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
-	33, // 40: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
-	35, // 41: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
-	36, // 42: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
-	38, // 43: wharf.wire.v1.LogBatch.lines:type_name -> wharf.wire.v1.LogLine
-	39, // 44: wharf.wire.v1.LogBatch.drops:type_name -> wharf.wire.v1.LogDrop
-	45, // [45:45] is the sub-list for method output_type
-	45, // [45:45] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	41, // 21: wharf.wire.v1.Envelope.usage_report:type_name -> wharf.wire.v1.UsageReport
+	43, // 22: wharf.wire.v1.Envelope.usage_ack:type_name -> wharf.wire.v1.UsageAck
+	44, // 23: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
+	45, // 24: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
+	10, // 25: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
+	11, // 26: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
+	0,  // 27: wharf.wire.v1.Instance.desired:type_name -> wharf.wire.v1.DesiredState
+	1,  // 28: wharf.wire.v1.Instance.failover:type_name -> wharf.wire.v1.FailoverMode
+	12, // 29: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
+	15, // 30: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
+	9,  // 31: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
+	18, // 32: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
+	2,  // 33: wharf.wire.v1.InstanceStatus.state_code:type_name -> wharf.wire.v1.InstanceState
+	3,  // 34: wharf.wire.v1.InstanceStatus.reason:type_name -> wharf.wire.v1.Reason
+	23, // 35: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
+	26, // 36: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
+	28, // 37: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
+	29, // 38: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
+	30, // 39: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
+	27, // 40: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
+	46, // 41: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
+	33, // 42: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
+	35, // 43: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
+	36, // 44: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
+	38, // 45: wharf.wire.v1.LogBatch.lines:type_name -> wharf.wire.v1.LogLine
+	39, // 46: wharf.wire.v1.LogBatch.drops:type_name -> wharf.wire.v1.LogDrop
+	42, // 47: wharf.wire.v1.UsageReport.counts:type_name -> wharf.wire.v1.UsageCount
+	48, // [48:48] is the sub-list for method output_type
+	48, // [48:48] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -3627,6 +3863,8 @@ func file_wire_proto_init() {
 		(*Envelope_MetricsReport)(nil),
 		(*Envelope_LogBatch)(nil),
 		(*Envelope_LogAck)(nil),
+		(*Envelope_UsageReport)(nil),
+		(*Envelope_UsageAck)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3634,7 +3872,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   40,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

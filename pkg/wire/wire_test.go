@@ -15,7 +15,7 @@ import (
 func every() []*Envelope {
 	return []*Envelope{
 		{Msg: &Envelope_Hello{Hello: &Hello{ProtocolVersion: ProtocolMax, ProtocolMin: ProtocolMin, HostId: "h1", AgentVersion: "dev", LastAssignmentVersion: 7}}},
-		{Msg: &Envelope_Welcome{Welcome: &Welcome{ProtocolVersion: ProtocolMax, HubNode: "hub1", HubAddrs: []string{"10.0.0.1:7481"}, HeartbeatIntervalMs: 1000, LeaseMs: 10000, GossipKey: []byte("k"), PoolPeers: []string{"10.0.0.2:7484"}}}},
+		{Msg: &Envelope_Welcome{Welcome: &Welcome{ProtocolVersion: ProtocolMax, HubNode: "hub1", HubAddrs: []string{"10.0.0.1:7481"}, HeartbeatIntervalMs: 1000, LeaseMs: 10000, GossipKey: []byte("k"), PoolPeers: []string{"10.0.0.2:7484"}, UsageHourSeconds: 3600}}},
 		{Msg: &Envelope_Heartbeat{Heartbeat: &Heartbeat{Seq: 3, SentUnixMs: 1700000000000, AppliedAssignmentVersion: 7}}},
 		{Msg: &Envelope_HeartbeatAck{HeartbeatAck: &HeartbeatAck{Seq: 3, QuorumBacked: true, LeaseMs: 10000, PoolPeers: []string{"10.0.0.2:7484"}}}},
 		{Msg: &Envelope_Inventory{Inventory: &Inventory{Hostname: "n1", Os: "linux", Arch: "amd64", Cpus: 2, MemoryBytes: 24 << 30, Drivers: []string{"docker", "exec"}, Labels: map[string]string{"ssd": "yes"}}}},
@@ -31,6 +31,8 @@ func every() []*Envelope {
 		{Msg: &Envelope_StatusReport{StatusReport: &StatusReport{Instances: []*InstanceStatus{{Id: "i1", StateCode: InstanceRunning, Ready: true, Address: "10.0.0.1:32768", Restarts: 2}}}}},
 		{Msg: &Envelope_LogBatch{LogBatch: &LogBatch{Id: 4, Sources: []string{"acme/web/i1"}, Lines: []*LogLine{{Source: 0, Stream: "stdout", Seq: 9, UnixNano: 1700000000000000001, Text: []byte("hi \xff"), Partial: true}}, Drops: []*LogDrop{{Source: 0, Count: 3, First: 2, Last: 4}}}}},
 		{Msg: &Envelope_LogAck{LogAck: &LogAck{Id: 4, Error: "no replica"}}},
+		{Msg: &Envelope_UsageReport{UsageReport: &UsageReport{Seq: 12, Counts: []*UsageCount{{App: "acme/web", HourUnix: 1700000000 - 1700000000%3600, Requests: 40, EgressBytes: 4096}}}}},
+		{Msg: &Envelope_UsageAck{UsageAck: &UsageAck{Seq: 12}}},
 	}
 }
 
