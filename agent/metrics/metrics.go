@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -71,6 +72,12 @@ type Config struct {
 	// when Run starts. A cgroup outside them is never sampled, even when
 	// ExecCgroups names it. Ignored without ExecCgroups.
 	ExecCgroupPrefixes []string
+	// Fast, when set, names the instances whose stats are wanted every
+	// FastInterval (the hub scales their app on CPU or memory): between
+	// full samples, those alone are read afresh (cAdvisor housekeeps them
+	// on demand) and the sample is marked Partial. Zero FastInterval: 1 s.
+	Fast         func(instanceID string) bool
+	FastInterval time.Duration
 }
 
 // Sample is what one sampling round saw.
@@ -78,6 +85,9 @@ type Sample struct {
 	Time      time.Time
 	Host      HostStats
 	Instances []InstanceStats // sorted by Instance
+	// Partial: only the Fast instances were read afresh (Host and the
+	// others are the last full sample's).
+	Partial bool
 }
 
 // InstanceStats are one instance's cumulative counters and gauges, as
@@ -122,6 +132,7 @@ type Collector struct {
 	mu     sync.Mutex
 	mgr    manager.Manager // nil when not running
 	latest Sample
+	names  map[string]string // instance id -> cAdvisor container name, from the last full sample
 
 	// Docker may come up after the agent: cAdvisor registers its Docker
 	// factory only when the daemon answers at start, so while it is
@@ -150,6 +161,9 @@ func New(cfg Config) (*Collector, error) {
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
+	}
+	if cfg.FastInterval <= 0 {
+		cfg.FastInterval = time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -230,11 +244,21 @@ func (c *Collector) Run(ctx context.Context) error {
 	}()
 	c.log.Info("metrics collector started", "interval", c.cfg.Interval, "docker", c.dockerRegistered())
 
-	t := time.NewTicker(c.cfg.Interval)
+	tick := c.cfg.Interval
+	if c.cfg.Fast != nil {
+		tick = min(tick, c.cfg.FastInterval)
+	}
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	lastDockerCheck := time.Now()
+	var lastFull time.Time
 	for {
-		c.sampleOnce(m)
+		if time.Since(lastFull) >= c.cfg.Interval-tick/2 {
+			c.sampleOnce(m)
+			lastFull = time.Now()
+		} else {
+			c.sampleFast(m, tick)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -376,13 +400,52 @@ func (c *Collector) sampleOnce(m manager.Manager) {
 		// returns the others.
 		c.log.Debug("cadvisor container info", "err", err)
 	}
-	s := buildSample(time.Now(), infos, c.identifier())
+	identify := c.identifier()
+	s := buildSample(time.Now(), infos, identify)
+	names := instanceNames(infos, identify)
 	if mi, err := m.GetMachineInfo(); err == nil {
 		s.Host.MemoryTotal = mi.MemoryCapacity
 	} else {
 		c.log.Warn("cadvisor machine info", "err", err)
 	}
 	s.Host.DiskTotal, s.Host.DiskUsed = diskUsage(m, "/")
+	c.mu.Lock()
+	c.latest, c.names = s, names
+	c.mu.Unlock()
+}
+
+// sampleFast reads the Fast instances' stats afresh (cAdvisor housekeeps
+// a container on demand when its stats are older than half a tick) into
+// a Partial copy of the latest sample.
+func (c *Collector) sampleFast(m manager.Manager, tick time.Duration) {
+	c.mu.Lock()
+	s, names := c.latest, c.names
+	c.mu.Unlock()
+	if s.Time.IsZero() {
+		return
+	}
+	s.Instances = slices.Clone(s.Instances)
+	maxAge := tick / 2
+	fresh := false
+	for i, is := range s.Instances {
+		name := names[is.Instance]
+		if name == "" || !c.cfg.Fast(is.Instance) {
+			continue
+		}
+		infos, err := m.GetContainerInfoV2(name, info.RequestOptions{IdType: info.TypeName, Count: 1, MaxAge: &maxAge})
+		if err != nil {
+			c.log.Debug("cadvisor container info", "container", name, "err", err)
+			continue
+		}
+		if st := lastStats(infos[name].Stats); st != nil && st.Timestamp.After(is.Timestamp) {
+			s.Instances[i] = instanceStats(identity{Instance: is.Instance, App: is.App, Tenant: is.Tenant}, st)
+			fresh = true
+		}
+	}
+	if !fresh {
+		return
+	}
+	s.Time, s.Partial = time.Now(), true
 	c.mu.Lock()
 	c.latest = s
 	c.mu.Unlock()

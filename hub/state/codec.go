@@ -119,6 +119,8 @@ func newRequest(t MessageType) any {
 		return &BudgetCheckRequest{}
 	case BudgetNotifiedType:
 		return &BudgetNotifiedRequest{}
+	case AutoscaleType:
+		return &AutoscaleRequest{}
 	}
 	return nil
 }

@@ -59,6 +59,10 @@ const (
 	TenantUpdateType   MessageType = 50
 	BudgetCheckType    MessageType = 51
 	BudgetNotifiedType MessageType = 52
+
+	// Autoscaling: the autoscaler's decisions. Numbered apart from the
+	// others so that commands added meanwhile elsewhere do not collide.
+	AutoscaleType MessageType = 60
 )
 
 // IgnoreUnknownTypeFlag marks a message that an older FSM that does not know

@@ -184,6 +184,8 @@ func (w *writer) dispatch(req any) *Error {
 		return w.budgetCheck(r)
 	case *BudgetNotifiedRequest:
 		return w.budgetNotified(r)
+	case *AutoscaleRequest:
+		return w.autoscale(r)
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }

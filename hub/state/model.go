@@ -116,9 +116,12 @@ type App struct {
 	// Noticed are the troubles (version and reason) already told to the
 	// tenant as an event, so that each is told once, not once per retry
 	// or per instance. The newest maxNoticed are kept.
-	Noticed   []Notice
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Noticed []Notice
+	// AutoscaleReason is why the autoscaler chose the instance count, ""
+	// without a policy.
+	AutoscaleReason string `json:",omitempty"`
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 	Meta
 }
 
@@ -179,5 +182,6 @@ func copySpec(s AppSpec) AppSpec {
 		st := *s.Strategy
 		c.Strategy = &st
 	}
+	c.Autoscale = s.Autoscale.Copy()
 	return c
 }

@@ -313,7 +313,7 @@ func (e *env) appCmd() *cobra.Command {
 			return e.finish(cmd, c, abortWait, a, a.Version)
 		})}
 	abortWait.add(abort)
-	return group("app", "Deploy and manage apps", deploy, ls, show, rm, scale, rollback, versions, history, instancesCmd, statusCmd, promote, abort, failback, e.statsCmd(), e.metricsCmd(), e.logsCmd())
+	return group("app", "Deploy and manage apps", deploy, ls, show, rm, scale, rollback, versions, history, instancesCmd, statusCmd, promote, abort, failback, e.statsCmd(), e.metricsCmd(), e.logsCmd(), e.autoscaleCmd())
 }
 
 func deref(p *int) int {
