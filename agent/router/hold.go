@@ -19,8 +19,10 @@ func (c *compiled) route(host, path string) *appState {
 }
 
 // resignal: a request held this long is counted as held again, so that
-// a wake-up lost on the way (a hub leader change) is asked for again.
-const resignal = 5 * time.Second
+// the hub sees the app wanted for as long as requests wait (it is not
+// idle while its first instance starts), and a wake-up lost on the way
+// (a hub leader change) is asked for again.
+const resignal = time.Second
 
 // wait holds a request for an app without a ready instance until a
 // table gives it one (then ok), its hold time runs out, the client goes

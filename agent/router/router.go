@@ -115,8 +115,9 @@ type AppSecond struct {
 	BytesOut                                              uint64
 	LatencyBuckets                                        []uint64 // per LatencyBounds, then one unbounded
 	// Held counts the requests that began waiting in this second for
-	// an instance of the app to become ready (and each 5 s they went on
-	// waiting): the hub wakes an app scaled to zero when it sees them.
+	// an instance of the app to become ready, and those that went on
+	// waiting (each second): the hub wakes an app scaled to zero when it
+	// sees them, and keeps it awake while they wait.
 	Held uint64
 }
 

@@ -131,11 +131,14 @@ func Decide(now time.Time, p Policy, o Observed, st State) (Decision, State) {
 	// Panic: the last seconds show more than twice the capacity of the
 	// current count.
 	var panicNeed float64 // instances the last seconds' load needs
+	panicWhat := ""
 	if p.QPS > 0 {
-		panicNeed = o.PanicQPS / float64(p.QPS)
+		panicNeed, panicWhat = o.PanicQPS/float64(p.QPS), fmt.Sprintf("qps %.1f/s", o.PanicQPS)
 	}
 	if p.CPU > 0 && o.PanicCPU >= 0 {
-		panicNeed = max(panicNeed, float64(base)*o.PanicCPU/float64(p.CPU))
+		if n := float64(base) * o.PanicCPU / float64(p.CPU); n > panicNeed {
+			panicNeed, panicWhat = n, fmt.Sprintf("cpu %.0f%% of %d ready", o.PanicCPU, base)
+		}
 	}
 	panicWant := ceil(panicNeed)
 	if cur > 0 && panicNeed > panicFactor*float64(cur) {
@@ -144,7 +147,7 @@ func Decide(now time.Time, p Policy, o Observed, st State) (Decision, State) {
 	panicking := now.Before(next.PanicUntil)
 	if panicking {
 		if panicWant > want {
-			want, reason = panicWant, fmt.Sprintf("panic: load over the last %s needs %d", PanicWindow(p.Window), panicWant)
+			want, reason = panicWant, fmt.Sprintf("panic: %s over the last %s needs %d", panicWhat, PanicWindow(p.Window), panicWant)
 		}
 		if want < cur {
 			want, reason = cur, "panic: no scale down until the load is calm for "+p.Window.String()
@@ -175,6 +178,11 @@ func Decide(now time.Time, p Policy, o Observed, st State) (Decision, State) {
 	}
 	if o.Hold == HoldDown && want < cur {
 		want, reason = cur, "held: "+o.HoldReason
+	}
+	if cur == 0 && want > 0 {
+		// Woken: idle again no earlier than ScaleDownDelay from now (the
+		// first instance may take longer than that to start).
+		next.Since = now
 	}
 
 	// Down slowly: to the highest count wanted over ScaleDownDelay. The

@@ -2598,8 +2598,8 @@ type AppSecond struct {
 	Latency         []uint64  `protobuf:"varint,6,rep,packed,name=latency,proto3" json:"latency,omitempty"`
 	LatencyBoundsMs []float64 `protobuf:"fixed64,7,rep,packed,name=latency_bounds_ms,json=latencyBoundsMs,proto3" json:"latency_bounds_ms,omitempty"`
 	// Requests that began waiting this second for an instance of an app
-	// without one (and every 5 s they went on waiting): they wake an app
-	// scaled to zero.
+	// without one, and those still waiting (counted each second): they
+	// wake an app scaled to zero and keep it awake while they wait.
 	Held          uint64 `protobuf:"varint,8,opt,name=held,proto3" json:"held,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
