@@ -70,4 +70,3 @@ func TestPartialSampleLeavesHostOut(t *testing.T) {
 		t.Fatalf("partial report %v, want the instance and no host", r)
 	}
 }
-
