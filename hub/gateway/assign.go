@@ -74,7 +74,7 @@ func assignments(snap *state.Snapshot, h *state.Host) (*wire.Assignments, error)
 			if a.Spec.Failover != nil && a.Spec.Failover.Mode == state.FailoverFenced {
 				in.Failover, in.MaxDisconnectMs = wire.FailoverFenced, a.Spec.Failover.MaxDisconnect.D().Milliseconds()
 			}
-			in.FastMetrics = a.Spec.Autoscale != nil && (a.Spec.Autoscale.CPU > 0 || a.Spec.Autoscale.Memory > 0)
+			in.FastMetrics = a.Spec.Autoscale.FastMetrics()
 		}
 		for _, p := range v.Spec.Ports {
 			in.Ports = append(in.Ports, &wire.Port{Name: p.Name, ContainerPort: uint32(p.ContainerPort), Protocol: p.Protocol, HostPort: uint32(p.HostPort)})

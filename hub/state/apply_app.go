@@ -115,6 +115,9 @@ func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
 	if e := w.checkQuota(tenant, app); e != nil {
 		return e
 	}
+	if e := w.bumpFastMetrics(old, app); e != nil {
+		return e
+	}
 	w.meta(&app.Meta, metaOf(old))
 	if newVersion {
 		v := &AppVersion{Tenant: app.Tenant, App: app.Name, Version: app.Version, Spec: app.Spec.VersionFields(), CreatedAt: r.Time, Index: w.index}

@@ -38,6 +38,31 @@ func (a *Autoscale) Copy() *Autoscale {
 	return &c
 }
 
+// FastMetrics reports whether the app's instances are to be sampled
+// every second (not at their hosts' interval): its policy has a CPU or
+// memory target. False for nil.
+func (a *Autoscale) FastMetrics() bool { return a != nil && (a.CPU > 0 || a.Memory > 0) }
+
+// bumpFastMetrics marks the assignments of the hosts that run app as
+// changed when its policy starts or stops wanting fast samples, so their
+// agents learn it (the flag travels with each instance's assignment).
+func (w *writer) bumpFastMetrics(old, app *App) *Error {
+	if old == nil || old.Spec.Autoscale.FastMetrics() == app.Spec.Autoscale.FastMetrics() {
+		return nil
+	}
+	is, err := w.snap().AppInstances(nil, app.Tenant, app.Name)
+	if err != nil {
+		return Errorf(KindInternal, "%v", err)
+	}
+	hosts := map[string]bool{}
+	for _, i := range is {
+		if i.Desired == DesiredRun {
+			hosts[i.Host] = true
+		}
+	}
+	return w.bumpAssignments(hosts)
+}
+
 // DeployAutoscale is the history kind of the autoscaler's changes.
 const DeployAutoscale = "autoscale"
 

@@ -23,9 +23,28 @@ func TestAutoscaleCommands(t *testing.T) {
 		}
 		return a
 	}
+	assignIndex := func() uint64 {
+		t.Helper()
+		host, err := h.snap().Host(nil, "host1")
+		if err != nil || host == nil {
+			t.Fatalf("host1: %v", err)
+		}
+		return host.AssignIndex
+	}
 	web := withPools(spec("web", "web:2"), "aws-bj")
 	web.Autoscale = &Autoscale{Min: 4, Max: 6, QPS: 20, Window: Duration(10 * time.Second), ScaleDownDelay: Duration(time.Minute)}
+	before := assignIndex()
 	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: web, Time: t0.Add(time.Hour)})
+	if assignIndex() != before {
+		t.Fatalf("a qps policy changed host1's assignments")
+	}
+	// A CPU target: the hosts that run the app get new assignments (their
+	// instances are sampled every second from now on).
+	web.Autoscale.CPU = 70
+	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: web, Time: t0.Add(time.Hour)})
+	if assignIndex() == before {
+		t.Fatalf("a cpu target left host1's assignments as they were")
+	}
 	if a := app(); *a.Spec.Instances != 4 || !strings.Contains(a.AutoscaleReason, "policy set") {
 		t.Fatalf("after the policy: %d instances, reason %q; want 4 (its min), policy set", *a.Spec.Instances, a.AutoscaleReason)
 	}
