@@ -164,3 +164,54 @@ func TestRunnerScalesOnCPU(t *testing.T) {
 		t.Fatalf("status: %+v", st)
 	}
 }
+
+// TestRunnerLeavesRolloutsAndDrillsAlone: while instances of an older
+// version run (a rolling update) the count is not scaled down, whatever
+// the load; while a drill runs on the app's pool it does not change at
+// all; once both are over the idle app goes down to its min.
+func TestRunnerLeavesRolloutsAndDrillsAlone(t *testing.T) {
+	policy := apitypes.Autoscale{Min: intp(1), Max: 6, QPS: 20, Window: apitypes.Duration(5 * time.Second), ScaleDownDelay: apitypes.Duration(5 * time.Second)}
+	x := newRig(t, time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC), policy)
+	x.st.Must(state.AutoscaleType, &state.AutoscaleRequest{Tenant: "acme", Name: "web", Instances: 4, Reason: "a burst", Time: x.now})
+	var place []state.Instance
+	var ready []state.InstanceUpdate
+	for _, id := range []string{"i1", "i2", "i3", "i4"} {
+		place = append(place, state.Instance{ID: id, Tenant: "acme", App: "web", Version: 1, Host: "h1", CPU: 500, Memory: 256})
+		ready = append(ready, state.InstanceUpdate{ID: id, State: state.InstanceRunning, Ready: true})
+	}
+	x.st.Must(state.PlanApplyType, &state.PlanApplyRequest{Place: place, Time: x.now})
+	x.st.Must(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: "h1", Updates: ready, Time: x.now})
+	// Version 2: the version 1 instances run on until replaced.
+	x.st.App(apitypes.AppSpec{Name: "web", Image: "web:2", CPU: 500, Memory: 256, Autoscale: &policy})
+	for i := 0; i < 20; i++ {
+		if n := x.round(time.Second); n != 4 {
+			t.Fatalf("during the rollout, %d s in: %d instances, want 4 (%s)", i+1, n, x.app().AutoscaleReason)
+		}
+	}
+	st, _ := x.r.Status(context.Background(), "acme/web")
+	if !strings.Contains(st.WantedReason, "rollout to version 2") {
+		t.Fatalf("wanted reason during the rollout: %q", st.WantedReason)
+	}
+
+	// The rollout is over (version 1 stopped); a drill on the pool starts.
+	var stops []state.InstanceStop
+	for _, id := range []string{"i1", "i2", "i3", "i4"} {
+		stops = append(stops, state.InstanceStop{ID: id, Reason: "replaced by version 2"})
+	}
+	x.st.Must(state.PlanApplyType, &state.PlanApplyRequest{Stop: stops, Place: []state.Instance{
+		{ID: "j1", Tenant: "acme", App: "web", Version: 2, Host: "h1", CPU: 500, Memory: 256}}, Time: x.now})
+	x.st.Must(state.DrillStartType, &state.DrillStartRequest{ID: "d1", Pool: "p", Mode: state.DrillEvacuate, Time: x.now})
+	for i := 0; i < 20; i++ {
+		if n := x.round(time.Second); n != 4 {
+			t.Fatalf("during the drill, %d s in: %d instances, want 4 (%s)", i+1, n, x.app().AutoscaleReason)
+		}
+	}
+	x.st.Must(state.DrillEndType, &state.DrillEndRequest{ID: "d1", Time: x.now})
+	n := 4
+	for i := 0; i < 20 && n != 1; i++ {
+		n = x.round(time.Second)
+	}
+	if n != 1 {
+		t.Fatalf("after the rollout and the drill: %d instances, want 1", n)
+	}
+}
