@@ -51,7 +51,8 @@ type Config struct {
 	// of this agent.
 	HostID string
 	// Interval is the sampling interval. The first Run in a process also
-	// makes it cAdvisor's per-container housekeeping interval (see doc.go).
+	// makes it (or FastInterval, when Fast is set and that is shorter)
+	// cAdvisor's per-container housekeeping interval (see doc.go).
 	// Zero: DefaultInterval.
 	Interval time.Duration
 	// Logger receives the collector's and cAdvisor's log lines (cAdvisor
@@ -226,9 +227,13 @@ func (c *Collector) Run(ctx context.Context) error {
 	// flag), are process-wide and read, unsynchronized, by housekeeping
 	// goroutines that outlive a stopped manager (see doc.go): the first
 	// Collector that runs in a process sets both, once.
+	tick := c.cfg.Interval
+	if c.cfg.Fast != nil {
+		tick = min(tick, c.cfg.FastInterval)
+	}
 	processOnce.Do(func() {
 		klog.SetSlogLogger(c.cfg.Logger.With("component", "cadvisor"))
-		*manager.HousekeepingInterval = c.cfg.Interval
+		*manager.HousekeepingInterval = tick
 	})
 	release := running.Unlock
 
@@ -244,10 +249,6 @@ func (c *Collector) Run(ctx context.Context) error {
 	}()
 	c.log.Info("metrics collector started", "interval", c.cfg.Interval, "docker", c.dockerRegistered())
 
-	tick := c.cfg.Interval
-	if c.cfg.Fast != nil {
-		tick = min(tick, c.cfg.FastInterval)
-	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
 	lastDockerCheck := time.Now()
@@ -424,7 +425,6 @@ func (c *Collector) sampleFast(m manager.Manager, tick time.Duration) {
 	if s.Time.IsZero() {
 		return
 	}
-	s.Instances = slices.Clone(s.Instances)
 	maxAge := tick / 2
 	fresh := false
 	for i, is := range s.Instances {
@@ -438,6 +438,9 @@ func (c *Collector) sampleFast(m manager.Manager, tick time.Duration) {
 			continue
 		}
 		if st := lastStats(infos[name].Stats); st != nil && st.Timestamp.After(is.Timestamp) {
+			if !fresh { // the first change: to a copy, not the latest sample's slice
+				s.Instances = slices.Clone(s.Instances)
+			}
 			s.Instances[i] = instanceStats(identity{Instance: is.Instance, App: is.App, Tenant: is.Tenant}, st)
 			fresh = true
 		}
