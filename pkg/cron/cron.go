@@ -11,6 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	// Schedules name IANA time zones, and the binary also runs where the
+	// system has no zoneinfo (a FROM scratch image): it carries its own.
+	_ "time/tzdata"
 )
 
 // Schedule is a parsed cron expression.
