@@ -68,9 +68,14 @@ type Want struct {
 
 // NewState is the memory of a decider that takes over an app running
 // current instances at now: as if it had wanted current all along, so it
-// scales down no earlier than ScaleDownDelay from now.
+// scales down no earlier than ScaleDownDelay from now. An app at zero
+// stays asleep until a request comes (a new leader wakes nothing).
 func NewState(now time.Time, current int) State {
-	return State{Since: now, Wanted: []Want{{At: now, N: current}}}
+	st := State{Since: now, Wanted: []Want{{At: now, N: current}}}
+	if current == 0 {
+		st.Since = time.Time{}
+	}
+	return st
 }
 
 // Decision is Decide's answer.

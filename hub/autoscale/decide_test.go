@@ -62,6 +62,8 @@ func TestDecide(t *testing.T) {
 			unknown(Observed{Current: 1, Ready: 1, LastRequest: t0.Add(-59 * time.Second)}), calm, 1, "not idle", false},
 		{"zero: a new leader waits the delay first", Policy{Min: 0, Max: 6, QPS: 20, Window: 10 * time.Second, ScaleDownDelay: time.Minute, Bounds: "policy"},
 			unknown(Observed{Current: 1, Ready: 1}), NewState(t0.Add(-10*time.Second), 1), 1, "not idle", false},
+		{"zero: a new leader leaves an app at zero asleep", Policy{Min: 0, Max: 6, QPS: 20, Window: 10 * time.Second, ScaleDownDelay: time.Minute, Bounds: "policy"},
+			unknown(Observed{Current: 0}), NewState(t0, 0), 0, "idle", false},
 		{"zero: woken by a request", Policy{Min: 0, Max: 6, CPU: 50, Window: 10 * time.Second, ScaleDownDelay: time.Minute, Bounds: "policy"},
 			unknown(Observed{Current: 0, QPS: 0.1, PanicQPS: 0.5, LastRequest: t0.Add(-time.Second)}), calm, 1, "woken", false},
 		{"zero: not idle again within the delay after a wake", Policy{Min: 0, Max: 6, QPS: 20, Window: 10 * time.Second, ScaleDownDelay: time.Minute, Bounds: "policy"},
