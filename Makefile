@@ -54,6 +54,7 @@ bench: build
 	$(GO) test -run '^$$' -bench Provision100 -benchtime 1x ./hub/provision
 	$(GO) test -run '^$$' -bench ProvisionPool100 -benchtime 1x ./e2e
 	$(GO) test -run '^$$' -bench Invoices100Tenants -benchtime 3x -benchmem ./hub/billing
+	$(GO) test -run '^$$' -bench Autoscale -benchtime 3x ./e2e
 	./e2e/bench/api.sh
 	$(GO) run ./e2e/agentload -wharf $(BIN) -n $(AGENTS) -duration 20s
 

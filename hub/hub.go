@@ -24,6 +24,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/alert/alerting"
 	"github.com/wharf-platform/wharf/hub/api"
 	"github.com/wharf-platform/wharf/hub/audit"
+	"github.com/wharf-platform/wharf/hub/autoscale"
 	"github.com/wharf-platform/wharf/hub/billing"
 	"github.com/wharf-platform/wharf/hub/cluster"
 	"github.com/wharf-platform/wharf/hub/drain"
@@ -190,7 +191,8 @@ func New(cfg Config) (*Hub, error) {
 	alerts := alerting.New(alerting.Config{State: store, Traffic: trafficSvc.Store(), Series: metricsSvc.Store(), Events: events, Cluster: cl, Logger: logger("alerts")})
 	plans := planner.NewMetrics()
 	biller, budgets := newBilling(store, cl, meter, keys, logger("billing"))
-	rpcs := [][]cluster.Handler{tracker.Handlers(), logSvc.Handlers(), trafficSvc.Handlers(), metricsSvc.Handlers(), alerts.Handlers(),
+	autoscaler := autoscale.New(autoscale.Config{State: store, Commit: cl, Traffic: trafficSvc.Store(), Series: metricsSvc.Store(), Cluster: cl, Logger: logger("autoscale")})
+	rpcs := [][]cluster.Handler{tracker.Handlers(), logSvc.Handlers(), trafficSvc.Handlers(), metricsSvc.Handlers(), alerts.Handlers(), autoscaler.Handlers(),
 		// Writes forwarded by followers, answered by this node's API when
 		// it leads (the API is built last, hence the indirection).
 		{cluster.Raw(rpcAPI, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -258,6 +260,7 @@ func New(cfg Config) (*Hub, error) {
 		Keys:         keys,
 		OpenProvider: openProvider(cfg.Tuning),
 		Billing:      biller,
+		Autoscale:    autoscaler,
 	})
 	if err != nil {
 		return nil, err
@@ -301,6 +304,7 @@ func New(cfg Config) (*Hub, error) {
 		{"provider credentials", &accounts.Resealer{State: store, Keys: keys, Commit: cl, Logger: logger("accounts")}},
 		{"provisioning", prov},
 		{"budgets", budgets},
+		{"autoscaler", autoscaler},
 		{"drills", drill.New(drill.Config{State: store, Commit: cl, Routes: tracker, Traffic: trafficSvc.Store(), Logger: logger("drills")})},
 	}
 	ok = true

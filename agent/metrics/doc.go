@@ -42,7 +42,8 @@
 //     cpu_topology, cpuset, resctrl, perf_event, pressure, oom_event.
 //   - Housekeeping: cAdvisor housekeeps each container on its own timer,
 //     every second by default. The first Run in a process sets that
-//     baseline (the housekeeping_interval flag) to its Interval; containers
+//     baseline (the housekeeping_interval flag) to its Interval (or to
+//     FastInterval when Fast is set and that is shorter); containers
 //     whose stats do not change back off to 6 Intervals (dynamic
 //     housekeeping; their values are unchanged anyway). So an instance's
 //     stats in a sample are at most about two Intervals old; InstanceStats

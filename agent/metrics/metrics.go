@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -50,7 +51,8 @@ type Config struct {
 	// of this agent.
 	HostID string
 	// Interval is the sampling interval. The first Run in a process also
-	// makes it cAdvisor's per-container housekeeping interval (see doc.go).
+	// makes it (or FastInterval, when Fast is set and that is shorter)
+	// cAdvisor's per-container housekeeping interval (see doc.go).
 	// Zero: DefaultInterval.
 	Interval time.Duration
 	// Logger receives the collector's and cAdvisor's log lines (cAdvisor
@@ -71,6 +73,12 @@ type Config struct {
 	// when Run starts. A cgroup outside them is never sampled, even when
 	// ExecCgroups names it. Ignored without ExecCgroups.
 	ExecCgroupPrefixes []string
+	// Fast, when set, names the instances whose stats are wanted every
+	// FastInterval (the hub scales their app on CPU or memory): between
+	// full samples, those alone are read afresh (cAdvisor housekeeps them
+	// on demand) and the sample is marked Partial. Zero FastInterval: 1 s.
+	Fast         func(instanceID string) bool
+	FastInterval time.Duration
 }
 
 // Sample is what one sampling round saw.
@@ -78,6 +86,9 @@ type Sample struct {
 	Time      time.Time
 	Host      HostStats
 	Instances []InstanceStats // sorted by Instance
+	// Partial: only the Fast instances were read afresh (Host and the
+	// others are the last full sample's).
+	Partial bool
 }
 
 // InstanceStats are one instance's cumulative counters and gauges, as
@@ -122,6 +133,7 @@ type Collector struct {
 	mu     sync.Mutex
 	mgr    manager.Manager // nil when not running
 	latest Sample
+	names  map[string]string // instance id -> cAdvisor container name, from the last full sample
 
 	// Docker may come up after the agent: cAdvisor registers its Docker
 	// factory only when the daemon answers at start, so while it is
@@ -150,6 +162,9 @@ func New(cfg Config) (*Collector, error) {
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
+	}
+	if cfg.FastInterval <= 0 {
+		cfg.FastInterval = time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -212,9 +227,13 @@ func (c *Collector) Run(ctx context.Context) error {
 	// flag), are process-wide and read, unsynchronized, by housekeeping
 	// goroutines that outlive a stopped manager (see doc.go): the first
 	// Collector that runs in a process sets both, once.
+	tick := c.cfg.Interval
+	if c.cfg.Fast != nil {
+		tick = min(tick, c.cfg.FastInterval)
+	}
 	processOnce.Do(func() {
 		klog.SetSlogLogger(c.cfg.Logger.With("component", "cadvisor"))
-		*manager.HousekeepingInterval = c.cfg.Interval
+		*manager.HousekeepingInterval = tick
 	})
 	release := running.Unlock
 
@@ -230,11 +249,17 @@ func (c *Collector) Run(ctx context.Context) error {
 	}()
 	c.log.Info("metrics collector started", "interval", c.cfg.Interval, "docker", c.dockerRegistered())
 
-	t := time.NewTicker(c.cfg.Interval)
+	t := time.NewTicker(tick)
 	defer t.Stop()
 	lastDockerCheck := time.Now()
+	var lastFull time.Time
 	for {
-		c.sampleOnce(m)
+		if time.Since(lastFull) >= c.cfg.Interval-tick/2 {
+			c.sampleOnce(m)
+			lastFull = time.Now()
+		} else {
+			c.sampleFast(m, tick)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -376,13 +401,54 @@ func (c *Collector) sampleOnce(m manager.Manager) {
 		// returns the others.
 		c.log.Debug("cadvisor container info", "err", err)
 	}
-	s := buildSample(time.Now(), infos, c.identifier())
+	identify := c.identifier()
+	s := buildSample(time.Now(), infos, identify)
+	names := instanceNames(infos, identify)
 	if mi, err := m.GetMachineInfo(); err == nil {
 		s.Host.MemoryTotal = mi.MemoryCapacity
 	} else {
 		c.log.Warn("cadvisor machine info", "err", err)
 	}
 	s.Host.DiskTotal, s.Host.DiskUsed = diskUsage(m, "/")
+	c.mu.Lock()
+	c.latest, c.names = s, names
+	c.mu.Unlock()
+}
+
+// sampleFast reads the Fast instances' stats afresh (cAdvisor housekeeps
+// a container on demand when its stats are older than half a tick) into
+// a Partial copy of the latest sample.
+func (c *Collector) sampleFast(m manager.Manager, tick time.Duration) {
+	c.mu.Lock()
+	s, names := c.latest, c.names
+	c.mu.Unlock()
+	if s.Time.IsZero() {
+		return
+	}
+	maxAge := tick / 2
+	fresh := false
+	for i, is := range s.Instances {
+		name := names[is.Instance]
+		if name == "" || !c.cfg.Fast(is.Instance) {
+			continue
+		}
+		infos, err := m.GetContainerInfoV2(name, info.RequestOptions{IdType: info.TypeName, Count: 1, MaxAge: &maxAge})
+		if err != nil {
+			c.log.Debug("cadvisor container info", "container", name, "err", err)
+			continue
+		}
+		if st := lastStats(infos[name].Stats); st != nil && st.Timestamp.After(is.Timestamp) {
+			if !fresh { // the first change: to a copy, not the latest sample's slice
+				s.Instances = slices.Clone(s.Instances)
+			}
+			s.Instances[i] = instanceStats(identity{Instance: is.Instance, App: is.App, Tenant: is.Tenant}, st)
+			fresh = true
+		}
+	}
+	if !fresh {
+		return
+	}
+	s.Time, s.Partial = time.Now(), true
 	c.mu.Lock()
 	c.latest = s
 	c.mu.Unlock()

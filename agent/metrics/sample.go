@@ -101,6 +101,23 @@ func buildSample(now time.Time, infos map[string]info.ContainerInfo, identify id
 	return s
 }
 
+// instanceNames maps the instances in infos to their cAdvisor container
+// names (the freshest, when one shows up twice).
+func instanceNames(infos map[string]info.ContainerInfo, identify identifyFunc) map[string]string {
+	out := map[string]string{}
+	seen := map[string]time.Time{}
+	for name, ci := range infos {
+		st := lastStats(ci.Stats)
+		if name == "/" || st == nil {
+			continue
+		}
+		if ident, ok := identify(name, &ci.Spec); ok && !seen[ident.Instance].After(st.Timestamp) {
+			out[ident.Instance], seen[ident.Instance] = name, st.Timestamp
+		}
+	}
+	return out
+}
+
 func lastStats(st []*info.ContainerStats) *info.ContainerStats {
 	if len(st) == 0 {
 		return nil

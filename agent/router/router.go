@@ -41,6 +41,10 @@ type Config struct {
 	DialTimeout time.Duration
 	// Clock: nil means time.Now (stats use it).
 	Clock func() time.Time
+	// MaxHeld bounds the requests held at once, over all apps, while
+	// their app has no ready instance (App.Hold); more are answered 503
+	// with Retry-After. Zero: 1000.
+	MaxHeld int
 }
 
 // Table is everything a router serves, replaced whole by Apply.
@@ -59,6 +63,10 @@ type App struct {
 	Key      string // "tenant/app"
 	Backends []Backend
 	Weights  map[uint32]uint32
+	// Hold: while the app has no ready instance (it scaled to zero), a
+	// request waits up to this long for one (counted as held, which
+	// wakes the app) instead of a 503. Zero: no wait.
+	Hold time.Duration
 }
 
 // Backend is one ready instance.
@@ -106,6 +114,11 @@ type AppSecond struct {
 	Status1xx, Status2xx, Status3xx, Status4xx, Status5xx uint64
 	BytesOut                                              uint64
 	LatencyBuckets                                        []uint64 // per LatencyBounds, then one unbounded
+	// Held counts the requests that began waiting in this second for
+	// an instance of the app to become ready, and those that went on
+	// waiting (each second): the hub wakes an app scaled to zero when it
+	// sees them, and keeps it awake while they wait.
+	Held uint64
 }
 
 // LatencyBounds are the upper bounds of the latency histogram's buckets.
@@ -125,6 +138,7 @@ type Router struct {
 	tcp map[int]*tcpListener
 
 	stats stats
+	held  atomic.Int64 // requests waiting for an instance
 	wg    sync.WaitGroup
 }
 
@@ -138,6 +152,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
+	}
+	if cfg.MaxHeld == 0 {
+		cfg.MaxHeld = 1000
 	}
 	r := &Router{cfg: cfg, log: cfg.Logger, tcp: map[int]*tcpListener{}}
 	r.table.Store(compile(&Table{}, nil))
@@ -240,12 +257,16 @@ type compiled struct {
 	hosts   map[string][]HTTPRoute // by host, longest path first
 	apps    map[string]*appState
 	certs   map[string]*tls.Certificate
+	// changed is closed when a newer table replaces this one (held
+	// requests look again).
+	changed chan struct{}
 }
 
 // appState picks backends for one app: smooth weighted round-robin over
 // versions, then round-robin within the version.
 type appState struct {
 	key      string
+	hold     time.Duration
 	mu       sync.Mutex
 	versions []*versionSet
 	next     int
@@ -260,9 +281,9 @@ type versionSet struct {
 }
 
 func compile(t *Table, certs map[string]*tls.Certificate) *compiled {
-	c := &compiled{version: t.Version, hosts: map[string][]HTTPRoute{}, apps: map[string]*appState{}, certs: certs}
+	c := &compiled{version: t.Version, hosts: map[string][]HTTPRoute{}, apps: map[string]*appState{}, certs: certs, changed: make(chan struct{})}
 	for _, a := range t.Apps {
-		st := &appState{key: a.Key}
+		st := &appState{key: a.Key, hold: a.Hold}
 		by := map[uint32]*versionSet{}
 		for _, b := range a.Backends {
 			vs := by[b.Version]
@@ -342,7 +363,7 @@ func (r *Router) Apply(t *Table) error {
 		}
 		certs[strings.ToLower(c.Domain)] = &pair
 	}
-	r.table.Store(compile(t, certs))
+	close(r.table.Swap(compile(t, certs)).changed)
 	return r.applyTCP(t.TCP)
 }
 
@@ -363,27 +384,27 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		req.Header.Set("X-Request-Id", id)
 	}
 	w.Header().Set("X-Request-Id", id)
-	var app *appState
-	for _, rt := range tbl.hosts[host] {
-		if pathMatches(req.URL.Path, rt.Path) {
-			app = tbl.apps[rt.App]
-			if app == nil {
-				app = &appState{key: rt.App}
-			}
-			break
-		}
-	}
+	app := tbl.route(host, req.URL.Path)
 	if app == nil {
 		http.Error(w, "no route for "+host, http.StatusNotFound)
 		return
 	}
 	b, ok := app.pick("")
 	rw := &countingWriter{ResponseWriter: w, status: http.StatusOK}
+	full := false
+	if !ok && app.hold > 0 {
+		app, b, ok, full = r.wait(req, host, app)
+	}
 	var tg *target
-	if !ok {
+	switch {
+	case full:
+		rw.Header().Set("Retry-After", "1")
+		http.Error(rw, "too many requests wait for an instance of "+app.key, http.StatusServiceUnavailable)
+		rw.status = http.StatusServiceUnavailable
+	case !ok:
 		http.Error(rw, "no ready instance of "+app.key, http.StatusServiceUnavailable)
 		rw.status = http.StatusServiceUnavailable
-	} else {
+	default:
 		proto := "http"
 		if req.TLS != nil {
 			proto = "https"

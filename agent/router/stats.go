@@ -50,6 +50,22 @@ func (s *stats) add(app string, unix int64, status int, bytes int64, d time.Dura
 	x.LatencyBuckets[i]++
 }
 
+// hold counts a request that began waiting for an instance of app.
+func (s *stats) hold(app string, unix int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.secs == nil {
+		s.secs = map[statKey]*AppSecond{}
+	}
+	k := statKey{app, unix}
+	x := s.secs[k]
+	if x == nil {
+		x = &AppSecond{App: app, Unix: unix, LatencyBuckets: make([]uint64, len(LatencyBounds)+1)}
+		s.secs[k] = x
+	}
+	x.Held++
+}
+
 // TakeStats returns, and forgets, the seconds that have ended (per the
 // router's clock), oldest first.
 func (r *Router) TakeStats() []AppSecond {

@@ -157,7 +157,7 @@ func (r *Routes) UsageUnacked() uint64 { return r.usage.unacked() }
 func routerTable(t *wire.RouteTable) *router.Table {
 	out := &router.Table{Version: t.Version}
 	for _, a := range t.Apps {
-		ra := router.App{Key: a.Key}
+		ra := router.App{Key: a.Key, Hold: time.Duration(a.HoldMs) * time.Millisecond}
 		for _, b := range a.Backends {
 			ra.Backends = append(ra.Backends, router.Backend{Instance: b.Instance, Addr: b.Addr, Version: b.Version})
 		}
@@ -209,7 +209,7 @@ func accessStats(secs []router.AppSecond) *wire.AccessStats {
 	for _, s := range secs {
 		out.Seconds = append(out.Seconds, &wire.AppSecond{App: s.App, Unix: s.Unix, Requests: s.Requests,
 			Status: []uint64{s.Status1xx, s.Status2xx, s.Status3xx, s.Status4xx, s.Status5xx}, BytesOut: s.BytesOut,
-			Latency: s.LatencyBuckets, LatencyBoundsMs: bounds})
+			Latency: s.LatencyBuckets, LatencyBoundsMs: bounds, Held: s.Held})
 	}
 	return out
 }

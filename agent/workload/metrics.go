@@ -22,8 +22,11 @@ func metricsReport(c sampler, last *time.Time) *wire.MetricsReport {
 	}
 	*last = s.Time
 	h := s.Host
-	r := &wire.MetricsReport{UnixMs: s.Time.UnixMilli(), Host: &wire.HostMetrics{CpuSeconds: h.CPUSeconds, MemoryTotal: h.MemoryTotal,
-		MemoryUsed: h.MemoryUsed, DiskTotal: h.DiskTotal, DiskUsed: h.DiskUsed, NetRxBytes: h.NetRxBytes, NetTxBytes: h.NetTxBytes}}
+	r := &wire.MetricsReport{UnixMs: s.Time.UnixMilli()}
+	if !s.Partial { // a partial sample's host stats are the last full one's
+		r.Host = &wire.HostMetrics{CpuSeconds: h.CPUSeconds, MemoryTotal: h.MemoryTotal,
+			MemoryUsed: h.MemoryUsed, DiskTotal: h.DiskTotal, DiskUsed: h.DiskUsed, NetRxBytes: h.NetRxBytes, NetTxBytes: h.NetTxBytes}
+	}
 	for _, i := range s.Instances {
 		r.Instances = append(r.Instances, &wire.InstanceMetrics{Instance: i.Instance, App: i.App, Tenant: i.Tenant, UnixMs: i.Timestamp.UnixMilli(),
 			CpuSeconds: i.CPUSeconds, MemoryWorkingSet: i.MemoryWorkingSet, MemoryUsage: i.MemoryUsage, NetRxBytes: i.NetRxBytes,

@@ -53,3 +53,20 @@ func TestMetricsSentOncePerSample(t *testing.T) {
 		t.Fatalf("a new session got %v, want the newest sample", r)
 	}
 }
+
+// TestPartialSampleLeavesHostOut: a partial sample (only the instances
+// the hub scales on CPU or memory, read afresh between full samples)
+// carries no host stats, which would be the last full sample's again.
+func TestPartialSampleLeavesHostOut(t *testing.T) {
+	src := &fakeSampler{}
+	c := control.New()
+	registerMetrics(c, src)
+	feed := c.Feeds()[0]
+	at := time.Unix(1_800_000_000, 0)
+	src.set(metrics.Sample{Time: at, Partial: true, Host: metrics.HostStats{CPUSeconds: 12.5},
+		Instances: []metrics.InstanceStats{{Instance: "i1", Timestamp: at, CPUSeconds: 3}}})
+	r := feed.Tick(time.Now()).GetMetricsReport()
+	if r == nil || r.Host != nil || len(r.Instances) != 1 || r.Instances[0].CpuSeconds != 3 {
+		t.Fatalf("partial report %v, want the instance and no host", r)
+	}
+}

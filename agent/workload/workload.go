@@ -85,7 +85,7 @@ func New(cfg Config) (*Workload, error) {
 	var err error
 	if cfg.Metrics {
 		w.metrics, err = metrics.New(metrics.Config{HostID: cfg.HostID, Interval: cfg.MetricsInterval, Logger: log.With("component", "metrics"),
-			ExecCgroups: func() map[string]string { return w.sup.ExecCgroups(cfg.HostID) }, ExecLabels: w.sup.ExecLabels})
+			ExecCgroups: func() map[string]string { return w.sup.ExecCgroups(cfg.HostID) }, ExecLabels: w.sup.ExecLabels, Fast: w.fastMetrics})
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
@@ -107,6 +107,17 @@ func New(cfg Config) (*Workload, error) {
 		w.runners = append(w.runners, run.BestEffort(log, "metrics", w.metrics))
 	}
 	return w, nil
+}
+
+// fastMetrics reports whether the hub wants an instance's stats every
+// second (its app scales on CPU or memory).
+func (w *Workload) fastMetrics(id string) bool {
+	for _, in := range w.sup.Wanted() {
+		if in.Id == id {
+			return in.FastMetrics
+		}
+	}
+	return false
 }
 
 // Run runs the parts until ctx ends, then closes the log buffer.

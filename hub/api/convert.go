@@ -25,7 +25,7 @@ func poolOut(p *state.Pool) apitypes.Pool {
 func appOut(a *state.App) apitypes.App {
 	c := a.Copy()
 	return apitypes.App{AppSpec: specOut(c.Spec), Tenant: c.Tenant, Version: c.Version, LatestVersion: c.LatestVersion, Pending: c.Pending, CanaryFrom: c.CanaryFrom,
-		Stopped: c.Stopped, StoppedInstances: c.StoppedInstances,
+		Stopped: c.Stopped, StoppedInstances: c.StoppedInstances, AutoscaleReason: c.AutoscaleReason,
 		CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
 }
 

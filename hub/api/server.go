@@ -81,6 +81,14 @@ type Config struct {
 	// Audit, when set, records every mutating request (audit.go); the
 	// answer waits for the entry's commit.
 	Audit Auditor
+	// Autoscale, when set, tells what the autoscaler sees of an app.
+	Autoscale AutoscaleReader
+}
+
+// AutoscaleReader returns what the leader's autoscaler last saw of an app
+// ("tenant/app") and wanted for it.
+type AutoscaleReader interface {
+	Status(ctx context.Context, app string) (apitypes.AutoscaleStatus, error)
 }
 
 // TrafficReader returns an app's ("tenant/app") per-second router counts
@@ -349,6 +357,9 @@ func (s *Server) register() {
 	s.handle("GET /v1/apps/{name}/instances", authed, s.appInstances)
 	s.handle("POST /v1/apps/{name}/promote", authed, s.promoteApp)
 	s.handle("POST /v1/apps/{name}/abort", authed, s.abortApp)
+	s.handle("GET /v1/apps/{name}/autoscale", authed, s.getAutoscale)
+	s.handle("PUT /v1/apps/{name}/autoscale", authed, s.putAutoscale)
+	s.handle("DELETE /v1/apps/{name}/autoscale", authed, s.deleteAutoscale)
 
 	s.handle("GET /v1/join-tokens", authed, s.listJoinTokens)
 	s.handle("POST /v1/join-tokens", authed, s.createJoinToken)

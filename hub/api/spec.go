@@ -24,6 +24,7 @@ func specIn(s apitypes.AppSpec) state.AppSpec {
 		out.Strategy = &state.Strategy{Type: st.Type, MaxSurge: st.MaxSurge, MaxUnavailable: st.MaxUnavailable, Canary: st.Canary, Weight: st.Weight,
 			AutoRevert: st.AutoRevert, HealthDeadline: state.Duration(st.HealthDeadline)}
 	}
+	out.Autoscale = autoscaleIn(s.Autoscale)
 	return out
 }
 
@@ -41,6 +42,34 @@ func specOut(s state.AppSpec) apitypes.AppSpec {
 	if st := s.Strategy; st != nil {
 		out.Strategy = &apitypes.Strategy{Type: st.Type, MaxSurge: st.MaxSurge, MaxUnavailable: st.MaxUnavailable, Canary: st.Canary, Weight: st.Weight,
 			AutoRevert: st.AutoRevert, HealthDeadline: apitypes.Duration(st.HealthDeadline)}
+	}
+	out.Autoscale = autoscaleOut(s.Autoscale)
+	return out
+}
+
+// autoscaleIn converts a normalized policy.
+func autoscaleIn(a *apitypes.Autoscale) *state.Autoscale {
+	if a == nil {
+		return nil
+	}
+	out := &state.Autoscale{Max: a.Max, CPU: a.CPU, Memory: a.Memory, QPS: a.QPS, Window: state.Duration(a.Window), ScaleDownDelay: state.Duration(a.ScaleDownDelay)}
+	if a.Min != nil {
+		out.Min = *a.Min
+	}
+	for _, s := range a.Schedules {
+		out.Schedules = append(out.Schedules, state.AutoscaleSchedule{Cron: s.Cron, Timezone: s.Timezone, Min: s.Min, Max: s.Max})
+	}
+	return out
+}
+
+func autoscaleOut(a *state.Autoscale) *apitypes.Autoscale {
+	if a == nil {
+		return nil
+	}
+	lo := a.Min
+	out := &apitypes.Autoscale{Min: &lo, Max: a.Max, CPU: a.CPU, Memory: a.Memory, QPS: a.QPS, Window: apitypes.Duration(a.Window), ScaleDownDelay: apitypes.Duration(a.ScaleDownDelay)}
+	for _, s := range a.Schedules {
+		out.Schedules = append(out.Schedules, apitypes.AutoscaleSchedule{Cron: s.Cron, Timezone: s.Timezone, Min: s.Min, Max: s.Max})
 	}
 	return out
 }

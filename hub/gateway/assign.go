@@ -70,8 +70,11 @@ func assignments(snap *state.Snapshot, h *state.Host) (*wire.Assignments, error)
 			Command: v.Spec.Command, Env: v.Spec.Env, Cpu: uint32(i.CPU), Memory: uint32(i.Memory), Desired: wire.DesiredRun}
 		if a, err := snap.App(nil, i.Tenant, i.App); err != nil {
 			return nil, err
-		} else if a != nil && a.Spec.Failover != nil && a.Spec.Failover.Mode == state.FailoverFenced {
-			in.Failover, in.MaxDisconnectMs = wire.FailoverFenced, a.Spec.Failover.MaxDisconnect.D().Milliseconds()
+		} else if a != nil {
+			if a.Spec.Failover != nil && a.Spec.Failover.Mode == state.FailoverFenced {
+				in.Failover, in.MaxDisconnectMs = wire.FailoverFenced, a.Spec.Failover.MaxDisconnect.D().Milliseconds()
+			}
+			in.FastMetrics = a.Spec.Autoscale.FastMetrics()
 		}
 		for _, p := range v.Spec.Ports {
 			in.Ports = append(in.Ports, &wire.Port{Name: p.Name, ContainerPort: uint32(p.ContainerPort), Protocol: p.Protocol, HostPort: uint32(p.HostPort)})

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-memdb"
 	"google.golang.org/protobuf/proto"
@@ -122,7 +123,7 @@ func buildRouteTable(snap *state.Snapshot, pool, appsDomain string) (*wire.Route
 		if len(a.Spec.Pools) > 0 && !slices.Contains(a.Spec.Pools, pool) && !slices.Contains(a.Spec.FailoverPools, pool) && !present[key] {
 			continue
 		}
-		ra := &wire.RouteApp{Key: key}
+		ra := &wire.RouteApp{Key: key, HoldMs: holdMs(a)}
 		is, err := snap.AppInstances(nil, a.Tenant, a.Name)
 		if err != nil {
 			return nil, err
@@ -222,3 +223,15 @@ func (g *Gateway) routeVersionCached(pool string) uint64 {
 	}
 	return 0
 }
+
+// holdMs is how long routers hold a request for an app without a ready
+// instance: an app that may scale to zero wakes for it.
+func holdMs(a *state.App) uint32 {
+	if as := a.Spec.Autoscale; as != nil && (as.Min == 0 || slices.ContainsFunc(as.Schedules, func(s state.AutoscaleSchedule) bool { return s.Min == 0 })) {
+		return uint32(ZeroHold / time.Millisecond)
+	}
+	return 0
+}
+
+// ZeroHold is how long a router holds a request for an app scaled to zero.
+const ZeroHold = 30 * time.Second

@@ -60,6 +60,9 @@ func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
 		return e
 	}
 
+	if e := checkAutoscale(r.Spec.Autoscale); e != nil {
+		return e
+	}
 	app := &App{Tenant: r.Tenant, Name: r.Spec.Name, Spec: copySpec(r.Spec), UpdatedAt: r.Time}
 	newVersion := false
 	if old == nil {
@@ -70,12 +73,15 @@ func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
 		app.Version, app.LatestVersion, app.CreatedAt = 1, 1, r.Time
 		newVersion = true
 	} else {
-		if app.Spec.Instances == nil {
+		// While a policy is set the count is the autoscaler's: a spec's
+		// count is ignored (a re-applied manifest does not undo it).
+		if app.Spec.Instances == nil || (app.Spec.Autoscale != nil && old.Spec.Autoscale != nil) {
 			n := *old.Spec.Instances
 			app.Spec.Instances = &n
 			// A stopped app stays stopped unless the spec names a count.
 			app.Stopped, app.StoppedInstances = old.Stopped, old.StoppedInstances
 		}
+		app.AutoscaleReason = old.AutoscaleReason
 		app.CreatedAt = old.CreatedAt
 		app.Version, app.LatestVersion = old.Version, old.LatestVersion
 		app.CanaryFrom = old.CanaryFrom
@@ -92,6 +98,15 @@ func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
 			}
 		}
 	}
+	if as := app.Spec.Autoscale; as != nil {
+		n := autoscaledCount(as, *app.Spec.Instances)
+		if old == nil || old.Spec.Autoscale == nil || n != *app.Spec.Instances {
+			app.AutoscaleReason = fmt.Sprintf("policy set: between %d and %d instances", as.Min, as.Max)
+		}
+		*app.Spec.Instances = n
+	} else {
+		app.AutoscaleReason = ""
+	}
 	// What could run it changes only with its version or its pools: a
 	// scale or a strategy change of a running app is not judged again.
 	if newVersion || !slices.Equal(old.Spec.Pools, app.Spec.Pools) || !slices.Equal(old.Spec.FailoverPools, app.Spec.FailoverPools) {
@@ -100,6 +115,9 @@ func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
 		}
 	}
 	if e := w.checkQuota(tenant, app); e != nil {
+		return e
+	}
+	if e := w.bumpFastMetrics(old, app); e != nil {
 		return e
 	}
 	w.meta(&app.Meta, metaOf(old))
@@ -293,6 +311,11 @@ func (w *writer) appScale(r *AppScaleRequest) *Error {
 	}
 	if r.Instances < 0 || r.Instances > MaxInstances {
 		return &Error{Kind: KindInvalid, Field: "instances", Msg: "instances out of range"}
+	}
+	if as := a.Spec.Autoscale; as != nil {
+		return &Error{Kind: KindConflict, Field: "instances", Msg: fmt.Sprintf(
+			"app %s is autoscaled (between %d and %d instances): its count is the autoscaler's; change the policy, or remove it (wharf app autoscale %s --off) to scale by hand",
+			r.Name, as.Min, as.Max, r.Name)}
 	}
 	n := a.Copy()
 	*n.Spec.Instances = r.Instances

@@ -67,6 +67,10 @@ func (w *writer) appLifecycle(t MessageType, r *AppLifecycleRequest) *Error {
 		if a.Stopped {
 			return Errorf(KindConflict, "app %s is already stopped", r.Name)
 		}
+		if a.Spec.Autoscale != nil {
+			// The autoscaler owns the count: it would start the app again.
+			return Errorf(KindConflict, "app %s scales automatically: remove its policy first (wharf app autoscale %s --off)", r.Name, r.Name)
+		}
 		n.Stopped, n.StoppedInstances = true, *a.Spec.Instances
 		*n.Spec.Instances = 0
 		if e := w.replaceApp(a, n); e != nil {

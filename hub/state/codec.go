@@ -127,6 +127,8 @@ func newRequest(t MessageType) any {
 		return &AppStopRequest{}
 	case AppStartType:
 		return &AppStartRequest{}
+	case AutoscaleType:
+		return &AutoscaleRequest{}
 	}
 	return nil
 }

@@ -59,6 +59,9 @@ const (
 	TenantUpdateType   MessageType = 50
 	BudgetCheckType    MessageType = 51
 	BudgetNotifiedType MessageType = 52
+
+	// Autoscaling: the autoscaler's decisions.
+	AutoscaleType MessageType = 53
 )
 
 // IgnoreUnknownTypeFlag marks a message that an older FSM that does not know

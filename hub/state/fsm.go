@@ -192,6 +192,8 @@ func (w *writer) dispatch(req any) *Error {
 		return w.appLifecycle(AppStopType, (*AppLifecycleRequest)(r))
 	case *AppStartRequest:
 		return w.appLifecycle(AppStartType, (*AppLifecycleRequest)(r))
+	case *AutoscaleRequest:
+		return w.autoscale(r)
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }

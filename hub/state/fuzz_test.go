@@ -37,6 +37,12 @@ func seeds(f *testing.F) {
 		{TenantUpdateType, &TenantUpdateRequest{Name: "acme", Plan: strp("std"), Budget: strp("10.00"), BudgetHardStop: new(bool), BudgetWebhook: new(string)}},
 		{BudgetCheckType, &BudgetCheckRequest{Tenant: "acme", Month: "2026-11", Spent: "10.00", Over: true, Percents: []int{80, 100}}},
 		{BudgetNotifiedType, &BudgetNotifiedRequest{Tenant: "acme", Month: "2026-11", Percent: 80}},
+		{AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: func() AppSpec {
+			s := spec("web", "web:2")
+			s.Autoscale = &Autoscale{Min: 0, Max: 4, QPS: 10, Schedules: []AutoscaleSchedule{{Cron: "0 9 * * *", Min: 2}}}
+			return s
+		}()}},
+		{AutoscaleType, &AutoscaleRequest{Tenant: "acme", Name: "web", Instances: 2, Reason: "qps"}},
 	} {
 		b, err := Encode(s.t, s.req)
 		if err != nil {

@@ -45,6 +45,9 @@ func goldenCommands() []struct {
 	job := spec("job", "")
 	job.Image = ""
 	job.Command = []string{"/bin/job", "--once"}
+	autoscaled := spec("api", "api:1")
+	autoscaled.Autoscale = &Autoscale{Min: 0, Max: 6, CPU: 70, QPS: 20, Window: Duration(10 * time.Second), ScaleDownDelay: Duration(time.Minute),
+		Schedules: []AutoscaleSchedule{{Cron: "0 9 * * 1-5", Timezone: "Asia/Shanghai", Min: 3}}}
 	type cmd = struct {
 		t   MessageType
 		req any
@@ -129,6 +132,9 @@ func goldenCommands() []struct {
 		{TenantUpdateType, &TenantUpdateRequest{Name: "gone", Plan: strp("std"), Time: t0.Add(10 * time.Minute)}},
 		{TenantDeleteType, &TenantDeleteRequest{Name: "gone", Time: t0.Add(150 * time.Minute)}},
 		{TenantUpdateType, &TenantUpdateRequest{Name: "acme", SealedBudgetSecret: &[]byte{1, 0, 0, 0, 9, 's'}, Time: t0.Add(3 * time.Hour)}},
+		// v4-autoscale: an autoscaled app and one of the autoscaler's decisions.
+		{AppUpsertType, &AppUpsertRequest{Tenant: "beta", Spec: autoscaled, Create: true, Time: t0.Add(3 * time.Hour)}},
+		{AutoscaleType, &AutoscaleRequest{Tenant: "beta", Name: "api", Instances: 4, Reason: "qps 75.0/s over 10s for 20/s per instance: 4", Time: t0.Add(3*time.Hour + time.Minute)}},
 	}
 }
 

@@ -125,8 +125,11 @@ type App struct {
 	// and StoppedInstances the count a start brings back.
 	Stopped          bool `json:",omitempty"`
 	StoppedInstances int  `json:",omitempty"`
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
+	// AutoscaleReason is why the autoscaler chose the instance count, ""
+	// without a policy.
+	AutoscaleReason string `json:",omitempty"`
+	CreatedAt       time.Time
+	UpdatedAt       time.Time
 	Meta
 }
 
@@ -187,5 +190,6 @@ func copySpec(s AppSpec) AppSpec {
 		st := *s.Strategy
 		c.Strategy = &st
 	}
+	c.Autoscale = s.Autoscale.Copy()
 	return c
 }

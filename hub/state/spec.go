@@ -27,12 +27,13 @@ type AppSpec struct {
 	Ports     []Port            `json:"ports,omitempty"`
 	Health    *Health           `json:"health,omitempty"`
 
-	Pools         []string  `json:"pools,omitempty"`
-	Spread        string    `json:"spread,omitempty"` // "", "host", "zone" or "datacenter"
-	Constraints   []string  `json:"constraints,omitempty"`
-	FailoverPools []string  `json:"failover_pools,omitempty"`
-	Failover      *Failover `json:"failover,omitempty"`
-	Strategy      *Strategy `json:"strategy,omitempty"`
+	Pools         []string   `json:"pools,omitempty"`
+	Spread        string     `json:"spread,omitempty"` // "", "host", "zone" or "datacenter"
+	Constraints   []string   `json:"constraints,omitempty"`
+	FailoverPools []string   `json:"failover_pools,omitempty"`
+	Failover      *Failover  `json:"failover,omitempty"`
+	Strategy      *Strategy  `json:"strategy,omitempty"`
+	Autoscale     *Autoscale `json:"autoscale,omitempty"`
 }
 
 // Port is a port an app's instances listen on.

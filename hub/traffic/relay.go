@@ -79,7 +79,7 @@ func (s *Service) Report(_ pki.AgentIdentity, a *wire.AccessStats) {
 			return
 		}
 		s.pending = append(s.pending, Second{App: x.App, Unix: x.Unix, Requests: x.Requests, Status: x.Status,
-			BytesOut: x.BytesOut, Latency: x.Latency, BoundsMs: x.LatencyBoundsMs})
+			BytesOut: x.BytesOut, Latency: x.Latency, BoundsMs: x.LatencyBoundsMs, Held: x.Held})
 	}
 }
 

@@ -49,6 +49,7 @@ func (s *Store) Add(now time.Time, reports []Second) {
 			secs[r.Unix] = cur
 		}
 		cur.Requests += r.Requests
+		cur.Held += r.Held
 		cur.BytesOut += r.BytesOut
 		cur.Status = addInto(cur.Status, r.Status)
 		cur.Latency = addInto(cur.Latency, r.Latency)

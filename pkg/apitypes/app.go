@@ -34,6 +34,8 @@ type AppSpec struct {
 	FailoverPools []string  `json:"failover_pools,omitempty"`
 	Failover      *Failover `json:"failover,omitempty"`
 	Strategy      *Strategy `json:"strategy,omitempty"`
+	// Autoscale, when set, makes the instance count the autoscaler's.
+	Autoscale *Autoscale `json:"autoscale,omitempty"`
 }
 
 // Port is a port the app listens on inside its container or process.
@@ -117,6 +119,9 @@ func (s *AppSpec) Normalize() {
 	}
 	if s.Strategy != nil && s.Strategy.Type == "" {
 		s.Strategy.Type = "rolling"
+	}
+	if s.Autoscale != nil {
+		s.Autoscale.Normalize()
 	}
 }
 
@@ -253,6 +258,9 @@ func (s *AppSpec) Validate() error {
 			return FieldError("strategy", "strategy.health_deadline must not be negative")
 		}
 	}
+	if s.Autoscale != nil {
+		return s.Autoscale.Validate()
+	}
 	return nil
 }
 
@@ -323,6 +331,9 @@ type App struct {
 	// instance, and a start brings back StoppedInstances.
 	Stopped          bool `json:"stopped,omitempty"`
 	StoppedInstances int  `json:"stopped_instances,omitempty"`
+	// AutoscaleReason says why the autoscaler chose the instance count
+	// (while a policy is set).
+	AutoscaleReason string `json:"autoscale_reason,omitempty"`
 
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`

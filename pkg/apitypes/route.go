@@ -204,6 +204,9 @@ type TrafficSecond struct {
 	// bounds (a last, unbounded bucket follows).
 	Latency  []uint64  `json:"latency"`
 	BoundsMs []float64 `json:"bounds_ms"`
+	// Held counts requests that began waiting for an instance of an app
+	// scaled to zero.
+	Held uint64 `json:"held,omitempty"`
 }
 
 // MetricSeries is one instance's or host's metrics over a range (GET

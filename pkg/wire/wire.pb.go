@@ -1316,7 +1316,10 @@ type Instance struct {
 	Desired         DesiredState           `protobuf:"varint,15,opt,name=desired,proto3,enum=wharf.wire.v1.DesiredState" json:"desired,omitempty"`
 	// A fenced instance runs only while the agent's lease is renewed
 	// (quorum-backed heartbeat acks) within max_disconnect_ms.
-	Failover      FailoverMode `protobuf:"varint,16,opt,name=failover,proto3,enum=wharf.wire.v1.FailoverMode" json:"failover,omitempty"`
+	Failover FailoverMode `protobuf:"varint,16,opt,name=failover,proto3,enum=wharf.wire.v1.FailoverMode" json:"failover,omitempty"`
+	// The hub scales the app on its instances' CPU or memory: sample them
+	// every second or two, not at the host's interval.
+	FastMetrics   bool `protobuf:"varint,17,opt,name=fast_metrics,json=fastMetrics,proto3" json:"fast_metrics,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1447,6 +1450,13 @@ func (x *Instance) GetFailover() FailoverMode {
 		return x.Failover
 	}
 	return FailoverMode_FAILOVER_MODE_UNSPECIFIED
+}
+
+func (x *Instance) GetFastMetrics() bool {
+	if x != nil {
+		return x.FastMetrics
+	}
+	return false
 }
 
 // Assignments is the full set of instances a host should run, versioned.
@@ -2229,9 +2239,12 @@ func (x *RouteTable) GetCerts() []*RouteCert {
 type RouteApp struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "tenant/app".
-	Key           string            `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Backends      []*Backend        `protobuf:"bytes,2,rep,name=backends,proto3" json:"backends,omitempty"`
-	Weights       map[uint32]uint32 `protobuf:"bytes,3,rep,name=weights,proto3" json:"weights,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	Key      string            `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Backends []*Backend        `protobuf:"bytes,2,rep,name=backends,proto3" json:"backends,omitempty"`
+	Weights  map[uint32]uint32 `protobuf:"bytes,3,rep,name=weights,proto3" json:"weights,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// While the app has no backend (scaled to zero), a request waits up to
+	// this long for one instead of a 503; 0: no wait.
+	HoldMs        uint32 `protobuf:"varint,4,opt,name=hold_ms,json=holdMs,proto3" json:"hold_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2285,6 +2298,13 @@ func (x *RouteApp) GetWeights() map[uint32]uint32 {
 		return x.Weights
 	}
 	return nil
+}
+
+func (x *RouteApp) GetHoldMs() uint32 {
+	if x != nil {
+		return x.HoldMs
+	}
+	return 0
 }
 
 type Backend struct {
@@ -2620,8 +2640,12 @@ type AppSecond struct {
 	// Counts per latency bucket; bounds in latency_bounds_ms.
 	Latency         []uint64  `protobuf:"varint,6,rep,packed,name=latency,proto3" json:"latency,omitempty"`
 	LatencyBoundsMs []float64 `protobuf:"fixed64,7,rep,packed,name=latency_bounds_ms,json=latencyBoundsMs,proto3" json:"latency_bounds_ms,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Requests that began waiting this second for an instance of an app
+	// without one, and those still waiting (counted each second): they
+	// wake an app scaled to zero and keep it awake while they wait.
+	Held          uint64 `protobuf:"varint,8,opt,name=held,proto3" json:"held,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AppSecond) Reset() {
@@ -2701,6 +2725,13 @@ func (x *AppSecond) GetLatencyBoundsMs() []float64 {
 		return x.LatencyBoundsMs
 	}
 	return nil
+}
+
+func (x *AppSecond) GetHeld() uint64 {
+	if x != nil {
+		return x.Held
+	}
+	return 0
 }
 
 // MetricsReport is one sample of the host and its instances (agent -> hub,
@@ -3524,7 +3555,7 @@ const file_wire_proto_rawDesc = "" +
 	"\vinterval_ms\x18\x05 \x01(\x03R\n" +
 	"intervalMs\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\xc4\x04\n" +
+	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\xe7\x04\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x16\n" +
@@ -3540,7 +3571,8 @@ const file_wire_proto_rawDesc = "" +
 	"\x06health\x18\v \x01(\v2\x15.wharf.wire.v1.HealthR\x06health\x12*\n" +
 	"\x11max_disconnect_ms\x18\x0e \x01(\x03R\x0fmaxDisconnectMs\x125\n" +
 	"\adesired\x18\x0f \x01(\x0e2\x1b.wharf.wire.v1.DesiredStateR\adesired\x127\n" +
-	"\bfailover\x18\x10 \x01(\x0e2\x1b.wharf.wire.v1.FailoverModeR\bfailover\x1a6\n" +
+	"\bfailover\x18\x10 \x01(\x0e2\x1b.wharf.wire.v1.FailoverModeR\bfailover\x12!\n" +
+	"\ffast_metrics\x18\x11 \x01(\bR\vfastMetrics\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\f\x10\rJ\x04\b\r\x10\x0eR\rdesired_stateR\rfailover_mode\"^\n" +
@@ -3596,11 +3628,12 @@ const file_wire_proto_rawDesc = "" +
 	"\x04apps\x18\x02 \x03(\v2\x17.wharf.wire.v1.RouteAppR\x04apps\x12,\n" +
 	"\x04http\x18\x03 \x03(\v2\x18.wharf.wire.v1.HTTPRouteR\x04http\x12)\n" +
 	"\x03tcp\x18\x04 \x03(\v2\x17.wharf.wire.v1.TCPRouteR\x03tcp\x12.\n" +
-	"\x05certs\x18\x05 \x03(\v2\x18.wharf.wire.v1.RouteCertR\x05certs\"\xcc\x01\n" +
+	"\x05certs\x18\x05 \x03(\v2\x18.wharf.wire.v1.RouteCertR\x05certs\"\xe5\x01\n" +
 	"\bRouteApp\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x122\n" +
 	"\bbackends\x18\x02 \x03(\v2\x16.wharf.wire.v1.BackendR\bbackends\x12>\n" +
-	"\aweights\x18\x03 \x03(\v2$.wharf.wire.v1.RouteApp.WeightsEntryR\aweights\x1a:\n" +
+	"\aweights\x18\x03 \x03(\v2$.wharf.wire.v1.RouteApp.WeightsEntryR\aweights\x12\x17\n" +
+	"\ahold_ms\x18\x04 \x01(\rR\x06holdMs\x1a:\n" +
 	"\fWeightsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\rR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"S\n" +
@@ -3622,7 +3655,7 @@ const file_wire_proto_rawDesc = "" +
 	"\bRouteAck\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\"A\n" +
 	"\vAccessStats\x122\n" +
-	"\aseconds\x18\x01 \x03(\v2\x18.wharf.wire.v1.AppSecondR\aseconds\"\xc8\x01\n" +
+	"\aseconds\x18\x01 \x03(\v2\x18.wharf.wire.v1.AppSecondR\aseconds\"\xdc\x01\n" +
 	"\tAppSecond\x12\x10\n" +
 	"\x03app\x18\x01 \x01(\tR\x03app\x12\x12\n" +
 	"\x04unix\x18\x02 \x01(\x03R\x04unix\x12\x1a\n" +
@@ -3630,7 +3663,8 @@ const file_wire_proto_rawDesc = "" +
 	"\x06status\x18\x04 \x03(\x04R\x06status\x12\x1b\n" +
 	"\tbytes_out\x18\x05 \x01(\x04R\bbytesOut\x12\x18\n" +
 	"\alatency\x18\x06 \x03(\x04R\alatency\x12*\n" +
-	"\x11latency_bounds_ms\x18\a \x03(\x01R\x0flatencyBoundsMs\"\x96\x01\n" +
+	"\x11latency_bounds_ms\x18\a \x03(\x01R\x0flatencyBoundsMs\x12\x12\n" +
+	"\x04held\x18\b \x01(\x04R\x04held\"\x96\x01\n" +
 	"\rMetricsReport\x12\x17\n" +
 	"\aunix_ms\x18\x01 \x01(\x03R\x06unixMs\x12.\n" +
 	"\x04host\x18\x02 \x01(\v2\x1a.wharf.wire.v1.HostMetricsR\x04host\x12<\n" +

@@ -4,6 +4,7 @@
 package statetest
 
 import (
+	"context"
 	"encoding/json"
 	"testing"
 	"time"
@@ -52,6 +53,17 @@ func (h *State) Must(mt state.MessageType, req any) {
 	if r := h.FSM.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: b}); r != nil {
 		h.t.Fatalf("apply %d: %v", mt, r)
 	}
+}
+
+// Apply commits an encoded command at the next index, as a feature's
+// committer would through Raft: it returns the index, or the FSM's
+// refusal.
+func (h *State) Apply(_ context.Context, msg []byte) (uint64, error) {
+	h.index++
+	if r := h.FSM.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: msg}); r != nil {
+		return h.index, r.(error)
+	}
+	return h.index, nil
 }
 
 // Pool creates a pool and a join token "jt-<name>" for it.

@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wharf-platform/wharf/hub/hubtest"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+// scaleToZeroAndBack deploys an app with min 0 and waits until, idle, it
+// runs no instance (its route stays); then one request through a router
+// is held until an instance is ready and answers 200. It returns how long
+// that first request took.
+func scaleToZeroAndBack(t *testing.T, r *routerRig, app string) time.Duration {
+	t.Helper()
+	ctx := context.Background()
+	host := app + ".acme.localhost"
+	zero := 0
+	r.deploy(apitypes.AppSpec{Name: app, Autoscale: &apitypes.Autoscale{Min: &zero, Max: 2, QPS: 10,
+		Window: apitypes.Duration(2 * time.Second), ScaleDownDelay: apitypes.Duration(3 * time.Second)}})
+	hubtest.WaitFor(t, 60*time.Second, app+" idle at zero instances", func() bool {
+		a, _, err := r.admin.Apps().Get(ctx, app, r.q)
+		if err != nil || *a.Instances != 0 {
+			return false
+		}
+		is, _, err := r.admin.Apps().Instances(ctx, app, r.q)
+		if err != nil {
+			return false
+		}
+		for _, i := range is {
+			if i.State != "stopped" {
+				return false
+			}
+		}
+		return true
+	})
+	a, _, _ := r.admin.Apps().Get(ctx, app, r.q)
+	if !strings.Contains(a.AutoscaleReason, "idle") {
+		t.Fatalf("reason at zero: %q, want idle", a.AutoscaleReason)
+	}
+	// Every router has the table without an instance by now? Give the
+	// push a moment: a router that still had the old instance would send
+	// the request to a stopped process.
+	time.Sleep(time.Second)
+	start := time.Now()
+	code, body, err := r.requestViaTimeout(0, "GET", host, "/", 40*time.Second)
+	took := time.Since(start)
+	if err != nil || code != 200 {
+		t.Fatalf("first request after zero: %d %v %q (after %s)", code, err, body, took)
+	}
+	a, _, _ = r.admin.Apps().Get(ctx, app, r.q)
+	if *a.Instances < 1 || !strings.Contains(a.AutoscaleReason, "woken") && !strings.Contains(a.AutoscaleReason, "qps") {
+		t.Fatalf("after the wake: %d instances, reason %q", *a.Instances, a.AutoscaleReason)
+	}
+	return took
+}
+
+// requestViaTimeout is requestVia with its own client timeout (a held
+// request outlasts routerClient's 5 s).
+func (r *routerRig) requestViaTimeout(i int, method, host, path string, timeout time.Duration) (int, string, error) {
+	addr, _ := r.agents[i].RouterAddrs()
+	req, err := http.NewRequest(method, "http://"+addr+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	req.Host = host
+	c := &http.Client{Timeout: timeout}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// TestAutoscaleToZeroAndBack: an idle app with min 0 goes to zero
+// instances; the first request afterwards is held by the router while
+// the app wakes, and answers 200.
+func TestAutoscaleToZeroAndBack(t *testing.T) {
+	r := newRouterRig(t, "exec")
+	took := scaleToZeroAndBack(t, r, "sleepy")
+	t.Logf("first request after zero answered in %s", took.Round(time.Millisecond))
+}
