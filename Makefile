@@ -11,7 +11,7 @@ AGENTS    ?= 2000
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/wharf-platform/wharf/internal/version.version=$(VERSION)
 
-.PHONY: build run test test-short e2e bench fuzz lint proto clean
+.PHONY: build run test test-short e2e bench fuzz lint proto clean kube-tools
 
 # Static (no cgo: the resolver and user lookups are Go's own), so that
 # `wharf dev` can run its demo app from a FROM scratch image of the binary.
@@ -21,9 +21,15 @@ build:
 run: build
 	./$(BIN) dev
 
+# The Kubernetes binaries the kubernetes driver's tests run (e2e/kubeenv):
+# built from the module proxy into ~/.cache/wharf-kube (WHARF_KUBE_BIN)
+# when missing; nothing to do when they are there.
+kube-tools:
+	GO=$(GO) ./e2e/kube/build.sh
+
 # The whole suite: unit, loopback integration (real Raft clusters), fuzz
 # seeds, with the race detector. CI runs exactly this.
-test:
+test: kube-tools
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 10m $(SDK_PKGS)
