@@ -10,8 +10,11 @@ import (
 
 	// The clouds a hub can create machines in: each registers itself with
 	// package providers (their SDKs are linked here, not where tests look).
+	_ "github.com/wharf-platform/wharf/providers/aliyun"
 	_ "github.com/wharf-platform/wharf/providers/aws"
+	_ "github.com/wharf-platform/wharf/providers/openstack"
 	_ "github.com/wharf-platform/wharf/providers/ssh"
+	_ "github.com/wharf-platform/wharf/providers/vsphere"
 )
 
 func main() {

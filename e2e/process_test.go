@@ -41,8 +41,9 @@ func TestMain(m *testing.M) {
 	}
 	wharfBin = filepath.Join(dir, "wharf")
 	// Built as make build builds it: static, so that wharf dev can put it
-	// in a FROM scratch image.
-	build := exec.Command("go", "build", "-trimpath", "-o", wharfBin, "..")
+	// in a FROM scratch image, and stripped (the installs of provisioned
+	// machines download it).
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", wharfBin, "..")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	out, err := build.CombinedOutput()
 	if err != nil {

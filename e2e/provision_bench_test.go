@@ -17,6 +17,8 @@ import (
 	"github.com/wharf-platform/wharf/agent"
 	"github.com/wharf-platform/wharf/agent/driver/fake"
 	"github.com/wharf-platform/wharf/e2e/cloudsim"
+	"github.com/wharf-platform/wharf/e2e/cloudsim/netboot"
+	"github.com/wharf-platform/wharf/e2e/netlab"
 	"github.com/wharf-platform/wharf/hub/hubtest"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/client"
@@ -27,12 +29,15 @@ import (
 
 // BenchmarkProvisionPool100 scales a provisioned pool from 0 to 100
 // machines in the EC2 simulator, through the real SDK and a real 3-node
-// hub, with two leader kills on the way. A machine "boots" after a fixed
-// delay into an agent of this process (real QUIC, real enrolment with the
-// join token and machine id its user data carries, a fake driver). It
-// reports the time from the first pending instance to 100 ready hosts
-// minus the boot delay, cloud API calls per machine, and duplicates and
-// leaks (both must be 0).
+// hub, with two leader kills on the way. A sample of the machines (10;
+// WHARF_BENCH_REAL_BOOTS) boots for real as netlab hosts: cloud-init's
+// runcmd fetches install.sh and the wharf binary from a hub node and
+// starts an agent there. The others "boot" after the same fixed delay
+// into an agent of this process (real QUIC, real enrolment with the join
+// token and machine id their user data carries, a fake driver). It reports
+// the time from the first pending instance to 100 ready hosts minus the
+// boot delay, cloud API calls per machine, and duplicates and leaks (both
+// must be 0). Without netlab (not root) every machine boots in-process.
 //
 //	go test -run '^$' -bench ProvisionPool100 -benchtime 1x ./e2e
 func BenchmarkProvisionPool100(b *testing.B) {
@@ -62,10 +67,29 @@ func provisionPool100(b *testing.B) {
 	if n, err := strconv.Atoi(os.Getenv("WHARF_BENCH_MACHINES")); err == nil && n > 0 {
 		machines = n // a smaller run while looking into one
 	}
+	realBoots := 10
+	if n, err := strconv.Atoi(os.Getenv("WHARF_BENCH_REAL_BOOTS")); err == nil && n >= 0 {
+		realBoots = n
+	}
 	const bootDelay = 2 * time.Second
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c := hubtest.New(b, 3, hubtest.Options{ProductionRaft: true})
+	hubOpts := hubtest.Options{ProductionRaft: true}
+	var booter *netboot.Booter
+	if err := netlab.Available(); err != nil {
+		b.Logf("every machine boots in-process: %v", err)
+		realBoots = 0
+	} else if realBoots > 0 {
+		lab := netlab.New(b, netlab.Options{})
+		dc := lab.AddDC("aws")
+		// No Docker in the machines: their agents pick the exec driver.
+		booter, err = netboot.New(dc, netboot.Options{Dir: b.TempDir(), Env: []string{"DOCKER_HOST=unix:///nonexistent/docker.sock"}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		hubOpts.BindIP, hubOpts.AgentBinary = dc.Gateway().String(), wharfBin
+	}
+	c := hubtest.New(b, 3, hubOpts)
 	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
 	boot, err := anon.Bootstrap(ctx)
 	if err != nil {
@@ -88,12 +112,29 @@ func provisionPool100(b *testing.B) {
 	// Every booted machine is an agent of this process, run until the
 	// simulator terminates the instance.
 	var (
-		mu     sync.Mutex
-		booted int
-		failed []string
+		mu         sync.Mutex
+		booted     int
+		bootedReal int
+		failed     []string
 	)
 	var wg sync.WaitGroup
 	sim, err := cloudsim.NewEC2(cloudsim.EC2Options{BootDelay: bootDelay, Boot: func(bctx context.Context, inst cloudsim.Instance) error {
+		mu.Lock()
+		real := bootedReal < realBoots
+		if real {
+			bootedReal++
+			booted++
+		}
+		mu.Unlock()
+		if real {
+			err := booter.Boot(bctx, inst)
+			if err != nil && bctx.Err() == nil {
+				mu.Lock()
+				failed = append(failed, inst.ID+" (netlab): "+err.Error())
+				mu.Unlock()
+			}
+			return err
+		}
 		tok, mid, gws := userDataArgs(inst.UserData, "token"), userDataArgs(inst.UserData, "machine-id"), userDataArgs(inst.UserData, "hub")
 		if len(tok) != 1 || len(mid) != 1 {
 			return fmt.Errorf("user data without one token and one machine id: %q", inst.UserData)
@@ -164,9 +205,12 @@ func provisionPool100(b *testing.B) {
 	for deadline := time.Now().Add(time.Duration(machines) * 3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			r, err := ready()
-			ms, _, _ := admin().Machines().List(ctx, "auto", nil)
-			if len(ms) > 3 {
-				ms = ms[:3]
+			all, _, _ := admin().Machines().List(ctx, "auto", nil)
+			var ms []apitypes.Machine // those not ready, which say why
+			for _, m := range all {
+				if m.State != "ready" && len(ms) < 10 {
+					ms = append(ms, m)
+				}
 			}
 			mu.Lock()
 			b.Fatalf("in time: %d of %d hosts ready (%v); cloud calls %v; agents failed: %v; machines %+v", r, machines, err, sim.Calls(), failed, ms)
@@ -227,8 +271,8 @@ func provisionPool100(b *testing.B) {
 	}
 	slices.Sort(actions)
 	mu.Lock()
-	b.Logf("%d machines ready in %v (boot delay %v), %d leader kills; cloud calls %v; booted %d; agent start failures %v",
-		machines, elapsed.Round(time.Millisecond), bootDelay, killed, actions, booted, failed)
+	b.Logf("%d machines ready in %v (boot delay %v), %d leader kills; cloud calls %v; booted %d (%d for real in netlab); agent start failures %v",
+		machines, elapsed.Round(time.Millisecond), bootDelay, killed, actions, booted, bootedReal, failed)
 	mu.Unlock()
 	b.ReportMetric((elapsed - bootDelay).Seconds(), "s-beyond-boot")
 	b.ReportMetric(float64(calls)/float64(machines), "calls/machine")

@@ -87,6 +87,9 @@ type Tuning struct {
 	// "" serves this process's own executable (a test process is not the
 	// wharf binary).
 	AgentBinary string
+	// MeterHour shortens the metered hour (production: always one UTC
+	// hour) so that a test sees hours close in seconds.
+	MeterHour time.Duration
 }
 
 // DefaultConfig returns the production defaults.

@@ -23,6 +23,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/accounts"
 	"github.com/wharf-platform/wharf/hub/alert/alerting"
 	"github.com/wharf-platform/wharf/hub/api"
+	"github.com/wharf-platform/wharf/hub/billing"
 	"github.com/wharf-platform/wharf/hub/cluster"
 	"github.com/wharf-platform/wharf/hub/drain"
 	"github.com/wharf-platform/wharf/hub/drill"
@@ -171,11 +172,21 @@ func New(cfg Config) (*Hub, error) {
 	events := eventLog{apply: cl, log: logger("events")}
 	tracker := liveness.New(liveness.Config{SuspectAfter: cfg.SuspectAfter, DownAfter: cfg.DownAfter, Store: store, Apply: cl.Apply, Logger: logger("liveness")})
 	var logCounts logs.Counts
-	logSvc := logs.New(logs.Config{State: store, Store: logStore, Peers: cl, Events: events, Counts: &logCounts, Logger: logger("logs")})
+	usageCounts, err := billing.NewCounter(billing.CounterConfig{Node: cfg.NodeName, State: store, Commit: cl, Hour: meterHour(cfg.Tuning), Logger: logger("metering")})
+	if err != nil {
+		return nil, err
+	}
+	meterMetrics := billing.NewMetrics()
+	meter, err := billing.NewMeter(billing.MeterConfig{State: store, Commit: cl, Hour: meterHour(cfg.Tuning), Metrics: meterMetrics, Logger: logger("metering")})
+	if err != nil {
+		return nil, err
+	}
+	logSvc := logs.New(logs.Config{State: store, Store: logStore, Peers: cl, Events: events, Counts: &logCounts, Usage: meteredLogs{usageCounts}, Logger: logger("logs")})
 	trafficSvc := traffic.NewService(cl, logger("traffic"))
 	metricsSvc := series.NewService(cl, logger("metrics"))
 	alerts := alerting.New(alerting.Config{State: store, Traffic: trafficSvc.Store(), Series: metricsSvc.Store(), Events: events, Cluster: cl, Logger: logger("alerts")})
 	plans := planner.NewMetrics()
+	biller, budgets := newBilling(store, cl, meter, logger("billing"))
 	rpcs := [][]cluster.Handler{tracker.Handlers(), logSvc.Handlers(), trafficSvc.Handlers(), metricsSvc.Handlers(), alerts.Handlers(),
 		// Writes forwarded by followers, answered by this node's API when
 		// it leads (the API is built last, hence the indirection).
@@ -202,7 +213,7 @@ func New(cfg Config) (*Hub, error) {
 		CertTTL:      agentCertTTL(cfg.Tuning),
 		Peers:        gatewayPeers{h},
 		AppsDomain:   cfg.AppsDomain,
-		Access:       trafficSvc,
+		Access:       meteredAccess{traffic: trafficSvc, counter: usageCounts, state: store},
 		Metrics:      metricsSvc,
 		Logs:         logSvc,
 		QuorumWindow: QuorumWindow,
@@ -217,6 +228,7 @@ func New(cfg Config) (*Hub, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), series.Collector{Store: metricsSvc.Store()})
 	logCounts.Register(reg, logStore)
 	plans.Register(reg)
+	meterMetrics.Register(reg)
 	cl.Register(reg)
 	gw.Register(reg)
 	srv, err := api.New(api.Config{
@@ -232,8 +244,10 @@ func New(cfg Config) (*Hub, error) {
 		Metrics:      metricsSvc,
 		Logs:         logSvc,
 		Alerts:       alerts,
+		Usage:        meter,
 		Keys:         keys,
 		OpenProvider: openProvider(cfg.Tuning),
+		Billing:      biller,
 	})
 	if err != nil {
 		return nil, err
@@ -253,6 +267,7 @@ func New(cfg Config) (*Hub, error) {
 		{"http", runFunc(h.serveHTTP)},
 		{"heartbeat reports", &liveness.Reporter{Node: cfg.NodeName, Gateway: gw, Cluster: cl, Logger: logger("liveness")}},
 		{"traffic relay", trafficSvc},
+		{"usage counts", usageCounts},
 		{"metrics relay", metricsSvc},
 		{"log drains", drain.NewRunner(drain.RunnerConfig{State: store, Lines: logStore, Events: events, Dir: filepath.Join(cfg.DataDir, "drains"), Logger: logger("drains")})},
 	}
@@ -272,8 +287,10 @@ func New(cfg Config) (*Hub, error) {
 		{"liveness", tracker},
 		{"planner", planner.New(planner.Config{State: store, Plans: cl, Leases: tracker, Metrics: plans, Logger: logger("planner")})},
 		{"alerts", alerts},
+		{"metering", meter},
 		{"provider credentials", &accounts.Resealer{State: store, Keys: keys, Commit: cl, Logger: logger("accounts")}},
 		{"provisioning", prov},
+		{"budgets", budgets},
 		{"drills", drill.New(drill.Config{State: store, Commit: cl, Routes: tracker, Traffic: trafficSvc.Store(), Logger: logger("drills")})},
 	}
 	ok = true

@@ -89,8 +89,11 @@ func (r *rest) call(ctx context.Context, method, url string, body, out any) (int
 func (r *rest) must(t testing.TB, method, url string, body, out any) int {
 	t.Helper()
 	// Like any client, retry while the cluster has no leader (503): a
-	// loaded test machine can trigger an election at any time.
+	// loaded test machine can trigger an election at any time. A write
+	// the leader lost while committing may have committed: a create tried
+	// again then finds its object (409), which is read back by its name.
 	deadline := time.Now().Add(15 * time.Second)
+	ambiguous := false
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		code, hdr, err := r.call(ctx, method, url, body, out)
@@ -98,11 +101,31 @@ func (r *rest) must(t testing.TB, method, url string, body, out any) int {
 		if err == nil {
 			return code
 		}
-		if code != http.StatusServiceUnavailable || hdr.Get("X-Wharf-Not-Submitted") != "true" || time.Now().After(deadline) {
+		if name := nameOf(body); ambiguous && method == http.MethodPost && code == http.StatusConflict && name != "" {
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			_, _, gerr := r.call(ctx, http.MethodGet, url+"/"+name, nil, out)
+			cancel()
+			if gerr == nil {
+				return http.StatusCreated
+			}
+		}
+		if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
 			t.Fatal(err)
 		}
+		ambiguous = ambiguous || hdr.Get("X-Wharf-Not-Submitted") != "true"
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// nameOf returns the "name" of a request body given as a map ("" for
+// any other body).
+func nameOf(body any) string {
+	if m, ok := body.(map[string]any); ok {
+		if n, ok := m["name"].(string); ok {
+			return n
+		}
+	}
+	return ""
 }
 
 // bootstrap hands out the admin token through node 0 and returns a caller

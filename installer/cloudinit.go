@@ -92,8 +92,10 @@ func InstallCommand(j Join) (string, error) {
 	b.WriteString(`f=$(mktemp) && trap 'rm -f "$f"' EXIT && r=0 && `)
 	b.WriteString(`while [ "$r" -lt ` + strconv.Itoa(rounds) + ` ]; do `)
 	b.WriteString(`for u in ` + strings.Join(urls, " ") + `; do `)
-	b.WriteString(`if curl -sfL --connect-timeout 5 --max-time 60 -o "$f" "$u/install.sh"; then `)
-	b.WriteString(`sh "$f" --hub-url "$u" ` + strings.Join(args, " ") + `; exit $?; fi; done; `)
+	// A hub node that dies between serving install.sh and the binary
+	// fails the install there: the next node (or round) tries again.
+	b.WriteString(`if curl -sfL --connect-timeout 5 --max-time 60 -o "$f" "$u/install.sh" && `)
+	b.WriteString(`sh "$f" --hub-url "$u" ` + strings.Join(args, " ") + `; then exit 0; fi; done; `)
 	b.WriteString(`r=$((r + 1)); [ "$r" -ge ` + strconv.Itoa(rounds) + ` ] || sleep 10; done; `)
 	b.WriteString(`echo "wharf: no hub served /install.sh" >&2; exit 1`)
 	return b.String(), nil

@@ -133,7 +133,7 @@ LOG="$ROOT/var/log/wharf-agent.log"
 mkdir -p "$(dirname "$BIN")" "$DATA" "$(dirname "$LOG")"
 
 tmp="$BIN.download"
-curl -sfL -o "$tmp" "$HUB_URL/download/wharf-linux-$arch" || { rm -f "$tmp"; die "download of wharf-linux-$arch from $HUB_URL failed"; }
+curl -sfL --retry 5 --retry-delay 1 --retry-connrefused -o "$tmp" "$HUB_URL/download/wharf-linux-$arch" || { rm -f "$tmp"; die "download of wharf-linux-$arch from $HUB_URL failed"; }
 chmod 0755 "$tmp"
 
 # A reinstall replaces a running agent: stop it before its binary moves.

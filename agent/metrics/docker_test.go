@@ -43,10 +43,13 @@ func TestDockerInstances(t *testing.T) {
 	s1 := waitSample(t, c, "with i-burn and i-idle", both)
 	burn1, _ := instance(s1, "i-burn")
 	idle1, _ := instance(s1, "i-idle")
-	s2 := waitSample(t, c, "2 s of burner stats later", func(s Sample) bool {
+	// The burner burns a core, so its CPU time rises: by 0.5 s within
+	// 1 s on an idle machine, later on a loaded one (never, if the
+	// collector does not follow it). Waited for, not timed.
+	s2 := waitSample(t, c, "at least 2 s later, with i-burn's CPU time up by 0.5 s", func(s Sample) bool {
 		seen = append(seen, s)
 		b, ok := instance(s, "i-burn")
-		return ok && b.Timestamp.Sub(burn1.Timestamp) >= 2*time.Second
+		return ok && b.Timestamp.Sub(burn1.Timestamp) >= 2*time.Second && b.CPUSeconds-burn1.CPUSeconds >= 0.5
 	})
 	burn2, _ := instance(s2, "i-burn")
 	idle2, ok := instance(s2, "i-idle")
@@ -58,12 +61,6 @@ func TestDockerInstances(t *testing.T) {
 		burn1.CPUSeconds, burn2.CPUSeconds, burn2.Timestamp.Sub(burn1.Timestamp), idle1.CPUSeconds, idle2.CPUSeconds,
 		burn2.MemoryWorkingSet, idle2.MemoryWorkingSet)
 
-	t.Run("BurnerCPURises", func(t *testing.T) {
-		dt := burn2.Timestamp.Sub(burn1.Timestamp).Seconds()
-		if d := burn2.CPUSeconds - burn1.CPUSeconds; d < 0.5 {
-			t.Errorf("i-burn CPU rose %.3f s over %.1f s of stats, want > 0.5", d, dt)
-		}
-	})
 	t.Run("IdleCPUFlat", func(t *testing.T) {
 		if d := idle2.CPUSeconds - idle1.CPUSeconds; d >= 0.1 || d < 0 {
 			t.Errorf("i-idle CPU moved %.3f s between samples, want [0, 0.1)", d)

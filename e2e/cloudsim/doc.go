@@ -53,4 +53,51 @@
 // the simulator closed; Close waits for every Boot to return. Package
 // cloudsim/netboot implements it with e2e/netlab: every instance becomes a
 // network namespace host that runs its user data's runcmd.
+//
+// # ECS
+//
+// NewECS starts an Alibaba Cloud ECS endpoint on 127.0.0.1 that speaks the
+// RPC-style API (GET or POST, parameters in the query or a form body:
+// Action, Version=2014-05-26, Format=JSON, AccessKeyId, SignatureMethod,
+// SignatureVersion, SignatureNonce, Timestamp, Signature; JSON answers
+// with a RequestId; errors as {"RequestId", "HostId", "Code", "Message",
+// "Recommend"} with ECS's HTTP status). It verifies every signature as
+// Alibaba Cloud does (HMAC-SHA1 of METHOD&%2F&percentEncode(sorted
+// parameters), keyed by the secret and "&"): an unknown AccessKey id is
+// InvalidAccessKeyId.NotFound (404), a wrong signature
+// SignatureDoesNotMatch (400), a Timestamp 15 minutes off
+// InvalidTimeStamp.Expired, a SignatureNonce used in the last 15 minutes
+// SignatureNonceUsed. It implements RunInstances, DescribeInstances,
+// DeleteInstance, DeleteInstances, DescribeRegions, DescribeInstanceTypes,
+// DescribeSecurityGroups, DescribeImages and the VPC API's
+// DescribeVSwitches (Version 2016-04-28, on the same endpoint), over a
+// catalogue of vSwitches, security groups, images and instance types the
+// test configures (ECSOptions).
+//
+// What it keeps of ECS's behaviour:
+//   - RunInstances is idempotent by ClientToken (at most 64 ASCII
+//     characters): the same token answers the same InstanceIdSets, never a
+//     second instance, also after the instance was deleted; other
+//     parameters with the same token are IdempotentParameterMismatch.
+//     Tag.N (at most 20) and UserData (base64, at most 32 KiB encoded)
+//     are kept; unknown images, types, vSwitches and security groups are
+//     refused with ECS's codes; a quota of instances answers
+//     QuotaExceed.ElasticQuota (403).
+//   - An instance is Pending, then Starting, then Running after the boot
+//     delay. DeleteInstance with Force makes it Stopping, and after the
+//     stop delay it is deleted: it vanishes from every answer. Without
+//     Force only a Stopped instance is deleted (ECS.Stop stops one).
+//   - DescribeInstances takes InstanceIds (a JSON array; unknown ids are
+//     left out, not an error), Tag.N.Key/Tag.N.Value and a few exact
+//     filters, and pages with PageNumber/PageSize or NextToken/MaxResults.
+//   - DescribeInstanceTypes answers MemorySize as the decimal GiB the
+//     test gave (ECSInstanceType.MemoryGiB), verbatim.
+//
+// The ECS simulator has the same faults and observations as the EC2 one
+// (Inject with ECS codes such as Throttling.User, OperationDenied.NoStock
+// or Forbidden.RAM; Throttle, SetRate, SetLatency, LoseAnswers,
+// SetBootDelay, SetStopDelay, SetMaxInstances; Calls, Instances), and
+// ECSOptions.Boot is a BootFunc that sees the instance as an Instance
+// (ECSInstance.Instance), so that netboot boots ECS machines as it boots
+// EC2 ones.
 package cloudsim

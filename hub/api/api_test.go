@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/wharf-platform/wharf/hub/billing"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/internal/seal"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
@@ -78,7 +79,11 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Config{Store: store, Cluster: fc, MaxBodyBytes: 4096, Keys: keys, OpenProvider: openFakeCloud, ProviderCheckTimeout: 200 * time.Millisecond})
+	meter, err := billing.NewMeter(billing.MeterConfig{State: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Store: store, Cluster: fc, MaxBodyBytes: 4096, Keys: keys, OpenProvider: openFakeCloud, ProviderCheckTimeout: 200 * time.Millisecond, Usage: meter})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -330,10 +335,18 @@ func TestRBACMatrix(t *testing.T) {
 		{"POST /v1/alerts", "POST", "/v1/alerts?tenant={t}", `{"app":"web","metric":"qps","above":"100"}`, expect{201, 201, 201, 403}, expect{201, 404, 404, 403}},
 		{"GET /v1/alerts", "GET", "/v1/alerts?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
 		{"DELETE /v1/alerts/{id}", "DELETE", "/v1/alerts/a-none?tenant={t}", "", expect{404, 404, 404, 403}, expect{404, 404, 404, 403}},
+		{"GET /v1/usage", "GET", "/v1/usage?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
 		{"POST /v1/drills", "POST", "/v1/drills", `{"pool":"aws-bj","mode":"evacuate"}`, adminOnly(201), adminOnly(201)},
 		{"GET /v1/drills", "GET", "/v1/drills", "", adminOnly(200), adminOnly(200)},
 		{"GET /v1/drills/{id}", "GET", "/v1/drills/d-none", "", adminOnly(404), adminOnly(404)},
 		{"POST /v1/drills/{id}/end", "POST", "/v1/drills/d-none/end", "", adminOnly(404), adminOnly(404)},
+		{"POST /v1/plans", "POST", "/v1/plans", `{"name":"p-{n}","currency":"USD"}`, adminOnly(201), adminOnly(201)},
+		{"GET /v1/plans", "GET", "/v1/plans", "", all(200), all(200)},
+		{"GET /v1/plans/{name}", "GET", "/v1/plans/none", "", all(404), all(404)},
+		{"DELETE /v1/plans/{name}", "DELETE", "/v1/plans/none", "", adminOnly(404), adminOnly(404)},
+		{"PUT /v1/tenants/{name}", "PUT", "/v1/tenants/{t}", `{"budget_hard_stop":true}`, expect{200, 200, 403, 403}, expect{200, 404, 404, 404}},
+		{"GET /v1/bills", "GET", "/v1/bills?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
+		{"GET /v1/invoices", "GET", "/v1/invoices?tenant={t}", "", all(404), all(404)}, // no plan: no invoice
 	}
 	covered := map[string]bool{}
 	for _, r := range rows {

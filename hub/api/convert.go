@@ -7,7 +7,9 @@ import (
 
 func tenantOut(t *state.Tenant) apitypes.Tenant {
 	c := t.Copy()
-	return apitypes.Tenant{Name: c.Name, Pools: c.Pools, Quota: quotaOut(c.Quota), CreatedAt: c.CreatedAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
+	out := apitypes.Tenant{Name: c.Name, Pools: c.Pools, Quota: quotaOut(c.Quota), CreatedAt: c.CreatedAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}
+	tenantBilling(&out, c)
+	return out
 }
 
 func tokenOut(t *state.Token) apitypes.Token {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wharf-platform/wharf/hub/billing"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/internal/seal"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
@@ -53,6 +54,8 @@ type Config struct {
 	Logs LogReader
 	// Alerts, when set, tells which alert rules fire.
 	Alerts AlertReader
+	// Usage, when set, serves GET /v1/usage.
+	Usage UsageReader
 	// AppsDomain is the parent of apps' default routes
 	// (<app>.<tenant>.<apps-domain>). Empty means "localhost".
 	AppsDomain string
@@ -72,6 +75,9 @@ type Config struct {
 	// OpenProvider opens an account for its credential check. Nil means
 	// providers.Open (the types built into the binary).
 	OpenProvider func(providers.Account) (providers.Provider, error)
+	// Billing prices usage for bills and invoices. Nil: a biller that sees
+	// no usage (plans and fees only).
+	Billing Biller
 }
 
 // TrafficReader returns an app's ("tenant/app") per-second router counts
@@ -155,6 +161,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.OpenProvider == nil {
 		cfg.OpenProvider = providers.Open
+	}
+	if cfg.Billing == nil {
+		cfg.Billing = billing.NewBiller(billing.BillerConfig{State: cfg.Store, Now: cfg.Now})
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -309,6 +318,7 @@ func (s *Server) register() {
 	s.handle("GET /v1/apps/{name}/history", authed, s.appHistory)
 	s.handle("GET /v1/apps/{name}/routes", authed, s.appRoutes)
 	s.handle("GET /v1/apps/{name}/stats", authed, s.appStats)
+	s.handle("GET /v1/usage", authed, s.usage)
 	s.handle("GET /v1/apps/{name}/metrics", authed, s.appMetrics)
 	s.handle("GET /v1/apps/{name}/logs", authed, s.appLogs)
 	s.handle("POST /v1/apps/{name}/log-drains", authed, s.addLogDrain)
@@ -343,4 +353,5 @@ func (s *Server) register() {
 	s.handle("DELETE /v1/hosts/{id}", authed, s.deleteHost)
 
 	s.handle("GET /v1/events", authed, s.listEvents)
+	s.registerBilling()
 }

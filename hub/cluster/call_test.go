@@ -45,12 +45,24 @@ func TestTypedRPCs(t *testing.T) {
 	defer cancel()
 	for _, n := range nodes {
 		// A loaded machine may elect a new leader during the call: the
-		// answer must come from the node that led before or after it.
-		before := leaderOf(nodes)
-		got, err := echoRPC.CallLeader(ctx, n.c, echo{"hi"})
-		after := leaderOf(nodes)
-		if err != nil || (got != nameOf(before)+":hi" && got != nameOf(after)+":hi") {
-			t.Fatalf("CallLeader from %s: %q %v (leader %s, then %s)", n.cfg.NodeName, got, err, nameOf(before), nameOf(after))
+		// answer must come from the node that led before and after it,
+		// and a call during an election (no leader, or another one,
+		// after it) is tried again.
+		for attempt := 1; ; attempt++ {
+			before := leaderOf(nodes)
+			got, err := echoRPC.CallLeader(ctx, n.c, echo{"hi"})
+			after := leaderOf(nodes)
+			if before == nil || before != after {
+				if attempt < 10 {
+					time.Sleep(100 * time.Millisecond)
+					continue
+				}
+				t.Fatalf("no stable leader around 10 calls (leader %s, then %s)", nameOf(before), nameOf(after))
+			}
+			if err != nil || got != nameOf(before)+":hi" {
+				t.Fatalf("CallLeader from %s: %q %v (leader %s throughout)", n.cfg.NodeName, got, err, nameOf(before))
+			}
+			break
 		}
 		for _, to := range nodes {
 			got, err := echoRPC.Call(ctx, n.c, to.c.RaftAddr(), echo{"x"})

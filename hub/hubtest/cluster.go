@@ -60,6 +60,9 @@ type Options struct {
 	// AgentBinary is the wharf binary the nodes serve at
 	// /download/wharf-OS-ARCH; "" serves the test binary itself.
 	AgentBinary string
+	// MeterHour shortens the metered hour (one hour when zero) so that
+	// hours close in seconds.
+	MeterHour time.Duration
 }
 
 // Cluster is a set of in-process hub nodes forming one Raft cluster.
@@ -180,6 +183,7 @@ func (n *Node) start(expect int, join []string) {
 			AgentBinary:        n.c.opts.AgentBinary,
 			OrphanGrace:        n.c.opts.OrphanGrace,
 			ProvisionListEvery: n.c.opts.ProvisionListEvery,
+			MeterHour:          n.c.opts.MeterHour,
 		},
 	}
 	if n.c.opts.ProductionRaft {

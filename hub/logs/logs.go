@@ -54,6 +54,13 @@ type Config struct {
 	Events Events          // required
 	Logger *slog.Logger    // nil discards
 	Counts *Counts         // nil: a private set nobody reads
+	// Usage, when set, counts the bytes of the lines stored, for metering.
+	Usage Usage
+}
+
+// Usage counts the bytes of an app's log lines as they are stored.
+type Usage interface {
+	LogBytes(tenant, app string, n int64)
 }
 
 // Service is one node's log intake, replication and reads.
@@ -108,8 +115,17 @@ func (s *Service) Accept(ctx context.Context, from pki.AgentIdentity, b *wire.Lo
 		for i := range recs {
 			recs[i].Primary = true // this node drains them
 		}
-		if _, err := s.cfg.Store.Append(recs); err != nil {
+		n, err := s.cfg.Store.Append(recs)
+		if err != nil {
 			return fmt.Errorf("keep logs: %w", err)
+		}
+		if u := s.cfg.Usage; u != nil {
+			// Lines an agent sends again are not stored twice: within an
+			// instance they come in sequence order, so the stored ones are
+			// the last n.
+			for _, r := range recs[len(recs)-min(n, len(recs)):] {
+				u.LogBytes(r.Tenant, r.App, int64(len(r.Line)))
+			}
 		}
 		if err := s.replicate(ctx, recs); err != nil {
 			s.c.replicaFailed.Add(1)

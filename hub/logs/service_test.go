@@ -50,6 +50,11 @@ func (p memPeers) CallNode(ctx context.Context, addr, name string, body []byte) 
 
 type noEvents struct{}
 
+// logBytes counts metered log bytes per "tenant/app".
+type logBytes map[string]int64
+
+func (b logBytes) LogBytes(tenant, app string, n int64) { b[tenant+"/"+app] += n }
+
 func (noEvents) Record(context.Context, state.Event) {}
 
 // TestAcceptKeepsReplicatesAndReads: a batch taken on node a is kept there
@@ -61,6 +66,7 @@ func TestAcceptKeepsReplicatesAndReads(t *testing.T) {
 	st.App(apitypes.AppSpec{Name: "web", Image: "i", Instances: new(int)})
 	nodes := map[string]*Service{}
 	stores := map[string]*logstore.Store{}
+	metered := logBytes{}
 	for _, a := range []string{"a", "b"} {
 		s, err := logstore.Open(logstore.Config{Dir: t.TempDir()})
 		if err != nil {
@@ -68,7 +74,7 @@ func TestAcceptKeepsReplicatesAndReads(t *testing.T) {
 		}
 		t.Cleanup(func() { s.Close() })
 		stores[a] = s
-		nodes[a] = New(Config{State: st.Store(), Store: s, Peers: memPeers{self: a, nodes: nodes}, Events: noEvents{}})
+		nodes[a] = New(Config{State: st.Store(), Store: s, Peers: memPeers{self: a, nodes: nodes}, Events: noEvents{}, Usage: metered})
 	}
 	now := time.Now().UnixNano()
 	b := &wire.LogBatch{Sources: []string{"acme/web/web-1", "acme/other/x-1", "bad"}, Lines: []*wire.LogLine{
@@ -80,6 +86,14 @@ func TestAcceptKeepsReplicatesAndReads(t *testing.T) {
 	}}
 	if err := nodes["a"].Accept(context.Background(), pki.AgentIdentity{HostID: "h1"}, b); err != nil {
 		t.Fatal(err)
+	}
+	// The lines stored are metered once, on the node that took them: a
+	// batch sent again stores (and meters) nothing more.
+	if err := nodes["a"].Accept(context.Background(), pki.AgentIdentity{HostID: "h1"}, b); err != nil {
+		t.Fatal(err)
+	}
+	if len(metered) != 1 || metered["acme/web"] != int64(len("one")+len("two")) {
+		t.Fatalf("metered log bytes %v, want acme/web 6", metered)
 	}
 	for a, want := range map[string]bool{"a": true, "b": false} {
 		recs, _, err := stores[a].Query(logstore.Query{Tenant: "acme", App: "web", Limit: 10})

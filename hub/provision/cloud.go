@@ -434,6 +434,12 @@ func (p *Provisioner) startOrphan(ctx context.Context, acct string, l *listing, 
 		}
 		p.mu.Lock()
 		l.deleted[c.ProviderID] = true
+		// A listing that began before this delete still shows the machine
+		// alive: its grace starts over, so only a machine that outlives a
+		// whole grace after its delete is deleted again.
+		if _, ok := p.orphans[acct+"/"+c.ProviderID]; ok {
+			p.orphans[acct+"/"+c.ProviderID] = p.cfg.Now()
+		}
 		p.mu.Unlock()
 		msg := fmt.Sprintf("provider %s: deleted %s (machine %q, pool %q), tagged with this cluster but unknown to it for %v",
 			acct, c.ProviderID, c.MachineID, c.Tags[providers.TagPool], age.Round(time.Second))

@@ -205,6 +205,9 @@ func contains(list []string, s string) bool {
 // checkQuota refuses app (new or changed) when the tenant's apps together
 // would exceed its quota.
 func (w *writer) checkQuota(t *Tenant, app *App) *Error {
+	if e := w.checkBudget(t, app); e != nil {
+		return e
+	}
 	q := t.Quota
 	if q.Instances == 0 && q.CPU == 0 && q.Memory == 0 {
 		return nil

@@ -100,6 +100,11 @@ func (w *writer) hostState(r *HostStateRequest) *Error {
 	if e != nil {
 		return e
 	}
+	if r.State == HostDown && h.State != HostDown {
+		if e := w.hostLost(h.ID); e != nil {
+			return e
+		}
+	}
 	n := h.Copy()
 	n.State, n.Disconnected = r.State, r.Disconnected
 	w.meta(&n.Meta, &h.Meta)

@@ -105,6 +105,20 @@ func newRequest(t MessageType) any {
 		return &MachineDeleteRequest{}
 	case ProviderResealType:
 		return &ProviderResealRequest{}
+	case UsageCountersType:
+		return &UsageCountersRequest{}
+	case CloseHourType:
+		return &CloseHourRequest{}
+	case PlanCreateType:
+		return &PlanCreateRequest{}
+	case PlanDeleteType:
+		return &PlanDeleteRequest{}
+	case TenantUpdateType:
+		return &TenantUpdateRequest{}
+	case BudgetCheckType:
+		return &BudgetCheckRequest{}
+	case BudgetNotifiedType:
+		return &BudgetNotifiedRequest{}
 	}
 	return nil
 }

@@ -52,6 +52,13 @@ const (
 	MachineUpdateType   MessageType = 39
 	MachineDeleteType   MessageType = 40
 	ProviderResealType  MessageType = 41
+
+	// Billing: plans, tenants' plans and budgets.
+	PlanCreateType     MessageType = 48
+	PlanDeleteType     MessageType = 49
+	TenantUpdateType   MessageType = 50
+	BudgetCheckType    MessageType = 51
+	BudgetNotifiedType MessageType = 52
 )
 
 // IgnoreUnknownTypeFlag marks a message that an older FSM that does not know

@@ -53,7 +53,7 @@ func (f *FSM) apply(index uint64, data []byte) *Error {
 	db, _ := f.store.current()
 	txn := db.Txn(true)
 	defer txn.Abort()
-	w := &writer{txn: txn, index: index}
+	w := &writer{txn: txn, index: index, m: meterScratch{now: commandTime(req)}}
 	if e := w.dispatch(req); e != nil {
 		return e
 	}
@@ -80,6 +80,8 @@ type writer struct {
 	// alloc holds, per host, the CPU and memory this command's instance
 	// changes add (or release), for flushAlloc.
 	alloc map[string][2]int
+	// m is the command's time and what its metering wrote so far.
+	m meterScratch
 }
 
 func (w *writer) dispatch(req any) *Error {
@@ -168,6 +170,20 @@ func (w *writer) dispatch(req any) *Error {
 		return w.machineUpdate(r)
 	case *MachineDeleteRequest:
 		return w.machineDelete(r)
+	case *UsageCountersRequest:
+		return w.usageCounters(r)
+	case *CloseHourRequest:
+		return w.closeHour(r)
+	case *PlanCreateRequest:
+		return w.planCreate(r)
+	case *PlanDeleteRequest:
+		return w.planDelete(r)
+	case *TenantUpdateRequest:
+		return w.tenantUpdate(r)
+	case *BudgetCheckRequest:
+		return w.budgetCheck(r)
+	case *BudgetNotifiedRequest:
+		return w.budgetNotified(r)
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }

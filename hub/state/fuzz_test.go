@@ -3,6 +3,7 @@ package state
 import (
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -29,6 +30,13 @@ func seeds(f *testing.F) {
 		{MachineUpdateType, &MachineUpdateRequest{ID: "m1", State: MachineBooting, ProviderID: new(string), CAS: new(uint64)}},
 		{MachineDeleteType, &MachineDeleteRequest{ID: "m1"}},
 		{HostEnrollType, &HostEnrollRequest{TokenID: "t", SecretHash: "s", MachineID: "m1", Host: Host{ID: "h9", Name: "n9"}}},
+		{UsageCountersType, &UsageCountersRequest{Node: "hub0", Seq: 1, Counts: []UsageCount{{Tenant: "acme", App: "web", Start: t0, Requests: 5, EgressBytes: 7, LogBytes: 9}}}},
+		{CloseHourType, &CloseHourRequest{From: t0, To: t0.Add(time.Hour), Time: t0.Add(time.Hour + time.Minute)}},
+		{PlanCreateType, &PlanCreateRequest{Plan: Plan{Name: "std", PlanTerms: PlanTerms{Currency: "USD", Prices: map[string]string{"instance_hour": "0.01"}, MonthlyFee: "5.00"}}}},
+		{PlanDeleteType, &PlanDeleteRequest{Name: "std"}},
+		{TenantUpdateType, &TenantUpdateRequest{Name: "acme", Plan: strp("std"), Budget: strp("10.00"), BudgetHardStop: new(bool), BudgetWebhook: new(string)}},
+		{BudgetCheckType, &BudgetCheckRequest{Tenant: "acme", Month: "2026-11", Spent: "10.00", Over: true, Percents: []int{80, 100}}},
+		{BudgetNotifiedType, &BudgetNotifiedRequest{Tenant: "acme", Month: "2026-11", Percent: 80}},
 	} {
 		b, err := Encode(s.t, s.req)
 		if err != nil {

@@ -91,6 +91,22 @@ func goldenCommands() []struct {
 		{MachineUpdateType, &MachineUpdateRequest{ID: "m4", State: MachineDraining, Time: t0.Add(3 * time.Minute)}},
 		{MachineCreateType, &MachineCreateRequest{Machine: Machine{ID: "m5", Pool: "auto"}, Token: JoinToken{ID: "mt5", SecretHash: "ms5"}, Time: t0}},
 		{MachineUpdateType, &MachineUpdateRequest{ID: "m5", State: MachineFailed, Error: strp("InsufficientInstanceCapacity: no t3.small in us-east-1a"), Time: t0.Add(4 * time.Minute)}},
+		// v3-metering: an instance's counted interval, counter batches (one
+		// late), a closed hour.
+		{PlanApplyType, &PlanApplyRequest{Stop: []InstanceStop{{ID: "i-1", Reason: "replaced"}}, Time: t0.Add(7 * time.Minute)}},
+		{UsageCountersType, &UsageCountersRequest{Node: "hub0", Seq: 1, Counts: []UsageCount{{Tenant: "acme", App: "web", Start: t0, Requests: 120, EgressBytes: 4096, LogBytes: 300}}, Time: t0.Add(8 * time.Minute)}},
+		{CloseHourType, &CloseHourRequest{From: t0, To: t0.Add(time.Hour), Time: t0.Add(61 * time.Minute)}},
+		{UsageCountersType, &UsageCountersRequest{Node: "hub1", Seq: 7, Counts: []UsageCount{{Tenant: "acme", App: "web", Start: t0, Requests: 3}}, Time: t0.Add(62 * time.Minute)}},
+		// v3 (billing): plans, a tenant's plan history, budget and budget state.
+		{PlanCreateType, &PlanCreateRequest{Plan: Plan{Name: "std", PlanTerms: PlanTerms{Currency: "USD", Prices: map[string]string{"instance_hour": "0.01", "egress_gb": "0.09"},
+			Included: map[string]string{"egress_gb": "10"}, MonthlyFee: "5.00"}}, Time: t0}},
+		{PlanCreateType, &PlanCreateRequest{Plan: Plan{Name: "pro", PlanTerms: PlanTerms{Currency: "USD", Prices: map[string]string{"instance_hour": "0.02"}}}, Time: t0}},
+		{PlanCreateType, &PlanCreateRequest{Plan: Plan{Name: "old", PlanTerms: PlanTerms{Currency: "EUR"}}, Time: t0}},
+		{PlanDeleteType, &PlanDeleteRequest{Name: "old"}},
+		{TenantUpdateType, &TenantUpdateRequest{Name: "acme", Plan: strp("std"), Time: t0.Add(10 * time.Minute)}},
+		{TenantUpdateType, &TenantUpdateRequest{Name: "acme", Plan: strp("pro"), Budget: strp("100.00"), BudgetHardStop: boolp(true), BudgetWebhook: strp("https://hooks.acme.test/budget"), Time: t0.Add(70 * time.Minute)}},
+		{BudgetCheckType, &BudgetCheckRequest{Tenant: "acme", Month: "2026-11", Spent: "85.00", Percents: []int{80}, Time: t0.Add(2 * time.Hour)}},
+		{BudgetNotifiedType, &BudgetNotifiedRequest{Tenant: "acme", Month: "2026-11", Percent: 80}},
 	}
 }
 

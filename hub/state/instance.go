@@ -75,6 +75,9 @@ type Instance struct {
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// MeteredSince is when (Unix seconds) the instance started counting
+	// for metering; 0 while it does not count (see hub/billing).
+	MeteredSince int64
 	Meta
 }
 
@@ -488,12 +491,18 @@ func (w *writer) stopAppInstances(tenant, app string, at time.Time) *Error {
 func (w *writer) putInstance(old, n *Instance) *Error {
 	w.allocate(old, -1)
 	w.allocate(n, 1)
+	if e := w.meter(old, n); e != nil {
+		return e
+	}
 	return w.insert(TableInstances, n)
 }
 
 // dropInstance deletes an instance and releases what it held.
 func (w *writer) dropInstance(old *Instance) *Error {
 	w.allocate(old, -1)
+	if e := w.meter(old, nil); e != nil {
+		return e
+	}
 	return w.delete(TableInstances, old)
 }
 

@@ -18,12 +18,31 @@ type Tenant struct {
 	Quota     Quota
 	CreatedAt time.Time
 	Meta
+
+	// Billing (omitted when unset, so older snapshots read the same).
+	// Plans is the plan history, oldest first.
+	Plans []PlanPeriod `json:",omitempty"`
+	// Budget is a monthly budget in the plan's currency ("100.00"); ""
+	// is none. With BudgetHardStop, nothing that adds instances is
+	// accepted while the month's total is at or over it.
+	Budget         string       `json:",omitempty"`
+	BudgetHardStop bool         `json:",omitempty"`
+	BudgetWebhook  string       `json:",omitempty"` // where budget alerts are posted
+	BudgetState    *BudgetState `json:",omitempty"`
 }
 
 // Copy returns a deep copy.
 func (t *Tenant) Copy() *Tenant {
 	c := *t
 	c.Pools = append([]string(nil), t.Pools...)
+	if t.Plans != nil {
+		c.Plans = make([]PlanPeriod, len(t.Plans))
+		for i, p := range t.Plans {
+			p.PlanTerms = p.PlanTerms.copy()
+			c.Plans[i] = p
+		}
+	}
+	c.BudgetState = t.BudgetState.copy()
 	return &c
 }
 

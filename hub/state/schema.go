@@ -38,7 +38,7 @@ func schema() *memdb.DBSchema {
 	str := func(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: field} }
 	routes, certs := routeSchemas()
 	drains, alerts := observeSchemas()
-	return &memdb.DBSchema{Tables: map[string]*memdb.TableSchema{
+	tables := map[string]*memdb.TableSchema{
 		TableLogDrains: drains,
 		TableAlerts:    alerts,
 		TableRoutes:    routes,
@@ -46,6 +46,7 @@ func schema() *memdb.DBSchema {
 		TableDrills:    drillSchema(),
 		TableProviders: providerSchema(),
 		TableMachines:  machineSchema(),
+		TablePlans:     planSchema(),
 		TableTenants: {Name: TableTenants, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: str("Name")},
 		}},
@@ -90,11 +91,15 @@ func schema() *memdb.DBSchema {
 		tableMeta: {Name: tableMeta, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: str("ID")},
 		}},
-	}}
+	}
+	for name, t := range usageSchemas() {
+		tables[name] = t
+	}
+	return &memdb.DBSchema{Tables: tables}
 }
 
 // tables lists the object tables in snapshot order.
-var objectTables = []string{TableTenants, TableTokens, TablePools, TableApps, TableAppVersions, TableAgentCA, TableJoinTokens, TableHosts, TableEvents, TableInstances, TableDeployments, TableRoutes, TableCerts, TableDrills, TableLogDrains, TableAlerts, TableProviders, TableMachines}
+var objectTables = []string{TableTenants, TableTokens, TablePools, TableApps, TableAppVersions, TableAgentCA, TableJoinTokens, TableHosts, TableEvents, TableInstances, TableDeployments, TableRoutes, TableCerts, TableDrills, TableLogDrains, TableAlerts, TableProviders, TableMachines, TableUsage, TableUsageSegments, TableUsageCounters, TableUsageBatches, TablePlans}
 
 func newDB() (*memdb.MemDB, error) {
 	db, err := memdb.NewMemDB(schema())

@@ -18,6 +18,10 @@ const snapshotFormat = 1
 
 type snapHeader struct {
 	Format int `json:"format"`
+	// Metering is 1 in snapshots that hold metering state; one without
+	// (written before metering) gets its running instances' counts on
+	// restore.
+	Metering int `json:"metering,omitempty"`
 }
 
 type snapRecord struct {
@@ -28,7 +32,7 @@ type snapRecord struct {
 }
 
 // snapshotTables lists every table in the order a snapshot writes them.
-var snapshotTables = append(append([]string(nil), objectTables...), tableIndex, tableMeta)
+var snapshotTables = append(append([]string(nil), objectTables...), tableIndex, tableMeta, tableMeter)
 
 func newObject(table string) any {
 	switch table {
@@ -66,12 +70,24 @@ func newObject(table string) any {
 		return &ProviderAccount{}
 	case TableMachines:
 		return &Machine{}
+	case TablePlans:
+		return &Plan{}
 	case TableEvents:
 		return &Event{}
 	case tableIndex:
 		return &IndexEntry{}
 	case tableMeta:
 		return &metaEntry{}
+	case TableUsage:
+		return &UsageRow{}
+	case TableUsageSegments:
+		return &UsageSegment{}
+	case TableUsageCounters:
+		return &UsageCounter{}
+	case TableUsageBatches:
+		return &UsageBatch{}
+	case tableMeter:
+		return &meterEntry{}
 	}
 	return nil
 }
@@ -102,7 +118,7 @@ func (s *fsmSnapshot) Release() {}
 func writeSnapshot(txn *memdb.Txn, w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	enc := json.NewEncoder(bw)
-	if err := enc.Encode(snapHeader{Format: snapshotFormat}); err != nil {
+	if err := enc.Encode(snapHeader{Format: snapshotFormat, Metering: 1}); err != nil {
 		return err
 	}
 	n := 0
@@ -181,6 +197,11 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, error) {
 			return nil, fmt.Errorf("snapshot record %d (%s): %w", n, rec.Table, err)
 		}
 		n++
+	}
+	if h.Metering == 0 {
+		if err := upgradeMetering(txn); err != nil {
+			return nil, fmt.Errorf("snapshot: metering: %w", err)
+		}
 	}
 	txn.Commit()
 	return db, nil

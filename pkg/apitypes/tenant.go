@@ -12,6 +12,15 @@ type Tenant struct {
 	CreatedAt   time.Time `json:"created_at"`
 	CreateIndex uint64    `json:"create_index"`
 	ModifyIndex uint64    `json:"modify_index"`
+
+	// Billing: the current plan (in force now or from the next hour), the
+	// plan history, and the monthly budget in the plan's currency.
+	Plan           string        `json:"plan,omitempty"`
+	PlanHistory    []PlanPeriod  `json:"plan_history,omitempty"`
+	Budget         string        `json:"budget,omitempty"`
+	BudgetHardStop bool          `json:"budget_hard_stop,omitempty"`
+	BudgetWebhook  string        `json:"budget_webhook,omitempty"`
+	BudgetStatus   *BudgetStatus `json:"budget_status,omitempty"`
 }
 
 // Quota bounds what a tenant's apps may ask for in total. A zero field means

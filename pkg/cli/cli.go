@@ -144,6 +144,8 @@ func (e *env) root(hub, agent Daemon) *cobra.Command {
 		e.joinTokenCmd(),
 		e.hostCmd(),
 		e.eventsCmd(),
+		e.usageCmd(),
+		e.planCmd(), e.billCmd(), e.invoiceCmd(),
 		e.versionCmd(),
 	)
 	return root

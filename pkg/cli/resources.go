@@ -65,7 +65,7 @@ func (e *env) tenantCmd() *cobra.Command {
 			fmt.Fprintf(e.stdout, "deleted tenant %s\n", args[0])
 			return nil
 		})}
-	return group("tenant", "Manage tenants (admin)", create, ls, show, rm)
+	return group("tenant", "Manage tenants (admin)", create, ls, show, rm, e.setPlanCmd(), e.setBudgetCmd())
 }
 
 func quota(n int) string {
@@ -78,9 +78,9 @@ func quota(n int) string {
 func (e *env) printTenants(v any, ts []apitypes.Tenant) error {
 	var rows [][]string
 	for _, t := range ts {
-		rows = append(rows, []string{t.Name, orDash(strings.Join(t.Pools, ",")), quota(t.Quota.Instances), quota(t.Quota.CPU), quota(t.Quota.Memory), age(t.CreatedAt)})
+		rows = append(rows, []string{t.Name, orDash(strings.Join(t.Pools, ",")), quota(t.Quota.Instances), quota(t.Quota.CPU), quota(t.Quota.Memory), orDash(t.Plan), budget(t), age(t.CreatedAt)})
 	}
-	return e.print(v, []string{"NAME", "POOLS", "MAX INSTANCES", "MAX CPU", "MAX MEMORY", "AGE"}, rows)
+	return e.print(v, []string{"NAME", "POOLS", "MAX INSTANCES", "MAX CPU", "MAX MEMORY", "PLAN", "BUDGET", "AGE"}, rows)
 }
 
 func (e *env) tokenCmd() *cobra.Command {

@@ -6,7 +6,7 @@
 // A machine gets its own disk and name: the commands run in a private
 // mount and UTS namespace (unshare --mount --uts), with the instance id as
 // host name (agents default their name to it, and names are unique in a
-// pool), where /etc, /usr/local and /var are overlays
+// pool; see HostName for ids a host name cannot hold), where /etc, /usr/local and /var are overlays
 // whose upper layers live under Options.Dir/<instance id>/upper, so what a
 // machine installs (a binary in /usr/local/bin, a unit in
 // /etc/systemd/system, state in /var/lib) never touches this machine's
@@ -25,6 +25,8 @@ package netboot
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -162,13 +164,40 @@ func (b *Booter) Boot(ctx context.Context, inst cloudsim.Instance) error {
 	return m.err
 }
 
+// HostName is the lab host (and host name) of an instance: its id when
+// that is a valid host name (EC2's i-..., vSphere's vm-...), else the id
+// lower-cased with what a host name cannot hold dropped, so that a Nova
+// UUID becomes its 32 hex digits; ids longer still are cut and keep a
+// hash of the whole.
+func HostName(id string) string {
+	var b strings.Builder
+	for _, c := range strings.ToLower(id) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' {
+			b.WriteRune(c)
+		}
+	}
+	name := strings.TrimLeft(b.String(), "-")
+	if name == id && len(name) <= 32 {
+		return name
+	}
+	if len(name) > 32 {
+		name = strings.ReplaceAll(name, "-", "")
+	}
+	if len(name) > 32 || name == "" {
+		sum := sha256.Sum256([]byte(id))
+		name = strings.TrimRight(name[:min(len(name), 23)], "-") + "-" + hex.EncodeToString(sum[:4])
+		name = strings.TrimLeft(name, "-")
+	}
+	return name
+}
+
 // boot starts runcmd in a new host; it returns once runcmd runs.
 func (b *Booter) boot(ctx context.Context, m *Machine, inst cloudsim.Instance) error {
 	script, err := Script(inst.UserData)
 	if err != nil {
 		return fmt.Errorf("netboot: instance %s: %w", inst.ID, err)
 	}
-	if err := b.writeFiles(m.Dir, inst.ID, script); err != nil {
+	if err := b.writeFiles(m.Dir, HostName(inst.ID), script); err != nil {
 		return fmt.Errorf("netboot: instance %s: %w", inst.ID, err)
 	}
 	console, err := os.OpenFile(filepath.Join(m.Dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -176,7 +205,7 @@ func (b *Booter) boot(ctx context.Context, m *Machine, inst cloudsim.Instance) e
 		return fmt.Errorf("netboot: %w", err)
 	}
 	defer console.Close() // the child has its own copy
-	h, err := b.dc.TryAddHost(inst.ID)
+	h, err := b.dc.TryAddHost(HostName(inst.ID))
 	if err != nil {
 		return fmt.Errorf("netboot: instance %s: %w", inst.ID, err)
 	}

@@ -229,3 +229,24 @@ func TestBootReportsFailedRuncmd(t *testing.T) {
 		t.Fatal("a failed boot left a host")
 	}
 }
+
+func TestHostName(t *testing.T) {
+	for id, want := range map[string]string{
+		"i-0123456789abcdef0":                  "i-0123456789abcdef0",
+		"vm-42":                                "vm-42",
+		"0B1C2D3E-0000-4000-8000-00000000000A": "0b1c2d3e00004000800000000000000a",
+		"0b1c2d3e-0000-4000-8000-000000000001": "0b1c2d3e000040008000000000000001",
+		"Web_Server":                           "webserver",
+	} {
+		if got := HostName(id); got != want {
+			t.Errorf("%s → %s, want %s", id, got, want)
+		}
+	}
+	long := HostName(strings.Repeat("x", 40))
+	if len(long) > 32 || long == HostName(strings.Repeat("x", 41)) {
+		t.Errorf("long ids: %s, %s", long, HostName(strings.Repeat("x", 41)))
+	}
+	if HostName("---") == "" || HostName("\u00e9") == "" {
+		t.Error("an id of nothing a host name holds has no name")
+	}
+}
