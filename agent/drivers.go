@@ -73,7 +73,9 @@ func driverFactory(name, dataDir string, opts driverOptions, log *slog.Logger) (
 		// the agent's go.
 		klog.SetSlogLogger(log.With("component", "client-go"))
 		return func(hostID string) (driver.Driver, error) {
-			return kubernetes.New(kubernetes.Config{HostID: hostID, Kubeconfig: opts.Kubeconfig, Logger: log})
+			// StartWait -1: the supervisor starts instances one after
+			// another, and looks again at a Pod that is not running yet.
+			return kubernetes.New(kubernetes.Config{HostID: hostID, Kubeconfig: opts.Kubeconfig, StartWait: -1, Logger: log})
 		}, available, nil
 	case "exec":
 		return func(hostID string) (driver.Driver, error) {

@@ -167,13 +167,19 @@ func (s *Supervisor) Run(ctx context.Context) error {
 }
 
 // awaitingReady reports whether an instance started in the last 30 s has
-// not passed its health check yet (after that, one that never gets ready
-// is checked at the normal pace).
+// not passed its health check yet, or not been started by its runtime
+// yet (after that, one that never gets ready is checked at the normal
+// pace).
 func (s *Supervisor) awaitingReady() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range s.inst {
 		if t.status.State == wire.InstanceRunning && !t.status.Ready && s.now().Sub(t.started) < 30*time.Second {
+			return true
+		}
+		// Accepted by a runtime that starts it by itself (a Pod being
+		// scheduled and made): its running is seen by looking again.
+		if t.status.State == wire.InstanceStarting && t.up && s.now().Sub(t.started) < 30*time.Second {
 			return true
 		}
 		if !t.drainUntil.IsZero() { // its stop is due soon

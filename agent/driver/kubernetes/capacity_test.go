@@ -1,13 +1,9 @@
 package kubernetes_test
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"testing"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/agent/driver/drivertest"
@@ -48,7 +44,7 @@ func waitCapacity(t *testing.T, d *kubernetes.Driver, want driver.Capacity) {
 
 // TestCapacityFollowsNodes: the capacity is the allocatable of the nodes
 // that are Ready and not cordoned, and every change (NotReady, cordoned,
-// Ready again, deleted) is signalled.
+// Ready again, deleted, joined) is signalled.
 func TestCapacityFollowsNodes(t *testing.T) {
 	c := fakeCluster(t)
 	d := newDriver(t, c, kubernetes.Config{HostID: drivertest.NewID("host-")})
@@ -77,43 +73,7 @@ func TestCapacityFollowsNodes(t *testing.T) {
 		t.Errorf("a new driver's capacity: %+v", got)
 	}
 
-	// An instance whose node is deleted is exited (the agent then starts
-	// it again: a new Pod, the same name).
-	spec := driver.Spec{InstanceID: drivertest.NewID("i-"), Tenant: "acme", App: "web", Version: 1, Image: drivertest.TestAppImage,
-		Ports: []driver.Port{{ContainerPort: 8080}}}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	d3 := newDriver(t, c, kubernetes.Config{HostID: drivertest.NewID("host-"), StartWait: time.Second})
-	if st, err := d3.Start(ctx, spec); err != nil || st.State != driver.StatePending {
-		t.Fatalf("start on a fake node: %+v, %v; want pending", st, err)
-	}
-	var node string
-	drivertest.WaitFor(t, 30*time.Second, func() (bool, string) {
-		p, err := d3.Client().CoreV1().Pods("wharf-acme").Get(ctx, spec.InstanceID, metav1.GetOptions{})
-		if err == nil {
-			node = p.Spec.NodeName
-		}
-		return node != "", fmt.Sprintf("pod not scheduled: %v", err)
-	})
-	first, _ := d3.Client().CoreV1().Pods("wharf-acme").Get(ctx, spec.InstanceID, metav1.GetOptions{})
-	if out, err := c.Kubectl(t, "delete", "node", node); err != nil {
-		t.Fatalf("delete node: %v\n%s", err, out)
-	}
-	drivertest.WaitFor(t, 30*time.Second, func() (bool, string) {
-		st, err := d3.Inspect(ctx, spec.InstanceID)
-		return err == nil && st.State == driver.StateExited, fmt.Sprintf("inspect after its node went: %+v, %v", st, err)
-	})
-	if st, err := d3.Start(ctx, spec); err != nil || st.State != driver.StatePending {
-		t.Fatalf("start again: %+v, %v; want pending", st, err)
-	}
-	again, err := d3.Client().CoreV1().Pods("wharf-acme").Get(ctx, spec.InstanceID, metav1.GetOptions{})
-	if err != nil || again.UID == first.UID {
-		t.Errorf("start after the node went did not replace the Pod: %v", err)
-	}
-	if err := d3.Stop(ctx, spec.InstanceID, time.Second); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d3.Inspect(ctx, spec.InstanceID); !errors.Is(err, driver.ErrNotFound) {
-		t.Errorf("inspect after stop: %v", err)
-	}
+	// A node joins: the capacity rises by its allocatable.
+	c.AddFakeNode(t, kubeenv.FakeNode{Name: "fake-d", CPU: "1500m", Memory: "3Gi"})
+	waitCapacity(t, d, driver.Capacity{CPUMillis: 5500, MemoryBytes: 11 * gi, Nodes: 2})
 }

@@ -83,7 +83,11 @@ type Config struct {
 	Labels map[string]string
 	// StartWait bounds how long Start waits for a new Pod to run before
 	// it reports it pending (the agent then waits for it without
-	// blocking its other instances). Zero: 30 s.
+	// blocking its other instances). Zero: 30 s. Negative: Start does
+	// not wait; it reports the Pod as made, and the caller looks again
+	// with Inspect (the agent, which starts its instances one after
+	// another, so that a thousand Pods waiting for nodes do not hold
+	// each other up).
 	StartWait time.Duration
 	// SyncTimeout bounds how long New waits for the informers' first
 	// lists. Zero: 30 s.

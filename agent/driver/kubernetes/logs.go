@@ -17,9 +17,9 @@ import (
 	"github.com/wharf-platform/wharf/agent/driver"
 )
 
-// followRetry is how long Logs with Follow waits before it asks again for
-// the output of a container that is not running (starting, or restarted
-// by its kubelet), unless the Pod changes first.
+// followRetry is the least time between two reads of one container's
+// output with Follow: a stream that ends while the container still runs
+// (the connection to the kubelet broke) is asked for again after it.
 const followRetry = 500 * time.Millisecond
 
 // Logs reads the Pod log API with timestamps, so that every line keeps
@@ -28,16 +28,35 @@ const followRetry = 500 * time.Millisecond
 // stream: every line is reported as stdout. Since is applied to the
 // nanosecond here (the API takes whole seconds). With Follow, Logs goes
 // on across restarts of the container and ends, without error, once the
-// Pod is deleted.
+// Pod is deleted. It asks the API server only when the container has
+// output to give: a Pod waiting for a node, its image or its next
+// restart costs a watch event, not a request, however long it waits.
 func (d *Driver) Logs(ctx context.Context, id string, opts driver.LogOptions, fn func(driver.LogLine) error) error {
 	p := d.cached(id)
 	if p == nil {
 		return fmt.Errorf("kubernetes: %s: %w", id, driver.ErrNotFound)
 	}
 	ns, uid := p.Namespace, p.UID
+	if !opts.Follow && !hasOutput(p) {
+		return nil
+	}
 	since := opts.Since
 	var last time.Time // the newest line delivered, when resuming
+	// After a read, the container it followed (its id when it ran, ""
+	// when it had ended) and when to ask again if that one still runs.
+	read, again, first := "", time.Time{}, true
 	for {
+		if opts.Follow {
+			q, ok := d.waitOutput(ctx, id, uid, first, read, again)
+			if !ok {
+				return ctx.Err()
+			}
+			if q == nil {
+				return nil // deleted
+			}
+			read = runningContainer(q)
+		}
+		began := time.Now()
 		n, err := d.readLogs(ctx, ns, id, opts.Follow, since, last, func(l driver.LogLine) error {
 			last = l.Time
 			return fn(l)
@@ -63,15 +82,16 @@ func (d *Driver) Logs(ctx context.Context, id string, opts driver.LogOptions, fn
 		if !last.IsZero() {
 			since = last
 		}
-		// The stream ended: the container stopped. Read on while the same
-		// Pod exists and is not being deleted.
-		if p, ok := d.waitChange(ctx, id, uid, followRetry); !ok {
-			if ctx.Err() != nil {
+		// The stream ended: its container stopped, or the connection
+		// broke. What comes next is a new container's output, or, when
+		// the same one still runs after followRetry, more of its own.
+		again, first = began.Add(followRetry), err != nil
+		if err != nil {
+			select {
+			case <-ctx.Done():
 				return ctx.Err()
+			case <-time.After(time.Until(again)):
 			}
-			return nil
-		} else if p.DeletionTimestamp != nil && containerDone(p) {
-			return nil
 		}
 	}
 }
@@ -94,26 +114,59 @@ func containerDone(p *corev1.Pod) bool {
 	return cs == nil || cs.State.Running == nil
 }
 
-// waitChange waits for a change of the Pod or until wait passes; false
-// when the Pod (that very one) is gone or ctx ended.
-func (d *Driver) waitChange(ctx context.Context, id string, uid types.UID, wait time.Duration) (*corev1.Pod, bool) {
-	ch := d.watch()
-	if p := d.cached(id); p == nil || p.UID != uid {
-		return nil, false
+// hasOutput reports whether the Pod's container runs or has run: the
+// log API has something to serve.
+func hasOutput(p *corev1.Pod) bool {
+	cs := containerStatus(p)
+	return cs != nil && (cs.State.Running != nil || cs.State.Terminated != nil || cs.LastTerminationState.Terminated != nil)
+}
+
+// runningContainer returns the id of the Pod's container when it runs,
+// "" otherwise.
+func runningContainer(p *corev1.Pod) string {
+	if cs := containerStatus(p); cs != nil && cs.State.Running != nil {
+		return cs.ContainerID
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return nil, false
-	case <-ch:
-	case <-t.C:
+	return ""
+}
+
+// waitOutput waits until the Pod (that very one, uid) has output to
+// read: first, as soon as its container runs or has run; later, once a
+// container other than read runs, or read itself still runs at again.
+// It returns nil and true when the Pod is gone, or being deleted with
+// its container ended; false when ctx ended or the driver closed.
+func (d *Driver) waitOutput(ctx context.Context, id string, uid types.UID, first bool, read string, again time.Time) (*corev1.Pod, bool) {
+	for {
+		ch := d.watch()
+		p := d.cached(id)
+		if p == nil || p.UID != uid || (p.DeletionTimestamp != nil && containerDone(p)) {
+			return nil, true
+		}
+		cur := runningContainer(p)
+		switch {
+		case first && hasOutput(p):
+			return p, true
+		case !first && cur != "" && (cur != read || !time.Now().Before(again)):
+			return p, true
+		}
+		var retry <-chan time.Time
+		var t *time.Timer
+		if !first && cur != "" && cur == read {
+			t = time.NewTimer(time.Until(again))
+			retry = t.C
+		}
+		select {
+		case <-ctx.Done():
+			return nil, false
+		case <-d.stop:
+			return nil, false
+		case <-ch:
+		case <-retry:
+		}
+		if t != nil {
+			t.Stop()
+		}
 	}
-	p := d.cached(id)
-	if p == nil || p.UID != uid {
-		return nil, false
-	}
-	return p, true
 }
 
 // readLogs reads one log stream of the Pod's container: lines before

@@ -57,15 +57,21 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 		p = nil
 	}
 	if p == nil {
-		if err := d.create(ctx, spec); err != nil {
+		made, err := d.create(ctx, spec)
+		if err != nil {
 			return driver.Status{}, err
 		}
+		p = made
 	}
 	wait := d.cfg.StartWait
 	if wait == 0 {
 		wait = 30 * time.Second
 	}
-	p, _ = d.waitPod(ctx, spec.InstanceID, wait, func(p *corev1.Pod) bool { return running(p) || startError(p) != nil })
+	if wait > 0 {
+		p, _ = d.waitPod(ctx, spec.InstanceID, wait, func(p *corev1.Pod) bool { return running(p) || startError(p) != nil })
+	} else if c := d.cached(spec.InstanceID); c != nil {
+		p = c
+	}
 	if p == nil {
 		if err := ctx.Err(); err != nil {
 			return driver.Status{}, err
@@ -82,17 +88,23 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 	return st, nil
 }
 
-// create makes the tenant's namespace if needed, then the Pod.
-func (d *Driver) create(ctx context.Context, spec driver.Spec) error {
+// create makes the tenant's namespace if needed, then the Pod, and
+// returns the Pod as the API server answered (when it existed already,
+// as the cache has it: maybe nil).
+func (d *Driver) create(ctx context.Context, spec driver.Spec) (*corev1.Pod, error) {
 	pod := podFor(spec, d.cfg.HostID, d.cfg.Labels)
 	for attempt := 0; ; attempt++ {
 		if err := d.ensureNamespace(ctx, spec.Tenant); err != nil {
-			return err
+			return nil, err
 		}
-		_, err := d.cs.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
+		made, err := d.cs.CoreV1().Pods(pod.Namespace).Create(ctx, pod, metav1.CreateOptions{})
 		switch {
-		case err == nil, apierrors.IsAlreadyExists(err):
-			return nil
+		case err == nil:
+			return made, nil
+		case apierrors.IsAlreadyExists(err):
+			// Made a moment ago by a Start that this one did not
+			// see; the cache has it soon, if not already.
+			return d.cached(pod.Name), nil
 		case apierrors.IsNotFound(err) && attempt == 0:
 			// The namespace was deleted behind our back: make it again.
 			d.mu.Lock()
@@ -100,9 +112,9 @@ func (d *Driver) create(ctx context.Context, spec driver.Spec) error {
 			d.mu.Unlock()
 			continue
 		case apierrors.IsInvalid(err), apierrors.IsForbidden(err), apierrors.IsBadRequest(err):
-			return driver.StartFailedError(fmt.Errorf("kubernetes: create pod %s/%s: %w", pod.Namespace, pod.Name, err))
+			return nil, driver.StartFailedError(fmt.Errorf("kubernetes: create pod %s/%s: %w", pod.Namespace, pod.Name, err))
 		}
-		return fmt.Errorf("kubernetes: create pod %s/%s: %w", pod.Namespace, pod.Name, err)
+		return nil, fmt.Errorf("kubernetes: create pod %s/%s: %w", pod.Namespace, pod.Name, err)
 	}
 }
 
@@ -189,15 +201,16 @@ type instanceLock struct {
 // Stop deletes the instance's Pod with the grace period (its kubelet
 // sends SIGTERM, then SIGKILL) and waits until it is gone: at most the
 // grace plus stopSlack, then it is forced. A Pod whose node cannot
-// confirm (gone or not Ready) is deleted at once. A missing instance is
-// not an error.
+// confirm (gone or not Ready), or whose container never ran, has no
+// process to warn and is deleted at once. A missing instance is not an
+// error.
 func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error {
 	p := d.cached(id)
 	if p == nil {
 		return nil
 	}
 	secs := int64((grace + time.Second - 1) / time.Second)
-	if !d.nodeConfirms(p) {
+	if !d.nodeConfirms(p) || neverRan(p) {
 		secs = 0
 	}
 	err := d.remove(ctx, p, secs)
@@ -206,6 +219,16 @@ func (d *Driver) Stop(ctx context.Context, id string, grace time.Duration) error
 	}
 	// The kubelet did not confirm in time: force it.
 	return d.remove(ctx, p, 0)
+}
+
+// neverRan reports whether p's container has not run yet: the Pod is
+// Pending and its kubelet reported no container running or ended.
+func neverRan(p *corev1.Pod) bool {
+	if p.Status.Phase != corev1.PodPending && p.Status.Phase != "" {
+		return false
+	}
+	cs := containerStatus(p)
+	return cs == nil || (cs.State.Running == nil && cs.State.Terminated == nil && cs.LastTerminationState.Terminated == nil)
 }
 
 // stopSlack is how long past its grace period a deleted Pod may take to
