@@ -1,6 +1,7 @@
 package kubeenv
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -39,5 +40,25 @@ func TestStartRefusesBadOptions(t *testing.T) {
 	defer stop()
 	if err == nil || c != nil {
 		t.Fatalf("StartShared(Nodes: -1) = %v, %v; want an error", c, err)
+	}
+}
+
+// TestRealNodesOff: WHARF_KUBE_REAL_NODE=0 refuses real nodes before
+// anything starts, and Check skips for it even with WHARF_REQUIRE_KUBE=1.
+func TestRealNodesOff(t *testing.T) {
+	t.Setenv("WHARF_KUBE_REAL_NODE", "0")
+	t.Setenv("WHARF_REQUIRE_KUBE", "1")
+	c, stop, err := StartShared(Options{Nodes: 1})
+	defer stop()
+	if c != nil || !errors.Is(err, ErrUnavailable) || !errors.Is(err, errRealNodesOff) {
+		t.Fatalf("StartShared(Nodes: 1) with WHARF_KUBE_REAL_NODE=0 = %v, %v; want ErrUnavailable for real nodes turned off", c, err)
+	}
+	var skipped bool
+	t.Run("Check", func(t *testing.T) {
+		defer func() { skipped = t.Skipped() }()
+		Check(t, err)
+	})
+	if !skipped {
+		t.Fatal("Check did not skip for real nodes turned off")
 	}
 }
