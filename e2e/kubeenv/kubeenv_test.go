@@ -155,9 +155,9 @@ func TestControlPlane(t *testing.T) {
 
 // TestRealNode runs Pods of a locally built image on a real kubelet: they
 // become Ready (an HTTP readiness probe from the kubelet), a Pod IP answers
-// HTTP from the test process, logs are read through the API server
-// (kubectl and REST), and deleting a Pod ends its processes and network
-// namespace. A node whose kubelet stops goes NotReady; Stop then leaves no
+// HTTP from the test process, logs are read and a command executed through
+// the API server, and deleting a Pod ends its processes, network namespace
+// and CNI attachment. A node whose kubelet stops goes NotReady; Stop then leaves no
 // process, mount, cgroup or bridge behind, though the kubelet is gone and
 // a Pod still runs.
 func TestRealNode(t *testing.T) {
@@ -214,6 +214,12 @@ func TestRealNode(t *testing.T) {
 	code, body, err := c.Do(t.Context(), http.MethodGet, "/api/v1/namespaces/default/pods/web/log?container=web", nil)
 	if err != nil || code != http.StatusOK || !strings.Contains(string(body), "kubeenv-smoke-line") {
 		t.Fatalf("GET pods/web/log: %d %v %q", code, err, body)
+	}
+
+	// Exec, through the API server and the kubelet to containerd's
+	// streaming server: the app's own health check, run in the Pod.
+	if out, err := c.Kubectl(t, "exec", "web", "--", "/testapp", "check"); err != nil {
+		t.Fatalf("kubectl exec web -- /testapp check: %v %s", err, out)
 	}
 
 	// Deleting a Pod ends its processes (sandbox and container) and
