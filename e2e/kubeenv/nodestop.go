@@ -21,8 +21,10 @@ import (
 
 // stop removes the node's Pods through the API (the kubelet stops their
 // containers and sandboxes, releasing addresses and network namespaces),
-// stops the kubelet and containerd, then removes by hand whatever remains:
-// containers, shims, mounts, cgroups, the bridge.
+// stops the kubelet and containerd, then removes by hand whatever remains
+// (all of it when the kubelet was stopped first, by StopNode): containers,
+// shims, mounts, cgroups, log links, CNI results, the bridge, and what
+// kubelets leave outside their root dir.
 func (n *node) stop(c *Cluster) error {
 	var errs []error
 	ctx := context.Background()
