@@ -19,10 +19,11 @@
 // build the binaries, or for real nodes: not root, no containerd, runc or
 // CNI plugins) and fails it instead when WHARF_REQUIRE_KUBE=1 (CI sets
 // it). WHARF_KUBE_REAL_NODE=0 turns real nodes off: a cluster with
-// Options.Nodes > 0 then skips its test, even with WHARF_REQUIRE_KUBE=1. Everything is stopped by t.Cleanup: processes by their PID, then
-// the nodes' containers, shims, mounts, network namespaces, cgroups and
-// bridges, then the cluster's directory. When the test failed, the end of
-// every component's log is logged.
+// Options.Nodes > 0 then skips its test, even with WHARF_REQUIRE_KUBE=1.
+// Everything is stopped by t.Cleanup: processes by their PID, then the
+// nodes' containers, shims, mounts, network namespaces, cgroups, CNI
+// results and bridges, then the cluster's directory. When the test failed,
+// the end of every component's log is logged.
 //
 // # One cluster per package
 //
