@@ -31,11 +31,15 @@ func Required() bool { return os.Getenv("WHARF_REQUIRE_KUBE") == "1" }
 
 // Check ends the test according to err from StartShared or BinDir: nothing
 // when nil; a skip naming the reason when the machine cannot run a cluster
-// and WHARF_REQUIRE_KUBE is not 1; a failure otherwise.
+// and WHARF_REQUIRE_KUBE is not 1, or when real nodes were asked for and
+// WHARF_KUBE_REAL_NODE=0 turns them off; a failure otherwise.
 func Check(t testing.TB, err error) {
 	t.Helper()
 	if err == nil {
 		return
+	}
+	if errors.Is(err, errRealNodesOff) {
+		t.Skipf("%v", err)
 	}
 	if errors.Is(err, ErrUnavailable) && !Required() {
 		t.Skipf("%v (set WHARF_REQUIRE_KUBE=1 to fail instead)", err)

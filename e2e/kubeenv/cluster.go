@@ -131,14 +131,16 @@ func start(opts Options, logf func(string, ...any)) (*Cluster, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
-	bin, err := BinDir()
-	if err != nil {
-		return nil, err
-	}
+	// Real nodes' prerequisites first: a look at the machine, where
+	// BinDir may build for many minutes.
 	if opts.Nodes > 0 {
 		if err := nodePrerequisites(); err != nil {
 			return nil, err
 		}
+	}
+	bin, err := BinDir()
+	if err != nil {
+		return nil, err
 	}
 	// A short path: containerd's socket lives under it (a unix socket
 	// path has at most 107 bytes) and so do kubelets' mounts.

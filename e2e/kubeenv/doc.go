@@ -18,10 +18,12 @@
 // Start skips the test when the machine cannot run a cluster (no Go to
 // build the binaries, or for real nodes: not root, no containerd, runc or
 // CNI plugins) and fails it instead when WHARF_REQUIRE_KUBE=1 (CI sets
-// it). Everything is stopped by t.Cleanup: processes by their PID, then
-// the nodes' containers, shims, mounts, network namespaces, cgroups and
-// bridges, then the cluster's directory. When the test failed, the end of
-// every component's log is logged.
+// it). WHARF_KUBE_REAL_NODE=0 turns real nodes off: a cluster with
+// Options.Nodes > 0 then skips its test, even with WHARF_REQUIRE_KUBE=1.
+// Everything is stopped by t.Cleanup: processes by their PID, then the
+// nodes' containers, shims, mounts, network namespaces, cgroups, CNI
+// results and bridges, then the cluster's directory. When the test failed,
+// the end of every component's log is logged.
 //
 // # One cluster per package
 //
@@ -69,14 +71,19 @@
 //     with a containerd of its own (Debian's package, its root, state and
 //     socket under the cluster's directory), Pods on a bridge of the node's
 //     own with a /24 of 10.244.0.0/16 that the test process reaches
-//     directly (a Pod IP answers HTTP from the root namespace). No
+//     directly (a Pod IP answers HTTP from the root namespace). The node's
+//     InternalIP is its bridge's address (10.244.X.1), where the kubelet
+//     serves. StopNode(t, name) stops a node's kubelet as a failing node
+//     does (its Pods' containers keep running; the node goes NotReady). No
 //     registry is reachable: the sandbox image is a FROM-scratch image of
 //     e2e/kube/pause, and a test's images come from the local Docker daemon
 //     through Cluster.ImportImage; such Pods must say imagePullPolicy:
 //     IfNotPresent (or Never). Logs (`kubectl logs`) and exec go through
 //     the API server to the kubelet, as in any cluster. The kubelet runs
 //     on cgroup v1 (failCgroupV1: false) with the cgroupfs driver, image
-//     garbage collection and disk-pressure eviction off.
+//     garbage collection and disk-pressure eviction off. No process of a
+//     Pod gets a negative OOM score (containerd's restrict_oom_score_adj):
+//     the test machine's kernel (a Firecracker VM's) refuses them.
 //   - Options.FakeNodes: Node objects with no kubelet, kept Ready by a
 //     heartbeat (Lease and status) with the capacity given, for capacity
 //     tests; SetNodeReady(t, name, false) reports NotReady,

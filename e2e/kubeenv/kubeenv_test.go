@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -152,52 +153,50 @@ func TestControlPlane(t *testing.T) {
 	checkStopped(t, c, pids)
 }
 
-// TestRealNode runs a Pod of a locally built image on a real kubelet: it
-// becomes Ready (an HTTP readiness probe from the kubelet), its IP answers
-// HTTP from the test process, its logs are read through the API server;
-// then Stop leaves no process, mount, cgroup or bridge behind.
+// TestRealNode runs Pods of a locally built image on a real kubelet: they
+// become Ready (an HTTP readiness probe from the kubelet), a Pod IP answers
+// HTTP from the test process, logs are read and a command executed through
+// the API server, and deleting a Pod ends its processes, network namespace
+// and CNI attachment. A node whose kubelet stops goes NotReady; Stop then leaves no
+// process, mount, cgroup or bridge behind, though the kubelet is gone and
+// a Pod still runs.
 func TestRealNode(t *testing.T) {
 	cli := dockerClient(t)
 	began := time.Now()
-	c := Start(t, Options{Nodes: 1})
+	c := Start(t, Options{Nodes: 1, NodeMonitorGracePeriod: 8 * time.Second})
 	t.Logf("cluster with a real node ready in %v", time.Since(began).Round(time.Millisecond))
+	nd := c.nodes[0]
+	kubectl := func(t *testing.T, args ...string) string {
+		t.Helper()
+		out, err := c.Kubectl(t, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// The API server reaches the kubelet (logs, exec) at the node's
+	// InternalIP: its bridge's address, never loopback.
+	if got := kubectl(t, "get", "node", "node-0", "-o", `jsonpath={.status.addresses[?(@.type=="InternalIP")].address}`); got != nd.ip() {
+		t.Fatalf("node-0 InternalIP %q, want its bridge address %s", got, nd.ip())
+	}
 
 	image := drivertest.BuildTestAppImage(t, cli)
 	c.ImportImage(t, image)
-	pod := `apiVersion: v1
-kind: Pod
-metadata:
-  name: web
-  namespace: default
-spec:
-  containers:
-  - name: web
-    image: ` + image + `
-    imagePullPolicy: IfNotPresent
-    env:
-    - name: PORT
-      value: "8080"
-    readinessProbe:
-      httpGet:
-        path: /healthz
-        port: 8080
-      periodSeconds: 1
-`
-	if _, err := c.KubectlStdin(t, pod, "apply", "-f", "-"); err != nil {
-		t.Fatal(err)
+	applied := time.Now()
+	for _, name := range []string{"web", "left"} {
+		if _, err := c.KubectlStdin(t, realPod(name, image), "apply", "-f", "-"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	wait := deadline.Scale(90 * time.Second).String()
-	if out, err := c.Kubectl(t, "wait", "--for=condition=Ready", "pod/web", "--timeout="+wait); err != nil {
-		desc, _ := c.Kubectl(t, "describe", "pod", "web")
+	if out, err := c.Kubectl(t, "wait", "--for=condition=Ready", "pod/web", "pod/left", "--timeout="+wait); err != nil {
+		desc, _ := c.Kubectl(t, "describe", "pods")
 		t.Fatalf("%v\n%s\n%s", err, out, desc)
 	}
-	out, err := c.Kubectl(t, "get", "pod", "web", "-o", "jsonpath={.status.podIP} {.spec.nodeName}")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ip, nodeName, _ := strings.Cut(out, " ")
-	if !strings.HasPrefix(ip, "10.244.") || nodeName != "node-0" {
-		t.Fatalf("pod IP %q on %q, want one of 10.244.0.0/16 on node-0", ip, nodeName)
+	t.Logf("2 pods Ready %v after apply", time.Since(applied).Round(time.Millisecond))
+	ip, nodeName, _ := strings.Cut(kubectl(t, "get", "pod", "web", "-o", "jsonpath={.status.podIP} {.spec.nodeName}"), " ")
+	if !strings.HasPrefix(ip, fmt.Sprintf("10.244.%d.", nd.subnet)) || nodeName != "node-0" {
+		t.Fatalf("pod IP %q on %q, want one of 10.244.%d.0/24 on node-0", ip, nodeName, nd.subnet)
 	}
 	// The Pod IP answers from the root namespace (the test process).
 	if body := get(t, "http://"+ip+":8080/"); !strings.Contains(body, "instance=web") {
@@ -212,23 +211,61 @@ spec:
 		out, err := c.Kubectl(t, "logs", "web")
 		t.Fatalf("kubectl logs web has no kubeenv-smoke-line: %q %v", out, err)
 	}
+	code, body, err := c.Do(t.Context(), http.MethodGet, "/api/v1/namespaces/default/pods/web/log?container=web", nil)
+	if err != nil || code != http.StatusOK || !strings.Contains(string(body), "kubeenv-smoke-line") {
+		t.Fatalf("GET pods/web/log: %d %v %q", code, err, body)
+	}
 
-	// The processes of the cluster and of its Pods, then Stop.
-	pids := componentPIDs(t, c.Dir, 7)
-	nd := c.nodes[0]
-	for _, h := range cgroupHierarchies() {
-		_ = filepath.WalkDir(filepath.Join(h, nd.cgroupRoot), func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.Name() == "cgroup.procs" {
-				b, _ := os.ReadFile(p)
-				for _, f := range strings.Fields(string(b)) {
-					var pid int
-					if _, err := fmt.Sscan(f, &pid); err == nil {
-						pids = append(pids, pid)
-					}
-				}
+	// Exec, through the API server and the kubelet to containerd's
+	// streaming server: the app's own health check, run in the Pod.
+	if out, err := c.Kubectl(t, "exec", "web", "--", "/testapp", "check"); err != nil {
+		t.Fatalf("kubectl exec web -- /testapp check: %v %s", err, out)
+	}
+
+	// Deleting a Pod ends its processes (sandbox and container) and
+	// removes its network namespace.
+	uid := kubectl(t, "get", "pod", "web", "-o", "jsonpath={.metadata.uid}")
+	webPIDs := cgroupPIDs(nd, "pod"+uid)
+	if len(webPIDs) < 2 {
+		t.Fatalf("pod web (uid %s) has %d processes in the node's cgroups, want its pause and its app", uid, len(webPIDs))
+	}
+	netnsBefore := nsMounts(t, c.Dir)
+	kubectl(t, "delete", "pod", "web", "--timeout="+wait)
+	if err := waitUntil(deadline.Scale(20*time.Second), func() bool {
+		for _, pid := range webPIDs {
+			if running(pid) {
+				return false
 			}
-			return nil
-		})
+		}
+		return len(nsMounts(t, c.Dir)) == len(netnsBefore)-1
+	}); err != nil {
+		t.Fatalf("deleted pod web: processes %v or its network namespace remain (namespaces before %v, now %v)", webPIDs, netnsBefore, nsMounts(t, c.Dir))
+	}
+	if left := filesNaming(t, cniResults, uid); len(left) > 0 {
+		t.Fatalf("deleted pod web: CNI results remain: %v", left)
+	}
+
+	// A node whose kubelet stops goes NotReady; its Pod keeps running.
+	c.StopNode(t, "node-0")
+	if err := waitUntil(deadline.Scale(40*time.Second), func() bool {
+		out, _ := c.Kubectl(t, "get", "node", "node-0", "-o", `jsonpath={.status.conditions[?(@.type=="Ready")].status}`)
+		return out == "Unknown"
+	}); err != nil {
+		t.Fatal("node-0 did not become NotReady (Ready Unknown) after its kubelet stopped")
+	}
+
+	// The processes of the cluster and of the Pod left running, then Stop.
+	pids := componentPIDs(t, c.Dir, 6) // 4 control plane, containerd, a shim
+	left := cgroupPIDs(nd, "")
+	if len(left) < 2 {
+		t.Fatalf("pod left has %d processes in the node's cgroups, want its pause and its app", len(left))
+	}
+	pids = append(pids, left...)
+	// The CNI attachments of a Pod that no kubelet deleted.
+	leftUID := kubectl(t, "get", "pod", "left", "-o", "jsonpath={.metadata.uid}")
+	cniLeft := filesNaming(t, cniResults, leftUID)
+	if len(cniLeft) == 0 {
+		t.Fatalf("no CNI result in %s names pod left (uid %s)", cniResults, leftUID)
 	}
 	c.Stop()
 	checkStopped(t, c, pids)
@@ -240,6 +277,110 @@ spec:
 	if out, err := exec.Command("ip", "link", "show", nd.bridge).CombinedOutput(); err == nil {
 		t.Errorf("bridge %s remains after Stop: %s", nd.bridge, out)
 	}
+	for _, f := range cniLeft {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("CNI result %s remains after Stop", f)
+		}
+	}
+	// The device plugins' socket goes with the last kubelet (another
+	// test's kubelet may have replaced it and listen on it).
+	if _, err := os.Stat(kubeletSocket); err == nil {
+		if conn, err := net.Dial("unix", kubeletSocket); err != nil {
+			t.Errorf("%s remains after Stop and no kubelet listens on it: %v", kubeletSocket, err)
+		} else {
+			conn.Close()
+		}
+	}
+	entries, _ := os.ReadDir(containerLogLinks)
+	for _, e := range entries {
+		if target, err := os.Readlink(filepath.Join(containerLogLinks, e.Name())); err == nil && strings.HasPrefix(target, c.Dir) {
+			t.Errorf("log link %s to %s remains after Stop", e.Name(), target)
+		}
+	}
+}
+
+// filesNaming lists the files of dir whose content holds s.
+func filesNaming(t *testing.T, dir, s string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var files []string
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), s) {
+			files = append(files, p)
+		}
+	}
+	return files
+}
+
+// realPod is a Pod of the test app named name, Ready when its /healthz
+// answers.
+func realPod(name, image string) string {
+	return `apiVersion: v1
+kind: Pod
+metadata:
+  name: ` + name + `
+  namespace: default
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: web
+    image: ` + image + `
+    imagePullPolicy: IfNotPresent
+    env:
+    - name: PORT
+      value: "8080"
+    readinessProbe:
+      httpGet:
+        path: /healthz
+        port: 8080
+      periodSeconds: 1
+`
+}
+
+// cgroupPIDs lists the processes in the node's cgroups whose path holds
+// part ("": all of them).
+func cgroupPIDs(nd *node, part string) []int {
+	seen := map[int]bool{}
+	var pids []int
+	for _, h := range cgroupHierarchies() {
+		_ = filepath.WalkDir(filepath.Join(h, nd.cgroupRoot), func(p string, d os.DirEntry, err error) error {
+			if err != nil || d.Name() != "cgroup.procs" || !strings.Contains(p, part) {
+				return nil
+			}
+			b, _ := os.ReadFile(p)
+			for _, f := range strings.Fields(string(b)) {
+				var pid int
+				if _, err := fmt.Sscan(f, &pid); err == nil && !seen[pid] {
+					seen[pid] = true
+					pids = append(pids, pid)
+				}
+			}
+			return nil
+		})
+	}
+	return pids
+}
+
+// nsMounts lists the network namespace mounts (nsfs) under dir: a node's
+// Pods' network namespaces.
+func nsMounts(t *testing.T, dir string) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ns []string
+	for _, line := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(line)
+		if len(fields) > 4 && strings.HasPrefix(fields[4], dir+"/") && strings.Contains(line, " - nsfs ") {
+			ns = append(ns, fields[4])
+		}
+	}
+	return ns
 }
 
 // checkStopped fails the test if a process of pids runs, or the cluster's
@@ -247,7 +388,7 @@ spec:
 func checkStopped(t *testing.T, c *Cluster, pids []int) {
 	t.Helper()
 	for _, pid := range pids {
-		if syscall.Kill(pid, 0) == nil {
+		if running(pid) {
 			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 			t.Errorf("process %d (%s) still running after Stop", pid, strings.ReplaceAll(string(cmdline), "\x00", " "))
 		}
@@ -258,6 +399,23 @@ func checkStopped(t *testing.T, c *Cluster, pids []int) {
 	if b, err := os.ReadFile("/proc/self/mountinfo"); err == nil && strings.Contains(string(b), c.Dir) {
 		t.Errorf("mounts under %s remain after Stop", c.Dir)
 	}
+}
+
+// running tells whether process pid exists and has not exited. An exited
+// process whose parent is gone stays a zombie until init reaps it, which
+// this machine's init (a Firecracker VM's process API) does only now and
+// then: a zombie counts as stopped.
+func running(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: comm may hold spaces and parentheses.
+	i := strings.LastIndexByte(string(stat), ')')
+	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
 // componentPIDs lists the processes whose command line names dir (the

@@ -8,13 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
+	"testing"
 	"time"
 
 	"github.com/wharf-platform/wharf/hub/hubtest/deadline"
@@ -38,8 +36,16 @@ const cniBinDir = "/usr/lib/cni"
 // pauseImage is the sandbox image's name.
 const pauseImage = "kubeenv.wharf.dev/pause:1"
 
+// errRealNodesOff marks real nodes turned off by WHARF_KUBE_REAL_NODE=0:
+// a choice of whoever runs the tests, so Check skips even when
+// WHARF_REQUIRE_KUBE=1.
+var errRealNodesOff = errors.New("real nodes turned off by WHARF_KUBE_REAL_NODE=0")
+
 // nodePrerequisites tells why this machine cannot run real nodes.
 func nodePrerequisites() error {
+	if os.Getenv("WHARF_KUBE_REAL_NODE") == "0" {
+		return fmt.Errorf("%w: %w", ErrUnavailable, errRealNodesOff)
+	}
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("%w: real nodes need root", ErrUnavailable)
 	}
@@ -70,6 +76,10 @@ type node struct {
 	containerd *proc
 	kubelet    *proc
 }
+
+// ip is the node's address: its bridge's, the Pods' gateway, which the
+// root network namespace (the API server, the test process) owns.
+func (n *node) ip() string { return fmt.Sprintf("10.244.%d.1", n.subnet) }
 
 func (n *node) procs() []*proc {
 	var ps []*proc
@@ -151,6 +161,22 @@ func (c *Cluster) startNode(name, clusterID string, index int, ports []int) (*no
 		return n, err
 	}
 	return n, nil
+}
+
+// StopNode stops the kubelet of real node name (by its PID), the way a
+// node fails: its containerd and its Pods' containers keep running, its
+// heartbeat stops, and the controller-manager reports it NotReady (Ready
+// Unknown) after Options.NodeMonitorGracePeriod and taints it. Stop
+// removes what the node leaves, as for any node.
+func (c *Cluster) StopNode(t testing.TB, name string) {
+	t.Helper()
+	for _, n := range c.nodes {
+		if n.name == name {
+			n.kubelet.stop(10 * time.Second)
+			return
+		}
+	}
+	t.Fatalf("kubeenv: StopNode %s: not a real node of the cluster (%s)", name, strings.Join(c.NodeNames, ", "))
 }
 
 // makeBridge creates the node's bridge with a free 10.244.X.1/24 (no
@@ -248,6 +274,12 @@ func (n *node) startContainerd(c *Cluster) error {
 	if err := os.WriteFile(filepath.Join(n.dir, "cni", "10-kubeenv.conflist"), []byte(cni), 0o644); err != nil {
 		return err
 	}
+	// restrict_oom_score_adj: the kubelet asks for oom_score_adj -998 for
+	// every Pod sandbox (-997 for Guaranteed containers), and some kernels
+	// refuse a negative one even to root (this machine's, a Firecracker
+	// VM's). runc's init dies of it, containerd reports only "can't get
+	// final child's PID from pipe: EOF", and no Pod ever starts.
+	// Restricted, containerd raises a score below its own (0) to its own.
 	cfg := fmt.Sprintf(`version = 2
 root = %q
 state = %q
@@ -265,6 +297,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   stream_server_port = "0"
   disable_apparmor = true
   netns_mounts_under_state_dir = true
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -331,11 +364,18 @@ func (n *node) startKubelet(c *Cluster, ports []int) error {
 		"apiVersion": "kubelet.config.k8s.io/v1beta1",
 		// This machine (and CI's) has cgroup v1, which 1.35 refuses
 		// unless told otherwise.
-		"failCgroupV1":       false,
-		"failSwapOn":         false,
-		"cgroupDriver":       "cgroupfs",
-		"cgroupRoot":         n.cgroupRoot,
-		"address":            "127.0.0.1",
+		"failCgroupV1": false,
+		"failSwapOn":   false,
+		// The kubelet's own OOM score: its default, -999, is refused by
+		// kernels that take no negative oom_score_adj (see
+		// startContainerd).
+		"oomScoreAdj":  0,
+		"cgroupDriver": "cgroupfs",
+		"cgroupRoot":   n.cgroupRoot,
+		// The bridge's address: the kubelet refuses a loopback node
+		// IP, and the API server reaches the kubelet (logs, exec) at the
+		// node's InternalIP.
+		"address":            n.ip(),
 		"port":               ports[0],
 		"readOnlyPort":       0,
 		"healthzBindAddress": "127.0.0.1",
@@ -377,7 +417,7 @@ func (n *node) startKubelet(c *Cluster, ports []int) error {
 	p, err := startProc(n.name+"/kubelet", filepath.Join(c.Dir, n.name+"-kubelet.log"), []string{"PATH=" + path}, filepath.Join(c.BinDir, "kubelet"),
 		"--config", cfgPath, "--kubeconfig", kubeconfig,
 		"--root-dir", filepath.Join(n.dir, "kubelet"), "--cert-dir", filepath.Join(n.dir, "pki"),
-		"--hostname-override", n.name, "--node-ip", "127.0.0.1", "-v", "1")
+		"--hostname-override", n.name, "--node-ip", n.ip(), "-v", "1")
 	if err != nil {
 		return err
 	}
@@ -413,190 +453,4 @@ func (n *node) pathWithoutIPTables() (string, error) {
 		}
 	}
 	return dir, nil
-}
-
-// stop removes the node's Pods through the API (the kubelet stops their
-// containers and sandboxes, releasing addresses and network namespaces),
-// stops the kubelet and containerd, then removes by hand whatever remains:
-// containers, shims, mounts, cgroups, the bridge.
-func (n *node) stop(c *Cluster) error {
-	var errs []error
-	ctx := context.Background()
-	if n.kubelet != nil && !n.kubelet.exited() {
-		if err := c.deleteNodePods(ctx, n.name); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	n.kubelet.stop(10 * time.Second)
-	if n.containerd != nil && !n.containerd.exited() {
-		errs = append(errs, n.removeContainers(ctx))
-	}
-	n.containerd.stop(10 * time.Second)
-	errs = append(errs, n.killShims())
-	errs = append(errs, unmountUnder(n.dir))
-	errs = append(errs, n.removeCgroups())
-	errs = append(errs, n.removeLogLinks())
-	if out, err := exec.Command("ip", "link", "del", n.bridge).CombinedOutput(); err != nil && !strings.Contains(string(out), "Cannot find device") {
-		errs = append(errs, fmt.Errorf("delete bridge %s: %v: %s", n.bridge, err, out))
-	}
-	return errors.Join(errs...)
-}
-
-// deleteNodePods cordons the node (so that controllers' replacements
-// land elsewhere or nowhere), deletes the Pods bound to it (grace 1 s) and
-// waits until the kubelet has confirmed every deletion.
-func (c *Cluster) deleteNodePods(ctx context.Context, name string) error {
-	cordon := map[string]any{"spec": map[string]any{"unschedulable": true}}
-	if code, body, err := c.doType(ctx, http.MethodPatch, "/api/v1/nodes/"+name, "application/merge-patch+json", cordon); err != nil || code != http.StatusOK {
-		return fmt.Errorf("cordon %s: %d %v %s", name, code, err, body)
-	}
-	list := "/api/v1/pods?fieldSelector=" + url.QueryEscape("spec.nodeName="+name)
-	remaining := func() ([]string, error) {
-		code, body, err := c.Do(ctx, http.MethodGet, list, nil)
-		if err != nil || code != http.StatusOK {
-			return nil, fmt.Errorf("list pods of %s: %d %v", name, code, err)
-		}
-		var pods struct {
-			Items []struct {
-				Metadata struct{ Name, Namespace string } `json:"metadata"`
-			} `json:"items"`
-		}
-		if err := json.Unmarshal(body, &pods); err != nil {
-			return nil, err
-		}
-		var paths []string
-		for _, p := range pods.Items {
-			paths = append(paths, "/api/v1/namespaces/"+p.Metadata.Namespace+"/pods/"+p.Metadata.Name)
-		}
-		return paths, nil
-	}
-	pods, err := remaining()
-	if err != nil || len(pods) == 0 {
-		return err
-	}
-	for _, p := range pods {
-		_, _, _ = c.Do(ctx, http.MethodDelete, p, map[string]any{"gracePeriodSeconds": 1})
-	}
-	return waitFor("pods of "+name+" deleted", deadline.Scale(60*time.Second), nil, func() (bool, error) {
-		left, err := remaining()
-		return err == nil && len(left) == 0, err
-	})
-}
-
-// removeContainers kills and deletes whatever tasks and containers the
-// node's containerd still has.
-func (n *node) removeContainers(ctx context.Context) error {
-	out, err := n.ctr(ctx, "-n", "k8s.io", "containers", "ls", "-q")
-	if err != nil {
-		return fmt.Errorf("%s: list containers: %v: %s", n.name, err, out)
-	}
-	var errs []error
-	for _, id := range strings.Fields(out) {
-		_, _ = n.ctr(ctx, "-n", "k8s.io", "tasks", "kill", "-s", "SIGKILL", id)
-		for range 50 {
-			if _, err := n.ctr(ctx, "-n", "k8s.io", "tasks", "delete", id); err == nil {
-				break
-			} else if o, _ := n.ctr(ctx, "-n", "k8s.io", "tasks", "ls", "-q"); !strings.Contains(o, id) {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if o, err := n.ctr(ctx, "-n", "k8s.io", "containers", "delete", id); err != nil {
-			errs = append(errs, fmt.Errorf("%s: delete container %s: %v: %s", n.name, id, err, o))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// killShims kills the runc shims that served this node's containerd (found
-// by its socket on their command line), by PID.
-func (n *node) killShims() error {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(string(cmdline), "\x00")
-		if len(args) > 0 && strings.HasPrefix(filepath.Base(args[0]), "containerd-shim") && strings.Contains(string(cmdline), "\x00"+n.sock+"\x00") {
-			p, err := os.FindProcess(pid)
-			if err == nil {
-				_ = p.Kill()
-			}
-		}
-	}
-	return nil
-}
-
-// containerLogLinks is where every kubelet links its containers' logs
-// (a fixed path), to files under its podLogsDir.
-const containerLogLinks = "/var/log/containers"
-
-// removeLogLinks removes the links to this node's logs that its kubelet
-// made and did not get to remove.
-func (n *node) removeLogLinks() error {
-	entries, err := os.ReadDir(containerLogLinks)
-	if err != nil {
-		return nil // no kubelet made the directory
-	}
-	for _, e := range entries {
-		p := filepath.Join(containerLogLinks, e.Name())
-		if target, err := os.Readlink(p); err == nil && strings.HasPrefix(target, n.dir+"/") {
-			if err := os.Remove(p); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// removeCgroups removes the node's cgroup root from every hierarchy,
-// killing (by PID) any process still in it.
-func (n *node) removeCgroups() error {
-	var errs []error
-	for _, h := range cgroupHierarchies() {
-		root := filepath.Join(h, n.cgroupRoot)
-		if _, err := os.Stat(root); err != nil {
-			continue
-		}
-		var dirs []string
-		_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				dirs = append(dirs, p)
-			}
-			return nil
-		})
-		// Deepest first.
-		for i := len(dirs) - 1; i >= 0; i-- {
-			d := dirs[i]
-			var err error
-			for range 50 {
-				if err = os.Remove(d); err == nil || os.IsNotExist(err) {
-					err = nil
-					break
-				}
-				if procs, rerr := os.ReadFile(filepath.Join(d, "cgroup.procs")); rerr == nil {
-					for _, f := range strings.Fields(string(procs)) {
-						if pid, perr := strconv.Atoi(f); perr == nil {
-							if p, ferr := os.FindProcess(pid); ferr == nil {
-								_ = p.Kill()
-							}
-						}
-					}
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("remove cgroup %s: %w", d, err))
-			}
-		}
-	}
-	return errors.Join(errs...)
 }
