@@ -33,6 +33,7 @@ import (
 type kubeRig struct {
 	t       *testing.T
 	kube    *kubeenv.Cluster
+	gate    *udpGate // between the cluster agent and the hub
 	cs      k8s.Interface
 	admin   *client.Client
 	w       *client.WriteOptions
@@ -61,7 +62,9 @@ func newKubeRig(t *testing.T, fakeNodes ...kubeenv.FakeNode) *kubeRig {
 		t.Fatal(err)
 	}
 
-	c := hubtest.New(t, 1, hubtest.Options{SuspectAfter: time.Second, DownAfter: 5 * time.Second})
+	// Down only after 20 s: the cluster agent must come back from its
+	// cut (its reconnect backoff reaches 8 s) with nothing replaced.
+	c := hubtest.New(t, 1, hubtest.Options{SuspectAfter: 2 * time.Second, DownAfter: 20 * time.Second})
 	ctx := context.Background()
 	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})
 	boot, err := anon.Bootstrap(ctx)
@@ -112,7 +115,10 @@ func newKubeRig(t *testing.T, fakeNodes ...kubeenv.FakeNode) *kubeRig {
 	// The cluster member: the wharf binary, so that it can be killed.
 	kjt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "k8s"})
 	r.local = fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
-	r.agentArgs = []string{"agent", "--driver", "kubernetes", "--kubeconfig", kc.Kubeconfig, "--hub", c.Nodes[0].QUICAddr(),
+	// Through a gate the test can close: the hub unreachable.
+	r.gate = newUDPGate(t, c.Nodes[0].QUICAddr())
+	r.gate.open.Store(true)
+	r.agentArgs = []string{"agent", "--driver", "kubernetes", "--kubeconfig", kc.Kubeconfig, "--hub", r.gate.pc.LocalAddr().String(),
 		"--token", kjt.Token, "--data-dir", filepath.Join(t.TempDir(), "agent"), "--pool", "k8s", "--name", "gz",
 		"--gossip-addr", "127.0.0.1:0", "--local-addr", r.local, "--router-http-addr", "127.0.0.1:0", "--router-https-addr", "",
 		"--drain-delay", "0s", "--log-level", "debug"}
@@ -263,6 +269,50 @@ func (r *kubeRig) serve(router, app string, want []string) {
 	})
 }
 
+// health returns what the cluster agent's /healthz says.
+func (r *kubeRig) health() (agent.Health, error) {
+	var h agent.Health
+	resp, err := kubeHTTP.Get("http://" + r.local + "/healthz")
+	if err != nil {
+		return h, err
+	}
+	defer resp.Body.Close()
+	return h, json.NewDecoder(resp.Body).Decode(&h)
+}
+
+// logsWhole waits until the hub has instance id's numbered lines (the
+// test app's TESTAPP_PRINT) up to one printed after the time given, and
+// fails at once when one is missing or comes twice.
+func (r *kubeRig) logsWhole(app, id string, after time.Time) {
+	r.t.Helper()
+	var n int
+	hubtest.WaitFor(r.t, 60*time.Second, fmt.Sprintf("the lines of %s up to %v at the hub", id, after), func() bool {
+		n = 0
+		var last time.Time
+		var bad string
+		err := r.admin.Apps().Logs(context.Background(), app, client.LogOptions{Tenant: "acme", Instance: id, Limit: 100000},
+			func(l apitypes.LogLine) error {
+				var num int
+				if _, err := fmt.Sscanf(l.Line, "line %d", &num); err != nil {
+					return nil // not a numbered line
+				}
+				if num != n+1 && bad == "" {
+					bad = fmt.Sprintf("line %d (seq %d) follows line %d", num, l.Seq, n)
+				}
+				n, last = num, l.Time
+				return nil
+			})
+		if err != nil || !last.After(after) {
+			return false
+		}
+		if bad != "" {
+			r.t.Fatalf("the output of %s at the hub: %s: lost or repeated", id, bad)
+		}
+		return true
+	})
+	r.t.Logf("%s: lines 1 to %d at the hub, none lost or repeated", id, n)
+}
+
 var kubeHTTP = &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 
 func ids(is []apitypes.Instance) []string {
@@ -277,8 +327,10 @@ func ids(is []apitypes.Instance) []string {
 // hosts. An image app spread over datacenters runs on both docker hosts
 // and as Pods in the cluster, and one router serves them all; scale,
 // rolling update, rollback and delete act on the Pods; the cluster agent
-// killed with -9 and restarted adopts its Pods (same UIDs, no restart); a
-// node going NotReady lowers the capacity GET /v1/hosts shows.
+// killed with -9 and restarted adopts its Pods (same UIDs, no restart)
+// and ships their output with no line lost or repeated; with the hub
+// down the Pods keep running and serving; a node going NotReady lowers
+// the capacity GET /v1/hosts shows.
 func TestKubernetesMember(t *testing.T) {
 	r := newKubeRig(t)
 	ctx := context.Background()
@@ -294,7 +346,7 @@ func TestKubernetesMember(t *testing.T) {
 	}
 
 	spec := apitypes.AppSpec{Name: "web", Image: drivertest.TestAppImage, Instances: intp(4), CPU: 100, Memory: 32,
-		Pools: []string{"dock", "k8s"}, Spread: "datacenter", Env: map[string]string{"VERSION": "1"},
+		Pools: []string{"dock", "k8s"}, Spread: "datacenter", Env: map[string]string{"VERSION": "1", "TESTAPP_PRINT": "5"},
 		Ports:  []apitypes.Port{{Name: "http", ContainerPort: 8080}},
 		Health: &apitypes.Health{HTTP: "/healthz", Interval: apitypes.Duration(time.Second)}}
 	if _, err := r.admin.Apps().Create(ctx, spec, r.w); err != nil {
@@ -329,7 +381,7 @@ func TestKubernetesMember(t *testing.T) {
 	r.live("back to 4 instances, the cluster's as Pods", "web", 4, 1, nil)
 
 	// Rolling update, then rollback: the Pods follow the versions.
-	spec.Env = map[string]string{"VERSION": "2"}
+	spec.Env = map[string]string{"VERSION": "2", "TESTAPP_PRINT": "5"}
 	spec.Instances = nil
 	if _, _, _, err := r.admin.Apps().Put(ctx, spec, r.w); err != nil {
 		t.Fatal(err)
@@ -344,19 +396,17 @@ func TestKubernetesMember(t *testing.T) {
 	r.serve(r.routers[1], "web", ids(by["gz"]))
 
 	// The cluster agent killed and restarted: it adopts its Pods, and
-	// nothing restarts.
+	// nothing restarts; the Pods' output, which went on while no agent
+	// read it, reaches the hub with no line lost or repeated.
 	before := r.pods("web")
 	r.agent.kill()
 	r.agent.wait(t)
+	killed := time.Now()
+	time.Sleep(2 * time.Second)
 	r.agent = start(t, nil, r.agentArgs...)
 	hubtest.WaitFor(t, 60*time.Second, "the restarted cluster agent connected", func() bool {
-		resp, err := kubeHTTP.Get("http://" + r.local + "/healthz")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var h agent.Health
-		return json.NewDecoder(resp.Body).Decode(&h) == nil && h.Connected && h.Acked > 2 && r.cluster().State == "ready"
+		h, err := r.health()
+		return err == nil && h.Connected && h.Acked > 2 && r.cluster().State == "ready"
 	})
 	r.live("the cluster's instances ready again after its agent's restart", "web", 4, 1, nil)
 	time.Sleep(3 * time.Second) // long enough for a wrongful restart to show
@@ -367,6 +417,45 @@ func TestKubernetesMember(t *testing.T) {
 	for name, p := range before {
 		if q := after[name]; q.UID != p.UID || q.Restarts != p.Restarts {
 			t.Errorf("pod %s before the agent's restart %+v, after %+v", name, p, q)
+		}
+	}
+	for name := range before {
+		r.logsWhole("web", name, killed.Add(3*time.Second))
+	}
+
+	// Offline: with the hub unreachable (for less than its down-after,
+	// so that it replaces nothing), the Pods keep running and serving,
+	// and the agent that comes back changes none of them.
+	r.gate.open.Store(false)
+	hubtest.WaitFor(t, 30*time.Second, "the cluster agent cut off from the hub", func() bool {
+		h, err := r.health()
+		return err == nil && !h.Connected
+	})
+	down := time.Now()
+	for time.Since(down) < 8*time.Second {
+		for name, p := range before {
+			pod, err := r.cs.CoreV1().Pods("wharf-acme").Get(ctx, name, metav1.GetOptions{})
+			if err != nil || string(pod.UID) != p.UID || pod.DeletionTimestamp != nil {
+				t.Fatalf("pod %s with the hub unreachable: %v (deleting: %v)", name, err, err == nil && pod.DeletionTimestamp != nil)
+			}
+			resp, err := kubeHTTP.Get("http://" + pod.Status.PodIP + ":8080/healthz")
+			if err != nil {
+				t.Fatalf("pod %s with the hub unreachable: %v", name, err)
+			}
+			resp.Body.Close()
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	r.gate.open.Store(true)
+	hubtest.WaitFor(t, 60*time.Second, "the cluster agent back on the hub", func() bool {
+		h, err := r.health()
+		return err == nil && h.Connected
+	})
+	r.live("the cluster's instances ready after the hub was back", "web", 4, 1, nil)
+	after = r.pods("web")
+	for name, p := range before {
+		if q := after[name]; q.UID != p.UID || q.Restarts != p.Restarts {
+			t.Errorf("pod %s before the cut %+v, after %+v", name, p, q)
 		}
 	}
 
