@@ -53,6 +53,7 @@ bench: build
 	$(GO) test -run '^$$' -bench PlacementsRaft -benchtime 1x ./hub
 	$(GO) test -run '^$$' -bench DeployLatency -benchtime 20x ./e2e
 	$(GO) test -run '^$$' -bench KubeDeploy -benchtime 20x ./e2e
+	$(GO) test -run '^$$' -bench KubeAgent1000Pods -benchtime 1x ./e2e
 	$(GO) test -run '^$$' -bench RoutePush -benchtime 100x ./e2e
 	$(GO) test -run '^$$' -bench LogShipping -benchtime 3x ./e2e
 	$(GO) test -run '^$$' -bench . -benchmem ./hub/logstore
