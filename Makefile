@@ -15,7 +15,7 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 # provisioned machine downloads this binary from the hub.
 LDFLAGS   := -s -w -X github.com/wharf-platform/wharf/internal/version.version=$(VERSION)
 
-.PHONY: build run test test-short e2e bench fuzz lint proto clean
+.PHONY: build run test test-short e2e bench fuzz lint proto clean kube-tools
 
 # Static (no cgo: the resolver and user lookups are Go's own), so that
 # `wharf dev` can run its demo app from a FROM scratch image of the binary.
@@ -25,9 +25,15 @@ build:
 run: build
 	./$(BIN) dev
 
+# The Kubernetes binaries the kubernetes driver's tests run (e2e/kubeenv):
+# built from the module proxy into ~/.cache/wharf-kube (WHARF_KUBE_BIN)
+# when missing; nothing to do when they are there.
+kube-tools:
+	GO=$(GO) ./e2e/kube/build.sh
+
 # The whole suite: unit, loopback integration (real Raft clusters), fuzz
 # seeds, with the race detector. CI runs exactly this.
-test:
+test: kube-tools
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 10m $(SDK_PKGS)
@@ -46,6 +52,8 @@ bench: build
 	$(GO) test -run '^$$' -bench 'Placements$$' -benchtime 1x ./hub/planner
 	$(GO) test -run '^$$' -bench PlacementsRaft -benchtime 1x ./hub
 	$(GO) test -run '^$$' -bench DeployLatency -benchtime 20x ./e2e
+	$(GO) test -run '^$$' -bench KubeDeploy -benchtime 20x ./e2e
+	$(GO) test -run '^$$' -bench KubeAgent1000Pods -benchtime 1x ./e2e
 	$(GO) test -run '^$$' -bench RoutePush -benchtime 100x ./e2e
 	$(GO) test -run '^$$' -bench LogShipping -benchtime 3x ./e2e
 	$(GO) test -run '^$$' -bench . -benchmem ./hub/logstore

@@ -83,6 +83,11 @@ func TestImportRules(t *testing.T) {
 		// The AWS SDK is huge: only its provider links it (and the
 		// binary's root, which imports the provider to register it).
 		{module, []string{"github.com/aws/aws-sdk-go-v2", "github.com/aws/smithy-go"}, false, false, []string{module, module + "/providers/aws"}},
+		// client-go too: only the kubernetes driver links it, and the
+		// agent's root, which picks the driver (so the binary's root and
+		// the e2e packages that start whole agents in-process).
+		{module, []string{"k8s.io/client-go", "k8s.io/api", "k8s.io/apimachinery", "k8s.io/metrics"}, false, false,
+			[]string{module, module + "/agent", module + "/agent/driver/kubernetes", module + "/e2e", module + "/e2e/agentload"}},
 		// So are gophercloud and govmomi: only their provider and the root
 		// link them (tests of e2e may run govmomi's in-process vCenter
 		// simulator, never the provider's code paths in other packages).

@@ -151,7 +151,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, err
 	}
 	inv := inventory.Config{DataDir: cfg.DataDir, Drivers: cfg.Drivers, Provider: cfg.Provider, Region: cfg.Region, Zone: cfg.Zone,
-		Labels: cfg.Labels, Advertise: cfg.Advertise}
+		Labels: cfg.Labels, Advertise: cfg.Advertise, Kind: kindOf(cfg.Drivers)}
 	return &Agent{cfg: cfg, log: cfg.Logger, id: id, hubs: hubs.Open(cfg.DataDir, cfg.Hubs, cfg.Logger), inv: inv,
 		lease: lease.Open(cfg.DataDir), routes: r}, nil
 }
@@ -170,7 +170,7 @@ func (a *Agent) runEnrolled(ctx context.Context) error {
 	if err := a.id.Enroll(ctx, e); err != nil || ctx.Err() != nil {
 		return err
 	}
-	w, err := a.newWorkload(a.HostID())
+	w, drv, err := a.newWorkload(a.HostID())
 	if err != nil {
 		return err
 	}
@@ -189,35 +189,40 @@ func (a *Agent) runEnrolled(ctx context.Context) error {
 		a.work.Store(w)
 		rr = append(rr, w)
 	}
-	ctl := a.newControl(w, g)
+	capacity, _ := drv.(driver.CapacityReporter)
+	ctl := a.newControl(w, g, capacity)
 	rr = append(rr, run.Func(func(ctx context.Context) error { return a.connect(ctx, ctl) }))
 	return run.All(ctx, rr...)
 }
 
-// newWorkload makes what runs the host's instances, once the host id is
-// known (drivers label what they run with it); nil without a driver.
-func (a *Agent) newWorkload(hostID string) (*workload.Workload, error) {
+// newWorkload makes what runs the host's instances, and its driver, once
+// the host id is known (drivers label what they run with it); nil without
+// a driver.
+func (a *Agent) newWorkload(hostID string) (*workload.Workload, driver.Driver, error) {
 	if a.cfg.NewDriver == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	drv, err := a.cfg.NewDriver(hostID)
 	if err != nil {
-		return nil, fmt.Errorf("driver: %w", err)
+		return nil, nil, fmt.Errorf("driver: %w", err)
 	}
-	return workload.New(workload.Config{HostID: hostID, Driver: drv, DataDir: a.cfg.DataDir, Advertise: a.cfg.Advertise,
+	w, err := workload.New(workload.Config{HostID: hostID, Driver: drv, DataDir: a.cfg.DataDir, Advertise: a.cfg.Advertise,
 		DrainDelay: a.cfg.DrainDelay, Lease: a.lease, Metrics: a.cfg.Metrics, MetricsInterval: a.cfg.MetricsInterval,
 		LogBufferBytes: a.cfg.LogBufferBytes, Lines: a.routes, Logger: a.log})
+	return w, drv, err
 }
 
 // newControl registers with the hub sessions what each feature handles
-// and sends: the order is that of the first messages of a session.
-func (a *Agent) newControl(w *workload.Workload, g *gossip.Pool) *control.Control {
+// and sends: the order is that of the first messages of a session. A
+// driver whose host is a cluster (capacity non-nil) makes the inventory
+// report its capacity.
+func (a *Agent) newControl(w *workload.Workload, g *gossip.Pool, capacity driver.CapacityReporter) *control.Control {
 	c := control.New()
 	a.handleSession(c)
 	a.hubs.Register(c)
 	g.Register(c)
 	registerLease(c, a.lease, a.log)
-	inventory.Register(c, a.inv, g)
+	inventory.Register(c, a.inv, g, capacity)
 	if w != nil {
 		w.Register(c)
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,11 +16,13 @@ import (
 func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 	var cfg Config
 	var hubs []string
-	var labels, logLevel, driverName string
+	var labels, logLevel, driverName, kubeconfig string
 	var containerLabels []string
 	var stop bool
 	fs.StringArrayVar(&hubs, "hub", nil, "hub gateway (QUIC) address (repeatable, or comma-separated)")
 	fs.StringVar(&cfg.Token, "token", "", "join token (needed until the agent has enrolled)")
+	var tokenFile string
+	fs.StringVar(&tokenFile, "token-file", "", "file holding the join token (a mounted Secret), instead of --token")
 	fs.StringVar(&cfg.DataDir, "data-dir", "/var/lib/wharf-agent", "where the agent keeps its identity")
 	fs.StringVar(&cfg.Pool, "pool", "", "the pool to join (must match the join token's)")
 	fs.StringVar(&cfg.Name, "name", "", "host name, unique in its pool (default: hostname)")
@@ -31,7 +34,8 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 	fs.StringVar(&cfg.Provider, "provider", "", "cloud provider reported in the inventory (aws, aliyun, vsphere, openstack, baremetal)")
 	fs.StringVar(&cfg.Region, "region", "", "region reported in the inventory")
 	fs.StringVar(&cfg.Zone, "zone", "", "zone reported in the inventory")
-	fs.StringVar(&driverName, "driver", "", "docker or exec (default: docker if a daemon answers, else exec)")
+	fs.StringVar(&driverName, "driver", "", "docker, exec or kubernetes (default: docker if a daemon answers, else exec)")
+	fs.StringVar(&kubeconfig, "kubeconfig", "", "the cluster of --driver kubernetes (default: the in-cluster config, in a Pod)")
 	fs.StringVar(&cfg.RouterHTTPAddr, "router-http-addr", "0.0.0.0:7080", "router HTTP address (TCP routes listen on its host); empty: no router")
 	fs.StringVar(&cfg.RouterHTTPSAddr, "router-https-addr", "0.0.0.0:7443", "router HTTPS address; empty: none")
 	fs.BoolVar(&cfg.Metrics, "metrics", true, "sample the host and the instances (embedded cAdvisor) and send the samples to the hub")
@@ -41,6 +45,18 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 	fs.StringArrayVar(&containerLabels, "container-label", nil, "label k=v put on every container the docker driver creates (repeatable)")
 	fs.BoolVar(&stop, "stop-instances", false, "stop and remove this host's instances (of --driver, found through --data-dir) and exit, without contacting the hub")
 	return func(ctx context.Context) error {
+		if tokenFile != "" {
+			// A Pod gets its token from a mounted Secret: never on a
+			// command line that any process can read.
+			if cfg.Token != "" {
+				return errors.New("give --token or --token-file, not both")
+			}
+			b, err := os.ReadFile(tokenFile)
+			if err != nil {
+				return fmt.Errorf("--token-file: %w", err)
+			}
+			cfg.Token = strings.TrimSpace(string(b))
+		}
 		for _, h := range hubs {
 			for _, a := range strings.Split(h, ",") {
 				if a = strings.TrimSpace(a); a != "" {
@@ -71,7 +87,11 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 			}
 			extra[k] = v
 		}
-		newDriver, drivers, err := driverFactory(driverName, cfg.DataDir, extra, cfg.Logger.With("component", "driver"))
+		if kubeconfig != "" && driverName != "kubernetes" {
+			return errors.New("--kubeconfig is for --driver kubernetes")
+		}
+		newDriver, drivers, err := driverFactory(driverName, cfg.DataDir, driverOptions{Labels: extra, Kubeconfig: kubeconfig},
+			cfg.Logger.With("component", "driver"))
 		if err != nil {
 			return err
 		}

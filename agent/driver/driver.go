@@ -63,6 +63,21 @@ type Spec struct {
 	CPU        int               // millicores; 0: no limit
 	Memory     int               // MB; 0: no limit
 	Ports      []Port
+	// Health is the app's health check, for drivers whose runtime checks
+	// readiness itself (Readiness: a Kubernetes readiness probe). Nil: no
+	// check, ready once running. Other drivers ignore it: the agent runs
+	// their checks.
+	Health *Health
+}
+
+// Health describes a health check: exactly one of HTTP, TCP and Command.
+type Health struct {
+	HTTP     string   // path of a GET on Port; 2xx and 3xx pass
+	TCP      int      // a port that must accept a connection
+	Command  []string // argv run in the instance; exit 0 passes
+	Port     int      // the container port of HTTP; 0: the first port
+	Interval time.Duration
+	Timeout  time.Duration
 }
 
 // Port is a port the instance listens on.
@@ -81,6 +96,9 @@ const (
 	StateRunning State = "running" // the process or container runs
 	StateExited  State = "exited"  // it ran and stopped; ExitCode says how
 	StateCreated State = "created" // it exists but never ran (or start failed)
+	// StatePending: the runtime accepted it and will start it (a Pod
+	// waiting for a node or its image). Not a failure: the agent waits.
+	StatePending State = "pending"
 )
 
 // Status is the observed state of one instance.
@@ -97,8 +115,22 @@ type Status struct {
 	// Ports maps each container port to the host port it is reachable on.
 	Ports map[int]int
 	// Address is HOST_IP:PORT of the first port (127.0.0.1 for loopback-only
-	// set-ups; the agent replaces the host part with its advertise address).
+	// set-ups; the agent replaces the host part with its advertise address,
+	// unless Routable).
 	Address string
+	// Routable says Address is reachable from other hosts as it is (a Pod
+	// IP): the agent keeps it.
+	Routable bool
+	// Ready is the runtime's own readiness, for drivers that implement
+	// Readiness (a Pod's Ready condition); false otherwise.
+	Ready bool
+	// Restarts counts the runtime's own restarts of the instance (a Pod's
+	// restartCount); 0 where the agent restarts instances itself.
+	Restarts int
+	// Waiting, for a pending instance, says why it will not start by
+	// itself (a StartError: its image cannot be pulled, or the runtime
+	// cannot make it); nil while it just waits its turn.
+	Waiting error
 }
 
 // LogLine is one line an instance wrote.
@@ -154,4 +186,56 @@ type Driver interface {
 type Execer interface {
 	// Exec runs argv in the instance and returns its exit code.
 	Exec(ctx context.Context, instanceID string, argv []string) (int, error)
+}
+
+// Readiness is implemented by drivers whose runtime checks readiness
+// itself (Kubernetes: the readiness probe made from Spec.Health). The
+// agent takes their word instead of running the health check: it could
+// not reach their instances anyway.
+type Readiness interface {
+	// Ready reports whether the runtime says the instance st describes
+	// is ready to serve.
+	Ready(st Status) bool
+}
+
+// Capacity is what a driver's runtime offers as a whole: a cluster's
+// allocatable CPU and memory over its Ready, schedulable nodes.
+type Capacity struct {
+	CPUMillis   int64
+	MemoryBytes uint64
+	// Nodes is how many nodes count.
+	Nodes int
+}
+
+// CapacityReporter is implemented by drivers whose host is a cluster:
+// its capacity is the runtime's, not the agent's machine's, and it
+// changes as nodes come and go. The agent reports it in its inventory
+// and sends the inventory again when it changes.
+type CapacityReporter interface {
+	// Capacity returns the current capacity.
+	Capacity() Capacity
+	// CapacityChanged is signalled (never closed) after Capacity changed.
+	// One reader at a time.
+	CapacityChanged() <-chan struct{}
+}
+
+// Usage is one instance's resource use as its runtime measures it.
+type Usage struct {
+	InstanceID, App, Tenant string
+	// Time is when the runtime measured it.
+	Time time.Time
+	// CPUSeconds is the CPU time used since the instance started (or
+	// since the driver first saw it).
+	CPUSeconds       float64
+	MemoryWorkingSet uint64
+}
+
+// UsageReporter is implemented by drivers whose instances the agent's
+// own sampler cannot see (Pods on a cluster's nodes): they measure them
+// through their runtime (the metrics API). The agent samples them instead
+// of its host.
+type UsageReporter interface {
+	// Usage reports the instances' use now; nothing (and no error) when
+	// the runtime does not measure it.
+	Usage(ctx context.Context) ([]Usage, error)
 }

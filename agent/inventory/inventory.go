@@ -13,6 +13,7 @@ import (
 	"syscall"
 
 	"github.com/wharf-platform/wharf/agent/control"
+	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/internal/version"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
@@ -30,7 +31,16 @@ type Config struct {
 	// Advertise is the address other hosts use to reach this host's
 	// instances ("": the host's first address).
 	Advertise string
+	// Kind is what the agent enrolls: KindHost ("" means host) or
+	// KindCluster (the kubernetes driver: a whole cluster).
+	Kind string
 }
+
+// Kinds of what an agent enrolls.
+const (
+	KindHost    = "host"
+	KindCluster = "cluster"
+)
 
 // Of describes this host; gossipAddr is where its pool gossip listens
 // ("" when it does not).
@@ -52,7 +62,25 @@ func Of(cfg Config, gossipAddr string) *wire.Inventory {
 		AgentVersion: version.Get().Version,
 		Advertise:    cfg.Advertise,
 		GossipAddr:   gossipAddr,
+		Kind:         kind(cfg.Kind),
 	}
+}
+
+func kind(k string) string {
+	if k == "" {
+		return KindHost
+	}
+	return k
+}
+
+// WithCapacity puts a cluster's capacity in place of the machine's: CPU
+// in millicores (and whole cores, rounded down, for hubs that read only
+// those), memory in bytes.
+func WithCapacity(inv *wire.Inventory, c driver.Capacity) *wire.Inventory {
+	inv.CpuMillis = uint32(min(max(c.CPUMillis, 0), 1<<32-1))
+	inv.Cpus = inv.CpuMillis / 1000
+	inv.MemoryBytes = c.MemoryBytes
+	return inv
 }
 
 // Gossip is where the pool gossip listens, "" while it does not.
@@ -61,12 +89,22 @@ type Gossip interface {
 }
 
 // Register sends the inventory first in each session, with where the
-// gossip listens then.
-func Register(c *control.Control, cfg Config, g Gossip) {
+// gossip listens then. With capacity (a cluster's driver), the inventory
+// reports the cluster's capacity and is sent again whenever it changes.
+func Register(c *control.Control, cfg Config, g Gossip, capacity driver.CapacityReporter) {
+	send := func() *wire.Envelope {
+		inv := Of(cfg, g.Addr())
+		if capacity != nil {
+			inv = WithCapacity(inv, capacity.Capacity())
+		}
+		return &wire.Envelope{Msg: &wire.Envelope_Inventory{Inventory: inv}}
+	}
 	c.Send(func() control.Feed {
-		return control.Feed{First: func() *wire.Envelope {
-			return &wire.Envelope{Msg: &wire.Envelope_Inventory{Inventory: Of(cfg, g.Addr())}}
-		}}
+		f := control.Feed{First: send}
+		if capacity != nil {
+			f.Changed, f.OnChange = capacity.CapacityChanged(), send
+		}
+		return f
 	})
 }
 

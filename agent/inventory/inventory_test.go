@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/wharf-platform/wharf/agent/control"
+	"github.com/wharf-platform/wharf/agent/driver"
 )
 
 type gossipAt string
@@ -20,7 +21,7 @@ func TestRegisterSendsInventoryFirst(t *testing.T) {
 	cfg := Config{DataDir: t.TempDir(), Drivers: []string{"exec"}, Provider: "aws", Region: "cn-north-1", Zone: "b",
 		Labels: map[string]string{"ssd": "yes"}, Advertise: "10.0.0.9"}
 	c := control.New()
-	Register(c, cfg, gossipAt("10.0.0.9:7484"))
+	Register(c, cfg, gossipAt("10.0.0.9:7484"), nil)
 	feeds := c.Feeds()
 	if len(feeds) != 1 || feeds[0].First == nil {
 		t.Fatalf("registered %d feeds, want one sent first", len(feeds))
@@ -38,6 +39,50 @@ func TestRegisterSendsInventoryFirst(t *testing.T) {
 	}
 	if runtime.GOOS == "linux" && inv.MemoryBytes == 0 {
 		t.Fatal("memory unknown on Linux")
+	}
+	if inv.Kind != KindHost || inv.CpuMillis != 0 {
+		t.Fatalf("a host's inventory says kind %q, cpu_millis %d", inv.Kind, inv.CpuMillis)
+	}
+	if feeds[0].Changed != nil {
+		t.Fatal("a host's inventory is sent again on changes of nothing")
+	}
+}
+
+// clusterCapacity is a driver.CapacityReporter whose capacity the test
+// sets.
+type clusterCapacity struct {
+	c       driver.Capacity
+	changed chan struct{}
+}
+
+func (k *clusterCapacity) Capacity() driver.Capacity        { return k.c }
+func (k *clusterCapacity) CapacityChanged() <-chan struct{} { return k.changed }
+
+// TestRegisterResendsClusterCapacity: a cluster's inventory reports the
+// driver's capacity (millicores exact, whole cores rounded down), kind
+// cluster, and is sent again each time the capacity changes.
+func TestRegisterResendsClusterCapacity(t *testing.T) {
+	k := &clusterCapacity{c: driver.Capacity{CPUMillis: 7500, MemoryBytes: 12 << 30, Nodes: 3}, changed: make(chan struct{}, 1)}
+	c := control.New()
+	Register(c, Config{DataDir: t.TempDir(), Drivers: []string{"kubernetes"}, Kind: KindCluster}, gossipAt(""), k)
+	f := c.Feeds()[0]
+	inv := f.First().GetInventory()
+	if inv.Kind != KindCluster || inv.CpuMillis != 7500 || inv.Cpus != 7 || inv.MemoryBytes != 12<<30 {
+		t.Fatalf("first inventory %+v, want kind cluster, 7500 millis, 7 cpus, 12 GiB", inv)
+	}
+	if f.Changed == nil || f.OnChange == nil {
+		t.Fatal("a cluster's inventory is not sent again on capacity changes")
+	}
+	k.c = driver.Capacity{CPUMillis: 3250, MemoryBytes: 4 << 30, Nodes: 1}
+	k.changed <- struct{}{}
+	select {
+	case <-f.Changed:
+	default:
+		t.Fatal("the feed's Changed is not the driver's")
+	}
+	inv = f.OnChange().GetInventory()
+	if inv.CpuMillis != 3250 || inv.Cpus != 3 || inv.MemoryBytes != 4<<30 || inv.Kind != KindCluster {
+		t.Fatalf("inventory after the change %+v, want 3250 millis, 4 GiB", inv)
 	}
 }
 

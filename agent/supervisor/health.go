@@ -21,9 +21,24 @@ const unhealthyGrace = 30 * time.Second
 // health runs an instance's health check when due and updates readiness:
 // ready after one success, not ready after three failures in a row.
 func (s *Supervisor) health(ctx context.Context, in *wire.Instance, t *tracked, st driver.Status) {
-	addr := s.address(st.Address)
+	addr := s.address(st)
 	s.mu.Lock()
 	cur := t.status
+	if r, ok := s.drv.(driver.Readiness); ok {
+		// The runtime probes the instance (a Pod's readiness probe):
+		// its word is the readiness.
+		defer s.mu.Unlock()
+		cur.State, cur.Address, cur.Ready = wire.InstanceRunning, addr, r.Ready(st)
+		cur.Restarts = max(cur.Restarts, uint32(st.Restarts))
+		switch {
+		case cur.Ready:
+			cur.Message, cur.Reason = "", wire.Reason_REASON_NONE
+		case in.Health != nil:
+			cur.Message = "not ready: its readiness probe has not passed"
+		}
+		s.set(in.Id, t, cur)
+		return
+	}
 	if cur.State != wire.InstanceRunning || cur.Address != addr {
 		cur.State, cur.Address = wire.InstanceRunning, addr
 		if in.Health == nil {

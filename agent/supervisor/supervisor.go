@@ -167,13 +167,19 @@ func (s *Supervisor) Run(ctx context.Context) error {
 }
 
 // awaitingReady reports whether an instance started in the last 30 s has
-// not passed its health check yet (after that, one that never gets ready
-// is checked at the normal pace).
+// not passed its health check yet, or not been started by its runtime
+// yet (after that, one that never gets ready is checked at the normal
+// pace).
 func (s *Supervisor) awaitingReady() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range s.inst {
 		if t.status.State == wire.InstanceRunning && !t.status.Ready && s.now().Sub(t.started) < 30*time.Second {
+			return true
+		}
+		// Accepted by a runtime that starts it by itself (a Pod being
+		// scheduled and made): its running is seen by looking again.
+		if t.status.State == wire.InstanceStarting && t.up && s.now().Sub(t.started) < 30*time.Second {
 			return true
 		}
 		if !t.drainUntil.IsZero() { // its stop is due soon
@@ -295,6 +301,12 @@ func (s *Supervisor) keep(ctx context.Context, in *wire.Instance) {
 		s.health(ctx, in, t, st)
 		return
 	}
+	if err == nil && st.State == driver.StatePending {
+		s.mu.Lock()
+		s.pending(in.Id, t, st.Waiting)
+		s.mu.Unlock()
+		return
+	}
 	gone := errors.Is(err, driver.ErrNotFound)
 	if err != nil && !gone {
 		s.log.Warn("inspect", "instance", in.Id, "err", err)
@@ -335,12 +347,46 @@ func (s *Supervisor) keep(ctx context.Context, in *wire.Instance) {
 		return
 	}
 	t.up = true
+	if got.State == driver.StatePending {
+		s.log.Info("instance accepted, waiting for the runtime to start it", "instance", in.Id, "app", in.App, "version", in.Version)
+		s.pending(in.Id, t, got.Waiting)
+		return
+	}
+	ready := in.Health == nil
+	if r, ok := s.drv.(driver.Readiness); ok {
+		ready = r.Ready(got)
+	}
 	s.log.Info("instance started", "instance", in.Id, "app", in.App, "version", in.Version, "address", got.Address)
-	s.set(in.Id, t, istatus{State: wire.InstanceRunning, Ready: in.Health == nil, Address: s.address(got.Address), Restarts: cur.Restarts})
+	s.set(in.Id, t, istatus{State: wire.InstanceRunning, Ready: ready, Address: s.address(got), Restarts: cur.Restarts})
 }
 
-// address puts the host's advertised address in front of a driver's port.
-func (s *Supervisor) address(a string) string {
+// pending records that the runtime accepted an instance but has not
+// started it yet (a Pod waiting for a node or its image): it is starting,
+// and neither failed nor restarted for that alone. waiting, when set, is
+// why it will not start by itself (its image cannot be pulled), which the
+// hub hears as the reason. Callers hold s.mu.
+func (s *Supervisor) pending(id string, t *tracked, waiting error) {
+	t.up = true
+	if t.started.IsZero() {
+		t.started = s.now()
+	}
+	st := istatus{State: wire.InstanceStarting, Restarts: t.status.Restarts, Message: "waiting for the runtime to start it"}
+	if waiting != nil {
+		st.Message, st.Reason = waiting.Error(), wire.Reason_REASON_START_FAILED
+		if errors.Is(waiting, driver.ErrImagePull) {
+			st.Reason = wire.Reason_REASON_IMAGE_PULL
+		}
+	}
+	s.set(id, t, st)
+}
+
+// address puts the host's advertised address in front of a driver's
+// port, unless the driver's address is routable as it is (a Pod IP).
+func (s *Supervisor) address(st driver.Status) string {
+	a := st.Address
+	if st.Routable {
+		return a
+	}
 	host, port, err := net.SplitHostPort(a)
 	if err != nil {
 		return a
@@ -367,6 +413,10 @@ func (s *Supervisor) Wanted() []*wire.Instance {
 func specOf(in *wire.Instance) driver.Spec {
 	s := driver.Spec{InstanceID: in.Id, Tenant: in.Tenant, App: in.App, Version: int(in.Version), Image: in.Image,
 		Command: in.Command, CPU: int(in.Cpu), Memory: int(in.Memory), Env: map[string]string{}}
+	if hc := in.Health; hc != nil {
+		s.Health = &driver.Health{HTTP: hc.Http, TCP: int(hc.Tcp), Command: hc.Command, Port: int(hc.Port),
+			Interval: time.Duration(hc.IntervalMs) * time.Millisecond, Timeout: time.Duration(hc.TimeoutMs) * time.Millisecond}
+	}
 	for k, v := range in.Env {
 		s.Env[k] = v
 	}

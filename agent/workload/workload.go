@@ -62,7 +62,7 @@ type Workload struct {
 	sup     *supervisor.Supervisor
 	buf     *logship.Buffer
 	logs    *logs.Shipper
-	metrics *metrics.Collector // nil unless Config.Metrics
+	metrics sampler // nil unless Config.Metrics
 	runners []run.Runner
 	log     *slog.Logger
 }
@@ -83,12 +83,21 @@ func New(cfg Config) (*Workload, error) {
 	w.sup = supervisor.New(supervisor.Config{Driver: cfg.Driver, Dir: cfg.DataDir, Advertise: advertise, DrainDelay: max(drain, 0), Lease: cfg.Lease,
 		Logger: log.With("component", "supervisor")})
 	var err error
-	if cfg.Metrics {
-		w.metrics, err = metrics.New(metrics.Config{HostID: cfg.HostID, Interval: cfg.MetricsInterval, Logger: log.With("component", "metrics"),
+	if ur, ok := cfg.Driver.(driver.UsageReporter); ok && cfg.Metrics {
+		// The instances run elsewhere (a cluster's nodes): their runtime
+		// measures them, and this machine is not the host.
+		u := newUsageSampler(ur, cfg.MetricsInterval, log.With("component", "metrics"))
+		w.metrics = u
+		w.runners = append(w.runners, u)
+	} else if cfg.Metrics {
+		var c *metrics.Collector
+		c, err = metrics.New(metrics.Config{HostID: cfg.HostID, Interval: cfg.MetricsInterval, Logger: log.With("component", "metrics"),
 			ExecCgroups: func() map[string]string { return w.sup.ExecCgroups(cfg.HostID) }, ExecLabels: w.sup.ExecLabels, Fast: w.fastMetrics})
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
+		w.metrics = c
+		w.runners = append(w.runners, run.BestEffort(log, "metrics", c))
 	}
 	w.buf, err = logship.Open(logship.Config{Dir: filepath.Join(cfg.DataDir, "logs"), MaxBytes: cfg.LogBufferBytes,
 		Logger: log.With("component", "logship")})
@@ -96,15 +105,12 @@ func New(cfg Config) (*Workload, error) {
 		return nil, fmt.Errorf("log buffer: %w", err)
 	}
 	w.logs = logs.New(w.buf, cfg.Driver, log.With("component", "logs"))
-	w.runners = []run.Runner{
+	w.runners = append(w.runners,
 		w.sup,
 		run.Func(func(ctx context.Context) error { w.logs.CaptureWanted(ctx, w.sup.Wanted); return nil }),
-	}
+	)
 	if cfg.Lines != nil {
 		w.runners = append(w.runners, run.Func(func(ctx context.Context) error { cfg.Lines.WriteLines(ctx, w.buf, cfg.HostID); return nil }))
-	}
-	if w.metrics != nil {
-		w.runners = append(w.runners, run.BestEffort(log, "metrics", w.metrics))
 	}
 	return w, nil
 }

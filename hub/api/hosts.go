@@ -27,6 +27,7 @@ func hostOut(snap *state.Snapshot, h *state.Host) apitypes.Host {
 	}
 	i := c.Inventory
 	return apitypes.Host{ID: c.ID, Name: c.Name, Pool: c.Pool, Datacenter: c.Datacenter, State: c.State, Disconnected: c.Disconnected,
+		Kind: i.KindOrHost(), CPUMillis: i.CPU(),
 		Hostname: i.Hostname, OS: i.OS, Arch: i.Arch, CPUs: i.CPUs, MemoryBytes: i.MemoryBytes, DiskBytes: i.DiskBytes,
 		Addresses: i.Addresses, Drivers: i.Drivers, Provider: i.Provider, Region: i.Region, Zone: i.Zone, Labels: i.Labels,
 		GossipAddr: i.GossipAddr, Advertise: i.Advertise, AgentVersion: i.AgentVersion, Machine: c.Machine, ProviderID: providerID, EnrolledAt: c.EnrolledAt, CreateIndex: c.CreateIndex, ModifyIndex: c.ModifyIndex}

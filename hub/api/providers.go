@@ -246,7 +246,7 @@ func poolDetail(snap *state.Snapshot, ws memdb.WatchSet, out *apitypes.Pool) err
 	for _, h := range hosts {
 		out.HostsByState[h.State]++
 		if h.State == state.HostReady {
-			out.Capacity.CPU += h.Inventory.CPUs * 1000
+			out.Capacity.CPU += h.Inventory.CPU()
 			out.Capacity.Memory += int(h.Inventory.MemoryBytes >> 20)
 		}
 		out.Usage.CPU += h.AllocCPU

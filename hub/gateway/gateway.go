@@ -570,9 +570,16 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 	// any moment) cost none.
 	var reports chan *wire.StatusReport
 	usage := make(chan struct{}, maxUsageCommits)
+	// Inventories too, newest first: a cluster resends its inventory
+	// whenever its capacity changes, and an older one committed after a
+	// newer one would undo it. Only the newest waiting one matters.
+	var inventories chan *wire.Inventory
 	defer func() {
 		if reports != nil {
 			close(reports)
+		}
+		if inventories != nil {
+			close(inventories)
 		}
 	}()
 	for {
@@ -600,7 +607,21 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 				return err
 			}
 		case *wire.Envelope_Inventory:
-			go g.updateInventory(ctx, id, m.Inventory)
+			if inventories == nil {
+				inventories = make(chan *wire.Inventory, 1)
+				go func(inventories <-chan *wire.Inventory) {
+					for in := range inventories {
+						g.updateInventory(ctx, id, in)
+					}
+				}(inventories)
+			}
+			for sent := false; !sent; {
+				select {
+				case inventories <- m.Inventory:
+					sent = true
+				case <-inventories: // replaced by the newer one
+				}
+			}
 		case *wire.Envelope_GossipReport:
 			g.peerReport(id, m.GossipReport)
 		case *wire.Envelope_StatusReport:
@@ -750,7 +771,8 @@ func (g *Gateway) poolPeers(id pki.AgentIdentity) []string {
 }
 
 // updateInventory commits an agent's inventory when it differs from the
-// stored one (once per connection, off the control loop).
+// stored one (off the control loop: first in each connection, and when a
+// cluster's capacity changes).
 func (g *Gateway) updateInventory(ctx context.Context, id pki.AgentIdentity, in *wire.Inventory) {
 	inv := inventoryOf(in)
 	h, err := g.cfg.Store.Snapshot().Host(nil, id.HostID)
@@ -768,5 +790,5 @@ func inventoryOf(in *wire.Inventory) state.Inventory {
 	}
 	return state.Inventory{Hostname: in.Hostname, OS: in.Os, Arch: in.Arch, CPUs: int(in.Cpus), MemoryBytes: in.MemoryBytes, DiskBytes: in.DiskBytes,
 		Addresses: in.Addresses, Drivers: in.Drivers, Provider: in.Provider, Region: in.Region, Zone: in.Zone, Labels: in.Labels,
-		GossipAddr: in.GossipAddr, Advertise: in.Advertise, AgentVersion: in.AgentVersion}
+		GossipAddr: in.GossipAddr, Advertise: in.Advertise, AgentVersion: in.AgentVersion, Kind: in.Kind, CPUMillis: int(in.CpuMillis)}
 }

@@ -507,7 +507,7 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 		case old == nil:
 			freed = true
 		case old.State != h.State || old.Pool != h.Pool || old.Datacenter != h.Datacenter ||
-			old.Inventory.CPUs != h.Inventory.CPUs || old.Inventory.MemoryBytes != h.Inventory.MemoryBytes ||
+			old.Inventory.CPU() != h.Inventory.CPU() || old.Inventory.MemoryBytes != h.Inventory.MemoryBytes ||
 			old.Inventory.Zone != h.Inventory.Zone || !maps.Equal(old.Inventory.Labels, h.Inventory.Labels) ||
 			!slices.Equal(old.Inventory.Drivers, h.Inventory.Drivers):
 			freed = true
@@ -603,7 +603,7 @@ func (s *schedState) InstanceExists(id string) bool {
 func schedHost(h *state.Host) scheduler.Host {
 	return scheduler.Host{ID: h.ID, Name: h.Name, Pool: h.Pool, Datacenter: h.Datacenter, Zone: h.Inventory.Zone,
 		Ready: state.Schedulable(h), Down: h.State == state.HostDown, Labels: h.Inventory.Labels, Drivers: h.Inventory.Drivers,
-		CPU: h.Inventory.CPUs * 1000, Memory: int(h.Inventory.MemoryBytes >> 20), UsedCPU: h.AllocCPU, UsedMemory: h.AllocMemory}
+		CPU: h.Inventory.CPU(), Memory: int(h.Inventory.MemoryBytes >> 20), UsedCPU: h.AllocCPU, UsedMemory: h.AllocMemory}
 }
 
 // newSchedState builds the scheduler's view from every host and the

@@ -82,6 +82,35 @@ type Inventory struct {
 	Advertise   string // the address other hosts use to reach its instances
 	// AgentVersion is the version of the agent's binary.
 	AgentVersion string
+	// Kind is what the agent enrolled: "host" ("" for agents that
+	// predate kinds) or "cluster" (a Kubernetes cluster).
+	Kind string `json:",omitempty"`
+	// CPUMillis is the CPU in millicores when the agent reports it (a
+	// cluster's allocatable need not be whole cores); 0: CPUs * 1000.
+	CPUMillis int `json:",omitempty"`
+}
+
+// Inventory kinds.
+const (
+	KindHost    = "host"
+	KindCluster = "cluster"
+)
+
+// CPU returns the host's CPU in millicores: CPUMillis when reported,
+// else whole CPUs.
+func (i Inventory) CPU() int {
+	if i.CPUMillis > 0 {
+		return i.CPUMillis
+	}
+	return i.CPUs * 1000
+}
+
+// KindOrHost returns Kind, KindHost when the agent reported none.
+func (i Inventory) KindOrHost() string {
+	if i.Kind == "" {
+		return KindHost
+	}
+	return i.Kind
 }
 
 // Copy returns a deep copy.

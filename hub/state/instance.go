@@ -208,7 +208,7 @@ type InstanceUpdate struct {
 
 // capacity returns a host's schedulable CPU (millicores) and memory (MB).
 func capacity(h *Host) (int, int) {
-	return h.Inventory.CPUs * 1000, int(h.Inventory.MemoryBytes >> 20)
+	return h.Inventory.CPU(), int(h.Inventory.MemoryBytes >> 20)
 }
 
 // Schedulable reports whether new instances may go to a host.

@@ -63,6 +63,12 @@ type Host struct {
 	Labels       map[string]string `json:"labels,omitempty"`
 	GossipAddr   string            `json:"gossip_addr,omitempty"`
 	Advertise    string            `json:"advertise,omitempty"`
+	// Kind is "host", or "cluster" for a Kubernetes cluster enrolled as
+	// one host (the kubernetes driver).
+	Kind string `json:"kind"`
+	// CPUMillis is the CPU in millicores (CPUs are whole cores): exact
+	// for a cluster, whose allocatable need not be whole cores.
+	CPUMillis int `json:"cpu_millis,omitempty"`
 	// AgentVersion is the version of the host's agent, as its inventory
 	// last said ("" until it has reported one).
 	AgentVersion string `json:"agent_version"`

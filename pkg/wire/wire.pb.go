@@ -1007,7 +1007,13 @@ type Inventory struct {
 	// Where the agent's pool gossip listens ("" when it runs none).
 	GossipAddr string `protobuf:"bytes,14,opt,name=gossip_addr,json=gossipAddr,proto3" json:"gossip_addr,omitempty"`
 	// The address other hosts use to reach its instances (--advertise).
-	Advertise     string `protobuf:"bytes,15,opt,name=advertise,proto3" json:"advertise,omitempty"`
+	Advertise string `protobuf:"bytes,15,opt,name=advertise,proto3" json:"advertise,omitempty"`
+	// What the agent enrolls: "host" ("" means host: an older agent) or
+	// "cluster" (a whole Kubernetes cluster, the kubernetes driver).
+	Kind string `protobuf:"bytes,16,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The CPU in millicores when it is not a whole number of cores (a
+	// cluster's allocatable: 7.5 cores is 7500); 0: cpus * 1000.
+	CpuMillis     uint32 `protobuf:"varint,17,opt,name=cpu_millis,json=cpuMillis,proto3" json:"cpu_millis,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1145,6 +1151,20 @@ func (x *Inventory) GetAdvertise() string {
 		return x.Advertise
 	}
 	return ""
+}
+
+func (x *Inventory) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Inventory) GetCpuMillis() uint32 {
+	if x != nil {
+		return x.CpuMillis
+	}
+	return 0
 }
 
 type Port struct {
@@ -3519,7 +3539,7 @@ const file_wire_proto_rawDesc = "" +
 	"\rquorum_backed\x18\x03 \x01(\bR\fquorumBacked\x12\x19\n" +
 	"\blease_ms\x18\x04 \x01(\x03R\aleaseMs\x12\x1d\n" +
 	"\n" +
-	"pool_peers\x18\x05 \x03(\tR\tpoolPeers\"\xfe\x03\n" +
+	"pool_peers\x18\x05 \x03(\tR\tpoolPeers\"\xb1\x04\n" +
 	"\tInventory\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
@@ -3538,7 +3558,10 @@ const file_wire_proto_rawDesc = "" +
 	"\ragent_version\x18\r \x01(\tR\fagentVersion\x12\x1f\n" +
 	"\vgossip_addr\x18\x0e \x01(\tR\n" +
 	"gossipAddr\x12\x1c\n" +
-	"\tadvertise\x18\x0f \x01(\tR\tadvertise\x1a9\n" +
+	"\tadvertise\x18\x0f \x01(\tR\tadvertise\x12\x12\n" +
+	"\x04kind\x18\x10 \x01(\tR\x04kind\x12\x1d\n" +
+	"\n" +
+	"cpu_millis\x18\x11 \x01(\rR\tcpuMillis\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"z\n" +

@@ -54,6 +54,19 @@ type AppUnderTest struct {
 	// Hostname is true when the instance's own hostname (uname) is its
 	// instance id: docker always, exec only with namespaces.
 	Hostname bool
+	// RuntimeRestarts is true when the runtime itself restarts an
+	// instance that exits (Kubernetes, restartPolicy Always): the suite
+	// expects it back, running a new process, with Status.Restarts
+	// counting, instead of an exited instance that Start runs again.
+	RuntimeRestarts bool
+	// MergedStreams is true when the runtime serves stdout and stderr as
+	// one stream (the Pod log API): the suite then does not ask which
+	// stream a line came on.
+	MergedStreams bool
+	// Setup, when set, runs once before the suite's tests: what the
+	// runtime needs before it can run Image (Kubernetes: the image
+	// imported into the cluster's nodes, which pull from no registry).
+	Setup func(t *testing.T)
 }
 
 // NewDriver returns a driver for hostID. Two calls with the same host id
@@ -71,6 +84,9 @@ const (
 // Run runs the conformance suite against the driver that newDriver builds.
 func Run(t *testing.T, newDriver NewDriver, app AppUnderTest) {
 	s := &suite{newDriver: newDriver, app: app}
+	if app.Setup != nil {
+		app.Setup(t)
+	}
 	t.Run("ServesHTTP", s.testServesHTTP)
 	t.Run("StartIsIdempotent", s.testStartIsIdempotent)
 	t.Run("ConcurrentStart", s.testConcurrentStart)
@@ -357,6 +373,10 @@ func (s *suite) testExitAndRestart(t *testing.T) {
 	if _, _, err := get(st.Address, "/exit?code=3"); err != nil {
 		t.Logf("GET /exit: %v (the process may have gone first)", err)
 	}
+	if s.app.RuntimeRestarts {
+		s.runtimeRestarts(t, d, spec, boot1)
+		return
+	}
 
 	var ex driver.Status
 	WaitFor(t, waitTimeout, func() (bool, string) {
@@ -507,9 +527,12 @@ func (s *suite) testRestartedAgentAdopts(t *testing.T) {
 	if err := d2.Stop(ctx(t), spec.InstanceID, stopGrace); err != nil {
 		t.Fatalf("stop on the restarted agent: %v", err)
 	}
-	if _, err := d1.Inspect(ctx(t), spec.InstanceID); !errors.Is(err, driver.ErrNotFound) {
-		t.Errorf("old driver still sees the instance: %v", err)
-	}
+	// The old driver's view may trail the new one's by a moment (a
+	// runtime's watch), but not for long.
+	WaitFor(t, waitTimeout, func() (bool, string) {
+		_, err := d1.Inspect(ctx(t), spec.InstanceID)
+		return errors.Is(err, driver.ErrNotFound), fmt.Sprintf("old driver still sees the instance: %v", err)
+	})
 	WaitFor(t, waitTimeout, func() (bool, string) {
 		_, body, err := get(st.Address, "/")
 		return err != nil, "still answering: " + body
@@ -564,7 +587,7 @@ func (s *suite) testLogs(t *testing.T) {
 	if l, _ := find(lines, out); l.Stream != "stdout" {
 		t.Errorf("%q on stream %q, want stdout", l.Line, l.Stream)
 	}
-	if l, _ := find(lines, errLine); l.Stream != "stderr" {
+	if l, _ := find(lines, errLine); l.Stream != "stderr" && !s.app.MergedStreams {
 		t.Errorf("%q on stream %q, want stderr", l.Line, l.Stream)
 	}
 	for i, l := range lines {
@@ -606,7 +629,7 @@ func (s *suite) testLogs(t *testing.T) {
 	waitLine(t, got, done, out)
 	later := NewID("later-")
 	logLine(t, st.Address, later, "stderr")
-	if l := waitLine(t, got, done, later); l.Stream != "stderr" {
+	if l := waitLine(t, got, done, later); l.Stream != "stderr" && !s.app.MergedStreams {
 		t.Errorf("followed %q on %q, want stderr", l.Line, l.Stream)
 	}
 	cancel()
@@ -671,5 +694,43 @@ func (s *suite) testFollowEndsOnStop(t *testing.T) {
 		}
 	case <-time.After(waitTimeout):
 		t.Fatal("follow did not end when the instance was removed")
+	}
+}
+
+// runtimeRestarts checks an instance that exited (code 3) and that the
+// runtime restarts itself: it comes back running a new process at its
+// address, Restarts counts the restart, Start leaves it alone, and Stop
+// removes it.
+func (s *suite) runtimeRestarts(t *testing.T, d driver.Driver, spec driver.Spec, boot1 string) {
+	var back driver.Status
+	WaitFor(t, 2*waitTimeout, func() (bool, string) {
+		var err error
+		back, err = d.Inspect(ctx(t), spec.InstanceID)
+		return err == nil && back.State == driver.StateRunning && back.Restarts >= 1, fmt.Sprintf("inspect: %+v, %v", back, err)
+	})
+	var boot2 string
+	WaitFor(t, waitTimeout, func() (bool, string) {
+		_, body, err := get(back.Address, "/")
+		boot2 = field(body, "boot")
+		return err == nil && boot2 != "" && boot2 != boot1, fmt.Sprintf("boot token %q (first %s), %v", boot2, boot1, err)
+	})
+	if got := list(t, d)[spec.InstanceID]; got.State != driver.StateRunning || got.Restarts < 1 {
+		t.Errorf("list reports %+v, want running with a restart", got)
+	}
+	again, err := d.Start(ctx(t), spec)
+	if err != nil {
+		t.Fatalf("start after the runtime's restart: %v", err)
+	}
+	if again.State != driver.StateRunning || again.Address != back.Address {
+		t.Errorf("start after the runtime's restart: %+v, before %+v", again, back)
+	}
+	if boot3 := field(serve(t, again.Address, "/"), "boot"); boot3 != boot2 {
+		t.Errorf("boot token %s, was %s: Start replaced an instance the runtime had restarted", boot3, boot2)
+	}
+	if err := d.Stop(ctx(t), spec.InstanceID, stopGrace); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if _, err := d.Inspect(ctx(t), spec.InstanceID); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("inspect after stop: %v, want ErrNotFound", err)
 	}
 }
