@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -308,7 +309,7 @@ func logRealBoots(b *testing.B, admin *client.Client, booter *netboot.Booter, st
 	for _, h := range hs {
 		enrolled[h.ProviderID] = h.EnrolledAt
 	}
-	var took []string
+	var took, slow []string
 	for id, t0 := range started {
 		t1, ok := enrolled[id]
 		if !ok {
@@ -316,15 +317,29 @@ func logRealBoots(b *testing.B, admin *client.Client, booter *netboot.Booter, st
 			continue
 		}
 		d := t1.Sub(t0)
-		took = append(took, fmt.Sprintf("%s=%s", id, d.Round(100*time.Millisecond)))
+		phases := ""
+		if m, ok := booter.Machine(id); ok {
+			// Where the time went: the binary downloaded, the agent's
+			// restart loop started, the host enrolled.
+			for _, f := range []string{"/usr/local/bin/wharf", "/var/lib/wharf-agent/agent.pid"} {
+				if st, err := os.Stat(m.Path(f)); err == nil {
+					phases += fmt.Sprintf(" %s+%s", f[strings.LastIndex(f, "/")+1:], st.ModTime().Sub(t0).Round(100*time.Millisecond))
+				}
+			}
+		}
+		took = append(took, fmt.Sprintf("%s=%s (%s)", id, d.Round(100*time.Millisecond), strings.TrimSpace(phases)))
 		if m, ok := booter.Machine(id); ok && d > 20*time.Second {
 			agentLog, _ := os.ReadFile(m.Path("/var/log/wharf-agent.log"))
-			if len(agentLog) > 4000 {
-				agentLog = agentLog[len(agentLog)-4000:]
+			if len(agentLog) > 2000 {
+				agentLog = agentLog[:2000] // its start: the enrolment
 			}
-			b.Logf("slow real boot %s (%s): console:\n%s\n--- its agent's log (tail):\n%s", id, d.Round(time.Millisecond), m.Console(), agentLog)
+			slow = append(slow, fmt.Sprintf("slow real boot %s (%s): console:\n%s\n--- its agent's log (head):\n%s", id, d.Round(time.Millisecond), m.Console(), agentLog))
 		}
 	}
+	// The summary first: a benchmark's log is cut after a few lines.
 	slices.Sort(took)
 	b.Logf("real boots, start to enrolment: %v", took)
+	for _, s := range slow {
+		b.Log(s)
+	}
 }
