@@ -2,12 +2,13 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,13 +24,12 @@ import (
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/client"
 	"github.com/wharf-platform/wharf/providers"
-
-	_ "github.com/wharf-platform/wharf/providers/aws" // the real SDK against the simulator
 )
 
 // BenchmarkProvisionPool100 scales a provisioned pool from 0 to 100
-// machines in the EC2 simulator, through the real SDK and a real 3-node
-// hub, with two leader kills on the way. A sample of the machines (10;
+// machines in each cloud's simulator (a sub-benchmark per cloud: aws,
+// aliyun, vsphere, openstack), through the real SDK and a real 3-node hub,
+// with two leader kills on the way. A sample of the machines (10;
 // WHARF_BENCH_REAL_BOOTS) boots for real as netlab hosts: cloud-init's
 // runcmd fetches install.sh and the wharf binary from a hub node and
 // starts an agent there. The others "boot" after the same fixed delay
@@ -39,10 +39,14 @@ import (
 // boot delay, cloud API calls per machine, and duplicates and leaks (both
 // must be 0). Without netlab (not root) every machine boots in-process.
 //
-//	go test -run '^$' -bench ProvisionPool100 -benchtime 1x ./e2e
+//	go test -run '^$' -bench 'ProvisionPool100/aws' -benchtime 1x ./e2e
 func BenchmarkProvisionPool100(b *testing.B) {
-	for i := 0; i < b.N; i++ {
-		provisionPool100(b)
+	for _, cloud := range provClouds {
+		b.Run(cloud.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				provisionPool100(b, cloud.name, cloud.start)
+			}
+		})
 	}
 }
 
@@ -62,7 +66,7 @@ func userDataArgs(userData []byte, flag string) []string {
 	return out
 }
 
-func provisionPool100(b *testing.B) {
+func provisionPool100(b *testing.B, cloud string, startSim func(testing.TB, simOptions) *provSim) {
 	machines := 100
 	if n, err := strconv.Atoi(os.Getenv("WHARF_BENCH_MACHINES")); err == nil && n > 0 {
 		machines = n // a smaller run while looking into one
@@ -81,7 +85,7 @@ func provisionPool100(b *testing.B) {
 		realBoots = 0
 	} else if realBoots > 0 {
 		lab := netlab.New(b, netlab.Options{})
-		dc := lab.AddDC("aws")
+		dc := lab.AddDC(cloud)
 		// No Docker in the machines: their agents pick the exec driver.
 		booter, err = netboot.New(dc, netboot.Options{Dir: b.TempDir(), Env: []string{"DOCKER_HOST=unix:///nonexistent/docker.sock"}})
 		if err != nil {
@@ -116,14 +120,16 @@ func provisionPool100(b *testing.B) {
 		booted     int
 		bootedReal int
 		failed     []string
+		realStart  = map[string]time.Time{} // real boots by instance id
 	)
 	var wg sync.WaitGroup
-	sim, err := cloudsim.NewEC2(cloudsim.EC2Options{BootDelay: bootDelay, Boot: func(bctx context.Context, inst cloudsim.Instance) error {
+	sim := startSim(b, simOptions{BootDelay: bootDelay, Boot: func(bctx context.Context, inst cloudsim.Instance) error {
 		mu.Lock()
 		real := bootedReal < realBoots
 		if real {
 			bootedReal++
 			booted++
+			realStart[inst.ID] = time.Now()
 		}
 		mu.Unlock()
 		if real {
@@ -162,25 +168,19 @@ func provisionPool100(b *testing.B) {
 		}()
 		return nil
 	}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { sim.Close(); wg.Wait() }()
-	keyID, secret := sim.Key()
-	creds, _ := json.Marshal(map[string]string{"access_key_id": keyID, "secret_access_key": secret})
+	defer func() { sim.close(); wg.Wait() }()
 	hubtest.WaitFor(b, 30*time.Second, "the provider account (the cluster has a leader)", func() bool {
-		_, err := admin().Providers().Create(ctx, apitypes.ProviderRequest{Name: "sim", Type: "aws", Region: sim.Region(), Endpoint: sim.URL(), Credentials: creds})
+		_, err := admin().Providers().Create(ctx, sim.account("sim", true))
 		return err == nil || apitypes.StatusOf(err) == 409
 	})
-	tpl, _ := json.Marshal(map[string]string{"instance_type": "t3.small", "image": "ami-0123456789abcdef0"})
 	if _, err := admin().Pools().Create(ctx, apitypes.PoolRequest{Name: "auto", Datacenter: "dc1",
-		Provision: &apitypes.Provision{Provider: "sim", Template: tpl, MinHosts: 0, MaxHosts: machines, BootTimeout: apitypes.Duration(5 * time.Minute)}}); err != nil {
+		Provision: &apitypes.Provision{Provider: "sim", Template: sim.template(false), MinHosts: 0, MaxHosts: machines, BootTimeout: apitypes.Duration(5 * time.Minute)}}); err != nil {
 		b.Fatal(err)
 	}
 	if _, err := admin().Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"}); err != nil {
 		b.Fatal(err)
 	}
-	// One instance per machine: a t3.small has 2 vCPUs.
+	// One instance per machine: every cloud's template has 2 CPUs.
 	n := machines
 	b.ResetTimer()
 	start := time.Now()
@@ -213,13 +213,13 @@ func provisionPool100(b *testing.B) {
 				}
 			}
 			mu.Lock()
-			b.Fatalf("in time: %d of %d hosts ready (%v); cloud calls %v; agents failed: %v; machines %+v", r, machines, err, sim.Calls(), failed, ms)
+			b.Fatalf("in time: %d of %d hosts ready (%v); cloud calls %v; agents failed: %v; machines %+v", r, machines, err, sim.calls(), failed, ms)
 		}
 		allUp := true
 		for _, n := range c.Nodes {
 			allUp = allUp && n.Running()
 		}
-		if live := len(sim.Instances()); killed < 2 && allUp && live >= max(1, machines*3/10)*(killed+1) {
+		if live := len(sim.live()); killed < 2 && allUp && live >= max(1, machines*3/10)*(killed+1) {
 			l := c.Leader()
 			if l == nil {
 				continue
@@ -248,10 +248,7 @@ func provisionPool100(b *testing.B) {
 	}
 	perMachine := map[string]int{}
 	leaks, dups := 0, 0
-	for _, in := range sim.Instances() {
-		if in.State == "terminated" || in.State == "shutting-down" {
-			continue
-		}
+	for _, in := range sim.live() {
 		id := in.Tags[providers.TagMachine]
 		perMachine[id]++
 		if !known[id] {
@@ -263,16 +260,22 @@ func provisionPool100(b *testing.B) {
 			dups += k - 1
 		}
 	}
+	// Also those launched twice of which one is gone by now.
+	ever := 0
+	for _, k := range sim.duplicates() {
+		ever += k - 1
+	}
+	dups = max(dups, ever)
 	calls := 0
 	var actions []string
-	for a, k := range sim.Calls() {
+	for a, k := range sim.calls() {
 		calls += k
 		actions = append(actions, fmt.Sprintf("%s=%d", a, k))
 	}
 	slices.Sort(actions)
 	mu.Lock()
-	b.Logf("%d machines ready in %v (boot delay %v), %d leader kills; cloud calls %v; booted %d (%d for real in netlab); agent start failures %v",
-		machines, elapsed.Round(time.Millisecond), bootDelay, killed, actions, booted, bootedReal, failed)
+	b.Logf("%s: %d machines ready in %v (boot delay %v), %d leader kills; cloud calls %v; booted %d (%d for real in netlab); agent start failures %v",
+		cloud, machines, elapsed.Round(time.Millisecond), bootDelay, killed, actions, booted, bootedReal, failed)
 	mu.Unlock()
 	b.ReportMetric((elapsed - bootDelay).Seconds(), "s-beyond-boot")
 	b.ReportMetric(float64(calls)/float64(machines), "calls/machine")
@@ -281,6 +284,62 @@ func provisionPool100(b *testing.B) {
 	if dups > 0 || leaks > 0 {
 		b.Errorf("%d duplicate and %d leaked machines", dups, leaks)
 	}
+	mu.Lock()
+	starts := maps.Clone(realStart)
+	mu.Unlock()
+	logRealBoots(b, admin(), booter, starts)
 	// The app leaves first so that the agents stop with nothing to do.
 	_ = admin().Apps().Delete(ctx, "wide", &client.WriteOptions{Tenant: "acme"})
+}
+
+// logRealBoots logs how long each real boot took from its start to its
+// host's enrolment, and for a slow one (over 20 s) its console and the
+// tail of its agent's log: where a boot that met a killed hub node spent
+// its time.
+func logRealBoots(b *testing.B, admin *client.Client, booter *netboot.Booter, started map[string]time.Time) {
+	if booter == nil || len(started) == 0 {
+		return
+	}
+	hs, _, err := admin.Hosts().List(context.Background(), nil)
+	if err != nil {
+		b.Logf("real boots: %v", err)
+		return
+	}
+	enrolled := map[string]time.Time{}
+	for _, h := range hs {
+		enrolled[h.ProviderID] = h.EnrolledAt
+	}
+	var took, slow []string
+	for id, t0 := range started {
+		t1, ok := enrolled[id]
+		if !ok {
+			took = append(took, id+"=never")
+			continue
+		}
+		d := t1.Sub(t0)
+		phases := ""
+		if m, ok := booter.Machine(id); ok {
+			// Where the time went: the binary downloaded, the agent's
+			// restart loop started, the host enrolled.
+			for _, f := range []string{"/usr/local/bin/wharf", "/var/lib/wharf-agent/agent.pid"} {
+				if st, err := os.Stat(m.Path(f)); err == nil {
+					phases += fmt.Sprintf(" %s+%s", f[strings.LastIndex(f, "/")+1:], st.ModTime().Sub(t0).Round(100*time.Millisecond))
+				}
+			}
+		}
+		took = append(took, fmt.Sprintf("%s=%s (%s)", id, d.Round(100*time.Millisecond), strings.TrimSpace(phases)))
+		if m, ok := booter.Machine(id); ok && d > 20*time.Second {
+			agentLog, _ := os.ReadFile(m.Path("/var/log/wharf-agent.log"))
+			if len(agentLog) > 2000 {
+				agentLog = agentLog[:2000] // its start: the enrolment
+			}
+			slow = append(slow, fmt.Sprintf("slow real boot %s (%s): console:\n%s\n--- its agent's log (head):\n%s", id, d.Round(time.Millisecond), m.Console(), agentLog))
+		}
+	}
+	// The summary first: a benchmark's log is cut after a few lines.
+	slices.Sort(took)
+	b.Logf("real boots, start to enrolment: %v", took)
+	for _, s := range slow {
+		b.Log(s)
+	}
 }

@@ -21,16 +21,17 @@ import (
 // another cluster in the same account, and the pool's own machine, are
 // left alone.
 func TestProvisionSweepsLeakedMachines(t *testing.T) {
-	p := newProvCluster(t, cloudsim.EC2Options{}, hubtest.Options{OrphanGrace: 3 * time.Second, ProvisionListEvery: time.Second})
+	sim, ec2 := startEC2Sim(t, simOptions{})
+	p := newProvCluster(t, sim, hubtest.Options{OrphanGrace: 3 * time.Second, ProvisionListEvery: time.Second})
 	ctx := context.Background()
 	admin := p.admin()
-	if _, err := admin.Pools().Create(ctx, provPool("sweep", "t3.micro", 1, 1, time.Hour, time.Hour)); err != nil {
+	if _, err := admin.Pools().Create(ctx, p.pool("sweep", false, 1, 1, time.Hour, time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	var own cloudsim.Instance
 	hubtest.WaitUntil(t, 30*time.Second, "the pool's machine created in the cloud", func() error {
 		for _, m := range p.machines("sweep") {
-			if in, ok := p.sim.Instance(m.ProviderID); ok {
+			if in, ok := ec2.Instance(m.ProviderID); ok {
 				own = in
 				return nil
 			}
@@ -43,13 +44,13 @@ func TestProvisionSweepsLeakedMachines(t *testing.T) {
 	}
 
 	// Two machines made outside the hub through the cloud's real API.
-	id, secret := p.sim.Key()
+	id, secret := ec2.Key()
 	creds, _ := json.Marshal(map[string]string{"access_key_id": id, "secret_access_key": secret})
 	c, err := providers.DecodeCredentials("aws", creds)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cloud, err := aws.Open(providers.Account{Name: "by-hand", Type: "aws", Region: p.sim.Region(), Endpoint: p.sim.URL(), Credentials: c})
+	cloud, err := aws.Open(providers.Account{Name: "by-hand", Type: "aws", Region: ec2.Region(), Endpoint: ec2.URL(), Credentials: c})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +71,7 @@ func TestProvisionSweepsLeakedMachines(t *testing.T) {
 	foreign := create("m-foreign", "wharf-0000000000000000")
 
 	hubtest.WaitUntil(t, 60*time.Second, "the leaked machine terminated", func() error {
-		if in, _ := p.sim.Instance(leaked); in.State != cloudsim.StateShuttingDown && in.State != cloudsim.StateTerminated {
+		if in, _ := ec2.Instance(leaked); in.State != cloudsim.StateShuttingDown && in.State != cloudsim.StateTerminated {
 			return fmt.Errorf("the leaked instance %s is %s", leaked, in.State)
 		}
 		return nil
@@ -90,11 +91,11 @@ func TestProvisionSweepsLeakedMachines(t *testing.T) {
 	// Several more listings and grace periods: the others stay.
 	time.Sleep(5 * time.Second)
 	for _, id := range []string{foreign, own.ID} {
-		if in, _ := p.sim.Instance(id); in.State != cloudsim.StatePending && in.State != cloudsim.StateRunning {
+		if in, _ := ec2.Instance(id); in.State != cloudsim.StatePending && in.State != cloudsim.StateRunning {
 			t.Errorf("instance %s (machine %s) is %s: only the leak may go", id, in.Tags[providers.TagMachine], in.State)
 		}
 	}
-	if n := p.sim.Calls()["TerminateInstances"]; n != 1 {
+	if n := ec2.Calls()["TerminateInstances"]; n != 1 {
 		t.Errorf("%d TerminateInstances calls, want 1 (the leak's)", n)
 	}
 }

@@ -14,34 +14,27 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wharf-platform/wharf/e2e/cloudsim"
 	"github.com/wharf-platform/wharf/e2e/cloudsim/netboot"
 	"github.com/wharf-platform/wharf/e2e/netlab"
 	"github.com/wharf-platform/wharf/hub/hubtest"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/client"
-	"github.com/wharf-platform/wharf/providers/aws"
+	"github.com/wharf-platform/wharf/providers"
 )
 
-// provCluster is a hub cluster with an aws provider account on an EC2
+// provCluster is a hub cluster with a provider account "sim" on a cloud
 // simulator.
 type provCluster struct {
 	t     *testing.T
 	c     *hubtest.Cluster
-	sim   *cloudsim.EC2
+	sim   *provSim
 	token string
 }
 
-// newProvCluster starts the simulator and a 3-node hub cluster with opts,
-// bootstraps it, makes tenant acme and the aws account "sim".
-func newProvCluster(t *testing.T, simOpts cloudsim.EC2Options, opts hubtest.Options) *provCluster {
+// newProvCluster starts a 3-node hub cluster with opts beside sim,
+// bootstraps it, makes tenant acme and the account "sim".
+func newProvCluster(t *testing.T, sim *provSim, opts hubtest.Options) *provCluster {
 	t.Helper()
-	sim, err := cloudsim.NewEC2(simOpts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sim.Close)
-	opts.OpenProvider = aws.Open // the real SDK, as the wharf binary links it
 	p := &provCluster{t: t, sim: sim, c: hubtest.New(t, 3, opts)}
 	ctx := context.Background()
 	anon, _ := client.New(client.Config{Address: p.c.Nodes[0].URL()})
@@ -54,30 +47,37 @@ func newProvCluster(t *testing.T, simOpts cloudsim.EC2Options, opts hubtest.Opti
 	if _, err := admin.Tenants().Create(ctx, apitypes.TenantRequest{Name: "acme"}); err != nil {
 		t.Fatal(err)
 	}
-	id, secret := sim.Key()
 	// Credentials the cloud refuses: 422 with the cloud's own words, and
 	// no account.
-	_, err = admin.Providers().Create(ctx, p.account("bad", id, "not-the-secret"))
+	_, err = admin.Providers().Create(ctx, sim.account("bad", false))
 	var apiErr *apitypes.Error
-	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusUnprocessableEntity || !strings.Contains(apiErr.Error(), "SignatureDoesNotMatch") {
-		t.Fatalf("an account with a wrong secret: %v, want 422 with the cloud's SignatureDoesNotMatch", err)
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusUnprocessableEntity || !strings.Contains(apiErr.Error(), sim.wrongSecret) {
+		t.Fatalf("an account with a wrong secret: %v, want 422 with the cloud's %s", err, sim.wrongSecret)
 	}
 	if _, _, err := admin.Providers().Get(ctx, "bad", nil); !errors.As(err, &apiErr) || apiErr.Status != http.StatusNotFound {
 		t.Fatalf("the refused account: %v, want 404", err)
 	}
-	if _, err := admin.Providers().Create(ctx, p.account("sim", id, secret)); err != nil {
-		t.Fatalf("the account with the right keys: %v", err)
+	good := sim.account("sim", true)
+	if _, err := admin.Providers().Create(ctx, good); err != nil {
+		t.Fatalf("the account with the right credentials: %v", err)
 	}
 	got, _, err := admin.Providers().Get(ctx, "sim", nil)
-	if err != nil || got.Credentials != apitypes.CredentialsSet || strings.Contains(fmt.Sprint(got), secret) {
+	if err != nil || got.Credentials != apitypes.CredentialsSet || strings.Contains(fmt.Sprint(got), secretOf(good)) {
 		t.Fatalf("GET the account: %+v %v, want credentials %q and no secret", got, err, apitypes.CredentialsSet)
 	}
 	return p
 }
 
-func (p *provCluster) account(name, id, secret string) apitypes.ProviderRequest {
-	creds, _ := json.Marshal(map[string]string{"access_key_id": id, "secret_access_key": secret})
-	return apitypes.ProviderRequest{Name: name, Type: "aws", Region: p.sim.Region(), Endpoint: p.sim.URL(), Credentials: creds}
+// secretOf is the secret in an account request's credentials.
+func secretOf(r apitypes.ProviderRequest) string {
+	var c map[string]string
+	_ = json.Unmarshal(r.Credentials, &c)
+	for _, k := range []string{"secret_access_key", "access_key_secret", "password"} {
+		if c[k] != "" {
+			return c[k]
+		}
+	}
+	return "\x00no secret"
 }
 
 // admin is an admin client of a running node.
@@ -92,11 +92,11 @@ func (p *provCluster) admin() *client.Client {
 	return nil
 }
 
-// pool is the request of a provisioned pool on account "sim".
-func provPool(name, instanceType string, minHosts, maxHosts int, scaleDownAfter, bootTimeout time.Duration) apitypes.PoolRequest {
-	tmpl, _ := json.Marshal(map[string]string{"instance_type": instanceType, "image": "ami-0123456789abcdef0"})
+// pool is the request of a pool provisioned on account "sim" from the
+// cloud's template (or its unknown machine kind, bad).
+func (p *provCluster) pool(name string, bad bool, minHosts, maxHosts int, scaleDownAfter, bootTimeout time.Duration) apitypes.PoolRequest {
 	return apitypes.PoolRequest{Name: name, Datacenter: "dc1", Drivers: []string{"exec"}, Provision: &apitypes.Provision{
-		Provider: "sim", Template: tmpl, MinHosts: minHosts, MaxHosts: maxHosts,
+		Provider: "sim", Template: p.sim.template(bad), MinHosts: minHosts, MaxHosts: maxHosts,
 		ScaleDownAfter: apitypes.Duration(scaleDownAfter), BootTimeout: apitypes.Duration(bootTimeout),
 	}}
 }
@@ -114,29 +114,15 @@ func (p *provCluster) machines(pool string) []apitypes.Machine {
 	return ms
 }
 
-// live is the simulator's instances that are not terminated (or on
-// their way), by id.
-func (p *provCluster) live() map[string]cloudsim.Instance {
-	out := map[string]cloudsim.Instance{}
-	for _, in := range p.sim.Instances() {
-		if in.State == cloudsim.StatePending || in.State == cloudsim.StateRunning {
-			out[in.ID] = in
-		}
-	}
-	return out
-}
-
-// checkCloudMatchesHub fails unless every instance the simulator ever
-// launched for a machine is that machine's only one, and the live
-// instances are exactly the hub's machines' (plus those of failed or
-// deleting machines, which may still be on their way out).
+// checkCloudMatches fails unless no machine has more than one live
+// instance in the cloud, and the live instances are exactly the hub's
+// machines' (the live ones of failed or deleting machines may still be on
+// their way out).
 func (p *provCluster) checkCloudMatches() error {
 	perMachine := map[string][]string{}
-	for _, in := range p.sim.Instances() {
-		if in.State == cloudsim.StateTerminated || in.State == cloudsim.StateShuttingDown {
-			continue
-		}
-		m := in.Tags["wharf-machine"]
+	live := p.sim.live()
+	for _, in := range live {
+		m := in.Tags[providers.TagMachine]
 		perMachine[m] = append(perMachine[m], in.ID)
 	}
 	for m, ids := range perMachine {
@@ -152,14 +138,14 @@ func (p *provCluster) checkCloudMatches() error {
 	for _, m := range ms {
 		known[m.ProviderID] = m
 	}
-	for id, in := range p.live() {
+	for id, in := range live {
 		if _, ok := known[id]; !ok {
-			return fmt.Errorf("instance %s (machine %s) is unknown to the hub", id, in.Tags["wharf-machine"])
+			return fmt.Errorf("instance %s (machine %s) is unknown to the hub", id, in.Tags[providers.TagMachine])
 		}
 	}
 	for _, m := range ms {
 		if m.State == "ready" || m.State == "booting" {
-			if _, ok := p.live()[m.ProviderID]; !ok {
+			if _, ok := live[m.ProviderID]; !ok {
 				return fmt.Errorf("machine %s is %s but its instance %q does not run", m.ID, m.State, m.ProviderID)
 			}
 		}
@@ -180,25 +166,60 @@ func states(ms []apitypes.Machine) string {
 	return strings.Join(s, ", ")
 }
 
-// TestProvisionedPoolBootsRealMachines: a provisioned pool on the EC2
-// simulator whose instances boot for real as netlab hosts: their
-// cloud-init fetches install.sh and the wharf binary from a hub node over
-// the lab's network, and the agents enroll with their machines' tokens.
-// The pool keeps min_hosts, runs an app there, shrinks to the busy host,
-// grows for demand up to max_hosts and no further, and a leader killed
-// while machines are on their way (one create's answer lost) leaves no
-// duplicate, leaked or stuck one.
+// TestProvisionedPoolBootsRealMachines, for each cloud: a provisioned pool
+// on the cloud's simulator whose machines boot for real as netlab hosts:
+// their cloud-init fetches install.sh and the wharf binary from a hub node
+// over the lab's network, and the agents enroll with their machines'
+// tokens. The pool keeps min_hosts, runs an app there, shrinks to the busy
+// host by deleting exactly the idle machines, grows for demand up to
+// max_hosts and no further, and a leader killed while machines are on
+// their way (one create's answer lost) leaves no duplicate, leaked or
+// stuck one. The clouds run side by side, each in a lab and hub cluster of
+// its own.
 func TestProvisionedPoolBootsRealMachines(t *testing.T) {
 	netlab.Require(t)
-	lab := netlab.New(t, netlab.Options{})
-	dc := lab.AddDC("aws")
-	// No Docker in the machines: their agents pick the exec driver.
+	for _, cloud := range provClouds {
+		t.Run(cloud.name, func(t *testing.T) {
+			t.Parallel()
+			poolLifecycle(t, cloud.name, cloud.start)
+		})
+	}
+}
+
+// bootLab is a netlab datacenter whose hosts boot a simulator's machines;
+// the machines have no Docker, so their agents pick the exec driver.
+func bootLab(t *testing.T, lab *netlab.Lab, dcName string) (*netlab.DC, *netboot.Booter) {
+	t.Helper()
+	dc := lab.AddDC(dcName)
 	booter, err := netboot.New(dc, netboot.Options{Dir: t.TempDir(), Env: []string{"DOCKER_HOST=unix:///nonexistent/docker.sock"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := newProvCluster(t, cloudsim.EC2Options{Boot: booter.Boot, BootDelay: time.Second},
-		hubtest.Options{BindIP: dc.Gateway().String(), AgentBinary: wharfBin})
+	return dc, booter
+}
+
+// logMachines logs, when the test failed, each booted machine's console
+// and the tail of its agent's log.
+func logMachines(t *testing.T, sim *provSim, booter *netboot.Booter) {
+	if !t.Failed() {
+		return
+	}
+	for _, sm := range sim.list() {
+		if m, ok := booter.Machine(sm.ID); ok {
+			agentLog, _ := os.ReadFile(m.Path("/var/log/wharf-agent.log"))
+			if len(agentLog) > 3000 {
+				agentLog = agentLog[len(agentLog)-3000:]
+			}
+			t.Logf("--- %s (%s) console:\n%s\n--- its agent's log (tail):\n%s", sm.ID, sm.State, m.Console(), agentLog)
+		}
+	}
+}
+
+func poolLifecycle(t *testing.T, cloud string, start func(testing.TB, simOptions) *provSim) {
+	lab := netlab.New(t, netlab.Options{})
+	dc, booter := bootLab(t, lab, cloud)
+	sim := start(t, simOptions{Boot: booter.Boot, BootDelay: time.Second})
+	p := newProvCluster(t, sim, hubtest.Options{BindIP: dc.Gateway().String(), AgentBinary: wharfBin})
 	ctx := context.Background()
 	acme := &client.WriteOptions{Tenant: "acme"}
 	t.Cleanup(func() {
@@ -216,20 +237,10 @@ func TestProvisionedPoolBootsRealMachines(t *testing.T) {
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		if t.Failed() {
-			for _, in := range p.sim.Instances() {
-				if m, ok := booter.Machine(in.ID); ok {
-					agentLog, _ := os.ReadFile(m.Path("/var/log/wharf-agent.log"))
-					if len(agentLog) > 3000 {
-						agentLog = agentLog[len(agentLog)-3000:]
-					}
-					t.Logf("--- %s (%s) console:\n%s\n--- its agent's log (tail):\n%s", in.ID, in.State, m.Console(), agentLog)
-				}
-			}
-		}
+		logMachines(t, sim, booter)
 	})
 
-	if _, err := p.admin().Pools().Create(ctx, provPool("auto", "t3.small", 3, 4, 3*time.Second, 2*time.Minute)); err != nil {
+	if _, err := p.admin().Pools().Create(ctx, p.pool("auto", false, 3, 4, 3*time.Second, 2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	// Three machines boot, install, enroll: three ready hosts, each its
@@ -257,24 +268,36 @@ func TestProvisionedPoolBootsRealMachines(t *testing.T) {
 			if len(ms) != n || len(hs) != n {
 				return fmt.Errorf("%d machines [%s], %d hosts, want %d ready", len(ms), states(ms), len(hs), n)
 			}
+			live := sim.live()
 			for _, m := range ms {
 				h, ok := hs[m.Host]
 				if m.State != "ready" || !ok || h.State != "ready" {
 					return fmt.Errorf("machine %s is %s with host %q (%+v)", m.ID, m.State, m.Host, h)
 				}
-				if h.Machine != m.ID || h.ProviderID != m.ProviderID || h.Name != m.ProviderID {
-					return fmt.Errorf("host %s shows machine %q %q, name %q; want %s %s", h.ID, h.Machine, h.ProviderID, h.Name, m.ID, m.ProviderID)
+				name := netboot.HostName(m.ProviderID)
+				if h.Machine != m.ID || h.ProviderID != m.ProviderID || h.Name != name || m.Provider != "sim" {
+					return fmt.Errorf("host %s shows machine %q %q, name %q; want %s %s %s", h.ID, h.Machine, h.ProviderID, h.Name, m.ID, m.ProviderID, name)
 				}
-				if lab.Host(m.ProviderID) == nil {
+				if lab.Host(name) == nil {
 					return fmt.Errorf("machine %s's instance %s has no lab host", m.ID, m.ProviderID)
+				}
+				sm, ok := live[m.ProviderID]
+				if !ok {
+					return fmt.Errorf("machine %s's instance %s is not live in the cloud", m.ID, m.ProviderID)
+				}
+				if err := checkSimMachine(m, sm); err != nil {
+					return err
+				}
+				if err := sim.inspect(m, sm); err != nil {
+					return err
 				}
 			}
 			return p.checkCloudMatches()
 		}
 	}
-	start := time.Now()
+	begin := time.Now()
 	hubtest.WaitUntil(t, 90*time.Second, "3 machines booted for real and enrolled", linked(3))
-	t.Logf("3 machines ready and enrolled after %s", time.Since(start).Round(time.Millisecond))
+	t.Logf("%s: 3 machines ready and enrolled after %s", cloud, time.Since(begin).Round(time.Millisecond))
 
 	// The demo app, run by the exec driver from the binary the install put
 	// on each machine, on all three.
@@ -305,23 +328,15 @@ func TestProvisionedPoolBootsRealMachines(t *testing.T) {
 	hubtest.WaitUntil(t, 60*time.Second, "3 ready instances of the demo app on the 3 hosts", running("web", 3))
 
 	// Shrink: min_hosts 1, the app on one host. The two idle machines are
-	// drained and deleted, their instances terminated and hosts gone.
+	// drained and deleted, their instances gone from the cloud and their
+	// hosts from the lab; nothing else is deleted.
 	if _, err := p.admin().Apps().Scale(ctx, "web", 1, acme); err != nil {
 		t.Fatal(err)
 	}
 	hubtest.WaitUntil(t, 30*time.Second, "the app down to one instance", running("web", 1))
-	terminated := func() map[string]bool {
-		out := map[string]bool{}
-		for _, in := range p.sim.Instances() {
-			if in.State == cloudsim.StateTerminated || in.State == cloudsim.StateShuttingDown {
-				out[in.ID] = true
-			}
-		}
-		return out
-	}
-	gone := terminated() // machines replaced before, if any
 	before := p.machines("auto")
-	if _, err := p.admin().Pools().Update(ctx, provPool("auto", "t3.small", 1, 4, 3*time.Second, 2*time.Minute)); err != nil {
+	liveBefore := sim.live()
+	if _, err := p.admin().Pools().Update(ctx, p.pool("auto", false, 1, 4, 3*time.Second, 2*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	hubtest.WaitUntil(t, 60*time.Second, "the two idle machines deleted, the busy one kept", func() error {
@@ -343,33 +358,35 @@ func TestProvisionedPoolBootsRealMachines(t *testing.T) {
 				want[m.ProviderID] = true
 			}
 		}
-		now := map[string]bool{}
-		for id := range terminated() {
-			if !gone[id] {
-				now[id] = true
+		live := sim.live()
+		gone := map[string]bool{}
+		for id := range liveBefore {
+			if _, ok := live[id]; !ok {
+				gone[id] = true
 			}
 		}
-		if len(want) != 2 || !maps.Equal(now, want) {
-			return fmt.Errorf("terminated %v, want exactly the idle machines' %v", now, want)
+		if len(want) != 2 || !maps.Equal(gone, want) {
+			return fmt.Errorf("deleted %v, want exactly the idle machines' %v", gone, want)
 		}
 		for id := range want {
-			if lab.Host(id) != nil {
-				return fmt.Errorf("the lab host of terminated %s stays", id)
+			if lab.Host(netboot.HostName(id)) != nil {
+				return fmt.Errorf("the lab host of deleted %s stays", id)
 			}
 		}
-		if lab.Host(kept.ProviderID) == nil {
-			return fmt.Errorf("the busy machine's lab host %s is gone", kept.ProviderID)
+		if _, ok := live[kept.ProviderID]; !ok || lab.Host(netboot.HostName(kept.ProviderID)) == nil {
+			return fmt.Errorf("the busy machine %s or its lab host is gone", kept.ProviderID)
 		}
 		return nil
 	})
 
 	// Demand beyond max_hosts: six instances that each need most of a
-	// 2-core machine. The pool grows to 4 machines; the leader is killed
+	// 2-CPU machine. The pool grows to 4 machines; the leader is killed
 	// while they are on their way.
-	// The first create's answer is lost (the instance exists, the hub
-	// does not know its id): the retry, by this leader or the next, must
-	// find it by its client token rather than launch a second one.
-	p.sim.LoseAnswers("RunInstances", 1)
+	// The first create's answer is lost (the machine exists, the hub does
+	// not know its id): the retry, by this leader or the next, must find
+	// it (by its client token, or by its name or tag) rather than create a
+	// second one.
+	sim.loseCreates(1)
 	six := 6
 	big := apitypes.AppSpec{Name: "big", Command: []string{"/usr/local/bin/wharf", "demo"}, Instances: &six, Pools: []string{"auto"},
 		CPU: 1500, Ports: []apitypes.Port{{Name: "http", ContainerPort: 8080}}}
@@ -388,104 +405,124 @@ func TestProvisionedPoolBootsRealMachines(t *testing.T) {
 	if leader == nil {
 		t.Fatal("no leader")
 	}
-	t.Logf("killing leader hub%d with machines [%s]", leader.Index, states(growing))
+	t.Logf("%s: killing leader hub%d with machines [%s]", cloud, leader.Index, states(growing))
 	p.c.Kill(leader.Index)
 	p.c.WaitLeader(30 * time.Second)
 	hubtest.WaitUntil(t, 120*time.Second, "4 machines, all ready and enrolled, after the leader's death", linked(4))
 	// No further: the demand is still there, the pool stays at max_hosts.
 	for hold := time.Now().Add(5 * time.Second); time.Now().Before(hold); time.Sleep(200 * time.Millisecond) {
-		if ms, live := p.machines("auto"), p.live(); len(ms) > 4 || len(live) > 4 {
+		if ms, live := p.machines("auto"), sim.live(); len(ms) > 4 || len(live) > 4 {
 			t.Fatalf("the pool grew past max_hosts: machines [%s], %d live instances", states(ms), len(live))
 		}
 	}
 	hubtest.WaitUntil(t, 30*time.Second, "4 ready machines after holding at max_hosts", linked(4))
-	perMachine := map[string]int{}
-	for _, in := range p.sim.Instances() {
-		perMachine[in.Tags["wharf-machine"]]++
-	}
-	for m, n := range perMachine {
-		if n > 1 {
-			t.Fatalf("machine %s was launched %d times", m, n)
-		}
+	if d := sim.duplicates(); len(d) > 0 {
+		t.Fatalf("machines launched more than once: %v", d)
 	}
 	hubtest.WaitUntil(t, 60*time.Second, "big on every host it fits", running("big", 4))
 }
 
-// TestProvisionFaults: what the cloud refuses fails machines with its
-// words (no hot loop of retries), throttling only slows a pool down, and
-// a machine that never enrolls is replaced after boot_timeout. The
-// instances boot to nothing: no agent ever enrolls.
+// TestProvisionFaults, for each cloud: what the cloud refuses (an unknown
+// machine kind, a quota, a key that may no longer create machines) fails a
+// machine with the cloud's words, shown on the machine, counted on the
+// pool and told in an event, with no hot loop of retries; throttling only
+// slows a pool down; and a machine that never enrolls is replaced after
+// boot_timeout. The machines boot to nothing: no agent ever enrolls.
 func TestProvisionFaults(t *testing.T) {
-	p := newProvCluster(t, cloudsim.EC2Options{}, hubtest.Options{})
+	for _, cloud := range provClouds {
+		t.Run(cloud.name, func(t *testing.T) {
+			t.Parallel()
+			provisionFaults(t, cloud.start(t, simOptions{BootDelay: time.Second}))
+		})
+	}
+}
+
+func provisionFaults(t *testing.T, sim *provSim) {
+	p := newProvCluster(t, sim, hubtest.Options{})
 	ctx := context.Background()
 	admin := p.admin()
 
-	// An instance type the cloud does not have.
-	if _, err := admin.Pools().Create(ctx, provPool("badtype", "t9.huge", 1, 2, time.Minute, time.Minute)); err != nil {
-		t.Fatal(err)
-	}
 	failedWith := func(pool, words string) func() error {
 		return func() error {
 			ms := p.machines(pool)
+			found := false
 			for _, m := range ms {
-				if m.State == "failed" && strings.Contains(m.Error, words) {
+				found = found || m.State == "failed" && strings.Contains(m.Error, words)
+			}
+			if !found {
+				return fmt.Errorf("machines [%s]", states(ms))
+			}
+			pl, _, err := p.admin().Pools().Get(ctx, pool, nil)
+			if err != nil {
+				return err
+			}
+			if pl.MachinesByState["failed"] < 1 {
+				return fmt.Errorf("pool %s shows machines by state %v, want a failed one", pool, pl.MachinesByState)
+			}
+			return nil
+		}
+	}
+	quiet := func(what string) {
+		t.Helper()
+		before := sim.creates()
+		time.Sleep(4 * time.Second)
+		if n := sim.creates() - before; n > 1 {
+			t.Fatalf("%s: %d create calls in 4s, want at most 1", what, n)
+		}
+	}
+	told := func(words string) {
+		t.Helper()
+		hubtest.WaitUntil(t, 10*time.Second, "an event saying "+words, func() error {
+			evs, _, err := p.admin().Events(ctx, 0, nil)
+			if err != nil {
+				return err
+			}
+			for _, e := range evs {
+				if strings.Contains(e.Message, words) {
 					return nil
 				}
 			}
-			return fmt.Errorf("machines [%s]", states(ms))
-		}
+			return fmt.Errorf("%d events, none says %q", len(evs), words)
+		})
 	}
-	hubtest.WaitUntil(t, 30*time.Second, "a machine failed with the cloud's words on the instance type", failedWith("badtype", "t9.huge"))
-	quiet := func(what string) {
+	// A pool keeps its provision while it has machines: shrinking it to
+	// none lets its failed machine go.
+	shrink := func(pool string, bootTimeout time.Duration) {
 		t.Helper()
-		before := p.sim.Calls()["RunInstances"]
-		time.Sleep(4 * time.Second)
-		if n := p.sim.Calls()["RunInstances"] - before; n > 1 {
-			t.Fatalf("%s: %d RunInstances calls in 4s, want at most 1", what, n)
-		}
-	}
-	quiet("an unknown instance type")
-	hubtest.WaitUntil(t, 10*time.Second, "an event naming the failure", func() error {
-		evs, _, err := admin.Events(ctx, 0, nil)
-		if err != nil {
-			return err
-		}
-		for _, e := range evs {
-			if strings.Contains(e.Message, "t9.huge") {
-				return nil
-			}
-		}
-		return fmt.Errorf("%d events, none about t9.huge", len(evs))
-	})
-	if err := admin.Pools().Delete(ctx, "badtype"); err != nil {
-		// A pool keeps its provision while it has machines: shrink it to
-		// none and wait for the failed machine to go.
-		if _, err := admin.Pools().Update(ctx, provPool("badtype", "t3.micro", 0, 1, time.Minute, time.Minute)); err != nil {
+		if _, err := p.admin().Pools().Update(ctx, p.pool(pool, false, 0, 2, time.Minute, bootTimeout)); err != nil {
 			t.Fatal(err)
 		}
 	}
 
-	// Quota: one instance allowed, a pool of two.
-	p.sim.SetMaxInstances(1)
-	if _, err := admin.Pools().Create(ctx, provPool("quota", "t3.micro", 2, 2, time.Minute, time.Minute)); err != nil {
+	// A machine kind the cloud does not have.
+	if _, err := admin.Pools().Create(ctx, p.pool("badpart", true, 1, 2, time.Minute, time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	hubtest.WaitUntil(t, 30*time.Second, "a machine failed with the cloud's quota message", failedWith("quota", "InstanceLimitExceeded"))
+	hubtest.WaitUntil(t, 30*time.Second, "a machine failed with the cloud's words on "+sim.badPart, failedWith("badpart", sim.badPart))
+	quiet("an unknown " + sim.badPart)
+	told(sim.badPart)
+	shrink("badpart", time.Minute)
+
+	// Quota: at most one live machine, a pool of two.
+	sim.quota(true)
+	if _, err := admin.Pools().Create(ctx, p.pool("quota", false, 2, 2, time.Minute, time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	hubtest.WaitUntil(t, 30*time.Second, "a machine failed with the cloud's quota message", failedWith("quota", sim.quotaWords))
 	quiet("quota exceeded")
-	p.sim.SetMaxInstances(0)
-	if _, err := admin.Pools().Update(ctx, provPool("quota", "t3.micro", 0, 2, time.Minute, time.Minute)); err != nil {
-		t.Fatal(err)
-	}
+	told(sim.quotaWords)
+	sim.quota(false)
+	shrink("quota", time.Minute)
 
 	// Throttling: the pool still reaches min_hosts.
-	p.sim.Throttle("RunInstances", 6)
-	if _, err := admin.Pools().Create(ctx, provPool("throttled", "t3.micro", 2, 2, time.Minute, 4*time.Second)); err != nil {
+	sim.throttle(6)
+	if _, err := admin.Pools().Create(ctx, p.pool("throttled", false, 2, 2, time.Minute, 4*time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	var first []apitypes.Machine
 	hubtest.WaitUntil(t, 60*time.Second, "the throttled pool at min_hosts", func() error {
 		first = p.machines("throttled")
-		live := p.live()
+		live := sim.live()
 		n := 0
 		for _, m := range first {
 			if _, ok := live[m.ProviderID]; ok && m.State == "booting" {
@@ -498,13 +535,15 @@ func TestProvisionFaults(t *testing.T) {
 		return nil
 	})
 
-	// Nothing enrolls: after boot_timeout each machine is deleted (its
-	// instance terminated) and replaced by a new one.
+	// Nothing enrolls: after boot_timeout each machine is deleted (gone
+	// from the cloud) and replaced by a new one, with an event that says
+	// why.
 	hubtest.WaitUntil(t, 60*time.Second, "the machines that never enrolled replaced", func() error {
 		ms := p.machines("throttled")
+		live := sim.live()
 		for _, old := range first {
-			if in, ok := p.sim.Instance(old.ProviderID); ok && in.State != cloudsim.StateTerminated {
-				return fmt.Errorf("instance %s of machine %s is %s", old.ProviderID, old.ID, in.State)
+			if _, ok := live[old.ProviderID]; ok {
+				return fmt.Errorf("instance %s of machine %s is still live", old.ProviderID, old.ID)
 			}
 			if slices.ContainsFunc(ms, func(m apitypes.Machine) bool { return m.ID == old.ID }) {
 				return fmt.Errorf("machine %s stays: [%s]", old.ID, states(ms))
@@ -515,8 +554,22 @@ func TestProvisionFaults(t *testing.T) {
 		}
 		return nil
 	})
-	if _, err := admin.Pools().Update(ctx, provPool("throttled", "t3.micro", 0, 2, time.Minute, 4*time.Second)); err != nil {
+	told("is replaced: its agent did not enroll within 4s")
+	shrink("throttled", 4*time.Second)
+
+	// Credentials the cloud stops honouring for creates. Last: a refusal
+	// of the credentials pauses the whole account.
+	sim.revoke()
+	if _, err := admin.Pools().Create(ctx, p.pool("revoked", false, 1, 2, time.Minute, time.Minute)); err != nil {
 		t.Fatal(err)
 	}
+	hubtest.WaitUntil(t, 30*time.Second, "a machine failed with the cloud's refusal of the key", failedWith("revoked", sim.revokedWords))
+	quiet("a refused key")
+	told(sim.revokedWords)
+	sim.clearFaults()
+	shrink("revoked", time.Minute)
 	hubtest.WaitUntil(t, 60*time.Second, "no instance the hub does not know", p.checkCloudMatches)
+	if d := sim.duplicates(); len(d) > 0 {
+		t.Fatalf("machines launched more than once: %v", d)
+	}
 }

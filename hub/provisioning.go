@@ -106,7 +106,7 @@ func (s *provisionStore) View(ctx context.Context) (*provision.View, error) {
 			if missing <= 0 {
 				continue
 			}
-			if pool := provisionedPoolFor(v.Pools, t, a); pool != "" {
+			if pool := provisionedPoolFor(v.Pools, v.Hosts, t, a); pool != "" {
 				v.Pending[pool] = append(v.Pending[pool], provision.Demand{CPU: a.Spec.CPU, Memory: a.Spec.Memory, Count: missing})
 			}
 		}
@@ -116,19 +116,57 @@ func (s *provisionStore) View(ctx context.Context) (*provision.View, error) {
 
 // provisionedPoolFor is the provisioned pool that would grow for an app
 // short of instances: the first, by name, of the pools the app names (or
-// else that its tenant may use) that could run it.
-func provisionedPoolFor(pools []*state.Pool, t *state.Tenant, a *state.App) string {
+// else that its tenant may use) that could run it and is not lost; when
+// every pool the app names is lost, the first of its failover pools, in
+// the app's order, that could run it. A lost pool (hosts, none of them
+// ready: its datacenter is cut off or gone) is where the scheduler no
+// longer places the app, which moves to its failover pools, and where a
+// new machine's agent would likely not reach the hub either.
+func provisionedPoolFor(pools []*state.Pool, hosts []*state.Host, t *state.Tenant, a *state.App) string {
 	workload := scheduler.WorkloadOf(a.Spec.Image)
+	usable := func(p *state.Pool) bool {
+		return p.Provision != nil && (len(t.Pools) == 0 || slices.Contains(t.Pools, p.Name)) &&
+			scheduler.PoolRuns(p.Drivers, p.Provider, workload) != scheduler.No
+	}
+	lost := lostPools(hosts)
 	for _, p := range pools {
-		if p.Provision == nil || len(a.Spec.Pools) > 0 && !slices.Contains(a.Spec.Pools, p.Name) ||
-			len(t.Pools) > 0 && !slices.Contains(t.Pools, p.Name) {
+		if len(a.Spec.Pools) > 0 && !slices.Contains(a.Spec.Pools, p.Name) {
 			continue
 		}
-		if scheduler.PoolRuns(p.Drivers, p.Provider, workload) != scheduler.No {
+		if usable(p) && !lost[p.Name] {
 			return p.Name
 		}
 	}
+	if len(a.Spec.Pools) == 0 {
+		return ""
+	}
+	for _, name := range a.Spec.Pools {
+		if !lost[name] {
+			return "" // a named pool can still take the app (hosts enrolled by hand, or none yet)
+		}
+	}
+	for _, name := range a.Spec.FailoverPools {
+		for _, p := range pools {
+			if p.Name == name && usable(p) {
+				return p.Name
+			}
+		}
+	}
 	return ""
+}
+
+// lostPools are the pools that have hosts and none of them ready,
+// draining or drained: every one is suspect or down. The scheduler places
+// nothing on such a pool (it places on ready hosts only).
+func lostPools(hosts []*state.Host) map[string]bool {
+	lost := map[string]bool{}
+	for _, h := range hosts {
+		gone := h.State == state.HostSuspect || h.State == state.HostDown
+		if v, seen := lost[h.Pool]; !seen || v {
+			lost[h.Pool] = gone
+		}
+	}
+	return lost
 }
 
 func (s *provisionStore) apply(ctx context.Context, t state.MessageType, req any) error {

@@ -26,6 +26,8 @@ type flakyCluster struct {
 	fails int
 	err   error
 	lost  bool
+	// readFails is how many consistent reads fail first (no leader).
+	readFails int
 
 	mu        sync.Mutex
 	calls     int
@@ -50,8 +52,17 @@ func (c *flakyCluster) Apply(ctx context.Context, msg []byte) (uint64, error) {
 	return c.st.Store().Snapshot().LatestIndex(), nil
 }
 
-func (c *flakyCluster) ConsistentRead(context.Context) error { return nil }
-func (c *flakyCluster) LeaderContact() time.Duration         { return 0 }
+func (c *flakyCluster) ConsistentRead(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.readFails > 0 {
+		c.readFails--
+		return errors.New("no cluster leader")
+	}
+	return nil
+}
+
+func (c *flakyCluster) LeaderContact() time.Duration { return 0 }
 
 func (c *flakyCluster) count() (calls, committed int) {
 	c.mu.Lock()
@@ -175,7 +186,9 @@ func TestEnrolmentRetriedOnAnotherNode(t *testing.T) {
 	req := &state.HostEnrollRequest{TokenID: "jt-once", SecretHash: "s", Host: state.Host{ID: id, Name: "web-1"}, Time: statetest.T0}
 	st.Must(state.HostEnrollType, req) // the first node's commit, whose answer was lost
 
-	c := &flakyCluster{st: st}
+	// The retry's node first has no leader to bring its replica up to
+	// date: the used-up token is no refusal until it can look.
+	c := &flakyCluster{st: st, readFails: 2}
 	g := &Gateway{cfg: Config{Store: st.Store(), Cluster: c, Now: time.Now}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	if err := g.commitEnrol(context.Background(), req); err != nil {
 		t.Fatalf("the retry: %v, want the host found", err)

@@ -76,10 +76,14 @@ func (g *Gateway) commitEnrol(ctx context.Context, req *state.HostEnrollRequest)
 	err := g.apply(ctx, state.HostEnrollType, req)
 	backoff := statusRetryMin
 	for attempt := 1; err != nil && attempt < enrolAttempts; attempt++ {
-		if g.enrolled(ctx, req.Host.ID) {
+		found, sure := g.enrolled(ctx, req.Host.ID)
+		if found {
 			return nil
 		}
-		if !errors.Is(err, state.ErrUnavailable) {
+		// A refusal is final only once an up-to-date replica shows no such
+		// host: without one (no leader yet after the old one died), a
+		// used-up token may be this very enrolment's earlier try.
+		if !errors.Is(err, state.ErrUnavailable) && sure {
 			return err
 		}
 		select {
@@ -90,18 +94,27 @@ func (g *Gateway) commitEnrol(ctx context.Context, req *state.HostEnrollRequest)
 		backoff = min(2*backoff, statusRetryMax)
 		err = g.apply(ctx, state.HostEnrollType, req)
 	}
+	if err != nil && !errors.Is(err, state.ErrUnavailable) {
+		switch found, sure := g.enrolled(ctx, req.Host.ID); {
+		case found:
+			return nil
+		case !sure:
+			return fmt.Errorf("%w: %v (no up-to-date replica could tell whether an earlier try went through)", state.ErrUnavailable, err)
+		}
+	}
 	return err
 }
 
-// enrolled reports whether host id exists on an up-to-date replica.
-func (g *Gateway) enrolled(ctx context.Context, id string) bool {
+// enrolled reports whether host id exists on an up-to-date replica; sure
+// is false when no replica could be brought up to date.
+func (g *Gateway) enrolled(ctx context.Context, id string) (found, sure bool) {
 	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if g.cfg.Cluster.ConsistentRead(rctx) != nil {
-		return false
+		return false, false
 	}
 	h, _ := g.cfg.Store.Snapshot().Host(nil, id)
-	return h != nil
+	return h != nil, true
 }
 
 // enrolHostID names the host an enrolment makes after its join token and
