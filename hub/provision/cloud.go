@@ -133,7 +133,7 @@ func (p *Provisioner) refused(name string, now time.Time) error {
 func (p *Provisioner) call(ctx context.Context, acct, action string, timeout time.Duration, f func(ctx context.Context) error) error {
 	began := p.cfg.Now()
 	cctx, cancel := context.WithTimeout(ctx, timeout)
-	err := f(cctx)
+	err := safeCall(cctx, f)
 	cancel()
 	if ctx.Err() != nil { // the term ended: nothing to learn from this call
 		return ctx.Err()
@@ -508,4 +508,16 @@ func errorKind(err error) string {
 
 func isConflict(err error) bool {
 	return errors.Is(err, state.ErrConflict) || errors.Is(err, state.ErrNotFound)
+}
+
+// safeCall runs a cloud call, turning a panic in the provider or its SDK
+// into a retryable error: a cloud answering in a way the code did not
+// expect fails that call, not the hub.
+func safeCall(ctx context.Context, f func(ctx context.Context) error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &providers.Error{Kind: providers.KindUnavailable, Message: fmt.Sprintf("the provider failed: %v", r)}
+		}
+	}()
+	return f(ctx)
 }

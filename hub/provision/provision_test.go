@@ -607,3 +607,32 @@ func TestMachineTerminatedOutsideIsReplaced(t *testing.T) {
 	h.until("the second victim replaced", time.Second, 200, func() bool { return h.cloud.count("create") == 4 })
 	h.settled(2)
 }
+
+// TestProviderPanicFailsTheCallNotTheHub: a provider (or its SDK) that
+// panics on an answer it did not expect fails that call with a retryable
+// error on the machine; the loop goes on and the pool settles once the
+// cloud behaves.
+func TestProviderPanicFailsTheCallNotTheHub(t *testing.T) {
+	h := newHarness(t)
+	h.cloud.setFault(func(action string) (error, bool) {
+		if action == "create" {
+			panic("no task info")
+		}
+		return nil, false
+	})
+	h.store.setPool(testPool, testAccount, 2, 3, time.Hour, 10*time.Minute)
+	for range 20 {
+		h.step(100 * time.Millisecond)
+	}
+	ms := h.store.machineList()
+	if len(ms) == 0 {
+		t.Fatal("no machine")
+	}
+	for _, m := range ms {
+		if m.State != state.MachineCreating || !strings.Contains(m.Error, "the provider failed: no task info") {
+			t.Errorf("machine %+v: want creating with the panic as its error", m)
+		}
+	}
+	h.cloud.setFault(nil)
+	h.settled(2)
+}

@@ -34,6 +34,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -253,6 +254,16 @@ func (p *Provider) Create(ctx context.Context, req providers.CreateRequest) (pro
 		return err
 	})
 	if err != nil {
+		var pe *providers.Error
+		if errors.As(err, &pe) && pe.Code == "IdempotentParameterMismatch" {
+			// An earlier create of this machine ran with other parameters
+			// (a leader's user data names the hub nodes alive then, or an
+			// admin changed the template meanwhile): that instance is the
+			// machine; a second would be a leak.
+			if m, ok, ferr := p.byMachine(ctx, req.Cluster, req.MachineID); ferr == nil && ok {
+				return m, nil
+			}
+		}
 		if providers.KindOf(err) == providers.KindBadRequest {
 			p.forget(t) // a name may now stand for another id
 		}
@@ -390,6 +401,27 @@ func (p *Provider) List(ctx context.Context, cluster string) ([]providers.Machin
 		}
 		seen[token] = true
 	}
+}
+
+// byMachine finds the live instance of a cluster's machine by its tags.
+func (p *Provider) byMachine(ctx context.Context, cluster, machineID string) (providers.Machine, bool, error) {
+	r := ecs.CreateDescribeInstancesRequest()
+	p.prepare(r.RpcRequest)
+	r.Tag = &[]ecs.DescribeInstancesTag{{Key: providers.TagCluster, Value: cluster}, {Key: providers.TagMachine, Value: machineID}}
+	var resp *ecs.DescribeInstancesResponse
+	err := p.do(ctx, "find machine "+machineID, func(c *ecs.Client) (err error) {
+		resp, err = c.DescribeInstances(r)
+		return err
+	})
+	if err != nil {
+		return providers.Machine{}, false, err
+	}
+	for _, in := range resp.Instances.Instance {
+		if m := machineOf(in); m.State != providers.StateGone && m.Tags[providers.TagMachine] == machineID {
+			return m, true, nil
+		}
+	}
+	return providers.Machine{}, false, nil
 }
 
 // machineOf maps an ECS instance.

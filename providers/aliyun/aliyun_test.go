@@ -224,11 +224,26 @@ func TestRunInstances(t *testing.T) {
 		t.Fatalf("calls %v: want 2 RunInstances, the names looked up once, the id never", calls)
 	}
 
-	// The same machine id with another template is ECS's
-	// IdempotentParameterMismatch: an admin's problem, not a second machine.
+	// The same machine id with other parameters (other user data: a new
+	// leader names the hub nodes alive then; or another template) is ECS's
+	// IdempotentParameterMismatch: the instance made first is the machine,
+	// never a second one.
 	changed := request("m-0001")
 	changed.Template.InstanceType = "ecs.c6.large"
-	_, err := p.Create(ctx, changed)
+	changed.UserData = []byte("#cloud-config\n# other hub nodes\n")
+	again, err := p.Create(ctx, changed)
+	if err != nil || again.ProviderID != in.ID {
+		t.Fatalf("create with other parameters: %+v %v; want the first instance %s", again, err, in.ID)
+	}
+	if n := len(s.Instances()); n != 1 {
+		t.Fatalf("%d instances after a create with other parameters, want 1", n)
+	}
+	// Without a live instance of the machine, the mismatch is the cloud's
+	// refusal, in its words.
+	if err := p.Delete(ctx, in.ID); err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Create(ctx, changed)
 	wantKind(t, err, providers.KindBadRequest, "IdempotentParameterMismatch")
 
 	tooMany := map[string]string{}
@@ -251,8 +266,8 @@ func TestRunInstances(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if n := s.Calls()["RunInstances"]; n != 3 {
-		t.Fatalf("bad requests reached ECS: %d RunInstances calls, want 3", n)
+	if n := s.Calls()["RunInstances"]; n != 4 { // two, the mismatch adopted, the mismatch refused
+		t.Fatalf("bad requests reached ECS: %d RunInstances calls, want 4", n)
 	}
 	// An image given by a public image's id, and by a custom image's name.
 	for _, image := range []string{"ubuntu_22_04_x64_20G_alibase_20240130.vhd", "wharf-agent-base"} {

@@ -16,6 +16,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -120,7 +121,18 @@ func (p *Provider) Create(ctx context.Context, req providers.CreateRequest) (pro
 	}
 	out, err := p.client.RunInstances(ctx, in)
 	if err != nil {
-		return providers.Machine{}, mapError("run instance for machine "+req.MachineID, err)
+		e := mapError("run instance for machine "+req.MachineID, err)
+		var pe *providers.Error
+		if errors.As(e, &pe) && pe.Code == "IdempotentParameterMismatch" {
+			// An earlier create of this machine ran with other parameters
+			// (a leader's user data names the hub nodes alive then, or an
+			// admin changed the template meanwhile): that instance is the
+			// machine; a second would be a leak.
+			if m, ok, ferr := p.byMachine(ctx, req.Cluster, req.MachineID); ferr == nil && ok {
+				return m, nil
+			}
+		}
+		return providers.Machine{}, e
 	}
 	if len(out.Instances) != 1 {
 		return providers.Machine{}, &providers.Error{Kind: providers.KindUnavailable, Message: fmt.Sprintf("RunInstances answered %d instances, want 1", len(out.Instances))}
@@ -237,6 +249,24 @@ func (p *Provider) List(ctx context.Context, cluster string) ([]providers.Machin
 		}
 	}
 	return out, nil
+}
+
+// byMachine finds the live instance of a cluster's machine by its tags.
+func (p *Provider) byMachine(ctx context.Context, cluster, machineID string) (providers.Machine, bool, error) {
+	out, err := p.client.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []types.Filter{
+		{Name: sdk.String("tag:" + providers.TagCluster), Values: []string{cluster}},
+		{Name: sdk.String("tag:" + providers.TagMachine), Values: []string{machineID}},
+		{Name: sdk.String("instance-state-name"), Values: []string{"pending", "running"}},
+	}})
+	if err != nil {
+		return providers.Machine{}, false, mapError("find machine "+machineID, err)
+	}
+	for _, r := range out.Reservations {
+		for _, inst := range r.Instances {
+			return machineOf(inst), true, nil
+		}
+	}
+	return providers.Machine{}, false, nil
 }
 
 // Shape is the instance type's vCPUs and memory, asked once per type.

@@ -195,10 +195,27 @@ func TestRunInstances(t *testing.T) {
 		in.SubnetID != "subnet-12345678" || in.KeyName != "ops" || !slices.Equal(in.SecurityGroups, []string{"sg-12345678", "wharf-agents"}) {
 		t.Fatalf("instance %+v", in)
 	}
-	// The same machine id with another template is EC2's
-	// IdempotentParameterMismatch: an admin's problem, not a second machine.
+	// The same machine id with other parameters (other user data: a new
+	// leader names the hub nodes alive then; or another template) is EC2's
+	// IdempotentParameterMismatch: the instance made first is the machine,
+	// never a second one.
 	changed := request("m-0001")
 	changed.Template.InstanceType = "m5.large"
+	changed.UserData = []byte("#cloud-config\n# other hub nodes\n")
+	again, err := p.Create(ctx, changed)
+	if err != nil || again.ProviderID != m.ProviderID {
+		t.Fatalf("create with other parameters: %+v %v; want the first instance %s", again, err, m.ProviderID)
+	}
+	if n := len(s.Instances()); n != 1 {
+		t.Fatalf("%d instances after a create with other parameters, want 1", n)
+	}
+	// Without a live instance of the machine, the mismatch is the cloud's
+	// refusal, in its words.
+	for _, in := range s.Instances() {
+		if err := p.Delete(ctx, in.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
 	_, err = p.Create(ctx, changed)
 	wantKind(t, err, providers.KindBadRequest, "IdempotentParameterMismatch")
 
@@ -214,8 +231,8 @@ func TestRunInstances(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if n := s.Calls()["RunInstances"]; n != 2 {
-		t.Fatalf("bad requests reached EC2: %d RunInstances calls, want 2", n)
+	if n := s.Calls()["RunInstances"]; n != 3 { // the first, the mismatch adopted, the mismatch refused
+		t.Fatalf("bad requests reached EC2: %d RunInstances calls, want 3", n)
 	}
 }
 

@@ -271,6 +271,12 @@ func (p *Provider) Create(ctx context.Context, req providers.CreateRequest) (pro
 			}
 			return err
 		}
+		if info == nil {
+			// govmomi answers a task whose info it never saw with neither
+			// (seen with dozens of clones under way): the clone may exist,
+			// and the retry's lookup by name adopts it.
+			return &providers.Error{Kind: providers.KindUnavailable, Message: "the clone task of " + name + " ended without a result"}
+		}
 		ref, ok := info.Result.(types.ManagedObjectReference)
 		if !ok {
 			return &providers.Error{Kind: providers.KindUnavailable, Message: fmt.Sprintf("the clone task answered %T, want a VM reference", info.Result)}
