@@ -2,12 +2,7 @@ package drain
 
 import (
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,34 +17,12 @@ import (
 // the node's store before its runner saw the drain (a busy node applies
 // and reconciles late), and none stamped before it.
 func TestDrainStartsAtItsCreation(t *testing.T) {
-	var mu sync.Mutex
-	var got []string
-	loki := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var push struct {
-			Streams []struct {
-				Values [][2]string `json:"values"`
-			} `json:"streams"`
-		}
-		body, _ := io.ReadAll(r.Body)
-		if err := json.Unmarshal(body, &push); err != nil {
-			http.Error(w, err.Error(), 400)
-			return
-		}
-		mu.Lock()
-		for _, s := range push.Streams {
-			for _, v := range s.Values {
-				got = append(got, v[1])
-			}
-		}
-		mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	defer loki.Close()
+	lokiURL, lines := lokiLines(t)
 
 	created := time.Now().UTC().Truncate(time.Second).Add(-10 * time.Minute)
 	ph := statetest.New(t)
 	ph.App(apitypes.AppSpec{Name: "web", Image: "i", Instances: new(int)})
-	ph.Must(state.LogDrainAddType, &state.LogDrainAddRequest{Drain: state.LogDrain{ID: "d-1", Tenant: "acme", App: "web", URL: "loki+" + loki.URL}, Time: created})
+	ph.Must(state.LogDrainAddType, &state.LogDrainAddRequest{Drain: state.LogDrain{ID: "d-1", Tenant: "acme", App: "web", URL: "loki+" + lokiURL}, Time: created})
 	dir := t.TempDir()
 	logs, err := logstore.Open(logstore.Config{Dir: dir + "/logs"})
 	if err != nil {
@@ -78,10 +51,7 @@ func TestDrainStartsAtItsCreation(t *testing.T) {
 	want := []string{"after-1", "after-2", "at"}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		mu.Lock()
-		n := len(got)
-		mu.Unlock()
-		if n >= len(want) || time.Now().After(deadline) {
+		if len(lines()) >= len(want) || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -91,8 +61,7 @@ func TestDrainStartsAtItsCreation(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("drainer: %v", err)
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	got := lines()
 	sort.Strings(got)
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
 		t.Fatalf("the drain forwarded %q, want %q", got, want)
