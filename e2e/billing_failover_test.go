@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"testing"
 	"time"
 
@@ -18,7 +17,7 @@ import (
 // router served to the hub node it is connected to; that node is cut off
 // from the others (so its batch cannot commit) and killed while it holds
 // the agent's report. The agent sends the report again to another node:
-// the committed requests equal exactly the requests sent, and stay so
+// the committed requests equal exactly the requests load.sent, and stay so
 // (the report is counted once, not once per node it reached).
 func TestUsageExactlyOnceThroughNodeDeath(t *testing.T) {
 	c, _, token := newCluster(t, hubtest.Options{SuspectAfter: time.Second, DownAfter: 3 * time.Second}, "p", "acme")
@@ -42,32 +41,8 @@ func TestUsageExactlyOnceThroughNodeDeath(t *testing.T) {
 		t.Fatal(err)
 	}
 	routerAddr, _ := a.RouterAddrs()
-	sent := int64(0)
-	// get sends one request; the router counts those it has a route for
-	// (whatever the fake backend answers), not its own 404s.
-	get := func() bool {
-		req, _ := http.NewRequest("GET", "http://"+routerAddr+"/", nil)
-		req.Host = "web.acme.localhost"
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusNotFound {
-			return false
-		}
-		sent++
-		return true
-	}
-	hubtest.WaitFor(t, 30*time.Second, "the router to route web", get)
-	send := func(n int) {
-		t.Helper()
-		for range n {
-			if !get() {
-				t.Fatal("the router lost web's route")
-			}
-		}
-	}
+	load := &routedLoad{t: t, addr: routerAddr, host: "web.acme.localhost"}
+	hubtest.WaitFor(t, 30*time.Second, "the router to route web", load.get)
 	committed := func() (int64, error) {
 		us, err := api().Usage(ctx, client.UsageQuery{App: "web", From: time.Now().Add(-2 * time.Hour), To: time.Now().Add(time.Hour), Group: apitypes.UsageByApp}, q)
 		if err != nil {
@@ -86,13 +61,13 @@ func TestUsageExactlyOnceThroughNodeDeath(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if n != sent {
-				return fmt.Errorf("%d requests committed, %d sent", n, sent)
+			if n != load.sent {
+				return fmt.Errorf("%d requests committed, %d sent", n, load.sent)
 			}
 			return nil
 		})
 	}
-	send(5)
+	load.send(5)
 	waitCommitted("the first requests committed")
 	hubtest.WaitFor(t, 10*time.Second, "the agent's counts acknowledged", func() bool { return a.UsageUnacked() == 0 })
 
@@ -108,7 +83,7 @@ func TestUsageExactlyOnceThroughNodeDeath(t *testing.T) {
 	via := -1
 	hubtest.WaitFor(t, 10*time.Second, "agent a's hub node", func() bool { via = nodeOf(); return via >= 0 })
 	c.Partition(via)
-	send(40)
+	load.send(40)
 	hubtest.WaitUntil(t, 15*time.Second, fmt.Sprintf("hub%d to hold the agent's report", via), func() error {
 		if now := nodeOf(); now != via {
 			return fmt.Errorf("the agent left hub%d for hub%d", via, now)
@@ -125,9 +100,9 @@ func TestUsageExactlyOnceThroughNodeDeath(t *testing.T) {
 	c.Heal()
 	waitCommitted(fmt.Sprintf("the requests reported to the killed hub%d committed through another node", via))
 	hubtest.WaitFor(t, 20*time.Second, "the agent's counts acknowledged", func() bool { return a.UsageUnacked() == 0 })
-	// Counted once: a few batch periods later, still exactly what was sent.
+	// Counted once: a few batch periods later, still exactly what was load.sent.
 	time.Sleep(4 * time.Second)
-	if n, err := committed(); err != nil || n != sent {
-		t.Fatalf("later: %d requests committed (%v), %d sent", n, err, sent)
+	if n, err := committed(); err != nil || n != load.sent {
+		t.Fatalf("later: %d requests committed (%v), %d sent", n, err, load.sent)
 	}
 }

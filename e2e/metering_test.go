@@ -97,32 +97,8 @@ func TestMeteringExactlyOnce(t *testing.T) {
 
 	// Requests go through agent a's router to web.
 	routerAddr, _ := agents[0].RouterAddrs()
-	sent := int64(0)
-	// get sends one request; the router counts those it has a route for
-	// (whatever the backend answers), not its own 404s.
-	get := func() bool {
-		req, _ := http.NewRequest("GET", "http://"+routerAddr+"/", nil)
-		req.Host = "web.acme.localhost"
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusNotFound {
-			return false
-		}
-		sent++
-		return true
-	}
-	hubtest.WaitFor(t, 20*time.Second, "the router to route web", get)
-	send := func(n int) {
-		t.Helper()
-		for range n {
-			if !get() {
-				t.Fatal("the router lost web's route")
-			}
-		}
-	}
+	load := &routedLoad{t: t, addr: routerAddr, host: "web.acme.localhost"}
+	hubtest.WaitFor(t, 20*time.Second, "the router to route web", load.get)
 	committed := func() (int64, error) {
 		us, err := api().Usage(ctx, client.UsageQuery{App: "web", From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Hour), Group: apitypes.UsageByApp}, q)
 		if err != nil {
@@ -141,8 +117,8 @@ func TestMeteringExactlyOnce(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if n != sent {
-				return fmt.Errorf("%d requests committed, %d sent", n, sent)
+			if n != load.sent {
+				return fmt.Errorf("%d requests committed, %d sent", n, load.sent)
 			}
 			return nil
 		})
@@ -156,14 +132,14 @@ func TestMeteringExactlyOnce(t *testing.T) {
 	}
 
 	for round, n := range []int{3, 1, 2} {
-		send(20)
+		load.send(20)
 		waitRequests(fmt.Sprintf("round %d: the requests committed", round))
 		leader := c.WaitLeader(15 * time.Second)
 		c.Kill(leader.Index)
 		c.WaitLeader(15 * time.Second)
 		n2, err := committed()
-		if err != nil || n2 != sent {
-			t.Fatalf("after killing the leader: %d requests committed (%v), %d sent", n2, err, sent)
+		if err != nil || n2 != load.sent {
+			t.Fatalf("after killing the leader: %d requests committed (%v), %d sent", n2, err, load.sent)
 		}
 		scale("web", n)
 		time.Sleep(hour) // an hour passes, to be closed by the next leader
@@ -189,7 +165,7 @@ func TestMeteringExactlyOnce(t *testing.T) {
 		}
 	}
 	c.Partition(cut)
-	send(10)
+	load.send(10)
 	hubtest.WaitUntil(t, 20*time.Second, "delete app api", func() error {
 		if err := api().Apps().Delete(ctx, "api", w); apitypes.StatusOf(err) != http.StatusNotFound {
 			return err
@@ -233,8 +209,8 @@ func TestMeteringExactlyOnce(t *testing.T) {
 	if err := json.Unmarshal(rows[0], &got); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := committed(); err != nil || n != sent {
-		t.Fatalf("%d requests committed (%v), %d sent", n, err, sent)
+	if n, err := committed(); err != nil || n != load.sent {
+		t.Fatalf("%d requests committed (%v), %d sent", n, err, load.sent)
 	}
 	// The reference, from the last leader's Raft log.
 	last := c.WaitLeader(15 * time.Second)
@@ -265,7 +241,7 @@ func TestMeteringExactlyOnce(t *testing.T) {
 			t.Errorf("%s: closed %+v, the reference has nothing", k, *g)
 		}
 	}
-	t.Logf("%d closed rows over %d hours, %d requests", len(got), (end.Unix()-first)/int64(hour/time.Second), sent)
+	t.Logf("%d closed rows over %d hours, %d requests", len(got), (end.Unix()-first)/int64(hour/time.Second), load.sent)
 }
 
 // referenceUsage replays a Raft log into a fresh FSM and meters what the
