@@ -58,6 +58,9 @@ type State struct {
 	Wanted []Want
 	// PanicUntil: panicking until then.
 	PanicUntil time.Time
+	// Woken is when the app was last woken from zero (zero: never by
+	// this decider).
+	Woken time.Time
 }
 
 // Want is one round's wanted count.
@@ -85,6 +88,12 @@ type Decision struct {
 	Panic     bool
 }
 
+// startGrace is how long a woken app may wait for its first ready
+// instance and still not count as idle: the requests that woke it are
+// held until an instance is ready, and the counts that show them may
+// reach the leader late. An app that never starts is idle again after it.
+const startGrace = 5 * time.Minute
+
 // panicFactor: load above this many times what the current count serves
 // makes the decider panic.
 const panicFactor = 2
@@ -102,7 +111,7 @@ func PanicWindow(window time.Duration) time.Duration {
 // memory. It is a pure function of its arguments.
 func Decide(now time.Time, p Policy, o Observed, st State) (Decision, State) {
 	cur := o.Current
-	next := State{Since: st.Since, PanicUntil: st.PanicUntil}
+	next := State{Since: st.Since, PanicUntil: st.PanicUntil, Woken: st.Woken}
 	if o.Hold == HoldAll {
 		next.Wanted = keepWanted(st.Wanted, now, p.ScaleDownDelay, Want{At: now, N: cur})
 		return Decision{Instances: cur, Reason: "held: " + o.HoldReason}, next
@@ -163,8 +172,16 @@ func Decide(now time.Time, p Policy, o Observed, st State) (Decision, State) {
 	idle := false
 	if p.Min == 0 {
 		since := now.Add(-p.ScaleDownDelay)
-		idle = o.QPS == 0 && !o.LastRequest.After(since) && !st.Since.After(since) && !panicking
+		// Woken and still starting: idle no earlier than the delay after
+		// the first instance is ready.
+		starting := cur > 0 && o.Ready == 0 && !st.Woken.IsZero() && now.Before(st.Woken.Add(startGrace))
+		if starting {
+			next.Since = now
+		}
+		idle = !starting && o.QPS == 0 && !o.LastRequest.After(since) && !st.Since.After(since) && !panicking
 		switch {
+		case starting && want < 1:
+			want, reason = 1, "woken by a request: waiting for the first instance to be ready"
 		case idle:
 			want, reason = 0, fmt.Sprintf("idle: no routed request for %s", p.ScaleDownDelay)
 		case want < 1 && cur == 0:
@@ -187,7 +204,7 @@ func Decide(now time.Time, p Policy, o Observed, st State) (Decision, State) {
 	if cur == 0 && want > 0 {
 		// Woken: idle again no earlier than ScaleDownDelay from now (the
 		// first instance may take longer than that to start).
-		next.Since = now
+		next.Since, next.Woken = now, now
 	}
 
 	// Down slowly: to the highest count wanted over ScaleDownDelay. The

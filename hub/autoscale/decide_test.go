@@ -68,6 +68,10 @@ func TestDecide(t *testing.T) {
 			unknown(Observed{Current: 0, QPS: 0.1, PanicQPS: 0.5, LastRequest: t0.Add(-time.Second)}), calm, 1, "woken", false},
 		{"zero: not idle again within the delay after a wake", Policy{Min: 0, Max: 6, QPS: 20, Window: 10 * time.Second, ScaleDownDelay: time.Minute, Bounds: "policy"},
 			unknown(Observed{Current: 1, LastRequest: t0.Add(-2 * time.Minute)}), State{Since: t0.Add(-30 * time.Second)}, 1, "not idle", false},
+		{"zero: woken and still starting is not idle", Policy{Min: 0, Max: 6, QPS: 20, Window: 10 * time.Second, ScaleDownDelay: 3 * time.Second, Bounds: "policy"},
+			unknown(Observed{Current: 1, LastRequest: t0.Add(-time.Minute)}), State{Since: t0.Add(-time.Minute), Woken: t0.Add(-time.Minute)}, 1, "waiting for the first instance", false},
+		{"zero: woken but never started is idle after the grace", Policy{Min: 0, Max: 6, QPS: 20, Window: 10 * time.Second, ScaleDownDelay: 3 * time.Second, Bounds: "policy"},
+			unknown(Observed{Current: 1, LastRequest: t0.Add(-10 * time.Minute)}), State{Since: t0.Add(-10 * time.Minute), Woken: t0.Add(-10 * time.Minute)}, 0, "idle", false},
 		{"zero: woken with a qps target", Policy{Min: 0, Max: 6, QPS: 20, Window: 10 * time.Second, ScaleDownDelay: time.Minute, Bounds: "policy"},
 			unknown(Observed{Current: 0, QPS: 45, PanicQPS: 45, LastRequest: t0.Add(-time.Second)}), calm, 3, "qps", false},
 	} {
@@ -159,5 +163,36 @@ func TestDecideProperties(t *testing.T) {
 			history = append(history, next.Wanted[len(next.Wanted)-1])
 			st, cur = next, d.Instances
 		}
+	}
+}
+
+// TestDecideWakeWaitsForReady: an app woken from zero whose first
+// instance takes longer than the scale-down delay to be ready, and whose
+// held requests show in the counts late, is not sent back to zero before
+// that instance is ready; it is idle again the delay after it.
+func TestDecideWakeWaitsForReady(t *testing.T) {
+	p := Policy{Min: 0, Max: 2, QPS: 10, Window: 2 * time.Second, ScaleDownDelay: 3 * time.Second, Bounds: "policy"}
+	st := NewState(t0, 0)
+	wake := t0.Add(time.Second)
+	d, st := Decide(wake, p, unknown(Observed{Current: 0, LastRequest: t0}), st)
+	if d.Instances != 1 {
+		t.Fatalf("wake: %d %q, want 1", d.Instances, d.Reason)
+	}
+	readyAt := wake.Add(10 * time.Second)
+	var zeroAt time.Time
+	for now := wake.Add(time.Second); now.Before(wake.Add(30 * time.Second)); now = now.Add(time.Second) {
+		o := unknown(Observed{Current: d.Instances, LastRequest: t0}) // the held requests' counts never arrive
+		if !now.Before(readyAt) {
+			o.Ready = o.Current
+		}
+		d, st = Decide(now, p, o, st)
+		if d.Instances == 0 {
+			zeroAt = now
+			break
+		}
+	}
+	// The last round that saw no instance ready was a second before.
+	if earliest := readyAt.Add(-time.Second + p.ScaleDownDelay); zeroAt.IsZero() || zeroAt.Before(earliest) {
+		t.Fatalf("back to zero at %v, want no earlier than %v (ready at %v, delay %v)", zeroAt, earliest, readyAt, p.ScaleDownDelay)
 	}
 }
