@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/vmware/govmomi"
 	"github.com/vmware/govmomi/find"
-	"github.com/vmware/govmomi/simulator"
 	"github.com/vmware/govmomi/view"
 	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
@@ -379,31 +377,21 @@ const (
 	vcTemplate = "DC0_H0_VM0"
 )
 
-// startVSphere runs govmomi's in-process vCenter simulator behind
-// cloudsim's fault-injecting front (which the hub talks to), with a booter
-// that boots its VMs as they power on. The template VM is given 2 CPUs
-// and 2 GiB, the shape of the other clouds' machines.
+// startVSphere runs govmomi's vCenter simulator (a process of its own:
+// vcsimURL) behind cloudsim's fault-injecting front (which the hub talks
+// to), with a booter that boots its VMs as they power on. The template VM
+// is given 2 CPUs and 2 GiB, the shape of the other clouds' machines.
 func startVSphere(t testing.TB, o simOptions) *provSim {
 	s := &provSim{cloud: "vsphere"}
-	model := simulator.VPX()
-	if err := model.Create(); err != nil {
-		t.Fatal(err)
-	}
-	model.Service.TLS = new(tls.Config)
-	model.Service.Listen = &url.URL{User: url.UserPassword(vcUser, vcPassword)}
-	srv := model.Service.NewServer()
-	t.Cleanup(func() {
-		srv.Close()
-		model.Remove()
-	})
+	srvURL := vcsimURL(t)
 	ctx := context.Background()
-	vc, err := govmomi.NewClient(ctx, srv.URL, true)
+	login := *srvURL
+	login.User = url.UserPassword(vcUser, vcPassword)
+	vc, err := govmomi.NewClient(ctx, &login, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := *srv.URL
-	target.User = nil
-	front, err := cloudsim.NewVSphereFront(target.String())
+	front, err := cloudsim.NewVSphereFront(srvURL.String())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,9 +111,11 @@
 // # OpenStack and vSphere
 //
 // NewOpenStack starts Keystone v3, Nova, Glance's and Neutron's lookups on
-// one port (see OpenStack). vSphere is govmomi's own in-process simulator
-// behind a VSphereFront, which counts SOAP calls and breaks them with the
-// same Faults; VSphereBooter boots the VMs that power on with what
+// one port (see OpenStack). vSphere is govmomi's own simulator (in
+// process for a provider's tests; the end-to-end tests run it as a
+// process of its own, the command in cloudsim/vcsim) behind a
+// VSphereFront, which counts SOAP calls and breaks them with the same
+// Faults; VSphereBooter boots the VMs that power on with what
 // cloud-init's VMware datasource reads: guestinfo.userdata and
 // guestinfo.metadata (whose instance-id and local-hostname the BootFunc
 // sees as Instance.InstanceID and Hostname).
