@@ -34,7 +34,8 @@ type Config struct {
 	Addr string
 	// Conn, when set, is the socket to serve on, bound by the caller
 	// (which then knows the address before the gateway is built); Addr is
-	// then unused.
+	// then unused. The gateway owns it from New on: it is closed when Run
+	// ends or Close is called.
 	Conn *net.UDPConn
 	// NodeName is this hub node's name, told to agents.
 	NodeName string
@@ -84,6 +85,10 @@ type Gateway struct {
 	log *slog.Logger
 	tr  *quic.Transport
 	ln  *quic.Listener
+	// udp is the socket under tr: quic.Transport leaves a socket it did
+	// not create open, so the gateway closes it, or a node restarted in
+	// the same process could not bind its port again.
+	udp *net.UDPConn
 
 	certMu   sync.Mutex
 	parsedCA *pki.CA
@@ -159,6 +164,7 @@ func New(cfg Config) (*Gateway, error) {
 			return nil, fmt.Errorf("listen quic %s: %w", cfg.Addr, err)
 		}
 	}
+	g.udp = udp
 	// Long connection ids make even a bare heartbeat packet larger than
 	// the smallest one quic-go answers with a stateless reset (42 bytes).
 	g.tr = &quic.Transport{Conn: udp, StatelessResetKey: (*quic.StatelessResetKey)(cfg.ResetKey), ConnectionIDLength: 16}
@@ -174,7 +180,7 @@ func New(cfg Config) (*Gateway, error) {
 		MaxIncomingUniStreams:          -1,
 	})
 	if err != nil {
-		g.tr.Close()
+		g.closeTransport()
 		return nil, fmt.Errorf("listen quic %s: %w", cfg.Addr, err)
 	}
 	g.ln = ln
@@ -184,7 +190,16 @@ func New(cfg Config) (*Gateway, error) {
 // Close releases the socket of a gateway that never ran.
 func (g *Gateway) Close() error {
 	g.ln.Close()
-	return g.tr.Close()
+	return g.closeTransport()
+}
+
+// closeTransport closes the QUIC transport and its socket.
+func (g *Gateway) closeTransport() error {
+	err := g.tr.Close()
+	if cerr := g.udp.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // Addr returns the bound UDP address.
@@ -307,7 +322,7 @@ func (g *Gateway) tlsConfig(*tls.ClientHelloInfo) (*tls.Config, error) {
 func (g *Gateway) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	defer g.tr.Close()
+	defer g.closeTransport() //nolint:errcheck
 	defer g.ln.Close()
 	for {
 		conn, err := g.ln.Accept(ctx)

@@ -92,7 +92,7 @@ type Node struct {
 	cancel context.CancelFunc
 	done   chan error
 	// Bound addresses, kept so a restart reuses them.
-	httpAddr, raftAddr, gossipAddr string
+	httpAddr, raftAddr, gossipAddr, quicAddr string
 }
 
 // New starts an n-node cluster (bootstrap-expect n) and waits for a leader.
@@ -163,7 +163,7 @@ func (n *Node) start(expect int, join []string) {
 		ClusterKey:         n.c.key,
 		PreviousClusterKey: n.c.previousKey,
 		HTTPAddr:           addr(n.httpAddr),
-		QUICAddr:           net.JoinHostPort(n.IP, "0"),
+		QUICAddr:           addr(n.quicAddr),
 		RaftAddr:           addr(n.raftAddr),
 		GossipAddr:         addr(n.gossipAddr),
 		Advertise:          n.IP,
@@ -215,6 +215,7 @@ func (n *Node) start(expect int, join []string) {
 	n.httpAddr = h.HTTPAddr()
 	n.raftAddr = h.Cluster().RaftAddr()
 	n.gossipAddr = h.Cluster().GossipAddr()
+	n.quicAddr = h.QUICAddr()
 	n.mu.Unlock()
 }
 
