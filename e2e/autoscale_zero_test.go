@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -51,13 +52,41 @@ func scaleToZeroAndBack(t *testing.T, r *routerRig, app string) time.Duration {
 	code, body, err := r.requestViaTimeout(0, "GET", host, "/", 40*time.Second)
 	took := time.Since(start)
 	if err != nil || code != 200 {
-		t.Fatalf("first request after zero: %d %v %q (after %s)", code, err, body, took)
+		t.Fatalf("first request after zero: %d %v %q (after %s)\n%s", code, err, body, took, r.appReport(app))
 	}
 	a, _, _ = r.admin.Apps().Get(ctx, app, r.q)
 	if *a.Instances < 1 || !strings.Contains(a.AutoscaleReason, "woken") && !strings.Contains(a.AutoscaleReason, "qps") {
 		t.Fatalf("after the wake: %d instances, reason %q", *a.Instances, a.AutoscaleReason)
 	}
 	return took
+}
+
+// appReport tells what the hub knows of app, for a failure's message:
+// its count and autoscale reason, its instances and the tenant's latest
+// events.
+func (r *routerRig) appReport(app string) string {
+	ctx := context.Background()
+	var b strings.Builder
+	if a, _, err := r.admin.Apps().Get(ctx, app, r.q); err != nil {
+		fmt.Fprintf(&b, "app: %v\n", err)
+	} else {
+		fmt.Fprintf(&b, "app: %d instances, autoscale reason %q, pending %q\n", *a.Instances, a.AutoscaleReason, a.Pending)
+	}
+	is, _, err := r.admin.Apps().Instances(ctx, app, r.q)
+	if err != nil {
+		fmt.Fprintf(&b, "instances: %v\n", err)
+	}
+	for _, i := range is {
+		fmt.Fprintf(&b, "instance %s on %s v%d %s/%s ready=%v %s %s\n", i.ID, i.HostName, i.Version, i.Desired, i.State, i.Ready, i.Reason, i.Message)
+	}
+	evs, _, err := r.admin.Events(ctx, 0, r.q)
+	if err != nil {
+		fmt.Fprintf(&b, "events: %v\n", err)
+	}
+	for _, e := range evs[max(0, len(evs)-20):] {
+		fmt.Fprintf(&b, "event %+v\n", e)
+	}
+	return b.String()
 }
 
 // requestViaTimeout is requestVia with its own client timeout (a held
