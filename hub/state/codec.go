@@ -129,6 +129,10 @@ func newRequest(t MessageType) any {
 		return &AppStartRequest{}
 	case AutoscaleType:
 		return &AutoscaleRequest{}
+	case SecretsSetType:
+		return &SecretsSetRequest{}
+	case SecretsUnsetType:
+		return &SecretsUnsetRequest{}
 	}
 	return nil
 }

@@ -194,6 +194,10 @@ func (w *writer) dispatch(req any) *Error {
 		return w.appLifecycle(AppStartType, (*AppLifecycleRequest)(r))
 	case *AutoscaleRequest:
 		return w.autoscale(r)
+	case *SecretsSetRequest:
+		return w.secretsSet(r)
+	case *SecretsUnsetRequest:
+		return w.secretsUnset(r)
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }
