@@ -34,8 +34,9 @@ func (s *Server) listSecrets(w http.ResponseWriter, r *http.Request, p *principa
 }
 
 // putSecrets merges the body's secrets into the app's. Values equal to
-// those already set are left out, so that a repeated PUT makes no new
-// version; when nothing changes nothing is committed.
+// those already set (under the current key) are left out, so that a
+// repeated PUT makes no new version; when nothing changes nothing is
+// committed.
 func (s *Server) putSecrets(w http.ResponseWriter, r *http.Request, p *principal) error {
 	tenant, err := appScope(r, p, true)
 	if err != nil {
@@ -68,7 +69,7 @@ func (s *Server) putSecrets(w http.ResponseWriter, r *http.Request, p *principal
 	sealed := map[string][]byte{}
 	for k, v := range req {
 		total += len(v)
-		if old, ok := a.Secrets[k]; ok {
+		if old, ok := a.Secrets[k]; ok && s.cfg.Keys.IsCurrent(old) {
 			if plain, err := s.cfg.Keys.Open(old, state.SecretAD(tenant, name, k)); err == nil {
 				same := bytes.Equal(plain, []byte(v))
 				clear(plain)

@@ -133,6 +133,8 @@ func newRequest(t MessageType) any {
 		return &SecretsSetRequest{}
 	case SecretsUnsetType:
 		return &SecretsUnsetRequest{}
+	case SecretsResealType:
+		return &SecretsResealRequest{}
 	}
 	return nil
 }

@@ -198,6 +198,8 @@ func (w *writer) dispatch(req any) *Error {
 		return w.secretsSet(r)
 	case *SecretsUnsetRequest:
 		return w.secretsUnset(r)
+	case *SecretsResealRequest:
+		return w.secretsReseal(r)
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }

@@ -12,8 +12,9 @@ import (
 // Secrets commands: an app's secrets change (Raft command types 70–74 are
 // theirs).
 const (
-	SecretsSetType   MessageType = 70
-	SecretsUnsetType MessageType = 71
+	SecretsSetType    MessageType = 70
+	SecretsUnsetType  MessageType = 71
+	SecretsResealType MessageType = 72
 )
 
 // Limits on an app's secrets. Values are counted as sealed by
@@ -58,6 +59,17 @@ type SecretsUnsetRequest struct {
 	App    string
 	Names  []string
 	Time   time.Time
+}
+
+// SecretsResealRequest replaces an app's sealed values with the same
+// values sealed under the current data key (after a key rotation): no new
+// version, since no value changes. Conflict when the app changed since
+// ModifyIndex; names it lacks are refused.
+type SecretsResealRequest struct {
+	Tenant      string
+	App         string
+	Sealed      map[string][]byte
+	ModifyIndex uint64
 }
 
 // SecretAD is the additional data an app's secret is sealed with: a sealed
@@ -173,4 +185,30 @@ func (w *writer) changeSecrets(tenant, name string, at time.Time, change func(ma
 		kind, msg = DeployCanary, fmt.Sprintf("version %d as canary beside version %d: %s", n.Version, n.CanaryFrom, what)
 	}
 	return w.record(n, kind, a.Version, msg, at)
+}
+
+func (w *writer) secretsReseal(r *SecretsResealRequest) *Error {
+	a, e := w.app(r.Tenant, r.App)
+	if e != nil {
+		return e
+	}
+	if a == nil {
+		return Errorf(KindNotFound, "app %s not found", r.App)
+	}
+	if a.ModifyIndex != r.ModifyIndex {
+		return Errorf(KindConflict, "app %s changed since it was read (index %d, now %d)", a.Name, r.ModifyIndex, a.ModifyIndex)
+	}
+	n := a.Copy()
+	for name, v := range r.Sealed {
+		old, ok := n.Secrets[name]
+		if !ok {
+			return &Error{Kind: KindRefused, Field: name, Msg: fmt.Sprintf("app %s has no secret %s", a.Name, name)}
+		}
+		if len(v) != len(old) {
+			return &Error{Kind: KindRefused, Field: name, Msg: fmt.Sprintf("re-sealed secret %s is not the same size", name)}
+		}
+		n.Secrets[name] = slices.Clone(v)
+	}
+	w.meta(&n.Meta, &a.Meta)
+	return w.insert(TableApps, n)
 }
