@@ -104,6 +104,8 @@ func TestSecretsBadInput(t *testing.T) {
 		{"number value", "PUT", base, `{"A":1}`, 400, ""},
 		{"bad name", "PUT", base, `{"1ABC":"v"}`, 400, "1ABC"},
 		{"dash", "PUT", base, `{"A-B":"v"}`, 400, "A-B"},
+		{"reserved PORT", "PUT", base, `{"PORT":"1"}`, 400, "PORT"},
+		{"reserved WHARF_", "PUT", base, `{"WHARF_APP":"x"}`, 400, "WHARF_APP"},
 		{"value too big", "PUT", base, apitypes.SecretsRequest{"BIG": quarter + "x"}, 400, "BIG"},
 		{"NUL", "PUT", base, `{"N":"a\u0000b"}`, 400, "N"},
 		{"app total", "PUT", base, apitypes.SecretsRequest{"D": quarter, "E": "e"}, 422, "secrets"},

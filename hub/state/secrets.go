@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -31,10 +32,13 @@ const (
 var secretName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // CheckSecretName reports whether name can be an environment variable's
-// name, as every secret's must.
+// name, as every secret's must, and is none of those Wharf sets itself.
 func CheckSecretName(name string) error {
 	if len(name) > 256 || !secretName.MatchString(name) {
 		return fmt.Errorf("secret name %q is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*, at most 256 characters)", name)
+	}
+	if name == "PORT" || name == "HOSTNAME" || strings.HasPrefix(name, "PORT_") || strings.HasPrefix(name, "WHARF_") {
+		return fmt.Errorf("secret name %q is set by Wharf itself (PORT, PORT_<NAME>, HOSTNAME, WHARF_*)", name)
 	}
 	return nil
 }

@@ -151,6 +151,7 @@ func TestSecretsRefused(t *testing.T) {
 		kind Kind
 	}{
 		{"bad name", SecretsSetType, &SecretsSetRequest{Tenant: "acme", App: "web", Sealed: sealAll(t, keys, "web", map[string]string{"1BAD": "v"})}, KindRefused},
+		{"reserved name", SecretsSetType, &SecretsSetRequest{Tenant: "acme", App: "web", Sealed: sealAll(t, keys, "web", map[string]string{"HOSTNAME": "v"})}, KindRefused},
 		{"dash in name", SecretsSetType, &SecretsSetRequest{Tenant: "acme", App: "web", Sealed: sealAll(t, keys, "web", map[string]string{"A-B": "v"})}, KindRefused},
 		{"value too big", SecretsSetType, &SecretsSetRequest{Tenant: "acme", App: "web", Sealed: sealAll(t, keys, "web", map[string]string{"BIG": big})}, KindRefused},
 		{"app total too big", SecretsSetType, &SecretsSetRequest{Tenant: "acme", App: "web", Sealed: sealAll(t, keys, "web", map[string]string{"D": quarter, "E": "z"})}, KindRefused},

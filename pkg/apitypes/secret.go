@@ -55,12 +55,22 @@ func (r SecretsRequest) Validate() error {
 }
 
 // CheckSecretName checks that a secret's name is an environment variable
-// name.
+// name, and none of those the platform sets itself (PORT, PORT_<NAME>,
+// HOSTNAME, WHARF_*).
 func CheckSecretName(name string) error {
 	if len(name) > 256 || !secretName.MatchString(name) {
 		return FieldError(name, "secret name %q is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*, at most 256 characters)", name)
 	}
+	if ReservedEnvName(name) {
+		return FieldError(name, "secret name %q is set by Wharf itself (PORT, PORT_<NAME>, HOSTNAME, WHARF_*)", name)
+	}
 	return nil
+}
+
+// ReservedEnvName reports whether Wharf sets the variable name in every
+// instance itself.
+func ReservedEnvName(name string) bool {
+	return name == "PORT" || name == "HOSTNAME" || strings.HasPrefix(name, "PORT_") || strings.HasPrefix(name, "WHARF_")
 }
 
 // Secrets is what the API tells of an app's secrets: their names, never
