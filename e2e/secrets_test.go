@@ -14,6 +14,7 @@ import (
 
 	"github.com/wharf-platform/wharf/agent"
 	"github.com/wharf-platform/wharf/agent/driver"
+	"github.com/wharf-platform/wharf/agent/driver/docker"
 	"github.com/wharf-platform/wharf/agent/driver/drivertest"
 	"github.com/wharf-platform/wharf/agent/driver/exec"
 	"github.com/wharf-platform/wharf/hub/hubtest"
@@ -28,15 +29,33 @@ import (
 // the agent's assignments, the exec driver's instance dirs) holds the
 // value, nor does any API answer.
 func TestSecretsExec(t *testing.T) {
-	const plain = "e2e-Secret-VALUE-5b8c1d9e"
 	bin := drivertest.BuildTestApp(t)
+	secretsFlow(t, func(dir string) func(string) (driver.Driver, error) {
+		return func(hostID string) (driver.Driver, error) {
+			return exec.New(exec.Config{HostID: hostID, DataDir: dir, ShimEnv: []string{"GORACE=atexit_sleep_ms=0"}})
+		}
+	}, apitypes.AppSpec{Name: "hello", Command: []string{bin}})
+}
+
+// TestSecretsDocker is the same flow on real containers. The container's
+// configuration is Docker's, in Docker's own data dir: what is checked is
+// that the hubs' and the agent's files never hold the value.
+func TestSecretsDocker(t *testing.T) {
+	image := drivertest.BuildTestAppImage(t, dockerDaemon(t).Client())
+	secretsFlow(t, func(string) func(string) (driver.Driver, error) {
+		return func(hostID string) (driver.Driver, error) {
+			return docker.New(docker.Config{HostID: hostID, PublishIP: "127.0.0.1"})
+		}
+	}, apitypes.AppSpec{Name: "hello", Image: image})
+}
+
+func secretsFlow(t *testing.T, newDrivers func(dataDir string) func(string) (driver.Driver, error), spec apitypes.AppSpec) {
+	const plain = "e2e-Secret-VALUE-5b8c1d9e"
 	c, admin, token := newCluster(t, hubtest.Options{SuspectAfter: time.Second, DownAfter: 3 * time.Second, SnapshotThreshold: 16}, "p", "acme")
 	ctx := context.Background()
 	jt := joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
 	dir := t.TempDir()
-	newDriver := func(hostID string) (driver.Driver, error) {
-		return exec.New(exec.Config{HostID: hostID, DataDir: dir, ShimEnv: []string{"GORACE=atexit_sleep_ms=0"}})
-	}
+	newDriver := newDrivers(dir)
 	var ag *agent.Agent
 	stopStrays(t, func() []string { return []string{dir} })
 	stopLeftovers(t, func() []driver.Driver {
@@ -56,8 +75,9 @@ func TestSecretsExec(t *testing.T) {
 	})
 	w := &client.WriteOptions{Tenant: "acme"}
 	q := &client.QueryOptions{Tenant: "acme"}
-	spec := apitypes.AppSpec{Name: "hello", Command: []string{bin}, Instances: intp(1), Env: map[string]string{"MODE": "e2e"},
-		Ports: []apitypes.Port{{ContainerPort: 8080}}, Health: &apitypes.Health{HTTP: "/healthz", Interval: apitypes.Duration(200 * time.Millisecond)}}
+	spec.Instances, spec.Env = intp(1), map[string]string{"MODE": "e2e"}
+	spec.Ports = []apitypes.Port{{ContainerPort: 8080}}
+	spec.Health = &apitypes.Health{HTTP: "/healthz", Interval: apitypes.Duration(200 * time.Millisecond)}
 	if _, err := admin.Apps().Create(ctx, spec, w); err != nil {
 		t.Fatal(err)
 	}
@@ -168,6 +188,9 @@ func TestSecretsExec(t *testing.T) {
 			return false
 		}
 		l, err := d.List(ctx)
+		if cl, ok := d.(interface{ Close() error }); ok {
+			cl.Close()
+		}
 		return err == nil && len(l) == 0
 	})
 }
