@@ -224,6 +224,7 @@ func New(cfg Config) (*Hub, error) {
 		Metrics:      metricsSvc,
 		Logs:         logSvc,
 		QuorumWindow: QuorumWindow,
+		Secrets:      keys,
 	})
 	if err != nil {
 		return nil, err

@@ -68,6 +68,10 @@ type Spec struct {
 	// check, ready once running. Other drivers ignore it: the agent runs
 	// their checks.
 	Health *Health
+	// Secrets are the app's secrets, added to the instance's environment
+	// over Env. A driver never writes them to its own files in plain
+	// (hence no JSON); the agent holds them in memory only.
+	Secrets map[string]string `json:"-"`
 }
 
 // Health describes a health check: exactly one of HTTP, TCP and Command.

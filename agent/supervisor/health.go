@@ -151,6 +151,9 @@ func (s *Supervisor) runCheck(ctx context.Context, in *wire.Instance, st driver.
 	for k, v := range in.Env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
+	for k, v := range in.SecretEnv {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
 	err := cmd.Run()
 	var ee *osexec.ExitError
 	if errors.As(err, &ee) {

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"os"
 	"path/filepath"
+	"slices"
 
 	"google.golang.org/protobuf/proto"
 
@@ -29,11 +30,29 @@ func loadAssignments(dir string) *wire.Assignments {
 	return &a
 }
 
-// saveAssignments keeps a in dir, atomically.
+// saveAssignments keeps a in dir, atomically, without the apps' secrets:
+// an instance that had some is kept with SecretsWithheld set, and after an
+// agent restart it waits for the hub to send them before it starts (a
+// running one is adopted as it is). Nothing on disk holds a secret's value.
 func saveAssignments(dir string, a *wire.Assignments) error {
+	a = withoutSecrets(a)
 	b, err := proto.Marshal(a)
 	if err != nil {
 		return err
 	}
 	return atomicfile.Write(filepath.Join(dir, FileAssignments), b, 0o600)
+}
+
+// withoutSecrets returns a, or a copy of it without secret values.
+func withoutSecrets(a *wire.Assignments) *wire.Assignments {
+	if !slices.ContainsFunc(a.GetInstances(), func(in *wire.Instance) bool { return len(in.SecretEnv) > 0 }) {
+		return a
+	}
+	c := proto.Clone(a).(*wire.Assignments)
+	for _, in := range c.Instances {
+		if len(in.SecretEnv) > 0 {
+			in.SecretEnv, in.SecretsWithheld = nil, true
+		}
+	}
+	return c
 }

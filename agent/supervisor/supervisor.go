@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net"
 	"strconv"
 	"sync"
@@ -321,6 +322,13 @@ func (s *Supervisor) keep(ctx context.Context, in *wire.Instance) {
 		s.mu.Unlock()
 		return
 	}
+	if in.SecretsWithheld {
+		// Loaded from disk, where its secrets are never kept: it starts
+		// once the hub sends them again (a running one is kept).
+		s.set(in.Id, t, istatus{State: wire.InstanceStarting, Restarts: t.status.Restarts, Message: "waiting for the hub to send the app's secrets (kept in memory only)"})
+		s.mu.Unlock()
+		return
+	}
 	cur := t.status
 	if !t.started.IsZero() {
 		cur.Restarts++
@@ -419,6 +427,9 @@ func specOf(in *wire.Instance) driver.Spec {
 	}
 	for k, v := range in.Env {
 		s.Env[k] = v
+	}
+	if len(in.SecretEnv) > 0 {
+		s.Secrets = maps.Clone(in.SecretEnv)
 	}
 	s.Env["WHARF_INSTANCE"], s.Env["WHARF_APP"], s.Env["WHARF_VERSION"] = in.Id, in.App, strconv.Itoa(int(in.Version))
 	for _, p := range in.Ports {

@@ -55,7 +55,8 @@ type Committer interface {
 	Apply(ctx context.Context, msg []byte) (uint64, error)
 }
 
-// Resealer re-seals, on the leader, every account whose credentials are not
+// Resealer re-seals, on the leader, every account whose credentials (and
+// every app whose secrets, apps.go) are not
 // sealed under the current data key: once when it takes office, then for
 // any account that appears or changes that way (one written by a node that
 // has not been given the new key yet).
@@ -77,8 +78,11 @@ func (r *Resealer) Run(ctx context.Context) error {
 	wait := time.Second
 	for ctx.Err() == nil {
 		idx, err := r.State.Blocking(ctx, index, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
-			_, err := snap.ProviderAccounts(ws)
-			return snap.Index(state.TableProviders), err
+			if _, err := snap.ProviderAccounts(ws); err != nil {
+				return 0, err
+			}
+			_, err := snap.Apps(ws, "")
+			return snap.Index(state.TableProviders, state.TableApps), err
 		})
 		if ctx.Err() != nil {
 			return nil
@@ -139,5 +143,6 @@ func (r *Resealer) Once(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("provider %s: %w", a.Name, err))
 		}
 	}
+	errs = append(errs, r.resealApps(ctx, log))
 	return errors.Join(errs...)
 }

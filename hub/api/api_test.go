@@ -362,6 +362,9 @@ func TestRBACMatrix(t *testing.T) {
 		{"PUT /v1/tenants/{name}", "PUT", "/v1/tenants/{t}", `{"budget_hard_stop":true}`, expect{200, 200, 403, 403}, expect{200, 404, 404, 404}},
 		{"GET /v1/bills", "GET", "/v1/bills?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
 		{"GET /v1/invoices", "GET", "/v1/invoices?tenant={t}", "", all(404), all(404)}, // no plan: no invoice
+		{"GET /v1/apps/{name}/secrets", "GET", "/v1/apps/web/secrets?tenant={t}", "", all(200), expect{200, 404, 404, 404}},
+		{"PUT /v1/apps/{name}/secrets", "PUT", "/v1/apps/web/secrets?tenant={t}", `{"K{n}":"v"}`, expect{200, 200, 200, 403}, expect{200, 404, 404, 403}},
+		{"DELETE /v1/apps/{name}/secrets/{key}", "DELETE", "/v1/apps/web/secrets/NONE?tenant={t}", "", expect{404, 404, 404, 403}, expect{404, 404, 404, 403}},
 	}
 	covered := map[string]bool{}
 	for _, r := range rows {

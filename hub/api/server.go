@@ -373,4 +373,5 @@ func (s *Server) register() {
 	s.handle("GET /v1/events", authed, s.listEvents)
 	s.registerBilling()
 	s.registerDay2()
+	s.registerSecrets()
 }

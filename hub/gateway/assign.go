@@ -32,7 +32,7 @@ func (g *Gateway) pushAssignments(ctx context.Context, s *wire.Stream, id pki.Ag
 			return errCutOff
 		}
 		if h.AssignIndex != applied {
-			a, err := assignments(snap, h)
+			a, err := assignments(snap, h, g.secrets)
 			if err != nil {
 				return err
 			}
@@ -48,8 +48,9 @@ func (g *Gateway) pushAssignments(ctx context.Context, s *wire.Stream, id pki.Ag
 }
 
 // assignments builds a host's assignment set: every instance desired to
-// run there, with its version's spec.
-func assignments(snap *state.Snapshot, h *state.Host) (*wire.Assignments, error) {
+// run there, with its version's spec and its app's current secrets
+// (opened by secrets, for this host's agent only).
+func assignments(snap *state.Snapshot, h *state.Host, secrets func(*state.App) (map[string]string, bool)) (*wire.Assignments, error) {
 	is, err := snap.HostInstances(nil, h.ID)
 	if err != nil {
 		return nil, err
@@ -75,6 +76,10 @@ func assignments(snap *state.Snapshot, h *state.Host) (*wire.Assignments, error)
 				in.Failover, in.MaxDisconnectMs = wire.FailoverFenced, a.Spec.Failover.MaxDisconnect.D().Milliseconds()
 			}
 			in.FastMetrics = a.Spec.Autoscale.FastMetrics()
+			if len(a.Secrets) > 0 {
+				env, ok := secrets(a)
+				in.SecretEnv, in.SecretsWithheld = env, !ok
+			}
 		}
 		for _, p := range v.Spec.Ports {
 			in.Ports = append(in.Ports, &wire.Port{Name: p.Name, ContainerPort: uint32(p.ContainerPort), Protocol: p.Protocol, HostPort: uint32(p.HostPort)})
@@ -177,4 +182,25 @@ func (g *Gateway) AssignmentAcked(hostID string) uint64 {
 		return c.assignAcked
 	}
 	return 0
+}
+
+// secrets opens an app's secrets for an assignment; false when any does
+// not open (no keys, or sealed under a key this node lacks), so that the
+// agent keeps a running instance and starts none without them.
+func (g *Gateway) secrets(a *state.App) (map[string]string, bool) {
+	if g.cfg.Secrets == nil {
+		g.log.Warn("app has secrets but this hub has no data key", "tenant", a.Tenant, "app", a.Name)
+		return nil, false
+	}
+	env := make(map[string]string, len(a.Secrets))
+	for name, sealed := range a.Secrets {
+		b, err := g.cfg.Secrets.Open(sealed, state.SecretAD(a.Tenant, a.Name, name))
+		if err != nil {
+			g.log.Warn("open app secret", "tenant", a.Tenant, "app", a.Name, "secret", name, "err", err)
+			return nil, false
+		}
+		env[name] = string(b)
+		clear(b)
+	}
+	return env, true
 }

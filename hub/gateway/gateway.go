@@ -77,6 +77,15 @@ type Config struct {
 	// restarts, it lets a restarted node reset the connections it lost so
 	// their agents reconnect at once.
 	ResetKey *[32]byte
+	// Secrets opens apps' sealed secrets for the agents that run their
+	// instances (*seal.Keyring). Nil: instances of apps with secrets are
+	// sent withheld, and their agents do not start them.
+	Secrets SecretOpener
+}
+
+// SecretOpener opens a value sealed with the data key.
+type SecretOpener interface {
+	Open(sealed, ad []byte) ([]byte, error)
 }
 
 // Gateway accepts agent connections.

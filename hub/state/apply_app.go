@@ -64,6 +64,7 @@ func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
 		return e
 	}
 	app := &App{Tenant: r.Tenant, Name: r.Spec.Name, Spec: copySpec(r.Spec), UpdatedAt: r.Time}
+	app.Spec.Secrets = 0 // the store's, never the spec's
 	newVersion := false
 	if old == nil {
 		if app.Spec.Instances == nil {
@@ -82,6 +83,8 @@ func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
 			app.Stopped, app.StoppedInstances = old.Stopped, old.StoppedInstances
 		}
 		app.AutoscaleReason = old.AutoscaleReason
+		// Secrets change only through their own commands.
+		app.Secrets, app.SecretsRevision, app.Spec.Secrets = old.Copy().Secrets, old.SecretsRevision, old.Spec.Secrets
 		app.CreatedAt = old.CreatedAt
 		app.Version, app.LatestVersion = old.Version, old.LatestVersion
 		app.CanaryFrom = old.CanaryFrom
@@ -372,6 +375,7 @@ func (w *writer) appRollback(r *AppRollbackRequest) *Error {
 func setVersionFields(s *AppSpec, v VersionSpec) {
 	c := copySpec(AppSpec{Command: v.Command, Env: v.Env, Ports: v.Ports, Health: v.Health})
 	s.Image, s.Command, s.Env, s.CPU, s.Memory, s.Ports, s.Health = v.Image, c.Command, c.Env, v.CPU, v.Memory, c.Ports, c.Health
+	s.Secrets = v.Secrets
 }
 
 func (w *writer) appCanary(r *AppCanaryRequest) *Error {

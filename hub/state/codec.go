@@ -129,6 +129,12 @@ func newRequest(t MessageType) any {
 		return &AppStartRequest{}
 	case AutoscaleType:
 		return &AutoscaleRequest{}
+	case SecretsSetType:
+		return &SecretsSetRequest{}
+	case SecretsUnsetType:
+		return &SecretsUnsetRequest{}
+	case SecretsResealType:
+		return &SecretsResealRequest{}
 	}
 	return nil
 }

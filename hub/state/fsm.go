@@ -194,6 +194,12 @@ func (w *writer) dispatch(req any) *Error {
 		return w.appLifecycle(AppStartType, (*AppLifecycleRequest)(r))
 	case *AutoscaleRequest:
 		return w.autoscale(r)
+	case *SecretsSetRequest:
+		return w.secretsSet(r)
+	case *SecretsUnsetRequest:
+		return w.secretsUnset(r)
+	case *SecretsResealRequest:
+		return w.secretsReseal(r)
 	}
 	return Errorf(KindInternal, "no handler for %T", req)
 }

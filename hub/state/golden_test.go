@@ -135,7 +135,19 @@ func goldenCommands() []struct {
 		// v4-autoscale: an autoscaled app and one of the autoscaler's decisions.
 		{AppUpsertType, &AppUpsertRequest{Tenant: "beta", Spec: autoscaled, Create: true, Time: t0.Add(3 * time.Hour)}},
 		{AutoscaleType, &AutoscaleRequest{Tenant: "beta", Name: "api", Instances: 4, Reason: "qps 75.0/s over 10s for 20/s per instance: 4", Time: t0.Add(3*time.Hour + time.Minute)}},
+		// v5-secrets: an app's sealed secrets set, merged and one removed
+		// (each a new version referencing the secrets' revision).
+		{SecretsSetType, &SecretsSetRequest{Tenant: "acme", App: "job", Sealed: map[string][]byte{"DB_URL": goldenSealed('d'), "API_KEY": goldenSealed('k')}, Time: t0.Add(4 * time.Hour)}},
+		{SecretsSetType, &SecretsSetRequest{Tenant: "acme", App: "job", Sealed: map[string][]byte{"TOKEN": goldenSealed('t')}, Time: t0.Add(4*time.Hour + time.Minute)}},
+		{SecretsUnsetType, &SecretsUnsetRequest{Tenant: "acme", App: "job", Names: []string{"API_KEY"}, Time: t0.Add(4*time.Hour + 2*time.Minute)}},
 	}
+}
+
+// goldenSealed stands for a sealed value (the store never opens one).
+func goldenSealed(c byte) []byte {
+	b := bytes.Repeat([]byte{c}, SealOverhead+8)
+	b[0] = 1
+	return b
 }
 
 // TestGolden loads every recorded log and snapshot with today's code.

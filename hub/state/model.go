@@ -128,6 +128,12 @@ type App struct {
 	// AutoscaleReason is why the autoscaler chose the instance count, ""
 	// without a policy.
 	AutoscaleReason string `json:",omitempty"`
+	// Secrets are the app's secrets: name to value sealed with the data
+	// key (additional data SecretAD), never plain in the store.
+	Secrets map[string][]byte `json:",omitempty"`
+	// SecretsRevision counts changes to Secrets; the version a change makes
+	// references it (Spec.Secrets), never the values.
+	SecretsRevision int `json:",omitempty"`
 	CreatedAt       time.Time
 	UpdatedAt       time.Time
 	Meta
@@ -138,6 +144,12 @@ func (a *App) Copy() *App {
 	c := *a
 	c.Spec = copySpec(a.Spec)
 	c.Noticed = slices.Clone(a.Noticed)
+	if a.Secrets != nil {
+		c.Secrets = make(map[string][]byte, len(a.Secrets))
+		for k, v := range a.Secrets {
+			c.Secrets[k] = slices.Clone(v)
+		}
+	}
 	return &c
 }
 

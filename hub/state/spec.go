@@ -34,6 +34,9 @@ type AppSpec struct {
 	Failover      *Failover  `json:"failover,omitempty"`
 	Strategy      *Strategy  `json:"strategy,omitempty"`
 	Autoscale     *Autoscale `json:"autoscale,omitempty"`
+	// Secrets is the revision of the app's secrets (App.SecretsRevision)
+	// its version was made with; set by the store only, never by a spec.
+	Secrets int `json:"secrets,omitempty"`
 }
 
 // Port is a port an app's instances listen on.
@@ -92,11 +95,15 @@ type VersionSpec struct {
 	Memory  int               `json:"memory"`
 	Ports   []Port            `json:"ports,omitempty"`
 	Health  *Health           `json:"health,omitempty"`
+	// Secrets is the revision of the app's secrets this version was made
+	// with (0: none). Instances always get the app's current secrets, so
+	// a rollback keeps them.
+	Secrets int `json:"secrets,omitempty"`
 }
 
 // VersionFields returns the part of the spec that makes a version.
 func (s *AppSpec) VersionFields() VersionSpec {
-	return VersionSpec{Image: s.Image, Command: s.Command, Env: s.Env, CPU: s.CPU, Memory: s.Memory, Ports: s.Ports, Health: s.Health}
+	return VersionSpec{Image: s.Image, Command: s.Command, Env: s.Env, CPU: s.CPU, Memory: s.Memory, Ports: s.Ports, Health: s.Health, Secrets: s.Secrets}
 }
 
 // Equal reports whether two version specs are the same version. Nil and

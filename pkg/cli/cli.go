@@ -145,6 +145,7 @@ func (e *env) root(hub, agent Daemon) *cobra.Command {
 		e.hostCmd(),
 		e.eventsCmd(),
 		e.auditCmd(),
+		e.secretCmd(),
 		e.usageCmd(),
 		e.planCmd(), e.billCmd(), e.invoiceCmd(),
 		e.versionCmd(),

@@ -1339,9 +1339,17 @@ type Instance struct {
 	Failover FailoverMode `protobuf:"varint,16,opt,name=failover,proto3,enum=wharf.wire.v1.FailoverMode" json:"failover,omitempty"`
 	// The hub scales the app on its instances' CPU or memory: sample them
 	// every second or two, not at the host's interval.
-	FastMetrics   bool `protobuf:"varint,17,opt,name=fast_metrics,json=fastMetrics,proto3" json:"fast_metrics,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FastMetrics bool `protobuf:"varint,17,opt,name=fast_metrics,json=fastMetrics,proto3" json:"fast_metrics,omitempty"`
+	// secret_env holds the app's secrets (name to value), merged into the
+	// instance's environment. The agent keeps them in memory only: what it
+	// saves of its assignments has them removed and secrets_withheld set.
+	SecretEnv map[string]string `protobuf:"bytes,40,rep,name=secret_env,json=secretEnv,proto3" json:"secret_env,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// secrets_withheld marks an instance loaded from the agent's disk whose
+	// secrets were removed before saving: it is not started until the hub
+	// sends them again.
+	SecretsWithheld bool `protobuf:"varint,41,opt,name=secrets_withheld,json=secretsWithheld,proto3" json:"secrets_withheld,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -1475,6 +1483,20 @@ func (x *Instance) GetFailover() FailoverMode {
 func (x *Instance) GetFastMetrics() bool {
 	if x != nil {
 		return x.FastMetrics
+	}
+	return false
+}
+
+func (x *Instance) GetSecretEnv() map[string]string {
+	if x != nil {
+		return x.SecretEnv
+	}
+	return nil
+}
+
+func (x *Instance) GetSecretsWithheld() bool {
+	if x != nil {
+		return x.SecretsWithheld
 	}
 	return false
 }
@@ -3578,7 +3600,7 @@ const file_wire_proto_rawDesc = "" +
 	"\vinterval_ms\x18\x05 \x01(\x03R\n" +
 	"intervalMs\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\xe7\x04\n" +
+	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\x97\x06\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x16\n" +
@@ -3595,8 +3617,14 @@ const file_wire_proto_rawDesc = "" +
 	"\x11max_disconnect_ms\x18\x0e \x01(\x03R\x0fmaxDisconnectMs\x125\n" +
 	"\adesired\x18\x0f \x01(\x0e2\x1b.wharf.wire.v1.DesiredStateR\adesired\x127\n" +
 	"\bfailover\x18\x10 \x01(\x0e2\x1b.wharf.wire.v1.FailoverModeR\bfailover\x12!\n" +
-	"\ffast_metrics\x18\x11 \x01(\bR\vfastMetrics\x1a6\n" +
+	"\ffast_metrics\x18\x11 \x01(\bR\vfastMetrics\x12E\n" +
+	"\n" +
+	"secret_env\x18( \x03(\v2&.wharf.wire.v1.Instance.SecretEnvEntryR\tsecretEnv\x12)\n" +
+	"\x10secrets_withheld\x18) \x01(\bR\x0fsecretsWithheld\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a<\n" +
+	"\x0eSecretEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\f\x10\rJ\x04\b\r\x10\x0eR\rdesired_stateR\rfailover_mode\"^\n" +
 	"\vAssignments\x12\x18\n" +
@@ -3787,7 +3815,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_wire_proto_goTypes = []any{
 	(DesiredState)(0),       // 0: wharf.wire.v1.DesiredState
 	(FailoverMode)(0),       // 1: wharf.wire.v1.FailoverMode
@@ -3835,7 +3863,8 @@ var file_wire_proto_goTypes = []any{
 	(*UsageAck)(nil),        // 43: wharf.wire.v1.UsageAck
 	nil,                     // 44: wharf.wire.v1.Inventory.LabelsEntry
 	nil,                     // 45: wharf.wire.v1.Instance.EnvEntry
-	nil,                     // 46: wharf.wire.v1.RouteApp.WeightsEntry
+	nil,                     // 46: wharf.wire.v1.Instance.SecretEnvEntry
+	nil,                     // 47: wharf.wire.v1.RouteApp.WeightsEntry
 }
 var file_wire_proto_depIdxs = []int32{
 	5,  // 0: wharf.wire.v1.Envelope.hello:type_name -> wharf.wire.v1.Hello
@@ -3867,30 +3896,31 @@ var file_wire_proto_depIdxs = []int32{
 	11, // 26: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
 	0,  // 27: wharf.wire.v1.Instance.desired:type_name -> wharf.wire.v1.DesiredState
 	1,  // 28: wharf.wire.v1.Instance.failover:type_name -> wharf.wire.v1.FailoverMode
-	12, // 29: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
-	15, // 30: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
-	9,  // 31: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
-	18, // 32: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
-	2,  // 33: wharf.wire.v1.InstanceStatus.state_code:type_name -> wharf.wire.v1.InstanceState
-	3,  // 34: wharf.wire.v1.InstanceStatus.reason:type_name -> wharf.wire.v1.Reason
-	23, // 35: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
-	26, // 36: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
-	28, // 37: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
-	29, // 38: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
-	30, // 39: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
-	27, // 40: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
-	46, // 41: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
-	33, // 42: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
-	35, // 43: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
-	36, // 44: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
-	38, // 45: wharf.wire.v1.LogBatch.lines:type_name -> wharf.wire.v1.LogLine
-	39, // 46: wharf.wire.v1.LogBatch.drops:type_name -> wharf.wire.v1.LogDrop
-	42, // 47: wharf.wire.v1.UsageReport.counts:type_name -> wharf.wire.v1.UsageCount
-	48, // [48:48] is the sub-list for method output_type
-	48, // [48:48] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	46, // 29: wharf.wire.v1.Instance.secret_env:type_name -> wharf.wire.v1.Instance.SecretEnvEntry
+	12, // 30: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
+	15, // 31: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
+	9,  // 32: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
+	18, // 33: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
+	2,  // 34: wharf.wire.v1.InstanceStatus.state_code:type_name -> wharf.wire.v1.InstanceState
+	3,  // 35: wharf.wire.v1.InstanceStatus.reason:type_name -> wharf.wire.v1.Reason
+	23, // 36: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
+	26, // 37: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
+	28, // 38: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
+	29, // 39: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
+	30, // 40: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
+	27, // 41: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
+	47, // 42: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
+	33, // 43: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
+	35, // 44: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
+	36, // 45: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
+	38, // 46: wharf.wire.v1.LogBatch.lines:type_name -> wharf.wire.v1.LogLine
+	39, // 47: wharf.wire.v1.LogBatch.drops:type_name -> wharf.wire.v1.LogDrop
+	42, // 48: wharf.wire.v1.UsageReport.counts:type_name -> wharf.wire.v1.UsageCount
+	49, // [49:49] is the sub-list for method output_type
+	49, // [49:49] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -3929,7 +3959,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   43,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

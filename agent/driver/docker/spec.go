@@ -77,6 +77,9 @@ func env(spec driver.Spec) []string {
 	for k, v := range spec.Env {
 		m[k] = v
 	}
+	for k, v := range spec.Secrets {
+		m[k] = v
+	}
 	if len(spec.Ports) > 0 {
 		m["PORT"] = strconv.Itoa(spec.Ports[0].ContainerPort)
 	}

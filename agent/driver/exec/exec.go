@@ -353,7 +353,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 	if err := writeState(dir, st); err != nil {
 		return driver.Status{}, fmt.Errorf("exec: %w", err)
 	}
-	if err := d.launch(ctx, dir); err != nil {
+	if err := d.launch(ctx, dir, spec.Secrets); err != nil {
 		err = fmt.Errorf("exec: start %s: %w", spec.InstanceID, err)
 		if ctx.Err() == nil {
 			err = driver.StartFailedError(err) // the command does not start
@@ -368,8 +368,9 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 }
 
 // launch starts a supervisor for the instance in dir and waits for its word
-// that the instance runs.
-func (d *Driver) launch(ctx context.Context, dir string) error {
+// that the instance runs. The app's secrets reach the supervisor in its
+// environment (memory), never in state.json.
+func (d *Driver) launch(ctx context.Context, dir string, secrets map[string]string) error {
 	r, w, err := os.Pipe()
 	if err != nil {
 		return err
@@ -377,6 +378,9 @@ func (d *Driver) launch(ctx context.Context, dir string) error {
 	cmd := osexec.Command(d.cfg.Shim[0], d.cfg.Shim[1:]...)
 	cmd.Args[0] = "wharf-exec-shim"
 	cmd.Env = append([]string{envShim + "=" + dir}, d.cfg.ShimEnv...)
+	for k, v := range secrets {
+		cmd.Env = append(cmd.Env, envSecret+k+"="+v)
+	}
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = shimAttr()
 	err = cmd.Start()

@@ -31,6 +31,12 @@ import (
 const (
 	envShim = "WHARF_EXEC_SHIM"
 	envInit = "WHARF_EXEC_INIT"
+	// envSecret prefixes each of the app's secrets in the supervisor's
+	// environment: the driver hands them over in memory, the supervisor
+	// adds them to the instance's environment and never writes them to
+	// state.json. A supervisor started again (a restart) gets them anew
+	// from the driver's Start.
+	envSecret = "WHARF_EXEC_SECRET_"
 )
 
 // Reexec runs the supervisor or namespace stage of the exec driver when
@@ -81,11 +87,13 @@ func runShim(dir string) int {
 	ready := os.NewFile(3, "ready")
 	syscall.CloseOnExec(3) // inherited fds are not: the instance must not hold it
 	_ = os.Chdir("/")
+	secrets := takeSecrets()
 	st, err := readState(dir)
 	if err != nil {
 		fmt.Fprint(ready, err.Error())
 		return 1
 	}
+	env := withSecrets(st.Env, secrets) // st.Env, written back to state.json, stays without them
 	fail := func(err error) int {
 		st.Error = err.Error()
 		_ = writeState(dir, st)
@@ -126,9 +134,9 @@ func runShim(dir string) int {
 
 	var cmd *osexec.Cmd
 	if st.Isolated {
-		cmd, err = startIsolated(st, path, work, outW, errW)
+		cmd, err = startIsolated(st, env, path, work, outW, errW)
 	} else {
-		cmd = &osexec.Cmd{Path: path, Args: st.Spec.Command, Env: st.Env, Dir: work,
+		cmd = &osexec.Cmd{Path: path, Args: st.Spec.Command, Env: env, Dir: work,
 			Stdout: outW, Stderr: errW, SysProcAttr: childAttr(false)}
 		err = cmd.Start()
 	}
@@ -188,7 +196,7 @@ func runShim(dir string) int {
 
 // startIsolated starts the namespace stage in new namespaces, puts it into
 // the instance's cgroup and hands it the command to execute.
-func startIsolated(st *state, path, work string, stdout, stderr *os.File) (*osexec.Cmd, error) {
+func startIsolated(st *state, env []string, path, work string, stdout, stderr *os.File) (*osexec.Cmd, error) {
 	if err := setupCgroup(st.CgroupRoot, st.Cgroups, st.Spec.CPU, st.Spec.Memory); err != nil {
 		return nil, err
 	}
@@ -223,7 +231,7 @@ func startIsolated(st *state, path, work string, stdout, stderr *os.File) (*osex
 	if err := joinCgroup(st.Cgroups, cmd.Process.Pid); err != nil {
 		return abort(err)
 	}
-	c := initConfig{Hostname: st.Spec.InstanceID, Path: path, Args: st.Spec.Command, Env: st.Env}
+	c := initConfig{Hostname: st.Spec.InstanceID, Path: path, Args: st.Spec.Command, Env: env}
 	if err := json.NewEncoder(cfgW).Encode(c); err != nil {
 		return abort(fmt.Errorf("hand over init config: %w", err))
 	}
@@ -267,4 +275,36 @@ func exitCode(ps *os.ProcessState, err error) int {
 		return 128 + int(ws.Signal())
 	}
 	return ps.ExitCode()
+}
+
+// takeSecrets removes the app's secrets from the supervisor's environment
+// (which nothing it starts inherits anyway) and returns them as NAME=VALUE.
+func takeSecrets() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if rest, ok := strings.CutPrefix(kv, envSecret); ok {
+			out = append(out, rest)
+			_ = os.Unsetenv(kv[:strings.IndexByte(kv, '=')])
+		}
+	}
+	return out
+}
+
+// withSecrets returns env with the secrets (NAME=VALUE) set over it.
+func withSecrets(env, secrets []string) []string {
+	if len(secrets) == 0 {
+		return env
+	}
+	names := map[string]bool{}
+	for _, kv := range secrets {
+		name, _, _ := strings.Cut(kv, "=")
+		names[name] = true
+	}
+	out := make([]string, 0, len(env)+len(secrets))
+	for _, kv := range env {
+		if name, _, _ := strings.Cut(kv, "="); !names[name] {
+			out = append(out, kv)
+		}
+	}
+	return append(out, secrets...)
 }

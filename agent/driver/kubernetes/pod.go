@@ -49,6 +49,7 @@ func podFor(spec driver.Spec, hostID string, extra map[string]string) *corev1.Po
 	if env == nil {
 		env = map[string]string{}
 	}
+	maps.Copy(env, spec.Secrets)
 	for _, p := range spec.Ports {
 		cp := corev1.ContainerPort{ContainerPort: int32(p.ContainerPort), Protocol: corev1.ProtocolTCP}
 		if strings.EqualFold(p.Protocol, "udp") {
