@@ -61,6 +61,9 @@ type State struct {
 	// Woken is when the app was last woken from zero (zero: never by
 	// this decider).
 	Woken time.Time
+	// Asleep is when the app went to zero (or, for a decider that took
+	// over an app at zero, when it did).
+	Asleep time.Time
 }
 
 // Want is one round's wanted count.
@@ -76,7 +79,7 @@ type Want struct {
 func NewState(now time.Time, current int) State {
 	st := State{Since: now, Wanted: []Want{{At: now, N: current}}}
 	if current == 0 {
-		st.Since = time.Time{}
+		st.Since, st.Asleep = time.Time{}, now
 	}
 	return st
 }
@@ -111,7 +114,7 @@ func PanicWindow(window time.Duration) time.Duration {
 // memory. It is a pure function of its arguments.
 func Decide(now time.Time, p Policy, o Observed, st State) (Decision, State) {
 	cur := o.Current
-	next := State{Since: st.Since, PanicUntil: st.PanicUntil, Woken: st.Woken}
+	next := State{Since: st.Since, PanicUntil: st.PanicUntil, Woken: st.Woken, Asleep: st.Asleep}
 	if o.Hold == HoldAll {
 		next.Wanted = keepWanted(st.Wanted, now, p.ScaleDownDelay, Want{At: now, N: cur})
 		return Decision{Instances: cur, Reason: "held: " + o.HoldReason}, next
@@ -178,7 +181,16 @@ func Decide(now time.Time, p Policy, o Observed, st State) (Decision, State) {
 		if starting {
 			next.Since = now
 		}
-		idle = !starting && o.QPS == 0 && !o.LastRequest.After(since) && !st.Since.After(since) && !panicking
+		if cur == 0 {
+			// Asleep: a request counted since it went to zero wakes it,
+			// however late its count reached the leader. A count names
+			// the second its router saw the request, and the way to the
+			// leader takes seconds under load: more than a short
+			// scale-down delay, within which a count would be too old.
+			idle = o.QPS == 0 && (o.LastRequest.IsZero() || o.LastRequest.Before(st.Asleep.Truncate(time.Second)))
+		} else {
+			idle = !starting && o.QPS == 0 && !o.LastRequest.After(since) && !st.Since.After(since) && !panicking
+		}
 		switch {
 		case starting && want < 1:
 			want, reason = 1, "woken by a request: waiting for the first instance to be ready"
@@ -205,6 +217,9 @@ func Decide(now time.Time, p Policy, o Observed, st State) (Decision, State) {
 		// Woken: idle again no earlier than ScaleDownDelay from now (the
 		// first instance may take longer than that to start).
 		next.Since, next.Woken = now, now
+	}
+	if cur > 0 && want == 0 {
+		next.Asleep = now
 	}
 
 	// Down slowly: to the highest count wanted over ScaleDownDelay. The

@@ -72,6 +72,10 @@ func TestDecide(t *testing.T) {
 			unknown(Observed{Current: 1, LastRequest: t0.Add(-time.Minute)}), State{Since: t0.Add(-time.Minute), Woken: t0.Add(-time.Minute)}, 1, "waiting for the first instance", false},
 		{"zero: woken but never started is idle after the grace", Policy{Min: 0, Max: 6, QPS: 20, Window: 10 * time.Second, ScaleDownDelay: 3 * time.Second, Bounds: "policy"},
 			unknown(Observed{Current: 1, LastRequest: t0.Add(-10 * time.Minute)}), State{Since: t0.Add(-10 * time.Minute), Woken: t0.Add(-10 * time.Minute)}, 0, "idle", false},
+		{"zero: a request counted late after it went to zero wakes it", Policy{Min: 0, Max: 6, QPS: 20, Window: 10 * time.Second, ScaleDownDelay: 3 * time.Second, Bounds: "policy"},
+			unknown(Observed{Current: 0, LastRequest: t0.Add(-5 * time.Second)}), State{Asleep: t0.Add(-10 * time.Second)}, 1, "woken", false},
+		{"zero: a request from before it went to zero does not wake it", Policy{Min: 0, Max: 6, QPS: 20, Window: 10 * time.Second, ScaleDownDelay: 3 * time.Second, Bounds: "policy"},
+			unknown(Observed{Current: 0, LastRequest: t0.Add(-14 * time.Second)}), State{Asleep: t0.Add(-10 * time.Second)}, 0, "idle", false},
 		{"zero: woken with a qps target", Policy{Min: 0, Max: 6, QPS: 20, Window: 10 * time.Second, ScaleDownDelay: time.Minute, Bounds: "policy"},
 			unknown(Observed{Current: 0, QPS: 45, PanicQPS: 45, LastRequest: t0.Add(-time.Second)}), calm, 3, "qps", false},
 	} {
