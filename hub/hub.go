@@ -35,6 +35,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/logstore"
 	"github.com/wharf-platform/wharf/hub/planner"
 	"github.com/wharf-platform/wharf/hub/provision"
+	"github.com/wharf-platform/wharf/hub/registryauth"
 	"github.com/wharf-platform/wharf/hub/series"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/hub/traffic"
@@ -224,6 +225,7 @@ func New(cfg Config) (*Hub, error) {
 		Metrics:      metricsSvc,
 		Logs:         logSvc,
 		QuorumWindow: QuorumWindow,
+		Registries:   registryauth.Finder{Keys: keys},
 	})
 	if err != nil {
 		return nil, err

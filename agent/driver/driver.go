@@ -68,6 +68,17 @@ type Spec struct {
 	// check, ready once running. Other drivers ignore it: the agent runs
 	// their checks.
 	Health *Health
+	// RegistryAuth, when set, is the tenant's credentials for the private
+	// registry Image is pulled from (docker; others ignore it). Kept in
+	// memory only.
+	RegistryAuth *RegistryAuth
+}
+
+// RegistryAuth is what a pull from a private registry needs.
+type RegistryAuth struct {
+	Server   string // host[:port], as the image names it
+	Username string
+	Password string
 }
 
 // Health describes a health check: exactly one of HTTP, TCP and Command.

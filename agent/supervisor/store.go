@@ -29,9 +29,21 @@ func loadAssignments(dir string) *wire.Assignments {
 	return &a
 }
 
-// saveAssignments keeps a in dir, atomically.
+// saveAssignments keeps a in dir, atomically, without the registry
+// credentials: those stay in memory (an image pulled once stays on the
+// host, so a restart without the hub rarely needs them).
 func saveAssignments(dir string, a *wire.Assignments) error {
-	b, err := proto.Marshal(a)
+	kept := a
+	for i, in := range a.Instances {
+		if in.RegistryAuth == nil {
+			continue
+		}
+		if kept == a {
+			kept = proto.CloneOf(a)
+		}
+		kept.Instances[i].RegistryAuth = nil
+	}
+	b, err := proto.Marshal(kept)
 	if err != nil {
 		return err
 	}

@@ -72,6 +72,10 @@ type Config struct {
 	UsageHour time.Duration
 	// AppsDomain is the parent of apps' default routes. Empty: "localhost".
 	AppsDomain string
+	// Registries, when set, opens the tenants' private registry
+	// credentials that go with each assigned instance whose image is in
+	// such a registry. Nil: images are pulled without credentials.
+	Registries RegistryCredentials
 	// ResetKey, when set, is the QUIC stateless reset key. Kept across
 	// restarts, it lets a restarted node reset the connections it lost so
 	// their agents reconnect at once.

@@ -105,6 +105,10 @@ func newRequest(t MessageType) any {
 		return &MachineDeleteRequest{}
 	case ProviderResealType:
 		return &ProviderResealRequest{}
+	case RegistryPutType:
+		return &RegistryPutRequest{}
+	case RegistryDeleteType:
+		return &RegistryDeleteRequest{}
 	case UsageCountersType:
 		return &UsageCountersRequest{}
 	case CloseHourType:

@@ -196,7 +196,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 }
 
 func (d *Driver) create(ctx context.Context, spec driver.Spec) error {
-	if err := d.ensureImage(ctx, spec.Image); err != nil {
+	if err := d.ensureImage(ctx, spec.Image, spec.RegistryAuth); err != nil {
 		return err
 	}
 	exposed, bindings, err := ports(spec, d.publishIP)
@@ -236,8 +236,10 @@ func (d *Driver) create(ctx context.Context, spec driver.Spec) error {
 	return nil
 }
 
-// ensureImage pulls image only when the daemon does not have it.
-func (d *Driver) ensureImage(ctx context.Context, image string) error {
+// ensureImage pulls image only when the daemon does not have it, with
+// the registry's credentials when auth is set. A failed pull names the
+// registry.
+func (d *Driver) ensureImage(ctx context.Context, image string, auth *driver.RegistryAuth) error {
 	_, err := d.cli.ImageInspect(ctx, image)
 	if err == nil {
 		return nil
@@ -245,14 +247,18 @@ func (d *Driver) ensureImage(ctx context.Context, image string) error {
 	if !isNotFound(err) {
 		return fmt.Errorf("inspect image %s: %w", image, err)
 	}
-	d.log.Info("pulling image", "image", image)
-	resp, err := d.cli.ImagePull(ctx, image, client.ImagePullOptions{})
+	opts, from, err := pullOptions(image, auth)
 	if err != nil {
-		return driver.ImagePullError(fmt.Errorf("pull %s: %w", image, err))
+		return driver.ImagePullError(err)
+	}
+	d.log.Info("pulling image", "image", image, "registry", from)
+	resp, err := d.cli.ImagePull(ctx, image, opts)
+	if err != nil {
+		return driver.ImagePullError(fmt.Errorf("pull %s from %s: %w", image, from, err))
 	}
 	defer resp.Close()
 	if err := resp.Wait(ctx); err != nil {
-		return driver.ImagePullError(fmt.Errorf("pull %s: %w", image, err))
+		return driver.ImagePullError(fmt.Errorf("pull %s from %s: %w", image, from, err))
 	}
 	return nil
 }
