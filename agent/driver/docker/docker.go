@@ -236,16 +236,22 @@ func (d *Driver) create(ctx context.Context, spec driver.Spec) error {
 	return nil
 }
 
-// ensureImage pulls image only when the daemon does not have it, with
-// the registry's credentials when auth is set. A failed pull names the
-// registry.
+// ensureImage pulls image, with the registry's credentials when auth is
+// set; a failed pull names the registry. An image without a registry host
+// (Docker Hub's, or built on this host) is pulled only when the daemon
+// lacks it. One from a registry is pulled for every new container: the
+// registry checks this tenant's access, so a private image another
+// tenant's pull left on the host does not run without it (an unchanged
+// image costs one manifest request).
 func (d *Driver) ensureImage(ctx context.Context, image string, auth *driver.RegistryAuth) error {
-	_, err := d.cli.ImageInspect(ctx, image)
-	if err == nil {
-		return nil
-	}
-	if !isNotFound(err) {
-		return fmt.Errorf("inspect image %s: %w", image, err)
+	if registryHost(image) == "" {
+		_, err := d.cli.ImageInspect(ctx, image)
+		if err == nil {
+			return nil
+		}
+		if !isNotFound(err) {
+			return fmt.Errorf("inspect image %s: %w", image, err)
+		}
 	}
 	opts, from, err := pullOptions(image, auth)
 	if err != nil {
