@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	dockerclient "github.com/moby/moby/client"
+
 	"github.com/wharf-platform/wharf/agent"
 	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/agent/driver/docker"
@@ -29,7 +31,8 @@ import (
 // the image is not local before); beta, without credentials, and gamma,
 // with a wrong password, get an image pull failure naming the registry in
 // the instance's message and in a tenant event, although the image is on
-// the host by then; gamma's fixed password reaches the agent and its
+// the host by then; a restarted agent (no credentials on its disk) gets
+// them again from the hub; gamma's fixed password reaches the agent and its
 // instance runs. The password is in no hub's or agent's data dir, in no
 // log and in no API answer.
 func TestPrivateRegistries(t *testing.T) {
@@ -85,16 +88,17 @@ func TestPrivateRegistries(t *testing.T) {
 		}
 	})
 	agentDir := t.TempDir()
-	_, stopAgent := runAgent(t, agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: agentDir, Name: "d", Drivers: []string{"docker"}, Logger: logger,
+	agentCfg := agent.Config{Hubs: hubs(c), Token: jt.Token, DataDir: agentDir, Name: "d", Drivers: []string{"docker"}, Logger: logger,
 		NewDriver: func(hostID string) (driver.Driver, error) {
-			d, err := docker.New(docker.Config{HostID: hostID, PublishIP: "127.0.0.1"})
+			d, err := docker.New(docker.Config{HostID: hostID, PublishIP: "127.0.0.1", Logger: logger})
 			if err == nil {
 				mu.Lock()
 				drv = d
 				mu.Unlock()
 			}
 			return d, err
-		}})
+		}}
+	_, stopAgent := runAgent(t, agentCfg)
 	hubtest.WaitFor(t, 20*time.Second, "a ready docker host", func() bool {
 		hs, _, err := admin.Hosts().List(ctx, nil)
 		return err == nil && len(hs) == 1 && hs[0].State == "ready"
@@ -114,6 +118,32 @@ func TestPrivateRegistries(t *testing.T) {
 	})
 	if _, err := cli.ImageInspect(ctx, ref); err != nil {
 		t.Fatalf("the image acme runs is not on the host: %v", err)
+	}
+
+	// The agent keeps no credentials on disk: restarted, with its
+	// container and the image gone, it pulls again with the credentials
+	// the hub sends a new connection.
+	is, _, err := admin.Apps().Instances(ctx, "web", acme)
+	if err != nil || len(is) != 1 {
+		t.Fatalf("acme's instances: %+v %v", is, err)
+	}
+	stopAgent()
+	mu.Lock()
+	err = drv.Stop(ctx, is[0].ID, time.Second)
+	mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.ImageRemove(ctx, ref, dockerclient.ImageRemoveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_, stopAgent = runAgent(t, agentCfg)
+	hubtest.WaitFor(t, 90*time.Second, "acme's instance running again after the agent's restart", func() bool {
+		got, _, err := admin.Apps().Instances(ctx, "web", acme)
+		return err == nil && len(got) == 1 && got[0].ID == is[0].ID && got[0].State == "running" && got[0].Restarts > is[0].Restarts
+	})
+	if _, err := cli.ImageInspect(ctx, ref); err != nil {
+		t.Fatalf("the image was not pulled again: %v", err)
 	}
 
 	// beta has no credentials, gamma a wrong password: the image is on
@@ -225,7 +255,7 @@ func TestPrivateRegistries(t *testing.T) {
 			}
 			files++
 			if bytes.Contains(b, []byte(reg.Addr)) {
-				plain++ // the registry's server, in the Raft log and the assignments
+				plain++ // the registry's server, in each hub's Raft log
 			}
 			if bytes.Contains(b, []byte(password)) {
 				t.Errorf("%s holds the password in plain text", path)
@@ -236,12 +266,12 @@ func TestPrivateRegistries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if plain < 4 || files < 6 {
+	if plain < len(c.Nodes) || files < 6 {
 		t.Fatalf("%d files, %d naming the registry: the search would not find a plain password either", files, plain)
 	}
 	if l := logs.String(); strings.Contains(l, password) {
 		t.Fatal("a hub or the agent logged the password")
-	} else if !strings.Contains(l, "pulling image") {
+	} else if !strings.Contains(l, "hub started") || !strings.Contains(l, "pulling image") {
 		t.Fatal("the logs were not captured")
 	}
 }
