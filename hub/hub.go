@@ -304,6 +304,7 @@ func New(cfg Config) (*Hub, error) {
 		{"alerts", alerts},
 		{"metering", meter},
 		{"provider credentials", &accounts.Resealer{State: store, Keys: keys, Commit: cl, Logger: logger("accounts")}},
+		{"registry passwords", &registryauth.Resealer{State: store, Keys: keys, Commit: cl, Logger: logger("registries")}},
 		{"provisioning", prov},
 		{"budgets", budgets},
 		{"autoscaler", autoscaler},

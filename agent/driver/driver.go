@@ -72,6 +72,10 @@ type Spec struct {
 	// registry Image is pulled from (docker; others ignore it). Kept in
 	// memory only.
 	RegistryAuth *RegistryAuth
+	// AlwaysPull: pull Image for every new container even when the host
+	// has it (docker): its registry is private, and must check this
+	// tenant's access. Otherwise an image is pulled only when missing.
+	AlwaysPull bool
 }
 
 // RegistryAuth is what a pull from a private registry needs.

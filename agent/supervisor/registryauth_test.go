@@ -17,7 +17,7 @@ func TestRegistryCredentialsStayInMemory(t *testing.T) {
 	dir := t.TempDir()
 	a := &wire.Assignments{Version: 3, Instances: []*wire.Instance{
 		{Id: "i-1", Tenant: "acme", App: "web", Image: "r.acme.test:5000/web:1",
-			RegistryAuth: &wire.RegistryAuth{Server: "r.acme.test:5000", Username: "ci", Password: password}},
+			RegistryAuth: &wire.RegistryAuth{Server: "r.acme.test:5000", Username: "ci", Password: password}, AlwaysPull: true},
 		{Id: "i-2", Tenant: "acme", App: "job", Image: "busybox"},
 	}}
 	if err := saveAssignments(dir, a); err != nil {
@@ -41,6 +41,9 @@ func TestRegistryCredentialsStayInMemory(t *testing.T) {
 		t.Fatalf("loaded %v", kept)
 	}
 	spec := specOf(a.Instances[0])
+	if !spec.AlwaysPull || !kept.Instances[0].AlwaysPull {
+		t.Fatal("always pull did not reach the driver's spec or the disk")
+	}
 	if spec.RegistryAuth == nil || spec.RegistryAuth.Server != "r.acme.test:5000" || spec.RegistryAuth.Username != "ci" || spec.RegistryAuth.Password != password {
 		t.Fatalf("the driver's spec carries %+v", spec.RegistryAuth)
 	}

@@ -69,23 +69,24 @@ func TestRegistries(t *testing.T) {
 	if _, err := registryauth.Open(f.api.cfg.Keys, moved); err == nil {
 		t.Fatal("a sealed password copied to another tenant opens")
 	}
-	// What the gateway hands an agent: only for images of that registry,
-	// only for the tenant.
+	// What the gateway hands an agent: credentials only for images of
+	// that registry, only for the tenant; every tenant's images of it are
+	// pulled for each new container (the registry is private).
 	finder := registryauth.Finder{Keys: f.api.cfg.Keys}
 	for _, tt := range []struct {
 		tenant, image string
-		want          bool
+		want, private bool
 	}{
-		{"acme", "registry.acme.test:5000/web:1", true},
-		{"acme", "registry.acme.test:5000/team/web@sha256:0123", true},
-		{"acme", "registry.acme.test/web:1", false}, // another port is another registry
-		{"acme", "web:1", false},                    // Docker Hub's
-		{"acme", "library/web:1", false},
-		{"beta", "registry.acme.test:5000/web:1", false},
+		{"acme", "registry.acme.test:5000/web:1", true, true},
+		{"acme", "registry.acme.test:5000/team/web@sha256:0123", true, true},
+		{"acme", "registry.acme.test/web:1", false, false}, // another port is another registry
+		{"acme", "web:1", false, false},                    // Docker Hub's
+		{"acme", "library/web:1", false, false},
+		{"beta", "registry.acme.test:5000/web:1", false, true},
 	} {
-		c, err := finder.ForImage(snap, tt.tenant, tt.image)
-		if err != nil || (c != nil) != tt.want || (c != nil && (c.Username != "ci" || c.Password != registryPassword || c.Server != "registry.acme.test:5000")) {
-			t.Errorf("credentials of %s for %s: %+v, %v; want some: %v", tt.tenant, tt.image, c, err, tt.want)
+		c, private, err := finder.ForImage(snap, tt.tenant, tt.image)
+		if err != nil || (c != nil) != tt.want || private != tt.private || (c != nil && (c.Username != "ci" || c.Password != registryPassword || c.Server != "registry.acme.test:5000")) {
+			t.Errorf("credentials of %s for %s: %+v, private %v, %v; want some: %v, private %v", tt.tenant, tt.image, c, private, err, tt.want, tt.private)
 		}
 	}
 

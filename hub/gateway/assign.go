@@ -74,10 +74,11 @@ func carriesAuth(a *wire.Assignments) bool {
 }
 
 // RegistryCredentials opens the credentials a tenant's image is pulled
-// with: nil when it needs none (Docker Hub's, or a registry the tenant
-// has no credentials for).
+// with (nil when it has none: Docker Hub's, or a registry the tenant has
+// no credentials for), and tells whether the image's registry is private
+// (some tenant keeps credentials for it).
 type RegistryCredentials interface {
-	ForImage(snap *state.Snapshot, tenant, image string) (*registryauth.Credentials, error)
+	ForImage(snap *state.Snapshot, tenant, image string) (creds *registryauth.Credentials, private bool, err error)
 }
 
 // assignments builds a host's assignment set: every instance desired to
@@ -111,7 +112,8 @@ func (g *Gateway) assignments(snap *state.Snapshot, h *state.Host) (*wire.Assign
 			in.FastMetrics = a.Spec.Autoscale.FastMetrics()
 		}
 		if g.cfg.Registries != nil && v.Spec.Image != "" {
-			c, err := g.cfg.Registries.ForImage(snap, i.Tenant, v.Spec.Image)
+			c, private, err := g.cfg.Registries.ForImage(snap, i.Tenant, v.Spec.Image)
+			in.AlwaysPull = private
 			if err != nil {
 				// The pull goes without them and its failure says so.
 				g.log.Warn("registry credentials", "tenant", i.Tenant, "image", v.Spec.Image, "err", err)

@@ -57,20 +57,26 @@ type Finder struct {
 }
 
 // ForImage returns the tenant's credentials for the registry the image is
-// pulled from: nil for an image of Docker Hub or of a registry the tenant
-// has no credentials for (the pull goes without).
-func (f Finder) ForImage(snap *state.Snapshot, tenant, image string) (*Credentials, error) {
+// pulled from (nil for an image of Docker Hub or of a registry the tenant
+// has no credentials for: the pull goes without), and whether that
+// registry is private: some tenant keeps credentials for it, so every new
+// container pulls, and the registry checks this tenant's access.
+func (f Finder) ForImage(snap *state.Snapshot, tenant, image string) (*Credentials, bool, error) {
 	server := apitypes.ImageRegistry(image)
 	if server == "" {
-		return nil, nil
+		return nil, false, nil
 	}
 	r, err := snap.Registry(nil, tenant, server)
-	if err != nil || r == nil {
-		return nil, err
+	if err != nil {
+		return nil, false, err
+	}
+	if r == nil {
+		private, err := snap.RegistryKept(nil, server)
+		return nil, private, err
 	}
 	pw, err := Open(f.Keys, r)
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
-	return &Credentials{Server: r.Server, Username: r.Username, Password: pw}, nil
+	return &Credentials{Server: r.Server, Username: r.Username, Password: pw}, true, nil
 }

@@ -109,6 +109,8 @@ func newRequest(t MessageType) any {
 		return &RegistryPutRequest{}
 	case RegistryDeleteType:
 		return &RegistryDeleteRequest{}
+	case RegistryResealType:
+		return &RegistryResealRequest{}
 	case UsageCountersType:
 		return &UsageCountersRequest{}
 	case CloseHourType:

@@ -166,6 +166,8 @@ func (w *writer) dispatch(req any) *Error {
 		return w.registryPut(r)
 	case *RegistryDeleteRequest:
 		return w.registryDelete(r)
+	case *RegistryResealRequest:
+		return w.registryReseal(r)
 	case *PoolUpdateRequest:
 		return w.poolUpdate(r)
 	case *MachineCreateRequest:

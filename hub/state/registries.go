@@ -30,6 +30,7 @@ const TableRegistries = "registries"
 const (
 	RegistryPutType    MessageType = 75
 	RegistryDeleteType MessageType = 76
+	RegistryResealType MessageType = 77
 )
 
 // RegistryPutRequest adds a tenant's credentials for a registry or
@@ -46,6 +47,16 @@ type RegistryDeleteRequest struct {
 	Server string
 }
 
+// RegistryResealRequest replaces a registry's sealed password with the
+// same password sealed under the current data key (after a key rotation).
+// Conflict when the registry changed since ModifyIndex was read.
+type RegistryResealRequest struct {
+	Tenant         string
+	Server         string
+	SealedPassword []byte
+	ModifyIndex    uint64
+}
+
 // Copy returns a deep copy.
 func (r *Registry) Copy() *Registry {
 	c := *r
@@ -58,6 +69,7 @@ func registrySchema() *memdb.TableSchema {
 	return &memdb.TableSchema{Name: TableRegistries, Indexes: map[string]*memdb.IndexSchema{
 		"id":     {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Tenant"), str("Server")}}},
 		"tenant": {Name: "tenant", Indexer: str("Tenant")},
+		"server": {Name: "server", Indexer: str("Server")},
 	}}
 }
 
@@ -69,6 +81,12 @@ func (s *Snapshot) Registry(ws memdb.WatchSet, tenant, server string) (*Registry
 // Registries returns every tenant's registries.
 func (s *Snapshot) Registries(ws memdb.WatchSet) ([]*Registry, error) {
 	return list[Registry](s, ws, TableRegistries, "id")
+}
+
+// RegistryKept tells whether any tenant keeps credentials for server.
+func (s *Snapshot) RegistryKept(ws memdb.WatchSet, server string) (bool, error) {
+	r, err := first[Registry](s, ws, TableRegistries, "server", server)
+	return r != nil, err
 }
 
 // TenantRegistries returns a tenant's registries, sorted by server.
@@ -110,6 +128,26 @@ func (w *writer) registryDelete(r *RegistryDeleteRequest) *Error {
 		return Errorf(KindNotFound, "registry %s not found", r.Server)
 	}
 	return w.delete(TableRegistries, reg)
+}
+
+func (w *writer) registryReseal(r *RegistryResealRequest) *Error {
+	reg, err := w.snap().Registry(nil, r.Tenant, r.Server)
+	if err != nil {
+		return Errorf(KindInternal, "%v", err)
+	}
+	if reg == nil {
+		return Errorf(KindNotFound, "registry %s not found", r.Server)
+	}
+	if reg.ModifyIndex != r.ModifyIndex {
+		return Errorf(KindConflict, "registry %s changed since it was read (index %d, now %d)", r.Server, r.ModifyIndex, reg.ModifyIndex)
+	}
+	if len(r.SealedPassword) == 0 {
+		return Errorf(KindInvalid, "re-sealed password is empty")
+	}
+	n := reg.Copy()
+	n.SealedPassword = slices.Clone(r.SealedPassword)
+	w.meta(&n.Meta, &reg.Meta)
+	return w.insert(TableRegistries, n)
 }
 
 // deleteTenantRegistries removes a deleted tenant's registry credentials.

@@ -30,6 +30,9 @@ func TestRegistryCommands(t *testing.T) {
 		{"missing tenant", RegistryPutType, reg("nope", "r.acme.test", "ci"), ErrNotFound},
 		{"delete missing", RegistryDeleteType, &RegistryDeleteRequest{Tenant: "acme", Server: "none.test"}, ErrNotFound},
 		{"delete another tenant's", RegistryDeleteType, &RegistryDeleteRequest{Tenant: "beta", Server: "r.acme.test:5000"}, ErrNotFound},
+		{"reseal missing", RegistryResealType, &RegistryResealRequest{Tenant: "acme", Server: "none.test", SealedPassword: []byte{9}, ModifyIndex: 1}, ErrNotFound},
+		{"reseal stale", RegistryResealType, &RegistryResealRequest{Tenant: "acme", Server: "r.acme.test:5000", SealedPassword: []byte{9}, ModifyIndex: 1}, ErrConflict},
+		{"reseal empty", RegistryResealType, &RegistryResealRequest{Tenant: "acme", Server: "r.acme.test:5000", ModifyIndex: 0}, ErrConflict},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -51,6 +54,15 @@ func TestRegistryCommands(t *testing.T) {
 	got, _ := h.snap().Registry(nil, "acme", "r.acme.test:5000")
 	if got.Username != "deploy" || got.CreateIndex != first.CreateIndex || got.ModifyIndex == first.ModifyIndex || !got.CreatedAt.Equal(t0) {
 		t.Fatalf("after replace: %+v (first %+v)", got, first)
+	}
+	h.must(RegistryResealType, &RegistryResealRequest{Tenant: "acme", Server: "r.acme.test:5000", SealedPassword: []byte{7}, ModifyIndex: got.ModifyIndex})
+	if resealed, _ := h.snap().Registry(nil, "acme", "r.acme.test:5000"); !bytes.Equal(resealed.SealedPassword, []byte{7}) || resealed.Username != "deploy" {
+		t.Fatalf("after reseal: %+v", resealed)
+	}
+	for server, want := range map[string]bool{"r.acme.test:5000": true, "r.beta.test": false} {
+		if kept, err := h.snap().RegistryKept(nil, server); err != nil || kept != want {
+			t.Errorf("RegistryKept(%s) = %v, %v; want %v", server, kept, err, want)
+		}
 	}
 	h.must(RegistryPutType, reg("beta", "r.acme.test:5000", "b"))
 	if regs, _ := h.snap().TenantRegistries(nil, "acme"); len(regs) != 1 {

@@ -1343,7 +1343,13 @@ type Instance struct {
 	// The tenant's credentials for the registry the image is pulled from;
 	// unset for Docker Hub's images and registries without credentials.
 	// The agent keeps them in memory only.
-	RegistryAuth  *RegistryAuth `protobuf:"bytes,45,opt,name=registry_auth,json=registryAuth,proto3" json:"registry_auth,omitempty"`
+	RegistryAuth *RegistryAuth `protobuf:"bytes,45,opt,name=registry_auth,json=registryAuth,proto3" json:"registry_auth,omitempty"`
+	// Pull the image for every new container, even when the host has it:
+	// it is in a registry some tenant keeps credentials for, which must
+	// check this tenant's access (a private image another tenant's pull
+	// left on the host does not run without it). Other images are pulled
+	// only when missing, so images loaded onto a host keep working offline.
+	AlwaysPull    bool `protobuf:"varint,46,opt,name=always_pull,json=alwaysPull,proto3" json:"always_pull,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1488,6 +1494,13 @@ func (x *Instance) GetRegistryAuth() *RegistryAuth {
 		return x.RegistryAuth
 	}
 	return nil
+}
+
+func (x *Instance) GetAlwaysPull() bool {
+	if x != nil {
+		return x.AlwaysPull
+	}
+	return false
 }
 
 // RegistryAuth is what a pull from a private registry needs.
@@ -3650,7 +3663,7 @@ const file_wire_proto_rawDesc = "" +
 	"\vinterval_ms\x18\x05 \x01(\x03R\n" +
 	"intervalMs\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\xa9\x05\n" +
+	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\xca\x05\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x16\n" +
@@ -3668,7 +3681,9 @@ const file_wire_proto_rawDesc = "" +
 	"\adesired\x18\x0f \x01(\x0e2\x1b.wharf.wire.v1.DesiredStateR\adesired\x127\n" +
 	"\bfailover\x18\x10 \x01(\x0e2\x1b.wharf.wire.v1.FailoverModeR\bfailover\x12!\n" +
 	"\ffast_metrics\x18\x11 \x01(\bR\vfastMetrics\x12@\n" +
-	"\rregistry_auth\x18- \x01(\v2\x1b.wharf.wire.v1.RegistryAuthR\fregistryAuth\x1a6\n" +
+	"\rregistry_auth\x18- \x01(\v2\x1b.wharf.wire.v1.RegistryAuthR\fregistryAuth\x12\x1f\n" +
+	"\valways_pull\x18. \x01(\bR\n" +
+	"alwaysPull\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\f\x10\rJ\x04\b\r\x10\x0eR\rdesired_stateR\rfailover_mode\"^\n" +

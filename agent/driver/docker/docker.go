@@ -196,7 +196,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 }
 
 func (d *Driver) create(ctx context.Context, spec driver.Spec) error {
-	if err := d.ensureImage(ctx, spec.Image, spec.RegistryAuth); err != nil {
+	if err := d.ensureImage(ctx, spec.Image, spec.RegistryAuth, spec.AlwaysPull); err != nil {
 		return err
 	}
 	exposed, bindings, err := ports(spec, d.publishIP)
@@ -237,14 +237,14 @@ func (d *Driver) create(ctx context.Context, spec driver.Spec) error {
 }
 
 // ensureImage pulls image, with the registry's credentials when auth is
-// set; a failed pull names the registry. An image without a registry host
-// (Docker Hub's, or built on this host) is pulled only when the daemon
-// lacks it. One from a registry is pulled for every new container: the
+// set; a failed pull names the registry. With always (a private
+// registry's image) it pulls even when the daemon has the image: the
 // registry checks this tenant's access, so a private image another
 // tenant's pull left on the host does not run without it (an unchanged
-// image costs one manifest request).
-func (d *Driver) ensureImage(ctx context.Context, image string, auth *driver.RegistryAuth) error {
-	if registryHost(image) == "" {
+// image costs one manifest request). Otherwise it pulls only when the
+// daemon lacks the image, so images loaded onto a host run offline.
+func (d *Driver) ensureImage(ctx context.Context, image string, auth *driver.RegistryAuth, always bool) error {
+	if !always {
 		_, err := d.cli.ImageInspect(ctx, image)
 		if err == nil {
 			return nil

@@ -16,7 +16,7 @@ import (
 // password: without credentials and with a wrong password the start is an
 // image pull failure naming the registry (and nothing is left behind);
 // with the right ones the image is pulled and the instance runs; and the
-// pulled image does not run for a spec without them.
+// pulled image does not run for a spec without them that must pull.
 func TestPullFromPrivateRegistry(t *testing.T) {
 	cli := daemon(t)
 	const password = "pull-test-password"
@@ -68,9 +68,10 @@ func TestPullFromPrivateRegistry(t *testing.T) {
 		t.Fatalf("the pulled image is not local: %v", err)
 	}
 
-	// The image is on the host now; a container without the credentials
-	// (another tenant's) still goes through the registry, and is refused.
-	other := driver.Spec{InstanceID: drivertest.NewID("i-"), Image: ref, Ports: []driver.Port{{ContainerPort: 8080}}}
+	// The image is on the host now; a container of a private registry's
+	// image without the credentials (another tenant's) still goes through
+	// the registry, and is refused.
+	other := driver.Spec{InstanceID: drivertest.NewID("i-"), Image: ref, AlwaysPull: true, Ports: []driver.Port{{ContainerPort: 8080}}}
 	t.Cleanup(func() { _ = d.Stop(context.Background(), other.InstanceID, time.Second) })
 	if _, err := d.Start(ctx(t), other); !errors.Is(err, driver.ErrImagePull) || !strings.Contains(err.Error(), reg.Addr) {
 		t.Fatalf("start of the local private image without credentials: %v, want a pull failure naming %s", err, reg.Addr)
