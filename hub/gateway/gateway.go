@@ -72,9 +72,9 @@ type Config struct {
 	UsageHour time.Duration
 	// AppsDomain is the parent of apps' default routes. Empty: "localhost".
 	AppsDomain string
-	// Registries, when set, opens the tenants' private registry
-	// credentials that go with each assigned instance whose image is in
-	// such a registry. Nil: images are pulled without credentials.
+	// Registries, when set, opens the tenant's credentials that go with
+	// each assigned instance whose image is in a private registry (and
+	// marks such images always pulled). Nil: no credentials, no marks.
 	Registries RegistryCredentials
 	// ResetKey, when set, is the QUIC stateless reset key. Kept across
 	// restarts, it lets a restarted node reset the connections it lost so
