@@ -53,6 +53,12 @@ func TestRegistries(t *testing.T) {
 	if _, body, _ := f.do("beta/developer", "GET", "/v1/registries", nil); string(bytes.TrimSpace(body)) != "[]" {
 		t.Fatalf("tenant beta sees acme's registries: %s", body)
 	}
+	f.ok("admin", "POST", "/v1/registries?tenant=beta", registryBody("r.beta.test", "b", registryPassword), nil)
+	var all []apitypes.Registry
+	f.ok("admin", "GET", "/v1/registries", nil, &all) // an admin without ?tenant: every tenant's
+	if len(all) != 2 || all[0].Tenant != "acme" || all[1].Tenant != "beta" {
+		t.Fatalf("admin's list: %+v", all)
+	}
 
 	// Sealed in the store, bound to the tenant and server; it opens with
 	// the data key.
