@@ -35,6 +35,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/logstore"
 	"github.com/wharf-platform/wharf/hub/planner"
 	"github.com/wharf-platform/wharf/hub/provision"
+	"github.com/wharf-platform/wharf/hub/registryauth"
 	"github.com/wharf-platform/wharf/hub/series"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/hub/traffic"
@@ -225,6 +226,7 @@ func New(cfg Config) (*Hub, error) {
 		Logs:         logSvc,
 		QuorumWindow: QuorumWindow,
 		Secrets:      keys,
+		Registries:   registryauth.Finder{Keys: keys},
 	})
 	if err != nil {
 		return nil, err
@@ -303,6 +305,7 @@ func New(cfg Config) (*Hub, error) {
 		{"alerts", alerts},
 		{"metering", meter},
 		{"provider credentials", &accounts.Resealer{State: store, Keys: keys, Commit: cl, Logger: logger("accounts")}},
+		{"registry passwords", &registryauth.Resealer{State: store, Keys: keys, Commit: cl, Logger: logger("registries")}},
 		{"provisioning", prov},
 		{"budgets", budgets},
 		{"autoscaler", autoscaler},

@@ -72,6 +72,21 @@ type Spec struct {
 	// over Env. A driver never writes them to its own files in plain
 	// (hence no JSON); the agent holds them in memory only.
 	Secrets map[string]string `json:"-"`
+	// RegistryAuth, when set, is the tenant's credentials for the private
+	// registry Image is pulled from (docker; others ignore it). Kept in
+	// memory only.
+	RegistryAuth *RegistryAuth
+	// AlwaysPull: pull Image for every new container even when the host
+	// has it (docker): its registry is private, and must check this
+	// tenant's access. Otherwise an image is pulled only when missing.
+	AlwaysPull bool
+}
+
+// RegistryAuth is what a pull from a private registry needs.
+type RegistryAuth struct {
+	Server   string // host[:port], as the image names it
+	Username string
+	Password string
 }
 
 // Health describes a health check: exactly one of HTTP, TCP and Command.

@@ -30,13 +30,26 @@ func loadAssignments(dir string) *wire.Assignments {
 	return &a
 }
 
-// saveAssignments keeps a in dir, atomically, without the apps' secrets:
-// an instance that had some is kept with SecretsWithheld set, and after an
-// agent restart it waits for the hub to send them before it starts (a
-// running one is adopted as it is). Nothing on disk holds a secret's value.
+// saveAssignments keeps a in dir, atomically, without the apps' secrets
+// and the registry credentials. An instance that had secrets is kept with
+// SecretsWithheld set, and after an agent restart it waits for the hub to
+// send them before it starts (a running one is adopted as it is). Registry
+// credentials stay in memory (an image pulled once stays on the host, so a
+// restart without the hub rarely needs them). Nothing on disk holds a
+// secret's value or a registry password.
 func saveAssignments(dir string, a *wire.Assignments) error {
 	a = withoutSecrets(a)
-	b, err := proto.Marshal(a)
+	kept := a
+	for i, in := range a.Instances {
+		if in.RegistryAuth == nil {
+			continue
+		}
+		if kept == a {
+			kept = proto.CloneOf(a)
+		}
+		kept.Instances[i].RegistryAuth = nil
+	}
+	b, err := proto.Marshal(kept)
 	if err != nil {
 		return err
 	}

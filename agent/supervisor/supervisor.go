@@ -425,6 +425,10 @@ func specOf(in *wire.Instance) driver.Spec {
 		s.Health = &driver.Health{HTTP: hc.Http, TCP: int(hc.Tcp), Command: hc.Command, Port: int(hc.Port),
 			Interval: time.Duration(hc.IntervalMs) * time.Millisecond, Timeout: time.Duration(hc.TimeoutMs) * time.Millisecond}
 	}
+	s.AlwaysPull = in.AlwaysPull
+	if ra := in.RegistryAuth; ra != nil {
+		s.RegistryAuth = &driver.RegistryAuth{Server: ra.Server, Username: ra.Username, Password: ra.Password}
+	}
 	for k, v := range in.Env {
 		s.Env[k] = v
 	}

@@ -44,6 +44,9 @@ func routeDocs() []routeDoc {
 		{"GET /v1/providers/{name}", ok, "Read a provider account", nil, apitypes.Provider{}, "", nil},
 		{"PUT /v1/providers/{name}", ok, "Replace a provider account", apitypes.ProviderRequest{}, apitypes.Provider{}, "", nil},
 		{"DELETE /v1/providers/{name}", none, "Delete a provider account no pool uses", nil, nil, "", nil},
+		{"POST /v1/registries", created, "Add or replace the tenant's credentials for a private registry (password sealed, never shown)", apitypes.RegistryRequest{}, apitypes.Registry{}, "", ex("/v1/registries?tenant=acme", apitypes.RegistryRequest{Server: "registry.acme.test:5000", Username: "ci", Password: "example-password"})},
+		{"GET /v1/registries", ok, "List the tenant's private registries (server and username)", nil, []apitypes.Registry{}, "", ex("/v1/registries?tenant=acme", nil)},
+		{"DELETE /v1/registries/{server}", none, "Remove the tenant's credentials for a registry", nil, nil, "", nil},
 		{"GET /v1/machines", ok, "List provisioned machines", nil, []apitypes.Machine{}, "pool", ex("/v1/machines", nil)},
 
 		{"POST /v1/apps", created, "Create an app", apitypes.AppSpec{}, A{}, "", ex("/v1/apps?tenant=acme", web)},

@@ -321,6 +321,9 @@ func (s *Server) register() {
 	s.handle("PUT /v1/providers/{name}", authed, s.putProvider)
 	s.handle("DELETE /v1/providers/{name}", authed, s.deleteProvider)
 	s.handle("GET /v1/machines", authed, s.listMachines)
+	s.handle("GET /v1/registries", authed, s.listRegistries)
+	s.handle("POST /v1/registries", authed, s.putRegistry)
+	s.handle("DELETE /v1/registries/{server}", authed, s.deleteRegistry)
 
 	s.handle("GET /v1/apps", authed, s.listApps)
 	s.handle("POST /v1/apps", authed, s.createApp)

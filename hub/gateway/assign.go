@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-memdb"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/wharf-platform/wharf/hub/registryauth"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
@@ -17,8 +19,15 @@ import (
 // starting with the current one unless the agent already applied it. It
 // watches the host record, so it is also what cuts off a host removed
 // while connected, as soon as this replica applies the removal.
+//
+// Registry credentials are not kept on the agent's disk: a new connection
+// gets the current set again when any instance carries some, and a change
+// of the tenants' registries re-sends the set (same version) when it
+// changes what the host's instances carry.
 func (g *Gateway) pushAssignments(ctx context.Context, s *wire.Stream, id pki.AgentIdentity, applied uint64) error {
-	for {
+	var last *wire.Assignments
+	var regIndex uint64
+	for first := true; ; first = false {
 		ws := memdb.NewWatchSet()
 		snap := g.cfg.Store.Snapshot()
 		h, err := snap.Host(ws, id.HostID)
@@ -31,15 +40,22 @@ func (g *Gateway) pushAssignments(ctx context.Context, s *wire.Stream, id pki.Ag
 		if snap.CutOff(ws, id.HostID) {
 			return errCutOff
 		}
-		if h.AssignIndex != applied {
-			a, err := assignments(snap, h, g.secrets)
+		if _, err := snap.Registries(ws); err != nil {
+			return err
+		}
+		ri := snap.Index(state.TableRegistries)
+		if h.AssignIndex != applied || first || ri != regIndex {
+			a, err := g.assignments(snap, h)
 			if err != nil {
 				return err
 			}
-			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Assignments{Assignments: a}}); err != nil {
-				return err
+			send := h.AssignIndex != applied || (first && carriesAuth(a)) || (!first && !proto.Equal(a, last))
+			if send {
+				if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Assignments{Assignments: a}}); err != nil {
+					return err
+				}
 			}
-			applied = h.AssignIndex
+			applied, last, regIndex = h.AssignIndex, a, ri
 		}
 		if err := ws.WatchCtx(ctx); err != nil {
 			return nil
@@ -47,10 +63,29 @@ func (g *Gateway) pushAssignments(ctx context.Context, s *wire.Stream, id pki.Ag
 	}
 }
 
+// carriesAuth tells whether any instance of a carries registry credentials.
+func carriesAuth(a *wire.Assignments) bool {
+	for _, in := range a.Instances {
+		if in.RegistryAuth != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// RegistryCredentials opens the credentials a tenant's image is pulled
+// with (nil when it has none: Docker Hub's, or a registry the tenant has
+// no credentials for), and tells whether the image's registry is private
+// (some tenant keeps credentials for it).
+type RegistryCredentials interface {
+	ForImage(snap *state.Snapshot, tenant, image string) (creds *registryauth.Credentials, private bool, err error)
+}
+
 // assignments builds a host's assignment set: every instance desired to
-// run there, with its version's spec and its app's current secrets
-// (opened by secrets, for this host's agent only).
-func assignments(snap *state.Snapshot, h *state.Host, secrets func(*state.App) (map[string]string, bool)) (*wire.Assignments, error) {
+// run there, with its version's spec, its app's current secrets and the
+// credentials its image's registry needs (opened for this host's agent
+// only).
+func (g *Gateway) assignments(snap *state.Snapshot, h *state.Host) (*wire.Assignments, error) {
 	is, err := snap.HostInstances(nil, h.ID)
 	if err != nil {
 		return nil, err
@@ -77,8 +112,18 @@ func assignments(snap *state.Snapshot, h *state.Host, secrets func(*state.App) (
 			}
 			in.FastMetrics = a.Spec.Autoscale.FastMetrics()
 			if len(a.Secrets) > 0 {
-				env, ok := secrets(a)
+				env, ok := g.secrets(a)
 				in.SecretEnv, in.SecretsWithheld = env, !ok
+			}
+		}
+		if g.cfg.Registries != nil && v.Spec.Image != "" {
+			c, private, err := g.cfg.Registries.ForImage(snap, i.Tenant, v.Spec.Image)
+			in.AlwaysPull = private
+			if err != nil {
+				// The pull goes without them and its failure says so.
+				g.log.Warn("registry credentials", "tenant", i.Tenant, "image", v.Spec.Image, "err", err)
+			} else if c != nil {
+				in.RegistryAuth = &wire.RegistryAuth{Server: c.Server, Username: c.Username, Password: c.Password}
 			}
 		}
 		for _, p := range v.Spec.Ports {

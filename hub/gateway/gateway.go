@@ -5,16 +5,13 @@ package gateway
 
 import (
 	"context"
-	"crypto/hkdf"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	mrand "math/rand/v2"
 	"net"
 	"reflect"
 	"sync"
@@ -73,6 +70,10 @@ type Config struct {
 	UsageHour time.Duration
 	// AppsDomain is the parent of apps' default routes. Empty: "localhost".
 	AppsDomain string
+	// Registries, when set, opens the tenant's credentials that go with
+	// each assigned instance whose image is in a private registry (and
+	// marks such images always pulled). Nil: no credentials, no marks.
+	Registries RegistryCredentials
 	// ResetKey, when set, is the QUIC stateless reset key. Kept across
 	// restarts, it lets a restarted node reset the connections it lost so
 	// their agents reconnect at once.
@@ -718,81 +719,6 @@ func (g *Gateway) commitUsage(ctx context.Context, s *wire.Stream, id pki.AgentI
 
 // maxPeerViews bounds how many peers one gossip report may describe.
 const maxPeerViews = 1024
-
-// peerReport records what an agent's gossip says of its pool peers. Only
-// hosts of the reporter's own pool count; views of itself are ignored.
-func (g *Gateway) peerReport(from pki.AgentIdentity, r *wire.GossipReport) {
-	if len(r.Peers) > maxPeerViews {
-		r.Peers = r.Peers[:maxPeerViews]
-	}
-	snap := g.cfg.Store.Snapshot()
-	now := g.cfg.Now()
-	g.seenMu.Lock()
-	defer g.seenMu.Unlock()
-	for _, p := range r.Peers {
-		if p.HostId == from.HostID || (p.State != "alive" && p.State != "dead") {
-			continue
-		}
-		if h, _ := snap.Host(nil, p.HostId); h == nil || h.Pool != from.Pool {
-			continue
-		}
-		w := g.peers[p.HostId]
-		if w == nil {
-			w = &peerWord{}
-			g.peers[p.HostId] = w
-		}
-		if p.State == "alive" {
-			w.alive = now
-		} else {
-			w.dead = now
-		}
-	}
-}
-
-// maxJoinPeers is how many pool peers a Welcome names for the agent's
-// gossip to join; gossip spreads the rest.
-const maxJoinPeers = 5
-
-// poolGossip returns the gossip key of the agent's pool (derived from the
-// agent CA's key, so every hub node derives the same one and no other pool
-// or cluster can join) and a few of its peers' gossip addresses.
-func (g *Gateway) poolGossip(id pki.AgentIdentity) ([]byte, []string) {
-	rec, err := g.cfg.Store.Snapshot().AgentCA(nil)
-	if err != nil || rec == nil {
-		return nil, nil
-	}
-	key, err := hkdf.Key(sha256.New, rec.KeyPEM, nil, "wharf pool gossip "+id.Pool, 32)
-	if err != nil {
-		return nil, nil
-	}
-	return key, g.poolPeers(id)
-}
-
-// poolPeers returns up to maxJoinPeers gossip addresses of other hosts of
-// the agent's pool, picked at random, or none when the agent itself runs
-// no gossip.
-func (g *Gateway) poolPeers(id pki.AgentIdentity) []string {
-	snap := g.cfg.Store.Snapshot()
-	if self, _ := snap.Host(nil, id.HostID); self == nil || self.Inventory.GossipAddr == "" {
-		return nil
-	}
-	hosts, _ := snap.PoolHosts(nil, id.Pool)
-	var peers []string
-	// Reservoir sampling: one pass, no copy of a large pool.
-	seen := 0
-	for _, h := range hosts {
-		if h.ID == id.HostID || h.Inventory.GossipAddr == "" || h.State == state.HostDown {
-			continue
-		}
-		seen++
-		if len(peers) < maxJoinPeers {
-			peers = append(peers, h.Inventory.GossipAddr)
-		} else if j := mrand.IntN(seen); j < maxJoinPeers {
-			peers[j] = h.Inventory.GossipAddr
-		}
-	}
-	return peers
-}
 
 // updateInventory commits an agent's inventory when it differs from the
 // stored one (off the control loop: first in each connection, and when a

@@ -50,7 +50,7 @@ func TestAssignmentsCarryOpenedSecrets(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := &Gateway{cfg: Config{Secrets: tc.opener}, log: log}
-			a, err := assignments(snap, h, g.secrets)
+			a, err := g.assignments(snap, h)
 			if err != nil {
 				t.Fatal(err)
 			}

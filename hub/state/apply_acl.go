@@ -109,6 +109,9 @@ func (w *writer) tenantDelete(r *TenantDeleteRequest) *Error {
 			return e
 		}
 	}
+	if e := w.deleteTenantRegistries(r.Name); e != nil {
+		return e
+	}
 	if e := w.archiveBilling(t, r.Time); e != nil {
 		return e
 	}

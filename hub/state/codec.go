@@ -105,6 +105,12 @@ func newRequest(t MessageType) any {
 		return &MachineDeleteRequest{}
 	case ProviderResealType:
 		return &ProviderResealRequest{}
+	case RegistryPutType:
+		return &RegistryPutRequest{}
+	case RegistryDeleteType:
+		return &RegistryDeleteRequest{}
+	case RegistryResealType:
+		return &RegistryResealRequest{}
 	case UsageCountersType:
 		return &UsageCountersRequest{}
 	case CloseHourType:

@@ -162,6 +162,12 @@ func (w *writer) dispatch(req any) *Error {
 		return w.providerDelete(r)
 	case *ProviderResealRequest:
 		return w.providerReseal(r)
+	case *RegistryPutRequest:
+		return w.registryPut(r)
+	case *RegistryDeleteRequest:
+		return w.registryDelete(r)
+	case *RegistryResealRequest:
+		return w.registryReseal(r)
 	case *PoolUpdateRequest:
 		return w.poolUpdate(r)
 	case *MachineCreateRequest:

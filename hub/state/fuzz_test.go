@@ -43,6 +43,9 @@ func seeds(f *testing.F) {
 			return s
 		}()}},
 		{AutoscaleType, &AutoscaleRequest{Tenant: "acme", Name: "web", Instances: 2, Reason: "qps"}},
+		{RegistryPutType, &RegistryPutRequest{Registry: Registry{Tenant: "acme", Server: "r.acme.test:5000", Username: "ci", SealedPassword: []byte{1}}}},
+		{RegistryResealType, &RegistryResealRequest{Tenant: "acme", Server: "r.acme.test:5000", SealedPassword: []byte{2}, ModifyIndex: 1}},
+		{RegistryDeleteType, &RegistryDeleteRequest{Tenant: "acme", Server: "r.acme.test:5000"}},
 	} {
 		b, err := Encode(s.t, s.req)
 		if err != nil {

@@ -135,6 +135,14 @@ func goldenCommands() []struct {
 		// v4-autoscale: an autoscaled app and one of the autoscaler's decisions.
 		{AppUpsertType, &AppUpsertRequest{Tenant: "beta", Spec: autoscaled, Create: true, Time: t0.Add(3 * time.Hour)}},
 		{AutoscaleType, &AutoscaleRequest{Tenant: "beta", Name: "api", Instances: 4, Reason: "qps 75.0/s over 10s for 20/s per instance: 4", Time: t0.Add(3*time.Hour + time.Minute)}},
+		// v5-registries: tenants' private registry credentials (sealed
+		// passwords), one replaced, one removed, one re-sealed.
+		{RegistryPutType, &RegistryPutRequest{Registry: Registry{Tenant: "acme", Server: "registry.acme.test:5000", Username: "ci", SealedPassword: []byte{1, 0, 0, 0, 7, 'r'}}, Time: t0.Add(4 * time.Hour)}},
+		{RegistryPutType, &RegistryPutRequest{Registry: Registry{Tenant: "acme", Server: "registry.acme.test:5000", Username: "deploy", SealedPassword: []byte{1, 0, 0, 0, 7, 'q'}}, Time: t0.Add(5 * time.Hour)}},
+		{RegistryPutType, &RegistryPutRequest{Registry: Registry{Tenant: "beta", Server: "ghcr.io", Username: "b", SealedPassword: []byte{1, 0, 0, 0, 7, 'b'}}, Time: t0.Add(4 * time.Hour)}},
+		{RegistryPutType, &RegistryPutRequest{Registry: Registry{Tenant: "beta", Server: "quay.io", Username: "q", SealedPassword: []byte{1, 0, 0, 0, 7, 'x'}}, Time: t0.Add(4 * time.Hour)}},
+		{RegistryDeleteType, &RegistryDeleteRequest{Tenant: "beta", Server: "quay.io"}},
+		{RegistryResealType, &RegistryResealRequest{Tenant: "beta", Server: "ghcr.io", SealedPassword: []byte{2, 0, 0, 0, 8, 'b'}, ModifyIndex: 62}},
 		// v5-secrets: an app's sealed secrets set, merged and one removed
 		// (each a new version referencing the secrets' revision).
 		{SecretsSetType, &SecretsSetRequest{Tenant: "acme", App: "job", Sealed: map[string][]byte{"DB_URL": goldenSealed('d'), "API_KEY": goldenSealed('k')}, Time: t0.Add(4 * time.Hour)}},

@@ -93,6 +93,7 @@ func schema() *memdb.DBSchema {
 			"id": {Name: "id", Unique: true, Indexer: str("ID")},
 		}},
 	}
+	tables[TableRegistries] = registrySchema()
 	for name, t := range usageSchemas() {
 		tables[name] = t
 	}
@@ -100,7 +101,7 @@ func schema() *memdb.DBSchema {
 }
 
 // tables lists the object tables in snapshot order.
-var objectTables = []string{TableTenants, TableTokens, TablePools, TableApps, TableAppVersions, TableAgentCA, TableJoinTokens, TableHosts, TableEvents, TableInstances, TableDeployments, TableRoutes, TableCerts, TableDrills, TableLogDrains, TableAlerts, TableProviders, TableMachines, TableUsage, TableUsageSegments, TableUsageCounters, TableUsageBatches, TablePlans, TableUsageHosts, TableBillingTenants, TableAudit}
+var objectTables = []string{TableTenants, TableTokens, TablePools, TableApps, TableAppVersions, TableAgentCA, TableJoinTokens, TableHosts, TableEvents, TableInstances, TableDeployments, TableRoutes, TableCerts, TableDrills, TableLogDrains, TableAlerts, TableProviders, TableMachines, TableUsage, TableUsageSegments, TableUsageCounters, TableUsageBatches, TablePlans, TableUsageHosts, TableBillingTenants, TableAudit, TableRegistries}
 
 func newDB() (*memdb.MemDB, error) {
 	db, err := memdb.NewMemDB(schema())

@@ -72,6 +72,8 @@ func newObject(table string) any {
 		return &Machine{}
 	case TablePlans:
 		return &Plan{}
+	case TableRegistries:
+		return &Registry{}
 	case TableAudit:
 		return &AuditEntry{}
 	case TableEvents:

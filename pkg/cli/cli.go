@@ -141,6 +141,7 @@ func (e *env) root(hub, agent Daemon) *cobra.Command {
 		e.logDrainCmd(),
 		e.alertCmd(),
 		e.certCmd(),
+		e.registryCmd(),
 		e.joinTokenCmd(),
 		e.hostCmd(),
 		e.eventsCmd(),

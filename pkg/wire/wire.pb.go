@@ -1348,8 +1348,18 @@ type Instance struct {
 	// secrets were removed before saving: it is not started until the hub
 	// sends them again.
 	SecretsWithheld bool `protobuf:"varint,41,opt,name=secrets_withheld,json=secretsWithheld,proto3" json:"secrets_withheld,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The tenant's credentials for the registry the image is pulled from;
+	// unset for Docker Hub's images and registries without credentials.
+	// The agent keeps them in memory only.
+	RegistryAuth *RegistryAuth `protobuf:"bytes,45,opt,name=registry_auth,json=registryAuth,proto3" json:"registry_auth,omitempty"`
+	// Pull the image for every new container, even when the host has it:
+	// it is in a registry some tenant keeps credentials for, which must
+	// check this tenant's access (a private image another tenant's pull
+	// left on the host does not run without it). Other images are pulled
+	// only when missing, so images loaded onto a host keep working offline.
+	AlwaysPull    bool `protobuf:"varint,46,opt,name=always_pull,json=alwaysPull,proto3" json:"always_pull,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -1501,6 +1511,81 @@ func (x *Instance) GetSecretsWithheld() bool {
 	return false
 }
 
+func (x *Instance) GetRegistryAuth() *RegistryAuth {
+	if x != nil {
+		return x.RegistryAuth
+	}
+	return nil
+}
+
+func (x *Instance) GetAlwaysPull() bool {
+	if x != nil {
+		return x.AlwaysPull
+	}
+	return false
+}
+
+// RegistryAuth is what a pull from a private registry needs.
+type RegistryAuth struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Server        string                 `protobuf:"bytes,1,opt,name=server,proto3" json:"server,omitempty"` // host[:port], as the image names it
+	Username      string                 `protobuf:"bytes,2,opt,name=username,proto3" json:"username,omitempty"`
+	Password      string                 `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RegistryAuth) Reset() {
+	*x = RegistryAuth{}
+	mi := &file_wire_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RegistryAuth) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RegistryAuth) ProtoMessage() {}
+
+func (x *RegistryAuth) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RegistryAuth.ProtoReflect.Descriptor instead.
+func (*RegistryAuth) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RegistryAuth) GetServer() string {
+	if x != nil {
+		return x.Server
+	}
+	return ""
+}
+
+func (x *RegistryAuth) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *RegistryAuth) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
 // Assignments is the full set of instances a host should run, versioned.
 type Assignments struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1512,7 +1597,7 @@ type Assignments struct {
 
 func (x *Assignments) Reset() {
 	*x = Assignments{}
-	mi := &file_wire_proto_msgTypes[9]
+	mi := &file_wire_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1524,7 +1609,7 @@ func (x *Assignments) String() string {
 func (*Assignments) ProtoMessage() {}
 
 func (x *Assignments) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[9]
+	mi := &file_wire_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1537,7 +1622,7 @@ func (x *Assignments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assignments.ProtoReflect.Descriptor instead.
 func (*Assignments) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{9}
+	return file_wire_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Assignments) GetVersion() uint64 {
@@ -1563,7 +1648,7 @@ type AssignmentAck struct {
 
 func (x *AssignmentAck) Reset() {
 	*x = AssignmentAck{}
-	mi := &file_wire_proto_msgTypes[10]
+	mi := &file_wire_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +1660,7 @@ func (x *AssignmentAck) String() string {
 func (*AssignmentAck) ProtoMessage() {}
 
 func (x *AssignmentAck) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[10]
+	mi := &file_wire_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +1673,7 @@ func (x *AssignmentAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AssignmentAck.ProtoReflect.Descriptor instead.
 func (*AssignmentAck) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{10}
+	return file_wire_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AssignmentAck) GetVersion() uint64 {
@@ -1610,7 +1695,7 @@ type PeerView struct {
 
 func (x *PeerView) Reset() {
 	*x = PeerView{}
-	mi := &file_wire_proto_msgTypes[11]
+	mi := &file_wire_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1622,7 +1707,7 @@ func (x *PeerView) String() string {
 func (*PeerView) ProtoMessage() {}
 
 func (x *PeerView) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[11]
+	mi := &file_wire_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1635,7 +1720,7 @@ func (x *PeerView) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PeerView.ProtoReflect.Descriptor instead.
 func (*PeerView) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{11}
+	return file_wire_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *PeerView) GetHostId() string {
@@ -1669,7 +1754,7 @@ type GossipReport struct {
 
 func (x *GossipReport) Reset() {
 	*x = GossipReport{}
-	mi := &file_wire_proto_msgTypes[12]
+	mi := &file_wire_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1681,7 +1766,7 @@ func (x *GossipReport) String() string {
 func (*GossipReport) ProtoMessage() {}
 
 func (x *GossipReport) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[12]
+	mi := &file_wire_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1694,7 +1779,7 @@ func (x *GossipReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GossipReport.ProtoReflect.Descriptor instead.
 func (*GossipReport) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{12}
+	return file_wire_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GossipReport) GetPeers() []*PeerView {
@@ -1713,7 +1798,7 @@ type HubNodes struct {
 
 func (x *HubNodes) Reset() {
 	*x = HubNodes{}
-	mi := &file_wire_proto_msgTypes[13]
+	mi := &file_wire_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1725,7 +1810,7 @@ func (x *HubNodes) String() string {
 func (*HubNodes) ProtoMessage() {}
 
 func (x *HubNodes) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[13]
+	mi := &file_wire_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1738,7 +1823,7 @@ func (x *HubNodes) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HubNodes.ProtoReflect.Descriptor instead.
 func (*HubNodes) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{13}
+	return file_wire_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *HubNodes) GetAddrs() []string {
@@ -1758,7 +1843,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_wire_proto_msgTypes[14]
+	mi := &file_wire_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1770,7 +1855,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[14]
+	mi := &file_wire_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1783,7 +1868,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{14}
+	return file_wire_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Error) GetCode() uint32 {
@@ -1817,7 +1902,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_wire_proto_msgTypes[15]
+	mi := &file_wire_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1829,7 +1914,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[15]
+	mi := &file_wire_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1842,7 +1927,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{15}
+	return file_wire_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *EnrollRequest) GetJoinTokenId() string {
@@ -1907,7 +1992,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_wire_proto_msgTypes[16]
+	mi := &file_wire_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1919,7 +2004,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[16]
+	mi := &file_wire_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1932,7 +2017,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{16}
+	return file_wire_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *EnrollResponse) GetCertPem() []byte {
@@ -1979,7 +2064,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_wire_proto_msgTypes[17]
+	mi := &file_wire_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1991,7 +2076,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[17]
+	mi := &file_wire_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2004,7 +2089,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{17}
+	return file_wire_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RenewRequest) GetCsrDer() []byte {
@@ -2023,7 +2108,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_wire_proto_msgTypes[18]
+	mi := &file_wire_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2035,7 +2120,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[18]
+	mi := &file_wire_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2048,7 +2133,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{18}
+	return file_wire_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RenewResponse) GetCertPem() []byte {
@@ -2075,7 +2160,7 @@ type InstanceStatus struct {
 
 func (x *InstanceStatus) Reset() {
 	*x = InstanceStatus{}
-	mi := &file_wire_proto_msgTypes[19]
+	mi := &file_wire_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2087,7 +2172,7 @@ func (x *InstanceStatus) String() string {
 func (*InstanceStatus) ProtoMessage() {}
 
 func (x *InstanceStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[19]
+	mi := &file_wire_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2100,7 +2185,7 @@ func (x *InstanceStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceStatus.ProtoReflect.Descriptor instead.
 func (*InstanceStatus) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{19}
+	return file_wire_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *InstanceStatus) GetId() string {
@@ -2163,7 +2248,7 @@ type StatusReport struct {
 
 func (x *StatusReport) Reset() {
 	*x = StatusReport{}
-	mi := &file_wire_proto_msgTypes[20]
+	mi := &file_wire_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2175,7 +2260,7 @@ func (x *StatusReport) String() string {
 func (*StatusReport) ProtoMessage() {}
 
 func (x *StatusReport) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[20]
+	mi := &file_wire_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2188,7 +2273,7 @@ func (x *StatusReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusReport.ProtoReflect.Descriptor instead.
 func (*StatusReport) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{20}
+	return file_wire_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StatusReport) GetInstances() []*InstanceStatus {
@@ -2213,7 +2298,7 @@ type RouteTable struct {
 
 func (x *RouteTable) Reset() {
 	*x = RouteTable{}
-	mi := &file_wire_proto_msgTypes[21]
+	mi := &file_wire_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +2310,7 @@ func (x *RouteTable) String() string {
 func (*RouteTable) ProtoMessage() {}
 
 func (x *RouteTable) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[21]
+	mi := &file_wire_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +2323,7 @@ func (x *RouteTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteTable.ProtoReflect.Descriptor instead.
 func (*RouteTable) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{21}
+	return file_wire_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *RouteTable) GetVersion() uint64 {
@@ -2293,7 +2378,7 @@ type RouteApp struct {
 
 func (x *RouteApp) Reset() {
 	*x = RouteApp{}
-	mi := &file_wire_proto_msgTypes[22]
+	mi := &file_wire_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2305,7 +2390,7 @@ func (x *RouteApp) String() string {
 func (*RouteApp) ProtoMessage() {}
 
 func (x *RouteApp) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[22]
+	mi := &file_wire_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2318,7 +2403,7 @@ func (x *RouteApp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteApp.ProtoReflect.Descriptor instead.
 func (*RouteApp) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{22}
+	return file_wire_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RouteApp) GetKey() string {
@@ -2361,7 +2446,7 @@ type Backend struct {
 
 func (x *Backend) Reset() {
 	*x = Backend{}
-	mi := &file_wire_proto_msgTypes[23]
+	mi := &file_wire_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2373,7 +2458,7 @@ func (x *Backend) String() string {
 func (*Backend) ProtoMessage() {}
 
 func (x *Backend) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[23]
+	mi := &file_wire_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2386,7 +2471,7 @@ func (x *Backend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Backend.ProtoReflect.Descriptor instead.
 func (*Backend) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{23}
+	return file_wire_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Backend) GetInstance() string {
@@ -2421,7 +2506,7 @@ type HTTPRoute struct {
 
 func (x *HTTPRoute) Reset() {
 	*x = HTTPRoute{}
-	mi := &file_wire_proto_msgTypes[24]
+	mi := &file_wire_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2433,7 +2518,7 @@ func (x *HTTPRoute) String() string {
 func (*HTTPRoute) ProtoMessage() {}
 
 func (x *HTTPRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[24]
+	mi := &file_wire_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2446,7 +2531,7 @@ func (x *HTTPRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HTTPRoute.ProtoReflect.Descriptor instead.
 func (*HTTPRoute) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{24}
+	return file_wire_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *HTTPRoute) GetHost() string {
@@ -2480,7 +2565,7 @@ type TCPRoute struct {
 
 func (x *TCPRoute) Reset() {
 	*x = TCPRoute{}
-	mi := &file_wire_proto_msgTypes[25]
+	mi := &file_wire_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2492,7 +2577,7 @@ func (x *TCPRoute) String() string {
 func (*TCPRoute) ProtoMessage() {}
 
 func (x *TCPRoute) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[25]
+	mi := &file_wire_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2505,7 +2590,7 @@ func (x *TCPRoute) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TCPRoute.ProtoReflect.Descriptor instead.
 func (*TCPRoute) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{25}
+	return file_wire_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TCPRoute) GetPort() uint32 {
@@ -2533,7 +2618,7 @@ type RouteCert struct {
 
 func (x *RouteCert) Reset() {
 	*x = RouteCert{}
-	mi := &file_wire_proto_msgTypes[26]
+	mi := &file_wire_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2545,7 +2630,7 @@ func (x *RouteCert) String() string {
 func (*RouteCert) ProtoMessage() {}
 
 func (x *RouteCert) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[26]
+	mi := &file_wire_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,7 +2643,7 @@ func (x *RouteCert) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteCert.ProtoReflect.Descriptor instead.
 func (*RouteCert) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{26}
+	return file_wire_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *RouteCert) GetDomain() string {
@@ -2591,7 +2676,7 @@ type RouteAck struct {
 
 func (x *RouteAck) Reset() {
 	*x = RouteAck{}
-	mi := &file_wire_proto_msgTypes[27]
+	mi := &file_wire_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2603,7 +2688,7 @@ func (x *RouteAck) String() string {
 func (*RouteAck) ProtoMessage() {}
 
 func (x *RouteAck) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[27]
+	mi := &file_wire_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2616,7 +2701,7 @@ func (x *RouteAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RouteAck.ProtoReflect.Descriptor instead.
 func (*RouteAck) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{27}
+	return file_wire_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RouteAck) GetVersion() uint64 {
@@ -2636,7 +2721,7 @@ type AccessStats struct {
 
 func (x *AccessStats) Reset() {
 	*x = AccessStats{}
-	mi := &file_wire_proto_msgTypes[28]
+	mi := &file_wire_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2648,7 +2733,7 @@ func (x *AccessStats) String() string {
 func (*AccessStats) ProtoMessage() {}
 
 func (x *AccessStats) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[28]
+	mi := &file_wire_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2661,7 +2746,7 @@ func (x *AccessStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessStats.ProtoReflect.Descriptor instead.
 func (*AccessStats) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{28}
+	return file_wire_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AccessStats) GetSeconds() []*AppSecond {
@@ -2692,7 +2777,7 @@ type AppSecond struct {
 
 func (x *AppSecond) Reset() {
 	*x = AppSecond{}
-	mi := &file_wire_proto_msgTypes[29]
+	mi := &file_wire_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2704,7 +2789,7 @@ func (x *AppSecond) String() string {
 func (*AppSecond) ProtoMessage() {}
 
 func (x *AppSecond) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[29]
+	mi := &file_wire_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2717,7 +2802,7 @@ func (x *AppSecond) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppSecond.ProtoReflect.Descriptor instead.
 func (*AppSecond) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{29}
+	return file_wire_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AppSecond) GetApp() string {
@@ -2789,7 +2874,7 @@ type MetricsReport struct {
 
 func (x *MetricsReport) Reset() {
 	*x = MetricsReport{}
-	mi := &file_wire_proto_msgTypes[30]
+	mi := &file_wire_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2801,7 +2886,7 @@ func (x *MetricsReport) String() string {
 func (*MetricsReport) ProtoMessage() {}
 
 func (x *MetricsReport) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[30]
+	mi := &file_wire_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2814,7 +2899,7 @@ func (x *MetricsReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsReport.ProtoReflect.Descriptor instead.
 func (*MetricsReport) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{30}
+	return file_wire_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *MetricsReport) GetUnixMs() int64 {
@@ -2853,7 +2938,7 @@ type HostMetrics struct {
 
 func (x *HostMetrics) Reset() {
 	*x = HostMetrics{}
-	mi := &file_wire_proto_msgTypes[31]
+	mi := &file_wire_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2865,7 +2950,7 @@ func (x *HostMetrics) String() string {
 func (*HostMetrics) ProtoMessage() {}
 
 func (x *HostMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[31]
+	mi := &file_wire_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2878,7 +2963,7 @@ func (x *HostMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostMetrics.ProtoReflect.Descriptor instead.
 func (*HostMetrics) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{31}
+	return file_wire_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *HostMetrics) GetCpuSeconds() float64 {
@@ -2948,7 +3033,7 @@ type InstanceMetrics struct {
 
 func (x *InstanceMetrics) Reset() {
 	*x = InstanceMetrics{}
-	mi := &file_wire_proto_msgTypes[32]
+	mi := &file_wire_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2960,7 +3045,7 @@ func (x *InstanceMetrics) String() string {
 func (*InstanceMetrics) ProtoMessage() {}
 
 func (x *InstanceMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[32]
+	mi := &file_wire_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2973,7 +3058,7 @@ func (x *InstanceMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceMetrics.ProtoReflect.Descriptor instead.
 func (*InstanceMetrics) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{32}
+	return file_wire_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *InstanceMetrics) GetInstance() string {
@@ -3063,7 +3148,7 @@ type LogBatch struct {
 
 func (x *LogBatch) Reset() {
 	*x = LogBatch{}
-	mi := &file_wire_proto_msgTypes[33]
+	mi := &file_wire_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3075,7 +3160,7 @@ func (x *LogBatch) String() string {
 func (*LogBatch) ProtoMessage() {}
 
 func (x *LogBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[33]
+	mi := &file_wire_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3088,7 +3173,7 @@ func (x *LogBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogBatch.ProtoReflect.Descriptor instead.
 func (*LogBatch) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{33}
+	return file_wire_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *LogBatch) GetId() uint64 {
@@ -3134,7 +3219,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_wire_proto_msgTypes[34]
+	mi := &file_wire_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3146,7 +3231,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[34]
+	mi := &file_wire_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3159,7 +3244,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{34}
+	return file_wire_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *LogLine) GetSource() uint32 {
@@ -3216,7 +3301,7 @@ type LogDrop struct {
 
 func (x *LogDrop) Reset() {
 	*x = LogDrop{}
-	mi := &file_wire_proto_msgTypes[35]
+	mi := &file_wire_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3228,7 +3313,7 @@ func (x *LogDrop) String() string {
 func (*LogDrop) ProtoMessage() {}
 
 func (x *LogDrop) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[35]
+	mi := &file_wire_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3241,7 +3326,7 @@ func (x *LogDrop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogDrop.ProtoReflect.Descriptor instead.
 func (*LogDrop) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{35}
+	return file_wire_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LogDrop) GetSource() uint32 {
@@ -3284,7 +3369,7 @@ type LogAck struct {
 
 func (x *LogAck) Reset() {
 	*x = LogAck{}
-	mi := &file_wire_proto_msgTypes[36]
+	mi := &file_wire_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3296,7 +3381,7 @@ func (x *LogAck) String() string {
 func (*LogAck) ProtoMessage() {}
 
 func (x *LogAck) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[36]
+	mi := &file_wire_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3309,7 +3394,7 @@ func (x *LogAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogAck.ProtoReflect.Descriptor instead.
 func (*LogAck) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{36}
+	return file_wire_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LogAck) GetId() uint64 {
@@ -3342,7 +3427,7 @@ type UsageReport struct {
 
 func (x *UsageReport) Reset() {
 	*x = UsageReport{}
-	mi := &file_wire_proto_msgTypes[37]
+	mi := &file_wire_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3354,7 +3439,7 @@ func (x *UsageReport) String() string {
 func (*UsageReport) ProtoMessage() {}
 
 func (x *UsageReport) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[37]
+	mi := &file_wire_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3367,7 +3452,7 @@ func (x *UsageReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageReport.ProtoReflect.Descriptor instead.
 func (*UsageReport) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{37}
+	return file_wire_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *UsageReport) GetSeq() uint64 {
@@ -3398,7 +3483,7 @@ type UsageCount struct {
 
 func (x *UsageCount) Reset() {
 	*x = UsageCount{}
-	mi := &file_wire_proto_msgTypes[38]
+	mi := &file_wire_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3410,7 +3495,7 @@ func (x *UsageCount) String() string {
 func (*UsageCount) ProtoMessage() {}
 
 func (x *UsageCount) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[38]
+	mi := &file_wire_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3423,7 +3508,7 @@ func (x *UsageCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageCount.ProtoReflect.Descriptor instead.
 func (*UsageCount) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{38}
+	return file_wire_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *UsageCount) GetApp() string {
@@ -3465,7 +3550,7 @@ type UsageAck struct {
 
 func (x *UsageAck) Reset() {
 	*x = UsageAck{}
-	mi := &file_wire_proto_msgTypes[39]
+	mi := &file_wire_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3477,7 +3562,7 @@ func (x *UsageAck) String() string {
 func (*UsageAck) ProtoMessage() {}
 
 func (x *UsageAck) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[39]
+	mi := &file_wire_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3490,7 +3575,7 @@ func (x *UsageAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageAck.ProtoReflect.Descriptor instead.
 func (*UsageAck) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{39}
+	return file_wire_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UsageAck) GetSeq() uint64 {
@@ -3600,7 +3685,7 @@ const file_wire_proto_rawDesc = "" +
 	"\vinterval_ms\x18\x05 \x01(\x03R\n" +
 	"intervalMs\x12\x1d\n" +
 	"\n" +
-	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\x97\x06\n" +
+	"timeout_ms\x18\x06 \x01(\x03R\ttimeoutMs\"\xfa\x06\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03app\x18\x02 \x01(\tR\x03app\x12\x16\n" +
@@ -3620,13 +3705,20 @@ const file_wire_proto_rawDesc = "" +
 	"\ffast_metrics\x18\x11 \x01(\bR\vfastMetrics\x12E\n" +
 	"\n" +
 	"secret_env\x18( \x03(\v2&.wharf.wire.v1.Instance.SecretEnvEntryR\tsecretEnv\x12)\n" +
-	"\x10secrets_withheld\x18) \x01(\bR\x0fsecretsWithheld\x1a6\n" +
+	"\x10secrets_withheld\x18) \x01(\bR\x0fsecretsWithheld\x12@\n" +
+	"\rregistry_auth\x18- \x01(\v2\x1b.wharf.wire.v1.RegistryAuthR\fregistryAuth\x12\x1f\n" +
+	"\valways_pull\x18. \x01(\bR\n" +
+	"alwaysPull\x1a6\n" +
 	"\bEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a<\n" +
 	"\x0eSecretEnvEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01J\x04\b\f\x10\rJ\x04\b\r\x10\x0eR\rdesired_stateR\rfailover_mode\"^\n" +
+	"\fRegistryAuth\x12\x16\n" +
+	"\x06server\x18\x01 \x01(\tR\x06server\x12\x1a\n" +
+	"\busername\x18\x02 \x01(\tR\busername\x12\x1a\n" +
+	"\bpassword\x18\x03 \x01(\tR\bpassword\"^\n" +
 	"\vAssignments\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x125\n" +
 	"\tinstances\x18\x02 \x03(\v2\x17.wharf.wire.v1.InstanceR\tinstances\")\n" +
@@ -3815,7 +3907,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
 var file_wire_proto_goTypes = []any{
 	(DesiredState)(0),       // 0: wharf.wire.v1.DesiredState
 	(FailoverMode)(0),       // 1: wharf.wire.v1.FailoverMode
@@ -3830,41 +3922,42 @@ var file_wire_proto_goTypes = []any{
 	(*Port)(nil),            // 10: wharf.wire.v1.Port
 	(*Health)(nil),          // 11: wharf.wire.v1.Health
 	(*Instance)(nil),        // 12: wharf.wire.v1.Instance
-	(*Assignments)(nil),     // 13: wharf.wire.v1.Assignments
-	(*AssignmentAck)(nil),   // 14: wharf.wire.v1.AssignmentAck
-	(*PeerView)(nil),        // 15: wharf.wire.v1.PeerView
-	(*GossipReport)(nil),    // 16: wharf.wire.v1.GossipReport
-	(*HubNodes)(nil),        // 17: wharf.wire.v1.HubNodes
-	(*Error)(nil),           // 18: wharf.wire.v1.Error
-	(*EnrollRequest)(nil),   // 19: wharf.wire.v1.EnrollRequest
-	(*EnrollResponse)(nil),  // 20: wharf.wire.v1.EnrollResponse
-	(*RenewRequest)(nil),    // 21: wharf.wire.v1.RenewRequest
-	(*RenewResponse)(nil),   // 22: wharf.wire.v1.RenewResponse
-	(*InstanceStatus)(nil),  // 23: wharf.wire.v1.InstanceStatus
-	(*StatusReport)(nil),    // 24: wharf.wire.v1.StatusReport
-	(*RouteTable)(nil),      // 25: wharf.wire.v1.RouteTable
-	(*RouteApp)(nil),        // 26: wharf.wire.v1.RouteApp
-	(*Backend)(nil),         // 27: wharf.wire.v1.Backend
-	(*HTTPRoute)(nil),       // 28: wharf.wire.v1.HTTPRoute
-	(*TCPRoute)(nil),        // 29: wharf.wire.v1.TCPRoute
-	(*RouteCert)(nil),       // 30: wharf.wire.v1.RouteCert
-	(*RouteAck)(nil),        // 31: wharf.wire.v1.RouteAck
-	(*AccessStats)(nil),     // 32: wharf.wire.v1.AccessStats
-	(*AppSecond)(nil),       // 33: wharf.wire.v1.AppSecond
-	(*MetricsReport)(nil),   // 34: wharf.wire.v1.MetricsReport
-	(*HostMetrics)(nil),     // 35: wharf.wire.v1.HostMetrics
-	(*InstanceMetrics)(nil), // 36: wharf.wire.v1.InstanceMetrics
-	(*LogBatch)(nil),        // 37: wharf.wire.v1.LogBatch
-	(*LogLine)(nil),         // 38: wharf.wire.v1.LogLine
-	(*LogDrop)(nil),         // 39: wharf.wire.v1.LogDrop
-	(*LogAck)(nil),          // 40: wharf.wire.v1.LogAck
-	(*UsageReport)(nil),     // 41: wharf.wire.v1.UsageReport
-	(*UsageCount)(nil),      // 42: wharf.wire.v1.UsageCount
-	(*UsageAck)(nil),        // 43: wharf.wire.v1.UsageAck
-	nil,                     // 44: wharf.wire.v1.Inventory.LabelsEntry
-	nil,                     // 45: wharf.wire.v1.Instance.EnvEntry
-	nil,                     // 46: wharf.wire.v1.Instance.SecretEnvEntry
-	nil,                     // 47: wharf.wire.v1.RouteApp.WeightsEntry
+	(*RegistryAuth)(nil),    // 13: wharf.wire.v1.RegistryAuth
+	(*Assignments)(nil),     // 14: wharf.wire.v1.Assignments
+	(*AssignmentAck)(nil),   // 15: wharf.wire.v1.AssignmentAck
+	(*PeerView)(nil),        // 16: wharf.wire.v1.PeerView
+	(*GossipReport)(nil),    // 17: wharf.wire.v1.GossipReport
+	(*HubNodes)(nil),        // 18: wharf.wire.v1.HubNodes
+	(*Error)(nil),           // 19: wharf.wire.v1.Error
+	(*EnrollRequest)(nil),   // 20: wharf.wire.v1.EnrollRequest
+	(*EnrollResponse)(nil),  // 21: wharf.wire.v1.EnrollResponse
+	(*RenewRequest)(nil),    // 22: wharf.wire.v1.RenewRequest
+	(*RenewResponse)(nil),   // 23: wharf.wire.v1.RenewResponse
+	(*InstanceStatus)(nil),  // 24: wharf.wire.v1.InstanceStatus
+	(*StatusReport)(nil),    // 25: wharf.wire.v1.StatusReport
+	(*RouteTable)(nil),      // 26: wharf.wire.v1.RouteTable
+	(*RouteApp)(nil),        // 27: wharf.wire.v1.RouteApp
+	(*Backend)(nil),         // 28: wharf.wire.v1.Backend
+	(*HTTPRoute)(nil),       // 29: wharf.wire.v1.HTTPRoute
+	(*TCPRoute)(nil),        // 30: wharf.wire.v1.TCPRoute
+	(*RouteCert)(nil),       // 31: wharf.wire.v1.RouteCert
+	(*RouteAck)(nil),        // 32: wharf.wire.v1.RouteAck
+	(*AccessStats)(nil),     // 33: wharf.wire.v1.AccessStats
+	(*AppSecond)(nil),       // 34: wharf.wire.v1.AppSecond
+	(*MetricsReport)(nil),   // 35: wharf.wire.v1.MetricsReport
+	(*HostMetrics)(nil),     // 36: wharf.wire.v1.HostMetrics
+	(*InstanceMetrics)(nil), // 37: wharf.wire.v1.InstanceMetrics
+	(*LogBatch)(nil),        // 38: wharf.wire.v1.LogBatch
+	(*LogLine)(nil),         // 39: wharf.wire.v1.LogLine
+	(*LogDrop)(nil),         // 40: wharf.wire.v1.LogDrop
+	(*LogAck)(nil),          // 41: wharf.wire.v1.LogAck
+	(*UsageReport)(nil),     // 42: wharf.wire.v1.UsageReport
+	(*UsageCount)(nil),      // 43: wharf.wire.v1.UsageCount
+	(*UsageAck)(nil),        // 44: wharf.wire.v1.UsageAck
+	nil,                     // 45: wharf.wire.v1.Inventory.LabelsEntry
+	nil,                     // 46: wharf.wire.v1.Instance.EnvEntry
+	nil,                     // 47: wharf.wire.v1.Instance.SecretEnvEntry
+	nil,                     // 48: wharf.wire.v1.RouteApp.WeightsEntry
 }
 var file_wire_proto_depIdxs = []int32{
 	5,  // 0: wharf.wire.v1.Envelope.hello:type_name -> wharf.wire.v1.Hello
@@ -3872,55 +3965,56 @@ var file_wire_proto_depIdxs = []int32{
 	7,  // 2: wharf.wire.v1.Envelope.heartbeat:type_name -> wharf.wire.v1.Heartbeat
 	8,  // 3: wharf.wire.v1.Envelope.heartbeat_ack:type_name -> wharf.wire.v1.HeartbeatAck
 	9,  // 4: wharf.wire.v1.Envelope.inventory:type_name -> wharf.wire.v1.Inventory
-	13, // 5: wharf.wire.v1.Envelope.assignments:type_name -> wharf.wire.v1.Assignments
-	14, // 6: wharf.wire.v1.Envelope.assignment_ack:type_name -> wharf.wire.v1.AssignmentAck
-	16, // 7: wharf.wire.v1.Envelope.gossip_report:type_name -> wharf.wire.v1.GossipReport
-	17, // 8: wharf.wire.v1.Envelope.hub_nodes:type_name -> wharf.wire.v1.HubNodes
-	18, // 9: wharf.wire.v1.Envelope.error:type_name -> wharf.wire.v1.Error
-	19, // 10: wharf.wire.v1.Envelope.enroll_request:type_name -> wharf.wire.v1.EnrollRequest
-	20, // 11: wharf.wire.v1.Envelope.enroll_response:type_name -> wharf.wire.v1.EnrollResponse
-	21, // 12: wharf.wire.v1.Envelope.renew_request:type_name -> wharf.wire.v1.RenewRequest
-	22, // 13: wharf.wire.v1.Envelope.renew_response:type_name -> wharf.wire.v1.RenewResponse
-	24, // 14: wharf.wire.v1.Envelope.status_report:type_name -> wharf.wire.v1.StatusReport
-	25, // 15: wharf.wire.v1.Envelope.route_table:type_name -> wharf.wire.v1.RouteTable
-	31, // 16: wharf.wire.v1.Envelope.route_ack:type_name -> wharf.wire.v1.RouteAck
-	32, // 17: wharf.wire.v1.Envelope.access_stats:type_name -> wharf.wire.v1.AccessStats
-	34, // 18: wharf.wire.v1.Envelope.metrics_report:type_name -> wharf.wire.v1.MetricsReport
-	37, // 19: wharf.wire.v1.Envelope.log_batch:type_name -> wharf.wire.v1.LogBatch
-	40, // 20: wharf.wire.v1.Envelope.log_ack:type_name -> wharf.wire.v1.LogAck
-	41, // 21: wharf.wire.v1.Envelope.usage_report:type_name -> wharf.wire.v1.UsageReport
-	43, // 22: wharf.wire.v1.Envelope.usage_ack:type_name -> wharf.wire.v1.UsageAck
-	44, // 23: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
-	45, // 24: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
+	14, // 5: wharf.wire.v1.Envelope.assignments:type_name -> wharf.wire.v1.Assignments
+	15, // 6: wharf.wire.v1.Envelope.assignment_ack:type_name -> wharf.wire.v1.AssignmentAck
+	17, // 7: wharf.wire.v1.Envelope.gossip_report:type_name -> wharf.wire.v1.GossipReport
+	18, // 8: wharf.wire.v1.Envelope.hub_nodes:type_name -> wharf.wire.v1.HubNodes
+	19, // 9: wharf.wire.v1.Envelope.error:type_name -> wharf.wire.v1.Error
+	20, // 10: wharf.wire.v1.Envelope.enroll_request:type_name -> wharf.wire.v1.EnrollRequest
+	21, // 11: wharf.wire.v1.Envelope.enroll_response:type_name -> wharf.wire.v1.EnrollResponse
+	22, // 12: wharf.wire.v1.Envelope.renew_request:type_name -> wharf.wire.v1.RenewRequest
+	23, // 13: wharf.wire.v1.Envelope.renew_response:type_name -> wharf.wire.v1.RenewResponse
+	25, // 14: wharf.wire.v1.Envelope.status_report:type_name -> wharf.wire.v1.StatusReport
+	26, // 15: wharf.wire.v1.Envelope.route_table:type_name -> wharf.wire.v1.RouteTable
+	32, // 16: wharf.wire.v1.Envelope.route_ack:type_name -> wharf.wire.v1.RouteAck
+	33, // 17: wharf.wire.v1.Envelope.access_stats:type_name -> wharf.wire.v1.AccessStats
+	35, // 18: wharf.wire.v1.Envelope.metrics_report:type_name -> wharf.wire.v1.MetricsReport
+	38, // 19: wharf.wire.v1.Envelope.log_batch:type_name -> wharf.wire.v1.LogBatch
+	41, // 20: wharf.wire.v1.Envelope.log_ack:type_name -> wharf.wire.v1.LogAck
+	42, // 21: wharf.wire.v1.Envelope.usage_report:type_name -> wharf.wire.v1.UsageReport
+	44, // 22: wharf.wire.v1.Envelope.usage_ack:type_name -> wharf.wire.v1.UsageAck
+	45, // 23: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
+	46, // 24: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
 	10, // 25: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
 	11, // 26: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
 	0,  // 27: wharf.wire.v1.Instance.desired:type_name -> wharf.wire.v1.DesiredState
 	1,  // 28: wharf.wire.v1.Instance.failover:type_name -> wharf.wire.v1.FailoverMode
-	46, // 29: wharf.wire.v1.Instance.secret_env:type_name -> wharf.wire.v1.Instance.SecretEnvEntry
-	12, // 30: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
-	15, // 31: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
-	9,  // 32: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
-	18, // 33: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
-	2,  // 34: wharf.wire.v1.InstanceStatus.state_code:type_name -> wharf.wire.v1.InstanceState
-	3,  // 35: wharf.wire.v1.InstanceStatus.reason:type_name -> wharf.wire.v1.Reason
-	23, // 36: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
-	26, // 37: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
-	28, // 38: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
-	29, // 39: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
-	30, // 40: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
-	27, // 41: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
-	47, // 42: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
-	33, // 43: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
-	35, // 44: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
-	36, // 45: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
-	38, // 46: wharf.wire.v1.LogBatch.lines:type_name -> wharf.wire.v1.LogLine
-	39, // 47: wharf.wire.v1.LogBatch.drops:type_name -> wharf.wire.v1.LogDrop
-	42, // 48: wharf.wire.v1.UsageReport.counts:type_name -> wharf.wire.v1.UsageCount
-	49, // [49:49] is the sub-list for method output_type
-	49, // [49:49] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	47, // 29: wharf.wire.v1.Instance.secret_env:type_name -> wharf.wire.v1.Instance.SecretEnvEntry
+	13, // 30: wharf.wire.v1.Instance.registry_auth:type_name -> wharf.wire.v1.RegistryAuth
+	12, // 31: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
+	16, // 32: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
+	9,  // 33: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
+	19, // 34: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
+	2,  // 35: wharf.wire.v1.InstanceStatus.state_code:type_name -> wharf.wire.v1.InstanceState
+	3,  // 36: wharf.wire.v1.InstanceStatus.reason:type_name -> wharf.wire.v1.Reason
+	24, // 37: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
+	27, // 38: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
+	29, // 39: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
+	30, // 40: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
+	31, // 41: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
+	28, // 42: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
+	48, // 43: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
+	34, // 44: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
+	36, // 45: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
+	37, // 46: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
+	39, // 47: wharf.wire.v1.LogBatch.lines:type_name -> wharf.wire.v1.LogLine
+	40, // 48: wharf.wire.v1.LogBatch.drops:type_name -> wharf.wire.v1.LogDrop
+	43, // 49: wharf.wire.v1.UsageReport.counts:type_name -> wharf.wire.v1.UsageCount
+	50, // [50:50] is the sub-list for method output_type
+	50, // [50:50] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -3959,7 +4053,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   44,
+			NumMessages:   45,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -196,7 +196,7 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 }
 
 func (d *Driver) create(ctx context.Context, spec driver.Spec) error {
-	if err := d.ensureImage(ctx, spec.Image); err != nil {
+	if err := d.ensureImage(ctx, spec.Image, spec.RegistryAuth, spec.AlwaysPull); err != nil {
 		return err
 	}
 	exposed, bindings, err := ports(spec, d.publishIP)
@@ -236,23 +236,35 @@ func (d *Driver) create(ctx context.Context, spec driver.Spec) error {
 	return nil
 }
 
-// ensureImage pulls image only when the daemon does not have it.
-func (d *Driver) ensureImage(ctx context.Context, image string) error {
-	_, err := d.cli.ImageInspect(ctx, image)
-	if err == nil {
-		return nil
+// ensureImage pulls image, with the registry's credentials when auth is
+// set; a failed pull names the registry. With always (a private
+// registry's image) it pulls even when the daemon has the image: the
+// registry checks this tenant's access, so a private image another
+// tenant's pull left on the host does not run without it (an unchanged
+// image costs one manifest request). Otherwise it pulls only when the
+// daemon lacks the image, so images loaded onto a host run offline.
+func (d *Driver) ensureImage(ctx context.Context, image string, auth *driver.RegistryAuth, always bool) error {
+	if !always {
+		_, err := d.cli.ImageInspect(ctx, image)
+		if err == nil {
+			return nil
+		}
+		if !isNotFound(err) {
+			return fmt.Errorf("inspect image %s: %w", image, err)
+		}
 	}
-	if !isNotFound(err) {
-		return fmt.Errorf("inspect image %s: %w", image, err)
-	}
-	d.log.Info("pulling image", "image", image)
-	resp, err := d.cli.ImagePull(ctx, image, client.ImagePullOptions{})
+	opts, from, err := pullOptions(image, auth)
 	if err != nil {
-		return driver.ImagePullError(fmt.Errorf("pull %s: %w", image, err))
+		return driver.ImagePullError(err)
+	}
+	d.log.Info("pulling image", "image", image, "registry", from)
+	resp, err := d.cli.ImagePull(ctx, image, opts)
+	if err != nil {
+		return driver.ImagePullError(fmt.Errorf("pull %s from %s: %w", image, from, err))
 	}
 	defer resp.Close()
 	if err := resp.Wait(ctx); err != nil {
-		return driver.ImagePullError(fmt.Errorf("pull %s: %w", image, err))
+		return driver.ImagePullError(fmt.Errorf("pull %s from %s: %w", image, from, err))
 	}
 	return nil
 }
