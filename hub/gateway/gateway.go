@@ -92,6 +92,7 @@ type Gateway struct {
 
 	seenMu sync.Mutex
 	seen   map[string]*agentConn // host id -> its connection's latest news
+	conns  map[string]*quic.Conn // host id -> its control connection here (exec.go)
 	peers  map[string]*peerWord
 
 	routes routeTables
@@ -533,6 +534,7 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 	if hello.HostId != id.HostID {
 		return unauthorized("hello names host %s, the certificate %s", hello.HostId, id.HostID)
 	}
+	defer g.trackConn(id.HostID, conn)()
 	welcome := &wire.Welcome{ProtocolVersion: protocol, HubNode: g.cfg.NodeName, HeartbeatIntervalMs: g.cfg.HeartbeatInterval.Milliseconds()}
 	if g.cfg.Usage != nil {
 		// Also says that this node takes usage reports.
