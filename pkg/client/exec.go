@@ -152,4 +152,3 @@ func refusal(resp *http.Response) error {
 	}
 	return e
 }
-
