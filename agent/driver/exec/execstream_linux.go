@@ -45,7 +45,10 @@ func (d *Driver) ExecStream(ctx context.Context, instanceID string, req driver.E
 	work := filepath.Join(dir, dirWork)
 	path, err := lookPath(req.Cmd[0], st.Env)
 	if err != nil {
-		return -1, fmt.Errorf("exec in %s: %w", instanceID, err)
+		// As a shell (and Docker) says it: the command's failure, not
+		// Wharf's.
+		fmt.Fprintf(orDiscard(req.Stderr), "%s: command not found\n", req.Cmd[0])
+		return 127, nil
 	}
 	cmd := &osexec.Cmd{Path: path, Args: req.Cmd}
 	if st.Isolated {

@@ -59,6 +59,13 @@ func TestExecStream(t *testing.T) {
 				t.Fatalf("code %d, err %v, stdout %q, stderr %q; want 7, %q, %q", code, err, out.String(), errOut.String(), "hi work\n", "oops\n")
 			}
 
+			// A command that does not exist: 127, as in a shell.
+			errOut.Reset()
+			code, err = d.ExecStream(ctx(t), sp.InstanceID, driver.ExecRequest{Cmd: []string{"no-such-command"}, Stderr: &errOut})
+			if err != nil || code != 127 || !strings.Contains(errOut.String(), "no-such-command: command not found") {
+				t.Fatalf("a missing command: code %d, err %v, stderr %q", code, err, errOut.String())
+			}
+
 			// Stdin until EOF.
 			out.Reset()
 			code, err = d.ExecStream(ctx(t), sp.InstanceID, driver.ExecRequest{Cmd: []string{"cat"}, Stdin: strings.NewReader("a\nb\n"), Stdout: &out})
