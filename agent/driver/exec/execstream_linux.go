@@ -9,6 +9,7 @@ import (
 	osexec "os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -116,10 +117,16 @@ func (d *Driver) execTTY(ctx context.Context, cmd *osexec.Cmd, instanceID string
 	if req.Stdin != nil {
 		go func() { _, _ = io.Copy(ptmx, req.Stdin) }()
 	}
+	// The resizer uses the terminal's raw descriptor: it ends before the
+	// terminal is closed.
 	done := make(chan struct{})
+	var resizer sync.WaitGroup
+	defer resizer.Wait()
 	defer close(done)
 	if req.Resize != nil {
+		resizer.Add(1)
 		go func() {
+			defer resizer.Done()
 			for {
 				select {
 				case <-done:
@@ -143,6 +150,8 @@ func (d *Driver) execTTY(ctx context.Context, cmd *osexec.Cmd, instanceID string
 	select {
 	case <-copied:
 	case <-time.After(2 * time.Second): // a background child holds the terminal
+		ptmx.Close()
+		<-copied // no output after the exit code
 	}
 	if ctx.Err() != nil {
 		return -1, ctx.Err()
