@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -206,6 +207,9 @@ func TestAppExec(t *testing.T) {
 			return err
 		}
 		want := map[string]bool{"proc/ -- sh -c echo": false, "box/ -- /testapp exec tty": false, "viewer 403": false}
+		// One entry per exec, each by the node the agent is connected to,
+		// which the other two proxied to.
+		shells, nodes := 0, map[string]bool{}
 		for _, e := range es {
 			if !strings.HasSuffix(e.Path, "/exec") {
 				continue
@@ -213,6 +217,8 @@ func TestAppExec(t *testing.T) {
 			switch {
 			case e.Actor == "dev" && e.Status == 101 && strings.HasPrefix(e.Object, "proc/") && strings.Contains(e.Object, " -- sh -c echo in"):
 				want["proc/ -- sh -c echo"] = true
+				shells++
+				nodes[e.Node] = true
 			case e.Actor == "dev" && e.Status == 101 && strings.HasPrefix(e.Object, "box/") && strings.HasSuffix(e.Object, " -- /testapp exec tty"):
 				want["box/ -- /testapp exec tty"] = true
 			case e.Actor == "view" && e.Status == 403:
@@ -223,6 +229,9 @@ func TestAppExec(t *testing.T) {
 			if !ok {
 				return &apitypes.Error{Message: "no audit entry for " + k}
 			}
+		}
+		if shells != len(c.Nodes) || len(nodes) != 1 {
+			return &apitypes.Error{Message: fmt.Sprintf("%d audit entries of the %d shell execs, by nodes %v", shells, len(c.Nodes), nodes)}
 		}
 		return nil
 	})
