@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
@@ -78,6 +79,7 @@ func (d *Driver) ExecStream(ctx context.Context, instanceID string, req driver.E
 		_, err = stdcopy.StdCopy(stdout, stderr, att.Reader)
 	}
 	if ctx.Err() != nil {
+		d.killExec(ex.ID)
 		return -1, ctx.Err()
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -105,4 +107,23 @@ func orDiscard(w io.Writer) io.Writer {
 		return io.Discard
 	}
 	return w
+}
+
+// killExec kills an exec whose caller went away: Docker has no call for
+// it, but reports its process id on the host (best effort: the daemon
+// runs on the agent's host, and the agent as root).
+func (d *Driver) killExec(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := d.cli.ExecInspect(ctx, id, client.ExecInspectOptions{})
+	if err != nil || !res.Running || res.PID <= 0 {
+		return
+	}
+	p, err := os.FindProcess(res.PID)
+	if err == nil {
+		err = p.Kill()
+	}
+	if err != nil {
+		d.log.Debug("kill an abandoned exec", "exec", id, "pid", res.PID, "err", err)
+	}
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
+
 	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/agent/driver/docker"
 	"github.com/wharf-platform/wharf/agent/driver/drivertest"
@@ -98,6 +100,26 @@ func TestExecStream(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("the tty exec did not end; output %q", out.String())
 		}
+	})
+
+	t.Run("a caller that goes away kills the command", func(t *testing.T) {
+		c, cancel := context.WithTimeout(ctx(t), time.Second)
+		defer cancel()
+		if _, err := d.ExecStream(c, spec.InstanceID, driver.ExecRequest{Cmd: []string{"/testapp", "exec", "sleep", "60"}}); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("got %v, want the deadline", err)
+		}
+		drivertest.WaitFor(t, 10*time.Second, func() (bool, string) {
+			top, err := cli.ContainerTop(ctx(t), "wharf-"+spec.InstanceID, client.ContainerTopOptions{})
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, p := range top.Processes {
+				if strings.Contains(strings.Join(p, " "), "exec sleep") {
+					return false, "still running: " + strings.Join(p, " ")
+				}
+			}
+			return true, ""
+		})
 	})
 
 	t.Run("another host's instance is not found", func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,11 +17,12 @@ import (
 //	testapp exec exit N   exits with N
 //	testapp exec out      writes "to stdout" and "to stderr" on each, exits 3
 //	testapp exec cat      copies stdin to stdout until EOF
+//	testapp exec sleep N  sleeps N seconds, deaf to its stdin
 //	testapp exec tty      prints "tty=BOOL size=COLSxROWS", then again after
 //	                      each line of input, until a line "q"
 func execProbe(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "testapp exec: exit N | out | cat | tty")
+		fmt.Fprintln(os.Stderr, "testapp exec: exit N | out | cat | sleep N | tty")
 		return 2
 	}
 	switch args[0] {
@@ -34,6 +36,13 @@ func execProbe(args []string) int {
 		fmt.Println("to stdout")
 		fmt.Fprintln(os.Stderr, "to stderr")
 		return 3
+	case "sleep":
+		if len(args) < 2 {
+			return 2
+		}
+		n, _ := strconv.Atoi(args[1])
+		time.Sleep(time.Duration(n) * time.Second)
+		return 0
 	case "cat":
 		if _, err := io.Copy(os.Stdout, os.Stdin); err != nil {
 			return 1
