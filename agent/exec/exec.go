@@ -4,8 +4,9 @@
 // and runs each exec stream's command through the driver.
 //
 // An exec stream: the hub writes wire.StreamExec and an ExecStart, then
-// stdin (ExecData) and terminal sizes (ExecResize); the agent answers with
-// output (ExecData) and, last, ExecExit. A frame that is not one of these
+// stdin (ExecData) and terminal sizes (ExecResize); the agent answers
+// ExecStarted (or, refusing, ExecExit at once), then output (ExecData)
+// and, last, ExecExit. A frame that is not one of these
 // resets the stream with CodeProtocol; the command is then killed.
 package exec
 
@@ -104,6 +105,9 @@ func (s *Server) run(ctx context.Context, ws *wire.Stream, st Stream, start *wir
 			name = "the " + s.drv.Name()
 		}
 		return -1, fmt.Errorf("%s driver on this host cannot run commands in instances", name)
+	}
+	if err := ws.Send(&wire.Envelope{Msg: &wire.Envelope_ExecStarted{ExecStarted: &wire.ExecStarted{}}}); err != nil {
+		return -1, err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

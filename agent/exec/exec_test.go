@@ -53,7 +53,12 @@ func (f *fakeStream) sent(t *testing.T) []*wire.Envelope {
 	t.Helper()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	s := wire.NewStream(bytes.NewBuffer(f.out.Bytes()), wire.ExecMaxFrame)
+	return sentOf(t, f.out.Bytes())
+}
+
+func sentOf(t *testing.T, b []byte) []*wire.Envelope {
+	t.Helper()
+	s := wire.NewStream(bytes.NewBuffer(b), wire.ExecMaxFrame)
 	var out []*wire.Envelope
 	for {
 		e, err := wire.RecvExec(s)
@@ -121,6 +126,7 @@ func TestServeStream(t *testing.T) {
 	exit := func(code int32, msg string) *wire.Envelope {
 		return &wire.Envelope{Msg: &wire.Envelope_ExecExit{ExecExit: &wire.ExecExit{Code: code, Error: msg}}}
 	}
+	started := &wire.Envelope{Msg: &wire.Envelope_ExecStarted{ExecStarted: &wire.ExecStarted{}}}
 	data := func(s wire.ExecStream, b string) *wire.Envelope {
 		return &wire.Envelope{Msg: &wire.Envelope_ExecData{ExecData: &wire.ExecData{Stream: s, Data: []byte(b)}}}
 	}
@@ -131,9 +137,9 @@ func TestServeStream(t *testing.T) {
 		want []*wire.Envelope
 	}{
 		{"a command with stdin", &execDriver{}, frames(wire.StreamExec, start("cat"), stdin("hello", false), stdin("", true)),
-			[]*wire.Envelope{data(wire.ExecStdout, "hello"), data(wire.ExecStderr, "bye"), exit(3, "")}},
+			[]*wire.Envelope{started, data(wire.ExecStdout, "hello"), data(wire.ExecStderr, "bye"), exit(3, "")}},
 		{"no such instance", &execDriver{}, frames(wire.StreamExec, &wire.Envelope{Msg: &wire.Envelope_ExecStart{ExecStart: &wire.ExecStart{InstanceId: "i-2", Cmd: []string{"cat"}}}}),
-			[]*wire.Envelope{exit(-1, "no instance i-2 on this host")}},
+			[]*wire.Envelope{started, exit(-1, "no instance i-2 on this host")}},
 		{"a driver without exec", plainDriver{}, frames(wire.StreamExec, start("cat")),
 			[]*wire.Envelope{exit(-1, "the plain driver on this host cannot run commands in instances")}},
 		{"no driver", nil, frames(wire.StreamExec, start("cat")),
@@ -197,8 +203,10 @@ func TestBadFramesResetTheStream(t *testing.T) {
 			if c := wire.Code(*st.writeCode); c != wire.CodeProtocol && c != wire.CodeFrameTooLarge {
 				t.Fatalf("reset with %d, want CodeProtocol", c)
 			}
-			if st.out.Len() > 0 {
-				t.Fatalf("sent %d bytes on a bad stream", st.out.Len())
+			for _, e := range sentOf(t, st.out.Bytes()) {
+				if e.GetExecStarted() == nil {
+					t.Fatalf("sent %v on a bad stream", e)
+				}
 			}
 		})
 	}

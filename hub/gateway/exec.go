@@ -5,12 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"sync"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
+
+// execAnswerTimeout bounds the wait for an agent's first answer on an
+// exec stream.
+const execAnswerTimeout = 15 * time.Second
 
 // ErrNotConnected: the host's agent has no connection to this node.
 var ErrNotConnected = errors.New("the host's agent is not connected to this hub node")
@@ -34,40 +41,48 @@ type ExecRequest struct {
 	Stderr   io.Writer
 }
 
+// execConns holds the agents' control connections to this node, on
+// which exec streams are opened.
+type execConns struct {
+	mu    sync.Mutex
+	conns map[string]*quic.Conn // host id -> its control connection here
+	wait  time.Duration         // zero: execAnswerTimeout (tests shorten it)
+}
+
 // trackConn records conn as host's connection to this node until the
 // returned func runs.
 func (g *Gateway) trackConn(hostID string, conn *quic.Conn) func() {
-	g.seenMu.Lock()
-	if g.conns == nil {
-		g.conns = map[string]*quic.Conn{}
+	e := &g.execs
+	e.mu.Lock()
+	if e.conns == nil {
+		e.conns = map[string]*quic.Conn{}
 	}
-	g.conns[hostID] = conn
-	g.seenMu.Unlock()
+	e.conns[hostID] = conn
+	e.mu.Unlock()
 	return func() {
-		g.seenMu.Lock()
-		if g.conns[hostID] == conn {
-			delete(g.conns, hostID)
+		e.mu.Lock()
+		if e.conns[hostID] == conn {
+			delete(e.conns, hostID)
 		}
-		g.seenMu.Unlock()
+		e.mu.Unlock()
 	}
 }
 
-// Connected reports whether host's agent is connected to this node.
-func (g *Gateway) Connected(hostID string) bool {
-	g.seenMu.Lock()
-	defer g.seenMu.Unlock()
-	_, ok := g.conns[hostID]
-	return ok
+func (g *Gateway) connOf(hostID string) *quic.Conn {
+	g.execs.mu.Lock()
+	defer g.execs.mu.Unlock()
+	return g.execs.conns[hostID]
 }
+
+// Connected reports whether host's agent is connected to this node.
+func (g *Gateway) Connected(hostID string) bool { return g.connOf(hostID) != nil }
 
 // Exec runs req on host's agent, over a stream this node opens on the
 // agent's connection, and returns the command's exit code. ErrNotConnected
 // when the agent is connected elsewhere; an *ExecError when the agent
 // refused.
 func (g *Gateway) Exec(ctx context.Context, hostID string, req ExecRequest) (int, error) {
-	g.seenMu.Lock()
-	conn := g.conns[hostID]
-	g.seenMu.Unlock()
+	conn := g.connOf(hostID)
 	if conn == nil {
 		return -1, ErrNotConnected
 	}
@@ -95,11 +110,22 @@ func (g *Gateway) Exec(ctx context.Context, hostID string, req ExecRequest) (int
 	done := make(chan struct{})
 	defer close(done)
 	go sendInput(s, st, req, done)
+	// The agent answers at once (ExecStarted), however long its command
+	// stays quiet: one that does not is older than exec, or cut off.
+	wait := g.execs.wait
+	if wait == 0 {
+		wait = execAnswerTimeout
+	}
+	st.SetReadDeadline(time.Now().Add(wait))
 	for {
 		env, err := wire.RecvExec(s)
 		if err != nil {
 			if ctx.Err() != nil {
 				return -1, ctx.Err()
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return -1, fmt.Errorf("the agent of host %s did not take the exec within %s (is it older than this hub?)", hostID, wait)
 			}
 			if errors.Is(err, io.EOF) {
 				err = errors.New("the agent ended the exec without an exit code")
@@ -109,6 +135,8 @@ func (g *Gateway) Exec(ctx context.Context, hostID string, req ExecRequest) (int
 			return -1, fmt.Errorf("exec on host %s: %w", hostID, err)
 		}
 		switch m := env.Msg.(type) {
+		case *wire.Envelope_ExecStarted:
+			st.SetReadDeadline(time.Time{})
 		case *wire.Envelope_ExecData:
 			w := req.Stdout
 			if m.ExecData.Stream == wire.ExecStderr {

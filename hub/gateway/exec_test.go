@@ -79,11 +79,13 @@ func send(s *wire.Stream, m proto.Message) {
 		s.Send(&wire.Envelope{Msg: &wire.Envelope_ExecExit{ExecExit: m}})
 	case *wire.ExecStart:
 		s.Send(&wire.Envelope{Msg: &wire.Envelope_ExecStart{ExecStart: m}})
+	case *wire.ExecStarted:
+		s.Send(&wire.Envelope{Msg: &wire.Envelope_ExecStarted{ExecStarted: m}})
 	}
 }
 
 func TestExec(t *testing.T) {
-	g := &Gateway{}
+	g := &Gateway{execs: execConns{wait: 500 * time.Millisecond}}
 	if _, err := g.Exec(context.Background(), "h1", ExecRequest{Instance: "i-1", Cmd: []string{"ls"}}); !errors.Is(err, ErrNotConnected) {
 		t.Fatalf("no connection: %v", err)
 	}
@@ -94,6 +96,9 @@ func TestExec(t *testing.T) {
 		select {
 		case got <- start:
 		default:
+		}
+		if start.Cmd[0] != "silent" {
+			send(s, &wire.ExecStarted{})
 		}
 		switch start.Cmd[0] {
 		case "cat":
@@ -118,7 +123,7 @@ func TestExec(t *testing.T) {
 			st.Write([]byte{3, 0xff, 0xff, 0xff})
 		case "start":
 			send(s, start) // an agent never sends ExecStart
-		case "hang":
+		case "hang", "silent":
 			<-st.Context().Done()
 		}
 	})
@@ -146,7 +151,13 @@ func TestExec(t *testing.T) {
 			t.Fatalf("%s from the agent: %v, want a protocol error", bad, err)
 		}
 	}
-	hctx, hcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	// An agent that never answers (older than exec) fails the exec soon.
+	if _, err := g.Exec(ctx, "h1", ExecRequest{Instance: "i-1", Cmd: []string{"silent"}}); err == nil || !strings.Contains(err.Error(), "did not take the exec") {
+		t.Fatalf("a silent agent: %v", err)
+	}
+	// A quiet command is not a silent agent: only the client's going
+	// away ends it.
+	hctx, hcancel := context.WithTimeout(ctx, time.Second)
 	defer hcancel()
 	if _, err := g.Exec(hctx, "h1", ExecRequest{Instance: "i-1", Cmd: []string{"hang"}}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("an exec whose client went away: %v", err)

@@ -92,10 +92,10 @@ type Gateway struct {
 
 	seenMu sync.Mutex
 	seen   map[string]*agentConn // host id -> its connection's latest news
-	conns  map[string]*quic.Conn // host id -> its control connection here (exec.go)
 	peers  map[string]*peerWord
 
 	routes routeTables
+	execs  execConns // the agents' connections, for exec streams
 
 	connections, heartbeats, logBatches atomic.Uint64
 }

@@ -4,8 +4,8 @@ import "fmt"
 
 // Exec streams are the one kind the hub opens on an agent's connection
 // (hosts have no inbound port): the hub writes StreamExec and an
-// ExecStart, then stdin and resizes; the agent answers with output and,
-// last, ExecExit. Their frames are small so that one busy exec never holds
+// ExecStart, then stdin and resizes; the agent answers ExecStarted (or,
+// refusing, ExecExit), then output and, last, ExecExit. Their frames are small so that one busy exec never holds
 // a connection's flow-control window for long.
 const (
 	// ExecMaxFrame bounds an exec stream's frames.
@@ -53,7 +53,7 @@ func checkExec(e *Envelope) error {
 		if len(d.Data) > ExecChunk {
 			return fmt.Errorf("%w: ExecData of %d bytes, limit %d", ErrCorrupt, len(d.Data), ExecChunk)
 		}
-	case *Envelope_ExecResize, *Envelope_ExecExit:
+	case *Envelope_ExecResize, *Envelope_ExecExit, *Envelope_ExecStarted:
 	default:
 		return fmt.Errorf("%w: %T on an exec stream", ErrUnknownMessage, m)
 	}

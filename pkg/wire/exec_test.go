@@ -18,6 +18,7 @@ func execMessages() []*Envelope {
 		{Msg: &Envelope_ExecData{ExecData: &ExecData{Stream: ExecStdout, Data: []byte("out \xff")}}},
 		{Msg: &Envelope_ExecData{ExecData: &ExecData{Stream: ExecStderr, Data: []byte("err")}}},
 		{Msg: &Envelope_ExecResize{ExecResize: &ExecResize{Cols: 132, Rows: 43}}},
+		{Msg: &Envelope_ExecStarted{ExecStarted: &ExecStarted{}}},
 		{Msg: &Envelope_ExecExit{ExecExit: &ExecExit{Code: 7}}},
 		{Msg: &Envelope_ExecExit{ExecExit: &ExecExit{Code: -1, Error: "no such instance"}}},
 	}

@@ -326,6 +326,7 @@ type Envelope struct {
 	//	*Envelope_ExecData
 	//	*Envelope_ExecResize
 	//	*Envelope_ExecExit
+	//	*Envelope_ExecStarted
 	Msg           isEnvelope_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -611,6 +612,15 @@ func (x *Envelope) GetExecExit() *ExecExit {
 	return nil
 }
 
+func (x *Envelope) GetExecStarted() *ExecStarted {
+	if x != nil {
+		if x, ok := x.Msg.(*Envelope_ExecStarted); ok {
+			return x.ExecStarted
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Msg interface {
 	isEnvelope_Msg()
 }
@@ -723,6 +733,10 @@ type Envelope_ExecExit struct {
 	ExecExit *ExecExit `protobuf:"bytes,53,opt,name=exec_exit,json=execExit,proto3,oneof"`
 }
 
+type Envelope_ExecStarted struct {
+	ExecStarted *ExecStarted `protobuf:"bytes,54,opt,name=exec_started,json=execStarted,proto3,oneof"`
+}
+
 func (*Envelope_Hello) isEnvelope_Msg() {}
 
 func (*Envelope_Welcome) isEnvelope_Msg() {}
@@ -776,6 +790,8 @@ func (*Envelope_ExecData) isEnvelope_Msg() {}
 func (*Envelope_ExecResize) isEnvelope_Msg() {}
 
 func (*Envelope_ExecExit) isEnvelope_Msg() {}
+
+func (*Envelope_ExecStarted) isEnvelope_Msg() {}
 
 // Hello opens the control stream (agent -> hub).
 type Hello struct {
@@ -3684,6 +3700,45 @@ func (x *ExecStart) GetRows() uint32 {
 	return 0
 }
 
+// ExecStarted is the agent's first answer on an exec stream: it took the
+// stream and runs the command (a command may say nothing for long; the
+// hub tells an agent that never answers from a quiet command by it).
+type ExecStarted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecStarted) Reset() {
+	*x = ExecStarted{}
+	mi := &file_wire_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecStarted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecStarted) ProtoMessage() {}
+
+func (x *ExecStarted) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecStarted.ProtoReflect.Descriptor instead.
+func (*ExecStarted) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{41}
+}
+
 // ExecData carries a chunk of one stream of an exec.
 type ExecData struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -3697,7 +3752,7 @@ type ExecData struct {
 
 func (x *ExecData) Reset() {
 	*x = ExecData{}
-	mi := &file_wire_proto_msgTypes[41]
+	mi := &file_wire_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3709,7 +3764,7 @@ func (x *ExecData) String() string {
 func (*ExecData) ProtoMessage() {}
 
 func (x *ExecData) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[41]
+	mi := &file_wire_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3722,7 +3777,7 @@ func (x *ExecData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecData.ProtoReflect.Descriptor instead.
 func (*ExecData) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{41}
+	return file_wire_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ExecData) GetStream() ExecStream {
@@ -3757,7 +3812,7 @@ type ExecResize struct {
 
 func (x *ExecResize) Reset() {
 	*x = ExecResize{}
-	mi := &file_wire_proto_msgTypes[42]
+	mi := &file_wire_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3769,7 +3824,7 @@ func (x *ExecResize) String() string {
 func (*ExecResize) ProtoMessage() {}
 
 func (x *ExecResize) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[42]
+	mi := &file_wire_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3782,7 +3837,7 @@ func (x *ExecResize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResize.ProtoReflect.Descriptor instead.
 func (*ExecResize) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{42}
+	return file_wire_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ExecResize) GetCols() uint32 {
@@ -3811,7 +3866,7 @@ type ExecExit struct {
 
 func (x *ExecExit) Reset() {
 	*x = ExecExit{}
-	mi := &file_wire_proto_msgTypes[43]
+	mi := &file_wire_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3823,7 +3878,7 @@ func (x *ExecExit) String() string {
 func (*ExecExit) ProtoMessage() {}
 
 func (x *ExecExit) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[43]
+	mi := &file_wire_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3836,7 +3891,7 @@ func (x *ExecExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecExit.ProtoReflect.Descriptor instead.
 func (*ExecExit) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{43}
+	return file_wire_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ExecExit) GetCode() int32 {
@@ -3858,7 +3913,7 @@ var File_wire_proto protoreflect.FileDescriptor
 const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"wire.proto\x12\rwharf.wire.v1\"\x86\r\n" +
+	"wire.proto\x12\rwharf.wire.v1\"\xc7\r\n" +
 	"\bEnvelope\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.wharf.wire.v1.HelloH\x00R\x05hello\x122\n" +
 	"\awelcome\x18\x02 \x01(\v2\x16.wharf.wire.v1.WelcomeH\x00R\awelcome\x128\n" +
@@ -3890,7 +3945,8 @@ const file_wire_proto_rawDesc = "" +
 	"\texec_data\x183 \x01(\v2\x17.wharf.wire.v1.ExecDataH\x00R\bexecData\x12<\n" +
 	"\vexec_resize\x184 \x01(\v2\x19.wharf.wire.v1.ExecResizeH\x00R\n" +
 	"execResize\x126\n" +
-	"\texec_exit\x185 \x01(\v2\x17.wharf.wire.v1.ExecExitH\x00R\bexecExitB\x05\n" +
+	"\texec_exit\x185 \x01(\v2\x17.wharf.wire.v1.ExecExitH\x00R\bexecExit\x12?\n" +
+	"\fexec_started\x186 \x01(\v2\x1a.wharf.wire.v1.ExecStartedH\x00R\vexecStartedB\x05\n" +
 	"\x03msg\"\xcb\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
@@ -4139,7 +4195,8 @@ const file_wire_proto_rawDesc = "" +
 	"\x03tty\x18\x03 \x01(\bR\x03tty\x12\x14\n" +
 	"\x05stdin\x18\x04 \x01(\bR\x05stdin\x12\x12\n" +
 	"\x04cols\x18\x05 \x01(\rR\x04cols\x12\x12\n" +
-	"\x04rows\x18\x06 \x01(\rR\x04rows\"c\n" +
+	"\x04rows\x18\x06 \x01(\rR\x04rows\"\r\n" +
+	"\vExecStarted\"c\n" +
 	"\bExecData\x121\n" +
 	"\x06stream\x18\x01 \x01(\x0e2\x19.wharf.wire.v1.ExecStreamR\x06stream\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x10\n" +
@@ -4193,7 +4250,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_wire_proto_goTypes = []any{
 	(DesiredState)(0),       // 0: wharf.wire.v1.DesiredState
 	(FailoverMode)(0),       // 1: wharf.wire.v1.FailoverMode
@@ -4241,12 +4298,13 @@ var file_wire_proto_goTypes = []any{
 	(*UsageCount)(nil),      // 43: wharf.wire.v1.UsageCount
 	(*UsageAck)(nil),        // 44: wharf.wire.v1.UsageAck
 	(*ExecStart)(nil),       // 45: wharf.wire.v1.ExecStart
-	(*ExecData)(nil),        // 46: wharf.wire.v1.ExecData
-	(*ExecResize)(nil),      // 47: wharf.wire.v1.ExecResize
-	(*ExecExit)(nil),        // 48: wharf.wire.v1.ExecExit
-	nil,                     // 49: wharf.wire.v1.Inventory.LabelsEntry
-	nil,                     // 50: wharf.wire.v1.Instance.EnvEntry
-	nil,                     // 51: wharf.wire.v1.RouteApp.WeightsEntry
+	(*ExecStarted)(nil),     // 46: wharf.wire.v1.ExecStarted
+	(*ExecData)(nil),        // 47: wharf.wire.v1.ExecData
+	(*ExecResize)(nil),      // 48: wharf.wire.v1.ExecResize
+	(*ExecExit)(nil),        // 49: wharf.wire.v1.ExecExit
+	nil,                     // 50: wharf.wire.v1.Inventory.LabelsEntry
+	nil,                     // 51: wharf.wire.v1.Instance.EnvEntry
+	nil,                     // 52: wharf.wire.v1.RouteApp.WeightsEntry
 }
 var file_wire_proto_depIdxs = []int32{
 	6,  // 0: wharf.wire.v1.Envelope.hello:type_name -> wharf.wire.v1.Hello
@@ -4273,40 +4331,41 @@ var file_wire_proto_depIdxs = []int32{
 	42, // 21: wharf.wire.v1.Envelope.usage_report:type_name -> wharf.wire.v1.UsageReport
 	44, // 22: wharf.wire.v1.Envelope.usage_ack:type_name -> wharf.wire.v1.UsageAck
 	45, // 23: wharf.wire.v1.Envelope.exec_start:type_name -> wharf.wire.v1.ExecStart
-	46, // 24: wharf.wire.v1.Envelope.exec_data:type_name -> wharf.wire.v1.ExecData
-	47, // 25: wharf.wire.v1.Envelope.exec_resize:type_name -> wharf.wire.v1.ExecResize
-	48, // 26: wharf.wire.v1.Envelope.exec_exit:type_name -> wharf.wire.v1.ExecExit
-	49, // 27: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
-	50, // 28: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
-	11, // 29: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
-	12, // 30: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
-	0,  // 31: wharf.wire.v1.Instance.desired:type_name -> wharf.wire.v1.DesiredState
-	1,  // 32: wharf.wire.v1.Instance.failover:type_name -> wharf.wire.v1.FailoverMode
-	13, // 33: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
-	16, // 34: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
-	10, // 35: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
-	19, // 36: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
-	2,  // 37: wharf.wire.v1.InstanceStatus.state_code:type_name -> wharf.wire.v1.InstanceState
-	3,  // 38: wharf.wire.v1.InstanceStatus.reason:type_name -> wharf.wire.v1.Reason
-	24, // 39: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
-	27, // 40: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
-	29, // 41: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
-	30, // 42: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
-	31, // 43: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
-	28, // 44: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
-	51, // 45: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
-	34, // 46: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
-	36, // 47: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
-	37, // 48: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
-	39, // 49: wharf.wire.v1.LogBatch.lines:type_name -> wharf.wire.v1.LogLine
-	40, // 50: wharf.wire.v1.LogBatch.drops:type_name -> wharf.wire.v1.LogDrop
-	43, // 51: wharf.wire.v1.UsageReport.counts:type_name -> wharf.wire.v1.UsageCount
-	4,  // 52: wharf.wire.v1.ExecData.stream:type_name -> wharf.wire.v1.ExecStream
-	53, // [53:53] is the sub-list for method output_type
-	53, // [53:53] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	47, // 24: wharf.wire.v1.Envelope.exec_data:type_name -> wharf.wire.v1.ExecData
+	48, // 25: wharf.wire.v1.Envelope.exec_resize:type_name -> wharf.wire.v1.ExecResize
+	49, // 26: wharf.wire.v1.Envelope.exec_exit:type_name -> wharf.wire.v1.ExecExit
+	46, // 27: wharf.wire.v1.Envelope.exec_started:type_name -> wharf.wire.v1.ExecStarted
+	50, // 28: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
+	51, // 29: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
+	11, // 30: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
+	12, // 31: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
+	0,  // 32: wharf.wire.v1.Instance.desired:type_name -> wharf.wire.v1.DesiredState
+	1,  // 33: wharf.wire.v1.Instance.failover:type_name -> wharf.wire.v1.FailoverMode
+	13, // 34: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
+	16, // 35: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
+	10, // 36: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
+	19, // 37: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
+	2,  // 38: wharf.wire.v1.InstanceStatus.state_code:type_name -> wharf.wire.v1.InstanceState
+	3,  // 39: wharf.wire.v1.InstanceStatus.reason:type_name -> wharf.wire.v1.Reason
+	24, // 40: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
+	27, // 41: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
+	29, // 42: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
+	30, // 43: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
+	31, // 44: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
+	28, // 45: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
+	52, // 46: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
+	34, // 47: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
+	36, // 48: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
+	37, // 49: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
+	39, // 50: wharf.wire.v1.LogBatch.lines:type_name -> wharf.wire.v1.LogLine
+	40, // 51: wharf.wire.v1.LogBatch.drops:type_name -> wharf.wire.v1.LogDrop
+	43, // 52: wharf.wire.v1.UsageReport.counts:type_name -> wharf.wire.v1.UsageCount
+	4,  // 53: wharf.wire.v1.ExecData.stream:type_name -> wharf.wire.v1.ExecStream
+	54, // [54:54] is the sub-list for method output_type
+	54, // [54:54] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -4342,6 +4401,7 @@ func file_wire_proto_init() {
 		(*Envelope_ExecData)(nil),
 		(*Envelope_ExecResize)(nil),
 		(*Envelope_ExecExit)(nil),
+		(*Envelope_ExecStarted)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4349,7 +4409,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   47,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
