@@ -20,6 +20,7 @@ import (
 
 	"github.com/wharf-platform/wharf/agent/control"
 	"github.com/wharf-platform/wharf/agent/driver"
+	agentexec "github.com/wharf-platform/wharf/agent/exec"
 	"github.com/wharf-platform/wharf/agent/gossip"
 	"github.com/wharf-platform/wharf/agent/hubs"
 	"github.com/wharf-platform/wharf/agent/identity"
@@ -191,6 +192,7 @@ func (a *Agent) runEnrolled(ctx context.Context) error {
 	}
 	capacity, _ := drv.(driver.CapacityReporter)
 	ctl := a.newControl(w, g, capacity)
+	agentexec.New(drv, a.log).Register(ctl)
 	rr = append(rr, run.Func(func(ctx context.Context) error { return a.connect(ctx, ctl) }))
 	return run.All(ctx, rr...)
 }

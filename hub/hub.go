@@ -264,6 +264,7 @@ func New(cfg Config) (*Hub, error) {
 		OpenProvider: openProvider(cfg.Tuning),
 		Billing:      biller,
 		Autoscale:    autoscaler,
+		Exec:         execRoute{gw: gw, cl: cl},
 	})
 	if err != nil {
 		return nil, err

@@ -12,6 +12,7 @@ package driver
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 )
 
@@ -257,4 +258,31 @@ type UsageReporter interface {
 	// Usage reports the instances' use now; nothing (and no error) when
 	// the runtime does not measure it.
 	Usage(ctx context.Context) ([]Usage, error)
+}
+
+// TermSize is a terminal's size in character cells.
+type TermSize struct{ Cols, Rows uint16 }
+
+// ExecRequest is an interactive command to run in an instance (`wharf app
+// exec`). Nil streams are empty (Stdin) or discarded (Stdout, Stderr).
+type ExecRequest struct {
+	Cmd []string // argv; Cmd[0] is looked up in the instance's PATH
+	// TTY runs the command on a terminal of Size: its output (stdout and
+	// stderr together) arrives on Stdout, and Resize changes its size.
+	TTY    bool
+	Size   TermSize
+	Resize <-chan TermSize
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// ExecStreamer is implemented by drivers that run interactive commands
+// in their instances. Kept apart from Execer (health checks want only an
+// exit code), so that a driver may offer one without the other.
+type ExecStreamer interface {
+	// ExecStream runs req in the instance until the command exits (its
+	// exit code) or ctx ends (the command is killed). ErrNotFound: no
+	// such instance on this host; any other error: the runtime's.
+	ExecStream(ctx context.Context, instanceID string, req ExecRequest) (int, error)
 }

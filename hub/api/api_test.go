@@ -345,6 +345,7 @@ func TestRBACMatrix(t *testing.T) {
 		{"POST /v1/apps/{name}/start", "POST", "/v1/apps/web/start?tenant={t}", "", expect{409, 409, 409, 403}, expect{409, 404, 404, 403}}, // not stopped
 		{"POST /v1/hosts/{id}/undrain", "POST", "/v1/hosts/host1/undrain", "", adminOnly(409), adminOnly(409)},                              // not draining
 		{"GET /v1/audit", "GET", "/v1/audit?tenant={t}", "", expect{200, 200, 403, 403}, expect{200, 404, 403, 403}},
+		{"GET /v1/apps/{name}/exec", "GET", "/v1/apps/web/exec?tenant={t}&cmd=ls", "", expect{409, 409, 409, 403}, expect{409, 404, 404, 403}}, // no running instance
 		{"GET /v1/openapi.json", "GET", "/v1/openapi.json", "", all(200), all(200)},
 		{"GET /v1/apps/{name}/logs", "GET", "/v1/apps/web/logs?tenant={t}", "", all(503), expect{503, 404, 404, 404}}, // the fixture keeps no logs
 		{"POST /v1/apps/{name}/log-drains", "POST", "/v1/apps/web/log-drains?tenant={t}", `{"url":"syslog://d{n}.example.com:514"}`, expect{201, 201, 201, 403}, expect{201, 404, 404, 403}},

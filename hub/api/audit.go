@@ -1,10 +1,12 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -23,7 +25,13 @@ type Auditor interface {
 	Record(ctx context.Context, e apitypes.AuditEntry) error
 }
 
-// mutating reports whether requests of this method are audited.
+// audited reports whether a request is audited: a mutating one, or one
+// that upgrades its connection (an exec into an instance).
+func audited(r *http.Request) bool {
+	return mutating(r.Method) || r.Header.Get("Upgrade") != ""
+}
+
+// mutating reports whether requests of this method change state.
 func mutating(method string) bool {
 	switch method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete:
@@ -45,7 +53,35 @@ type auditWriter struct {
 	// (the 503 was sent; writes are dropped).
 	finish       func(*auditWriter)
 	done, failed bool
+	// object, when set, is the entry's object (a handler's own account
+	// of what it acted on, such as an exec's command).
+	object string
 }
+
+// setAuditObject names the object of the request's audit entry, when w
+// is audited.
+func setAuditObject(w http.ResponseWriter, object string) {
+	if aw, ok := w.(*auditWriter); ok {
+		aw.object = object
+	}
+}
+
+// Hijack commits the entry (with the status written so far, 101 for a
+// WebSocket) before handing over the connection: an upgraded connection
+// (an exec) is audited like a write. When the entry cannot be committed
+// the client is answered 503 and nothing is hijacked.
+func (a *auditWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if !a.done {
+		a.finish(a)
+	}
+	if a.failed {
+		return nil, nil, errAnswerWithheld
+	}
+	return http.NewResponseController(a.w).Hijack()
+}
+
+// Unwrap gives http.ResponseController the writer underneath.
+func (a *auditWriter) Unwrap() http.ResponseWriter { return a.w }
 
 // errAnswerWithheld ends the writes of a handler whose audit entry failed.
 var errAnswerWithheld = errors.New("the answer was withheld: its audit entry could not be committed")
@@ -96,7 +132,7 @@ func (a *auditWriter) status() int {
 // audited requests (and it), else w itself (and nil). finish is called at
 // the first flush or when the handler returns.
 func (s *Server) auditing(w http.ResponseWriter, r *http.Request, finish func(*auditWriter)) (http.ResponseWriter, *auditWriter) {
-	if s.cfg.Audit == nil || !mutating(r.Method) {
+	if s.cfg.Audit == nil || !audited(r) {
 		return w, nil
 	}
 	aw := &auditWriter{w: w, finish: finish}
@@ -127,7 +163,10 @@ func (s *Server) finishAudit(aw *auditWriter, r *http.Request, pattern string, p
 	if e.Tenant == "" && p != nil && p.admin() {
 		e.Tenant = answer.Tenant
 	}
-	e.Object = pathObject(pattern, r)
+	e.Object = aw.object
+	if e.Object == "" {
+		e.Object = pathObject(pattern, r)
+	}
 	if e.Object == "" {
 		switch id := answer.ID.(type) {
 		case string:

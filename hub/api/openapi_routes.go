@@ -70,6 +70,7 @@ func routeDocs() []routeDoc {
 		{"GET /v1/apps/{name}/versions", ok, "List an app's versions", nil, []apitypes.AppVersion{}, "", ex("/v1/apps/web/versions?tenant=acme", nil)},
 		{"GET /v1/apps/{name}/history", ok, "List an app's deployments, restarts and scalings", nil, []apitypes.Deployment{}, "", ex("/v1/apps/web/history?tenant=acme", nil)},
 		{"GET /v1/apps/{name}/instances", ok, "List an app's instances", nil, []apitypes.Instance{}, "", ex("/v1/apps/web/instances?tenant=acme", nil)},
+		{"GET /v1/apps/{name}/exec", http.StatusSwitchingProtocols, "Run a command in an instance (developer and above; audited): a WebSocket, subprotocol " + apitypes.ExecProtocol + ", whose binary messages start with a channel byte: 0 stdin, 1 stdout, 2 stderr, 3 the final status (JSON exit_code, error), 4 a resize (JSON cols, rows), 5 end of stdin", nil, apitypes.ExecStatus{}, "cmd,instance,tty,stdin,cols,rows", nil},
 		{"GET /v1/apps/{name}/routes", ok, "List an app's routes", nil, []apitypes.Route{}, "", ex("/v1/apps/web/routes?tenant=acme", nil)},
 		{"GET /v1/apps/{name}/stats", ok, "An app's router counts per second", nil, []apitypes.TrafficSecond{}, "since", ex("/v1/apps/web/stats?tenant=acme", nil)},
 		{"GET /v1/apps/{name}/metrics", ok, "An app's metric series", nil, []apitypes.MetricSeries{}, "from,to,step", ex("/v1/apps/web/metrics?tenant=acme", nil)},

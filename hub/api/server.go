@@ -83,6 +83,8 @@ type Config struct {
 	Audit Auditor
 	// Autoscale, when set, tells what the autoscaler sees of an app.
 	Autoscale AutoscaleReader
+	// Exec, when set, runs commands in instances (exec.go).
+	Exec Execer
 }
 
 // AutoscaleReader returns what the leader's autoscaler last saw of an app
@@ -287,6 +289,10 @@ func (w *statusWriter) Flush() {
 	}
 }
 
+// Unwrap lets http.ResponseController reach the connection (an exec's
+// WebSocket hijacks it).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
 func (w *statusWriter) status() int {
 	if w.code == 0 {
 		return http.StatusOK
@@ -363,6 +369,7 @@ func (s *Server) register() {
 	s.handle("GET /v1/apps/{name}/autoscale", authed, s.getAutoscale)
 	s.handle("PUT /v1/apps/{name}/autoscale", authed, s.putAutoscale)
 	s.handle("DELETE /v1/apps/{name}/autoscale", authed, s.deleteAutoscale)
+	s.handle("GET /v1/apps/{name}/exec", authed, s.execApp)
 
 	s.handle("GET /v1/join-tokens", authed, s.listJoinTokens)
 	s.handle("POST /v1/join-tokens", authed, s.createJoinToken)

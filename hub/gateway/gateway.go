@@ -110,6 +110,7 @@ type Gateway struct {
 	peers  map[string]*peerWord
 
 	routes routeTables
+	execs  execConns // the agents' connections, for exec streams
 
 	connections, heartbeats, logBatches atomic.Uint64
 }
@@ -558,6 +559,7 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 	if hello.HostId != id.HostID {
 		return unauthorized("hello names host %s, the certificate %s", hello.HostId, id.HostID)
 	}
+	defer g.trackConn(id.HostID, conn)()
 	welcome := &wire.Welcome{ProtocolVersion: protocol, HubNode: g.cfg.NodeName, HeartbeatIntervalMs: g.cfg.HeartbeatInterval.Milliseconds()}
 	if g.cfg.Usage != nil {
 		// Also says that this node takes usage reports.

@@ -313,7 +313,7 @@ func (e *env) appCmd() *cobra.Command {
 			return e.finish(cmd, c, abortWait, a, a.Version)
 		})}
 	abortWait.add(abort)
-	subs := []*cobra.Command{deploy, ls, show, rm, scale, rollback, versions, history, instancesCmd, statusCmd, promote, abort, failback, e.statsCmd(), e.metricsCmd(), e.logsCmd(), e.autoscaleCmd()}
+	subs := []*cobra.Command{deploy, ls, show, rm, scale, rollback, versions, history, instancesCmd, statusCmd, promote, abort, failback, e.statsCmd(), e.metricsCmd(), e.logsCmd(), e.autoscaleCmd(), e.appExecCmd()}
 	return group("app", "Deploy and manage apps", append(subs, e.appVerbCmds()...)...)
 }
 

@@ -70,6 +70,13 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if err == nil {
 		return ExitOK
 	}
+	var x exitError
+	if errors.As(err, &x) { // wharf app exec: the command's code, or ExitWharf
+		if x.err != nil {
+			fmt.Fprintln(stderr, "Error:", e.explain(x.err))
+		}
+		return x.code
+	}
 	var f failure
 	if errors.As(err, &f) {
 		fmt.Fprintln(stderr, "Error:", e.explain(err))

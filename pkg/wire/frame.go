@@ -28,6 +28,7 @@ const (
 	StreamLogs
 	StreamMetrics
 	StreamRenew // an enrolled agent asks for a new certificate
+	StreamExec  // the hub runs a command in an instance (the one kind the hub opens)
 )
 
 // Code is a QUIC application error code for closing a stream or connection.

@@ -243,6 +243,58 @@ func (Reason) EnumDescriptor() ([]byte, []int) {
 	return file_wire_proto_rawDescGZIP(), []int{3}
 }
 
+type ExecStream int32
+
+const (
+	ExecStream_EXEC_STREAM_UNSPECIFIED ExecStream = 0
+	ExecStream_EXEC_STREAM_STDIN       ExecStream = 1
+	ExecStream_EXEC_STREAM_STDOUT      ExecStream = 2
+	ExecStream_EXEC_STREAM_STDERR      ExecStream = 3
+)
+
+// Enum value maps for ExecStream.
+var (
+	ExecStream_name = map[int32]string{
+		0: "EXEC_STREAM_UNSPECIFIED",
+		1: "EXEC_STREAM_STDIN",
+		2: "EXEC_STREAM_STDOUT",
+		3: "EXEC_STREAM_STDERR",
+	}
+	ExecStream_value = map[string]int32{
+		"EXEC_STREAM_UNSPECIFIED": 0,
+		"EXEC_STREAM_STDIN":       1,
+		"EXEC_STREAM_STDOUT":      2,
+		"EXEC_STREAM_STDERR":      3,
+	}
+)
+
+func (x ExecStream) Enum() *ExecStream {
+	p := new(ExecStream)
+	*p = x
+	return p
+}
+
+func (x ExecStream) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExecStream) Descriptor() protoreflect.EnumDescriptor {
+	return file_wire_proto_enumTypes[4].Descriptor()
+}
+
+func (ExecStream) Type() protoreflect.EnumType {
+	return &file_wire_proto_enumTypes[4]
+}
+
+func (x ExecStream) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExecStream.Descriptor instead.
+func (ExecStream) EnumDescriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{4}
+}
+
 type Envelope struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -270,6 +322,11 @@ type Envelope struct {
 	//	*Envelope_LogAck
 	//	*Envelope_UsageReport
 	//	*Envelope_UsageAck
+	//	*Envelope_ExecStart
+	//	*Envelope_ExecData
+	//	*Envelope_ExecResize
+	//	*Envelope_ExecExit
+	//	*Envelope_ExecStarted
 	Msg           isEnvelope_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -519,6 +576,51 @@ func (x *Envelope) GetUsageAck() *UsageAck {
 	return nil
 }
 
+func (x *Envelope) GetExecStart() *ExecStart {
+	if x != nil {
+		if x, ok := x.Msg.(*Envelope_ExecStart); ok {
+			return x.ExecStart
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetExecData() *ExecData {
+	if x != nil {
+		if x, ok := x.Msg.(*Envelope_ExecData); ok {
+			return x.ExecData
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetExecResize() *ExecResize {
+	if x != nil {
+		if x, ok := x.Msg.(*Envelope_ExecResize); ok {
+			return x.ExecResize
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetExecExit() *ExecExit {
+	if x != nil {
+		if x, ok := x.Msg.(*Envelope_ExecExit); ok {
+			return x.ExecExit
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetExecStarted() *ExecStarted {
+	if x != nil {
+		if x, ok := x.Msg.(*Envelope_ExecStarted); ok {
+			return x.ExecStarted
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Msg interface {
 	isEnvelope_Msg()
 }
@@ -615,6 +717,26 @@ type Envelope_UsageAck struct {
 	UsageAck *UsageAck `protobuf:"bytes,32,opt,name=usage_ack,json=usageAck,proto3,oneof"`
 }
 
+type Envelope_ExecStart struct {
+	ExecStart *ExecStart `protobuf:"bytes,50,opt,name=exec_start,json=execStart,proto3,oneof"`
+}
+
+type Envelope_ExecData struct {
+	ExecData *ExecData `protobuf:"bytes,51,opt,name=exec_data,json=execData,proto3,oneof"`
+}
+
+type Envelope_ExecResize struct {
+	ExecResize *ExecResize `protobuf:"bytes,52,opt,name=exec_resize,json=execResize,proto3,oneof"`
+}
+
+type Envelope_ExecExit struct {
+	ExecExit *ExecExit `protobuf:"bytes,53,opt,name=exec_exit,json=execExit,proto3,oneof"`
+}
+
+type Envelope_ExecStarted struct {
+	ExecStarted *ExecStarted `protobuf:"bytes,54,opt,name=exec_started,json=execStarted,proto3,oneof"`
+}
+
 func (*Envelope_Hello) isEnvelope_Msg() {}
 
 func (*Envelope_Welcome) isEnvelope_Msg() {}
@@ -660,6 +782,16 @@ func (*Envelope_LogAck) isEnvelope_Msg() {}
 func (*Envelope_UsageReport) isEnvelope_Msg() {}
 
 func (*Envelope_UsageAck) isEnvelope_Msg() {}
+
+func (*Envelope_ExecStart) isEnvelope_Msg() {}
+
+func (*Envelope_ExecData) isEnvelope_Msg() {}
+
+func (*Envelope_ExecResize) isEnvelope_Msg() {}
+
+func (*Envelope_ExecExit) isEnvelope_Msg() {}
+
+func (*Envelope_ExecStarted) isEnvelope_Msg() {}
 
 // Hello opens the control stream (agent -> hub).
 type Hello struct {
@@ -3585,12 +3717,310 @@ func (x *UsageAck) GetSeq() uint64 {
 	return 0
 }
 
+// ExecStart opens an exec stream (hub -> agent): run cmd in the instance.
+// The hub then sends stdin (ExecData) and terminal sizes (ExecResize); the
+// agent sends output (ExecData) and, last, ExecExit.
+type ExecStart struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Cmd        []string               `protobuf:"bytes,2,rep,name=cmd,proto3" json:"cmd,omitempty"`
+	// tty asks for a terminal (stdout and stderr then arrive merged as stdout).
+	Tty bool `protobuf:"varint,3,opt,name=tty,proto3" json:"tty,omitempty"`
+	// stdin says the hub forwards input; without it the command's stdin is empty.
+	Stdin bool `protobuf:"varint,4,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	// The terminal's first size; zero: the runtime's default.
+	Cols          uint32 `protobuf:"varint,5,opt,name=cols,proto3" json:"cols,omitempty"`
+	Rows          uint32 `protobuf:"varint,6,opt,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecStart) Reset() {
+	*x = ExecStart{}
+	mi := &file_wire_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecStart) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecStart) ProtoMessage() {}
+
+func (x *ExecStart) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
+func (*ExecStart) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ExecStart) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *ExecStart) GetCmd() []string {
+	if x != nil {
+		return x.Cmd
+	}
+	return nil
+}
+
+func (x *ExecStart) GetTty() bool {
+	if x != nil {
+		return x.Tty
+	}
+	return false
+}
+
+func (x *ExecStart) GetStdin() bool {
+	if x != nil {
+		return x.Stdin
+	}
+	return false
+}
+
+func (x *ExecStart) GetCols() uint32 {
+	if x != nil {
+		return x.Cols
+	}
+	return 0
+}
+
+func (x *ExecStart) GetRows() uint32 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+// ExecStarted is the agent's first answer on an exec stream: it took the
+// stream and runs the command (a command may say nothing for long; the
+// hub tells an agent that never answers from a quiet command by it).
+type ExecStarted struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecStarted) Reset() {
+	*x = ExecStarted{}
+	mi := &file_wire_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecStarted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecStarted) ProtoMessage() {}
+
+func (x *ExecStarted) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecStarted.ProtoReflect.Descriptor instead.
+func (*ExecStarted) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{42}
+}
+
+// ExecData carries a chunk of one stream of an exec.
+type ExecData struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Stream ExecStream             `protobuf:"varint,1,opt,name=stream,proto3,enum=wharf.wire.v1.ExecStream" json:"stream,omitempty"`
+	Data   []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	// eof: the stream ended (stdin closed); data is then empty.
+	Eof           bool `protobuf:"varint,3,opt,name=eof,proto3" json:"eof,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecData) Reset() {
+	*x = ExecData{}
+	mi := &file_wire_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecData) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecData) ProtoMessage() {}
+
+func (x *ExecData) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecData.ProtoReflect.Descriptor instead.
+func (*ExecData) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ExecData) GetStream() ExecStream {
+	if x != nil {
+		return x.Stream
+	}
+	return ExecStream_EXEC_STREAM_UNSPECIFIED
+}
+
+func (x *ExecData) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *ExecData) GetEof() bool {
+	if x != nil {
+		return x.Eof
+	}
+	return false
+}
+
+// ExecResize is the terminal's new size.
+type ExecResize struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cols          uint32                 `protobuf:"varint,1,opt,name=cols,proto3" json:"cols,omitempty"`
+	Rows          uint32                 `protobuf:"varint,2,opt,name=rows,proto3" json:"rows,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecResize) Reset() {
+	*x = ExecResize{}
+	mi := &file_wire_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecResize) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecResize) ProtoMessage() {}
+
+func (x *ExecResize) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecResize.ProtoReflect.Descriptor instead.
+func (*ExecResize) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ExecResize) GetCols() uint32 {
+	if x != nil {
+		return x.Cols
+	}
+	return 0
+}
+
+func (x *ExecResize) GetRows() uint32 {
+	if x != nil {
+		return x.Rows
+	}
+	return 0
+}
+
+// ExecExit ends an exec (agent -> hub): the command's exit code, or error
+// when the agent could not run it (no such instance, unsupported driver).
+type ExecExit struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecExit) Reset() {
+	*x = ExecExit{}
+	mi := &file_wire_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecExit) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecExit) ProtoMessage() {}
+
+func (x *ExecExit) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecExit.ProtoReflect.Descriptor instead.
+func (*ExecExit) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ExecExit) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ExecExit) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_wire_proto protoreflect.FileDescriptor
 
 const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"wire.proto\x12\rwharf.wire.v1\"\x9d\v\n" +
+	"wire.proto\x12\rwharf.wire.v1\"\xc7\r\n" +
 	"\bEnvelope\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.wharf.wire.v1.HelloH\x00R\x05hello\x122\n" +
 	"\awelcome\x18\x02 \x01(\v2\x16.wharf.wire.v1.WelcomeH\x00R\awelcome\x128\n" +
@@ -3616,7 +4046,14 @@ const file_wire_proto_rawDesc = "" +
 	"\tlog_batch\x18\x14 \x01(\v2\x17.wharf.wire.v1.LogBatchH\x00R\blogBatch\x120\n" +
 	"\alog_ack\x18\x15 \x01(\v2\x15.wharf.wire.v1.LogAckH\x00R\x06logAck\x12?\n" +
 	"\fusage_report\x18\x1f \x01(\v2\x1a.wharf.wire.v1.UsageReportH\x00R\vusageReport\x126\n" +
-	"\tusage_ack\x18  \x01(\v2\x17.wharf.wire.v1.UsageAckH\x00R\busageAckB\x05\n" +
+	"\tusage_ack\x18  \x01(\v2\x17.wharf.wire.v1.UsageAckH\x00R\busageAck\x129\n" +
+	"\n" +
+	"exec_start\x182 \x01(\v2\x18.wharf.wire.v1.ExecStartH\x00R\texecStart\x126\n" +
+	"\texec_data\x183 \x01(\v2\x17.wharf.wire.v1.ExecDataH\x00R\bexecData\x12<\n" +
+	"\vexec_resize\x184 \x01(\v2\x19.wharf.wire.v1.ExecResizeH\x00R\n" +
+	"execResize\x126\n" +
+	"\texec_exit\x185 \x01(\v2\x17.wharf.wire.v1.ExecExitH\x00R\bexecExit\x12?\n" +
+	"\fexec_started\x186 \x01(\v2\x1a.wharf.wire.v1.ExecStartedH\x00R\vexecStartedB\x05\n" +
 	"\x03msg\"\xcb\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
@@ -3870,7 +4307,27 @@ const file_wire_proto_rawDesc = "" +
 	"\brequests\x18\x03 \x01(\x04R\brequests\x12!\n" +
 	"\fegress_bytes\x18\x04 \x01(\x04R\vegressBytes\"\x1c\n" +
 	"\bUsageAck\x12\x10\n" +
-	"\x03seq\x18\x01 \x01(\x04R\x03seq*\\\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\"\x8e\x01\n" +
+	"\tExecStart\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12\x10\n" +
+	"\x03cmd\x18\x02 \x03(\tR\x03cmd\x12\x10\n" +
+	"\x03tty\x18\x03 \x01(\bR\x03tty\x12\x14\n" +
+	"\x05stdin\x18\x04 \x01(\bR\x05stdin\x12\x12\n" +
+	"\x04cols\x18\x05 \x01(\rR\x04cols\x12\x12\n" +
+	"\x04rows\x18\x06 \x01(\rR\x04rows\"\r\n" +
+	"\vExecStarted\"c\n" +
+	"\bExecData\x121\n" +
+	"\x06stream\x18\x01 \x01(\x0e2\x19.wharf.wire.v1.ExecStreamR\x06stream\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\x12\x10\n" +
+	"\x03eof\x18\x03 \x01(\bR\x03eof\"4\n" +
+	"\n" +
+	"ExecResize\x12\x12\n" +
+	"\x04cols\x18\x01 \x01(\rR\x04cols\x12\x12\n" +
+	"\x04rows\x18\x02 \x01(\rR\x04rows\"4\n" +
+	"\bExecExit\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error*\\\n" +
 	"\fDesiredState\x12\x1d\n" +
 	"\x19DESIRED_STATE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11DESIRED_STATE_RUN\x10\x01\x12\x16\n" +
@@ -3892,7 +4349,13 @@ const file_wire_proto_rawDesc = "" +
 	"\x11REASON_IMAGE_PULL\x10\x01\x12\x17\n" +
 	"\x13REASON_START_FAILED\x10\x02\x12\x15\n" +
 	"\x11REASON_CRASH_LOOP\x10\x03\x12\x14\n" +
-	"\x10REASON_UNHEALTHY\x10\x04B*Z(github.com/wharf-platform/wharf/pkg/wireb\x06proto3"
+	"\x10REASON_UNHEALTHY\x10\x04*p\n" +
+	"\n" +
+	"ExecStream\x12\x1b\n" +
+	"\x17EXEC_STREAM_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11EXEC_STREAM_STDIN\x10\x01\x12\x16\n" +
+	"\x12EXEC_STREAM_STDOUT\x10\x02\x12\x16\n" +
+	"\x12EXEC_STREAM_STDERR\x10\x03B*Z(github.com/wharf-platform/wharf/pkg/wireb\x06proto3"
 
 var (
 	file_wire_proto_rawDescOnce sync.Once
@@ -3906,115 +4369,127 @@ func file_wire_proto_rawDescGZIP() []byte {
 	return file_wire_proto_rawDescData
 }
 
-var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
 var file_wire_proto_goTypes = []any{
 	(DesiredState)(0),       // 0: wharf.wire.v1.DesiredState
 	(FailoverMode)(0),       // 1: wharf.wire.v1.FailoverMode
 	(InstanceState)(0),      // 2: wharf.wire.v1.InstanceState
 	(Reason)(0),             // 3: wharf.wire.v1.Reason
-	(*Envelope)(nil),        // 4: wharf.wire.v1.Envelope
-	(*Hello)(nil),           // 5: wharf.wire.v1.Hello
-	(*Welcome)(nil),         // 6: wharf.wire.v1.Welcome
-	(*Heartbeat)(nil),       // 7: wharf.wire.v1.Heartbeat
-	(*HeartbeatAck)(nil),    // 8: wharf.wire.v1.HeartbeatAck
-	(*Inventory)(nil),       // 9: wharf.wire.v1.Inventory
-	(*Port)(nil),            // 10: wharf.wire.v1.Port
-	(*Health)(nil),          // 11: wharf.wire.v1.Health
-	(*Instance)(nil),        // 12: wharf.wire.v1.Instance
-	(*RegistryAuth)(nil),    // 13: wharf.wire.v1.RegistryAuth
-	(*Assignments)(nil),     // 14: wharf.wire.v1.Assignments
-	(*AssignmentAck)(nil),   // 15: wharf.wire.v1.AssignmentAck
-	(*PeerView)(nil),        // 16: wharf.wire.v1.PeerView
-	(*GossipReport)(nil),    // 17: wharf.wire.v1.GossipReport
-	(*HubNodes)(nil),        // 18: wharf.wire.v1.HubNodes
-	(*Error)(nil),           // 19: wharf.wire.v1.Error
-	(*EnrollRequest)(nil),   // 20: wharf.wire.v1.EnrollRequest
-	(*EnrollResponse)(nil),  // 21: wharf.wire.v1.EnrollResponse
-	(*RenewRequest)(nil),    // 22: wharf.wire.v1.RenewRequest
-	(*RenewResponse)(nil),   // 23: wharf.wire.v1.RenewResponse
-	(*InstanceStatus)(nil),  // 24: wharf.wire.v1.InstanceStatus
-	(*StatusReport)(nil),    // 25: wharf.wire.v1.StatusReport
-	(*RouteTable)(nil),      // 26: wharf.wire.v1.RouteTable
-	(*RouteApp)(nil),        // 27: wharf.wire.v1.RouteApp
-	(*Backend)(nil),         // 28: wharf.wire.v1.Backend
-	(*HTTPRoute)(nil),       // 29: wharf.wire.v1.HTTPRoute
-	(*TCPRoute)(nil),        // 30: wharf.wire.v1.TCPRoute
-	(*RouteCert)(nil),       // 31: wharf.wire.v1.RouteCert
-	(*RouteAck)(nil),        // 32: wharf.wire.v1.RouteAck
-	(*AccessStats)(nil),     // 33: wharf.wire.v1.AccessStats
-	(*AppSecond)(nil),       // 34: wharf.wire.v1.AppSecond
-	(*MetricsReport)(nil),   // 35: wharf.wire.v1.MetricsReport
-	(*HostMetrics)(nil),     // 36: wharf.wire.v1.HostMetrics
-	(*InstanceMetrics)(nil), // 37: wharf.wire.v1.InstanceMetrics
-	(*LogBatch)(nil),        // 38: wharf.wire.v1.LogBatch
-	(*LogLine)(nil),         // 39: wharf.wire.v1.LogLine
-	(*LogDrop)(nil),         // 40: wharf.wire.v1.LogDrop
-	(*LogAck)(nil),          // 41: wharf.wire.v1.LogAck
-	(*UsageReport)(nil),     // 42: wharf.wire.v1.UsageReport
-	(*UsageCount)(nil),      // 43: wharf.wire.v1.UsageCount
-	(*UsageAck)(nil),        // 44: wharf.wire.v1.UsageAck
-	nil,                     // 45: wharf.wire.v1.Inventory.LabelsEntry
-	nil,                     // 46: wharf.wire.v1.Instance.EnvEntry
-	nil,                     // 47: wharf.wire.v1.Instance.SecretEnvEntry
-	nil,                     // 48: wharf.wire.v1.RouteApp.WeightsEntry
+	(ExecStream)(0),         // 4: wharf.wire.v1.ExecStream
+	(*Envelope)(nil),        // 5: wharf.wire.v1.Envelope
+	(*Hello)(nil),           // 6: wharf.wire.v1.Hello
+	(*Welcome)(nil),         // 7: wharf.wire.v1.Welcome
+	(*Heartbeat)(nil),       // 8: wharf.wire.v1.Heartbeat
+	(*HeartbeatAck)(nil),    // 9: wharf.wire.v1.HeartbeatAck
+	(*Inventory)(nil),       // 10: wharf.wire.v1.Inventory
+	(*Port)(nil),            // 11: wharf.wire.v1.Port
+	(*Health)(nil),          // 12: wharf.wire.v1.Health
+	(*Instance)(nil),        // 13: wharf.wire.v1.Instance
+	(*RegistryAuth)(nil),    // 14: wharf.wire.v1.RegistryAuth
+	(*Assignments)(nil),     // 15: wharf.wire.v1.Assignments
+	(*AssignmentAck)(nil),   // 16: wharf.wire.v1.AssignmentAck
+	(*PeerView)(nil),        // 17: wharf.wire.v1.PeerView
+	(*GossipReport)(nil),    // 18: wharf.wire.v1.GossipReport
+	(*HubNodes)(nil),        // 19: wharf.wire.v1.HubNodes
+	(*Error)(nil),           // 20: wharf.wire.v1.Error
+	(*EnrollRequest)(nil),   // 21: wharf.wire.v1.EnrollRequest
+	(*EnrollResponse)(nil),  // 22: wharf.wire.v1.EnrollResponse
+	(*RenewRequest)(nil),    // 23: wharf.wire.v1.RenewRequest
+	(*RenewResponse)(nil),   // 24: wharf.wire.v1.RenewResponse
+	(*InstanceStatus)(nil),  // 25: wharf.wire.v1.InstanceStatus
+	(*StatusReport)(nil),    // 26: wharf.wire.v1.StatusReport
+	(*RouteTable)(nil),      // 27: wharf.wire.v1.RouteTable
+	(*RouteApp)(nil),        // 28: wharf.wire.v1.RouteApp
+	(*Backend)(nil),         // 29: wharf.wire.v1.Backend
+	(*HTTPRoute)(nil),       // 30: wharf.wire.v1.HTTPRoute
+	(*TCPRoute)(nil),        // 31: wharf.wire.v1.TCPRoute
+	(*RouteCert)(nil),       // 32: wharf.wire.v1.RouteCert
+	(*RouteAck)(nil),        // 33: wharf.wire.v1.RouteAck
+	(*AccessStats)(nil),     // 34: wharf.wire.v1.AccessStats
+	(*AppSecond)(nil),       // 35: wharf.wire.v1.AppSecond
+	(*MetricsReport)(nil),   // 36: wharf.wire.v1.MetricsReport
+	(*HostMetrics)(nil),     // 37: wharf.wire.v1.HostMetrics
+	(*InstanceMetrics)(nil), // 38: wharf.wire.v1.InstanceMetrics
+	(*LogBatch)(nil),        // 39: wharf.wire.v1.LogBatch
+	(*LogLine)(nil),         // 40: wharf.wire.v1.LogLine
+	(*LogDrop)(nil),         // 41: wharf.wire.v1.LogDrop
+	(*LogAck)(nil),          // 42: wharf.wire.v1.LogAck
+	(*UsageReport)(nil),     // 43: wharf.wire.v1.UsageReport
+	(*UsageCount)(nil),      // 44: wharf.wire.v1.UsageCount
+	(*UsageAck)(nil),        // 45: wharf.wire.v1.UsageAck
+	(*ExecStart)(nil),       // 46: wharf.wire.v1.ExecStart
+	(*ExecStarted)(nil),     // 47: wharf.wire.v1.ExecStarted
+	(*ExecData)(nil),        // 48: wharf.wire.v1.ExecData
+	(*ExecResize)(nil),      // 49: wharf.wire.v1.ExecResize
+	(*ExecExit)(nil),        // 50: wharf.wire.v1.ExecExit
+	nil,                     // 51: wharf.wire.v1.Inventory.LabelsEntry
+	nil,                     // 52: wharf.wire.v1.Instance.EnvEntry
+	nil,                     // 53: wharf.wire.v1.Instance.SecretEnvEntry
+	nil,                     // 54: wharf.wire.v1.RouteApp.WeightsEntry
 }
 var file_wire_proto_depIdxs = []int32{
-	5,  // 0: wharf.wire.v1.Envelope.hello:type_name -> wharf.wire.v1.Hello
-	6,  // 1: wharf.wire.v1.Envelope.welcome:type_name -> wharf.wire.v1.Welcome
-	7,  // 2: wharf.wire.v1.Envelope.heartbeat:type_name -> wharf.wire.v1.Heartbeat
-	8,  // 3: wharf.wire.v1.Envelope.heartbeat_ack:type_name -> wharf.wire.v1.HeartbeatAck
-	9,  // 4: wharf.wire.v1.Envelope.inventory:type_name -> wharf.wire.v1.Inventory
-	14, // 5: wharf.wire.v1.Envelope.assignments:type_name -> wharf.wire.v1.Assignments
-	15, // 6: wharf.wire.v1.Envelope.assignment_ack:type_name -> wharf.wire.v1.AssignmentAck
-	17, // 7: wharf.wire.v1.Envelope.gossip_report:type_name -> wharf.wire.v1.GossipReport
-	18, // 8: wharf.wire.v1.Envelope.hub_nodes:type_name -> wharf.wire.v1.HubNodes
-	19, // 9: wharf.wire.v1.Envelope.error:type_name -> wharf.wire.v1.Error
-	20, // 10: wharf.wire.v1.Envelope.enroll_request:type_name -> wharf.wire.v1.EnrollRequest
-	21, // 11: wharf.wire.v1.Envelope.enroll_response:type_name -> wharf.wire.v1.EnrollResponse
-	22, // 12: wharf.wire.v1.Envelope.renew_request:type_name -> wharf.wire.v1.RenewRequest
-	23, // 13: wharf.wire.v1.Envelope.renew_response:type_name -> wharf.wire.v1.RenewResponse
-	25, // 14: wharf.wire.v1.Envelope.status_report:type_name -> wharf.wire.v1.StatusReport
-	26, // 15: wharf.wire.v1.Envelope.route_table:type_name -> wharf.wire.v1.RouteTable
-	32, // 16: wharf.wire.v1.Envelope.route_ack:type_name -> wharf.wire.v1.RouteAck
-	33, // 17: wharf.wire.v1.Envelope.access_stats:type_name -> wharf.wire.v1.AccessStats
-	35, // 18: wharf.wire.v1.Envelope.metrics_report:type_name -> wharf.wire.v1.MetricsReport
-	38, // 19: wharf.wire.v1.Envelope.log_batch:type_name -> wharf.wire.v1.LogBatch
-	41, // 20: wharf.wire.v1.Envelope.log_ack:type_name -> wharf.wire.v1.LogAck
-	42, // 21: wharf.wire.v1.Envelope.usage_report:type_name -> wharf.wire.v1.UsageReport
-	44, // 22: wharf.wire.v1.Envelope.usage_ack:type_name -> wharf.wire.v1.UsageAck
-	45, // 23: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
-	46, // 24: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
-	10, // 25: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
-	11, // 26: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
-	0,  // 27: wharf.wire.v1.Instance.desired:type_name -> wharf.wire.v1.DesiredState
-	1,  // 28: wharf.wire.v1.Instance.failover:type_name -> wharf.wire.v1.FailoverMode
-	47, // 29: wharf.wire.v1.Instance.secret_env:type_name -> wharf.wire.v1.Instance.SecretEnvEntry
-	13, // 30: wharf.wire.v1.Instance.registry_auth:type_name -> wharf.wire.v1.RegistryAuth
-	12, // 31: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
-	16, // 32: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
-	9,  // 33: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
-	19, // 34: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
-	2,  // 35: wharf.wire.v1.InstanceStatus.state_code:type_name -> wharf.wire.v1.InstanceState
-	3,  // 36: wharf.wire.v1.InstanceStatus.reason:type_name -> wharf.wire.v1.Reason
-	24, // 37: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
-	27, // 38: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
-	29, // 39: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
-	30, // 40: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
-	31, // 41: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
-	28, // 42: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
-	48, // 43: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
-	34, // 44: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
-	36, // 45: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
-	37, // 46: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
-	39, // 47: wharf.wire.v1.LogBatch.lines:type_name -> wharf.wire.v1.LogLine
-	40, // 48: wharf.wire.v1.LogBatch.drops:type_name -> wharf.wire.v1.LogDrop
-	43, // 49: wharf.wire.v1.UsageReport.counts:type_name -> wharf.wire.v1.UsageCount
-	50, // [50:50] is the sub-list for method output_type
-	50, // [50:50] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	6,  // 0: wharf.wire.v1.Envelope.hello:type_name -> wharf.wire.v1.Hello
+	7,  // 1: wharf.wire.v1.Envelope.welcome:type_name -> wharf.wire.v1.Welcome
+	8,  // 2: wharf.wire.v1.Envelope.heartbeat:type_name -> wharf.wire.v1.Heartbeat
+	9,  // 3: wharf.wire.v1.Envelope.heartbeat_ack:type_name -> wharf.wire.v1.HeartbeatAck
+	10, // 4: wharf.wire.v1.Envelope.inventory:type_name -> wharf.wire.v1.Inventory
+	15, // 5: wharf.wire.v1.Envelope.assignments:type_name -> wharf.wire.v1.Assignments
+	16, // 6: wharf.wire.v1.Envelope.assignment_ack:type_name -> wharf.wire.v1.AssignmentAck
+	18, // 7: wharf.wire.v1.Envelope.gossip_report:type_name -> wharf.wire.v1.GossipReport
+	19, // 8: wharf.wire.v1.Envelope.hub_nodes:type_name -> wharf.wire.v1.HubNodes
+	20, // 9: wharf.wire.v1.Envelope.error:type_name -> wharf.wire.v1.Error
+	21, // 10: wharf.wire.v1.Envelope.enroll_request:type_name -> wharf.wire.v1.EnrollRequest
+	22, // 11: wharf.wire.v1.Envelope.enroll_response:type_name -> wharf.wire.v1.EnrollResponse
+	23, // 12: wharf.wire.v1.Envelope.renew_request:type_name -> wharf.wire.v1.RenewRequest
+	24, // 13: wharf.wire.v1.Envelope.renew_response:type_name -> wharf.wire.v1.RenewResponse
+	26, // 14: wharf.wire.v1.Envelope.status_report:type_name -> wharf.wire.v1.StatusReport
+	27, // 15: wharf.wire.v1.Envelope.route_table:type_name -> wharf.wire.v1.RouteTable
+	33, // 16: wharf.wire.v1.Envelope.route_ack:type_name -> wharf.wire.v1.RouteAck
+	34, // 17: wharf.wire.v1.Envelope.access_stats:type_name -> wharf.wire.v1.AccessStats
+	36, // 18: wharf.wire.v1.Envelope.metrics_report:type_name -> wharf.wire.v1.MetricsReport
+	39, // 19: wharf.wire.v1.Envelope.log_batch:type_name -> wharf.wire.v1.LogBatch
+	42, // 20: wharf.wire.v1.Envelope.log_ack:type_name -> wharf.wire.v1.LogAck
+	43, // 21: wharf.wire.v1.Envelope.usage_report:type_name -> wharf.wire.v1.UsageReport
+	45, // 22: wharf.wire.v1.Envelope.usage_ack:type_name -> wharf.wire.v1.UsageAck
+	46, // 23: wharf.wire.v1.Envelope.exec_start:type_name -> wharf.wire.v1.ExecStart
+	48, // 24: wharf.wire.v1.Envelope.exec_data:type_name -> wharf.wire.v1.ExecData
+	49, // 25: wharf.wire.v1.Envelope.exec_resize:type_name -> wharf.wire.v1.ExecResize
+	50, // 26: wharf.wire.v1.Envelope.exec_exit:type_name -> wharf.wire.v1.ExecExit
+	47, // 27: wharf.wire.v1.Envelope.exec_started:type_name -> wharf.wire.v1.ExecStarted
+	51, // 28: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
+	52, // 29: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
+	11, // 30: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
+	12, // 31: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
+	0,  // 32: wharf.wire.v1.Instance.desired:type_name -> wharf.wire.v1.DesiredState
+	1,  // 33: wharf.wire.v1.Instance.failover:type_name -> wharf.wire.v1.FailoverMode
+	53, // 34: wharf.wire.v1.Instance.secret_env:type_name -> wharf.wire.v1.Instance.SecretEnvEntry
+	14, // 35: wharf.wire.v1.Instance.registry_auth:type_name -> wharf.wire.v1.RegistryAuth
+	13, // 36: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
+	17, // 37: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
+	10, // 38: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
+	20, // 39: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
+	2,  // 40: wharf.wire.v1.InstanceStatus.state_code:type_name -> wharf.wire.v1.InstanceState
+	3,  // 41: wharf.wire.v1.InstanceStatus.reason:type_name -> wharf.wire.v1.Reason
+	25, // 42: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
+	28, // 43: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
+	30, // 44: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
+	31, // 45: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
+	32, // 46: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
+	29, // 47: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
+	54, // 48: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
+	35, // 49: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
+	37, // 50: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
+	38, // 51: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
+	40, // 52: wharf.wire.v1.LogBatch.lines:type_name -> wharf.wire.v1.LogLine
+	41, // 53: wharf.wire.v1.LogBatch.drops:type_name -> wharf.wire.v1.LogDrop
+	44, // 54: wharf.wire.v1.UsageReport.counts:type_name -> wharf.wire.v1.UsageCount
+	4,  // 55: wharf.wire.v1.ExecData.stream:type_name -> wharf.wire.v1.ExecStream
+	56, // [56:56] is the sub-list for method output_type
+	56, // [56:56] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -4046,14 +4521,19 @@ func file_wire_proto_init() {
 		(*Envelope_LogAck)(nil),
 		(*Envelope_UsageReport)(nil),
 		(*Envelope_UsageAck)(nil),
+		(*Envelope_ExecStart)(nil),
+		(*Envelope_ExecData)(nil),
+		(*Envelope_ExecResize)(nil),
+		(*Envelope_ExecExit)(nil),
+		(*Envelope_ExecStarted)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   45,
+			NumEnums:      5,
+			NumMessages:   50,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

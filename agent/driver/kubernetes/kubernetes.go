@@ -130,6 +130,7 @@ type Driver struct {
 	cfg       Config
 	log       *slog.Logger
 	cs        kubernetes.Interface
+	rc        *rest.Config // for the exec subresource's streams
 	pods      cache.SharedIndexInformer
 	nodes     corelisters.NodeLister
 	factories []informers.SharedInformerFactory
@@ -186,7 +187,7 @@ func New(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: client: %w", err)
 	}
-	d := &Driver{cfg: cfg, log: log, cs: cs, stop: make(chan struct{}), changed: make(chan struct{}),
+	d := &Driver{cfg: cfg, log: log, cs: cs, rc: rc, stop: make(chan struct{}), changed: make(chan struct{}),
 		namespaces: map[string]bool{}, starting: map[string]*instanceLock{}}
 	d.capacity.changed = make(chan struct{}, 1)
 

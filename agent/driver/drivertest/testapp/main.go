@@ -17,6 +17,8 @@
 // them (default unbounded), each TESTAPP_PRINT_SIZE bytes long with its
 // newline (default 32).
 //
+// "testapp exec ..." is what exec tests run in an instance (exec.go).
+//
 // "testapp check" is a command health check: it exits 0 when /healthz on
 // $PORT answers 200, else 1.
 //
@@ -42,6 +44,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "exec" {
+		os.Exit(execProbe(os.Args[2:]))
+	}
 	if len(os.Args) > 1 && os.Args[1] == "check" { // a command health check: GET /healthz
 		port := os.Getenv("PORT")
 		if port == "" {
