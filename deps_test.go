@@ -106,7 +106,7 @@ func TestImportRules(t *testing.T) {
 	// see: a rename that left the rule checking nothing fails here.
 	agentFeatures := map[string]bool{}
 	for _, f := range []string{"control", "run", "hubconn", "identity", "hubs", "inventory", "local", "routes", "workload",
-		"gossip", "lease", "supervisor", "logs", "logship", "metrics", "router", "driver"} {
+		"gossip", "lease", "supervisor", "logs", "logship", "metrics", "router", "driver", "exec"} {
 		agentFeatures[module+"/agent/"+f] = true
 	}
 	checked := 0
