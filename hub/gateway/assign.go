@@ -24,7 +24,7 @@ import (
 // gets the current set again when any instance carries some, and a change
 // of the tenants' registries re-sends the set (same version) when it
 // changes what the host's instances carry.
-func (g *Gateway) pushAssignments(ctx context.Context, s *wire.Stream, id pki.AgentIdentity, applied uint64) error {
+func (g *Gateway) pushAssignments(ctx context.Context, s *wire.Stream, id pki.AgentIdentity, protocol uint32, applied uint64) error {
 	var last *wire.Assignments
 	var regIndex uint64
 	for first := true; ; first = false {
@@ -45,7 +45,7 @@ func (g *Gateway) pushAssignments(ctx context.Context, s *wire.Stream, id pki.Ag
 		}
 		ri := snap.Index(state.TableRegistries)
 		if h.AssignIndex != applied || first || ri != regIndex {
-			a, err := g.assignments(snap, h)
+			a, err := g.assignments(snap, h, protocol)
 			if err != nil {
 				return err
 			}
@@ -85,7 +85,13 @@ type RegistryCredentials interface {
 // run there, with its version's spec, its app's current secrets and the
 // credentials its image's registry needs (opened for this host's agent
 // only).
-func (g *Gateway) assignments(snap *state.Snapshot, h *state.Host) (*wire.Assignments, error) {
+//
+// An agent of a protocol older than wire.ProtocolSecrets is given neither
+// (it would save them to disk with the rest): its instances of apps with
+// secrets run without them, and pulls from private registries fail
+// naming the missing credentials, until the agent is upgraded.
+func (g *Gateway) assignments(snap *state.Snapshot, h *state.Host, protocol uint32) (*wire.Assignments, error) {
+	confidential := protocol >= wire.ProtocolSecrets
 	is, err := snap.HostInstances(nil, h.ID)
 	if err != nil {
 		return nil, err
@@ -111,7 +117,7 @@ func (g *Gateway) assignments(snap *state.Snapshot, h *state.Host) (*wire.Assign
 				in.Failover, in.MaxDisconnectMs = wire.FailoverFenced, a.Spec.Failover.MaxDisconnect.D().Milliseconds()
 			}
 			in.FastMetrics = a.Spec.Autoscale.FastMetrics()
-			if len(a.Secrets) > 0 {
+			if len(a.Secrets) > 0 && confidential {
 				env, ok := g.secrets(a)
 				in.SecretEnv, in.SecretsWithheld = env, !ok
 			}
@@ -122,7 +128,7 @@ func (g *Gateway) assignments(snap *state.Snapshot, h *state.Host) (*wire.Assign
 			if err != nil {
 				// The pull goes without them and its failure says so.
 				g.log.Warn("registry credentials", "tenant", i.Tenant, "image", v.Spec.Image, "err", err)
-			} else if c != nil {
+			} else if c != nil && confidential {
 				in.RegistryAuth = &wire.RegistryAuth{Server: c.Server, Username: c.Username, Password: c.Password}
 			}
 		}

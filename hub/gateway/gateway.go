@@ -581,7 +581,7 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 	pctx, stopPush := context.WithCancel(ctx)
 	defer stopPush()
 	go func() {
-		if err := g.pushAssignments(pctx, s, id, hello.LastAssignmentVersion); err != nil && pctx.Err() == nil {
+		if err := g.pushAssignments(pctx, s, id, protocol, hello.LastAssignmentVersion); err != nil && pctx.Err() == nil {
 			g.log.Debug("assignments", "host", id.HostID, "err", err)
 			conn.CloseWithError(quic.ApplicationErrorCode(closeCode(err)), err.Error())
 		}

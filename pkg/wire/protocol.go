@@ -13,9 +13,19 @@ import "fmt"
 // binary, so agents are upgraded with their hub, and a hub that no longer
 // writes the string fields would hand a protocol 1 agent assignments it
 // misreads (a fenced instance taken for an unfenced one).
+//
+// Protocol 3 carries apps' secrets and registry credentials in an
+// instance's assignment (secret_env, registry_auth). A protocol 2 agent
+// would keep them, as fields it does not know, in the assignments it
+// saves to disk: the hub sends them only to agents of protocol 3 and up,
+// which keep them in memory only.
 const (
 	ProtocolMin = 2
-	ProtocolMax = 2
+	ProtocolMax = 3
+
+	// ProtocolSecrets is the first protocol whose agents are given
+	// secrets and registry credentials.
+	ProtocolSecrets = 3
 )
 
 // Range is a span of protocol versions, both ends included.
