@@ -8,11 +8,11 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/httpstream"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/remotecommand"
 	"k8s.io/client-go/util/exec"
+	"k8s.io/streaming/pkg/httpstream"
 
 	"github.com/wharf-platform/wharf/agent/driver"
 )
@@ -48,6 +48,9 @@ func execPod(ctx context.Context, rc *rest.Config, api rest.Interface, namespace
 	if err != nil {
 		return -1, fmt.Errorf("exec in pod %s/%s: %w", namespace, pod, err)
 	}
+	// The WebSocket dialer reports a refused upgrade with k8s.io/streaming's
+	// error type: apimachinery's deprecated httpstream does not recognise
+	// it, and with it the SPDY fallback never ran.
 	ex, err := remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
 		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
 	})

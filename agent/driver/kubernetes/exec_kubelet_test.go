@@ -3,13 +3,20 @@ package kubernetes_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"k8s.io/client-go/rest"
 
 	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/agent/driver/drivertest"
@@ -149,6 +156,97 @@ func TestExecStreamKubelet(t *testing.T) {
 			t.Fatalf("got %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// TestExecStreamKubeletProtocols: the driver speaks WebSocket
+// (v5.channel.k8s.io) to an API server that takes it, and falls back to
+// SPDY, to the same kubelet, when the upgrade is refused (as API servers
+// before WebSocket exec, or proxies that drop WebSocket, do). A proxy of
+// the test's own stands between, recording each exec's upgrade and
+// refusing WebSocket when told to.
+func TestExecStreamKubeletProtocols(t *testing.T) {
+	c := kube(t)
+	image := testImage(t, c)
+	admin := restConfig(t, c)
+	// HTTP/1.1 to the API server: an HTTP/2 request cannot upgrade to SPDY.
+	tlsConfig, err := rest.TLSConfigFor(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := rest.HTTPWrappersForConfig(admin, &http.Transport{TLSClientConfig: tlsConfig,
+		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	upstream, err := url.Parse(admin.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		upgrades []string
+		noWS     bool
+	)
+	rp := httputil.NewSingleHostReverseProxy(upstream)
+	rp.Transport = rt
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/exec") {
+			up := strings.ToLower(r.Header.Get("Upgrade"))
+			mu.Lock()
+			upgrades = append(upgrades, up+" "+r.Header.Get("Sec-WebSocket-Protocol"))
+			refuse := noWS && up == "websocket"
+			mu.Unlock()
+			if refuse {
+				http.Error(w, "websocket refused by the test's proxy", http.StatusBadRequest)
+				return
+			}
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	rc := &rest.Config{Host: srv.URL, TLSClientConfig: rest.TLSClientConfig{Insecure: true}}
+
+	d := newDriver(t, c, kubernetes.Config{HostID: drivertest.NewID("host-"), REST: rc})
+	spec := driver.Spec{InstanceID: drivertest.NewID("i-"), Tenant: "acme", App: "proto", Version: 1, Image: image,
+		Ports: []driver.Port{{ContainerPort: 8080}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if st, err := d.Start(ctx, spec); err != nil || st.State != driver.StateRunning {
+		t.Fatalf("start: %+v, %v", st, err)
+	}
+	t.Cleanup(func() { _ = d.Stop(context.Background(), spec.InstanceID, time.Second) })
+
+	for _, tt := range []struct {
+		name  string
+		noWS  bool
+		wants []string // the upgrades asked for, in order
+	}{
+		{"websocket", false, []string{"websocket v5.channel.k8s.io"}},
+		{"spdy fallback", true, []string{"websocket v5.channel.k8s.io", "spdy/3.1 "}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			upgrades, noWS = nil, tt.noWS
+			mu.Unlock()
+			var out, errOut bytes.Buffer
+			code, err := d.ExecStream(ctx, spec.InstanceID, driver.ExecRequest{Cmd: []string{"/testapp", "exec", "cat"},
+				Stdin: strings.NewReader("through the kubelet\n"), Stdout: &out, Stderr: &errOut})
+			if err != nil || code != 0 || out.String() != "through the kubelet\n" {
+				t.Fatalf("cat: code %d, err %v, stdout %q, stderr %q", code, err, out.String(), errOut.String())
+			}
+			out.Reset()
+			code, err = d.ExecStream(ctx, spec.InstanceID, driver.ExecRequest{Cmd: []string{"/testapp", "exec", "out"}, Stdout: &out, Stderr: &errOut})
+			if err != nil || code != 3 || out.String() != "to stdout\n" || errOut.String() != "to stderr\n" {
+				t.Fatalf("out: code %d, err %v, stdout %q, stderr %q", code, err, out.String(), errOut.String())
+			}
+			mu.Lock()
+			got := strings.Join(upgrades, ", ")
+			mu.Unlock()
+			if want := strings.Join(append(tt.wants, tt.wants...), ", "); got != want {
+				t.Fatalf("upgrades asked for: %s; want %s", got, want)
+			}
+		})
+	}
 }
 
 // syncBuf is a bytes.Buffer that a test may read while the driver writes.

@@ -127,6 +127,35 @@ func TestExecPod(t *testing.T) {
 	}
 }
 
+// TestExecFallsBackToSPDY: an API server that refuses the WebSocket
+// upgrade is asked again over SPDY, as kubectl does.
+func TestExecFallsBackToSPDY(t *testing.T) {
+	var mu sync.Mutex
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.Method+" "+strings.ToLower(r.Header.Get("Upgrade")))
+		mu.Unlock()
+		http.Error(w, "no streaming here", http.StatusBadRequest)
+	}))
+	t.Cleanup(srv.Close)
+	rc := &rest.Config{Host: srv.URL}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := execPod(ctx, rc, cs.CoreV1().RESTClient(), "acme", "p", "app", driver.ExecRequest{Cmd: []string{"true"}}); err == nil {
+		t.Fatal("exec through a server that streams nothing succeeded")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(asked, ", "); got != "GET websocket, POST spdy/3.1" {
+		t.Fatalf("requests: %s; want a WebSocket upgrade, then SPDY", got)
+	}
+}
+
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
