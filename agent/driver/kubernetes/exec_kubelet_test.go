@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,43 +85,7 @@ func TestExecStreamKubelet(t *testing.T) {
 		})
 	}
 
-	t.Run("tty with resize", func(t *testing.T) {
-		inR, inW := io.Pipe()
-		defer inW.Close()
-		resize := make(chan driver.TermSize, 1)
-		var out syncBuf
-		done := make(chan error, 1)
-		go func() {
-			code, err := d.ExecStream(ctx(t), spec.InstanceID, driver.ExecRequest{Cmd: []string{"/testapp", "exec", "tty"},
-				TTY: true, Size: driver.TermSize{Cols: 100, Rows: 30}, Resize: resize, Stdin: inR, Stdout: &out})
-			if err == nil && code != 0 {
-				err = errors.New("exit code " + strconv.Itoa(code) + ", want 0")
-			}
-			done <- err
-		}()
-		// The kubelet sets a size asynchronously from the start of the
-		// command: ask until it shows.
-		sized := func(want string) {
-			t.Helper()
-			drivertest.WaitFor(t, 15*time.Second, func() (bool, string) {
-				inW.Write([]byte("again\r"))
-				time.Sleep(100 * time.Millisecond)
-				return strings.Contains(out.String(), "tty=true size="+want), out.String()
-			})
-		}
-		sized("100x30")
-		resize <- driver.TermSize{Cols: 132, Rows: 43}
-		sized("132x43")
-		inW.Write([]byte("q\r"))
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("%v; output %q", err, out.String())
-			}
-		case <-time.After(15 * time.Second):
-			t.Fatalf("the tty exec did not end; output %q", out.String())
-		}
-	})
+	t.Run("tty with resize", func(t *testing.T) { ttyResize(t, d, spec.InstanceID) })
 
 	// ExecStream ends with its caller, with or without a terminal. The
 	// command itself is the runtime's: the kubelet has no call to kill an
@@ -163,7 +128,8 @@ func TestExecStreamKubelet(t *testing.T) {
 // SPDY, to the same kubelet, when the upgrade is refused (as API servers
 // before WebSocket exec, or proxies that drop WebSocket, do). A proxy of
 // the test's own stands between, recording each exec's upgrade and
-// refusing WebSocket when told to.
+// refusing WebSocket when told to. Each protocol carries the streams, the
+// exit code, stdin and a terminal with its resizes.
 func TestExecStreamKubeletProtocols(t *testing.T) {
 	c := kube(t)
 	image := testImage(t, c)
@@ -239,13 +205,58 @@ func TestExecStreamKubeletProtocols(t *testing.T) {
 			if err != nil || code != 3 || out.String() != "to stdout\n" || errOut.String() != "to stderr\n" {
 				t.Fatalf("out: code %d, err %v, stdout %q, stderr %q", code, err, out.String(), errOut.String())
 			}
+			ttyResize(t, d, spec.InstanceID)
 			mu.Lock()
 			got := strings.Join(upgrades, ", ")
 			mu.Unlock()
-			if want := strings.Join(append(tt.wants, tt.wants...), ", "); got != want {
+			if want := strings.Join(slices.Concat(tt.wants, tt.wants, tt.wants), ", "); got != want {
 				t.Fatalf("upgrades asked for: %s; want %s", got, want)
 			}
 		})
+	}
+}
+
+// ttyResize runs the test app's tty probe in instance id on a terminal of
+// 100x30, resizes it to 132x43, and checks the probe saw both sizes and
+// exited 0.
+func ttyResize(t *testing.T, d *kubernetes.Driver, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	inR, inW := io.Pipe()
+	defer inW.Close()
+	resize := make(chan driver.TermSize, 1)
+	var out syncBuf
+	done := make(chan error, 1)
+	go func() {
+		code, err := d.ExecStream(ctx, id, driver.ExecRequest{Cmd: []string{"/testapp", "exec", "tty"},
+			TTY: true, Size: driver.TermSize{Cols: 100, Rows: 30}, Resize: resize, Stdin: inR, Stdout: &out})
+		if err == nil && code != 0 {
+			err = errors.New("exit code " + strconv.Itoa(code) + ", want 0")
+		}
+		done <- err
+	}()
+	// The kubelet sets a size asynchronously from the start of the
+	// command: ask until it shows.
+	sized := func(want string) {
+		t.Helper()
+		drivertest.WaitFor(t, 15*time.Second, func() (bool, string) {
+			inW.Write([]byte("again\r"))
+			time.Sleep(100 * time.Millisecond)
+			return strings.Contains(out.String(), "tty=true size="+want), out.String()
+		})
+	}
+	sized("100x30")
+	resize <- driver.TermSize{Cols: 132, Rows: 43}
+	sized("132x43")
+	inW.Write([]byte("q\r"))
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%v; output %q", err, out.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("the tty exec did not end; output %q", out.String())
 	}
 }
 
