@@ -68,7 +68,7 @@ func execPod(ctx context.Context, rc *rest.Config, api rest.Interface, namespace
 	switch {
 	case errors.As(err, &ce):
 		return ce.Code, nil
-	case err != nil && ctx.Err() != nil:
+	case err != nil && ctx.Err() != nil: // the stream broke because the caller left
 		return -1, fmt.Errorf("exec in pod %s/%s: %w", namespace, pod, ctx.Err())
 	case err != nil:
 		if code, msg, ok := startFailure(err); ok {
@@ -88,12 +88,13 @@ func execPod(ctx context.Context, rc *rest.Config, api rest.Interface, namespace
 // channel, a command the container runtime could not start, and returns
 // the exit code a shell gives it (127: no such file, 126: not executable)
 // with the runtime's reason. The kubelet reports it as an internal error,
-// not an exit code: without this, a mistyped command would look like a
-// failure of the platform rather than of the command, as it does with
-// Docker and the exec driver.
+// not an exit code; taken as such, a mistyped command would look like a
+// failure of Wharf (the CLI's 255) where Docker and the exec driver give
+// the command's 126 or 127.
 func startFailure(err error) (code int, msg string, ok bool) {
 	s := err.Error()
-	if !strings.Contains(s, "error executing command in container") {
+	low := strings.ToLower(s)
+	if !strings.Contains(low, "error executing command in container") {
 		return 0, "", false
 	}
 	// runc: `exec failed: unable to start container process: exec:
@@ -104,9 +105,9 @@ func startFailure(err error) (code int, msg string, ok bool) {
 		msg = s
 	}
 	switch {
-	case strings.Contains(s, "no such file or directory"), strings.Contains(s, "executable file not found"):
+	case strings.Contains(low, "no such file or directory"), strings.Contains(low, "executable file not found"):
 		return 127, msg, true
-	case strings.Contains(s, "permission denied"):
+	case strings.Contains(low, "permission denied"):
 		return 126, msg, true
 	}
 	return 0, "", false
