@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -124,6 +125,67 @@ func TestExecPod(t *testing.T) {
 	inW.Close()
 	if err := <-done; err != nil || !strings.HasPrefix(tty.String(), "size=80x24\nsize=120x40\n") {
 		t.Fatalf("tty: err %v, output %q", err, tty.String())
+	}
+}
+
+// TestExecFallsBackToSPDY: an API server that refuses the WebSocket
+// upgrade is asked again over SPDY, as kubectl does.
+func TestExecFallsBackToSPDY(t *testing.T) {
+	var mu sync.Mutex
+	var asked []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		asked = append(asked, r.Method+" "+strings.ToLower(r.Header.Get("Upgrade")))
+		mu.Unlock()
+		http.Error(w, "no streaming here", http.StatusBadRequest)
+	}))
+	t.Cleanup(srv.Close)
+	rc := &rest.Config{Host: srv.URL}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := execPod(ctx, rc, cs.CoreV1().RESTClient(), "acme", "p", "app", driver.ExecRequest{Cmd: []string{"true"}}); err == nil {
+		t.Fatal("exec through a server that streams nothing succeeded")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(asked, ", "); got != "GET websocket, POST spdy/3.1" {
+		t.Fatalf("requests: %s; want a WebSocket upgrade, then SPDY", got)
+	}
+}
+
+// TestStartFailure: the kubelet's report of a command the runtime could
+// not start (runc's and crun's words) becomes a shell's exit code; any
+// other failure stays an error.
+func TestStartFailure(t *testing.T) {
+	const kubelet = "Internal error occurred: error executing command in container: failed to exec in container: failed to start exec \"0a1b\": "
+	for _, tt := range []struct {
+		name, err string
+		code      int
+		msg       string
+		ok        bool
+	}{
+		{"runc, no such file", kubelet + `OCI runtime exec failed: exec failed: unable to start container process: exec: "/bin/sh": stat /bin/sh: no such file or directory: unknown`,
+			127, `unable to start container process: exec: "/bin/sh": stat /bin/sh: no such file or directory`, true},
+		{"runc, not in PATH", kubelet + `OCI runtime exec failed: exec failed: unable to start container process: exec: "ls": executable file not found in $PATH: unknown`,
+			127, `unable to start container process: exec: "ls": executable file not found in $PATH`, true},
+		{"runc, not executable", kubelet + `OCI runtime exec failed: exec failed: unable to start container process: exec: "/etc/hosts": permission denied: unknown`,
+			126, `unable to start container process: exec: "/etc/hosts": permission denied`, true},
+		{"crun, not in PATH", kubelet + "OCI runtime exec failed: exec failed: executable file `ls` not found in $PATH: No such file or directory: unknown",
+			127, "executable file `ls` not found in $PATH: No such file or directory", true},
+		{"container gone", kubelet + `cannot exec in a stopped state: unknown`, 0, "", false},
+		{"container not found", kubelet + `container "0a1b" not found`, 0, "", false},
+		{"transport", "unable to upgrade connection: pod does not exist", 0, "", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, msg, ok := startFailure(errors.New(tt.err))
+			if code != tt.code || msg != tt.msg || ok != tt.ok {
+				t.Fatalf("got %d %q %v, want %d %q %v", code, msg, ok, tt.code, tt.msg, tt.ok)
+			}
+		})
 	}
 }
 
