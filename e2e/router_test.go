@@ -48,9 +48,14 @@ type routerRig struct {
 }
 
 // newRouterRig runs the test app through the exec driver, or with
-// kind "docker" as containers of a locally built image.
+// kind "docker" as containers of a locally built image. No test of the
+// rig kills a host, so its liveness is not tight: with a heartbeat a
+// second, a host suspected after one second flaps to suspect whenever a
+// loaded machine delays a heartbeat, and the scheduler places nothing on a
+// suspect host (all of an app on the other one, which the routing tests
+// cannot tell from a routing fault).
 func newRouterRig(t *testing.T, kind string) *routerRig {
-	c, admin, _ := newCluster(t, hubtest.Options{SuspectAfter: time.Second, DownAfter: 3 * time.Second}, "p", "acme")
+	c, admin, _ := newCluster(t, hubtest.Options{SuspectAfter: 3 * time.Second, DownAfter: 10 * time.Second}, "p", "acme")
 	r := &routerRig{t: t, c: c, admin: admin,
 		w: &client.WriteOptions{Tenant: "acme"}, q: &client.QueryOptions{Tenant: "acme"}}
 	if kind == "docker" {
@@ -216,6 +221,13 @@ func routerFlow(t *testing.T, r *routerRig) {
 	insts := r.ready("hello", 1, 4)
 	// Which host runs which process: ask each instance directly.
 	hostOf := map[string]string{}
+	on := map[string]int{}
+	for _, i := range insts {
+		on[i.HostName]++
+	}
+	if on["a"] == 0 || on["b"] == 0 {
+		t.Fatalf("the 4 instances were placed %v: the routing checks below need both hosts", on)
+	}
 	for _, i := range insts {
 		resp, err := routerClient.Get("http://" + i.Address + "/")
 		if err != nil {
