@@ -110,9 +110,14 @@ func (r *routerRig) requestViaTimeout(i int, method, host, path string, timeout 
 
 // TestAutoscaleToZeroAndBack: an idle app with min 0 goes to zero
 // instances; the first request afterwards is held by the router while
-// the app wakes, and answers 200.
+// the app wakes (an exec-driver process, a Docker container), and
+// answers 200.
 func TestAutoscaleToZeroAndBack(t *testing.T) {
-	r := newRouterRig(t, "exec")
-	took := scaleToZeroAndBack(t, r, "sleepy")
-	t.Logf("first request after zero answered in %s", took.Round(time.Millisecond))
+	for _, kind := range []string{"exec", "docker"} {
+		t.Run(kind, func(t *testing.T) {
+			r := newRouterRig(t, kind)
+			took := scaleToZeroAndBack(t, r, "sleepy")
+			t.Logf("first request after zero answered in %s", took.Round(time.Millisecond))
+		})
+	}
 }
