@@ -291,6 +291,26 @@ func TestPostsNeedTheSessionsCSRFToken(t *testing.T) {
 	if _, _, err := e.api.Apps().Get(ctx, "forged", &client.QueryOptions{Tenant: "alpha"}); err != nil {
 		t.Fatalf("the deployed app: %v", err)
 	}
+
+	// Rollback: the app page offers every other version; the form rolls back.
+	if _, _, _, err := e.api.Apps().Put(ctx, apitypes.AppSpec{Name: "web-alpha", Image: "web:2"}, &client.WriteOptions{Tenant: "alpha"}); err != nil {
+		t.Fatal(err)
+	}
+	_, page := b.get("/ui/apps/alpha/web-alpha")
+	if !strings.Contains(page, "Roll back to v1") || strings.Contains(page, "Roll back to v2") {
+		t.Fatalf("the app page at v2 should offer a rollback to v1 only:\n%s", page)
+	}
+	if resp, body := b.post("/ui/apps/alpha/web-alpha/rollback", url.Values{"csrf": {token}, "version": {"1"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("rollback answered %d:\n%s", resp.StatusCode, body)
+	}
+	if app, _, err = e.api.Apps().Get(ctx, "web-alpha", &client.QueryOptions{Tenant: "alpha"}); err != nil || app.Image != "web:1" {
+		t.Fatalf("after rollback to v1: %+v %v", app, err)
+	}
+	// A refused rollback is shown on the app page.
+	resp, body = b.post("/ui/apps/alpha/web-alpha/rollback", url.Values{"csrf": {token}, "version": {"9"}})
+	if resp.StatusCode < 400 || !strings.Contains(body, "Not rolled back") {
+		t.Fatalf("a rollback to a missing version answered %d:\n%s", resp.StatusCode, body)
+	}
 }
 
 func TestDeployFormShowsFieldErrors(t *testing.T) {
