@@ -133,6 +133,7 @@ func (c *Console) routes() *http.ServeMux {
 	mux.HandleFunc("POST /ui/apps", c.post(c.deploy))
 	mux.HandleFunc("GET /ui/apps/{tenant}/{app}", c.get(c.app))
 	mux.HandleFunc("GET /ui/apps/{tenant}/{app}/instances", c.get(c.instancesFragment))
+	mux.HandleFunc("GET /ui/apps/{tenant}/{app}/logs", c.get(c.logsFragment))
 	mux.HandleFunc("POST /ui/apps/{tenant}/{app}/scale", c.post(c.scale))
 	mux.HandleFunc("POST /ui/apps/{tenant}/{app}/rollback", c.post(c.rollback))
 	mux.HandleFunc("GET /ui/hosts", c.get(c.hosts))
@@ -170,7 +171,7 @@ func (c *Console) get(fn func(w http.ResponseWriter, r *http.Request, s *session
 	return func(w http.ResponseWriter, r *http.Request) {
 		s := c.session(r)
 		if s == nil {
-			if strings.HasSuffix(r.URL.Path, "/instances") || strings.HasSuffix(r.URL.Path, "/table") {
+			if isFragment(r.URL.Path) {
 				http.Error(w, "signed out", http.StatusUnauthorized)
 				return
 			}
@@ -180,6 +181,18 @@ func (c *Console) get(fn func(w http.ResponseWriter, r *http.Request, s *session
 		w.Header().Set("Cache-Control", "no-store")
 		fn(w, r, s)
 	}
+}
+
+// isFragment reports whether a path is a live table's fragment, which
+// answers 401 rather than a redirect when signed out (the script then
+// goes to the login page).
+func isFragment(path string) bool {
+	for _, suffix := range []string{"/instances", "/logs", "/hosts/table"} {
+		if strings.HasSuffix(path, suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 // post wraps an action: it needs a session and that session's CSRF token

@@ -402,7 +402,13 @@ func TestAdminSeesEveryTenantViewerSeesNoActions(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(frag, `<table id="instances-table">`) {
 		t.Fatalf("instances fragment answered %d:\n%s", resp.StatusCode, frag)
 	}
-	if resp, _ := newBrowser(t, e.url).get("/ui/apps/alpha/web-alpha/instances"); resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("the fragment without a session answered %d, want 401", resp.StatusCode)
+	resp, frag = viewer.get("/ui/apps/alpha/web-alpha/logs")
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(frag, `<pre id="logs-lines">`) || !strings.Contains(frag, "No log lines yet.") {
+		t.Fatalf("logs fragment answered %d:\n%s", resp.StatusCode, frag)
+	}
+	for _, p := range []string{"/ui/apps/alpha/web-alpha/instances", "/ui/apps/alpha/web-alpha/logs", "/ui/hosts/table"} {
+		if resp, _ := newBrowser(t, e.url).get(p); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("fragment %s without a session answered %d, want 401", p, resp.StatusCode)
+		}
 	}
 }

@@ -288,6 +288,34 @@ type appData struct {
 	Instances    []apitypes.Instance
 	Versions     []apitypes.AppVersion
 	Routes       []apitypes.Route
+	Logs         logsData
+}
+
+// logsData is the newest log lines of an app, or why they cannot be read.
+type logsData struct {
+	Lines []apitypes.LogLine
+	Error string
+}
+
+// logLines is how many of the newest log lines the app page shows.
+const logLines = 100
+
+func (c *Console) loadLogs(ctx context.Context, s *session, tenant, name string) logsData {
+	var d logsData
+	err := c.client(s).Apps().Logs(ctx, name, client.LogOptions{Tenant: tenant, Limit: logLines}, func(l apitypes.LogLine) error {
+		d.Lines = append(d.Lines, l)
+		return nil
+	})
+	d.Error = errText(err)
+	return d
+}
+
+// logsFragment is the app page's log lines alone, which the page's
+// script reloads.
+func (c *Console) logsFragment(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx, cancel := apiCtx(r)
+	defer cancel()
+	c.renderFragment(w, "logs", c.loadLogs(ctx, s, r.PathValue("tenant"), r.PathValue("app")))
 }
 
 func appURL(tenant, app string) string { return "/ui/apps/" + tenant + "/" + app }
@@ -311,6 +339,7 @@ func (c *Console) loadApp(ctx context.Context, s *session, tenant, name string) 
 	}
 	slices.Reverse(d.Versions)
 	d.Routes, _, _ = cl.Routes().List(ctx, name, o)
+	d.Logs = c.loadLogs(ctx, s, tenant, name)
 	return d, nil
 }
 
