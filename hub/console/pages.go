@@ -289,6 +289,7 @@ type appData struct {
 	Versions     []apitypes.AppVersion
 	Routes       []apitypes.Route
 	Logs         logsData
+	Charts       []chart
 }
 
 // logsData is the newest log lines of an app, or why they cannot be read.
@@ -340,6 +341,9 @@ func (c *Console) loadApp(ctx context.Context, s *session, tenant, name string) 
 	slices.Reverse(d.Versions)
 	d.Routes, _, _ = cl.Routes().List(ctx, name, o)
 	d.Logs = c.loadLogs(ctx, s, tenant, name)
+	if ms, _, err := cl.Apps().Metrics(ctx, name, o); err == nil {
+		d.Charts = charts(ms)
+	}
 	return d, nil
 }
 
