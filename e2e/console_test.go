@@ -207,8 +207,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Scales it to two.
 	run("scale",
 		chromedp.SetValue(chromedp.CSS("#scale-instances"), "2"),
-		chromedp.Click(chromedp.CSS("#scale-submit")),
-		chromedp.WaitVisible(chromedp.CSS("#instances-table")))
+		chromedp.Click(chromedp.CSS("#scale-submit")))
+	// The answer is the app page again, now wanting two (the old page
+	// still has an instance table, so wait for the new page's count).
+	waitJS("the app page after scale", `document.getElementById("app-instances") !== null && document.getElementById("app-instances").textContent === "2"`)
 	eval("mark the page", `window.wharfMark = 2; true`)
 	waitJS("the live table to show two ready instances",
 		`window.wharfMark === 2 && document.querySelectorAll('#instances-table tr.instance[data-ready="true"]').length === 2`)
@@ -224,7 +226,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	} {
 		run("open "+p.path, chromedp.Navigate(base+p.path), chromedp.WaitVisible(chromedp.CSS(p.sel)))
 		if p.path == "/ui/hosts" {
-			waitJS("the hosts table to show the ready host", `document.querySelectorAll('#hosts-table tr.host[data-state="ready"]').length === 1`)
+			waitJS("the hosts table to show the ready host with the app's two instances", `document.querySelectorAll('#hosts-table tr.host[data-state="ready"][data-instances="2"]').length === 1`)
 		}
 		shot(p.sel[1:])
 	}

@@ -416,12 +416,51 @@ func (c *Console) rollback(w http.ResponseWriter, r *http.Request, s *session) {
 	http.Redirect(w, r, appURL(tenant, name), http.StatusSeeOther)
 }
 
-func (c *Console) loadHosts(r *http.Request, s *session) ([]apitypes.Host, error) {
+// hostRow is a host and what the instances placed on it hold.
+type hostRow struct {
+	apitypes.Host
+	Instances, CPU, Memory int // CPU in millicores, memory in MB
+}
+
+func (c *Console) loadHosts(r *http.Request, s *session) ([]hostRow, error) {
 	ctx, cancel := apiCtx(r)
 	defer cancel()
-	hs, _, err := c.client(s).Hosts().List(ctx, nil)
+	cl := c.client(s)
+	hs, _, err := cl.Hosts().List(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
 	slices.SortFunc(hs, func(a, b apitypes.Host) int { return strings.Compare(a.Name+a.ID, b.Name+b.ID) })
-	return hs, err
+	rows := make([]hostRow, len(hs))
+	at := map[string]*hostRow{}
+	for i, h := range hs {
+		rows[i].Host = h
+		at[h.ID] = &rows[i]
+	}
+	// Usage: the instances the token can see that are meant to run,
+	// each holding its app's current CPU and memory.
+	apps, _, err := cl.Apps().List(ctx, nil)
+	if err != nil {
+		return rows, nil
+	}
+	for _, a := range apps {
+		is, _, err := cl.Apps().Instances(ctx, a.Name, &client.QueryOptions{Tenant: a.Tenant})
+		if err != nil {
+			continue
+		}
+		spec := a.AppSpec
+		spec.Normalize()
+		for _, in := range is {
+			h := at[in.Host]
+			if h == nil || in.Desired != "run" || in.State == "stopped" || in.State == "failed" {
+				continue
+			}
+			h.Instances++
+			h.CPU += spec.CPU
+			h.Memory += spec.Memory
+		}
+	}
+	return rows, nil
 }
 
 func (c *Console) hosts(w http.ResponseWriter, r *http.Request, s *session) {
