@@ -260,4 +260,22 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 		return err
 	})
+	// The agent stops and removes the app's instances.
+	d, err := newDriver(ag.HostID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := d.(interface{ Close() error }); ok {
+		defer c.Close()
+	}
+	hubtest.WaitUntil(t, 60*time.Second, "the app's instances removed from the host", func() error {
+		l, err := d.List(ctx)
+		if err != nil {
+			return err
+		}
+		if len(l) > 0 {
+			return fmt.Errorf("%d instances left", len(l))
+		}
+		return nil
+	})
 }
