@@ -87,8 +87,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	// The console of a node other than the first: a session is the node's,
 	// and writes go through that node's API (forwarded to the leader).
 	base := c.Nodes[1].URL()
+	// Chromium leaves org.chromium.Chromium.* directories in TMPDIR: give
+	// it one of its own, removed once it and its children are gone.
+	browserTmp, err := os.MkdirTemp("", "wharf-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		hubtest.WaitUntil(t, 10*time.Second, "chromium's temporary directory removed", func() error { return os.RemoveAll(browserTmp) })
+	})
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.Env("TMPDIR="+browserTmp),
 		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 1000))
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
 	defer cancelAlloc()
