@@ -219,8 +219,8 @@ func (c *Console) post(fn func(w http.ResponseWriter, r *http.Request, s *sessio
 	}
 }
 
-// setSessionCookie sets the session cookie (value "" with maxAge -1
-// clears it).
+// setCookie sets one of the console's cookies: HttpOnly, SameSite=Strict,
+// Secure over TLS, for /ui/ only (value "" with maxAge -1 clears it).
 func setCookie(w http.ResponseWriter, r *http.Request, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
 		Name:     name,
