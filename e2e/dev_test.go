@@ -166,7 +166,11 @@ func (d *devSetup) start(t *testing.T) *proc {
 		t.Errorf("log lines on wharf dev's output:\n%s", out)
 	}
 	var exports []string
+	console := ""
 	for _, line := range strings.Split(out, "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "Console:" {
+			console = f[1]
+		}
 		if f := strings.Fields(line); len(f) > 0 && f[0] == "export" {
 			exports = append(exports, line)
 			d.env = f[1:]
@@ -174,6 +178,19 @@ func (d *devSetup) start(t *testing.T) *proc {
 	}
 	if len(exports) != 1 || len(d.env) != 2 || !strings.HasPrefix(d.env[0], "WHARF_ADDR=") || !strings.HasPrefix(d.env[1], "WHARF_TOKEN=") {
 		t.Fatalf("want one export line with WHARF_ADDR and WHARF_TOKEN:\n%s", out)
+	}
+	// The banner's console URL serves the console's sign-in form.
+	if console != "http://"+strings.TrimPrefix(d.env[0], "WHARF_ADDR=http://")+"/ui/" {
+		t.Fatalf("want a Console: line with the API address + /ui/:\n%s", out)
+	}
+	resp, err := http.Get(console)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `name="token"`) {
+		t.Fatalf("GET %s answered %d:\n%s", console, resp.StatusCode, page)
 	}
 	return p
 }

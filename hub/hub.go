@@ -27,6 +27,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/autoscale"
 	"github.com/wharf-platform/wharf/hub/billing"
 	"github.com/wharf-platform/wharf/hub/cluster"
+	"github.com/wharf-platform/wharf/hub/console"
 	"github.com/wharf-platform/wharf/hub/drain"
 	"github.com/wharf-platform/wharf/hub/drill"
 	"github.com/wharf-platform/wharf/hub/gateway"
@@ -275,6 +276,12 @@ func New(cfg Config) (*Hub, error) {
 	mux.Handle("GET /install.sh", inst)
 	mux.Handle("GET /download/", inst)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	con, err := console.New(console.Config{API: srv.Handler(), Logger: logger("console")})
+	if err != nil {
+		return nil, err
+	}
+	mux.Handle("GET /{$}", con.Handler())
+	mux.Handle("/ui/", con.Handler())
 	mux.Handle("/", srv.Handler())
 	h.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 

@@ -173,7 +173,7 @@ func (e *env) runDev(ctx context.Context, hub, agent Daemon, o devOptions) error
 	}
 	bin := filepath.Clean(os.Args[0])
 	_, routerPort, _ := net.SplitHostPort(o.routerHTTPAddr)
-	fmt.Fprintf(e.stdout, "Wharf dev hub ready (driver %s).\n  API:    %s\n  Token:  %s\n  Logs:   %s\n", drv, addr, token, logPath)
+	fmt.Fprintf(e.stdout, "Wharf dev hub ready (driver %s).\n  API:     %s\n  Console: %s/ui/ (sign in with the token)\n  Token:   %s\n  Logs:    %s\n", drv, addr, addr, token, logPath)
 	fmt.Fprintf(e.stdout, "  export WHARF_ADDR=%s WHARF_TOKEN=%s\n", addr, token)
 	fmt.Fprintf(e.stdout, "  Deploy the demo app: %s app deploy -f %s --tenant dev\n", bin, manifest)
 	fmt.Fprintf(e.stdout, "  Then:   curl http://%s.dev.localhost:%s/\n", demoAppName, routerPort)
