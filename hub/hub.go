@@ -37,6 +37,7 @@ import (
 	"github.com/wharf-platform/wharf/hub/planner"
 	"github.com/wharf-platform/wharf/hub/provision"
 	"github.com/wharf-platform/wharf/hub/registryauth"
+	"github.com/wharf-platform/wharf/hub/reseal"
 	"github.com/wharf-platform/wharf/hub/series"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/hub/traffic"
@@ -312,8 +313,8 @@ func New(cfg Config) (*Hub, error) {
 		{"planner", planner.New(planner.Config{State: store, Plans: cl, Leases: tracker, Metrics: plans, Logger: logger("planner")})},
 		{"alerts", alerts},
 		{"metering", meter},
-		{"provider credentials", &accounts.Resealer{State: store, Keys: keys, Commit: cl, Logger: logger("accounts")}},
-		{"registry passwords", &registryauth.Resealer{State: store, Keys: keys, Commit: cl, Logger: logger("registries")}},
+		{"re-sealing", &reseal.Runner{State: store, Keys: keys, Commit: cl, Logger: logger("reseal"),
+			Kinds: []reseal.Kind{accounts.Credentials{}, accounts.AppSecrets{}, registryauth.Passwords{}}}},
 		{"provisioning", prov},
 		{"budgets", budgets},
 		{"autoscaler", autoscaler},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/wharf-platform/wharf/hub/reseal"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/internal/seal"
 	"github.com/wharf-platform/wharf/providers"
@@ -94,7 +95,7 @@ func TestResealAfterRotation(t *testing.T) {
 	put("a3", rotated) // already under the new key
 	before := commit.n
 
-	r := &Resealer{State: store, Keys: rotated, Commit: commit}
+	r := &reseal.Runner{State: store, Keys: rotated, Commit: commit, Kinds: []reseal.Kind{Credentials{}}}
 	if err := r.Once(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestResealAfterRotation(t *testing.T) {
 
 	// A keyring without the old key cannot re-seal, and says so.
 	put("a5", oldRing)
-	if err := (&Resealer{State: store, Keys: newOnly, Commit: commit}).Once(context.Background()); !errors.Is(err, seal.ErrUnknownKey) {
+	if err := (&reseal.Runner{State: store, Keys: newOnly, Commit: commit, Kinds: []reseal.Kind{Credentials{}}}).Once(context.Background()); !errors.Is(err, seal.ErrUnknownKey) {
 		t.Fatalf("re-seal without the previous key: %v, want ErrUnknownKey", err)
 	}
 }

@@ -1,34 +1,46 @@
 package accounts
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"time"
 
+	"github.com/hashicorp/go-memdb"
+
+	"github.com/wharf-platform/wharf/hub/reseal"
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/internal/seal"
 )
 
-// resealApps re-seals apps' secrets sealed under a previous data key: the
-// same values under the current key, one command per app, which makes no
-// new version.
-func (r *Resealer) resealApps(ctx context.Context, log *slog.Logger) error {
-	apps, err := r.State.Snapshot().Apps(nil, "")
+// AppSecrets is the reseal.Kind of apps' secrets: the same values under
+// the current key, one command per app, which makes no new version.
+type AppSecrets struct{}
+
+// Name implements reseal.Kind.
+func (AppSecrets) Name() string { return "app secrets" }
+
+// Watch implements reseal.Kind.
+func (AppSecrets) Watch(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
+	_, err := snap.Apps(ws, "")
+	return snap.Index(state.TableApps), err
+}
+
+// Stale implements reseal.Kind.
+func (AppSecrets) Stale(snap *state.Snapshot, keys *seal.Keyring) ([]reseal.Command, error) {
+	apps, err := snap.Apps(nil, "")
 	if err != nil {
-		return err
+		return nil, err
 	}
+	var cmds []reseal.Command
 	var errs []error
 	for _, a := range apps {
 		sealed := map[string][]byte{}
 		var failed error
 		for name, v := range a.Secrets {
-			if r.Keys.IsCurrent(v) {
+			if keys.IsCurrent(v) {
 				continue
 			}
-			b, err := r.Keys.Reseal(v, state.SecretAD(a.Tenant, a.Name, name))
+			b, err := keys.Reseal(v, state.SecretAD(a.Tenant, a.Name, name))
 			if err != nil {
-				// A key this node lacks: give it --previous-cluster-key.
 				failed = fmt.Errorf("secret %s of app %s/%s: %w", name, a.Tenant, a.Name, err)
 				break
 			}
@@ -43,19 +55,10 @@ func (r *Resealer) resealApps(ctx context.Context, log *slog.Logger) error {
 		}
 		msg, err := state.Encode(state.SecretsResealType, &state.SecretsResealRequest{Tenant: a.Tenant, App: a.Name, Sealed: sealed, ModifyIndex: a.ModifyIndex})
 		if err != nil {
-			return err
+			errs = append(errs, err)
+			continue
 		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err = r.Commit.Apply(cctx, msg)
-		cancel()
-		switch {
-		case err == nil:
-			log.Info("re-sealed app secrets under the current key", "tenant", a.Tenant, "app", a.Name, "secrets", len(sealed), "key", fmt.Sprintf("%08x", r.Keys.CurrentID()))
-		case errors.Is(err, state.ErrConflict), errors.Is(err, state.ErrNotFound):
-			// The app changed meanwhile; the watch sees it again.
-		default:
-			errs = append(errs, fmt.Errorf("secrets of app %s/%s: %w", a.Tenant, a.Name, err))
-		}
+		cmds = append(cmds, reseal.Command{What: fmt.Sprintf("secrets of app %s/%s", a.Tenant, a.Name), Msg: msg})
 	}
-	return errors.Join(errs...)
+	return cmds, errors.Join(errs...)
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wharf-platform/wharf/hub/reseal"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/internal/seal"
 )
@@ -41,7 +42,7 @@ func TestResealAppSecretsAfterRotation(t *testing.T) {
 	before, _ := store.Snapshot().App(nil, "acme", "web")
 
 	ring := keyring(t, newKey, oldKey)
-	r := &Resealer{State: store, Keys: ring, Commit: commit}
+	r := &reseal.Runner{State: store, Keys: ring, Commit: commit, Kinds: []reseal.Kind{AppSecrets{}}}
 	n := commit.n
 	if err := r.Once(context.Background()); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/wharf-platform/wharf/hub/reseal"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/internal/seal"
 )
@@ -93,10 +94,10 @@ func TestResealAfterRotation(t *testing.T) {
 	c.must(t, state.RegistryPutType, &state.RegistryPutRequest{Registry: state.Registry{Tenant: "acme", Server: "r.acme.test", Username: "ci", SealedPassword: sealed}, Time: t0})
 
 	// A node without the previous key cannot re-seal, and says so.
-	if err := (&Resealer{State: store, Keys: keyring(t, newKey), Commit: c}).Once(context.Background()); err == nil {
+	if err := (&reseal.Runner{State: store, Keys: keyring(t, newKey), Commit: c, Kinds: []reseal.Kind{Passwords{}}}).Once(context.Background()); err == nil {
 		t.Fatal("re-sealed without the previous key")
 	}
-	r := &Resealer{State: store, Keys: keyring(t, newKey, oldKey), Commit: c}
+	r := &reseal.Runner{State: store, Keys: keyring(t, newKey, oldKey), Commit: c, Kinds: []reseal.Kind{Passwords{}}}
 	if err := r.Once(context.Background()); err != nil {
 		t.Fatal(err)
 	}
