@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -304,6 +305,19 @@ func TestAgentLearnsHubNodes(t *testing.T) {
 	before := a.Acked()
 	c.Kill(0)
 	hubtest.WaitFor(t, 15*time.Second, "heartbeats through a learnt hub node", func() bool { return a.Acked() > before+3 })
+
+	// A node added after the agent's Welcome: heartbeat acks name it, and
+	// the agent finds it once every node it knew from the Welcome is gone.
+	added := c.Add()
+	hubtest.WaitFor(t, 60*time.Second, "the agent to learn the added hub node", func() bool { return slices.Contains(a.Hubs(), added.QUICAddr()) })
+	hubtest.WaitFor(t, 60*time.Second, "the added node to hold the agent's host", func() bool {
+		h, err := added.Hub().Store().Snapshot().Host(nil, a.HostID())
+		return err == nil && h != nil
+	})
+	c.Kill(1)
+	c.Kill(2)
+	before = a.Acked()
+	hubtest.WaitFor(t, 60*time.Second, "heartbeats through the added node alone", func() bool { return a.Acked() > before+3 })
 }
 
 // TestPoolGossip: agents of a pool gossip. One cut off from the hub only is

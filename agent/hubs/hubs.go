@@ -1,5 +1,6 @@
 // Package hubs keeps the hub nodes' gateway addresses an agent knows: those
-// it was configured with, then those each Welcome names, remembered on
+// it was configured with, then those each Welcome (and, when they change,
+// a heartbeat ack) names, remembered on
 // disk so that a restarted agent still finds a hub when the configured
 // ones are gone.
 package hubs
@@ -56,10 +57,17 @@ func (l *List) Learn(addrs []string) {
 	l.addrs.Store(&merged)
 }
 
-// Register learns the hub nodes each Welcome names.
+// Register learns the hub nodes each Welcome names, and those a heartbeat
+// ack names when they changed (nodes added since the Welcome).
 func (l *List) Register(c *control.Control) {
 	c.Handle(&wire.Envelope_Welcome{}, func(_ context.Context, in control.Inbound) error {
 		l.Learn(in.Env.GetWelcome().HubAddrs)
+		return nil
+	})
+	c.Handle(&wire.Envelope_HeartbeatAck{}, func(_ context.Context, in control.Inbound) error {
+		if addrs := in.Env.GetHeartbeatAck().HubAddrs; len(addrs) > 0 {
+			l.Learn(addrs)
+		}
 		return nil
 	})
 }

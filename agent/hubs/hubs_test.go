@@ -56,6 +56,36 @@ func TestWelcomeLearntAndRemembered(t *testing.T) {
 	}
 }
 
+// TestHeartbeatAckTeachesNewNodes: a hub node added after the Welcome,
+// named by a heartbeat ack, is learnt and remembered; an ack naming none
+// changes nothing.
+func TestHeartbeatAckTeachesNewNodes(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	l := Open(dir, []string{"a:7481"}, log)
+	c := control.New()
+	l.Register(c)
+	ack := func(addrs ...string) {
+		t.Helper()
+		env := &wire.Envelope{Msg: &wire.Envelope_HeartbeatAck{HeartbeatAck: &wire.HeartbeatAck{Seq: 10, HubAddrs: addrs}}}
+		if err := c.Dispatch(context.Background(), control.Inbound{Env: env}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ack()
+	if got := l.All(); !slices.Equal(got, []string{"a:7481"}) {
+		t.Fatalf("after an ack naming no hub: %v", got)
+	}
+	ack("a:7481", "d:7481")
+	want := []string{"a:7481", "d:7481"}
+	if got := l.All(); !slices.Equal(got, want) {
+		t.Fatalf("after an ack naming a new node: %v, want %v", got, want)
+	}
+	if got := Open(dir, nil, log).All(); !slices.Equal(got, want) {
+		t.Fatalf("reopened: %v, want the learnt node remembered", got)
+	}
+}
+
 // TestNothingNewWritesNothing: a Welcome naming only known hubs leaves
 // the data dir alone.
 func TestNothingNewWritesNothing(t *testing.T) {

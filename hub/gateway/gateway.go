@@ -572,6 +572,9 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 	if g.cfg.Peers != nil {
 		welcome.HubAddrs = g.cfg.Peers.GatewayAddrs()
 	}
+	// The hub nodes the agent was last told of: heartbeat acks name them
+	// again when they change.
+	hubAddrs := welcome.HubAddrs
 	welcome.GossipKey, welcome.PoolPeers = g.poolGossip(id)
 	if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Welcome{Welcome: welcome}}); err != nil {
 		return err
@@ -627,8 +630,15 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 			g.seenMu.Unlock()
 			ack := &wire.HeartbeatAck{Seq: m.Heartbeat.Seq, HubUnixMs: g.cfg.Now().UnixMilli(), LeaseMs: g.cfg.QuorumWindow.Milliseconds(),
 				QuorumBacked: g.cfg.Cluster.LeaderContact() < g.cfg.QuorumWindow}
-			if len(welcome.GossipKey) > 0 && (m.Heartbeat.Seq <= 5 || m.Heartbeat.Seq%10 == 0) {
-				ack.PoolPeers = g.poolPeers(id)
+			if m.Heartbeat.Seq <= 5 || m.Heartbeat.Seq%10 == 0 {
+				if len(welcome.GossipKey) > 0 {
+					ack.PoolPeers = g.poolPeers(id)
+				}
+				if g.cfg.Peers != nil {
+					if addrs := g.cfg.Peers.GatewayAddrs(); !sameAddrs(addrs, hubAddrs) {
+						ack.HubAddrs, hubAddrs = addrs, addrs
+					}
+				}
 			}
 			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_HeartbeatAck{HeartbeatAck: ack}}); err != nil {
 				return err
@@ -743,4 +753,21 @@ func inventoryOf(in *wire.Inventory) state.Inventory {
 	return state.Inventory{Hostname: in.Hostname, OS: in.Os, Arch: in.Arch, CPUs: int(in.Cpus), MemoryBytes: in.MemoryBytes, DiskBytes: in.DiskBytes,
 		Addresses: in.Addresses, Drivers: in.Drivers, Provider: in.Provider, Region: in.Region, Zone: in.Zone, Labels: in.Labels,
 		GossipAddr: in.GossipAddr, Advertise: in.Advertise, AgentVersion: in.AgentVersion, Kind: in.Kind, CPUMillis: int(in.CpuMillis)}
+}
+
+// sameAddrs tells whether a and b name the same addresses, in any order.
+func sameAddrs(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := make(map[string]bool, len(a))
+	for _, x := range a {
+		seen[x] = true
+	}
+	for _, x := range b {
+		if !seen[x] {
+			return false
+		}
+	}
+	return true
 }

@@ -1051,7 +1051,11 @@ type HeartbeatAck struct {
 	// Now and then, a few pool peers' gossip addresses, so that agents that
 	// enrolled at the same moment (and learnt of no peer in Welcome) still
 	// find each other, and a pool split by a network cut heals.
-	PoolPeers     []string `protobuf:"bytes,5,rep,name=pool_peers,json=poolPeers,proto3" json:"pool_peers,omitempty"`
+	PoolPeers []string `protobuf:"bytes,5,rep,name=pool_peers,json=poolPeers,proto3" json:"pool_peers,omitempty"`
+	// Now and then, when they changed since the Welcome or the last ack that
+	// named them: every hub node's gateway address, so that an agent learns
+	// of nodes added after it connected before the nodes it knew are gone.
+	HubAddrs      []string `protobuf:"bytes,6,rep,name=hub_addrs,json=hubAddrs,proto3" json:"hub_addrs,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1117,6 +1121,13 @@ func (x *HeartbeatAck) GetLeaseMs() int64 {
 func (x *HeartbeatAck) GetPoolPeers() []string {
 	if x != nil {
 		return x.PoolPeers
+	}
+	return nil
+}
+
+func (x *HeartbeatAck) GetHubAddrs() []string {
+	if x != nil {
+		return x.HubAddrs
 	}
 	return nil
 }
@@ -4076,14 +4087,15 @@ const file_wire_proto_rawDesc = "" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12 \n" +
 	"\fsent_unix_ms\x18\x02 \x01(\x03R\n" +
 	"sentUnixMs\x12<\n" +
-	"\x1aapplied_assignment_version\x18\x03 \x01(\x04R\x18appliedAssignmentVersion\"\x9f\x01\n" +
+	"\x1aapplied_assignment_version\x18\x03 \x01(\x04R\x18appliedAssignmentVersion\"\xbc\x01\n" +
 	"\fHeartbeatAck\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1e\n" +
 	"\vhub_unix_ms\x18\x02 \x01(\x03R\thubUnixMs\x12#\n" +
 	"\rquorum_backed\x18\x03 \x01(\bR\fquorumBacked\x12\x19\n" +
 	"\blease_ms\x18\x04 \x01(\x03R\aleaseMs\x12\x1d\n" +
 	"\n" +
-	"pool_peers\x18\x05 \x03(\tR\tpoolPeers\"\xb1\x04\n" +
+	"pool_peers\x18\x05 \x03(\tR\tpoolPeers\x12\x1b\n" +
+	"\thub_addrs\x18\x06 \x03(\tR\bhubAddrs\"\xb1\x04\n" +
 	"\tInventory\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
