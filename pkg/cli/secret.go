@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -14,15 +16,33 @@ import (
 // injected into its instances' environment. Values are never shown.
 func (e *env) secretCmd() *cobra.Command {
 	var wait waitFlags
-	set := &cobra.Command{Use: "set APP NAME=VALUE [NAME=VALUE...]",
+	var fromFile []string
+	var fromStdin string
+	set := &cobra.Command{Use: "set APP [NAME=VALUE...] [--from-file NAME=PATH...] [--from-stdin NAME]",
 		Short: "Set secrets of an app (merged with the others) and wait until the app rolled out with them",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Set secrets of an app (merged with the others) and wait until the app rolled out with them.
+
+A value given as NAME=VALUE is visible to other users of this machine (in the
+process list) and stays in the shell's history: prefer --from-file or
+--from-stdin for real secrets. Both take the bytes exactly as they are (no
+trailing newline is dropped: printf '%s' "$PW" | wharf secret set web
+--from-stdin DB_PASSWORD).`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: e.api(func(cmd *cobra.Command, c *client.Client, args []string) error {
-			if len(args) < 2 {
-				return usagef("give at least one NAME=VALUE after the app's name")
+			if len(args) < 2 && len(fromFile) == 0 && fromStdin == "" {
+				return usagef("give at least one NAME=VALUE, --from-file NAME=PATH or --from-stdin NAME after the app's name")
 			}
-			req, err := apitypes.ParseSecretArgs(args[1:])
-			if err != nil {
+			req := apitypes.SecretsRequest{}
+			if len(args) > 1 {
+				var err error
+				if req, err = apitypes.ParseSecretArgs(args[1:]); err != nil {
+					return usagef("%v", err)
+				}
+			}
+			if err := e.secretValues(req, fromFile, fromStdin); err != nil {
+				return err
+			}
+			if err := req.Validate(); err != nil {
 				return usagef("%v", err)
 			}
 			s, err := c.Apps().SetSecrets(cmd.Context(), args[0], req, e.write())
@@ -32,6 +52,8 @@ func (e *env) secretCmd() *cobra.Command {
 			return e.secretsDone(cmd, c, wait, s, "set")
 		})}
 	wait.add(set)
+	set.Flags().StringArrayVar(&fromFile, "from-file", nil, "NAME=PATH: the secret's value is the file's content (repeatable)")
+	set.Flags().StringVar(&fromStdin, "from-stdin", "", "NAME: the secret's value is everything read from standard input")
 	var unwait waitFlags
 	unset := &cobra.Command{Use: "unset APP NAME [NAME...]",
 		Short: "Remove secrets of an app and wait until the app rolled out without them",
@@ -70,6 +92,45 @@ func (e *env) secretCmd() *cobra.Command {
 			return e.print(s, []string{"NAME"}, rows)
 		})}
 	return group("secret", "Manage apps' secrets (sealed at rest, injected into the instances' environment)", set, unset, ls)
+}
+
+// secretValues adds to req the values read from files and standard
+// input; a name given twice, in any form, is a usage error.
+func (e *env) secretValues(req apitypes.SecretsRequest, fromFile []string, fromStdin string) error {
+	add := func(name string, r io.Reader, from string) error {
+		if err := apitypes.CheckSecretName(name); err != nil {
+			return usagef("%v", err)
+		}
+		if _, dup := req[name]; dup {
+			return usagef("secret %s given twice", name)
+		}
+		// One byte over the limit is enough to refuse it.
+		b, err := io.ReadAll(io.LimitReader(r, apitypes.MaxSecretValue+1))
+		if err != nil {
+			return fmt.Errorf("read secret %s from %s: %w", name, from, err)
+		}
+		req[name] = string(b)
+		return nil
+	}
+	for _, f := range fromFile {
+		name, path, ok := strings.Cut(f, "=")
+		if !ok || path == "" {
+			return usagef("--from-file %q is not NAME=PATH", f)
+		}
+		fh, err := os.Open(path)
+		if err != nil {
+			return usagef("--from-file %s: %v", name, err)
+		}
+		err = add(name, fh, path)
+		fh.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if fromStdin != "" {
+		return add(fromStdin, e.stdin, "standard input")
+	}
+	return nil
 }
 
 // secretsDone reports a change of an app's secrets and, unless detached,

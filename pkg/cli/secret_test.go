@@ -3,6 +3,8 @@ package cli
 import (
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -63,6 +65,29 @@ func TestSecretCommands(t *testing.T) {
 		t.Fatalf("unset printed %q", out)
 	}
 
+	// Values from a file and from standard input, exactly as they are.
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(keyFile, []byte("-----BEGIN KEY-----\nabc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, code = run(t, "stdin-value\n", append(base, "secret", "set", "web", "A=1", "--from-file", "TLS_KEY="+keyFile, "--from-stdin", "DB_PASSWORD", "--detach")...)
+	if code != 0 {
+		t.Fatalf("secret set --from-file --from-stdin: %d %q", code, stderr)
+	}
+	sent = nil
+	if last := f.last(); json.Unmarshal(last.body, &sent) != nil || len(sent) != 3 || sent["A"] != "1" ||
+		sent["TLS_KEY"] != "-----BEGIN KEY-----\nabc\n" || sent["DB_PASSWORD"] != "stdin-value\n" {
+		t.Fatalf("sent %s", last.body)
+	}
+	if _, stderr, code = run(t, "", append(base, "secret", "set", "web", "--from-file", "TLS_KEY="+keyFile, "--detach")...); code != 0 {
+		t.Fatalf("secret set with --from-file alone: %d %q", code, stderr)
+	}
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, []byte(strings.Repeat("x", apitypes.MaxSecretValue+1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	// Bad arguments are usage errors (exit 2) and send nothing.
 	n := len(f.reqs)
 	for _, args := range [][]string{
@@ -75,6 +100,12 @@ func TestSecretCommands(t *testing.T) {
 		{"secret", "ls"},
 		{"secret", "ls", "web", "extra"},
 		{"secret", "rotate", "web"},
+		{"secret", "set", "web", "--from-file", "TLS_KEY"},
+		{"secret", "set", "web", "--from-file", "TLS_KEY=" + filepath.Join(dir, "missing")},
+		{"secret", "set", "web", "--from-file", "BIG=" + big},
+		{"secret", "set", "web", "A=1", "--from-stdin", "A"},
+		{"secret", "set", "web", "--from-file", "A=" + keyFile, "--from-stdin", "A"},
+		{"secret", "set", "web", "--from-stdin", "not-a-name"},
 	} {
 		if _, stderr, code := run(t, "", append(base, args...)...); code != 2 {
 			t.Fatalf("%v: exit %d %q, want 2", args, code, stderr)
