@@ -1,12 +1,15 @@
 package console
 
 import (
+	"cmp"
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"time"
 
+	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/client"
 )
 
@@ -54,4 +57,27 @@ func (cr chartRange) query(tenant string, now time.Time) *client.QueryOptions {
 		q.Set("step", cr.Step.String())
 	}
 	return &client.QueryOptions{Tenant: tenant, Extra: q}
+}
+
+// statsSpan is the longest span the routers' per-second counts cover.
+const statsSpan = 15 * time.Minute
+
+// requestsChart is the name of the chart of routed requests.
+const requestsChart = "requests per second (routers, last 15 min at most)"
+
+// requestSeries turns the routers' per-second counts of an app into one
+// series of requests per second, averaged over buckets of 10 s (the
+// instances' sampling interval).
+func requestSeries(secs []apitypes.TrafficSecond) apitypes.MetricSeries {
+	const bucket = 10
+	sums := map[int64]uint64{}
+	for _, s := range secs {
+		sums[s.Unix/bucket*bucket] += s.Requests
+	}
+	pts := make([]apitypes.MetricPoint, 0, len(sums))
+	for t, n := range sums {
+		pts = append(pts, apitypes.MetricPoint{T: t, V: float64(n) / bucket})
+	}
+	slices.SortFunc(pts, func(a, b apitypes.MetricPoint) int { return cmp.Compare(a.T, b.T) })
+	return apitypes.MetricSeries{ID: "routers", Metrics: map[string][]apitypes.MetricPoint{requestsChart: pts}}
 }

@@ -2,8 +2,11 @@ package console
 
 import (
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
 func TestChartRangeQuery(t *testing.T) {
@@ -29,5 +32,14 @@ func TestChartRangeQuery(t *testing.T) {
 				t.Fatalf("query %+v, want from %s step %q", q, tc.from, tc.step)
 			}
 		})
+	}
+}
+
+func TestRequestSeriesAveragesTenSecondBuckets(t *testing.T) {
+	s := requestSeries([]apitypes.TrafficSecond{{Unix: 1005, Requests: 30}, {Unix: 1009, Requests: 10}, {Unix: 1000, Requests: 20}, {Unix: 1012, Requests: 5}})
+	got := s.Metrics[requestsChart]
+	want := []apitypes.MetricPoint{{T: 1000, V: 6}, {T: 1010, V: 0.5}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("points %v, want %v", got, want)
 	}
 }

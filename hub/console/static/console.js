@@ -113,8 +113,11 @@
     }
     start(box.getAttribute("data-stream"));
   }
-  document.addEventListener("DOMContentLoaded", function () {
+  // Opened once the page has loaded: a stream opened before would keep
+  // the page loading for as long as it lasts.
+  function begin() {
     var box = document.querySelector("#logs[data-stream]");
-    if (box && window.EventSource) { follow(box); }
-  });
+    if (box && window.EventSource) { setTimeout(function () { follow(box); }, 0); }
+  }
+  if (document.readyState === "complete") { begin(); } else { window.addEventListener("load", begin); }
 })();
