@@ -22,8 +22,8 @@ import (
 	"github.com/wharf-platform/wharf/pkg/client"
 )
 
-// BenchmarkLogFollow feeds an app's logs at 1,000 lines/s for
-// WHARF_BENCH_FOLLOW_SECONDS (default 10) into a one-node hub's log store,
+// BenchmarkLogFollow feeds an app's logs at WHARF_BENCH_FOLLOW_RATE
+// lines/s (default 1,000) for WHARF_BENCH_FOLLOW_SECONDS (default 10) into a one-node hub's log store,
 // the store the log service keeps agents' lines in, while one browser
 // session follows them through the console's event stream over HTTP: the
 // whole path a followed log view gets its lines by (the API's follow, the
@@ -32,15 +32,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkLogFollow -benchtime 1x ./hub/console/
 func BenchmarkLogFollow(b *testing.B) {
-	secs := 10
-	if v := os.Getenv("WHARF_BENCH_FOLLOW_SECONDS"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			b.Fatalf("WHARF_BENCH_FOLLOW_SECONDS=%q: want a whole number of seconds", v)
-		}
-		secs = n
-	}
-	const rate = 1000 // lines/s
+	secs, rate := benchEnv(b, "WHARF_BENCH_FOLLOW_SECONDS", 10), benchEnv(b, "WHARF_BENCH_FOLLOW_RATE", 1000)
 	c := hubtest.New(b, 1, hubtest.Options{})
 	base := c.Nodes[0].URL()
 	ctx := context.Background()
@@ -114,7 +106,7 @@ func BenchmarkLogFollow(b *testing.B) {
 		for seq < total {
 			<-tick.C
 			// Catch up to the schedule: rate lines per second since start.
-			due := min(total, int(time.Since(start).Seconds()*rate))
+			due := min(total, int(time.Since(start).Seconds()*float64(rate)))
 			if due <= seq {
 				continue
 			}
@@ -158,6 +150,20 @@ func BenchmarkLogFollow(b *testing.B) {
 		b.ReportMetric(pct(0.99), "p99-lag-ms")
 		b.ReportMetric(pct(1), "max-lag-ms")
 	}
+}
+
+// benchEnv reads a positive whole number from the environment, or def.
+func benchEnv(b *testing.B, name string, def int) int {
+	b.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a whole number above 0", name, v)
+	}
+	return n
 }
 
 // benchLogin signs in to the console through its form and returns a
