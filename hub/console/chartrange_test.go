@@ -43,3 +43,16 @@ func TestRequestSeriesAveragesTenSecondBuckets(t *testing.T) {
 		t.Fatalf("points %v, want %v", got, want)
 	}
 }
+
+func TestChartsOverTheRangeShown(t *testing.T) {
+	series := []apitypes.MetricSeries{{ID: "web-a", Metrics: map[string][]apitypes.MetricPoint{"cpu": {{T: 850, V: 1}, {T: 1000, V: 2}, {T: 1100, V: 2}}}}}
+	cs := chartsOver(series, 400, 1000)
+	// x: 400..1000 s over 600 units; the point after the range is clamped
+	// to the right edge.
+	if len(cs) != 1 || cs[0].From != 400 || cs[0].To != 1000 || cs[0].Lines[0].Points != "450.0,60.0 600.0,0.0 600.0,0.0" {
+		t.Fatalf("charts %+v", cs)
+	}
+	if cs := chartsOver(series, 0, 0); cs[0].From != 850 || cs[0].To != 1100 {
+		t.Fatalf("without a range the axis is the points' span: %+v", cs[0])
+	}
+}

@@ -345,11 +345,12 @@ func (c *Console) loadApp(ctx context.Context, s *session, tenant, name string, 
 	slices.Reverse(d.Versions)
 	d.Routes, _, _ = cl.Routes().List(ctx, name, o)
 	d.Logs = c.loadLogs(ctx, s, tenant, name, f)
-	if ms, _, err := cl.Apps().Metrics(ctx, name, cr.query(tenant, c.cfg.Now())); err == nil {
+	now := c.cfg.Now()
+	if ms, _, err := cl.Apps().Metrics(ctx, name, cr.query(tenant, now)); err == nil {
 		if st, _, err := cl.Apps().Stats(ctx, name, min(cr.Span, statsSpan), o); err == nil && len(st) > 0 {
 			ms = append(ms, requestSeries(st))
 		}
-		d.Charts = charts(ms)
+		d.Charts = chartsOver(ms, now.Add(-cr.Span).Unix(), now.Unix())
 	}
 	return d, nil
 }
