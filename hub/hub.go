@@ -339,6 +339,10 @@ func (h *Hub) Store() *state.Store { return h.store }
 // LogStats returns the size of this node's log store.
 func (h *Hub) LogStats() logstore.Stats { return h.logs.Stats() }
 
+// LogStore is this node's store of app log lines (tests feed it lines
+// the way the log service keeps an agent's).
+func (h *Hub) LogStore() *logstore.Store { return h.logs }
+
 // UsageReportsPending returns how many agents' usage reports this node
 // holds that are not committed yet (for tests).
 func (h *Hub) UsageReportsPending() int { return h.usage.Reports() }

@@ -33,7 +33,12 @@ var palette = []string{"#1d6fb8", "#d1495b", "#2b9348", "#edae49", "#6a4c93", "#
 
 // charts turns an app's series into one chart per metric name, sorted by
 // name; every chart shares the time axis of its own points.
-func charts(series []apitypes.MetricSeries) []chart {
+func charts(series []apitypes.MetricSeries) []chart { return chartsOver(series, 0, 0) }
+
+// chartsOver is charts with the time axis from..to (Unix seconds), the
+// range the page shows, so that where a point sits says when it was taken;
+// zeros mean the span of the points.
+func chartsOver(series []apitypes.MetricSeries, from, to int64) []chart {
 	byName := map[string]*chart{}
 	type pts struct {
 		id     string
@@ -60,6 +65,9 @@ func charts(series []apitypes.MetricSeries) []chart {
 				maxV = max(maxV, p.V)
 			}
 		}
+		if from < to {
+			c.From, c.To = from, to
+		}
 		c.Max = strconv.FormatFloat(maxV, 'g', 4, 64)
 		slices.SortFunc(lines[name], func(a, b pts) int { return strings.Compare(a.id, b.id) })
 		for i, l := range lines[name] {
@@ -67,7 +75,9 @@ func charts(series []apitypes.MetricSeries) []chart {
 			for j, p := range l.points {
 				x := 0.0
 				if c.To > c.From {
-					x = float64(p.T-c.From) / float64(c.To-c.From) * chartW
+					// Clamped: a point a little outside the range (a clock
+					// step, the series' own rounding) stays on the chart.
+					x = min(max(float64(p.T-c.From)/float64(c.To-c.From)*chartW, 0), chartW)
 				}
 				y := float64(chartH)
 				if maxV > 0 {

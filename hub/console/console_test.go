@@ -21,6 +21,7 @@ import (
 type env struct {
 	url, admin, viewer string
 	api                *client.Client
+	hubs               *hubtest.Cluster
 }
 
 func newEnv(t *testing.T) *env {
@@ -54,7 +55,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{url: u, admin: b.Token, viewer: v.Secret, api: api}
+	return &env{url: u, admin: b.Token, viewer: v.Secret, api: api, hubs: c}
 }
 
 // browser is an HTTP client with a cookie jar that does not follow

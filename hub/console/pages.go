@@ -290,6 +290,9 @@ type appData struct {
 	Routes       []apitypes.Route
 	Logs         logsData
 	Charts       []chart
+	Filter       logFilter  // the log view's filters
+	Range        chartRange // the charts' time range
+	Ranges       []chartRange
 }
 
 // logsData is the newest log lines of an app, or why they cannot be read.
@@ -301,9 +304,10 @@ type logsData struct {
 // logLines is how many of the newest log lines the app page shows.
 const logLines = 100
 
-func (c *Console) loadLogs(ctx context.Context, s *session, tenant, name string) logsData {
+func (c *Console) loadLogs(ctx context.Context, s *session, tenant, name string, f logFilter) logsData {
 	var d logsData
-	err := c.client(s).Apps().Logs(ctx, name, client.LogOptions{Tenant: tenant, Limit: logLines}, func(l apitypes.LogLine) error {
+	o := client.LogOptions{Tenant: tenant, Limit: logLines, Grep: f.Grep, Instance: f.Instance}
+	err := c.client(s).Apps().Logs(ctx, name, o, func(l apitypes.LogLine) error {
 		d.Lines = append(d.Lines, l)
 		return nil
 	})
@@ -316,16 +320,16 @@ func (c *Console) loadLogs(ctx context.Context, s *session, tenant, name string)
 func (c *Console) logsFragment(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx, cancel := apiCtx(r)
 	defer cancel()
-	c.renderFragment(w, "logs", c.loadLogs(ctx, s, r.PathValue("tenant"), r.PathValue("app")))
+	c.renderFragment(w, "logs", c.loadLogs(ctx, s, r.PathValue("tenant"), r.PathValue("app"), readLogFilter(r)))
 }
 
 func appURL(tenant, app string) string { return "/ui/apps/" + tenant + "/" + app }
 
 // loadApp reads what the app page shows.
-func (c *Console) loadApp(ctx context.Context, s *session, tenant, name string) (appData, error) {
+func (c *Console) loadApp(ctx context.Context, s *session, tenant, name string, f logFilter, cr chartRange) (appData, error) {
 	cl := c.client(s)
 	o := &client.QueryOptions{Tenant: tenant}
-	d := appData{Tenant: tenant, Name: name}
+	d := appData{Tenant: tenant, Name: name, Filter: f, Range: cr, Ranges: chartRanges}
 	app, _, err := cl.Apps().Get(ctx, name, o)
 	if err != nil {
 		return d, err
@@ -340,9 +344,13 @@ func (c *Console) loadApp(ctx context.Context, s *session, tenant, name string) 
 	}
 	slices.Reverse(d.Versions)
 	d.Routes, _, _ = cl.Routes().List(ctx, name, o)
-	d.Logs = c.loadLogs(ctx, s, tenant, name)
-	if ms, _, err := cl.Apps().Metrics(ctx, name, o); err == nil {
-		d.Charts = charts(ms)
+	d.Logs = c.loadLogs(ctx, s, tenant, name, f)
+	now := c.cfg.Now()
+	if ms, _, err := cl.Apps().Metrics(ctx, name, cr.query(tenant, now)); err == nil {
+		if st, _, err := cl.Apps().Stats(ctx, name, min(cr.Span, statsSpan), o); err == nil && len(st) > 0 {
+			ms = append(ms, requestSeries(st))
+		}
+		d.Charts = chartsOver(ms, now.Add(-cr.Span).Unix(), now.Unix())
 	}
 	return d, nil
 }
@@ -359,9 +367,13 @@ func (c *Console) renderApp(w http.ResponseWriter, r *http.Request, s *session, 
 	ctx, cancel := apiCtx(r)
 	defer cancel()
 	tenant, name := r.PathValue("tenant"), r.PathValue("app")
-	d, err := c.loadApp(ctx, s, tenant, name)
+	cr, rangeErr := readChartRange(r)
+	d, err := c.loadApp(ctx, s, tenant, name, readLogFilter(r), cr)
 	v := c.view(s, "apps", tenant+"/"+name, d)
 	v.Error = msg
+	if rangeErr != nil && err == nil {
+		v.Error, code = rangeErr.Error(), http.StatusBadRequest
+	}
 	if err != nil {
 		v.Error, code = errText(err), statusOf(err)
 	}
@@ -509,13 +521,6 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request, s *session) {
 		es = es[:maxEvents]
 	}
 	c.list(w, s, "events", "Events", es, err)
-}
-
-func (c *Console) drills(w http.ResponseWriter, r *http.Request, s *session) {
-	ctx, cancel := apiCtx(r)
-	defer cancel()
-	ds, _, err := c.client(s).Drills().List(ctx, nil)
-	c.list(w, s, "drills", "Drills", ds, err)
 }
 
 type billingData struct {
