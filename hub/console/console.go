@@ -142,6 +142,7 @@ func (c *Console) routes() *http.ServeMux {
 	mux.HandleFunc("GET /ui/events", c.get(c.events))
 	mux.HandleFunc("GET /ui/drills", c.get(c.drills))
 	mux.HandleFunc("GET /ui/billing", c.get(c.billing))
+	c.registerAdmin(mux)
 	mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such page", http.StatusNotFound)
 	})
