@@ -382,7 +382,9 @@ func (c *Console) renderTokens(w http.ResponseWriter, r *http.Request, s *sessio
 	cl := c.client(s)
 	var err error
 	d.Tokens, _, err = cl.Tokens().List(ctx, nil)
-	slices.SortFunc(d.Tokens, func(a, b apitypes.Token) int { return strings.Compare(a.Tenant+"/"+a.Name+a.ID, b.Tenant+"/"+b.Name+b.ID) })
+	slices.SortFunc(d.Tokens, func(a, b apitypes.Token) int {
+		return strings.Compare(a.Tenant+"/"+a.Name+a.ID, b.Tenant+"/"+b.Name+b.ID)
+	})
 	d.Roles = apitypes.Roles
 	if s.Admin() {
 		if ts, _, err := cl.Tenants().List(ctx, nil); err == nil {
