@@ -178,12 +178,15 @@ func (c *Console) renderHost(w http.ResponseWriter, r *http.Request, s *session,
 	defer cancel()
 	h, _, err := c.client(s).Hosts().Get(ctx, r.PathValue("id"), nil)
 	title := "Host"
+	if err != nil {
+		h = nil
+	}
 	if h != nil {
 		title = "Host " + h.Name
 	}
 	v := c.view(s, "hosts", title, h)
 	v.Error = msg
-	if err != nil {
+	if err != nil && msg == "" {
 		v.Error, code = errText(err), statusOf(err)
 	}
 	c.render(w, code, "host", v)
