@@ -2,6 +2,7 @@ package console
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -109,7 +110,7 @@ func (c *Console) loadHosts(r *http.Request, s *session) (hostsData, error) {
 	if err != nil {
 		return d, err
 	}
-	slices.SortFunc(hs, func(a, b apitypes.Host) int { return strings.Compare(a.Name+a.ID, b.Name+b.ID) })
+	slices.SortFunc(hs, func(a, b apitypes.Host) int { return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID)) })
 	groups := map[string]*hostGroup{}
 	var match []apitypes.Host
 	for _, h := range hs {
