@@ -110,7 +110,9 @@ func (c *Console) loadHosts(r *http.Request, s *session) (hostsData, error) {
 	if err != nil {
 		return d, err
 	}
-	slices.SortFunc(hs, func(a, b apitypes.Host) int { return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID)) })
+	slices.SortFunc(hs, func(a, b apitypes.Host) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.ID, b.ID))
+	})
 	groups := map[string]*hostGroup{}
 	var match []apitypes.Host
 	for _, h := range hs {
