@@ -106,7 +106,7 @@ func (r *consoleRig) shot(name string) {
 		r.t.Fatalf("screenshot %s: %v", name, err)
 	}
 	r.n++
-	file := fmt.Sprintf("%02d-%s.png", r.n, strings.NewReplacer("/", "-", "?", "-", "=", "-").Replace(strings.Trim(name, "/")))
+	file := fmt.Sprintf("%02d-%s.png", r.n, strings.NewReplacer("/", "-", "?", "-", "=", "-", "&", "-").Replace(strings.Trim(name, "/")))
 	if err := os.WriteFile(filepath.Join(r.shots, file), png, 0o644); err != nil {
 		r.t.Fatal(err)
 	}
