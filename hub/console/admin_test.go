@@ -666,3 +666,30 @@ func selfSigned(t *testing.T, domain string) (string, string) {
 	}
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}))
 }
+
+func TestAppListIsPagedWithAFilter(t *testing.T) {
+	e := newAdminEnv(t)
+	ctx := context.Background()
+	// A short list has no filter: nothing to find.
+	if _, page := e.viewerB.get("/ui/apps"); strings.Contains(page, `id="app-filter"`) {
+		t.Fatal("a one-app list shows the filter")
+	}
+	zero := 0
+	for i := range 120 {
+		if _, err := e.api.Apps().Create(ctx, apitypes.AppSpec{Name: fmt.Sprintf("svc-%03d", i), Image: "x:1", Instances: &zero}, &client.WriteOptions{Tenant: "alpha"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, page := e.adminB.get("/ui/apps")
+	if n := strings.Count(page, `<tr class="app">`); n != 100 || !strings.Contains(page, `id="app-filter"`) || !strings.Contains(page, `href="/ui/apps?page=2"`) {
+		t.Fatalf("the first page of 121 apps has %d rows (want 100, a filter and a next link):\n%s", n, page)
+	}
+	_, page = e.adminB.get("/ui/apps?page=2")
+	if n := strings.Count(page, `<tr class="app">`); n != 21 || !strings.Contains(page, `href="/ui/apps?page=1"`) {
+		t.Fatalf("the second page has %d rows, want 21", n)
+	}
+	_, page = e.adminB.get("/ui/apps?q=svc-11")
+	if n := strings.Count(page, `<tr class="app">`); n != 10 || !strings.Contains(page, "10 apps match") {
+		t.Fatalf("the filter svc-11 shows %d rows", n)
+	}
+}
