@@ -160,7 +160,11 @@ func withPage(filter url.Values, page string) url.Values {
 
 func (c *Console) hosts(w http.ResponseWriter, r *http.Request, s *session) {
 	d, err := c.loadHosts(r, s)
-	c.list(w, s, "hosts", "Hosts", d, err)
+	if err != nil {
+		c.list(w, s, "hosts", "Hosts", nil, err)
+		return
+	}
+	c.list(w, s, "hosts", "Hosts", d, nil)
 }
 
 func (c *Console) hostsFragment(w http.ResponseWriter, r *http.Request, s *session) {
@@ -334,7 +338,12 @@ func (c *Console) savePool(w http.ResponseWriter, r *http.Request, s *session) {
 	defer cancel()
 	var err error
 	if editing != "" {
-		_, err = c.client(s).Pools().Update(ctx, req)
+		// The API replaces the whole pool: keep what the form does not show.
+		var old *apitypes.Pool
+		if old, _, err = c.client(s).Pools().Get(ctx, editing, nil); err == nil {
+			req.Labels, req.Drivers = old.Labels, old.Drivers
+			_, err = c.client(s).Pools().Update(ctx, req)
+		}
 	} else {
 		_, err = c.client(s).Pools().Create(ctx, req)
 	}

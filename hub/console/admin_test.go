@@ -168,6 +168,10 @@ func TestHostDrainAndRemoveForms(t *testing.T) {
 	for who, b := range map[string]*browser{"viewer": e.viewerB, "developer": e.devB} {
 		_, page := b.get("/ui/hosts/" + ids[0])
 		noForm(t, who, page, "/ui/hosts/")
+		resp, page := b.get("/ui/hosts")
+		if resp.StatusCode != http.StatusForbidden || strings.Contains(page, "<form method=\"get\"") {
+			t.Errorf("%s's hosts page answered %d (want the API's 403, no filter):\n%s", who, resp.StatusCode, page)
+		}
 	}
 	if resp, _ := e.devB.post("/ui/hosts/"+ids[0]+"/drain", url.Values{"csrf": {e.devCSRF}}); resp.StatusCode != http.StatusForbidden {
 		t.Errorf("a developer's drain answered %d, want 403", resp.StatusCode)
@@ -254,6 +258,16 @@ func TestPoolForms(t *testing.T) {
 	}
 	if p, _, err = e.api.Pools().Get(ctx, "auto", nil); err != nil || p.Provision.MaxHosts != 5 || !strings.Contains(string(p.Provision.Template), "t3.large") {
 		t.Fatalf("the updated pool: %+v %v", p, err)
+	}
+	// What the form does not show survives an update.
+	if _, err := e.api.Pools().Create(ctx, apitypes.PoolRequest{Name: "gpu", Datacenter: "dc1", Labels: map[string]string{"gpu": "a100"}, Drivers: []string{"docker"}}); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := e.adminB.post("/ui/pools/gpu", url.Values{"csrf": {e.adminCSRF}, "datacenter": {"dc3"}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("update answered %d:\n%s", resp.StatusCode, body)
+	}
+	if p, _, err = e.api.Pools().Get(ctx, "gpu", nil); err != nil || p.Datacenter != "dc3" || p.Labels["gpu"] != "a100" || len(p.Drivers) != 1 {
+		t.Fatalf("the update lost the pool's labels or drivers: %+v %v", p, err)
 	}
 
 	// Viewers and developers get the table (with the ready host's
