@@ -6,10 +6,13 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/wharf-platform/wharf/hub"
 	"github.com/wharf-platform/wharf/hub/hubtest"
+	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/client"
 )
@@ -76,6 +79,13 @@ func TestConsoleAccessibility(t *testing.T) {
 		t.Fatal(err)
 	}
 	joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "p"})
+	// A host, written through Raft as its enrolment would be (no agent
+	// needed to render its row and its page).
+	leader := c.WaitLeader(10 * time.Second).Hub()
+	now := time.Now().UTC()
+	applyRaft(t, leader, state.JoinTokenCreateType, &state.JoinTokenCreateRequest{Token: state.JoinToken{ID: "jt-a11y", Pool: "p", SecretHash: "s"}, Time: now})
+	applyRaft(t, leader, state.HostEnrollType, &state.HostEnrollRequest{TokenID: "jt-a11y", SecretHash: "s", Time: now,
+		Host: state.Host{ID: "h-a11y", Name: "node-1", Inventory: state.Inventory{CPUs: 4, MemoryBytes: 8 << 30, Drivers: []string{"docker"}, AgentVersion: "v1.0.0"}}})
 
 	r := newConsoleRig(t, c.Nodes[0].URL(), "a11y")
 	check := func(name string) {
@@ -107,6 +117,7 @@ func TestConsoleAccessibility(t *testing.T) {
 		{"/ui/apps/acme/web", "#instances-table"},
 		{"/ui/apps/acme/web/diff?from=1&to=2", "#diff-table"},
 		{"/ui/hosts", "#hosts-table"},
+		{"/ui/hosts/h-a11y", "#host-facts"},
 		{"/ui/pools", "#pools-table"},
 		{"/ui/events", "#events-table"},
 		{"/ui/drills", "#drills-table"},
@@ -125,4 +136,16 @@ func TestConsoleAccessibility(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#tenant-submit")),
 		chromedp.WaitVisible(chromedp.CSS(`.field-error[data-field="name"]`)))
 	check("tenants-refused")
+}
+
+// applyRaft commits one state command through the leader's Raft.
+func applyRaft(t *testing.T, leader *hub.Hub, mt state.MessageType, req any) {
+	t.Helper()
+	msg, err := state.Encode(mt, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leader.Cluster().Apply(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
 }
