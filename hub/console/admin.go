@@ -85,16 +85,14 @@ type hostGroup struct {
 // hostsData is one page of the host list, filtered, and a summary of
 // every host by pool.
 type hostsData struct {
-	Groups            []hostGroup
-	Rows              []apitypes.Host
-	Pager             pager
-	Q, Pool, State    string
-	Pools, States     []string
-	Total, Matched    int
-	Query, TablePath  string
-	CanAct            bool
-	Refresh           int64
-	ShowingEveryMatch bool
+	Groups         []hostGroup
+	Rows           []apitypes.Host
+	Pager          pager
+	Q, Pool, State string
+	Pools, States  []string
+	Total, Matched int
+	TablePath      string
+	Refresh        int64
 }
 
 // hostStates are the states a host may be in, in the filter's order.
@@ -106,7 +104,7 @@ func (c *Console) loadHosts(r *http.Request, s *session) (hostsData, error) {
 	hs, _, err := c.client(s).Hosts().List(ctx, nil)
 	q := r.URL.Query()
 	d := hostsData{Q: strings.TrimSpace(q.Get("q")), Pool: q.Get("pool"), State: q.Get("state"), States: hostStates,
-		CanAct: s.Admin(), Refresh: c.cfg.Refresh.Milliseconds(), Total: len(hs)}
+		Refresh: c.cfg.Refresh.Milliseconds(), Total: len(hs)}
 	if err != nil {
 		return d, err
 	}
