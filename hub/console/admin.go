@@ -20,7 +20,7 @@ import (
 var adminPages = []string{"host", "tokens", "tenants", "providers", "diff"}
 
 // registerAdmin adds the admin and tenant forms' pages and actions: hosts
-// (a page of the list, one host, drain, remove), pools (create, update),
+// (a page of the list, one host, drain, undrain, remove), pools (create, update),
 // tokens and join tokens, tenants, provider accounts and machines, and
 // the app page's routes, certificates, canary and version diff. Every
 // action goes through the API with the session's token, so the API
@@ -36,6 +36,7 @@ func (c *Console) registerAdmin(mux *http.ServeMux) {
 	}
 	mux.HandleFunc("GET /ui/hosts/{id}", c.get(c.host))
 	mux.HandleFunc("POST /ui/hosts/{id}/drain", c.post(c.drainHost))
+	mux.HandleFunc("POST /ui/hosts/{id}/undrain", c.post(c.undrainHost))
 	mux.HandleFunc("POST /ui/hosts/{id}/remove", c.post(c.removeHost))
 	mux.HandleFunc("POST /ui/pools", c.post(c.savePool))
 	mux.HandleFunc("POST /ui/pools/{name}", c.post(c.savePool))
@@ -206,6 +207,18 @@ func (c *Console) drainHost(w http.ResponseWriter, r *http.Request, s *session) 
 		return
 	}
 	c.log.Info("console: host drained", "host", id, "session_user", s.Name)
+	redirect(w, r, "/ui/hosts/"+url.PathEscape(id))
+}
+
+func (c *Console) undrainHost(w http.ResponseWriter, r *http.Request, s *session) {
+	ctx, cancel := apiCtx(r)
+	defer cancel()
+	id := r.PathValue("id")
+	if _, err := c.client(s).Hosts().Undrain(ctx, id); err != nil {
+		c.renderHost(w, r, s, statusOf(err), "Not undrained: "+errText(err))
+		return
+	}
+	c.log.Info("console: host undrained", "host", id, "session_user", s.Name)
 	redirect(w, r, "/ui/hosts/"+url.PathEscape(id))
 }
 

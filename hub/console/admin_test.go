@@ -185,8 +185,17 @@ func TestHostDrainAndRemoveForms(t *testing.T) {
 		t.Fatalf("after drain: %+v %v", h, err)
 	}
 	_, page = e.adminB.get("/ui/hosts/" + ids[0])
-	if strings.Contains(page, `id="drain"`) || !strings.Contains(page, `id="host-state">draining`) {
-		t.Fatalf("a draining host's page still offers drain or hides its state:\n%s", page)
+	if strings.Contains(page, `id="drain"`) || !strings.Contains(page, `id="undrain"`) || !strings.Contains(page, `id="host-state">draining`) {
+		t.Fatalf("a draining host's page still offers drain, offers no undrain, or hides its state:\n%s", page)
+	}
+	if resp, _ := e.adminB.post("/ui/hosts/"+ids[0]+"/undrain", url.Values{}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("undrain without CSRF answered %d, want 403", resp.StatusCode)
+	}
+	if resp, body := e.adminB.post("/ui/hosts/"+ids[0]+"/undrain", url.Values{"csrf": {e.adminCSRF}}); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("undrain answered %d:\n%s", resp.StatusCode, body)
+	}
+	if h, _, err := e.api.Hosts().Get(ctx, ids[0], nil); err != nil || h.State != "ready" {
+		t.Fatalf("after undrain: %+v %v", h, err)
 	}
 	if resp, body := e.adminB.post("/ui/hosts/"+ids[1]+"/remove", url.Values{"csrf": {e.adminCSRF}}); resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("remove answered %d:\n%s", resp.StatusCode, body)
