@@ -15,7 +15,15 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 # provisioned machine downloads this binary from the hub.
 LDFLAGS   := -s -w -X github.com/wharf-platform/wharf/internal/version.version=$(VERSION)
 
-.PHONY: build run test test-short e2e bench fuzz lint proto clean kube-tools
+.PHONY: build run test test-short e2e bench fuzz lint proto clean kube-tools vendor-axe
+
+# axe-core for the console's accessibility test (e2e/console_a11y_test.go):
+# a test asset, never served by the hub. Rebuilds the committed
+# e2e/axe/axe.min.js and its LICENSE (MPL-2.0) from the lockfile with npm ci.
+vendor-axe:
+	cd e2e/axe && npm ci --ignore-scripts --no-audit --no-fund
+	cp e2e/axe/node_modules/axe-core/axe.min.js e2e/axe/node_modules/axe-core/LICENSE e2e/axe/
+	rm -rf e2e/axe/node_modules
 
 # Static (no cgo: the resolver and user lookups are Go's own), so that
 # `wharf dev` can run its demo app from a FROM scratch image of the binary.

@@ -26,7 +26,16 @@ func hostOut(snap *state.Snapshot, h *state.Host) apitypes.Host {
 		}
 	}
 	i := c.Inventory
-	return apitypes.Host{ID: c.ID, Name: c.Name, Pool: c.Pool, Datacenter: c.Datacenter, State: c.State, Disconnected: c.Disconnected,
+	live := 0
+	if insts, err := snap.HostInstances(nil, c.ID); err == nil {
+		for _, in := range insts {
+			if in.Live() {
+				live++
+			}
+		}
+	}
+	return apitypes.Host{AllocCPU: c.AllocCPU, AllocMemory: c.AllocMemory, Instances: live,
+		ID: c.ID, Name: c.Name, Pool: c.Pool, Datacenter: c.Datacenter, State: c.State, Disconnected: c.Disconnected,
 		Kind: i.KindOrHost(), CPUMillis: i.CPU(),
 		Hostname: i.Hostname, OS: i.OS, Arch: i.Arch, CPUs: i.CPUs, MemoryBytes: i.MemoryBytes, DiskBytes: i.DiskBytes,
 		Addresses: i.Addresses, Drivers: i.Drivers, Provider: i.Provider, Region: i.Region, Zone: i.Zone, Labels: i.Labels,

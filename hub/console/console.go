@@ -143,6 +143,7 @@ func (c *Console) routes() *http.ServeMux {
 	mux.HandleFunc("GET /ui/drills", c.get(c.drills))
 	mux.HandleFunc("GET /ui/billing", c.get(c.billing))
 	c.registerLive(mux)
+	c.registerAdmin(mux)
 	mux.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no such page", http.StatusNotFound)
 	})

@@ -147,6 +147,7 @@ type appsData struct {
 	Apps    []apitypes.App
 	Tenants []string
 	Form    deployForm
+	List    appList
 }
 
 func (c *Console) apps(w http.ResponseWriter, r *http.Request, s *session) {
@@ -162,6 +163,7 @@ func (c *Console) renderApps(w http.ResponseWriter, r *http.Request, s *session,
 	slices.SortFunc(d.Apps, func(a, b apitypes.App) int {
 		return strings.Compare(a.Tenant+"/"+a.Name, b.Tenant+"/"+b.Name)
 	})
+	d.Apps, d.List = pageOfApps(d.Apps, r.URL.Query())
 	if s.Admin() {
 		if ts, _, err := cl.Tenants().List(ctx, nil); err == nil {
 			for _, t := range ts {
@@ -293,6 +295,7 @@ type appData struct {
 	Filter       logFilter  // the log view's filters
 	Range        chartRange // the charts' time range
 	Ranges       []chartRange
+	Forms        appForms
 }
 
 // logsData is the newest log lines of an app, or why they cannot be read.
@@ -344,6 +347,7 @@ func (c *Console) loadApp(ctx context.Context, s *session, tenant, name string, 
 	}
 	slices.Reverse(d.Versions)
 	d.Routes, _, _ = cl.Routes().List(ctx, name, o)
+	d.Forms = c.loadAppForms(ctx, s, tenant)
 	d.Logs = c.loadLogs(ctx, s, tenant, name, f)
 	now := c.cfg.Now()
 	if ms, _, err := cl.Apps().Metrics(ctx, name, cr.query(tenant, now)); err == nil {
@@ -426,87 +430,6 @@ func (c *Console) rollback(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	c.log.Info("console: app rolled back", "tenant", tenant, "app", name, "version", v, "session_user", s.Name)
 	http.Redirect(w, r, appURL(tenant, name), http.StatusSeeOther)
-}
-
-// hostRow is a host and what the instances placed on it hold.
-type hostRow struct {
-	apitypes.Host
-	Instances, CPU, Memory int // CPU in millicores, memory in MB
-}
-
-func (c *Console) loadHosts(r *http.Request, s *session) ([]hostRow, error) {
-	ctx, cancel := apiCtx(r)
-	defer cancel()
-	cl := c.client(s)
-	hs, _, err := cl.Hosts().List(ctx, nil)
-	if err != nil {
-		return nil, err
-	}
-	slices.SortFunc(hs, func(a, b apitypes.Host) int { return strings.Compare(a.Name+a.ID, b.Name+b.ID) })
-	rows := make([]hostRow, len(hs))
-	at := map[string]*hostRow{}
-	for i, h := range hs {
-		rows[i].Host = h
-		at[h.ID] = &rows[i]
-	}
-	// Usage: the instances the token can see that are meant to run,
-	// each holding its app's current CPU and memory.
-	apps, _, err := cl.Apps().List(ctx, nil)
-	if err != nil {
-		return rows, nil
-	}
-	for _, a := range apps {
-		is, _, err := cl.Apps().Instances(ctx, a.Name, &client.QueryOptions{Tenant: a.Tenant})
-		if err != nil {
-			continue
-		}
-		spec := a.AppSpec
-		spec.Normalize()
-		for _, in := range is {
-			h := at[in.Host]
-			if h == nil || in.Desired != "run" || in.State == "stopped" || in.State == "failed" {
-				continue
-			}
-			h.Instances++
-			h.CPU += spec.CPU
-			h.Memory += spec.Memory
-		}
-	}
-	return rows, nil
-}
-
-func (c *Console) hosts(w http.ResponseWriter, r *http.Request, s *session) {
-	hs, err := c.loadHosts(r, s)
-	v := c.view(s, "hosts", "Hosts", hs)
-	code := http.StatusOK
-	if err != nil {
-		v.Error, code = errText(err), statusOf(err)
-	}
-	c.render(w, code, "hosts", v)
-}
-
-func (c *Console) hostsFragment(w http.ResponseWriter, r *http.Request, s *session) {
-	hs, err := c.loadHosts(r, s)
-	if err != nil {
-		http.Error(w, errText(err), statusOf(err))
-		return
-	}
-	c.renderFragment(w, "hosts", hs)
-}
-
-func (c *Console) pools(w http.ResponseWriter, r *http.Request, s *session) {
-	ctx, cancel := apiCtx(r)
-	defer cancel()
-	cl := c.client(s)
-	ps, _, err := cl.Pools().List(ctx, nil)
-	for i := range ps {
-		// The list leaves out capacity and usage; each pool's read has them.
-		if p, _, err := cl.Pools().Get(ctx, ps[i].Name, nil); err == nil {
-			ps[i] = *p
-		}
-	}
-	slices.SortFunc(ps, func(a, b apitypes.Pool) int { return strings.Compare(a.Name, b.Name) })
-	c.list(w, s, "pools", "Pools", ps, err)
 }
 
 // maxEvents bounds the events page to the newest ones.

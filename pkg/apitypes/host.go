@@ -77,6 +77,11 @@ type Host struct {
 	Machine    string    `json:"machine,omitempty"`
 	ProviderID string    `json:"provider_id,omitempty"`
 	EnrolledAt time.Time `json:"enrolled_at"`
+	// AllocCPU (millicores) and AllocMemory (MB) are what the live
+	// instances placed on the host hold; Instances counts them.
+	AllocCPU    int `json:"alloc_cpu"`
+	AllocMemory int `json:"alloc_memory"`
+	Instances   int `json:"instances"`
 	// The connection, as the leader knows it: only GET /v1/hosts/{id}
 	// fills these in.
 	LastHeartbeat *time.Time `json:"last_heartbeat,omitempty"`
