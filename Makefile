@@ -40,10 +40,13 @@ kube-tools:
 	GO=$(GO) ./e2e/kube/build.sh
 
 # The whole suite: unit, loopback integration (real Raft clusters), fuzz
-# seeds, with the race detector. CI runs exactly this.
+# seeds, with the race detector. CI runs exactly this. The e2e package is
+# the long pole (about 20 minutes here, more on a loaded machine): its
+# timeout leaves room for that, and a wait that cannot end reports what it
+# saw 30 s before it.
 test: kube-tools
 	$(GO) vet $(PKGS)
-	$(GO) test -race -count=1 -timeout 30m $(RACE_PKGS)
+	$(GO) test -race -count=1 -timeout 40m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 10m $(SDK_PKGS)
 
 test-short:

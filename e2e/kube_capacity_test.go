@@ -54,6 +54,7 @@ func (d *clusterCapacity) set(c driver.Capacity) {
 // the scheduler places by it; a node going NotReady, one cordoned and
 // one joining change what GET /v1/hosts shows.
 func TestClusterCapacityReachesHub(t *testing.T) {
+	t.Parallel() // everything of its own: see doc.go
 	if testing.Short() {
 		t.Skip("-short: no cluster")
 	}
@@ -157,6 +158,7 @@ func TestClusterCapacityReachesHub(t *testing.T) {
 // TestClusterCapacityReachesHub does the same with the kubernetes driver
 // on a real API server.
 func TestCapacityBurstLastWins(t *testing.T) {
+	t.Parallel() // everything of its own: see doc.go
 	c := hubtest.New(t, 1, hubtest.Options{})
 	ctx := context.Background()
 	anon, _ := client.New(client.Config{Address: c.Nodes[0].URL()})

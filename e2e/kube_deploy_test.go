@@ -13,6 +13,7 @@ import (
 // cluster agent's ServiceAccount gets what it needs and no more: Pods in a
 // tenant's namespace yes, Secrets of another namespace no.
 func TestKubernetesManifests(t *testing.T) {
+	t.Parallel() // everything of its own: see doc.go
 	if testing.Short() {
 		t.Skip("-short: no cluster")
 	}

@@ -25,6 +25,7 @@ import (
 // stdin with -i, and a terminal (-it on a pty the test drives) with its
 // size and a resize.
 func TestKubernetesAppExec(t *testing.T) {
+	t.Parallel() // everything of its own: see doc.go
 	r := newKubeRig(t)
 	ctx := context.Background()
 	spec := apitypes.AppSpec{Name: "pod", Image: drivertest.TestAppImage, Instances: intp(1), Pools: []string{"k8s"},

@@ -332,6 +332,7 @@ func ids(is []apitypes.Instance) []string {
 // down the Pods keep running and serving; a node going NotReady lowers
 // the capacity GET /v1/hosts shows.
 func TestKubernetesMember(t *testing.T) {
+	t.Parallel() // everything of its own: see doc.go
 	r := newKubeRig(t)
 	ctx := context.Background()
 	k := r.cluster()

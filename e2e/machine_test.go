@@ -39,6 +39,7 @@ func (acceptingCloud) Shape(context.Context, providers.Template) (providers.Reso
 // another machine is refused; the right one becomes the machine's host,
 // and removing that host retires the machine.
 func TestMachineEnrolsWithItsToken(t *testing.T) {
+	t.Parallel() // everything of its own: see doc.go
 	c, admin, _ := newCluster(t, hubtest.Options{OpenProvider: func(providers.Account) (providers.Provider, error) { return acceptingCloud{}, nil }}, "aws-bj", "")
 	ctx := context.Background()
 	if _, err := admin.Providers().Create(ctx, apitypes.ProviderRequest{Name: "aws1", Type: "aws", Region: "us-east-1",

@@ -25,6 +25,7 @@ import (
 // the lost pools grow none, and the app serves through a vSphere host's
 // router.
 func TestMultiCloudFailover(t *testing.T) {
+	t.Parallel() // everything of its own: see doc.go
 	netlab.Require(t)
 	lab := netlab.New(t, netlab.Options{})
 	type site struct {

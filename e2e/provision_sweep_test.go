@@ -21,6 +21,7 @@ import (
 // another cluster in the same account, and the pool's own machine, are
 // left alone.
 func TestProvisionSweepsLeakedMachines(t *testing.T) {
+	t.Parallel() // everything of its own: see doc.go
 	sim, ec2 := startEC2Sim(t, simOptions{})
 	p := newProvCluster(t, sim, hubtest.Options{OrphanGrace: 3 * time.Second, ProvisionListEvery: time.Second})
 	ctx := context.Background()

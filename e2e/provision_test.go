@@ -177,6 +177,7 @@ func states(ms []apitypes.Machine) string {
 // stuck one. The clouds run side by side, each in a lab and hub cluster of
 // its own.
 func TestProvisionedPoolBootsRealMachines(t *testing.T) {
+	t.Parallel() // everything of its own: see doc.go
 	netlab.Require(t)
 	for _, cloud := range provClouds {
 		t.Run(cloud.name, func(t *testing.T) {
@@ -429,6 +430,7 @@ func poolLifecycle(t *testing.T, cloud string, start func(testing.TB, simOptions
 // slows a pool down; and a machine that never enrolls is replaced after
 // boot_timeout. The machines boot to nothing: no agent ever enrolls.
 func TestProvisionFaults(t *testing.T) {
+	t.Parallel() // everything of its own: see doc.go
 	for _, cloud := range provClouds {
 		t.Run(cloud.name, func(t *testing.T) {
 			t.Parallel()
