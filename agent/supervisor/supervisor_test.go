@@ -85,3 +85,39 @@ func TestDrainDelay(t *testing.T) {
 		t.Fatalf("i1 stopped %s after it was unassigned, before the drain delay", d)
 	}
 }
+
+// TestBootingInstanceProbedOften: a new instance whose first checks fail
+// (still booting) is probed again within moments, not after its
+// interval: it is ready soon after it first answers. Once ready, the
+// interval holds.
+func TestBootingInstanceProbedOften(t *testing.T) {
+	host := fake.NewHost()
+	host.SetExecCode(1) // booting: not answering yet
+	s := New(Config{Driver: fake.New(host), Dir: t.TempDir()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	err := s.Assign(&wire.Assignments{Version: 1, Instances: []*wire.Instance{{Id: "i1", App: "web", Tenant: "acme", Version: 1,
+		Ports: []*wire.Port{{ContainerPort: 8080}}, Health: &wire.Health{Command: []string{"check"}, IntervalMs: 60_000}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "running, not ready", func() bool {
+		st, ok := readyOf(s, "i1")
+		return st == wire.InstanceRunning && !ok && s.Report(true).Instances[0].Message != ""
+	})
+	host.SetExecCode(0) // it answers now
+	answered := time.Now()
+	waitUntil(t, "ready", func() bool { _, ok := readyOf(s, "i1"); return ok })
+	if took := time.Since(answered); took > 5*time.Second {
+		t.Fatalf("ready %s after it first answered; want well under its 60 s interval", took)
+	}
+	// Ready: the next check waits its interval, so a failure now goes
+	// unnoticed for a while (three would be needed anyway).
+	host.SetExecCode(1)
+	time.Sleep(300 * time.Millisecond)
+	if _, ok := readyOf(s, "i1"); !ok {
+		t.Fatal("a ready instance was probed faster than its interval")
+	}
+}
