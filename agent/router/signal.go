@@ -88,8 +88,10 @@ func (g *signals) ch() chan struct{} {
 }
 
 // check looks at an app's second x after a count: when its requests so
-// far reach the app's rate over the part of the second gone (at least
-// minSignalElapsed of it), a burst is pending, once per second.
+// far reach the app's rate over the part of the second gone (once
+// minSignalElapsed of it is, or at once when they are a whole second's
+// worth), a burst is pending, once per second. Waiting for a part of the
+// second keeps the rate the hub reads from it near the real one.
 // Callers hold stats.mu.
 func (g *signals) check(x *AppSecond) {
 	rate := g.rates[x.App]
@@ -98,6 +100,9 @@ func (g *signals) check(x *AppSecond) {
 	}
 	n := x.Requests + x.Held
 	elapsed := g.clock().Sub(time.Unix(x.Unix, 0))
+	if elapsed < minSignalElapsed && n < uint64(rate) {
+		return // too early to tell a rate, short of a whole second's worth
+	}
 	measured := min(max(elapsed, minSignalElapsed), time.Second)
 	// n / measured >= rate, in integers.
 	if float64(n)*float64(time.Second) < float64(rate)*float64(measured) {

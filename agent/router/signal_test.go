@@ -59,17 +59,18 @@ func TestSignalWithinTheSecond(t *testing.T) {
 	if b := waitBurst(t, r, 300*time.Millisecond); b != nil {
 		t.Fatalf("a second signal within the second: %+v", b)
 	}
-	// The next second signals again; a few requests right at its start
-	// are no rate yet (measured over at least 250 ms).
+	// The next second signals again. Requests right at its start are no
+	// rate yet (measured over at least 250 ms) unless they are a whole
+	// second's worth.
 	now.Store(time.Unix(1001, 0).Add(10 * time.Millisecond).UnixNano())
-	get(t, r, "GET", "w.example.com", "/")
-	if b := waitBurst(t, r, 300*time.Millisecond); b != nil {
-		t.Fatalf("one request 10 ms into a second signalled: %+v", b)
-	}
-	for range 2 {
+	for range 9 {
 		get(t, r, "GET", "w.example.com", "/")
 	}
-	if b := waitBurst(t, r, 5*time.Second); len(b) != 1 || b[0].Unix != 1001 || b[0].Requests != 3 {
+	if b := waitBurst(t, r, 300*time.Millisecond); b != nil {
+		t.Fatalf("9 requests 10 ms into a second signalled: %+v", b)
+	}
+	get(t, r, "GET", "w.example.com", "/")
+	if b := waitBurst(t, r, 5*time.Second); len(b) != 1 || b[0].Unix != 1001 || b[0].Requests != 10 || b[0].Elapsed != 10*time.Millisecond {
 		t.Fatalf("bursts in the next second: %+v", b)
 	}
 	// Without rates, nothing.
