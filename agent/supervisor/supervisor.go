@@ -14,6 +14,9 @@ import (
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
+// convergeParallel is how many instances are converged at once.
+const convergeParallel = 8
+
 // StopGrace is how long an instance may take to stop before the driver
 // kills it.
 const StopGrace = 10 * time.Second
@@ -222,10 +225,22 @@ func (s *Supervisor) converge(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	wanted := map[string]bool{}
+	// Side by side: a scale-up's starts (each a container run of up to
+	// seconds on a busy host) do not wait for each other, and neither
+	// does the next probe of an instance that booted meanwhile. A driver
+	// serializes only one instance's own Start and Stop.
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, convergeParallel)
 	for _, in := range want {
 		wanted[in.Id] = true
-		s.keep(ctx, in)
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			s.keep(ctx, in)
+		}()
 	}
+	wg.Wait()
 	// Whatever runs here and is not wanted stops: instances the hub moved
 	// elsewhere while this host was away, or that an app no longer has.
 	running, err := s.drv.List(ctx)

@@ -3,9 +3,11 @@ package supervisor
 import (
 	"context"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/wharf-platform/wharf/agent/driver"
 	"github.com/wharf-platform/wharf/agent/driver/fake"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
@@ -120,4 +122,55 @@ func TestBootingInstanceProbedOften(t *testing.T) {
 	if _, ok := readyOf(s, "i1"); !ok {
 		t.Fatal("a ready instance was probed faster than its interval")
 	}
+}
+
+// barrierDriver is the fake driver whose Start waits (up to a while)
+// until n Starts are under way at once.
+type barrierDriver struct {
+	*fake.Driver
+	n       int
+	mu      sync.Mutex
+	entered int
+	all     chan struct{}
+}
+
+func (d *barrierDriver) Start(ctx context.Context, spec driver.Spec) (driver.Status, error) {
+	d.mu.Lock()
+	d.entered++
+	if d.entered == d.n {
+		close(d.all)
+	}
+	d.mu.Unlock()
+	select {
+	case <-d.all:
+	case <-time.After(5 * time.Second): // one after another: 15 s before the 4th
+	}
+	return d.Driver.Start(ctx, spec)
+}
+
+// TestStartsSideBySide: the instances of a scale-up start at the same
+// time, not one after another (each start can take seconds).
+func TestStartsSideBySide(t *testing.T) {
+	host := fake.NewHost()
+	drv := &barrierDriver{Driver: fake.New(host), n: 4, all: make(chan struct{})}
+	s := New(Config{Driver: drv, Dir: t.TempDir()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var ins []*wire.Instance
+	for _, id := range []string{"i1", "i2", "i3", "i4"} {
+		ins = append(ins, &wire.Instance{Id: id, App: "web", Tenant: "acme", Version: 1, Ports: []*wire.Port{{ContainerPort: 8080}}})
+	}
+	if err := s.Assign(&wire.Assignments{Version: 1, Instances: ins}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-drv.all:
+	case <-time.After(4 * time.Second):
+		drv.mu.Lock()
+		defer drv.mu.Unlock()
+		t.Fatalf("only %d of 4 starts were under way at once", drv.entered)
+	}
+	waitUntil(t, "all running", func() bool { return len(host.Running()) == 4 })
 }
