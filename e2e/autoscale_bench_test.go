@@ -83,10 +83,15 @@ func BenchmarkAutoscale(b *testing.B) {
 		return resp.StatusCode, string(body), err
 	}
 
+	// Apps get names never used before in the run: the testing package
+	// runs a benchmark more than once (b.N of 1 first), and the counts of
+	// a deleted app's last seconds would scale a new app of its name.
+	apps := 0
 	b.Run("burst", func(b *testing.B) {
 		var ds []time.Duration
 		for i := 0; i < b.N; i++ {
-			name := fmt.Sprintf("burst%d", i)
+			apps++
+			name := fmt.Sprintf("burst%d", apps)
 			host := name + ".acme.localhost"
 			one := 1
 			deploy(name, apitypes.Autoscale{Min: &one, Max: 6, QPS: 20, Window: apitypes.Duration(5 * time.Second), ScaleDownDelay: apitypes.Duration(5 * time.Second)})
@@ -150,7 +155,8 @@ func BenchmarkAutoscale(b *testing.B) {
 	b.Run("cold-start", func(b *testing.B) {
 		var ds []time.Duration
 		for i := 0; i < b.N; i++ {
-			name := fmt.Sprintf("cold%d", i)
+			apps++
+			name := fmt.Sprintf("cold%d", apps)
 			zero := 0
 			deploy(name, apitypes.Autoscale{Min: &zero, Max: 2, QPS: 10, Window: apitypes.Duration(2 * time.Second), ScaleDownDelay: apitypes.Duration(2 * time.Second)})
 			hubtest.WaitFor(b, 60*time.Second, name+" at zero", func() bool {

@@ -22,8 +22,10 @@ const minSignalElapsed = 250 * time.Millisecond
 type Burst struct {
 	App  string
 	Unix int64 // the second
-	// Requests counted in the second so far (held ones included), and how
-	// far into the second the count was taken.
+	// Requests counted in the second so far (held ones included), and the
+	// time from the first of them to the count: the rate is measured from
+	// the first request, so a burst that begins late in a second is not
+	// diluted by the quiet part before it.
 	Requests uint64
 	Elapsed  time.Duration
 	// Rate is the signal rate crossed (requests per second).
@@ -35,6 +37,7 @@ type signals struct {
 	rates map[string]uint32 // per app; absent: none
 	clock func() time.Time
 	sent  map[string]int64 // per app, the last second signalled
+	first map[string]firstCount
 	// pending are the bursts not taken yet, by app (the latest wins);
 	// notify (capacity 1) is signalled when one is added.
 	pending map[string]Burst
@@ -53,6 +56,11 @@ func (r *Router) SetSignalRates(rates map[string]uint32) {
 	for app := range s.sig.sent {
 		if rates[app] == 0 {
 			delete(s.sig.sent, app)
+		}
+	}
+	for app := range s.sig.first {
+		if rates[app] == 0 {
+			delete(s.sig.first, app)
 		}
 	}
 }
@@ -80,6 +88,12 @@ func (r *Router) TakeBursts() []Burst {
 	return out
 }
 
+// firstCount is when the first request of an app's second was counted.
+type firstCount struct {
+	unix int64
+	at   time.Time
+}
+
 func (g *signals) ch() chan struct{} {
 	if g.notify == nil {
 		g.notify = make(chan struct{}, 1)
@@ -88,18 +102,29 @@ func (g *signals) ch() chan struct{} {
 }
 
 // check looks at an app's second x after a count: when its requests so
-// far reach the app's rate over the part of the second gone (once
-// minSignalElapsed of it is, or at once when they are a whole second's
-// worth), a burst is pending, once per second. Waiting for a part of the
-// second keeps the rate the hub reads from it near the real one.
+// far reach the app's rate over the time since the first of them (once
+// they have come for minSignalElapsed, or at once when they are a whole
+// second's worth), a burst is pending, once per second. Measuring from
+// the first request keeps a burst that begins late in a second at its
+// real rate; waiting for a part of a second keeps a handful of requests
+// at once from passing for a rate.
 // Callers hold stats.mu.
 func (g *signals) check(x *AppSecond) {
 	rate := g.rates[x.App]
 	if rate == 0 || g.sent[x.App] == x.Unix {
 		return
 	}
+	now := g.clock()
+	if g.first == nil {
+		g.first = map[string]firstCount{}
+	}
+	f, ok := g.first[x.App]
+	if !ok || f.unix != x.Unix {
+		f = firstCount{unix: x.Unix, at: now}
+		g.first[x.App] = f
+	}
 	n := x.Requests + x.Held
-	elapsed := g.clock().Sub(time.Unix(x.Unix, 0))
+	elapsed := now.Sub(f.at)
 	if elapsed < minSignalElapsed && n < uint64(rate) {
 		return // too early to tell a rate, short of a whole second's worth
 	}

@@ -174,3 +174,53 @@ func TestStartsSideBySide(t *testing.T) {
 	}
 	waitUntil(t, "all running", func() bool { return len(host.Running()) == 4 })
 }
+
+// slowDriver is the fake driver whose Start of one instance waits until
+// the test releases it.
+type slowDriver struct {
+	*fake.Driver
+	slow    string
+	release chan struct{}
+}
+
+func (d *slowDriver) Start(ctx context.Context, spec driver.Spec) (driver.Status, error) {
+	if spec.InstanceID == d.slow {
+		select {
+		case <-d.release:
+		case <-ctx.Done():
+			return driver.Status{}, ctx.Err()
+		}
+	}
+	return d.Driver.Start(ctx, spec)
+}
+
+// TestReadyWithoutWaitingForNeighbours: an instance that answers its
+// health check is ready (and reported) while another instance of the
+// same scale-up is still starting.
+func TestReadyWithoutWaitingForNeighbours(t *testing.T) {
+	host := fake.NewHost()
+	drv := &slowDriver{Driver: fake.New(host), slow: "i2", release: make(chan struct{})}
+	s := New(Config{Driver: drv, Dir: t.TempDir()})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	released := false
+	defer func() {
+		if !released {
+			close(drv.release)
+		}
+	}()
+	var ins []*wire.Instance
+	for _, id := range []string{"i1", "i2"} {
+		ins = append(ins, &wire.Instance{Id: id, App: "web", Tenant: "acme", Version: 1, Ports: []*wire.Port{{ContainerPort: 8080}},
+			Health: &wire.Health{Command: []string{"check"}, IntervalMs: 60_000}})
+	}
+	if err := s.Assign(&wire.Assignments{Version: 1, Instances: ins}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "i1 ready while i2 still starts", func() bool { st, ok := readyOf(s, "i1"); return st == wire.InstanceRunning && ok })
+	close(drv.release)
+	released = true
+	waitUntil(t, "i2 ready", func() bool { _, ok := readyOf(s, "i2"); return ok })
+}

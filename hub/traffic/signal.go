@@ -20,19 +20,20 @@ type Burst struct {
 	App  string `json:"app"`
 	Host string `json:"host"` // the router's
 	Unix int64  `json:"unix"`
-	// Requests counted in the second after ElapsedMs of it.
+	// Requests counted in the second, ElapsedMs from the first of them.
 	Requests  uint64 `json:"requests"`
 	ElapsedMs uint32 `json:"elapsed_ms"`
 	// SignalRps is the rate it crossed.
 	SignalRps uint32 `json:"signal_rps"`
 }
 
-// minBurstElapsed is the least part of a second a burst's rate is taken
-// over (routers signal no earlier than a quarter second's count).
+// minBurstElapsed is the least time a burst's rate is taken over
+// (routers signal before a quarter second only for a whole second's
+// worth of requests).
 const minBurstElapsed = 250 * time.Millisecond
 
 // Rate is the requests per second the burst shows: its count over the
-// part of the second gone, at least minBurstElapsed of it.
+// time they came in, at least minBurstElapsed.
 func (b Burst) Rate() float64 {
 	d := min(max(time.Duration(b.ElapsedMs)*time.Millisecond, minBurstElapsed), time.Second)
 	return float64(b.Requests) / d.Seconds()

@@ -2925,7 +2925,7 @@ type AppRate struct {
 	// The second (Unix time) the requests began in.
 	Unix int64 `protobuf:"varint,2,opt,name=unix,proto3" json:"unix,omitempty"`
 	// Requests of that second the router has counted so far (held ones
-	// included), and how far into the second it was.
+	// included), and the time from the first of them to the signal.
 	Requests  uint64 `protobuf:"varint,3,opt,name=requests,proto3" json:"requests,omitempty"`
 	ElapsedMs uint32 `protobuf:"varint,4,opt,name=elapsed_ms,json=elapsedMs,proto3" json:"elapsed_ms,omitempty"`
 	// The threshold crossed (the route's signal_rps).
