@@ -129,8 +129,9 @@ func (g *signals) check(x *AppSecond) {
 		return // too early to tell a rate, short of a whole second's worth
 	}
 	measured := min(max(elapsed, minSignalElapsed), time.Second)
-	// n / measured >= rate, in integers.
-	if float64(n)*float64(time.Second) < float64(rate)*float64(measured) {
+	// n requests from the first are n-1 gaps: (n-1) / measured >= rate,
+	// or a whole second's worth.
+	if n < uint64(rate) && float64(n-1)*float64(time.Second) < float64(rate)*float64(measured) {
 		return
 	}
 	if g.sent == nil {

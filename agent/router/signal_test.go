@@ -33,10 +33,11 @@ func TestSignalWithinTheSecond(t *testing.T) {
 		Config{Clock: func() time.Time { return time.Unix(0, now.Load()) }})
 	r.SetSignalRates(map[string]uint32{"acme/web": 10})
 	// The first request 600 ms into the second (the quiet part before
-	// it does not count), two more 300 ms later: 2 in 300 ms, under
+	// it does not count), two more 300 ms later: 2 gaps in 300 ms, under
 	// 10/s. The app without a rate gets no signal whatever its load.
 	get(t, r, "GET", "w.example.com", "/")
 	now.Store(time.Unix(1000, 0).Add(900 * time.Millisecond).UnixNano())
+	get(t, r, "GET", "w.example.com", "/")
 	get(t, r, "GET", "w.example.com", "/")
 	for range 20 {
 		get(t, r, "GET", "c.example.com", "/")
@@ -44,11 +45,11 @@ func TestSignalWithinTheSecond(t *testing.T) {
 	if b := waitBurst(t, r, 300*time.Millisecond); b != nil {
 		t.Fatalf("signalled under the rate: %+v", b)
 	}
-	// The 3rd: 3 in 300 ms, 10/s.
+	// The 4th: 3 gaps in 300 ms, 10/s.
 	get(t, r, "GET", "w.example.com", "/")
 	b := waitBurst(t, r, 5*time.Second)
-	if len(b) != 1 || b[0] != (Burst{App: "acme/web", Unix: 1000, Requests: 3, Elapsed: 300 * time.Millisecond, Rate: 10}) {
-		t.Fatalf("bursts: %+v, want acme/web's 3 requests in 300 ms of second 1000", b)
+	if len(b) != 1 || b[0] != (Burst{App: "acme/web", Unix: 1000, Requests: 4, Elapsed: 300 * time.Millisecond, Rate: 10}) {
+		t.Fatalf("bursts: %+v, want acme/web's 4 requests in 300 ms of second 1000", b)
 	}
 	if got := r.TakeStats(); len(got) != 0 {
 		t.Fatalf("the signal came after the second was over: %+v", got)

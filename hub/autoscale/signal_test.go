@@ -43,7 +43,7 @@ func TestSignalPanicsOnce(t *testing.T) {
 	x.now = x.now.Add(5*time.Second + 250*time.Millisecond)
 	sec := x.now.Unix()
 	for _, h := range []string{"h1", "h2"} {
-		take(x.mem, traffic.Burst{App: "acme/web", Host: h, Unix: sec, Requests: 13, ElapsedMs: 250, SignalRps: 40})
+		take(x.mem, traffic.Burst{App: "acme/web", Host: h, Unix: sec, Requests: 14, ElapsedMs: 250, SignalRps: 40})
 	}
 	take(x.mem, traffic.Burst{App: "acme/other", Host: "h1", Unix: sec, Requests: 1000, ElapsedMs: 250, SignalRps: 1})
 	if n := x.round(0); n != 6 && n != 5 {
@@ -58,7 +58,7 @@ func TestSignalPanicsOnce(t *testing.T) {
 	for i := 0; i < 12; i++ {
 		x.now = x.now.Add(time.Second)
 		for _, h := range []string{"h1", "h2"} {
-			take(x.mem, traffic.Burst{App: "acme/web", Host: h, Unix: x.now.Unix(), Requests: 13, ElapsedMs: 250, SignalRps: 40})
+			take(x.mem, traffic.Burst{App: "acme/web", Host: h, Unix: x.now.Unix(), Requests: 14, ElapsedMs: 250, SignalRps: 40})
 		}
 		x.requests(time.Second, 100)
 		if n := x.round(0); n != first {
@@ -112,7 +112,7 @@ func TestRunDecidesOnASignalAtOnce(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	sig <- traffic.Burst{App: "acme/web", Host: "h1", Unix: time.Now().Unix(), Requests: 25, ElapsedMs: 250, SignalRps: 40}
+	sig <- traffic.Burst{App: "acme/web", Host: "h1", Unix: time.Now().Unix(), Requests: 26, ElapsedMs: 250, SignalRps: 40}
 	for *x.app().Spec.Instances != 5 {
 		if time.Now().After(deadline) {
 			t.Fatalf("a signal of 100/s left %d instances (%s); want 5 without waiting an hour's tick", *x.app().Spec.Instances, x.app().AutoscaleReason)

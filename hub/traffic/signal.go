@@ -32,11 +32,15 @@ type Burst struct {
 // worth of requests).
 const minBurstElapsed = 250 * time.Millisecond
 
-// Rate is the requests per second the burst shows: its count over the
-// time they came in, at least minBurstElapsed.
+// Rate is the requests per second the burst shows: the gaps between its
+// requests (one fewer than they) over the time they came in, at least
+// minBurstElapsed.
 func (b Burst) Rate() float64 {
+	if b.Requests < 2 {
+		return 0
+	}
 	d := min(max(time.Duration(b.ElapsedMs)*time.Millisecond, minBurstElapsed), time.Second)
-	return float64(b.Requests) / d.Seconds()
+	return float64(b.Requests-1) / d.Seconds()
 }
 
 // burstQueue bounds the signals waiting for the autoscaler (or, on a

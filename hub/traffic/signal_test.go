@@ -27,22 +27,22 @@ func TestBurstReachesTheLeaderAtOnce(t *testing.T) {
 	}()
 	now := time.Now().Unix()
 	start := time.Now()
-	follower.Signal(pki.AgentIdentity{HostID: "h1"}, &wire.RateSignal{Apps: []*wire.AppRate{{App: "acme/web", Unix: now, Requests: 25, ElapsedMs: 250, SignalRps: 40}}})
+	follower.Signal(pki.AgentIdentity{HostID: "h1"}, &wire.RateSignal{Apps: []*wire.AppRate{{App: "acme/web", Unix: now, Requests: 26, ElapsedMs: 250, SignalRps: 40}}})
 	select {
 	case b := <-leader.Bursts():
 		if took := time.Since(start); took > 900*time.Millisecond {
 			t.Fatalf("the burst took %s: it waited for a relay round", took)
 		}
-		if b != (Burst{App: "acme/web", Host: "h1", Unix: now, Requests: 25, ElapsedMs: 250, SignalRps: 40}) || b.Rate() != 100 {
+		if b != (Burst{App: "acme/web", Host: "h1", Unix: now, Requests: 26, ElapsedMs: 250, SignalRps: 40}) || b.Rate() != 100 {
 			t.Fatalf("burst %+v (rate %v)", b, b.Rate())
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no burst on the leader")
 	}
-	leader.Signal(pki.AgentIdentity{HostID: "h2"}, &wire.RateSignal{Apps: []*wire.AppRate{{App: "acme/web", Unix: now, Requests: 2, ElapsedMs: 10, SignalRps: 1}}})
+	leader.Signal(pki.AgentIdentity{HostID: "h2"}, &wire.RateSignal{Apps: []*wire.AppRate{{App: "acme/web", Unix: now, Requests: 3, ElapsedMs: 10, SignalRps: 1}}})
 	select {
 	case b := <-leader.Bursts():
-		if b.Host != "h2" || b.Rate() != 8 { // 2 over at least a quarter second
+		if b.Host != "h2" || b.Rate() != 8 { // 2 gaps over at least a quarter second
 			t.Fatalf("burst %+v (rate %v)", b, b.Rate())
 		}
 	case <-time.After(5 * time.Second):
