@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -82,17 +83,32 @@ func BenchmarkAutoscale(b *testing.B) {
 		return resp.StatusCode, string(body), err
 	}
 
+	// Apps get names never used before in the run: the testing package
+	// runs a benchmark more than once (b.N of 1 first), and the counts of
+	// a deleted app's last seconds would scale a new app of its name.
+	apps := 0
 	b.Run("burst", func(b *testing.B) {
 		var ds []time.Duration
 		for i := 0; i < b.N; i++ {
-			name := fmt.Sprintf("burst%d", i)
+			apps++
+			name := fmt.Sprintf("burst%d", apps)
 			host := name + ".acme.localhost"
 			one := 1
 			deploy(name, apitypes.Autoscale{Min: &one, Max: 6, QPS: 20, Window: apitypes.Duration(5 * time.Second), ScaleDownDelay: apitypes.Duration(5 * time.Second)})
-			hubtest.WaitFor(b, 60*time.Second, name+" answers", func() bool {
-				code, _, err := get(host, time.Second)
-				return err == nil && code == 200
-			})
+			// Asked slowly: the router counts its 503s for an app without
+			// a ready instance as load, and polled every 20 ms they would
+			// start the burst before the burst.
+			for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+				if code, _, err := get(host, time.Second); err == nil && code == 200 {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("%s does not answer through the router", name)
+				}
+			}
+			if a, _, err := admin.Apps().Get(ctx, name, q); err != nil || *a.Instances != 1 {
+				b.Fatalf("%s before the burst: %+v %v; want 1 instance", name, a, err)
+			}
 			var mu sync.Mutex
 			seen := map[string]time.Time{}
 			start := time.Now()
@@ -128,6 +144,9 @@ func BenchmarkAutoscale(b *testing.B) {
 			ds = append(ds, time.Since(start))
 			stopLoad()
 			wg.Wait()
+			mu.Lock()
+			b.Logf("%s: %s", name, burstTimeline(ctx, admin, name, q, start, seen))
+			mu.Unlock()
 			remove(name)
 		}
 		report(b, ds)
@@ -136,7 +155,8 @@ func BenchmarkAutoscale(b *testing.B) {
 	b.Run("cold-start", func(b *testing.B) {
 		var ds []time.Duration
 		for i := 0; i < b.N; i++ {
-			name := fmt.Sprintf("cold%d", i)
+			apps++
+			name := fmt.Sprintf("cold%d", apps)
 			zero := 0
 			deploy(name, apitypes.Autoscale{Min: &zero, Max: 2, QPS: 10, Window: apitypes.Duration(2 * time.Second), ScaleDownDelay: apitypes.Duration(2 * time.Second)})
 			hubtest.WaitFor(b, 60*time.Second, name+" at zero", func() bool {
@@ -158,6 +178,44 @@ func BenchmarkAutoscale(b *testing.B) {
 		}
 		report(b, ds)
 	})
+}
+
+// burstTimeline says where a burst's time went, from the load's start:
+// the autoscaler's decisions (with their reasons), the new instances'
+// placements, and when each first answered through the router.
+func burstTimeline(ctx context.Context, admin *client.Client, app string, q *client.QueryOptions, start time.Time, seen map[string]time.Time) string {
+	at := func(t time.Time) string { return fmt.Sprintf("+%.1fs", t.Sub(start).Seconds()) }
+	var parts []string
+	hist, _, err := admin.Apps().History(ctx, app, q)
+	if err != nil {
+		return err.Error()
+	}
+	for _, d := range hist {
+		if d.Kind == "autoscale" && d.Time.After(start) {
+			parts = append(parts, fmt.Sprintf("decided %d at %s (%s)", d.Instances, at(d.Time), d.Message))
+		}
+	}
+	is, _, err := admin.Apps().Instances(ctx, app, q)
+	if err != nil {
+		return err.Error()
+	}
+	var placed, answered []string
+	for _, i := range is {
+		if i.CreatedAt.After(start) {
+			placed = append(placed, at(i.CreatedAt))
+		}
+	}
+	var firsts []time.Time
+	for _, t := range seen {
+		firsts = append(firsts, t)
+	}
+	slices.SortFunc(firsts, func(a, b time.Time) int { return a.Compare(b) })
+	for _, t := range firsts {
+		answered = append(answered, at(t))
+	}
+	slices.Sort(placed)
+	parts = append(parts, "placed "+strings.Join(placed, " "), "first answers "+strings.Join(answered, " "))
+	return strings.Join(parts, "; ")
 }
 
 // benchDockerRun times a bare `docker run` of image until it answers HTTP.

@@ -194,7 +194,7 @@ func New(cfg Config) (*Hub, error) {
 	alerts := alerting.New(alerting.Config{State: store, Traffic: trafficSvc.Store(), Series: metricsSvc.Store(), Events: events, Cluster: cl, Logger: logger("alerts")})
 	plans := planner.NewMetrics()
 	biller, budgets := newBilling(store, cl, meter, keys, logger("billing"))
-	autoscaler := autoscale.New(autoscale.Config{State: store, Commit: cl, Traffic: trafficSvc.Store(), Series: metricsSvc.Store(), Cluster: cl, Logger: logger("autoscale")})
+	autoscaler := autoscale.New(autoscale.Config{State: store, Commit: cl, Traffic: trafficSvc.Store(), Series: metricsSvc.Store(), Cluster: cl, Signals: trafficSvc, Logger: logger("autoscale")})
 	rpcs := [][]cluster.Handler{tracker.Handlers(), logSvc.Handlers(), trafficSvc.Handlers(), metricsSvc.Handlers(), alerts.Handlers(), autoscaler.Handlers(),
 		// Writes forwarded by followers, answered by this node's API when
 		// it leads (the API is built last, hence the indirection).

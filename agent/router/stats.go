@@ -10,6 +10,7 @@ import (
 type stats struct {
 	mu   sync.Mutex
 	secs map[statKey]*AppSecond
+	sig  signals
 }
 
 type statKey struct {
@@ -48,6 +49,7 @@ func (s *stats) add(app string, unix int64, status int, bytes int64, d time.Dura
 	}
 	i := sort.Search(len(LatencyBounds), func(i int) bool { return d <= LatencyBounds[i] })
 	x.LatencyBuckets[i]++
+	s.sig.check(x)
 }
 
 // hold counts a request that began waiting for an instance of app.
@@ -64,6 +66,7 @@ func (s *stats) hold(app string, unix int64) {
 		s.secs[k] = x
 	}
 	x.Held++
+	s.sig.check(x)
 }
 
 // TakeStats returns, and forgets, the seconds that have ended (per the

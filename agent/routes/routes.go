@@ -50,6 +50,8 @@ type Routes struct {
 	recent []router.AppSecond
 	// metered: the hub node of the session takes usage reports.
 	metered bool
+	// protocol is the session's protocol version (from its Welcome).
+	protocol uint32
 }
 
 // recentSeconds is how old a second the traffic relay is still sent; the
@@ -192,7 +194,33 @@ func apply(r *router.Router, t *wire.RouteTable, log *slog.Logger) uint64 {
 	if err := r.Apply(routerTable(t)); err != nil {
 		log.Warn("route table", "version", t.Version, "err", err)
 	}
+	r.SetSignalRates(signalRates(t))
 	return r.Version()
+}
+
+// signalRates are a pushed table's signal rates, by app.
+func signalRates(t *wire.RouteTable) map[string]uint32 {
+	out := map[string]uint32{}
+	for _, a := range t.Apps {
+		if a.SignalRps > 0 {
+			out[a.Key] = a.SignalRps
+		}
+	}
+	return out
+}
+
+// rateSignal converts the router's bursts for the hub; nil when there
+// are none.
+func rateSignal(bs []router.Burst) *wire.Envelope {
+	if len(bs) == 0 {
+		return nil
+	}
+	out := &wire.RateSignal{}
+	for _, b := range bs {
+		out.Apps = append(out.Apps, &wire.AppRate{App: b.App, Unix: b.Unix, Requests: b.Requests,
+			ElapsedMs: uint32(b.Elapsed / time.Millisecond), SignalRps: b.Rate})
+	}
+	return &wire.Envelope{Msg: &wire.Envelope_RateSignal{RateSignal: out}}
 }
 
 // accessStats converts the router's finished seconds for the hub; nil
@@ -242,7 +270,8 @@ func (r *Routes) Version() uint64 {
 // Register gives the router the tables the hub pushes (each acknowledged
 // with the version served; OnRoutes, when set, is told it too) and sends
 // its per-app counts after each heartbeat: to the traffic relay, and as
-// usage reports until acknowledged.
+// usage reports until acknowledged; a burst within the current second
+// goes up at once (RateSignal, on protocol 4 and up).
 func (r *Routes) Register(c *control.Control) {
 	c.Handle(&wire.Envelope_Welcome{}, func(_ context.Context, in control.Inbound) error {
 		secs := in.Env.GetWelcome().GetUsageHourSeconds()
@@ -251,6 +280,7 @@ func (r *Routes) Register(c *control.Control) {
 		}
 		r.mu.Lock()
 		r.metered = secs > 0
+		r.protocol = in.Env.GetWelcome().GetProtocolVersion()
 		r.mu.Unlock()
 		return nil
 	})
@@ -272,6 +302,17 @@ func (r *Routes) Register(c *control.Control) {
 			}
 			return nil
 		}}
+	})
+	c.Send(func() control.Feed {
+		// A burst goes up the moment the router sees it, to a hub node
+		// that takes it (an older one would close the stream on it).
+		r.mu.Lock()
+		protocol := r.protocol
+		r.mu.Unlock()
+		if r.router == nil || protocol < wire.ProtocolRateSignal {
+			return control.Feed{}
+		}
+		return control.Feed{Changed: r.router.Bursts(), OnChange: func() *wire.Envelope { return rateSignal(r.router.TakeBursts()) }}
 	})
 	c.Send(func() control.Feed {
 		// What this session sent: a new session sends the report again.

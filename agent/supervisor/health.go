@@ -18,6 +18,12 @@ import (
 // booting (not ready, no reason) for this long.
 const unhealthyGrace = 30 * time.Second
 
+// bootProbe is how often a booting instance (started, never passed its
+// check since) is probed, when its interval is longer: it is ready, and
+// takes traffic, as soon as it answers, not up to an interval later.
+// That is what a scale-up under a burst waits for.
+const bootProbe = 50 * time.Millisecond
+
 // health runs an instance's health check when due and updates readiness:
 // ready after one success, not ready after three failures in a row.
 func (s *Supervisor) health(ctx context.Context, in *wire.Instance, t *tracked, st driver.Status) {
@@ -50,6 +56,9 @@ func (s *Supervisor) health(ctx context.Context, in *wire.Instance, t *tracked, 
 	interval := 2 * time.Second
 	if hc != nil && hc.IntervalMs > 0 {
 		interval = time.Duration(hc.IntervalMs) * time.Millisecond
+	}
+	if !cur.Ready && t.healthOK == 0 && s.now().Sub(t.started) < unhealthyGrace {
+		interval = min(interval, bootProbe)
 	}
 	due := hc != nil && s.now().Sub(t.lastHC) >= interval
 	if due {

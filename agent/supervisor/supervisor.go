@@ -14,6 +14,9 @@ import (
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
+// convergeParallel is how many instances are converged at once.
+const convergeParallel = 8
+
 // StopGrace is how long an instance may take to stop before the driver
 // kills it.
 const StopGrace = 10 * time.Second
@@ -222,10 +225,24 @@ func (s *Supervisor) converge(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	wanted := map[string]bool{}
+	// Side by side: a scale-up's starts (each a container run of up to
+	// seconds on a busy host) do not wait for each other, and neither
+	// does the next probe of an instance that booted meanwhile. A driver
+	// serializes only one instance's own Start and Stop.
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, convergeParallel)
 	for _, in := range want {
 		wanted[in.Id] = true
-		s.keep(ctx, in)
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			if s.keep(ctx, in) {
+				s.boot(ctx, in)
+			}
+		}()
 	}
+	wg.Wait()
 	// Whatever runs here and is not wanted stops: instances the hub moved
 	// elsewhere while this host was away, or that an app no longer has.
 	running, err := s.drv.List(ctx)
@@ -276,8 +293,8 @@ func (s *Supervisor) converge(ctx context.Context) {
 }
 
 // keep makes one wanted instance run, restarting it with backoff, and
-// checks its health.
-func (s *Supervisor) keep(ctx context.Context, in *wire.Instance) {
+// checks its health; it reports whether it started the instance now.
+func (s *Supervisor) keep(ctx context.Context, in *wire.Instance) bool {
 	s.mu.Lock()
 	t := s.inst[in.Id]
 	if t == nil {
@@ -288,7 +305,7 @@ func (s *Supervisor) keep(ctx context.Context, in *wire.Instance) {
 	st, err := s.drv.Inspect(ctx, in.Id)
 	if s.fenced(in) {
 		s.fence(ctx, in, t, err == nil && st.State == driver.StateRunning)
-		return
+		return false
 	}
 	if err == nil && st.State == driver.StateRunning {
 		s.mu.Lock()
@@ -300,18 +317,18 @@ func (s *Supervisor) keep(ctx context.Context, in *wire.Instance) {
 		}
 		s.mu.Unlock()
 		s.health(ctx, in, t, st)
-		return
+		return false
 	}
 	if err == nil && st.State == driver.StatePending {
 		s.mu.Lock()
 		s.pending(in.Id, t, st.Waiting)
 		s.mu.Unlock()
-		return
+		return false
 	}
 	gone := errors.Is(err, driver.ErrNotFound)
 	if err != nil && !gone {
 		s.log.Warn("inspect", "instance", in.Id, "err", err)
-		return
+		return false
 	}
 	now := s.now()
 	s.mu.Lock()
@@ -320,14 +337,14 @@ func (s *Supervisor) keep(ctx context.Context, in *wire.Instance) {
 	}
 	if now.Before(t.next) {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	if in.SecretsWithheld {
 		// Loaded from disk, where its secrets are never kept: it starts
 		// once the hub sends them again (a running one is kept).
 		s.set(in.Id, t, istatus{State: wire.InstanceStarting, Restarts: t.status.Restarts, Message: "waiting for the hub to send the app's secrets (kept in memory only)"})
 		s.mu.Unlock()
-		return
+		return false
 	}
 	cur := t.status
 	if !t.started.IsZero() {
@@ -352,13 +369,13 @@ func (s *Supervisor) keep(ctx context.Context, in *wire.Instance) {
 		wait := backOff(t, t.started)
 		s.set(in.Id, t, istatus{State: wire.InstanceStarting, Restarts: cur.Restarts, Reason: reason, Message: err.Error()})
 		s.log.Warn("start", "instance", in.Id, "err", err, "retry_in", wait)
-		return
+		return false
 	}
 	t.up = true
 	if got.State == driver.StatePending {
 		s.log.Info("instance accepted, waiting for the runtime to start it", "instance", in.Id, "app", in.App, "version", in.Version)
 		s.pending(in.Id, t, got.Waiting)
-		return
+		return false
 	}
 	ready := in.Health == nil
 	if r, ok := s.drv.(driver.Readiness); ok {
@@ -366,6 +383,44 @@ func (s *Supervisor) keep(ctx context.Context, in *wire.Instance) {
 	}
 	s.log.Info("instance started", "instance", in.Id, "app", in.App, "version", in.Version, "address", got.Address)
 	s.set(in.Id, t, istatus{State: wire.InstanceRunning, Ready: ready, Address: s.address(got), Restarts: cur.Restarts})
+	_, runtimeProbes := s.drv.(driver.Readiness)
+	return !ready && !runtimeProbes
+}
+
+// bootWait is how long a converge pass goes on probing an instance it
+// has just started: one that answers within it is ready (and reported)
+// at once, not after its neighbours' starts end the pass and the next
+// pass probes it.
+const bootWait = time.Second
+
+// boot probes an instance keep has just started, every bootProbe, until
+// it passes, stops running, or bootWait has gone.
+func (s *Supervisor) boot(ctx context.Context, in *wire.Instance) {
+	until := time.Now().Add(bootWait)
+	for {
+		st, err := s.drv.Inspect(ctx, in.Id)
+		if err != nil || st.State != driver.StateRunning {
+			return
+		}
+		s.mu.Lock()
+		t := s.inst[in.Id]
+		s.mu.Unlock()
+		if t == nil {
+			return
+		}
+		s.health(ctx, in, t, st)
+		s.mu.Lock()
+		ready := t.status.Ready
+		s.mu.Unlock()
+		if ready || !time.Now().Before(until) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(bootProbe):
+		}
+	}
 }
 
 // pending records that the runtime accepted an instance but has not

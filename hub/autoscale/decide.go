@@ -41,6 +41,10 @@ type Observed struct {
 	// app's limits over the window; PanicCPU over the last few seconds.
 	// Negative: unknown.
 	CPU, PanicCPU, Memory float64
+	// SignalQPS is the requests per second routers signalled within the
+	// seconds the counts do not show yet (a burst seen as it starts),
+	// summed over the routers; 0: none.
+	SignalQPS float64
 	// LastRequest is the latest second with a routed request (zero: none
 	// seen).
 	LastRequest time.Time
@@ -146,25 +150,35 @@ func Decide(now time.Time, p Policy, o Observed, st State) (Decision, State) {
 	}
 
 	// Panic: the last seconds show more than twice the capacity of the
-	// current count.
+	// current count, or a router signalled at least that much within the
+	// current second (its rate is where the routers were told to signal).
 	var panicNeed float64 // instances the last seconds' load needs
 	panicWhat := ""
+	over := " over the last " + PanicWindow(p.Window).String()
 	if p.QPS > 0 {
-		panicNeed, panicWhat = o.PanicQPS/float64(p.QPS), fmt.Sprintf("qps %.1f/s", o.PanicQPS)
+		panicNeed, panicWhat = o.PanicQPS/float64(p.QPS), fmt.Sprintf("qps %.1f/s", o.PanicQPS)+over
 	}
 	if p.CPU > 0 && o.PanicCPU >= 0 {
 		if n := float64(base) * o.PanicCPU / float64(p.CPU); n > panicNeed {
-			panicNeed, panicWhat = n, fmt.Sprintf("cpu %.0f%% of %d ready", o.PanicCPU, base)
+			panicNeed, panicWhat = n, fmt.Sprintf("cpu %.0f%% of %d ready", o.PanicCPU, base)+over
 		}
 	}
+	signalled := false
+	if p.QPS > 0 && o.SignalQPS > 0 {
+		n := o.SignalQPS / float64(p.QPS)
+		if n > panicNeed {
+			panicNeed, panicWhat = n, fmt.Sprintf("qps %.1f/s signalled by the routers within the current second", o.SignalQPS)
+		}
+		signalled = n >= panicFactor*float64(cur)
+	}
 	panicWant := ceil(panicNeed)
-	if cur > 0 && panicNeed > panicFactor*float64(cur) {
+	if cur > 0 && (panicNeed > panicFactor*float64(cur) || signalled) {
 		next.PanicUntil = now.Add(p.Window)
 	}
 	panicking := now.Before(next.PanicUntil)
 	if panicking {
 		if panicWant > want {
-			want, reason = panicWant, fmt.Sprintf("panic: %s over the last %s needs %d", panicWhat, PanicWindow(p.Window), panicWant)
+			want, reason = panicWant, fmt.Sprintf("panic: %s needs %d", panicWhat, panicWant)
 		}
 		if want < cur {
 			want, reason = cur, "panic: no scale down until the load is calm for "+p.Window.String()

@@ -32,6 +32,12 @@ type Traffic interface {
 	Since(app string, since time.Time) []traffic.Second
 }
 
+// Signals are the routers' bursts, signalled within the second they
+// start (traffic.Service on the leader).
+type Signals interface {
+	Bursts() <-chan traffic.Burst
+}
+
 // Series is the leader's recent instance metrics.
 type Series interface {
 	Query(match func(series.Owner) bool, from, to time.Time, step time.Duration) []series.Series
@@ -52,6 +58,10 @@ type Config struct {
 	Series  Series
 	// Cluster, when set, lets Status on a follower ask the leader.
 	Cluster Cluster
+	// Signals, when set, makes a router's burst decided on at once
+	// instead of at the next tick, a second or more after the counts
+	// show it.
+	Signals Signals
 	// Now is the clock (nil: time.Now); Tick how often apps are looked at
 	// (zero: 1 s).
 	Now    func() time.Time
@@ -61,6 +71,12 @@ type Config struct {
 
 // trafficLag is how far behind the routers' counts reach the leader.
 const trafficLag = 2 * time.Second
+
+// signalWait is how long a round on a burst waits for the other
+// routers' signals of it (the load of one burst is spread over routers
+// that each signal their part within the same moment): one decision for
+// the whole, not one per router.
+const signalWait = 100 * time.Millisecond
 
 // Runner decides the counts of autoscaled apps while this node leads.
 type Runner struct {
@@ -90,6 +106,8 @@ type appMemory struct {
 	st          State
 	lastRequest time.Time
 	lastErr     string
+	// bursts are the routers' latest signals, by router host.
+	bursts map[string]traffic.Burst
 }
 
 // Run decides every Tick until ctx ends (the term). Its memory starts
@@ -103,13 +121,47 @@ func (r *Runner) Run(ctx context.Context) error {
 		r.status = map[string]apitypes.AutoscaleStatus{}
 		r.mu.Unlock()
 	}()
+	var signals <-chan traffic.Burst
+	if r.cfg.Signals != nil {
+		signals = r.cfg.Signals.Bursts()
+	}
 	for {
 		r.round(ctx, mem)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case b := <-signals:
+			take(mem, b)
+			wait := time.NewTimer(signalWait)
+		gather:
+			for {
+				select {
+				case <-ctx.Done():
+					wait.Stop()
+					return nil
+				case b := <-signals:
+					take(mem, b)
+				case <-wait.C:
+					break gather
+				}
+			}
 		}
+	}
+}
+
+// take keeps a router's burst signal for its app's next round (a signal
+// for an app that is not autoscaled is dropped).
+func take(mem map[string]*appMemory, b traffic.Burst) {
+	m := mem[b.App]
+	if m == nil {
+		return
+	}
+	if m.bursts == nil {
+		m.bursts = map[string]traffic.Burst{}
+	}
+	if old, ok := m.bursts[b.Host]; !ok || b.Unix >= old.Unix {
+		m.bursts[b.Host] = b
 	}
 }
 
@@ -204,6 +256,18 @@ func (r *Runner) observe(snap *state.Snapshot, a *state.App, p Policy, now time.
 	}
 	o.QPS = float64(n) / p.Window.Seconds()
 	o.PanicQPS = float64(panicN) / float64(pw)
+	// The routers' signals tell of the seconds the window does not show
+	// yet; older ones are in the counts by now.
+	for h, b := range m.bursts {
+		if b.Unix < end {
+			delete(m.bursts, h)
+			continue
+		}
+		o.SignalQPS += b.Rate()
+		if at := time.Unix(b.Unix, 0); at.After(m.lastRequest) {
+			m.lastRequest = at
+		}
+	}
 	o.LastRequest = m.lastRequest
 
 	// Instances: the ready ones carry the load; another version's mean a

@@ -689,6 +689,10 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 			if g.cfg.Access != nil {
 				g.cfg.Access.Report(id, m.AccessStats)
 			}
+		case *wire.Envelope_RateSignal:
+			if g.cfg.Access != nil {
+				g.cfg.Access.Signal(id, m.RateSignal)
+			}
 		case *wire.Envelope_UsageReport:
 			// Off the control loop: the commit waits for a batch. The
 			// agent sends one report at a time (and again only after a

@@ -36,9 +36,11 @@ type MetricsSink interface {
 	Report(from pki.AgentIdentity, r *wire.MetricsReport)
 }
 
-// AccessSink takes a router's per-app counts.
+// AccessSink takes a router's per-app counts, and its bursts the moment
+// it sees them.
 type AccessSink interface {
 	Report(from pki.AgentIdentity, s *wire.AccessStats)
+	Signal(from pki.AgentIdentity, s *wire.RateSignal)
 }
 
 // LogSink takes an agent's log batch: it is acknowledged when Accept

@@ -123,7 +123,7 @@ func buildRouteTable(snap *state.Snapshot, pool, appsDomain string) (*wire.Route
 		if len(a.Spec.Pools) > 0 && !slices.Contains(a.Spec.Pools, pool) && !slices.Contains(a.Spec.FailoverPools, pool) && !present[key] {
 			continue
 		}
-		ra := &wire.RouteApp{Key: key, HoldMs: holdMs(a)}
+		ra := &wire.RouteApp{Key: key, HoldMs: holdMs(a), SignalRps: signalRps(a)}
 		is, err := snap.AppInstances(nil, a.Tenant, a.Name)
 		if err != nil {
 			return nil, err
@@ -229,6 +229,25 @@ func (g *Gateway) routeVersionCached(pool string) uint64 {
 func holdMs(a *state.App) uint32 {
 	if as := a.Spec.Autoscale; as != nil && (as.Min == 0 || slices.ContainsFunc(as.Schedules, func(s state.AutoscaleSchedule) bool { return s.Min == 0 })) {
 		return uint32(ZeroHold / time.Millisecond)
+	}
+	return 0
+}
+
+// signalRps is the rate at which a router signals a burst of a's at once
+// (RateSignal): for a QPS policy, twice what the committed count serves,
+// where the autoscaler panics; for any policy at zero instances, the
+// first request, which wakes it. 0: none.
+func signalRps(a *state.App) uint32 {
+	as := a.Spec.Autoscale
+	if as == nil || a.Spec.Instances == nil {
+		return 0
+	}
+	n := *a.Spec.Instances
+	switch {
+	case n == 0:
+		return 1
+	case as.QPS > 0:
+		return uint32(min(2*int64(as.QPS)*int64(n), 1<<31))
 	}
 	return 0
 }

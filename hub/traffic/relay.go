@@ -44,6 +44,10 @@ type Service struct {
 
 	mu      sync.Mutex
 	pending []Second
+	// bursts holds the signals for the autoscaler (Bursts); toLeader a
+	// follower's on their way to the leader.
+	bursts   chan Burst
+	toLeader chan []Burst
 }
 
 // NewService returns the node's traffic service.
@@ -64,6 +68,7 @@ func (s *Service) Handlers() []cluster.Handler {
 		queryRPC.Serve(func(_ context.Context, q query) ([]Second, error) {
 			return s.sum.Since(q.App, time.Unix(q.Since, 0)), nil
 		}),
+		s.burstHandler(),
 	}
 }
 
@@ -84,8 +89,11 @@ func (s *Service) Report(_ pki.AgentIdentity, a *wire.AccessStats) {
 }
 
 // Run sends what this node's routers reported to the leader, once a
-// second, until ctx ends.
+// second (their bursts at once), until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { defer close(done); s.relayBursts(ctx) }()
+	defer func() { <-done }()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {

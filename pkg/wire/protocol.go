@@ -19,13 +19,21 @@ import "fmt"
 // would keep them, as fields it does not know, in the assignments it
 // saves to disk: the hub sends them only to agents of protocol 3 and up,
 // which keep them in memory only.
+//
+// Protocol 4 lets an agent send RateSignal (a burst seen within the
+// current second); a protocol 3 hub would take it for an unknown message
+// and close the stream, so agents send it only on protocol 4 sessions.
 const (
 	ProtocolMin = 2
-	ProtocolMax = 3
+	ProtocolMax = 4
 
 	// ProtocolSecrets is the first protocol whose agents are given
 	// secrets and registry credentials.
 	ProtocolSecrets = 3
+
+	// ProtocolRateSignal is the first protocol whose hubs take
+	// RateSignal.
+	ProtocolRateSignal = 4
 )
 
 // Range is a span of protocol versions, both ends included.

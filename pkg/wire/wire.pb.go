@@ -327,6 +327,7 @@ type Envelope struct {
 	//	*Envelope_ExecResize
 	//	*Envelope_ExecExit
 	//	*Envelope_ExecStarted
+	//	*Envelope_RateSignal
 	Msg           isEnvelope_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -621,6 +622,15 @@ func (x *Envelope) GetExecStarted() *ExecStarted {
 	return nil
 }
 
+func (x *Envelope) GetRateSignal() *RateSignal {
+	if x != nil {
+		if x, ok := x.Msg.(*Envelope_RateSignal); ok {
+			return x.RateSignal
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Msg interface {
 	isEnvelope_Msg()
 }
@@ -737,6 +747,10 @@ type Envelope_ExecStarted struct {
 	ExecStarted *ExecStarted `protobuf:"bytes,54,opt,name=exec_started,json=execStarted,proto3,oneof"`
 }
 
+type Envelope_RateSignal struct {
+	RateSignal *RateSignal `protobuf:"bytes,60,opt,name=rate_signal,json=rateSignal,proto3,oneof"`
+}
+
 func (*Envelope_Hello) isEnvelope_Msg() {}
 
 func (*Envelope_Welcome) isEnvelope_Msg() {}
@@ -792,6 +806,8 @@ func (*Envelope_ExecResize) isEnvelope_Msg() {}
 func (*Envelope_ExecExit) isEnvelope_Msg() {}
 
 func (*Envelope_ExecStarted) isEnvelope_Msg() {}
+
+func (*Envelope_RateSignal) isEnvelope_Msg() {}
 
 // Hello opens the control stream (agent -> hub).
 type Hello struct {
@@ -2514,7 +2530,12 @@ type RouteApp struct {
 	Weights  map[uint32]uint32 `protobuf:"bytes,3,rep,name=weights,proto3" json:"weights,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	// While the app has no backend (scaled to zero), a request waits up to
 	// this long for one instead of a 503; 0: no wait.
-	HoldMs        uint32 `protobuf:"varint,4,opt,name=hold_ms,json=holdMs,proto3" json:"hold_ms,omitempty"`
+	HoldMs uint32 `protobuf:"varint,4,opt,name=hold_ms,json=holdMs,proto3" json:"hold_ms,omitempty"`
+	// The router sends a RateSignal as soon as the app's requests within
+	// one second reach this rate (per second), without waiting for the
+	// second to end: what the app's autoscaling policy takes for a burst.
+	// 0: no signal.
+	SignalRps     uint32 `protobuf:"varint,5,opt,name=signal_rps,json=signalRps,proto3" json:"signal_rps,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2573,6 +2594,13 @@ func (x *RouteApp) GetWeights() map[uint32]uint32 {
 func (x *RouteApp) GetHoldMs() uint32 {
 	if x != nil {
 		return x.HoldMs
+	}
+	return 0
+}
+
+func (x *RouteApp) GetSignalRps() uint32 {
+	if x != nil {
+		return x.SignalRps
 	}
 	return 0
 }
@@ -2854,6 +2882,134 @@ func (x *RouteAck) GetVersion() uint64 {
 	return 0
 }
 
+// RateSignal tells the hub at once that apps' requests within a second
+// that has not ended yet reached the rate of their route's signal_rps
+// (agent -> hub, protocol 4 and up). Its counts are also in the next
+// AccessStats: it adds speed, not traffic.
+type RateSignal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Apps          []*AppRate             `protobuf:"bytes,1,rep,name=apps,proto3" json:"apps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RateSignal) Reset() {
+	*x = RateSignal{}
+	mi := &file_wire_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RateSignal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RateSignal) ProtoMessage() {}
+
+func (x *RateSignal) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RateSignal.ProtoReflect.Descriptor instead.
+func (*RateSignal) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *RateSignal) GetApps() []*AppRate {
+	if x != nil {
+		return x.Apps
+	}
+	return nil
+}
+
+type AppRate struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	App   string                 `protobuf:"bytes,1,opt,name=app,proto3" json:"app,omitempty"`
+	// The second (Unix time) the requests began in.
+	Unix int64 `protobuf:"varint,2,opt,name=unix,proto3" json:"unix,omitempty"`
+	// Requests of that second the router has counted so far (held ones
+	// included), and the time from the first of them to the signal.
+	Requests  uint64 `protobuf:"varint,3,opt,name=requests,proto3" json:"requests,omitempty"`
+	ElapsedMs uint32 `protobuf:"varint,4,opt,name=elapsed_ms,json=elapsedMs,proto3" json:"elapsed_ms,omitempty"`
+	// The threshold crossed (the route's signal_rps).
+	SignalRps     uint32 `protobuf:"varint,5,opt,name=signal_rps,json=signalRps,proto3" json:"signal_rps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AppRate) Reset() {
+	*x = AppRate{}
+	mi := &file_wire_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AppRate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AppRate) ProtoMessage() {}
+
+func (x *AppRate) ProtoReflect() protoreflect.Message {
+	mi := &file_wire_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AppRate.ProtoReflect.Descriptor instead.
+func (*AppRate) Descriptor() ([]byte, []int) {
+	return file_wire_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *AppRate) GetApp() string {
+	if x != nil {
+		return x.App
+	}
+	return ""
+}
+
+func (x *AppRate) GetUnix() int64 {
+	if x != nil {
+		return x.Unix
+	}
+	return 0
+}
+
+func (x *AppRate) GetRequests() uint64 {
+	if x != nil {
+		return x.Requests
+	}
+	return 0
+}
+
+func (x *AppRate) GetElapsedMs() uint32 {
+	if x != nil {
+		return x.ElapsedMs
+	}
+	return 0
+}
+
+func (x *AppRate) GetSignalRps() uint32 {
+	if x != nil {
+		return x.SignalRps
+	}
+	return 0
+}
+
 // AccessStats carries the router's per-app per-second counts (agent -> hub).
 type AccessStats struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2864,7 +3020,7 @@ type AccessStats struct {
 
 func (x *AccessStats) Reset() {
 	*x = AccessStats{}
-	mi := &file_wire_proto_msgTypes[29]
+	mi := &file_wire_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2876,7 +3032,7 @@ func (x *AccessStats) String() string {
 func (*AccessStats) ProtoMessage() {}
 
 func (x *AccessStats) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[29]
+	mi := &file_wire_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2889,7 +3045,7 @@ func (x *AccessStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessStats.ProtoReflect.Descriptor instead.
 func (*AccessStats) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{29}
+	return file_wire_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AccessStats) GetSeconds() []*AppSecond {
@@ -2920,7 +3076,7 @@ type AppSecond struct {
 
 func (x *AppSecond) Reset() {
 	*x = AppSecond{}
-	mi := &file_wire_proto_msgTypes[30]
+	mi := &file_wire_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2932,7 +3088,7 @@ func (x *AppSecond) String() string {
 func (*AppSecond) ProtoMessage() {}
 
 func (x *AppSecond) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[30]
+	mi := &file_wire_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2945,7 +3101,7 @@ func (x *AppSecond) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppSecond.ProtoReflect.Descriptor instead.
 func (*AppSecond) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{30}
+	return file_wire_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AppSecond) GetApp() string {
@@ -3017,7 +3173,7 @@ type MetricsReport struct {
 
 func (x *MetricsReport) Reset() {
 	*x = MetricsReport{}
-	mi := &file_wire_proto_msgTypes[31]
+	mi := &file_wire_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3029,7 +3185,7 @@ func (x *MetricsReport) String() string {
 func (*MetricsReport) ProtoMessage() {}
 
 func (x *MetricsReport) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[31]
+	mi := &file_wire_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3042,7 +3198,7 @@ func (x *MetricsReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricsReport.ProtoReflect.Descriptor instead.
 func (*MetricsReport) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{31}
+	return file_wire_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *MetricsReport) GetUnixMs() int64 {
@@ -3081,7 +3237,7 @@ type HostMetrics struct {
 
 func (x *HostMetrics) Reset() {
 	*x = HostMetrics{}
-	mi := &file_wire_proto_msgTypes[32]
+	mi := &file_wire_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3093,7 +3249,7 @@ func (x *HostMetrics) String() string {
 func (*HostMetrics) ProtoMessage() {}
 
 func (x *HostMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[32]
+	mi := &file_wire_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3106,7 +3262,7 @@ func (x *HostMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostMetrics.ProtoReflect.Descriptor instead.
 func (*HostMetrics) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{32}
+	return file_wire_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *HostMetrics) GetCpuSeconds() float64 {
@@ -3176,7 +3332,7 @@ type InstanceMetrics struct {
 
 func (x *InstanceMetrics) Reset() {
 	*x = InstanceMetrics{}
-	mi := &file_wire_proto_msgTypes[33]
+	mi := &file_wire_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3188,7 +3344,7 @@ func (x *InstanceMetrics) String() string {
 func (*InstanceMetrics) ProtoMessage() {}
 
 func (x *InstanceMetrics) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[33]
+	mi := &file_wire_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3201,7 +3357,7 @@ func (x *InstanceMetrics) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceMetrics.ProtoReflect.Descriptor instead.
 func (*InstanceMetrics) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{33}
+	return file_wire_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *InstanceMetrics) GetInstance() string {
@@ -3291,7 +3447,7 @@ type LogBatch struct {
 
 func (x *LogBatch) Reset() {
 	*x = LogBatch{}
-	mi := &file_wire_proto_msgTypes[34]
+	mi := &file_wire_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3303,7 +3459,7 @@ func (x *LogBatch) String() string {
 func (*LogBatch) ProtoMessage() {}
 
 func (x *LogBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[34]
+	mi := &file_wire_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3316,7 +3472,7 @@ func (x *LogBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogBatch.ProtoReflect.Descriptor instead.
 func (*LogBatch) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{34}
+	return file_wire_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *LogBatch) GetId() uint64 {
@@ -3362,7 +3518,7 @@ type LogLine struct {
 
 func (x *LogLine) Reset() {
 	*x = LogLine{}
-	mi := &file_wire_proto_msgTypes[35]
+	mi := &file_wire_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3374,7 +3530,7 @@ func (x *LogLine) String() string {
 func (*LogLine) ProtoMessage() {}
 
 func (x *LogLine) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[35]
+	mi := &file_wire_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3387,7 +3543,7 @@ func (x *LogLine) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogLine.ProtoReflect.Descriptor instead.
 func (*LogLine) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{35}
+	return file_wire_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *LogLine) GetSource() uint32 {
@@ -3444,7 +3600,7 @@ type LogDrop struct {
 
 func (x *LogDrop) Reset() {
 	*x = LogDrop{}
-	mi := &file_wire_proto_msgTypes[36]
+	mi := &file_wire_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3456,7 +3612,7 @@ func (x *LogDrop) String() string {
 func (*LogDrop) ProtoMessage() {}
 
 func (x *LogDrop) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[36]
+	mi := &file_wire_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3469,7 +3625,7 @@ func (x *LogDrop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogDrop.ProtoReflect.Descriptor instead.
 func (*LogDrop) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{36}
+	return file_wire_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *LogDrop) GetSource() uint32 {
@@ -3512,7 +3668,7 @@ type LogAck struct {
 
 func (x *LogAck) Reset() {
 	*x = LogAck{}
-	mi := &file_wire_proto_msgTypes[37]
+	mi := &file_wire_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3524,7 +3680,7 @@ func (x *LogAck) String() string {
 func (*LogAck) ProtoMessage() {}
 
 func (x *LogAck) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[37]
+	mi := &file_wire_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3537,7 +3693,7 @@ func (x *LogAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LogAck.ProtoReflect.Descriptor instead.
 func (*LogAck) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{37}
+	return file_wire_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *LogAck) GetId() uint64 {
@@ -3570,7 +3726,7 @@ type UsageReport struct {
 
 func (x *UsageReport) Reset() {
 	*x = UsageReport{}
-	mi := &file_wire_proto_msgTypes[38]
+	mi := &file_wire_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3582,7 +3738,7 @@ func (x *UsageReport) String() string {
 func (*UsageReport) ProtoMessage() {}
 
 func (x *UsageReport) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[38]
+	mi := &file_wire_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3595,7 +3751,7 @@ func (x *UsageReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageReport.ProtoReflect.Descriptor instead.
 func (*UsageReport) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{38}
+	return file_wire_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *UsageReport) GetSeq() uint64 {
@@ -3626,7 +3782,7 @@ type UsageCount struct {
 
 func (x *UsageCount) Reset() {
 	*x = UsageCount{}
-	mi := &file_wire_proto_msgTypes[39]
+	mi := &file_wire_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3638,7 +3794,7 @@ func (x *UsageCount) String() string {
 func (*UsageCount) ProtoMessage() {}
 
 func (x *UsageCount) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[39]
+	mi := &file_wire_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3651,7 +3807,7 @@ func (x *UsageCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageCount.ProtoReflect.Descriptor instead.
 func (*UsageCount) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{39}
+	return file_wire_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UsageCount) GetApp() string {
@@ -3693,7 +3849,7 @@ type UsageAck struct {
 
 func (x *UsageAck) Reset() {
 	*x = UsageAck{}
-	mi := &file_wire_proto_msgTypes[40]
+	mi := &file_wire_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3705,7 +3861,7 @@ func (x *UsageAck) String() string {
 func (*UsageAck) ProtoMessage() {}
 
 func (x *UsageAck) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[40]
+	mi := &file_wire_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3718,7 +3874,7 @@ func (x *UsageAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UsageAck.ProtoReflect.Descriptor instead.
 func (*UsageAck) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{40}
+	return file_wire_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UsageAck) GetSeq() uint64 {
@@ -3748,7 +3904,7 @@ type ExecStart struct {
 
 func (x *ExecStart) Reset() {
 	*x = ExecStart{}
-	mi := &file_wire_proto_msgTypes[41]
+	mi := &file_wire_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3760,7 +3916,7 @@ func (x *ExecStart) String() string {
 func (*ExecStart) ProtoMessage() {}
 
 func (x *ExecStart) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[41]
+	mi := &file_wire_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3773,7 +3929,7 @@ func (x *ExecStart) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStart.ProtoReflect.Descriptor instead.
 func (*ExecStart) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{41}
+	return file_wire_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ExecStart) GetInstanceId() string {
@@ -3829,7 +3985,7 @@ type ExecStarted struct {
 
 func (x *ExecStarted) Reset() {
 	*x = ExecStarted{}
-	mi := &file_wire_proto_msgTypes[42]
+	mi := &file_wire_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3841,7 +3997,7 @@ func (x *ExecStarted) String() string {
 func (*ExecStarted) ProtoMessage() {}
 
 func (x *ExecStarted) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[42]
+	mi := &file_wire_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3854,7 +4010,7 @@ func (x *ExecStarted) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecStarted.ProtoReflect.Descriptor instead.
 func (*ExecStarted) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{42}
+	return file_wire_proto_rawDescGZIP(), []int{44}
 }
 
 // ExecData carries a chunk of one stream of an exec.
@@ -3870,7 +4026,7 @@ type ExecData struct {
 
 func (x *ExecData) Reset() {
 	*x = ExecData{}
-	mi := &file_wire_proto_msgTypes[43]
+	mi := &file_wire_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3882,7 +4038,7 @@ func (x *ExecData) String() string {
 func (*ExecData) ProtoMessage() {}
 
 func (x *ExecData) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[43]
+	mi := &file_wire_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3895,7 +4051,7 @@ func (x *ExecData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecData.ProtoReflect.Descriptor instead.
 func (*ExecData) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{43}
+	return file_wire_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ExecData) GetStream() ExecStream {
@@ -3930,7 +4086,7 @@ type ExecResize struct {
 
 func (x *ExecResize) Reset() {
 	*x = ExecResize{}
-	mi := &file_wire_proto_msgTypes[44]
+	mi := &file_wire_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3942,7 +4098,7 @@ func (x *ExecResize) String() string {
 func (*ExecResize) ProtoMessage() {}
 
 func (x *ExecResize) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[44]
+	mi := &file_wire_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3955,7 +4111,7 @@ func (x *ExecResize) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecResize.ProtoReflect.Descriptor instead.
 func (*ExecResize) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{44}
+	return file_wire_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ExecResize) GetCols() uint32 {
@@ -3984,7 +4140,7 @@ type ExecExit struct {
 
 func (x *ExecExit) Reset() {
 	*x = ExecExit{}
-	mi := &file_wire_proto_msgTypes[45]
+	mi := &file_wire_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3996,7 +4152,7 @@ func (x *ExecExit) String() string {
 func (*ExecExit) ProtoMessage() {}
 
 func (x *ExecExit) ProtoReflect() protoreflect.Message {
-	mi := &file_wire_proto_msgTypes[45]
+	mi := &file_wire_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4009,7 +4165,7 @@ func (x *ExecExit) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecExit.ProtoReflect.Descriptor instead.
 func (*ExecExit) Descriptor() ([]byte, []int) {
-	return file_wire_proto_rawDescGZIP(), []int{45}
+	return file_wire_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ExecExit) GetCode() int32 {
@@ -4031,7 +4187,7 @@ var File_wire_proto protoreflect.FileDescriptor
 const file_wire_proto_rawDesc = "" +
 	"\n" +
 	"\n" +
-	"wire.proto\x12\rwharf.wire.v1\"\xc7\r\n" +
+	"wire.proto\x12\rwharf.wire.v1\"\x85\x0e\n" +
 	"\bEnvelope\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.wharf.wire.v1.HelloH\x00R\x05hello\x122\n" +
 	"\awelcome\x18\x02 \x01(\v2\x16.wharf.wire.v1.WelcomeH\x00R\awelcome\x128\n" +
@@ -4064,7 +4220,9 @@ const file_wire_proto_rawDesc = "" +
 	"\vexec_resize\x184 \x01(\v2\x19.wharf.wire.v1.ExecResizeH\x00R\n" +
 	"execResize\x126\n" +
 	"\texec_exit\x185 \x01(\v2\x17.wharf.wire.v1.ExecExitH\x00R\bexecExit\x12?\n" +
-	"\fexec_started\x186 \x01(\v2\x1a.wharf.wire.v1.ExecStartedH\x00R\vexecStartedB\x05\n" +
+	"\fexec_started\x186 \x01(\v2\x1a.wharf.wire.v1.ExecStartedH\x00R\vexecStarted\x12<\n" +
+	"\vrate_signal\x18< \x01(\v2\x19.wharf.wire.v1.RateSignalH\x00R\n" +
+	"rateSignalB\x05\n" +
 	"\x03msg\"\xcb\x01\n" +
 	"\x05Hello\x12)\n" +
 	"\x10protocol_version\x18\x01 \x01(\rR\x0fprotocolVersion\x12\x17\n" +
@@ -4220,12 +4378,14 @@ const file_wire_proto_rawDesc = "" +
 	"\x04apps\x18\x02 \x03(\v2\x17.wharf.wire.v1.RouteAppR\x04apps\x12,\n" +
 	"\x04http\x18\x03 \x03(\v2\x18.wharf.wire.v1.HTTPRouteR\x04http\x12)\n" +
 	"\x03tcp\x18\x04 \x03(\v2\x17.wharf.wire.v1.TCPRouteR\x03tcp\x12.\n" +
-	"\x05certs\x18\x05 \x03(\v2\x18.wharf.wire.v1.RouteCertR\x05certs\"\xe5\x01\n" +
+	"\x05certs\x18\x05 \x03(\v2\x18.wharf.wire.v1.RouteCertR\x05certs\"\x84\x02\n" +
 	"\bRouteApp\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x122\n" +
 	"\bbackends\x18\x02 \x03(\v2\x16.wharf.wire.v1.BackendR\bbackends\x12>\n" +
 	"\aweights\x18\x03 \x03(\v2$.wharf.wire.v1.RouteApp.WeightsEntryR\aweights\x12\x17\n" +
-	"\ahold_ms\x18\x04 \x01(\rR\x06holdMs\x1a:\n" +
+	"\ahold_ms\x18\x04 \x01(\rR\x06holdMs\x12\x1d\n" +
+	"\n" +
+	"signal_rps\x18\x05 \x01(\rR\tsignalRps\x1a:\n" +
 	"\fWeightsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\rR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"S\n" +
@@ -4245,7 +4405,18 @@ const file_wire_proto_rawDesc = "" +
 	"\bcert_pem\x18\x02 \x01(\fR\acertPem\x12\x17\n" +
 	"\akey_pem\x18\x03 \x01(\fR\x06keyPem\"$\n" +
 	"\bRouteAck\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x04R\aversion\"A\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\"8\n" +
+	"\n" +
+	"RateSignal\x12*\n" +
+	"\x04apps\x18\x01 \x03(\v2\x16.wharf.wire.v1.AppRateR\x04apps\"\x89\x01\n" +
+	"\aAppRate\x12\x10\n" +
+	"\x03app\x18\x01 \x01(\tR\x03app\x12\x12\n" +
+	"\x04unix\x18\x02 \x01(\x03R\x04unix\x12\x1a\n" +
+	"\brequests\x18\x03 \x01(\x04R\brequests\x12\x1d\n" +
+	"\n" +
+	"elapsed_ms\x18\x04 \x01(\rR\telapsedMs\x12\x1d\n" +
+	"\n" +
+	"signal_rps\x18\x05 \x01(\rR\tsignalRps\"A\n" +
 	"\vAccessStats\x122\n" +
 	"\aseconds\x18\x01 \x03(\v2\x18.wharf.wire.v1.AppSecondR\aseconds\"\xdc\x01\n" +
 	"\tAppSecond\x12\x10\n" +
@@ -4382,7 +4553,7 @@ func file_wire_proto_rawDescGZIP() []byte {
 }
 
 var file_wire_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 50)
+var file_wire_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_wire_proto_goTypes = []any{
 	(DesiredState)(0),       // 0: wharf.wire.v1.DesiredState
 	(FailoverMode)(0),       // 1: wharf.wire.v1.FailoverMode
@@ -4418,27 +4589,29 @@ var file_wire_proto_goTypes = []any{
 	(*TCPRoute)(nil),        // 31: wharf.wire.v1.TCPRoute
 	(*RouteCert)(nil),       // 32: wharf.wire.v1.RouteCert
 	(*RouteAck)(nil),        // 33: wharf.wire.v1.RouteAck
-	(*AccessStats)(nil),     // 34: wharf.wire.v1.AccessStats
-	(*AppSecond)(nil),       // 35: wharf.wire.v1.AppSecond
-	(*MetricsReport)(nil),   // 36: wharf.wire.v1.MetricsReport
-	(*HostMetrics)(nil),     // 37: wharf.wire.v1.HostMetrics
-	(*InstanceMetrics)(nil), // 38: wharf.wire.v1.InstanceMetrics
-	(*LogBatch)(nil),        // 39: wharf.wire.v1.LogBatch
-	(*LogLine)(nil),         // 40: wharf.wire.v1.LogLine
-	(*LogDrop)(nil),         // 41: wharf.wire.v1.LogDrop
-	(*LogAck)(nil),          // 42: wharf.wire.v1.LogAck
-	(*UsageReport)(nil),     // 43: wharf.wire.v1.UsageReport
-	(*UsageCount)(nil),      // 44: wharf.wire.v1.UsageCount
-	(*UsageAck)(nil),        // 45: wharf.wire.v1.UsageAck
-	(*ExecStart)(nil),       // 46: wharf.wire.v1.ExecStart
-	(*ExecStarted)(nil),     // 47: wharf.wire.v1.ExecStarted
-	(*ExecData)(nil),        // 48: wharf.wire.v1.ExecData
-	(*ExecResize)(nil),      // 49: wharf.wire.v1.ExecResize
-	(*ExecExit)(nil),        // 50: wharf.wire.v1.ExecExit
-	nil,                     // 51: wharf.wire.v1.Inventory.LabelsEntry
-	nil,                     // 52: wharf.wire.v1.Instance.EnvEntry
-	nil,                     // 53: wharf.wire.v1.Instance.SecretEnvEntry
-	nil,                     // 54: wharf.wire.v1.RouteApp.WeightsEntry
+	(*RateSignal)(nil),      // 34: wharf.wire.v1.RateSignal
+	(*AppRate)(nil),         // 35: wharf.wire.v1.AppRate
+	(*AccessStats)(nil),     // 36: wharf.wire.v1.AccessStats
+	(*AppSecond)(nil),       // 37: wharf.wire.v1.AppSecond
+	(*MetricsReport)(nil),   // 38: wharf.wire.v1.MetricsReport
+	(*HostMetrics)(nil),     // 39: wharf.wire.v1.HostMetrics
+	(*InstanceMetrics)(nil), // 40: wharf.wire.v1.InstanceMetrics
+	(*LogBatch)(nil),        // 41: wharf.wire.v1.LogBatch
+	(*LogLine)(nil),         // 42: wharf.wire.v1.LogLine
+	(*LogDrop)(nil),         // 43: wharf.wire.v1.LogDrop
+	(*LogAck)(nil),          // 44: wharf.wire.v1.LogAck
+	(*UsageReport)(nil),     // 45: wharf.wire.v1.UsageReport
+	(*UsageCount)(nil),      // 46: wharf.wire.v1.UsageCount
+	(*UsageAck)(nil),        // 47: wharf.wire.v1.UsageAck
+	(*ExecStart)(nil),       // 48: wharf.wire.v1.ExecStart
+	(*ExecStarted)(nil),     // 49: wharf.wire.v1.ExecStarted
+	(*ExecData)(nil),        // 50: wharf.wire.v1.ExecData
+	(*ExecResize)(nil),      // 51: wharf.wire.v1.ExecResize
+	(*ExecExit)(nil),        // 52: wharf.wire.v1.ExecExit
+	nil,                     // 53: wharf.wire.v1.Inventory.LabelsEntry
+	nil,                     // 54: wharf.wire.v1.Instance.EnvEntry
+	nil,                     // 55: wharf.wire.v1.Instance.SecretEnvEntry
+	nil,                     // 56: wharf.wire.v1.RouteApp.WeightsEntry
 }
 var file_wire_proto_depIdxs = []int32{
 	6,  // 0: wharf.wire.v1.Envelope.hello:type_name -> wharf.wire.v1.Hello
@@ -4458,50 +4631,52 @@ var file_wire_proto_depIdxs = []int32{
 	26, // 14: wharf.wire.v1.Envelope.status_report:type_name -> wharf.wire.v1.StatusReport
 	27, // 15: wharf.wire.v1.Envelope.route_table:type_name -> wharf.wire.v1.RouteTable
 	33, // 16: wharf.wire.v1.Envelope.route_ack:type_name -> wharf.wire.v1.RouteAck
-	34, // 17: wharf.wire.v1.Envelope.access_stats:type_name -> wharf.wire.v1.AccessStats
-	36, // 18: wharf.wire.v1.Envelope.metrics_report:type_name -> wharf.wire.v1.MetricsReport
-	39, // 19: wharf.wire.v1.Envelope.log_batch:type_name -> wharf.wire.v1.LogBatch
-	42, // 20: wharf.wire.v1.Envelope.log_ack:type_name -> wharf.wire.v1.LogAck
-	43, // 21: wharf.wire.v1.Envelope.usage_report:type_name -> wharf.wire.v1.UsageReport
-	45, // 22: wharf.wire.v1.Envelope.usage_ack:type_name -> wharf.wire.v1.UsageAck
-	46, // 23: wharf.wire.v1.Envelope.exec_start:type_name -> wharf.wire.v1.ExecStart
-	48, // 24: wharf.wire.v1.Envelope.exec_data:type_name -> wharf.wire.v1.ExecData
-	49, // 25: wharf.wire.v1.Envelope.exec_resize:type_name -> wharf.wire.v1.ExecResize
-	50, // 26: wharf.wire.v1.Envelope.exec_exit:type_name -> wharf.wire.v1.ExecExit
-	47, // 27: wharf.wire.v1.Envelope.exec_started:type_name -> wharf.wire.v1.ExecStarted
-	51, // 28: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
-	52, // 29: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
-	11, // 30: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
-	12, // 31: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
-	0,  // 32: wharf.wire.v1.Instance.desired:type_name -> wharf.wire.v1.DesiredState
-	1,  // 33: wharf.wire.v1.Instance.failover:type_name -> wharf.wire.v1.FailoverMode
-	53, // 34: wharf.wire.v1.Instance.secret_env:type_name -> wharf.wire.v1.Instance.SecretEnvEntry
-	14, // 35: wharf.wire.v1.Instance.registry_auth:type_name -> wharf.wire.v1.RegistryAuth
-	13, // 36: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
-	17, // 37: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
-	10, // 38: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
-	20, // 39: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
-	2,  // 40: wharf.wire.v1.InstanceStatus.state_code:type_name -> wharf.wire.v1.InstanceState
-	3,  // 41: wharf.wire.v1.InstanceStatus.reason:type_name -> wharf.wire.v1.Reason
-	25, // 42: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
-	28, // 43: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
-	30, // 44: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
-	31, // 45: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
-	32, // 46: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
-	29, // 47: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
-	54, // 48: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
-	35, // 49: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
-	37, // 50: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
-	38, // 51: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
-	40, // 52: wharf.wire.v1.LogBatch.lines:type_name -> wharf.wire.v1.LogLine
-	41, // 53: wharf.wire.v1.LogBatch.drops:type_name -> wharf.wire.v1.LogDrop
-	44, // 54: wharf.wire.v1.UsageReport.counts:type_name -> wharf.wire.v1.UsageCount
-	4,  // 55: wharf.wire.v1.ExecData.stream:type_name -> wharf.wire.v1.ExecStream
-	56, // [56:56] is the sub-list for method output_type
-	56, // [56:56] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	36, // 17: wharf.wire.v1.Envelope.access_stats:type_name -> wharf.wire.v1.AccessStats
+	38, // 18: wharf.wire.v1.Envelope.metrics_report:type_name -> wharf.wire.v1.MetricsReport
+	41, // 19: wharf.wire.v1.Envelope.log_batch:type_name -> wharf.wire.v1.LogBatch
+	44, // 20: wharf.wire.v1.Envelope.log_ack:type_name -> wharf.wire.v1.LogAck
+	45, // 21: wharf.wire.v1.Envelope.usage_report:type_name -> wharf.wire.v1.UsageReport
+	47, // 22: wharf.wire.v1.Envelope.usage_ack:type_name -> wharf.wire.v1.UsageAck
+	48, // 23: wharf.wire.v1.Envelope.exec_start:type_name -> wharf.wire.v1.ExecStart
+	50, // 24: wharf.wire.v1.Envelope.exec_data:type_name -> wharf.wire.v1.ExecData
+	51, // 25: wharf.wire.v1.Envelope.exec_resize:type_name -> wharf.wire.v1.ExecResize
+	52, // 26: wharf.wire.v1.Envelope.exec_exit:type_name -> wharf.wire.v1.ExecExit
+	49, // 27: wharf.wire.v1.Envelope.exec_started:type_name -> wharf.wire.v1.ExecStarted
+	34, // 28: wharf.wire.v1.Envelope.rate_signal:type_name -> wharf.wire.v1.RateSignal
+	53, // 29: wharf.wire.v1.Inventory.labels:type_name -> wharf.wire.v1.Inventory.LabelsEntry
+	54, // 30: wharf.wire.v1.Instance.env:type_name -> wharf.wire.v1.Instance.EnvEntry
+	11, // 31: wharf.wire.v1.Instance.ports:type_name -> wharf.wire.v1.Port
+	12, // 32: wharf.wire.v1.Instance.health:type_name -> wharf.wire.v1.Health
+	0,  // 33: wharf.wire.v1.Instance.desired:type_name -> wharf.wire.v1.DesiredState
+	1,  // 34: wharf.wire.v1.Instance.failover:type_name -> wharf.wire.v1.FailoverMode
+	55, // 35: wharf.wire.v1.Instance.secret_env:type_name -> wharf.wire.v1.Instance.SecretEnvEntry
+	14, // 36: wharf.wire.v1.Instance.registry_auth:type_name -> wharf.wire.v1.RegistryAuth
+	13, // 37: wharf.wire.v1.Assignments.instances:type_name -> wharf.wire.v1.Instance
+	17, // 38: wharf.wire.v1.GossipReport.peers:type_name -> wharf.wire.v1.PeerView
+	10, // 39: wharf.wire.v1.EnrollRequest.inventory:type_name -> wharf.wire.v1.Inventory
+	20, // 40: wharf.wire.v1.EnrollResponse.error:type_name -> wharf.wire.v1.Error
+	2,  // 41: wharf.wire.v1.InstanceStatus.state_code:type_name -> wharf.wire.v1.InstanceState
+	3,  // 42: wharf.wire.v1.InstanceStatus.reason:type_name -> wharf.wire.v1.Reason
+	25, // 43: wharf.wire.v1.StatusReport.instances:type_name -> wharf.wire.v1.InstanceStatus
+	28, // 44: wharf.wire.v1.RouteTable.apps:type_name -> wharf.wire.v1.RouteApp
+	30, // 45: wharf.wire.v1.RouteTable.http:type_name -> wharf.wire.v1.HTTPRoute
+	31, // 46: wharf.wire.v1.RouteTable.tcp:type_name -> wharf.wire.v1.TCPRoute
+	32, // 47: wharf.wire.v1.RouteTable.certs:type_name -> wharf.wire.v1.RouteCert
+	29, // 48: wharf.wire.v1.RouteApp.backends:type_name -> wharf.wire.v1.Backend
+	56, // 49: wharf.wire.v1.RouteApp.weights:type_name -> wharf.wire.v1.RouteApp.WeightsEntry
+	35, // 50: wharf.wire.v1.RateSignal.apps:type_name -> wharf.wire.v1.AppRate
+	37, // 51: wharf.wire.v1.AccessStats.seconds:type_name -> wharf.wire.v1.AppSecond
+	39, // 52: wharf.wire.v1.MetricsReport.host:type_name -> wharf.wire.v1.HostMetrics
+	40, // 53: wharf.wire.v1.MetricsReport.instances:type_name -> wharf.wire.v1.InstanceMetrics
+	42, // 54: wharf.wire.v1.LogBatch.lines:type_name -> wharf.wire.v1.LogLine
+	43, // 55: wharf.wire.v1.LogBatch.drops:type_name -> wharf.wire.v1.LogDrop
+	46, // 56: wharf.wire.v1.UsageReport.counts:type_name -> wharf.wire.v1.UsageCount
+	4,  // 57: wharf.wire.v1.ExecData.stream:type_name -> wharf.wire.v1.ExecStream
+	58, // [58:58] is the sub-list for method output_type
+	58, // [58:58] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_wire_proto_init() }
@@ -4538,6 +4713,7 @@ func file_wire_proto_init() {
 		(*Envelope_ExecResize)(nil),
 		(*Envelope_ExecExit)(nil),
 		(*Envelope_ExecStarted)(nil),
+		(*Envelope_RateSignal)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -4545,7 +4721,7 @@ func file_wire_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_wire_proto_rawDesc), len(file_wire_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   50,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -33,6 +33,7 @@ func every() []*Envelope {
 		{Msg: &Envelope_LogAck{LogAck: &LogAck{Id: 4, Error: "no replica"}}},
 		{Msg: &Envelope_UsageReport{UsageReport: &UsageReport{Seq: 12, Counts: []*UsageCount{{App: "acme/web", HourUnix: 1700000000 - 1700000000%3600, Requests: 40, EgressBytes: 4096}}}}},
 		{Msg: &Envelope_UsageAck{UsageAck: &UsageAck{Seq: 12}}},
+		{Msg: &Envelope_RateSignal{RateSignal: &RateSignal{Apps: []*AppRate{{App: "acme/web", Unix: 1700000000, Requests: 41, ElapsedMs: 380, SignalRps: 40}}}}},
 	}
 }
 
