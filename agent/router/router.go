@@ -10,9 +10,7 @@ package router
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -132,7 +130,9 @@ type Router struct {
 	table           atomic.Pointer[compiled]
 	httpLn, httpsLn net.Listener
 	transport       *http.Transport
-	proxy           *httputil.ReverseProxy
+	proxy           *httputil.ReverseProxy // upgrades, HTTP/2, bodies of unknown length
+	dialer          *net.Dialer
+	pool            backendPool // the fast path's keep-alive connections
 
 	mu  sync.Mutex // TCP listeners
 	tcp map[int]*tcpListener
@@ -158,8 +158,9 @@ func New(cfg Config) (*Router, error) {
 	}
 	r := &Router{cfg: cfg, log: cfg.Logger, tcp: map[int]*tcpListener{}}
 	r.table.Store(compile(&Table{}, nil))
+	r.dialer = &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	r.transport = &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         r.dialer.DialContext,
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
@@ -248,6 +249,7 @@ func (r *Router) Run(ctx context.Context) error {
 	r.mu.Unlock()
 	r.wg.Wait()
 	r.transport.CloseIdleConnections()
+	r.pool.closeAll()
 	return nil
 }
 
@@ -378,12 +380,10 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	host = strings.TrimSuffix(host, ".")
 	id := req.Header.Get("X-Request-Id")
 	if id == "" || len(id) > 128 || strings.ContainsAny(id, " \t\r\n") {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
-		req.Header.Set("X-Request-Id", id)
+		id = newRequestID()
+		req.Header["X-Request-Id"] = []string{id}
 	}
-	w.Header().Set("X-Request-Id", id)
+	w.Header()["X-Request-Id"] = []string{id}
 	app := tbl.route(host, req.URL.Path)
 	if app == nil {
 		http.Error(w, "no route for "+host, http.StatusNotFound)
@@ -410,7 +410,11 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			proto = "https"
 		}
 		tg = &target{app: app, backend: b, proto: proto}
-		r.proxy.ServeHTTP(rw, req.WithContext(context.WithValue(req.Context(), targetKey{}, tg)))
+		if fastPathOK(req) {
+			r.forward(rw, req, tg, id)
+		} else {
+			r.proxy.ServeHTTP(rw, req.WithContext(context.WithValue(req.Context(), targetKey{}, tg)))
+		}
 	}
 	d := r.cfg.Clock().Sub(start)
 	r.stats.add(app.key, start.Unix(), rw.status, rw.n, d)
