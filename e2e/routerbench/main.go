@@ -2,7 +2,7 @@
 // one per subcommand, so that each can be pinned to a CPU with taskset:
 //
 //	routerbench backend -http ADDR -tcp ADDR [-size 1024]
-//	routerbench router -http ADDR -backend ADDR [-tcp-port N -tcp-backend ADDR]
+//	routerbench router -http ADDR -backend ADDR [-tcp-port N -tcp-backend ADDR] [-cpuprofile FILE]
 //	routerbench load -addr ADDR [-host H] [-c 64] [-d 5s] [-tcp] [-size 1024]
 //
 // backend answers every HTTP/1.1 request on a keep-alive connection with
@@ -28,6 +28,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"sync"
@@ -126,8 +127,20 @@ func runRouter(ctx context.Context, args []string) error {
 	tcpPort := fs.Int("tcp-port", 0, "TCP route port (0: none)")
 	tcpBackend := fs.String("tcp-backend", "", "TCP backend address")
 	bind := fs.String("tcp-bind", "127.0.0.1", "TCP route bind address")
+	profile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if *backend == "" {
 		return errors.New("router: -backend is required")
