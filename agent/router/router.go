@@ -133,6 +133,7 @@ type Router struct {
 	proxy           *httputil.ReverseProxy // upgrades, HTTP/2, bodies of unknown length
 	dialer          *net.Dialer
 	pool            backendPool // the fast path's keep-alive connections
+	front           front       // the plain HTTP listener's own server
 
 	mu  sync.Mutex // TCP listeners
 	tcp map[int]*tcpListener
@@ -177,6 +178,8 @@ func New(cfg Config) (*Router, error) {
 		if r.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("router http: %w", err)
 		}
+		r.front = front{idle: map[*frontConn]bool{},
+			fallback: &connListener{addr: r.httpLn.Addr(), ch: make(chan net.Conn), closed: make(chan struct{})}}
 	}
 	if cfg.HTTPSAddr != "" {
 		if r.httpsLn, err = net.Listen("tcp", cfg.HTTPSAddr); err != nil {
@@ -230,12 +233,20 @@ func (r *Router) Run(ctx context.Context) error {
 		}()
 	}
 	if r.httpLn != nil {
-		serve(r.httpLn, false)
+		// Requests the fast server does not handle reach ServeHTTP
+		// through net/http, on connections it hands over.
+		serve(r.front.fallback, false)
+		r.wg.Add(1)
+		go r.serveFront(r.httpLn)
 	}
 	if r.httpsLn != nil {
 		serve(r.httpsLn, true)
 	}
 	<-ctx.Done()
+	if r.httpLn != nil {
+		r.httpLn.Close()
+		r.shutdownFront(10 * time.Second)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, s := range servers {
