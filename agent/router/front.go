@@ -444,7 +444,7 @@ func (r *Router) exchangeFast(fc *frontConn, q *frontReq, headLen int, app *appS
 				}
 			}
 			r.log.Debug("proxy", "app", app.key, "instance", b.Instance, "err", err)
-			return r.badGateway(fc, q, headLen, consumed)
+			return r.badGateway(fc, headLen, consumed, id)
 		}
 		bw := bc.bw
 		bw.Write(q.method)
@@ -486,7 +486,7 @@ func (r *Router) exchangeFast(fc *frontConn, q *frontReq, headLen int, app *appS
 			if reused && canRepeat && attempt < 2 {
 				continue
 			}
-			return r.badGateway(fc, q, headLen, consumed)
+			return r.badGateway(fc, headLen, consumed, id)
 		}
 		status, n, started, err := r.relay(fc, q, bc, id)
 		if err == nil {
@@ -498,7 +498,7 @@ func (r *Router) exchangeFast(fc *frontConn, q *frontReq, headLen int, app *appS
 		}
 		r.log.Debug("proxy", "app", app.key, "instance", b.Instance, "err", err)
 		if !started && !errors.Is(err, errClientGone) {
-			return r.badGateway(fc, q, headLen, consumed)
+			return r.badGateway(fc, headLen, consumed, id)
 		}
 		return status, n, err
 	}
@@ -511,11 +511,13 @@ func hasBody(m []byte) bool {
 
 // badGateway answers 502; the request's body, if any, is not read, so the
 // connection closes after.
-func (r *Router) badGateway(fc *frontConn, q *frontReq, headLen int, consumed bool) (int, int64, error) {
+func (r *Router) badGateway(fc *frontConn, headLen int, consumed bool, id string) (int, int64, error) {
 	if !consumed {
 		_, _ = fc.br.Discard(headLen)
 	}
-	fc.bw.WriteString("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+	fc.bw.WriteString("HTTP/1.1 502 Bad Gateway\r\nX-Request-Id: ")
+	fc.bw.WriteString(id)
+	fc.bw.WriteString("\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 	_ = fc.bw.Flush()
 	return http.StatusBadGateway, 0, errors.New("bad gateway")
 }
