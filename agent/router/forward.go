@@ -90,12 +90,23 @@ func (p *backendPool) closeAll() {
 	}
 }
 
+// peekAfter: a connection idle longer than this is checked before reuse.
+// Instances close idle connections on their idle timeout (seconds) or when
+// they stop, which they do after leaving the routers' tables and a drain
+// delay; one used within the last moment is live, and skipping the check
+// saves a system call per request under load.
+const peekAfter = 100 * time.Millisecond
+
 // alive reports whether an idle connection can carry a request: the
 // instance has not closed it (no EOF, no stray bytes waiting) and it is
 // not older than idleTimeout. One non-blocking peek, no goroutine.
 func (bc *backendConn) alive(now time.Time) bool {
-	if now.Sub(bc.idle) > idleTimeout || bc.br.Buffered() > 0 {
+	idle := now.Sub(bc.idle)
+	if idle > idleTimeout || bc.br.Buffered() > 0 {
 		return false
+	}
+	if idle < peekAfter {
+		return true
 	}
 	ok := false
 	var b [1]byte

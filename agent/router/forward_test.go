@@ -129,12 +129,12 @@ func TestFastPathSkipsConnectionsTheInstanceClosed(t *testing.T) {
 			t.Fatalf("GET: %d %q", resp.StatusCode, body)
 		}
 		s.CloseClientConnections() // the instance drops its idle connections
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(peekAfter + 20*time.Millisecond)
 		if resp, body := rc.do(t, "POST / HTTP/1.1\r\nHost: w.example.com\r\nContent-Length: 1\r\n\r\nx"); resp.StatusCode != 200 || body != "POST" {
 			t.Fatalf("POST after the instance closed the idle connection: %d %q", resp.StatusCode, body)
 		}
 		s.CloseClientConnections()
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(peekAfter + 20*time.Millisecond)
 	}
 	if n := conns(); n != 6 {
 		t.Fatalf("connections to the instance: %d, want 6", n)
