@@ -101,6 +101,7 @@ type frontConn struct {
 	bw     *bufio.Writer
 	remote string // the client's IP
 	raddr  string
+	q      frontReq // the request being served
 }
 
 // serveFront accepts on ln until it is closed.
@@ -214,12 +215,12 @@ func (r *Router) serveFrontConn(fc *frontConn) {
 			handed = r.handOff(fc)
 			return
 		}
-		var q frontReq
+		q := &fc.q
 		if !q.parse(head) {
 			handed = r.handOff(fc)
 			return
 		}
-		keep, handoff := r.serveFast(fc, &q, len(head))
+		keep, handoff := r.serveFast(fc, q, len(head))
 		if handoff {
 			handed = r.handOff(fc)
 			return
@@ -299,7 +300,7 @@ var (
 // parse reads a head; false for anything the fast path leaves to
 // net/http (which also answers malformed requests).
 func (q *frontReq) parse(head []byte) bool {
-	q.length = -1
+	*q = frontReq{length: -1}
 	q.headers = q.hbuf[:0]
 	line, rest, _ := bytes.Cut(head, crlf)
 	m, after, ok := bytes.Cut(line, []byte{spaceByte})
