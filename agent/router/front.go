@@ -107,11 +107,21 @@ type frontConn struct {
 // serveFront accepts on ln until it is closed.
 func (r *Router) serveFront(ln net.Listener) {
 	defer r.wg.Done()
+	var backoff time.Duration
 	for {
 		c, err := ln.Accept()
-		if err != nil {
+		if errors.Is(err, net.ErrClosed) {
 			return
 		}
+		if err != nil {
+			// Out of file descriptors, or a connection reset before
+			// it was accepted: wait a little, as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			r.log.Warn("router accept", "err", err, "retry_in", backoff)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
 		tc, ok := c.(*net.TCPConn)
 		if !ok {
 			r.front.fallback.give(c)
