@@ -278,6 +278,7 @@ type frontReq struct {
 	reqID                   []byte
 	length                  int64 // -1: none given
 	close                   bool
+	isHead                  bool // HEAD: the answer has no body
 	headers                 [][]byte // lines to forward, without CRLF
 	hbuf                    [32][]byte
 }
@@ -322,6 +323,7 @@ func (q *frontReq) parse(head []byte) bool {
 		return false
 	}
 	q.method, q.uri = m, uri
+	q.isHead = string(m) == http.MethodHead
 	q.path = uri
 	if i := bytes.IndexByte(uri, '?'); i >= 0 {
 		q.path = uri[:i]
@@ -426,13 +428,17 @@ func (r *Router) serveFast(fc *frontConn, q *frontReq, headLen int) (keep, hando
 	} else {
 		id = newRequestID()
 	}
-	// From here the request is ours: its head is consumed after it is
-	// written to the instance (the buffer holds it until then).
+	// The head's bytes are overwritten once a body is read: what the
+	// access log needs of them is copied first.
+	var method, path string
+	if r.cfg.AccessLog != nil {
+		method, path = string(q.method), string(q.path)
+	}
 	status, n, err := r.exchangeFast(fc, q, headLen, app, b, id)
 	d := r.cfg.Clock().Sub(start)
 	r.stats.add(app.key, start.Unix(), status, n, d)
 	if r.cfg.AccessLog != nil {
-		r.cfg.AccessLog(AccessEntry{App: app.key, Instance: b.Instance, Method: string(q.method), Host: host, Path: string(q.path),
+		r.cfg.AccessLog(AccessEntry{App: app.key, Instance: b.Instance, Method: method, Host: host, Path: path,
 			RemoteAddr: fc.raddr, RequestID: id, Status: status, BytesOut: n, Duration: d, Time: start})
 	}
 	return err == nil && !q.close, false
@@ -564,7 +570,7 @@ func (r *Router) relay(fc *frontConn, q *frontReq, bc *backendConn, id string) (
 	if err != nil {
 		return 0, 0, false, err
 	}
-	noBody := string(q.method) == http.MethodHead || status == http.StatusNoContent || status == http.StatusNotModified
+	noBody := q.isHead || status == http.StatusNoContent || status == http.StatusNotModified
 	switch {
 	case noBody:
 	case chunked:

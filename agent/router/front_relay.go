@@ -111,7 +111,7 @@ func (r *Router) relayHead(fc *frontConn, q *frontReq, bc *backendConn, line []b
 		bw.WriteString(strconv.FormatInt(length, 10))
 		bw.WriteString("\r\n")
 	}
-	noBody := string(q.method) == "HEAD" || status == 204 || status == 304
+	noBody := q.isHead || status == 204 || status == 304
 	if q.close || (!chunked && length < 0 && !noBody) {
 		bw.WriteString("Connection: close\r\n")
 	}

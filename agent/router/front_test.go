@@ -162,9 +162,18 @@ func TestFrontStatsAndAccessLog(t *testing.T) {
 	if e.App != "acme/web" || e.Instance != "w" || e.Method != "GET" || e.Host != "w.example.com" || e.Path != "/pot" || e.Status != 418 || e.BytesOut != 3 || e.RequestID != "abc" {
 		t.Fatalf("access entry %+v", e)
 	}
+	// After a body larger than the read buffer the entry still has the
+	// request's method and path.
+	body := strings.Repeat("b", 100<<10)
+	if resp, _ := rc.do(t, "PUT /upload HTTP/1.1\r\nHost: w.example.com\r\nContent-Length: 102400\r\n\r\n"+body); resp.StatusCode != http.StatusTeapot {
+		t.Fatalf("PUT: %d", resp.StatusCode)
+	}
+	if e := <-logged; e.Method != "PUT" || e.Path != "/upload" {
+		t.Fatalf("access entry after a large body %+v", e)
+	}
 	now = now.Add(2 * time.Second)
 	st := r.TakeStats()
-	if len(st) != 1 || st[0].Requests != 1 || st[0].Status4xx != 1 || st[0].BytesOut != 3 {
+	if len(st) != 1 || st[0].Requests != 2 || st[0].Status4xx != 2 || st[0].BytesOut != 6 {
 		t.Fatalf("stats %+v", st)
 	}
 }
