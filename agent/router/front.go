@@ -278,7 +278,7 @@ type frontReq struct {
 	reqID                   []byte
 	length                  int64 // -1: none given
 	close                   bool
-	isHead                  bool // HEAD: the answer has no body
+	isHead                  bool     // HEAD: the answer has no body
 	headers                 [][]byte // lines to forward, without CRLF
 	hbuf                    [32][]byte
 }
