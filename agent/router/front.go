@@ -262,6 +262,9 @@ func peekHead(br *bufio.Reader) ([]byte, bool) {
 		if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
 			return b[:i+4], true
 		}
+		if bytes.Contains(b, []byte("\n\n")) {
+			return nil, false // bare line feeds: net/http's to parse
+		}
 		if n >= br.Size() {
 			return nil, false
 		}

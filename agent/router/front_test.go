@@ -87,6 +87,7 @@ func TestFrontHandsOverWhatItDoesNotHandle(t *testing.T) {
 	for _, tc := range []struct{ name, req, want string }{
 		{"HTTP/1.0", "GET /old HTTP/1.0\r\nHost: w.example.com\r\n\r\n", "HTTP/1.1 GET /old body= xff=127.0.0.1"},
 		{"chunked body", "POST /c HTTP/1.1\r\nHost: w.example.com\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "HTTP/1.1 POST /c body=hello xff=127.0.0.1"},
+		{"bare line feeds", "GET /lf HTTP/1.1\nHost: w.example.com\n\n", "HTTP/1.1 GET /lf body= xff=127.0.0.1"},
 		{"escaped path", "GET /a%20b HTTP/1.1\r\nHost: w.example.com\r\n\r\n", "HTTP/1.1 GET /a b body= xff=127.0.0.1"},
 	} {
 		rc := dialRouter(t, r)
