@@ -101,7 +101,9 @@ type frontConn struct {
 	bw     *bufio.Writer
 	remote string // the client's IP
 	raddr  string
-	q      frontReq // the request being served
+	// idleUntil is the read deadline when it is the idle one, else zero.
+	idleUntil time.Time
+	q         frontReq // the request being served
 }
 
 // serveFront accepts on ln until it is closed.
@@ -211,14 +213,23 @@ func (r *Router) serveFrontConn(fc *frontConn) {
 			if !r.setIdle(fc, true) {
 				return
 			}
-			_ = fc.c.SetReadDeadline(time.Now().Add(frontIdleTimeout))
+			// The idle deadline moves at most once a second: a
+			// deadline change costs a runtime timer update.
+			if now := time.Now(); fc.idleUntil.Sub(now) < frontIdleTimeout-time.Second {
+				fc.idleUntil = now.Add(frontIdleTimeout)
+				_ = fc.c.SetReadDeadline(fc.idleUntil)
+			}
 			if _, err := fc.br.Peek(1); err != nil {
 				return
 			}
 			if !r.setIdle(fc, false) {
 				return
 			}
-			_ = fc.c.SetReadDeadline(time.Now().Add(frontHeaderTimeout))
+		}
+		// A head that arrived whole (the usual case) needs no deadline
+		// of its own.
+		if b, _ := fc.br.Peek(fc.br.Buffered()); !bytes.Contains(b, []byte("\r\n\r\n")) {
+			fc.setReadDeadline(time.Now().Add(frontHeaderTimeout))
 		}
 		head, ok := peekHead(fc.br)
 		if !ok {
@@ -239,6 +250,12 @@ func (r *Router) serveFrontConn(fc *frontConn) {
 			return
 		}
 	}
+}
+
+// setReadDeadline sets a read deadline other than the idle one.
+func (fc *frontConn) setReadDeadline(t time.Time) {
+	fc.idleUntil = time.Time{}
+	_ = fc.c.SetReadDeadline(t)
 }
 
 // handOff gives the connection, its unread bytes first, to net/http.
@@ -495,7 +512,7 @@ func (r *Router) exchangeFast(fc *frontConn, q *frontReq, headLen int, app *appS
 			consumed = true
 		}
 		if q.length > 0 {
-			_ = fc.c.SetReadDeadline(time.Time{}) // a body has no deadline, as with net/http
+			fc.setReadDeadline(time.Time{}) // a body has no deadline, as with net/http
 			if _, err := io.CopyN(bw, fc.br, q.length); err != nil {
 				bc.release()
 				return 0, 0, errClientGone

@@ -228,7 +228,7 @@ type watcher struct {
 
 func watch(fc *frontConn, bc *backendConn) *watcher {
 	w := &watcher{done: make(chan struct{})}
-	_ = fc.c.SetReadDeadline(time.Time{})
+	fc.setReadDeadline(time.Time{})
 	go func() {
 		defer close(w.done)
 		n, err := fc.c.Read(w.b[:])
@@ -243,11 +243,11 @@ func watch(fc *frontConn, bc *backendConn) *watcher {
 
 // stop ends the watch; a byte it read is kept for the next request.
 func (w *watcher) stop(fc *frontConn) (gone bool) {
-	_ = fc.c.SetReadDeadline(time.Unix(1, 0))
+	fc.setReadDeadline(time.Unix(1, 0))
 	<-w.done
 	if w.n > 0 {
 		fc.cr.pending = append(fc.cr.pending, w.b[:w.n]...)
 	}
-	_ = fc.c.SetReadDeadline(time.Now().Add(frontIdleTimeout))
+	fc.setReadDeadline(time.Now().Add(frontIdleTimeout))
 	return w.gone
 }
