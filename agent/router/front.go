@@ -25,9 +25,7 @@ import (
 // net/http and ServeHTTP for the rest of its life.
 
 const (
-	frontHeaderTimeout = 10 * time.Second  // a request's head, once begun
-	frontIdleTimeout   = 120 * time.Second // between requests
-	maxFastHead        = 16 << 10          // larger heads go to net/http
+	maxFastHead = 16 << 10 // larger heads go to net/http
 	// watchAfter: an instance silent this long gets the client
 	// watched, so that a client going away ends the exchange.
 	watchAfter = time.Second
@@ -215,8 +213,8 @@ func (r *Router) serveFrontConn(fc *frontConn) {
 			}
 			// The idle deadline moves at most once a second: a
 			// deadline change costs a runtime timer update.
-			if now := time.Now(); fc.idleUntil.Sub(now) < frontIdleTimeout-time.Second {
-				fc.idleUntil = now.Add(frontIdleTimeout)
+			if now := time.Now(); fc.idleUntil.Sub(now) < r.cfg.IdleTimeout-time.Second {
+				fc.idleUntil = now.Add(r.cfg.IdleTimeout)
 				_ = fc.c.SetReadDeadline(fc.idleUntil)
 			}
 			if _, err := fc.br.Peek(1); err != nil {
@@ -229,7 +227,7 @@ func (r *Router) serveFrontConn(fc *frontConn) {
 		// A head that arrived whole (the usual case) needs no deadline
 		// of its own.
 		if b, _ := fc.br.Peek(fc.br.Buffered()); !bytes.Contains(b, []byte("\r\n\r\n")) {
-			fc.setReadDeadline(time.Now().Add(frontHeaderTimeout))
+			fc.setReadDeadline(time.Now().Add(r.cfg.HeaderTimeout))
 		}
 		head, ok := peekHead(fc.br)
 		if !ok {
@@ -579,7 +577,7 @@ func (r *Router) relay(fc *frontConn, q *frontReq, bc *backendConn, id string) (
 	if w == nil {
 		_ = bc.c.SetReadDeadline(time.Time{})
 	} else {
-		if gone := w.stop(fc); gone {
+		if gone := w.stop(fc, r.cfg.IdleTimeout); gone {
 			return 0, 0, false, errClientGone
 		}
 	}

@@ -242,12 +242,12 @@ func watch(fc *frontConn, bc *backendConn) *watcher {
 }
 
 // stop ends the watch; a byte it read is kept for the next request.
-func (w *watcher) stop(fc *frontConn) (gone bool) {
+func (w *watcher) stop(fc *frontConn, idle time.Duration) (gone bool) {
 	fc.setReadDeadline(time.Unix(1, 0))
 	<-w.done
 	if w.n > 0 {
 		fc.cr.pending = append(fc.cr.pending, w.b[:w.n]...)
 	}
-	fc.setReadDeadline(time.Now().Add(frontIdleTimeout))
+	fc.setReadDeadline(time.Now().Add(idle))
 	return w.gone
 }

@@ -178,3 +178,31 @@ func TestFrontStatsAndAccessLog(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// A head that does not arrive in HeaderTimeout, and a connection idle
+// for IdleTimeout, are closed.
+func TestFrontTimeouts(t *testing.T) {
+	s, _ := countingBackend(t, func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "ok") })
+	r := start(t, oneApp(s), Config{HeaderTimeout: 200 * time.Millisecond, IdleTimeout: 400 * time.Millisecond})
+	closedWithin := func(rc *rawClient, d time.Duration) bool {
+		rc.c.SetReadDeadline(time.Now().Add(d))
+		_, err := rc.br.ReadByte()
+		return err == io.EOF
+	}
+	rc := dialRouter(t, r)
+	io.WriteString(rc.c, "GET / HTTP/1.1\r\nHost: w.exa")
+	if !closedWithin(rc, 3*time.Second) {
+		t.Fatal("a partial head kept its connection open past HeaderTimeout")
+	}
+	rc = dialRouter(t, r)
+	if resp, body := rc.do(t, "GET / HTTP/1.1\r\nHost: w.example.com\r\n\r\n"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	began := time.Now()
+	if !closedWithin(rc, 3*time.Second) {
+		t.Fatal("an idle connection stayed open past IdleTimeout")
+	}
+	if d := time.Since(began); d < 300*time.Millisecond {
+		t.Fatalf("an idle connection was closed after %v, before IdleTimeout", d)
+	}
+}

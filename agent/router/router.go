@@ -37,6 +37,12 @@ type Config struct {
 	AccessLog func(AccessEntry)
 	// DialTimeout bounds a connection to an instance. Zero: 2 s.
 	DialTimeout time.Duration
+	// HeaderTimeout bounds the reading of a request's head once its
+	// first byte arrived. Zero: 10 s.
+	HeaderTimeout time.Duration
+	// IdleTimeout closes a client connection idle this long between
+	// requests. Zero: 120 s.
+	IdleTimeout time.Duration
 	// Clock: nil means time.Now (stats use it).
 	Clock func() time.Time
 	// MaxHeld bounds the requests held at once, over all apps, while
@@ -154,6 +160,12 @@ func New(cfg Config) (*Router, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.HeaderTimeout == 0 {
+		cfg.HeaderTimeout = 10 * time.Second
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 120 * time.Second
+	}
 	if cfg.MaxHeld == 0 {
 		cfg.MaxHeld = 1000
 	}
@@ -211,7 +223,7 @@ func (r *Router) Version() uint64 { return r.table.Load().version }
 func (r *Router) Run(ctx context.Context) error {
 	var servers []*http.Server
 	serve := func(ln net.Listener, tlsOn bool) {
-		srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		srv := &http.Server{Handler: r, ReadHeaderTimeout: r.cfg.HeaderTimeout, IdleTimeout: r.cfg.IdleTimeout,
 			ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelDebug)}
 		if tlsOn {
 			// ServeTLS adds HTTP/2 (h2 by ALPN) to this config.
