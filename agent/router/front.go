@@ -453,6 +453,9 @@ func (r *Router) serveFast(fc *frontConn, q *frontReq, headLen int) (keep, hando
 		method, path = string(q.method), string(q.path)
 	}
 	status, n, err := r.exchangeFast(fc, q, headLen, app, b, id)
+	if status == 0 {
+		status = http.StatusBadGateway // no answer: counted as net/http's path counts it
+	}
 	d := r.cfg.Clock().Sub(start)
 	r.stats.add(app.key, start.Unix(), status, n, d)
 	if r.cfg.AccessLog != nil {
