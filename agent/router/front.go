@@ -213,7 +213,8 @@ func (r *Router) serveFrontConn(fc *frontConn) {
 			}
 			// The idle deadline moves at most once a second: a
 			// deadline change costs a runtime timer update.
-			if now := time.Now(); fc.idleUntil.Sub(now) < r.cfg.IdleTimeout-time.Second {
+			slack := min(time.Second, r.cfg.IdleTimeout/10)
+			if now := time.Now(); fc.idleUntil.Sub(now) < r.cfg.IdleTimeout-slack {
 				fc.idleUntil = now.Add(r.cfg.IdleTimeout)
 				_ = fc.c.SetReadDeadline(fc.idleUntil)
 			}
@@ -229,7 +230,10 @@ func (r *Router) serveFrontConn(fc *frontConn) {
 		if b, _ := fc.br.Peek(fc.br.Buffered()); !bytes.Contains(b, []byte("\r\n\r\n")) {
 			fc.setReadDeadline(time.Now().Add(r.cfg.HeaderTimeout))
 		}
-		head, ok := peekHead(fc.br)
+		head, ok, err := peekHead(fc.br)
+		if err != nil {
+			return // the head timed out, or the client left
+		}
 		if !ok {
 			handed = r.handOff(fc)
 			return
@@ -269,22 +273,22 @@ var frontReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, m
 var frontWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 8<<10) }}
 
 // peekHead returns a request's head, through its blank line, without
-// consuming it; false when it is larger than the buffer or the
-// connection ends first.
-func peekHead(br *bufio.Reader) ([]byte, bool) {
+// consuming it; false (for net/http) when it is larger than the buffer or
+// has bare line feeds; an error when the connection fails first.
+func peekHead(br *bufio.Reader) ([]byte, bool, error) {
 	for n := br.Buffered(); ; {
 		b, _ := br.Peek(n)
 		if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
-			return b[:i+4], true
+			return b[:i+4], true, nil
 		}
 		if bytes.Contains(b, []byte("\n\n")) {
-			return nil, false // bare line feeds: net/http's to parse
+			return nil, false, nil // bare line feeds: net/http's to parse
 		}
 		if n >= br.Size() {
-			return nil, false
+			return nil, false, nil
 		}
 		if _, err := br.Peek(n + 1); err != nil {
-			return nil, false
+			return nil, false, err
 		}
 		n = br.Buffered()
 	}
