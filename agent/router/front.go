@@ -571,15 +571,20 @@ func (r *Router) relay(fc *frontConn, q *frontReq, bc *backendConn, id string) (
 	// that a client that goes away ends the exchange.
 	_ = bc.c.SetReadDeadline(time.Now().Add(watchAfter))
 	var w *watcher
-	var line []byte
+	var line, part []byte
 	for {
 		line, err = bc.br.ReadSlice('\n')
-		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && w == nil && bc.br.Buffered() == 0 {
+		if err != nil && errors.Is(err, os.ErrDeadlineExceeded) && w == nil {
+			// ReadSlice hands back (and drops) a partial line.
+			part = append(part, line...)
 			_ = bc.c.SetReadDeadline(time.Time{})
 			w = watch(fc, bc)
 			continue
 		}
 		break
+	}
+	if len(part) > 0 && err == nil {
+		line = append(part, line...)
 	}
 	if w == nil {
 		_ = bc.c.SetReadDeadline(time.Time{})

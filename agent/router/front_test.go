@@ -206,3 +206,31 @@ func TestFrontTimeouts(t *testing.T) {
 		t.Fatalf("an idle connection was closed after %v, before IdleTimeout", d)
 	}
 }
+
+// An instance that sends part of its status line and then pauses past the
+// client watch (1 s) is still relayed whole.
+func TestFrontSlowStatusLine(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 2")
+		time.Sleep(watchAfter + 300*time.Millisecond)
+		io.WriteString(c, "00 OK\r\nContent-Length: 4\r\n\r\nslow")
+	}()
+	r := start(t, rawApp(ln.Addr().String()), Config{})
+	rc := dialRouter(t, r)
+	if resp, body := rc.do(t, "GET / HTTP/1.1\r\nHost: w.example.com\r\n\r\n"); resp.StatusCode != 200 || body != "slow" {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+}
