@@ -69,6 +69,7 @@ bench: build
 	$(GO) test -run '^$$' -bench LogShipping -benchtime 3x ./e2e
 	$(GO) test -run '^$$' -bench . -benchmem ./hub/logstore
 	$(GO) test -run '^$$' -bench . -benchmem ./agent/router ./agent/logship
+	$(GO) test -run '^$$' -bench RouterSideBySide -benchtime 1x ./e2e
 	$(GO) test -run '^$$' -bench 'DatacenterLoss|HostDeath' -benchtime 10x ./e2e
 	$(GO) test -run '^$$' -bench Provision100 -benchtime 1x ./hub/provision
 	$(GO) test -run '^$$' -bench ProvisionPool100 -benchtime 1x ./e2e

@@ -10,9 +10,7 @@ package router
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +37,12 @@ type Config struct {
 	AccessLog func(AccessEntry)
 	// DialTimeout bounds a connection to an instance. Zero: 2 s.
 	DialTimeout time.Duration
+	// HeaderTimeout bounds the reading of a request's head once its
+	// first byte arrived. Zero: 10 s.
+	HeaderTimeout time.Duration
+	// IdleTimeout closes a client connection idle this long between
+	// requests. Zero: 120 s.
+	IdleTimeout time.Duration
 	// Clock: nil means time.Now (stats use it).
 	Clock func() time.Time
 	// MaxHeld bounds the requests held at once, over all apps, while
@@ -132,7 +136,10 @@ type Router struct {
 	table           atomic.Pointer[compiled]
 	httpLn, httpsLn net.Listener
 	transport       *http.Transport
-	proxy           *httputil.ReverseProxy
+	proxy           *httputil.ReverseProxy // upgrades, HTTP/2, bodies of unknown length
+	dialer          *net.Dialer
+	pool            backendPool // the fast path's keep-alive connections
+	front           front       // the plain HTTP listener's own server
 
 	mu  sync.Mutex // TCP listeners
 	tcp map[int]*tcpListener
@@ -153,13 +160,20 @@ func New(cfg Config) (*Router, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
 	}
+	if cfg.HeaderTimeout == 0 {
+		cfg.HeaderTimeout = 10 * time.Second
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = 120 * time.Second
+	}
 	if cfg.MaxHeld == 0 {
 		cfg.MaxHeld = 1000
 	}
 	r := &Router{cfg: cfg, log: cfg.Logger, tcp: map[int]*tcpListener{}}
 	r.table.Store(compile(&Table{}, nil))
+	r.dialer = &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	r.transport = &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         r.dialer.DialContext,
 		MaxIdleConns:        1024,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
@@ -176,6 +190,8 @@ func New(cfg Config) (*Router, error) {
 		if r.httpLn, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
 			return nil, fmt.Errorf("router http: %w", err)
 		}
+		r.front = front{idle: map[*frontConn]bool{},
+			fallback: &connListener{addr: r.httpLn.Addr(), ch: make(chan net.Conn), closed: make(chan struct{})}}
 	}
 	if cfg.HTTPSAddr != "" {
 		if r.httpsLn, err = net.Listen("tcp", cfg.HTTPSAddr); err != nil {
@@ -207,7 +223,7 @@ func (r *Router) Version() uint64 { return r.table.Load().version }
 func (r *Router) Run(ctx context.Context) error {
 	var servers []*http.Server
 	serve := func(ln net.Listener, tlsOn bool) {
-		srv := &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		srv := &http.Server{Handler: r, ReadHeaderTimeout: r.cfg.HeaderTimeout, IdleTimeout: r.cfg.IdleTimeout,
 			ErrorLog: slog.NewLogLogger(r.log.Handler(), slog.LevelDebug)}
 		if tlsOn {
 			// ServeTLS adds HTTP/2 (h2 by ALPN) to this config.
@@ -229,12 +245,20 @@ func (r *Router) Run(ctx context.Context) error {
 		}()
 	}
 	if r.httpLn != nil {
-		serve(r.httpLn, false)
+		// Requests the fast server does not handle reach ServeHTTP
+		// through net/http, on connections it hands over.
+		serve(r.front.fallback, false)
+		r.wg.Add(1)
+		go r.serveFront(r.httpLn)
 	}
 	if r.httpsLn != nil {
 		serve(r.httpsLn, true)
 	}
 	<-ctx.Done()
+	if r.httpLn != nil {
+		r.httpLn.Close()
+		r.shutdownFront(10 * time.Second)
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, s := range servers {
@@ -248,6 +272,7 @@ func (r *Router) Run(ctx context.Context) error {
 	r.mu.Unlock()
 	r.wg.Wait()
 	r.transport.CloseIdleConnections()
+	r.pool.closeAll()
 	return nil
 }
 
@@ -378,12 +403,10 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	host = strings.TrimSuffix(host, ".")
 	id := req.Header.Get("X-Request-Id")
 	if id == "" || len(id) > 128 || strings.ContainsAny(id, " \t\r\n") {
-		var b [8]byte
-		_, _ = rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
-		req.Header.Set("X-Request-Id", id)
+		id = newRequestID()
+		req.Header["X-Request-Id"] = []string{id}
 	}
-	w.Header().Set("X-Request-Id", id)
+	w.Header()["X-Request-Id"] = []string{id}
 	app := tbl.route(host, req.URL.Path)
 	if app == nil {
 		http.Error(w, "no route for "+host, http.StatusNotFound)
@@ -410,7 +433,11 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			proto = "https"
 		}
 		tg = &target{app: app, backend: b, proto: proto}
-		r.proxy.ServeHTTP(rw, req.WithContext(context.WithValue(req.Context(), targetKey{}, tg)))
+		if fastPathOK(req) {
+			r.forward(rw, req, tg, id)
+		} else {
+			r.proxy.ServeHTTP(rw, req.WithContext(context.WithValue(req.Context(), targetKey{}, tg)))
+		}
 	}
 	d := r.cfg.Clock().Sub(start)
 	r.stats.add(app.key, start.Unix(), rw.status, rw.n, d)
