@@ -95,6 +95,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReadFrame$$ -fuzztime $(FUZZTIME) ./internal/seglog
 	$(GO) test -run '^$$' -fuzz FuzzLineDecode$$ -fuzztime $(FUZZTIME) ./internal/seglog
 	$(GO) test -run '^$$' -fuzz FuzzRoundTrip$$ -fuzztime $(FUZZTIME) ./hub/logstore
+	$(GO) test -run '^$$' -fuzz FuzzFrontParse$$ -fuzztime $(FUZZTIME) ./agent/router
 	$(GO) test -run '^$$' -fuzz FuzzDecodeFiles$$ -fuzztime $(FUZZTIME) ./hub/logstore
 	$(GO) test -run '^$$' -fuzz FuzzRecover$$ -fuzztime $(FUZZTIME) ./hub/logstore
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest$$ -fuzztime $(FUZZTIME) ./e2e/cloudsim

@@ -375,11 +375,12 @@ func (q *frontReq) parse(head []byte) bool {
 			q.host = v
 			continue
 		case bytes.EqualFold(k, hLength):
-			n, err := strconv.ParseInt(string(v), 10, 64)
-			if q.length >= 0 || err != nil || n < 0 {
+			// Digits only, as net/http reads it: no sign, no list.
+			n, err := strconv.ParseUint(string(v), 10, 63)
+			if q.length >= 0 || err != nil || len(v) == 0 || v[0] < '0' || v[0] > '9' {
 				return false
 			}
-			q.length = n
+			q.length = int64(n)
 			continue
 		case bytes.EqualFold(k, hConn):
 			switch {
