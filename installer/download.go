@@ -17,9 +17,10 @@ import (
 // download serves the wharf binary at /download/wharf-OS-ARCH.
 //
 // A client that accepts gzip (curl --compressed) gets it compressed, about
-// a third of the bytes. The binary is compressed once, by the first such
-// request, and kept in memory until the file changes; requests that come
-// while it is being compressed get the binary as it is rather than wait.
+// a third of the bytes. The first such request starts the compression, in
+// the background, and the copy is kept in memory until the file changes;
+// requests that come before it is ready get the binary as it is rather
+// than wait.
 //
 // A download ends as soon as its request's context does: a hub node that
 // stops (its server's base context ends) cuts its downloads at once, so
@@ -75,73 +76,65 @@ func (d *download) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Vary", "Accept-Encoding")
 	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
-		if gz := d.compressed(r.Context(), f, st); gz != nil {
+		if gz := d.compressed(exe, st); gz != nil {
 			w.Header().Set("Content-Encoding", "gzip")
 			http.ServeContent(w, r, "", gz.modTime, bytes.NewReader(gz.data))
-			return
-		}
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			http.Error(w, "read the wharf binary: "+err.Error(), http.StatusInternalServerError)
 			return
 		}
 	}
 	http.ServeContent(w, r, "", st.ModTime(), f)
 }
 
-// compressed returns the binary's compressed copy. The first caller for a
-// version of the file makes it (from f, which it reads to the end);
-// callers while that runs, or after it failed, get nil.
-func (d *download) compressed(ctx context.Context, f *os.File, st os.FileInfo) *gzipped {
+// compressed returns the binary's compressed copy if it is made, and
+// else starts making it: the clients of the meantime get the binary as it
+// is (on a busy hub the compression takes seconds, which a client would
+// take for a stall). A compression that fails is tried again by the next
+// gzip client.
+func (d *download) compressed(path string, st os.FileInfo) *gzipped {
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if gz := d.gz; gz != nil && gz.size == st.Size() && gz.modTime.Equal(st.ModTime()) {
-		d.mu.Unlock()
 		return gz
 	}
-	if d.compressing {
-		d.mu.Unlock()
-		return nil
+	if !d.compressing {
+		d.compressing = true
+		// Bounded work (one read of the file), so it needs no context.
+		go d.compress(path, st)
 	}
-	d.compressing = true
-	d.mu.Unlock()
+	return nil
+}
 
-	data, err := compress(ctx, f, st.Size())
+// compress makes the compressed copy of the binary at path, which was
+// of st's size and time when asked for.
+func (d *download) compress(path string, st os.FileInfo) {
+	data, err := gzipFile(path)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.compressing = false
-	if err != nil {
-		return nil
+	if err == nil {
+		d.gz = &gzipped{size: st.Size(), modTime: st.ModTime(), data: data}
 	}
-	d.gz = &gzipped{size: st.Size(), modTime: st.ModTime(), data: data}
-	return d.gz
 }
 
-// compress gzips r (size bytes) at the fastest level: about a second of
-// CPU for an 80 MB binary, and most of the gain of the slower levels. It
-// stops when ctx ends.
-func compress(ctx context.Context, r io.Reader, size int64) ([]byte, error) {
+// gzipFile compresses a file at the fastest level: about a second of CPU
+// for an 80 MB binary, to about 30% of its size, most of what the slower
+// levels gain.
+func gzipFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
 	var buf bytes.Buffer
-	buf.Grow(int(size / 3))
+	if st, err := f.Stat(); err == nil {
+		buf.Grow(int(st.Size() / 3))
+	}
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 	if err != nil {
 		return nil, err
 	}
-	chunk := make([]byte, 1<<20)
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		n, err := r.Read(chunk)
-		if n > 0 {
-			if _, werr := zw.Write(chunk[:n]); werr != nil {
-				return nil, werr
-			}
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read the wharf binary: %w", err)
-		}
+	if _, err := io.Copy(zw, f); err != nil {
+		return nil, fmt.Errorf("compress %s: %w", path, err)
 	}
 	if err := zw.Close(); err != nil {
 		return nil, err

@@ -64,6 +64,15 @@ func TestDownloadGzip(t *testing.T) {
 		}
 		return resp, body
 	}
+	// The first gzip client starts the compression and gets the binary
+	// as it is; the compressed copy is there soon after.
+	if resp, body := get(srv.URL, "gzip"); resp.Header.Get("Content-Encoding") != "" || !bytes.Equal(body, content) {
+		t.Fatalf("the first gzip client got %q encoding, %d bytes; want the binary as it is", resp.Header.Get("Content-Encoding"), len(body))
+	}
+	waitFor(t, "the compressed copy", func() bool {
+		resp, _ := get(srv.URL, "gzip")
+		return resp.Header.Get("Content-Encoding") == "gzip"
+	})
 	for _, tc := range []struct {
 		acceptEncoding string
 		gzip           bool
@@ -99,22 +108,25 @@ func TestDownloadGzip(t *testing.T) {
 		}
 	}
 
-	// Compressed once: the second gzip client gets the same copy.
+	// Compressed once: later gzip clients get the same copy.
+	copyOf := func() *gzipped { d.mu.Lock(); defer d.mu.Unlock(); return d.gz }
 	get(direct.URL, "gzip")
-	first := d.gz
-	get(direct.URL, "gzip")
-	if first == nil || d.gz != first {
-		t.Fatal("the binary was compressed again for the second client")
+	waitFor(t, "the compressed copy", func() bool { return copyOf() != nil })
+	first := copyOf()
+	for range 3 {
+		if resp, _ := get(direct.URL, "gzip"); resp.Header.Get("Content-Encoding") != "gzip" || copyOf() != first {
+			t.Fatal("the binary was compressed again for a later client")
+		}
 	}
-	// A new binary is compressed anew.
+	// A changed binary is served as it is until it is compressed anew.
 	later := time.Now().Add(time.Minute)
 	if err := os.Chtimes(bin, later, later); err != nil {
 		t.Fatal(err)
 	}
-	get(direct.URL, "gzip")
-	if d.gz == first {
+	if resp, _ := get(direct.URL, "gzip"); resp.Header.Get("Content-Encoding") != "" {
 		t.Fatal("a changed binary was served from the old compressed copy")
 	}
+	waitFor(t, "the new compressed copy", func() bool { c := copyOf(); return c != nil && c != first })
 }
 
 // TestDownloadEndsWithTheServer: a download in flight ends as soon as the
