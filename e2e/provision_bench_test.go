@@ -329,6 +329,13 @@ func logRealBoots(b *testing.B, admin *client.Client, booter *netboot.Booter, fi
 					phases += fmt.Sprintf(" %s+%s", f[strings.LastIndex(f, "/")+1:], st.ModTime().Sub(t0).Round(100*time.Millisecond))
 				}
 			}
+			// install.sh's line on the download that landed: from
+			// where, how many bytes on the wire, how long it took.
+			for _, l := range strings.Split(m.Console(), "\n") {
+				if _, dl, ok := strings.Cut(l, "wharf install: wharf-linux-"); ok {
+					phases += "; " + dl[strings.Index(dl, " ")+1:]
+				}
+			}
 		}
 		took = append(took, fmt.Sprintf("%s=%s (started %v after the first create; %s)", id, d.Round(100*time.Millisecond), t0.Sub(first).Round(100*time.Millisecond), strings.TrimSpace(phases)))
 		if m, ok := booter.Machine(id); ok && d > 20*time.Second {
