@@ -322,12 +322,13 @@ func logRealBoots(b *testing.B, admin *client.Client, booter *netboot.Booter, fi
 		d := t1.Sub(t0)
 		phases := ""
 		if m, ok := booter.Machine(id); ok {
-			// Where the time went: the host made and runcmd started (the
-			// host's log is last written then), the binary downloaded,
-			// the agent's restart loop started, the host enrolled.
+			// Where the time went: the host made and its boot process
+			// started (the host's log is last written then), the binary
+			// downloaded, the agent's restart loop started, the host
+			// enrolled.
 			if m.Host != nil {
 				if st, err := os.Stat(m.Host.LogPath()); err == nil {
-					phases += fmt.Sprintf(" runcmd+%s", st.ModTime().Sub(t0).Round(100*time.Millisecond))
+					phases += fmt.Sprintf(" host+%s", st.ModTime().Sub(t0).Round(100*time.Millisecond))
 				}
 			}
 			for _, f := range []string{"/usr/local/bin/wharf", "/var/lib/wharf-agent/agent.pid"} {
