@@ -226,6 +226,9 @@ func provisionPool100(b *testing.B, cloud string, startSim func(testing.TB, simO
 			}
 			c.Kill(l.Index)
 			killed++
+			// With the real boots' times (logged at the end), where a
+			// slow boot met the kill.
+			b.Logf("leader hub%d killed %v after the first create", l.Index, time.Since(start).Round(100*time.Millisecond))
 			go func(i int) { time.Sleep(3 * time.Second); c.Restart(i) }(l.Index)
 		}
 		if r, err := ready(); err == nil && r >= machines {
@@ -287,16 +290,16 @@ func provisionPool100(b *testing.B, cloud string, startSim func(testing.TB, simO
 	mu.Lock()
 	starts := maps.Clone(realStart)
 	mu.Unlock()
-	logRealBoots(b, admin(), booter, starts)
+	logRealBoots(b, admin(), booter, start, starts)
 	// The app leaves first so that the agents stop with nothing to do.
 	_ = admin().Apps().Delete(ctx, "wide", &client.WriteOptions{Tenant: "acme"})
 }
 
-// logRealBoots logs how long each real boot took from its start to its
-// host's enrolment, and for a slow one (over 20 s) its console and the
+// logRealBoots logs how long each real boot took from its start (itself
+// given from first, the first create) to its host's enrolment, and for a slow one (over 20 s) its console and the
 // tail of its agent's log: where a boot that met a killed hub node spent
 // its time.
-func logRealBoots(b *testing.B, admin *client.Client, booter *netboot.Booter, started map[string]time.Time) {
+func logRealBoots(b *testing.B, admin *client.Client, booter *netboot.Booter, first time.Time, started map[string]time.Time) {
 	if booter == nil || len(started) == 0 {
 		return
 	}
@@ -319,15 +322,29 @@ func logRealBoots(b *testing.B, admin *client.Client, booter *netboot.Booter, st
 		d := t1.Sub(t0)
 		phases := ""
 		if m, ok := booter.Machine(id); ok {
-			// Where the time went: the binary downloaded, the agent's
-			// restart loop started, the host enrolled.
+			// Where the time went: the host made and its boot process
+			// started (the host's log is last written then), the binary
+			// downloaded, the agent's restart loop started, the host
+			// enrolled.
+			if m.Host != nil {
+				if st, err := os.Stat(m.Host.LogPath()); err == nil {
+					phases += fmt.Sprintf(" host+%s", st.ModTime().Sub(t0).Round(100*time.Millisecond))
+				}
+			}
 			for _, f := range []string{"/usr/local/bin/wharf", "/var/lib/wharf-agent/agent.pid"} {
 				if st, err := os.Stat(m.Path(f)); err == nil {
 					phases += fmt.Sprintf(" %s+%s", f[strings.LastIndex(f, "/")+1:], st.ModTime().Sub(t0).Round(100*time.Millisecond))
 				}
 			}
+			// install.sh's line on the download that landed: from
+			// where, how many bytes on the wire, how long it took.
+			for _, l := range strings.Split(m.Console(), "\n") {
+				if _, dl, ok := strings.Cut(l, "wharf install: wharf-linux-"); ok {
+					phases += "; " + dl[strings.Index(dl, " ")+1:]
+				}
+			}
 		}
-		took = append(took, fmt.Sprintf("%s=%s (%s)", id, d.Round(100*time.Millisecond), strings.TrimSpace(phases)))
+		took = append(took, fmt.Sprintf("%s=%s (started %v after the first create; %s)", id, d.Round(100*time.Millisecond), t0.Sub(first).Round(100*time.Millisecond), strings.TrimSpace(phases)))
 		if m, ok := booter.Machine(id); ok && d > 20*time.Second {
 			agentLog, _ := os.ReadFile(m.Path("/var/log/wharf-agent.log"))
 			if len(agentLog) > 2000 {

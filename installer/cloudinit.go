@@ -2,6 +2,7 @@ package installer
 
 import (
 	"fmt"
+	"hash/fnv"
 	"net/url"
 	"strconv"
 	"strings"
@@ -15,7 +16,9 @@ import (
 // document, so a create retried with it carries identical user data.
 type Join struct {
 	// HubURLs are the hubs' HTTP base URLs (http://HOST:7480), tried in
-	// order until one serves /install.sh. At least one is required.
+	// turn (starting at one picked by MachineID) until one serves
+	// /install.sh; install.sh gets them all for the binary's download.
+	// At least one is required.
 	HubURLs []string
 	// Gateways are the hubs' agent gateway addresses (HOST:PORT); empty
 	// leaves the list the serving hub embeds in install.sh.
@@ -69,9 +72,18 @@ func InstallCommand(j Join) (string, error) {
 	if rounds <= 0 {
 		rounds = maxRoundsDefault
 	}
+	// Machines start at different hubs (by their machine id), so that a
+	// burst of installs is spread over the nodes and one node's death
+	// meets only its share of them.
 	var urls []string
-	for _, u := range j.HubURLs {
-		urls = append(urls, shellQuote(strings.TrimRight(u, "/")))
+	start := 0
+	if j.MachineID != "" {
+		h := fnv.New32a()
+		h.Write([]byte(j.MachineID))
+		start = int(h.Sum32() % uint32(len(j.HubURLs)))
+	}
+	for i := range j.HubURLs {
+		urls = append(urls, shellQuote(strings.TrimRight(j.HubURLs[(start+i)%len(j.HubURLs)], "/")))
 	}
 	args := []string{"--token", shellQuote(j.JoinToken)}
 	if j.MachineID != "" {
@@ -92,10 +104,17 @@ func InstallCommand(j Join) (string, error) {
 	b.WriteString(`f=$(mktemp) && trap 'rm -f "$f"' EXIT && r=0 && `)
 	b.WriteString(`while [ "$r" -lt ` + strconv.Itoa(rounds) + ` ]; do `)
 	b.WriteString(`for u in ` + strings.Join(urls, " ") + `; do `)
-	// A hub node that dies between serving install.sh and the binary
-	// fails the install there: the next node (or round) tries again.
-	b.WriteString(`if curl -sfL --connect-timeout 5 --max-time 60 -o "$f" "$u/install.sh" && `)
-	b.WriteString(`sh "$f" --hub-url "$u" ` + strings.Join(args, " ") + `; then exit 0; fi; done; `)
+	// install.sh downloads the binary from the hub that served it or,
+	// when that one fails or stalls, from the others; an install that
+	// fails all the same sends the loop on to the next node (or round).
+	b.WriteString(`if curl -sSfL --connect-timeout 5 --max-time 20 -o "$f" "$u/install.sh" && `)
+	b.WriteString(`sh "$f" --hub-url "$u"`)
+	for _, u := range urls {
+		b.WriteString(" --hub-url " + u)
+	}
+	// Failures go to the console with the time: where a slow boot spent it.
+	b.WriteString(" " + strings.Join(args, " ") + `; then exit 0; fi; `)
+	b.WriteString(`echo "wharf: $(date -u +%H:%M:%S) install from $u failed" >&2; done; `)
 	b.WriteString(`r=$((r + 1)); [ "$r" -ge ` + strconv.Itoa(rounds) + ` ] || sleep 10; done; `)
 	b.WriteString(`echo "wharf: no hub served /install.sh" >&2; exit 1`)
 	return b.String(), nil

@@ -1,18 +1,24 @@
 #!/bin/sh
 # Wharf agent installer, served by a hub at /install.sh:
 #   curl -sfL http://HUB:7480/install.sh | sh -s - --token TOKEN [--name NAME] [--labels k=v,...]
-#        [--pool POOL] [--machine-id ID] [--hub GATEWAY]... [--hub-url URL] [--root DIR]
+#        [--pool POOL] [--machine-id ID] [--hub GATEWAY]... [--hub-url URL]... [--root DIR]
 #   curl -sfL http://HUB:7480/install.sh | sh -s - --uninstall [--root DIR]
 # It installs the wharf binary from the hub and starts the agent: as a
 # systemd unit where systemd runs (systemctl present and the root's
 # /run/systemd/system exists), else as a restart loop in its own session
 # (PID in /var/lib/wharf-agent/agent.pid, output in /var/log/wharf-agent.log).
+# The binary comes from the first --hub-url (repeatable; default: the hub
+# that served this script) that delivers it whole: a hub that refuses, fails
+# or stalls (under WHARF_MIN_SPEED bytes/s, default 102400, for
+# WHARF_STALL_SECONDS, default 10) is left for the next one, for up to five
+# rounds over the list.
 # --root DIR (or WHARF_ROOT) installs below DIR instead of /. --uninstall
 # stops the agent and removes the binary, the unit and the data dir; it
 # also stays installed as /usr/local/bin/wharf-agent-uninstall.
 set -eu
 
 HUB_URL="{{.HubURL}}"
+HUB_URLS=""
 HUB_GATEWAYS="{{.Gateways}}"
 ROOT="${WHARF_ROOT:-}"
 TOKEN=""
@@ -51,7 +57,7 @@ while [ $# -gt 0 ]; do
 	--pool) POOL="$2" ;;
 	--machine-id) MACHINE_ID="$2" ;;
 	--hub) GATEWAYS="$GATEWAYS,$2" ;;
-	--hub-url) HUB_URL="$2" ;;
+	--hub-url) case ",$HUB_URLS," in *",${2%/},"*) ;; *) HUB_URLS="$HUB_URLS,${2%/}" ;; esac ;;
 	--root) ROOT="$2" ;;
 	esac
 	shift 2
@@ -117,7 +123,11 @@ fi
 [ -n "$TOKEN" ] || die "--token is required (wharf join-token create --pool POOL)"
 case "$TOKEN" in WJ1.*) ;; *) die "that is not a Wharf join token" ;; esac
 [ -n "$GATEWAYS" ] || GATEWAYS="$HUB_GATEWAYS"
-HUB_URL="${HUB_URL%/}"
+[ -n "$HUB_URLS" ] || HUB_URLS="${HUB_URL%/}"
+HUB_URLS="${HUB_URLS#,}"
+MIN_SPEED="${WHARF_MIN_SPEED:-102400}"
+STALL="${WHARF_STALL_SECONDS:-10}"
+case "$MIN_SPEED$STALL" in *[!0-9]*) die "WHARF_MIN_SPEED and WHARF_STALL_SECONDS must be whole numbers" ;; esac
 
 arch=$(uname -m)
 case "$arch" in
@@ -133,7 +143,27 @@ LOG="$ROOT/var/log/wharf-agent.log"
 mkdir -p "$(dirname "$BIN")" "$DATA" "$(dirname "$LOG")"
 
 tmp="$BIN.download"
-curl -sfL --retry 5 --retry-delay 1 --retry-connrefused -o "$tmp" "$HUB_URL/download/wharf-linux-$arch" || { rm -f "$tmp"; die "download of wharf-linux-$arch from $HUB_URL failed"; }
+# Without curl's own retries: a stalled hub would be waited on again; the
+# rounds retry instead, on every hub. The summary goes to the console, and
+# says which hub served and how fast. --compressed: a third of the bytes
+# (every distribution's curl has zlib; probing with curl -V took seconds
+# on busy machines).
+got=""
+round=0
+while [ -z "$got" ] && [ $round -lt 5 ]; do
+	[ $round -eq 0 ] || sleep 1
+	round=$((round + 1))
+	for u in $(echo "$HUB_URLS" | tr ',' ' '); do
+		if info=$(curl -sSfL --compressed --connect-timeout 5 --speed-limit "$MIN_SPEED" --speed-time "$STALL" \
+			-w "%{size_download} bytes in %{time_total} s" -o "$tmp" "$u/download/wharf-linux-$arch"); then
+			echo "wharf install: wharf-linux-$arch from $u: $info"
+			got="$u"
+			break
+		fi
+		echo "wharf install: $(date -u +%H:%M:%S) download from $u failed; trying the next hub" >&2
+	done
+done
+[ -n "$got" ] || { rm -f "$tmp"; die "download of wharf-linux-$arch failed from every hub ($HUB_URLS)"; }
 chmod 0755 "$tmp"
 
 # A reinstall replaces a running agent: stop it before its binary moves.

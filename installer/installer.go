@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"runtime"
 	"strings"
 	"text/template"
 )
@@ -34,7 +32,8 @@ func Script(hubURL string, gateways []string) ([]byte, error) {
 
 // Handler serves GET /install.sh and GET /download/wharf-linux-ARCH (the
 // wharf binary at binary, or this process's own when binary is "", if it
-// is of that platform). gateways is called per request, with the host
+// is of that platform; gzip-compressed for a client that asks, and cut
+// off when the request's context ends). gateways is called per request, with the host
 // name the client used, for the current gateway addresses. A binary path
 // matters where this process is not the wharf binary (a test binary that
 // runs hub nodes in process).
@@ -53,21 +52,6 @@ func Handler(gateways func(requestHost string) []string, binary string) http.Han
 		w.Header().Set("Content-Type", "text/x-shellscript")
 		w.Write(b)
 	})
-	mux.HandleFunc("GET /download/{file}", func(w http.ResponseWriter, r *http.Request) {
-		if r.PathValue("file") != "wharf-"+runtime.GOOS+"-"+runtime.GOARCH {
-			http.Error(w, "this hub serves only wharf-"+runtime.GOOS+"-"+runtime.GOARCH, http.StatusNotFound)
-			return
-		}
-		exe := binary
-		if exe == "" {
-			var err error
-			if exe, err = os.Executable(); err != nil {
-				http.Error(w, err.Error(), http.StatusInternalServerError)
-				return
-			}
-		}
-		w.Header().Set("Content-Type", "application/octet-stream")
-		http.ServeFile(w, r, exe)
-	})
+	mux.Handle("GET /download/{file}", &download{binary: binary})
 	return mux
 }

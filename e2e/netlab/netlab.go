@@ -340,8 +340,14 @@ func (l *Lab) AddDC(name string) *DC {
 		bridge: bridgePrefix + l.id + "d" + strconv.Itoa(idx),
 		prefix: prefix, gw: netip.AddrFrom4(b),
 	}
+	// A bridge without an address of its own takes the lowest of its
+	// ports' and changes it whenever a port with a lower one joins: the
+	// hosts that knew the old one lose the gateway until their neighbour
+	// entry is renewed. A fixed address (locally administered, from the
+	// lab's subnet, which no other live lab shares) never changes.
+	mac := fmt.Sprintf("02:77:%02x:%02x:%02x:01", b[0], b[1], b[2])
 	if err := ipBatch("",
-		"link add "+d.bridge+" type bridge",
+		"link add "+d.bridge+" address "+mac+" type bridge",
 		"addr add "+netip.PrefixFrom(d.gw, 24).String()+" dev "+d.bridge,
 		"link set "+d.bridge+" up",
 	); err != nil {
