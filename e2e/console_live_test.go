@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,101 +18,6 @@ import (
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/client"
 )
-
-// liveRig is a headless Chromium on one hub node's console, with the
-// steps the live console test takes: run actions, evaluate scripts, wait
-// (without reloading) until a script is true, and save screenshots.
-type liveRig struct {
-	t     *testing.T
-	ctx   context.Context
-	base  string
-	shots string
-	n     int
-}
-
-func newLiveRig(t *testing.T, base string) *liveRig {
-	t.Helper()
-	chrome := chromiumPath(t)
-	shots := os.Getenv("WHARF_CONSOLE_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	t.Logf("console screenshots: %s", shots)
-	// Chromium leaves org.chromium.Chromium.* directories in TMPDIR: give
-	// it one of its own, removed once it and its children are gone.
-	browserTmp, err := os.MkdirTemp("", "wharf-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		hubtest.WaitUntil(t, 10*time.Second, "chromium's temporary directory removed", func() error { return os.RemoveAll(browserTmp) })
-	})
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
-		chromedp.Env("TMPDIR="+browserTmp),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 1000))
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelAlloc)
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(cancelBrowser)
-	// The first call starts the browser, which lives as long as the
-	// context of that call: it gets no timeout.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return &liveRig{t: t, ctx: bctx, base: base, shots: shots}
-}
-
-func (r *liveRig) run(what string, actions ...chromedp.Action[chromedp.Void]) {
-	r.t.Helper()
-	ctx, cancel := context.WithTimeout(r.ctx, 90*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, actions...); err != nil {
-		r.t.Fatalf("%s: %v", what, err)
-	}
-}
-
-func (r *liveRig) eval(what, expr string) any {
-	r.t.Helper()
-	ctx, cancel := context.WithTimeout(r.ctx, 90*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[any](expr))
-	if err != nil {
-		r.t.Fatalf("%s: %v", what, err)
-	}
-	return v
-}
-
-// waitJS waits, without reloading, until a script on the page is true.
-func (r *liveRig) waitJS(what string, within time.Duration, expr string) {
-	r.t.Helper()
-	hubtest.WaitUntil(r.t, within, what, func() error {
-		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
-		defer cancel()
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return fmt.Errorf("%s is false", expr)
-		}
-		return nil
-	})
-}
-
-func (r *liveRig) shot(name string) {
-	r.t.Helper()
-	ctx, cancel := context.WithTimeout(r.ctx, 90*time.Second)
-	defer cancel()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		r.t.Fatalf("screenshot %s: %v", name, err)
-	}
-	r.n++
-	if err := os.WriteFile(filepath.Join(r.shots, fmt.Sprintf("live-%02d-%s.png", r.n, name)), png, 0o644); err != nil {
-		r.t.Fatal(err)
-	}
-}
 
 // TestConsoleLiveInBrowser drives the console's live parts in a real
 // headless Chromium: on the app page a line the app prints after the page
@@ -205,7 +108,7 @@ func TestConsoleLiveInBrowser(t *testing.T) {
 		}
 	}
 
-	r := newLiveRig(t, c.Nodes[1].URL())
+	r := newConsoleRig(t, c.Nodes[1].URL(), "live")
 	r.run("sign in",
 		chromedp.Navigate(r.base+"/"),
 		chromedp.WaitVisible(chromedp.CSS("#token")),

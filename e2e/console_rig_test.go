@@ -122,3 +122,32 @@ func (r *consoleRig) login(token string) {
 		chromedp.Click(chromedp.CSS("#login")),
 		chromedp.WaitVisible(chromedp.CSS("#count-apps")))
 }
+
+// eval evaluates a script and returns its value.
+func (r *consoleRig) eval(what, expr string) any {
+	r.t.Helper()
+	ctx, cancel := context.WithTimeout(r.ctx, 90*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[any](expr))
+	if err != nil {
+		r.t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+// waitJS waits, without reloading, until a script on the page is true.
+func (r *consoleRig) waitJS(what string, within time.Duration, expr string) {
+	r.t.Helper()
+	hubtest.WaitUntil(r.t, within, what, func() error {
+		ctx, cancel := context.WithTimeout(r.ctx, 30*time.Second)
+		defer cancel()
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("%s is false", expr)
+		}
+		return nil
+	})
+}

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	osexec "os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -44,7 +43,7 @@ func chromiumPath(t *testing.T) string {
 // table), scales it, and signs out; a viewer then finds no action on the
 // same pages. Every page visited is saved as a screenshot.
 func TestConsoleInBrowser(t *testing.T) {
-	chrome := chromiumPath(t)
+	chromiumPath(t) // before the cluster: skips or fails at once without a browser
 	bin := drivertest.BuildTestApp(t)
 	// Raft's production timeouts: the browser and the agent load this
 	// machine, and an election mid-form would only test the retry advice.
@@ -78,85 +77,14 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	shots := os.Getenv("WHARF_CONSOLE_SCREENSHOTS")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	t.Logf("console screenshots: %s", shots)
-
 	// The console of a node other than the first: a session is the node's,
 	// and writes go through that node's API (forwarded to the leader).
 	base := c.Nodes[1].URL()
-	// Chromium leaves org.chromium.Chromium.* directories in TMPDIR: give
-	// it one of its own, removed once it and its children are gone.
-	browserTmp, err := os.MkdirTemp("", "wharf-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		hubtest.WaitUntil(t, 10*time.Second, "chromium's temporary directory removed", func() error { return os.RemoveAll(browserTmp) })
-	})
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
-		chromedp.Env("TMPDIR="+browserTmp),
-		chromedp.Flag("disable-dev-shm-usage", true), chromedp.WindowSize(1280, 1000))
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
-	defer cancelBrowser()
-
-	// The first call starts the browser, which lives as long as the
-	// context of that call: it gets no timeout.
-	if err := chromedp.Do(bctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	run := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		rctx, cancel := context.WithTimeout(bctx, 90*time.Second)
-		defer cancel()
-		if err := chromedp.Do(rctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	eval := func(what, expr string) any {
-		t.Helper()
-		rctx, cancel := context.WithTimeout(bctx, 90*time.Second)
-		defer cancel()
-		v, err := chromedp.Run(rctx, chromedp.Evaluate[any](expr))
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		return v
-	}
-	n := 0
-	shot := func(name string) {
-		t.Helper()
-		rctx, cancel := context.WithTimeout(bctx, 90*time.Second)
-		defer cancel()
-		png, err := chromedp.Run(rctx, chromedp.FullScreenshot(100))
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		n++
-		if err := os.WriteFile(filepath.Join(shots, fmt.Sprintf("%02d-%s.png", n, name)), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// waitJS waits, without reloading, until a script on the page is true.
+	r := newConsoleRig(t, base, "main")
+	run, eval, shot := r.run, r.eval, r.shot
 	waitJS := func(what, expr string) {
 		t.Helper()
-		hubtest.WaitUntil(t, 60*time.Second, what, func() error {
-			rctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-			defer cancel()
-			ok, err := chromedp.Run(rctx, chromedp.Evaluate[bool](expr))
-			if err != nil {
-				return err
-			}
-			if !ok {
-				return fmt.Errorf("%s is false", expr)
-			}
-			return nil
-		})
+		r.waitJS(what, 60*time.Second, expr)
 	}
 	count := func(sel string) int {
 		t.Helper()
@@ -191,7 +119,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS("#env"), "GREETING=hi"))
 	shot("deploy-form")
 	run("deploy", chromedp.Click(chromedp.CSS("#deploy-submit")), chromedp.WaitVisible(chromedp.CSS("#instances-table")))
-	loc, err := chromedp.Run(bctx, chromedp.Location())
+	loc, err := chromedp.Run(r.ctx, chromedp.Location())
 	if err != nil {
 		t.Fatal(err)
 	}
