@@ -60,6 +60,7 @@ func (c *Console) registerAdmin(mux *http.ServeMux) {
 	mux.HandleFunc("POST /ui/apps/{tenant}/{app}/promote", c.post(c.promote))
 	mux.HandleFunc("POST /ui/apps/{tenant}/{app}/abort", c.post(c.abort))
 	mux.HandleFunc("GET /ui/apps/{tenant}/{app}/diff", c.get(c.diff))
+	c.registerObserve(mux)
 }
 
 // renderPart writes one template of a page alone (a live table).

@@ -20,10 +20,11 @@ type appForms struct {
 	Certs     []apitypes.Cert
 	RouteForm form
 	CertForm  form
+	Observe   appObserve // alert rules and log drains
 }
 
-func (c *Console) loadAppForms(ctx context.Context, s *session, tenant string) appForms {
-	f := appForms{RouteForm: blank(map[string]string{"path": "/"}), CertForm: blank(nil)}
+func (c *Console) loadAppForms(ctx context.Context, s *session, tenant, name string) appForms {
+	f := appForms{RouteForm: blank(map[string]string{"path": "/"}), CertForm: blank(nil), Observe: c.loadObserve(ctx, s, tenant, name)}
 	f.Certs, _, _ = c.client(s).Certs().List(ctx, &client.QueryOptions{Tenant: tenant})
 	slices.SortFunc(f.Certs, func(a, b apitypes.Cert) int { return strings.Compare(a.Domain, b.Domain) })
 	return f

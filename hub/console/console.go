@@ -189,7 +189,7 @@ func (c *Console) get(fn func(w http.ResponseWriter, r *http.Request, s *session
 // answers 401 rather than a redirect when signed out (the script then
 // goes to the login page).
 func isFragment(path string) bool {
-	for _, suffix := range []string{"/instances", "/logs", "/hosts/table"} {
+	for _, suffix := range []string{"/instances", "/logs", "/hosts/table", "/cluster/table"} {
 		if strings.HasSuffix(path, suffix) {
 			return true
 		}

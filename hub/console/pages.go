@@ -347,7 +347,7 @@ func (c *Console) loadApp(ctx context.Context, s *session, tenant, name string, 
 	}
 	slices.Reverse(d.Versions)
 	d.Routes, _, _ = cl.Routes().List(ctx, name, o)
-	d.Forms = c.loadAppForms(ctx, s, tenant)
+	d.Forms = c.loadAppForms(ctx, s, tenant, name)
 	d.Logs = c.loadLogs(ctx, s, tenant, name, f)
 	now := c.cfg.Now()
 	if ms, _, err := cl.Apps().Metrics(ctx, name, cr.query(tenant, now)); err == nil {
