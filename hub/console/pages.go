@@ -140,14 +140,23 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 // with them.
 type deployForm struct {
 	Tenant, Name, Image, Command, Instances, Ports, Env string
-	Errors                                              map[string]string
+	// CPU (millicores), Memory (MB), Pools (comma-separated), Strategy
+	// (as the API names it) with its MaxSurge and MaxUnavailable, and
+	// Health (an HTTP readiness check's path).
+	CPU, Memory, Pools, Strategy, MaxSurge, MaxUnavailable, Health string
+	Errors                                                         map[string]string
 }
 
+// strategies are the update strategies the deploy form offers ("" is the
+// API's default, rolling).
+var strategies = []string{"rolling", "canary", "blue-green"}
+
 type appsData struct {
-	Apps    []apitypes.App
-	Tenants []string
-	Form    deployForm
-	List    appList
+	Apps       []apitypes.App
+	Tenants    []string
+	Form       deployForm
+	List       appList
+	Strategies []string
 }
 
 func (c *Console) apps(w http.ResponseWriter, r *http.Request, s *session) {
@@ -159,7 +168,7 @@ func (c *Console) renderApps(w http.ResponseWriter, r *http.Request, s *session,
 	defer cancel()
 	cl := c.client(s)
 	apps, _, err := cl.Apps().List(ctx, nil)
-	d := appsData{Apps: apps, Form: form}
+	d := appsData{Apps: apps, Form: form, Strategies: strategies}
 	slices.SortFunc(d.Apps, func(a, b apitypes.App) int {
 		return strings.Compare(a.Tenant+"/"+a.Name, b.Tenant+"/"+b.Name)
 	})
@@ -187,6 +196,10 @@ func (c *Console) deploy(w http.ResponseWriter, r *http.Request, s *session) {
 		Image: strings.TrimSpace(r.PostForm.Get("image")), Command: strings.TrimSpace(r.PostForm.Get("command")),
 		Instances: strings.TrimSpace(r.PostForm.Get("instances")), Ports: strings.TrimSpace(r.PostForm.Get("ports")),
 		Env: r.PostForm.Get("env"), Errors: map[string]string{},
+	}
+	for p, k := range map[*string]string{&f.CPU: "cpu", &f.Memory: "memory", &f.Pools: "pools", &f.Strategy: "strategy",
+		&f.MaxSurge: "max_surge", &f.MaxUnavailable: "max_unavailable", &f.Health: "health"} {
+		*p = strings.TrimSpace(r.PostForm.Get(k))
 	}
 	if !s.Admin() {
 		f.Tenant = s.Tenant
@@ -222,7 +235,7 @@ func formField(f string) string {
 		f = f[:i]
 	}
 	switch f {
-	case "name", "image", "command", "instances", "ports", "env", "tenant":
+	case "name", "image", "command", "instances", "ports", "env", "tenant", "cpu", "memory", "pools", "strategy", "health":
 		return f
 	}
 	return "general"
@@ -240,6 +253,26 @@ func (f deployForm) spec() (apitypes.AppSpec, map[string]string) {
 		} else {
 			spec.Instances = &n
 		}
+	}
+	whole := func(field, v string, min int) int {
+		if v == "" {
+			return 0
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < min {
+			errs[field] = field + " must be a whole number, " + strconv.Itoa(min) + " or more"
+			return 0
+		}
+		return n
+	}
+	spec.CPU, spec.Memory = whole("cpu", f.CPU, 1), whole("memory", f.Memory, 1)
+	spec.Pools = strings.FieldsFunc(f.Pools, func(r rune) bool { return r == ',' || r == ' ' })
+	if f.Strategy != "" || f.MaxSurge != "" || f.MaxUnavailable != "" {
+		spec.Strategy = &apitypes.Strategy{Type: f.Strategy,
+			MaxSurge: whole("max_surge", f.MaxSurge, 0), MaxUnavailable: whole("max_unavailable", f.MaxUnavailable, 0)}
+	}
+	if f.Health != "" {
+		spec.Health = &apitypes.Health{HTTP: f.Health}
 	}
 	for _, p := range strings.FieldsFunc(f.Ports, func(r rune) bool { return r == ',' || r == ' ' }) {
 		port, err := parsePort(p)
