@@ -125,6 +125,7 @@ func TestConsoleAccessibility(t *testing.T) {
 		{"/ui/providers", "#providers-table"},
 		{"/ui/tokens", "#tokens-table"},
 		{"/ui/tenants", "#tenants-table"},
+		{"/ui/cluster", "#peers-table"},
 	} {
 		r.open(p.path, p.sel)
 		check(p.path)
