@@ -113,7 +113,16 @@ type overviewData struct {
 	Apps, Hosts, Pools  int
 	Ready, Instances    int
 	StatusErr, HostsErr string
+	// Month is the signed-in tenant's invoice of this month so far (nil
+	// for an admin, or when the API gives none); MonthErr why not.
+	Month    *apitypes.Invoice
+	MonthErr string
+	// Events are the newest events the token may read, newest first.
+	Events []apitypes.Event
 }
+
+// overviewEvents is how many of the newest events the overview shows.
+const overviewEvents = 10
 
 func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 	ctx, cancel := apiCtx(r)
@@ -132,6 +141,21 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request, s *session) {
 	}
 	if pools, _, err := cl.Pools().List(ctx, nil); err == nil {
 		d.Pools = len(pools)
+	}
+	if s.Tenant != "" {
+		inv, err := cl.Invoice(ctx, "", &client.QueryOptions{Tenant: s.Tenant})
+		if err != nil {
+			d.MonthErr = errText(err)
+		} else {
+			d.Month = inv
+		}
+	}
+	if evs, _, err := cl.Events(ctx, 0, &client.QueryOptions{Tenant: s.Tenant}); err == nil {
+		if len(evs) > overviewEvents {
+			evs = evs[len(evs)-overviewEvents:]
+		}
+		slices.Reverse(evs)
+		d.Events = evs
 	}
 	c.render(w, http.StatusOK, "overview", c.view(s, "overview", "Overview", d))
 }
