@@ -65,19 +65,78 @@ const statsSpan = 15 * time.Minute
 // requestsChart is the name of the chart of routed requests.
 const requestsChart = "requests per second (routers, last 15 min at most)"
 
+// latencyChart is the name of the chart of the routers' p99 latency.
+const latencyChart = "p99 latency, ms (routers, last 15 min at most)"
+
 // requestSeries turns the routers' per-second counts of an app into one
-// series of requests per second, averaged over buckets of 10 s (the
-// instances' sampling interval).
+// series with two charts over buckets of 10 s (the instances' sampling
+// interval): requests per second, averaged, and the p99 latency, read
+// from the routers' latency histograms merged over the bucket (the upper
+// bound of the bucket the 99th percentile falls in; the largest bound
+// for the unbounded last one).
 func requestSeries(secs []apitypes.TrafficSecond) apitypes.MetricSeries {
 	const bucket = 10
 	sums := map[int64]uint64{}
+	hists := map[int64][]uint64{}
+	var bounds []float64
 	for _, s := range secs {
-		sums[s.Unix/bucket*bucket] += s.Requests
+		t := s.Unix / bucket * bucket
+		sums[t] += s.Requests
+		if len(s.BoundsMs) == 0 || len(s.Latency) != len(s.BoundsMs)+1 {
+			continue
+		}
+		if bounds == nil {
+			bounds = s.BoundsMs
+		} else if !slices.Equal(bounds, s.BoundsMs) {
+			continue // another router's buckets: not merged
+		}
+		h := hists[t]
+		if h == nil {
+			h = make([]uint64, len(s.Latency))
+			hists[t] = h
+		}
+		for i, n := range s.Latency {
+			h[i] += n
+		}
 	}
 	pts := make([]apitypes.MetricPoint, 0, len(sums))
 	for t, n := range sums {
 		pts = append(pts, apitypes.MetricPoint{T: t, V: float64(n) / bucket})
 	}
-	slices.SortFunc(pts, func(a, b apitypes.MetricPoint) int { return cmp.Compare(a.T, b.T) })
-	return apitypes.MetricSeries{ID: "routers", Metrics: map[string][]apitypes.MetricPoint{requestsChart: pts}}
+	lat := make([]apitypes.MetricPoint, 0, len(hists))
+	for t, h := range hists {
+		if v, ok := p99(h, bounds); ok {
+			lat = append(lat, apitypes.MetricPoint{T: t, V: v})
+		}
+	}
+	byTime := func(a, b apitypes.MetricPoint) int { return cmp.Compare(a.T, b.T) }
+	slices.SortFunc(pts, byTime)
+	slices.SortFunc(lat, byTime)
+	m := map[string][]apitypes.MetricPoint{requestsChart: pts}
+	if len(lat) > 0 {
+		m[latencyChart] = lat
+	}
+	return apitypes.MetricSeries{ID: "routers", Metrics: m}
+}
+
+// p99 is the upper bound of the histogram bucket that holds the 99th
+// percentile; false for an empty histogram.
+func p99(h []uint64, bounds []float64) (float64, bool) {
+	var total uint64
+	for _, n := range h {
+		total += n
+	}
+	if total == 0 {
+		return 0, false
+	}
+	// The rank of the 99th percentile, rounded up: ceil(0.99 × total).
+	rank := (total*99 + 99) / 100
+	var seen uint64
+	for i, n := range h {
+		seen += n
+		if seen >= rank {
+			return bounds[min(i, len(bounds)-1)], true
+		}
+	}
+	return bounds[len(bounds)-1], true
 }

@@ -56,3 +56,28 @@ func TestChartsOverTheRangeShown(t *testing.T) {
 		t.Fatalf("without a range the axis is the points' span: %+v", cs[0])
 	}
 }
+
+func TestLatencySeriesIsTheP99OfMergedHistograms(t *testing.T) {
+	b := []float64{5, 10, 50}
+	s := requestSeries([]apitypes.TrafficSecond{
+		// 1000–1009: 99 requests under 5 ms and 1 under 50 ms: p99 is 5 ms.
+		{Unix: 1001, Requests: 60, Latency: []uint64{59, 0, 1, 0}, BoundsMs: b},
+		{Unix: 1002, Requests: 40, Latency: []uint64{40, 0, 0, 0}, BoundsMs: b},
+		// 1010–1019: 2 of 100 over 50 ms: p99 falls in the unbounded
+		// bucket, shown as the largest bound.
+		{Unix: 1011, Requests: 100, Latency: []uint64{90, 8, 0, 2}, BoundsMs: b},
+		// 1020–1029: counts without a histogram: no latency point.
+		{Unix: 1021, Requests: 3},
+	})
+	got := s.Metrics[latencyChart]
+	want := []apitypes.MetricPoint{{T: 1000, V: 5}, {T: 1010, V: 50}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("p99 points %v, want %v", got, want)
+	}
+	if n := len(s.Metrics[requestsChart]); n != 3 {
+		t.Fatalf("%d request points, want 3", n)
+	}
+	if s := requestSeries([]apitypes.TrafficSecond{{Unix: 1000, Requests: 1}}); s.Metrics[latencyChart] != nil {
+		t.Fatalf("a latency chart without histograms: %v", s.Metrics[latencyChart])
+	}
+}
