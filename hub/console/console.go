@@ -135,6 +135,7 @@ func (c *Console) routes() *http.ServeMux {
 	mux.HandleFunc("GET /ui/apps/{tenant}/{app}/instances", c.get(c.instancesFragment))
 	mux.HandleFunc("GET /ui/apps/{tenant}/{app}/logs", c.get(c.logsFragment))
 	mux.HandleFunc("POST /ui/apps/{tenant}/{app}/scale", c.post(c.scale))
+	mux.HandleFunc("POST /ui/apps/{tenant}/{app}/update", c.post(c.update))
 	mux.HandleFunc("POST /ui/apps/{tenant}/{app}/rollback", c.post(c.rollback))
 	mux.HandleFunc("GET /ui/hosts", c.get(c.hosts))
 	mux.HandleFunc("GET /ui/hosts/table", c.get(c.hostsFragment))
