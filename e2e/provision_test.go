@@ -35,6 +35,10 @@ type provCluster struct {
 // bootstraps it, makes tenant acme and the account "sim".
 func newProvCluster(t *testing.T, sim *provSim, opts hubtest.Options) *provCluster {
 	t.Helper()
+	// Raft's production timeouts: these tests run beside others (see
+	// doc.go), and with the fast test ones a load spike costs an election
+	// that fails a single API write ("leadership lost while committing").
+	opts.ProductionRaft = true
 	p := &provCluster{t: t, sim: sim, c: hubtest.New(t, 3, opts)}
 	ctx := context.Background()
 	anon, _ := client.New(client.Config{Address: p.c.Nodes[0].URL()})
