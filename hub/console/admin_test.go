@@ -63,18 +63,7 @@ func newAdminEnv(t *testing.T) *adminEnv {
 	u := c.Nodes[0].URL()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	anon, err := client.New(client.Config{Address: u})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := anon.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := client.New(client.Config{Address: u, Token: b.Token})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api, b := bootstrap(t, ctx, u)
 	if _, err := api.Tenants().Create(ctx, apitypes.TenantRequest{Name: "alpha"}); err != nil {
 		t.Fatal(err)
 	}

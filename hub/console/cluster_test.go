@@ -10,7 +10,6 @@ import (
 
 	"github.com/wharf-platform/wharf/hub/hubtest"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
-	"github.com/wharf-platform/wharf/pkg/client"
 )
 
 func TestClusterPageListsPeersAndLeader(t *testing.T) {
@@ -19,18 +18,7 @@ func TestClusterPageListsPeersAndLeader(t *testing.T) {
 	u := c.Nodes[0].URL()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	anon, err := client.New(client.Config{Address: u})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := anon.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := client.New(client.Config{Address: u, Token: b.Token})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api, b := bootstrap(t, ctx, u)
 	if _, err := api.Tenants().Create(ctx, apitypes.TenantRequest{Name: "alpha"}); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +29,7 @@ func TestClusterPageListsPeersAndLeader(t *testing.T) {
 	var st *apitypes.Status
 	hubtest.WaitUntil(t, 30*time.Second, "node 0 sees 3 peers and the leader", func() error {
 		var err error
-		if st, err = anon.Status(ctx); err == nil && (len(st.Peers) != 3 || st.Leader == "") {
+		if st, err = api.Status(ctx); err == nil && (len(st.Peers) != 3 || st.Leader == "") {
 			err = fmt.Errorf("%d peers, leader %q", len(st.Peers), st.Leader)
 		}
 		return err

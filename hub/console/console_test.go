@@ -30,18 +30,7 @@ func newEnv(t *testing.T) *env {
 	u := c.Nodes[0].URL()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	anon, err := client.New(client.Config{Address: u})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := anon.Bootstrap(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := client.New(client.Config{Address: u, Token: b.Token})
-	if err != nil {
-		t.Fatal(err)
-	}
+	api, b := bootstrap(t, ctx, u)
 	for _, tn := range []string{"alpha", "beta"} {
 		if _, err := api.Tenants().Create(ctx, apitypes.TenantRequest{Name: tn}); err != nil {
 			t.Fatal(err)
@@ -56,6 +45,25 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	return &env{url: u, admin: b.Token, viewer: v.Secret, api: api, hubs: c}
+}
+
+// bootstrap takes the admin token of the hub at u and returns a client
+// acting with it.
+func bootstrap(t *testing.T, ctx context.Context, u string) (*client.Client, *apitypes.BootstrapResponse) {
+	t.Helper()
+	anon, err := client.New(client.Config{Address: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := anon.Bootstrap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := client.New(client.Config{Address: u, Token: b.Token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return api, b
 }
 
 // browser is an HTTP client with a cookie jar that does not follow
