@@ -445,6 +445,7 @@ func (r *Router) serveFast(fc *frontConn, q *frontReq, headLen int) (keep, hando
 	if !ok {
 		return false, true
 	}
+	r.stats.arrive(app.key, start.Unix())
 	id := ""
 	if q.reqID != nil && len(q.reqID) <= 128 && bytes.IndexAny(q.reqID, " \t") < 0 {
 		id = string(q.reqID)

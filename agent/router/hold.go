@@ -55,7 +55,9 @@ func (r *Router) wait(req *http.Request, host string, app *appState) (_ *appStat
 		select {
 		case <-tbl.changed:
 		case <-again.C:
-			r.stats.hold(a.key, r.cfg.Clock().Unix())
+			now := r.cfg.Clock().Unix()
+			r.stats.hold(a.key, now)
+			r.stats.arrive(a.key, now)
 		case <-timeout.C:
 			return a, Backend{}, false, false
 		case <-req.Context().Done():

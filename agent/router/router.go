@@ -412,6 +412,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "no route for "+host, http.StatusNotFound)
 		return
 	}
+	r.stats.arrive(app.key, start.Unix())
 	b, ok := app.pick("")
 	rw := &countingWriter{ResponseWriter: w, status: http.StatusOK}
 	full := false

@@ -1,13 +1,16 @@
 package router
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// waitBurst waits for the router's burst signal (counts follow the
-// response, so a request's count may land a moment after its answer).
+// waitBurst waits for the router's burst signal.
 func waitBurst(t *testing.T, r *Router, within time.Duration) []Burst {
 	t.Helper()
 	select {
@@ -107,4 +110,38 @@ func TestSignalWakesOnAHeldRequest(t *testing.T) {
 	default:
 	}
 	<-done
+}
+
+// TestSignalCountsArrivals: a burst that saturates the app's only
+// instance is signalled while its requests wait for answers: they count
+// when they arrive, not when the instance gets round to them.
+func TestSignalCountsArrivals(t *testing.T) {
+	release := make(chan struct{})
+	var arrived atomic.Int32
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		arrived.Add(1)
+		<-release
+		fmt.Fprint(w, "late")
+	}))
+	defer slow.Close()
+	r := start(t, &Table{Apps: []App{{Key: "acme/slow", Backends: []Backend{{Instance: "s", Addr: addr(slow), Version: 1}}}},
+		HTTP: []HTTPRoute{{Host: "slow.test", App: "acme/slow"}}},
+		// One instant: on a loaded machine the requests could straddle
+		// a second, each part short of the rate.
+		Config{Clock: func() time.Time { return time.Unix(1000, 0) }})
+	const n = 8
+	r.SetSignalRates(map[string]uint32{"acme/slow": n})
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			get(t, r, "GET", "slow.test", "/")
+		}()
+	}
+	defer func() { close(release); wg.Wait() }()
+	b := waitBurst(t, r, 5*time.Second)
+	if len(b) != 1 || b[0].App != "acme/slow" || b[0].Requests != n {
+		t.Fatalf("bursts while %d requests wait for the instance (%d reached it, none answered): %+v", n, arrived.Load(), b)
+	}
 }

@@ -49,7 +49,6 @@ func (s *stats) add(app string, unix int64, status int, bytes int64, d time.Dura
 	}
 	i := sort.Search(len(LatencyBounds), func(i int) bool { return d <= LatencyBounds[i] })
 	x.LatencyBuckets[i]++
-	s.sig.check(x)
 }
 
 // hold counts a request that began waiting for an instance of app.
@@ -66,7 +65,6 @@ func (s *stats) hold(app string, unix int64) {
 		s.secs[k] = x
 	}
 	x.Held++
-	s.sig.check(x)
 }
 
 // TakeStats returns, and forgets, the seconds that have ended (per the

@@ -87,6 +87,7 @@ func (r *Router) proxyTCP(c net.Conn, key string) {
 	defer r.wg.Done()
 	defer c.Close()
 	start := r.cfg.Clock()
+	r.stats.arrive(key, start.Unix())
 	st := r.table.Load().apps[key]
 	var b Backend
 	var up net.Conn
