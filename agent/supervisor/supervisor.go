@@ -393,17 +393,35 @@ func (s *Supervisor) keep(ctx context.Context, in *wire.Instance) bool {
 // pass probes it.
 const bootWait = time.Second
 
-// boot probes an instance keep has just started, every bootProbe, until
-// it passes, stops running, or bootWait has gone.
+// boot probes an instance keep has just started until it passes, stops
+// running, or bootWait has gone: first bootProbeFirst after the start,
+// then twice as long each time up to bootProbe. Most instances listen
+// within milliseconds of their start, and a probe that finds nothing
+// listening costs a refused connect; a deploy waits for this answer.
+// Whether it still runs is asked of the runtime at most every
+// bootProbe.
 func (s *Supervisor) boot(ctx context.Context, in *wire.Instance) {
 	until := time.Now().Add(bootWait)
+	wait := bootProbeFirst
+	if in.Health != nil && len(in.Health.Command) > 0 {
+		wait = bootProbe // a command in the instance is no cheap probe
+	}
+	var st driver.Status
+	var inspected time.Time
 	for {
-		st, err := s.drv.Inspect(ctx, in.Id)
-		if err != nil || st.State != driver.StateRunning {
-			return
+		if time.Since(inspected) >= bootProbe {
+			var err error
+			st, err = s.drv.Inspect(ctx, in.Id)
+			if err != nil || st.State != driver.StateRunning {
+				return
+			}
+			inspected = time.Now()
 		}
 		s.mu.Lock()
 		t := s.inst[in.Id]
+		if t != nil {
+			t.lastHC = time.Time{} // due now, whatever its interval
+		}
 		s.mu.Unlock()
 		if t == nil {
 			return
@@ -418,10 +436,15 @@ func (s *Supervisor) boot(ctx context.Context, in *wire.Instance) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(bootProbe):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, bootProbe)
 	}
 }
+
+// bootProbeFirst is the wait before boot's second probe of a new
+// instance (the first is at once).
+const bootProbeFirst = 2 * time.Millisecond
 
 // pending records that the runtime accepted an instance but has not
 // started it yet (a Pod waiting for a node or its image): it is starting,

@@ -163,28 +163,33 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 	}
 	defer d.lock(spec.InstanceID)()
 
-	c, err := d.inspect(ctx, spec.InstanceID)
-	if errors.Is(err, driver.ErrNotFound) {
-		err = d.create(ctx, spec)
-		if err == nil || errors.Is(err, errNameTaken) {
-			// Taken by another driver value of this host racing us (inspect
-			// finds it), or by another host's container (it does not).
-			var ierr error
-			if c, ierr = d.inspect(ctx, spec.InstanceID); ierr == nil || err == nil {
-				err = ierr
-			}
+	// A new instance is created first and asked about only once started:
+	// its container's name is free, and each call to the daemon is a
+	// round trip a deploy waits for. A name taken is an instance already
+	// there (adopted, or restarted after its exit) or another host's
+	// container of that name (which inspect does not find).
+	id, err := d.create(ctx, spec)
+	var c container.InspectResponse
+	if errors.Is(err, errNameTaken) {
+		var ierr error
+		if c, ierr = d.inspect(ctx, spec.InstanceID); ierr == nil {
+			err = nil
+			id = c.ID
+		}
+		if err == nil && status(c).State == driver.StateRunning {
+			return status(c), nil // running already: leave it alone (adoption)
 		}
 	}
 	if err != nil {
 		return driver.Status{}, err
 	}
-	if st := status(c); st.State == driver.StateRunning {
-		return st, nil // running already: leave it alone (adoption)
-	}
-	if _, err := d.cli.ContainerStart(ctx, c.ID, client.ContainerStartOptions{}); err != nil {
+	if _, err := d.cli.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		err = fmt.Errorf("start %s: %w", spec.InstanceID, err)
 		if !cerrdefs.IsUnavailable(err) && ctx.Err() == nil {
 			err = driver.StartFailedError(err) // the daemon refused it: a bad command, say
+		}
+		if c.ID == "" {
+			c, _ = d.inspect(ctx, spec.InstanceID)
 		}
 		return status(c), err
 	}
@@ -195,13 +200,18 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 	return status(c), nil
 }
 
-func (d *Driver) create(ctx context.Context, spec driver.Spec) error {
-	if err := d.ensureImage(ctx, spec.Image, spec.RegistryAuth, spec.AlwaysPull); err != nil {
-		return err
+// create makes an instance's container and returns its id. The image is
+// looked for only when the daemon lacks it (the create says so) or the
+// spec asks for a pull every time.
+func (d *Driver) create(ctx context.Context, spec driver.Spec) (string, error) {
+	if spec.AlwaysPull {
+		if err := d.ensureImage(ctx, spec.Image, spec.RegistryAuth, true); err != nil {
+			return "", err
+		}
 	}
 	exposed, bindings, err := ports(spec, d.publishIP)
 	if err != nil {
-		return err
+		return "", err
 	}
 	cfg := &container.Config{
 		Hostname:     spec.InstanceID,
@@ -223,17 +233,23 @@ func (d *Driver) create(ctx context.Context, spec driver.Spec) error {
 	}
 	hc.NanoCPUs = nanoCPUs(spec.CPU)
 	hc.Memory = memoryBytes(spec.Memory)
-	_, err = d.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Name: containerName(spec.InstanceID), Config: cfg, HostConfig: hc,
-	})
+	opts := client.ContainerCreateOptions{Name: containerName(spec.InstanceID), Config: cfg, HostConfig: hc}
+	res, err := d.cli.ContainerCreate(ctx, opts)
+	if isNotFound(err) && !spec.AlwaysPull {
+		// The daemon lacks the image: pull it, then create.
+		if err := d.ensureImage(ctx, spec.Image, spec.RegistryAuth, false); err != nil {
+			return "", err
+		}
+		res, err = d.cli.ContainerCreate(ctx, opts)
+	}
 	if cerrdefs.IsConflict(err) {
-		return fmt.Errorf("create %s: %w: %v", spec.InstanceID, errNameTaken, err)
+		return "", fmt.Errorf("create %s: %w: %v", spec.InstanceID, errNameTaken, err)
 	}
 	if err != nil {
-		return fmt.Errorf("create %s: %w", spec.InstanceID, err)
+		return "", fmt.Errorf("create %s: %w", spec.InstanceID, err)
 	}
 	d.log.Debug("created container", "instance", spec.InstanceID, "image", spec.Image)
-	return nil
+	return res.ID, nil
 }
 
 // ensureImage pulls image, with the registry's credentials when auth is
