@@ -22,8 +22,8 @@ import (
 func TestDrills(t *testing.T) {
 	// Suspect after 2 s: heartbeats come every second and are relayed to
 	// the leader twice a second, so 1 s would flap.
-	const downAfter = 4 * time.Second
-	c, admin, _ := newCluster(t, hubtest.Options{SuspectAfter: 2 * time.Second, DownAfter: downAfter}, "p1", "acme")
+	const suspectAfter, downAfter = 2 * time.Second, 4 * time.Second
+	c, admin, _ := newCluster(t, hubtest.Options{SuspectAfter: suspectAfter, DownAfter: downAfter}, "p1", "acme")
 	ctx := context.Background()
 	if _, err := admin.Pools().Create(ctx, apitypes.PoolRequest{Name: "p2", Datacenter: "dc2"}); err != nil {
 		t.Fatal(err)
@@ -76,8 +76,9 @@ func TestDrills(t *testing.T) {
 	t.Logf("cutoff drill: detected %d ms, scheduled %d ms, ready %d ms, routed %d ms, failed %d; the test saw ready after %s",
 		rep.DetectedMs, rep.ScheduledMs, rep.ReadyMs, rep.RoutedMs, rep.FailedRequests, sawReady.Round(time.Millisecond))
 	// Detected once the host goes suspect (after 2 s of silence); replaced
-	// once it is down.
-	if rep.DetectedMs < 1800 || rep.ScheduledMs < (downAfter-time.Second).Milliseconds() {
+	// once it is down. Silence is counted from the host's last heartbeat,
+	// which came up to a heartbeat interval (1 s) before the cut.
+	if rep.DetectedMs < (suspectAfter-time.Second).Milliseconds() || rep.ScheduledMs < (downAfter-time.Second).Milliseconds() {
 		t.Fatalf("detected after %d ms, scheduled after %d ms: earlier than the host could be missed or lost", rep.DetectedMs, rep.ScheduledMs)
 	}
 	if !(rep.DetectedMs <= rep.ScheduledMs && rep.ScheduledMs <= rep.ReadyMs && rep.ReadyMs <= rep.RoutedMs) {

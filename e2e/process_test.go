@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -56,24 +58,67 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1 (also free for UDP
-// in practice: the kernel hands out ephemeral ports from one range).
+// freePorts returns n distinct loopback ports, each free for both TCP
+// and UDP when picked (a hub listens on both: QUIC and gossip are UDP).
+// They are picked below the kernel's ephemeral range: a port from
+// that range, free a moment ago, is what the next client socket of any
+// process (thousands of QUIC agents, say) may be given before the
+// process the test starts binds it.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	var ls []net.Listener
+	lo, hi := portPickRange()
+	pickedMu.Lock()
+	defer pickedMu.Unlock()
 	var ports []int
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 100*n {
+			t.Fatalf("no %d free ports in %d-%d", n, lo, hi)
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
+		p := lo + rand.IntN(hi-lo)
+		if picked[p] || !portFree(p) {
+			continue
+		}
+		picked[p] = true
+		ports = append(ports, p)
 	}
 	return ports
+}
+
+// picked are the ports freePorts has handed out in this process: each
+// only once, so that parallel tests never share one.
+var (
+	pickedMu sync.Mutex
+	picked   = map[int]bool{}
+)
+
+// portPickRange is where freePorts picks: the 12,000 ports below the
+// ephemeral range's start (20768-32767 when it starts at 32768, or the
+// kernel does not say).
+func portPickRange() (lo, hi int) {
+	start := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if v, err := strconv.Atoi(f[0]); err == nil && v > 2048 {
+				start = v
+			}
+		}
+	}
+	return max(1024, start-12000), start
+}
+
+func portFree(p int) bool {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer l.Close()
+	u, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	u.Close()
+	return true
 }
 
 // proc is a wharf process the test started; it is killed at cleanup.
@@ -113,6 +158,17 @@ func start(t *testing.T, env []string, args ...string) *proc {
 	go func() { p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() { p.kill(); p.wait(t) })
 	return p
+}
+
+// mustRun fails the test at once, with the process's output, when it
+// has exited: nothing a test then waits for can happen.
+func (p *proc) mustRun(t *testing.T, name string) {
+	t.Helper()
+	select {
+	case <-p.done:
+		t.Fatalf("%s exited: %v\n%s", name, p.cmd.ProcessState, p.out.String())
+	default:
+	}
 }
 
 // kill sends SIGKILL to the process the test started (by its PID).
@@ -214,7 +270,12 @@ func TestThreeNodeClusterSurvivesKill9(t *testing.T) {
 		}
 		return nil
 	}
-	waitFor(t, 30*time.Second, "a leader", func() bool { return leaderOf() != nil })
+	waitFor(t, 30*time.Second, "a leader", func() bool {
+		for _, n := range nodes {
+			n.p.mustRun(t, n.name)
+		}
+		return leaderOf() != nil
+	})
 
 	addr := "http://" + nodes[1].http
 	out, errOut, code := cli(t, []string{"WHARF_ADDR=" + addr}, "bootstrap", "-o", "json")

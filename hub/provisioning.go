@@ -222,7 +222,7 @@ func (s *provisionStore) DrainHost(ctx context.Context, hostID string) error {
 		return nil
 	}
 	return s.apply(ctx, state.HostStateType, &state.HostStateRequest{ID: hostID, State: state.HostDraining, Disconnected: h.Disconnected,
-		Reason: "drained to delete its machine " + h.Machine, Time: time.Now().UTC()})
+		Reason: "drained to delete its machine " + h.Machine, Time: time.Now().UTC(), From: h.State})
 }
 
 // JoinSecret derives a machine's join token secret from the data key, so

@@ -167,7 +167,7 @@ func (s *Server) drainHost(w http.ResponseWriter, r *http.Request, p *principal)
 	if h == nil {
 		return errNotFound("host", id)
 	}
-	req := &state.HostStateRequest{ID: id, State: state.HostDraining, Disconnected: h.Disconnected, Reason: "drained by " + p.token.Name, Time: s.cfg.Now().UTC()}
+	req := &state.HostStateRequest{ID: id, State: state.HostDraining, Disconnected: h.Disconnected, Reason: "drained by " + p.token.Name, Time: s.cfg.Now().UTC(), From: h.State}
 	if _, err := s.apply(r.Context(), state.HostStateType, req); err != nil {
 		return err
 	}

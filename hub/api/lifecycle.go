@@ -57,7 +57,7 @@ func (s *Server) undrainHost(w http.ResponseWriter, r *http.Request, p *principa
 	if h.State != state.HostDraining && h.State != state.HostDrained {
 		return &apitypes.Error{Status: http.StatusConflict, Message: "host " + id + " is " + h.State + ", not draining or drained"}
 	}
-	req := &state.HostStateRequest{ID: id, State: state.HostReady, Disconnected: h.Disconnected, Reason: "undrained by " + p.token.Name, Time: s.cfg.Now().UTC()}
+	req := &state.HostStateRequest{ID: id, State: state.HostReady, Disconnected: h.Disconnected, Reason: "undrained by " + p.token.Name, Time: s.cfg.Now().UTC(), From: h.State}
 	if _, err := s.apply(r.Context(), state.HostStateType, req); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ package liveness
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -255,13 +256,19 @@ func (t *Tracker) evaluate(ctx context.Context) {
 		case v.State != state.HostReady:
 			reason = "no heartbeat for " + o.Since.Round(100*time.Millisecond).String()
 		}
-		msg, err := state.Encode(state.HostStateType, &state.HostStateRequest{ID: h.ID, State: v.State, Disconnected: v.Disconnected, Reason: reason, Time: now.UTC()})
+		msg, err := state.Encode(state.HostStateType, &state.HostStateRequest{ID: h.ID, State: v.State, Disconnected: v.Disconnected, Reason: reason, Time: now.UTC(), From: h.State})
 		if err != nil {
 			continue
 		}
 		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err = t.cfg.Apply(actx, msg)
 		cancel()
+		if errors.Is(err, state.ErrConflict) {
+			// Changed since this look (drained, say): judged again at
+			// the next tick, from the new state.
+			t.cfg.Logger.Debug("host state changed meanwhile", "host", h.ID, "to", v.State, "err", err)
+			continue
+		}
 		if err != nil {
 			t.cfg.Logger.Warn("host state", "host", h.ID, "to", v.State, "err", err)
 			continue

@@ -1,10 +1,12 @@
 package liveness
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/hub/state/statetest"
 )
 
 func TestNext(t *testing.T) {
@@ -65,5 +67,31 @@ func TestObserveKeepsTheNewest(t *testing.T) {
 	info := tr.Info("h1")
 	if info.HubNode != "hub-a" || !info.CertNotAfter.Equal(now.Add(time.Hour)) {
 		t.Fatalf("info %+v", info)
+	}
+}
+
+// TestVerdictFromAStaleLookLoses: liveness judges a silent host from a
+// snapshot; an admin who drains the host before that verdict commits
+// keeps the drain (the verdict says which state it saw, and the FSM
+// refuses it), and the tracker does not count the refusal as a failure.
+func TestVerdictFromAStaleLookLoses(t *testing.T) {
+	st := statetest.New(t)
+	st.Pool("p1", "dc1")
+	st.Host("h1", "p1", 2, 1024, nil)
+	now := time.Now()
+	drained := false
+	tr := New(Config{SuspectAfter: time.Second, DownAfter: time.Hour, Store: st.Store(), Now: func() time.Time { return now },
+		Apply: func(ctx context.Context, msg []byte) (uint64, error) {
+			if !drained { // the admin's drain lands between the look and the verdict
+				drained = true
+				st.Must(state.HostStateType, &state.HostStateRequest{ID: "h1", State: state.HostDraining, From: state.HostReady, Reason: "drained by admin"})
+			}
+			return st.Apply(ctx, msg)
+		}})
+	tr.Observe(Report{Node: "n1", AgesMs: map[string]int64{"h1": 5000}})
+	tr.evaluate(context.Background())
+	h, _ := st.Store().Snapshot().Host(nil, "h1")
+	if !drained || h.State != state.HostDraining {
+		t.Fatalf("host %s (drain attempted: %v), want the admin's draining kept", h.State, drained)
 	}
 }

@@ -100,6 +100,9 @@ func (w *writer) hostState(r *HostStateRequest) *Error {
 	if e != nil {
 		return e
 	}
+	if r.From != "" && h.State != r.From {
+		return &Error{Kind: KindConflict, Msg: fmt.Sprintf("host %s is %s by now, not %s", h.Name, h.State, r.From)}
+	}
 	if r.State == HostDown && h.State != HostDown {
 		if e := w.hostLost(h.ID); e != nil {
 			return e

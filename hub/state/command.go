@@ -225,6 +225,11 @@ type HostStateRequest struct {
 	Disconnected bool
 	Reason       string
 	Time         time.Time
+	// From, when set, is the state the writer saw: the change is refused
+	// (a conflict) when the host is in another state by now. A verdict
+	// made from an older look (liveness judging a host "ready" that an
+	// admin has drained since) must not undo a newer change.
+	From string `json:",omitempty"`
 }
 
 // HostDeleteRequest removes a host; its certificate stops working.

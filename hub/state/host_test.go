@@ -74,3 +74,31 @@ func TestEnrollment(t *testing.T) {
 		t.Fatalf("events after %d: %d, want 2", evs[1].Index, len(later))
 	}
 }
+
+// TestHostStateFrom: a state change made from an older look at the host
+// (liveness judging it suspect while an admin drained it) is refused
+// and changes nothing; one that saw the current state applies.
+func TestHostStateFrom(t *testing.T) {
+	h := newHarness(t)
+	fill(h) // host1 ready
+	if err := h.apply(HostStateType, &HostStateRequest{ID: "host1", State: HostDraining, From: HostReady, Reason: "drained by admin", Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := h.snap().Events(nil, 0)
+	err := h.apply(HostStateType, &HostStateRequest{ID: "host1", State: HostSuspect, From: HostReady, Reason: "no heartbeat for 2s", Time: t0})
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("a verdict from a stale look: %v, want a conflict", err)
+	}
+	if got, _ := h.snap().Host(nil, "host1"); got.State != HostDraining {
+		t.Fatalf("host state %s after a refused change, want draining", got.State)
+	}
+	if after, _ := h.snap().Events(nil, 0); len(after) != len(before) {
+		t.Fatalf("a refused change recorded an event: %d events, want %d", len(after), len(before))
+	}
+	if err := h.apply(HostStateType, &HostStateRequest{ID: "host1", State: HostReady, From: HostDraining, Reason: "undrained", Time: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := h.snap().Host(nil, "host1"); got.State != HostReady {
+		t.Fatalf("host state %s, want ready", got.State)
+	}
+}
