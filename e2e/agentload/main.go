@@ -1,12 +1,17 @@
 // Command agentload runs N real agents (real QUIC connections and the real
-// agent code, in one process) against a hub, bounded in count and time, and
-// reports enrolment and connection times, heartbeat round trips and the hub
-// process's memory and CPU per agent. With -wharf it starts the hub itself
+// agent code, each agent with its own connection and certificate) against a
+// hub, bounded in count and time, and reports enrolment and connection
+// times, heartbeat round trips and the hub process's memory and CPU per
+// agent. The agents run in this process, or with -procs P in P child
+// processes of it (optionally pinned with -load-cpus, the hub with
+// -hub-cpus); the round trips of all of them are merged before the
+// percentiles are taken. With -wharf it starts the hub itself
 // (one node, on loopback, in a temporary data dir) and, after the steady
 // state, kills it with SIGKILL, starts it again on the same data dir and
 // times how long all agents take to be back.
 //
 //	agentload -wharf bin/wharf -n 1000 -duration 30s
+//	agentload -wharf bin/wharf -n 10000 -procs 4 -hub-cpus 0 -load-cpus 1 -duration 30s
 //	agentload -api http://127.0.0.1:7480 -token ADMIN -hub 127.0.0.1:7481 -hub-pid PID -n 1000 -duration 30s
 package main
 
@@ -16,21 +21,20 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/wharf-platform/wharf/agent"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/client"
 )
 
 type result struct {
 	Agents           int     `json:"agents"`
+	Procs            int     `json:"load_processes"`
 	Connected        int     `json:"connected"`
 	EnrolAllSeconds  float64 `json:"enrol_and_connect_all_seconds"`
 	HeartbeatP50ms   float64 `json:"heartbeat_p50_ms"`
@@ -53,18 +57,40 @@ func main() {
 	n := flag.Int("n", 100, "agents (at most 20000)")
 	duration := flag.Duration("duration", 30*time.Second, "steady-state measurement (at most 5m)")
 	wharf := flag.String("wharf", "", "wharf binary: start (and later restart) the hub here instead of using -api/-hub/-token")
+	procs := flag.Int("procs", 1, "load processes: with more than 1 the agents run in that many child processes of this tool, n/procs each")
+	loadCPUs := flag.String("load-cpus", "", "with -procs > 1: taskset -c list the load processes run on (empty: anywhere)")
+	hubCPUs := flag.String("hub-cpus", "", "with -wharf: taskset -c list the hub runs on (empty: anywhere)")
+	hubGOGC := flag.String("hub-gogc", "", "with -wharf: GOGC of the hub (empty: the hub's default)")
+	hubMemLimit := flag.String("hub-memlimit", "", "with -wharf: GOMEMLIMIT of the hub, e.g. 400MiB (empty: none)")
+	enrolling := flag.Int("enrolling", 32, "enrolments in flight, over all load processes")
+	child := flag.Bool("child", false, "run as a load process of a parent agentload (internal)")
+	joinToken := flag.String("join-token", "", "with -child: the join token")
+	first := flag.Int("first", 0, "with -child: index of the first agent (agents are named load-INDEX)")
 	flag.Parse()
-	if *n < 1 || *n > 20000 || *duration > 5*time.Minute || (*token == "" && *wharf == "") {
-		fmt.Fprintln(os.Stderr, "agentload: need -token or -wharf, 1 <= -n <= 20000, -duration <= 5m")
+	raiseFileLimit()
+	if *child {
+		f, err := startLocal(context.Background(), *hub, *joinToken, *first, *n, *enrolling)
+		must(err)
+		must(serveChild(f, os.Stdin, os.Stdout))
+		return
+	}
+	if *n < 1 || *n > 20000 || *duration > 5*time.Minute || (*token == "" && *wharf == "") || *procs < 1 || *procs > *n {
+		fmt.Fprintln(os.Stderr, "agentload: need -token or -wharf, 1 <= -n <= 20000, 1 <= -procs <= n, -duration <= 5m")
 		os.Exit(2)
 	}
-	raiseFileLimit()
 	ctx, cancel := context.WithTimeout(context.Background(), *duration+10*time.Minute)
 	defer cancel()
 	var h *hubProc
 	if *wharf != "" {
+		var env []string
+		if *hubGOGC != "" {
+			env = append(env, "GOGC="+*hubGOGC)
+		}
+		if *hubMemLimit != "" {
+			env = append(env, "GOMEMLIMIT="+*hubMemLimit)
+		}
 		var err error
-		h, err = startHub(ctx, *wharf)
+		h, err = startHub(ctx, *wharf, *hubCPUs, env)
 		must(err)
 		defer h.stop()
 		*api, *hub, *token, *pid = h.api, h.quic, h.token, h.pid()
@@ -77,79 +103,47 @@ func main() {
 	}
 	jt, err := c.JoinTokens().Create(ctx, apitypes.JoinTokenRequest{Pool: "load", Uses: *n, TTL: apitypes.Duration(time.Hour)})
 	must(err)
-	dir, err := os.MkdirTemp("", "agentload")
-	must(err)
-	defer os.RemoveAll(dir)
 
-	var mu sync.Mutex
-	var rtts []time.Duration
-	measuring := false
-	onAck := func(d time.Duration) {
-		mu.Lock()
-		if measuring {
-			rtts = append(rtts, d)
-		}
-		mu.Unlock()
-	}
-	agents := make([]*agent.Agent, *n)
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
 	start := time.Now()
-	sem := make(chan struct{}, 32) // enrolments in flight
-	for i := range agents {
-		a, err := agent.New(agent.Config{Hubs: []string{*hub}, Token: jt.Token, DataDir: filepath.Join(dir, strconv.Itoa(i)), Name: fmt.Sprintf("load-%d", i), OnAck: onAck})
+	var fs []fleet
+	if *procs == 1 {
+		f, err := startLocal(ctx, *hub, jt.Token, 0, *n, *enrolling)
 		must(err)
-		agents[i] = a
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			released := false
-			release := func() {
-				if !released {
-					released = true
-					<-sem
-				}
-			}
-			go func() { // release the slot once connected
-				for runCtx.Err() == nil && a.Acked() == 0 {
-					time.Sleep(50 * time.Millisecond)
-				}
-				release()
-			}()
-			if err := a.Run(runCtx); err != nil {
-				fmt.Fprintln(os.Stderr, "agent:", err)
-			}
-		}()
-	}
-	connected := func() int {
-		k := 0
-		for _, a := range agents {
-			if a.Acked() > 0 {
-				k++
-			}
+		fs = append(fs, f)
+	} else {
+		for i := range *procs {
+			lo, hi := i**n / *procs, (i+1)**n / *procs
+			f, err := startChild(*hub, jt.Token, lo, hi-lo, max(*enrolling / *procs, 1), *loadCPUs)
+			must(err)
+			fs = append(fs, f)
 		}
-		return k
 	}
+	defer fleets(fs, fleet.stop) //nolint:errcheck
 	deadline := time.Now().Add(5 * time.Minute)
-	for connected() < *n && time.Now().Before(deadline) {
+	connected := 0
+	for connected < *n && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
+		connected, _, err = totals(fs)
+		must(err)
 	}
-	r := result{Agents: *n, Connected: connected(), EnrolAllSeconds: time.Since(start).Seconds()}
+	r := result{Agents: *n, Procs: *procs, Connected: connected, EnrolAllSeconds: time.Since(start).Seconds()}
 	cpu0, t0 := cpuTicks(*pid), time.Now()
-	mu.Lock()
-	measuring = true
-	mu.Unlock()
+	must(fleets(fs, fleet.measure))
 	time.Sleep(*duration)
-	mu.Lock()
-	measuring = false
-	samples := append([]time.Duration(nil), rtts...)
-	mu.Unlock()
+	var mu sync.Mutex
+	var samples []int64
+	must(fleets(fs, func(f fleet) error {
+		s, err := f.samples()
+		mu.Lock()
+		samples = append(samples, s...)
+		mu.Unlock()
+		return err
+	}))
 	cpu1, t1 := cpuTicks(*pid), time.Now()
-	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
+	slices.Sort(samples)
 	if len(samples) > 0 {
-		r.HeartbeatP50ms = ms(samples[len(samples)/2])
-		r.HeartbeatP99ms = ms(samples[len(samples)*99/100])
+		r.HeartbeatP50ms = float64(samples[len(samples)/2]) / 1000
+		r.HeartbeatP99ms = float64(samples[len(samples)*99/100]) / 1000
 	}
 	r.Samples = len(samples)
 	if *pid > 0 {
@@ -158,39 +152,27 @@ func main() {
 		r.HubCPUPercent = float64(cpu1-cpu0) / 100 / t1.Sub(t0).Seconds() * 100
 	}
 	if h != nil {
-		before := make([]uint64, len(agents))
 		killed := time.Now()
-		must(h.restart(ctx))
+		h.kill()
+		must(fleets(fs, fleet.mark))
+		must(h.relaunch(ctx))
 		fmt.Fprintf(os.Stderr, "agentload: hub restarted and leading %s after the kill\n", time.Since(killed).Round(time.Millisecond))
-		for i, a := range agents {
-			before[i] = a.Acked()
-		}
-		back := func() int {
-			k := 0
-			for i, a := range agents {
-				if a.Acked() > before[i]+1 { // +1: an ack may have been in flight at the kill
-					k++
-				}
-			}
-			return k
-		}
 		deadline := time.Now().Add(3 * time.Minute)
 		lastLog := time.Now()
-		for back() < *n && time.Now().Before(deadline) {
+		back := 0
+		for back < *n && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Millisecond)
+			_, back, err = totals(fs)
+			must(err)
 			if time.Since(lastLog) >= 5*time.Second {
 				lastLog = time.Now()
-				fmt.Fprintf(os.Stderr, "agentload: %d of %d back %s after the kill\n", back(), *n, time.Since(killed).Round(time.Second))
+				fmt.Fprintf(os.Stderr, "agentload: %d of %d back %s after the kill\n", back, *n, time.Since(killed).Round(time.Second))
 			}
 		}
-		r.Reconnected, r.ReconnectAllSeconds = back(), time.Since(killed).Seconds()
+		r.Reconnected, r.ReconnectAllSeconds = back, time.Since(killed).Seconds()
 	}
-	stop()
-	wg.Wait()
 	json.NewEncoder(os.Stdout).Encode(r)
 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func must(err error) {
 	if err != nil {
