@@ -104,12 +104,14 @@ type Gateway struct {
 	parsedCA *pki.CA
 	certFP   string // fingerprint of the CA that issued cert
 	cert     *tls.Certificate
+	tlsConf  *tls.Config // presents cert; nil until the first handshake
 
 	seenMu sync.Mutex
 	seen   map[string]*agentConn // host id -> its connection's latest news
 	peers  map[string]*peerWord
 
 	routes routeTables
+	push   pushers   // the agents' control streams, pushed to by runPushes
 	execs  execConns // the agents' connections, for exec streams
 
 	connections, heartbeats, logBatches atomic.Uint64
@@ -319,14 +321,21 @@ func (g *Gateway) tlsConfig(*tls.ClientHelloInfo) (*tls.Config, error) {
 			return nil, err
 		}
 		g.cert, g.certFP = &c, ca.Fingerprint()
+		// One config (and CA pool) for every handshake until the
+		// certificate changes: a connection keeps what its handshake used.
+		g.tlsConf = &tls.Config{
+			MinVersion:   tls.VersionTLS13,
+			NextProtos:   []string{wire.ALPN},
+			Certificates: []tls.Certificate{*g.cert},
+			ClientAuth:   tls.VerifyClientCertIfGiven,
+			ClientCAs:    ca.Pool(),
+			// Agents never resume a session (every connection presents
+			// its certificate): a ticket would be work and memory for
+			// nothing.
+			SessionTicketsDisabled: true,
+		}
 	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		NextProtos:   []string{wire.ALPN},
-		Certificates: []tls.Certificate{*g.cert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    ca.Pool(),
-	}, nil
+	return g.tlsConf, nil
 }
 
 // Run accepts connections until ctx ends.
@@ -335,6 +344,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer wg.Wait()
 	defer g.closeTransport() //nolint:errcheck
 	defer g.ln.Close()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		g.runPushes(ctx)
+	}()
 	for {
 		conn, err := g.ln.Accept(ctx)
 		if err != nil {
@@ -372,7 +386,7 @@ func (g *Gateway) serveStream(ctx context.Context, conn *quic.Conn, st *quic.Str
 		st.CancelRead(quic.StreamErrorCode(wire.CodeProtocol))
 		return
 	}
-	s := wire.NewStream(st, 0)
+	s := wire.NewStreamBuffer(st, 0, streamBuffer)
 	var err error
 	switch wire.StreamKind(kind[0]) {
 	case wire.StreamEnroll:
@@ -399,6 +413,11 @@ func (g *Gateway) serveStream(ctx context.Context, conn *quic.Conn, st *quic.Str
 		conn.CloseWithError(quic.ApplicationErrorCode(code), err.Error())
 	}
 }
+
+// streamBuffer is the read buffer of an agent's stream here: agents send
+// small messages (a heartbeat is a few dozen bytes), and a node holds
+// thousands of streams; a larger frame is read past the buffer.
+const streamBuffer = 512
 
 // logs answers one agent's log batches in order, each once it is kept.
 func (g *Gateway) logs(ctx context.Context, conn *quic.Conn, s *wire.Stream) error {
@@ -583,33 +602,25 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 	notAfter := conn.ConnectionState().TLS.VerifiedChains[0][0].NotAfter
 	pctx, stopPush := context.WithCancel(ctx)
 	defer stopPush()
-	go func() {
-		if err := g.pushAssignments(pctx, s, id, protocol, hello.LastAssignmentVersion); err != nil && pctx.Err() == nil {
-			g.log.Debug("assignments", "host", id.HostID, "err", err)
+	defer g.register(&pushConn{id: id, protocol: protocol, send: s.Send, applied: hello.LastAssignmentVersion, fail: func(err error) {
+		if pctx.Err() == nil {
+			g.log.Debug("assignments or routes", "host", id.HostID, "err", err)
 			conn.CloseWithError(quic.ApplicationErrorCode(closeCode(err)), err.Error())
 		}
-	}()
-	go func() {
-		if err := g.pushRoutes(pctx, s, id); err != nil && pctx.Err() == nil {
-			g.log.Warn("routes", "host", id.HostID, "err", err)
-			conn.CloseWithError(quic.ApplicationErrorCode(closeCode(err)), err.Error())
-		}
-	}()
+	}})()
 	// Status reports are committed in order by one goroutine, started with
 	// the first report: hosts without instances (most of a big fleet at
 	// any moment) cost none.
 	var reports chan *wire.StatusReport
 	usage := make(chan struct{}, maxUsageCommits)
-	// Inventories too, newest first: a cluster resends its inventory
-	// whenever its capacity changes, and an older one committed after a
-	// newer one would undo it. Only the newest waiting one matters.
-	var inventories chan *wire.Inventory
+	// Inventories too, in order, by a goroutine that lives only while one
+	// waits: a cluster resends its inventory whenever its capacity changes,
+	// and an older one committed after a newer one would undo it. Only the
+	// newest waiting one matters.
+	var inventories latest[*wire.Inventory]
 	defer func() {
 		if reports != nil {
 			close(reports)
-		}
-		if inventories != nil {
-			close(inventories)
 		}
 	}()
 	for {
@@ -644,21 +655,7 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 				return err
 			}
 		case *wire.Envelope_Inventory:
-			if inventories == nil {
-				inventories = make(chan *wire.Inventory, 1)
-				go func(inventories <-chan *wire.Inventory) {
-					for in := range inventories {
-						g.updateInventory(ctx, id, in)
-					}
-				}(inventories)
-			}
-			for sent := false; !sent; {
-				select {
-				case inventories <- m.Inventory:
-					sent = true
-				case <-inventories: // replaced by the newer one
-				}
-			}
+			inventories.put(m.Inventory, func(in *wire.Inventory) { g.updateInventory(ctx, id, in) })
 		case *wire.Envelope_GossipReport:
 			g.peerReport(id, m.GossipReport)
 		case *wire.Envelope_StatusReport:

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"slices"
 	"strings"
 	"sync"
@@ -12,7 +11,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wharf-platform/wharf/hub/state"
-	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
@@ -62,27 +60,6 @@ func (g *Gateway) routeTable(snap *state.Snapshot, ws memdb.WatchSet, pool strin
 	}
 	g.routes.pools[pool] = &poolTable{index: idx, body: body, table: t}
 	return t, nil
-}
-
-// pushRoutes sends the agent its pool's route table whenever it changes.
-func (g *Gateway) pushRoutes(ctx context.Context, s *wire.Stream, id pki.AgentIdentity) error {
-	var sent uint64
-	for {
-		ws := memdb.NewWatchSet()
-		t, err := g.routeTable(g.cfg.Store.Snapshot(), ws, id.Pool)
-		if err != nil {
-			return err
-		}
-		if t.Version != sent {
-			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: t}}); err != nil {
-				return err
-			}
-			sent = t.Version
-		}
-		if err := ws.WatchCtx(ctx); err != nil {
-			return nil
-		}
-	}
 }
 
 // buildRouteTable makes the route table of a pool's routers: the routes

@@ -108,10 +108,21 @@ type Stream struct {
 
 // NewStream wraps rw; maxSize 0 means DefaultMaxFrame.
 func NewStream(rw io.ReadWriter, maxSize int) *Stream {
+	return NewStreamBuffer(rw, maxSize, 0)
+}
+
+// NewStreamBuffer is NewStream with a read buffer of bufSize bytes (0:
+// bufio's default). A frame larger than the buffer is read past it, so a
+// small buffer bounds memory, not frames: for one end holding thousands
+// of streams of small messages.
+func NewStreamBuffer(rw io.ReadWriter, maxSize, bufSize int) *Stream {
 	if maxSize == 0 {
 		maxSize = DefaultMaxFrame
 	}
-	return &Stream{r: bufio.NewReader(rw), w: rw, maxSize: maxSize}
+	if bufSize == 0 {
+		return &Stream{r: bufio.NewReader(rw), w: rw, maxSize: maxSize}
+	}
+	return &Stream{r: bufio.NewReaderSize(rw, bufSize), w: rw, maxSize: maxSize}
 }
 
 // Send writes one envelope.

@@ -60,6 +60,31 @@ func TestRoundTripEveryMessage(t *testing.T) {
 	}
 }
 
+// TestSmallBufferReadsLargeFrames: a stream with a read buffer smaller
+// than its frames reads them whole, between small ones.
+func TestSmallBufferReadsLargeFrames(t *testing.T) {
+	var buf bytes.Buffer
+	big := &Envelope{Msg: &Envelope_LogBatch{LogBatch: &LogBatch{Id: 1, Lines: []*LogLine{{Text: bytes.Repeat([]byte("x"), 5000)}}}}}
+	small := &Envelope{Msg: &Envelope_Heartbeat{Heartbeat: &Heartbeat{Seq: 1}}}
+	msgs := []*Envelope{small, big, small, big, big, small}
+	w := NewStream(&buf, 0)
+	for _, e := range msgs {
+		if err := w.Send(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := NewStreamBuffer(&buf, 0, 64)
+	for i, want := range msgs {
+		got, err := r.Recv()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !proto.Equal(got, want) {
+			t.Fatalf("message %d differs", i)
+		}
+	}
+}
+
 func frame(body []byte) []byte {
 	return append(protowire.AppendVarint(nil, uint64(len(body))), body...)
 }
