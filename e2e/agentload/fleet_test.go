@@ -91,3 +91,24 @@ func TestChildUnknownCommand(t *testing.T) {
 		t.Fatalf("status after a bad command: %d, %v", n, err)
 	}
 }
+
+func TestEnvFlag(t *testing.T) {
+	tests := []struct {
+		in string
+		ok bool
+	}{
+		{"GOMEMLIMIT=400MiB", true},
+		{"GODEBUG=a=0,b=1", true},
+		{"EMPTY=", true},
+		{"GOGC", false},
+		{"=1", false},
+	}
+	for _, tt := range tests {
+		var e envFlag
+		if err := e.Set(tt.in); (err == nil) != tt.ok {
+			t.Errorf("Set(%q): %v, want ok %v", tt.in, err, tt.ok)
+		} else if tt.ok && (len(e) != 1 || e[0] != tt.in) {
+			t.Errorf("Set(%q) kept %v", tt.in, e)
+		}
+	}
+}

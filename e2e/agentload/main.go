@@ -33,16 +33,17 @@ import (
 )
 
 type result struct {
-	Agents           int     `json:"agents"`
-	Procs            int     `json:"load_processes"`
-	Connected        int     `json:"connected"`
-	EnrolAllSeconds  float64 `json:"enrol_and_connect_all_seconds"`
-	HeartbeatP50ms   float64 `json:"heartbeat_p50_ms"`
-	HeartbeatP99ms   float64 `json:"heartbeat_p99_ms"`
-	Samples          int     `json:"heartbeat_samples"`
-	HubRSSMB         float64 `json:"hub_rss_mb"`
-	HubRSSPerAgentKB float64 `json:"hub_rss_per_agent_kb"`
-	HubCPUPercent    float64 `json:"hub_cpu_percent_steady"`
+	Agents           int      `json:"agents"`
+	Procs            int      `json:"load_processes"`
+	Connected        int      `json:"connected"`
+	EnrolAllSeconds  float64  `json:"enrol_and_connect_all_seconds"`
+	HeartbeatP50ms   float64  `json:"heartbeat_p50_ms"`
+	HeartbeatP99ms   float64  `json:"heartbeat_p99_ms"`
+	Samples          int      `json:"heartbeat_samples"`
+	HubRSSMB         float64  `json:"hub_rss_mb"`
+	HubRSSPerAgentKB float64  `json:"hub_rss_per_agent_kb"`
+	HubCPUPercent    float64  `json:"hub_cpu_percent_steady"`
+	HubEnv           []string `json:"hub_env,omitempty"`
 	// With -wharf: from the hub's SIGKILL until every agent had a
 	// heartbeat acknowledged by the restarted hub.
 	ReconnectAllSeconds float64 `json:"reconnect_all_after_hub_restart_seconds,omitempty"`
@@ -60,8 +61,8 @@ func main() {
 	procs := flag.Int("procs", 1, "load processes: with more than 1 the agents run in that many child processes of this tool, n/procs each")
 	loadCPUs := flag.String("load-cpus", "", "with -procs > 1: taskset -c list the load processes run on (empty: anywhere)")
 	hubCPUs := flag.String("hub-cpus", "", "with -wharf: taskset -c list the hub runs on (empty: anywhere)")
-	hubGOGC := flag.String("hub-gogc", "", "with -wharf: GOGC of the hub (empty: the hub's default)")
-	hubMemLimit := flag.String("hub-memlimit", "", "with -wharf: GOMEMLIMIT of the hub, e.g. 400MiB (empty: none)")
+	var hubEnv envFlag
+	flag.Var(&hubEnv, "hub-env", "with -wharf: KEY=VALUE added to the hub's environment (repeatable), e.g. GOMEMLIMIT=400MiB")
 	enrolling := flag.Int("enrolling", 32, "enrolments in flight, over all load processes")
 	child := flag.Bool("child", false, "run as a load process of a parent agentload (internal)")
 	joinToken := flag.String("join-token", "", "with -child: the join token")
@@ -78,100 +79,144 @@ func main() {
 		fmt.Fprintln(os.Stderr, "agentload: need -token or -wharf, 1 <= -n <= 20000, 1 <= -procs <= n, -duration <= 5m")
 		os.Exit(2)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *duration+10*time.Minute)
+	must(run(opts{api: *api, token: *token, hub: *hub, pid: *pid, n: *n, duration: *duration, wharf: *wharf, procs: *procs,
+		loadCPUs: *loadCPUs, hubCPUs: *hubCPUs, hubEnv: hubEnv, enrolling: *enrolling}))
+}
+
+// opts are the parent's flags.
+type opts struct {
+	api, token, hub, wharf   string
+	pid, n, procs, enrolling int
+	duration                 time.Duration
+	loadCPUs, hubCPUs        string
+	hubEnv                   []string
+}
+
+// envFlag collects KEY=VALUE flags.
+type envFlag []string
+
+func (e *envFlag) String() string { return strings.Join(*e, " ") }
+
+func (e *envFlag) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("%q: want KEY=VALUE", v)
+	}
+	*e = append(*e, v)
+	return nil
+}
+
+// run drives the fleets; the hub it started and the load processes are
+// stopped on every return.
+func run(o opts) error {
+	ctx, cancel := context.WithTimeout(context.Background(), o.duration+10*time.Minute)
 	defer cancel()
 	var h *hubProc
-	if *wharf != "" {
-		var env []string
-		if *hubGOGC != "" {
-			env = append(env, "GOGC="+*hubGOGC)
-		}
-		if *hubMemLimit != "" {
-			env = append(env, "GOMEMLIMIT="+*hubMemLimit)
-		}
+	if o.wharf != "" {
 		var err error
-		h, err = startHub(ctx, *wharf, *hubCPUs, env)
-		must(err)
+		h, err = startHub(ctx, o.wharf, o.hubCPUs, o.hubEnv)
+		if err != nil {
+			return err
+		}
 		defer h.stop()
-		*api, *hub, *token, *pid = h.api, h.quic, h.token, h.pid()
+		o.api, o.hub, o.token, o.pid = h.api, h.quic, h.token, h.pid()
 	}
 
-	c, err := client.New(client.Config{Address: *api, Token: *token})
-	must(err)
-	if _, err := c.Pools().Create(ctx, apitypes.PoolRequest{Name: "load"}); err != nil && apitypes.StatusOf(err) != 409 {
-		must(err)
+	c, err := client.New(client.Config{Address: o.api, Token: o.token})
+	if err != nil {
+		return err
 	}
-	jt, err := c.JoinTokens().Create(ctx, apitypes.JoinTokenRequest{Pool: "load", Uses: *n, TTL: apitypes.Duration(time.Hour)})
-	must(err)
+	if _, err := c.Pools().Create(ctx, apitypes.PoolRequest{Name: "load"}); err != nil && apitypes.StatusOf(err) != 409 {
+		return err
+	}
+	jt, err := c.JoinTokens().Create(ctx, apitypes.JoinTokenRequest{Pool: "load", Uses: o.n, TTL: apitypes.Duration(time.Hour)})
+	if err != nil {
+		return err
+	}
 
 	start := time.Now()
 	var fs []fleet
-	if *procs == 1 {
-		f, err := startLocal(ctx, *hub, jt.Token, 0, *n, *enrolling)
-		must(err)
+	if o.procs == 1 {
+		f, err := startLocal(ctx, o.hub, jt.Token, 0, o.n, o.enrolling)
+		if err != nil {
+			return err
+		}
 		fs = append(fs, f)
 	} else {
-		for i := range *procs {
-			lo, hi := i**n / *procs, (i+1)**n / *procs
-			f, err := startChild(*hub, jt.Token, lo, hi-lo, max(*enrolling / *procs, 1), *loadCPUs)
-			must(err)
+		for i := range o.procs {
+			lo, hi := i*o.n/o.procs, (i+1)*o.n/o.procs
+			f, err := startChild(o.hub, jt.Token, lo, hi-lo, max(o.enrolling/o.procs, 1), o.loadCPUs)
+			if err != nil {
+				return err
+			}
 			fs = append(fs, f)
 		}
 	}
 	defer fleets(fs, fleet.stop) //nolint:errcheck
 	deadline := time.Now().Add(5 * time.Minute)
 	connected := 0
-	for connected < *n && time.Now().Before(deadline) {
+	for connected < o.n && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
 		connected, _, err = totals(fs)
-		must(err)
+		if err != nil {
+			return err
+		}
 	}
-	r := result{Agents: *n, Procs: *procs, Connected: connected, EnrolAllSeconds: time.Since(start).Seconds()}
-	cpu0, t0 := cpuTicks(*pid), time.Now()
-	must(fleets(fs, fleet.measure))
-	time.Sleep(*duration)
+	r := result{Agents: o.n, Procs: o.procs, HubEnv: o.hubEnv, Connected: connected, EnrolAllSeconds: time.Since(start).Seconds()}
+	cpu0, t0 := cpuTicks(o.pid), time.Now()
+	if err := fleets(fs, fleet.measure); err != nil {
+		return err
+	}
+	time.Sleep(o.duration)
 	var mu sync.Mutex
 	var samples []int64
-	must(fleets(fs, func(f fleet) error {
+	if err := fleets(fs, func(f fleet) error {
 		s, err := f.samples()
 		mu.Lock()
 		samples = append(samples, s...)
 		mu.Unlock()
 		return err
-	}))
-	cpu1, t1 := cpuTicks(*pid), time.Now()
+	}); err != nil {
+		return err
+	}
+	cpu1, t1 := cpuTicks(o.pid), time.Now()
 	slices.Sort(samples)
 	if len(samples) > 0 {
 		r.HeartbeatP50ms = float64(samples[len(samples)/2]) / 1000
 		r.HeartbeatP99ms = float64(samples[len(samples)*99/100]) / 1000
 	}
 	r.Samples = len(samples)
-	if *pid > 0 {
-		r.HubRSSMB = float64(rssKB(*pid)) / 1024
-		r.HubRSSPerAgentKB = float64(rssKB(*pid)) / float64(*n)
+	if o.pid > 0 {
+		r.HubRSSMB = float64(rssKB(o.pid)) / 1024
+		r.HubRSSPerAgentKB = float64(rssKB(o.pid)) / float64(o.n)
 		r.HubCPUPercent = float64(cpu1-cpu0) / 100 / t1.Sub(t0).Seconds() * 100
 	}
 	if h != nil {
 		killed := time.Now()
 		h.kill()
-		must(fleets(fs, fleet.mark))
-		must(h.relaunch(ctx))
+		if err := fleets(fs, fleet.mark); err != nil {
+			return err
+		}
+		if err := h.relaunch(ctx); err != nil {
+			return err
+		}
 		fmt.Fprintf(os.Stderr, "agentload: hub restarted and leading %s after the kill\n", time.Since(killed).Round(time.Millisecond))
 		deadline := time.Now().Add(3 * time.Minute)
 		lastLog := time.Now()
 		back := 0
-		for back < *n && time.Now().Before(deadline) {
+		for back < o.n && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Millisecond)
 			_, back, err = totals(fs)
-			must(err)
+			if err != nil {
+				return err
+			}
 			if time.Since(lastLog) >= 5*time.Second {
 				lastLog = time.Now()
-				fmt.Fprintf(os.Stderr, "agentload: %d of %d back %s after the kill\n", back, *n, time.Since(killed).Round(time.Second))
+				fmt.Fprintf(os.Stderr, "agentload: %d of %d back %s after the kill\n", back, o.n, time.Since(killed).Round(time.Second))
 			}
 		}
 		r.Reconnected, r.ReconnectAllSeconds = back, time.Since(killed).Seconds()
 	}
-	json.NewEncoder(os.Stdout).Encode(r)
+	return json.NewEncoder(os.Stdout).Encode(r)
 }
 
 func must(err error) {
