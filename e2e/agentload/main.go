@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,7 +80,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "agentload: need -token or -wharf, 1 <= -n <= 20000, 1 <= -procs <= n, -duration <= 5m")
 		os.Exit(2)
 	}
-	must(run(opts{api: *api, token: *token, hub: *hub, pid: *pid, n: *n, duration: *duration, wharf: *wharf, procs: *procs,
+	// SIGINT or SIGTERM (a timeout around the run) ends the run early,
+	// still stopping the hub and the load processes.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	must(run(ctx, opts{api: *api, token: *token, hub: *hub, pid: *pid, n: *n, duration: *duration, wharf: *wharf, procs: *procs,
 		loadCPUs: *loadCPUs, hubCPUs: *hubCPUs, hubEnv: hubEnv, enrolling: *enrolling}))
 }
 
@@ -107,8 +112,8 @@ func (e *envFlag) Set(v string) error {
 
 // run drives the fleets; the hub it started and the load processes are
 // stopped on every return.
-func run(o opts) error {
-	ctx, cancel := context.WithTimeout(context.Background(), o.duration+10*time.Minute)
+func run(ctx context.Context, o opts) error {
+	ctx, cancel := context.WithTimeout(ctx, o.duration+10*time.Minute)
 	defer cancel()
 	var h *hubProc
 	if o.wharf != "" {
@@ -155,7 +160,9 @@ func run(o opts) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	connected := 0
 	for connected < o.n && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
 		connected, _, err = totals(fs)
 		if err != nil {
 			return err
@@ -166,7 +173,9 @@ func run(o opts) error {
 	if err := fleets(fs, fleet.measure); err != nil {
 		return err
 	}
-	time.Sleep(o.duration)
+	if err := sleep(ctx, o.duration); err != nil {
+		return err
+	}
 	var mu sync.Mutex
 	var samples []int64
 	if err := fleets(fs, func(f fleet) error {
@@ -204,7 +213,9 @@ func run(o opts) error {
 		lastLog := time.Now()
 		back := 0
 		for back < o.n && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
+			if err := sleep(ctx, 100*time.Millisecond); err != nil {
+				return err
+			}
 			_, back, err = totals(fs)
 			if err != nil {
 				return err
@@ -217,6 +228,16 @@ func run(o opts) error {
 		r.Reconnected, r.ReconnectAllSeconds = back, time.Since(killed).Seconds()
 	}
 	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+// sleep waits for d, or fails when ctx ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
 
 func must(err error) {
