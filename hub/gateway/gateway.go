@@ -191,6 +191,11 @@ func New(cfg Config) (*Gateway, error) {
 		InitialConnectionReceiveWindow: 128 << 10,
 		MaxIncomingStreams:             16,
 		MaxIncomingUniStreams:          -1,
+		// No path MTU probes from this side: they are several padded
+		// packets (and their acks) per connection, tens of thousands
+		// when thousands of agents reconnect at once, for messages that
+		// are small anyway.
+		DisablePathMTUDiscovery: true,
 	})
 	if err != nil {
 		g.closeTransport()
