@@ -62,7 +62,10 @@ func startHub(ctx context.Context, bin, cpus string, env []string) (*hubProc, er
 			h.stop()
 			return nil, fmt.Errorf("hub did not bootstrap: %v\n%s", err, h.log.String())
 		}
-		time.Sleep(200 * time.Millisecond)
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			h.stop()
+			return nil, err
+		}
 	}
 }
 
@@ -104,7 +107,9 @@ func (h *hubProc) relaunch(ctx context.Context) error {
 		if st, err := c.Status(ctx); err == nil && st.State == "leader" {
 			return nil
 		}
-		time.Sleep(100 * time.Millisecond)
+		if err := sleep(ctx, 100*time.Millisecond); err != nil {
+			return err
+		}
 	}
 	return errors.New("the restarted hub did not lead within 90s")
 }

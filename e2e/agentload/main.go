@@ -158,7 +158,7 @@ func run(ctx context.Context, o opts) error {
 	}
 	defer fleets(fs, fleet.stop) //nolint:errcheck
 	deadline := time.Now().Add(5 * time.Minute)
-	connected := 0
+	connected, lastLog := 0, time.Now()
 	for connected < o.n && time.Now().Before(deadline) {
 		if err := sleep(ctx, 200*time.Millisecond); err != nil {
 			return err
@@ -166,6 +166,10 @@ func run(ctx context.Context, o opts) error {
 		connected, _, err = totals(fs)
 		if err != nil {
 			return err
+		}
+		if time.Since(lastLog) >= 10*time.Second {
+			lastLog = time.Now()
+			fmt.Fprintf(os.Stderr, "agentload: %d of %d connected after %s\n", connected, o.n, time.Since(start).Round(time.Second))
 		}
 	}
 	r := result{Agents: o.n, Procs: o.procs, HubEnv: o.hubEnv, Connected: connected, EnrolAllSeconds: time.Since(start).Seconds()}
