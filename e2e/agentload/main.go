@@ -203,6 +203,8 @@ func run(ctx context.Context, o opts) error {
 		r.HubRSSPerAgentKB = float64(rssKB(o.pid)) / float64(o.n)
 		r.HubCPUPercent = float64(cpu1-cpu0) / 100 / t1.Sub(t0).Seconds() * 100
 	}
+	// The steady state's numbers, in case the restart below fails.
+	fmt.Fprintf(os.Stderr, "agentload: steady state: %+v\n", r)
 	if h != nil {
 		killed := time.Now()
 		h.kill()
