@@ -16,10 +16,11 @@ import (
 // What the gateway pushes down the agents' control streams (assignments
 // and route tables) is driven by one watch of the tables they are made of
 // for the whole node (runPushes), not by a watch and two goroutines per
-// connection: with thousands of agents connected, one write to the hosts
-// table used to wake every connection's goroutines, and their stacks were
-// most of the node's memory. A connection holds a goroutine only while it
-// has something to send.
+// connection: with thousands of agents connected, one write to a route
+// input (the hosts table among them) woke a goroutine of every connection,
+// and two idle goroutines per connection cost their stacks, which the GC
+// goal doubles. A connection holds a goroutine only while it has something
+// to send.
 
 // pushers are the connections pushed to.
 type pushers struct {
