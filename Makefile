@@ -9,7 +9,13 @@ PKGS      := ./...
 # shared transport, and the root and e2e packages race-build its SDK anyway.
 SDK_PKGS  := ./providers/aws
 RACE_PKGS := $(filter-out $(addprefix github.com/wharf-platform/wharf/,$(SDK_PKGS:./%=%)),$(shell $(GO) list ./...))
-AGENTS    ?= 2000
+# Agents held by one hub node in `make bench` (a few minutes); the full
+# size in e2e/BENCHMARKS.md is AGENTS=10000. The agents run in AGENT_PROCS
+# load processes; with 2 CPUs or more the hub is pinned to CPU 0 and the
+# load to the others, so the two do not take each other's time.
+AGENTS      ?= 2000
+AGENT_PROCS ?= 2
+AGENT_PIN   ?= $(shell n=$$(nproc); [ $$n -ge 2 ] && echo "-hub-cpus 0 -load-cpus 1-$$((n-1))")
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # -s -w: no symbol table or DWARF (stack traces keep their names). Every
 # provisioned machine downloads this binary from the hub.
@@ -76,7 +82,8 @@ bench: build
 	$(GO) test -run '^$$' -bench Invoices100Tenants -benchtime 3x -benchmem ./hub/billing
 	$(GO) test -run '^$$' -bench Autoscale -benchtime 3x ./e2e
 	./e2e/bench/api.sh
-	$(GO) run ./e2e/agentload -wharf $(BIN) -n $(AGENTS) -duration 20s
+	$(GO) build -o bin/agentload ./e2e/agentload
+	./bin/agentload -wharf $(BIN) -n $(AGENTS) -procs $(AGENT_PROCS) $(AGENT_PIN) -duration 20s
 
 # Short coverage-guided fuzzing of every decoder.
 FUZZTIME ?= 30s

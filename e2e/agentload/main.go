@@ -1,12 +1,17 @@
 // Command agentload runs N real agents (real QUIC connections and the real
-// agent code, in one process) against a hub, bounded in count and time, and
-// reports enrolment and connection times, heartbeat round trips and the hub
-// process's memory and CPU per agent. With -wharf it starts the hub itself
+// agent code, each agent with its own connection and certificate) against a
+// hub, bounded in count and time, and reports enrolment and connection
+// times, heartbeat round trips and the hub process's memory and CPU per
+// agent. The agents run in this process, or with -procs P in P child
+// processes of it (optionally pinned with -load-cpus, the hub with
+// -hub-cpus); the round trips of all of them are merged before the
+// percentiles are taken. With -wharf it starts the hub itself
 // (one node, on loopback, in a temporary data dir) and, after the steady
 // state, kills it with SIGKILL, starts it again on the same data dir and
 // times how long all agents take to be back.
 //
 //	agentload -wharf bin/wharf -n 1000 -duration 30s
+//	agentload -wharf bin/wharf -n 10000 -procs 4 -hub-cpus 0 -load-cpus 1 -duration 30s
 //	agentload -api http://127.0.0.1:7480 -token ADMIN -hub 127.0.0.1:7481 -hub-pid PID -n 1000 -duration 30s
 package main
 
@@ -16,29 +21,30 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
-	"sort"
+	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/wharf-platform/wharf/agent"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/client"
 )
 
 type result struct {
-	Agents           int     `json:"agents"`
-	Connected        int     `json:"connected"`
-	EnrolAllSeconds  float64 `json:"enrol_and_connect_all_seconds"`
-	HeartbeatP50ms   float64 `json:"heartbeat_p50_ms"`
-	HeartbeatP99ms   float64 `json:"heartbeat_p99_ms"`
-	Samples          int     `json:"heartbeat_samples"`
-	HubRSSMB         float64 `json:"hub_rss_mb"`
-	HubRSSPerAgentKB float64 `json:"hub_rss_per_agent_kb"`
-	HubCPUPercent    float64 `json:"hub_cpu_percent_steady"`
+	Agents           int      `json:"agents"`
+	Procs            int      `json:"load_processes"`
+	Connected        int      `json:"connected"`
+	EnrolAllSeconds  float64  `json:"enrol_and_connect_all_seconds"`
+	HeartbeatP50ms   float64  `json:"heartbeat_p50_ms"`
+	HeartbeatP99ms   float64  `json:"heartbeat_p99_ms"`
+	Samples          int      `json:"heartbeat_samples"`
+	HubRSSMB         float64  `json:"hub_rss_mb"`
+	HubRSSPerAgentKB float64  `json:"hub_rss_per_agent_kb"`
+	HubCPUPercent    float64  `json:"hub_cpu_percent_steady"`
+	HubEnv           []string `json:"hub_env,omitempty"`
 	// With -wharf: from the hub's SIGKILL until every agent had a
 	// heartbeat acknowledged by the restarted hub.
 	ReconnectAllSeconds float64 `json:"reconnect_all_after_hub_restart_seconds,omitempty"`
@@ -53,144 +59,192 @@ func main() {
 	n := flag.Int("n", 100, "agents (at most 20000)")
 	duration := flag.Duration("duration", 30*time.Second, "steady-state measurement (at most 5m)")
 	wharf := flag.String("wharf", "", "wharf binary: start (and later restart) the hub here instead of using -api/-hub/-token")
+	procs := flag.Int("procs", 1, "load processes: with more than 1 the agents run in that many child processes of this tool, n/procs each")
+	loadCPUs := flag.String("load-cpus", "", "with -procs > 1: taskset -c list the load processes run on (empty: anywhere)")
+	hubCPUs := flag.String("hub-cpus", "", "with -wharf: taskset -c list the hub runs on (empty: anywhere)")
+	var hubEnv envFlag
+	flag.Var(&hubEnv, "hub-env", "with -wharf: KEY=VALUE added to the hub's environment (repeatable), e.g. GOMEMLIMIT=400MiB")
+	enrolling := flag.Int("enrolling", 32, "enrolments in flight, over all load processes")
+	child := flag.Bool("child", false, "run as a load process of a parent agentload (internal)")
+	joinToken := flag.String("join-token", "", "with -child: the join token")
+	first := flag.Int("first", 0, "with -child: index of the first agent (agents are named load-INDEX)")
 	flag.Parse()
-	if *n < 1 || *n > 20000 || *duration > 5*time.Minute || (*token == "" && *wharf == "") {
-		fmt.Fprintln(os.Stderr, "agentload: need -token or -wharf, 1 <= -n <= 20000, -duration <= 5m")
+	raiseFileLimit()
+	if *child {
+		f, err := startLocal(context.Background(), *hub, *joinToken, *first, *n, *enrolling)
+		must(err)
+		must(serveChild(f, os.Stdin, os.Stdout))
+		return
+	}
+	if *n < 1 || *n > 20000 || *duration > 5*time.Minute || (*token == "" && *wharf == "") || *procs < 1 || *procs > *n {
+		fmt.Fprintln(os.Stderr, "agentload: need -token or -wharf, 1 <= -n <= 20000, 1 <= -procs <= n, -duration <= 5m")
 		os.Exit(2)
 	}
-	raiseFileLimit()
-	ctx, cancel := context.WithTimeout(context.Background(), *duration+10*time.Minute)
-	defer cancel()
-	var h *hubProc
-	if *wharf != "" {
-		var err error
-		h, err = startHub(ctx, *wharf)
-		must(err)
-		defer h.stop()
-		*api, *hub, *token, *pid = h.api, h.quic, h.token, h.pid()
-	}
-
-	c, err := client.New(client.Config{Address: *api, Token: *token})
-	must(err)
-	if _, err := c.Pools().Create(ctx, apitypes.PoolRequest{Name: "load"}); err != nil && apitypes.StatusOf(err) != 409 {
-		must(err)
-	}
-	jt, err := c.JoinTokens().Create(ctx, apitypes.JoinTokenRequest{Pool: "load", Uses: *n, TTL: apitypes.Duration(time.Hour)})
-	must(err)
-	dir, err := os.MkdirTemp("", "agentload")
-	must(err)
-	defer os.RemoveAll(dir)
-
-	var mu sync.Mutex
-	var rtts []time.Duration
-	measuring := false
-	onAck := func(d time.Duration) {
-		mu.Lock()
-		if measuring {
-			rtts = append(rtts, d)
-		}
-		mu.Unlock()
-	}
-	agents := make([]*agent.Agent, *n)
-	runCtx, stop := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	start := time.Now()
-	sem := make(chan struct{}, 32) // enrolments in flight
-	for i := range agents {
-		a, err := agent.New(agent.Config{Hubs: []string{*hub}, Token: jt.Token, DataDir: filepath.Join(dir, strconv.Itoa(i)), Name: fmt.Sprintf("load-%d", i), OnAck: onAck})
-		must(err)
-		agents[i] = a
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			released := false
-			release := func() {
-				if !released {
-					released = true
-					<-sem
-				}
-			}
-			go func() { // release the slot once connected
-				for runCtx.Err() == nil && a.Acked() == 0 {
-					time.Sleep(50 * time.Millisecond)
-				}
-				release()
-			}()
-			if err := a.Run(runCtx); err != nil {
-				fmt.Fprintln(os.Stderr, "agent:", err)
-			}
-		}()
-	}
-	connected := func() int {
-		k := 0
-		for _, a := range agents {
-			if a.Acked() > 0 {
-				k++
-			}
-		}
-		return k
-	}
-	deadline := time.Now().Add(5 * time.Minute)
-	for connected() < *n && time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-	}
-	r := result{Agents: *n, Connected: connected(), EnrolAllSeconds: time.Since(start).Seconds()}
-	cpu0, t0 := cpuTicks(*pid), time.Now()
-	mu.Lock()
-	measuring = true
-	mu.Unlock()
-	time.Sleep(*duration)
-	mu.Lock()
-	measuring = false
-	samples := append([]time.Duration(nil), rtts...)
-	mu.Unlock()
-	cpu1, t1 := cpuTicks(*pid), time.Now()
-	sort.Slice(samples, func(i, j int) bool { return samples[i] < samples[j] })
-	if len(samples) > 0 {
-		r.HeartbeatP50ms = ms(samples[len(samples)/2])
-		r.HeartbeatP99ms = ms(samples[len(samples)*99/100])
-	}
-	r.Samples = len(samples)
-	if *pid > 0 {
-		r.HubRSSMB = float64(rssKB(*pid)) / 1024
-		r.HubRSSPerAgentKB = float64(rssKB(*pid)) / float64(*n)
-		r.HubCPUPercent = float64(cpu1-cpu0) / 100 / t1.Sub(t0).Seconds() * 100
-	}
-	if h != nil {
-		before := make([]uint64, len(agents))
-		killed := time.Now()
-		must(h.restart(ctx))
-		fmt.Fprintf(os.Stderr, "agentload: hub restarted and leading %s after the kill\n", time.Since(killed).Round(time.Millisecond))
-		for i, a := range agents {
-			before[i] = a.Acked()
-		}
-		back := func() int {
-			k := 0
-			for i, a := range agents {
-				if a.Acked() > before[i]+1 { // +1: an ack may have been in flight at the kill
-					k++
-				}
-			}
-			return k
-		}
-		deadline := time.Now().Add(3 * time.Minute)
-		lastLog := time.Now()
-		for back() < *n && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
-			if time.Since(lastLog) >= 5*time.Second {
-				lastLog = time.Now()
-				fmt.Fprintf(os.Stderr, "agentload: %d of %d back %s after the kill\n", back(), *n, time.Since(killed).Round(time.Second))
-			}
-		}
-		r.Reconnected, r.ReconnectAllSeconds = back(), time.Since(killed).Seconds()
-	}
-	stop()
-	wg.Wait()
-	json.NewEncoder(os.Stdout).Encode(r)
+	// SIGINT or SIGTERM (a timeout around the run) ends the run early,
+	// still stopping the hub and the load processes.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	must(run(ctx, opts{api: *api, token: *token, hub: *hub, pid: *pid, n: *n, duration: *duration, wharf: *wharf, procs: *procs,
+		loadCPUs: *loadCPUs, hubCPUs: *hubCPUs, hubEnv: hubEnv, enrolling: *enrolling}))
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+// opts are the parent's flags.
+type opts struct {
+	api, token, hub, wharf   string
+	pid, n, procs, enrolling int
+	duration                 time.Duration
+	loadCPUs, hubCPUs        string
+	hubEnv                   []string
+}
+
+// envFlag collects KEY=VALUE flags.
+type envFlag []string
+
+func (e *envFlag) String() string { return strings.Join(*e, " ") }
+
+func (e *envFlag) Set(v string) error {
+	if k, _, ok := strings.Cut(v, "="); !ok || k == "" {
+		return fmt.Errorf("%q: want KEY=VALUE", v)
+	}
+	*e = append(*e, v)
+	return nil
+}
+
+// run drives the fleets; the hub it started and the load processes are
+// stopped on every return.
+func run(ctx context.Context, o opts) error {
+	ctx, cancel := context.WithTimeout(ctx, o.duration+10*time.Minute)
+	defer cancel()
+	var h *hubProc
+	if o.wharf != "" {
+		var err error
+		h, err = startHub(ctx, o.wharf, o.hubCPUs, o.hubEnv)
+		if err != nil {
+			return err
+		}
+		defer h.stop()
+		o.api, o.hub, o.token, o.pid = h.api, h.quic, h.token, h.pid()
+	}
+
+	c, err := client.New(client.Config{Address: o.api, Token: o.token})
+	if err != nil {
+		return err
+	}
+	if _, err := c.Pools().Create(ctx, apitypes.PoolRequest{Name: "load"}); err != nil && apitypes.StatusOf(err) != 409 {
+		return err
+	}
+	jt, err := c.JoinTokens().Create(ctx, apitypes.JoinTokenRequest{Pool: "load", Uses: o.n, TTL: apitypes.Duration(time.Hour)})
+	if err != nil {
+		return err
+	}
+
+	start := time.Now()
+	var fs []fleet
+	if o.procs == 1 {
+		f, err := startLocal(ctx, o.hub, jt.Token, 0, o.n, o.enrolling)
+		if err != nil {
+			return err
+		}
+		fs = append(fs, f)
+	} else {
+		for i := range o.procs {
+			lo, hi := i*o.n/o.procs, (i+1)*o.n/o.procs
+			f, err := startChild(o.hub, jt.Token, lo, hi-lo, max(o.enrolling/o.procs, 1), o.loadCPUs)
+			if err != nil {
+				return err
+			}
+			fs = append(fs, f)
+		}
+	}
+	defer fleets(fs, fleet.stop) //nolint:errcheck
+	deadline := time.Now().Add(5 * time.Minute)
+	connected, lastLog := 0, time.Now()
+	for connected < o.n && time.Now().Before(deadline) {
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
+		}
+		connected, _, err = totals(fs)
+		if err != nil {
+			return err
+		}
+		if time.Since(lastLog) >= 10*time.Second {
+			lastLog = time.Now()
+			fmt.Fprintf(os.Stderr, "agentload: %d of %d connected after %s\n", connected, o.n, time.Since(start).Round(time.Second))
+		}
+	}
+	r := result{Agents: o.n, Procs: o.procs, HubEnv: o.hubEnv, Connected: connected, EnrolAllSeconds: time.Since(start).Seconds()}
+	cpu0, t0 := cpuTicks(o.pid), time.Now()
+	if err := fleets(fs, fleet.measure); err != nil {
+		return err
+	}
+	if err := sleep(ctx, o.duration); err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	var samples []int64
+	if err := fleets(fs, func(f fleet) error {
+		s, err := f.samples()
+		mu.Lock()
+		samples = append(samples, s...)
+		mu.Unlock()
+		return err
+	}); err != nil {
+		return err
+	}
+	cpu1, t1 := cpuTicks(o.pid), time.Now()
+	slices.Sort(samples)
+	if len(samples) > 0 {
+		r.HeartbeatP50ms = float64(samples[len(samples)/2]) / 1000
+		r.HeartbeatP99ms = float64(samples[len(samples)*99/100]) / 1000
+	}
+	r.Samples = len(samples)
+	if o.pid > 0 {
+		r.HubRSSMB = float64(rssKB(o.pid)) / 1024
+		r.HubRSSPerAgentKB = float64(rssKB(o.pid)) / float64(o.n)
+		r.HubCPUPercent = float64(cpu1-cpu0) / 100 / t1.Sub(t0).Seconds() * 100
+	}
+	// The steady state's numbers, in case the restart below fails.
+	fmt.Fprintf(os.Stderr, "agentload: steady state: %+v\n", r)
+	if h != nil {
+		killed := time.Now()
+		h.kill()
+		if err := fleets(fs, fleet.mark); err != nil {
+			return err
+		}
+		if err := h.relaunch(ctx); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "agentload: hub restarted and leading %s after the kill\n", time.Since(killed).Round(time.Millisecond))
+		deadline := time.Now().Add(3 * time.Minute)
+		lastLog := time.Now()
+		back := 0
+		for back < o.n && time.Now().Before(deadline) {
+			if err := sleep(ctx, 100*time.Millisecond); err != nil {
+				return err
+			}
+			_, back, err = totals(fs)
+			if err != nil {
+				return err
+			}
+			if time.Since(lastLog) >= 5*time.Second {
+				lastLog = time.Now()
+				fmt.Fprintf(os.Stderr, "agentload: %d of %d back %s after the kill\n", back, o.n, time.Since(killed).Round(time.Second))
+			}
+		}
+		r.Reconnected, r.ReconnectAllSeconds = back, time.Since(killed).Seconds()
+	}
+	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+// sleep waits for d, or fails when ctx ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
 
 func must(err error) {
 	if err != nil {
