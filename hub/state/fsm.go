@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
@@ -60,11 +61,9 @@ func (f *FSM) apply(index uint64, data []byte) *Error {
 	if e := w.flushAlloc(); e != nil {
 		return e
 	}
-	if len(w.touched) > 0 {
-		for t := range w.touched {
-			if err := txn.Insert(tableIndex, &IndexEntry{Table: t, Index: index}); err != nil {
-				return &Error{Kind: KindInternal, Msg: err.Error()}
-			}
+	for _, t := range w.touched {
+		if err := txn.Insert(tableIndex, &IndexEntry{Table: t, Index: index}); err != nil {
+			return &Error{Kind: KindInternal, Msg: err.Error()}
 		}
 	}
 	txn.Commit()
@@ -73,10 +72,14 @@ func (f *FSM) apply(index uint64, data []byte) *Error {
 
 // writer applies one command inside one write transaction.
 type writer struct {
-	txn     *memdb.Txn
-	index   uint64
-	touched map[string]bool
-	events  int // events recorded by this command so far
+	txn   *memdb.Txn
+	index uint64
+	// touched lists the tables the command changed, each once: a
+	// command touches a handful, so a slice is cheaper than a set.
+	touched []string
+	// s reads the transaction; made on first use.
+	s      *Snapshot
+	events int // events recorded by this command so far
 	// alloc holds, per host, the CPU and memory this command's instance
 	// changes add (or release), for flushAlloc.
 	alloc map[string][2]int
@@ -227,13 +230,17 @@ func (w *writer) delete(table string, obj any) *Error {
 }
 
 func (w *writer) touch(table string) {
-	if w.touched == nil {
-		w.touched = map[string]bool{}
+	if !slices.Contains(w.touched, table) {
+		w.touched = append(w.touched, table)
 	}
-	w.touched[table] = true
 }
 
-func (w *writer) snap() *Snapshot { return &Snapshot{txn: w.txn} }
+func (w *writer) snap() *Snapshot {
+	if w.s == nil {
+		w.s = &Snapshot{txn: w.txn}
+	}
+	return w.s
+}
 
 func (w *writer) meta(m *Meta, existing *Meta) {
 	if existing != nil {

@@ -60,8 +60,9 @@ func schema() *memdb.DBSchema {
 			"id": {Name: "id", Unique: true, Indexer: str("Name")},
 		}},
 		TableApps: {Name: TableApps, Indexes: map[string]*memdb.IndexSchema{
-			"id":     {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Tenant"), str("Name")}}},
-			"tenant": {Name: "tenant", Indexer: str("Tenant")},
+			// A tenant's apps are a prefix of "id" (Snapshot.Apps): no
+			// "tenant" index, which every app write would have to update.
+			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Tenant"), str("Name")}}},
 		}},
 		TableAppVersions: {Name: TableAppVersions, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{

@@ -152,7 +152,9 @@ func (s *Snapshot) Apps(ws memdb.WatchSet, tenant string) ([]*App, error) {
 	if tenant == "" {
 		return list[App](s, ws, TableApps, "id")
 	}
-	return list[App](s, ws, TableApps, "tenant", tenant)
+	// The tenant in full, then an empty name prefix: "acme" must not
+	// match the apps of "acme2".
+	return list[App](s, ws, TableApps, "id_prefix", tenant, "")
 }
 
 // AppVersion returns one version of an app.
