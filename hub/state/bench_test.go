@@ -32,3 +32,30 @@ func BenchmarkApplyAppUpsert(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeAppUpsert compares the two forms of the app update's log
+// entry: what every node pays to read it before applying it.
+func BenchmarkDecodeAppUpsert(b *testing.B) {
+	s := spec("b1", "bench:1")
+	s.Instances = intp(3)
+	s.Env = map[string]string{"BENCH": "yes", "PAD": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}
+	req := &AppUpsertRequest{Tenant: "bench", Spec: s, Time: t0}
+	for _, c := range []struct {
+		name string
+		enc  func(MessageType, any) ([]byte, error)
+	}{{"json", encodeJSON}, {"binary", Encode}} {
+		msg, err := c.enc(AppUpsertType, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(msg)))
+			for i := 0; i < b.N; i++ {
+				if _, _, err := Decode(msg); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -45,7 +45,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 func (f *FSM) apply(index uint64, data []byte) *Error {
 	t, req, err := Decode(data)
 	if err != nil {
-		if errors.Is(err, ErrUnknownType) && len(data) > 0 && MessageType(data[0])&IgnoreUnknownTypeFlag != 0 {
+		if raw, _ := entryType(data); errors.Is(err, ErrUnknownType) && raw&IgnoreUnknownTypeFlag != 0 {
 			f.log.Debug("skipping unknown message type", "type", t, "index", index)
 			return nil
 		}
