@@ -59,3 +59,38 @@ func BenchmarkDecodeAppUpsert(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkApplyBatchAppUpsert is BenchmarkApplyAppUpsert with the
+// entries handed over 16 at a time, as Raft does under load (ApplyBatch):
+// the cost per entry.
+func BenchmarkApplyBatchAppUpsert(b *testing.B) {
+	h := newHarness(b)
+	fill(h)
+	msgs := make([][]byte, 100)
+	for i := range msgs {
+		s := spec(fmt.Sprintf("b%d", i), "bench:1")
+		s.Instances = intp(i % 5)
+		s.Env = map[string]string{"PAD": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}
+		m, err := Encode(AppUpsertType, &AppUpsertRequest{Tenant: "beta", Spec: s, Time: t0})
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs[i] = m
+	}
+	const batch = 16
+	logs := make([]*raft.Log, batch)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		n := min(batch, b.N-i)
+		for j := range n {
+			h.index++
+			logs[j] = &raft.Log{Index: h.index, Type: raft.LogCommand, Data: msgs[(i+j)%len(msgs)]}
+		}
+		for _, r := range h.fsm.ApplyBatch(logs[:n]) {
+			if r != nil {
+				b.Fatal(r)
+			}
+		}
+	}
+}

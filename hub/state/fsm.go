@@ -42,7 +42,61 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 	return nil
 }
 
+var _ raft.BatchingFSM = (*FSM)(nil)
+
+// ApplyBatch implements raft.BatchingFSM: Raft hands over the entries
+// committed together. They are applied in one write transaction (one
+// commit, and the tree nodes their commands share copied once instead of
+// once per command), with the results and the state of applying them one
+// by one: a command that fails drops the transaction, the commands before
+// it are applied again in a new one, and it fails alone, as in Apply.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	out := make([]interface{}, len(logs))
+	for i := 0; i < len(logs); {
+		i += f.applyRun(logs[i:], out[i:])
+	}
+	return out
+}
+
+// applyRun applies logs in one transaction up to the first that fails,
+// writes their results to out and returns how many it answered (at least
+// one).
+func (f *FSM) applyRun(logs []*raft.Log, out []interface{}) int {
+	db, _ := f.store.current()
+	txn := db.Txn(true)
+	defer txn.Abort()
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		if e := f.applyIn(txn, l.Index, l.Data); e != nil {
+			if i == 0 {
+				out[0] = e
+				return 1
+			}
+			// The run before it succeeded on this state: it does again.
+			txn.Abort()
+			return f.applyRun(logs[:i], out[:i])
+		}
+	}
+	txn.Commit()
+	return len(logs)
+}
+
 func (f *FSM) apply(index uint64, data []byte) *Error {
+	db, _ := f.store.current()
+	txn := db.Txn(true)
+	defer txn.Abort()
+	if e := f.applyIn(txn, index, data); e != nil {
+		return e
+	}
+	txn.Commit()
+	return nil
+}
+
+// applyIn applies one command in txn. On an error txn holds part of the
+// command's writes: the caller must abort it.
+func (f *FSM) applyIn(txn *memdb.Txn, index uint64, data []byte) *Error {
 	t, req, err := Decode(data)
 	if err != nil {
 		if raw, _ := entryType(data); errors.Is(err, ErrUnknownType) && raw&IgnoreUnknownTypeFlag != 0 {
@@ -51,9 +105,6 @@ func (f *FSM) apply(index uint64, data []byte) *Error {
 		}
 		return &Error{Kind: KindInternal, Msg: err.Error()}
 	}
-	db, _ := f.store.current()
-	txn := db.Txn(true)
-	defer txn.Abort()
 	w := &writer{txn: txn, index: index, m: meterScratch{now: commandTime(req)}}
 	if e := w.dispatch(req); e != nil {
 		return e
@@ -66,7 +117,6 @@ func (f *FSM) apply(index uint64, data []byte) *Error {
 			return &Error{Kind: KindInternal, Msg: err.Error()}
 		}
 	}
-	txn.Commit()
 	return nil
 }
 
