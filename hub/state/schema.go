@@ -65,9 +65,9 @@ func schema() *memdb.DBSchema {
 			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Tenant"), str("Name")}}},
 		}},
 		TableAppVersions: {Name: TableAppVersions, Indexes: map[string]*memdb.IndexSchema{
+			// An app's versions are a prefix of "id", oldest first.
 			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
 				str("Tenant"), str("App"), &memdb.IntFieldIndex{Field: "Version"}}}},
-			"app": {Name: "app", Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Tenant"), str("App")}}},
 		}},
 		TableAgentCA: {Name: TableAgentCA, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: str("ID")},

@@ -164,7 +164,7 @@ func (s *Snapshot) AppVersion(ws memdb.WatchSet, tenant, app string, version int
 
 // AppVersions returns every version of an app, oldest first.
 func (s *Snapshot) AppVersions(ws memdb.WatchSet, tenant, app string) ([]*AppVersion, error) {
-	return list[AppVersion](s, ws, TableAppVersions, "app", tenant, app)
+	return list[AppVersion](s, ws, TableAppVersions, "id_prefix", appPrefix(tenant, app)...)
 }
 
 // Index returns the highest Raft index that changed any of tables.
