@@ -412,3 +412,23 @@ func TestApplyBatch(t *testing.T) {
 		})
 	}
 }
+
+// TestWatchTablesNeverWritten: the watch of a table that has no rows yet
+// fires when it gets its first, not on every write to other tables.
+func TestWatchTablesNeverWritten(t *testing.T) {
+	h := newHarness(t)
+	fill(h) // no routes
+	ws := memdb.NewWatchSet()
+	if idx := h.fsm.Store().Snapshot().WatchTables(ws, TableRoutes); idx != 0 {
+		t.Fatalf("index of a table never written: %d", idx)
+	}
+	h.must(TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "other"}, Time: t0})
+	h.must(AppScaleType, &AppScaleRequest{Tenant: "acme", Name: "web", Instances: 2, Time: t0})
+	if !ws.Watch(time.After(50 * time.Millisecond)) {
+		t.Fatal("the routes watch fired on writes to other tables")
+	}
+	h.must(RouteAddType, &RouteAddRequest{Route: Route{ID: "r1", Tenant: "acme", App: "web", Host: "www.acme.test", Path: "/"}, Time: t0})
+	if ws.Watch(time.After(5 * time.Second)) {
+		t.Fatal("the routes watch did not fire on the first route")
+	}
+}

@@ -188,6 +188,15 @@ func (s *Snapshot) WatchTables(ws memdb.WatchSet, tables ...string) uint64 {
 		if err != nil {
 			continue
 		}
+		if obj == nil {
+			// A table never written has no entry, and the watch of a
+			// missing entry is that of a node the other tables' entries
+			// share: it would fire on every write. The table's own tree
+			// fires when its first row (and its entry) is written.
+			if it, err := s.txn.Get(t, "id"); err == nil {
+				ch = it.WatchCh()
+			}
+		}
 		ws.Add(ch)
 		if obj != nil && obj.(*IndexEntry).Index > max {
 			max = obj.(*IndexEntry).Index
