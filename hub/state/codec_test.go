@@ -256,3 +256,71 @@ func TestBinaryAppliesAsJSON(t *testing.T) {
 		t.Fatalf("states differ:\nJSON:\n%s\nbinary:\n%s", j, b)
 	}
 }
+
+// TestVersionSpecEqual holds Equal to its definition: reflect.DeepEqual
+// once Command, Env and Ports are nil when empty.
+func TestVersionSpecEqual(t *testing.T) {
+	// A field added to these types must be compared by Equal too.
+	for typ, n := range map[reflect.Type]int{reflect.TypeFor[VersionSpec](): 8, reflect.TypeFor[Health](): 6, reflect.TypeFor[Port](): 4} {
+		if typ.NumField() != n {
+			t.Fatalf("%v has %d fields, Equal compares %d: compare the new ones", typ, typ.NumField(), n)
+		}
+	}
+	ref := func(v, o VersionSpec) bool {
+		norm := func(x VersionSpec) VersionSpec {
+			if len(x.Command) == 0 {
+				x.Command = nil
+			}
+			if len(x.Env) == 0 {
+				x.Env = nil
+			}
+			if len(x.Ports) == 0 {
+				x.Ports = nil
+			}
+			return x
+		}
+		return reflect.DeepEqual(norm(v), norm(o))
+	}
+	base := VersionSpec{Image: "a:1", Command: []string{"x"}, Env: map[string]string{"K": "v"}, CPU: 100, Memory: 64,
+		Ports: []Port{{Name: "http", ContainerPort: 80}}, Health: &Health{HTTP: "/", Command: []string{"c"}, Interval: Duration(time.Second)}, Secrets: 1}
+	variants := []func(*VersionSpec){
+		func(v *VersionSpec) {},
+		func(v *VersionSpec) { v.Image = "a:2" },
+		func(v *VersionSpec) { v.Command = nil },
+		func(v *VersionSpec) { v.Command = []string{} },
+		func(v *VersionSpec) { v.Command = []string{"x", ""} },
+		func(v *VersionSpec) { v.Env = nil },
+		func(v *VersionSpec) { v.Env = map[string]string{} },
+		func(v *VersionSpec) { v.Env = map[string]string{"K": "w"} },
+		func(v *VersionSpec) { v.Env = map[string]string{"L": "v"} },
+		func(v *VersionSpec) { v.CPU = 200 },
+		func(v *VersionSpec) { v.Memory = 65 },
+		func(v *VersionSpec) { v.Ports = nil },
+		func(v *VersionSpec) { v.Ports = []Port{} },
+		func(v *VersionSpec) { v.Ports = []Port{{Name: "http", ContainerPort: 80, HostPort: 1}} },
+		func(v *VersionSpec) { v.Health = nil },
+		func(v *VersionSpec) { v.Health = &Health{} },
+		func(v *VersionSpec) { h := *v.Health; h.Command = nil; v.Health = &h },
+		func(v *VersionSpec) { h := *v.Health; h.Command = []string{}; v.Health = &h },
+		func(v *VersionSpec) { h := *v.Health; h.Timeout = 1; v.Health = &h },
+		func(v *VersionSpec) { h := *v.Health; h.TCP = 1; v.Health = &h },
+		func(v *VersionSpec) { h := *v.Health; h.Port = 1; v.Health = &h },
+		func(v *VersionSpec) { h := *v.Health; h.HTTP = "/x"; v.Health = &h },
+		func(v *VersionSpec) { h := *v.Health; h.Interval = 2; v.Health = &h },
+		func(v *VersionSpec) { v.Secrets = 2 },
+	}
+	mk := func(f func(*VersionSpec)) VersionSpec {
+		v := base
+		v.Health = &Health{HTTP: "/", Command: []string{"c"}, Interval: Duration(time.Second)}
+		f(&v)
+		return v
+	}
+	for i, f := range variants {
+		for j, g := range variants {
+			a, b := mk(f), mk(g)
+			if got, want := a.Equal(b), ref(a, b); got != want {
+				t.Errorf("variants %d and %d: Equal %v, reflect.DeepEqual %v", i, j, got, want)
+			}
+		}
+	}
+}
