@@ -16,8 +16,10 @@ import (
 // BenchmarkPutApp drives app updates through every node of an in-process
 // 3-node cluster from parallel clients (b.SetParallelism scales them), the
 // same write as e2e/bench. Use -cpuprofile to see where a write's CPU goes.
+// Raft keeps its production timings: those of the write path measured, and
+// the test ones cost elections under this load on a small machine.
 func BenchmarkPutApp(b *testing.B) {
-	c := hubtest.New(b, 3, hubtest.Options{})
+	c := hubtest.New(b, 3, hubtest.Options{ProductionRaft: true})
 	admin := bootstrap(b, c)
 	admin.must(b, "POST", c.Nodes[0].URL()+"/v1/tenants", apitypes.TenantRequest{Name: "bench"}, nil)
 	var worker atomic.Int64

@@ -325,6 +325,9 @@ func (r provisioner) Run(ctx context.Context) error {
 				case <-time.After(200 * time.Millisecond):
 				}
 			}
+			// While none of the tables was ever written their index is 0,
+			// and a minimum index of 0 answers at once: wait for a change.
+			last = max(last, 1)
 		}
 	}()
 	return p.Run(ctx)

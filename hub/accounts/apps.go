@@ -19,9 +19,10 @@ type AppSecrets struct{}
 func (AppSecrets) Name() string { return "app secrets" }
 
 // Watch implements reseal.Kind.
+// It watches the apps table's index rather than listing every app: the
+// list would cost a read of every app on every write.
 func (AppSecrets) Watch(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
-	_, err := snap.Apps(ws, "")
-	return snap.Index(state.TableApps), err
+	return snap.WatchTables(ws, state.TableApps), nil
 }
 
 // Stale implements reseal.Kind.
@@ -33,7 +34,7 @@ func (AppSecrets) Stale(snap *state.Snapshot, keys *seal.Keyring) ([]reseal.Comm
 	var cmds []reseal.Command
 	var errs []error
 	for _, a := range apps {
-		sealed := map[string][]byte{}
+		var sealed map[string][]byte // most apps have none stale: no map
 		var failed error
 		for name, v := range a.Secrets {
 			if keys.IsCurrent(v) {
@@ -43,6 +44,9 @@ func (AppSecrets) Stale(snap *state.Snapshot, keys *seal.Keyring) ([]reseal.Comm
 			if err != nil {
 				failed = fmt.Errorf("secret %s of app %s/%s: %w", name, a.Tenant, a.Name, err)
 				break
+			}
+			if sealed == nil {
+				sealed = map[string][]byte{}
 			}
 			sealed[name] = b
 		}

@@ -47,6 +47,29 @@ func (f *trackingFSM) Apply(l *raft.Log) interface{} {
 	return r
 }
 
+var _ raft.BatchingFSM = (*trackingFSM)(nil)
+
+// ApplyBatch implements raft.BatchingFSM, so that Raft hands the inner FSM
+// the entries committed together: in one call when it batches too, else
+// one by one.
+func (f *trackingFSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	var out []interface{}
+	if b, ok := f.inner.(raft.BatchingFSM); ok {
+		out = b.ApplyBatch(logs)
+	} else {
+		out = make([]interface{}, len(logs))
+		for i, l := range logs {
+			if l.Type == raft.LogCommand {
+				out[i] = f.inner.Apply(l)
+			}
+		}
+	}
+	if len(logs) > 0 {
+		f.set(logs[len(logs)-1].Index)
+	}
+	return out
+}
+
 // Snapshot prefixes the inner snapshot with the last applied command index,
 // so that a node restored from it knows which commands it contains.
 func (f *trackingFSM) Snapshot() (raft.FSMSnapshot, error) {

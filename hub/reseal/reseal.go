@@ -57,6 +57,11 @@ type Runner struct {
 	Keys   *seal.Keyring
 	Commit Committer
 	Kinds  []Kind
+	// Interval is the least time between two passes: a burst of writes
+	// to the watched tables (every app update changes the apps table) is
+	// looked at once, not once per entry, since a pass reads every value.
+	// Zero means one second.
+	Interval time.Duration
 	// Logger: nil discards.
 	Logger *slog.Logger
 }
@@ -69,10 +74,15 @@ func (r *Runner) log() *slog.Logger {
 }
 
 // Run re-seals until ctx ends: at once, then whenever a table of a Kind
-// changes; a failed pass is retried with a backoff up to a minute.
+// changes (at most once an Interval); a failed pass is retried with a
+// backoff up to a minute.
 func (r *Runner) Run(ctx context.Context) error {
 	var index uint64
 	wait := time.Second
+	interval := r.Interval
+	if interval == 0 {
+		interval = time.Second
+	}
 	for ctx.Err() == nil {
 		idx, err := r.State.Blocking(ctx, index, func(ws memdb.WatchSet, snap *state.Snapshot) (uint64, error) {
 			var top uint64
@@ -102,6 +112,11 @@ func (r *Runner) Run(ctx context.Context) error {
 			continue
 		}
 		index, wait = max(idx, 1), time.Second
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(interval):
+		}
 	}
 	return nil
 }

@@ -84,7 +84,7 @@ func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
 		}
 		app.AutoscaleReason = old.AutoscaleReason
 		// Secrets change only through their own commands.
-		app.Secrets, app.SecretsRevision, app.Spec.Secrets = old.Copy().Secrets, old.SecretsRevision, old.Spec.Secrets
+		app.Secrets, app.SecretsRevision, app.Spec.Secrets = copySecrets(old.Secrets), old.SecretsRevision, old.Spec.Secrets
 		app.CreatedAt = old.CreatedAt
 		app.Version, app.LatestVersion = old.Version, old.LatestVersion
 		app.CanaryFrom = old.CanaryFrom

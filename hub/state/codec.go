@@ -7,14 +7,89 @@ import (
 	"fmt"
 )
 
-// Encode makes a Raft log entry: the type byte, then the JSON request.
+// A Raft log entry is in one of two forms:
+//
+//   - JSON: the type byte, then the JSON request (every type; the only
+//     form before the binary one existed, so every older log holds it);
+//   - binary: BinaryMarker, the type byte, then the request in the binary
+//     form of codec_wire.go (the commands of codec_app.go).
+//
+// BinaryMarker is a type value the enum reserves and never assigns, and
+// it lacks the ignore flag: an entry of the JSON form begins with an
+// assigned type (with or without the flag), so no entry any version wrote
+// begins with it, and an older node that reads one fails on an unknown
+// type instead of skipping it.
+
+// BinaryMarker begins an entry of the binary form. Reserved: never a
+// command type.
+const BinaryMarker MessageType = 127
+
+// Encode makes a Raft log entry: the binary form when the type has one and
+// the request can be carried in it exactly as in JSON, else JSON.
 func Encode(t MessageType, req any) ([]byte, error) {
+	if b, err := encodeBinary(t, req); err == nil {
+		return b, nil
+	}
+	return encodeJSON(t, req)
+}
+
+// encodeJSON makes an entry of the JSON form.
+func encodeJSON(t MessageType, req any) ([]byte, error) {
 	var buf bytes.Buffer
 	buf.WriteByte(byte(t))
 	if err := json.NewEncoder(&buf).Encode(req); err != nil {
 		return nil, fmt.Errorf("encode %d: %w", t, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// encodeBinary makes an entry of the binary form, or returns errNotBinary.
+func encodeBinary(t MessageType, req any) ([]byte, error) {
+	e := wenc{b: make([]byte, 2, 512)}
+	e.b[0], e.b[1] = byte(BinaryMarker), byte(t)
+	switch r := req.(type) {
+	case *AppUpsertRequest:
+		if t&^IgnoreUnknownTypeFlag != AppUpsertType {
+			return nil, errNotBinary
+		}
+		encodeAppUpsert(&e, r)
+	case *AuditRecordRequest:
+		if t&^IgnoreUnknownTypeFlag != AuditRecordType {
+			return nil, errNotBinary
+		}
+		encodeAuditRecord(&e, r)
+	default:
+		return nil, errNotBinary
+	}
+	if e.bad {
+		return nil, errNotBinary
+	}
+	return e.b, nil
+}
+
+// decodeBinary decodes the body of a binary entry of type t.
+func decodeBinary(t MessageType, b []byte) (any, error) {
+	switch t {
+	case AppUpsertType:
+		return decodeAppUpsert(b)
+	case AuditRecordType:
+		return decodeAuditRecord(b)
+	}
+	return nil, fmt.Errorf("%w %d (binary form)", ErrUnknownType, t)
+}
+
+// entryType returns the type byte of an entry of either form, with its
+// ignore flag.
+func entryType(b []byte) (MessageType, bool) {
+	switch {
+	case len(b) == 0:
+		return 0, false
+	case MessageType(b[0]) != BinaryMarker:
+		return MessageType(b[0]), true
+	case len(b) >= 2:
+		return MessageType(b[1]), true
+	}
+	return 0, false
 }
 
 // newRequest returns a pointer to a zero request of type t, or nil when the
@@ -148,15 +223,26 @@ func newRequest(t MessageType) any {
 // ErrUnknownType is returned by Decode for a type this version does not know.
 var ErrUnknownType = errors.New("unknown message type")
 
-// Decode parses a log entry made by Encode. Unknown fields are accepted (a
-// newer node may have added some); malformed JSON, trailing data and
-// unknown types are errors. The ignore flag is stripped from the returned
-// type.
+// Decode parses a log entry made by Encode, of either form. Unknown fields
+// are accepted (a newer node may have added some); malformed JSON or
+// binary, trailing data and unknown types are errors. The ignore flag is
+// stripped from the returned type.
 func Decode(b []byte) (MessageType, any, error) {
-	if len(b) == 0 {
+	raw, ok := entryType(b)
+	if !ok {
 		return 0, nil, errors.New("empty log entry")
 	}
-	t := MessageType(b[0]) &^ IgnoreUnknownTypeFlag
+	t := raw &^ IgnoreUnknownTypeFlag
+	if MessageType(b[0]) == BinaryMarker {
+		req, err := decodeBinary(t, b[2:])
+		if err != nil {
+			if errors.Is(err, ErrUnknownType) {
+				return t, nil, err
+			}
+			return t, nil, fmt.Errorf("decode message type %d: %w", t, err)
+		}
+		return t, req, nil
+	}
 	req := newRequest(t)
 	if req == nil {
 		return t, nil, fmt.Errorf("%w %d", ErrUnknownType, t)

@@ -62,6 +62,9 @@ const (
 
 	// Autoscaling: the autoscaler's decisions.
 	AutoscaleType MessageType = 53
+
+	// 127 is BinaryMarker (codec.go), which begins an entry of the binary
+	// form: reserved, never a command type.
 )
 
 // IgnoreUnknownTypeFlag marks a message that an older FSM that does not know
@@ -69,7 +72,8 @@ const (
 const IgnoreUnknownTypeFlag MessageType = 128
 
 // A Raft log entry is: one MessageType byte, then the JSON encoding of the
-// request struct of that type. Every time a request needs is carried in it
+// request struct of that type; or, for the commands that have one, the
+// binary form (codec.go). Every time a request needs is carried in it
 // (Time), so that Apply is deterministic.
 
 // BootstrapRequest hands out the first admin token. It fails with a conflict

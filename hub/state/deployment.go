@@ -43,16 +43,16 @@ type Deployment struct {
 func deploymentSchema() *memdb.TableSchema {
 	str := func(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: field} }
 	return &memdb.TableSchema{Name: TableDeployments, Indexes: map[string]*memdb.IndexSchema{
+		// An app's history is a prefix of "id", in Index order (big
+		// endian): no second index for every entry to update.
 		"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
 			str("Tenant"), str("App"), &memdb.UintFieldIndex{Field: "Index"}}}},
-		// A non-unique index iterates in primary-key order: by Index.
-		"app": {Name: "app", Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Tenant"), str("App")}}},
 	}}
 }
 
 // History returns an app's history, oldest first.
 func (s *Snapshot) History(ws memdb.WatchSet, tenant, app string) ([]*Deployment, error) {
-	return list[Deployment](s, ws, TableDeployments, "app", tenant, app)
+	return list[Deployment](s, ws, TableDeployments, "id_prefix", appPrefix(tenant, app)...)
 }
 
 // record appends an entry to the history of app (as written by this
@@ -68,6 +68,22 @@ func (w *writer) record(app *App, kind string, from int, msg string, at time.Tim
 	if e := w.insert(TableDeployments, d); e != nil {
 		return e
 	}
+	// Counted rather than listed: an app at the limit (one that is
+	// scaled often) drops its oldest entry on every record.
+	it, err := w.txn.Get(TableDeployments, "id_prefix", appPrefix(app.Tenant, app.Name)...)
+	if err != nil {
+		return Errorf(KindInternal, "%v", err)
+	}
+	n, oldest := 0, it.Next()
+	for obj := oldest; obj != nil; obj = it.Next() {
+		n++
+	}
+	if n == historyLimit+1 {
+		return w.delete(TableDeployments, oldest)
+	}
+	if n <= historyLimit {
+		return nil
+	}
 	old, err := w.snap().History(nil, app.Tenant, app.Name)
 	if err != nil {
 		return Errorf(KindInternal, "%v", err)
@@ -78,6 +94,14 @@ func (w *writer) record(app *App, kind string, from int, msg string, at time.Tim
 		}
 	}
 	return nil
+}
+
+// appPrefix is the "id_prefix" argument list that selects an app's rows
+// in a table whose "id" index begins with its Tenant and App strings. The
+// name's terminator (memdb ends every indexed string with a NUL) is part of
+// the prefix so that app "web" does not also select app "web2".
+func appPrefix(tenant, app string) []any {
+	return []any{tenant, app + "\x00"}
 }
 
 // dropHistory deletes an app's history with the app.

@@ -60,3 +60,58 @@ func TestHistory(t *testing.T) {
 		t.Fatalf("history survives app delete: %d entries", len(ds))
 	}
 }
+
+// TestAppRowsByPrefix: an app's versions and history, and a tenant's apps,
+// are read by prefix of the "id" index; names that extend another ("web2",
+// "acme2") must not be read with it, and one app's history bound must not
+// drop another's entries.
+func TestAppRowsByPrefix(t *testing.T) {
+	h := newHarness(t)
+	fill(h) // acme/web, versions 1 and 2
+	h.must(TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "acme2"}, Time: t0})
+	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: spec("web2", "w:1"), Create: true, Time: t0})
+	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme2", Spec: spec("web", "w:1"), Create: true, Time: t0})
+	for i := 0; i < historyLimit+3; i++ {
+		h.must(AppScaleType, &AppScaleRequest{Tenant: "acme", Name: "web", Instances: 1 + i%2, Time: t0})
+	}
+	snap := h.snap()
+	names := func(apps []*App) (out []string) {
+		for _, a := range apps {
+			out = append(out, a.Tenant+"/"+a.Name)
+		}
+		return out
+	}
+	for tenant, want := range map[string]string{"acme": "[acme/web acme/web2]", "acme2": "[acme2/web]", "acm": "[]"} {
+		apps, err := snap.Apps(nil, tenant)
+		if err != nil || fmt.Sprint(names(apps)) != want {
+			t.Errorf("apps of %s: %v %v, want %s", tenant, names(apps), err, want)
+		}
+	}
+	vs, err := snap.AppVersions(nil, "acme", "web")
+	if err != nil || len(vs) != 2 || vs[0].Version != 1 || vs[1].Version != 2 {
+		t.Fatalf("versions of acme/web: %+v %v", vs, err)
+	}
+	for _, v := range vs {
+		if v.Tenant != "acme" || v.App != "web" {
+			t.Fatalf("versions of acme/web hold %s/%s", v.Tenant, v.App)
+		}
+	}
+	for _, app := range [][2]string{{"acme", "web"}, {"acme", "web2"}, {"acme2", "web"}} {
+		ds, err := snap.History(nil, app[0], app[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 1 // its creation
+		if app == [2]string{"acme", "web"} {
+			want = historyLimit
+		}
+		if len(ds) != want {
+			t.Fatalf("history of %s/%s holds %d entries, want %d", app[0], app[1], len(ds), want)
+		}
+		for _, d := range ds {
+			if d.Tenant != app[0] || d.App != app[1] {
+				t.Fatalf("history of %s/%s holds an entry of %s/%s", app[0], app[1], d.Tenant, d.App)
+			}
+		}
+	}
+}

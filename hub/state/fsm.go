@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
@@ -41,18 +42,69 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 	return nil
 }
 
+var _ raft.BatchingFSM = (*FSM)(nil)
+
+// ApplyBatch implements raft.BatchingFSM: Raft hands over the entries
+// committed together. They are applied in one write transaction (one
+// commit, and the tree nodes their commands share copied once instead of
+// once per command), with the results and the state of applying them one
+// by one: a command that fails drops the transaction, the commands before
+// it are applied again in a new one, and it fails alone, as in Apply.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
+	out := make([]interface{}, len(logs))
+	for i := 0; i < len(logs); {
+		i += f.applyRun(logs[i:], out[i:])
+	}
+	return out
+}
+
+// applyRun applies logs in one transaction up to the first that fails,
+// writes their results to out and returns how many it answered (at least
+// one).
+func (f *FSM) applyRun(logs []*raft.Log, out []interface{}) int {
+	db, _ := f.store.current()
+	txn := db.Txn(true)
+	defer txn.Abort()
+	for i, l := range logs {
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		if e := f.applyIn(txn, l.Index, l.Data); e != nil {
+			if i == 0 {
+				out[0] = e
+				return 1
+			}
+			// The run before it succeeded on this state: it does again.
+			txn.Abort()
+			return f.applyRun(logs[:i], out[:i])
+		}
+	}
+	txn.Commit()
+	return len(logs)
+}
+
 func (f *FSM) apply(index uint64, data []byte) *Error {
+	db, _ := f.store.current()
+	txn := db.Txn(true)
+	defer txn.Abort()
+	if e := f.applyIn(txn, index, data); e != nil {
+		return e
+	}
+	txn.Commit()
+	return nil
+}
+
+// applyIn applies one command in txn. On an error txn holds part of the
+// command's writes: the caller must abort it.
+func (f *FSM) applyIn(txn *memdb.Txn, index uint64, data []byte) *Error {
 	t, req, err := Decode(data)
 	if err != nil {
-		if errors.Is(err, ErrUnknownType) && len(data) > 0 && MessageType(data[0])&IgnoreUnknownTypeFlag != 0 {
+		if raw, _ := entryType(data); errors.Is(err, ErrUnknownType) && raw&IgnoreUnknownTypeFlag != 0 {
 			f.log.Debug("skipping unknown message type", "type", t, "index", index)
 			return nil
 		}
 		return &Error{Kind: KindInternal, Msg: err.Error()}
 	}
-	db, _ := f.store.current()
-	txn := db.Txn(true)
-	defer txn.Abort()
 	w := &writer{txn: txn, index: index, m: meterScratch{now: commandTime(req)}}
 	if e := w.dispatch(req); e != nil {
 		return e
@@ -60,23 +112,24 @@ func (f *FSM) apply(index uint64, data []byte) *Error {
 	if e := w.flushAlloc(); e != nil {
 		return e
 	}
-	if len(w.touched) > 0 {
-		for t := range w.touched {
-			if err := txn.Insert(tableIndex, &IndexEntry{Table: t, Index: index}); err != nil {
-				return &Error{Kind: KindInternal, Msg: err.Error()}
-			}
+	for _, t := range w.touched {
+		if err := txn.Insert(tableIndex, &IndexEntry{Table: t, Index: index}); err != nil {
+			return &Error{Kind: KindInternal, Msg: err.Error()}
 		}
 	}
-	txn.Commit()
 	return nil
 }
 
 // writer applies one command inside one write transaction.
 type writer struct {
-	txn     *memdb.Txn
-	index   uint64
-	touched map[string]bool
-	events  int // events recorded by this command so far
+	txn   *memdb.Txn
+	index uint64
+	// touched lists the tables the command changed, each once: a
+	// command touches a handful, so a slice is cheaper than a set.
+	touched []string
+	// s reads the transaction; made on first use.
+	s      *Snapshot
+	events int // events recorded by this command so far
 	// alloc holds, per host, the CPU and memory this command's instance
 	// changes add (or release), for flushAlloc.
 	alloc map[string][2]int
@@ -227,13 +280,17 @@ func (w *writer) delete(table string, obj any) *Error {
 }
 
 func (w *writer) touch(table string) {
-	if w.touched == nil {
-		w.touched = map[string]bool{}
+	if !slices.Contains(w.touched, table) {
+		w.touched = append(w.touched, table)
 	}
-	w.touched[table] = true
 }
 
-func (w *writer) snap() *Snapshot { return &Snapshot{txn: w.txn} }
+func (w *writer) snap() *Snapshot {
+	if w.s == nil {
+		w.s = &Snapshot{txn: w.txn}
+	}
+	return w.s
+}
 
 func (w *writer) meta(m *Meta, existing *Meta) {
 	if existing != nil {

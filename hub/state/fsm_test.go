@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -346,5 +347,88 @@ func TestDeterminism(t *testing.T) {
 	snapshotTo(t, h2.fsm, &b2)
 	if !bytes.Equal(b1.Bytes(), b2.Bytes()) {
 		t.Fatal("the same log gave different snapshots")
+	}
+}
+
+// TestApplyBatch: entries applied in batches, however Raft groups them,
+// give the results and the state of applying them one by one, failures
+// included (each fails alone; the rest of its batch is applied).
+func TestApplyBatch(t *testing.T) {
+	var logs []*raft.Log
+	add := func(mt MessageType, req any) {
+		b, err := Encode(mt, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs = append(logs, &raft.Log{Index: uint64(len(logs) + 1), Type: raft.LogCommand, Data: b})
+	}
+	for i, c := range goldenCommands() {
+		add(c.t, c.req)
+		switch i % 7 { // failures and entries the FSM skips, between them
+		case 1:
+			add(TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "acme"}, Time: t0}) // conflict once acme exists
+		case 3:
+			add(AppUpsertType, &AppUpsertRequest{Tenant: "nobody", Spec: spec("x", "x:1"), Time: t0})
+		case 4:
+			logs = append(logs, &raft.Log{Index: uint64(len(logs) + 1), Type: raft.LogCommand, Data: []byte{byte(AppUpsertType), '{'}})
+		case 5:
+			logs = append(logs, &raft.Log{Index: uint64(len(logs) + 1), Type: raft.LogNoop})
+		case 6:
+			logs = append(logs, &raft.Log{Index: uint64(len(logs) + 1), Type: raft.LogCommand, Data: []byte{byte(BinaryMarker), byte(AppScaleType | IgnoreUnknownTypeFlag)}})
+		}
+	}
+	// A command that fails after it has written (it stops an instance, then
+	// finds a bad placement), then one that succeeds in the same batch.
+	add(PlanApplyType, &PlanApplyRequest{Stop: []InstanceStop{{ID: "i-2", Reason: "r"}}, Place: []Instance{{ID: "i-9"}}, Time: t0})
+	add(TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "late"}, Time: t0})
+	one := newHarness(t)
+	want := make([]interface{}, len(logs))
+	failed := 0
+	for i, l := range logs {
+		want[i] = one.fsm.Apply(l)
+		if want[i] != nil {
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no command failed: the test checks nothing about failures")
+	}
+	wantState := stateJSON(t, one.fsm.Store())
+	for _, size := range []int{1, 2, 3, 7, 64, len(logs)} {
+		t.Run(fmt.Sprintf("batches of %d", size), func(t *testing.T) {
+			h := newHarness(t)
+			var got []interface{}
+			for i := 0; i < len(logs); i += size {
+				got = append(got, h.fsm.ApplyBatch(logs[i:min(i+size, len(logs))])...)
+			}
+			for i := range logs {
+				if !reflect.DeepEqual(got[i], want[i]) {
+					t.Fatalf("entry %d: %v in a batch, %v alone", i, got[i], want[i])
+				}
+			}
+			if s := stateJSON(t, h.fsm.Store()); string(s) != string(wantState) {
+				t.Fatalf("batches of %d end in another state:\n%s\nwant\n%s", size, s, wantState)
+			}
+		})
+	}
+}
+
+// TestWatchTablesNeverWritten: the watch of a table that has no rows yet
+// fires when it gets its first, not on every write to other tables.
+func TestWatchTablesNeverWritten(t *testing.T) {
+	h := newHarness(t)
+	fill(h) // no routes
+	ws := memdb.NewWatchSet()
+	if idx := h.fsm.Store().Snapshot().WatchTables(ws, TableRoutes); idx != 0 {
+		t.Fatalf("index of a table never written: %d", idx)
+	}
+	h.must(TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "other"}, Time: t0})
+	h.must(AppScaleType, &AppScaleRequest{Tenant: "acme", Name: "web", Instances: 2, Time: t0})
+	if !ws.Watch(time.After(50 * time.Millisecond)) {
+		t.Fatal("the routes watch fired on writes to other tables")
+	}
+	h.must(RouteAddType, &RouteAddRequest{Route: Route{ID: "r1", Tenant: "acme", App: "web", Host: "www.acme.test", Path: "/"}, Time: t0})
+	if ws.Watch(time.After(5 * time.Second)) {
+		t.Fatal("the routes watch did not fire on the first route")
 	}
 }

@@ -3,6 +3,7 @@ package state
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -216,7 +217,11 @@ func recordGolden(t *testing.T, dir string) {
 			t.Fatal(err)
 		}
 		h.must(c.t, c.req)
-		fmt.Fprintf(&log, "%d %s", b[0], b[1:]) // the JSON ends with a newline
+		if MessageType(b[0]) == BinaryMarker {
+			fmt.Fprintf(&log, "%d %x\n", b[0], b[1:])
+		} else {
+			fmt.Fprintf(&log, "%d %s", b[0], b[1:]) // the JSON ends with a newline
+		}
 	}
 	var snap bytes.Buffer
 	snapshotTo(t, h.fsm, &snap)
@@ -227,7 +232,9 @@ func recordGolden(t *testing.T, dir string) {
 	}
 }
 
-// replayLog applies a golden log: one entry a line, "TYPE JSON".
+// replayLog applies a golden log: one entry a line, "TYPE JSON" for the
+// JSON form, or "127 HEX" for the binary form (BinaryMarker, then the rest
+// of the entry in hex).
 func replayLog(t *testing.T, h *harness, path string) {
 	t.Helper()
 	f, err := os.Open(path)
@@ -245,6 +252,13 @@ func replayLog(t *testing.T, h *harness, path string) {
 		}
 		h.index++
 		entry := append([]byte{byte(mt)}, body...)
+		if MessageType(mt) == BinaryMarker {
+			rest, err := hex.DecodeString(body)
+			if err != nil {
+				t.Fatalf("%s:%d: binary entry not in hex: %v", path, n, err)
+			}
+			entry = append([]byte{byte(mt)}, rest...)
+		}
 		if r := h.fsm.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: entry}); r != nil {
 			t.Fatalf("%s:%d: apply: %v", path, n, r)
 		}

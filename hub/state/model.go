@@ -144,13 +144,20 @@ func (a *App) Copy() *App {
 	c := *a
 	c.Spec = copySpec(a.Spec)
 	c.Noticed = slices.Clone(a.Noticed)
-	if a.Secrets != nil {
-		c.Secrets = make(map[string][]byte, len(a.Secrets))
-		for k, v := range a.Secrets {
-			c.Secrets[k] = slices.Clone(v)
-		}
-	}
+	c.Secrets = copySecrets(a.Secrets)
 	return &c
+}
+
+// copySecrets returns a deep copy of an app's sealed secrets (nil for nil).
+func copySecrets(m map[string][]byte) map[string][]byte {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string][]byte, len(m))
+	for k, v := range m {
+		c[k] = slices.Clone(v)
+	}
+	return c
 }
 
 // Notice is one trouble of one app version told to its tenant.

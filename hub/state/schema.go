@@ -48,8 +48,10 @@ func schema() *memdb.DBSchema {
 		TableMachines:  machineSchema(),
 		TablePlans:     planSchema(),
 		TableAudit:     auditSchema(),
+		// Tenants, apps and the index table are read and written by every
+		// app write: their "id" indexes read fields without reflection.
 		TableTenants: {Name: TableTenants, Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: str("Name")},
+			"id": {Name: "id", Unique: true, Indexer: stringIndex(func(o *Tenant) string { return o.Name })},
 		}},
 		TableTokens: {Name: TableTokens, Indexes: map[string]*memdb.IndexSchema{
 			"id":     {Name: "id", Unique: true, Indexer: str("ID")},
@@ -60,13 +62,14 @@ func schema() *memdb.DBSchema {
 			"id": {Name: "id", Unique: true, Indexer: str("Name")},
 		}},
 		TableApps: {Name: TableApps, Indexes: map[string]*memdb.IndexSchema{
-			"id":     {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Tenant"), str("Name")}}},
-			"tenant": {Name: "tenant", Indexer: str("Tenant")},
+			// A tenant's apps are a prefix of "id" (Snapshot.Apps): no
+			// "tenant" index, which every app write would have to update.
+			"id": {Name: "id", Unique: true, Indexer: stringPairIndex(func(o *App) string { return o.Tenant }, func(o *App) string { return o.Name })},
 		}},
 		TableAppVersions: {Name: TableAppVersions, Indexes: map[string]*memdb.IndexSchema{
+			// An app's versions are a prefix of "id", oldest first.
 			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
 				str("Tenant"), str("App"), &memdb.IntFieldIndex{Field: "Version"}}}},
-			"app": {Name: "app", Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Tenant"), str("App")}}},
 		}},
 		TableAgentCA: {Name: TableAgentCA, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: str("ID")},
@@ -87,7 +90,7 @@ func schema() *memdb.DBSchema {
 		TableInstances:   instanceSchema(),
 		TableDeployments: deploymentSchema(),
 		tableIndex: {Name: tableIndex, Indexes: map[string]*memdb.IndexSchema{
-			"id": {Name: "id", Unique: true, Indexer: str("Table")},
+			"id": {Name: "id", Unique: true, Indexer: stringIndex(func(o *IndexEntry) string { return o.Table })},
 		}},
 		tableMeta: {Name: tableMeta, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: str("ID")},

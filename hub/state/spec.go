@@ -3,7 +3,8 @@ package state
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
+	"maps"
+	"slices"
 	"time"
 )
 
@@ -107,21 +108,22 @@ func (s *AppSpec) VersionFields() VersionSpec {
 }
 
 // Equal reports whether two version specs are the same version. Nil and
-// empty collections are equal.
+// empty collections are equal, except a health check's command, where nil
+// and empty differ. It is reflect.DeepEqual after those collections are
+// made nil when empty (TestVersionSpecEqual holds it to that), written out
+// because every app update on every node asks it.
 func (v VersionSpec) Equal(o VersionSpec) bool {
-	norm := func(x VersionSpec) VersionSpec {
-		if len(x.Command) == 0 {
-			x.Command = nil
-		}
-		if len(x.Env) == 0 {
-			x.Env = nil
-		}
-		if len(x.Ports) == 0 {
-			x.Ports = nil
-		}
-		return x
+	return v.Image == o.Image && v.CPU == o.CPU && v.Memory == o.Memory && v.Secrets == o.Secrets &&
+		slices.Equal(v.Command, o.Command) && maps.Equal(v.Env, o.Env) && slices.Equal(v.Ports, o.Ports) &&
+		healthEqual(v.Health, o.Health)
+}
+
+func healthEqual(a, b *Health) bool {
+	if a == nil || b == nil {
+		return a == b
 	}
-	return reflect.DeepEqual(norm(v), norm(o))
+	return a.HTTP == b.HTTP && a.TCP == b.TCP && a.Port == b.Port && a.Interval == b.Interval && a.Timeout == b.Timeout &&
+		(a.Command == nil) == (b.Command == nil) && slices.Equal(a.Command, b.Command)
 }
 
 // Quota bounds what a tenant may use; zero fields are unlimited (or, for

@@ -152,7 +152,9 @@ func (s *Snapshot) Apps(ws memdb.WatchSet, tenant string) ([]*App, error) {
 	if tenant == "" {
 		return list[App](s, ws, TableApps, "id")
 	}
-	return list[App](s, ws, TableApps, "tenant", tenant)
+	// The tenant in full, then an empty name prefix: "acme" must not
+	// match the apps of "acme2".
+	return list[App](s, ws, TableApps, "id_prefix", tenant, "")
 }
 
 // AppVersion returns one version of an app.
@@ -162,7 +164,7 @@ func (s *Snapshot) AppVersion(ws memdb.WatchSet, tenant, app string, version int
 
 // AppVersions returns every version of an app, oldest first.
 func (s *Snapshot) AppVersions(ws memdb.WatchSet, tenant, app string) ([]*AppVersion, error) {
-	return list[AppVersion](s, ws, TableAppVersions, "app", tenant, app)
+	return list[AppVersion](s, ws, TableAppVersions, "id_prefix", appPrefix(tenant, app)...)
 }
 
 // Index returns the highest Raft index that changed any of tables.
@@ -185,6 +187,15 @@ func (s *Snapshot) WatchTables(ws memdb.WatchSet, tables ...string) uint64 {
 		ch, obj, err := s.txn.FirstWatch(tableIndex, "id", t)
 		if err != nil {
 			continue
+		}
+		if obj == nil {
+			// A table never written has no entry, and the watch of a
+			// missing entry is that of a node the other tables' entries
+			// share: it would fire on every write. The table's own tree
+			// fires when its first row (and its entry) is written.
+			if it, err := s.txn.Get(t, "id"); err == nil {
+				ch = it.WatchCh()
+			}
 		}
 		ws.Add(ch)
 		if obj != nil && obj.(*IndexEntry).Index > max {

@@ -1,0 +1,89 @@
+package state
+
+import (
+	"fmt"
+
+	"github.com/hashicorp/go-memdb"
+)
+
+// stringsIndex indexes objects of type T by one or more string fields read
+// by a plain function instead of by reflection (memdb's StringFieldIndex
+// looks the field up by name on every call: a cost every write of the
+// table pays, on every node). Its keys are those of a StringFieldIndex
+// (one field) or a CompoundIndex of StringFieldIndexes (several) over the
+// same fields, byte for byte: each string followed by a NUL; an object
+// with an empty field is not indexed; PrefixFromArgs takes the leading
+// fields, the last of them as a prefix.
+type stringsIndex[T any] struct {
+	n      int // how many fields fields returns
+	fields func(*T, *[2]string)
+}
+
+var (
+	_ memdb.SingleIndexer = stringsIndex[App]{}
+	_ memdb.PrefixIndexer = stringsIndex[App]{}
+)
+
+// stringIndex indexes T by one string field.
+func stringIndex[T any](field func(*T) string) stringsIndex[T] {
+	return stringsIndex[T]{n: 1, fields: func(o *T, out *[2]string) { out[0] = field(o) }}
+}
+
+// stringPairIndex indexes T by two string fields, as a CompoundIndex.
+func stringPairIndex[T any](first, second func(*T) string) stringsIndex[T] {
+	return stringsIndex[T]{n: 2, fields: func(o *T, out *[2]string) { out[0], out[1] = first(o), second(o) }}
+}
+
+// FromObject implements memdb.SingleIndexer.
+func (x stringsIndex[T]) FromObject(raw any) (bool, []byte, error) {
+	o, ok := raw.(*T)
+	if !ok {
+		return false, nil, fmt.Errorf("index of %T: got %T", (*T)(nil), raw)
+	}
+	var f [2]string
+	x.fields(o, &f)
+	size := 0
+	for _, s := range f[:x.n] {
+		if s == "" {
+			return false, nil, nil
+		}
+		size += len(s) + 1
+	}
+	key := make([]byte, 0, size)
+	for _, s := range f[:x.n] {
+		key = append(append(key, s...), 0)
+	}
+	return true, key, nil
+}
+
+// FromArgs implements memdb.Indexer: one string per field.
+func (x stringsIndex[T]) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != x.n {
+		return nil, fmt.Errorf("%d arguments for an index of %d fields", len(args), x.n)
+	}
+	return x.key(args, false)
+}
+
+// PrefixFromArgs implements memdb.PrefixIndexer: up to one string per
+// field, the last one a prefix.
+func (x stringsIndex[T]) PrefixFromArgs(args ...any) ([]byte, error) {
+	if len(args) > x.n {
+		return nil, fmt.Errorf("more arguments than index fields")
+	}
+	return x.key(args, true)
+}
+
+func (x stringsIndex[T]) key(args []any, prefix bool) ([]byte, error) {
+	var key []byte
+	for i, a := range args {
+		s, ok := a.(string)
+		if !ok {
+			return nil, fmt.Errorf("argument must be a string: %#v", a)
+		}
+		key = append(key, s...)
+		if !prefix || i < len(args)-1 {
+			key = append(key, 0)
+		}
+	}
+	return key, nil
+}
