@@ -24,9 +24,21 @@ import (
 // command type.
 const BinaryMarker MessageType = 127
 
-// Encode makes a Raft log entry: the binary form when the type has one and
-// the request can be carried in it exactly as in JSON, else JSON.
+// Encode makes a Raft log entry in the JSON form, which every hub version
+// reads. This version reads the binary form too but does not write it
+// yet: a node of an earlier version, in a cluster upgraded one node at a
+// time, would fail on every app write. Writing it (EncodeBinary) is for
+// the version after this one, whose nodes can count on their peers
+// reading it.
 func Encode(t MessageType, req any) ([]byte, error) {
+	return encodeJSON(t, req)
+}
+
+// EncodeBinary makes a Raft log entry in the binary form when the type
+// has one and the request can be carried in it exactly as in JSON, else
+// in the JSON form. Only for clusters whose every node reads the binary
+// form.
+func EncodeBinary(t MessageType, req any) ([]byte, error) {
 	if b, err := encodeBinary(t, req); err == nil {
 		return b, nil
 	}

@@ -77,7 +77,7 @@ func jsonRoundTrip(t testing.TB, mt MessageType, req any) any {
 func TestBinaryMatchesJSON(t *testing.T) {
 	for _, c := range binaryCases() {
 		t.Run(c.name, func(t *testing.T) {
-			b, err := Encode(c.t, c.req)
+			b, err := EncodeBinary(c.t, c.req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +117,7 @@ func TestEncodeFallsBackToJSON(t *testing.T) {
 		{"a type that does not match the request", AppScaleType, &AppUpsertRequest{Tenant: "a"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			b, err := Encode(c.t, c.req)
+			b, err := EncodeBinary(c.t, c.req)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -127,7 +127,7 @@ func TestEncodeFallsBackToJSON(t *testing.T) {
 		})
 	}
 	// A year JSON cannot write fails as it always did.
-	if _, err := Encode(AppUpsertType, &AppUpsertRequest{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}); err == nil {
+	if _, err := EncodeBinary(AppUpsertType, &AppUpsertRequest{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}); err == nil {
 		t.Fatal("a time in year 10000 encoded")
 	}
 }
@@ -136,7 +136,7 @@ func TestEncodeFallsBackToJSON(t *testing.T) {
 // writer added are skipped; unknown binary types with the ignore flag are
 // skipped by the FSM, without it refused.
 func TestDecodeBinary(t *testing.T) {
-	good, err := Encode(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: spec("web", "web:1"), Time: t0})
+	good, err := EncodeBinary(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: spec("web", "web:1"), Time: t0})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestBinaryAppliesAsJSON(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		bb, err := Encode(c.t, c.req)
+		bb, err := EncodeBinary(c.t, c.req)
 		if err != nil {
 			t.Fatal(err)
 		}

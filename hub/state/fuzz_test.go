@@ -56,7 +56,7 @@ func seeds(f *testing.F) {
 	// Both forms of the commands that have a binary one: the JSON form is
 	// what every log written before it holds.
 	for _, c := range binaryCases() {
-		for _, enc := range []func(MessageType, any) ([]byte, error){Encode, encodeJSON} {
+		for _, enc := range []func(MessageType, any) ([]byte, error){EncodeBinary, encodeJSON} {
 			b, err := enc(c.t, c.req)
 			if err != nil {
 				f.Fatal(err)
