@@ -494,6 +494,9 @@ func (w *writer) putInstance(old, n *Instance) *Error {
 	if e := w.meter(old, n); e != nil {
 		return e
 	}
+	if e := w.noteWatch(appWatchKey(n.Tenant, n.App)); e != nil {
+		return e
+	}
 	return w.insert(TableInstances, n)
 }
 
@@ -501,6 +504,9 @@ func (w *writer) putInstance(old, n *Instance) *Error {
 func (w *writer) dropInstance(old *Instance) *Error {
 	w.allocate(old, -1)
 	if e := w.meter(old, nil); e != nil {
+		return e
+	}
+	if e := w.noteWatch(appWatchKey(old.Tenant, old.App)); e != nil {
 		return e
 	}
 	return w.delete(TableInstances, old)
