@@ -42,6 +42,12 @@ func TestInstancesBlockingQuery(t *testing.T) {
 		{"its instance reported running", func() {
 			f.applyState(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: "host1", Updates: []state.InstanceUpdate{{ID: "i-1", State: state.InstanceRunning, Ready: true}}})
 		}, true, func(is []apitypes.Instance) bool { return len(is) == 1 && is[0].State == state.InstanceRunning }},
+		{"its pending explanation (status: the app's modify index stays)", func() {
+			f.applyState(state.PlanApplyType, &state.PlanApplyRequest{Pending: []state.AppPending{{Tenant: "acme", App: "web", Reason: "no capacity"}}})
+		}, true, func(is []apitypes.Instance) bool { return len(is) == 1 }},
+		{"another app's pending explanation", func() {
+			f.applyState(state.PlanApplyType, &state.PlanApplyRequest{Pending: []state.AppPending{{Tenant: "beta", App: "web", Reason: "no capacity"}}})
+		}, false, nil},
 		{"its host down", func() {
 			f.applyState(state.HostStateType, &state.HostStateRequest{ID: "host1", State: state.HostDown, Time: time.Now()})
 		}, true, func(is []apitypes.Instance) bool { return len(is) == 1 && is[0].State == apitypes.InstanceLost }},

@@ -320,6 +320,9 @@ func (w *writer) planApply(r *PlanApplyRequest) *Error {
 		if e := w.insert(TableApps, n); e != nil {
 			return e
 		}
+		if e := w.noteWatch(appWatchKey(a.Tenant, a.Name)); e != nil {
+			return e
+		}
 	}
 	for _, rv := range r.Revert {
 		if e := w.revert(rv, r.Time); e != nil {

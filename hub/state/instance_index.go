@@ -5,7 +5,8 @@ import (
 )
 
 // tableWatch holds watch indexes: per app, the last Raft index that wrote
-// or removed one of its instances; per host, the last that changed its
+// or removed one of its instances or changed its status without its
+// modify index (Pending, Noticed: status, not spec); per host, the last that changed its
 // state, inventory or existence (not its allocation, which every
 // placement on it changes). A blocking query on one app's instances
 // watches these rows, so that it answers when what it shows changes and
@@ -42,8 +43,11 @@ func appWatchKey(tenant, app string) string { return "app/" + tenant + "/" + app
 func hostWatchKey(id string) string         { return "host/" + id }
 
 // AppInstancesIndex returns a Raft index that rises whenever one of an
-// app's instances is written or removed, and adds to ws a channel that
-// fires when it does. It is at least the index of the last such change.
+// app's instances is written or removed or the app's status changes
+// (which leaves its modify index alone), and adds to ws a channel that
+// fires when it does. It is at least the index of the last such change;
+// with the app's modify index it covers every change of the app and its
+// instances.
 func (s *Snapshot) AppInstancesIndex(ws memdb.WatchSet, tenant, app string) uint64 {
 	return s.watchIndex(ws, appWatchKey(tenant, app))
 }

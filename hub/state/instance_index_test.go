@@ -29,6 +29,7 @@ func TestWatchIndexes(t *testing.T) {
 		{"its instance reported", InstanceUpdateType, &InstanceUpdateRequest{Host: "host1", Updates: []InstanceUpdate{{ID: "i-1", State: InstanceRunning, Ready: true}}, Time: t0}, true, false},
 		{"the host suspect", HostStateType, &HostStateRequest{ID: "host1", State: HostSuspect, Time: t0}, false, true},
 		{"the host's inventory", HostInventoryType, &HostInventoryRequest{ID: "host1", Inventory: Inventory{CPUs: 4, MemoryBytes: 8 << 30}}, false, true},
+		{"its pending explanation", PlanApplyType, &PlanApplyRequest{Pending: []AppPending{{Tenant: "acme", App: "web", Reason: "no capacity"}}, Time: t0}, true, false},
 		{"its instance stopped", PlanApplyType, &PlanApplyRequest{Stop: []InstanceStop{{ID: "i-1", Reason: "test"}}, Time: t0}, true, false},
 		{"its instance removed", InstanceUpdateType, &InstanceUpdateRequest{Host: "host1", Updates: []InstanceUpdate{{ID: "i-1", State: InstanceStopped}}, Time: t0}, true, false},
 	}
