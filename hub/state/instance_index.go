@@ -15,13 +15,14 @@ import (
 // every write).
 //
 // The table is derived and never snapshotted: snapshots stay what they
-// were, and a restore sets floorKey instead, the restored state's latest
-// index, which every row missing since then reports. So on every node a
-// row's value is at least the index of the last change it stands for and
-// rises with every later one, which is what a blocking query needs; two
-// nodes may differ below that (one replayed the log, one restored a
-// snapshot), which at worst answers a watcher once early. Rows of deleted
-// apps and hosts stay until the next restart: a few dozen bytes each.
+// were, and a restore sets every app's and host's row to the restored
+// state's latest index, and floorKey too, which a row missing since then
+// reports. So on every node a row's value is at least the index of the
+// last change it stands for and rises with every later one, which is what
+// a blocking query needs; two nodes may differ below that (one replayed
+// the log, one restored a snapshot), which at worst answers a watcher
+// once early. Rows of deleted apps and hosts stay until the next restart:
+// a few dozen bytes each.
 const tableWatch = "watch_index"
 
 // floorKey is the row that holds the floor.
@@ -93,8 +94,32 @@ func (w *writer) noteWatch(key string) *Error {
 }
 
 // setWatchFloor makes every row of a restored database report at least
-// the restored state's latest index.
+// the restored state's latest index: the floor, and a row at the floor
+// for every app and host, so that a query watches its own row rather than
+// the part of the table where a missing row would be.
 func setWatchFloor(txn *memdb.Txn) error {
 	idx := (&Snapshot{txn: txn}).LatestIndex()
-	return txn.Insert(tableWatch, &watchEntry{Key: floorKey, Index: idx})
+	if err := txn.Insert(tableWatch, &watchEntry{Key: floorKey, Index: idx}); err != nil {
+		return err
+	}
+	apps, err := txn.Get(TableApps, "id")
+	if err != nil {
+		return err
+	}
+	for obj := apps.Next(); obj != nil; obj = apps.Next() {
+		a := obj.(*App)
+		if err := txn.Insert(tableWatch, &watchEntry{Key: appWatchKey(a.Tenant, a.Name), Index: idx}); err != nil {
+			return err
+		}
+	}
+	hosts, err := txn.Get(TableHosts, "id")
+	if err != nil {
+		return err
+	}
+	for obj := hosts.Next(); obj != nil; obj = hosts.Next() {
+		if err := txn.Insert(tableWatch, &watchEntry{Key: hostWatchKey(obj.(*Host).ID), Index: idx}); err != nil {
+			return err
+		}
+	}
+	return nil
 }

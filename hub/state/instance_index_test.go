@@ -60,6 +60,13 @@ func TestWatchIndexes(t *testing.T) {
 			t.Fatalf("after a restore an index is %d, below the state's %d (the log-replayed node's app index: %d)", got, latest, app())
 		}
 	}
+	// Every app and host has its row: a query watches that row, not the
+	// part of the table where a missing one would be.
+	for _, key := range []string{appWatchKey("acme", "web"), appWatchKey("beta", "web"), hostWatchKey("host1")} {
+		if obj, err := h2.snap().txn.First(tableWatch, "id", key); err != nil || obj == nil {
+			t.Fatalf("after a restore, no watch row %s: %v", key, err)
+		}
+	}
 	before := h2.snap().AppInstancesIndex(nil, "beta", "web")
 	h2.must(InstanceUpdateType, &InstanceUpdateRequest{Host: "host1", Updates: []InstanceUpdate{{ID: "b-1", State: InstanceRunning, Ready: true}}, Time: t0})
 	if after := h2.snap().AppInstancesIndex(nil, "beta", "web"); after <= before {
