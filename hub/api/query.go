@@ -45,7 +45,7 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, fn queryFn) error
 	ctx := r.Context()
 	if !q.Has("stale") {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := s.cfg.Cluster.ConsistentRead(cctx)
+		err := s.reads.wait(cctx)
 		cancel()
 		if err != nil {
 			return err
