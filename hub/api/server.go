@@ -154,6 +154,8 @@ type Server struct {
 	routes  []string
 	latency *prometheus.HistogramVec
 	reads   *readGate // linearizable-read barriers, shared
+	// instances shares app instance lists between watchers.
+	instances instancesCache
 }
 
 // New returns an API server.
