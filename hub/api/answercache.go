@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"sync"
 
 	"github.com/hashicorp/go-memdb"
@@ -11,7 +13,7 @@ import (
 
 // instancesCache shares an app's instance list between the queries that
 // read it at the same state: when one write wakes 1,000 watchers of an
-// app, the node builds their answer once. An answer is a function of the
+// app, the node builds and encodes their answer once. An answer is a function of the
 // state, which a Raft index names on a node (the FSM is deterministic), of
 // the tenant and of the app; it carries the watches its building added,
 // which every query that uses it adds to its own. The zero value is ready.
@@ -21,19 +23,22 @@ type instancesCache struct {
 }
 
 type cachedInstances struct {
-	at  uint64 // the state's latest index
-	out []apitypes.Instance
-	idx uint64
-	ws  memdb.WatchSet // read-only once cached
+	at   uint64 // the state's latest index
+	body encodedJSON
+	idx  uint64
+	ws   memdb.WatchSet // read-only once cached
 }
+
+// encodedJSON is an answer already encoded as writeJSON encodes it.
+type encodedJSON []byte
 
 // maxCachedApps bounds the cache; past it, it starts over.
 const maxCachedApps = 4096
 
-// get returns build's answer for the app at snap, building it only when
-// no query built it at the same state.
+// get returns build's answer for the app at snap, encoded, building and
+// encoding it only when no query did at the same state.
 func (c *instancesCache) get(ws memdb.WatchSet, snap *state.Snapshot, tenant, name string,
-	build func(memdb.WatchSet, *state.Snapshot, string, string) ([]apitypes.Instance, uint64, error)) ([]apitypes.Instance, uint64, error) {
+	build func(memdb.WatchSet, *state.Snapshot, string, string) ([]apitypes.Instance, uint64, error)) (encodedJSON, uint64, error) {
 	key := tenant + "/" + name
 	at := snap.LatestIndex()
 	c.mu.Lock()
@@ -46,9 +51,13 @@ func (c *instancesCache) get(ws memdb.WatchSet, snap *state.Snapshot, tenant, na
 			ws.Add(ch)
 		}
 		if err != nil {
-			return out, idx, err
+			return nil, idx, err
 		}
-		e = &cachedInstances{at: at, out: out, idx: idx, ws: own}
+		var buf bytes.Buffer
+		if err := json.NewEncoder(&buf).Encode(out); err != nil {
+			return nil, idx, err
+		}
+		e = &cachedInstances{at: at, body: buf.Bytes(), idx: idx, ws: own}
 		c.mu.Lock()
 		if c.m == nil || len(c.m) >= maxCachedApps {
 			c.m = map[string]*cachedInstances{}
@@ -57,10 +66,10 @@ func (c *instancesCache) get(ws memdb.WatchSet, snap *state.Snapshot, tenant, na
 			c.m[key] = e
 		}
 		c.mu.Unlock()
-		return out, idx, nil
+		return e.body, idx, nil
 	}
 	for ch := range e.ws {
 		ws.Add(ch)
 	}
-	return e.out, e.idx, nil
+	return e.body, e.idx, nil
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"testing"
 
 	"github.com/hashicorp/go-memdb"
@@ -22,8 +23,15 @@ func TestInstancesCache(t *testing.T) {
 	}
 	get := func(tenant, name string) ([]apitypes.Instance, memdb.WatchSet, error) {
 		ws := memdb.NewWatchSet()
-		out, _, err := c.get(ws, f.api.cfg.Store.Snapshot(), tenant, name, build)
-		return out, ws, err
+		body, _, err := c.get(ws, f.api.cfg.Store.Snapshot(), tenant, name, build)
+		if err != nil {
+			return nil, ws, err
+		}
+		var out []apitypes.Instance
+		if err := json.Unmarshal(body, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out, ws, nil
 	}
 	a, wsA, err := get("acme", "web")
 	if err != nil || len(a) != 1 || builds != 1 || len(wsA) == 0 {
