@@ -81,38 +81,6 @@ func (s *Server) appHistory(w http.ResponseWriter, r *http.Request, p *principal
 	})
 }
 
-func (s *Server) appInstances(w http.ResponseWriter, r *http.Request, p *principal) error {
-	return s.readApp(w, r, p, func(ws memdb.WatchSet, snap *state.Snapshot, a *state.App) (any, error) {
-		is, err := snap.AppInstances(ws, a.Tenant, a.Name)
-		if err != nil {
-			return nil, err
-		}
-		lost, err := snap.LostHosts(ws)
-		if err != nil {
-			return nil, err
-		}
-		out := make([]apitypes.Instance, 0, len(is))
-		for _, i := range is {
-			name, reason := "", i.Reason
-			if h, _ := snap.Host(nil, i.Host); h != nil {
-				name = h.Name
-				if reason == "" && i.Desired == state.DesiredRun && i.State == state.InstancePending && !hostRuns(snap, a, i, h) {
-					reason = apitypes.ReasonNoDriver
-				}
-			}
-			o := apitypes.Instance{ID: i.ID, Host: i.Host, HostName: name, Version: i.Version, State: i.State, Ready: i.Ready,
-				Address: i.Address, Restarts: i.Restarts, Desired: i.Desired, Message: i.Message, Reason: reason, CreatedAt: i.CreatedAt}
-			if lost[i.Host] && i.State != state.InstanceStopped {
-				// What the agent last said no longer holds: its host is
-				// down or cut off. Stopped stays stopped.
-				o.State, o.Ready, o.Reason = apitypes.InstanceLost, false, apitypes.ReasonHostLost
-			}
-			out = append(out, o)
-		}
-		return out, nil
-	})
-}
-
 // hostRuns reports whether host h's drivers run instance i of app a (a
 // pending instance on a host that cannot run it waits for the planner to
 // move it).

@@ -45,7 +45,7 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, fn queryFn) error
 	ctx := r.Context()
 	if !q.Has("stale") {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := s.cfg.Cluster.ConsistentRead(cctx)
+		err := s.reads.wait(cctx)
 		cancel()
 		if err != nil {
 			return err
@@ -72,6 +72,12 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, fn queryFn) error
 		return nil // the client went away
 	}
 	w.Header().Set("X-Wharf-Index", strconv.FormatUint(max(idx, 1), 10))
+	if b, ok := out.(encodedJSON); ok {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, err := w.Write(b)
+		return err
+	}
 	return writeJSON(w, http.StatusOK, out)
 }
 

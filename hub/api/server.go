@@ -153,6 +153,9 @@ type Server struct {
 	mux     *http.ServeMux
 	routes  []string
 	latency *prometheus.HistogramVec
+	reads   *readGate // linearizable-read barriers, shared
+	// instances shares app instance lists between watchers.
+	instances instancesCache
 }
 
 // New returns an API server.
@@ -178,7 +181,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Billing == nil {
 		cfg.Billing = billing.NewBiller(billing.BillerConfig{State: cfg.Store, Now: cfg.Now})
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, log: cfg.Logger, mux: http.NewServeMux(), reads: newReadGate(cfg.Cluster.ConsistentRead, 10*time.Second)}
 	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "wharf_api_request_duration_seconds",
 		Help:    "REST API request latency by route and status code.",

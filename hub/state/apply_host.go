@@ -87,6 +87,9 @@ func (w *writer) hostEnroll(r *HostEnrollRequest) *Error {
 	if e := w.insert(TableHosts, h); e != nil {
 		return e
 	}
+	if e := w.noteWatch(hostWatchKey(h.ID)); e != nil {
+		return e
+	}
 	return w.event(Event{Time: r.Time, Type: "host.enrolled", Subject: h.ID, Pool: h.Pool, Message: fmt.Sprintf("host %s enrolled into pool %s with join token %s", h.Name, h.Pool, t.ID)})
 }
 
@@ -114,6 +117,9 @@ func (w *writer) hostState(r *HostStateRequest) *Error {
 	if e := w.insert(TableHosts, n); e != nil {
 		return e
 	}
+	if e := w.noteWatch(hostWatchKey(h.ID)); e != nil {
+		return e
+	}
 	msg := fmt.Sprintf("host %s: %s -> %s", h.Name, h.State, r.State)
 	if r.Disconnected {
 		msg += " (disconnected: its pool peers still see it)"
@@ -135,6 +141,9 @@ func (w *writer) hostInventory(r *HostInventoryRequest) *Error {
 	n.Inventory.Addresses = slices.Clone(r.Inventory.Addresses)
 	n.Inventory.Drivers = slices.Clone(r.Inventory.Drivers)
 	w.meta(&n.Meta, &h.Meta)
+	if e := w.noteWatch(hostWatchKey(h.ID)); e != nil {
+		return e
+	}
 	return w.insert(TableHosts, n)
 }
 
@@ -144,6 +153,9 @@ func (w *writer) hostDelete(r *HostDeleteRequest) *Error {
 		return e
 	}
 	if e := w.delete(TableHosts, h); e != nil {
+		return e
+	}
+	if e := w.noteWatch(hostWatchKey(h.ID)); e != nil {
 		return e
 	}
 	if e := w.dropHostInstances(h.ID); e != nil {

@@ -320,6 +320,9 @@ func (w *writer) planApply(r *PlanApplyRequest) *Error {
 		if e := w.insert(TableApps, n); e != nil {
 			return e
 		}
+		if e := w.noteWatch(appWatchKey(a.Tenant, a.Name)); e != nil {
+			return e
+		}
 	}
 	for _, rv := range r.Revert {
 		if e := w.revert(rv, r.Time); e != nil {
@@ -494,6 +497,9 @@ func (w *writer) putInstance(old, n *Instance) *Error {
 	if e := w.meter(old, n); e != nil {
 		return e
 	}
+	if e := w.noteWatch(appWatchKey(n.Tenant, n.App)); e != nil {
+		return e
+	}
 	return w.insert(TableInstances, n)
 }
 
@@ -501,6 +507,9 @@ func (w *writer) putInstance(old, n *Instance) *Error {
 func (w *writer) dropInstance(old *Instance) *Error {
 	w.allocate(old, -1)
 	if e := w.meter(old, nil); e != nil {
+		return e
+	}
+	if e := w.noteWatch(appWatchKey(old.Tenant, old.App)); e != nil {
 		return e
 	}
 	return w.delete(TableInstances, old)

@@ -31,6 +31,9 @@ func (w *writer) notice(i *Instance, at time.Time) *Error {
 	if e := w.insert(TableApps, n); e != nil {
 		return e
 	}
+	if e := w.noteWatch(appWatchKey(a.Tenant, a.Name)); e != nil {
+		return e
+	}
 	var what string
 	switch i.Reason {
 	case ReasonImagePull:

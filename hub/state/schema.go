@@ -97,6 +97,7 @@ func schema() *memdb.DBSchema {
 		}},
 	}
 	tables[TableRegistries] = registrySchema()
+	tables[tableWatch] = watchSchema()
 	for name, t := range usageSchemas() {
 		tables[name] = t
 	}

@@ -3,9 +3,9 @@ package state
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
+	"strconv"
 
 	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
@@ -124,13 +124,18 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 func (s *fsmSnapshot) Release() {}
 
 func writeSnapshot(txn *memdb.Txn, w io.Writer) error {
-	bw := bufio.NewWriter(w)
+	bw := bufio.NewWriterSize(w, 1<<16)
 	enc := json.NewEncoder(bw)
 	if err := enc.Encode(snapHeader{Format: snapshotFormat, Metering: 1}); err != nil {
 		return err
 	}
 	n := 0
 	for _, table := range snapshotTables {
+		// A record is what json.Encoder writes for
+		// snapRecord{Table: table, Object: b}, framed by hand: encoding
+		// the record would copy and re-scan each object's JSON, which is
+		// already compact and HTML-escaped, as Marshal leaves it.
+		prefix := `{"t":` + strconv.Quote(table) + `,"o":`
 		it, err := txn.Get(table, "id")
 		if err != nil {
 			return fmt.Errorf("snapshot %s: %w", table, err)
@@ -140,7 +145,9 @@ func writeSnapshot(txn *memdb.Txn, w io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("snapshot %s: %w", table, err)
 			}
-			if err := enc.Encode(snapRecord{Table: table, Object: b}); err != nil {
+			bw.WriteString(prefix)
+			bw.Write(b)
+			if _, err := bw.WriteString("}\n"); err != nil {
 				return err
 			}
 			n++
@@ -169,9 +176,13 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, error) {
 	if err != nil {
 		return nil, err
 	}
-	dec := json.NewDecoder(bufio.NewReader(r))
+	br := bufio.NewReaderSize(r, 1<<16)
+	line, err := readLine(br)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot header: %w", err)
+	}
 	var h snapHeader
-	if err := dec.Decode(&h); err != nil {
+	if err := json.Unmarshal(line, &h); err != nil {
 		return nil, fmt.Errorf("snapshot header: %w", err)
 	}
 	if h.Format != snapshotFormat {
@@ -179,37 +190,16 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, error) {
 	}
 	txn := db.Txn(true)
 	defer txn.Abort()
-	n := 0
-	for {
-		var rec snapRecord
-		if err := dec.Decode(&rec); err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, fmt.Errorf("snapshot record %d: %w", n, err)
-		}
-		if rec.End {
-			if rec.Count != n {
-				return nil, fmt.Errorf("snapshot has %d records, trailer says %d", n, rec.Count)
-			}
-			break
-		}
-		obj := newObject(rec.Table)
-		if obj == nil {
-			return nil, fmt.Errorf("snapshot record %d: unknown table %q", n, rec.Table)
-		}
-		if err := json.Unmarshal(rec.Object, obj); err != nil {
-			return nil, fmt.Errorf("snapshot record %d (%s): %w", n, rec.Table, err)
-		}
-		if err := txn.Insert(rec.Table, obj); err != nil {
-			return nil, fmt.Errorf("snapshot record %d (%s): %w", n, rec.Table, err)
-		}
-		n++
+	if err := restoreRecords(br, txn); err != nil {
+		return nil, err
 	}
 	if h.Metering == 0 {
 		if err := upgradeMetering(txn); err != nil {
 			return nil, fmt.Errorf("snapshot: metering: %w", err)
 		}
+	}
+	if err := setWatchFloor(txn); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 	txn.Commit()
 	return db, nil

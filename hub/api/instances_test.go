@@ -1,0 +1,104 @@
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+// TestInstancesBlockingQuery: a blocking query on one app's instances is
+// answered when they change (written, removed, their host down) and not
+// when another app's instances or another app change.
+func TestInstancesBlockingQuery(t *testing.T) {
+	f := newFixture(t)
+	f.applyState(state.PlanApplyType, &state.PlanApplyRequest{Place: []state.Instance{{ID: "i-1", Tenant: "acme", App: "web", Version: 1, Host: "host1"}}})
+	const path = "/v1/apps/web/instances"
+	_, _, hdr := f.do("acme/viewer", "GET", path, nil)
+	idx, err := strconv.ParseUint(hdr.Get("X-Wharf-Index"), 10, 64)
+	if err != nil || idx == 0 {
+		t.Fatalf("X-Wharf-Index %q", hdr.Get("X-Wharf-Index"))
+	}
+	steps := []struct {
+		name   string
+		change func()
+		wake   bool
+		check  func([]apitypes.Instance) bool // on a woken answer
+	}{
+		{"another app's instance placed on the same host", func() {
+			f.applyState(state.PlanApplyType, &state.PlanApplyRequest{Place: []state.Instance{{ID: "b-1", Tenant: "beta", App: "web", Version: 1, Host: "host1"}}})
+		}, false, nil},
+		{"another app's instance reported", func() {
+			f.applyState(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: "host1", Updates: []state.InstanceUpdate{{ID: "b-1", State: state.InstanceRunning, Ready: true}}})
+		}, false, nil},
+		{"another app updated", func() {
+			f.ok("beta/developer", "PUT", "/v1/apps/web", apitypes.AppSpec{Name: "web", Image: "web:2"}, nil)
+		}, false, nil},
+		{"its instance reported running", func() {
+			f.applyState(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: "host1", Updates: []state.InstanceUpdate{{ID: "i-1", State: state.InstanceRunning, Ready: true}}})
+		}, true, func(is []apitypes.Instance) bool { return len(is) == 1 && is[0].State == state.InstanceRunning }},
+		{"its pending explanation (status: the app's modify index stays)", func() {
+			f.applyState(state.PlanApplyType, &state.PlanApplyRequest{Pending: []state.AppPending{{Tenant: "acme", App: "web", Reason: "no capacity"}}})
+		}, true, func(is []apitypes.Instance) bool { return len(is) == 1 }},
+		{"another app's pending explanation", func() {
+			f.applyState(state.PlanApplyType, &state.PlanApplyRequest{Pending: []state.AppPending{{Tenant: "beta", App: "web", Reason: "no capacity"}}})
+		}, false, nil},
+		{"its host down", func() {
+			f.applyState(state.HostStateType, &state.HostStateRequest{ID: "host1", State: state.HostDown, Time: time.Now()})
+		}, true, func(is []apitypes.Instance) bool { return len(is) == 1 && is[0].State == apitypes.InstanceLost }},
+		{"its host ready again", func() {
+			f.applyState(state.HostStateType, &state.HostStateRequest{ID: "host1", State: state.HostReady, Time: time.Now()})
+		}, true, func(is []apitypes.Instance) bool { return len(is) == 1 && is[0].State == state.InstanceRunning }},
+		{"its instance stopped", func() {
+			f.applyState(state.PlanApplyType, &state.PlanApplyRequest{Stop: []state.InstanceStop{{ID: "i-1", Reason: "test"}}})
+		}, true, func(is []apitypes.Instance) bool { return len(is) == 1 && is[0].Desired == state.DesiredStop }},
+		{"its instance removed", func() {
+			f.applyState(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: "host1", Updates: []state.InstanceUpdate{{ID: "i-1", State: state.InstanceStopped}}})
+		}, true, func(is []apitypes.Instance) bool { return len(is) == 0 }},
+	}
+	for _, s := range steps {
+		wait := "300ms"
+		if s.wake {
+			wait = "10s"
+		}
+		type answer struct {
+			body []byte
+			idx  uint64
+			took time.Duration
+		}
+		done := make(chan answer, 1)
+		go func() {
+			start := time.Now()
+			_, body, h := f.do("acme/viewer", "GET", fmt.Sprintf("%s?index=%d&wait=%s", path, idx, wait), nil)
+			n, _ := strconv.ParseUint(h.Get("X-Wharf-Index"), 10, 64)
+			done <- answer{body, n, time.Since(start)}
+		}()
+		time.Sleep(50 * time.Millisecond) // let the query block
+		s.change()
+		var a answer
+		select {
+		case a = <-done:
+		case <-time.After(8 * time.Second):
+			t.Fatalf("%s: no answer within 8 s", s.name)
+		}
+		if !s.wake {
+			if a.idx != idx || a.took < 300*time.Millisecond {
+				t.Fatalf("%s: answered after %s with index %d (was %d): %s", s.name, a.took, a.idx, idx, a.body)
+			}
+			continue
+		}
+		var is []apitypes.Instance
+		if err := json.Unmarshal(a.body, &is); err != nil {
+			t.Fatalf("%s: %s: %v", s.name, a.body, err)
+		}
+		if a.idx <= idx || a.took >= 5*time.Second || !s.check(is) {
+			t.Fatalf("%s: answered after %s with index %d (was %d): %s", s.name, a.took, a.idx, idx, strings.TrimSpace(string(a.body)))
+		}
+		idx = a.idx
+	}
+}
