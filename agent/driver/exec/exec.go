@@ -467,6 +467,11 @@ func (d *Driver) Stop(ctx context.Context, instanceID string, grace time.Duratio
 	}
 	if st.PID > 0 && ownGroup(st.PID, st.PIDStart) {
 		signalGroup(st.PID, syscall.SIGKILL)
+		// Stopped means gone: a restart must not meet the old one's
+		// processes (its port, its files).
+		for deadline := time.Now().Add(5 * time.Second); groupAlive(st.PID) && time.Now().Before(deadline) && ctx.Err() == nil; {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
 	if len(st.Cgroups) > 0 {
 		if err := removeCgroup(st.Cgroups, 5*time.Second); err != nil {

@@ -48,6 +48,39 @@ func alive(pid int, start uint64) bool {
 	return err == nil && st == start && s != 'Z' && s != 'X'
 }
 
+// groupAlive reports whether a process of group pgid still runs (a
+// zombie holds nothing but its pid). A killed process dies when the
+// kernel next schedules it, which on a busy host is not at once.
+func groupAlive(pgid int) bool {
+	if pgid <= 1 {
+		return false
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return syscall.Kill(-pgid, 0) == nil
+	}
+	want := []byte(strconv.Itoa(pgid))
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		// Fields after the command name: state, ppid, pgrp.
+		f := bytes.Fields(b[i+1:])
+		if len(f) >= 3 && bytes.Equal(f[2], want) && len(f[0]) == 1 && f[0][0] != 'Z' && f[0][0] != 'X' {
+			return true
+		}
+	}
+	return false
+}
+
 // signalGroup sends sig to the process group pgid (every instance runs in
 // its own group, led by the instance's first process).
 func signalGroup(pgid int, sig syscall.Signal) {

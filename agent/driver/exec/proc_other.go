@@ -18,6 +18,8 @@ func alive(pid int, start uint64) bool {
 	return pid > 0 && syscall.Kill(pid, 0) == nil
 }
 
+func groupAlive(pgid int) bool { return pgid > 1 && syscall.Kill(-pgid, 0) == nil }
+
 func signalGroup(pgid int, sig syscall.Signal) {
 	if pgid > 1 {
 		_ = syscall.Kill(-pgid, sig)
