@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -277,7 +278,10 @@ func (c *Cluster) Kill(i int) {
 	select {
 	case <-done:
 	case <-time.After(deadline.Scale(20 * time.Second)):
-		c.t.Fatalf("hub%d did not stop within %s", i, deadline.Scale(20*time.Second).Round(time.Second))
+		// What the node still waits for is in its goroutines' stacks.
+		buf := make([]byte, 4<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		c.t.Fatalf("hub%d did not stop within %s; every goroutine of the test process:\n%s", i, deadline.Scale(20*time.Second).Round(time.Second), buf)
 	}
 }
 
