@@ -59,15 +59,7 @@ func BenchmarkPlacementsRaft(b *testing.B) {
 		url := c.Nodes[0].URL()
 		admin.must(b, "POST", url+"/v1/tenants", apitypes.TenantRequest{Name: "bench"}, nil)
 		leader := c.WaitLeader(10 * time.Second).Hub()
-		apply := func(mt state.MessageType, req any) {
-			msg, err := state.Encode(mt, req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if _, err := leader.Cluster().Apply(context.Background(), msg); err != nil {
-				b.Fatal(err)
-			}
-		}
+		apply := leaderApply(b, leader)
 		now := time.Now().UTC()
 		for p := 0; p < 5; p++ {
 			name := fmt.Sprintf("pool%d", p)

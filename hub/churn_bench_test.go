@@ -167,15 +167,7 @@ func appName(app int) string             { return fmt.Sprintf("app%04d", app) }
 // through the API, placed by the planner and reported running.
 func seedChurn(b *testing.B, c *hubtest.Cluster, admin *rest, leader *hub.Hub, hosts, apps, tenants, per int) {
 	url := c.Nodes[0].URL()
-	apply := func(mt state.MessageType, req any) {
-		msg, err := state.Encode(mt, req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := leader.Cluster().Apply(context.Background(), msg); err != nil {
-			b.Fatal(err)
-		}
-	}
+	apply := leaderApply(b, leader)
 	const pools = 5
 	now := time.Now().UTC()
 	for p := 0; p < pools; p++ {
@@ -241,7 +233,7 @@ func seedChurn(b *testing.B, c *hubtest.Cluster, admin *rest, leader *hub.Hub, h
 // churnSpec is app a's spec at revision rev (a new revision is a new
 // version, rolled out by the planner).
 func churnSpec(a, instances, rev int) apitypes.AppSpec {
-	return apitypes.AppSpec{Name: appName(a), Image: "registry.example/app:1", Instances: &instances, CPU: 100, Memory: 64,
+	return apitypes.AppSpec{Name: appName(a), Image: "app:1", Instances: &instances, CPU: 100, Memory: 64,
 		Pools: []string{fmt.Sprintf("pool%d", a%5)}, Env: map[string]string{"REV": fmt.Sprint(rev), "TIER": "web"}}
 }
 
@@ -340,4 +332,19 @@ func snapshotRestore(b *testing.B, leader *hub.Hub, heapSeeded int64) {
 	b.ReportMetric(restoreTime.Seconds(), "restore-s")
 	b.ReportMetric(float64(heapState)/1e6, "state-heap-MB")
 	b.ReportMetric(float64(rss)/1e6, "process-RSS-MB")
+}
+
+// leaderApply returns a function that commits a command through leader's
+// Raft, failing b on any error: state seeded as agents and the planner
+// would write it.
+func leaderApply(b *testing.B, leader *hub.Hub) func(state.MessageType, any) {
+	return func(mt state.MessageType, req any) {
+		msg, err := state.Encode(mt, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := leader.Cluster().Apply(context.Background(), msg); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -12,17 +12,7 @@ import (
 func BenchmarkApplyAppUpsert(b *testing.B) {
 	h := newHarness(b)
 	fill(h)
-	msgs := make([][]byte, 100)
-	for i := range msgs {
-		s := spec(fmt.Sprintf("b%d", i), "bench:1")
-		s.Instances = intp(i % 5)
-		s.Env = map[string]string{"PAD": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}
-		m, err := Encode(AppUpsertType, &AppUpsertRequest{Tenant: "beta", Spec: s, Time: t0})
-		if err != nil {
-			b.Fatal(err)
-		}
-		msgs[i] = m
-	}
+	msgs := appUpdates(b)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -66,17 +56,7 @@ func BenchmarkDecodeAppUpsert(b *testing.B) {
 func BenchmarkApplyBatchAppUpsert(b *testing.B) {
 	h := newHarness(b)
 	fill(h)
-	msgs := make([][]byte, 100)
-	for i := range msgs {
-		s := spec(fmt.Sprintf("b%d", i), "bench:1")
-		s.Instances = intp(i % 5)
-		s.Env = map[string]string{"PAD": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}
-		m, err := Encode(AppUpsertType, &AppUpsertRequest{Tenant: "beta", Spec: s, Time: t0})
-		if err != nil {
-			b.Fatal(err)
-		}
-		msgs[i] = m
-	}
+	msgs := appUpdates(b)
 	const batch = 16
 	logs := make([]*raft.Log, batch)
 	b.ReportAllocs()
@@ -93,4 +73,21 @@ func BenchmarkApplyBatchAppUpsert(b *testing.B) {
 			}
 		}
 	}
+}
+
+// appUpdates returns 100 encoded updates of beta's apps, each ~250 bytes
+// of spec like the API benchmark's.
+func appUpdates(b *testing.B) [][]byte {
+	msgs := make([][]byte, 100)
+	for i := range msgs {
+		s := spec(fmt.Sprintf("b%d", i), "bench:1")
+		s.Instances = intp(i % 5)
+		s.Env = map[string]string{"PAD": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}
+		m, err := Encode(AppUpsertType, &AppUpsertRequest{Tenant: "beta", Spec: s, Time: t0})
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs[i] = m
+	}
+	return msgs
 }

@@ -30,7 +30,7 @@ func bigState(b *testing.B) *harness {
 		h.must(TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: tenant}, Time: t0})
 		for a := range appsPer {
 			app := fmt.Sprintf("app%d", a)
-			s := spec(app, "registry.example/app:1")
+			s := spec(app, "app:1")
 			s.Instances = intp(instsPer)
 			s.Env = map[string]string{"REV": "0", "TIER": "web"}
 			h.must(AppUpsertType, &AppUpsertRequest{Tenant: tenant, Spec: s, Create: true, Time: t0})
