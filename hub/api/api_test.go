@@ -30,6 +30,19 @@ type fakeCluster struct {
 	fsm      *state.FSM
 	index    uint64
 	noLeader bool
+	// format is the voters' entry format; zero: state.EntryFormat.
+	format int
+	// applies counts the commands committed.
+	applies int
+}
+
+func (f *fakeCluster) EntryFormat() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.format == 0 {
+		return state.EntryFormat
+	}
+	return f.format
 }
 
 func (f *fakeCluster) Apply(_ context.Context, msg []byte) (uint64, error) {
@@ -39,6 +52,7 @@ func (f *fakeCluster) Apply(_ context.Context, msg []byte) (uint64, error) {
 		return 0, &state.Error{Kind: state.KindUnavailable, Msg: "no cluster leader"}
 	}
 	f.index++
+	f.applies++
 	if r := f.fsm.Apply(&raft.Log{Index: f.index, Type: raft.LogCommand, Data: msg}); r != nil {
 		return f.index, r.(error)
 	}

@@ -121,7 +121,7 @@ func (s *Server) decodeSpec(r *http.Request, pathName string) (apitypes.AppSpec,
 
 // writeApp commits an app command and answers with the app as stored.
 func (s *Server) writeApp(w http.ResponseWriter, r *http.Request, tenant, name string, code int, t state.MessageType, req any) error {
-	idx, err := s.apply(r.Context(), t, req)
+	idx, err := s.applyAudited(w, r, code, tenant, name, t, req)
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,8 @@ func (s *Server) deleteApp(w http.ResponseWriter, r *http.Request, p *principal)
 	if err != nil {
 		return err
 	}
-	if _, err := s.apply(r.Context(), state.AppDeleteType, &state.AppDeleteRequest{Tenant: tenant, Name: r.PathValue("name"), CAS: cas, Time: s.cfg.Now().UTC()}); err != nil {
+	name := r.PathValue("name")
+	if _, err := s.applyAudited(w, r, http.StatusNoContent, tenant, name, state.AppDeleteType, &state.AppDeleteRequest{Tenant: tenant, Name: name, CAS: cas, Time: s.cfg.Now().UTC()}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -19,10 +19,17 @@ import (
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
-// Auditor commits an audit entry; it returns once the entry is committed
-// (or dropped by its own rate limit).
+// Auditor commits audit entries.
 type Auditor interface {
+	// Record commits e; it returns once the entry is committed (or
+	// dropped by its own rate limit).
 	Record(ctx context.Context, e apitypes.AuditEntry) error
+	// Fold returns command with e in it, committed together, or false
+	// when e must be recorded on its own (the cluster cannot read such an
+	// entry yet).
+	Fold(command []byte, e apitypes.AuditEntry) ([]byte, bool)
+	// Folded counts an entry that committed with its write.
+	Folded()
 }
 
 // audited reports whether a request is audited: a mutating one, or one
@@ -56,6 +63,12 @@ type auditWriter struct {
 	// object, when set, is the entry's object (a handler's own account
 	// of what it acted on, such as an exec's command).
 	object string
+	// p and pattern are the request's principal (nil: none) and route.
+	p       *principal
+	pattern string
+	// folded is the entry committed with the handler's write
+	// (applyAudited), when it was.
+	folded *apitypes.AuditEntry
 }
 
 // setAuditObject names the object of the request's audit entry, when w
@@ -139,44 +152,65 @@ func (s *Server) auditing(w http.ResponseWriter, r *http.Request, finish func(*a
 	return aw, aw
 }
 
-// finishAudit commits the request's audit entry, then sends the held
-// answer. When the entry cannot be committed, a successful answer becomes
-// a 503 (the change may have been applied: the client must look before it
-// retries); a refusal is sent as it is, since it changed nothing.
-func (s *Server) finishAudit(aw *auditWriter, r *http.Request, pattern string, p *principal) {
-	aw.done = true
-	e := apitypes.AuditEntry{Time: s.cfg.Now().UTC(), Method: r.Method, Path: r.URL.Path, Status: aw.status(), Node: s.cfg.NodeName}
-	if p != nil {
+// auditEntry is the request's audit entry when it is answered status:
+// its object is the handler's own account, else the route's wildcards,
+// else object (what the answer names); an admin's tenant is the one the
+// request names, else tenant (the answer's).
+func (s *Server) auditEntry(aw *auditWriter, r *http.Request, status int, tenant, object string) apitypes.AuditEntry {
+	e := apitypes.AuditEntry{Time: s.cfg.Now().UTC(), Method: r.Method, Path: r.URL.Path, Status: status, Node: s.cfg.NodeName}
+	if p := aw.p; p != nil {
 		e.Actor, e.ActorID, e.Role, e.Tenant = p.token.Name, p.token.ID, string(p.token.Role), p.token.Tenant
 		if p.admin() {
 			e.Tenant = r.URL.Query().Get("tenant")
+			if e.Tenant == "" {
+				e.Tenant = tenant
+			}
 		}
 	}
+	e.Object = aw.object
+	if e.Object == "" {
+		e.Object = pathObject(aw.pattern, r)
+	}
+	if e.Object == "" {
+		e.Object = object
+	}
+	return e
+}
+
+// finishAudit commits the request's audit entry, then sends the held
+// answer. When the entry cannot be committed, a successful answer becomes
+// a 503 (the change may have been applied: the client must look before it
+// retries); a refusal is sent as it is, since it changed nothing. An
+// entry already committed with the handler's write is not committed
+// again; when the answer ended otherwise than that entry says (the store
+// did not catch up in time, a read after the write failed), a second
+// entry records the answer.
+func (s *Server) finishAudit(aw *auditWriter, r *http.Request) {
+	aw.done = true
 	var answer struct {
 		ID     any    `json:"id"`
 		Name   string `json:"name"`
 		Tenant string `json:"tenant"`
 	}
-	if e.Status < 300 {
+	if aw.status() < 300 {
 		_ = json.Unmarshal(aw.body.Bytes(), &answer) // not every answer is an object
 	}
-	if e.Tenant == "" && p != nil && p.admin() {
-		e.Tenant = answer.Tenant
+	var object string
+	switch id := answer.ID.(type) {
+	case string:
+		object = id
+	case float64:
+		object = strconv.FormatFloat(id, 'f', -1, 64)
 	}
-	e.Object = aw.object
-	if e.Object == "" {
-		e.Object = pathObject(pattern, r)
+	if object == "" {
+		object = answer.Name
 	}
-	if e.Object == "" {
-		switch id := answer.ID.(type) {
-		case string:
-			e.Object = id
-		case float64:
-			e.Object = strconv.FormatFloat(id, 'f', -1, 64)
-		}
-	}
-	if e.Object == "" {
-		e.Object = answer.Name
+	e := s.auditEntry(aw, r, aw.status(), answer.Tenant, object)
+	if f := aw.folded; f != nil && f.Status == e.Status && f.Object == e.Object && f.Tenant == e.Tenant {
+		s.cfg.Audit.Folded()
+		aw.w.WriteHeader(aw.status())
+		aw.w.Write(aw.body.Bytes())
+		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 15*time.Second)
 	err := s.cfg.Audit.Record(ctx, e)

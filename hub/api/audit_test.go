@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/wharf-platform/wharf/hub/audit"
+	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
@@ -195,6 +196,10 @@ func (a *failingAuditor) Record(context.Context, apitypes.AuditEntry) error {
 	return nil
 }
 
+// Fold never folds: every entry goes through Record.
+func (a *failingAuditor) Fold([]byte, apitypes.AuditEntry) ([]byte, bool) { return nil, false }
+func (a *failingAuditor) Folded()                                         {}
+
 func TestAuditFailureWithholdsSuccess(t *testing.T) {
 	fa := &failingAuditor{}
 	f := newFixture(t, func(c *Config) { c.Audit = fa })
@@ -255,5 +260,54 @@ func TestAuditStreamingAnswer(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("%d entries for the streamed request, want 1", n)
+	}
+}
+
+// TestAuditFoldedWithTheWrite: an app write commits its audit entry in
+// its own Raft entry (one commit, not two) when the cluster reads such
+// entries, and in a second commit when it does not; a write the store
+// refuses records its refusal once; every request has exactly one entry.
+func TestAuditFoldedWithTheWrite(t *testing.T) {
+	f := auditedFixture(t)
+	applies := func() int {
+		f.cluster.mu.Lock()
+		defer f.cluster.mu.Unlock()
+		return f.cluster.applies
+	}
+	for _, c := range []struct {
+		name, who, method, path string
+		body                    any
+		format                  int
+		status, commits         int
+		tenant                  string
+	}{
+		{"create", "acme/developer", "PUT", "/v1/apps/fold", `{"image":"web:1"}`, 0, 201, 1, "acme"},
+		{"update", "acme/developer", "PUT", "/v1/apps/fold", `{"image":"web:2"}`, 0, 200, 1, "acme"},
+		{"scale", "acme/developer", "POST", "/v1/apps/fold/scale", `{"instances":3}`, 0, 200, 1, "acme"},
+		{"an admin's update", "admin", "PUT", "/v1/apps/fold?tenant=acme", `{"image":"web:3"}`, 0, 200, 1, "acme"},
+		{"a stale CAS", "acme/developer", "PUT", "/v1/apps/fold?cas=1", `{"image":"web:4"}`, 0, 409, 2, "acme"},
+		{"a voter that cannot read it", "acme/developer", "PUT", "/v1/apps/fold", `{"image":"web:5"}`, state.FormatBinary, 200, 2, "acme"},
+		{"delete", "acme/developer", "DELETE", "/v1/apps/fold", nil, 0, 204, 1, "acme"},
+	} {
+		f.cluster.mu.Lock()
+		f.cluster.format = c.format
+		f.cluster.mu.Unlock()
+		before, n := f.audit("admin", ""), applies()
+		code, body, _ := f.do(c.who, c.method, c.path, c.body)
+		if code != c.status {
+			t.Fatalf("%s: %d %s, want %d", c.name, code, body, c.status)
+		}
+		if got := applies() - n; got != c.commits {
+			t.Errorf("%s: %d commits, want %d", c.name, got, c.commits)
+		}
+		after := f.audit("admin", "")
+		if len(after) != len(before)+1 {
+			t.Fatalf("%s: %d new audit entries, want 1", c.name, len(after)-len(before))
+		}
+		e := after[len(after)-1]
+		path, _, _ := strings.Cut(c.path, "?")
+		if e.Method != c.method || e.Path != path || e.Status != c.status || e.Object != "fold" || e.Tenant != c.tenant || e.Actor == "" {
+			t.Fatalf("%s: entry %+v", c.name, e)
+		}
 	}
 }

@@ -84,15 +84,46 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, fn queryFn) error
 // apply commits a command and waits until the local store has applied it,
 // so the caller can read back what it wrote.
 func (s *Server) apply(ctx context.Context, t state.MessageType, req any) (uint64, error) {
-	msg, err := state.Encode(t, req)
+	msg, err := state.EncodeFor(s.cfg.Cluster.EntryFormat(), t, req)
 	if err != nil {
 		return 0, err
 	}
+	return s.commit(ctx, msg, nil)
+}
+
+// applyAudited is apply for a handler that answers status when the
+// command succeeds: the request's audit entry (as it will be when the
+// answer is status, its object named object and, for an admin, its tenant
+// tenant) is committed with the command when the cluster can read such an
+// entry, so that the answer waits for one commit instead of two.
+func (s *Server) applyAudited(w http.ResponseWriter, r *http.Request, status int, tenant, object string, t state.MessageType, req any) (uint64, error) {
+	msg, err := state.EncodeFor(s.cfg.Cluster.EntryFormat(), t, req)
+	if err != nil {
+		return 0, err
+	}
+	aw, _ := w.(*auditWriter)
+	if aw == nil || aw.done || aw.folded != nil {
+		return s.commit(r.Context(), msg, nil)
+	}
+	e := s.auditEntry(aw, r, status, tenant, object)
+	folded, ok := s.cfg.Audit.Fold(msg, e)
+	if !ok {
+		return s.commit(r.Context(), msg, nil)
+	}
+	return s.commit(r.Context(), folded, func() { aw.folded = &e })
+}
+
+// commit commits msg and waits until the local store has applied it;
+// committed, when set, runs once the FSM accepted the command.
+func (s *Server) commit(ctx context.Context, msg []byte, committed func()) (uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	idx, err := s.cfg.Cluster.Apply(ctx, msg)
 	if err != nil {
 		return idx, err
+	}
+	if committed != nil {
+		committed()
 	}
 	return idx, s.cfg.Store.WaitIndex(ctx, idx)
 }

@@ -32,6 +32,9 @@ type Cluster interface {
 	ConsistentRead(ctx context.Context) error
 	// Status describes the node and the cluster.
 	Status() apitypes.Status
+	// EntryFormat is the newest log entry format every voter reads
+	// (state.EntryFormat): the form commands are written in.
+	EntryFormat() int
 }
 
 // Config configures the API server.
@@ -225,10 +228,13 @@ func (s *Server) handle(pattern string, a access, h handler) {
 			w.Header().Set(NodeHeader, s.cfg.NodeName)
 		}
 		var p *principal
-		out, aw := s.auditing(sw, r, func(aw *auditWriter) { s.finishAudit(aw, r, pattern, p) })
+		out, aw := s.auditing(sw, r, func(aw *auditWriter) { s.finishAudit(aw, r) })
 		var err error
 		if a == authed {
 			p, err = s.authenticate(r)
+		}
+		if aw != nil {
+			aw.p, aw.pattern = p, pattern
 		}
 		if err == nil {
 			err = h(out, r, p)
@@ -237,7 +243,7 @@ func (s *Server) handle(pattern string, a access, h handler) {
 			s.writeError(out, r, err)
 		}
 		if aw != nil && !aw.done {
-			s.finishAudit(aw, r, pattern, p)
+			s.finishAudit(aw, r)
 		}
 		s.latency.WithLabelValues(pattern, strconv.Itoa(sw.status())).Observe(time.Since(start).Seconds())
 	})

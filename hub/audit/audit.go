@@ -2,8 +2,10 @@
 // it, what it acted on and how it ended, committed through Raft before the
 // request is answered, so that no acknowledged request can go unrecorded.
 //
-// Entries of concurrent requests share one Raft entry (group commit): a
-// request waits for the commit that carries its entry, never for a timer.
+// A write can carry its request's entry in its own Raft entry (Fold), so
+// that one commit holds both. Other entries of concurrent requests share
+// one Raft entry (group commit): a request waits for the commit that
+// carries its entry, never for a timer.
 // Refused requests without a valid token (401s, and refusals of the public
 // routes) are rate-limited per hub node so that an unauthenticated flood
 // cannot fill Raft; those beyond the limit are counted in
@@ -30,6 +32,9 @@ import (
 // Committer commits a state command through Raft.
 type Committer interface {
 	Apply(ctx context.Context, msg []byte) (uint64, error)
+	// EntryFormat is the newest log entry format every voter reads
+	// (state.EntryFormat).
+	EntryFormat() int
 }
 
 // Config configures a Recorder.
@@ -146,6 +151,29 @@ func (r *Recorder) Record(ctx context.Context, e apitypes.AuditEntry) error {
 	return nil
 }
 
+// Fold returns command (a state log entry) with e in it, so that the
+// write and its entry commit together (state.AuditedRequest), and true.
+// It returns false when the cluster's voters do not all read such an
+// entry yet, or e is a refusal without a valid token (rate-limited, so
+// recorded on its own). After the folded command committed, the caller
+// counts it with Folded.
+func (r *Recorder) Fold(command []byte, e apitypes.AuditEntry) ([]byte, bool) {
+	if e.ActorID == "" && e.Status >= 400 {
+		return nil, false
+	}
+	if r.cfg.Cluster.EntryFormat() < state.FormatAudited {
+		return nil, false
+	}
+	b, err := state.EncodeAudited(command, entryIn(e), r.cfg.Keep)
+	if err != nil {
+		return nil, false
+	}
+	return b, true
+}
+
+// Folded counts an entry that committed with its write.
+func (r *Recorder) Folded() { r.entries.WithLabelValues("recorded").Inc() }
+
 // take spends one token of the anonymous limiter; r.mu is held.
 func (r *Recorder) take() bool {
 	now := r.cfg.Now()
@@ -178,7 +206,7 @@ func (r *Recorder) flush() {
 }
 
 func (r *Recorder) commit(entries []state.AuditEntry) error {
-	msg, err := state.Encode(state.AuditRecordType, &state.AuditRecordRequest{Entries: entries, Keep: r.cfg.Keep})
+	msg, err := state.EncodeFor(r.cfg.Cluster.EntryFormat(), state.AuditRecordType, &state.AuditRecordRequest{Entries: entries, Keep: r.cfg.Keep})
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,14 @@ type committer struct {
 	keep    []int
 	slow    time.Duration
 	fail    error
+	format  int // the voters' entry format; zero: state.EntryFormat
+}
+
+func (c *committer) EntryFormat() int {
+	if c.format == 0 {
+		return state.EntryFormat
+	}
+	return c.format
 }
 
 func (c *committer) Apply(_ context.Context, msg []byte) (uint64, error) {
@@ -126,5 +134,40 @@ func TestCommitFailure(t *testing.T) {
 	}
 	if _, err := New(Config{Cluster: c, Keep: -1}); err == nil {
 		t.Fatal("New with a negative Keep succeeded")
+	}
+}
+
+// TestFold: a write carries its entry when every voter reads such an
+// entry, and the entry is the one given; an anonymous refusal is never
+// folded.
+func TestFold(t *testing.T) {
+	c := &committer{}
+	r, err := New(Config{Cluster: c, Keep: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := state.EncodeFor(state.EntryFormat, state.AppScaleType, &state.AppScaleRequest{Tenant: "acme", Name: "web", Instances: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := apitypes.AuditEntry{Time: time.Now(), Actor: "ci", ActorID: "t1", Tenant: "acme", Method: "POST", Path: "/v1/apps/web/scale", Status: 200, Object: "web", Node: "hub0"}
+	b, ok := r.Fold(cmd, e)
+	if !ok {
+		t.Fatal("not folded in a cluster that reads audited entries")
+	}
+	mt, req, err := state.Decode(b)
+	if err != nil || mt != state.AuditedType {
+		t.Fatalf("folded entry decodes to type %d, %v", mt, err)
+	}
+	a := req.(*state.AuditedRequest)
+	if string(a.Command) != string(cmd) || a.Keep != 300 || a.Entry.Path != e.Path || a.Entry.Status != 200 || a.Entry.ActorID != "t1" || !a.Entry.Time.Equal(e.Time) {
+		t.Fatalf("folded %+v, want the command, keep 300 and the entry given", a)
+	}
+	if _, ok := r.Fold(cmd, apitypes.AuditEntry{Method: "POST", Path: "/v1/apps", Status: 401}); ok {
+		t.Fatal("an anonymous refusal was folded")
+	}
+	c.format = state.FormatBinary
+	if _, ok := r.Fold(cmd, e); ok {
+		t.Fatal("folded in a cluster with a voter that cannot read audited entries")
 	}
 }

@@ -57,6 +57,9 @@ type Cluster struct {
 	membersMu sync.Mutex
 	members   map[string]Member           // by gossip name, kept by the event delegate
 	deadSince map[raft.ServerID]time.Time // leader loop only
+	// refused holds the nodes not made voters for their entry format,
+	// with the format they published (leader loop only: logged once).
+	refused map[raft.ServerID]int
 
 	shutdownOnce sync.Once
 	shutdownErr  error
@@ -76,6 +79,7 @@ func New(cfg Config) (*Cluster, error) {
 		fsm:       newTrackingFSM(cfg.FSM),
 		kickCh:    make(chan struct{}, 1),
 		deadSince: map[raft.ServerID]time.Time{},
+		refused:   map[raft.ServerID]int{},
 		stop:      make(chan struct{}),
 	}
 	ok := false
@@ -115,7 +119,7 @@ func New(cfg Config) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	meta := Meta{ID: cfg.NodeID, Name: cfg.NodeName, Datacenter: cfg.Datacenter, RaftAddr: c.raftAddr, HTTPAddr: cfg.HTTPAddr, Expect: cfg.BootstrapExpect, Extra: cfg.Extra}
+	meta := Meta{ID: cfg.NodeID, Name: cfg.NodeName, Datacenter: cfg.Datacenter, RaftAddr: c.raftAddr, HTTPAddr: cfg.HTTPAddr, Expect: cfg.BootstrapExpect, Extra: cfg.Extra, Entries: cfg.EntryFormat}
 	if err := c.startGossip(gip, meta); err != nil {
 		return nil, err
 	}

@@ -404,3 +404,83 @@ func TestParseKey(t *testing.T) {
 }
 
 func splitHost(addr string) (string, string, error) { return net.SplitHostPort(addr) }
+
+// TestEntryFormatFollowsTheVoters: commands are written in the newest
+// format every voter reads, and a node that reads less than the cluster
+// writes is not made a voter.
+func TestEntryFormatFollowsTheVoters(t *testing.T) {
+	key, _ := ParseKey(GenerateKey())
+	// An upgrade under way: the leader is an older version.
+	oldCfg := testConfig(t, 0, key, 1, nil)
+	oldCfg.EntryFormat = 1
+	old := startNode(t, oldCfg)
+	waitFor(t, 10*time.Second, "a leader", func() bool { return leaderOf([]*node{old}) != nil })
+	if f := old.c.EntryFormat(); f != 1 {
+		t.Fatalf("a format-1 node alone writes format %d", f)
+	}
+	upgraded := startNode(t, testConfig(t, 1, key, 0, []string{old.c.GossipAddr()}))
+	waitFor(t, 15*time.Second, "the upgraded node as a voter", func() bool { return len(old.c.Status().Peers) == 2 })
+	if f := upgraded.c.EntryFormat(); f != 1 {
+		t.Fatalf("beside a format-1 voter the upgraded node writes format %d, want 1", f)
+	}
+
+	// Every voter upgraded: the newest format; an older node does not join.
+	key2, _ := ParseKey(GenerateKey())
+	a := startNode(t, testConfig(t, 2, key2, 1, nil))
+	waitFor(t, 10*time.Second, "a leader", func() bool { return leaderOf([]*node{a}) != nil })
+	if f := a.c.EntryFormat(); f != state.EntryFormat {
+		t.Fatalf("a node of this version alone writes format %d, want %d", f, state.EntryFormat)
+	}
+	bCfg := testConfig(t, 3, key2, 0, []string{a.c.GossipAddr()})
+	bCfg.EntryFormat = 1
+	startNode(t, bCfg)
+	waitFor(t, 10*time.Second, "the older node in gossip", func() bool { return len(a.c.Members()) == 2 })
+	// Reconcile runs every 500 ms and on every gossip change.
+	time.Sleep(deadline.Scale(2 * time.Second))
+	if p := a.c.Status().Peers; len(p) != 1 {
+		t.Fatalf("a format-1 node joined a format-%d cluster: peers %+v", state.EntryFormat, p)
+	}
+	if f := a.c.EntryFormat(); f != state.EntryFormat {
+		t.Fatalf("beside a node that is no voter the cluster writes format %d", f)
+	}
+}
+
+// TestAdmitVoter: who may become a voter, by the formats gossip tells.
+func TestAdmitVoter(t *testing.T) {
+	voters := func(ids ...string) []raft.Server {
+		var out []raft.Server
+		for _, id := range ids {
+			out = append(out, raft.Server{ID: raft.ServerID(id), Suffrage: raft.Voter})
+		}
+		return out
+	}
+	c := &Cluster{cfg: Config{NodeID: "self", EntryFormat: 3}, members: map[string]Member{
+		"old":    {Meta: Meta{ID: "old"}, Alive: true},               // published nothing: 1
+		"new":    {Meta: Meta{ID: "new", Entries: 3}, Alive: true},   // this version
+		"gone":   {Meta: Meta{ID: "gone", Entries: 1}, Alive: false}, // dead: says nothing
+		"cand":   {Meta: Meta{ID: "cand", Entries: 1}, Alive: true},
+		"cand2":  {Meta: Meta{ID: "cand2", Entries: 2}, Alive: true},
+		"newer":  {Meta: Meta{ID: "newer", Entries: 4}, Alive: true},
+		"silent": {Meta: Meta{ID: "silent"}, Alive: true},
+	}}
+	for _, tc := range []struct {
+		name    string
+		id      string
+		f       int
+		servers []raft.Server
+		want    bool
+	}{
+		{"this version", "new", 3, voters("self"), true},
+		{"a newer version", "newer", 4, voters("self", "new"), true},
+		{"an older one, every voter upgraded", "cand", 1, voters("self", "new"), false},
+		{"an older one beside an old voter", "cand", 1, voters("self", "old"), true},
+		{"format 2 beside an old voter", "cand2", 2, voters("self", "old"), true},
+		{"an older one beside a dead old voter", "cand", 1, voters("self", "gone"), false},
+		{"an unpublished one, every voter upgraded", "silent", 0, voters("self", "new"), false},
+		{"a rejoining old voter counts not for itself", "old", 0, voters("self", "old", "new"), false},
+	} {
+		if got := c.admitVoter(tc.id, tc.f, tc.servers); got != tc.want {
+			t.Errorf("%s: admitted %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

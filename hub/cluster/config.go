@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/wharf-platform/wharf/hub/state"
 )
 
 // Config configures one node. DefaultConfig fills in production values.
@@ -43,6 +45,10 @@ type Config struct {
 	HTTPAddr string
 	// Extra is published in gossip metadata as is.
 	Extra map[string]string
+	// EntryFormat is the newest form of log entries this node's FSM reads
+	// (state.EntryFormat), published in gossip. Zero means
+	// state.EntryFormat; tests set less to stand for an older version.
+	EntryFormat int
 	// FSM is the replicated state machine. Required.
 	FSM raft.FSM
 	// OnLeader, when set, runs each time this node becomes a ready leader
@@ -111,6 +117,9 @@ func (c *Config) Validate() error {
 	}
 	if c.LeaderWait == 0 {
 		c.LeaderWait = d.LeaderWait
+	}
+	if c.EntryFormat == 0 {
+		c.EntryFormat = state.EntryFormat
 	}
 	if c.HeartbeatTimeout == 0 {
 		c.HeartbeatTimeout = d.HeartbeatTimeout

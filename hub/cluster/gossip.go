@@ -19,6 +19,9 @@ type Meta struct {
 	HTTPAddr   string            `json:"http,omitempty"`
 	Expect     int               `json:"expect,omitempty"`
 	Extra      map[string]string `json:"extra,omitempty"`
+	// Entries is the newest log entry format the node reads; versions
+	// before it was published leave it out (read as 1).
+	Entries int `json:"entries,omitempty"`
 }
 
 // Member is a gossip member with its metadata.

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -21,8 +22,9 @@ func (c *Cluster) reconcile() {
 	if f.Error() != nil {
 		return
 	}
+	servers := f.Configuration().Servers
 	inConfig := map[raft.ServerID]raft.ServerAddress{}
-	for _, s := range f.Configuration().Servers {
+	for _, s := range servers {
 		inConfig[s.ID] = s.Address
 	}
 	alive := map[raft.ServerID]bool{}
@@ -33,6 +35,15 @@ func (c *Cluster) reconcile() {
 		}
 		alive[id] = true
 		if addr, ok := inConfig[id]; !ok || addr != raft.ServerAddress(m.RaftAddr) {
+			if !c.admitVoter(m.ID, m.Entries, servers) {
+				if f, ok := c.refused[id]; !ok || f != m.Entries {
+					c.refused[id] = m.Entries
+					c.log.Warn("hub node not added as voter: it reads log entries up to format "+strconv.Itoa(max(m.Entries, 1))+
+						" and the cluster writes newer ones; run this version on it", "node", m.Name, "cluster_format", c.cfg.EntryFormat)
+				}
+				continue
+			}
+			delete(c.refused, id)
 			c.log.Info("adding hub node as voter", "node", m.Name, "addr", m.RaftAddr)
 			if err := c.raft.AddVoter(id, raft.ServerAddress(m.RaftAddr), 0, 10*time.Second).Error(); err != nil {
 				c.log.Warn("add voter", "node", m.Name, "err", err)

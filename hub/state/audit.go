@@ -108,3 +108,23 @@ func (w *writer) auditRecord(r *AuditRecordRequest) *Error {
 func (s *Snapshot) AuditLog(ws memdb.WatchSet) ([]*AuditEntry, error) {
 	return list[AuditEntry](s, ws, TableAudit, "id")
 }
+
+// AuditedType commits a write together with its audit entry (format 3).
+const AuditedType MessageType = 78
+
+// AuditedRequest applies Command, a log entry of either form (never
+// itself an AuditedRequest), and when it succeeds appends Entry to the
+// audit log, trimmed as by an AuditRecordRequest with Keep: a write and
+// its audit entry in one Raft commit. When Command fails nothing is
+// written, and the request's entry is recorded on its own.
+type AuditedRequest struct {
+	Command []byte
+	Entry   AuditEntry
+	Keep    int
+}
+
+// EncodeAudited makes the entry of an AuditedRequest, for clusters whose
+// every voter reads FormatAudited.
+func EncodeAudited(command []byte, e AuditEntry, keep int) ([]byte, error) {
+	return EncodeFor(FormatAudited, AuditedType, &AuditedRequest{Command: command, Entry: e, Keep: keep})
+}

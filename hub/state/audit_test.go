@@ -187,3 +187,66 @@ func BenchmarkApplyAuditRecord(b *testing.B) {
 		}
 	}
 }
+
+// TestAuditedCommand: an audited command writes the command and its
+// entry together, or neither.
+func TestAuditedCommand(t *testing.T) {
+	h := newHarness(t)
+	fill(h)
+	before := len(auditSeqs(t, h))
+	scale := func(f int, name string, n int) []byte {
+		return mustEncodeFor(f, AppScaleType, &AppScaleRequest{Tenant: "acme", Name: name, Instances: n, Time: t0.Add(time.Hour)})
+	}
+	e := auditEntry(1)
+	h.must(AuditedType, &AuditedRequest{Command: scale(EntryFormat, "web", 5), Entry: e, Keep: 100})
+	if a, _ := h.snap().App(nil, "acme", "web"); a == nil || *a.Spec.Instances != 5 {
+		t.Fatalf("app after the audited scale: %+v, want 5 instances", a)
+	}
+	es, err := h.snap().AuditLog(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != before+1 {
+		t.Fatalf("%d audit entries, want %d", len(es), before+1)
+	}
+	got := es[len(es)-1]
+	if got.Index != h.index || got.Path != e.Path || got.Status != 200 || got.Actor != "ci" {
+		t.Fatalf("entry %+v: want the fields sent and the command's index %d", *got, h.index)
+	}
+
+	// A command that fails writes neither, and fails with its own error.
+	for name, bad := range map[string][]byte{
+		"an unknown app":           scale(1, "nope", 2),
+		"a nested audited command": mustEncodeFor(EntryFormat, AuditedType, &AuditedRequest{Command: scale(1, "web", 6), Entry: e}),
+		"an unknown type":          {100, '{', '}'},
+		"a malformed command":      {byte(AppScaleType), '{'},
+		"an empty command":         nil,
+	} {
+		err := h.apply(AuditedType, &AuditedRequest{Command: bad, Entry: e, Keep: 100})
+		if err == nil {
+			t.Fatalf("%s: applied", name)
+		}
+		if name == "an unknown app" && !errors.Is(err, ErrNotFound) {
+			t.Fatalf("%s: %v, want not found", name, err)
+		}
+		if n := len(auditSeqs(t, h)); n != before+1 {
+			t.Fatalf("%s: %d audit entries, want %d", name, n, before+1)
+		}
+		if a, _ := h.snap().App(nil, "acme", "web"); *a.Spec.Instances != 5 {
+			t.Fatalf("%s: the app changed to %d instances", name, *a.Spec.Instances)
+		}
+	}
+
+	// A command of a type this version does not know, marked to be
+	// skipped, is skipped; its entry is kept, as a newer node keeps it.
+	h.must(AuditedType, &AuditedRequest{Command: []byte{byte(MessageType(100) | IgnoreUnknownTypeFlag), '{', '}'}, Entry: auditEntry(2), Keep: 100})
+	if n := len(auditSeqs(t, h)); n != before+2 {
+		t.Fatalf("%d audit entries after a skipped command, want %d", n, before+2)
+	}
+
+	// Keep trims the log as an audit record does.
+	h.must(AuditedType, &AuditedRequest{Command: scale(1, "web", 4), Entry: auditEntry(3), Keep: 1})
+	if got := auditSeqs(t, h); len(got) != 1 || got[0] != uint64(before+3) {
+		t.Fatalf("seqs %v after keep 1, want [%d]", got, before+3)
+	}
+}

@@ -25,12 +25,40 @@ import (
 const BinaryMarker MessageType = 127
 
 // Encode makes a Raft log entry in the JSON form, which every hub version
-// reads. This version reads the binary form too but does not write it
-// yet: a node of an earlier version, in a cluster upgraded one node at a
-// time, would fail on every app write. Writing it (EncodeBinary) is for
-// the version after this one, whose nodes can count on their peers
-// reading it.
+// reads. Writers that know what the cluster's voters read (the API, the
+// audit log) use EncodeFor with the cluster's EntryFormat instead: a node
+// of an earlier version, in a cluster upgraded one node at a time, would
+// fail on a form it does not read.
 func Encode(t MessageType, req any) ([]byte, error) {
+	return encodeJSON(t, req)
+}
+
+// EntryFormat is the newest form of log entries this version reads. Each
+// hub node publishes its own; a cluster writes the newest form every
+// voter reads (EncodeFor):
+//
+//	1: JSON (every version);
+//	2: the binary form of codec_wire.go;
+//	3: AuditedRequest, a write and its audit entry in one entry.
+//
+// Nodes of versions before the number was published read format 2 but do
+// not say so: they count as 1.
+const EntryFormat = FormatAudited
+
+// The log entry formats.
+const (
+	FormatJSON    = 1
+	FormatBinary  = 2
+	FormatAudited = 3
+)
+
+// EncodeFor makes a Raft log entry that nodes reading format f (and
+// later ones) read: the binary form where the type has one and f allows
+// it, else JSON.
+func EncodeFor(f int, t MessageType, req any) ([]byte, error) {
+	if f >= FormatBinary {
+		return EncodeBinary(t, req)
+	}
 	return encodeJSON(t, req)
 }
 
@@ -70,6 +98,11 @@ func encodeBinary(t MessageType, req any) ([]byte, error) {
 			return nil, errNotBinary
 		}
 		encodeAuditRecord(&e, r)
+	case *AuditedRequest:
+		if t&^IgnoreUnknownTypeFlag != AuditedType {
+			return nil, errNotBinary
+		}
+		encodeAudited(&e, r)
 	default:
 		return nil, errNotBinary
 	}
@@ -86,6 +119,8 @@ func decodeBinary(t MessageType, b []byte) (any, error) {
 		return decodeAppUpsert(b)
 	case AuditRecordType:
 		return decodeAuditRecord(b)
+	case AuditedType:
+		return decodeAudited(b)
 	}
 	return nil, fmt.Errorf("%w %d (binary form)", ErrUnknownType, t)
 }
@@ -214,6 +249,8 @@ func newRequest(t MessageType) any {
 		return &BudgetNotifiedRequest{}
 	case AuditRecordType:
 		return &AuditRecordRequest{}
+	case AuditedType:
+		return &AuditedRequest{}
 	case AppRestartType:
 		return &AppRestartRequest{}
 	case AppStopType:

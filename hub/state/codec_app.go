@@ -293,22 +293,24 @@ func encodeAuditRecord(e *wenc, r *AuditRecordRequest) {
 	}
 	for i := range r.Entries {
 		a := &r.Entries[i]
-		e.msg(1, func(e *wenc) {
-			e.uint(1, a.Seq)
-			e.uint(2, a.Index)
-			e.time(3, a.Time)
-			e.str(4, a.Actor)
-			e.str(5, a.ActorID)
-			e.str(6, a.Role)
-			e.str(7, a.Tenant)
-			e.str(8, a.Method)
-			e.str(9, a.Path)
-			e.int(10, a.Status)
-			e.str(11, a.Object)
-			e.str(12, a.Node)
-		})
+		e.msg(1, func(e *wenc) { encodeAuditEntry(e, a) })
 	}
 	e.int(2, r.Keep)
+}
+
+func encodeAuditEntry(e *wenc, a *AuditEntry) {
+	e.uint(1, a.Seq)
+	e.uint(2, a.Index)
+	e.time(3, a.Time)
+	e.str(4, a.Actor)
+	e.str(5, a.ActorID)
+	e.str(6, a.Role)
+	e.str(7, a.Tenant)
+	e.str(8, a.Method)
+	e.str(9, a.Path)
+	e.int(10, a.Status)
+	e.str(11, a.Object)
+	e.str(12, a.Node)
 }
 
 func decodeAuditRecord(b []byte) (*AuditRecordRequest, error) {
@@ -316,39 +318,81 @@ func decodeAuditRecord(b []byte) (*AuditRecordRequest, error) {
 	err := eachField(b, func(f wfield) error {
 		switch f.num {
 		case 1:
-			var a AuditEntry
-			err := f.msg(func(f wfield) error {
-				switch f.num {
-				case 1:
-					return setUint(&a.Seq, f)
-				case 2:
-					return setUint(&a.Index, f)
-				case 3:
-					return setTime(&a.Time, f)
-				case 4:
-					return setStr(&a.Actor, f)
-				case 5:
-					return setStr(&a.ActorID, f)
-				case 6:
-					return setStr(&a.Role, f)
-				case 7:
-					return setStr(&a.Tenant, f)
-				case 8:
-					return setStr(&a.Method, f)
-				case 9:
-					return setStr(&a.Path, f)
-				case 10:
-					return setInt(&a.Status, f)
-				case 11:
-					return setStr(&a.Object, f)
-				case 12:
-					return setStr(&a.Node, f)
-				}
-				return nil
-			})
+			a, err := decodeAuditEntry(f)
 			r.Entries = append(r.Entries, a)
 			return err
 		case 2:
+			return setInt(&r.Keep, f)
+		}
+		return nil
+	})
+	return r, err
+}
+
+func decodeAuditEntry(f wfield) (AuditEntry, error) {
+	var a AuditEntry
+	err := f.msg(func(f wfield) error {
+		switch f.num {
+		case 1:
+			return setUint(&a.Seq, f)
+		case 2:
+			return setUint(&a.Index, f)
+		case 3:
+			return setTime(&a.Time, f)
+		case 4:
+			return setStr(&a.Actor, f)
+		case 5:
+			return setStr(&a.ActorID, f)
+		case 6:
+			return setStr(&a.Role, f)
+		case 7:
+			return setStr(&a.Tenant, f)
+		case 8:
+			return setStr(&a.Method, f)
+		case 9:
+			return setStr(&a.Path, f)
+		case 10:
+			return setInt(&a.Status, f)
+		case 11:
+			return setStr(&a.Object, f)
+		case 12:
+			return setStr(&a.Node, f)
+		}
+		return nil
+	})
+	return a, err
+}
+
+// encodeAudited writes the wrapped command as bytes (an entry of either
+// form), the entry as the audit record's entry message.
+func encodeAudited(e *wenc, r *AuditedRequest) {
+	if r.Command != nil && len(r.Command) == 0 {
+		e.bad = true // JSON keeps an empty value (""): the decoder would make it nil
+		return
+	}
+	if len(r.Command) > 0 {
+		e.b = protowire.AppendTag(e.b, 1, protowire.BytesType)
+		e.b = protowire.AppendBytes(e.b, r.Command)
+	}
+	e.msg(2, func(e *wenc) { encodeAuditEntry(e, &r.Entry) })
+	e.int(3, r.Keep)
+}
+
+func decodeAudited(b []byte) (*AuditedRequest, error) {
+	r := &AuditedRequest{}
+	err := eachField(b, func(f wfield) error {
+		switch f.num {
+		case 1:
+			if f.typ != protowire.BytesType {
+				return errWireType
+			}
+			r.Command = append([]byte(nil), f.b...)
+			return nil
+		case 2:
+			var err error
+			r.Entry, err = decodeAuditEntry(f)
+			return err
+		case 3:
 			return setInt(&r.Keep, f)
 		}
 		return nil

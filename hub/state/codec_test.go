@@ -55,6 +55,11 @@ func binaryCases() []struct {
 			{Method: "POST", Path: "/v1/apps", Status: 401},
 		}, Keep: 10000}},
 		{"audit, no entries", AuditRecordType, &AuditRecordRequest{Keep: -1}},
+		{"audited, a binary upsert", AuditedType, &AuditedRequest{Command: mustEncodeFor(EntryFormat, AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: spec("web", "web:1"), Time: t0}),
+			Entry: AuditEntry{Time: t0, Actor: "ci", ActorID: "dev1", Role: "developer", Tenant: "acme", Method: "PUT", Path: "/v1/apps/web", Status: 201, Object: "web", Node: "hub0"}, Keep: 500}},
+		{"audited, a JSON scale", AuditedType, &AuditedRequest{Command: mustEncodeFor(1, AppScaleType, &AppScaleRequest{Tenant: "acme", Name: "web", Instances: 2}),
+			Entry: AuditEntry{Method: "POST", Path: "/v1/apps/web/scale", Status: 200}}},
+		{"audited, zero values", AuditedType, &AuditedRequest{}},
 	}
 }
 
@@ -113,6 +118,8 @@ func TestEncodeFallsBackToJSON(t *testing.T) {
 		{"invalid UTF-8 in an audit path", AuditRecordType, &AuditRecordRequest{Entries: []AuditEntry{{Path: "/v1/apps/\xff"}}}},
 		{"a time with a zone", AppUpsertType, &AppUpsertRequest{Tenant: "a", Time: t0.In(shanghai)}},
 		{"an empty list of entries", AuditRecordType, &AuditRecordRequest{Entries: []AuditEntry{}}},
+		{"an empty audited command", AuditedType, &AuditedRequest{Command: []byte{}}},
+		{"invalid UTF-8 in an audited entry", AuditedType, &AuditedRequest{Command: []byte{1}, Entry: AuditEntry{Object: "\xff"}}},
 		{"another type", AppScaleType, &AppScaleRequest{Tenant: "a", Name: "w", Instances: 2}},
 		{"a type that does not match the request", AppScaleType, &AppUpsertRequest{Tenant: "a"}},
 	} {

@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -105,9 +106,23 @@ func (f *FSM) applyIn(txn *memdb.Txn, index uint64, data []byte) *Error {
 		}
 		return &Error{Kind: KindInternal, Msg: err.Error()}
 	}
+	audited, _ := req.(*AuditedRequest)
+	skip := false
+	if audited != nil {
+		if req, skip, err = f.unwrap(audited, index); err != nil {
+			return &Error{Kind: KindInternal, Msg: err.Error()}
+		}
+	}
 	w := &writer{txn: txn, index: index, m: meterScratch{now: commandTime(req)}}
-	if e := w.dispatch(req); e != nil {
-		return e
+	if !skip {
+		if e := w.dispatch(req); e != nil {
+			return e
+		}
+	}
+	if audited != nil {
+		if e := w.auditRecord(&AuditRecordRequest{Entries: []AuditEntry{audited.Entry}, Keep: audited.Keep}); e != nil {
+			return e
+		}
 	}
 	if e := w.flushAlloc(); e != nil {
 		return e
@@ -118,6 +133,24 @@ func (f *FSM) applyIn(txn *memdb.Txn, index uint64, data []byte) *Error {
 		}
 	}
 	return nil
+}
+
+// unwrap decodes the command an AuditedRequest carries. skip says it is
+// of a type this version does not know and marked to be skipped: its
+// audit entry is recorded all the same, as a newer node records it.
+func (f *FSM) unwrap(a *AuditedRequest, index uint64) (req any, skip bool, err error) {
+	t, req, err := Decode(a.Command)
+	if err != nil {
+		if raw, _ := entryType(a.Command); errors.Is(err, ErrUnknownType) && raw&IgnoreUnknownTypeFlag != 0 {
+			f.log.Debug("skipping unknown message type", "type", t, "index", index)
+			return nil, true, nil
+		}
+		return nil, false, fmt.Errorf("audited command: %w", err)
+	}
+	if t == AuditedType {
+		return nil, false, errors.New("an audited command holds another audited command")
+	}
+	return req, false, nil
 }
 
 // writer applies one command inside one write transaction.

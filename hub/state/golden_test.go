@@ -149,7 +149,23 @@ func goldenCommands() []struct {
 		{SecretsSetType, &SecretsSetRequest{Tenant: "acme", App: "job", Sealed: map[string][]byte{"DB_URL": goldenSealed('d'), "API_KEY": goldenSealed('k')}, Time: t0.Add(4 * time.Hour)}},
 		{SecretsSetType, &SecretsSetRequest{Tenant: "acme", App: "job", Sealed: map[string][]byte{"TOKEN": goldenSealed('t')}, Time: t0.Add(4*time.Hour + time.Minute)}},
 		{SecretsUnsetType, &SecretsUnsetRequest{Tenant: "acme", App: "job", Names: []string{"API_KEY"}, Time: t0.Add(4*time.Hour + 2*time.Minute)}},
+		// v7-audited: writes committed with their audit entries (the inner
+		// command binary in one, JSON in the other), the log trimmed to
+		// its keep.
+		{AuditedType, &AuditedRequest{Command: mustEncodeFor(EntryFormat, AppUpsertType, &AppUpsertRequest{Tenant: "beta", Spec: spec("cron", "cron:1"), Create: true, Time: t0.Add(5 * time.Hour)}),
+			Entry: AuditEntry{Time: t0.Add(5 * time.Hour), Actor: "ci", ActorID: "dev1", Role: "developer", Tenant: "beta", Method: "PUT", Path: "/v1/apps/cron", Status: 201, Object: "cron", Node: "hub0"}, Keep: 2}},
+		{AuditedType, &AuditedRequest{Command: mustEncodeFor(1, AppScaleType, &AppScaleRequest{Tenant: "beta", Name: "cron", Instances: 2, Time: t0.Add(5*time.Hour + time.Minute)}),
+			Entry: AuditEntry{Time: t0.Add(5*time.Hour + time.Minute), Actor: "ci", ActorID: "dev1", Role: "developer", Tenant: "beta", Method: "POST", Path: "/v1/apps/cron/scale", Status: 200, Object: "cron", Node: "hub1"}, Keep: 2}},
 	}
+}
+
+// mustEncodeFor is EncodeFor for fixed test commands.
+func mustEncodeFor(f int, t MessageType, req any) []byte {
+	b, err := EncodeFor(f, t, req)
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
 
 // goldenSealed stands for a sealed value (the store never opens one).
@@ -212,7 +228,7 @@ func recordGolden(t *testing.T, dir string) {
 	h := newHarness(t)
 	var log bytes.Buffer
 	for _, c := range goldenCommands() {
-		b, err := Encode(c.t, c.req)
+		b, err := EncodeFor(EntryFormat, c.t, c.req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,67 @@
+package cluster
+
+import "github.com/hashicorp/raft"
+
+// Log entry formats in a cluster upgraded one node at a time: each node
+// publishes the newest format its FSM reads (Meta.Entries), commands are
+// written in the newest format every voter reads (EntryFormat), and once
+// the voters read a format no node that reads less becomes a voter
+// (admitVoter): it would fail on entries the log already holds. Going
+// back to an older version after every node ran a newer one is not
+// supported, as in most replicated stores.
+
+// EntryFormat returns the newest log entry format every voter reads. A
+// voter gossip says nothing of (not heard from yet, or a version before
+// formats were published) counts as 1: JSON, which every version reads.
+func (c *Cluster) EntryFormat() int {
+	f := c.raft.GetConfiguration()
+	if f.Error() != nil {
+		return 1
+	}
+	formats := c.memberFormats()
+	low := c.cfg.EntryFormat
+	for _, s := range f.Configuration().Servers {
+		if s.Suffrage != raft.Voter || string(s.ID) == c.cfg.NodeID {
+			continue
+		}
+		low = min(low, max(formats[string(s.ID)], 1))
+	}
+	return low
+}
+
+// memberFormats maps the ids of the members gossip knows alive to the
+// format they publish (0: none published).
+func (c *Cluster) memberFormats() map[string]int {
+	c.membersMu.Lock()
+	defer c.membersMu.Unlock()
+	out := make(map[string]int, len(c.members))
+	for _, m := range c.members {
+		if m.Alive {
+			out[m.ID] = m.Entries
+		}
+	}
+	return out
+}
+
+// admitVoter says whether a node that reads log entries up to format f
+// may become a voter of configuration servers. It may when it reads this
+// node's format, or when a voter known to read no more than it does is
+// still in the cluster (an upgrade under way, so nothing newer than f was
+// written). A voter gossip says nothing of does not count as older: it
+// may be a node of this version not heard from yet.
+func (c *Cluster) admitVoter(id string, f int, servers []raft.Server) bool {
+	f = max(f, 1)
+	if f >= c.cfg.EntryFormat {
+		return true
+	}
+	formats := c.memberFormats()
+	for _, s := range servers {
+		if s.Suffrage != raft.Voter || string(s.ID) == id || string(s.ID) == c.cfg.NodeID {
+			continue
+		}
+		if g, ok := formats[string(s.ID)]; ok && max(g, 1) <= f {
+			return true
+		}
+	}
+	return false
+}
