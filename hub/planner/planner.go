@@ -150,16 +150,16 @@ type planner struct {
 	// leader knows it (zero: not since it took office); nil: never.
 	lastRenewal func(host string) time.Time
 	tookOffice  time.Time
-	fenceWait   map[string]bool      // apps waiting for a lease to run out, this round
+	fenceWait   map[appKey]bool      // apps waiting for a lease to run out, this round
 	poolReady   map[string]time.Time // since when each pool has had a ready host
 	sched       *scheduler.Scheduler
 	index       uint64                 // snapshot index of the last round; 0: none
 	hosts       map[string]*state.Host // as seen in the last round
-	unsettled   map[string]bool        // apps to look at again next round
+	unsettled   map[appKey]bool        // apps to look at again next round
 }
 
 func newPlanner() *planner {
-	return &planner{sched: scheduler.New(), hosts: map[string]*state.Host{}, unsettled: map[string]bool{}, fenceWait: map[string]bool{}, poolReady: map[string]time.Time{}}
+	return &planner{sched: scheduler.New(), hosts: map[string]*state.Host{}, unsettled: map[appKey]bool{}, fenceWait: map[appKey]bool{}, poolReady: map[string]time.Time{}}
 }
 
 // invalidate makes the next round look at every app.
@@ -201,10 +201,10 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 	since := p.index
 	p.index = snap.LatestIndex()
 	byHost := p.hosts
-	byApp := map[string][]*state.Instance{}
+	byApp := map[appKey][]*state.Instance{}
 	var work []*state.App
 	for _, a := range apps {
-		key := a.Tenant + "/" + a.Name
+		key := appKey{Tenant: a.Tenant, Name: a.Name}
 		// Capacity added or freed anywhere may let pending instances in, or
 		// instances in failover pools go home.
 		if full || dirty[key] || p.unsettled[key] || a.ModifyIndex > since || (freed && (a.Pending != "" || len(a.Spec.FailoverPools) > 0)) {
@@ -219,14 +219,14 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		if err != nil {
 			return nil, err
 		}
-		byApp[a.Tenant+"/"+a.Name] = is
+		byApp[appKey{Tenant: a.Tenant, Name: a.Name}] = is
 	}
 	req := &state.PlanApplyRequest{Time: now}
 	var toPlace []scheduler.App
-	wanted := map[string]int{}
-	current := map[string]*state.App{}
+	wanted := map[appKey]int{}
+	current := map[appKey]*state.App{}
 	for _, a := range work {
-		key := a.Tenant + "/" + a.Name
+		key := appKey{Tenant: a.Tenant, Name: a.Name}
 		tenant, err := snap.Tenant(nil, a.Tenant)
 		if err != nil || tenant == nil {
 			continue
@@ -434,16 +434,16 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		}
 		var listed []*state.Instance
 		for _, a := range toPlace {
-			listed = append(listed, byApp[a.Key.String()]...)
+			listed = append(listed, byApp[a.Key]...)
 		}
 		plan := p.sched.Plan(newSchedState(snap.LatestIndex(), hosts, listed, stops), toPlace, func() string { return "" })
 		for _, p := range plan.Place {
 			req.Place = append(req.Place, state.Instance{ID: newID(p.App.Name), Tenant: p.App.Tenant, App: p.App.Name, Version: p.Version,
 				Host: p.Host, CPU: p.CPU, Memory: p.Memory})
 		}
-		pending := map[string]string{}
+		pending := map[appKey]string{}
 		for _, p := range plan.Pending {
-			key := p.App.String()
+			key := p.App
 			if wanted[key] == 1 {
 				pending[key] = "the instance cannot be placed: " + p.Reason
 			} else {
@@ -482,13 +482,13 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 // changes updates the planner's view of the hosts and returns the apps
 // that changes since its last round may concern, and whether capacity was
 // added or freed anywhere (pending apps may fit now).
-func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*state.Host, full bool) (map[string]bool, bool, error) {
-	dirty := map[string]bool{}
+func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*state.Host, full bool) (map[appKey]bool, bool, error) {
+	dirty := map[appKey]bool{}
 	freed := full
 	onHost := func(id string) error {
 		is, err := snap.HostInstances(nil, id)
 		for _, i := range is {
-			dirty[i.Tenant+"/"+i.App] = true
+			dirty[appKey{Tenant: i.Tenant, Name: i.App}] = true
 		}
 		return err
 	}
@@ -535,7 +535,7 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 		return nil, false, err
 	}
 	for _, i := range changed {
-		dirty[i.Tenant+"/"+i.App] = true
+		dirty[appKey{Tenant: i.Tenant, Name: i.App}] = true
 	}
 	return dirty, freed, nil
 }
@@ -545,7 +545,7 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 // whose health deadline passes with time. Everything else a round decides
 // waits for a write (an instance reported ready or failed, an app or host
 // changed, capacity freed), and the next round sees those.
-func (p *planner) remember(work []*state.App, byApp map[string][]*state.Instance) {
+func (p *planner) remember(work []*state.App, byApp map[appKey][]*state.Instance) {
 	for key := range p.fenceWait {
 		p.unsettled[key] = true
 	}
@@ -553,7 +553,7 @@ func (p *planner) remember(work []*state.App, byApp map[string][]*state.Instance
 		if st := a.Spec.Strategy; st == nil || !st.AutoRevert {
 			continue
 		}
-		key := a.Tenant + "/" + a.Name
+		key := appKey{Tenant: a.Tenant, Name: a.Name}
 		for _, i := range byApp[key] {
 			if i.Desired != state.DesiredRun {
 				continue
@@ -565,6 +565,10 @@ func (p *planner) remember(work []*state.App, byApp map[string][]*state.Instance
 		}
 	}
 }
+
+// appKey names an app in the planner's maps (no string built per app per
+// round).
+type appKey = scheduler.AppKey
 
 // schedState adapts a planner's view of the state store to the
 // scheduler's read-only State: every host, with what instances the planner
@@ -676,7 +680,7 @@ func (p *planner) failingBack(a *state.App, i *state.Instance, h *state.Host, no
 			return true
 		}
 	}
-	p.unsettled[a.Tenant+"/"+a.Name] = true // the hold time runs
+	p.unsettled[appKey{Tenant: a.Tenant, Name: a.Name}] = true // the hold time runs
 	return false
 }
 
