@@ -53,11 +53,15 @@ func BenchmarkDeployLatency(b *testing.B) {
 	b.Run("wharf", func(b *testing.B) {
 		c, admin, jt := benchCluster(b, 1)
 		var drv driver.Driver
+		tl := &timeline{}
 		a, err := agent.New(agent.Config{Hubs: []string{c.Nodes[0].QUICAddr()}, Token: jt.Token, DataDir: b.TempDir(), Name: "bench",
 			NewDriver: func(hostID string) (driver.Driver, error) {
 				d, err := docker.New(docker.Config{HostID: hostID, PublishIP: "127.0.0.1"})
 				drv = d
-				return d, err
+				if err != nil {
+					return nil, err
+				}
+				return timedDriver{Driver: d, tl: tl}, nil
 			}})
 		if err != nil {
 			b.Fatal(err)
@@ -72,14 +76,20 @@ func BenchmarkDeployLatency(b *testing.B) {
 		})
 		w := &client.WriteOptions{Tenant: "acme"}
 		var ds []time.Duration
+		var steps []map[string]time.Duration
 		for i := 0; i < b.N; i++ {
 			name := fmt.Sprintf("bench%d", i)
 			spec := apitypes.AppSpec{Name: name, Image: image, Instances: intp(1), Ports: []apitypes.Port{{ContainerPort: 8080}},
 				Health: &apitypes.Health{HTTP: "/healthz", Interval: apitypes.Duration(20 * time.Millisecond)}}
 			start := time.Now()
+			tl.reset(start)
+			wctx, stopWatch := context.WithCancel(ctx)
+			watched := make(chan struct{})
+			go func() { defer close(watched); tl.watch(wctx, c.Nodes[0].Hub().Store(), "acme", name) }()
 			if _, err := admin.Apps().Create(ctx, spec, w); err != nil {
 				b.Fatal(err)
 			}
+			tl.mark("api-answered")
 			var index uint64
 			for {
 				is, meta, err := admin.Apps().Instances(ctx, name, &client.QueryOptions{Tenant: "acme", WaitIndex: index, WaitTime: 10 * time.Second})
@@ -95,6 +105,10 @@ func BenchmarkDeployLatency(b *testing.B) {
 				index = meta.LastIndex
 			}
 			ds = append(ds, time.Since(start))
+			tl.mark("client-saw-ready")
+			stopWatch()
+			<-watched
+			steps = append(steps, tl.copy())
 			admin.Apps().Delete(ctx, name, w)
 			hubtest.WaitFor(b, 30*time.Second, "the instance removed", func() bool {
 				l, err := drv.List(ctx)
@@ -102,6 +116,7 @@ func BenchmarkDeployLatency(b *testing.B) {
 			})
 		}
 		report(b, ds)
+		reportSteps(b, steps)
 	})
 }
 
