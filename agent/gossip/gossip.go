@@ -8,11 +8,14 @@ package gossip
 import (
 	"bytes"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -37,7 +40,7 @@ type Member struct {
 
 	mu      sync.Mutex
 	views   map[string]peerView // host id -> latest view
-	changed bool                // since the last report
+	changed map[string]bool     // host ids whose view changed since the last report
 }
 
 type peerView struct {
@@ -59,7 +62,7 @@ func Start(hostID, addr, advertise string, key []byte, log *slog.Logger) (*Membe
 	if err != nil {
 		return nil, fmt.Errorf("gossip listen %s: %w", addr, err)
 	}
-	g := &Member{self: hostID, views: map[string]peerView{}}
+	g := &Member{self: hostID, views: map[string]peerView{}, changed: map[string]bool{}}
 	mc := memberlist.DefaultLANConfig()
 	mc.Name = hostID
 	mc.Transport = tr
@@ -124,29 +127,49 @@ func (g *Member) Join(addrs []string) {
 	}
 }
 
-// Report returns the peers' views to send to the hub, at most maxPeers of
-// them; force includes them even when nothing changed.
+// Report returns the views to send to the hub: the peers that died or
+// came back since the last report and, with force (the periodic report),
+// the ringPeers that follow this member on the pool's ring as well, so
+// that every host is vouched for by a few peers each period, not by every
+// peer: the hub's work stays linear in the pool's size. nil when there is
+// nothing to say. At most maxReportedPeers views.
 func (g *Member) Report(force bool) *wire.GossipReport {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if !g.changed && !force {
-		return nil
-	}
-	g.changed = false
 	now := time.Now()
-	r := &wire.GossipReport{}
 	for id, v := range g.views {
 		if !v.alive && now.Sub(v.at) > deadKept {
 			delete(g.views, id)
+			delete(g.changed, id)
+		}
+	}
+	ids := make([]string, 0, len(g.changed)+ringPeers)
+	for id := range g.changed {
+		ids = append(ids, id)
+	}
+	clear(g.changed)
+	if force {
+		for _, id := range ringSuccessors(g.self, g.views, ringPeers) {
+			if _, dup := g.views[id]; dup && !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	sort.Strings(ids)
+	r := &wire.GossipReport{}
+	for _, id := range ids[:min(len(ids), maxReportedPeers)] {
+		v, ok := g.views[id]
+		if !ok {
 			continue
 		}
 		st := "alive"
 		if !v.alive {
 			st = "dead"
 		}
-		if len(r.Peers) < maxReportedPeers {
-			r.Peers = append(r.Peers, &wire.PeerView{HostId: id, State: st})
-		}
+		r.Peers = append(r.Peers, &wire.PeerView{HostId: id, State: st})
 	}
 	if len(r.Peers) == 0 {
 		return nil
@@ -154,9 +177,48 @@ func (g *Member) Report(force bool) *wire.GossipReport {
 	return r
 }
 
-// maxReportedPeers bounds one report; map order varies, so large pools are
-// covered over several reports.
+// ringPeers is how many peers each member vouches for in every periodic
+// report: each host is reported by about as many.
+const ringPeers = 4
+
+// maxReportedPeers bounds one report (a pool where many views changed at
+// once); the changes left out are in the views, which the next periodic
+// report covers only for the ring: a peer's death is reported by every
+// member that sees it, so enough reach the hub.
 const maxReportedPeers = 512
+
+// ringSuccessors returns the n hosts of views that follow self on the
+// ring of hashed host ids (fewer when the pool is smaller).
+func ringSuccessors(self string, views map[string]peerView, n int) []string {
+	type point struct {
+		h  uint64
+		id string
+	}
+	pos := ringHash(self)
+	// The n smallest distances forward from self, wrapping around.
+	best := make([]point, 0, n+1)
+	for id := range views {
+		p := point{ringHash(id) - pos, id} // wraps: the distance forward on the ring
+		i := len(best)
+		for i > 0 && (p.h < best[i-1].h || p.h == best[i-1].h && p.id < best[i-1].id) {
+			i--
+		}
+		if i < n {
+			best = slices.Insert(best, i, p)[:min(len(best)+1, n)]
+		}
+	}
+	out := make([]string, len(best))
+	for i, p := range best {
+		out[i] = p.id
+	}
+	return out
+}
+
+func ringHash(id string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(id))
+	return h.Sum64()
+}
 
 func (g *Member) set(n *memberlist.Node, alive bool) {
 	if n.Name == g.self {
@@ -164,8 +226,12 @@ func (g *Member) set(n *memberlist.Node, alive bool) {
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if old, ok := g.views[n.Name]; !ok || old.alive != alive {
-		g.changed = true
+	// A death, or a recovery from one, is reported at once; a peer that
+	// joins waits for the ring's periodic reports (a pool's every member
+	// sees every join: reporting them all would make the hub's work grow
+	// with the square of the pool).
+	if old, ok := g.views[n.Name]; ok && old.alive != alive || !ok && !alive {
+		g.changed[n.Name] = true
 	}
 	g.views[n.Name] = peerView{alive: alive, at: time.Now()}
 }

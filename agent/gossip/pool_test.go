@@ -3,10 +3,13 @@ package gossip
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 
 	"github.com/wharf-platform/wharf/agent/control"
 	"github.com/wharf-platform/wharf/pkg/wire"
@@ -78,5 +81,56 @@ func TestPoolWithoutAddress(t *testing.T) {
 	}
 	if m := c.Feeds()[0].Tick(time.Now()); m != nil {
 		t.Fatalf("reported %v without gossip", m)
+	}
+}
+
+// TestReportIsBounded: a periodic report vouches for ringPeers peers, not
+// for every peer, changes are reported at once, and over a pool every
+// host is vouched for by ringPeers others.
+func TestReportIsBounded(t *testing.T) {
+	const n = 200
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("host-%03d", i)
+	}
+	members := make([]*Member, n)
+	for i, self := range ids {
+		m := &Member{self: self, views: map[string]peerView{}, changed: map[string]bool{}}
+		for _, id := range ids {
+			m.set(&memberlist.Node{Name: id}, true)
+		}
+		members[i] = m
+	}
+	// Joins wait for the periodic report.
+	if r := members[0].Report(false); r != nil {
+		t.Fatalf("only joins, yet %d views reported at once", len(r.Peers))
+	}
+	vouched := map[string]int{}
+	for _, m := range members {
+		r := m.Report(true)
+		if r == nil || len(r.Peers) != ringPeers {
+			t.Fatalf("%s: periodic report of %d views, want %d", m.self, len(r.GetPeers()), ringPeers)
+		}
+		for _, p := range r.Peers {
+			if p.HostId == m.self || p.State != "alive" {
+				t.Fatalf("%s reported %v", m.self, p)
+			}
+			vouched[p.HostId]++
+		}
+	}
+	for _, id := range ids {
+		if vouched[id] != ringPeers {
+			t.Fatalf("%s vouched for by %d peers, want %d", id, vouched[id], ringPeers)
+		}
+	}
+	// A death is reported at once, and so is the recovery.
+	m := members[0]
+	for _, alive := range []bool{false, true} {
+		m.set(&memberlist.Node{Name: "host-150"}, alive)
+		want := map[bool]string{false: "dead", true: "alive"}[alive]
+		r := m.Report(false)
+		if r == nil || len(r.Peers) != 1 || r.Peers[0].HostId != "host-150" || r.Peers[0].State != want {
+			t.Fatalf("after host-150 went %s: %v", want, r)
+		}
 	}
 }
