@@ -187,8 +187,8 @@ const ringPeers = 4
 // member that sees it, so enough reach the hub.
 const maxReportedPeers = 512
 
-// ringSuccessors returns the n hosts of views that follow self on the
-// ring of hashed host ids (fewer when the pool is smaller).
+// ringSuccessors returns the n live hosts of views that follow self on
+// the ring of hashed host ids (fewer when the pool is smaller).
 func ringSuccessors(self string, views map[string]peerView, n int) []string {
 	type point struct {
 		h  uint64
@@ -197,7 +197,10 @@ func ringSuccessors(self string, views map[string]peerView, n int) []string {
 	pos := ringHash(self)
 	// The n smallest distances forward from self, wrapping around.
 	best := make([]point, 0, n+1)
-	for id := range views {
+	for id, v := range views {
+		if !v.alive {
+			continue // reported when it died
+		}
 		p := point{ringHash(id) - pos, id} // wraps: the distance forward on the ring
 		i := len(best)
 		for i > 0 && (p.h < best[i-1].h || p.h == best[i-1].h && p.id < best[i-1].id) {
