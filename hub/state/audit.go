@@ -52,7 +52,7 @@ type AuditRecordRequest struct {
 
 func auditSchema() *memdb.TableSchema {
 	return &memdb.TableSchema{Name: TableAudit, Indexes: map[string]*memdb.IndexSchema{
-		"id": {Name: "id", Unique: true, Indexer: &memdb.UintFieldIndex{Field: "Seq"}},
+		"id": {Name: "id", Unique: true, Indexer: uint64Index[AuditEntry]{func(o *AuditEntry) uint64 { return o.Seq }}},
 	}}
 }
 

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/hashicorp/go-memdb"
@@ -86,4 +87,34 @@ func (x stringsIndex[T]) key(args []any, prefix bool) ([]byte, error) {
 		}
 	}
 	return key, nil
+}
+
+// uint64Index indexes objects of type T by a uint64 field read by a plain
+// function: the keys of a memdb.UintFieldIndex over a uint64 field (8
+// bytes, big-endian), whose arguments must be uint64s.
+type uint64Index[T any] struct {
+	field func(*T) uint64
+}
+
+var _ memdb.SingleIndexer = uint64Index[Instance]{}
+
+// FromObject implements memdb.SingleIndexer.
+func (x uint64Index[T]) FromObject(raw any) (bool, []byte, error) {
+	o, ok := raw.(*T)
+	if !ok {
+		return false, nil, fmt.Errorf("index of %T: got %T", (*T)(nil), raw)
+	}
+	return true, binary.BigEndian.AppendUint64(make([]byte, 0, 8), x.field(o)), nil
+}
+
+// FromArgs implements memdb.Indexer: one uint64.
+func (x uint64Index[T]) FromArgs(args ...any) ([]byte, error) {
+	if len(args) != 1 {
+		return nil, fmt.Errorf("must provide only a single argument")
+	}
+	v, ok := args[0].(uint64)
+	if !ok {
+		return nil, fmt.Errorf("argument must be a uint64: %#v", args[0])
+	}
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v), nil
 }

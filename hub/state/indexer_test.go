@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/hashicorp/go-memdb"
@@ -27,6 +28,16 @@ func TestStringsIndexMatchesMemdb(t *testing.T) {
 		{stringPairIndex(func(o *App) string { return o.Tenant }, func(o *App) string { return o.Name }),
 			&memdb.CompoundIndex{Indexes: []memdb.Indexer{&memdb.StringFieldIndex{Field: "Tenant"}, &memdb.StringFieldIndex{Field: "Name"}}},
 			func(a, b string) any { return &App{Tenant: a, Name: b} }, 2},
+		{stringIndex(func(o *Instance) string { return o.ID }), &memdb.StringFieldIndex{Field: "ID"},
+			func(a, _ string) any { return &Instance{ID: a} }, 1},
+		{stringPairIndex(func(o *Instance) string { return o.Tenant }, func(o *Instance) string { return o.App }),
+			&memdb.CompoundIndex{Indexes: []memdb.Indexer{&memdb.StringFieldIndex{Field: "Tenant"}, &memdb.StringFieldIndex{Field: "App"}}},
+			func(a, b string) any { return &Instance{Tenant: a, App: b} }, 2},
+		{stringPairIndex(func(o *Host) string { return o.Pool }, func(o *Host) string { return o.Name }),
+			&memdb.CompoundIndex{Indexes: []memdb.Indexer{&memdb.StringFieldIndex{Field: "Pool"}, &memdb.StringFieldIndex{Field: "Name"}}},
+			func(a, b string) any { return &Host{Pool: a, Name: b} }, 2},
+		{stringIndex(func(o *watchEntry) string { return o.Key }), &memdb.StringFieldIndex{Field: "Key"},
+			func(a, _ string) any { return &watchEntry{Key: a} }, 1},
 	}
 	same := func(t *testing.T, what string, b1 []byte, e1 error, b2 []byte, e2 error) {
 		t.Helper()
@@ -64,9 +75,36 @@ func TestStringsIndexMatchesMemdb(t *testing.T) {
 					}
 				}
 			}
-			if _, _, err := p.ours.(memdb.SingleIndexer).FromObject(&Host{}); err == nil {
+			if _, _, err := p.ours.(memdb.SingleIndexer).FromObject(&Token{}); err == nil {
 				t.Fatal("an object of another type indexed")
 			}
 		})
+	}
+}
+
+// TestUint64IndexMatchesMemdb: the same keys as memdb's UintFieldIndex
+// over a uint64 field, and the same refusals of bad arguments.
+func TestUint64IndexMatchesMemdb(t *testing.T) {
+	ours := uint64Index[Instance]{func(o *Instance) uint64 { return o.ModifyIndex }}
+	theirs := &memdb.UintFieldIndex{Field: "ModifyIndex"}
+	for _, v := range []uint64{0, 1, 255, 256, 1 << 32, math.MaxUint64} {
+		ok1, k1, e1 := ours.FromObject(&Instance{Meta: Meta{ModifyIndex: v}})
+		ok2, k2, e2 := theirs.FromObject(&Instance{Meta: Meta{ModifyIndex: v}})
+		if ok1 != ok2 || !bytes.Equal(k1, k2) || (e1 == nil) != (e2 == nil) {
+			t.Fatalf("FromObject(%d): ours %v %x %v, memdb's %v %x %v", v, ok1, k1, e1, ok2, k2, e2)
+		}
+		a1, e1 := ours.FromArgs(v)
+		a2, e2 := theirs.FromArgs(v)
+		if !bytes.Equal(a1, a2) || (e1 == nil) != (e2 == nil) {
+			t.Fatalf("FromArgs(%d): ours %x %v, memdb's %x %v", v, a1, e1, a2, e2)
+		}
+	}
+	for _, bad := range [][]any{nil, {uint64(1), uint64(2)}, {"1"}, {-1}} {
+		if _, err := ours.FromArgs(bad...); err == nil {
+			t.Fatalf("FromArgs%v accepted", bad)
+		}
+		if _, err := theirs.FromArgs(bad...); err == nil {
+			t.Fatalf("memdb's FromArgs%v accepted: the test's cases are wrong", bad)
+		}
 	}
 }

@@ -101,13 +101,14 @@ func (i *Instance) RestartsSince(t time.Time) int {
 func (i *Instance) Live() bool { return i.Desired == DesiredRun && i.State != InstanceFailed }
 
 func instanceSchema() *memdb.TableSchema {
-	str := func(field string) memdb.Indexer { return &memdb.StringFieldIndex{Field: field} }
+	// Every placement and status report writes instances: the indexes
+	// read fields without reflection (indexer.go).
 	return &memdb.TableSchema{Name: TableInstances, Indexes: map[string]*memdb.IndexSchema{
-		"id":   {Name: "id", Unique: true, Indexer: str("ID")},
-		"app":  {Name: "app", Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Tenant"), str("App")}}},
-		"host": {Name: "host", Indexer: str("Host")},
+		"id":   {Name: "id", Unique: true, Indexer: stringIndex(func(o *Instance) string { return o.ID })},
+		"app":  {Name: "app", Indexer: stringPairIndex(func(o *Instance) string { return o.Tenant }, func(o *Instance) string { return o.App })},
+		"host": {Name: "host", Indexer: stringIndex(func(o *Instance) string { return o.Host })},
 		// Lets the planner find what changed since its last round.
-		"modify": {Name: "modify", Indexer: &memdb.UintFieldIndex{Field: "ModifyIndex"}},
+		"modify": {Name: "modify", Indexer: uint64Index[Instance]{func(o *Instance) uint64 { return o.ModifyIndex }}},
 	}}
 }
 

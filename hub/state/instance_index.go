@@ -36,7 +36,7 @@ type watchEntry struct {
 
 func watchSchema() *memdb.TableSchema {
 	return &memdb.TableSchema{Name: tableWatch, Indexes: map[string]*memdb.IndexSchema{
-		"id": {Name: "id", Unique: true, Indexer: &memdb.StringFieldIndex{Field: "Key"}},
+		"id": {Name: "id", Unique: true, Indexer: stringIndex(func(o *watchEntry) string { return o.Key })},
 	}}
 }
 

@@ -78,10 +78,12 @@ func schema() *memdb.DBSchema {
 			"id":   {Name: "id", Unique: true, Indexer: str("ID")},
 			"pool": {Name: "pool", Indexer: str("Pool")},
 		}},
+		// Every placement rewrites its host (assignment version and
+		// allocation): no reflection either.
 		TableHosts: {Name: TableHosts, Indexes: map[string]*memdb.IndexSchema{
-			"id":        {Name: "id", Unique: true, Indexer: str("ID")},
-			"pool":      {Name: "pool", Indexer: str("Pool")},
-			"pool_name": {Name: "pool_name", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{str("Pool"), str("Name")}}},
+			"id":        {Name: "id", Unique: true, Indexer: stringIndex(func(o *Host) string { return o.ID })},
+			"pool":      {Name: "pool", Indexer: stringIndex(func(o *Host) string { return o.Pool })},
+			"pool_name": {Name: "pool_name", Unique: true, Indexer: stringPairIndex(func(o *Host) string { return o.Pool }, func(o *Host) string { return o.Name })},
 		}},
 		TableEvents: {Name: TableEvents, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
