@@ -419,7 +419,9 @@ func TestEntryFormatFollowsTheVoters(t *testing.T) {
 		t.Fatalf("a format-1 node alone writes format %d", f)
 	}
 	upgraded := startNode(t, testConfig(t, 1, key, 0, []string{old.c.GossipAddr()}))
-	waitFor(t, 15*time.Second, "the upgraded node as a voter", func() bool { return len(old.c.Status().Peers) == 2 })
+	waitFor(t, 15*time.Second, "the upgraded node as a voter, in both nodes' configurations", func() bool {
+		return len(old.c.Status().Peers) == 2 && len(upgraded.c.Status().Peers) == 2
+	})
 	if f := upgraded.c.EntryFormat(); f != 1 {
 		t.Fatalf("beside a format-1 voter the upgraded node writes format %d, want 1", f)
 	}

@@ -1,6 +1,10 @@
 package cluster
 
-import "github.com/hashicorp/raft"
+import (
+	"github.com/hashicorp/raft"
+
+	"github.com/wharf-platform/wharf/hub/state"
+)
 
 // Log entry formats in a cluster upgraded one node at a time: each node
 // publishes the newest format its FSM reads (Meta.Entries), commands are
@@ -12,19 +16,29 @@ import "github.com/hashicorp/raft"
 
 // EntryFormat returns the newest log entry format every voter reads. A
 // voter gossip says nothing of (not heard from yet, or a version before
-// formats were published) counts as 1: JSON, which every version reads.
+// formats were published) counts as 1: JSON, which every version reads;
+// so does a node that is not a voter in its own copy of the
+// configuration (one that has not caught up with the cluster yet cannot
+// tell who the voters are).
 func (c *Cluster) EntryFormat() int {
 	f := c.raft.GetConfiguration()
 	if f.Error() != nil {
-		return 1
+		return state.FormatJSON
 	}
 	formats := c.memberFormats()
-	low := c.cfg.EntryFormat
+	low, self := c.cfg.EntryFormat, false
 	for _, s := range f.Configuration().Servers {
-		if s.Suffrage != raft.Voter || string(s.ID) == c.cfg.NodeID {
+		if s.Suffrage != raft.Voter {
 			continue
 		}
-		low = min(low, max(formats[string(s.ID)], 1))
+		if string(s.ID) == c.cfg.NodeID {
+			self = true
+			continue
+		}
+		low = min(low, max(formats[string(s.ID)], state.FormatJSON))
+	}
+	if !self {
+		return state.FormatJSON
 	}
 	return low
 }
