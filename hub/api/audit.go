@@ -24,10 +24,10 @@ type Auditor interface {
 	// Record commits e; it returns once the entry is committed (or
 	// dropped by its own rate limit).
 	Record(ctx context.Context, e apitypes.AuditEntry) error
-	// Fold returns command with e in it, committed together, or false
-	// when e must be recorded on its own (the cluster cannot read such an
-	// entry yet).
-	Fold(command []byte, e apitypes.AuditEntry) ([]byte, bool)
+	// Fold returns command (made for entry format format) with e in it,
+	// committed together, or false when e must be recorded on its own
+	// (the cluster cannot read such an entry yet).
+	Fold(format int, command []byte, e apitypes.AuditEntry) ([]byte, bool)
 	// Folded counts an entry that committed with its write.
 	Folded()
 }

@@ -197,8 +197,8 @@ func (a *failingAuditor) Record(context.Context, apitypes.AuditEntry) error {
 }
 
 // Fold never folds: every entry goes through Record.
-func (a *failingAuditor) Fold([]byte, apitypes.AuditEntry) ([]byte, bool) { return nil, false }
-func (a *failingAuditor) Folded()                                         {}
+func (a *failingAuditor) Fold(int, []byte, apitypes.AuditEntry) ([]byte, bool) { return nil, false }
+func (a *failingAuditor) Folded()                                              {}
 
 func TestAuditFailureWithholdsSuccess(t *testing.T) {
 	fa := &failingAuditor{}

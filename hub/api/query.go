@@ -97,7 +97,8 @@ func (s *Server) apply(ctx context.Context, t state.MessageType, req any) (uint6
 // tenant) is committed with the command when the cluster can read such an
 // entry, so that the answer waits for one commit instead of two.
 func (s *Server) applyAudited(w http.ResponseWriter, r *http.Request, status int, tenant, object string, t state.MessageType, req any) (uint64, error) {
-	msg, err := state.EncodeFor(s.cfg.Cluster.EntryFormat(), t, req)
+	format := s.cfg.Cluster.EntryFormat()
+	msg, err := state.EncodeFor(format, t, req)
 	if err != nil {
 		return 0, err
 	}
@@ -106,7 +107,7 @@ func (s *Server) applyAudited(w http.ResponseWriter, r *http.Request, status int
 		return s.commit(r.Context(), msg, nil)
 	}
 	e := s.auditEntry(aw, r, status, tenant, object)
-	folded, ok := s.cfg.Audit.Fold(msg, e)
+	folded, ok := s.cfg.Audit.Fold(format, msg, e)
 	if !ok {
 		return s.commit(r.Context(), msg, nil)
 	}

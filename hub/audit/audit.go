@@ -151,17 +151,17 @@ func (r *Recorder) Record(ctx context.Context, e apitypes.AuditEntry) error {
 	return nil
 }
 
-// Fold returns command (a state log entry) with e in it, so that the
-// write and its entry commit together (state.AuditedRequest), and true.
-// It returns false when the cluster's voters do not all read such an
-// entry yet, or e is a refusal without a valid token (rate-limited, so
-// recorded on its own). After the folded command committed, the caller
-// counts it with Folded.
-func (r *Recorder) Fold(command []byte, e apitypes.AuditEntry) ([]byte, bool) {
+// Fold returns command (a state log entry made for format, the
+// cluster's EntryFormat) with e in it, so that the write and its entry
+// commit together (state.AuditedRequest), and true. It returns false when
+// format predates such entries (a voter would not read it), or e is a
+// refusal without a valid token (rate-limited, so recorded on its own).
+// After the folded command committed, the caller counts it with Folded.
+func (r *Recorder) Fold(format int, command []byte, e apitypes.AuditEntry) ([]byte, bool) {
 	if e.ActorID == "" && e.Status >= 400 {
 		return nil, false
 	}
-	if r.cfg.Cluster.EntryFormat() < state.FormatAudited {
+	if format < state.FormatAudited {
 		return nil, false
 	}
 	b, err := state.EncodeAudited(command, entryIn(e), r.cfg.Keep)

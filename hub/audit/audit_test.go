@@ -19,15 +19,9 @@ type committer struct {
 	keep    []int
 	slow    time.Duration
 	fail    error
-	format  int // the voters' entry format; zero: state.EntryFormat
 }
 
-func (c *committer) EntryFormat() int {
-	if c.format == 0 {
-		return state.EntryFormat
-	}
-	return c.format
-}
+func (c *committer) EntryFormat() int { return state.EntryFormat }
 
 func (c *committer) Apply(_ context.Context, msg []byte) (uint64, error) {
 	time.Sleep(c.slow)
@@ -151,7 +145,7 @@ func TestFold(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := apitypes.AuditEntry{Time: time.Now(), Actor: "ci", ActorID: "t1", Tenant: "acme", Method: "POST", Path: "/v1/apps/web/scale", Status: 200, Object: "web", Node: "hub0"}
-	b, ok := r.Fold(cmd, e)
+	b, ok := r.Fold(state.EntryFormat, cmd, e)
 	if !ok {
 		t.Fatal("not folded in a cluster that reads audited entries")
 	}
@@ -163,11 +157,10 @@ func TestFold(t *testing.T) {
 	if string(a.Command) != string(cmd) || a.Keep != 300 || a.Entry.Path != e.Path || a.Entry.Status != 200 || a.Entry.ActorID != "t1" || !a.Entry.Time.Equal(e.Time) {
 		t.Fatalf("folded %+v, want the command, keep 300 and the entry given", a)
 	}
-	if _, ok := r.Fold(cmd, apitypes.AuditEntry{Method: "POST", Path: "/v1/apps", Status: 401}); ok {
+	if _, ok := r.Fold(state.EntryFormat, cmd, apitypes.AuditEntry{Method: "POST", Path: "/v1/apps", Status: 401}); ok {
 		t.Fatal("an anonymous refusal was folded")
 	}
-	c.format = state.FormatBinary
-	if _, ok := r.Fold(cmd, e); ok {
+	if _, ok := r.Fold(state.FormatBinary, cmd, e); ok {
 		t.Fatal("folded in a cluster with a voter that cannot read audited entries")
 	}
 }

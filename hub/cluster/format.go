@@ -19,13 +19,14 @@ import (
 // formats were published) counts as 1: JSON, which every version reads;
 // so does a node that is not a voter in its own copy of the
 // configuration (one that has not caught up with the cluster yet cannot
-// tell who the voters are).
+// tell who the voters are). The API asks on every write.
 func (c *Cluster) EntryFormat() int {
 	f := c.raft.GetConfiguration()
 	if f.Error() != nil {
 		return state.FormatJSON
 	}
-	formats := c.memberFormats()
+	c.membersMu.Lock()
+	defer c.membersMu.Unlock()
 	low, self := c.cfg.EntryFormat, false
 	for _, s := range f.Configuration().Servers {
 		if s.Suffrage != raft.Voter {
@@ -35,7 +36,8 @@ func (c *Cluster) EntryFormat() int {
 			self = true
 			continue
 		}
-		low = min(low, max(formats[string(s.ID)], state.FormatJSON))
+		g, _ := c.memberFormat(string(s.ID))
+		low = min(low, max(g, state.FormatJSON))
 	}
 	if !self {
 		return state.FormatJSON
@@ -43,18 +45,15 @@ func (c *Cluster) EntryFormat() int {
 	return low
 }
 
-// memberFormats maps the ids of the members gossip knows alive to the
-// format they publish (0: none published).
-func (c *Cluster) memberFormats() map[string]int {
-	c.membersMu.Lock()
-	defer c.membersMu.Unlock()
-	out := make(map[string]int, len(c.members))
+// memberFormat returns the format the live member id publishes (0: none
+// published) and whether gossip knows it alive. c.membersMu is held.
+func (c *Cluster) memberFormat(id string) (int, bool) {
 	for _, m := range c.members {
-		if m.Alive {
-			out[m.ID] = m.Entries
+		if m.ID == id && m.Alive {
+			return m.Entries, true
 		}
 	}
-	return out
+	return 0, false
 }
 
 // admitVoter says whether a node that reads log entries up to format f
@@ -68,12 +67,13 @@ func (c *Cluster) admitVoter(id string, f int, servers []raft.Server) bool {
 	if f >= c.cfg.EntryFormat {
 		return true
 	}
-	formats := c.memberFormats()
+	c.membersMu.Lock()
+	defer c.membersMu.Unlock()
 	for _, s := range servers {
 		if s.Suffrage != raft.Voter || string(s.ID) == id || string(s.ID) == c.cfg.NodeID {
 			continue
 		}
-		if g, ok := formats[string(s.ID)]; ok && max(g, 1) <= f {
+		if g, ok := c.memberFormat(string(s.ID)); ok && max(g, 1) <= f {
 			return true
 		}
 	}
