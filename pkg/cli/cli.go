@@ -104,6 +104,10 @@ type env struct {
 	addrUsed    string
 	addrDefault bool // no address was configured: the default was tried
 	tokenSet    bool
+	// onRetry hears the API's retries while the hub has no leader; a
+	// rollout's progress sets it to print them in place.
+	onRetry   func(err error)
+	lastRetry string
 }
 
 func (e *env) root(hub, agent Daemon) *cobra.Command {

@@ -73,7 +73,7 @@ func (e *env) client() (*client.Client, error) {
 		return nil, fail(err)
 	}
 	addr := first(e.addr, os.Getenv("WHARF_ADDR"), fc.Addr)
-	cfg := client.Config{Address: first(addr, defaultAddr), Token: first(e.token, os.Getenv("WHARF_TOKEN"), fc.Token)}
+	cfg := client.Config{Address: first(addr, defaultAddr), Token: first(e.token, os.Getenv("WHARF_TOKEN"), fc.Token), OnRetry: e.retrying}
 	c, err := client.New(cfg)
 	if err != nil {
 		return nil, usagef("%v: set WHARF_ADDR, pass --addr, or run `wharf login`", err)

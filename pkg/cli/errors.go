@@ -44,3 +44,19 @@ func (e *env) explain(err error) string {
 	}
 	return err.Error()
 }
+
+// retrying tells the user why a command pauses: the hub has no leader
+// for a moment and the client sends the request again. Each reason is
+// printed once.
+func (e *env) retrying(err error) {
+	if e.onRetry != nil {
+		e.onRetry(err)
+		return
+	}
+	msg := e.explain(err)
+	if msg == e.lastRetry {
+		return
+	}
+	e.lastRetry = msg
+	fmt.Fprintf(e.stderr, "wharf: retrying: %s\n", msg)
+}

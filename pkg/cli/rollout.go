@@ -169,6 +169,8 @@ func (e *env) waitRollout(ctx context.Context, c *client.Client, name string, ta
 	defer cancel()
 	prog := newProgress(e.progressOut())
 	defer prog.done()
+	e.onRetry = func(err error) { prog.note("retrying: " + e.explain(err)) }
+	defer func() { e.onRetry = nil }()
 	var (
 		index        uint64
 		last         appStatus

@@ -30,7 +30,18 @@ type Config struct {
 	// HTTPClient: nil means a client with connection reuse and no timeout
 	// (blocking queries may wait minutes; use contexts).
 	HTTPClient *http.Client
+	// RetryFor bounds how long a request is sent again while the hub
+	// answers 503 (no leader: an election is under way). Only requests a
+	// second send cannot harm are retried: reads, writes the hub says never
+	// reached a leader, and deletes. 0 means DefaultRetryFor; a negative
+	// value turns retries off.
+	RetryFor time.Duration
+	// OnRetry, if set, hears each 503 answer that is about to be retried.
+	OnRetry func(err error)
 }
+
+// DefaultRetryFor covers an election on a loaded machine.
+const DefaultRetryFor = 15 * time.Second
 
 // DefaultConfig reads WHARF_ADDR and WHARF_TOKEN.
 func DefaultConfig() Config {
@@ -43,9 +54,11 @@ func DefaultConfig() Config {
 
 // Client talks to one hub node. It is safe for concurrent use.
 type Client struct {
-	base  *url.URL
-	token string
-	hc    *http.Client
+	base     *url.URL
+	token    string
+	hc       *http.Client
+	retryFor time.Duration
+	onRetry  func(error)
 }
 
 // New returns a client.
@@ -65,7 +78,11 @@ func New(cfg Config) (*Client, error) {
 	if hc == nil {
 		hc = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, MaxIdleConns: 128, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}}
 	}
-	return &Client{base: u, token: cfg.Token, hc: hc}, nil
+	retryFor := cfg.RetryFor
+	if retryFor == 0 {
+		retryFor = DefaultRetryFor
+	}
+	return &Client{base: u, token: cfg.Token, hc: hc, retryFor: retryFor, onRetry: cfg.OnRetry}, nil
 }
 
 // Address returns the base URL.
@@ -144,21 +161,70 @@ func (o *WriteOptions) values() url.Values {
 }
 
 // do sends a request and decodes a 2xx JSON answer into out. Non-2xx
-// answers become *apitypes.Error.
+// answers become *apitypes.Error. While the hub has no leader (503) it sends
+// the request again, within the client's RetryFor, when that is safe (see
+// retryable).
 func (c *Client) do(ctx context.Context, method, path string, q url.Values, body, out any) (*http.Response, error) {
-	var rd io.Reader
+	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, err
 		}
-		rd = bytes.NewReader(b)
+		payload = b
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.url(path, q), rd)
+	target := c.url(path, q)
+	deadline := time.Now().Add(c.retryFor)
+	retried := false
+	for {
+		resp, b, err := c.send(ctx, method, target, payload)
+		if err != nil {
+			return resp, err
+		}
+		if resp.StatusCode == http.StatusServiceUnavailable && retryable(method, resp.Header) {
+			wait := retryAfter(resp.Header)
+			if time.Now().Add(wait).Before(deadline) {
+				if c.onRetry != nil {
+					c.onRetry(answerError(resp, b))
+				}
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+				case <-t.C:
+					retried = true
+					continue
+				}
+			}
+		}
+		if retried && method == http.MethodDelete && resp.StatusCode == http.StatusNotFound {
+			// An earlier send may have deleted it before the leader was
+			// lost: either way the object is gone, as asked.
+			return resp, nil
+		}
+		if resp.StatusCode/100 != 2 {
+			return resp, answerError(resp, b)
+		}
+		if out != nil && len(b) > 0 {
+			if err := json.Unmarshal(b, out); err != nil {
+				return resp, fmt.Errorf("decode answer of %s %s: %w", method, path, err)
+			}
+		}
+		return resp, nil
+	}
+}
+
+// send makes one attempt and reads the whole answer.
+func (c *Client) send(ctx context.Context, method, target string, payload []byte) (*http.Response, []byte, error) {
+	var rd io.Reader
+	if payload != nil {
+		rd = bytes.NewReader(payload)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if body != nil {
+	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
@@ -166,30 +232,49 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return resp, err
+		return resp, nil, err
 	}
-	if resp.StatusCode/100 != 2 {
-		e := &apitypes.Error{}
-		if json.Unmarshal(b, e) != nil || e.Message == "" {
-			e.Message = strings.TrimSpace(string(b))
-			if e.Message == "" {
-				e.Message = resp.Status
-			}
+	return resp, b, nil
+}
+
+// retryable says whether a 503 answer may be sent again: a read changes
+// nothing; a write the hub marks as never submitted cannot apply twice; a
+// delete sent twice deletes once (a later 404 means it is gone). Any other
+// write may have been applied before the leader was lost, and the caller
+// must look before writing again.
+func retryable(method string, h http.Header) bool {
+	switch {
+	case method == http.MethodGet || method == http.MethodHead || method == http.MethodDelete:
+		return true
+	default:
+		return h.Get("X-Wharf-Not-Submitted") == "true"
+	}
+}
+
+// retryAfter is the wait the hub asks for, within [50 ms, 5 s].
+func retryAfter(h http.Header) time.Duration {
+	secs, err := strconv.Atoi(h.Get("Retry-After"))
+	if err != nil {
+		return time.Second
+	}
+	return min(max(time.Duration(secs)*time.Second, 50*time.Millisecond), 5*time.Second)
+}
+
+func answerError(resp *http.Response, b []byte) error {
+	e := &apitypes.Error{}
+	if json.Unmarshal(b, e) != nil || e.Message == "" {
+		e.Message = strings.TrimSpace(string(b))
+		if e.Message == "" {
+			e.Message = resp.Status
 		}
-		e.Status = resp.StatusCode
-		return resp, e
 	}
-	if out != nil && len(b) > 0 {
-		if err := json.Unmarshal(b, out); err != nil {
-			return resp, fmt.Errorf("decode answer of %s %s: %w", method, path, err)
-		}
-	}
-	return resp, nil
+	e.Status = resp.StatusCode
+	return e
 }
 
 func meta(resp *http.Response) *QueryMeta {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -81,5 +82,75 @@ func TestNamesEscapedOnce(t *testing.T) {
 				t.Fatalf("base %s: sent %q, the server saw %q (%v)", base, name, got, err)
 			}
 		}
+	}
+}
+
+// TestRetriesWhileNoLeader checks which requests are sent again while the
+// hub answers 503, and that a retried delete whose object is gone succeeds.
+func TestRetriesWhileNoLeader(t *testing.T) {
+	type answer struct {
+		code         int
+		notSubmitted bool
+	}
+	cases := []struct {
+		name     string
+		answers  []answer // the hub's answers in order; the last repeats
+		call     func(*Client) error
+		retryFor time.Duration
+		sends    int
+		status   int // the error's status; 0 means success
+	}{
+		{"a read is retried", []answer{{503, false}, {503, false}, {200, false}},
+			func(c *Client) error { _, _, err := c.Apps().List(context.Background(), nil); return err }, 0, 3, 0},
+		{"a write that may have applied is not", []answer{{503, false}, {200, false}},
+			func(c *Client) error { _, err := c.Apps().Scale(context.Background(), "web", 2, nil); return err }, 0, 1, 503},
+		{"a write never submitted is", []answer{{503, true}, {200, false}},
+			func(c *Client) error { _, err := c.Apps().Scale(context.Background(), "web", 2, nil); return err }, 0, 2, 0},
+		{"a retried delete that finds nothing succeeded", []answer{{503, false}, {404, false}},
+			func(c *Client) error { return c.Apps().Delete(context.Background(), "web", nil) }, 0, 2, 0},
+		{"a first delete that finds nothing is an error", []answer{{404, false}},
+			func(c *Client) error { return c.Apps().Delete(context.Background(), "web", nil) }, 0, 1, 404},
+		{"retries turned off", []answer{{503, false}, {200, false}},
+			func(c *Client) error { _, _, err := c.Apps().List(context.Background(), nil); return err }, -1, 1, 503},
+		{"retries end with the budget", []answer{{503, false}},
+			func(c *Client) error { _, _, err := c.Apps().List(context.Background(), nil); return err }, 300 * time.Millisecond, 6, 503},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var sends atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := int(sends.Add(1))
+				a := tc.answers[min(n-1, len(tc.answers)-1)]
+				if a.code == 503 {
+					w.Header().Set("Retry-After", "0")
+					if a.notSubmitted {
+						w.Header().Set("X-Wharf-Not-Submitted", "true")
+					}
+				}
+				w.WriteHeader(a.code)
+				switch {
+				case a.code != 200:
+					w.Write([]byte(`{"error":"no cluster leader"}`))
+				case r.Method == http.MethodGet:
+					w.Write([]byte(`[]`))
+				default:
+					w.Write([]byte(`{"name":"web"}`))
+				}
+			}))
+			defer srv.Close()
+			c, err := New(Config{Address: srv.URL, RetryFor: tc.retryFor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tc.call(c)
+			if got := apitypes.StatusOf(err); got != tc.status {
+				t.Fatalf("status %d (%v), want %d", got, err, tc.status)
+			}
+			// A budget of 300 ms at 50 ms per wait: 6 sends; a loaded
+			// machine may fit fewer, never more.
+			if n := int(sends.Load()); n != tc.sends && !(tc.retryFor > 0 && n > 1 && n < tc.sends) {
+				t.Fatalf("%d sends, want %d", n, tc.sends)
+			}
+		})
 	}
 }
