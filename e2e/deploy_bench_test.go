@@ -31,6 +31,7 @@ func BenchmarkDeployLatency(b *testing.B) {
 
 	b.Run("docker-run", func(b *testing.B) {
 		var ds []time.Duration
+		var steps []map[string]time.Duration
 		for i := 0; i < b.N; i++ {
 			name := fmt.Sprintf("wharf-bench-bare-%d", i)
 			start := time.Now()
@@ -38,16 +39,20 @@ func BenchmarkDeployLatency(b *testing.B) {
 			if err != nil {
 				b.Fatalf("docker run: %v %s", err, out)
 			}
+			ran := time.Since(start)
 			port, err := exec.Command("docker", "port", name, "8080/tcp").Output()
 			if err != nil {
 				b.Fatal(err)
 			}
 			addr := strings.TrimSpace(strings.Split(string(port), "\n")[0])
+			ported := time.Since(start)
 			waitHTTP(b, "http://"+addr+"/healthz")
 			ds = append(ds, time.Since(start))
+			steps = append(steps, map[string]time.Duration{"run-returned": ran, "port-known": ported, "answered": ds[len(ds)-1]})
 			exec.Command("docker", "rm", "-f", name).Run()
 		}
 		report(b, ds)
+		reportSteps(b, []string{"run-returned", "port-known", "answered"}, steps)
 	})
 
 	b.Run("wharf", func(b *testing.B) {
@@ -61,7 +66,7 @@ func BenchmarkDeployLatency(b *testing.B) {
 				if err != nil {
 					return nil, err
 				}
-				return timedDriver{Driver: d, tl: tl}, nil
+				return timedDriver{Driver: d, tl: tl, port: 8080}, nil
 			}})
 		if err != nil {
 			b.Fatal(err)
@@ -116,7 +121,7 @@ func BenchmarkDeployLatency(b *testing.B) {
 			})
 		}
 		report(b, ds)
-		reportSteps(b, steps)
+		reportSteps(b, timelineSteps, steps)
 	})
 }
 

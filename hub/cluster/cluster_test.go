@@ -486,3 +486,36 @@ func TestAdmitVoter(t *testing.T) {
 		}
 	}
 }
+
+// A leader's "no leader" answer, sent over the RPC, is ErrNoLeader on the
+// follower too (callers retry on it), keeps its wording and whether the
+// write was submitted, and other kinds stay as they are.
+func TestNoLeaderCrossesTheRPC(t *testing.T) {
+	for _, tc := range []struct {
+		err          error
+		noLeader     bool
+		notSubmitted bool
+	}{
+		{fmt.Errorf("%w: leadership lost while committing", ErrNoLeader), true, false},
+		{errNotSubmitted, true, true},
+		{&state.Error{Kind: state.KindConflict, Msg: "stale cas index 3"}, false, false},
+	} {
+		got := toRPCError(tc.err).err()
+		if errors.Is(got, ErrNoLeader) != tc.noLeader {
+			t.Errorf("%v: errors.Is(ErrNoLeader) = %v", got, !tc.noLeader)
+		}
+		var se *state.Error
+		if !errors.As(got, &se) || se.NotSubmitted != tc.notSubmitted {
+			t.Errorf("%v: as *state.Error %+v, want not_submitted %v", got, se, tc.notSubmitted)
+		}
+		if errors.Is(got, errNotSubmitted) != tc.notSubmitted {
+			t.Errorf("%v: errors.Is(errNotSubmitted) = %v", got, !tc.notSubmitted)
+		}
+		if tc.noLeader && got.Error() != "from leader: "+tc.err.Error() {
+			t.Errorf("message %q", got.Error())
+		}
+	}
+	if errors.Is(toRPCError(state.ErrConflict).err(), ErrNoLeader) {
+		t.Error("a conflict is not ErrNoLeader")
+	}
+}

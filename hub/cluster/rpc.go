@@ -53,9 +53,22 @@ func (e *rpcError) err() error {
 		return nil
 	}
 	if e.Kind == state.KindUnavailable {
-		return &state.Error{Kind: e.Kind, Msg: "from leader: " + e.Msg, NotSubmitted: e.NotSubmitted}
+		return fromLeader{&state.Error{Kind: e.Kind, Msg: "from leader: " + e.Msg, NotSubmitted: e.NotSubmitted}}
 	}
 	return &state.Error{Kind: e.Kind, Msg: e.Msg, Field: e.Field}
+}
+
+// fromLeader is the leader's own "no leader" answer (it lost leadership,
+// or timed out committing): it reads as the leader worded it, and it is
+// ErrNoLeader to errors.Is, as the same error on this node would be.
+type fromLeader struct{ se *state.Error }
+
+func (e fromLeader) Error() string { return e.se.Error() }
+
+func (e fromLeader) Unwrap() error { return e.se }
+
+func (e fromLeader) Is(target error) bool {
+	return target == ErrNoLeader || (e.se.NotSubmitted && target == errNotSubmitted)
 }
 
 func (c *Cluster) startRPC() {
