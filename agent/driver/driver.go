@@ -218,6 +218,24 @@ type Readiness interface {
 	Ready(st Status) bool
 }
 
+// BootCPU is the CPU, in millicores, an instance with a smaller limit
+// gets while it boots (a Booster's Start gives it at least this much).
+// An app's start-up (a runtime, a JIT, caches filled) takes far more CPU
+// than its steady state: under a quota of a tenth of a core a process
+// that needs 12 ms of CPU to listen waits a whole 100 ms period for its
+// next slice. The boost is not the tenant's reservation: placement
+// counts the app's own CPU, and a busy host shares its cores between
+// booting instances by the kernel's weights.
+const BootCPU = 1000
+
+// Booster is implemented by drivers that start an instance with its CPU
+// limit raised to at least BootCPU. The agent calls Settle once the
+// instance is ready (or has had its boot's grace) to give it its own
+// limit; Settle on an instance already at its limit changes nothing.
+type Booster interface {
+	Settle(ctx context.Context, instanceID string, cpuMillis int) error
+}
+
 // Capacity is what a driver's runtime offers as a whole: a cluster's
 // allocatable CPU and memory over its Ready, schedulable nodes.
 type Capacity struct {

@@ -85,6 +85,9 @@ type tracked struct {
 	// drainUntil, once an unwanted instance that was ready is to stop, is
 	// when it may: routers are dropping it meanwhile.
 	drainUntil time.Time
+	// boosted: the driver started it above its CPU limit (driver.Booster)
+	// and it has not been settled yet.
+	boosted bool
 }
 
 // New makes a supervisor and loads the assignments kept in cfg.Dir.
@@ -240,6 +243,7 @@ func (s *Supervisor) converge(ctx context.Context) {
 			if s.keep(ctx, in) {
 				s.boot(ctx, in)
 			}
+			s.settle(ctx, in)
 		}()
 	}
 	wg.Wait()
@@ -314,6 +318,7 @@ func (s *Supervisor) keep(ctx context.Context, in *wire.Instance) bool {
 			if t.started.IsZero() {
 				t.started = s.now()
 			}
+			t.boosted = true // it may have been, when the agent stopped
 		}
 		s.mu.Unlock()
 		s.health(ctx, in, t, st)
@@ -371,7 +376,7 @@ func (s *Supervisor) keep(ctx context.Context, in *wire.Instance) bool {
 		s.log.Warn("start", "instance", in.Id, "err", err, "retry_in", wait)
 		return false
 	}
-	t.up = true
+	t.up, t.boosted = true, true
 	if got.State == driver.StatePending {
 		s.log.Info("instance accepted, waiting for the runtime to start it", "instance", in.Id, "app", in.App, "version", in.Version)
 		s.pending(in.Id, t, got.Waiting)
@@ -385,6 +390,35 @@ func (s *Supervisor) keep(ctx context.Context, in *wire.Instance) bool {
 	s.set(in.Id, t, istatus{State: wire.InstanceRunning, Ready: ready, Address: s.address(got), Restarts: cur.Restarts})
 	_, runtimeProbes := s.drv.(driver.Readiness)
 	return !ready && !runtimeProbes
+}
+
+// settle gives an instance the driver booted above its CPU limit its own
+// limit once it is ready, or once its boot's grace has passed without
+// (driver.Booster). A failed settle is tried again on the next pass.
+func (s *Supervisor) settle(ctx context.Context, in *wire.Instance) {
+	b, ok := s.drv.(driver.Booster)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	t := s.inst[in.Id]
+	due := t != nil && t.boosted && t.up && (t.status.Ready || s.now().Sub(t.started) >= unhealthyGrace)
+	if due {
+		t.boosted = false
+	}
+	s.mu.Unlock()
+	if !due {
+		return
+	}
+	if err := b.Settle(ctx, in.Id, int(in.Cpu)); err != nil {
+		if errors.Is(err, driver.ErrNotFound) {
+			return // gone: a new start boosts and settles again
+		}
+		s.log.Warn("settle the CPU limit", "instance", in.Id, "err", err)
+		s.mu.Lock()
+		t.boosted = true
+		s.mu.Unlock()
+	}
 }
 
 // bootWait is how long a converge pass goes on probing an instance it

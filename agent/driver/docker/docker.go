@@ -179,6 +179,10 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 		if err == nil && status(c).State == driver.StateRunning {
 			return status(c), nil // running already: leave it alone (adoption)
 		}
+		if err == nil && c.HostConfig != nil && c.HostConfig.NanoCPUs != bootNanoCPUs(spec.CPU) {
+			// Settled after an earlier boot: boot again with the boost.
+			err = d.setCPU(ctx, id, bootNanoCPUs(spec.CPU))
+		}
 	}
 	if err != nil {
 		return driver.Status{}, err
@@ -198,6 +202,25 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 		return driver.Status{}, err
 	}
 	return status(c), nil
+}
+
+// Settle gives a booted instance its own CPU limit (driver.Booster).
+func (d *Driver) Settle(ctx context.Context, instanceID string, cpuMillis int) error {
+	defer d.lock(instanceID)()
+	return d.setCPU(ctx, containerName(instanceID), nanoCPUs(cpuMillis))
+}
+
+func (d *Driver) setCPU(ctx context.Context, name string, nano int64) error {
+	if nano == 0 {
+		return nil // no limit, none boosted
+	}
+	if _, err := d.cli.ContainerUpdate(ctx, name, client.ContainerUpdateOptions{Resources: &container.Resources{NanoCPUs: nano}}); err != nil {
+		if cerrdefs.IsNotFound(err) {
+			return driver.ErrNotFound
+		}
+		return fmt.Errorf("set the CPU limit of %s: %w", name, err)
+	}
+	return nil
 }
 
 // create makes an instance's container and returns its id. The image is
@@ -231,7 +254,7 @@ func (d *Driver) create(ctx context.Context, spec driver.Spec) (string, error) {
 			"max-size": "10m", "max-file": "3",
 		}},
 	}
-	hc.NanoCPUs = nanoCPUs(spec.CPU)
+	hc.NanoCPUs = bootNanoCPUs(spec.CPU) // Settle sets spec.CPU once it is ready
 	hc.Memory = memoryBytes(spec.Memory)
 	opts := client.ContainerCreateOptions{Name: containerName(spec.InstanceID), Config: cfg, HostConfig: hc}
 	res, err := d.cli.ContainerCreate(ctx, opts)

@@ -126,8 +126,43 @@ func TestContainer(t *testing.T) {
 			t.Errorf("label %s=%q, want %q", k, got, want)
 		}
 	}
-	if c.HostConfig.NanoCPUs != 250_000_000 || c.HostConfig.Memory != 64<<20 {
-		t.Errorf("limits: NanoCPUs %d, Memory %d", c.HostConfig.NanoCPUs, c.HostConfig.Memory)
+	// It boots with a whole core, and gets its own 250m once settled.
+	if c.HostConfig.NanoCPUs != driver.BootCPU*1_000_000 || c.HostConfig.Memory != 64<<20 {
+		t.Errorf("limits while booting: NanoCPUs %d, Memory %d", c.HostConfig.NanoCPUs, c.HostConfig.Memory)
+	}
+	if err := d.Settle(ctx(t), spec.InstanceID, spec.CPU); err != nil {
+		t.Fatal(err)
+	}
+	if res, err = cli.ContainerInspect(ctx(t), "wharf-"+spec.InstanceID, client.ContainerInspectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if hc := res.Container.HostConfig; hc.NanoCPUs != 250_000_000 || hc.Memory != 64<<20 {
+		t.Errorf("limits once settled: NanoCPUs %d, Memory %d", hc.NanoCPUs, hc.Memory)
+	}
+	// Started again after an exit (its container kept), it boots with
+	// the boost again.
+	if _, err := cli.ContainerKill(ctx(t), "wharf-"+spec.InstanceID, client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+		t.Fatal(err)
+	}
+	for end := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if st, err := d.Inspect(ctx(t), spec.InstanceID); err == nil && st.State != driver.StateRunning {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatal("the killed container still runs after 20s")
+		}
+	}
+	if _, err := d.Start(ctx(t), spec); err != nil {
+		t.Fatal(err)
+	}
+	if res, err = cli.ContainerInspect(ctx(t), "wharf-"+spec.InstanceID, client.ContainerInspectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Container.HostConfig.NanoCPUs; got != driver.BootCPU*1_000_000 {
+		t.Errorf("restarted: NanoCPUs %d, want the boost", got)
+	}
+	if err := d.Settle(ctx(t), "no-such-instance", 250); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("settle of an unknown instance: %v", err)
 	}
 	for port, bs := range c.NetworkSettings.Ports {
 		for _, b := range bs {
