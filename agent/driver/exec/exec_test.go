@@ -267,21 +267,28 @@ func TestIsolation(t *testing.T) {
 		}
 	}
 
-	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
-		t.Skip("cgroup v2: limits checked on v1 only") // TODO: check cpu.max/memory.max
-	}
+	// cgroup v1: one directory per controller; v2: one for all.
 	dir := func(c string) string { return filepath.Join("/sys/fs/cgroup", c, "wharf", host, sp.InstanceID) }
-	for file, want := range map[string]string{
+	controllers := []string{"cpu", "memory", "pids"}
+	files := map[string]string{
 		dir("cpu") + "/cpu.cfs_quota_us":         "25000",
 		dir("cpu") + "/cpu.cfs_period_us":        "100000",
 		dir("memory") + "/memory.limit_in_bytes": strconv.Itoa(64 << 20),
-	} {
+	}
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		controllers = []string{""}
+		files = map[string]string{
+			dir("") + "/cpu.max":    "25000 100000",
+			dir("") + "/memory.max": strconv.Itoa(64 << 20),
+		}
+	}
+	for file, want := range files {
 		b, err := os.ReadFile(file)
 		if err != nil || strings.TrimSpace(string(b)) != want {
 			t.Errorf("%s = %q (%v), want %s", file, b, err, want)
 		}
 	}
-	for _, c := range []string{"cpu", "memory", "pids"} {
+	for _, c := range controllers {
 		b, _ := os.ReadFile(dir(c) + "/cgroup.procs")
 		if !strings.Contains(" "+strings.Join(strings.Fields(string(b)), " ")+" ", " "+strconv.Itoa(pid)+" ") {
 			t.Errorf("%s cgroup.procs %q lacks the instance's pid %d", c, b, pid)
@@ -290,7 +297,7 @@ func TestIsolation(t *testing.T) {
 	if err := d.Stop(ctx(t), sp.InstanceID, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []string{"cpu", "memory", "pids"} {
+	for _, c := range controllers {
 		if _, err := os.Stat(dir(c)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("cgroup %s left after stop: %v", dir(c), err)
 		}
