@@ -3,6 +3,7 @@ package exec
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/wharf-platform/wharf/agent/driver"
 )
 
 // cpuPeriod is the CFS period limits are expressed in (100 ms, the kernel's
@@ -115,6 +118,37 @@ func setupCgroup(root string, paths []string, cpuMillis, memoryMB int) error {
 	for c := range limits {
 		if !v2 && !hasController(paths, root, c) {
 			return fmt.Errorf("cgroup: controller %s not mounted under %s", c, root)
+		}
+	}
+	return nil
+}
+
+// bootCPU is the CPU limit an instance boots with: its own, raised to
+// driver.BootCPU. No limit stays none.
+func bootCPU(cpuMillis int) int {
+	if cpuMillis <= 0 {
+		return 0
+	}
+	return max(cpuMillis, driver.BootCPU)
+}
+
+// setCgroupCPU writes an instance's CPU limit alone, in the cgroup
+// setupCgroup made (Settle, once it has booted). A cgroup that is gone is
+// driver.ErrNotFound.
+func setCgroupCPU(root string, paths []string, cpuMillis int) error {
+	v2 := cgroupV2(root)
+	limits := cgroupLimits(cpuMillis, 0, v2)
+	for _, p := range paths {
+		for file, v := range limits[controllerOf(root, p, v2)] {
+			if !strings.HasPrefix(file, "cpu.") {
+				continue
+			}
+			if err := os.WriteFile(filepath.Join(p, file), []byte(v), 0o644); err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return driver.ErrNotFound
+				}
+				return fmt.Errorf("cgroup: %s=%s: %w", filepath.Join(p, file), v, err)
+			}
 		}
 	}
 	return nil

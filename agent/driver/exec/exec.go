@@ -367,6 +367,29 @@ func (d *Driver) Start(ctx context.Context, spec driver.Spec) (driver.Status, er
 	return status(st), nil
 }
 
+// Settle gives a booted instance its own CPU limit (driver.Booster). An
+// instance without cgroups (not isolated) has no limit to set.
+func (d *Driver) Settle(ctx context.Context, instanceID string, cpuMillis int) error {
+	if err := validID(instanceID); err != nil {
+		return fmt.Errorf("exec: %w", err)
+	}
+	defer d.lock(instanceID)()
+	st, err := readState(d.dir(instanceID))
+	if errors.Is(err, fs.ErrNotExist) {
+		return driver.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if st.HostID != d.cfg.HostID {
+		return driver.ErrNotFound
+	}
+	if !st.Isolated {
+		return nil
+	}
+	return setCgroupCPU(st.CgroupRoot, st.Cgroups, cpuMillis)
+}
+
 // launch starts a supervisor for the instance in dir and waits for its word
 // that the instance runs. The app's secrets reach the supervisor in its
 // environment (memory), never in state.json.

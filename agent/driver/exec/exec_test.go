@@ -267,26 +267,43 @@ func TestIsolation(t *testing.T) {
 		}
 	}
 
-	// cgroup v1: one directory per controller; v2: one for all.
+	// cgroup v1: one directory per controller; v2: one for all. It boots
+	// with a whole core (driver.BootCPU), and has its own 250m once
+	// settled.
 	dir := func(c string) string { return filepath.Join("/sys/fs/cgroup", c, "wharf", host, sp.InstanceID) }
 	controllers := []string{"cpu", "memory", "pids"}
-	files := map[string]string{
-		dir("cpu") + "/cpu.cfs_quota_us":         "25000",
-		dir("cpu") + "/cpu.cfs_period_us":        "100000",
-		dir("memory") + "/memory.limit_in_bytes": strconv.Itoa(64 << 20),
+	limits := func(quota string) map[string]string {
+		return map[string]string{
+			dir("cpu") + "/cpu.cfs_quota_us":         quota,
+			dir("cpu") + "/cpu.cfs_period_us":        "100000",
+			dir("memory") + "/memory.limit_in_bytes": strconv.Itoa(64 << 20),
+		}
 	}
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
 		controllers = []string{""}
-		files = map[string]string{
-			dir("") + "/cpu.max":    "25000 100000",
-			dir("") + "/memory.max": strconv.Itoa(64 << 20),
+		limits = func(quota string) map[string]string {
+			return map[string]string{
+				dir("") + "/cpu.max":    quota + " 100000",
+				dir("") + "/memory.max": strconv.Itoa(64 << 20),
+			}
 		}
 	}
-	for file, want := range files {
-		b, err := os.ReadFile(file)
-		if err != nil || strings.TrimSpace(string(b)) != want {
-			t.Errorf("%s = %q (%v), want %s", file, b, err, want)
+	checkLimits := func(when, quota string) {
+		t.Helper()
+		for file, want := range limits(quota) {
+			b, err := os.ReadFile(file)
+			if err != nil || strings.TrimSpace(string(b)) != want {
+				t.Errorf("%s: %s = %q (%v), want %s", when, file, b, err, want)
+			}
 		}
+	}
+	checkLimits("booting", "100000")
+	if err := d.Settle(ctx(t), sp.InstanceID, sp.CPU); err != nil {
+		t.Fatal(err)
+	}
+	checkLimits("settled", "25000")
+	if err := d.Settle(ctx(t), "no-such-instance", 250); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("settle of an unknown instance: %v", err)
 	}
 	for _, c := range controllers {
 		b, _ := os.ReadFile(dir(c) + "/cgroup.procs")

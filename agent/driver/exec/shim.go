@@ -197,7 +197,9 @@ func runShim(dir string) int {
 // startIsolated starts the namespace stage in new namespaces, puts it into
 // the instance's cgroup and hands it the command to execute.
 func startIsolated(st *state, env []string, path, work string, stdout, stderr *os.File) (*osexec.Cmd, error) {
-	if err := setupCgroup(st.CgroupRoot, st.Cgroups, st.Spec.CPU, st.Spec.Memory); err != nil {
+	// It boots with at least driver.BootCPU; the agent's Settle sets its
+	// own limit once it is ready.
+	if err := setupCgroup(st.CgroupRoot, st.Cgroups, bootCPU(st.Spec.CPU), st.Spec.Memory); err != nil {
 		return nil, err
 	}
 	cfgR, cfgW, err := os.Pipe()
