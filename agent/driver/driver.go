@@ -228,6 +228,19 @@ type Readiness interface {
 // booting instances by the kernel's weights.
 const BootCPU = 1000
 
+// CPUShares is the CFS weight (cgroup v1 cpu.shares, 1024 a core) of an
+// instance that reserves cpuMillis, as Kubernetes weighs a Pod's request:
+// under contention each instance gets CPU in proportion to its
+// reservation, so one that boosts (BootCPU) or runs without a limit
+// takes only what the reserved ones leave. 0 (no reservation) is the
+// kernel's default, 1024.
+func CPUShares(cpuMillis int) int64 {
+	if cpuMillis <= 0 {
+		return 1024
+	}
+	return max(int64(cpuMillis)*1024/1000, 2)
+}
+
 // Booster is implemented by drivers that start an instance with its CPU
 // limit raised to at least BootCPU. The agent calls Settle once the
 // instance is ready (or has had its boot's grace) to give it its own

@@ -255,6 +255,9 @@ func (d *Driver) create(ctx context.Context, spec driver.Spec) (string, error) {
 		}},
 	}
 	hc.NanoCPUs = bootNanoCPUs(spec.CPU) // Settle sets spec.CPU once it is ready
+	if spec.CPU > 0 {
+		hc.CPUShares = driver.CPUShares(spec.CPU)
+	}
 	hc.Memory = memoryBytes(spec.Memory)
 	opts := client.ContainerCreateOptions{Name: containerName(spec.InstanceID), Config: cfg, HostConfig: hc}
 	res, err := d.cli.ContainerCreate(ctx, opts)

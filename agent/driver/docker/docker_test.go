@@ -127,8 +127,9 @@ func TestContainer(t *testing.T) {
 		}
 	}
 	// It boots with a whole core, and gets its own 250m once settled.
-	if c.HostConfig.NanoCPUs != driver.BootCPU*1_000_000 || c.HostConfig.Memory != 64<<20 {
-		t.Errorf("limits while booting: NanoCPUs %d, Memory %d", c.HostConfig.NanoCPUs, c.HostConfig.Memory)
+	// Under contention it weighs its reservation (1024 shares a core).
+	if c.HostConfig.NanoCPUs != driver.BootCPU*1_000_000 || c.HostConfig.Memory != 64<<20 || c.HostConfig.CPUShares != 256 {
+		t.Errorf("limits while booting: NanoCPUs %d, Memory %d, CPUShares %d", c.HostConfig.NanoCPUs, c.HostConfig.Memory, c.HostConfig.CPUShares)
 	}
 	if err := d.Settle(ctx(t), spec.InstanceID, spec.CPU); err != nil {
 		t.Fatal(err)
@@ -136,8 +137,8 @@ func TestContainer(t *testing.T) {
 	if res, err = cli.ContainerInspect(ctx(t), "wharf-"+spec.InstanceID, client.ContainerInspectOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if hc := res.Container.HostConfig; hc.NanoCPUs != 250_000_000 || hc.Memory != 64<<20 {
-		t.Errorf("limits once settled: NanoCPUs %d, Memory %d", hc.NanoCPUs, hc.Memory)
+	if hc := res.Container.HostConfig; hc.NanoCPUs != 250_000_000 || hc.Memory != 64<<20 || hc.CPUShares != 256 {
+		t.Errorf("limits once settled: NanoCPUs %d, Memory %d, CPUShares %d", hc.NanoCPUs, hc.Memory, hc.CPUShares)
 	}
 	// Started again after an exit (its container kept), it boots with
 	// the boost again.

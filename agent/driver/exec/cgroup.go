@@ -24,36 +24,50 @@ const cpuPeriod = 100_000
 // Stop find every process it left behind.
 var v1Controllers = []string{"cpu", "cpuacct", "memory", "pids"}
 
-// cgroupLimits are the files and values that limit an instance to CPU
-// millicores and memory MB, per controller ("" for the single cgroup v2
-// hierarchy). Zero means no limit, written explicitly so that a reused
-// directory never keeps an old value.
-func cgroupLimits(cpuMillis, memoryMB int, v2 bool) map[string]map[string]string {
-	quota := int64(-1)
-	if cpuMillis > 0 {
-		quota = max(int64(cpuMillis)*cpuPeriod/1000, 1000) // the kernel's minimum quota is 1 ms
-	}
+// cgroupLimits are the files and values that give an instance its CPU and
+// memory, per controller ("" for the single cgroup v2 hierarchy): a CPU
+// weight from its reservation cpuMillis, a CPU quota of quotaMillis (the
+// reservation, or more while it boots) and a memory limit of memoryMB.
+// Zero means no limit (the default weight), written explicitly so that a
+// reused directory never keeps an old value.
+func cgroupLimits(cpuMillis, quotaMillis, memoryMB int, v2 bool) map[string]map[string]string {
+	cpu := cpuQuota(quotaMillis, v2)
+	shares := driver.CPUShares(cpuMillis)
 	mem := int64(-1)
 	if memoryMB > 0 {
 		mem = int64(memoryMB) << 20
 	}
 	if v2 {
-		cpu, memMax := "max "+strconv.Itoa(cpuPeriod), "max"
-		if quota > 0 {
-			cpu = fmt.Sprintf("%d %d", quota, cpuPeriod)
-		}
+		cpu["cpu.weight"] = strconv.FormatInt(1+(shares-2)*9999/262142, 10) // shares to weight, as runc converts them
+		memMax := "max"
 		if mem > 0 {
 			memMax = strconv.FormatInt(mem, 10)
 		}
-		return map[string]map[string]string{"": {"cpu.max": cpu, "memory.max": memMax}}
+		cpu["memory.max"] = memMax
+		return map[string]map[string]string{"": cpu}
 	}
+	cpu["cpu.shares"] = strconv.FormatInt(shares, 10)
 	return map[string]map[string]string{
-		"cpu": {
-			"cpu.cfs_period_us": strconv.Itoa(cpuPeriod),
-			"cpu.cfs_quota_us":  strconv.FormatInt(quota, 10),
-		},
+		"cpu":    cpu,
 		"memory": {"memory.limit_in_bytes": strconv.FormatInt(mem, 10)},
 	}
+}
+
+// cpuQuota is the CFS quota that caps an instance at cpuMillis (0: no
+// cap), as cgroup files.
+func cpuQuota(cpuMillis int, v2 bool) map[string]string {
+	quota := int64(-1)
+	if cpuMillis > 0 {
+		quota = max(int64(cpuMillis)*cpuPeriod/1000, 1000) // the kernel's minimum quota is 1 ms
+	}
+	if v2 {
+		v := "max " + strconv.Itoa(cpuPeriod)
+		if quota > 0 {
+			v = fmt.Sprintf("%d %d", quota, cpuPeriod)
+		}
+		return map[string]string{"cpu.max": v}
+	}
+	return map[string]string{"cpu.cfs_period_us": strconv.Itoa(cpuPeriod), "cpu.cfs_quota_us": strconv.FormatInt(quota, 10)}
 }
 
 // cgroupV2 reports whether root is a unified (v2) hierarchy.
@@ -97,14 +111,14 @@ func controllerOf(root, path string, v2 bool) string {
 
 // setupCgroup creates an instance's cgroup directories and writes its
 // limits. With v2 it first enables the controllers on the way down.
-func setupCgroup(root string, paths []string, cpuMillis, memoryMB int) error {
+func setupCgroup(root string, paths []string, cpuMillis, quotaMillis, memoryMB int) error {
 	v2 := cgroupV2(root)
 	if v2 && len(paths) == 1 {
 		if err := enableV2Controllers(root, filepath.Dir(paths[0])); err != nil {
 			return err
 		}
 	}
-	limits := cgroupLimits(cpuMillis, memoryMB, v2)
+	limits := cgroupLimits(cpuMillis, quotaMillis, memoryMB, v2)
 	for _, p := range paths {
 		if err := os.MkdirAll(p, 0o755); err != nil {
 			return fmt.Errorf("cgroup: %w", err)
@@ -132,17 +146,16 @@ func bootCPU(cpuMillis int) int {
 	return max(cpuMillis, driver.BootCPU)
 }
 
-// setCgroupCPU writes an instance's CPU limit alone, in the cgroup
+// setCgroupCPU writes an instance's CPU quota alone, in the cgroup
 // setupCgroup made (Settle, once it has booted). A cgroup that is gone is
 // driver.ErrNotFound.
-func setCgroupCPU(root string, paths []string, cpuMillis int) error {
+func setCgroupCPU(root string, paths []string, quotaMillis int) error {
 	v2 := cgroupV2(root)
-	limits := cgroupLimits(cpuMillis, 0, v2)
 	for _, p := range paths {
-		for file, v := range limits[controllerOf(root, p, v2)] {
-			if !strings.HasPrefix(file, "cpu.") {
-				continue
-			}
+		if c := controllerOf(root, p, v2); c != "" && c != "cpu" {
+			continue
+		}
+		for file, v := range cpuQuota(quotaMillis, v2) {
 			if err := os.WriteFile(filepath.Join(p, file), []byte(v), 0o644); err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
 					return driver.ErrNotFound

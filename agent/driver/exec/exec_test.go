@@ -276,6 +276,7 @@ func TestIsolation(t *testing.T) {
 		return map[string]string{
 			dir("cpu") + "/cpu.cfs_quota_us":         quota,
 			dir("cpu") + "/cpu.cfs_period_us":        "100000",
+			dir("cpu") + "/cpu.shares":               "256",
 			dir("memory") + "/memory.limit_in_bytes": strconv.Itoa(64 << 20),
 		}
 	}
@@ -284,6 +285,7 @@ func TestIsolation(t *testing.T) {
 		limits = func(quota string) map[string]string {
 			return map[string]string{
 				dir("") + "/cpu.max":    quota + " 100000",
+				dir("") + "/cpu.weight": "10",
 				dir("") + "/memory.max": strconv.Itoa(64 << 20),
 			}
 		}

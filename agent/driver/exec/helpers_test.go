@@ -15,37 +15,41 @@ import (
 
 func TestCgroupLimits(t *testing.T) {
 	tests := []struct {
-		name       string
-		millis, mb int
-		v2         bool
-		want       map[string]map[string]string
+		name              string
+		millis, quota, mb int
+		v2                bool
+		want              map[string]map[string]string
 	}{
-		{"v1 unlimited", 0, 0, false, map[string]map[string]string{
-			"cpu":    {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "-1"},
+		{"v1 unlimited", 0, 0, 0, false, map[string]map[string]string{
+			"cpu":    {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "-1", "cpu.shares": "1024"},
 			"memory": {"memory.limit_in_bytes": "-1"},
 		}},
-		{"v1 half a cpu, 128 MB", 500, 128, false, map[string]map[string]string{
-			"cpu":    {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "50000"},
+		{"v1 half a cpu, 128 MB", 500, 500, 128, false, map[string]map[string]string{
+			"cpu":    {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "50000", "cpu.shares": "512"},
 			"memory": {"memory.limit_in_bytes": "134217728"},
 		}},
-		{"v1 two cpus", 2000, 1, false, map[string]map[string]string{
-			"cpu":    {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "200000"},
+		{"v1 two cpus", 2000, 2000, 1, false, map[string]map[string]string{
+			"cpu":    {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "200000", "cpu.shares": "2048"},
 			"memory": {"memory.limit_in_bytes": "1048576"},
 		}},
-		{"v1 below the kernel's minimum quota", 5, 0, false, map[string]map[string]string{
-			"cpu":    {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "1000"},
+		{"v1 below the kernel's minimum quota", 5, 5, 0, false, map[string]map[string]string{
+			"cpu":    {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "1000", "cpu.shares": "5"},
 			"memory": {"memory.limit_in_bytes": "-1"},
 		}},
-		{"v2 unlimited", 0, 0, true, map[string]map[string]string{
-			"": {"cpu.max": "max 100000", "memory.max": "max"},
+		{"v1 booting: a tenth of a cpu weighed, a core of quota", 100, 1000, 0, false, map[string]map[string]string{
+			"cpu":    {"cpu.cfs_period_us": "100000", "cpu.cfs_quota_us": "100000", "cpu.shares": "102"},
+			"memory": {"memory.limit_in_bytes": "-1"},
 		}},
-		{"v2 quarter cpu, 64 MB", 250, 64, true, map[string]map[string]string{
-			"": {"cpu.max": "25000 100000", "memory.max": "67108864"},
+		{"v2 unlimited", 0, 0, 0, true, map[string]map[string]string{
+			"": {"cpu.max": "max 100000", "cpu.weight": "39", "memory.max": "max"},
+		}},
+		{"v2 quarter cpu, 64 MB", 250, 250, 64, true, map[string]map[string]string{
+			"": {"cpu.max": "25000 100000", "cpu.weight": "10", "memory.max": "67108864"},
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := cgroupLimits(tt.millis, tt.mb, tt.v2); !reflect.DeepEqual(got, tt.want) {
+			if got := cgroupLimits(tt.millis, tt.quota, tt.mb, tt.v2); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got %v, want %v", got, tt.want)
 			}
 		})
@@ -73,7 +77,7 @@ func TestCgroupPaths(t *testing.T) {
 		t.Errorf("v2 paths %v", got)
 	}
 	// Writing limits into a fake v1 tree.
-	if err := setupCgroup(root, want, 1500, 32); err != nil {
+	if err := setupCgroup(root, want, 1500, 1500, 32); err != nil {
 		t.Fatal(err)
 	}
 	for file, v := range map[string]string{
