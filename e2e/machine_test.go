@@ -51,7 +51,7 @@ func TestMachineEnrolsWithItsToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	joinToken(t, admin, apitypes.JoinTokenRequest{Pool: "aws-bj"}) // waits for the agent CA
-	leader := c.Leader().Hub()
+	leader := c.WaitLeader(30 * time.Second).Hub()
 	ca, err := leader.Store().Snapshot().AgentCA(nil)
 	if err != nil || ca == nil {
 		t.Fatalf("agent CA: %v %v", ca, err)
