@@ -228,6 +228,16 @@ type Readiness interface {
 // booting instances by the kernel's weights.
 const BootCPU = 1000
 
+// BootLimit is the CPU limit, in millicores, of an instance that reserves
+// cpuMillis while it boots: its own raised to BootCPU. No limit (0) stays
+// none.
+func BootLimit(cpuMillis int) int {
+	if cpuMillis <= 0 {
+		return 0
+	}
+	return max(cpuMillis, BootCPU)
+}
+
 // CPUShares is the CFS weight (cgroup v1 cpu.shares, 1024 a core) of an
 // instance that reserves cpuMillis, as Kubernetes weighs a Pod's request:
 // under contention each instance gets CPU in proportion to its

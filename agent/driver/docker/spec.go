@@ -57,14 +57,8 @@ func hostFilter(hostID string) client.Filters {
 // nanoCPUs converts millicores to the daemon's billionths of a CPU.
 func nanoCPUs(millicores int) int64 { return int64(millicores) * 1_000_000 }
 
-// bootNanoCPUs is the limit an instance boots with: its own, raised to
-// driver.BootCPU. No limit stays none.
-func bootNanoCPUs(millicores int) int64 {
-	if millicores <= 0 {
-		return 0
-	}
-	return nanoCPUs(max(millicores, driver.BootCPU))
-}
+// bootNanoCPUs is the limit an instance boots with (driver.BootLimit).
+func bootNanoCPUs(millicores int) int64 { return nanoCPUs(driver.BootLimit(millicores)) }
 
 // memoryBytes converts MB (MiB, as everywhere in Wharf) to bytes.
 func memoryBytes(mb int) int64 { return int64(mb) << 20 }

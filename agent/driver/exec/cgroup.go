@@ -137,15 +137,6 @@ func setupCgroup(root string, paths []string, cpuMillis, quotaMillis, memoryMB i
 	return nil
 }
 
-// bootCPU is the CPU limit an instance boots with: its own, raised to
-// driver.BootCPU. No limit stays none.
-func bootCPU(cpuMillis int) int {
-	if cpuMillis <= 0 {
-		return 0
-	}
-	return max(cpuMillis, driver.BootCPU)
-}
-
 // setCgroupCPU writes an instance's CPU quota alone, in the cgroup
 // setupCgroup made (Settle, once it has booted). A cgroup that is gone is
 // driver.ErrNotFound.

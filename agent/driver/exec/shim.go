@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/wharf-platform/wharf/agent/driver"
 )
 
 // The supervisor ("shim") is the agent's own binary, started again with
@@ -199,7 +201,7 @@ func runShim(dir string) int {
 func startIsolated(st *state, env []string, path, work string, stdout, stderr *os.File) (*osexec.Cmd, error) {
 	// It boots with at least driver.BootCPU; the agent's Settle sets its
 	// own limit once it is ready.
-	if err := setupCgroup(st.CgroupRoot, st.Cgroups, st.Spec.CPU, bootCPU(st.Spec.CPU), st.Spec.Memory); err != nil {
+	if err := setupCgroup(st.CgroupRoot, st.Cgroups, st.Spec.CPU, driver.BootLimit(st.Spec.CPU), st.Spec.Memory); err != nil {
 		return nil, err
 	}
 	cfgR, cfgW, err := os.Pipe()
