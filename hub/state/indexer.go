@@ -1,7 +1,6 @@
 package state
 
 import (
-	"encoding/binary"
 	"fmt"
 
 	"github.com/hashicorp/go-memdb"
@@ -90,8 +89,13 @@ func (x stringsIndex[T]) key(args []any, prefix bool) ([]byte, error) {
 }
 
 // uint64Index indexes objects of type T by a uint64 field read by a plain
-// function: the keys of a memdb.UintFieldIndex over a uint64 field (8
-// bytes, big-endian), whose arguments must be uint64s.
+// function. Its keys sort as the numbers do, like the 8 big-endian bytes of
+// memdb.UintFieldIndex, but they spell every 4 bits as a byte of their own
+// (nibbleKey), so that a node of the index's radix tree has at most 16
+// children instead of 256. go-immutable-radix copies a node's whole edge
+// list whenever it writes below it, and numbers that grow one by one (audit
+// sequence numbers, Raft indexes) all land under the node of their last
+// byte: with 8-bit digits each insert copied up to 256 edges twice (~8 KB).
 type uint64Index[T any] struct {
 	field func(*T) uint64
 }
@@ -104,7 +108,7 @@ func (x uint64Index[T]) FromObject(raw any) (bool, []byte, error) {
 	if !ok {
 		return false, nil, fmt.Errorf("index of %T: got %T", (*T)(nil), raw)
 	}
-	return true, binary.BigEndian.AppendUint64(make([]byte, 0, 8), x.field(o)), nil
+	return true, nibbleKey(x.field(o)), nil
 }
 
 // FromArgs implements memdb.Indexer: one uint64.
@@ -116,5 +120,16 @@ func (x uint64Index[T]) FromArgs(args ...any) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("argument must be a uint64: %#v", args[0])
 	}
-	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), v), nil
+	return nibbleKey(v), nil
+}
+
+// nibbleKey is v as 16 bytes of 4 bits each, most significant first: keys
+// compare as their numbers do.
+func nibbleKey(v uint64) []byte {
+	k := make([]byte, 16)
+	for i := 15; i >= 0; i-- {
+		k[i] = byte(v & 0xf)
+		v >>= 4
+	}
+	return k
 }

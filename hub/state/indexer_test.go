@@ -82,22 +82,34 @@ func TestStringsIndexMatchesMemdb(t *testing.T) {
 	}
 }
 
-// TestUint64IndexMatchesMemdb: the same keys as memdb's UintFieldIndex
-// over a uint64 field, and the same refusals of bad arguments.
-func TestUint64IndexMatchesMemdb(t *testing.T) {
+// TestUint64IndexKeys: keys sort as their numbers do, every key byte is a
+// 4-bit digit (at most 16 children per radix node), and bad arguments are
+// refused as memdb's UintFieldIndex refuses them.
+func TestUint64IndexKeys(t *testing.T) {
 	ours := uint64Index[Instance]{func(o *Instance) uint64 { return o.ModifyIndex }}
 	theirs := &memdb.UintFieldIndex{Field: "ModifyIndex"}
-	for _, v := range []uint64{0, 1, 255, 256, 1 << 32, math.MaxUint64} {
-		ok1, k1, e1 := ours.FromObject(&Instance{Meta: Meta{ModifyIndex: v}})
-		ok2, k2, e2 := theirs.FromObject(&Instance{Meta: Meta{ModifyIndex: v}})
-		if ok1 != ok2 || !bytes.Equal(k1, k2) || (e1 == nil) != (e2 == nil) {
-			t.Fatalf("FromObject(%d): ours %v %x %v, memdb's %v %x %v", v, ok1, k1, e1, ok2, k2, e2)
+	vals := []uint64{0, 1, 15, 16, 255, 256, 4095, 4096, 1<<32 - 1, 1 << 32, math.MaxUint64 - 1, math.MaxUint64}
+	var prev []byte
+	for i, v := range vals {
+		ok, k, err := ours.FromObject(&Instance{Meta: Meta{ModifyIndex: v}})
+		if !ok || err != nil || len(k) != 16 {
+			t.Fatalf("FromObject(%d): %v %x %v", v, ok, k, err)
 		}
-		a1, e1 := ours.FromArgs(v)
-		a2, e2 := theirs.FromArgs(v)
-		if !bytes.Equal(a1, a2) || (e1 == nil) != (e2 == nil) {
-			t.Fatalf("FromArgs(%d): ours %x %v, memdb's %x %v", v, a1, e1, a2, e2)
+		for _, b := range k {
+			if b > 0xf {
+				t.Fatalf("FromObject(%d) = %x: a byte above 15", v, k)
+			}
 		}
+		if a, err := ours.FromArgs(v); err != nil || !bytes.Equal(a, k) {
+			t.Fatalf("FromArgs(%d) = %x %v, FromObject gave %x", v, a, err, k)
+		}
+		if i > 0 && bytes.Compare(prev, k) >= 0 {
+			t.Fatalf("key of %d (%x) does not sort after that of %d (%x)", v, k, vals[i-1], prev)
+		}
+		prev = k
+	}
+	if _, _, err := ours.FromObject(&Host{}); err == nil {
+		t.Fatal("FromObject accepted a host")
 	}
 	for _, bad := range [][]any{nil, {uint64(1), uint64(2)}, {"1"}, {-1}} {
 		if _, err := ours.FromArgs(bad...); err == nil {
