@@ -39,6 +39,7 @@ type Cluster struct {
 	mux        *mux
 	raft       *raft.Raft
 	logs       *wal.WAL
+	walReads   atomic.Int64   // entries Raft read from logs, not its cache
 	stable     *guardedStable // logs, as Raft's stable store
 	walMeta    *metadb.BoltMetaDB
 	trans      *raft.NetworkTransport
@@ -127,6 +128,21 @@ func New(cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
+// logCacheEntries is how many of the newest log entries Raft keeps in
+// memory, as many as it sends a follower at once (MaxAppendEntries).
+const logCacheEntries = 256
+
+// countedReads counts the entries Raft reads from the WAL itself.
+type countedReads struct {
+	raft.LogStore
+	n *atomic.Int64
+}
+
+func (l countedReads) GetLog(index uint64, log *raft.Log) error {
+	l.n.Add(1)
+	return l.LogStore.GetLog(index, log)
+}
+
 func (c *Cluster) startRaft() error {
 	dir := filepath.Join(c.cfg.DataDir, "raft")
 	if err := os.MkdirAll(filepath.Join(dir, "wal"), 0o700); err != nil {
@@ -172,7 +188,13 @@ func (c *Cluster) startRaft() error {
 	notify := make(chan bool, 8)
 	rc.NotifyCh = notify
 	c.stable = &guardedStable{StableStore: logs}
-	r, err := raft.NewRaft(rc, c.fsm, logs, c.stable, snaps, c.trans)
+	// Raft reads back every entry it replicates or applies: the newest
+	// 256 are kept decoded in memory instead of read from the WAL again.
+	cached, err := raft.NewLogCache(logCacheEntries, countedReads{logs, &c.walReads})
+	if err != nil {
+		return err
+	}
+	r, err := raft.NewRaft(rc, c.fsm, cached, c.stable, snaps, c.trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}

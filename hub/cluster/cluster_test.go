@@ -519,3 +519,38 @@ func TestNoLeaderCrossesTheRPC(t *testing.T) {
 		t.Error("a conflict is not ErrNoLeader")
 	}
 }
+
+// TestRaftReadsItsLogCache: the entries Raft replicates and applies come
+// from its in-memory cache of the newest entries, not read back from the
+// WAL, on the leader and the followers alike.
+func TestRaftReadsItsLogCache(t *testing.T) {
+	key, err := ParseKey(GenerateKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := cluster3(t, key)
+	before := make([]int64, len(nodes))
+	for i, n := range nodes {
+		before[i] = n.c.walReads.Load()
+	}
+	const writes = 200
+	for i := range writes {
+		if err := applyAgain(t, nodes[i%3], fmt.Sprintf("k%d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "every node to apply every write", func() bool {
+		for _, n := range nodes {
+			if n.fsm.get(fmt.Sprintf("k%d", writes-1)) != "v" {
+				return false
+			}
+		}
+		return true
+	})
+	for i, n := range nodes {
+		// A few reads are normal (an election looks at the last entry).
+		if got := n.c.walReads.Load() - before[i]; got > writes/10 {
+			t.Errorf("%s read %d entries from the WAL for %d writes", n.cfg.NodeName, got, writes)
+		}
+	}
+}
