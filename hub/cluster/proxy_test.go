@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestProxyToLeader: a follower hands a request, body and path included,
@@ -36,7 +37,7 @@ func TestProxyToLeader(t *testing.T) {
 		return w, n.c.ProxyToLeader(w, r, "api")
 	}
 	var leader, follower *node
-	waitFor(t, 15e9, "a follower that forwards to the leader", func() bool {
+	waitFor(t, 15*time.Second, "a follower that forwards to the leader", func() bool {
 		leader = leaderOf(nodes)
 		if leader == nil {
 			return false
@@ -64,12 +65,14 @@ func TestProxyToLeader(t *testing.T) {
 	// cost a few more).
 	lent, made := proxyLent.Load(), proxyMade.Load()
 	const n = 200
-	for i := 0; i < n; {
+	for i, failed := 0, 0; i < n; {
 		if w, ok := forward(follower); ok && w.Code == http.StatusCreated {
 			i++
 			continue
+		} else if failed++; failed > 50 {
+			t.Fatalf("forwarding keeps failing: %v %d %s", ok, w.Code, w.Body)
 		}
-		waitFor(t, 15e9, "a leader again", func() bool { return leaderOf(nodes) != nil })
+		waitFor(t, 15*time.Second, "a leader again", func() bool { return leaderOf(nodes) != nil })
 		for _, o := range nodes {
 			if o != leaderOf(nodes) {
 				follower = o
