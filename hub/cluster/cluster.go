@@ -129,7 +129,7 @@ func New(cfg Config) (*Cluster, error) {
 }
 
 // logCacheEntries is how many of the newest log entries Raft keeps in
-// memory, as many as it sends a follower at once (MaxAppendEntries).
+// memory, and how many it sends a follower at once (MaxAppendEntries).
 const logCacheEntries = 256
 
 // countedReads counts the entries Raft reads from the WAL itself.
@@ -176,7 +176,7 @@ func (c *Cluster) startRaft() error {
 	rc.SnapshotThreshold = c.cfg.SnapshotThreshold
 	rc.SnapshotInterval = 30 * time.Second
 	rc.TrailingLogs = 4096
-	rc.MaxAppendEntries = 256
+	rc.MaxAppendEntries = logCacheEntries
 	// Not BatchApplyCh: entries waiting in its buffered channel when Raft
 	// shuts down never get an answer, and their callers wait forever. The
 	// leader batches whatever is queued anyway (MaxAppendEntries).

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/wharf-platform/wharf/hub/state"
@@ -311,19 +310,13 @@ func (c *Cluster) ProxyToLeader(w http.ResponseWriter, r *http.Request, name str
 // sync.Pool, which the GC empties and the race detector drops from.
 type proxyBuffers struct{}
 
-var (
-	proxyFree = make(chan []byte, 64)
-	// proxyLent and proxyMade count buffers handed out and made.
-	proxyLent, proxyMade atomic.Int64
-)
+var proxyFree = make(chan []byte, 64)
 
 func (proxyBuffers) Get() []byte {
-	proxyLent.Add(1)
 	select {
 	case b := <-proxyFree:
 		return b
 	default:
-		proxyMade.Add(1)
 		return make([]byte, 32<<10)
 	}
 }
