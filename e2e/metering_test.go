@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -215,7 +216,7 @@ func TestMeteringExactlyOnce(t *testing.T) {
 	// The reference, from the last leader's Raft log.
 	last := c.WaitLeader(15 * time.Second)
 	c.Stop()
-	want, first := referenceUsage(t, filepath.Join(last.DataDir, "raft", "wal"), int64(hour/time.Second), end.Unix())
+	want, first, trace := referenceUsage(t, filepath.Join(last.DataDir, "raft", "wal"), int64(hour/time.Second), end.Unix())
 	gotKeys := map[string]*state.UsageRow{}
 	for _, r := range got {
 		gotKeys[fmt.Sprintf("%s/%s@%d", r.Tenant, r.App, r.Start)] = r
@@ -234,6 +235,10 @@ func TestMeteringExactlyOnce(t *testing.T) {
 		if [3]int64{g.InstanceSeconds, g.CPUMilliSeconds, g.MemoryMBSeconds} != [3]int64{w.InstanceSeconds, w.CPUMilliSeconds, w.MemoryMBSeconds} {
 			t.Errorf("%s: closed %d s, %d m·s, %d MB·s; the reference %d s, %d m·s, %d MB·s", k,
 				g.InstanceSeconds, g.CPUMilliSeconds, g.MemoryMBSeconds, w.InstanceSeconds, w.CPUMilliSeconds, w.MemoryMBSeconds)
+			if app := w.Tenant + "/" + w.App; trace[app] != nil {
+				t.Logf("how the log metered %s:\n%s", app, strings.Join(trace[app], "\n"))
+				delete(trace, app)
+			}
 		}
 	}
 	for k, g := range gotKeys {
@@ -249,9 +254,11 @@ func TestMeteringExactlyOnce(t *testing.T) {
 // own: an instance counts while desired to run and reported running,
 // from the command that makes it so until the one that ends it; a host
 // marked down stops its instances until each reports running again. It
-// returns the rows of the hours before end (by "tenant/app@start") and
-// the first hour.
-func referenceUsage(t *testing.T, dir string, hour, end int64) (map[string]*state.UsageRow, int64) {
+// returns the rows of the hours before end (by "tenant/app@start"), the
+// first hour, and per "tenant/app" a trace of the commands that started
+// or stopped a count, in the reference or in the FSM (an instance's
+// MeteredSince), with the hours closed between them.
+func referenceUsage(t *testing.T, dir string, hour, end int64) (map[string]*state.UsageRow, int64, map[string][]string) {
 	t.Helper()
 	meta := &metadb.BoltMetaDB{}
 	logs, err := wal.Open(dir, wal.WithMetaStore(meta))
@@ -278,6 +285,14 @@ func referenceUsage(t *testing.T, dir string, hour, end int64) (map[string]*stat
 	lost := map[string]bool{}
 	rows := map[string]*state.UsageRow{}
 	var first int64
+	trace := map[string][]string{}
+	var closedLines []string    // every CloseHour, in order
+	inTrace := map[string]int{} // how many of closedLines each trace holds
+	note := func(key, line string) {
+		trace[key] = append(trace[key], closedLines[inTrace[key]:]...)
+		inTrace[key] = len(closedLines)
+		trace[key] = append(trace[key], line)
+	}
 	closes, batches, retried := 0, 0, 0
 	hours, lastSeq := map[int64]bool{}, map[string]uint64{}
 	add := func(i *inst, to int64) {
@@ -309,10 +324,18 @@ func referenceUsage(t *testing.T, dir string, hour, end int64) (map[string]*stat
 		if err != nil {
 			t.Fatalf("entry %d: %v", idx, err)
 		}
+		// An API write (an app's delete) comes wrapped with its audit
+		// entry: it meters as the command it carries.
+		if a, ok := req.(*state.AuditedRequest); ok {
+			if _, req, err = state.Decode(a.Command); err != nil {
+				t.Fatalf("entry %d: audited command: %v", idx, err)
+			}
+		}
 		switch r := req.(type) {
 		case *state.CloseHourRequest:
 			closes++
 			hours[r.From.Unix()] = true
+			closedLines = append(closedLines, fmt.Sprintf("  %d close [%d, %d)", idx, r.From.Unix(), r.To.Unix()))
 		case *state.UsageCountersRequest:
 			batches++
 			if r.Seq <= lastSeq[r.Node] {
@@ -327,6 +350,11 @@ func referenceUsage(t *testing.T, dir string, hour, end int64) (map[string]*stat
 		hs, _ := store.Snapshot().Hosts(nil)
 		for _, h := range hs {
 			hostsBefore[h.ID] = h.State
+		}
+		metered := map[string]*state.Instance{}
+		isBefore, _ := store.Snapshot().Instances(nil)
+		for _, i := range isBefore {
+			metered[i.ID] = i
 		}
 		fsm.Apply(&l)
 		var at time.Time
@@ -357,18 +385,35 @@ func referenceUsage(t *testing.T, dir string, hour, end int64) (map[string]*stat
 		}
 		now := map[string]bool{}
 		is, _ := store.Snapshot().Instances(nil)
+		what := fmt.Sprintf("  %d %T at=%d closed=%d:", idx, req, at.Unix(), closed)
 		for _, i := range is {
+			key := i.Tenant + "/" + i.App
+			var was int64
+			if b := metered[i.ID]; b != nil {
+				was = b.MeteredSince
+			}
+			if i.MeteredSince != was {
+				note(key, fmt.Sprintf("%s fsm %s metered since %d -> %d (%s, desired %s)", what, i.ID, was, i.MeteredSince, i.State, i.Desired))
+			}
+			delete(metered, i.ID)
 			if i.Desired != state.DesiredRun || i.State != state.InstanceRunning || lost[i.ID] {
 				continue
 			}
 			now[i.ID] = true
 			if counting[i.ID] == nil {
 				counting[i.ID] = &inst{tenant: i.Tenant, app: i.App, cpu: i.CPU, mem: i.Memory, since: max(at.Unix(), closed)}
+				note(key, fmt.Sprintf("%s ref %s counts from %d", what, i.ID, counting[i.ID].since))
+			}
+		}
+		for id, b := range metered {
+			if b.MeteredSince != 0 {
+				note(b.Tenant+"/"+b.App, fmt.Sprintf("%s fsm %s dropped, metered since %d", what, id, b.MeteredSince))
 			}
 		}
 		for id, i := range counting {
 			if !now[id] {
 				add(i, max(at.Unix(), closed))
+				note(i.tenant+"/"+i.app, fmt.Sprintf("%s ref %s counted [%d, %d)", what, id, i.since, max(at.Unix(), closed)))
 				delete(counting, id)
 			}
 		}
@@ -380,5 +425,5 @@ func referenceUsage(t *testing.T, dir string, hour, end int64) (map[string]*stat
 		t.Fatal("the reference metered nothing")
 	}
 	t.Logf("the log: %d entries, %d CloseHour for %d hours, %d counter batches (%d sent again)", lastIdx, closes, len(hours), batches, retried)
-	return rows, first
+	return rows, first, trace
 }
