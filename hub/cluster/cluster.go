@@ -39,7 +39,7 @@ type Cluster struct {
 	mux        *mux
 	raft       *raft.Raft
 	logs       *wal.WAL
-	walReads   atomic.Int64   // entries Raft read from logs, not its cache
+	logCache   *logCache      // Raft's view of logs
 	stable     *guardedStable // logs, as Raft's stable store
 	walMeta    *metadb.BoltMetaDB
 	trans      *raft.NetworkTransport
@@ -129,19 +129,13 @@ func New(cfg Config) (*Cluster, error) {
 }
 
 // logCacheEntries is how many of the newest log entries Raft keeps in
-// memory, and how many it sends a follower at once (MaxAppendEntries).
-const logCacheEntries = 256
-
-// countedReads counts the entries Raft reads from the WAL itself.
-type countedReads struct {
-	raft.LogStore
-	n *atomic.Int64
-}
-
-func (l countedReads) GetLog(index uint64, log *raft.Log) error {
-	l.n.Add(1)
-	return l.LogStore.GetLog(index, log)
-}
+// memory, and how many it sends a follower at once (MaxAppendEntries);
+// logCacheEntryBytes is the largest entry kept, so the cache holds at most
+// 16 MB of entries.
+const (
+	logCacheEntries    = 256
+	logCacheEntryBytes = 64 << 10
+)
 
 func (c *Cluster) startRaft() error {
 	dir := filepath.Join(c.cfg.DataDir, "raft")
@@ -151,7 +145,11 @@ func (c *Cluster) startRaft() error {
 	hl := newHCLog(c.log, "raft")
 	// raft-wal's Close leaves its meta database open (and locked), so we own it.
 	c.walMeta = &metadb.BoltMetaDB{}
-	logs, err := wal.Open(filepath.Join(dir, "wal"), wal.WithLogger(hl), wal.WithMetaStore(c.walMeta))
+	segment := wal.WithSegmentSize(64 << 20) // raft-wal's default
+	if c.cfg.WALSegmentBytes > 0 {
+		segment = wal.WithSegmentSize(c.cfg.WALSegmentBytes)
+	}
+	logs, err := wal.Open(filepath.Join(dir, "wal"), wal.WithLogger(hl), wal.WithMetaStore(c.walMeta), segment)
 	if err != nil {
 		return fmt.Errorf("open raft log: %w", err)
 	}
@@ -175,7 +173,7 @@ func (c *Cluster) startRaft() error {
 	rc.CommitTimeout = c.cfg.CommitTimeout
 	rc.SnapshotThreshold = c.cfg.SnapshotThreshold
 	rc.SnapshotInterval = 30 * time.Second
-	rc.TrailingLogs = 4096
+	rc.TrailingLogs = c.cfg.TrailingLogs
 	rc.MaxAppendEntries = logCacheEntries
 	// Not BatchApplyCh: entries waiting in its buffered channel when Raft
 	// shuts down never get an answer, and their callers wait forever. The
@@ -190,11 +188,8 @@ func (c *Cluster) startRaft() error {
 	c.stable = &guardedStable{StableStore: logs}
 	// Raft reads back every entry it replicates or applies: the newest
 	// 256 are kept decoded in memory instead of read from the WAL again.
-	cached, err := raft.NewLogCache(logCacheEntries, countedReads{logs, &c.walReads})
-	if err != nil {
-		return err
-	}
-	r, err := raft.NewRaft(rc, c.fsm, cached, c.stable, snaps, c.trans)
+	c.logCache = newLogCache(logs, logCacheEntries, logCacheEntryBytes)
+	r, err := raft.NewRaft(rc, c.fsm, c.logCache, c.stable, snaps, c.trans)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}

@@ -531,7 +531,7 @@ func TestRaftReadsItsLogCache(t *testing.T) {
 	nodes := cluster3(t, key)
 	before := make([]int64, len(nodes))
 	for i, n := range nodes {
-		before[i] = n.c.walReads.Load()
+		before[i] = n.c.logCache.misses.Load()
 	}
 	const writes = 200
 	for i := range writes {
@@ -549,7 +549,7 @@ func TestRaftReadsItsLogCache(t *testing.T) {
 	})
 	for i, n := range nodes {
 		// A few reads are normal (an election looks at the last entry).
-		if got := n.c.walReads.Load() - before[i]; got > writes/10 {
+		if got := n.c.logCache.misses.Load() - before[i]; got > writes/10 {
 			t.Errorf("%s read %d entries from the WAL for %d writes", n.cfg.NodeName, got, writes)
 		}
 	}

@@ -70,6 +70,14 @@ type Config struct {
 	// SnapshotThreshold is the number of new log entries that triggers a
 	// snapshot. Zero: 8192.
 	SnapshotThreshold uint64
+	// TrailingLogs is how many entries a snapshot leaves in the log, for
+	// followers a little behind; one further behind is sent the snapshot.
+	// Zero: 4096.
+	TrailingLogs uint64
+	// WALSegmentBytes is the size at which the Raft log starts a new
+	// segment file; a snapshot frees whole segments. Zero: raft-wal's
+	// default (64 MB).
+	WALSegmentBytes int
 	// Blocked, when set (tests only), cuts traffic to and from remote IPs
 	// for which it returns true.
 	Blocked func(remoteIP string) bool
@@ -86,6 +94,7 @@ func DefaultConfig() Config {
 		LeaderLeaseTimeout: 500 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond, // followers learn commits this fast when idle
 		SnapshotThreshold:  8192,
+		TrailingLogs:       4096,
 	}
 }
 
@@ -135,6 +144,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = d.SnapshotThreshold
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = d.TrailingLogs
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
