@@ -156,6 +156,7 @@ type planner struct {
 	index       uint64                 // snapshot index of the last round; 0: none
 	hosts       map[string]*state.Host // as seen in the last round
 	unsettled   map[appKey]bool        // apps to look at again next round
+	appsRead    int                    // app records the last round read
 }
 
 func newPlanner() *planner {
@@ -186,10 +187,6 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 // best fit.
 func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID func(string) string, full bool) (*state.PlanApplyRequest, error) {
 	full = full || p.index == 0
-	apps, err := snap.Apps(ws, "")
-	if err != nil {
-		return nil, err
-	}
 	hosts, err := snap.Hosts(ws)
 	if err != nil {
 		return nil, err
@@ -203,13 +200,22 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 	byHost := p.hosts
 	byApp := map[appKey][]*state.Instance{}
 	var work []*state.App
-	for _, a := range apps {
-		key := appKey{Tenant: a.Tenant, Name: a.Name}
-		// Capacity added or freed anywhere may let pending instances in, or
-		// instances in failover pools go home.
-		if full || dirty[key] || p.unsettled[key] || a.ModifyIndex > since || (freed && (a.Pending != "" || len(a.Spec.FailoverPools) > 0)) {
-			work = append(work, a)
+	if full || freed {
+		apps, err := snap.Apps(ws, "")
+		if err != nil {
+			return nil, err
 		}
+		p.appsRead = len(apps)
+		for _, a := range apps {
+			key := appKey{Tenant: a.Tenant, Name: a.Name}
+			// Capacity added or freed anywhere may let pending instances in, or
+			// instances in failover pools go home.
+			if full || dirty[key] || p.unsettled[key] || a.ModifyIndex > since || (freed && (a.Pending != "" || len(a.Spec.FailoverPools) > 0)) {
+				work = append(work, a)
+			}
+		}
+	} else if work, err = p.changedApps(snap, ws, since, dirty); err != nil {
+		return nil, err
 	}
 	clear(p.unsettled)
 	clear(p.fenceWait)
@@ -477,6 +483,52 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		return nil, nil
 	}
 	return req, nil
+}
+
+// changedApps returns, in id order as Snapshot.Apps lists them, the apps
+// a round without freed capacity looks at: those written since index
+// since, read through the apps' modify index, and those dirty or unsettled
+// that still exist. Only these are read: with thousands of apps and a
+// write or two per round, listing every app was most of a round.
+func (p *planner) changedApps(snap *state.Snapshot, ws memdb.WatchSet, since uint64, dirty map[appKey]bool) ([]*state.App, error) {
+	work, err := snap.AppsSince(ws, since)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[appKey]bool, len(work)+len(dirty)+len(p.unsettled))
+	for _, a := range work {
+		seen[appKey{Tenant: a.Tenant, Name: a.Name}] = true
+	}
+	add := func(keys map[appKey]bool) error {
+		for key := range keys {
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			a, err := snap.App(nil, key.Tenant, key.Name)
+			if err != nil {
+				return err
+			}
+			if a != nil {
+				work = append(work, a)
+			}
+		}
+		return nil
+	}
+	if err := add(dirty); err != nil {
+		return nil, err
+	}
+	if err := add(p.unsettled); err != nil {
+		return nil, err
+	}
+	p.appsRead = len(seen)
+	slices.SortFunc(work, func(a, b *state.App) int {
+		if c := strings.Compare(a.Tenant, b.Tenant); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return work, nil
 }
 
 // changes updates the planner's view of the hosts and returns the apps

@@ -610,3 +610,49 @@ func TestPlannerFailback(t *testing.T) {
 		})
 	}
 }
+
+// A round with no capacity freed reads only the apps that changed, not
+// every app; one that frees capacity reads them all (pending apps may fit
+// now), and both plan as a full round does (checkFull).
+func TestPlannerReadsOnlyChangedApps(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("p", "dc1")
+	h.host("h1", "p", 64, 64*1024)
+	const apps = 200
+	for i := range apps {
+		h.app(apitypes.AppSpec{Name: fmt.Sprintf("a%03d", i), Image: "i", Instances: n(1), CPU: 100, Memory: 64})
+	}
+	h.plan()
+	h.reportAll(true)
+	h.plan()
+	if h.plan() != nil {
+		t.Fatal("not settled")
+	}
+	if h.planner.appsRead != 0 {
+		t.Fatalf("a round with nothing changed read %d apps", h.planner.appsRead)
+	}
+	h.app(apitypes.AppSpec{Name: "a007", Image: "i", Instances: n(2), CPU: 100, Memory: 64})
+	if req := h.plan(); req == nil || len(req.Place) != 1 {
+		t.Fatalf("scaled a007 to 2: %s", planSummary(req))
+	}
+	if h.planner.appsRead != 1 {
+		t.Fatalf("a round after one app's write read %d apps, want 1", h.planner.appsRead)
+	}
+	h.reportAll(true)
+	h.plan()
+	// A stopped instance frees capacity: every app is read.
+	h.must(state.AppScaleType, &state.AppScaleRequest{Tenant: "acme", Name: "a007", Instances: 1, Time: pt0})
+	h.plan() // stops one of a007
+	is, _ := h.fsm.Store().Snapshot().AppInstances(nil, "acme", "a007")
+	var stops []state.InstanceUpdate
+	for _, i := range is {
+		if i.Desired == state.DesiredStop {
+			stops = append(stops, state.InstanceUpdate{ID: i.ID, State: state.InstanceStopped})
+		}
+	}
+	h.must(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: "h1", Updates: stops, Time: pt0})
+	h.plan()
+	if h.planner.appsRead != apps {
+		t.Fatalf("a round after capacity was freed read %d apps, want all %d", h.planner.appsRead, apps)
+	}
+}

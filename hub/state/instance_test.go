@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -111,5 +112,45 @@ func TestInstancesSinceAndAllocation(t *testing.T) {
 	host, _ = h.snap().Host(nil, "host1")
 	if host.AllocCPU != 0 || host.AllocMemory != 0 {
 		t.Fatalf("allocation after every instance stopped: %dm %d MB", host.AllocCPU, host.AllocMemory)
+	}
+}
+
+func TestAppsSince(t *testing.T) {
+	h := newHarness(t)
+	fill(h) // acme/web, written twice
+	base := h.index
+	for _, name := range []string{"zeta", "alpha"} {
+		h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: spec(name, name+":1"), Create: true, Time: t0})
+	}
+	mid := h.index
+	s := spec("web", "web:3")
+	s.Pools, s.Instances = []string{"aws-bj"}, intp(3)
+	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: s, Time: t0})
+	names := func(since uint64) []string {
+		as, err := h.snap().AppsSince(nil, since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, a := range as {
+			out = append(out, a.Name)
+		}
+		return out
+	}
+	if got := names(base); !slices.Equal(got, []string{"zeta", "alpha", "web"}) {
+		t.Fatalf("apps since %d, in index order: %v", base, got)
+	}
+	if got := names(mid); !slices.Equal(got, []string{"web"}) {
+		t.Fatalf("apps since %d: %v", mid, got)
+	}
+	// A status change (Pending) leaves the modify index: not a write the
+	// planner must see again.
+	h.must(PlanApplyType, &PlanApplyRequest{Pending: []AppPending{{Tenant: "acme", App: "zeta", Reason: "no room"}}, Time: t0})
+	if got := names(h.index - 1); len(got) != 0 {
+		t.Fatalf("apps since a Pending change: %v", got)
+	}
+	h.must(AppDeleteType, &AppDeleteRequest{Tenant: "acme", Name: "alpha", Time: t0})
+	if got := names(base); !slices.Equal(got, []string{"zeta", "web"}) {
+		t.Fatalf("apps since %d after alpha's delete: %v", base, got)
 	}
 }

@@ -65,6 +65,9 @@ func schema() *memdb.DBSchema {
 			// A tenant's apps are a prefix of "id" (Snapshot.Apps): no
 			// "tenant" index, which every app write would have to update.
 			"id": {Name: "id", Unique: true, Indexer: stringPairIndex(func(o *App) string { return o.Tenant }, func(o *App) string { return o.Name })},
+			// Lets the planner read only the apps written since its last
+			// round (AppsSince) instead of every app.
+			"modify": {Name: "modify", Indexer: uint64Index[App]{func(o *App) uint64 { return o.ModifyIndex }}},
 		}},
 		TableAppVersions: {Name: TableAppVersions, Indexes: map[string]*memdb.IndexSchema{
 			// An app's versions are a prefix of "id", oldest first.

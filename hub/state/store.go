@@ -146,6 +146,28 @@ func (s *Snapshot) App(ws memdb.WatchSet, tenant, name string) (*App, error) {
 	return first[App](s, ws, TableApps, "id", tenant, name)
 }
 
+// AppsSince returns the apps whose spec was written after Raft index idx
+// (status changes such as Pending leave the modify index alone; deletions
+// are not seen), in index order.
+func (s *Snapshot) AppsSince(ws memdb.WatchSet, idx uint64) ([]*App, error) {
+	it, err := s.txn.LowerBound(TableApps, "modify", idx+1)
+	if err != nil {
+		return nil, err
+	}
+	if ws != nil {
+		all, err := s.txn.Get(TableApps, "id")
+		if err != nil {
+			return nil, err
+		}
+		ws.Add(all.WatchCh())
+	}
+	var out []*App
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		out = append(out, obj.(*App))
+	}
+	return out, nil
+}
+
 // Apps returns the apps of tenant ("" for every tenant), sorted by tenant
 // and name.
 func (s *Snapshot) Apps(ws memdb.WatchSet, tenant string) ([]*App, error) {
