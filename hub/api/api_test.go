@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -542,5 +543,22 @@ func TestHostsAndEvents(t *testing.T) {
 	f.ok("admin", "GET", "/v1/join-tokens", nil, &toks)
 	if len(toks) != 0 {
 		t.Fatalf("revoked token still listed: %+v", toks)
+	}
+}
+
+// A handler that fails after its answer began (a client gone in the middle
+// of it, say) leaves the answer as it was: no error is written into its
+// body, nor a second status.
+func TestErrorAfterTheAnswerBegan(t *testing.T) {
+	f := newFixture(t)
+	f.api.handle("GET /v1/test-partial", public, func(w http.ResponseWriter, r *http.Request, p *principal) error {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(http.StatusAccepted)
+		w.Write([]byte("partial"))
+		return errors.New("the client left")
+	})
+	code, body, _ := f.do("", "GET", "/v1/test-partial", nil)
+	if code != http.StatusAccepted || string(body) != "partial" {
+		t.Fatalf("answer of a handler that failed after it began: %d %q", code, body)
 	}
 }

@@ -239,7 +239,14 @@ func (s *Server) handle(pattern string, a access, h handler) {
 		if err == nil {
 			err = h(out, r, p)
 		}
-		if err != nil {
+		switch {
+		case err == nil:
+		case sw.code != 0 || (aw != nil && aw.code != 0):
+			// The answer had begun (its status sent) when the handler
+			// failed, most often writing to a client that left: an error
+			// now would only be appended to the answer's body.
+			s.log.Debug("request failed after its answer began", "method", r.Method, "path", r.URL.Path, "status", sw.code, "err", err)
+		default:
 			s.writeError(out, r, err)
 		}
 		if aw != nil && !aw.done {
