@@ -84,16 +84,3 @@ func (c *logCache) IsMonotonic() bool {
 	m, ok := c.LogStore.(raft.MonotonicLogStore)
 	return ok && m.IsMonotonic()
 }
-
-// cachedBytes is the data the cache holds.
-func (c *logCache) cachedBytes() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, l := range c.slots {
-		if l != nil {
-			n += len(l.Data) + len(l.Extensions)
-		}
-	}
-	return n
-}

@@ -23,6 +23,19 @@ func openWAL(t *testing.T) *wal.WAL {
 	return w
 }
 
+// cachedBytes is the data the cache holds.
+func (c *logCache) cachedBytes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, l := range c.slots {
+		if l != nil {
+			n += len(l.Data) + len(l.Extensions)
+		}
+	}
+	return n
+}
+
 // The cache serves the newest entries, holds no entry above its size
 // limit (read from the WAL instead, whole), drops what DeleteRange deletes
 // and keeps the rest, and tells Raft the WAL cannot hold a gap.

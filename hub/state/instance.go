@@ -115,22 +115,7 @@ func instanceSchema() *memdb.TableSchema {
 // InstancesSince returns the instances written after Raft index idx
 // (deletions are not seen), in index order.
 func (s *Snapshot) InstancesSince(ws memdb.WatchSet, idx uint64) ([]*Instance, error) {
-	it, err := s.txn.LowerBound(TableInstances, "modify", idx+1)
-	if err != nil {
-		return nil, err
-	}
-	if ws != nil {
-		all, err := s.txn.Get(TableInstances, "id")
-		if err != nil {
-			return nil, err
-		}
-		ws.Add(all.WatchCh())
-	}
-	var out []*Instance
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		out = append(out, obj.(*Instance))
-	}
-	return out, nil
+	return listFrom[Instance](s, ws, TableInstances, "modify", idx+1)
 }
 
 // Instance returns an instance by id.

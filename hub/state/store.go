@@ -101,6 +101,28 @@ func list[T any](s *Snapshot, ws memdb.WatchSet, table, index string, args ...an
 	return out, nil
 }
 
+// listFrom lists a table's objects from the first whose index value is
+// at least args, in that index's order. LowerBound iterators carry no
+// watch channel: ws watches the whole table.
+func listFrom[T any](s *Snapshot, ws memdb.WatchSet, table, index string, args ...any) ([]*T, error) {
+	it, err := s.txn.LowerBound(table, index, args...)
+	if err != nil {
+		return nil, err
+	}
+	if ws != nil {
+		all, err := s.txn.Get(table, "id")
+		if err != nil {
+			return nil, err
+		}
+		ws.Add(all.WatchCh())
+	}
+	var out []*T
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		out = append(out, obj.(*T))
+	}
+	return out, nil
+}
+
 // Tenant returns the named tenant.
 func (s *Snapshot) Tenant(ws memdb.WatchSet, name string) (*Tenant, error) {
 	return first[Tenant](s, ws, TableTenants, "id", name)
@@ -150,22 +172,7 @@ func (s *Snapshot) App(ws memdb.WatchSet, tenant, name string) (*App, error) {
 // (status changes such as Pending leave the modify index alone; deletions
 // are not seen), in index order.
 func (s *Snapshot) AppsSince(ws memdb.WatchSet, idx uint64) ([]*App, error) {
-	it, err := s.txn.LowerBound(TableApps, "modify", idx+1)
-	if err != nil {
-		return nil, err
-	}
-	if ws != nil {
-		all, err := s.txn.Get(TableApps, "id")
-		if err != nil {
-			return nil, err
-		}
-		ws.Add(all.WatchCh())
-	}
-	var out []*App
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		out = append(out, obj.(*App))
-	}
-	return out, nil
+	return listFrom[App](s, ws, TableApps, "modify", idx+1)
 }
 
 // Apps returns the apps of tenant ("" for every tenant), sorted by tenant
@@ -304,23 +311,7 @@ func (s *Snapshot) Hosts(ws memdb.WatchSet) ([]*Host, error) {
 
 // Events returns the events recorded after index (0: all), oldest first.
 func (s *Snapshot) Events(ws memdb.WatchSet, after uint64) ([]*Event, error) {
-	it, err := s.txn.LowerBound(TableEvents, "id", after+1, 0)
-	if err != nil {
-		return nil, err
-	}
-	if ws != nil {
-		// LowerBound iterators carry no watch channel; watch the table.
-		all, err := s.txn.Get(TableEvents, "id")
-		if err != nil {
-			return nil, err
-		}
-		ws.Add(all.WatchCh())
-	}
-	var out []*Event
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		out = append(out, obj.(*Event))
-	}
-	return out, nil
+	return listFrom[Event](s, ws, TableEvents, "id", after+1, 0)
 }
 
 // WaitIndex waits until the store holds the write of Raft index idx (every
