@@ -239,13 +239,17 @@ func (s *Server) handle(pattern string, a access, h handler) {
 		if err == nil {
 			err = h(out, r, p)
 		}
+		began := sw.code // the status sent, else held with the answer for its audit entry
+		if began == 0 && aw != nil {
+			began = aw.code
+		}
 		switch {
 		case err == nil:
-		case sw.code != 0 || (aw != nil && aw.code != 0):
-			// The answer had begun (its status sent) when the handler
-			// failed, most often writing to a client that left: an error
-			// now would only be appended to the answer's body.
-			s.log.Debug("request failed after its answer began", "method", r.Method, "path", r.URL.Path, "status", sw.code, "err", err)
+		case began != 0:
+			// The answer had begun when the handler failed, most often
+			// writing to a client that left: an error now would only be
+			// appended to the answer's body.
+			s.log.Debug("request failed after its answer began", "method", r.Method, "path", r.URL.Path, "status", began, "err", err)
 		default:
 			s.writeError(out, r, err)
 		}

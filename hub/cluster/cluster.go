@@ -145,11 +145,8 @@ func (c *Cluster) startRaft() error {
 	hl := newHCLog(c.log, "raft")
 	// raft-wal's Close leaves its meta database open (and locked), so we own it.
 	c.walMeta = &metadb.BoltMetaDB{}
-	segment := wal.WithSegmentSize(64 << 20) // raft-wal's default
-	if c.cfg.WALSegmentBytes > 0 {
-		segment = wal.WithSegmentSize(c.cfg.WALSegmentBytes)
-	}
-	logs, err := wal.Open(filepath.Join(dir, "wal"), wal.WithLogger(hl), wal.WithMetaStore(c.walMeta), segment)
+	// A segment size of zero is raft-wal's default.
+	logs, err := wal.Open(filepath.Join(dir, "wal"), wal.WithLogger(hl), wal.WithMetaStore(c.walMeta), wal.WithSegmentSize(c.cfg.WALSegmentBytes))
 	if err != nil {
 		return fmt.Errorf("open raft log: %w", err)
 	}
