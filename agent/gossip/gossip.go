@@ -23,6 +23,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/wharf-platform/wharf/internal/atomicfile"
+	"github.com/wharf-platform/wharf/internal/gossipnet"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
@@ -50,17 +51,13 @@ type peerView struct {
 
 // Start binds addr and joins the pool's gossip with key.
 func Start(hostID, addr, advertise string, key []byte, log *slog.Logger) (*Member, error) {
-	host, portStr, err := net.SplitHostPort(addr)
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("--gossip-addr %q: %w", addr, err)
 	}
-	port, err := strconv.Atoi(portStr)
+	tr, err := gossipnet.Listen(addr)
 	if err != nil {
-		return nil, fmt.Errorf("--gossip-addr port %q: %w", portStr, err)
-	}
-	tr, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port})
-	if err != nil {
-		return nil, fmt.Errorf("gossip listen %s: %w", addr, err)
+		return nil, err
 	}
 	g := &Member{self: hostID, views: map[string]peerView{}, changed: map[string]bool{}}
 	mc := memberlist.DefaultLANConfig()

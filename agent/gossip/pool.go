@@ -3,6 +3,7 @@ package gossip
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +31,15 @@ type PoolConfig struct {
 type Pool struct {
 	cfg    PoolConfig
 	member atomic.Pointer[Member]
+
+	mu      sync.Mutex // serialises starts
+	pending []byte     // the key of a start that failed, retried by Run
+	stopped bool       // Run has ended: no more starts
 }
+
+// retryEvery is how often Run retries a start that failed (its port
+// was taken, say) until one succeeds.
+var retryEvery = 5 * time.Second
 
 // NewPool returns a pool that gossips nothing until Start.
 func NewPool(cfg PoolConfig) *Pool { return &Pool{cfg: cfg} }
@@ -42,20 +51,29 @@ func (p *Pool) Start(key []byte, peers []string) {
 	if p.cfg.Addr == "" || len(key) == 0 {
 		return
 	}
+	p.mu.Lock()
+	if p.stopped {
+		p.mu.Unlock()
+		return
+	}
 	m := p.member.Load()
 	if m == nil {
 		var err error
 		m, err = Start(p.cfg.HostID, p.cfg.Addr, p.cfg.Advertise, key, p.cfg.Logger)
 		if err != nil {
-			p.cfg.Logger.Warn("pool gossip", "err", err)
+			p.pending = key
+			p.mu.Unlock()
+			p.cfg.Logger.Warn("pool gossip", "err", err, "retry", retryEvery)
 			return
 		}
+		p.pending = nil
 		p.member.Store(m)
 		if err := SaveKey(p.cfg.Dir, key); err != nil {
 			p.cfg.Logger.Warn("keep the gossip key", "err", err)
 		}
 		p.cfg.Logger.Info("pool gossip started", "addr", m.Addr())
 	}
+	p.mu.Unlock()
 	m.Join(peers)
 }
 
@@ -76,13 +94,30 @@ func (p *Pool) Peers() int {
 	return 0
 }
 
-// Run stops the member when ctx ends.
+// Run retries a start that failed, every retryEvery, and stops the
+// member when ctx ends.
 func (p *Pool) Run(ctx context.Context) error {
-	<-ctx.Done()
-	if m := p.member.Load(); m != nil {
-		m.Stop()
+	t := time.NewTicker(retryEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			p.stopped = true
+			if m := p.member.Load(); m != nil {
+				m.Stop()
+			}
+			return nil
+		case <-t.C:
+			p.mu.Lock()
+			key := p.pending
+			p.mu.Unlock()
+			if key != nil {
+				p.Start(key, nil)
+			}
+		}
 	}
-	return nil
 }
 
 // reportEvery is how often the gossip view is sent even unchanged, so

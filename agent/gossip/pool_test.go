@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"testing"
 	"time"
 
@@ -68,6 +69,38 @@ func TestPoolStartsOnWelcome(t *testing.T) {
 	r := feeds[0].Tick(time.Now()).GetGossipReport()
 	if r == nil || len(r.Peers) != 1 || r.Peers[0].HostId != "host-b" || r.Peers[0].State != "alive" {
 		t.Fatalf("report %v, want host-b alive", r)
+	}
+}
+
+// TestPoolRetriesAFailedStart: a start whose port is taken leaves no
+// member, and Run starts one once the port is free, with the key the
+// Welcome gave.
+func TestPoolRetriesAFailedStart(t *testing.T) {
+	defer func(d time.Duration) { retryEvery = d }(retryEvery)
+	retryEvery = 20 * time.Millisecond
+	hold, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := hold.LocalAddr().String()
+	p, c := testPool(t, "host-a", addr)
+	key := bytes.Repeat([]byte{7}, 32)
+	welcome(t, c, key)
+	time.Sleep(5 * retryEvery)
+	if p.Addr() != "" {
+		hold.Close()
+		t.Fatalf("gossip at %s while its UDP port was taken", p.Addr())
+	}
+	hold.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Addr() != addr {
+		if time.Now().After(deadline) {
+			t.Fatalf("gossip at %q after its port was freed, want %s", p.Addr(), addr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := LoadKey(p.cfg.Dir); !bytes.Equal(got, key) {
+		t.Fatal("the retried start did not keep the key")
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/wharf-platform/wharf/internal/gossipnet"
 )
 
 // Meta is what a hub node publishes about itself in gossip.
@@ -74,18 +76,14 @@ func (c *Cluster) setMember(n *memberlist.Node, alive bool) {
 }
 
 func (c *Cluster) startGossip(advertise string, meta Meta) error {
-	host, portStr, err := net.SplitHostPort(c.cfg.GossipAddr)
+	host, _, err := net.SplitHostPort(c.cfg.GossipAddr)
 	if err != nil {
 		return err
 	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return fmt.Errorf("gossip port %q: %w", portStr, err)
-	}
 	logw := logWriter{c.log.With("lib", "memberlist")}
-	tr, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port, Logger: nil})
+	tr, err := gossipnet.Listen(c.cfg.GossipAddr)
 	if err != nil {
-		return fmt.Errorf("gossip listen %s: %w", c.cfg.GossipAddr, err)
+		return err
 	}
 	b, err := json.Marshal(meta)
 	if err != nil {
