@@ -67,10 +67,10 @@ func (p *Pool) Start(key []byte, peers []string) {
 			return
 		}
 		p.pending = nil
-		p.member.Store(m)
 		if err := SaveKey(p.cfg.Dir, key); err != nil {
 			p.cfg.Logger.Warn("keep the gossip key", "err", err)
 		}
+		p.member.Store(m)
 		p.cfg.Logger.Info("pool gossip started", "addr", m.Addr())
 	}
 	p.mu.Unlock()

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/wharf-platform/wharf/agent/control"
 	"github.com/wharf-platform/wharf/agent/driver"
@@ -89,18 +90,28 @@ type Gossip interface {
 }
 
 // Register sends the inventory first in each session, with where the
-// gossip listens then. With capacity (a cluster's driver), the inventory
-// reports the cluster's capacity and is sent again whenever it changes.
+// gossip listens then, and again after a heartbeat when that changed (a
+// gossip that started late). With capacity (a cluster's driver), the
+// inventory reports the cluster's capacity and is sent again whenever it
+// changes.
 func Register(c *control.Control, cfg Config, g Gossip, capacity driver.CapacityReporter) {
-	send := func() *wire.Envelope {
-		inv := Of(cfg, g.Addr())
-		if capacity != nil {
-			inv = WithCapacity(inv, capacity.Capacity())
-		}
-		return &wire.Envelope{Msg: &wire.Envelope_Inventory{Inventory: inv}}
-	}
 	c.Send(func() control.Feed {
-		f := control.Feed{First: send}
+		// A session's feed runs on the session's goroutine.
+		var gossipSent string
+		send := func() *wire.Envelope {
+			gossipSent = g.Addr()
+			inv := Of(cfg, gossipSent)
+			if capacity != nil {
+				inv = WithCapacity(inv, capacity.Capacity())
+			}
+			return &wire.Envelope{Msg: &wire.Envelope_Inventory{Inventory: inv}}
+		}
+		f := control.Feed{First: send, Tick: func(time.Time) *wire.Envelope {
+			if g.Addr() != gossipSent {
+				return send()
+			}
+			return nil
+		}}
 		if capacity != nil {
 			f.Changed, f.OnChange = capacity.CapacityChanged(), send
 		}

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/wharf-platform/wharf/agent/control"
 	"github.com/wharf-platform/wharf/agent/driver"
@@ -57,6 +58,33 @@ type clusterCapacity struct {
 
 func (k *clusterCapacity) Capacity() driver.Capacity        { return k.c }
 func (k *clusterCapacity) CapacityChanged() <-chan struct{} { return k.changed }
+
+// TestRegisterResendsALateGossipAddress: a gossip that starts after the
+// session's first inventory (its start was retried) is announced after
+// the next heartbeat, once.
+func TestRegisterResendsALateGossipAddress(t *testing.T) {
+	g := &lateGossip{}
+	c := control.New()
+	Register(c, Config{DataDir: t.TempDir()}, g, nil)
+	f := c.Feeds()[0]
+	if inv := f.First().GetInventory(); inv.GossipAddr != "" {
+		t.Fatalf("first inventory names gossip %q before it runs", inv.GossipAddr)
+	}
+	if m := f.Tick(time.Now()); m != nil {
+		t.Fatalf("sent %v though nothing changed", m)
+	}
+	g.addr = "10.0.0.9:7484"
+	if inv := f.Tick(time.Now()).GetInventory(); inv == nil || inv.GossipAddr != g.addr {
+		t.Fatalf("after the gossip started: %v, want an inventory naming %s", inv, g.addr)
+	}
+	if m := f.Tick(time.Now()); m != nil {
+		t.Fatalf("sent again: %v", m)
+	}
+}
+
+type lateGossip struct{ addr string }
+
+func (g *lateGossip) Addr() string { return g.addr }
 
 // TestRegisterResendsClusterCapacity: a cluster's inventory reports the
 // driver's capacity (millicores exact, whole cores rounded down), kind
