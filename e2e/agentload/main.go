@@ -34,17 +34,22 @@ import (
 )
 
 type result struct {
-	Agents           int      `json:"agents"`
-	Procs            int      `json:"load_processes"`
-	Connected        int      `json:"connected"`
-	EnrolAllSeconds  float64  `json:"enrol_and_connect_all_seconds"`
-	HeartbeatP50ms   float64  `json:"heartbeat_p50_ms"`
-	HeartbeatP99ms   float64  `json:"heartbeat_p99_ms"`
-	Samples          int      `json:"heartbeat_samples"`
-	HubRSSMB         float64  `json:"hub_rss_mb"`
-	HubRSSPerAgentKB float64  `json:"hub_rss_per_agent_kb"`
-	HubCPUPercent    float64  `json:"hub_cpu_percent_steady"`
-	HubEnv           []string `json:"hub_env,omitempty"`
+	Agents           int     `json:"agents"`
+	Procs            int     `json:"load_processes"`
+	Connected        int     `json:"connected"`
+	EnrolAllSeconds  float64 `json:"enrol_and_connect_all_seconds"`
+	HeartbeatP50ms   float64 `json:"heartbeat_p50_ms"`
+	HeartbeatP99ms   float64 `json:"heartbeat_p99_ms"`
+	Samples          int     `json:"heartbeat_samples"`
+	HubRSSMB         float64 `json:"hub_rss_mb"`
+	HubRSSPerAgentKB float64 `json:"hub_rss_per_agent_kb"` // the hub's RSS over the agents connected
+	// The hub's RSS before any agent enrolled, and what each connected
+	// agent added to it: the idle hub's share of hub_rss_per_agent_kb is
+	// ten times larger at 1,000 agents than at 10,000.
+	HubRSSIdleMB        float64  `json:"hub_rss_idle_mb"`
+	HubRSSAddedPerAgent float64  `json:"hub_rss_added_per_agent_kb"`
+	HubCPUPercent       float64  `json:"hub_cpu_percent_steady"`
+	HubEnv              []string `json:"hub_env,omitempty"`
 	// With -wharf: from the hub's SIGKILL until every agent had a
 	// heartbeat acknowledged by the restarted hub.
 	ReconnectAllSeconds float64 `json:"reconnect_all_after_hub_restart_seconds,omitempty"`
@@ -138,6 +143,10 @@ func run(ctx context.Context, o opts) error {
 		return err
 	}
 
+	var idleKB int64
+	if o.pid > 0 {
+		idleKB = rssKB(o.pid)
+	}
 	start := time.Now()
 	var fs []fleet
 	if o.procs == 1 {
@@ -199,8 +208,12 @@ func run(ctx context.Context, o opts) error {
 	}
 	r.Samples = len(samples)
 	if o.pid > 0 {
-		r.HubRSSMB = float64(rssKB(o.pid)) / 1024
-		r.HubRSSPerAgentKB = float64(rssKB(o.pid)) / float64(o.n)
+		rss := rssKB(o.pid)
+		r.HubRSSMB, r.HubRSSIdleMB = float64(rss)/1024, float64(idleKB)/1024
+		if connected > 0 {
+			r.HubRSSPerAgentKB = float64(rss) / float64(connected)
+			r.HubRSSAddedPerAgent = float64(rss-idleKB) / float64(connected)
+		}
 		r.HubCPUPercent = float64(cpu1-cpu0) / 100 / t1.Sub(t0).Seconds() * 100
 	}
 	// The steady state's numbers, in case the restart below fails.

@@ -16,71 +16,137 @@ import (
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
-// routeTables builds each pool's route table once per change of what it
-// is made of, for all the pool's agents connected here.
+// routeTables keeps each pool's route table for the pool's agents
+// connected here. One watcher per pool rebuilds it when what it is made
+// of changes, and the agents wait for a new table rather than on the
+// store: a write wakes one goroutine per pool, not one per agent (with
+// thousands of agents, a wake of every agent per host write was a fifth
+// of the node's CPU while they enrolled).
 type routeTables struct {
 	mu    sync.Mutex
-	pools map[string]*poolTable
+	pools map[string]*poolFeed
 }
 
+// poolFeed is one pool's table and its watcher, which runs while agents
+// of the pool are connected here.
+type poolFeed struct {
+	latest *poolTable // under routeTables.mu
+	agents int
+	stop   context.CancelFunc
+	done   chan struct{} // closed when the watcher has stopped
+}
+
+// poolTable is a pool's table as of a store index; next is closed when
+// a newer table replaces it. A feed's first poolTable has no table yet.
 type poolTable struct {
 	index uint64 // store index the table was checked against
 	body  []byte // the table without its version, to tell real changes
 	table *wire.RouteTable
+	next  chan struct{}
 }
 
 // routeInputs are the tables a route table is built from.
 var routeInputs = []string{state.TableApps, state.TableInstances, state.TableRoutes, state.TableCerts, state.TableHosts, state.TableDrills}
 
-// routeTable returns pool's current route table, adding to ws a watch on
-// its inputs. Its version is the store index of the last change that
-// altered it, so an unrelated write (a heartbeat's host update, say)
-// pushes nothing.
-func (g *Gateway) routeTable(snap *state.Snapshot, ws memdb.WatchSet, pool string) (*wire.RouteTable, error) {
-	idx := snap.WatchTables(ws, routeInputs...)
+// joinRoutes returns the feed of pool, starting its watcher for the first
+// agent; leave when the agent's session ends.
+func (g *Gateway) joinRoutes(pool string) (f *poolFeed, leave func()) {
 	g.routes.mu.Lock()
 	defer g.routes.mu.Unlock()
-	pt := g.routes.pools[pool]
-	if pt != nil && pt.index >= idx {
-		return pt.table, nil
+	if g.routes.pools == nil {
+		g.routes.pools = map[string]*poolFeed{}
+	}
+	f = g.routes.pools[pool]
+	if f == nil {
+		ctx, stop := context.WithCancel(context.Background())
+		f = &poolFeed{latest: &poolTable{next: make(chan struct{})}, stop: stop, done: make(chan struct{})}
+		g.routes.pools[pool] = f
+		go g.watchRoutes(ctx, f, pool)
+	}
+	f.agents++
+	return f, func() {
+		g.routes.mu.Lock()
+		defer g.routes.mu.Unlock()
+		if f.agents--; f.agents == 0 {
+			f.stop()
+			if g.routes.pools[pool] == f {
+				delete(g.routes.pools, pool)
+			}
+		}
+	}
+}
+
+func (g *Gateway) current(f *poolFeed) *poolTable {
+	g.routes.mu.Lock()
+	defer g.routes.mu.Unlock()
+	return f.latest
+}
+
+// watchRoutes rebuilds pool's table whenever its inputs change, until ctx
+// ends. Its version is the store index of the last change that altered
+// it, so an unrelated write (a heartbeat's host update, say) publishes
+// nothing.
+func (g *Gateway) watchRoutes(ctx context.Context, f *poolFeed, pool string) {
+	defer close(f.done)
+	for ctx.Err() == nil {
+		ws := memdb.NewWatchSet()
+		snap := g.cfg.Store.Snapshot()
+		idx := snap.WatchTables(ws, routeInputs...)
+		if err := g.refreshRoutes(f, snap, idx, pool); err != nil {
+			g.log.Warn("route table", "pool", pool, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		ws.WatchCtx(ctx) //nolint:errcheck // ends with ctx
+	}
+}
+
+// refreshRoutes publishes pool's table as of snap (index idx) when it
+// differs from the latest.
+func (g *Gateway) refreshRoutes(f *poolFeed, snap *state.Snapshot, idx uint64, pool string) error {
+	cur := g.current(f)
+	if cur.table != nil && cur.index >= idx {
+		return nil
 	}
 	t, err := buildRouteTable(snap, pool, g.cfg.AppsDomain)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(t)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if pt != nil && bytes.Equal(body, pt.body) {
-		pt.index = idx
-		return pt.table, nil
+	g.routes.mu.Lock()
+	defer g.routes.mu.Unlock()
+	if cur.table != nil && bytes.Equal(body, cur.body) {
+		cur.index = idx
+		return nil
 	}
 	t.Version = idx
-	if g.routes.pools == nil {
-		g.routes.pools = map[string]*poolTable{}
-	}
-	g.routes.pools[pool] = &poolTable{index: idx, body: body, table: t}
-	return t, nil
+	f.latest = &poolTable{index: idx, body: body, table: t, next: make(chan struct{})}
+	close(cur.next)
+	return nil
 }
 
 // pushRoutes sends the agent its pool's route table whenever it changes.
 func (g *Gateway) pushRoutes(ctx context.Context, s *wire.Stream, id pki.AgentIdentity) error {
+	f, leave := g.joinRoutes(id.Pool)
+	defer leave()
 	var sent uint64
-	for {
-		ws := memdb.NewWatchSet()
-		t, err := g.routeTable(g.cfg.Store.Snapshot(), ws, id.Pool)
-		if err != nil {
-			return err
-		}
-		if t.Version != sent {
-			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: t}}); err != nil {
+	for pt := g.current(f); ; pt = g.current(f) {
+		if pt.table != nil && pt.table.Version != sent {
+			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: pt.table}}); err != nil {
 				return err
 			}
-			sent = t.Version
+			sent = pt.table.Version
 		}
-		if err := ws.WatchCtx(ctx); err != nil {
+		select {
+		case <-ctx.Done():
 			return nil
+		case <-pt.next:
 		}
 	}
 }
@@ -90,28 +156,37 @@ func (g *Gateway) pushRoutes(ctx context.Context, s *wire.Stream, id pki.AgentId
 // pools at all, or has instances on the pool's hosts, each to the app's
 // ready instances wherever they run (not on hosts known down).
 func buildRouteTable(snap *state.Snapshot, pool, appsDomain string) (*wire.RouteTable, error) {
-	hosts, err := snap.Hosts(nil)
-	if err != nil {
-		return nil, err
-	}
 	// Instances on lost hosts (down, or held by a cutoff drill) get no
 	// traffic: whatever they last reported no longer holds.
 	down, err := snap.LostHosts(nil)
 	if err != nil {
 		return nil, err
 	}
-	present := map[string]bool{} // apps with an instance in the pool
-	for _, h := range hosts {
-		if h.Pool != pool {
-			continue
+	// The apps with an instance on the pool's hosts, read only when an
+	// app names pools without this one: with thousands of hosts, reading
+	// every host's instances was most of a build.
+	var present map[string]bool
+	inPool := func(key string) (bool, error) {
+		if present == nil {
+			present = map[string]bool{}
+			hosts, err := snap.Hosts(nil)
+			if err != nil {
+				return false, err
+			}
+			for _, h := range hosts {
+				if h.Pool != pool {
+					continue
+				}
+				is, err := snap.HostInstances(nil, h.ID)
+				if err != nil {
+					return false, err
+				}
+				for _, i := range is {
+					present[i.Tenant+"/"+i.App] = true
+				}
+			}
 		}
-		is, err := snap.HostInstances(nil, h.ID)
-		if err != nil {
-			return nil, err
-		}
-		for _, i := range is {
-			present[i.Tenant+"/"+i.App] = true
-		}
+		return present[key], nil
 	}
 	apps, err := snap.Apps(nil, "")
 	if err != nil {
@@ -120,8 +195,12 @@ func buildRouteTable(snap *state.Snapshot, pool, appsDomain string) (*wire.Route
 	t := &wire.RouteTable{}
 	for _, a := range apps {
 		key := a.Tenant + "/" + a.Name
-		if len(a.Spec.Pools) > 0 && !slices.Contains(a.Spec.Pools, pool) && !slices.Contains(a.Spec.FailoverPools, pool) && !present[key] {
-			continue
+		if len(a.Spec.Pools) > 0 && !slices.Contains(a.Spec.Pools, pool) && !slices.Contains(a.Spec.FailoverPools, pool) {
+			if in, err := inPool(key); err != nil {
+				return nil, err
+			} else if !in {
+				continue
+			}
 		}
 		ra := &wire.RouteApp{Key: key, HoldMs: holdMs(a), SignalRps: signalRps(a)}
 		is, err := snap.AppInstances(nil, a.Tenant, a.Name)
@@ -203,23 +282,13 @@ func (g *Gateway) RouteAcked(hostID string) uint64 {
 	return 0
 }
 
-// RouteVersion returns the current route table version of a pool's
-// routers.
-func (g *Gateway) RouteVersion(pool string) (uint64, error) {
-	t, err := g.routeTable(g.cfg.Store.Snapshot(), memdb.NewWatchSet(), pool)
-	if err != nil {
-		return 0, err
-	}
-	return t.Version, nil
-}
-
 // routeVersionCached is the version of the latest table this node made for
 // pool (0: none yet). Callers hold seenMu; it takes only the table lock.
 func (g *Gateway) routeVersionCached(pool string) uint64 {
 	g.routes.mu.Lock()
 	defer g.routes.mu.Unlock()
-	if pt := g.routes.pools[pool]; pt != nil {
-		return pt.table.Version
+	if f := g.routes.pools[pool]; f != nil && f.latest.table != nil {
+		return f.latest.table.Version
 	}
 	return 0
 }

@@ -1,0 +1,127 @@
+package gateway
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/hub/state/statetest"
+	"github.com/wharf-platform/wharf/pkg/apitypes"
+)
+
+// nextTable waits for the table after pt and returns it.
+func nextTable(t *testing.T, g *Gateway, f *poolFeed, pt *poolTable, what string) *poolTable {
+	t.Helper()
+	select {
+	case <-pt.next:
+		return g.current(f)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no new route table after %s", what)
+		return nil
+	}
+}
+
+// TestRouteFeedSharedPerPool: the agents of a pool share one feed, whose
+// watcher publishes a table when it changes, not on every write to what
+// it is built from (a host enrolled), and stops with the pool's last
+// agent.
+func TestRouteFeedSharedPerPool(t *testing.T) {
+	st := statetest.New(t)
+	st.Pool("p", "dc1")
+	st.Pool("q", "dc1")
+	st.Host("h1", "p", 2, 1024, nil)
+	g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}, AppsDomain: "apps.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+
+	f, leave1 := g.joinRoutes("p")
+	f2, leave2 := g.joinRoutes("p")
+	fq, leaveQ := g.joinRoutes("q")
+	if f != f2 || f == fq {
+		t.Fatal("agents of one pool got different feeds, or two pools one")
+	}
+	first := g.current(f)
+	if first.table == nil {
+		first = nextTable(t, g, f, first, "the first build")
+	}
+	if first.table == nil || len(first.table.Apps) != 0 {
+		t.Fatalf("first table %v, want an empty one", first.table)
+	}
+
+	// Writes to the tables it is built from that leave it unchanged.
+	for i := range 20 {
+		st.Host(fmt.Sprintf("h%d", i+2), "p", 2, 1024, nil)
+	}
+	st.App(apitypes.AppSpec{Name: "other", Image: "x:1", Pools: []string{"q"}})
+	time.Sleep(200 * time.Millisecond)
+	if cur := g.current(f); cur != first {
+		t.Fatalf("a new table (version %d) after writes that do not change it", cur.table.Version)
+	}
+	// A change is published once, to every agent of the pool.
+	st.App(apitypes.AppSpec{Name: "web", Image: "web:1"})
+	got := nextTable(t, g, f, first, "an app was created")
+	if len(got.table.Apps) != 1 || got.table.Apps[0].Key != "acme/web" || got.table.Version <= first.table.Version {
+		t.Fatalf("table after the app: %v", got.table)
+	}
+	if g.routeVersionCached("p") != got.table.Version {
+		t.Fatalf("cached version %d, want %d", g.routeVersionCached("p"), got.table.Version)
+	}
+
+	leave1()
+	select {
+	case <-f.done:
+		t.Fatal("the watcher stopped while an agent of the pool remained")
+	case <-time.After(50 * time.Millisecond):
+	}
+	leave2()
+	leaveQ()
+	for _, feed := range []*poolFeed{f, fq} {
+		select {
+		case <-feed.done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a pool's watcher runs on without agents")
+		}
+	}
+	if n := len(g.routes.pools); n != 0 {
+		t.Fatalf("%d feeds kept without agents", n)
+	}
+}
+
+// TestRouteTablePoolsAndPresence: a pool's table has the apps that name
+// it (in pools or failover_pools), name no pool, or have an instance on
+// one of its hosts; not the others.
+func TestRouteTablePoolsAndPresence(t *testing.T) {
+	st := statetest.New(t)
+	st.Pool("p", "dc1")
+	st.Pool("q", "dc1")
+	st.Host("hp", "p", 2, 1024, nil)
+	st.Host("hq", "q", 2, 1024, nil)
+	st.App(apitypes.AppSpec{Name: "any", Image: "x:1"})
+	st.App(apitypes.AppSpec{Name: "named", Image: "x:1", Pools: []string{"p"}})
+	st.App(apitypes.AppSpec{Name: "failover", Image: "x:1", Pools: []string{"q"}, FailoverPools: []string{"p"}})
+	st.App(apitypes.AppSpec{Name: "elsewhere", Image: "x:1", Pools: []string{"q"}})
+	st.App(apitypes.AppSpec{Name: "moved", Image: "x:1", Pools: []string{"q"}})
+	st.Must(state.PlanApplyType, &state.PlanApplyRequest{Place: []state.Instance{
+		{ID: "m-1", Tenant: "acme", App: "moved", Version: 1, Host: "hp", CPU: 100, Memory: 64},
+		{ID: "e-1", Tenant: "acme", App: "elsewhere", Version: 1, Host: "hq", CPU: 100, Memory: 64},
+	}, Time: statetest.T0})
+	for pool, want := range map[string][]string{
+		"p": {"acme/any", "acme/failover", "acme/moved", "acme/named"},
+		"q": {"acme/any", "acme/elsewhere", "acme/failover", "acme/moved"},
+	} {
+		tb, err := buildRouteTable(st.Store().Snapshot(), pool, "apps.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, a := range tb.Apps {
+			got = append(got, a.Key)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("pool %s: apps %v, want %v", pool, got, want)
+		}
+	}
+}
