@@ -51,13 +51,9 @@ type peerView struct {
 
 // Start binds addr and joins the pool's gossip with key.
 func Start(hostID, addr, advertise string, key []byte, log *slog.Logger) (*Member, error) {
-	host, _, err := net.SplitHostPort(addr)
+	tr, host, err := gossipnet.Listen(addr)
 	if err != nil {
-		return nil, fmt.Errorf("--gossip-addr %q: %w", addr, err)
-	}
-	tr, err := gossipnet.Listen(addr)
-	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("--gossip-addr: %w", err)
 	}
 	g := &Member{self: hostID, views: map[string]peerView{}, changed: map[string]bool{}}
 	mc := memberlist.DefaultLANConfig()

@@ -76,12 +76,8 @@ func (c *Cluster) setMember(n *memberlist.Node, alive bool) {
 }
 
 func (c *Cluster) startGossip(advertise string, meta Meta) error {
-	host, _, err := net.SplitHostPort(c.cfg.GossipAddr)
-	if err != nil {
-		return err
-	}
 	logw := logWriter{c.log.With("lib", "memberlist")}
-	tr, err := gossipnet.Listen(c.cfg.GossipAddr)
+	tr, host, err := gossipnet.Listen(c.cfg.GossipAddr)
 	if err != nil {
 		return err
 	}

@@ -18,20 +18,22 @@ import (
 const portTries = 10
 
 // Listen binds addr ("host:port") for memberlist, TCP and UDP on the
-// same port. With port 0 it tries other free ports when the UDP side of
-// one is taken.
-func Listen(addr string) (*memberlist.NetTransport, error) {
+// same port, and returns the transport and the host it is bound to
+// (memberlist's BindAddr; the port is the transport's GetAutoBindPort).
+// With port 0 it tries other free ports when the UDP side of one is
+// taken.
+func Listen(addr string) (*memberlist.NetTransport, string, error) {
 	return listen(addr, memberlist.NewNetTransport)
 }
 
-func listen(addr string, newTransport func(*memberlist.NetTransportConfig) (*memberlist.NetTransport, error)) (*memberlist.NetTransport, error) {
+func listen(addr string, newTransport func(*memberlist.NetTransportConfig) (*memberlist.NetTransport, error)) (*memberlist.NetTransport, string, error) {
 	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("gossip address %q: %w", addr, err)
+		return nil, "", fmt.Errorf("gossip address %q: %w", addr, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil || port < 0 || port > 65535 {
-		return nil, fmt.Errorf("gossip address %q: bad port %q", addr, portStr)
+		return nil, "", fmt.Errorf("gossip address %q: bad port %q", addr, portStr)
 	}
 	tries := 1
 	if port == 0 {
@@ -40,10 +42,10 @@ func listen(addr string, newTransport func(*memberlist.NetTransportConfig) (*mem
 	for i := 0; ; i++ {
 		tr, err := newTransport(&memberlist.NetTransportConfig{BindAddrs: []string{host}, BindPort: port})
 		if err == nil {
-			return tr, nil
+			return tr, host, nil
 		}
 		if i+1 >= tries {
-			return nil, fmt.Errorf("gossip listen %s: %w", addr, err)
+			return nil, "", fmt.Errorf("gossip listen %s: %w", addr, err)
 		}
 	}
 }

@@ -25,25 +25,25 @@ func TestListenRetriesAnyPort(t *testing.T) {
 			return memberlist.NewNetTransport(c)
 		}
 	}
-	tr, err := listen("127.0.0.1:0", failing(3))
+	tr, host, err := listen("127.0.0.1:0", failing(3))
 	if err != nil {
 		t.Fatalf("port 0 after 3 taken ports: %v", err)
 	}
 	tr.Shutdown()
-	if calls != 4 {
-		t.Fatalf("%d tries, want 4", calls)
+	if calls != 4 || host != "127.0.0.1" {
+		t.Fatalf("%d tries, bound host %q; want 4 and 127.0.0.1", calls, host)
 	}
 
 	calls = 0
-	if _, err := listen("127.0.0.1:7946", failing(1)); !errors.Is(err, taken) || !strings.Contains(err.Error(), "127.0.0.1:7946") || calls != 1 {
+	if _, _, err := listen("127.0.0.1:7946", failing(1)); !errors.Is(err, taken) || !strings.Contains(err.Error(), "127.0.0.1:7946") || calls != 1 {
 		t.Fatalf("a given port: %d tries, err %v; want one try and the address", calls, err)
 	}
 	calls = 0
-	if _, err := listen("127.0.0.1:0", failing(portTries)); !errors.Is(err, taken) || calls != portTries {
+	if _, _, err := listen("127.0.0.1:0", failing(portTries)); !errors.Is(err, taken) || calls != portTries {
 		t.Fatalf("every port taken: %d tries, err %v", calls, err)
 	}
 	for _, bad := range []string{"nohost", "127.0.0.1:x", "127.0.0.1:70000", "127.0.0.1:-1"} {
-		if _, err := Listen(bad); err == nil {
+		if _, _, err := Listen(bad); err == nil {
 			t.Fatalf("Listen(%q) succeeded", bad)
 		}
 	}
@@ -52,7 +52,7 @@ func TestListenRetriesAnyPort(t *testing.T) {
 // TestListenBindsBoth: the transport holds TCP and UDP at the port it
 // reports.
 func TestListenBindsBoth(t *testing.T) {
-	tr, err := Listen("127.0.0.1:0")
+	tr, _, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
