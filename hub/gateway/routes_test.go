@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-memdb"
+
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/hub/state/statetest"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
@@ -56,7 +58,19 @@ func TestRouteFeedSharedPerPool(t *testing.T) {
 		st.Host(fmt.Sprintf("h%d", i+2), "p", 2, 1024, nil)
 	}
 	st.App(apitypes.AppSpec{Name: "other", Image: "x:1", Pools: []string{"q"}})
-	time.Sleep(200 * time.Millisecond)
+	// Once the watcher has looked at the store as of these writes, the
+	// table must still be the first one.
+	latest := st.Store().Snapshot().WatchTables(memdb.NewWatchSet(), routeInputs...)
+	checked := func() uint64 {
+		g.routes.mu.Lock()
+		defer g.routes.mu.Unlock()
+		return f.latest.index
+	}
+	for deadline := time.Now().Add(10 * time.Second); checked() < latest; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the watcher checked the table at index %d, not at %d", checked(), latest)
+		}
+	}
 	if cur := g.current(f); cur != first {
 		t.Fatalf("a new table (version %d) after writes that do not change it", cur.table.Version)
 	}
