@@ -55,8 +55,16 @@ func TestAddRemoveHostOffTestGoroutine(t *testing.T) {
 	if out, _ := run("ip", "netns", "list"); strings.Contains(out, h.NS()) {
 		t.Fatalf("namespace %s left", h.NS())
 	}
-	if out, _ := run("ip", "-o", "link", "show"); strings.Contains(out, h.Veth()+"@") || strings.Contains(out, h.Veth()+":") {
-		t.Fatalf("veth %s left", h.Veth())
+	// The kernel destroys a namespace's interfaces, and so the pair's host
+	// end, after the namespace's last reference is gone: not at once.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out, _ := run("ip", "-o", "link", "show")
+		if !strings.Contains(out, h.Veth()+"@") && !strings.Contains(out, h.Veth()+":") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("veth %s left", h.Veth())
+		}
 	}
 	if err := lab.RemoveHost(h); err != nil {
 		t.Fatalf("a second removal: %v", err)
