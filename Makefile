@@ -68,6 +68,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./hub/state ./pkg/...
 	$(GO) test -run '^$$' -bench 'Placements$$' -benchtime 1x ./hub/planner
 	$(GO) test -run '^$$' -bench PlacementsRaft -benchtime 1x ./hub
+	$(GO) test -run '^$$' -bench HostsLost -benchtime 1x ./hub
 	$(GO) test -run '^$$' -bench Churn -benchtime 1x -timeout 30m ./hub -churn.for 30s
 	$(GO) test -run '^$$' -bench DeployLatency -benchtime 20x ./e2e
 	$(GO) test -run '^$$' -bench KubeDeploy -benchtime 20x ./e2e

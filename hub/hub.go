@@ -290,7 +290,7 @@ func New(cfg Config) (*Hub, error) {
 		{"cluster", cl},
 		{"gateway", gw},
 		{"http", runFunc(h.serveHTTP)},
-		{"heartbeat reports", &liveness.Reporter{Node: cfg.NodeName, Gateway: gw, Cluster: cl, Logger: logger("liveness")}},
+		{"heartbeat reports", &liveness.Reporter{Node: cfg.NodeName, Gateway: gw, Cluster: cl, Tracker: tracker, Logger: logger("liveness")}},
 		{"traffic relay", trafficSvc},
 		{"usage counts", usageCounts},
 		{"metrics relay", metricsSvc},

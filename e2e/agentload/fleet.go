@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,12 +62,17 @@ func startLocal(ctx context.Context, hub, joinToken string, first, n, enrolling 
 		}
 		f.mu.Unlock()
 	}
+	logger, err := agentLogger(first)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	f.stopFn = stop
 	sem := make(chan struct{}, max(enrolling, 1))
 	for i := range f.agents {
 		a, err := agent.New(agent.Config{Hubs: []string{hub}, Token: joinToken, DataDir: filepath.Join(dir, strconv.Itoa(first+i)),
-			Name: fmt.Sprintf("load-%d", first+i), OnAck: onAck})
+			Name: fmt.Sprintf("load-%d", first+i), OnAck: onAck, Logger: logger.With("agent", first+i)})
 		if err != nil {
 			stop()
 			f.wg.Wait()
@@ -93,6 +99,22 @@ func startLocal(ctx context.Context, hub, joinToken string, first, n, enrolling 
 		}()
 	}
 	return f, nil
+}
+
+// agentLogger returns where the agents log: with AGENTLOAD_AGENT_LOG set,
+// what they log from Info up goes to that file (suffixed with the first agent's
+// index, one file per load process), so that the reasons behind slow
+// connections can be read; otherwise nowhere.
+func agentLogger(first int) (*slog.Logger, error) {
+	path := os.Getenv("AGENTLOAD_AGENT_LOG")
+	if path == "" {
+		return slog.New(slog.DiscardHandler), nil
+	}
+	file, err := os.OpenFile(fmt.Sprintf("%s.%d", path, first), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return slog.New(slog.NewTextHandler(file, &slog.HandlerOptions{Level: slog.LevelInfo})), nil
 }
 
 func (f *localFleet) status() (connected, back int, err error) {

@@ -13,6 +13,12 @@
 //	agentload -wharf bin/wharf -n 1000 -duration 30s
 //	agentload -wharf bin/wharf -n 10000 -procs 4 -hub-cpus 0 -load-cpus 1 -duration 30s
 //	agentload -api http://127.0.0.1:7480 -token ADMIN -hub 127.0.0.1:7481 -hub-pid PID -n 1000 -duration 30s
+//
+// Environment: AGENTLOAD_HUB_DEBUG=ADDR gives the hub it starts a debug
+// address (pprof); with AGENTLOAD_HUB_PROFILE=DIR too, the hub's CPU
+// profile of the steady state and its heap profile after it are saved
+// there. AGENTLOAD_AGENT_LOG=PATH makes the agents log (Info and up) into
+// PATH.N, one file per load process.
 package main
 
 import (
@@ -20,8 +26,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -186,8 +195,12 @@ func run(ctx context.Context, o opts) error {
 	if err := fleets(fs, fleet.measure); err != nil {
 		return err
 	}
+	profiled := profileHub(o.duration)
 	if err := sleep(ctx, o.duration); err != nil {
 		return err
+	}
+	if err := <-profiled; err != nil {
+		fmt.Fprintln(os.Stderr, "agentload: hub profile:", err)
 	}
 	var mu sync.Mutex
 	var samples []int64
@@ -247,6 +260,49 @@ func run(ctx context.Context, o opts) error {
 		r.Reconnected, r.ReconnectAllSeconds = back, time.Since(killed).Seconds()
 	}
 	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+// profileHub, with AGENTLOAD_HUB_DEBUG and AGENTLOAD_HUB_PROFILE (a
+// directory) set, saves the hub's CPU profile of the steady state (its
+// first d less a second) and then its heap profile there, as hub.cpu and
+// hub.heap. The channel tells when both are saved.
+func profileHub(d time.Duration) <-chan error {
+	done := make(chan error, 1)
+	addr, dir := os.Getenv("AGENTLOAD_HUB_DEBUG"), os.Getenv("AGENTLOAD_HUB_PROFILE")
+	if addr == "" || dir == "" {
+		done <- nil
+		return done
+	}
+	secs := max(int((d-time.Second)/time.Second), 1)
+	go func() {
+		err := fetchTo(fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, secs), filepath.Join(dir, "hub.cpu"))
+		if err == nil {
+			err = fetchTo(fmt.Sprintf("http://%s/debug/pprof/heap", addr), filepath.Join(dir, "hub.heap"))
+		}
+		done <- err
+	}()
+	return done
+}
+
+// fetchTo saves what url answers into path.
+func fetchTo(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // sleep waits for d, or fails when ctx ends first.

@@ -6,7 +6,6 @@ package liveness
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"sync"
@@ -32,6 +31,7 @@ type Tracker struct {
 	cfg   Config
 	mu    sync.Mutex
 	hosts map[string]*seen
+	gen   uint64 // evaluate's looks: a host not seen in the last is removed
 }
 
 // seen is what the tracker knows of one host, on its own clock.
@@ -43,6 +43,7 @@ type seen struct {
 	peerDead     time.Time // last time a pool peer reported it dead
 	routeCurrent bool      // its router serves its node's latest table ...
 	routeAt      time.Time // ... as of this report
+	gen          uint64    // the last look that found the host
 }
 
 // New returns a tracker.
@@ -229,22 +230,32 @@ func since(now, t time.Time) time.Duration {
 	return now.Sub(t)
 }
 
+// maxChanges bounds the host state changes committed in one Raft entry
+// (a change is ~100 bytes of JSON).
+const maxChanges = 1000
+
+// evaluate judges every host from what the tracker knows now and commits
+// the changes of this look together: one entry per maxChanges hosts, not
+// one per host, so that a datacenter falling silent is marked suspect and
+// down in a few commits instead of thousands in a row.
 func (t *Tracker) evaluate(ctx context.Context) {
-	hosts, err := t.cfg.Store.Snapshot().Hosts(nil)
+	snap := t.cfg.Store.Snapshot()
+	hosts, err := snap.Hosts(nil)
 	if err != nil {
 		return
 	}
 	now := t.cfg.Now()
-	live := make(map[string]bool, len(hosts))
+	var changes []state.HostStateChange
+	t.mu.Lock()
+	t.gen++
 	for _, h := range hosts {
-		live[h.ID] = true
-		t.mu.Lock()
-		s := *t.host(h.ID)
-		t.mu.Unlock()
-		if s.heartbeat.IsZero() {
-			s.heartbeat = h.EnrolledAt // enrolled, never heard from
+		s := t.host(h.ID)
+		s.gen = t.gen
+		heartbeat := s.heartbeat
+		if heartbeat.IsZero() {
+			heartbeat = h.EnrolledAt // enrolled, never heard from
 		}
-		o := Observed{Since: now.Sub(s.heartbeat), PeerAlive: since(now, s.peerAlive), PeerDead: since(now, s.peerDead)}
+		o := Observed{Since: now.Sub(heartbeat), PeerAlive: since(now, s.peerAlive), PeerDead: since(now, s.peerDead)}
 		v := Next(h.State, o, t.cfg.SuspectAfter, t.cfg.DownAfter)
 		if v.State == h.State && v.Disconnected == h.Disconnected {
 			continue
@@ -256,30 +267,49 @@ func (t *Tracker) evaluate(ctx context.Context) {
 		case v.State != state.HostReady:
 			reason = "no heartbeat for " + o.Since.Round(100*time.Millisecond).String()
 		}
-		msg, err := state.Encode(state.HostStateType, &state.HostStateRequest{ID: h.ID, State: v.State, Disconnected: v.Disconnected, Reason: reason, Time: now.UTC(), From: h.State})
-		if err != nil {
-			continue
-		}
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err = t.cfg.Apply(actx, msg)
-		cancel()
-		if errors.Is(err, state.ErrConflict) {
-			// Changed since this look (drained, say): judged again at
-			// the next tick, from the new state.
-			t.cfg.Logger.Debug("host state changed meanwhile", "host", h.ID, "to", v.State, "err", err)
-			continue
-		}
-		if err != nil {
-			t.cfg.Logger.Warn("host state", "host", h.ID, "to", v.State, "err", err)
-			continue
-		}
-		t.cfg.Logger.Info("host state", "host", h.Name, "from", h.State, "to", v.State, "disconnected", v.Disconnected, "reason", reason)
+		changes = append(changes, state.HostStateChange{ID: h.ID, State: v.State, Disconnected: v.Disconnected, Reason: reason, From: h.State})
 	}
-	t.mu.Lock()
-	for id := range t.hosts { // removed hosts
-		if !live[id] {
+	for id, s := range t.hosts { // removed hosts
+		if s.gen != t.gen {
 			delete(t.hosts, id)
 		}
 	}
 	t.mu.Unlock()
+	for len(changes) > 0 {
+		n := min(len(changes), maxChanges)
+		t.commit(ctx, snap, changes[:n], now)
+		changes = changes[n:]
+	}
+}
+
+// commit commits one batch of state changes and logs those that took: a
+// change made from an older look than the state it meets (an admin drained
+// the host meanwhile) is skipped by the FSM and judged again at the next
+// tick, from the new state.
+func (t *Tracker) commit(ctx context.Context, before *state.Snapshot, changes []state.HostStateChange, now time.Time) {
+	msg, err := state.Encode(state.HostStatesType, &state.HostStatesRequest{Changes: changes, Time: now.UTC()})
+	if err != nil {
+		t.cfg.Logger.Warn("host states", "err", err)
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	_, err = t.cfg.Apply(actx, msg)
+	cancel()
+	if err != nil {
+		t.cfg.Logger.Warn("host states", "hosts", len(changes), "err", err)
+		return
+	}
+	after := t.cfg.Store.Snapshot()
+	for _, c := range changes {
+		h, _ := after.Host(nil, c.ID)
+		if h == nil || h.State != c.State || h.Disconnected != c.Disconnected {
+			t.cfg.Logger.Debug("host state changed meanwhile", "host", c.ID, "to", c.State)
+			continue
+		}
+		name := c.ID
+		if old, _ := before.Host(nil, c.ID); old != nil {
+			name = old.Name
+		}
+		t.cfg.Logger.Info("host state", "host", name, "from", c.From, "to", c.State, "disconnected", c.Disconnected, "reason", c.Reason)
+	}
 }

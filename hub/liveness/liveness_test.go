@@ -2,6 +2,7 @@ package liveness
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -93,5 +94,50 @@ func TestVerdictFromAStaleLookLoses(t *testing.T) {
 	h, _ := st.Store().Snapshot().Host(nil, "h1")
 	if !drained || h.State != state.HostDraining {
 		t.Fatalf("host %s (drain attempted: %v), want the admin's draining kept", h.State, drained)
+	}
+}
+
+// TestEvaluateCommitsALookTogether: a look that finds many hosts silent
+// commits their changes in a few entries (maxChanges each), not one per
+// host; hosts still heard from stay ready, and a host gone from the store
+// is forgotten.
+func TestEvaluateCommitsALookTogether(t *testing.T) {
+	st := statetest.New(t)
+	st.Pool("p1", "dc1")
+	const silent, heard = 2500, 10
+	rep := Report{Node: "n1", AgesMs: map[string]int64{"removed": 0}}
+	for i := range silent + heard {
+		id := fmt.Sprintf("h%04d", i)
+		st.Host(id, "p1", 2, 1024, nil)
+		rep.AgesMs[id] = 5000
+		if i >= silent {
+			rep.AgesMs[id] = 100
+		}
+	}
+	now := time.Now()
+	applies := 0
+	tr := New(Config{SuspectAfter: time.Second, DownAfter: time.Hour, Store: st.Store(), Now: func() time.Time { return now },
+		Apply: func(ctx context.Context, msg []byte) (uint64, error) {
+			applies++
+			return st.Apply(ctx, msg)
+		}})
+	tr.Observe(rep)
+	tr.evaluate(context.Background())
+	if want := (silent + maxChanges - 1) / maxChanges; applies != want {
+		t.Fatalf("%d Raft entries for %d silent hosts, want %d", applies, silent, want)
+	}
+	hosts, _ := st.Store().Snapshot().Hosts(nil)
+	for i, h := range hosts {
+		if want := state.HostSuspect; (i < silent && h.State != want) || (i >= silent && h.State != state.HostReady) {
+			t.Fatalf("host %s (%d of %d silent) is %s", h.ID, i, silent, h.State)
+		}
+	}
+	if _, ok := tr.hosts["removed"]; ok {
+		t.Fatal("a host not in the store is still tracked")
+	}
+	applies = 0
+	tr.evaluate(context.Background())
+	if applies != 0 {
+		t.Fatalf("a look with nothing to change made %d entries", applies)
 	}
 }

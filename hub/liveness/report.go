@@ -41,9 +41,13 @@ type Observer interface {
 
 // Reporter sends this node's observations to the leader's tracker.
 type Reporter struct {
-	Node     string // this hub node's name
-	Gateway  Observer
-	Cluster  Cluster
+	Node    string // this hub node's name
+	Gateway Observer
+	Cluster Cluster
+	// Tracker is this node's: while the node leads, its own observations
+	// go straight to it, not through an RPC's encoding (nil: always the
+	// RPC).
+	Tracker  *Tracker
 	Logger   *slog.Logger
 	Interval time.Duration // zero: 500 ms
 }
@@ -68,6 +72,10 @@ func (r *Reporter) Run(ctx context.Context) error {
 		}
 		rep := Report{Node: r.Node, AgesMs: o.HeartbeatAges, CertTTLMs: o.CertTTLs,
 			PeerAliveAgesMs: o.PeerAliveAges, PeerDeadAgesMs: o.PeerDeadAges, RouteCurrent: o.RouteCurrent}
+		if r.Tracker != nil && r.Cluster.IsLeader() {
+			r.Tracker.Observe(rep)
+			continue
+		}
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		if _, err := reportRPC.CallLeader(cctx, r.Cluster, rep); err != nil && ctx.Err() == nil && r.Logger != nil {
 			r.Logger.Debug("heartbeat report", "err", err)

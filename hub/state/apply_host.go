@@ -130,6 +130,20 @@ func (w *writer) hostState(r *HostStateRequest) *Error {
 	return w.event(Event{Time: r.Time, Type: "host.state", Subject: h.ID, Pool: h.Pool, Message: msg})
 }
 
+// hostStates applies each change as hostState would, alone: the checks
+// that refuse one (its host gone, From no longer holding, an unknown
+// state) come before any of its writes, so a refused change is skipped
+// whole; an internal error fails the command.
+func (w *writer) hostStates(r *HostStatesRequest) *Error {
+	for _, c := range r.Changes {
+		e := w.hostState(&HostStateRequest{ID: c.ID, State: c.State, Disconnected: c.Disconnected, Reason: c.Reason, From: c.From, Time: r.Time})
+		if e != nil && e.Kind == KindInternal {
+			return e
+		}
+	}
+	return nil
+}
+
 func (w *writer) hostInventory(r *HostInventoryRequest) *Error {
 	h, e := w.host(r.ID)
 	if e != nil {

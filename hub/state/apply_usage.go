@@ -25,6 +25,8 @@ func commandTime(req any) time.Time {
 		return r.Time
 	case *HostStateRequest:
 		return r.Time
+	case *HostStatesRequest:
+		return r.Time
 	case *HostDeleteRequest:
 		return r.Time
 	}

@@ -199,6 +199,8 @@ func newRequest(t MessageType) any {
 		return &HostEnrollRequest{}
 	case HostStateType:
 		return &HostStateRequest{}
+	case HostStatesType:
+		return &HostStatesRequest{}
 	case HostDeleteType:
 		return &HostDeleteRequest{}
 	case EventRecordType:

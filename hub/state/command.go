@@ -63,6 +63,9 @@ const (
 	// Autoscaling: the autoscaler's decisions.
 	AutoscaleType MessageType = 53
 
+	// Liveness: many hosts' state changes in one entry.
+	HostStatesType MessageType = 79
+
 	// 127 is BinaryMarker (codec.go), which begins an entry of the binary
 	// form: reserved, never a command type.
 )
@@ -234,6 +237,26 @@ type HostStateRequest struct {
 	// made from an older look (liveness judging a host "ready" that an
 	// admin has drained since) must not undo a newer change.
 	From string `json:",omitempty"`
+}
+
+// HostStatesRequest changes many hosts' states at once: the liveness
+// tracker's verdicts of one look, so that a datacenter of thousands of
+// hosts falling silent is one Raft entry (a few), not one per host. Each
+// change is judged alone, as a HostStateRequest with the request's Time:
+// one whose host is gone, whose From no longer holds or whose state is
+// unknown is skipped, and the others apply.
+type HostStatesRequest struct {
+	Changes []HostStateChange
+	Time    time.Time
+}
+
+// HostStateChange is one host's change in a HostStatesRequest.
+type HostStateChange struct {
+	ID           string
+	State        string
+	Disconnected bool   `json:",omitempty"`
+	Reason       string `json:",omitempty"`
+	From         string `json:",omitempty"`
 }
 
 // HostDeleteRequest removes a host; its certificate stops working.

@@ -204,6 +204,8 @@ func (w *writer) dispatch(req any) *Error {
 		return w.hostEnroll(r)
 	case *HostStateRequest:
 		return w.hostState(r)
+	case *HostStatesRequest:
+		return w.hostStates(r)
 	case *HostDeleteRequest:
 		return w.hostDelete(r)
 	case *EventRecordRequest:

@@ -156,6 +156,13 @@ func goldenCommands() []struct {
 			Entry: AuditEntry{Time: t0.Add(5 * time.Hour), Actor: "ci", ActorID: "dev1", Role: "developer", Tenant: "beta", Method: "PUT", Path: "/v1/apps/cron", Status: 201, Object: "cron", Node: "hub0"}, Keep: 2}},
 		{AuditedType, &AuditedRequest{Command: mustEncodeFor(1, AppScaleType, &AppScaleRequest{Tenant: "beta", Name: "cron", Instances: 2, Time: t0.Add(5*time.Hour + time.Minute)}),
 			Entry: AuditEntry{Time: t0.Add(5*time.Hour + time.Minute), Actor: "ci", ActorID: "dev1", Role: "developer", Tenant: "beta", Method: "POST", Path: "/v1/apps/cron/scale", Status: 200, Object: "cron", Node: "hub1"}, Keep: 2}},
+		// v8-hoststates: liveness verdicts of one look in one entry, one
+		// of them skipped (its host is gone).
+		{HostStatesType, &HostStatesRequest{Time: t0.Add(6 * time.Hour), Changes: []HostStateChange{
+			{ID: "host1", State: HostSuspect, Reason: "no heartbeat for 4s", From: HostReady},
+			{ID: "host9", State: HostSuspect, Reason: "no heartbeat for 4s", From: HostReady},
+			{ID: "host2", State: HostReady, Reason: "heartbeats resumed", From: HostDown},
+		}}},
 	}
 }
 

@@ -102,3 +102,46 @@ func TestHostStateFrom(t *testing.T) {
 		t.Fatalf("host state %s, want ready", got.State)
 	}
 }
+
+// TestHostStates: one entry changes many hosts; a change refused on its
+// own (host gone, From no longer holding, unknown state) is skipped whole
+// and the others apply, each with its event and, for a host going down,
+// its instances' metering closed as a single change would.
+func TestHostStates(t *testing.T) {
+	h := newHarness(t)
+	fill(h) // host1 ready, running i-1 (placed)
+	h.must(HostEnrollType, &HostEnrollRequest{TokenID: "jt1", SecretHash: "sh", Host: Host{ID: "host2", Name: "n2"}, Time: t0})
+	h.must(InstanceUpdateType, &InstanceUpdateRequest{Host: "host1", Updates: []InstanceUpdate{{ID: "i-1", State: InstanceRunning, Ready: true}}, Time: t0})
+	if i, _ := h.snap().Instance(nil, "i-1"); i.MeteredSince == 0 {
+		t.Fatal("i-1 not metered while running")
+	}
+	before, _ := h.snap().Events(nil, 0)
+	at := t0.Add(time.Hour)
+	err := h.apply(HostStatesType, &HostStatesRequest{Time: at, Changes: []HostStateChange{
+		{ID: "host1", State: HostDown, Disconnected: true, Reason: "no heartbeat for 10s", From: HostReady},
+		{ID: "gone", State: HostSuspect, Reason: "no heartbeat for 4s", From: HostReady},
+		{ID: "host2", State: HostSuspect, Reason: "no heartbeat for 4s", From: HostDraining},
+		{ID: "host2", State: "sleepy"},
+	}})
+	if err != nil {
+		t.Fatalf("a batch with refused changes: %v, want the others applied", err)
+	}
+	s := h.snap()
+	if h1, _ := s.Host(nil, "host1"); h1.State != HostDown || !h1.Disconnected {
+		t.Fatalf("host1: %s disconnected=%v, want down and disconnected", h1.State, h1.Disconnected)
+	}
+	if h2, _ := s.Host(nil, "host2"); h2.State != HostReady {
+		t.Fatalf("host2: %s, want ready (both its changes refused)", h2.State)
+	}
+	if i, _ := s.Instance(nil, "i-1"); i.MeteredSince != 0 {
+		t.Fatal("i-1 still metered on a down host")
+	}
+	after, _ := s.Events(nil, 0)
+	if len(after) != len(before)+1 {
+		t.Fatalf("%d events recorded, want 1 (the applied change)", len(after)-len(before))
+	}
+	if e := after[len(after)-1]; e.Type != "host.state" || e.Subject != "host1" || !e.Time.Equal(at) ||
+		e.Message != "host n1: ready -> down (disconnected: its pool peers still see it): no heartbeat for 10s" {
+		t.Fatalf("event %+v", e)
+	}
+}
