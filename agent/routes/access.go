@@ -3,6 +3,7 @@ package routes
 import (
 	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,23 +22,62 @@ const accessQueue = 16384
 // accessFlush is how long access lines wait to be written in a batch.
 const accessFlush = 20 * time.Millisecond
 
-// access holds the router's access lines on their way to the log buffer.
+// access holds the router's access lines on their way to the log buffer:
+// a slice that grows as lines arrive and that the writer takes whole, so
+// a host whose router serves nothing holds no queue (a channel of
+// accessQueue entries would be ~3 MB per agent, and scanned by every
+// garbage collection).
 type access struct {
-	ch      chan router.AccessEntry
+	mu      sync.Mutex
+	pending []router.AccessEntry
+	spare   []router.AccessEntry // the writer's last batch, emptied, for reuse
+	ready   chan struct{}        // signalled when pending stops being empty
 	dropped atomic.Uint64
 }
 
-func newAccess() *access {
-	return &access{ch: make(chan router.AccessEntry, accessQueue)}
-}
+func newAccess() *access { return &access{ready: make(chan struct{}, 1)} }
 
 // add is the router's AccessLog callback.
 func (a *access) add(e router.AccessEntry) {
-	select {
-	case a.ch <- e:
-	default:
+	a.mu.Lock()
+	if len(a.pending) >= accessQueue {
+		a.mu.Unlock()
 		a.dropped.Add(1)
+		return
 	}
+	if a.pending == nil {
+		a.pending, a.spare = a.spare, nil
+	}
+	a.pending = append(a.pending, e)
+	first := len(a.pending) == 1
+	a.mu.Unlock()
+	if first {
+		select {
+		case a.ready <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take returns the waiting entries; give them back with recycle.
+func (a *access) take() []router.AccessEntry {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	b := a.pending
+	a.pending = nil
+	return b
+}
+
+// recycle keeps a taken batch's array for the next lines, unless it grew
+// large in a burst.
+func (a *access) recycle(b []router.AccessEntry) {
+	if cap(b) > 1024 {
+		return
+	}
+	clear(b)
+	a.mu.Lock()
+	a.spare = b[:0]
+	a.mu.Unlock()
 }
 
 // accessLine formats one entry.
@@ -65,17 +105,27 @@ func (r *Routes) WriteLines(ctx context.Context, buf *logship.Buffer, hostID str
 			log("router access lines dropped: the log buffer fell behind", "lines", n)
 		}
 	}
-	t := time.NewTicker(accessFlush)
-	defer t.Stop()
+	collect := func() {
+		b := a.take()
+		for _, e := range b {
+			byApp[e.App] = append(byApp[e.App], logship.Entry{Time: e.Time, Stream: "router", Text: accessLine(e)})
+		}
+		a.recycle(b)
+	}
 	for {
 		select {
 		case <-ctx.Done():
+			collect()
 			flush()
 			return
-		case e := <-a.ch:
-			byApp[e.App] = append(byApp[e.App], logship.Entry{Time: e.Time, Stream: "router", Text: accessLine(e)})
-		case <-t.C:
-			flush()
+		case <-a.ready:
 		}
+		// Lines that arrive within accessFlush go in the same batch.
+		select {
+		case <-ctx.Done():
+		case <-time.After(accessFlush):
+		}
+		collect()
+		flush()
 	}
 }

@@ -190,3 +190,32 @@ func TestAccessLine(t *testing.T) {
 		})
 	}
 }
+
+// TestAccessHoldsNoQueueIdle: a router that serves nothing holds no
+// queue; a batch's array is reused for the next lines unless a burst made
+// it large.
+func TestAccessHoldsNoQueueIdle(t *testing.T) {
+	a := newAccess()
+	if a.pending != nil || a.spare != nil {
+		t.Fatal("an idle access log holds a queue")
+	}
+	for range 3 {
+		a.add(router.AccessEntry{App: "t/a", Path: "/x"})
+	}
+	b := a.take()
+	if len(b) != 3 || a.pending != nil {
+		t.Fatalf("took %d entries, %d left", len(b), len(a.pending))
+	}
+	a.recycle(b)
+	a.add(router.AccessEntry{App: "t/a"})
+	if len(a.pending) != 1 || &a.pending[0] != &b[:1][0] || b[1].Path != "" {
+		t.Fatal("the taken batch's array was not reused, emptied")
+	}
+	for range 2000 {
+		a.add(router.AccessEntry{App: "t/a"})
+	}
+	a.recycle(a.take())
+	if a.spare != nil {
+		t.Fatalf("a burst's array of %d kept", cap(a.pending))
+	}
+}

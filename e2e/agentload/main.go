@@ -17,7 +17,8 @@
 // Environment: AGENTLOAD_HUB_DEBUG=ADDR gives the hub it starts a debug
 // address (pprof); with AGENTLOAD_HUB_PROFILE=DIR too, the hub's CPU
 // profile of the steady state and its heap profile after it are saved
-// there. AGENTLOAD_AGENT_LOG=PATH makes the agents log (Info and up) into
+// there. AGENTLOAD_LOAD_DEBUG=HOST:PORT serves each load process's pprof
+// on HOST:PORT+i. AGENTLOAD_AGENT_LOG=PATH makes the agents log (Info and up) into
 // PATH.N, one file per load process.
 package main
 
@@ -27,7 +28,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	_ "net/http/pprof" // AGENTLOAD_LOAD_DEBUG
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -85,6 +88,7 @@ func main() {
 	flag.Parse()
 	raiseFileLimit()
 	if *child {
+		serveLoadDebug(*first / max(*n, 1))
 		f, err := startLocal(context.Background(), *hub, *joinToken, *first, *n, *enrolling)
 		must(err)
 		must(serveChild(f, os.Stdin, os.Stdout))
@@ -260,6 +264,23 @@ func run(ctx context.Context, o opts) error {
 		r.Reconnected, r.ReconnectAllSeconds = back, time.Since(killed).Seconds()
 	}
 	return json.NewEncoder(os.Stdout).Encode(r)
+}
+
+// serveLoadDebug, with AGENTLOAD_LOAD_DEBUG=HOST:PORT set, serves this
+// load process's pprof on HOST:PORT+i (i: its number among the load
+// processes), to see what the agents cost on the load side.
+func serveLoadDebug(i int) {
+	addr := os.Getenv("AGENTLOAD_LOAD_DEBUG")
+	if addr == "" {
+		return
+	}
+	host, port, err := net.SplitHostPort(addr)
+	must(err)
+	p, err := strconv.Atoi(port)
+	must(err)
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p+i)))
+	must(err)
+	go http.Serve(ln, nil) //nolint:errcheck // ends with the process
 }
 
 // profileHub, with AGENTLOAD_HUB_DEBUG and AGENTLOAD_HUB_PROFILE (a
