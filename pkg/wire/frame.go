@@ -106,12 +106,19 @@ type Stream struct {
 	w  io.Writer
 }
 
+// streamReadBuffer is a Stream's read buffer: a heartbeat, an ack or a
+// status report fits whole; a larger frame is read past it (ReadFrame
+// reads a body with io.ReadFull, whatever the buffer's size). A hub node
+// holds one per stream of every agent, so bufio's default 4 KB would be
+// ~4 KB per agent.
+const streamReadBuffer = 512
+
 // NewStream wraps rw; maxSize 0 means DefaultMaxFrame.
 func NewStream(rw io.ReadWriter, maxSize int) *Stream {
 	if maxSize == 0 {
 		maxSize = DefaultMaxFrame
 	}
-	return &Stream{r: bufio.NewReader(rw), w: rw, maxSize: maxSize}
+	return &Stream{r: bufio.NewReaderSize(rw, streamReadBuffer), w: rw, maxSize: maxSize}
 }
 
 // Send writes one envelope.

@@ -185,3 +185,42 @@ func TestTransportErrorsPassThrough(t *testing.T) {
 		t.Fatalf("got %v, want the transport's error unchanged", err)
 	}
 }
+
+// chunked reads at most n bytes a call, as a stream hands over what has
+// arrived.
+type chunked struct {
+	r io.Reader
+	n int
+}
+
+func (c chunked) Read(p []byte) (int, error) { return c.r.Read(p[:min(len(p), c.n)]) }
+
+// TestStreamReadsFramesPastItsBuffer: frames much larger than a Stream's
+// read buffer, between small ones, arrive whole, however the bytes come.
+func TestStreamReadsFramesPastItsBuffer(t *testing.T) {
+	var wire bytes.Buffer
+	var sent []*Envelope
+	for _, size := range []int{10, 100 << 10, streamReadBuffer - 3, streamReadBuffer + 1, 20, 3 * streamReadBuffer} {
+		e := &Envelope{Msg: &Envelope_Error{Error: &Error{Code: uint32(CodeInternal), Message: string(bytes.Repeat([]byte{'x'}, size))}}}
+		if err := WriteFrame(&wire, e); err != nil {
+			t.Fatal(err)
+		}
+		sent = append(sent, e)
+	}
+	s := NewStream(struct {
+		io.Reader
+		io.Writer
+	}{chunked{&wire, 333}, io.Discard}, 0)
+	for i, want := range sent {
+		got, err := s.Recv()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if !proto.Equal(got, want) {
+			t.Fatalf("frame %d: %d bytes of message, want %d", i, len(got.GetError().GetMessage()), len(want.GetError().Message))
+		}
+	}
+	if _, err := s.Recv(); !errors.Is(err, io.EOF) {
+		t.Fatalf("after the last frame: %v, want EOF", err)
+	}
+}
