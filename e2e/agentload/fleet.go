@@ -32,6 +32,8 @@ type fleet interface {
 	mark() error
 	// stop ends the agents and waits for them.
 	stop() error
+	// pid is the process the agents run in (0: none to measure).
+	pid() int
 }
 
 // localFleet runs n agents in this process.
@@ -160,6 +162,8 @@ func (f *localFleet) mark() error {
 	return nil
 }
 
+func (f *localFleet) pid() int { return os.Getpid() }
+
 func (f *localFleet) stop() error {
 	f.stopFn()
 	f.wg.Wait()
@@ -259,6 +263,13 @@ func startChild(hub, joinToken string, first, n, enrolling int, cpus string) (*c
 	}
 	// Large: a child's samples come in one line.
 	return &childFleet{name: fmt.Sprintf("load process %d", cmd.Process.Pid), cmd: cmd, in: in, out: bufio.NewReaderSize(out, 1<<20)}, nil
+}
+
+func (c *childFleet) pid() int {
+	if c.cmd == nil || c.cmd.Process == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
 }
 
 func (c *childFleet) call(cmd string) (answer, error) {

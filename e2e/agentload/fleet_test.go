@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"io"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -27,6 +28,7 @@ func (f *fakeFleet) samples() ([]int64, error) {
 }
 func (f *fakeFleet) mark() error { f.marked = true; return nil }
 func (f *fakeFleet) stop() error { f.stopped = true; return nil }
+func (f *fakeFleet) pid() int    { return 0 }
 
 // pipeChild serves f as a child would, over pipes, and returns the
 // parent's end.
@@ -109,6 +111,15 @@ func TestEnvFlag(t *testing.T) {
 			t.Errorf("Set(%q): %v, want ok %v", tt.in, err, tt.ok)
 		} else if tt.ok && (len(e) != 1 || e[0] != tt.in) {
 			t.Errorf("Set(%q) kept %v", tt.in, e)
+		}
+	}
+}
+
+func TestCPUCount(t *testing.T) {
+	all := runtime.NumCPU()
+	for list, want := range map[string]int{"1": 1, "0-3": 4, "1,3-5": 4, "0,2": 2, "": all, "x": all, "3-1": all} {
+		if got := cpuCount(list); got != want {
+			t.Errorf("cpuCount(%q) = %d, want %d", list, got, want)
 		}
 	}
 }

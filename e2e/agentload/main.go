@@ -34,6 +34,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,10 +59,16 @@ type result struct {
 	// The hub's RSS before any agent enrolled, and what each connected
 	// agent added to it: the idle hub's share of hub_rss_per_agent_kb is
 	// ten times larger at 1,000 agents than at 10,000.
-	HubRSSIdleMB        float64  `json:"hub_rss_idle_mb"`
-	HubRSSAddedPerAgent float64  `json:"hub_rss_added_per_agent_kb"`
-	HubCPUPercent       float64  `json:"hub_cpu_percent_steady"`
-	HubEnv              []string `json:"hub_env,omitempty"`
+	HubRSSIdleMB        float64 `json:"hub_rss_idle_mb"`
+	HubRSSAddedPerAgent float64 `json:"hub_rss_added_per_agent_kb"`
+	HubCPUPercent       float64 `json:"hub_cpu_percent_steady"`
+	// The load processes' CPU in the steady state (100: one core), and
+	// whether it came within a tenth of the CPUs they may use: then the
+	// heartbeat round trips include the agents' own wait for a CPU, and
+	// measure the load as much as the hub.
+	LoadCPUPercent float64  `json:"load_cpu_percent_steady"`
+	LoadSaturated  bool     `json:"load_saturated,omitempty"`
+	HubEnv         []string `json:"hub_env,omitempty"`
 	// With -wharf: from the hub's SIGKILL until every agent had a
 	// heartbeat acknowledged by the restarted hub.
 	ReconnectAllSeconds float64 `json:"reconnect_all_after_hub_restart_seconds,omitempty"`
@@ -195,7 +202,7 @@ func run(ctx context.Context, o opts) error {
 		}
 	}
 	r := result{Agents: o.n, Procs: o.procs, HubEnv: o.hubEnv, Connected: connected, EnrolAllSeconds: time.Since(start).Seconds()}
-	cpu0, t0 := cpuTicks(o.pid), time.Now()
+	cpu0, load0, t0 := cpuTicks(o.pid), loadTicks(fs), time.Now()
 	if err := fleets(fs, fleet.measure); err != nil {
 		return err
 	}
@@ -217,7 +224,12 @@ func run(ctx context.Context, o opts) error {
 	}); err != nil {
 		return err
 	}
-	cpu1, t1 := cpuTicks(o.pid), time.Now()
+	cpu1, load1, t1 := cpuTicks(o.pid), loadTicks(fs), time.Now()
+	r.LoadCPUPercent = float64(load1-load0) / 100 / t1.Sub(t0).Seconds() * 100
+	if n := cpuCount(o.loadCPUs); r.LoadCPUPercent > 90*float64(n) {
+		r.LoadSaturated = true
+		fmt.Fprintf(os.Stderr, "agentload: the load processes used %.0f%% of a CPU, of the %d they may use: the heartbeat round trips include their own wait for a CPU\n", r.LoadCPUPercent, n)
+	}
 	slices.Sort(samples)
 	if len(samples) > 0 {
 		r.HeartbeatP50ms = float64(samples[len(samples)/2]) / 1000
@@ -367,6 +379,34 @@ func rssKB(pid int) int64 {
 }
 
 // cpuTicks reads utime+stime (clock ticks, 100/s) of a process.
+// loadTicks sums the CPU ticks of the load processes.
+func loadTicks(fs []fleet) int64 {
+	var t int64
+	for _, f := range fs {
+		t += cpuTicks(f.pid())
+	}
+	return t
+}
+
+// cpuCount counts the CPUs of a taskset list ("1", "0-3", "1,3-5"); an
+// empty or malformed list means all of them.
+func cpuCount(list string) int {
+	n := 0
+	for part := range strings.SplitSeq(list, ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err1 := strconv.Atoi(lo)
+		b, err2 := a, error(nil)
+		if isRange {
+			b, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil || b < a {
+			return runtime.NumCPU()
+		}
+		n += b - a + 1
+	}
+	return n
+}
+
 func cpuTicks(pid int) int64 {
 	if pid <= 0 {
 		return 0
