@@ -14,19 +14,25 @@ import (
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
-// pushAssignments sends the host's agent the full set of instances it
-// should run whenever that set changes (the host's AssignIndex moves),
-// starting with the current one unless the agent already applied it. It
-// watches the host record, so it is also what cuts off a host removed
-// while connected, as soon as this replica applies the removal.
+// push sends the host's agent, from one goroutine per connection, what
+// it must run and what its router serves:
 //
-// Registry credentials are not kept on the agent's disk: a new connection
-// gets the current set again when any instance carries some, and a change
-// of the tenants' registries re-sends the set (same version) when it
-// changes what the host's instances carry.
-func (g *Gateway) pushAssignments(ctx context.Context, s *wire.Stream, id pki.AgentIdentity, protocol uint32, applied uint64) error {
+//   - the full set of instances it should run whenever that set changes
+//     (the host's AssignIndex moves), starting with the current one
+//     unless the agent already applied it. It watches the host record,
+//     so it is also what cuts off a host removed while connected, as soon
+//     as this replica applies the removal. Registry credentials are not
+//     kept on the agent's disk: a new connection gets the current set
+//     again when any instance carries some, and a change of the tenants'
+//     registries re-sends the set (same version) when it changes what the
+//     host's instances carry.
+//   - its pool's route table whenever that changes (the pool's feed,
+//     routes.go).
+func (g *Gateway) push(ctx context.Context, s *wire.Stream, id pki.AgentIdentity, protocol uint32, applied uint64) error {
+	f, leave := g.joinRoutes(id.Pool)
+	defer leave()
 	var last *wire.Assignments
-	var regIndex uint64
+	var regIndex, routes uint64
 	for first := true; ; first = false {
 		ws := memdb.NewWatchSet()
 		snap := g.cfg.Store.Snapshot()
@@ -57,6 +63,14 @@ func (g *Gateway) pushAssignments(ctx context.Context, s *wire.Stream, id pki.Ag
 			}
 			applied, last, regIndex = h.AssignIndex, a, ri
 		}
+		pt := g.current(f)
+		if pt.table != nil && pt.table.Version != routes {
+			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: pt.table}}); err != nil {
+				return err
+			}
+			routes = pt.table.Version
+		}
+		ws.Add(pt.next)
 		if err := ws.WatchCtx(ctx); err != nil {
 			return nil
 		}

@@ -584,14 +584,8 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 	pctx, stopPush := context.WithCancel(ctx)
 	defer stopPush()
 	go func() {
-		if err := g.pushAssignments(pctx, s, id, protocol, hello.LastAssignmentVersion); err != nil && pctx.Err() == nil {
-			g.log.Debug("assignments", "host", id.HostID, "err", err)
-			conn.CloseWithError(quic.ApplicationErrorCode(closeCode(err)), err.Error())
-		}
-	}()
-	go func() {
-		if err := g.pushRoutes(pctx, s, id); err != nil && pctx.Err() == nil {
-			g.log.Warn("routes", "host", id.HostID, "err", err)
+		if err := g.push(pctx, s, id, protocol, hello.LastAssignmentVersion); err != nil && pctx.Err() == nil {
+			g.log.Debug("assignments and routes", "host", id.HostID, "err", err)
 			conn.CloseWithError(quic.ApplicationErrorCode(closeCode(err)), err.Error())
 		}
 	}()

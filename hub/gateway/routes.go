@@ -12,7 +12,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/wharf-platform/wharf/hub/state"
-	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
@@ -129,26 +128,6 @@ func (g *Gateway) refreshRoutes(f *poolFeed, snap *state.Snapshot, idx uint64, p
 	f.latest = &poolTable{index: idx, body: body, table: t, next: make(chan struct{})}
 	close(cur.next)
 	return nil
-}
-
-// pushRoutes sends the agent its pool's route table whenever it changes.
-func (g *Gateway) pushRoutes(ctx context.Context, s *wire.Stream, id pki.AgentIdentity) error {
-	f, leave := g.joinRoutes(id.Pool)
-	defer leave()
-	var sent uint64
-	for pt := g.current(f); ; pt = g.current(f) {
-		if pt.table != nil && pt.table.Version != sent {
-			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: pt.table}}); err != nil {
-				return err
-			}
-			sent = pt.table.Version
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-pt.next:
-		}
-	}
 }
 
 // buildRouteTable makes the route table of a pool's routers: the routes

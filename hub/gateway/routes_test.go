@@ -1,7 +1,11 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"testing"
 	"time"
 
@@ -10,6 +14,8 @@ import (
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/hub/state/statetest"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
+	"github.com/wharf-platform/wharf/pkg/pki"
+	"github.com/wharf-platform/wharf/pkg/wire"
 )
 
 // nextTable waits for the table after pt and returns it.
@@ -137,5 +143,72 @@ func TestRouteTablePoolsAndPresence(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("pool %s: apps %v, want %v", pool, got, want)
 		}
+	}
+}
+
+// TestPushSendsAssignmentsAndRoutes: one goroutine per connection sends
+// the agent both its assignments, when they change, and its pool's route
+// table, when that changes.
+func TestPushSendsAssignmentsAndRoutes(t *testing.T) {
+	st := statetest.New(t)
+	st.Pool("p", "dc1")
+	st.Host("h1", "p", 2, 1024, nil)
+	st.App(apitypes.AppSpec{Name: "web", Image: "web:1"})
+	place := func(id string) {
+		st.Must(state.PlanApplyType, &state.PlanApplyRequest{Place: []state.Instance{
+			{ID: id, Tenant: "acme", App: "web", Version: 1, Host: "h1", CPU: 100, Memory: 64}}, Time: statetest.T0})
+	}
+	place("w-1")
+	g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}, AppsDomain: "apps.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	hub, agent := net.Pipe()
+	defer agent.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- g.push(ctx, wire.NewStream(hub, 0), pki.AgentIdentity{HostID: "h1", Pool: "p"}, wire.ProtocolMax, 0)
+	}()
+	got := make(chan *wire.Envelope, 16)
+	go func() {
+		in := wire.NewStream(agent, 0)
+		for {
+			env, err := in.Recv()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- env
+		}
+	}()
+	// Waits for an assignment set of n instances and a route table with n
+	// apps, in either order.
+	expect := func(instances, apps int) {
+		t.Helper()
+		var sawA, sawR bool
+		for deadline := time.After(10 * time.Second); !sawA || !sawR; {
+			select {
+			case env := <-got:
+				if a := env.GetAssignments(); a != nil && len(a.Instances) == instances {
+					sawA = true
+				}
+				if r := env.GetRouteTable(); r != nil && len(r.Apps) == apps {
+					sawR = true
+				}
+			case <-deadline:
+				t.Fatalf("want %d instances and %d apps: assignments seen %v, route table seen %v", instances, apps, sawA, sawR)
+			}
+		}
+	}
+	expect(1, 1)
+	place("w-2")
+	st.App(apitypes.AppSpec{Name: "api", Image: "api:1"})
+	expect(2, 2)
+	cancel()
+	hub.Close()
+	if err := <-done; err != nil && !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("push ended with %v", err)
 	}
 }
