@@ -378,7 +378,6 @@ func rssKB(pid int) int64 {
 	return 0
 }
 
-// cpuTicks reads utime+stime (clock ticks, 100/s) of a process.
 // loadTicks sums the CPU ticks of the load processes.
 func loadTicks(fs []fleet) int64 {
 	var t int64
@@ -407,6 +406,7 @@ func cpuCount(list string) int {
 	return n
 }
 
+// cpuTicks reads utime+stime (clock ticks, 100/s) of a process.
 func cpuTicks(pid int) int64 {
 	if pid <= 0 {
 		return 0

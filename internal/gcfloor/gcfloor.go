@@ -2,8 +2,8 @@
 //
 // Go's collector starts a cycle when the heap has grown by GOGC percent
 // of what the last cycle left live, so a small heap is collected often: a
-// hub node with 45 MB live taking a hundred API writes' worth of garbage
-// a second (~100 MB/s) runs two cycles a second, and the collector takes
+// hub node with 45 MB live that takes thousands of API writes a second
+// (~100 MB/s of garbage) runs two cycles a second, and the collector takes
 // a quarter of its CPU. Run raises the GC percent so that the heap may
 // grow by at least a fixed headroom before a cycle, and gives it back as
 // the live heap grows past the headroom: a node holding thousands of
