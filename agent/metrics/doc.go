@@ -33,8 +33,10 @@
 //     or systemd plugin is imported.
 //   - File system plugins: vfs (ext*, xfs, ...), overlay and btrfs, which
 //     read mountinfo and statfs; without them cAdvisor knows no file
-//     system and container_fs_usage_bytes is missing. Not nfs, zfs or
-//     devicemapper.
+//     system and container_fs_usage_bytes is missing. Not nfs (a remote
+//     server), zfs or devicemapper (they run commands). They are
+//     registered by statfs.go, each with a statfs of its own: cAdvisor's
+//     shares its results with a statfs that outlasts its timeout.
 //   - Metric set: cpu, memory, network, disk (usage). Left out: per-cpu
 //     usage (one series per core per container), sched, cpuLoad (netlink),
 //     diskIO, tcp/advtcp/udp (read per network namespace), process,

@@ -25,12 +25,6 @@ import (
 	// container plugin (containerd, cri-o, podman, systemd) is imported,
 	// and no cloud provider.
 	_ "github.com/google/cadvisor/container/docker/install"
-	// File system plugins, for disk usage: block file systems (ext*, xfs,
-	// ...), overlay and btrfs, read with statfs and mountinfo. Not nfs (a
-	// remote server), zfs or devicemapper (they run commands).
-	_ "github.com/google/cadvisor/lib/fs/btrfs/install"
-	_ "github.com/google/cadvisor/lib/fs/overlay/install"
-	_ "github.com/google/cadvisor/lib/fs/vfs/install"
 )
 
 // DefaultInterval is the sampling interval when Config.Interval is zero.
