@@ -85,6 +85,51 @@ func secretOf(r apitypes.ProviderRequest) string {
 }
 
 // admin is an admin client of a running node.
+// write makes one API write, sent again while the cluster answers 503:
+// these tests run beside others (see doc.go), and a load spike can cost
+// an election that cuts off a write ("leadership lost while committing").
+// Such a write may or may not have been committed, so the client does not
+// send it again by itself; every write here is the same write when sent
+// twice (a PUT, a scale, a pool's update), except a create, whose second
+// send finds the first one's object (409) when it had been committed.
+func (p *provCluster) write(what string, fn func(*client.Client) error) {
+	p.t.Helper()
+	sent := false
+	hubtest.WaitUntil(p.t, 60*time.Second, what, func() error {
+		err := fn(p.admin())
+		var ae *apitypes.Error
+		switch {
+		case errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable:
+			sent = true
+			return err
+		case sent && errors.As(err, &ae) && ae.Status == http.StatusConflict && strings.Contains(ae.Message, "already exists"):
+			return nil
+		case err != nil:
+			p.t.Fatalf("%s: %v", what, err)
+		}
+		return nil
+	})
+}
+
+// putApp creates app spec in tenant acme (a PUT: the same write when sent
+// again).
+func (p *provCluster) putApp(ctx context.Context, spec apitypes.AppSpec) {
+	p.t.Helper()
+	p.write("app "+spec.Name+" written", func(c *client.Client) error {
+		_, _, _, err := c.Apps().Put(ctx, spec, &client.WriteOptions{Tenant: "acme"})
+		return err
+	})
+}
+
+// createPool creates pool req.
+func (p *provCluster) createPool(ctx context.Context, req apitypes.PoolRequest) {
+	p.t.Helper()
+	p.write("pool "+req.Name+" created", func(c *client.Client) error {
+		_, err := c.Pools().Create(ctx, req)
+		return err
+	})
+}
+
 func (p *provCluster) admin() *client.Client {
 	for _, n := range p.c.Nodes {
 		if n.Running() {
@@ -245,9 +290,7 @@ func poolLifecycle(t *testing.T, cloud string, start func(testing.TB, simOptions
 		logMachines(t, sim, booter)
 	})
 
-	if _, err := p.admin().Pools().Create(ctx, p.pool("auto", false, 3, 4, 3*time.Second, 2*time.Minute)); err != nil {
-		t.Fatal(err)
-	}
+	p.createPool(ctx, p.pool("auto", false, 3, 4, 3*time.Second, 2*time.Minute))
 	// Three machines boot, install, enroll: three ready hosts, each its
 	// machine's.
 	hostsOf := func() (map[string]apitypes.Host, error) {
@@ -309,9 +352,7 @@ func poolLifecycle(t *testing.T, cloud string, start func(testing.TB, simOptions
 	three := 3
 	web := apitypes.AppSpec{Name: "web", Command: []string{"/usr/local/bin/wharf", "demo"}, Instances: &three, Pools: []string{"auto"},
 		Ports: []apitypes.Port{{Name: "http", ContainerPort: 8080}}}
-	if _, err := p.admin().Apps().Create(ctx, web, acme); err != nil {
-		t.Fatal(err)
-	}
+	p.putApp(ctx, web)
 	running := func(app string, n int) func() error {
 		return func() error {
 			ins, _, err := p.admin().Apps().Instances(ctx, app, &client.QueryOptions{Tenant: "acme"})
@@ -335,9 +376,10 @@ func poolLifecycle(t *testing.T, cloud string, start func(testing.TB, simOptions
 	// Shrink: min_hosts 1, the app on one host. The two idle machines are
 	// drained and deleted, their instances gone from the cloud and their
 	// hosts from the lab; nothing else is deleted.
-	if _, err := p.admin().Apps().Scale(ctx, "web", 1, acme); err != nil {
-		t.Fatal(err)
-	}
+	p.write("web scaled to 1", func(c *client.Client) error {
+		_, err := c.Apps().Scale(ctx, "web", 1, acme)
+		return err
+	})
 	hubtest.WaitUntil(t, 30*time.Second, "the app down to one instance", running("web", 1))
 	before := p.machines("auto")
 	liveBefore := sim.live()
@@ -398,9 +440,7 @@ func poolLifecycle(t *testing.T, cloud string, start func(testing.TB, simOptions
 	six := 6
 	big := apitypes.AppSpec{Name: "big", Command: []string{"/usr/local/bin/wharf", "demo"}, Instances: &six, Pools: []string{"auto"},
 		CPU: 1500, Ports: []apitypes.Port{{Name: "http", ContainerPort: 8080}}}
-	if _, err := p.admin().Apps().Create(ctx, big, acme); err != nil {
-		t.Fatal(err)
-	}
+	p.putApp(ctx, big)
 	var growing []apitypes.Machine
 	hubtest.WaitUntil(t, 30*time.Second, "the pool growing", func() error {
 		growing = p.machines("auto")
@@ -446,7 +486,6 @@ func TestProvisionFaults(t *testing.T) {
 func provisionFaults(t *testing.T, sim *provSim) {
 	p := newProvCluster(t, sim, hubtest.Options{})
 	ctx := context.Background()
-	admin := p.admin()
 
 	failedWith := func(pool, words string) func() error {
 		return func() error {
@@ -495,15 +534,14 @@ func provisionFaults(t *testing.T, sim *provSim) {
 	// none lets its failed machine go.
 	shrink := func(pool string, bootTimeout time.Duration) {
 		t.Helper()
-		if _, err := p.admin().Pools().Update(ctx, p.pool(pool, false, 0, 2, time.Minute, bootTimeout)); err != nil {
-			t.Fatal(err)
-		}
+		p.write("pool "+pool+" shrunk", func(c *client.Client) error {
+			_, err := c.Pools().Update(ctx, p.pool(pool, false, 0, 2, time.Minute, bootTimeout))
+			return err
+		})
 	}
 
 	// A machine kind the cloud does not have.
-	if _, err := admin.Pools().Create(ctx, p.pool("badpart", true, 1, 2, time.Minute, time.Minute)); err != nil {
-		t.Fatal(err)
-	}
+	p.createPool(ctx, p.pool("badpart", true, 1, 2, time.Minute, time.Minute))
 	hubtest.WaitUntil(t, 30*time.Second, "a machine failed with the cloud's words on "+sim.badPart, failedWith("badpart", sim.badPart))
 	quiet("an unknown " + sim.badPart)
 	told(sim.badPart)
@@ -511,9 +549,7 @@ func provisionFaults(t *testing.T, sim *provSim) {
 
 	// Quota: at most one live machine, a pool of two.
 	sim.quota(true)
-	if _, err := admin.Pools().Create(ctx, p.pool("quota", false, 2, 2, time.Minute, time.Minute)); err != nil {
-		t.Fatal(err)
-	}
+	p.createPool(ctx, p.pool("quota", false, 2, 2, time.Minute, time.Minute))
 	hubtest.WaitUntil(t, 30*time.Second, "a machine failed with the cloud's quota message", failedWith("quota", sim.quotaWords))
 	quiet("quota exceeded")
 	told(sim.quotaWords)
@@ -522,9 +558,7 @@ func provisionFaults(t *testing.T, sim *provSim) {
 
 	// Throttling: the pool still reaches min_hosts.
 	sim.throttle(6)
-	if _, err := admin.Pools().Create(ctx, p.pool("throttled", false, 2, 2, time.Minute, 4*time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	p.createPool(ctx, p.pool("throttled", false, 2, 2, time.Minute, 4*time.Second))
 	var first []apitypes.Machine
 	hubtest.WaitUntil(t, 60*time.Second, "the throttled pool at min_hosts", func() error {
 		first = p.machines("throttled")
@@ -566,9 +600,7 @@ func provisionFaults(t *testing.T, sim *provSim) {
 	// Credentials the cloud stops honouring for creates. Last: a refusal
 	// of the credentials pauses the whole account.
 	sim.revoke()
-	if _, err := admin.Pools().Create(ctx, p.pool("revoked", false, 1, 2, time.Minute, time.Minute)); err != nil {
-		t.Fatal(err)
-	}
+	p.createPool(ctx, p.pool("revoked", false, 1, 2, time.Minute, time.Minute))
 	hubtest.WaitUntil(t, 30*time.Second, "a machine failed with the cloud's refusal of the key", failedWith("revoked", sim.revokedWords))
 	quiet("a refused key")
 	told(sim.revokedWords)

@@ -488,6 +488,8 @@ func (c *Cluster) waitApplied(ctx context.Context, idx uint64) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-c.stop:
+			return raft.ErrRaftShutdown
 		case <-time.After(2 * time.Millisecond):
 		}
 	}
@@ -500,6 +502,8 @@ func (c *Cluster) waitApplied(ctx context.Context, idx uint64) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-c.stop:
+			return raft.ErrRaftShutdown
 		case <-changed:
 		case <-time.After(time.Until(deadline)):
 			return fmt.Errorf("%w: this node lags behind the leader", ErrNoLeader)

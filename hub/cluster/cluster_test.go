@@ -554,3 +554,27 @@ func TestRaftReadsItsLogCache(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitAppliedEndsWithTheNode checks that a read waiting for this node
+// to catch up returns when the node shuts down rather than keep polling a
+// stopped Raft until its deadline (an API's shared read barrier would
+// outlive the node).
+func TestWaitAppliedEndsWithTheNode(t *testing.T) {
+	key, _ := ParseKey(GenerateKey())
+	cfg := testConfig(t, 0, key, 1, nil)
+	cfg.LeaderWait = time.Minute
+	n := startNode(t, cfg)
+	waitFor(t, 15*time.Second, "a ready leader", func() bool { return n.c.IsLeader() && n.c.leaderReady.Load() })
+	done := make(chan error, 1)
+	go func() { done <- n.c.waitApplied(context.Background(), n.c.raft.AppliedIndex()+1000) }()
+	time.Sleep(50 * time.Millisecond) // polling by now
+	n.kill()
+	select {
+	case err := <-done:
+		if !errors.Is(err, raft.ErrRaftShutdown) {
+			t.Fatalf("waitApplied on a stopped node: %v, want %v", err, raft.ErrRaftShutdown)
+		}
+	case <-time.After(deadline.Scale(5 * time.Second)):
+		t.Fatal("waitApplied still polls a node that shut down")
+	}
+}
