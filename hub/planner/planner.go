@@ -155,6 +155,8 @@ type planner struct {
 	sched       *scheduler.Scheduler
 	index       uint64                 // snapshot index of the last round; 0: none
 	hosts       map[string]*state.Host // as seen in the last round
+	prev        []*state.Host          // the last round's hosts, in id order
+	view        hostView               // the scheduler's view of hosts, kept from round to round
 	unsettled   map[appKey]bool        // apps to look at again next round
 	appsRead    int                    // app records the last round read
 }
@@ -442,7 +444,10 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		for _, a := range toPlace {
 			listed = append(listed, byApp[a.Key]...)
 		}
-		plan := p.sched.Plan(newSchedState(snap.LatestIndex(), hosts, listed, stops), toPlace, func() string { return "" })
+		p.view.sync(hosts)
+		ss := newSchedState(snap.LatestIndex(), &p.view, listed, stops)
+		plan := p.sched.Plan(ss, toPlace, func() string { return "" })
+		ss.restore()
 		for _, p := range plan.Place {
 			req.Place = append(req.Place, state.Instance{ID: newID(p.App.Name), Tenant: p.App.Tenant, App: p.App.Name, Version: p.Version,
 				Host: p.Host, CPU: p.CPU, Memory: p.Memory})
@@ -544,38 +549,47 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 		}
 		return err
 	}
-	seen := make(map[string]bool, len(hosts))
-	for _, h := range hosts {
-		seen[h.ID] = true
-		old := p.hosts[h.ID]
-		if old == h { // store objects are immutable: same pointer, no change
-			continue
-		}
-		p.hosts[h.ID] = h
-		if full {
-			continue
-		}
+	// hosts and the last round's list are both in id order: one walk
+	// through the two finds what came, went or changed, comparing
+	// pointers (store objects are immutable: the same pointer is the
+	// same record), with no lookup per host.
+	prev := p.prev
+	p.prev = hosts
+	for i, j := 0, 0; i < len(hosts) || j < len(prev); {
 		switch {
-		case old == nil:
+		case j == len(prev) || (i < len(hosts) && hosts[i].ID < prev[j].ID): // came
+			p.hosts[hosts[i].ID] = hosts[i]
 			freed = true
-		case old.State != h.State || old.Pool != h.Pool || old.Datacenter != h.Datacenter ||
-			old.Inventory.CPU() != h.Inventory.CPU() || old.Inventory.MemoryBytes != h.Inventory.MemoryBytes ||
-			old.Inventory.Zone != h.Inventory.Zone || !maps.Equal(old.Inventory.Labels, h.Inventory.Labels) ||
-			!slices.Equal(old.Inventory.Drivers, h.Inventory.Drivers):
-			freed = true
-			if err := onHost(h.ID); err != nil {
-				return nil, false, err
-			}
-		case h.AllocCPU < old.AllocCPU || h.AllocMemory < old.AllocMemory:
-			freed = true
-		}
-	}
-	for id := range p.hosts {
-		if !seen[id] {
+			i++
+		case i == len(hosts) || prev[j].ID < hosts[i].ID: // went
+			id := prev[j].ID
+			j++
 			delete(p.hosts, id)
 			freed = true
 			if err := onHost(id); err != nil {
 				return nil, false, err
+			}
+		default:
+			h, old := hosts[i], prev[j]
+			i, j = i+1, j+1
+			if old == h {
+				continue
+			}
+			p.hosts[h.ID] = h
+			if full {
+				continue
+			}
+			switch {
+			case old.State != h.State || old.Pool != h.Pool || old.Datacenter != h.Datacenter ||
+				old.Inventory.CPU() != h.Inventory.CPU() || old.Inventory.MemoryBytes != h.Inventory.MemoryBytes ||
+				old.Inventory.Zone != h.Inventory.Zone || !maps.Equal(old.Inventory.Labels, h.Inventory.Labels) ||
+				!slices.Equal(old.Inventory.Drivers, h.Inventory.Drivers):
+				freed = true
+				if err := onHost(h.ID); err != nil {
+					return nil, false, err
+				}
+			case h.AllocCPU < old.AllocCPU || h.AllocMemory < old.AllocMemory:
+				freed = true
 			}
 		}
 	}
@@ -624,13 +638,61 @@ type appKey = scheduler.AppKey
 
 // schedState adapts a planner's view of the state store to the
 // scheduler's read-only State: every host, with what instances the planner
-// does not list hold in Used, and the instances of the apps it plans.
+// does not list hold in Used, and the instances of the apps it plans. Its
+// hosts are the planner's hostView, adjusted in place for the listed
+// instances: restore undoes that once the scheduler is done.
 type schedState struct {
 	index  uint64
 	hosts  []scheduler.Host
 	byID   map[string]int
 	insts  []scheduler.Instance
 	onHost map[string][]scheduler.Instance
+	undo   []hostUse // what was taken out of the hosts' Used, to put back
+}
+
+// hostUse is CPU and memory taken out of one host entry's Used.
+type hostUse struct {
+	i        int
+	cpu, mem int
+}
+
+// hostView is the scheduler's view of every host (schedHost), kept from
+// round to round so that a round does not rebuild thousands of entries
+// and an index of them when a few hosts changed: it is rebuilt when the
+// set of hosts changes, and an entry when its host's record does (store
+// records are immutable: a changed host is a new pointer).
+type hostView struct {
+	from  []*state.Host // the records the entries were built from, in the order listed
+	hosts []scheduler.Host
+	byID  map[string]int
+}
+
+// sync brings the view up to hosts, the store's list of every host.
+func (v *hostView) sync(hosts []*state.Host) {
+	if len(hosts) != len(v.from) {
+		v.rebuild(hosts)
+		return
+	}
+	for i, h := range hosts {
+		if h == v.from[i] {
+			continue
+		}
+		if h.ID != v.from[i].ID {
+			v.rebuild(hosts)
+			return
+		}
+		v.from[i], v.hosts[i] = h, schedHost(h)
+	}
+}
+
+func (v *hostView) rebuild(hosts []*state.Host) {
+	v.from = append(v.from[:0], hosts...)
+	v.hosts = v.hosts[:0]
+	v.byID = make(map[string]int, len(hosts))
+	for i, h := range hosts {
+		v.byID[h.ID] = i
+		v.hosts = append(v.hosts, schedHost(h))
+	}
 }
 
 func (s *schedState) Index() uint64                   { return s.index }
@@ -662,17 +724,13 @@ func schedHost(h *state.Host) scheduler.Host {
 		CPU: h.Inventory.CPU(), Memory: int(h.Inventory.MemoryBytes >> 20), UsedCPU: h.AllocCPU, UsedMemory: h.AllocMemory}
 }
 
-// newSchedState builds the scheduler's view from every host and the
-// instances of the apps being planned, leaving out those this plan stops:
-// their resources are free to this plan, as the FSM, which applies the
-// stops first, agrees.
-func newSchedState(index uint64, hosts []*state.Host, listed []*state.Instance, stopping map[string]bool) *schedState {
-	s := &schedState{index: index, byID: make(map[string]int, len(hosts)), onHost: map[string][]scheduler.Instance{}}
-	s.hosts = make([]scheduler.Host, 0, len(hosts))
-	for _, h := range hosts {
-		s.byID[h.ID] = len(s.hosts)
-		s.hosts = append(s.hosts, schedHost(h))
-	}
+// newSchedState builds the scheduler's view from every host (v, synced
+// to this round's hosts) and the instances of the apps being planned,
+// leaving out those this plan stops: their resources are free to this
+// plan, as the FSM, which applies the stops first, agrees. The caller
+// restores v once the scheduler is done with it.
+func newSchedState(index uint64, v *hostView, listed []*state.Instance, stopping map[string]bool) *schedState {
+	s := &schedState{index: index, hosts: v.hosts, byID: v.byID, onHost: map[string][]scheduler.Instance{}}
 	for _, i := range listed {
 		if !i.Live() {
 			continue
@@ -680,6 +738,7 @@ func newSchedState(index uint64, hosts []*state.Host, listed []*state.Instance, 
 		if x, ok := s.byID[i.Host]; ok { // listed: out of Used, counted by the scheduler
 			s.hosts[x].UsedCPU -= i.CPU
 			s.hosts[x].UsedMemory -= i.Memory
+			s.undo = append(s.undo, hostUse{i: x, cpu: i.CPU, mem: i.Memory})
 		}
 		if stopping[i.ID] {
 			continue
@@ -689,6 +748,15 @@ func newSchedState(index uint64, hosts []*state.Host, listed []*state.Instance, 
 		s.onHost[i.Host] = append(s.onHost[i.Host], si)
 	}
 	return s
+}
+
+// restore puts back what newSchedState changed in the planner's view.
+func (s *schedState) restore() {
+	for _, u := range s.undo {
+		s.hosts[u.i].UsedCPU += u.cpu
+		s.hosts[u.i].UsedMemory += u.mem
+	}
+	s.undo = nil
 }
 
 // Fencing (failover.mode fenced). An agent stops a

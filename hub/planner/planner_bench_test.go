@@ -70,3 +70,39 @@ func benchApp(a, per int) apitypes.AppSpec {
 	}
 	return spec
 }
+
+// BenchmarkRoundAtScale measures one planner round in a large cluster
+// when little changed: 5,000 hosts and 1,000 apps of 50 instances (all
+// placed), then each op scales one app by one instance (up, then back
+// down), plans and commits that plan, as a busy hub's planner does many
+// times a second. What a round costs beyond its app's own work is what
+// it pays per host.
+//
+//	go test -run '^$' -bench RoundAtScale -benchmem ./hub/planner
+func BenchmarkRoundAtScale(b *testing.B) {
+	const hosts, apps, per = 5000, 1000, 50
+	h := newPlanHarness(b)
+	h.checkFull = false
+	for p := 0; p < 5; p++ {
+		h.pool(fmt.Sprintf("pool%d", p), "dc1")
+	}
+	for j := 0; j < hosts; j++ {
+		h.hostLabels(fmt.Sprintf("h%05d", j), fmt.Sprintf("pool%d", j%5), 4, 16384, benchLabels(j))
+	}
+	for a := 0; a < apps; a++ {
+		h.app(benchApp(a, per))
+		if req := h.plan(); req == nil || len(req.Place) != per {
+			b.Fatalf("app %d: plan %v", a, req)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		spec := benchApp(i%apps, per+1-(i/apps)%2)
+		h.app(spec)
+		req := h.plan()
+		if req == nil || len(req.Place)+len(req.Stop) != 1 {
+			b.Fatalf("op %d: plan %v", i, req)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package planner
 import (
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -104,6 +105,21 @@ func (h *planHarness) planAt(now time.Time) *state.PlanApplyRequest {
 		}
 		if a, b := planSummary(req), planSummary(full); a != b {
 			h.t.Fatalf("incremental round differs from a full one:\n incremental %s\n full        %s", a, b)
+		}
+	}
+	if h.checkFull && len(h.planner.view.from) > 0 {
+		// The round's view, brought up to this snapshot's hosts, is what
+		// a fresh one would be: sync misses no change, and the round put
+		// back everything it took out of the hosts' Used.
+		hosts, err := snap.Hosts(nil)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		h.planner.view.sync(hosts)
+		var fresh hostView
+		fresh.rebuild(hosts)
+		if !reflect.DeepEqual(h.planner.view.hosts, fresh.hosts) || !maps.Equal(h.planner.view.byID, fresh.byID) {
+			h.t.Fatalf("the planner's host view after a round:\n %+v\nbuilt afresh:\n %+v", h.planner.view.hosts, fresh.hosts)
 		}
 	}
 	if req != nil {
@@ -654,5 +670,38 @@ func TestPlannerReadsOnlyChangedApps(t *testing.T) {
 	h.plan()
 	if h.planner.appsRead != apps {
 		t.Fatalf("a round after capacity was freed read %d apps, want all %d", h.planner.appsRead, apps)
+	}
+}
+
+// TestPlannerHostViewFollowsHosts checks the view of hosts the planner
+// keeps from round to round through hosts that come, go, fill up and
+// change state: each round plans what a fresh planner plans (checkFull),
+// and leaves a view equal to one built afresh (planAt).
+func TestPlannerHostViewFollowsHosts(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("p", "dc1")
+	h.host("h1", "p", 2, 2048)
+	h.host("h2", "p", 2, 2048)
+	h.app(apitypes.AppSpec{Name: "web", Image: "v1", Instances: n(3), CPU: 500, Memory: 512})
+	h.plan()
+	h.reportAll(true)
+	h.host("h3", "p", 2, 2048) // a host comes: the view is rebuilt
+	h.app(apitypes.AppSpec{Name: "api", Image: "v1", Instances: n(4), CPU: 500, Memory: 512})
+	if got := h.plan(); got == nil || len(got.Place) != 4 {
+		t.Fatalf("api's plan: %v", got)
+	}
+	h.reportAll(true)
+	h.app(apitypes.AppSpec{Name: "web", Image: "v1", Instances: n(5), CPU: 500, Memory: 512})
+	h.plan() // hosts fill up: their records change, the view's entries with them
+	h.reportAll(true)
+	h.must(state.HostStateType, &state.HostStateRequest{ID: "h2", State: state.HostDown, Time: pt0})
+	h.plan() // h2's instances move; h2 is no longer schedulable
+	h.reportAll(true)
+	h.must(state.HostDeleteType, &state.HostDeleteRequest{ID: "h2", Time: pt0})
+	h.host("h4", "p", 4, 4096) // one goes, one comes: the same count, other ids
+	h.plan()
+	h.reportAll(true)
+	if got := h.placement("web", 0); got["h2"] != 0 || got["h1"]+got["h3"]+got["h4"] != 5 {
+		t.Fatalf("web after h2 went: %v", got)
 	}
 }

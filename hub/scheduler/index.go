@@ -68,8 +68,7 @@ type domKey struct {
 // planner holds the index of one snapshot and the scratch space of the
 // app being scheduled. Its buffers are reused from plan to plan.
 type planner struct {
-	nodes    []node // by host id, so that node order is the id tie-break
-	byID     map[string]int32
+	nodes    []node // by host id, so that node order is the id tie-break (and nodeOf a binary search)
 	cells    []cell
 	cellIDs  map[cellKey]int32
 	pools    []pool
@@ -111,7 +110,6 @@ func (p *planner) reset(st State) {
 	}
 
 	p.nodes = p.nodes[:0]
-	p.byID = resetMap(p.byID, len(order))
 	p.cells = p.cells[:0]
 	p.cellIDs = resetMap(p.cellIDs, 0)
 	p.pools = p.pools[:0]
@@ -119,13 +117,16 @@ func (p *planner) reset(st State) {
 	p.domIDs = resetMap(p.domIDs, 0)
 	p.allPools = p.allPools[:0]
 
+	// Hosts of one datacenter and zone share their spread domains: the
+	// last pair's ids are kept, so that a run of such hosts costs no map
+	// lookups.
+	lastDC, lastZone, lastDom := "", "", [3]int32{-1, -1, -1}
 	for _, hi := range order {
 		h := &hosts[hi]
-		if _, dup := p.byID[h.ID]; dup {
-			continue
+		if len(p.nodes) > 0 && p.nodes[len(p.nodes)-1].host.ID == h.ID {
+			continue // a duplicate id: the first one listed counts
 		}
 		ni := int32(len(p.nodes))
-		p.byID[h.ID] = ni
 		pi, ok := p.poolIDs[h.Pool]
 		if !ok {
 			pi = int32(len(p.pools))
@@ -139,8 +140,12 @@ func (p *planner) reset(st State) {
 				n.runs |= workloadBit(w)
 			}
 		}
-		n.dom[1] = p.domain(domKey{1, h.Datacenter, h.Zone})
-		n.dom[2] = p.domain(domKey{2, h.Datacenter, ""})
+		if lastDom[1] < 0 || h.Datacenter != lastDC || h.Zone != lastZone {
+			lastDC, lastZone = h.Datacenter, h.Zone
+			lastDom[1] = p.domain(domKey{1, h.Datacenter, h.Zone})
+			lastDom[2] = p.domain(domKey{2, h.Datacenter, ""})
+		}
+		n.dom[1], n.dom[2] = lastDom[1], lastDom[2]
 		p.nodes = append(p.nodes, n)
 	}
 
@@ -158,7 +163,7 @@ func (p *planner) reset(st State) {
 			continue
 		}
 		p.byApp[in.App] = append(p.byApp[in.App], int32(i))
-		if ni, ok := p.byID[in.Host]; ok {
+		if ni, ok := p.nodeOf(in.Host); ok {
 			p.nodes[ni].freeCPU -= in.CPU
 			p.nodes[ni].freeMem -= in.Memory
 		}
@@ -206,6 +211,23 @@ func workloadBit(w string) uint8 {
 		return 2
 	}
 	return 0
+}
+
+// nodeOf returns the node of host id: a binary search of the nodes,
+// which are in id order. A map from ids would cost every plan an insert
+// per host, where a plan looks up only the instances of the apps it
+// plans.
+func (p *planner) nodeOf(id string) (int32, bool) {
+	lo, hi := 0, len(p.nodes)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if p.nodes[m].host.ID < id {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return int32(lo), lo < len(p.nodes) && p.nodes[lo].host.ID == id
 }
 
 // release drops the references into the State's data once a plan is

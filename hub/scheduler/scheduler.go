@@ -82,7 +82,7 @@ func (p *planner) schedule(app *App, newID func() string, plan *Plan) {
 	p.live = p.live[:0]
 	for _, ii := range p.byApp[app.Key] {
 		in := &p.insts[ii]
-		ni, ok := p.byID[in.Host]
+		ni, ok := p.nodeOf(in.Host)
 		switch {
 		case !ok:
 			plan.Stop = append(plan.Stop, StopRequest{InstanceID: in.ID, Reason: fmt.Sprintf("host %q is gone", in.Host)})
@@ -139,14 +139,17 @@ func (p *planner) scaleDown(a *appCtx, k int, plan *Plan) {
 		}
 		in := &p.insts[p.live[v]]
 		plan.Stop = append(plan.Stop, StopRequest{InstanceID: in.ID, Reason: reason})
-		p.count(p.byID[in.Host], -1)
+		ni, _ := p.nodeOf(in.Host) // a live instance's host has a node
+		p.count(ni, -1)
 		p.live = slices.Delete(p.live, v, v+1)
 	}
 }
 
 func (p *planner) victimBefore(a *appCtx, x, y int32) bool {
 	ix, iy := &p.insts[x], &p.insts[y]
-	nx, ny := &p.nodes[p.byID[ix.Host]], &p.nodes[p.byID[iy.Host]]
+	xi, _ := p.nodeOf(ix.Host) // live instances' hosts have nodes
+	yi, _ := p.nodeOf(iy.Host)
+	nx, ny := &p.nodes[xi], &p.nodes[yi]
 	if rx, ry := nx.host.schedulable(), ny.host.schedulable(); rx != ry {
 		return !rx
 	}
