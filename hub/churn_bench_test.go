@@ -4,10 +4,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/metrics"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -99,6 +102,7 @@ func runChurn(b *testing.B) {
 	}
 
 	b.ResetTimer()
+	schedBefore := schedLatencies()
 	churnStart := time.Now()
 	end := churnStart.Add(*churnFor)
 	muts := &latencies{}
@@ -133,6 +137,7 @@ func runChurn(b *testing.B) {
 	}
 	cw.Wait()
 	churnTime := time.Since(churnStart)
+	sched := schedLatencies().since(schedBefore)
 	b.StopTimer()
 	answers := ws.answers.Load()
 	cancel()
@@ -156,6 +161,11 @@ func runChurn(b *testing.B) {
 	b.ReportMetric(float64(fp.errs), "fanout-timeouts")
 	b.ReportMetric(float64(refused.Load()), "agent-reports-refused")
 	b.Logf("simulated agents' reports refused (no leader, say) and made again: %d", refused.Load())
+	// How long goroutines waited, runnable, for a CPU: what a Raft
+	// heartbeat waits too when the process is saturated.
+	b.Logf("run-queue wait during the churn (runtime/metrics %s): %d waits, p50 %s, p99 %s, p99.9 %s, max bucket %s",
+		schedLatencyMetric, sched.count(), sched.quantile(0.5), sched.quantile(0.99), sched.quantile(0.999), sched.quantile(1))
+	b.ReportMetric(ms(sched.quantile(0.99)), "runq-wait-p99-ms")
 
 	snapshotRestore(b, leader, heapSeeded)
 }
@@ -347,4 +357,62 @@ func leaderApply(b *testing.B, leader *hub.Hub) func(state.MessageType, any) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// schedLatencyMetric is the runtime's histogram of the time goroutines
+// spent runnable before they ran.
+const schedLatencyMetric = "/sched/latencies:seconds"
+
+// latencyHist is a copy of a runtime/metrics histogram.
+type latencyHist struct {
+	counts  []uint64
+	buckets []float64
+}
+
+func schedLatencies() latencyHist {
+	s := []metrics.Sample{{Name: schedLatencyMetric}}
+	metrics.Read(s)
+	h := s[0].Value.Float64Histogram()
+	return latencyHist{counts: slices.Clone(h.Counts), buckets: h.Buckets}
+}
+
+// since returns the waits counted after before was read.
+func (h latencyHist) since(before latencyHist) latencyHist {
+	d := latencyHist{counts: slices.Clone(h.counts), buckets: h.buckets}
+	for i := range d.counts {
+		if i < len(before.counts) {
+			d.counts[i] -= before.counts[i]
+		}
+	}
+	return d
+}
+
+func (h latencyHist) count() uint64 {
+	var n uint64
+	for _, c := range h.counts {
+		n += c
+	}
+	return n
+}
+
+// quantile returns the upper bound of the bucket holding quantile q (1:
+// the highest non-empty bucket).
+func (h latencyHist) quantile(q float64) time.Duration {
+	n := h.count()
+	if n == 0 {
+		return 0
+	}
+	want := uint64(math.Ceil(q * float64(n)))
+	var seen uint64
+	for i, c := range h.counts {
+		seen += c
+		if seen >= want && c > 0 {
+			hi := h.buckets[i+1]
+			if math.IsInf(hi, 1) {
+				hi = h.buckets[i]
+			}
+			return time.Duration(hi * float64(time.Second))
+		}
+	}
+	return 0
 }
