@@ -91,7 +91,16 @@ func DefaultConfig() Config {
 		LeaderWait:         5 * time.Second,
 		HeartbeatTimeout:   1000 * time.Millisecond,
 		ElectionTimeout:    1000 * time.Millisecond,
-		LeaderLeaseTimeout: 500 * time.Millisecond,
+		// The leader steps down when it has not heard from a quorum for
+		// this long. As long as the heartbeat timeout (Raft's upper
+		// bound), not half of it: a saturated node's goroutines can wait
+		// over 500 ms for a CPU (the churn benchmark measures it), and a
+		// leader that steps down for that costs every write in flight a
+		// 503 and the cluster a second or more without a leader, with no
+		// other node asking for the office. Reads do not rely on the lease
+		// (they verify the leadership with a quorum round), and a cut-off
+		// leader's lease renewals stay within the fencing's QuorumWindow.
+		LeaderLeaseTimeout: 1000 * time.Millisecond,
 		CommitTimeout:      5 * time.Millisecond, // followers learn commits this fast when idle
 		SnapshotThreshold:  8192,
 		TrailingLogs:       4096,
