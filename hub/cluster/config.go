@@ -86,11 +86,11 @@ type Config struct {
 // DefaultConfig returns production defaults.
 func DefaultConfig() Config {
 	return Config{
-		Datacenter:         "dc1",
-		DeadServerGrace:    2 * time.Minute,
-		LeaderWait:         5 * time.Second,
-		HeartbeatTimeout:   1000 * time.Millisecond,
-		ElectionTimeout:    1000 * time.Millisecond,
+		Datacenter:       "dc1",
+		DeadServerGrace:  2 * time.Minute,
+		LeaderWait:       5 * time.Second,
+		HeartbeatTimeout: 1000 * time.Millisecond,
+		ElectionTimeout:  1000 * time.Millisecond,
 		// The leader steps down when it has not heard from a quorum for
 		// this long. As long as the heartbeat timeout (Raft's upper
 		// bound), not half of it: a saturated node's goroutines can wait
