@@ -67,6 +67,7 @@ bench: build
 	$(GO) test -run '^$$' -bench PutApp -benchmem ./hub
 	$(GO) test -run '^$$' -bench . -benchmem ./hub/state ./pkg/...
 	$(GO) test -run '^$$' -bench 'Placements$$' -benchtime 1x ./hub/planner
+	$(GO) test -run '^$$' -bench RoundAtScale -benchmem -benchtime 3000x ./hub/planner
 	$(GO) test -run '^$$' -bench PlacementsRaft -benchtime 1x ./hub
 	$(GO) test -run '^$$' -bench HostsLost -benchtime 1x ./hub
 	$(GO) test -run '^$$' -bench Churn -benchtime 1x -timeout 30m ./hub -churn.for 30s
