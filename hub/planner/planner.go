@@ -153,16 +153,14 @@ type planner struct {
 	fenceWait   map[appKey]bool      // apps waiting for a lease to run out, this round
 	poolReady   map[string]time.Time // since when each pool has had a ready host
 	sched       *scheduler.Scheduler
-	index       uint64                 // snapshot index of the last round; 0: none
-	hosts       map[string]*state.Host // as seen in the last round
-	prev        []*state.Host          // the last round's hosts, in id order
-	view        hostView               // the scheduler's view of hosts, kept from round to round
-	unsettled   map[appKey]bool        // apps to look at again next round
-	appsRead    int                    // app records the last round read
+	index       uint64          // snapshot index of the last round; 0: none
+	view        hostView        // the hosts as of the last round, and the scheduler's view of them
+	unsettled   map[appKey]bool // apps to look at again next round
+	appsRead    int             // app records the last round read
 }
 
 func newPlanner() *planner {
-	return &planner{sched: scheduler.New(), hosts: map[string]*state.Host{}, unsettled: map[appKey]bool{}, fenceWait: map[appKey]bool{}, poolReady: map[string]time.Time{}}
+	return &planner{sched: scheduler.New(), unsettled: map[appKey]bool{}, fenceWait: map[appKey]bool{}, poolReady: map[string]time.Time{}}
 }
 
 // invalidate makes the next round look at every app.
@@ -199,7 +197,7 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 	}
 	since := p.index
 	p.index = snap.LatestIndex()
-	byHost := p.hosts
+	byHost := p.view.record
 	byApp := map[appKey][]*state.Instance{}
 	var work []*state.App
 	if full || freed {
@@ -251,7 +249,7 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 			if i.Desired != state.DesiredRun {
 				continue
 			}
-			h := byHost[i.Host]
+			h := byHost(i.Host)
 			switch {
 			case h == nil:
 				req.Stop = append(req.Stop, state.InstanceStop{ID: i.ID, Reason: "its host is gone"})
@@ -354,7 +352,7 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 			sort.SliceStable(old, func(x, y int) bool { return !old[x].Ready && old[y].Ready })
 			for _, i := range old[:max(0, min(k, len(old)))] {
 				reason := fmt.Sprintf("replaced by version %d", a.Version)
-				if h := byHost[i.Host]; i.Version == a.Version && h != nil && (h.State == state.HostDraining || h.State == state.HostDrained) {
+				if h := byHost(i.Host); i.Version == a.Version && h != nil && (h.State == state.HostDraining || h.State == state.HostDrained) {
 					reason = "its host is draining"
 				} else if i.Version == a.Version {
 					reason = "failing back to pools " + strings.Join(a.Spec.Pools, ",")
@@ -412,7 +410,7 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		}
 		have := 0
 		for _, i := range byApp[key] {
-			if i.Desired == state.DesiredRun && i.Live() && i.Version == a.Version && byHost[i.Host] != nil && byHost[i.Host].State != state.HostDown && !stoppedNow[i.ID] {
+			if i.Desired == state.DesiredRun && i.Live() && i.Version == a.Version && byHost(i.Host) != nil && byHost(i.Host).State != state.HostDown && !stoppedNow[i.ID] {
 				have++
 			}
 		}
@@ -444,7 +442,6 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		for _, a := range toPlace {
 			listed = append(listed, byApp[a.Key]...)
 		}
-		p.view.sync(hosts)
 		ss := newSchedState(snap.LatestIndex(), &p.view, listed, stops)
 		plan := p.sched.Plan(ss, toPlace, func() string { return "" })
 		ss.restore()
@@ -549,22 +546,20 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 		}
 		return err
 	}
-	// hosts and the last round's list are both in id order: one walk
-	// through the two finds what came, went or changed, comparing
+	// hosts and the last round's (the view's) are both in id order: one
+	// walk through the two finds what came, went or changed, comparing
 	// pointers (store objects are immutable: the same pointer is the
-	// same record), with no lookup per host.
-	prev := p.prev
-	p.prev = hosts
+	// same record), with no lookup per host. The view follows once the
+	// walk is done (a rebuild reuses the list the walk reads).
+	prev := p.view.from
 	for i, j := 0, 0; i < len(hosts) || j < len(prev); {
 		switch {
 		case j == len(prev) || (i < len(hosts) && hosts[i].ID < prev[j].ID): // came
-			p.hosts[hosts[i].ID] = hosts[i]
 			freed = true
 			i++
 		case i == len(hosts) || prev[j].ID < hosts[i].ID: // went
 			id := prev[j].ID
 			j++
-			delete(p.hosts, id)
 			freed = true
 			if err := onHost(id); err != nil {
 				return nil, false, err
@@ -572,11 +567,7 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 		default:
 			h, old := hosts[i], prev[j]
 			i, j = i+1, j+1
-			if old == h {
-				continue
-			}
-			p.hosts[h.ID] = h
-			if full {
+			if old == h || full {
 				continue
 			}
 			switch {
@@ -593,6 +584,7 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 			}
 		}
 	}
+	p.view.sync(hosts)
 	if full {
 		return dirty, freed, nil
 	}
@@ -624,7 +616,7 @@ func (p *planner) remember(work []*state.App, byApp map[appKey][]*state.Instance
 			if i.Desired != state.DesiredRun {
 				continue
 			}
-			if h := p.hosts[i.Host]; i.Version != a.Version || h == nil || h.State != state.HostReady {
+			if h := p.view.record(i.Host); i.Version != a.Version || h == nil || h.State != state.HostReady {
 				p.unsettled[key] = true
 				break
 			}
@@ -656,15 +648,25 @@ type hostUse struct {
 	cpu, mem int
 }
 
-// hostView is the scheduler's view of every host (schedHost), kept from
-// round to round so that a round does not rebuild thousands of entries
-// and an index of them when a few hosts changed: it is rebuilt when the
-// set of hosts changes, and an entry when its host's record does (store
-// records are immutable: a changed host is a new pointer).
+// hostView is every host as of the planner's last round: the records, in
+// id order, and the scheduler's view of them (schedHost). It is kept
+// from round to round so that a round does not rebuild thousands of
+// entries and an index of them when a few hosts changed: it is rebuilt
+// when the set of hosts changes, and an entry when its host's record does
+// (store records are immutable: a changed host is a new pointer).
 type hostView struct {
-	from  []*state.Host // the records the entries were built from, in the order listed
+	from  []*state.Host // the records the entries were built from, in id order as the store lists them
 	hosts []scheduler.Host
 	byID  map[string]int
+}
+
+// record returns host id's record as of the last sync; nil when it had
+// none.
+func (v *hostView) record(id string) *state.Host {
+	if i, ok := v.byID[id]; ok {
+		return v.from[i]
+	}
+	return nil
 }
 
 // sync brings the view up to hosts, the store's list of every host.

@@ -21,14 +21,7 @@ import (
 func BenchmarkPlacements(b *testing.B) {
 	const hosts, apps, per = 5000, 1000, 100
 	for i := 0; i < b.N; i++ {
-		h := newPlanHarness(b)
-		h.checkFull = false
-		for p := 0; p < 5; p++ {
-			h.pool(fmt.Sprintf("pool%d", p), "dc1")
-		}
-		for j := 0; j < hosts; j++ {
-			h.hostLabels(fmt.Sprintf("h%05d", j), fmt.Sprintf("pool%d", j%5), 4, 16384, benchLabels(j))
-		}
+		h := benchHosts(b, hosts)
 		var first, last time.Duration
 		start := time.Now()
 		for a := 0; a < apps; a++ {
@@ -50,6 +43,21 @@ func BenchmarkPlacements(b *testing.B) {
 		b.ReportMetric(float64(apps/10*per)/first.Seconds(), "first10%-placements/s")
 		b.ReportMetric(float64(apps/10*per)/last.Seconds(), "last10%-placements/s")
 	}
+}
+
+// benchHosts returns a harness of 5 pools and n hosts of 4 CPUs and 16 GB
+// spread over them (benchLabels), whose rounds are not checked against
+// full ones.
+func benchHosts(b *testing.B, n int) *planHarness {
+	h := newPlanHarness(b)
+	h.checkFull = false
+	for p := 0; p < 5; p++ {
+		h.pool(fmt.Sprintf("pool%d", p), "dc1")
+	}
+	for j := 0; j < n; j++ {
+		h.hostLabels(fmt.Sprintf("h%05d", j), fmt.Sprintf("pool%d", j%5), 4, 16384, benchLabels(j))
+	}
+	return h
 }
 
 // benchLabels labels every other bench host disk=ssd.
@@ -81,14 +89,7 @@ func benchApp(a, per int) apitypes.AppSpec {
 //	go test -run '^$' -bench RoundAtScale -benchmem ./hub/planner
 func BenchmarkRoundAtScale(b *testing.B) {
 	const hosts, apps, per = 5000, 1000, 50
-	h := newPlanHarness(b)
-	h.checkFull = false
-	for p := 0; p < 5; p++ {
-		h.pool(fmt.Sprintf("pool%d", p), "dc1")
-	}
-	for j := 0; j < hosts; j++ {
-		h.hostLabels(fmt.Sprintf("h%05d", j), fmt.Sprintf("pool%d", j%5), 4, 16384, benchLabels(j))
-	}
+	h := benchHosts(b, hosts)
 	for a := 0; a < apps; a++ {
 		h.app(benchApp(a, per))
 		if req := h.plan(); req == nil || len(req.Place) != per {
