@@ -634,18 +634,13 @@ type appKey = scheduler.AppKey
 // hosts are the planner's hostView, adjusted in place for the listed
 // instances: restore undoes that once the scheduler is done.
 type schedState struct {
-	index  uint64
-	hosts  []scheduler.Host
-	byID   map[string]int
-	insts  []scheduler.Instance
-	onHost map[string][]scheduler.Instance
-	undo   []hostUse // what was taken out of the hosts' Used, to put back
-}
-
-// hostUse is CPU and memory taken out of one host entry's Used.
-type hostUse struct {
-	i        int
-	cpu, mem int
+	index   uint64
+	view    *hostView
+	hosts   []scheduler.Host
+	byID    map[string]int
+	insts   []scheduler.Instance
+	onHost  map[string][]scheduler.Instance
+	touched []int // host entries whose Used was adjusted
 }
 
 // hostView is every host as of the planner's last round: the records, in
@@ -732,7 +727,7 @@ func schedHost(h *state.Host) scheduler.Host {
 // plan, as the FSM, which applies the stops first, agrees. The caller
 // restores v once the scheduler is done with it.
 func newSchedState(index uint64, v *hostView, listed []*state.Instance, stopping map[string]bool) *schedState {
-	s := &schedState{index: index, hosts: v.hosts, byID: v.byID, onHost: map[string][]scheduler.Instance{}}
+	s := &schedState{index: index, view: v, hosts: v.hosts, byID: v.byID, onHost: map[string][]scheduler.Instance{}}
 	for _, i := range listed {
 		if !i.Live() {
 			continue
@@ -740,7 +735,7 @@ func newSchedState(index uint64, v *hostView, listed []*state.Instance, stopping
 		if x, ok := s.byID[i.Host]; ok { // listed: out of Used, counted by the scheduler
 			s.hosts[x].UsedCPU -= i.CPU
 			s.hosts[x].UsedMemory -= i.Memory
-			s.undo = append(s.undo, hostUse{i: x, cpu: i.CPU, mem: i.Memory})
+			s.touched = append(s.touched, x)
 		}
 		if stopping[i.ID] {
 			continue
@@ -752,13 +747,14 @@ func newSchedState(index uint64, v *hostView, listed []*state.Instance, stopping
 	return s
 }
 
-// restore puts back what newSchedState changed in the planner's view.
+// restore puts back what newSchedState changed in the planner's view:
+// Used as the host's record has it.
 func (s *schedState) restore() {
-	for _, u := range s.undo {
-		s.hosts[u.i].UsedCPU += u.cpu
-		s.hosts[u.i].UsedMemory += u.mem
+	for _, x := range s.touched {
+		h := s.view.from[x]
+		s.hosts[x].UsedCPU, s.hosts[x].UsedMemory = h.AllocCPU, h.AllocMemory
 	}
-	s.undo = nil
+	s.touched = nil
 }
 
 // Fencing (failover.mode fenced). An agent stops a
