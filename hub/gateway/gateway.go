@@ -102,8 +102,12 @@ type Gateway struct {
 
 	certMu   sync.Mutex
 	parsedCA *pki.CA
+	caFP     string // parsedCA's fingerprint
 	certFP   string // fingerprint of the CA that issued cert
 	cert     *tls.Certificate
+	// serverTLS is the config every handshake gets while cert is current:
+	// one shared, not one (with its own CA pool) held by each connection.
+	serverTLS *tls.Config
 
 	seenMu sync.Mutex
 	seen   map[string]*agentConn // host id -> its connection's latest news
@@ -280,24 +284,30 @@ func (g *Gateway) Observe() Observations {
 
 // ca returns the agent CA from the store, parsed once.
 func (g *Gateway) ca() (*pki.CA, error) {
+	ca, _, err := g.caWithFingerprint()
+	return ca, err
+}
+
+// caWithFingerprint returns the agent CA and its fingerprint.
+func (g *Gateway) caWithFingerprint() (*pki.CA, string, error) {
 	rec, err := g.cfg.Store.Snapshot().AgentCA(nil)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	if rec == nil {
-		return nil, errors.New("the agent CA does not exist yet")
+		return nil, "", errors.New("the agent CA does not exist yet")
 	}
 	g.certMu.Lock()
 	defer g.certMu.Unlock()
-	if g.parsedCA != nil && g.parsedCA.Fingerprint() == rec.Fingerprint {
-		return g.parsedCA, nil
+	if g.parsedCA != nil && g.caFP == rec.Fingerprint {
+		return g.parsedCA, g.caFP, nil
 	}
 	ca, err := pki.ParseCA(rec.CertPEM, rec.KeyPEM)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	g.parsedCA = ca
-	return ca, nil
+	g.parsedCA, g.caFP = ca, ca.Fingerprint()
+	return ca, g.caFP, nil
 }
 
 // tlsConfig builds each handshake's config from the current agent CA: the
@@ -307,26 +317,31 @@ func (g *Gateway) ca() (*pki.CA, error) {
 // handshakes fail until then and agents retry. (Waiting here instead stalls
 // quic-go's handshakes under a burst of thousands.)
 func (g *Gateway) tlsConfig(*tls.ClientHelloInfo) (*tls.Config, error) {
-	ca, err := g.ca()
+	ca, fp, err := g.caWithFingerprint()
 	if err != nil {
 		return nil, err
 	}
 	g.certMu.Lock()
 	defer g.certMu.Unlock()
-	if g.cert == nil || g.certFP != ca.Fingerprint() || time.Until(g.cert.Leaf.NotAfter) < time.Hour {
+	if g.cert == nil || g.certFP != fp || time.Until(g.cert.Leaf.NotAfter) < time.Hour {
 		c, err := ca.IssueServer([]string{"gateway.wharf.internal"}, nil, g.cfg.Now(), 7*24*time.Hour)
 		if err != nil {
 			return nil, err
 		}
-		g.cert, g.certFP = &c, ca.Fingerprint()
+		g.cert, g.certFP = &c, fp
+		g.serverTLS = &tls.Config{
+			MinVersion:   tls.VersionTLS13,
+			NextProtos:   []string{wire.ALPN},
+			Certificates: []tls.Certificate{c},
+			ClientAuth:   tls.VerifyClientCertIfGiven,
+			ClientCAs:    ca.Pool(),
+			// Agents keep no sessions to resume (a reconnection proves its
+			// certificate again), so a ticket would be sealed, sent and
+			// buffered by every connection for nothing.
+			SessionTicketsDisabled: true,
+		}
 	}
-	return &tls.Config{
-		MinVersion:   tls.VersionTLS13,
-		NextProtos:   []string{wire.ALPN},
-		Certificates: []tls.Certificate{*g.cert},
-		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    ca.Pool(),
-	}, nil
+	return g.serverTLS, nil
 }
 
 // Run accepts connections until ctx ends.
@@ -589,23 +604,15 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 			conn.CloseWithError(quic.ApplicationErrorCode(closeCode(err)), err.Error())
 		}
 	}()
-	// Status reports are committed in order by one goroutine, started with
-	// the first report: hosts without instances (most of a big fleet at
-	// any moment) cost none.
-	var reports chan *wire.StatusReport
+	// Status reports are committed in order, off the control loop: one
+	// report's commit never delays a heartbeat's ack. Their goroutine runs
+	// only while reports wait, so the idle hosts of a big fleet hold none.
+	reports := &lane[*wire.StatusReport]{limit: 64, run: func(r *wire.StatusReport) { g.reportStatus(ctx, id, r) }}
 	usage := make(chan struct{}, maxUsageCommits)
 	// Inventories too, newest first: a cluster resends its inventory
 	// whenever its capacity changes, and an older one committed after a
 	// newer one would undo it. Only the newest waiting one matters.
-	var inventories chan *wire.Inventory
-	defer func() {
-		if reports != nil {
-			close(reports)
-		}
-		if inventories != nil {
-			close(inventories)
-		}
-	}()
+	inventories := &lane[*wire.Inventory]{limit: 1, newest: true, run: func(in *wire.Inventory) { g.updateInventory(ctx, id, in) }}
 	for {
 		env, err := s.Recv()
 		if err != nil {
@@ -638,37 +645,11 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 				return err
 			}
 		case *wire.Envelope_Inventory:
-			if inventories == nil {
-				inventories = make(chan *wire.Inventory, 1)
-				go func(inventories <-chan *wire.Inventory) {
-					for in := range inventories {
-						g.updateInventory(ctx, id, in)
-					}
-				}(inventories)
-			}
-			for sent := false; !sent; {
-				select {
-				case inventories <- m.Inventory:
-					sent = true
-				case <-inventories: // replaced by the newer one
-				}
-			}
+			inventories.push(m.Inventory)
 		case *wire.Envelope_GossipReport:
 			g.peerReport(id, m.GossipReport)
 		case *wire.Envelope_StatusReport:
-			// In order, off the control loop: one report's commit never
-			// delays a heartbeat's ack.
-			if reports == nil {
-				reports = make(chan *wire.StatusReport, 64)
-				go func(reports <-chan *wire.StatusReport) {
-					for r := range reports {
-						g.reportStatus(ctx, id, r)
-					}
-				}(reports)
-			}
-			select {
-			case reports <- m.StatusReport:
-			default:
+			if !reports.push(m.StatusReport) {
 				return codeError{wire.CodeProtocol, errors.New("instance status reports arrive faster than they can be committed")}
 			}
 		case *wire.Envelope_AssignmentAck:

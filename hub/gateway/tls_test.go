@@ -1,0 +1,111 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/quic-go/quic-go"
+
+	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/hub/state/statetest"
+	"github.com/wharf-platform/wharf/pkg/pki"
+	"github.com/wharf-platform/wharf/pkg/wire"
+)
+
+// countingCache is a client session cache that counts the tickets stored.
+type countingCache struct {
+	puts atomic.Int32
+}
+
+func (c *countingCache) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
+func (c *countingCache) Put(string, *tls.ClientSessionState)        { c.puts.Add(1) }
+
+// TestHandshakesShareOneConfigAndSendNoTicket: every handshake gets the
+// same server config (one CA pool for all connections, not one each), and
+// a client that would keep a session ticket is sent none.
+func TestHandshakesShareOneConfigAndSendNoTicket(t *testing.T) {
+	ca, err := pki.NewCA("agents", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.NewStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsm := state.NewFSM(store, nil)
+	b, err := state.Encode(state.AgentCACreateType, &state.AgentCACreateRequest{
+		CA: state.AgentCA{CertPEM: ca.CertPEM(), KeyPEM: ca.KeyPEM(), Fingerprint: ca.Fingerprint()}, Time: statetest.T0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := fsm.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: b}); r != nil {
+		t.Fatal(r)
+	}
+	g, err := New(Config{Addr: "127.0.0.1:0", Store: store, Cluster: &flakyCluster{st: statetest.New(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	first, err := g.tlsConfig(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first.SessionTicketsDisabled {
+		t.Error("the gateway's config would send session tickets")
+	}
+	if first.ClientCAs == nil || !first.ClientCAs.Equal(ca.Pool()) {
+		t.Error("the gateway's config does not verify clients against the agent CA")
+	}
+
+	cache := &countingCache{}
+	for i := range 2 {
+		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+		conn, err := quic.DialAddr(dctx, g.udp.LocalAddr().String(), &tls.Config{
+			RootCAs: ca.Pool(), ServerName: "gateway.wharf.internal", NextProtos: []string{wire.ALPN},
+			ClientSessionCache: cache,
+		}, nil)
+		if err != nil {
+			dcancel()
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		// A round trip after the handshake: the gateway answers a stream of
+		// an unknown kind with an error. A ticket, had one been sent, went
+		// out before that answer.
+		st, err := conn.OpenStreamSync(dctx)
+		if err != nil {
+			dcancel()
+			t.Fatal(err)
+		}
+		if _, err := st.Write([]byte{0xee}); err != nil {
+			dcancel()
+			t.Fatal(err)
+		}
+		_, _ = io.ReadAll(st)
+		dcancel()
+		conn.CloseWithError(0, "")
+		again, err := g.tlsConfig(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if again != first {
+			t.Fatalf("handshake %d got a config of its own", i)
+		}
+	}
+	if n := cache.puts.Load(); n != 0 {
+		t.Fatalf("the client was sent %d session tickets", n)
+	}
+}
