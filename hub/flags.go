@@ -13,7 +13,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/wharf-platform/wharf/internal/gcfloor"
+	"github.com/wharf-platform/wharf/internal/gctune"
 )
 
 // Command registers the hub's flags on fs and returns
@@ -67,12 +67,12 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 			return err
 		}
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-		// Go's default GC percent, with a floor under the heap's growth
-		// between cycles: a small hub collects less often (a hub with
-		// 45 MB live and a high write rate spent a quarter of its CPU
-		// collecting), a hub holding thousands of agents keeps the default
-		// (a larger percent costs RSS per agent; e2e/BENCHMARKS.md).
-		go gcfloor.Run(ctx, gcfloor.DefaultHeadroom, time.Second)
+		// The GC percent follows the node's work: as little heap headroom
+		// as 5% of a core of collector CPU allows, between a quarter of
+		// the live heap (a node holding thousands of agents, whose memory
+		// per agent matters) and 128 MB (a small node taking thousands of
+		// writes a second); e2e/BENCHMARKS.md.
+		go gctune.Run(ctx, gctune.Default)
 		return Run(ctx, cfg)
 	}
 }

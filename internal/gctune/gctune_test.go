@@ -1,0 +1,138 @@
+package gctune
+
+import (
+	"context"
+	"runtime"
+	"runtime/debug"
+	"testing"
+	"time"
+)
+
+const mb = 1 << 20
+
+// feed gives t one sample a second for n seconds, allocating rate bytes a
+// second and completing a cycle every cycleEvery seconds at cost CPU
+// seconds each, with live bytes live; it returns the last percent.
+func feed(t *Tuner, start time.Time, n int, live uint64, rate float64, cycleEvery int, cost float64) int {
+	var s Sample
+	if t.prev != nil {
+		s = *t.prev
+	} else {
+		s.At = start
+	}
+	p := 0
+	for i := 1; i <= n; i++ {
+		s.At = s.At.Add(time.Second)
+		s.Live = live
+		s.Allocs += uint64(rate)
+		if cycleEvery > 0 && i%cycleEvery == 0 {
+			s.Cycles++
+			s.GCCPU += cost
+		}
+		p = t.Next(s)
+	}
+	return p
+}
+
+func TestTunerChoosesTheLeastHeadroomWithinBudget(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name       string
+		live       uint64
+		rate, cost float64
+		want       int
+	}{
+		// 2,000 agents: 100 MB live, 3 MB/s of garbage, 146 ms a cycle.
+		// The budget allows ~9 MB of headroom: the least (25%) it is.
+		{"many agents", 100 * mb, 3 * mb, 0.146, 25},
+		// The same at 10,000: 500 MB live, 15 MB/s, 0.75 s a cycle:
+		// 225 MB of headroom.
+		{"more agents", 500 * mb, 15 * mb, 0.75, 45},
+		// API writes: 45 MB live, 100 MB/s, 60 ms a cycle: the budget
+		// wants 120 MB, under the 128 MB floor.
+		{"busy writes", 45 * mb, 100 * mb, 0.06, 266},
+		// Busier still: capped by the floor.
+		{"capped", 45 * mb, 200 * mb, 0.06, 285},
+		// A large busy heap is capped at Go's default.
+		{"large", 1024 * mb, 500 * mb, 1, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tu := NewTuner(Default, 100)
+			if got := feed(tu, t0, 10, tc.live, tc.rate, 1, tc.cost); got < tc.want-2 || got > tc.want+2 {
+				t.Fatalf("percent %d, want ~%d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestTunerWaitsForACycle(t *testing.T) {
+	tu := NewTuner(Default, 100)
+	t0 := time.Now()
+	// No cycle measured: the upper bound (the 128 MB floor over 45 MB).
+	if got := feed(tu, t0, 5, 45*mb, 1*mb, 0, 0); got != 285 {
+		t.Fatalf("percent %d before any cycle, want the floor's 285", got)
+	}
+	// One cycle of a quiet heap: down to the least.
+	if got := feed(tu, t0, 1, 45*mb, 1*mb, 1, 0.02); got != Default.MinPercent {
+		t.Fatalf("percent %d for a quiet heap, want %d", got, Default.MinPercent)
+	}
+}
+
+func TestTunerRisesAtOnceAndDecaysSlowly(t *testing.T) {
+	tu := NewTuner(Default, 100)
+	t0 := time.Now()
+	quiet := feed(tu, t0, 10, 100*mb, 1*mb, 1, 0.1)
+	// A burst of 200 MB/s: the very next sample gives it headroom.
+	busy := feed(tu, t0, 1, 100*mb, 200*mb, 1, 0.1)
+	if quiet != Default.MinPercent || busy != 128 {
+		t.Fatalf("quiet %d, then a burst %d: want %d, then 128 (the floor)", quiet, busy, Default.MinPercent)
+	}
+	// Quiet again: a few seconds later the headroom is still up, and it
+	// comes down within a minute.
+	if p := feed(tu, t0, 3, 100*mb, 0, 1, 0.1); p <= Default.MinPercent {
+		t.Fatalf("percent %d three seconds after the burst, want it still raised", p)
+	}
+	if p := feed(tu, t0, 60, 100*mb, 0, 1, 0.1); p != Default.MinPercent {
+		t.Fatalf("percent %d a minute after the burst, want %d", p, Default.MinPercent)
+	}
+}
+
+// TestRunTunesThenRestores: in a process allocating little, the percent
+// leaves the default once a cycle is measured; when Run ends the starting
+// percent comes back.
+func TestRunTunesThenRestores(t *testing.T) {
+	t.Setenv("GOGC", "")
+	base := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(base)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { Run(ctx, Config{Budget: 0.05, MinPercent: 25, Headroom: 1 << 20, Every: time.Millisecond}); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	p := 100
+	for p == 100 && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(5 * time.Millisecond)
+		p = CurrentPercent()
+	}
+	cancel()
+	<-done
+	if p == 100 {
+		t.Fatal("GC percent stayed 100 in a process allocating little, want it tuned down")
+	}
+	if got := CurrentPercent(); got != 100 {
+		t.Fatalf("GC percent %d after Run ended, want the base 100 back", got)
+	}
+}
+
+// TestRunLeavesGOGCAlone: an operator's GOGC wins.
+func TestRunLeavesGOGCAlone(t *testing.T) {
+	t.Setenv("GOGC", "100")
+	base := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(base)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	Run(ctx, Config{Budget: 0.05, MinPercent: 25, Headroom: 1 << 20, Every: time.Millisecond})
+	if got := CurrentPercent(); got != 100 {
+		t.Fatalf("GC percent %d with GOGC set, want 100", got)
+	}
+}
