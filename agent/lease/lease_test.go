@@ -3,6 +3,7 @@ package lease
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -57,5 +58,55 @@ func TestLeaseFileWritesAreSpaced(t *testing.T) {
 	l.Renew(0)
 	if again, _ := os.ReadFile(filepath.Join(dir, File)); string(again) == string(first) {
 		t.Fatal("the file was not rewritten after leaseWriteEvery")
+	}
+}
+
+// TestLeaseFileRewrittenInPlace: the file holds exactly one record,
+// rewritten in place (same file, no temporary one beside it), and a
+// longer file left by an older agent is cut to it.
+func TestLeaseFileRewrittenInPlace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, File)
+	if err := os.WriteFile(path, []byte(bootID()+" 1\n"+strings.Repeat("#", 200)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Open(dir)
+	if err := l.Renew(0); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := os.ReadFile(path)
+	if f := strings.Fields(string(first)); len(f) != 2 || f[0] != bootID() || !strings.HasSuffix(string(first), "\n") {
+		t.Fatalf("lease file %q, want one record", first)
+	}
+	l.mu.Lock()
+	l.written -= leaseWriteEvery
+	l.mu.Unlock()
+	time.Sleep(time.Millisecond)
+	if err := l.Renew(0); err != nil {
+		t.Fatal(err)
+	}
+	second, _ := os.ReadFile(path)
+	if len(second) != len(first) || string(second) == string(first) {
+		t.Fatalf("second record %q after %q: want another renewal of the same length", second, first)
+	}
+	after, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Fatal("the lease file was replaced, not rewritten in place")
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("%d files in the data dir, want the lease alone", len(ents))
+	}
+	restarted := Open(dir)
+	la, _ := l.Age()
+	ra, ok := restarted.Age()
+	if !ok || ra < la || ra > la+time.Second {
+		t.Fatalf("a restart reads a lease aged %s (%v), the live one is %s", ra, ok, la)
 	}
 }
