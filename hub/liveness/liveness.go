@@ -32,6 +32,19 @@ type Tracker struct {
 	mu    sync.Mutex
 	hosts map[string]*seen
 	gen   uint64 // evaluate's looks: a host not seen in the last is removed
+
+	// listed is the hosts table as evaluate last listed it, at the
+	// table's index listedAt: while no write touches the table (a fleet
+	// of steady agents writes none), a look reuses it instead of walking
+	// the store's tree of every host five times a second. Used by Run's
+	// goroutine only.
+	listed   []*state.Host
+	listedAt uint64
+	listedOK bool
+	// listedSeen holds, under mu, the entry of each host of listed: built
+	// when listed is, and valid as long (an entry goes only with a host
+	// gone from listed).
+	listedSeen []*seen
 }
 
 // seen is what the tracker knows of one host, on its own clock.
@@ -240,7 +253,7 @@ const maxChanges = 1000
 // down in a few commits instead of thousands in a row.
 func (t *Tracker) evaluate(ctx context.Context) {
 	snap := t.cfg.Store.Snapshot()
-	hosts, err := snap.Hosts(nil)
+	hosts, relisted, err := t.hostsOf(snap)
 	if err != nil {
 		return
 	}
@@ -248,8 +261,14 @@ func (t *Tracker) evaluate(ctx context.Context) {
 	var changes []state.HostStateChange
 	t.mu.Lock()
 	t.gen++
-	for _, h := range hosts {
-		s := t.host(h.ID)
+	if relisted || len(t.listedSeen) != len(hosts) {
+		t.listedSeen = t.listedSeen[:0]
+		for _, h := range hosts {
+			t.listedSeen = append(t.listedSeen, t.host(h.ID))
+		}
+	}
+	for i, h := range hosts {
+		s := t.listedSeen[i]
 		s.gen = t.gen
 		heartbeat := s.heartbeat
 		if heartbeat.IsZero() {
@@ -269,9 +288,13 @@ func (t *Tracker) evaluate(ctx context.Context) {
 		}
 		changes = append(changes, state.HostStateChange{ID: h.ID, State: v.State, Disconnected: v.Disconnected, Reason: reason, From: h.State})
 	}
-	for id, s := range t.hosts { // removed hosts
-		if s.gen != t.gen {
-			delete(t.hosts, id)
+	// Entries of hosts no longer in the store (or never in it: reports
+	// name what agents say), when there are any.
+	if relisted || len(t.hosts) != len(hosts) {
+		for id, s := range t.hosts {
+			if s.gen != t.gen {
+				delete(t.hosts, id)
+			}
 		}
 	}
 	t.mu.Unlock()
@@ -280,6 +303,21 @@ func (t *Tracker) evaluate(ctx context.Context) {
 		t.commit(ctx, snap, changes[:n], now)
 		changes = changes[n:]
 	}
+}
+
+// hostsOf returns the hosts of snap, listed again (relisted) only when
+// the hosts table has been written since the last list. Records are
+// immutable, so an unchanged table index means the same records.
+func (t *Tracker) hostsOf(snap *state.Snapshot) (hosts []*state.Host, relisted bool, err error) {
+	at := snap.Index(state.TableHosts)
+	if t.listedOK && at == t.listedAt {
+		return t.listed, false, nil
+	}
+	if hosts, err = snap.Hosts(nil); err != nil {
+		return nil, false, err
+	}
+	t.listed, t.listedAt, t.listedOK = hosts, at, true
+	return hosts, true, nil
 }
 
 // commit commits one batch of state changes and logs those that took: a

@@ -141,3 +141,53 @@ func TestEvaluateCommitsALookTogether(t *testing.T) {
 		t.Fatalf("a look with nothing to change made %d entries", applies)
 	}
 }
+
+// TestEvaluateListsHostsOnlyAfterAWrite: looks reuse the hosts listed
+// while the hosts table is unchanged, and a host enrolled since is judged
+// at the next look.
+func TestEvaluateListsHostsOnlyAfterAWrite(t *testing.T) {
+	st := statetest.New(t)
+	st.Pool("p1", "dc1")
+	st.Host("h1", "p1", 2, 1024, nil)
+	now := time.Now()
+	tr := New(Config{SuspectAfter: time.Second, DownAfter: time.Hour, Store: st.Store(), Now: func() time.Time { return now },
+		Apply: st.Apply})
+	tr.Observe(Report{Node: "n1", AgesMs: map[string]int64{"h1": 0}})
+	tr.evaluate(context.Background())
+	first := tr.listed
+	tr.evaluate(context.Background())
+	if len(first) != 1 || &tr.listed[0] != &first[0] {
+		t.Fatal("a look with the hosts table unchanged listed the hosts again")
+	}
+	// Enrolled long ago and never heard from: judged at the next look.
+	st.Host("h2", "p1", 2, 1024, nil)
+	tr.evaluate(context.Background())
+	h, _ := st.Store().Snapshot().Host(nil, "h2")
+	if h == nil || h.State == state.HostReady {
+		t.Fatalf("host h2 enrolled after the last list and never heard from: %+v, want it judged", h)
+	}
+	if h1, _ := st.Store().Snapshot().Host(nil, "h1"); h1.State != state.HostReady {
+		t.Fatalf("host h1, heard from, is %s", h1.State)
+	}
+}
+
+// BenchmarkEvaluateSteady: one look over 5,000 hosts all heard from, the
+// hosts table unchanged since the last look (a fleet of steady agents).
+func BenchmarkEvaluateSteady(b *testing.B) {
+	st := statetest.New(b)
+	st.Pool("p1", "dc1")
+	rep := Report{Node: "n1", AgesMs: map[string]int64{}}
+	for i := range 5000 {
+		id := fmt.Sprintf("h%04d", i)
+		st.Host(id, "p1", 2, 1024, nil)
+		rep.AgesMs[id] = 100
+	}
+	now := time.Now()
+	tr := New(Config{SuspectAfter: time.Second, DownAfter: time.Hour, Store: st.Store(), Now: func() time.Time { return now }, Apply: st.Apply})
+	tr.Observe(rep)
+	tr.evaluate(context.Background())
+	b.ReportAllocs()
+	for b.Loop() {
+		tr.evaluate(context.Background())
+	}
+}
