@@ -185,11 +185,16 @@ func routerTable(t *wire.RouteTable) *router.Table {
 
 // apply gives r a pushed table and reports the version it now
 // serves; a table it refuses in part (a TCP port taken on this host)
-// still serves the rest. Without a router the version is acknowledged as
-// is.
+// still serves the rest. A table older than the one served (from a hub
+// node behind the cluster) is not applied: it would route to instances
+// since stopped. Without a router the version is acknowledged as is.
 func apply(r *router.Router, t *wire.RouteTable, log *slog.Logger) uint64 {
 	if r == nil {
 		return t.Version
+	}
+	if served := r.Version(); t.Version < served {
+		log.Debug("route table older than the one served, not applied", "version", t.Version, "served", served)
+		return served
 	}
 	if err := r.Apply(routerTable(t)); err != nil {
 		log.Warn("route table", "version", t.Version, "err", err)

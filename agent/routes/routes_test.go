@@ -219,3 +219,27 @@ func TestAccessHoldsNoQueueIdle(t *testing.T) {
 		t.Fatalf("a burst's array of %d kept", cap(a.pending))
 	}
 }
+
+// TestOlderRouteTableNotApplied: a table older than the one served (from
+// a hub node behind the cluster) changes nothing; the ack names the
+// version served.
+func TestOlderRouteTableNotApplied(t *testing.T) {
+	r, err := New(Config{HTTPAddr: "127.0.0.1:0", Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	c := control.New()
+	r.Register(c)
+	if v := pushTable(t, c, 7); v != 7 || r.Version() != 7 {
+		t.Fatalf("ack %d, serving %d after table 7", v, r.Version())
+	}
+	if v := pushTable(t, c, 5); v != 7 || r.Version() != 7 {
+		t.Fatalf("ack %d, serving %d after the older table 5, want 7 kept", v, r.Version())
+	}
+	if v := pushTable(t, c, 8); v != 8 || r.Version() != 8 {
+		t.Fatalf("ack %d, serving %d after table 8", v, r.Version())
+	}
+}

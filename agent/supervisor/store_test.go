@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -58,5 +59,30 @@ func TestAssignmentsOfAnOlderBuildKeepTheirFence(t *testing.T) {
 	waitUntil(t, "web running", func() bool { st, _ := readyOf(s, "web"); return st == wire.InstanceRunning })
 	if st, _ := readyOf(s, "db"); st != wire.InstanceStopped || host.Started("db") != 0 {
 		t.Fatalf("a fenced instance from the old file without a lease: %v, %d starts", st, host.Started("db"))
+	}
+}
+
+// TestOlderAssignmentsRefused: a set older than the one held (from a hub
+// node behind the cluster) is refused and changes nothing, on disk or in
+// memory, also after a restart.
+func TestOlderAssignmentsRefused(t *testing.T) {
+	dir := t.TempDir()
+	s := New(Config{Driver: fake.New(fake.NewHost()), Dir: dir})
+	newer := &wire.Assignments{Version: 9, Instances: []*wire.Instance{{Id: "web-2", App: "web", Tenant: "acme", Version: 2}}}
+	if err := s.Assign(newer); err != nil {
+		t.Fatal(err)
+	}
+	older := &wire.Assignments{Version: 4, Instances: []*wire.Instance{{Id: "web-1", App: "web", Tenant: "acme", Version: 1}}}
+	for _, sup := range []*Supervisor{s, New(Config{Driver: fake.New(fake.NewHost()), Dir: dir})} {
+		if err := sup.Assign(older); !errors.Is(err, ErrOlderAssignments) {
+			t.Fatalf("older set: %v, want ErrOlderAssignments", err)
+		}
+		if sup.Applied() != 9 || loadAssignments(dir).GetVersion() != 9 {
+			t.Fatalf("after the older set: holding %d, on disk %d; want 9", sup.Applied(), loadAssignments(dir).GetVersion())
+		}
+	}
+	// The same version again (registry credentials re-sent) is taken.
+	if err := s.Assign(&wire.Assignments{Version: 9}); err != nil {
+		t.Fatalf("the same version again: %v", err)
 	}
 }

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"maps"
 	"net"
@@ -52,6 +53,10 @@ type Supervisor struct {
 	lease Lease
 	// now is the supervisor's clock (time.Now; tests step their own).
 	now func() time.Time
+
+	// assignMu orders Assign's calls: the check against the held set and
+	// the write to disk go together.
+	assignMu sync.Mutex
 
 	mu      sync.Mutex
 	desired *wire.Assignments
@@ -111,8 +116,22 @@ func (s *Supervisor) Applied() uint64 {
 	return s.desired.Version
 }
 
+// ErrOlderAssignments refuses a set older than the one held: a hub node
+// behind the cluster must not undo what a newer set started.
+var ErrOlderAssignments = errors.New("assignments older than those held")
+
 // Assign replaces the desired set (kept on disk first) and wakes the loop.
+// A set older than the one held is refused with ErrOlderAssignments and
+// changes nothing.
 func (s *Supervisor) Assign(a *wire.Assignments) error {
+	s.assignMu.Lock()
+	defer s.assignMu.Unlock()
+	s.mu.Lock()
+	held := s.desired
+	s.mu.Unlock()
+	if held != nil && a.GetVersion() < held.GetVersion() {
+		return fmt.Errorf("%w: version %d, holding %d", ErrOlderAssignments, a.GetVersion(), held.GetVersion())
+	}
 	if err := saveAssignments(s.dir, a); err != nil {
 		return err
 	}

@@ -19,7 +19,8 @@ import (
 //
 //   - the full set of instances it should run whenever that set changes
 //     (the host's AssignIndex moves), starting with the current one
-//     unless the agent already applied it. It watches the host record,
+//     unless the agent already applied it, and never one older than the
+//     agent's (a replica behind the cluster waits until it catches up). It watches the host record,
 //     so it is also what cuts off a host removed while connected, as soon
 //     as this replica applies the removal. Registry credentials are not
 //     kept on the agent's disk: a new connection gets the current set
@@ -50,7 +51,13 @@ func (g *Gateway) push(ctx context.Context, s *wire.Stream, id pki.AgentIdentity
 			return err
 		}
 		ri := snap.Index(state.TableRegistries)
-		if h.AssignIndex != applied || first || ri != regIndex {
+		if h.AssignIndex < applied {
+			// The agent applied a newer set than this replica holds (from
+			// another node, or from this one before it restarted from an
+			// older snapshot): sending this one would undo instances. The
+			// host record is watched, so the set goes once this node has
+			// caught up.
+		} else if h.AssignIndex != applied || first || ri != regIndex {
 			a, err := g.assignments(snap, h, protocol)
 			if err != nil {
 				return err

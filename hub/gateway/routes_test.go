@@ -212,3 +212,69 @@ func TestPushSendsAssignmentsAndRoutes(t *testing.T) {
 		t.Fatalf("push ended with %v", err)
 	}
 }
+
+// TestPushNeverSendsAnOlderSet: an agent that applied a newer set than
+// this replica holds (this node is behind the cluster) is sent nothing
+// until the replica's set is newer than the agent's.
+func TestPushNeverSendsAnOlderSet(t *testing.T) {
+	st := statetest.New(t)
+	st.Pool("p", "dc1")
+	st.Host("h1", "p", 4, 1024, nil)
+	st.App(apitypes.AppSpec{Name: "web", Image: "web:1"})
+	place := func(id string) uint64 {
+		st.Must(state.PlanApplyType, &state.PlanApplyRequest{Place: []state.Instance{
+			{ID: id, Tenant: "acme", App: "web", Version: 1, Host: "h1", CPU: 100, Memory: 64}}, Time: statetest.T0})
+		h, _ := st.Store().Snapshot().Host(nil, "h1")
+		return h.AssignIndex
+	}
+	held := place("w-1")
+	g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}, AppsDomain: "apps.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	hub, agent := net.Pipe()
+	defer agent.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	applied := held + 2 // the agent's set came from a node two entries ahead
+	go func() {
+		done <- g.push(ctx, wire.NewStream(hub, 0), pki.AgentIdentity{HostID: "h1", Pool: "p"}, wire.ProtocolMax, applied)
+	}()
+	got := make(chan *wire.Assignments, 16)
+	go func() {
+		in := wire.NewStream(agent, 0)
+		for {
+			env, err := in.Recv()
+			if err != nil {
+				close(got)
+				return
+			}
+			if a := env.GetAssignments(); a != nil {
+				got <- a
+			}
+		}
+	}()
+	// One write that leaves the replica still behind the agent, then one
+	// that brings it past: only the second set is sent.
+	if idx := place("w-2"); idx >= applied {
+		t.Fatalf("test setup: the host's index %d already reached the agent's %d", idx, applied)
+	}
+	if idx := place("w-3"); idx != applied {
+		t.Fatalf("test setup: the host's index %d, want the agent's %d", idx, applied)
+	}
+	place("w-4")
+	select {
+	case a := <-got:
+		if a.Version <= applied || len(a.Instances) != 4 {
+			t.Fatalf("sent version %d with %d instances to an agent at %d, want a newer set of 4", a.Version, len(a.Instances), applied)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no set sent once the replica passed the agent")
+	}
+	cancel()
+	hub.Close()
+	if err := <-done; err != nil && !errors.Is(err, io.ErrClosedPipe) {
+		t.Fatalf("push ended with %v", err)
+	}
+}
