@@ -109,3 +109,59 @@ func TestHandshakesShareOneConfigAndSendNoTicket(t *testing.T) {
 		t.Fatalf("the client was sent %d session tickets", n)
 	}
 }
+
+// TestHandshakesWaitForTheCA: a node whose replica has no agent CA yet
+// (restarted, catching up) does not fail handshakes (an agent would wait
+// longer before each new try): it listens once the CA is there, and a
+// handshake begun before then completes.
+func TestHandshakesWaitForTheCA(t *testing.T) {
+	ca, err := pki.NewCA("agents", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.NewStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsm := state.NewFSM(store, nil)
+	g, err := New(Config{Addr: "127.0.0.1:0", Store: store, Cluster: &flakyCluster{st: statetest.New(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	dialed := make(chan error, 1)
+	go func() {
+		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer dcancel()
+		conn, err := quic.DialAddr(dctx, g.Addr(), &tls.Config{
+			RootCAs: ca.Pool(), ServerName: "gateway.wharf.internal", NextProtos: []string{wire.ALPN}}, nil)
+		if err == nil {
+			conn.CloseWithError(0, "")
+		}
+		dialed <- err
+	}()
+	select {
+	case err := <-dialed:
+		t.Fatalf("the handshake ended before the node had the agent CA: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	b, err := state.Encode(state.AgentCACreateType, &state.AgentCACreateRequest{
+		CA: state.AgentCA{CertPEM: ca.CertPEM(), KeyPEM: ca.KeyPEM(), Fingerprint: ca.Fingerprint()}, Time: statetest.T0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := fsm.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: b}); r != nil {
+		t.Fatal(r)
+	}
+	if err := <-dialed; err != nil {
+		t.Fatalf("the handshake begun before the CA existed: %v", err)
+	}
+}
