@@ -18,7 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hashicorp/go-memdb"
 	"github.com/quic-go/quic-go"
 
 	"github.com/wharf-platform/wharf/hub/state"
@@ -95,9 +94,7 @@ type Gateway struct {
 	cfg Config
 	log *slog.Logger
 	tr  *quic.Transport
-	// tlsConf and quicConf are what Run listens with.
-	tlsConf  *tls.Config
-	quicConf *quic.Config
+	ln  *quic.Listener
 	// udp is the socket under tr: quic.Transport leaves a socket it did
 	// not create open, so the gateway closes it, or a node restarted in
 	// the same process could not bind its port again.
@@ -186,8 +183,7 @@ func New(cfg Config) (*Gateway, error) {
 	// Long connection ids make even a bare heartbeat packet larger than
 	// the smallest one quic-go answers with a stateless reset (42 bytes).
 	g.tr = &quic.Transport{Conn: udp, StatelessResetKey: (*quic.StatelessResetKey)(cfg.ResetKey), ConnectionIDLength: 16}
-	g.tlsConf = tlsConf
-	g.quicConf = &quic.Config{
+	ln, err := g.tr.Listen(tlsConf, &quic.Config{
 		Allow0RTT:       false,
 		MaxIdleTimeout:  30 * time.Second,
 		KeepAlivePeriod: 10 * time.Second,
@@ -197,12 +193,18 @@ func New(cfg Config) (*Gateway, error) {
 		InitialConnectionReceiveWindow: 128 << 10,
 		MaxIncomingStreams:             16,
 		MaxIncomingUniStreams:          -1,
+	})
+	if err != nil {
+		g.closeTransport()
+		return nil, fmt.Errorf("listen quic %s: %w", cfg.Addr, err)
 	}
+	g.ln = ln
 	return g, nil
 }
 
 // Close releases the socket of a gateway that never ran.
 func (g *Gateway) Close() error {
+	g.ln.Close()
 	return g.closeTransport()
 }
 
@@ -216,7 +218,7 @@ func (g *Gateway) closeTransport() error {
 }
 
 // Addr returns the bound UDP address.
-func (g *Gateway) Addr() string { return g.udp.LocalAddr().String() }
+func (g *Gateway) Addr() string { return g.ln.Addr().String() }
 
 // LastSeen returns when this node last received a heartbeat from host.
 func (g *Gateway) LastSeen(hostID string) (time.Time, bool) {
@@ -278,30 +280,6 @@ func (g *Gateway) Observe() Observations {
 		}
 	}
 	return o
-}
-
-// awaitCA waits until the store holds the agent CA, or ctx ends (false).
-// A node that restarted has none until its replica has caught up, where
-// the CA's entry lies in the log past its last snapshot (a young cluster).
-// Listening before then, it could only fail every handshake, and an agent
-// whose handshake fails waits longer before each new try: after a
-// restart, thousands did, and the last came back ten seconds after the
-// node was ready. Not listening, the node leaves the agents' packets
-// queued in its socket (or dropped), QUIC sends them again, and the
-// handshakes proceed the moment it listens; the connections of before
-// the restart are then reset at once.
-func (g *Gateway) awaitCA(ctx context.Context) bool {
-	for ctx.Err() == nil {
-		ws := memdb.NewWatchSet()
-		if rec, err := g.cfg.Store.Snapshot().AgentCA(ws); err == nil && rec != nil {
-			return true
-		}
-		// Bounded: a restore replaces the store, and its watches with it.
-		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		ws.WatchCtx(wctx) //nolint:errcheck // either way, look again
-		cancel()
-	}
-	return false
 }
 
 // ca returns the agent CA from the store, parsed once.
@@ -366,22 +344,14 @@ func (g *Gateway) tlsConfig(*tls.ClientHelloInfo) (*tls.Config, error) {
 	return g.serverTLS, nil
 }
 
-// Run accepts connections until ctx ends, from the moment this node's
-// replica holds the agent CA.
+// Run accepts connections until ctx ends.
 func (g *Gateway) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer g.closeTransport() //nolint:errcheck
-	if !g.awaitCA(ctx) {
-		return nil
-	}
-	ln, err := g.tr.Listen(g.tlsConf, g.quicConf)
-	if err != nil {
-		return fmt.Errorf("listen quic %s: %w", g.Addr(), err)
-	}
-	defer ln.Close()
+	defer g.ln.Close()
 	for {
-		conn, err := ln.Accept(ctx)
+		conn, err := g.ln.Accept(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
