@@ -149,27 +149,26 @@ func TestRouteTablePoolsAndPresence(t *testing.T) {
 // TestPushSendsAssignmentsAndRoutes: one goroutine per connection sends
 // the agent both its assignments, when they change, and its pool's route
 // table, when that changes.
-func TestPushSendsAssignmentsAndRoutes(t *testing.T) {
-	st := statetest.New(t)
-	st.Pool("p", "dc1")
-	st.Host("h1", "p", 2, 1024, nil)
-	st.App(apitypes.AppSpec{Name: "web", Image: "web:1"})
-	place := func(id string) {
-		st.Must(state.PlanApplyType, &state.PlanApplyRequest{Place: []state.Instance{
-			{ID: id, Tenant: "acme", App: "web", Version: 1, Host: "h1", CPU: 100, Memory: 64}}, Time: statetest.T0})
-	}
-	place("w-1")
-	g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}, AppsDomain: "apps.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+// placeOn commits a plan placing instance id of acme/web on host h1 and
+// returns the host's assignment index after it.
+func placeOn(st *statetest.State, id string) uint64 {
+	st.Must(state.PlanApplyType, &state.PlanApplyRequest{Place: []state.Instance{
+		{ID: id, Tenant: "acme", App: "web", Version: 1, Host: "h1", CPU: 100, Memory: 64}}, Time: statetest.T0})
+	h, _ := st.Store().Snapshot().Host(nil, "h1")
+	return h.AssignIndex
+}
+
+// pushTo runs g.push to host h1 of pool p, whose agent applied the set
+// of version applied, over a pipe. It returns what the agent's end
+// receives, and stop, which ends the push and checks how it ended.
+func pushTo(t *testing.T, g *Gateway, applied uint64) (<-chan *wire.Envelope, func()) {
+	t.Helper()
 	hub, agent := net.Pipe()
-	defer agent.Close()
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); hub.Close(); agent.Close() }) // on a failure before stop
 	done := make(chan error, 1)
 	go func() {
-		done <- g.push(ctx, wire.NewStream(hub, 0), pki.AgentIdentity{HostID: "h1", Pool: "p"}, wire.ProtocolMax, 0)
+		done <- g.push(ctx, wire.NewStream(hub, 0), pki.AgentIdentity{HostID: "h1", Pool: "p"}, wire.ProtocolMax, applied)
 	}()
 	got := make(chan *wire.Envelope, 16)
 	go func() {
@@ -183,6 +182,29 @@ func TestPushSendsAssignmentsAndRoutes(t *testing.T) {
 			got <- env
 		}
 	}()
+	return got, func() {
+		t.Helper()
+		cancel()
+		hub.Close()
+		agent.Close()
+		if err := <-done; err != nil && !errors.Is(err, io.ErrClosedPipe) {
+			t.Fatalf("push ended with %v", err)
+		}
+	}
+}
+
+func TestPushSendsAssignmentsAndRoutes(t *testing.T) {
+	st := statetest.New(t)
+	st.Pool("p", "dc1")
+	st.Host("h1", "p", 2, 1024, nil)
+	st.App(apitypes.AppSpec{Name: "web", Image: "web:1"})
+	placeOn(st, "w-1")
+	g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}, AppsDomain: "apps.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	got, stop := pushTo(t, g, 0)
 	// Waits for an assignment set of n instances and a route table with n
 	// apps, in either order.
 	expect := func(instances, apps int) {
@@ -203,14 +225,10 @@ func TestPushSendsAssignmentsAndRoutes(t *testing.T) {
 		}
 	}
 	expect(1, 1)
-	place("w-2")
+	placeOn(st, "w-2")
 	st.App(apitypes.AppSpec{Name: "api", Image: "api:1"})
 	expect(2, 2)
-	cancel()
-	hub.Close()
-	if err := <-done; err != nil && !errors.Is(err, io.ErrClosedPipe) {
-		t.Fatalf("push ended with %v", err)
-	}
+	stop()
 }
 
 // TestPushNeverSendsAnOlderSet: an agent that applied a newer set than
@@ -221,35 +239,17 @@ func TestPushNeverSendsAnOlderSet(t *testing.T) {
 	st.Pool("p", "dc1")
 	st.Host("h1", "p", 4, 1024, nil)
 	st.App(apitypes.AppSpec{Name: "web", Image: "web:1"})
-	place := func(id string) uint64 {
-		st.Must(state.PlanApplyType, &state.PlanApplyRequest{Place: []state.Instance{
-			{ID: id, Tenant: "acme", App: "web", Version: 1, Host: "h1", CPU: 100, Memory: 64}}, Time: statetest.T0})
-		h, _ := st.Store().Snapshot().Host(nil, "h1")
-		return h.AssignIndex
-	}
-	held := place("w-1")
+	held := placeOn(st, "w-1")
 	g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}, AppsDomain: "apps.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	hub, agent := net.Pipe()
-	defer agent.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
 	applied := held + 2 // the agent's set came from a node two entries ahead
-	go func() {
-		done <- g.push(ctx, wire.NewStream(hub, 0), pki.AgentIdentity{HostID: "h1", Pool: "p"}, wire.ProtocolMax, applied)
-	}()
+	envs, stop := pushTo(t, g, applied)
 	got := make(chan *wire.Assignments, 16)
 	go func() {
-		in := wire.NewStream(agent, 0)
-		for {
-			env, err := in.Recv()
-			if err != nil {
-				close(got)
-				return
-			}
+		for env := range envs {
 			if a := env.GetAssignments(); a != nil {
 				got <- a
 			}
@@ -257,13 +257,13 @@ func TestPushNeverSendsAnOlderSet(t *testing.T) {
 	}()
 	// One write that leaves the replica still behind the agent, then one
 	// that brings it past: only the second set is sent.
-	if idx := place("w-2"); idx >= applied {
+	if idx := placeOn(st, "w-2"); idx >= applied {
 		t.Fatalf("test setup: the host's index %d already reached the agent's %d", idx, applied)
 	}
-	if idx := place("w-3"); idx != applied {
+	if idx := placeOn(st, "w-3"); idx != applied {
 		t.Fatalf("test setup: the host's index %d, want the agent's %d", idx, applied)
 	}
-	place("w-4")
+	placeOn(st, "w-4")
 	select {
 	case a := <-got:
 		if a.Version <= applied || len(a.Instances) != 4 {
@@ -272,9 +272,5 @@ func TestPushNeverSendsAnOlderSet(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no set sent once the replica passed the agent")
 	}
-	cancel()
-	hub.Close()
-	if err := <-done; err != nil && !errors.Is(err, io.ErrClosedPipe) {
-		t.Fatalf("push ended with %v", err)
-	}
+	stop()
 }

@@ -106,7 +106,10 @@ func TestRunTunesThenRestores(t *testing.T) {
 	defer debug.SetGCPercent(base)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { Run(ctx, Config{Budget: 0.05, MinPercent: 25, Headroom: 1 << 20, Every: time.Millisecond}); close(done) }()
+	go func() {
+		Run(ctx, Config{Budget: 0.05, MinPercent: 25, Headroom: 1 << 20, Every: time.Millisecond})
+		close(done)
+	}()
 	deadline := time.Now().Add(5 * time.Second)
 	p := 100
 	for p == 100 && time.Now().Before(deadline) {
