@@ -310,9 +310,10 @@ func (g *Gateway) caWithFingerprint() (*pki.CA, string, error) {
 	return ca, g.caFP, nil
 }
 
-// tlsConfig builds each handshake's config from the current agent CA: the
-// gateway presents a certificate from it and verifies client certificates
-// against it when given (enrolment connections have none).
+// tlsConfig returns the handshakes' config, built again only when the
+// agent CA changes or the gateway's certificate nears its end: the
+// gateway presents a certificate from the CA and verifies client
+// certificates against it when given (enrolment connections have none).
 // A node that just started has no CA until its replica has caught up; its
 // handshakes fail until then and agents retry. (Waiting here instead stalls
 // quic-go's handshakes under a burst of thousands.)
