@@ -122,9 +122,18 @@ func TestInstanceMetrics(t *testing.T) {
 	if dIdle < 0 || dIdle > dBurn/4 {
 		t.Fatalf("the idle instance's CPU counter moved by %.3f s while the burner's rose by %.2f s", dIdle, dBurn)
 	}
-	series, _, err := admin.Apps().Metrics(ctx, "burn", q)
-	if err != nil || len(series) != 1 || len(series[0].Metrics["container_cpu_usage_seconds_total"]) < 3 ||
-		len(series[0].Metrics["container_memory_working_set_bytes"]) == 0 || !strings.HasPrefix(series[0].ID, "burn-") {
+	// The app's series through the API: samples arrive every few seconds,
+	// and on a quick machine the burn above may have taken two, so wait
+	// for a third.
+	var series []apitypes.MetricSeries
+	var err error
+	ok := false
+	for deadline := time.Now().Add(20 * time.Second); !ok && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		series, _, err = admin.Apps().Metrics(ctx, "burn", q)
+		ok = err == nil && len(series) == 1 && len(series[0].Metrics["container_cpu_usage_seconds_total"]) >= 3 &&
+			len(series[0].Metrics["container_memory_working_set_bytes"]) > 0 && strings.HasPrefix(series[0].ID, "burn-")
+	}
+	if !ok {
 		t.Fatalf("app metrics API: %+v %v", series, err)
 	}
 }
