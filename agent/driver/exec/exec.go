@@ -504,7 +504,15 @@ func (d *Driver) Stop(ctx context.Context, instanceID string, grace time.Duratio
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if err := os.RemoveAll(dir); err != nil {
+	// A supervisor killed on a loaded machine may still write its exit
+	// record while the directory goes ("directory not empty"): try again
+	// for a moment before calling the stop failed.
+	err = os.RemoveAll(dir)
+	for deadline := time.Now().Add(2 * time.Second); err != nil && time.Now().Before(deadline) && ctx.Err() == nil; {
+		time.Sleep(50 * time.Millisecond)
+		err = os.RemoveAll(dir)
+	}
+	if err != nil {
 		return fmt.Errorf("exec: stop %s: %w", instanceID, err)
 	}
 	return nil
