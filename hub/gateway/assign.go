@@ -51,13 +51,12 @@ func (g *Gateway) push(ctx context.Context, s *wire.Stream, id pki.AgentIdentity
 			return err
 		}
 		ri := snap.Index(state.TableRegistries)
-		if h.AssignIndex < applied {
-			// The agent applied a newer set than this replica holds (from
-			// another node, or from this one before it restarted from an
-			// older snapshot): sending this one would undo instances. The
-			// host record is watched, so the set goes once this node has
-			// caught up.
-		} else if h.AssignIndex != applied || first || ri != regIndex {
+		// behind: the agent applied a newer set than this replica holds
+		// (from another node, or from this one before it restarted from an
+		// older snapshot), and sending this one would undo instances. The
+		// host record is watched, so the set goes once this node catches up.
+		behind := h.AssignIndex < applied
+		if !behind && (h.AssignIndex != applied || first || ri != regIndex) {
 			a, err := g.assignments(snap, h, protocol)
 			if err != nil {
 				return err
