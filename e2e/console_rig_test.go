@@ -99,6 +99,8 @@ func (r *consoleRig) open(path, sel string) {
 // shot saves a full-page screenshot as NN-name.png.
 func (r *consoleRig) shot(name string) {
 	r.t.Helper()
+	// A page between documents has no size to capture.
+	r.waitJS("a loaded page to capture", 30*time.Second, `document.readyState === "complete"`)
 	ctx, cancel := context.WithTimeout(r.ctx, 90*time.Second)
 	defer cancel()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
