@@ -162,6 +162,7 @@ func New(cfg Config) (*Agent, error) {
 // push), the local endpoints, the host's instances, the pool gossip and
 // the connection to a hub node.
 func (a *Agent) Run(ctx context.Context) error {
+	defer a.lease.Close()
 	return run.All(ctx, run.BestEffort(a.log, "router", a.routes), run.Func(a.runEnrolled))
 }
 

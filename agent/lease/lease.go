@@ -28,7 +28,7 @@ type Lease struct {
 	renewed time.Duration // boot clock at the renewing heartbeat's sending
 	valid   bool
 	written time.Duration // the renewal last written to the file (0: none)
-	sized   bool          // the file has been cut to one record's length
+	f       *os.File      // the lease file, open from its first write until Close
 }
 
 // File is the lease's file in the agent's data dir.
@@ -92,33 +92,52 @@ func (l *Lease) Renew(ago time.Duration) error {
 }
 
 // write rewrites the lease file in place with the renewal at: one small
-// write at offset 0, no temporary file, no fsync. Neither is needed:
+// write at offset 0 into the file kept open, no temporary file, no fsync.
+// Neither is needed:
 //   - a crash of the machine voids the lease anyway (the next boot has
 //     another id), whatever the file holds after it;
 //   - an agent killed at any moment leaves the file whole: its data is in
 //     the page cache, and a write within one page is not torn by a signal.
 //
 // Every record has the same length (the reading is zero-padded), so a
-// rewrite covers the last one exactly; the first write of a process cuts
-// the file to that length, in case an older agent left a longer one.
-// (An agent renews every second; the atomic rename and two fsyncs it did
-// before were two fifths of its CPU at idle, and disk writes on every
-// host for nothing.)
+// rewrite covers the last one exactly; the write that opens the file then
+// cuts it to that length, in case an older agent left a longer one. A failed
+// write closes the file, and the next one opens it again. A file removed
+// while the agent runs is written no more: the agent's next start finds
+// no lease, which only fences sooner (the safe side). (An agent renews
+// every second; the atomic rename and two fsyncs it did before were two
+// fifths of its CPU at idle, and opening and closing the file each time
+// half of what was left of the lease's cost.)
 func (l *Lease) write(at time.Duration) error {
 	rec := fmt.Appendf(nil, "%s %020d\n", l.boot, int64(at))
-	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteAt(rec, 0)
-	if err == nil && !l.sized {
-		if err = f.Truncate(int64(len(rec))); err == nil {
-			l.sized = true
+	opened := l.f == nil
+	if opened {
+		f, err := os.OpenFile(l.path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return err
 		}
+		l.f = f
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	_, err := l.f.WriteAt(rec, 0)
+	if err == nil && opened {
+		err = l.f.Truncate(int64(len(rec)))
 	}
+	if err != nil {
+		l.f.Close()
+		l.f = nil
+	}
+	return err
+}
+
+// Close closes the lease file; a later renewal opens it again.
+func (l *Lease) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
 	return err
 }
 

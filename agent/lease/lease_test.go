@@ -110,3 +110,61 @@ func TestLeaseFileRewrittenInPlace(t *testing.T) {
 		t.Fatalf("a restart reads a lease aged %s (%v), the live one is %s", ra, ok, la)
 	}
 }
+
+// TestLeaseFileKeptOpen: renewals write through one descriptor, open from
+// the first write until Close, and a renewal after Close opens it again.
+func TestLeaseFileKeptOpen(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, File)
+	open := func() int {
+		t.Helper()
+		ents, err := os.ReadDir("/proc/self/fd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range ents {
+			if target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name())); err == nil && target == path {
+				n++
+			}
+		}
+		return n
+	}
+	l := Open(dir)
+	renew := func() {
+		t.Helper()
+		l.mu.Lock()
+		l.written -= leaseWriteEvery // as if the last write were 2s ago
+		l.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		if err := l.Renew(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Renew(0); err != nil {
+		t.Fatal(err)
+	}
+	first, _ := os.ReadFile(path)
+	if n := open(); n != 1 {
+		t.Fatalf("%d descriptors of the lease file open after a renewal, want 1", n)
+	}
+	renew()
+	if n := open(); n != 1 {
+		t.Fatalf("%d descriptors of the lease file open after a second renewal, want 1", n)
+	}
+	if again, _ := os.ReadFile(path); string(again) == string(first) {
+		t.Fatal("the second renewal did not reach the file")
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := open(); n != 0 {
+		t.Fatalf("%d descriptors of the lease file open after Close", n)
+	}
+	before, _ := os.ReadFile(path)
+	renew()
+	if after, _ := os.ReadFile(path); string(after) == string(before) || open() != 1 {
+		t.Fatal("a renewal after Close did not open and write the file again")
+	}
+	l.Close()
+}
