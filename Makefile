@@ -9,8 +9,9 @@ PKGS      := ./...
 # shared transport, and the root and e2e packages race-build its SDK anyway.
 SDK_PKGS  := ./providers/aws
 RACE_PKGS := $(filter-out $(addprefix github.com/wharf-platform/wharf/,$(SDK_PKGS:./%=%)),$(shell $(GO) list ./...))
-# Agents held by one hub node in `make bench` (a few minutes); the full
-# size in e2e/BENCHMARKS.md is AGENTS=10000. The agents run in AGENT_PROCS
+# Agents held by one hub node in `make bench` (a few minutes); the goal in
+# e2e/BENCHMARKS.md is 10,000, and a 2-core machine measures up to
+# AGENTS=5000 AGENT_PROCS=3. The agents run in AGENT_PROCS
 # load processes; with 2 CPUs or more the hub is pinned to CPU 0 and the
 # load to the others, so the two do not take each other's time.
 AGENTS      ?= 2000
