@@ -45,11 +45,16 @@ func TestDockerInstances(t *testing.T) {
 	idle1, _ := instance(s1, "i-idle")
 	// The burner burns a core, so its CPU time rises: by 0.5 s within
 	// 1 s on an idle machine, later on a loaded one (never, if the
-	// collector does not follow it). Waited for, not timed.
-	s2 := waitSample(t, c, "at least 2 s later, with i-burn's CPU time up by 0.5 s", func(s Sample) bool {
+	// collector does not follow it). Waited for, not timed. The idle
+	// one's stats must be read again too: cAdvisor reads a container
+	// whose stats do not change less often (up to 6 Intervals), so a
+	// sample may still carry its earlier reading.
+	s2 := waitSample(t, c, "at least 2 s later, with i-burn's CPU time up by 0.5 s and i-idle read again", func(s Sample) bool {
 		seen = append(seen, s)
 		b, ok := instance(s, "i-burn")
-		return ok && b.Timestamp.Sub(burn1.Timestamp) >= 2*time.Second && b.CPUSeconds-burn1.CPUSeconds >= 0.5
+		i, iok := instance(s, "i-idle")
+		return ok && iok && b.Timestamp.Sub(burn1.Timestamp) >= 2*time.Second && b.CPUSeconds-burn1.CPUSeconds >= 0.5 &&
+			i.Timestamp.After(idle1.Timestamp)
 	})
 	burn2, _ := instance(s2, "i-burn")
 	idle2, ok := instance(s2, "i-idle")
