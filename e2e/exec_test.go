@@ -177,29 +177,28 @@ func TestAppExec(t *testing.T) {
 	go io.Copy(&screen, ptmx)
 	done := make(chan int, 1)
 	go func() { done <- wharf(2, dev.Secret, tty, tty, tty, "box", "-it", "--", "/testapp", "exec", "tty") }()
-	// The driver may size the exec's terminal just after the command
-	// started (Docker's API of this daemon takes no size at the start), so
-	// the command may first print the size before: a line asks again.
-	hubtest.WaitUntil(t, 20*time.Second, "the container's terminal at the pty's size", func() error {
-		if strings.Contains(screen.String(), "tty=true size=101x31") {
-			return nil
-		}
-		ptmx.Write([]byte("again\r"))
-		time.Sleep(100 * time.Millisecond)
-		return fmt.Errorf("the screen shows %q", screen.String())
-	})
+	// waitSize waits until the command prints the terminal size want. The
+	// driver may size the exec's terminal just after the command started
+	// (Docker's API of this daemon takes no size at the start), and the
+	// command prints its size again for each line it reads: each round
+	// sends one.
+	waitSize := func(what, want string) {
+		t.Helper()
+		hubtest.WaitUntil(t, 20*time.Second, what, func() error {
+			if strings.Contains(screen.String(), "tty=true size="+want) {
+				return nil
+			}
+			ptmx.Write([]byte("again\r"))
+			time.Sleep(100 * time.Millisecond)
+			return fmt.Errorf("the screen shows %q", screen.String())
+		})
+	}
+	waitSize("the container's terminal at the pty's size", "101x31")
 	if err := pty.Setsize(ptmx, &pty.Winsize{Cols: 132, Rows: 43}); err != nil {
 		t.Fatal(err)
 	}
 	syscall.Kill(os.Getpid(), syscall.SIGWINCH)
-	hubtest.WaitUntil(t, 20*time.Second, "the container's terminal resized", func() error {
-		if strings.Contains(screen.String(), "tty=true size=132x43") {
-			return nil
-		}
-		ptmx.Write([]byte("again\r"))
-		time.Sleep(100 * time.Millisecond)
-		return fmt.Errorf("the screen shows %q", screen.String())
-	})
+	waitSize("the container's terminal resized", "132x43")
 	ptmx.Write([]byte("q\r"))
 	select {
 	case code := <-done:
