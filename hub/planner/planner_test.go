@@ -705,3 +705,26 @@ func TestPlannerHostViewFollowsHosts(t *testing.T) {
 		t.Fatalf("web after h2 went: %v", got)
 	}
 }
+
+// TestPlannerRewriteOfPendingAppCommitsNothing: an app that cannot be
+// placed, written again with the same count, leaves the planner nothing
+// to commit: its explanation still holds. A scale changes the explanation,
+// which the planner commits.
+func TestPlannerRewriteOfPendingAppCommitsNothing(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("empty", "dc1")
+	spec := apitypes.AppSpec{Name: "db", Image: "d", Instances: n(3), CPU: 100, Memory: 64, Pools: []string{"empty"}}
+	h.app(spec)
+	if req := h.plan(); req == nil || len(req.Pending) != 1 || !strings.HasPrefix(req.Pending[0].Reason, "3 of 3 instances") {
+		t.Fatalf("first round: %s, want db's explanation", planSummary(req))
+	}
+	h.app(spec)
+	if req := h.plan(); req != nil {
+		t.Fatalf("after the same spec again: %s, want nothing to commit", planSummary(req))
+	}
+	spec.Instances = n(4)
+	h.app(spec)
+	if req := h.plan(); req == nil || len(req.Pending) != 1 || !strings.HasPrefix(req.Pending[0].Reason, "4 of 4 instances") {
+		t.Fatalf("after a scale: %s, want the new count explained", planSummary(req))
+	}
+}

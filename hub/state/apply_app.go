@@ -83,6 +83,11 @@ func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
 			app.Stopped, app.StoppedInstances = old.Stopped, old.StoppedInstances
 		}
 		app.AutoscaleReason = old.AutoscaleReason
+		// Status the spec does not say stays: the planner's explanation
+		// (its next round, which a write always starts, corrects it, and
+		// commits nothing when it still holds), the troubles already told
+		// and a failback asked for by hand.
+		app.Pending, app.Noticed, app.FailbackIndex = old.Pending, slices.Clone(old.Noticed), old.FailbackIndex
 		// Secrets change only through their own commands.
 		app.Secrets, app.SecretsRevision, app.Spec.Secrets = copySecrets(old.Secrets), old.SecretsRevision, old.Spec.Secrets
 		app.CreatedAt = old.CreatedAt
