@@ -283,14 +283,31 @@ func (c *Cluster) ProxyToLeader(w http.ResponseWriter, r *http.Request, name str
 	if addr == "" {
 		return false
 	}
-	p := &httputil.ReverseProxy{
+	body, err := smallBody(r)
+	if err != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(map[string]string{"error": "reading the request body: " + err.Error()})
+		return true
+	}
+	leaderProxy(string(addr), name, body, c.rpcClient.Transport).ServeHTTP(w, r)
+	return true
+}
+
+// leaderProxy forwards a request to the RPC handler name at addr through
+// tr. body, when not nil, is the request's body, already read.
+func leaderProxy(addr, name string, body []byte, tr http.RoundTripper) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = string(addr)
+			pr.Out.URL.Host = addr
 			pr.Out.URL.Path = "/x/" + name + pr.In.URL.Path
 			pr.Out.Host = pr.In.Host
+			if body != nil {
+				pr.Out.Body = io.NopCloser(bytes.NewReader(body))
+			}
 		},
-		Transport:  c.rpcClient.Transport,
+		Transport:  tr,
 		BufferPool: proxyBuffers{},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			w.Header().Set("Content-Type", "application/json")
@@ -299,8 +316,27 @@ func (c *Cluster) ProxyToLeader(w http.ResponseWriter, r *http.Request, name str
 			json.NewEncoder(w).Encode(map[string]string{"error": fmt.Sprintf("no cluster leader: forward to %s: %v", addr, err)})
 		},
 	}
-	p.ServeHTTP(w, r)
-	return true
+}
+
+// maxWholeBody is the largest request body a follower reads whole
+// before it forwards the request.
+const maxWholeBody = 64 << 10
+
+// smallBody reads a small request body whole (nil for none or a large
+// one). The HTTP transport sends the headers of a request whose body it
+// cannot see into on their own, then the body: two TLS records, two
+// writes here and two reads at the leader for each forwarded API write. A
+// body in memory goes with its headers in one. Larger bodies, or bodies of
+// unknown length, stream.
+func smallBody(r *http.Request) ([]byte, error) {
+	if r.Body == nil || r.ContentLength <= 0 || r.ContentLength > maxWholeBody {
+		return nil, nil
+	}
+	b := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(r.Body, b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // proxyBuffers lends ReverseProxy its copy buffers; without them it
