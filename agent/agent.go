@@ -113,12 +113,13 @@ type Agent struct {
 	routes *routes.Routes
 
 	// State.
-	work      atomic.Pointer[workload.Workload] // nil until enrolled, and without a driver
-	gossip    atomic.Pointer[gossip.Pool]       // nil until enrolled
-	connected atomic.Bool
-	acked     atomic.Uint64 // heartbeats acknowledged, for tests and /healthz
-	cut       atomic.Bool   // fault injection: no hub reachable
-	hub       atomic.Value  // string: the hub node of the current session
+	work        atomic.Pointer[workload.Workload] // nil until enrolled, and without a driver
+	gossip      atomic.Pointer[gossip.Pool]       // nil until enrolled
+	connected   atomic.Bool
+	ackedBefore atomic.Uint64 // acked when the current session was welcomed
+	acked       atomic.Uint64 // heartbeats acknowledged, for tests and /healthz
+	cut         atomic.Bool   // fault injection: no hub reachable
+	hub         atomic.Value  // string: the hub node of the current session
 }
 
 // New checks the config and loads (or, with a token, prepares to make) the

@@ -27,10 +27,7 @@ var errCut = errors.New("cut off from the hub (fault injection)")
 // connect stays connected to a hub node until ctx ends, reconnecting with
 // jittered exponential backoff; it fails only when retrying cannot help.
 func (a *Agent) connect(ctx context.Context, ctl *control.Control) error {
-	// Full jitter, starting at 1 s: a hub node that restarts is not met by
-	// all its agents at the same instant.
-	const firstBackoff = time.Second
-	backoff := firstBackoff
+	var bo backoff
 	for i := 0; ctx.Err() == nil; i++ {
 		hubs := a.hubs.All()
 		hub := hubs[i%len(hubs)]
@@ -50,10 +47,8 @@ func (a *Agent) connect(ctx context.Context, ctl *control.Control) error {
 		if fatal != nil {
 			return fatal
 		}
-		if a.connected.Swap(false) {
-			backoff = firstBackoff
-		}
-		sleep := time.Duration(rand.Int64N(int64(backoff)))
+		answered := a.connected.Swap(false) && a.acked.Load()-a.ackedBefore.Load() >= stableAcks
+		sleep := bo.next(answered, rand.Int64N)
 		if hubTooOld != "" {
 			a.log.Warn("hub too old for this agent; retrying, as a rolling upgrade of the hub may be under way", "hub", hub, "reason", hubTooOld, "retry_in", sleep.Round(time.Millisecond))
 		} else {
@@ -64,9 +59,41 @@ func (a *Agent) connect(ctx context.Context, ctl *control.Control) error {
 			return nil
 		case <-time.After(sleep):
 		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
 	return nil
+}
+
+const (
+	// firstBackoff bounds the first wait after a connection is lost:
+	// full jitter over it, so that a hub node that restarts is not met
+	// by all its agents at the same instant.
+	firstBackoff = time.Second
+	maxBackoff   = 10 * time.Second
+	// stableAcks is how many heartbeats a connection must have had
+	// acknowledged for its loss to start the waits over from
+	// firstBackoff. One lost before (a hub node too busy to answer its
+	// agents in time) counts as a failed attempt: a fleet reconnecting to
+	// a busy node then waits longer each time instead of trying again at
+	// once, which only adds handshakes to what the node cannot keep up
+	// with.
+	stableAcks = 5
+)
+
+// backoff is the wait between connection attempts: drawn at random below
+// a bound that doubles with each attempt, from firstBackoff to maxBackoff,
+// and starts over after a connection on which the hub answered.
+type backoff struct{ bound time.Duration }
+
+// next returns the wait before the next attempt; answered says whether
+// the connection just lost had stableAcks heartbeats acknowledged. rnd(n)
+// draws from [0, n).
+func (b *backoff) next(answered bool, rnd func(int64) int64) time.Duration {
+	if b.bound == 0 || answered {
+		b.bound = firstBackoff
+	}
+	sleep := time.Duration(rnd(int64(b.bound)))
+	b.bound = min(b.bound*2, maxBackoff)
+	return sleep
 }
 
 // session runs one connection: Hello and Welcome, then heartbeats, with
@@ -98,6 +125,7 @@ func (a *Agent) session(ctx context.Context, ctl *control.Control, hub string) e
 	if err := checkWelcome(offer, welcome); err != nil {
 		return err
 	}
+	a.ackedBefore.Store(a.acked.Load())
 	a.connected.Store(true)
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
