@@ -283,21 +283,20 @@ func (c *Cluster) ProxyToLeader(w http.ResponseWriter, r *http.Request, name str
 	if addr == "" {
 		return false
 	}
-	body, err := smallBody(r)
-	if err != nil {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"error": "reading the request body: " + err.Error()})
-		return true
-	}
-	leaderProxy(string(addr), name, body, c.rpcClient.Transport).ServeHTTP(w, r)
+	forward(w, r, string(addr), name, c.rpcClient.Transport)
 	return true
 }
 
-// leaderProxy forwards a request to the RPC handler name at addr through
-// tr. body, when not nil, is the request's body, already read.
-func leaderProxy(addr, name string, body []byte, tr http.RoundTripper) *httputil.ReverseProxy {
-	return &httputil.ReverseProxy{
+// forward sends r to the RPC handler name at addr through tr and copies
+// the answer to w. A small body is read first, so that it goes with the
+// request's headers (smallBody).
+func forward(w http.ResponseWriter, r *http.Request, addr, name string, tr http.RoundTripper) {
+	body, err := smallBody(r)
+	if err != nil {
+		jsonError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
+		return
+	}
+	p := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = addr
@@ -310,12 +309,18 @@ func leaderProxy(addr, name string, body []byte, tr http.RoundTripper) *httputil
 		Transport:  tr,
 		BufferPool: proxyBuffers{},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			json.NewEncoder(w).Encode(map[string]string{"error": fmt.Sprintf("no cluster leader: forward to %s: %v", addr, err)})
+			jsonError(w, http.StatusServiceUnavailable, fmt.Sprintf("no cluster leader: forward to %s: %v", addr, err))
 		},
 	}
+	p.ServeHTTP(w, r)
+}
+
+// jsonError answers with code and the API's error body.
+func jsonError(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	json.NewEncoder(w).Encode(map[string]string{"error": msg})
 }
 
 // maxWholeBody is the largest request body a follower reads whole
