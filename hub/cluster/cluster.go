@@ -48,6 +48,8 @@ type Cluster struct {
 	rpcClient  *http.Client
 	rpcMu      sync.RWMutex
 	rpcs       map[string]http.Handler // by name, from Handle
+	pipes      pipes                   // to the leader (pipe.go)
+	pipeWG     sync.WaitGroup          // the pipes this node answers
 	raftAddr   string
 	gossipAddr string
 
@@ -319,6 +321,7 @@ func (c *Cluster) Shutdown() error {
 		}
 		if c.mux != nil {
 			c.mux.close()
+			c.pipeWG.Wait() // their connections closed, their requests cancelled
 		}
 		if c.logs != nil {
 			errs = append(errs, c.logs.Close())

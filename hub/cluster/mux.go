@@ -24,6 +24,7 @@ type mux struct {
 
 	raft chan net.Conn
 	rpc  chan net.Conn
+	fwd  chan net.Conn // forwarding pipes (pipe.go)
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -70,7 +71,7 @@ func newMux(bind string, advertise net.Addr, serverTLS, clientTLS *tls.Config, b
 	}
 	return &mux{
 		ln: ln, serverTLS: serverTLS, clientTLS: clientTLS, advertise: advertise, blocked: blocked, log: log,
-		raft: make(chan net.Conn), rpc: make(chan net.Conn), closed: make(chan struct{}),
+		raft: make(chan net.Conn), rpc: make(chan net.Conn), fwd: make(chan net.Conn), closed: make(chan struct{}),
 		conns: map[*trackedConn]struct{}{},
 	}, nil
 }
@@ -129,6 +130,8 @@ func (m *mux) handshake(c net.Conn) {
 		ch = m.raft
 	case alpnRPC:
 		ch = m.rpc
+	case alpnFwd:
+		ch = m.fwd
 	default:
 		tc.Close()
 		return

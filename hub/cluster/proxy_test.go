@@ -14,8 +14,10 @@ import (
 
 // TestProxyToLeader: a follower hands a request, body and path included,
 // to the leader's handler and copies its answer back; the leader itself
-// declines. Forwarding reuses its copy buffers, which
-// httputil.ReverseProxy would otherwise allocate (32 KB) for each request.
+// declines. A small request goes through the follower's pipe to the
+// leader, a large one as HTTP. HTTP forwarding reuses its copy buffers,
+// which httputil.ReverseProxy would otherwise allocate (32 KB) for each
+// request.
 func TestProxyToLeader(t *testing.T) {
 	key, err := ParseKey(GenerateKey())
 	if err != nil {
@@ -34,9 +36,10 @@ func TestProxyToLeader(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	body := `{"image":"x"}`
 	forward := func(n *node) (*httptest.ResponseRecorder, bool) {
 		w := httptest.NewRecorder()
-		r := httptest.NewRequest(http.MethodPut, "/v1/apps/web", strings.NewReader(`{"image":"x"}`))
+		r := httptest.NewRequest(http.MethodPut, "/v1/apps/web", strings.NewReader(body))
 		return w, n.c.ProxyToLeader(w, r, "api")
 	}
 	var leader, follower *node
@@ -64,9 +67,14 @@ func TestProxyToLeader(t *testing.T) {
 	if got, want := w.Body.String(), `PUT /v1/apps/web {"image":"x"}`; got != want || w.Header().Get("X-Answered-By") != leader.cfg.NodeName {
 		t.Fatalf("forwarded answer %q from %q, want %q from %q", got, w.Header().Get("X-Answered-By"), want, leader.cfg.NodeName)
 	}
+	if pipeSent(follower.c, leader.c.raftAddr) == 0 {
+		t.Fatal("a small request did not go through the pipe")
+	}
 	// Sequential requests reuse one buffer: each returns it to the free
 	// list and the next takes it again. Without the pool the list stays
-	// empty; without reuse every request adds a new one (up to 64).
+	// empty; without reuse every request adds a new one (up to 64). These
+	// bodies are too large for the pipe.
+	body = `{"image":"x","pad":"` + strings.Repeat("x", maxWholeBody) + `"}`
 	for len(proxyFree) > 0 {
 		<-proxyFree
 	}
@@ -120,7 +128,7 @@ func TestWholeBodyForwardsInOneWrite(t *testing.T) {
 	defer tr.CloseIdleConnections()
 	addr := strings.TrimPrefix(backend.URL, "http://")
 	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		forward(w, r, addr, "api", tr) // as ProxyToLeader does on a follower
+		forward(w, r, addr, "api", tr, nil) // as ProxyToLeader does on a follower, without a pipe
 	}))
 	defer front.Close()
 	for _, size := range []int{250, 3000, maxWholeBody, maxWholeBody + 1, 1 << 20} {

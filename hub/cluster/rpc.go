@@ -98,6 +98,7 @@ func (c *Cluster) startRPC() {
 	mux.HandleFunc("/x/", c.serveRPC)
 	c.rpcSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go c.rpcSrv.Serve(newChanListener(c.mux, c.mux.rpc))
+	go c.servePipes(newChanListener(c.mux, c.mux.fwd))
 	c.rpcClient = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return c.mux.dial(ctx, addr, alpnRPC)
@@ -283,20 +284,27 @@ func (c *Cluster) ProxyToLeader(w http.ResponseWriter, r *http.Request, name str
 	if addr == "" {
 		return false
 	}
-	forward(w, r, string(addr), name, c.rpcClient.Transport)
+	forward(w, r, string(addr), name, c.rpcClient.Transport, c.pipeTo)
 	return true
 }
 
-// forward sends r to the RPC handler name at addr through tr and copies
-// the answer to w. A small body is read first, so that it goes with the
-// request's headers (smallBody).
-func forward(w http.ResponseWriter, r *http.Request, addr, name string, tr http.RoundTripper) {
+// forward sends r to the RPC handler name at addr and copies the answer
+// to w: through a pipe when r can go through one and pipeTo (when set)
+// has one, else as HTTP through tr. A small body is read first, so that
+// it goes with the request's headers (smallBody).
+func forward(w http.ResponseWriter, r *http.Request, addr, name string, tr http.RoundTripper, pipeTo func(context.Context, string) *pipe) {
 	body, err := smallBody(r)
 	if err != nil {
 		jsonError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
 		return
 	}
-	p := &httputil.ReverseProxy{
+	if pipeTo != nil && pipeable(r, body) {
+		if p := pipeTo(r.Context(), addr); p != nil {
+			p.forward(w, r, addr, name, body)
+			return
+		}
+	}
+	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme = "http"
 			pr.Out.URL.Host = addr
@@ -313,7 +321,7 @@ func forward(w http.ResponseWriter, r *http.Request, addr, name string, tr http.
 			jsonError(w, http.StatusServiceUnavailable, fmt.Sprintf("no cluster leader: forward to %s: %v", addr, err))
 		},
 	}
-	p.ServeHTTP(w, r)
+	proxy.ServeHTTP(w, r)
 }
 
 // jsonError answers with code and the API's error body.

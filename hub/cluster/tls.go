@@ -77,7 +77,7 @@ func tlsConfigs(key []byte, nodeName string) (server, client *tls.Config, err er
 		Certificates: []tls.Certificate{cert},
 		ClientCAs:    pool,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
-		NextProtos:   []string{alpnRaft, alpnRPC},
+		NextProtos:   []string{alpnRaft, alpnRPC, alpnFwd},
 	}
 	client = &tls.Config{
 		MinVersion:   tls.VersionTLS13,
