@@ -448,7 +448,7 @@ type pipe struct {
 
 // pipeTo returns an open pipe to addr, opening one if needed, or nil
 // when none can be opened now (the caller proxies as HTTP).
-func (c *Cluster) pipeTo(ctx context.Context, addr string) *pipe {
+func (c *Cluster) pipeTo(_ context.Context, addr string) *pipe {
 	ps := &c.pipes
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
@@ -464,8 +464,9 @@ func (c *Cluster) pipeTo(ctx context.Context, addr string) *pipe {
 		return nil
 	}
 	// Requests that arrive meanwhile wait for this dial, rather than each
-	// open a connection of its own.
-	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	// open a connection of its own. Not on the request's context: a
+	// client that leaves must not mark the leader as one to proxy to.
+	dctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	conn, err := c.mux.dial(dctx, addr, alpnFwd)
 	cancel()
 	if err != nil {
@@ -481,8 +482,23 @@ func (c *Cluster) pipeTo(ctx context.Context, addr string) *pipe {
 	if ps.open == nil {
 		ps.open = map[string]*pipe{}
 	}
+	// A pipe to a former leader that nothing waits on is closed: requests
+	// go to one leader at a time.
+	for other, op := range ps.open {
+		if op.idle() {
+			op.out.stop()
+			delete(ps.open, other)
+		}
+	}
 	ps.open[addr] = p
 	return p
+}
+
+// idle tells whether no request waits on p.
+func (p *pipe) idle() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.waiting) == 0
 }
 
 // read delivers answers until the connection ends, then fails the

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/raft"
 )
 
 // pipeSent is how many requests a node sent through its pipe to addr.
@@ -369,4 +371,57 @@ func FuzzFwdFrames(f *testing.F) {
 			t.Fatal("a frame read from fewer than 4 bytes")
 		}
 	})
+}
+
+// TestPipeFollowsTheLeader: when the leader changes, a follower opens a
+// pipe to the new one and closes the idle pipe to the old.
+func TestPipeFollowsTheLeader(t *testing.T) {
+	key, err := ParseKey(GenerateKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := cluster3(t, key)
+	for _, n := range nodes {
+		name := n.cfg.NodeName
+		if err := n.c.Handle(Raw("api", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := leaderOf(nodes)
+	var follower, next *node
+	for _, n := range nodes {
+		switch {
+		case n == old:
+		case follower == nil:
+			follower = n
+		default:
+			next = n
+		}
+	}
+	ask := func() string {
+		w := httptest.NewRecorder()
+		follower.c.ProxyToLeader(w, httptest.NewRequest(http.MethodPost, "/v1/x", nil), "api")
+		return w.Body.String()
+	}
+	if got := ask(); got != old.cfg.NodeName {
+		t.Fatalf("answered by %q, want the leader %s", got, old.cfg.NodeName)
+	}
+	follower.c.pipes.mu.Lock()
+	first := follower.c.pipes.open[old.c.raftAddr]
+	follower.c.pipes.mu.Unlock()
+	if err := old.c.raft.LeadershipTransferToServer(raft.ServerID(next.cfg.NodeID), raft.ServerAddress(next.c.raftAddr)).Error(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the new leader answering", func() bool { return ask() == next.cfg.NodeName })
+	follower.c.pipes.mu.Lock()
+	open := len(follower.c.pipes.open)
+	follower.c.pipes.mu.Unlock()
+	if open != 1 || pipeSent(follower.c, next.c.raftAddr) == 0 {
+		t.Fatalf("%d pipes open after the leader changed, want 1, to the new leader", open)
+	}
+	select {
+	case <-first.dead:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the pipe to the former leader stayed open")
+	}
 }
