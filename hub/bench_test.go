@@ -3,6 +3,7 @@ package hub_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -94,12 +95,17 @@ func BenchmarkPlacementsRaft(b *testing.B) {
 		}
 		b.ResetTimer()
 		start := time.Now()
+		// The workers take the apps from one counter, so that all of them
+		// write until the last few apps: with a fixed share each, those
+		// that finished early left the last 10% paced by fewer writers,
+		// and the tail measured the load's own unevenness.
+		var nextApp atomic.Int64
 		for w := 0; w < workers; w++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				r := newREST(b, admin.token)
-				for a := w; a < apps; a += workers {
+				for a := int(nextApp.Add(1) - 1); a < apps; a = int(nextApp.Add(1) - 1) {
 					spec := apitypes.AppSpec{Name: fmt.Sprintf("app%04d", a), Image: "x", Instances: intp(per), CPU: 100, Memory: 64,
 						Pools: []string{fmt.Sprintf("pool%d", a%5)}}
 					if a%5 == 0 {
@@ -118,11 +124,17 @@ func BenchmarkPlacementsRaft(b *testing.B) {
 		writesDone := make(chan struct{})
 		go func() { wg.Wait(); close(writesDone) }()
 		var t10, t90, tEnd, tWrites time.Time
+		var deciles [10]time.Time // when each tenth was placed
 		placedAtWrites := 0
 		deadline := time.Now().Add(5 * time.Minute)
 		for tEnd.IsZero() && time.Now().Before(deadline) {
 			n := placed()
 			now := time.Now()
+			for d := range deciles {
+				if deciles[d].IsZero() && n >= apps*per*(d+1)/10 {
+					deciles[d] = now
+				}
+			}
 			if tWrites.IsZero() {
 				select {
 				case <-writesDone:
@@ -146,6 +158,12 @@ func BenchmarkPlacementsRaft(b *testing.B) {
 		if tEnd.IsZero() {
 			b.Fatalf("only %d of %d instances placed in 5 minutes", placed(), apps*per)
 		}
+		rates, prev := make([]string, len(deciles)), start
+		for d, at := range deciles {
+			rates[d] = fmt.Sprintf("%.0f", float64(apps*per/10)/at.Sub(prev).Seconds())
+			prev = at
+		}
+		b.Logf("placements/s in each tenth: %s", strings.Join(rates, " "))
 		b.ReportMetric(float64(apps*per)/tEnd.Sub(start).Seconds(), "placements/s")
 		b.ReportMetric(float64(apps*per/10)/t10.Sub(start).Seconds(), "first10%-placements/s")
 		b.ReportMetric(float64(apps*per/10)/tEnd.Sub(t90).Seconds(), "last10%-placements/s")
