@@ -29,9 +29,9 @@ func pipeSent(c *Cluster, addr string) int64 {
 	return 0
 }
 
-// pipeCluster is a 3-node cluster whose "api" handler is h on every node,
-// and its leader and a follower.
-func pipeCluster(t *testing.T, h http.HandlerFunc) (leader, follower *node) {
+// apiCluster is a 3-node cluster whose "api" RPC handler on each node is
+// h(that node's name).
+func apiCluster(t *testing.T, h func(name string) http.HandlerFunc) []*node {
 	t.Helper()
 	key, err := ParseKey(GenerateKey())
 	if err != nil {
@@ -39,17 +39,36 @@ func pipeCluster(t *testing.T, h http.HandlerFunc) (leader, follower *node) {
 	}
 	nodes := cluster3(t, key)
 	for _, n := range nodes {
-		if err := n.c.Handle(Raw("api", h)); err != nil {
+		if err := n.c.Handle(Raw("api", h(n.cfg.NodeName))); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return nodes
+}
+
+// pipeCluster is a 3-node cluster whose "api" handler is h on every node,
+// and its leader and a follower.
+func pipeCluster(t *testing.T, h http.HandlerFunc) (leader, follower *node) {
+	t.Helper()
+	nodes := apiCluster(t, func(string) http.HandlerFunc { return h })
 	leader = leaderOf(nodes)
 	for _, n := range nodes {
 		if n != leader {
 			follower = n
 		}
 	}
+	knowsLeader(t, follower, leader)
 	return leader, follower
+}
+
+// knowsLeader waits until n knows leader as the leader (it forwards
+// nothing before).
+func knowsLeader(t *testing.T, n, leader *node) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the follower to know the leader", func() bool {
+		addr, _ := n.c.raft.LeaderWithID()
+		return string(addr) == leader.c.raftAddr
+	})
 }
 
 // TestPipeCarriesRequests: what a follower sends through its pipe
@@ -387,17 +406,9 @@ func FuzzFwdFrames(f *testing.F) {
 // TestPipeFollowsTheLeader: when the leader changes, a follower opens a
 // pipe to the new one and closes the idle pipe to the old.
 func TestPipeFollowsTheLeader(t *testing.T) {
-	key, err := ParseKey(GenerateKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodes := cluster3(t, key)
-	for _, n := range nodes {
-		name := n.cfg.NodeName
-		if err := n.c.Handle(Raw("api", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))); err != nil {
-			t.Fatal(err)
-		}
-	}
+	nodes := apiCluster(t, func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }
+	})
 	old := leaderOf(nodes)
 	var follower, next *node
 	for _, n := range nodes {
@@ -409,6 +420,7 @@ func TestPipeFollowsTheLeader(t *testing.T) {
 			next = n
 		}
 	}
+	knowsLeader(t, follower, old)
 	ask := func() string {
 		w := httptest.NewRecorder()
 		follower.c.ProxyToLeader(w, httptest.NewRequest(http.MethodPost, "/v1/x", nil), "api")

@@ -19,23 +19,14 @@ import (
 // which httputil.ReverseProxy would otherwise allocate (32 KB) for each
 // request.
 func TestProxyToLeader(t *testing.T) {
-	key, err := ParseKey(GenerateKey())
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodes := cluster3(t, key)
-	for _, n := range nodes {
-		name := n.cfg.NodeName
-		err := n.c.Handle(Raw("api", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	nodes := apiCluster(t, func(name string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
 			b, _ := io.ReadAll(r.Body)
 			w.Header().Set("X-Answered-By", name)
 			w.WriteHeader(http.StatusCreated)
 			io.WriteString(w, r.Method+" "+r.URL.Path+" "+string(b))
-		})))
-		if err != nil {
-			t.Fatal(err)
 		}
-	}
+	})
 	body := `{"image":"x"}`
 	forward := func(n *node) (*httptest.ResponseRecorder, bool) {
 		w := httptest.NewRecorder()
