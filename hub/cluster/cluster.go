@@ -321,7 +321,9 @@ func (c *Cluster) Shutdown() error {
 		}
 		if c.mux != nil {
 			c.mux.close()
-			c.pipeWG.Wait() // their connections closed, their requests cancelled
+			// Their connections are closed and their requests cancelled;
+			// wait for those handlers as for the RPC server's, bounded.
+			waitBounded(&c.pipeWG, 3*time.Second)
 		}
 		if c.logs != nil {
 			errs = append(errs, c.logs.Close())
@@ -602,5 +604,15 @@ func (c *Cluster) await(ctx context.Context, f raft.Future) error {
 		return ctx.Err()
 	case <-c.stop:
 		return raft.ErrRaftShutdown
+	}
+}
+
+// waitBounded waits for wg, at most d.
+func waitBounded(wg *sync.WaitGroup, d time.Duration) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(d):
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -387,7 +388,11 @@ func (c *Cluster) answerPiped(ctx context.Context, q *fwdRequest, remote string)
 		r.Body = http.NoBody
 	}
 	rec := &pipeRecorder{header: http.Header{}}
-	h.ServeHTTP(rec, r)
+	if !c.servePiped(h, rec, r) {
+		a.status, a.body = http.StatusInternalServerError, []byte(`{"error":"internal error"}`+"\n")
+		a.header = http.Header{"Content-Type": {"application/json"}}
+		return a
+	}
 	if rec.over {
 		a.status, a.body = http.StatusBadGateway, []byte(fmt.Sprintf("the answer is over %d bytes, too large to forward\n", maxRPCBody))
 		return a
@@ -397,6 +402,22 @@ func (c *Cluster) answerPiped(ctx context.Context, q *fwdRequest, remote string)
 		a.status = http.StatusOK
 	}
 	return a
+}
+
+// servePiped runs h, and recovers from its panic as net/http would for
+// a proxied request (which would otherwise end the process): false when
+// it panicked.
+func (c *Cluster) servePiped(h http.Handler, w http.ResponseWriter, r *http.Request) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			ok = false
+			if p != http.ErrAbortHandler {
+				c.log.Error("panic serving a forwarded request", "method", r.Method, "path", r.URL.Path, "panic", p, "stack", string(debug.Stack()))
+			}
+		}
+	}()
+	h.ServeHTTP(w, r)
+	return true
 }
 
 // pipeRecorder keeps a handler's answer, up to maxRPCBody.

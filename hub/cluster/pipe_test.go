@@ -448,3 +448,25 @@ func TestPipeFollowsTheLeader(t *testing.T) {
 		t.Fatal("the pipe to the former leader stayed open")
 	}
 }
+
+// TestPipeHandlerPanic: a handler that panics on a forwarded request is
+// answered 500, as net/http recovers a proxied one, and neither the
+// leader nor the pipe goes down with it.
+func TestPipeHandlerPanic(t *testing.T) {
+	leader, follower := pipeCluster(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/panic" {
+			panic("handler bug")
+		}
+		io.WriteString(w, "ok")
+	})
+	w := httptest.NewRecorder()
+	follower.c.ProxyToLeader(w, httptest.NewRequest(http.MethodPost, "/panic", nil), "api")
+	if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), "internal error") {
+		t.Fatalf("a panicking handler was answered %d %q", w.Code, w.Body)
+	}
+	w = httptest.NewRecorder()
+	follower.c.ProxyToLeader(w, httptest.NewRequest(http.MethodPost, "/after", nil), "api")
+	if w.Code != http.StatusOK || w.Body.String() != "ok" || pipeSent(follower.c, leader.c.raftAddr) != 2 {
+		t.Fatalf("after the panic: %d %q, %d through the pipe", w.Code, w.Body, pipeSent(follower.c, leader.c.raftAddr))
+	}
+}
