@@ -20,14 +20,14 @@ import (
 // The forwarding pipe: a follower sends the API's small requests to the
 // leader over one long-lived connection of their own (ALPN wharf-fwd/1)
 // instead of one HTTP exchange each. Requests and answers are frames
-// that carry an id, and answers come back in the order they finish. On
-// each side, frames sent while a write is under way go out together in
-// the next (frameWriter), so the requests that arrive together, and the
-// answers that one Raft commit finishes together, share TLS records and
-// system calls; the leader parses no HTTP for them. Requests the pipe
-// does not carry (a body over maxWholeBody or of unknown length, an
-// upgrade) are proxied as HTTP, and so is everything when the leader does
-// not speak the pipe's protocol (a node of an older version).
+// that carry an id, and answers come back in the order they finish. Each
+// side writes through one goroutine that flushes only when nothing more
+// is queued, so the requests that arrive together, and the answers that
+// one Raft commit finishes together, share TLS records and system calls;
+// the leader parses no HTTP for them. Requests the pipe does not carry
+// (a body over maxWholeBody or of unknown length, an upgrade) are proxied
+// as HTTP, and so is everything when the leader does not speak the pipe's
+// protocol (a node of an older version).
 //
 // Frames, both ways: a 4-byte big-endian length, then the fields. Strings
 // and byte fields are a uvarint length and the bytes; a header is a
@@ -251,70 +251,70 @@ func readFrame(r io.Reader, limit int) ([]byte, error) {
 	return b, nil
 }
 
-// frameWriter writes frames to a connection without a goroutine of its
-// own: a sender that finds no write under way writes its frame itself,
-// then, before it returns, whatever other senders queued meanwhile, all
-// in one write. So frames sent together share TLS records and system
-// calls, and a lone frame is written at once, with no hand-off.
+// frameWriter writes frames to a connection from one goroutine, flushing
+// only when no other frame is queued.
 type frameWriter struct {
 	conn    net.Conn
-	mu      sync.Mutex
-	pending []byte // frames queued behind the write under way
-	spare   []byte // the buffer last written, reused for pending
-	writing bool
-	closed  bool
+	queue   chan []byte
+	done    chan struct{}
 	once    sync.Once
 	flushes atomic.Int64 // writes to the connection, for tests
 }
 
-func newFrameWriter(conn net.Conn) *frameWriter { return &frameWriter{conn: conn} }
+func newFrameWriter(conn net.Conn) *frameWriter {
+	w := &frameWriter{conn: conn, queue: make(chan []byte, 256), done: make(chan struct{})}
+	go w.run()
+	return w
+}
 
-// send writes or queues a frame; false when the connection is done. A
-// frame queued on a connection that then fails is lost with it, as are
-// the frames the peer had not read: the reader's side answers for them.
-func (w *frameWriter) send(b []byte) bool {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		return false
-	}
-	if w.writing {
-		w.pending = append(w.pending, b...)
-		w.mu.Unlock()
-		return true
-	}
-	w.writing = true
-	w.mu.Unlock()
-	out, own := b, false
+func (w *frameWriter) run() {
+	bw := bufio.NewWriterSize(flushCounter{w.conn, &w.flushes}, 64<<10)
 	for {
-		w.flushes.Add(1)
-		if _, err := w.conn.Write(out); err != nil {
-			w.stop()
-			return false
+		select {
+		case b := <-w.queue:
+			if _, err := bw.Write(b); err != nil {
+				w.stop()
+				return
+			}
+			if len(w.queue) > 0 {
+				continue
+			}
+			if err := bw.Flush(); err != nil {
+				w.stop()
+				return
+			}
+		case <-w.done:
+			return
 		}
-		w.mu.Lock()
-		if own {
-			w.spare = out[:0]
-		}
-		if len(w.pending) == 0 || w.closed {
-			w.writing = false
-			w.mu.Unlock()
-			return true
-		}
-		out, own = w.pending, true
-		w.pending, w.spare = w.spare, nil
-		w.mu.Unlock()
 	}
 }
 
-// stop closes the connection (which ends its reader); later sends fail.
+// send queues a frame; false when the connection is done.
+func (w *frameWriter) send(b []byte) bool {
+	select {
+	case w.queue <- b:
+		return true
+	case <-w.done:
+		return false
+	}
+}
+
+// stop ends the writer and closes the connection (which ends its reader).
 func (w *frameWriter) stop() {
 	w.once.Do(func() {
-		w.mu.Lock()
-		w.closed, w.pending = true, nil
-		w.mu.Unlock()
+		close(w.done)
 		w.conn.Close()
 	})
+}
+
+type flushCounter struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c flushCounter) Write(b []byte) (int, error) {
+	c.n.Add(1)
+	return c.Conn.Write(b)
 }
 
 // The leader's side.
