@@ -268,7 +268,7 @@ func newFrameWriter(conn net.Conn) *frameWriter {
 }
 
 func (w *frameWriter) run() {
-	bw := bufio.NewWriterSize(flushCounter{w.conn, &w.flushes}, 64<<10)
+	bw := bufio.NewWriterSize(writeCounter{w.conn, &w.flushes}, 64<<10)
 	for {
 		select {
 		case b := <-w.queue:
@@ -307,12 +307,13 @@ func (w *frameWriter) stop() {
 	})
 }
 
-type flushCounter struct {
+// writeCounter counts the writes made on a connection.
+type writeCounter struct {
 	net.Conn
 	n *atomic.Int64
 }
 
-func (c flushCounter) Write(b []byte) (int, error) {
+func (c writeCounter) Write(b []byte) (int, error) {
 	c.n.Add(1)
 	return c.Conn.Write(b)
 }
@@ -469,7 +470,7 @@ type pipe struct {
 
 // pipeTo returns an open pipe to addr, opening one if needed, or nil
 // when none can be opened now (the caller proxies as HTTP).
-func (c *Cluster) pipeTo(_ context.Context, addr string) *pipe {
+func (c *Cluster) pipeTo(addr string) *pipe {
 	ps := &c.pipes
 	ps.mu.Lock()
 	defer ps.mu.Unlock()

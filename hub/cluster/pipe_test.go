@@ -311,7 +311,7 @@ func TestPipeDialFailure(t *testing.T) {
 	}()
 	defer ln.Close()
 	for range 3 {
-		if p := follower.c.pipeTo(context.Background(), ln.Addr().String()); p != nil {
+		if p := follower.c.pipeTo(ln.Addr().String()); p != nil {
 			t.Fatal("a pipe opened to a listener that closes every connection")
 		}
 	}

@@ -89,17 +89,6 @@ func TestProxyToLeader(t *testing.T) {
 	}
 }
 
-// countingConn counts the writes made on a connection.
-type countingConn struct {
-	net.Conn
-	writes *atomic.Int64
-}
-
-func (c countingConn) Write(b []byte) (int, error) {
-	c.writes.Add(1)
-	return c.Conn.Write(b)
-}
-
 // TestWholeBodyForwardsInOneWrite: a small request body read whole lets
 // the forwarding transport write the request, headers and body, in one
 // write (one TLS record between nodes); a streamed body costs two. Bodies
@@ -114,7 +103,7 @@ func TestWholeBodyForwardsInOneWrite(t *testing.T) {
 	var writes atomic.Int64
 	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-		return countingConn{c, &writes}, err
+		return writeCounter{c, &writes}, err
 	}}
 	defer tr.CloseIdleConnections()
 	addr := strings.TrimPrefix(backend.URL, "http://")

@@ -292,14 +292,14 @@ func (c *Cluster) ProxyToLeader(w http.ResponseWriter, r *http.Request, name str
 // to w: through a pipe when r can go through one and pipeTo (when set)
 // has one, else as HTTP through tr. A small body is read first, so that
 // it goes with the request's headers (smallBody).
-func forward(w http.ResponseWriter, r *http.Request, addr, name string, tr http.RoundTripper, pipeTo func(context.Context, string) *pipe) {
+func forward(w http.ResponseWriter, r *http.Request, addr, name string, tr http.RoundTripper, pipeTo func(addr string) *pipe) {
 	body, err := smallBody(r)
 	if err != nil {
 		jsonError(w, http.StatusBadRequest, "reading the request body: "+err.Error())
 		return
 	}
 	if pipeTo != nil && pipeable(r, body) {
-		if p := pipeTo(r.Context(), addr); p != nil {
+		if p := pipeTo(addr); p != nil {
 			p.forward(w, r, addr, name, body)
 			return
 		}
