@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -32,6 +33,8 @@ var (
 	churnClients  = flag.Int("churn.clients", 16, "BenchmarkChurn: API clients updating and scaling apps")
 	churnRate     = flag.Float64("churn.rate", 100, "BenchmarkChurn: app writes per second, all clients together")
 	churnFor      = flag.Duration("churn.for", 60*time.Second, "BenchmarkChurn: how long the churn lasts")
+	churnProfile  = flag.String("churn.cpuprofile", "", "BenchmarkChurn: write a CPU profile of the churn alone (not the seeding) to this file")
+	churnAllocs   = flag.String("churn.allocprofile", "", "BenchmarkChurn: write the allocation profile at the churn's start to FILE.start and at its end to FILE (pprof -diff_base FILE.start FILE: the churn's allocations)")
 )
 
 // BenchmarkChurn: the API under churn at large state, on an in-process
@@ -102,16 +105,28 @@ func runChurn(b *testing.B) {
 	}
 
 	b.ResetTimer()
+	if *churnProfile != "" {
+		f, err := os.Create(*churnProfile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+	}
+	writeAllocs(b, *churnAllocs, ".start")
 	schedBefore := schedLatencies()
 	churnStart := time.Now()
 	end := churnStart.Add(*churnFor)
 	muts := &latencies{}
+	slowest := &perSecond{start: churnStart}
 	var cw sync.WaitGroup
 	for w := 0; w < *churnClients; w++ {
 		cw.Add(1)
 		go func() {
 			defer cw.Done()
-			churnClient(b, c, admin.token, w, end, apps, tenants, per, muts)
+			churnClient(b, c, admin.token, w, end, apps, tenants, per, muts, slowest)
 		}()
 	}
 	fan := &latencies{}
@@ -138,6 +153,10 @@ func runChurn(b *testing.B) {
 	cw.Wait()
 	churnTime := time.Since(churnStart)
 	sched := schedLatencies().since(schedBefore)
+	if *churnProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	writeAllocs(b, *churnAllocs, "")
 	b.StopTimer()
 	answers := ws.answers.Load()
 	cancel()
@@ -145,6 +164,7 @@ func runChurn(b *testing.B) {
 
 	mp := muts.summary()
 	b.Logf("mutations: %s", mp)
+	b.Logf("slowest mutation sent in each second of the churn, ms: %s", slowest)
 	b.Logf("hot-app writes: %s", hotWrites.summary())
 	b.Logf("fan-out to %d watchers: first %s; all %s", *churnWatchers, first.summary(), fan.summary())
 	b.Logf("watcher answers: %d in %s (%.1f per watcher per second)", answers, churnTime.Round(time.Millisecond), float64(answers)/float64(*churnWatchers)/churnTime.Seconds())
@@ -168,6 +188,22 @@ func runChurn(b *testing.B) {
 	b.ReportMetric(ms(sched.quantile(0.99)), "runq-wait-p99-ms")
 
 	snapshotRestore(b, leader, heapSeeded)
+}
+
+// writeAllocs writes the allocation profile to path+suffix, if path is
+// set.
+func writeAllocs(b *testing.B, path, suffix string) {
+	if path == "" {
+		return
+	}
+	f, err := os.Create(path + suffix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
 }
 
 func tenantName(app, tenants int) string { return fmt.Sprintf("t%03d", app%tenants) }
@@ -250,7 +286,7 @@ func churnSpec(a, instances, rev int) apitypes.AppSpec {
 // churnClient writes until end at its share of -churn.rate: half of the
 // writes a new revision of an app (PUT), half a scale (POST .../scale).
 // App 0 is the watchers' and left alone.
-func churnClient(b *testing.B, c *hubtest.Cluster, token string, w int, end time.Time, apps, tenants, per int, out *latencies) {
+func churnClient(b *testing.B, c *hubtest.Cluster, token string, w int, end time.Time, apps, tenants, per int, out *latencies, slowest *perSecond) {
 	r := newREST(b, token)
 	rng := rand.New(rand.NewPCG(uint64(w), 7))
 	every := time.Duration(float64(time.Second) * float64(*churnClients) / *churnRate)
@@ -275,7 +311,44 @@ func churnClient(b *testing.B, c *hubtest.Cluster, token string, w int, end time
 			_, _, err = r.call(context.Background(), "POST", base+"/scale"+q, apitypes.ScaleRequest{Instances: &n}, nil)
 		}
 		out.add(time.Since(start), err)
+		if err == nil {
+			slowest.add(start, time.Since(start))
+		}
 	}
+}
+
+// perSecond keeps the longest latency of the requests sent in each second
+// since start: whether the tail is spread out or comes in stalls.
+type perSecond struct {
+	start time.Time
+	mu    sync.Mutex
+	max   []time.Duration
+}
+
+func (p *perSecond) add(sent time.Time, d time.Duration) {
+	i := int(sent.Sub(p.start) / time.Second)
+	if i < 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.max) <= i {
+		p.max = append(p.max, 0)
+	}
+	p.max[i] = max(p.max[i], d)
+}
+
+func (p *perSecond) String() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []byte
+	for i, d := range p.max {
+		if i > 0 {
+			out = append(out, ' ')
+		}
+		out = fmt.Append(out, d.Milliseconds())
+	}
+	return string(out)
 }
 
 // snapshotRestore writes the leader's state as Raft's Persist does, reads

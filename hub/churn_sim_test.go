@@ -6,8 +6,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
+	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"runtime"
 	"runtime/metrics"
@@ -106,19 +107,28 @@ type watchers struct {
 
 // startWatchers starts n watchers of url(i) (which names the node watcher
 // i asks); they run until ctx ends.
+//
+// The watchers stand in for clients on other machines, but share this
+// process's CPU with the hub nodes: each holds one keep-alive connection
+// of its own and reads answers into a buffer it reuses, with none of
+// net/http's Transport (two goroutines per connection and hand-offs
+// between them, which cost more per answer than the node's side did).
 func startWatchers(ctx context.Context, wg *sync.WaitGroup, n int, url func(int) string, token string) *watchers {
 	ws := &watchers{count: make([]atomic.Int64, n), at: make([]atomic.Int64, n)}
-	tr := &http.Transport{MaxIdleConnsPerHost: n, IdleConnTimeout: time.Minute}
-	hc := &http.Client{Transport: tr, Timeout: time.Minute}
 	for i := 0; i < n; i++ {
 		ws.count[i].Store(-1)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			c := &watchConn{url: url(i), token: token}
+			defer c.close()
+			stop := context.AfterFunc(ctx, c.close)
+			defer stop()
 			var index uint64
 			for ctx.Err() == nil {
-				body, idx, err := watchOnce(ctx, hc, fmt.Sprintf("%s&index=%d&wait=30s", url(i), index), token)
+				body, idx, err := c.watch(index)
 				if err != nil {
+					c.close()
 					if ctx.Err() == nil {
 						// A watcher that fails keeps trying, as clients
 						// do; the fan-out times out if it never recovers.
@@ -137,31 +147,68 @@ func startWatchers(ctx context.Context, wg *sync.WaitGroup, n int, url func(int)
 					ws.count[i].Store(run)
 				}
 			}
-			tr.CloseIdleConnections()
 		}()
 	}
 	return ws
 }
 
-// watchOnce makes one blocking query and returns the answer's body and
-// index.
-func watchOnce(ctx context.Context, hc *http.Client, url, token string) ([]byte, uint64, error) {
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+// watchConn is one watcher's connection: blocking queries of url, one at
+// a time, over one keep-alive connection, made again after an error.
+type watchConn struct {
+	url, token string
+
+	mu   sync.Mutex
+	conn net.Conn // nil until dialled, and after close
+	br   *bufio.Reader
+	req  []byte
+	buf  bytes.Buffer // the last answer's body
+}
+
+func (c *watchConn) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn = nil
+	}
+}
+
+// watch makes one blocking query from index and returns the answer's
+// body (valid until the next call) and index.
+func (c *watchConn) watch(index uint64) ([]byte, uint64, error) {
+	u, err := neturl.Parse(c.url)
 	if err != nil {
 		return nil, 0, err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := hc.Do(req)
+	c.mu.Lock()
+	conn := c.conn
+	if conn == nil {
+		if conn, err = net.Dial("tcp", u.Host); err != nil {
+			c.mu.Unlock()
+			return nil, 0, err
+		}
+		c.conn, c.br = conn, bufio.NewReaderSize(conn, 32<<10)
+	}
+	c.mu.Unlock()
+	c.req = fmt.Appendf(c.req[:0], "GET %s&index=%d&wait=30s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", u.RequestURI(), index, u.Host, c.token)
+	if _, err := conn.Write(c.req); err != nil {
+		return nil, 0, err
+	}
+	resp, err := http.ReadResponse(c.br, nil)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
+	c.buf.Reset()
+	if _, err := c.buf.ReadFrom(resp.Body); err != nil {
 		return nil, 0, err
 	}
+	body := c.buf.Bytes()
 	if resp.StatusCode != http.StatusOK {
-		return nil, 0, fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, body)
+		return nil, 0, fmt.Errorf("GET %s: %d %s", c.url, resp.StatusCode, body)
+	}
+	if resp.Close {
+		c.close()
 	}
 	idx, err := strconv.ParseUint(resp.Header.Get("X-Wharf-Index"), 10, 64)
 	return body, idx, err
