@@ -1,6 +1,7 @@
 package state
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
@@ -50,10 +51,114 @@ type AuditRecordRequest struct {
 	Keep    int
 }
 
+// auditChunkSize is how many entries one row of the audit table holds.
+const auditChunkSize = 128
+
+// auditChunk is one row of the audit table: the entries numbered
+// N*auditChunkSize+1 to (N+1)*auditChunkSize, of which arr[from:n] are in
+// the log. The log is append-only and dropped oldest first, so a row of
+// entries costs every node one tree update per appended entry instead of
+// one per entry inserted and one per entry dropped, with no tree node per
+// entry.
+//
+// Rows share their array: appending writes arr[n] in place and commits a
+// new row with n+1. That is safe because no committed row reaches past
+// its own n (a reader of an older row never reads the slot written), the
+// FSM is the only writer and writes one transaction at a time, and a slot
+// written by an aborted transaction is reached by no row and written
+// again by the next append. Dropping entries commits a row with a larger
+// from, or deletes the row; the array is never written below n.
+type auditChunk struct {
+	N       uint64
+	from, n int
+	arr     *[auditChunkSize]AuditEntry
+}
+
+// first and next are the sequence numbers of the row's first entry and of
+// the one after its last.
+func (c *auditChunk) first() uint64 { return c.N*auditChunkSize + uint64(c.from) + 1 }
+func (c *auditChunk) next() uint64  { return c.N*auditChunkSize + uint64(c.n) + 1 }
+
 func auditSchema() *memdb.TableSchema {
 	return &memdb.TableSchema{Name: TableAudit, Indexes: map[string]*memdb.IndexSchema{
-		"id": {Name: "id", Unique: true, Indexer: uint64Index[AuditEntry]{func(o *AuditEntry) uint64 { return o.Seq }}},
+		"id": {Name: "id", Unique: true, Indexer: uint64Index[auditChunk]{func(o *auditChunk) uint64 { return o.N }}},
 	}}
+}
+
+// auditTail returns the audit table's last row, nil when it is empty.
+func auditTail(txn *memdb.Txn) (*auditChunk, error) {
+	obj, err := txn.Last(TableAudit, "id")
+	if err != nil || obj == nil {
+		return nil, err
+	}
+	return obj.(*auditChunk), nil
+}
+
+// putAudit appends e, numbered e.Seq, after tail (the table's last row,
+// nil when it is empty) and returns the new last row. e.Seq must follow
+// tail's last entry; any number will do in an empty table (a snapshot's
+// first entry, after older ones were dropped).
+func putAudit(txn *memdb.Txn, tail *auditChunk, e AuditEntry) (*auditChunk, error) {
+	if e.Seq == 0 || tail != nil && e.Seq != tail.next() {
+		want := uint64(1)
+		if tail != nil {
+			want = tail.next()
+		}
+		return nil, fmt.Errorf("audit entry %d out of order: the next is %d", e.Seq, want)
+	}
+	n, pos := (e.Seq-1)/auditChunkSize, int((e.Seq-1)%auditChunkSize)
+	row := &auditChunk{N: n, from: pos, n: pos + 1}
+	if tail != nil && tail.N == n {
+		row.from, row.arr = tail.from, tail.arr
+	} else {
+		row.arr = new([auditChunkSize]AuditEntry)
+	}
+	row.arr[pos] = e
+	return row, txn.Insert(TableAudit, row)
+}
+
+// trimAudit drops the entries numbered below cut.
+func trimAudit(txn *memdb.Txn, cut uint64) error {
+	it, err := txn.Get(TableAudit, "id")
+	if err != nil {
+		return err
+	}
+	var drop []*auditChunk
+	var keep *auditChunk
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		c := obj.(*auditChunk)
+		if c.next() <= cut {
+			drop = append(drop, c)
+			continue
+		}
+		if c.first() < cut {
+			keep = &auditChunk{N: c.N, from: int(cut - c.N*auditChunkSize - 1), n: c.n, arr: c.arr}
+		}
+		break
+	}
+	for _, c := range drop {
+		if err := txn.Delete(TableAudit, c); err != nil {
+			return err
+		}
+	}
+	if keep != nil {
+		return txn.Insert(TableAudit, keep)
+	}
+	return nil
+}
+
+// eachAudit calls fn with every entry of the rows it iterates, oldest
+// first.
+func eachAudit(it memdb.ResultIterator, fn func(*AuditEntry) error) error {
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		c := obj.(*auditChunk)
+		for i := c.from; i < c.n; i++ {
+			if err := fn(&c.arr[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (w *writer) auditRecord(r *AuditRecordRequest) *Error {
@@ -61,52 +166,52 @@ func (w *writer) auditRecord(r *AuditRecordRequest) *Error {
 	if keep <= 0 {
 		keep = DefaultAuditKeep
 	}
-	var next, first uint64 = 1, 0
-	if last, err := w.txn.Last(TableAudit, "id"); err != nil {
+	tail, err := auditTail(w.txn)
+	if err != nil {
 		return Errorf(KindInternal, "audit: %v", err)
-	} else if last != nil {
-		next = last.(*AuditEntry).Seq + 1
 	}
-	if f, err := w.txn.First(TableAudit, "id"); err != nil {
-		return Errorf(KindInternal, "audit: %v", err)
-	} else if f != nil {
-		first = f.(*AuditEntry).Seq
+	next := uint64(1)
+	if tail != nil {
+		next = tail.next()
 	}
 	for _, e := range r.Entries {
 		e.Seq, e.Index = next, w.index
 		next++
-		if first == 0 {
-			first = e.Seq
+		if tail, err = putAudit(w.txn, tail, e); err != nil {
+			return Errorf(KindInternal, "audit: %v", err)
 		}
-		if err := w.insert(TableAudit, &e); err != nil {
-			return err
-		}
+	}
+	w.touch(TableAudit)
+	head, err := w.txn.First(TableAudit, "id")
+	if err != nil || head == nil {
+		return Errorf(KindInternal, "audit: no first row after an append: %v", err)
 	}
 	// Entries are numbered without gaps and dropped oldest first, so the
 	// count is the span between the first and the next sequence number.
-	// The log may grow 1% past keep before it is cut back to keep: the
-	// deletions of one cut share their copied tree nodes, which makes an
-	// entry's share of the cut cheap.
-	if next-first <= uint64(keep+keep/100) {
+	// The log may grow 1% past keep before it is cut back to keep, so that
+	// most appends drop nothing.
+	if next-head.(*auditChunk).first() <= uint64(keep+keep/100) {
 		return nil
 	}
-	for ; next-first > uint64(keep); first++ {
-		obj, err := w.txn.First(TableAudit, "id", first)
-		if err != nil {
-			return Errorf(KindInternal, "audit: %v", err)
-		}
-		if obj != nil {
-			if e := w.delete(TableAudit, obj); e != nil {
-				return e
-			}
-		}
+	if err := trimAudit(w.txn, next-uint64(keep)); err != nil {
+		return Errorf(KindInternal, "audit: %v", err)
 	}
 	return nil
 }
 
-// AuditLog returns the audit log, oldest first.
+// AuditLog returns the audit log, oldest first. The entries are shared
+// with the store: read-only.
 func (s *Snapshot) AuditLog(ws memdb.WatchSet) ([]*AuditEntry, error) {
-	return list[AuditEntry](s, ws, TableAudit, "id")
+	it, err := s.txn.Get(TableAudit, "id")
+	if err != nil {
+		return nil, err
+	}
+	if ws != nil {
+		ws.Add(it.WatchCh())
+	}
+	var out []*AuditEntry
+	err = eachAudit(it, func(e *AuditEntry) error { out = append(out, e); return nil })
+	return out, err
 }
 
 // AuditedType commits a write together with its audit entry (format 3).

@@ -23,6 +23,47 @@ func BenchmarkApplyAppUpsert(b *testing.B) {
 	}
 }
 
+// BenchmarkApplyAuditedAppUpsert is BenchmarkApplyAppUpsert as the API
+// commits it: in the newest entry form, with the request's audit entry in
+// the same log entry, in a full audit log (so applies drop the oldest
+// entries too).
+func BenchmarkApplyAuditedAppUpsert(b *testing.B) {
+	h := newHarness(b)
+	fill(h)
+	batch := make([]AuditEntry, 0, 1000)
+	for i := range 1000 {
+		batch = append(batch, AuditEntry{Actor: "ci", Tenant: "beta", Method: "PUT", Path: fmt.Sprintf("/v1/apps/b%d", i), Status: 200})
+	}
+	for range DefaultAuditKeep / 1000 {
+		h.must(AuditRecordType, &AuditRecordRequest{Entries: batch})
+	}
+	msgs := make([][]byte, 100)
+	for i := range msgs {
+		s := spec(fmt.Sprintf("b%d", i), "bench:1")
+		s.Instances = intp(i % 5)
+		s.Env = map[string]string{"PAD": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}
+		m, err := EncodeFor(EntryFormat, AppUpsertType, &AppUpsertRequest{Tenant: "beta", Spec: s, Time: t0})
+		if err != nil {
+			b.Fatal(err)
+		}
+		e := AuditEntry{Time: t0, Actor: "ci", ActorID: "tok-1", Role: "admin", Tenant: "beta", Method: "PUT",
+			Path: fmt.Sprintf("/v1/apps/b%d", i), Status: 200, Object: fmt.Sprintf("b%d", i), Node: "hub1"}
+		a, err := EncodeFor(EntryFormat, AuditedType, &AuditedRequest{Command: m, Entry: e, Keep: DefaultAuditKeep})
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs[i] = a
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h.index++
+		if r := h.fsm.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: msgs[i%len(msgs)]}); r != nil {
+			b.Fatal(r)
+		}
+	}
+}
+
 // BenchmarkDecodeAppUpsert compares the two forms of the app update's log
 // entry: what every node pays to read it before applying it.
 func BenchmarkDecodeAppUpsert(b *testing.B) {

@@ -284,19 +284,19 @@ func snapshotTo(t testing.TB, f *FSM, buf *bytes.Buffer) {
 	snap.Release()
 }
 
-// dump returns every row of every table.
+// dump returns every record of every table (the audit log's entries one
+// by one).
 func dump(t testing.TB, s *Store) map[string][]any {
 	t.Helper()
 	db, _ := s.current()
 	txn := db.Txn(false)
 	out := map[string][]any{}
 	for _, table := range snapshotTables {
-		it, err := txn.Get(table, "id")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for obj := it.Next(); obj != nil; obj = it.Next() {
+		if err := eachRecord(txn, table, func(obj any) error {
 			out[table] = append(out[table], obj)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
 		}
 	}
 	return out

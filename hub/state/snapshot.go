@@ -136,11 +136,7 @@ func writeSnapshot(txn *memdb.Txn, w io.Writer) error {
 		// the record would copy and re-scan each object's JSON, which is
 		// already compact and HTML-escaped, as Marshal leaves it.
 		prefix := `{"t":` + strconv.Quote(table) + `,"o":`
-		it, err := txn.Get(table, "id")
-		if err != nil {
-			return fmt.Errorf("snapshot %s: %w", table, err)
-		}
-		for obj := it.Next(); obj != nil; obj = it.Next() {
+		err := eachRecord(txn, table, func(obj any) error {
 			b, err := json.Marshal(obj)
 			if err != nil {
 				return fmt.Errorf("snapshot %s: %w", table, err)
@@ -151,12 +147,36 @@ func writeSnapshot(txn *memdb.Txn, w io.Writer) error {
 				return err
 			}
 			n++
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	if err := enc.Encode(snapRecord{End: true, Count: n}); err != nil {
 		return err
 	}
 	return bw.Flush()
+}
+
+// eachRecord calls fn with every record of table a snapshot holds, in
+// order: its rows, except that the audit log's rows of entries are
+// recorded entry by entry, as the log was stored before it was stored in
+// rows (so snapshots stay what they were).
+func eachRecord(txn *memdb.Txn, table string, fn func(any) error) error {
+	it, err := txn.Get(table, "id")
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", table, err)
+	}
+	if table == TableAudit {
+		return eachAudit(it, func(e *AuditEntry) error { return fn(e) })
+	}
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		if err := fn(obj); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Restore implements raft.FSM: it builds a new database from the stream and

@@ -95,10 +95,17 @@ func restoreRecords(br *bufio.Reader, txn *memdb.Txn) error {
 // insertRecords inserts the decoded batches in order until the trailer.
 func insertRecords(ordered <-chan *restoreBatch, txn *memdb.Txn) error {
 	n := 0
+	var audit *auditChunk // the audit log's last row
 	for b := range ordered {
 		<-b.done
 		for i, obj := range b.objs {
-			if err := txn.Insert(b.tables[i], obj); err != nil {
+			var err error
+			if e, ok := obj.(*AuditEntry); ok {
+				audit, err = putAudit(txn, audit, *e)
+			} else {
+				err = txn.Insert(b.tables[i], obj)
+			}
+			if err != nil {
 				return fmt.Errorf("snapshot record %d (%s): %w", n, b.tables[i], err)
 			}
 			n++

@@ -24,19 +24,15 @@ func encodeSnapshotReference(t *testing.T, s *Store) []byte {
 	}
 	n := 0
 	for _, table := range snapshotTables {
-		it, err := txn.Get(table, "id")
-		if err != nil {
-			t.Fatal(err)
-		}
-		for obj := it.Next(); obj != nil; obj = it.Next() {
+		if err := eachRecord(txn, table, func(obj any) error {
 			b, err := json.Marshal(obj)
 			if err != nil {
-				t.Fatal(err)
-			}
-			if err := enc.Encode(snapRecord{Table: table, Object: b}); err != nil {
-				t.Fatal(err)
+				return err
 			}
 			n++
+			return enc.Encode(snapRecord{Table: table, Object: b})
+		}); err != nil {
+			t.Fatal(err)
 		}
 	}
 	if err := enc.Encode(snapRecord{End: true, Count: n}); err != nil {
