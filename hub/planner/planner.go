@@ -228,9 +228,9 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		byApp[appKey{Tenant: a.Tenant, Name: a.Name}] = is
 	}
 	req := &state.PlanApplyRequest{Time: now}
-	var toPlace []scheduler.App
-	wanted := map[appKey]int{}
-	current := map[appKey]*state.App{}
+	toPlace := make([]scheduler.App, 0, len(work))
+	wanted := make(map[appKey]int, len(work))
+	current := make(map[appKey]*state.App, len(work))
 	for _, a := range work {
 		key := appKey{Tenant: a.Tenant, Name: a.Name}
 		tenant, err := snap.Tenant(nil, a.Tenant)
@@ -404,9 +404,12 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		// The scheduler counts the app's live instances of this version
 		// itself (those on draining hosts included): ask it for that many
 		// plus what this round places.
-		stoppedNow := map[string]bool{}
-		for _, s := range req.Stop[firstStop:] {
-			stoppedNow[s.ID] = true
+		var stoppedNow map[string]bool // nil while the round stops none of its instances
+		if len(req.Stop) > firstStop {
+			stoppedNow = make(map[string]bool, len(req.Stop)-firstStop)
+			for _, s := range req.Stop[firstStop:] {
+				stoppedNow[s.ID] = true
+			}
 		}
 		have := 0
 		for _, i := range byApp[key] {

@@ -40,7 +40,7 @@ func (s *Scheduler) Plan(st State, apps []App, newID func() string) Plan {
 	for i := range apps {
 		want += max(0, apps[i].Count-len(p.byApp[apps[i].Key]))
 	}
-	if want > 0 {
+	if want > 0 && len(p.nodes) > 0 { // with no hosts, nothing is placed
 		plan.Place = make([]Placement, 0, want)
 	}
 	seen := make(map[AppKey]struct{}, len(apps))
