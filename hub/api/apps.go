@@ -20,7 +20,7 @@ func appScope(r *http.Request, p *principal, write bool) (string, error) {
 }
 
 func parseCAS(r *http.Request) (*uint64, error) {
-	v := r.URL.Query().Get("cas")
+	v := queryValue(r, "cas")
 	if v == "" {
 		return nil, nil
 	}

@@ -161,7 +161,7 @@ func (s *Server) auditEntry(aw *auditWriter, r *http.Request, status int, tenant
 	if p := aw.p; p != nil {
 		e.Actor, e.ActorID, e.Role, e.Tenant = p.token.Name, p.token.ID, string(p.token.Role), p.token.Tenant
 		if p.admin() {
-			e.Tenant = r.URL.Query().Get("tenant")
+			e.Tenant = queryValue(r, "tenant")
 			if e.Tenant == "" {
 				e.Tenant = tenant
 			}

@@ -83,7 +83,7 @@ func (s *Server) authenticate(r *http.Request) (*principal, error) {
 // ?tenant= (required when required is true); other tokens act on their own
 // tenant, and naming another one is answered as if it did not exist.
 func tenantScope(r *http.Request, p *principal, required bool) (string, error) {
-	q := r.URL.Query().Get("tenant")
+	q := queryValue(r, "tenant")
 	if p.admin() {
 		if q == "" && required {
 			return "", apitypes.FieldError("tenant", "an admin token must name the tenant with ?tenant=NAME")
