@@ -36,15 +36,23 @@ func simulateAgents(ctx context.Context, b *testing.B, leader *hub.Hub, refused 
 	const reporters = 16
 	for ctx.Err() == nil {
 		snap := leader.Store().Snapshot()
-		is, err := snap.InstancesSince(nil, since)
+		var is []*state.Instance
+		err := snap.AppsChangedSince(nil, since, func(tenant, app string) {
+			all, _ := snap.AppInstances(nil, tenant, app)
+			for _, i := range all {
+				if i.ModifyIndex > since {
+					is = append(is, i)
+				}
+			}
+		})
 		if err != nil {
 			b.Error(err)
 			return
 		}
 		start := since
+		since = snap.LatestIndex()
 		byHost := map[string][]state.InstanceUpdate{}
 		for _, i := range is {
-			since = max(since, i.ModifyIndex)
 			switch {
 			case i.Desired == state.DesiredRun && i.State == state.InstancePending:
 				byHost[i.Host] = append(byHost[i.Host], state.InstanceUpdate{ID: i.ID, State: state.InstanceRunning, Ready: true, Address: "10.0.0.1:8080"})

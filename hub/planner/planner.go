@@ -591,14 +591,10 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 	if full {
 		return dirty, freed, nil
 	}
-	changed, err := snap.InstancesSince(ws, p.index)
-	if err != nil {
-		return nil, false, err
-	}
-	for _, i := range changed {
-		dirty[appKey{Tenant: i.Tenant, Name: i.App}] = true
-	}
-	return dirty, freed, nil
+	err := snap.AppsChangedSince(ws, p.index, func(tenant, app string) {
+		dirty[appKey{Tenant: tenant, Name: app}] = true
+	})
+	return dirty, freed, err
 }
 
 // remember marks the apps of this round that must be looked at again even

@@ -107,15 +107,9 @@ func instanceSchema() *memdb.TableSchema {
 		"id":   {Name: "id", Unique: true, Indexer: stringIndex(func(o *Instance) string { return o.ID })},
 		"app":  {Name: "app", Indexer: stringPairIndex(func(o *Instance) string { return o.Tenant }, func(o *Instance) string { return o.App })},
 		"host": {Name: "host", Indexer: stringIndex(func(o *Instance) string { return o.Host })},
-		// Lets the planner find what changed since its last round.
-		"modify": {Name: "modify", Indexer: uint64Index[Instance]{func(o *Instance) uint64 { return o.ModifyIndex }}},
+		// What changed since a Raft index is found by app, through the
+		// watch rows (AppsChangedSince), not by an index here.
 	}}
-}
-
-// InstancesSince returns the instances written after Raft index idx
-// (deletions are not seen), in index order.
-func (s *Snapshot) InstancesSince(ws memdb.WatchSet, idx uint64) ([]*Instance, error) {
-	return listFrom[Instance](s, ws, TableInstances, "modify", idx+1)
 }
 
 // Instance returns an instance by id.

@@ -2,6 +2,7 @@ package state
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -85,7 +86,7 @@ func TestPlanApplyAndInstanceUpdates(t *testing.T) {
 	}
 }
 
-func TestInstancesSinceAndAllocation(t *testing.T) {
+func TestAppsChangedSinceAndAllocation(t *testing.T) {
 	h := newHarness(t)
 	fill(h) // host1 holds i-1 (100m, 128 MB)
 	snap := h.snap()
@@ -96,13 +97,29 @@ func TestInstancesSinceAndAllocation(t *testing.T) {
 	base := h.index
 	h.must(PlanApplyType, &PlanApplyRequest{Place: []Instance{{ID: "i-2", Tenant: "acme", App: "web", Version: 2, Host: "host1", CPU: 200, Memory: 256}}, Time: t0})
 	h.must(InstanceUpdateType, &InstanceUpdateRequest{Host: "host1", Updates: []InstanceUpdate{{ID: "i-1", State: InstanceFailed, Message: "boom"}}, Time: t0})
-	since, _ := h.snap().InstancesSince(nil, base)
-	if len(since) != 2 || since[0].ID != "i-2" || since[1].ID != "i-1" {
-		t.Fatalf("instances since %d: %+v", base, since)
+	changed := func(idx uint64) []string {
+		var out []string
+		if err := h.snap().AppsChangedSince(nil, idx, func(tenant, app string) { out = append(out, tenant+"/"+app) }); err != nil {
+			t.Fatal(err)
+		}
+		return out
 	}
-	if s, _ := h.snap().InstancesSince(nil, h.index); len(s) != 0 {
-		t.Fatalf("nothing changed after the last index, got %d", len(s))
+	if got := changed(base); !reflect.DeepEqual(got, []string{"acme/web"}) {
+		t.Fatalf("apps changed since %d: %v, want [acme/web] once", base, got)
 	}
+	if got := changed(h.index); len(got) != 0 {
+		t.Fatalf("nothing changed after the last index, got %v", got)
+	}
+	// A host's change is not an app's; a pending explanation is.
+	h.must(HostStateType, &HostStateRequest{ID: "host1", State: HostSuspect, Time: t0})
+	if got := changed(h.index - 1); len(got) != 0 {
+		t.Fatalf("after a host's state changed: %v, want no app", got)
+	}
+	h.must(PlanApplyType, &PlanApplyRequest{Pending: []AppPending{{Tenant: "acme", App: "web", Reason: "no capacity"}}, Time: t0})
+	if got := changed(h.index - 1); !reflect.DeepEqual(got, []string{"acme/web"}) {
+		t.Fatalf("after a pending explanation: %v, want [acme/web]", got)
+	}
+	h.must(HostStateType, &HostStateRequest{ID: "host1", State: HostReady, Time: t0})
 	// A failed instance holds nothing; a stop releases at once.
 	host, _ = h.snap().Host(nil, "host1")
 	if host.AllocCPU != 200 || host.AllocMemory != 256 {
