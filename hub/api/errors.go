@@ -43,8 +43,17 @@ func toAPIError(err error) *apitypes.Error {
 	return &apitypes.Error{Status: http.StatusInternalServerError, Message: err.Error()}
 }
 
+// statusClientClosed answers a request whose client went away before its
+// answer was ready (nginx's 499): nobody reads it, and it is not the
+// server's failure, so it is neither logged as one nor counted as a 5xx.
+const statusClientClosed = 499
+
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ae := toAPIError(err)
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		ae = &apitypes.Error{Status: statusClientClosed, Message: "the client closed the request"}
+		s.log.Debug("client closed the request", "method", r.Method, "path", r.URL.Path)
+	}
 	if ae.Status >= 500 {
 		s.log.Warn("request failed", "method", r.Method, "path", r.URL.Path, "status", ae.Status, "err", err)
 	}
