@@ -3,6 +3,7 @@ package hub_test
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -37,15 +38,17 @@ func simulateAgents(ctx context.Context, b *testing.B, leader *hub.Hub, refused 
 	for ctx.Err() == nil {
 		snap := leader.Store().Snapshot()
 		var is []*state.Instance
+		var readErr error
 		err := snap.AppsChangedSince(nil, since, func(tenant, app string) {
-			all, _ := snap.AppInstances(nil, tenant, app)
+			all, err := snap.AppInstances(nil, tenant, app)
+			readErr = cmp.Or(readErr, err)
 			for _, i := range all {
 				if i.ModifyIndex > since {
 					is = append(is, i)
 				}
 			}
 		})
-		if err != nil {
+		if err = cmp.Or(err, readErr); err != nil {
 			b.Error(err)
 			return
 		}
@@ -128,7 +131,11 @@ func startWatchers(ctx context.Context, wg *sync.WaitGroup, n int, url func(int)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c := &watchConn{url: url(i), token: token}
+			u, err := neturl.Parse(url(i))
+			if err != nil {
+				panic(err) // the benchmark's own URL
+			}
+			c := &watchConn{url: u, token: token}
 			defer c.close()
 			stop := context.AfterFunc(ctx, c.close)
 			defer stop()
@@ -163,7 +170,8 @@ func startWatchers(ctx context.Context, wg *sync.WaitGroup, n int, url func(int)
 // watchConn is one watcher's connection: blocking queries of url, one at
 // a time, over one keep-alive connection, made again after an error.
 type watchConn struct {
-	url, token string
+	url   *neturl.URL
+	token string
 
 	mu   sync.Mutex
 	conn net.Conn // nil until dialled, and after close
@@ -184,10 +192,8 @@ func (c *watchConn) close() {
 // watch makes one blocking query from index and returns the answer's
 // body (valid until the next call) and index.
 func (c *watchConn) watch(index uint64) ([]byte, uint64, error) {
-	u, err := neturl.Parse(c.url)
-	if err != nil {
-		return nil, 0, err
-	}
+	u := c.url
+	var err error
 	c.mu.Lock()
 	conn := c.conn
 	if conn == nil {
