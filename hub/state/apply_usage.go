@@ -73,7 +73,7 @@ func (w *writer) hostLost(host string) *Error {
 		n := i.Copy()
 		n.MeteredSince = 0
 		// Status, not spec: the instance's modify index stays.
-		if e := w.insert(TableInstances, n); e != nil {
+		if e := w.setInstance(i, n); e != nil {
 			return e
 		}
 		if e := w.addSegment(i, i.MeteredSince, secs(w.m.now)); e != nil {

@@ -16,6 +16,9 @@ import (
 type FSM struct {
 	store *Store
 	log   *slog.Logger
+	// txns counts the write transactions begun, so that a row can tell
+	// whether the transaction writing it made it (instanceSet.gen).
+	txns uint64
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -66,11 +69,12 @@ func (f *FSM) applyRun(logs []*raft.Log, out []interface{}) int {
 	db, _ := f.store.current()
 	txn := db.Txn(true)
 	defer txn.Abort()
+	f.txns++
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		if e := f.applyIn(txn, l.Index, l.Data); e != nil {
+		if e := f.applyIn(txn, f.txns, l.Index, l.Data); e != nil {
 			if i == 0 {
 				out[0] = e
 				return 1
@@ -88,16 +92,17 @@ func (f *FSM) apply(index uint64, data []byte) *Error {
 	db, _ := f.store.current()
 	txn := db.Txn(true)
 	defer txn.Abort()
-	if e := f.applyIn(txn, index, data); e != nil {
+	f.txns++
+	if e := f.applyIn(txn, f.txns, index, data); e != nil {
 		return e
 	}
 	txn.Commit()
 	return nil
 }
 
-// applyIn applies one command in txn. On an error txn holds part of the
-// command's writes: the caller must abort it.
-func (f *FSM) applyIn(txn *memdb.Txn, index uint64, data []byte) *Error {
+// applyIn applies one command in txn, the gen-th write transaction. On an
+// error txn holds part of the command's writes: the caller must abort it.
+func (f *FSM) applyIn(txn *memdb.Txn, gen, index uint64, data []byte) *Error {
 	t, req, err := Decode(data)
 	if err != nil {
 		if raw, _ := entryType(data); errors.Is(err, ErrUnknownType) && raw&IgnoreUnknownTypeFlag != 0 {
@@ -113,7 +118,7 @@ func (f *FSM) applyIn(txn *memdb.Txn, index uint64, data []byte) *Error {
 			return &Error{Kind: KindInternal, Msg: err.Error()}
 		}
 	}
-	w := &writer{txn: txn, index: index, m: meterScratch{now: commandTime(req)}}
+	w := &writer{txn: txn, gen: gen, index: index, m: meterScratch{now: commandTime(req)}}
 	if !skip {
 		if e := w.dispatch(req); e != nil {
 			return e
@@ -155,7 +160,10 @@ func (f *FSM) unwrap(a *AuditedRequest, index uint64) (req any, skip bool, err e
 
 // writer applies one command inside one write transaction.
 type writer struct {
-	txn   *memdb.Txn
+	txn *memdb.Txn
+	// gen numbers txn among the FSM's write transactions: rows it made
+	// carry it (instanceSet.gen).
+	gen   uint64
 	index uint64
 	// touched lists the tables the command changed, each once: a
 	// command touches a handful, so a slice is cheaper than a set.

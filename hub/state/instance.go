@@ -104,11 +104,11 @@ func instanceSchema() *memdb.TableSchema {
 	// Every placement and status report writes instances: the indexes
 	// read fields without reflection (indexer.go).
 	return &memdb.TableSchema{Name: TableInstances, Indexes: map[string]*memdb.IndexSchema{
-		"id":   {Name: "id", Unique: true, Indexer: stringIndex(func(o *Instance) string { return o.ID })},
-		"app":  {Name: "app", Indexer: stringPairIndex(func(o *Instance) string { return o.Tenant }, func(o *Instance) string { return o.App })},
-		"host": {Name: "host", Indexer: stringIndex(func(o *Instance) string { return o.Host })},
-		// What changed since a Raft index is found by app, through the
-		// watch rows (AppsChangedSince), not by an index here.
+		"id": {Name: "id", Unique: true, Indexer: stringIndex(func(o *Instance) string { return o.ID })},
+		// An app's and a host's instances are rows of their own
+		// (instance_sets.go), and what changed since a Raft index is
+		// found by app through the watch rows (AppsChangedSince): no
+		// more indexes here.
 	}}
 }
 
@@ -120,16 +120,6 @@ func (s *Snapshot) Instance(ws memdb.WatchSet, id string) (*Instance, error) {
 // Instances returns every instance, sorted by id.
 func (s *Snapshot) Instances(ws memdb.WatchSet) ([]*Instance, error) {
 	return list[Instance](s, ws, TableInstances, "id")
-}
-
-// AppInstances returns the instances of one app.
-func (s *Snapshot) AppInstances(ws memdb.WatchSet, tenant, app string) ([]*Instance, error) {
-	return list[Instance](s, ws, TableInstances, "app", tenant, app)
-}
-
-// HostInstances returns the instances placed on one host.
-func (s *Snapshot) HostInstances(ws memdb.WatchSet, host string) ([]*Instance, error) {
-	return list[Instance](s, ws, TableInstances, "host", host)
 }
 
 // PlanApplyRequest commits a scheduler plan. It is checked against the
@@ -480,7 +470,7 @@ func (w *writer) putInstance(old, n *Instance) *Error {
 	if e := w.noteWatch(appWatchKey(n.Tenant, n.App)); e != nil {
 		return e
 	}
-	return w.insert(TableInstances, n)
+	return w.setInstance(old, n)
 }
 
 // dropInstance deletes an instance and releases what it held.
@@ -492,7 +482,7 @@ func (w *writer) dropInstance(old *Instance) *Error {
 	if e := w.noteWatch(appWatchKey(old.Tenant, old.App)); e != nil {
 		return e
 	}
-	return w.delete(TableInstances, old)
+	return w.setInstance(old, nil)
 }
 
 // allocate adds (sign 1) or removes (sign -1) what a live instance holds

@@ -103,6 +103,9 @@ func schema() *memdb.DBSchema {
 	}
 	tables[TableRegistries] = registrySchema()
 	tables[tableWatch] = watchSchema()
+	for name, t := range instanceSetSchemas() {
+		tables[name] = t
+	}
 	for name, t := range usageSchemas() {
 		tables[name] = t
 	}

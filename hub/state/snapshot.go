@@ -218,6 +218,9 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, error) {
 			return nil, fmt.Errorf("snapshot: metering: %w", err)
 		}
 	}
+	if err := buildInstanceSets(txn); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
+	}
 	if err := setWatchFloor(txn); err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)
 	}

@@ -390,7 +390,7 @@ func (s *Snapshot) accrue(tenant string, start, end, now, hour int64) ([]*UsageR
 	if tenant == "" {
 		is, err = s.Instances(nil)
 	} else {
-		is, err = list[Instance](s, nil, TableInstances, "app_prefix", tenant)
+		is, err = s.tenantInstances(tenant)
 	}
 	if err != nil {
 		return nil, err
