@@ -299,13 +299,12 @@ func (s *Snapshot) earliestCounted() (int64, error) {
 // metering existed their counts: one running (desired to run, reported
 // running, its host not down) counts from its last status change.
 func upgradeMetering(txn *memdb.Txn) error {
-	it, err := txn.Get(TableInstances, "id")
+	is, err := (&Snapshot{txn: txn}).Instances(nil)
 	if err != nil {
 		return err
 	}
-	var up []*Instance
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		i := obj.(*Instance)
+	var up [][2]*Instance
+	for _, i := range is {
 		if !counts(i) || i.MeteredSince != 0 {
 			continue
 		}
@@ -318,10 +317,11 @@ func upgradeMetering(txn *memdb.Txn) error {
 		}
 		n := i.Copy()
 		n.MeteredSince = secs(i.UpdatedAt)
-		up = append(up, n)
+		up = append(up, [2]*Instance{i, n})
 	}
-	for _, n := range up {
-		if err := txn.Insert(TableInstances, n); err != nil {
+	for _, u := range up {
+		// The restore's own rows (transaction 0), changed in place.
+		if err := updateInstanceSets(txn, 0, u[0], u[1]); err != nil {
 			return err
 		}
 	}

@@ -3,11 +3,12 @@ package state
 import (
 	"fmt"
 	"time"
-
-	"github.com/hashicorp/go-memdb"
 )
 
-// TableInstances holds every instance the scheduler placed.
+// TableInstances names every instance the scheduler placed, in snapshots
+// and in the tables' write indexes (Snapshot.Index). The instances are
+// kept in rows per app and per host, found by id through rows of ids
+// (instance_sets.go).
 const TableInstances = "instances"
 
 // Desired states of an instance.
@@ -99,28 +100,6 @@ func (i *Instance) RestartsSince(t time.Time) int {
 // Live reports whether the instance holds resources and counts towards its
 // app: desired to run and not failed for good.
 func (i *Instance) Live() bool { return i.Desired == DesiredRun && i.State != InstanceFailed }
-
-func instanceSchema() *memdb.TableSchema {
-	// Every placement and status report writes instances: the indexes
-	// read fields without reflection (indexer.go).
-	return &memdb.TableSchema{Name: TableInstances, Indexes: map[string]*memdb.IndexSchema{
-		"id": {Name: "id", Unique: true, Indexer: stringIndex(func(o *Instance) string { return o.ID })},
-		// An app's and a host's instances are rows of their own
-		// (instance_sets.go), and what changed since a Raft index is
-		// found by app through the watch rows (AppsChangedSince): no
-		// more indexes here.
-	}}
-}
-
-// Instance returns an instance by id.
-func (s *Snapshot) Instance(ws memdb.WatchSet, id string) (*Instance, error) {
-	return first[Instance](s, ws, TableInstances, "id", id)
-}
-
-// Instances returns every instance, sorted by id.
-func (s *Snapshot) Instances(ws memdb.WatchSet) ([]*Instance, error) {
-	return list[Instance](s, ws, TableInstances, "id")
-}
 
 // PlanApplyRequest commits a scheduler plan. It is checked against the
 // state it is applied to (optimistic concurrency): if any placement no
@@ -376,11 +355,12 @@ func (w *writer) instanceUpdate(r *InstanceUpdateRequest) *Error {
 		if !validReason(u.Reason) {
 			return &Error{Kind: KindInvalid, Field: "reason", Msg: fmt.Sprintf("unknown instance reason %q", u.Reason)}
 		}
-		i, err := snap.Instance(nil, u.ID)
+		// An agent reports the instances on its own host only.
+		i, err := snap.instanceOn(nil, r.Host, u.ID)
 		if err != nil {
 			return Errorf(KindInternal, "%v", err)
 		}
-		if i == nil || i.Host != r.Host {
+		if i == nil {
 			continue
 		}
 		if i.Desired == DesiredStop && u.State == InstanceStopped {

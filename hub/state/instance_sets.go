@@ -1,6 +1,7 @@
 package state
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -19,8 +20,10 @@ import (
 // pointers) and a host's (a handful) are a few thousand entries in all,
 // and a write copies one short list in each.
 //
-// Both tables are derived from the instances table and never snapshotted:
-// a restore builds them again (buildInstanceSets). The writer keeps them
+// These rows and the ids' chunks (tableInstanceIDs) are where instances
+// are kept: there is no go-memdb table of instances. A snapshot records
+// the instances one by one in id order, as it did when there was
+// (eachInstance), and a restore builds the rows again (loadInstances). The writer keeps them
 // with every instance it writes or removes (putInstance, dropInstance,
 // setInstance), and a committed row's list is never changed: the first
 // write of a row in a transaction replaces it with a new list, so a reader
@@ -46,8 +49,9 @@ type instanceSet struct {
 	gen uint64
 }
 
-func instanceSetSchemas() map[string]*memdb.TableSchema {
+func instanceSchemas() map[string]*memdb.TableSchema {
 	return map[string]*memdb.TableSchema{
+		tableInstanceIDs: instanceIDSchema(),
 		tableAppInstances: {Name: tableAppInstances, Indexes: map[string]*memdb.IndexSchema{
 			// A tenant's apps are a prefix of "id" (tenantInstances).
 			"id": {Name: "id", Unique: true, Indexer: stringPairIndex(func(o *instanceSet) string { return o.Tenant }, func(o *instanceSet) string { return o.App })},
@@ -105,23 +109,41 @@ func (s *Snapshot) instanceSet(ws memdb.WatchSet, table string, args ...any) ([]
 	return obj.(*instanceSet).List, nil
 }
 
-// setInstance writes n over old (nil for a new instance) in the instances
-// table and in its app's and host's rows; n nil removes old. It records
-// nothing else (no allocation, metering or watch index: putInstance and
-// dropInstance do).
+// setInstance writes n over old (nil for a new instance) in the
+// instances' ids and in its app's and host's rows; n nil removes old. It
+// records nothing else (no allocation, metering or watch index:
+// putInstance and dropInstance do).
 func (w *writer) setInstance(old, n *Instance) *Error {
-	var err error
-	if n != nil {
-		err = w.txn.Insert(TableInstances, n)
-	} else {
-		err = w.txn.Delete(TableInstances, old)
+	if n != nil && (n.ID == "" || n.Host == "" || n.Tenant == "" || n.App == "") {
+		return Errorf(KindInternal, "instance %q lacks an id, host, tenant or app", n.ID)
 	}
-	if err != nil {
-		return Errorf(KindInternal, "instances: %v", err)
+	if old == nil && n != nil {
+		// An id written again replaces the instance that had it.
+		i, err := w.snap().Instance(nil, n.ID)
+		if err != nil {
+			return Errorf(KindInternal, "instances: %v", err)
+		}
+		old = i
 	}
 	w.touch(TableInstances)
+	if err := updateInstanceIDs(w.txn, w.gen, old, n); err != nil {
+		return Errorf(KindInternal, "instances: %v", err)
+	}
 	if err := updateInstanceSets(w.txn, w.gen, old, n); err != nil {
 		return Errorf(KindInternal, "instances: %v", err)
+	}
+	return nil
+}
+
+// updateInstanceIDs records where old and n are, when that changes.
+func updateInstanceIDs(txn *memdb.Txn, gen uint64, old, n *Instance) error {
+	if old != nil && (n == nil || old.ID != n.ID) {
+		if err := setInstanceID(txn, gen, old.ID, ""); err != nil {
+			return err
+		}
+	}
+	if n != nil && (old == nil || old.ID != n.ID || old.Host != n.Host) {
+		return setInstanceID(txn, gen, n.ID, n.Host)
 	}
 	return nil
 }
@@ -201,18 +223,13 @@ func replaceInSet(txn *memdb.Txn, gen uint64, key *instanceSet, id string, n *In
 	return txn.Insert(table, key)
 }
 
-// buildInstanceSets fills the app and host rows from the instances table,
-// as a restore needs: the table is read in id order, so every list is.
-func buildInstanceSets(txn *memdb.Txn) error {
-	it, err := txn.Get(TableInstances, "id")
-	if err != nil {
-		return err
-	}
+// buildInstanceSets fills the app and host rows with insts, sorted by
+// id, as a restore needs.
+func buildInstanceSets(txn *memdb.Txn, insts []*Instance) error {
 	type appKey struct{ tenant, app string }
 	apps := map[appKey][]*Instance{}
 	hosts := map[string][]*Instance{}
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		i := obj.(*Instance)
+	for _, i := range insts {
 		k := appKey{i.Tenant, i.App}
 		apps[k] = append(apps[k], i)
 		hosts[i.Host] = append(hosts[i.Host], i)
@@ -228,4 +245,225 @@ func buildInstanceSets(txn *memdb.Txn) error {
 		}
 	}
 	return nil
+}
+
+// tableInstanceIDs finds an instance by id: the ids of every instance in
+// order, each with its host, in rows of at most idChunkMax (a chunk's key
+// is its first id). The instance itself is in its host's row. A chunk
+// changes only when an instance is placed or removed, not when it is
+// reported, and 50,000 ids make a few hundred rows instead of a tree
+// entry each.
+//
+// Chunks follow the rows' rule: a committed chunk is never changed; the
+// first change in a transaction copies it, later ones in the same
+// transaction change the copy in place.
+const tableInstanceIDs = "instance_ids"
+
+// idChunkMax is the most ids a chunk holds: a fuller one is split in two.
+const idChunkMax = 256
+
+// idChunk is one row of tableInstanceIDs.
+type idChunk struct {
+	First string   // IDs[0]: the row's key
+	IDs   []string // sorted
+	Hosts []string // Hosts[k] holds IDs[k]
+	gen   uint64   // as instanceSet.gen
+}
+
+func instanceIDSchema() *memdb.TableSchema {
+	return &memdb.TableSchema{Name: tableInstanceIDs, Indexes: map[string]*memdb.IndexSchema{
+		"id": {Name: "id", Unique: true, Indexer: stringIndex(func(o *idChunk) string { return o.First })},
+	}}
+}
+
+// idChunkOf returns the chunk where id is or belongs: the last whose first
+// id is at most id, or the first chunk when id comes before every chunk;
+// nil when there is none.
+func idChunkOf(txn *memdb.Txn, id string) (*idChunk, error) {
+	it, err := txn.ReverseLowerBound(tableInstanceIDs, "id", id)
+	if err != nil {
+		return nil, err
+	}
+	obj := it.Next()
+	if obj == nil {
+		if obj, err = txn.First(tableInstanceIDs, "id"); err != nil || obj == nil {
+			return nil, err
+		}
+	}
+	return obj.(*idChunk), nil
+}
+
+// instanceHost returns the host of instance id ("" when there is none).
+func instanceHost(txn *memdb.Txn, id string) (string, error) {
+	c, err := idChunkOf(txn, id)
+	if err != nil || c == nil {
+		return "", err
+	}
+	if k, ok := slices.BinarySearch(c.IDs, id); ok {
+		return c.Hosts[k], nil
+	}
+	return "", nil
+}
+
+// findInstance returns instance id from a host's list (nil when absent).
+func findInstance(list []*Instance, id string) *Instance {
+	if k, ok := slices.BinarySearchFunc(list, id, func(e *Instance, id string) int { return strings.Compare(e.ID, id) }); ok {
+		return list[k]
+	}
+	return nil
+}
+
+// Instance returns an instance by id, and adds to ws channels that fire
+// when it is written or when an instance is placed or removed.
+func (s *Snapshot) Instance(ws memdb.WatchSet, id string) (*Instance, error) {
+	if ws != nil {
+		all, err := s.txn.Get(tableInstanceIDs, "id")
+		if err != nil {
+			return nil, err
+		}
+		ws.Add(all.WatchCh())
+	}
+	host, err := instanceHost(s.txn, id)
+	if err != nil || host == "" {
+		return nil, err
+	}
+	return s.instanceOn(ws, host, id)
+}
+
+// instanceOn returns instance id if it is on host (nil when it is not),
+// and adds to ws a channel that fires when an instance on host is
+// written, placed or removed.
+func (s *Snapshot) instanceOn(ws memdb.WatchSet, host, id string) (*Instance, error) {
+	l, err := s.instanceSet(ws, tableHostInstances, host)
+	if err != nil {
+		return nil, err
+	}
+	return findInstance(l, id), nil
+}
+
+// Instances returns every instance, sorted by id, and adds to ws a
+// channel that fires when any instance is written, placed or removed.
+func (s *Snapshot) Instances(ws memdb.WatchSet) ([]*Instance, error) {
+	var out []*Instance
+	err := eachInstance(s.txn, ws, func(i *Instance) error { out = append(out, i); return nil })
+	return out, err
+}
+
+// eachInstance calls fn with every instance in id order.
+func eachInstance(txn *memdb.Txn, ws memdb.WatchSet, fn func(*Instance) error) error {
+	hosts, err := txn.Get(tableHostInstances, "id")
+	if err != nil {
+		return err
+	}
+	if ws != nil {
+		ws.Add(hosts.WatchCh())
+	}
+	onHost := map[string][]*Instance{}
+	for obj := hosts.Next(); obj != nil; obj = hosts.Next() {
+		row := obj.(*instanceSet)
+		onHost[row.Host] = row.List
+	}
+	chunks, err := txn.Get(tableInstanceIDs, "id")
+	if err != nil {
+		return err
+	}
+	for obj := chunks.Next(); obj != nil; obj = chunks.Next() {
+		c := obj.(*idChunk)
+		for k, id := range c.IDs {
+			i := findInstance(onHost[c.Hosts[k]], id)
+			if i == nil {
+				return fmt.Errorf("instance %s is on host %s by its id, not in the host's list", id, c.Hosts[k])
+			}
+			if err := fn(i); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// setInstanceID records that instance id is on host ("": removes it), in
+// the gen-th write transaction.
+func setInstanceID(txn *memdb.Txn, gen uint64, id, host string) error {
+	c, err := idChunkOf(txn, id)
+	if err != nil {
+		return err
+	}
+	if c == nil {
+		if host == "" {
+			return nil
+		}
+		return txn.Insert(tableInstanceIDs, &idChunk{First: id, IDs: []string{id}, Hosts: []string{host}, gen: gen})
+	}
+	k, found := slices.BinarySearch(c.IDs, id)
+	if found && c.Hosts[k] == host || !found && host == "" {
+		return nil
+	}
+	ids, hosts := c.IDs, c.Hosts
+	if c.gen != gen {
+		ids, hosts = slices.Clone(ids), slices.Clone(hosts)
+	}
+	switch {
+	case found && host != "":
+		hosts[k] = host
+	case host != "":
+		ids, hosts = slices.Insert(ids, k, id), slices.Insert(hosts, k, host)
+	default:
+		ids, hosts = slices.Delete(ids, k, k+1), slices.Delete(hosts, k, k+1)
+	}
+	if c.gen == gen && len(ids) > 0 && ids[0] == c.First && len(ids) <= idChunkMax {
+		// This transaction's own chunk, under the same key.
+		c.IDs, c.Hosts = ids, hosts
+		return nil
+	}
+	if len(ids) == 0 || ids[0] != c.First {
+		if err := txn.Delete(tableInstanceIDs, c); err != nil {
+			return err
+		}
+	}
+	return putIDChunks(txn, gen, ids, hosts)
+}
+
+// putIDChunks writes ids and hosts as chunks of at most idChunkMax, each
+// split from the next: a chunk grown past the limit becomes two halves.
+func putIDChunks(txn *memdb.Txn, gen uint64, ids, hosts []string) error {
+	for len(ids) > 0 {
+		n := len(ids)
+		if n > idChunkMax {
+			n = min(n/2, idChunkMax)
+		}
+		// Clipped, so that growing one chunk in place never writes into
+		// the next one's part of a shared array.
+		c := &idChunk{First: ids[0], IDs: slices.Clip(ids[:n]), Hosts: slices.Clip(hosts[:n]), gen: gen}
+		if err := txn.Insert(tableInstanceIDs, c); err != nil {
+			return err
+		}
+		ids, hosts = ids[n:], hosts[n:]
+	}
+	return nil
+}
+
+// loadInstances puts a restored snapshot's instances, sorted by id, into
+// the empty tables: ids, apps' rows and hosts' rows.
+func loadInstances(txn *memdb.Txn, insts []*Instance) error {
+	ids, hosts := make([]string, len(insts)), make([]string, len(insts))
+	for k, i := range insts {
+		if i.ID == "" || i.Host == "" || i.Tenant == "" || i.App == "" {
+			return fmt.Errorf("instance %q lacks an id, host, tenant or app", i.ID)
+		}
+		if k > 0 && insts[k-1].ID >= i.ID {
+			return fmt.Errorf("instance %s follows %s: instances are recorded once each, by id", i.ID, insts[k-1].ID)
+		}
+		ids[k], hosts[k] = i.ID, i.Host
+	}
+	// Restored chunks are half full, so that placements fill them before
+	// they split.
+	for len(ids) > 0 {
+		n := min(len(ids), idChunkMax/2)
+		if err := putIDChunks(txn, 0, ids[:n], hosts[:n]); err != nil {
+			return err
+		}
+		ids, hosts = ids[n:], hosts[n:]
+	}
+	return buildInstanceSets(txn, insts)
 }

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"maps"
 	"math/rand"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
 )
 
@@ -60,6 +63,31 @@ func checkInstanceSets(t *testing.T, s *Snapshot, when string) {
 		if err != nil || !slices.Equal(got, want) {
 			t.Fatalf("%s: host %s: %v %v, want %v", when, h, ids(got), err, ids(want))
 		}
+	}
+	// The ids' chunks: in order, apart, none empty or over the limit,
+	// each keyed by its first id, and every instance found by its id.
+	it, err := s.txn.Get(tableInstanceIDs, "id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		c := obj.(*idChunk)
+		if len(c.IDs) == 0 || len(c.IDs) > idChunkMax || len(c.Hosts) != len(c.IDs) || c.First != c.IDs[0] {
+			t.Fatalf("%s: chunk %q holds %d ids, %d hosts, first %q", when, c.First, len(c.IDs), len(c.Hosts), c.IDs[0])
+		}
+		seen = append(seen, c.IDs...)
+	}
+	if !slices.Equal(seen, ids(all)) {
+		t.Fatalf("%s: the ids' chunks hold %d ids, the instances are %d", when, len(seen), len(all))
+	}
+	for _, i := range all {
+		if got, err := s.Instance(nil, i.ID); err != nil || got != i {
+			t.Fatalf("%s: instance %s by id: %v %v", when, i.ID, got, err)
+		}
+	}
+	if got, err := s.Instance(nil, "nope"); err != nil || got != nil {
+		t.Fatalf("%s: an unknown id found %v %v", when, got, err)
 	}
 	for _, tenant := range []string{"acme", "beta", "acm"} {
 		got, err := s.tenantInstances(tenant)
@@ -159,6 +187,11 @@ func TestInstanceSetsFollowInstances(t *testing.T) {
 		if !slices.Equal(again, kept[0]) || !slices.Equal(againHost, kept[1]) {
 			t.Fatalf("step %d: an earlier state's lists changed under it", step)
 		}
+		for _, i := range append(kept[0], kept[1]...) {
+			if got, _ := before.Instance(nil, i.ID); got != i {
+				t.Fatalf("step %d: an earlier state lost instance %s by its id", step, i.ID)
+			}
+		}
 	}
 	if len(live()) < 10 {
 		t.Fatalf("only %d instances after the random steps: the test exercises too little", len(live()))
@@ -182,6 +215,46 @@ func TestInstanceSetsFollowInstances(t *testing.T) {
 		t.Fatalf("%d instances after the batch, want %d", got, pre+2)
 	}
 	checkInstanceSets(t, h.snap(), "after a failed batch")
+
+	// Enough instances in one plan to split chunks within a transaction,
+	// then most of them removed, in plans of many.
+	var many []Instance
+	for k := range 3 * idChunkMax {
+		many = append(many, Instance{ID: fmt.Sprintf("api-m%05d", (k*7919)%(3*idChunkMax)), Tenant: "beta", App: "api", Version: 1, Host: hosts[k%len(hosts)], CPU: 1, Memory: 1})
+	}
+	h.must(PlanApplyType, &PlanApplyRequest{Place: many, Time: t0})
+	checkInstanceSets(t, h.snap(), "many placed")
+	chunks := 0
+	it, err := h.snap().txn.Get(tableInstanceIDs, "id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		chunks++
+	}
+	if chunks < 3 {
+		t.Fatalf("%d instances in %d chunks: none split", len(many), chunks)
+	}
+	for from := 0; from < len(many)-10; from += 100 {
+		var stop []InstanceStop
+		var gone []InstanceUpdate
+		for _, i := range many[from:min(from+100, len(many)-10)] {
+			stop = append(stop, InstanceStop{ID: i.ID, Reason: "test"})
+		}
+		h.must(PlanApplyType, &PlanApplyRequest{Stop: stop, Time: t0})
+		byHost := map[string][]InstanceUpdate{}
+		for _, i := range many[from:min(from+100, len(many)-10)] {
+			byHost[i.Host] = append(byHost[i.Host], InstanceUpdate{ID: i.ID, State: InstanceStopped})
+		}
+		for host, u := range byHost {
+			gone = append(gone, u...)
+			h.must(InstanceUpdateType, &InstanceUpdateRequest{Host: host, Updates: u, Time: t0})
+		}
+		if len(gone) == 0 {
+			t.Fatal("nothing removed")
+		}
+		checkInstanceSets(t, h.snap(), fmt.Sprintf("many removed from %d", from))
+	}
 
 	// A host lost, then removed; an app deleted.
 	h.must(HostStateType, &HostStateRequest{ID: "host3", State: HostDown, Time: t0})
@@ -228,4 +301,69 @@ func (h *harness) applyBatch(types []MessageType, reqs []any) []any {
 		logs[n] = &raft.Log{Index: h.index, Type: raft.LogCommand, Data: b}
 	}
 	return h.fsm.ApplyBatch(logs)
+}
+
+// TestRestoreChecksInstances: a snapshot's instances come once each, in
+// id order, with an id, host, tenant and app; a restore refuses any other
+// and leaves the store as it was.
+func TestRestoreChecksInstances(t *testing.T) {
+	h := newHarness(t)
+	fill(h) // instance i-1 on host1
+	h.must(PlanApplyType, &PlanApplyRequest{Place: []Instance{{ID: "i-2", Tenant: "acme", App: "web", Version: 2, Host: "host1", CPU: 100, Memory: 128}}, Time: t0})
+	var buf bytes.Buffer
+	snapshotTo(t, h.fsm, &buf)
+	for _, c := range []struct{ name, from, to string }{
+		{"out of order", `"ID":"i-1",`, `"ID":"i-3",`},
+		{"twice", `"ID":"i-2",`, `"ID":"i-1",`},
+		{"without a host", `"Host":"host1",`, `"Host":"",`},
+	} {
+		bad := bytes.Replace(buf.Bytes(), []byte(c.from), []byte(c.to), 1)
+		if bytes.Equal(bad, buf.Bytes()) {
+			t.Fatalf("%s: %s not in the snapshot", c.name, c.from)
+		}
+		h2 := newHarness(t)
+		fill(h2)
+		before := dump(t, h2.fsm.Store())
+		if err := h2.fsm.Restore(nopCloser{bytes.NewBuffer(bad)}); err == nil {
+			t.Fatalf("%s: restored", c.name)
+		} else if !strings.Contains(err.Error(), "instance") {
+			t.Fatalf("%s: %v, want an error about the instances", c.name, err)
+		}
+		if after := dump(t, h2.fsm.Store()); !reflect.DeepEqual(after, before) {
+			t.Fatalf("%s: a refused restore changed the store", c.name)
+		}
+		checkInstanceSets(t, h2.snap(), c.name)
+	}
+}
+
+// TestWatchInstancesNeverPlaced: the watch of the instances before the
+// first is placed fires when it is, not on every write to other tables
+// (the instances have no go-memdb table of their own to watch).
+func TestWatchInstancesNeverPlaced(t *testing.T) {
+	h := newHarness(t)
+	h.must(BootstrapType, &BootstrapRequest{Token: Token{ID: "root", Role: RoleAdmin, SecretHash: "h0"}, Time: t0})
+	h.must(TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "acme"}, Time: t0})
+	h.must(PoolCreateType, &PoolCreateRequest{Pool: Pool{Name: "aws-bj", Datacenter: "dc1"}, Time: t0})
+	s := spec("web", "web:1")
+	s.Pools = []string{"aws-bj"}
+	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: s, Create: true, Time: t0})
+	h.must(AgentCACreateType, &AgentCACreateRequest{CA: AgentCA{CertPEM: []byte("cert"), KeyPEM: []byte("key"), Fingerprint: "sha256:00"}, Time: t0})
+	h.must(JoinTokenCreateType, &JoinTokenCreateRequest{Token: JoinToken{ID: "jt1", Pool: "aws-bj", SecretHash: "sh", ExpiresAt: t0.Add(time.Hour), MaxUses: 1}, Time: t0})
+	h.must(HostEnrollType, &HostEnrollRequest{TokenID: "jt1", SecretHash: "sh", Host: Host{ID: "host1", Name: "n1", Inventory: Inventory{CPUs: 2, MemoryBytes: 4 << 30}}, Time: t0})
+	ws := memdb.NewWatchSet()
+	if idx := h.snap().WatchTables(ws, TableInstances); idx != 0 {
+		t.Fatalf("index of the instances before any: %d", idx)
+	}
+	h.must(TenantCreateType, &TenantCreateRequest{Tenant: Tenant{Name: "other"}, Time: t0})
+	h.must(AppScaleType, &AppScaleRequest{Tenant: "acme", Name: "web", Instances: 2, Time: t0})
+	if !ws.Watch(time.After(50 * time.Millisecond)) {
+		t.Fatal("the instances' watch fired on writes to other tables")
+	}
+	h.must(PlanApplyType, &PlanApplyRequest{Place: []Instance{{ID: "i-1", Tenant: "acme", App: "web", Version: 1, Host: "host1", CPU: 100, Memory: 128}}, Time: t0})
+	if ws.Watch(time.After(5 * time.Second)) {
+		t.Fatal("the instances' watch did not fire on the first placement")
+	}
+	if idx := h.snap().WatchTables(memdb.NewWatchSet(), TableInstances); idx != h.index {
+		t.Fatalf("index of the instances %d, want %d", idx, h.index)
+	}
 }

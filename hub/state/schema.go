@@ -92,7 +92,6 @@ func schema() *memdb.DBSchema {
 			"id": {Name: "id", Unique: true, Indexer: &memdb.CompoundIndex{Indexes: []memdb.Indexer{
 				&memdb.UintFieldIndex{Field: "Index"}, &memdb.IntFieldIndex{Field: "Seq"}}}},
 		}},
-		TableInstances:   instanceSchema(),
 		TableDeployments: deploymentSchema(),
 		tableIndex: {Name: tableIndex, Indexes: map[string]*memdb.IndexSchema{
 			"id": {Name: "id", Unique: true, Indexer: stringIndex(func(o *IndexEntry) string { return o.Table })},
@@ -103,7 +102,7 @@ func schema() *memdb.DBSchema {
 	}
 	tables[TableRegistries] = registrySchema()
 	tables[tableWatch] = watchSchema()
-	for name, t := range instanceSetSchemas() {
+	for name, t := range instanceSchemas() {
 		tables[name] = t
 	}
 	for name, t := range usageSchemas() {

@@ -162,8 +162,14 @@ func writeSnapshot(txn *memdb.Txn, w io.Writer) error {
 // eachRecord calls fn with every record of table a snapshot holds, in
 // order: its rows, except that the audit log's rows of entries are
 // recorded entry by entry, as the log was stored before it was stored in
-// rows (so snapshots stay what they were).
+// rows, and the instances one by one in id order, as they were stored
+// before they were kept per app and host (so snapshots stay what they
+// were).
 func eachRecord(txn *memdb.Txn, table string, fn func(any) error) error {
+	if table == TableInstances {
+		// Kept in rows per app and host, recorded one by one in id order.
+		return eachInstance(txn, nil, func(i *Instance) error { return fn(i) })
+	}
 	it, err := txn.Get(table, "id")
 	if err != nil {
 		return fmt.Errorf("snapshot %s: %w", table, err)
@@ -210,16 +216,17 @@ func readSnapshot(r io.Reader) (*memdb.MemDB, error) {
 	}
 	txn := db.Txn(true)
 	defer txn.Abort()
-	if err := restoreRecords(br, txn); err != nil {
+	insts, err := restoreRecords(br, txn)
+	if err != nil {
 		return nil, err
+	}
+	if err := loadInstances(txn, insts); err != nil {
+		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 	if h.Metering == 0 {
 		if err := upgradeMetering(txn); err != nil {
 			return nil, fmt.Errorf("snapshot: metering: %w", err)
 		}
-	}
-	if err := buildInstanceSets(txn); err != nil {
-		return nil, fmt.Errorf("snapshot: %w", err)
 	}
 	if err := setWatchFloor(txn); err != nil {
 		return nil, fmt.Errorf("snapshot: %w", err)

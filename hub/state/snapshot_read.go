@@ -36,8 +36,9 @@ type restoreBatch struct {
 }
 
 // restoreRecords reads every record after the header up to and including
-// the trailer and inserts them into txn.
-func restoreRecords(br *bufio.Reader, txn *memdb.Txn) error {
+// the trailer and inserts them into txn, but for the instances, which
+// it returns.
+func restoreRecords(br *bufio.Reader, txn *memdb.Txn) ([]*Instance, error) {
 	workers := max(1, min(runtime.GOMAXPROCS(0), 4))
 	work := make(chan *restoreBatch, workers)
 	ordered := make(chan *restoreBatch, 2*workers)
@@ -84,50 +85,55 @@ func restoreRecords(br *bufio.Reader, txn *memdb.Txn) error {
 			}
 		}
 	}()
-	err := insertRecords(ordered, txn)
+	insts, err := insertRecords(ordered, txn)
 	close(quit)
 	for range ordered {
 	}
 	wg.Wait()
-	return err
+	return insts, err
 }
 
-// insertRecords inserts the decoded batches in order until the trailer.
-func insertRecords(ordered <-chan *restoreBatch, txn *memdb.Txn) error {
+// insertRecords inserts the decoded batches in order until the trailer,
+// and returns the instances, which the caller loads (loadInstances).
+func insertRecords(ordered <-chan *restoreBatch, txn *memdb.Txn) ([]*Instance, error) {
 	n := 0
 	var audit *auditChunk // the audit log's last row
+	var insts []*Instance
 	for b := range ordered {
 		<-b.done
 		for i, obj := range b.objs {
 			var err error
-			if e, ok := obj.(*AuditEntry); ok {
-				audit, err = putAudit(txn, audit, *e)
-			} else {
+			switch o := obj.(type) {
+			case *AuditEntry:
+				audit, err = putAudit(txn, audit, *o)
+			case *Instance:
+				insts = append(insts, o)
+			default:
 				err = txn.Insert(b.tables[i], obj)
 			}
 			if err != nil {
-				return fmt.Errorf("snapshot record %d (%s): %w", n, b.tables[i], err)
+				return nil, fmt.Errorf("snapshot record %d (%s): %w", n, b.tables[i], err)
 			}
 			n++
 		}
 		if b.err != nil {
-			return b.err
+			return nil, b.err
 		}
 		if b.end != nil {
 			if b.end.Count != n {
-				return fmt.Errorf("snapshot has %d records, trailer says %d", n, b.end.Count)
+				return nil, fmt.Errorf("snapshot has %d records, trailer says %d", n, b.end.Count)
 			}
-			return nil
+			return insts, nil
 		}
 		if b.readErr != nil {
 			err := b.readErr
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return fmt.Errorf("snapshot record %d: %w", n, err)
+			return nil, fmt.Errorf("snapshot record %d: %w", n, err)
 		}
 	}
-	return fmt.Errorf("snapshot record %d: %w", n, io.ErrUnexpectedEOF)
+	return nil, fmt.Errorf("snapshot record %d: %w", n, io.ErrUnexpectedEOF)
 }
 
 // decode decodes b's lines up to the trailer or the first bad one.

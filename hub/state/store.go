@@ -221,8 +221,13 @@ func (s *Snapshot) WatchTables(ws memdb.WatchSet, tables ...string) uint64 {
 			// A table never written has no entry, and the watch of a
 			// missing entry is that of a node the other tables' entries
 			// share: it would fire on every write. The table's own tree
-			// fires when its first row (and its entry) is written.
-			if it, err := s.txn.Get(t, "id"); err == nil {
+			// fires when its first row (and its entry) is written; the
+			// instances' is their ids' table.
+			tree := t
+			if t == TableInstances {
+				tree = tableInstanceIDs
+			}
+			if it, err := s.txn.Get(tree, "id"); err == nil {
 				ch = it.WatchCh()
 			}
 		}
