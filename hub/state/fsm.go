@@ -174,6 +174,12 @@ type writer struct {
 	// alloc holds, per host, the CPU and memory this command's instance
 	// changes add (or release), for flushAlloc.
 	alloc map[string][2]int
+	// bump holds the hosts whose assignments the command changed, for
+	// flushAlloc.
+	bump map[string]bool
+	// watchedApp is the app whose watch row the command last wrote
+	// (noteAppWatch).
+	watchedApp [2]string
 	// m is the command's time and what its metering wrote so far.
 	m meterScratch
 }

@@ -269,7 +269,7 @@ func (w *writer) planApply(r *PlanApplyRequest) *Error {
 		if e := w.insert(TableApps, n); e != nil {
 			return e
 		}
-		if e := w.noteWatch(appWatchKey(a.Tenant, a.Name)); e != nil {
+		if e := w.noteAppWatch(a.Tenant, a.Name); e != nil {
 			return e
 		}
 	}
@@ -326,20 +326,13 @@ func (w *writer) revert(rv AppRevert, at time.Time) *Error {
 // bumpAssignments marks the assignments of hosts as changed at this index,
 // so their agents get the new set.
 func (w *writer) bumpAssignments(hosts map[string]bool) *Error {
+	// Written by flushAlloc at the end of the command, with the
+	// allocation: one write of each host, not two.
+	if w.bump == nil {
+		w.bump = make(map[string]bool, len(hosts))
+	}
 	for id := range hosts {
-		h, err := w.snap().Host(nil, id)
-		if err != nil {
-			return Errorf(KindInternal, "%v", err)
-		}
-		if h == nil {
-			continue
-		}
-		n := h.Copy()
-		n.AssignIndex = w.index
-		w.meta(&n.Meta, &h.Meta)
-		if e := w.insert(TableHosts, n); e != nil {
-			return e
-		}
+		w.bump[id] = true
 	}
 	return nil
 }
@@ -447,7 +440,7 @@ func (w *writer) putInstance(old, n *Instance) *Error {
 	if e := w.meter(old, n); e != nil {
 		return e
 	}
-	if e := w.noteWatch(appWatchKey(n.Tenant, n.App)); e != nil {
+	if e := w.noteAppWatch(n.Tenant, n.App); e != nil {
 		return e
 	}
 	return w.setInstance(old, n)
@@ -459,7 +452,7 @@ func (w *writer) dropInstance(old *Instance) *Error {
 	if e := w.meter(old, nil); e != nil {
 		return e
 	}
-	if e := w.noteWatch(appWatchKey(old.Tenant, old.App)); e != nil {
+	if e := w.noteAppWatch(old.Tenant, old.App); e != nil {
 		return e
 	}
 	return w.setInstance(old, nil)
@@ -481,26 +474,44 @@ func (w *writer) allocate(i *Instance, sign int) {
 	w.alloc[i.Host] = d
 }
 
-// flushAlloc writes the command's allocation changes into the host
-// records. Allocation is status, not spec: the hosts' modify indexes stay.
+// flushAlloc writes the command's allocation changes and assignment
+// bumps into the hosts, each host once. Allocation is status, not spec:
+// a host's modify index moves with a bump only.
 func (w *writer) flushAlloc() *Error {
 	for id, d := range w.alloc {
-		if d == [2]int{} {
+		if d == [2]int{} && !w.bump[id] {
 			continue
 		}
-		h, err := w.snap().Host(nil, id)
-		if err != nil {
-			return Errorf(KindInternal, "%v", err)
-		}
-		if h == nil {
-			continue
-		}
-		n := h.Copy()
-		n.AllocCPU += d[0]
-		n.AllocMemory += d[1]
-		if e := w.insert(TableHosts, n); e != nil {
+		if e := w.writeHostAlloc(id, d, w.bump[id]); e != nil {
 			return e
 		}
 	}
+	for id := range w.bump {
+		if _, done := w.alloc[id]; !done {
+			if e := w.writeHostAlloc(id, [2]int{}, true); e != nil {
+				return e
+			}
+		}
+	}
 	return nil
+}
+
+// writeHostAlloc adds d to a host's allocation and, when bump is set,
+// marks its assignments as changed at this index.
+func (w *writer) writeHostAlloc(id string, d [2]int, bump bool) *Error {
+	h, err := w.snap().Host(nil, id)
+	if err != nil {
+		return Errorf(KindInternal, "%v", err)
+	}
+	if h == nil {
+		return nil
+	}
+	n := h.Copy()
+	n.AllocCPU += d[0]
+	n.AllocMemory += d[1]
+	if bump {
+		n.AssignIndex = w.index
+		w.meta(&n.Meta, &h.Meta)
+	}
+	return w.insert(TableHosts, n)
 }

@@ -116,6 +116,19 @@ func (s *Snapshot) watchIndex(ws memdb.WatchSet, key string) uint64 {
 	return 0
 }
 
+// noteAppWatch is noteWatch of an app's row, once per command however
+// many of the app's instances the command writes.
+func (w *writer) noteAppWatch(tenant, app string) *Error {
+	if w.watchedApp == [2]string{tenant, app} {
+		return nil
+	}
+	if e := w.noteWatch(appWatchKey(tenant, app)); e != nil {
+		return e
+	}
+	w.watchedApp = [2]string{tenant, app}
+	return nil
+}
+
 // noteWatch records that the command changes what key stands for.
 func (w *writer) noteWatch(key string) *Error {
 	old, err := w.txn.First(tableWatch, "id", key)

@@ -207,20 +207,31 @@ func replaceInSet(txn *memdb.Txn, gen uint64, key *instanceSet, id string, n *In
 		next = slices.Clone(list)
 		next[i] = n
 	case n != nil:
-		next = make([]*Instance, len(list)+1)
-		copy(next, list[:i])
-		next[i] = n
-		copy(next[i+1:], list[i:])
+		next = withInserted(list, i, n)
 	case !found:
 		return nil
 	case len(list) == 1:
 		return txn.Delete(table, obj)
 	default:
-		next = make([]*Instance, 0, len(list)-1)
-		next = append(append(next, list[:i]...), list[i+1:]...)
+		next = withDeleted(list, i)
 	}
 	key.List, key.gen = next, gen
 	return txn.Insert(table, key)
+}
+
+// withInserted returns a new slice: s with v inserted at k.
+func withInserted[T any](s []T, k int, v T) []T {
+	out := make([]T, len(s)+1)
+	copy(out, s[:k])
+	out[k] = v
+	copy(out[k+1:], s[k:])
+	return out
+}
+
+// withDeleted returns a new slice: s without its element k.
+func withDeleted[T any](s []T, k int) []T {
+	out := make([]T, 0, len(s)-1)
+	return append(append(out, s[:k]...), s[k+1:]...)
 }
 
 // buildInstanceSets fills the app and host rows with insts, sorted by
@@ -251,8 +262,8 @@ func buildInstanceSets(txn *memdb.Txn, insts []*Instance) error {
 // order, each with its host, in rows of at most idChunkMax (a chunk's key
 // is its first id). The instance itself is in its host's row. A chunk
 // changes only when an instance is placed or removed, not when it is
-// reported, and 50,000 ids make a few hundred rows instead of a tree
-// entry each.
+// reported, and 50,000 ids make about a thousand rows instead of a tree
+// entry each, while a change copies at most 64 ids.
 //
 // Chunks follow the rows' rule: a committed chunk is never changed; the
 // first change in a transaction copies it, later ones in the same
@@ -260,7 +271,7 @@ func buildInstanceSets(txn *memdb.Txn, insts []*Instance) error {
 const tableInstanceIDs = "instance_ids"
 
 // idChunkMax is the most ids a chunk holds: a fuller one is split in two.
-const idChunkMax = 256
+const idChunkMax = 64
 
 // idChunk is one row of tableInstanceIDs.
 type idChunk struct {
@@ -400,16 +411,21 @@ func setInstanceID(txn *memdb.Txn, gen uint64, id, host string) error {
 		return nil
 	}
 	ids, hosts := c.IDs, c.Hosts
-	if c.gen != gen {
-		ids, hosts = slices.Clone(ids), slices.Clone(hosts)
-	}
+	owned := c.gen == gen
 	switch {
 	case found && host != "":
+		if !owned {
+			ids, hosts = slices.Clone(ids), slices.Clone(hosts)
+		}
 		hosts[k] = host
-	case host != "":
+	case host != "" && owned:
 		ids, hosts = slices.Insert(ids, k, id), slices.Insert(hosts, k, host)
-	default:
+	case host != "":
+		ids, hosts = withInserted(ids, k, id), withInserted(hosts, k, host)
+	case owned:
 		ids, hosts = slices.Delete(ids, k, k+1), slices.Delete(hosts, k, k+1)
+	default:
+		ids, hosts = withDeleted(ids, k), withDeleted(hosts, k)
 	}
 	if c.gen == gen && len(ids) > 0 && ids[0] == c.First && len(ids) <= idChunkMax {
 		// This transaction's own chunk, under the same key.
