@@ -46,13 +46,18 @@ func appInstancesAt(ws memdb.WatchSet, snap *state.Snapshot, tenant, name string
 		return nil, 0, err
 	}
 	idx = max(idx, snap.Index(state.TableDrills))
+	// One channel for every host's state, not one per host: an app on 50
+	// hosts would otherwise wait on 50 channels.
+	if err := snap.WatchHosts(ws); err != nil {
+		return nil, 0, err
+	}
 	out := make([]apitypes.Instance, 0, len(is))
 	for _, i := range is {
 		name, reason, lost := "", i.Reason, cut[i.Host]
 		// Not the host's record, which every placement on it
 		// rewrites: its watch index, which moves with its state,
-		// inventory and existence.
-		idx = max(idx, snap.HostIndex(ws, i.Host))
+		// inventory and existence (watched above).
+		idx = max(idx, snap.HostIndex(nil, i.Host))
 		h, err := snap.Host(nil, i.Host)
 		if err != nil {
 			return nil, 0, err

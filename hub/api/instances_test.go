@@ -14,11 +14,13 @@ import (
 
 // TestInstancesBlockingQuery: a blocking query on one app's instances is
 // answered when they change (written, removed, their host down) and not
-// when another app's instances or another app change, nor when the app
-// changes in a way its list does not show.
+// when another app's instances, another app or another host change, nor
+// when the app changes in a way its list does not show.
 func TestInstancesBlockingQuery(t *testing.T) {
 	f := newFixture(t)
 	f.applyState(state.PlanApplyType, &state.PlanApplyRequest{Place: []state.Instance{{ID: "i-1", Tenant: "acme", App: "web", Version: 1, Host: "host1"}}})
+	f.applyState(state.JoinTokenCreateType, &state.JoinTokenCreateRequest{Token: state.JoinToken{ID: "jt-other", Pool: "aws-bj", SecretHash: "sh", ExpiresAt: time.Now().Add(time.Hour), MaxUses: 1}, Time: time.Now()})
+	f.applyState(state.HostEnrollType, &state.HostEnrollRequest{TokenID: "jt-other", SecretHash: "sh", Host: state.Host{ID: "host2", Name: "n2"}, Time: time.Now()})
 	const path = "/v1/apps/web/instances"
 	_, _, hdr := f.do("acme/viewer", "GET", path, nil)
 	idx, err := strconv.ParseUint(hdr.Get("X-Wharf-Index"), 10, 64)
@@ -53,6 +55,9 @@ func TestInstancesBlockingQuery(t *testing.T) {
 		}, false, nil},
 		{"another app's pending explanation", func() {
 			f.applyState(state.PlanApplyType, &state.PlanApplyRequest{Pending: []state.AppPending{{Tenant: "beta", App: "web", Reason: "no capacity"}}})
+		}, false, nil},
+		{"another host down", func() {
+			f.applyState(state.HostStateType, &state.HostStateRequest{ID: "host2", State: state.HostDown, Time: time.Now()})
 		}, false, nil},
 		{"its host down", func() {
 			f.applyState(state.HostStateType, &state.HostStateRequest{ID: "host1", State: state.HostDown, Time: time.Now()})

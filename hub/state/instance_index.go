@@ -99,6 +99,25 @@ func (s *Snapshot) HostIndex(ws memdb.WatchSet, id string) uint64 {
 	return s.watchIndex(ws, hostWatchKey(id))
 }
 
+// WatchHosts adds to ws one channel that fires whenever any host's
+// HostIndex moves. A query that depends on the states of many hosts
+// watches this channel and reads their indexes with a nil WatchSet: one
+// channel instead of one per host keeps its wait a plain select (go-memdb
+// starts a goroutine for every 32 channels past the first 32), at the cost
+// of waking when an unrelated host changes, which is rare, and answering
+// only if its own index moved.
+func (s *Snapshot) WatchHosts(ws memdb.WatchSet) error {
+	if ws == nil {
+		return nil
+	}
+	it, err := s.txn.Get(tableWatch, "id_prefix", "host/")
+	if err != nil {
+		return err
+	}
+	ws.Add(it.WatchCh())
+	return nil
+}
+
 func (s *Snapshot) watchIndex(ws memdb.WatchSet, key string) uint64 {
 	ch, obj, err := s.txn.FirstWatch(tableWatch, "id", key)
 	if err != nil {

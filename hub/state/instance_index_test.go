@@ -3,6 +3,9 @@ package state
 import (
 	"bytes"
 	"testing"
+	"time"
+
+	"github.com/hashicorp/go-memdb"
 )
 
 // TestWatchIndexes: an app's instances index rises with every write and
@@ -76,5 +79,37 @@ func TestWatchIndexes(t *testing.T) {
 	snapshotTo(t, h2.fsm, &again)
 	if bytes.Contains(again.Bytes(), []byte(tableWatch)) {
 		t.Fatalf("a restored node's snapshot holds the derived %s table", tableWatch)
+	}
+}
+
+// TestWatchHosts: the one channel for every host's watch index fires when
+// a host's state changes, and not on placements, reports or app writes.
+func TestWatchHosts(t *testing.T) {
+	h := newHarness(t)
+	fill(h) // acme/web with instance i-1 on host1
+	watch := func() memdb.WatchSet {
+		ws := memdb.NewWatchSet()
+		if err := h.snap().WatchHosts(ws); err != nil {
+			t.Fatal(err)
+		}
+		return ws
+	}
+	ws := watch()
+	h.must(PlanApplyType, &PlanApplyRequest{Place: []Instance{{ID: "i-2", Tenant: "acme", App: "web", Version: 2, Host: "host1", CPU: 100, Memory: 128}}, Time: t0})
+	h.must(InstanceUpdateType, &InstanceUpdateRequest{Host: "host1", Updates: []InstanceUpdate{{ID: "i-2", State: InstanceRunning, Ready: true}}, Time: t0})
+	h.must(AppScaleType, &AppScaleRequest{Tenant: "acme", Name: "web", Instances: 2, Time: t0})
+	if !ws.Watch(time.After(50 * time.Millisecond)) {
+		t.Fatal("the hosts' channel fired on placements, reports or an app write")
+	}
+	before := h.snap().HostIndex(nil, "host1")
+	h.must(HostStateType, &HostStateRequest{ID: "host1", State: HostSuspect, Time: t0})
+	if ws.Watch(time.After(5 * time.Second)) {
+		t.Fatal("the hosts' channel did not fire when a host became suspect")
+	}
+	if after := h.snap().HostIndex(nil, "host1"); after <= before {
+		t.Fatalf("host index %d -> %d", before, after)
+	}
+	if err := h.snap().WatchHosts(nil); err != nil {
+		t.Fatal(err)
 	}
 }
