@@ -3,6 +3,7 @@ package state
 import (
 	"bytes"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -80,5 +81,25 @@ func BenchmarkSnapshot50k(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(len(raw))/1e6, "MB")
+	})
+	// What a node holds for this state: the heap and the objects a
+	// restored copy adds, after collections, which is what the collector
+	// marks on every cycle.
+	b.Run("heap", func(b *testing.B) {
+		var before, after runtime.MemStats
+		for i := 0; i < b.N; i++ {
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			h2 := newHarness(b)
+			if err := h2.fsm.Restore(nopCloser{bytes.NewBuffer(raw)}); err != nil {
+				b.Fatal(err)
+			}
+			runtime.GC()
+			runtime.GC()
+			runtime.ReadMemStats(&after)
+			runtime.KeepAlive(h2)
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "state-MB")
+		b.ReportMetric(float64(after.HeapObjects-before.HeapObjects), "state-objects")
 	})
 }
