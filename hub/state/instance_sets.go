@@ -96,17 +96,11 @@ func (s *Snapshot) tenantInstances(tenant string) ([]*Instance, error) {
 // changed) and adds to ws a channel that fires when the row does, which
 // is whenever one of its instances is written or removed.
 func (s *Snapshot) instanceSet(ws memdb.WatchSet, table string, args ...any) ([]*Instance, error) {
-	ch, obj, err := s.txn.FirstWatch(table, "id", args...)
-	if err != nil {
+	row, err := first[instanceSet](s, ws, table, "id", args...)
+	if err != nil || row == nil {
 		return nil, err
 	}
-	if ws != nil {
-		ws.Add(ch)
-	}
-	if obj == nil {
-		return nil, nil
-	}
-	return obj.(*instanceSet).List, nil
+	return row.List, nil
 }
 
 // setInstance writes n over old (nil for a new instance) in the
