@@ -8,30 +8,28 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
-// The instances of one app and of one host are kept as rows of their own,
-// each holding its instances in id order, rather than as two more indexes
-// of the instances table.
+// Instances are kept in rows, not in a go-memdb table of their own: a row
+// per app and a row per host, each holding its instances in id order, and
+// rows of ids (tableInstanceIDs) to find an instance by id.
 //
 // Why: go-memdb keeps every index as a radix tree with a node, a leaf and
-// a channel per entry. With 50,000 instances, the "app" and "host"
-// indexes were 100,000 such entries, two thirds of what the instances
-// cost the heap, all of which the garbage collector marks on every cycle
-// and every instance write copied a path in. An app's row (a few dozen
-// pointers) and a host's (a handful) are a few thousand entries in all,
-// and a write copies one short list in each.
+// a channel per entry. A table of 50,000 instances indexed by id, app and
+// host was 150,000 such entries, most of what a node's state held, all of
+// which the garbage collector marked on every cycle, and every instance
+// write copied a path in each tree. The rows are a few thousand entries
+// in all, and a write copies a short list or two.
 //
-// These rows and the ids' chunks (tableInstanceIDs) are where instances
-// are kept: there is no go-memdb table of instances. A snapshot records
-// the instances one by one in id order, as it did when there was
-// (eachInstance), and a restore builds the rows again (loadInstances). The writer keeps them
-// with every instance it writes or removes (putInstance, dropInstance,
-// setInstance), and a committed row's list is never changed: the first
-// write of a row in a transaction replaces it with a new list, so a reader
-// holding an older state keeps the list it read. Later writes of the same
-// row in the same transaction (a plan placing fifty instances of an app,
-// a batch of reports from one host) change that new list in place: no
-// reader can hold it before the transaction commits, and an aborted
-// transaction's rows are dropped with it.
+// A snapshot still records the instances one by one in id order, as it
+// did when they were a table (eachInstance), and a restore builds the
+// rows again (loadInstances). The writer keeps the rows with every
+// instance it writes or removes (setInstance), and a committed row's list
+// is never changed: the first write of a row in a transaction replaces it
+// with a new list, so a reader holding an older state keeps the list it
+// read. Later writes of the same row in the same transaction (a plan
+// placing fifty instances of an app, a batch of reports from one host)
+// change that new list in place: no reader can hold it before the
+// transaction commits, and an aborted transaction's rows are dropped with
+// it.
 const (
 	tableAppInstances  = "app_instances"
 	tableHostInstances = "host_instances"
