@@ -4,14 +4,18 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -117,6 +121,7 @@ func runChurn(b *testing.B) {
 	}
 	writeAllocs(b, *churnAllocs, ".start")
 	schedBefore := schedLatencies()
+	roundsBefore := plannerCounts(b, c)
 	churnStart := time.Now()
 	end := churnStart.Add(*churnFor)
 	muts := &latencies{}
@@ -153,6 +158,7 @@ func runChurn(b *testing.B) {
 	cw.Wait()
 	churnTime := time.Since(churnStart)
 	sched := schedLatencies().since(schedBefore)
+	roundsAfter := plannerCounts(b, c)
 	if *churnProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -186,6 +192,10 @@ func runChurn(b *testing.B) {
 	b.Logf("run-queue wait during the churn (runtime/metrics %s): %d waits, p50 %s, p99 %s, p99.9 %s, max bucket %s",
 		schedLatencyMetric, sched.count(), sched.quantile(0.5), sched.quantile(0.99), sched.quantile(0.999), sched.quantile(1))
 	b.ReportMetric(ms(sched.quantile(0.99)), "runq-wait-p99-ms")
+	rounds, plans := roundsAfter[0]-roundsBefore[0], roundsAfter[1]-roundsBefore[1]
+	b.Logf("planner: %.0f rounds and %.0f plans committed in %s", rounds, plans, churnTime.Round(time.Millisecond))
+	b.ReportMetric(rounds/churnTime.Seconds(), "planner-rounds/s")
+	b.ReportMetric(plans/churnTime.Seconds(), "plans/s")
 
 	snapshotRestore(b, leader, heapSeeded)
 }
@@ -430,6 +440,38 @@ func leaderApply(b *testing.B, leader *hub.Hub) func(state.MessageType, any) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// plannerCounts sums the planner's rounds and committed plans over the
+// nodes' /metrics (only the leader's move).
+func plannerCounts(b *testing.B, c *hubtest.Cluster) [2]float64 {
+	var out [2]float64
+	for _, n := range c.Nodes {
+		if !n.Running() {
+			continue
+		}
+		resp, err := http.Get(n.URL() + "/metrics")
+		if err != nil {
+			b.Fatalf("metrics: %v", err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			b.Fatalf("metrics: %s %v", resp.Status, err)
+		}
+		for line := range strings.Lines(string(body)) {
+			for k, name := range []string{"wharf_planner_rounds_total ", "wharf_planner_plans_committed_total "} {
+				if v, ok := strings.CutPrefix(line, name); ok {
+					f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+					if err != nil {
+						b.Fatalf("metrics: %q: %v", line, err)
+					}
+					out[k] += f
+				}
+			}
+		}
+	}
+	return out
 }
 
 // schedLatencyMetric is the runtime's histogram of the time goroutines
