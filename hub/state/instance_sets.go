@@ -102,20 +102,13 @@ func (s *Snapshot) instanceSet(ws memdb.WatchSet, table string, args ...any) ([]
 }
 
 // setInstance writes n over old (nil for a new instance) in the
-// instances' ids and in its app's and host's rows; n nil removes old. It
-// records nothing else (no allocation, metering or watch index:
-// putInstance and dropInstance do).
+// instances' ids and in its app's and host's rows; n nil removes old. A
+// new instance's id must be free: planApply, the only command that places
+// instances, refuses a taken one. It records nothing else (no allocation,
+// metering or watch index: putInstance and dropInstance do).
 func (w *writer) setInstance(old, n *Instance) *Error {
 	if n != nil && (n.ID == "" || n.Host == "" || n.Tenant == "" || n.App == "") {
 		return Errorf(KindInternal, "instance %q lacks an id, host, tenant or app", n.ID)
-	}
-	if old == nil && n != nil {
-		// An id written again replaces the instance that had it.
-		i, err := w.snap().Instance(nil, n.ID)
-		if err != nil {
-			return Errorf(KindInternal, "instances: %v", err)
-		}
-		old = i
 	}
 	w.touch(TableInstances)
 	if err := updateInstanceIDs(w.txn, w.gen, old, n); err != nil {
@@ -181,7 +174,7 @@ func replaceInSet(txn *memdb.Txn, gen uint64, key *instanceSet, id string, n *In
 		row = obj.(*instanceSet)
 		list = row.List
 	}
-	i, found := slices.BinarySearchFunc(list, id, func(e *Instance, id string) int { return strings.Compare(e.ID, id) })
+	i, found := searchID(list, id)
 	if row != nil && row.gen == gen && (n != nil || len(list) > 1) {
 		switch {
 		case n != nil && found:
@@ -308,9 +301,14 @@ func instanceHost(txn *memdb.Txn, id string) (string, error) {
 	return "", nil
 }
 
+// searchID finds where instance id is or belongs in list, sorted by id.
+func searchID(list []*Instance, id string) (int, bool) {
+	return slices.BinarySearchFunc(list, id, func(e *Instance, id string) int { return strings.Compare(e.ID, id) })
+}
+
 // findInstance returns instance id from a host's list (nil when absent).
 func findInstance(list []*Instance, id string) *Instance {
-	if k, ok := slices.BinarySearchFunc(list, id, func(e *Instance, id string) int { return strings.Compare(e.ID, id) }); ok {
+	if k, ok := searchID(list, id); ok {
 		return list[k]
 	}
 	return nil
