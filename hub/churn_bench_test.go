@@ -126,12 +126,13 @@ func runChurn(b *testing.B) {
 	end := churnStart.Add(*churnFor)
 	muts := &latencies{}
 	slowest := &perSecond{start: churnStart}
+	spans := &spans{}
 	var cw sync.WaitGroup
 	for w := 0; w < *churnClients; w++ {
 		cw.Add(1)
 		go func() {
 			defer cw.Done()
-			churnClient(b, c, admin.token, w, end, apps, tenants, per, muts, slowest)
+			churnClient(b, c, admin.token, w, end, apps, tenants, per, muts, slowest, spans)
 		}()
 	}
 	fan := &latencies{}
@@ -153,6 +154,7 @@ func runChurn(b *testing.B) {
 		}
 		fan.add(r.last, nil)
 		first.add(r.first, nil)
+		spans.fanout(t0, t0.Add(r.last))
 		time.Sleep(time.Until(t0.Add(time.Second)))
 	}
 	cw.Wait()
@@ -171,6 +173,10 @@ func runChurn(b *testing.B) {
 	mp := muts.summary()
 	b.Logf("mutations: %s", mp)
 	b.Logf("slowest mutation sent in each second of the churn, ms: %s", slowest)
+	during, outside := spans.split()
+	b.Logf("mutations overlapping a fan-out: %s; the others: %s", during.summary(), outside.summary())
+	b.ReportMetric(ms(during.summary().p99), "mut-in-fanout-p99-ms")
+	b.ReportMetric(ms(outside.summary().p99), "mut-off-fanout-p99-ms")
 	b.Logf("hot-app writes: %s", hotWrites.summary())
 	b.Logf("fan-out to %d watchers: first %s; all %s", *churnWatchers, first.summary(), fan.summary())
 	b.Logf("watcher answers: %d in %s (%.1f per watcher per second)", answers, churnTime.Round(time.Millisecond), float64(answers)/float64(*churnWatchers)/churnTime.Seconds())
@@ -296,7 +302,7 @@ func churnSpec(a, instances, rev int) apitypes.AppSpec {
 // churnClient writes until end at its share of -churn.rate: half of the
 // writes a new revision of an app (PUT), half a scale (POST .../scale).
 // App 0 is the watchers' and left alone.
-func churnClient(b *testing.B, c *hubtest.Cluster, token string, w int, end time.Time, apps, tenants, per int, out *latencies, slowest *perSecond) {
+func churnClient(b *testing.B, c *hubtest.Cluster, token string, w int, end time.Time, apps, tenants, per int, out *latencies, slowest *perSecond, sp *spans) {
 	r := newREST(b, token)
 	rng := rand.New(rand.NewPCG(uint64(w), 7))
 	every := time.Duration(float64(time.Second) * float64(*churnClients) / *churnRate)
@@ -323,6 +329,7 @@ func churnClient(b *testing.B, c *hubtest.Cluster, token string, w int, end time
 		out.add(time.Since(start), err)
 		if err == nil {
 			slowest.add(start, time.Since(start))
+			sp.mutation(start, time.Now())
 		}
 	}
 }
@@ -359,6 +366,50 @@ func (p *perSecond) String() string {
 		out = fmt.Append(out, d.Milliseconds())
 	}
 	return string(out)
+}
+
+// spans keeps when each mutation and each fan-out ran, to tell the
+// mutations that overlapped a fan-out to 1,000 watchers (whose answers
+// and new queries are a burst of work) from the others.
+type spans struct {
+	mu      sync.Mutex
+	muts    [][2]time.Time
+	fanouts [][2]time.Time
+}
+
+func (s *spans) mutation(start, end time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.muts = append(s.muts, [2]time.Time{start, end})
+}
+
+func (s *spans) fanout(start, end time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fanouts = append(s.fanouts, [2]time.Time{start, end})
+}
+
+// split returns the latencies of the mutations that overlapped a fan-out
+// and of the others.
+func (s *spans) split() (during, outside *latencies) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	during, outside = &latencies{}, &latencies{}
+	for _, m := range s.muts {
+		hit := false
+		for _, f := range s.fanouts {
+			if m[0].Before(f[1]) && f[0].Before(m[1]) {
+				hit = true
+				break
+			}
+		}
+		if hit {
+			during.add(m[1].Sub(m[0]), nil)
+		} else {
+			outside.add(m[1].Sub(m[0]), nil)
+		}
+	}
+	return during, outside
 }
 
 // snapshotRestore writes the leader's state as Raft's Persist does, reads
