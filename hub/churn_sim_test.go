@@ -39,7 +39,7 @@ func simulateAgents(ctx context.Context, b *testing.B, leader *hub.Hub, refused 
 		snap := leader.Store().Snapshot()
 		var is []*state.Instance
 		var readErr error
-		err := snap.AppsChangedSince(nil, since, func(tenant, app string) {
+		known, err := snap.AppsChangedSince(nil, since, func(tenant, app string) {
 			all, err := snap.AppInstances(nil, tenant, app)
 			readErr = cmp.Or(readErr, err)
 			for _, i := range all {
@@ -48,6 +48,9 @@ func simulateAgents(ctx context.Context, b *testing.B, leader *hub.Hub, refused 
 				}
 			}
 		})
+		if !known {
+			err = fmt.Errorf("the log of changed apps no longer reaches back to index %d", since)
+		}
 		if err = cmp.Or(err, readErr); err != nil {
 			b.Error(err)
 			return

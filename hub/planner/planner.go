@@ -157,6 +157,17 @@ type planner struct {
 	view        hostView        // the hosts as of the last round, and the scheduler's view of them
 	unsettled   map[appKey]bool // apps to look at again next round
 	appsRead    int             // app records the last round read
+	// scratch holds buffers a round fills and the next one reuses: a
+	// round lists thousands of instances, and allocating them afresh
+	// every round was most of the leader's garbage under churn.
+	scratch struct {
+		hosts    []*state.Host
+		insts    []scheduler.Instance
+		touched  []int
+		listed   []*state.Instance
+		cur, old []*state.Instance
+		perHost  map[string]int
+	}
 }
 
 func newPlanner() *planner {
@@ -187,14 +198,16 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 // best fit.
 func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID func(string) string, full bool) (*state.PlanApplyRequest, error) {
 	full = full || p.index == 0
-	hosts, err := snap.Hosts(ws)
+	hosts, err := snap.AppendHosts(ws, p.scratch.hosts[:0])
 	if err != nil {
 		return nil, err
 	}
-	dirty, freed, err := p.changes(snap, ws, hosts, full)
+	defer func() { clear(hosts); p.scratch.hosts = hosts[:0] }()
+	dirty, freed, known, err := p.changes(snap, ws, hosts, full)
 	if err != nil {
 		return nil, err
 	}
+	full = full || !known
 	since := p.index
 	p.index = snap.LatestIndex()
 	byHost := p.view.record
@@ -242,7 +255,7 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		if f := a.Spec.Failover; f != nil && f.Mode == state.FailoverFenced {
 			fenced, maxDisconnect = true, f.MaxDisconnect.D()
 		}
-		var cur, old []*state.Instance
+		cur, old := p.scratch.cur[:0], p.scratch.old[:0]
 		failback := false     // some instances move back from failover pools
 		var failedOn []string // hosts where an instance of the app kept crashing
 		for _, i := range byApp[key] {
@@ -292,6 +305,7 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 				old = append(old, i)
 			}
 		}
+		p.scratch.cur, p.scratch.old = cur, old // grown: the next app reuses them
 		if rv, ok := failedUpdate(a, byApp[key], old, now); ok {
 			req.Revert = append(req.Revert, rv)
 			continue
@@ -362,7 +376,11 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		}
 		// Scale down: not ready first, then from the host with the most
 		// instances of the app (the spread stays even), then the newest.
-		perHost := map[string]int{}
+		if p.scratch.perHost == nil {
+			p.scratch.perHost = map[string]int{}
+		}
+		perHost := p.scratch.perHost
+		clear(perHost)
 		for _, i := range cur {
 			perHost[i.Host]++
 		}
@@ -441,13 +459,15 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		for _, s := range req.Stop {
 			stops[s.ID] = true
 		}
-		var listed []*state.Instance
+		listed := p.scratch.listed[:0]
 		for _, a := range toPlace {
 			listed = append(listed, byApp[a.Key]...)
 		}
-		ss := newSchedState(snap.LatestIndex(), &p.view, listed, stops)
+		ss := newSchedState(snap.LatestIndex(), &p.view, listed, stops, p.scratch.insts[:0], p.scratch.touched[:0])
 		plan := p.sched.Plan(ss, toPlace, func() string { return "" })
 		ss.restore()
+		clear(listed) // no instance kept alive by the buffer
+		p.scratch.listed, p.scratch.insts, p.scratch.touched = listed[:0], ss.insts[:0], ss.touched[:0]
 		for _, p := range plan.Place {
 			req.Place = append(req.Place, state.Instance{ID: newID(p.App.Name), Tenant: p.App.Tenant, App: p.App.Name, Version: p.Version,
 				Host: p.Host, CPU: p.CPU, Memory: p.Memory})
@@ -484,6 +504,9 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		}
 	}
 	p.remember(work, byApp)
+	// The buffers keep no instance alive past the round.
+	clear(p.scratch.cur[:cap(p.scratch.cur)])
+	clear(p.scratch.old[:cap(p.scratch.old)])
 	if len(req.Place) == 0 && len(req.Stop) == 0 && len(req.Pending) == 0 && len(req.Revert) == 0 && len(req.Drained) == 0 {
 		return nil, nil
 	}
@@ -537,9 +560,11 @@ func (p *planner) changedApps(snap *state.Snapshot, ws memdb.WatchSet, since uin
 }
 
 // changes updates the planner's view of the hosts and returns the apps
-// that changes since its last round may concern, and whether capacity was
-// added or freed anywhere (pending apps may fit now).
-func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*state.Host, full bool) (map[appKey]bool, bool, error) {
+// that changes since its last round may concern, whether capacity was
+// added or freed anywhere (pending apps may fit now), and whether the
+// apps are known: false when the store's log of changed apps no longer
+// reaches back to the last round, and every app must be looked at.
+func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*state.Host, full bool) (map[appKey]bool, bool, bool, error) {
 	dirty := map[appKey]bool{}
 	freed := full
 	onHost := func(id string) error {
@@ -565,7 +590,7 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 			j++
 			freed = true
 			if err := onHost(id); err != nil {
-				return nil, false, err
+				return nil, false, false, err
 			}
 		default:
 			h, old := hosts[i], prev[j]
@@ -580,7 +605,7 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 				!slices.Equal(old.Inventory.Drivers, h.Inventory.Drivers):
 				freed = true
 				if err := onHost(h.ID); err != nil {
-					return nil, false, err
+					return nil, false, false, err
 				}
 			case h.AllocCPU < old.AllocCPU || h.AllocMemory < old.AllocMemory:
 				freed = true
@@ -589,12 +614,15 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 	}
 	p.view.sync(hosts)
 	if full {
-		return dirty, freed, nil
+		// Every app is read anyway; only the log's channel is wanted, so
+		// that the next change of an app's instances wakes the planner.
+		_, err := snap.AppsChangedSince(ws, snap.LatestIndex(), func(string, string) {})
+		return dirty, freed, true, err
 	}
-	err := snap.AppsChangedSince(ws, p.index, func(tenant, app string) {
+	known, err := snap.AppsChangedSince(ws, p.index, func(tenant, app string) {
 		dirty[appKey{Tenant: tenant, Name: app}] = true
 	})
-	return dirty, freed, err
+	return dirty, freed, known, err
 }
 
 // remember marks the apps of this round that must be looked at again even
@@ -638,8 +666,8 @@ type schedState struct {
 	hosts   []scheduler.Host
 	byID    map[string]int
 	insts   []scheduler.Instance
-	onHost  map[string][]scheduler.Instance
-	touched []int // host entries whose Used was adjusted
+	onHost  map[string][]scheduler.Instance // built on first use: only Check asks
+	touched []int                           // host entries whose Used was adjusted
 }
 
 // hostView is every host as of the planner's last round: the records, in
@@ -701,7 +729,15 @@ func (s *schedState) Host(id string) (scheduler.Host, bool) {
 	}
 	return s.hosts[i], true
 }
-func (s *schedState) HostInstances(host string) []scheduler.Instance { return s.onHost[host] }
+func (s *schedState) HostInstances(host string) []scheduler.Instance {
+	if s.onHost == nil {
+		s.onHost = map[string][]scheduler.Instance{}
+		for _, i := range s.insts {
+			s.onHost[i.Host] = append(s.onHost[i.Host], i)
+		}
+	}
+	return s.onHost[host]
+}
 
 // InstanceExists serves scheduler.Check only, which the planner does not
 // call (the FSM re-checks plans itself): a scan of the listed instances.
@@ -725,8 +761,10 @@ func schedHost(h *state.Host) scheduler.Host {
 // leaving out those this plan stops: their resources are free to this
 // plan, as the FSM, which applies the stops first, agrees. The caller
 // restores v once the scheduler is done with it.
-func newSchedState(index uint64, v *hostView, listed []*state.Instance, stopping map[string]bool) *schedState {
-	s := &schedState{index: index, view: v, hosts: v.hosts, byID: v.byID, onHost: map[string][]scheduler.Instance{}}
+//
+// insts and touched are buffers to fill (empty, their capacity reused).
+func newSchedState(index uint64, v *hostView, listed []*state.Instance, stopping map[string]bool, insts []scheduler.Instance, touched []int) *schedState {
+	s := &schedState{index: index, view: v, hosts: v.hosts, byID: v.byID, insts: insts, touched: touched}
 	for _, i := range listed {
 		if !i.Live() {
 			continue
@@ -741,7 +779,6 @@ func newSchedState(index uint64, v *hostView, listed []*state.Instance, stopping
 		}
 		si := scheduler.Instance{ID: i.ID, App: scheduler.AppKey{Tenant: i.Tenant, Name: i.App}, Version: i.Version, Host: i.Host, CPU: i.CPU, Memory: i.Memory}
 		s.insts = append(s.insts, si)
-		s.onHost[i.Host] = append(s.onHost[i.Host], si)
 	}
 	return s
 }
@@ -753,7 +790,7 @@ func (s *schedState) restore() {
 		h := s.view.from[x]
 		s.hosts[x].UsedCPU, s.hosts[x].UsedMemory = h.AllocCPU, h.AllocMemory
 	}
-	s.touched = nil
+	s.touched = s.touched[:0]
 }
 
 // Fencing (failover.mode fenced). An agent stops a

@@ -1,7 +1,9 @@
 package planner
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"maps"
 	"reflect"
 	"slices"
@@ -728,3 +730,47 @@ func TestPlannerRewriteOfPendingAppCommitsNothing(t *testing.T) {
 		t.Fatalf("after a scale: %s, want the new count explained", planSummary(req))
 	}
 }
+
+// TestPlannerReadsEveryAppWhenTheLogFallsShort: when the store's log of
+// changed apps no longer reaches back to the planner's last round (it
+// keeps a bounded range; a restore starts it afresh), the round looks at
+// every app rather than at none.
+func TestPlannerReadsEveryAppWhenTheLogFallsShort(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("p", "dc1")
+	h.host("h1", "p", 2, 1024)
+	h.host("h2", "p", 2, 1024)
+	h.app(apitypes.AppSpec{Name: "web", Image: "w", Instances: n(2), CPU: 100, Memory: 256})
+	h.plan()
+	h.reportAll(true)
+	h.plan()
+	if h.plan() != nil {
+		t.Fatal("not settled")
+	}
+	is, _ := h.fsm.Store().Snapshot().AppInstances(nil, "acme", "web")
+	h.must(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: is[0].Host, Time: pt0,
+		Updates: []state.InstanceUpdate{{ID: is[0].ID, State: state.InstanceFailed, Message: "exit 1"}}})
+	// The store restored from its own snapshot: the same state, with a
+	// log that starts at this index.
+	snap, err := h.fsm.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := snap.Persist(&bufSink{Buffer: &buf}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.fsm.Restore(io.NopCloser(&buf)); err != nil {
+		t.Fatal(err)
+	}
+	if req := h.plan(); req == nil || len(req.Stop) != 1 || req.Stop[0].ID != is[0].ID {
+		t.Fatalf("the failed instance, changed before the log's start: %s", planSummary(req))
+	}
+}
+
+// bufSink is a raft.SnapshotSink into a buffer.
+type bufSink struct{ *bytes.Buffer }
+
+func (bufSink) ID() string    { return "test" }
+func (bufSink) Cancel() error { return nil }
+func (bufSink) Close() error  { return nil }

@@ -89,6 +89,7 @@ type planner struct {
 	prim     candSet
 	fail     candSet
 	gorder   []int32
+	order    []int32 // reset's hosts in id order, kept for the next reset
 	live     []int32
 	ids      []int32
 	names    []string
@@ -97,7 +98,7 @@ type planner struct {
 // reset indexes st.
 func (p *planner) reset(st State) {
 	hosts := st.Hosts()
-	order := make([]int32, 0, len(hosts))
+	order := p.order[:0]
 	for i := range hosts {
 		// Only a host without an id is unusable; one with bad capacity
 		// still holds its instances (it just has no room).
@@ -108,6 +109,7 @@ func (p *planner) reset(st State) {
 	if !slices.IsSortedFunc(order, func(a, b int32) int { return strings.Compare(hosts[a].ID, hosts[b].ID) }) {
 		slices.SortStableFunc(order, func(a, b int32) int { return strings.Compare(hosts[a].ID, hosts[b].ID) })
 	}
+	p.order = order
 
 	p.nodes = p.nodes[:0]
 	p.cells = p.cells[:0]
@@ -131,7 +133,7 @@ func (p *planner) reset(st State) {
 		if !ok {
 			pi = int32(len(p.pools))
 			p.poolIDs[h.Pool] = pi
-			p.pools = append(p.pools, pool{name: h.Pool})
+			p.pools = p.newPool(h.Pool)
 		}
 		p.pools[pi].hosts = append(p.pools[pi].hosts, ni)
 		n := node{host: h, freeCPU: h.CPU - h.UsedCPU, freeMem: h.Memory - h.UsedMemory, pool: pi, cell: -1}
@@ -240,6 +242,17 @@ func (p *planner) release() {
 }
 
 // newCell adds a cell, reusing the host buffer of an earlier plan's cell.
+// newPool returns p.pools with a new pool at its end, reusing the lists
+// of the pool the last reset had there.
+func (p *planner) newPool(name string) []pool {
+	pi := len(p.pools)
+	if pi < cap(p.pools) {
+		old := p.pools[:pi+1][pi]
+		return append(p.pools, pool{name: name, hosts: old.hosts[:0], cells: old.cells[:0]})
+	}
+	return append(p.pools, pool{name: name})
+}
+
 func (p *planner) newCell(k cellKey, dom [3]int32) int32 {
 	ci := len(p.cells)
 	if ci < cap(p.cells) {

@@ -73,6 +73,13 @@ func (w *writer) appUpsert(r *AppUpsertRequest) *Error {
 		}
 		app.Version, app.LatestVersion, app.CreatedAt = 1, 1, r.Time
 		newVersion = true
+		// Its watch row from the start: a blocking query of its instances
+		// watches the row itself, not the part of the table where a
+		// missing row would be, which every other app's status and every
+		// host's state change.
+		if e := w.noteWatch(appWatchKey(r.Tenant, app.Name)); e != nil {
+			return e
+		}
 	} else {
 		// While a policy is set the count is the autoscaler's: a spec's
 		// count is ignored (a re-applied manifest does not undo it).

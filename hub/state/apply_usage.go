@@ -321,7 +321,7 @@ func upgradeMetering(txn *memdb.Txn) error {
 	}
 	for _, u := range up {
 		// The restore's own rows (transaction 0), changed in place.
-		if err := updateInstanceSets(txn, 0, u[0], u[1]); err != nil {
+		if err := updateInstanceSets(txn, 0, 0, u[0], u[1]); err != nil {
 			return err
 		}
 	}

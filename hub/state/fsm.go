@@ -70,11 +70,12 @@ func (f *FSM) applyRun(logs []*raft.Log, out []interface{}) int {
 	txn := db.Txn(true)
 	defer txn.Abort()
 	f.txns++
+	var changes []appChange
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
 		}
-		if e := f.applyIn(txn, f.txns, l.Index, l.Data); e != nil {
+		if e := f.applyIn(txn, f.txns, l.Index, l.Data, &changes); e != nil {
 			if i == 0 {
 				out[0] = e
 				return 1
@@ -83,6 +84,16 @@ func (f *FSM) applyRun(logs []*raft.Log, out []interface{}) int {
 			txn.Abort()
 			return f.applyRun(logs[:i], out[:i])
 		}
+	}
+	if err := recordAppChanges(txn, changes); err != nil {
+		// Not expected (an insert into a table of our own): the last
+		// command fails alone, as if it had failed itself.
+		txn.Abort()
+		if len(logs) == 1 {
+			out[0] = &Error{Kind: KindInternal, Msg: err.Error()}
+			return 1
+		}
+		return f.applyRun(logs[:len(logs)-1], out[:len(logs)-1])
 	}
 	txn.Commit()
 	return len(logs)
@@ -93,16 +104,21 @@ func (f *FSM) apply(index uint64, data []byte) *Error {
 	txn := db.Txn(true)
 	defer txn.Abort()
 	f.txns++
-	if e := f.applyIn(txn, f.txns, index, data); e != nil {
+	var changes []appChange
+	if e := f.applyIn(txn, f.txns, index, data, &changes); e != nil {
 		return e
+	}
+	if err := recordAppChanges(txn, changes); err != nil {
+		return &Error{Kind: KindInternal, Msg: err.Error()}
 	}
 	txn.Commit()
 	return nil
 }
 
-// applyIn applies one command in txn, the gen-th write transaction. On an
-// error txn holds part of the command's writes: the caller must abort it.
-func (f *FSM) applyIn(txn *memdb.Txn, gen, index uint64, data []byte) *Error {
+// applyIn applies one command in txn, the gen-th write transaction, and
+// adds the apps it changes to changes (for recordAppChanges). On an error
+// txn holds part of the command's writes: the caller must abort it.
+func (f *FSM) applyIn(txn *memdb.Txn, gen, index uint64, data []byte, changes *[]appChange) *Error {
 	t, req, err := Decode(data)
 	if err != nil {
 		if raw, _ := entryType(data); errors.Is(err, ErrUnknownType) && raw&IgnoreUnknownTypeFlag != 0 {
@@ -118,7 +134,7 @@ func (f *FSM) applyIn(txn *memdb.Txn, gen, index uint64, data []byte) *Error {
 			return &Error{Kind: KindInternal, Msg: err.Error()}
 		}
 	}
-	w := &writer{txn: txn, gen: gen, index: index, m: meterScratch{now: commandTime(req)}}
+	w := &writer{txn: txn, gen: gen, index: index, changes: changes, m: meterScratch{now: commandTime(req)}}
 	if !skip {
 		if e := w.dispatch(req); e != nil {
 			return e
@@ -177,9 +193,10 @@ type writer struct {
 	// bump holds the hosts whose assignments the command changed, for
 	// flushAlloc.
 	bump map[string]bool
-	// watchedApp is the app whose watch row the command last wrote
-	// (noteAppWatch).
-	watchedApp [2]string
+	// changes collects the apps the transaction's commands changed
+	// (noteAppChange); changedApp is the last one this command added.
+	changes    *[]appChange
+	changedApp [2]string
 	// m is the command's time and what its metering wrote so far.
 	m meterScratch
 }

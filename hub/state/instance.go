@@ -269,7 +269,7 @@ func (w *writer) planApply(r *PlanApplyRequest) *Error {
 		if e := w.insert(TableApps, n); e != nil {
 			return e
 		}
-		if e := w.noteAppWatch(a.Tenant, a.Name); e != nil {
+		if e := w.noteAppStatus(a.Tenant, a.Name); e != nil {
 			return e
 		}
 	}
@@ -440,9 +440,7 @@ func (w *writer) putInstance(old, n *Instance) *Error {
 	if e := w.meter(old, n); e != nil {
 		return e
 	}
-	if e := w.noteAppWatch(n.Tenant, n.App); e != nil {
-		return e
-	}
+	w.noteAppChange(n.Tenant, n.App)
 	return w.setInstance(old, n)
 }
 
@@ -452,9 +450,7 @@ func (w *writer) dropInstance(old *Instance) *Error {
 	if e := w.meter(old, nil); e != nil {
 		return e
 	}
-	if e := w.noteAppWatch(old.Tenant, old.App); e != nil {
-		return e
-	}
+	w.noteAppChange(old.Tenant, old.App)
 	return w.setInstance(old, nil)
 }
 

@@ -1,16 +1,15 @@
 package state
 
 import (
-	"strings"
-
 	"github.com/hashicorp/go-memdb"
 )
 
-// tableWatch holds watch indexes: per app, the last Raft index that wrote
-// or removed one of its instances or changed its status without its
-// modify index (Pending, Noticed: status, not spec); per host, the last that changed its
-// state, inventory or existence (not its allocation, which every
-// placement on it changes). A blocking query on one app's instances
+// tableWatch holds watch indexes: per app, the last Raft index that
+// changed its status without its modify index (Pending, Noticed: status,
+// not spec) or removed its last instance (the writes of its instances are
+// in its row of instances: instanceSet.index); per host, the last that
+// changed its state, inventory or existence (not its allocation, which
+// every placement on it changes). A blocking query on one app's instances
 // watches these rows, so that it answers when what it shows changes and
 // not on every write of the instances or hosts tables (with 1,000 apps
 // changing, a watcher of one app would otherwise be answered on nearly
@@ -39,12 +38,6 @@ type watchEntry struct {
 func watchSchema() *memdb.TableSchema {
 	return &memdb.TableSchema{Name: tableWatch, Indexes: map[string]*memdb.IndexSchema{
 		"id": {Name: "id", Unique: true, Indexer: stringIndex(func(o *watchEntry) string { return o.Key })},
-		// Lets the planner find the apps whose instances or status changed
-		// since its last round (AppsChangedSince): one entry per app and
-		// Raft entry, where an index of the instances by their modify
-		// index cost one per instance written and one more per instance
-		// held (a plan of 100 instances of one app writes one row here).
-		"modify": {Name: "modify", Indexer: uint64Index[watchEntry]{func(o *watchEntry) uint64 { return o.Index }}},
 	}}
 }
 
@@ -58,37 +51,18 @@ func hostWatchKey(id string) string         { return "host/" + id }
 // with the app's modify index it covers every change of the app and its
 // instances.
 func (s *Snapshot) AppInstancesIndex(ws memdb.WatchSet, tenant, app string) uint64 {
-	return s.watchIndex(ws, appWatchKey(tenant, app))
-}
-
-// AppsChangedSince calls fn with every app one of whose instances was
-// written or removed, or whose status changed, after Raft index idx, and
-// adds to ws a channel that fires when any app's or host's row changes.
-// After a restore, every app counts as changed at the restored index. An
-// app deleted since may be among them.
-func (s *Snapshot) AppsChangedSince(ws memdb.WatchSet, idx uint64, fn func(tenant, app string)) error {
-	if ws != nil {
-		all, err := s.txn.Get(tableWatch, "id")
-		if err != nil {
-			return err
-		}
-		ws.Add(all.WatchCh())
-	}
-	it, err := s.txn.LowerBound(tableWatch, "modify", idx+1)
+	idx := s.watchIndex(ws, appWatchKey(tenant, app))
+	ch, obj, err := s.txn.FirstWatch(tableAppInstances, "id", tenant, app)
 	if err != nil {
-		return err
+		return idx
 	}
-	for obj := it.Next(); obj != nil; obj = it.Next() {
-		rest, ok := strings.CutPrefix(obj.(*watchEntry).Key, "app/")
-		if !ok {
-			continue
-		}
-		// Tenant names hold no '/' (apitypes.ValidName).
-		if tenant, app, ok := strings.Cut(rest, "/"); ok {
-			fn(tenant, app)
-		}
+	if ws != nil {
+		ws.Add(ch)
 	}
-	return nil
+	if obj != nil {
+		idx = max(idx, obj.(*instanceSet).index)
+	}
+	return idx
 }
 
 // HostIndex returns a Raft index that rises whenever a host's state,
@@ -135,41 +109,45 @@ func (s *Snapshot) watchIndex(ws memdb.WatchSet, key string) uint64 {
 	return 0
 }
 
-// noteAppWatch is noteWatch of an app's row, once per command however
-// many of the app's instances the command writes.
-func (w *writer) noteAppWatch(tenant, app string) *Error {
-	if w.watchedApp == [2]string{tenant, app} {
-		return nil
-	}
-	if e := w.noteWatch(appWatchKey(tenant, app)); e != nil {
-		return e
-	}
-	w.watchedApp = [2]string{tenant, app}
-	return nil
+// noteAppStatus records that the command changes an app's status (not
+// its spec, so not its modify index): its watch row, and the log of
+// changed apps.
+func (w *writer) noteAppStatus(tenant, app string) *Error {
+	w.noteAppChange(tenant, app)
+	return w.noteWatch(appWatchKey(tenant, app))
 }
 
 // noteWatch records that the command changes what key stands for.
 func (w *writer) noteWatch(key string) *Error {
-	old, err := w.txn.First(tableWatch, "id", key)
-	if err != nil {
-		return Errorf(KindInternal, "%v", err)
-	}
-	if old != nil && old.(*watchEntry).Index == w.index {
-		return nil
-	}
-	if err := w.txn.Insert(tableWatch, &watchEntry{Key: key, Index: w.index}); err != nil {
+	if err := writeWatch(w.txn, key, w.index); err != nil {
 		return Errorf(KindInternal, "%v", err)
 	}
 	return nil
+}
+
+// writeWatch sets key's watch row to index, unless it holds it already.
+func writeWatch(txn *memdb.Txn, key string, index uint64) error {
+	old, err := txn.First(tableWatch, "id", key)
+	if err != nil {
+		return err
+	}
+	if old != nil && old.(*watchEntry).Index == index {
+		return nil
+	}
+	return txn.Insert(tableWatch, &watchEntry{Key: key, Index: index})
 }
 
 // setWatchFloor makes every row of a restored database report at least
 // the restored state's latest index: the floor, and a row at the floor
 // for every app and host, so that a query watches its own row rather than
-// the part of the table where a missing row would be.
+// the part of the table where a missing row would be. The log of changed
+// apps starts empty, incomplete up to that index.
 func setWatchFloor(txn *memdb.Txn) error {
 	idx := (&Snapshot{txn: txn}).LatestIndex()
 	if err := txn.Insert(tableWatch, &watchEntry{Key: floorKey, Index: idx}); err != nil {
+		return err
+	}
+	if err := setAppChangesFloor(txn, idx); err != nil {
 		return err
 	}
 	apps, err := txn.Get(TableApps, "id")

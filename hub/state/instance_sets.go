@@ -41,6 +41,10 @@ type instanceSet struct {
 	Tenant, App string
 	Host        string
 	List        []*Instance // by ID; never changed once committed
+	// index is the Raft index of the last command that changed the row
+	// (0 for a restore's rows, whose apps' watch rows hold the restored
+	// index): with the app's watch row, what AppInstancesIndex reports.
+	index uint64
 	// gen is the FSM's number of the write transaction that made the row
 	// (writer.gen; 0 for a restore's rows): a row with the writer's own
 	// gen is uncommitted, and the writer may change it in place.
@@ -114,7 +118,7 @@ func (w *writer) setInstance(old, n *Instance) *Error {
 	if err := updateInstanceIDs(w.txn, w.gen, old, n); err != nil {
 		return Errorf(KindInternal, "instances: %v", err)
 	}
-	if err := updateInstanceSets(w.txn, w.gen, old, n); err != nil {
+	if err := updateInstanceSets(w.txn, w.gen, w.index, old, n); err != nil {
 		return Errorf(KindInternal, "instances: %v", err)
 	}
 	return nil
@@ -134,32 +138,35 @@ func updateInstanceIDs(txn *memdb.Txn, gen uint64, old, n *Instance) error {
 }
 
 // updateInstanceSets replaces old (nil: none) with n (nil: none) in the
-// rows of their apps and hosts, in the gen-th write transaction.
-func updateInstanceSets(txn *memdb.Txn, gen uint64, old, n *Instance) error {
+// rows of their apps and hosts, in the gen-th write transaction, by the
+// command at Raft index index (0: a restore's).
+func updateInstanceSets(txn *memdb.Txn, gen, index uint64, old, n *Instance) error {
 	if old != nil && (n == nil || old.Tenant != n.Tenant || old.App != n.App || old.Host != n.Host) {
 		// Gone, or moved to another row (the scheduler never moves an
 		// instance; this keeps the rows right if a command ever did).
-		if err := replaceInSet(txn, gen, &instanceSet{Tenant: old.Tenant, App: old.App}, old.ID, nil); err != nil {
+		if err := replaceInSet(txn, gen, index, &instanceSet{Tenant: old.Tenant, App: old.App}, old.ID, nil); err != nil {
 			return err
 		}
-		if err := replaceInSet(txn, gen, &instanceSet{Host: old.Host}, old.ID, nil); err != nil {
+		if err := replaceInSet(txn, gen, index, &instanceSet{Host: old.Host}, old.ID, nil); err != nil {
 			return err
 		}
 	}
 	if n == nil {
 		return nil
 	}
-	if err := replaceInSet(txn, gen, &instanceSet{Tenant: n.Tenant, App: n.App}, n.ID, n); err != nil {
+	if err := replaceInSet(txn, gen, index, &instanceSet{Tenant: n.Tenant, App: n.App}, n.ID, n); err != nil {
 		return err
 	}
-	return replaceInSet(txn, gen, &instanceSet{Host: n.Host}, n.ID, n)
+	return replaceInSet(txn, gen, index, &instanceSet{Host: n.Host}, n.ID, n)
 }
 
 // replaceInSet puts n (nil: nothing) in place of the instance id in the
 // row key names: an app's row when key has Tenant and App, else a host's.
 // A row the gen-th transaction made is changed in place; any other is
-// written again with a new list. A row left empty is deleted.
-func replaceInSet(txn *memdb.Txn, gen uint64, key *instanceSet, id string, n *Instance) error {
+// written again with a new list. Either way the row's index becomes
+// index. A row left empty is deleted; an app's, whose index then goes
+// with it, leaves index in the app's watch row instead.
+func replaceInSet(txn *memdb.Txn, gen, index uint64, key *instanceSet, id string, n *Instance) error {
 	table, args := tableHostInstances, []any{key.Host}
 	if key.App != "" {
 		table, args = tableAppInstances, []any{key.Tenant, key.App}
@@ -184,6 +191,7 @@ func replaceInSet(txn *memdb.Txn, gen uint64, key *instanceSet, id string, n *In
 		case found:
 			row.List = slices.Delete(row.List, i, i+1)
 		}
+		row.index = max(row.index, index)
 		return nil
 	}
 	var next []*Instance
@@ -196,11 +204,20 @@ func replaceInSet(txn *memdb.Txn, gen uint64, key *instanceSet, id string, n *In
 	case !found:
 		return nil
 	case len(list) == 1:
-		return txn.Delete(table, obj)
+		if err := txn.Delete(table, obj); err != nil {
+			return err
+		}
+		if key.App != "" && index > 0 {
+			return writeWatch(txn, appWatchKey(key.Tenant, key.App), index)
+		}
+		return nil
 	default:
 		next = withDeleted(list, i)
 	}
-	key.List, key.gen = next, gen
+	key.List, key.gen, key.index = next, gen, index
+	if row != nil {
+		key.index = max(row.index, index)
+	}
 	return txn.Insert(table, key)
 }
 

@@ -99,8 +99,8 @@ func TestAppsChangedSinceAndAllocation(t *testing.T) {
 	h.must(InstanceUpdateType, &InstanceUpdateRequest{Host: "host1", Updates: []InstanceUpdate{{ID: "i-1", State: InstanceFailed, Message: "boom"}}, Time: t0})
 	changed := func(idx uint64) []string {
 		var out []string
-		if err := h.snap().AppsChangedSince(nil, idx, func(tenant, app string) { out = append(out, tenant+"/"+app) }); err != nil {
-			t.Fatal(err)
+		if known, err := h.snap().AppsChangedSince(nil, idx, func(tenant, app string) { out = append(out, tenant+"/"+app) }); err != nil || !known {
+			t.Fatalf("apps changed since %d: known %v, %v", idx, known, err)
 		}
 		return out
 	}

@@ -31,7 +31,7 @@ func (w *writer) notice(i *Instance, at time.Time) *Error {
 	if e := w.insert(TableApps, n); e != nil {
 		return e
 	}
-	if e := w.noteAppWatch(a.Tenant, a.Name); e != nil {
+	if e := w.noteAppStatus(a.Tenant, a.Name); e != nil {
 		return e
 	}
 	var what string

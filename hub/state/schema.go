@@ -102,6 +102,7 @@ func schema() *memdb.DBSchema {
 	}
 	tables[TableRegistries] = registrySchema()
 	tables[tableWatch] = watchSchema()
+	tables[tableAppChanges] = appChangesSchema()
 	for name, t := range instanceSchemas() {
 		tables[name] = t
 	}

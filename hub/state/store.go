@@ -87,14 +87,18 @@ func first[T any](s *Snapshot, ws memdb.WatchSet, table, index string, args ...a
 }
 
 func list[T any](s *Snapshot, ws memdb.WatchSet, table, index string, args ...any) ([]*T, error) {
+	return appendList[T](nil, s, ws, table, index, args...)
+}
+
+// appendList is list appending to out.
+func appendList[T any](out []*T, s *Snapshot, ws memdb.WatchSet, table, index string, args ...any) ([]*T, error) {
 	it, err := s.txn.Get(table, index, args...)
 	if err != nil {
-		return nil, err
+		return out, err
 	}
 	if ws != nil {
 		ws.Add(it.WatchCh())
 	}
-	var out []*T
 	for obj := it.Next(); obj != nil; obj = it.Next() {
 		out = append(out, obj.(*T))
 	}
@@ -312,6 +316,12 @@ func (s *Snapshot) PoolHosts(ws memdb.WatchSet, pool string) ([]*Host, error) {
 // Hosts returns every host, sorted by ID.
 func (s *Snapshot) Hosts(ws memdb.WatchSet) ([]*Host, error) {
 	return list[Host](s, ws, TableHosts, "id")
+}
+
+// AppendHosts is Hosts appending to dst: a caller that lists every host
+// again and again (the planner, every round) reuses one slice.
+func (s *Snapshot) AppendHosts(ws memdb.WatchSet, dst []*Host) ([]*Host, error) {
+	return appendList(dst, s, ws, TableHosts, "id")
 }
 
 // Events returns the events recorded after index (0: all), oldest first.
