@@ -24,8 +24,11 @@ const tableAppChanges = "app_changes"
 
 // appChangesKept is how many Raft indexes of changes the log keeps at
 // least (at most twice as many): a planner more than that behind reads
-// every app. A variable so that a test can make it small.
-var appChangesKept uint64 = 1 << 14
+// every app. Seconds of a busy cluster's writes, where the planner runs a
+// round every few milliseconds; not more, since every change kept is
+// memory the collector marks. A variable so that a test can make it
+// small.
+var appChangesKept uint64 = 1 << 12
 
 // appChanges is one row of tableAppChanges. The row whose Last is 0
 // holds only Floor.
