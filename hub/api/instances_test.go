@@ -27,6 +27,7 @@ func TestInstancesBlockingQuery(t *testing.T) {
 	if err != nil || idx == 0 {
 		t.Fatalf("X-Wharf-Index %q", hdr.Get("X-Wharf-Index"))
 	}
+
 	steps := []struct {
 		name   string
 		change func()
@@ -111,5 +112,24 @@ func TestInstancesBlockingQuery(t *testing.T) {
 			t.Fatalf("%s: answered after %s with index %d (was %d): %s", s.name, a.took, a.idx, idx, strings.TrimSpace(string(a.body)))
 		}
 		idx = a.idx
+	}
+}
+
+// TestInstancesAnswerHasItsLength: an instances answer, shared between
+// watchers and past net/http's 2 KB buffer, goes out with its length
+// rather than in chunks (fewer writes for 1,000 woken watchers).
+func TestInstancesAnswerHasItsLength(t *testing.T) {
+	f := newFixture(t)
+	var place []state.Instance
+	for n := range 40 {
+		place = append(place, state.Instance{ID: fmt.Sprintf("i-%02d", n), Tenant: "acme", App: "web", Version: 1, Host: "host1"})
+	}
+	f.applyState(state.PlanApplyType, &state.PlanApplyRequest{Place: place})
+	code, body, hdr := f.do("acme/viewer", "GET", "/v1/apps/web/instances", nil)
+	if code != 200 || len(body) < 4<<10 {
+		t.Fatalf("%d, %d bytes: want 200 and an answer past 4 KB", code, len(body))
+	}
+	if cl := hdr.Get("Content-Length"); cl != strconv.Itoa(len(body)) {
+		t.Fatalf("Content-Length %q for a body of %d bytes", cl, len(body))
 	}
 }

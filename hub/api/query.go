@@ -74,6 +74,9 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request, fn queryFn) error
 	w.Header().Set("X-Wharf-Index", strconv.FormatUint(max(idx, 1), 10))
 	if b, ok := out.(encodedJSON); ok {
 		w.Header().Set("Content-Type", "application/json")
+		// Its length, known: net/http then sends it as is, where a body
+		// past its 2 KB buffer without one goes out in chunks.
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 		w.WriteHeader(http.StatusOK)
 		_, err := w.Write(b)
 		return err
