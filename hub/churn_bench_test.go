@@ -198,12 +198,44 @@ func runChurn(b *testing.B) {
 	b.Logf("run-queue wait during the churn (runtime/metrics %s): %d waits, p50 %s, p99 %s, p99.9 %s, max bucket %s",
 		schedLatencyMetric, sched.count(), sched.quantile(0.5), sched.quantile(0.99), sched.quantile(0.999), sched.quantile(1))
 	b.ReportMetric(ms(sched.quantile(0.99)), "runq-wait-p99-ms")
-	rounds, plans := roundsAfter[0]-roundsBefore[0], roundsAfter[1]-roundsBefore[1]
-	b.Logf("planner: %.0f rounds and %.0f plans committed in %s", rounds, plans, churnTime.Round(time.Millisecond))
+	rounds, plans, placed := roundsAfter[0]-roundsBefore[0], roundsAfter[1]-roundsBefore[1], roundsAfter[2]-roundsBefore[2]
+	b.Logf("planner: %.0f rounds and %.0f plans committed in %s, placing %.0f instances", rounds, plans, churnTime.Round(time.Millisecond), placed)
 	b.ReportMetric(rounds/churnTime.Seconds(), "planner-rounds/s")
 	b.ReportMetric(plans/churnTime.Seconds(), "plans/s")
+	// Whether the cluster keeps up: every new version asks for all of its
+	// app's instances anew, one surge at a time.
+	b.ReportMetric(placed/churnTime.Seconds(), "placements/s")
+
+	updating := appsUpdating(b, leader)
+	b.Logf("apps with instances of an older version still to replace at the end: %d of %d", updating, apps)
+	b.ReportMetric(float64(updating), "apps-updating-at-end")
 
 	snapshotRestore(b, leader, heapSeeded)
+}
+
+// appsUpdating counts the apps in the leader's store that still run
+// instances of an older version: rolling updates the cluster has not
+// caught up with.
+func appsUpdating(b *testing.B, leader *hub.Hub) int {
+	snap := leader.Store().Snapshot()
+	as, err := snap.Apps(nil, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	for _, a := range as {
+		is, err := snap.AppInstances(nil, a.Tenant, a.Name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, i := range is {
+			if i.Desired == state.DesiredRun && i.Version != a.Version {
+				n++
+				break
+			}
+		}
+	}
+	return n
 }
 
 // writeAllocs writes the allocation profile to path+suffix, if path is
@@ -495,8 +527,8 @@ func leaderApply(b *testing.B, leader *hub.Hub) func(state.MessageType, any) {
 
 // plannerCounts sums the planner's rounds and committed plans over the
 // nodes' /metrics (only the leader's move).
-func plannerCounts(b *testing.B, c *hubtest.Cluster) [2]float64 {
-	var out [2]float64
+func plannerCounts(b *testing.B, c *hubtest.Cluster) [3]float64 {
+	var out [3]float64
 	for _, n := range c.Nodes {
 		if !n.Running() {
 			continue
@@ -511,7 +543,7 @@ func plannerCounts(b *testing.B, c *hubtest.Cluster) [2]float64 {
 			b.Fatalf("metrics: %s %v", resp.Status, err)
 		}
 		for line := range strings.Lines(string(body)) {
-			for k, name := range []string{"wharf_planner_rounds_total ", "wharf_planner_plans_committed_total "} {
+			for k, name := range []string{"wharf_planner_rounds_total ", "wharf_planner_plans_committed_total ", "wharf_planner_instances_placed_total "} {
 				if v, ok := strings.CutPrefix(line, name); ok {
 					f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 					if err != nil {
