@@ -28,8 +28,14 @@ func (s *Server) appInstances(w http.ResponseWriter, r *http.Request, p *princip
 }
 
 // appInstancesAt builds the answer of appInstances from one snapshot.
+//
+// It does not watch the app's record: the list does not show it (what
+// an instance's host can run follows the instance's own version), and a
+// write of the app alone (a new count, say, before anything is placed)
+// would wake every watcher for an answer they hold. Its deletion moves
+// its watch row, which is watched.
 func appInstancesAt(ws memdb.WatchSet, snap *state.Snapshot, tenant, name string) ([]apitypes.Instance, uint64, error) {
-	a, err := snap.App(ws, tenant, name)
+	a, err := snap.App(nil, tenant, name)
 	if err != nil {
 		return nil, 0, err
 	}

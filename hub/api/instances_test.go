@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-memdb"
+
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
@@ -131,5 +133,31 @@ func TestInstancesAnswerHasItsLength(t *testing.T) {
 	}
 	if cl := hdr.Get("Content-Length"); cl != strconv.Itoa(len(body)) {
 		t.Fatalf("Content-Length %q for a body of %d bytes", cl, len(body))
+	}
+}
+
+// TestInstancesWatchSkipsTheAppsRecord: what a query of an app's
+// instances watches does not fire on a write of the app alone (its count,
+// before anything is placed), which its list does not show, and does
+// fire when the app is deleted, even one without instances.
+func TestInstancesWatchSkipsTheAppsRecord(t *testing.T) {
+	f := newFixture(t)
+	f.applyState(state.PlanApplyType, &state.PlanApplyRequest{Place: []state.Instance{{ID: "i-1", Tenant: "acme", App: "web", Version: 1, Host: "host1"}}})
+	f.ok("acme/developer", "PUT", "/v1/apps/idle", apitypes.AppSpec{Name: "idle", Image: "idle:1", Instances: new(int)}, nil)
+	watch := func(app string) memdb.WatchSet {
+		ws := memdb.NewWatchSet()
+		if _, _, err := appInstancesAt(ws, f.api.cfg.Store.Snapshot(), "acme", app); err != nil {
+			t.Fatal(err)
+		}
+		return ws
+	}
+	web, idle := watch("web"), watch("idle")
+	f.applyState(state.AppScaleType, &state.AppScaleRequest{Tenant: "acme", Name: "web", Instances: 3, Time: time.Now()})
+	if !web.Watch(time.After(50 * time.Millisecond)) {
+		t.Fatal("a new count, nothing placed yet, woke the watchers of the app's instances")
+	}
+	f.ok("acme/developer", "DELETE", "/v1/apps/idle", nil, nil)
+	if idle.Watch(time.After(5 * time.Second)) {
+		t.Fatal("the deletion of an app without instances did not wake its watchers")
 	}
 }

@@ -313,6 +313,11 @@ func (w *writer) appDelete(r *AppDeleteRequest) *Error {
 	if e := w.dropAppRoutes(r.Tenant, r.Name); e != nil {
 		return e
 	}
+	// Its status: gone. A watcher of its instances, which watches its
+	// rows and not the app's record, learns it here when it had none.
+	if e := w.noteAppStatus(r.Tenant, r.Name); e != nil {
+		return e
+	}
 	return w.delete(TableApps, a)
 }
 
