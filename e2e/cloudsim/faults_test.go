@@ -110,9 +110,11 @@ func TestFaultKindsInEachCloudsWords(t *testing.T) {
 	// A hang holds the call until the client gives up.
 	ec2.Faults().Fail("", FaultHang, 0)
 	r := ec2c.request("DescribeRegions", nil)
+	// start before the deadline's clock: the deadline may fire a hair
+	// under 200 ms after a start taken later.
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	start := time.Now()
 	if _, _, err := ec2c.do(r.WithContext(ctx)); err == nil || time.Since(start) < 200*time.Millisecond {
 		t.Fatalf("a hung call answered after %v: %v", time.Since(start), err)
 	}

@@ -614,10 +614,9 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 	}
 	p.view.sync(hosts)
 	if full {
-		// Every app is read anyway; only the log's channel is wanted, so
-		// that the next change of an app's instances wakes the planner.
-		_, err := snap.AppsChangedSince(ws, snap.LatestIndex(), func(string, string) {})
-		return dirty, freed, true, err
+		// Every app is read anyway; the next change of an app's
+		// instances must still wake the planner.
+		return dirty, freed, true, snap.WatchAppChanges(ws)
 	}
 	known, err := snap.AppsChangedSince(ws, p.index, func(tenant, app string) {
 		dirty[appKey{Tenant: tenant, Name: app}] = true

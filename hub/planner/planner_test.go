@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-memdb"
 	"github.com/hashicorp/raft"
 
 	"github.com/wharf-platform/wharf/hub/state"
@@ -774,3 +775,25 @@ type bufSink struct{ *bytes.Buffer }
 func (bufSink) ID() string    { return "test" }
 func (bufSink) Cancel() error { return nil }
 func (bufSink) Close() error  { return nil }
+
+// TestPlannerFullRoundWaitsOnInstanceChanges: a round that reads every
+// app (the first, or the minutely one) still leaves a watch that an
+// instance's report fires, so that the planner's next round follows it
+// at once rather than after its idle wait.
+func TestPlannerFullRoundWaitsOnInstanceChanges(t *testing.T) {
+	h := newPlanHarness(t)
+	h.pool("p", "dc1")
+	h.host("h1", "p", 2, 1024)
+	h.app(apitypes.AppSpec{Name: "web", Image: "w", Instances: n(1), CPU: 100, Memory: 256})
+	h.plan()
+	ws := memdb.NewWatchSet()
+	if _, err := h.newPlanner().build(h.fsm.Store().Snapshot(), ws, pt0, func(app string) string { return app + "-x" }, true); err != nil {
+		t.Fatal(err)
+	}
+	is, _ := h.fsm.Store().Snapshot().AppInstances(nil, "acme", "web")
+	h.must(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: is[0].Host, Time: pt0,
+		Updates: []state.InstanceUpdate{{ID: is[0].ID, State: state.InstanceRunning, Ready: true}}})
+	if ws.Watch(time.After(5 * time.Second)) {
+		t.Fatal("a full round's watch did not fire on an instance's report")
+	}
+}

@@ -113,12 +113,8 @@ func setAppChangesFloor(txn *memdb.Txn, idx uint64) error {
 // restore that started this database): the caller must then look at
 // every app. An app deleted since may be among those it names.
 func (s *Snapshot) AppsChangedSince(ws memdb.WatchSet, idx uint64, fn func(tenant, app string)) (bool, error) {
-	if ws != nil {
-		all, err := s.txn.Get(tableAppChanges, "id")
-		if err != nil {
-			return false, err
-		}
-		ws.Add(all.WatchCh())
+	if err := s.WatchAppChanges(ws); err != nil {
+		return false, err
 	}
 	if f, err := s.txn.First(tableAppChanges, "id", uint64(0)); err != nil {
 		return false, err
@@ -147,4 +143,18 @@ func (s *Snapshot) AppsChangedSince(ws memdb.WatchSet, idx uint64, fn func(tenan
 		}
 	}
 	return true, nil
+}
+
+// WatchAppChanges adds to ws a channel that fires when any app's
+// instances or status change (when the log of changed apps grows).
+func (s *Snapshot) WatchAppChanges(ws memdb.WatchSet) error {
+	if ws == nil {
+		return nil
+	}
+	all, err := s.txn.Get(tableAppChanges, "id")
+	if err != nil {
+		return err
+	}
+	ws.Add(all.WatchCh())
+	return nil
 }
