@@ -241,7 +241,6 @@ func (p *planner) release() {
 	p.insts = nil
 }
 
-// newCell adds a cell, reusing the host buffer of an earlier plan's cell.
 // newPool returns p.pools with a new pool at its end, reusing the lists
 // of the pool the last reset had there.
 func (p *planner) newPool(name string) []pool {
@@ -253,6 +252,7 @@ func (p *planner) newPool(name string) []pool {
 	return append(p.pools, pool{name: name})
 }
 
+// newCell adds a cell, reusing the host buffer of an earlier plan's cell.
 func (p *planner) newCell(k cellKey, dom [3]int32) int32 {
 	ci := len(p.cells)
 	if ci < cap(p.cells) {

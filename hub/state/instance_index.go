@@ -5,9 +5,10 @@ import (
 )
 
 // tableWatch holds watch indexes: per app, the last Raft index that
-// changed its status without its modify index (Pending, Noticed: status,
-// not spec) or removed its last instance (the writes of its instances are
-// in its row of instances: instanceSet.index); per host, the last that
+// created or deleted it, changed its status without its modify index
+// (Pending, Noticed: status, not spec) or removed its last instance (the
+// writes of its instances are in its row of instances:
+// instanceSet.index); per host, the last that
 // changed its state, inventory or existence (not its allocation, which
 // every placement on it changes). A blocking query on one app's instances
 // watches these rows, so that it answers when what it shows changes and
