@@ -88,6 +88,13 @@ func TestRegistry(t *testing.T) {
 		t.Fatalf("open of an unregistered type: %v", err)
 	}
 	Register("test-nop", func(a Account) (Provider, error) { return nopProvider{}, nil })
+	t.Cleanup(func() {
+		// The registry is the process's: leave it as found, so the test
+		// runs again under -count.
+		mu.Lock()
+		delete(openers, "test-nop")
+		mu.Unlock()
+	})
 	p, err := Open(Account{Type: "test-nop"})
 	if err != nil || p.Check(context.Background()) != nil {
 		t.Fatalf("open: %v", err)
