@@ -8,9 +8,9 @@ import (
 // created or deleted it, changed its status without its modify index
 // (Pending, Noticed: status, not spec) or removed its last instance (the
 // writes of its instances are in its row of instances:
-// instanceSet.index); per host, the last that
-// changed its state, inventory or existence (not its allocation, which
-// every placement on it changes). A blocking query on one app's instances
+// instanceSet.index); per host, the last that changed its state,
+// inventory or existence (not its allocation, which every placement on
+// it changes). A blocking query on one app's instances
 // watches these rows, so that it answers when what it shows changes and
 // not on every write of the instances or hosts tables (with 1,000 apps
 // changing, a watcher of one app would otherwise be answered on nearly
