@@ -162,6 +162,8 @@ type planner struct {
 	// every round was most of the leader's garbage under churn.
 	scratch struct {
 		hosts    []*state.Host
+		ids      []string
+		changed  []*state.Host
 		insts    []scheduler.Instance
 		touched  []int
 		listed   []*state.Instance
@@ -198,12 +200,7 @@ func buildPlan(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID fun
 // best fit.
 func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, newID func(string) string, full bool) (*state.PlanApplyRequest, error) {
 	full = full || p.index == 0
-	hosts, err := snap.AppendHosts(ws, p.scratch.hosts[:0])
-	if err != nil {
-		return nil, err
-	}
-	defer func() { clear(hosts); p.scratch.hosts = hosts[:0] }()
-	dirty, freed, known, err := p.changes(snap, ws, hosts, full)
+	dirty, freed, known, err := p.changes(snap, ws, full)
 	if err != nil {
 		return nil, err
 	}
@@ -211,6 +208,7 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 	since := p.index
 	p.index = snap.LatestIndex()
 	byHost := p.view.record
+	hosts := p.view.from
 	byApp := map[appKey][]*state.Instance{}
 	var work []*state.App
 	if full || freed {
@@ -232,7 +230,7 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 	}
 	clear(p.unsettled)
 	clear(p.fenceWait)
-	p.trackPools(hosts, now)
+	p.trackPools(now)
 	for _, a := range work {
 		is, err := snap.AppInstances(nil, a.Tenant, a.Name)
 		if err != nil {
@@ -494,6 +492,9 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		placedOn[p.Host] = true
 	}
 	for _, h := range hosts {
+		if p.view.draining == 0 {
+			break
+		}
 		if h.State != state.HostDraining || placedOn[h.ID] {
 			continue
 		}
@@ -562,9 +563,14 @@ func (p *planner) changedApps(snap *state.Snapshot, ws memdb.WatchSet, since uin
 // changes updates the planner's view of the hosts and returns the apps
 // that changes since its last round may concern, whether capacity was
 // added or freed anywhere (pending apps may fit now), and whether the
-// apps are known: false when the store's log of changed apps no longer
+// apps are known: false when the store's log of changes no longer
 // reaches back to the last round, and every app must be looked at.
-func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*state.Host, full bool) (map[appKey]bool, bool, bool, error) {
+//
+// The log names the hosts written since the last round, and only those
+// are read: a round that lists every host costs as much as the rest of
+// it at thousands of hosts. A host that came or went (rare: the view's
+// order changes) and a full round list them all.
+func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, full bool) (map[appKey]bool, bool, bool, error) {
 	dirty := map[appKey]bool{}
 	freed := full
 	onHost := func(id string) error {
@@ -574,11 +580,76 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 		}
 		return err
 	}
-	// hosts and the last round's (the view's) are both in id order: one
-	// walk through the two finds what came, went or changed, comparing
-	// pointers (store objects are immutable: the same pointer is the
-	// same record), with no lookup per host. The view follows once the
-	// walk is done (a rebuild reuses the list the walk reads).
+	walk := full
+	if !walk {
+		ids := p.scratch.ids[:0]
+		known, err := snap.HostsChangedSince(ws, p.index, func(id string) { ids = append(ids, id) })
+		if err != nil {
+			return nil, false, false, err
+		}
+		p.scratch.ids = ids
+		changed := p.scratch.changed[:0]
+		for _, id := range ids {
+			h, err := snap.Host(nil, id)
+			if err != nil {
+				return nil, false, false, err
+			}
+			old := p.view.record(id)
+			if (h == nil) != (old == nil) { // came or went
+				walk = true
+				break
+			}
+			if h != nil && h != old {
+				changed = append(changed, h)
+			}
+		}
+		walk = walk || !known
+		if !walk {
+			for _, h := range changed {
+				f, err := p.compare(p.view.record(h.ID), h, onHost)
+				if err != nil {
+					return nil, false, false, err
+				}
+				freed = freed || f
+				p.view.set(p.view.byID[h.ID], h)
+			}
+		}
+		clear(changed)
+		p.scratch.changed = changed[:0]
+	}
+	if walk {
+		hosts, err := snap.AppendHosts(ws, p.scratch.hosts[:0])
+		if err != nil {
+			return nil, false, false, err
+		}
+		f, err := p.walkHosts(hosts, full, onHost)
+		clear(hosts)
+		p.scratch.hosts = hosts[:0]
+		if err != nil {
+			return nil, false, false, err
+		}
+		freed = freed || f
+	}
+	if full {
+		// Every app is read anyway; the next change of an app's
+		// instances must still wake the planner.
+		return dirty, freed, true, snap.WatchChanges(ws)
+	}
+	known, err := snap.AppsChangedSince(ws, p.index, func(tenant, app string) {
+		dirty[appKey{Tenant: tenant, Name: app}] = true
+	})
+	return dirty, freed, known, err
+}
+
+// walkHosts compares hosts, the store's list of every host, with the
+// view, marks the apps on hosts that went or changed in a way that
+// concerns them (onHost), brings the view up to hosts and reports
+// whether capacity was added or freed. hosts and the view are both in id
+// order: one walk through the two finds what came, went or changed,
+// comparing pointers (store objects are immutable: the same pointer is
+// the same record), with no lookup per host.
+func (p *planner) walkHosts(hosts []*state.Host, full bool, onHost func(string) error) (bool, error) {
+	freed := false
 	prev := p.view.from
 	for i, j := 0, 0; i < len(hosts) || j < len(prev); {
 		switch {
@@ -590,7 +661,7 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 			j++
 			freed = true
 			if err := onHost(id); err != nil {
-				return nil, false, false, err
+				return false, err
 			}
 		default:
 			h, old := hosts[i], prev[j]
@@ -598,30 +669,34 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, hosts []*stat
 			if old == h || full {
 				continue
 			}
-			switch {
-			case old.State != h.State || old.Pool != h.Pool || old.Datacenter != h.Datacenter ||
-				old.Inventory.CPU() != h.Inventory.CPU() || old.Inventory.MemoryBytes != h.Inventory.MemoryBytes ||
-				old.Inventory.Zone != h.Inventory.Zone || !maps.Equal(old.Inventory.Labels, h.Inventory.Labels) ||
-				!slices.Equal(old.Inventory.Drivers, h.Inventory.Drivers):
-				freed = true
-				if err := onHost(h.ID); err != nil {
-					return nil, false, false, err
-				}
-			case h.AllocCPU < old.AllocCPU || h.AllocMemory < old.AllocMemory:
-				freed = true
+			f, err := p.compare(old, h, onHost)
+			if err != nil {
+				return false, err
 			}
+			freed = freed || f
 		}
 	}
+	// The view follows once the walk is done (a rebuild reuses the list
+	// the walk reads).
 	p.view.sync(hosts)
-	if full {
-		// Every app is read anyway; the next change of an app's
-		// instances must still wake the planner.
-		return dirty, freed, true, snap.WatchAppChanges(ws)
+	return freed, nil
+}
+
+// compare looks at what changed from a host's old record to h: a change
+// of state, place or capacity concerns the apps on it (onHost) and may
+// add capacity; a smaller allocation frees some. It reports whether
+// capacity was added or freed.
+func (p *planner) compare(old, h *state.Host, onHost func(string) error) (bool, error) {
+	switch {
+	case old.State != h.State || old.Pool != h.Pool || old.Datacenter != h.Datacenter ||
+		old.Inventory.CPU() != h.Inventory.CPU() || old.Inventory.MemoryBytes != h.Inventory.MemoryBytes ||
+		old.Inventory.Zone != h.Inventory.Zone || !maps.Equal(old.Inventory.Labels, h.Inventory.Labels) ||
+		!slices.Equal(old.Inventory.Drivers, h.Inventory.Drivers):
+		return true, onHost(h.ID)
+	case h.AllocCPU < old.AllocCPU || h.AllocMemory < old.AllocMemory:
+		return true, nil
 	}
-	known, err := snap.AppsChangedSince(ws, p.index, func(tenant, app string) {
-		dirty[appKey{Tenant: tenant, Name: app}] = true
-	})
-	return dirty, freed, known, err
+	return false, nil
 }
 
 // remember marks the apps of this round that must be looked at again even
@@ -679,6 +754,11 @@ type hostView struct {
 	from  []*state.Host // the records the entries were built from, in id order as the store lists them
 	hosts []scheduler.Host
 	byID  map[string]int
+	// ready counts each pool's ready hosts, draining the hosts being
+	// drained: kept with the entries, so that a round need not look at
+	// every host to know either.
+	ready    map[string]int
+	draining int
 }
 
 // record returns host id's record as of the last sync; nil when it had
@@ -704,7 +784,26 @@ func (v *hostView) sync(hosts []*state.Host) {
 			v.rebuild(hosts)
 			return
 		}
-		v.from[i], v.hosts[i] = h, schedHost(h)
+		v.set(i, h)
+	}
+}
+
+// set makes h, a new record of the host at i, that entry's.
+func (v *hostView) set(i int, h *state.Host) {
+	v.count(v.from[i], -1)
+	v.from[i], v.hosts[i] = h, schedHost(h)
+	v.count(h, 1)
+}
+
+// count adds d to the counts h is in.
+func (v *hostView) count(h *state.Host, d int) {
+	switch h.State {
+	case state.HostReady:
+		if v.ready[h.Pool] += d; v.ready[h.Pool] == 0 {
+			delete(v.ready, h.Pool)
+		}
+	case state.HostDraining:
+		v.draining += d
 	}
 }
 
@@ -712,14 +811,20 @@ func (v *hostView) rebuild(hosts []*state.Host) {
 	v.from = append(v.from[:0], hosts...)
 	v.hosts = v.hosts[:0]
 	v.byID = make(map[string]int, len(hosts))
+	v.ready, v.draining = map[string]int{}, 0
 	for i, h := range hosts {
 		v.byID[h.ID] = i
 		v.hosts = append(v.hosts, schedHost(h))
+		v.count(h, 1)
 	}
 }
 
-func (s *schedState) Index() uint64                   { return s.index }
-func (s *schedState) Hosts() []scheduler.Host         { return s.hosts }
+func (s *schedState) Index() uint64           { return s.index }
+func (s *schedState) Hosts() []scheduler.Host { return s.hosts }
+
+// HostsInIDOrder tells the scheduler that Hosts are in id order, each
+// once, as the store lists them: it need not check.
+func (s *schedState) HostsInIDOrder() bool            { return true }
 func (s *schedState) Instances() []scheduler.Instance { return s.insts }
 func (s *schedState) Host(id string) (scheduler.Host, bool) {
 	i, ok := s.byID[id]
@@ -838,15 +943,10 @@ func (p *planner) failingBack(a *state.App, i *state.Instance, h *state.Host, no
 }
 
 // trackPools notes since when each pool has had a ready host.
-func (p *planner) trackPools(hosts []*state.Host, now time.Time) {
-	ready := map[string]bool{}
-	for _, h := range hosts {
-		if h.State == state.HostReady {
-			ready[h.Pool] = true
-		}
-	}
+func (p *planner) trackPools(now time.Time) {
+	ready := p.view.ready
 	for pool := range p.poolReady {
-		if !ready[pool] {
+		if ready[pool] == 0 {
 			delete(p.poolReady, pool)
 		}
 	}

@@ -111,18 +111,20 @@ func (h *planHarness) planAt(now time.Time) *state.PlanApplyRequest {
 		}
 	}
 	if h.checkFull && len(h.planner.view.from) > 0 {
-		// The round's view, brought up to this snapshot's hosts, is what
-		// a fresh one would be: sync misses no change, and the round put
-		// back everything it took out of the hosts' Used.
+		// The round's view is this snapshot's hosts, as a fresh one
+		// would be: the round missed no host the log of changes named,
+		// and put back everything it took out of the hosts' Used.
 		hosts, err := snap.Hosts(nil)
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		h.planner.view.sync(hosts)
+		v := &h.planner.view
 		var fresh hostView
 		fresh.rebuild(hosts)
-		if !reflect.DeepEqual(h.planner.view.hosts, fresh.hosts) || !maps.Equal(h.planner.view.byID, fresh.byID) {
-			h.t.Fatalf("the planner's host view after a round:\n %+v\nbuilt afresh:\n %+v", h.planner.view.hosts, fresh.hosts)
+		if !slices.Equal(v.from, hosts) || !reflect.DeepEqual(v.hosts, fresh.hosts) || !maps.Equal(v.byID, fresh.byID) ||
+			!maps.Equal(v.ready, fresh.ready) || v.draining != fresh.draining {
+			h.t.Fatalf("the planner's host view after a round:\n %+v\n ready %v, draining %d\nbuilt afresh:\n %+v\n ready %v, draining %d",
+				v.hosts, v.ready, v.draining, fresh.hosts, fresh.ready, fresh.draining)
 		}
 	}
 	if req != nil {

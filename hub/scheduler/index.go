@@ -55,11 +55,6 @@ type pool struct {
 	ready int
 }
 
-type cellKey struct {
-	pool     int32
-	dc, zone string
-}
-
 type domKey struct {
 	level    int
 	dc, zone string
@@ -70,7 +65,6 @@ type domKey struct {
 type planner struct {
 	nodes    []node // by host id, so that node order is the id tie-break (and nodeOf a binary search)
 	cells    []cell
-	cellIDs  map[cellKey]int32
 	pools    []pool
 	poolIDs  map[string]int32
 	domIDs   map[domKey]int32
@@ -106,14 +100,18 @@ func (p *planner) reset(st State) {
 			order = append(order, int32(i))
 		}
 	}
-	if !slices.IsSortedFunc(order, func(a, b int32) int { return strings.Compare(hosts[a].ID, hosts[b].ID) }) {
+	// A State that lists its hosts in id order, each once, spares the
+	// check and the duplicates' test below: they read every host's id,
+	// thousands of cache misses a plan.
+	s, ok := st.(interface{ HostsInIDOrder() bool })
+	inOrder := ok && s.HostsInIDOrder()
+	if !inOrder && !slices.IsSortedFunc(order, func(a, b int32) int { return strings.Compare(hosts[a].ID, hosts[b].ID) }) {
 		slices.SortStableFunc(order, func(a, b int32) int { return strings.Compare(hosts[a].ID, hosts[b].ID) })
 	}
 	p.order = order
 
 	p.nodes = p.nodes[:0]
 	p.cells = p.cells[:0]
-	p.cellIDs = resetMap(p.cellIDs, 0)
 	p.pools = p.pools[:0]
 	p.poolIDs = resetMap(p.poolIDs, 0)
 	p.domIDs = resetMap(p.domIDs, 0)
@@ -125,7 +123,7 @@ func (p *planner) reset(st State) {
 	lastDC, lastZone, lastDom := "", "", [3]int32{-1, -1, -1}
 	for _, hi := range order {
 		h := &hosts[hi]
-		if len(p.nodes) > 0 && p.nodes[len(p.nodes)-1].host.ID == h.ID {
+		if !inOrder && len(p.nodes) > 0 && p.nodes[len(p.nodes)-1].host.ID == h.ID {
 			continue // a duplicate id: the first one listed counts
 		}
 		ni := int32(len(p.nodes))
@@ -182,11 +180,18 @@ func (p *planner) reset(st State) {
 		if !n.host.schedulable() {
 			continue
 		}
-		k := cellKey{n.pool, n.host.Datacenter, n.host.Zone}
-		ci, ok := p.cellIDs[k]
-		if !ok {
-			ci = p.newCell(k, n.dom)
-			p.cellIDs[k] = ci
+		// A pool has a cell or a few: a scan of them for the node's
+		// zone domain (one per datacenter and zone) beats hashing a key
+		// of strings per host.
+		ci := int32(-1)
+		for _, c := range p.pools[n.pool].cells {
+			if p.cells[c].dom[1] == n.dom[1] {
+				ci = c
+				break
+			}
+		}
+		if ci < 0 {
+			ci = p.newCell(n.pool, n.host.Datacenter, n.host.Zone, n.dom)
 			p.pools[n.pool].cells = append(p.pools[n.pool].cells, ci)
 		}
 		n.cell = ci
@@ -253,7 +258,7 @@ func (p *planner) newPool(name string) []pool {
 }
 
 // newCell adds a cell, reusing the host buffer of an earlier plan's cell.
-func (p *planner) newCell(k cellKey, dom [3]int32) int32 {
+func (p *planner) newCell(pool int32, dc, zone string, dom [3]int32) int32 {
 	ci := len(p.cells)
 	if ci < cap(p.cells) {
 		p.cells = p.cells[:ci+1]
@@ -262,7 +267,7 @@ func (p *planner) newCell(k cellKey, dom [3]int32) int32 {
 		p.cells = append(p.cells, cell{})
 	}
 	c := &p.cells[ci]
-	c.pool, c.dc, c.zone, c.dom = k.pool, k.dc, k.zone, dom
+	c.pool, c.dc, c.zone, c.dom = pool, dc, zone, dom
 	return int32(ci)
 }
 

@@ -10,7 +10,9 @@ package scheduler
 type State interface {
 	// Index is the Raft index the snapshot reflects.
 	Index() uint64
-	// Hosts returns every enrolled host, in any order.
+	// Hosts returns every enrolled host, in any order. A State whose
+	// hosts are in id order, each id once, may say so with a method
+	// HostsInIDOrder() bool returning true: Plan then need not check.
 	Hosts() []Host
 	// Instances returns the instances that hold resources or count
 	// towards their apps, in any order: at least every instance of the

@@ -17,7 +17,7 @@ func (w *writer) bootstrap(r *BootstrapRequest) *Error {
 	if err := w.txn.Insert(tableMeta, &metaEntry{ID: "meta", Bootstrapped: true, BootstrapIndex: w.index}); err != nil {
 		return Errorf(KindInternal, "insert meta: %v", err)
 	}
-	w.touch(tableMeta)
+	w.touchTable(tableMeta)
 	return nil
 }
 

@@ -181,7 +181,7 @@ func (w *writer) auditRecord(r *AuditRecordRequest) *Error {
 			return Errorf(KindInternal, "audit: %v", err)
 		}
 	}
-	w.touch(TableAudit)
+	w.touchTable(TableAudit)
 	head, err := w.txn.First(TableAudit, "id")
 	if err != nil || head == nil {
 		return Errorf(KindInternal, "audit: no first row after an append: %v", err)

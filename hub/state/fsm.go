@@ -70,7 +70,7 @@ func (f *FSM) applyRun(logs []*raft.Log, out []interface{}) int {
 	txn := db.Txn(true)
 	defer txn.Abort()
 	f.txns++
-	var changes []appChange
+	var changes []change
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
 			continue
@@ -85,7 +85,7 @@ func (f *FSM) applyRun(logs []*raft.Log, out []interface{}) int {
 			return f.applyRun(logs[:i], out[:i])
 		}
 	}
-	if err := recordAppChanges(txn, changes); err != nil {
+	if err := recordChanges(txn, changes); err != nil {
 		// Not expected (an insert into a table of our own): the last
 		// command fails alone, as if it had failed itself.
 		txn.Abort()
@@ -104,11 +104,11 @@ func (f *FSM) apply(index uint64, data []byte) *Error {
 	txn := db.Txn(true)
 	defer txn.Abort()
 	f.txns++
-	var changes []appChange
+	var changes []change
 	if e := f.applyIn(txn, f.txns, index, data, &changes); e != nil {
 		return e
 	}
-	if err := recordAppChanges(txn, changes); err != nil {
+	if err := recordChanges(txn, changes); err != nil {
 		return &Error{Kind: KindInternal, Msg: err.Error()}
 	}
 	txn.Commit()
@@ -116,9 +116,10 @@ func (f *FSM) apply(index uint64, data []byte) *Error {
 }
 
 // applyIn applies one command in txn, the gen-th write transaction, and
-// adds the apps it changes to changes (for recordAppChanges). On an error
-// txn holds part of the command's writes: the caller must abort it.
-func (f *FSM) applyIn(txn *memdb.Txn, gen, index uint64, data []byte, changes *[]appChange) *Error {
+// adds the apps and hosts it changes to changes (for recordChanges). On
+// an error txn holds part of the command's writes: the caller must abort
+// it.
+func (f *FSM) applyIn(txn *memdb.Txn, gen, index uint64, data []byte, changes *[]change) *Error {
 	t, req, err := Decode(data)
 	if err != nil {
 		if raw, _ := entryType(data); errors.Is(err, ErrUnknownType) && raw&IgnoreUnknownTypeFlag != 0 {
@@ -193,10 +194,12 @@ type writer struct {
 	// bump holds the hosts whose assignments the command changed, for
 	// flushAlloc.
 	bump map[string]bool
-	// changes collects the apps the transaction's commands changed
-	// (noteAppChange); changedApp is the last one this command added.
-	changes    *[]appChange
-	changedApp [2]string
+	// changes collects the apps and hosts the transaction's commands
+	// changed (noteAppChange, noteHostChange); changedApp and changedHost
+	// are the last ones this command added.
+	changes     *[]change
+	changedApp  [2]string
+	changedHost string
 	// m is the command's time and what its metering wrote so far.
 	m meterScratch
 }
@@ -333,7 +336,7 @@ func (w *writer) insert(table string, obj any) *Error {
 	if err := w.txn.Insert(table, obj); err != nil {
 		return Errorf(KindInternal, "insert %s: %v", table, err)
 	}
-	w.touch(table)
+	w.touch(table, obj)
 	return nil
 }
 
@@ -341,11 +344,20 @@ func (w *writer) delete(table string, obj any) *Error {
 	if err := w.txn.Delete(table, obj); err != nil {
 		return Errorf(KindInternal, "delete %s: %v", table, err)
 	}
-	w.touch(table)
+	w.touch(table, obj)
 	return nil
 }
 
-func (w *writer) touch(table string) {
+// touch notes that the command changed obj in table: the table's index
+// moves, and a host goes into the log of changes.
+func (w *writer) touch(table string, obj any) {
+	if table == TableHosts {
+		w.noteHostChange(obj.(*Host).ID)
+	}
+	w.touchTable(table)
+}
+
+func (w *writer) touchTable(table string) {
 	if !slices.Contains(w.touched, table) {
 		w.touched = append(w.touched, table)
 	}

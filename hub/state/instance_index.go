@@ -148,7 +148,7 @@ func setWatchFloor(txn *memdb.Txn) error {
 	if err := txn.Insert(tableWatch, &watchEntry{Key: floorKey, Index: idx}); err != nil {
 		return err
 	}
-	if err := setAppChangesFloor(txn, idx); err != nil {
+	if err := setChangesFloor(txn, idx); err != nil {
 		return err
 	}
 	apps, err := txn.Get(TableApps, "id")

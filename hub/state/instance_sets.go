@@ -114,7 +114,7 @@ func (w *writer) setInstance(old, n *Instance) *Error {
 	if n != nil && (n.ID == "" || n.Host == "" || n.Tenant == "" || n.App == "") {
 		return Errorf(KindInternal, "instance %q lacks an id, host, tenant or app", n.ID)
 	}
-	w.touch(TableInstances)
+	w.touchTable(TableInstances)
 	if err := updateInstanceIDs(w.txn, w.gen, old, n); err != nil {
 		return Errorf(KindInternal, "instances: %v", err)
 	}

@@ -102,7 +102,7 @@ func schema() *memdb.DBSchema {
 	}
 	tables[TableRegistries] = registrySchema()
 	tables[tableWatch] = watchSchema()
-	tables[tableAppChanges] = appChangesSchema()
+	tables[tableChanges] = changesSchema()
 	for name, t := range instanceSchemas() {
 		tables[name] = t
 	}

@@ -66,27 +66,27 @@ func TestAppChangesLog(t *testing.T) {
 	}
 
 	// Past what the log keeps: incomplete below the floor, whole above.
-	defer func(k uint64) { appChangesKept = k }(appChangesKept)
-	appChangesKept = 8
+	defer func(k uint64) { changesKept = k }(changesKept)
+	changesKept = 8
 	for n := 0; n < 40; n++ {
 		h.must(InstanceUpdateType, &InstanceUpdateRequest{Host: "host1", Updates: []InstanceUpdate{{ID: "a-1", State: InstanceRunning, Ready: n%2 == 0}}, Time: t0})
 	}
 	if got, known := changedSince(t, h.snap(), base); known || len(got) != 0 {
 		t.Fatalf("changed since %d, long dropped: %v (known %v), want unknown", base, got, known)
 	}
-	if got, known := changedSince(t, h.snap(), h.index-appChangesKept); !known || !slices.Equal(got, []string{"acme/api"}) {
-		t.Fatalf("changed since %d, kept: %v (known %v)", h.index-appChangesKept, got, known)
+	if got, known := changedSince(t, h.snap(), h.index-changesKept); !known || !slices.Equal(got, []string{"acme/api"}) {
+		t.Fatalf("changed since %d, kept: %v (known %v)", h.index-changesKept, got, known)
 	}
 	rows := 0
-	it, err := h.snap().txn.Get(tableAppChanges, "id")
+	it, err := h.snap().txn.Get(tableChanges, "id")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for obj := it.Next(); obj != nil; obj = it.Next() {
 		rows++
 	}
-	if rows > int(2*appChangesKept)+2 {
-		t.Fatalf("the log holds %d rows, keeping %d indexes", rows, appChangesKept)
+	if rows > int(2*changesKept)+2 {
+		t.Fatalf("the log holds %d rows, keeping %d indexes", rows, changesKept)
 	}
 
 	// A restore: nothing known before the restored index.
@@ -149,5 +149,60 @@ func TestAppInstancesIndexRises(t *testing.T) {
 	}
 	if idx := h.snap().AppInstancesIndex(nil, "acme", "web"); idx != h.index {
 		t.Fatalf("after the last instance went at %d: index %d", h.index, idx)
+	}
+}
+
+// hostsChangedSince lists what HostsChangedSince reports since idx.
+func hostsChangedSince(t *testing.T, s *Snapshot, idx uint64) []string {
+	t.Helper()
+	var out []string
+	known, err := s.HostsChangedSince(nil, idx, func(id string) { out = append(out, id) })
+	if err != nil || !known {
+		t.Fatalf("hosts changed since %d: known %v, %v", idx, known, err)
+	}
+	return out
+}
+
+// TestHostChangesLog: the log names every host whose record a command
+// wrote or removed (an enrolment, a state, an allocation, a removal),
+// once however often; not a host a command left alone; nothing of a
+// command that failed; and no host among the apps, nor an app among the
+// hosts.
+func TestHostChangesLog(t *testing.T) {
+	h := newHarness(t)
+	base := h.index
+	fill(h) // host1 enrolled, i-1 placed on it
+	if got := hostsChangedSince(t, h.snap(), base); !slices.Equal(got, []string{"host1"}) {
+		t.Fatalf("hosts changed by the fill: %v, want host1 once", got)
+	}
+	if got, _ := changedSince(t, h.snap(), base); slices.Contains(got, "/") || len(got) != 1 {
+		t.Fatalf("apps changed by the fill: %v, want acme/web alone", got)
+	}
+	at := h.index
+	// A report that changes no allocation leaves the host alone.
+	h.must(InstanceUpdateType, &InstanceUpdateRequest{Host: "host1", Updates: []InstanceUpdate{{ID: "i-1", State: InstanceRunning, Ready: true}}, Time: t0})
+	if got := hostsChangedSince(t, h.snap(), at); len(got) != 0 {
+		t.Fatalf("a report that changes no allocation named hosts %v", got)
+	}
+	// A batch whose second command fails (it places a taken id after
+	// stopping i-1): the first command's host, not the failed one's.
+	h.must(JoinTokenCreateType, &JoinTokenCreateRequest{Token: JoinToken{ID: "jt2", Pool: "aws-bj", SecretHash: "sh2", ExpiresAt: t0.Add(time.Hour)}, Time: t0})
+	h.must(HostEnrollType, &HostEnrollRequest{TokenID: "jt2", SecretHash: "sh2", Host: Host{ID: "host2", Name: "n2", Inventory: Inventory{CPUs: 2, MemoryBytes: 4 << 30}}, Time: t0})
+	at = h.index
+	res := h.applyBatch([]MessageType{HostStateType, PlanApplyType}, []any{
+		&HostStateRequest{ID: "host2", State: HostSuspect, Time: t0},
+		&PlanApplyRequest{Stop: []InstanceStop{{ID: "i-1", Reason: "test"}}, Place: []Instance{{ID: "i-1", Tenant: "acme", App: "web", Version: 2, Host: "host1", CPU: 100, Memory: 128}}, Time: t0},
+	})
+	if res[0] != nil || res[1] == nil {
+		t.Fatalf("batch results: %v", res)
+	}
+	if got := hostsChangedSince(t, h.snap(), at); !slices.Equal(got, []string{"host2"}) {
+		t.Fatalf("hosts changed by the batch: %v, want host2 alone", got)
+	}
+	// A removal is named too.
+	at = h.index
+	h.must(HostDeleteType, &HostDeleteRequest{ID: "host2", Time: t0})
+	if got := hostsChangedSince(t, h.snap(), at); !slices.Equal(got, []string{"host2"}) {
+		t.Fatalf("hosts changed by a removal: %v, want host2", got)
 	}
 }

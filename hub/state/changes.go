@@ -1,0 +1,207 @@
+package state
+
+import (
+	"github.com/hashicorp/go-memdb"
+)
+
+// tableChanges is a log of what the recent commands changed that the
+// leader's planner cannot find by a modify index: the apps whose
+// instances were written or removed, or whose status changed without
+// their modify index (Pending, Noticed), and the hosts whose record was
+// written or removed (an allocation, a state, an inventory). A planner
+// round reads it to look at only those apps and hosts
+// (AppsChangedSince, HostsChangedSince).
+//
+// One row per write transaction (a batch of commands Raft committed
+// together) that changed an app or a host, keyed by the transaction's
+// last Raft index: writing it costs one insert per batch, where a second
+// index on a row per app cost a delete and an insert per app and command.
+// Rows older than changesKept Raft indexes are dropped, a few thousand at
+// a time, and the floor records up to where: a reader asking about
+// changes since an index below it is told the log is incomplete, and
+// looks at everything.
+//
+// Derived and never snapshotted: a restore leaves the log empty with its
+// floor at the restored index.
+const tableChanges = "changes"
+
+// changesKept is how many Raft indexes of changes the log keeps at least
+// (at most twice as many): a planner more than that behind reads every
+// app and host. Seconds of a busy cluster's writes, where the planner
+// runs a round every few milliseconds; not more, since every change kept
+// is memory the collector marks. A variable so that a test can make it
+// small.
+var changesKept uint64 = 1 << 12
+
+// changeRow is one row of tableChanges. The row whose Last is 0 holds
+// only Floor.
+type changeRow struct {
+	Last    uint64 // the highest Index in Changes: the row's key
+	Changes []change
+	// Floor (in row 0 only): changes at or below this index are no
+	// longer all in the log.
+	Floor uint64
+}
+
+// change is one app or one host a command changed: Host is set for a
+// host, Tenant and App for an app.
+type change struct {
+	Index       uint64
+	Tenant, App string
+	Host        string
+}
+
+func changesSchema() *memdb.TableSchema {
+	return &memdb.TableSchema{Name: tableChanges, Indexes: map[string]*memdb.IndexSchema{
+		"id": {Name: "id", Unique: true, Indexer: uint64Index[changeRow]{func(o *changeRow) uint64 { return o.Last }}},
+	}}
+}
+
+// noteAppChange records that the command changes the app's instances or
+// status, once per command when it writes many instances of one app in a
+// row.
+func (w *writer) noteAppChange(tenant, app string) {
+	if w.changedApp == [2]string{tenant, app} {
+		return
+	}
+	w.changedApp = [2]string{tenant, app}
+	*w.changes = append(*w.changes, change{Index: w.index, Tenant: tenant, App: app})
+}
+
+// noteHostChange records that the command writes or removes the host's
+// record, once per command when it writes the same host in a row.
+func (w *writer) noteHostChange(id string) {
+	if w.changedHost == id {
+		return
+	}
+	w.changedHost = id
+	*w.changes = append(*w.changes, change{Index: w.index, Host: id})
+}
+
+// recordChanges writes the changes a transaction's commands made (in
+// index order) as one row, and drops the rows that fell out of the kept
+// range.
+func recordChanges(txn *memdb.Txn, changes []change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	last := changes[len(changes)-1].Index
+	if err := txn.Insert(tableChanges, &changeRow{Last: last, Changes: changes}); err != nil {
+		return err
+	}
+	if last <= 2*changesKept {
+		return nil
+	}
+	oldest, err := txn.LowerBound(tableChanges, "id", uint64(1))
+	if err != nil {
+		return err
+	}
+	obj := oldest.Next()
+	if obj == nil || obj.(*changeRow).Last >= last-2*changesKept {
+		return nil
+	}
+	// Drop the rows at or below the cut, and raise the floor to it.
+	cut := last - changesKept
+	var drop []*changeRow
+	for ; obj != nil && obj.(*changeRow).Last <= cut; obj = oldest.Next() {
+		drop = append(drop, obj.(*changeRow))
+	}
+	for _, r := range drop {
+		if err := txn.Delete(tableChanges, r); err != nil {
+			return err
+		}
+	}
+	return txn.Insert(tableChanges, &changeRow{Floor: cut})
+}
+
+// setChangesFloor starts a restored database's log: empty, and
+// incomplete up to the restored index.
+func setChangesFloor(txn *memdb.Txn, idx uint64) error {
+	return txn.Insert(tableChanges, &changeRow{Floor: idx})
+}
+
+// AppsChangedSince calls fn once with every app one of whose instances
+// was written or removed, or whose status changed, after Raft index idx,
+// and adds to ws a channel that fires when any app or host changes so.
+// It returns false, having called fn for none, when the log no longer
+// holds everything since idx (idx is older than the kept range, or than
+// the restore that started this database): the caller must then look at
+// every app. An app deleted since may be among those it names.
+func (s *Snapshot) AppsChangedSince(ws memdb.WatchSet, idx uint64, fn func(tenant, app string)) (bool, error) {
+	var seen map[[2]string]bool
+	return s.changesSince(ws, idx, func(c *change) {
+		if c.Host != "" {
+			return
+		}
+		k := [2]string{c.Tenant, c.App}
+		if seen == nil {
+			seen = map[[2]string]bool{}
+		}
+		if !seen[k] {
+			seen[k] = true
+			fn(c.Tenant, c.App)
+		}
+	})
+}
+
+// HostsChangedSince calls fn once with the id of every host whose record
+// was written or removed after Raft index idx, and adds to ws a channel
+// that fires when any app or host changes. It returns false, having
+// called fn for none, when the log no longer holds everything since idx:
+// the caller must then look at every host.
+func (s *Snapshot) HostsChangedSince(ws memdb.WatchSet, idx uint64, fn func(id string)) (bool, error) {
+	var seen map[string]bool
+	return s.changesSince(ws, idx, func(c *change) {
+		if c.Host == "" {
+			return
+		}
+		if seen == nil {
+			seen = map[string]bool{}
+		}
+		if !seen[c.Host] {
+			seen[c.Host] = true
+			fn(c.Host)
+		}
+	})
+}
+
+// changesSince calls fn with every change logged after idx, in index
+// order, or returns false when the log does not reach back that far.
+func (s *Snapshot) changesSince(ws memdb.WatchSet, idx uint64, fn func(*change)) (bool, error) {
+	if err := s.WatchChanges(ws); err != nil {
+		return false, err
+	}
+	if f, err := s.txn.First(tableChanges, "id", uint64(0)); err != nil {
+		return false, err
+	} else if f != nil && idx < f.(*changeRow).Floor {
+		return false, nil
+	}
+	it, err := s.txn.LowerBound(tableChanges, "id", idx+1)
+	if err != nil {
+		return false, err
+	}
+	for obj := it.Next(); obj != nil; obj = it.Next() {
+		cs := obj.(*changeRow).Changes
+		for i := range cs {
+			if cs[i].Index > idx {
+				fn(&cs[i])
+			}
+		}
+	}
+	return true, nil
+}
+
+// WatchChanges adds to ws a channel that fires when any app's instances
+// or status, or any host's record, change (when the log of changes
+// grows).
+func (s *Snapshot) WatchChanges(ws memdb.WatchSet) error {
+	if ws == nil {
+		return nil
+	}
+	all, err := s.txn.Get(tableChanges, "id")
+	if err != nil {
+		return err
+	}
+	ws.Add(all.WatchCh())
+	return nil
+}
