@@ -2,8 +2,11 @@ package state
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-memdb"
 )
 
 func TestEnrollment(t *testing.T) {
@@ -143,5 +146,39 @@ func TestHostStates(t *testing.T) {
 	if e := after[len(after)-1]; e.Type != "host.state" || e.Subject != "host1" || !e.Time.Equal(at) ||
 		e.Message != "host n1: ready -> down (disconnected: its pool peers still see it): no heartbeat for 10s" {
 		t.Fatalf("event %+v", e)
+	}
+}
+
+// TestPoolHosts: a pool's hosts, by name, and not those of a pool whose
+// name it begins ("bj" against "bj2"); the channel it adds fires when one
+// of them changes.
+func TestPoolHosts(t *testing.T) {
+	h := newHarness(t)
+	h.must(AgentCACreateType, &AgentCACreateRequest{CA: AgentCA{CertPEM: []byte("cert"), KeyPEM: []byte("key"), Fingerprint: "sha256:00"}, Time: t0})
+	for _, p := range []string{"bj", "bj2"} {
+		h.must(PoolCreateType, &PoolCreateRequest{Pool: Pool{Name: p, Datacenter: "dc1"}, Time: t0})
+		h.must(JoinTokenCreateType, &JoinTokenCreateRequest{Token: JoinToken{ID: "jt-" + p, Pool: p, SecretHash: "s-" + p, ExpiresAt: t0.Add(time.Hour)}, Time: t0})
+	}
+	enrol := func(pool, id, name string) {
+		h.must(HostEnrollType, &HostEnrollRequest{TokenID: "jt-" + pool, SecretHash: "s-" + pool, Host: Host{ID: id, Name: name, Inventory: Inventory{CPUs: 2, MemoryBytes: 1 << 30}}, Time: t0})
+	}
+	enrol("bj", "h-a", "zeta")
+	enrol("bj2", "h-b", "alpha")
+	enrol("bj", "h-c", "beta")
+	ws := memdb.NewWatchSet()
+	hosts, err := h.snap().PoolHosts(ws, "bj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, x := range hosts {
+		got = append(got, x.Name)
+	}
+	if !slices.Equal(got, []string{"beta", "zeta"}) {
+		t.Fatalf("hosts of bj: %v, want beta and zeta", got)
+	}
+	h.must(HostStateType, &HostStateRequest{ID: "h-c", State: HostSuspect, Time: t0})
+	if ws.Watch(time.After(5 * time.Second)) {
+		t.Fatal("a change of one of the pool's hosts did not fire its channel")
 	}
 }

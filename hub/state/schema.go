@@ -84,8 +84,10 @@ func schema() *memdb.DBSchema {
 		// Every placement rewrites its host (assignment version and
 		// allocation): no reflection either.
 		TableHosts: {Name: TableHosts, Indexes: map[string]*memdb.IndexSchema{
-			"id":        {Name: "id", Unique: true, Indexer: stringIndex(func(o *Host) string { return o.ID })},
-			"pool":      {Name: "pool", Indexer: stringIndex(func(o *Host) string { return o.Pool })},
+			"id": {Name: "id", Unique: true, Indexer: stringIndex(func(o *Host) string { return o.ID })},
+			// A pool's hosts are a prefix of "pool_name" (PoolHosts): no
+			// "pool" index, which every write of a host (each placement
+			// and stop on it) would have to update.
 			"pool_name": {Name: "pool_name", Unique: true, Indexer: stringPairIndex(func(o *Host) string { return o.Pool }, func(o *Host) string { return o.Name })},
 		}},
 		TableEvents: {Name: TableEvents, Indexes: map[string]*memdb.IndexSchema{

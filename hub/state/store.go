@@ -308,9 +308,11 @@ func (s *Snapshot) HostByName(ws memdb.WatchSet, pool, name string) (*Host, erro
 	return first[Host](s, ws, TableHosts, "pool_name", pool, name)
 }
 
-// PoolHosts returns the hosts of one pool.
+// PoolHosts returns the hosts of one pool, sorted by name.
 func (s *Snapshot) PoolHosts(ws memdb.WatchSet, pool string) ([]*Host, error) {
-	return list[Host](s, ws, TableHosts, "pool", pool)
+	// The pool in full, then an empty name prefix: "bj" must not match
+	// the hosts of "bj2".
+	return list[Host](s, ws, TableHosts, "pool_name_prefix", pool, "")
 }
 
 // Hosts returns every host, sorted by ID.
