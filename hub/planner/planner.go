@@ -156,7 +156,12 @@ type planner struct {
 	index       uint64          // snapshot index of the last round; 0: none
 	view        hostView        // the hosts as of the last round, and the scheduler's view of them
 	unsettled   map[appKey]bool // apps to look at again next round
-	appsRead    int             // app records the last round read
+	// waiting holds the apps with instances pending or in failover pools
+	// as the rounds last read them (an app deleted since may linger until
+	// the next round that reads them all): the apps to look at when
+	// capacity is added or freed, without reading every app.
+	waiting  map[appKey]bool
+	appsRead int // app records the last round read
 	// scratch holds buffers a round fills and the next one reuses: a
 	// round lists thousands of instances, and allocating them afresh
 	// every round was most of the leader's garbage under churn.
@@ -173,7 +178,7 @@ type planner struct {
 }
 
 func newPlanner() *planner {
-	return &planner{sched: scheduler.New(), unsettled: map[appKey]bool{}, fenceWait: map[appKey]bool{}, poolReady: map[string]time.Time{}}
+	return &planner{sched: scheduler.New(), unsettled: map[appKey]bool{}, waiting: map[appKey]bool{}, fenceWait: map[appKey]bool{}, poolReady: map[string]time.Time{}}
 }
 
 // invalidate makes the next round look at every app.
@@ -211,22 +216,31 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 	hosts := p.view.from
 	byApp := map[appKey][]*state.Instance{}
 	var work []*state.App
-	if full || freed {
-		apps, err := snap.Apps(ws, "")
-		if err != nil {
+	if full {
+		if work, err = snap.Apps(ws, ""); err != nil {
 			return nil, err
 		}
-		p.appsRead = len(apps)
-		for _, a := range apps {
-			key := appKey{Tenant: a.Tenant, Name: a.Name}
-			// Capacity added or freed anywhere may let pending instances in, or
-			// instances in failover pools go home.
-			if full || dirty[key] || p.unsettled[key] || a.ModifyIndex > since || (freed && (a.Pending != "" || len(a.Spec.FailoverPools) > 0)) {
-				work = append(work, a)
+		p.appsRead = len(work)
+		clear(p.waiting)
+	} else {
+		if freed {
+			// Capacity added or freed anywhere may let pending instances
+			// in, or instances in failover pools go home.
+			for key := range p.waiting {
+				dirty[key] = true
 			}
+			clear(p.waiting) // each one that still waits is in work
 		}
-	} else if work, err = p.changedApps(snap, ws, since, dirty); err != nil {
-		return nil, err
+		if work, err = p.changedApps(snap, ws, since, dirty); err != nil {
+			return nil, err
+		}
+	}
+	for _, a := range work {
+		if key := (appKey{Tenant: a.Tenant, Name: a.Name}); a.Pending != "" || len(a.Spec.FailoverPools) > 0 {
+			p.waiting[key] = true
+		} else {
+			delete(p.waiting, key)
+		}
 	}
 	clear(p.unsettled)
 	clear(p.fenceWait)

@@ -633,11 +633,13 @@ func TestPlannerFailback(t *testing.T) {
 }
 
 // A round with no capacity freed reads only the apps that changed, not
-// every app; one that frees capacity reads them all (pending apps may fit
-// now), and both plan as a full round does (checkFull).
+// every app; one that frees capacity reads those and the apps that wait
+// for capacity (instances pending, or in failover pools), not every app
+// either, and both plan as a full round does (checkFull).
 func TestPlannerReadsOnlyChangedApps(t *testing.T) {
 	h := newPlanHarness(t)
 	h.pool("p", "dc1")
+	h.pool("q", "dc2") // no host: the failover pool of "fo"
 	h.host("h1", "p", 64, 64*1024)
 	const apps = 200
 	for i := range apps {
@@ -661,7 +663,21 @@ func TestPlannerReadsOnlyChangedApps(t *testing.T) {
 	}
 	h.reportAll(true)
 	h.plan()
-	// A stopped instance frees capacity: every app is read.
+	// An app with a failover pool, and one that does not fit by 50
+	// millicores (the 200 apps, a007's second instance and fo hold 20,200
+	// of 64,000).
+	h.app(apitypes.AppSpec{Name: "fo", Image: "i", Instances: n(1), CPU: 100, Memory: 64, Pools: []string{"p"}, FailoverPools: []string{"q"}})
+	h.plan()
+	h.reportAll(true)
+	h.app(apitypes.AppSpec{Name: "big", Image: "i", Instances: n(1), CPU: 64000 - 20200 + 50, Memory: 64})
+	h.plan()
+	h.reportAll(true)
+	h.plan()
+	if a, _ := h.fsm.Store().Snapshot().App(nil, "acme", "big"); a == nil || a.Pending == "" {
+		t.Fatalf("big is not pending: %+v", a)
+	}
+	// A stopped instance frees capacity: a007 (its instances changed), big
+	// and fo are read, and big fits now.
 	h.must(state.AppScaleType, &state.AppScaleRequest{Tenant: "acme", Name: "a007", Instances: 1, Time: pt0})
 	h.plan() // stops one of a007
 	is, _ := h.fsm.Store().Snapshot().AppInstances(nil, "acme", "a007")
@@ -672,9 +688,11 @@ func TestPlannerReadsOnlyChangedApps(t *testing.T) {
 		}
 	}
 	h.must(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: "h1", Updates: stops, Time: pt0})
-	h.plan()
-	if h.planner.appsRead != apps {
-		t.Fatalf("a round after capacity was freed read %d apps, want all %d", h.planner.appsRead, apps)
+	if req := h.plan(); req == nil || len(req.Place) != 1 || req.Place[0].App != "big" {
+		t.Fatalf("capacity freed for big: %s", planSummary(req))
+	}
+	if h.planner.appsRead != 3 {
+		t.Fatalf("a round after capacity was freed read %d apps, want 3 (a007, big, fo)", h.planner.appsRead)
 	}
 }
 
