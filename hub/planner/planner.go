@@ -507,7 +507,7 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 	}
 	for _, h := range hosts {
 		if p.view.draining == 0 {
-			break
+			break // the view counts them: none to look for
 		}
 		if h.State != state.HostDraining || placedOn[h.ID] {
 			continue
@@ -594,14 +594,20 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, full bool) (m
 		}
 		return err
 	}
-	walk := full
-	if !walk {
+	walk, known := full, true
+	if !full {
+		// One pass through the log: the apps it names are dirty, the
+		// hosts are read below.
 		ids := p.scratch.ids[:0]
-		known, err := snap.HostsChangedSince(ws, p.index, func(id string) { ids = append(ids, id) })
+		var err error
+		known, err = snap.ChangedSince(ws, p.index, func(tenant, app string) {
+			dirty[appKey{Tenant: tenant, Name: app}] = true
+		}, func(id string) { ids = append(ids, id) })
 		if err != nil {
 			return nil, false, false, err
 		}
 		p.scratch.ids = ids
+		walk = !known
 		changed := p.scratch.changed[:0]
 		for _, id := range ids {
 			h, err := snap.Host(nil, id)
@@ -613,19 +619,19 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, full bool) (m
 				walk = true
 				break
 			}
-			if h != nil && h != old {
+			if h != old {
 				changed = append(changed, h)
 			}
 		}
-		walk = walk || !known
 		if !walk {
 			for _, h := range changed {
-				f, err := p.compare(p.view.record(h.ID), h, onHost)
+				x := p.view.byID[h.ID]
+				f, err := p.compare(p.view.from[x], h, onHost)
 				if err != nil {
 					return nil, false, false, err
 				}
 				freed = freed || f
-				p.view.set(p.view.byID[h.ID], h)
+				p.view.set(x, h)
 			}
 		}
 		clear(changed)
@@ -649,10 +655,7 @@ func (p *planner) changes(snap *state.Snapshot, ws memdb.WatchSet, full bool) (m
 		// instances must still wake the planner.
 		return dirty, freed, true, snap.WatchChanges(ws)
 	}
-	known, err := snap.AppsChangedSince(ws, p.index, func(tenant, app string) {
-		dirty[appKey{Tenant: tenant, Name: app}] = true
-	})
-	return dirty, freed, known, err
+	return dirty, freed, known, nil
 }
 
 // walkHosts compares hosts, the store's list of every host, with the

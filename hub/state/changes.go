@@ -9,8 +9,7 @@ import (
 // instances were written or removed, or whose status changed without
 // their modify index (Pending, Noticed), and the hosts whose record was
 // written or removed (an allocation, a state, an inventory). A planner
-// round reads it to look at only those apps and hosts
-// (AppsChangedSince, HostsChangedSince).
+// round reads it to look at only those apps and hosts (ChangedSince).
 //
 // One row per write transaction (a batch of commands Raft committed
 // together) that changed an app or a host, keyed by the transaction's
@@ -120,54 +119,21 @@ func setChangesFloor(txn *memdb.Txn, idx uint64) error {
 	return txn.Insert(tableChanges, &changeRow{Floor: idx})
 }
 
-// AppsChangedSince calls fn once with every app one of whose instances
-// was written or removed, or whose status changed, after Raft index idx,
-// and adds to ws a channel that fires when any app or host changes so.
-// It returns false, having called fn for none, when the log no longer
-// holds everything since idx (idx is older than the kept range, or than
-// the restore that started this database): the caller must then look at
-// every app. An app deleted since may be among those it names.
+// AppsChangedSince is ChangedSince for the apps alone.
 func (s *Snapshot) AppsChangedSince(ws memdb.WatchSet, idx uint64, fn func(tenant, app string)) (bool, error) {
-	var seen map[[2]string]bool
-	return s.changesSince(ws, idx, func(c *change) {
-		if c.Host != "" {
-			return
-		}
-		k := [2]string{c.Tenant, c.App}
-		if seen == nil {
-			seen = map[[2]string]bool{}
-		}
-		if !seen[k] {
-			seen[k] = true
-			fn(c.Tenant, c.App)
-		}
-	})
+	return s.ChangedSince(ws, idx, fn, nil)
 }
 
-// HostsChangedSince calls fn once with the id of every host whose record
-// was written or removed after Raft index idx, and adds to ws a channel
-// that fires when any app or host changes. It returns false, having
-// called fn for none, when the log no longer holds everything since idx:
-// the caller must then look at every host.
-func (s *Snapshot) HostsChangedSince(ws memdb.WatchSet, idx uint64, fn func(id string)) (bool, error) {
-	var seen map[string]bool
-	return s.changesSince(ws, idx, func(c *change) {
-		if c.Host == "" {
-			return
-		}
-		if seen == nil {
-			seen = map[string]bool{}
-		}
-		if !seen[c.Host] {
-			seen[c.Host] = true
-			fn(c.Host)
-		}
-	})
-}
-
-// changesSince calls fn with every change logged after idx, in index
-// order, or returns false when the log does not reach back that far.
-func (s *Snapshot) changesSince(ws memdb.WatchSet, idx uint64, fn func(*change)) (bool, error) {
+// ChangedSince calls app once with every app one of whose instances was
+// written or removed, or whose status changed, after Raft index idx, and
+// host once with the id of every host whose record was written or
+// removed since (either may be nil), and adds to ws a channel that fires
+// when any app or host changes so. It returns false, having called
+// neither, when the log no longer holds everything since idx (idx is
+// older than the kept range, or than the restore that started this
+// database): the caller must then look at every app and host. An app or
+// host deleted since may be among those it names.
+func (s *Snapshot) ChangedSince(ws memdb.WatchSet, idx uint64, app func(tenant, app string), host func(id string)) (bool, error) {
 	if err := s.WatchChanges(ws); err != nil {
 		return false, err
 	}
@@ -180,11 +146,26 @@ func (s *Snapshot) changesSince(ws memdb.WatchSet, idx uint64, fn func(*change))
 	if err != nil {
 		return false, err
 	}
+	var apps map[[2]string]bool
+	var hosts map[string]bool
 	for obj := it.Next(); obj != nil; obj = it.Next() {
-		cs := obj.(*changeRow).Changes
-		for i := range cs {
-			if cs[i].Index > idx {
-				fn(&cs[i])
+		for _, c := range obj.(*changeRow).Changes {
+			switch {
+			case c.Index <= idx:
+			case c.Host != "":
+				if host != nil && !hosts[c.Host] {
+					if hosts == nil {
+						hosts = map[string]bool{}
+					}
+					hosts[c.Host] = true
+					host(c.Host)
+				}
+			case app != nil && !apps[[2]string{c.Tenant, c.App}]:
+				if apps == nil {
+					apps = map[[2]string]bool{}
+				}
+				apps[[2]string{c.Tenant, c.App}] = true
+				app(c.Tenant, c.App)
 			}
 		}
 	}

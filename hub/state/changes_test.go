@@ -152,11 +152,11 @@ func TestAppInstancesIndexRises(t *testing.T) {
 	}
 }
 
-// hostsChangedSince lists what HostsChangedSince reports since idx.
+// hostsChangedSince lists the hosts ChangedSince reports since idx.
 func hostsChangedSince(t *testing.T, s *Snapshot, idx uint64) []string {
 	t.Helper()
 	var out []string
-	known, err := s.HostsChangedSince(nil, idx, func(id string) { out = append(out, id) })
+	known, err := s.ChangedSince(nil, idx, nil, func(id string) { out = append(out, id) })
 	if err != nil || !known {
 		t.Fatalf("hosts changed since %d: known %v, %v", idx, known, err)
 	}
