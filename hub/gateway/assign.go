@@ -5,83 +5,11 @@ import (
 	"errors"
 	"time"
 
-	"github.com/hashicorp/go-memdb"
-	"google.golang.org/protobuf/proto"
-
 	"github.com/wharf-platform/wharf/hub/registryauth"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
-
-// push sends the host's agent, from one goroutine per connection, what
-// it must run and what its router serves:
-//
-//   - the full set of instances it should run whenever that set changes
-//     (the host's AssignIndex moves), starting with the current one
-//     unless the agent already applied it, and never one older than the
-//     agent's (a replica behind the cluster waits until it catches up). It watches the host record,
-//     so it is also what cuts off a host removed while connected, as soon
-//     as this replica applies the removal. Registry credentials are not
-//     kept on the agent's disk: a new connection gets the current set
-//     again when any instance carries some, and a change of the tenants'
-//     registries re-sends the set (same version) when it changes what the
-//     host's instances carry.
-//   - its pool's route table whenever that changes (the pool's feed,
-//     routes.go).
-func (g *Gateway) push(ctx context.Context, s *wire.Stream, id pki.AgentIdentity, protocol uint32, applied uint64) error {
-	f, leave := g.joinRoutes(id.Pool)
-	defer leave()
-	var last *wire.Assignments
-	var regIndex, routes uint64
-	for first := true; ; first = false {
-		ws := memdb.NewWatchSet()
-		snap := g.cfg.Store.Snapshot()
-		h, err := snap.Host(ws, id.HostID)
-		if err != nil {
-			return err
-		}
-		if h == nil {
-			return unauthorized("host %s was removed; enrol it again", id.HostID)
-		}
-		if snap.CutOff(ws, id.HostID) {
-			return errCutOff
-		}
-		if _, err := snap.Registries(ws); err != nil {
-			return err
-		}
-		ri := snap.Index(state.TableRegistries)
-		// behind: the agent applied a newer set than this replica holds
-		// (from another node, or from this one before it restarted from an
-		// older snapshot), and sending this one would undo instances. The
-		// host record is watched, so the set goes once this node catches up.
-		behind := h.AssignIndex < applied
-		if !behind && (h.AssignIndex != applied || first || ri != regIndex) {
-			a, err := g.assignments(snap, h, protocol)
-			if err != nil {
-				return err
-			}
-			send := h.AssignIndex != applied || (first && carriesAuth(a)) || (!first && !proto.Equal(a, last))
-			if send {
-				if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_Assignments{Assignments: a}}); err != nil {
-					return err
-				}
-			}
-			applied, last, regIndex = h.AssignIndex, a, ri
-		}
-		pt := g.current(f)
-		if pt.table != nil && pt.table.Version != routes {
-			if err := s.Send(&wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: pt.table}}); err != nil {
-				return err
-			}
-			routes = pt.table.Version
-		}
-		ws.Add(pt.next)
-		if err := ws.WatchCtx(ctx); err != nil {
-			return nil
-		}
-	}
-}
 
 // carriesAuth tells whether any instance of a carries registry credentials.
 func carriesAuth(a *wire.Assignments) bool {

@@ -114,6 +114,7 @@ type Gateway struct {
 	peers  map[string]*peerWord
 
 	routes routeTables
+	pushes pushes
 	execs  execConns // the agents' connections, for exec streams
 
 	connections, heartbeats, logBatches atomic.Uint64
@@ -599,12 +600,11 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 	notAfter := conn.ConnectionState().TLS.VerifiedChains[0][0].NotAfter
 	pctx, stopPush := context.WithCancel(ctx)
 	defer stopPush()
-	go func() {
-		if err := g.push(pctx, s, id, protocol, hello.LastAssignmentVersion); err != nil && pctx.Err() == nil {
-			g.log.Debug("assignments and routes", "host", id.HostID, "err", err)
-			conn.CloseWithError(quic.ApplicationErrorCode(closeCode(err)), err.Error())
-		}
-	}()
+	endPush := g.startPush(pctx, s, id, protocol, hello.LastAssignmentVersion, func(err error) {
+		g.log.Debug("assignments and routes", "host", id.HostID, "err", err)
+		conn.CloseWithError(quic.ApplicationErrorCode(closeCode(err)), err.Error())
+	})
+	defer endPush()
 	// Status reports are committed in order, off the control loop: one
 	// report's commit never delays a heartbeat's ack. Their goroutine runs
 	// only while reports wait, so the idle hosts of a big fleet hold none.

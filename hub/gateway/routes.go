@@ -17,8 +17,8 @@ import (
 
 // routeTables keeps each pool's route table for the pool's agents
 // connected here. One watcher per pool rebuilds it when what it is made
-// of changes, and the agents wait for a new table rather than on the
-// store: a write wakes one goroutine per pool, not one per agent (with
+// of changes, and wakes the pool's pushers (push.go) when it publishes a
+// new table: a write wakes one goroutine per pool, not one per agent (with
 // thousands of agents, a wake of every agent per host write was a fifth
 // of the node's CPU while they enrolled).
 type routeTables struct {
@@ -29,10 +29,11 @@ type routeTables struct {
 // poolFeed is one pool's table and its watcher, which runs while agents
 // of the pool are connected here.
 type poolFeed struct {
-	latest *poolTable // under routeTables.mu
-	agents int
-	stop   context.CancelFunc
-	done   chan struct{} // closed when the watcher has stopped
+	latest  *poolTable // under routeTables.mu
+	agents  int
+	pushers map[*pusher]bool // under routeTables.mu: woken by a new table
+	stop    context.CancelFunc
+	done    chan struct{} // closed when the watcher has stopped
 }
 
 // poolTable is a pool's table as of a store index; next is closed when
@@ -89,7 +90,7 @@ func (g *Gateway) watchRoutes(ctx context.Context, f *poolFeed, pool string) {
 	defer close(f.done)
 	for ctx.Err() == nil {
 		ws := memdb.NewWatchSet()
-		snap := g.cfg.Store.Snapshot()
+		snap := g.cfg.Store.Watch(ws)
 		idx := snap.WatchTables(ws, routeInputs...)
 		if err := g.refreshRoutes(f, snap, idx, pool); err != nil {
 			g.log.Warn("route table", "pool", pool, "err", err)
@@ -127,6 +128,9 @@ func (g *Gateway) refreshRoutes(f *poolFeed, snap *state.Snapshot, idx uint64, p
 	t.Version = idx
 	f.latest = &poolTable{index: idx, body: body, table: t, next: make(chan struct{})}
 	close(cur.next)
+	for p := range f.pushers {
+		p.kick()
+	}
 	return nil
 }
 

@@ -2,9 +2,7 @@ package gateway
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"testing"
 	"time"
@@ -158,18 +156,37 @@ func placeOn(st *statetest.State, id string) uint64 {
 	return h.AssignIndex
 }
 
-// pushTo runs g.push to host h1 of pool p, whose agent applied the set
-// of version applied, over a pipe. It returns what the agent's end
-// receives, and stop, which ends the push and checks how it ended.
+// pushTo pushes to host h1 of pool p, whose agent applied the set of
+// version applied, over a pipe. It returns what the agent's end
+// receives, and stop, which ends the push and checks that it did not
+// fail.
 func pushTo(t *testing.T, g *Gateway, applied uint64) (<-chan *wire.Envelope, func()) {
+	t.Helper()
+	got, failed, stop := pushToHost(t, g, "h1", applied)
+	return got, func() {
+		t.Helper()
+		stop()
+		select {
+		case err := <-failed:
+			t.Fatalf("push failed: %v", err)
+		default:
+		}
+	}
+}
+
+// pushToHost pushes to host of pool p over a pipe. It returns what the
+// agent's end receives, the error the push failed with (if it does), and
+// stop, which ends the push.
+func pushToHost(t *testing.T, g *Gateway, host string, applied uint64) (<-chan *wire.Envelope, <-chan error, func()) {
 	t.Helper()
 	hub, agent := net.Pipe()
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(func() { cancel(); hub.Close(); agent.Close() }) // on a failure before stop
-	done := make(chan error, 1)
-	go func() {
-		done <- g.push(ctx, wire.NewStream(hub, 0), pki.AgentIdentity{HostID: "h1", Pool: "p"}, wire.ProtocolMax, applied)
-	}()
+	failed := make(chan error, 1)
+	end := g.startPush(ctx, wire.NewStream(hub, 0), pki.AgentIdentity{HostID: host, Pool: "p"}, wire.ProtocolMax, applied, func(err error) {
+		failed <- err
+		hub.Close()
+	})
+	t.Cleanup(func() { end(); cancel(); hub.Close(); agent.Close() }) // on a failure before stop
 	got := make(chan *wire.Envelope, 16)
 	go func() {
 		in := wire.NewStream(agent, 0)
@@ -182,14 +199,11 @@ func pushTo(t *testing.T, g *Gateway, applied uint64) (<-chan *wire.Envelope, fu
 			got <- env
 		}
 	}()
-	return got, func() {
-		t.Helper()
+	return got, failed, func() {
+		end()
 		cancel()
 		hub.Close()
 		agent.Close()
-		if err := <-done; err != nil && !errors.Is(err, io.ErrClosedPipe) {
-			t.Fatalf("push ended with %v", err)
-		}
 	}
 }
 

@@ -46,6 +46,17 @@ func (s *Store) Snapshot() *Snapshot {
 	return &Snapshot{txn: db.Txn(false)}
 }
 
+// Watch returns a snapshot like Snapshot and adds to ws a channel that
+// fires when the store's database is replaced (a restore, such as a
+// follower installing the leader's snapshot). A watcher of the
+// snapshot's tables must also wait on it: the replaced database's
+// channels never fire again.
+func (s *Store) Watch(ws memdb.WatchSet) *Snapshot {
+	db, abandon := s.current()
+	ws.Add(abandon)
+	return &Snapshot{txn: db.Txn(false)}
+}
+
 // Blocking runs fn against a fresh snapshot and, while the index fn returns
 // is not above minIndex, waits for something fn read to change (or ctx to
 // end) and runs it again. A timeout is not an error: the last answer is
