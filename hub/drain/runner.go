@@ -36,9 +36,11 @@ const (
 	drainEventEvery = time.Minute
 )
 
-// Snapshotter hands out read-only views of the state store.
+// Snapshotter hands out read-only views of the state store (*state.Store).
 type Snapshotter interface {
-	Snapshot() *state.Snapshot
+	// Watch returns a view and adds to ws a channel that fires when the
+	// store's database is replaced by a restore.
+	Watch(ws memdb.WatchSet) *state.Snapshot
 }
 
 // Lines is this node's log store, as the drains read it.
@@ -110,7 +112,7 @@ func (d *Runner) Run(ctx context.Context) error {
 	defer d.stopAll()
 	for {
 		ws := memdb.NewWatchSet()
-		drains, err := d.cfg.State.Snapshot().LogDrains(ws)
+		drains, err := d.cfg.State.Watch(ws).LogDrains(ws)
 		if err != nil {
 			return err
 		}

@@ -67,3 +67,45 @@ func TestDrainStartsAtItsCreation(t *testing.T) {
 		t.Fatalf("the drain forwarded %q, want %q", got, want)
 	}
 }
+
+// TestRunnerFollowsARestore: a drain that reaches a node in a restored
+// snapshot (a follower installing the leader's) gets its worker; the
+// replaced database's watches never fire again.
+func TestRunnerFollowsARestore(t *testing.T) {
+	lokiURL, _ := lokiLines(t)
+	ph, leader := statetest.New(t), statetest.New(t)
+	for _, st := range []*statetest.State{ph, leader} {
+		st.App(apitypes.AppSpec{Name: "web", Image: "i", Instances: new(int)})
+	}
+	leader.Must(state.LogDrainAddType, &state.LogDrainAddRequest{Drain: state.LogDrain{ID: "d-1", Tenant: "acme", App: "web", URL: "loki+" + lokiURL}, Time: statetest.T0})
+	dir := t.TempDir()
+	logs, err := logstore.Open(logstore.Config{Dir: dir + "/logs"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logs.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := NewRunner(RunnerConfig{State: ph.Store(), Lines: logs, Events: noEvents{}, Dir: dir + "/drains"})
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	running := func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.workers["d-1"] != nil
+	}
+	time.Sleep(50 * time.Millisecond) // the runner waits on the store
+	if running() {
+		t.Fatal("a worker for a drain the node does not have")
+	}
+	ph.RestoreFrom(leader)
+	for deadline := time.Now().Add(10 * time.Second); !running(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no worker for the restored drain")
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("runner: %v", err)
+	}
+}

@@ -177,27 +177,9 @@ func TestPushFollowsARestore(t *testing.T) {
 	}
 	expect(1, 1)
 
-	snap, err := leader.FSM.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var buf bytes.Buffer
-	if err := snap.Persist(&bufSink{Buffer: &buf}); err != nil {
-		t.Fatal(err)
-	}
-	snap.Release()
-	if err := st.FSM.Restore(io.NopCloser(&buf)); err != nil {
-		t.Fatal(err)
-	}
+	st.RestoreFrom(leader)
 	expect(3, 2)
 }
-
-// bufSink is a raft.SnapshotSink into memory.
-type bufSink struct{ *bytes.Buffer }
-
-func (bufSink) ID() string    { return "test" }
-func (bufSink) Cancel() error { return nil }
-func (bufSink) Close() error  { return nil }
 
 // TestPushEndsForACutOffHost: a cutoff drill on the host's pool ends its
 // session with the drill's error, on a change of no host record.

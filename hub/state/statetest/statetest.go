@@ -4,8 +4,10 @@
 package statetest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"testing"
 	"time"
 
@@ -65,6 +67,32 @@ func (h *State) Apply(_ context.Context, msg []byte) (uint64, error) {
 	}
 	return h.index, nil
 }
+
+// RestoreFrom replaces h's database with a snapshot of from's, as a
+// follower installs the leader's: h continues at from's index.
+func (h *State) RestoreFrom(from *State) {
+	h.t.Helper()
+	snap, err := from.FSM.Snapshot()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := snap.Persist(&memSink{Buffer: &buf}); err != nil {
+		h.t.Fatal(err)
+	}
+	snap.Release()
+	if err := h.FSM.Restore(io.NopCloser(&buf)); err != nil {
+		h.t.Fatal(err)
+	}
+	h.index = from.index
+}
+
+// memSink is a raft.SnapshotSink into memory.
+type memSink struct{ *bytes.Buffer }
+
+func (memSink) ID() string    { return "statetest" }
+func (memSink) Cancel() error { return nil }
+func (memSink) Close() error  { return nil }
 
 // Pool creates a pool and a join token "jt-<name>" for it.
 func (h *State) Pool(name, dc string) {
