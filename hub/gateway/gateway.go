@@ -115,7 +115,10 @@ type Gateway struct {
 
 	routes routeTables
 	pushes pushes
-	execs  execConns // the agents' connections, for exec streams
+
+	gossipMu    sync.Mutex
+	gossipLists map[string]*peerList // by pool
+	execs       execConns            // the agents' connections, for exec streams
 
 	connections, heartbeats, logBatches atomic.Uint64
 }

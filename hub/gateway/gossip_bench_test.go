@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/hub/state/statetest"
 	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
@@ -42,6 +43,38 @@ func BenchmarkPeerReport(b *testing.B) {
 				b.Fatalf("%d hosts vouched for, want %d", len(g.peers), peers)
 			}
 			clear(g.peers)
+		})
+	}
+}
+
+// BenchmarkPoolPeers: the pool peers a heartbeat ack names (an agent's
+// first five, then every tenth), in pools of 1,000 and 10,000 hosts that
+// all run gossip. Multiply by agents / 10 s for a node's load.
+//
+//	go test -run '^$' -bench PoolPeers ./hub/gateway
+func BenchmarkPoolPeers(b *testing.B) {
+	for _, hosts := range []int{1000, 10000} {
+		b.Run(fmt.Sprintf("hosts=%d", hosts), func(b *testing.B) {
+			st := statetest.New(b)
+			st.Pool("p", "dc1")
+			for i := range hosts {
+				id := fmt.Sprintf("h%05d", i)
+				st.Host(id, "p", 4, 16384, nil)
+				st.Must(state.HostInventoryType, &state.HostInventoryRequest{ID: id, Inventory: state.Inventory{CPUs: 4, MemoryBytes: 16 << 30,
+					GossipAddr: fmt.Sprintf("10.0.%d.%d:7484", i/250, i%250)}})
+			}
+			g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer g.Close()
+			from := pki.AgentIdentity{HostID: "h00007", Pool: "p"}
+			b.ReportAllocs()
+			for b.Loop() {
+				if peers := g.poolPeers(from); len(peers) != maxJoinPeers {
+					b.Fatalf("%d peers, want %d", len(peers), maxJoinPeers)
+				}
+			}
 		})
 	}
 }
