@@ -115,6 +115,9 @@ type Gateway struct {
 
 	routes routeTables
 	pushes pushes
+	// maxTableFrame is the largest route table sent: the agents' frame
+	// limit (a test makes it small).
+	maxTableFrame int
 
 	gossipMu    sync.Mutex
 	gossipLists map[string]*peerList // by pool
@@ -171,7 +174,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, seen: map[string]*agentConn{}, peers: map[string]*peerWord{}}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, seen: map[string]*agentConn{}, peers: map[string]*peerWord{}, maxTableFrame: wire.DefaultMaxFrame}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{wire.ALPN}, GetConfigForClient: g.tlsConfig}
 	udp := cfg.Conn
 	if udp == nil {

@@ -256,7 +256,7 @@ func (p *pusher) pass() error {
 	}
 	pt := g.current(p.feed)
 	if pt.table != nil && pt.table.Version != p.routes {
-		if err := p.s.Send(&wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: pt.table}}); err != nil {
+		if err := p.s.SendFrame(pt.frame); err != nil {
 			return err
 		}
 		p.routes = pt.table.Version

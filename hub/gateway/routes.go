@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -42,6 +43,10 @@ type poolTable struct {
 	index uint64 // store index the table was checked against
 	body  []byte // the table without its version, to tell real changes
 	table *wire.RouteTable
+	// frame is the table in its envelope, encoded once for all the
+	// pool's agents: a table of 1,000 apps of 50 instances is ~1.8 MB,
+	// and encoding it took ~9 ms.
+	frame []byte
 	next  chan struct{}
 }
 
@@ -119,14 +124,29 @@ func (g *Gateway) refreshRoutes(f *poolFeed, snap *state.Snapshot, idx uint64, p
 	if err != nil {
 		return err
 	}
-	g.routes.mu.Lock()
-	defer g.routes.mu.Unlock()
 	if cur.table != nil && bytes.Equal(body, cur.body) {
+		g.routes.mu.Lock()
 		cur.index = idx
+		g.routes.mu.Unlock()
 		return nil
 	}
 	t.Version = idx
-	f.latest = &poolTable{index: idx, body: body, table: t, next: make(chan struct{})}
+	frame, err := wire.EncodeFrame(&wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: t}})
+	if err != nil {
+		return err
+	}
+	if len(frame) > g.maxTableFrame {
+		// Agents refuse a frame past their limit and reconnect: the
+		// pool's routers keep the table they have.
+		var kept uint64
+		if cur.table != nil {
+			kept = cur.table.Version
+		}
+		return fmt.Errorf("the table is %d bytes, past the agents' frame limit of %d; the pool's routers keep version %d", len(frame), g.maxTableFrame, kept)
+	}
+	g.routes.mu.Lock()
+	defer g.routes.mu.Unlock()
+	f.latest = &poolTable{index: idx, body: body, table: t, frame: frame, next: make(chan struct{})}
 	close(cur.next)
 	for p := range f.pushers {
 		p.kick()

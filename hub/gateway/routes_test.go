@@ -1,9 +1,12 @@
 package gateway
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -287,4 +290,54 @@ func TestPushNeverSendsAnOlderSet(t *testing.T) {
 		t.Fatal("no set sent once the replica passed the agent")
 	}
 	stop()
+}
+
+// TestRouteTablePastTheFrameLimit: a table larger than the agents' frame
+// limit is not published (they would refuse it and reconnect, again and
+// again); the pool's agents keep the last one. A table goes out as the
+// frame encoded once for all of them.
+func TestRouteTablePastTheFrameLimit(t *testing.T) {
+	st := statetest.New(t)
+	st.Pool("p", "dc1")
+	st.Host("h1", "p", 2, 1024, nil)
+	st.App(apitypes.AppSpec{Name: "web", Image: "web:1"})
+	g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}, AppsDomain: "apps.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	// The limit: the table of today's apps fits, with one more it does not.
+	for i := range 20 {
+		st.App(apitypes.AppSpec{Name: fmt.Sprintf("app%d", i), Image: "x:1"})
+	}
+	snap := st.Store().Snapshot()
+	t0, err := buildRouteTable(snap, "p", "apps.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0.Version = snap.LatestIndex()
+	frame, err := wire.EncodeFrame(&wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: t0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.maxTableFrame = len(frame) + 10
+	f, leave := g.joinRoutes("p")
+	defer leave()
+	first := g.current(f)
+	if first.table == nil {
+		first = nextTable(t, g, f, first, "the first build")
+	}
+	var back wire.Envelope
+	if err := wire.ReadFrame(bufio.NewReader(bytes.NewReader(first.frame)), wire.DefaultMaxFrame, &back); err != nil ||
+		back.GetRouteTable().GetVersion() != first.table.Version || len(back.GetRouteTable().GetApps()) != 21 {
+		t.Fatalf("the table's frame: %v, %v; want version %d with 21 apps", err, back.GetRouteTable(), first.table.Version)
+	}
+	st.App(apitypes.AppSpec{Name: "one-more", Image: "x:1"})
+	snap = st.Store().Snapshot()
+	if err := g.refreshRoutes(f, snap, snap.LatestIndex(), "p"); err == nil || !strings.Contains(err.Error(), "frame limit") {
+		t.Fatalf("a table past the limit: %v", err)
+	}
+	if cur := g.current(f); cur != first {
+		t.Fatalf("a table past the limit was published (version %d)", cur.table.Version)
+	}
 }

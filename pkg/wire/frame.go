@@ -60,21 +60,26 @@ var (
 
 // WriteFrame writes m as one frame: uvarint length, then its bytes.
 func WriteFrame(w io.Writer, m proto.Message) error {
-	body, err := proto.Marshal(m)
+	buf, err := EncodeFrame(m)
 	if err != nil {
-		return fmt.Errorf("marshal %T: %w", m, err)
+		return err
 	}
-	buf := make([]byte, binary.MaxVarintLen64, binary.MaxVarintLen64+len(body))
-	n := binary.PutUvarint(buf, uint64(len(body)))
-	buf = append(buf[:n], body...)
 	_, err = w.Write(buf)
 	return err
 }
 
-// ReadFrame reads one frame into m. A frame over maxSize fails with
-// ErrFrameTooLarge before its body is read or allocated; a truncated frame
-// with io.ErrUnexpectedEOF; bytes that are not m's encoding with ErrCorrupt.
-// A clean end of stream before a frame is io.EOF.
+// EncodeFrame returns m as one frame, for a message sent unchanged to
+// many peers (Stream.SendFrame): encoded once, not once per peer.
+func EncodeFrame(m proto.Message) ([]byte, error) {
+	body, err := proto.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("marshal %T: %w", m, err)
+	}
+	buf := make([]byte, binary.MaxVarintLen64, binary.MaxVarintLen64+len(body))
+	n := binary.PutUvarint(buf, uint64(len(body)))
+	return append(buf[:n], body...), nil
+}
+
 func ReadFrame(r *bufio.Reader, maxSize int, m proto.Message) error {
 	size, err := readUvarint(r)
 	if err != nil {
@@ -126,6 +131,14 @@ func (s *Stream) Send(e *Envelope) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return WriteFrame(s.w, e)
+}
+
+// SendFrame writes a frame of an envelope made by EncodeFrame.
+func (s *Stream) SendFrame(frame []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.w.Write(frame)
+	return err
 }
 
 // Recv reads one envelope. An envelope without a known message (from a
