@@ -118,6 +118,8 @@ type Gateway struct {
 	// maxTableFrame is the largest route table sent: the agents' frame
 	// limit (a test makes it small).
 	maxTableFrame int
+	// buildRoutes is buildRouteTable (a test slows it down).
+	buildRoutes func(snap *state.Snapshot, pool, appsDomain string) (*wire.RouteTable, error)
 
 	gossipMu    sync.Mutex
 	gossipLists map[string]*peerList // by pool
@@ -174,7 +176,8 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	g := &Gateway{cfg: cfg, log: cfg.Logger, seen: map[string]*agentConn{}, peers: map[string]*peerWord{}, maxTableFrame: wire.DefaultMaxFrame}
+	g := &Gateway{cfg: cfg, log: cfg.Logger, seen: map[string]*agentConn{}, peers: map[string]*peerWord{},
+		maxTableFrame: wire.DefaultMaxFrame, buildRoutes: buildRouteTable}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{wire.ALPN}, GetConfigForClient: g.tlsConfig}
 	udp := cfg.Conn
 	if udp == nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -339,5 +340,53 @@ func TestRouteTablePastTheFrameLimit(t *testing.T) {
 	}
 	if cur := g.current(f); cur != first {
 		t.Fatalf("a table past the limit was published (version %d)", cur.table.Version)
+	}
+}
+
+// TestRouteFeedPacesItsBuilds: under a stream of changes, a feed whose
+// builds are slow starts the next no sooner than the last one took (half
+// the builds of a feed that rebuilds back to back), and still publishes
+// the last change.
+func TestRouteFeedPacesItsBuilds(t *testing.T) {
+	const build = 40 * time.Millisecond
+	st := statetest.New(t)
+	st.Pool("p", "dc1")
+	st.Host("h1", "p", 2, 1024, nil)
+	g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}, AppsDomain: "apps.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	var builds atomic.Int32
+	g.buildRoutes = func(snap *state.Snapshot, pool, appsDomain string) (*wire.RouteTable, error) {
+		builds.Add(1)
+		time.Sleep(build)
+		return buildRouteTable(snap, pool, appsDomain)
+	}
+	f, leave := g.joinRoutes("p")
+	defer leave()
+	first := g.current(f)
+	if first.table == nil {
+		first = nextTable(t, g, f, first, "the first build")
+	}
+	builds.Store(0)
+	const apps = 160 // one every 5 ms: 800 ms of changes
+	start := time.Now()
+	for i := range apps {
+		st.App(apitypes.AppSpec{Name: fmt.Sprintf("app%d", i), Image: "x:1"})
+		time.Sleep(5 * time.Millisecond)
+	}
+	took := time.Since(start)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if cur := g.current(f); cur.table != nil && len(cur.table.Apps) == apps {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the last change was never published: %d apps in the table", len(g.current(f).table.Apps))
+		}
+	}
+	// Back to back, a build every 40 ms; paced, one every 80 ms at most.
+	if n, most := int(builds.Load()), int(took/(2*build))+3; n > most {
+		t.Fatalf("%d builds in %v of changes, want at most %d", n, took.Round(time.Millisecond), most)
 	}
 }
