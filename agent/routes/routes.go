@@ -52,6 +52,10 @@ type Routes struct {
 	metered bool
 	// protocol is the session's protocol version (from its Welcome).
 	protocol uint32
+
+	// table is the whole table last applied, which a delta changes
+	// (owned by the control stream's handler).
+	table *wire.RouteTable
 }
 
 // recentSeconds is how old a second the traffic relay is still sent; the
@@ -294,7 +298,21 @@ func (r *Routes) Register(c *control.Control) {
 		return nil
 	})
 	c.Handle(&wire.Envelope_RouteTable{}, func(_ context.Context, in control.Inbound) error {
-		v := apply(r.router, in.Env.GetRouteTable(), r.log)
+		t := in.Env.GetRouteTable()
+		if t.GetBaseVersion() != 0 {
+			whole, err := wire.ApplyRouteDelta(r.table, t)
+			if err != nil {
+				// Not the table this one changes: serve on, and ask for
+				// a whole one.
+				r.log.Debug("route table delta not applied; asking for a whole table", "err", err)
+				return in.Reply(&wire.Envelope{Msg: &wire.Envelope_RouteAck{RouteAck: &wire.RouteAck{Version: r.Version(), WantWhole: true}}})
+			}
+			t = whole
+		}
+		v := apply(r.router, t, r.log)
+		if v == t.Version {
+			r.table = t
+		}
 		if r.router != nil && r.onRoutes != nil {
 			r.onRoutes(v)
 		}

@@ -243,3 +243,69 @@ func TestOlderRouteTableNotApplied(t *testing.T) {
 		t.Fatalf("ack %d, serving %d after table 8", v, r.Version())
 	}
 }
+
+// TestRouterAppliesDeltas: a delta over the table served changes only
+// the apps it names (a new app served, a removed one gone, the others
+// left as they were); a delta over another table is not applied, and is
+// acknowledged with the version served and a request for a whole table.
+func TestRouterAppliesDeltas(t *testing.T) {
+	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Host) })}
+	bln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go backend.Serve(bln)
+	defer backend.Close()
+	r, err := New(Config{HTTPAddr: "127.0.0.1:0", Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go r.Run(ctx)
+	c := control.New()
+	r.Register(c)
+	push := func(table *wire.RouteTable) *wire.RouteAck {
+		t.Helper()
+		var ack *wire.RouteAck
+		in := control.Inbound{Env: &wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: table}},
+			Reply: func(e *wire.Envelope) error { ack = e.GetRouteAck(); return nil }}
+		if err := c.Dispatch(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		return ack
+	}
+	app := func(key string) *wire.RouteApp {
+		return &wire.RouteApp{Key: key, Backends: []*wire.Backend{{Instance: key + "-1", Addr: bln.Addr().String()}}}
+	}
+	status := func(host string) int {
+		t.Helper()
+		httpAddr, _ := r.Addrs()
+		req, _ := http.NewRequest("GET", "http://"+httpAddr+"/", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if ack := push(&wire.RouteTable{Version: 5, Apps: []*wire.RouteApp{app("t/a"), app("t/b")},
+		Http: []*wire.HTTPRoute{{Host: "a.example", App: "t/a"}, {Host: "b.example", App: "t/b"}}}); ack.Version != 5 || ack.WantWhole {
+		t.Fatalf("whole table acknowledged %v", ack)
+	}
+	if ack := push(&wire.RouteTable{Version: 7, BaseVersion: 5, Apps: []*wire.RouteApp{app("t/c")},
+		Http: []*wire.HTTPRoute{{Host: "c.example", App: "t/c"}}, RemovedApps: []string{"t/b"}}); ack.Version != 7 || ack.WantWhole {
+		t.Fatalf("delta acknowledged %v", ack)
+	}
+	if a, b, c := status("a.example"), status("b.example"), status("c.example"); a != 200 || b != 404 || c != 200 {
+		t.Fatalf("after the delta: a %d, b %d, c %d; want 200, 404, 200", a, b, c)
+	}
+	if ack := push(&wire.RouteTable{Version: 9, BaseVersion: 8, RemovedApps: []string{"t/a"}}); ack.Version != 7 || !ack.WantWhole {
+		t.Fatalf("a delta over another table acknowledged %v, want version 7 and a request for a whole table", ack)
+	}
+	if a := status("a.example"); a != 200 || r.Version() != 7 {
+		t.Fatalf("after a delta over another table: a %d, serving %d; want 200, 7", a, r.Version())
+	}
+}

@@ -609,11 +609,11 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 	notAfter := conn.ConnectionState().TLS.VerifiedChains[0][0].NotAfter
 	pctx, stopPush := context.WithCancel(ctx)
 	defer stopPush()
-	endPush := g.startPush(pctx, s, id, protocol, hello.LastAssignmentVersion, func(err error) {
+	push := g.startPush(pctx, s, id, protocol, hello.LastAssignmentVersion, func(err error) {
 		g.log.Debug("assignments and routes", "host", id.HostID, "err", err)
 		conn.CloseWithError(quic.ApplicationErrorCode(closeCode(err)), err.Error())
 	})
-	defer endPush()
+	defer push.end()
 	// Status reports are committed in order, off the control loop: one
 	// report's commit never delays a heartbeat's ack. Their goroutine runs
 	// only while reports wait, so the idle hosts of a big fleet hold none.
@@ -666,6 +666,9 @@ func (g *Gateway) control(ctx context.Context, conn *quic.Conn, s *wire.Stream) 
 			g.acked(id.HostID, m.AssignmentAck.Version)
 		case *wire.Envelope_RouteAck:
 			g.routeAcked(id.HostID, m.RouteAck.Version)
+			if m.RouteAck.WantWhole {
+				push.sendWhole()
+			}
 		case *wire.Envelope_MetricsReport:
 			if g.cfg.Metrics != nil {
 				g.cfg.Metrics.Report(id, m.MetricsReport)

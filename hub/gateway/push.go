@@ -53,12 +53,14 @@ type pusher struct {
 	id       pki.AgentIdentity
 	protocol uint32
 	feed     *poolFeed
+	leave    func()      // leaves the feed
 	fail     func(error) // ends the session when a push fails
 
 	mu      sync.Mutex
 	running bool // a goroutine is pushing
 	again   bool // something changed while it was
 	ended   bool
+	whole   bool // the agent asked for a whole route table
 
 	// Owned by the running goroutine.
 	first            bool
@@ -70,7 +72,7 @@ type pusher struct {
 // startPush starts pushing to the agent of id over s, whose last applied
 // set is applied, until ctx ends or end is called. A failed push (the
 // host removed or cut off, the stream broken) is given to fail, once.
-func (g *Gateway) startPush(ctx context.Context, s *wire.Stream, id pki.AgentIdentity, protocol uint32, applied uint64, fail func(error)) (end func()) {
+func (g *Gateway) startPush(ctx context.Context, s *wire.Stream, id pki.AgentIdentity, protocol uint32, applied uint64, fail func(error)) *pusher {
 	p := &pusher{g: g, ctx: ctx, s: s, id: id, protocol: protocol, fail: fail, first: true, applied: applied}
 	f, leave := g.joinRoutes(id.Pool)
 	p.feed = f
@@ -80,18 +82,31 @@ func (g *Gateway) startPush(ctx context.Context, s *wire.Stream, id pki.AgentIde
 	}
 	f.pushers[p] = true
 	g.routes.mu.Unlock()
+	p.leave = leave
 	g.addPusher(p)
 	p.kick()
-	return func() {
-		p.mu.Lock()
-		p.ended = true
-		p.mu.Unlock()
-		g.removePusher(p)
-		g.routes.mu.Lock()
-		delete(f.pushers, p)
-		g.routes.mu.Unlock()
-		leave()
-	}
+	return p
+}
+
+// end stops pushing.
+func (p *pusher) end() {
+	p.mu.Lock()
+	p.ended = true
+	p.mu.Unlock()
+	p.g.removePusher(p)
+	p.g.routes.mu.Lock()
+	delete(p.feed.pushers, p)
+	p.g.routes.mu.Unlock()
+	p.leave()
+}
+
+// sendWhole has the next route table go whole: the agent could not apply
+// a delta.
+func (p *pusher) sendWhole() {
+	p.mu.Lock()
+	p.whole = true
+	p.mu.Unlock()
+	p.kick()
 }
 
 // addPusher registers p, starting the node's watcher for the first one.
@@ -223,6 +238,11 @@ func (p *pusher) pass() error {
 	if p.ctx.Err() != nil {
 		return nil
 	}
+	p.mu.Lock()
+	if p.whole {
+		p.whole, p.routes = false, 0
+	}
+	p.mu.Unlock()
 	g := p.g
 	snap := g.cfg.Store.Snapshot()
 	h, err := snap.Host(nil, p.id.HostID)
@@ -256,7 +276,15 @@ func (p *pusher) pass() error {
 	}
 	pt := g.current(p.feed)
 	if pt.table != nil && pt.table.Version != p.routes {
-		if err := p.s.SendFrame(pt.frame); err != nil {
+		frame := pt.frame
+		if p.routes != 0 && p.protocol >= wire.ProtocolRouteDeltas {
+			// The agent holds the table sent last (a stream delivers in
+			// order, and an agent applies every table it is sent).
+			if d := pt.deltaFrom(p.routes); d != nil {
+				frame = d
+			}
+		}
+		if err := p.s.SendFrame(frame); err != nil {
 			return err
 		}
 		p.routes = pt.table.Version

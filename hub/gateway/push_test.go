@@ -103,7 +103,7 @@ func TestPushHoldsNoGoroutinePerAgent(t *testing.T) {
 		recs[i] = &recorder{}
 		end := g.startPush(ctx, wire.NewStream(recs[i], 0), pki.AgentIdentity{HostID: fmt.Sprintf("h%d", i), Pool: "p"}, wire.ProtocolMax, 0,
 			func(err error) { t.Errorf("push to h%d failed: %v", i, err) })
-		defer end()
+		defer end.end()
 	}
 	waitFor(t, "every agent's first route table", func() bool {
 		for _, r := range recs {
@@ -158,6 +158,7 @@ func TestPushFollowsARestore(t *testing.T) {
 	defer g.Close()
 	got, stop := pushTo(t, g, 0)
 	defer stop()
+	var held *wire.RouteTable // what the agent's router would serve
 	expect := func(instances, apps int) {
 		t.Helper()
 		var sawA, sawR bool
@@ -167,8 +168,9 @@ func TestPushFollowsARestore(t *testing.T) {
 				if a := env.GetAssignments(); a != nil && len(a.Instances) == instances {
 					sawA = true
 				}
-				if r := env.GetRouteTable(); r != nil && len(r.Apps) == apps {
-					sawR = true
+				if r := env.GetRouteTable(); r != nil {
+					held = agentTable(t, held, r)
+					sawR = len(held.Apps) == apps
 				}
 			case <-deadline:
 				t.Fatalf("want %d instances and %d apps: assignments seen %v, route table seen %v", instances, apps, sawA, sawR)

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-memdb"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/pkg/wire"
@@ -41,13 +39,20 @@ type poolFeed struct {
 // a newer table replaces it. A feed's first poolTable has no table yet.
 type poolTable struct {
 	index uint64 // store index the table was checked against
-	body  []byte // the table without its version, to tell real changes
 	table *wire.RouteTable
 	// frame is the table in its envelope, encoded once for all the
 	// pool's agents: a table of 1,000 apps of 50 instances is ~1.8 MB,
 	// and encoding it took ~9 ms.
 	frame []byte
 	next  chan struct{}
+
+	// What deltas are made of (routedelta.go): the table by app, its
+	// certificates encoded, and what the last tables changed.
+	parts   map[string]*appPart
+	certs   []byte
+	history []tableChange
+	deltaMu sync.Mutex
+	deltas  map[uint64][]byte // delta frames by base version, made when first asked
 }
 
 // routeInputs are the tables a route table is built from.
@@ -139,15 +144,19 @@ func (g *Gateway) refreshRoutes(f *poolFeed, snap *state.Snapshot, idx uint64, p
 	if err != nil {
 		return err
 	}
-	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(t)
+	parts, certs, err := tableParts(t)
 	if err != nil {
 		return err
 	}
-	if cur.table != nil && bytes.Equal(body, cur.body) {
-		g.routes.mu.Lock()
-		cur.index = idx
-		g.routes.mu.Unlock()
-		return nil
+	var change tableChange
+	if cur.table != nil {
+		change = diffParts(cur, parts, certs)
+		if len(change.apps) == 0 && !change.certs {
+			g.routes.mu.Lock()
+			cur.index = idx
+			g.routes.mu.Unlock()
+			return nil
+		}
 	}
 	t.Version = idx
 	frame, err := wire.EncodeFrame(&wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: t}})
@@ -165,7 +174,12 @@ func (g *Gateway) refreshRoutes(f *poolFeed, snap *state.Snapshot, idx uint64, p
 	}
 	g.routes.mu.Lock()
 	defer g.routes.mu.Unlock()
-	f.latest = &poolTable{index: idx, body: body, table: t, frame: frame, next: make(chan struct{})}
+	pt := &poolTable{index: idx, table: t, frame: frame, next: make(chan struct{}), parts: parts, certs: certs}
+	if cur.table != nil {
+		change.to = idx
+		pt.history = append(cur.history[max(0, len(cur.history)-(keptChanges-1)):len(cur.history):len(cur.history)], change)
+	}
+	f.latest = pt
 	close(cur.next)
 	for p := range f.pushers {
 		p.kick()
@@ -260,10 +274,7 @@ func buildRouteTable(snap *state.Snapshot, pool, appsDomain string) (*wire.Route
 			t.Certs = append(t.Certs, &wire.RouteCert{Domain: c.Domain, CertPem: c.CertPEM, KeyPem: c.KeyPEM})
 		}
 	}
-	slices.SortFunc(t.Http, func(a, b *wire.HTTPRoute) int {
-		return strings.Compare(a.Host+" "+a.Path, b.Host+" "+b.Path)
-	})
-	slices.SortFunc(t.Tcp, func(a, b *wire.TCPRoute) int { return int(a.Port) - int(b.Port) })
+	wire.SortRouteTable(t)
 	return t, nil
 }
 

@@ -65,6 +65,44 @@ func BenchmarkBuildRouteTable(b *testing.B) {
 		}
 		b.ReportMetric(float64(size), "table-bytes")
 	})
+	// A change of one app (an instance no longer ready, then ready again):
+	// the feed's rebuild, and the delta an agent of the pool is sent,
+	// against the whole table.
+	b.Run("refresh-one-app-changed", func(b *testing.B) {
+		g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}, AppsDomain: "apps.test"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer g.Close()
+		f := &poolFeed{latest: &poolTable{next: make(chan struct{})}}
+		s := st.Store().Snapshot()
+		if err := g.refreshRoutes(f, s, s.LatestIndex(), "p0"); err != nil {
+			b.Fatal(err)
+		}
+		var whole, delta int
+		ready := false
+		b.ReportAllocs()
+		for b.Loop() {
+			b.StopTimer()
+			// app0000's first instance is on p0's first host.
+			st.Must(state.InstanceUpdateType, &state.InstanceUpdateRequest{Host: "h0-0000", Updates: []state.InstanceUpdate{
+				{ID: "app0000-0", State: state.InstanceRunning, Ready: ready, Address: "10.0.0.0:8080"}}, Time: statetest.T0})
+			ready = !ready
+			s := st.Store().Snapshot()
+			base := f.latest.table.Version
+			b.StartTimer()
+			if err := g.refreshRoutes(f, s, s.LatestIndex(), "p0"); err != nil {
+				b.Fatal(err)
+			}
+			d := f.latest.deltaFrom(base)
+			if d == nil {
+				b.Fatal("no delta")
+			}
+			whole, delta = len(f.latest.frame), len(d)
+		}
+		b.ReportMetric(float64(whole), "whole-bytes")
+		b.ReportMetric(float64(delta), "delta-bytes")
+	})
 	// What sending a table costs per agent of the pool: encoded for each
 	// (Send), or the frame encoded once (SendFrame).
 	t, err := buildRouteTable(snap, "p0", "apps.test")

@@ -189,7 +189,7 @@ func pushToHost(t *testing.T, g *Gateway, host string, applied uint64) (<-chan *
 	end := g.startPush(ctx, wire.NewStream(hub, 0), pki.AgentIdentity{HostID: host, Pool: "p"}, wire.ProtocolMax, applied, func(err error) {
 		failed <- err
 		hub.Close()
-	})
+	}).end
 	t.Cleanup(func() { end(); cancel(); hub.Close(); agent.Close() }) // on a failure before stop
 	got := make(chan *wire.Envelope, 16)
 	go func() {
@@ -225,6 +225,7 @@ func TestPushSendsAssignmentsAndRoutes(t *testing.T) {
 	got, stop := pushTo(t, g, 0)
 	// Waits for an assignment set of n instances and a route table with n
 	// apps, in either order.
+	var held *wire.RouteTable // what the agent's router would serve
 	expect := func(instances, apps int) {
 		t.Helper()
 		var sawA, sawR bool
@@ -234,8 +235,9 @@ func TestPushSendsAssignmentsAndRoutes(t *testing.T) {
 				if a := env.GetAssignments(); a != nil && len(a.Instances) == instances {
 					sawA = true
 				}
-				if r := env.GetRouteTable(); r != nil && len(r.Apps) == apps {
-					sawR = true
+				if r := env.GetRouteTable(); r != nil {
+					held = agentTable(t, held, r)
+					sawR = len(held.Apps) == apps
 				}
 			case <-deadline:
 				t.Fatalf("want %d instances and %d apps: assignments seen %v, route table seen %v", instances, apps, sawA, sawR)
@@ -389,4 +391,18 @@ func TestRouteFeedPacesItsBuilds(t *testing.T) {
 	if n, most := int(builds.Load()), int(took/(2*build))+3; n > most {
 		t.Fatalf("%d builds in %v of changes, want at most %d", n, took.Round(time.Millisecond), most)
 	}
+}
+
+// agentTable is what an agent serving held serves after it is sent r: r
+// itself, or what r makes of held when it is a delta.
+func agentTable(t *testing.T, held, r *wire.RouteTable) *wire.RouteTable {
+	t.Helper()
+	if r.BaseVersion == 0 {
+		return r
+	}
+	whole, err := wire.ApplyRouteDelta(held, r)
+	if err != nil {
+		t.Fatalf("a delta the agent cannot apply: %v", err)
+	}
+	return whole
 }

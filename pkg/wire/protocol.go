@@ -23,9 +23,13 @@ import "fmt"
 // Protocol 4 lets an agent send RateSignal (a burst seen within the
 // current second); a protocol 3 hub would take it for an unknown message
 // and close the stream, so agents send it only on protocol 4 sessions.
+//
+// Protocol 5 lets the hub send a route table as a delta over the one the
+// agent serves (RouteTable.base_version): a protocol 4 agent would take
+// it for a whole table and drop every app it does not name.
 const (
 	ProtocolMin = 2
-	ProtocolMax = 4
+	ProtocolMax = 5
 
 	// ProtocolSecrets is the first protocol whose agents are given
 	// secrets and registry credentials.
@@ -34,6 +38,10 @@ const (
 	// ProtocolRateSignal is the first protocol whose hubs take
 	// RateSignal.
 	ProtocolRateSignal = 4
+
+	// ProtocolRouteDeltas is the first protocol whose agents apply route
+	// table deltas.
+	ProtocolRouteDeltas = 5
 )
 
 // Range is a span of protocol versions, both ends included.

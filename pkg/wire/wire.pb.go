@@ -2443,14 +2443,24 @@ func (x *StatusReport) GetInstances() []*InstanceStatus {
 }
 
 // RouteTable is everything the agent's router serves (hub -> agent),
-// versioned like assignments: each table replaces the previous one.
+// versioned like assignments: each whole table replaces the previous one.
 type RouteTable struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	Apps          []*RouteApp            `protobuf:"bytes,2,rep,name=apps,proto3" json:"apps,omitempty"`
-	Http          []*HTTPRoute           `protobuf:"bytes,3,rep,name=http,proto3" json:"http,omitempty"`
-	Tcp           []*TCPRoute            `protobuf:"bytes,4,rep,name=tcp,proto3" json:"tcp,omitempty"`
-	Certs         []*RouteCert           `protobuf:"bytes,5,rep,name=certs,proto3" json:"certs,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Apps    []*RouteApp            `protobuf:"bytes,2,rep,name=apps,proto3" json:"apps,omitempty"`
+	Http    []*HTTPRoute           `protobuf:"bytes,3,rep,name=http,proto3" json:"http,omitempty"`
+	Tcp     []*TCPRoute            `protobuf:"bytes,4,rep,name=tcp,proto3" json:"tcp,omitempty"`
+	Certs   []*RouteCert           `protobuf:"bytes,5,rep,name=certs,proto3" json:"certs,omitempty"`
+	// Set (protocol 5 and up), the table is a delta: it turns the table of
+	// base_version into the one of version. apps then holds the apps that
+	// changed, each whole, and http and tcp every route of those apps;
+	// removed_apps the apps gone, with their routes. When certs_changed,
+	// certs replaces every certificate; otherwise they stay. An agent
+	// serving another version applies none of it and acknowledges with
+	// want_whole.
+	BaseVersion   uint64   `protobuf:"varint,6,opt,name=base_version,json=baseVersion,proto3" json:"base_version,omitempty"`
+	RemovedApps   []string `protobuf:"bytes,7,rep,name=removed_apps,json=removedApps,proto3" json:"removed_apps,omitempty"`
+	CertsChanged  bool     `protobuf:"varint,8,opt,name=certs_changed,json=certsChanged,proto3" json:"certs_changed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2518,6 +2528,27 @@ func (x *RouteTable) GetCerts() []*RouteCert {
 		return x.Certs
 	}
 	return nil
+}
+
+func (x *RouteTable) GetBaseVersion() uint64 {
+	if x != nil {
+		return x.BaseVersion
+	}
+	return 0
+}
+
+func (x *RouteTable) GetRemovedApps() []string {
+	if x != nil {
+		return x.RemovedApps
+	}
+	return nil
+}
+
+func (x *RouteTable) GetCertsChanged() bool {
+	if x != nil {
+		return x.CertsChanged
+	}
+	return false
 }
 
 // RouteApp is one app's ready instances and, during a canary, the share of
@@ -2839,8 +2870,11 @@ func (x *RouteCert) GetKeyPem() []byte {
 }
 
 type RouteAck struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Version uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	// A delta was not applied (its base is not the table served): the
+	// next table must be whole.
+	WantWhole     bool `protobuf:"varint,2,opt,name=want_whole,json=wantWhole,proto3" json:"want_whole,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2880,6 +2914,13 @@ func (x *RouteAck) GetVersion() uint64 {
 		return x.Version
 	}
 	return 0
+}
+
+func (x *RouteAck) GetWantWhole() bool {
+	if x != nil {
+		return x.WantWhole
+	}
+	return false
 }
 
 // RateSignal tells the hub at once that apps' requests within a second
@@ -4371,14 +4412,17 @@ const file_wire_proto_rawDesc = "" +
 	"state_code\x18\a \x01(\x0e2\x1c.wharf.wire.v1.InstanceStateR\tstateCode\x12-\n" +
 	"\x06reason\x18\b \x01(\x0e2\x15.wharf.wire.v1.ReasonR\x06reasonJ\x04\b\x02\x10\x03R\x05state\"K\n" +
 	"\fStatusReport\x12;\n" +
-	"\tinstances\x18\x01 \x03(\v2\x1d.wharf.wire.v1.InstanceStatusR\tinstances\"\xdc\x01\n" +
+	"\tinstances\x18\x01 \x03(\v2\x1d.wharf.wire.v1.InstanceStatusR\tinstances\"\xc7\x02\n" +
 	"\n" +
 	"RouteTable\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12+\n" +
 	"\x04apps\x18\x02 \x03(\v2\x17.wharf.wire.v1.RouteAppR\x04apps\x12,\n" +
 	"\x04http\x18\x03 \x03(\v2\x18.wharf.wire.v1.HTTPRouteR\x04http\x12)\n" +
 	"\x03tcp\x18\x04 \x03(\v2\x17.wharf.wire.v1.TCPRouteR\x03tcp\x12.\n" +
-	"\x05certs\x18\x05 \x03(\v2\x18.wharf.wire.v1.RouteCertR\x05certs\"\x84\x02\n" +
+	"\x05certs\x18\x05 \x03(\v2\x18.wharf.wire.v1.RouteCertR\x05certs\x12!\n" +
+	"\fbase_version\x18\x06 \x01(\x04R\vbaseVersion\x12!\n" +
+	"\fremoved_apps\x18\a \x03(\tR\vremovedApps\x12#\n" +
+	"\rcerts_changed\x18\b \x01(\bR\fcertsChanged\"\x84\x02\n" +
 	"\bRouteApp\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x122\n" +
 	"\bbackends\x18\x02 \x03(\v2\x16.wharf.wire.v1.BackendR\bbackends\x12>\n" +
@@ -4403,9 +4447,11 @@ const file_wire_proto_rawDesc = "" +
 	"\tRouteCert\x12\x16\n" +
 	"\x06domain\x18\x01 \x01(\tR\x06domain\x12\x19\n" +
 	"\bcert_pem\x18\x02 \x01(\fR\acertPem\x12\x17\n" +
-	"\akey_pem\x18\x03 \x01(\fR\x06keyPem\"$\n" +
+	"\akey_pem\x18\x03 \x01(\fR\x06keyPem\"C\n" +
 	"\bRouteAck\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\x04R\aversion\"8\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x1d\n" +
+	"\n" +
+	"want_whole\x18\x02 \x01(\bR\twantWhole\"8\n" +
 	"\n" +
 	"RateSignal\x12*\n" +
 	"\x04apps\x18\x01 \x03(\v2\x16.wharf.wire.v1.AppRateR\x04apps\"\x89\x01\n" +
