@@ -78,7 +78,7 @@ bench: build
 	$(GO) test -run '^$$' -bench RoutePush -benchtime 100x ./e2e
 	$(GO) test -run '^$$' -bench LogShipping -benchtime 3x ./e2e
 	$(GO) test -run '^$$' -bench . -benchmem ./hub/logstore
-	$(GO) test -run '^$$' -bench PeerReport ./hub/gateway
+	$(GO) test -run '^$$' -bench 'PeerReport|PoolPeers|BuildRouteTable' -benchmem ./hub/gateway
 	$(GO) test -run '^$$' -bench EvaluateSteady -benchmem ./hub/liveness
 	$(GO) test -run '^$$' -bench . -benchmem ./agent/router ./agent/logship
 	$(GO) test -run '^$$' -bench RouterSideBySide -benchtime 1x ./e2e
@@ -103,6 +103,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParseJoinToken$$ -fuzztime $(FUZZTIME) ./pkg/pki
 	$(GO) test -run '^$$' -fuzz FuzzReadFrame$$ -fuzztime $(FUZZTIME) ./pkg/wire
 	$(GO) test -run '^$$' -fuzz FuzzDecodeEnvelope$$ -fuzztime $(FUZZTIME) ./pkg/wire
+	$(GO) test -run '^$$' -fuzz FuzzApplyRouteDelta$$ -fuzztime $(FUZZTIME) ./pkg/wire
 	$(GO) test -run '^$$' -fuzz FuzzParse$$ -fuzztime $(FUZZTIME) ./hub/drain
 	$(GO) test -run '^$$' -fuzz FuzzParseThreshold$$ -fuzztime $(FUZZTIME) ./hub/alert
 	$(GO) test -run '^$$' -fuzz FuzzReadFrame$$ -fuzztime $(FUZZTIME) ./internal/seglog

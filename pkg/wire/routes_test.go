@@ -53,3 +53,45 @@ func TestApplyRouteDelta(t *testing.T) {
 		}
 	}
 }
+
+// FuzzApplyRouteDelta: any table and any delta the agent is sent either
+// are refused or make a table of the delta's version, with every app the
+// delta does not name kept as it was.
+func FuzzApplyRouteDelta(f *testing.F) {
+	cur, _ := proto.Marshal(&RouteTable{Version: 4, Apps: []*RouteApp{{Key: "t/a"}, {Key: "t/b"}}, Http: []*HTTPRoute{{Host: "a.test", App: "t/a"}}})
+	d, _ := proto.Marshal(&RouteTable{Version: 5, BaseVersion: 4, Apps: []*RouteApp{{Key: "t/c"}}, RemovedApps: []string{"t/b"}})
+	f.Add(cur, d)
+	f.Fuzz(func(t *testing.T, a, b []byte) {
+		var cur, d RouteTable
+		if proto.Unmarshal(a, &cur) != nil || proto.Unmarshal(b, &d) != nil {
+			return
+		}
+		before := proto.Clone(&cur)
+		got, err := ApplyRouteDelta(&cur, &d)
+		if !proto.Equal(&cur, before) {
+			t.Fatal("the table held was changed")
+		}
+		if err != nil {
+			return
+		}
+		if got.Version != d.Version || got.BaseVersion != 0 {
+			t.Fatalf("version %d base %d, want %d and 0", got.Version, got.BaseVersion, d.Version)
+		}
+		named := map[string]bool{}
+		for _, a := range d.Apps {
+			named[a.Key] = true
+		}
+		for _, k := range d.RemovedApps {
+			named[k] = true
+		}
+		kept := map[string]int{}
+		for _, a := range got.Apps {
+			kept[a.Key]++
+		}
+		for _, a := range cur.Apps {
+			if !named[a.Key] && kept[a.Key] == 0 {
+				t.Fatalf("app %s, not in the delta, is gone", a.Key)
+			}
+		}
+	})
+}
