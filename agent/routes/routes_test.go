@@ -39,11 +39,18 @@ func TestRouterTable(t *testing.T) {
 	}
 }
 
-// pushTable dispatches a route table and returns the version acknowledged.
+// pushTable dispatches an empty route table of version and returns the
+// version acknowledged.
 func pushTable(t *testing.T, c *control.Control, version uint64) uint64 {
 	t.Helper()
+	return dispatchTable(t, c, &wire.RouteTable{Version: version}).Version
+}
+
+// dispatchTable dispatches a route table and returns its acknowledgement.
+func dispatchTable(t *testing.T, c *control.Control, table *wire.RouteTable) *wire.RouteAck {
+	t.Helper()
 	var ack *wire.RouteAck
-	in := control.Inbound{Env: &wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: &wire.RouteTable{Version: version}}},
+	in := control.Inbound{Env: &wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: table}},
 		Reply: func(e *wire.Envelope) error { ack = e.GetRouteAck(); return nil }}
 	if err := c.Dispatch(context.Background(), in); err != nil {
 		t.Fatal(err)
@@ -51,7 +58,7 @@ func pushTable(t *testing.T, c *control.Control, version uint64) uint64 {
 	if ack == nil {
 		t.Fatal("route table not acknowledged")
 	}
-	return ack.Version
+	return ack
 }
 
 // TestWithoutRouter: an agent without router addresses serves nothing
@@ -265,16 +272,7 @@ func TestRouterAppliesDeltas(t *testing.T) {
 	go r.Run(ctx)
 	c := control.New()
 	r.Register(c)
-	push := func(table *wire.RouteTable) *wire.RouteAck {
-		t.Helper()
-		var ack *wire.RouteAck
-		in := control.Inbound{Env: &wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: table}},
-			Reply: func(e *wire.Envelope) error { ack = e.GetRouteAck(); return nil }}
-		if err := c.Dispatch(ctx, in); err != nil {
-			t.Fatal(err)
-		}
-		return ack
-	}
+	push := func(table *wire.RouteTable) *wire.RouteAck { t.Helper(); return dispatchTable(t, c, table) }
 	app := func(key string) *wire.RouteApp {
 		return &wire.RouteApp{Key: key, Backends: []*wire.Backend{{Instance: key + "-1", Addr: bln.Addr().String()}}}
 	}

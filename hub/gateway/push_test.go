@@ -158,29 +158,9 @@ func TestPushFollowsARestore(t *testing.T) {
 	defer g.Close()
 	got, stop := pushTo(t, g, 0)
 	defer stop()
-	var held *wire.RouteTable // what the agent's router would serve
-	expect := func(instances, apps int) {
-		t.Helper()
-		var sawA, sawR bool
-		for deadline := time.After(10 * time.Second); !sawA || !sawR; {
-			select {
-			case env := <-got:
-				if a := env.GetAssignments(); a != nil && len(a.Instances) == instances {
-					sawA = true
-				}
-				if r := env.GetRouteTable(); r != nil {
-					held = agentTable(t, held, r)
-					sawR = len(held.Apps) == apps
-				}
-			case <-deadline:
-				t.Fatalf("want %d instances and %d apps: assignments seen %v, route table seen %v", instances, apps, sawA, sawR)
-			}
-		}
-	}
-	expect(1, 1)
-
+	held := expectPushed(t, got, nil, 1, 1)
 	st.RestoreFrom(leader)
-	expect(3, 2)
+	expectPushed(t, got, held, 3, 2)
 }
 
 // TestPushEndsForACutOffHost: a cutoff drill on the host's pool ends its

@@ -22,18 +22,8 @@ import (
 // table it is sent deltas, each smaller than the whole table. An agent of
 // protocol 4 is sent whole tables only.
 func TestRouteDeltasRebuildTheWholeTable(t *testing.T) {
-	st := statetest.New(t)
-	st.Pool("p", "dc1")
-	st.Host("h1", "p", 64, 1<<16, nil)
+	st, g := tenApps(t)
 	st.Host("h2", "p", 64, 1<<16, nil)
-	for i := range 10 {
-		st.App(apitypes.AppSpec{Name: fmt.Sprintf("app%d", i), Image: "x:1"})
-	}
-	g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}, AppsDomain: "apps.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	fail := func(err error) { t.Errorf("push failed: %v", err) }
@@ -142,17 +132,7 @@ func TestRouteDeltasRebuildTheWholeTable(t *testing.T) {
 // gets one, and deltas again after it; a base older than the kept
 // changes gets none.
 func TestRouteDeltaFallsBackToWhole(t *testing.T) {
-	st := statetest.New(t)
-	st.Pool("p", "dc1")
-	st.Host("h1", "p", 2, 1024, nil)
-	for i := range 10 { // a table that a delta of one app is smaller than
-		st.App(apitypes.AppSpec{Name: fmt.Sprintf("app%d", i), Image: "x:1"})
-	}
-	g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}, AppsDomain: "apps.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	st, g := tenApps(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	r := &recorder{}
@@ -191,4 +171,23 @@ func TestRouteDeltaFallsBackToWhole(t *testing.T) {
 	if d := g.current(f).deltaFrom(1); d != nil {
 		t.Fatal("a delta from a version the history does not hold")
 	}
+}
+
+// tenApps returns a state of pool p, host h1 and ten apps (a table that a
+// delta of one app is smaller than), and a gateway on it, closed with the
+// test.
+func tenApps(t *testing.T) (*statetest.State, *Gateway) {
+	t.Helper()
+	st := statetest.New(t)
+	st.Pool("p", "dc1")
+	st.Host("h1", "p", 64, 1<<16, nil)
+	for i := range 10 {
+		st.App(apitypes.AppSpec{Name: fmt.Sprintf("app%d", i), Image: "x:1"})
+	}
+	g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}, AppsDomain: "apps.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	return st, g
 }

@@ -223,27 +223,8 @@ func TestPushSendsAssignmentsAndRoutes(t *testing.T) {
 	}
 	defer g.Close()
 	got, stop := pushTo(t, g, 0)
-	// Waits for an assignment set of n instances and a route table with n
-	// apps, in either order.
-	var held *wire.RouteTable // what the agent's router would serve
-	expect := func(instances, apps int) {
-		t.Helper()
-		var sawA, sawR bool
-		for deadline := time.After(10 * time.Second); !sawA || !sawR; {
-			select {
-			case env := <-got:
-				if a := env.GetAssignments(); a != nil && len(a.Instances) == instances {
-					sawA = true
-				}
-				if r := env.GetRouteTable(); r != nil {
-					held = agentTable(t, held, r)
-					sawR = len(held.Apps) == apps
-				}
-			case <-deadline:
-				t.Fatalf("want %d instances and %d apps: assignments seen %v, route table seen %v", instances, apps, sawA, sawR)
-			}
-		}
-	}
+	var held *wire.RouteTable // what the agent's router serves
+	expect := func(instances, apps int) { t.Helper(); held = expectPushed(t, got, held, instances, apps) }
 	expect(1, 1)
 	placeOn(st, "w-2")
 	st.App(apitypes.AppSpec{Name: "api", Image: "api:1"})
@@ -405,4 +386,27 @@ func agentTable(t *testing.T, held, r *wire.RouteTable) *wire.RouteTable {
 		t.Fatalf("a delta the agent cannot apply: %v", err)
 	}
 	return whole
+}
+
+// expectPushed waits for an assignment set of instances and a route table
+// of apps to reach an agent serving held, in either order, and returns
+// the table it then serves.
+func expectPushed(t *testing.T, got <-chan *wire.Envelope, held *wire.RouteTable, instances, apps int) *wire.RouteTable {
+	t.Helper()
+	var sawA, sawR bool
+	for deadline := time.After(10 * time.Second); !sawA || !sawR; {
+		select {
+		case env := <-got:
+			if a := env.GetAssignments(); a != nil && len(a.Instances) == instances {
+				sawA = true
+			}
+			if r := env.GetRouteTable(); r != nil {
+				held = agentTable(t, held, r)
+				sawR = len(held.Apps) == apps
+			}
+		case <-deadline:
+			t.Fatalf("want %d instances and %d apps: assignments seen %v, route table seen %v", instances, apps, sawA, sawR)
+		}
+	}
+	return held
 }
