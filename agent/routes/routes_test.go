@@ -231,15 +231,7 @@ func TestAccessHoldsNoQueueIdle(t *testing.T) {
 // a hub node behind the cluster) changes nothing; the ack names the
 // version served.
 func TestOlderRouteTableNotApplied(t *testing.T) {
-	r, err := New(Config{HTTPAddr: "127.0.0.1:0", Logger: discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go r.Run(ctx)
-	c := control.New()
-	r.Register(c)
+	r, c := runningRouter(t)
 	if v := pushTable(t, c, 7); v != 7 || r.Version() != 7 {
 		t.Fatalf("ack %d, serving %d after table 7", v, r.Version())
 	}
@@ -263,15 +255,7 @@ func TestRouterAppliesDeltas(t *testing.T) {
 	}
 	go backend.Serve(bln)
 	defer backend.Close()
-	r, err := New(Config{HTTPAddr: "127.0.0.1:0", Logger: discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go r.Run(ctx)
-	c := control.New()
-	r.Register(c)
+	r, c := runningRouter(t)
 	push := func(table *wire.RouteTable) *wire.RouteAck { t.Helper(); return dispatchTable(t, c, table) }
 	app := func(key string) *wire.RouteApp {
 		return &wire.RouteApp{Key: key, Backends: []*wire.Backend{{Instance: key + "-1", Addr: bln.Addr().String()}}}
@@ -306,4 +290,21 @@ func TestRouterAppliesDeltas(t *testing.T) {
 	if a := status("a.example"); a != 200 || r.Version() != 7 {
 		t.Fatalf("after a delta over another table: a %d, serving %d; want 200, 7", a, r.Version())
 	}
+}
+
+// runningRouter returns routes serving HTTP on a loopback port until the
+// test ends, registered on a control of their own.
+func runningRouter(t *testing.T) (*Routes, *control.Control) {
+	t.Helper()
+	r, err := New(Config{HTTPAddr: "127.0.0.1:0", Logger: discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	c := control.New()
+	r.Register(c)
+	return r, c
 }

@@ -42,7 +42,6 @@ type pushes struct {
 	hosts map[string][]*pusher // an agent reconnecting may briefly have two
 	n     int
 	stop  context.CancelFunc
-	done  chan struct{} // closed when the watcher has stopped
 }
 
 // pusher is one agent session's push state.
@@ -124,8 +123,8 @@ func (g *Gateway) addPusher(p *pusher) {
 		// A previous watcher may not have seen its end yet: it stops at
 		// its next wake, and a kick it gives meanwhile is only one more.
 		ctx, stop := context.WithCancel(context.Background())
-		ps.stop, ps.done = stop, make(chan struct{})
-		go g.watchHosts(ctx, ps.done, g.cfg.Store.Snapshot())
+		ps.stop = stop
+		go g.watchHosts(ctx, g.cfg.Store.Snapshot())
 	}
 }
 
@@ -155,8 +154,7 @@ func (g *Gateway) removePusher(p *pusher) {
 // short (a restore, or a watcher left far behind) or when what every
 // host's set depends on changes (the tenants' registries, the drills
 // that cut hosts off), until ctx ends.
-func (g *Gateway) watchHosts(ctx context.Context, done chan struct{}, from *state.Snapshot) {
-	defer close(done)
+func (g *Gateway) watchHosts(ctx context.Context, from *state.Snapshot) {
 	ps := &g.pushes
 	since := from.LatestIndex()
 	regs, drills := from.Index(state.TableRegistries), from.Index(state.TableDrills)

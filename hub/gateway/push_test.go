@@ -166,14 +166,7 @@ func TestPushFollowsARestore(t *testing.T) {
 // TestPushEndsForACutOffHost: a cutoff drill on the host's pool ends its
 // session with the drill's error, on a change of no host record.
 func TestPushEndsForACutOffHost(t *testing.T) {
-	st := statetest.New(t)
-	st.Pool("p", "dc1")
-	st.Host("h1", "p", 2, 1024, nil)
-	g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}, AppsDomain: "apps.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	st, g := onePool(t, 0)
 	got, failed, stop := pushToHost(t, g, "h1", 0)
 	defer stop()
 	// The first table: the session is past its first look.

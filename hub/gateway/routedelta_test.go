@@ -174,14 +174,20 @@ func TestRouteDeltaFallsBackToWhole(t *testing.T) {
 }
 
 // tenApps returns a state of pool p, host h1 and ten apps (a table that a
-// delta of one app is smaller than), and a gateway on it, closed with the
-// test.
+// delta of one app is smaller than), and a gateway on it.
 func tenApps(t *testing.T) (*statetest.State, *Gateway) {
+	t.Helper()
+	return onePool(t, 10)
+}
+
+// onePool returns a state of pool p, host h1 and apps app0..app(n-1),
+// and a gateway on it, closed with the test.
+func onePool(t *testing.T, apps int) (*statetest.State, *Gateway) {
 	t.Helper()
 	st := statetest.New(t)
 	st.Pool("p", "dc1")
 	st.Host("h1", "p", 64, 1<<16, nil)
-	for i := range 10 {
+	for i := range apps {
 		st.App(apitypes.AppSpec{Name: fmt.Sprintf("app%d", i), Image: "x:1"})
 	}
 	g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}, AppsDomain: "apps.test"})

@@ -281,19 +281,8 @@ func TestPushNeverSendsAnOlderSet(t *testing.T) {
 // again); the pool's agents keep the last one. A table goes out as the
 // frame encoded once for all of them.
 func TestRouteTablePastTheFrameLimit(t *testing.T) {
-	st := statetest.New(t)
-	st.Pool("p", "dc1")
-	st.Host("h1", "p", 2, 1024, nil)
-	st.App(apitypes.AppSpec{Name: "web", Image: "web:1"})
-	g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}, AppsDomain: "apps.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	// The limit: the table of today's apps fits, with one more it does not.
-	for i := range 20 {
-		st.App(apitypes.AppSpec{Name: fmt.Sprintf("app%d", i), Image: "x:1"})
-	}
+	// The limit: the table of 21 apps fits, with one more it does not.
+	st, g := onePool(t, 21)
 	snap := st.Store().Snapshot()
 	t0, err := buildRouteTable(snap, "p", "apps.test")
 	if err != nil {
@@ -332,14 +321,7 @@ func TestRouteTablePastTheFrameLimit(t *testing.T) {
 // the last change.
 func TestRouteFeedPacesItsBuilds(t *testing.T) {
 	const build = 40 * time.Millisecond
-	st := statetest.New(t)
-	st.Pool("p", "dc1")
-	st.Host("h1", "p", 2, 1024, nil)
-	g, err := New(Config{Addr: "127.0.0.1:0", Store: st.Store(), Cluster: &flakyCluster{st: st}, AppsDomain: "apps.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	st, g := onePool(t, 0)
 	var builds atomic.Int32
 	g.buildRoutes = func(snap *state.Snapshot, pool, appsDomain string) (*wire.RouteTable, error) {
 		builds.Add(1)
