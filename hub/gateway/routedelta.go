@@ -31,11 +31,12 @@ type appPart struct {
 	sum  []byte
 }
 
-// tableChange is what one published table changed over the one before.
+// tableChange is what one published table changed over the one before,
+// of version from.
 type tableChange struct {
-	from, to uint64   // the versions
-	apps     []string // apps changed, added or removed
-	certs    bool     // certificates changed
+	from  uint64
+	apps  []string // apps changed, added or removed
+	certs bool     // certificates changed
 }
 
 // tableParts splits t by app, and encodes its certificates.

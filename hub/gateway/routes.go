@@ -176,7 +176,6 @@ func (g *Gateway) refreshRoutes(f *poolFeed, snap *state.Snapshot, idx uint64, p
 	defer g.routes.mu.Unlock()
 	pt := &poolTable{index: idx, table: t, frame: frame, next: make(chan struct{}), parts: parts, certs: certs}
 	if cur.table != nil {
-		change.to = idx
 		pt.history = append(cur.history[max(0, len(cur.history)-(keptChanges-1)):len(cur.history):len(cur.history)], change)
 	}
 	f.latest = pt
