@@ -80,6 +80,10 @@ func EncodeFrame(m proto.Message) ([]byte, error) {
 	return append(buf[:n], body...), nil
 }
 
+// ReadFrame reads one frame into m. A frame over maxSize fails with
+// ErrFrameTooLarge before its body is read or allocated; a truncated frame
+// with io.ErrUnexpectedEOF; bytes that are not m's encoding with ErrCorrupt.
+// A clean end of stream before a frame is io.EOF.
 func ReadFrame(r *bufio.Reader, maxSize int, m proto.Message) error {
 	size, err := readUvarint(r)
 	if err != nil {
