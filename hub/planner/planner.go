@@ -22,9 +22,11 @@ import (
 	"github.com/wharf-platform/wharf/hub/state"
 )
 
-// Snapshotter hands out read-only views of the state store.
+// Snapshotter hands out read-only views of the state store, adding to a
+// watch set what fires when the store's database is replaced (a restore):
+// the replaced database's watches never fire again.
 type Snapshotter interface {
-	Snapshot() *state.Snapshot
+	Watch(ws memdb.WatchSet) *state.Snapshot
 }
 
 // PlanSubmitter commits a state command (a plan) through Raft.
@@ -81,7 +83,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	lastFull := time.Now()
 	for ctx.Err() == nil {
 		ws := memdb.NewWatchSet()
-		snap := r.cfg.State.Snapshot()
+		snap := r.cfg.State.Watch(ws)
 		full := time.Since(lastFull) >= fullEvery
 		if full {
 			lastFull = time.Now()

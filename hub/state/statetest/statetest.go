@@ -81,10 +81,11 @@ func (h *State) RestoreFrom(from *State) {
 		h.t.Fatal(err)
 	}
 	snap.Release()
+	// The index first: a watcher the restore wakes may commit at once.
+	h.index = from.index
 	if err := h.FSM.Restore(io.NopCloser(&buf)); err != nil {
 		h.t.Fatal(err)
 	}
-	h.index = from.index
 }
 
 // memSink is a raft.SnapshotSink into memory.
