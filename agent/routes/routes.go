@@ -53,9 +53,11 @@ type Routes struct {
 	// protocol is the session's protocol version (from its Welcome).
 	protocol uint32
 
-	// table is the whole table last applied, which a delta changes
-	// (owned by the control stream's handler).
+	// table is the whole table last applied, which a delta changes, and
+	// parts the parts of one sent in parts so far (both owned by the
+	// control stream's handlers).
 	table *wire.RouteTable
+	parts wire.RouteParts
 }
 
 // recentSeconds is how old a second the traffic relay is still sent; the
@@ -291,6 +293,9 @@ func (r *Routes) Register(c *control.Control) {
 		r.metered = secs > 0
 		r.protocol = in.Env.GetWelcome().GetProtocolVersion()
 		r.mu.Unlock()
+		// A new session: the parts of a table a lost one was sending
+		// will not be finished.
+		r.parts.Reset()
 		return nil
 	})
 	c.Handle(&wire.Envelope_UsageAck{}, func(_ context.Context, in control.Inbound) error {
@@ -298,7 +303,12 @@ func (r *Routes) Register(c *control.Control) {
 		return nil
 	})
 	c.Handle(&wire.Envelope_RouteTable{}, func(_ context.Context, in control.Inbound) error {
-		t := in.Env.GetRouteTable()
+		// A table sent in parts is applied once all are in; only then is
+		// it acknowledged.
+		t, err := r.parts.Add(in.Env.GetRouteTable())
+		if err != nil || t == nil {
+			return err
+		}
 		if t.GetBaseVersion() != 0 {
 			whole, err := wire.ApplyRouteDelta(r.table, t)
 			if err != nil {

@@ -2,6 +2,8 @@ package routes
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -10,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/wharf-platform/wharf/agent/control"
 	"github.com/wharf-platform/wharf/agent/logship"
@@ -289,6 +293,91 @@ func TestRouterAppliesDeltas(t *testing.T) {
 	}
 	if a := status("a.example"); a != 200 || r.Version() != 7 {
 		t.Fatalf("after a delta over another table: a %d, serving %d; want 200, 7", a, r.Version())
+	}
+}
+
+// TestRouterJoinsTablesInParts: a table sent in parts is served once its
+// last part is in, the table held serving until then, and acknowledged
+// only then; a part of another table among them ends the session, and a
+// new session starts with no part held.
+func TestRouterJoinsTablesInParts(t *testing.T) {
+	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Host) })}
+	bln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go backend.Serve(bln)
+	defer backend.Close()
+	r, c := runningRouter(t)
+	status := func(host string) int {
+		t.Helper()
+		httpAddr, _ := r.Addrs()
+		req, _ := http.NewRequest("GET", "http://"+httpAddr+"/", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	// send dispatches one part; it returns the acknowledgement, if any.
+	send := func(part *wire.RouteTable) (*wire.RouteAck, error) {
+		var ack *wire.RouteAck
+		err := c.Dispatch(context.Background(), control.Inbound{Env: &wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: part}},
+			Reply: func(e *wire.Envelope) error { ack = e.GetRouteAck(); return nil }})
+		return ack, err
+	}
+	table := &wire.RouteTable{Version: 3}
+	for i := range 40 {
+		key := fmt.Sprintf("t/app%02d", i)
+		table.Apps = append(table.Apps, &wire.RouteApp{Key: key, Backends: []*wire.Backend{{Instance: key + "-1", Addr: bln.Addr().String()}}})
+		table.Http = append(table.Http, &wire.HTTPRoute{Host: fmt.Sprintf("app%02d.example", i), App: key})
+	}
+	wire.SortRouteTable(table)
+	if ack := dispatchTable(t, c, &wire.RouteTable{Version: 2, Apps: table.Apps[:1], Http: table.Http[:1]}); ack.Version != 2 {
+		t.Fatalf("the first table acknowledged %v", ack)
+	}
+	parts, err := wire.SplitRouteTable(table, proto.Size(table)/3)
+	if err != nil || len(parts) < 3 {
+		t.Fatalf("%d parts, %v", len(parts), err)
+	}
+	for _, part := range parts[:len(parts)-1] {
+		if ack, err := send(part); err != nil || ack != nil {
+			t.Fatalf("a part before the last: acknowledged %v, %v", ack, err)
+		}
+	}
+	if a, b := status("app00.example"), status("app39.example"); a != 200 || b != 404 || r.Version() != 2 {
+		t.Fatalf("before the last part: app00 %d, app39 %d, serving %d; want 200, 404, 2", a, b, r.Version())
+	}
+	if ack, err := send(parts[len(parts)-1]); err != nil || ack.GetVersion() != 3 {
+		t.Fatalf("the last part: acknowledged %v, %v", ack, err)
+	}
+	if a, b := status("app00.example"), status("app39.example"); a != 200 || b != 200 {
+		t.Fatalf("after the last part: app00 %d, app39 %d", a, b)
+	}
+
+	next, err := wire.SplitRouteTable(&wire.RouteTable{Version: 5, Apps: table.Apps, Http: table.Http}, proto.Size(table)/3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := send(next[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := send(&wire.RouteTable{Version: 6}); !errors.Is(err, wire.ErrCorrupt) {
+		t.Fatalf("a table amid another's parts: %v", err)
+	}
+	// A session of its own: what a lost one sent in part is dropped.
+	if _, err := send(next[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Dispatch(context.Background(), control.Inbound{Env: &wire.Envelope{Msg: &wire.Envelope_Welcome{Welcome: &wire.Welcome{ProtocolVersion: wire.ProtocolMax}}},
+		Reply: func(*wire.Envelope) error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	if ack := dispatchTable(t, c, &wire.RouteTable{Version: 7, Apps: table.Apps[:1], Http: table.Http[:1]}); ack.Version != 7 || status("app39.example") != 404 {
+		t.Fatalf("a whole table in a new session: acknowledged %v", ack)
 	}
 }
 

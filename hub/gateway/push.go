@@ -66,6 +66,7 @@ type pusher struct {
 	applied          uint64 // the set the agent holds
 	last             *wire.Assignments
 	regIndex, routes uint64
+	partsRefused     bool // a table was not sent: in parts, past the agent's protocol
 }
 
 // startPush starts pushing to the agent of id over s, whose last applied
@@ -274,16 +275,27 @@ func (p *pusher) pass() error {
 	}
 	pt := g.current(p.feed)
 	if pt.table != nil && pt.table.Version != p.routes {
-		frame := pt.frame
+		frames := pt.frames
 		if p.routes != 0 && p.protocol >= wire.ProtocolRouteDeltas {
 			// The agent holds the table sent last (a stream delivers in
 			// order, and an agent applies every table it is sent).
-			if d := pt.deltaFrom(p.routes); d != nil {
-				frame = d
+			if d := pt.deltaFrom(p.routes, g.maxTableFrame); d != nil {
+				frames = d
 			}
 		}
-		if err := p.s.SendFrame(frame); err != nil {
-			return err
+		if len(frames) > 1 && p.protocol < wire.ProtocolRouteParts {
+			// Its router keeps the table it holds.
+			if !p.partsRefused {
+				g.log.Warn("route table not sent: it is past one frame, and the agent's protocol takes no table in parts; upgrade the agent",
+					"host", p.id.HostID, "protocol", p.protocol, "version", pt.table.Version, "parts", len(frames))
+				p.partsRefused = true
+			}
+			return nil
+		}
+		for _, f := range frames {
+			if err := p.s.SendFrame(f); err != nil {
+				return err
+			}
 		}
 		p.routes = pt.table.Version
 	}

@@ -84,25 +84,25 @@ func diffParts(cur *poolTable, parts map[string]*appPart, certs []byte) tableCha
 	return c
 }
 
-// deltaFrom returns the frame of a delta from version base to pt's table,
-// or nil when pt's history does not reach back to base or the delta
-// would be no smaller than the whole table. Made once per base, for
-// every agent at it.
-func (pt *poolTable) deltaFrom(base uint64) []byte {
+// deltaFrom returns the frames of a delta from version base to pt's
+// table (one, or its parts), or nil when pt's history does not reach back
+// to base or the delta would be no smaller than the whole table. Made
+// once per base, for every agent at it.
+func (pt *poolTable) deltaFrom(base uint64, limit int) [][]byte {
 	pt.deltaMu.Lock()
 	defer pt.deltaMu.Unlock()
-	if frame, ok := pt.deltas[base]; ok {
-		return frame
+	if frames, ok := pt.deltas[base]; ok {
+		return frames
 	}
-	frame := pt.makeDelta(base)
+	frames := pt.makeDelta(base, limit)
 	if pt.deltas == nil {
-		pt.deltas = map[uint64][]byte{}
+		pt.deltas = map[uint64][][]byte{}
 	}
-	pt.deltas[base] = frame
-	return frame
+	pt.deltas[base] = frames
+	return frames
 }
 
-func (pt *poolTable) makeDelta(base uint64) []byte {
+func (pt *poolTable) makeDelta(base uint64, limit int) [][]byte {
 	i := slices.IndexFunc(pt.history, func(c tableChange) bool { return c.from == base })
 	if i < 0 {
 		return nil
@@ -127,9 +127,9 @@ func (pt *poolTable) makeDelta(base uint64) []byte {
 	if d.CertsChanged {
 		d.Certs = pt.table.Certs
 	}
-	frame, err := wire.EncodeFrame(&wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: d}})
-	if err != nil || len(frame) >= len(pt.frame) {
+	frames, err := tableFrames(d, limit)
+	if err != nil || framesSize(frames) >= framesSize(pt.frames) {
 		return nil
 	}
-	return frame
+	return frames
 }

@@ -17,29 +17,63 @@ import (
 
 // TestRouteDeltasRebuildTheWholeTable: through apps created, placed,
 // made ready, stopped and deleted, routes and certificates added and
-// removed, an agent of protocol 5 that applies what it is sent serves,
-// after each change, exactly the pool's whole table; after the first
-// table it is sent deltas, each smaller than the whole table. An agent of
-// protocol 4 is sent whole tables only.
+// removed, an agent of protocol 5 and up that applies what it is sent
+// serves, after each change, exactly the pool's whole table; after the
+// first table it is sent deltas, each smaller than the whole table. An
+// agent of protocol 4 is sent whole tables only.
+//
+// With a frame limit that most tables and some deltas pass, they go in
+// parts: an agent of protocol 6 joins them and still serves exactly the
+// whole table after each change; older agents are sent no part.
 func TestRouteDeltasRebuildTheWholeTable(t *testing.T) {
+	t.Run("one frame", func(t *testing.T) {
+		followTables(t, 0, []uint32{wire.ProtocolRouteParts, wire.ProtocolRouteDeltas, wire.ProtocolRouteDeltas - 1})
+	})
+	t.Run("in parts", func(t *testing.T) {
+		followTables(t, 400, []uint32{wire.ProtocolRouteParts})
+	})
+}
+
+// followTables runs the changes of TestRouteDeltasRebuildTheWholeTable
+// with the agents' frame limit at limit (0: the default), checking that
+// agents of the exact protocols serve the pool's table after each.
+func followTables(t *testing.T, limit int, exact []uint32) {
 	st, g := tenApps(t)
+	if limit > 0 {
+		g.maxTableFrame = limit
+	}
 	st.Host("h2", "p", 64, 1<<16, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	fail := func(err error) { t.Errorf("push failed: %v", err) }
-	recs := map[uint32]*recorder{wire.ProtocolRouteDeltas: {}, wire.ProtocolRouteDeltas - 1: {}}
-	for protocol, r := range recs {
-		defer g.startPush(ctx, wire.NewStream(r, 0), pki.AgentIdentity{HostID: "h1", Pool: "p"}, protocol, 0, fail).end()
+	recs := map[uint32]*recorder{}
+	for _, protocol := range []uint32{wire.ProtocolRouteParts, wire.ProtocolRouteDeltas, wire.ProtocolRouteDeltas - 1} {
+		recs[protocol] = &recorder{}
+		defer g.startPush(ctx, wire.NewStream(recs[protocol], 0), pki.AgentIdentity{HostID: "h1", Pool: "p"}, protocol, 0, fail).end()
 	}
 	f, leave := g.joinRoutes("p")
 	defer leave()
 
 	// served replays what an agent was sent; it also returns how many
-	// tables were deltas, and the largest delta's size over the whole
-	// table's.
-	served := func(r *recorder) (held *wire.RouteTable, deltas int, worst float64) {
+	// tables were deltas, how many came in parts, and the largest delta's
+	// size over the whole table's.
+	served := func(r *recorder) (held *wire.RouteTable, deltas, inParts int, worst float64) {
+		var parts wire.RouteParts
 		for _, env := range r.envelopes(t) {
-			rt := env.GetRouteTable()
+			part := env.GetRouteTable()
+			if part == nil {
+				continue
+			}
+			if part.More {
+				inParts++
+			}
+			if size := proto.Size(env); size > g.maxTableFrame {
+				t.Fatalf("a frame of %d bytes, past the limit of %d", size, g.maxTableFrame)
+			}
+			rt, err := parts.Add(part)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if rt == nil {
 				continue
 			}
@@ -55,7 +89,7 @@ func TestRouteDeltasRebuildTheWholeTable(t *testing.T) {
 			}
 			held = rt
 		}
-		return held, deltas, worst
+		return held, deltas, inParts, worst
 	}
 	var last *wire.RouteTable
 	check := func(step string) {
@@ -72,12 +106,13 @@ func TestRouteDeltasRebuildTheWholeTable(t *testing.T) {
 			t.Fatalf("%s: the table did not change", step)
 		}
 		last = want
-		for protocol, r := range recs {
+		for _, protocol := range exact {
+			r := recs[protocol]
 			waitFor(t, fmt.Sprintf("%s: protocol %d agent's table", step, protocol), func() bool {
-				held, _, _ := served(r)
+				held, _, _, _ := served(r)
 				return held != nil && held.Version == want.Version
 			})
-			if held, _, _ := served(r); !proto.Equal(held, want) {
+			if held, _, _, _ := served(r); !proto.Equal(held, want) {
 				t.Fatalf("%s: protocol %d agent serves\n%v\nwant\n%v", step, protocol, held, want)
 			}
 		}
@@ -120,11 +155,28 @@ func TestRouteDeltasRebuildTheWholeTable(t *testing.T) {
 	st.App(apitypes.AppSpec{Name: "app10", Image: "x:1"})
 	check("an app created")
 
-	if _, deltas, worst := served(recs[wire.ProtocolRouteDeltas]); deltas == 0 || worst >= 1 {
-		t.Fatalf("protocol 5: %d deltas, the largest %.2f of its whole table", deltas, worst)
+	for _, protocol := range exact {
+		if protocol < wire.ProtocolRouteDeltas {
+			continue
+		}
+		if _, deltas, _, worst := served(recs[protocol]); deltas == 0 || worst >= 1 {
+			t.Fatalf("protocol %d: %d deltas, the largest %.2f of its whole table", protocol, deltas, worst)
+		}
 	}
-	if _, deltas, _ := served(recs[wire.ProtocolRouteDeltas-1]); deltas != 0 {
+	if _, deltas, _, _ := served(recs[wire.ProtocolRouteDeltas-1]); deltas != 0 {
 		t.Fatalf("protocol 4: %d deltas", deltas)
+	}
+	_, _, inParts, _ := served(recs[wire.ProtocolRouteParts])
+	if limit > 0 && inParts == 0 {
+		t.Fatalf("no table went in parts at a frame limit of %d bytes", limit)
+	}
+	if limit == 0 && inParts != 0 {
+		t.Fatalf("%d parts at the default frame limit", inParts)
+	}
+	for _, protocol := range []uint32{wire.ProtocolRouteDeltas, wire.ProtocolRouteDeltas - 1} {
+		if _, _, inParts, _ := served(recs[protocol]); inParts != 0 {
+			t.Fatalf("protocol %d was sent %d parts", protocol, inParts)
+		}
 	}
 }
 
@@ -168,7 +220,7 @@ func TestRouteDeltaFallsBackToWhole(t *testing.T) {
 	}
 	f, leave := g.joinRoutes("p")
 	defer leave()
-	if d := g.current(f).deltaFrom(1); d != nil {
+	if d := g.current(f).deltaFrom(1, g.maxTableFrame); d != nil {
 		t.Fatal("a delta from a version the history does not hold")
 	}
 }

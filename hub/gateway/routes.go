@@ -40,11 +40,12 @@ type poolFeed struct {
 type poolTable struct {
 	index uint64 // store index the table was checked against
 	table *wire.RouteTable
-	// frame is the table in its envelope, encoded once for all the
-	// pool's agents: a table of 1,000 apps of 50 instances is ~1.8 MB,
-	// and encoding it took ~9 ms.
-	frame []byte
-	next  chan struct{}
+	// frames is the table in its envelope, encoded once for all the
+	// pool's agents (a table of 1,000 apps of 50 instances is ~1.8 MB,
+	// and encoding it took ~9 ms): one frame, or the parts of a table
+	// past the agents' frame limit (wire.SplitRouteTable).
+	frames [][]byte
+	next   chan struct{}
 
 	// What deltas are made of (routedelta.go): the table by app, its
 	// certificates encoded, and what the last tables changed.
@@ -52,7 +53,7 @@ type poolTable struct {
 	certs   []byte
 	history []tableChange
 	deltaMu sync.Mutex
-	deltas  map[uint64][]byte // delta frames by base version, made when first asked
+	deltas  map[uint64][][]byte // delta frames by base version, made when first asked
 }
 
 // routeInputs are the tables a route table is built from.
@@ -159,22 +160,18 @@ func (g *Gateway) refreshRoutes(f *poolFeed, snap *state.Snapshot, idx uint64, p
 		}
 	}
 	t.Version = idx
-	frame, err := wire.EncodeFrame(&wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: t}})
+	frames, err := tableFrames(t, g.maxTableFrame)
 	if err != nil {
-		return err
-	}
-	if len(frame) > g.maxTableFrame {
-		// Agents refuse a frame past their limit and reconnect: the
-		// pool's routers keep the table they have.
+		// The pool's routers keep the table they have.
 		var kept uint64
 		if cur.table != nil {
 			kept = cur.table.Version
 		}
-		return fmt.Errorf("the table is %d bytes, past the agents' frame limit of %d; the pool's routers keep version %d", len(frame), g.maxTableFrame, kept)
+		return fmt.Errorf("%w; the pool's routers keep version %d", err, kept)
 	}
 	g.routes.mu.Lock()
 	defer g.routes.mu.Unlock()
-	pt := &poolTable{index: idx, table: t, frame: frame, next: make(chan struct{}), parts: parts, certs: certs}
+	pt := &poolTable{index: idx, table: t, frames: frames, next: make(chan struct{}), parts: parts, certs: certs}
 	if cur.table != nil {
 		pt.history = append(cur.history[max(0, len(cur.history)-(keptChanges-1)):len(cur.history):len(cur.history)], change)
 	}
@@ -184,6 +181,38 @@ func (g *Gateway) refreshRoutes(f *poolFeed, snap *state.Snapshot, idx uint64, p
 		p.kick()
 	}
 	return nil
+}
+
+// tableFrames encodes t as the frames it is sent in: one, or its parts
+// when it is larger than limit (the agents' frame limit: they refuse a
+// larger frame and reconnect). A table whose parts pass
+// wire.MaxRouteTable is not sent.
+func tableFrames(t *wire.RouteTable, limit int) ([][]byte, error) {
+	parts, err := wire.SplitRouteTable(t, limit)
+	if err != nil {
+		return nil, err
+	}
+	frames := make([][]byte, len(parts))
+	size := 0
+	for i, part := range parts {
+		if frames[i], err = wire.EncodeFrame(&wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: part}}); err != nil {
+			return nil, err
+		}
+		size += len(frames[i])
+	}
+	if size > wire.MaxRouteTable {
+		return nil, fmt.Errorf("route table version %d is %d bytes, past the %d an agent gathers in parts", t.Version, size, wire.MaxRouteTable)
+	}
+	return frames, nil
+}
+
+// framesSize is the bytes of frames.
+func framesSize(frames [][]byte) int {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	return n
 }
 
 // buildRouteTable makes the route table of a pool's routers: the routes

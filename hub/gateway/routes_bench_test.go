@@ -94,11 +94,11 @@ func BenchmarkBuildRouteTable(b *testing.B) {
 			if err := g.refreshRoutes(f, s, s.LatestIndex(), "p0"); err != nil {
 				b.Fatal(err)
 			}
-			d := f.latest.deltaFrom(base)
+			d := f.latest.deltaFrom(base, g.maxTableFrame)
 			if d == nil {
 				b.Fatal("no delta")
 			}
-			whole, delta = len(f.latest.frame), len(d)
+			whole, delta = framesSize(f.latest.frames), framesSize(d)
 		}
 		b.ReportMetric(float64(whole), "whole-bytes")
 		b.ReportMetric(float64(delta), "delta-bytes")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-memdb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/hub/state/statetest"
@@ -277,9 +278,11 @@ func TestPushNeverSendsAnOlderSet(t *testing.T) {
 }
 
 // TestRouteTablePastTheFrameLimit: a table larger than the agents' frame
-// limit is not published (they would refuse it and reconnect, again and
-// again); the pool's agents keep the last one. A table goes out as the
-// frame encoded once for all of them.
+// limit (they would refuse it and reconnect, again and again) is
+// published in parts, each within the limit, that join into the table; a
+// table one of whose apps passes the limit alone is not published, and
+// the pool's agents keep the last one. A table goes out as frames encoded
+// once for all of them.
 func TestRouteTablePastTheFrameLimit(t *testing.T) {
 	// The limit: the table of 21 apps fits, with one more it does not.
 	st, g := onePool(t, 21)
@@ -300,18 +303,42 @@ func TestRouteTablePastTheFrameLimit(t *testing.T) {
 	if first.table == nil {
 		first = nextTable(t, g, f, first, "the first build")
 	}
-	var back wire.Envelope
-	if err := wire.ReadFrame(bufio.NewReader(bytes.NewReader(first.frame)), wire.DefaultMaxFrame, &back); err != nil ||
-		back.GetRouteTable().GetVersion() != first.table.Version || len(back.GetRouteTable().GetApps()) != 21 {
-		t.Fatalf("the table's frame: %v, %v; want version %d with 21 apps", err, back.GetRouteTable(), first.table.Version)
+	// joined reads a table's frames as an agent does.
+	joined := func(pt *poolTable) (*wire.RouteTable, int) {
+		t.Helper()
+		var parts wire.RouteParts
+		var out *wire.RouteTable
+		for i, frame := range pt.frames {
+			var back wire.Envelope
+			if err := wire.ReadFrame(bufio.NewReader(bytes.NewReader(frame)), g.maxTableFrame, &back); err != nil {
+				t.Fatalf("frame %d of %d: %v", i, len(pt.frames), err)
+			}
+			rt, err := parts.Add(back.GetRouteTable())
+			if err != nil || (rt != nil) != (i == len(pt.frames)-1) {
+				t.Fatalf("frame %d of %d joined: %v, %v", i, len(pt.frames), rt != nil, err)
+			}
+			out = rt
+		}
+		return out, len(pt.frames)
+	}
+	if back, n := joined(first); n != 1 || back.GetVersion() != first.table.Version || len(back.GetApps()) != 21 {
+		t.Fatalf("the table's frames: %d, %v; want one of version %d with 21 apps", n, back, first.table.Version)
 	}
 	st.App(apitypes.AppSpec{Name: "one-more", Image: "x:1"})
-	snap = st.Store().Snapshot()
-	if err := g.refreshRoutes(f, snap, snap.LatestIndex(), "p"); err == nil || !strings.Contains(err.Error(), "frame limit") {
-		t.Fatalf("a table past the limit: %v", err)
+	second := nextTable(t, g, f, first, "a table past the limit")
+	if back, n := joined(second); n < 2 || !proto.Equal(back, second.table) {
+		t.Fatalf("a table past the limit: %d frames joined into\n%v\nwant\n%v", n, back, second.table)
 	}
-	if cur := g.current(f); cur != first {
-		t.Fatalf("a table past the limit was published (version %d)", cur.table.Version)
+
+	// An app's routes past the limit alone: nothing is published.
+	g.maxTableFrame = 60
+	st.App(apitypes.AppSpec{Name: "two-more", Image: "x:1"})
+	snap = st.Store().Snapshot()
+	if err := g.refreshRoutes(f, snap, snap.LatestIndex(), "p"); err == nil || !strings.Contains(err.Error(), "more than a part") {
+		t.Fatalf("an app past the limit alone: %v", err)
+	}
+	if cur := g.current(f); cur != second {
+		t.Fatalf("a table that cannot be split was published (version %d)", cur.table.Version)
 	}
 }
 

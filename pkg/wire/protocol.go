@@ -27,9 +27,14 @@ import "fmt"
 // Protocol 5 lets the hub send a route table as a delta over the one the
 // agent serves (RouteTable.base_version): a protocol 4 agent would take
 // it for a whole table and drop every app it does not name.
+//
+// Protocol 6 lets the hub send a route table too large for one frame in
+// parts (RouteTable.more): a protocol 5 agent would serve each part as
+// the whole table. Such a table is not sent to older agents, which keep
+// the one they hold.
 const (
 	ProtocolMin = 2
-	ProtocolMax = 5
+	ProtocolMax = 6
 
 	// ProtocolSecrets is the first protocol whose agents are given
 	// secrets and registry credentials.
@@ -42,6 +47,10 @@ const (
 	// ProtocolRouteDeltas is the first protocol whose agents apply route
 	// table deltas.
 	ProtocolRouteDeltas = 5
+
+	// ProtocolRouteParts is the first protocol whose agents join a route
+	// table sent in parts.
+	ProtocolRouteParts = 6
 )
 
 // Range is a span of protocol versions, both ends included.

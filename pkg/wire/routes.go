@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"google.golang.org/protobuf/proto"
 )
 
 // ErrRouteBase is a route table delta over a table other than the one
@@ -66,3 +68,156 @@ func SortRouteTable(t *RouteTable) {
 		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.App, b.App))
 	})
 }
+
+// MaxRouteTable bounds a route table sent in parts, its parts' sizes
+// summed: what an agent holds while it gathers them. At 50 instances an
+// app that is some 35,000 apps routed on one pool.
+const MaxRouteTable = 64 << 20
+
+// SplitRouteTable returns t as the parts it is sent in: t alone when its
+// envelope encodes in at most limit bytes, else parts whose envelopes
+// each do. Every part carries t's version, base and certs_changed; each
+// app goes whole into one part with its routes; all parts but the last
+// have more set. An app with its routes, or a certificate, that does not
+// fit in a part alone is an error. t is not changed.
+func SplitRouteTable(t *RouteTable, limit int) ([]*RouteTable, error) {
+	if envelopeSize(t) <= limit {
+		return []*RouteTable{t}, nil
+	}
+	head := func() *RouteTable {
+		return &RouteTable{Version: t.Version, BaseVersion: t.BaseVersion, CertsChanged: t.CertsChanged, More: true}
+	}
+	// A part's lists have the room its header leaves, less the few bytes
+	// by which the length of a larger table encodes longer.
+	room := limit - envelopeSize(head()) - 4
+	if room <= 0 {
+		return nil, fmt.Errorf("route table version %d: a part of at most %d bytes holds no more than its header", t.Version, limit)
+	}
+	// What goes in a part, in t's order: each app with its routes, then
+	// routes of no app in t (none in a table the hub builds), the
+	// certificates and the apps removed.
+	type item struct {
+		app   *RouteApp
+		http  []*HTTPRoute
+		tcp   []*TCPRoute
+		cert  *RouteCert
+		gone  string
+		size  int
+		label string
+	}
+	items := make([]*item, 0, len(t.Apps)+len(t.Certs)+len(t.RemovedApps))
+	byApp := make(map[string]*item, len(t.Apps))
+	for _, a := range t.Apps {
+		it := &item{app: a, label: "app " + a.Key}
+		items = append(items, it)
+		if byApp[a.Key] == nil {
+			byApp[a.Key] = it
+		}
+	}
+	for _, r := range t.Http {
+		if it := byApp[r.App]; it != nil {
+			it.http = append(it.http, r)
+		} else {
+			items = append(items, &item{http: []*HTTPRoute{r}, label: "route " + r.Host + r.Path})
+		}
+	}
+	for _, r := range t.Tcp {
+		if it := byApp[r.App]; it != nil {
+			it.tcp = append(it.tcp, r)
+		} else {
+			items = append(items, &item{tcp: []*TCPRoute{r}, label: fmt.Sprintf("TCP route %d", r.Port)})
+		}
+	}
+	for _, c := range t.Certs {
+		items = append(items, &item{cert: c, label: "the certificate of " + c.Domain})
+	}
+	for _, k := range t.RemovedApps {
+		items = append(items, &item{gone: k, label: "removed app " + k})
+	}
+	var parts []*RouteTable
+	part, used := head(), 0
+	for _, it := range items {
+		add := &RouteTable{Http: it.http, Tcp: it.tcp}
+		if it.app != nil {
+			add.Apps = []*RouteApp{it.app}
+		}
+		if it.cert != nil {
+			add.Certs = []*RouteCert{it.cert}
+		}
+		if it.gone != "" {
+			add.RemovedApps = []string{it.gone}
+		}
+		// The lists of a table encode one after the other, so sizes add.
+		size := proto.Size(add)
+		if size > room {
+			return nil, fmt.Errorf("route table version %d: %s takes %d bytes, more than a part of at most %d bytes holds", t.Version, it.label, size, limit)
+		}
+		if used+size > room {
+			parts = append(parts, part)
+			part, used = head(), 0
+		}
+		used += size
+		part.Apps = append(part.Apps, add.Apps...)
+		part.Http = append(part.Http, add.Http...)
+		part.Tcp = append(part.Tcp, add.Tcp...)
+		part.Certs = append(part.Certs, add.Certs...)
+		part.RemovedApps = append(part.RemovedApps, add.RemovedApps...)
+	}
+	part.More = false
+	return append(parts, part), nil
+}
+
+func envelopeSize(t *RouteTable) int {
+	return proto.Size(&Envelope{Msg: &Envelope_RouteTable{RouteTable: t}})
+}
+
+// RouteParts joins the parts of route tables as an agent receives them.
+// The zero value is ready, and bounds a table at MaxRouteTable.
+type RouteParts struct {
+	// Max bounds the parts of one table, their sizes summed (0:
+	// MaxRouteTable).
+	Max int
+
+	held *RouteTable
+	size int
+}
+
+// Add takes a table or a part of one, and returns the table once its
+// last part is in: t itself when it came in one piece; nil, and no
+// error, while parts are due. A part of another version or base than the
+// ones before it, or parts past the bound, are an error (ErrCorrupt), and
+// what was gathered is dropped.
+func (p *RouteParts) Add(t *RouteTable) (*RouteTable, error) {
+	if p.held == nil && !t.GetMore() {
+		return t, nil
+	}
+	if h := p.held; h != nil && (t.GetVersion() != h.Version || t.GetBaseVersion() != h.BaseVersion) {
+		p.Reset()
+		return nil, fmt.Errorf("%w: a route table part of version %d (base %d) among the parts of version %d (base %d)",
+			ErrCorrupt, t.GetVersion(), t.GetBaseVersion(), h.Version, h.BaseVersion)
+	}
+	p.size += proto.Size(t)
+	if limit := cmp.Or(p.Max, MaxRouteTable); p.size > limit {
+		p.Reset()
+		return nil, fmt.Errorf("%w: the parts of route table version %d pass %d bytes", ErrCorrupt, t.GetVersion(), limit)
+	}
+	if p.held == nil {
+		p.held = &RouteTable{Version: t.Version, BaseVersion: t.BaseVersion}
+	}
+	h := p.held
+	h.Apps = append(h.Apps, t.Apps...)
+	h.Http = append(h.Http, t.Http...)
+	h.Tcp = append(h.Tcp, t.Tcp...)
+	h.Certs = append(h.Certs, t.Certs...)
+	h.RemovedApps = append(h.RemovedApps, t.RemovedApps...)
+	h.CertsChanged = h.CertsChanged || t.CertsChanged
+	if t.More {
+		return nil, nil
+	}
+	p.Reset()
+	SortRouteTable(h)
+	return h, nil
+}
+
+// Reset drops the parts gathered (a new session starts with none).
+func (p *RouteParts) Reset() { p.held, p.size = nil, 0 }

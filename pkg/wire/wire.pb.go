@@ -2458,9 +2458,17 @@ type RouteTable struct {
 	// certs replaces every certificate; otherwise they stay. An agent
 	// serving another version applies none of it and acknowledges with
 	// want_whole.
-	BaseVersion   uint64   `protobuf:"varint,6,opt,name=base_version,json=baseVersion,proto3" json:"base_version,omitempty"`
-	RemovedApps   []string `protobuf:"bytes,7,rep,name=removed_apps,json=removedApps,proto3" json:"removed_apps,omitempty"`
-	CertsChanged  bool     `protobuf:"varint,8,opt,name=certs_changed,json=certsChanged,proto3" json:"certs_changed,omitempty"`
+	BaseVersion  uint64   `protobuf:"varint,6,opt,name=base_version,json=baseVersion,proto3" json:"base_version,omitempty"`
+	RemovedApps  []string `protobuf:"bytes,7,rep,name=removed_apps,json=removedApps,proto3" json:"removed_apps,omitempty"`
+	CertsChanged bool     `protobuf:"varint,8,opt,name=certs_changed,json=certsChanged,proto3" json:"certs_changed,omitempty"`
+	// Set (protocol 6 and up), more parts of this table follow: a table
+	// whose frame would pass the agents' frame limit goes in parts, each of
+	// the same version and base, every app in one part with its routes.
+	// The agent joins them (their lists one after the other, certs_changed
+	// if any part has it) and applies the table once the part without more
+	// is in; until then it serves the table it holds, and acknowledges
+	// only the whole.
+	More          bool `protobuf:"varint,9,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2547,6 +2555,13 @@ func (x *RouteTable) GetRemovedApps() []string {
 func (x *RouteTable) GetCertsChanged() bool {
 	if x != nil {
 		return x.CertsChanged
+	}
+	return false
+}
+
+func (x *RouteTable) GetMore() bool {
+	if x != nil {
+		return x.More
 	}
 	return false
 }
@@ -4412,7 +4427,7 @@ const file_wire_proto_rawDesc = "" +
 	"state_code\x18\a \x01(\x0e2\x1c.wharf.wire.v1.InstanceStateR\tstateCode\x12-\n" +
 	"\x06reason\x18\b \x01(\x0e2\x15.wharf.wire.v1.ReasonR\x06reasonJ\x04\b\x02\x10\x03R\x05state\"K\n" +
 	"\fStatusReport\x12;\n" +
-	"\tinstances\x18\x01 \x03(\v2\x1d.wharf.wire.v1.InstanceStatusR\tinstances\"\xc7\x02\n" +
+	"\tinstances\x18\x01 \x03(\v2\x1d.wharf.wire.v1.InstanceStatusR\tinstances\"\xdb\x02\n" +
 	"\n" +
 	"RouteTable\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12+\n" +
@@ -4422,7 +4437,8 @@ const file_wire_proto_rawDesc = "" +
 	"\x05certs\x18\x05 \x03(\v2\x18.wharf.wire.v1.RouteCertR\x05certs\x12!\n" +
 	"\fbase_version\x18\x06 \x01(\x04R\vbaseVersion\x12!\n" +
 	"\fremoved_apps\x18\a \x03(\tR\vremovedApps\x12#\n" +
-	"\rcerts_changed\x18\b \x01(\bR\fcertsChanged\"\x84\x02\n" +
+	"\rcerts_changed\x18\b \x01(\bR\fcertsChanged\x12\x12\n" +
+	"\x04more\x18\t \x01(\bR\x04more\"\x84\x02\n" +
 	"\bRouteApp\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x122\n" +
 	"\bbackends\x18\x02 \x03(\v2\x16.wharf.wire.v1.BackendR\bbackends\x12>\n" +
