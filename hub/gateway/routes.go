@@ -185,23 +185,21 @@ func (g *Gateway) refreshRoutes(f *poolFeed, snap *state.Snapshot, idx uint64, p
 
 // tableFrames encodes t as the frames it is sent in: one, or its parts
 // when it is larger than limit (the agents' frame limit: they refuse a
-// larger frame and reconnect). A table whose parts pass
-// wire.MaxRouteTable is not sent.
+// larger frame and reconnect). A table of more than wire.MaxRouteParts
+// parts is not sent.
 func tableFrames(t *wire.RouteTable, limit int) ([][]byte, error) {
 	parts, err := wire.SplitRouteTable(t, limit)
 	if err != nil {
 		return nil, err
 	}
+	if len(parts) > wire.MaxRouteParts {
+		return nil, fmt.Errorf("route table version %d takes %d parts of at most %d bytes, past the %d an agent joins", t.Version, len(parts), limit, wire.MaxRouteParts)
+	}
 	frames := make([][]byte, len(parts))
-	size := 0
 	for i, part := range parts {
 		if frames[i], err = wire.EncodeFrame(&wire.Envelope{Msg: &wire.Envelope_RouteTable{RouteTable: part}}); err != nil {
 			return nil, err
 		}
-		size += len(frames[i])
-	}
-	if size > wire.MaxRouteTable {
-		return nil, fmt.Errorf("route table version %d is %d bytes, past the %d an agent gathers in parts", t.Version, size, wire.MaxRouteTable)
 	}
 	return frames, nil
 }

@@ -58,21 +58,28 @@ func ApplyRouteDelta(cur, d *RouteTable) (*RouteTable, error) {
 }
 
 // SortRouteTable puts a table in the order the hub builds it in: apps by
-// key, HTTP routes by host and path, TCP routes by port.
+// key, HTTP routes by host and path, TCP routes by port. A list already in
+// order (most of a table joined from its parts) is only checked.
 func SortRouteTable(t *RouteTable) {
-	slices.SortStableFunc(t.Apps, func(a, b *RouteApp) int { return cmp.Compare(a.Key, b.Key) })
-	slices.SortStableFunc(t.Http, func(a, b *HTTPRoute) int {
+	sortStable(t.Apps, func(a, b *RouteApp) int { return cmp.Compare(a.Key, b.Key) })
+	sortStable(t.Http, func(a, b *HTTPRoute) int {
 		return cmp.Or(cmp.Compare(a.Host, b.Host), cmp.Compare(a.Path, b.Path), cmp.Compare(a.App, b.App))
 	})
-	slices.SortStableFunc(t.Tcp, func(a, b *TCPRoute) int {
+	sortStable(t.Tcp, func(a, b *TCPRoute) int {
 		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.App, b.App))
 	})
 }
 
-// MaxRouteTable bounds a route table sent in parts, its parts' sizes
-// summed: what an agent holds while it gathers them. At 50 instances an
-// app that is some 35,000 apps routed on one pool.
-const MaxRouteTable = 64 << 20
+func sortStable[E any](s []E, cmp func(a, b E) int) {
+	if !slices.IsSortedFunc(s, cmp) {
+		slices.SortStableFunc(s, cmp)
+	}
+}
+
+// MaxRouteParts bounds the parts of one route table, each within the
+// agents' frame limit: 64 MiB at 4 MiB a frame, some 35,000 apps of 50
+// instances routed on one pool.
+const MaxRouteParts = 16
 
 // SplitRouteTable returns t as the parts it is sent in: t alone when its
 // envelope encodes in at most limit bytes, else parts whose envelopes
@@ -172,14 +179,13 @@ func envelopeSize(t *RouteTable) int {
 }
 
 // RouteParts joins the parts of route tables as an agent receives them.
-// The zero value is ready, and bounds a table at MaxRouteTable.
+// The zero value is ready, and takes at most MaxRouteParts parts a table.
 type RouteParts struct {
-	// Max bounds the parts of one table, their sizes summed (0:
-	// MaxRouteTable).
+	// Max bounds the parts of one table (0: MaxRouteParts).
 	Max int
 
 	held *RouteTable
-	size int
+	n    int
 }
 
 // Add takes a table or a part of one, and returns the table once its
@@ -196,10 +202,9 @@ func (p *RouteParts) Add(t *RouteTable) (*RouteTable, error) {
 		return nil, fmt.Errorf("%w: a route table part of version %d (base %d) among the parts of version %d (base %d)",
 			ErrCorrupt, t.GetVersion(), t.GetBaseVersion(), h.Version, h.BaseVersion)
 	}
-	p.size += proto.Size(t)
-	if limit := cmp.Or(p.Max, MaxRouteTable); p.size > limit {
+	if p.n++; p.n > cmp.Or(p.Max, MaxRouteParts) {
 		p.Reset()
-		return nil, fmt.Errorf("%w: the parts of route table version %d pass %d bytes", ErrCorrupt, t.GetVersion(), limit)
+		return nil, fmt.Errorf("%w: route table version %d in more than %d parts", ErrCorrupt, t.GetVersion(), cmp.Or(p.Max, MaxRouteParts))
 	}
 	if p.held == nil {
 		p.held = &RouteTable{Version: t.Version, BaseVersion: t.BaseVersion}
@@ -220,4 +225,4 @@ func (p *RouteParts) Add(t *RouteTable) (*RouteTable, error) {
 }
 
 // Reset drops the parts gathered (a new session starts with none).
-func (p *RouteParts) Reset() { p.held, p.size = nil, 0 }
+func (p *RouteParts) Reset() { p.held, p.n = nil, 0 }
