@@ -118,8 +118,8 @@ type Gateway struct {
 	// maxTableFrame is the largest route table sent: the agents' frame
 	// limit (a test makes it small).
 	maxTableFrame int
-	// buildRoutes is buildRouteTable (a test slows it down).
-	buildRoutes func(snap *state.Snapshot, pool, appsDomain string) (*wire.RouteTable, error)
+	// buildRoutes is buildRoutes (a test slows it down).
+	buildRoutes func(snap *state.Snapshot, pool, appsDomain string, prev *routeMemo) (*wire.RouteTable, *routeMemo, error)
 
 	gossipMu    sync.Mutex
 	gossipLists map[string]*peerList // by pool
@@ -177,7 +177,7 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.Now = time.Now
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger, seen: map[string]*agentConn{}, peers: map[string]*peerWord{},
-		maxTableFrame: wire.DefaultMaxFrame, buildRoutes: buildRouteTable}
+		maxTableFrame: wire.DefaultMaxFrame, buildRoutes: buildRoutes}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{wire.ALPN}, GetConfigForClient: g.tlsConfig}
 	udp := cfg.Conn
 	if udp == nil {

@@ -39,39 +39,16 @@ type tableChange struct {
 	certs bool     // certificates changed
 }
 
-// tableParts splits t by app, and encodes its certificates.
-func tableParts(t *wire.RouteTable) (map[string]*appPart, []byte, error) {
-	parts := make(map[string]*appPart, len(t.Apps))
-	for _, a := range t.Apps {
-		parts[a.Key] = &appPart{app: a}
-	}
-	for _, r := range t.Http {
-		if p := parts[r.App]; p != nil {
-			p.http = append(p.http, r)
-		}
-	}
-	for _, r := range t.Tcp {
-		if p := parts[r.App]; p != nil {
-			p.tcp = append(p.tcp, r)
-		}
-	}
-	enc := proto.MarshalOptions{Deterministic: true}
-	for _, p := range parts {
-		sum, err := enc.Marshal(&wire.RouteTable{Apps: []*wire.RouteApp{p.app}, Http: p.http, Tcp: p.tcp})
-		if err != nil {
-			return nil, nil, err
-		}
-		p.sum = sum
-	}
-	certs, err := enc.Marshal(&wire.RouteTable{Certs: t.Certs})
-	return parts, certs, err
+// certsSum encodes t's certificates, which tells whether they changed.
+func certsSum(t *wire.RouteTable) ([]byte, error) {
+	return proto.MarshalOptions{Deterministic: true}.Marshal(&wire.RouteTable{Certs: t.Certs})
 }
 
 // diffParts is what a table of parts and certs changes over cur.
 func diffParts(cur *poolTable, parts map[string]*appPart, certs []byte) tableChange {
 	c := tableChange{from: cur.table.Version, certs: !bytes.Equal(cur.certs, certs)}
 	for k, p := range parts {
-		if old := cur.parts[k]; old == nil || !bytes.Equal(old.sum, p.sum) {
+		if old := cur.parts[k]; old == nil || (old != p && !bytes.Equal(old.sum, p.sum)) {
 			c.apps = append(c.apps, k)
 		}
 	}

@@ -105,6 +105,15 @@ func followTables(t *testing.T, limit int, exact []uint32) {
 		if last != nil && want.Version == last.Version {
 			t.Fatalf("%s: the table did not change", step)
 		}
+		// The feed's table, built from the last one's parts, is the
+		// table built anew.
+		full, err := buildRouteTable(st.Store().Snapshot(), "p", "apps.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if full.Version = want.Version; !proto.Equal(full, want) {
+			t.Fatalf("%s: the feed's table\n%v\nwant, built anew,\n%v", step, want, full)
+		}
 		last = want
 		for _, protocol := range exact {
 			r := recs[protocol]

@@ -3,12 +3,14 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-memdb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/pkg/wire"
@@ -46,6 +48,10 @@ type poolTable struct {
 	// past the agents' frame limit (wire.SplitRouteTable).
 	frames [][]byte
 	next   chan struct{}
+
+	// memo is what the table was built from, for the next build (owned
+	// by the feed's watcher, under routeTables.mu).
+	memo *routeMemo
 
 	// What deltas are made of (routedelta.go): the table by app, its
 	// certificates encoded, and what the last tables changed.
@@ -141,11 +147,15 @@ func (g *Gateway) refreshRoutes(f *poolFeed, snap *state.Snapshot, idx uint64, p
 	if cur.table != nil && cur.index >= idx {
 		return nil
 	}
-	t, err := g.buildRoutes(snap, pool, g.cfg.AppsDomain)
+	g.routes.mu.Lock()
+	prev := cur.memo
+	g.routes.mu.Unlock()
+	t, memo, err := g.buildRoutes(snap, pool, g.cfg.AppsDomain, prev)
 	if err != nil {
 		return err
 	}
-	parts, certs, err := tableParts(t)
+	parts := memo.parts()
+	certs, err := certsSum(t)
 	if err != nil {
 		return err
 	}
@@ -154,7 +164,7 @@ func (g *Gateway) refreshRoutes(f *poolFeed, snap *state.Snapshot, idx uint64, p
 		change = diffParts(cur, parts, certs)
 		if len(change.apps) == 0 && !change.certs {
 			g.routes.mu.Lock()
-			cur.index = idx
+			cur.index, cur.memo = idx, memo
 			g.routes.mu.Unlock()
 			return nil
 		}
@@ -171,7 +181,7 @@ func (g *Gateway) refreshRoutes(f *poolFeed, snap *state.Snapshot, idx uint64, p
 	}
 	g.routes.mu.Lock()
 	defer g.routes.mu.Unlock()
-	pt := &poolTable{index: idx, table: t, frames: frames, next: make(chan struct{}), parts: parts, certs: certs}
+	pt := &poolTable{index: idx, table: t, frames: frames, next: make(chan struct{}), memo: memo, parts: parts, certs: certs}
 	if cur.table != nil {
 		pt.history = append(cur.history[max(0, len(cur.history)-(keptChanges-1)):len(cur.history):len(cur.history)], change)
 	}
@@ -218,82 +228,71 @@ func framesSize(frames [][]byte) int {
 // pools at all, or has instances on the pool's hosts, each to the app's
 // ready instances wherever they run (not on hosts known down).
 func buildRouteTable(snap *state.Snapshot, pool, appsDomain string) (*wire.RouteTable, error) {
+	t, _, err := buildRoutes(snap, pool, appsDomain, nil)
+	return t, err
+}
+
+// routeMemo is what a pool's table was built from: the next build
+// rebuilds only the parts of apps whose record or instances changed
+// since (a busy cluster changes a few apps a write; at 1,000 apps of 50
+// instances a whole build took ~15 ms), and every part when the routes
+// or the hosts known down changed.
+type routeMemo struct {
+	routes uint64          // the routes table's index
+	down   map[string]bool // the hosts known down
+	apps   map[string]*builtApp
+}
+
+// builtApp is one app's part of a table, and what it was built from:
+// the app's record (never changed once stored: a write stores a copy)
+// and the index of its instances (state.AppInstancesIndex).
+type builtApp struct {
+	rec       *state.App
+	instances uint64
+	part      *appPart // nil: not routed on the pool
+}
+
+// buildRoutes is buildRouteTable, reusing the parts of prev (nil: none)
+// that still hold. It returns the table and what the next build reuses.
+func buildRoutes(snap *state.Snapshot, pool, appsDomain string, prev *routeMemo) (*wire.RouteTable, *routeMemo, error) {
 	// Instances on lost hosts (down, or held by a cutoff drill) get no
 	// traffic: whatever they last reported no longer holds.
 	down, err := snap.LostHosts(nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	// The apps with an instance on the pool's hosts, read only when an
-	// app names pools without this one: with thousands of hosts, reading
-	// every host's instances was most of a build.
-	var present map[string]bool
-	inPool := func(key string) (bool, error) {
-		if present == nil {
-			present = map[string]bool{}
-			hosts, err := snap.Hosts(nil)
-			if err != nil {
-				return false, err
-			}
-			for _, h := range hosts {
-				if h.Pool != pool {
-					continue
-				}
-				is, err := snap.HostInstances(nil, h.ID)
-				if err != nil {
-					return false, err
-				}
-				for _, i := range is {
-					present[i.Tenant+"/"+i.App] = true
-				}
-			}
-		}
-		return present[key], nil
+	memo := &routeMemo{routes: snap.Index(state.TableRoutes), down: down}
+	if prev != nil && (prev.routes != memo.routes || !maps.Equal(prev.down, down)) {
+		prev = nil
 	}
 	apps, err := snap.Apps(nil, "")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	memo.apps = make(map[string]*builtApp, len(apps))
+	pools := map[string]string{} // host -> pool, read when asked
 	t := &wire.RouteTable{}
 	for _, a := range apps {
 		key := a.Tenant + "/" + a.Name
-		if len(a.Spec.Pools) > 0 && !slices.Contains(a.Spec.Pools, pool) && !slices.Contains(a.Spec.FailoverPools, pool) {
-			if in, err := inPool(key); err != nil {
-				return nil, err
-			} else if !in {
-				continue
+		inst := snap.AppInstancesIndex(nil, a.Tenant, a.Name)
+		b := prev.reuse(key, a, inst)
+		if b == nil {
+			part, err := routeApp(snap, a, key, pool, appsDomain, down, pools)
+			if err != nil {
+				return nil, nil, err
 			}
+			b = &builtApp{rec: a, instances: inst, part: part}
 		}
-		ra := &wire.RouteApp{Key: key, HoldMs: holdMs(a), SignalRps: signalRps(a)}
-		is, err := snap.AppInstances(nil, a.Tenant, a.Name)
-		if err != nil {
-			return nil, err
-		}
-		for _, i := range is {
-			if i.Desired == state.DesiredRun && i.Ready && i.Address != "" && !down[i.Host] {
-				ra.Backends = append(ra.Backends, &wire.Backend{Instance: i.ID, Addr: i.Address, Version: uint32(i.Version)})
-			}
-		}
-		if st := a.Spec.Strategy; a.CanaryFrom != 0 && st != nil && st.Weight > 0 && st.Weight < 100 {
-			ra.Weights = map[uint32]uint32{uint32(a.Version): uint32(st.Weight), uint32(a.CanaryFrom): uint32(100 - st.Weight)}
-		}
-		t.Apps = append(t.Apps, ra)
-		t.Http = append(t.Http, &wire.HTTPRoute{Host: a.Name + "." + a.Tenant + "." + appsDomain, Path: "/", App: key})
-		rs, err := snap.AppRoutes(nil, a.Tenant, a.Name)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rs {
-			if r.TCP {
-				t.Tcp = append(t.Tcp, &wire.TCPRoute{Port: uint32(r.Port), App: key})
-			} else {
-				t.Http = append(t.Http, &wire.HTTPRoute{Host: r.Host, Path: r.Path, App: key})
-			}
+		memo.apps[key] = b
+		if p := b.part; p != nil {
+			t.Apps = append(t.Apps, p.app)
+			t.Http = append(t.Http, p.http...)
+			t.Tcp = append(t.Tcp, p.tcp...)
 		}
 	}
 	certs, err := snap.Certs(nil)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, c := range certs {
 		if servesCert(t.Http, c) {
@@ -301,7 +300,89 @@ func buildRouteTable(snap *state.Snapshot, pool, appsDomain string) (*wire.Route
 		}
 	}
 	wire.SortRouteTable(t)
-	return t, nil
+	return t, memo, nil
+}
+
+// reuse returns the app's build in m when it was built from the same
+// record and instances.
+func (m *routeMemo) reuse(key string, a *state.App, instances uint64) *builtApp {
+	if m == nil {
+		return nil
+	}
+	if b := m.apps[key]; b != nil && b.rec == a && b.instances == instances {
+		return b
+	}
+	return nil
+}
+
+// parts returns the parts of the apps routed, by app.
+func (m *routeMemo) parts() map[string]*appPart {
+	out := make(map[string]*appPart, len(m.apps))
+	for k, b := range m.apps {
+		if b.part != nil {
+			out[k] = b.part
+		}
+	}
+	return out
+}
+
+// routeApp builds a's part of pool's table (nil: a is not routed there),
+// its routes in order, and its encoding. pools caches hosts' pools.
+func routeApp(snap *state.Snapshot, a *state.App, key, pool, appsDomain string, down map[string]bool, pools map[string]string) (*appPart, error) {
+	is, err := snap.AppInstances(nil, a.Tenant, a.Name)
+	if err != nil {
+		return nil, err
+	}
+	if len(a.Spec.Pools) > 0 && !slices.Contains(a.Spec.Pools, pool) && !slices.Contains(a.Spec.FailoverPools, pool) {
+		// Routed here only with an instance on the pool's hosts.
+		in := false
+		for _, i := range is {
+			p, ok := pools[i.Host]
+			if !ok {
+				h, err := snap.Host(nil, i.Host)
+				if err != nil {
+					return nil, err
+				}
+				if h != nil {
+					p = h.Pool
+				}
+				pools[i.Host] = p
+			}
+			if in = p == pool; in {
+				break
+			}
+		}
+		if !in {
+			return nil, nil
+		}
+	}
+	ra := &wire.RouteApp{Key: key, HoldMs: holdMs(a), SignalRps: signalRps(a)}
+	for _, i := range is {
+		if i.Desired == state.DesiredRun && i.Ready && i.Address != "" && !down[i.Host] {
+			ra.Backends = append(ra.Backends, &wire.Backend{Instance: i.ID, Addr: i.Address, Version: uint32(i.Version)})
+		}
+	}
+	if st := a.Spec.Strategy; a.CanaryFrom != 0 && st != nil && st.Weight > 0 && st.Weight < 100 {
+		ra.Weights = map[uint32]uint32{uint32(a.Version): uint32(st.Weight), uint32(a.CanaryFrom): uint32(100 - st.Weight)}
+	}
+	p := &appPart{app: ra, http: []*wire.HTTPRoute{{Host: a.Name + "." + a.Tenant + "." + appsDomain, Path: "/", App: key}}}
+	rs, err := snap.AppRoutes(nil, a.Tenant, a.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rs {
+		if r.TCP {
+			p.tcp = append(p.tcp, &wire.TCPRoute{Port: uint32(r.Port), App: key})
+		} else {
+			p.http = append(p.http, &wire.HTTPRoute{Host: r.Host, Path: r.Path, App: key})
+		}
+	}
+	// The part's routes in the table's order, so that its encoding (what
+	// tells a changed part) does not depend on the order rows were read.
+	one := &wire.RouteTable{Apps: []*wire.RouteApp{ra}, Http: p.http, Tcp: p.tcp}
+	wire.SortRouteTable(one)
+	p.sum, err = proto.MarshalOptions{Deterministic: true}.Marshal(one)
+	return p, err
 }
 
 // servesCert reports whether a certificate belongs in a table: one of its

@@ -350,10 +350,10 @@ func TestRouteFeedPacesItsBuilds(t *testing.T) {
 	const build = 40 * time.Millisecond
 	st, g := onePool(t, 0)
 	var builds atomic.Int32
-	g.buildRoutes = func(snap *state.Snapshot, pool, appsDomain string) (*wire.RouteTable, error) {
+	g.buildRoutes = func(snap *state.Snapshot, pool, appsDomain string, prev *routeMemo) (*wire.RouteTable, *routeMemo, error) {
 		builds.Add(1)
 		time.Sleep(build)
-		return buildRouteTable(snap, pool, appsDomain)
+		return buildRoutes(snap, pool, appsDomain, prev)
 	}
 	f, leave := g.joinRoutes("p")
 	defer leave()
