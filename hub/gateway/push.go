@@ -275,12 +275,16 @@ func (p *pusher) pass() error {
 	}
 	pt := g.current(p.feed)
 	if pt.table != nil && pt.table.Version != p.routes {
-		frames := pt.frames
+		var frames [][]byte
 		if p.routes != 0 && p.protocol >= wire.ProtocolRouteDeltas {
 			// The agent holds the table sent last (a stream delivers in
 			// order, and an agent applies every table it is sent).
-			if d := pt.deltaFrom(p.routes, g.maxTableFrame); d != nil {
-				frames = d
+			frames = pt.deltaFrom(p.routes, g.maxTableFrame)
+		}
+		if frames == nil {
+			var err error
+			if frames, err = pt.wholeFrames(g, p.id.Pool); err != nil {
+				return nil // logged once for the table
 			}
 		}
 		if len(frames) > 1 && p.protocol < wire.ProtocolRouteParts {

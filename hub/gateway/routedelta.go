@@ -63,8 +63,8 @@ func diffParts(cur *poolTable, parts map[string]*appPart, certs []byte) tableCha
 
 // deltaFrom returns the frames of a delta from version base to pt's
 // table (one, or its parts), or nil when pt's history does not reach back
-// to base or the delta would be no smaller than the whole table. Made
-// once per base, for every agent at it.
+// to base, the delta would be no smaller than the whole table, or it
+// cannot be sent. Made once per base, for every agent at it.
 func (pt *poolTable) deltaFrom(base uint64, limit int) [][]byte {
 	pt.deltaMu.Lock()
 	defer pt.deltaMu.Unlock()
@@ -105,7 +105,7 @@ func (pt *poolTable) makeDelta(base uint64, limit int) [][]byte {
 		d.Certs = pt.table.Certs
 	}
 	frames, err := tableFrames(d, limit)
-	if err != nil || framesSize(frames) >= framesSize(pt.frames) {
+	if err != nil || framesSize(frames) >= pt.size {
 		return nil
 	}
 	return frames

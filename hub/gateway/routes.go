@@ -42,12 +42,18 @@ type poolFeed struct {
 type poolTable struct {
 	index uint64 // store index the table was checked against
 	table *wire.RouteTable
-	// frames is the table in its envelope, encoded once for all the
-	// pool's agents (a table of 1,000 apps of 50 instances is ~1.8 MB,
-	// and encoding it took ~9 ms): one frame, or the parts of a table
-	// past the agents' frame limit (wire.SplitRouteTable).
-	frames [][]byte
-	next   chan struct{}
+	// The table in its envelope, encoded once for all the pool's agents
+	// (a table of 1,000 apps of 50 instances is ~1.8 MB, and encoding it
+	// takes ~9 ms), when the first of them needs it whole (wholeFrames):
+	// one frame, or the parts of a table past the agents' frame limit
+	// (wire.SplitRouteTable). Agents that follow the deltas never do.
+	wholeOnce sync.Once
+	frames    [][]byte
+	framesErr error
+	// size is about the table's encoded size: its apps' and
+	// certificates' encodings summed.
+	size int
+	next chan struct{}
 
 	// memo is what the table was built from, for the next build (owned
 	// by the feed's watcher, under routeTables.mu).
@@ -170,18 +176,13 @@ func (g *Gateway) refreshRoutes(f *poolFeed, snap *state.Snapshot, idx uint64, p
 		}
 	}
 	t.Version = idx
-	frames, err := tableFrames(t, g.maxTableFrame)
-	if err != nil {
-		// The pool's routers keep the table they have.
-		var kept uint64
-		if cur.table != nil {
-			kept = cur.table.Version
-		}
-		return fmt.Errorf("%w; the pool's routers keep version %d", err, kept)
+	size := len(certs)
+	for _, p := range parts {
+		size += len(p.sum)
 	}
 	g.routes.mu.Lock()
 	defer g.routes.mu.Unlock()
-	pt := &poolTable{index: idx, table: t, frames: frames, next: make(chan struct{}), memo: memo, parts: parts, certs: certs}
+	pt := &poolTable{index: idx, table: t, size: size, next: make(chan struct{}), memo: memo, parts: parts, certs: certs}
 	if cur.table != nil {
 		pt.history = append(cur.history[max(0, len(cur.history)-(keptChanges-1)):len(cur.history):len(cur.history)], change)
 	}
@@ -191,6 +192,20 @@ func (g *Gateway) refreshRoutes(f *poolFeed, snap *state.Snapshot, idx uint64, p
 		p.kick()
 	}
 	return nil
+}
+
+// wholeFrames returns the frames of pt's whole table, encoded by the
+// first caller. A table that cannot be sent (an app's routes past a
+// frame alone, or more parts than an agent joins) is logged once; the
+// pool's routers keep the table they hold.
+func (pt *poolTable) wholeFrames(g *Gateway, pool string) ([][]byte, error) {
+	pt.wholeOnce.Do(func() {
+		pt.frames, pt.framesErr = tableFrames(pt.table, g.maxTableFrame)
+		if pt.framesErr != nil {
+			g.log.Warn("route table not sent; the pool's routers keep the one they hold", "pool", pool, "version", pt.table.Version, "err", pt.framesErr)
+		}
+	})
+	return pt.frames, pt.framesErr
 }
 
 // tableFrames encodes t as the frames it is sent in: one, or its parts

@@ -98,7 +98,7 @@ func BenchmarkBuildRouteTable(b *testing.B) {
 			if d == nil {
 				b.Fatal("no delta")
 			}
-			whole, delta = framesSize(f.latest.frames), framesSize(d)
+			whole, delta = f.latest.size, framesSize(d)
 		}
 		b.ReportMetric(float64(whole), "whole-bytes")
 		b.ReportMetric(float64(delta), "delta-bytes")

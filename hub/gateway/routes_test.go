@@ -278,11 +278,11 @@ func TestPushNeverSendsAnOlderSet(t *testing.T) {
 }
 
 // TestRouteTablePastTheFrameLimit: a table larger than the agents' frame
-// limit (they would refuse it and reconnect, again and again) is
-// published in parts, each within the limit, that join into the table; a
-// table one of whose apps passes the limit alone is not published, and
-// the pool's agents keep the last one. A table goes out as frames encoded
-// once for all of them.
+// limit (they would refuse it and reconnect, again and again) is sent in
+// parts, each within the limit, that join into the table; a table one of
+// whose apps passes the limit alone is not sent, and the pool's agents
+// keep the last one. A table goes out as frames encoded once for all of
+// them.
 func TestRouteTablePastTheFrameLimit(t *testing.T) {
 	// The limit: the table of 21 apps fits, with one more it does not.
 	st, g := onePool(t, 21)
@@ -306,20 +306,24 @@ func TestRouteTablePastTheFrameLimit(t *testing.T) {
 	// joined reads a table's frames as an agent does.
 	joined := func(pt *poolTable) (*wire.RouteTable, int) {
 		t.Helper()
+		frames, err := pt.wholeFrames(g, "p")
+		if err != nil {
+			t.Fatal(err)
+		}
 		var parts wire.RouteParts
 		var out *wire.RouteTable
-		for i, frame := range pt.frames {
+		for i, frame := range frames {
 			var back wire.Envelope
 			if err := wire.ReadFrame(bufio.NewReader(bytes.NewReader(frame)), g.maxTableFrame, &back); err != nil {
-				t.Fatalf("frame %d of %d: %v", i, len(pt.frames), err)
+				t.Fatalf("frame %d of %d: %v", i, len(frames), err)
 			}
 			rt, err := parts.Add(back.GetRouteTable())
-			if err != nil || (rt != nil) != (i == len(pt.frames)-1) {
-				t.Fatalf("frame %d of %d joined: %v, %v", i, len(pt.frames), rt != nil, err)
+			if err != nil || (rt != nil) != (i == len(frames)-1) {
+				t.Fatalf("frame %d of %d joined: %v, %v", i, len(frames), rt != nil, err)
 			}
 			out = rt
 		}
-		return out, len(pt.frames)
+		return out, len(frames)
 	}
 	if back, n := joined(first); n != 1 || back.GetVersion() != first.table.Version || len(back.GetApps()) != 21 {
 		t.Fatalf("the table's frames: %d, %v; want one of version %d with 21 apps", n, back, first.table.Version)
@@ -330,15 +334,42 @@ func TestRouteTablePastTheFrameLimit(t *testing.T) {
 		t.Fatalf("a table past the limit: %d frames joined into\n%v\nwant\n%v", n, back, second.table)
 	}
 
-	// An app's routes past the limit alone: nothing is published.
+	// An app's routes past the limit alone: an agent that needs the
+	// table whole is sent nothing, and keeps the one it holds.
+	got, stop := pushTo(t, g, 0)
+	defer stop()
+	for more := true; more; {
+		select {
+		case env := <-got:
+			if rt := env.GetRouteTable(); rt != nil {
+				if rt.Version != second.table.Version {
+					t.Fatalf("sent %v, want the parts of version %d", rt, second.table.Version)
+				}
+				more = rt.More
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("not every part of version %d sent", second.table.Version)
+		}
+	}
 	g.maxTableFrame = 60
 	st.App(apitypes.AppSpec{Name: "two-more", Image: "x:1"})
-	snap = st.Store().Snapshot()
-	if err := g.refreshRoutes(f, snap, snap.LatestIndex(), "p"); err == nil || !strings.Contains(err.Error(), "more than a part") {
+	third := nextTable(t, g, f, second, "an app past the limit")
+	if _, err := third.wholeFrames(g, "p"); err == nil || !strings.Contains(err.Error(), "more than a part") {
 		t.Fatalf("an app past the limit alone: %v", err)
 	}
-	if cur := g.current(f); cur != second {
-		t.Fatalf("a table that cannot be split was published (version %d)", cur.table.Version)
+	if d := third.deltaFrom(second.table.Version, g.maxTableFrame); d != nil {
+		t.Fatal("a delta with an app past the limit alone")
+	}
+	for deadline := time.After(200 * time.Millisecond); ; {
+		select {
+		case env := <-got:
+			if env.GetRouteTable() != nil {
+				t.Fatalf("sent a table that cannot be sent: %v", env)
+			}
+			continue
+		case <-deadline:
+		}
+		break
 	}
 }
 
