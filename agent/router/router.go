@@ -9,16 +9,19 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -170,7 +173,7 @@ func New(cfg Config) (*Router, error) {
 		cfg.MaxHeld = 1000
 	}
 	r := &Router{cfg: cfg, log: cfg.Logger, tcp: map[int]*tcpListener{}}
-	r.table.Store(compile(&Table{}, nil))
+	r.table.Store(compile(&Table{}, nil, nil))
 	r.dialer = &net.Dialer{Timeout: cfg.DialTimeout, KeepAlive: 30 * time.Second}
 	r.transport = &http.Transport{
 		DialContext:         r.dialer.DialContext,
@@ -282,19 +285,31 @@ type compiled struct {
 	hosts   map[string][]HTTPRoute // by host, longest path first
 	apps    map[string]*appState
 	certs   map[string]*tls.Certificate
+	// certSrc is what certs were parsed from, by domain: the next table
+	// reuses a certificate whose PEM is the same.
+	certSrc map[string]Cert
 	// changed is closed when a newer table replaces this one (held
 	// requests look again).
 	changed chan struct{}
 }
 
 // appState picks backends for one app: smooth weighted round-robin over
-// versions, then round-robin within the version.
+// versions, then round-robin within the version. A table that leaves
+// the app as it was keeps its state, and one that changes it carries
+// each version's place in the rotation over: a busy cluster's tables
+// change many times a second, and starting every app's rotation over at
+// its first instance each time would send it most of the requests.
 type appState struct {
 	key      string
 	hold     time.Duration
+	src      App // what the state was compiled from
 	mu       sync.Mutex
 	versions []*versionSet
-	next     int
+}
+
+// same reports whether a compiles to st.
+func (st *appState) same(a *App) bool {
+	return a.Hold == st.hold && slices.Equal(a.Backends, st.src.Backends) && maps.Equal(a.Weights, st.src.Weights)
 }
 
 type versionSet struct {
@@ -305,10 +320,21 @@ type versionSet struct {
 	next     int
 }
 
-func compile(t *Table, certs map[string]*tls.Certificate) *compiled {
+// compile makes t ready for lookups, keeping the apps' states of prev
+// (nil: none).
+func compile(t *Table, certs map[string]*tls.Certificate, prev *compiled) *compiled {
 	c := &compiled{version: t.Version, hosts: map[string][]HTTPRoute{}, apps: map[string]*appState{}, certs: certs, changed: make(chan struct{})}
-	for _, a := range t.Apps {
-		st := &appState{key: a.Key, hold: a.Hold}
+	for i := range t.Apps {
+		a := &t.Apps[i]
+		var old *appState
+		if prev != nil {
+			old = prev.apps[a.Key]
+		}
+		if old != nil && old.same(a) {
+			c.apps[a.Key] = old
+			continue
+		}
+		st := &appState{key: a.Key, hold: a.Hold, src: *a}
 		by := map[uint32]*versionSet{}
 		for _, b := range a.Backends {
 			vs := by[b.Version]
@@ -327,6 +353,25 @@ func compile(t *Table, certs map[string]*tls.Certificate) *compiled {
 			}
 		}
 		sort.Slice(st.versions, func(i, j int) bool { return st.versions[i].version < st.versions[j].version })
+		if old != nil {
+			old.mu.Lock()
+			for _, vs := range st.versions {
+				for _, ov := range old.versions {
+					if ov.version == vs.version {
+						vs.next, vs.current = ov.next, ov.current
+						// On from the instance that was next, where it
+						// still is.
+						if n := len(ov.backends); n > 0 {
+							want := ov.backends[ov.next%n].Instance
+							if i := slices.IndexFunc(vs.backends, func(b Backend) bool { return b.Instance == want }); i >= 0 {
+								vs.next = i
+							}
+						}
+					}
+				}
+			}
+			old.mu.Unlock()
+		}
 		c.apps[a.Key] = st
 	}
 	for _, rt := range t.HTTP {
@@ -380,15 +425,25 @@ func (a *appState) pick(avoid string) (Backend, bool) {
 // whole table; a TCP port that cannot be bound is reported in the error
 // while everything else (its route excepted) is served.
 func (r *Router) Apply(t *Table) error {
-	certs := map[string]*tls.Certificate{}
+	prev := r.table.Load()
+	certs, src := map[string]*tls.Certificate{}, map[string]Cert{}
 	for _, c := range t.Certs {
+		d := strings.ToLower(c.Domain)
+		// A certificate unchanged is not parsed again (a key's parse is
+		// most of a millisecond).
+		if old, ok := prev.certSrc[d]; ok && bytes.Equal(old.CertPEM, c.CertPEM) && bytes.Equal(old.KeyPEM, c.KeyPEM) {
+			certs[d], src[d] = prev.certs[d], c
+			continue
+		}
 		pair, err := tls.X509KeyPair(c.CertPEM, c.KeyPEM)
 		if err != nil {
 			return fmt.Errorf("certificate for %s: %w", c.Domain, err)
 		}
-		certs[strings.ToLower(c.Domain)] = &pair
+		certs[d], src[d] = &pair, c
 	}
-	close(r.table.Swap(compile(t, certs)).changed)
+	next := compile(t, certs, prev)
+	next.certSrc = src
+	close(r.table.Swap(next).changed)
 	return r.applyTCP(t.TCP)
 }
 

@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -132,6 +134,52 @@ func TestWeightedCanaryAndRoundRobin(t *testing.T) {
 	}
 }
 
+// TestApplyKeepsEachAppsRotation: new tables many times a second (a busy
+// cluster's) do not start an app's round-robin over at its first
+// instance: one that leaves the app as it was keeps its rotation, and
+// one that changes the app carries each version's place over.
+func TestApplyKeepsEachAppsRotation(t *testing.T) {
+	var backends []Backend
+	for _, name := range []string{"a", "b", "c", "d"} {
+		backends = append(backends, Backend{Instance: name, Addr: addr(backend(t, name)), Version: 1})
+	}
+	spare := Backend{Instance: "e", Addr: addr(backend(t, "e")), Version: 1}
+	table := func(v uint64, web []Backend) *Table {
+		return &Table{Version: v, Apps: []App{{Key: "acme/web", Backends: web},
+			{Key: "acme/other", Backends: []Backend{{Instance: fmt.Sprint("o", v), Addr: "127.0.0.1:1", Version: 1}}}},
+			HTTP: []HTTPRoute{{Host: "w.example.com", App: "acme/web"}}}
+	}
+	r := start(t, table(1, backends), Config{})
+	seen := map[string]int{}
+	for v := range uint64(40) {
+		_, body := get(t, r, "GET", "w.example.com", "/")
+		seen[body]++
+		if err := r.Apply(table(v+2, backends)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if seen["a"] != 10 || seen["b"] != 10 || seen["c"] != 10 || seen["d"] != 10 {
+		t.Fatalf("40 requests over 4 instances, a new table (another app changed) after each: %v", seen)
+	}
+	clear(seen)
+	for v := range uint64(40) {
+		_, body := get(t, r, "GET", "w.example.com", "/")
+		seen[body]++
+		web := backends
+		if v%2 == 0 {
+			web = append(slices.Clone(backends), spare)
+		}
+		if err := r.Apply(table(v+100, web)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"a", "b", "c", "d"} {
+		if seen[name] < 5 {
+			t.Fatalf("40 requests, the app itself changed after each: %v", seen)
+		}
+	}
+}
+
 func TestRetryOnlyIdempotentDialFailures(t *testing.T) {
 	live := backend(t, "live")
 	dead, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -219,6 +267,40 @@ func selfSigned(t testing.TB, name string) ([]byte, []byte, *x509.CertPool) {
 	pool.AddCert(leaf)
 	kb, _ := x509.MarshalECPrivateKey(key)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), pool
+}
+
+// TestApplyParsesOnlyNewCertificates: a table whose certificate is the
+// one served reuses it; a new one for the domain is parsed and served.
+func TestApplyParsesOnlyNewCertificates(t *testing.T) {
+	cert, key, _ := selfSigned(t, "*.example.com")
+	r := start(t, &Table{Version: 1, Certs: []Cert{{Domain: "*.example.com", CertPEM: cert, KeyPEM: key}}}, Config{})
+	first := r.table.Load().certs["*.example.com"]
+	if first == nil {
+		t.Fatal("no certificate served")
+	}
+	if err := r.Apply(&Table{Version: 2, Certs: []Cert{{Domain: "*.Example.com", CertPEM: slices.Clone(cert), KeyPEM: slices.Clone(key)}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.table.Load().certs["*.example.com"]; got != first {
+		t.Fatal("the same certificate was parsed again")
+	}
+	cert2, key2, _ := selfSigned(t, "*.example.com")
+	if err := r.Apply(&Table{Version: 3, Certs: []Cert{{Domain: "*.example.com", CertPEM: cert2, KeyPEM: key2}}}); err != nil {
+		t.Fatal(err)
+	}
+	got := r.table.Load().certs["*.example.com"]
+	if got == first || !bytes.Equal(got.Certificate[0], mustDER(t, cert2)) {
+		t.Fatal("a renewed certificate is not the one served")
+	}
+}
+
+func mustDER(t *testing.T, certPEM []byte) []byte {
+	t.Helper()
+	b, _ := pem.Decode(certPEM)
+	if b == nil {
+		t.Fatal("no PEM block")
+	}
+	return b.Bytes
 }
 
 func TestHTTPSBySNIWithHTTP2(t *testing.T) {
