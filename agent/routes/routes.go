@@ -53,11 +53,12 @@ type Routes struct {
 	// protocol is the session's protocol version (from its Welcome).
 	protocol uint32
 
-	// table is the whole table last applied, which a delta changes, and
-	// parts the parts of one sent in parts so far (both owned by the
-	// control stream's handlers).
-	table *wire.RouteTable
-	parts wire.RouteParts
+	// table is the whole table last applied, which a delta changes;
+	// parts the parts of one sent in parts so far; converted its apps
+	// in the router's form (all owned by the control stream's handlers).
+	table     *wire.RouteTable
+	parts     wire.RouteParts
+	converted converted
 }
 
 // recentSeconds is how old a second the traffic relay is still sent; the
@@ -163,18 +164,35 @@ func (r *Routes) UsageUnacked() uint64 { return r.usage.unacked() }
 
 // routerTable converts a pushed table.
 func routerTable(t *wire.RouteTable) *router.Table {
-	out := &router.Table{Version: t.Version}
+	out, _ := convertTable(t, nil)
+	return out
+}
+
+// converted is the router's form of the apps of the last table applied,
+// by the pushed app they were converted from: a delta keeps the apps it
+// does not name (wire.ApplyRouteDelta), and they are not converted again.
+type converted map[*wire.RouteApp]router.App
+
+// convertTable converts t, reusing prev's apps; it returns the table and
+// what the next conversion reuses.
+func convertTable(t *wire.RouteTable, prev converted) (*router.Table, converted) {
+	out := &router.Table{Version: t.Version, Apps: make([]router.App, 0, len(t.Apps))}
+	next := make(converted, len(t.Apps))
 	for _, a := range t.Apps {
-		ra := router.App{Key: a.Key, Hold: time.Duration(a.HoldMs) * time.Millisecond}
-		for _, b := range a.Backends {
-			ra.Backends = append(ra.Backends, router.Backend{Instance: b.Instance, Addr: b.Addr, Version: b.Version})
-		}
-		if len(a.Weights) > 0 {
-			ra.Weights = make(map[uint32]uint32, len(a.Weights))
-			for v, w := range a.Weights {
-				ra.Weights[v] = w
+		ra, ok := prev[a]
+		if !ok {
+			ra = router.App{Key: a.Key, Hold: time.Duration(a.HoldMs) * time.Millisecond}
+			for _, b := range a.Backends {
+				ra.Backends = append(ra.Backends, router.Backend{Instance: b.Instance, Addr: b.Addr, Version: b.Version})
+			}
+			if len(a.Weights) > 0 {
+				ra.Weights = make(map[uint32]uint32, len(a.Weights))
+				for v, w := range a.Weights {
+					ra.Weights[v] = w
+				}
 			}
 		}
+		next[a] = ra
 		out.Apps = append(out.Apps, ra)
 	}
 	for _, r := range t.Http {
@@ -186,7 +204,7 @@ func routerTable(t *wire.RouteTable) *router.Table {
 	for _, c := range t.Certs {
 		out.Certs = append(out.Certs, router.Cert{Domain: c.Domain, CertPEM: c.CertPem, KeyPEM: c.KeyPem})
 	}
-	return out
+	return out, next
 }
 
 // apply gives r a pushed table and reports the version it now
@@ -194,7 +212,8 @@ func routerTable(t *wire.RouteTable) *router.Table {
 // still serves the rest. A table older than the one served (from a hub
 // node behind the cluster) is not applied: it would route to instances
 // since stopped. Without a router the version is acknowledged as is.
-func apply(r *router.Router, t *wire.RouteTable, log *slog.Logger) uint64 {
+func (rs *Routes) apply(t *wire.RouteTable) uint64 {
+	r, log := rs.router, rs.log
 	if r == nil {
 		return t.Version
 	}
@@ -202,8 +221,11 @@ func apply(r *router.Router, t *wire.RouteTable, log *slog.Logger) uint64 {
 		log.Debug("route table older than the one served, not applied", "version", t.Version, "served", served)
 		return served
 	}
-	if err := r.Apply(routerTable(t)); err != nil {
+	tbl, conv := convertTable(t, rs.converted)
+	if err := r.Apply(tbl); err != nil {
 		log.Warn("route table", "version", t.Version, "err", err)
+	} else {
+		rs.converted = conv
 	}
 	r.SetSignalRates(signalRates(t))
 	return r.Version()
@@ -319,7 +341,7 @@ func (r *Routes) Register(c *control.Control) {
 			}
 			t = whole
 		}
-		v := apply(r.router, t, r.log)
+		v := r.apply(t)
 		if v == t.Version {
 			r.table = t
 		}
