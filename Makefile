@@ -80,7 +80,7 @@ bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./hub/logstore
 	$(GO) test -run '^$$' -bench 'PeerReport|PoolPeers|BuildRouteTable' -benchmem ./hub/gateway
 	$(GO) test -run '^$$' -bench EvaluateSteady -benchmem ./hub/liveness
-	$(GO) test -run '^$$' -bench . -benchmem ./agent/router ./agent/logship
+	$(GO) test -run '^$$' -bench . -benchmem ./agent/router ./agent/routes ./agent/logship
 	$(GO) test -run '^$$' -bench RouterSideBySide -benchtime 1x ./e2e
 	$(GO) test -run '^$$' -bench 'DatacenterLoss|HostDeath' -benchtime 10x ./e2e
 	$(GO) test -run '^$$' -bench Provision100 -benchtime 1x ./hub/provision

@@ -252,30 +252,11 @@ func TestOlderRouteTableNotApplied(t *testing.T) {
 // left as they were); a delta over another table is not applied, and is
 // acknowledged with the version served and a request for a whole table.
 func TestRouterAppliesDeltas(t *testing.T) {
-	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Host) })}
-	bln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go backend.Serve(bln)
-	defer backend.Close()
 	r, c := runningRouter(t)
+	backendAddr, status := servedBy(t, r)
 	push := func(table *wire.RouteTable) *wire.RouteAck { t.Helper(); return dispatchTable(t, c, table) }
 	app := func(key string) *wire.RouteApp {
-		return &wire.RouteApp{Key: key, Backends: []*wire.Backend{{Instance: key + "-1", Addr: bln.Addr().String()}}}
-	}
-	status := func(host string) int {
-		t.Helper()
-		httpAddr, _ := r.Addrs()
-		req, _ := http.NewRequest("GET", "http://"+httpAddr+"/", nil)
-		req.Host = host
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
+		return &wire.RouteApp{Key: key, Backends: []*wire.Backend{{Instance: key + "-1", Addr: backendAddr}}}
 	}
 	if ack := push(&wire.RouteTable{Version: 5, Apps: []*wire.RouteApp{app("t/a"), app("t/b")},
 		Http: []*wire.HTTPRoute{{Host: "a.example", App: "t/a"}, {Host: "b.example", App: "t/b"}}}); ack.Version != 5 || ack.WantWhole {
@@ -301,27 +282,8 @@ func TestRouterAppliesDeltas(t *testing.T) {
 // only then; a part of another table among them ends the session, and a
 // new session starts with no part held.
 func TestRouterJoinsTablesInParts(t *testing.T) {
-	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Host) })}
-	bln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go backend.Serve(bln)
-	defer backend.Close()
 	r, c := runningRouter(t)
-	status := func(host string) int {
-		t.Helper()
-		httpAddr, _ := r.Addrs()
-		req, _ := http.NewRequest("GET", "http://"+httpAddr+"/", nil)
-		req.Host = host
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode
-	}
+	backendAddr, status := servedBy(t, r)
 	// send dispatches one part; it returns the acknowledgement, if any.
 	send := func(part *wire.RouteTable) (*wire.RouteAck, error) {
 		var ack *wire.RouteAck
@@ -332,7 +294,7 @@ func TestRouterJoinsTablesInParts(t *testing.T) {
 	table := &wire.RouteTable{Version: 3}
 	for i := range 40 {
 		key := fmt.Sprintf("t/app%02d", i)
-		table.Apps = append(table.Apps, &wire.RouteApp{Key: key, Backends: []*wire.Backend{{Instance: key + "-1", Addr: bln.Addr().String()}}})
+		table.Apps = append(table.Apps, &wire.RouteApp{Key: key, Backends: []*wire.Backend{{Instance: key + "-1", Addr: backendAddr}}})
 		table.Http = append(table.Http, &wire.HTTPRoute{Host: fmt.Sprintf("app%02d.example", i), App: key})
 	}
 	wire.SortRouteTable(table)
@@ -378,6 +340,32 @@ func TestRouterJoinsTablesInParts(t *testing.T) {
 	}
 	if ack := dispatchTable(t, c, &wire.RouteTable{Version: 7, Apps: table.Apps[:1], Http: table.Http[:1]}); ack.Version != 7 || status("app39.example") != 404 {
 		t.Fatalf("a whole table in a new session: acknowledged %v", ack)
+	}
+}
+
+// servedBy starts a backend that answers with the request's host, and
+// returns its address and status, which asks r's router for host.
+func servedBy(t *testing.T, r *Routes) (string, func(host string) int) {
+	t.Helper()
+	backend := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.Host) })}
+	bln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go backend.Serve(bln)
+	t.Cleanup(func() { backend.Close() })
+	return bln.Addr().String(), func(host string) int {
+		t.Helper()
+		httpAddr, _ := r.Addrs()
+		req, _ := http.NewRequest("GET", "http://"+httpAddr+"/", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
 	}
 }
 
