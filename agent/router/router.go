@@ -430,7 +430,9 @@ func (a *appState) pick(avoid string) (Backend, bool) {
 
 // Apply serves t from now on. Certificates that do not parse refuse the
 // whole table; a TCP port that cannot be bound is reported in the error
-// while everything else (its route excepted) is served.
+// while everything else (its route excepted) is served. The router keeps
+// t's apps' backends: a caller must not change them afterwards (an app
+// passed again with the same backends slice is taken as unchanged).
 func (r *Router) Apply(t *Table) error {
 	prev := r.table.Load()
 	certs, src := map[string]*tls.Certificate{}, map[string]Cert{}
