@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -210,15 +209,11 @@ func (pt *poolTable) wholeFrames(g *Gateway, pool string) ([][]byte, error) {
 
 // tableFrames encodes t as the frames it is sent in: one, or its parts
 // when it is larger than limit (the agents' frame limit: they refuse a
-// larger frame and reconnect). A table of more than wire.MaxRouteParts
-// parts is not sent.
+// larger frame and reconnect).
 func tableFrames(t *wire.RouteTable, limit int) ([][]byte, error) {
 	parts, err := wire.SplitRouteTable(t, limit)
 	if err != nil {
 		return nil, err
-	}
-	if len(parts) > wire.MaxRouteParts {
-		return nil, fmt.Errorf("route table version %d takes %d parts of at most %d bytes, past the %d an agent joins", t.Version, len(parts), limit, wire.MaxRouteParts)
 	}
 	frames := make([][]byte, len(parts))
 	for i, part := range parts {

@@ -86,7 +86,8 @@ const MaxRouteParts = 16
 // each do. Every part carries t's version, base and certs_changed; each
 // app goes whole into one part with its routes; all parts but the last
 // have more set. An app with its routes, or a certificate, that does not
-// fit in a part alone is an error. t is not changed.
+// fit in a part alone is an error, and so are more parts than an agent
+// joins (MaxRouteParts). t is not changed.
 func SplitRouteTable(t *RouteTable, limit int) ([]*RouteTable, error) {
 	if envelopeSize(t) <= limit {
 		return []*RouteTable{t}, nil
@@ -100,22 +101,13 @@ func SplitRouteTable(t *RouteTable, limit int) ([]*RouteTable, error) {
 	if room <= 0 {
 		return nil, fmt.Errorf("route table version %d: a part of at most %d bytes holds no more than its header", t.Version, limit)
 	}
-	// What goes in a part, in t's order: each app with its routes, then
-	// routes of no app in t (none in a table the hub builds), the
-	// certificates and the apps removed.
-	type item struct {
-		app   *RouteApp
-		http  []*HTTPRoute
-		tcp   []*TCPRoute
-		cert  *RouteCert
-		gone  string
-		size  int
-		label string
-	}
-	items := make([]*item, 0, len(t.Apps)+len(t.Certs)+len(t.RemovedApps))
-	byApp := make(map[string]*item, len(t.Apps))
+	// What goes in a part, each a table of its own, in t's order: each
+	// app with its routes, then routes of no app in t (none in a table
+	// the hub builds), the certificates and the apps removed.
+	items := make([]*RouteTable, 0, len(t.Apps)+len(t.Certs)+len(t.RemovedApps))
+	byApp := make(map[string]*RouteTable, len(t.Apps))
 	for _, a := range t.Apps {
-		it := &item{app: a, label: "app " + a.Key}
+		it := &RouteTable{Apps: []*RouteApp{a}}
 		items = append(items, it)
 		if byApp[a.Key] == nil {
 			byApp[a.Key] = it
@@ -123,55 +115,63 @@ func SplitRouteTable(t *RouteTable, limit int) ([]*RouteTable, error) {
 	}
 	for _, r := range t.Http {
 		if it := byApp[r.App]; it != nil {
-			it.http = append(it.http, r)
+			it.Http = append(it.Http, r)
 		} else {
-			items = append(items, &item{http: []*HTTPRoute{r}, label: "route " + r.Host + r.Path})
+			items = append(items, &RouteTable{Http: []*HTTPRoute{r}})
 		}
 	}
 	for _, r := range t.Tcp {
 		if it := byApp[r.App]; it != nil {
-			it.tcp = append(it.tcp, r)
+			it.Tcp = append(it.Tcp, r)
 		} else {
-			items = append(items, &item{tcp: []*TCPRoute{r}, label: fmt.Sprintf("TCP route %d", r.Port)})
+			items = append(items, &RouteTable{Tcp: []*TCPRoute{r}})
 		}
 	}
 	for _, c := range t.Certs {
-		items = append(items, &item{cert: c, label: "the certificate of " + c.Domain})
+		items = append(items, &RouteTable{Certs: []*RouteCert{c}})
 	}
 	for _, k := range t.RemovedApps {
-		items = append(items, &item{gone: k, label: "removed app " + k})
+		items = append(items, &RouteTable{RemovedApps: []string{k}})
 	}
 	var parts []*RouteTable
 	part, used := head(), 0
 	for _, it := range items {
-		add := &RouteTable{Http: it.http, Tcp: it.tcp}
-		if it.app != nil {
-			add.Apps = []*RouteApp{it.app}
-		}
-		if it.cert != nil {
-			add.Certs = []*RouteCert{it.cert}
-		}
-		if it.gone != "" {
-			add.RemovedApps = []string{it.gone}
-		}
 		// The lists of a table encode one after the other, so sizes add.
-		size := proto.Size(add)
+		size := proto.Size(it)
 		if size > room {
-			return nil, fmt.Errorf("route table version %d: %s takes %d bytes, more than a part of at most %d bytes holds", t.Version, it.label, size, limit)
+			return nil, fmt.Errorf("route table version %d: %s takes %d bytes, more than a part of at most %d bytes holds", t.Version, itemName(it), size, limit)
 		}
 		if used+size > room {
 			parts = append(parts, part)
+			if len(parts) == MaxRouteParts {
+				return nil, fmt.Errorf("route table version %d takes more than %d parts of at most %d bytes, the most an agent joins", t.Version, MaxRouteParts, limit)
+			}
 			part, used = head(), 0
 		}
 		used += size
-		part.Apps = append(part.Apps, add.Apps...)
-		part.Http = append(part.Http, add.Http...)
-		part.Tcp = append(part.Tcp, add.Tcp...)
-		part.Certs = append(part.Certs, add.Certs...)
-		part.RemovedApps = append(part.RemovedApps, add.RemovedApps...)
+		part.Apps = append(part.Apps, it.Apps...)
+		part.Http = append(part.Http, it.Http...)
+		part.Tcp = append(part.Tcp, it.Tcp...)
+		part.Certs = append(part.Certs, it.Certs...)
+		part.RemovedApps = append(part.RemovedApps, it.RemovedApps...)
 	}
 	part.More = false
 	return append(parts, part), nil
+}
+
+// itemName names what one of SplitRouteTable's items holds.
+func itemName(it *RouteTable) string {
+	switch {
+	case len(it.Apps) > 0:
+		return "app " + it.Apps[0].Key
+	case len(it.Http) > 0:
+		return "route " + it.Http[0].Host + it.Http[0].Path
+	case len(it.Tcp) > 0:
+		return fmt.Sprintf("TCP route %d", it.Tcp[0].Port)
+	case len(it.Certs) > 0:
+		return "the certificate of " + it.Certs[0].Domain
+	}
+	return "removed app " + it.RemovedApps[0]
 }
 
 func envelopeSize(t *RouteTable) int {

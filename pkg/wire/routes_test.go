@@ -177,6 +177,9 @@ func TestSplitRouteTable(t *testing.T) {
 	if _, err := SplitRouteTable(table, 10); err == nil {
 		t.Fatal("a limit below a part's header split")
 	}
+	if _, err := SplitRouteTable(table, whole/(MaxRouteParts+2)); err == nil || !strings.Contains(err.Error(), "more than 16 parts") {
+		t.Fatalf("a table in more parts than an agent joins: %v", err)
+	}
 }
 
 // TestRoutePartsRefusesMixedAndOversized: a part of another table among
@@ -231,7 +234,7 @@ func FuzzSplitRouteTable(f *testing.F) {
 		if err != nil {
 			return
 		}
-		j := RouteParts{Max: len(parts)}
+		var j RouteParts
 		for i, p := range parts {
 			if len(parts) > 1 && envelopeSize(p) > int(limit) {
 				t.Fatalf("part %d encodes in %d bytes, limit %d", i, envelopeSize(p), limit)
