@@ -327,6 +327,28 @@ type versionSet struct {
 	next     int
 }
 
+// carryRotation starts each of st's versions where old's same version
+// was in its rotation: on from the instance that was next, where it still
+// is.
+func (st *appState) carryRotation(old *appState) {
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	for _, vs := range st.versions {
+		i := slices.IndexFunc(old.versions, func(ov *versionSet) bool { return ov.version == vs.version })
+		if i < 0 {
+			continue
+		}
+		ov := old.versions[i]
+		vs.next, vs.current = ov.next, ov.current
+		if n := len(ov.backends); n > 0 {
+			want := ov.backends[ov.next%n].Instance
+			if j := slices.IndexFunc(vs.backends, func(b Backend) bool { return b.Instance == want }); j >= 0 {
+				vs.next = j
+			}
+		}
+	}
+}
+
 // compile makes t ready for lookups, keeping the apps' states of prev
 // (nil: none).
 func compile(t *Table, certs map[string]*tls.Certificate, prev *compiled) *compiled {
@@ -361,23 +383,7 @@ func compile(t *Table, certs map[string]*tls.Certificate, prev *compiled) *compi
 		}
 		sort.Slice(st.versions, func(i, j int) bool { return st.versions[i].version < st.versions[j].version })
 		if old != nil {
-			old.mu.Lock()
-			for _, vs := range st.versions {
-				for _, ov := range old.versions {
-					if ov.version == vs.version {
-						vs.next, vs.current = ov.next, ov.current
-						// On from the instance that was next, where it
-						// still is.
-						if n := len(ov.backends); n > 0 {
-							want := ov.backends[ov.next%n].Instance
-							if i := slices.IndexFunc(vs.backends, func(b Backend) bool { return b.Instance == want }); i >= 0 {
-								vs.next = i
-							}
-						}
-					}
-				}
-			}
-			old.mu.Unlock()
+			st.carryRotation(old)
 		}
 		c.apps[a.Key] = st
 	}
