@@ -212,7 +212,6 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 		return nil, err
 	}
 	full = full || !known
-	since := p.index
 	p.index = snap.LatestIndex()
 	byHost := p.view.record
 	hosts := p.view.from
@@ -233,7 +232,7 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 			}
 			clear(p.waiting) // each one that still waits is in work
 		}
-		if work, err = p.changedApps(snap, ws, since, dirty); err != nil {
+		if work, err = p.changedApps(snap, dirty); err != nil {
 			return nil, err
 		}
 	}
@@ -531,19 +530,14 @@ func (p *planner) build(snap *state.Snapshot, ws memdb.WatchSet, now time.Time, 
 }
 
 // changedApps returns, in id order as Snapshot.Apps lists them, the apps
-// a round without freed capacity looks at: those written since index
-// since, read through the apps' modify index, and those dirty or unsettled
-// that still exist. Only these are read: with thousands of apps and a
-// write or two per round, listing every app was most of a round.
-func (p *planner) changedApps(snap *state.Snapshot, ws memdb.WatchSet, since uint64, dirty map[appKey]bool) ([]*state.App, error) {
-	work, err := snap.AppsSince(ws, since)
-	if err != nil {
-		return nil, err
-	}
-	seen := make(map[appKey]bool, len(work)+len(dirty)+len(p.unsettled))
-	for _, a := range work {
-		seen[appKey{Tenant: a.Tenant, Name: a.Name}] = true
-	}
+// a round that knows what changed looks at: those dirty (written since
+// the last round, their record or instances, as the store's log of
+// changes says, or on hosts that changed) or unsettled, that still exist.
+// Only these are read: with thousands of apps and a write or two per
+// round, listing every app was most of a round.
+func (p *planner) changedApps(snap *state.Snapshot, dirty map[appKey]bool) ([]*state.App, error) {
+	work := make([]*state.App, 0, len(dirty)+len(p.unsettled))
+	seen := make(map[appKey]bool, len(dirty)+len(p.unsettled))
 	add := func(keys map[appKey]bool) error {
 		for key := range keys {
 			if seen[key] {

@@ -4,10 +4,9 @@ import (
 	"github.com/hashicorp/go-memdb"
 )
 
-// tableChanges is a log of what the recent commands changed that the
-// leader's planner cannot find by a modify index: the apps whose
-// instances were written or removed, or whose status changed without
-// their modify index (Pending, Noticed), and the hosts whose record was
+// tableChanges is a log of what the recent commands changed: the apps
+// whose record was written or removed (a spec, a count, a status such as
+// Pending) or whose instances were, and the hosts whose record was
 // written or removed (an allocation, a state, an inventory). A planner
 // round reads it to look at only those apps and hosts (ChangedSince).
 //
@@ -56,9 +55,9 @@ func changesSchema() *memdb.TableSchema {
 	}}
 }
 
-// noteAppChange records that the command changes the app's instances or
-// status, once per command when it writes many instances of one app in a
-// row.
+// noteAppChange records that the command changes the app's record or
+// instances, once per command when it writes many instances of one app
+// in a row.
 func (w *writer) noteAppChange(tenant, app string) {
 	if w.changedApp == [2]string{tenant, app} {
 		return
@@ -124,8 +123,8 @@ func (s *Snapshot) AppsChangedSince(ws memdb.WatchSet, idx uint64, fn func(tenan
 	return s.ChangedSince(ws, idx, fn, nil)
 }
 
-// ChangedSince calls app once with every app one of whose instances was
-// written or removed, or whose status changed, after Raft index idx, and
+// ChangedSince calls app once with every app whose record or one of whose
+// instances was written or removed after Raft index idx, and
 // host once with the id of every host whose record was written or
 // removed since (either may be nil), and adds to ws a channel that fires
 // when any app or host changes so. It returns false, having called

@@ -349,10 +349,14 @@ func (w *writer) delete(table string, obj any) *Error {
 }
 
 // touch notes that the command changed obj in table: the table's index
-// moves, and a host goes into the log of changes.
+// moves, and a host or an app goes into the log of changes.
 func (w *writer) touch(table string, obj any) {
-	if table == TableHosts {
+	switch table {
+	case TableHosts:
 		w.noteHostChange(obj.(*Host).ID)
+	case TableApps:
+		a := obj.(*App)
+		w.noteAppChange(a.Tenant, a.Name)
 	}
 	w.touchTable(table)
 }

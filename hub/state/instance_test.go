@@ -132,10 +132,22 @@ func TestAppsChangedSinceAndAllocation(t *testing.T) {
 	}
 }
 
-func TestAppsSince(t *testing.T) {
+// Every write of an app's record is in the log of changes, so that the
+// planner finds the apps written since its last round there: a create, a
+// new spec, a status change (Pending), a deletion.
+func TestAppWritesAreInTheLogOfChanges(t *testing.T) {
 	h := newHarness(t)
 	fill(h) // acme/web, written twice
 	base := h.index
+	names := func(since uint64) []string {
+		var out []string
+		known, err := h.snap().AppsChangedSince(nil, since, func(tenant, app string) { out = append(out, tenant+"/"+app) })
+		if err != nil || !known {
+			t.Fatalf("apps changed since %d: known %v, %v", since, known, err)
+		}
+		slices.Sort(out)
+		return slices.Compact(out)
+	}
 	for _, name := range []string{"zeta", "alpha"} {
 		h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: spec(name, name+":1"), Create: true, Time: t0})
 	}
@@ -143,31 +155,21 @@ func TestAppsSince(t *testing.T) {
 	s := spec("web", "web:3")
 	s.Pools, s.Instances = []string{"aws-bj"}, intp(3)
 	h.must(AppUpsertType, &AppUpsertRequest{Tenant: "acme", Spec: s, Time: t0})
-	names := func(since uint64) []string {
-		as, err := h.snap().AppsSince(nil, since)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, a := range as {
-			out = append(out, a.Name)
-		}
-		return out
+	if got := names(base); !slices.Equal(got, []string{"acme/alpha", "acme/web", "acme/zeta"}) {
+		t.Fatalf("apps changed since %d: %v", base, got)
 	}
-	if got := names(base); !slices.Equal(got, []string{"zeta", "alpha", "web"}) {
-		t.Fatalf("apps since %d, in index order: %v", base, got)
+	if got := names(mid); !slices.Equal(got, []string{"acme/web"}) {
+		t.Fatalf("apps changed since %d: %v", mid, got)
 	}
-	if got := names(mid); !slices.Equal(got, []string{"web"}) {
-		t.Fatalf("apps since %d: %v", mid, got)
-	}
-	// A status change (Pending) leaves the modify index: not a write the
-	// planner must see again.
 	h.must(PlanApplyType, &PlanApplyRequest{Pending: []AppPending{{Tenant: "acme", App: "zeta", Reason: "no room"}}, Time: t0})
-	if got := names(h.index - 1); len(got) != 0 {
-		t.Fatalf("apps since a Pending change: %v", got)
+	if got := names(h.index - 1); !slices.Equal(got, []string{"acme/zeta"}) {
+		t.Fatalf("apps changed by a Pending explanation: %v", got)
 	}
 	h.must(AppDeleteType, &AppDeleteRequest{Tenant: "acme", Name: "alpha", Time: t0})
-	if got := names(base); !slices.Equal(got, []string{"zeta", "web"}) {
-		t.Fatalf("apps since %d after alpha's delete: %v", base, got)
+	if got := names(h.index - 1); !slices.Equal(got, []string{"acme/alpha"}) {
+		t.Fatalf("apps changed by alpha's deletion: %v", got)
+	}
+	if got := names(h.index); len(got) != 0 {
+		t.Fatalf("apps changed after the last index: %v", got)
 	}
 }

@@ -64,10 +64,10 @@ func schema() *memdb.DBSchema {
 		TableApps: {Name: TableApps, Indexes: map[string]*memdb.IndexSchema{
 			// A tenant's apps are a prefix of "id" (Snapshot.Apps): no
 			// "tenant" index, which every app write would have to update.
+			// No index by modify index: the planner finds the apps written
+			// since its last round in the log of changes (ChangedSince),
+			// where an index cost every app write a delete and an insert.
 			"id": {Name: "id", Unique: true, Indexer: stringPairIndex(func(o *App) string { return o.Tenant }, func(o *App) string { return o.Name })},
-			// Lets the planner read only the apps written since its last
-			// round (AppsSince) instead of every app.
-			"modify": {Name: "modify", Indexer: uint64Index[App]{func(o *App) uint64 { return o.ModifyIndex }}},
 		}},
 		TableAppVersions: {Name: TableAppVersions, Indexes: map[string]*memdb.IndexSchema{
 			// An app's versions are a prefix of "id", oldest first.

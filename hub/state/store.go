@@ -183,13 +183,6 @@ func (s *Snapshot) App(ws memdb.WatchSet, tenant, name string) (*App, error) {
 	return first[App](s, ws, TableApps, "id", tenant, name)
 }
 
-// AppsSince returns the apps whose spec was written after Raft index idx
-// (status changes such as Pending leave the modify index alone; deletions
-// are not seen), in index order.
-func (s *Snapshot) AppsSince(ws memdb.WatchSet, idx uint64) ([]*App, error) {
-	return listFrom[App](s, ws, TableApps, "modify", idx+1)
-}
-
 // Apps returns the apps of tenant ("" for every tenant), sorted by tenant
 // and name.
 func (s *Snapshot) Apps(ws memdb.WatchSet, tenant string) ([]*App, error) {
