@@ -55,6 +55,7 @@ test: kube-tools
 	$(GO) vet $(PKGS)
 	$(GO) test -race -count=1 -timeout 40m $(RACE_PKGS)
 	$(GO) test -count=1 -timeout 10m $(SDK_PKGS)
+	cd e2e/bench && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

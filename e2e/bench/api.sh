@@ -2,7 +2,9 @@
 # Side-by-side write benchmark: a 3-node Wharf hub cluster and a 3-member
 # etcd cluster on loopback, data on the same disk, driven by the same load
 # generator (apibench) with 1 and 64 clients. Runs are interleaved and
-# repeated (ROUNDS, default 3); medians are printed as a markdown table.
+# repeated (ROUNDS, default 3); medians are printed as a markdown table,
+# with each system's CPU per write (its three processes', and the load
+# generator's): on a saturated machine the rates follow those sums.
 # Needs: bin/wharf (make build) and etcd (apt-get install etcd-server).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -15,6 +17,8 @@ command -v etcd >/dev/null || { echo "etcd not found: apt-get install -y etcd-se
 
 work=$(mktemp -d /var/tmp/wharf-bench.XXXXXX)
 pids=()
+wharf_pids=()
+etcd_pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
@@ -32,6 +36,7 @@ for i in 1 2 3; do
 		--raft-addr 127.0.0.1:1${i}482 --gossip-addr 127.0.0.1:1${i}483 --log-level warn \
 		2>"$work/hub$i.log" &
 	pids+=($!)
+	wharf_pids+=($!)
 done
 # etcd: 3 members.
 cluster="e1=http://127.0.0.1:12380,e2=http://127.0.0.1:22380,e3=http://127.0.0.1:32380"
@@ -42,6 +47,7 @@ for i in 1 2 3; do
 		--initial-cluster "$cluster" --initial-cluster-state new --log-level error \
 		2>"$work/etcd$i.log" &
 	pids+=($!)
+	etcd_pids+=($!)
 done
 
 token=""
@@ -61,8 +67,10 @@ etcd_eps=127.0.0.1:12379,127.0.0.1:22379,127.0.0.1:32379
 results=$work/results.jsonl
 for r in $(seq 1 "$ROUNDS"); do
 	for c in 1 64; do
-		"$work/apibench" -target wharf -addrs "$wharf_eps" -token "$token" -clients $c -duration "$DURATION" | tee -a "$results"
-		"$work/apibench" -target etcd -addrs "$etcd_eps" -clients $c -duration "$DURATION" | tee -a "$results"
+		"$work/apibench" -target wharf -addrs "$wharf_eps" -token "$token" -clients $c -duration "$DURATION" \
+			-pids "$(IFS=,; echo "${wharf_pids[*]}")" | tee -a "$results"
+		"$work/apibench" -target etcd -addrs "$etcd_eps" -clients $c -duration "$DURATION" \
+			-pids "$(IFS=,; echo "${etcd_pids[*]}")" | tee -a "$results"
 	done
 done
 "$work/apibench" -summarize "$results"

@@ -35,6 +35,11 @@ type result struct {
 	P50ms     float64 `json:"p50_ms"`
 	P99ms     float64 `json:"p99_ms"`
 	FirstErr  string  `json:"first_error,omitempty"`
+	// ServerCPU is the CPU the processes named by -pids used per write,
+	// and ClientCPU this load generator's, in microseconds: with the
+	// machine saturated, the writes per second follow their sum.
+	ServerCPU float64 `json:"server_cpu_us_per_write,omitempty"`
+	ClientCPU float64 `json:"client_cpu_us_per_write,omitempty"`
 }
 
 func main() {
@@ -46,6 +51,7 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "how long to run (bounded)")
 	maxOps := flag.Int("max-ops", 2_000_000, "stop after this many operations")
 	valueSize := flag.Int("value-size", 256, "etcd value size in bytes")
+	pidList := flag.String("pids", "", "comma-separated process ids of the servers, whose CPU per write is reported")
 	summary := flag.String("summarize", "", "print a markdown table of the medians in this JSON-lines results file, then exit")
 	flag.Parse()
 	if *summary != "" {
@@ -59,13 +65,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, "apibench: need -addrs, -clients >= 1 and 0 < -duration <= 10m")
 		os.Exit(2)
 	}
+	pids, err := parsePids(*pidList)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "apibench:", err)
+		os.Exit(2)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	eps := strings.Split(*addrs, ",")
 
 	var do op
 	var closeFn func()
-	var err error
 	switch *target {
 	case "wharf":
 		do, closeFn, err = wharfOp(ctx, eps, *token, *tenant, *clients)
@@ -79,8 +89,25 @@ func main() {
 		os.Exit(1)
 	}
 	defer closeFn()
+	srv0, err := serversCPU(pids)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "apibench:", err)
+		os.Exit(1)
+	}
+	cli0 := selfCPU()
 	r := run(ctx, do, *clients, *duration, *maxOps)
 	r.Target = *target
+	if r.Ops > 0 {
+		r.ClientCPU = (selfCPU() - cli0) * 1e6 / float64(r.Ops)
+		if len(pids) > 0 {
+			srv1, err := serversCPU(pids)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "apibench:", err)
+				os.Exit(1)
+			}
+			r.ServerCPU = (srv1 - srv0) * 1e6 / float64(r.Ops)
+		}
+	}
 	json.NewEncoder(os.Stdout).Encode(r)
 }
 

@@ -46,18 +46,20 @@ func summarize(path string, w io.Writer) error {
 		sort.Float64s(v)
 		return v[len(v)/2]
 	}
-	fmt.Fprintln(w, "| target | clients | runs | writes/s (median) | p50 ms | p99 ms | errors |")
-	fmt.Fprintln(w, "|---|---|---|---|---|---|---|")
+	fmt.Fprintln(w, "| target | clients | runs | writes/s (median) | p50 ms | p99 ms | errors | server CPU µs/write | client CPU µs/write |")
+	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, k := range order {
 		rs := runs[k]
 		errs := 0
 		for _, r := range rs {
 			errs += r.Errors
 		}
-		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %.2f | %.2f | %d |\n", k.target, k.clients, len(rs),
+		fmt.Fprintf(w, "| %s | %d | %d | %.0f | %.2f | %.2f | %d | %.0f | %.0f |\n", k.target, k.clients, len(rs),
 			median(rs, func(r result) float64 { return r.PerSecond }),
 			median(rs, func(r result) float64 { return r.P50ms }),
-			median(rs, func(r result) float64 { return r.P99ms }), errs)
+			median(rs, func(r result) float64 { return r.P99ms }), errs,
+			median(rs, func(r result) float64 { return r.ServerCPU }),
+			median(rs, func(r result) float64 { return r.ClientCPU }))
 	}
 	return nil
 }
