@@ -1,49 +1,21 @@
 package series
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/wharf-platform/wharf/hub/cluster/clustertest"
 	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
-
-// toLeader plays the cluster for a follower: it calls the leader's
-// handlers as the internal RPC would.
-type toLeader struct{ leader *Service }
-
-func (toLeader) IsLeader() bool { return false }
-func (c toLeader) CallLeader(ctx context.Context, name string, body []byte) ([]byte, error) {
-	for _, h := range c.leader.Handlers() {
-		if h.Name == name {
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "POST", "/x/"+name, bytes.NewReader(body)))
-			if rec.Code != 200 {
-				return nil, fmt.Errorf("%s: %d %s", name, rec.Code, rec.Body)
-			}
-			return rec.Body.Bytes(), nil
-		}
-	}
-	return nil, fmt.Errorf("no rpc %s", name)
-}
-
-type leading struct{}
-
-func (leading) IsLeader() bool { return true }
-func (leading) CallLeader(context.Context, string, []byte) ([]byte, error) {
-	return nil, fmt.Errorf("the leader calls no one")
-}
 
 // TestRelayKeepsSeriesOnTheLeader: a follower's agents' samples reach
 // the leader's series within a relay round, and a read on the follower is
 // answered from the leader's.
 func TestRelayKeepsSeriesOnTheLeader(t *testing.T) {
-	leader := NewService(leading{}, nil)
-	follower := NewService(toLeader{leader}, nil)
+	leader := NewService(clustertest.Leader{}, nil)
+	follower := NewService(clustertest.Follower{Handlers: leader.Handlers}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
 	go func() { done <- leader.Run(ctx) }()

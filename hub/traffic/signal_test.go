@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wharf-platform/wharf/hub/cluster/clustertest"
 	"github.com/wharf-platform/wharf/pkg/pki"
 	"github.com/wharf-platform/wharf/pkg/wire"
 )
@@ -14,8 +15,8 @@ import (
 // once-a-second relay round of counts; one taken on the leader goes
 // straight there.
 func TestBurstReachesTheLeaderAtOnce(t *testing.T) {
-	leader := NewService(leading{}, nil)
-	follower := NewService(toLeader{leader}, nil)
+	leader := NewService(clustertest.Leader{}, nil)
+	follower := NewService(clustertest.Follower{Handlers: leader.Handlers}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
 	go func() { done <- leader.Run(ctx) }()

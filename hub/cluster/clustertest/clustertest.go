@@ -1,0 +1,48 @@
+// Package clustertest stands in for the cluster in tests of the services
+// that relay to the leader: a follower whose calls reach a leader's
+// handlers in process, and a leader that calls no one.
+package clustertest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http/httptest"
+
+	"github.com/wharf-platform/wharf/hub/cluster"
+)
+
+// Follower is a follower whose CallLeader serves the call with the
+// leader's handlers (Handlers), as the cluster's internal RPC would.
+type Follower struct {
+	Handlers func() []cluster.Handler
+}
+
+// IsLeader is false.
+func (Follower) IsLeader() bool { return false }
+
+// CallLeader serves name with the leader's handler of that name.
+func (f Follower) CallLeader(ctx context.Context, name string, body []byte) ([]byte, error) {
+	for _, h := range f.Handlers() {
+		if h.Name == name {
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "POST", "/x/"+name, bytes.NewReader(body)))
+			if rec.Code != 200 {
+				return nil, fmt.Errorf("%s: %d %s", name, rec.Code, rec.Body)
+			}
+			return rec.Body.Bytes(), nil
+		}
+	}
+	return nil, fmt.Errorf("no rpc %s", name)
+}
+
+// Leader is the leader: it has no one to call.
+type Leader struct{}
+
+// IsLeader is true.
+func (Leader) IsLeader() bool { return true }
+
+// CallLeader fails: the leader calls no one.
+func (Leader) CallLeader(context.Context, string, []byte) ([]byte, error) {
+	return nil, fmt.Errorf("the leader calls no one")
+}
