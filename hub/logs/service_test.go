@@ -1,15 +1,13 @@
 package logs
 
 import (
-	"bytes"
 	"context"
-	"fmt"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wharf-platform/wharf/hub/cluster"
+	"github.com/wharf-platform/wharf/hub/cluster/clustertest"
 	"github.com/wharf-platform/wharf/hub/logstore"
 	"github.com/wharf-platform/wharf/hub/state"
 	"github.com/wharf-platform/wharf/hub/state/statetest"
@@ -35,17 +33,7 @@ func (p memPeers) Servers() []string {
 }
 func (p memPeers) Members() []cluster.Member { return nil }
 func (p memPeers) CallNode(ctx context.Context, addr, name string, body []byte) ([]byte, error) {
-	for _, h := range p.nodes[addr].Handlers() {
-		if h.Name == name {
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "POST", "/x/"+name, bytes.NewReader(body)))
-			if rec.Code != 200 {
-				return nil, fmt.Errorf("%s: %d %s", name, rec.Code, rec.Body)
-			}
-			return rec.Body.Bytes(), nil
-		}
-	}
-	return nil, fmt.Errorf("no rpc %s", name)
+	return clustertest.Serve(ctx, p.nodes[addr].Handlers(), name, body)
 }
 
 type noEvents struct{}

@@ -1,6 +1,7 @@
 // Package clustertest stands in for the cluster in tests of the services
-// that relay to the leader: a follower whose calls reach a leader's
-// handlers in process, and a leader that calls no one.
+// that call other nodes: a follower whose calls reach a leader's handlers
+// in process, a leader that calls no one, and Serve, which answers a call
+// through a node's handlers in memory.
 package clustertest
 
 import (
@@ -23,7 +24,15 @@ func (Follower) IsLeader() bool { return false }
 
 // CallLeader serves name with the leader's handler of that name.
 func (f Follower) CallLeader(ctx context.Context, name string, body []byte) ([]byte, error) {
-	for _, h := range f.Handlers() {
+	return Serve(ctx, f.Handlers(), name, body)
+}
+
+// Serve answers a call of the RPC name with body through the handler of
+// that name among handlers, in memory, as the cluster's internal RPC
+// would: its answer's body, or an error for a status other than 200 or
+// an RPC none of them serves.
+func Serve(ctx context.Context, handlers []cluster.Handler, name string, body []byte) ([]byte, error) {
+	for _, h := range handlers {
 		if h.Name == name {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequestWithContext(ctx, "POST", "/x/"+name, bytes.NewReader(body)))
