@@ -111,10 +111,9 @@ func (s *Snapshot) watchIndex(ws memdb.WatchSet, key string) uint64 {
 }
 
 // noteAppStatus records that the command changes an app's status (not
-// its spec, so not its modify index): its watch row, and the log of
-// changed apps.
+// its spec, so not its modify index) in its watch row. The write of the
+// app's record that goes with it puts the app in the log of changes.
 func (w *writer) noteAppStatus(tenant, app string) *Error {
-	w.noteAppChange(tenant, app)
 	return w.noteWatch(appWatchKey(tenant, app))
 }
 
