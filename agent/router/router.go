@@ -283,8 +283,11 @@ func (r *Router) Run(ctx context.Context) error {
 type compiled struct {
 	version uint64
 	hosts   map[string][]HTTPRoute // by host, longest path first
-	apps    map[string]*appState
-	certs   map[string]*tls.Certificate
+	// http is the table's routes hosts was built from: a table passing
+	// the same slice again keeps hosts.
+	http  []HTTPRoute
+	apps  map[string]*appState
+	certs map[string]*tls.Certificate
 	// certSrc is what certs were parsed from, by domain: the next table
 	// reuses a certificate whose PEM is the same.
 	certSrc map[string]Cert
@@ -352,7 +355,7 @@ func (st *appState) carryRotation(old *appState) {
 // compile makes t ready for lookups, keeping the apps' states of prev
 // (nil: none).
 func compile(t *Table, certs map[string]*tls.Certificate, prev *compiled) *compiled {
-	c := &compiled{version: t.Version, hosts: map[string][]HTTPRoute{}, apps: map[string]*appState{}, certs: certs, changed: make(chan struct{})}
+	c := &compiled{version: t.Version, http: t.HTTP, apps: make(map[string]*appState, len(t.Apps)), certs: certs, changed: make(chan struct{})}
 	for i := range t.Apps {
 		a := &t.Apps[i]
 		var old *appState
@@ -387,6 +390,11 @@ func compile(t *Table, certs map[string]*tls.Certificate, prev *compiled) *compi
 		}
 		c.apps[a.Key] = st
 	}
+	if prev != nil && len(t.HTTP) > 0 && len(prev.http) == len(t.HTTP) && &prev.http[0] == &t.HTTP[0] {
+		c.hosts = prev.hosts // the same routes: hosts is never changed once built
+		return c
+	}
+	c.hosts = map[string][]HTTPRoute{}
 	for _, rt := range t.HTTP {
 		h := strings.ToLower(rt.Host)
 		if rt.Path == "" {
@@ -437,8 +445,9 @@ func (a *appState) pick(avoid string) (Backend, bool) {
 // Apply serves t from now on. Certificates that do not parse refuse the
 // whole table; a TCP port that cannot be bound is reported in the error
 // while everything else (its route excepted) is served. The router keeps
-// t's apps' backends: a caller must not change them afterwards (an app
-// passed again with the same backends slice is taken as unchanged).
+// t's apps' backends and its HTTP routes: a caller must not change them
+// afterwards (an app passed again with the same backends slice, and
+// routes passed again as the same slice, are taken as unchanged).
 func (r *Router) Apply(t *Table) error {
 	prev := r.table.Load()
 	certs, src := map[string]*tls.Certificate{}, map[string]Cert{}

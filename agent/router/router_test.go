@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -291,6 +292,46 @@ func TestApplyParsesOnlyNewCertificates(t *testing.T) {
 	got := r.table.Load().certs["*.example.com"]
 	if got == first || !bytes.Equal(got.Certificate[0], mustDER(t, cert2)) {
 		t.Fatal("a renewed certificate is not the one served")
+	}
+}
+
+// TestApplyKeepsTheHostsOfTheSameRoutes: a table passing the routes of
+// the last one again (the same slice) keeps its index of hosts, which a
+// table of a thousand routed apps otherwise builds anew; a table with
+// other routes, or equal ones in another slice, builds its own and routes
+// by it.
+func TestApplyKeepsTheHostsOfTheSameRoutes(t *testing.T) {
+	web, api := backend(t, "web"), backend(t, "api")
+	apps := func(v uint64) []App {
+		return []App{{Key: "acme/web", Backends: []Backend{{Instance: fmt.Sprint("w", v), Addr: addr(web), Version: 1}}},
+			{Key: "acme/api", Backends: []Backend{{Instance: "a", Addr: addr(api), Version: 1}}}}
+	}
+	routes := []HTTPRoute{{Host: "www.example.com", App: "acme/web"}, {Host: "WWW.example.com", Path: "/api", App: "acme/api"}}
+	r := start(t, &Table{Version: 1, Apps: apps(1), HTTP: routes}, Config{})
+	hosts := func() uintptr { return reflect.ValueOf(r.table.Load().hosts).Pointer() }
+	first := hosts()
+	if err := r.Apply(&Table{Version: 2, Apps: apps(2), HTTP: routes}); err != nil {
+		t.Fatal(err)
+	}
+	if hosts() != first {
+		t.Fatal("the same routes' hosts were built again")
+	}
+	if _, body := get(t, r, "GET", "www.example.com", "/api/x"); body != "api" {
+		t.Fatalf("/api/x after a table with the same routes went to %q", body)
+	}
+	if err := r.Apply(&Table{Version: 3, Apps: apps(3), HTTP: slices.Clone(routes)}); err != nil {
+		t.Fatal(err)
+	}
+	if hosts() == first {
+		t.Fatal("routes in another slice were taken as the same without a look")
+	}
+	moved := slices.Clone(routes)
+	moved[1].App = "acme/web"
+	if err := r.Apply(&Table{Version: 4, Apps: apps(4), HTTP: moved}); err != nil {
+		t.Fatal(err)
+	}
+	if _, body := get(t, r, "GET", "www.example.com", "/api/x"); body != "web" {
+		t.Fatalf("/api/x after its route moved to acme/web went to %q", body)
 	}
 }
 

@@ -164,22 +164,27 @@ func (r *Routes) UsageUnacked() uint64 { return r.usage.unacked() }
 
 // routerTable converts a pushed table.
 func routerTable(t *wire.RouteTable) *router.Table {
-	out, _ := convertTable(t, nil)
+	out, _ := convertTable(t, converted{})
 	return out
 }
 
-// converted is the router's form of the apps of the last table applied,
-// by the pushed app they were converted from: a delta keeps the apps it
-// does not name (wire.ApplyRouteDelta), and they are not converted again.
-type converted map[*wire.RouteApp]router.App
+// converted is the router's form of the last table applied: its apps by
+// the pushed app they were converted from (a delta keeps the apps it does
+// not name, wire.ApplyRouteDelta, and they are not converted again), and
+// its HTTP routes, which a table that routes the same keeps (the router
+// then keeps its index of them too).
+type converted struct {
+	apps map[*wire.RouteApp]router.App
+	http []router.HTTPRoute
+}
 
-// convertTable converts t, reusing prev's apps; it returns the table and
-// what the next conversion reuses.
+// convertTable converts t, reusing what prev converted; it returns the
+// table and what the next conversion reuses.
 func convertTable(t *wire.RouteTable, prev converted) (*router.Table, converted) {
 	out := &router.Table{Version: t.Version, Apps: make([]router.App, 0, len(t.Apps))}
-	next := make(converted, len(t.Apps))
+	next := converted{apps: make(map[*wire.RouteApp]router.App, len(t.Apps))}
 	for _, a := range t.Apps {
-		ra, ok := prev[a]
+		ra, ok := prev.apps[a]
 		if !ok {
 			ra = router.App{Key: a.Key, Hold: time.Duration(a.HoldMs) * time.Millisecond}
 			for _, b := range a.Backends {
@@ -192,12 +197,17 @@ func convertTable(t *wire.RouteTable, prev converted) (*router.Table, converted)
 				}
 			}
 		}
-		next[a] = ra
+		next.apps[a] = ra
 		out.Apps = append(out.Apps, ra)
 	}
-	for _, r := range t.Http {
-		out.HTTP = append(out.HTTP, router.HTTPRoute{Host: r.Host, Path: r.Path, App: r.App})
+	if sameRoutes(t.Http, prev.http) {
+		out.HTTP = prev.http
+	} else {
+		for _, r := range t.Http {
+			out.HTTP = append(out.HTTP, router.HTTPRoute{Host: r.Host, Path: r.Path, App: r.App})
+		}
 	}
+	next.http = out.HTTP
 	for _, r := range t.Tcp {
 		out.TCP = append(out.TCP, router.TCPRoute{Port: int(r.Port), App: r.App})
 	}
@@ -205,6 +215,20 @@ func convertTable(t *wire.RouteTable, prev converted) (*router.Table, converted)
 		out.Certs = append(out.Certs, router.Cert{Domain: c.Domain, CertPEM: c.CertPem, KeyPEM: c.KeyPem})
 	}
 	return out, next
+}
+
+// sameRoutes reports whether pushed routes are, in order, the converted
+// ones.
+func sameRoutes(pushed []*wire.HTTPRoute, conv []router.HTTPRoute) bool {
+	if len(pushed) != len(conv) || len(pushed) == 0 {
+		return false
+	}
+	for i, r := range pushed {
+		if c := conv[i]; r.Host != c.Host || r.Path != c.Path || r.App != c.App {
+			return false
+		}
+	}
+	return true
 }
 
 // apply gives r a pushed table and reports the version it now

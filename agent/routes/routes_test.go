@@ -385,3 +385,28 @@ func runningRouter(t *testing.T) (*Routes, *control.Control) {
 	r.Register(c)
 	return r, c
 }
+
+// TestConvertKeepsTheSameRoutes: a table whose HTTP routes are, in order,
+// those converted last (a delta's table carries new route objects for
+// the apps it names) passes the router the same slice, so that the router
+// keeps its index of them; other routes are converted anew.
+func TestConvertKeepsTheSameRoutes(t *testing.T) {
+	routes := func(path string) []*wire.HTTPRoute {
+		return []*wire.HTTPRoute{{Host: "a.example.com", App: "t/a"}, {Host: "b.example.com", Path: path, App: "t/a"}}
+	}
+	apps := []*wire.RouteApp{{Key: "t/a"}}
+	out1, conv := convertTable(&wire.RouteTable{Version: 1, Apps: apps, Http: routes("/x")}, converted{})
+	out2, conv := convertTable(&wire.RouteTable{Version: 2, Apps: apps, Http: routes("/x")}, conv)
+	if len(out2.HTTP) != 2 || &out2.HTTP[0] != &out1.HTTP[0] {
+		t.Fatalf("the same routes were converted again: %+v", out2.HTTP)
+	}
+	out3, conv := convertTable(&wire.RouteTable{Version: 3, Apps: apps, Http: routes("/y")}, conv)
+	want := []router.HTTPRoute{{Host: "a.example.com", App: "t/a"}, {Host: "b.example.com", Path: "/y", App: "t/a"}}
+	if !reflect.DeepEqual(out3.HTTP, want) || &out3.HTTP[0] == &out2.HTTP[0] {
+		t.Fatalf("a changed route: %+v (a new slice: %v), want %+v", out3.HTTP, &out3.HTTP[0] != &out2.HTTP[0], want)
+	}
+	out4, _ := convertTable(&wire.RouteTable{Version: 4, Apps: apps, Http: routes("/y")[:1]}, conv)
+	if !reflect.DeepEqual(out4.HTTP, want[:1]) {
+		t.Fatalf("a removed route: %+v", out4.HTTP)
+	}
+}
