@@ -6,38 +6,43 @@ import (
 	"time"
 )
 
-func TestParseStatCPU(t *testing.T) {
-	// A command name with a space and a ')' of its own; utime 250 and
-	// stime 30 ticks.
-	line := []byte("4242 (we(ird) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 30 0 0 20 0 8 0 123 456 789\n")
-	got, err := parseStatCPU(line)
-	if err != nil || got != 2.8 {
-		t.Fatalf("parseStatCPU = %v, %v; want 2.8 s", got, err)
+// The CPU the named processes burn is what serversCPU sums: this process,
+// named twice, counts twice.
+func TestServersCPUFollowsTheProcesses(t *testing.T) {
+	me := os.Getpid()
+	before, err := serversCPU([]int{me, me})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, bad := range []string{"", "1 (x) S 1 2", "1 (x) S 1 2 3 4 5 6 7 8 9 10 x 0"} {
-		if _, err := parseStatCPU([]byte(bad)); err == nil {
-			t.Errorf("parseStatCPU(%q) took a malformed line", bad)
+	// Spin until this process has used 150 ms of CPU, however long a
+	// loaded machine takes to give it that (bounded in wall time).
+	r0 := selfCPU()
+	for give := time.Now().Add(time.Minute); selfCPU()-r0 < 0.15; {
+		if time.Now().After(give) {
+			t.Fatal("150 ms of CPU not reached within a minute")
 		}
+	}
+	after, err := serversCPU([]int{me, me})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after-before < 0.2 {
+		t.Fatalf("150 ms of CPU, counted twice, moved the sum by %.2f s", after-before)
+	}
+	if _, err := serversCPU([]int{me, 1 << 30}); err == nil {
+		t.Fatal("a process that does not exist was summed")
+	}
+	if none, err := serversCPU(nil); err != nil || none != 0 {
+		t.Fatalf("no process: %v, %v", none, err)
 	}
 }
 
-// The CPU this process burns shows in its own /proc entry.
-func TestProcCPUFollowsTheProcess(t *testing.T) {
-	before, err := procCPU(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); {
-	}
-	after, err := procCPU(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if after-before < 0.1 {
-		t.Fatalf("300 ms of spinning moved the process's CPU by %.2f s", after-before)
-	}
+func TestParsePids(t *testing.T) {
 	if _, err := parsePids("12,x"); err == nil {
 		t.Fatal("parsePids took a non-number")
+	}
+	if _, err := parsePids("0"); err == nil {
+		t.Fatal("parsePids took 0")
 	}
 	if ps, err := parsePids(" 3, 4,"); err != nil || len(ps) != 2 || ps[0] != 3 || ps[1] != 4 {
 		t.Fatalf("parsePids = %v, %v", ps, err)
