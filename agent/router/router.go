@@ -144,8 +144,9 @@ type Router struct {
 	pool            backendPool // the fast path's keep-alive connections
 	front           front       // the plain HTTP listener's own server
 
-	mu  sync.Mutex // TCP listeners
-	tcp map[int]*tcpListener
+	mu     sync.Mutex // TCP listeners
+	tcp    map[int]*tcpListener
+	relays relayer // TCP routes' connections
 
 	stats stats
 	held  atomic.Int64 // requests waiting for an instance
@@ -273,6 +274,7 @@ func (r *Router) Run(ctx context.Context) error {
 		delete(r.tcp, port)
 	}
 	r.mu.Unlock()
+	r.relays.close() // ends the TCP connections: their goroutines return
 	r.wg.Wait()
 	r.transport.CloseIdleConnections()
 	r.pool.closeAll()

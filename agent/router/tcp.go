@@ -3,19 +3,16 @@ package router
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"sync"
-	"time"
 )
 
 // tcpListener serves one TCP route's router port.
 type tcpListener struct {
-	ln    net.Listener
-	app   string
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	ln  net.Listener
+	app string
+	mu  sync.Mutex
 }
 
 func (l *tcpListener) close() { l.ln.Close() }
@@ -48,7 +45,7 @@ func (r *Router) applyTCP(routes []TCPRoute) error {
 			errs = append(errs, fmt.Errorf("tcp route port %d: %w", port, err))
 			continue
 		}
-		l := &tcpListener{ln: ln, app: app, conns: map[net.Conn]struct{}{}}
+		l := &tcpListener{ln: ln, app: app}
 		r.tcp[port] = l
 		r.wg.Add(1)
 		go r.acceptTCP(l)
@@ -81,8 +78,8 @@ func (r *Router) acceptTCP(l *tcpListener) {
 	}
 }
 
-// proxyTCP copies both ways between a client and an instance of app, half
-// closes passed on.
+// proxyTCP relays a client to an instance of app (relay.go) and waits
+// for the connection to end.
 func (r *Router) proxyTCP(c net.Conn, key string) {
 	defer r.wg.Done()
 	defer c.Close()
@@ -111,27 +108,14 @@ func (r *Router) proxyTCP(c net.Conn, key string) {
 		r.stats.add(key, start.Unix(), 503, 0, r.cfg.Clock().Sub(start))
 		return
 	}
-	defer up.Close()
-	var n int64
-	done := make(chan struct{})
-	go func() {
-		_, _ = io.Copy(up, c)
-		if cw, ok := up.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
-		close(done)
-	}()
-	n, _ = io.Copy(c, up)
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-	}
-	select {
-	case <-done:
-	case <-time.After(time.Minute):
+	remote := c.RemoteAddr().String()
+	n, err := r.relays.relay(c, up)
+	if err != nil {
+		r.log.Debug("tcp route", "app", key, "instance", b.Instance, "err", err)
 	}
 	d := r.cfg.Clock().Sub(start)
 	r.stats.add(key, start.Unix(), 200, n, d)
 	if r.cfg.AccessLog != nil {
-		r.cfg.AccessLog(AccessEntry{App: key, Instance: b.Instance, RemoteAddr: c.RemoteAddr().String(), BytesOut: n, Duration: d, Time: start, TCP: true})
+		r.cfg.AccessLog(AccessEntry{App: key, Instance: b.Instance, RemoteAddr: remote, BytesOut: n, Duration: d, Time: start, TCP: true})
 	}
 }
