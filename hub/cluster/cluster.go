@@ -43,6 +43,7 @@ type Cluster struct {
 	stable     *guardedStable // logs, as Raft's stable store
 	walMeta    *metadb.BoltMetaDB
 	trans      *raft.NetworkTransport
+	notices    *notifier // tells followers of commits (notice.go)
 	ml         *memberlist.Memberlist
 	rpcSrv     *http.Server
 	rpcClient  *http.Client
@@ -80,6 +81,7 @@ func New(cfg Config) (*Cluster, error) {
 		cfg:       cfg,
 		log:       cfg.Logger,
 		fsm:       newTrackingFSM(cfg.FSM),
+		notices:   newNotifier(),
 		kickCh:    make(chan struct{}, 1),
 		deadSince: map[raft.ServerID]time.Time{},
 		refused:   map[raft.ServerID]int{},
@@ -188,11 +190,13 @@ func (c *Cluster) startRaft() error {
 	// Raft reads back every entry it replicates or applies: the newest
 	// 256 are kept decoded in memory instead of read from the WAL again.
 	c.logCache = newLogCache(logs, logCacheEntries, logCacheEntryBytes)
-	r, err := raft.NewRaft(rc, c.fsm, c.logCache, c.stable, snaps, c.trans)
+	c.fsm.onApply = c.notices.appliedUpTo
+	r, err := raft.NewRaft(rc, c.fsm, c.logCache, c.stable, snaps, c.notices.transport(c.trans))
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	c.raft = r
+	c.notices.raft.Store(r)
 	c.wg.Add(1)
 	go c.watchLeadership(notify)
 	return nil
@@ -319,6 +323,7 @@ func (c *Cluster) Shutdown() error {
 		if c.trans != nil {
 			errs = append(errs, c.trans.Close())
 		}
+		c.notices.close()
 		if c.mux != nil {
 			c.mux.close()
 			// Their connections are closed and their requests cancelled;

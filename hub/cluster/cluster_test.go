@@ -578,3 +578,40 @@ func TestWaitAppliedEndsWithTheNode(t *testing.T) {
 		t.Fatal("waitApplied still polls a node that shut down")
 	}
 }
+
+// Followers learn of a commit from the leader's notice, not from Raft's
+// next AppendEntries: with CommitTimeout at ten minutes, a lone write
+// would reach the followers' stores only then.
+func TestFollowersLearnCommitsAtOnce(t *testing.T) {
+	key, _ := ParseKey(GenerateKey())
+	var nodes []*node
+	var join []string
+	for i := 0; i < 3; i++ {
+		cfg := testConfig(t, i, key, 3, join)
+		cfg.CommitTimeout = 10 * time.Minute
+		n := startNode(t, cfg)
+		if i == 0 {
+			join = []string{n.c.GossipAddr()}
+		}
+		nodes = append(nodes, n)
+	}
+	waitFor(t, 15*time.Second, "a ready leader", func() bool { return leaderOf(nodes) != nil })
+	leader := leaderOf(nodes)
+	for round := 0; round < 3; round++ {
+		k := fmt.Sprintf("k%d", round)
+		if err := apply(t, leader, k, "v"); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		waitFor(t, 5*time.Second, "the followers' stores", func() bool {
+			for _, n := range nodes {
+				if n.fsm.get(k) != "v" {
+					return false
+				}
+			}
+			return true
+		})
+		t.Logf("round %d: on every follower %v after the leader", round, time.Since(start).Round(time.Millisecond))
+		time.Sleep(200 * time.Millisecond) // a write after a quiet spell
+	}
+}

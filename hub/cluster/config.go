@@ -101,9 +101,13 @@ func DefaultConfig() Config {
 		// (they verify the leadership with a quorum round), and a cut-off
 		// leader's lease renewals stay within the fencing's QuorumWindow.
 		LeaderLeaseTimeout: 1000 * time.Millisecond,
-		CommitTimeout:      5 * time.Millisecond, // followers learn commits this fast when idle
-		SnapshotThreshold:  8192,
-		TrailingLogs:       4096,
+		// Followers learn of commits from the leader's notices
+		// (notice.go); this only bounds how soon one that was behind
+		// does, and how often an idle leader sends each follower an
+		// empty AppendEntries.
+		CommitTimeout:     50 * time.Millisecond,
+		SnapshotThreshold: 8192,
+		TrailingLogs:      4096,
 	}
 }
 

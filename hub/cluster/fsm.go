@@ -15,6 +15,9 @@ import (
 // a read-index read also waits for this.
 type trackingFSM struct {
 	inner raft.FSM
+	// onApply, when set, is told the index and term of the last entry of
+	// each apply.
+	onApply func(index, term uint64)
 
 	mu      sync.Mutex
 	applied uint64
@@ -44,6 +47,9 @@ func (f *trackingFSM) state() (uint64, <-chan struct{}) {
 func (f *trackingFSM) Apply(l *raft.Log) interface{} {
 	r := f.inner.Apply(l)
 	f.set(l.Index)
+	if f.onApply != nil {
+		f.onApply(l.Index, l.Term)
+	}
 	return r
 }
 
@@ -65,7 +71,11 @@ func (f *trackingFSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 	}
 	if len(logs) > 0 {
-		f.set(logs[len(logs)-1].Index)
+		last := logs[len(logs)-1]
+		f.set(last.Index)
+		if f.onApply != nil {
+			f.onApply(last.Index, last.Term)
+		}
 	}
 	return out
 }
