@@ -115,6 +115,11 @@ func (n *notifier) sent(id raft.ServerID, target raft.ServerAddress, req *raft.A
 	if p == nil {
 		return
 	}
+	if req.Term > p.term {
+		// A new term (this node leads again): what the follower held
+		// and was told under another leader no longer counts.
+		p.commit, p.match = 0, 0
+	}
 	if req.Term >= p.term {
 		p.header, p.term, p.leader = req.RPCHeader, req.Term, req.Leader
 	}
@@ -134,7 +139,7 @@ func (n *notifier) answered(id raft.ServerID, target raft.ServerAddress, req *ra
 }
 
 func (n *notifier) answeredLocked(p *noticePeer, req *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) {
-	if !resp.Success || resp.Term != req.Term {
+	if !resp.Success || resp.Term != req.Term || req.Term != p.term {
 		return
 	}
 	if m := req.PrevLogEntry + uint64(len(req.Entries)); m > p.match {
