@@ -224,6 +224,12 @@ type noticeTransport struct {
 	n *notifier
 }
 
+// Raft enables pre-vote only with a transport that offers it.
+var (
+	_ raft.WithPreVote = (*noticeTransport)(nil)
+	_ raft.WithClose   = (*noticeTransport)(nil)
+)
+
 func (t *noticeTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	err := t.NetworkTransport.AppendEntries(id, target, args, resp)
 	if err != nil {
