@@ -42,6 +42,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/wharf-platform/wharf/e2e/logbench"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 	"github.com/wharf-platform/wharf/pkg/client"
 )
@@ -202,7 +203,7 @@ func run(ctx context.Context, o opts) error {
 		}
 	}
 	r := result{Agents: o.n, Procs: o.procs, HubEnv: o.hubEnv, Connected: connected, EnrolAllSeconds: time.Since(start).Seconds()}
-	cpu0, load0, t0 := cpuTicks(o.pid), loadTicks(fs), time.Now()
+	cpu0, load0, t0 := procCPU(o.pid), loadCPU(fs), time.Now()
 	if err := fleets(fs, fleet.measure); err != nil {
 		return err
 	}
@@ -224,8 +225,8 @@ func run(ctx context.Context, o opts) error {
 	}); err != nil {
 		return err
 	}
-	cpu1, load1, t1 := cpuTicks(o.pid), loadTicks(fs), time.Now()
-	r.LoadCPUPercent = float64(load1-load0) / 100 / t1.Sub(t0).Seconds() * 100
+	cpu1, load1, t1 := procCPU(o.pid), loadCPU(fs), time.Now()
+	r.LoadCPUPercent = (load1 - load0).Seconds() / t1.Sub(t0).Seconds() * 100
 	if n := cpuCount(o.loadCPUs); r.LoadCPUPercent > 90*float64(n) {
 		r.LoadSaturated = true
 		fmt.Fprintf(os.Stderr, "agentload: the load processes used %.0f%% of a CPU, of the %d they may use: the heartbeat round trips include their own wait for a CPU\n", r.LoadCPUPercent, n)
@@ -243,7 +244,7 @@ func run(ctx context.Context, o opts) error {
 			r.HubRSSPerAgentKB = float64(rss) / float64(connected)
 			r.HubRSSAddedPerAgent = float64(rss-idleKB) / float64(connected)
 		}
-		r.HubCPUPercent = float64(cpu1-cpu0) / 100 / t1.Sub(t0).Seconds() * 100
+		r.HubCPUPercent = (cpu1 - cpu0).Seconds() / t1.Sub(t0).Seconds() * 100
 	}
 	// The steady state's numbers, in case the restart below fails.
 	fmt.Fprintf(os.Stderr, "agentload: steady state: %+v\n", r)
@@ -378,11 +379,11 @@ func rssKB(pid int) int64 {
 	return 0
 }
 
-// loadTicks sums the CPU ticks of the load processes.
-func loadTicks(fs []fleet) int64 {
-	var t int64
+// loadCPU sums the CPU time of the load processes.
+func loadCPU(fs []fleet) time.Duration {
+	var t time.Duration
 	for _, f := range fs {
-		t += cpuTicks(f.pid())
+		t += procCPU(f.pid())
 	}
 	return t
 }
@@ -406,21 +407,15 @@ func cpuCount(list string) int {
 	return n
 }
 
-// cpuTicks reads utime+stime (clock ticks, 100/s) of a process.
-func cpuTicks(pid int) int64 {
+// procCPU is the CPU time a process has used, 0 when pid is not a
+// process (no hub pid given) or has gone.
+func procCPU(pid int) time.Duration {
 	if pid <= 0 {
 		return 0
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	d, err := logbench.ProcCPU(pid)
 	if err != nil {
 		return 0
 	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndex(s, ")")+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return u + st
+	return d
 }
