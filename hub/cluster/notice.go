@@ -20,15 +20,19 @@ import (
 // each follower an empty AppendEntries every few milliseconds when idle.
 //
 // The notifier removes the trade. Once the leader has applied entry i, it
-// sends a follower that has acknowledged i, and has not been sent a
-// commit index of at least i (by Raft itself, in the meantime), the
-// AppendEntries Raft would: empty, its previous entry i with i's term, its
-// commit index i, with the term and header of Raft's own last request to
-// that follower. A leader may send that at any time; i is committed, so
-// it is in every later leader's log, and a follower whose log differs at
-// i refuses it and changes nothing. A follower commits min(i, its last
-// index) = i. Raft's own replication is untouched: the notices go on
-// connections of their own and their answers go nowhere else.
+// sends a follower to which Raft's pipeline has sent i, and which has not
+// been sent a commit index of at least i (by Raft itself, in the
+// meantime), the AppendEntries Raft would: empty, its previous entry i
+// with i's term, its commit index i, with the term and header of Raft's
+// own last request to that follower. A leader may send that at any time;
+// i is committed, so it is in every later leader's log, and a follower
+// commits min(i, its last index) = i. The notice goes through Raft's own
+// pipeline to that follower, after the entries Raft sent on it: the
+// follower reads them in order, so it holds i when the notice comes, and
+// Raft's pipeline reads the answer like any other (an empty success
+// changes nothing of Raft's view of the follower). A notice on a
+// connection of its own could overtake the entries still queued on the
+// pipeline's, and be refused with a warning.
 //
 // CommitTimeout then only bounds how soon a follower that was behind
 // learns of commits, and can be long enough that an idle cluster is idle.
@@ -51,17 +55,20 @@ type notifier struct {
 }
 
 // noticePeer is what the notifier knows of one follower, from Raft's
-// requests to it and their answers.
+// requests to it.
 type noticePeer struct {
 	id     raft.ServerID
-	addr   raft.ServerAddress
 	header raft.RPCHeader
 	term   uint64
 	leader []byte
-	// commit is the highest commit index the follower was sent, match the
-	// highest index it acknowledged holding.
-	commit, match uint64
-	wake          chan struct{}
+	// commit is the highest commit index the follower was sent.
+	commit uint64
+	// pipe is Raft's pipeline to the follower, nil when Raft replicates
+	// to it by single requests (it is behind); sent is the last entry
+	// sent through pipe.
+	pipe *noticePipeline
+	sent uint64
+	wake chan struct{}
 }
 
 func newNotifier() *notifier {
@@ -74,7 +81,7 @@ func (n *notifier) isLeader() bool {
 }
 
 // transport returns trans wrapped so that the notifier sees Raft's
-// requests and their answers.
+// requests.
 func (n *notifier) transport(trans *raft.NetworkTransport) raft.Transport {
 	n.trans = trans
 	return &noticeTransport{NetworkTransport: trans, n: n}
@@ -93,7 +100,7 @@ func (n *notifier) appliedUpTo(index, term uint64) {
 		return
 	}
 	for _, p := range n.peers {
-		if p.commit < index {
+		if p.commit < index && p.pipe != nil {
 			p.poke()
 		}
 	}
@@ -106,53 +113,49 @@ func (p *noticePeer) poke() {
 	}
 }
 
-// sent records a request Raft sent to id and, when it was answered,
-// the answer.
-func (n *notifier) sent(id raft.ServerID, target raft.ServerAddress, req *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) {
+// sent records a request Raft sent to id, through pipe or (nil) alone.
+func (n *notifier) sent(id raft.ServerID, req *raft.AppendEntriesRequest, pipe *noticePipeline) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	p := n.peerLocked(id, target)
+	p := n.peerLocked(id)
 	if p == nil {
 		return
 	}
 	if req.Term > p.term {
-		// A new term (this node leads again): what the follower held
-		// and was told under another leader no longer counts.
-		p.commit, p.match = 0, 0
+		// A new term (this node leads again): what the follower was
+		// told under another leader no longer counts.
+		p.commit, p.sent = 0, 0
 	}
 	if req.Term >= p.term {
 		p.header, p.term, p.leader = req.RPCHeader, req.Term, req.Leader
 	}
 	p.commit = max(p.commit, req.LeaderCommitIndex)
-	if resp != nil {
-		n.answeredLocked(p, req, resp)
-	}
-}
-
-// answered records the answer to a request sent through a pipeline.
-func (n *notifier) answered(id raft.ServerID, target raft.ServerAddress, req *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if p := n.peerLocked(id, target); p != nil {
-		n.answeredLocked(p, req, resp)
-	}
-}
-
-func (n *notifier) answeredLocked(p *noticePeer, req *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) {
-	if !resp.Success || resp.Term != req.Term || req.Term != p.term {
-		return
-	}
-	if m := req.PrevLogEntry + uint64(len(req.Entries)); m > p.match {
-		p.match = m
-		if p.commit < n.applied && p.match > p.commit {
+	if pipe != nil && pipe == p.pipe && req.Term == p.term {
+		p.sent = max(p.sent, req.PrevLogEntry+uint64(len(req.Entries)))
+		if p.sent >= n.applied && p.commit < n.applied {
 			p.poke()
 		}
 	}
 }
 
+// piped records Raft's new pipeline to id (nil: it closed pipe).
+func (n *notifier) piped(id raft.ServerID, pipe, closed *noticePipeline) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := n.peerLocked(id)
+	if p == nil {
+		return
+	}
+	if pipe != nil {
+		p.pipe, p.sent = pipe, 0
+	} else if p.pipe == closed {
+		p.pipe, p.sent = nil, 0
+	}
+}
+
 // peerLocked returns the follower's record, made (with its goroutine) on
 // first sight.
-func (n *notifier) peerLocked(id raft.ServerID, target raft.ServerAddress) *noticePeer {
+func (n *notifier) peerLocked(id raft.ServerID) *noticePeer {
 	if n.closed {
 		return nil
 	}
@@ -163,7 +166,6 @@ func (n *notifier) peerLocked(id raft.ServerID, target raft.ServerAddress) *noti
 		n.wg.Add(1)
 		go n.run(p)
 	}
-	p.addr = target
 	return p
 }
 
@@ -184,26 +186,26 @@ func (n *notifier) run(p *noticePeer) {
 		case <-n.stop:
 			return
 		}
-		n.mu.Lock()
-		i, term := n.applied, n.appliedTerm
-		req := raft.AppendEntriesRequest{RPCHeader: p.header, Term: p.term, Leader: p.leader,
-			PrevLogEntry: i, PrevLogTerm: term, LeaderCommitIndex: i}
-		addr, due := p.addr, p.term > 0 && i > 0 && p.commit < i && p.match >= i
-		n.mu.Unlock()
-		if !due || !n.isLeader() {
+		if !n.isLeader() {
 			continue
 		}
-		var resp raft.AppendEntriesResponse
-		if err := n.trans.AppendEntries(p.id, addr, &req, &resp); err != nil || !resp.Success {
-			continue // Raft's own requests carry the commit index in time
-		}
 		n.mu.Lock()
-		p.commit = max(p.commit, i)
+		i := n.applied
+		req := &raft.AppendEntriesRequest{RPCHeader: p.header, Term: p.term, Leader: p.leader,
+			PrevLogEntry: i, PrevLogTerm: n.appliedTerm, LeaderCommitIndex: i}
+		pipe := p.pipe
+		due := pipe != nil && p.term > 0 && i > 0 && p.commit < i && p.sent >= i
+		if due {
+			p.commit = i
+		}
 		n.mu.Unlock()
+		if due {
+			pipe.notice(req)
+		}
 	}
 }
 
-// close stops the notices and waits, bounded, for one in flight.
+// close stops the notices and waits, bounded, for one being sent.
 func (n *notifier) close() {
 	n.mu.Lock()
 	if n.closed {
@@ -217,8 +219,8 @@ func (n *notifier) close() {
 }
 
 // noticeTransport is Raft's transport, with the notifier told of every
-// AppendEntries and its answer. The rest (votes, snapshots, pre-votes,
-// Close) is the NetworkTransport's own.
+// AppendEntries. The rest (votes, snapshots, pre-votes, Close) is the
+// NetworkTransport's own.
 type noticeTransport struct {
 	*raft.NetworkTransport
 	n *notifier
@@ -232,10 +234,7 @@ var (
 
 func (t *noticeTransport) AppendEntries(id raft.ServerID, target raft.ServerAddress, args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) error {
 	err := t.NetworkTransport.AppendEntries(id, target, args, resp)
-	if err != nil {
-		resp = nil
-	}
-	t.n.sent(id, target, args, resp)
+	t.n.sent(id, args, nil)
 	return err
 }
 
@@ -244,54 +243,47 @@ func (t *noticeTransport) AppendEntriesPipeline(id raft.ServerID, target raft.Se
 	if err != nil {
 		return nil, err
 	}
-	np := &noticePipeline{AppendPipeline: p, n: t.n, id: id, target: target,
-		out: make(chan raft.AppendFuture, 128), done: make(chan struct{})}
-	go np.forward()
+	np := &noticePipeline{AppendPipeline: p, n: t.n, id: id}
+	t.n.piped(id, np, nil)
 	return np, nil
 }
 
-// noticePipeline passes Raft's pipelined requests on, and their answers
-// back through a channel of its own, telling the notifier of both.
+// noticePipeline is Raft's pipeline to one follower, shared by Raft and
+// the notices one request at a time: a request's bytes and its place in
+// the queue of answers Raft reads go together.
 type noticePipeline struct {
 	raft.AppendPipeline
-	n      *notifier
-	id     raft.ServerID
-	target raft.ServerAddress
-	out    chan raft.AppendFuture
-	done   chan struct{}
-	once   sync.Once
+	n  *notifier
+	id raft.ServerID
+
+	mu     sync.Mutex
+	closed bool
 }
 
 func (p *noticePipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	f, err := p.AppendPipeline.AppendEntries(args, resp)
 	if err == nil {
-		p.n.sent(p.id, p.target, args, nil)
+		p.n.sent(p.id, args, p)
 	}
 	return f, err
 }
 
-func (p *noticePipeline) Consumer() <-chan raft.AppendFuture { return p.out }
-
-func (p *noticePipeline) Close() error {
-	p.once.Do(func() { close(p.done) })
-	return p.AppendPipeline.Close()
+// notice sends req after what Raft has sent. Raft's pipeline reads its
+// answer; a refusal (not expected) makes Raft start the pipeline over.
+func (p *noticePipeline) notice(req *raft.AppendEntriesRequest) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		_, _ = p.AppendPipeline.AppendEntries(req, new(raft.AppendEntriesResponse))
+	}
 }
 
-func (p *noticePipeline) forward() {
-	in := p.AppendPipeline.Consumer()
-	for {
-		select {
-		case f := <-in:
-			if f.Error() == nil {
-				p.n.answered(p.id, p.target, f.Request(), f.Response())
-			}
-			select {
-			case p.out <- f:
-			case <-p.done:
-				return
-			}
-		case <-p.done:
-			return
-		}
-	}
+func (p *noticePipeline) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.n.piped(p.id, nil, p)
+	return p.AppendPipeline.Close()
 }
