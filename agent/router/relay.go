@@ -90,43 +90,53 @@ type relayLoop struct {
 
 // relayer spreads pairs over its loops, started on first use.
 type relayer struct {
-	once  sync.Once
-	loops []*relayLoop
-	err   error
-	next  atomic.Uint32
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	loops  []*relayLoop // set once
+	closed bool
+	next   atomic.Uint32
+	wg     sync.WaitGroup
 }
 
-func (r *relayer) start() error {
-	r.once.Do(func() {
-		n := runtime.GOMAXPROCS(0)
-		for i := 0; i < n; i++ {
-			l, err := newRelayLoop()
-			if err != nil {
-				r.err = err
-				for _, l := range r.loops {
-					l.f.Close()
-				}
-				r.loops = nil
-				return
+// start returns the loops, starting them if need be. A failure (no
+// descriptor left, say) is returned, and the next connection tries again.
+func (r *relayer) start() ([]*relayLoop, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil, errors.New("relay: router closed")
+	}
+	if r.loops != nil {
+		return r.loops, nil
+	}
+	var loops []*relayLoop
+	for i := 0; i < runtime.GOMAXPROCS(0); i++ {
+		l, err := newRelayLoop()
+		if err != nil {
+			for _, l := range loops {
+				l.f.Close()
 			}
-			r.loops = append(r.loops, l)
+			return nil, err
 		}
-		for _, l := range r.loops {
-			r.wg.Add(1)
-			go func() {
-				defer r.wg.Done()
-				l.run()
-			}()
-		}
-	})
-	return r.err
+		loops = append(loops, l)
+	}
+	for _, l := range loops {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			l.run()
+		}()
+	}
+	r.loops = loops
+	return loops, nil
 }
 
 // close ends every relayed connection and waits for the loops to stop.
 func (r *relayer) close() {
-	r.once.Do(func() {}) // no loops start after this
-	for _, l := range r.loops {
+	r.mu.Lock()
+	r.closed = true
+	loops := r.loops
+	r.mu.Unlock()
+	for _, l := range loops {
 		l.mu.Lock()
 		l.closed = true
 		l.mu.Unlock()
@@ -140,7 +150,8 @@ func (r *relayer) close() {
 // closes. It takes both connections over (and closes them) and returns
 // the bytes sent to the client.
 func (r *relayer) relay(client, up net.Conn) (int64, error) {
-	if err := r.start(); err != nil {
+	loops, err := r.start()
+	if err != nil {
 		client.Close()
 		up.Close()
 		return 0, err
@@ -155,12 +166,7 @@ func (r *relayer) relay(client, up net.Conn) (int64, error) {
 		unix.Close(cfd)
 		return 0, err
 	}
-	if len(r.loops) == 0 {
-		unix.Close(cfd)
-		unix.Close(ufd)
-		return 0, errors.New("relay: router closed")
-	}
-	l := r.loops[int(r.next.Add(1))%len(r.loops)]
+	l := loops[int(r.next.Add(1))%len(loops)]
 	p := &relayPair{done: make(chan struct{})}
 	p.client = relayEnd{fd: cfd, pair: p, peer: &p.up}
 	p.up = relayEnd{fd: ufd, pair: p, peer: &p.client}

@@ -42,10 +42,9 @@ import (
 const noticeDelay = time.Millisecond
 
 type notifier struct {
-	trans *raft.NetworkTransport
-	raft  atomic.Pointer[raft.Raft] // set once Raft is made
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	raft atomic.Pointer[raft.Raft] // set once Raft is made
+	stop chan struct{}
+	wg   sync.WaitGroup
 
 	mu          sync.Mutex
 	applied     uint64 // the last entry the local FSM applied
@@ -83,7 +82,6 @@ func (n *notifier) isLeader() bool {
 // transport returns trans wrapped so that the notifier sees Raft's
 // requests.
 func (n *notifier) transport(trans *raft.NetworkTransport) raft.Transport {
-	n.trans = trans
 	return &noticeTransport{NetworkTransport: trans, n: n}
 }
 
