@@ -488,36 +488,40 @@ func (c *Cluster) ConsistentRead(ctx context.Context) error {
 }
 
 // waitApplied waits until Raft has dispatched index idx and the FSM has
-// applied the last command at or below it.
+// applied the last command at or below it. It wakes when the FSM applies
+// commands, and every 2 ms while idx may be an entry the FSM never sees
+// (a configuration change, a new leader's first entry).
 func (c *Cluster) waitApplied(ctx context.Context, idx uint64) error {
 	deadline := time.Now().Add(c.cfg.LeaderWait)
-	for c.raft.AppliedIndex() < idx {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: this node lags behind the leader", ErrNoLeader)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.stop:
-			return raft.ErrRaftShutdown
-		case <-time.After(2 * time.Millisecond):
-		}
-	}
-	need := c.lastCommandAtOrBelow(idx)
+	var need uint64
+	known := false
 	for {
 		applied, changed := c.fsm.state()
-		if applied >= need {
+		if !known && c.raft.AppliedIndex() >= idx {
+			need, known = c.lastCommandAtOrBelow(idx), true
+		}
+		if known && applied >= need {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-c.stop:
-			return raft.ErrRaftShutdown
-		case <-changed:
-		case <-time.After(time.Until(deadline)):
+		wait := time.Until(deadline)
+		if wait <= 0 {
 			return fmt.Errorf("%w: this node lags behind the leader", ErrNoLeader)
 		}
+		if !known {
+			wait = min(wait, 2*time.Millisecond)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-c.stop:
+			t.Stop()
+			return raft.ErrRaftShutdown
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
 	}
 }
 

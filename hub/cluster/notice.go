@@ -278,10 +278,14 @@ func (p *noticePipeline) notice(req *raft.AppendEntriesRequest) {
 	}
 }
 
+// Close closes the pipeline first: a notice waiting for room in its
+// queue (its answers no longer read, a follower gone silent) holds mu
+// until the pipeline's end releases it.
 func (p *noticePipeline) Close() error {
+	err := p.AppendPipeline.Close()
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
 	p.n.piped(p.id, nil, p)
-	return p.AppendPipeline.Close()
+	return err
 }
