@@ -55,8 +55,12 @@ type Cluster struct {
 	gossipAddr string
 
 	leaderReady atomic.Bool
-	hasState    atomic.Bool // Raft state exists: never bootstrap
-	kickCh      chan struct{}
+	// readyMu guards readyCh, closed at the next change of leaderReady:
+	// reads waiting for a new leader's barrier wake on it (awaitReady).
+	readyMu  sync.Mutex
+	readyCh  chan struct{}
+	hasState atomic.Bool // Raft state exists: never bootstrap
+	kickCh   chan struct{}
 
 	membersMu sync.Mutex
 	members   map[string]Member           // by gossip name, kept by the event delegate
@@ -456,15 +460,67 @@ func (c *Cluster) applyLocal(ctx context.Context, msg []byte) (uint64, error) {
 
 // readIndex is the leader's half of a linearizable read: an index that
 // covers every write acknowledged so far, confirmed by a quorum.
-func (c *Cluster) readIndex() (uint64, error) {
-	if !c.IsLeader() || !c.leaderReady.Load() {
+func (c *Cluster) readIndex(ctx context.Context) (uint64, error) {
+	if !c.IsLeader() {
 		return 0, ErrNoLeader
+	}
+	if err := c.awaitReady(ctx); err != nil {
+		return 0, err
 	}
 	idx := c.raft.AppliedIndex()
 	if err := c.await(context.Background(), c.raft.VerifyLeader()); err != nil {
 		return 0, fmt.Errorf("%w: %v", ErrNoLeader, err)
 	}
 	return idx, nil
+}
+
+// setLeaderReady sets leaderReady and wakes the reads waiting for it.
+func (c *Cluster) setLeaderReady(ready bool) {
+	c.readyMu.Lock()
+	defer c.readyMu.Unlock()
+	c.leaderReady.Store(ready)
+	if c.readyCh != nil {
+		close(c.readyCh)
+		c.readyCh = nil
+	}
+}
+
+// awaitReady waits, while this node leads, until its barrier has applied
+// what earlier leaders committed (leaderReady), ctx ends or LeaderWait
+// passes. Reads refused for the moment a new leader's barrier takes
+// would fail every agent that reconnects to a node that has just
+// restarted and been elected, sending each to a longer wait.
+func (c *Cluster) awaitReady(ctx context.Context) error {
+	var timeout <-chan time.Time
+	for {
+		c.readyMu.Lock()
+		ready := c.leaderReady.Load()
+		if !ready && c.readyCh == nil {
+			c.readyCh = make(chan struct{})
+		}
+		ch := c.readyCh
+		c.readyMu.Unlock()
+		if ready {
+			return nil
+		}
+		if !c.IsLeader() {
+			return ErrNoLeader
+		}
+		if timeout == nil {
+			t := time.NewTimer(c.cfg.LeaderWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			return ErrNoLeader
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+		case <-c.stop:
+			return ErrNoLeader
+		}
+	}
 }
 
 // ConsistentRead returns once the local FSM reflects every write
@@ -477,7 +533,7 @@ func (c *Cluster) ConsistentRead(ctx context.Context) error {
 	if addr == c.raftAddr {
 		// The leader acknowledges a write only after applying it, so a
 		// confirmed leader's store already holds every acknowledged write.
-		_, err := c.readIndex()
+		_, err := c.readIndex(ctx)
 		return err
 	}
 	idx, err := c.forwardReadIndex(ctx, addr)
@@ -550,7 +606,7 @@ func (c *Cluster) watchLeadership(notify <-chan bool) {
 		case <-c.stop:
 			return
 		case leader := <-notify:
-			c.leaderReady.Store(false)
+			c.setLeaderReady(false)
 			term.end()
 			if !leader {
 				continue
@@ -559,7 +615,7 @@ func (c *Cluster) watchLeadership(notify <-chan bool) {
 			// serving linearizable reads.
 			for c.IsLeader() {
 				if err := c.await(context.Background(), c.raft.Barrier(10*time.Second)); err == nil {
-					c.leaderReady.Store(true)
+					c.setLeaderReady(true)
 					c.log.Info("leader ready", "index", c.raft.AppliedIndex())
 					c.kick()
 					if c.cfg.OnLeader != nil {

@@ -579,6 +579,45 @@ func TestWaitAppliedEndsWithTheNode(t *testing.T) {
 	}
 }
 
+// TestReadsWaitForANewLeadersBarrier: a consistent read on a leader
+// whose barrier has not applied yet waits for it instead of failing at
+// once, and a read that waits past LeaderWait still fails.
+func TestReadsWaitForANewLeadersBarrier(t *testing.T) {
+	key, _ := ParseKey(GenerateKey())
+	cfg := testConfig(t, 0, key, 1, nil)
+	cfg.LeaderWait = 2 * time.Second
+	n := startNode(t, cfg)
+	waitFor(t, 15*time.Second, "a ready leader", func() bool { return n.c.IsLeader() && n.c.leaderReady.Load() })
+
+	// As the leader is between its election and its barrier.
+	n.c.setLeaderReady(false)
+	done := make(chan error, 1)
+	go func() { done <- n.c.ConsistentRead(context.Background()) }()
+	select {
+	case err := <-done:
+		t.Fatalf("a read on a leader before its barrier returned at once: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	n.c.setLeaderReady(true)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the read after the barrier: %v", err)
+		}
+	case <-time.After(deadline.Scale(time.Second)):
+		t.Fatal("the read did not wake when the leader became ready")
+	}
+
+	n.c.setLeaderReady(false)
+	start := time.Now()
+	if err := n.c.ConsistentRead(context.Background()); !errors.Is(err, ErrNoLeader) {
+		t.Fatalf("a read on a leader that never becomes ready: %v, want %v", err, ErrNoLeader)
+	}
+	if waited := time.Since(start); waited < cfg.LeaderWait {
+		t.Fatalf("the read gave up after %s, before LeaderWait (%s)", waited, cfg.LeaderWait)
+	}
+}
+
 // Followers learn of a commit from the leader's notice, not from Raft's
 // next AppendEntries: with CommitTimeout at ten minutes, a lone write
 // would reach the followers' stores only then.

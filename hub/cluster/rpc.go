@@ -91,7 +91,7 @@ func (c *Cluster) startRPC() {
 	mux.HandleFunc("POST /readindex", func(w http.ResponseWriter, r *http.Request) {
 		var ans rpcAnswer
 		var err error
-		ans.Index, err = c.readIndex()
+		ans.Index, err = c.readIndex(r.Context())
 		ans.Error = toRPCError(err)
 		json.NewEncoder(w).Encode(ans)
 	})

@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-memdb"
 	"github.com/quic-go/quic-go"
 
 	"github.com/wharf-platform/wharf/hub/state"
@@ -126,6 +127,11 @@ type Gateway struct {
 	execs       execConns            // the agents' connections, for exec streams
 
 	connections, heartbeats, logBatches atomic.Uint64
+
+	// caughtUp is closed once the node's first consistent read since it
+	// started has ended (catchUp): handshakes wait for it.
+	caughtUp     chan struct{}
+	caughtUpOnce sync.Once
 }
 
 // Agents counts the agents heard from within the last 10 s.
@@ -177,7 +183,7 @@ func New(cfg Config) (*Gateway, error) {
 		cfg.Now = time.Now
 	}
 	g := &Gateway{cfg: cfg, log: cfg.Logger, seen: map[string]*agentConn{}, peers: map[string]*peerWord{},
-		maxTableFrame: wire.DefaultMaxFrame, buildRoutes: buildRoutes}
+		maxTableFrame: wire.DefaultMaxFrame, buildRoutes: buildRoutes, caughtUp: make(chan struct{})}
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS13, NextProtos: []string{wire.ALPN}, GetConfigForClient: g.tlsConfig}
 	udp := cfg.Conn
 	if udp == nil {
@@ -305,7 +311,7 @@ func (g *Gateway) caWithFingerprint() (*pki.CA, string, error) {
 		return nil, "", err
 	}
 	if rec == nil {
-		return nil, "", errors.New("the agent CA does not exist yet")
+		return nil, "", errNoCA
 	}
 	g.certMu.Lock()
 	defer g.certMu.Unlock()
@@ -320,15 +326,39 @@ func (g *Gateway) caWithFingerprint() (*pki.CA, string, error) {
 	return ca, g.caFP, nil
 }
 
+// errNoCA: the node's replica holds no agent CA (yet).
+var errNoCA = errors.New("the agent CA does not exist yet")
+
+// caWait bounds how long a handshake waits for the agent CA on a node
+// whose replica has not caught up yet (one that has just started). A
+// handshake refused then would count as a failed attempt and double the
+// agent's wait before the next; after a restart most of a fleet would
+// come back seconds after the node could serve them.
+const caWait = 5 * time.Second
+
 // tlsConfig returns the handshakes' config, built again only when the
 // agent CA changes or the gateway's certificate nears its end: the
 // gateway presents a certificate from the CA and verifies client
 // certificates against it when given (enrolment connections have none).
-// A node that just started has no CA until its replica has caught up; its
-// handshakes fail until then and agents retry. (Waiting here instead stalls
-// quic-go's handshakes under a burst of thousands.)
-func (g *Gateway) tlsConfig(*tls.ClientHelloInfo) (*tls.Config, error) {
+// A node that just started has no CA until its replica has caught up: a
+// handshake waits for it, up to caWait, in its own connection's goroutine
+// (crypto/tls asks from quic-go's loop of that connection alone).
+func (g *Gateway) tlsConfig(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+	ctx := context.Background()
+	if hello != nil && hello.Context() != nil {
+		ctx = hello.Context()
+	}
+	select {
+	case <-g.caughtUp:
+	default:
+		if err := g.awaitCaughtUp(ctx); err != nil {
+			return nil, err
+		}
+	}
 	ca, fp, err := g.caWithFingerprint()
+	if errors.Is(err, errNoCA) {
+		ca, fp, err = g.awaitCA(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -355,10 +385,80 @@ func (g *Gateway) tlsConfig(*tls.ClientHelloInfo) (*tls.Config, error) {
 	return g.serverTLS, nil
 }
 
+// catchUpWait bounds the node's first consistent read (catchUp), and so
+// how long a handshake waits for it.
+const catchUpWait = 15 * time.Second
+
+// catchUp lets handshakes in once this node's replica holds what the
+// cluster had committed when the node started: a consistent read, which
+// waits for a leader. A node that has just restarted replays its log
+// only once it knows the leader or is elected, and a fleet of agents
+// come back at once would take the CPU from that replay with their
+// handshakes and delay it by seconds, while each of them waits for it
+// anyway (agentOf checks a host the replica does not hold yet with the
+// same read). Should the read fail (no quorum within the cluster's
+// wait), handshakes go ahead: agents of the hosts the replica holds
+// connect as they did.
+func (g *Gateway) catchUp(ctx context.Context) {
+	defer g.caughtUpOnce.Do(func() { close(g.caughtUp) })
+	ctx, cancel := context.WithTimeout(ctx, catchUpWait)
+	defer cancel()
+	start := time.Now()
+	if err := g.cfg.Cluster.ConsistentRead(ctx); err != nil {
+		if ctx.Err() == nil || time.Since(start) >= catchUpWait {
+			g.log.Warn("agents let in before this node's replica is known to be current", "err", err, "waited", time.Since(start).Round(time.Millisecond))
+		}
+		return
+	}
+	g.log.Debug("replica current; agents let in", "waited", time.Since(start).Round(time.Millisecond))
+}
+
+// awaitCaughtUp waits for catchUp, ctx or catchUpWait.
+func (g *Gateway) awaitCaughtUp(ctx context.Context) error {
+	t := time.NewTimer(catchUpWait)
+	defer t.Stop()
+	select {
+	case <-g.caughtUp:
+		return nil
+	case <-t.C:
+		return nil // catchUp has not run: a gateway not served yet
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// awaitCA waits until the replica holds the agent CA, ctx ends or caWait
+// has passed, whichever comes first. It wakes on the CA's table and on a
+// restore of the store, so thousands of waiting handshakes cost no reads
+// while nothing changes.
+func (g *Gateway) awaitCA(ctx context.Context) (*pki.CA, string, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, caWait)
+	defer cancel()
+	for {
+		ws := memdb.NewWatchSet()
+		rec, err := g.cfg.Store.Watch(ws).AgentCA(ws)
+		if err != nil {
+			return nil, "", err
+		}
+		if rec != nil {
+			return g.caWithFingerprint()
+		}
+		if ws.WatchCtx(ctx) != nil {
+			return nil, "", fmt.Errorf("%w (waited %s)", errNoCA, time.Since(start).Round(time.Millisecond))
+		}
+	}
+}
+
 // Run accepts connections until ctx ends.
 func (g *Gateway) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		g.catchUp(ctx)
+	}()
 	defer g.closeTransport() //nolint:errcheck
 	defer g.ln.Close()
 	for {
@@ -498,6 +598,10 @@ func (g *Gateway) apply(ctx context.Context, t state.MessageType, req any) error
 	return g.cfg.Store.WaitIndex(ctx, idx)
 }
 
+// agentCheckWait bounds the consistent read that checks an agent unknown
+// to this replica; below the 15 s an agent waits for an answer.
+const agentCheckWait = 10 * time.Second
+
 // errCutOff refuses the agents of a cutoff drill's target: they retry
 // until the drill ends.
 var errCutOff = codeError{wire.CodeUnavailable, errors.New("a drill cuts this host off from the hub; retry later")}
@@ -524,8 +628,12 @@ func (g *Gateway) agentOf(conn *quic.Conn) (pki.AgentIdentity, error) {
 	}
 	// Unknown here: removed, or enrolled after what this replica has
 	// applied (a node that just restarted or joined). Only an up-to-date
-	// replica may say "removed"; otherwise the agent retries.
-	ctx, cancel := context.WithTimeout(conn.Context(), 2*time.Second)
+	// replica may say "removed"; otherwise the agent retries. A node that
+	// has just restarted waits for an election: the read waits for a
+	// leader as long as the cluster lets requests wait (5 s by default),
+	// within the agent's own wait for an answer, so that a fleet
+	// reconnecting to it is not refused and sent to longer waits.
+	ctx, cancel := context.WithTimeout(conn.Context(), agentCheckWait)
 	err = g.cfg.Cluster.ConsistentRead(ctx)
 	cancel()
 	if err != nil {

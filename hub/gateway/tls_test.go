@@ -109,3 +109,68 @@ func TestHandshakesShareOneConfigAndSendNoTicket(t *testing.T) {
 		t.Fatalf("the client was sent %d session tickets", n)
 	}
 }
+
+// TestHandshakeWaitsForTheCA: a node whose replica has no agent CA yet
+// (one that has just started) holds an agent's handshake until the CA
+// arrives, instead of refusing it and sending the agent to a longer wait.
+func TestHandshakeWaitsForTheCA(t *testing.T) {
+	ca, err := pki.NewCA("agents", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.NewStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(Config{Addr: "127.0.0.1:0", Store: store, Cluster: &flakyCluster{st: statetest.New(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	type dialed struct {
+		conn *quic.Conn
+		err  error
+		at   time.Time
+	}
+	got := make(chan dialed, 1)
+	start := time.Now()
+	go func() {
+		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+		defer dcancel()
+		conn, err := quic.DialAddr(dctx, g.udp.LocalAddr().String(), &tls.Config{
+			RootCAs: ca.Pool(), ServerName: "gateway.wharf.internal", NextProtos: []string{wire.ALPN},
+		}, nil)
+		got <- dialed{conn, err, time.Now()}
+	}()
+	select {
+	case d := <-got:
+		t.Fatalf("the handshake ended before the node had a CA: %v", d.err)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	b, err := state.Encode(state.AgentCACreateType, &state.AgentCACreateRequest{
+		CA: state.AgentCA{CertPEM: ca.CertPEM(), KeyPEM: ca.KeyPEM(), Fingerprint: ca.Fingerprint()}, Time: statetest.T0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := state.NewFSM(store, nil).Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: b}); r != nil {
+		t.Fatal(r)
+	}
+	d := <-got
+	if d.err != nil {
+		t.Fatalf("handshake after the CA arrived: %v", d.err)
+	}
+	defer d.conn.CloseWithError(0, "")
+	if waited := d.at.Sub(start); waited >= caWait {
+		t.Fatalf("the handshake took %s: it did not wake when the CA arrived", waited)
+	}
+}
