@@ -68,7 +68,15 @@ type noticePeer struct {
 	pipe *noticePipeline
 	sent uint64
 	wake chan struct{}
+	// running says a goroutine sends p's notices (run): started by the
+	// first poke, it ends after noticeIdle without one, so a follower
+	// removed from the cluster, or an idle cluster, holds none.
+	running bool
 }
+
+// noticeIdle is how long a follower's notice goroutine waits for work
+// before it ends.
+var noticeIdle = 10 * time.Second
 
 func newNotifier() *notifier {
 	return &notifier{stop: make(chan struct{}), peers: map[raft.ServerID]*noticePeer{}}
@@ -99,12 +107,22 @@ func (n *notifier) appliedUpTo(index, term uint64) {
 	}
 	for _, p := range n.peers {
 		if p.commit < index && p.pipe != nil {
-			p.poke()
+			n.poke(p)
 		}
 	}
 }
 
-func (p *noticePeer) poke() {
+// poke asks for a notice to p, starting its goroutine if none runs;
+// n.mu is held.
+func (n *notifier) poke(p *noticePeer) {
+	if n.closed {
+		return
+	}
+	if !p.running {
+		p.running = true
+		n.wg.Add(1)
+		go n.run(p)
+	}
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -131,7 +149,7 @@ func (n *notifier) sent(id raft.ServerID, req *raft.AppendEntriesRequest, pipe *
 	if pipe != nil && pipe == p.pipe && req.Term == p.term {
 		p.sent = max(p.sent, req.PrevLogEntry+uint64(len(req.Entries)))
 		if p.sent >= n.applied && p.commit < n.applied {
-			p.poke()
+			n.poke(p)
 		}
 	}
 }
@@ -151,8 +169,7 @@ func (n *notifier) piped(id raft.ServerID, pipe, closed *noticePipeline) {
 	}
 }
 
-// peerLocked returns the follower's record, made (with its goroutine) on
-// first sight.
+// peerLocked returns the follower's record, made on first sight.
 func (n *notifier) peerLocked(id raft.ServerID) *noticePeer {
 	if n.closed {
 		return nil
@@ -161,20 +178,29 @@ func (n *notifier) peerLocked(id raft.ServerID) *noticePeer {
 	if p == nil {
 		p = &noticePeer{id: id, wake: make(chan struct{}, 1)}
 		n.peers[id] = p
-		n.wg.Add(1)
-		go n.run(p)
 	}
 	return p
 }
 
-// run sends p's notices, one at a time.
+// run sends p's notices, one at a time, until noticeIdle passes without
+// one asked for.
 func (n *notifier) run(p *noticePeer) {
 	defer n.wg.Done()
-	t := time.NewTimer(0)
-	<-t.C
+	t := time.NewTimer(noticeIdle)
+	defer t.Stop()
 	for {
+		t.Reset(noticeIdle)
 		select {
 		case <-p.wake:
+		case <-t.C:
+			n.mu.Lock()
+			if len(p.wake) == 0 {
+				p.running = false
+				n.mu.Unlock()
+				return
+			}
+			n.mu.Unlock()
+			<-p.wake
 		case <-n.stop:
 			return
 		}

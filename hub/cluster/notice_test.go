@@ -55,3 +55,47 @@ func TestClosingAPipelineEndsAWaitingNotice(t *testing.T) {
 		t.Fatal("the notifier still sends through a closed pipeline")
 	}
 }
+
+// A follower's notice goroutine runs while there are notices to send and
+// ends after noticeIdle without one: a follower removed from the
+// cluster, or an idle cluster, holds no goroutine.
+func TestNoticeGoroutineEndsWhenIdle(t *testing.T) {
+	defer func(d time.Duration) { noticeIdle = d }(noticeIdle)
+	noticeIdle = 50 * time.Millisecond
+	n := newNotifier()
+	defer n.close()
+	running := func() bool {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return n.peers["f1"].running
+	}
+	p := &noticePipeline{AppendPipeline: &stuckPipeline{closed: make(chan struct{})}, n: n, id: "f1"}
+	n.piped("f1", p, nil)
+	if running() {
+		t.Fatal("a follower's goroutine started before any notice was due")
+	}
+	for round := 0; round < 2; round++ {
+		// Applied here, then sent to the follower through its pipeline
+		// without the commit: a notice is due.
+		n.appliedUpTo(uint64(10*round+10), 1)
+		n.sent("f1", &raft.AppendEntriesRequest{Term: 1, PrevLogEntry: uint64(10 * round), Entries: make([]*raft.Log, 10)}, p)
+		if !running() {
+			t.Fatalf("round %d: no goroutine for a notice due", round)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for running() {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the follower's goroutine outlived %s without a notice to send", round, noticeIdle)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	// Every goroutine ended: close does not wait.
+	done := make(chan struct{})
+	go func() { n.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("a notice goroutine is still counted")
+	}
+}
