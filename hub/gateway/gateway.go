@@ -119,6 +119,9 @@ type Gateway struct {
 	// maxTableFrame is the largest route table sent: the agents' frame
 	// limit (a test makes it small).
 	maxTableFrame int
+	// accepted, when set, is called by an acceptor with each connection
+	// before it is served (a test holds the acceptors).
+	accepted func()
 	// buildRoutes is buildRoutes (a test slows it down).
 	buildRoutes func(snap *state.Snapshot, pool, appsDomain string, prev *routeMemo) (*wire.RouteTable, *routeMemo, error)
 
@@ -454,13 +457,38 @@ func (g *Gateway) awaitCA(ctx context.Context) (*pki.CA, string, error) {
 func (g *Gateway) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer g.closeTransport() //nolint:errcheck
+	defer g.ln.Close()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		g.catchUp(ctx)
 	}()
-	defer g.closeTransport() //nolint:errcheck
-	defer g.ln.Close()
+	errc := make(chan error, acceptors)
+	for range acceptors {
+		go func() { errc <- g.accept(ctx, &wg) }()
+	}
+	err := <-errc
+	g.ln.Close() // ends the other acceptors
+	for range acceptors - 1 {
+		<-errc
+	}
+	return err
+}
+
+// acceptors is how many goroutines accept connections at once. quic-go
+// queues at most 32 connections whose handshake is done and refuses the
+// next (CONNECTION_REFUSED); after a node's restart hundreds finish
+// together, while a single accepting goroutine waits its turn behind
+// them. A connection handed to a goroutine already waiting takes no
+// place in the queue.
+const acceptors = 16
+
+// accept serves the connections it accepts until the listener fails or
+// ctx ends (nil then).
+func (g *Gateway) accept(ctx context.Context, wg *sync.WaitGroup) error {
 	for {
 		conn, err := g.ln.Accept(ctx)
 		if err != nil {
@@ -468,6 +496,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 				return nil
 			}
 			return fmt.Errorf("accept: %w", err)
+		}
+		if g.accepted != nil {
+			g.accepted()
 		}
 		wg.Add(1)
 		go func() {

@@ -174,3 +174,92 @@ func TestHandshakeWaitsForTheCA(t *testing.T) {
 		t.Fatalf("the handshake took %s: it did not wake when the CA arrived", waited)
 	}
 }
+
+// TestBurstOfHandshakesIsNotRefused: quic-go queues 32 connections
+// whose handshake is done and refuses the next. Connections handed to
+// acceptors already waiting take no place in that queue, so a burst of
+// 40, all done while the acceptors are held, is not refused.
+func TestBurstOfHandshakesIsNotRefused(t *testing.T) {
+	ca, err := pki.NewCA("agents", time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.NewStore()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := state.Encode(state.AgentCACreateType, &state.AgentCACreateRequest{
+		CA: state.AgentCA{CertPEM: ca.CertPEM(), KeyPEM: ca.KeyPEM(), Fingerprint: ca.Fingerprint()}, Time: statetest.T0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := state.NewFSM(store, nil).Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: b}); r != nil {
+		t.Fatal(r)
+	}
+	g, err := New(Config{Addr: "127.0.0.1:0", Store: store, Cluster: &flakyCluster{st: statetest.New(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	var held atomic.Int32
+	g.accepted = func() {
+		held.Add(1)
+		<-hold
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	const burst = 40
+	conns := make(chan *quic.Conn, burst)
+	errs := make(chan error, burst)
+	for range burst {
+		go func() {
+			dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+			defer dcancel()
+			conn, err := quic.DialAddr(dctx, g.udp.LocalAddr().String(), &tls.Config{
+				RootCAs: ca.Pool(), ServerName: "gateway.wharf.internal", NextProtos: []string{wire.ALPN},
+			}, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			conns <- conn
+		}()
+	}
+	var open []*quic.Conn
+	for range burst {
+		select {
+		case c := <-conns:
+			open = append(open, c)
+		case err := <-errs:
+			t.Fatalf("dial: %v", err)
+		}
+	}
+	// Every handshake is done; a refused connection is closed by the
+	// gateway right after its handshake.
+	time.Sleep(300 * time.Millisecond)
+	refused := 0
+	for _, c := range open {
+		select {
+		case <-c.Context().Done():
+			refused++
+			t.Logf("closed: %v", context.Cause(c.Context()))
+		default:
+		}
+	}
+	h := held.Load()
+	close(hold)
+	for _, c := range open {
+		c.CloseWithError(0, "")
+	}
+	if refused > 0 {
+		t.Fatalf("%d of %d connections were refused while %d acceptors were busy", refused, burst, h)
+	}
+}
