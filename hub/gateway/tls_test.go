@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,10 +26,20 @@ type countingCache struct {
 func (c *countingCache) Get(string) (*tls.ClientSessionState, bool) { return nil, false }
 func (c *countingCache) Put(string, *tls.ClientSessionState)        { c.puts.Add(1) }
 
-// TestHandshakesShareOneConfigAndSendNoTicket: every handshake gets the
-// same server config (one CA pool for all connections, not one each), and
-// a client that would keep a session ticket is sent none.
-func TestHandshakesShareOneConfigAndSendNoTicket(t *testing.T) {
+// tlsRig is a gateway served on loopback over a store of its own, and an
+// agent CA the test puts in that store when it chooses.
+type tlsRig struct {
+	ca    *pki.CA
+	store *state.Store
+	g     *Gateway
+	ctx   context.Context
+}
+
+// newTLSRig serves a gateway until the test ends, the agent CA in its
+// store first when withCA; prepare, when set, sees the gateway before it
+// is served.
+func newTLSRig(t *testing.T, withCA bool, prepare func(*Gateway)) *tlsRig {
+	t.Helper()
 	ca, err := pki.NewCA("agents", time.Now(), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -37,28 +48,56 @@ func TestHandshakesShareOneConfigAndSendNoTicket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fsm := state.NewFSM(store, nil)
-	b, err := state.Encode(state.AgentCACreateType, &state.AgentCACreateRequest{
-		CA: state.AgentCA{CertPEM: ca.CertPEM(), KeyPEM: ca.KeyPEM(), Fingerprint: ca.Fingerprint()}, Time: statetest.T0})
-	if err != nil {
+	r := &tlsRig{ca: ca, store: store}
+	if withCA {
+		r.putCA(t)
+	}
+	if r.g, err = New(Config{Addr: "127.0.0.1:0", Store: store, Cluster: &flakyCluster{st: statetest.New(t)}}); err != nil {
 		t.Fatal(err)
 	}
-	if r := fsm.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: b}); r != nil {
-		t.Fatal(r)
-	}
-	g, err := New(Config{Addr: "127.0.0.1:0", Store: store, Cluster: &flakyCluster{st: statetest.New(t)}})
-	if err != nil {
-		t.Fatal(err)
+	if prepare != nil {
+		prepare(r.g)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	r.ctx = ctx
 	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	defer func() {
+	go func() { done <- r.g.Run(ctx) }()
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Error(err)
 		}
-	}()
+	})
+	return r
+}
+
+// putCA commits the agent CA to the rig's store.
+func (r *tlsRig) putCA(t *testing.T) {
+	t.Helper()
+	b, err := state.Encode(state.AgentCACreateType, &state.AgentCACreateRequest{
+		CA: state.AgentCA{CertPEM: r.ca.CertPEM(), KeyPEM: r.ca.KeyPEM(), Fingerprint: r.ca.Fingerprint()}, Time: statetest.T0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := state.NewFSM(r.store, nil).Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: b}); res != nil {
+		t.Fatal(res)
+	}
+}
+
+// dial makes a QUIC connection to the gateway, trusting the agent CA.
+func (r *tlsRig) dial(ctx context.Context, cache tls.ClientSessionCache) (*quic.Conn, error) {
+	return quic.DialAddr(ctx, r.g.udp.LocalAddr().String(), &tls.Config{
+		RootCAs: r.ca.Pool(), ServerName: "gateway.wharf.internal", NextProtos: []string{wire.ALPN},
+		ClientSessionCache: cache,
+	}, nil)
+}
+
+// TestHandshakesShareOneConfigAndSendNoTicket: every handshake gets the
+// same server config (one CA pool for all connections, not one each), and
+// a client that would keep a session ticket is sent none.
+func TestHandshakesShareOneConfigAndSendNoTicket(t *testing.T) {
+	r := newTLSRig(t, true, nil)
+	g, ctx := r.g, r.ctx
 
 	first, err := g.tlsConfig(nil)
 	if err != nil {
@@ -67,17 +106,14 @@ func TestHandshakesShareOneConfigAndSendNoTicket(t *testing.T) {
 	if !first.SessionTicketsDisabled {
 		t.Error("the gateway's config would send session tickets")
 	}
-	if first.ClientCAs == nil || !first.ClientCAs.Equal(ca.Pool()) {
+	if first.ClientCAs == nil || !first.ClientCAs.Equal(r.ca.Pool()) {
 		t.Error("the gateway's config does not verify clients against the agent CA")
 	}
 
 	cache := &countingCache{}
 	for i := range 2 {
 		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
-		conn, err := quic.DialAddr(dctx, g.udp.LocalAddr().String(), &tls.Config{
-			RootCAs: ca.Pool(), ServerName: "gateway.wharf.internal", NextProtos: []string{wire.ALPN},
-			ClientSessionCache: cache,
-		}, nil)
+		conn, err := r.dial(dctx, cache)
 		if err != nil {
 			dcancel()
 			t.Fatalf("dial %d: %v", i, err)
@@ -114,27 +150,7 @@ func TestHandshakesShareOneConfigAndSendNoTicket(t *testing.T) {
 // (one that has just started) holds an agent's handshake until the CA
 // arrives, instead of refusing it and sending the agent to a longer wait.
 func TestHandshakeWaitsForTheCA(t *testing.T) {
-	ca, err := pki.NewCA("agents", time.Now(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := state.NewStore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := New(Config{Addr: "127.0.0.1:0", Store: store, Cluster: &flakyCluster{st: statetest.New(t)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	r := newTLSRig(t, false, nil)
 
 	type dialed struct {
 		conn *quic.Conn
@@ -144,11 +160,9 @@ func TestHandshakeWaitsForTheCA(t *testing.T) {
 	got := make(chan dialed, 1)
 	start := time.Now()
 	go func() {
-		dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+		dctx, dcancel := context.WithTimeout(r.ctx, 10*time.Second)
 		defer dcancel()
-		conn, err := quic.DialAddr(dctx, g.udp.LocalAddr().String(), &tls.Config{
-			RootCAs: ca.Pool(), ServerName: "gateway.wharf.internal", NextProtos: []string{wire.ALPN},
-		}, nil)
+		conn, err := r.dial(dctx, nil)
 		got <- dialed{conn, err, time.Now()}
 	}()
 	select {
@@ -157,14 +171,7 @@ func TestHandshakeWaitsForTheCA(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 
-	b, err := state.Encode(state.AgentCACreateType, &state.AgentCACreateRequest{
-		CA: state.AgentCA{CertPEM: ca.CertPEM(), KeyPEM: ca.KeyPEM(), Fingerprint: ca.Fingerprint()}, Time: statetest.T0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := state.NewFSM(store, nil).Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: b}); r != nil {
-		t.Fatal(r)
-	}
+	r.putCA(t)
 	d := <-got
 	if d.err != nil {
 		t.Fatalf("handshake after the CA arrived: %v", d.err)
@@ -180,52 +187,26 @@ func TestHandshakeWaitsForTheCA(t *testing.T) {
 // acceptors already waiting take no place in that queue, so a burst of
 // 40, all done while the acceptors are held, is not refused.
 func TestBurstOfHandshakesIsNotRefused(t *testing.T) {
-	ca, err := pki.NewCA("agents", time.Now(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := state.NewStore()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := state.Encode(state.AgentCACreateType, &state.AgentCACreateRequest{
-		CA: state.AgentCA{CertPEM: ca.CertPEM(), KeyPEM: ca.KeyPEM(), Fingerprint: ca.Fingerprint()}, Time: statetest.T0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r := state.NewFSM(store, nil).Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: b}); r != nil {
-		t.Fatal(r)
-	}
-	g, err := New(Config{Addr: "127.0.0.1:0", Store: store, Cluster: &flakyCluster{st: statetest.New(t)}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	hold := make(chan struct{})
 	var held atomic.Int32
-	g.accepted = func() {
-		held.Add(1)
-		<-hold
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
+	r := newTLSRig(t, true, func(g *Gateway) {
+		g.accepted = func() {
+			held.Add(1)
+			<-hold
 		}
-	}()
+	})
+	// Released before the rig stops, should the test end early.
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release)
 
 	const burst = 40
 	conns := make(chan *quic.Conn, burst)
 	errs := make(chan error, burst)
 	for range burst {
 		go func() {
-			dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+			dctx, dcancel := context.WithTimeout(r.ctx, 10*time.Second)
 			defer dcancel()
-			conn, err := quic.DialAddr(dctx, g.udp.LocalAddr().String(), &tls.Config{
-				RootCAs: ca.Pool(), ServerName: "gateway.wharf.internal", NextProtos: []string{wire.ALPN},
-			}, nil)
+			conn, err := r.dial(dctx, nil)
 			if err != nil {
 				errs <- err
 				return
@@ -255,7 +236,7 @@ func TestBurstOfHandshakesIsNotRefused(t *testing.T) {
 		}
 	}
 	h := held.Load()
-	close(hold)
+	release()
 	for _, c := range open {
 		c.CloseWithError(0, "")
 	}
