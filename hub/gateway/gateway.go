@@ -343,9 +343,11 @@ const caWait = 5 * time.Second
 // agent CA changes or the gateway's certificate nears its end: the
 // gateway presents a certificate from the CA and verifies client
 // certificates against it when given (enrolment connections have none).
-// A node that just started has no CA until its replica has caught up: a
-// handshake waits for it, up to caWait, in its own connection's goroutine
-// (crypto/tls asks from quic-go's loop of that connection alone).
+// A node that has just started first holds every handshake until its
+// replica is current (catchUp); one whose replica still has no CA then
+// (never bootstrapped, or no quorum) holds it up to caWait more. Each
+// waits in its own connection's goroutine: crypto/tls asks from quic-go's
+// loop of that connection alone.
 func (g *Gateway) tlsConfig(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 	ctx := context.Background()
 	if hello != nil && hello.Context() != nil {
@@ -629,10 +631,6 @@ func (g *Gateway) apply(ctx context.Context, t state.MessageType, req any) error
 	return g.cfg.Store.WaitIndex(ctx, idx)
 }
 
-// agentCheckWait bounds the consistent read that checks an agent unknown
-// to this replica; below the 15 s an agent waits for an answer.
-const agentCheckWait = 10 * time.Second
-
 // errCutOff refuses the agents of a cutoff drill's target: they retry
 // until the drill ends.
 var errCutOff = codeError{wire.CodeUnavailable, errors.New("a drill cuts this host off from the hub; retry later")}
@@ -659,12 +657,8 @@ func (g *Gateway) agentOf(conn *quic.Conn) (pki.AgentIdentity, error) {
 	}
 	// Unknown here: removed, or enrolled after what this replica has
 	// applied (a node that just restarted or joined). Only an up-to-date
-	// replica may say "removed"; otherwise the agent retries. A node that
-	// has just restarted waits for an election: the read waits for a
-	// leader as long as the cluster lets requests wait (5 s by default),
-	// within the agent's own wait for an answer, so that a fleet
-	// reconnecting to it is not refused and sent to longer waits.
-	ctx, cancel := context.WithTimeout(conn.Context(), agentCheckWait)
+	// replica may say "removed"; otherwise the agent retries.
+	ctx, cancel := context.WithTimeout(conn.Context(), 2*time.Second)
 	err = g.cfg.Cluster.ConsistentRead(ctx)
 	cancel()
 	if err != nil {
