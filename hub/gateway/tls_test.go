@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
@@ -242,5 +243,53 @@ func TestBurstOfHandshakesIsNotRefused(t *testing.T) {
 	}
 	if refused > 0 {
 		t.Fatalf("%d of %d connections were refused while %d acceptors were busy", refused, burst, h)
+	}
+}
+
+// heldReads is a cluster whose consistent reads wait until released and
+// then answer err.
+type heldReads struct {
+	*flakyCluster
+	release chan struct{}
+	err     error
+}
+
+func (c *heldReads) ConsistentRead(ctx context.Context) error {
+	select {
+	case <-c.release:
+		return c.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TestHandshakesWaitForACurrentReplica: a node that has just started
+// holds handshakes until its first consistent read ends, whether that
+// read succeeds or fails (no quorum: they go ahead then).
+func TestHandshakesWaitForACurrentReplica(t *testing.T) {
+	for _, readErr := range []error{nil, errors.New("no cluster leader")} {
+		release := make(chan struct{})
+		r := newTLSRig(t, true, func(g *Gateway) {
+			g.cfg.Cluster = &heldReads{flakyCluster: g.cfg.Cluster.(*flakyCluster), release: release, err: readErr}
+		})
+		got := make(chan error, 1)
+		go func() {
+			dctx, dcancel := context.WithTimeout(r.ctx, 10*time.Second)
+			defer dcancel()
+			conn, err := r.dial(dctx, nil)
+			if err == nil {
+				conn.CloseWithError(0, "")
+			}
+			got <- err
+		}()
+		select {
+		case err := <-got:
+			t.Fatalf("read answering %v: the handshake ended before the node's first read did: %v", readErr, err)
+		case <-time.After(300 * time.Millisecond):
+		}
+		close(release)
+		if err := <-got; err != nil {
+			t.Fatalf("read answering %v: the handshake after it: %v", readErr, err)
+		}
 	}
 }
