@@ -24,6 +24,7 @@ import (
 	"github.com/wharf-platform/wharf/hub"
 	"github.com/wharf-platform/wharf/hub/hubtest"
 	"github.com/wharf-platform/wharf/hub/state"
+	"github.com/wharf-platform/wharf/internal/gctune"
 	"github.com/wharf-platform/wharf/pkg/apitypes"
 )
 
@@ -81,6 +82,13 @@ func runChurn(b *testing.B) {
 	if apps < 2 || tenants < 1 || hosts < 1 || per < 1 {
 		b.Fatal("churn: need 2+ apps, 1+ tenants, hosts and instances")
 	}
+	// The collector follows the policy a `wharf hub` process runs (one
+	// tuner for the three nodes here, so one budget of collector CPU for
+	// all three); GOGC in the environment overrides it, as it does a hub.
+	gcCtx, gcStop := context.WithCancel(context.Background())
+	gcDone := make(chan struct{})
+	go func() { defer close(gcDone); gctune.Run(gcCtx, gctune.Default) }()
+	defer func() { gcStop(); <-gcDone }()
 	c := hubtest.New(b, 3, hubtest.Options{SuspectAfter: time.Hour, DownAfter: 2 * time.Hour, ProductionRaft: true})
 	defer c.Stop()
 	admin := bootstrap(b, c)
@@ -121,6 +129,7 @@ func runChurn(b *testing.B) {
 	}
 	writeAllocs(b, *churnAllocs, ".start")
 	schedBefore := schedLatencies()
+	gcBefore := gcCycles()
 	roundsBefore := plannerCounts(b, c)
 	churnStart := time.Now()
 	end := churnStart.Add(*churnFor)
@@ -160,6 +169,7 @@ func runChurn(b *testing.B) {
 	cw.Wait()
 	churnTime := time.Since(churnStart)
 	sched := schedLatencies().since(schedBefore)
+	gcDuring := gcCycles() - gcBefore
 	roundsAfter := plannerCounts(b, c)
 	if *churnProfile != "" {
 		pprof.StopCPUProfile()
@@ -198,6 +208,9 @@ func runChurn(b *testing.B) {
 	b.Logf("run-queue wait during the churn (runtime/metrics %s): %d waits, p50 %s, p99 %s, p99.9 %s, max bucket %s",
 		schedLatencyMetric, sched.count(), sched.quantile(0.5), sched.quantile(0.99), sched.quantile(0.999), sched.quantile(1))
 	b.ReportMetric(ms(sched.quantile(0.99)), "runq-wait-p99-ms")
+	b.Logf("collector: %d cycles during the churn, GC percent %d at its end", gcDuring, gctune.CurrentPercent())
+	b.ReportMetric(float64(gcDuring), "gc-cycles")
+	b.ReportMetric(float64(gctune.CurrentPercent()), "gc-percent")
 	rounds, plans, placed := roundsAfter[0]-roundsBefore[0], roundsAfter[1]-roundsBefore[1], roundsAfter[2]-roundsBefore[2]
 	b.Logf("planner: %.0f rounds and %.0f plans committed in %s, placing %.0f instances", rounds, plans, churnTime.Round(time.Millisecond), placed)
 	b.ReportMetric(rounds/churnTime.Seconds(), "planner-rounds/s")
@@ -565,6 +578,13 @@ const schedLatencyMetric = "/sched/latencies:seconds"
 type latencyHist struct {
 	counts  []uint64
 	buckets []float64
+}
+
+// gcCycles is how many collections the process has completed.
+func gcCycles() uint64 {
+	s := []metrics.Sample{{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64()
 }
 
 func schedLatencies() latencyHist {

@@ -71,7 +71,9 @@ func Command(fs *pflag.FlagSet) func(ctx context.Context) error {
 		// as 5% of a core of collector CPU allows, between a quarter of
 		// the live heap (a node holding thousands of agents, whose memory
 		// per agent matters) and 128 MB (a small node taking thousands of
-		// writes a second); e2e/BENCHMARKS.md.
+		// writes a second), or up to four times the live heap within a
+		// quarter of the memory (a large state under churn, whose mark
+		// phases would otherwise delay its requests); e2e/BENCHMARKS.md.
 		go gctune.Run(ctx, gctune.Default)
 		return Run(ctx, cfg)
 	}

@@ -19,18 +19,31 @@
 // the percent to the headroom that keeps the collector within Budget: the
 // headroom is rate × cost / budget, bounded below by MinPercent of the live
 // heap and above by Go's default or a fixed floor (Headroom), whichever is
-// larger. Until a cycle has been measured, the upper bound is used.
+// larger. Until a cycle has been measured, that upper bound is used.
+//
+// A large heap that changes fast (a node holding 50,000 instances under
+// churn) needs more than Go's default to stay within the budget: each
+// cycle marks the whole live heap, and on a node with few cores a mark
+// phase takes a core from the requests it serves for a fifth of a second.
+// There the upper bound rises to MaxPercent, as far as the heap then stays
+// within MemoryCap: the process's memory limit (GOMEMLIMIT) when one is
+// set, else MemoryShare of its cgroup's or the machine's memory.
 //
 // An operator's GOGC is left alone; GOMEMLIMIT still bounds the heap (the
 // runtime collects at the limit whatever the percent).
 package gctune
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"math"
 	"os"
+	"path"
 	"runtime/debug"
 	"runtime/metrics"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -43,13 +56,26 @@ type Config struct {
 	// Headroom is the heap growth allowed between cycles even past Go's
 	// default percent, when the budget needs it (a small, busy heap).
 	Headroom uint64
+	// MaxPercent is the most headroom, as a percent of the live heap, that
+	// the budget may ask for past Go's default and Headroom (a large, busy
+	// heap); only as far as the heap then stays within MemoryCap.
+	MaxPercent int
+	// MemoryCap is the most heap (live and headroom) that a percent past
+	// Go's default and Headroom may lead to; zero: none past them. Run
+	// sets it when zero: GOMEMLIMIT when set, else MemoryShare of the
+	// memory of the process's cgroup or, without a limit there, of the
+	// machine.
+	MemoryCap uint64
+	// MemoryShare is the part of the memory Run gives MemoryCap.
+	MemoryShare float64
 	// Every is how often the percent is reconsidered.
 	Every time.Duration
 }
 
 // Default is the hub's tuning: 5% of a core for the collector, between 25%
-// of the live heap and the larger of Go's default and 128 MB.
-var Default = Config{Budget: 0.05, MinPercent: 25, Headroom: 128 << 20, Every: time.Second}
+// of the live heap and the larger of Go's default and 128 MB, and up to
+// 400% when that is not enough and a quarter of the memory holds it.
+var Default = Config{Budget: 0.05, MinPercent: 25, Headroom: 128 << 20, MaxPercent: 400, MemoryShare: 0.25, Every: time.Second}
 
 // rateDecay is how much of the allocation rate remembered survives a
 // second when allocation slows: a burst keeps the headroom up for a while
@@ -110,6 +136,12 @@ func (t *Tuner) percent(live uint64) int {
 	}
 	room := t.rate * t.cost / t.cfg.Budget
 	p := int(room * 100 / float64(live))
+	if p > upper && t.cfg.MaxPercent > upper && t.cfg.MemoryCap > live {
+		// Past Go's default only when the budget asks for it, and within
+		// the memory allowed.
+		byMemory := float64(t.cfg.MemoryCap-live) * 100 / float64(live)
+		upper = max(upper, int(min(float64(t.cfg.MaxPercent), byMemory)))
+	}
 	return min(max(p, t.cfg.MinPercent), upper)
 }
 
@@ -152,6 +184,9 @@ func Run(ctx context.Context, cfg Config) {
 	if base < 0 {
 		return
 	}
+	if cfg.MemoryCap == 0 && cfg.MemoryShare > 0 {
+		cfg.MemoryCap = memoryCap(cfg.MemoryShare)
+	}
 	buf := make([]metrics.Sample, len(sampleNames))
 	for i, n := range sampleNames {
 		buf[i].Name = n
@@ -176,5 +211,69 @@ func Run(ctx context.Context, cfg Config) {
 			debug.SetGCPercent(p)
 			cur = p
 		}
+	}
+}
+
+// memoryCap is the process's memory limit when GOMEMLIMIT sets one, else
+// share of the memory its cgroup may use or, without a limit there, of
+// the machine's; zero when none of them can be read.
+func memoryCap(share float64) uint64 {
+	if l := debug.SetMemoryLimit(-1); l > 0 && l < math.MaxInt64 {
+		return uint64(l)
+	}
+	total := machineMemory(readFile("/proc/meminfo"))
+	if c := cgroupLimit(readFile("/proc/self/cgroup"), readFile); c > 0 && (total == 0 || c < total) {
+		total = c
+	}
+	return uint64(float64(total) * share)
+}
+
+// readFile returns a file's content, or nil.
+func readFile(name string) []byte {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// machineMemory reads MemTotal from /proc/meminfo's content, in bytes;
+// zero when it is missing.
+func machineMemory(meminfo []byte) uint64 {
+	sc := bufio.NewScanner(bytes.NewReader(meminfo))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 3 && f[0] == "MemTotal:" && f[2] == "kB" {
+			if kb, err := strconv.ParseUint(f[1], 10, 64); err == nil && kb < math.MaxUint64>>10 {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// cgroupLimit is the least memory.max of the process's cgroup (v2, from
+// /proc/self/cgroup's content) and its ancestors, read with read; zero
+// when none sets one.
+func cgroupLimit(self []byte, read func(string) []byte) uint64 {
+	var dir string
+	for _, line := range strings.Split(string(self), "\n") {
+		if rest, ok := strings.CutPrefix(line, "0::"); ok {
+			dir = path.Clean("/" + rest)
+		}
+	}
+	if dir == "" {
+		return 0
+	}
+	var least uint64
+	for {
+		v := strings.TrimSpace(string(read(path.Join("/sys/fs/cgroup", dir, "memory.max"))))
+		if n, err := strconv.ParseUint(v, 10, 64); err == nil && n > 0 && (least == 0 || n < least) {
+			least = n
+		}
+		if dir == "/" {
+			return least
+		}
+		dir = path.Dir(dir)
 	}
 }

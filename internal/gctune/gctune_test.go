@@ -2,6 +2,7 @@ package gctune
 
 import (
 	"context"
+	"math"
 	"runtime"
 	"runtime/debug"
 	"testing"
@@ -137,5 +138,125 @@ func TestRunLeavesGOGCAlone(t *testing.T) {
 	Run(ctx, Config{Budget: 0.05, MinPercent: 25, Headroom: 1 << 20, Every: time.Millisecond})
 	if got := CurrentPercent(); got != 100 {
 		t.Fatalf("GC percent %d with GOGC set, want 100", got)
+	}
+}
+
+// TestTunerGoesPastTheDefaultWithinMemory: a large heap that changes fast
+// gets more headroom than Go's default when the budget asks for it, up to
+// MaxPercent and as far as the memory allowed holds it; the agents' cases
+// and a tuner that has measured no cycle keep their bounds.
+func TestTunerGoesPastTheDefaultWithinMemory(t *testing.T) {
+	t0 := time.Date(2026, 12, 8, 0, 0, 0, 0, time.UTC)
+	with := func(capacity uint64) Config {
+		c := Default
+		c.MemoryCap = capacity
+		return c
+	}
+	for _, tc := range []struct {
+		name       string
+		cfg        Config
+		live       uint64
+		rate, cost float64
+		cycles     bool
+		want       int
+	}{
+		// Three nodes' state under churn: 350 MB live, 300 MB/s, 0.3 s a
+		// cycle. The budget wants 1.8 GB; MaxPercent gives 1.4 GB.
+		{"churn", with(6 << 30), 350 * mb, 300 * mb, 0.3, true, 400},
+		// The same with 1 GB allowed: 674 MB of headroom.
+		{"churn, little memory", with(1 << 30), 350 * mb, 300 * mb, 0.3, true, 192},
+		// Less memory allowed than the live heap: Go's default.
+		{"churn, no memory", with(300 * mb), 350 * mb, 300 * mb, 0.3, true, 100},
+		// No memory cap known: Go's default, as before.
+		{"churn, cap unknown", with(0), 350 * mb, 300 * mb, 0.3, true, 100},
+		// The budget asks for a little more than the default: that much.
+		{"a little more", with(6 << 30), 350 * mb, 100 * mb, 0.2, true, 114},
+		// No cycle measured yet: the bound without the memory's help.
+		{"no cycle yet", with(6 << 30), 350 * mb, 300 * mb, 0, false, 100},
+		// 10,000 agents: as little as before.
+		{"more agents", with(6 << 30), 500 * mb, 15 * mb, 0.75, true, 45},
+		// Busy writes on a small heap, past the 128 MB floor.
+		{"busy writes", with(6 << 30), 45 * mb, 200 * mb, 0.06, true, 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tu := NewTuner(tc.cfg, 100)
+			every := 0
+			if tc.cycles {
+				every = 1
+			}
+			if got := feed(tu, t0, 10, tc.live, tc.rate, every, tc.cost); got < tc.want-2 || got > tc.want+2 {
+				t.Fatalf("percent %d, want ~%d", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestMachineMemory(t *testing.T) {
+	meminfo := "MemTotal:       24582744 kB\nMemFree:         1000000 kB\n"
+	if got, want := machineMemory([]byte(meminfo)), uint64(24582744)<<10; got != want {
+		t.Fatalf("MemTotal %d, want %d", got, want)
+	}
+	for _, bad := range []string{"", "MemFree: 5 kB\n", "MemTotal: lots kB\n", "MemTotal: 5 MB\n"} {
+		if got := machineMemory([]byte(bad)); got != 0 {
+			t.Fatalf("MemTotal %d from %q, want 0", got, bad)
+		}
+	}
+}
+
+func TestCgroupLimitTakesTheLeastOfItsAncestors(t *testing.T) {
+	files := map[string]string{
+		"/sys/fs/cgroup/memory.max":                    "max\n",
+		"/sys/fs/cgroup/system.slice/memory.max":       "8589934592\n",
+		"/sys/fs/cgroup/system.slice/hub/memory.max":   "max\n",
+		"/sys/fs/cgroup/user.slice/memory.max":         "max\n",
+		"/sys/fs/cgroup/tight/memory.max":              "1073741824\n",
+		"/sys/fs/cgroup/tight/inner/memory.max":        "2147483648\n",
+		"/sys/fs/cgroup/broken/memory.max":             "lots\n",
+		"/sys/fs/cgroup/broken/still/memory.max":       "0\n",
+		"/sys/fs/cgroup/system.slice/other/memory.max": "",
+	}
+	read := func(name string) []byte {
+		if v, ok := files[name]; ok {
+			return []byte(v)
+		}
+		return nil
+	}
+	for _, tc := range []struct {
+		self string
+		want uint64
+	}{
+		{"0::/system.slice/hub\n", 8 << 30},
+		{"0::/tight/inner\n", 1 << 30},
+		{"0::/user.slice\n", 0},
+		{"0::/\n", 0},
+		{"0::/broken/still\n", 0},
+		{"0::/no/such/group\n", 0},
+		// cgroup v1 only: nothing known.
+		{"12:memory:/docker/abc\n", 0},
+		{"", 0},
+		// A path that climbs out is cleaned to the root.
+		{"0::/../../etc\n", 0},
+	} {
+		if got := cgroupLimit([]byte(tc.self), read); got != tc.want {
+			t.Errorf("cgroup %q: limit %d, want %d", tc.self, got, tc.want)
+		}
+	}
+}
+
+// TestMemoryCapFollowsGOMEMLIMIT: an operator's memory limit is the cap;
+// without one it is a share of what the process may use.
+func TestMemoryCapFollowsGOMEMLIMIT(t *testing.T) {
+	old := debug.SetMemoryLimit(3 << 30)
+	defer debug.SetMemoryLimit(old)
+	if got := memoryCap(0.25); got != 3<<30 {
+		t.Fatalf("cap %d with a 3 GiB limit, want the limit", got)
+	}
+	debug.SetMemoryLimit(math.MaxInt64)
+	whole := memoryCap(1)
+	if whole == 0 {
+		t.Fatal("no memory size read from /proc/meminfo or the cgroup")
+	}
+	if got := memoryCap(0.25); got < whole/4-1 || got > whole/4+1 {
+		t.Fatalf("cap %d for a quarter of %d", got, whole)
 	}
 }
