@@ -9,10 +9,13 @@ import (
 	"time"
 )
 
-// wharfOp updates the desired instance count of one of 100 apps per worker
-// through PUT /v1/apps/{name} (a committed Raft write of a ~250-byte spec),
-// spreading workers over the hub nodes; writes that reach a follower are
-// forwarded to the leader, as in etcd.
+// wharfOp writes one of 100 apps per worker through PUT /v1/apps/{name}
+// (a committed Raft write of a ~250-byte spec), spreading workers over the
+// hub nodes; writes that reach a follower are forwarded to the leader, as
+// in etcd. After an app's first write its spec stays the same (its count
+// is seq%50 and the app seq%100), as etcdOp puts the same value under a
+// key: each write still commits through Raft, rewrites the app's record
+// with a new index and appends to the audit log, but starts no rollout.
 func wharfOp(ctx context.Context, eps []string, token, tenant string, clients int) (op, func(), error) {
 	if token == "" {
 		return nil, nil, fmt.Errorf("-token is required for wharf")
