@@ -42,6 +42,7 @@ import (
 	"path"
 	"runtime/debug"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -252,28 +253,36 @@ func machineMemory(meminfo []byte) uint64 {
 	return 0
 }
 
-// cgroupLimit is the least memory.max of the process's cgroup (v2, from
-// /proc/self/cgroup's content) and its ancestors, read with read; zero
-// when none sets one.
+// cgroupLimit is the least memory limit of the process's cgroups, from
+// /proc/self/cgroup's content, and of their ancestors, read with read:
+// memory.max under cgroup v2, memory.limit_in_bytes under v1's memory
+// controller (whose "no limit" is a huge number, larger than any
+// machine's memory). Zero when none sets one.
 func cgroupLimit(self []byte, read func(string) []byte) uint64 {
-	var dir string
-	for _, line := range strings.Split(string(self), "\n") {
-		if rest, ok := strings.CutPrefix(line, "0::"); ok {
-			dir = path.Clean("/" + rest)
-		}
-	}
-	if dir == "" {
-		return 0
-	}
 	var least uint64
-	for {
-		v := strings.TrimSpace(string(read(path.Join("/sys/fs/cgroup", dir, "memory.max"))))
-		if n, err := strconv.ParseUint(v, 10, 64); err == nil && n > 0 && (least == 0 || n < least) {
-			least = n
+	for _, line := range strings.Split(string(self), "\n") {
+		f := strings.SplitN(line, ":", 3)
+		if len(f) != 3 {
+			continue
 		}
-		if dir == "/" {
-			return least
+		var root, file string
+		switch {
+		case f[0] == "0" && f[1] == "":
+			root, file = "/sys/fs/cgroup", "memory.max"
+		case slices.Contains(strings.Split(f[1], ","), "memory"):
+			root, file = "/sys/fs/cgroup/memory", "memory.limit_in_bytes"
+		default:
+			continue
 		}
-		dir = path.Dir(dir)
+		for dir := path.Clean("/" + f[2]); ; dir = path.Dir(dir) {
+			v := strings.TrimSpace(string(read(path.Join(root, dir, file))))
+			if n, err := strconv.ParseUint(v, 10, 64); err == nil && n > 0 && (least == 0 || n < least) {
+				least = n
+			}
+			if dir == "/" {
+				break
+			}
+		}
 	}
+	return least
 }

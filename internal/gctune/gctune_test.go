@@ -214,6 +214,10 @@ func TestCgroupLimitTakesTheLeastOfItsAncestors(t *testing.T) {
 		"/sys/fs/cgroup/broken/memory.max":             "lots\n",
 		"/sys/fs/cgroup/broken/still/memory.max":       "0\n",
 		"/sys/fs/cgroup/system.slice/other/memory.max": "",
+		// cgroup v1's memory controller; "no limit" is a huge number.
+		"/sys/fs/cgroup/memory/memory.limit_in_bytes":            "9223372036854771712\n",
+		"/sys/fs/cgroup/memory/docker/memory.limit_in_bytes":     "4294967296\n",
+		"/sys/fs/cgroup/memory/docker/abc/memory.limit_in_bytes": "9223372036854771712\n",
 	}
 	read := func(name string) []byte {
 		if v, ok := files[name]; ok {
@@ -231,8 +235,13 @@ func TestCgroupLimitTakesTheLeastOfItsAncestors(t *testing.T) {
 		{"0::/\n", 0},
 		{"0::/broken/still\n", 0},
 		{"0::/no/such/group\n", 0},
-		// cgroup v1 only: nothing known.
-		{"12:memory:/docker/abc\n", 0},
+		// cgroup v1: the least of the memory controller's limits.
+		{"12:memory:/docker/abc\n", 4 << 30},
+		{"5:cpu,memory:/docker/abc\n", 4 << 30},
+		{"4:memory:/\n", 9223372036854771712},
+		{"3:cpuset:/docker/abc\n", 0},
+		// Hybrid: both, the least wins.
+		{"4:memory:/docker/abc\n0::/tight/inner\n", 1 << 30},
 		{"", 0},
 		// A path that climbs out is cleaned to the root.
 		{"0::/../../etc\n", 0},
