@@ -185,9 +185,7 @@ func Run(ctx context.Context, cfg Config) {
 	if base < 0 {
 		return
 	}
-	if cfg.MemoryCap == 0 && cfg.MemoryShare > 0 {
-		cfg.MemoryCap = memoryCap(cfg.MemoryShare)
-	}
+	cfg = cfg.withMemoryCap()
 	buf := make([]metrics.Sample, len(sampleNames))
 	for i, n := range sampleNames {
 		buf[i].Name = n
@@ -213,6 +211,15 @@ func Run(ctx context.Context, cfg Config) {
 			cur = p
 		}
 	}
+}
+
+// withMemoryCap returns c with MemoryCap set from the process's memory
+// when it is zero and MemoryShare asks for one.
+func (c Config) withMemoryCap() Config {
+	if c.MemoryCap == 0 && c.MemoryShare > 0 {
+		c.MemoryCap = memoryCap(c.MemoryShare)
+	}
+	return c
 }
 
 // memoryCap is the process's memory limit when GOMEMLIMIT sets one, else

@@ -268,4 +268,19 @@ func TestMemoryCapFollowsGOMEMLIMIT(t *testing.T) {
 	if got := memoryCap(0.25); got < whole/4-1 || got > whole/4+1 {
 		t.Fatalf("cap %d for a quarter of %d", got, whole)
 	}
+	// What Run tunes with: the hub's config gets its cap from the
+	// memory; a cap given, or no share, stays.
+	if got := Default.withMemoryCap().MemoryCap; got < whole/4-1 || got > whole/4+1 {
+		t.Fatalf("the default config's cap %d, want a quarter of %d", got, whole)
+	}
+	given := Default
+	given.MemoryCap = 1 << 30
+	if got := given.withMemoryCap().MemoryCap; got != 1<<30 {
+		t.Fatalf("a given cap became %d", got)
+	}
+	none := Default
+	none.MemoryShare = 0
+	if got := none.withMemoryCap().MemoryCap; got != 0 {
+		t.Fatalf("no share gave a cap of %d", got)
+	}
 }
